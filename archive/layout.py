@@ -1,0 +1,131 @@
+"""Cell layouts: which cell of the elite map a measures vector falls in.
+
+Grid: each measure's [low, high] is cut into ``bins`` equal intervals; values outside
+are clipped into the edge cells; cells are numbered in row-major (C) order, exactly as
+``ribs.archives.GridArchive.index_of``. CVT: the cell is the nearest centroid;
+centroids come from k-means over uniform samples (``ribs``' CVT construction) once, and
+are stored with the campaign so every resume uses the same cells.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+if TYPE_CHECKING:  # ribs takes seconds to import; only proposers and figures need it
+    from ribs.archives import CVTArchive, GridArchive
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasureAxis:
+    name: str
+    low: float
+    high: float
+    bins: int
+
+
+class CellLayout:
+    """The cells of an elite map, with the ribs archive that indexes them."""
+
+    def __init__(self, kind: str, axes: list[MeasureAxis], centroids: np.ndarray | None = None) -> None:
+        if kind not in ("grid", "cvt"):
+            raise ValueError(f"unknown archive type {kind!r}")
+        if kind == "cvt" and centroids is None:
+            raise ValueError("a CVT layout needs centroids")
+        self.kind = kind
+        self.axes = axes
+        self.centroids = None if centroids is None else np.asarray(centroids, dtype=float)
+        self._tree: cKDTree | None = None
+
+    @property
+    def measure_names(self) -> list[str]:
+        return [a.name for a in self.axes]
+
+    @property
+    def ranges(self) -> list[tuple[float, float]]:
+        return [(a.low, a.high) for a in self.axes]
+
+    @property
+    def dims(self) -> list[int]:
+        return [a.bins for a in self.axes]
+
+    @property
+    def cells(self) -> int:
+        if self.kind == "grid":
+            return int(np.prod(self.dims))
+        assert self.centroids is not None
+        return len(self.centroids)
+
+    def make_archive(self, solution_dim: int, **kwargs: Any) -> GridArchive | CVTArchive:
+        """A fresh ribs archive over these cells (``kwargs`` go to its constructor)."""
+        from ribs.archives import CVTArchive, GridArchive
+
+        if self.kind == "grid":
+            return GridArchive(solution_dim=solution_dim, dims=self.dims, ranges=self.ranges, **kwargs)
+        return CVTArchive(solution_dim=solution_dim, centroids=self.centroids, ranges=self.ranges, **kwargs)
+
+    def index_of(self, measures: np.ndarray) -> np.ndarray:
+        """Cell indices of an (n, k) array of measures."""
+        measures = np.atleast_2d(np.asarray(measures, dtype=float))
+        if len(measures) == 0:
+            return np.zeros(0, dtype=int)
+        if self.kind == "grid":
+            lows = np.array([a.low for a in self.axes])
+            highs = np.array([a.high for a in self.axes])
+            dims = np.array(self.dims)
+            # ribs' rule: floor((m - low) / (high - low) * bins), clipped into [0, bins - 1].
+            idx = np.floor((measures - lows) / (highs - lows) * dims).astype(np.int64)
+            idx = np.clip(idx, 0, dims - 1)
+            return np.ravel_multi_index(tuple(idx.T), tuple(dims)).astype(int)
+        return self._kd_tree().query(measures)[1].astype(int)
+
+    def _kd_tree(self) -> cKDTree:
+        if self._tree is None:
+            self._tree = cKDTree(self.centroids)
+        return self._tree
+
+    def cell_bounds(self, cell: int) -> list[tuple[float, float]]:
+        """The measure-space box of a grid cell."""
+        idx = np.unravel_index(cell, tuple(self.dims))
+        out = []
+        for a, i in zip(self.axes, idx, strict=True):
+            width = (a.high - a.low) / a.bins
+            out.append((a.low + i * width, a.low + (i + 1) * width))
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "axes": [dataclasses.asdict(a) for a in self.axes],
+            "centroids": None if self.centroids is None else self.centroids.tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CellLayout:
+        centroids = data.get("centroids")
+        return cls(
+            data["kind"],
+            [MeasureAxis(**a) for a in data["axes"]],
+            None if centroids is None else np.asarray(centroids, dtype=float),
+        )
+
+    @classmethod
+    def build(cls, kind: str, axes: list[MeasureAxis], cells: int | None = None,
+              samples: int = 25_000, seed: int = 0) -> CellLayout:
+        """A new layout; for CVT, k-means centroids drawn once from ``seed``."""
+        if kind == "grid":
+            return cls("grid", axes)
+        if not cells:
+            raise ValueError("a CVT layout needs a number of cells")
+        from ribs.archives import k_means_centroids
+
+        ranges = np.array([(a.low, a.high) for a in axes])
+        rng = np.random.default_rng(seed)
+        pts = rng.uniform(ranges[:, 0], ranges[:, 1], size=(max(samples, cells), len(axes)))
+        centroids = k_means_centroids(centroids=cells, ranges=ranges, samples=pts, seed=seed)
+        if isinstance(centroids, tuple):
+            centroids = centroids[0]
+        return cls("cvt", axes, np.asarray(centroids, dtype=float))

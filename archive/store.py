@@ -1,0 +1,616 @@
+"""The store: every campaign, evaluation, elite and checkpoint, in SQL.
+
+Rules it keeps, whatever calls it:
+
+- an evaluation row exists (``pending``) before its work is dispatched;
+- a result is recorded once: a second result for a finished evaluation is ignored;
+- recording a result and replacing its cell's elite happen in one transaction, and an
+  elite is replaced only by a strictly better fitness (``fitness = objective`` when
+  maximising, ``-objective`` when minimising);
+- statistics come from SQL aggregates, never from loading every row.
+
+SQLite runs in WAL mode with a busy timeout and takes its write lock at the start of
+each write transaction (``BEGIN IMMEDIATE``), so a read never has to upgrade to a write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from archive.models import Campaign, Checkpoint, Elite, Evaluation, ProposerCall
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+RETRY_WINDOW_S = float(os.environ.get("ATLAS_DB_RETRY_S", "120"))
+log = logging.getLogger("entropy_atlas.store")
+
+
+class StorageError(RuntimeError):
+    """The storage cannot be opened or reached."""
+
+
+@dataclasses.dataclass
+class CampaignRecord:
+    """A campaign row."""
+
+    id: int
+    name: str
+    spec: dict[str, Any]
+    spec_hash: str
+    status: str
+    layout: dict[str, Any]
+    lease_holder: str | None
+    lease_expires: float | None
+    created_at: float
+    updated_at: float
+
+
+@dataclasses.dataclass
+class NewEvaluation:
+    """A row to write before dispatch."""
+
+    seq: int
+    params: dict[str, Any]
+    x: list[float]
+    proposer: str
+    proposal: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Result:
+    """The outcome of one evaluation, as the scheduler records it."""
+
+    evaluation_id: int
+    status: str  # "done" | "failed"
+    objective: float | None = None
+    measures: dict[str, float] | None = None
+    metrics: dict[str, Any] | None = None
+    cell: int | None = None
+    error: str | None = None
+    worker: str | None = None
+
+
+@dataclasses.dataclass
+class Stats:
+    """A campaign's progress and map quality."""
+
+    counts: dict[str, int]
+    created: int
+    finished: int
+    elites: int
+    cells: int
+    coverage: float
+    qd_score: float
+    best_objective: float | None
+    best_evaluation_id: int | None
+
+
+def reconnecting(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Retry a whole transaction while the database is unreachable (a restart, a dropped
+    connection, a locked SQLite file), with backoff, for up to ``retry_s`` seconds.
+
+    Each store method is one transaction, so running it again is safe; ``add_pending``
+    recognises rows that an attempt committed before its connection dropped.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + self.retry_s
+        delay = 0.2
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except (OperationalError, InterfaceError) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StorageError(f"lost the storage for {self.retry_s:g} s: {exc.orig}") from None
+                log.warning("storage unavailable (%s); retrying in %.1f s", str(exc.orig).strip(), delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    return wrapper
+
+
+def _is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite in WAL mode with a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StorageError(f"not a storage URL: {url!r} ({exc})") from None
+    if _is_sqlite(url):
+        memory = parsed.database in (None, "", ":memory:")
+        if not memory:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            poolclass=StaticPool if memory else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            immediate = conn.get_execution_options().get("atlas_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        connect_args["connect_timeout"] = 5
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def migrate(engine: Engine) -> None:
+    """Apply Alembic migrations up to head (a no-op when already there)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current == head:
+        return
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Store:
+    """All reads and writes of the archive for one storage URL."""
+
+    def __init__(self, url: str, retry_s: float = RETRY_WINDOW_S) -> None:
+        self.url = url
+        self.retry_s = retry_s
+        self.engine = make_engine(url)
+        self._write_engine = self.engine.execution_options(atlas_write=True)
+        self._prepare_statements()
+        try:
+            migrate(self.engine)
+        except OperationalError as exc:
+            shown = make_url(url).render_as_string(hide_password=True)
+            raise StorageError(f"cannot open storage {shown}: {exc.orig}") from None
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction (SQLite: BEGIN IMMEDIATE)."""
+        with self._write_engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- campaigns -----------------------------------------------------------
+    @reconnecting
+    def create_campaign(self, name: str, spec: dict[str, Any], spec_hash: str,
+                        layout: dict[str, Any]) -> CampaignRecord:
+        now = time.time()
+        with self.write() as conn:
+            conn.execute(
+                Campaign.__table__.insert().values(
+                    name=name, spec=spec, spec_hash=spec_hash, status="created",
+                    layout=layout, created_at=now, updated_at=now,
+                )
+            )
+        campaign = self.campaign(name)
+        assert campaign is not None
+        return campaign
+
+    @reconnecting
+    def campaign(self, name: str) -> CampaignRecord | None:
+        with self.read() as conn:
+            row = conn.execute(select(Campaign.__table__).where(Campaign.name == name)).mappings().first()
+        return _to_campaign(row)
+
+    @reconnecting
+    def campaigns(self) -> list[CampaignRecord]:
+        with self.read() as conn:
+            rows = conn.execute(select(Campaign.__table__).order_by(Campaign.id)).mappings().all()
+        return [c for r in rows if (c := _to_campaign(r)) is not None]
+
+    @reconnecting
+    def update_campaign(self, campaign_id: int, **values: Any) -> None:
+        values["updated_at"] = time.time()
+        with self.write() as conn:
+            conn.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values))
+
+    # -- leases --------------------------------------------------------------
+    @reconnecting
+    def acquire_lease(self, campaign_id: int, holder: str, ttl_s: float,
+                      holder_is_dead: Callable[[str], bool] = lambda _h: False) -> str | None:
+        """Take the campaign's lease; returns ``None`` on success, else the live holder.
+
+        A lease is free when nobody holds it, when it has expired, when ``holder`` holds
+        it already, or when ``holder_is_dead`` says its holder's process is gone.
+        """
+        now = time.time()
+        with self.write() as conn:
+            row = conn.execute(
+                select(Campaign.lease_holder, Campaign.lease_expires).where(Campaign.id == campaign_id)
+            ).one()
+            current, expires = row
+            free = (
+                current is None
+                or current == holder
+                or (expires is not None and expires < now)
+                or holder_is_dead(current)
+            )
+            if not free:
+                return str(current)
+            conn.execute(
+                update(Campaign).where(Campaign.id == campaign_id)
+                .values(lease_holder=holder, lease_expires=now + ttl_s, updated_at=now)
+            )
+        return None
+
+    @reconnecting
+    def renew_lease(self, campaign_id: int, holder: str, ttl_s: float) -> bool:
+        """Extend the lease; ``False`` when ``holder`` no longer holds it."""
+        now = time.time()
+        with self.write() as conn:
+            res = conn.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id, Campaign.lease_holder == holder)
+                .values(lease_expires=now + ttl_s, updated_at=now)
+            )
+        return res.rowcount == 1
+
+    @reconnecting
+    def release_lease(self, campaign_id: int, holder: str) -> None:
+        with self.write() as conn:
+            conn.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id, Campaign.lease_holder == holder)
+                .values(lease_holder=None, lease_expires=None, updated_at=time.time())
+            )
+
+    # -- evaluations: writes -------------------------------------------------
+    @reconnecting
+    def add_pending(self, campaign_id: int, rows: Sequence[NewEvaluation],
+                    checkpoint: tuple[str, bytes] | None = None,
+                    calls: Sequence[dict[str, Any]] = ()) -> list[int]:
+        """Write new ``pending`` rows, the proposer checkpoint and the proposer calls that
+        produced them, in one transaction. Returns the rows' ids."""
+        if not rows and not calls:
+            return []
+        now = time.time()
+        table = Evaluation.__table__
+        ids: list[int] = []
+        with self.write() as conn:
+            if calls:
+                conn.execute(ProposerCall.__table__.insert(),
+                             [{"campaign_id": campaign_id, "created_at": now, **c} for c in calls])
+            if rows:
+                if self._rows_exist(conn, campaign_id, rows):
+                    return self._ids_of(conn, campaign_id, rows)  # an earlier attempt committed them
+                result = conn.execute(
+                    table.insert().returning(table.c.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "campaign_id": campaign_id, "seq": r.seq, "params": r.params, "x": r.x,
+                            "proposer": r.proposer, "proposal": r.proposal, "status": "pending",
+                            "attempts": 0, "created_at": now,
+                        }
+                        for r in rows
+                    ],
+                )
+                ids = [row[0] for row in result]
+            if checkpoint is not None:
+                self._save_checkpoint(conn, campaign_id, *checkpoint)
+        return ids
+
+    @staticmethod
+    def _rows_exist(conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation]) -> bool:
+        return conn.execute(
+            select(func.count()).select_from(Evaluation)
+            .where(Evaluation.campaign_id == campaign_id, Evaluation.seq == rows[0].seq)
+        ).scalar_one() > 0
+
+    @staticmethod
+    def _ids_of(conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation]) -> list[int]:
+        seqs = [r.seq for r in rows]
+        found = dict(conn.execute(
+            select(Evaluation.seq, Evaluation.id)
+            .where(Evaluation.campaign_id == campaign_id, Evaluation.seq.in_(seqs))
+        ).all())
+        if len(found) != len(seqs):
+            raise IntegrityError("evaluation rows partly exist", params=None, orig=Exception("seq clash"))
+        return [found[q] for q in seqs]
+
+    @reconnecting
+    def mark_running(self, ids: Sequence[int], worker: str | None = None) -> None:
+        """Count a dispatch: status ``running``, ``attempts`` + 1."""
+        if not ids:
+            return
+        with self.write() as conn:
+            conn.execute(
+                update(Evaluation)
+                .where(Evaluation.id.in_(list(ids)), Evaluation.status.in_(("pending", "running")))
+                .values(status="running", attempts=Evaluation.attempts + 1,
+                        started_at=time.time(), worker=worker)
+            )
+
+    @reconnecting
+    def requeue(self, ids: Sequence[int]) -> None:
+        """Put unfinished evaluations back to ``pending`` (their worker was lost)."""
+        if not ids:
+            return
+        with self.write() as conn:
+            conn.execute(
+                update(Evaluation)
+                .where(Evaluation.id.in_(list(ids)), Evaluation.status == "running")
+                .values(status="pending")
+            )
+
+    @reconnecting
+    def record_results(self, campaign_id: int, results: Sequence[Result], sign: float,
+                       checkpoint: tuple[str, bytes] | None = None) -> list[bool]:
+        """Record results and update elites in one transaction.
+
+        Returns, for each result, whether it was recorded (``False``: the evaluation
+        had a result already, or does not exist). ``sign`` is +1 when maximising and
+        -1 when minimising.
+        """
+        if not results:
+            return []
+        for r in results:
+            if r.status == "done" and (r.objective is None or not math.isfinite(r.objective) or r.cell is None):
+                raise ValueError(f"evaluation {r.evaluation_id}: a done result needs a finite objective and a cell")
+        now = time.time()
+        ids = [r.evaluation_id for r in results]
+        with self.write() as conn:
+            open_query = select(Evaluation.id).where(
+                Evaluation.campaign_id == campaign_id, Evaluation.id.in_(ids),
+                Evaluation.status.in_(("pending", "running")),
+            )
+            if self.dialect == "postgresql":
+                open_query = open_query.with_for_update()
+            open_ids = set(conn.execute(open_query).scalars())
+            last = conn.execute(
+                select(func.coalesce(func.max(Evaluation.finished_seq), 0))
+                .where(Evaluation.campaign_id == campaign_id)
+            ).scalar_one()
+            rows, best_in_cell, recorded, seen = [], {}, [], set()
+            for r in results:
+                ok = r.evaluation_id in open_ids and r.evaluation_id not in seen
+                recorded.append(ok)
+                if not ok:
+                    continue
+                seen.add(r.evaluation_id)
+                last += 1
+                done = r.status == "done"
+                rows.append({
+                    "eid": r.evaluation_id, "status": r.status,
+                    "objective": r.objective if done else None, "measures": r.measures,
+                    "metrics": r.metrics, "cell": r.cell if done else None, "error": r.error,
+                    "worker": r.worker, "finished_at": now, "finished_seq": last,
+                })
+                if done:
+                    assert r.objective is not None and r.cell is not None
+                    fitness = sign * r.objective
+                    held = best_in_cell.get(r.cell)
+                    if held is None or fitness > held["fitness"]:
+                        best_in_cell[r.cell] = {
+                            "campaign_id": campaign_id, "cell": r.cell, "evaluation_id": r.evaluation_id,
+                            "objective": r.objective, "fitness": fitness,
+                        }
+            if rows:
+                conn.execute(self._record_stmt, rows)
+            if best_in_cell:
+                conn.execute(self._elite_stmt, list(best_in_cell.values()))
+            if checkpoint is not None:
+                self._save_checkpoint(conn, campaign_id, *checkpoint)
+        return recorded
+
+    def _prepare_statements(self) -> None:
+        table = Evaluation.__table__
+        self._record_stmt = (
+            update(table)
+            .where(table.c.id == bindparam("eid"),
+                   or_(table.c.status == "pending", table.c.status == "running"))
+            .values({name: bindparam(name) for name in (
+                "status", "objective", "measures", "metrics", "cell", "error", "worker",
+                "finished_at", "finished_seq")})
+        )
+        elites = Elite.__table__
+        upsert = pg_insert(elites) if self.dialect == "postgresql" else sqlite_insert(elites)
+        self._elite_stmt = upsert.on_conflict_do_update(
+            index_elements=[elites.c.campaign_id, elites.c.cell],
+            set_={
+                "evaluation_id": upsert.excluded.evaluation_id,
+                "objective": upsert.excluded.objective,
+                "fitness": upsert.excluded.fitness,
+            },
+            where=elites.c.fitness < upsert.excluded.fitness,
+        )
+
+    # -- checkpoints ---------------------------------------------------------
+    def _save_checkpoint(self, conn: Connection, campaign_id: int, proposer: str, state: bytes) -> None:
+        table = Checkpoint.__table__
+        ins = pg_insert(table) if self.dialect == "postgresql" else sqlite_insert(table)
+        ins = ins.values(campaign_id=campaign_id, proposer=proposer, state=state, created_at=time.time())
+        conn.execute(ins.on_conflict_do_update(
+            index_elements=[table.c.campaign_id, table.c.proposer],
+            set_={"state": ins.excluded.state, "created_at": ins.excluded.created_at},
+        ))
+
+    @reconnecting
+    def save_checkpoint(self, campaign_id: int, proposer: str, state: bytes) -> None:
+        with self.write() as conn:
+            self._save_checkpoint(conn, campaign_id, proposer, state)
+
+    @reconnecting
+    def load_checkpoint(self, campaign_id: int, proposer: str) -> bytes | None:
+        with self.read() as conn:
+            return conn.execute(
+                select(Checkpoint.state)
+                .where(Checkpoint.campaign_id == campaign_id, Checkpoint.proposer == proposer)
+            ).scalar_one_or_none()
+
+    @reconnecting
+    def calls(self, campaign_id: int, proposer: str | None = None) -> list[dict[str, Any]]:
+        """Proposer calls in the order they were made."""
+        query = select(ProposerCall.__table__).where(ProposerCall.campaign_id == campaign_id)
+        if proposer is not None:
+            query = query.where(ProposerCall.proposer == proposer)
+        with self.read() as conn:
+            return [dict(r) for r in conn.execute(query.order_by(ProposerCall.id)).mappings().all()]
+
+    # -- evaluations: reads --------------------------------------------------
+    @reconnecting
+    def count_created(self, campaign_id: int) -> int:
+        with self.read() as conn:
+            return conn.execute(
+                select(func.count()).select_from(Evaluation).where(Evaluation.campaign_id == campaign_id)
+            ).scalar_one()
+
+    @reconnecting
+    def next_seq(self, campaign_id: int) -> int:
+        with self.read() as conn:
+            return conn.execute(
+                select(func.coalesce(func.max(Evaluation.seq) + 1, 0))
+                .where(Evaluation.campaign_id == campaign_id)
+            ).scalar_one()
+
+    @reconnecting
+    def unfinished(self, campaign_id: int) -> list[dict[str, Any]]:
+        """Evaluations written but not finished (``pending`` or ``running``), by seq."""
+        with self.read() as conn:
+            rows = conn.execute(
+                select(Evaluation.__table__)
+                .where(Evaluation.campaign_id == campaign_id,
+                       Evaluation.status.in_(("pending", "running")))
+                .order_by(Evaluation.seq)
+            ).mappings().all()
+        return [_evaluation_dict(r) for r in rows]
+
+    @reconnecting
+    def evaluations(self, campaign_id: int, status: str | None = None,
+                    order_by: str = "seq") -> list[dict[str, Any]]:
+        """Evaluation rows as dicts (``order_by``: ``seq`` or ``finished_seq``)."""
+        query = select(Evaluation.__table__).where(Evaluation.campaign_id == campaign_id)
+        if status is not None:
+            query = query.where(Evaluation.status == status)
+        query = query.order_by(getattr(Evaluation, order_by), Evaluation.seq)
+        with self.read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_evaluation_dict(r) for r in rows]
+
+    @reconnecting
+    def evaluation(self, campaign_id: int, evaluation_id: int) -> dict[str, Any] | None:
+        with self.read() as conn:
+            row = conn.execute(
+                select(Evaluation.__table__).where(Evaluation.campaign_id == campaign_id,
+                                                   Evaluation.id == evaluation_id)
+            ).mappings().first()
+        return None if row is None else _evaluation_dict(row)
+
+    @reconnecting
+    def elites(self, campaign_id: int, top: int | None = None) -> list[dict[str, Any]]:
+        """Elites joined with their evaluation, best fitness first."""
+        query = (
+            select(Elite.cell, Elite.evaluation_id, Elite.objective, Elite.fitness,
+                   Evaluation.measures, Evaluation.params, Evaluation.x, Evaluation.seq,
+                   Evaluation.proposer)
+            .join(Evaluation, Evaluation.id == Elite.evaluation_id)
+            .where(Elite.campaign_id == campaign_id)
+            .order_by(Elite.fitness.desc(), Elite.cell)
+        )
+        if top is not None:
+            query = query.limit(top)
+        with self.read() as conn:
+            return [dict(r) for r in conn.execute(query).mappings().all()]
+
+    @reconnecting
+    def stats(self, campaign_id: int, cells: int, qd_offset: float = 0.0) -> Stats:
+        """Counts by status, coverage, QD-score = sum over elites of (fitness - offset), best."""
+        with self.read() as conn:
+            counts = dict(conn.execute(
+                select(Evaluation.status, func.count())
+                .where(Evaluation.campaign_id == campaign_id)
+                .group_by(Evaluation.status)
+            ).all())
+            n_elites, fit_sum = conn.execute(
+                select(func.count(), func.coalesce(func.sum(Elite.fitness), 0.0))
+                .where(Elite.campaign_id == campaign_id)
+            ).one()
+            best = conn.execute(
+                select(Elite.objective, Elite.evaluation_id)
+                .where(Elite.campaign_id == campaign_id)
+                .order_by(Elite.fitness.desc()).limit(1)
+            ).first()
+        counts = {s: int(counts.get(s, 0)) for s in ("pending", "running", "done", "failed")}
+        return Stats(
+            counts=counts,
+            created=sum(counts.values()),
+            finished=counts["done"] + counts["failed"],
+            elites=int(n_elites),
+            cells=cells,
+            coverage=n_elites / cells if cells else 0.0,
+            qd_score=float(fit_sum) - qd_offset * int(n_elites),
+            best_objective=None if best is None else float(best[0]),
+            best_evaluation_id=None if best is None else int(best[1]),
+        )
+
+    @reconnecting
+    def proposer_counts(self, campaign_id: int) -> dict[str, dict[str, int]]:
+        """For each proposer, how many of its evaluations are in each status."""
+        with self.read() as conn:
+            rows = conn.execute(
+                select(Evaluation.proposer, Evaluation.status, func.count())
+                .where(Evaluation.campaign_id == campaign_id)
+                .group_by(Evaluation.proposer, Evaluation.status)
+            ).all()
+        out: dict[str, dict[str, int]] = {}
+        for proposer, status, n in rows:
+            out.setdefault(proposer, {})[status] = int(n)
+        return out
+
+
+def _to_campaign(row: Any) -> CampaignRecord | None:
+    if row is None:
+        return None
+    return CampaignRecord(**{f.name: row[f.name] for f in dataclasses.fields(CampaignRecord)})
+
+
+def _evaluation_dict(row: Any) -> dict[str, Any]:
+    return dict(row)

@@ -1,0 +1,31 @@
+"""Helpers shared by the benchmarks (not part of the package)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+def noop(params: dict, ctx: object) -> dict:
+    """The no-op evaluator of the throughput benchmark."""
+    return {"objective": float(params["a"]), "measures": {"ma": float(params["a"]), "mb": float(params["b"])}}
+
+
+class Sleeper:
+    """Sleeps ``config.sleep_s`` seconds per evaluation, then answers like :func:`noop`."""
+
+    def setup(self, config: dict, ctx: object) -> None:
+        self.sleep_s = float(config.get("sleep_s", 0.05))
+
+    def evaluate(self, params: dict, ctx: object) -> dict:
+        import time
+
+        time.sleep(self.sleep_s)
+        return noop(params, ctx)

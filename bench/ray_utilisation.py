@@ -1,0 +1,58 @@
+"""Ray utilisation: 2 workers on fixed-length evaluations; busy time / wall time.
+
+busy = Σ evaluation seconds (measured inside the worker); wall = 2 workers × (last result
+recorded − first evaluation dispatched). Ray's start-up is outside the window.
+
+    python bench/ray_utilisation.py [--evals 400] [--sleep 0.05 0.01]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import _common  # noqa: F401
+
+
+def utilisation(sleep_s: float, evals: int, workdir: Path) -> tuple[float, float]:
+    import archive
+    from search import api
+
+    name = f"util-{int(sleep_s * 1000)}ms"
+    spec = {
+        "name": name,
+        "evaluator": {"kind": "python", "target": "bench._common:Sleeper", "config": {"sleep_s": sleep_s}},
+        "space": {"a": {"type": "float", "low": 0, "high": 1}, "b": {"type": "float", "low": 0, "high": 1}},
+        "measures": [{"name": "ma", "low": 0, "high": 1, "bins": 10}, {"name": "mb", "low": 0, "high": 1, "bins": 10}],
+        "search": {"algorithm": "map-elites", "budget": evals, "batch_size": 2, "max_in_flight": 4, "seed": 0},
+        "resources": {"num_cpus": 1},
+    }
+    url = f"sqlite:///{workdir / 'util.db'}"
+    api.run(spec, storage=url, executor="ray")
+    rows = archive.open(url).campaign(name).evaluations()
+    busy = sum(r["metrics"]["eval_seconds"] for r in rows)
+    wall = max(r["finished_at"] for r in rows) - min(r["started_at"] for r in rows)
+    return busy / (2 * wall), evals / wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--evals", type=int, default=400)
+    parser.add_argument("--sleep", type=float, nargs="+", default=[0.05, 0.01])
+    args = parser.parse_args()
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for sleep_s in args.sleep:
+                util, rate = utilisation(sleep_s, args.evals, Path(tmp))
+                print(f"{sleep_s * 1000:.0f} ms evaluations, 2 workers: utilisation {util:.1%}, {rate:.1f} evals/s "
+                      f"(ideal {2 / sleep_s:.0f}/s)", flush=True)
+    finally:
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

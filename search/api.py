@@ -1,0 +1,93 @@
+"""The Python API: the same operations as the command line.
+
+    from search import api
+    stats = api.run("examples/quickstart.yaml", storage="sqlite:///atlas.db", executor="inline")
+    stats = api.resume("quickstart", storage="sqlite:///atlas.db")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from archive.store import Stats, Store
+from search.campaigns import open_campaign, stored_spec
+from search.proposers import build_proposer
+from search.proposers.base import ProposerContext
+from search.scheduler import Scheduler
+from search.space import SearchSpace
+from search.spec import CampaignSpec, load_spec, parse_spec
+from workers.executors import ExecutorConfig, make_executor
+
+DEFAULT_STORAGE = "sqlite:///atlas.db"
+
+
+def default_storage() -> str:
+    return os.environ.get("ATLAS_STORAGE", DEFAULT_STORAGE)
+
+
+def as_spec(spec_or_path: CampaignSpec | dict[str, Any] | str | Path) -> CampaignSpec:
+    if isinstance(spec_or_path, CampaignSpec):
+        return spec_or_path
+    if isinstance(spec_or_path, dict):
+        return parse_spec(spec_or_path)
+    return load_spec(spec_or_path)
+
+
+def executor_config(spec: CampaignSpec) -> ExecutorConfig:
+    return ExecutorConfig(
+        kind=spec.evaluator.kind, config=dict(spec.evaluator.config), target=spec.evaluator.target,
+        measure_names=[m.name for m in spec.measures], campaign=spec.name,
+        num_cpus=spec.resources.num_cpus, num_gpus=spec.resources.num_gpus,
+        timeout_s=spec.resources.timeout_s, max_in_flight=spec.search.max_in_flight,
+    )
+
+
+def proposer_context(spec: CampaignSpec, layout: Any) -> ProposerContext:
+    return ProposerContext(
+        space=SearchSpace(spec.space), layout=layout, options=dict(spec.search.options),
+        batch_size=spec.search.batch_size, seed=spec.search.seed,
+        objective_name=spec.objective.name, maximize=spec.objective.direction == "maximize",
+        qd_offset=spec.archive.qd_offset, evaluator_kind=spec.evaluator.kind,
+        evaluator_config=dict(spec.evaluator.config), goal=spec.name,
+    )
+
+
+def _run(store: Store, spec: CampaignSpec, executor: str, address: str | None,
+         progress: Callable[[Stats], None] | None) -> Stats:
+    from archive.layout import CellLayout
+
+    campaign = open_campaign(store, spec)
+    layout = CellLayout.from_json(campaign.layout)
+    proposer = build_proposer(spec.search.algorithm, proposer_context(spec, layout))
+    ex = make_executor(executor, executor_config(spec), address=address)
+    return Scheduler(store, campaign, spec, proposer, ex, progress=progress).run()
+
+
+def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str | None = None,
+        executor: str = "ray", address: str | None = None, name: str | None = None,
+        budget: int | None = None, progress: Callable[[Stats], None] | None = None) -> Stats:
+    """Create the campaign (or continue it if the same spec exists) and run it to budget."""
+    spec = as_spec(spec_or_path)
+    if name is not None or budget is not None:
+        spec = spec.with_overrides(name=name, budget=budget)
+    store = Store(storage or default_storage())
+    try:
+        return _run(store, spec, executor, address, progress)
+    finally:
+        store.close()
+
+
+def resume(name: str, storage: str | None = None, executor: str = "ray", address: str | None = None,
+           budget: int | None = None, progress: Callable[[Stats], None] | None = None) -> Stats:
+    """Continue a stopped or killed campaign from what its storage holds."""
+    store = Store(storage or default_storage())
+    try:
+        _, spec = stored_spec(store, name)
+        if budget is not None:
+            spec = spec.with_overrides(budget=budget)
+        return _run(store, spec, executor, address, progress)
+    finally:
+        store.close()

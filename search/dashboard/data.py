@@ -1,0 +1,878 @@
+"""The dashboard's read model: what each page shows, computed from the archive in SQL.
+
+Everything here only reads. The heavy views (the QD-score trajectory, objective against
+measures, proposer attribution) come from one *series* per campaign: every finished
+evaluation in the order its result was recorded (``finished_seq``), as NumPy columns.
+A series is loaded once and then extended with only the rows recorded since, so a page
+that polls a running campaign costs one indexed range query per new batch.
+
+The trajectory replays the archive's own rule: a cell's elite is replaced only by a
+strictly better fitness (``fitness = objective`` when maximising, ``-objective`` when
+minimising), and
+
+    QD-score(t) = Σ over cells filled after t results of (best fitness in the cell - offset)
+
+so its last value equals :meth:`archive.store.Store.stats`' ``qd_score``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Text, case, cast, func, select
+
+from archive.layout import CellLayout
+from archive.models import Campaign, Elite, Evaluation
+from archive.store import Store
+
+CAMPAIGNS = Campaign.__table__
+EVALUATIONS = Evaluation.__table__
+ELITES = Elite.__table__
+
+#: Bins per continuous coordinate of the exploration entropy (as ``search.exploration``).
+EXPLORATION_BINS = 10
+VORONOI_RESOLUTION = 200
+
+
+class CampaignNotFound(LookupError):
+    """No campaign of that name in the storage."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name = name
+        self.known = list(known)
+        listed = ", ".join(self.known) if self.known else "none"
+        super().__init__(f"no campaign named {name!r} in this storage (campaigns: {listed})")
+
+
+class EvaluationNotFound(LookupError):
+    """No evaluation of that id in the campaign."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CampaignInfo:
+    """A campaign row, without its layout, with what the pages need from its spec."""
+
+    id: int
+    name: str
+    status: str
+    spec: dict[str, Any]
+    created_at: float
+    updated_at: float
+    lease_holder: str | None
+    lease_expires: float | None
+
+    @property
+    def objective_name(self) -> str:
+        return str(self.spec.get("objective", {}).get("name", "objective"))
+
+    @property
+    def maximize(self) -> bool:
+        return self.spec.get("objective", {}).get("direction", "maximize") == "maximize"
+
+    @property
+    def sign(self) -> float:
+        return 1.0 if self.maximize else -1.0
+
+    @property
+    def budget(self) -> int:
+        return int(self.spec.get("search", {}).get("budget", 0))
+
+    @property
+    def algorithm(self) -> str:
+        return str(self.spec.get("search", {}).get("algorithm", "?"))
+
+    @property
+    def qd_offset(self) -> float:
+        return float((self.spec.get("archive") or {}).get("qd_offset", 0.0) or 0.0)
+
+    @property
+    def param_names(self) -> list[str]:
+        return list((self.spec.get("space") or {}).keys())
+
+    @property
+    def state(self) -> str:
+        """``running`` only while a scheduler holds a live lease; ``interrupted`` when the
+        row says running but its scheduler's lease has lapsed (resume it)."""
+        if self.status == "running":
+            live = self.lease_holder is not None and (self.lease_expires or 0.0) >= time.time()
+            return "running" if live else "interrupted"
+        return self.status
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _floats(values: np.ndarray) -> list[float | None]:
+    """A float column as JSON-ready values (NaN and infinities become ``None``)."""
+    values = np.asarray(values, dtype=float)
+    if np.isfinite(values).all():
+        return values.tolist()
+    return [v if math.isfinite(v) else None for v in values.tolist()]
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats replaced by ``None`` (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    return value
+
+
+def sample_indices(n: int, points: int) -> np.ndarray:
+    """At most ``points`` indices spread evenly over ``range(n)``, first and last included."""
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if n <= points:
+        return np.arange(n, dtype=np.int64)
+    return np.unique(np.linspace(0, n - 1, max(points, 2)).round().astype(np.int64))
+
+
+def pareto_front(measure: np.ndarray, fitness: np.ndarray, measure_higher: bool) -> np.ndarray:
+    """Indices of the points no other point dominates, for maximal ``fitness`` and a
+    ``measure`` that is better higher (``measure_higher``) or lower; sorted by measure.
+
+    A point is on the front when every point with a measure at least as good has a
+    strictly lower fitness: sort by measure (best first, ties by fitness), keep the
+    points whose fitness beats the running maximum.
+    """
+    if len(measure) == 0:
+        return np.zeros(0, dtype=np.int64)
+    key = measure if measure_higher else -measure
+    order = np.lexsort((-fitness, -key))
+    ranked = fitness[order]
+    running = np.maximum.accumulate(ranked)
+    previous = np.concatenate(([-np.inf], running[:-1]))
+    front = order[ranked > previous]
+    return front[np.argsort(measure[front], kind="stable")]
+
+
+def replay(best: np.ndarray, cells: np.ndarray, fitness: np.ndarray, offset: float) -> tuple[np.ndarray, np.ndarray]:
+    """Apply results to ``best`` (per-cell best fitness, ``-inf`` for empty; updated in place).
+
+    Returns, per result, the change of the QD-score it caused and whether it filled an
+    empty cell. A result changes its cell only with a strictly better fitness; filling
+    an empty cell adds ``fitness - offset``, improving one adds the improvement.
+    """
+    if len(cells) == 0:
+        return np.zeros(0), np.zeros(0, dtype=bool)
+    prior = best[cells]
+    # running best within each cell, starting from the cell's best before this batch
+    running = pd.Series(fitness).groupby(cells).cummax().to_numpy()
+    running = np.maximum(running, prior)
+    before = pd.Series(running).groupby(cells).shift(1).to_numpy(dtype=float, na_value=np.nan)
+    before = np.where(np.isnan(before), prior, before)
+    filled = ~np.isfinite(before)
+    delta = np.where(filled, running - offset, running - np.where(filled, 0.0, before))
+    np.maximum.at(best, cells, fitness)
+    return delta, filled
+
+
+def coordinate_options(spec: dict[str, Any], bins: int = EXPLORATION_BINS) -> list[int]:
+    """For each unit-cube coordinate of the campaign's space, its number of options: a
+    categorical parameter's choices, ``bins`` for a number (a vector counts per coordinate)."""
+    from search.space import SearchSpace
+    from search.spec import CategoricalParam, parse_spec
+
+    space = SearchSpace(parse_spec(spec, source="stored spec").space)
+    out: list[int] = []
+    for slot in space.slots:
+        n = len(slot.param.choices) if isinstance(slot.param, CategoricalParam) else bins
+        out += [n] * slot.size
+    return out
+
+
+def exploration_entropy(x: np.ndarray, options: Sequence[int]) -> float:
+    """Iron Mind's exploration entropy of the points ``x`` (rows in the unit cube): the mean
+    over coordinates of the normalised entropy of which of its ``n`` options each point took,
+
+        H_j = −Σ_o p_o log₂ p_o / log₂ n_j        (0 when n_j = 1)
+
+    so 1 is uniform use of every option and 0 a single one (``search.exploration``, vectorised).
+    """
+    if len(x) == 0 or not len(options):
+        return 0.0
+    values = []
+    for d, n in enumerate(options):
+        if n <= 1:
+            values.append(0.0)
+            continue
+        cells = np.minimum(np.floor(np.clip(x[:, d], 0.0, 1.0) * n), n - 1).astype(np.int64)
+        p = np.bincount(cells, minlength=n) / len(x)
+        p = p[p > 0]
+        values.append(float(-(p * np.log2(p)).sum() / math.log2(n)))
+    return float(np.mean(values))
+
+
+@dataclasses.dataclass
+class _Points:
+    """Every evaluation's unit-cube point and proposer, in id order (rows are never changed
+    once written), extended with the rows written since."""
+
+    dim: int
+    last_id: int = 0
+    proposers: list[str] = dataclasses.field(default_factory=list)
+    codes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))
+    x: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
+
+    def __post_init__(self) -> None:
+        self.x = np.zeros((0, self.dim))
+
+    def extend(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Append rows ``(id, proposer, x as JSON text)``; a point that is not a list of
+        ``dim`` finite numbers is skipped."""
+        if not rows:
+            return
+        self.last_id = int(rows[-1][0])
+        names = [r[1] for r in rows]
+        x = parse_points([r[2] for r in rows], self.dim)
+        keep = np.isfinite(x).all(axis=1)
+        for name in dict.fromkeys(names):
+            if name not in self.proposers:
+                self.proposers.append(name)
+        lookup = {name: i for i, name in enumerate(self.proposers)}
+        codes = np.array([lookup[n] for n in names], dtype=np.int32)
+        self.codes = np.concatenate([self.codes, codes[keep]])
+        self.x = np.concatenate([self.x, x[keep]])
+
+
+def parse_points(texts: Sequence[str | None], dim: int) -> np.ndarray:
+    """JSON lists of ``dim`` numbers as an (n, dim) array; NaN rows where a text is not one.
+
+    The fast path parses every list at once in C (a hundred thousand 10-D points in well
+    under a second on one slow core); anything unusual is decoded row by row.
+    """
+    n = len(texts)
+    plain = all(isinstance(t, str) and t.startswith("[") and t.endswith("]") and t.count(",") == dim - 1
+                and "[" not in t[1:] and "{" not in t for t in texts)
+    if plain and dim > 0:
+        body = ",".join(t[1:-1] for t in texts)  # type: ignore[index]
+        values = np.fromstring(body, dtype=float, sep=",") if body.strip() else np.zeros(0)
+        if values.size == n * dim:
+            return values.reshape(n, dim)
+    out = np.full((n, dim), np.nan)
+    for i, text in enumerate(texts):
+        try:
+            value = json.loads(text) if isinstance(text, str) else None
+            if isinstance(value, list) and len(value) == dim:
+                out[i] = np.array(value, dtype=float)
+        except (ValueError, TypeError):
+            continue
+    return out
+
+
+@dataclasses.dataclass
+class _Series:
+    """Every finished evaluation of one campaign, in the order recorded, and the map's
+    trajectory after each of them."""
+
+    cells: int
+    sign: float
+    offset: float
+    measures: list[str]
+    last_seq: int = 0
+    proposers: list[str] = dataclasses.field(default_factory=list)
+    best: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    cols: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    _fronts: dict[tuple[int, bool], np.ndarray] = dataclasses.field(default_factory=dict)
+    _fronts_upto: int = 0
+
+    def __post_init__(self) -> None:
+        self.best = np.full(max(self.cells, 1), -np.inf)
+        k = len(self.measures)
+        empty = {
+            "seq": np.zeros(0, np.int64), "id": np.zeros(0, np.int64), "done": np.zeros(0, bool),
+            "cell": np.zeros(0, np.int64), "objective": np.zeros(0), "fitness": np.zeros(0),
+            "measures": np.zeros((0, k)), "proposer": np.zeros(0, np.int32), "delta": np.zeros(0),
+            "filled": np.zeros(0, bool), "improved": np.zeros(0, bool), "qd": np.zeros(0),
+            "coverage": np.zeros(0, np.int64), "best": np.zeros(0), "failed": np.zeros(0, np.int64),
+        }
+        self.cols = empty
+
+    def __len__(self) -> int:
+        return len(self.cols["seq"])
+
+    def _code(self, name: str) -> int:
+        try:
+            return self.proposers.index(name)
+        except ValueError:
+            self.proposers.append(name)
+            return len(self.proposers) - 1
+
+    def extend(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Append rows ``(finished_seq, id, status, cell, objective, proposer, *measures)``."""
+        if not rows:
+            return
+        k = len(self.measures)
+        cols = list(zip(*rows, strict=True))
+        seq = np.array(cols[0], dtype=np.int64)
+        ids = np.array(cols[1], dtype=np.int64)
+        cell_f = np.array(cols[3], dtype=float)  # None -> nan
+        objective = np.array(cols[4], dtype=float)
+        done = (np.array(cols[2]) == "done") & np.isfinite(objective) & np.isfinite(cell_f)
+        cell = np.where(done, cell_f, -1).astype(np.int64)
+        objective = np.where(done, objective, np.nan)
+        measures = np.array(cols[6:6 + k], dtype=float).T.reshape(len(rows), k) if k else np.zeros((len(rows), 0))
+        names, inverse = np.unique(np.array(cols[5], dtype=object).astype(str), return_inverse=True)
+        codes = np.array([self._code(str(n)) for n in names], dtype=np.int32)
+        proposer = codes[inverse.reshape(-1)]
+        fitness = self.sign * objective
+
+        idx = np.flatnonzero(done)
+        delta = np.zeros(len(rows))
+        filled = np.zeros(len(rows), bool)
+        improved = np.zeros(len(rows), bool)
+        if idx.size:
+            top = int(cell[idx].max())
+            if top >= len(self.best):  # a cell beyond the layout: keep counting it
+                self.best = np.concatenate([self.best, np.full(top + 1 - len(self.best), -np.inf)])
+            d, f = replay(self.best, cell[idx], fitness[idx], self.offset)
+            delta[idx], filled[idx], improved[idx] = d, f, f | (d > 0)
+        c = self.cols
+        qd0 = c["qd"][-1] if len(c["qd"]) else 0.0
+        cov0 = c["coverage"][-1] if len(c["coverage"]) else 0
+        best0 = c["best"][-1] if len(c["best"]) else -np.inf
+        fail0 = c["failed"][-1] if len(c["failed"]) else 0
+        new = {
+            "seq": seq, "id": ids, "done": done, "cell": cell, "objective": objective, "fitness": fitness,
+            "measures": measures, "proposer": proposer, "delta": delta, "filled": filled, "improved": improved,
+            "qd": qd0 + np.cumsum(delta), "coverage": cov0 + np.cumsum(filled),
+            "best": np.maximum.accumulate(np.concatenate(([best0], np.where(done, fitness, -np.inf))))[1:],
+            "failed": fail0 + np.cumsum(~done),
+        }
+        self.cols = {key: np.concatenate([c[key], new[key]]) for key in c}
+        self.last_seq = int(seq[-1])
+
+    def fronts(self) -> dict[tuple[int, bool], np.ndarray]:
+        """For each measure ``j`` and whether it is better higher, the rows (indices into the
+        series) of the Pareto front of fitness against that measure, over every done result.
+
+        Kept up to date incrementally: a point off the front stays off it, so the front of
+        the old front and the rows added since is the front of all of them.
+        """
+        n = len(self)
+        if self._fronts_upto == n:
+            return self._fronts
+        c = self.cols
+        new = np.arange(self._fronts_upto, n)
+        new = new[c["done"][new]]
+        for j in range(len(self.measures)):
+            for higher in (True, False):
+                rows = np.concatenate([self._fronts.get((j, higher), np.zeros(0, np.int64)), new])
+                m = c["measures"][rows, j]
+                rows = rows[np.isfinite(m)]
+                self._fronts[(j, higher)] = rows[pareto_front(c["measures"][rows, j], c["fitness"][rows], higher)]
+        self._fronts_upto = n
+        return self._fronts
+
+
+class _Elite(NamedTuple):
+    cell: int
+    evaluation_id: int
+    objective: float
+    fitness: float
+    measures: dict[str, Any] | None
+    params: dict[str, Any] | None
+    proposer: str
+    seq: int
+    finished_seq: int
+
+
+@dataclasses.dataclass
+class _EliteCache:
+    """The elites of one campaign by cell, as of the result ``through`` (a ``finished_seq``).
+
+    An elite changes only when a result is recorded, in the same transaction, so the elites
+    made by results after ``through`` are all that can differ: those are read and merged.
+    """
+
+    through: int = 0
+    rows: dict[int, _Elite] = dataclasses.field(default_factory=dict)
+
+    def update(self, rows: Sequence[Sequence[Any]], through: int) -> None:
+        for row in rows:
+            elite = _Elite(*row)
+            held = self.rows.get(elite.cell)
+            if held is None or elite.finished_seq >= held.finished_seq:
+                self.rows[elite.cell] = elite
+        self.through = through
+
+
+class DashboardData:
+    """Read-only views of one storage's campaigns, for the dashboard's API."""
+
+    def __init__(self, store: Store, memo_size: int = 128, series_size: int = 16) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._campaign_locks: dict[int, threading.Lock] = {}
+        self._layouts: dict[tuple[int, float], CellLayout] = {}
+        self._series: OrderedDict[tuple[int, float], _Series] = OrderedDict()
+        self._points: OrderedDict[tuple[int, float], _Points] = OrderedDict()
+        self._elites: OrderedDict[tuple[int, float], _EliteCache] = OrderedDict()
+        self._space_options: dict[tuple[int, float], list[int] | None] = {}
+        self._memo: OrderedDict[tuple[Any, ...], tuple[str, Any]] = OrderedDict()
+        self._memo_size = memo_size
+        self._series_size = series_size
+
+    # -- campaigns -------------------------------------------------------------
+    _CAMPAIGN_COLUMNS = (CAMPAIGNS.c.id, CAMPAIGNS.c.name, CAMPAIGNS.c.status, CAMPAIGNS.c.spec,
+                         CAMPAIGNS.c.created_at, CAMPAIGNS.c.updated_at, CAMPAIGNS.c.lease_holder,
+                         CAMPAIGNS.c.lease_expires)
+
+    def names(self) -> list[str]:
+        with self.store.read() as conn:
+            return list(conn.execute(select(CAMPAIGNS.c.name).order_by(CAMPAIGNS.c.id)).scalars())
+
+    def infos(self) -> list[CampaignInfo]:
+        with self.store.read() as conn:
+            rows = conn.execute(select(*self._CAMPAIGN_COLUMNS).order_by(CAMPAIGNS.c.id)).mappings().all()
+        return [CampaignInfo(**row) for row in rows]
+
+    def info(self, name: str) -> CampaignInfo:
+        """The campaign called ``name``; :class:`CampaignNotFound` if there is none."""
+        with self.store.read() as conn:
+            row = conn.execute(select(*self._CAMPAIGN_COLUMNS).where(CAMPAIGNS.c.name == name)).mappings().first()
+        if row is None:
+            raise CampaignNotFound(name, self.names())
+        return CampaignInfo(**row)
+
+    def layout(self, info: CampaignInfo) -> CellLayout:
+        """The campaign's cell layout (loaded once; a layout never changes)."""
+        key = (info.id, info.created_at)
+        layout = self._layouts.get(key)
+        if layout is None:
+            with self.store.read() as conn:
+                data = conn.execute(select(CAMPAIGNS.c.layout).where(CAMPAIGNS.c.id == info.id)).scalar_one()
+            layout = CellLayout.from_json(data)
+            self._layouts[key] = layout
+        return layout
+
+    def version(self, info: CampaignInfo) -> str:
+        """A token that changes whenever anything a page shows of the campaign changes: its
+        status and budget, the rows written (last ``seq``), the results recorded (last
+        ``finished_seq``) and the rows pending and running. Index lookups only, however long
+        the campaign."""
+        e = EVALUATIONS.c
+        mine = e.campaign_id == info.id
+        with self.store.read() as conn:
+            last_seq = conn.execute(select(func.max(e.seq)).where(mine)).scalar()
+            last_result = conn.execute(select(func.max(e.finished_seq)).where(mine)).scalar()
+            unfinished = dict(conn.execute(
+                select(e.status, func.count()).where(mine, e.status.in_(("pending", "running"))).group_by(e.status)
+            ).all())
+        return (f"{info.id}-{info.created_at:.6f}-{info.status}-{info.state}-{info.budget}-{last_seq}"
+                f"-{last_result or 0}-{unfinished.get('pending', 0)}-{unfinished.get('running', 0)}")
+
+    def _lock_for(self, info: CampaignInfo) -> threading.Lock:
+        with self._lock:
+            return self._campaign_locks.setdefault(info.id, threading.Lock())
+
+    def memo(self, info: CampaignInfo, key: tuple[Any, ...], version: str, build: Callable[[], Any]) -> Any:
+        """``build()``, or what it returned last for ``key`` while ``version`` is unchanged."""
+        full = (info.id, info.created_at, *key)
+        with self._lock:
+            hit = self._memo.get(full)
+            if hit is not None and hit[0] == version:
+                self._memo.move_to_end(full)
+                return hit[1]
+        value = build()
+        with self._lock:
+            self._memo[full] = (version, value)
+            self._memo.move_to_end(full)
+            while len(self._memo) > self._memo_size:
+                self._memo.popitem(last=False)
+        return value
+
+    def _stats(self, info: CampaignInfo, cells: int) -> dict[str, Any]:
+        s = self.store.stats(info.id, cells, info.qd_offset)
+        return {
+            "counts": s.counts, "created": s.created, "finished": s.finished, "elites": s.elites,
+            "cells": s.cells, "coverage": s.coverage, "qd_score": _finite(s.qd_score),
+            "best_objective": _finite(s.best_objective), "best_evaluation_id": s.best_evaluation_id,
+        }
+
+    def _axes(self, layout: CellLayout) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(a) for a in layout.axes]
+
+    def campaign_list(self) -> list[dict[str, Any]]:
+        """Every campaign with its status and progress."""
+        out = []
+        for info in self.infos():
+            layout = self.layout(info)
+            stats = self._stats(info, layout.cells)
+            out.append({
+                "name": info.name, "status": info.status, "state": info.state, "algorithm": info.algorithm,
+                "budget": info.budget, "objective": {"name": info.objective_name,
+                                                     "direction": "maximize" if info.maximize else "minimize"},
+                "measures": layout.measure_names, "archive": layout.kind,
+                "progress": min(1.0, stats["finished"] / info.budget) if info.budget else 0.0,
+                "stats": stats, "created_at": info.created_at, "updated_at": info.updated_at,
+            })
+        return out
+
+    def summary(self, info: CampaignInfo) -> dict[str, Any]:
+        """One campaign's status, spec, map geometry and statistics (the statistics are
+        computed once per version)."""
+        layout = self.layout(info)
+        version = self.version(info)
+        stats = self.memo(info, ("stats",), version, lambda: self._stats(info, layout.cells))
+        return {
+            "name": info.name, "status": info.status, "state": info.state, "algorithm": info.algorithm,
+            "budget": info.budget,
+            "objective": {"name": info.objective_name, "direction": "maximize" if info.maximize else "minimize"},
+            "archive": {"kind": layout.kind, "cells": layout.cells, "axes": self._axes(layout)},
+            "progress": min(1.0, stats["finished"] / info.budget) if info.budget else 0.0,
+            "stats": stats, "lease_holder": info.lease_holder, "lease_expires": info.lease_expires,
+            "created_at": info.created_at, "updated_at": info.updated_at,
+            "version": version, "spec": json_safe(info.spec),
+        }
+
+    # -- the map ---------------------------------------------------------------
+    def layout_payload(self, info: CampaignInfo) -> dict[str, Any]:
+        """The map's geometry: axes, and for CVT the centroids and, in 2-D, a raster of
+        which cell each pixel belongs to (the Voronoi diagram, drawn as a heatmap)."""
+        layout = self.layout(info)
+        out: dict[str, Any] = {"kind": layout.kind, "cells": layout.cells, "axes": self._axes(layout),
+                               "centroids": None, "voronoi": None}
+        if layout.kind == "cvt" and layout.centroids is not None:
+            out["centroids"] = layout.centroids.tolist()
+            if len(layout.axes) == 2:
+                out["voronoi"] = self._voronoi(layout)
+        return out
+
+    def _voronoi(self, layout: CellLayout, resolution: int = VORONOI_RESOLUTION) -> dict[str, Any]:
+        (x0, x1), (y0, y1) = layout.ranges
+        xs = x0 + (np.arange(resolution) + 0.5) * (x1 - x0) / resolution
+        ys = y0 + (np.arange(resolution) + 0.5) * (y1 - y0) / resolution
+        gx, gy = np.meshgrid(xs, ys)  # row = y, column = x
+        cells = layout.index_of(np.column_stack([gx.ravel(), gy.ravel()])).reshape(resolution, resolution)
+        return {"x": xs.tolist(), "y": ys.tolist(), "cell": cells.tolist()}
+
+    def _elite_cache(self, info: CampaignInfo) -> _EliteCache:
+        """The campaign's elites, brought up to date with the results recorded since."""
+        key = (info.id, info.created_at)
+        with self._lock:
+            cache = self._elites.get(key)
+            if cache is None:
+                cache = self._elites[key] = _EliteCache()
+            self._elites.move_to_end(key)
+            while len(self._elites) > self._series_size:
+                self._elites.popitem(last=False)
+        e, el = EVALUATIONS.c, ELITES.c
+        with self._lock_for(info):
+            with self.store.read() as conn:
+                # the watermark first: a result recorded meanwhile is read now or next time, never lost
+                through = conn.execute(select(func.max(e.finished_seq)).where(e.campaign_id == info.id)).scalar() or 0
+                if through == cache.through:
+                    return cache
+                query = select(el.cell, el.evaluation_id, el.objective, el.fitness, e.measures, e.params,
+                               e.proposer, e.seq, e.finished_seq)
+                if cache.through == 0:  # every elite: from the elites' key, each evaluation by its id
+                    query = (query.select_from(ELITES.join(EVALUATIONS, e.id == el.evaluation_id))
+                             .where(el.campaign_id == info.id))
+                else:  # the results since: by (campaign, finished_seq), each cell's elite by its key
+                    query = (query.select_from(EVALUATIONS.join(
+                                 ELITES, (el.campaign_id == e.campaign_id) & (el.cell == e.cell)))
+                             .where(e.campaign_id == info.id, e.finished_seq > cache.through,
+                                    el.evaluation_id == e.id))
+                rows = conn.execute(query).all()
+            cache.update(rows, through)
+        return cache
+
+    def elites(self, info: CampaignInfo, since: int = 0) -> dict[str, Any]:
+        """The elites as columns (cell, evaluation, objective, measures, params, proposer),
+        best first; with ``since``, only those made by results recorded after that
+        ``finished_seq`` (a client that has the rest merges them by cell)."""
+        layout = self.layout(info)
+        cache = self._elite_cache(info)
+        with self._lock_for(info):
+            rows = [r for r in cache.rows.values() if r.finished_seq > since] if since else list(cache.rows.values())
+            count, through = len(cache.rows), cache.through
+        rows.sort(key=lambda r: (-r.fitness, r.cell))
+        names = layout.measure_names
+        param_names = list(info.param_names)
+        seen = set(param_names)
+        for r in rows:
+            for name in r.params or {}:
+                if name not in seen:
+                    seen.add(name)
+                    param_names.append(name)
+        return {
+            "count": count, "cells": layout.cells, "kind": layout.kind, "measure_names": names,
+            "param_names": param_names, "since": since, "through": through, "complete": since == 0,
+            "cell": [r.cell for r in rows],
+            "evaluation_id": [r.evaluation_id for r in rows],
+            "objective": _floats(np.array([r.objective for r in rows], dtype=float)),
+            "measures": {m: _floats(np.array([(r.measures or {}).get(m, np.nan) for r in rows], dtype=float))
+                         for m in names},
+            "params": {p: json_safe([(r.params or {}).get(p) for r in rows]) for p in param_names},
+            "proposer": [r.proposer for r in rows],
+            "seq": [r.seq for r in rows],
+        }
+
+    # -- the series ------------------------------------------------------------
+    def series(self, info: CampaignInfo) -> _Series:
+        """The campaign's finished evaluations and trajectory, brought up to date."""
+        layout = self.layout(info)
+        key = (info.id, info.created_at)
+        with self._lock:
+            series = self._series.get(key)
+            if series is None:
+                series = _Series(layout.cells, info.sign, info.qd_offset, layout.measure_names)
+                self._series[key] = series
+            self._series.move_to_end(key)
+            while len(self._series) > self._series_size:
+                self._series.popitem(last=False)
+        with self._lock_for(info):
+            rows = self._rows_after(info, series)
+            if rows and rows[0][0] != series.last_seq + 1:
+                # a gap in finished_seq is never expected: start again rather than drift
+                series = _Series(layout.cells, info.sign, info.qd_offset, layout.measure_names)
+                rows = self._rows_after(info, series)
+                with self._lock:
+                    self._series[key] = series
+            series.extend(rows)
+        return series
+
+    def _rows_after(self, info: CampaignInfo, series: _Series) -> list[Any]:
+        e = EVALUATIONS.c
+        done = e.status == "done"
+        # measures are read only from done rows: they alone are validated finite JSON numbers
+        measure_cols = [case((done, e.measures[m].as_float()), else_=None) for m in series.measures]
+        query = (
+            select(e.finished_seq, e.id, e.status, e.cell, e.objective, e.proposer, *measure_cols)
+            .where(e.campaign_id == info.id, e.finished_seq > series.last_seq)
+            .order_by(e.finished_seq)
+        )
+        with self.store.read() as conn:
+            return list(conn.execute(query).all())
+
+    def history(self, info: CampaignInfo, points: int = 1000) -> dict[str, Any]:
+        """QD-score, coverage, best objective and failures against evaluations finished."""
+        s = self.series(info)
+        c = s.cols
+        idx = sample_indices(len(s), points)
+        cells = max(s.cells, 1)
+        best = c["best"][idx] * s.sign
+        return {
+            "total": len(s), "cells": s.cells, "objective_direction": "maximize" if s.sign > 0 else "minimize",
+            "evaluations": c["seq"][idx].tolist(),
+            "qd_score": _floats(c["qd"][idx]),
+            "coverage": _floats(c["coverage"][idx] / cells),
+            "filled": c["coverage"][idx].tolist(),
+            "best": _floats(best),
+            "failed": c["failed"][idx].tolist(),
+        }
+
+    def scatter(self, info: CampaignInfo, limit: int = 3000) -> dict[str, Any]:
+        """Objective against each measure: a sample of the done evaluations, and for each
+        measure its Pareto fronts (measure better higher, and better lower) over all."""
+        s = self.series(info)
+        with self._lock_for(info):
+            c = s.cols
+            front_rows = s.fronts()
+        done = np.flatnonzero(c["done"])
+        cache = self._elite_cache(info)
+        with self._lock_for(info):
+            elite_ids = {r.evaluation_id for r in cache.rows.values()}
+        fronts: dict[str, dict[str, Any]] = {}
+        for j, name in enumerate(s.measures):
+            fronts[name] = {}
+            for label, higher in (("higher", True), ("lower", False)):
+                front = front_rows.get((j, higher), np.zeros(0, np.int64))
+                fronts[name][label] = {
+                    "evaluation_id": c["id"][front].tolist(), "measure": _floats(c["measures"][front, j]),
+                    "objective": _floats(c["objective"][front]),
+                }
+        pick = sample_indices(len(done), limit)
+        rows = done[pick]
+        return {
+            "total": len(done), "shown": len(pick), "measure_names": s.measures,
+            "objective_direction": "maximize" if s.sign > 0 else "minimize",
+            "proposers": list(s.proposers),
+            "points": {
+                "evaluation_id": c["id"][rows].tolist(),
+                "objective": _floats(c["objective"][rows]),
+                "measures": {name: _floats(c["measures"][rows, j]) for j, name in enumerate(s.measures)},
+                "proposer": c["proposer"][rows].tolist(),
+                "elite": [int(i) in elite_ids for i in c["id"][rows].tolist()],
+            },
+            "fronts": fronts,
+        }
+
+    # -- proposers -------------------------------------------------------------
+    def proposers(self, info: CampaignInfo, points: int = 500) -> dict[str, Any]:
+        """Which proposer made what: evaluations by status, elites held, improvements,
+        QD-score contributed over time, and each proposer's exploration entropy."""
+        s = self.series(info)
+        c = s.cols
+        e = EVALUATIONS.c
+        with self.store.read() as conn:  # the unfinished rows, by the (campaign, status) index
+            unfinished = conn.execute(
+                select(e.proposer, e.status, func.count())
+                .where(e.campaign_id == info.id, e.status.in_(("pending", "running"))).group_by(e.proposer, e.status)
+            ).all()
+        counts: dict[str, dict[str, int]] = {}
+        for code, name in enumerate(s.proposers):
+            mine = c["proposer"] == code
+            counts[name] = {"done": int((mine & c["done"]).sum()), "failed": int((mine & ~c["done"]).sum())}
+        for proposer, status, n in unfinished:
+            counts.setdefault(proposer, {})[status] = int(n)
+        cache = self._elite_cache(info)
+        with self._lock_for(info):
+            held = Counter(r.proposer for r in cache.rows.values())
+        names = list(s.proposers) + sorted(set(counts) - set(s.proposers))
+        idx = sample_indices(len(s), points)
+        entropy = self.exploration(info)
+        table, cumulative, contribution = [], {}, {}
+        for code, name in enumerate(names):
+            mine = c["proposer"] == code if code < len(s.proposers) else np.zeros(len(s), bool)
+            done_fit = c["fitness"][mine & c["done"]]
+            best = _finite(s.sign * done_fit.max()) if done_fit.size else None
+            table.append({
+                "name": name, "counts": {k: int(counts.get(name, {}).get(k, 0))
+                                         for k in ("pending", "running", "done", "failed")},
+                "evaluations": int(sum(counts.get(name, {}).values())), "elites": int(held.get(name, 0)),
+                "improvements": int((c["improved"] & mine).sum()),
+                "qd_contribution": _finite(float(c["delta"][mine].sum())) or 0.0, "best_objective": best,
+                "exploration_entropy": entropy.get(name),
+            })
+            cumulative[name] = np.cumsum(mine)[idx].tolist()
+            contribution[name] = _floats(np.cumsum(np.where(mine, c["delta"], 0.0))[idx])
+        return {
+            "proposers": table,
+            "over_time": {"evaluations": c["seq"][idx].tolist(), "cumulative": cumulative,
+                          "qd_contribution": contribution},
+            "exploration_bins": EXPLORATION_BINS,
+        }
+
+    def _options(self, info: CampaignInfo) -> list[int] | None:
+        """The options of each coordinate of the campaign's space (``None``: spec unreadable)."""
+        key = (info.id, info.created_at)
+        if key not in self._space_options:
+            try:
+                self._space_options[key] = coordinate_options(info.spec)
+            except Exception:  # a spec this version cannot parse: no entropy, the rest still shows
+                self._space_options[key] = None
+        return self._space_options[key]
+
+    def exploration(self, info: CampaignInfo) -> dict[str, float]:
+        """Each proposer's exploration entropy over every evaluation it proposed."""
+        options = self._options(info)
+        if options is None:
+            return {}
+        key = (info.id, info.created_at)
+        with self._lock:
+            points = self._points.get(key)
+            if points is None:
+                points = self._points[key] = _Points(len(options))
+            self._points.move_to_end(key)
+            while len(self._points) > self._series_size:
+                self._points.popitem(last=False)
+        e = EVALUATIONS.c
+        with self._lock_for(info):
+            with self.store.read() as conn:  # the points as text: parsed in bulk, not one JSON value at a time
+                rows = conn.execute(select(e.id, e.proposer, cast(e.x, Text))
+                                    .where(e.campaign_id == info.id, e.id > points.last_id).order_by(e.id)).all()
+            points.extend(rows)
+            return {name: exploration_entropy(points.x[points.codes == code], options)
+                    for code, name in enumerate(points.proposers)}
+
+    # -- evaluations -----------------------------------------------------------
+    def failures(self, info: CampaignInfo, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """Failed evaluations, latest first, and their errors grouped by first line."""
+        e = EVALUATIONS.c
+        failed = (e.campaign_id == info.id) & (e.status == "failed")
+        with self.store.read() as conn:
+            total = conn.execute(select(func.count()).where(failed)).scalar_one()
+            grouped = conn.execute(
+                select(e.error, func.count(), func.max(e.id), func.max(e.finished_at))
+                .where(failed).group_by(e.error)
+            ).all()
+            rows = conn.execute(
+                select(e.id, e.seq, e.proposer, e.attempts, e.error, e.worker, e.params, e.metrics,
+                       e.finished_at, e.finished_seq)
+                .where(failed).order_by(e.finished_seq.desc(), e.id.desc()).limit(limit).offset(offset)
+            ).mappings().all()
+        groups: dict[str, dict[str, Any]] = {}
+        for error, n, last_id, last_at in grouped:
+            head = (error or "").strip().splitlines()[0] if (error or "").strip() else "(no error message)"
+            g = groups.setdefault(head, {"error": head, "count": 0, "latest_evaluation_id": last_id,
+                                         "latest_at": last_at, "example": error})
+            g["count"] += int(n)
+            if last_id is not None and (g["latest_evaluation_id"] is None or last_id > g["latest_evaluation_id"]):
+                g["latest_evaluation_id"], g["latest_at"], g["example"] = last_id, last_at, error
+        return {
+            "total": int(total), "limit": limit, "offset": offset,
+            "groups": sorted(groups.values(), key=lambda g: (-g["count"], g["error"])),
+            "evaluations": [json_safe(dict(r)) for r in rows],
+        }
+
+    def evaluations(self, info: CampaignInfo, status: str | None = None, limit: int = 100, offset: int = 0,
+                    order: str = "seq") -> dict[str, Any]:
+        """A page of the evaluation log (``order``: ``seq``, ``-seq``, ``finished`` or ``-finished``)."""
+        e = EVALUATIONS.c
+        where = [e.campaign_id == info.id]
+        if status is not None:
+            where.append(e.status == status)
+        column = e.finished_seq if order.lstrip("-") == "finished" else e.seq
+        ordering = (column.desc(), e.id.desc()) if order.startswith("-") else (column, e.id)
+        with self.store.read() as conn:
+            total = conn.execute(select(func.count()).where(*where)).scalar_one()
+            rows = conn.execute(
+                select(e.id, e.seq, e.status, e.objective, e.measures, e.params, e.cell, e.proposer, e.attempts,
+                       e.error, e.worker, e.created_at, e.started_at, e.finished_at, e.finished_seq)
+                .where(*where).order_by(*ordering).limit(limit).offset(offset)
+            ).mappings().all()
+        return {"total": int(total), "limit": limit, "offset": offset, "status": status, "order": order,
+                "evaluations": [json_safe(dict(r)) for r in rows]}
+
+    def evaluation(self, info: CampaignInfo, evaluation_id: int) -> dict[str, Any]:
+        """One evaluation in full, with its cell and that cell's current elite."""
+        row = self.store.evaluation(info.id, evaluation_id)
+        if row is None:
+            raise EvaluationNotFound(f"campaign {info.name!r} has no evaluation {evaluation_id}")
+        row = json_safe(row)
+        row.pop("campaign_id", None)
+        layout = self.layout(info)
+        cell_info: dict[str, Any] | None = None
+        if row.get("cell") is not None:
+            cell = int(row["cell"])
+            with self.store.read() as conn:
+                elite = conn.execute(
+                    select(ELITES.c.evaluation_id, ELITES.c.objective)
+                    .where(ELITES.c.campaign_id == info.id, ELITES.c.cell == cell)
+                ).first()
+            cell_info = {
+                "cell": cell,
+                "elite_evaluation_id": None if elite is None else elite[0],
+                "elite_objective": None if elite is None else _finite(elite[1]),
+                "is_elite": elite is not None and elite[0] == evaluation_id,
+                "bounds": None, "centroid": None,
+            }
+            if layout.kind == "grid" and cell < layout.cells:
+                cell_info["bounds"] = [[float(lo), float(hi)] for lo, hi in layout.cell_bounds(cell)]
+            elif layout.centroids is not None and cell < len(layout.centroids):
+                cell_info["centroid"] = layout.centroids[cell].tolist()
+        return {
+            "campaign": info.name, "objective_name": info.objective_name,
+            "objective_direction": "maximize" if info.maximize else "minimize",
+            "measure_names": layout.measure_names, "evaluation": row, "cell": cell_info,
+        }

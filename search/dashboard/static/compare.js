@@ -1,0 +1,167 @@
+/* Two campaigns side by side: their maps (on one colour scale when they share an objective),
+ * their figures, and their QD-score, coverage and best against evaluations on shared axes. */
+"use strict";
+
+(() => {
+  const {boot, el, clear, api, num, int, pct, getJSON} = Atlas;
+  const $ = (id) => document.getElementById(id);
+  const COLOURS = {a: "#3b5bdb", b: "#e8590c"};
+
+  function makeSide(key) {
+    const root = $(`side-${key}`);
+    const q = (sel) => root.querySelector(sel);
+    const side = {
+      key, root, name: null, summary: null, version: null, layout: null, history: null,
+      map: new EliteMap(q(".side-map"), {onClick: (i) => {
+        window.location.href = Atlas.evaluationUrl(side.name, side.map.elites.evaluation_id[i]);
+      }}),
+    };
+    side.render = () => {
+      const s = side.summary;
+      const link = q(".side-name");
+      link.textContent = s.name;
+      link.href = Atlas.campaignUrl(s.name);
+      link.style.color = COLOURS[key];
+      Atlas.badge(q(".side-state"), s.state);
+      q(".side-progress").style.width = `${(100 * s.progress).toFixed(2)}%`;
+      const st = s.stats;
+      clear(q(".side-cards"),
+        Atlas.card("evaluations", int(st.finished), `of ${int(s.budget)}`),
+        Atlas.card("coverage", pct(st.coverage), `${int(st.elites)} / ${int(st.cells)}`),
+        Atlas.card("QD-score", num(st.qd_score, 6)),
+        Atlas.card(`best ${s.objective.name}`, num(st.best_objective, 6), "",
+          st.best_evaluation_id ? Atlas.evaluationUrl(s.name, st.best_evaluation_id) : null),
+        Atlas.card("failed", int(st.counts.failed)));
+    };
+    return side;
+  }
+
+  const sides = {a: makeSide("a"), b: makeSide("b")};
+  sides.a.name = boot.a || null;
+  sides.b.name = boot.b || null;
+
+  async function fillPickers() {
+    const data = await getJSON("/api/campaigns");
+    const names = data.campaigns.map((c) => c.name);
+    for (const key of ["a", "b"]) {
+      const select = $(`pick-${key}`);
+      const current = sides[key].name;
+      clear(select, el("option", {value: "", text: "— pick a campaign —"}),
+        names.map((n) => el("option", {value: n, text: n, selected: n === current})));
+    }
+    if (!sides.a.name && names.length) { sides.a.name = names[0]; $("pick-a").value = names[0]; }
+    if (!sides.b.name && names.length > 1) {
+      sides.b.name = names.find((n) => n !== sides.a.name);
+      $("pick-b").value = sides.b.name;
+    }
+    syncUrl();
+  }
+
+  function syncUrl() {
+    const q = new URLSearchParams();
+    if (sides.a.name) q.set("a", sides.a.name);
+    if (sides.b.name) q.set("b", sides.b.name);
+    history.replaceState(null, "", `/compare?${q}`);
+  }
+
+  function showEmpty(side) {
+    const empty = !side.name;
+    for (const child of side.root.children) child.hidden = child.classList.contains("side-empty") ? !empty : empty;
+  }
+
+  async function loadSide(side) {
+    showEmpty(side);
+    if (!side.name) return false;
+    const s = await getJSON(api(side.name));
+    side.summary = s;
+    side.render();
+    if (s.version === side.version) return false;
+    const held = side.map.elites;
+    const [layout, delta, hist] = await Promise.all([
+      side.layout ? Promise.resolve(side.layout) : getJSON(api(side.name, "/layout")),
+      getJSON(api(side.name, held ? `/elites?since=${held.through}` : "/elites")), getJSON(api(side.name, "/history"))]);
+    const elites = EliteMap.merge(held, delta) || await getJSON(api(side.name, "/elites"));
+    side.layout = layout;
+    side.history = hist;
+    side.map.setData({layout, elites, objective: s.objective.name, direction: s.objective.direction, campaign: side.name});
+    side.pendingVersion = s.version;
+    return true;
+  }
+
+  function sharedRange() {
+    const a = sides.a, b = sides.b;
+    if (!$("shared-scale").checked || !a.summary || !b.summary) return null;
+    if (a.summary.objective.name !== b.summary.objective.name || a.summary.objective.direction !== b.summary.objective.direction) return null;
+    const ra = a.map.valueRange(), rb = b.map.valueRange();
+    if (!ra || !rb) return null;
+    return [Math.min(ra[0], rb[0]), Math.max(ra[1], rb[1])];
+  }
+
+  async function drawMaps() {
+    const range = sharedRange();
+    await Promise.all(["a", "b"].filter((k) => sides[k].map.elites).map((k) => {
+      sides[k].map.setRange(range);
+      return sides[k].map.draw();
+    }));
+  }
+
+  function drawHistory() {
+    const shown = ["a", "b"].filter((k) => sides[k].history && sides[k].summary);
+    const traces = (field) => shown.map((k) => ({
+      type: "scatter", mode: "lines", name: sides[k].name, x: sides[k].history.evaluations, y: sides[k].history[field],
+      line: {color: COLOURS[k], width: 2}}));
+    const layout = (title, yaxis = {}) => ({title: {text: title, font: {size: 13}}, xaxis: {title: {text: "evaluations finished"}}, yaxis});
+    Atlas.plot($("cmp-qd"), traces("qd_score"), layout("QD-score"));
+    Atlas.plot($("cmp-coverage"), traces("coverage"), layout("coverage", {tickformat: ".0%", rangemode: "tozero"}));
+    const sameObjective = shown.length === 2 && sides.a.summary.objective.name === sides.b.summary.objective.name;
+    Atlas.plot($("cmp-best"), traces("best"), layout(sameObjective ? `best ${sides.a.summary.objective.name}` : "best objective (each its own)"));
+  }
+
+  function drawTable() {
+    const shown = ["a", "b"].filter((k) => sides[k].summary);
+    const rows = [
+      ["algorithm", (s) => s.algorithm], ["status", (s) => s.state],
+      ["objective", (s) => `${s.objective.direction} ${s.objective.name}`],
+      ["map", (s) => `${s.archive.kind}, ${int(s.archive.cells)} cells over ${s.archive.axes.map((a) => a.name).join(" × ")}`],
+      ["evaluations", (s) => `${int(s.stats.finished)} of ${int(s.budget)}`], ["failed", (s) => int(s.stats.counts.failed)],
+      ["coverage", (s) => `${pct(s.stats.coverage)} (${int(s.stats.elites)} cells)`], ["QD-score", (s) => num(s.stats.qd_score, 8)],
+      ["best objective", (s) => num(s.stats.best_objective, 8)],
+      ["updated", (s) => Atlas.ago(s.updated_at)],
+    ];
+    clear($("cmp-table"),
+      el("thead", {}, el("tr", {}, el("th", {text: ""}), shown.map((k) => el("th", {text: sides[k].name, style: `color:${COLOURS[k]}`})))),
+      el("tbody", {}, rows.map(([label, get]) => el("tr", {}, el("th", {text: label}), shown.map((k) => el("td", {text: get(sides[k].summary)}))))));
+  }
+
+  async function refresh() {
+    const changed = await Promise.all([loadSide(sides.a), loadSide(sides.b)]);
+    if (changed.some(Boolean)) {
+      await drawMaps();
+      drawHistory();
+      for (const k of ["a", "b"]) if (sides[k].pendingVersion) sides[k].version = sides[k].pendingVersion;
+    }
+    drawTable();
+    const running = ["a", "b"].some((k) => sides[k].summary && sides[k].summary.state === "running");
+    Atlas.live(running ? "live" : "idle", running ? `live · polling every ${boot.poll_s} s` : "nothing running");
+  }
+
+  const poller = new Atlas.Poller(refresh, {isLive: () => ["a", "b"].some((k) => sides[k].summary && sides[k].summary.state === "running")});
+
+  for (const key of ["a", "b"]) {
+    $(`pick-${key}`).addEventListener("change", (e) => {
+      const side = sides[key];
+      side.name = e.target.value || null;
+      side.version = null;
+      side.layout = null;
+      side.summary = null;
+      side.history = null;
+      side.map.reset();
+      Atlas.clear(side.root.querySelector(".side-cards"));
+      syncUrl();
+      poller.now();
+    });
+  }
+  $("shared-scale").addEventListener("change", () => drawMaps());
+
+  fillPickers().catch(Atlas.showError).finally(() => poller.start());
+})();

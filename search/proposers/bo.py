@@ -1,0 +1,123 @@
+"""``bo``: Bayesian optimisation of the objective with BoTorch.
+
+A scrambled Sobol design of ``initial_design`` points, then, each ask, a GP of the
+fitness (``SingleTaskGP``, or ``MixedSingleTaskGP`` when the space has categoricals;
+outcomes standardised) and q = batch-size candidates maximising
+qLogNoisyExpectedImprovement. Evaluations in flight are passed as pending points, and
+so are failed ones: they are left out of the fit and never proposed again.
+
+State: everything is rebuilt from SQL on resume (observations in the order they were
+recorded, pending points in proposal order); the checkpoint keeps only how many asks
+and Sobol draws were made. Each ask seeds torch from (seed, ask number), so a resumed
+campaign proposes the same next batch as one never interrupted.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import numpy as np
+import torch
+from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+from torch.quasirandom import SobolEngine
+
+from search.proposers import gp
+from search.proposers.base import History, Observation, Proposal, Proposer, ProposerContext
+
+
+class ObservationBook:
+    """Observed points, their outcomes, failures and points in flight, in a stable order."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.x: list[np.ndarray] = []
+        self.y: list[np.ndarray] = []
+        self.failed: list[np.ndarray] = []
+        self.pending: dict[bytes, np.ndarray] = {}
+
+    def propose(self, x: np.ndarray) -> None:
+        self.pending[np.asarray(x, dtype=float).tobytes()] = np.asarray(x, dtype=float)
+
+    def observe(self, o: Observation, outcome: np.ndarray | None) -> None:
+        self.pending.pop(np.asarray(o.x, dtype=float).tobytes(), None)
+        if outcome is None:
+            self.failed.append(np.asarray(o.x, dtype=float))
+        else:
+            self.x.append(np.asarray(o.x, dtype=float))
+            self.y.append(outcome)
+
+    def avoid(self) -> np.ndarray:
+        """Points the acquisition should treat as taken: in flight, or failed."""
+        pts = list(self.pending.values()) + self.failed
+        return np.stack(pts) if pts else np.zeros((0, self.dim))
+
+
+class BoProposer(Proposer):
+    name = "bo"
+    option_names = ("initial_design", "num_restarts", "raw_samples")
+
+    def __init__(self, ctx: ProposerContext) -> None:
+        super().__init__(ctx)
+        dim = ctx.space.dim
+        positive_int = (lambda v: isinstance(v, int) and v >= 1, "must be an int >= 1")
+        self.initial_design = self.option("initial_design", max(2 * (dim + 1), ctx.batch_size), *positive_int)
+        self.num_restarts = self.option("num_restarts", 8, *positive_int)
+        self.raw_samples = self.option("raw_samples", 256, *positive_int)
+        self.encoder = gp.Encoder(ctx.space)
+        self.book = ObservationBook(self.ctx.space.dim)
+        self.asks = 0
+        self.sobol_drawn = 0
+        self._sobol = SobolEngine(dim, scramble=True, seed=ctx.seed)
+
+    # -- outcomes: what the GP models (one column here; subclasses add more) --
+    def outcome(self, o: Observation) -> np.ndarray | None:
+        return None if o.fitness is None else np.array([o.fitness])
+
+    def ask(self, n: int) -> list[Proposal]:
+        self.asks += 1
+        torch.manual_seed(int(np.random.SeedSequence([self.ctx.seed, self.asks]).generate_state(1)[0]))
+        rng = np.random.default_rng([self.ctx.seed, self.asks])
+        if len(self.book.x) + len(self.book.pending) < self.initial_design or len(self.book.x) < 2:
+            xs = self._sobol.draw(n).double().numpy()
+            self.sobol_drawn += n
+            source = "sobol"
+        else:
+            xs = self.suggest(n, rng)
+            source = self.name
+        proposals = []
+        for x in xs:
+            self.book.propose(x)
+            proposals.append(Proposal(x, meta={"source": source, "ask": self.asks}))
+        return proposals
+
+    def suggest(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        dev = gp.device()
+        x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)), dev)
+        y = gp.tensor(np.stack(self.book.y), dev)
+        model = gp.fit_gp(x, y[:, :1], self.encoder.cat_dims)
+        avoid = self.book.avoid()
+        pending = gp.tensor(self.encoder.to_model(avoid), dev) if len(avoid) else None
+        acqf = qLogNoisyExpectedImprovement(model, X_baseline=x, X_pending=pending, prune_baseline=True)
+        return gp.maximise(acqf, self.encoder, n, rng, dev, self.num_restarts, self.raw_samples)
+
+    def tell(self, observations: list[Observation]) -> None:
+        for o in observations:
+            self.book.observe(o, self.outcome(o))
+
+    def state(self) -> bytes:
+        return pickle.dumps({"asks": self.asks, "sobol_drawn": self.sobol_drawn})
+
+    def restore(self, state: bytes | None, history: History) -> None:
+        self.book = ObservationBook(self.ctx.space.dim)
+        for o in history.finished():
+            self.book.observe(o, self.outcome(o))
+        for x in history.pending_x():
+            self.book.propose(x)
+        if state is not None:
+            data: dict[str, Any] = pickle.loads(state)
+            self.asks = data["asks"]
+            self.sobol_drawn = data["sobol_drawn"]
+            self._sobol = SobolEngine(self.ctx.space.dim, scramble=True, seed=self.ctx.seed)
+            if self.sobol_drawn:
+                self._sobol.fast_forward(self.sobol_drawn)

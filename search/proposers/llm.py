@@ -1,0 +1,270 @@
+"""``llm`` and ``llm-mutate``: a language model reads the archive and proposes candidates.
+
+``llm`` (LLM-guided optimisation, as in Iron Mind): the prompt holds the search space
+(names, types, bounds, conditions), the measures, the best elites as a compact table,
+empty or weak cells as targets, and the campaign's goal; the model answers with
+``batch_size`` configurations as JSON. ``llm-mutate`` (Evolution through Large Models):
+the prompt holds one parent elite and a neighbouring empty cell, and the model answers
+with modified children.
+
+Each candidate is checked against the space: repairable ones are repaired (clipped,
+cast, inactive parameters dropped), the rest discarded with the reason counted;
+duplicates of past or pending evaluations are dropped. When a reply yields fewer valid
+candidates than asked (garbage, an empty reply, an error after every retry, the request
+cap reached), Gaussian mutations of elites fill the batch under the proposer name
+``<name>-fallback``, so a campaign never stalls.
+
+Every prompt and reply is written to the archive's ``proposer_calls`` with the rows it
+produced (their ``proposal.call`` is its key). Prompts are a pure function of the
+archive and the seed, so a resumed campaign finds its answered calls by key and does
+not ask again.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import pickle
+from typing import Any
+
+import numpy as np
+
+from search.proposers.base import History, Observation, OptionError, Proposal, Proposer, ProposerContext
+from search.proposers.llm_backends import BackendError, Completion, HFBackend, OpenAIBackend
+from search.proposers.llm_prompt import build_mutate_prompt, build_propose_prompt, parse_candidates
+
+
+def params_key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
+class LlmProposer(Proposer):
+    name = "llm"
+    option_names = ("backend", "base_url", "model", "api_key_env", "temperature", "max_tokens", "timeout_s",
+                    "max_retries", "backoff_s", "max_requests", "elites_in_prompt", "targets_in_prompt",
+                    "mutation_sigma", "num_gpus")
+
+    def __init__(self, ctx: ProposerContext) -> None:
+        super().__init__(ctx)
+        self.backend_kind = self.option("backend", "openai", lambda v: v in ("openai", "hf"), "must be openai or hf")
+        self.model = self.option("model", None)
+        if not self.model:
+            raise OptionError("search.options.model: required (the served model's name, or a local model "
+                              "directory with backend: hf)")
+        self.max_requests = int(self.option("max_requests", 1000))
+        self.elites_in_prompt = int(self.option("elites_in_prompt", 20))
+        self.targets_in_prompt = int(self.option("targets_in_prompt", 10))
+        self.sigma = float(self.option("mutation_sigma", 0.1))
+        self.requests = 0
+        self.asks = 0
+        self.discarded: collections.Counter[str] = collections.Counter()
+        self._reset_caches()
+        self._backend: Any = None
+        self._calls: list[dict[str, Any]] = []
+
+    def _reset_caches(self) -> None:
+        self.cache: dict[str, str] = {}
+        self.seen: set[str] = set()
+        self.elites: dict[int, Observation] = {}
+        self.failures = 0
+
+    # -- the model -------------------------------------------------------------
+    def backend(self) -> Any:
+        if self._backend is None:
+            o = self.ctx.options
+            if self.backend_kind == "hf":
+                self._backend = HFBackend(str(self.model), float(o.get("num_gpus", 0)),
+                                          int(o.get("max_tokens", 1024)), float(o.get("temperature", 0.7)))
+            else:
+                self._backend = OpenAIBackend(
+                    o.get("base_url"), str(self.model), o.get("api_key_env"), float(o.get("timeout_s", 60)),
+                    int(o.get("max_retries", 4)), float(o.get("temperature", 0.7)), int(o.get("max_tokens", 2048)),
+                    backoff_s=float(o.get("backoff_s", 1.0)))
+        return self._backend
+
+    def _ask_model(self, messages: list[dict[str, str]]) -> tuple[str | None, str]:
+        """The reply to ``messages`` (from the archive when already answered) and its key."""
+        key = hashlib.sha256((str(self.model) + json.dumps(messages, sort_keys=True)).encode()).hexdigest()
+        if key in self.cache:
+            return self.cache[key], key
+        request = {"model": self.model, "messages": messages, "backend": self.backend_kind}
+        if self.requests >= self.max_requests:
+            self.discarded["request cap reached"] += 1
+            return None, key
+        self.requests += 1
+        try:
+            done: Completion = self.backend().complete(messages)
+        except (BackendError, FileNotFoundError) as exc:
+            self._calls.append({"proposer": self.name, "key": key, "request": request, "reply": None,
+                                "status": "error", "error": str(exc), "usage": None, "latency_s": None,
+                                "outcome": None})
+            return None, key
+        self.cache[key] = done.text or ""
+        self._calls.append({"proposer": self.name, "key": key, "request": request, "reply": done.text,
+                            "status": "ok", "error": None, "usage": {**done.usage, "attempts": done.attempts},
+                            "latency_s": done.latency_s, "outcome": None})
+        return done.text, key
+
+    # -- prompts ---------------------------------------------------------------
+    def _raw_objective(self, fitness: float) -> float:
+        return fitness if self.ctx.maximize else -fitness
+
+    def _elite_rows(self) -> list[dict[str, Any]]:
+        names = self.ctx.layout.measure_names
+        best = sorted(self.elites.values(), key=lambda o: (-(o.fitness or 0.0), o.cell))[: self.elites_in_prompt]
+        return [{"params": o.params, self.ctx.objective_name: round(self._raw_objective(o.fitness or 0.0), 6),
+                 "measures": {m: round(float(v), 6) for m, v in zip(names, o.measures, strict=True)}}
+                for o in best if o.measures is not None]
+
+    def _cell_box(self, cell: int) -> dict[str, Any]:
+        layout = self.ctx.layout
+        if layout.kind == "grid":
+            return {a.name: [round(lo, 6), round(hi, 6)]
+                    for a, (lo, hi) in zip(layout.axes, layout.cell_bounds(cell), strict=True)}
+        assert layout.centroids is not None
+        return {a.name: round(float(v), 6) for a, v in zip(layout.axes, layout.centroids[cell], strict=True)}
+
+    def _targets(self, rng: np.random.Generator) -> list[dict[str, Any]]:
+        cells = self.ctx.layout.cells
+        empty = [c for c in range(cells) if c not in self.elites]
+        picks = [int(c) for c in rng.permutation(empty)[: self.targets_in_prompt]] if empty else []
+        room = max(0, self.targets_in_prompt - len(picks))
+        weak = sorted(self.elites.values(), key=lambda o: o.fitness or 0.0)[:room]
+        out = [{"cell": c, "status": "empty", "measures": self._cell_box(c)} for c in picks]
+        out += [{"cell": o.cell, "status": "weak", "measures": self._cell_box(int(o.cell)),
+                 self.ctx.objective_name: round(self._raw_objective(o.fitness or 0.0), 6)}
+                for o in weak if o.cell is not None]
+        return out
+
+    def messages(self, n: int, rng: np.random.Generator) -> list[dict[str, str]]:
+        measures = [{"name": a.name, "low": a.low, "high": a.high} for a in self.ctx.layout.axes]
+        return build_propose_prompt(
+            goal=self.ctx.goal, evaluator=self.ctx.evaluator_kind, objective=self.ctx.objective_name,
+            maximize=self.ctx.maximize, measures=measures, space=self.ctx.space.describe(),
+            elites=self._elite_rows(), targets=self._targets(rng), n=n, failures=self.failures)
+
+    # -- ask/tell ----------------------------------------------------------------
+    def ask(self, n: int) -> list[Proposal]:
+        self.asks += 1
+        rng = np.random.default_rng([self.ctx.seed, self.asks])
+        messages = self.messages(n, rng)
+        reply, key = self._ask_model(messages)
+        candidates, problem = parse_candidates(reply) if reply is not None else ([], "no reply")
+        outcome: dict[str, Any] = {"candidates": len(candidates), "valid": 0, "discarded": {}, "problem": problem}
+        proposals: list[Proposal] = []
+        for candidate in candidates:
+            if len(proposals) == n:
+                break
+            params, problems = self.ctx.space.coerce(candidate, repair=True)
+            if problems:
+                reason = problems[0].split(":", 1)[-1].strip()
+                outcome["discarded"][reason] = outcome["discarded"].get(reason, 0) + 1
+                self.discarded["invalid"] += 1
+                continue
+            k = params_key(params)
+            if k in self.seen:
+                outcome["discarded"]["duplicate"] = outcome["discarded"].get("duplicate", 0) + 1
+                self.discarded["duplicate"] += 1
+                continue
+            self.seen.add(k)
+            proposals.append(Proposal(self.ctx.space.encode(params), params=params, meta={"call": key},
+                                      proposer=self.name))
+        outcome["valid"] = len(proposals)
+        for call in self._calls:
+            if call["key"] == key and call["outcome"] is None:
+                call["outcome"] = outcome
+        if len(proposals) < n:
+            proposals += self._fallback(n - len(proposals), rng)
+        return proposals
+
+    def _fallback(self, n: int, rng: np.random.Generator) -> list[Proposal]:
+        """Gaussian mutations of random elites (uniform samples while there are none)."""
+        parents = list(self.elites.values())
+        out: list[Proposal] = []
+        for _ in range(20 * n):
+            if len(out) == n:
+                break
+            if parents:
+                x = np.clip(parents[rng.integers(len(parents))].x + rng.normal(0, self.sigma, self.ctx.space.dim), 0, 1)
+            else:
+                x = rng.random(self.ctx.space.dim)
+            params = self.ctx.space.decode(x)
+            k = params_key(params)
+            if k in self.seen:
+                continue
+            self.seen.add(k)
+            out.append(Proposal(x, params=params, meta={"source": "fallback"}, proposer=f"{self.name}-fallback"))
+        return out
+
+    def tell(self, observations: list[Observation]) -> None:
+        for o in observations:
+            self.seen.add(params_key(o.params))
+            if o.fitness is None:
+                self.failures += 1
+            elif o.cell is not None and (o.cell not in self.elites or o.fitness > (self.elites[o.cell].fitness or 0)):
+                self.elites[o.cell] = o
+
+    def take_calls(self) -> list[dict[str, Any]]:
+        calls, self._calls = self._calls, []
+        return calls
+
+    def state(self) -> bytes:
+        return pickle.dumps({"requests": self.requests, "asks": self.asks, "discarded": dict(self.discarded)})
+
+    def restore(self, state: bytes | None, history: History) -> None:
+        self._reset_caches()
+        if state is not None:
+            data = pickle.loads(state)
+            self.requests, self.asks = data["requests"], data["asks"]
+            self.discarded = collections.Counter(data["discarded"])
+        self.tell(history.finished())
+        for call in history.calls(self.name):
+            if call["status"] == "ok":
+                self.cache[call["key"]] = call["reply"] or ""
+        pending = history.pending_x()
+        for x in pending if len(pending) else []:
+            self.seen.add(params_key(self.ctx.space.decode(np.asarray(x))))
+
+
+class LlmMutateProposer(LlmProposer):
+    """ELM-style: children of one parent elite, aimed at a neighbouring empty cell."""
+
+    name = "llm-mutate"
+
+    def _neighbour_target(self, parent: Observation, rng: np.random.Generator) -> int:
+        layout = self.ctx.layout
+        if layout.kind == "grid" and parent.cell is not None:
+            idx = np.array(np.unravel_index(parent.cell, tuple(layout.dims)))
+            options = []
+            for axis in range(len(idx)):
+                for step in (-1, 1):
+                    j = idx.copy()
+                    j[axis] += step
+                    if 0 <= j[axis] < layout.dims[axis]:
+                        cell = int(np.ravel_multi_index(tuple(j), tuple(layout.dims)))
+                        if cell not in self.elites:
+                            options.append(cell)
+            if options:
+                return int(options[rng.integers(len(options))])
+        empty = [c for c in range(layout.cells) if c not in self.elites]
+        return int(empty[rng.integers(len(empty))]) if empty else int(rng.integers(layout.cells))
+
+    def messages(self, n: int, rng: np.random.Generator) -> list[dict[str, str]]:
+        rows = sorted(self.elites.values(), key=lambda o: o.cell or 0)
+        if not rows:
+            return super().messages(n, rng)
+        parent = rows[rng.integers(len(rows))]
+        names = self.ctx.layout.measure_names
+        target = self._neighbour_target(parent, rng)
+        parent_row = {"params": parent.params,
+                      self.ctx.objective_name: round(self._raw_objective(parent.fitness or 0.0), 6),
+                      "measures": {m: round(float(v), 6) for m, v in zip(names, parent.measures, strict=True)}
+                      if parent.measures is not None else {}}
+        return build_mutate_prompt(
+            goal=self.ctx.goal, evaluator=self.ctx.evaluator_kind, objective=self.ctx.objective_name,
+            maximize=self.ctx.maximize, space=self.ctx.space.describe(), parent=parent_row,
+            target={"cell": target, "measures": self._cell_box(target)}, n=n)
+
+
+__all__ = ["LlmMutateProposer", "LlmProposer", "ProposerContext"]

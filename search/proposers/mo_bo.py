@@ -1,0 +1,55 @@
+"""``mo-bo``: multi-objective BO of the objective and measures (qLogNEHVI, BoTorch).
+
+The outcomes are the fitness and, for each measure in ``measures`` (default: all),
+``±measure`` by ``measure_directions`` (default maximize): the performance-vs-entropy
+Pareto front. Independent GPs per outcome (``ModelListGP``); the reference point is
+inferred from the observed outcomes (BoTorch's ``infer_reference_point``). Everything
+else — Sobol design, pending and failed points, resume — is :class:`BoProposer`'s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+from botorch.utils.multi_objective.hypervolume import infer_reference_point
+
+from search.proposers import gp
+from search.proposers.base import Observation, ProposerContext
+from search.proposers.bo import BoProposer
+
+
+class MoBoProposer(BoProposer):
+    name = "mo-bo"
+    option_names = ("initial_design", "num_restarts", "raw_samples", "measures", "measure_directions")
+
+    def __init__(self, ctx: ProposerContext) -> None:
+        super().__init__(ctx)
+        # Hypervolume acquisitions cost more per restart than qLogNEI: lighter defaults.
+        self.num_restarts = self.option("num_restarts", 4)
+        self.raw_samples = self.option("raw_samples", 128)
+        names = ctx.layout.measure_names
+        chosen = self.option("measures", names)
+        directions = self.option("measure_directions", {})
+        unknown = (set(chosen) | set(directions)) - set(names)
+        if unknown:
+            raise ValueError(f"search.options: unknown measures {sorted(unknown)} (measures: {names})")
+        self.indices = [names.index(m) for m in chosen]
+        self.signs = np.array([1.0 if directions.get(names[i], "maximize") == "maximize" else -1.0
+                               for i in self.indices])
+
+    def outcome(self, o: Observation) -> np.ndarray | None:
+        if o.fitness is None or o.measures is None:
+            return None
+        return np.concatenate([[o.fitness], self.signs * np.asarray(o.measures, dtype=float)[self.indices]])
+
+    def suggest(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        dev = gp.device()
+        x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)), dev)
+        y = gp.tensor(np.stack(self.book.y), dev)
+        model = gp.fit_model_list(x, y, self.encoder.cat_dims)
+        avoid = self.book.avoid()
+        pending = gp.tensor(self.encoder.to_model(avoid), dev) if len(avoid) else None
+        ref = infer_reference_point(y)
+        acqf = qLogNoisyExpectedHypervolumeImprovement(model, ref_point=ref.tolist(), X_baseline=x,
+                                                       X_pending=pending, prune_baseline=True)
+        return gp.maximise(acqf, self.encoder, n, rng, dev, self.num_restarts, self.raw_samples)

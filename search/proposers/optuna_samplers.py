@@ -1,0 +1,165 @@
+"""Optuna's samplers driven through ask/tell on an in-memory study fed from the archive.
+
+``optuna-tpe`` (TPESampler), ``optuna-cmaes`` (CmaEsSampler), ``optuna-gp`` (GPSampler)
+maximise the fitness; ``optuna-nsga2`` (NSGAIISampler) maximises the fitness and the
+measures together (``measure_directions`` per measure, default maximize), tracing the
+performance-vs-entropy front. Parameters are suggested define-by-run in the space's
+order, so conditional ones appear only when active; a vector parameter ``w`` becomes
+``w[0]``, ``w[1]``, …
+
+On resume the study is rebuilt from every finished evaluation (``add_trial``), and a
+result whose trial this study never asked is added the same way, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from search.proposers.base import History, Observation, Proposal, Proposer, ProposerContext
+from search.spec import CategoricalParam, FloatParam, IntParam
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class OptunaProposer(Proposer):
+    name = "optuna-tpe"
+    option_names = ("n_startup_trials", "multivariate", "population_size", "measure_directions")
+
+    def __init__(self, ctx: ProposerContext) -> None:
+        super().__init__(ctx)
+        self.multi = self.name == "optuna-nsga2"
+        directions = self.option("measure_directions", {})
+        names = ctx.layout.measure_names
+        unknown = set(directions) - set(names)
+        if unknown:
+            raise ValueError(f"search.options.measure_directions: unknown measures {sorted(unknown)}")
+        self.measure_signs = [1.0 if directions.get(m, "maximize") == "maximize" else -1.0 for m in names]
+        self.asks = 0
+        self._new_study()
+
+    def _sampler(self) -> optuna.samplers.BaseSampler:
+        seed = self.ctx.seed
+        startup = self.option("n_startup_trials", 10)
+        if self.name == "optuna-tpe":
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup,
+                                              multivariate=bool(self.option("multivariate", True)))
+        if self.name == "optuna-cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup, warn_independent_sampling=False)
+        if self.name == "optuna-gp":
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=self.option("population_size", 50))
+
+    def _new_study(self) -> None:
+        directions = ["maximize"] * (1 + (len(self.measure_signs) if self.multi else 0))
+        self.study = optuna.create_study(directions=directions, sampler=self._sampler())
+        self.running: dict[int, optuna.Trial] = {}
+
+    # -- params <-> optuna -------------------------------------------------------
+    def _suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        space = self.ctx.space
+        values: dict[str, Any] = {}
+        for slot in space.slots:
+            if not space.is_active(slot.name, values):
+                continue
+            p = slot.param
+            if isinstance(p, CategoricalParam):
+                values[slot.name] = trial.suggest_categorical(slot.name, p.choices)
+            elif isinstance(p, IntParam):
+                values[slot.name] = trial.suggest_int(slot.name, p.low, p.high, log=p.log)
+            elif p.size > 1:
+                values[slot.name] = [trial.suggest_float(f"{slot.name}[{i}]", p.low, p.high, log=p.log)
+                                     for i in range(p.size)]
+            else:
+                values[slot.name] = trial.suggest_float(slot.name, p.low, p.high, log=p.log)
+        return values
+
+    def _flat(self, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
+        flat: dict[str, Any] = {}
+        dists: dict[str, BaseDistribution] = {}
+        for slot in self.ctx.space.slots:
+            if slot.name not in params:
+                continue
+            p, v = slot.param, params[slot.name]
+            if isinstance(p, CategoricalParam):
+                flat[slot.name], dists[slot.name] = v, CategoricalDistribution(p.choices)
+            elif isinstance(p, IntParam):
+                flat[slot.name], dists[slot.name] = int(v), IntDistribution(p.low, p.high, log=p.log)
+            elif isinstance(p, FloatParam) and p.size > 1:
+                for i, vi in enumerate(v):
+                    flat[f"{slot.name}[{i}]"] = float(vi)
+                    dists[f"{slot.name}[{i}]"] = FloatDistribution(p.low, p.high, log=p.log)
+            else:
+                flat[slot.name], dists[slot.name] = float(v), FloatDistribution(p.low, p.high, log=p.log)
+        return flat, dists
+
+    def _values(self, o: Observation) -> list[float] | None:
+        if o.fitness is None:
+            return None
+        if not self.multi:
+            return [float(o.fitness)]
+        assert o.measures is not None
+        return [float(o.fitness), *(s * float(m) for s, m in zip(self.measure_signs, o.measures, strict=True))]
+
+    # -- ask/tell ----------------------------------------------------------------
+    def ask(self, n: int) -> list[Proposal]:
+        self.asks += 1
+        out = []
+        for _ in range(n):
+            trial = self.study.ask()
+            params = self._suggest(trial)
+            self.running[trial.number] = trial
+            out.append(Proposal(self.ctx.space.encode(params), params=params, meta={"trial": trial.number}))
+        return out
+
+    def tell(self, observations: list[Observation]) -> None:
+        for o in observations:
+            values = self._values(o)
+            trial = self.running.pop(o.meta.get("trial", -1), None) if o.proposer == self.name else None
+            if trial is not None:
+                if values is None:
+                    self.study.tell(trial, state=TrialState.FAIL)
+                else:
+                    self.study.tell(trial, values if self.multi else values[0])
+            else:
+                self._add(o.params, values)
+
+    def _add(self, params: dict[str, Any], values: list[float] | None) -> None:
+        flat, dists = self._flat(params)
+        state = TrialState.FAIL if values is None else TrialState.COMPLETE
+        self.study.add_trial(optuna.trial.create_trial(params=flat, distributions=dists, state=state,
+                                                       values=values))
+
+    def state(self) -> bytes:
+        return pickle.dumps({"asks": self.asks})
+
+    def restore(self, state: bytes | None, history: History) -> None:
+        self._new_study()
+        if state is not None:
+            self.asks = pickle.loads(state)["asks"]
+        for o in history.finished():
+            self._add(o.params, self._values(o))
+
+
+class TpeProposer(OptunaProposer):
+    name = "optuna-tpe"
+
+
+class CmaEsProposer(OptunaProposer):
+    name = "optuna-cmaes"
+
+
+class GpProposer(OptunaProposer):
+    name = "optuna-gp"
+
+
+class Nsga2Proposer(OptunaProposer):
+    name = "optuna-nsga2"
+
+
+__all__ = ["CmaEsProposer", "GpProposer", "Nsga2Proposer", "OptunaProposer", "TpeProposer", "np"]

@@ -1,0 +1,224 @@
+"""The search space and the one unit-cube encoding that every proposer uses.
+
+Each parameter owns ``size`` coordinates of the cube [0, 1]^d:
+
+- float, linear:  u = (v - low) / (high - low)
+- float, log:     u = (ln v - ln low) / (ln high - ln low)
+- int, linear:    n = high - low + 1 values; v = low + min(floor(u n), n - 1), u(v) = (v - low + 1/2) / n
+- int, log:       v = round(exp(a + u (b - a))) with a = ln(low - 1/2), b = ln(high + 1/2)
+- categorical:    n choices; index = min(floor(u n), n - 1), u(index) = (index + 1/2) / n
+
+A conditional parameter (``when``) keeps its coordinates; when its condition does not
+hold it is left out of the decoded params, and it encodes as u = 1/2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from search.spec import CategoricalParam, FloatParam, IntParam
+
+Param = FloatParam | IntParam | CategoricalParam
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """Where a parameter sits in the cube."""
+
+    name: str
+    param: Param
+    start: int
+    size: int
+
+
+class SearchSpace:
+    """Encode params to the unit cube and decode them back, conditions included."""
+
+    def __init__(self, params: Mapping[str, Param]) -> None:
+        self.params = dict(params)
+        slots, start = [], 0
+        for name, param in self.params.items():
+            size = param.size if isinstance(param, FloatParam) else 1
+            slots.append(Slot(name, param, start, size))
+            start += size
+        self.slots: list[Slot] = slots
+        self.dim: int = start
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.params)
+
+    def is_active(self, name: str, values: Mapping[str, Any]) -> bool:
+        """A parameter is active when every condition's parent is active and matches."""
+        when = self.params[name].when
+        if not when:
+            return True
+        for parent, wanted in when.items():
+            if parent not in values:
+                return False
+            allowed = wanted if isinstance(wanted, list) else [wanted]
+            if values[parent] not in allowed:
+                return False
+        return True
+
+    # -- decoding -------------------------------------------------------------
+    def decode(self, x: np.ndarray) -> dict[str, Any]:
+        """The params of one cube point (inactive parameters left out)."""
+        x = np.clip(np.asarray(x, dtype=float), 0.0, 1.0)
+        if x.shape != (self.dim,):
+            raise ValueError(f"expected a point of dimension {self.dim}, got shape {x.shape}")
+        values: dict[str, Any] = {}
+        for slot in self.slots:
+            if not self.is_active(slot.name, values):
+                continue
+            u = x[slot.start : slot.start + slot.size]
+            values[slot.name] = _decode_one(slot.param, u)
+        return values
+
+    def decode_many(self, xs: np.ndarray) -> list[dict[str, Any]]:
+        return [self.decode(x) for x in np.atleast_2d(xs)]
+
+    # -- encoding -------------------------------------------------------------
+    def encode(self, params: Mapping[str, Any]) -> np.ndarray:
+        """The cube point of valid params (see :meth:`coerce`)."""
+        x = np.full(self.dim, 0.5)
+        for slot in self.slots:
+            if slot.name in params:
+                x[slot.start : slot.start + slot.size] = _encode_one(slot.param, params[slot.name])
+        return x
+
+    # -- validation -----------------------------------------------------------
+    def coerce(self, point: Mapping[str, Any], repair: bool = False) -> tuple[dict[str, Any], list[str]]:
+        """Check a params mapping against the space.
+
+        Returns ``(params, problems)``. With ``repair``, values out of bounds are clipped,
+        numbers cast to the parameter's type, inactive parameters dropped and missing
+        active ones filled with the centre of their range; ``problems`` then lists only
+        what could not be repaired. Without ``repair`` every deviation is a problem.
+        """
+        problems: list[str] = []
+        if not isinstance(point, Mapping):
+            return {}, [f"expected a mapping of parameter values, got {type(point).__name__}"]
+        for key in point:
+            if key not in self.params:
+                problems.append(f"{key}: unknown parameter (known: {', '.join(self.params)})")
+        if problems and not repair:
+            return {}, problems
+        problems = []
+        values: dict[str, Any] = {}
+        for slot in self.slots:
+            active = self.is_active(slot.name, values)
+            present = slot.name in point
+            if not active:
+                if present and not repair:
+                    problems.append(f"{slot.name}: not active here (condition {slot.param.when})")
+                continue
+            if not present:
+                if repair:
+                    values[slot.name] = _decode_one(slot.param, np.full(slot.size, 0.5))
+                else:
+                    problems.append(f"{slot.name}: missing")
+                continue
+            value, problem = _check_value(slot.param, point[slot.name], repair)
+            if problem:
+                problems.append(f"{slot.name}: {problem}")
+            else:
+                values[slot.name] = value
+        return values, problems
+
+    def check_points(self, points: list[Any], path: str) -> list[str]:
+        """Problems of a list of points, each prefixed by ``path[i]``."""
+        problems = []
+        for i, point in enumerate(points):
+            _, errs = self.coerce(point)
+            problems += [f"{path}[{i}].{e}" for e in errs]
+        return problems
+
+    def describe(self) -> list[dict[str, Any]]:
+        """A plain description of every parameter (for prompts, docs and the dashboard)."""
+        return [{"name": s.name, **s.param.model_dump(exclude_none=True)} for s in self.slots]
+
+
+def _decode_one(param: Param, u: np.ndarray) -> Any:
+    if isinstance(param, FloatParam):
+        if param.log:
+            lo, hi = math.log(param.low), math.log(param.high)
+            vals = np.exp(lo + u * (hi - lo))
+        else:
+            vals = param.low + u * (param.high - param.low)
+        vals = np.clip(vals, param.low, param.high)
+        out = [float(v) for v in vals]
+        return out if param.size > 1 else out[0]
+    if isinstance(param, IntParam):
+        ui = float(u[0])
+        if param.log:
+            a, b = math.log(param.low - 0.5), math.log(param.high + 0.5)
+            v = round(math.exp(a + ui * (b - a)))
+        else:
+            n = param.high - param.low + 1
+            v = param.low + min(math.floor(ui * n), n - 1)
+        return int(min(max(v, param.low), param.high))
+    n = len(param.choices)
+    return param.choices[min(math.floor(float(u[0]) * n), n - 1)]
+
+
+def _encode_one(param: Param, value: Any) -> np.ndarray:
+    if isinstance(param, FloatParam):
+        vals = np.atleast_1d(np.asarray(value, dtype=float))
+        if param.log:
+            lo, hi = math.log(param.low), math.log(param.high)
+            return np.clip((np.log(vals) - lo) / (hi - lo), 0, 1)
+        return np.clip((vals - param.low) / (param.high - param.low), 0, 1)
+    if isinstance(param, IntParam):
+        if param.log:
+            a, b = math.log(param.low - 0.5), math.log(param.high + 0.5)
+            return np.array([(math.log(value) - a) / (b - a)])
+        n = param.high - param.low + 1
+        return np.array([(value - param.low + 0.5) / n])
+    return np.array([(param.choices.index(value) + 0.5) / len(param.choices)])
+
+
+def _check_value(param: Param, value: Any, repair: bool) -> tuple[Any, str | None]:
+    if isinstance(param, CategoricalParam):
+        if value in param.choices and type(value) is type(param.choices[param.choices.index(value)]):
+            return value, None
+        if repair:
+            for choice in param.choices:
+                if str(choice).lower() == str(value).lower():
+                    return choice, None
+        return None, f"{value!r} is not one of {param.choices}"
+    if isinstance(param, FloatParam) and param.size > 1:
+        if not isinstance(value, list | tuple) or len(value) != param.size:
+            return None, f"expected a list of {param.size} numbers"
+        checked = [_check_number(param, v, repair) for v in value]
+        bad = [p for _, p in checked if p]
+        return ([v for v, _ in checked], None) if not bad else (None, bad[0])
+    return _check_number(param, value, repair)
+
+
+def _check_number(param: FloatParam | IntParam, value: Any, repair: bool) -> tuple[Any, str | None]:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None, f"{value!r} is not a number"
+    if isinstance(value, str):
+        if not repair:
+            return None, f"{value!r} is not a number"
+        try:
+            value = float(value)
+        except ValueError:
+            return None, f"{value!r} is not a number"
+    if not math.isfinite(value):
+        return None, f"{value!r} is not finite"
+    if isinstance(param, IntParam) and not float(value).is_integer():
+        if not repair:
+            return None, f"{value!r} is not an integer"
+        value = round(value)
+    if value < param.low or value > param.high:
+        if not repair:
+            return None, f"{value!r} is outside [{param.low}, {param.high}]"
+        value = min(max(value, param.low), param.high)
+    return (int(value) if isinstance(param, IntParam) else float(value)), None

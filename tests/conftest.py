@@ -1,0 +1,93 @@
+"""Shared fixtures: storages (SQLite always, PostgreSQL when ATLAS_TEST_POSTGRES_URL is set),
+campaign specs, and one local Ray cluster for the tests that need it."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Ray workers and CLI subprocesses import test evaluators as `tests.support.evaluators:…`.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+POSTGRES_URL = os.environ.get("ATLAS_TEST_POSTGRES_URL")
+POSTGRES_SKIP = "ATLAS_TEST_POSTGRES_URL is not set (.ci/run sets it to the local PostgreSQL server)"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'atlas.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    if not POSTGRES_URL:
+        pytest.skip(POSTGRES_SKIP)
+    from sqlalchemy import create_engine, text
+
+    schema = f"atlas_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every archive test runs on SQLite and again on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'atlas.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def quadratic_spec(**overrides: Any) -> dict[str, Any]:
+    """A small campaign over (a, b) in [0, 1]^2 with a 5x5 map."""
+    spec: dict[str, Any] = {
+        "name": "quad",
+        "evaluator": {"kind": "python", "target": "tests.support.evaluators:quadratic"},
+        "space": {"a": {"type": "float", "low": 0.0, "high": 1.0},
+                  "b": {"type": "float", "low": 0.0, "high": 1.0}},
+        "objective": {"name": "score", "direction": "maximize"},
+        "measures": [{"name": "ma", "low": 0.0, "high": 1.0, "bins": 5},
+                     {"name": "mb", "low": 0.0, "high": 1.0, "bins": 5}],
+        "search": {"algorithm": "map-elites", "budget": 60, "batch_size": 10, "max_in_flight": 20,
+                   "seed": 3},
+        "resources": {"timeout_s": 30, "max_retries": 2},
+    }
+    for key, value in overrides.items():
+        section, _, field = key.partition("__")
+        if field:
+            spec[section][field] = value
+        else:
+            spec[section] = value
+    return spec
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    """A local Ray cluster for one test module's tests (started and shut down here)."""
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+        started = True
+    yield
+    if started:
+        ray.shutdown()

@@ -1,0 +1,195 @@
+"""The ``decoding`` evaluator end to end (built-in arithmetic model, a local English model),
+its tasks, its measures, and the runner's contract checks."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from workers.contract import EvalContext
+from workers.decoding import arith
+from workers.decoding.measures import corpus_distinct_n, distinct_n, repetition_rate
+from workers.decoding.tasks import extract_number, pydoc_paragraphs
+from workers.evaluators.decoding import MEASURES, DecodingEvaluator
+from workers.runner import EvaluationTask, run_tasks
+
+
+@pytest.fixture(scope="module")
+def arith_eval() -> DecodingEvaluator:
+    ev = DecodingEvaluator()
+    ev.setup({"model": "builtin:arith-tiny", "task": "arithmetic", "num_prompts": 24, "samples_per_prompt": 4},
+             EvalContext())
+    return ev
+
+
+def run(ev: DecodingEvaluator, params: list[dict], seeds: list[int] | None = None) -> list[dict]:
+    seeds = seeds or list(range(len(params)))
+    return ev.evaluate_batch(params, EvalContext(seed=seeds[0], seeds=seeds))
+
+
+def test_temperature_and_truncation_trade_accuracy_against_diversity(arith_eval: DecodingEvaluator) -> None:
+    greedy, hot, hot_min_p, mirostat = run(arith_eval, [
+        {"sampler": "none", "temperature": 0.0},
+        {"sampler": "none", "temperature": 6.0},
+        {"sampler": "min_p", "min_p": 0.3, "temperature": 6.0},
+        {"sampler": "mirostat_v2", "mirostat_tau": 0.5, "temperature": 6.0},
+    ])
+    for result in (greedy, hot, hot_min_p, mirostat):
+        assert set(MEASURES) <= set(result["measures"])
+        assert all(math.isfinite(v) for v in result["measures"].values())
+        assert result["metrics"]["tokens_per_s"] > 0
+    assert greedy["objective"] >= 0.9
+    assert greedy["measures"]["mean_entropy"] == 0.0 and greedy["measures"]["kept_set_size"] == 1.0
+    assert greedy["measures"]["distinct_2"] <= 0.3  # four identical samples per prompt
+    assert hot["objective"] < 0.5 < greedy["objective"]
+    assert hot["measures"]["mean_entropy"] > 1.0 and hot["measures"]["distinct_2"] > 0.8
+    assert hot["measures"]["kept_set_size"] == arith.VOCAB_SIZE
+    # truncation buys accuracy back at the same temperature, with less entropy and a smaller kept set
+    assert hot_min_p["objective"] > hot["objective"]
+    assert hot_min_p["measures"]["mean_entropy"] < hot["measures"]["mean_entropy"]
+    assert hot_min_p["measures"]["kept_set_size"] < hot["measures"]["kept_set_size"]
+    assert mirostat["objective"] > hot["objective"] and "mirostat_mu_final" in mirostat["metrics"]
+    # the model's own entropy does not depend on the decoding; the tempered one does
+    assert hot["measures"]["tempered_entropy"] > 10 * hot["measures"]["model_entropy"]
+    assert greedy["measures"]["ead_large_fraction"] == 1.0 and greedy["measures"]["ead_compute_saved"] == 0.0
+
+
+def test_same_seed_same_result_other_seed_other_samples(arith_eval: DecodingEvaluator) -> None:
+    params = {"sampler": "top_p", "top_p": 0.95, "temperature": 5.0}
+    a, b, c = run(arith_eval, [params, params, params], seeds=[1, 1, 2])
+    # the same tokens; the entropies agree to float rounding (the rows sit at other places of the batch)
+    assert a["objective"] == b["objective"] and a["metrics"]["examples"] == b["metrics"]["examples"]
+    assert a["measures"] == pytest.approx(b["measures"], rel=1e-6)
+    (alone,) = run(arith_eval, [params], seeds=[1])
+    assert alone["measures"] == pytest.approx(a["measures"], rel=1e-6)
+    assert (a["measures"], a["metrics"]["examples"]) != (c["measures"], c["metrics"]["examples"])
+
+
+def test_a_bad_configuration_fails_alone(arith_eval: DecodingEvaluator) -> None:
+    results = run(arith_eval, [{"sampler": "top_p", "top_p": 2.0}, {"sampler": "none", "temperature": 0.0}])
+    assert math.isnan(results[0]["objective"]) and "top_p must be in" in results[0]["metrics"]["error"]
+    assert results[1]["objective"] >= 0.9
+
+
+def test_ead_reports_its_fraction_and_savings(arith_eval: DecodingEvaluator) -> None:
+    low, high = run(arith_eval, [
+        {"sampler": "ead", "ead_threshold": 0.05, "ead_window": 1, "ead_min_run": 1, "temperature": 0.0},
+        {"sampler": "ead", "ead_threshold": 100.0, "temperature": 0.0},
+    ])
+    assert 0.0 < low["measures"]["ead_large_fraction"] < 1.0
+    assert high["measures"]["ead_large_fraction"] == 0.0
+    ratio = high["metrics"]["ead_param_ratio"]
+    for r in (low, high):
+        f = r["measures"]["ead_large_fraction"]
+        assert r["measures"]["ead_compute_saved"] == pytest.approx((1 - f) * (1 - ratio))
+    assert high["metrics"]["ead_compute_saved_actual"] == pytest.approx(1 - ratio, abs=0.01)
+    assert low["objective"] > high["objective"]  # the large model rescues accuracy
+    assert low["metrics"]["ead_small_model"] == "builtin:arith-nano"
+
+
+def test_runner_marks_done_and_failed(arith_eval: DecodingEvaluator) -> None:
+    tasks = [EvaluationTask(1, 0, {"sampler": "min_p", "min_p": 0.1, "temperature": 2.0}, seed=0),
+             EvaluationTask(2, 1, {"sampler": "mirostat", "mirostat_tau": -1.0}, seed=1)]
+    done, failed = run_tasks(arith_eval, tasks, ["mean_entropy", "distinct_2"], EvalContext())
+    assert done.status == "done" and set(done.measures) >= {"mean_entropy", "distinct_2"}
+    assert failed.status == "failed" and "mirostat_tau" in (failed.metrics or {}).get("error", "")
+
+
+def test_setup_refuses_bad_config(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown decoding config key"):
+        DecodingEvaluator().setup({"modle": "builtin:arith-tiny"}, EvalContext())
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "gone")):
+        DecodingEvaluator().setup({"model": str(tmp_path / "gone")}, EvalContext())
+    with pytest.raises(ValueError, match="covers English text"):
+        DecodingEvaluator().setup({"task": "continuation", "num_prompts": 2}, EvalContext())
+    with pytest.raises(ValueError, match="order must be"):
+        DecodingEvaluator().setup({"defaults": {"order": "sideways"}}, EvalContext())
+    with pytest.raises(ValueError, match="max_new_tokens 40 does not fit"):
+        DecodingEvaluator().setup({"max_new_tokens": 40}, EvalContext())
+
+
+def test_defaults_set_the_order_of_every_evaluation() -> None:
+    ev = DecodingEvaluator()
+    ev.setup({"num_prompts": 4, "samples_per_prompt": 1, "defaults": {"order": "llama.cpp"}}, EvalContext())
+    (result,) = run(ev, [{"sampler": "min_p", "min_p": 0.2, "temperature": 3.0}])
+    assert result["metrics"]["config"]["order"] == "llama.cpp"
+
+
+# ----------------------------------------------------------------------- tasks
+
+
+def test_jsonl_task_exact_and_numeric(tmp_path: Path) -> None:
+    problems = arith.heldout_problems()[1][:8].tolist()
+    exact = tmp_path / "exact.jsonl"
+    exact.write_text("".join(json.dumps({"prompt": arith.prompt_text(a, b), "answer": arith.answer_text(a, b)})
+                             + "\n" for a, b in problems))
+    numeric = tmp_path / "numeric.jsonl"
+    numeric.write_text("".join(json.dumps({"q": arith.prompt_text(a, b), "a": f"so #### {arith.answer_text(a, b)}"})
+                               + "\n" for a, b in problems))
+    ev = DecodingEvaluator()
+    ev.setup({"task": "jsonl", "data": str(exact), "samples_per_prompt": 2}, EvalContext())
+    assert len(ev.task.items) == 8
+    (result,) = run(ev, [{"temperature": 0.0}])
+    assert result["objective"] == 1.0 and result["metrics"]["accuracy"] == 1.0
+    ev = DecodingEvaluator()
+    ev.setup({"task": "jsonl", "data": str(numeric), "prompt_field": "q", "answer_field": "a", "match": "numeric",
+              "num_prompts": 5, "samples_per_prompt": 1}, EvalContext())
+    assert len(ev.task.items) == 5
+    (result,) = run(ev, [{"temperature": 0.0}])
+    assert result["objective"] == 1.0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "1+1="}\n')
+    with pytest.raises(ValueError, match="bad.jsonl:1: needs fields"):
+        DecodingEvaluator().setup({"task": "jsonl", "data": str(bad)}, EvalContext())
+
+
+def test_extract_number_gsm8k_style() -> None:
+    assert extract_number("Natalia sold 48/2 = 24 clips.\n#### 72") == 72
+    assert extract_number("so the answer is 1,234.5 apples, not 3") == 3
+    assert extract_number("The answer: 1,234.5 apples", r"answer: ([\d,\.]+)") == 1234.5
+    assert extract_number("no digits here") is None
+
+
+def test_continuation_task_on_a_local_english_model(char_model_dir: Path) -> None:
+    """Coherence is the mean log-likelihood per token; by default from the generating
+    model's own log-probabilities, with ``reference_model`` by a teacher-forced pass:
+    the same model both ways gives the same number."""
+    config = {"model": str(char_model_dir), "task": "continuation", "num_prompts": 3, "samples_per_prompt": 2,
+              "max_new_tokens": 12, "prompt_words": 6}
+    own, scored = DecodingEvaluator(), DecodingEvaluator()
+    own.setup(config, EvalContext())
+    scored.setup({**config, "reference_model": str(char_model_dir)}, EvalContext())
+    assert all(len(item.prompt.split()) == 6 for item in own.task.items)
+    params = [{"sampler": "typical", "typical_p": 0.9, "temperature": 0.8}]
+    (a,) = run(own, params)
+    (b,) = run(scored, params)
+    assert a["metrics"]["coherence"] == a["objective"] < 0
+    assert a["objective"] == pytest.approx(b["objective"], abs=1e-4)
+    assert 0 <= a["measures"]["repetition_rate"] <= 1 and a["measures"]["mean_length"] > 0
+
+
+def test_pydoc_paragraphs_are_prose() -> None:
+    paragraphs = pydoc_paragraphs()
+    assert len(paragraphs) > 500
+    assert all(len(p.split()) >= 12 and "****" not in p for p in paragraphs)
+
+
+# ----------------------------------------------------------------------- measures
+
+
+def test_distinct_n_is_taken_within_each_prompts_samples() -> None:
+    same = [[[1, 2, 3], [1, 2, 3]]]  # two identical samples: 2 distinct bigrams of 4
+    varied = [[[1, 2, 3], [3, 2, 1]]]  # all 4 bigrams distinct
+    assert distinct_n(same, 2) == 0.5 and distinct_n(varied, 2) == 1.0
+    assert distinct_n(same + varied, 2) == 0.75  # the mean over prompts
+    assert distinct_n([[[1]]], 2) == 0.0  # nothing to count
+    assert corpus_distinct_n([[1, 2, 3], [1, 2, 3]], 1) == 0.5
+
+
+def test_repetition_rate_counts_repeated_ngrams_within_a_sequence() -> None:
+    assert repetition_rate([[1, 2, 1, 2, 1, 2]], n=2) == pytest.approx(3 / 5)  # 12 21 12 21 12
+    assert repetition_rate([[1, 2, 3, 4]], n=2) == 0.0
+    assert repetition_rate([[1, 1, 1], [5]], n=1) == pytest.approx(2 / 4)

@@ -1,0 +1,1 @@
+"""Evaluators and helpers that tests import as ``python`` targets (``tests.support.evaluators:…``)."""

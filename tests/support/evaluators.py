@@ -1,0 +1,78 @@
+"""Small real evaluators for tests: each one exercises one rule of the evaluator contract."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from workers.contract import EvalContext, Evaluator
+
+
+def quadratic(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    """objective = 1 - (a - 0.3)^2 - (b - 0.6)^2; measures (a, b)."""
+    a, b = float(params["a"]), float(params["b"])
+    return {"objective": 1 - (a - 0.3) ** 2 - (b - 0.6) ** 2, "measures": {"ma": a, "mb": b},
+            "metrics": {"seed": ctx.seed}}
+
+
+def slow_quadratic(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    """quadratic, after a pause; logs each finished evaluation to $ATLAS_TEST_LOG."""
+    time.sleep(float(os.environ.get("ATLAS_TEST_SLEEP", "0.02")))
+    out = quadratic(params, ctx)
+    log = os.environ.get("ATLAS_TEST_LOG")
+    if log:
+        with open(log, "a") as fh:
+            fh.write(f"{params['a']!r} {params['b']!r} {os.getpid()}\n")
+    return out
+
+
+def flaky(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    """Fails in every way the contract names, by region of the space."""
+    a = float(params["a"])
+    if a < 0.1:
+        raise RuntimeError("boom: a < 0.1")
+    if a < 0.2:
+        return {"objective": math.nan, "measures": {"ma": a, "mb": 0.5}}
+    if a < 0.3:
+        return {"objective": 1.0, "measures": {"ma": a}}
+    return quadratic(params, ctx)
+
+
+def sleepy(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    """Hangs (far past any test timeout) when a > 0.9."""
+    if float(params["a"]) > 0.9:
+        time.sleep(3600)
+    return quadratic(params, ctx)
+
+
+def crash_once(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    """Kills its own worker process on the first attempt of each evaluation with a > 0.5."""
+    if float(params["a"]) > 0.5 and ctx.attempt == 1:
+        os._exit(17)
+    return quadratic(params, ctx)
+
+
+def noop(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    return {"objective": float(params["a"]), "measures": {"ma": float(params["a"]), "mb": float(params["b"])}}
+
+
+class CountingEvaluator(Evaluator):
+    """Class form: records how often ``setup`` ran in this process (metrics.setups)."""
+
+    setups = 0
+
+    def setup(self, config: dict[str, Any], ctx: EvalContext) -> None:
+        type(self).setups += 1
+        self.offset = float(config.get("offset", 0.0))
+        marker = config.get("marker_dir")
+        if marker:
+            Path(marker, f"setup-{os.getpid()}-{time.time_ns()}").touch()
+
+    def evaluate(self, params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+        out = quadratic(params, ctx)
+        out["objective"] += self.offset
+        out["metrics"] = {"setups": type(self).setups, "pid": os.getpid()}
+        return out

@@ -1,0 +1,110 @@
+"""On a real Ray cluster started by the test: submit the scheduler as a Ray job, follow
+its log, and lose a worker node mid-campaign."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+import archive
+from search import api
+from tests.conftest import quadratic_spec
+from tests.support.ray_nodes import RayCluster
+from tests.test_cli import atlas
+from tests.test_scheduler import check_archive
+
+pytestmark = [pytest.mark.ray, pytest.mark.skipif(sys.platform != "linux", reason="uses process groups")]
+
+
+@pytest.fixture
+def cluster() -> Iterator[RayCluster]:
+    c = RayCluster(head_cpus=1)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def test_submit_runs_the_scheduler_as_a_ray_job(tmp_path: Path, cluster: RayCluster) -> None:
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    spec = tmp_path / "c.yaml"
+    spec.write_text(yaml.safe_dump(quadratic_spec(name="submitted", search__budget=30)))
+    done = atlas("submit", str(spec), "--address", cluster.dashboard, "--storage", url, "--wait",
+                 "--python", sys.executable, "--env", f"PYTHONPATH={os.environ['PYTHONPATH']}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.split()[0]
+    assert job_id.startswith("atlas-submitted-") and "SUCCEEDED" in done.stdout
+    status = json.loads(atlas("status", "submitted", "--json", "--storage", url, cwd=tmp_path).stdout)[0]
+    assert status["finished"] == 30 and status["status"] == "finished"
+    log = atlas("logs", "submitted", "--address", cluster.dashboard, cwd=tmp_path)
+    assert log.returncode == 0 and "submitted: 30 evaluations" in log.stdout
+
+
+def test_bad_file_never_reaches_the_cluster(tmp_path: Path, cluster: RayCluster) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(yaml.safe_dump(quadratic_spec(search__budget=-1)))
+    done = atlas("submit", str(spec), "--address", cluster.dashboard, cwd=tmp_path)
+    assert done.returncode == 2 and "search.budget" in done.stderr
+    from ray.job_submission import JobSubmissionClient
+
+    assert JobSubmissionClient(cluster.dashboard).list_jobs() == []
+
+
+def test_losing_a_worker_node_mid_campaign(tmp_path: Path, cluster: RayCluster) -> None:
+    """Evaluations need the `w` resource, which only the two worker nodes have; one of them
+    is killed mid-campaign: its evaluations are retried on the other, nothing is lost."""
+    first = cluster.add_worker(cpus=1, resources='{"w": 1}')
+    cluster.add_worker(cpus=1, resources='{"w": 1}')
+    import ray
+
+    ray.init(address=cluster.address)
+    try:
+        deadline = time.time() + 60
+        while ray.cluster_resources().get("w", 0) < 2 and time.time() < deadline:
+            time.sleep(0.5)
+        assert ray.cluster_resources().get("w", 0) == 2
+        url = f"sqlite:///{tmp_path / 'atlas.db'}"
+        spec = quadratic_spec(evaluator={"kind": "python", "target": "tests.support.evaluators:slow_quadratic"},
+                              search__budget=60, search__batch_size=2, search__max_in_flight=4,
+                              resources={"num_cpus": 0, "timeout_s": 60, "max_retries": 3})
+        os.environ["ATLAS_TEST_SLEEP"] = "0.3"
+        result: dict = {}
+
+        def run() -> None:
+            from workers.executors import ray_executor
+
+            ray_executor.EXTRA_RESOURCES = {"w": 1}
+            try:
+                result["stats"] = api.run(spec, storage=url, executor="ray")
+            except Exception as exc:
+                result["error"] = exc
+            finally:
+                ray_executor.EXTRA_RESOURCES = {}
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        db_rows = 0
+        while worker.is_alive() and db_rows < 10:
+            time.sleep(0.5)
+            if (tmp_path / "atlas.db").exists():
+                db_rows = len(archive.open(url).campaign("quad").evaluations(status="done"))
+        first.kill(signal.SIGKILL)
+        worker.join(timeout=600)
+    finally:
+        ray.shutdown()
+        os.environ.pop("ATLAS_TEST_SLEEP", None)
+    assert "error" not in result, result.get("error")
+    assert result["stats"].finished == 60
+    check_archive(url, "quad", 60)
+    rows = archive.open(url).campaign("quad").evaluations()
+    assert any(r["attempts"] > 1 for r in rows), "the killed node had evaluations in flight"
+    assert all(r["status"] == "done" for r in rows)

@@ -1,0 +1,68 @@
+"""The Ray executor for real: actors that set up once, timeouts, and dead workers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import archive
+from search import api
+from tests.conftest import quadratic_spec
+
+pytestmark = pytest.mark.ray
+
+
+def test_class_evaluator_sets_up_once_per_actor(sqlite_url: str, tmp_path: Path, ray_cluster: None) -> None:
+    spec = quadratic_spec(
+        evaluator={"kind": "python", "target": "tests.support.evaluators:CountingEvaluator",
+                   "config": {"marker_dir": str(tmp_path)}},
+        search__budget=40, search__max_in_flight=4,
+    )
+    stats = api.run(spec, storage=sqlite_url, executor="ray")
+    assert stats.finished == 40 and stats.counts["failed"] == 0
+    rows = archive.open(sqlite_url).campaign("quad").evaluations()
+    pids = {r["metrics"]["pid"] for r in rows}
+    setups = list(tmp_path.glob("setup-*"))
+    assert 1 <= len(pids) <= 2  # two CPUs: at most two actors
+    assert len(setups) == len(pids)  # one setup per actor, not per evaluation
+    assert all(r["metrics"]["setups"] == 1 for r in rows)
+
+
+def test_timeout_kills_the_call_and_the_campaign_goes_on(sqlite_url: str, ray_cluster: None) -> None:
+    spec = quadratic_spec(
+        evaluator={"kind": "python", "target": "tests.support.evaluators:sleepy"},
+        search__algorithm="random", search__budget=16, search__batch_size=2, search__max_in_flight=2,
+        search__initial_points=[{"a": 0.95, "b": 0.1}], resources={"timeout_s": 2, "num_cpus": 1},
+    )
+    stats = api.run(spec, storage=sqlite_url, executor="ray")
+    rows = archive.open(sqlite_url).campaign("quad").evaluations()
+    hung = next(r for r in rows if r["seq"] == 0)
+    assert hung["status"] == "failed" and hung["error"].startswith("timeout")
+    assert stats.finished == 16
+    assert sum(r["status"] == "done" for r in rows) >= 12
+
+
+def test_a_dead_worker_is_replaced_and_its_evaluation_retried(sqlite_url: str, ray_cluster: None) -> None:
+    spec = quadratic_spec(
+        evaluator={"kind": "python", "target": "tests.support.evaluators:crash_once"},
+        search__algorithm="random", search__budget=12, search__batch_size=2, search__max_in_flight=2,
+        search__initial_points=[{"a": 0.8, "b": 0.5}], resources={"timeout_s": 60, "max_retries": 2},
+    )
+    stats = api.run(spec, storage=sqlite_url, executor="ray")
+    rows = archive.open(sqlite_url).campaign("quad").evaluations()
+    crashed = [r for r in rows if r["params"]["a"] > 0.5]
+    assert crashed and all(r["status"] == "done" and r["attempts"] >= 2 for r in crashed)
+    assert stats.finished == 12 and stats.counts["failed"] == 0
+
+
+def test_worker_lost_every_time_gives_up_after_max_retries(sqlite_url: str, ray_cluster: None) -> None:
+    spec = quadratic_spec(
+        evaluator={"kind": "python", "target": "tests.support.evaluators:crash_once"},
+        search__algorithm="random", search__budget=1, search__batch_size=1, search__max_in_flight=1,
+        search__initial_points=[{"a": 0.8, "b": 0.5}], resources={"timeout_s": 60, "max_retries": 0},
+    )
+    stats = api.run(spec, storage=sqlite_url, executor="ray")
+    (row,) = archive.open(sqlite_url).campaign("quad").evaluations()
+    assert row["status"] == "failed" and "worker lost" in row["error"] and "gave up after 1" in row["error"]
+    assert stats.counts["failed"] == 1

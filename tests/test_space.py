@@ -1,0 +1,82 @@
+"""The unit-cube encoding: round trips, conditions, integer and categorical cells."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from search.space import SearchSpace
+from search.spec import parse_spec
+from tests.conftest import quadratic_spec
+
+
+def make_space() -> SearchSpace:
+    data = quadratic_spec()
+    data["space"] = {
+        "temperature": {"type": "float", "low": 0.2, "high": 2.0, "log": True},
+        "sampler": {"type": "categorical", "choices": ["top_p", "min_p", "none"]},
+        "top_p": {"type": "float", "low": 0.5, "high": 1.0, "when": {"sampler": "top_p"}},
+        "min_p": {"type": "float", "low": 0.01, "high": 0.3, "when": {"sampler": ["min_p"]}},
+        "layers": {"type": "int", "low": 1, "high": 8},
+        "width": {"type": "int", "low": 16, "high": 1024, "log": True},
+        "w": {"type": "float", "low": -1.0, "high": 1.0, "size": 3},
+    }
+    return SearchSpace(parse_spec(data).space)
+
+
+SPACE = make_space()
+
+
+@given(st.lists(st.floats(0, 1), min_size=SPACE.dim, max_size=SPACE.dim))
+@settings(max_examples=200, deadline=None)
+def test_decode_is_valid_and_encode_round_trips(u: list[float]) -> None:
+    params = SPACE.decode(np.array(u))
+    values, problems = SPACE.coerce(params)
+    assert problems == []
+    assert values == params
+    again = SPACE.decode(SPACE.encode(params))
+    assert again["sampler"] == params["sampler"] and again["layers"] == params["layers"]
+    assert again["width"] == params["width"]
+    assert np.isclose(again["temperature"], params["temperature"])
+    assert np.allclose(again["w"], params["w"])
+
+
+def test_conditions_leave_inactive_parameters_out() -> None:
+    x = np.full(SPACE.dim, 0.5)
+    slot = next(s for s in SPACE.slots if s.name == "sampler")
+    x[slot.start] = 0.1  # first of three choices: top_p
+    params = SPACE.decode(x)
+    assert "top_p" in params and "min_p" not in params
+    x[slot.start] = 0.9  # none
+    params = SPACE.decode(x)
+    assert "top_p" not in params and "min_p" not in params
+
+
+def test_every_integer_gets_an_equal_share_of_the_cube() -> None:
+    slot = next(s for s in SPACE.slots if s.name == "layers")
+    x = np.full(SPACE.dim, 0.5)
+    seen = []
+    for u in np.linspace(0, 1, 8001):
+        x[slot.start] = u
+        seen.append(SPACE.decode(x)["layers"])
+    counts = np.bincount(seen)[1:]
+    assert len(counts) == 8 and counts.min() >= 990
+
+
+def test_coerce_repairs_or_reports() -> None:
+    point = {"temperature": "1.5", "sampler": "TOP_P", "top_p": 3.0, "layers": 2.6, "width": 64,
+             "w": [0, 0, 0], "bogus": 1}
+    _, problems = SPACE.coerce(point)
+    assert any(p.startswith("bogus: unknown parameter") for p in problems)
+    repaired, problems = SPACE.coerce(point, repair=True)
+    assert problems == []
+    assert repaired["sampler"] == "top_p" and repaired["top_p"] == 1.0 and repaired["layers"] == 3
+    assert repaired["temperature"] == 1.5
+
+
+def test_inactive_parameter_given_is_a_problem_without_repair() -> None:
+    point = SPACE.decode(np.full(SPACE.dim, 0.1))
+    point["min_p"] = 0.1
+    _, problems = SPACE.coerce(point)
+    assert any(p.startswith("min_p: not active here") for p in problems)

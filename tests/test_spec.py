@@ -1,0 +1,108 @@
+"""Campaign file validation: every bad field is named with its path and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from search.spec import SpecError, load_spec, parse_spec
+from tests.conftest import quadratic_spec
+
+
+def problems(data: dict) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        parse_spec(data)
+    return info.value.problems
+
+
+def test_valid_spec_parses_with_defaults() -> None:
+    spec = parse_spec(quadratic_spec())
+    assert spec.search.budget == 60
+    assert spec.archive.type == "grid"
+    assert spec.resources.max_retries == 2
+    assert spec.objective.direction == "maximize"
+
+
+def test_budget_must_be_positive() -> None:
+    assert problems(quadratic_spec(search__budget=0)) == ["search.budget: must be > 0"]
+
+
+def test_unknown_field_is_named() -> None:
+    data = quadratic_spec()
+    data["search"]["budgett"] = 3
+    assert "search.budgett: is not a known field" in problems(data)
+
+
+def test_bad_name_and_missing_section() -> None:
+    data = quadratic_spec(name="Has Spaces")
+    del data["measures"]
+    found = problems(data)
+    assert any(p.startswith("name: must match") for p in found)
+    assert "measures: is required" in found
+
+
+def test_log_scale_needs_positive_low() -> None:
+    data = quadratic_spec()
+    data["space"]["t"] = {"type": "float", "low": 0.0, "high": 2.0, "log": True}
+    assert any("space.t" in p and "log scale needs low > 0" in p for p in problems(data))
+
+
+def test_high_must_exceed_low() -> None:
+    data = quadratic_spec()
+    data["space"]["a"] = {"type": "float", "low": 1.0, "high": 0.5}
+    assert any(p.startswith("space.a") and "must be > low" in p for p in problems(data))
+
+
+def test_condition_must_name_an_earlier_parameter_and_a_real_choice() -> None:
+    data = quadratic_spec()
+    data["space"] = {
+        "top_p": {"type": "float", "low": 0.5, "high": 1.0, "when": {"sampler": "top_p"}},
+        "sampler": {"type": "categorical", "choices": ["top_p", "min_p"]},
+    }
+    assert any("must be a parameter defined before it" in p for p in problems(data))
+    data["space"] = {
+        "sampler": {"type": "categorical", "choices": ["top_p", "min_p"]},
+        "top_p": {"type": "float", "low": 0.5, "high": 1.0, "when": {"sampler": "top_k"}},
+    }
+    assert any("'top_k' is not one of" in p for p in problems(data))
+
+
+def test_unknown_algorithm_and_cvt_without_cells() -> None:
+    data = quadratic_spec(archive={"type": "cvt"})
+    data["search"]["algorithm"] = "hill-climb"
+    found = problems(data)
+    assert any(p.startswith("search.algorithm: unknown algorithm 'hill-climb'") for p in found)
+    assert any(p.startswith("archive") and "needs cells" in p for p in found)
+
+
+def test_initial_points_are_checked_against_the_space() -> None:
+    data = quadratic_spec()
+    data["search"]["initial_points"] = [{"a": 0.5, "b": 2.0}, {"a": 0.1, "c": 1}]
+    found = problems(data)
+    assert "search.initial_points[0].b: 2.0 is outside [0.0, 1.0]" in found
+    assert any(p.startswith("search.initial_points[1].c: unknown parameter") for p in found)
+
+
+def test_python_kind_needs_a_target() -> None:
+    data = quadratic_spec(evaluator={"kind": "python"})
+    assert any(p.startswith("evaluator") and "needs target" in p for p in problems(data))
+
+
+def test_files_bad_yaml_and_missing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)
+    with pytest.raises(SpecError, match="no such file"):
+        load_spec(tmp_path / "missing.yaml")
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(quadratic_spec()))
+    assert load_spec(good).name == "quad"
+
+
+def test_spec_hash_ignores_budget_only() -> None:
+    base = parse_spec(quadratic_spec())
+    assert base.spec_hash() == parse_spec(quadratic_spec(search__budget=999)).spec_hash()
+    assert base.spec_hash() != parse_spec(quadratic_spec(search__seed=4)).spec_hash()

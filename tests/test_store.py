@@ -1,0 +1,144 @@
+"""Archive rules, on SQLite and on PostgreSQL: rows before dispatch, one result per
+evaluation, strictly better elites in the same transaction, SQL statistics, leases."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from sqlalchemy import inspect
+
+from archive.layout import CellLayout, MeasureAxis
+from archive.store import NewEvaluation, Result, StorageError, Store
+
+
+@pytest.fixture
+def store(storage_url: str) -> Store:
+    s = Store(storage_url)
+    yield s
+    s.close()
+
+
+def new_campaign(store: Store, name: str = "c") -> int:
+    return store.create_campaign(name, {"search": {"budget": 10}}, "hash", {"kind": "grid"}).id
+
+
+def pending(store: Store, cid: int, n: int, start: int = 0) -> list[int]:
+    rows = [NewEvaluation(start + i, {"i": start + i}, [0.5], "test") for i in range(n)]
+    return store.add_pending(cid, rows)
+
+
+def test_migrations_create_the_schema(store: Store) -> None:
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"campaigns", "evaluations", "elites", "checkpoints", "alembic_version"} <= tables
+    Store(store.url).close()  # a second open finds the schema at head
+
+
+def test_rows_are_pending_before_dispatch_and_count_attempts(store: Store) -> None:
+    cid = new_campaign(store)
+    ids = pending(store, cid, 3)
+    assert [r["status"] for r in store.unfinished(cid)] == ["pending"] * 3
+    store.mark_running(ids[:2])
+    store.requeue(ids[:1])
+    rows = {r["id"]: r for r in store.unfinished(cid)}
+    assert rows[ids[0]]["status"] == "pending" and rows[ids[0]]["attempts"] == 1
+    assert rows[ids[1]]["status"] == "running"
+    assert rows[ids[2]]["attempts"] == 0
+
+
+def test_a_second_result_is_ignored(store: Store) -> None:
+    cid = new_campaign(store)
+    (eid,) = pending(store, cid, 1)
+    first = Result(eid, "done", 1.0, {"m": 0.1}, {}, cell=3)
+    assert store.record_results(cid, [first], 1.0) == [True]
+    assert store.record_results(cid, [Result(eid, "done", 9.0, {"m": 0.1}, {}, cell=3)], 1.0) == [False]
+    row = store.evaluation(cid, eid)
+    assert row is not None and row["objective"] == 1.0 and row["finished_seq"] == 1
+    assert store.elites(cid)[0]["objective"] == 1.0
+
+
+def test_elite_replaced_only_by_strictly_better(store: Store) -> None:
+    cid = new_campaign(store)
+    a, b, c, d = pending(store, cid, 4)
+    store.record_results(cid, [Result(a, "done", 1.0, {}, {}, cell=0)], 1.0)
+    store.record_results(cid, [Result(b, "done", 1.0, {}, {}, cell=0)], 1.0)  # equal: stays a
+    assert store.elites(cid)[0]["evaluation_id"] == a
+    # within one batch, the best of the batch wins; a failure never becomes an elite
+    store.record_results(cid, [Result(c, "done", 2.0, {}, {}, cell=0), Result(d, "failed", error="x")], 1.0)
+    elites = store.elites(cid)
+    assert len(elites) == 1 and elites[0]["evaluation_id"] == c
+
+
+def test_minimising_keeps_the_lowest(store: Store) -> None:
+    cid = new_campaign(store)
+    a, b = pending(store, cid, 2)
+    store.record_results(cid, [Result(a, "done", 5.0, {}, {}, cell=1)], -1.0)
+    store.record_results(cid, [Result(b, "done", 3.0, {}, {}, cell=1)], -1.0)
+    assert store.elites(cid)[0]["objective"] == 3.0
+    assert store.stats(cid, cells=4).best_objective == 3.0
+
+
+def test_stats_come_from_sql(store: Store) -> None:
+    cid = new_campaign(store)
+    ids = pending(store, cid, 6)
+    store.mark_running(ids)
+    store.record_results(cid, [
+        Result(ids[0], "done", 2.0, {}, {}, cell=0),
+        Result(ids[1], "done", 3.0, {}, {}, cell=1),
+        Result(ids[2], "done", 1.0, {}, {}, cell=1),
+        Result(ids[3], "failed", error="boom"),
+    ], 1.0)
+    s = store.stats(cid, cells=10, qd_offset=-1.0)
+    assert s.counts == {"pending": 0, "running": 2, "done": 3, "failed": 1}
+    assert s.elites == 2 and s.coverage == pytest.approx(0.2)
+    assert s.qd_score == pytest.approx((2 + 1) + (3 + 1))
+    assert s.best_objective == 3.0 and s.best_evaluation_id == ids[1]
+    assert store.proposer_counts(cid) == {"test": {"running": 2, "done": 3, "failed": 1}}
+
+
+def test_checkpoint_is_written_with_the_rows(store: Store) -> None:
+    cid = new_campaign(store)
+    store.add_pending(cid, [NewEvaluation(0, {}, [0.1], "p")], checkpoint=("p", b"one"))
+    store.add_pending(cid, [NewEvaluation(1, {}, [0.1], "p")], checkpoint=("p", b"two"))
+    assert store.load_checkpoint(cid, "p") == b"two"
+    assert store.load_checkpoint(cid, "other") is None
+
+
+def test_leases(store: Store) -> None:
+    cid = new_campaign(store)
+    assert store.acquire_lease(cid, "h:1:a", ttl_s=30) is None
+    assert store.acquire_lease(cid, "h:2:b", ttl_s=30) == "h:1:a"  # held and alive
+    assert store.acquire_lease(cid, "h:2:b", 30, holder_is_dead=lambda h: h == "h:1:a") is None
+    assert store.renew_lease(cid, "h:1:a", 30) is False  # it was taken over
+    store.release_lease(cid, "h:2:b")
+    assert store.acquire_lease(cid, "h:3:c", ttl_s=0.05) is None
+    time.sleep(0.1)
+    assert store.acquire_lease(cid, "h:4:d", ttl_s=30) is None  # expired
+
+
+def test_unreachable_storage_is_a_clear_error() -> None:
+    start = time.time()
+    with pytest.raises(StorageError, match="cannot open storage"):
+        Store("postgresql+psycopg://nobody:wrong@127.0.0.1:1/none")
+    assert time.time() - start < 10
+    with pytest.raises(StorageError, match="not a storage URL"):
+        Store("not a url")
+
+
+def test_grid_cells_match_ribs() -> None:
+    axes = [MeasureAxis("a", -1, 1, 7), MeasureAxis("b", 0, 5, 4)]
+    layout = CellLayout.build("grid", axes)
+    archive = layout.make_archive(solution_dim=1)
+    pts = np.random.default_rng(0).uniform([-1.5, -1], [1.5, 6], size=(500, 2))
+    assert np.array_equal(layout.index_of(pts), archive.index_of(pts))
+    assert layout.cells == 28
+
+
+def test_cvt_centroids_survive_json() -> None:
+    axes = [MeasureAxis("a", 0, 1, 1), MeasureAxis("b", 0, 1, 1)]
+    layout = CellLayout.build("cvt", axes, cells=16, samples=2000, seed=1)
+    again = CellLayout.from_json(layout.to_json())
+    pts = np.random.default_rng(1).random((200, 2))
+    assert np.array_equal(layout.index_of(pts), again.index_of(pts))
+    assert again.cells == 16

@@ -1,0 +1,86 @@
+"""Workers: the registry, the contract's rules in the runner, and the benchmark domains."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from workers import registry
+from workers.contract import EvalContext, Evaluator
+from workers.evaluators.benchmark import BenchmarkEvaluator, arm, linear_projection
+from workers.runner import EvaluationTask, json_safe, run_tasks
+
+
+def test_entry_points_register_the_builtin_evaluators() -> None:
+    assert {"benchmark", "python"} <= set(registry.available())
+    assert isinstance(registry.build("benchmark"), BenchmarkEvaluator)
+    with pytest.raises(registry.EvaluatorNotFound, match="no evaluator named 'nope'"):
+        registry.build("nope")
+    with pytest.raises(registry.EvaluatorNotFound, match="cannot import"):
+        registry.build("python", target="no_such_module_xyz:f")
+    with pytest.raises(registry.EvaluatorNotFound, match="has no attribute"):
+        registry.build("python", target="tests.support.evaluators:missing")
+
+
+def test_runner_enforces_the_contract() -> None:
+    class Weird(Evaluator):
+        def evaluate(self, params: dict, ctx: EvalContext) -> dict:
+            kind = params["kind"]
+            if kind == "list":
+                return [1]  # type: ignore[return-value]
+            if kind == "inf":
+                return {"objective": 1.0, "measures": {"m": math.inf}}
+            if kind == "bool":
+                return {"objective": True, "measures": {"m": 1.0}}
+            return {"objective": np.float32(2.5), "measures": {"m": np.int64(3)},
+                    "metrics": {"arr": np.arange(3), "nan": math.nan, "obj": object()}}
+
+    tasks = [EvaluationTask(i, i, {"kind": k}, seed=i) for i, k in enumerate(["list", "inf", "bool", "ok"])]
+    out = run_tasks(Weird(), tasks, ["m"], EvalContext())
+    assert [o.status for o in out] == ["failed", "failed", "failed", "done"]
+    assert "expected a dict" in out[0].error and "'m' is not a finite number" in out[1].error
+    ok = out[3]
+    assert ok.objective == 2.5 and ok.measures == {"m": 3.0}
+    assert ok.metrics["arr"] == [0, 1, 2] and ok.metrics["nan"] is None and ok.metrics["obj"].startswith("<object")
+    assert json_safe({"k": (np.float64(1.5), None)}) == {"k": [1.5, None]}
+
+
+def test_batched_evaluator_gets_one_seed_per_item() -> None:
+    class Batch(Evaluator):
+        max_batch_size = 8
+
+        def evaluate_batch(self, params: list[dict], ctx: EvalContext) -> list[dict]:
+            return [{"objective": float(s), "measures": {"m": 0.0}} for s in ctx.seeds]
+
+    tasks = [EvaluationTask(i, i, {}, seed=100 + i) for i in range(3)]
+    assert [o.objective for o in run_tasks(Batch(), tasks, ["m"], EvalContext())] == [100.0, 101.0, 102.0]
+
+
+def test_sphere_and_rastrigin_as_pyribs_defines_them() -> None:
+    dim = 6
+    best = np.full((1, dim), 0.4 * 5.12)
+    worst = np.full((1, dim), -5.12)
+    for fn in ("sphere", "rastrigin"):
+        obj, _ = linear_projection(np.vstack([best, worst]), fn)
+        assert obj[0] == pytest.approx(100.0) and obj[1] == pytest.approx(0.0)
+    # measures: x_i beyond ±5.12 are folded to 5.12 / x_i, then summed per half
+    x = np.array([[1.0, 10.24, -2.0, 3.0, 0.5, -10.24]])
+    _, meas = linear_projection(x, "sphere")
+    assert meas[0] == pytest.approx([1.0 + 0.5 - 2.0, 3.0 + 0.5 - 0.5])
+
+
+def test_arm_end_effector_and_objective() -> None:
+    obj, meas = arm(np.array([[0.0, 0.0, 0.0], [np.pi / 2, 0.0, 0.0]]))
+    assert meas[0] == pytest.approx([3.0, 0.0]) and obj[0] == 0.0
+    assert meas[1] == pytest.approx([0.0, 3.0], abs=1e-12) and obj[1] < 0
+
+
+def test_benchmark_evaluator_reads_vectors_or_coordinates() -> None:
+    ev = BenchmarkEvaluator()
+    ev.setup({"function": "sphere", "dim": 2}, EvalContext())
+    a, b = ev.evaluate_batch([{"x": [2.048, 2.048]}, {"x0": 2.048, "x1": 2.048}], EvalContext())
+    assert a == b and a["objective"] == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="sphere, rastrigin or arm"):
+        ev.setup({"function": "ackley"}, EvalContext())

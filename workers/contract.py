@@ -1,0 +1,78 @@
+"""The evaluator contract shared by every evaluator and executor.
+
+Function form::
+
+    def evaluate(params: dict, ctx: EvalContext) -> dict:
+        return {"objective": 0.93,
+                "measures": {"mean_entropy": 1.7, "distinct_2": 0.41},
+                "metrics": {"tokens_per_s": 5120.0}}
+
+Class form (a model loaded once per worker, batches, GPU state)::
+
+    class MyEvaluator(Evaluator):
+        def setup(self, config: dict, ctx: EvalContext) -> None: ...
+        def evaluate_batch(self, params: list[dict], ctx: EvalContext) -> list[dict]: ...
+
+In ``evaluate_batch`` the seed of item ``i`` is ``ctx.seeds[i]`` (``ctx.seed`` is the
+first one). A raised exception, a non-finite objective or measure, or a missing measure
+marks the evaluation ``failed`` with the error kept; the campaign goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass
+class EvalContext:
+    """What an evaluation may know about where and how it runs."""
+
+    seed: int = 0
+    device: str = "cpu"
+    workdir_root: str = dataclasses.field(
+        default_factory=lambda: os.path.join(tempfile.gettempdir(), "entropy-atlas")
+    )
+    seeds: list[int] = dataclasses.field(default_factory=list)
+    attempt: int = 1
+    campaign: str = ""
+
+    @property
+    def workdir(self) -> Path:
+        """A scratch directory for this worker, created on first use."""
+        path = Path(self.workdir_root) / (self.campaign or "default") / f"pid-{os.getpid()}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def for_item(self, index: int) -> EvalContext:
+        """The context of item ``index`` of a batch (its own seed)."""
+        seed = self.seeds[index] if self.seeds else self.seed
+        return dataclasses.replace(self, seed=seed, seeds=[seed])
+
+
+class Evaluator:
+    """Base of the class form. Subclasses implement ``evaluate`` or ``evaluate_batch``.
+
+    ``max_batch_size`` is how many configurations one ``evaluate_batch`` call may take;
+    executors never send more.
+    """
+
+    max_batch_size: int = 1
+
+    def setup(self, config: dict[str, Any], ctx: EvalContext) -> None:
+        """Load what every evaluation of this worker shares (a model, a data set)."""
+        self.config = dict(config)
+
+    def evaluate(self, params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} implements neither evaluate nor evaluate_batch")
+
+    def evaluate_batch(
+        self, params: list[dict[str, Any]], ctx: EvalContext
+    ) -> list[dict[str, Any]]:
+        return [self.evaluate(p, ctx.for_item(i)) for i, p in enumerate(params)]
+
+    def teardown(self) -> None:
+        """Release what ``setup`` holds (GPU memory, files)."""

@@ -1,0 +1,198 @@
+"""``kind: activation``: train a tiny network with a candidate activation, measure it.
+
+Each evaluation builds the activation from ``params`` (see
+:mod:`workers.activations.factory`), trains the configured model with it once per
+training seed, and returns
+
+- ``objective``: test accuracy in [0, 1], the mean over the training seeds;
+- ``measures`` (nats; means over seeds, and over layers where there are several):
+  ``post_activation_entropy`` (histogram entropy of the activations' outputs on a
+  held-out batch, in [0, log hist_bins]), ``predictive_entropy`` (mean entropy of the
+  softmax over the test split, in [0, log classes]), ``post_activation_sparsity`` (the
+  fraction of exact zeros in those outputs) and, for the ViT, ``attention_entropy``
+  (mean entropy of the attention rows, in [0, log tokens]);
+- ``metrics``: the per-seed accuracies and their spread, the training-loss curve (mean
+  per epoch over seeds), the per-layer measures, the learned activation parameters (ε,
+  c_k, β, slopes; first seed), the parameter count, training and wall time.
+
+Config (all optional)::
+
+    dataset: digits          # digits | cifar10 | cifar100
+    data_dir: null           # CIFAR: a local folder in torchvision's format
+    test_size: 0.25          # digits: the stratified test fraction
+    split_seed: 0            # digits: the split's seed (fixed across evaluations)
+    max_train: null          # keep only the first examples (quick CIFAR runs)
+    max_test: null
+    model: mlp               # mlp | vit
+    hidden: [128, 128]       # MLP widths
+    patch_size: 4            # ViT: 8x8 digits -> 4 patches, 32x32 CIFAR -> 64 patches
+    dim: 48                  # ViT width, blocks, heads and MLP ratio
+    depth: 2
+    heads: 4
+    mlp_ratio: 2.0
+    epochs: 20
+    batch_size: 64
+    lr: null                 # AdamW, cosine decay to 0; null: 0.002 (MLP), 0.005 (ViT)
+    weight_decay: 0.0001
+    lr_schedule: cosine      # cosine | constant
+    grad_clip: 1.0           # max gradient norm, null for none
+    heldout_size: 256        # the held-out batch of the post-activation and attention entropies
+    hist_bins: 64            # bins of the post-activation histogram
+    seeds: 1                 # training runs per evaluation (or a list of offsets)
+    num_threads: 1           # torch CPU threads during an evaluation
+
+``params`` may also set ``lr``, ``weight_decay``, ``epochs`` and ``batch_size`` per
+evaluation. Run ``j`` of an evaluation uses seed ``ctx.seed + offset_j`` (offsets
+``0 … seeds−1``), so the same params and seed give the same result: on CPU, bit for bit
+(deterministic algorithms, a fixed thread count).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from workers.activations.data import Dataset, load_dataset
+from workers.activations.factory import ACTIVATION_KEYS, activation_factory
+from workers.activations.symbolic import parse_activation
+from workers.activations.training import TrainConfig, deterministic, train_and_measure
+from workers.contract import EvalContext, Evaluator
+
+DATA_KEYS = ("dataset", "data_dir", "test_size", "split_seed", "max_train", "max_test")
+TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+RUN_KEYS = ("seeds", "num_threads")
+CONFIG_KEYS = frozenset((*DATA_KEYS, *TRAIN_KEYS, *RUN_KEYS))
+PARAM_TRAIN_KEYS = frozenset({"lr", "weight_decay", "epochs", "batch_size"})
+PARAM_KEYS = ACTIVATION_KEYS | PARAM_TRAIN_KEYS
+
+
+def _seed_offsets(value: Any) -> list[int]:
+    if isinstance(value, bool):
+        raise ValueError(f"config seeds must be a count or a list of integers, got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"config seeds must be >= 1, got {value}")
+        return list(range(value))
+    if isinstance(value, list | tuple) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return list(value)
+    raise ValueError(f"config seeds must be a count or a non-empty list of integers, got {value!r}")
+
+
+def _coerce_train(cfg: dict[str, Any]) -> TrainConfig:
+    """A :class:`TrainConfig` from plain values, numbers cast to the fields' types."""
+    ints = ("epochs", "batch_size", "dim", "depth", "heads", "heldout_size", "hist_bins")
+    floats = ("lr", "weight_decay", "mlp_ratio")
+    out = dict(cfg)
+    for key, value in cfg.items():
+        if value is None:
+            if key not in ("lr", "grad_clip"):  # null means the default
+                del out[key]
+            continue
+        try:
+            if key in ints or (key == "patch_size"):
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                out[key] = int(value)
+            elif key in floats or key == "grad_clip":
+                out[key] = float(value)
+            elif key == "hidden":
+                out[key] = tuple(int(h) for h in value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} has an invalid value {value!r}") from None
+    return TrainConfig(**out)
+
+
+class ActivationEvaluator(Evaluator):
+    """Trains an MLP or a tiny ViT with the candidate activation; accuracy and entropies."""
+
+    max_batch_size = 1
+
+    def setup(self, config: dict[str, Any], ctx: EvalContext) -> None:
+        config = dict(config or {})
+        unknown = sorted(set(config) - CONFIG_KEYS)
+        if unknown:
+            raise ValueError(f"activation evaluator: unknown config keys {unknown}; known: {sorted(CONFIG_KEYS)}")
+        self.config = config
+        self.train_defaults = {k: config[k] for k in TRAIN_KEYS if k in config}
+        _coerce_train(self.train_defaults)  # refuse a bad config now, not at the first evaluation
+        self.seed_offsets = _seed_offsets(config.get("seeds", 1))
+        threads = config.get("num_threads", 1)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"num_threads must be a positive integer or null, got {threads!r}")
+        self.num_threads: int | None = threads
+        data_kwargs = {k: config[k] for k in DATA_KEYS[2:] if config.get(k) is not None}
+        self.data = load_dataset(str(config.get("dataset", "digits")), config.get("data_dir"), **data_kwargs)
+        self._on_device: dict[str, Dataset] = {"cpu": self.data}
+
+    def _data_for(self, device: str) -> Dataset:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r} was asked for but CUDA is not available")
+        if device not in self._on_device:
+            self._on_device[device] = self.data.to(device)
+        return self._on_device[device]
+
+    def evaluate(self, params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+        wall_start = time.perf_counter()
+        unknown = sorted(set(params) - PARAM_KEYS)
+        if unknown:
+            raise ValueError(f"activation evaluator: unknown params {unknown}; known: {sorted(PARAM_KEYS)}")
+        factory = activation_factory(params)
+        cfg = _coerce_train({**self.train_defaults, **{k: params[k] for k in PARAM_TRAIN_KEYS if k in params}})
+        device = ctx.device or "cpu"
+        data = self._data_for(device)
+        seeds = [int(ctx.seed) + offset for offset in self.seed_offsets]
+        with deterministic(self.num_threads, device):
+            runs = [train_and_measure(factory, data, cfg, seed, device) for seed in seeds]
+        return self._result(params, cfg, data, seeds, runs, device, time.perf_counter() - wall_start)
+
+    def _result(
+        self,
+        params: Mapping[str, Any],
+        cfg: TrainConfig,
+        data: Dataset,
+        seeds: list[int],
+        runs: list[Any],
+        device: str,
+        wall: float,
+    ) -> dict[str, Any]:
+        accuracies = [r.accuracy for r in runs]
+        per_layer_post = [statistics.fmean(v) for v in zip(*(r.post_activation_entropy for r in runs), strict=True)]
+        post = statistics.fmean(per_layer_post)
+        predictive = statistics.fmean(r.predictive_entropy for r in runs)
+        sparsity = statistics.fmean(statistics.fmean(r.post_activation_zero_fraction) for r in runs)
+        measures: dict[str, float] = {
+            "post_activation_entropy": post,
+            "predictive_entropy": predictive,
+            "post_activation_sparsity": sparsity,
+        }
+        metrics: dict[str, Any] = {
+            "accuracy_per_seed": accuracies,
+            "accuracy_std": statistics.pstdev(accuracies),
+            "train_seeds": seeds,
+            "loss_curve": [statistics.fmean(v) for v in zip(*(r.loss_curve for r in runs), strict=True)],
+            "final_train_loss": statistics.fmean(r.loss_curve[-1] for r in runs),
+            "post_activation_entropy_per_layer": per_layer_post,
+            "post_activation_entropy_normalized": post / math.log(cfg.hist_bins),
+            "predictive_entropy_normalized": predictive / math.log(data.num_classes),
+            "activation": str(params.get("activation", "relu")).lower(),
+            "activation_params": runs[0].activation_params,
+            "num_params": runs[0].num_params,
+            "train_seconds": sum(r.train_seconds for r in runs),
+            "wall_time_s": wall,
+            "model": cfg.model,
+            "dataset": data.name,
+            "device": device,
+        }
+        if metrics["activation"] == "symbolic":
+            metrics["expression_canonical"] = parse_activation(params["expression"]).canonical
+        if runs[0].attention_entropy is not None:
+            per_layer_att = [statistics.fmean(v) for v in zip(*(r.attention_entropy for r in runs), strict=True)]
+            measures["attention_entropy"] = statistics.fmean(per_layer_att)
+            metrics["attention_entropy_per_layer"] = per_layer_att
+        return {"objective": statistics.fmean(accuracies), "measures": measures, "metrics": metrics}

@@ -1,0 +1,101 @@
+"""Benchmark domains of the QD literature, vectorised over a batch.
+
+Config: ``{function: sphere | rastrigin | arm, dim: 20}``. Params: either one vector
+parameter ``x`` (a float with ``size: dim``) or ``x0 … x{dim-1}``.
+
+- ``sphere``, ``rastrigin``: the linear-projection domains of Fontaine et al. (2020) as
+  pyribs' ``examples/sphere.py`` and the CMA-MAE paper define them. With
+  s = 0.4 · 5.12 = 2.048 and the clipping bound B = 5.12:
+
+      sphere:     f(x) = Σ (x_i − s)²
+      rastrigin:  f(x) = 10 n + Σ [(x_i − s)² − 10 cos(2π (x_i − s))]
+      objective = 100 · (f(x) − f_worst) / (0 − f_worst),  f_worst = f(−B · 1)
+
+  measures: clip each x_i to [−B, B] by x_i ↦ B / x_i when |x_i| > B, then
+  m₁ = Σ_{i < n/2} clip(x_i), m₂ = Σ_{i ≥ n/2} clip(x_i); each in [−B n/2, B n/2].
+- ``arm``: the planar arm repertoire (Cully et al. 2015; pyribs' tutorial): n links of
+  length 1, joint angles θ ∈ [−π, π]; objective = −Var(θ); measures = the end
+  effector (x, y) = (Σ cos(Σ_{j≤i} θ_j), Σ sin(Σ_{j≤i} θ_j)), each in [−n, n].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from workers.contract import EvalContext, Evaluator
+
+BOUND = 5.12
+SHIFT = 0.4 * BOUND
+
+
+def _sphere_raw(x: np.ndarray) -> np.ndarray:
+    return np.sum(np.square(x - SHIFT), axis=1)
+
+
+def _rastrigin_raw(x: np.ndarray) -> np.ndarray:
+    z = x - SHIFT
+    return 10 * x.shape[1] + np.sum(np.square(z) - 10 * np.cos(2 * np.pi * z), axis=1)
+
+
+def linear_projection(x: np.ndarray, raw: str = "sphere") -> tuple[np.ndarray, np.ndarray]:
+    """Objectives (n,) in [0, 100] and measures (n, 2) of the linear-projection domain."""
+    fn = _sphere_raw if raw == "sphere" else _rastrigin_raw
+    dim = x.shape[1]
+    worst = fn(np.full((1, dim), -BOUND))[0]
+    objective = (fn(x) - worst) / (0.0 - worst) * 100.0
+    clipped = x.copy()
+    mask = (clipped < -BOUND) | (clipped > BOUND)
+    clipped[mask] = BOUND / clipped[mask]
+    measures = np.stack(
+        [clipped[:, : dim // 2].sum(axis=1), clipped[:, dim // 2 :].sum(axis=1)], axis=1
+    )
+    return objective, measures
+
+
+def arm(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Objectives (n,) = −Var(θ) and end-effector measures (n, 2) of a unit-link arm."""
+    objective = -np.var(theta, axis=1)
+    cum = np.cumsum(theta, axis=1)
+    measures = np.stack([np.cos(cum).sum(axis=1), np.sin(cum).sum(axis=1)], axis=1)
+    return objective, measures
+
+
+class BenchmarkEvaluator(Evaluator):
+    """Sphere, Rastrigin (linear projection) and the planar arm, a whole batch per call."""
+
+    max_batch_size = 100_000
+
+    def setup(self, config: dict[str, Any], ctx: EvalContext) -> None:
+        self.function = config.get("function", "sphere")
+        if self.function not in ("sphere", "rastrigin", "arm"):
+            raise ValueError(f"benchmark function must be sphere, rastrigin or arm, not {self.function!r}")
+        self.dim = int(config.get("dim", 20))
+        if self.dim < 2:
+            raise ValueError(f"benchmark dim must be >= 2, got {self.dim}")
+        self.measure_names = list(config.get("measure_names", ["m0", "m1"]))
+
+    def _matrix(self, params: list[dict[str, Any]]) -> np.ndarray:
+        rows = []
+        for p in params:
+            if "x" in p:
+                row = np.asarray(p["x"], dtype=float).ravel()
+            else:
+                row = np.array([p[f"x{i}"] for i in range(self.dim)], dtype=float)
+            if row.shape != (self.dim,):
+                raise ValueError(f"expected {self.dim} coordinates, got {row.shape[0]}")
+            rows.append(row)
+        return np.stack(rows)
+
+    def evaluate_batch(self, params: list[dict[str, Any]], ctx: EvalContext) -> list[dict[str, Any]]:
+        x = self._matrix(params)
+        if self.function == "arm":
+            obj, meas = arm(x)
+        else:
+            obj, meas = linear_projection(x, self.function)
+        m0, m1 = self.measure_names
+        return [
+            {"objective": float(o), "measures": {m0: float(a), m1: float(b)}}
+            for o, (a, b) in zip(obj, meas, strict=True)
+        ]

@@ -1,0 +1,13 @@
+"""``kind: python``: the user's own function or class, named by ``target``.
+
+The target is imported with :mod:`importlib` (``package.module:attribute`` on the
+PYTHONPATH): a function ``evaluate(params, ctx) -> dict``, a batched function
+(``config: {batched: true}``) or a class with ``setup`` and ``evaluate_batch``. See
+:func:`workers.registry.build`, which builds it; this module documents the kind.
+"""
+
+from workers.registry import BatchedFunctionEvaluator, FunctionEvaluator
+
+PythonEvaluator = FunctionEvaluator
+
+__all__ = ["BatchedFunctionEvaluator", "FunctionEvaluator", "PythonEvaluator"]

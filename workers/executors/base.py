@@ -1,0 +1,65 @@
+"""What every executor does: take tasks, report outcomes, respect a per-evaluation timeout."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any
+
+from workers.runner import EvaluationTask, Outcome
+
+
+@dataclasses.dataclass
+class ExecutorConfig:
+    """Plain values an executor needs (no campaign objects cross into workers/)."""
+
+    kind: str
+    config: dict[str, Any]
+    target: str | None
+    measure_names: list[str]
+    campaign: str = ""
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    timeout_s: float = 900.0
+    max_in_flight: int = 16
+
+
+class Executor(abc.ABC):
+    """Runs tasks and hands back :class:`Outcome` objects as they finish.
+
+    ``lost`` outcomes mean the worker died; the caller decides whether to retry.
+    """
+
+    def __init__(self, config: ExecutorConfig) -> None:
+        self.config = config
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start workers (idempotent)."""
+
+    @abc.abstractmethod
+    def capacity(self) -> int:
+        """How many evaluations it can run at once."""
+
+    @abc.abstractmethod
+    def submit(self, tasks: list[EvaluationTask]) -> None:
+        """Queue tasks; they start as workers free up."""
+
+    @abc.abstractmethod
+    def poll(self, timeout: float) -> list[Outcome]:
+        """Outcomes that finished, waiting at most ``timeout`` seconds for the first."""
+
+    @abc.abstractmethod
+    def in_flight(self) -> int:
+        """Tasks submitted and not yet reported."""
+
+    @abc.abstractmethod
+    def shutdown(self) -> None:
+        """Stop the workers this executor started."""
+
+    def __enter__(self) -> Executor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()

@@ -1,0 +1,163 @@
+"""Run an evaluator on a batch of tasks and turn what it returns into outcomes.
+
+The rules of the evaluator contract are enforced here, once, for every executor: an
+exception, a non-dict, a non-finite objective, or a missing or non-finite measure makes
+that evaluation ``failed`` with the reason; metrics are made JSON-safe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import socket
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+from workers.contract import EvalContext, Evaluator
+
+
+@dataclasses.dataclass
+class EvaluationTask:
+    """One evaluation to run: plain values only."""
+
+    evaluation_id: int
+    seq: int
+    params: dict[str, Any]
+    seed: int
+    attempt: int = 1
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What came of a task. ``status``: ``done``, ``failed`` or ``lost`` (worker died)."""
+
+    evaluation_id: int
+    status: str
+    objective: float | None = None
+    measures: dict[str, float] | None = None
+    metrics: dict[str, Any] | None = None
+    error: str | None = None
+    worker: str | None = None
+    seconds: float = 0.0
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def overrides_batch(evaluator: Evaluator) -> bool:
+    """Whether the evaluator evaluates a whole batch in one call."""
+    method = getattr(type(evaluator), "evaluate_batch", None)
+    return method is not None and method is not Evaluator.evaluate_batch
+
+
+def run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names: list[str],
+              base: EvalContext) -> list[Outcome]:
+    """Evaluate ``tasks`` (one call for batching evaluators, else one call each)."""
+    name = worker_name()
+    if not tasks:
+        return []
+    if overrides_batch(evaluator):
+        ctx = dataclasses.replace(base, seed=tasks[0].seed, seeds=[t.seed for t in tasks],
+                                  attempt=max(t.attempt for t in tasks))
+        start = time.perf_counter()
+        try:
+            raw = evaluator.evaluate_batch([t.params for t in tasks], ctx)
+            if not isinstance(raw, list | tuple) or len(raw) != len(tasks):
+                got = len(raw) if isinstance(raw, list | tuple) else type(raw).__name__
+                raise TypeError(f"evaluate_batch returned {got} results for {len(tasks)} params")
+        except Exception as exc:  # the evaluator's own failure fails the whole batch
+            error = _describe(exc)
+            seconds = (time.perf_counter() - start) / len(tasks)
+            return [Outcome(t.evaluation_id, "failed", error=error, worker=name, seconds=seconds)
+                    for t in tasks]
+        seconds = (time.perf_counter() - start) / len(tasks)
+        return [_outcome(t, r, measure_names, name, seconds) for t, r in zip(tasks, raw, strict=True)]
+    outcomes = []
+    for task in tasks:
+        ctx = dataclasses.replace(base, seed=task.seed, seeds=[task.seed], attempt=task.attempt)
+        start = time.perf_counter()
+        try:
+            raw = evaluator.evaluate(task.params, ctx)
+        except Exception as exc:
+            outcomes.append(Outcome(task.evaluation_id, "failed", error=_describe(exc), worker=name,
+                                    seconds=time.perf_counter() - start))
+            continue
+        outcomes.append(_outcome(task, raw, measure_names, name, time.perf_counter() - start))
+    return outcomes
+
+
+def _describe(exc: BaseException) -> str:
+    tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
+    return f"{type(exc).__name__}: {exc}\n" + "".join(tb[-3:])[-2000:]
+
+
+def _outcome(task: EvaluationTask, raw: Any, measure_names: list[str], worker: str,
+             seconds: float) -> Outcome:
+    def fail(reason: str) -> Outcome:
+        return Outcome(task.evaluation_id, "failed", error=reason, worker=worker, seconds=seconds,
+                       metrics=json_safe(raw.get("metrics")) if isinstance(raw, dict) else None)
+
+    if not isinstance(raw, dict):
+        return fail(f"evaluator returned {type(raw).__name__}, expected a dict with objective and measures")
+    objective = _as_float(raw.get("objective"))
+    if objective is None:
+        return fail(f"objective is missing or not a finite number: {raw.get('objective')!r}")
+    given = raw.get("measures") or {}
+    if not isinstance(given, dict):
+        return fail(f"measures must be a dict, got {type(given).__name__}")
+    measures: dict[str, float] = {}
+    for m in measure_names:
+        if m not in given:
+            return fail(f"measure {m!r} is missing (returned: {sorted(given)})")
+        value = _as_float(given[m])
+        if value is None:
+            return fail(f"measure {m!r} is not a finite number: {given[m]!r}")
+        measures[m] = value
+    for extra, value in given.items():
+        if extra not in measures and (v := _as_float(value)) is not None:
+            measures[extra] = v
+    metrics = json_safe(raw.get("metrics") or {})
+    if isinstance(metrics, dict):
+        metrics.setdefault("eval_seconds", seconds)
+    return Outcome(task.evaluation_id, "done", objective=objective, measures=measures,
+                   metrics=metrics, worker=worker, seconds=seconds)
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """A JSON-serialisable copy: numpy scalars and arrays become numbers and lists,
+    non-finite floats become None, anything else becomes its repr."""
+    if depth > 20:
+        return repr(value)
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.generic):
+        return json_safe(value.item(), depth + 1)
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist(), depth + 1)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v, depth + 1) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            return json_safe(value.item(), depth + 1)
+        except Exception:
+            return repr(value)
+    return repr(value)
