@@ -69,6 +69,13 @@ class CampaignHandle:
 
         return elite_map(self, Path(path))
 
+    def law(self, measure: str | None = None) -> Any:
+        """The entropy-performance law R = −a·exp(H) + b over the done evaluations
+        (:class:`archive.law.LawFit`; ``measure`` defaults to ``final_entropy``)."""
+        from archive.law import campaign_law
+
+        return campaign_law(self, measure)
+
 
 class ArchiveHandle:
     """A storage, opened (migrations applied on first use)."""

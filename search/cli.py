@@ -380,6 +380,41 @@ def front(
     console.print(f"wrote {path}")
 
 
+@app.command()
+def law(
+    name: Annotated[str, typer.Argument(help="the campaign's name")],
+    measure: Annotated[str | None, typer.Option(
+        "--measure", help="the entropy measure H (default: final_entropy, else the first measure)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="also draw the points and the curve (PNG, SVG or PDF)")]
+    = None,
+    storage: StorageOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Fit the entropy-performance law R = -a*exp(H) + b over the done evaluations."""
+    import archive
+    from archive.law import law_figure
+
+    with _errors(), archive.open(_storage(storage)) as handle:
+        camp = handle.campaign(name)
+        fit = camp.law(measure)
+        path = law_figure(fit, out, title=f"{name}: R = −a·exp(H) + b") if out is not None else None
+    if as_json:
+        console.print_json(json.dumps({**fit.to_dict(), "figure": str(path) if path else None}))
+        return
+    table = Table(title=f"entropy-performance law of {name}: {fit.objective} = −a·exp({fit.measure}) + b")
+    for col in ("", "estimate", "95% CI"):
+        table.add_column(col, justify="right" if col else "left")
+    table.add_row("a", f"{fit.a:.6g}", f"[{fit.a_ci[0]:.4g}, {fit.a_ci[1]:.4g}]")
+    table.add_row("b", f"{fit.b:.6g}", f"[{fit.b_ci[0]:.4g}, {fit.b_ci[1]:.4g}]")
+    table.add_row("ceiling −a + b (H = 0)", f"{fit.ceiling:.6g}",
+                  f"[{fit.ceiling_ci[0]:.4g}, {fit.ceiling_ci[1]:.4g}]")
+    table.add_row("R²", f"{fit.r2:.4f}", "")
+    table.add_row("evaluations", str(fit.n), "")
+    console.print(table)
+    if path is not None:
+        console.print(f"wrote {path}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

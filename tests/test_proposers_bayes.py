@@ -46,7 +46,7 @@ def mixed(params: dict, ctx: object) -> dict:
     ("bo", {**LIGHT, "initial_design": 8}),
     ("qd-bo", {"candidates": 128, "initial_design": 8}),
     ("qd-bo", {"acquisition": "sail", "sail_generations": 5, "initial_design": 8}),
-    ("mo-bo", {**LIGHT, "initial_design": 8}),
+    ("mo-bo", {**LIGHT, "initial_design": 8, "measures": ["ma"]}),
     ("optuna-tpe", {"n_startup_trials": 5}),
     ("optuna-cmaes", {"n_startup_trials": 5}),
     ("optuna-gp", {"n_startup_trials": 5}),

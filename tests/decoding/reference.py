@@ -107,6 +107,11 @@ def eta(scores: np.ndarray, eps: float, min_keep: int = 1) -> tuple[np.ndarray, 
     return _force_top(probs >= cut, scores, min_keep), margin
 
 
+#: Absolute error of an entropy partial sum that the processors compute in float32: the top
+#: token's -q log q is about 1 - q, and q rounds to within 6e-8 of 1.
+FLOAT32_ENTROPY_RESOLUTION = 1e-6
+
+
 def _top_h(terms: np.ndarray, tau: float) -> tuple[int, float]:
     count, acc, margin = 1, terms[0], abs(terms[0] - tau)
     for term in terms[1:]:
@@ -115,6 +120,8 @@ def _top_h(terms: np.ndarray, tau: float) -> tuple[int, float]:
         if acc > tau:
             break
         count += 1
+    if margin < FLOAT32_ENTROPY_RESOLUTION:
+        return count, 0.0  # decided by float32 rounding of -q log q in the processor, not by the rule
     return count, margin / max(tau, 1e-12)
 
 

@@ -142,7 +142,7 @@ def test_jsonl_task_exact_and_numeric(tmp_path: Path) -> None:
     assert result["objective"] == 1.0
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "1+1="}\n')
-    with pytest.raises(ValueError, match="bad.jsonl:1: needs fields"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl:1: needs fields"):
         DecodingEvaluator().setup({"task": "jsonl", "data": str(bad)}, EvalContext())
 
 

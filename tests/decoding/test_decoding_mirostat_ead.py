@@ -3,6 +3,7 @@ sequence; EAD generation with the two built-in models (caches valid across switc
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -136,7 +137,7 @@ def test_ead_switches_on_the_rolling_mean_with_a_minimum_run() -> None:
 def test_ead_minimum_run_delays_a_switch() -> None:
     """Same script with d_min = 3: at step 2 the run is only 2, so the switch waits for step 3;
     at step 6 the large model has run 3 tokens (4, 5, 6) and may switch back."""
-    _, after, ctl = run_script([0.5, 2, 2, 2, 0, 0, 0], 1.0, 3, 3)
+    _, after, _ = run_script([0.5, 2, 2, 2, 0, 0, 0], 1.0, 3, 3)
     assert after == [False, False, True, True, True, False, False]
     _, after, _ = run_script([0.5, 2, 2, 0, 0, 0, 0], 1.0, 3, 3)
     # step 3 switches to L (H̄ = 1.5); steps 4-5: H̄ = 1.33, 0.67 -> target S but run 1, 2 < 3; step 6 switches
@@ -192,7 +193,7 @@ def test_ead_caches_stay_valid_across_switches(tiny: LanguageModel, nano: Langua
     config = SamplerConfig(sampler="ead", ead_threshold=0.05, ead_window=1, ead_min_run=1, temperature=1.5)
     rows = prompts(tiny, 24)
     (gen,) = generate(tiny, [Request(config, rows, 3)], 5, small_model=nano)
-    switches_back = sum(any(a and not b for a, b in zip(s, s[1:], strict=False)) for s in gen.from_large)
+    switches_back = sum(any(a and not b for a, b in itertools.pairwise(s)) for s in gen.from_large)
     assert sum(gen.switches) > len(rows) and switches_back > 0  # both directions happened
     for row, prompt in enumerate(rows):
         stop = [gen.stop_tokens[row]] if gen.stopped[row] else []
@@ -217,4 +218,4 @@ def test_ead_needs_a_small_model_with_the_same_vocabulary(tiny: LanguageModel, c
 
 
 def test_entropy_unit_of_ead_is_bits() -> None:
-    assert LN2 == pytest.approx(math.log(2))
+    assert pytest.approx(math.log(2)) == LN2

@@ -4,7 +4,9 @@ backends: local directories, clear errors, batched generation with a KV cache.""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ import torch
 from tests.decoding.conftest import build_char_model
 from workers.decoding import arith, complete
 from workers.decoding.generate import Request, generate, left_pad, score
-from workers.decoding.models import LanguageModel, ModelNotFoundError, load_model, model_dir
+from workers.decoding.models import LanguageModel, ModelNotFoundError, cache_argument, load_model, model_dir
 from workers.decoding.samplers import SamplerConfig
 
 CHECKPOINT = arith.PACKAGED_DATA / "arith-tiny"
@@ -53,8 +55,7 @@ def test_training_is_deterministic_for_a_seed() -> None:
     a, _ = arith.train("nano", seed=3, steps=4)
     b, _ = arith.train("nano", seed=3, steps=4)
     c, _ = arith.train("nano", seed=4, steps=4)
-    for (name, x), y, z in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values(),
-                               strict=True):
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y), name
     assert any(not torch.equal(x, z) for x, z in zip(a.state_dict().values(), c.state_dict().values(), strict=True))
 
@@ -88,7 +89,7 @@ def test_unknown_builtin_and_missing_directory_are_clear_errors(tmp_path: Path) 
     with pytest.raises(ModelNotFoundError, match=str(missing)):
         load_model(str(missing))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelNotFoundError, match="no config.json"):
+    with pytest.raises(ModelNotFoundError, match=r"no config\.json"):
         load_model(str(tmp_path / "empty"))
 
 
@@ -96,6 +97,17 @@ def test_a_local_directory_loads_like_the_builtin(tiny: LanguageModel) -> None:
     lm = load_model(str(CHECKPOINT))
     assert lm.dtype == torch.float32 and lm.device.type == "cpu"
     assert complete(lm, ["12+34=", "99+99="], SamplerConfig(temperature=0.0), max_new_tokens=4) == ["64", "891"]
+
+
+def test_the_kv_cache_goes_by_the_installed_transformers_name(tiny: LanguageModel) -> None:
+    """transformers 5.24 takes the KV cache as ``cache`` (``past_key_values`` warns and goes
+    in 5.40): the step uses whichever name ``forward`` declares, so cached generation
+    neither warns nor breaks on either side of the rename."""
+    params = inspect.signature(tiny.model.forward).parameters
+    assert cache_argument(tiny.model) == ("cache" if "cache" in params else "past_key_values")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        assert complete(tiny, ["12+34=", "99+99="], SamplerConfig(temperature=0.0), max_new_tokens=4) == ["64", "891"]
 
 
 def test_cuda_request_without_cuda_is_refused() -> None:

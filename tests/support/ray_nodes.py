@@ -88,11 +88,34 @@ class RayCluster:
     def address(self) -> str:
         return f"127.0.0.1:{self.gcs_port}"
 
+    def alive_nodes(self) -> int:
+        """How many nodes the head's state API reports alive."""
+        from ray.util.state import list_nodes
+
+        return len(list_nodes(address=self.dashboard, filters=[("state", "=", "ALIVE")]))
+
     def add_worker(self, cpus: int, resources: str = "{}") -> RayNode:
+        """Start a worker node and wait until it has joined.
+
+        Nodes on one host share the session's socket directory and each picks the first
+        free ``plasma_store.N`` name, so two nodes starting at once can pick the same one;
+        starting them one after the other, each with its own agent ports, avoids that.
+        """
+        expected = len(self.nodes) + 1
+        ports = {flag: free_port() for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                "metrics-export-port", "runtime-env-agent-port")}
         node = RayNode([f"--address={self.address}", f"--num-cpus={cpus}", f"--resources={resources}",
-                        "--node-ip-address=127.0.0.1"])
+                        "--node-ip-address=127.0.0.1", *(f"--{flag}={port}" for flag, port in ports.items())])
         self.nodes.append(node)
-        return node
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if node.proc.poll() is not None:
+                raise RuntimeError(f"the Ray worker node exited with code {node.proc.returncode}")
+            with contextlib.suppress(Exception):  # the state API answers only once the node registers
+                if self.alive_nodes() >= expected:
+                    return node
+            time.sleep(0.5)
+        raise RuntimeError(f"the Ray worker node did not join within 90 s ({self.alive_nodes()} alive)")
 
     def stop(self) -> None:
         for node in reversed(self.nodes):

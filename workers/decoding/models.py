@@ -13,7 +13,9 @@ runs one forward pass with a KV cache and returns the last position's logits in 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -82,11 +84,15 @@ class LanguageModel:
 
         ``attention_mask`` covers the cached and the new positions (batch, past + new);
         returns the logits of the last new position (batch, vocab) in fp32 and the cache.
+        The cache goes in and comes out under the name the installed transformers uses
+        (``cache`` in transformers 5.24, ``past_key_values`` in earlier ones; see :func:`cache_argument`).
         """
+        name = cache_argument(self.model)
         out = self.model(input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device),
-                         position_ids=position_ids.to(self.device), past_key_values=cache, use_cache=True,
-                         logits_to_keep=1)
-        return out.logits[:, -1, :].float(), out.past_key_values
+                         position_ids=position_ids.to(self.device), use_cache=True, logits_to_keep=1,
+                         **{name: cache})
+        new_cache = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
+        return out.logits[:, -1, :].float(), new_cache
 
     @torch.inference_mode()
     def token_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -96,6 +102,22 @@ class LanguageModel:
                          position_ids=position_ids.to(self.device), use_cache=False)
         logp = torch.log_softmax(out.logits[:, :-1, :].float(), dim=-1)
         return logp.gather(-1, input_ids[:, 1:].to(self.device).unsqueeze(-1)).squeeze(-1).cpu()
+
+
+def cache_argument(model: Any) -> str:
+    """The keyword ``model.forward`` takes its KV cache by: ``cache`` where its signature
+    names it (transformers 5.24 does, and deprecates ``past_key_values``), else
+    ``past_key_values``. Remembered on the model."""
+    name = getattr(model, "_atlas_cache_argument", None)
+    if name is None:
+        try:
+            params = inspect.signature(model.forward).parameters
+        except (TypeError, ValueError):
+            params = {}
+        name = "cache" if "cache" in params else "past_key_values"
+        with contextlib.suppress(AttributeError, TypeError):
+            object.__setattr__(model, "_atlas_cache_argument", name)
+    return str(name)
 
 
 def position_ids_from_mask(mask: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,134 @@
+"""Real GRPO runs on the built-in arithmetic models, and the ``entropy_rl`` evaluator
+through the evaluator contract."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.decoding.conftest import build_char_model
+from workers.contract import EvalContext
+from workers.decoding import arith
+from workers.decoding.models import ModelNotFoundError, load_model
+from workers.decoding.tasks import ArithmeticTask
+from workers.evaluators.entropy_rl import MEASURES, EntropyRLEvaluator
+from workers.registry import build
+from workers.rl import GRPOConfig, GRPOTrainer, evaluate_policy
+from workers.runner import EvaluationTask, run_tasks
+
+
+def nano_run(entropy_coef: float, steps: int = 120) -> tuple[float, float, list[float]]:
+    """(held-out entropy before, after, rollout-entropy curve) of a GRPO run on arith-nano."""
+    lm = load_model("builtin:arith-nano", dtype="float32")
+    task = ArithmeticTask(lm, 128)
+    train, held = task.items[:64], task.items[64:]
+    before = evaluate_policy(lm, held, task.correct, 4, samples=4, greedy=False).entropy
+    cfg = GRPOConfig(steps=steps, lr=1e-3, ppo_epochs=1, num_minibatches=1, entropy_coef=entropy_coef)
+    history = GRPOTrainer(lm, train, task.correct, cfg, max_new_tokens=4, seed=0).train()
+    after = evaluate_policy(lm, held, task.correct, 4, samples=4, seed=1, greedy=False).entropy
+    return before, after, [s.entropy for s in history]
+
+
+def test_entropy_falls_without_a_bonus_and_holds_with_a_large_one() -> None:
+    before, after, curve = nano_run(entropy_coef=0.0)
+    assert after < 0.9 * before  # the policy sharpens: entropy is consumed
+    assert sum(curve[-20:]) / 20 < sum(curve[:10]) / 10 - 0.05
+    before_b, after_b, curve_b = nano_run(entropy_coef=0.5)
+    assert before_b == before  # the same starting policy
+    assert after_b > 0.95 * before  # no collapse with a large bonus
+    assert after_b > after + 0.1
+    assert min(curve_b) > 0.8 * curve_b[0]
+
+
+@pytest.fixture(scope="module")
+def evaluator() -> EntropyRLEvaluator:
+    ev = EntropyRLEvaluator()
+    ev.setup({"model": "builtin:arith-tiny-rl", "num_prompts": 16, "num_eval_prompts": 16, "eval_samples": 2,
+              "steps": 3, "prompts_per_step": 4, "group_size": 4}, EvalContext())
+    return ev
+
+
+def test_evaluator_through_the_contract(evaluator: EntropyRLEvaluator) -> None:
+    tasks = [EvaluationTask(1, 0, {"loss_mode": "clip_cov", "clip_cov_ratio": 0.05, "eps_high": 0.28}, seed=5),
+             EvaluationTask(2, 1, {"loss_mode": "kl_cov", "kl_cov_ratio": 0.05, "lr": 1e-3}, seed=5),
+             EvaluationTask(3, 2, {"aepo": True, "adaptive_entropy": True, "entropy_target": 2.0}, seed=5),
+             EvaluationTask(4, 3, {"loss_mode": "bogus"}, seed=5)]
+    clip_cov, kl_cov, aepo, bad = run_tasks(evaluator, tasks, list(MEASURES), EvalContext())
+    for out in (clip_cov, kl_cov, aepo):
+        assert out.status == "done", out.error
+        assert 0.0 <= out.objective <= 1.0
+        assert out.measures["final_entropy"] > 0
+        assert out.measures["entropy_retained"] == pytest.approx(
+            out.measures["final_entropy"] / out.metrics["initial_entropy"])
+        curves = out.metrics["curves"]
+        assert {"reward", "entropy", "covariance", "clipped", "dropped", "penalised"} <= set(curves)
+        assert all(len(v) == 3 for v in curves.values())
+        assert out.metrics["train_seconds"] > 0 and out.metrics["steps_per_s"] > 0
+        json.dumps(out.metrics)  # storable as is
+    assert sum(clip_cov.metrics["curves"]["dropped"]) >= 3 and sum(clip_cov.metrics["curves"]["penalised"]) == 0
+    assert sum(kl_cov.metrics["curves"]["penalised"]) >= 3 and sum(kl_cov.metrics["curves"]["clipped"]) == 0
+    # AEPO's rule on the pre-update entropy: hot (1.2) below the 0.5-nat target, cold (0.8) at or above it
+    expected = [1.2 if h < 0.5 else 0.8 for h in aepo.metrics["curves"]["entropy"]]
+    assert aepo.metrics["curves"]["aepo_temperature"] == expected and expected[0] == 1.2
+    assert all(c > 0 for c in aepo.metrics["curves"]["entropy_coef"])  # adaptive: raised toward 2 nats
+    assert bad.status == "failed" and "loss_mode must be one of" in (bad.error or "")
+
+
+def test_same_seed_same_result_other_seed_other_run(evaluator: EntropyRLEvaluator) -> None:
+    params = {"temperature": 1.1, "entropy_coef": 0.05}
+    a = evaluator.evaluate(params, EvalContext(seed=11))
+    b = evaluator.evaluate(params, EvalContext(seed=11))
+    c = evaluator.evaluate(params, EvalContext(seed=12))
+    assert a["objective"] == b["objective"] and a["measures"] == b["measures"]
+    assert a["metrics"]["curves"]["entropy"] == b["metrics"]["curves"]["entropy"]
+    assert a["metrics"]["curves"]["reward"] != c["metrics"]["curves"]["reward"] or (
+        a["metrics"]["curves"]["entropy"] != c["metrics"]["curves"]["entropy"])
+
+
+def test_zero_steps_is_the_starting_policy(evaluator: EntropyRLEvaluator) -> None:
+    out = evaluator.evaluate({"steps": 0}, EvalContext(seed=0))
+    assert out["metrics"]["curves"]["reward"] == []
+    # the same weights as the start (restored after every run): the entropy measured is the start's, up to sampling
+    assert out["measures"]["entropy_retained"] == pytest.approx(1.0, abs=0.25)
+
+
+def test_missing_model_dir_names_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model"
+    ev = build("entropy_rl")
+    with pytest.raises(ModelNotFoundError, match=str(missing)):
+        ev.setup({"model": str(missing)}, EvalContext())
+    with pytest.raises(ValueError, match="unknown entropy_rl config key"):
+        ev.setup({"modle": "builtin:arith-nano"}, EvalContext())
+    with pytest.raises(ValueError, match="verifiable reward"):
+        ev.setup({"model": "builtin:arith-nano", "task": "continuation"}, EvalContext())
+
+
+def test_jsonl_task_and_a_local_hf_model(tmp_path: Path) -> None:
+    # the jsonl task with the built-in tokenizer: additions written as the built-in models answer them
+    data = tmp_path / "add.jsonl"
+    _, held = arith.heldout_problems()
+    lines = [{"prompt": arith.prompt_text(a, b), "answer": arith.answer_text(a, b)} for a, b in held[:24].tolist()]
+    data.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    ev = EntropyRLEvaluator()
+    ev.setup({"model": "builtin:arith-tiny-rl", "task": "jsonl", "data": str(data), "num_prompts": 16,
+              "num_eval_prompts": 8, "eval_samples": 2, "steps": 2, "prompts_per_step": 4, "group_size": 4,
+              "max_new_tokens": 4}, EvalContext())
+    assert len(ev.train_items) == 16 and len(ev.eval_items) == 8
+    assert ev.eval_items[0].prompt == lines[16]["prompt"]  # the file's last lines are held out
+    out = ev.evaluate({}, EvalContext(seed=0))
+    assert ev.initial.greedy_accuracy > 0.5  # the rewards are real: the starting model answers most
+    assert math.isfinite(out["objective"]) and len(out["metrics"]["curves"]["reward"]) == 2
+    # any Hugging Face causal LM from a local directory (a random character-level GPT-2 here)
+    model_dir = build_char_model(tmp_path / "char")
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps({"prompt": f"{i}+1=", "answer": str(i + 1)}) + "\n"
+                                               for i in range(12)))
+    hf = EntropyRLEvaluator()
+    hf.setup({"model": str(model_dir), "task": "jsonl", "data": str(tmp_path / "qa.jsonl"), "num_prompts": 8,
+              "num_eval_prompts": 4, "eval_samples": 2, "steps": 2, "prompts_per_step": 2, "group_size": 2,
+              "max_new_tokens": 3}, EvalContext())
+    out = hf.evaluate({"entropy_coef": 0.01}, EvalContext(seed=0))
+    assert out["measures"]["final_entropy"] > 1.0  # random weights: near-uniform over ~100 characters
+    assert out["metrics"]["curves"]["tokens"][0] > 0

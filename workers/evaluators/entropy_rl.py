@@ -1,0 +1,195 @@
+"""``kind: entropy_rl``: fine-tune a policy with GRPO under entropy hyperparameters.
+
+Each evaluation restores the starting weights, runs ``steps`` GRPO steps
+(:mod:`workers.rl`) on the training prompts with the configuration in ``params``, then
+samples the held-out prompts and returns
+
+- ``objective``: held-out ``accuracy``, the mean exact-match reward of ``eval_samples``
+  completions per held-out prompt at ``eval_temperature`` (avg@k, pass@1 sampled);
+- ``measures``: ``final_entropy`` (token-mean entropy, nats, of the trained policy at
+  ``eval_temperature`` on those completions) and ``entropy_retained`` (final_entropy /
+  the starting policy's, measured the same way once per worker);
+- ``metrics``: the per-step ``curves`` (``reward``, ``entropy`` of the tempered rollout
+  policy before each update, ``covariance`` Cov(log π, A) over the rollout's tokens,
+  ``clipped`` / ``dropped`` (Clip-Cov) / ``penalised`` (KL-Cov) token counts,
+  ``entropy_coef``, ``aepo_temperature``, ``aepo_samples``, ``tokens``, ``pg_loss``,
+  ``approx_kl``, ``response_length``, ``seconds``), greedy accuracy, the starting
+  accuracy and entropy, the gain, train / eval / wall seconds, RL steps per second and
+  the configuration used.
+
+Config::
+
+    model: builtin:arith-tiny-rl   # or builtin:arith-nano, builtin:arith-tiny, or a local HF causal LM dir
+    task: arithmetic               # arithmetic | jsonl
+    num_prompts: 64                # training prompts
+    num_eval_prompts: 64           # held-out prompts (disjoint from the training ones)
+    eval_samples: 4                # completions per held-out prompt
+    eval_temperature: 1.0          # > 0; the entropy measures are at this temperature
+    prompt_seed: 0                 # which prompts (fixed across evaluations)
+    model_seed: 0                  # built-in models: the training seed (0 is checked in)
+    dtype: float32                 # training precision
+    num_threads: 1                 # torch CPU threads during an evaluation (null: leave as is)
+    eval_data: null                # jsonl: a separate held-out file (else the file's last num_eval_prompts lines)
+    # any GRPO parameter (workers.rl.config.GRPOConfig): the default every evaluation starts from
+    # task options: digits, reverse_answer (arithmetic); data, prompt_field, answer_field,
+    #               match, answer_regex, stop_strings (jsonl)
+
+``params`` are GRPO parameters: ``steps``, ``lr``, ``group_size``, ``prompts_per_step``,
+``temperature`` (rollout), ``eps_low``, ``eps_high`` (clip-higher), ``loss_mode``
+(vanilla | clip_cov | kl_cov), ``clip_cov_ratio``/``clip_cov_lb``/``clip_cov_ub``,
+``kl_cov_ratio``/``kl_coef``, ``entropy_coef``, ``adaptive_entropy``/``entropy_target``/…,
+``aepo``/``aepo_entropy_target``/``aepo_temperature_high``/``aepo_temperature_low``/…
+(conventions: nats, fractions; see ``docs/entropy_rl.md``). On CPU the same params and
+seed give the same result bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+from workers.activations.training import deterministic
+from workers.contract import EvalContext, Evaluator
+from workers.decoding.models import LanguageModel, load_model
+from workers.decoding.tasks import TASK_KEYS, Item, JsonlTask, Task, build_task
+from workers.rl.config import GRPOConfig
+from workers.rl.trainer import GRPOTrainer, PolicyEval, curves, evaluate_policy
+
+TASKS = ("arithmetic", "jsonl")
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "model": "builtin:arith-tiny-rl",
+    "task": "arithmetic",
+    "num_prompts": 64,
+    "num_eval_prompts": 64,
+    "eval_samples": 4,
+    "eval_temperature": 1.0,
+    "prompt_seed": 0,
+    "model_seed": 0,
+    "dtype": "float32",
+    "num_threads": 1,
+    "eval_data": None,
+}
+MEASURES = ("final_entropy", "entropy_retained")
+
+
+class EntropyRLEvaluator(Evaluator):
+    """GRPO runs of one starting policy on one task; the model is loaded once per worker."""
+
+    max_batch_size = 1
+
+    def setup(self, config: dict[str, Any], ctx: EvalContext) -> None:
+        config = dict(config or {})
+        task_keys = {k for name in TASKS for k in TASK_KEYS[name]}
+        grpo_keys = GRPOConfig.field_names()
+        known = set(CONFIG_DEFAULTS) | task_keys | grpo_keys
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"unknown entropy_rl config key(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(sorted(known))})")
+        cfg = {**CONFIG_DEFAULTS, **{k: v for k, v in config.items() if k not in grpo_keys}}
+        self.config = cfg
+        if cfg["task"] not in TASKS:
+            raise ValueError(f"entropy_rl task must be one of {', '.join(TASKS)} (a verifiable reward), "
+                             f"got {cfg['task']!r}")
+        for key in ("num_prompts", "num_eval_prompts", "eval_samples"):
+            if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
+                raise ValueError(f"config {key} must be an integer >= 1, got {cfg[key]!r}")
+        if not float(cfg["eval_temperature"]) > 0:
+            raise ValueError(f"config eval_temperature must be > 0, got {cfg['eval_temperature']!r}")
+        self.defaults = {k: v for k, v in config.items() if k in grpo_keys}
+        base = GRPOConfig.from_params({}, self.defaults)  # refuse bad defaults now, not per evaluation
+        self.threads = cfg["num_threads"]
+        self.device = ctx.device
+        self.lm: LanguageModel = load_model(cfg["model"], ctx.device, cfg["dtype"], seed=int(cfg["model_seed"]))
+        self.lm.model.eval()
+        self.initial_state = {k: v.detach().clone() for k, v in self.lm.model.state_dict().items()}
+        self.task, self.train_items, self.eval_items = self._build_task(cfg)
+        longest = max(len(item.prompt_ids) for item in [*self.train_items, *self.eval_items])
+        self.room = self.lm.max_positions - longest if self.lm.max_positions else None
+        with deterministic(self.threads, str(self.lm.device)):
+            self.initial = evaluate_policy(self.lm, self.eval_items, self._reward, self._tokens(base),
+                                           cfg["eval_samples"], float(cfg["eval_temperature"]),
+                                           seed=int(cfg["prompt_seed"]))
+        if not self.initial.entropy > 0:
+            raise ValueError(f"the starting policy {cfg['model']} has zero entropy on the held-out prompts; "
+                             "entropy_retained is undefined")
+
+    def _build_task(self, cfg: dict[str, Any]) -> tuple[Task, list[Item], list[Item]]:
+        options = {k: cfg[k] for k in TASK_KEYS[cfg["task"]] if k in cfg}
+        n_train, n_eval = cfg["num_prompts"], cfg["num_eval_prompts"]
+        if cfg["task"] == "arithmetic":
+            task = build_task("arithmetic", self.lm, n_train + n_eval, int(cfg["prompt_seed"]), options)
+            return task, task.items[:n_train], task.items[n_train:]
+        task = build_task("jsonl", self.lm, None, 0, options)
+        if cfg["eval_data"]:
+            held = JsonlTask(self.lm, cfg["eval_data"], n_eval, **{k: v for k, v in options.items()
+                                                                     if k != "data" and v is not None})
+            return task, task.items[:n_train], held.items
+        if len(task.items) < n_eval + 1:
+            raise ValueError(f"jsonl task data {options.get('data')!r} has {len(task.items)} prompts; it needs more "
+                             f"than num_eval_prompts={n_eval} (or give eval_data, a separate held-out file)")
+        return task, task.items[:-n_eval][:n_train], task.items[-n_eval:]
+
+    def _tokens(self, cfg: GRPOConfig) -> int:
+        """max_new_tokens of a run: the param, else the task's default; capped by the model's positions."""
+        n = cfg.max_new_tokens or self.task.default_max_new_tokens
+        if self.room is not None:
+            if cfg.max_new_tokens is not None and cfg.max_new_tokens > self.room:
+                raise ValueError(f"max_new_tokens {cfg.max_new_tokens} does not fit: {self.config['model']} has "
+                                 f"{self.lm.max_positions} positions and the longest prompt "
+                                 f"{self.lm.max_positions - self.room} tokens")
+            n = min(n, self.room)
+        if n < 1:
+            raise ValueError(f"no room to generate: the longest prompt fills {self.config['model']}'s positions")
+        return n
+
+    def _reward(self, item: Item, text: str) -> float:
+        return 1.0 if self.task.correct(item, text) else 0.0
+
+    def teardown(self) -> None:
+        self.lm = None  # type: ignore[assignment]
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def evaluate(self, params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+        cfg = GRPOConfig.from_params(params, self.defaults)
+        max_new = self._tokens(cfg)
+        began = time.perf_counter()
+        self.lm.model.load_state_dict(self.initial_state)
+        self.lm.model.eval()
+        with deterministic(self.threads, str(self.lm.device)):
+            torch.manual_seed(ctx.seed)
+            trainer = GRPOTrainer(self.lm, self.train_items, self._reward, cfg, max_new, seed=ctx.seed)
+            t0 = time.perf_counter()
+            history = trainer.train()
+            train_seconds = time.perf_counter() - t0
+            final: PolicyEval = evaluate_policy(self.lm, self.eval_items, self._reward, max_new,
+                                                self.config["eval_samples"], float(self.config["eval_temperature"]),
+                                                seed=ctx.seed)
+        self.lm.model.load_state_dict(self.initial_state)
+        retained = final.entropy / self.initial.entropy
+        metrics: dict[str, Any] = {
+            "accuracy": final.accuracy,
+            "greedy_accuracy": final.greedy_accuracy,
+            "initial_accuracy": self.initial.accuracy,
+            "initial_greedy_accuracy": self.initial.greedy_accuracy,
+            "initial_entropy": self.initial.entropy,
+            "accuracy_gain": final.accuracy - self.initial.accuracy,
+            "response_length": final.response_length,
+            "curves": curves(history),
+            "train_seconds": train_seconds,
+            "eval_seconds": final.seconds,
+            "wall_seconds": time.perf_counter() - began,
+            "steps_per_s": len(history) / train_seconds if history and train_seconds > 0 else math.nan,
+            "train_prompts": len(self.train_items),
+            "eval_prompts": len(self.eval_items),
+            "max_new_tokens": max_new,
+            "config": cfg.to_dict(),
+            "device": str(self.lm.device),
+        }
+        return {"objective": final.accuracy,
+                "measures": {"final_entropy": final.entropy, "entropy_retained": retained},
+                "metrics": metrics}

@@ -1,0 +1,156 @@
+"""The hyperparameters of one GRPO run, with the convention each one follows.
+
+Units and conventions (see ``docs/entropy_rl.md`` and REFERENCE.md §§5-6):
+
+- every entropy (``entropy_target``, ``aepo_entropy_target``, the logged curves) is the
+  mean per-token Shannon entropy in **nats** of the distribution the loss optimises, the
+  policy's logits divided by the rollout ``temperature`` (verl's and TRL's convention);
+- ``clip_cov_ratio`` and ``kl_cov_ratio`` are **fractions** of the batch's valid
+  tokens (upstream verl's ``clip_cov_ratio`` / ``kl_cov_ratio``), not percentages: the
+  PRIME repository's ``k_percent = 0.2`` is ``kl_cov_ratio = 0.002`` here;
+- ``eps_low`` / ``eps_high`` are the PPO ratio bounds ``1 − eps_low ≤ r ≤ 1 + eps_high``
+  (DAPO's clip-higher sets ``eps_high`` above ``eps_low``, e.g. 0.2 / 0.28);
+- ``kl_coef`` is KL-Cov's β (verl ``ppo_kl_coef``), ``clip_cov_lb`` / ``clip_cov_ub`` are
+  Clip-Cov's ω_low / ω_high on the centred token covariance (same units as A · log π).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+LOSS_MODES = ("vanilla", "clip_cov", "kl_cov")
+
+
+@dataclasses.dataclass
+class GRPOConfig:
+    """One GRPO run. Field names are the evaluator's parameter names."""
+
+    # --- the loop
+    steps: int = 20  # RL steps: one rollout batch and its updates each (0: no training)
+    prompts_per_step: int = 8  # prompts drawn per step (without replacement within an epoch of the pool)
+    group_size: int = 8  # G completions per prompt
+    lr: float = 5e-5  # AdamW learning rate (constant)
+    weight_decay: float = 0.0
+    ppo_epochs: int = 1  # passes over each rollout batch
+    num_minibatches: int = 2  # optimizer steps per pass (sequences split at random)
+    max_grad_norm: float | None = 1.0
+    max_new_tokens: int | None = None  # None: the task's default, capped by the model's positions
+    temperature: float = 1.0  # rollout temperature; the loss uses logits / temperature
+    # --- advantages
+    norm_adv_by_std: bool = True  # GRPO: (r − mean) / (std + eps); False: Dr. GRPO's r − mean
+    adv_eps: float = 1e-6
+    # --- PPO clipping (clip-higher)
+    eps_low: float = 0.2
+    eps_high: float = 0.2
+    # --- covariance-based controls (Cui et al. 2025)
+    loss_mode: str = "vanilla"  # vanilla | clip_cov | kl_cov
+    clip_cov_ratio: float = 2e-4  # fraction of valid tokens whose gradient is dropped
+    clip_cov_lb: float = 1.0  # ω_low
+    clip_cov_ub: float = 5.0  # ω_high
+    kl_cov_ratio: float = 2e-4  # fraction of valid tokens given the |log π − log π_old| penalty
+    kl_coef: float = 1.0  # β
+    # --- entropy bonus, fixed or adaptive (Skywork-OR1 / TRL ``use_adaptive_entropy``)
+    entropy_coef: float = 0.0  # loss −= coef · token-mean entropy (the adaptive rule's start value)
+    adaptive_entropy: bool = False
+    entropy_target: float = 0.2  # nats
+    entropy_coef_delta: float = 0.005  # change of the coefficient per optimizer step
+    entropy_coef_min: float = 0.0
+    entropy_coef_max: float = 1.0
+    # --- AEPO-style temperature regulation (Wang et al., arXiv 2510.08141)
+    aepo: bool = False
+    aepo_entropy_target: float = 0.5  # nats (the paper's entropy_base)
+    aepo_temperature_high: float = 1.2
+    aepo_temperature_low: float = 0.8
+    aepo_sample_num: int = 8  # at most this many REINFORCE samples replace GRPO samples per step
+    aepo_prompt_fraction: float = 0.25  # prompts regenerated at the regulated temperature
+    aepo_adv_threshold: float = 0.05  # regenerated samples kept when their advantage exceeds this
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "prompts_per_step", "group_size", "ppo_epochs", "num_minibatches"):
+            value = getattr(self, name)
+            least = 0 if name == "steps" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+        if self.group_size < 2:
+            raise ValueError(f"group_size must be >= 2 (advantages are relative to the group), got {self.group_size}")
+        if self.loss_mode not in LOSS_MODES:
+            raise ValueError(f"loss_mode must be one of {', '.join(LOSS_MODES)}, got {self.loss_mode!r}")
+        checks: list[tuple[str, bool, str]] = [
+            ("lr", self.lr > 0, "> 0"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("temperature", self.temperature > 0, "> 0"),
+            ("adv_eps", self.adv_eps >= 0, ">= 0"),
+            ("eps_low", 0 <= self.eps_low < 1, "in [0, 1)"),
+            ("eps_high", self.eps_high >= 0, ">= 0"),
+            ("clip_cov_ratio", 0 <= self.clip_cov_ratio <= 1, "a fraction in [0, 1]"),
+            ("clip_cov_ub", self.clip_cov_ub > self.clip_cov_lb, "> clip_cov_lb"),
+            ("kl_cov_ratio", 0 <= self.kl_cov_ratio <= 1, "a fraction in [0, 1]"),
+            ("kl_coef", self.kl_coef >= 0, ">= 0"),
+            ("entropy_target", self.entropy_target >= 0, ">= 0 (nats)"),
+            ("entropy_coef_delta", self.entropy_coef_delta >= 0, ">= 0"),
+            ("entropy_coef_max", self.entropy_coef_max >= self.entropy_coef_min, ">= entropy_coef_min"),
+            ("aepo_entropy_target", self.aepo_entropy_target >= 0, ">= 0 (nats)"),
+            ("aepo_temperature_high", self.aepo_temperature_high > 0, "> 0"),
+            ("aepo_temperature_low", self.aepo_temperature_low > 0, "> 0"),
+            ("aepo_sample_num", self.aepo_sample_num >= 0, ">= 0"),
+            ("aepo_prompt_fraction", 0 < self.aepo_prompt_fraction <= 1, "in (0, 1]"),
+        ]
+        if self.max_grad_norm is not None:
+            checks.append(("max_grad_norm", self.max_grad_norm > 0, "> 0 or null"))
+        if self.max_new_tokens is not None:
+            checks.append(("max_new_tokens", self.max_new_tokens >= 1, ">= 1 or null"))
+        for name, ok, rule in checks:
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name} must be finite, got {value!r}")
+            if not ok:
+                raise ValueError(f"{name} must be {rule}, got {value!r}")
+
+    @property
+    def entropy_bonus_on(self) -> bool:
+        """Whether the loss has an entropy term at all."""
+        return self.adaptive_entropy or self.entropy_coef != 0.0
+
+    @classmethod
+    def field_names(cls) -> frozenset[str]:
+        return frozenset(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> GRPOConfig:
+        """A config from plain values (``defaults`` first, then ``params``), numbers cast
+        to the fields' types; an unknown name or a bad value is a ValueError."""
+        merged = {**(defaults or {}), **params}
+        unknown = sorted(set(merged) - cls.field_names())
+        if unknown:
+            raise ValueError(f"unknown GRPO parameter(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(sorted(cls.field_names()))})")
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        out: dict[str, Any] = {}
+        for key, value in merged.items():
+            kind = str(types[key])
+            try:
+                if value is None and "None" in kind:
+                    out[key] = None
+                elif kind.startswith("bool"):
+                    if not isinstance(value, bool | int) or value not in (0, 1, True, False):
+                        raise ValueError
+                    out[key] = bool(value)
+                elif kind.startswith("int"):
+                    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                        raise ValueError
+                    out[key] = int(value)
+                elif kind.startswith("float"):
+                    if isinstance(value, bool):
+                        raise ValueError
+                    out[key] = float(value)
+                else:
+                    out[key] = str(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{key} has an invalid value {value!r} (expected {kind})") from None
+        return cls(**out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
