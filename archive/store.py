@@ -30,7 +30,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, or_, select, update
+from sqlalchemy import Connection, Engine, Text, bindparam, cast, create_engine, event, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -534,6 +534,29 @@ class Store:
         with self.read() as conn:
             rows = conn.execute(query).mappings().all()
         return [_evaluation_dict(r) for r in rows]
+
+    @reconnecting
+    def evaluation_texts(self, campaign_id: int, columns: Sequence[str],
+                         json_columns: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Evaluation rows as tuples of ``columns`` in sequence order, the ``json_columns``
+        as the JSON text the database holds (cast to text, so nothing is decoded): exports
+        stream them out or parse them with a fast parser instead of one ``json.loads`` per
+        value through the ORM type."""
+        table = Evaluation.__table__
+        selected = [cast(table.c[c], Text) if c in json_columns else table.c[c] for c in columns]
+        query = select(*selected).where(table.c.campaign_id == campaign_id).order_by(table.c.seq)
+        with self.read() as conn:
+            return list(conn.execute(query).tuples().all())
+
+    @reconnecting
+    def elite_cells(self, campaign_id: int) -> list[tuple[int, int, float]]:
+        """``(cell, evaluation_id, objective)`` of every elite, best fitness first."""
+        with self.read() as conn:
+            return [tuple(r) for r in conn.execute(
+                select(Elite.cell, Elite.evaluation_id, Elite.objective)
+                .where(Elite.campaign_id == campaign_id)
+                .order_by(Elite.fitness.desc(), Elite.cell)
+            ).all()]
 
     @reconnecting
     def evaluation(self, campaign_id: int, evaluation_id: int) -> dict[str, Any] | None:

@@ -42,6 +42,7 @@ def executor_config(spec: CampaignSpec) -> ExecutorConfig:
         measure_names=[m.name for m in spec.measures], campaign=spec.name,
         num_cpus=spec.resources.num_cpus, num_gpus=spec.resources.num_gpus,
         timeout_s=spec.resources.timeout_s, max_in_flight=spec.search.max_in_flight,
+        custom_resources=dict(spec.resources.custom), memory_mb=spec.resources.memory_mb,
     )
 
 

@@ -189,10 +189,33 @@ class SearchSpec(_Strict):
 
 
 class ResourcesSpec(_Strict):
+    """What each evaluation reserves and how long and how often it may run.
+
+    ``custom`` names Ray custom resources every evaluation worker also reserves (a node
+    started with ``--resources='{"a100": 1}'`` takes work that asks for ``a100``).
+    ``memory_mb`` reserves Ray's ``memory`` resource for each worker and caps how much its
+    process may allocate beyond what it holds after ``setup`` (the data segment's rlimit):
+    an evaluation that needs more fails with ``MemoryError`` instead of taking the node down.
+    Both apply to the Ray executor.
+    """
+
     num_cpus: float = Field(default=1, ge=0)
     num_gpus: float = Field(default=0, ge=0)
     timeout_s: float = Field(default=900, gt=0)
     max_retries: int = Field(default=2, ge=0)
+    custom: dict[str, float] = Field(default_factory=dict)
+    memory_mb: float | None = Field(default=None, gt=0)
+
+    @field_validator("custom")
+    @classmethod
+    def _positive_amounts(cls, value: dict[str, float]) -> dict[str, float]:
+        reserved = {"CPU", "GPU", "memory", "object_store_memory"}
+        for name, amount in value.items():
+            if not name or name in reserved:
+                raise ValueError(f"{name!r} is not a custom resource name (use num_cpus, num_gpus, memory_mb)")
+            if amount <= 0:
+                raise ValueError(f"{name}: the amount must be > 0")
+        return value
 
 
 class CampaignSpec(_Strict):

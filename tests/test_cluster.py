@@ -75,20 +75,15 @@ def test_losing_a_worker_node_mid_campaign(tmp_path: Path, cluster: RayCluster) 
         url = f"sqlite:///{tmp_path / 'atlas.db'}"
         spec = quadratic_spec(evaluator={"kind": "python", "target": "tests.support.evaluators:slow_quadratic"},
                               search__budget=60, search__batch_size=2, search__max_in_flight=4,
-                              resources={"num_cpus": 0, "timeout_s": 60, "max_retries": 3})
+                              resources={"num_cpus": 0, "timeout_s": 60, "max_retries": 3, "custom": {"w": 1}})
         os.environ["ATLAS_TEST_SLEEP"] = "0.3"
         result: dict = {}
 
         def run() -> None:
-            from workers.executors import ray_executor
-
-            ray_executor.EXTRA_RESOURCES = {"w": 1}
             try:
                 result["stats"] = api.run(spec, storage=url, executor="ray")
             except Exception as exc:
                 result["error"] = exc
-            finally:
-                ray_executor.EXTRA_RESOURCES = {}
 
         worker = threading.Thread(target=run)
         worker.start()

@@ -1,11 +1,13 @@
-"""A campaign survives its database connections being cut mid-run (what a PostgreSQL
-restart does to a client): the scheduler waits, reconnects and finishes; nothing lost."""
+"""A campaign survives its database going away mid-run: a real restart of a PostgreSQL
+server the test started, and connections cut on the shared server. The scheduler waits,
+reconnects and finishes; nothing lost, nothing recorded twice."""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -13,37 +15,83 @@ from sqlalchemy import create_engine, text
 import archive
 from search import api
 from tests.conftest import POSTGRES_URL, quadratic_spec
+from tests.support.postgres_server import PostgresServer, unavailable_reason
 from tests.test_scheduler import check_archive
 
+SLOW_SPEC = {"evaluator": {"kind": "python", "target": "tests.support.evaluators:slow_quadratic"},
+             "search__budget": 80, "search__batch_size": 4, "search__max_in_flight": 4}
 
-def test_connections_cut_three_times_mid_campaign(postgres_url: str) -> None:
-    app = f"atlas-fault-{uuid.uuid4().hex[:8]}"
-    url = f"{postgres_url}&application_name={app}"
-    spec = quadratic_spec(evaluator={"kind": "python", "target": "tests.support.evaluators:slow_quadratic"},
-                          search__budget=80, search__batch_size=4, search__max_in_flight=4)
+
+def run_in_background(spec: dict, url: str) -> tuple[threading.Thread, dict]:
+    """``api.run`` in a thread; its stats or its exception land in the returned dict."""
     result: dict = {}
 
     def run() -> None:
         try:
             result["stats"] = api.run(spec, storage=url, executor="inline")
-        except Exception as exc:  # surfaced by the assertion below
+        except Exception as exc:  # surfaced by the callers' assertions
             result["error"] = exc
 
     worker = threading.Thread(target=run)
     worker.start()
-    admin = create_engine(POSTGRES_URL)
-    cuts = 0
+    return worker, result
+
+
+def disrupt_while_running(worker: threading.Thread, disrupt: Callable[[], bool], times: int) -> int:
+    """Call ``disrupt`` (True when it hit the campaign) until it has hit ``times`` times or
+    the campaign ended; returns how often it hit."""
+    hits = 0
+    time.sleep(1.0)
+    while worker.is_alive() and hits < times:
+        hits += disrupt()
+        time.sleep(0.7)
+    worker.join(timeout=300)
+    return hits
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    server = PostgresServer()
     try:
-        time.sleep(1.0)
-        while worker.is_alive() and cuts < 3:
-            with admin.begin() as conn:
-                killed = conn.execute(text(
-                    "select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = :a"
-                ), {"a": app}).scalar_one()
-            cuts += killed > 0
-            time.sleep(0.7)
+        yield server
     finally:
-        worker.join(timeout=300)
+        server.stop()
+
+
+def test_postgres_restarted_twice_mid_campaign(private_postgres: PostgresServer) -> None:
+    url = private_postgres.url
+    worker, result = run_in_background(quadratic_spec(**SLOW_SPEC), url)
+
+    def restart() -> bool:
+        private_postgres.restart()
+        return True
+
+    restarts = disrupt_while_running(worker, restart, times=2)
+    assert restarts == 2, "the server must be restarted while the campaign runs"
+    assert "error" not in result, result.get("error")
+    assert result["stats"].finished == 80
+    check_archive(url, "quad", 80)
+    assert archive.open(url).campaign("quad").record.status == "finished"
+
+
+def test_connections_cut_three_times_mid_campaign(postgres_url: str) -> None:
+    app = f"atlas-fault-{uuid.uuid4().hex[:8]}"
+    url = f"{postgres_url}&application_name={app}"
+    worker, result = run_in_background(quadratic_spec(**SLOW_SPEC), url)
+    admin = create_engine(POSTGRES_URL)
+
+    def cut() -> bool:
+        with admin.begin() as conn:
+            return conn.execute(text(
+                "select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = :a"
+            ), {"a": app}).scalar_one() > 0
+
+    try:
+        cuts = disrupt_while_running(worker, cut, times=3)
+    finally:
         admin.dispose()
     assert cuts >= 2, "the connections must be cut while the campaign runs"
     assert "error" not in result, result.get("error")

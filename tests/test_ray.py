@@ -66,3 +66,28 @@ def test_worker_lost_every_time_gives_up_after_max_retries(sqlite_url: str, ray_
     (row,) = archive.open(sqlite_url).campaign("quad").evaluations()
     assert row["status"] == "failed" and "worker lost" in row["error"] and "gave up after 1" in row["error"]
     assert stats.counts["failed"] == 1
+
+
+def test_an_evaluation_that_exhausts_memory_fails_and_the_worker_serves_on(sqlite_url: str,
+                                                                            ray_cluster: None) -> None:
+    """With ``memory_mb`` the worker may grow by that much past its size after setup: a 3 GiB
+    allocation fails that evaluation with MemoryError, and the same worker goes on."""
+    spec = quadratic_spec(
+        evaluator={"kind": "python", "target": "tests.support.evaluators:memory_hog"},
+        search__algorithm="random", search__budget=10, search__batch_size=1, search__max_in_flight=1,
+        search__initial_points=[{"a": 0.95, "b": 0.5}], resources={"memory_mb": 256, "max_retries": 0},
+    )
+    stats = api.run(spec, storage=sqlite_url, executor="ray")
+    rows = archive.open(sqlite_url).campaign("quad").evaluations()
+    hog = next(r for r in rows if r["seq"] == 0)
+    assert hog["status"] == "failed" and "MemoryError" in hog["error"] and hog["attempts"] == 1
+    rest = [r for r in rows if r["seq"] > 0 and r["params"]["a"] <= 0.9]
+    assert rest and all(r["status"] == "done" for r in rest)
+    assert len({r["metrics"]["pid"] for r in rest}) == 1  # one worker throughout, never replaced
+    assert stats.finished == 10
+
+
+def test_a_custom_resource_the_cluster_lacks_is_a_clear_error(sqlite_url: str, ray_cluster: None) -> None:
+    spec = quadratic_spec(search__budget=4, resources={"custom": {"a100": 1}})
+    with pytest.raises(RuntimeError, match="'a100'"):
+        api.run(spec, storage=sqlite_url, executor="ray")

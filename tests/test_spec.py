@@ -29,6 +29,14 @@ def test_budget_must_be_positive() -> None:
     assert problems(quadratic_spec(search__budget=0)) == ["search.budget: must be > 0"]
 
 
+def test_resources_name_what_is_wrong() -> None:
+    assert problems(quadratic_spec(resources={"custom": {"CPU": 1}})) == [
+        "resources.custom: 'CPU' is not a custom resource name (use num_cpus, num_gpus, memory_mb)"]
+    assert problems(quadratic_spec(resources={"custom": {"a100": 0}})) == [
+        "resources.custom: a100: the amount must be > 0"]
+    assert problems(quadratic_spec(resources={"memory_mb": -1})) == ["resources.memory_mb: must be > 0.0"]
+
+
 def test_unknown_field_is_named() -> None:
     data = quadratic_spec()
     data["search"]["budgett"] = 3

@@ -55,6 +55,19 @@ def crash_once(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
     return quadratic(params, ctx)
 
 
+def memory_hog(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    """Fills 3 GiB of memory when a > 0.9 (an evaluation that exhausts its worker's memory);
+    otherwise quadratic, reporting its process id."""
+    if float(params["a"]) > 0.9:
+        import numpy as np
+
+        block = np.ones(3 * 2**30, dtype=np.uint8)
+        return {"objective": float(block[-1]), "measures": {"ma": 1.0, "mb": 1.0}}
+    out = quadratic(params, ctx)
+    out["metrics"]["pid"] = os.getpid()
+    return out
+
+
 def noop(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
     return {"objective": float(params["a"]), "measures": {"ma": float(params["a"]), "mb": float(params["b"])}}
 

@@ -22,6 +22,8 @@ class ExecutorConfig:
     num_gpus: float = 0.0
     timeout_s: float = 900.0
     max_in_flight: int = 16
+    custom_resources: dict[str, float] = dataclasses.field(default_factory=dict)
+    memory_mb: float | None = None
 
 
 class Executor(abc.ABC):

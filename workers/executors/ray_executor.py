@@ -7,6 +7,9 @@
   actor is killed and replaced; the calls queued behind it go back to the queue.
 - An actor that dies (a crash, out of memory, a lost node) reports its tasks ``lost``;
   the scheduler retries them up to ``max_retries``. A replacement actor is started.
+- Actors also reserve the campaign's custom resources, and with ``memory_mb`` Ray's
+  ``memory`` resource; their allocations past it fail as ``MemoryError`` (see
+  :func:`workers.limits.cap_memory_growth`).
 """
 
 from __future__ import annotations
@@ -24,12 +27,10 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 from workers import registry
 from workers.contract import EvalContext
 from workers.executors.base import Executor, ExecutorConfig
+from workers.limits import cap_memory_growth
 from workers.runner import EvaluationTask, Outcome, run_tasks, worker_name
 
 PIPELINE = 2
-# Custom Ray resources every evaluation actor also reserves (e.g. {"w": 1} to pin work
-# to worker nodes that advertise it); set from ``resources.custom`` in the future.
-EXTRA_RESOURCES: dict[str, float] = {}
 
 
 class _EvaluatorActor:
@@ -59,6 +60,8 @@ class _EvaluatorActor:
                 evaluator = registry.build(self.config.kind, self.config.config, self.config.target)
                 evaluator.setup(self.config.config, self.ctx)
                 self.evaluator = evaluator
+                if self.config.memory_mb is not None:
+                    cap_memory_growth(self.config.memory_mb)
             except Exception as exc:
                 error = f"evaluator setup failed: {type(exc).__name__}: {exc}"
                 return [Outcome(t.evaluation_id, "failed", error=error, worker=worker_name()) for t in tasks]
@@ -101,9 +104,10 @@ class RayExecutor(Executor):
             self._started_ray = True
         cls = registry.build(self.config.kind, self.config.config, self.config.target)
         self._chunk = max(1, int(getattr(cls, "max_batch_size", 1) or 1))
+        memory = None if self.config.memory_mb is None else int(self.config.memory_mb * 2**20)
         self._remote = ray.remote(_EvaluatorActor).options(
-            num_cpus=self.config.num_cpus, num_gpus=self.config.num_gpus,
-            resources=dict(EXTRA_RESOURCES) or None, max_restarts=0, max_concurrency=1,
+            num_cpus=self.config.num_cpus, num_gpus=self.config.num_gpus, memory=memory,
+            resources=dict(self.config.custom_resources) or None, max_restarts=0, max_concurrency=1,
         )
         for _ in range(self._pool_size()):
             self._add_actor()
@@ -111,7 +115,13 @@ class RayExecutor(Executor):
     def _pool_size(self) -> int:
         resources = ray.cluster_resources()
         limits = [self.config.max_in_flight]
-        for name, amount in EXTRA_RESOURCES.items():
+        wanted = dict(self.config.custom_resources)
+        if self.config.memory_mb is not None:
+            wanted["memory"] = self.config.memory_mb * 2**20
+        for name, amount in wanted.items():
+            if resources.get(name, 0) < amount:
+                raise RuntimeError(f"evaluations ask for {amount:g} of {name!r} each but the Ray cluster has "
+                                   f"{resources.get(name, 0):g}")
             limits.append(int(resources.get(name, 0) // amount))
         if self.config.num_cpus > 0:
             limits.append(int(resources.get("CPU", 1) // self.config.num_cpus))
