@@ -5,15 +5,22 @@ CSV/Parquet: one row per evaluation with ``params.*``, ``measures.*`` and ``metr
 columns (nested values are kept as JSON text); a column whose values mix types (a
 categorical of strings and numbers) is written as text.
 
-Both read the JSON columns as the text the database holds: the JSON export splices it in
-unparsed (orjson fragments), the flat exports parse it with orjson, and the tables are
-built and written column by column with pyarrow. That keeps a 10⁵-evaluation export near
-a second, where decoding every value through the ORM and a pandas frame took ten.
+Both read the JSON columns as the text the database holds, straight from the DBAPI
+cursor: the JSON export splices it in unparsed (orjson fragments), the flat exports parse
+it with orjson, and the tables are built and written column by column with pyarrow.
+Python's cyclic garbage collector is paused while the rows are in memory: 10⁵ rows make
+millions of objects, none of them cyclic, and its passes over them were half the time.
+That keeps a 10⁵-evaluation export well under a second (see docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from itertools import chain
+from operator import methodcaller
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,56 +34,73 @@ if TYPE_CHECKING:
 EVALUATION_FIELDS = ("id", "seq", "params", "status", "objective", "measures", "metrics", "cell",
                      "proposer", "attempts", "error", "worker", "created_at", "started_at", "finished_at")
 JSON_FIELDS = ("params", "measures", "metrics")
+_EMPTY: dict[str, Any] = {}
 
 
-def _json_bytes(text: str | bytes | None) -> bytes | None:
-    """Stored JSON text as bytes that are valid JSON: Python's ``json`` may have written
-    ``NaN``/``Infinity`` (a metric curve that diverged); those become ``null``."""
-    if text is None:
-        return None
-    raw = text.encode() if isinstance(text, str) else text
-    if b"NaN" in raw or b"Infinity" in raw:
-        return orjson.dumps(json.loads(raw))
-    return raw
-
-
-def _loads(text: str | None) -> dict[str, Any]:
-    if text is None:
-        return {}
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside (reference counting still frees everything)."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        return orjson.loads(text)
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _valid_json(text: str) -> str:
+    """Stored JSON text that is valid JSON: Python's ``json`` may have written
+    ``NaN``/``Infinity`` (a metric curve that diverged); those become ``null``."""
+    if "NaN" in text or "Infinity" in text:
+        return orjson.dumps(json.loads(text)).decode()
+    return text
+
+
+def _fragments(texts: Sequence[str | None]) -> list[orjson.Fragment | None]:
+    """Each stored JSON text as an orjson fragment (written out as is), ``None`` as null."""
+    stored = "\n".join(t for t in texts if t is not None)
+    if "NaN" in stored or "Infinity" in stored:
+        texts = [None if t is None else _valid_json(t) for t in texts]
+    return [None if t is None else orjson.Fragment(t) for t in texts]
+
+
+def _parsed(texts: Sequence[str | None]) -> list[dict[str, Any]]:
+    """Each stored JSON object decoded (``{}`` for SQL NULL and JSON ``null``)."""
+    try:
+        return [_EMPTY if t is None else orjson.loads(t) or _EMPTY for t in texts]
     except orjson.JSONDecodeError:  # NaN/Infinity written by Python's json
-        return json.loads(text)
+        return [_EMPTY if t is None else orjson.loads(_valid_json(t)) or _EMPTY for t in texts]
 
 
-def _rows(camp: CampaignHandle) -> list[tuple[Any, ...]]:
-    return camp.store.evaluation_texts(camp.record.id, EVALUATION_FIELDS, JSON_FIELDS)
+def _columns(camp: CampaignHandle) -> list[Sequence[Any]]:
+    """The campaign's evaluations as one sequence per field of ``EVALUATION_FIELDS``."""
+    rows = camp.store.evaluation_texts(camp.record.id, EVALUATION_FIELDS, JSON_FIELDS)
+    return list(zip(*rows, strict=True)) if rows else [()] * len(EVALUATION_FIELDS)
 
 
 def write_json(camp: CampaignHandle, path: Path) -> Path:
     """The export document, with each evaluation's JSON columns spliced in as stored."""
-    json_at = [(EVALUATION_FIELDS.index(f), f) for f in JSON_FIELDS]
-    evaluations: list[dict[str, Any]] = []
-    by_id: dict[int, dict[str, Any]] = {}
-    for row in _rows(camp):
-        doc = dict(zip(EVALUATION_FIELDS, row, strict=True))
-        for i, field in json_at:
-            raw = _json_bytes(row[i])
-            doc[field] = None if raw is None else orjson.Fragment(raw)
-        by_id[doc["id"]] = doc
-        evaluations.append(doc)
-    elites = [
-        {"cell": cell, "evaluation_id": eid, "objective": objective,
-         "measures": by_id[eid]["measures"], "params": by_id[eid]["params"]}
-        for cell, eid, objective in camp.store.elite_cells(camp.record.id)
-    ]
-    document = {"campaign": {"name": camp.name, "spec": camp.spec, "status": camp.record.status},
-                "evaluations": evaluations, "elites": elites}
-    path.write_bytes(orjson.dumps(document, default=str, option=orjson.OPT_INDENT_2))
+    with _gc_paused():
+        columns = _columns(camp)
+        for field in JSON_FIELDS:
+            i = EVALUATION_FIELDS.index(field)
+            columns[i] = _fragments(columns[i])
+        evaluations = [dict(zip(EVALUATION_FIELDS, row, strict=True)) for row in zip(*columns, strict=True)]
+        by_id = {doc["id"]: doc for doc in evaluations}
+        elites = [
+            {"cell": cell, "evaluation_id": eid, "objective": objective,
+             "measures": by_id[eid]["measures"], "params": by_id[eid]["params"]}
+            for cell, eid, objective in camp.store.elite_cells(camp.record.id)
+        ]
+        document = {"campaign": {"name": camp.name, "spec": camp.spec, "status": camp.record.status},
+                    "evaluations": evaluations, "elites": elites}
+        path.write_bytes(orjson.dumps(document, default=str, option=orjson.OPT_INDENT_2))
     return path
 
 
-def _column(values: list[Any]) -> pa.Array:
+def _column(values: Sequence[Any]) -> pa.Array:
+    """A pyarrow array of ``values``; text when they mix types."""
     import pyarrow as pa
 
     try:
@@ -85,27 +109,30 @@ def _column(values: list[Any]) -> pa.Array:
         return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 
+def _flattened(group: str, texts: Sequence[str | None]) -> dict[str, pa.Array]:
+    """``group.key`` -> array for every key of the stored JSON objects, in order of first
+    appearance (null where a row lacks the key); list and object values as JSON text."""
+    objects = _parsed(texts)
+    arrays = {}
+    for key in dict.fromkeys(chain.from_iterable(objects)):
+        values = list(map(methodcaller("get", key), objects))
+        if set(map(type, values)) & {dict, list}:
+            values = [orjson.dumps(v).decode() if isinstance(v, dict | list) else v for v in values]
+        arrays[f"{group}.{key}"] = _column(values)
+    return arrays
+
+
 def flat_table(camp: CampaignHandle) -> pa.Table:
     """One row per evaluation: the scalar fields, then ``group.key`` for every key of the
     JSON columns in order of first appearance (absent keys are null)."""
     import pyarrow as pa
 
-    rows = _rows(camp)
-    scalar_at = [(i, f) for i, f in enumerate(EVALUATION_FIELDS) if f not in JSON_FIELDS]
-    json_at = [(EVALUATION_FIELDS.index(f), f) for f in JSON_FIELDS]
-    columns: dict[str, list[Any]] = {f: [row[i] for row in rows] for i, f in scalar_at}
-    nested: dict[str, dict[int, Any]] = {}
-    for i, group in json_at:
-        for r, row in enumerate(rows):
-            for key, value in _loads(row[i]).items():
-                cells = nested.get(f"{group}.{key}")
-                if cells is None:
-                    cells = nested[f"{group}.{key}"] = {}
-                cells[r] = orjson.dumps(value).decode() if isinstance(value, dict | list) else value
-    n = len(rows)
-    arrays = {name: _column(values) for name, values in columns.items()}
-    arrays.update({name: _column([cells.get(r) for r in range(n)]) for name, cells in nested.items()})
-    return pa.table(arrays)
+    with _gc_paused():
+        columns = dict(zip(EVALUATION_FIELDS, _columns(camp), strict=True))
+        arrays = {f: _column(values) for f, values in columns.items() if f not in JSON_FIELDS}
+        for group in JSON_FIELDS:
+            arrays.update(_flattened(group, columns[group]))
+        return pa.table(arrays)
 
 
 def export_campaign(camp: CampaignHandle, path: Path) -> Path:

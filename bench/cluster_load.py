@@ -1,6 +1,6 @@
 """Load: one campaign of 100,000 evaluations on PostgreSQL and on SQLite (the same spec),
 recorded throughput, then the time of what `atlas status`, `atlas elites`, `atlas export`
-and `atlas map` do at that size (best of 3).
+and `atlas map` do at that size (best of 3; each export format).
 
     python bench/cluster_load.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test [--evals 100000]
 """
@@ -58,11 +58,13 @@ def main() -> None:
             t_elites = best_of(lambda c=camp: c.elites())
             t_top = best_of(lambda c=camp: c.elites(top=10))
             t_export = best_of(lambda c=camp, w=work: c.export(w / "run.parquet"))
-            t_json = best_of(lambda c=camp, w=work: c.export(w / "run.json"), repeat=1)
+            t_csv = best_of(lambda c=camp, w=work: c.export(w / "run.csv"))
+            t_json = best_of(lambda c=camp, w=work: c.export(w / "run.json"))
             t_map = best_of(lambda c=camp, w=work: c.map(w / "map.png"))
             print(f"{label:<10} {stats.finished:,} evaluations at {rate:,.0f}/s ({stats.elites} elites); "
                   f"status {t_status:.3f} s, elites top-10 {t_top:.3f} s, all elites {t_elites:.3f} s, "
-                  f"export parquet {t_export:.2f} s, export json {t_json:.2f} s, map {t_map:.2f} s", flush=True)
+                  f"export parquet {t_export:.2f} s, csv {t_csv:.2f} s, json {t_json:.2f} s, map {t_map:.2f} s",
+                  flush=True)
             if label == "postgresql":
                 from sqlalchemy import text
 

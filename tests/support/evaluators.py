@@ -89,3 +89,13 @@ class CountingEvaluator(Evaluator):
         out["objective"] += self.offset
         out["metrics"] = {"setups": type(self).setups, "pid": os.getpid()}
         return out
+
+
+def export_probe(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    """Every kind of value an export must carry: a categorical (``mode``), a conditional
+    ``b`` (only when mode is "wide"), nested metrics, a NaN metric; raises when a > 0.8."""
+    a, b = float(params["a"]), float(params.get("b", 0.5))
+    if a > 0.8:
+        raise RuntimeError(f"export probe: a = {a!r} is out of range")
+    return {"objective": 1 - (a - 0.3) ** 2 - (b - 0.6) ** 2, "measures": {"ma": a, "mb": b},
+            "metrics": {"mode": params["mode"], "curve": [a / 3, {"b": params.get("b")}], "diverged": math.nan}}
