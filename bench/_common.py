@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import sys
 from pathlib import Path
 
@@ -29,3 +30,14 @@ class Sleeper:
 
         time.sleep(self.sleep_s)
         return noop(params, ctx)
+
+
+def cpu_name() -> str:
+    """The CPU model as /proc/cpuinfo names it (else what ``platform`` says)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return cpu

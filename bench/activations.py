@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import _common  # noqa: F401
+import _common
 import torch
 from torch import nn
 
@@ -139,12 +139,7 @@ def main() -> None:
 
     if str(args.out) == "-":
         return
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = _common.cpu_name()
     header = (
         f"Measured on `{device}`: {cpu}, {os.cpu_count()} cores visible, torch {torch.__version__} with "
         f"{torch.get_num_threads()} intra-op threads, Python {platform.python_version()}; one run of "

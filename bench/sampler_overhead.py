@@ -40,14 +40,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import _common  # noqa: F401
+import _common
 import torch
 from transformers import GenerationConfig
 
@@ -220,13 +219,7 @@ def machine(device: str) -> str:
     """The device in words: the GPU's name, or the CPU model and thread count."""
     if device.startswith("cuda"):
         return f"GPU {torch.cuda.get_device_name(torch.device(device))} (CUDA {torch.version.cuda})"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"CPU {cpu}, {os.cpu_count()} cores visible, {torch.get_num_threads()} intra-op thread(s)"
+    return f"CPU {_common.cpu_name()}, {os.cpu_count()} cores visible, {torch.get_num_threads()} intra-op thread(s)"
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,13 @@ from search import api
 from tests.conftest import quadratic_spec
 
 pytestmark = pytest.mark.ray
+
+
+def run_on_ray(spec: dict, url: str) -> tuple[Any, list[dict], dict]:
+    """Run the campaign on the local Ray; its stats, its rows and its first row (seq 0)."""
+    stats = api.run(spec, storage=url, executor="ray")
+    rows = archive.open(url).campaign("quad").evaluations()
+    return stats, rows, next(r for r in rows if r["seq"] == 0)
 
 
 def test_class_evaluator_sets_up_once_per_actor(sqlite_url: str, tmp_path: Path, ray_cluster: None) -> None:
@@ -35,9 +43,7 @@ def test_timeout_kills_the_call_and_the_campaign_goes_on(sqlite_url: str, ray_cl
         search__algorithm="random", search__budget=16, search__batch_size=2, search__max_in_flight=2,
         search__initial_points=[{"a": 0.95, "b": 0.1}], resources={"timeout_s": 2, "num_cpus": 1},
     )
-    stats = api.run(spec, storage=sqlite_url, executor="ray")
-    rows = archive.open(sqlite_url).campaign("quad").evaluations()
-    hung = next(r for r in rows if r["seq"] == 0)
+    stats, rows, hung = run_on_ray(spec, sqlite_url)
     assert hung["status"] == "failed" and hung["error"].startswith("timeout")
     assert stats.finished == 16
     assert sum(r["status"] == "done" for r in rows) >= 12
@@ -77,9 +83,7 @@ def test_an_evaluation_that_exhausts_memory_fails_and_the_worker_serves_on(sqlit
         search__algorithm="random", search__budget=10, search__batch_size=1, search__max_in_flight=1,
         search__initial_points=[{"a": 0.95, "b": 0.5}], resources={"memory_mb": 256, "max_retries": 0},
     )
-    stats = api.run(spec, storage=sqlite_url, executor="ray")
-    rows = archive.open(sqlite_url).campaign("quad").evaluations()
-    hog = next(r for r in rows if r["seq"] == 0)
+    stats, rows, hog = run_on_ray(spec, sqlite_url)
     assert hog["status"] == "failed" and "MemoryError" in hog["error"] and hog["attempts"] == 1
     rest = [r for r in rows if r["seq"] > 0 and r["params"]["a"] <= 0.9]
     assert rest and all(r["status"] == "done" for r in rest)
