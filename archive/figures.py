@@ -52,7 +52,7 @@ def elite_map(camp: CampaignHandle, path: Path) -> Path:
         if len(names) == 2:
             ax.set_ylabel(f"{names[1]}  [{layout.axes[1].low:g}, {layout.axes[1].high:g}]")
         ax.set_title(_title(camp), fontsize=10)
-    fig.tight_layout()
+        fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -74,7 +74,8 @@ def _facets(camp: CampaignHandle, elites: list[dict], label: str) -> plt.Figure:
         grid = np.nanmax(grid, axis=-1) if camp.maximize else np.nanmin(grid, axis=-1)
     rows = dims[3] if grid.ndim == 4 else 1
     cols = dims[2]
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols + 1.5, 2.2 * rows + 0.8), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols + 1.5, 2.2 * rows + 0.8), squeeze=False,
+                             layout="constrained")
     finite = grid[np.isfinite(grid)]
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     a0, a1 = layout.axes[0], layout.axes[1]
