@@ -57,7 +57,7 @@ def _errors() -> Iterator[None]:
     except (CampaignConflict, CampaignNotFound, CampaignBusy, LeaseLost, StorageError, OptionError,
             ProposerNotAvailable, EvaluatorNotFound, KeyError, ValueError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        err.print(f"[bold red]error:[/] {message}", highlight=False)
+        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -413,6 +413,26 @@ def law(
     console.print(table)
     if path is not None:
         console.print(f"wrote {path}")
+
+
+@app.command("dashboard")
+def dashboard_(
+    storage: StorageOpt = None,
+    host: Annotated[str, typer.Option("--host", help="address to bind (127.0.0.1: this machine only)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port (0: any free port)")] = 8787,
+    poll: Annotated[float, typer.Option("--poll", help="seconds between a page's checks of a running campaign")] = 2.0,
+) -> None:
+    """A read-only web dashboard of the archive: elite maps, progress, fronts, proposers."""
+    from search.dashboard.cli import DashboardError, dashboard
+
+    try:
+        with _errors():
+            dashboard(_storage(storage), host=host, port=port, poll_s=poll)
+    except DashboardError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        pass
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,6 +1,7 @@
-"""The dashboard as a process (``python -m search.dashboard``, what ``atlas dashboard`` runs):
-it serves on 127.0.0.1, stops on Ctrl+C, and a storage it cannot use is an error message and
-exit code 2 before anything listens. Only the processes started here are stopped, by pid."""
+"""The dashboard as a process (``atlas dashboard``, and ``python -m search.dashboard`` for
+when the ``atlas`` command is not at hand): it serves on 127.0.0.1, stops on Ctrl+C, and a
+storage it cannot use is an error message and exit code 2 before anything listens. Only the
+processes started here are stopped, by pid."""
 
 from __future__ import annotations
 
@@ -20,9 +21,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start(*args: str) -> subprocess.Popen[str]:
+LAUNCHERS = {"atlas": ["-m", "search.cli", "dashboard"], "module": ["-m", "search.dashboard"]}
+
+
+def start(launcher: str, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "search.dashboard", *args], cwd=ROOT, env=env, text=True,
+    return subprocess.Popen([sys.executable, *LAUNCHERS[launcher], *args], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -41,9 +45,9 @@ def stop(proc: subprocess.Popen[str]) -> None:
                 proc.wait(timeout=5)
 
 
-@pytest.fixture
-def served(dash_url: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    proc = start("--storage", dash_url, "--port", "0")
+@pytest.fixture(params=sorted(LAUNCHERS))
+def served(request: pytest.FixtureRequest, dash_url: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    proc = start(request.param, "--storage", dash_url, "--port", "0")
     try:
         assert proc.stderr is not None
         deadline = time.monotonic() + 60
@@ -70,8 +74,9 @@ def test_serves_on_loopback_and_stops_on_ctrl_c(served: tuple[subprocess.Popen[s
     assert proc.wait(timeout=15) == 0
 
 
-def test_unreachable_storage_is_an_error_before_serving(tmp_path: Path) -> None:
-    proc = start("--storage", f"sqlite:///{tmp_path / 'nothing-here.db'}", "--port", "0")
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_unreachable_storage_is_an_error_before_serving(tmp_path: Path, launcher: str) -> None:
+    proc = start(launcher, "--storage", f"sqlite:///{tmp_path / 'nothing-here.db'}", "--port", "0")
     try:
         _, err = proc.communicate(timeout=60)
     finally:
