@@ -25,6 +25,11 @@ class ExecutorConfig:
     custom_resources: dict[str, float] = dataclasses.field(default_factory=dict)
     memory_mb: float | None = None
 
+    @property
+    def memory_bytes(self) -> int | None:
+        """``memory_mb`` in bytes, as Ray's ``memory`` resource counts it."""
+        return None if self.memory_mb is None else int(self.memory_mb * 2**20)
+
 
 class Executor(abc.ABC):
     """Runs tasks and hands back :class:`Outcome` objects as they finish.

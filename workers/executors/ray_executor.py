@@ -104,9 +104,8 @@ class RayExecutor(Executor):
             self._started_ray = True
         cls = registry.build(self.config.kind, self.config.config, self.config.target)
         self._chunk = max(1, int(getattr(cls, "max_batch_size", 1) or 1))
-        memory = None if self.config.memory_mb is None else int(self.config.memory_mb * 2**20)
         self._remote = ray.remote(_EvaluatorActor).options(
-            num_cpus=self.config.num_cpus, num_gpus=self.config.num_gpus, memory=memory,
+            num_cpus=self.config.num_cpus, num_gpus=self.config.num_gpus, memory=self.config.memory_bytes,
             resources=dict(self.config.custom_resources) or None, max_restarts=0, max_concurrency=1,
         )
         for _ in range(self._pool_size()):
@@ -115,24 +114,18 @@ class RayExecutor(Executor):
     def _pool_size(self) -> int:
         resources = ray.cluster_resources()
         limits = [self.config.max_in_flight]
-        wanted = dict(self.config.custom_resources)
-        if self.config.memory_mb is not None:
-            wanted["memory"] = self.config.memory_mb * 2**20
-        for name, amount in wanted.items():
+        if self.config.num_cpus > 0:
+            limits.append(int(resources.get("CPU", 1) // self.config.num_cpus))
+        required = dict(self.config.custom_resources)  # each must fit at least one actor
+        if self.config.num_gpus > 0:
+            required["GPU"] = self.config.num_gpus
+        if self.config.memory_bytes is not None:
+            required["memory"] = self.config.memory_bytes
+        for name, amount in required.items():
             if resources.get(name, 0) < amount:
                 raise RuntimeError(f"evaluations ask for {amount:g} of {name!r} each but the Ray cluster has "
                                    f"{resources.get(name, 0):g}")
             limits.append(int(resources.get(name, 0) // amount))
-        if self.config.num_cpus > 0:
-            limits.append(int(resources.get("CPU", 1) // self.config.num_cpus))
-        if self.config.num_gpus > 0:
-            gpus = int(resources.get("GPU", 0) // self.config.num_gpus)
-            if gpus < 1:
-                raise RuntimeError(
-                    f"evaluations ask for {self.config.num_gpus} GPU each but the Ray cluster has "
-                    f"{resources.get('GPU', 0)} GPUs"
-                )
-            limits.append(gpus)
         return max(1, min(limits))
 
     def _add_actor(self, index: int | None = None) -> None:
