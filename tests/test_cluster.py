@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,8 @@ import pytest
 import yaml
 
 import archive
-from search import api
 from tests.conftest import quadratic_spec
+from tests.support.background import run_in_background
 from tests.support.ray_nodes import RayCluster
 from tests.test_cli import atlas
 from tests.test_scheduler import check_archive
@@ -77,16 +76,7 @@ def test_losing_a_worker_node_mid_campaign(tmp_path: Path, cluster: RayCluster) 
                               search__budget=60, search__batch_size=2, search__max_in_flight=4,
                               resources={"num_cpus": 0, "timeout_s": 60, "max_retries": 3, "custom": {"w": 1}})
         os.environ["ATLAS_TEST_SLEEP"] = "0.3"
-        result: dict = {}
-
-        def run() -> None:
-            try:
-                result["stats"] = api.run(spec, storage=url, executor="ray")
-            except Exception as exc:
-                result["error"] = exc
-
-        worker = threading.Thread(target=run)
-        worker.start()
+        worker, result = run_in_background(spec, url, executor="ray")
         db_rows = 0
         while worker.is_alive() and db_rows < 10:
             time.sleep(0.5)

@@ -13,28 +13,13 @@ import pytest
 from sqlalchemy import create_engine, text
 
 import archive
-from search import api
 from tests.conftest import POSTGRES_URL, quadratic_spec
+from tests.support.background import run_in_background
 from tests.support.postgres_server import PostgresServer, unavailable_reason
 from tests.test_scheduler import check_archive
 
 SLOW_SPEC = {"evaluator": {"kind": "python", "target": "tests.support.evaluators:slow_quadratic"},
              "search__budget": 80, "search__batch_size": 4, "search__max_in_flight": 4}
-
-
-def run_in_background(spec: dict, url: str) -> tuple[threading.Thread, dict]:
-    """``api.run`` in a thread; its stats or its exception land in the returned dict."""
-    result: dict = {}
-
-    def run() -> None:
-        try:
-            result["stats"] = api.run(spec, storage=url, executor="inline")
-        except Exception as exc:  # surfaced by the callers' assertions
-            result["error"] = exc
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    return worker, result
 
 
 def disrupt_while_running(worker: threading.Thread, disrupt: Callable[[], bool], times: int) -> int:
