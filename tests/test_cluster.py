@@ -60,13 +60,18 @@ def test_bad_file_never_reaches_the_cluster(tmp_path: Path, cluster: RayCluster)
 
 def test_losing_a_worker_node_mid_campaign(tmp_path: Path, cluster: RayCluster) -> None:
     """Evaluations need the `w` resource, which only the two worker nodes have; one of them
-    is killed mid-campaign: its evaluations are retried on the other, nothing is lost."""
-    first = cluster.add_worker(cpus=1, resources='{"w": 1}')
-    cluster.add_worker(cpus=1, resources='{"w": 1}')
+    is killed while one of its processes is inside an evaluation: that evaluation is retried
+    on the other node, nothing is lost. The nodes inherit the evaluator's settings from this
+    process's environment (a worker's environment is its node's, not the driver's)."""
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    os.environ.update(ATLAS_TEST_SLEEP="0.3", ATLAS_TEST_BUSY_DIR=str(busy))
     import ray
 
-    ray.init(address=cluster.address)
     try:
+        first = cluster.add_worker(cpus=1, resources='{"w": 1}')
+        cluster.add_worker(cpus=1, resources='{"w": 1}')
+        ray.init(address=cluster.address)
         deadline = time.time() + 60
         while ray.cluster_resources().get("w", 0) < 2 and time.time() < deadline:
             time.sleep(0.5)
@@ -75,18 +80,22 @@ def test_losing_a_worker_node_mid_campaign(tmp_path: Path, cluster: RayCluster) 
         spec = quadratic_spec(evaluator={"kind": "python", "target": "tests.support.evaluators:slow_quadratic"},
                               search__budget=60, search__batch_size=2, search__max_in_flight=4,
                               resources={"num_cpus": 0, "timeout_s": 60, "max_retries": 3, "custom": {"w": 1}})
-        os.environ["ATLAS_TEST_SLEEP"] = "0.3"
         worker, result = run_in_background(spec, url, executor="ray")
-        db_rows = 0
-        while worker.is_alive() and db_rows < 10:
-            time.sleep(0.5)
+        done = 0
+        while worker.is_alive():
+            time.sleep(0.1)
             if (tmp_path / "atlas.db").exists():
-                db_rows = len(archive.open(url).campaign("quad").evaluations(status="done"))
+                done = len(archive.open(url).campaign("quad").evaluations(status="done"))
+            node_busy = {p.name for p in busy.iterdir()} & {str(pid) for pid in first.session_pids()}
+            if done >= 10 and node_busy:
+                break
+        assert worker.is_alive(), "the campaign ended before the node could be killed mid-evaluation"
         first.kill(signal.SIGKILL)
         worker.join(timeout=600)
     finally:
         ray.shutdown()
-        os.environ.pop("ATLAS_TEST_SLEEP", None)
+        for key in ("ATLAS_TEST_SLEEP", "ATLAS_TEST_BUSY_DIR"):
+            os.environ.pop(key, None)
     assert "error" not in result, result.get("error")
     assert result["stats"].finished == 60
     check_archive(url, "quad", 60)

@@ -19,8 +19,17 @@ def quadratic(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
 
 
 def slow_quadratic(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
-    """quadratic, after a pause; logs each finished evaluation to $ATLAS_TEST_LOG."""
-    time.sleep(float(os.environ.get("ATLAS_TEST_SLEEP", "0.02")))
+    """quadratic, after a pause; logs each finished evaluation to $ATLAS_TEST_LOG. While it
+    pauses, $ATLAS_TEST_BUSY_DIR (when set) holds a file named after this process's id."""
+    busy_dir = os.environ.get("ATLAS_TEST_BUSY_DIR")
+    marker = Path(busy_dir, str(os.getpid())) if busy_dir else None
+    if marker is not None:
+        marker.touch()
+    try:
+        time.sleep(float(os.environ.get("ATLAS_TEST_SLEEP", "0.02")))
+    finally:
+        if marker is not None:
+            marker.unlink(missing_ok=True)
     out = quadratic(params, ctx)
     log = os.environ.get("ATLAS_TEST_LOG")
     if log:
