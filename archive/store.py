@@ -38,13 +38,14 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InterfaceE
 from sqlalchemy.pool import StaticPool
 
 from archive.models import Campaign, Checkpoint, Elite, Evaluation, ProposerCall
+from entropy_atlas.errors import AtlasError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 RETRY_WINDOW_S = float(os.environ.get("ATLAS_DB_RETRY_S", "120"))
 log = logging.getLogger("entropy_atlas.store")
 
 
-class StorageError(RuntimeError):
+class StorageError(AtlasError, RuntimeError):
     """The storage cannot be opened or reached."""
 
 

@@ -6,10 +6,11 @@ from typing import Any
 
 from archive.layout import CellLayout, MeasureAxis
 from archive.store import CampaignRecord, Store
+from entropy_atlas.errors import AtlasError
 from search.spec import CampaignSpec, SpecError, parse_spec
 
 
-class CampaignConflict(ValueError):
+class CampaignConflict(AtlasError, ValueError):
     """A campaign of that name exists with a different spec."""
 
 

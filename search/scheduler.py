@@ -27,6 +27,7 @@ import numpy as np
 
 from archive.layout import CellLayout
 from archive.store import CampaignRecord, NewEvaluation, Result, Stats, Store
+from entropy_atlas.errors import AtlasError
 from search.history import ArchiveHistory
 from search.proposers.base import Observation, Proposal, Proposer
 from search.space import SearchSpace
@@ -37,11 +38,11 @@ from workers.runner import EvaluationTask, Outcome
 LEASE_TTL_S = float(os.environ.get("ATLAS_LEASE_TTL", "30"))
 
 
-class CampaignBusy(RuntimeError):
+class CampaignBusy(AtlasError, RuntimeError):
     """Another live scheduler holds the campaign's lease."""
 
 
-class LeaseLost(RuntimeError):
+class LeaseLost(AtlasError, RuntimeError):
     """This scheduler's lease was taken over (it was presumed dead)."""
 
 

@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from entropy_atlas.errors import AtlasError
+
 NAME_PATTERN = r"^[a-z0-9._-]+$"
 
 ALGORITHMS = (
@@ -43,13 +45,17 @@ ALGORITHMS = (
 )
 
 
-class SpecError(ValueError):
+class SpecError(AtlasError, ValueError):
     """A campaign file that cannot be run; ``problems`` holds ``path: reason`` lines."""
 
     def __init__(self, problems: list[str], source: str = "campaign") -> None:
         self.problems = problems
         self.source = source
         super().__init__(f"{source} is not valid:\n" + "\n".join(f"  {p}" for p in problems))
+
+    def lines(self) -> list[str]:
+        """One line per problem, each naming the file: ``bad.yaml: search.budget: must be > 0``."""
+        return [f"{self.source}: {' '.join(p.split())}" for p in self.problems]
 
 
 class _Strict(BaseModel):

@@ -12,12 +12,13 @@ import inspect
 from importlib.metadata import entry_points
 from typing import Any
 
+from entropy_atlas.errors import AtlasError
 from workers.contract import EvalContext, Evaluator
 
 GROUP = "entropy_atlas.evaluators"
 
 
-class EvaluatorNotFound(LookupError):
+class EvaluatorNotFound(AtlasError, LookupError):
     """No evaluator is registered under that kind, or the target cannot be imported."""
 
 

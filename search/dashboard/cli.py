@@ -14,12 +14,13 @@ from typing import TextIO
 
 import uvicorn
 
+from entropy_atlas.errors import AtlasError
 from search.dashboard.app import create_app
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
-class DashboardError(ValueError):
+class DashboardError(AtlasError, ValueError):
     """A problem starting the dashboard that the user can fix (e.g. the port is taken)."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
+from entropy_atlas.errors import AtlasError
 from search.proposers.base import Observation, OptionError, Proposal, Proposer, ProposerContext
 
 GROUP = "entropy_atlas.proposers"
@@ -31,7 +32,7 @@ BUILTIN: dict[str, str] = {
 }
 
 
-class ProposerNotAvailable(LookupError):
+class ProposerNotAvailable(AtlasError, LookupError):
     """The algorithm is known to the spec but has no proposer installed."""
 
 

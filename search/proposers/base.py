@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from archive.layout import CellLayout
+from entropy_atlas.errors import AtlasError
 from search.space import SearchSpace
 
 
@@ -79,7 +80,7 @@ class ProposerContext:
     goal: str = ""
 
 
-class OptionError(ValueError):
+class OptionError(AtlasError, ValueError):
     """A proposer option that is unknown or out of range."""
 
 

@@ -1,0 +1,1 @@
+"""What every room of Entropy Atlas shares: the error base (:mod:`entropy_atlas.errors`)."""
