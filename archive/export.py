@@ -1,9 +1,17 @@
 """Exports of a campaign: ``.json`` (one object), ``.csv`` and ``.parquet`` (flat evaluations).
 
-JSON: ``{"campaign": {name, spec, status}, "evaluations": [...], "elites": [...]}``.
-CSV/Parquet: one row per evaluation with ``params.*``, ``measures.*`` and ``metrics.*``
-columns (nested values are kept as JSON text); a column whose values mix types (a
-categorical of strings and numbers) is written as text.
+JSON: ``{"campaign": {name, spec, status}, "evaluations": [...], "elites": [...]}``, the
+elites best first, each with its cell, evaluation id, objective, measures and params.
+CSV/Parquet: one row per evaluation: its scalar fields, with ``elite`` (true for the
+evaluation that holds its cell in the elite map, false for every other) right after
+``cell``; then ``params.*``, ``measures.*`` and ``metrics.*`` columns. Nested values (a
+vector parameter, a metric curve) are kept whole as JSON text, and floats are written to
+full precision (the shortest text that reads back as the same double, never rounded);
+CSV writes ``elite`` as ``true``/``false`` and nulls as empty fields. A column whose
+values mix types (a categorical of strings and numbers) is written as text.
+
+The campaign's spec goes out through :func:`archive.redact.redact`: values of secret keys
+(``api_key``, ``password``, ``token``, …) and passwords in URLs are written as ``***``.
 
 Both read the JSON columns as the text the database holds, straight from the DBAPI
 cursor: the JSON export splices it in unparsed (orjson fragments), the flat exports parse
@@ -26,6 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from archive.redact import redact
+from entropy_atlas.errors import AtlasError
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -35,6 +46,10 @@ EVALUATION_FIELDS = ("id", "seq", "params", "status", "objective", "measures", "
                      "proposer", "attempts", "error", "worker", "created_at", "started_at", "finished_at")
 JSON_FIELDS = ("params", "measures", "metrics")
 _EMPTY: dict[str, Any] = {}
+
+
+class ExportError(AtlasError, ValueError):
+    """An export the user asked for that cannot be written (an unknown file type)."""
 
 
 @contextmanager
@@ -93,7 +108,7 @@ def write_json(camp: CampaignHandle, path: Path) -> Path:
              "measures": by_id[eid]["measures"], "params": by_id[eid]["params"]}
             for cell, eid, objective in camp.store.elite_cells(camp.record.id)
         ]
-        document = {"campaign": {"name": camp.name, "spec": camp.spec, "status": camp.record.status},
+        document = {"campaign": {"name": camp.name, "spec": redact(camp.spec), "status": camp.record.status},
                     "evaluations": evaluations, "elites": elites}
         path.write_bytes(orjson.dumps(document, default=str, option=orjson.OPT_INDENT_2))
     return path
@@ -122,21 +137,40 @@ def _flattened(group: str, texts: Sequence[str | None]) -> dict[str, pa.Array]:
     return arrays
 
 
+def _elite_flags(camp: CampaignHandle, ids: Sequence[int]) -> pa.Array:
+    """For each evaluation id, whether that evaluation is its cell's elite (one vectorised lookup)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    elite_ids = [eid for _, eid, _ in camp.store.elite_cells(camp.record.id)]
+    return pc.is_in(pa.array(ids, type=pa.int64()), value_set=pa.array(elite_ids, type=pa.int64()))
+
+
 def flat_table(camp: CampaignHandle) -> pa.Table:
-    """One row per evaluation: the scalar fields, then ``group.key`` for every key of the
-    JSON columns in order of first appearance (absent keys are null)."""
+    """One row per evaluation: the scalar fields with ``elite`` after ``cell``, then
+    ``group.key`` for every key of the JSON columns in order of first appearance (absent
+    keys are null)."""
     import pyarrow as pa
 
     with _gc_paused():
         columns = dict(zip(EVALUATION_FIELDS, _columns(camp), strict=True))
-        arrays = {f: _column(values) for f, values in columns.items() if f not in JSON_FIELDS}
+        arrays = {}
+        for field, values in columns.items():
+            if field not in JSON_FIELDS:
+                arrays[field] = _column(values)
+            if field == "cell":
+                arrays["elite"] = _elite_flags(camp, columns["id"])
         for group in JSON_FIELDS:
             arrays.update(_flattened(group, columns[group]))
         return pa.table(arrays)
 
 
 def export_campaign(camp: CampaignHandle, path: Path) -> Path:
+    """Write ``camp`` to ``path``, its format chosen by the suffix (``.json``, ``.csv``,
+    ``.parquet``); :class:`ExportError` for any other."""
     suffix = path.suffix.lower()
+    if suffix not in (".json", ".csv", ".parquet"):
+        raise ExportError(f"cannot export to {path.name!r}: use .json, .csv or .parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".json":
         return write_json(camp, path)
@@ -145,9 +179,7 @@ def export_campaign(camp: CampaignHandle, path: Path) -> Path:
 
         csv.write_csv(flat_table(camp), path)
         return path
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
+    import pyarrow.parquet as pq
 
-        pq.write_table(flat_table(camp), path)
-        return path
-    raise ValueError(f"cannot export to {path.name!r}: use .json, .csv or .parquet")
+    pq.write_table(flat_table(camp), path)
+    return path

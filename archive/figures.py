@@ -3,7 +3,9 @@ Voronoi plot (CVT), coloured by each cell's elite objective, with a colour bar."
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +18,51 @@ from ribs.visualize import cvt_archive_heatmap, grid_archive_heatmap
 
 if TYPE_CHECKING:
     from archive.handle import CampaignHandle
+
+MAPS_DIR = Path("atlas-maps")
+
+
+def storage_identity(storage_url: str) -> str:
+    """The storage URL that names one storage, with its password removed: a SQLite file's
+    path is made absolute (``sqlite:///atlas.db`` run here is that file wherever it is named
+    from); anything that does not parse as a URL is kept as given."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(storage_url)
+    except ArgumentError:
+        return storage_url
+    database = url.database or ""
+    if url.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
+        url = url.set(database=str(Path(database).resolve()))
+    return url.render_as_string(hide_password=True)
+
+
+def storage_tag(storage_url: str) -> str:
+    """A short readable name of a storage for folder names: a slug of its kind and where it
+    is (SQLite: the file's stem; else host and database), then ``-`` and the first 8 hex
+    digits of the SHA-256 of :func:`storage_identity` (so two storages never share a tag,
+    and no password reaches a path). E.g. ``sqlite-atlas-1a2b3c4d``."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    identity = storage_identity(storage_url)
+    try:
+        url = make_url(storage_url)
+        parts = [url.get_backend_name()]
+        parts += [Path(url.database).stem] if parts[0] == "sqlite" and url.database else [url.host, url.database]
+    except ArgumentError:
+        parts = ["storage"]
+    slug = re.sub(r"[^a-z0-9]+", "-", "-".join(p for p in parts if p).lower()).strip("-")[:40].strip("-")
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
+    return f"{slug or 'storage'}-{digest}"
+
+
+def default_map_path(storage_url: str, name: str) -> Path:
+    """Where ``atlas run`` writes a campaign's map: ``atlas-maps/<storage tag>/NAME.png``
+    (see :func:`storage_tag`), so campaigns of one name in two storages keep two maps."""
+    return MAPS_DIR / storage_tag(storage_url) / f"{name}.png"
 
 
 def _title(camp: CampaignHandle) -> str:

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from archive.layout import CellLayout
-from archive.store import CampaignRecord, Stats, Store
+from archive.records import CampaignRecord, Stats
+from archive.store import Store
 
 
 class CampaignHandle:
@@ -76,22 +77,41 @@ class CampaignHandle:
 
         return campaign_law(self, measure)
 
+    def failure_summary(self, limit: int = 5) -> list[tuple[str, int]]:
+        """The ``limit`` most common failure messages (an error's first line) and their
+        counts, most common first."""
+        return self.store.failure_summary(self.record.id, limit=limit)
+
+    def failed_evaluations(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Failed evaluations, the latest first, at most ``limit``."""
+        return self.store.failed_evaluations(self.record.id, limit=limit)
+
+    def lease_is_live(self, now: float | None = None) -> bool:
+        """Whether a scheduler holds the campaign's lease and it has not expired."""
+        import time
+
+        expires = self.record.lease_expires
+        now = time.time() if now is None else now
+        return self.record.lease_holder is not None and expires is not None and expires > now
+
+    def delete(self, force: bool = False) -> dict[str, int]:
+        """Delete the campaign and all its rows (refused while its lease is live, unless
+        ``force``); the counts deleted, by table. Needs a storage opened for writing."""
+        return self.store.delete_campaign(self.record.id, force=force)
+
 
 class ArchiveHandle:
-    """A storage, opened (migrations applied on first use)."""
+    """A storage, opened read-only by default (nothing created, nothing migrated); with
+    ``readonly=False`` it is created and migrated as a campaign run would."""
 
-    def __init__(self, storage: str) -> None:
-        self.store = Store(storage)
+    def __init__(self, storage: str, readonly: bool = True) -> None:
+        self.store = Store(storage, readonly=readonly)
 
     def campaigns(self) -> list[CampaignHandle]:
         return [CampaignHandle(self.store, r) for r in self.store.campaigns()]
 
     def campaign(self, name: str) -> CampaignHandle:
-        record = self.store.campaign(name)
-        if record is None:
-            known = ", ".join(c.name for c in self.store.campaigns()) or "none"
-            raise KeyError(f"no campaign named {name!r} (campaigns: {known})")
-        return CampaignHandle(self.store, record)
+        return CampaignHandle(self.store, self.store.require_campaign(name))
 
     def close(self) -> None:
         self.store.close()

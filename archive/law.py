@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MEASURE = "final_entropy"
 MIN_POINTS = 3
+WEAK_R2 = 0.3  # below this, the fitted law explains too little of R to read a ceiling from it
 
 
 class LawFitError(ValueError):
@@ -145,6 +146,21 @@ def campaign_law(camp: CampaignHandle, measure: str | None = None) -> LawFit:
         raise LawFitError(f"campaign {camp.name!r} has {len(hs)} done evaluation(s) with a finite "
                           f"{camp.objective_name} and {name}; the entropy-performance law needs at least {MIN_POINTS}")
     return fit_law(hs, rs, measure=name, objective=camp.objective_name)
+
+
+def law_warnings(fit: LawFit) -> list[str]:
+    """What a reader of ``fit`` should doubt, one sentence each: a measure whose name does
+    not contain "entropy" (the law relates performance to an entropy H, so another measure
+    is probably the wrong axis), and R² below :data:`WEAK_R2` (the curve explains little of
+    the variation of R, so its a, b and ceiling say little)."""
+    out = []
+    if "entropy" not in fit.measure.lower():
+        out.append(f"the measure {fit.measure!r} does not look like an entropy; the law R = −a·exp(H) + b "
+                   f"is about an entropy H (choose one with --measure)")
+    if fit.r2 < WEAK_R2:
+        out.append(f"R² = {fit.r2:.3f} is below {WEAK_R2:g}: the fit explains little of {fit.objective}, "
+                   f"so a, b and the ceiling say little")
+    return out
 
 
 def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:

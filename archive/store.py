@@ -23,86 +23,42 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Text, bindparam, cast, create_engine, event, func, or_, select, update
+from sqlalchemy import Connection, Text, bindparam, cast, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 
+from archive.engine import (
+    MIGRATIONS,
+    check_schema,
+    first_line,
+    make_engine,
+    migrate,
+    shown_url,
+)
+from archive.errors import CampaignNotFound, LeaseConflict, StorageError
 from archive.models import Campaign, Checkpoint, Elite, Evaluation, ProposerCall
-from entropy_atlas.errors import AtlasError
+from archive.records import CampaignRecord, NewEvaluation, Result, Stats
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+__all__ = ["MIGRATIONS", "CampaignRecord", "LeaseConflict", "NewEvaluation", "Result", "Stats", "StorageError",
+           "Store", "make_engine", "migrate"]
+
 RETRY_WINDOW_S = float(os.environ.get("ATLAS_DB_RETRY_S", "120"))
 log = logging.getLogger("entropy_atlas.store")
 
 
-class StorageError(AtlasError, RuntimeError):
-    """The storage cannot be opened or reached."""
+# Errors no retry can mend: the file or database refuses this user, not the network.
+PERMANENT = ("readonly database", "read-only", "permission denied", "unable to open database file",
+             "file is not a database", "malformed", "no such table", "does not exist",
+             "password authentication failed", "authentication failed")
 
 
-@dataclasses.dataclass
-class CampaignRecord:
-    """A campaign row."""
-
-    id: int
-    name: str
-    spec: dict[str, Any]
-    spec_hash: str
-    status: str
-    layout: dict[str, Any]
-    lease_holder: str | None
-    lease_expires: float | None
-    created_at: float
-    updated_at: float
-
-
-@dataclasses.dataclass
-class NewEvaluation:
-    """A row to write before dispatch."""
-
-    seq: int
-    params: dict[str, Any]
-    x: list[float]
-    proposer: str
-    proposal: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass
-class Result:
-    """The outcome of one evaluation, as the scheduler records it."""
-
-    evaluation_id: int
-    status: str  # "done" | "failed"
-    objective: float | None = None
-    measures: dict[str, float] | None = None
-    metrics: dict[str, Any] | None = None
-    cell: int | None = None
-    error: str | None = None
-    worker: str | None = None
-
-
-@dataclasses.dataclass
-class Stats:
-    """A campaign's progress and map quality."""
-
-    counts: dict[str, int]
-    created: int
-    finished: int
-    elites: int
-    cells: int
-    coverage: float
-    qd_score: float
-    best_objective: float | None
-    best_evaluation_id: int | None
+def is_permanent(exc: DBAPIError) -> bool:
+    """Whether retrying ``exc`` cannot help (a read-only file, a refused user, no schema)."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return any(marker in text for marker in PERMANENT)
 
 
 def reconnecting(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,7 +66,9 @@ def reconnecting(method: Callable[..., Any]) -> Callable[..., Any]:
     connection, a locked SQLite file), with backoff, for up to ``retry_s`` seconds.
 
     Each store method is one transaction, so running it again is safe; ``add_pending``
-    recognises rows that an attempt committed before its connection dropped.
+    recognises rows that an attempt committed before its connection dropped. Permanent
+    errors (:data:`PERMANENT`: a read-only file, a refused user) are raised at once as
+    :class:`StorageError`, never retried.
     """
 
     @functools.wraps(method)
@@ -120,87 +78,42 @@ def reconnecting(method: Callable[..., Any]) -> Callable[..., Any]:
         while True:
             try:
                 return method(self, *args, **kwargs)
-            except (OperationalError, InterfaceError) as exc:
+            except (OperationalError, InterfaceError, DatabaseError) as exc:
+                if isinstance(exc, IntegrityError):
+                    raise
+                if is_permanent(exc) or not isinstance(exc, OperationalError | InterfaceError):
+                    raise StorageError(f"storage {shown_url(self.url)}: {first_line(exc)}") from None
                 if time.monotonic() + delay > deadline:
-                    raise StorageError(f"lost the storage for {self.retry_s:g} s: {exc.orig}") from None
-                log.warning("storage unavailable (%s); retrying in %.1f s", str(exc.orig).strip(), delay)
+                    raise StorageError(f"lost the storage for {self.retry_s:g} s: {first_line(exc)}") from None
+                log.warning("storage unavailable (%s); retrying in %.1f s", first_line(exc), delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
     return wrapper
 
 
-def _is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
-
-
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite in WAL mode with a busy timeout."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StorageError(f"not a storage URL: {url!r} ({exc})") from None
-    if _is_sqlite(url):
-        memory = parsed.database in (None, "", ":memory:")
-        if not memory:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url,
-            connect_args={"timeout": 30, "check_same_thread": False},
-            poolclass=StaticPool if memory else None,
-        )
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            cur = dbapi_conn.cursor()
-            if not memory:
-                cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            immediate = conn.get_execution_options().get("atlas_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-        return engine
-    connect_args: dict[str, Any] = {}
-    if parsed.get_backend_name() == "postgresql":
-        connect_args["connect_timeout"] = 5
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-
-
-def migrate(engine: Engine) -> None:
-    """Apply Alembic migrations up to head (a no-op when already there)."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
-    with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    if current == head:
-        return
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-
-
 class Store:
     """All reads and writes of the archive for one storage URL."""
 
-    def __init__(self, url: str, retry_s: float = RETRY_WINDOW_S) -> None:
+    def __init__(self, url: str, retry_s: float = RETRY_WINDOW_S, readonly: bool = False) -> None:
+        """Open ``url`` for writing (created and migrated as needed) or ``readonly``
+        (nothing created or migrated; see :mod:`archive.engine`)."""
         self.url = url
+        self.readonly = readonly
         self.retry_s = retry_s
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, readonly=readonly)
         self._write_engine = self.engine.execution_options(atlas_write=True)
         self._prepare_statements()
         try:
-            migrate(self.engine)
-        except OperationalError as exc:
-            shown = make_url(url).render_as_string(hide_password=True)
-            raise StorageError(f"cannot open storage {shown}: {exc.orig}") from None
+            check_schema(self.engine, url, readonly=readonly)
+            if not readonly:
+                migrate(self.engine)
+        except DBAPIError as exc:
+            self.engine.dispose()
+            raise StorageError(f"cannot open storage {shown_url(url)}: {first_line(exc)}") from None
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     @property
     def dialect(self) -> str:
@@ -242,6 +155,14 @@ class Store:
             row = conn.execute(select(Campaign.__table__).where(Campaign.name == name)).mappings().first()
         return _to_campaign(row)
 
+    def require_campaign(self, name: str) -> CampaignRecord:
+        """The campaign called ``name``; :class:`CampaignNotFound` naming the known ones."""
+        record = self.campaign(name)
+        if record is None:
+            known = ", ".join(c.name for c in self.campaigns()) or "none"
+            raise CampaignNotFound(f"no campaign named {name!r} in {shown_url(self.url)} (campaigns: {known})")
+        return record
+
     @reconnecting
     def campaigns(self) -> list[CampaignRecord]:
         with self.read() as conn:
@@ -261,27 +182,61 @@ class Store:
         """Take the campaign's lease; returns ``None`` on success, else the live holder.
 
         A lease is free when nobody holds it, when it has expired, when ``holder`` holds
-        it already, or when ``holder_is_dead`` says its holder's process is gone.
+        it already, or when ``holder_is_dead`` says its holder's process is gone. The take
+        is one conditional ``UPDATE`` (compare-and-set on the holder it saw), so of any
+        number of schedulers racing for a free lease exactly one wins.
         """
         now = time.time()
+        with self.read() as conn:
+            seen = conn.execute(select(Campaign.lease_holder).where(Campaign.id == campaign_id)).scalar_one()
+        table = Campaign.__table__
+        free = or_(table.c.lease_holder.is_(None), table.c.lease_holder == holder, table.c.lease_expires < now)
+        if seen is not None and seen != holder and holder_is_dead(seen):
+            free = or_(free, table.c.lease_holder == seen)
         with self.write() as conn:
-            row = conn.execute(
-                select(Campaign.lease_holder, Campaign.lease_expires).where(Campaign.id == campaign_id)
-            ).one()
-            current, expires = row
-            free = (
-                current is None
-                or current == holder
-                or (expires is not None and expires < now)
-                or holder_is_dead(current)
-            )
-            if not free:
-                return str(current)
-            conn.execute(
-                update(Campaign).where(Campaign.id == campaign_id)
+            won = conn.execute(
+                update(table).where(table.c.id == campaign_id, free)
                 .values(lease_holder=holder, lease_expires=now + ttl_s, updated_at=now)
+            ).rowcount == 1
+            if won:
+                return None
+            current = conn.execute(select(table.c.lease_holder).where(table.c.id == campaign_id)).scalar_one()
+        return str(current or seen or "another scheduler")
+
+    @reconnecting
+    def finish_run(self, campaign_id: int, holder: str, status: str) -> bool:
+        """Write the campaign's ``status`` and release the lease in one statement, only
+        while ``holder`` holds it (a scheduler whose lease was taken over writes nothing).
+        Returns whether it held the lease."""
+        now = time.time()
+        with self.write() as conn:
+            res = conn.execute(
+                update(Campaign).where(Campaign.id == campaign_id, Campaign.lease_holder == holder)
+                .values(status=status, lease_holder=None, lease_expires=None, updated_at=now)
             )
-        return None
+        return res.rowcount == 1
+
+    @reconnecting
+    def set_status(self, campaign_id: int, holder: str, status: str) -> bool:
+        """Write the campaign's ``status`` while ``holder`` holds its lease."""
+        with self.write() as conn:
+            res = conn.execute(
+                update(Campaign).where(Campaign.id == campaign_id, Campaign.lease_holder == holder)
+                .values(status=status, updated_at=time.time())
+            )
+        return res.rowcount == 1
+
+    def _check_holder(self, conn: Connection, campaign_id: int, holder: str | None) -> None:
+        """Inside a write: raise :class:`LeaseConflict` unless ``holder`` holds the lease
+        (``None``: an unfenced write, for tools and tests)."""
+        if holder is None:
+            return
+        query = select(Campaign.lease_holder).where(Campaign.id == campaign_id)
+        if self.dialect == "postgresql":
+            query = query.with_for_update(read=True)
+        current = conn.execute(query).scalar_one()
+        if current != holder:
+            raise LeaseConflict(f"the campaign's lease is held by {current or 'nobody'}, not this scheduler")
 
     @reconnecting
     def renew_lease(self, campaign_id: int, holder: str, ttl_s: float) -> bool:
@@ -308,15 +263,27 @@ class Store:
     @reconnecting
     def add_pending(self, campaign_id: int, rows: Sequence[NewEvaluation],
                     checkpoint: tuple[str, bytes] | None = None,
-                    calls: Sequence[dict[str, Any]] = ()) -> list[int]:
+                    calls: Sequence[dict[str, Any]] = (), holder: str | None = None) -> list[int]:
         """Write new ``pending`` rows, the proposer checkpoint and the proposer calls that
-        produced them, in one transaction. Returns the rows' ids."""
+        produced them, in one transaction. Returns the rows' ids.
+
+        With ``holder``, the write happens only while that scheduler holds the lease, and a
+        sequence number another scheduler already wrote is a :class:`LeaseConflict`."""
         if not rows and not calls:
             return []
+        try:
+            return self._add_pending(campaign_id, rows, checkpoint, calls, holder)
+        except IntegrityError as exc:
+            raise LeaseConflict(f"evaluation sequence numbers {rows[0].seq}… were written by another "
+                                f"scheduler ({first_line(exc)})") from None
+
+    def _add_pending(self, campaign_id: int, rows: Sequence[NewEvaluation], checkpoint: tuple[str, bytes] | None,
+                     calls: Sequence[dict[str, Any]], holder: str | None) -> list[int]:
         now = time.time()
         table = Evaluation.__table__
         ids: list[int] = []
         with self.write() as conn:
+            self._check_holder(conn, campaign_id, holder)
             if calls:
                 conn.execute(ProposerCall.__table__.insert(),
                              [{"campaign_id": campaign_id, "created_at": now, **c} for c in calls])
@@ -348,14 +315,16 @@ class Store:
 
     @staticmethod
     def _ids_of(conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation]) -> list[int]:
+        """The ids of ``rows`` that an earlier attempt of this very write committed; rows
+        under the same sequence numbers with other params were written by someone else."""
         seqs = [r.seq for r in rows]
-        found = dict(conn.execute(
-            select(Evaluation.seq, Evaluation.id)
+        found = {seq: (eid, params) for seq, eid, params in conn.execute(
+            select(Evaluation.seq, Evaluation.id, Evaluation.params)
             .where(Evaluation.campaign_id == campaign_id, Evaluation.seq.in_(seqs))
-        ).all())
-        if len(found) != len(seqs):
-            raise IntegrityError("evaluation rows partly exist", params=None, orig=Exception("seq clash"))
-        return [found[q] for q in seqs]
+        ).all()}
+        if len(found) != len(seqs) or any(found[r.seq][1] != r.params for r in rows):
+            raise IntegrityError("evaluation rows exist with other params", params=None, orig=Exception("seq clash"))
+        return [found[q][0] for q in seqs]
 
     @reconnecting
     def mark_running(self, ids: Sequence[int], worker: str | None = None) -> None:
@@ -371,20 +340,26 @@ class Store:
             )
 
     @reconnecting
-    def requeue(self, ids: Sequence[int]) -> None:
-        """Put unfinished evaluations back to ``pending`` (their worker was lost)."""
+    def requeue(self, ids: Sequence[int], uncharge: bool = False) -> None:
+        """Put unfinished evaluations back to ``pending`` (their worker was lost); with
+        ``uncharge``, take back the attempt their start counted (they never ran: the
+        evaluator could not be set up)."""
         if not ids:
             return
+        values: dict[str, Any] = {"status": "pending"}
+        if uncharge:
+            values["attempts"] = func.max(Evaluation.attempts - 1, 0) if self.dialect == "sqlite" \
+                else func.greatest(Evaluation.attempts - 1, 0)
         with self.write() as conn:
             conn.execute(
                 update(Evaluation)
-                .where(Evaluation.id.in_(list(ids)), Evaluation.status == "running")
-                .values(status="pending")
+                .where(Evaluation.id.in_(list(ids)), Evaluation.status.in_(("pending", "running")))
+                .values(**values)
             )
 
     @reconnecting
     def record_results(self, campaign_id: int, results: Sequence[Result], sign: float,
-                       checkpoint: tuple[str, bytes] | None = None) -> list[bool]:
+                       checkpoint: tuple[str, bytes] | None = None, holder: str | None = None) -> list[bool]:
         """Record results and update elites in one transaction.
 
         Returns, for each result, whether it was recorded (``False``: the evaluation
@@ -399,6 +374,7 @@ class Store:
         now = time.time()
         ids = [r.evaluation_id for r in results]
         with self.write() as conn:
+            self._check_holder(conn, campaign_id, holder)
             open_query = select(Evaluation.id).where(
                 Evaluation.campaign_id == campaign_id, Evaluation.id.in_(ids),
                 Evaluation.status.in_(("pending", "running")),
@@ -638,6 +614,72 @@ class Store:
         for proposer, status, n in rows:
             out.setdefault(proposer, {})[status] = int(n)
         return out
+
+    # -- failures and deletion -------------------------------------------------
+    def _error_first_line(self) -> Any:
+        """SQL for the first line of ``evaluations.error`` (``''`` when there is none):
+        everything before the first newline. SQLite spells the search ``instr``,
+        PostgreSQL ``strpos``; appending a newline makes a one-line error its own first line."""
+        text = func.coalesce(Evaluation.error, "")
+        find = func.strpos if self.dialect == "postgresql" else func.instr
+        return func.substr(text, 1, find(text + "\n", "\n") - 1)
+
+    @reconnecting
+    def failure_summary(self, campaign_id: int, limit: int = 5) -> list[tuple[str, int]]:
+        """The ``limit`` most common messages of the campaign's ``failed`` evaluations as
+        ``(message, count)``, most common first (ties: by message). A message is the first
+        line of the error (the exception's type and text; a traceback follows it), grouped
+        and counted in SQL."""
+        lines = (select(self._error_first_line().label("message"))
+                 .where(Evaluation.campaign_id == campaign_id, Evaluation.status == "failed")
+                 .subquery())
+        n = func.count().label("n")
+        query = select(lines.c.message, n).group_by(lines.c.message).order_by(n.desc(), lines.c.message)
+        with self.read() as conn:
+            rows = conn.execute(query.limit(limit)).all()
+        return [(str(message), int(count)) for message, count in rows]
+
+    @reconnecting
+    def failed_evaluations(self, campaign_id: int, limit: int | None = None) -> list[dict[str, Any]]:
+        """The campaign's ``failed`` evaluations, the latest (highest ``seq``) first, at
+        most ``limit`` of them."""
+        query = (select(Evaluation.__table__)
+                 .where(Evaluation.campaign_id == campaign_id, Evaluation.status == "failed")
+                 .order_by(Evaluation.seq.desc()))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.read() as conn:
+            return [_evaluation_dict(r) for r in conn.execute(query).mappings().all()]
+
+    @reconnecting
+    def delete_campaign(self, campaign_id: int, force: bool = False) -> dict[str, int]:
+        """Delete a campaign and every row that belongs to it, in one transaction; returns
+        how many rows went from each table (``elites``, ``proposer_calls``, ``checkpoints``,
+        ``evaluations``, ``campaigns``).
+
+        While a scheduler holds a live lease (``lease_holder`` set, ``lease_expires`` in the
+        future) this is a :class:`LeaseConflict` and nothing is deleted, unless ``force``.
+        The lease is read inside the write transaction (PostgreSQL: the row locked; SQLite:
+        the write lock taken at ``BEGIN``), so no scheduler can take it in between. Rows go
+        children first (elites refer to evaluations), so foreign keys hold at every step."""
+        children = (Elite.__table__, ProposerCall.__table__, Checkpoint.__table__, Evaluation.__table__)
+        campaigns = Campaign.__table__
+        with self.write() as conn:
+            query = select(campaigns.c.name, campaigns.c.lease_holder, campaigns.c.lease_expires).where(
+                campaigns.c.id == campaign_id)
+            if self.dialect == "postgresql":
+                query = query.with_for_update()
+            row = conn.execute(query).first()
+            if row is None:
+                raise CampaignNotFound(f"no campaign with id {campaign_id} in {shown_url(self.url)}")
+            if not force and row.lease_holder is not None and (row.lease_expires or 0.0) > time.time():
+                left = row.lease_expires - time.time()
+                raise LeaseConflict(f"campaign {row.name!r} is being run by {row.lease_holder} "
+                                    f"(its lease runs {left:.0f} s more)")
+            counts = {t.name: conn.execute(t.delete().where(t.c.campaign_id == campaign_id)).rowcount
+                      for t in children}
+            counts["campaigns"] = conn.execute(campaigns.delete().where(campaigns.c.id == campaign_id)).rowcount
+        return counts
 
 
 def _to_campaign(row: Any) -> CampaignRecord | None:

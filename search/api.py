@@ -3,23 +3,32 @@
     from search import api
     stats = api.run("examples/quickstart.yaml", storage="sqlite:///atlas.db", executor="inline")
     stats = api.resume("quickstart", storage="sqlite:///atlas.db")
+
+A run is prepared whole before anything is written: the spec is checked, the evaluator's
+config and target with it (:func:`workers.registry.check`), the cell layout and the
+proposer are built and the executor chosen. Only then is the campaign row created, so a
+refused campaign leaves no trace in the storage.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archive.store import Stats, Store
-from search.campaigns import open_campaign, stored_spec
+from archive.records import Stats
+from archive.store import Store
+from search.campaigns import CampaignPlan, commit_campaign, plan_campaign, stored_spec
 from search.proposers import build_proposer
-from search.proposers.base import ProposerContext
+from search.proposers.base import Proposer, ProposerContext
 from search.scheduler import Scheduler
 from search.space import SearchSpace
-from search.spec import CampaignSpec, load_spec, parse_spec
+from search.spec import CampaignSpec, SpecError, load_spec, parse_spec
+from workers import registry
 from workers.executors import ExecutorConfig, make_executor
+from workers.executors.base import Executor
 
 DEFAULT_STORAGE = "sqlite:///atlas.db"
 
@@ -56,15 +65,37 @@ def proposer_context(spec: CampaignSpec, layout: Any) -> ProposerContext:
     )
 
 
+def check_evaluator(spec: CampaignSpec, source: str = "campaign") -> None:
+    """Raise :class:`SpecError` when the evaluator's kind, target or config is wrong."""
+    space = spec.model_dump(mode="json")["space"]
+    problems = registry.check(spec.evaluator.kind, dict(spec.evaluator.config), spec.evaluator.target, space)
+    if problems:
+        raise SpecError(problems, source)
+
+
+@dataclass
+class PreparedRun:
+    """Everything a run needs, built before the campaign row is written."""
+
+    plan: CampaignPlan
+    proposer: Proposer
+    executor: Executor
+
+
+def prepare(store: Store, spec: CampaignSpec, executor: str, address: str | None) -> PreparedRun:
+    """Check and build the whole run without writing (see the module's rule)."""
+    check_evaluator(spec)
+    ex = make_executor(executor, executor_config(spec), address=address)
+    plan = plan_campaign(store, spec)
+    proposer = build_proposer(spec.search.algorithm, proposer_context(spec, plan.layout))
+    return PreparedRun(plan, proposer, ex)
+
+
 def _run(store: Store, spec: CampaignSpec, executor: str, address: str | None,
          progress: Callable[[Stats], None] | None) -> Stats:
-    from archive.layout import CellLayout
-
-    campaign = open_campaign(store, spec)
-    layout = CellLayout.from_json(campaign.layout)
-    proposer = build_proposer(spec.search.algorithm, proposer_context(spec, layout))
-    ex = make_executor(executor, executor_config(spec), address=address)
-    return Scheduler(store, campaign, spec, proposer, ex, progress=progress).run()
+    prepared = prepare(store, spec, executor, address)
+    campaign = commit_campaign(store, prepared.plan)
+    return Scheduler(store, campaign, spec, prepared.proposer, prepared.executor, progress=progress).run()
 
 
 def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str | None = None,
@@ -74,6 +105,8 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
     spec = as_spec(spec_or_path)
     if name is not None or budget is not None:
         spec = spec.with_overrides(name=name, budget=budget)
+    check_evaluator(spec)  # before the storage is even opened
+    make_executor(executor, executor_config(spec), address=address)
     store = Store(storage or default_storage())
     try:
         return _run(store, spec, executor, address, progress)
@@ -90,5 +123,18 @@ def resume(name: str, storage: str | None = None, executor: str = "ray", address
         if budget is not None:
             spec = spec.with_overrides(budget=budget)
         return _run(store, spec, executor, address, progress)
+    finally:
+        store.close()
+
+
+def is_complete(storage: str, name: str, budget: int | None = None) -> tuple[bool, int, int]:
+    """Whether campaign ``name`` has nothing left to do at ``budget`` (default: its own):
+    every row created and finished. Returns (complete, finished, budget); opens read-only."""
+    store = Store(storage, readonly=True)
+    try:
+        record, spec = stored_spec(store, name)
+        total = budget or spec.search.budget
+        stats = store.stats(record.id, 0)
+        return stats.created >= total and stats.finished == stats.created, stats.finished, total
     finally:
         store.close()

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from archive.errors import CampaignNotFound
 from archive.layout import CellLayout, MeasureAxis
-from archive.store import CampaignRecord, Store
+from archive.records import CampaignRecord
+from archive.store import Store
 from entropy_atlas.errors import AtlasError
 from search.spec import CampaignSpec, SpecError, parse_spec
+
+__all__ = ["CampaignConflict", "CampaignNotFound", "CampaignPlan", "commit_campaign", "layout_for",
+           "plan_campaign", "stored_spec"]
 
 
 class CampaignConflict(AtlasError, ValueError):
     """A campaign of that name exists with a different spec."""
 
 
-class CampaignNotFound(LookupError):
-    """No campaign of that name in the storage."""
+@dataclass
+class CampaignPlan:
+    """What a run will write, worked out before anything is: the spec, the campaign it
+    continues (None: a new one), and the cell layout (the stored one when continuing)."""
+
+    spec: CampaignSpec
+    existing: CampaignRecord | None
+    layout: CellLayout
 
 
 def layout_for(spec: CampaignSpec) -> CellLayout:
@@ -36,37 +48,50 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
     return out
 
 
-def open_campaign(store: Store, spec: CampaignSpec) -> CampaignRecord:
-    """The campaign named by ``spec``: created if new, continued if the spec matches.
+def plan_campaign(store: Store, spec: CampaignSpec) -> CampaignPlan:
+    """Check that ``spec`` may run in ``store`` without writing anything.
 
-    A different budget is allowed (it only moves the end); lowering it below what was
-    already created is refused. Any other difference is a :class:`CampaignConflict`.
+    A new name is a new campaign. An existing one continues when the specs agree in
+    everything but the budget (compared after filling defaults, so a field added to the
+    format with a default does not make an old campaign different); lowering the budget
+    below what was already created is refused. Any other difference is a
+    :class:`CampaignConflict`.
     """
     existing = store.campaign(spec.name)
     if existing is None:
-        return store.create_campaign(spec.name, spec.model_dump(mode="json"), spec.spec_hash(),
-                                     layout_for(spec).to_json())
-    if existing.spec_hash != spec.spec_hash():
-        old = dict(existing.spec)
-        changed = [d for d in _differences(old, spec.model_dump(mode="json")) if d != "search.budget"]
+        return CampaignPlan(spec, None, layout_for(spec))
+    old = parse_spec(existing.spec, source=f"stored spec of {spec.name}")
+    if old.spec_hash() != spec.spec_hash():
+        changed = [d for d in _differences(old.model_dump(mode="json"), spec.model_dump(mode="json"))
+                   if d != "search.budget"]
         raise CampaignConflict(
             f"campaign {spec.name!r} already exists with a different spec (changed: {', '.join(changed)}); "
             f"use another --name, or resume it with `atlas resume {spec.name}`"
         )
-    if existing.spec["search"]["budget"] != spec.search.budget:
+    if old.search.budget != spec.search.budget:
         created = store.count_created(existing.id)
         if spec.search.budget < created:
             raise SpecError([f"search.budget: {spec.search.budget} is below the {created} evaluations "
                              f"campaign {spec.name!r} already has"])
-        store.update_campaign(existing.id, spec=spec.model_dump(mode="json"))
-        existing = store.campaign(spec.name)
-        assert existing is not None
-    return existing
+    return CampaignPlan(spec, existing, CellLayout.from_json(existing.layout))
+
+
+def commit_campaign(store: Store, plan: CampaignPlan) -> CampaignRecord:
+    """Write the planned campaign: its row when new, the new budget when raised."""
+    spec = plan.spec
+    if plan.existing is None:
+        return store.create_campaign(spec.name, spec.model_dump(mode="json"), spec.spec_hash(),
+                                     plan.layout.to_json())
+    if plan.existing.spec["search"]["budget"] != spec.search.budget:
+        store.update_campaign(plan.existing.id, spec=spec.model_dump(mode="json"))
+    return store.require_campaign(spec.name)
+
+
+def open_campaign(store: Store, spec: CampaignSpec) -> CampaignRecord:
+    """Plan and commit in one step (for tools and tests that build nothing in between)."""
+    return commit_campaign(store, plan_campaign(store, spec))
 
 
 def stored_spec(store: Store, name: str) -> tuple[CampaignRecord, CampaignSpec]:
-    campaign = store.campaign(name)
-    if campaign is None:
-        known = ", ".join(c.name for c in store.campaigns()) or "none"
-        raise CampaignNotFound(f"no campaign named {name!r} in {store.url} (campaigns: {known})")
+    campaign = store.require_campaign(name)
     return campaign, parse_spec(campaign.spec, source=f"stored spec of {name}")

@@ -13,10 +13,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from archive.store import Stats, StorageError
+from archive.records import Stats
+from entropy_atlas.errors import AtlasError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Entropy Atlas: map how entropy settings trade performance against entropy.")
@@ -40,25 +42,24 @@ def _storage(storage: str | None) -> str:
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Turn the errors a user can fix into a clear message and exit code 2."""
-    from search.campaigns import CampaignConflict, CampaignNotFound
-    from search.proposers import OptionError, ProposerNotAvailable
-    from search.scheduler import CampaignBusy, LeaseLost
-    from search.spec import SpecError
-    from workers.registry import EvaluatorNotFound
-
+    """Turn an :class:`AtlasError` (anything a user can fix) into ``error:`` lines, exit 2."""
     try:
         yield
-    except SpecError as exc:
-        err.print(f"[bold red]error:[/] {exc.source} is not valid:")
-        for problem in exc.problems:
-            err.print(f"  {problem}", markup=False, highlight=False)
+    except AtlasError as exc:
+        for line in exc.lines():
+            err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    except (CampaignConflict, CampaignNotFound, CampaignBusy, LeaseLost, StorageError, OptionError,
-            ProposerNotAvailable, EvaluatorNotFound, KeyError, ValueError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+
+
+def _warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _read(storage: str | None) -> Any:
+    """The storage opened read-only: read commands create, migrate and write nothing."""
+    import archive
+
+    return archive.open(_storage(storage), readonly=True)
 
 
 def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
@@ -81,6 +82,15 @@ class _ProgressView:
         best = "—" if s.best_objective is None else f"{s.best_objective:.4g}"
         self.progress.update(self.task, completed=s.finished, qd=f"{s.qd_score:.4g}",
                              cov=f"{s.coverage:.1%}", best=best, failed=s.counts["failed"])
+
+
+def _default_map(storage: str, name: str) -> Path:
+    """Where ``atlas run`` writes the map when ``--map`` is not given."""
+    try:
+        from archive.figures import default_map_path
+    except ImportError:  # pragma: no cover - older layout
+        return Path("atlas-maps") / f"{name}.png"
+    return default_map_path(storage, name)
 
 
 def _execute(action: Callable[[Callable[[Stats], None]], Stats], budget: int, name: str,
@@ -107,8 +117,8 @@ def _summary(name: str, stats: Stats, storage: str, map_out: Path | None) -> Non
         f"{stats.elites}/{stats.cells} cells filled ({stats.coverage:.1%}), "
         f"QD-score {stats.qd_score:.6g}, best {best}"
     )
-    out = map_out or Path("atlas-maps") / f"{name}.png"
-    with archive.open(storage) as handle:
+    out = map_out or _default_map(storage, name)
+    with archive.open(storage, readonly=True) as handle:
         path = handle.campaign(name).map(out)
     console.print(f"elite map: {path.resolve()}")
 
@@ -124,12 +134,18 @@ def run(
     map_out: Annotated[Path | None, typer.Option("--map", help="where to write the elite map PNG")] = None,
 ) -> None:
     """Create the campaign (or continue it if the same spec exists) and run it to budget."""
+    from archive.outputs import FIGURE_SUFFIXES, check_output
     from search import api
+    from search.spec import spec_warnings
 
     with _errors():
         loaded = api.as_spec(spec)
         if name is not None or budget is not None:
             loaded = loaded.with_overrides(name=name, budget=budget)
+        if map_out is not None:
+            check_output(map_out, FIGURE_SUFFIXES)
+        for warning in spec_warnings(loaded):
+            _warn(warning)
         url = _storage(storage)
         _execute(lambda p: api.run(loaded, storage=url, executor=executor, address=address, progress=p),
                  loaded.search.budget, loaded.name, url, map_out)
@@ -145,16 +161,18 @@ def resume(
     map_out: Annotated[Path | None, typer.Option("--map", help="where to write the elite map PNG")] = None,
 ) -> None:
     """Continue a stopped or killed campaign: nothing lost, nothing recorded twice."""
+    from archive.outputs import FIGURE_SUFFIXES, check_output
     from search import api
-    from search.campaigns import stored_spec
 
     with _errors():
         url = _storage(storage)
-        import archive
-
-        with archive.open(url) as handle:
-            _, spec = stored_spec(handle.store, name)
-        total = budget or spec.search.budget
+        if map_out is not None:
+            check_output(map_out, FIGURE_SUFFIXES)
+        complete, finished, total = api.is_complete(url, name, budget)
+        if complete:
+            console.print(f"campaign {name} is already finished: {finished} of {total} evaluations; "
+                          f"raise the budget to go on (`atlas resume {name} --budget N`)", highlight=False)
+            return
         _execute(lambda p: api.resume(name, storage=url, executor=executor, address=address,
                                       budget=budget, progress=p), total, name, url, map_out)
 
@@ -227,49 +245,25 @@ def status(
     storage: StorageOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Campaigns, or one campaign's progress, QD-score, coverage, best and proposers."""
-    import archive
-
-    with _errors(), archive.open(_storage(storage)) as handle:
+    """Campaigns, or one campaign's progress, QD-score, coverage, best, proposers and most
+    common failures."""
+    with _errors(), _read(storage) as handle:
         camps = [handle.campaign(name)] if name else handle.campaigns()
-        rows = []
-        for camp in camps:
-            s = camp.stats()
-            rows.append({
-                "name": camp.name, "status": camp.record.status, "budget": camp.budget,
-                "finished": s.finished, "done": s.counts["done"], "failed": s.counts["failed"],
-                "running": s.counts["running"] + s.counts["pending"], "elites": s.elites,
-                "cells": s.cells, "coverage": s.coverage, "qd_score": s.qd_score,
-                "best": s.best_objective, "best_evaluation_id": s.best_evaluation_id,
-                "algorithm": camp.spec["search"]["algorithm"],
-                "proposers": camp.proposer_counts() if name else None,
-                "exploration_entropy": _exploration(camp) if name else None,
-            })
+        rows = [_status_row(camp, detail=name is not None) for camp in camps]
         if as_json:
             console.print_json(json.dumps(rows))
             return
         if not rows:
             console.print("no campaigns in this storage")
             return
-        table = Table(title="campaigns" if not name else f"campaign {name}")
-        for col in ("name", "algorithm", "status", "finished/budget", "failed", "in flight",
-                    "coverage", "QD-score", "best"):
-            table.add_column(col, justify="right" if col not in ("name", "algorithm", "status") else "left")
-        for r in rows:
-            table.add_row(r["name"], r["algorithm"], r["status"], f"{r['finished']}/{r['budget']}",
-                          str(r["failed"]), str(r["running"]), f"{r['elites']}/{r['cells']} ({r['coverage']:.1%})",
-                          f"{r['qd_score']:.6g}", "—" if r["best"] is None else f"{r['best']:.6g}")
-        console.print(table)
-        if name and rows[0]["proposers"]:
-            ptable = Table(title="evaluations by proposer")
-            for col in ("proposer", "done", "failed", "pending/running", "exploration entropy"):
-                ptable.add_column(col)
-            entropy = rows[0]["exploration_entropy"] or {}
-            for proposer, counts in sorted(rows[0]["proposers"].items()):
-                ptable.add_row(proposer, str(counts.get("done", 0)), str(counts.get("failed", 0)),
-                               str(counts.get("pending", 0) + counts.get("running", 0)),
-                               f"{entropy[proposer]:.3f}" if proposer in entropy else "—")
-            console.print(ptable)
+        if name is None:
+            console.print(_campaigns_table(rows))
+            return
+        console.print(_campaign_table(rows[0]))
+        if rows[0]["proposers"]:
+            console.print(_proposers_table(rows[0]))
+        if rows[0]["failures"]:
+            console.print(_failure_counts_table(rows[0]["failures"], title="most common failures"))
 
 
 @app.command()
@@ -279,13 +273,11 @@ def elites(
     top: Annotated[int | None, typer.Option(help="only the K best")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
 ) -> None:
-    """The elite table, best first."""
-    import archive
-
+    """The elite table, best first (``csv``: full precision, vectors as JSON lists)."""
     if fmt not in ("table", "json", "csv"):
         err.print(f"[bold red]error:[/] --format must be table, json or csv, not {fmt!r}")
         raise typer.Exit(2)
-    with _errors(), archive.open(_storage(storage)) as handle:
+    with _errors(), _read(storage) as handle:
         camp = handle.campaign(name)
         rows = [{k: e[k] for k in ("cell", "evaluation_id", "objective", "measures", "params")}
                 for e in camp.elites(top=top)]
@@ -300,18 +292,12 @@ def elites(
             writer = csv.writer(sys.stdout)
             writer.writerow(["cell", "evaluation_id", camp.objective_name, *measure_names, *param_names])
             for r in rows:
-                writer.writerow([r["cell"], r["evaluation_id"], r["objective"],
-                                 *[r["measures"].get(m) for m in measure_names],
-                                 *[_cell_text(r["params"].get(p)) for p in param_names]])
+                writer.writerow([r["cell"], r["evaluation_id"], _cell_text(r["objective"], exact=True),
+                                 *[_cell_text(r["measures"].get(m), exact=True) for m in measure_names],
+                                 *[_cell_text(r["params"].get(p), exact=True) for p in param_names]])
             return
-        table = Table(title=f"elites of {name} ({len(rows)})")
-        for col in ("cell", "eval", camp.objective_name, *measure_names, *param_names):
-            table.add_column(col)
-        for r in rows:
-            table.add_row(str(r["cell"]), str(r["evaluation_id"]), f"{r['objective']:.6g}",
-                          *[f"{r['measures'].get(m, float('nan')):.4g}" for m in measure_names],
-                          *[_cell_text(r["params"].get(p)) for p in param_names])
-        console.print(table)
+        console.print(_elites_table(f"elites of {name} ({len(rows)})", rows, camp.objective_name,
+                                    measure_names, param_names))
 
 
 def _exploration(camp: Any) -> dict[str, float]:
@@ -324,11 +310,16 @@ def _exploration(camp: Any) -> dict[str, float]:
     return exploration_entropy(SearchSpace(spec.space), camp.evaluations())
 
 
-def _cell_text(value: Any) -> str:
+def _cell_text(value: Any, exact: bool = False) -> str:
+    """A value as a table shows it (floats to 4 significant digits, vectors to their first
+    four entries) or, ``exact``, as a CSV keeps it: a float as its ``repr`` (round-trips),
+    a list or mapping as JSON, with every entry."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return repr(value) if exact else f"{value:.4g}"
+    if exact and isinstance(value, list | dict):
+        return json.dumps(value)
     if isinstance(value, list):
         return "[" + ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in value[:4]) + (
             ", …]" if len(value) > 4 else "]")
@@ -342,9 +333,10 @@ def export(
     storage: StorageOpt = None,
 ) -> None:
     """All evaluations and elites of a campaign, to JSON, CSV or Parquet."""
-    import archive
+    from archive.outputs import EXPORT_SUFFIXES, check_output
 
-    with _errors(), archive.open(_storage(storage)) as handle:
+    with _errors(), _read(storage) as handle:
+        check_output(out, EXPORT_SUFFIXES)
         path = handle.campaign(name).export(out)
     console.print(f"wrote {path}")
 
@@ -356,9 +348,10 @@ def map_(
     storage: StorageOpt = None,
 ) -> None:
     """The elite map as a heatmap (grid) or Voronoi plot (CVT)."""
-    import archive
+    from archive.outputs import FIGURE_SUFFIXES, check_output
 
-    with _errors(), archive.open(_storage(storage)) as handle:
+    with _errors(), _read(storage) as handle:
+        check_output(out, FIGURE_SUFFIXES)
         path = handle.campaign(name).map(out)
     console.print(f"wrote {path}")
 
@@ -370,10 +363,11 @@ def front(
     storage: StorageOpt = None,
 ) -> None:
     """Objective against each measure with the Pareto front (directions from mo-bo's options)."""
-    import archive
     from archive.figures import pareto_front
+    from archive.outputs import FIGURE_SUFFIXES, check_output
 
-    with _errors(), archive.open(_storage(storage)) as handle:
+    with _errors(), _read(storage) as handle:
+        check_output(out, FIGURE_SUFFIXES)
         camp = handle.campaign(name)
         directions = camp.spec["search"].get("options", {}).get("measure_directions", {})
         path = pareto_front(camp, out, directions)
@@ -390,16 +384,20 @@ def law(
     storage: StorageOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Fit the entropy-performance law R = -a*exp(H) + b over the done evaluations."""
-    import archive
-    from archive.law import law_figure
+    """Fit the entropy-performance law R = -a*exp(H) + b over the done evaluations; warn
+    (stderr, and ``warnings`` in JSON) when H is not named as an entropy or R² < 0.3."""
+    from archive.law import law_figure, law_warnings
 
-    with _errors(), archive.open(_storage(storage)) as handle:
+    with _errors(), _read(storage) as handle:
         camp = handle.campaign(name)
         fit = camp.law(measure)
         path = law_figure(fit, out, title=f"{name}: R = −a·exp(H) + b") if out is not None else None
+    warnings = law_warnings(fit)
+    for warning in warnings:
+        _warn(warning)
     if as_json:
-        console.print_json(json.dumps({**fit.to_dict(), "figure": str(path) if path else None}))
+        console.print_json(json.dumps({**fit.to_dict(), "figure": str(path) if path else None,
+                                       "warnings": warnings}))
         return
     table = Table(title=f"entropy-performance law of {name}: {fit.objective} = −a·exp({fit.measure}) + b")
     for col in ("", "estimate", "95% CI"):
@@ -423,16 +421,284 @@ def dashboard_(
     poll: Annotated[float, typer.Option("--poll", help="seconds between a page's checks of a running campaign")] = 2.0,
 ) -> None:
     """A read-only web dashboard of the archive: elite maps, progress, fronts, proposers."""
-    from search.dashboard.cli import DashboardError, dashboard
+    from search.dashboard.cli import dashboard
 
     try:
         with _errors():
             dashboard(_storage(storage), host=host, port=port, poll_s=poll)
-    except DashboardError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         pass
+
+
+@app.command()
+def migrate(storage: StorageOpt = None) -> None:
+    """Bring a storage's schema up to this version (read commands never do it themselves)."""
+    from archive.store import Store
+
+    with _errors():
+        url = _storage(storage)
+        Store(url).close()
+    console.print(f"{url}: the schema is up to date", highlight=False)
+
+
+@app.command()
+def failures(
+    name: Annotated[str, typer.Argument(help="the campaign's name")],
+    storage: StorageOpt = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="at most K evaluations and K messages")] = 20,
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """The failed evaluations, latest first (id, seq, attempts, proposer, the error's first
+    line, params), and how many failed with each message, most common first."""
+    if fmt not in ("table", "json"):
+        err.print(f"[bold red]error:[/] --format must be table or json, not {escape(repr(fmt))}")
+        raise typer.Exit(2)
+    with _errors(), _read(storage) as handle:
+        camp = handle.campaign(name)
+        total = camp.stats().counts["failed"]
+        counts = [{"message": m, "count": n} for m, n in camp.failure_summary(limit)]
+        failed = [_failure_row(ev) for ev in camp.failed_evaluations(limit)]
+    if fmt == "json":
+        doc = {"campaign": name, "failed": total, "messages": counts, "evaluations": failed}
+        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+        return
+    if not total:
+        console.print(f"{name}: no failed evaluations", highlight=False)
+        return
+    console.print(_failures_table(f"failed evaluations of {name} (latest {len(failed)} of {total})", failed))
+    console.print(_failure_counts_table(counts, title="failures by message"))
+
+
+@app.command()
+def delete(
+    name: Annotated[str, typer.Argument(help="the campaign's name")],
+    storage: StorageOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    force: Annotated[bool, typer.Option("--force", help="delete even while a scheduler holds its lease")] = False,
+) -> None:
+    """Delete a campaign with all its evaluations, elites, checkpoints and proposer calls,
+    in one transaction, after asking (unless --yes). Refused while a live scheduler holds
+    the campaign's lease, unless --force."""
+    import archive
+
+    with _errors(), _read(storage) as handle:
+        camp = handle.campaign(name)
+        if not force:
+            _refuse_live_lease(camp)
+        created = camp.stats().created
+    if not yes:
+        typer.confirm(f"delete campaign {name!r} and its {_count(created, 'evaluation')}?", abort=True)
+    with _errors(), archive.open(_storage(storage), readonly=False) as handle:
+        counts = _delete(handle.campaign(name), force)
+    console.print(f"deleted campaign {name}: {_deleted_text(counts)}", highlight=False)
+
+
+# -- helpers of status, elites, failures and delete: tables that stay readable at 80 columns
+NUMBER = {"justify": "right", "no_wrap": True}
+
+
+def _table(title: str, **options: Any) -> Table:
+    """A table with a rule under its header, no borders and two spaces between columns
+    (where a boxed table spends three or four characters a column); ``title`` is plain
+    text, never markup."""
+    from rich import box
+
+    return Table(title=escape(title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                 collapse_padding=True, **options)
+
+
+def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
+    """One campaign's line of ``atlas status`` (``detail``: with proposers, exploration
+    entropy and the most common failures; else those are ``None``)."""
+    s = camp.stats()
+    failures = None
+    if detail:
+        failures = [{"message": m, "count": n} for m, n in camp.failure_summary()] if s.counts["failed"] else []
+    return {
+        "name": camp.name, "status": camp.record.status, "budget": camp.budget,
+        "finished": s.finished, "done": s.counts["done"], "failed": s.counts["failed"],
+        "running": s.counts["running"] + s.counts["pending"], "elites": s.elites,
+        "cells": s.cells, "coverage": s.coverage, "qd_score": s.qd_score,
+        "best": s.best_objective, "best_evaluation_id": s.best_evaluation_id,
+        "algorithm": camp.spec["search"]["algorithm"],
+        "proposers": camp.proposer_counts() if detail else None,
+        "exploration_entropy": _exploration(camp) if detail else None,
+        "failures": failures,
+    }
+
+
+def _fits(table: Table) -> bool:
+    """Whether ``table`` at its natural width (nothing wrapped or cut) fits the console."""
+    return console.measure(table, options=console.options.update_width(10**6)).maximum <= console.width
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}g}"
+
+
+# (header, the cell of a status row, which columns go first when the console is narrow: 0 never)
+CAMPAIGN_COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str], int], ...] = (
+    ("name", lambda r: r["name"], 0),
+    ("algorithm", lambda r: r["algorithm"], 3),
+    ("status", lambda r: r["status"], 0),
+    ("evals", lambda r: f"{r['finished']}/{r['budget']}", 0),
+    ("failed", lambda r: str(r["failed"]), 0),
+    ("in flight", lambda r: str(r["running"]), 2),
+    ("coverage", lambda r: f"{r['coverage']:.1%}", 0),
+    ("QD-score", lambda r: _number(r["qd_score"]), 1),
+    ("best", lambda r: _number(r["best"]), 0),
+)
+
+
+def _campaigns_table(rows: list[dict[str, Any]]) -> Table:
+    """``atlas status``: one line per campaign. Names are never cut: while the table is
+    wider than the console, the least needed columns go (algorithm, then in flight, then
+    QD-score; ``atlas status NAME`` shows them all); a name folds only when even the
+    narrowest table cannot hold it."""
+    for drop in (4, 3, 2, 1):
+        table = _campaigns_grid(rows, [c for c in CAMPAIGN_COLUMNS if c[2] < drop], fold_names=False)
+        if _fits(table):
+            return table
+    return _campaigns_grid(rows, [c for c in CAMPAIGN_COLUMNS if c[2] == 0], fold_names=True)
+
+
+def _campaigns_grid(rows: list[dict[str, Any]], columns: list[tuple[str, Callable[[dict[str, Any]], str], int]],
+                    fold_names: bool) -> Table:
+    table = _table("campaigns")
+    for header, _, _ in columns:
+        if header == "name":
+            table.add_column(header, no_wrap=not fold_names, overflow="fold")
+        elif header in ("algorithm", "status"):
+            table.add_column(header, no_wrap=True)
+        else:
+            table.add_column(header, **NUMBER)
+    for r in rows:
+        table.add_row(*[escape(cell(r)) for _, cell, _ in columns])
+    return table
+
+
+def _campaign_table(r: dict[str, Any]) -> Table:
+    """``atlas status NAME``: one field a line, so any name and number fits."""
+    table = _table(f"campaign {r['name']}", show_header=False)
+    table.add_column("field", no_wrap=True, style="bold")
+    table.add_column("value", overflow="fold")
+    best = _number(r["best"], 6)
+    if r["best_evaluation_id"] is not None:
+        best += f" (evaluation {r['best_evaluation_id']})"
+    for field, value in (
+        ("name", r["name"]), ("algorithm", r["algorithm"]), ("status", r["status"]),
+        ("evaluations", f"{r['finished']} of {r['budget']} finished: {r['done']} done, {r['failed']} failed; "
+                        f"{r['running']} in flight"),
+        ("cells", f"{r['elites']} of {r['cells']} filled ({r['coverage']:.1%})"),
+        ("QD-score", _number(r["qd_score"], 6)), ("best", best),
+    ):
+        table.add_row(field, escape(value))
+    return table
+
+
+def _proposers_table(r: dict[str, Any]) -> Table:
+    table = _table("evaluations by proposer")
+    table.add_column("proposer", no_wrap=True)
+    for col in ("done", "failed", "in flight", "exploration entropy"):
+        table.add_column(col, **NUMBER)
+    entropy = r["exploration_entropy"] or {}
+    for proposer, counts in sorted(r["proposers"].items()):
+        table.add_row(escape(proposer), str(counts.get("done", 0)), str(counts.get("failed", 0)),
+                      str(counts.get("pending", 0) + counts.get("running", 0)),
+                      f"{entropy[proposer]:.3f}" if proposer in entropy else "—")
+    return table
+
+
+def _failure_counts_table(counts: list[dict[str, Any]], title: str) -> Table:
+    """Failure messages and how many evaluations failed with each, most common first."""
+    table = _table(title)
+    table.add_column("count", **NUMBER)
+    table.add_column("message", overflow="fold")
+    for c in counts:
+        table.add_row(str(c["count"]), escape(c["message"] or "(no message)"))
+    return table
+
+
+def _first_line(error: str | None) -> str:
+    """An error's first line: what a failure is counted by (``Store.failure_summary``)."""
+    return (error or "").split("\n", 1)[0]
+
+
+def _failure_row(ev: dict[str, Any]) -> dict[str, Any]:
+    return {"id": ev["id"], "seq": ev["seq"], "attempts": ev["attempts"], "proposer": ev["proposer"],
+            "message": _first_line(ev["error"]), "error": ev["error"], "params": ev["params"]}
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_cell_text(v)}" for k, v in params.items())
+
+
+def _failures_table(title: str, failed: list[dict[str, Any]]) -> Table:
+    table = _table(title)
+    for col in ("id", "seq", "attempts"):
+        table.add_column(col, **NUMBER)
+    table.add_column("proposer", overflow="fold")
+    table.add_column("error", overflow="fold")
+    table.add_column("params", overflow="fold")
+    for f in failed:
+        table.add_row(str(f["id"]), str(f["seq"]), str(f["attempts"]), escape(f["proposer"]),
+                      escape(f["message"] or "(no message)"), escape(_params_text(f["params"])))
+    return table
+
+
+def _elites_table(title: str, rows: list[dict[str, Any]], objective: str, measure_names: list[str],
+                  param_names: list[str]) -> Table:
+    """The elite table; its parameters get a column each while that fits the console, else
+    they share one ``params`` column of ``name=value`` text."""
+    table = _elites_grid(title, rows, objective, measure_names, param_names, combined=False)
+    if param_names and not _fits(table):
+        table = _elites_grid(title, rows, objective, measure_names, param_names, combined=True)
+    return table
+
+
+def _elites_grid(title: str, rows: list[dict[str, Any]], objective: str, measure_names: list[str],
+                 param_names: list[str], combined: bool) -> Table:
+    table = _table(title, min_width=min(len(title), console.width))
+    for col in ("cell", "eval", objective, *measure_names):
+        table.add_column(escape(col), **NUMBER)
+    for col in ["params"] if combined else param_names:
+        table.add_column(escape(col), overflow="fold")
+    for r in rows:
+        params = ([_params_text(r["params"])] if combined
+                  else [_cell_text(r["params"].get(p)) for p in param_names])
+        table.add_row(str(r["cell"]), str(r["evaluation_id"]), f"{r['objective']:.6g}",
+                      *[_number(r["measures"].get(m)) for m in measure_names], *map(escape, params))
+    return table
+
+
+def _refuse_live_lease(camp: Any) -> None:
+    """A :class:`LeaseConflict` while a scheduler holds the campaign's unexpired lease."""
+    from archive.errors import LeaseConflict
+
+    if camp.lease_is_live():
+        raise LeaseConflict(f"campaign {camp.name!r} is being run by {camp.record.lease_holder}; "
+                            f"stop that scheduler first, or pass --force")
+
+
+def _delete(camp: Any, force: bool) -> dict[str, int]:
+    """Delete ``camp`` (the store checks the lease again, inside its transaction)."""
+    from archive.errors import LeaseConflict
+
+    try:
+        return camp.delete(force=force)
+    except LeaseConflict as exc:
+        raise LeaseConflict(f"{exc}; stop that scheduler first, or pass --force") from None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _deleted_text(counts: dict[str, int]) -> str:
+    """``60 evaluations, 13 elites, 1 checkpoint, 0 proposer calls``."""
+    nouns = {"evaluations": "evaluation", "elites": "elite", "checkpoints": "checkpoint",
+             "proposer_calls": "proposer call"}
+    return ", ".join(_count(counts.get(table, 0), noun) for table, noun in nouns.items())
 
 
 def main() -> None:  # pragma: no cover - console entry point

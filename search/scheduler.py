@@ -8,9 +8,20 @@ checkpoint saved, in one transaction. ``budget`` counts rows, across resumes.
 
 Faults: an evaluator error, a non-finite or missing value, or a timeout fails that
 evaluation (kept with its error, never an elite); a lost worker's evaluation is
-dispatched again while ``attempts <= max_retries``. A scheduler that dies leaves rows
-``pending``/``running``; the next scheduler dispatches them again (they count as
-attempts). One scheduler holds a campaign at a time, under a lease it renews.
+dispatched again while ``attempts <= max_retries``. ``attempts`` counts starts: a row is
+marked ``running`` (attempts + 1) when a worker starts it, not when it is queued, so a
+row that never started is not charged. A scheduler that dies leaves rows
+``pending``/``running``; the next scheduler dispatches them again.
+
+Failing fast: an evaluator that cannot be set up stops the run at once
+(:class:`EvaluatorSetupFailed`; its rows go back to ``pending`` uncharged), and a run
+whose first ``search.fail_fast`` evaluations all fail stops (:class:`CampaignFailing`,
+status ``failed``), each naming the first error. Inline and Ray behave the same.
+
+One scheduler holds a campaign at a time, under a lease it renews. Every write of the
+run is fenced by the lease: rows, results and the campaign's status are written only
+while this scheduler holds it, and a scheduler that finds its lease taken stops with
+:class:`LeaseLost` without writing over the new holder's work.
 """
 
 from __future__ import annotations
@@ -25,8 +36,10 @@ from typing import Any
 
 import numpy as np
 
+from archive.errors import LeaseConflict
 from archive.layout import CellLayout
-from archive.store import CampaignRecord, NewEvaluation, Result, Stats, Store
+from archive.records import CampaignRecord, NewEvaluation, Result, Stats
+from archive.store import Store
 from entropy_atlas.errors import AtlasError
 from search.history import ArchiveHistory
 from search.proposers.base import Observation, Proposal, Proposer
@@ -38,12 +51,23 @@ from workers.runner import EvaluationTask, Outcome
 LEASE_TTL_S = float(os.environ.get("ATLAS_LEASE_TTL", "30"))
 
 
+DEFAULT_FAIL_FAST = 10
+
+
 class CampaignBusy(AtlasError, RuntimeError):
     """Another live scheduler holds the campaign's lease."""
 
 
 class LeaseLost(AtlasError, RuntimeError):
     """This scheduler's lease was taken over (it was presumed dead)."""
+
+
+class CampaignFailing(AtlasError, RuntimeError):
+    """The run's first ``fail_fast`` evaluations all failed."""
+
+
+class EvaluatorSetupFailed(AtlasError, RuntimeError):
+    """The evaluator could not be set up on a worker."""
 
 
 def lease_holder_id() -> str:
@@ -125,6 +149,12 @@ class Scheduler:
         self.next_seq = 0
         self._last_renew = 0.0
         self._last_report = 0.0
+        self.fail_fast = int(getattr(spec.search, "fail_fast", DEFAULT_FAIL_FAST))
+        self._run_done = 0
+        self._run_failed = 0
+        self._first_error: str | None = None
+        self._started_here: set[int] = set()  # evaluations this run charged an attempt
+        executor.on_start = self._started
 
     @property
     def cid(self) -> int:
@@ -143,9 +173,9 @@ class Scheduler:
                 f"(at most {self.lease_ttl_s:g} s), then `atlas resume {self.campaign.name}`"
             )
         self._last_renew = time.time()
-        finished = False
+        status = "stopped"
         try:
-            self.store.update_campaign(self.cid, status="running")
+            self.store.set_status(self.cid, self.holder, "running")
             history = ArchiveHistory(self.store, self.cid, self.layout, self.sign)
             self.proposer.restore(self.store.load_checkpoint(self.cid, self.proposer.name), history)
             self.executor.start()
@@ -159,12 +189,16 @@ class Scheduler:
                 self._handle(self.executor.poll(self.poll_s))
                 self._heartbeat()
                 self._report()
-            finished = True
+            status = "finished"
+        except LeaseConflict as exc:
+            raise LeaseLost(f"campaign {self.campaign.name!r}: another scheduler took over ({exc}); "
+                            f"this one stopped without writing more") from None
+        except CampaignFailing:
+            status = "failed"
+            raise
         finally:
-            status = "finished" if finished else "stopped"
             try:
-                self.store.update_campaign(self.cid, status=status)
-                self.store.release_lease(self.cid, self.holder)
+                self.store.finish_run(self.cid, self.holder, status)
             finally:
                 self.executor.shutdown()
         stats = self.stats()
@@ -203,7 +237,7 @@ class Scheduler:
             if not proposals:
                 if calls:
                     self.store.add_pending(self.cid, [], checkpoint=(self.proposer.name, self.proposer.state()),
-                                           calls=calls)
+                                           calls=calls, holder=self.holder)
                 if not self.inflight:
                     raise RuntimeError(f"proposer {self.proposer.name} proposed nothing with nothing in flight")
                 return
@@ -215,7 +249,7 @@ class Scheduler:
                     proposer=p.proposer or self.proposer.name, proposal=p.meta,
                 ))
             ids = self.store.add_pending(self.cid, rows, checkpoint=(self.proposer.name, self.proposer.state()),
-                                         calls=calls)
+                                         calls=calls, holder=self.holder)
             items = [
                 _InFlight(eid, r.seq, r.params, np.asarray(r.x), r.proposal, r.proposer, 0)
                 for eid, r in zip(ids, rows, strict=True)
@@ -237,10 +271,14 @@ class Scheduler:
                                 meta={"source": "initial"}, proposer="initial"))
         return out
 
+    def _started(self, evaluation_ids: list[int]) -> None:
+        """The executor's word that workers started these: charge each an attempt."""
+        self.store.mark_running(evaluation_ids)
+        self._started_here.update(evaluation_ids)
+
     def _dispatch(self, items: list[_InFlight]) -> None:
         if not items:
             return
-        self.store.mark_running([i.evaluation_id for i in items])
         for item in items:
             item.attempts += 1
         self.executor.submit([
@@ -250,6 +288,11 @@ class Scheduler:
         ])
 
     def _handle(self, outcomes: list[Outcome]) -> None:
+        setup = [o for o in outcomes if o.setup_failed]
+        if setup:  # the run stops: what was in flight goes back uncharged (its workers are ended unfinished)
+            self.store.requeue([i for i in self.inflight if i in self._started_here], uncharge=True)
+            raise EvaluatorSetupFailed(f"campaign {self.campaign.name!r}: {setup[0].error}; nothing was "
+                                       f"charged, fix the evaluator and `atlas resume {self.campaign.name}`")
         final: list[Outcome] = []
         retry: list[_InFlight] = []
         for o in outcomes:
@@ -294,7 +337,23 @@ class Scheduler:
             ))
         self.proposer.tell(observations)
         self.store.record_results(self.cid, results, self.sign,
-                                  checkpoint=(self.proposer.name, self.proposer.state()))
+                                  checkpoint=(self.proposer.name, self.proposer.state()), holder=self.holder)
+        self._check_fail_fast(outcomes)
+
+    def _check_fail_fast(self, outcomes: list[Outcome]) -> None:
+        """Stop when this run's first ``fail_fast`` evaluations have all failed."""
+        for o in outcomes:
+            if o.status == "done":
+                self._run_done += 1
+            else:
+                self._run_failed += 1
+                self._first_error = self._first_error or (o.error or "unknown error")
+        if self.fail_fast and self._run_done == 0 and self._run_failed >= self.fail_fast:
+            first = (self._first_error or "").strip().splitlines()[0] if self._first_error else "unknown error"
+            raise CampaignFailing(
+                f"campaign {self.campaign.name!r}: the first {self._run_failed} evaluations all failed; "
+                f"the first error: {first} (see `atlas failures {self.campaign.name}`; "
+                f"search.fail_fast: 0 turns this check off)")
 
     def _heartbeat(self) -> None:
         now = time.time()

@@ -2,6 +2,25 @@
 
 A bad file is refused before anything runs, with each field's path and the reason
 (``search.budget: must be > 0``); :class:`SpecError` carries those lines.
+
+Rules beyond the field types:
+
+- the file is UTF-8 text of at most :data:`MAX_FILE_BYTES`; YAML is read with
+  ``yaml.safe_load``'s rules, except that a mapping may not repeat a key, at most
+  :data:`MAX_ALIASES` aliases may appear and the document, aliases expanded, has at most
+  :data:`MAX_NODES` nodes (a "billion laughs" file is refused before it is expanded);
+- NaN and ±inf are refused anywhere in the data, free-form sections included
+  (``archive.qd_offset: must be a finite number``);
+- numbers are strict: a boolean is not a number (``budget: true`` is refused), an
+  integer field refuses ``2.5`` and ``"2"``; a float field takes integers;
+- the elite map is bounded: a grid has at most :data:`MAX_GRID_CELLS` cells (the product
+  of the measures' bins), a CVT at most :data:`MAX_CVT_CELLS` cells and
+  :data:`MAX_CVT_SAMPLES` k-means samples, and at least as many samples as cells;
+- ``resources.timeout_s`` lies in [:data:`MIN_TIMEOUT_S`, :data:`MAX_TIMEOUT_S`].
+
+:func:`spec_warnings` lists what is legal but probably not meant (more initial points
+than the budget); :func:`evaluator_problems` asks the evaluator registry whether the
+evaluator section can run (its config model, its target, its parameters).
 """
 
 from __future__ import annotations
@@ -22,10 +41,27 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from entropy_atlas.errors import AtlasError
 
 NAME_PATTERN = r"^[a-z0-9._-]+$"
+
+#: The largest campaign file read, in bytes.
+MAX_FILE_BYTES = 10 * 1024 * 1024
+#: The most YAML aliases (``*name``, merge keys included) one file may use.
+MAX_ALIASES = 100
+#: The most YAML nodes one document may have once its aliases are expanded.
+MAX_NODES = 200_000
+#: The most cells of a grid archive (the product of the measures' bins).
+MAX_GRID_CELLS = 1_000_000
+#: The most cells, and k-means samples, of a CVT archive.
+MAX_CVT_CELLS = 100_000
+MAX_CVT_SAMPLES = 1_000_000
+DEFAULT_CVT_SAMPLES = 25_000
+#: The bounds of ``resources.timeout_s`` (10 ms to 30 days: what ``setitimer`` handles).
+MIN_TIMEOUT_S = 0.01
+MAX_TIMEOUT_S = 30 * 24 * 3600.0
 
 ALGORITHMS = (
     "map-elites",
@@ -59,7 +95,14 @@ class SpecError(AtlasError, ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown fields refused; numbers strict (no booleans, no strings), and finite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _field_error(field: str, reason: str) -> PydanticCustomError:
+    """A validator's error that names a field below the model it is raised in."""
+    return PydanticCustomError("field_problem", "{field}: {reason}", {"field": field, "reason": reason})
 
 
 Condition = dict[str, Any]
@@ -163,10 +206,19 @@ class MeasureSpec(_Strict):
 
 
 class ArchiveSpec(_Strict):
+    """The elite map. A CVT's ``samples`` defaults to ``max(25000, cells)`` and may not be below ``cells``."""
+
     type: Literal["grid", "cvt"] = "grid"
-    cells: int | None = Field(default=None, ge=2, le=1_000_000, description="CVT cells")
-    samples: int = Field(default=25_000, ge=100, description="CVT k-means samples")
+    cells: int | None = Field(default=None, ge=2, le=MAX_CVT_CELLS, description="CVT cells")
+    samples: int = Field(default=DEFAULT_CVT_SAMPLES, ge=100, le=MAX_CVT_SAMPLES, description="CVT k-means samples")
     qd_offset: float = Field(default=0.0, description="subtracted from each elite before summing")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_samples(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "samples" not in data and type(data.get("cells")) is int:
+            data = {**data, "samples": max(DEFAULT_CVT_SAMPLES, data["cells"])}
+        return data
 
     @model_validator(mode="after")
     def _cells(self) -> ArchiveSpec:
@@ -174,6 +226,8 @@ class ArchiveSpec(_Strict):
             raise ValueError("a cvt archive needs cells")
         if self.type == "grid" and self.cells is not None:
             raise ValueError("cells is for cvt archives; a grid's cells come from the measures' bins")
+        if self.cells is not None and self.samples < self.cells:
+            raise _field_error("samples", f"must be >= cells ({self.cells}); k-means needs a sample per cell")
         return self
 
 
@@ -184,6 +238,8 @@ class SearchSpec(_Strict):
     batch_size: int = Field(default=8, gt=0)
     max_in_flight: int = Field(default=16, gt=0)
     seed: int = Field(default=0, ge=0)
+    fail_fast: int = Field(default=10, ge=0, description=(
+        "stop the run when its first this-many evaluations all fail (0: never stop early)"))
     initial_points: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("algorithm")
@@ -207,7 +263,7 @@ class ResourcesSpec(_Strict):
 
     num_cpus: float = Field(default=1, ge=0)
     num_gpus: float = Field(default=0, ge=0)
-    timeout_s: float = Field(default=900, gt=0)
+    timeout_s: float = Field(default=900, ge=MIN_TIMEOUT_S, le=MAX_TIMEOUT_S)
     max_retries: int = Field(default=2, ge=0)
     custom: dict[str, float] = Field(default_factory=dict)
     memory_mb: float | None = Field(default=None, gt=0)
@@ -240,20 +296,18 @@ class CampaignSpec(_Strict):
     def _cross_checks(self) -> CampaignSpec:
         names = [m.name for m in self.measures]
         if len(set(names)) != len(names):
-            raise ValueError("measures: names must be distinct")
+            raise _field_error("measures", "names must be distinct")
+        if self.archive.type == "grid":
+            _check_grid_cells(self.measures)
         seen: dict[str, Any] = {}
         for pname, param in self.space.items():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", pname):
-                raise ValueError(f"space.{pname}: a parameter name is an identifier")
+                raise _field_error(f"space.{pname}", "a parameter name is an identifier")
             for cname, cvalue in (param.when or {}).items():
                 if cname not in seen:
-                    raise ValueError(
-                        f"space.{pname}.when: {cname!r} must be a parameter defined before it"
-                    )
+                    raise _field_error(f"space.{pname}.when", f"{cname!r} must be a parameter defined before it")
                 _check_condition_value(pname, cname, cvalue, seen[cname])
             seen[pname] = param
-        if self.search.max_in_flight < 1:
-            raise ValueError("search.max_in_flight: must be >= 1")
         return self
 
     def spec_hash(self) -> str:
@@ -272,14 +326,21 @@ class CampaignSpec(_Strict):
         return parse_spec(data, source="campaign (with overrides)")
 
 
+def _check_grid_cells(measures: list[MeasureSpec]) -> None:
+    """A grid's cells, the product of the measures' bins, are at most MAX_GRID_CELLS."""
+    cells = math.prod(m.bins for m in measures)
+    if cells > MAX_GRID_CELLS:
+        bins = " x ".join(str(m.bins) for m in measures)
+        raise _field_error("measures", f"a grid of {bins} = {cells} cells is too large (the product of the "
+                           f"bins must be <= {MAX_GRID_CELLS}; use fewer bins or a cvt archive)")
+
+
 def _check_condition_value(pname: str, cname: str, value: Any, parent: Any) -> None:
     values = value if isinstance(value, list) else [value]
     if isinstance(parent, CategoricalParam):
         for v in values:
             if v not in parent.choices:
-                raise ValueError(
-                    f"space.{pname}.when.{cname}: {v!r} is not one of {parent.choices}"
-                )
+                raise _field_error(f"space.{pname}.when.{cname}", f"{v!r} is not one of {parent.choices}")
 
 
 _FRIENDLY = {
@@ -291,36 +352,124 @@ _FRIENDLY = {
     "extra_forbidden": "is not a known field",
     "string_pattern_mismatch": "must match {pattern}",
     "too_short": "must not be empty",
+    "finite_number": "must be a finite number",
+    "literal_error": "must be {expected}",
 }
+#: Type errors, and the noun of what was expected (joined when a union refuses a value).
+_TYPE_NOUNS = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "a boolean",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+}
+_PARAM_TAGS = {"float", "int", "categorical"}
+_CHOICE_TAGS = {"str", "int", "float", "bool"}
+
+
+def _kind_of(value: Any) -> str:
+    """How a refused value reads in a message: ``a boolean``, ``a string``, ``null``, ``2.5``."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return repr(value)
+    names = {str: "a string", list: "a list", dict: "a mapping"}
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def _error_path(loc: tuple[Any, ...]) -> list[str]:
+    """The user's path of a pydantic location: union tags (``space.x.float``) left out."""
+    parts = [str(p) for p in loc]
+    if len(parts) > 2 and parts[0] == "space" and parts[2] in _PARAM_TAGS:
+        del parts[2]
+    if len(parts) > 2 and parts[-3] == "choices" and parts[-1] in _CHOICE_TAGS:
+        del parts[-1]
+    return parts
+
+
+def _message(err: Any) -> str:
+    template = _FRIENDLY.get(err["type"])
+    if err["type"] in _TYPE_NOUNS:
+        return f"must be {_TYPE_NOUNS[err['type']]} (got {_kind_of(err.get('input'))})"
+    if template:
+        try:
+            message = template.format(**(err.get("ctx") or {}))
+        except (KeyError, IndexError):
+            return str(err["msg"])
+        return f"{message} (got {err.get('input')!r})" if err["type"] == "literal_error" else message
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def _format_errors(error: ValidationError) -> list[str]:
-    lines = []
+    """One ``path: reason`` line per problem; a union's type errors at one path become one line."""
+    found: dict[str, list[Any]] = {}
     for err in error.errors():
-        loc = [str(p) for p in err["loc"]]
-        # Drop pydantic's union-tag segments ("float", "int", ...) from the path.
-        loc = [p for p in loc if p not in {"float", "int", "categorical"} or p == loc[0]]
-        template = _FRIENDLY.get(err["type"])
-        ctx = err.get("ctx") or {}
-        if template:
-            try:
-                message = template.format(**ctx)
-            except (KeyError, IndexError):
-                message = err["msg"]
-        else:
-            message = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{'.'.join(loc) or '(file)'}: {message}")
-    return lines
+        parts = _error_path(err["loc"])
+        if err["type"] == "field_problem":
+            parts += str(err["ctx"]["field"]).split(".")
+        found.setdefault(".".join(parts) or "(file)", []).append(err)
+    lines = []
+    for path, errs in found.items():
+        if len(errs) > 1 and all(e["type"] in _TYPE_NOUNS for e in errs):
+            nouns = list(dict.fromkeys(_TYPE_NOUNS[e["type"]] for e in errs))
+            got = _kind_of(errs[0].get("input"))
+            lines.append(f"{path}: must be {', '.join(nouns[:-1])} or {nouns[-1]} (got {got})")
+            continue
+        for err in errs:
+            message = err["ctx"]["reason"] if err["type"] == "field_problem" else _message(err)
+            lines.append(f"{path}: {message}")
+    return list(dict.fromkeys(lines))
+
+
+def non_finite_problems(data: Any) -> list[str]:
+    """``path: must be a finite number`` for every NaN or ±inf float anywhere in ``data``.
+
+    Every section is walked, free-form ones included (``evaluator.config``,
+    ``search.options``, ``search.initial_points``, categorical ``choices``), mapping keys
+    too; a container reached twice (shared by aliases) is walked once.
+    """
+    problems: list[str] = []
+    seen: set[int] = set()
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{path or '(file)'}: must be a finite number")
+        elif isinstance(value, dict | list | tuple) and id(value) not in seen:
+            seen.add(id(value))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            children = []
+            for key, child in items:
+                if isinstance(key, float) and not math.isfinite(key):
+                    problems.append(f"{path or '(file)'}: a key must be a finite number (got {key})")
+                children.append((f"{path}.{key}" if path else str(key), child))
+            stack.extend(reversed(children))
+    return problems
 
 
 def parse_spec(data: Any, source: str = "campaign") -> CampaignSpec:
-    """Validate a mapping into a :class:`CampaignSpec`, or raise :class:`SpecError`."""
+    """Validate a mapping into a :class:`CampaignSpec`, or raise :class:`SpecError`.
+
+    NaN and ±inf anywhere are problems too (:func:`non_finite_problems`), reported
+    together with the fields' own.
+    """
     if not isinstance(data, dict):
         raise SpecError([f"(file): expected a mapping at the top level, got {type(data).__name__}"], source)
+    problems = non_finite_problems(data)
     try:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_format_errors(exc), source) from None
+        # A non-finite value is named once, not again by each type of a union it fails.
+        bad = tuple(p.split(": ", 1)[0] + ": " for p in problems)
+        problems += [p for p in _format_errors(exc) if not p.startswith(bad)]
+        raise SpecError(problems, source) from None
+    except RecursionError:
+        raise SpecError(["(file): nested too deeply"], source) from None
+    if problems:
+        raise SpecError(problems, source)
     # Imported here: the space module builds on the spec's parameter models.
     from search.space import SearchSpace
 
@@ -330,13 +479,175 @@ def parse_spec(data: Any, source: str = "campaign") -> CampaignSpec:
     return spec
 
 
+class _Refused(yaml.YAMLError):
+    """A file the loader stops reading: a repeated key, too many aliases or nodes, a cycle."""
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """Refuse a document of more than MAX_NODES nodes once every alias is written out,
+    or one whose aliases refer to a node that contains them; composed nodes are counted
+    once each (memoised), so an alias bomb is refused without being expanded."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        key = id(node)
+        if leaving:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in _children(node))
+            if sizes[key] > MAX_NODES:
+                raise _Refused(f"with its aliases expanded the document has more than {MAX_NODES} nodes "
+                               f"(line {node.start_mark.line + 1})")
+        elif key in open_nodes:
+            raise _Refused(f"line {node.start_mark.line + 1}: an alias refers to a node that contains it")
+        elif key not in sizes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node))
+
+
+class SpecLoader(yaml.SafeLoader):
+    """``yaml.safe_load``'s rules, and: no repeated mapping key, at most MAX_ALIASES
+    aliases, at most MAX_NODES nodes composed or expanded (see :func:`_check_expanded_size`)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+        self._nodes = 0
+        self._checked: set[int] = set()
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                line = self.peek_event().start_mark.line + 1
+                raise _Refused(f"line {line}: more than {MAX_ALIASES} aliases (*name); write the values out")
+        else:
+            self._nodes += 1
+            if self._nodes > MAX_NODES:
+                raise _Refused(f"more than {MAX_NODES} nodes (line {self.peek_event().start_mark.line + 1})")
+        return super().compose_node(parent, index)
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        _check_expanded_size(node)
+        return node
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # Checked before merge keys (<<) are flattened in: an override by a merge is no repeat.
+        if id(node) not in self._checked:
+            self._checked.add(id(node))
+            self._check_repeated_keys(node)
+        super().flatten_mapping(node)
+
+    def _check_repeated_keys(self, node: yaml.MappingNode) -> None:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in first:
+                    raise _Refused(f"line {line}: duplicate key {key!r} (first given on line {first[key]})")
+                first[key] = line
+            except TypeError:  # an unhashable key: the constructor refuses it
+                continue
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: at most MAX_FILE_BYTES, UTF-8 (a byte-order mark is allowed)."""
+    source = str(path)
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SpecError([f"(file): cannot read the file: {exc.strerror or exc}"], source) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpecError([f"(file): larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; a campaign file is at most "
+                         f"{MAX_FILE_BYTES} bytes"], source)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError([f"(file): not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                         "save the file as UTF-8"], source) from None
+
+
+def load_yaml(text: str, source: str = "campaign") -> Any:
+    """Parse YAML text with :class:`SpecLoader`, or raise :class:`SpecError`."""
+    loader: SpecLoader | None = None
+    try:
+        loader = SpecLoader(text)  # the reader refuses unprintable characters already here
+        return loader.get_single_data()
+    except _Refused as exc:
+        raise SpecError([f"(file): {exc}"], source) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([f"(file): not valid YAML: {exc}"], source) from None
+    except RecursionError:
+        raise SpecError(["(file): nested too deeply"], source) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
 def load_spec(path: str | Path) -> CampaignSpec:
-    """Read and validate a YAML (or JSON) campaign file."""
+    """Read and validate a YAML (or JSON) campaign file (see the module's rules)."""
     path = Path(path)
     if not path.is_file():
         raise SpecError([f"(file): no such file: {path}"], str(path))
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError([f"(file): not valid YAML: {exc}"], str(path)) from None
+    data = load_yaml(_read_text(path), source=str(path))
     return parse_spec(data, source=str(path))
+
+
+def spec_warnings(spec: CampaignSpec) -> list[str]:
+    """What a valid spec asks that is probably not meant, as ``path: reason`` lines.
+
+    - more initial points than the budget (only the first ``budget`` are evaluated);
+    - an initial point given twice (evaluated twice);
+    - a batch larger than ``max_in_flight`` or than the budget (it is cut to them);
+    - more cells than the budget (coverage cannot pass budget / cells);
+    - a measure of one bin on a grid (an axis that separates nothing).
+    """
+    s = spec.search
+    warnings: list[str] = []
+    if len(s.initial_points) > s.budget:
+        warnings.append(f"search.initial_points: {len(s.initial_points)} points but the budget is {s.budget}; "
+                        f"only the first {s.budget} are evaluated")
+    first: dict[str, int] = {}
+    for i, point in enumerate(s.initial_points[: s.budget]):
+        key = json.dumps(point, sort_keys=True, default=str)
+        if key in first:
+            warnings.append(f"search.initial_points[{i}]: the same as search.initial_points[{first[key]}]; "
+                            "it is evaluated twice")
+        first.setdefault(key, i)
+    if s.batch_size > s.max_in_flight:
+        warnings.append(f"search.batch_size: {s.batch_size} but max_in_flight is {s.max_in_flight}; "
+                        f"at most {s.max_in_flight} are asked at a time")
+    elif s.batch_size > s.budget:
+        warnings.append(f"search.batch_size: {s.batch_size} is more than the budget ({s.budget})")
+    cells = spec.archive.cells if spec.archive.type == "cvt" else math.prod(m.bins for m in spec.measures)
+    if cells and cells > s.budget:
+        warnings.append(f"archive: {cells} cells but the budget is {s.budget} evaluations; "
+                        f"at most {s.budget / cells:.0%} of the map can be filled")
+    if spec.archive.type == "grid":
+        warnings += [f"measures.{i}.bins: 1 bin; {m.name} separates nothing on the map"
+                     for i, m in enumerate(spec.measures) if m.bins == 1]
+    return warnings
+
+
+def evaluator_problems(spec: CampaignSpec) -> list[str]:
+    """The evaluator registry's problems with the spec's evaluator section
+    (:func:`workers.registry.check`: its kind, config model, target and parameters)."""
+    from workers import registry
+
+    space = spec.model_dump(mode="json")["space"]
+    return registry.check(spec.evaluator.kind, dict(spec.evaluator.config), spec.evaluator.target, space)

@@ -5,6 +5,7 @@ like instructions staying data."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ import yaml
 
 import archive
 from search import api
+from search.proposers import ProposerContext
 from search.proposers.llm_prompt import parse_candidates
 from tests.conftest import quadratic_spec
 from tests.support.chat_server import ChatServer
@@ -201,3 +203,71 @@ def test_kill_9_then_resume_repeats_no_answered_call(tmp_path: Path, server: Cha
     assert len(keys) == len(set(keys))  # no call answered twice
     # every request the server saw is in the audit table, except one whose rows the kill lost
     assert len(keys) <= len(server.requests) <= len(keys) + 1
+
+
+def llm_context(options: dict) -> ProposerContext:
+    """A proposer context over the quadratic space and a 5 x 5 grid, with ``options``."""
+    from archive.layout import CellLayout, MeasureAxis
+    from search.space import SearchSpace
+    from search.spec import parse_spec
+
+    space = SearchSpace(parse_spec(quadratic_spec()).space)
+    layout = CellLayout.build("grid", [MeasureAxis("ma", 0.0, 1.0, 5), MeasureAxis("mb", 0.0, 1.0, 5)])
+    return ProposerContext(space=space, layout=layout, options=options, batch_size=4, seed=0)
+
+
+@pytest.mark.parametrize("algorithm,options", [
+    ("llm", {"model": "m", "base_url": "http://127.0.0.1:1/v1", "api_key": "sk-INLINE-1"}),
+    ("llm-mutate", {"model": "m", "token": "sk-INLINE-2"}),
+    ("llm", {"model": "m", "apiKey": "sk-INLINE-3", "api_key_env": "VAR"}),
+    ("portfolio", {"members": {"random": {}, "llm": {"model": "m", "api_key": "sk-INLINE-4"}}}),
+])
+def test_an_inline_key_is_refused_when_the_proposer_is_built(algorithm: str, options: dict) -> None:
+    from search.proposers import OptionError, build_proposer
+
+    with pytest.raises(OptionError) as refused:
+        build_proposer(algorithm, llm_context(options))
+    message = str(refused.value)
+    assert "api_key_env: VAR" in message and "environment variable" in message
+    assert "INLINE" not in message  # the key itself is not repeated
+    assert message.startswith("search.options.")
+    named = json.loads(re.sub(r'"(api_key|token|apiKey)": "sk-INLINE-\d"', '"api_key_env": "VAR"', json.dumps(options)))
+    assert build_proposer(algorithm, llm_context(named)).name == algorithm  # the key named by a variable: built
+
+
+def llm_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "entropy_atlas.llm" and r.levelname == "WARNING"]
+
+
+def test_an_unreachable_endpoint_is_reported_once(sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://bot:pw-SECRET@127.0.0.1:{port}/v1"
+    spec = quadratic_spec(search__algorithm="llm", search__budget=16, search__batch_size=4, search__max_in_flight=4,
+                          search__options={"base_url": url, "model": "test-model", "timeout_s": 2, "max_retries": 0})
+    caplog.set_level(logging.WARNING, logger="entropy_atlas.llm")
+    stats = api.run(spec, storage=sqlite_url, executor="inline")
+    assert stats.finished == 16  # every batch from the fallback
+    (warning,) = llm_warnings(caplog)  # four failed asks, one warning
+    assert f"http://bot:***@127.0.0.1:{port}/v1" in warning and "test-model" in warning
+    assert "SECRET" not in warning
+    assert "APIConnectionError" in warning and "llm-fallback" in warning
+
+
+def test_each_kind_of_fallback_is_reported_once(sqlite_url: str, server: ChatServer,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    server.script = [("ok", "no json here"), ("ok", "[{'a': broken"), ("status", 503), ("ok", "nothing"),
+                     ("status", 503), ("ok", '[{"a": 0.5, "b": 0.5}]')]
+    caplog.set_level(logging.WARNING, logger="entropy_atlas.llm")
+    stats = api.run(llm_spec(server, max_retries=0), storage=sqlite_url, executor="inline")
+    assert stats.finished == 24
+    warnings = llm_warnings(caplog)
+    assert len(warnings) == 3, warnings  # garbage (three times), 503 (twice), one valid candidate of four
+    garbage, refused, short = warnings
+    assert all(server.url in w for w in warnings)
+    assert "no candidates in its reply" in garbage and "no JSON" in garbage
+    assert "503" in refused
+    assert "1 usable" in short and "3 of 4 candidates" in short

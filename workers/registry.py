@@ -3,6 +3,22 @@
 An entry point names a class (the class form, with ``setup``) or a function (the
 function form). ``kind: python`` imports ``target: package.module:attribute`` from the
 user's PYTHONPATH with :mod:`importlib`; nothing is evaluated as code.
+
+Checking a campaign before it runs (:func:`check`), an evaluator class may declare:
+
+- ``config_model``: a pydantic model of its ``config`` mapping (unknown keys refused,
+  strict numbers; see :mod:`workers.evaluators.configs`, whose base a third-party
+  evaluator may reuse). Its problems come back as ``evaluator.config.<field>: reason``.
+- ``check_space(config, space) -> list[str]``, a classmethod: the problems of the
+  campaign's search space for this evaluator (``space.sampler.choices: 'foo' is not a
+  known sampler (known: ...)``). ``config`` is the plain config mapping, already accepted
+  by ``config_model``; ``space`` maps each parameter's name to its plain definition
+  (``spec.model_dump(mode="json")["space"]``). It is called only when the config is valid.
+
+For ``kind: python`` the target is imported: a class target's own ``config_model`` and
+``check_space`` apply; a function target's config is :class:`~workers.evaluators.configs.PythonConfig`
+(``batched``). Checking imports the evaluator's module (for ``decoding``, ``activation``
+and ``entropy_rl`` that means torch); the config models themselves are torch-free.
 """
 
 from __future__ import annotations
@@ -14,6 +30,7 @@ from typing import Any
 
 from entropy_atlas.errors import AtlasError
 from workers.contract import EvalContext, Evaluator
+from workers.evaluators.configs import PythonConfig, config_problems, validate_config
 
 GROUP = "entropy_atlas.evaluators"
 
@@ -58,6 +75,8 @@ def resolve(kind: str) -> Any:
 class FunctionEvaluator(Evaluator):
     """The function form, ``fn(params, ctx) -> result``, as a class-form evaluator."""
 
+    config_model = PythonConfig
+
     def __init__(self, fn: Any) -> None:
         self.fn = fn
 
@@ -69,6 +88,7 @@ class BatchedFunctionEvaluator(Evaluator):
     """A batched function, ``fn(list_of_params, ctx) -> list_of_results``."""
 
     max_batch_size = 64
+    config_model = PythonConfig
 
     def __init__(self, fn: Any) -> None:
         self.fn = fn
@@ -94,5 +114,65 @@ def build(kind: str, config: dict[str, Any] | None = None, target: str | None = 
     if kind == "python":
         if not target:
             raise EvaluatorNotFound("kind python needs a target 'package.module:function'")
-        return _instantiate(import_target(target), batched=bool(config.get("batched", False)))
+        obj = import_target(target)
+        batched = False if inspect.isclass(obj) else validate_config(PythonConfig, config).batched
+        return _instantiate(obj, batched=batched)
     return _instantiate(resolve(kind), batched=False)
+
+
+def check(kind: str, config: dict[str, Any], target: str | None, space: dict[str, dict[str, Any]]) -> list[str]:
+    """The problems of a campaign's evaluator section, as ``path: reason`` lines (none: it can be built).
+
+    In order: ``kind`` must be registered (``evaluator.kind: no evaluator named ...``);
+    a ``python`` target must import (``evaluator.target: cannot import ...``) and be a
+    function or an evaluator class; ``config`` must pass the class's ``config_model``
+    when it has one; then the class's ``check_space(config, space)``, when it has one,
+    names what the space asks that the evaluator cannot do. Nothing raises: an error
+    while importing or checking is a problem line too.
+    """
+    if kind == "python":
+        evaluator, problems = _python_evaluator(target)
+    else:
+        evaluator, problems = _registered(kind)
+    if evaluator is None:
+        return problems
+    model = getattr(evaluator, "config_model", None)
+    if model is not None:
+        problems = config_problems(model, config)
+    hook = getattr(evaluator, "check_space", None)
+    if problems or hook is None:
+        return problems
+    try:
+        return [str(line) for line in hook(dict(config), space)]
+    except Exception as exc:  # a third-party check must not take the loader down
+        return [f"evaluator: {evaluator.__name__}.check_space failed: {type(exc).__name__}: {exc}"]
+
+
+def _registered(kind: str) -> tuple[Any, list[str]]:
+    """The class registered as ``kind`` (None for a function), or the problem line."""
+    try:
+        obj = resolve(kind)
+    except EvaluatorNotFound as exc:
+        return None, [f"evaluator.kind: {exc}"]
+    except Exception as exc:
+        return None, [f"evaluator.kind: evaluator {kind!r} cannot be loaded: {type(exc).__name__}: {exc}"]
+    return (obj if inspect.isclass(obj) else None), []
+
+
+def _python_evaluator(target: str | None) -> tuple[Any, list[str]]:
+    """The class whose config rules apply to a ``python`` target, or the problem line."""
+    if not target:
+        return None, ["evaluator.target: kind python needs a target 'package.module:function'"]
+    try:
+        obj = import_target(target)
+    except EvaluatorNotFound as exc:
+        return None, [f"evaluator.target: {exc}"]
+    except Exception as exc:  # the module itself raised while importing
+        return None, [f"evaluator.target: importing {target!r} raised {type(exc).__name__}: {exc}"]
+    if inspect.isclass(obj):
+        if not (hasattr(obj, "evaluate_batch") or hasattr(obj, "evaluate")):
+            return None, [f"evaluator.target: {obj.__name__} has neither evaluate nor evaluate_batch"]
+        return obj, []
+    if not callable(obj):
+        return None, [f"evaluator.target: {target!r} is neither a class nor a function"]
+    return FunctionEvaluator, []

@@ -43,6 +43,7 @@ class Outcome:
     error: str | None = None
     worker: str | None = None
     seconds: float = 0.0
+    setup_failed: bool = False  # the evaluator could not be set up: the evaluation never ran
 
 
 def worker_name() -> str:
@@ -70,7 +71,7 @@ def run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names: 
             if not isinstance(raw, list | tuple) or len(raw) != len(tasks):
                 got = len(raw) if isinstance(raw, list | tuple) else type(raw).__name__
                 raise TypeError(f"evaluate_batch returned {got} results for {len(tasks)} params")
-        except Exception as exc:  # the evaluator's own failure fails the whole batch
+        except (Exception, SystemExit) as exc:  # the evaluator's own failure fails the whole batch
             error = _describe(exc)
             seconds = (time.perf_counter() - start) / len(tasks)
             return [Outcome(t.evaluation_id, "failed", error=error, worker=name, seconds=seconds)
@@ -83,7 +84,7 @@ def run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names: 
         start = time.perf_counter()
         try:
             raw = evaluator.evaluate(task.params, ctx)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit in an evaluator fails it, not the worker
             outcomes.append(Outcome(task.evaluation_id, "failed", error=_describe(exc), worker=name,
                                     seconds=time.perf_counter() - start))
             continue
@@ -91,7 +92,16 @@ def run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names: 
     return outcomes
 
 
+def setup_failure(tasks: list[EvaluationTask], exc: BaseException) -> list[Outcome]:
+    """The outcomes of ``tasks`` whose evaluator could not be set up (none of them ran)."""
+    error = f"evaluator setup failed: {type(exc).__name__}: {exc}"
+    return [Outcome(t.evaluation_id, "failed", error=error, worker=worker_name(), setup_failed=True)
+            for t in tasks]
+
+
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: the evaluator called sys.exit({exc.code!r})"
     tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
     return f"{type(exc).__name__}: {exc}\n" + "".join(tb[-3:])[-2000:]
 

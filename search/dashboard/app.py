@@ -11,6 +11,16 @@ works on a machine with no internet (the Content-Security-Policy says so too).
 API responses carry an ``ETag`` derived from the campaign's *version* (status, rows
 written, last result recorded, rows running): a page that polls a campaign which has
 not moved gets ``304 Not Modified`` without the archive being read again.
+
+With ``allowed_hosts`` (``atlas dashboard`` always passes it, see
+:func:`search.dashboard.cli.default_allowed_hosts`) a request whose ``Host`` header names
+another host is answered ``400`` before any route runs: a page on another site that
+rebinds its DNS name to this machine's address cannot read the archive. The campaign's
+spec is shown with its secrets masked (:func:`archive.redact.redact`).
+
+Ids, sequence numbers and offsets are checked against what the archive's columns can
+hold (32-bit ids on PostgreSQL), so a number beyond them is a ``422``, and a well-formed
+id that does not exist a ``404``: never a ``500`` or a ``503``.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import hashlib
 import inspect
 import json
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -32,9 +42,10 @@ from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from archive.store import StorageError, Store
 from search.dashboard import schemas
@@ -55,8 +66,15 @@ trajectories, proposers and failures. Every endpoint answers `GET`; nothing writ
 Responses carry an `ETag`; send it back as `If-None-Match` to get `304` while the campaign has
 not changed (the dashboard's pages poll this way). Large views are columnar."""
 
-Name = Annotated[str, PathParam(description="the campaign's name")]
-EvaluationId = Annotated[int, PathParam(ge=1, description="the evaluation's id")]
+#: The largest id, sequence number or cell the archive holds (PostgreSQL's ``integer``).
+MAX_ID = 2**31 - 1
+#: The largest row offset SQL takes (a 64-bit ``OFFSET``).
+MAX_OFFSET = 2**63 - 1
+NAME_LENGTH = 200  # the campaigns.name column
+Name = Annotated[str, PathParam(max_length=NAME_LENGTH, pattern=r"^[^\x00]+$", description="the campaign's name")]
+EvaluationId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="the evaluation's id")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
+SINCE = "only elites made by results after this `finished_seq` (a previous answer's `through`)"
 URI_SAFE = "!~*'()"  # what JavaScript's encodeURIComponent leaves alone, so prefetched URLs match
 NOT_FOUND = {404: {"model": schemas.ApiError, "description": "no such campaign or evaluation"}}
 
@@ -149,12 +167,18 @@ def _no_telemetry() -> dict[str, Any]:
                           "auto_configure": False}}
 
 
-def create_app(storage: str | Store, *, poll_s: float = 2.0) -> FastAPI:
+def create_app(storage: str | Store, *, poll_s: float = 2.0, allowed_hosts: Sequence[str] | None = None) -> FastAPI:
     """The dashboard over ``storage`` (a URL, or an open :class:`Store`).
 
     A URL is checked here, before any server starts: a storage that cannot be reached,
     or holds no up-to-date archive, raises :class:`~archive.store.StorageError`. Pages
     poll a running campaign every ``poll_s`` seconds (slower once it has stopped).
+
+    ``allowed_hosts``: the host names (without port; ``[::1]`` for an IPv6 address,
+    ``*.example.org`` for a domain's hosts, ``*`` for any) a request's ``Host`` header may
+    name; any other is answered ``400``. ``None`` checks nothing, for an app mounted
+    inside another that checks hosts itself; the server of ``atlas dashboard`` passes
+    the names of the address it binds.
     """
     owned = isinstance(storage, str)
     store = open_readonly(storage) if isinstance(storage, str) else storage
@@ -183,6 +207,8 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0) -> FastAPI:
     app.state.store = store
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(HeadAsGet)
+    if allowed_hosts is not None:  # added last: the outermost, checked before anything else runs
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts), www_redirect=False)
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
@@ -202,7 +228,7 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0) -> FastAPI:
                headers: dict[str, str] | None = None) -> Response:
         if _is_api(request):
             return FastJSON({"detail": message}, status_code=status, headers=headers)
-        titles = {404: "Not found", 405: "Method not allowed", 503: "Storage unavailable"}
+        titles = {404: "Not found", 405: "Method not allowed", 422: "Bad request", 503: "Storage unavailable"}
         return pages.error(status, titles.get(status, "Error"), message, hint, headers=headers)
 
     @app.exception_handler(CampaignNotFound)
@@ -213,6 +239,15 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0) -> FastAPI:
     @app.exception_handler(EvaluationNotFound)
     async def _evaluation_not_found(request: Request, exc: EvaluationNotFound) -> Response:
         return _error(request, 404, str(exc))
+
+    @app.exception_handler(DataError)
+    async def _value_out_of_range(request: Request, exc: DataError) -> Response:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        return _error(request, 422, f"A value in the request is not one the storage can hold: {reason}")
+
+    @app.exception_handler(OverflowError)
+    async def _number_too_large(request: Request, exc: OverflowError) -> Response:
+        return _error(request, 422, f"A number in the request is too large for the storage: {exc}")
 
     @app.exception_handler(DBAPIError)
     async def _database_error(request: Request, exc: DBAPIError) -> Response:
@@ -301,8 +336,7 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0) -> FastAPI:
     @app.get("/api/campaigns/{name}/elites", tags=["maps"], response_model=schemas.Elites, responses=NOT_FOUND,
              summary="Every elite (columnar): cell, evaluation, objective, measures, params")
     def elites(request: Request, name: Name,
-               since: Annotated[int, Query(ge=0, description="only elites made by results after this "
-                                                              "`finished_seq` (a previous answer's `through`)")] = 0
+               since: Annotated[int, Query(ge=0, le=MAX_ID, description=SINCE)] = 0
                ) -> Response:
         """Best first. A page that polls sends the last answer's `through` as `since` and merges
         the few elites that changed, instead of downloading the whole map again."""
@@ -338,7 +372,7 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0) -> FastAPI:
              responses=NOT_FOUND, summary="Failed evaluations, latest first, with errors grouped")
     def failures(request: Request, name: Name,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> Response:
+                 offset: Offset = 0) -> Response:
         info = data.info(name)
         return _view(request, info, ("failures", limit, offset), lambda: data.failures(info, limit, offset))
 
@@ -348,7 +382,7 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0) -> FastAPI:
                     status: Annotated[Literal["pending", "running", "done", "failed"] | None, Query()] = None,
                     order: Annotated[Literal["seq", "-seq", "finished", "-finished"], Query()] = "seq",
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                    offset: Annotated[int, Query(ge=0)] = 0) -> Response:
+                    offset: Offset = 0) -> Response:
         info = data.info(name)
         return _view(request, info, ("evaluations", status, order, limit, offset),
                      lambda: data.evaluations(info, status, limit, offset, order))
@@ -382,8 +416,10 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0) -> FastAPI:
                             {"campaign": info.name, "evaluation_id": evaluation_id})
 
     @app.get("/compare", response_class=HTMLResponse, tags=["pages"], summary="Two campaigns side by side")
-    def compare_page(a: Annotated[str | None, Query(description="left campaign")] = None,
-                     b: Annotated[str | None, Query(description="right campaign")] = None) -> Response:
+    def compare_page(a: Annotated[str | None, Query(max_length=NAME_LENGTH, pattern=r"^[^\x00]*$",
+                                                    description="left campaign")] = None,
+                     b: Annotated[str | None, Query(max_length=NAME_LENGTH, pattern=r"^[^\x00]*$",
+                                                    description="right campaign")] = None) -> Response:
         for name in (a, b):
             if name:
                 data.info(name)

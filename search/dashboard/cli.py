@@ -3,6 +3,10 @@
 The storage is checked and the port bound *before* the server starts, so a storage that
 cannot be reached or a port that is taken is a clear error, not a traceback half-way
 through start-up.
+
+The server answers only requests whose ``Host`` header names the address it serves
+(DNS-rebinding protection, see :func:`default_allowed_hosts`); ``allowed_hosts`` widens
+or replaces that list.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 import uvicorn
@@ -18,6 +23,9 @@ from entropy_atlas.errors import AtlasError
 from search.dashboard.app import create_app
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+#: What a browser on this machine puts in ``Host`` for a loopback address.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
 
 
 class DashboardError(AtlasError, ValueError):
@@ -32,6 +40,43 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def host_header_name(host: str) -> str:
+    """``host`` as a ``Host`` header names it: IPv6 addresses in brackets, names lower-case."""
+    bare = host.strip("[]")
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        return host.lower()
+    return f"[{address.compressed}]" if address.version == 6 else address.compressed
+
+
+def _machine_names() -> list[str]:
+    """This machine's host name, fully qualified name and the addresses they resolve to."""
+    names = [socket.gethostname(), socket.getfqdn()]
+    for name in list(names):
+        try:
+            names += [info[4][0] for info in socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)]
+        except OSError:
+            continue
+    return names
+
+
+def default_allowed_hosts(host: str) -> list[str]:
+    """The ``Host`` names a dashboard bound to ``host`` answers, every other refused (400).
+
+    Always the loopback names (``127.0.0.1``, ``localhost``, ``[::1]``) and ``host``
+    itself; for a wildcard address (``0.0.0.0``, ``::``) also this machine's host name,
+    fully qualified name and their addresses. A name the machine is reached by that is
+    none of these (a DNS alias, a proxy's name) has to be allowed explicitly.
+    """
+    names = [*LOOPBACK_HOSTS]
+    if host.strip() in WILDCARD_HOSTS:
+        names += _machine_names()
+    else:
+        names.append(host)
+    return list(dict.fromkeys(host_header_name(n) for n in names if n))
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -55,13 +100,17 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def make_server(storage: str, host: str = "127.0.0.1", port: int = 8787, *, poll_s: float = 2.0,
-                log_level: str = "warning") -> tuple[uvicorn.Server, socket.socket]:
+                log_level: str = "warning", allowed_hosts: Sequence[str] | None = None
+                ) -> tuple[uvicorn.Server, socket.socket]:
     """The app over ``storage`` and a uvicorn server bound to ``host:port``, not yet running.
 
-    Run it with ``server.run(sockets=[sock])``; stop it with ``server.should_exit = True``.
-    Raises :class:`~archive.store.StorageError` (storage) or :class:`DashboardError` (port).
+    The app answers only requests whose ``Host`` is one of ``allowed_hosts`` (default:
+    :func:`default_allowed_hosts` of ``host``; ``["*"]`` turns the check off). Run it with
+    ``server.run(sockets=[sock])``; stop it with ``server.should_exit = True``. Raises
+    :class:`~archive.store.StorageError` (storage) or :class:`DashboardError` (port).
     """
-    app = create_app(storage, poll_s=poll_s)
+    hosts = list(allowed_hosts) if allowed_hosts is not None else default_allowed_hosts(host)
+    app = create_app(storage, poll_s=poll_s, allowed_hosts=hosts)
     sock = bind(host, port)
     config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=3,
                             lifespan="on", server_header=False)
@@ -78,19 +127,24 @@ def url_of(sock: socket.socket) -> str:
 
 
 def dashboard(storage: str, host: str = "127.0.0.1", port: int = 8787, *, poll_s: float = 2.0,
-              log_level: str = "warning", out: TextIO | None = None) -> None:
+              log_level: str = "warning", out: TextIO | None = None,
+              allowed_hosts: Sequence[str] | None = None) -> None:
     """Serve the read-only dashboard over ``storage`` on ``host:port`` until Ctrl+C.
 
     It binds 127.0.0.1 unless told otherwise; the app has no authentication, so another
     host is served only when asked for, with a warning. Raises
     :class:`~archive.store.StorageError` when the storage cannot be reached or holds no
     archive, and :class:`DashboardError` when the address cannot be bound, before serving.
+    Requests are answered only for the ``Host`` names of ``allowed_hosts`` (see
+    :func:`make_server`).
     """
     out = out or sys.stderr
-    server, sock = make_server(storage, host, port, poll_s=poll_s, log_level=log_level)
+    hosts = list(allowed_hosts) if allowed_hosts is not None else default_allowed_hosts(host)
+    server, sock = make_server(storage, host, port, poll_s=poll_s, log_level=log_level, allowed_hosts=hosts)
     if not is_loopback(host):
         print(f"warning: serving on {host}: anyone who can reach this address can read the archive "
-              f"(the dashboard has no authentication; it never writes)", file=out)
+              f"(the dashboard has no authentication; it never writes); answering Host names: "
+              f"{', '.join(hosts)}", file=out)
     print(f"Entropy Atlas dashboard on {url_of(sock)} (read-only; Ctrl+C stops it)", file=out, flush=True)
     try:
         server.run(sockets=[sock])

@@ -32,6 +32,7 @@ from sqlalchemy import Text, case, cast, func, select
 
 from archive.layout import CellLayout
 from archive.models import Campaign, Elite, Evaluation
+from archive.redact import redact
 from archive.store import Store
 
 CAMPAIGNS = Campaign.__table__
@@ -528,8 +529,8 @@ class DashboardData:
         return out
 
     def summary(self, info: CampaignInfo) -> dict[str, Any]:
-        """One campaign's status, spec, map geometry and statistics (the statistics are
-        computed once per version)."""
+        """One campaign's status, spec (its secrets masked by :func:`archive.redact.redact`),
+        map geometry and statistics (the statistics are computed once per version)."""
         layout = self.layout(info)
         version = self.version(info)
         stats = self.memo(info, ("stats",), version, lambda: self._stats(info, layout.cells))
@@ -541,7 +542,7 @@ class DashboardData:
             "progress": min(1.0, stats["finished"] / info.budget) if info.budget else 0.0,
             "stats": stats, "lease_holder": info.lease_holder, "lease_expires": info.lease_expires,
             "created_at": info.created_at, "updated_at": info.updated_at,
-            "version": version, "spec": json_safe(info.spec),
+            "version": version, "spec": json_safe(redact(info.spec)),
         }
 
     # -- the map ---------------------------------------------------------------

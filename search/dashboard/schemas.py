@@ -96,7 +96,8 @@ class CampaignSummary(BaseModel):
     created_at: float
     updated_at: float
     version: str = Field(description="changes whenever anything shown of the campaign changes; also the ETag seed")
-    spec: dict[str, Any]
+    spec: dict[str, Any] = Field(description="the campaign file as stored, with the values of secret keys "
+                                             "(api_key, password, token, ...) and URL passwords shown as ***")
 
 
 class Voronoi(BaseModel):

@@ -18,6 +18,17 @@ Every prompt and reply is written to the archive's ``proposer_calls`` with the r
 produced (their ``proposal.call`` is its key). Prompts are a pure function of the
 archive and the seed, so a resumed campaign finds its answered calls by key and does
 not ask again.
+
+A fallback is reported on the logger ``entropy_atlas.llm`` at ``WARNING``, naming the
+endpoint and the reason, once per kind of cause and proposer (``error``: the endpoint
+did not answer or refused; ``request-cap``: ``max_requests`` reached; ``reply``: nothing
+usable in the reply; ``candidates``: fewer valid candidates than asked), so a campaign
+against a dead endpoint says so once rather than on every batch.
+
+A key is never an option: an option that holds a secret (``api_key``, ``token``,
+``password``, … as :func:`archive.redact.is_secret_key` decides) is refused when the
+proposer is built, before anything is stored; ``api_key_env`` names the environment
+variable that holds the key.
 """
 
 from __future__ import annotations
@@ -25,18 +36,33 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
+import logging
 import pickle
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from archive.redact import is_secret_key, redact_url
 from search.proposers.base import History, Observation, OptionError, Proposal, Proposer, ProposerContext
 from search.proposers.llm_backends import BackendError, Completion, HFBackend, OpenAIBackend
 from search.proposers.llm_prompt import build_mutate_prompt, build_propose_prompt, parse_candidates
 
+log = logging.getLogger("entropy_atlas.llm")
+
 
 def params_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
+def refuse_inline_secrets(options: Mapping[str, Any]) -> None:
+    """Raise :class:`OptionError` when an option holds a secret itself (``api_key: sk-…``):
+    the options are part of the campaign spec, which the archive stores and shows."""
+    inline = sorted(k for k in options if is_secret_key(k))
+    if inline:
+        raise OptionError(
+            f"search.options.{inline[0]}: a key is not written in the campaign file (the spec is stored in the "
+            f"archive); put it in an environment variable and name that variable instead: api_key_env: VAR")
 
 
 class LlmProposer(Proposer):
@@ -46,6 +72,7 @@ class LlmProposer(Proposer):
                     "mutation_sigma", "num_gpus")
 
     def __init__(self, ctx: ProposerContext) -> None:
+        refuse_inline_secrets(ctx.options)
         super().__init__(ctx)
         self.backend_kind = self.option("backend", "openai", lambda v: v in ("openai", "hf"), "must be openai or hf")
         self.model = self.option("model", None)
@@ -62,6 +89,8 @@ class LlmProposer(Proposer):
         self._reset_caches()
         self._backend: Any = None
         self._calls: list[dict[str, Any]] = []
+        self._problem: tuple[str, str] | None = None
+        self._warned: set[str] = set()
 
     def _reset_caches(self) -> None:
         self.cache: dict[str, str] = {}
@@ -91,11 +120,13 @@ class LlmProposer(Proposer):
         request = {"model": self.model, "messages": messages, "backend": self.backend_kind}
         if self.requests >= self.max_requests:
             self.discarded["request cap reached"] += 1
+            self._problem = ("request-cap", f"the request cap is reached (max_requests: {self.max_requests})")
             return None, key
         self.requests += 1
         try:
             done: Completion = self.backend().complete(messages)
         except (BackendError, FileNotFoundError) as exc:
+            self._problem = ("error", str(exc))
             self._calls.append({"proposer": self.name, "key": key, "request": request, "reply": None,
                                 "status": "error", "error": str(exc), "usage": None, "latency_s": None,
                                 "outcome": None})
@@ -105,6 +136,33 @@ class LlmProposer(Proposer):
                             "status": "ok", "error": None, "usage": {**done.usage, "attempts": done.attempts},
                             "latency_s": done.latency_s, "outcome": None})
         return done.text, key
+
+    # -- fallbacks ---------------------------------------------------------------
+    def endpoint(self) -> str:
+        """Where the model is asked: the base URL (a password in it masked), or the local model directory."""
+        if self.backend_kind == "hf":
+            return f"local model {self.model}"
+        base_url = redact_url(str(self.ctx.options.get("base_url") or "the OpenAI client's default endpoint"))
+        return f"{base_url} (model {self.model})"
+
+    def _warn_fallback(self, kind: str, reason: str, missing: int, asked: int) -> None:
+        """Log a fallback at WARNING on ``entropy_atlas.llm``: the first time for each ``kind``."""
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
+        log.warning("%s proposer: %s: %s; %d of %d candidates of the batch are mutations of elites "
+                    "(proposer %s-fallback). This is reported once per kind of cause.",
+                    self.name, self.endpoint(), redact_url(reason), missing, asked, self.name)
+
+    def _fallback_cause(self, problem: str | None, outcome: dict[str, Any], asked: int) -> tuple[str, str]:
+        """The kind and reason of a short batch, from the request's problem or the reply's outcome."""
+        if self._problem is not None:
+            return self._problem
+        if not outcome["candidates"]:
+            return "reply", f"no candidates in its reply ({problem or 'nothing parsed'})"
+        discarded = ", ".join(f"{k}: {v}" for k, v in sorted(outcome["discarded"].items())) or "none"
+        return "candidates", (f"its reply held {outcome['candidates']} candidates for {asked} asked, "
+                              f"{outcome['valid']} usable (discarded: {discarded})")
 
     # -- prompts ---------------------------------------------------------------
     def _raw_objective(self, fitness: float) -> float:
@@ -149,6 +207,7 @@ class LlmProposer(Proposer):
         self.asks += 1
         rng = np.random.default_rng([self.ctx.seed, self.asks])
         messages = self.messages(n, rng)
+        self._problem = None
         reply, key = self._ask_model(messages)
         candidates, problem = parse_candidates(reply) if reply is not None else ([], "no reply")
         outcome: dict[str, Any] = {"candidates": len(candidates), "valid": 0, "discarded": {}, "problem": problem}
@@ -175,6 +234,7 @@ class LlmProposer(Proposer):
             if call["key"] == key and call["outcome"] is None:
                 call["outcome"] = outcome
         if len(proposals) < n:
+            self._warn_fallback(*self._fallback_cause(problem, outcome, n), n - len(proposals), n)
             proposals += self._fallback(n - len(proposals), rng)
         return proposals
 

@@ -137,7 +137,7 @@ def test_unreachable_storage_fails_clearly_at_start_up() -> None:
     with pytest.raises(StorageError) as info:
         dashboard(url, port=0)
     message = str(info.value)
-    assert message.startswith("cannot reach storage postgresql+psycopg://atlas:***@127.0.0.1")
+    assert re.match(r"cannot (reach|open) storage postgresql\+psycopg://atlas:\*\*\*@127\.0\.0\.1", message), message
     assert "secret" not in message
     assert time.monotonic() - start < 15
 
@@ -234,8 +234,46 @@ def test_an_archive_at_another_schema_revision_is_refused_untouched(tmp_path: Pa
         assert stamp() == "ffffffffffff"
         if len(revisions) > 1:
             stamp(revisions[-1])
-            with pytest.raises(StorageError, match=r"is at schema revision .*`atlas status --storage URL`"):
+            with pytest.raises(StorageError, match=r"is at schema revision .*`atlas (status|migrate) --storage URL`"):
                 create_app(url)
             assert stamp() == revisions[-1]  # not migrated
     finally:
         engine.dispose()
+
+
+def test_only_the_bound_hosts_names_are_answered(dash_url: str) -> None:
+    """DNS rebinding: a request naming another host in ``Host`` is refused before any route runs."""
+    server, sock = make_server(dash_url, "127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    try:
+        with TestClient(server.config.app, base_url=f"http://127.0.0.1:{port}") as c:
+            assert c.get("/api/health").status_code == 200
+            for host in (f"localhost:{port}", f"[::1]:{port}", "127.0.0.1", "LOCALHOST"):
+                assert c.get("/api/campaigns", headers={"Host": host}).status_code == 200, host
+            for host in (f"evil.example:{port}", "attacker.test", f"127.0.0.1.evil.example:{port}", "[::2]", ""):
+                for path in ("/api/campaigns", "/", "/static/common.js"):
+                    response = c.get(path, headers={"Host": host})
+                    assert response.status_code == 400, (host, path)
+                    assert "quad" not in response.text
+    finally:
+        sock.close()
+
+
+def test_allowed_hosts_of_the_app_factory(dash_url: str) -> None:
+    with TestClient(create_app(dash_url, allowed_hosts=["atlas.internal"]), base_url="http://atlas.internal") as c:
+        assert c.get("/api/health").status_code == 200
+        assert c.get("/api/health", headers={"Host": "127.0.0.1:8787"}).status_code == 400
+    with TestClient(create_app(dash_url, allowed_hosts=["*"]), base_url="http://anything.example") as c:
+        assert c.get("/api/health").status_code == 200
+
+
+def test_default_allowed_hosts() -> None:
+    from search.dashboard.cli import default_allowed_hosts
+
+    assert default_allowed_hosts("127.0.0.1") == ["127.0.0.1", "localhost", "[::1]"]
+    assert default_allowed_hosts("::1") == ["127.0.0.1", "localhost", "[::1]"]
+    assert default_allowed_hosts("10.1.2.3") == ["127.0.0.1", "localhost", "[::1]", "10.1.2.3"]
+    assert default_allowed_hosts("fe80::1") == ["127.0.0.1", "localhost", "[::1]", "[fe80::1]"]
+    wildcard = default_allowed_hosts("0.0.0.0")
+    assert wildcard[:3] == ["127.0.0.1", "localhost", "[::1]"]
+    assert socket.gethostname().lower() in wildcard and "0.0.0.0" not in wildcard

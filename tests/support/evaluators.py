@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,35 @@ def export_probe(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
         raise RuntimeError(f"export probe: a = {a!r} is out of range")
     return {"objective": 1 - (a - 0.3) ** 2 - (b - 0.6) ** 2, "measures": {"ma": a, "mb": b},
             "metrics": {"mode": params["mode"], "curve": [a / 3, {"b": params.get("b")}], "diverged": math.nan}}
+
+
+def always_fails(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    raise ValueError(f"always broken (a = {params['a']:.3f})")
+
+
+def exits_when_a_is_high(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    """Calls ``sys.exit(3)`` when a > 0.5: a failed evaluation, not a dead worker."""
+    if float(params["a"]) > 0.5:
+        sys.exit(3)
+    return quadratic(params, ctx)
+
+
+_calls = {"n": 0}
+
+
+def dies_on_third_call(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    """``os._exit`` on this process's third evaluation: the scheduler dies with it (inline)."""
+    _calls["n"] += 1
+    if _calls["n"] == 3:
+        os._exit(9)
+    return quadratic(params, ctx)
+
+
+class BrokenSetup(Evaluator):
+    """An evaluator whose ``setup`` always raises (a model that is not there)."""
+
+    def setup(self, config: dict[str, Any], ctx: EvalContext) -> None:
+        raise FileNotFoundError("no model at /nowhere/model.bin")
+
+    def evaluate(self, params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:  # pragma: no cover
+        return quadratic(params, ctx)

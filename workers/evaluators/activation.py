@@ -41,6 +41,10 @@ Config (all optional)::
     seeds: 1                 # training runs per evaluation (or a list of offsets)
     num_threads: 1           # torch CPU threads during an evaluation
 
+The config's model is :class:`~workers.evaluators.configs.ActivationConfig`;
+:meth:`ActivationEvaluator.check_space` refuses a space parameter the evaluator does not
+take and an ``activation`` choice that is not a known activation.
+
 ``params`` may also set ``lr``, ``weight_decay``, ``epochs`` and ``batch_size`` per
 evaluation. Run ``j`` of an evaluation uses seed ``ctx.seed + offset_j`` (offsets
 ``0 … seeds−1``), so the same params and seed give the same result: on CPU, bit for bit
@@ -59,10 +63,11 @@ from typing import Any
 import torch
 
 from workers.activations.data import Dataset, load_dataset
-from workers.activations.factory import ACTIVATION_KEYS, activation_factory
+from workers.activations.factory import ACTIVATION_KEYS, ACTIVATIONS, activation_factory
 from workers.activations.symbolic import parse_activation
 from workers.activations.training import TrainConfig, deterministic, train_and_measure
 from workers.contract import EvalContext, Evaluator
+from workers.evaluators.configs import ActivationConfig, validate_config
 
 DATA_KEYS = ("dataset", "data_dir", "test_size", "split_seed", "max_train", "max_test")
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -112,6 +117,7 @@ class ActivationEvaluator(Evaluator):
     """Trains an MLP or a tiny ViT with the candidate activation; accuracy and entropies."""
 
     max_batch_size = 1
+    config_model = ActivationConfig
 
     def setup(self, config: dict[str, Any], ctx: EvalContext) -> None:
         config = dict(config or {})
@@ -122,13 +128,25 @@ class ActivationEvaluator(Evaluator):
         self.train_defaults = {k: config[k] for k in TRAIN_KEYS if k in config}
         _coerce_train(self.train_defaults)  # refuse a bad config now, not at the first evaluation
         self.seed_offsets = _seed_offsets(config.get("seeds", 1))
-        threads = config.get("num_threads", 1)
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"num_threads must be a positive integer or null, got {threads!r}")
-        self.num_threads: int | None = threads
-        data_kwargs = {k: config[k] for k in DATA_KEYS[2:] if config.get(k) is not None}
-        self.data = load_dataset(str(config.get("dataset", "digits")), config.get("data_dir"), **data_kwargs)
+        settings: ActivationConfig = validate_config(ActivationConfig, config)
+        self.num_threads: int | None = settings.num_threads
+        data_kwargs = {k: getattr(settings, k) for k in DATA_KEYS[2:] if getattr(settings, k) is not None}
+        self.data = load_dataset(settings.dataset, settings.data_dir, **data_kwargs)
         self._on_device: dict[str, Dataset] = {"cpu": self.data}
+
+    @classmethod
+    def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
+        """Every space parameter is one the evaluator takes (:data:`PARAM_KEYS`), and every
+        categorical ``activation`` choice a known activation."""
+        problems = [f"space.{name}: is not an activation evaluator parameter (known: {', '.join(sorted(PARAM_KEYS))})"
+                    for name in space if name not in PARAM_KEYS]
+        param = space.get("activation") or {}
+        if param.get("type") == "categorical":
+            problems += [f"space.activation.choices: {choice!r} is not a known activation "
+                         f"(known: {', '.join(ACTIVATIONS)})"
+                         for choice in param.get("choices", [])
+                         if not (isinstance(choice, str) and choice.lower() in ACTIVATIONS)]
+        return problems
 
     def _data_for(self, device: str) -> Dataset:
         if device.startswith("cuda") and not torch.cuda.is_available():

@@ -1,7 +1,9 @@
 """Benchmark domains of the QD literature, vectorised over a batch.
 
-Config: ``{function: sphere | rastrigin | arm, dim: 20}``. Params: either one vector
-parameter ``x`` (a float with ``size: dim``) or ``x0 … x{dim-1}``.
+Config: ``{function: sphere | rastrigin | arm, dim: 20, measure_names: [m0, m1]}``
+(:class:`~workers.evaluators.configs.BenchmarkConfig`). Params: either one vector
+parameter ``x`` (a float with ``size: dim``) or ``x0 … x{dim-1}``; :meth:`check_space`
+refuses a space that gives neither.
 
 - ``sphere``, ``rastrigin``: the linear-projection domains of Fontaine et al. (2020) as
   pyribs' ``examples/sphere.py`` and the CMA-MAE paper define them. With
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from workers.contract import EvalContext, Evaluator
+from workers.evaluators.configs import BenchmarkConfig, validate_config
 
 BOUND = 5.12
 SHIFT = 0.4 * BOUND
@@ -66,15 +69,31 @@ class BenchmarkEvaluator(Evaluator):
     """Sphere, Rastrigin (linear projection) and the planar arm, a whole batch per call."""
 
     max_batch_size = 100_000
+    config_model = BenchmarkConfig
 
     def setup(self, config: dict[str, Any], ctx: EvalContext) -> None:
-        self.function = config.get("function", "sphere")
-        if self.function not in ("sphere", "rastrigin", "arm"):
-            raise ValueError(f"benchmark function must be sphere, rastrigin or arm, not {self.function!r}")
-        self.dim = int(config.get("dim", 20))
-        if self.dim < 2:
-            raise ValueError(f"benchmark dim must be >= 2, got {self.dim}")
-        self.measure_names = list(config.get("measure_names", ["m0", "m1"]))
+        settings: BenchmarkConfig = validate_config(BenchmarkConfig, config)
+        self.config = settings.model_dump()
+        self.function = settings.function
+        self.dim = settings.dim
+        self.measure_names = list(settings.measure_names)
+
+    @classmethod
+    def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
+        """The space gives the ``dim`` coordinates: a float ``x`` of ``size: dim``, or ``x0 … x{dim-1}``."""
+        dim = BenchmarkConfig.model_validate(config).dim
+        if "x" in space:
+            x = space["x"]
+            if x.get("type") != "float":
+                return [f"space.x: must be a float parameter (it is {x.get('type')})"]
+            if x.get("size", 1) != dim:
+                return [f"space.x.size: is {x.get('size', 1)}, but evaluator.config.dim is {dim}"]
+            return []
+        missing = [f"x{i}" for i in range(dim) if f"x{i}" not in space]
+        if missing:
+            return [f"space: the benchmark needs a float x with size {dim} (evaluator.config.dim), or x0 … x{dim - 1}; "
+                    f"{', '.join(missing[:5])}{' …' if len(missing) > 5 else ''} missing"]
+        return []
 
     def _matrix(self, params: list[dict[str, Any]]) -> np.ndarray:
         rows = []

@@ -41,6 +41,12 @@ Config::
     # task options: digits, reverse_answer (arithmetic); prompt_words (continuation);
     # data, prompt_field, answer_field, match, answer_regex, stop_strings (jsonl)
 
+The config's model is :class:`~workers.evaluators.configs.DecodingConfig` (a task's
+options only with that task; jsonl needs ``data``). :meth:`DecodingEvaluator.check_space`
+refuses a space parameter that is not a decoding parameter, a ``sampler`` (``order``,
+``top_h_variant``, ``ead_sampler``) choice that is not a known name, ``ead`` without a
+small model, and ``defaults`` that :class:`SamplerConfig` refuses.
+
 ``params`` are decoding parameters (``sampler``, ``temperature``, ``top_k``, ``top_p``,
 ``min_p``, ``typical_p``, ``epsilon_cutoff``, ``eta_cutoff``, ``top_h``,
 ``top_h_variant``, ``mirostat_tau``, ``mirostat_eta``, ``ead_threshold``,
@@ -51,7 +57,6 @@ parameter fails alone; the others of the call go on.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -61,8 +66,9 @@ from workers.decoding import ead
 from workers.decoding.generate import Generation, Request, generate, score
 from workers.decoding.measures import corpus_distinct_n, distinct_n, repetition_rate
 from workers.decoding.models import LanguageModel, load_model
-from workers.decoding.samplers import SamplerConfig
+from workers.decoding.samplers import ORDERS, SAMPLERS, TOP_H_VARIANTS, TRUNCATIONS, SamplerConfig
 from workers.decoding.tasks import TASK_KEYS, Task, build_task
+from workers.evaluators.configs import DecodingConfig, validate_config
 
 DEFAULT_SMALL = {"builtin:arith-tiny": "builtin:arith-nano"}
 CONFIG_DEFAULTS: dict[str, Any] = {
@@ -83,12 +89,20 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 }
 MEASURES = ("mean_entropy", "model_entropy", "tempered_entropy", "kept_set_size", "distinct_1", "distinct_2",
             "repetition_rate", "mean_length", "ead_large_fraction", "ead_compute_saved")
+#: The names a categorical parameter may choose from, and what one of them is called.
+CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
+    "sampler": (SAMPLERS, "sampler"),
+    "order": (ORDERS, "order"),
+    "top_h_variant": (TOP_H_VARIANTS, "Top-H variant"),
+    "ead_sampler": (("none", *TRUNCATIONS), "EAD step sampler"),
+}
 
 
 class DecodingEvaluator(Evaluator):
     """Decoding configurations of one model on one task; the model is loaded once."""
 
     max_batch_size = 16
+    config_model = DecodingConfig
 
     def setup(self, config: dict[str, Any], ctx: EvalContext) -> None:
         task_keys = {k for keys in TASK_KEYS.values() for k in keys}
@@ -96,15 +110,10 @@ class DecodingEvaluator(Evaluator):
         if unknown:
             raise ValueError(f"unknown decoding config key(s) {', '.join(unknown)} "
                              f"(known: {', '.join(sorted(set(CONFIG_DEFAULTS) | task_keys))})")
-        cfg = {**CONFIG_DEFAULTS, **config}
+        cfg = validate_config(DecodingConfig, config).model_dump()
         self.config = cfg
         if cfg["num_threads"]:
-            torch.set_num_threads(int(cfg["num_threads"]))
-        for key in ("num_prompts", "samples_per_prompt", "repetition_n"):
-            if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
-                raise ValueError(f"config {key} must be an integer >= 1, got {cfg[key]!r}")
-        if not isinstance(cfg["defaults"], Mapping):
-            raise ValueError(f"config defaults must be a mapping of decoding parameters, got {cfg['defaults']!r}")
+            torch.set_num_threads(cfg["num_threads"])
         self.defaults = dict(cfg["defaults"])
         SamplerConfig.from_params({}, self.defaults)  # refuse bad defaults now, not per evaluation
         self.device = ctx.device
@@ -125,6 +134,31 @@ class DecodingEvaluator(Evaluator):
         self.small: LanguageModel | None = None
         self.reference = (load_model(cfg["reference_model"], ctx.device, cfg["dtype"])
                           if cfg["reference_model"] else None)
+
+    @classmethod
+    def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
+        """Problems of a space for this evaluator: every parameter a decoding parameter,
+        every categorical ``sampler``/``order``/``top_h_variant``/``ead_sampler`` choice a
+        known name, ``ead`` only with a small model, and ``defaults`` valid."""
+        known = SamplerConfig.keys()
+        problems = [f"space.{name}: is not a decoding parameter (known: {', '.join(sorted(known))})"
+                    for name in space if name not in known]
+        for name, (names, what) in CHOICES.items():
+            param = space.get(name) or {}
+            if param.get("type") != "categorical":
+                continue
+            problems += [f"space.{name}.choices: {choice!r} is not a known {what} (known: {', '.join(names)})"
+                         for choice in param.get("choices", []) if choice not in names]
+        model = config.get("model", CONFIG_DEFAULTS["model"])
+        samplers = (space.get("sampler") or {}).get("choices", [])
+        if "ead" in samplers and not (config.get("ead_small_model") or DEFAULT_SMALL.get(model)):
+            problems.append(f"space.sampler.choices: 'ead' needs evaluator.config.ead_small_model (a model that "
+                            f"shares {model}'s tokenizer)")
+        try:
+            SamplerConfig.from_params({}, config.get("defaults") or {})
+        except (ValueError, TypeError) as exc:
+            problems.append(f"evaluator.config.defaults: {exc}")
+        return problems
 
     def teardown(self) -> None:
         self.lm = self.small = self.reference = None  # type: ignore[assignment]

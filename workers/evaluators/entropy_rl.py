@@ -34,6 +34,11 @@ Config::
     # task options: digits, reverse_answer (arithmetic); data, prompt_field, answer_field,
     #               match, answer_regex, stop_strings (jsonl)
 
+The config's model is :class:`~workers.evaluators.configs.EntropyRLConfig`;
+:meth:`EntropyRLEvaluator.check_space` refuses a space parameter that is not a GRPO
+parameter, a ``loss_mode`` choice that is not a loss mode, and GRPO defaults that
+:class:`GRPOConfig` refuses.
+
 ``params`` are GRPO parameters: ``steps``, ``lr``, ``group_size``, ``prompts_per_step``,
 ``temperature`` (rollout), ``eps_low``, ``eps_high`` (clip-higher), ``loss_mode``
 (vanilla | clip_cov | kl_cov), ``clip_cov_ratio``/``clip_cov_lb``/``clip_cov_ub``,
@@ -55,7 +60,8 @@ from workers.activations.training import deterministic
 from workers.contract import EvalContext, Evaluator
 from workers.decoding.models import LanguageModel, load_model
 from workers.decoding.tasks import TASK_KEYS, Item, JsonlTask, Task, build_task
-from workers.rl.config import GRPOConfig
+from workers.evaluators.configs import EntropyRLConfig, validate_config
+from workers.rl.config import LOSS_MODES, GRPOConfig
 from workers.rl.trainer import GRPOTrainer, PolicyEval, curves, evaluate_policy
 
 TASKS = ("arithmetic", "jsonl")
@@ -79,6 +85,7 @@ class EntropyRLEvaluator(Evaluator):
     """GRPO runs of one starting policy on one task; the model is loaded once per worker."""
 
     max_batch_size = 1
+    config_model = EntropyRLConfig
 
     def setup(self, config: dict[str, Any], ctx: EvalContext) -> None:
         config = dict(config or {})
@@ -89,17 +96,13 @@ class EntropyRLEvaluator(Evaluator):
         if unknown:
             raise ValueError(f"unknown entropy_rl config key(s) {', '.join(unknown)} "
                              f"(known: {', '.join(sorted(known))})")
-        cfg = {**CONFIG_DEFAULTS, **{k: v for k, v in config.items() if k not in grpo_keys}}
-        self.config = cfg
-        if cfg["task"] not in TASKS:
+        if config.get("task", CONFIG_DEFAULTS["task"]) not in TASKS:
             raise ValueError(f"entropy_rl task must be one of {', '.join(TASKS)} (a verifiable reward), "
-                             f"got {cfg['task']!r}")
-        for key in ("num_prompts", "num_eval_prompts", "eval_samples"):
-            if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
-                raise ValueError(f"config {key} must be an integer >= 1, got {cfg[key]!r}")
-        if not float(cfg["eval_temperature"]) > 0:
-            raise ValueError(f"config eval_temperature must be > 0, got {cfg['eval_temperature']!r}")
-        self.defaults = {k: v for k, v in config.items() if k in grpo_keys}
+                             f"got {config['task']!r}")
+        settings: EntropyRLConfig = validate_config(EntropyRLConfig, config)
+        cfg = settings.model_dump(exclude=set(grpo_keys))
+        self.config = cfg
+        self.defaults = settings.grpo_defaults()
         base = GRPOConfig.from_params({}, self.defaults)  # refuse bad defaults now, not per evaluation
         self.threads = cfg["num_threads"]
         self.device = ctx.device
@@ -116,6 +119,23 @@ class EntropyRLEvaluator(Evaluator):
         if not self.initial.entropy > 0:
             raise ValueError(f"the starting policy {cfg['model']} has zero entropy on the held-out prompts; "
                              "entropy_retained is undefined")
+
+    @classmethod
+    def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
+        """Every space parameter is a GRPO parameter, every categorical ``loss_mode`` choice a
+        loss mode, and the config's GRPO defaults are a valid :class:`GRPOConfig`."""
+        known = GRPOConfig.field_names()
+        problems = [f"space.{name}: is not a GRPO parameter (known: {', '.join(sorted(known))})"
+                    for name in space if name not in known]
+        param = space.get("loss_mode") or {}
+        if param.get("type") == "categorical":
+            problems += [f"space.loss_mode.choices: {choice!r} is not a loss mode (known: {', '.join(LOSS_MODES)})"
+                         for choice in param.get("choices", []) if choice not in LOSS_MODES]
+        try:
+            GRPOConfig.from_params({}, {k: v for k, v in config.items() if k in known})
+        except (ValueError, TypeError) as exc:
+            problems.append(f"evaluator.config: {exc}")
+        return problems
 
     def _build_task(self, cfg: dict[str, Any]) -> tuple[Task, list[Item], list[Item]]:
         options = {k: cfg[k] for k in TASK_KEYS[cfg["task"]] if k in cfg}

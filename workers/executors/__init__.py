@@ -1,6 +1,6 @@
 """Executors run evaluation tasks: :class:`InlineExecutor` in-process, :class:`RayExecutor` on Ray."""
 
-from workers.executors.base import Executor, ExecutorConfig
+from workers.executors.base import Executor, ExecutorConfig, ExecutorError
 from workers.executors.inline import InlineExecutor
 
 
@@ -12,7 +12,7 @@ def make_executor(kind: str, config: ExecutorConfig, address: str | None = None)
         from workers.executors.ray_executor import RayExecutor
 
         return RayExecutor(config, address=address)
-    raise ValueError(f"unknown executor {kind!r}: use ray or inline")
+    raise ExecutorError(f"unknown executor {kind!r}: use ray or inline")
 
 
-__all__ = ["Executor", "ExecutorConfig", "InlineExecutor", "make_executor"]
+__all__ = ["Executor", "ExecutorConfig", "ExecutorError", "InlineExecutor", "make_executor"]

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
+from entropy_atlas.errors import AtlasError
 from workers.runner import EvaluationTask, Outcome
+
+
+class ExecutorError(AtlasError, ValueError):
+    """An executor that cannot be had: an unknown name, or a cluster without the resources asked."""
 
 
 @dataclasses.dataclass
@@ -34,11 +40,19 @@ class ExecutorConfig:
 class Executor(abc.ABC):
     """Runs tasks and hands back :class:`Outcome` objects as they finish.
 
-    ``lost`` outcomes mean the worker died; the caller decides whether to retry.
+    ``lost`` outcomes mean the worker died; the caller decides whether to retry. An
+    executor calls ``on_start`` with the ids of evaluations as workers start them.
     """
 
     def __init__(self, config: ExecutorConfig) -> None:
         self.config = config
+        self.on_start: Callable[[list[int]], None] | None = None
+
+    def _report_started(self, evaluation_ids: list[int]) -> None:
+        """Tell ``on_start`` (the scheduler: it charges the attempts) which evaluations a
+        worker has started."""
+        if evaluation_ids and self.on_start is not None:
+            self.on_start(evaluation_ids)
 
     @abc.abstractmethod
     def start(self) -> None:

@@ -15,7 +15,7 @@ from types import FrameType
 from workers import registry
 from workers.contract import EvalContext, Evaluator
 from workers.executors.base import Executor, ExecutorConfig
-from workers.runner import EvaluationTask, Outcome, run_tasks, worker_name
+from workers.runner import EvaluationTask, Outcome, run_tasks, setup_failure, worker_name
 
 
 class EvaluationTimeout(BaseException):  # escapes the evaluator's own except Exception
@@ -27,7 +27,7 @@ class InlineExecutor(Executor):
         super().__init__(config)
         self._queue: collections.deque[EvaluationTask] = collections.deque()
         self._evaluator: Evaluator | None = None
-        self._setup_error: str | None = None
+        self._setup_error: BaseException | None = None
         self._ctx = EvalContext(device="cpu", campaign=config.campaign)
 
     def start(self) -> None:
@@ -37,8 +37,8 @@ class InlineExecutor(Executor):
             evaluator = registry.build(self.config.kind, self.config.config, self.config.target)
             evaluator.setup(self.config.config, self._ctx)
             self._evaluator = evaluator
-        except Exception as exc:
-            self._setup_error = f"evaluator setup failed: {type(exc).__name__}: {exc}"
+        except (Exception, SystemExit) as exc:
+            self._setup_error = exc
 
     def capacity(self) -> int:
         return max(1, getattr(self._evaluator, "max_batch_size", 1) or 1)
@@ -53,14 +53,15 @@ class InlineExecutor(Executor):
         self.start()
         outcomes: list[Outcome] = []
         if self._setup_error is not None:
-            while self._queue:
-                t = self._queue.popleft()
-                outcomes.append(Outcome(t.evaluation_id, "failed", error=self._setup_error, worker=worker_name()))
-            return outcomes
+            tasks = list(self._queue)
+            self._queue.clear()
+            return setup_failure(tasks, self._setup_error)
         assert self._evaluator is not None
         chunk = max(1, getattr(self._evaluator, "max_batch_size", 1) or 1)
-        while self._queue:
+        deadline = time.monotonic() + timeout
+        while self._queue and (not outcomes or time.monotonic() < deadline):  # results reach the store often
             batch = [self._queue.popleft() for _ in range(min(chunk, len(self._queue)))]
+            self._report_started([t.evaluation_id for t in batch])
             outcomes += self._run_with_timeout(batch)
         return outcomes
 
@@ -71,19 +72,25 @@ class InlineExecutor(Executor):
         if not use_alarm:
             return run_tasks(self._evaluator, batch, self.config.measure_names, self._ctx)
 
+        armed = [True]
+
         def on_alarm(_signum: int, _frame: FrameType | None) -> None:
-            raise EvaluationTimeout(f"timed out after {limit:g} s")
+            if armed[0]:  # an alarm that lands after the batch returned is ignored
+                raise EvaluationTimeout(f"timed out after {limit:g} s")
 
         previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, limit)
         start = time.perf_counter()
         try:
-            return run_tasks(self._evaluator, batch, self.config.measure_names, self._ctx)
+            signal.setitimer(signal.ITIMER_REAL, limit)
+            outcomes = run_tasks(self._evaluator, batch, self.config.measure_names, self._ctx)
+            armed[0] = False
+            return outcomes
         except EvaluationTimeout as exc:
             seconds = time.perf_counter() - start
             return [Outcome(t.evaluation_id, "failed", error=f"timeout: {exc}", worker=worker_name(),
                             seconds=seconds) for t in batch]
         finally:
+            armed[0] = False
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
 

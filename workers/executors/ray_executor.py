@@ -26,9 +26,10 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 
 from workers import registry
 from workers.contract import EvalContext
-from workers.executors.base import Executor, ExecutorConfig
+from workers.executors import reaper
+from workers.executors.base import Executor, ExecutorConfig, ExecutorError
 from workers.limits import cap_memory_growth
-from workers.runner import EvaluationTask, Outcome, run_tasks, worker_name
+from workers.runner import EvaluationTask, Outcome, run_tasks, setup_failure, worker_name
 
 PIPELINE = 2
 
@@ -62,9 +63,8 @@ class _EvaluatorActor:
                 self.evaluator = evaluator
                 if self.config.memory_mb is not None:
                     cap_memory_growth(self.config.memory_mb)
-            except Exception as exc:
-                error = f"evaluator setup failed: {type(exc).__name__}: {exc}"
-                return [Outcome(t.evaluation_id, "failed", error=error, worker=worker_name()) for t in tasks]
+            except (Exception, SystemExit) as exc:
+                return setup_failure(tasks, exc)
         return run_tasks(self.evaluator, tasks, self.config.measure_names, self.ctx)
 
 
@@ -88,6 +88,7 @@ class RayExecutor(Executor):
         self._calls: dict[Any, _Call] = {}
         self._chunk = 1
         self._remote: Any = None
+        self._started: list[int] = []  # evaluation ids whose call reached the head of its actor
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -98,7 +99,8 @@ class RayExecutor(Executor):
                                       "configure_logging": False}
             if self.address:
                 kwargs["address"] = self.address
-            else:
+            else:  # a private local Ray, never a stale or another user's cluster found on this host
+                kwargs["address"] = "local"
                 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
             ray.init(**kwargs)
             self._started_ray = True
@@ -110,6 +112,10 @@ class RayExecutor(Executor):
         )
         for _ in range(self._pool_size()):
             self._add_actor()
+        if self._started_ray:
+            with contextlib.suppress(RayError):  # agents start with the head; actors once placed
+                ray.wait([ref for ref in self._ready if ref is not None], num_returns=len(self._ready), timeout=30)
+            reaper.watch()  # a kill -9 of this process leaves none of its Ray's processes behind
 
     def _pool_size(self) -> int:
         resources = ray.cluster_resources()
@@ -123,7 +129,7 @@ class RayExecutor(Executor):
             required["memory"] = self.config.memory_bytes
         for name, amount in required.items():
             if resources.get(name, 0) < amount:
-                raise RuntimeError(f"evaluations ask for {amount:g} of {name!r} each but the Ray cluster has "
+                raise ExecutorError(f"evaluations ask for {amount:g} of {name!r} each but the Ray cluster has "
                                    f"{resources.get(name, 0):g}")
             limits.append(int(resources.get(name, 0) // amount))
         return max(1, min(limits))
@@ -190,6 +196,10 @@ class RayExecutor(Executor):
                 call = _Call(actor.run.remote(batch), batch, index, started=None if calls else now)
                 calls.append(call)
                 self._calls[call.ref] = call
+                if call.started is not None:
+                    self._started.extend(t.evaluation_id for t in batch)
+        self._report_started(self._started)
+        self._started = []
 
     def poll(self, timeout: float) -> list[Outcome]:
         self._dispatch()
@@ -214,6 +224,7 @@ class RayExecutor(Executor):
             calls.remove(call)
         if calls and calls[0].started is None:
             calls[0].started = time.time()
+            self._started.extend(t.evaluation_id for t in calls[0].tasks)
 
     def _collect(self, call: _Call) -> list[Outcome]:
         self._finish_head(call)

@@ -1,0 +1,214 @@
+"""Opening a storage: the URL, the engine, the schema, and the read-only mode.
+
+Rules:
+
+- A storage URL is ``sqlite:///FILE`` or ``postgresql+psycopg://USER@HOST/DB``; anything
+  else (a typo such as ``sqlit://``, ``mysql://``) is a :class:`StorageError` naming the
+  two forms, raised before anything is created.
+- Opening **for writing** creates a missing SQLite file (and its folder) and applies the
+  Alembic migrations up to head. It refuses a database that holds another application's
+  tables (no ``alembic_version`` of ours), and one at a schema revision this version does
+  not know (written by a newer Entropy Atlas).
+- Opening **read-only** (``status``, ``elites``, ``export``, ``map``, the dashboard)
+  creates nothing and migrates nothing: a missing file, a database with no archive in it
+  and an archive at an older or newer revision are each refused with the reason, and
+  every connection is made unable to write (SQLite ``mode=ro`` and ``PRAGMA query_only``,
+  PostgreSQL ``default_transaction_read_only``).
+- SQLite runs in WAL mode with a busy timeout; write transactions begin with
+  ``BEGIN IMMEDIATE`` (execution option ``atlas_write``), so a read never has to upgrade.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.pool import StaticPool
+
+from archive.errors import StorageError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+URL_FORMS = "sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
+BACKENDS = ("sqlite", "postgresql")
+
+
+def shown_url(url: str) -> str:
+    """``url`` with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a database error's message (the driver's own, when wrapped)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
+
+
+def parse_storage_url(url: str) -> URL:
+    """The parsed URL; a :class:`StorageError` unless it is SQLite or PostgreSQL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError(f"not a storage URL: {url!r}; use {URL_FORMS}") from None
+    backend = parsed.get_backend_name()
+    if backend not in BACKENDS:
+        raise StorageError(f"unsupported storage {backend!r} in {shown_url(url)}; use {URL_FORMS}")
+    return parsed
+
+
+def sqlite_file(parsed: URL) -> Path | None:
+    """The file of a SQLite URL, or None for an in-memory database."""
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def make_engine(url: str, readonly: bool = False) -> Engine:
+    """An engine for ``url`` (see the module's rules); nothing is connected yet."""
+    parsed = parse_storage_url(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(parsed, readonly)
+        connect_args: dict[str, Any] = {"connect_timeout": 5}
+        if readonly:
+            connect_args["options"] = " ".join(
+                filter(None, [parsed.query.get("options"), "-c default_transaction_read_only=on"]))
+            parsed = parsed.difference_update_query(["options"])
+        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise StorageError(f"cannot open storage {shown_url(url)}: {exc}") from None
+
+
+def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
+    path = sqlite_file(parsed)
+    if path is None:
+        if readonly:
+            raise StorageError(f"{parsed} is an in-memory database: nothing to read")
+        engine = create_engine(parsed, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+    elif readonly:
+        if not path.is_file():
+            raise StorageError(f"cannot open storage {parsed}: the file {path} does not exist")
+        uri = f"file:{path.resolve()}?mode=ro"
+        engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=30,
+                                                                            check_same_thread=False))
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        if path is not None and not readonly:
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        if readonly:
+            cur.execute("PRAGMA query_only=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("atlas_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _scripts() -> ScriptDirectory:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg)
+
+
+def _known(scripts: ScriptDirectory, revision: str) -> bool:
+    try:
+        return scripts.get_revision(revision) is not None
+    except Exception:  # alembic raises its own errors for a revision it does not know
+        return False
+
+
+def schema_revision(engine: Engine, url: str) -> tuple[str | None, list[str]]:
+    """The archive's Alembic revision (None: no archive) and the tables the database has."""
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+            tables = inspect(conn).get_table_names()
+    except DBAPIError as exc:
+        raise StorageError(_unreachable(url, exc)) from None
+    return current, tables
+
+
+def _unreachable(url: str, exc: DBAPIError) -> str:
+    text = first_line(exc)
+    if "file is not a database" in text or "malformed" in text:
+        return f"{shown_url(url)} is not an SQLite database an archive can live in ({text})"
+    return f"cannot open storage {shown_url(url)}: {text}"
+
+
+def check_schema(engine: Engine, url: str, readonly: bool) -> None:
+    """Raise :class:`StorageError` unless the schema is one this version may use.
+
+    Written databases may be empty (they are migrated next) or at an older revision;
+    read-only ones must be at head. A newer revision, or another application's tables
+    without our revision table, is always refused.
+    """
+    current, tables = schema_revision(engine, url)
+    shown = shown_url(url)
+    scripts = _scripts()
+    head = scripts.get_current_head()
+    if current is None:
+        if readonly:
+            held = f" (it holds another application's tables: {', '.join(sorted(tables)[:5])})" if tables else ""
+            raise StorageError(f"storage {shown} holds no Entropy Atlas archive{held}; "
+                               f"run a campaign into it first with `atlas run SPEC --storage URL`")
+        if tables:
+            raise StorageError(f"storage {shown} holds another application's tables "
+                               f"({', '.join(sorted(tables)[:5])}); give Entropy Atlas a database of its own")
+        return
+    if current != head and not _known(scripts, current):
+        raise StorageError(f"the archive in {shown} was written by a newer Entropy Atlas (schema revision "
+                           f"{current}; this version knows up to {head}); upgrade entropy-atlas to read it")
+    if readonly and current != head:
+        raise StorageError(f"the archive in {shown} is at schema revision {current}, this version reads {head}; "
+                           f"upgrade it once with `atlas migrate --storage URL` (read commands never write)")
+
+
+def migrate(engine: Engine) -> None:
+    """Apply Alembic migrations up to head (a no-op when already there)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current == head:
+        return
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def writable_problem(url: str) -> str | None:
+    """Why a SQLite storage could not be written (read-only file or folder), else None."""
+    path = sqlite_file(parse_storage_url(url))
+    if path is None:
+        return None
+    if path.exists():
+        return None if os.access(path, os.W_OK) else f"the storage file {path} is read-only"
+    parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+    if parent is not None and not os.access(parent, os.W_OK):
+        return f"cannot create the storage file {path}: {parent} is not writable"
+    return None

@@ -1,0 +1,20 @@
+"""The archive's errors, each an :class:`~entropy_atlas.errors.AtlasError`."""
+
+from __future__ import annotations
+
+from entropy_atlas.errors import AtlasError
+
+
+class StorageError(AtlasError, RuntimeError):
+    """The storage cannot be opened, reached or written."""
+
+
+class CampaignNotFound(AtlasError, KeyError, LookupError):
+    """No campaign of that name in the storage."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "campaign not found"
+
+
+class LeaseConflict(AtlasError, RuntimeError):
+    """A write of a scheduler that no longer holds the campaign's lease (another took it)."""

@@ -1,0 +1,304 @@
+"""What the read commands show and the archive operations behind them: failure summaries
+(``atlas status NAME``, ``atlas failures``), ``atlas delete``, exact ``atlas elites --format
+csv``, tables that keep long names whole at 80 columns, ``atlas law`` warnings, and where
+``atlas run`` puts its map."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from archive.errors import CampaignNotFound, LeaseConflict
+from archive.figures import default_map_path, storage_tag
+from archive.law import fit_law, law_warnings
+from archive.models import Checkpoint, Elite, Evaluation, ProposerCall
+from archive.store import NewEvaluation, Result, Store
+from search import api
+from search import cli as cli_module
+from tests.conftest import quadratic_spec
+
+LONG = "quickstart-long-name-2026"
+FLAKY = {"kind": "python", "target": "tests.support.evaluators:flaky"}
+
+
+@pytest.fixture
+def store(storage_url: str) -> Store:
+    s = Store(storage_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def narrow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line's console at 80 columns, whatever terminal runs the tests."""
+    monkeypatch.setattr(cli_module.console, "_width", 80)
+
+
+def atlas(*args: str, input: str | None = None) -> Any:
+    """Run ``atlas ARGS`` in this process at 80 columns; stdout and stderr kept apart."""
+    return CliRunner().invoke(cli_module.app, list(args), input=input, env={"COLUMNS": "80"},
+                              terminal_width=80, catch_exceptions=False)
+
+
+def opened(url: str) -> closing[Store]:
+    """A writable store, closed on leaving the ``with``."""
+    return closing(Store(url))
+
+
+def new_campaign(store: Store, name: str = "c") -> int:
+    return store.create_campaign(name, {"search": {"budget": 10}}, "hash", {"kind": "grid"}).id
+
+
+def pending(store: Store, cid: int, n: int, start: int = 0) -> list[int]:
+    return store.add_pending(cid, [NewEvaluation(start + i, {"i": start + i}, [0.5], "test") for i in range(n)])
+
+
+def rows_of(store: Store, table: Any, cid: int) -> int:
+    with store.read() as conn:
+        return conn.execute(select(func.count()).select_from(table).where(table.c.campaign_id == cid)).scalar_one()
+
+
+# -- the store -----------------------------------------------------------------------------
+def test_failure_summary_counts_first_lines_most_common_first(store: Store) -> None:
+    cid = new_campaign(store)
+    errors = ["RuntimeError: boom\nTraceback (a)\n  line 1", "ValueError: bad x", "RuntimeError: boom\nTraceback (b)",
+              "RuntimeError: boom", None, "ValueError: bad x\n"]
+    ids = pending(store, cid, len(errors) + 1)
+    store.record_results(cid, [Result(i, "failed", error=e) for i, e in zip(ids, errors, strict=False)]
+                         + [Result(ids[-1], "done", 1.0, {"m": 0.1}, {}, cell=0)], 1.0)
+    assert store.failure_summary(cid) == [("RuntimeError: boom", 3), ("ValueError: bad x", 2), ("", 1)]
+    assert store.failure_summary(cid, limit=1) == [("RuntimeError: boom", 3)]
+    assert store.failure_summary(new_campaign(store, "other")) == []
+
+
+def test_failed_evaluations_come_latest_first(store: Store) -> None:
+    cid = new_campaign(store)
+    ids = pending(store, cid, 4)
+    store.record_results(cid, [Result(ids[0], "failed", error="e0"), Result(ids[1], "done", 1.0, {"m": 0.1}, {}, 0),
+                               Result(ids[2], "failed", error="e2")], 1.0)
+    assert [r["error"] for r in store.failed_evaluations(cid)] == ["e2", "e0"]
+    assert [r["seq"] for r in store.failed_evaluations(cid, limit=1)] == [2]
+
+
+def filled_campaign(store: Store, name: str) -> int:
+    """A campaign with rows in every table that refers to it."""
+    cid = new_campaign(store, name)
+    calls = [{"proposer": "llm", "key": f"{name}-k", "request": {"p": 1}, "status": "ok"}]
+    ids = store.add_pending(cid, [NewEvaluation(i, {"i": i}, [0.5], "llm") for i in range(3)],
+                            checkpoint=("llm", b"state"), calls=calls)
+    store.record_results(cid, [Result(ids[0], "done", 1.0, {"m": 0.1}, {}, cell=0),
+                               Result(ids[1], "done", 2.0, {"m": 0.9}, {}, cell=4),
+                               Result(ids[2], "failed", error="boom")], 1.0)
+    return cid
+
+
+def test_delete_campaign_removes_its_rows_in_every_table_and_nothing_else(store: Store) -> None:
+    gone, kept = filled_campaign(store, "gone"), filled_campaign(store, "kept")
+    counts = store.delete_campaign(gone)
+    assert counts == {"elites": 2, "proposer_calls": 1, "checkpoints": 1, "evaluations": 3, "campaigns": 1}
+    assert store.campaign("gone") is None and store.campaign("kept") is not None
+    for model in (Evaluation, Elite, Checkpoint, ProposerCall):
+        assert rows_of(store, model.__table__, gone) == 0
+        assert rows_of(store, model.__table__, kept) > 0
+    with pytest.raises(CampaignNotFound):
+        store.delete_campaign(gone)
+
+
+def test_delete_campaign_refuses_a_live_lease_unless_forced(store: Store) -> None:
+    cid = filled_campaign(store, "busy")
+    assert store.acquire_lease(cid, "host:123:abc", ttl_s=60) is None
+    with pytest.raises(LeaseConflict, match="host:123:abc"):
+        store.delete_campaign(cid)
+    assert store.campaign("busy") is not None and rows_of(store, Evaluation.__table__, cid) == 3
+    assert store.delete_campaign(cid, force=True)["evaluations"] == 3
+
+    stale = filled_campaign(store, "stale")  # a lease that expired is nobody's
+    assert store.acquire_lease(stale, "host:9:dead", ttl_s=-1) is None
+    assert store.delete_campaign(stale)["campaigns"] == 1
+
+
+# -- failures on the command line ---------------------------------------------------------------
+@pytest.fixture
+def flaky_url(tmp_path: Path) -> str:
+    """A finished campaign (``LONG``) whose evaluator fails three ways, and a clean one."""
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    api.run(quadratic_spec(name=LONG, evaluator=FLAKY, search__budget=40), storage=url, executor="inline")
+    api.run(quadratic_spec(name="clean", search__budget=10), storage=url, executor="inline")
+    return url
+
+
+def expected_failures(url: str, name: str) -> dict[str, int]:
+    """Failure messages counted in Python from the full errors (what SQL must agree with)."""
+    out: dict[str, int] = {}
+    with opened(url) as s:
+        rec = s.campaign(name)
+        for ev in s.evaluations(rec.id, status="failed"):
+            line = ev["error"].split("\n", 1)[0]
+            out[line] = out.get(line, 0) + 1
+    return out
+
+
+def test_status_shows_the_most_common_failures(flaky_url: str, narrow: None) -> None:
+    expected = expected_failures(flaky_url, LONG)
+    assert len(expected) >= 2 and any(line.startswith("RuntimeError: boom") for line in expected)
+    shown = atlas("status", LONG, "--storage", flaky_url)
+    assert shown.exit_code == 0, shown.stderr
+    assert "most common failures" in shown.stdout
+    for line, n in expected.items():
+        assert any(line in row and row.split()[0] == str(n) for row in shown.stdout.splitlines()), line
+
+    (row,) = json.loads(atlas("status", LONG, "--storage", flaky_url, "--json").stdout)
+    assert {f["message"]: f["count"] for f in row["failures"]} == expected
+    counts = [f["count"] for f in row["failures"]]
+    assert counts == sorted(counts, reverse=True)
+    (clean,) = json.loads(atlas("status", "clean", "--storage", flaky_url, "--json").stdout)
+    assert clean["failures"] == []
+    assert "most common failures" not in atlas("status", "clean", "--storage", flaky_url).stdout
+
+
+def test_atlas_failures_lists_failed_evaluations_and_counts(flaky_url: str, narrow: None) -> None:
+    expected = expected_failures(flaky_url, LONG)
+    total = sum(expected.values())
+    doc = json.loads(atlas("failures", LONG, "--storage", flaky_url, "--format", "json").stdout)
+    assert doc["failed"] == total and {m["message"]: m["count"] for m in doc["messages"]} == expected
+    assert len(doc["evaluations"]) == min(total, 20)
+    first = doc["evaluations"][0]
+    assert set(first) == {"id", "seq", "attempts", "proposer", "message", "error", "params"}
+    assert first["message"] == first["error"].split("\n", 1)[0] and set(first["params"]) == {"a", "b"}
+    seqs = [e["seq"] for e in doc["evaluations"]]
+    assert seqs == sorted(seqs, reverse=True)
+
+    limited = json.loads(atlas("failures", LONG, "--storage", flaky_url, "--format", "json",
+                               "--limit", "1").stdout)
+    assert len(limited["evaluations"]) == 1 and len(limited["messages"]) == 1
+    assert limited["messages"][0]["count"] == max(expected.values())
+
+    table = atlas("failures", LONG, "--storage", flaky_url)
+    assert table.exit_code == 0 and LONG in table.stdout and "failures by message" in table.stdout
+    assert f"(latest {min(total, 20)} of {total})" in table.stdout
+    assert str(first["id"]) in table.stdout and "map-elites" in table.stdout
+
+    assert "clean: no failed evaluations" in atlas("failures", "clean", "--storage", flaky_url).stdout
+    bad = atlas("failures", LONG, "--storage", flaky_url, "--format", "csv")
+    assert bad.exit_code == 2 and "--format must be table or json" in bad.stderr
+
+
+# -- delete on the command line -------------------------------------------------------------
+def test_atlas_delete_asks_then_deletes_everything_of_the_campaign(flaky_url: str) -> None:
+    kept = atlas("delete", LONG, "--storage", flaky_url, input="n\n")
+    assert kept.exit_code == 1 and "delete campaign" in kept.stdout
+    with opened(flaky_url) as s:
+        assert s.campaign(LONG) is not None
+        evaluations = s.count_created(s.campaign(LONG).id)
+
+    done = atlas("delete", LONG, "--storage", flaky_url, input="y\n")
+    assert done.exit_code == 0, done.stderr
+    assert f"deleted campaign {LONG}: {evaluations} evaluations" in done.stdout
+    with opened(flaky_url) as s:
+        assert s.campaign(LONG) is None and s.campaign("clean") is not None
+        with s.read() as conn:
+            assert conn.execute(select(func.count()).select_from(Evaluation)).scalar_one() == 10
+
+    missing = atlas("delete", LONG, "--storage", flaky_url, "--yes")
+    assert missing.exit_code == 2 and missing.stderr.count("\n") == 1
+    assert missing.stderr.startswith("error: ") and repr(LONG) in missing.stderr
+
+
+def test_atlas_delete_refuses_a_live_scheduler_unless_forced(flaky_url: str) -> None:
+    with opened(flaky_url) as s:
+        cid = s.campaign("clean").id
+        assert s.acquire_lease(cid, "node-7:4242:run", ttl_s=300) is None
+    refused = atlas("delete", "clean", "--storage", flaky_url, "--yes")
+    assert refused.exit_code == 2 and "node-7:4242:run" in refused.stderr and "--force" in refused.stderr
+    with opened(flaky_url) as s:
+        assert s.campaign("clean") is not None
+    forced = atlas("delete", "clean", "--storage", flaky_url, "--yes", "--force")
+    assert forced.exit_code == 0 and "deleted campaign clean: 10 evaluations" in forced.stdout
+
+
+# -- elites as CSV: exact values ------------------------------------------------------------
+def test_elites_csv_keeps_full_precision_and_whole_vectors(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    space = {"a": {"type": "float", "low": 0.0, "high": 1.0}, "b": {"type": "float", "low": 0.0, "high": 1.0},
+             "v": {"type": "float", "low": 0.0, "high": 1.0, "size": 6}}
+    api.run(quadratic_spec(name="vec", space=space, search__budget=20), storage=url, executor="inline")
+    exact = json.loads(atlas("elites", "vec", "--storage", url, "--format", "json").stdout)
+    table = list(csv.DictReader(io.StringIO(atlas("elites", "vec", "--storage", url, "--format", "csv").stdout)))
+    assert list(table[0]) == ["cell", "evaluation_id", "score", "ma", "mb", "a", "b", "v"]
+    assert len(table) == len(exact) > 0
+    for row, want in zip(table, exact, strict=True):
+        assert float(row["score"]) == want["objective"]
+        assert float(row["ma"]) == want["measures"]["ma"]
+        assert float(row["a"]) == want["params"]["a"]
+        assert json.loads(row["v"]) == want["params"]["v"] and len(want["params"]["v"]) == 6
+
+
+# -- 80 columns -------------------------------------------------------------------------------
+def test_long_names_are_whole_at_80_columns(flaky_url: str, narrow: None) -> None:
+    for args in (("status",), ("status", LONG), ("elites", LONG), ("failures", LONG)):
+        shown = atlas(*args, "--storage", flaky_url)
+        assert shown.exit_code == 0, (args, shown.stderr)
+        assert LONG in shown.stdout, args
+        assert "quick…" not in shown.stdout and "…\n" not in shown.stdout, args
+        assert max(map(len, shown.stdout.splitlines())) <= 80, args
+    listing = atlas("status", "--storage", flaky_url).stdout
+    assert all(word in listing for word in ("status", "failed", "coverage", "best"))
+
+
+def test_elite_parameters_share_a_column_when_narrow(tmp_path: Path, narrow: None) -> None:
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    space = {f"p{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(12)}
+    space.update(a={"type": "float", "low": 0.0, "high": 1.0}, b={"type": "float", "low": 0.0, "high": 1.0})
+    api.run(quadratic_spec(name="wide", space=space, search__budget=10), storage=url, executor="inline")
+    shown = atlas("elites", "wide", "--storage", url).stdout
+    assert "params" in shown and "p11=" in shown
+    assert max(map(len, shown.splitlines())) <= 80 and "…" not in shown
+
+
+# -- atlas law warnings -----------------------------------------------------------------------
+def test_law_warnings_name_a_non_entropy_measure_and_a_weak_fit() -> None:
+    rng = np.random.default_rng(0)
+    h = rng.uniform(0.05, 1.6, 40)
+    good = fit_law(h, -0.3 * np.exp(h) + 0.9, measure="mean_entropy")
+    assert law_warnings(good) == []
+    (name_warning,) = law_warnings(fit_law(h, -0.3 * np.exp(h) + 0.9, measure="distinct_2"))
+    assert "'distinct_2'" in name_warning and "entropy" in name_warning
+    weak = fit_law(h, rng.normal(0.5, 0.1, 40), measure="final_entropy")
+    (r2_warning,) = law_warnings(weak)
+    assert weak.r2 < 0.3 and "R²" in r2_warning and "explains little" in r2_warning
+
+
+def test_atlas_law_prints_warnings_on_stderr_and_in_json(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    api.run(quadratic_spec(search__budget=30), storage=url, executor="inline")
+    shown = atlas("law", "quad", "--storage", url, "--measure", "ma")
+    assert shown.exit_code == 0, shown.stderr
+    assert "warning: the measure 'ma' does not look like an entropy" in shown.stderr
+    assert "warning" not in shown.stdout
+    doc = json.loads(atlas("law", "quad", "--storage", url, "--measure", "ma", "--json").stdout)
+    assert any("'ma'" in w for w in doc["warnings"])
+    assert any("R²" in w for w in doc["warnings"]) == (doc["r2"] < 0.3)
+
+
+# -- where maps go ------------------------------------------------------------------------------
+def test_default_map_path_is_keyed_by_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    here = default_map_path("sqlite:///atlas.db", "quick")
+    assert here.parent.parent == Path("atlas-maps") and here.name == "quick.png"
+    assert here.parent.name.startswith("sqlite-atlas-") and len(here.parent.name.rsplit("-", 1)[1]) == 8
+    assert default_map_path(f"sqlite:///{tmp_path / 'atlas.db'}", "quick") == here  # the same file
+    assert default_map_path("sqlite:///other.db", "quick").parent != here.parent
+
+    pg = storage_tag("postgresql+psycopg://ann:s3cret@db.example:5432/atlas")
+    assert pg.startswith("postgresql-db-example-atlas-") and "s3cret" not in pg
+    assert pg == storage_tag("postgresql+psycopg://ann:other-password@db.example:5432/atlas")
+    assert pg != storage_tag("postgresql+psycopg://ann:s3cret@db.example:5432/atlas2")

@@ -1,0 +1,270 @@
+"""The edges: refused before anything is written, failing fast, one-line errors.
+
+Each test drives the command line in-process (typer's runner) on a SQLite file of its own
+and checks both what the user reads (``error:`` lines, exit 2, never a traceback) and what
+the storage holds afterwards (no campaign row for a refused file).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from archive.store import Store
+from search import api
+from search.cli import app
+from tests.conftest import quadratic_spec
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> Any:
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def write(path: Path, spec: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def campaign_rows(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        return conn.execute("SELECT count(*) FROM campaigns").fetchone()[0] if "campaigns" in tables else 0
+
+
+def assert_one_line_errors(result: Any) -> list[str]:
+    """Exit 2, and every line of stderr an ``error:`` or ``warning:`` line (no traceback)."""
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines, "an error must say something"
+    assert all(line.startswith(("error:", "warning:")) for line in lines), result.stderr
+    assert "Traceback" not in result.output
+    errors = [line for line in lines if line.startswith("error:")]
+    assert errors, result.stderr
+    return errors
+
+
+REFUSED = {
+    "unknown kind": lambda s: s["evaluator"].update(kind="benchmrk", target=None),
+    "unknown option": lambda s: s["search"].update(options={"bogus": 1}),
+    "option of the wrong type": lambda s: s["search"].update(options={"iso_sigma": "abc"}),
+    "unimportable target": lambda s: s["evaluator"].update(target="no_such_module_xyz:evaluate"),
+    "missing attribute": lambda s: s["evaluator"].update(target="tests.support.evaluators:nope"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_refused_campaign_writes_nothing_and_the_corrected_file_runs(tmp_path: Path, case: str) -> None:
+    db = tmp_path / "atlas.db"
+    spec = quadratic_spec(search__budget=10)
+    bad = quadratic_spec(search__budget=10)
+    REFUSED[case](bad)
+    if bad["evaluator"].get("target") is None:
+        bad["evaluator"].pop("target")
+    result = invoke("run", str(write(tmp_path / "bad.yaml", bad)), "--storage", f"sqlite:///{db}",
+                    "--executor", "inline")
+    assert_one_line_errors(result)
+    assert campaign_rows(db) == 0
+    good = invoke("run", str(write(tmp_path / "good.yaml", spec)), "--storage", f"sqlite:///{db}",
+                  "--executor", "inline", "--map", str(tmp_path / "m.png"))
+    assert good.exit_code == 0, good.output
+    assert campaign_rows(db) == 1
+
+
+def test_an_unknown_executor_is_refused_before_the_row(tmp_path: Path) -> None:
+    db = tmp_path / "atlas.db"
+    spec = write(tmp_path / "c.yaml", quadratic_spec(search__budget=5))
+    lines = assert_one_line_errors(invoke("run", str(spec), "--storage", f"sqlite:///{db}", "--executor", "rey"))
+    assert "unknown executor 'rey'" in lines[0]
+    assert campaign_rows(db) == 0
+
+
+def test_a_bad_map_path_is_refused_before_the_run(tmp_path: Path) -> None:
+    db = tmp_path / "atlas.db"
+    spec = write(tmp_path / "c.yaml", quadratic_spec(search__budget=5))
+    (tmp_path / "file").write_text("")
+    result = invoke("run", str(spec), "--storage", f"sqlite:///{db}", "--executor", "inline",
+                    "--map", str(tmp_path / "file" / "m.png"))
+    assert "is a file, not a folder" in assert_one_line_errors(result)[0]
+    assert campaign_rows(db) == 0
+
+
+@pytest.mark.parametrize("executor", ["inline", pytest.param("ray", marks=pytest.mark.ray)])
+def test_a_campaign_whose_first_evaluations_all_fail_stops(tmp_path: Path, executor: str) -> None:
+    db = tmp_path / "atlas.db"
+    spec = quadratic_spec(search__budget=200, search__batch_size=5, search__max_in_flight=5)
+    spec["evaluator"]["target"] = "tests.support.evaluators:always_fails"
+    result = invoke("run", str(write(tmp_path / "c.yaml", spec)), "--storage", f"sqlite:///{db}",
+                    "--executor", executor)
+    lines = assert_one_line_errors(result)
+    assert "the first 10 evaluations all failed" in lines[0] and "always broken" in lines[0]
+    store = Store(f"sqlite:///{db}", readonly=True)
+    try:
+        record = store.require_campaign("quad")
+        stats = store.stats(record.id, 25)
+        assert record.status == "failed"
+        assert 10 <= stats.counts["failed"] < 30 and stats.created < 200
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("executor", ["inline", pytest.param("ray", marks=pytest.mark.ray)])
+def test_an_evaluator_that_cannot_be_set_up_stops_at_once_and_charges_nothing(tmp_path: Path, executor: str) -> None:
+    db = tmp_path / "atlas.db"
+    spec = quadratic_spec(search__budget=50)
+    spec["evaluator"]["target"] = "tests.support.evaluators:BrokenSetup"
+    result = invoke("run", str(write(tmp_path / "c.yaml", spec)), "--storage", f"sqlite:///{db}",
+                    "--executor", executor)
+    lines = assert_one_line_errors(result)
+    assert "evaluator setup failed: FileNotFoundError: no model at /nowhere/model.bin" in lines[0]
+    store = Store(f"sqlite:///{db}", readonly=True)
+    try:
+        rows = store.evaluations(store.require_campaign("quad").id)
+        assert rows and all(r["status"] == "pending" and r["attempts"] == 0 for r in rows)
+    finally:
+        store.close()
+
+
+def test_fail_fast_can_be_turned_off(tmp_path: Path) -> None:
+    spec = quadratic_spec(search__budget=30, search__fail_fast=0)
+    spec["evaluator"]["target"] = "tests.support.evaluators:always_fails"
+    stats = api.run(spec, storage=f"sqlite:///{tmp_path / 'a.db'}", executor="inline")
+    assert stats.counts["failed"] == 30
+
+
+def test_sys_exit_in_an_evaluator_fails_that_evaluation_only(tmp_path: Path) -> None:
+    spec = quadratic_spec(search__budget=40)
+    spec["evaluator"]["target"] = "tests.support.evaluators:exits_when_a_is_high"
+    stats = api.run(spec, storage=f"sqlite:///{tmp_path / 'a.db'}", executor="inline")
+    assert stats.finished == 40 and 0 < stats.counts["failed"] < 40
+    store = Store(f"sqlite:///{tmp_path / 'a.db'}", readonly=True)
+    try:
+        failed = store.evaluations(store.require_campaign("quad").id, status="failed")
+        assert all("sys.exit(3)" in r["error"] for r in failed)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("url, message", [
+    ("sqlit:///x.db", "unsupported storage 'sqlit'"),
+    ("not a url at all", "not a storage URL"),
+    ("mysql://root@127.0.0.1/db", "unsupported storage 'mysql'"),
+])
+def test_a_bad_storage_url_is_one_line(tmp_path: Path, url: str, message: str) -> None:
+    spec = write(tmp_path / "c.yaml", quadratic_spec(search__budget=5))
+    for args in (("run", str(spec), "--executor", "inline"), ("status",), ("elites", "quad")):
+        lines = assert_one_line_errors(invoke(*args, "--storage", url))
+        assert message in lines[0]
+    assert list(tmp_path.iterdir()) == [tmp_path / "c.yaml"]
+
+
+def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is a text file, not SQLite\n" * 100)
+    before = junk.read_bytes()
+    for args in (("status",), ("run", str(write(tmp_path / "c.yaml", quadratic_spec())), "--executor", "inline")):
+        lines = assert_one_line_errors(invoke(*args, "--storage", f"sqlite:///{junk}"))
+        assert "not an SQLite database" in lines[0]
+    assert junk.read_bytes() == before
+
+
+def test_another_applications_sqlite_file_is_left_alone(tmp_path: Path) -> None:
+    other = tmp_path / "app.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    spec = write(tmp_path / "c.yaml", quadratic_spec(search__budget=5))
+    for args in (("status",), ("run", str(spec), "--executor", "inline")):
+        assert "another application's tables" in "".join(
+            assert_one_line_errors(invoke(*args, "--storage", f"sqlite:///{other}")))
+    with sqlite3.connect(other) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables == {"users"}
+
+
+def test_an_archive_of_a_newer_version_is_named(tmp_path: Path) -> None:
+    db = tmp_path / "atlas.db"
+    Store(f"sqlite:///{db}").close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'ffff9999'")
+    for args in (("status",), ("run", str(write(tmp_path / "c.yaml", quadratic_spec())), "--executor", "inline")):
+        lines = assert_one_line_errors(invoke(*args, "--storage", f"sqlite:///{db}"))
+        assert "written by a newer Entropy Atlas" in lines[0]
+
+
+def test_read_commands_create_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "atlas.db"
+    for args in (("status",), ("elites", "quad"), ("export", "quad", "--out", str(tmp_path / "x.json")),
+                 ("map", "quad", "--out", str(tmp_path / "m.png"))):
+        lines = assert_one_line_errors(invoke(*args, "--storage", f"sqlite:///{missing}"))
+        assert "does not exist" in lines[0]
+    assert not (tmp_path / "no").exists()
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_a_read_only_storage_fails_at_once_not_after_retrying(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes read-only files; the permanent-error rule is checked through PRAGMA below")
+    db = tmp_path / "atlas.db"
+    api.run(quadratic_spec(search__budget=5), storage=f"sqlite:///{db}", executor="inline")
+    db.chmod(0o444)
+    result = invoke("run", str(write(tmp_path / "c.yaml", quadratic_spec(search__budget=10))),
+                    "--storage", f"sqlite:///{db}", "--executor", "inline")
+    assert "lost the storage" not in " ".join(assert_one_line_errors(result))
+
+
+def test_permanent_errors_are_not_retried(tmp_path: Path) -> None:
+    """A write to a read-only connection is refused once, as a StorageError, at once."""
+    from archive.errors import StorageError
+
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    api.run(quadratic_spec(search__budget=5), storage=url, executor="inline")
+    store = Store(url, readonly=True, retry_s=120)
+    try:
+        with pytest.raises(StorageError, match=r"readonly|read-only") as raised:
+            store.update_campaign(1, status="x")
+        assert "lost the storage" not in str(raised.value)  # the message of a retried error
+    finally:
+        store.close()
+
+
+def test_resuming_a_finished_campaign_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    api.run(quadratic_spec(search__budget=10), storage=url, executor="inline")
+    result = invoke("resume", "quad", "--storage", url)  # the Ray executor: never started
+    assert result.exit_code == 0 and "already finished: 10 of 10" in " ".join(result.stdout.split())
+
+
+def test_a_scheduler_that_died_shows_as_stopped_and_unstarted_rows_are_not_charged(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "atlas.db"
+    spec = quadratic_spec(search__budget=20, search__batch_size=10, search__max_in_flight=10)
+    spec["evaluator"]["target"] = "tests.support.evaluators:dies_on_third_call"
+    path = write(tmp_path / "c.yaml", spec)
+    done = subprocess.run([sys.executable, "-m", "search.cli", "run", str(path), "--storage", f"sqlite:///{db}",
+                           "--executor", "inline"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 9
+    store = Store(f"sqlite:///{db}", readonly=True)
+    try:
+        record = store.require_campaign("quad")
+        rows = store.evaluations(record.id)
+    finally:
+        store.close()
+    assert record.status == "running" and record.live_status(now=record.lease_expires + 1) == "stopped"
+    started = [r for r in rows if r["attempts"] > 0]
+    assert len(started) == 3 and all(r["status"] == "running" and r["attempts"] == 1 for r in started)
+    unstarted = [r for r in rows if r not in started]
+    assert len(unstarted) == 7 and all(r["status"] == "pending" and r["attempts"] == 0 for r in unstarted)
+    status = invoke("status", "quad", "--storage", f"sqlite:///{db}", "--json")
+    assert status.exit_code == 0 and '"stopped"' in status.stdout

@@ -1,0 +1,318 @@
+"""Evaluator config models and ``registry.check``: a campaign's evaluator section is
+refused before anything runs, with ``path: reason`` lines, and the models keep the
+evaluators' documented defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from search.spec import evaluator_problems, load_spec, parse_spec
+from tests.conftest import ROOT, quadratic_spec
+from workers import registry
+from workers.contract import EvalContext
+from workers.evaluators.benchmark import BenchmarkEvaluator
+from workers.evaluators.configs import (
+    DTYPE_NAMES,
+    GRPO_FIELDS,
+    TASK_OPTIONS,
+    ActivationConfig,
+    BenchmarkConfig,
+    ConfigError,
+    DecodingConfig,
+    EntropyRLConfig,
+    GRPOFields,
+    PythonConfig,
+    config_problems,
+)
+from workers.registry import FunctionEvaluator
+
+FLOAT = {"type": "float", "low": 0.0, "high": 1.0}
+EXAMPLES = ROOT / "examples"
+
+
+def space_of(path: Path) -> tuple[str, dict[str, Any], str | None, dict[str, dict[str, Any]]]:
+    spec = load_spec(path)
+    return (spec.evaluator.kind, dict(spec.evaluator.config), spec.evaluator.target,
+            spec.model_dump(mode="json")["space"])
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+def test_benchmark_config_defaults_and_problems() -> None:
+    assert BenchmarkConfig().model_dump() == {"function": "sphere", "dim": 20, "measure_names": ["m0", "m1"]}
+    assert config_problems(BenchmarkConfig, {"function": "arm", "dim": 4, "measure_names": ["x", "y"]}) == []
+    assert config_problems(BenchmarkConfig, {"dim": 1, "bogus": 3}) == [
+        "evaluator.config.dim: must be >= 2", "evaluator.config.bogus: is not a known field"]
+    assert config_problems(BenchmarkConfig, {"dim": True, "function": "ackley"}) == [
+        "evaluator.config.function: must be sphere, rastrigin or arm (got 'ackley')",
+        "evaluator.config.dim: must be an integer (got a boolean)"]
+    assert config_problems(BenchmarkConfig, {"dim": "10", "measure_names": ["m"]}) == [
+        "evaluator.config.dim: must be an integer (got a string)",
+        "evaluator.config.measure_names: must have at least 2 item(s)"]
+
+
+def test_benchmark_setup_uses_the_validated_config() -> None:
+    ev = BenchmarkEvaluator()
+    ev.setup({"function": "rastrigin", "dim": 4, "measure_names": ("p", "q")}, EvalContext())
+    assert (ev.function, ev.dim, ev.measure_names) == ("rastrigin", 4, ["p", "q"])
+    with pytest.raises(ConfigError, match=r"evaluator\.config\.dim: must be an integer \(got 4\.5\)"):
+        BenchmarkEvaluator().setup({"dim": 4.5}, EvalContext())
+
+
+def test_benchmark_space_must_give_dim_coordinates() -> None:
+    assert registry.check("benchmark", {"dim": 3}, None, {"x": {**FLOAT, "size": 3}}) == []
+    assert registry.check("benchmark", {"dim": 2}, None, {"x0": FLOAT, "x1": FLOAT}) == []
+    assert registry.check("benchmark", {"dim": 3}, None, {"x": {**FLOAT, "size": 2}}) == [
+        "space.x.size: is 2, but evaluator.config.dim is 3"]
+    assert registry.check("benchmark", {"dim": 2}, None, {"theta": {**FLOAT, "size": 2}}) == [
+        "space: the benchmark needs a float x with size 2 (evaluator.config.dim), or x0 … x1; x0, x1 missing"]
+
+
+# --------------------------------------------------------------------------- python
+
+
+def test_python_config_is_batched_only() -> None:
+    assert PythonConfig().batched is False
+    assert FunctionEvaluator.config_model is PythonConfig
+    target = "tests.support.evaluators:quadratic"
+    assert registry.check("python", {"batched": True}, target, {"a": FLOAT}) == []
+    assert registry.check("python", {"batched": "yes"}, target, {"a": FLOAT}) == [
+        "evaluator.config.batched: must be a boolean (got a string)"]
+    assert registry.check("python", {"batch": True}, target, {"a": FLOAT}) == [
+        "evaluator.config.batch: is not a known field"]
+    with pytest.raises(ConfigError, match="batched: must be a boolean"):
+        registry.build("python", {"batched": 1}, target)
+
+
+def test_unimportable_or_missing_targets_are_problem_lines() -> None:
+    assert registry.check("python", {}, "no_such_module_xyz:f", {}) == [
+        "evaluator.target: cannot import 'no_such_module_xyz' for target 'no_such_module_xyz:f': "
+        "No module named 'no_such_module_xyz'"]
+    assert registry.check("python", {}, "tests.support.evaluators:missing", {}) == [
+        "evaluator.target: 'tests.support.evaluators' has no attribute 'missing' "
+        "(target 'tests.support.evaluators:missing')"]
+    assert registry.check("python", {}, "tests.support.evaluators:math", {}) == [
+        "evaluator.target: 'tests.support.evaluators:math' is neither a class nor a function"]
+
+
+def write_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> str:
+    name = f"atlas_check_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def test_a_target_module_that_raises_is_a_problem_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = write_module(tmp_path, monkeypatch, "raise RuntimeError('needs a GPU driver')\n")
+    assert registry.check("python", {}, f"{name}:evaluate", {}) == [
+        f"evaluator.target: importing '{name}:evaluate' raised RuntimeError: needs a GPU driver"]
+
+
+def test_a_class_target_brings_its_own_config_model_and_space_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = write_module(tmp_path, monkeypatch, """
+        from pydantic import Field
+        from workers.contract import Evaluator
+        from workers.evaluators.configs import EvaluatorConfig
+
+        class Config(EvaluatorConfig):
+            width: int = Field(default=3, ge=1)
+
+        class Mine(Evaluator):
+            config_model = Config
+
+            @classmethod
+            def check_space(cls, config, space):
+                return [f"space.{n}: not mine" for n in space if n != "a"]
+
+        class Broken(Evaluator):
+            @classmethod
+            def check_space(cls, config, space):
+                raise KeyError("oops")
+
+        class Free(Evaluator):
+            pass
+    """)
+    assert registry.check("python", {"width": 2}, f"{name}:Mine", {"a": FLOAT}) == []
+    assert registry.check("python", {"width": 0, "batched": True}, f"{name}:Mine", {"a": FLOAT}) == [
+        "evaluator.config.width: must be >= 1", "evaluator.config.batched: is not a known field"]
+    assert registry.check("python", {}, f"{name}:Mine", {"a": FLOAT, "b": FLOAT}) == ["space.b: not mine"]
+    assert registry.check("python", {}, f"{name}:Broken", {"a": FLOAT}) == [
+        "evaluator: Broken.check_space failed: KeyError: 'oops'"]
+    assert registry.check("python", {"anything": [1, 2]}, f"{name}:Free", {"a": FLOAT}) == []
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_an_unknown_kind_is_a_problem_line_naming_the_registered_ones() -> None:
+    (line,) = registry.check("benchmrk", {}, None, {})
+    assert line.startswith("evaluator.kind: no evaluator named 'benchmrk' (registered: ")
+    assert "benchmark" in line and "decoding" in line
+
+
+def test_checking_benchmark_and_python_does_not_import_torch() -> None:
+    code = ("import sys; from workers import registry; "
+            "assert registry.check('benchmark', {'dim': 2}, None, {'x0': {}, 'x1': {}}) == []; "
+            "assert registry.check('python', {}, 'tests.support.evaluators:quadratic', {}) == []; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+def test_evaluator_problems_of_a_spec() -> None:
+    assert evaluator_problems(parse_spec(quadratic_spec())) == []
+    bad = parse_spec(quadratic_spec(evaluator={"kind": "python", "target": "tests.support.evaluators:quadratic",
+                                               "config": {"batched": 1}}))
+    assert evaluator_problems(bad) == ["evaluator.config.batched: must be a boolean (got 1)"]
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_example_passes_the_check(path: Path) -> None:
+    assert registry.check(*space_of(path)) == []
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def test_decoding_config_defaults_are_the_evaluators() -> None:
+    from workers.decoding.models import DTYPES
+    from workers.decoding.tasks import TASK_KEYS
+    from workers.evaluators.decoding import CONFIG_DEFAULTS
+
+    assert TASK_OPTIONS == TASK_KEYS
+    assert set(DTYPE_NAMES) == set(DTYPES)
+    fields = DecodingConfig().model_dump()
+    assert {k: fields[k] for k in CONFIG_DEFAULTS} == CONFIG_DEFAULTS
+    assert set(fields) == set(CONFIG_DEFAULTS) | {k for keys in TASK_KEYS.values() for k in keys}
+
+
+def test_decoding_config_problems() -> None:
+    good = {"model": "builtin:arith-tiny", "task": "arithmetic", "num_prompts": 32, "samples_per_prompt": 4,
+            "digits": 2, "dtype": "bf16", "defaults": {"order": "llama.cpp"}}
+    assert config_problems(DecodingConfig, good) == []
+    assert config_problems(DecodingConfig, {"num_prompts": True, "samples_per_prompt": 0, "modle": "x"}) == [
+        "evaluator.config.num_prompts: must be an integer (got a boolean)",
+        "evaluator.config.samples_per_prompt: must be >= 1",
+        "evaluator.config.modle: is not a known field"]
+    assert config_problems(DecodingConfig, {"task": "summarise"}) == [
+        "evaluator.config.task: must be 'arithmetic', 'continuation' or 'jsonl' (got 'summarise')"]
+    assert config_problems(DecodingConfig, {"task": "jsonl"}) == [
+        "evaluator.config.data: is required by task jsonl (a path to a .jsonl file)"]
+    assert config_problems(DecodingConfig, {"task": "jsonl", "data": "qa.jsonl", "digits": 3}) == [
+        "evaluator.config.digits: is an option of task arithmetic, not of task jsonl"]
+    assert config_problems(DecodingConfig, {"task": "jsonl", "data": "qa.jsonl", "answer_regex": "(\\d+"}) == [
+        "evaluator.config.answer_regex: is not a regular expression: missing ), unterminated subpattern at "
+        "position 0"]
+    assert config_problems(DecodingConfig, {"dtype": "float8"})[0].startswith("evaluator.config.dtype: must be")
+
+
+def test_decoding_space_sampler_choices_must_be_known() -> None:
+    from workers.decoding.samplers import SAMPLERS
+
+    space = {"sampler": {"type": "categorical", "choices": ["top_p", "foo", "min_p"]}, "top_p": FLOAT}
+    assert registry.check("decoding", {}, None, space) == [
+        f"space.sampler.choices: 'foo' is not a known sampler (known: {', '.join(SAMPLERS)})"]
+    assert set(SAMPLERS) == {"none", "top_k", "top_p", "min_p", "typical", "epsilon", "eta", "top_h", "mirostat",
+                             "mirostat_v2", "ead"}
+
+
+def test_decoding_space_names_defaults_and_ead_are_checked() -> None:
+    space = {"sampler": {"type": "categorical", "choices": ["ead", "top_p"]},
+             "order": {"type": "categorical", "choices": ["hf", "sideways"]}, "top_pp": FLOAT}
+    found = registry.check("decoding", {"model": "/models/mine", "defaults": {"temperature": -1.0}}, None, space)
+    assert found[0].startswith("space.top_pp: is not a decoding parameter (known: ")
+    assert found[1:] == [
+        "space.order.choices: 'sideways' is not a known order (known: hf, llama.cpp)",
+        "space.sampler.choices: 'ead' needs evaluator.config.ead_small_model (a model that shares /models/mine's "
+        "tokenizer)",
+        "evaluator.config.defaults: temperature must be >= 0 (0 = greedy), got -1.0",
+    ]
+    assert registry.check("decoding", {"model": "/models/mine", "ead_small_model": "/models/small"}, None,
+                          {"sampler": {"type": "categorical", "choices": ["ead"]}}) == []
+
+
+def test_a_good_decoding_spec_passes() -> None:
+    assert registry.check(*space_of(EXAMPLES / "decoding.yaml")) == []
+
+
+# --------------------------------------------------------------------------- activation
+
+
+def test_activation_config_matches_the_evaluator() -> None:
+    from workers.activations.training import TrainConfig
+    from workers.evaluators.activation import CONFIG_KEYS
+
+    assert set(ActivationConfig.model_fields) == set(CONFIG_KEYS)
+    defaults = ActivationConfig().model_dump()
+    for field in dataclasses.fields(TrainConfig):
+        expected = list(field.default) if isinstance(field.default, tuple) else field.default
+        assert defaults[field.name] == expected, field.name
+    assert (defaults["dataset"], defaults["test_size"], defaults["seeds"], defaults["num_threads"]) == (
+        "digits", 0.25, 1, 1)
+
+
+def test_activation_config_problems() -> None:
+    assert config_problems(ActivationConfig, {"hidden": (32, 32), "epochs": 3, "seeds": [0, 5]}) == []
+    assert config_problems(ActivationConfig, {"epoch": 3, "hidden": [0], "lr": "fast"}) == [
+        "evaluator.config.hidden.0: must be >= 1",
+        "evaluator.config.lr: must be a number (got a string)",
+        "evaluator.config.epoch: is not a known field"]
+    assert config_problems(ActivationConfig, {"seeds": True, "model": "cnn", "hist_bins": 1}) == [
+        "evaluator.config.model: must be 'mlp' or 'vit' (got 'cnn')",
+        "evaluator.config.hist_bins: must be >= 2",
+        "evaluator.config.seeds: must be a count >= 1 or a non-empty list of integer offsets (got True)"]
+
+
+def test_activation_space_is_checked() -> None:
+    space = {"activation": {"type": "categorical", "choices": ["relu", "GELU", "relo"]}, "lrr": FLOAT}
+    found = registry.check("activation", {"epochs": 2}, None, space)
+    assert found[0].startswith("space.lrr: is not an activation evaluator parameter (known: ")
+    assert found[1].startswith("space.activation.choices: 'relo' is not a known activation (known: relu, ")
+    assert len(found) == 2
+
+
+# --------------------------------------------------------------------------- entropy_rl
+
+
+def test_entropy_rl_config_matches_the_evaluator() -> None:
+    from workers.decoding.tasks import TASK_KEYS
+    from workers.evaluators.entropy_rl import CONFIG_DEFAULTS, TASKS
+    from workers.rl.config import GRPOConfig
+
+    assert GRPO_FIELDS == GRPOConfig.field_names()
+    assert GRPOFields().model_dump() == dataclasses.asdict(GRPOConfig())
+    assert set(EntropyRLConfig.model_fields) == (set(CONFIG_DEFAULTS) | GRPO_FIELDS
+                                                 | {k for t in TASKS for k in TASK_KEYS[t]})
+    dumped = EntropyRLConfig().model_dump()
+    assert {k: dumped[k] for k in CONFIG_DEFAULTS} == CONFIG_DEFAULTS
+    assert EntropyRLConfig.model_validate({"steps": 3, "lr": 1}).grpo_defaults() == {"lr": 1.0, "steps": 3}
+
+
+def test_entropy_rl_config_problems() -> None:
+    assert config_problems(EntropyRLConfig, {"num_prompts": 16, "steps": 30, "group_size": 4}) == []
+    assert config_problems(EntropyRLConfig, {"group_size": 1, "aepo": 1, "loss_mode": "ppo"}) == [
+        "evaluator.config.group_size: must be >= 2",
+        "evaluator.config.loss_mode: must be 'vanilla', 'clip_cov' or 'kl_cov' (got 'ppo')",
+        "evaluator.config.aepo: must be a boolean (got 1)"]
+    assert config_problems(EntropyRLConfig, {"clip_cov_lb": 6.0}) == [
+        "evaluator.config.clip_cov_ub: must be > clip_cov_lb (6.0)"]
+    assert config_problems(EntropyRLConfig, {"task": "continuation"}) == [
+        "evaluator.config.task: must be 'arithmetic' or 'jsonl' (got 'continuation')"]
+    assert config_problems(EntropyRLConfig, {"prompt_words": 5}) == [
+        "evaluator.config.prompt_words: is not a known field"]
+
+
+def test_entropy_rl_space_is_checked() -> None:
+    space = {"loss_mode": {"type": "categorical", "choices": ["vanilla", "ppo"]}, "entropy_coeff": FLOAT}
+    found = registry.check("entropy_rl", {"steps": 2}, None, space)
+    assert found[0].startswith("space.entropy_coeff: is not a GRPO parameter (known: ")
+    assert found[1:] == ["space.loss_mode.choices: 'ppo' is not a loss mode (known: vanilla, clip_cov, kl_cov)"]

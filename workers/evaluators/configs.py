@@ -1,0 +1,367 @@
+"""Config models of the built-in evaluators: pydantic and torch-free, so a campaign's
+``evaluator.config`` is checked before anything runs, and cheaply.
+
+Every model follows :class:`EvaluatorConfig`'s rules:
+
+- an unknown key is refused (``evaluator.config.bogus: is not a known field``);
+- numbers are strict: a boolean or a string is not a number, an integer field refuses
+  ``2.5`` and ``2.0``; a float field takes integers;
+- NaN and ±inf are refused;
+- a field left out takes the evaluator's documented default (the models' defaults are
+  the evaluators' ``CONFIG_DEFAULTS``; the tests hold them equal).
+
+An evaluator class names its model in ``config_model`` (a third-party evaluator may do
+the same): :func:`workers.registry.check` validates a campaign's config with it, and
+``setup`` gets the validated instance from :func:`validate_config`. Problems are
+``path: reason`` lines under ``evaluator.config``, as the campaign file's own are.
+
+Constants the torch modules own (the task options, the dtypes) are repeated here so this
+module imports neither torch nor the model code; the tests hold each copy equal to its
+source.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from entropy_atlas.errors import AtlasError
+
+PREFIX = "evaluator.config"
+
+#: ``workers.decoding.tasks.TASK_KEYS``: each task's own options.
+TASK_OPTIONS: dict[str, tuple[str, ...]] = {
+    "arithmetic": ("digits", "reverse_answer"),
+    "continuation": ("prompt_words",),
+    "jsonl": ("data", "prompt_field", "answer_field", "match", "answer_regex", "stop_strings"),
+}
+#: ``workers.decoding.models.DTYPES``: the names of the precisions a model loads in.
+DTYPE_NAMES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
+Dtype = Literal["float32", "fp32", "bfloat16", "bf16", "float16", "fp16"]
+
+BENCHMARK_FUNCTIONS = ("sphere", "rastrigin", "arm")
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Seed = Annotated[int, Field(ge=0)]
+#: A list in the file (a tuple or a list from Python); its items keep the strict rules.
+_LAX_CONTAINER = Field(strict=False)
+
+
+class ConfigError(AtlasError, ValueError):
+    """A config that its evaluator's ``config_model`` refuses; ``problems`` are ``path: reason`` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+    def lines(self) -> list[str]:
+        return list(self.problems)
+
+
+def field_problem(field: str, reason: str) -> PydanticCustomError:
+    """A validator's error that names the field (below the model) it is about."""
+    return PydanticCustomError("field_problem", "{field}: {reason}", {"field": field, "reason": reason})
+
+
+class EvaluatorConfig(BaseModel):
+    """Base of the config models: unknown keys refused, strict and finite numbers, frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+# --------------------------------------------------------------------------- problems
+
+_FRIENDLY = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+    "too_short": "must have at least {min_length} item(s)",
+    "too_long": "must have at most {max_length} item(s)",
+    "string_too_short": "must not be empty",
+    "finite_number": "must be a finite number",
+    "literal_error": "must be {expected}",
+}
+_TYPE_NOUNS = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "a boolean",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "tuple_type": "a list",
+}
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return repr(value)
+    names = {str: "a string", list: "a list", tuple: "a list", dict: "a mapping"}
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def _message(err: Any) -> str:
+    if err["type"] in _TYPE_NOUNS:
+        return f"must be {_TYPE_NOUNS[err['type']]} (got {_kind_of(err.get('input'))})"
+    template = _FRIENDLY.get(err["type"])
+    if template:
+        try:
+            message = template.format(**(err.get("ctx") or {}))
+        except (KeyError, IndexError):
+            return str(err["msg"])
+        return f"{message} (got {err.get('input')!r})" if err["type"] == "literal_error" else message
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def problem_lines(error: ValidationError, prefix: str = PREFIX) -> list[str]:
+    """One ``prefix.path: reason`` line per error of ``error`` (each line once)."""
+    lines = []
+    for err in error.errors():
+        parts = [prefix, *(str(p) for p in err["loc"])]
+        if err["type"] == "field_problem":
+            parts.append(str(err["ctx"]["field"]))
+            message = str(err["ctx"]["reason"])
+        else:
+            message = _message(err)
+        lines.append(f"{'.'.join(p for p in parts if p)}: {message}")
+    return list(dict.fromkeys(lines))
+
+
+def config_problems(model: type[BaseModel], config: Any, prefix: str = PREFIX) -> list[str]:
+    """The problems ``model`` finds in ``config`` (none: it is valid)."""
+    if not isinstance(config, Mapping):
+        return [f"{prefix}: must be a mapping (got {_kind_of(config)})"]
+    try:
+        model.model_validate(dict(config))
+    except ValidationError as exc:
+        return problem_lines(exc, prefix)
+    return []
+
+
+def validate_config(model: type[BaseModel], config: Any, prefix: str = PREFIX) -> Any:
+    """``config`` as an instance of ``model``; a :class:`ConfigError` naming each problem if it is not valid."""
+    if not isinstance(config, Mapping):
+        raise ConfigError([f"{prefix}: must be a mapping (got {_kind_of(config)})"])
+    try:
+        return model.model_validate(dict(config))
+    except ValidationError as exc:
+        raise ConfigError(problem_lines(exc, prefix)) from None
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+class BenchmarkConfig(EvaluatorConfig):
+    """``kind: benchmark``: the domain, its dimension, and the names of its two measures."""
+
+    function: str = "sphere"
+    dim: int = Field(default=20, ge=2, le=10_000)
+    measure_names: Annotated[list[Annotated[str, Field(min_length=1)]], _LAX_CONTAINER,
+                             Field(min_length=2, max_length=2)] = ["m0", "m1"]
+
+    @field_validator("function")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in BENCHMARK_FUNCTIONS:
+            raise ValueError(f"must be sphere, rastrigin or arm (got {name!r})")
+        return name
+
+    @field_validator("measure_names")
+    @classmethod
+    def _distinct(cls, names: list[str]) -> list[str]:
+        if names[0] == names[1]:
+            raise ValueError(f"the two measure names must differ (both are {names[0]!r})")
+        return names
+
+
+# --------------------------------------------------------------------------- python
+
+
+class PythonConfig(EvaluatorConfig):
+    """``kind: python`` with a function target: ``batched`` makes it take a list of params."""
+
+    batched: bool = False
+
+
+# --------------------------------------------------------------------------- decoding tasks
+
+
+class _TaskOptions(EvaluatorConfig):
+    """The options of the arithmetic and jsonl tasks (:data:`TASK_OPTIONS`); each only for its own task."""
+
+    task: str
+    digits: PositiveInt | None = None
+    reverse_answer: bool | None = None
+    data: Annotated[str, Field(min_length=1)] | None = None
+    prompt_field: Annotated[str, Field(min_length=1)] | None = None
+    answer_field: Annotated[str, Field(min_length=1)] | None = None
+    match: Literal["exact", "numeric"] | None = None
+    answer_regex: str | None = None
+    stop_strings: Annotated[list[str], _LAX_CONTAINER] | None = None
+
+    @field_validator("answer_regex")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"is not a regular expression: {exc}") from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _own_options(self) -> _TaskOptions:
+        own = TASK_OPTIONS.get(self.task, ())
+        for task, keys in TASK_OPTIONS.items():
+            for key in keys:
+                if key in self.model_fields_set and key not in own:
+                    raise field_problem(key, f"is an option of task {task}, not of task {self.task}")
+        if self.task == "jsonl" and self.data is None:
+            raise field_problem("data", "is required by task jsonl (a path to a .jsonl file)")
+        return self
+
+
+class DecodingConfig(_TaskOptions):
+    """``kind: decoding`` (see :mod:`workers.evaluators.decoding` for each key)."""
+
+    model: Annotated[str, Field(min_length=1)] = "builtin:arith-tiny"
+    task: Literal["arithmetic", "continuation", "jsonl"] = "arithmetic"
+    prompt_words: PositiveInt | None = None
+    num_prompts: PositiveInt = 16
+    samples_per_prompt: PositiveInt = 4
+    max_new_tokens: PositiveInt | None = None
+    prompt_seed: Seed = 0
+    model_seed: Seed = 0
+    dtype: Dtype | None = None
+    ead_small_model: Annotated[str, Field(min_length=1)] | None = None
+    reference_model: Annotated[str, Field(min_length=1)] | None = None
+    repetition_n: PositiveInt = 4
+    num_threads: PositiveInt | None = None
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    batch_configs: bool = True
+
+
+# --------------------------------------------------------------------------- activation
+
+
+class ActivationConfig(EvaluatorConfig):
+    """``kind: activation`` (see :mod:`workers.evaluators.activation` for each key)."""
+
+    dataset: Literal["digits", "cifar10", "cifar100"] = "digits"
+    data_dir: str | None = None
+    test_size: float = Field(default=0.25, gt=0, lt=1)
+    split_seed: Seed = 0
+    max_train: PositiveInt | None = None
+    max_test: PositiveInt | None = None
+    model: Literal["mlp", "vit"] = "mlp"
+    hidden: Annotated[list[PositiveInt], _LAX_CONTAINER, Field(min_length=1)] = [128, 128]
+    patch_size: PositiveInt = 4
+    dim: PositiveInt = 48
+    depth: PositiveInt = 2
+    heads: PositiveInt = 4
+    mlp_ratio: float = Field(default=2.0, gt=0)
+    epochs: PositiveInt = 20
+    batch_size: PositiveInt = 64
+    lr: Annotated[float, Field(gt=0)] | None = None
+    weight_decay: float = Field(default=1e-4, ge=0)
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    grad_clip: Annotated[float, Field(gt=0)] | None = 1.0
+    heldout_size: PositiveInt = 256
+    hist_bins: int = Field(default=64, ge=2)
+    seeds: PositiveInt | list[int] = 1
+    num_threads: PositiveInt | None = 1
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, value: Any) -> Any:
+        if isinstance(value, tuple):
+            value = list(value)
+        count = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        offsets = (isinstance(value, list) and bool(value)
+                   and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
+        if not (count or offsets):
+            raise ValueError(f"must be a count >= 1 or a non-empty list of integer offsets (got {value!r})")
+        return value
+
+
+# --------------------------------------------------------------------------- entropy_rl
+
+
+class GRPOFields(EvaluatorConfig):
+    """``workers.rl.config.GRPOConfig``'s fields, defaults and bounds (the defaults of every run)."""
+
+    steps: int = Field(default=20, ge=0)
+    prompts_per_step: PositiveInt = 8
+    group_size: int = Field(default=8, ge=2)
+    lr: float = Field(default=5e-5, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    ppo_epochs: PositiveInt = 1
+    num_minibatches: PositiveInt = 2
+    max_grad_norm: Annotated[float, Field(gt=0)] | None = 1.0
+    max_new_tokens: PositiveInt | None = None
+    temperature: float = Field(default=1.0, gt=0)
+    norm_adv_by_std: bool = True
+    adv_eps: float = Field(default=1e-6, ge=0)
+    eps_low: float = Field(default=0.2, ge=0, lt=1)
+    eps_high: float = Field(default=0.2, ge=0)
+    loss_mode: Literal["vanilla", "clip_cov", "kl_cov"] = "vanilla"
+    clip_cov_ratio: float = Field(default=2e-4, ge=0, le=1)
+    clip_cov_lb: float = 1.0
+    clip_cov_ub: float = 5.0
+    kl_cov_ratio: float = Field(default=2e-4, ge=0, le=1)
+    kl_coef: float = Field(default=1.0, ge=0)
+    entropy_coef: float = 0.0
+    adaptive_entropy: bool = False
+    entropy_target: float = Field(default=0.2, ge=0)
+    entropy_coef_delta: float = Field(default=0.005, ge=0)
+    entropy_coef_min: float = 0.0
+    entropy_coef_max: float = 1.0
+    aepo: bool = False
+    aepo_entropy_target: float = Field(default=0.5, ge=0)
+    aepo_temperature_high: float = Field(default=1.2, gt=0)
+    aepo_temperature_low: float = Field(default=0.8, gt=0)
+    aepo_sample_num: int = Field(default=8, ge=0)
+    aepo_prompt_fraction: float = Field(default=0.25, gt=0, le=1)
+    aepo_adv_threshold: float = 0.05
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GRPOFields:
+        if not self.clip_cov_ub > self.clip_cov_lb:
+            raise field_problem("clip_cov_ub", f"must be > clip_cov_lb ({self.clip_cov_lb})")
+        if not self.entropy_coef_max >= self.entropy_coef_min:
+            raise field_problem("entropy_coef_max", f"must be >= entropy_coef_min ({self.entropy_coef_min})")
+        return self
+
+
+#: The GRPO fields a config may set (``workers.rl.config.GRPOConfig.field_names()``).
+GRPO_FIELDS = frozenset(GRPOFields.model_fields)
+
+
+class EntropyRLConfig(GRPOFields, _TaskOptions):
+    """``kind: entropy_rl`` (see :mod:`workers.evaluators.entropy_rl`); any GRPO field too."""
+
+    model: Annotated[str, Field(min_length=1)] = "builtin:arith-tiny-rl"
+    task: Literal["arithmetic", "jsonl"] = "arithmetic"
+    num_prompts: PositiveInt = 64
+    num_eval_prompts: PositiveInt = 64
+    eval_samples: PositiveInt = 4
+    eval_temperature: float = Field(default=1.0, gt=0)
+    prompt_seed: Seed = 0
+    model_seed: Seed = 0
+    dtype: Dtype | None = "float32"
+    num_threads: PositiveInt | None = 1
+    eval_data: Annotated[str, Field(min_length=1)] | None = None
+
+    def grpo_defaults(self) -> dict[str, Any]:
+        """The GRPO fields the config sets (the defaults every evaluation starts from)."""
+        return {k: getattr(self, k) for k in sorted(self.model_fields_set & GRPO_FIELDS)}
