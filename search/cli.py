@@ -55,11 +55,17 @@ def _warn(message: str) -> None:
     err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-def _read(storage: str | None) -> Any:
-    """The storage opened read-only: read commands create, migrate and write nothing."""
+def _read(storage: str | None, name: str | None = None) -> Any:
+    """The storage opened read-only: read commands create, migrate and write nothing. A
+    storage file that does not exist holds no campaign ``name`` either, and says so."""
     import archive
+    from archive.engine import parse_storage_url, sqlite_file
 
-    return archive.open(_storage(storage), readonly=True)
+    url = _storage(storage)
+    path = sqlite_file(parse_storage_url(url))
+    if name is not None and path is not None and not path.exists():
+        raise archive.CampaignNotFound(f"no campaign named {name!r}: the storage file {path} does not exist")
+    return archive.open(url, readonly=True)
 
 
 def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
@@ -85,12 +91,24 @@ class _ProgressView:
 
 
 def _default_map(storage: str, name: str) -> Path:
-    """Where ``atlas run`` writes the map when ``--map`` is not given."""
-    try:
-        from archive.figures import default_map_path
-    except ImportError:  # pragma: no cover - older layout
-        return Path("atlas-maps") / f"{name}.png"
-    return default_map_path(storage, name)
+    """Where ``atlas run`` writes the map when ``--map`` is not given: ``atlas-maps/NAME.png``
+    for the default storage, else under a folder named after the storage (two storages'
+    campaigns of one name never overwrite each other's map)."""
+    from archive.figures import MAPS_DIR, default_map_path
+    from search.api import DEFAULT_STORAGE
+
+    return MAPS_DIR / f"{name}.png" if storage == DEFAULT_STORAGE else default_map_path(storage, name)
+
+
+def _live_status(record: Any) -> str:
+    """The campaign's status, ``stopped`` where its scheduler is gone (lease expired, or
+    a process of this host that no longer exists)."""
+    from search.scheduler import holder_is_dead
+
+    status = record.live_status()
+    if status == "running" and record.lease_holder and holder_is_dead(record.lease_holder):
+        return "stopped"
+    return status
 
 
 def _execute(action: Callable[[Callable[[Stats], None]], Stats], budget: int, name: str,
@@ -247,7 +265,7 @@ def status(
 ) -> None:
     """Campaigns, or one campaign's progress, QD-score, coverage, best, proposers and most
     common failures."""
-    with _errors(), _read(storage) as handle:
+    with _errors(), _read(storage, name) as handle:
         camps = [handle.campaign(name)] if name else handle.campaigns()
         rows = [_status_row(camp, detail=name is not None) for camp in camps]
         if as_json:
@@ -277,7 +295,7 @@ def elites(
     if fmt not in ("table", "json", "csv"):
         err.print(f"[bold red]error:[/] --format must be table, json or csv, not {fmt!r}")
         raise typer.Exit(2)
-    with _errors(), _read(storage) as handle:
+    with _errors(), _read(storage, name) as handle:
         camp = handle.campaign(name)
         rows = [{k: e[k] for k in ("cell", "evaluation_id", "objective", "measures", "params")}
                 for e in camp.elites(top=top)]
@@ -335,7 +353,7 @@ def export(
     """All evaluations and elites of a campaign, to JSON, CSV or Parquet."""
     from archive.outputs import EXPORT_SUFFIXES, check_output
 
-    with _errors(), _read(storage) as handle:
+    with _errors(), _read(storage, name) as handle:
         check_output(out, EXPORT_SUFFIXES)
         path = handle.campaign(name).export(out)
     console.print(f"wrote {path}")
@@ -350,7 +368,7 @@ def map_(
     """The elite map as a heatmap (grid) or Voronoi plot (CVT)."""
     from archive.outputs import FIGURE_SUFFIXES, check_output
 
-    with _errors(), _read(storage) as handle:
+    with _errors(), _read(storage, name) as handle:
         check_output(out, FIGURE_SUFFIXES)
         path = handle.campaign(name).map(out)
     console.print(f"wrote {path}")
@@ -366,7 +384,7 @@ def front(
     from archive.figures import pareto_front
     from archive.outputs import FIGURE_SUFFIXES, check_output
 
-    with _errors(), _read(storage) as handle:
+    with _errors(), _read(storage, name) as handle:
         check_output(out, FIGURE_SUFFIXES)
         camp = handle.campaign(name)
         directions = camp.spec["search"].get("options", {}).get("measure_directions", {})
@@ -388,7 +406,7 @@ def law(
     (stderr, and ``warnings`` in JSON) when H is not named as an entropy or R² < 0.3."""
     from archive.law import law_figure, law_warnings
 
-    with _errors(), _read(storage) as handle:
+    with _errors(), _read(storage, name) as handle:
         camp = handle.campaign(name)
         fit = camp.law(measure)
         path = law_figure(fit, out, title=f"{name}: R = −a·exp(H) + b") if out is not None else None
@@ -419,13 +437,18 @@ def dashboard_(
     host: Annotated[str, typer.Option("--host", help="address to bind (127.0.0.1: this machine only)")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="port (0: any free port)")] = 8787,
     poll: Annotated[float, typer.Option("--poll", help="seconds between a page's checks of a running campaign")] = 2.0,
+    allow_host: Annotated[list[str] | None, typer.Option(
+        "--allow-host", help="a Host name the dashboard answers besides this machine's (DNS-rebinding guard)")] = None,
 ) -> None:
     """A read-only web dashboard of the archive: elite maps, progress, fronts, proposers."""
     from search.dashboard.cli import dashboard
 
     try:
         with _errors():
-            dashboard(_storage(storage), host=host, port=port, poll_s=poll)
+            from search.dashboard.cli import default_allowed_hosts
+
+            hosts = [*default_allowed_hosts(host), *(allow_host or [])] if allow_host else None
+            dashboard(_storage(storage), host=host, port=port, poll_s=poll, allowed_hosts=hosts)
     except KeyboardInterrupt:
         pass
 
@@ -453,7 +476,7 @@ def failures(
     if fmt not in ("table", "json"):
         err.print(f"[bold red]error:[/] --format must be table or json, not {escape(repr(fmt))}")
         raise typer.Exit(2)
-    with _errors(), _read(storage) as handle:
+    with _errors(), _read(storage, name) as handle:
         camp = handle.campaign(name)
         total = camp.stats().counts["failed"]
         counts = [{"message": m, "count": n} for m, n in camp.failure_summary(limit)]
@@ -481,7 +504,7 @@ def delete(
     the campaign's lease, unless --force."""
     import archive
 
-    with _errors(), _read(storage) as handle:
+    with _errors(), _read(storage, name) as handle:
         camp = handle.campaign(name)
         if not force:
             _refuse_live_lease(camp)
@@ -515,7 +538,7 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
     if detail:
         failures = [{"message": m, "count": n} for m, n in camp.failure_summary()] if s.counts["failed"] else []
     return {
-        "name": camp.name, "status": camp.record.status, "budget": camp.budget,
+        "name": camp.name, "status": _live_status(camp.record), "budget": camp.budget,
         "finished": s.finished, "done": s.counts["done"], "failed": s.counts["failed"],
         "running": s.counts["running"] + s.counts["pending"], "elites": s.elites,
         "cells": s.cells, "coverage": s.coverage, "qd_score": s.qd_score,

@@ -288,7 +288,7 @@ def test_entropy_rl_config_matches_the_evaluator() -> None:
     from workers.evaluators.entropy_rl import CONFIG_DEFAULTS, TASKS
     from workers.rl.config import GRPOConfig
 
-    assert GRPO_FIELDS == GRPOConfig.field_names()
+    assert GRPOConfig.field_names() == GRPO_FIELDS
     assert GRPOFields().model_dump() == dataclasses.asdict(GRPOConfig())
     assert set(EntropyRLConfig.model_fields) == (set(CONFIG_DEFAULTS) | GRPO_FIELDS
                                                  | {k for t in TASKS for k in TASK_KEYS[t]})

@@ -1,9 +1,11 @@
 """Fuzzing the campaign loader: any malformed file is a SpecError that names a path,
-never a traceback, and nothing is written to storage."""
+never a traceback, and nothing is written to storage. Example counts stay modest: the
+whole file runs in seconds."""
 
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from search.spec import SpecError, load_spec, parse_spec
+from search.spec import SpecError, load_spec, load_yaml, parse_spec
 from tests.conftest import quadratic_spec
 
 BASE = quadratic_spec()
@@ -35,6 +37,25 @@ def paths(tree: Any, prefix: tuple = ()) -> list[tuple]:
 ALL_PATHS = [p for p in paths(BASE) if p]
 
 
+def at(tree: Any, path: tuple) -> Any:
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+NUMBER_PATHS = [p for p in ALL_PATHS if type(at(BASE, p)) in (int, float)]
+
+
+def dotted(path: tuple) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def replaced(path: tuple, value: Any) -> dict:
+    data = copy.deepcopy(BASE)
+    at(data, path[:-1])[path[-1]] = value
+    return data
+
+
 @st.composite
 def mutated(draw: st.DrawFn) -> dict:
     data = copy.deepcopy(BASE)
@@ -54,7 +75,7 @@ def mutated(draw: st.DrawFn) -> dict:
 
 
 @given(mutated())
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_malformed_specs_fail_cleanly(data: dict) -> None:
     try:
         spec = parse_spec(data)
@@ -65,7 +86,7 @@ def test_malformed_specs_fail_cleanly(data: dict) -> None:
 
 
 @given(st.text(max_size=200))
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_arbitrary_text_files_fail_cleanly(tmp_path_factory: Any, text: str) -> None:
     path = Path(tmp_path_factory.mktemp("fuzz")) / "c.yaml"
     path.write_text(text)
@@ -75,6 +96,42 @@ def test_arbitrary_text_files_fail_cleanly(tmp_path_factory: Any, text: str) -> 
         assert exc.problems
     else:  # pragma: no cover - random text is never a whole campaign
         raise AssertionError("random text parsed as a campaign")
+
+
+@given(st.sampled_from(ALL_PATHS), st.sampled_from([math.nan, math.inf, -math.inf]))
+@settings(max_examples=60, deadline=None)
+def test_a_non_finite_number_anywhere_is_named_at_its_path(path: tuple, value: float) -> None:
+    try:
+        parse_spec(replaced(path, value))
+    except SpecError as exc:
+        assert f"{dotted(path)}: must be a finite number" in exc.problems
+    else:
+        raise AssertionError(f"{value} at {dotted(path)} was accepted")
+
+
+@given(st.sampled_from(NUMBER_PATHS), st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_a_boolean_never_passes_for_a_number(path: tuple, value: bool) -> None:
+    try:
+        parse_spec(replaced(path, value))
+    except SpecError as exc:
+        assert any(p.startswith(f"{dotted(path)}: must be") and "(got a boolean)" in p for p in exc.problems)
+    else:
+        raise AssertionError(f"{value} at {dotted(path)} was accepted")
+
+
+YAML_DATA = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(YAML_DATA, st.booleans())
+@settings(max_examples=100, deadline=None)
+def test_the_loader_reads_what_safe_load_reads(data: Any, flow: bool) -> None:
+    text = yaml.safe_dump(data, default_flow_style=flow)
+    assert load_yaml(text) == yaml.safe_load(text)
 
 
 def test_yaml_with_python_tags_is_refused(tmp_path: Path) -> None:

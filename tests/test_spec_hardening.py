@@ -62,12 +62,19 @@ def test_merge_keys_still_override_without_being_repeats() -> None:
     assert load_yaml(text) == yaml.safe_load(text) == {"base": {"x": 1, "y": 2}, "c": {"x": 3, "y": 2}}
 
 
-def billion_laughs(levels: int = 9, width: int = 10) -> str:
+def billion_laughs(levels: int = 9, width: int = 10, indent: str = "") -> str:
     """The classic alias bomb: level k holds ``width`` aliases of level k-1 (width**levels leaves)."""
-    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines = [f"{indent}l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     for k in range(1, levels):
-        lines.append(f"l{k}: &l{k} [{', '.join([f'*l{k - 1}'] * width)}]")
+        lines.append(f"{indent}l{k}: &l{k} [{', '.join([f'*l{k - 1}'] * width)}]")
     return "\n".join(lines) + "\n"
+
+
+def campaign_with_bomb(levels: int = 9) -> str:
+    """A valid campaign whose free-form ``search.options`` hides an alias bomb."""
+    text = quad_yaml(search__options={"bomb": "BOMB"})
+    assert "    bomb: BOMB\n" in text
+    return text.replace("    bomb: BOMB\n", billion_laughs(levels, indent="    "))
 
 
 def test_an_alias_bomb_is_refused_quickly_in_little_memory(tmp_path: Path) -> None:
@@ -76,7 +83,7 @@ def test_an_alias_bomb_is_refused_quickly_in_little_memory(tmp_path: Path) -> No
     tracemalloc.start()
     began = time.perf_counter()
     try:
-        found = file_problems(tmp_path, bomb)
+        found = file_problems(tmp_path, campaign_with_bomb())
         seconds = time.perf_counter() - began
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -84,12 +91,13 @@ def test_an_alias_bomb_is_refused_quickly_in_little_memory(tmp_path: Path) -> No
     assert seconds < 2.0
     assert peak < 50 * 1024 * 1024
     assert len(found) == 1 and "aliases expanded" in found[0]
+    assert "aliases expanded" in file_problems(tmp_path, bomb)[0]
 
 
 def test_an_alias_bomb_within_the_alias_limit_is_refused_too(tmp_path: Path) -> None:
-    small = billion_laughs(levels=7, width=10)  # 60 aliases, 10**7 nodes expanded
-    assert small.count("*") <= spec_module.MAX_ALIASES
-    assert "aliases expanded" in file_problems(tmp_path, small)[0]
+    text = campaign_with_bomb(levels=7)  # 60 aliases, 10**7 nodes expanded
+    assert text.count("*") <= spec_module.MAX_ALIASES
+    assert "aliases expanded" in file_problems(tmp_path, text)[0]
 
 
 def test_too_many_aliases_are_refused(tmp_path: Path) -> None:

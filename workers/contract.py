@@ -16,6 +16,20 @@ Class form (a model loaded once per worker, batches, GPU state)::
 In ``evaluate_batch`` the seed of item ``i`` is ``ctx.seeds[i]`` (``ctx.seed`` is the
 first one). A raised exception, a non-finite objective or measure, or a missing measure
 marks the evaluation ``failed`` with the error kept; the campaign goes on.
+
+Checked before a campaign runs (:func:`workers.registry.check`), a class may declare::
+
+    class MyEvaluator(Evaluator):
+        config_model = MyConfig            # a pydantic model of ``config`` (extra="forbid")
+
+        @classmethod
+        def check_space(cls, config: dict, space: dict[str, dict]) -> list[str]:
+            return ["space.sampler.choices: 'foo' is not a known sampler"]  # path: reason lines
+
+``config_model``'s problems come back as ``evaluator.config.<field>: reason``;
+``check_space`` gets the config (already accepted by the model) and the campaign's space
+as plain dicts. :class:`workers.evaluators.configs.EvaluatorConfig` is a base with the
+built-in evaluators' rules (unknown keys refused, strict and finite numbers).
 """
 
 from __future__ import annotations
@@ -57,10 +71,12 @@ class Evaluator:
     """Base of the class form. Subclasses implement ``evaluate`` or ``evaluate_batch``.
 
     ``max_batch_size`` is how many configurations one ``evaluate_batch`` call may take;
-    executors never send more.
+    executors never send more. ``config_model`` (None: any config) is the pydantic model
+    :func:`workers.registry.check` validates the campaign's config with.
     """
 
     max_batch_size: int = 1
+    config_model: Any = None
 
     def setup(self, config: dict[str, Any], ctx: EvalContext) -> None:
         """Load what every evaluation of this worker shares (a model, a data set)."""
