@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from entropy_atlas.errors import AtlasError
+
 if TYPE_CHECKING:
     from archive.handle import CampaignHandle
 
@@ -32,7 +34,7 @@ MIN_POINTS = 3
 WEAK_R2 = 0.3  # below this, the fitted law explains too little of R to read a ceiling from it
 
 
-class LawFitError(ValueError):
+class LawFitError(AtlasError, ValueError):
     """Too few points, or points that cannot determine the law."""
 
 

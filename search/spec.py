@@ -44,6 +44,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from entropy_atlas.errors import AtlasError
+from entropy_atlas.validation import FRIENDLY, TYPE_NOUNS, kind_of, message
 
 NAME_PATTERN = r"^[a-z0-9._-]+$"
 
@@ -343,41 +344,10 @@ def _check_condition_value(pname: str, cname: str, value: Any, parent: Any) -> N
                 raise _field_error(f"space.{pname}.when.{cname}", f"{v!r} is not one of {parent.choices}")
 
 
-_FRIENDLY = {
-    "greater_than": "must be > {gt}",
-    "greater_than_equal": "must be >= {ge}",
-    "less_than_equal": "must be <= {le}",
-    "less_than": "must be < {lt}",
-    "missing": "is required",
-    "extra_forbidden": "is not a known field",
-    "string_pattern_mismatch": "must match {pattern}",
-    "too_short": "must not be empty",
-    "finite_number": "must be a finite number",
-    "literal_error": "must be {expected}",
-}
-#: Type errors, and the noun of what was expected (joined when a union refuses a value).
-_TYPE_NOUNS = {
-    "int_type": "an integer",
-    "float_type": "a number",
-    "bool_type": "a boolean",
-    "string_type": "a string",
-    "dict_type": "a mapping",
-    "list_type": "a list",
-}
+# The spec's own wording where it differs from the shared one.
+_FRIENDLY = {**FRIENDLY, "too_short": "must not be empty"}
 _PARAM_TAGS = {"float", "int", "categorical"}
 _CHOICE_TAGS = {"str", "int", "float", "bool"}
-
-
-def _kind_of(value: Any) -> str:
-    """How a refused value reads in a message: ``a boolean``, ``a string``, ``null``, ``2.5``."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    if isinstance(value, int | float):
-        return repr(value)
-    names = {str: "a string", list: "a list", dict: "a mapping"}
-    return names.get(type(value), f"a {type(value).__name__}")
 
 
 def _error_path(loc: tuple[Any, ...]) -> list[str]:
@@ -391,16 +361,7 @@ def _error_path(loc: tuple[Any, ...]) -> list[str]:
 
 
 def _message(err: Any) -> str:
-    template = _FRIENDLY.get(err["type"])
-    if err["type"] in _TYPE_NOUNS:
-        return f"must be {_TYPE_NOUNS[err['type']]} (got {_kind_of(err.get('input'))})"
-    if template:
-        try:
-            message = template.format(**(err.get("ctx") or {}))
-        except (KeyError, IndexError):
-            return str(err["msg"])
-        return f"{message} (got {err.get('input')!r})" if err["type"] == "literal_error" else message
-    return str(err["msg"]).removeprefix("Value error, ")
+    return message(err, _FRIENDLY)
 
 
 def _format_errors(error: ValidationError) -> list[str]:
@@ -413,9 +374,9 @@ def _format_errors(error: ValidationError) -> list[str]:
         found.setdefault(".".join(parts) or "(file)", []).append(err)
     lines = []
     for path, errs in found.items():
-        if len(errs) > 1 and all(e["type"] in _TYPE_NOUNS for e in errs):
-            nouns = list(dict.fromkeys(_TYPE_NOUNS[e["type"]] for e in errs))
-            got = _kind_of(errs[0].get("input"))
+        if len(errs) > 1 and all(e["type"] in TYPE_NOUNS for e in errs):
+            nouns = list(dict.fromkeys(TYPE_NOUNS[e["type"]] for e in errs))
+            got = kind_of(errs[0].get("input"))
             lines.append(f"{path}: must be {', '.join(nouns[:-1])} or {nouns[-1]} (got {got})")
             continue
         for err in errs:

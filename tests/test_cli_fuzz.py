@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import copy
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
@@ -17,6 +15,7 @@ from search.api import check_evaluator
 from search.cli import app
 from search.spec import SpecError, parse_spec
 from tests.conftest import quadratic_spec
+from tests.support.spec_mutations import mutations
 
 BASE = quadratic_spec(search__budget=20)
 runner = CliRunner()
@@ -33,38 +32,11 @@ TEXT_DAMAGE = st.sampled_from([
 ])
 
 
-def paths(tree: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            out += paths(v, (*prefix, k))
-    elif isinstance(tree, list):
-        for i, v in enumerate(tree):
-            out += paths(v, (*prefix, i))
-    return out
-
-
-ALL_PATHS = [p for p in paths(BASE) if p]
-
-
 @st.composite
 def malformed(draw: st.DrawFn) -> str:
     """A campaign file's text: the base spec with 1–3 values replaced or removed, then maybe
     text-level damage (duplicate keys, aliases, broken YAML, non-finite numbers)."""
-    data = copy.deepcopy(BASE)
-    for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(ALL_PATHS))
-        node = data
-        try:
-            for key in path[:-1]:
-                node = node[key]
-            if draw(st.booleans()):
-                node[path[-1]] = draw(LEAVES)
-            elif isinstance(node, dict):
-                node.pop(path[-1], None)
-        except (KeyError, IndexError, TypeError):
-            continue
-    text = yaml.safe_dump(data, sort_keys=False)
+    text = yaml.safe_dump(draw(mutations(BASE, LEAVES)), sort_keys=False)
     if draw(st.integers(0, 4)) == 0:
         text = draw(TEXT_DAMAGE) + text
     return text

@@ -15,23 +15,13 @@ from hypothesis import strategies as st
 
 from search.spec import SpecError, load_spec, load_yaml, parse_spec
 from tests.conftest import quadratic_spec
+from tests.support.spec_mutations import mutations, paths
 
 BASE = quadratic_spec()
 LEAVES = st.one_of(
     st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True), st.text(max_size=20),
     st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
 )
-
-
-def paths(tree: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            out += paths(v, (*prefix, k))
-    elif isinstance(tree, list):
-        for i, v in enumerate(tree):
-            out += paths(v, (*prefix, i))
-    return out
 
 
 ALL_PATHS = [p for p in paths(BASE) if p]
@@ -56,22 +46,8 @@ def replaced(path: tuple, value: Any) -> dict:
     return data
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> dict:
-    data = copy.deepcopy(BASE)
-    for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(ALL_PATHS))
-        node = data
-        try:
-            for key in path[:-1]:
-                node = node[key]
-            if draw(st.booleans()):
-                node[path[-1]] = draw(LEAVES)
-            elif isinstance(node, dict):
-                node.pop(path[-1], None)
-        except (KeyError, IndexError, TypeError):
-            continue
-    return data
+def mutated() -> st.SearchStrategy[dict]:
+    return mutations(BASE, LEAVES)
 
 
 @given(mutated())

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Text, case, cast, func, select
 
+from archive.errors import CampaignNotFound as ArchiveCampaignNotFound
 from archive.layout import CellLayout
 from archive.models import Campaign, Elite, Evaluation
 from archive.redact import redact
@@ -44,8 +45,8 @@ EXPLORATION_BINS = 10
 VORONOI_RESOLUTION = 200
 
 
-class CampaignNotFound(LookupError):
-    """No campaign of that name in the storage."""
+class CampaignNotFound(ArchiveCampaignNotFound):
+    """No campaign of that name in the storage (with the names it has, for the 404 page)."""
 
     def __init__(self, name: str, known: Sequence[str]) -> None:
         self.name = name

@@ -30,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from entropy_atlas.errors import AtlasError
+from entropy_atlas.validation import kind_of
+from entropy_atlas.validation import message as reason_of
 
 PREFIX = "evaluator.config"
 
@@ -75,54 +77,6 @@ class EvaluatorConfig(BaseModel):
 
 # --------------------------------------------------------------------------- problems
 
-_FRIENDLY = {
-    "greater_than": "must be > {gt}",
-    "greater_than_equal": "must be >= {ge}",
-    "less_than_equal": "must be <= {le}",
-    "less_than": "must be < {lt}",
-    "missing": "is required",
-    "extra_forbidden": "is not a known field",
-    "too_short": "must have at least {min_length} item(s)",
-    "too_long": "must have at most {max_length} item(s)",
-    "string_too_short": "must not be empty",
-    "finite_number": "must be a finite number",
-    "literal_error": "must be {expected}",
-}
-_TYPE_NOUNS = {
-    "int_type": "an integer",
-    "float_type": "a number",
-    "bool_type": "a boolean",
-    "string_type": "a string",
-    "dict_type": "a mapping",
-    "list_type": "a list",
-    "tuple_type": "a list",
-}
-
-
-def _kind_of(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    if isinstance(value, int | float):
-        return repr(value)
-    names = {str: "a string", list: "a list", tuple: "a list", dict: "a mapping"}
-    return names.get(type(value), f"a {type(value).__name__}")
-
-
-def _message(err: Any) -> str:
-    if err["type"] in _TYPE_NOUNS:
-        return f"must be {_TYPE_NOUNS[err['type']]} (got {_kind_of(err.get('input'))})"
-    template = _FRIENDLY.get(err["type"])
-    if template:
-        try:
-            message = template.format(**(err.get("ctx") or {}))
-        except (KeyError, IndexError):
-            return str(err["msg"])
-        return f"{message} (got {err.get('input')!r})" if err["type"] == "literal_error" else message
-    return str(err["msg"]).removeprefix("Value error, ")
-
-
 def problem_lines(error: ValidationError, prefix: str = PREFIX) -> list[str]:
     """One ``prefix.path: reason`` line per error of ``error`` (each line once)."""
     lines = []
@@ -132,7 +86,7 @@ def problem_lines(error: ValidationError, prefix: str = PREFIX) -> list[str]:
             parts.append(str(err["ctx"]["field"]))
             message = str(err["ctx"]["reason"])
         else:
-            message = _message(err)
+            message = reason_of(err)
         lines.append(f"{'.'.join(p for p in parts if p)}: {message}")
     return list(dict.fromkeys(lines))
 
@@ -140,7 +94,7 @@ def problem_lines(error: ValidationError, prefix: str = PREFIX) -> list[str]:
 def config_problems(model: type[BaseModel], config: Any, prefix: str = PREFIX) -> list[str]:
     """The problems ``model`` finds in ``config`` (none: it is valid)."""
     if not isinstance(config, Mapping):
-        return [f"{prefix}: must be a mapping (got {_kind_of(config)})"]
+        return [f"{prefix}: must be a mapping (got {kind_of(config)})"]
     try:
         model.model_validate(dict(config))
     except ValidationError as exc:
@@ -151,7 +105,7 @@ def config_problems(model: type[BaseModel], config: Any, prefix: str = PREFIX) -
 def validate_config(model: type[BaseModel], config: Any, prefix: str = PREFIX) -> Any:
     """``config`` as an instance of ``model``; a :class:`ConfigError` naming each problem if it is not valid."""
     if not isinstance(config, Mapping):
-        raise ConfigError([f"{prefix}: must be a mapping (got {_kind_of(config)})"])
+        raise ConfigError([f"{prefix}: must be a mapping (got {kind_of(config)})"])
     try:
         return model.model_validate(dict(config))
     except ValidationError as exc:
