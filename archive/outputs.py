@@ -20,10 +20,10 @@ EXPORT_SUFFIXES = (".json", ".csv", ".parquet")
 def check_output(path: Path, suffixes: tuple[str, ...]) -> Path:
     """``path`` when a file can be written there (see the module's rule)."""
     path = Path(path)
-    if path.suffix.lower() not in suffixes:
-        raise OutputPathError(f"{path}: the file must end in {', '.join(suffixes)}")
     if path.is_dir():
         raise OutputPathError(f"{path} is a directory; name a file")
+    if path.suffix.lower() not in suffixes:
+        raise OutputPathError(f"{path}: the file must end in {', '.join(suffixes)}")
     if path.exists():
         if not os.access(path, os.W_OK):
             raise OutputPathError(f"{path} exists and is read-only")

@@ -405,8 +405,11 @@ def law(
     """Fit the entropy-performance law R = -a*exp(H) + b over the done evaluations; warn
     (stderr, and ``warnings`` in JSON) when H is not named as an entropy or R² < 0.3."""
     from archive.law import law_figure, law_warnings
+    from archive.outputs import FIGURE_SUFFIXES, check_output
 
     with _errors(), _read(storage, name) as handle:
+        if out is not None:
+            check_output(out, FIGURE_SUFFIXES)
         camp = handle.campaign(name)
         fit = camp.law(measure)
         path = law_figure(fit, out, title=f"{name}: R = −a·exp(H) + b") if out is not None else None

@@ -268,3 +268,16 @@ def test_a_scheduler_that_died_shows_as_stopped_and_unstarted_rows_are_not_charg
     assert len(unstarted) == 7 and all(r["status"] == "pending" and r["attempts"] == 0 for r in unstarted)
     status = invoke("status", "quad", "--storage", f"sqlite:///{db}", "--json")
     assert status.exit_code == 0 and '"stopped"' in status.stdout
+
+
+@pytest.mark.parametrize("command", [("map", "quad"), ("front", "quad"), ("law", "quad"),
+                                     ("export", "quad")])
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(tmp_path: Path, command: tuple) -> None:
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    api.run(quadratic_spec(search__budget=10), storage=url, executor="inline")
+    (tmp_path / "taken").write_text("a file")
+    suffix = ".json" if command[0] == "export" else ".png"
+    for out, message in ((tmp_path / "taken" / f"x{suffix}", "is a file, not a folder"),
+                         (tmp_path / "x.txt", "the file must end in"), (tmp_path, "is a directory")):
+        lines = assert_one_line_errors(invoke(*command, "--out", str(out), "--storage", url))
+        assert message in lines[0], lines

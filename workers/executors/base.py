@@ -11,7 +11,7 @@ from entropy_atlas.errors import AtlasError
 from workers.runner import EvaluationTask, Outcome
 
 
-class ExecutorError(AtlasError, ValueError):
+class ExecutorError(AtlasError, RuntimeError):
     """An executor that cannot be had: an unknown name, or a cluster without the resources asked."""
 
 
