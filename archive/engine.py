@@ -32,13 +32,19 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 
 from archive.errors import StorageError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+DEFAULT_STORAGE = "sqlite:///atlas.db"  # in the working directory; $ATLAS_STORAGE overrides
 URL_FORMS = "sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
 BACKENDS = ("sqlite", "postgresql")
+
+
+def default_storage() -> str:
+    """The storage a command uses when none is given: ``$ATLAS_STORAGE``, else :data:`DEFAULT_STORAGE`."""
+    return os.environ.get("ATLAS_STORAGE", DEFAULT_STORAGE)
 
 
 def shown_url(url: str) -> str:
@@ -101,8 +107,10 @@ def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
         if not path.is_file():
             raise StorageError(f"cannot open storage {parsed}: the file {path} does not exist")
         uri = f"file:{path.resolve()}?mode=ro"
-        engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=30,
-                                                                            check_same_thread=False))
+        # A pool of its own per thread's use: "sqlite://" would get a SingletonThreadPool, which
+        # closes other threads' connections while the dashboard's threads still use them.
+        engine = create_engine("sqlite://", poolclass=QueuePool,
+                               creator=lambda: sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False))
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})

@@ -23,6 +23,7 @@ That keeps a 10⁵-evaluation export well under a second (see docs/benchmarks.md
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 from collections.abc import Iterator, Sequence
@@ -40,8 +41,6 @@ from entropy_atlas.errors import AtlasError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from archive.handle import CampaignHandle
-
 EVALUATION_FIELDS = ("id", "seq", "params", "status", "objective", "measures", "metrics", "cell",
                      "proposer", "attempts", "error", "worker", "created_at", "started_at", "finished_at")
 JSON_FIELDS = ("params", "measures", "metrics")
@@ -52,8 +51,22 @@ class ExportError(AtlasError, ValueError):
     """An export the user asked for that cannot be written (an unknown file type)."""
 
 
+@dataclasses.dataclass
+class ExportData:
+    """What an export writes: the campaign (name, spec, status), its evaluation rows as
+    :meth:`~archive.store.Store.evaluation_texts` returns them for ``EVALUATION_FIELDS``
+    (the ``JSON_FIELDS`` as stored text), and its elites as ``(cell, evaluation_id,
+    objective)`` best first."""
+
+    name: str
+    spec: dict[str, Any]
+    status: str
+    rows: Sequence[Sequence[Any]]
+    elite_cells: Sequence[tuple[int, int, float]]
+
+
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection inside (reference counting still frees everything)."""
     enabled = gc.isenabled()
     gc.disable()
@@ -88,16 +101,15 @@ def _parsed(texts: Sequence[str | None]) -> list[dict[str, Any]]:
         return [_EMPTY if t is None else orjson.loads(_valid_json(t)) or _EMPTY for t in texts]
 
 
-def _columns(camp: CampaignHandle) -> list[Sequence[Any]]:
+def _columns(data: ExportData) -> list[Sequence[Any]]:
     """The campaign's evaluations as one sequence per field of ``EVALUATION_FIELDS``."""
-    rows = camp.store.evaluation_texts(camp.record.id, EVALUATION_FIELDS, JSON_FIELDS)
-    return list(zip(*rows, strict=True)) if rows else [()] * len(EVALUATION_FIELDS)
+    return list(zip(*data.rows, strict=True)) if data.rows else [()] * len(EVALUATION_FIELDS)
 
 
-def write_json(camp: CampaignHandle, path: Path) -> Path:
+def write_json(data: ExportData, path: Path) -> Path:
     """The export document, with each evaluation's JSON columns spliced in as stored."""
-    with _gc_paused():
-        columns = _columns(camp)
+    with gc_paused():
+        columns = _columns(data)
         for field in JSON_FIELDS:
             i = EVALUATION_FIELDS.index(field)
             columns[i] = _fragments(columns[i])
@@ -106,9 +118,9 @@ def write_json(camp: CampaignHandle, path: Path) -> Path:
         elites = [
             {"cell": cell, "evaluation_id": eid, "objective": objective,
              "measures": by_id[eid]["measures"], "params": by_id[eid]["params"]}
-            for cell, eid, objective in camp.store.elite_cells(camp.record.id)
+            for cell, eid, objective in data.elite_cells
         ]
-        document = {"campaign": {"name": camp.name, "spec": redact(camp.spec), "status": camp.record.status},
+        document = {"campaign": {"name": data.name, "spec": redact(data.spec), "status": data.status},
                     "evaluations": evaluations, "elites": elites}
         path.write_bytes(orjson.dumps(document, default=str, option=orjson.OPT_INDENT_2))
     return path
@@ -137,49 +149,49 @@ def _flattened(group: str, texts: Sequence[str | None]) -> dict[str, pa.Array]:
     return arrays
 
 
-def _elite_flags(camp: CampaignHandle, ids: Sequence[int]) -> pa.Array:
+def _elite_flags(data: ExportData, ids: Sequence[int]) -> pa.Array:
     """For each evaluation id, whether that evaluation is its cell's elite (one vectorised lookup)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    elite_ids = [eid for _, eid, _ in camp.store.elite_cells(camp.record.id)]
+    elite_ids = [eid for _, eid, _ in data.elite_cells]
     return pc.is_in(pa.array(ids, type=pa.int64()), value_set=pa.array(elite_ids, type=pa.int64()))
 
 
-def flat_table(camp: CampaignHandle) -> pa.Table:
+def flat_table(data: ExportData) -> pa.Table:
     """One row per evaluation: the scalar fields with ``elite`` after ``cell``, then
     ``group.key`` for every key of the JSON columns in order of first appearance (absent
     keys are null)."""
     import pyarrow as pa
 
-    with _gc_paused():
-        columns = dict(zip(EVALUATION_FIELDS, _columns(camp), strict=True))
+    with gc_paused():
+        columns = dict(zip(EVALUATION_FIELDS, _columns(data), strict=True))
         arrays = {}
         for field, values in columns.items():
             if field not in JSON_FIELDS:
                 arrays[field] = _column(values)
             if field == "cell":
-                arrays["elite"] = _elite_flags(camp, columns["id"])
+                arrays["elite"] = _elite_flags(data, columns["id"])
         for group in JSON_FIELDS:
             arrays.update(_flattened(group, columns[group]))
         return pa.table(arrays)
 
 
-def export_campaign(camp: CampaignHandle, path: Path) -> Path:
-    """Write ``camp`` to ``path``, its format chosen by the suffix (``.json``, ``.csv``,
+def export_campaign(data: ExportData, path: Path) -> Path:
+    """Write ``data`` to ``path``, its format chosen by the suffix (``.json``, ``.csv``,
     ``.parquet``); :class:`ExportError` for any other."""
     suffix = path.suffix.lower()
     if suffix not in (".json", ".csv", ".parquet"):
         raise ExportError(f"cannot export to {path.name!r}: use .json, .csv or .parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".json":
-        return write_json(camp, path)
+        return write_json(data, path)
     if suffix == ".csv":
         from pyarrow import csv
 
-        csv.write_csv(flat_table(camp), path)
+        csv.write_csv(flat_table(data), path)
         return path
     import pyarrow.parquet as pq
 
-    pq.write_table(flat_table(camp), path)
+    pq.write_table(flat_table(data), path)
     return path

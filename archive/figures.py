@@ -7,7 +7,7 @@ import hashlib
 import itertools
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import matplotlib
 
@@ -16,8 +16,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from ribs.visualize import cvt_archive_heatmap, grid_archive_heatmap
 
-if TYPE_CHECKING:
-    from archive.handle import CampaignHandle
+from archive.layout import CellLayout
+from archive.records import CampaignSettings, Stats
+from archive.stats import non_dominated
 
 MAPS_DIR = Path("atlas-maps")
 
@@ -65,22 +66,22 @@ def default_map_path(storage_url: str, name: str) -> Path:
     return MAPS_DIR / storage_tag(storage_url) / f"{name}.png"
 
 
-def _title(camp: CampaignHandle) -> str:
-    s = camp.stats()
+def map_title(name: str, s: Stats) -> str:
+    """The line over an elite map: cells filled, QD-score and best."""
     best = "—" if s.best_objective is None else f"{s.best_objective:.4g}"
-    return (f"{camp.name}: {s.elites}/{s.cells} cells ({s.coverage:.1%}), "
+    return (f"{name}: {s.elites}/{s.cells} cells ({s.coverage:.1%}), "
             f"QD-score {s.qd_score:.4g}, best {best}")
 
 
-def elite_map(camp: CampaignHandle, path: Path) -> Path:
-    """Write the elite map of ``camp`` to ``path`` (PNG, SVG or PDF by suffix)."""
-    layout = camp.layout
-    elites = camp.elites()
+def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]],
+              title: str) -> Path:
+    """Write the elite map of ``elites`` (rows with cell, objective and measures) over
+    ``layout`` to ``path`` (PNG, SVG or PDF by suffix)."""
     names = layout.measure_names
-    label = f"{camp.objective_name} ({'higher' if camp.maximize else 'lower'} is better)"
+    label = f"{settings.objective} ({'higher' if settings.maximize else 'lower'} is better)"
     path.parent.mkdir(parents=True, exist_ok=True)
     if layout.kind == "grid" and len(names) > 2:
-        fig = _facets(camp, elites, label)
+        fig = _facets(layout, settings, elites, label, title)
     else:
         archive = layout.make_archive(solution_dim=1)
         if elites:
@@ -90,7 +91,7 @@ def elite_map(camp: CampaignHandle, path: Path) -> Path:
                 measures=np.array([[e["measures"][m] for m in names] for e in elites], dtype=float),
             )
         fig, ax = plt.subplots(figsize=(8, 6) if len(names) == 2 else (9, 3))
-        cmap = "viridis" if camp.maximize else "viridis_r"
+        cmap = "viridis" if settings.maximize else "viridis_r"
         if layout.kind == "grid":
             grid_archive_heatmap(archive, ax=ax, cmap=cmap, cbar_kwargs={"label": label})
         else:
@@ -98,19 +99,19 @@ def elite_map(camp: CampaignHandle, path: Path) -> Path:
         ax.set_xlabel(f"{names[0]}  [{layout.axes[0].low:g}, {layout.axes[0].high:g}]")
         if len(names) == 2:
             ax.set_ylabel(f"{names[1]}  [{layout.axes[1].low:g}, {layout.axes[1].high:g}]")
-        ax.set_title(_title(camp), fontsize=10)
+        ax.set_title(title, fontsize=10)
         fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
-def _facets(camp: CampaignHandle, elites: list[dict], label: str) -> plt.Figure:
+def _facets(layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]], label: str,
+            title: str) -> plt.Figure:
     """One heatmap of the first two measures per bin of the third (and fourth) measure;
     further measures are collapsed, keeping each pixel's best elite."""
-    layout = camp.layout
     dims = layout.dims
-    sign = 1.0 if camp.maximize else -1.0
+    sign = settings.sign
     grid = np.full(dims, np.nan)
     for e in elites:
         idx = np.unravel_index(e["cell"], tuple(dims))
@@ -118,7 +119,7 @@ def _facets(camp: CampaignHandle, elites: list[dict], label: str) -> plt.Figure:
         if np.isnan(cur) or sign * e["objective"] > sign * cur:
             grid[idx] = e["objective"]
     while grid.ndim > 4:  # collapse trailing measures, best elite wins
-        grid = np.nanmax(grid, axis=-1) if camp.maximize else np.nanmin(grid, axis=-1)
+        grid = np.nanmax(grid, axis=-1) if settings.maximize else np.nanmin(grid, axis=-1)
     rows = dims[3] if grid.ndim == 4 else 1
     cols = dims[2]
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols + 1.5, 2.2 * rows + 0.8), squeeze=False,
@@ -132,57 +133,46 @@ def _facets(camp: CampaignHandle, elites: list[dict], label: str) -> plt.Figure:
         ax = axes[r][c]
         image = ax.imshow(panel.T, origin="lower", extent=(a0.low, a0.high, a1.low, a1.high),
                           aspect="auto", vmin=vmin, vmax=vmax,
-                          cmap="viridis" if camp.maximize else "viridis_r")
+                          cmap="viridis" if settings.maximize else "viridis_r")
         lo, hi = layout.axes[2].low, layout.axes[2].high
         w = (hi - lo) / dims[2]
-        title = f"{layout.axes[2].name} ∈ [{lo + c * w:.3g}, {lo + (c + 1) * w:.3g})"
+        panel_title = f"{layout.axes[2].name} ∈ [{lo + c * w:.3g}, {lo + (c + 1) * w:.3g})"
         if grid.ndim == 4:
             lo3, hi3 = layout.axes[3].low, layout.axes[3].high
             w3 = (hi3 - lo3) / dims[3]
-            title += f"\n{layout.axes[3].name} ∈ [{lo3 + r * w3:.3g}, {lo3 + (r + 1) * w3:.3g})"
-        ax.set_title(title, fontsize=7)
+            panel_title += f"\n{layout.axes[3].name} ∈ [{lo3 + r * w3:.3g}, {lo3 + (r + 1) * w3:.3g})"
+        ax.set_title(panel_title, fontsize=7)
         ax.set_xlabel(a0.name, fontsize=7)
         ax.set_ylabel(a1.name, fontsize=7)
         ax.tick_params(labelsize=6)
     assert image is not None
     fig.colorbar(image, ax=axes, label=label, shrink=0.8)
-    fig.suptitle(_title(camp), fontsize=10)
+    fig.suptitle(title, fontsize=10)
     return fig
 
 
-def pareto_mask(points: np.ndarray) -> np.ndarray:
-    """Rows of ``points`` (to maximise, column-wise) that no other row dominates."""
-    n = len(points)
-    keep = np.ones(n, dtype=bool)
-    for i in range(n):
-        if keep[i]:
-            dominated = np.all(points <= points[i], axis=1) & np.any(points < points[i], axis=1)
-            keep[dominated] = False
-    return keep
-
-
-def pareto_front(camp: CampaignHandle, path: Path, directions: dict[str, str] | None = None) -> Path:
-    """Objective against each measure, every done evaluation as a point, and the
-    two-objective Pareto front (objective and that measure) drawn as a step line."""
-    directions = directions or {}
-    rows = camp.evaluations(status="done")
-    names = camp.layout.measure_names
+def pareto_front(path: Path, name: str, settings: CampaignSettings, rows: list[dict[str, Any]]) -> Path:
+    """Objective against each measure, every done evaluation in ``rows`` as a point, and
+    the two-objective Pareto front (objective and that measure, each in its direction:
+    ``settings.measure_directions``, maximise by default) drawn as a step line."""
+    directions = settings.measure_directions
+    names = list(settings.measures)
     fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4.5), squeeze=False)
     obj = np.array([r["objective"] for r in rows], dtype=float)
-    osign = 1.0 if camp.maximize else -1.0
-    for ax, name in zip(axes[0], names, strict=True):
-        m = np.array([r["measures"][name] for r in rows], dtype=float)
-        msign = 1.0 if directions.get(name, "maximize") == "maximize" else -1.0
+    osign = settings.sign
+    for ax, measure in zip(axes[0], names, strict=True):
+        m = np.array([r["measures"][measure] for r in rows], dtype=float)
+        msign = 1.0 if directions.get(measure, "maximize") == "maximize" else -1.0
         ax.scatter(m, obj, s=10, alpha=0.35, color="tab:gray", label="evaluations")
         if len(rows):
-            mask = pareto_mask(np.stack([osign * obj, msign * m], axis=1))
+            mask = non_dominated(np.stack([osign * obj, msign * m], axis=1))
             order = np.argsort(m[mask])
             ax.step(m[mask][order], obj[mask][order], where="post", color="tab:red", lw=1.5)
             ax.scatter(m[mask], obj[mask], s=28, color="tab:red", label=f"Pareto front ({int(mask.sum())})")
-        ax.set_xlabel(f"{name} ({directions.get(name, 'maximize')})")
-        ax.set_ylabel(f"{camp.objective_name} ({'maximize' if camp.maximize else 'minimize'})")
+        ax.set_xlabel(f"{measure} ({directions.get(measure, 'maximize')})")
+        ax.set_ylabel(f"{settings.objective} ({'maximize' if settings.maximize else 'minimize'})")
         ax.legend(fontsize=8)
-    fig.suptitle(f"{camp.name}: {camp.objective_name} against each measure, {len(rows)} evaluations", fontsize=10)
+    fig.suptitle(f"{name}: {settings.objective} against each measure, {len(rows)} evaluations", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from archive.layout import CellLayout
-from archive.records import CampaignRecord, Stats
+from archive.records import CampaignRecord, CampaignSettings, Stats
 from archive.store import Store
 
 
@@ -27,20 +27,24 @@ class CampaignHandle:
         return self.record.spec
 
     @property
+    def settings(self) -> CampaignSettings:
+        return self.record.settings
+
+    @property
     def maximize(self) -> bool:
-        return self.spec.get("objective", {}).get("direction", "maximize") == "maximize"
+        return self.settings.maximize
 
     @property
     def objective_name(self) -> str:
-        return self.spec.get("objective", {}).get("name", "objective")
+        return self.settings.objective
 
     @property
     def budget(self) -> int:
-        return int(self.spec["search"]["budget"])
+        return self.settings.budget
 
     @property
     def qd_offset(self) -> float:
-        return float(self.spec.get("archive", {}).get("qd_offset", 0.0))
+        return self.settings.qd_offset
 
     def refresh(self) -> CampaignHandle:
         record = self.store.campaign(self.name)
@@ -61,21 +65,33 @@ class CampaignHandle:
         return self.store.proposer_counts(self.record.id)
 
     def export(self, path: str | Path) -> Path:
-        from archive.export import export_campaign
+        """All evaluations and elites to ``.json``, ``.csv`` or ``.parquet`` (:mod:`archive.export`)."""
+        from archive.export import EVALUATION_FIELDS, JSON_FIELDS, ExportData, export_campaign, gc_paused
 
-        return export_campaign(self, Path(path))
+        with gc_paused():
+            data = ExportData(self.name, self.spec, self.record.status,
+                              self.store.evaluation_texts(self.record.id, EVALUATION_FIELDS, JSON_FIELDS),
+                              self.store.elite_cells(self.record.id))
+            return export_campaign(data, Path(path))
 
     def map(self, path: str | Path) -> Path:
-        from archive.figures import elite_map
+        """The elite map as a figure (:func:`archive.figures.elite_map`)."""
+        from archive.figures import elite_map, map_title
 
-        return elite_map(self, Path(path))
+        return elite_map(Path(path), self.layout, self.settings, self.elites(), map_title(self.name, self.stats()))
+
+    def front(self, path: str | Path) -> Path:
+        """Objective against each measure with its Pareto front (:func:`archive.figures.pareto_front`)."""
+        from archive.figures import pareto_front
+
+        return pareto_front(Path(path), self.name, self.settings, self.evaluations(status="done"))
 
     def law(self, measure: str | None = None) -> Any:
         """The entropy-performance law R = −a·exp(H) + b over the done evaluations
         (:class:`archive.law.LawFit`; ``measure`` defaults to ``final_entropy``)."""
         from archive.law import campaign_law
 
-        return campaign_law(self, measure)
+        return campaign_law(self.name, self.settings, self.evaluations(status="done"), measure)
 
     def failure_summary(self, limit: int = 5) -> list[tuple[str, int]]:
         """The ``limit`` most common failure messages (an error's first line) and their

@@ -20,14 +20,12 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from archive.records import CampaignSettings
 from entropy_atlas.errors import AtlasError
-
-if TYPE_CHECKING:
-    from archive.handle import CampaignHandle
 
 DEFAULT_MEASURE = "final_entropy"
 MIN_POINTS = 3
@@ -108,20 +106,22 @@ def fit_law(entropy: Sequence[float], performance: Sequence[float], measure: str
                   measure=measure, objective=objective, entropy=h.tolist(), performance=r.tolist())
 
 
-def default_measure(camp: CampaignHandle) -> str:
+def default_measure(settings: CampaignSettings) -> str:
     """``final_entropy`` when the campaign measures it, else its first measure."""
-    names = [m["name"] for m in camp.spec.get("measures", [])]
+    names = list(settings.measures)
     if DEFAULT_MEASURE in names or not names:
         return DEFAULT_MEASURE
     return names[0]
 
 
-def campaign_points(camp: CampaignHandle, measure: str | None = None) -> tuple[str, list[float], list[float]]:
-    """(measure, entropies, objectives) of a campaign's done evaluations."""
-    measure = measure or default_measure(camp)
+def campaign_points(name: str, settings: CampaignSettings, done: list[dict[str, Any]],
+                    measure: str | None = None) -> tuple[str, list[float], list[float]]:
+    """(measure, entropies, objectives) of a campaign's ``done`` evaluations (H from the
+    evaluation's measures, else its metrics)."""
+    measure = measure or default_measure(settings)
     hs, rs = [], []
     seen = False
-    for ev in camp.evaluations(status="done"):
+    for ev in done:
         value = (ev.get("measures") or {}).get(measure)
         if value is None:
             value = (ev.get("metrics") or {}).get(measure)
@@ -134,20 +134,22 @@ def campaign_points(camp: CampaignHandle, measure: str | None = None) -> tuple[s
         if math.isfinite(h) and math.isfinite(r):
             hs.append(h)
             rs.append(r)
-    if not seen and camp.evaluations(status="done"):
-        known = sorted({k for ev in camp.evaluations(status="done") for k in (ev.get("measures") or {})})
-        raise LawFitError(f"campaign {camp.name!r} has no measure or metric named {measure!r} "
+    if not seen and done:
+        known = sorted({k for ev in done for k in (ev.get("measures") or {})})
+        raise LawFitError(f"campaign {name!r} has no measure or metric named {measure!r} "
                           f"(measures: {', '.join(known) or 'none'})")
     return measure, hs, rs
 
 
-def campaign_law(camp: CampaignHandle, measure: str | None = None) -> LawFit:
-    """The law fitted over ``camp``'s done evaluations (objective against ``measure``)."""
-    name, hs, rs = campaign_points(camp, measure)
+def campaign_law(name: str, settings: CampaignSettings, done: list[dict[str, Any]],
+                 measure: str | None = None) -> LawFit:
+    """The law fitted over a campaign's ``done`` evaluations (objective against ``measure``)."""
+    measure, hs, rs = campaign_points(name, settings, done, measure)
     if len(hs) < MIN_POINTS:
-        raise LawFitError(f"campaign {camp.name!r} has {len(hs)} done evaluation(s) with a finite "
-                          f"{camp.objective_name} and {name}; the entropy-performance law needs at least {MIN_POINTS}")
-    return fit_law(hs, rs, measure=name, objective=camp.objective_name)
+        raise LawFitError(f"campaign {name!r} has {len(hs)} done evaluation(s) with a finite "
+                          f"{settings.objective} and {measure}; the entropy-performance law needs at least "
+                          f"{MIN_POINTS}")
+    return fit_law(hs, rs, measure=measure, objective=settings.objective)
 
 
 def law_warnings(fit: LawFit) -> list[str]:

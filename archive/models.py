@@ -44,6 +44,7 @@ class Campaign(Base):
     spec_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="created")
     layout: Mapped[dict[str, Any]] = mapped_column(JSON)
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # archive.records.CampaignSettings
     lease_holder: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)

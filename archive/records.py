@@ -6,6 +6,68 @@ import dataclasses
 import time
 from typing import Any
 
+EXPLORATION_BINS = 10  # options of a numeric unit-cube coordinate in the exploration entropy
+
+
+@dataclasses.dataclass(frozen=True)
+class CampaignSettings:
+    """What every reader of a campaign needs, written once with its row (``campaigns.settings``)
+    so that nobody re-parses the stored spec for it.
+
+    ``coordinate_options`` has, for each unit-cube coordinate, its number of options: a
+    categorical parameter's choices, :data:`EXPLORATION_BINS` for a number (a float
+    vector counts per coordinate). ``measure_directions`` maps a measure to ``maximize`` or
+    ``minimize`` where the search said (``mo-bo``'s fronts).
+    """
+
+    objective: str
+    maximize: bool
+    qd_offset: float
+    budget: int
+    algorithm: str
+    measures: tuple[str, ...]
+    measure_directions: dict[str, str]
+    params: tuple[str, ...]
+    coordinate_options: tuple[int, ...]
+
+    @property
+    def sign(self) -> float:
+        """+1 when maximising, −1 when minimising: fitness = sign · objective."""
+        return 1.0 if self.maximize else -1.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "measures": list(self.measures), "params": list(self.params),
+                "coordinate_options": list(self.coordinate_options)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CampaignSettings:
+        return cls(objective=str(data["objective"]), maximize=bool(data["maximize"]),
+                   qd_offset=float(data["qd_offset"]), budget=int(data["budget"]),
+                   algorithm=str(data["algorithm"]), measures=tuple(data["measures"]),
+                   measure_directions=dict(data.get("measure_directions") or {}),
+                   params=tuple(data.get("params") or ()),
+                   coordinate_options=tuple(int(n) for n in data.get("coordinate_options") or ()))
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> CampaignSettings:
+        """The settings of a validated spec's JSON form (``CampaignSpec.model_dump(mode="json")``),
+        every default filled in; also how migration 0003 fills the rows written before it."""
+        search = spec.get("search") or {}
+        space = spec.get("space") or {}
+        options: list[int] = []
+        for param in space.values():
+            n = len(param["choices"]) if param.get("type") == "categorical" else EXPLORATION_BINS
+            options += [n] * int(param.get("size", 1))
+        directions = (search.get("options") or {}).get("measure_directions") or {}
+        objective = spec.get("objective") or {}
+        return cls(objective=str(objective.get("name", "objective")),
+                   maximize=objective.get("direction", "maximize") == "maximize",
+                   qd_offset=float((spec.get("archive") or {}).get("qd_offset", 0.0) or 0.0),
+                   budget=int(search.get("budget", 0)), algorithm=str(search.get("algorithm", "map-elites")),
+                   measures=tuple(m["name"] for m in spec.get("measures") or ()),
+                   measure_directions={str(k): str(v) for k, v in directions.items()},
+                   params=tuple(space), coordinate_options=tuple(options))
+
 
 @dataclasses.dataclass
 class CampaignRecord:
@@ -21,6 +83,7 @@ class CampaignRecord:
     lease_expires: float | None
     created_at: float
     updated_at: float
+    settings: CampaignSettings
 
     def live_status(self, now: float | None = None) -> str:
         """The status as a reader should see it: a ``running`` campaign whose scheduler's

@@ -40,7 +40,7 @@ from archive.engine import (
 )
 from archive.errors import CampaignNotFound, LeaseConflict, StorageError
 from archive.models import Campaign, Checkpoint, Elite, Evaluation, ProposerCall
-from archive.records import CampaignRecord, NewEvaluation, Result, Stats
+from archive.records import CampaignRecord, CampaignSettings, NewEvaluation, Result, Stats
 
 __all__ = ["MIGRATIONS", "CampaignRecord", "LeaseConflict", "NewEvaluation", "Result", "Stats", "StorageError",
            "Store", "make_engine", "migrate"]
@@ -137,12 +137,14 @@ class Store:
     @reconnecting
     def create_campaign(self, name: str, spec: dict[str, Any], spec_hash: str,
                         layout: dict[str, Any]) -> CampaignRecord:
+        """Write a new campaign row with its :class:`CampaignSettings`, taken from ``spec``
+        (the validated spec's JSON form)."""
         now = time.time()
         with self.write() as conn:
             conn.execute(
                 Campaign.__table__.insert().values(
-                    name=name, spec=spec, spec_hash=spec_hash, status="created",
-                    layout=layout, created_at=now, updated_at=now,
+                    name=name, spec=spec, spec_hash=spec_hash, status="created", layout=layout,
+                    settings=CampaignSettings.from_spec(spec).to_json(), created_at=now, updated_at=now,
                 )
             )
         campaign = self.campaign(name)
@@ -171,7 +173,10 @@ class Store:
 
     @reconnecting
     def update_campaign(self, campaign_id: int, **values: Any) -> None:
+        """Update the campaign's row; a new ``spec`` brings its settings with it."""
         values["updated_at"] = time.time()
+        if "spec" in values:
+            values["settings"] = CampaignSettings.from_spec(values["spec"]).to_json()
         with self.write() as conn:
             conn.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values))
 
@@ -451,11 +456,6 @@ class Store:
         ))
 
     @reconnecting
-    def save_checkpoint(self, campaign_id: int, proposer: str, state: bytes) -> None:
-        with self.write() as conn:
-            self._save_checkpoint(conn, campaign_id, proposer, state)
-
-    @reconnecting
     def load_checkpoint(self, campaign_id: int, proposer: str) -> bytes | None:
         with self.read() as conn:
             return conn.execute(
@@ -572,7 +572,10 @@ class Store:
 
     @reconnecting
     def stats(self, campaign_id: int, cells: int, qd_offset: float = 0.0) -> Stats:
-        """Counts by status, coverage, QD-score = sum over elites of (fitness - offset), best."""
+        """Counts by status, best, and the elites' count and fitness sum in SQL, from which
+        :func:`archive.stats.coverage` and :func:`archive.stats.qd_score` make the rest."""
+        from archive.stats import coverage, qd_score
+
         with self.read() as conn:
             counts = dict(conn.execute(
                 select(Evaluation.status, func.count())
@@ -595,8 +598,8 @@ class Store:
             finished=counts["done"] + counts["failed"],
             elites=int(n_elites),
             cells=cells,
-            coverage=n_elites / cells if cells else 0.0,
-            qd_score=float(fit_sum) - qd_offset * int(n_elites),
+            coverage=coverage(int(n_elites), cells),
+            qd_score=qd_score(float(fit_sum), int(n_elites), qd_offset),
             best_objective=None if best is None else float(best[0]),
             best_evaluation_id=None if best is None else int(best[1]),
         )
@@ -685,7 +688,9 @@ class Store:
 def _to_campaign(row: Any) -> CampaignRecord | None:
     if row is None:
         return None
-    return CampaignRecord(**{f.name: row[f.name] for f in dataclasses.fields(CampaignRecord)})
+    values = {f.name: row[f.name] for f in dataclasses.fields(CampaignRecord)}
+    values["settings"] = CampaignSettings.from_json(values["settings"])
+    return CampaignRecord(**values)
 
 
 def _evaluation_dict(row: Any) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from typing import Any
 
 import _common  # puts the repository on sys.path
 
-from search.dashboard.cli import make_server, url_of
+from dashboard.cli import make_server, url_of
 from tests.dashboard.browser import Chromium, find_chromium
 from tests.dashboard.synthetic import add_results, synthetic_campaign
 

@@ -79,10 +79,10 @@ def atlas_run(fn: str, dim: int, budget: int, seed: int, workdir: Path, batch: i
 def proposal_time(algorithm: str, n_obs: int, dim: int = 4) -> float:
     """Seconds for one ask of ``batch 8`` after ``n_obs`` observations."""
     from archive.layout import CellLayout, MeasureAxis
+    from search.params import FloatParam
     from search.proposers import build_proposer
     from search.proposers.base import Observation, ProposerContext
     from search.space import SearchSpace
-    from search.spec import FloatParam
 
     space = SearchSpace({"x": FloatParam(type="float", low=-5.12, high=5.12, size=dim)})
     bound = dim / 2 * 5.12

@@ -5,36 +5,36 @@
     stats = api.resume("quickstart", storage="sqlite:///atlas.db")
 
 A run is prepared whole before anything is written: the spec is checked, the evaluator's
-config and target with it (:func:`workers.registry.check`), the cell layout and the
-proposer are built and the executor chosen. Only then is the campaign row created, so a
-refused campaign leaves no trace in the storage.
+config and target with it (:func:`workers.registry.check`), the cell layout, the search
+space and the proposer are built and the executor chosen. Only then is the campaign row
+created, so a refused campaign leaves no trace in the storage.
+
+Each run builds its space and layout once (:class:`search.run.RunSetup`); the proposer
+is built from that setup, and the scheduler gets the same objects with the campaign's
+record (:class:`search.run.CampaignRun`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from archive.engine import DEFAULT_STORAGE, default_storage  # re-exported: the API's default
 from archive.records import Stats
 from archive.store import Store
 from search.campaigns import CampaignPlan, commit_campaign, plan_campaign, stored_spec
 from search.proposers import build_proposer
-from search.proposers.base import Proposer, ProposerContext
+from search.proposers.base import Proposer
+from search.run import CampaignRun, RunSetup, setup_run
 from search.scheduler import Scheduler
-from search.space import SearchSpace
 from search.spec import CampaignSpec, SpecError, load_spec, parse_spec
 from workers import registry
 from workers.executors import ExecutorConfig, make_executor
 from workers.executors.base import Executor
 
-DEFAULT_STORAGE = "sqlite:///atlas.db"
-
-
-def default_storage() -> str:
-    return os.environ.get("ATLAS_STORAGE", DEFAULT_STORAGE)
+__all__ = ["DEFAULT_STORAGE", "as_spec", "default_storage", "is_complete", "prepare", "resume", "run"]
 
 
 def as_spec(spec_or_path: CampaignSpec | dict[str, Any] | str | Path) -> CampaignSpec:
@@ -55,16 +55,6 @@ def executor_config(spec: CampaignSpec) -> ExecutorConfig:
     )
 
 
-def proposer_context(spec: CampaignSpec, layout: Any) -> ProposerContext:
-    return ProposerContext(
-        space=SearchSpace(spec.space), layout=layout, options=dict(spec.search.options),
-        batch_size=spec.search.batch_size, seed=spec.search.seed,
-        objective_name=spec.objective.name, maximize=spec.objective.direction == "maximize",
-        qd_offset=spec.archive.qd_offset, evaluator_kind=spec.evaluator.kind,
-        evaluator_config=dict(spec.evaluator.config), goal=spec.name,
-    )
-
-
 def check_evaluator(spec: CampaignSpec, source: str = "campaign") -> None:
     """Raise :class:`SpecError` when the evaluator's kind, target or config is wrong."""
     space = spec.model_dump(mode="json")["space"]
@@ -75,11 +65,17 @@ def check_evaluator(spec: CampaignSpec, source: str = "campaign") -> None:
 
 @dataclass
 class PreparedRun:
-    """Everything a run needs, built before the campaign row is written."""
+    """Everything a run needs, built before the campaign row is written: what to write
+    (``plan``), the run's one space and layout (``setup``), its proposer and executor."""
 
     plan: CampaignPlan
+    setup: RunSetup
     proposer: Proposer
     executor: Executor
+
+    def commit(self, store: Store) -> CampaignRun:
+        """Write the planned campaign (:func:`commit_campaign`) and return the run of it."""
+        return self.setup.committed(commit_campaign(store, self.plan))
 
 
 def prepare(store: Store, spec: CampaignSpec, executor: str, address: str | None) -> PreparedRun:
@@ -87,15 +83,15 @@ def prepare(store: Store, spec: CampaignSpec, executor: str, address: str | None
     check_evaluator(spec)
     ex = make_executor(executor, executor_config(spec), address=address)
     plan = plan_campaign(store, spec)
-    proposer = build_proposer(spec.search.algorithm, proposer_context(spec, plan.layout))
-    return PreparedRun(plan, proposer, ex)
+    setup = setup_run(spec, plan.layout)
+    proposer = build_proposer(spec.search.algorithm, setup.proposer_context())
+    return PreparedRun(plan, setup, proposer, ex)
 
 
 def _run(store: Store, spec: CampaignSpec, executor: str, address: str | None,
          progress: Callable[[Stats], None] | None) -> Stats:
     prepared = prepare(store, spec, executor, address)
-    campaign = commit_campaign(store, prepared.plan)
-    return Scheduler(store, campaign, spec, prepared.proposer, prepared.executor, progress=progress).run()
+    return Scheduler(store, prepared.commit(store), prepared.proposer, prepared.executor, progress=progress).run()
 
 
 def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str | None = None,

@@ -82,7 +82,7 @@ def commit_campaign(store: Store, plan: CampaignPlan) -> CampaignRecord:
     if plan.existing is None:
         return store.create_campaign(spec.name, spec.model_dump(mode="json"), spec.spec_hash(),
                                      plan.layout.to_json())
-    if plan.existing.spec["search"]["budget"] != spec.search.budget:
+    if plan.existing.settings.budget != spec.search.budget:
         store.update_campaign(plan.existing.id, spec=spec.model_dump(mode="json"))
     return store.require_campaign(spec.name)
 

@@ -319,13 +319,14 @@ def elites(
 
 
 def _exploration(camp: Any) -> dict[str, float]:
-    """Iron Mind's normalised sampling entropy of each proposer's evaluations."""
-    from search.exploration import exploration_entropy
-    from search.space import SearchSpace
-    from search.spec import parse_spec
+    """Iron Mind's normalised sampling entropy of each proposer's evaluations
+    (:func:`archive.stats.exploration_by_proposer`; each coordinate's options from the
+    campaign's settings), the figure the dashboard shows."""
+    from archive.stats import exploration_by_proposer
 
-    spec = parse_spec(camp.spec, source=f"stored spec of {camp.name}")
-    return exploration_entropy(SearchSpace(spec.space), camp.evaluations())
+    rows = camp.evaluations()
+    return exploration_by_proposer([r["proposer"] for r in rows], [r["x"] for r in rows],
+                                   camp.settings.coordinate_options)
 
 
 def _cell_text(value: Any, exact: bool = False) -> str:
@@ -381,14 +382,12 @@ def front(
     storage: StorageOpt = None,
 ) -> None:
     """Objective against each measure with the Pareto front (directions from mo-bo's options)."""
-    from archive.figures import pareto_front
     from archive.outputs import FIGURE_SUFFIXES, check_output
 
     with _errors(), _read(storage, name) as handle:
         check_output(out, FIGURE_SUFFIXES)
         camp = handle.campaign(name)
-        directions = camp.spec["search"].get("options", {}).get("measure_directions", {})
-        path = pareto_front(camp, out, directions)
+        path = camp.front(out)
     console.print(f"wrote {path}")
 
 
@@ -444,16 +443,10 @@ def dashboard_(
         "--allow-host", help="a Host name the dashboard answers besides this machine's (DNS-rebinding guard)")] = None,
 ) -> None:
     """A read-only web dashboard of the archive: elite maps, progress, fronts, proposers."""
-    from search.dashboard.cli import dashboard
+    from dashboard.cli import serve
 
-    try:
-        with _errors():
-            from search.dashboard.cli import default_allowed_hosts
-
-            hosts = [*default_allowed_hosts(host), *(allow_host or [])] if allow_host else None
-            dashboard(_storage(storage), host=host, port=port, poll_s=poll, allowed_hosts=hosts)
-    except KeyboardInterrupt:
-        pass
+    with _errors():
+        serve(_storage(storage), host=host, port=port, poll_s=poll, allow_hosts=allow_host or ())
 
 
 @app.command()
@@ -546,7 +539,7 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
         "running": s.counts["running"] + s.counts["pending"], "elites": s.elites,
         "cells": s.cells, "coverage": s.coverage, "qd_score": s.qd_score,
         "best": s.best_objective, "best_evaluation_id": s.best_evaluation_id,
-        "algorithm": camp.spec["search"]["algorithm"],
+        "algorithm": camp.settings.algorithm,
         "proposers": camp.proposer_counts() if detail else None,
         "exploration_entropy": _exploration(camp) if detail else None,
         "failures": failures,

@@ -37,21 +37,17 @@ from typing import Any
 import numpy as np
 
 from archive.errors import LeaseConflict
-from archive.layout import CellLayout
-from archive.records import CampaignRecord, NewEvaluation, Result, Stats
+from archive.records import NewEvaluation, Result, Stats
 from archive.store import Store
 from entropy_atlas.errors import AtlasError
 from search.history import ArchiveHistory
 from search.proposers.base import Observation, Proposal, Proposer
-from search.space import SearchSpace
-from search.spec import CampaignSpec
+from search.proposers.checkpoint import CheckpointError
+from search.run import CampaignRun
 from workers.executors.base import Executor
 from workers.runner import EvaluationTask, Outcome
 
 LEASE_TTL_S = float(os.environ.get("ATLAS_LEASE_TTL", "30"))
-
-
-DEFAULT_FAIL_FAST = 10
 
 
 class CampaignBusy(AtlasError, RuntimeError):
@@ -119,13 +115,16 @@ class _InFlight:
 
 
 class Scheduler:
-    """Runs one campaign to its budget."""
+    """Runs one campaign to its budget.
+
+    ``run`` is the campaign's one setup (spec, space, layout, record); the proposer was
+    built from the same setup, so both see one space, one layout and one batch size.
+    """
 
     def __init__(
         self,
         store: Store,
-        campaign: CampaignRecord,
-        spec: CampaignSpec,
+        run: CampaignRun,
         proposer: Proposer,
         executor: Executor,
         progress: Callable[[Stats], None] | None = None,
@@ -133,23 +132,24 @@ class Scheduler:
         poll_s: float = 0.2,
     ) -> None:
         self.store = store
-        self.campaign = campaign
-        self.spec = spec
+        self.campaign_run = run
+        self.campaign = run.record
+        self.spec = run.spec
         self.proposer = proposer
         self.executor = executor
         self.progress = progress
         self.lease_ttl_s = lease_ttl_s
         self.poll_s = poll_s
-        self.layout = CellLayout.from_json(campaign.layout)
-        self.space = SearchSpace(spec.space)
-        self.sign = 1.0 if spec.objective.direction == "maximize" else -1.0
+        self.layout = run.layout
+        self.space = run.space
+        self.sign = run.sign
         self.holder = lease_holder_id()
         self.inflight: dict[int, _InFlight] = {}
         self.created = 0
         self.next_seq = 0
         self._last_renew = 0.0
         self._last_report = 0.0
-        self.fail_fast = int(getattr(spec.search, "fail_fast", DEFAULT_FAIL_FAST))
+        self.fail_fast = run.spec.search.fail_fast
         self._run_done = 0
         self._run_failed = 0
         self._first_error: str | None = None
@@ -161,7 +161,7 @@ class Scheduler:
         return self.campaign.id
 
     def stats(self) -> Stats:
-        return self.store.stats(self.cid, self.layout.cells, self.spec.archive.qd_offset)
+        return self.store.stats(self.cid, self.layout.cells, self.campaign_run.qd_offset)
 
     # -- the loop ------------------------------------------------------------
     def run(self) -> Stats:
@@ -177,7 +177,10 @@ class Scheduler:
         try:
             self.store.set_status(self.cid, self.holder, "running")
             history = ArchiveHistory(self.store, self.cid, self.layout, self.sign)
-            self.proposer.restore(self.store.load_checkpoint(self.cid, self.proposer.name), history)
+            try:
+                self.proposer.restore(self.store.load_checkpoint(self.cid, self.proposer.name), history)
+            except CheckpointError as exc:
+                raise CheckpointError(f"campaign {self.campaign.name!r}: {exc}") from None
             self.executor.start()
             self.created = self.store.count_created(self.cid)
             self.next_seq = self.store.next_seq(self.cid)
@@ -229,7 +232,7 @@ class Scheduler:
         budget = self.spec.search.budget
         max_in_flight = self.spec.search.max_in_flight
         while self.created < budget:
-            target = min(self.spec.search.batch_size, budget - self.created, max_in_flight)
+            target = min(self.campaign_run.batch_size, budget - self.created, max_in_flight)
             if max_in_flight - len(self.inflight) < target:
                 return
             proposals = self._initial_points(target) or self.proposer.ask(target)
@@ -282,7 +285,7 @@ class Scheduler:
         for item in items:
             item.attempts += 1
         self.executor.submit([
-            EvaluationTask(i.evaluation_id, i.seq, i.params, evaluation_seed(self.spec.search.seed, i.seq),
+            EvaluationTask(i.evaluation_id, i.seq, i.params, evaluation_seed(self.campaign_run.seed, i.seq),
                            i.attempts)
             for i in items
         ])

@@ -10,6 +10,8 @@ Each parameter owns ``size`` coordinates of the cube [0, 1]^d:
 
 A conditional parameter (``when``) keeps its coordinates; when its condition does not
 hold it is left out of the decoded params, and it encodes as u = 1/2.
+
+The parameter models themselves are :mod:`search.params`.
 """
 
 from __future__ import annotations
@@ -21,9 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from search.spec import CategoricalParam, FloatParam, IntParam
-
-Param = FloatParam | IntParam | CategoricalParam
+from search.params import CategoricalParam, FloatParam, IntParam, Param
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,9 +79,6 @@ class SearchSpace:
             u = x[slot.start : slot.start + slot.size]
             values[slot.name] = _decode_one(slot.param, u)
         return values
-
-    def decode_many(self, xs: np.ndarray) -> list[dict[str, Any]]:
-        return [self.decode(x) for x in np.atleast_2d(xs)]
 
     # -- encoding -------------------------------------------------------------
     def encode(self, params: Mapping[str, Any]) -> np.ndarray:

@@ -16,7 +16,12 @@ Rules beyond the field types:
 - the elite map is bounded: a grid has at most :data:`MAX_GRID_CELLS` cells (the product
   of the measures' bins), a CVT at most :data:`MAX_CVT_CELLS` cells and
   :data:`MAX_CVT_SAMPLES` k-means samples, and at least as many samples as cells;
-- ``resources.timeout_s`` lies in [:data:`MIN_TIMEOUT_S`, :data:`MAX_TIMEOUT_S`].
+- ``resources.timeout_s`` lies in [:data:`MIN_TIMEOUT_S`, :data:`MAX_TIMEOUT_S`];
+- ``search.algorithm`` names a proposer of :func:`search.proposers.available` (built in,
+  or a plug-in of the ``entropy_atlas.proposers`` entry-point group);
+- ``search.initial_points`` are points of the space (:meth:`SearchSpace.check_points`).
+
+The parameter models of ``space:`` and their rules are :mod:`search.params`.
 
 :func:`spec_warnings` lists what is legal but probably not meant (more initial points
 than the budget); :func:`evaluator_problems` asks the evaluator registry whether the
@@ -30,21 +35,17 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from entropy_atlas.errors import AtlasError
 from entropy_atlas.validation import FRIENDLY, TYPE_NOUNS, kind_of, message
+from search.params import Param, StrictModel, check_bounds, condition_problem
+from search.proposers import algorithm_problem
+from search.space import SearchSpace
 
 NAME_PATTERN = r"^[a-z0-9._-]+$"
 
@@ -64,23 +65,6 @@ DEFAULT_CVT_SAMPLES = 25_000
 MIN_TIMEOUT_S = 0.01
 MAX_TIMEOUT_S = 30 * 24 * 3600.0
 
-ALGORITHMS = (
-    "map-elites",
-    "cma-me",
-    "cma-mae",
-    "random",
-    "bo",
-    "mo-bo",
-    "qd-bo",
-    "optuna-tpe",
-    "optuna-cmaes",
-    "optuna-nsga2",
-    "optuna-gp",
-    "llm",
-    "llm-mutate",
-    "portfolio",
-)
-
 
 class SpecError(AtlasError, ValueError):
     """A campaign file that cannot be run; ``problems`` holds ``path: reason`` lines."""
@@ -95,86 +79,12 @@ class SpecError(AtlasError, ValueError):
         return [f"{self.source}: {' '.join(p.split())}" for p in self.problems]
 
 
-class _Strict(BaseModel):
-    """Unknown fields refused; numbers strict (no booleans, no strings), and finite."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-
 def _field_error(field: str, reason: str) -> PydanticCustomError:
     """A validator's error that names a field below the model it is raised in."""
     return PydanticCustomError("field_problem", "{field}: {reason}", {"field": field, "reason": reason})
 
 
-Condition = dict[str, Any]
-
-
-class _ParamBase(_Strict):
-    when: Condition | None = Field(
-        default=None,
-        description="Active only when every named parameter equals the value (or one of the list).",
-    )
-
-
-class FloatParam(_ParamBase):
-    """A real number in [low, high], on a log scale when ``log`` (then low > 0).
-
-    ``size`` > 1 makes a vector of that many independent coordinates (a list value).
-    """
-
-    type: Literal["float"]
-    low: float
-    high: float
-    log: bool = False
-    size: int = Field(default=1, ge=1, le=10_000)
-
-    @model_validator(mode="after")
-    def _bounds(self) -> FloatParam:
-        _check_bounds(self.low, self.high, self.log)
-        return self
-
-
-class IntParam(_ParamBase):
-    """An integer in [low, high] inclusive, on a log scale when ``log`` (then low > 0)."""
-
-    type: Literal["int"]
-    low: int
-    high: int
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _bounds(self) -> IntParam:
-        _check_bounds(self.low, self.high, self.log, allow_equal=True)
-        return self
-
-
-class CategoricalParam(_ParamBase):
-    """One of ``choices`` (strings, numbers or booleans)."""
-
-    type: Literal["categorical"]
-    choices: list[str | int | float | bool] = Field(min_length=1)
-
-    @field_validator("choices")
-    @classmethod
-    def _unique(cls, choices: list[Any]) -> list[Any]:
-        if len({json.dumps(c) for c in choices}) != len(choices):
-            raise ValueError("choices must be distinct")
-        return choices
-
-
-Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
-
-
-def _check_bounds(low: float, high: float, log: bool, allow_equal: bool = False) -> None:
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise ValueError("low and high must be finite")
-    if high < low or (high == low and not allow_equal):
-        raise ValueError(f"high ({high}) must be > low ({low})")
-    if log and low <= 0:
-        raise ValueError(f"log scale needs low > 0 (got {low})")
-
-
-class EvaluatorSpec(_Strict):
+class EvaluatorSpec(StrictModel):
     kind: str = Field(min_length=1)
     config: dict[str, Any] = Field(default_factory=dict)
     target: str | None = Field(default=None, description="module:function, for kind python")
@@ -189,12 +99,12 @@ class EvaluatorSpec(_Strict):
         return self
 
 
-class ObjectiveSpec(_Strict):
+class ObjectiveSpec(StrictModel):
     name: str = Field(default="objective", min_length=1)
     direction: Literal["maximize", "minimize"] = "maximize"
 
 
-class MeasureSpec(_Strict):
+class MeasureSpec(StrictModel):
     name: str = Field(min_length=1)
     low: float
     high: float
@@ -202,11 +112,11 @@ class MeasureSpec(_Strict):
 
     @model_validator(mode="after")
     def _bounds(self) -> MeasureSpec:
-        _check_bounds(self.low, self.high, log=False)
+        check_bounds(self.low, self.high, log=False)
         return self
 
 
-class ArchiveSpec(_Strict):
+class ArchiveSpec(StrictModel):
     """The elite map. A CVT's ``samples`` defaults to ``max(25000, cells)`` and may not be below ``cells``."""
 
     type: Literal["grid", "cvt"] = "grid"
@@ -232,7 +142,7 @@ class ArchiveSpec(_Strict):
         return self
 
 
-class SearchSpec(_Strict):
+class SearchSpec(StrictModel):
     algorithm: str = "map-elites"
     options: dict[str, Any] = Field(default_factory=dict)
     budget: int = Field(gt=0)
@@ -246,12 +156,13 @@ class SearchSpec(_Strict):
     @field_validator("algorithm")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in ALGORITHMS:
-            raise ValueError(f"unknown algorithm {value!r}; one of {', '.join(ALGORITHMS)}")
+        problem = algorithm_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
 
-class ResourcesSpec(_Strict):
+class ResourcesSpec(StrictModel):
     """What each evaluation reserves and how long and how often it may run.
 
     ``custom`` names Ray custom resources every evaluation worker also reserves (a node
@@ -281,7 +192,7 @@ class ResourcesSpec(_Strict):
         return value
 
 
-class CampaignSpec(_Strict):
+class CampaignSpec(StrictModel):
     """A whole campaign: what to evaluate, over which space, mapped by which measures."""
 
     name: str = Field(pattern=NAME_PATTERN, max_length=200)
@@ -307,7 +218,9 @@ class CampaignSpec(_Strict):
             for cname, cvalue in (param.when or {}).items():
                 if cname not in seen:
                     raise _field_error(f"space.{pname}.when", f"{cname!r} must be a parameter defined before it")
-                _check_condition_value(pname, cname, cvalue, seen[cname])
+                problem = condition_problem(cvalue, seen[cname])
+                if problem:
+                    raise _field_error(f"space.{pname}.when.{cname}", problem)
             seen[pname] = param
         return self
 
@@ -334,14 +247,6 @@ def _check_grid_cells(measures: list[MeasureSpec]) -> None:
         bins = " x ".join(str(m.bins) for m in measures)
         raise _field_error("measures", f"a grid of {bins} = {cells} cells is too large (the product of the "
                            f"bins must be <= {MAX_GRID_CELLS}; use fewer bins or a cvt archive)")
-
-
-def _check_condition_value(pname: str, cname: str, value: Any, parent: Any) -> None:
-    values = value if isinstance(value, list) else [value]
-    if isinstance(parent, CategoricalParam):
-        for v in values:
-            if v not in parent.choices:
-                raise _field_error(f"space.{pname}.when.{cname}", f"{v!r} is not one of {parent.choices}")
 
 
 # The spec's own wording where it differs from the shared one.
@@ -431,9 +336,6 @@ def parse_spec(data: Any, source: str = "campaign") -> CampaignSpec:
         raise SpecError(["(file): nested too deeply"], source) from None
     if problems:
         raise SpecError(problems, source)
-    # Imported here: the space module builds on the spec's parameter models.
-    from search.space import SearchSpace
-
     problems = SearchSpace(spec.space).check_points(spec.search.initial_points, "search.initial_points")
     if problems:
         raise SpecError(problems, source)

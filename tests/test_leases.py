@@ -80,7 +80,7 @@ def test_a_scheduler_whose_lease_is_taken_stops_with_lease_lost(sqlite_url: str)
     store = Store(sqlite_url)
     try:
         campaign = open_campaign(store, spec)
-        proposer = api.prepare(store, spec, "inline", None).proposer
+        prepared = api.prepare(store, spec, "inline", None)
         usurper = "elsewhere:1:deadbeef"
         calls = {"n": 0}
 
@@ -90,8 +90,8 @@ def test_a_scheduler_whose_lease_is_taken_stops_with_lease_lost(sqlite_url: str)
                 Store(sqlite_url).update_campaign(campaign.id, lease_holder=usurper, lease_expires=4e9,
                                                   status="running")
 
-        scheduler = Scheduler(store, campaign, spec, proposer, make_executor("inline", api.executor_config(spec)),
-                              progress=progress, lease_ttl_s=0.01)
+        scheduler = Scheduler(store, prepared.setup.committed(campaign), prepared.proposer,
+                              make_executor("inline", api.executor_config(spec)), progress=progress, lease_ttl_s=0.01)
         scheduler._report = lambda: scheduler.progress(scheduler.stats())  # type: ignore[method-assign]
         with pytest.raises(LeaseLost):
             scheduler.run()

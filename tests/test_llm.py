@@ -164,16 +164,6 @@ def test_status_shows_exploration_entropy(tmp_path: Path, server: ChatServer) ->
     assert 0 < row["exploration_entropy"]["llm"] <= 1
 
 
-def test_exploration_entropy_formula() -> None:
-    from collections import Counter
-
-    from search.exploration import normalised_entropy
-
-    assert normalised_entropy(Counter({0: 5, 1: 5}), 2) == pytest.approx(1.0)
-    assert normalised_entropy(Counter({0: 10}), 4) == 0.0
-    assert normalised_entropy(Counter({0: 1, 1: 1, 2: 1, 3: 1}), 8) == pytest.approx(2 / 3)
-
-
 def test_kill_9_then_resume_repeats_no_answered_call(tmp_path: Path, server: ChatServer) -> None:
     spec = llm_spec(server)
     spec.update(name="llmkill")

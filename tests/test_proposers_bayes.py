@@ -133,7 +133,7 @@ def test_atlas_front_draws_the_pareto_front(tmp_path: Path) -> None:
 
 
 def test_pareto_mask() -> None:
-    from archive.figures import pareto_mask
+    from archive.stats import non_dominated as pareto_mask
 
     pts = np.array([[1, 1], [2, 0], [0, 2], [0.5, 0.5], [2, 0], [1.5, -1]])
     # equal points do not dominate each other; (0.5, 0.5) and (1.5, -1) are dominated

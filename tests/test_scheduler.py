@@ -158,8 +158,7 @@ def test_resume_equivalence(sqlite_url: str, algorithm: str) -> None:
 
 
 def test_scheduler_refuses_a_proposer_that_proposes_nothing(sqlite_url: str) -> None:
-    from archive.layout import CellLayout
-    from search.api import executor_config, proposer_context
+    from search.api import executor_config, prepare
     from search.proposers.random_search import RandomProposer
     from workers.executors import make_executor
 
@@ -170,8 +169,9 @@ def test_scheduler_refuses_a_proposer_that_proposes_nothing(sqlite_url: str) -> 
     store = Store(sqlite_url)
     spec = parse_spec(quadratic_spec())
     campaign = open_campaign(store, spec)
-    proposer = Mute(proposer_context(spec, CellLayout.from_json(campaign.layout)))
-    scheduler = Scheduler(store, campaign, spec, proposer, make_executor("inline", executor_config(spec)))
+    setup = prepare(store, spec, "inline", None).setup
+    proposer = Mute(setup.proposer_context())
+    scheduler = Scheduler(store, setup.committed(campaign), proposer, make_executor("inline", executor_config(spec)))
     with pytest.raises(RuntimeError, match="proposed nothing"):
         scheduler.run()
     assert store.campaign("quad").status == "stopped"

@@ -15,10 +15,19 @@ Checking a campaign before it runs (:func:`check`), an evaluator class may decla
   by ``config_model``; ``space`` maps each parameter's name to its plain definition
   (``spec.model_dump(mode="json")["space"]``). It is called only when the config is valid.
 
-For ``kind: python`` the target is imported: a class target's own ``config_model`` and
-``check_space`` apply; a function target's config is :class:`~workers.evaluators.configs.PythonConfig`
-(``batched``). Checking imports the evaluator's module (for ``decoding``, ``activation``
-and ``entropy_rl`` that means torch); the config models themselves are torch-free.
+Checking imports the evaluator's module (for ``decoding``, ``activation`` and
+``entropy_rl`` that means torch); the config models themselves are torch-free.
+
+``kind: python`` is implemented here: the user's own function or class, named by
+``target``. The target is imported with :mod:`importlib` (``package.module:attribute``
+on the PYTHONPATH) by :func:`build`: a function ``evaluate(params, ctx) -> dict``
+(wrapped in :class:`FunctionEvaluator`), a batched function (``config: {batched: true}``,
+wrapped in :class:`BatchedFunctionEvaluator`) or a class with ``setup`` and
+``evaluate_batch``. A function target's config is
+:class:`~workers.evaluators.configs.PythonConfig` (``batched``, a boolean; nothing
+else). A class target gets the config in ``setup``; it may declare its own
+``config_model`` and ``check_space``, which :func:`check` then applies. The ``python``
+entry point names :class:`FunctionEvaluator`, so the kind is listed by :func:`available`.
 """
 
 from __future__ import annotations

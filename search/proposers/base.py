@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import pickle
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -19,6 +18,8 @@ import numpy as np
 
 from archive.layout import CellLayout
 from entropy_atlas.errors import AtlasError
+from search.proposers import checkpoint
+from search.proposers.checkpoint import Checkpoint
 from search.space import SearchSpace
 
 
@@ -65,7 +66,13 @@ class History(Protocol):
 
 @dataclasses.dataclass
 class ProposerContext:
-    """Everything a proposer is built from."""
+    """Everything a proposer is built from.
+
+    A run builds it once from its setup (:meth:`search.run.RunSetup.proposer_context`):
+    ``space`` and ``layout`` are the very objects the scheduler uses, and the settings
+    (``batch_size``, ``seed``, the objective, ``qd_offset``) are read from the spec there.
+    A proposer reads them here, never from the spec.
+    """
 
     space: SearchSpace
     layout: CellLayout
@@ -85,10 +92,19 @@ class OptionError(AtlasError, ValueError):
 
 
 class Proposer(abc.ABC):
-    """Base class: subclasses implement ``ask`` and ``tell``; state is pickled."""
+    """Base class: subclasses implement ``ask`` and ``tell``, and save their state explicitly.
+
+    ``state()`` writes :meth:`to_checkpoint` (named JSON fields and arrays, never a pickle:
+    :mod:`search.proposers.checkpoint`) under ``name`` and ``checkpoint_version``; a
+    subclass with state of its own overrides :meth:`to_checkpoint` and :meth:`from_checkpoint`
+    together, and bumps ``checkpoint_version`` when the fields change (listing in
+    ``migrates_versions`` the older ones its :meth:`from_checkpoint` still reads).
+    """
 
     name: str = "proposer"
     option_names: tuple[str, ...] = ()
+    checkpoint_version: int = 1
+    migrates_versions: tuple[int, ...] = ()
 
     def __init__(self, ctx: ProposerContext) -> None:
         self.ctx = ctx
@@ -119,15 +135,46 @@ class Proposer(abc.ABC):
         """Calls to an outside model made since the last ask (written with its rows)."""
         return []
 
-    def restore(self, state: bytes | None, history: History) -> None:
-        """Load ``state()`` from a checkpoint, then rebuild caches from the archive."""
-        if state is not None:
-            self.__dict__.update(pickle.loads(state))
-
+    # -- checkpoints ---------------------------------------------------------
     def state(self) -> bytes:
-        """What ``restore`` needs, minus caches that the archive can rebuild."""
-        return pickle.dumps({k: v for k, v in self.__dict__.items() if k != "ctx"})
+        """What ``restore`` needs, minus caches that the archive can rebuild: the bytes of
+        :meth:`to_checkpoint` in the checkpoint format (no pickle)."""
+        saved = self.to_checkpoint()
+        return checkpoint.dumps(self.name, self.checkpoint_version, saved.fields, saved.arrays, saved.requires)
+
+    def restore(self, state: bytes | None, history: History) -> None:
+        """Load ``state()`` from a checkpoint (None: there is none yet), then rebuild caches
+        from the archive. A legacy pickle is never unpickled: :meth:`from_legacy` rebuilds
+        from the archive, or refuses; any other unreadable checkpoint is a
+        :class:`~search.proposers.checkpoint.CheckpointError`."""
+        if state is not None and checkpoint.is_legacy_pickle(state):
+            self.from_legacy(history)
+            return
+        versions = (self.checkpoint_version, *self.migrates_versions)
+        self.from_checkpoint(None if state is None else checkpoint.loads(state, self.name, versions), history)
+
+    def to_checkpoint(self) -> Checkpoint:
+        """The base's state: the draws of ``rng`` (what :meth:`uniform` samples from)."""
+        return Checkpoint(fields={"rng": checkpoint.rng_state(self.rng)})
+
+    def from_checkpoint(self, saved: Checkpoint | None, history: History) -> None:
+        """Put back what :meth:`to_checkpoint` saved (``saved`` None: start fresh), then
+        rebuild caches from ``history``."""
+        if saved is not None:
+            checkpoint.set_rng_state(self.rng, saved.fields["rng"], f"{self.name}'s generator")
+
+    def from_legacy(self, history: History) -> None:
+        """Resume from a legacy pickle without reading it: by default refused, since the
+        state it held cannot be told from the archive; a proposer that can rebuild its
+        state from ``history`` alone overrides this."""
+        raise checkpoint.legacy_error(self.name, "its state cannot be rebuilt from the archive")
 
     # -- shared helpers ------------------------------------------------------
     def uniform(self, n: int) -> list[Proposal]:
         return [Proposal(x, meta={"source": "uniform"}) for x in self.rng.random((n, self.ctx.space.dim))]
+
+
+def rows_so_far(history: History) -> int:
+    """Evaluations in the archive, finished or not: an upper bound on the draws, asks and
+    generations a proposer made, used to pick fresh streams when resuming a legacy pickle."""
+    return len(history.finished()) + len(history.pending_x())

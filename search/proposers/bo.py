@@ -8,22 +8,22 @@ so are failed ones: they are left out of the fit and never proposed again.
 
 State: everything is rebuilt from SQL on resume (observations in the order they were
 recorded, pending points in proposal order); the checkpoint keeps only how many asks
-and Sobol draws were made. Each ask seeds torch from (seed, ask number), so a resumed
-campaign proposes the same next batch as one never interrupted.
+and Sobol draws were made (fields ``asks``, ``sobol_drawn``). Each ask seeds torch from
+(seed, ask number), so a resumed campaign proposes the same next batch as one never
+interrupted. A legacy pickle is not read: both counts are set to the number of rows,
+an upper bound, so no Sobol point and no ask seed is used twice.
 """
 
 from __future__ import annotations
-
-import pickle
-from typing import Any
 
 import numpy as np
 import torch
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from torch.quasirandom import SobolEngine
 
-from search.proposers import gp
-from search.proposers.base import History, Observation, Proposal, Proposer, ProposerContext
+from search.proposers import checkpoint, gp
+from search.proposers.base import History, Observation, Proposal, Proposer, ProposerContext, rows_so_far
+from search.proposers.checkpoint import Checkpoint
 
 
 class ObservationBook:
@@ -105,19 +105,36 @@ class BoProposer(Proposer):
         for o in observations:
             self.book.observe(o, self.outcome(o))
 
-    def state(self) -> bytes:
-        return pickle.dumps({"asks": self.asks, "sobol_drawn": self.sobol_drawn})
+    # -- checkpoints -------------------------------------------------------------
+    def to_checkpoint(self) -> Checkpoint:
+        """How many asks and Sobol draws were made; the data is the archive's."""
+        return Checkpoint(fields={"asks": self.asks, "sobol_drawn": self.sobol_drawn})
 
-    def restore(self, state: bytes | None, history: History) -> None:
+    def from_checkpoint(self, saved: Checkpoint | None, history: History) -> None:
+        self._rebuild_book(history)
+        if saved is not None:
+            self._set_counts(int(saved.fields["asks"]), int(saved.fields["sobol_drawn"]))
+
+    def from_legacy(self, history: History) -> None:
+        """Rebuild from the archive; both counts become the number of rows (an upper bound)."""
+        self._rebuild_book(history)
+        rows = rows_so_far(history)
+        self._set_counts(rows, rows)
+        checkpoint.warn_legacy(self.name, f"observations from the archive, Sobol and ask counts set to {rows} "
+                                          f"(no Sobol point is drawn twice)")
+
+    def _rebuild_book(self, history: History) -> None:
+        """Observations in the order recorded, then the points in flight."""
         self.book = ObservationBook(self.ctx.space.dim)
         for o in history.finished():
             self.book.observe(o, self.outcome(o))
         for x in history.pending_x():
             self.book.propose(x)
-        if state is not None:
-            data: dict[str, Any] = pickle.loads(state)
-            self.asks = data["asks"]
-            self.sobol_drawn = data["sobol_drawn"]
-            self._sobol = SobolEngine(self.ctx.space.dim, scramble=True, seed=self.ctx.seed)
-            if self.sobol_drawn:
-                self._sobol.fast_forward(self.sobol_drawn)
+
+    def _set_counts(self, asks: int, sobol_drawn: int) -> None:
+        """Resume the ask count and the Sobol sequence after ``sobol_drawn`` points."""
+        self.asks = asks
+        self.sobol_drawn = sobol_drawn
+        self._sobol = SobolEngine(self.ctx.space.dim, scramble=True, seed=self.ctx.seed)
+        if self.sobol_drawn:
+            self._sobol.fast_forward(self.sobol_drawn)

@@ -20,8 +20,8 @@ from botorch.models.transforms.outcome import Standardize
 from botorch.optim import optimize_acqf, optimize_acqf_mixed
 from gpytorch.mlls import ExactMarginalLogLikelihood, SumMarginalLogLikelihood
 
+from search.params import CategoricalParam
 from search.space import SearchSpace
-from search.spec import CategoricalParam
 
 MAX_CATEGORY_COMBOS = 24
 
@@ -101,11 +101,8 @@ def fit_model_list(x: torch.Tensor, ys: torch.Tensor, cat_dims: list[int]) -> Si
             warnings.simplefilter("ignore")
             fit_gpytorch_mll(ExactMarginalLogLikelihood(batched.likelihood, batched))
         return batched
-    models = [
-        MixedSingleTaskGP(x, ys[:, i : i + 1], cat_dims=cat_dims, outcome_transform=Standardize(m=1))
-        if cat_dims else SingleTaskGP(x, ys[:, i : i + 1], outcome_transform=Standardize(m=1))
-        for i in range(ys.shape[1])
-    ]
+    models = [MixedSingleTaskGP(x, ys[:, i : i + 1], cat_dims=cat_dims, outcome_transform=Standardize(m=1))
+              for i in range(ys.shape[1])]
     model = ModelListGP(*models)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

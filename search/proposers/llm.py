@@ -17,7 +17,10 @@ cap reached), Gaussian mutations of elites fill the batch under the proposer nam
 Every prompt and reply is written to the archive's ``proposer_calls`` with the rows it
 produced (their ``proposal.call`` is its key). Prompts are a pure function of the
 archive and the seed, so a resumed campaign finds its answered calls by key and does
-not ask again.
+not ask again. The checkpoint keeps the request and ask counts and the discard counts
+(fields ``requests``, ``asks``, ``discarded``); a legacy pickle is not read: the request
+count is that of the calls in the archive, the ask count the number of rows (so no
+prompt seed is used twice) and the discard counts start again.
 
 A fallback is reported on the logger ``entropy_atlas.llm`` at ``WARNING``, naming the
 endpoint and the reason, once per kind of cause and proposer (``error``: the endpoint
@@ -37,14 +40,23 @@ import collections
 import hashlib
 import json
 import logging
-import pickle
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from archive.redact import is_secret_key, redact_url
-from search.proposers.base import History, Observation, OptionError, Proposal, Proposer, ProposerContext
+from search.proposers import checkpoint
+from search.proposers.base import (
+    History,
+    Observation,
+    OptionError,
+    Proposal,
+    Proposer,
+    ProposerContext,
+    rows_so_far,
+)
+from search.proposers.checkpoint import Checkpoint
 from search.proposers.llm_backends import BackendError, Completion, HFBackend, OpenAIBackend
 from search.proposers.llm_prompt import build_mutate_prompt, build_propose_prompt, parse_candidates
 
@@ -269,15 +281,28 @@ class LlmProposer(Proposer):
         calls, self._calls = self._calls, []
         return calls
 
-    def state(self) -> bytes:
-        return pickle.dumps({"requests": self.requests, "asks": self.asks, "discarded": dict(self.discarded)})
+    # -- checkpoints -------------------------------------------------------------
+    def to_checkpoint(self) -> Checkpoint:
+        """Requests made (against ``max_requests``), asks (the prompts' seeds), discards."""
+        return Checkpoint(fields={"requests": self.requests, "asks": self.asks, "discarded": dict(self.discarded)})
 
-    def restore(self, state: bytes | None, history: History) -> None:
+    def from_checkpoint(self, saved: Checkpoint | None, history: History) -> None:
+        if saved is not None:
+            self.requests, self.asks = int(saved.fields["requests"]), int(saved.fields["asks"])
+            self.discarded = collections.Counter({str(k): int(v) for k, v in saved.fields["discarded"].items()})
+        self._rebuild(history)
+
+    def from_legacy(self, history: History) -> None:
+        """Requests: the calls in the archive; asks: the rows so far; discards: none."""
+        self.requests, self.asks = len(history.calls(self.name)), rows_so_far(history)
+        self.discarded = collections.Counter()
+        self._rebuild(history)
+        checkpoint.warn_legacy(self.name, f"{self.requests} requests from the archive's calls, prompts seeded "
+                                          f"after {self.asks} rows")
+
+    def _rebuild(self, history: History) -> None:
+        """Elites, seen parameters and answered calls, from the archive."""
         self._reset_caches()
-        if state is not None:
-            data = pickle.loads(state)
-            self.requests, self.asks = data["requests"], data["asks"]
-            self.discarded = collections.Counter(data["discarded"])
         self.tell(history.finished())
         for call in history.calls(self.name):
             if call["status"] == "ok":

@@ -9,20 +9,23 @@ order, so conditional ones appear only when active; a vector parameter ``w`` bec
 
 On resume the study is rebuilt from every finished evaluation (``add_trial``), and a
 result whose trial this study never asked is added the same way, so nothing is lost.
+The checkpoint keeps only the ask count (field ``asks``); a legacy pickle, which held no
+more than that, is not read: the study is rebuilt the same way and the count restarts
+from the number of rows.
 """
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
-import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from search.proposers.base import History, Observation, Proposal, Proposer, ProposerContext
-from search.spec import CategoricalParam, FloatParam, IntParam
+from search.params import CategoricalParam, FloatParam, IntParam
+from search.proposers import checkpoint
+from search.proposers.base import History, Observation, Proposal, Proposer, ProposerContext, rows_so_far
+from search.proposers.checkpoint import Checkpoint
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -135,13 +138,25 @@ class OptunaProposer(Proposer):
         self.study.add_trial(optuna.trial.create_trial(params=flat, distributions=dists, state=state,
                                                        values=values))
 
-    def state(self) -> bytes:
-        return pickle.dumps({"asks": self.asks})
+    # -- checkpoints -------------------------------------------------------------
+    def to_checkpoint(self) -> Checkpoint:
+        """The ask count; the study itself is rebuilt from the archive."""
+        return Checkpoint(fields={"asks": self.asks})
 
-    def restore(self, state: bytes | None, history: History) -> None:
+    def from_checkpoint(self, saved: Checkpoint | None, history: History) -> None:
+        self._rebuild_study(history)
+        if saved is not None:
+            self.asks = int(saved.fields["asks"])
+
+    def from_legacy(self, history: History) -> None:
+        """The pickle held only the ask count: rebuild the study, count from the rows."""
+        self._rebuild_study(history)
+        self.asks = rows_so_far(history)
+        checkpoint.warn_legacy(self.name, "the study from every finished evaluation")
+
+    def _rebuild_study(self, history: History) -> None:
+        """A fresh study holding every finished evaluation, in the order recorded."""
         self._new_study()
-        if state is not None:
-            self.asks = pickle.loads(state)["asks"]
         for o in history.finished():
             self._add(o.params, self._values(o))
 
@@ -162,4 +177,4 @@ class Nsga2Proposer(OptunaProposer):
     name = "optuna-nsga2"
 
 
-__all__ = ["CmaEsProposer", "GpProposer", "Nsga2Proposer", "OptunaProposer", "TpeProposer", "np"]
+__all__ = ["CmaEsProposer", "GpProposer", "Nsga2Proposer", "OptunaProposer", "TpeProposer"]

@@ -10,15 +10,23 @@ is chosen by
 
 (r̄_i its mean reward, n_i its told proposals, N their sum; members never told go
 first). Which member made each evaluation is stored in the evaluation's ``proposer``.
+
+The checkpoint keeps the bandit's counts (fields ``pulls``, ``rewards``) and each
+member's own checkpoint, whole, as the byte array ``member.<name>``. From a legacy pickle
+(never read) the counts are replayed from the archive's results in the order recorded,
+which is what ``tell`` saw, and each member resumes as from its own legacy pickle.
 """
 
 from __future__ import annotations
 
 import math
-import pickle
 from typing import Any
 
+import numpy as np
+
+from search.proposers import checkpoint
 from search.proposers.base import History, Observation, OptionError, Proposal, Proposer, ProposerContext
+from search.proposers.checkpoint import Checkpoint, CheckpointError
 
 DEFAULT_MEMBERS: dict[str, dict[str, Any]] = {"map-elites": {}, "random": {}}
 
@@ -94,29 +102,56 @@ class PortfolioProposer(Proposer):
 
     def tell(self, observations: list[Observation]) -> None:
         for o in observations:
-            if o.proposer in self.pulls:
-                improved = o.fitness is not None and o.cell is not None and (
-                    o.cell not in self.best or o.fitness > self.best[o.cell])
-                self.pulls[o.proposer] += 1
-                self.rewards[o.proposer] += 1.0 if improved else 0.0
-            if o.fitness is not None and o.cell is not None and o.fitness > self.best.get(o.cell, -math.inf):
-                self.best[o.cell] = o.fitness
+            self._credit(o)
         for name, member in self.members.items():
             member.tell([_for_member(o, name) for o in observations])
 
-    def state(self) -> bytes:
-        return pickle.dumps({"pulls": self.pulls, "rewards": self.rewards,
-                             "members": {name: m.state() for name, m in self.members.items()}})
+    def _credit(self, o: Observation) -> None:
+        """Count ``o`` for the member that proposed it: reward 1 when it improved the map."""
+        if o.proposer in self.pulls:
+            improved = o.fitness is not None and o.cell is not None and (
+                o.cell not in self.best or o.fitness > self.best[o.cell])
+            self.pulls[o.proposer] += 1
+            self.rewards[o.proposer] += 1.0 if improved else 0.0
+        if o.fitness is not None and o.cell is not None and o.fitness > self.best.get(o.cell, -math.inf):
+            self.best[o.cell] = o.fitness
 
-    def restore(self, state: bytes | None, history: History) -> None:
-        data = pickle.loads(state) if state is not None else {}
+    # -- checkpoints -------------------------------------------------------------
+    def to_checkpoint(self) -> Checkpoint:
+        """The bandit's counts and each member's checkpoint (as bytes, its own format)."""
+        arrays = {f"member.{name}": np.frombuffer(m.state(), dtype=np.uint8) for name, m in self.members.items()}
+        return Checkpoint(fields={"pulls": self.pulls, "rewards": self.rewards}, arrays=arrays)
+
+    def from_checkpoint(self, saved: Checkpoint | None, history: History) -> None:
+        if saved is not None:
+            self._check_members(saved)
+            self.pulls = {m: int(saved.fields["pulls"][m]) for m in self.members}
+            self.rewards = {m: float(saved.fields["rewards"][m]) for m in self.members}
         for name, member in self.members.items():
-            member.restore(data.get("members", {}).get(name), _MemberHistory(history, name))
-        if data:
-            self.pulls, self.rewards = data["pulls"], data["rewards"]
-        self.best = {e.cell: e.fitness for e in history.elites() if e.cell is not None and e.fitness is not None}
+            state = None if saved is None else saved.arrays[f"member.{name}"].tobytes()
+            member.restore(state, _MemberHistory(history, name))
+        self._best_from(history)
 
-    def exploration(self) -> dict[str, float]:
-        """Each member's share of proposals told so far."""
-        total = sum(self.pulls.values()) or 1
-        return {m: n / total for m, n in self.pulls.items()}
+    def from_legacy(self, history: History) -> None:
+        """Members resume as from their own legacy pickle (rebuilt, or refused); the counts
+        are replayed from the results in the order recorded."""
+        for name, member in self.members.items():
+            member.from_legacy(_MemberHistory(history, name))
+        self.pulls = {name: 0 for name in self.members}
+        self.rewards = {name: 0.0 for name in self.members}
+        self.best = {}
+        for o in history.finished():
+            self._credit(o)
+        self._best_from(history)
+        checkpoint.warn_legacy(self.name, "the bandit's counts replayed from the results")
+
+    def _check_members(self, saved: Checkpoint) -> None:
+        """The checkpoint holds state for exactly this portfolio's members."""
+        stored = set(saved.fields["pulls"]) | {k.removeprefix("member.") for k in saved.arrays}
+        if stored != set(self.members) or set(saved.fields["rewards"]) != set(self.members):
+            raise CheckpointError(
+                f"the checkpoint of proposer {self.name!r} is of members {sorted(stored)}, not "
+                f"{sorted(self.members)}: resume with the members that wrote it")
+
+    def _best_from(self, history: History) -> None:
+        self.best = {e.cell: e.fitness for e in history.elites() if e.cell is not None and e.fitness is not None}

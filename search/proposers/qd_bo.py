@@ -66,12 +66,15 @@ class QdBoProposer(BoProposer):
 
     # -- the model and the map it predicts ------------------------------------
     def _elite_fitness(self) -> np.ndarray:
-        best = np.full(self.layout.cells, self.offset, dtype=float)
-        if self.book.y:
-            y = np.stack(self.book.y)
-            cells = self.layout.index_of(y[:, 1:])
-            np.maximum.at(best, cells, y[:, 0])
-        return best
+        """f*_c of every cell: its elite fitness under the archive's replacement rule
+        (:func:`archive.stats.elite_fitness`), raised to ``qd_offset`` (an empty cell's)."""
+        from archive.stats import elite_fitness
+
+        if not self.book.y:
+            return np.full(self.layout.cells, self.offset, dtype=float)
+        y = np.stack(self.book.y)
+        cells = self.layout.index_of(y[:, 1:])
+        return np.maximum(elite_fitness(cells, y[:, 0], self.layout.cells), self.offset)
 
     def _posterior(self, model: object, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         dev = gp.device()

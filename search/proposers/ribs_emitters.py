@@ -15,42 +15,53 @@ generation only after the previous one is fully told (failed members rank last).
 The ribs archive is a cache: for ``map-elites`` and ``cma-me`` it equals the elite table
 and is rebuilt from SQL on resume; only emitter state is checkpointed. CMA-MAE's
 threshold archive is proposer state and is checkpointed whole.
+
+**Checkpoints** (:mod:`search.proposers.checkpoint`, fields and arrays, no pickle). The
+proposer's own counters (``random_left``, ``next_emitter``, ``gen_counter``), the
+generations in flight (``gens``: each one's solutions and the results told so far) and
+the base generator (``rng``, for the ``random_init`` draws) are plain values. ribs'
+public API gives the rest where it can:
+
+- ``archive.data()``: the elites and CMA-MAE's thresholds, and, in its ``index`` column,
+  the order in which cells were first filled (``sample_elites`` draws parents by
+  position in that order); the archive is rebuilt with ``archive.add``, one batch per
+  increasing run of that order, so the order comes back exactly;
+- ``emitter.restarts``, ``emitter.itrs`` (read), ``ranker.target_measure_dir`` (read and
+  set, for rankers that have one).
+
+ribs has no accessor for the following, which an exact resume needs, so they are read
+and written as private attributes, as arrays or bit-generator states:
+
+- ``archive._rng``: the generator of ``sample_elites`` (parent selection);
+- ``archive._store.add``: CMA-MAE only, to put back the exact thresholds (``add``
+  computes a threshold, it cannot be given one);
+- ``GaussianEmitter._rng`` / ``IsoLineEmitter._rng``: the mutation noise;
+- ``EvolutionStrategyEmitter._restarts``, ``._itrs`` (written), ``._ranker._rng``, and
+  its ``_opt``, a ``CMAEvolutionStrategy``: ``mean``, ``sigma``, ``pc``, ``ps`` (the
+  evolution paths), ``current_eval``, ``_rng``, ``_solutions`` (the generation being
+  evaluated, which ``tell`` indexes) and ``cov``, its ``DecompMatrix``: ``cov``,
+  ``eigenbasis``, ``eigenvalues``, ``invsqrt``, ``condition_number``, ``updated_eval``.
+
+Because these are internals, the header pins the installed ribs version
+(``requires``): a checkpoint is read only under the ribs that wrote it, and any other
+version is a clear error, not state silently misread. A legacy pickle is never read:
+``map-elites`` rebuilds from the archive with fresh random streams (its emitters keep
+nothing else), ``cma-me`` and ``cma-mae`` refuse, since CMA-ES state is not in the archive.
 """
 
 from __future__ import annotations
 
-import io
-import pickle
 from typing import Any
 
 import numpy as np
 from ribs.emitters import EvolutionStrategyEmitter, GaussianEmitter, IsoLineEmitter
+from ribs.emitters.opt import CMAEvolutionStrategy
 
-from search.proposers.base import History, Observation, Proposal, Proposer, ProposerContext
+from search.proposers import checkpoint
+from search.proposers.base import History, Observation, Proposal, Proposer, ProposerContext, rows_so_far
+from search.proposers.checkpoint import Checkpoint, CheckpointError, rng_state, set_rng_state
 
 FAILED_VALUE = -1e30  # rank of a failed CMA-ES member: below any real improvement value
-
-
-class _Pickler(pickle.Pickler):
-    """Pickles everything but one object (the archive), stored as a reference."""
-
-    def __init__(self, file: io.BytesIO, skip: Any) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self.skip = skip
-
-    def persistent_id(self, obj: Any) -> str | None:
-        return "archive" if self.skip is not None and obj is self.skip else None
-
-
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, archive: Any) -> None:
-        super().__init__(file)
-        self.archive = archive
-
-    def persistent_load(self, pid: Any) -> Any:
-        if pid != "archive":
-            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
-        return self.archive
 
 
 class RibsProposer(Proposer):
@@ -180,46 +191,104 @@ class RibsProposer(Proposer):
                       "value": np.array([r[3] for r in res], dtype=float)},
         )
 
-    # -- persistence ---------------------------------------------------------
-    def state(self) -> bytes:
-        buf = io.BytesIO()
-        data = {k: v for k, v in self.__dict__.items() if k not in ("ctx",)}
-        if not self.keep_archive:
-            # The archive itself is rebuilt from SQL; what SQL cannot give back is the
-            # archive's sampling RNG and the order in which cells were first filled
-            # (parents are drawn by position in that order).
-            data["_archive_rng"] = self.archive._rng.bit_generator.state
-            data["_archive_order"] = np.asarray(self.archive._store.occupied_list, dtype=np.int64).copy()
-        _Pickler(buf, None if self.keep_archive else self.archive).dump(data)
-        return buf.getvalue()
+    # -- checkpoints -------------------------------------------------------------
+    def to_checkpoint(self) -> Checkpoint:
+        """Counters, generations in flight, every generator and emitter's state, and the
+        archive's order (CMA-MAE: the whole threshold archive); see the module docstring."""
+        fields: dict[str, Any] = {
+            "rng": rng_state(self.rng), "random_left": self.random_left, "next_emitter": self.next_emitter,
+            "gen_counter": self.gen_counter, "archive_rng": rng_state(_private(self.archive, "_rng")),
+            "gens": {str(i): {"gen": g["gen"], "truncated": g["truncated"]} for i, g in self.gens.items()},
+            "emitters": [],
+        }
+        arrays: dict[str, np.ndarray] = {"archive.index": np.asarray(self.archive.data("index"), dtype=np.int64)}
+        if self.keep_archive:
+            data = self.archive.data()
+            arrays |= {f"archive.{k}": np.asarray(data[k]) for k in ARCHIVE_FIELDS}
+        for i, emitter in enumerate(self.emitters):
+            emitter_fields, emitter_arrays = _emitter_checkpoint(emitter, f"emitter.{i}")
+            fields["emitters"].append(emitter_fields)
+            arrays |= emitter_arrays
+        for i, g in self.gens.items():
+            arrays |= _generation_arrays(g, f"gen.{i}", self.archive.measure_dim)
+        return Checkpoint(fields=fields, arrays=arrays, requires={"ribs": _ribs_version()})
 
-    def restore(self, state: bytes | None, history: History) -> None:
-        if not self.keep_archive or state is None:
-            self.archive.clear()
-            elites = history.elites()
-            if elites:
-                self.archive.add(
-                    solution=np.stack([e.x for e in elites]),
-                    objective=np.array([e.fitness for e in elites], dtype=float),
-                    measures=np.stack([e.measures for e in elites]),
-                )
-        if state is None:
+    def from_checkpoint(self, saved: Checkpoint | None, history: History) -> None:
+        if saved is None:
+            self._rebuild_archive(history.elites(), order=None)
             return
-        data = _Unpickler(io.BytesIO(state), self.archive).load()
-        rng_state = data.pop("_archive_rng", None)
-        order = data.pop("_archive_order", None)
-        self.__dict__.update(data)
-        if rng_state is not None:
-            self.archive._rng.bit_generator.state = rng_state
-        if order is not None:
-            self._reorder_archive(order)
+        fields, arrays = saved.fields, saved.arrays
+        if self.keep_archive:
+            self._load_archive(arrays)
+        else:
+            self._rebuild_archive(history.elites(), order=arrays["archive.index"])
+        set_rng_state(_private(self.archive, "_rng"), fields["archive_rng"], "the archive's generator")
+        set_rng_state(self.rng, fields["rng"], f"{self.name}'s generator")
+        self.random_left = int(fields["random_left"])
+        self.next_emitter = int(fields["next_emitter"])
+        self.gen_counter = int(fields["gen_counter"])
+        if len(fields["emitters"]) != len(self.emitters):
+            raise CheckpointError(f"the checkpoint of proposer {self.name!r} has {len(fields['emitters'])} "
+                                  f"emitters, the campaign's options {len(self.emitters)}")
+        for i, (emitter, emitter_fields) in enumerate(zip(self.emitters, fields["emitters"], strict=True)):
+            _load_emitter(emitter, emitter_fields, arrays, f"emitter.{i}", self.name)
+        self.gens = {int(i): _load_generation(g, arrays, f"gen.{i}") for i, g in fields["gens"].items()}
 
-    def _reorder_archive(self, order: np.ndarray) -> None:
-        """Put the rebuilt archive's cells back in the order they were first filled."""
-        props = self.archive._store._props
-        n = props["n_occupied"]
-        if len(order) == n and set(order.tolist()) == set(props["occupied_list"][:n].tolist()):
-            props["occupied_list"][:n] = order
+    def from_legacy(self, history: History) -> None:
+        """``map-elites``: the archive from SQL, every generator on a fresh stream seeded
+        from (seed, rows so far), the counters advanced past the rows. CMA-ES: refused."""
+        if self.is_es:
+            raise checkpoint.legacy_error(
+                self.name, "its CMA-ES state (mean, covariance, step size, evolution paths) is not in the archive")
+        rows = rows_so_far(history)
+        self._rebuild_archive(history.elites(), order=None)
+        streams = np.random.SeedSequence([self.ctx.seed, rows]).spawn(len(self.emitters) + 2)
+        self.rng = np.random.default_rng(streams[0])
+        _private(self.archive, "_rng").bit_generator.state = np.random.default_rng(streams[1]).bit_generator.state
+        for emitter, stream in zip(self.emitters, streams[2:], strict=True):
+            _private(emitter, "_rng").bit_generator.state = np.random.default_rng(stream).bit_generator.state
+        self.random_left = max(0, self.random_left - rows)
+        self.gen_counter = rows
+        checkpoint.warn_legacy(self.name, f"the elites from SQL, fresh random streams seeded from (seed, {rows} rows)")
+
+    def _rebuild_archive(self, elites: list[Observation], order: np.ndarray | None) -> None:
+        """The archive of ``elites``, its cells first filled in ``order`` (None: as ``add``
+        files one batch). An order that does not match the elites is warned about and
+        dropped: the archive is still right, only parent draws differ from an
+        uninterrupted run."""
+        self.archive.clear()
+        if not elites:
+            return
+        solution = np.stack([e.x for e in elites])
+        objective = np.array([e.fitness for e in elites], dtype=float)
+        measures = np.stack([e.measures for e in elites])
+        index = np.asarray(self.archive.index_of(measures), dtype=np.int64)
+        runs = [np.arange(len(elites))]
+        if order is not None:
+            where = {int(c): k for k, c in enumerate(index)}
+            if len(where) == len(index) == len(order) and set(where) == set(order.tolist()):
+                rows = np.array([where[int(c)] for c in order], dtype=np.int64)
+                runs = [rows[run] for run in _increasing_runs(index[rows])]
+            else:
+                checkpoint.log.warning("proposer %s: the checkpoint's archive order does not match the %d elites "
+                                       "in SQL; the archive is rebuilt without it", self.name, len(elites))
+        for run in runs:
+            self.archive.add(solution=solution[run], objective=objective[run], measures=measures[run])
+
+    def _load_archive(self, arrays: dict[str, np.ndarray]) -> None:
+        """CMA-MAE: the saved threshold archive, cells in their saved order, thresholds exact."""
+        index, saved = arrays["archive.index"], {k: arrays[f"archive.{k}"] for k in ARCHIVE_FIELDS}
+        self.archive.clear()
+        for run in _increasing_runs(index):
+            self.archive.add(solution=saved["solution"][run], objective=saved["objective"][run],
+                             measures=saved["measures"][run])
+        data = self.archive.data()
+        if not np.array_equal(np.asarray(data["index"]), index):
+            raise CheckpointError(f"the checkpoint of proposer {self.name!r} holds an archive that does not "
+                                  f"fit the campaign's cells")
+        if len(index):
+            store = _private(self.archive, "_store")
+            store.add(index, {**{k: v for k, v in data.items() if k != "index"}, "threshold": saved["threshold"]})
 
 
 class MapElitesProposer(RibsProposer):
@@ -236,3 +305,108 @@ class CmaMaeProposer(RibsProposer):
 
 def _int_seed(seq: np.random.SeedSequence) -> int:
     return int(seq.generate_state(1)[0])
+
+
+# -- checkpoint helpers ----------------------------------------------------------
+ARCHIVE_FIELDS = ("solution", "objective", "measures", "threshold")
+CMA_ARRAYS = ("mean", "sigma", "pc", "ps")
+COV_ARRAYS = ("cov", "eigenbasis", "eigenvalues", "invsqrt", "condition_number")
+
+
+def _ribs_version() -> str:
+    return checkpoint.installed_version("ribs") or "unknown"
+
+
+def _private(obj: Any, name: str) -> Any:
+    """``obj.<name>``, a ribs internal a checkpoint needs (the module docstring lists them)."""
+    try:
+        return getattr(obj, name)
+    except AttributeError:
+        raise CheckpointError(
+            f"ribs {_ribs_version()} has no {type(obj).__name__}.{name}, which checkpoints of the ribs proposers "
+            f"read; install the ribs this Entropy Atlas supports (pyproject.toml)") from None
+
+
+def _cma_es(emitter: EvolutionStrategyEmitter) -> CMAEvolutionStrategy:
+    """The emitter's CMA-ES, the only evolution strategy these proposers build."""
+    opt = _private(emitter, "_opt")
+    if not isinstance(opt, CMAEvolutionStrategy):
+        raise CheckpointError(f"a checkpoint saves CMA-ES only, not {type(opt).__name__}")
+    return opt
+
+
+def _increasing_runs(index: np.ndarray) -> list[np.ndarray]:
+    """Positions of ``index`` cut into maximal strictly increasing runs: ``archive.add``
+    appends a batch's new cells in increasing order, so adding run by run fills cells in
+    exactly the order of ``index``."""
+    if len(index) == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(index) <= 0) + 1
+    return np.split(np.arange(len(index)), cuts)
+
+
+def _emitter_checkpoint(emitter: Any, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """An emitter's fields (its kind, counters, generator states) and arrays."""
+    fields: dict[str, Any] = {"kind": type(emitter).__name__}
+    if not isinstance(emitter, EvolutionStrategyEmitter):
+        fields["rng"] = rng_state(_private(emitter, "_rng"))
+        return fields, {}
+    opt, ranker = _cma_es(emitter), _private(emitter, "_ranker")
+    fields |= {"restarts": int(emitter.restarts), "itrs": int(emitter.itrs), "rng": rng_state(_private(opt, "_rng")),
+               "ranker_rng": rng_state(_private(ranker, "_rng")), "current_eval": int(opt.current_eval),
+               "updated_eval": int(opt.cov.updated_eval)}
+    arrays = {f"{prefix}.{k}": np.asarray(getattr(opt, k)) for k in CMA_ARRAYS}
+    arrays |= {f"{prefix}.cov.{k}": np.asarray(getattr(opt.cov, k)) for k in COV_ARRAYS}
+    solutions = _private(opt, "_solutions")
+    if solutions is not None:
+        arrays[f"{prefix}.solutions"] = np.asarray(solutions)
+    target = getattr(ranker, "target_measure_dir", None)
+    if target is not None:
+        arrays[f"{prefix}.target_measure_dir"] = np.asarray(target)
+    return fields, arrays
+
+
+def _load_emitter(emitter: Any, fields: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str,
+                  proposer: str) -> None:
+    """Put back what :func:`_emitter_checkpoint` saved into an emitter of the same kind."""
+    if fields.get("kind") != type(emitter).__name__:
+        raise CheckpointError(f"the checkpoint of proposer {proposer!r} holds a {fields.get('kind')} where the "
+                              f"campaign's options build a {type(emitter).__name__}")
+    if not isinstance(emitter, EvolutionStrategyEmitter):
+        set_rng_state(_private(emitter, "_rng"), fields["rng"], "an emitter's generator")
+        return
+    opt, ranker = _cma_es(emitter), _private(emitter, "_ranker")
+    emitter._restarts, emitter._itrs = int(fields["restarts"]), int(fields["itrs"])
+    set_rng_state(_private(opt, "_rng"), fields["rng"], "a CMA-ES generator")
+    set_rng_state(_private(ranker, "_rng"), fields["ranker_rng"], "a ranker's generator")
+    opt.current_eval, opt.cov.updated_eval = int(fields["current_eval"]), int(fields["updated_eval"])
+    for k in CMA_ARRAYS:
+        setattr(opt, k, arrays[f"{prefix}.{k}"][()] if k == "sigma" else arrays[f"{prefix}.{k}"])
+    for k in COV_ARRAYS:
+        value = arrays[f"{prefix}.cov.{k}"]
+        setattr(opt.cov, k, value[()] if k == "condition_number" else value)
+    opt._solutions = arrays.get(f"{prefix}.solutions")
+    if f"{prefix}.target_measure_dir" in arrays:
+        ranker.target_measure_dir = arrays[f"{prefix}.target_measure_dir"]
+
+
+def _generation_arrays(gen: dict[str, Any], prefix: str, measure_dim: int) -> dict[str, np.ndarray]:
+    """A CMA-ES generation in flight: its solutions and the results told so far."""
+    told = sorted(gen["results"].items())
+    return {
+        f"{prefix}.solutions": np.asarray(gen["solutions"]),
+        f"{prefix}.told": np.array([j for j, _ in told], dtype=np.int64),
+        f"{prefix}.objective": np.array([r[0] for _, r in told], dtype=float),
+        f"{prefix}.measures": np.stack([r[1] for _, r in told]) if told else np.zeros((0, measure_dim)),
+        f"{prefix}.status": np.array([r[2] for _, r in told], dtype=np.int32),
+        f"{prefix}.value": np.array([r[3] for _, r in told], dtype=float),
+    }
+
+
+def _load_generation(fields: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str) -> dict[str, Any]:
+    """The generation :func:`_generation_arrays` saved, as ``RibsProposer.gens`` holds it."""
+    a = {k: arrays[f"{prefix}.{k}"] for k in ("told", "objective", "measures", "status", "value")}
+    results = {int(j): (float(f), m, int(s), float(v))
+               for j, f, m, s, v in zip(a["told"], a["objective"], a["measures"], a["status"], a["value"], strict=True)}
+    return {"gen": int(fields["gen"]), "solutions": arrays[f"{prefix}.solutions"], "results": results,
+            "truncated": bool(fields["truncated"])}

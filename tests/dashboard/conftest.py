@@ -57,7 +57,7 @@ def dash_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def client(dash_url: str) -> Iterator[TestClient]:
     """A test client of the dashboard over :func:`dash_url`."""
-    from search.dashboard import create_app
+    from dashboard import create_app
 
     with TestClient(create_app(dash_url)) as test_client:
         yield test_client

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 import archive
-from search.dashboard import schemas
+from dashboard import schemas
 from tests.dashboard.conftest import CAMPAIGNS
 
 
@@ -235,7 +235,7 @@ def test_unknown_campaign_is_a_404_that_says_so(client: TestClient) -> None:
 
 
 def test_etag_answers_304_until_the_campaign_changes(tmp_path: Any) -> None:
-    from search.dashboard import create_app
+    from dashboard import create_app
     from tests.dashboard.synthetic import add_results, synthetic_campaign
 
     url = f"sqlite:///{tmp_path / 'live.db'}"
@@ -326,7 +326,7 @@ def test_ids_out_of_range_are_422_not_500(client: TestClient) -> None:
 
 
 def test_ids_out_of_range_are_422_not_503_on_postgres(postgres_url: str) -> None:
-    from search.dashboard import create_app
+    from dashboard import create_app
     from tests.dashboard.synthetic import synthetic_campaign
 
     store, _ = synthetic_campaign(postgres_url, "pg", 60, bins=(5, 5))
@@ -338,10 +338,10 @@ def test_ids_out_of_range_are_422_not_503_on_postgres(postgres_url: str) -> None
 def test_the_spec_is_shown_without_its_secrets(tmp_path: Any) -> None:
     from sqlalchemy import update
 
+    from archive.queries import CAMPAIGNS
     from archive.store import Store
+    from dashboard import create_app
     from search.campaigns import open_campaign
-    from search.dashboard import create_app
-    from search.dashboard.data import CAMPAIGNS
     from search.spec import parse_spec
     from tests.dashboard.synthetic import synthetic_spec
 

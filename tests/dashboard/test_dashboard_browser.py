@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import archive
-from search.dashboard.cli import make_server, url_of
+from dashboard.cli import make_server, url_of
 from tests.dashboard.browser import Chromium, Page, find_chromium
 from tests.dashboard.synthetic import add_results, synthetic_campaign
 

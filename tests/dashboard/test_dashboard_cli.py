@@ -1,4 +1,4 @@
-"""The dashboard as a process (``atlas dashboard``, and ``python -m search.dashboard`` for
+"""The dashboard as a process (``atlas dashboard``, and ``python -m dashboard`` for
 when the ``atlas`` command is not at hand): it serves on 127.0.0.1, stops on Ctrl+C, and a
 storage it cannot use is an error message and exit code 2 before anything listens. Only the
 processes started here are stopped, by pid."""
@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-LAUNCHERS = {"atlas": ["-m", "search.cli", "dashboard"], "module": ["-m", "search.dashboard"]}
+LAUNCHERS = {"atlas": ["-m", "search.cli", "dashboard"], "module": ["-m", "dashboard"]}
 
 
 def start(launcher: str, *args: str) -> subprocess.Popen[str]:

@@ -18,9 +18,10 @@ from sqlalchemy.exc import OperationalError
 from starlette.routing import Route
 
 from archive.store import StorageError, Store
-from search.dashboard import DashboardError, create_app, dashboard
-from search.dashboard.cli import bind, is_loopback, make_server
-from search.dashboard.pages import boot_json
+from dashboard import DashboardError, create_app
+from dashboard import serve as dashboard
+from dashboard.cli import bind, is_loopback, make_server
+from dashboard.pages import boot_json
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 PATH_VALUES = {"name": "quad", "evaluation_id": "1", "filename": "common.js"}
@@ -176,8 +177,8 @@ def test_pages_escape_what_they_embed(client: TestClient) -> None:
 
 def test_pages_load_nothing_from_elsewhere(client: TestClient) -> None:
     """Offline: every script, style and link of the pages is served by the app."""
-    from search.dashboard.app import STATIC
-    from search.dashboard.pages import TEMPLATES
+    from dashboard.app import STATIC
+    from dashboard.pages import TEMPLATES
 
     for path in [*STATIC.iterdir(), *TEMPLATES.iterdir()]:
         source = path.read_text()
@@ -194,7 +195,7 @@ def test_pages_load_nothing_from_elsewhere(client: TestClient) -> None:
 
 
 def test_plotly_is_served_from_the_plotly_package(client: TestClient) -> None:
-    from search.dashboard.app import plotly_js_path
+    from dashboard.app import plotly_js_path
 
     plain = client.get("/static/plotly.min.js", headers={"Accept-Encoding": "identity"})
     assert plain.status_code == 200 and plain.content == plotly_js_path().read_bytes()
@@ -214,7 +215,7 @@ def test_an_archive_at_another_schema_revision_is_refused_untouched(tmp_path: Pa
     """Older: the user upgrades it once with a command that writes; newer: this install is old."""
     from sqlalchemy import create_engine
 
-    from search.dashboard.storage import _scripts
+    from archive.engine import _scripts
 
     url = f"sqlite:///{tmp_path / 'atlas.db'}"
     Store(url).close()  # an empty archive at the current head
@@ -268,7 +269,7 @@ def test_allowed_hosts_of_the_app_factory(dash_url: str) -> None:
 
 
 def test_default_allowed_hosts() -> None:
-    from search.dashboard.cli import default_allowed_hosts
+    from dashboard.cli import default_allowed_hosts
 
     assert default_allowed_hosts("127.0.0.1") == ["127.0.0.1", "localhost", "[::1]"]
     assert default_allowed_hosts("::1") == ["127.0.0.1", "localhost", "[::1]"]

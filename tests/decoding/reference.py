@@ -140,6 +140,44 @@ def top_h_paper(scores: np.ndarray, alpha: float, top_n: int = 100) -> tuple[np.
     return keep, margin
 
 
+def top_h_official(logits: np.ndarray, alpha: float, temperature: float = 1.0, top_n: int = 100) -> np.ndarray:
+    """The official ``TopH_LogitsProcessor`` (ErfanBaghaei/Top-H-Decoding ``logit_processor.py``),
+    rewritten from its rule in float64: p = softmax(logits / T); over the top N sorted p
+    (not renormalised) with S = Σ p_j and τ = (H(p/S) − log₂ S) · S · α, walk the prefix
+    keeping token j+1 unless, with H_σ = Σ_{i≤j+1} −p_i log₂ p_i and σ = Σ_{i≤j+1} p_i,
+    H_σ/σ + log₂ σ > τ/σ + log₂ σ. Token 1 is always kept. Returns the kept set
+    (the official code returns the unscaled logits masked to it)."""
+    probs = softmax(np.asarray(logits, dtype=np.float64) / temperature)
+    idx = order_desc(probs)[:top_n]
+    ps = probs[idx]
+    total = ps.sum()
+    renorm = ps / total
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h_renorm = float(-np.nansum(renorm * np.log2(renorm)))
+        tau = (h_renorm - math.log2(total)) * total * alpha
+        kept = [int(idx[0])]
+        h_acc, sigma = float(-ps[0] * np.log2(ps[0])), float(ps[0])
+        for j in range(1, len(ps)):  # the official loop reads ps[j] after keeping token j-1
+            h_acc += float(-ps[j] * np.log2(ps[j])) if ps[j] > 0 else 0.0
+            sigma += float(ps[j])
+            if h_acc / sigma + math.log2(sigma) > tau / sigma + math.log2(sigma):
+                break
+            kept.append(int(idx[j]))
+    keep = np.zeros(len(probs), dtype=bool)
+    keep[kept] = True
+    return keep
+
+
+def official_top_h_pipeline(logits: np.ndarray, alpha: float, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """What the official scripts sample from: ``TopH_LogitsProcessor(temperature=T)`` passed to
+    ``generate(logits_processor=[...], temperature=T)`` runs before transformers' warpers, so the
+    kept set comes from softmax(logits / T) and the draw from softmax(masked logits / T).
+    Returns (kept set, sampling distribution)."""
+    keep = top_h_official(logits, alpha, temperature)
+    masked = np.where(keep, np.asarray(logits, dtype=np.float64), -np.inf)
+    return keep, softmax(masked / temperature)
+
+
 def top_h_hf(scores: np.ndarray, alpha: float, top_n: int = 100) -> tuple[np.ndarray, float]:
     """transformers' Top-H: the top N renormalised (q), natural log, τ = α H(q);
     keep the largest prefix with Σ −q_j ln q_j <= τ (token 1 always)."""
@@ -197,11 +235,12 @@ TRUNCATION = {"top_k": top_k, "top_p": top_p, "min_p": min_p, "typical": typical
 
 
 def chain(logits: np.ndarray, names: list[str], params: dict, temperature: float, order: str,
-          top_h_variant: str = "hf") -> tuple[np.ndarray, np.ndarray, float]:
+          top_h_variant: str = "paper") -> tuple[np.ndarray, np.ndarray, float]:
     """The kept set, the sampling distribution q and the smallest margin of one row.
 
     hf: scores = logits / T, then each truncation on the (masked) scores in turn.
-    llama.cpp: the truncations on the untempered logits, then q = softmax(masked / T).
+    llama.cpp: the truncations on the untempered logits, then q = softmax(masked / T); the paper
+    Top-H alone computes its kept set from softmax(logits / T), as the official processor does.
     T = 0 is greedy: the argmax of the logits (hf), of the tokens the truncations left (llama.cpp).
     """
     scores = np.asarray(logits, dtype=np.float64)
@@ -213,9 +252,12 @@ def chain(logits: np.ndarray, names: list[str], params: dict, temperature: float
         scores = scores / temperature
     margin = math.inf
     for name in names:
-        if name == "top_h":
-            rule = top_h_paper if top_h_variant == "paper" else top_h_hf
-            keep, mg = rule(scores, params["top_h"])
+        if name == "top_h" and top_h_variant == "paper":
+            # the official processor divides by T itself, in either order (in hf the scores already are)
+            tempered = scores / temperature if order == "llama.cpp" and temperature > 0 else scores
+            keep, mg = top_h_paper(tempered, params["top_h"])
+        elif name == "top_h":
+            keep, mg = top_h_hf(scores, params["top_h"])
         else:
             keep, mg = TRUNCATION[name](scores, params[name])
         margin = min(margin, mg)

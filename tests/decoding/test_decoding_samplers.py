@@ -169,6 +169,69 @@ def test_top_h_paper_keeps_all_top_n_at_alpha_one_and_handles_underflow() -> Non
     assert torch.isfinite(out).sum() == 1 and torch.isfinite(out[0, 3])
 
 
+def official_rows(seed: int, rows: int) -> np.ndarray:
+    """Model-like logit rows (V = 5,000): Gaussian at several scales and Zipf-shaped."""
+    rng = np.random.default_rng(seed)
+    gauss = rng.standard_normal((rows // 2, 5000)) * rng.uniform(0.5, 3.0, (rows // 2, 1))
+    base = -1.1 * np.log(np.arange(1, 5001))
+    zipf = np.stack([rng.permutation(base) for _ in range(rows - rows // 2)]) + 0.1 * rng.standard_normal(
+        (rows - rows // 2, 5000))
+    return np.concatenate([gauss, zipf]).astype(np.float32)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_top_h_paper_equals_the_official_processor_pipeline(order: str) -> None:
+    """The default Top-H (``top_h_variant: paper``) keeps, in both orders, exactly the set the
+    official ``TopH_LogitsProcessor(temperature=T)`` keeps before ``generate``'s temperature
+    warper, i.e. from softmax(logits / T), and samples from the same distribution: 2,000 rows,
+    T in {0.5, 0.8, 1, 1.5, 2}, α in {0.2, 0.4, 0.6, 0.9}; 0 mismatches outside float32 ties.
+    (Before, the llama.cpp order computed the set from the untempered logits; see the next test.)"""
+    compared = 0
+    for t_index, t in enumerate((0.5, 0.8, 1.0, 1.5, 2.0)):
+        for a_index, alpha in enumerate((0.2, 0.4, 0.6, 0.9)):
+            logits = official_rows(10 * t_index + a_index, 100)
+            scores = Sampler(SamplerConfig(sampler="top_h", top_h=alpha, temperature=t, order=order)).warp(
+                torch.from_numpy(logits))
+            ours_keep = torch.isfinite(scores).numpy()
+            ours_q = torch.softmax(scores.double(), dim=-1).numpy()
+            for row in range(len(logits)):
+                if ref.top_h_paper(logits[row].astype(np.float64) / t, alpha)[1] < MARGIN:
+                    continue  # a float32 tie at the threshold
+                keep, q = ref.official_top_h_pipeline(logits[row], alpha, t)
+                compared += 1
+                np.testing.assert_array_equal(ours_keep[row], keep, err_msg=f"T={t} alpha={alpha} row {row}")
+                np.testing.assert_allclose(ours_q[row], q, rtol=2e-4, atol=1e-7)
+    assert compared >= 1900
+
+
+def test_top_h_paper_kept_count_at_t2_is_the_official_one() -> None:
+    """The mean kept-set size at T = 2, α = 0.4 in the llama.cpp order equals the official
+    processor's: 24.9 tokens on these 200 rows (the old rule, from the untempered logits, kept 13.5)."""
+    logits = official_rows(99, 200)
+    scores = Sampler(SamplerConfig(sampler="top_h", top_h=0.4, temperature=2.0, order="llama.cpp")).warp(
+        torch.from_numpy(logits))
+    ours = torch.isfinite(scores).sum(-1).double().mean().item()
+    official = float(np.mean([ref.official_top_h_pipeline(row, 0.4, 2.0)[0].sum() for row in logits]))
+    assert ours == pytest.approx(official, abs=0.05)
+    assert official == pytest.approx(24.86, abs=0.01)
+
+
+def test_top_h_defaults_to_the_paper_variant() -> None:
+    assert SamplerConfig().top_h_variant == "paper"
+    assert SamplerConfig.from_params({"sampler": "top_h"}).top_h_variant == "paper"
+    (paper,) = SamplerConfig(sampler="top_h").logits_processors()
+    assert isinstance(paper, TopHPaperLogitsWarper) and paper.temperature == 1.0
+    hf_chain_types = [type(p) for p in SamplerConfig(sampler="top_h", top_h_variant="hf",
+                                                     temperature=2.0).logits_processors()]
+    assert hf_chain_types == [TemperatureLogitsWarper, TopHLogitsWarper]
+    # llama.cpp order: the paper Top-H divides by T itself, then temperature reshapes what is kept
+    llama = SamplerConfig(sampler="top_h", temperature=2.0, order="llama.cpp").logits_processors()
+    assert [type(p) for p in llama] == [TopHPaperLogitsWarper, TemperatureLogitsWarper]
+    assert llama[0].temperature == 2.0
+    greedy = SamplerConfig(sampler="top_h", temperature=0.0, order="llama.cpp").logits_processors()
+    assert greedy[0].temperature == 1.0 and isinstance(greedy[1], ArgmaxLogitsWarper)
+
+
 # ----------------------------------------------------------------------- vs transformers
 
 
@@ -199,7 +262,10 @@ def test_hf_order_equals_transformers_generate_chain(tiny, sampler: str, field: 
     logits = torch.from_numpy(data.draw(logit_batches()))
     value = data.draw(values)
     t = data.draw(st.floats(0.3, 3.0))
-    ours = SamplerConfig.from_params({"sampler": sampler, field: value, "temperature": t}).logits_processors()
+    # transformers' Top-H is the hf variant (the default is the paper's, tested against the official rule above)
+    variant = {"top_h_variant": "hf"} if sampler == "top_h" else {}
+    params = {"sampler": sampler, field: value, "temperature": t, **variant}
+    ours = SamplerConfig.from_params(params).logits_processors()
     theirs = hf_chain(tiny.model, temperature=t, **{field: value})
     assert [type(p) for p in ours] == [type(p) for p in theirs]
     a, b = logits.clone(), logits.clone()

@@ -54,7 +54,8 @@ def evaluator() -> EntropyRLEvaluator:
 def test_evaluator_through_the_contract(evaluator: EntropyRLEvaluator) -> None:
     tasks = [EvaluationTask(1, 0, {"loss_mode": "clip_cov", "clip_cov_ratio": 0.05, "eps_high": 0.28}, seed=5),
              EvaluationTask(2, 1, {"loss_mode": "kl_cov", "kl_cov_ratio": 0.05, "lr": 1e-3}, seed=5),
-             EvaluationTask(3, 2, {"aepo": True, "adaptive_entropy": True, "entropy_target": 2.0}, seed=5),
+             EvaluationTask(3, 2, {"aepo": True, "aepo_entropy": "exact", "adaptive_entropy": True,
+                                   "entropy_target": 2.0}, seed=5),
              EvaluationTask(4, 3, {"loss_mode": "bogus"}, seed=5)]
     clip_cov, kl_cov, aepo, bad = run_tasks(evaluator, tasks, list(MEASURES), EvalContext())
     for out in (clip_cov, kl_cov, aepo):
@@ -70,8 +71,10 @@ def test_evaluator_through_the_contract(evaluator: EntropyRLEvaluator) -> None:
         json.dumps(out.metrics)  # storable as is
     assert sum(clip_cov.metrics["curves"]["dropped"]) >= 3 and sum(clip_cov.metrics["curves"]["penalised"]) == 0
     assert sum(kl_cov.metrics["curves"]["penalised"]) >= 3 and sum(kl_cov.metrics["curves"]["clipped"]) == 0
-    # AEPO's rule on the pre-update entropy: hot (1.2) below the 0.5-nat target, cold (0.8) at or above it
-    expected = [1.2 if h < 0.5 else 0.8 for h in aepo.metrics["curves"]["entropy"]]
+    # AEPO's exact-entropy variant: the rule on the pre-update entropy, hot (1.2) at or below the 0.5-nat
+    # target, cold (0.8) above it
+    expected = [1.2 if h <= 0.5 else 0.8 for h in aepo.metrics["curves"]["entropy"]]
+    assert aepo.metrics["curves"]["aepo_entropy"] == aepo.metrics["curves"]["entropy"]
     assert aepo.metrics["curves"]["aepo_temperature"] == expected and expected[0] == 1.2
     assert all(c > 0 for c in aepo.metrics["curves"]["entropy_coef"])  # adaptive: raised toward 2 nats
     assert bad.status == "failed" and "loss_mode must be one of" in (bad.error or "")

@@ -51,7 +51,7 @@ TRUNCATIONS = ("top_k", "top_p", "min_p", "typical", "epsilon", "eta", "top_h")
 #: Every value of the ``sampler`` parameter.
 SAMPLERS = ("none", *TRUNCATIONS, "mirostat", "mirostat_v2", "ead")
 ORDERS = ("hf", "llama.cpp")
-TOP_H_VARIANTS = ("hf", "paper")
+TOP_H_VARIANTS = ("paper", "hf")
 
 #: transformers' ``_get_logits_processor`` order (5.23): temperature first, then these.
 HF_ORDER = ("top_h", "top_k", "top_p", "min_p", "typical", "epsilon", "eta")
@@ -90,47 +90,59 @@ class ArgmaxLogitsWarper(LogitsProcessor):
 class TopHPaperLogitsWarper(LogitsProcessor):
     """Top-H as the official repository computes it (``TopH_LogitsProcessor``).
 
-    With p = softmax(scores) over the **whole** vocabulary and p₁ ≥ … ≥ p_N the top
-    N = ``top_n`` probabilities (not renormalised)::
+    With p = softmax(scores / T) over the **whole** vocabulary (T = ``temperature``) and
+    p₁ ≥ … ≥ p_N the top N = ``top_n`` probabilities (not renormalised)::
 
         τ = α · Σ_{j≤N} −p_j log p_j                  (the partial entropy of the top N)
         keep the largest prefix k with Σ_{j≤k} −p_j log p_j ≤ τ   (token 1 always)
 
-    and mask every other token. The log base cancels out of the test. transformers'
-    ``TopHLogitsWarper`` differs only in renormalising the top N first (its τ and terms
-    use q_j = p_j / Σ_{i≤N} p_i), so it keeps the same or slightly more tokens.
+    and mask every other token of the **unscaled** ``scores`` (as the official class
+    returns them; the temperature is applied again by the chain's temperature step). The
+    log base cancels out of the test. transformers' ``TopHLogitsWarper`` differs in
+    renormalising the top N first (its τ and terms use q_j = p_j / Σ_{i≤N} p_i), so it
+    keeps the same or slightly more tokens.
 
-    The official class applies its own temperature and returns the unscaled logits;
-    here temperature is a separate step of the chain (the scores this receives are
-    already divided by T in the ``hf`` order), which gives the same kept set and the
-    same sampling distribution. Two edge cases of the official code are defined here:
-    a top-N probability that underflows to 0 is not kept (it adds no mass; the official
-    code computes NaN there), and α = 1 keeps all N tokens (τ is taken as α times the
-    last partial sum, so rounding cannot drop the last one; the official code may raise
-    IndexError).
+    Where it sits: in the ``hf`` order the scores arrive already divided by T, so the
+    chain builds it with ``temperature=1``; in the ``llama.cpp`` order they arrive
+    untempered and it gets the configuration's T. Either way the kept set is the official
+    one, computed from softmax(logits / T) (tested against the official rule in
+    ``tests/decoding/reference.py``).
+
+    Two edge cases of the official code are defined here: a top-N probability that
+    underflows to 0 is not kept (it adds no mass; the official code computes NaN there),
+    and α = 1 keeps all N tokens (τ is taken as α times the last partial sum, so
+    rounding cannot drop the last one; the official code may raise IndexError).
     """
 
-    def __init__(self, top_h: float, top_n: int = 100, filter_value: float = -float("inf")) -> None:
+    def __init__(self, top_h: float, top_n: int = 100, temperature: float = 1.0,
+                 filter_value: float = -float("inf")) -> None:
         if not 0.0 < top_h <= 1.0:
             raise ValueError(f"top_h must be in (0, 1], got {top_h}")
         if top_n < 1:
             raise ValueError(f"top_n must be >= 1, got {top_n}")
+        if not temperature > 0:
+            raise ValueError(f"the Top-H temperature must be > 0, got {temperature}")
         self.top_h = float(top_h)
         self.top_n = int(top_n)
+        self.temperature = float(temperature)
         self.filter_value = filter_value
 
-    def __call__(self, input_ids: torch.LongTensor | None, scores: torch.Tensor) -> torch.Tensor:
-        n = min(self.top_n, scores.shape[-1])
-        top_idx = torch.topk(scores, n, dim=-1, largest=True, sorted=True).indices
-        logp = torch.log_softmax(scores.float(), dim=-1).gather(-1, top_idx)
+    def keep_mask(self, scores: torch.Tensor) -> torch.Tensor:
+        """The kept set (bool, like ``scores``) of softmax(scores / T) under the rule above."""
+        scaled = scores.float() if self.temperature == 1.0 else scores.float() / self.temperature
+        n = min(self.top_n, scaled.shape[-1])
+        top_idx = torch.topk(scaled, n, dim=-1, largest=True, sorted=True).indices
+        logp = torch.log_softmax(scaled, dim=-1).gather(-1, top_idx)
         probs = logp.exp()
         terms = -(probs * logp.nan_to_num(neginf=0.0))
         cumulative = torch.cumsum(terms, dim=-1)
         tau = self.top_h * cumulative[..., -1:]
         selected = (cumulative <= tau) & (probs > 0)
         selected[..., 0] = True
-        keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, top_idx, selected)
-        return scores.masked_fill(~keep, self.filter_value)
+        return torch.zeros_like(scaled, dtype=torch.bool).scatter_(-1, top_idx, selected)
+
+    def __call__(self, input_ids: torch.LongTensor | None, scores: torch.Tensor) -> torch.Tensor:
+        return scores.masked_fill(~self.keep_mask(scores), self.filter_value)
 
 
 class _MirostatBase(LogitsProcessor):
@@ -283,7 +295,7 @@ class SamplerConfig:
     ``typical``             ``typical_p`` in (0, 1] (default 0.9; 1 keeps everything)
     ``epsilon``             ``epsilon_cutoff`` in [0, 1) (default 3e-4; 0 keeps everything)
     ``eta``                 ``eta_cutoff`` in [0, 1) (default 3e-4; 0 keeps everything)
-    ``top_h``               ``top_h`` α in (0, 1] (default 0.4), ``top_h_variant`` hf | paper
+    ``top_h``               ``top_h`` α in (0, 1] (default 0.4), ``top_h_variant`` paper (default) | hf
     ``mirostat``            ``mirostat_tau`` bits (default 5.0), ``mirostat_eta`` (0.1), ``mirostat_m`` (100)
     ``mirostat_v2``         ``mirostat_tau``, ``mirostat_eta``
     ``ead``                 ``ead_threshold`` bits (default 1.0), ``ead_window`` (5), ``ead_min_run``
@@ -306,7 +318,7 @@ class SamplerConfig:
     epsilon_cutoff: float = 3e-4
     eta_cutoff: float = 3e-4
     top_h: float = 0.4
-    top_h_variant: str = "hf"
+    top_h_variant: str = "paper"
     mirostat_tau: float = 5.0
     mirostat_eta: float = 0.1
     mirostat_m: int = 100
@@ -419,10 +431,6 @@ class SamplerConfig:
         return (self.sampler,) if self.sampler in TRUNCATIONS else ()
 
     @property
-    def is_mirostat(self) -> bool:
-        return self.sampler in ("mirostat", "mirostat_v2")
-
-    @property
     def is_ead(self) -> bool:
         return self.sampler == "ead"
 
@@ -449,9 +457,17 @@ class SamplerConfig:
                                                                        min_tokens_to_keep=keep)
         if name == "top_h":
             if self.top_h_variant == "paper":
-                return TopHPaperLogitsWarper(top_h=self.top_h)
+                return TopHPaperLogitsWarper(top_h=self.top_h, temperature=self._top_h_temperature())
             return TopHLogitsWarper(top_h=self.top_h)
         raise ValueError(f"unknown truncation {name!r}")
+
+    def _top_h_temperature(self) -> float:
+        """The T the paper Top-H divides its scores by: 1 in the ``hf`` order (they arrive
+        tempered), the configuration's T in ``llama.cpp`` (they arrive untempered). At
+        T = 0 it is 1: greedy picks token 1, which Top-H always keeps."""
+        if self.order == "hf" or self.temperature == 0.0:
+            return 1.0
+        return float(self.temperature)
 
     def _temperature(self) -> LogitsProcessor | None:
         if self.temperature == 0.0:

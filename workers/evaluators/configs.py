@@ -266,8 +266,16 @@ class GRPOFields(EvaluatorConfig):
     temperature: float = Field(default=1.0, gt=0)
     norm_adv_by_std: bool = True
     adv_eps: float = Field(default=1e-6, ge=0)
-    eps_low: float = Field(default=0.2, ge=0, lt=1)
-    eps_high: float = Field(default=0.2, ge=0)
+    eps_low: Annotated[float, Field(ge=0, le=1)] | None = None
+    eps_high: Annotated[float, Field(ge=0)] | None = None
+    dual_clip: bool = False
+    clip_ratio_c: float = Field(default=3.0, gt=1)
+    ref_kl_coef: float = Field(default=0.0, ge=0)
+    top_entropy_quantile: float = Field(default=1.0, gt=0, le=1)
+    dynamic_sampling: bool = False
+    max_gen_batches: PositiveInt = 10
+    overlong_buffer_len: int = Field(default=0, ge=0)
+    overlong_penalty_factor: float = Field(default=1.0, ge=0)
     loss_mode: Literal["vanilla", "clip_cov", "kl_cov"] = "vanilla"
     clip_cov_ratio: float = Field(default=2e-4, ge=0, le=1)
     clip_cov_lb: float = 1.0
@@ -284,7 +292,8 @@ class GRPOFields(EvaluatorConfig):
     aepo_entropy_target: float = Field(default=0.5, ge=0)
     aepo_temperature_high: float = Field(default=1.2, gt=0)
     aepo_temperature_low: float = Field(default=0.8, gt=0)
-    aepo_sample_num: int = Field(default=8, ge=0)
+    aepo_entropy: Literal["sampled", "exact"] = "sampled"
+    aepo_sample_num: int = Field(default=60, ge=0)
     aepo_prompt_fraction: float = Field(default=0.25, gt=0, le=1)
     aepo_adv_threshold: float = 0.05
 

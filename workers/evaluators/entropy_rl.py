@@ -11,9 +11,11 @@ samples the held-out prompts and returns
   the starting policy's, measured the same way once per worker);
 - ``metrics``: the per-step ``curves`` (``reward``, ``entropy`` of the tempered rollout
   policy before each update, ``covariance`` Cov(log π, A) over the rollout's tokens,
-  ``clipped`` / ``dropped`` (Clip-Cov) / ``penalised`` (KL-Cov) token counts,
-  ``entropy_coef``, ``aepo_temperature``, ``aepo_samples``, ``tokens``, ``pg_loss``,
-  ``approx_kl``, ``response_length``, ``seconds``), greedy accuracy, the starting
+  ``clipped`` / ``dropped`` (Clip-Cov) / ``penalised`` (KL-Cov) / ``dual_clipped`` token
+  counts, ``tokens``, ``pg_tokens`` (the top-entropy tokens), ``pg_loss``, ``approx_kl``,
+  ``ref_kl``, ``entropy_coef``, ``aepo_entropy``, ``aepo_temperature``, ``aepo_samples``,
+  ``gen_batches`` / ``kept_groups`` (DAPO dynamic sampling), ``overlong_penalty``,
+  ``response_length``, ``seconds``), greedy accuracy, the starting
   accuracy and entropy, the gain, train / eval / wall seconds, RL steps per second and
   the configuration used.
 
@@ -40,11 +42,14 @@ parameter, a ``loss_mode`` choice that is not a loss mode, and GRPO defaults tha
 :class:`GRPOConfig` refuses.
 
 ``params`` are GRPO parameters: ``steps``, ``lr``, ``group_size``, ``prompts_per_step``,
-``temperature`` (rollout), ``eps_low``, ``eps_high`` (clip-higher), ``loss_mode``
-(vanilla | clip_cov | kl_cov), ``clip_cov_ratio``/``clip_cov_lb``/``clip_cov_ub``,
-``kl_cov_ratio``/``kl_coef``, ``entropy_coef``, ``adaptive_entropy``/``entropy_target``/…,
-``aepo``/``aepo_entropy_target``/``aepo_temperature_high``/``aepo_temperature_low``/…
-(conventions: nats, fractions; see ``docs/entropy_rl.md``). On CPU the same params and
+``temperature`` (rollout), ``eps_low``, ``eps_high`` (clip-higher; null: the loss mode's
+official bounds), ``dual_clip``/``clip_ratio_c``, ``loss_mode`` (vanilla | clip_cov |
+kl_cov), ``clip_cov_ratio``/``clip_cov_lb``/``clip_cov_ub``, ``kl_cov_ratio``/``kl_coef``,
+``ref_kl_coef`` (GRPO's KL to the start), ``top_entropy_quantile`` (80/20),
+``dynamic_sampling``/``max_gen_batches``, ``overlong_buffer_len``/``overlong_penalty_factor``
+(DAPO), ``entropy_coef``, ``adaptive_entropy``/``entropy_target``/…,
+``aepo``/``aepo_entropy``/``aepo_entropy_target``/``aepo_temperature_high``/… (conventions:
+nats, fractions; see ``docs/entropy_rl.md``). On CPU the same params and
 seed give the same result bit for bit.
 """
 
@@ -61,7 +66,7 @@ from workers.contract import EvalContext, Evaluator
 from workers.decoding.models import LanguageModel, load_model
 from workers.decoding.tasks import TASK_KEYS, Item, JsonlTask, Task, build_task
 from workers.evaluators.configs import EntropyRLConfig, validate_config
-from workers.rl.config import LOSS_MODES, GRPOConfig
+from workers.rl.config import AEPO_ENTROPY, LOSS_MODES, GRPOConfig
 from workers.rl.trainer import GRPOTrainer, PolicyEval, curves, evaluate_policy
 
 TASKS = ("arithmetic", "jsonl")
@@ -79,6 +84,11 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "eval_data": None,
 }
 MEASURES = ("final_entropy", "entropy_retained")
+#: The names a categorical GRPO parameter may choose from, and what one of them is called.
+CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
+    "loss_mode": (LOSS_MODES, "a loss mode"),
+    "aepo_entropy": (AEPO_ENTROPY, "an AEPO entropy signal"),
+}
 
 
 class EntropyRLEvaluator(Evaluator):
@@ -122,15 +132,17 @@ class EntropyRLEvaluator(Evaluator):
 
     @classmethod
     def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
-        """Every space parameter is a GRPO parameter, every categorical ``loss_mode`` choice a
-        loss mode, and the config's GRPO defaults are a valid :class:`GRPOConfig`."""
+        """Every space parameter is a GRPO parameter, every categorical ``loss_mode`` /
+        ``aepo_entropy`` choice a known name, and the config's GRPO defaults are a valid
+        :class:`GRPOConfig`."""
         known = GRPOConfig.field_names()
         problems = [f"space.{name}: is not a GRPO parameter (known: {', '.join(sorted(known))})"
                     for name in space if name not in known]
-        param = space.get("loss_mode") or {}
-        if param.get("type") == "categorical":
-            problems += [f"space.loss_mode.choices: {choice!r} is not a loss mode (known: {', '.join(LOSS_MODES)})"
-                         for choice in param.get("choices", []) if choice not in LOSS_MODES]
+        for name, (names, what) in CHOICES.items():
+            param = space.get(name) or {}
+            if param.get("type") == "categorical":
+                problems += [f"space.{name}.choices: {choice!r} is not {what} (known: {', '.join(names)})"
+                             for choice in param.get("choices", []) if choice not in names]
         try:
             GRPOConfig.from_params({}, {k: v for k, v in config.items() if k in known})
         except (ValueError, TypeError) as exc:

@@ -9,7 +9,18 @@ Units and conventions (see ``docs/entropy_rl.md`` and REFERENCE.md §§5-6):
   tokens (upstream verl's ``clip_cov_ratio`` / ``kl_cov_ratio``), not percentages: the
   PRIME repository's ``k_percent = 0.2`` is ``kl_cov_ratio = 0.002`` here;
 - ``eps_low`` / ``eps_high`` are the PPO ratio bounds ``1 − eps_low ≤ r ≤ 1 + eps_high``
-  (DAPO's clip-higher sets ``eps_high`` above ``eps_low``, e.g. 0.2 / 0.28);
+  (DAPO's clip-higher sets ``eps_high`` above ``eps_low``, e.g. 0.2 / 0.28). Left ``None``
+  they take the official scripts' values for the loss mode (:data:`DEFAULT_CLIP`): 0.2 / 0.2
+  for ``vanilla``, 1 / 1 for ``clip_cov`` and ``kl_cov`` (PRIME's ``*_clip_cov.sh``: the
+  ratio bounds [0, 2] leave the covariance rule alone in charge; KL-Cov never clips);
+- ``dual_clip`` bounds the loss of a negative-advantage token by −A·c (verl's
+  ``clip_ratio_c`` = 3), in the ``vanilla`` mode as verl does;
+- ``ref_kl_coef`` is GRPO's β on the k3 estimate of KL(π_θ ‖ π_ref) to the starting policy;
+- ``top_entropy_quantile`` ρ is the fraction of highest-entropy tokens the policy gradient
+  uses ("Beyond the 80/20 Rule"; 1 = all tokens, the paper's choice is 0.2);
+- ``dynamic_sampling`` (DAPO) drops groups whose rewards are all equal and samples more
+  prompts, up to ``max_gen_batches`` generation batches per step;
+  ``overlong_buffer_len`` L_cache > 0 turns on DAPO's soft overlong penalty;
 - ``kl_coef`` is KL-Cov's β (verl ``ppo_kl_coef``), ``clip_cov_lb`` / ``clip_cov_ub`` are
   Clip-Cov's ω_low / ω_high on the centred token covariance (same units as A · log π).
 """
@@ -22,6 +33,10 @@ from collections.abc import Mapping
 from typing import Any
 
 LOSS_MODES = ("vanilla", "clip_cov", "kl_cov")
+#: Where AEPO's entropy signal comes from (see :mod:`workers.rl.entropy_control`).
+AEPO_ENTROPY = ("sampled", "exact")
+#: (eps_low, eps_high) when left None: the official scripts' per loss mode (REFERENCE.md §5).
+DEFAULT_CLIP: dict[str, tuple[float, float]] = {"vanilla": (0.2, 0.2), "clip_cov": (1.0, 1.0), "kl_cov": (1.0, 1.0)}
 
 
 @dataclasses.dataclass
@@ -42,9 +57,19 @@ class GRPOConfig:
     # --- advantages
     norm_adv_by_std: bool = True  # GRPO: (r − mean) / (std + eps); False: Dr. GRPO's r − mean
     adv_eps: float = 1e-6
-    # --- PPO clipping (clip-higher)
-    eps_low: float = 0.2
-    eps_high: float = 0.2
+    # --- PPO clipping (clip-higher, dual-clip); None: DEFAULT_CLIP of the loss mode
+    eps_low: float | None = None
+    eps_high: float | None = None
+    dual_clip: bool = False  # vanilla: a negative-advantage token's loss is at most −A·clip_ratio_c
+    clip_ratio_c: float = 3.0  # verl's default
+    # --- GRPO's KL to the reference (starting) policy, k3 estimator
+    ref_kl_coef: float = 0.0  # β (0: off, no reference model is kept)
+    # --- which tokens and groups the gradient uses
+    top_entropy_quantile: float = 1.0  # ρ: policy gradient on the top ⌈ρN⌉ entropy tokens (1: all)
+    dynamic_sampling: bool = False  # DAPO: drop all-equal-reward groups and sample more prompts
+    max_gen_batches: int = 10  # generation batches per step at most (the PRIME/DAPO scripts' 10)
+    overlong_buffer_len: int = 0  # DAPO's L_cache in tokens (0: no overlong penalty)
+    overlong_penalty_factor: float = 1.0
     # --- covariance-based controls (Cui et al. 2025)
     loss_mode: str = "vanilla"  # vanilla | clip_cov | kl_cov
     clip_cov_ratio: float = 2e-4  # fraction of valid tokens whose gradient is dropped
@@ -64,8 +89,9 @@ class GRPOConfig:
     aepo_entropy_target: float = 0.5  # nats (the paper's entropy_base)
     aepo_temperature_high: float = 1.2
     aepo_temperature_low: float = 0.8
-    aepo_sample_num: int = 8  # at most this many REINFORCE samples replace GRPO samples per step
-    aepo_prompt_fraction: float = 0.25  # prompts regenerated at the regulated temperature
+    aepo_entropy: str = "sampled"  # sampled: last step's −mean log π (official) | exact: this rollout's H
+    aepo_sample_num: int = 60  # at most this many REINFORCE samples replace GRPO samples (reinforce_sample_num)
+    aepo_prompt_fraction: float = 0.25  # ⌊fraction · prompts⌋ (≥ 1) regenerated at the regulated temperature
     aepo_adv_threshold: float = 0.05  # regenerated samples kept when their advantage exceeds this
 
     def __post_init__(self) -> None:
@@ -78,13 +104,23 @@ class GRPOConfig:
             raise ValueError(f"group_size must be >= 2 (advantages are relative to the group), got {self.group_size}")
         if self.loss_mode not in LOSS_MODES:
             raise ValueError(f"loss_mode must be one of {', '.join(LOSS_MODES)}, got {self.loss_mode!r}")
+        if self.aepo_entropy not in AEPO_ENTROPY:
+            raise ValueError(f"aepo_entropy must be one of {', '.join(AEPO_ENTROPY)}, got {self.aepo_entropy!r}")
+        for name in ("max_gen_batches",):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.overlong_buffer_len, int) or self.overlong_buffer_len < 0:
+            raise ValueError(f"overlong_buffer_len must be an integer >= 0 (tokens), got {self.overlong_buffer_len!r}")
         checks: list[tuple[str, bool, str]] = [
             ("lr", self.lr > 0, "> 0"),
             ("weight_decay", self.weight_decay >= 0, ">= 0"),
             ("temperature", self.temperature > 0, "> 0"),
             ("adv_eps", self.adv_eps >= 0, ">= 0"),
-            ("eps_low", 0 <= self.eps_low < 1, "in [0, 1)"),
-            ("eps_high", self.eps_high >= 0, ">= 0"),
+            ("clip_ratio_c", self.clip_ratio_c > 1, "> 1"),
+            ("ref_kl_coef", self.ref_kl_coef >= 0, ">= 0"),
+            ("top_entropy_quantile", 0 < self.top_entropy_quantile <= 1, "a fraction in (0, 1]"),
+            ("overlong_penalty_factor", self.overlong_penalty_factor >= 0, ">= 0"),
             ("clip_cov_ratio", 0 <= self.clip_cov_ratio <= 1, "a fraction in [0, 1]"),
             ("clip_cov_ub", self.clip_cov_ub > self.clip_cov_lb, "> clip_cov_lb"),
             ("kl_cov_ratio", 0 <= self.kl_cov_ratio <= 1, "a fraction in [0, 1]"),
@@ -98,6 +134,10 @@ class GRPOConfig:
             ("aepo_sample_num", self.aepo_sample_num >= 0, ">= 0"),
             ("aepo_prompt_fraction", 0 < self.aepo_prompt_fraction <= 1, "in (0, 1]"),
         ]
+        if self.eps_low is not None:
+            checks.append(("eps_low", 0 <= self.eps_low <= 1, "in [0, 1] or null"))
+        if self.eps_high is not None:
+            checks.append(("eps_high", self.eps_high >= 0, ">= 0 or null"))
         if self.max_grad_norm is not None:
             checks.append(("max_grad_norm", self.max_grad_norm > 0, "> 0 or null"))
         if self.max_new_tokens is not None:
@@ -109,10 +149,10 @@ class GRPOConfig:
             if not ok:
                 raise ValueError(f"{name} must be {rule}, got {value!r}")
 
-    @property
-    def entropy_bonus_on(self) -> bool:
-        """Whether the loss has an entropy term at all."""
-        return self.adaptive_entropy or self.entropy_coef != 0.0
+    def clip_bounds(self) -> tuple[float, float]:
+        """(ε_low, ε_high): the fields, or :data:`DEFAULT_CLIP` of the loss mode where None."""
+        low, high = DEFAULT_CLIP[self.loss_mode]
+        return (low if self.eps_low is None else self.eps_low, high if self.eps_high is None else self.eps_high)
 
     @classmethod
     def field_names(cls) -> frozenset[str]:

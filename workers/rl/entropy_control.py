@@ -9,21 +9,32 @@ Adaptive coefficient (Skywork-OR1; TRL ``use_adaptive_entropy``)::
 once per optimizer step, with H the token-mean entropy of the minibatch about to be
 updated; the bonus −c·H enters that step's loss only when H ≤ H_target.
 
-AEPO (Wang et al., arXiv 2510.08141, as its code does it; REFERENCE.md §6)::
+AEPO (Wang et al., arXiv 2510.08141, as its ``verl/trainer/ray_trainer.py`` does it;
+REFERENCE.md §6)::
 
-    T = T_high if H(π_old) < H_target else T_low
+    T = T_high if H ≤ H_target else T_low
 
-then a fraction of the step's prompts is sampled again at T; of those samples, the ones
-whose group-normalised advantage exceeds a threshold (0.05) get advantage 1 and replace
-the first ``n`` samples of the GRPO batch, ``n = min(sample_num, available)`` when
-H ≤ H_target and half of that when H > H_target. That adds
-E_{o∼π^T}[∇ log π(o|q) · R(q, o)] (REINFORCE on positive samples drawn at T) to the
-GRPO gradient: hotter samples raise the entropy, colder ones lower it.
+then ⌊fraction · P⌋ (at least 1) of the step's P prompts are sampled again (G each) at T;
+of those samples, the ones whose group-normalised advantage exceeds a threshold (0.05) get
+advantage 1 and replace the first ``n`` samples of the GRPO batch,
+``n = min(sample_num, available)`` when H ≤ H_target and ⌊that / 2⌋ above it. That adds
+E_{o∼π^T}[∇ log π(o|q) · R(q, o)] (REINFORCE on positive samples drawn at T) to the GRPO
+gradient: hotter samples raise the entropy, colder ones lower it.
+
+The signal H (``aepo_entropy``):
+
+- ``sampled`` (the official trainer): the previous step's ``actor/entropy_loss``, i.e. the
+  mean over that step's minibatch updates of −mean_i log π_θ(y_i), the sampled tokens'
+  surprise under the policy being updated, over the whole update batch (the regenerated
+  samples included). It starts at 0, so step 1 runs at T_high.
+- ``exact``: the exact token-mean entropy of the tempered policy on this step's GRPO
+  rollout, before the update (this project's earlier rule).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 
 @dataclasses.dataclass
@@ -51,11 +62,18 @@ class AdaptiveEntropyCoef:
 
 
 def aepo_temperature(entropy: float, target: float, t_high: float, t_low: float) -> float:
-    """The regulated sampling temperature: hot below the target entropy, cold at or above it."""
-    return t_high if entropy < target else t_low
+    """The regulated sampling temperature: hot at or below the target entropy, cold above it."""
+    return t_high if entropy <= target else t_low
+
+
+def aepo_prompt_count(prompts: int, fraction: float) -> int:
+    """How many of the step's prompts are sampled again: ⌊fraction · prompts⌋ (the official
+    ``len(batch) // 4`` at fraction 1/4), at least 1."""
+    return max(1, math.floor(fraction * prompts + 1e-9))
 
 
 def aepo_sample_count(entropy: float, target: float, sample_num: int, available: int) -> int:
-    """How many REINFORCE samples replace GRPO samples this step."""
+    """How many REINFORCE samples replace GRPO samples this step: min(sample_num, available)
+    at or below the target, half of it (floored) above."""
     n = min(sample_num, available)
     return n if entropy <= target else n // 2

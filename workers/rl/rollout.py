@@ -47,6 +47,30 @@ class Rollout:
     def response_tokens(self) -> int:
         return sum(len(r) for r in self.responses)
 
+    def lengths(self) -> torch.Tensor:
+        """Each response's length in tokens (the stop token included)."""
+        return torch.tensor([len(r) for r in self.responses], dtype=torch.long)
+
+    def select(self, rows: Sequence[int]) -> Rollout:
+        """The rollout of ``rows`` (in that order)."""
+        rows = list(rows)
+        return Rollout([self.items[i] for i in rows], [self.prompts[i] for i in rows],
+                       [self.responses[i] for i in rows], [self.texts[i] for i in rows],
+                       self.rewards[torch.tensor(rows, dtype=torch.long)], self.temperature)
+
+    def groups(self, groups: Sequence[int], group_size: int) -> Rollout:
+        """The rollout of whole groups (contiguous, ``group_size`` rows each)."""
+        return self.select([g * group_size + j for g in groups for j in range(group_size)])
+
+
+def concat(rollouts: Sequence[Rollout]) -> Rollout:
+    """The rollouts one after the other (the first one's temperature)."""
+    if not rollouts:
+        raise ValueError("nothing to concatenate")
+    return Rollout([x for r in rollouts for x in r.items], [x for r in rollouts for x in r.prompts],
+                   [x for r in rollouts for x in r.responses], [x for r in rollouts for x in r.texts],
+                   torch.cat([r.rewards for r in rollouts]), rollouts[0].temperature)
+
 
 def sample(lm: LanguageModel, items: Sequence[Item], group_size: int, temperature: float, max_new_tokens: int,
            seed: int, reward: RewardFn) -> Rollout:
@@ -102,12 +126,13 @@ def token_batch(prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[i
     return TokenBatch(ids, mask, target)
 
 
-def token_logprobs(lm: LanguageModel, batch: TokenBatch, temperature: float
+def token_logprobs(lm: LanguageModel, batch: TokenBatch, temperature: float, model: torch.nn.Module | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """(log π_θ(y_i), H_i) over the batch's response tokens, flat, row-major; fp32, with
-    gradient when grad mode is on. Only the response positions go through the softmax."""
+    gradient when grad mode is on. Only the response positions go through the softmax.
+    ``model`` (default ``lm.model``) is the network to score with, e.g. a frozen reference."""
     position_ids = position_ids_from_mask(batch.attention_mask)
-    out = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=position_ids,
+    out = (model or lm.model)(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=position_ids,
                    use_cache=False)
     logits = out.logits[:, :-1, :][batch.target_mask].float() / temperature  # (tokens, vocab)
     targets = batch.input_ids[:, 1:][batch.target_mask]

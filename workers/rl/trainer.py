@@ -2,14 +2,19 @@
 
 One RL step::
 
-    prompts  ← the next ``prompts_per_step`` items of a seeded permutation of the pool
-    rollout  ← G completions per prompt at temperature T; rewards r ∈ {0, 1} (verifiable)
+    rollout  ← G completions per prompt of the next ``prompts_per_step`` prompts (a seeded
+             permutation of the pool) at temperature T; verifiable rewards r ∈ {0, 1}
+    [DAPO]   dynamic sampling: drop groups whose rewards are all equal, sample more prompts
+             until ``prompts_per_step`` groups are kept (≤ ``max_gen_batches`` batches);
+             overlong shaping: r += soft penalty over the last L_cache tokens (workers.rl.dapo)
     A        ← group-normalised advantages (workers.rl.advantages)
-    log π_old, H_old ← one no-grad pass (tempered policy, workers.rl.rollout)
-    [AEPO]   T' ← T_high if H_old < H* else T_low; positive samples drawn at T' replace the
-             first n samples of the batch with advantage 1 (workers.rl.entropy_control)
+    log π_old, H_old [, log π_ref] ← one no-grad pass (tempered policy, workers.rl.rollout)
+    [AEPO]   T' ← T_high if H ≤ H* else T_low, H the previous step's sampled entropy (or this
+             rollout's exact one); positive samples drawn at T' replace the first n samples
+             of the batch with advantage 1 (workers.rl.entropy_control)
     repeat ppo_epochs times, over num_minibatches random splits of the sequences:
-        loss ← token-mean PPO/Clip-Cov/KL-Cov loss − c·H (workers.rl.losses)
+        loss ← token-mean PPO (dual-clip) / Clip-Cov / KL-Cov loss [on the top-entropy
+               tokens] − c·H [+ β·KL_k3(π_θ ‖ π_ref)] (workers.rl.losses)
         [adaptive] c follows H toward entropy_target
         AdamW step (gradient norm clipped)
 
@@ -21,6 +26,7 @@ under :func:`workers.activations.training.deterministic` for bit-for-bit repeats
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -33,9 +39,10 @@ from workers.decoding.models import LanguageModel
 from workers.decoding.tasks import Item
 from workers.rl.advantages import group_advantages
 from workers.rl.config import GRPOConfig
-from workers.rl.entropy_control import AdaptiveEntropyCoef, aepo_sample_count, aepo_temperature
-from workers.rl.losses import policy_loss, token_covariance
-from workers.rl.rollout import RewardFn, Rollout, TokenBatch, sample, token_batch, token_logprobs
+from workers.rl.dapo import informative_groups, overlong_penalty
+from workers.rl.entropy_control import AdaptiveEntropyCoef, aepo_prompt_count, aepo_sample_count, aepo_temperature
+from workers.rl.losses import LossOutput, policy_loss, token_covariance
+from workers.rl.rollout import RewardFn, Rollout, TokenBatch, concat, sample, token_batch, token_logprobs
 
 
 @dataclasses.dataclass
@@ -43,18 +50,25 @@ class StepStats:
     """What one RL step measured (entropies in nats, token counts summed over its updates)."""
 
     step: int
-    reward: float  # mean reward of the step's GRPO rollout
+    reward: float  # mean verifiable reward of every completion the step's GRPO rollouts drew
     entropy: float  # token-mean entropy of the tempered policy on the rollout, before the update
     covariance: float  # Cov(log π, A) over the rollout's tokens, before the update
     clipped: int  # tokens clipped by PPO's ratio bounds
     dropped: int  # Clip-Cov: tokens whose gradient was dropped
     penalised: int  # KL-Cov: tokens given the |Δ log π| penalty
+    dual_clipped: int  # dual-clip: negative-advantage tokens whose loss was bounded by −A·c
     tokens: int  # response tokens of the batch
+    pg_tokens: int  # tokens in the policy-gradient means (all, or the top-entropy ones)
     pg_loss: float  # mean over updates
     approx_kl: float  # mean over updates of mean(log π_old − log π_θ)
+    ref_kl: float  # mean over updates of the k3 KL(π_θ ‖ π_ref) (0 without ref_kl_coef)
     entropy_coef: float  # the coefficient after the step (fixed, or the adaptive one)
+    aepo_entropy: float | None  # the entropy AEPO's rule saw this step (sampled or exact)
     aepo_temperature: float | None  # AEPO's regulated temperature this step
     aepo_samples: int  # REINFORCE samples that replaced GRPO samples
+    gen_batches: int  # generation batches drawn (more than 1 only with dynamic sampling)
+    kept_groups: int  # groups in the update batch
+    overlong_penalty: float  # mean DAPO overlong penalty over the batch (0 when off)
     response_length: float
     seconds: float
 
@@ -72,8 +86,28 @@ class PolicyEval:
     seconds: float
 
 
+@dataclasses.dataclass
+class _Batch:
+    """A step's update batch: the rollout, its advantages, and its no-grad pass."""
+
+    rollout: Rollout
+    adv: torch.Tensor
+    tokens: TokenBatch
+    old_logp: torch.Tensor
+    entropy: torch.Tensor
+    ref_logp: torch.Tensor | None
+
+
 def _seed_from(gen: torch.Generator) -> int:
     return int(torch.randint(0, 2**62, (1,), generator=gen))
+
+
+def _frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` that never trains (GRPO's reference policy)."""
+    ref = copy.deepcopy(model)
+    ref.eval()
+    ref.requires_grad_(False)
+    return ref
 
 
 class GRPOTrainer:
@@ -83,6 +117,9 @@ class GRPOTrainer:
                  max_new_tokens: int, seed: int = 0) -> None:
         if not items:
             raise ValueError("GRPO needs at least one training prompt")
+        if config.overlong_buffer_len > max_new_tokens:
+            raise ValueError(f"overlong_buffer_len {config.overlong_buffer_len} exceeds max_new_tokens "
+                             f"{max_new_tokens} (the buffer is the last L_cache tokens before the limit)")
         self.lm = lm
         self.items = list(items)
         self.reward = reward
@@ -92,11 +129,14 @@ class GRPOTrainer:
         self.optimizer = torch.optim.AdamW(lm.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.entropy_ctl = AdaptiveEntropyCoef(config.entropy_coef, config.entropy_target, config.entropy_coef_delta,
                                                config.entropy_coef_min, config.entropy_coef_max)
+        self.ref_model = _frozen_copy(lm.model) if config.ref_kl_coef > 0 else None
+        #: AEPO's official signal, the last step's −mean log π over its update batch (0 before step 1)
+        self.sampled_entropy = 0.0
         self._order: list[int] = []
         self.step_index = 0
         self.history: list[StepStats] = []
 
-    # ------------------------------------------------------------------ pieces
+    # ------------------------------------------------------------------ rollouts
 
     def _next_prompts(self) -> list[Item]:
         """The next prompts of a seeded pass over the pool (reshuffled when exhausted)."""
@@ -108,93 +148,156 @@ class GRPOTrainer:
             out.append(self.items[self._order.pop()])
         return out
 
-    def _old_logprobs(self, rollout: Rollout) -> tuple[TokenBatch, torch.Tensor, torch.Tensor]:
-        batch = token_batch(rollout.prompts, rollout.responses, self.lm.pad_id, self.lm.device)
-        with torch.no_grad():
-            logp, entropy = token_logprobs(self.lm, batch, self.config.temperature)
-        return batch, logp, entropy
+    def _sample(self, prompts: Sequence[Item], temperature: float) -> Rollout:
+        return sample(self.lm, prompts, self.config.group_size, temperature, self.max_new_tokens,
+                      _seed_from(self.gen), self.reward)
 
-    def _aepo(self, prompts: list[Item], rollout: Rollout, adv: torch.Tensor, entropy: float
-              ) -> tuple[Rollout, torch.Tensor, float, int]:
+    def _shaped(self, rollout: Rollout) -> torch.Tensor:
+        """The rewards the advantages use: the verifiable reward plus DAPO's overlong penalty."""
+        cfg = self.config
+        return rollout.rewards + overlong_penalty(rollout.lengths(), self.max_new_tokens, cfg.overlong_buffer_len,
+                                                  cfg.overlong_penalty_factor)
+
+    def _advantages(self, rollout: Rollout) -> torch.Tensor:
+        cfg = self.config
+        return group_advantages(self._shaped(rollout), cfg.group_size, cfg.norm_adv_by_std, cfg.adv_eps)
+
+    def _collect(self) -> tuple[Rollout, float, int]:
+        """The step's GRPO rollout, the mean verifiable reward of everything drawn, and how
+        many generation batches that took. With dynamic sampling, only groups whose rewards
+        differ are kept, batches are drawn until ``prompts_per_step`` groups are (the first
+        ones kept) or ``max_gen_batches`` is reached; if none is kept, the last batch is used
+        (its advantages are 0: only the entropy bonus and the KL term act)."""
+        cfg = self.config
+        target = min(cfg.prompts_per_step, len(self.items))
+        kept: list[Rollout] = []
+        drawn: list[torch.Tensor] = []
+        groups = 0
+        while True:
+            rollout = self._sample(self._next_prompts(), cfg.temperature)
+            drawn.append(rollout.rewards)
+            if not cfg.dynamic_sampling:
+                return rollout, float(rollout.rewards.mean()), 1
+            informative = informative_groups(rollout.rewards, cfg.group_size)
+            if informative:
+                kept.append(rollout.groups(informative, cfg.group_size))
+                groups += len(informative)
+            if groups >= target or len(drawn) >= cfg.max_gen_batches:
+                break
+        reward = float(torch.cat(drawn).mean())
+        if not kept:
+            return rollout, reward, len(drawn)
+        return concat(kept).select(range(min(groups, target) * cfg.group_size)), reward, len(drawn)
+
+    def _no_grad_pass(self, rollout: Rollout, adv: torch.Tensor) -> _Batch:
+        """log π_old and H_old (and log π_ref with a reference policy) of the rollout."""
+        tokens = token_batch(rollout.prompts, rollout.responses, self.lm.pad_id, self.lm.device)
+        with torch.no_grad():
+            logp, entropy = token_logprobs(self.lm, tokens, self.config.temperature)
+            ref = (token_logprobs(self.lm, tokens, self.config.temperature, self.ref_model)[0]
+                   if self.ref_model is not None else None)
+        return _Batch(rollout, adv, tokens, logp, entropy, ref)
+
+    def _aepo(self, rollout: Rollout, adv: torch.Tensor, signal: float) -> tuple[Rollout, torch.Tensor, float, int]:
         """AEPO: positive samples drawn at the regulated temperature replace the batch's first ones."""
         cfg = self.config
-        temp = aepo_temperature(entropy, cfg.aepo_entropy_target, cfg.aepo_temperature_high, cfg.aepo_temperature_low)
-        m = max(1, round(cfg.aepo_prompt_fraction * len(prompts)))
-        extra = sample(self.lm, prompts[:m], cfg.group_size, temp, self.max_new_tokens, _seed_from(self.gen),
-                       self.reward)
-        extra_adv = group_advantages(extra.rewards, cfg.group_size, cfg.norm_adv_by_std, cfg.adv_eps)
+        temp = aepo_temperature(signal, cfg.aepo_entropy_target, cfg.aepo_temperature_high, cfg.aepo_temperature_low)
+        prompts = rollout.items[::cfg.group_size]
+        extra = self._sample(prompts[:aepo_prompt_count(len(prompts), cfg.aepo_prompt_fraction)], temp)
+        extra_adv = self._advantages(extra)
         keep = [i for i in range(len(extra)) if float(extra_adv[i]) > cfg.aepo_adv_threshold]
-        n = aepo_sample_count(entropy, cfg.aepo_entropy_target, cfg.aepo_sample_num, len(keep))
+        n = min(aepo_sample_count(signal, cfg.aepo_entropy_target, cfg.aepo_sample_num, len(keep)), len(rollout))
         if n == 0:
             return rollout, adv, temp, 0
-        chosen = keep[:n]
-        merged = Rollout(
-            items=[extra.items[i] for i in chosen] + rollout.items[n:],
-            prompts=[extra.prompts[i] for i in chosen] + rollout.prompts[n:],
-            responses=[extra.responses[i] for i in chosen] + rollout.responses[n:],
-            texts=[extra.texts[i] for i in chosen] + rollout.texts[n:],
-            rewards=torch.cat([extra.rewards[chosen], rollout.rewards[n:]]),
-            temperature=rollout.temperature,
-        )
+        merged = concat([extra.select(keep[:n]), rollout.select(range(n, len(rollout)))])
         return merged, torch.cat([torch.ones(n, dtype=adv.dtype), adv[n:]]), temp, n
 
-    # ------------------------------------------------------------------ the step
+    # ------------------------------------------------------------------ updates
 
-    def step(self) -> StepStats:
-        """One RL step: rollout, advantages, ``ppo_epochs × num_minibatches`` updates."""
+    def _entropy_coef(self, minibatch_entropy: float) -> float:
+        """This update's bonus coefficient (the adaptive rule moves it once per update)."""
+        if not self.config.adaptive_entropy:
+            return self.config.entropy_coef
+        coef = self.entropy_ctl.coef if self.entropy_ctl.applies(minibatch_entropy) else 0.0
+        self.entropy_ctl.update(minibatch_entropy)
+        return coef
+
+    def _minibatch_loss(self, batch: _Batch, chunk: torch.Tensor, old_by_row: list[torch.Tensor],
+                        ref_by_row: list[torch.Tensor] | None) -> tuple[LossOutput, float]:
+        """The loss of one minibatch (rows ``chunk``) and its −mean log π_θ (AEPO's signal)."""
         cfg = self.config
-        began = time.perf_counter()
-        prompts = self._next_prompts()
-        rollout = sample(self.lm, prompts, cfg.group_size, cfg.temperature, self.max_new_tokens,
-                         _seed_from(self.gen), self.reward)
-        adv = group_advantages(rollout.rewards, cfg.group_size, cfg.norm_adv_by_std, cfg.adv_eps)
-        batch, old_logp, old_entropy = self._old_logprobs(rollout)
-        entropy = float(old_entropy.mean())
-        covariance = float(token_covariance(old_logp, batch.per_token(adv)).mean())
-        reward = float(rollout.rewards.mean())
-        aepo_temp, aepo_n = None, 0
-        if cfg.aepo:
-            rollout, adv, aepo_temp, aepo_n = self._aepo(prompts, rollout, adv, entropy)
-            if aepo_n:
-                batch, old_logp, _ = self._old_logprobs(rollout)
-        old_by_row = self._split_by_row(batch, old_logp)
-        totals = {"clipped": 0, "dropped": 0, "penalised": 0}
-        pg_losses, kls = [], []
-        rows = len(rollout)
+        mb = batch.tokens.rows(chunk.to(batch.tokens.input_ids.device))
+        logp, ent = token_logprobs(self.lm, mb, cfg.temperature)
+        coef = self._entropy_coef(float(ent.detach().mean()))
+        rows = chunk.tolist()
+        eps_low, eps_high = cfg.clip_bounds()
+        out = policy_loss(
+            logp, torch.cat([old_by_row[i] for i in rows]), mb.per_token(batch.adv[chunk]),
+            loss_mode=cfg.loss_mode, eps_low=eps_low, eps_high=eps_high,
+            dual_clip_c=cfg.clip_ratio_c if cfg.dual_clip else None,
+            clip_cov_ratio=cfg.clip_cov_ratio, clip_cov_lb=cfg.clip_cov_lb, clip_cov_ub=cfg.clip_cov_ub,
+            kl_cov_ratio=cfg.kl_cov_ratio, kl_coef=cfg.kl_coef,
+            entropy=ent if coef or cfg.top_entropy_quantile < 1.0 else None, entropy_coef=coef,
+            ref_logp=torch.cat([ref_by_row[i] for i in rows]) if ref_by_row is not None else None,
+            ref_kl_coef=cfg.ref_kl_coef, top_entropy_quantile=cfg.top_entropy_quantile, generator=self.gen)
+        return out, float(-logp.detach().mean())
+
+    def _update(self, batch: _Batch) -> dict[str, Any]:
+        """``ppo_epochs × num_minibatches`` AdamW steps on the batch; what they did."""
+        cfg = self.config
+        old_by_row = self._split_by_row(batch.tokens, batch.old_logp)
+        ref_by_row = self._split_by_row(batch.tokens, batch.ref_logp) if batch.ref_logp is not None else None
+        totals = {"clipped": 0, "dropped": 0, "penalised": 0, "dual_clipped": 0, "pg_tokens": 0}
+        pg, kl, ref_kl, surprise = [], [], [], []
+        rows = len(batch.rollout)
         for _ in range(cfg.ppo_epochs):
             perm = torch.randperm(rows, generator=self.gen)
             for chunk in torch.tensor_split(perm, min(cfg.num_minibatches, rows)):
-                chunk = chunk.sort().values  # row-major token order within the minibatch
-                mb = batch.rows(chunk.to(batch.input_ids.device))
-                logp, ent = token_logprobs(self.lm, mb, cfg.temperature)
-                mb_entropy = float(ent.detach().mean())
-                if cfg.adaptive_entropy:
-                    coef = self.entropy_ctl.coef if self.entropy_ctl.applies(mb_entropy) else 0.0
-                    self.entropy_ctl.update(mb_entropy)
-                else:
-                    coef = cfg.entropy_coef
-                out = policy_loss(
-                    logp, torch.cat([old_by_row[i] for i in chunk.tolist()]), mb.per_token(adv[chunk]),
-                    loss_mode=cfg.loss_mode, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
-                    clip_cov_ratio=cfg.clip_cov_ratio, clip_cov_lb=cfg.clip_cov_lb, clip_cov_ub=cfg.clip_cov_ub,
-                    kl_cov_ratio=cfg.kl_cov_ratio, kl_coef=cfg.kl_coef, entropy=ent if coef else None,
-                    entropy_coef=coef, generator=self.gen)
+                out, mb_surprise = self._minibatch_loss(batch, chunk.sort().values, old_by_row, ref_by_row)
                 self.optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
                 if cfg.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(self.lm.model.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
-                totals["clipped"] += out.clipped
-                totals["dropped"] += out.dropped
-                totals["penalised"] += out.penalised
-                pg_losses.append(out.pg_loss)
-                kls.append(out.approx_kl)
+                for key in totals:
+                    totals[key] += getattr(out, key)
+                pg.append(out.pg_loss)
+                kl.append(out.approx_kl)
+                ref_kl.append(out.ref_kl)
+                surprise.append(mb_surprise)
+
+        def mean(xs: list[float]) -> float:
+            return sum(xs) / len(xs)
+
+        return {**totals, "pg_loss": mean(pg), "approx_kl": mean(kl), "ref_kl": mean(ref_kl),
+                "surprise": mean(surprise)}
+
+    # ------------------------------------------------------------------ the step
+
+    def step(self) -> StepStats:
+        """One RL step: rollout(s), advantages, [AEPO], ``ppo_epochs × num_minibatches`` updates."""
+        cfg = self.config
+        began = time.perf_counter()
+        rollout, reward, gen_batches = self._collect()
+        batch = self._no_grad_pass(rollout, self._advantages(rollout))
+        entropy = float(batch.entropy.mean())
+        covariance = float(token_covariance(batch.old_logp, batch.tokens.per_token(batch.adv)).mean())
+        overlong = float((self._shaped(rollout) - rollout.rewards).mean())
+        signal, aepo_temp, aepo_n = None, None, 0
+        if cfg.aepo:
+            signal = self.sampled_entropy if cfg.aepo_entropy == "sampled" else entropy
+            merged, adv, aepo_temp, aepo_n = self._aepo(rollout, batch.adv, signal)
+            if aepo_n:
+                batch = self._no_grad_pass(merged, adv)
+        done = self._update(batch)
+        self.sampled_entropy = done.pop("surprise")
         stats = StepStats(
-            step=self.step_index, reward=reward, entropy=entropy, covariance=covariance, tokens=batch.tokens,
-            pg_loss=sum(pg_losses) / len(pg_losses), approx_kl=sum(kls) / len(kls),
+            step=self.step_index, reward=reward, entropy=entropy, covariance=covariance, tokens=batch.tokens.tokens,
             entropy_coef=self.entropy_ctl.coef if cfg.adaptive_entropy else cfg.entropy_coef,
-            aepo_temperature=aepo_temp, aepo_samples=aepo_n,
-            response_length=rollout.response_tokens / len(rollout), seconds=time.perf_counter() - began, **totals)
+            aepo_entropy=signal, aepo_temperature=aepo_temp, aepo_samples=aepo_n, gen_batches=gen_batches,
+            kept_groups=len(rollout) // cfg.group_size, overlong_penalty=overlong,
+            response_length=batch.rollout.response_tokens / len(batch.rollout), seconds=time.perf_counter() - began,
+            **done)
         self.step_index += 1
         self.history.append(stats)
         return stats

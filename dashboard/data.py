@@ -1,104 +1,81 @@
-"""The dashboard's read model: what each page shows, computed from the archive in SQL.
+"""The dashboard's read model: what each page shows, from the archive's queries
+(:mod:`archive.queries`) and its statistics (:mod:`archive.stats`).
 
-Everything here only reads. The heavy views (the QD-score trajectory, objective against
-measures, proposer attribution) come from one *series* per campaign: every finished
-evaluation in the order its result was recorded (``finished_seq``), as NumPy columns.
-A series is loaded once and then extended with only the rows recorded since, so a page
-that polls a running campaign costs one indexed range query per new batch.
+Everything here only reads, and builds no SQL. The heavy views (the QD-score trajectory,
+objective against measures, proposer attribution) come from one *series* per campaign:
+every finished evaluation in the order its result was recorded (``finished_seq``), as
+NumPy columns. A series is loaded once and then extended with only the rows recorded since
+(:func:`archive.queries.results_after`), so a page that polls a running campaign costs one
+indexed range query per new batch.
 
-The trajectory replays the archive's own rule: a cell's elite is replaced only by a
-strictly better fitness (``fitness = objective`` when maximising, ``-objective`` when
-minimising), and
-
-    QD-score(t) = Σ over cells filled after t results of (best fitness in the cell - offset)
-
-so its last value equals :meth:`archive.store.Store.stats`' ``qd_score``.
+The trajectory replays the archive's own rule (:func:`archive.stats.replay`: a cell's elite
+is replaced only by a strictly better fitness), so its last QD-score equals
+:meth:`archive.store.Store.stats`' ``qd_score``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-import pandas as pd
-from sqlalchemy import Text, case, cast, func, select
 
-from archive.errors import CampaignNotFound as ArchiveCampaignNotFound
+from archive import queries
 from archive.layout import CellLayout
-from archive.models import Campaign, Elite, Evaluation
+from archive.queries import CampaignRow, EliteRow
+from archive.records import EXPLORATION_BINS
 from archive.redact import redact
+from archive.stats import exploration_entropy, non_dominated, replay
 from archive.store import Store
+from entropy_atlas.errors import AtlasError
 
-CAMPAIGNS = Campaign.__table__
-EVALUATIONS = Evaluation.__table__
-ELITES = Elite.__table__
-
-#: Bins per continuous coordinate of the exploration entropy (as ``search.exploration``).
-EXPLORATION_BINS = 10
 VORONOI_RESOLUTION = 200
 
 
-class CampaignNotFound(ArchiveCampaignNotFound):
-    """No campaign of that name in the storage (with the names it has, for the 404 page)."""
-
-    def __init__(self, name: str, known: Sequence[str]) -> None:
-        self.name = name
-        self.known = list(known)
-        listed = ", ".join(self.known) if self.known else "none"
-        super().__init__(f"no campaign named {name!r} in this storage (campaigns: {listed})")
-
-
-class EvaluationNotFound(LookupError):
+class EvaluationNotFound(AtlasError, LookupError):
     """No evaluation of that id in the campaign."""
 
 
 @dataclasses.dataclass(frozen=True)
-class CampaignInfo:
-    """A campaign row, without its layout, with what the pages need from its spec."""
+class CampaignInfo(CampaignRow):
+    """A campaign's row (without its layout), with what the pages need of its settings."""
 
-    id: int
-    name: str
-    status: str
-    spec: dict[str, Any]
-    created_at: float
-    updated_at: float
-    lease_holder: str | None
-    lease_expires: float | None
+    @classmethod
+    def of(cls, row: CampaignRow) -> CampaignInfo:
+        return cls(**{f.name: getattr(row, f.name) for f in dataclasses.fields(row)})
 
     @property
     def objective_name(self) -> str:
-        return str(self.spec.get("objective", {}).get("name", "objective"))
+        return self.settings.objective
 
     @property
     def maximize(self) -> bool:
-        return self.spec.get("objective", {}).get("direction", "maximize") == "maximize"
+        return self.settings.maximize
 
     @property
     def sign(self) -> float:
-        return 1.0 if self.maximize else -1.0
+        return self.settings.sign
 
     @property
     def budget(self) -> int:
-        return int(self.spec.get("search", {}).get("budget", 0))
+        return self.settings.budget
 
     @property
     def algorithm(self) -> str:
-        return str(self.spec.get("search", {}).get("algorithm", "?"))
+        return self.settings.algorithm
 
     @property
     def qd_offset(self) -> float:
-        return float((self.spec.get("archive") or {}).get("qd_offset", 0.0) or 0.0)
+        return self.settings.qd_offset
 
     @property
     def param_names(self) -> list[str]:
-        return list((self.spec.get("space") or {}).keys())
+        return list(self.settings.params)
 
     @property
     def state(self) -> str:
@@ -148,79 +125,20 @@ def sample_indices(n: int, points: int) -> np.ndarray:
 
 
 def pareto_front(measure: np.ndarray, fitness: np.ndarray, measure_higher: bool) -> np.ndarray:
-    """Indices of the points no other point dominates, for maximal ``fitness`` and a
-    ``measure`` that is better higher (``measure_higher``) or lower; sorted by measure.
+    """Indices of the points no other point dominates (:func:`archive.stats.non_dominated`),
+    for maximal ``fitness`` and a ``measure`` that is better higher (``measure_higher``) or
+    lower; one index per distinct point (the first), sorted by measure.
 
-    A point is on the front when every point with a measure at least as good has a
-    strictly lower fitness: sort by measure (best first, ties by fitness), keep the
-    points whose fitness beats the running maximum.
+    Two points of the front with the same measure have the same fitness (else one would
+    dominate the other), so the duplicates are those of equal measure.
     """
     if len(measure) == 0:
         return np.zeros(0, dtype=np.int64)
     key = measure if measure_higher else -measure
-    order = np.lexsort((-fitness, -key))
-    ranked = fitness[order]
-    running = np.maximum.accumulate(ranked)
-    previous = np.concatenate(([-np.inf], running[:-1]))
-    front = order[ranked > previous]
-    return front[np.argsort(measure[front], kind="stable")]
-
-
-def replay(best: np.ndarray, cells: np.ndarray, fitness: np.ndarray, offset: float) -> tuple[np.ndarray, np.ndarray]:
-    """Apply results to ``best`` (per-cell best fitness, ``-inf`` for empty; updated in place).
-
-    Returns, per result, the change of the QD-score it caused and whether it filled an
-    empty cell. A result changes its cell only with a strictly better fitness; filling
-    an empty cell adds ``fitness - offset``, improving one adds the improvement.
-    """
-    if len(cells) == 0:
-        return np.zeros(0), np.zeros(0, dtype=bool)
-    prior = best[cells]
-    # running best within each cell, starting from the cell's best before this batch
-    running = pd.Series(fitness).groupby(cells).cummax().to_numpy()
-    running = np.maximum(running, prior)
-    before = pd.Series(running).groupby(cells).shift(1).to_numpy(dtype=float, na_value=np.nan)
-    before = np.where(np.isnan(before), prior, before)
-    filled = ~np.isfinite(before)
-    delta = np.where(filled, running - offset, running - np.where(filled, 0.0, before))
-    np.maximum.at(best, cells, fitness)
-    return delta, filled
-
-
-def coordinate_options(spec: dict[str, Any], bins: int = EXPLORATION_BINS) -> list[int]:
-    """For each unit-cube coordinate of the campaign's space, its number of options: a
-    categorical parameter's choices, ``bins`` for a number (a vector counts per coordinate)."""
-    from search.space import SearchSpace
-    from search.spec import CategoricalParam, parse_spec
-
-    space = SearchSpace(parse_spec(spec, source="stored spec").space)
-    out: list[int] = []
-    for slot in space.slots:
-        n = len(slot.param.choices) if isinstance(slot.param, CategoricalParam) else bins
-        out += [n] * slot.size
-    return out
-
-
-def exploration_entropy(x: np.ndarray, options: Sequence[int]) -> float:
-    """Iron Mind's exploration entropy of the points ``x`` (rows in the unit cube): the mean
-    over coordinates of the normalised entropy of which of its ``n`` options each point took,
-
-        H_j = −Σ_o p_o log₂ p_o / log₂ n_j        (0 when n_j = 1)
-
-    so 1 is uniform use of every option and 0 a single one (``search.exploration``, vectorised).
-    """
-    if len(x) == 0 or not len(options):
-        return 0.0
-    values = []
-    for d, n in enumerate(options):
-        if n <= 1:
-            values.append(0.0)
-            continue
-        cells = np.minimum(np.floor(np.clip(x[:, d], 0.0, 1.0) * n), n - 1).astype(np.int64)
-        p = np.bincount(cells, minlength=n) / len(x)
-        p = p[p > 0]
-        values.append(float(-(p * np.log2(p)).sum() / math.log2(n)))
-    return float(np.mean(values))
+    front = np.flatnonzero(non_dominated(np.column_stack([key, fitness])))
+    front = front[np.argsort(measure[front], kind="stable")]
+    ranked = measure[front]
+    return front[np.concatenate(([True], ranked[1:] != ranked[:-1]))]
 
 
 @dataclasses.dataclass
@@ -237,47 +155,20 @@ class _Points:
     def __post_init__(self) -> None:
         self.x = np.zeros((0, self.dim))
 
-    def extend(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Append rows ``(id, proposer, x as JSON text)``; a point that is not a list of
-        ``dim`` finite numbers is skipped."""
-        if not rows:
+    def extend(self, new: queries.Points) -> None:
+        """Append the points read since (:func:`archive.queries.points_after`); a point that
+        is not a list of ``dim`` finite numbers is skipped."""
+        if not len(new.ids):
             return
-        self.last_id = int(rows[-1][0])
-        names = [r[1] for r in rows]
-        x = parse_points([r[2] for r in rows], self.dim)
-        keep = np.isfinite(x).all(axis=1)
-        for name in dict.fromkeys(names):
+        self.last_id = int(new.ids[-1])
+        keep = np.isfinite(new.x).all(axis=1)
+        for name in dict.fromkeys(new.proposers):
             if name not in self.proposers:
                 self.proposers.append(name)
         lookup = {name: i for i, name in enumerate(self.proposers)}
-        codes = np.array([lookup[n] for n in names], dtype=np.int32)
+        codes = np.array([lookup[n] for n in new.proposers], dtype=np.int32)
         self.codes = np.concatenate([self.codes, codes[keep]])
-        self.x = np.concatenate([self.x, x[keep]])
-
-
-def parse_points(texts: Sequence[str | None], dim: int) -> np.ndarray:
-    """JSON lists of ``dim`` numbers as an (n, dim) array; NaN rows where a text is not one.
-
-    The fast path parses every list at once in C (a hundred thousand 10-D points in well
-    under a second on one slow core); anything unusual is decoded row by row.
-    """
-    n = len(texts)
-    plain = all(isinstance(t, str) and t.startswith("[") and t.endswith("]") and t.count(",") == dim - 1
-                and "[" not in t[1:] and "{" not in t for t in texts)
-    if plain and dim > 0:
-        body = ",".join(t[1:-1] for t in texts)  # type: ignore[index]
-        values = np.fromstring(body, dtype=float, sep=",") if body.strip() else np.zeros(0)
-        if values.size == n * dim:
-            return values.reshape(n, dim)
-    out = np.full((n, dim), np.nan)
-    for i, text in enumerate(texts):
-        try:
-            value = json.loads(text) if isinstance(text, str) else None
-            if isinstance(value, list) and len(value) == dim:
-                out[i] = np.array(value, dtype=float)
-        except (ValueError, TypeError):
-            continue
-    return out
+        self.x = np.concatenate([self.x, new.x[keep]])
 
 
 @dataclasses.dataclass
@@ -385,18 +276,6 @@ class _Series:
         return self._fronts
 
 
-class _Elite(NamedTuple):
-    cell: int
-    evaluation_id: int
-    objective: float
-    fitness: float
-    measures: dict[str, Any] | None
-    params: dict[str, Any] | None
-    proposer: str
-    seq: int
-    finished_seq: int
-
-
 @dataclasses.dataclass
 class _EliteCache:
     """The elites of one campaign by cell, as of the result ``through`` (a ``finished_seq``).
@@ -406,11 +285,10 @@ class _EliteCache:
     """
 
     through: int = 0
-    rows: dict[int, _Elite] = dataclasses.field(default_factory=dict)
+    rows: dict[int, EliteRow] = dataclasses.field(default_factory=dict)
 
-    def update(self, rows: Sequence[Sequence[Any]], through: int) -> None:
-        for row in rows:
-            elite = _Elite(*row)
+    def update(self, rows: Sequence[EliteRow], through: int) -> None:
+        for elite in rows:
             held = self.rows.get(elite.cell)
             if held is None or elite.finished_seq >= held.finished_seq:
                 self.rows[elite.cell] = elite
@@ -428,42 +306,27 @@ class DashboardData:
         self._series: OrderedDict[tuple[int, float], _Series] = OrderedDict()
         self._points: OrderedDict[tuple[int, float], _Points] = OrderedDict()
         self._elites: OrderedDict[tuple[int, float], _EliteCache] = OrderedDict()
-        self._space_options: dict[tuple[int, float], list[int] | None] = {}
         self._memo: OrderedDict[tuple[Any, ...], tuple[str, Any]] = OrderedDict()
         self._memo_size = memo_size
         self._series_size = series_size
 
     # -- campaigns -------------------------------------------------------------
-    _CAMPAIGN_COLUMNS = (CAMPAIGNS.c.id, CAMPAIGNS.c.name, CAMPAIGNS.c.status, CAMPAIGNS.c.spec,
-                         CAMPAIGNS.c.created_at, CAMPAIGNS.c.updated_at, CAMPAIGNS.c.lease_holder,
-                         CAMPAIGNS.c.lease_expires)
-
     def names(self) -> list[str]:
-        with self.store.read() as conn:
-            return list(conn.execute(select(CAMPAIGNS.c.name).order_by(CAMPAIGNS.c.id)).scalars())
+        return queries.campaign_names(self.store)
 
     def infos(self) -> list[CampaignInfo]:
-        with self.store.read() as conn:
-            rows = conn.execute(select(*self._CAMPAIGN_COLUMNS).order_by(CAMPAIGNS.c.id)).mappings().all()
-        return [CampaignInfo(**row) for row in rows]
+        return [CampaignInfo.of(row) for row in queries.campaign_rows(self.store)]
 
     def info(self, name: str) -> CampaignInfo:
-        """The campaign called ``name``; :class:`CampaignNotFound` if there is none."""
-        with self.store.read() as conn:
-            row = conn.execute(select(*self._CAMPAIGN_COLUMNS).where(CAMPAIGNS.c.name == name)).mappings().first()
-        if row is None:
-            raise CampaignNotFound(name, self.names())
-        return CampaignInfo(**row)
+        """The campaign called ``name``; :class:`~archive.errors.CampaignNotFound` if there is none."""
+        return CampaignInfo.of(queries.campaign_row(self.store, name))
 
     def layout(self, info: CampaignInfo) -> CellLayout:
         """The campaign's cell layout (loaded once; a layout never changes)."""
         key = (info.id, info.created_at)
         layout = self._layouts.get(key)
         if layout is None:
-            with self.store.read() as conn:
-                data = conn.execute(select(CAMPAIGNS.c.layout).where(CAMPAIGNS.c.id == info.id)).scalar_one()
-            layout = CellLayout.from_json(data)
-            self._layouts[key] = layout
+            layout = self._layouts[key] = queries.layout(self.store, info.id)
         return layout
 
     def version(self, info: CampaignInfo) -> str:
@@ -471,16 +334,9 @@ class DashboardData:
         status and budget, the rows written (last ``seq``), the results recorded (last
         ``finished_seq``) and the rows pending and running. Index lookups only, however long
         the campaign."""
-        e = EVALUATIONS.c
-        mine = e.campaign_id == info.id
-        with self.store.read() as conn:
-            last_seq = conn.execute(select(func.max(e.seq)).where(mine)).scalar()
-            last_result = conn.execute(select(func.max(e.finished_seq)).where(mine)).scalar()
-            unfinished = dict(conn.execute(
-                select(e.status, func.count()).where(mine, e.status.in_(("pending", "running"))).group_by(e.status)
-            ).all())
-        return (f"{info.id}-{info.created_at:.6f}-{info.status}-{info.state}-{info.budget}-{last_seq}"
-                f"-{last_result or 0}-{unfinished.get('pending', 0)}-{unfinished.get('running', 0)}")
+        w = queries.watermarks(self.store, info.id)
+        return (f"{info.id}-{info.created_at:.6f}-{info.status}-{info.state}-{info.budget}-{w.last_seq}"
+                f"-{w.last_result}-{w.pending}-{w.running}")
 
     def _lock_for(self, info: CampaignInfo) -> threading.Lock:
         with self._lock:
@@ -503,7 +359,7 @@ class DashboardData:
         return value
 
     def _stats(self, info: CampaignInfo, cells: int) -> dict[str, Any]:
-        s = self.store.stats(info.id, cells, info.qd_offset)
+        s = queries.stats(self.store, info.id, cells, info.qd_offset)
         return {
             "counts": s.counts, "created": s.created, "finished": s.finished, "elites": s.elites,
             "cells": s.cells, "coverage": s.coverage, "qd_score": _finite(s.qd_score),
@@ -577,25 +433,10 @@ class DashboardData:
             self._elites.move_to_end(key)
             while len(self._elites) > self._series_size:
                 self._elites.popitem(last=False)
-        e, el = EVALUATIONS.c, ELITES.c
         with self._lock_for(info):
-            with self.store.read() as conn:
-                # the watermark first: a result recorded meanwhile is read now or next time, never lost
-                through = conn.execute(select(func.max(e.finished_seq)).where(e.campaign_id == info.id)).scalar() or 0
-                if through == cache.through:
-                    return cache
-                query = select(el.cell, el.evaluation_id, el.objective, el.fitness, e.measures, e.params,
-                               e.proposer, e.seq, e.finished_seq)
-                if cache.through == 0:  # every elite: from the elites' key, each evaluation by its id
-                    query = (query.select_from(ELITES.join(EVALUATIONS, e.id == el.evaluation_id))
-                             .where(el.campaign_id == info.id))
-                else:  # the results since: by (campaign, finished_seq), each cell's elite by its key
-                    query = (query.select_from(EVALUATIONS.join(
-                                 ELITES, (el.campaign_id == e.campaign_id) & (el.cell == e.cell)))
-                             .where(e.campaign_id == info.id, e.finished_seq > cache.through,
-                                    el.evaluation_id == e.id))
-                rows = conn.execute(query).all()
-            cache.update(rows, through)
+            through, rows = queries.elites_changed(self.store, info.id, cache.through)
+            if through != cache.through:
+                cache.update(rows, through)
         return cache
 
     def elites(self, info: CampaignInfo, since: int = 0) -> dict[str, Any]:
@@ -654,17 +495,7 @@ class DashboardData:
         return series
 
     def _rows_after(self, info: CampaignInfo, series: _Series) -> list[Any]:
-        e = EVALUATIONS.c
-        done = e.status == "done"
-        # measures are read only from done rows: they alone are validated finite JSON numbers
-        measure_cols = [case((done, e.measures[m].as_float()), else_=None) for m in series.measures]
-        query = (
-            select(e.finished_seq, e.id, e.status, e.cell, e.objective, e.proposer, *measure_cols)
-            .where(e.campaign_id == info.id, e.finished_seq > series.last_seq)
-            .order_by(e.finished_seq)
-        )
-        with self.store.read() as conn:
-            return list(conn.execute(query).all())
+        return queries.results_after(self.store, info.id, series.last_seq, series.measures)
 
     def history(self, info: CampaignInfo, points: int = 1000) -> dict[str, Any]:
         """QD-score, coverage, best objective and failures against evaluations finished."""
@@ -725,12 +556,7 @@ class DashboardData:
         QD-score contributed over time, and each proposer's exploration entropy."""
         s = self.series(info)
         c = s.cols
-        e = EVALUATIONS.c
-        with self.store.read() as conn:  # the unfinished rows, by the (campaign, status) index
-            unfinished = conn.execute(
-                select(e.proposer, e.status, func.count())
-                .where(e.campaign_id == info.id, e.status.in_(("pending", "running"))).group_by(e.proposer, e.status)
-            ).all()
+        unfinished = queries.unfinished_by_proposer(self.store, info.id)  # by the (campaign, status) index
         counts: dict[str, dict[str, int]] = {}
         for code, name in enumerate(s.proposers):
             mine = c["proposer"] == code
@@ -765,20 +591,12 @@ class DashboardData:
             "exploration_bins": EXPLORATION_BINS,
         }
 
-    def _options(self, info: CampaignInfo) -> list[int] | None:
-        """The options of each coordinate of the campaign's space (``None``: spec unreadable)."""
-        key = (info.id, info.created_at)
-        if key not in self._space_options:
-            try:
-                self._space_options[key] = coordinate_options(info.spec)
-            except Exception:  # a spec this version cannot parse: no entropy, the rest still shows
-                self._space_options[key] = None
-        return self._space_options[key]
-
     def exploration(self, info: CampaignInfo) -> dict[str, float]:
-        """Each proposer's exploration entropy over every evaluation it proposed."""
-        options = self._options(info)
-        if options is None:
+        """Each proposer's exploration entropy (:func:`archive.stats.exploration_entropy`) over
+        every evaluation it proposed, the options of each coordinate from the campaign's
+        settings; the points are kept and extended with the rows written since."""
+        options = list(info.settings.coordinate_options)
+        if not options:
             return {}
         key = (info.id, info.created_at)
         with self._lock:
@@ -788,33 +606,17 @@ class DashboardData:
             self._points.move_to_end(key)
             while len(self._points) > self._series_size:
                 self._points.popitem(last=False)
-        e = EVALUATIONS.c
         with self._lock_for(info):
-            with self.store.read() as conn:  # the points as text: parsed in bulk, not one JSON value at a time
-                rows = conn.execute(select(e.id, e.proposer, cast(e.x, Text))
-                                    .where(e.campaign_id == info.id, e.id > points.last_id).order_by(e.id)).all()
-            points.extend(rows)
+            points.extend(queries.points_after(self.store, info.id, points.last_id, points.dim))
             return {name: exploration_entropy(points.x[points.codes == code], options)
                     for code, name in enumerate(points.proposers)}
 
     # -- evaluations -----------------------------------------------------------
     def failures(self, info: CampaignInfo, limit: int = 50, offset: int = 0) -> dict[str, Any]:
         """Failed evaluations, latest first, and their errors grouped by first line."""
-        e = EVALUATIONS.c
-        failed = (e.campaign_id == info.id) & (e.status == "failed")
-        with self.store.read() as conn:
-            total = conn.execute(select(func.count()).where(failed)).scalar_one()
-            grouped = conn.execute(
-                select(e.error, func.count(), func.max(e.id), func.max(e.finished_at))
-                .where(failed).group_by(e.error)
-            ).all()
-            rows = conn.execute(
-                select(e.id, e.seq, e.proposer, e.attempts, e.error, e.worker, e.params, e.metrics,
-                       e.finished_at, e.finished_seq)
-                .where(failed).order_by(e.finished_seq.desc(), e.id.desc()).limit(limit).offset(offset)
-            ).mappings().all()
+        page = queries.failures(self.store, info.id, limit, offset)
         groups: dict[str, dict[str, Any]] = {}
-        for error, n, last_id, last_at in grouped:
+        for error, n, last_id, last_at in page.by_error:
             head = (error or "").strip().splitlines()[0] if (error or "").strip() else "(no error message)"
             g = groups.setdefault(head, {"error": head, "count": 0, "latest_evaluation_id": last_id,
                                          "latest_at": last_at, "example": error})
@@ -822,33 +624,21 @@ class DashboardData:
             if last_id is not None and (g["latest_evaluation_id"] is None or last_id > g["latest_evaluation_id"]):
                 g["latest_evaluation_id"], g["latest_at"], g["example"] = last_id, last_at, error
         return {
-            "total": int(total), "limit": limit, "offset": offset,
+            "total": page.total, "limit": limit, "offset": offset,
             "groups": sorted(groups.values(), key=lambda g: (-g["count"], g["error"])),
-            "evaluations": [json_safe(dict(r)) for r in rows],
+            "evaluations": [json_safe(r) for r in page.rows],
         }
 
     def evaluations(self, info: CampaignInfo, status: str | None = None, limit: int = 100, offset: int = 0,
                     order: str = "seq") -> dict[str, Any]:
         """A page of the evaluation log (``order``: ``seq``, ``-seq``, ``finished`` or ``-finished``)."""
-        e = EVALUATIONS.c
-        where = [e.campaign_id == info.id]
-        if status is not None:
-            where.append(e.status == status)
-        column = e.finished_seq if order.lstrip("-") == "finished" else e.seq
-        ordering = (column.desc(), e.id.desc()) if order.startswith("-") else (column, e.id)
-        with self.store.read() as conn:
-            total = conn.execute(select(func.count()).where(*where)).scalar_one()
-            rows = conn.execute(
-                select(e.id, e.seq, e.status, e.objective, e.measures, e.params, e.cell, e.proposer, e.attempts,
-                       e.error, e.worker, e.created_at, e.started_at, e.finished_at, e.finished_seq)
-                .where(*where).order_by(*ordering).limit(limit).offset(offset)
-            ).mappings().all()
+        total, rows = queries.evaluation_page(self.store, info.id, status, order, limit, offset)
         return {"total": int(total), "limit": limit, "offset": offset, "status": status, "order": order,
-                "evaluations": [json_safe(dict(r)) for r in rows]}
+                "evaluations": [json_safe(r) for r in rows]}
 
     def evaluation(self, info: CampaignInfo, evaluation_id: int) -> dict[str, Any]:
         """One evaluation in full, with its cell and that cell's current elite."""
-        row = self.store.evaluation(info.id, evaluation_id)
+        row = queries.evaluation(self.store, info.id, evaluation_id)
         if row is None:
             raise EvaluationNotFound(f"campaign {info.name!r} has no evaluation {evaluation_id}")
         row = json_safe(row)
@@ -857,11 +647,7 @@ class DashboardData:
         cell_info: dict[str, Any] | None = None
         if row.get("cell") is not None:
             cell = int(row["cell"])
-            with self.store.read() as conn:
-                elite = conn.execute(
-                    select(ELITES.c.evaluation_id, ELITES.c.objective)
-                    .where(ELITES.c.campaign_id == info.id, ELITES.c.cell == cell)
-                ).first()
+            elite = queries.cell_elite(self.store, info.id, cell)
             cell_info = {
                 "cell": cell,
                 "elite_evaluation_id": None if elite is None else elite[0],

@@ -178,7 +178,7 @@ class ProposerRow(BaseModel):
     qd_contribution: float = Field(description="QD-score gained by this proposer's results")
     best_objective: float | None
     exploration_entropy: float | None = Field(
-        description="Iron Mind's normalised sampling entropy of its points, in [0, 1] (see search.exploration)")
+        description="Iron Mind's normalised sampling entropy of its points, in [0, 1] (archive.stats)")
 
 
 class OverTime(BaseModel):

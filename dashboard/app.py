@@ -1,6 +1,6 @@
 """The dashboard's web app: HTML pages, their scripts, and the JSON API under ``/api/``.
 
-    from search.dashboard import create_app
+    from dashboard import create_app
     app = create_app("sqlite:///atlas.db")     # then: uvicorn.run(app, host="127.0.0.1")
 
 Every route answers ``GET`` (and ``HEAD``) only; nothing writes. The pages are shells
@@ -13,7 +13,7 @@ written, last result recorded, rows running): a page that polls a campaign which
 not moved gets ``304 Not Modified`` without the archive being read again.
 
 With ``allowed_hosts`` (``atlas dashboard`` always passes it, see
-:func:`search.dashboard.cli.default_allowed_hosts`) a request whose ``Host`` header names
+:func:`dashboard.cli.default_allowed_hosts`) a request whose ``Host`` header names
 another host is answered ``400`` before any route runs: a page on another site that
 rebinds its DNS name to this machine's address cannot read the archive. The campaign's
 spec is shown with its secrets masked (:func:`archive.redact.redact`).
@@ -42,16 +42,19 @@ from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.exc import DataError, DBAPIError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from archive.store import StorageError, Store
-from search.dashboard import schemas
-from search.dashboard.data import CampaignInfo, CampaignNotFound, DashboardData, EvaluationNotFound, json_safe
-from search.dashboard.pages import Pages
-from search.dashboard.storage import open_readonly, shown_url
+from archive import queries
+from archive.engine import shown_url
+from archive.errors import CampaignNotFound, StorageError
+from archive.queries import QueryValueError
+from archive.store import Store
+from dashboard import schemas
+from dashboard.data import CampaignInfo, DashboardData, EvaluationNotFound, json_safe
+from dashboard.pages import Pages
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -170,8 +173,9 @@ def _no_telemetry() -> dict[str, Any]:
 def create_app(storage: str | Store, *, poll_s: float = 2.0, allowed_hosts: Sequence[str] | None = None) -> FastAPI:
     """The dashboard over ``storage`` (a URL, or an open :class:`Store`).
 
-    A URL is checked here, before any server starts: a storage that cannot be reached,
-    or holds no up-to-date archive, raises :class:`~archive.store.StorageError`. Pages
+    A URL is opened here read-only (``Store(url, readonly=True)``), before any server
+    starts: a storage that cannot be reached, or holds no up-to-date archive, raises
+    :class:`~archive.errors.StorageError`. Pages
     poll a running campaign every ``poll_s`` seconds (slower once it has stopped).
 
     ``allowed_hosts``: the host names (without port; ``[::1]`` for an IPv6 address,
@@ -181,7 +185,7 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0, allowed_hosts: Sequ
     the names of the address it binds.
     """
     owned = isinstance(storage, str)
-    store = open_readonly(storage) if isinstance(storage, str) else storage
+    store = Store(storage, readonly=True) if isinstance(storage, str) else storage
     data = DashboardData(store)
     assets = _load_assets()
     # compress plotly.js (4.8 MB) now, off the request path, so the first page load does not wait for it
@@ -233,31 +237,29 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0, allowed_hosts: Sequ
 
     @app.exception_handler(CampaignNotFound)
     async def _campaign_not_found(request: Request, exc: CampaignNotFound) -> Response:
-        hint = "Campaigns in this storage: " + ", ".join(exc.known) if exc.known else "This storage has no campaigns."
-        return _error(request, 404, f"No campaign named “{exc.name}” in this storage.", hint)
+        """The campaign asked for (in the path, or ``a``/``b`` of ``/compare``) and those there are."""
+        known = await run_in_threadpool(data.names)
+        asked = [request.path_params.get("name"), request.query_params.get("a"), request.query_params.get("b")]
+        name = next((n for n in asked if n and n not in known), None)
+        message = f"No campaign named “{name}” in this storage." if name is not None else str(exc)
+        hint = "Campaigns in this storage: " + ", ".join(known) if known else "This storage has no campaigns."
+        return _error(request, 404, message, hint)
 
     @app.exception_handler(EvaluationNotFound)
     async def _evaluation_not_found(request: Request, exc: EvaluationNotFound) -> Response:
         return _error(request, 404, str(exc))
 
-    @app.exception_handler(DataError)
-    async def _value_out_of_range(request: Request, exc: DataError) -> Response:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        return _error(request, 422, f"A value in the request is not one the storage can hold: {reason}")
+    @app.exception_handler(QueryValueError)
+    async def _value_out_of_range(request: Request, exc: QueryValueError) -> Response:
+        return _error(request, 422, str(exc))
 
     @app.exception_handler(OverflowError)
     async def _number_too_large(request: Request, exc: OverflowError) -> Response:
         return _error(request, 422, f"A number in the request is too large for the storage: {exc}")
 
-    @app.exception_handler(DBAPIError)
-    async def _database_error(request: Request, exc: DBAPIError) -> Response:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        return _error(request, 503, f"The storage did not answer: {reason}", "The page retries by itself.",
-                      headers={"Retry-After": "5"})
-
     @app.exception_handler(StorageError)
     async def _storage_error(request: Request, exc: StorageError) -> Response:
-        return _error(request, 503, str(exc), headers={"Retry-After": "5"})
+        return _error(request, 503, str(exc), "The page retries by itself.", headers={"Retry-After": "5"})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -410,7 +412,7 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0, allowed_hosts: Sequ
              summary="One evaluation")
     def evaluation_page(name: Name, evaluation_id: EvaluationId) -> Response:
         info = data.info(name)
-        if data.store.evaluation(info.id, evaluation_id) is None:
+        if queries.evaluation(data.store, info.id, evaluation_id) is None:
             raise EvaluationNotFound(f"Campaign “{info.name}” has no evaluation {evaluation_id}.")
         return pages.render("evaluation", f"{info.name} · evaluation {evaluation_id}",
                             {"campaign": info.name, "evaluation_id": evaluation_id})

@@ -1,4 +1,5 @@
-"""``atlas dashboard``: serve the dashboard over a storage until interrupted.
+"""Serve the dashboard over a storage until interrupted: :func:`serve`, the one entry of
+``atlas dashboard`` and ``python -m dashboard``.
 
 The storage is checked and the port bound *before* the server starts, so a storage that
 cannot be reached or a port that is taken is a clear error, not a traceback half-way
@@ -19,8 +20,9 @@ from typing import TextIO
 
 import uvicorn
 
+from archive.engine import default_storage
+from dashboard.app import create_app
 from entropy_atlas.errors import AtlasError
-from search.dashboard.app import create_app
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 #: What a browser on this machine puts in ``Host`` for a loopback address.
@@ -107,7 +109,7 @@ def make_server(storage: str, host: str = "127.0.0.1", port: int = 8787, *, poll
     The app answers only requests whose ``Host`` is one of ``allowed_hosts`` (default:
     :func:`default_allowed_hosts` of ``host``; ``["*"]`` turns the check off). Run it with
     ``server.run(sockets=[sock])``; stop it with ``server.should_exit = True``. Raises
-    :class:`~archive.store.StorageError` (storage) or :class:`DashboardError` (port).
+    :class:`~archive.errors.StorageError` (storage) or :class:`DashboardError` (port).
     """
     hosts = list(allowed_hosts) if allowed_hosts is not None else default_allowed_hosts(host)
     app = create_app(storage, poll_s=poll_s, allowed_hosts=hosts)
@@ -126,27 +128,30 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{shown}:{port}/"
 
 
-def dashboard(storage: str, host: str = "127.0.0.1", port: int = 8787, *, poll_s: float = 2.0,
-              log_level: str = "warning", out: TextIO | None = None,
-              allowed_hosts: Sequence[str] | None = None) -> None:
-    """Serve the read-only dashboard over ``storage`` on ``host:port`` until Ctrl+C.
+def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8787, *, poll_s: float = 2.0,
+          allow_hosts: Sequence[str] = (), log_level: str = "warning", out: TextIO | None = None) -> None:
+    """Serve the read-only dashboard over ``storage`` (default: ``$ATLAS_STORAGE`` or
+    ``sqlite:///atlas.db``) on ``host:port`` until Ctrl+C, which returns normally.
 
     It binds 127.0.0.1 unless told otherwise; the app has no authentication, so another
-    host is served only when asked for, with a warning. Raises
-    :class:`~archive.store.StorageError` when the storage cannot be reached or holds no
+    host is served only when asked for, with a warning. Requests are answered only for the
+    ``Host`` names of :func:`default_allowed_hosts` and ``allow_hosts``. Raises
+    :class:`~archive.errors.StorageError` when the storage cannot be reached or holds no
     archive, and :class:`DashboardError` when the address cannot be bound, before serving.
-    Requests are answered only for the ``Host`` names of ``allowed_hosts`` (see
-    :func:`make_server`).
     """
     out = out or sys.stderr
-    hosts = list(allowed_hosts) if allowed_hosts is not None else default_allowed_hosts(host)
-    server, sock = make_server(storage, host, port, poll_s=poll_s, log_level=log_level, allowed_hosts=hosts)
-    if not is_loopback(host):
-        print(f"warning: serving on {host}: anyone who can reach this address can read the archive "
-              f"(the dashboard has no authentication; it never writes); answering Host names: "
-              f"{', '.join(hosts)}", file=out)
-    print(f"Entropy Atlas dashboard on {url_of(sock)} (read-only; Ctrl+C stops it)", file=out, flush=True)
+    hosts = list(dict.fromkeys([*default_allowed_hosts(host), *allow_hosts]))
     try:
-        server.run(sockets=[sock])
-    finally:
-        sock.close()
+        server, sock = make_server(storage or default_storage(), host, port, poll_s=poll_s, log_level=log_level,
+                                   allowed_hosts=hosts)
+        if not is_loopback(host):
+            print(f"warning: serving on {host}: anyone who can reach this address can read the archive "
+                  f"(the dashboard has no authentication; it never writes); answering Host names: "
+                  f"{', '.join(hosts)}", file=out)
+        print(f"Entropy Atlas dashboard on {url_of(sock)} (read-only; Ctrl+C stops it)", file=out, flush=True)
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
+    except KeyboardInterrupt:
+        return

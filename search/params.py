@@ -1,0 +1,117 @@
+"""The search space's parameter models: float, int and categorical, with their rules.
+
+Both the campaign spec (:mod:`search.spec`, which validates ``space:``) and the unit-cube
+space (:mod:`search.space`, which encodes and decodes) build on these models; neither
+imports the other for them.
+
+Rules:
+
+- a float or int parameter has finite ``low`` and ``high`` with ``high > low`` (an int
+  may have ``high == low``), and a log scale (``log: true``) needs ``low > 0``;
+- a float's ``size`` > 1 makes a vector of that many independent coordinates;
+- a categorical parameter has at least one choice, all distinct;
+- ``when`` makes a parameter conditional: it is active only when every named parameter
+  equals the value (or one of the list). A condition on a categorical parent must name
+  its choices (:func:`condition_problem`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = ["CategoricalParam", "Condition", "FloatParam", "IntParam", "Param", "StrictModel",
+           "check_bounds", "condition_problem"]
+
+Condition = dict[str, Any]
+
+
+class StrictModel(BaseModel):
+    """Unknown fields refused; numbers strict (no booleans, no strings), and finite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def check_bounds(low: float, high: float, log: bool, allow_equal: bool = False) -> None:
+    """Raise ``ValueError`` unless ``low`` and ``high`` are finite, ``high > low`` (or
+    equal when ``allow_equal``), and ``low > 0`` on a log scale."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError("low and high must be finite")
+    if high < low or (high == low and not allow_equal):
+        raise ValueError(f"high ({high}) must be > low ({low})")
+    if log and low <= 0:
+        raise ValueError(f"log scale needs low > 0 (got {low})")
+
+
+class _ParamBase(StrictModel):
+    when: Condition | None = Field(
+        default=None,
+        description="Active only when every named parameter equals the value (or one of the list).",
+    )
+
+
+class FloatParam(_ParamBase):
+    """A real number in [low, high], on a log scale when ``log`` (then low > 0).
+
+    ``size`` > 1 makes a vector of that many independent coordinates (a list value).
+    """
+
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    size: int = Field(default=1, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> FloatParam:
+        check_bounds(self.low, self.high, self.log)
+        return self
+
+
+class IntParam(_ParamBase):
+    """An integer in [low, high] inclusive, on a log scale when ``log`` (then low > 0)."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _bounds(self) -> IntParam:
+        check_bounds(self.low, self.high, self.log, allow_equal=True)
+        return self
+
+
+class CategoricalParam(_ParamBase):
+    """One of ``choices`` (strings, numbers or booleans)."""
+
+    type: Literal["categorical"]
+    choices: list[str | int | float | bool] = Field(min_length=1)
+
+    @field_validator("choices")
+    @classmethod
+    def _unique(cls, choices: list[Any]) -> list[Any]:
+        if len({json.dumps(c) for c in choices}) != len(choices):
+            raise ValueError("choices must be distinct")
+        return choices
+
+
+#: A parameter as the spec reads it: the ``type`` field picks the model.
+Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
+
+
+def condition_problem(value: Any, parent: FloatParam | IntParam | CategoricalParam) -> str | None:
+    """Why ``when: {parent: value}`` can never hold, or None when it can.
+
+    ``value`` is one value or a list of them; on a categorical parent each must be one
+    of its choices. Conditions on numeric parents are not checked.
+    """
+    values = value if isinstance(value, list) else [value]
+    if isinstance(parent, CategoricalParam):
+        for v in values:
+            if v not in parent.choices:
+                return f"{v!r} is not one of {parent.choices}"
+    return None

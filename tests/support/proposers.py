@@ -1,0 +1,34 @@
+"""A proposer plug-in for tests: what a third-party package registers under the
+``entropy_atlas.proposers`` entry-point group (see tests/test_plugins.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from search.proposers.base import Observation, Proposal, Proposer, ProposerContext
+
+
+class GridWalkProposer(Proposer):
+    """Walks the cube's diagonal in ``steps`` points; each proposal's meta keeps the batch
+    size and the dimension its context gave, and ``told`` counts the results told."""
+
+    name = "grid-walk"
+    option_names = ("steps",)
+
+    def __init__(self, ctx: ProposerContext) -> None:
+        super().__init__(ctx)
+        self.steps = self.option("steps", 10, lambda v: isinstance(v, int) and v > 0, "must be an integer > 0")
+        self.asked = 0
+        self.told = 0
+
+    def ask(self, n: int) -> list[Proposal]:
+        out = []
+        for _ in range(n):
+            u = (self.asked % self.steps + 0.5) / self.steps
+            meta = {"batch_size": self.ctx.batch_size, "dim": self.ctx.space.dim}
+            out.append(Proposal(np.full(self.ctx.space.dim, u), meta=meta))
+            self.asked += 1
+        return out
+
+    def tell(self, observations: list[Observation]) -> None:
+        self.told += len(observations)

@@ -1,0 +1,117 @@
+"""Plug-ins through entry points: a package that registers a proposer under
+``entropy_atlas.proposers`` makes ``search.algorithm: <its name>`` valid and runnable, the
+spec's check and the registry agree on the names, and the ``python`` evaluator kind's
+entry point names the class that implements it.
+
+The plug-in here is installed the real way: a ``*.dist-info`` folder with an
+``entry_points.txt``, on ``sys.path``, read by :mod:`importlib.metadata`."""
+
+from __future__ import annotations
+
+import importlib.util
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from archive.store import Store
+from entropy_atlas.errors import AtlasError
+from search import api, proposers
+from search.proposers import ProposerNotAvailable
+from search.spec import SpecError, parse_spec
+from tests.conftest import quadratic_spec
+from tests.support.proposers import GridWalkProposer
+
+PLUGIN = "grid-walk"
+
+
+def install_plugin(site: Path, monkeypatch: pytest.MonkeyPatch, target: str) -> None:
+    """Install a distribution whose only content is the entry point ``grid-walk = target``."""
+    info = site / "atlas_grid_walk-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: atlas-grid-walk\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{proposers.GROUP}]\n{PLUGIN} = {target}\n")
+    monkeypatch.syspath_prepend(str(site))
+
+
+@pytest.fixture
+def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    install_plugin(tmp_path / "site", monkeypatch, "tests.support.proposers:GridWalkProposer")
+
+
+def test_without_the_plugin_its_name_is_refused_with_what_is_available() -> None:
+    with pytest.raises(SpecError) as err:
+        parse_spec(quadratic_spec(search__algorithm=PLUGIN))
+    (line,) = [p for p in err.value.problems if p.startswith("search.algorithm:")]
+    assert line == f"search.algorithm: unknown algorithm {PLUGIN!r}; one of {', '.join(proposers.available())}"
+    assert "map-elites" in line and "random" in line and PLUGIN not in proposers.available()
+
+
+@pytest.mark.usefixtures("plugin")
+def test_an_installed_plugin_is_available_and_the_spec_accepts_it() -> None:
+    assert PLUGIN in [ep.name for ep in entry_points(group=proposers.GROUP)]
+    assert PLUGIN in proposers.available()
+    assert proposers.proposer_class(PLUGIN) is GridWalkProposer
+    assert parse_spec(quadratic_spec(search__algorithm=PLUGIN)).search.algorithm == PLUGIN
+
+
+@pytest.mark.usefixtures("plugin")
+def test_the_refusal_of_an_unknown_name_lists_the_plugin_too() -> None:
+    with pytest.raises(SpecError, match=rf"unknown algorithm 'hill-climb'; one of .*{PLUGIN}"):
+        parse_spec(quadratic_spec(search__algorithm="hill-climb"))
+
+
+@pytest.mark.usefixtures("plugin")
+def test_a_campaign_runs_with_the_plugin_proposer(sqlite_url: str) -> None:
+    spec = quadratic_spec(search__algorithm=PLUGIN, search__options={"steps": 4}, search__budget=8,
+                          search__batch_size=4, search__max_in_flight=4)
+    stats = api.run(spec, storage=sqlite_url, executor="inline")
+    assert stats.finished == 8
+    store = Store(sqlite_url)
+    try:
+        rows = store.evaluations(store.require_campaign("quad").id)
+    finally:
+        store.close()
+    assert {r["proposer"] for r in rows} == {"grid-walk"}
+    assert [r["params"]["a"] for r in rows[:4]] == [0.125, 0.375, 0.625, 0.875]
+    assert all(r["proposal"] == {"batch_size": 4, "dim": 2} for r in rows)
+
+
+@pytest.mark.usefixtures("plugin")
+def test_a_plugin_option_error_is_refused_before_anything_is_written(sqlite_url: str) -> None:
+    spec = quadratic_spec(search__algorithm=PLUGIN, search__options={"steps": 0})
+    with pytest.raises(AtlasError, match=r"search\.options\.steps: must be an integer > 0"):
+        api.run(spec, storage=sqlite_url, executor="inline")
+    store = Store(sqlite_url)
+    try:
+        assert store.campaign("quad") is None
+    finally:
+        store.close()
+
+
+def test_a_plugin_that_cannot_be_loaded_is_named_before_anything_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
+    install_plugin(tmp_path / "site", monkeypatch, "atlas_no_such_module:Proposer")
+    with pytest.raises(ProposerNotAvailable, match=r"'grid-walk' \(atlas_no_such_module:Proposer\) cannot be "
+                                                   r"loaded: ModuleNotFoundError"):
+        api.run(quadratic_spec(search__algorithm=PLUGIN), storage=sqlite_url, executor="inline")
+    assert issubclass(ProposerNotAvailable, AtlasError)
+    store = Store(sqlite_url)
+    try:
+        assert store.campaign("quad") is None
+    finally:
+        store.close()
+
+
+def test_every_builtin_name_is_accepted_by_the_spec() -> None:
+    for name in proposers.BUILTIN:
+        assert parse_spec(quadratic_spec(search__algorithm=name)).search.algorithm == name
+
+
+def test_the_python_evaluator_entry_point_names_the_class_that_implements_it() -> None:
+    from workers import registry
+
+    (ep,) = [ep for ep in entry_points(group=registry.GROUP) if ep.name == "python"]
+    assert ep.value == "workers.registry:FunctionEvaluator"
+    assert registry.resolve("python") is registry.FunctionEvaluator
+    assert importlib.util.find_spec("workers.evaluators.python_target") is None
