@@ -86,12 +86,17 @@ class CampaignHandle:
 
         return pareto_front(Path(path), self.name, self.settings, self.evaluations(status="done"))
 
-    def law(self, measure: str | None = None) -> Any:
-        """The entropy-performance law R = −a·exp(H) + b over the done evaluations
-        (:class:`archive.law.LawFit`; ``measure`` defaults to ``final_entropy``)."""
+    def law(self, measure: str | None = None, mode: str | None = None) -> Any:
+        """The entropy-performance law R = −a·exp(H) + b over the done evaluations, an
+        :class:`archive.law.LawReading` in ``mode``: ``per-run`` (each run's fit over its
+        checkpoints, training entropy vs validation accuracy: the paper's use), ``pooled``
+        (one fit over all runs' checkpoints) or ``cross-configuration`` (one fit over the
+        final objective vs ``measure``, default ``final_entropy``; its ``.fit`` is the
+        :class:`~archive.law.LawFit`). ``None``: ``per-run`` when trajectories exist and
+        no ``measure`` is named, else ``cross-configuration``."""
         from archive.law import campaign_law
 
-        return campaign_law(self.name, self.settings, self.evaluations(status="done"), measure)
+        return campaign_law(self.name, self.settings, self.evaluations(status="done"), measure, mode)
 
     def failure_summary(self, limit: int = 5) -> list[tuple[str, int]]:
         """The ``limit`` most common failure messages (an error's first line) and their

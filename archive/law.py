@@ -12,13 +12,28 @@ Over a campaign: every ``done`` evaluation with a finite objective and a finite 
 the entropy measure (looked up in its measures, then its metrics) is one point. The
 default measure is ``final_entropy`` (the ``entropy_rl`` evaluator's) when the campaign
 has it, else the campaign's first measure.
+
+Three readings of a campaign (:data:`MODES`, :func:`campaign_law`):
+
+- ``per-run`` (the paper's use): the law is fitted per run, over that run's training
+  checkpoints, H = the training entropy and R = the validation accuracy at each
+  checkpoint (``metrics["trajectory"]`` of an ``entropy_rl`` evaluation,
+  :func:`fit_run_law`). Each run gives its own a, b, ceiling, R², n; the reading
+  summarises them by their medians.
+- ``pooled``: one fit over every run's checkpoints together.
+- ``cross-configuration``: one fit over the runs' *final* values, R = the objective and
+  H = the entropy measure, one point per evaluation (:func:`cross_configuration_law`).
+  This compares configurations, not one run's entropy consumption.
+
+The default is ``per-run`` when some done evaluation has a trajectory of at least
+:data:`MIN_POINTS` checkpoints, else ``cross-configuration``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +44,10 @@ from entropy_atlas.errors import AtlasError
 
 DEFAULT_MEASURE = "final_entropy"
 MIN_POINTS = 3
+PER_RUN, POOLED, CROSS = "per-run", "pooled", "cross-configuration"
+MODES = (PER_RUN, POOLED, CROSS)
+TRAJECTORY = "trajectory"  # the metric that holds a run's checkpoints
+TRAIN_ENTROPY, VAL_ACCURACY = "train_entropy", "val_accuracy"  # its H and R columns
 WEAK_R2 = 0.3  # below this, the fitted law explains too little of R to read a ceiling from it
 
 
@@ -141,15 +160,182 @@ def campaign_points(name: str, settings: CampaignSettings, done: list[dict[str, 
     return measure, hs, rs
 
 
-def campaign_law(name: str, settings: CampaignSettings, done: list[dict[str, Any]],
-                 measure: str | None = None) -> LawFit:
-    """The law fitted over a campaign's ``done`` evaluations (objective against ``measure``)."""
+def cross_configuration_law(name: str, settings: CampaignSettings, done: list[dict[str, Any]],
+                            measure: str | None = None) -> LawFit:
+    """The ``cross-configuration`` fit: one point per ``done`` evaluation, its final
+    objective R against its entropy ``measure`` H, so the fit runs across configurations
+    (not over one run's training, as the paper's per-run law)."""
     measure, hs, rs = campaign_points(name, settings, done, measure)
     if len(hs) < MIN_POINTS:
         raise LawFitError(f"campaign {name!r} has {len(hs)} done evaluation(s) with a finite "
                           f"{settings.objective} and {measure}; the entropy-performance law needs at least "
                           f"{MIN_POINTS}")
     return fit_law(hs, rs, measure=measure, objective=settings.objective)
+
+
+def trajectory_points(trajectory: Any) -> tuple[list[float], list[float]]:
+    """(training entropies, validation accuracies) of a run's trajectory: columns
+    ``{"train_entropy": [...], "val_accuracy": [...]}`` (the ``entropy_rl`` evaluator's
+    ``metrics["trajectory"]``) or a list of ``{"train_entropy": H, "val_accuracy": R}``
+    checkpoints. Anything else gives no points."""
+    if isinstance(trajectory, Mapping):
+        hs, rs = trajectory.get(TRAIN_ENTROPY), trajectory.get(VAL_ACCURACY)
+        if not isinstance(hs, list) or not isinstance(rs, list) or len(hs) != len(rs):
+            return [], []
+    elif isinstance(trajectory, list) and all(isinstance(c, Mapping) for c in trajectory):
+        hs = [c.get(TRAIN_ENTROPY) for c in trajectory]
+        rs = [c.get(VAL_ACCURACY) for c in trajectory]
+    else:
+        return [], []
+    out_h, out_r = [], []
+    for h, r in zip(hs, rs, strict=True):
+        try:
+            h, r = float(h), float(r)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(h) and math.isfinite(r):
+            out_h.append(h)
+            out_r.append(r)
+    return out_h, out_r
+
+
+def fit_run_law(trajectory: Any) -> LawFit:
+    """The paper's law for one run: R = −a·exp(H) + b fitted by least squares over the
+    run's checkpoints i, H_i its training entropy and R_i its validation accuracy
+    (:func:`trajectory_points` reads the forms it takes); at least :data:`MIN_POINTS`."""
+    hs, rs = trajectory_points(trajectory)
+    return fit_law(hs, rs, measure=TRAIN_ENTROPY, objective=VAL_ACCURACY)
+
+
+@dataclasses.dataclass
+class RunLaw:
+    """One run's law: the evaluation (``id``, ``seq``) and its :func:`fit_run_law` fit."""
+
+    evaluation_id: int
+    seq: int
+    fit: LawFit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"evaluation_id": self.evaluation_id, "seq": self.seq, **self.fit.to_dict()}
+
+
+@dataclasses.dataclass
+class LawReading:
+    """A campaign's law in one of :data:`MODES`. ``fit`` is the single fit (``pooled``,
+    ``cross-configuration``); ``runs`` the per-run fits (``per-run``); ``skipped`` the
+    evaluations a per-run or pooled reading could not use, with why."""
+
+    mode: str
+    name: str
+    measure: str
+    objective: str
+    fit: LawFit | None = None
+    runs: list[RunLaw] = dataclasses.field(default_factory=list)
+    skipped: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+
+    def median(self) -> dict[str, float]:
+        """The medians of the per-run a, b, ceiling −a + b, R² and n (NaN with no runs)."""
+        keys = ("a", "b", "ceiling", "r2", "n")
+        if not self.runs:
+            return dict.fromkeys(keys, math.nan)
+        return {k: float(np.median([getattr(r.fit, k) for r in self.runs])) for k in keys}
+
+    def to_dict(self) -> dict[str, Any]:
+        """``mode`` and, per mode: the fit's fields (``pooled``, ``cross-configuration``),
+        or ``runs`` and their ``median`` (``per-run``); ``skipped`` runs."""
+        out: dict[str, Any] = {"mode": self.mode, "measure": self.measure, "objective": self.objective}
+        if self.fit is not None:
+            out.update(self.fit.to_dict())
+        if self.mode == PER_RUN:
+            out["runs"] = [r.to_dict() for r in self.runs]
+            out["median"] = self.median()
+        if self.mode != CROSS:
+            out["skipped"] = [{"evaluation_id": i, "reason": why} for i, why in self.skipped]
+        return out
+
+
+def _run_fits(done: list[dict[str, Any]]) -> tuple[list[RunLaw], list[tuple[int, str]]]:
+    runs, skipped = [], []
+    for ev in done:
+        raw = (ev.get("metrics") or {}).get(TRAJECTORY)
+        ident = int(ev.get("id", -1))
+        if raw is None:
+            skipped.append((ident, "no trajectory"))
+            continue
+        rs = trajectory_points(raw)[1]
+        if len(rs) >= MIN_POINTS and min(rs) == max(rs):  # a = 0 and R² = 1 would say nothing
+            skipped.append((ident, f"{VAL_ACCURACY} is the same ({rs[0]:.6g}) at every checkpoint"))
+            continue
+        try:
+            runs.append(RunLaw(ident, int(ev.get("seq", -1)), fit_run_law(raw)))
+        except LawFitError as exc:
+            skipped.append((ident, str(exc)))
+    return runs, skipped
+
+
+def has_trajectories(done: list[dict[str, Any]]) -> bool:
+    """Whether some evaluation has a trajectory with at least :data:`MIN_POINTS` points."""
+    return any(len(trajectory_points((ev.get("metrics") or {}).get(TRAJECTORY))[0]) >= MIN_POINTS
+               for ev in done)
+
+
+def campaign_law(name: str, settings: CampaignSettings, done: list[dict[str, Any]],
+                 measure: str | None = None, mode: str | None = None) -> LawReading:
+    """The campaign's law in ``mode`` (see the module docstring). ``mode=None`` is
+    ``per-run`` when :func:`has_trajectories` and no ``measure`` is named, else
+    ``cross-configuration``; ``measure`` is the cross-configuration fit's H only (the
+    per-run and pooled fits use each run's training entropy)."""
+    if mode is None:
+        mode = PER_RUN if measure is None and has_trajectories(done) else CROSS
+    if mode not in MODES:
+        raise LawFitError(f"unknown law mode {mode!r} (known: {', '.join(MODES)})")
+    if mode == CROSS:
+        fit = cross_configuration_law(name, settings, done, measure)
+        return LawReading(CROSS, name, fit.measure, fit.objective, fit=fit)
+    if measure is not None:
+        raise LawFitError(f"--measure chooses the cross-configuration fit's H; the {mode} fit uses each run's "
+                          f"{TRAIN_ENTROPY} (metrics.{TRAJECTORY})")
+    runs, skipped = _run_fits(done)
+    if mode == PER_RUN:
+        if not runs:
+            raise LawFitError(f"campaign {name!r} has no done evaluation with a trajectory of at least "
+                              f"{MIN_POINTS} checkpoints ({len(done)} done); fit across configurations "
+                              f"with --mode {CROSS}")
+        return LawReading(PER_RUN, name, TRAIN_ENTROPY, VAL_ACCURACY, runs=runs, skipped=skipped)
+    hs: list[float] = []
+    rs: list[float] = []
+    used = 0
+    for ev in done:
+        h, r = trajectory_points((ev.get("metrics") or {}).get(TRAJECTORY))
+        used += bool(h)
+        hs += h
+        rs += r
+    if len(hs) < MIN_POINTS:
+        raise LawFitError(f"campaign {name!r} has {len(hs)} trajectory checkpoint(s) over its done evaluations; "
+                          f"the pooled law needs at least {MIN_POINTS} (fit across configurations with "
+                          f"--mode {CROSS})")
+    fit = fit_law(hs, rs, measure=TRAIN_ENTROPY, objective=VAL_ACCURACY)
+    return LawReading(POOLED, name, TRAIN_ENTROPY, VAL_ACCURACY, fit=fit,
+                      skipped=[s for s in skipped if s[1] == "no trajectory"])
+
+
+def reading_warnings(reading: LawReading) -> list[str]:
+    """:func:`law_warnings` of the single fit; for ``per-run``, the median R² below
+    :data:`WEAK_R2`, how many runs fall below it, and how many evaluations were skipped."""
+    if reading.fit is not None:
+        out = law_warnings(reading.fit)
+    else:
+        out = []
+        weak = sum(r.fit.r2 < WEAK_R2 for r in reading.runs)
+        median = reading.median()["r2"]
+        if median < WEAK_R2:
+            out.append(f"the median per-run R² = {median:.3f} is below {WEAK_R2:g}: the runs' fits explain little "
+                       f"of {reading.objective}, so their a, b and ceilings say little")
+        elif weak:
+            out.append(f"{weak} of {len(reading.runs)} runs have R² below {WEAK_R2:g}")
+    if reading.mode != CROSS and reading.skipped:
+        out.append(f"{len(reading.skipped)} done evaluation(s) skipped (no usable trajectory)")
+    return out
 
 
 def law_warnings(fit: LawFit) -> list[str]:
@@ -190,6 +376,36 @@ def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:
     ax.set_ylabel(fit.objective)
     ax.set_title(title or "entropy-performance law R = −a·exp(H) + b", fontsize=10)
     ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def runs_figure(reading: LawReading, path: str | Path, title: str | None = None) -> Path:
+    """Each run's checkpoints and its fitted curve (the ``per-run`` reading) as PNG/SVG/PDF."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for i, run in enumerate(reading.runs):
+        h = np.asarray(run.fit.entropy)
+        color = f"C{i % 10}"
+        ax.scatter(h, run.fit.performance, s=14, alpha=0.7, color=color)
+        grid = np.linspace(float(h.min()), float(h.max()), 50)
+        ax.plot(grid, run.fit.predict(grid), color=color, lw=1,
+                label=f"#{run.evaluation_id}: R² = {run.fit.r2:.2f}" if i < 12 else None)
+    median = reading.median()
+    ax.set_xlabel(f"{reading.measure} (H, nats)")
+    ax.set_ylabel(reading.objective)
+    ax.set_title(title or f"per-run law R = −a·exp(H) + b ({len(reading.runs)} runs; median ceiling "
+                 f"{median['ceiling']:.3g})", fontsize=10)
+    if reading.runs:
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -16,7 +16,11 @@ class CampaignSettings:
 
     ``coordinate_options`` has, for each unit-cube coordinate, its number of options: a
     categorical parameter's choices, :data:`EXPLORATION_BINS` for a number (a float
-    vector counts per coordinate). ``measure_directions`` maps a measure to ``maximize`` or
+    vector counts per coordinate). ``coordinate_params`` names, for each coordinate, the
+    parameter it belongs to (a float vector's name once per coordinate): a coordinate is
+    active for an evaluation when its parameter is in the evaluation's params, and only
+    active coordinates count in the exploration entropy (:mod:`archive.stats`); empty for
+    settings written before it (every coordinate then counts). ``measure_directions`` maps a measure to ``maximize`` or
     ``minimize`` where the search said (``mo-bo``'s fronts).
     """
 
@@ -29,6 +33,7 @@ class CampaignSettings:
     measure_directions: dict[str, str]
     params: tuple[str, ...]
     coordinate_options: tuple[int, ...]
+    coordinate_params: tuple[str, ...] = ()
 
     @property
     def sign(self) -> float:
@@ -37,7 +42,8 @@ class CampaignSettings:
 
     def to_json(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "measures": list(self.measures), "params": list(self.params),
-                "coordinate_options": list(self.coordinate_options)}
+                "coordinate_options": list(self.coordinate_options),
+                "coordinate_params": list(self.coordinate_params)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CampaignSettings:
@@ -46,7 +52,8 @@ class CampaignSettings:
                    algorithm=str(data["algorithm"]), measures=tuple(data["measures"]),
                    measure_directions=dict(data.get("measure_directions") or {}),
                    params=tuple(data.get("params") or ()),
-                   coordinate_options=tuple(int(n) for n in data.get("coordinate_options") or ()))
+                   coordinate_options=tuple(int(n) for n in data.get("coordinate_options") or ()),
+                   coordinate_params=tuple(str(p) for p in data.get("coordinate_params") or ()))
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> CampaignSettings:
@@ -55,9 +62,12 @@ class CampaignSettings:
         search = spec.get("search") or {}
         space = spec.get("space") or {}
         options: list[int] = []
-        for param in space.values():
+        owners: list[str] = []
+        for name, param in space.items():
             n = len(param["choices"]) if param.get("type") == "categorical" else EXPLORATION_BINS
-            options += [n] * int(param.get("size", 1))
+            size = int(param.get("size", 1))
+            options += [n] * size
+            owners += [str(name)] * size
         directions = (search.get("options") or {}).get("measure_directions") or {}
         objective = spec.get("objective") or {}
         return cls(objective=str(objective.get("name", "objective")),
@@ -66,7 +76,8 @@ class CampaignSettings:
                    budget=int(search.get("budget", 0)), algorithm=str(search.get("algorithm", "map-elites")),
                    measures=tuple(m["name"] for m in spec.get("measures") or ()),
                    measure_directions={str(k): str(v) for k, v in directions.items()},
-                   params=tuple(space), coordinate_options=tuple(options))
+                   params=tuple(space), coordinate_options=tuple(options),
+                   coordinate_params=tuple(owners))
 
 
 @dataclasses.dataclass

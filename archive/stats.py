@@ -11,16 +11,24 @@ dashboard, the proposers) computes them here.
 - **Pareto front**: of points to maximise column-wise, those no other point dominates
   (at least as good in every column, better in one); BoTorch's ``is_non_dominated``
   (:func:`non_dominated`).
-- **Exploration entropy** (Iron Mind): the mean over unit-cube coordinates of the
-  normalised entropy of the options the points took (:func:`exploration_entropy`).
+- **Exploration entropy** (Iron Mind, ``figure_7_S10.compute_individual_run_cumulative_entropy``):
+  per run of T = 20 consecutive evaluations of a proposer, the mean over unit-cube
+  coordinates of ``−Σ_o p_o log₂ p_o / log₂ n``, ``p_o`` = (active evaluations that took
+  option ``o``) / T; reported as the mean and spread over the proposer's runs
+  (:func:`exploration_entropy`, :func:`exploration_runs`, :func:`exploration_of`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from archive.records import CampaignSettings
 
 
 def qd_score(fitness_sum: float, elites: int, qd_offset: float = 0.0) -> float:
@@ -98,34 +106,166 @@ def normalised_entropy(counts: np.ndarray | Sequence[int], options: int) -> floa
     return float(-(p * np.log2(p)).sum() / math.log2(options))
 
 
-def exploration_entropy(x: np.ndarray, options: Sequence[int]) -> float:
-    """Iron Mind's exploration entropy of the points ``x`` (rows in the unit cube): the mean
-    over coordinates ``j`` of the :func:`normalised_entropy` of which of its ``n_j`` options
-    each point took, option ``min(⌊x_j · n_j⌋, n_j − 1)`` (``x_j`` clipped to [0, 1]).
+RUN_LENGTH = 20  # Iron Mind's run length T (``n_tracks = 20`` runs of ``track_size = 20``)
+
+
+@dataclasses.dataclass(frozen=True)
+class Exploration:
+    """A proposer's exploration entropy over its runs of ``run_length`` evaluations: the
+    ``mean`` and sample standard deviation ``std`` (ddof = 1) of the per-run values
+    (:func:`exploration_entropy`) over ``runs`` runs; ``mean`` is ``None`` without a complete
+    run, ``std`` without two."""
+
+    mean: float | None
+    std: float | None
+    runs: int
+    run_length: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def text(self) -> str:
+        """As ``atlas status`` shows it: ``0.81 ± 0.05 (5 runs of 20)``."""
+        if self.mean is None:
+            return f"— (fewer than {self.run_length})"
+        spread = f" ± {self.std:.2f}" if self.std is not None else ""
+        return f"{self.mean:.2f}{spread} ({self.runs} run{'s' if self.runs != 1 else ''} of {self.run_length})"
+
+
+def active_coordinates(params: Sequence[Mapping[str, Any] | None], coordinate_params: Sequence[str],
+                       dim: int | None = None) -> np.ndarray:
+    """An (n × d) mask: coordinate ``j`` is active for evaluation ``i`` when its parameter
+    ``coordinate_params[j]`` is in ``params[i]`` (:meth:`search.space.SearchSpace.decode`
+    leaves inactive conditional parameters out). Without ``coordinate_params`` (settings
+    written before them) every one of the ``dim`` coordinates is active."""
+    if not coordinate_params:
+        return np.ones((len(params), int(dim or 0)), dtype=bool)
+    names = list(dict.fromkeys(coordinate_params))
+    found = {name: np.fromiter((p is not None and name in p for p in params), dtype=bool, count=len(params))
+             for name in names}
+    return np.column_stack([found[name] for name in coordinate_params]).reshape(len(params), len(coordinate_params))
+
+
+def run_entropies(x: np.ndarray, options: Sequence[int], active: np.ndarray | None = None,
+                  run_length: int = RUN_LENGTH) -> np.ndarray:
+    """Iron Mind's exploration entropy of each run of ``T = run_length`` consecutive points
+    (rows of ``x`` in the unit cube; ``figure_7_S10.compute_individual_run_cumulative_entropy``),
+    ``⌊N / T⌋`` runs, a shorter last one left out: for run ``r`` the mean over coordinates
+    ``j`` of
+
+        H_rj = −Σ_o p_o log₂ p_o / log₂ n_j,   p_o = c_rjo / T      (H_rj = 0 when n_j ≤ 1)
+
+    where ``c_rjo`` counts the points of run ``r`` whose coordinate ``j`` is active
+    (``active[i, j]``; all, without ``active``) and took option ``o = min(⌊x_j · n_j⌋, n_j − 1)``
+    (``x_j`` clipped to [0, 1]). An inactive coordinate adds no count and ``T`` stays the
+    run's length, as the official rule divides by the iterations of the run, not by those
+    that set the parameter; a coordinate never active in a run has H = 0 there and still
+    counts in the mean.
 
     ``options`` is :attr:`archive.records.CampaignSettings.coordinate_options`: a
     categorical parameter's choices, :data:`archive.records.EXPLORATION_BINS` equal bins for
-    a number. 1 is even use of every option, 0 a single one; 0 for no points.
+    a number. 1 is even use of every option, 0 a single one.
     """
+    d = len(options)
+    x = np.asarray(x, dtype=float).reshape(-1, d) if d else np.zeros((len(x), 0))
+    run_length = int(run_length)
+    runs = len(x) // run_length if run_length > 0 else 0
+    if runs == 0 or d == 0:
+        return np.zeros(runs)
+    x = x[:runs * run_length]
+    mask = (np.ones(x.shape, dtype=bool) if active is None
+            else np.asarray(active, dtype=bool).reshape(-1, d)[:runs * run_length])
+    run = np.repeat(np.arange(runs), run_length)
+    total = np.zeros(runs)
+    for j, n in enumerate(options):
+        if n <= 1:
+            continue
+        taken = np.minimum(np.floor(np.clip(x[:, j], 0.0, 1.0) * n), n - 1).astype(np.int64)
+        on = mask[:, j]
+        counts = np.bincount(run[on] * n + taken[on], minlength=runs * n).reshape(runs, n)
+        p = counts / run_length
+        with np.errstate(divide="ignore", invalid="ignore"):
+            plogp = np.where(counts > 0, p * np.log2(np.where(counts > 0, p, 1.0)), 0.0)
+        total -= plogp.sum(axis=1) / math.log2(n)
+    return total / d
+
+
+def exploration_entropy(x: np.ndarray, options: Sequence[int], active: np.ndarray | None = None) -> float:
+    """:func:`run_entropies` of ``x`` as one run, ``T = len(x)``: Iron Mind's value for a run
+    of that length (0 for no points)."""
     x = np.asarray(x, dtype=float)
     if len(x) == 0 or not len(options):
         return 0.0
-    values = []
-    for d, n in enumerate(options):
-        if n <= 1:
-            values.append(0.0)
-            continue
-        taken = np.minimum(np.floor(np.clip(x[:, d], 0.0, 1.0) * n), n - 1).astype(np.int64)
-        values.append(normalised_entropy(np.bincount(taken, minlength=n), n))
-    return float(np.mean(values))
+    return float(run_entropies(x, options, active, len(x))[0])
 
 
-def exploration_by_proposer(proposers: Sequence[str], x: np.ndarray, options: Sequence[int]) -> dict[str, float]:
-    """:func:`exploration_entropy` of each proposer's points (``proposers[i]`` made
-    ``x[i]``), the proposers in the order they first appear."""
+def exploration_runs(x: np.ndarray, options: Sequence[int], active: np.ndarray | None = None,
+                     run_length: int = RUN_LENGTH) -> Exploration:
+    """The exploration entropy of one proposer's points ``x`` (in ``seq`` order) over its runs:
+    the ``k = ⌊N / T⌋`` consecutive blocks of ``T = run_length`` points, each scored by
+    :func:`run_entropies` (``H_r``); then
+
+        mean = (1/k) Σ_r H_r,   std = sqrt(Σ_r (H_r − mean)² / (k − 1)).
+
+    The last ``N mod T`` points, a shorter run, are left out: every run the official figures
+    score has the paper's length T = 20, and a run of ``m < T`` points cannot exceed
+    ``log₂ m / log₂ n_j``, so it would pull the mean down by its length alone."""
+    values = run_entropies(x, options, active, run_length)
+    runs = len(values)
+    if runs == 0:
+        return Exploration(None, None, 0, int(run_length))
+    std = float(np.std(values, ddof=1)) if runs > 1 else None
+    return Exploration(float(np.mean(values)), std, runs, int(run_length))
+
+
+def exploration_by_proposer(proposers: Sequence[str], x: np.ndarray, options: Sequence[int],
+                            active: np.ndarray | None = None,
+                            run_length: int = RUN_LENGTH) -> dict[str, Exploration]:
+    """:func:`exploration_runs` of each proposer's points (``proposers[i]`` made ``x[i]``, the
+    rows in ``seq`` order; ``active`` from :func:`active_coordinates`), the proposers in the
+    order they first appear."""
     labels = np.asarray(proposers, dtype=object)
     x = np.asarray(x, dtype=float).reshape(len(labels), -1) if len(labels) else np.zeros((0, len(options)))
-    return {name: exploration_entropy(x[labels == name], options) for name in dict.fromkeys(proposers)}
+    mask = None if active is None else np.asarray(active, dtype=bool).reshape(x.shape)
+    return {name: exploration_runs(x[labels == name], options, None if mask is None else mask[labels == name],
+                                   run_length)
+            for name in dict.fromkeys(proposers)}
+
+
+def exploration_of(rows: Sequence[Mapping[str, Any]], settings: CampaignSettings,
+                   run_length: int = RUN_LENGTH) -> dict[str, Exploration]:
+    """Each proposer's :class:`Exploration` from evaluation rows in ``seq`` order (each with
+    ``proposer``, ``x`` and ``params``), the options and owners of each coordinate from the
+    campaign's ``settings``: what ``atlas status`` and the dashboard show. A row whose ``x``
+    is not ``d`` finite numbers is skipped."""
+    dim = len(settings.coordinate_options)
+    x = np.full((len(rows), dim), np.nan)
+    for i, r in enumerate(rows):
+        point = r.get("x")
+        if isinstance(point, list | tuple) and len(point) == dim:
+            try:
+                x[i] = np.asarray(point, dtype=float)
+            except (TypeError, ValueError):
+                continue
+    return exploration_of_points([str(r["proposer"]) for r in rows], x, [r.get("params") for r in rows],
+                                 settings, run_length)
+
+
+def exploration_of_points(proposers: Sequence[str], x: np.ndarray, params: Sequence[Mapping[str, Any] | None],
+                          settings: CampaignSettings, run_length: int = RUN_LENGTH) -> dict[str, Exploration]:
+    """:func:`exploration_of` of columns: ``proposers[i]`` made the point ``x[i]`` (an n × d
+    array, NaN rows skipped) with the params ``params[i]``, the rows in ``seq`` order."""
+    options = list(settings.coordinate_options)
+    dim = len(options)
+    if not dim or not len(proposers):
+        return {}
+    x = np.asarray(x, dtype=float).reshape(len(proposers), dim)
+    keep = np.isfinite(x).all(axis=1)
+    active = active_coordinates(params, settings.coordinate_params, dim)
+    if active.shape != x.shape:  # settings out of step with the points: every coordinate counts
+        active = np.ones(x.shape, dtype=bool)
+    labels = [p for p, k in zip(proposers, keep, strict=True) if k]
+    return exploration_by_proposer(labels, x[keep], options, active[keep], run_length)
 
 
 def non_dominated(points: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ is replaced only by a strictly better fitness), so its last QD-score equals
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import threading
 import time
@@ -30,7 +31,7 @@ from archive.layout import CellLayout
 from archive.queries import CampaignRow, EliteRow
 from archive.records import EXPLORATION_BINS
 from archive.redact import redact
-from archive.stats import exploration_entropy, non_dominated, replay
+from archive.stats import RUN_LENGTH, Exploration, exploration_of_points, non_dominated, replay
 from archive.store import Store
 from entropy_atlas.errors import AtlasError
 
@@ -141,34 +142,12 @@ def pareto_front(measure: np.ndarray, fitness: np.ndarray, measure_higher: bool)
     return front[np.concatenate(([True], ranked[1:] != ranked[:-1]))]
 
 
-@dataclasses.dataclass
-class _Points:
-    """Every evaluation's unit-cube point and proposer, in id order (rows are never changed
-    once written), extended with the rows written since."""
-
-    dim: int
-    last_id: int = 0
-    proposers: list[str] = dataclasses.field(default_factory=list)
-    codes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))
-    x: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
-
-    def __post_init__(self) -> None:
-        self.x = np.zeros((0, self.dim))
-
-    def extend(self, new: queries.Points) -> None:
-        """Append the points read since (:func:`archive.queries.points_after`); a point that
-        is not a list of ``dim`` finite numbers is skipped."""
-        if not len(new.ids):
-            return
-        self.last_id = int(new.ids[-1])
-        keep = np.isfinite(new.x).all(axis=1)
-        for name in dict.fromkeys(new.proposers):
-            if name not in self.proposers:
-                self.proposers.append(name)
-        lookup = {name: i for i, name in enumerate(self.proposers)}
-        codes = np.array([lookup[n] for n in new.proposers], dtype=np.int32)
-        self.codes = np.concatenate([self.codes, codes[keep]])
-        self.x = np.concatenate([self.x, new.x[keep]])
+def _json(text: str | None) -> Any:
+    """A JSON column's text as its value (``None`` for no text or text that is not JSON)."""
+    try:
+        return json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
 
 
 @dataclasses.dataclass
@@ -304,7 +283,7 @@ class DashboardData:
         self._campaign_locks: dict[int, threading.Lock] = {}
         self._layouts: dict[tuple[int, float], CellLayout] = {}
         self._series: OrderedDict[tuple[int, float], _Series] = OrderedDict()
-        self._points: OrderedDict[tuple[int, float], _Points] = OrderedDict()
+        self._points: OrderedDict[tuple[int, float], tuple[int | None, dict[str, Exploration]]] = OrderedDict()
         self._elites: OrderedDict[tuple[int, float], _EliteCache] = OrderedDict()
         self._memo: OrderedDict[tuple[Any, ...], tuple[str, Any]] = OrderedDict()
         self._memo_size = memo_size
@@ -580,7 +559,8 @@ class DashboardData:
                 "evaluations": int(sum(counts.get(name, {}).values())), "elites": int(held.get(name, 0)),
                 "improvements": int((c["improved"] & mine).sum()),
                 "qd_contribution": _finite(float(c["delta"][mine].sum())) or 0.0, "best_objective": best,
-                "exploration_entropy": entropy.get(name),
+                "exploration_entropy": entropy[name].mean if name in entropy else None,
+                "exploration": entropy[name].to_json() if name in entropy else None,
             })
             cumulative[name] = np.cumsum(mine)[idx].tolist()
             contribution[name] = _floats(np.cumsum(np.where(mine, c["delta"], 0.0))[idx])
@@ -589,27 +569,35 @@ class DashboardData:
             "over_time": {"evaluations": c["seq"][idx].tolist(), "cumulative": cumulative,
                           "qd_contribution": contribution},
             "exploration_bins": EXPLORATION_BINS,
+            "exploration_run_length": RUN_LENGTH,
         }
 
-    def exploration(self, info: CampaignInfo) -> dict[str, float]:
-        """Each proposer's exploration entropy (:func:`archive.stats.exploration_entropy`) over
-        every evaluation it proposed, the options of each coordinate from the campaign's
-        settings; the points are kept and extended with the rows written since."""
-        options = list(info.settings.coordinate_options)
-        if not options:
+    def exploration(self, info: CampaignInfo) -> dict[str, Exploration]:
+        """Each proposer's exploration entropy (:func:`archive.stats.exploration_of_points`, the
+        figure ``atlas status NAME`` prints): per run of 20 of its evaluations in ``seq``
+        order, over the active parameters only, its mean and spread over the runs. Rows are
+        never changed once written, so it is recomputed only when a row was added (the last
+        ``seq``)."""
+        if not info.settings.coordinate_options:
             return {}
         key = (info.id, info.created_at)
+        last_seq = queries.watermarks(self.store, info.id).last_seq
         with self._lock:
-            points = self._points.get(key)
-            if points is None:
-                points = self._points[key] = _Points(len(options))
-            self._points.move_to_end(key)
+            cached = self._points.get(key)
+            if cached is not None:
+                self._points.move_to_end(key)
+        if cached is not None and cached[0] == last_seq:
+            return cached[1]
+        with self._lock_for(info):
+            texts = self.store.evaluation_texts(info.id, ("proposer", "x", "params"), ("x", "params"))
+            x = queries.parse_points([t[1] for t in texts], len(info.settings.coordinate_options))
+            found = exploration_of_points([str(t[0]) for t in texts], x, [_json(t[2]) for t in texts],
+                                          info.settings)
+        with self._lock:
+            self._points[key] = (last_seq, found)
             while len(self._points) > self._series_size:
                 self._points.popitem(last=False)
-        with self._lock_for(info):
-            points.extend(queries.points_after(self.store, info.id, points.last_id, points.dim))
-            return {name: exploration_entropy(points.x[points.codes == code], options)
-                    for code, name in enumerate(points.proposers)}
+        return found
 
     # -- evaluations -----------------------------------------------------------
     def failures(self, info: CampaignInfo, limit: int = 50, offset: int = 0) -> dict[str, Any]:

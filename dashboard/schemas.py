@@ -169,6 +169,13 @@ class Scatter(BaseModel):
         description="measure -> whether the measure is better higher or lower -> its Pareto front")
 
 
+class ExplorationRuns(BaseModel):
+    mean: float | None = Field(description="mean over the runs of each run's entropy; null without a complete run")
+    std: float | None = Field(description="sample standard deviation over the runs; null with fewer than two")
+    runs: int = Field(description="complete runs of run_length consecutive evaluations (a short last run is dropped)")
+    run_length: int = Field(description="evaluations per run (Iron Mind's T = 20)")
+
+
 class ProposerRow(BaseModel):
     name: str
     counts: Counts
@@ -178,7 +185,10 @@ class ProposerRow(BaseModel):
     qd_contribution: float = Field(description="QD-score gained by this proposer's results")
     best_objective: float | None
     exploration_entropy: float | None = Field(
-        description="Iron Mind's normalised sampling entropy of its points, in [0, 1] (archive.stats)")
+        description="Iron Mind's normalised sampling entropy, in [0, 1]: the mean over its runs of "
+                    "exploration_run_length evaluations (archive.stats); null before a complete run")
+    exploration: ExplorationRuns | None = Field(
+        description="the exploration entropy's mean and spread over the proposer's runs (archive.stats.Exploration)")
 
 
 class OverTime(BaseModel):
@@ -191,6 +201,7 @@ class Proposers(BaseModel):
     proposers: list[ProposerRow]
     over_time: OverTime
     exploration_bins: int = Field(description="bins per continuous coordinate of the exploration entropy")
+    exploration_run_length: int = Field(description="evaluations per run of the exploration entropy")
 
 
 class ErrorGroup(BaseModel):

@@ -318,15 +318,14 @@ def elites(
                                     measure_names, param_names))
 
 
-def _exploration(camp: Any) -> dict[str, float]:
-    """Iron Mind's normalised sampling entropy of each proposer's evaluations
-    (:func:`archive.stats.exploration_by_proposer`; each coordinate's options from the
-    campaign's settings), the figure the dashboard shows."""
-    from archive.stats import exploration_by_proposer
+def _exploration(camp: Any) -> dict[str, Any]:
+    """Each proposer's exploration entropy (:func:`archive.stats.exploration_of`: Iron
+    Mind's normalised sampling entropy per run of 20 of its evaluations in ``seq`` order, over
+    the active parameters only; the mean and spread over its runs), the figure the dashboard
+    shows: proposer -> :class:`archive.stats.Exploration`."""
+    from archive.stats import exploration_of
 
-    rows = camp.evaluations()
-    return exploration_by_proposer([r["proposer"] for r in rows], [r["x"] for r in rows],
-                                   camp.settings.coordinate_options)
+    return exploration_of(camp.evaluations(), camp.settings)
 
 
 def _cell_text(value: Any, exact: bool = False) -> str:
@@ -395,31 +394,62 @@ def front(
 def law(
     name: Annotated[str, typer.Argument(help="the campaign's name")],
     measure: Annotated[str | None, typer.Option(
-        "--measure", help="the entropy measure H (default: final_entropy, else the first measure)")] = None,
+        "--measure", help="the cross-configuration fit's entropy measure H (default: final_entropy, else the "
+                          "first measure)")] = None,
+    mode: Annotated[str | None, typer.Option(
+        "--mode", help="per-run (each run over its checkpoints, the paper's use), pooled (all runs' checkpoints) "
+                       "or cross-configuration (final values across evaluations); default: per-run when the "
+                       "evaluations have trajectories, else cross-configuration")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="also draw the points and the curve (PNG, SVG or PDF)")]
     = None,
     storage: StorageOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Fit the entropy-performance law R = -a*exp(H) + b over the done evaluations; warn
-    (stderr, and ``warnings`` in JSON) when H is not named as an entropy or R² < 0.3."""
-    from archive.law import law_figure, law_warnings
+    """Fit the entropy-performance law R = -a*exp(H) + b per run, pooled or across
+    configurations, and say which (the table title; ``mode`` in JSON); warn (stderr, and
+    ``warnings`` in JSON) when H is not named as an entropy or R² < 0.3."""
+    from archive.law import PER_RUN, law_figure, reading_warnings, runs_figure
     from archive.outputs import FIGURE_SUFFIXES, check_output
 
     with _errors(), _read(storage, name) as handle:
         if out is not None:
             check_output(out, FIGURE_SUFFIXES)
         camp = handle.campaign(name)
-        fit = camp.law(measure)
-        path = law_figure(fit, out, title=f"{name}: R = −a·exp(H) + b") if out is not None else None
-    warnings = law_warnings(fit)
+        reading = camp.law(measure, mode)
+        path = None
+        if out is not None:
+            title = f"{name} ({reading.mode}): R = −a·exp(H) + b"
+            path = (runs_figure(reading, out, title=title) if reading.fit is None
+                    else law_figure(reading.fit, out, title=title))
+    warnings = reading_warnings(reading)
     for warning in warnings:
         _warn(warning)
     if as_json:
-        console.print_json(json.dumps({**fit.to_dict(), "figure": str(path) if path else None,
+        console.print_json(json.dumps({**reading.to_dict(), "figure": str(path) if path else None,
                                        "warnings": warnings}))
         return
-    table = Table(title=f"entropy-performance law of {name}: {fit.objective} = −a·exp({fit.measure}) + b")
+    if reading.mode == PER_RUN:
+        table = Table(title=f"entropy-performance law of {name}, per-run ({len(reading.runs)} runs, each over "
+                            f"its checkpoints): {reading.objective} = −a·exp({reading.measure}) + b")
+        for col in ("evaluation", "a", "b", "ceiling −a + b", "R²", "n"):
+            table.add_column(col, justify="right")
+        for run in reading.runs:
+            f = run.fit
+            table.add_row(str(run.evaluation_id), f"{f.a:.4g}", f"{f.b:.4g}", f"{f.ceiling:.4g}", f"{f.r2:.3f}",
+                          str(f.n))
+        med = reading.median()
+        table.add_section()
+        table.add_row("median", f"{med['a']:.4g}", f"{med['b']:.4g}", f"{med['ceiling']:.4g}", f"{med['r2']:.3f}",
+                      f"{med['n']:g}")
+        console.print(table)
+        if path is not None:
+            console.print(f"wrote {path}")
+        return
+    fit = reading.fit
+    assert fit is not None
+    what = "evaluations" if reading.mode != "pooled" else "checkpoints"
+    table = Table(title=f"entropy-performance law of {name}, {reading.mode}: "
+                        f"{fit.objective} = −a·exp({fit.measure}) + b")
     for col in ("", "estimate", "95% CI"):
         table.add_column(col, justify="right" if col else "left")
     table.add_row("a", f"{fit.a:.6g}", f"[{fit.a_ci[0]:.4g}, {fit.a_ci[1]:.4g}]")
@@ -427,7 +457,7 @@ def law(
     table.add_row("ceiling −a + b (H = 0)", f"{fit.ceiling:.6g}",
                   f"[{fit.ceiling_ci[0]:.4g}, {fit.ceiling_ci[1]:.4g}]")
     table.add_row("R²", f"{fit.r2:.4f}", "")
-    table.add_row("evaluations", str(fit.n), "")
+    table.add_row(what, str(fit.n), "")
     console.print(table)
     if path is not None:
         console.print(f"wrote {path}")
@@ -541,9 +571,19 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
         "best": s.best_objective, "best_evaluation_id": s.best_evaluation_id,
         "algorithm": camp.settings.algorithm,
         "proposers": camp.proposer_counts() if detail else None,
-        "exploration_entropy": _exploration(camp) if detail else None,
+        **_exploration_fields(camp, detail),
         "failures": failures,
     }
+
+
+def _exploration_fields(camp: Any, detail: bool) -> dict[str, Any]:
+    """``exploration``: proposer -> ``{mean, std, runs, run_length}``; ``exploration_entropy``:
+    proposer -> the mean alone (what it always held). Both ``None`` without ``detail``."""
+    if not detail:
+        return {"exploration_entropy": None, "exploration": None}
+    found = _exploration(camp)
+    return {"exploration_entropy": {name: e.mean for name, e in found.items()},
+            "exploration": {name: e.to_json() for name, e in found.items()}}
 
 
 def _fits(table: Table) -> bool:
@@ -620,11 +660,13 @@ def _proposers_table(r: dict[str, Any]) -> Table:
     table.add_column("proposer", no_wrap=True)
     for col in ("done", "failed", "in flight", "exploration entropy"):
         table.add_column(col, **NUMBER)
-    entropy = r["exploration_entropy"] or {}
+    from archive.stats import Exploration
+
+    entropy = r.get("exploration") or {}
     for proposer, counts in sorted(r["proposers"].items()):
         table.add_row(escape(proposer), str(counts.get("done", 0)), str(counts.get("failed", 0)),
                       str(counts.get("pending", 0) + counts.get("running", 0)),
-                      f"{entropy[proposer]:.3f}" if proposer in entropy else "—")
+                      Exploration(**entropy[proposer]).text() if proposer in entropy else "—")
     return table
 
 

@@ -302,3 +302,23 @@ def test_default_map_path_is_keyed_by_storage(tmp_path: Path, monkeypatch: pytes
     assert pg.startswith("postgresql-db-example-atlas-") and "s3cret" not in pg
     assert pg == storage_tag("postgresql+psycopg://ann:other-password@db.example:5432/atlas")
     assert pg != storage_tag("postgresql+psycopg://ann:s3cret@db.example:5432/atlas2")
+
+
+def test_status_shows_exploration_per_run_of_20(flaky_url: str, narrow: None) -> None:
+    """Each proposer's exploration entropy per run of 20 (``archive.stats.exploration_of``),
+    as ``mean ± std (k runs of 20)`` and, with ``--json``, ``{mean, std, runs, run_length}``."""
+    import archive
+    from archive.stats import Exploration, exploration_of
+
+    with archive.open(flaky_url) as handle:
+        camp = handle.campaign(LONG)
+        expected = exploration_of(camp.evaluations(), camp.settings)
+    assert expected and any(e.runs for e in expected.values())
+    (row,) = json.loads(atlas("status", LONG, "--storage", flaky_url, "--json").stdout)
+    assert row["exploration"] == {name: e.to_json() for name, e in expected.items()}
+    assert row["exploration_entropy"] == {name: e.mean for name, e in expected.items()}
+    for e in row["exploration"].values():
+        assert set(e) == {"mean", "std", "runs", "run_length"} and e["run_length"] == 20
+    shown = atlas("status", LONG, "--storage", flaky_url).stdout
+    for e in expected.values():
+        assert Exploration(**e.to_json()).text() in shown

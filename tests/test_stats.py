@@ -14,10 +14,15 @@ import pytest
 
 from archive.records import CampaignSettings
 from archive.stats import (
+    RUN_LENGTH,
+    Exploration,
+    active_coordinates,
     coverage,
     elite_fitness,
     exploration_by_proposer,
     exploration_entropy,
+    exploration_of,
+    exploration_runs,
     non_dominated,
     normalised_entropy,
     qd_score,
@@ -198,24 +203,39 @@ MIXED = {
 }
 
 
-def loop_exploration(options: list[int], rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Iron Mind's measure, one coordinate and one row at a time (as ``atlas status`` once had it)."""
-    by_proposer: dict[str, list[list[float]]] = defaultdict(list)
+def official_run_entropy(run_selections: list[dict[str, int]], param_options: dict[str, list[int]]) -> float:
+    """Iron Mind's ``figure_7_S10.compute_individual_run_cumulative_entropy``, rewritten from
+    its rule: for each parameter count the options over the selections that set it, ``p_o =
+    count / T`` with ``T`` the run's length, ``H = −Σ p log₂ p / log₂ n`` (denominator 1 for
+    one option), the mean over every parameter."""
+    if not run_selections:
+        return 0.0
+    total = len(run_selections)
+    values = []
+    for name, opts in param_options.items():
+        counts = Counter(sel[name] for sel in run_selections if name in sel and sel[name] in opts)
+        h = -sum(counts[o] / total * math.log2(counts[o] / total) for o in opts if counts[o])
+        values.append(h / (math.log2(len(opts)) if len(opts) > 1 else 1))
+    return sum(values) / len(values)
+
+
+def loop_exploration(options: list[int], rows: list[dict[str, Any]],
+                     run_length: int = RUN_LENGTH) -> dict[str, list[float]]:
+    """Each proposer's per-run entropies, one row at a time: its rows in order cut into runs of
+    ``run_length`` (a shorter last run dropped), each row a selection of the options its active
+    coordinates took (coordinate ``d`` named ``c{d}``), scored by :func:`official_run_entropy`."""
+    by_proposer: dict[str, list[dict[str, int]]] = defaultdict(list)
     for r in rows:
-        by_proposer[r["proposer"]].append(r["x"])
-    out = {}
-    for proposer, xs in by_proposer.items():
-        values = []
-        for d, n in enumerate(options):
-            counts = Counter(min(math.floor(min(max(x[d], 0.0), 1.0) * n), n - 1) for x in xs)
-            total = sum(counts.values())
-            h = -sum(c / total * math.log2(c / total) for c in counts.values()) if n > 1 else 0.0
-            values.append(h / math.log2(n) if n > 1 else 0.0)
-        out[proposer] = sum(values) / len(values)
-    return out
+        by_proposer[r["proposer"]].append({f"c{d}": min(math.floor(min(max(x, 0.0), 1.0) * n), n - 1)
+                                           for d, (x, n) in enumerate(zip(r["x"], options, strict=True))
+                                           if r["active"][d]})
+    param_options = {f"c{d}": list(range(n)) for d, n in enumerate(options)}
+    return {proposer: [official_run_entropy(sels[i:i + run_length], param_options)
+                       for i in range(0, len(sels) - run_length + 1, run_length)]
+            for proposer, sels in by_proposer.items()}
 
 
-def test_exploration_entropy_matches_a_per_row_loop_with_the_settings_options() -> None:
+def test_exploration_entropy_matches_the_official_rule_per_run() -> None:
     from search.spec import parse_spec
 
     options = list(CampaignSettings.from_spec(parse_spec(MIXED).model_dump(mode="json")).coordinate_options)
@@ -223,12 +243,105 @@ def test_exploration_entropy_matches_a_per_row_loop_with_the_settings_options() 
     rng = np.random.default_rng(3)
     x = rng.random((400, 6)) ** np.array([1, 3, 1, 1, 2, 1])  # skewed in b and v[1]
     x[0, 0] = 1.0  # the upper edge counts in the last option
-    rows = [{"proposer": "p" if i % 3 else "q", "x": x[i].tolist()} for i in range(len(x))]
+    active = rng.random((400, 6)) < 0.7
+    rows = [{"proposer": "p" if i % 3 else "q", "x": x[i].tolist(), "active": active[i].tolist()}
+            for i in range(len(x))]
     expected = loop_exploration(options, rows)
-    got = exploration_by_proposer([r["proposer"] for r in rows], x, options)
+    got = exploration_by_proposer([r["proposer"] for r in rows], x, options, active)
     assert list(got) == ["q", "p"]  # in the order they first appear
-    for name, value in expected.items():
-        assert got[name] == pytest.approx(value)
-        mine = np.array([r["x"] for r in rows if r["proposer"] == name])
-        assert exploration_entropy(mine, options) == pytest.approx(value)
+    for name, runs in expected.items():
+        assert got[name].runs == len(runs) == sum(r["proposer"] == name for r in rows) // RUN_LENGTH
+        assert got[name].mean == pytest.approx(np.mean(runs))
+        assert got[name].std == pytest.approx(np.std(runs, ddof=1))
+        assert got[name].run_length == RUN_LENGTH
     assert exploration_by_proposer([], np.zeros((0, 6)), options) == {}
+
+
+def test_inactive_coordinates_add_no_count_by_hand() -> None:
+    # coordinate 0, 2 options: 0, 0, 1, 1 -> H = 1. coordinate 1, 4 options, active only in the
+    # last two points, both option 3 -> p_3 = 2/T = 1/2 (T = 4, the run's length), H = ½ / 2 = ¼.
+    # Counting the inactive 0.5 placeholders (option 2) instead would give p = (½, ½), H = ½.
+    x = np.array([[0.1, 0.5], [0.2, 0.5], [0.7, 0.8], [0.9, 1.0]])
+    active = np.array([[True, False], [True, False], [True, True], [True, True]])
+    assert exploration_entropy(x, [2, 4], active) == pytest.approx((1.0 + 0.25) / 2)
+    assert exploration_entropy(x, [2, 4]) == pytest.approx((1.0 + 0.5) / 2)
+    assert official_run_entropy([{"c0": 0}, {"c0": 0}, {"c0": 1, "c1": 3}, {"c0": 1, "c1": 3}],
+                                {"c0": [0, 1], "c1": [0, 1, 2, 3]}) == pytest.approx(0.625)
+    assert exploration_entropy(x, [2, 4], np.zeros((4, 2), bool)) == 0.0
+
+
+COND = {
+    "name": "cond", "evaluator": {"kind": "python", "target": "tests.support.evaluators:noop"},
+    "space": {"kind": {"type": "categorical", "choices": ["a", "b", "c"]},
+              "ta": {"type": "float", "low": 0.0, "high": 1.0, "when": {"kind": "a"}},
+              "tb": {"type": "categorical", "choices": ["p", "q", "r", "s"], "when": {"kind": "b"}},
+              "v": {"type": "float", "low": 0.0, "high": 1.0, "size": 2}},
+    "measures": [{"name": "m", "low": 0.0, "high": 1.0, "bins": 4}],
+    "search": {"algorithm": "random", "budget": 10},
+}
+
+
+def test_settings_name_each_coordinates_parameter() -> None:
+    from search.spec import parse_spec
+
+    settings = CampaignSettings.from_spec(parse_spec(COND).model_dump(mode="json"))
+    assert settings.coordinate_options == (3, 10, 4, 10, 10)
+    assert settings.coordinate_params == ("kind", "ta", "tb", "v", "v")
+    assert CampaignSettings.from_json(settings.to_json()) == settings
+    old = {k: v for k, v in settings.to_json().items() if k != "coordinate_params"}  # written before the field
+    assert CampaignSettings.from_json(old).coordinate_params == ()
+    assert active_coordinates([{"kind": "a", "ta": 0.2, "v": [0, 0]}], settings.coordinate_params).tolist() == [
+        [True, True, False, True, True]]
+    assert active_coordinates([{}, {}], (), 3).tolist() == [[True] * 3] * 2  # nothing known: all count
+
+
+def test_identical_configurations_score_the_same_from_an_llm_and_from_bo() -> None:
+    """BO keeps its raw coordinates, inactive ones included; an LLM's params are re-encoded,
+    an inactive parameter at u = 0.5. Only the params say what was chosen."""
+    from search.space import SearchSpace
+    from search.spec import parse_spec
+
+    spec = parse_spec(COND)
+    settings = CampaignSettings.from_spec(spec.model_dump(mode="json"))
+    space = SearchSpace(spec.space)
+    u = np.random.default_rng(0).random((200, space.dim))
+    params = [space.decode(row) for row in u]
+    bo = [{"proposer": "bo", "x": row.tolist(), "params": p} for row, p in zip(u, params, strict=True)]
+    llm = [{"proposer": "llm", "x": space.encode(p).tolist(), "params": p} for p in params]
+    got = exploration_of(bo + llm, settings)
+    assert got["bo"].runs == got["llm"].runs == 10
+    assert got["bo"].mean == pytest.approx(got["llm"].mean)
+    assert got["bo"].std == pytest.approx(got["llm"].std)
+    x_bo, x_llm = np.array([r["x"] for r in bo]), np.array([r["x"] for r in llm])
+    assert exploration_runs(x_bo, settings.coordinate_options).mean != pytest.approx(  # what counting them gave
+        exploration_runs(x_llm, settings.coordinate_options).mean, abs=0.05)
+
+
+def test_a_uniform_sampler_does_not_gain_entropy_with_more_evaluations() -> None:
+    rng = np.random.default_rng(1)
+    options = [10, 10, 4]
+    few, many = exploration_runs(rng.random((40, 3)), options), exploration_runs(rng.random((400, 3)), options)
+    assert (few.runs, many.runs) == (2, 20)
+    assert abs(few.mean - many.mean) <= 2 * many.std
+    pooled = exploration_entropy(rng.random((400, 3)), options)  # the whole campaign as one run
+    assert pooled > 0.98 and many.mean < pooled - 5 * many.std / math.sqrt(many.runs)  # far off its error
+
+
+def test_runs_are_consecutive_and_a_short_last_run_is_left_out() -> None:
+    options = [4]
+    spread = np.repeat([[0.1], [0.3], [0.6], [0.9]], 5, axis=0)  # a run of every option: H = 1
+    single = np.full((20, 1), 0.1)  # a run of one option: H = 0
+    x = np.concatenate([spread, single, spread[:7]])
+    got = exploration_runs(x, options)
+    assert (got.runs, got.mean, got.run_length) == (2, pytest.approx(0.5), 20)
+    assert got.std == pytest.approx(math.sqrt(0.5))
+    assert exploration_runs(x[:19], options) == Exploration(None, None, 0, 20)
+    assert exploration_runs(x[:20], options) == Exploration(1.0, None, 1, 20)
+    assert exploration_runs(x[:24], options, run_length=4).runs == 6
+
+
+def test_the_status_text() -> None:
+    assert Exploration(0.8123, 0.0456, 5, 20).text() == "0.81 ± 0.05 (5 runs of 20)"
+    assert Exploration(0.8, None, 1, 20).text() == "0.80 (1 run of 20)"
+    assert Exploration(None, None, 0, 20).text() == "— (fewer than 20)"
+    assert Exploration(0.5, 0.1, 2, 20).to_json() == {"mean": 0.5, "std": 0.1, "runs": 2, "run_length": 20}

@@ -225,20 +225,26 @@
     Atlas.plot($("plot-proposer-qd"), names.map((n, i) => ({type: "scatter", mode: "lines", name: n, x: t.evaluations,
       y: t.qd_contribution[n], line: {color: Atlas.colour(i), width: 2}})),
     {title: {text: "QD-score gained, by proposer", font: {size: 13}}, xaxis: {title: {text: "evaluations finished"}}});
-    const entropy = p.proposers.map((r) => r.exploration_entropy);
-    Atlas.plot($("plot-exploration"), [{type: "bar", x: names, y: entropy, marker: {color: names.map((_, i) => Atlas.colour(i))},
-      hovertemplate: "%{x}: %{y:.3f}<extra></extra>"}],
-    {title: {text: "exploration entropy (0: one option, 1: uniform)", font: {size: 13}}, yaxis: {range: [0, 1]},
+    const runs = p.proposers.map((r) => r.exploration || {mean: null, std: null, runs: 0, run_length: p.exploration_run_length});
+    const entropyText = (e) => e.mean === null ? `— (fewer than ${e.run_length})`
+      : `${e.mean.toFixed(2)}${e.std === null ? "" : ` ± ${e.std.toFixed(2)}`} (${e.runs} run${e.runs === 1 ? "" : "s"} of ${e.run_length})`;
+    Atlas.plot($("plot-exploration"), [{type: "bar", x: names, y: runs.map((e) => e.mean),
+      error_y: {type: "data", array: runs.map((e) => e.std || 0), visible: true},
+      marker: {color: names.map((_, i) => Atlas.colour(i))}, text: runs.map(entropyText), textposition: "none",
+      hovertemplate: "%{x}: %{text}<extra></extra>"}],
+    {title: {text: `exploration entropy per run of ${p.exploration_run_length} (0: one option, 1: uniform)`, font: {size: 13}},
+      yaxis: {range: [0, 1]},
       showlegend: false});
     const head = el("tr", {}, ["proposer", "evaluations", "done", "failed", "in flight", "elites held", "improvements",
       "QD-score gained", `best ${summary.objective.name}`, "exploration entropy"].map((h, j) => el("th", {class: j ? "num" : "", text: h})));
-    const rows = p.proposers.map((r) => el("tr", {},
+    const rows = p.proposers.map((r, i) => el("tr", {},
       el("td", {text: r.name}), el("td", {class: "num", text: int(r.evaluations)}), el("td", {class: "num", text: int(r.counts.done)}),
       el("td", {class: "num", text: int(r.counts.failed)}), el("td", {class: "num", text: int(r.counts.pending + r.counts.running)}),
       el("td", {class: "num", text: int(r.elites)}), el("td", {class: "num", text: int(r.improvements)}),
       el("td", {class: "num", text: num(r.qd_contribution, 6)}), el("td", {class: "num", text: num(r.best_objective, 6)}),
-      el("td", {class: "num", text: r.exploration_entropy === null ? "—" : r.exploration_entropy.toFixed(3),
-        title: `Iron Mind's normalised sampling entropy over ${p.exploration_bins} bins per coordinate`})));
+      el("td", {class: "num", text: entropyText(runs[i]),
+        title: `Iron Mind's normalised sampling entropy per run of ${p.exploration_run_length} evaluations, active ` +
+          `parameters only, ${p.exploration_bins} bins per continuous coordinate: mean ± std over the runs`})));
     clear($("proposer-table"), el("thead", {}, head), el("tbody", {}, rows));
   }
 

@@ -155,8 +155,11 @@ def test_proposers_account_for_every_evaluation_and_the_qd_score(client: TestCli
     assert max(r["best_objective"] for r in rows.values()) == pytest.approx(s.best_objective)
     t = body["over_time"]
     assert sum(t["cumulative"][n][-1] for n in rows) == s.finished
-    for row in rows.values():  # uniform random points in 10 coordinates: close to 1
-        assert 0.9 < row["exploration_entropy"] <= 1.0
+    assert body["exploration_run_length"] == 20
+    for row in rows.values():  # uniform random points in 10 coordinates, 10 bins: ~0.88 per run of 20
+        e = row["exploration"]
+        assert 0.8 < row["exploration_entropy"] == e["mean"] < 0.95
+        assert e["run_length"] == 20 and e["runs"] == row["evaluations"] // 20 and 0 < e["std"] < 0.1
 
 
 def test_failures_are_grouped_with_their_errors(client: TestClient, dash_url: str) -> None:

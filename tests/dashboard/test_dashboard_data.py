@@ -165,5 +165,6 @@ def test_exploration_entropy_is_the_cli_measure(sqlite_url: str) -> None:
     got = data.exploration(data.info("explore"))
     assert set(got) == set(expected) == {"map-elites", "random"}
     for name, value in expected.items():
-        assert got[name] == pytest.approx(value)
+        assert got[name] == value and value.runs == got[name].runs > 1 and value.run_length == 20
+        assert 0 < value.mean <= 1
     store.close()

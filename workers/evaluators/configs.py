@@ -324,6 +324,12 @@ class EntropyRLConfig(GRPOFields, _TaskOptions):
     dtype: Dtype | None = "float32"
     num_threads: PositiveInt | None = 1
     eval_data: Annotated[str, Field(min_length=1)] | None = None
+    #: checkpoints of the per-run entropy-performance trajectory, spread evenly over the
+    #: steps (``workers.rl.trainer.checkpoint_steps``); 0: none recorded
+    law_checkpoints: Annotated[int, Field(ge=0)] = 6
+    #: held-out prompts each checkpoint validates on: the first ones of the held-out set
+    #: (capped by ``num_eval_prompts``), ``eval_samples`` completions each
+    law_eval_prompts: PositiveInt = 16
 
     def grpo_defaults(self) -> dict[str, Any]:
         """The GRPO fields the config sets (the defaults every evaluation starts from)."""

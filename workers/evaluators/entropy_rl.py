@@ -17,7 +17,16 @@ samples the held-out prompts and returns
   ``gen_batches`` / ``kept_groups`` (DAPO dynamic sampling), ``overlong_penalty``,
   ``response_length``, ``seconds``), greedy accuracy, the starting
   accuracy and entropy, the gain, train / eval / wall seconds, RL steps per second and
-  the configuration used.
+  the configuration used;
+- ``metrics["trajectory"]``: the run's entropy-performance trajectory, the points Cui et
+  al. fit their law R = −a·exp(H) + b over (one run, its training checkpoints): at
+  ``law_checkpoints`` steps k_i = ⌈i·steps / law_checkpoints⌉, the ``train_entropy``
+  (step k's rollout entropy, the ``entropy`` curve's value) and the ``val_accuracy``
+  after step k's update, avg@``eval_samples`` at ``eval_temperature`` on the first
+  ``law_eval_prompts`` held-out prompts (the same sampling seed at every checkpoint, so
+  the points differ by the policy, not the draw); columns ``step``, ``train_entropy``,
+  ``val_accuracy``, ``seconds``. ``trajectory_seconds`` is their total cost, kept out of
+  ``train_seconds``. :func:`archive.law.fit_run_law` fits it.
 
 Config::
 
@@ -32,6 +41,8 @@ Config::
     dtype: float32                 # training precision
     num_threads: 1                 # torch CPU threads during an evaluation (null: leave as is)
     eval_data: null                # jsonl: a separate held-out file (else the file's last num_eval_prompts lines)
+    law_checkpoints: 6             # trajectory checkpoints per run (0: none)
+    law_eval_prompts: 16           # held-out prompts each checkpoint validates on
     # any GRPO parameter (workers.rl.config.GRPOConfig): the default every evaluation starts from
     # task options: digits, reverse_answer (arithmetic); data, prompt_field, answer_field,
     #               match, answer_regex, stop_strings (jsonl)
@@ -67,7 +78,7 @@ from workers.decoding.models import LanguageModel, load_model
 from workers.decoding.tasks import TASK_KEYS, Item, JsonlTask, Task, build_task
 from workers.evaluators.configs import EntropyRLConfig, validate_config
 from workers.rl.config import AEPO_ENTROPY, LOSS_MODES, GRPOConfig
-from workers.rl.trainer import GRPOTrainer, PolicyEval, curves, evaluate_policy
+from workers.rl.trainer import GRPOTrainer, PolicyEval, checkpoint_steps, curves, evaluate_policy, trajectory
 
 TASKS = ("arithmetic", "jsonl")
 CONFIG_DEFAULTS: dict[str, Any] = {
@@ -82,6 +93,8 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "dtype": "float32",
     "num_threads": 1,
     "eval_data": None,
+    "law_checkpoints": 6,
+    "law_eval_prompts": 16,
 }
 MEASURES = ("final_entropy", "entropy_retained")
 #: The names a categorical GRPO parameter may choose from, and what one of them is called.
@@ -195,9 +208,18 @@ class EntropyRLEvaluator(Evaluator):
         with deterministic(self.threads, str(self.lm.device)):
             torch.manual_seed(ctx.seed)
             trainer = GRPOTrainer(self.lm, self.train_items, self._reward, cfg, max_new, seed=ctx.seed)
+            law_items = self.eval_items[:self.config["law_eval_prompts"]]
+
+            def validate() -> float:
+                return evaluate_policy(self.lm, law_items, self._reward, max_new, self.config["eval_samples"],
+                                       float(self.config["eval_temperature"]), seed=ctx.seed, greedy=False).accuracy
+
+            at = set(checkpoint_steps(cfg.steps, self.config["law_checkpoints"]))
             t0 = time.perf_counter()
-            history = trainer.train()
-            train_seconds = time.perf_counter() - t0
+            history = trainer.train(validate=validate, at=at)
+            law = trajectory(trainer.checkpoints)
+            trajectory_seconds = sum(law["seconds"])
+            train_seconds = time.perf_counter() - t0 - trajectory_seconds
             final: PolicyEval = evaluate_policy(self.lm, self.eval_items, self._reward, max_new,
                                                 self.config["eval_samples"], float(self.config["eval_temperature"]),
                                                 seed=ctx.seed)
@@ -212,6 +234,8 @@ class EntropyRLEvaluator(Evaluator):
             "accuracy_gain": final.accuracy - self.initial.accuracy,
             "response_length": final.response_length,
             "curves": curves(history),
+            "trajectory": law,
+            "trajectory_seconds": trajectory_seconds,
             "train_seconds": train_seconds,
             "eval_seconds": final.seconds,
             "wall_seconds": time.perf_counter() - began,

@@ -30,7 +30,7 @@ import copy
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import torch
@@ -87,6 +87,32 @@ class PolicyEval:
 
 
 @dataclasses.dataclass
+class Checkpoint:
+    """One point of a run's entropy-performance trajectory (Cui et al.'s per-run law).
+
+    ``train_entropy`` is step ``step``'s training entropy: the token-mean entropy (nats) of
+    the tempered rollout policy on that step's training rollout, measured just before its
+    update (``StepStats.entropy``, verl's ``actor/entropy`` of the step). ``val_accuracy``
+    is the validation accuracy after that step's update (verl validates every
+    ``test_freq`` steps after the update), from the ``validate`` callable of
+    :meth:`GRPOTrainer.train`; ``seconds`` is what that validation cost."""
+
+    step: int  # 1-based: the checkpoint follows this many updates
+    train_entropy: float
+    val_accuracy: float
+    seconds: float
+
+
+def checkpoint_steps(steps: int, count: int) -> list[int]:
+    """``count`` checkpoint steps spread evenly over ``steps`` RL steps:
+    k_i = ⌈i·steps / count⌉ for i = 1..count, deduplicated (so fewer than ``count`` when
+    ``count`` > ``steps``); the last is always ``steps``. Empty when either is 0."""
+    if steps <= 0 or count <= 0:
+        return []
+    return sorted({-(-i * steps // count) for i in range(1, count + 1)})
+
+
+@dataclasses.dataclass
 class _Batch:
     """A step's update batch: the rollout, its advantages, and its no-grad pass."""
 
@@ -135,6 +161,7 @@ class GRPOTrainer:
         self._order: list[int] = []
         self.step_index = 0
         self.history: list[StepStats] = []
+        self.checkpoints: list[Checkpoint] = []
 
     # ------------------------------------------------------------------ rollouts
 
@@ -307,9 +334,24 @@ class GRPOTrainer:
         counts = batch.target_mask.sum(-1).tolist()
         return list(torch.split(flat.detach(), counts))
 
-    def train(self, steps: int | None = None) -> list[StepStats]:
-        """Run ``steps`` (default: the config's) RL steps; return their stats."""
-        return [self.step() for _ in range(self.config.steps if steps is None else steps)]
+    def train(self, steps: int | None = None, validate: Callable[[], float] | None = None,
+              at: Collection[int] = ()) -> list[StepStats]:
+        """Run ``steps`` (default: the config's) RL steps; return their stats.
+
+        With ``validate`` (the validation accuracy of the current policy), after every step
+        whose 1-based index is in ``at`` append a :class:`Checkpoint` (that step's training
+        entropy, ``validate()``) to :attr:`checkpoints`. ``validate`` must not draw from the
+        trainer's generator: it does not, so checkpoints leave the run unchanged."""
+        out = []
+        for _ in range(self.config.steps if steps is None else steps):
+            stats = self.step()
+            out.append(stats)
+            if validate is not None and self.step_index in at:
+                began = time.perf_counter()
+                accuracy = float(validate())
+                self.checkpoints.append(Checkpoint(self.step_index, stats.entropy, accuracy,
+                                                   time.perf_counter() - began))
+        return out
 
 
 @torch.no_grad()
@@ -343,3 +385,11 @@ def curves(history: Sequence[StepStats]) -> dict[str, list[Any]]:
     """The per-step curves of a run, one list per field (for an evaluation's metrics)."""
     fields = [f.name for f in dataclasses.fields(StepStats) if f.name != "step"]
     return {name: [getattr(s, name) for s in history] for name in fields}
+
+
+def trajectory(checkpoints: Sequence[Checkpoint]) -> dict[str, list[Any]]:
+    """A run's checkpoints as columns (``step``, ``train_entropy``, ``val_accuracy``,
+    ``seconds``), the form an evaluation's ``metrics["trajectory"]`` stores and
+    :func:`archive.law.fit_run_law` reads."""
+    fields = [f.name for f in dataclasses.fields(Checkpoint)]
+    return {name: [getattr(c, name) for c in checkpoints] for name in fields}
