@@ -11,24 +11,23 @@ Rules it keeps, whatever calls it:
 
 SQLite runs in WAL mode with a busy timeout and takes its write lock at the start of
 each write transaction (``BEGIN IMMEDIATE``), so a read never has to upgrade to a write.
+Opening and migrating live in :mod:`archive.engine`, the lease in :mod:`archive.leases`,
+retrying in :mod:`archive.retry`, the records it returns in :mod:`archive.records`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import logging
 import math
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Text, bindparam, cast, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from archive.engine import (
     MIGRATIONS,
@@ -39,60 +38,17 @@ from archive.engine import (
     shown_url,
 )
 from archive.errors import CampaignNotFound, LeaseConflict, StorageError
+from archive.leases import LeaseStore
 from archive.models import Campaign, Checkpoint, Elite, Evaluation, ProposerCall
 from archive.records import CampaignRecord, CampaignSettings, NewEvaluation, Result, Stats
+from archive.retry import RETRY_WINDOW_S, reconnecting
 
 __all__ = ["MIGRATIONS", "CampaignRecord", "LeaseConflict", "NewEvaluation", "Result", "Stats", "StorageError",
            "Store", "make_engine", "migrate"]
 
-RETRY_WINDOW_S = float(os.environ.get("ATLAS_DB_RETRY_S", "120"))
-log = logging.getLogger("entropy_atlas.store")
 
 
-# Errors no retry can mend: the file or database refuses this user, not the network.
-PERMANENT = ("readonly database", "read-only", "permission denied", "unable to open database file",
-             "file is not a database", "malformed", "no such table", "does not exist",
-             "password authentication failed", "authentication failed")
-
-
-def is_permanent(exc: DBAPIError) -> bool:
-    """Whether retrying ``exc`` cannot help (a read-only file, a refused user, no schema)."""
-    text = str(getattr(exc, "orig", exc)).lower()
-    return any(marker in text for marker in PERMANENT)
-
-
-def reconnecting(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Retry a whole transaction while the database is unreachable (a restart, a dropped
-    connection, a locked SQLite file), with backoff, for up to ``retry_s`` seconds.
-
-    Each store method is one transaction, so running it again is safe; ``add_pending``
-    recognises rows that an attempt committed before its connection dropped. Permanent
-    errors (:data:`PERMANENT`: a read-only file, a refused user) are raised at once as
-    :class:`StorageError`, never retried.
-    """
-
-    @functools.wraps(method)
-    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
-        deadline = time.monotonic() + self.retry_s
-        delay = 0.2
-        while True:
-            try:
-                return method(self, *args, **kwargs)
-            except (OperationalError, InterfaceError, DatabaseError) as exc:
-                if isinstance(exc, IntegrityError):
-                    raise
-                if is_permanent(exc) or not isinstance(exc, OperationalError | InterfaceError):
-                    raise StorageError(f"storage {shown_url(self.url)}: {first_line(exc)}") from None
-                if time.monotonic() + delay > deadline:
-                    raise StorageError(f"lost the storage for {self.retry_s:g} s: {first_line(exc)}") from None
-                log.warning("storage unavailable (%s); retrying in %.1f s", first_line(exc), delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    return wrapper
-
-
-class Store:
+class Store(LeaseStore):
     """All reads and writes of the archive for one storage URL."""
 
     def __init__(self, url: str, retry_s: float = RETRY_WINDOW_S, readonly: bool = False) -> None:
@@ -179,90 +135,6 @@ class Store:
             values["settings"] = CampaignSettings.from_spec(values["spec"]).to_json()
         with self.write() as conn:
             conn.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values))
-
-    # -- leases --------------------------------------------------------------
-    @reconnecting
-    def acquire_lease(self, campaign_id: int, holder: str, ttl_s: float,
-                      holder_is_dead: Callable[[str], bool] = lambda _h: False) -> str | None:
-        """Take the campaign's lease; returns ``None`` on success, else the live holder.
-
-        A lease is free when nobody holds it, when it has expired, when ``holder`` holds
-        it already, or when ``holder_is_dead`` says its holder's process is gone. The take
-        is one conditional ``UPDATE`` (compare-and-set on the holder it saw), so of any
-        number of schedulers racing for a free lease exactly one wins.
-        """
-        now = time.time()
-        with self.read() as conn:
-            seen = conn.execute(select(Campaign.lease_holder).where(Campaign.id == campaign_id)).scalar_one()
-        table = Campaign.__table__
-        free = or_(table.c.lease_holder.is_(None), table.c.lease_holder == holder, table.c.lease_expires < now)
-        if seen is not None and seen != holder and holder_is_dead(seen):
-            free = or_(free, table.c.lease_holder == seen)
-        with self.write() as conn:
-            won = conn.execute(
-                update(table).where(table.c.id == campaign_id, free)
-                .values(lease_holder=holder, lease_expires=now + ttl_s, updated_at=now)
-            ).rowcount == 1
-            if won:
-                return None
-            current = conn.execute(select(table.c.lease_holder).where(table.c.id == campaign_id)).scalar_one()
-        return str(current or seen or "another scheduler")
-
-    @reconnecting
-    def finish_run(self, campaign_id: int, holder: str, status: str) -> bool:
-        """Write the campaign's ``status`` and release the lease in one statement, only
-        while ``holder`` holds it (a scheduler whose lease was taken over writes nothing).
-        Returns whether it held the lease."""
-        now = time.time()
-        with self.write() as conn:
-            res = conn.execute(
-                update(Campaign).where(Campaign.id == campaign_id, Campaign.lease_holder == holder)
-                .values(status=status, lease_holder=None, lease_expires=None, updated_at=now)
-            )
-        return res.rowcount == 1
-
-    @reconnecting
-    def set_status(self, campaign_id: int, holder: str, status: str) -> bool:
-        """Write the campaign's ``status`` while ``holder`` holds its lease."""
-        with self.write() as conn:
-            res = conn.execute(
-                update(Campaign).where(Campaign.id == campaign_id, Campaign.lease_holder == holder)
-                .values(status=status, updated_at=time.time())
-            )
-        return res.rowcount == 1
-
-    def _check_holder(self, conn: Connection, campaign_id: int, holder: str | None) -> None:
-        """Inside a write: raise :class:`LeaseConflict` unless ``holder`` holds the lease
-        (``None``: an unfenced write, for tools and tests)."""
-        if holder is None:
-            return
-        query = select(Campaign.lease_holder).where(Campaign.id == campaign_id)
-        if self.dialect == "postgresql":
-            query = query.with_for_update(read=True)
-        current = conn.execute(query).scalar_one()
-        if current != holder:
-            raise LeaseConflict(f"the campaign's lease is held by {current or 'nobody'}, not this scheduler")
-
-    @reconnecting
-    def renew_lease(self, campaign_id: int, holder: str, ttl_s: float) -> bool:
-        """Extend the lease; ``False`` when ``holder`` no longer holds it."""
-        now = time.time()
-        with self.write() as conn:
-            res = conn.execute(
-                update(Campaign)
-                .where(Campaign.id == campaign_id, Campaign.lease_holder == holder)
-                .values(lease_expires=now + ttl_s, updated_at=now)
-            )
-        return res.rowcount == 1
-
-    @reconnecting
-    def release_lease(self, campaign_id: int, holder: str) -> None:
-        with self.write() as conn:
-            conn.execute(
-                update(Campaign)
-                .where(Campaign.id == campaign_id, Campaign.lease_holder == holder)
-                .values(lease_holder=None, lease_expires=None, updated_at=time.time())
-            )
 
     # -- evaluations: writes -------------------------------------------------
     @reconnecting

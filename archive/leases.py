@@ -1,0 +1,115 @@
+"""The campaign's lease: one scheduler at a time, and every write of a run fenced by it.
+
+- Taking the lease is one conditional ``UPDATE`` (a compare-and-set on the holder seen),
+  so of any number of schedulers racing for a free lease exactly one wins.
+- A lease is free when nobody holds it, when it has expired, when the taker holds it
+  already, or when its holder's process is known to be gone.
+- A run's writes check, inside their own transaction, that their scheduler still holds
+  the lease (``FOR SHARE`` on PostgreSQL); the campaign's status and the release are one
+  ``UPDATE … WHERE lease_holder = me``. A scheduler that lost its lease writes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from sqlalchemy import Connection, or_, select, update
+
+from archive.errors import LeaseConflict
+from archive.models import Campaign
+from archive.retry import reconnecting
+
+
+class LeaseStore:
+    """The lease operations of :class:`~archive.store.Store` (a mixin over its connections)."""
+
+    url: str
+    retry_s: float
+    dialect: str
+    read: Callable[[], AbstractContextManager[Connection]]
+    write: Callable[[], AbstractContextManager[Connection]]
+
+    @reconnecting
+    def acquire_lease(self, campaign_id: int, holder: str, ttl_s: float,
+                      holder_is_dead: Callable[[str], bool] = lambda _h: False) -> str | None:
+        """Take the campaign's lease; returns ``None`` on success, else the live holder.
+
+        A lease is free when nobody holds it, when it has expired, when ``holder`` holds
+        it already, or when ``holder_is_dead`` says its holder's process is gone. The take
+        is one conditional ``UPDATE`` (compare-and-set on the holder it saw), so of any
+        number of schedulers racing for a free lease exactly one wins.
+        """
+        now = time.time()
+        with self.read() as conn:
+            seen = conn.execute(select(Campaign.lease_holder).where(Campaign.id == campaign_id)).scalar_one()
+        table = Campaign.__table__
+        free = or_(table.c.lease_holder.is_(None), table.c.lease_holder == holder, table.c.lease_expires < now)
+        if seen is not None and seen != holder and holder_is_dead(seen):
+            free = or_(free, table.c.lease_holder == seen)
+        with self.write() as conn:
+            won = conn.execute(
+                update(table).where(table.c.id == campaign_id, free)
+                .values(lease_holder=holder, lease_expires=now + ttl_s, updated_at=now)
+            ).rowcount == 1
+            if won:
+                return None
+            current = conn.execute(select(table.c.lease_holder).where(table.c.id == campaign_id)).scalar_one()
+        return str(current or seen or "another scheduler")
+
+    @reconnecting
+    def finish_run(self, campaign_id: int, holder: str, status: str) -> bool:
+        """Write the campaign's ``status`` and release the lease in one statement, only
+        while ``holder`` holds it (a scheduler whose lease was taken over writes nothing).
+        Returns whether it held the lease."""
+        now = time.time()
+        with self.write() as conn:
+            res = conn.execute(
+                update(Campaign).where(Campaign.id == campaign_id, Campaign.lease_holder == holder)
+                .values(status=status, lease_holder=None, lease_expires=None, updated_at=now)
+            )
+        return res.rowcount == 1
+
+    @reconnecting
+    def set_status(self, campaign_id: int, holder: str, status: str) -> bool:
+        """Write the campaign's ``status`` while ``holder`` holds its lease."""
+        with self.write() as conn:
+            res = conn.execute(
+                update(Campaign).where(Campaign.id == campaign_id, Campaign.lease_holder == holder)
+                .values(status=status, updated_at=time.time())
+            )
+        return res.rowcount == 1
+
+    def _check_holder(self, conn: Connection, campaign_id: int, holder: str | None) -> None:
+        """Inside a write: raise :class:`LeaseConflict` unless ``holder`` holds the lease
+        (``None``: an unfenced write, for tools and tests)."""
+        if holder is None:
+            return
+        query = select(Campaign.lease_holder).where(Campaign.id == campaign_id)
+        if self.dialect == "postgresql":
+            query = query.with_for_update(read=True)
+        current = conn.execute(query).scalar_one()
+        if current != holder:
+            raise LeaseConflict(f"the campaign's lease is held by {current or 'nobody'}, not this scheduler")
+
+    @reconnecting
+    def renew_lease(self, campaign_id: int, holder: str, ttl_s: float) -> bool:
+        """Extend the lease; ``False`` when ``holder`` no longer holds it."""
+        now = time.time()
+        with self.write() as conn:
+            res = conn.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id, Campaign.lease_holder == holder)
+                .values(lease_expires=now + ttl_s, updated_at=now)
+            )
+        return res.rowcount == 1
+
+    @reconnecting
+    def release_lease(self, campaign_id: int, holder: str) -> None:
+        with self.write() as conn:
+            conn.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id, Campaign.lease_holder == holder)
+                .values(lease_holder=None, lease_expires=None, updated_at=time.time())
+            )
