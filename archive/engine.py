@@ -136,10 +136,14 @@ def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
     return engine
 
 
-def _scripts() -> ScriptDirectory:
+def _config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(cfg)
+    return cfg
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
 
 
 def _known(scripts: ScriptDirectory, revision: str) -> bool:
@@ -167,8 +171,9 @@ def _unreachable(url: str, exc: DBAPIError) -> str:
     return f"cannot open storage {shown_url(url)}: {text}"
 
 
-def check_schema(engine: Engine, url: str, readonly: bool) -> None:
-    """Raise :class:`StorageError` unless the schema is one this version may use.
+def check_schema(engine: Engine, url: str, readonly: bool) -> str | None:
+    """The archive's schema revision (None: an empty database), or a :class:`StorageError`
+    unless the schema is one this version may use.
 
     Written databases may be empty (they are migrated next) or at an older revision;
     read-only ones must be at head. A newer revision, or another application's tables
@@ -186,37 +191,22 @@ def check_schema(engine: Engine, url: str, readonly: bool) -> None:
         if tables:
             raise StorageError(f"storage {shown} holds another application's tables "
                                f"({', '.join(sorted(tables)[:5])}); give Entropy Atlas a database of its own")
-        return
+        return None
     if current != head and not _known(scripts, current):
         raise StorageError(f"the archive in {shown} was written by a newer Entropy Atlas (schema revision "
                            f"{current}; this version knows up to {head}); upgrade entropy-atlas to read it")
     if readonly and current != head:
         raise StorageError(f"the archive in {shown} is at schema revision {current}, this version reads {head}; "
                            f"upgrade it once with `atlas migrate --storage URL` (read commands never write)")
+    return current
 
 
-def migrate(engine: Engine) -> None:
-    """Apply Alembic migrations up to head (a no-op when already there)."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
-    with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    if current == head:
+def migrate(engine: Engine, current: str | None) -> None:
+    """Apply Alembic migrations from ``current`` (what :func:`check_schema` found) up to
+    head; a no-op when already there."""
+    cfg = _config()
+    if current == ScriptDirectory.from_config(cfg).get_current_head():
         return
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
-
-
-def writable_problem(url: str) -> str | None:
-    """Why a SQLite storage could not be written (read-only file or folder), else None."""
-    path = sqlite_file(parse_storage_url(url))
-    if path is None:
-        return None
-    if path.exists():
-        return None if os.access(path, os.W_OK) else f"the storage file {path} is read-only"
-    parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
-    if parent is not None and not os.access(parent, os.W_OK):
-        return f"cannot create the storage file {path}: {parent} is not writable"
-    return None

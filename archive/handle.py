@@ -109,11 +109,7 @@ class CampaignHandle:
 
     def lease_is_live(self, now: float | None = None) -> bool:
         """Whether a scheduler holds the campaign's lease and it has not expired."""
-        import time
-
-        expires = self.record.lease_expires
-        now = time.time() if now is None else now
-        return self.record.lease_holder is not None and expires is not None and expires > now
+        return self.record.lease_is_live(now)
 
     def delete(self, force: bool = False) -> dict[str, int]:
         """Delete the campaign and all its rows (refused while its lease is live, unless

@@ -9,6 +9,14 @@ from typing import Any
 EXPLORATION_BINS = 10  # options of a numeric unit-cube coordinate in the exploration entropy
 
 
+def lease_is_live(holder: str | None, expires: float | None, now: float | None = None) -> bool:
+    """Whether a scheduler holds a campaign's lease now: someone holds it and it has not
+    expired (``expires >= now``; :meth:`archive.store.Store.acquire_lease` takes a lease
+    whose ``expires < now``)."""
+    now = time.time() if now is None else now
+    return holder is not None and expires is not None and expires >= now
+
+
 @dataclasses.dataclass(frozen=True)
 class CampaignSettings:
     """What every reader of a campaign needs, written once with its row (``campaigns.settings``)
@@ -99,10 +107,13 @@ class CampaignRecord:
     def live_status(self, now: float | None = None) -> str:
         """The status as a reader should see it: a ``running`` campaign whose scheduler's
         lease has expired (it was killed, or exited without a word) is ``stopped``."""
-        now = time.time() if now is None else now
-        if self.status == "running" and (self.lease_holder is None or (self.lease_expires or 0) < now):
+        if self.status == "running" and not self.lease_is_live(now):
             return "stopped"
         return self.status
+
+    def lease_is_live(self, now: float | None = None) -> bool:
+        """Whether a scheduler holds this campaign's lease now (:func:`lease_is_live`)."""
+        return lease_is_live(self.lease_holder, self.lease_expires, now)
 
 
 @dataclasses.dataclass

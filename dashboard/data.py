@@ -19,7 +19,6 @@ import dataclasses
 import json
 import math
 import threading
-import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,7 +28,7 @@ import numpy as np
 from archive import queries
 from archive.layout import CellLayout
 from archive.queries import CampaignRow, EliteRow
-from archive.records import EXPLORATION_BINS
+from archive.records import EXPLORATION_BINS, lease_is_live
 from archive.redact import redact
 from archive.stats import RUN_LENGTH, Exploration, exploration_of_points, non_dominated, replay
 from archive.store import Store
@@ -83,8 +82,7 @@ class CampaignInfo(CampaignRow):
         """``running`` only while a scheduler holds a live lease; ``interrupted`` when the
         row says running but its scheduler's lease has lapsed (resume it)."""
         if self.status == "running":
-            live = self.lease_holder is not None and (self.lease_expires or 0.0) >= time.time()
-            return "running" if live else "interrupted"
+            return "running" if lease_is_live(self.lease_holder, self.lease_expires) else "interrupted"
         return self.status
 
 

@@ -29,8 +29,7 @@ from search.proposers import build_proposer
 from search.proposers.base import Proposer
 from search.run import CampaignRun, RunSetup, setup_run
 from search.scheduler import Scheduler
-from search.spec import CampaignSpec, SpecError, load_spec, parse_spec
-from workers import registry
+from search.spec import CampaignSpec, SpecError, evaluator_problems, load_spec, parse_spec
 from workers.executors import ExecutorConfig, make_executor
 from workers.executors.base import Executor
 
@@ -57,8 +56,7 @@ def executor_config(spec: CampaignSpec) -> ExecutorConfig:
 
 def check_evaluator(spec: CampaignSpec, source: str = "campaign") -> None:
     """Raise :class:`SpecError` when the evaluator's kind, target or config is wrong."""
-    space = spec.model_dump(mode="json")["space"]
-    problems = registry.check(spec.evaluator.kind, dict(spec.evaluator.config), spec.evaluator.target, space)
+    problems = evaluator_problems(spec)
     if problems:
         raise SpecError(problems, source)
 
@@ -78,19 +76,27 @@ class PreparedRun:
         return self.setup.committed(commit_campaign(store, self.plan))
 
 
+def checked_executor(spec: CampaignSpec, executor: str, address: str | None) -> Executor:
+    """The checks that need no storage: the evaluator (:func:`check_evaluator`) and the
+    executor, which is returned (not started)."""
+    check_evaluator(spec)
+    return make_executor(executor, executor_config(spec), address=address)
+
+
 def prepare(store: Store, spec: CampaignSpec, executor: str, address: str | None) -> PreparedRun:
     """Check and build the whole run without writing (see the module's rule)."""
-    check_evaluator(spec)
-    ex = make_executor(executor, executor_config(spec), address=address)
+    return _prepare(store, spec, checked_executor(spec, executor, address))
+
+
+def _prepare(store: Store, spec: CampaignSpec, ex: Executor) -> PreparedRun:
     plan = plan_campaign(store, spec)
     setup = setup_run(spec, plan.layout)
     proposer = build_proposer(spec.search.algorithm, setup.proposer_context())
     return PreparedRun(plan, setup, proposer, ex)
 
 
-def _run(store: Store, spec: CampaignSpec, executor: str, address: str | None,
-         progress: Callable[[Stats], None] | None) -> Stats:
-    prepared = prepare(store, spec, executor, address)
+def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Stats], None] | None) -> Stats:
+    prepared = _prepare(store, spec, ex)
     return Scheduler(store, prepared.commit(store), prepared.proposer, prepared.executor, progress=progress).run()
 
 
@@ -101,11 +107,10 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
     spec = as_spec(spec_or_path)
     if name is not None or budget is not None:
         spec = spec.with_overrides(name=name, budget=budget)
-    check_evaluator(spec)  # before the storage is even opened
-    make_executor(executor, executor_config(spec), address=address)
+    ex = checked_executor(spec, executor, address)  # before the storage is even opened
     store = Store(storage or default_storage())
     try:
-        return _run(store, spec, executor, address, progress)
+        return _run(store, spec, ex, progress)
     finally:
         store.close()
 
@@ -118,7 +123,7 @@ def resume(name: str, storage: str | None = None, executor: str = "ray", address
         _, spec = stored_spec(store, name)
         if budget is not None:
             spec = spec.with_overrides(budget=budget)
-        return _run(store, spec, executor, address, progress)
+        return _run(store, spec, checked_executor(spec, executor, address), progress)
     finally:
         store.close()
 
@@ -128,8 +133,8 @@ def is_complete(storage: str, name: str, budget: int | None = None) -> tuple[boo
     every row created and finished. Returns (complete, finished, budget); opens read-only."""
     store = Store(storage, readonly=True)
     try:
-        record, spec = stored_spec(store, name)
-        total = budget or spec.search.budget
+        record = store.require_campaign(name)
+        total = budget or record.settings.budget
         stats = store.stats(record.id, 0)
         return stats.created >= total and stats.finished == stats.created, stats.finished, total
     finally:
