@@ -40,7 +40,7 @@ from archive.engine import (
 from archive.errors import CampaignNotFound, LeaseConflict, StorageError
 from archive.leases import LeaseStore
 from archive.models import Campaign, Checkpoint, Elite, Evaluation, ProposerCall
-from archive.records import CampaignRecord, CampaignSettings, NewEvaluation, Result, Stats
+from archive.records import CampaignRecord, CampaignSettings, NewEvaluation, Result, Stats, lease_is_live
 from archive.retry import RETRY_WINDOW_S, reconnecting
 
 __all__ = ["MIGRATIONS", "CampaignRecord", "LeaseConflict", "NewEvaluation", "Result", "Stats", "StorageError",
@@ -61,9 +61,9 @@ class Store(LeaseStore):
         self._write_engine = self.engine.execution_options(atlas_write=True)
         self._prepare_statements()
         try:
-            check_schema(self.engine, url, readonly=readonly)
+            current = check_schema(self.engine, url, readonly=readonly)
             if not readonly:
-                migrate(self.engine)
+                migrate(self.engine, current)
         except DBAPIError as exc:
             self.engine.dispose()
             raise StorageError(f"cannot open storage {shown_url(url)}: {first_line(exc)}") from None
@@ -205,16 +205,14 @@ class Store(LeaseStore):
 
     @reconnecting
     def mark_running(self, ids: Sequence[int], worker: str | None = None) -> None:
-        """Count a dispatch: status ``running``, ``attempts`` + 1."""
+        """Count a start: status ``running``, ``attempts`` + 1. The inline executor calls
+        this before each evaluation it runs, so it is one prepared statement, run for all
+        ``ids`` at once."""
         if not ids:
             return
+        now = time.time()
         with self.write() as conn:
-            conn.execute(
-                update(Evaluation)
-                .where(Evaluation.id.in_(list(ids)), Evaluation.status.in_(("pending", "running")))
-                .values(status="running", attempts=Evaluation.attempts + 1,
-                        started_at=time.time(), worker=worker)
-            )
+            conn.execute(self._running_stmt, [{"eid": i, "now": now, "worker": worker} for i in ids])
 
     @reconnecting
     def requeue(self, ids: Sequence[int], uncharge: bool = False) -> None:
@@ -297,6 +295,12 @@ class Store(LeaseStore):
 
     def _prepare_statements(self) -> None:
         table = Evaluation.__table__
+        self._running_stmt = (
+            update(table)
+            .where(table.c.id == bindparam("eid"), or_(table.c.status == "pending", table.c.status == "running"))
+            .values(status="running", attempts=table.c.attempts + 1, started_at=bindparam("now"),
+                    worker=bindparam("worker"))
+        )
         self._record_stmt = (
             update(table)
             .where(table.c.id == bindparam("eid"),
@@ -547,7 +551,7 @@ class Store(LeaseStore):
             row = conn.execute(query).first()
             if row is None:
                 raise CampaignNotFound(f"no campaign with id {campaign_id} in {shown_url(self.url)}")
-            if not force and row.lease_holder is not None and (row.lease_expires or 0.0) > time.time():
+            if not force and lease_is_live(row.lease_holder, row.lease_expires):
                 left = row.lease_expires - time.time()
                 raise LeaseConflict(f"campaign {row.name!r} is being run by {row.lease_holder} "
                                     f"(its lease runs {left:.0f} s more)")
