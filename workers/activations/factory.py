@@ -11,11 +11,17 @@ activation is ignored, so a space without ``when`` conditions still works):
 key                    meaning                                                   default
 =====================  ========================================================  ==========
 ``activation``         ``relu``, ``leaky_relu``, ``prelu``, ``elu``, ``gelu``,   ``relu``
-                       ``silu``, ``swish``, ``mish``, ``crrelu``, ``family``,
-                       ``symbolic``
+                       ``silu``, ``swish``, ``mish``, ``crrelu``, ``eafo``,
+                       ``wafbc``, ``family``, ``symbolic``
 ``crrelu_eps``         CRReLU's initial ε                                        0.01
 ``family_c1`` …        the family's c_k (k = 1 … 8; K = max(3, highest given))   c₁ = 0.01,
 ``family_c8``                                                                    others 0
+``eafo_base``          EAFO's base: ``relu``, ``gelu``, ``silu``, ``softplus``,   ``relu``
+                       ``tanh``, ``elu``, ``identity``
+``eafo_eps``           EAFO's initial ε (the step along the entropy gradient)     0.01
+``eafo_sigma``         σ of the Gaussian density EAFO and WAFBC assume            1.0
+``eafo_tau``           EAFO's floor on f' in (0, 1]                              1.0
+``wafbc_bound``        B: WAFBC takes ReLU's values at ±B                        3.0
 ``expression``         the symbolic activation's expression in x                 (required)
 ``learnable``          train ε / the c_k / β / the PReLU slope                   see below
 ``leaky_relu_slope``   LeakyReLU's negative slope                                0.01
@@ -26,7 +32,7 @@ key                    meaning                                                  
 =====================  ========================================================  ==========
 
 ``learnable`` defaults to the usual choice of each: true for ``crrelu`` (as in the
-paper) and ``prelu``; false for ``family`` and ``swish`` (so that a search over their
+paper), ``eafo`` and ``prelu``; false for ``family`` and ``swish`` (so that a search over their
 values evaluates exactly those values).
 """
 
@@ -40,6 +46,7 @@ from torch import nn
 
 from workers.activations import baselines
 from workers.activations.crrelu import DEFAULT_EPS, CRReLU
+from workers.activations.eafo import BASES, EAFOActivation, WorstActivation
 from workers.activations.family import MAX_ORDER, GaussianPolyActivation
 from workers.activations.symbolic import parse_activation, validate_expression
 
@@ -53,6 +60,8 @@ ACTIVATIONS: tuple[str, ...] = (
     "swish",
     "mish",
     "crrelu",
+    "eafo",
+    "wafbc",
     "family",
     "symbolic",
 )
@@ -61,6 +70,11 @@ ACTIVATION_KEYS: frozenset[str] = frozenset(
     {
         "activation",
         "crrelu_eps",
+        "eafo_base",
+        "eafo_eps",
+        "eafo_sigma",
+        "eafo_tau",
+        "wafbc_bound",
         "expression",
         "learnable",
         "leaky_relu_slope",
@@ -71,7 +85,7 @@ ACTIVATION_KEYS: frozenset[str] = frozenset(
         *FAMILY_KEYS,
     }
 )
-_DEFAULT_LEARNABLE = {"crrelu": True, "prelu": True, "family": False, "swish": False}
+_DEFAULT_LEARNABLE = {"crrelu": True, "eafo": True, "prelu": True, "family": False, "swish": False}
 
 
 def _as_bool(value: Any, key: str) -> bool:
@@ -149,6 +163,20 @@ def activation_factory(params: Mapping[str, Any]) -> Callable[[], nn.Module]:
     if name == "crrelu":
         eps = _as_float(params, "crrelu_eps", DEFAULT_EPS)
         return lambda: CRReLU(eps, learnable=learnable)
+    if name == "eafo":
+        base = str(params.get("eafo_base", "relu")).lower()
+        if base not in BASES:
+            raise ValueError(f"unknown eafo_base {base!r}; one of {', '.join(BASES)}")
+        eps = _as_float(params, "eafo_eps", DEFAULT_EPS)
+        sigma = _as_float(params, "eafo_sigma", 1.0)
+        tau = _as_float(params, "eafo_tau", 1.0)
+        EAFOActivation(base, eps, sigma, tau, learnable)  # refuses a bad σ or τ here, before training
+        return lambda: EAFOActivation(base, eps, sigma, tau, learnable=learnable)
+    if name == "wafbc":
+        bound = _as_float(params, "wafbc_bound", 3.0)
+        sigma = _as_float(params, "eafo_sigma", 1.0)
+        WorstActivation(bound, sigma)
+        return lambda: WorstActivation(bound, sigma)
     if name == "family":
         coeffs = family_coefficients(params)
         return lambda: GaussianPolyActivation(coeffs, learnable=learnable)

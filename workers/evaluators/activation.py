@@ -63,6 +63,7 @@ from typing import Any
 import torch
 
 from workers.activations.data import Dataset, load_dataset
+from workers.activations.eafo import BASES
 from workers.activations.factory import ACTIVATION_KEYS, ACTIVATIONS, activation_factory
 from workers.activations.symbolic import parse_activation
 from workers.activations.training import TrainConfig, deterministic, train_and_measure
@@ -137,15 +138,15 @@ class ActivationEvaluator(Evaluator):
     @classmethod
     def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
         """Every space parameter is one the evaluator takes (:data:`PARAM_KEYS`), and every
-        categorical ``activation`` choice a known activation."""
+        categorical ``activation`` (``eafo_base``) choice a known activation (EAFO base)."""
         problems = [f"space.{name}: is not an activation evaluator parameter (known: {', '.join(sorted(PARAM_KEYS))})"
                     for name in space if name not in PARAM_KEYS]
-        param = space.get("activation") or {}
-        if param.get("type") == "categorical":
-            problems += [f"space.activation.choices: {choice!r} is not a known activation "
-                         f"(known: {', '.join(ACTIVATIONS)})"
-                         for choice in param.get("choices", [])
-                         if not (isinstance(choice, str) and choice.lower() in ACTIVATIONS)]
+        for name, known, what in (("activation", ACTIVATIONS, "activation"), ("eafo_base", tuple(BASES), "EAFO base")):
+            param = space.get(name) or {}
+            if param.get("type") == "categorical":
+                problems += [f"space.{name}.choices: {choice!r} is not a known {what} (known: {', '.join(known)})"
+                             for choice in param.get("choices", [])
+                             if not (isinstance(choice, str) and choice.lower() in known)]
         return problems
 
     def _data_for(self, device: str) -> Dataset:
