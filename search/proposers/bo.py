@@ -55,6 +55,8 @@ class ObservationBook:
 
 class BoProposer(Proposer):
     name = "bo"
+    checkpoint_version = 2
+    migrates_versions = (1,)  # version 1 had no hyperparameters: the next fit starts cold
     option_names = ("initial_design", "num_restarts", "raw_samples")
 
     def __init__(self, ctx: ProposerContext) -> None:
@@ -68,6 +70,7 @@ class BoProposer(Proposer):
         self.book = ObservationBook(self.ctx.space.dim)
         self.asks = 0
         self.sobol_drawn = 0
+        self.hyper: dict[str, np.ndarray] = {}  # the last fit's, the next fit's start
         self._sobol = SobolEngine(dim, scramble=True, seed=ctx.seed)
 
     # -- outcomes: what the GP models (one column here; subclasses add more) --
@@ -95,7 +98,8 @@ class BoProposer(Proposer):
         dev = gp.device()
         x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)), dev)
         y = gp.tensor(np.stack(self.book.y), dev)
-        model = gp.fit_gp(x, y[:, :1], self.encoder.cat_dims)
+        model = gp.fit_gp(x, y[:, :1], self.encoder.cat_dims, start=self.hyper)
+        self.hyper = gp.hyperparameters(model)
         avoid = self.book.avoid()
         pending = gp.tensor(self.encoder.to_model(avoid), dev) if len(avoid) else None
         acqf = qLogNoisyExpectedImprovement(model, X_baseline=x, X_pending=pending, prune_baseline=True)
@@ -107,13 +111,17 @@ class BoProposer(Proposer):
 
     # -- checkpoints -------------------------------------------------------------
     def to_checkpoint(self) -> Checkpoint:
-        """How many asks and Sobol draws were made; the data is the archive's."""
-        return Checkpoint(fields={"asks": self.asks, "sobol_drawn": self.sobol_drawn})
+        """How many asks and Sobol draws were made, and the last fit's hyperparameters
+        (arrays ``hyper.<name>``, the next fit's start); the data is the archive's."""
+        arrays = {f"hyper.{name}": value for name, value in self.hyper.items()}
+        return Checkpoint(fields={"asks": self.asks, "sobol_drawn": self.sobol_drawn}, arrays=arrays)
 
     def from_checkpoint(self, saved: Checkpoint | None, history: History) -> None:
         self._rebuild_book(history)
         if saved is not None:
             self._set_counts(int(saved.fields["asks"]), int(saved.fields["sobol_drawn"]))
+            self.hyper = {name.removeprefix("hyper."): value for name, value in saved.arrays.items()
+                          if name.startswith("hyper.")}
 
     def from_legacy(self, history: History) -> None:
         """Rebuild from the archive; both counts become the number of rows (an upper bound)."""
