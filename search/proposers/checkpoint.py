@@ -34,6 +34,7 @@ The rules:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.metadata
 import io
 import json
@@ -213,8 +214,11 @@ def _check_stored(blob: bytes, proposer: str) -> None:
                               f"Entropy Atlas writes them stored")
 
 
+@functools.cache
 def installed_version(dist: str) -> str | None:
-    """The installed version of distribution ``dist``, None when it is not installed."""
+    """The installed version of distribution ``dist``, None when it is not installed
+    (read once per process: the metadata lookup costs milliseconds, and every checkpoint
+    of a ribs proposer asks)."""
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
