@@ -19,11 +19,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+from botorch.sampling.normal import SobolQMCNormalSampler
 from torch.quasirandom import SobolEngine
 
 from search.proposers import checkpoint, gp
 from search.proposers.base import History, Observation, Proposal, Proposer, ProposerContext, rows_so_far
 from search.proposers.checkpoint import Checkpoint
+
+MC_SAMPLES = 64  # quasi-MC draws of qLogNEI (botorch's default is 128)
 
 
 class ObservationBook:
@@ -102,7 +105,8 @@ class BoProposer(Proposer):
         self.hyper = gp.hyperparameters(model)
         avoid = self.book.avoid()
         pending = gp.tensor(self.encoder.to_model(avoid), dev) if len(avoid) else None
-        acqf = qLogNoisyExpectedImprovement(model, X_baseline=x, X_pending=pending, prune_baseline=True)
+        acqf = qLogNoisyExpectedImprovement(model, X_baseline=x, X_pending=pending, prune_baseline=True,
+                                            sampler=SobolQMCNormalSampler(torch.Size([MC_SAMPLES])))
         return gp.maximise(acqf, self.encoder, n, rng, dev, self.num_restarts, self.raw_samples)
 
     def tell(self, observations: list[Observation]) -> None:
