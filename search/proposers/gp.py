@@ -156,9 +156,8 @@ def fit_gp(x: torch.Tensor, y: torch.Tensor, cat_dims: list[int],
         model = MixedSingleTaskGP(x, y, cat_dims=cat_dims, outcome_transform=Standardize(m=1))
     else:
         model = SingleTaskGP(x, y, outcome_transform=Standardize(m=1))
-    if start:
-        _load_hyperparameters(model, start)
-    options = {"options": {"maxiter": WARM_FIT_MAXITER if start else FIT_MAXITER}}
+    warm = bool(start) and _load_hyperparameters(model, start) > 0
+    options = {"options": {"maxiter": WARM_FIT_MAXITER if warm else FIT_MAXITER}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model), optimizer_kwargs=options,
@@ -171,12 +170,16 @@ def hyperparameters(model: torch.nn.Module) -> dict[str, np.ndarray]:
     return {name: p.detach().cpu().numpy().copy() for name, p in model.named_parameters()}
 
 
-def _load_hyperparameters(model: torch.nn.Module, values: Mapping[str, np.ndarray]) -> None:
+def _load_hyperparameters(model: torch.nn.Module, values: Mapping[str, np.ndarray]) -> int:
+    """Copy the values that fit the model's parameters (name, shape, finite); how many did."""
+    loaded = 0
     with torch.no_grad():
         for name, p in model.named_parameters():
             value = values.get(name)
             if value is not None and tuple(np.shape(value)) == tuple(p.shape) and np.isfinite(value).all():
                 p.copy_(torch.as_tensor(value, dtype=p.dtype, device=p.device))
+                loaded += 1
+    return loaded
 
 
 def fit_model_list(x: torch.Tensor, ys: torch.Tensor, cat_dims: list[int]) -> SingleTaskGP | ModelListGP:

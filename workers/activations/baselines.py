@@ -23,16 +23,21 @@ import torch
 from torch import nn
 
 
+def scalar_parameter(module: nn.Module, name: str, value: float, learnable: bool) -> None:
+    """Give ``module`` a scalar ``name``: an ``nn.Parameter`` when ``learnable``, else a buffer."""
+    tensor = torch.tensor(float(value), dtype=torch.get_default_dtype())
+    if learnable:
+        module.register_parameter(name, nn.Parameter(tensor))
+    else:
+        module.register_buffer(name, tensor)
+
+
 class Swish(nn.Module):
     """``x·σ(βx)`` (Ramachandran et al. 2017), β fixed or learnable (one scalar)."""
 
     def __init__(self, beta: float = 1.0, learnable: bool = False) -> None:
         super().__init__()
-        value = torch.tensor(float(beta), dtype=torch.get_default_dtype())
-        if learnable:
-            self.beta = nn.Parameter(value)
-        else:
-            self.register_buffer("beta", value)
+        scalar_parameter(self, "beta", beta, learnable)
         self.learnable = learnable
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

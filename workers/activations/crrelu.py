@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from workers.activations.baselines import scalar_parameter
+
 DEFAULT_EPS = 0.01
 
 
@@ -43,11 +45,7 @@ class CRReLU(nn.Module):
 
     def __init__(self, eps: float = DEFAULT_EPS, learnable: bool = True) -> None:
         super().__init__()
-        value = torch.tensor(float(eps), dtype=torch.get_default_dtype())
-        if learnable:
-            self.eps = nn.Parameter(value)
-        else:
-            self.register_buffer("eps", value)
+        scalar_parameter(self, "eps", eps, learnable)
         self.learnable = learnable
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -51,6 +51,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from workers.activations.baselines import scalar_parameter
 from workers.activations.crrelu import DEFAULT_EPS
 
 Derivatives = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -159,11 +160,7 @@ class EAFOActivation(nn.Module):
         self.base = base
         self.sigma = _check_scale("eafo_sigma", sigma, 0.0, 100.0)
         self.tau = _check_scale("eafo_tau", tau, 0.0, 1.0)
-        value = torch.tensor(float(eps), dtype=torch.get_default_dtype())
-        if learnable:
-            self.eps = nn.Parameter(value)
-        else:
-            self.register_buffer("eps", value)
+        scalar_parameter(self, "eps", eps, learnable)
         self.learnable = learnable
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
