@@ -2,7 +2,20 @@
 
 - ``map-elites``: ``ribs`` GaussianEmitter (x' = x + σ N(0, I)) or IsoLineEmitter
   (x' = x_i + σ_iso N(0, I) + σ_line N(0, 1)(x_j − x_i)), parents drawn uniformly from
-  the archive; children clipped to [0, 1].
+  the archive; children clipped to [0, 1]. ``variation``:
+
+  - ``adaptive`` (the default, unless ``iso_sigma``, ``line_sigma``, ``sigma`` or
+    ``emitters`` is given): one IsoLineEmitter per σ_iso of ``sigmas`` (default 0.002,
+    0.005, 0.01, 0.02, 0.05, 0.1, 0.2; an entry may be a [σ_iso, σ_line] pair), σ_line
+    ``line_sigma`` (0.5), and a bandit that shares each ask out over these arms: 20 %
+    evenly, 80 % in proportion to each arm's mean gain to the QD-score per child,
+    (g_i + ḡ)/(n_i + 1) (gain: a new cell's objective − ``qd_offset``, an improved
+    elite's improvement, else 0; g_i, n_i the arm's gains and children told, faded by
+    ``discount`` (0.8) per batch_size children; ḡ the pooled mean). Children go one at
+    a time to the arm with the most credit (credit grows by n × share per ask), so asks
+    of any size keep the shares. ``random_init`` (batch_size) uniform samples first.
+  - ``iso_line`` (``iso_sigma`` 0.02, ``line_sigma`` 0.2) or ``gaussian`` (``sigma``
+    0.1): ``emitters`` (1) emitters of that one step, round robin, as before.
 - ``cma-me``: EvolutionStrategyEmitter (CMA-ES) with the two-stage improvement ranker
   ("2imp"), ``filter`` selection and ``no_improvement`` restarts, as in pyribs.
 - ``cma-mae``: the same emitters with the "imp" ranker on an archive with a threshold
@@ -17,7 +30,10 @@ and is rebuilt from SQL on resume; only emitter state is checkpointed. CMA-MAE's
 threshold archive is proposer state and is checkpointed whole.
 
 **Checkpoints** (:mod:`search.proposers.checkpoint`, fields and arrays, no pickle). The
-proposer's own counters (``random_left``, ``next_emitter``, ``gen_counter``), the
+proposer's own counters (``random_left``, ``next_emitter``, ``gen_counter``; ``map-elites``
+version 2 adds ``variation`` and, adaptive, the arrays ``bandit.gain``, ``bandit.count``,
+``bandit.credit``; a version-1 checkpoint is read as before, or, under ``adaptive``, its
+archive, order, generators and counters with the arms on fresh streams and a warning), the
 generations in flight (``gens``: each one's solutions and the results told so far) and
 the base generator (``rng``, for the ``random_init`` draws) are plain values. ribs'
 public API gives the rest where it can:
@@ -62,6 +78,11 @@ from search.proposers.base import History, Observation, Proposal, Proposer, Prop
 from search.proposers.checkpoint import Checkpoint, CheckpointError, rng_state, set_rng_state
 
 FAILED_VALUE = -1e30  # rank of a failed CMA-ES member: below any real improvement value
+SINGLE_STEP_OPTIONS = ("iso_sigma", "line_sigma", "sigma", "emitters")  # one named: variation defaults to iso_line
+ADAPTIVE_SIGMAS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)  # the adaptive arms' σ_iso (unit cube)
+ADAPTIVE_LINE_SIGMA = 0.5  # and their σ_line
+ADAPTIVE_DISCOUNT = 0.8  # the bandit's memory fades by this per batch_size children
+EXPLORE = 0.2  # the share of each adaptive ask spread evenly over the arms
 
 
 class RibsProposer(Proposer):
@@ -84,6 +105,7 @@ class RibsProposer(Proposer):
         if x0.shape != (dim,) or np.any((x0 < 0) | (x0 > 1)):
             raise ValueError(f"search.options.x0: must be {dim} numbers in [0, 1] (a point of the unit cube)")
         is_mae = self.algorithm == "cma-mae"
+        self.adaptive, self.discount = False, 1.0
         archive_kwargs: dict[str, Any] = {"seed": ctx.seed}
         if is_mae:
             archive_kwargs["learning_rate"] = self.option(
@@ -95,9 +117,25 @@ class RibsProposer(Proposer):
         bounds = [(0.0, 1.0)] * dim
         self.emitters: list[Any] = []
         if self.algorithm == "map-elites":
-            variation = self.option("variation", "iso_line", lambda v: v in ("iso_line", "gaussian"),
-                                    "must be iso_line or gaussian")
-            for s in seeds:
+            explicit = any(k in ctx.options for k in SINGLE_STEP_OPTIONS)
+            variation = self.option("variation", "iso_line" if explicit else "adaptive",
+                                    lambda v: v in ("adaptive", "iso_line", "gaussian"),
+                                    "must be adaptive, iso_line or gaussian")
+            self.variation = variation
+            self.adaptive = variation == "adaptive"
+            if self.adaptive:
+                sigmas = self.option("sigmas", list(ADAPTIVE_SIGMAS), _arms_ok,
+                                     "must be a list of σ_iso > 0, or of [σ_iso, σ_line] pairs of numbers > 0")
+                line_sigma = self.option("line_sigma", ADAPTIVE_LINE_SIGMA, *positive)
+                self.discount = float(self.option("discount", ADAPTIVE_DISCOUNT, lambda v: isinstance(v, int | float)
+                                                  and 0 < v <= 1, "must be in (0, 1]"))
+                arm_seeds = np.random.SeedSequence(ctx.seed).spawn(len(sigmas))
+                for s, arm in zip(arm_seeds, sigmas, strict=True):
+                    iso, line = (arm, line_sigma) if isinstance(arm, int | float) else arm
+                    self.emitters.append(IsoLineEmitter(
+                        self.archive, iso_sigma=float(iso), line_sigma=float(line), x0=x0, bounds=bounds,
+                        batch_size=ctx.batch_size, seed=_int_seed(s)))
+            for s in seeds if not self.adaptive else ():
                 if variation == "gaussian":
                     sigma = self.option("sigma", 0.1, *positive)
                     self.emitters.append(GaussianEmitter(self.archive, sigma=sigma, x0=x0, bounds=bounds,
@@ -119,6 +157,9 @@ class RibsProposer(Proposer):
                     restart_rule=restart, bounds=bounds, batch_size=emitter_batch, seed=_int_seed(s)))
             self.random_left = int(self.option("random_init", 0))
         self.is_es = self.algorithm != "map-elites"
+        k = len(self.emitters)
+        # the bandit (adaptive only): discounted gain and count per arm, and each arm's credit
+        self.gain, self.count, self.credit = np.zeros(k), np.zeros(k), np.zeros(k)
         self.next_emitter = 0
         self.gen_counter = 0
         # emitter index -> the generation it waits on (CMA-ES emitters only)
@@ -131,6 +172,8 @@ class RibsProposer(Proposer):
             k = min(n, self.random_left)
             out += self.uniform(k)
             self.random_left -= k
+        if self.adaptive:
+            return out + self._ask_adaptive(n - len(out))
         busy_in_a_row = 0
         while len(out) < n and busy_in_a_row < len(self.emitters):
             i = self.next_emitter
@@ -151,6 +194,47 @@ class RibsProposer(Proposer):
                     for j, x in enumerate(take)]
         return out
 
+    def _ask_adaptive(self, n: int) -> list[Proposal]:
+        """``n`` children shared out over the arms by :meth:`shares`: each arm's credit
+        grows by n × its share and a child goes, one at a time, to the arm of most credit
+        (ties: the lowest index), which pays 1 for it; so any sequence of asks, however
+        small, gives each arm its share over time. An arm's children are the first k of
+        one ``ask`` of its emitter. The bandit's memory then fades by
+        ``discount`` ** (n / batch_size)."""
+        if n <= 0:
+            return []
+        self.credit += n * self.shares()
+        take = np.zeros(len(self.emitters), dtype=int)
+        for _ in range(n):
+            i = int(np.argmax(self.credit))
+            take[i] += 1
+            self.credit[i] -= 1.0
+        fade = self.discount ** (n / self.ctx.batch_size)
+        self.gain *= fade
+        self.count *= fade
+        out: list[Proposal] = []
+        for i in np.flatnonzero(take):
+            solutions = np.asarray(self.emitters[i].ask())[: take[i]]
+            gen = self.gen_counter
+            self.gen_counter += 1
+            out += [Proposal(np.clip(x, 0, 1), meta={"emitter": int(i), "gen": gen, "index": j})
+                    for j, x in enumerate(solutions)]
+        return out
+
+    def shares(self) -> np.ndarray:
+        """The adaptive arms' shares of the next children: ``EXPLORE`` (0.2) of them spread
+        evenly, the rest in proportion to each arm's mean gain per child,
+        (g_i + ḡ) / (n_i + 1), with g_i its discounted gain, n_i its discounted count of
+        children told and ḡ = Σg / Σn the pooled mean (a prior of one average child); all
+        even while nothing has gained."""
+        k = len(self.emitters)
+        total = float(self.count.sum())
+        pooled = float(self.gain.sum()) / total if total > 0 else 0.0
+        mean = (self.gain + pooled) / (self.count + 1.0)
+        if not np.isfinite(mean).all() or mean.sum() <= 0:
+            return np.full(k, 1.0 / k)
+        return EXPLORE / k + (1.0 - EXPLORE) * mean / mean.sum()
+
     def tell(self, observations: list[Observation]) -> None:
         ok = [o for o in observations if o.ok]
         infos: dict[int, tuple[int, float]] = {}
@@ -162,6 +246,8 @@ class RibsProposer(Proposer):
             )
             for k, o in enumerate(ok):
                 infos[o.evaluation_id] = (int(add_info["status"][k]), float(add_info["value"][k]))
+        if self.adaptive:
+            self._credit(observations, infos)
         if not self.is_es:
             return
         low = np.array([lo for lo, _ in self.ctx.layout.ranges])
@@ -176,6 +262,19 @@ class RibsProposer(Proposer):
             state["results"][int(o.meta["index"])] = (fitness, measures, status, value)
             if len(state["results"]) == len(state["solutions"]):
                 self._finish_generation(i, state)
+
+    def _credit(self, observations: list[Observation], infos: dict[int, tuple[int, float]]) -> None:
+        """Each child told counts for its arm, with its gain to the QD-score: a new cell's
+        objective − ``qd_offset``, an improved elite's improvement, else (not added,
+        failed) 0 (gains are floored at 0)."""
+        for o in observations:
+            i = o.meta.get("emitter")
+            if not isinstance(i, int) or "gen" not in o.meta or not 0 <= i < len(self.emitters):
+                continue
+            status, value = infos.get(o.evaluation_id, (0, 0.0))
+            gain = value - self.ctx.qd_offset if status == 2 else value if status == 1 else 0.0
+            self.count[i] += 1.0
+            self.gain[i] += max(0.0, gain) if np.isfinite(gain) else 0.0
 
     def _finish_generation(self, i: int, state: dict[str, Any]) -> None:
         del self.gens[i]
@@ -211,6 +310,10 @@ class RibsProposer(Proposer):
             arrays |= emitter_arrays
         for i, g in self.gens.items():
             arrays |= _generation_arrays(g, f"gen.{i}", self.archive.measure_dim)
+        if self.algorithm == "map-elites":
+            fields["variation"] = self.variation
+            if self.adaptive:
+                arrays |= {"bandit.gain": self.gain, "bandit.count": self.count, "bandit.credit": self.credit}
         return Checkpoint(fields=fields, arrays=arrays, requires={"ribs": _ribs_version()})
 
     def from_checkpoint(self, saved: Checkpoint | None, history: History) -> None:
@@ -218,6 +321,12 @@ class RibsProposer(Proposer):
             self._rebuild_archive(history.elites(), order=None)
             return
         fields, arrays = saved.fields, saved.arrays
+        if self.algorithm == "map-elites" and saved.version < 2 and self.adaptive:
+            self._from_single_step(fields, arrays, history)
+            return
+        if self.algorithm == "map-elites" and fields.get("variation", self.variation) != self.variation:
+            raise CheckpointError(f"the checkpoint of proposer {self.name!r} is of variation "
+                                  f"{fields.get('variation')!r}, the campaign's options give {self.variation!r}")
         if self.keep_archive:
             self._load_archive(arrays)
         else:
@@ -233,6 +342,28 @@ class RibsProposer(Proposer):
         for i, (emitter, emitter_fields) in enumerate(zip(self.emitters, fields["emitters"], strict=True)):
             _load_emitter(emitter, emitter_fields, arrays, f"emitter.{i}", self.name)
         self.gens = {int(i): _load_generation(g, arrays, f"gen.{i}") for i, g in fields["gens"].items()}
+        if self.adaptive:
+            self.gain, self.count, self.credit = (_arm_array(arrays, f"bandit.{k}", len(self.emitters), self.name)
+                                                  for k in ("gain", "count", "credit"))
+
+    def _from_single_step(self, fields: dict[str, Any], arrays: dict[str, np.ndarray], history: History) -> None:
+        """A version-1 ``map-elites`` checkpoint (one σ: the default before ``adaptive``)
+        resumed under ``adaptive``: the archive in its saved order, the base and archive
+        generators and the counters come back; the arms start on fresh streams seeded from
+        (seed, rows so far) and the bandit starts even, as a warning says."""
+        rows = rows_so_far(history)
+        self._rebuild_archive(history.elites(), order=arrays["archive.index"])
+        set_rng_state(_private(self.archive, "_rng"), fields["archive_rng"], "the archive's generator")
+        set_rng_state(self.rng, fields["rng"], f"{self.name}'s generator")
+        self.random_left = int(fields["random_left"])
+        self.gen_counter = int(fields["gen_counter"])
+        streams = np.random.SeedSequence([self.ctx.seed, rows]).spawn(len(self.emitters))
+        for emitter, stream in zip(self.emitters, streams, strict=True):
+            _private(emitter, "_rng").bit_generator.state = np.random.default_rng(stream).bit_generator.state
+        checkpoint.log.warning(
+            "proposer %s: the checkpoint is of a single-step map-elites (version 1) and the campaign's options now "
+            "give variation adaptive; resumed with the archive, its order and the counters, and the %d arms on fresh "
+            "streams seeded from (seed, %d rows)", self.name, len(self.emitters), rows)
 
     def from_legacy(self, history: History) -> None:
         """``map-elites``: the archive from SQL, every generator on a fresh stream seeded
@@ -292,7 +423,13 @@ class RibsProposer(Proposer):
 
 
 class MapElitesProposer(RibsProposer):
+    """MAP-Elites; version 2 of its checkpoint adds ``variation`` and the adaptive bandit
+    (``bandit.gain``, ``bandit.count``, ``bandit.credit``); version 1 is still read."""
+
     algorithm = "map-elites"
+    option_names = (*RibsProposer.option_names, "sigmas", "discount")
+    checkpoint_version = 2
+    migrates_versions = (1,)
 
 
 class CmaMeProposer(RibsProposer):
@@ -301,6 +438,22 @@ class CmaMeProposer(RibsProposer):
 
 class CmaMaeProposer(RibsProposer):
     algorithm = "cma-mae"
+
+
+def _arm_array(arrays: dict[str, np.ndarray], name: str, k: int, proposer: str) -> np.ndarray:
+    """A saved per-arm array of the adaptive bandit, checked to hold one number per arm."""
+    value = arrays.get(name)
+    if value is None or np.shape(value) != (k,):
+        raise CheckpointError(f"the checkpoint of proposer {proposer!r} has no {name} for {k} arms")
+    return np.array(value, dtype=float)
+
+
+def _arms_ok(v: Any) -> bool:
+    """``sigmas``: a non-empty list of σ_iso > 0, or of [σ_iso, σ_line] pairs > 0."""
+    def number(x: Any) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool) and x > 0
+    return isinstance(v, list | tuple) and len(v) >= 1 and all(
+        number(a) or (isinstance(a, list | tuple) and len(a) == 2 and all(number(x) for x in a)) for a in v)
 
 
 def _int_seed(seq: np.random.SeedSequence) -> int:
