@@ -26,10 +26,10 @@ from search.space import SearchSpace
 
 MAX_CATEGORY_COMBOS = 24
 FIT_MAXITER = 100
-WARM_FIT_MAXITER = 40
 """L-BFGS iterations of a hyperparameter fit: the mixed kernel's fit otherwise runs to
-thousands (28 s at n = 60 on one core) for a log-likelihood within 0.01 of this one's.
-A fit warm-started from the previous ask's optimum gets ``WARM_FIT_MAXITER``."""
+thousands (28 s at n = 60 on one core) for a log-likelihood within 0.01 of this one's."""
+WARM_FIT_MAXITER = 40  # a fit warm-started from the previous ask's optimum
+FIT_ATTEMPTS = 2  # botorch retries a failed fit from resampled priors; 5 by default
 ACQF_MAXITER = 50
 
 
@@ -77,14 +77,14 @@ class Encoder:
     def _active_masks(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         """Per conditional parameter, which rows (unit-cube points) have it active."""
         masks: dict[str, np.ndarray] = {}
-        out: dict[str, np.ndarray] = {}
+        decoded: list[dict[str, Any]] | None = None  # decoded once, for conditions on numbers
         for slot in self.space.slots:
-            if not slot.param.when:
+            when = slot.param.when
+            if not when:
                 masks[slot.name] = np.ones(len(flat), dtype=bool)
-                continue
-            if all(isinstance(self._slots[p].param, CategoricalParam) for p in slot.param.when if p in self._slots):
+            elif all(isinstance(self._slots[p].param, CategoricalParam) for p in when if p in self._slots):
                 active = np.ones(len(flat), dtype=bool)
-                for parent, wanted in slot.param.when.items():
+                for parent, wanted in when.items():
                     parent_slot = self._slots.get(parent)
                     if parent_slot is None:
                         active[:] = False
@@ -94,11 +94,11 @@ class Encoder:
                                if w in choices]
                     index = np.minimum(np.floor(flat[:, parent_slot.start] * len(choices)), len(choices) - 1)
                     active &= masks[parent] & np.isin(index, allowed)
-            else:  # a condition on a number: decode each point
-                active = np.array([self.space.is_active(slot.name, self.space.decode(row)) for row in flat])
-            masks[slot.name] = active
-            out[slot.name] = active
-        return out
+                masks[slot.name] = active
+            else:
+                decoded = decoded if decoded is not None else [self.space.decode(row) for row in flat]
+                masks[slot.name] = np.array([slot.name in values for values in decoded])
+        return {slot.name: masks[slot.name] for slot in self._conditional}
 
     def from_model(self, z: np.ndarray) -> np.ndarray:
         out = np.array(z, dtype=float, copy=True)
@@ -137,10 +137,6 @@ class Encoder:
         return fixed
 
 
-_FIT_OPTIONS = {"options": {"maxiter": FIT_MAXITER}}
-FIT_ATTEMPTS = 2  # botorch retries a failed fit from resampled priors; 5 by default
-
-
 def tensor(x: Any, dev: torch.device) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x, dtype=float), dtype=torch.double, device=dev)
 
@@ -157,12 +153,16 @@ def fit_gp(x: torch.Tensor, y: torch.Tensor, cat_dims: list[int],
     else:
         model = SingleTaskGP(x, y, outcome_transform=Standardize(m=1))
     warm = bool(start) and _load_hyperparameters(model, start) > 0
-    options = {"options": {"maxiter": WARM_FIT_MAXITER if warm else FIT_MAXITER}}
+    _fit(ExactMarginalLogLikelihood(model.likelihood, model), WARM_FIT_MAXITER if warm else FIT_MAXITER)
+    return model
+
+
+def _fit(mll: Any, maxiter: int = FIT_MAXITER) -> None:
+    """Maximise ``mll`` over the hyperparameters: at most ``maxiter`` L-BFGS iterations,
+    ``FIT_ATTEMPTS`` attempts, botorch's warnings silenced."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model), optimizer_kwargs=options,
-                         max_attempts=FIT_ATTEMPTS)
-    return model
+        fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": maxiter}}, max_attempts=FIT_ATTEMPTS)
 
 
 def hyperparameters(model: torch.nn.Module) -> dict[str, np.ndarray]:
@@ -188,18 +188,12 @@ def fit_model_list(x: torch.Tensor, ys: torch.Tensor, cat_dims: list[int]) -> Si
     own hyperparameters), a ``ModelListGP`` of mixed GPs when there are categoricals."""
     if not cat_dims:
         batched = SingleTaskGP(x, ys, outcome_transform=Standardize(m=ys.shape[1]))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit_gpytorch_mll(ExactMarginalLogLikelihood(batched.likelihood, batched), optimizer_kwargs=_FIT_OPTIONS,
-                         max_attempts=FIT_ATTEMPTS)
+        _fit(ExactMarginalLogLikelihood(batched.likelihood, batched))
         return batched
     models = [MixedSingleTaskGP(x, ys[:, i : i + 1], cat_dims=cat_dims, outcome_transform=Standardize(m=1))
               for i in range(ys.shape[1])]
     model = ModelListGP(*models)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit_gpytorch_mll(SumMarginalLogLikelihood(model.likelihood, model), optimizer_kwargs=_FIT_OPTIONS,
-                         max_attempts=FIT_ATTEMPTS)
+    _fit(SumMarginalLogLikelihood(model.likelihood, model))
     return model
 
 
