@@ -94,8 +94,16 @@ def test_same_seed_same_result_other_seed_other_run(evaluator: EntropyRLEvaluato
 def test_zero_steps_is_the_starting_policy(evaluator: EntropyRLEvaluator) -> None:
     out = evaluator.evaluate({"steps": 0}, EvalContext(seed=0))
     assert out["metrics"]["curves"]["reward"] == []
-    # the same weights as the start (restored after every run): the entropy measured is the start's, up to sampling
-    assert out["measures"]["entropy_retained"] == pytest.approx(1.0, abs=0.25)
+    # the same weights as the start (restored after every run), sampled with the same eval_seed: the start exactly
+    assert out["measures"]["entropy_retained"] == 1.0
+    assert out["objective"] == out["metrics"]["initial_accuracy"] and out["metrics"]["accuracy_gain"] == 0.0
+
+
+def test_every_run_is_scored_on_the_starts_draw(evaluator: EntropyRLEvaluator) -> None:
+    """Runs with other training seeds are sampled on the held-out prompts with one eval_seed."""
+    a = evaluator.evaluate({"steps": 0}, EvalContext(seed=3))
+    b = evaluator.evaluate({"steps": 0}, EvalContext(seed=4))
+    assert a["objective"] == b["objective"] and a["measures"] == b["measures"]
 
 
 def test_missing_model_dir_names_the_path(tmp_path: Path) -> None:
@@ -135,3 +143,23 @@ def test_jsonl_task_and_a_local_hf_model(tmp_path: Path) -> None:
     out = hf.evaluate({"entropy_coef": 0.01}, EvalContext(seed=0))
     assert out["measures"]["final_entropy"] > 1.0  # random weights: near-uniform over ~100 characters
     assert out["metrics"]["curves"]["tokens"][0] > 0
+
+
+def test_answer_diversity_counts_distinct_answers_per_prompt() -> None:
+    from workers.rl.trainer import answer_diversity
+
+    assert answer_diversity(["12", "12", "12", "12"], 4) == 0.0
+    assert answer_diversity(["12", "13", "14", "15"], 4) == 1.0
+    # two prompts: 2 distinct of 4 (1/3) and 3 distinct of 4 (2/3)
+    assert answer_diversity(["1", "1", "2", "2", "a", "b", "c", "c"], 4) == pytest.approx(0.5)
+    assert answer_diversity(["1", "2"], 1) == 0.0
+
+
+def test_sharper_policy_gives_fewer_distinct_answers(evaluator: EntropyRLEvaluator) -> None:
+    """The measure follows the policy: colder evaluation sampling gives fewer distinct answers."""
+    lm, items = evaluator.lm, evaluator.eval_items
+    hot = evaluate_policy(lm, items, evaluator._reward, 4, samples=4, temperature=1.5, greedy=False)
+    cold = evaluate_policy(lm, items, evaluator._reward, 4, samples=4, temperature=0.3, greedy=False)
+    assert cold.answer_diversity < hot.answer_diversity
+    out = evaluator.evaluate({"steps": 0}, EvalContext(seed=0))
+    assert out["measures"]["answer_diversity"] == out["metrics"]["initial_answer_diversity"] > 0

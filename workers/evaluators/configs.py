@@ -320,6 +320,9 @@ class EntropyRLConfig(GRPOFields, _TaskOptions):
     eval_samples: PositiveInt = 4
     eval_temperature: float = Field(default=1.0, gt=0)
     prompt_seed: Seed = 0
+    #: the sampling seed of every held-out evaluation: the start's, each trained policy's and
+    #: each law checkpoint's (common random numbers, so a gain is the policy's, not the draw's)
+    eval_seed: Seed = 0
     model_seed: Seed = 0
     dtype: Dtype | None = "float32"
     num_threads: PositiveInt | None = 1

@@ -5,10 +5,15 @@ Each evaluation restores the starting weights, runs ``steps`` GRPO steps
 samples the held-out prompts and returns
 
 - ``objective``: held-out ``accuracy``, the mean exact-match reward of ``eval_samples``
-  completions per held-out prompt at ``eval_temperature`` (avg@k, pass@1 sampled);
+  completions per held-out prompt at ``eval_temperature`` (avg@k, pass@1 sampled), drawn
+  with the fixed ``eval_seed`` that the starting policy's accuracy was drawn with too
+  (common random numbers: ``accuracy_gain`` compares policies on the same draw);
 - ``measures``: ``final_entropy`` (token-mean entropy, nats, of the trained policy at
   ``eval_temperature`` on those completions) and ``entropy_retained`` (final_entropy /
-  the starting policy's, measured the same way once per worker);
+  the starting policy's, measured the same way once per worker) and ``answer_diversity``
+  (how many different answers the ``eval_samples`` completions of a held-out prompt give:
+  (distinct − 1) / (samples − 1), averaged over prompts; an outcome-level diversity
+  measure beside the token-level entropy);
 - ``metrics``: the per-step ``curves`` (``reward``, ``entropy`` of the tempered rollout
   policy before each update, ``covariance`` Cov(log π, A) over the rollout's tokens,
   ``clipped`` / ``dropped`` (Clip-Cov) / ``penalised`` (KL-Cov) / ``dual_clipped`` token
@@ -23,7 +28,7 @@ samples the held-out prompts and returns
   ``law_checkpoints`` steps k_i = ⌈i·steps / law_checkpoints⌉, the ``train_entropy``
   (step k's rollout entropy, the ``entropy`` curve's value) and the ``val_accuracy``
   after step k's update, avg@``eval_samples`` at ``eval_temperature`` on the first
-  ``law_eval_prompts`` held-out prompts (the same sampling seed at every checkpoint, so
+  ``law_eval_prompts`` held-out prompts (sampled with ``eval_seed`` at every checkpoint, so
   the points differ by the policy, not the draw); columns ``step``, ``train_entropy``,
   ``val_accuracy``, ``seconds``. ``trajectory_seconds`` is their total cost, kept out of
   ``train_seconds``. :func:`archive.law.fit_run_law` fits it.
@@ -37,6 +42,7 @@ Config::
     eval_samples: 4                # completions per held-out prompt
     eval_temperature: 1.0          # > 0; the entropy measures are at this temperature
     prompt_seed: 0                 # which prompts (fixed across evaluations)
+    eval_seed: 0                   # the held-out sampling seed, the same for the start and every run
     model_seed: 0                  # built-in models: the training seed (0 is checked in)
     dtype: float32                 # training precision
     num_threads: 1                 # torch CPU threads during an evaluation (null: leave as is)
@@ -89,6 +95,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "eval_samples": 4,
     "eval_temperature": 1.0,
     "prompt_seed": 0,
+    "eval_seed": 0,
     "model_seed": 0,
     "dtype": "float32",
     "num_threads": 1,
@@ -96,7 +103,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "law_checkpoints": 6,
     "law_eval_prompts": 16,
 }
-MEASURES = ("final_entropy", "entropy_retained")
+MEASURES = ("final_entropy", "entropy_retained", "answer_diversity")
 #: The names a categorical GRPO parameter may choose from, and what one of them is called.
 CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
     "loss_mode": (LOSS_MODES, "a loss mode"),
@@ -138,7 +145,7 @@ class EntropyRLEvaluator(Evaluator):
         with deterministic(self.threads, str(self.lm.device)):
             self.initial = evaluate_policy(self.lm, self.eval_items, self._reward, self._tokens(base),
                                            cfg["eval_samples"], float(cfg["eval_temperature"]),
-                                           seed=int(cfg["prompt_seed"]))
+                                           seed=int(cfg["eval_seed"]))
         if not self.initial.entropy > 0:
             raise ValueError(f"the starting policy {cfg['model']} has zero entropy on the held-out prompts; "
                              "entropy_retained is undefined")
@@ -209,10 +216,11 @@ class EntropyRLEvaluator(Evaluator):
             torch.manual_seed(ctx.seed)
             trainer = GRPOTrainer(self.lm, self.train_items, self._reward, cfg, max_new, seed=ctx.seed)
             law_items = self.eval_items[:self.config["law_eval_prompts"]]
+            eval_seed = int(self.config["eval_seed"])
 
             def validate() -> float:
                 return evaluate_policy(self.lm, law_items, self._reward, max_new, self.config["eval_samples"],
-                                       float(self.config["eval_temperature"]), seed=ctx.seed, greedy=False).accuracy
+                                       float(self.config["eval_temperature"]), seed=eval_seed, greedy=False).accuracy
 
             at = set(checkpoint_steps(cfg.steps, self.config["law_checkpoints"]))
             t0 = time.perf_counter()
@@ -222,7 +230,7 @@ class EntropyRLEvaluator(Evaluator):
             train_seconds = time.perf_counter() - t0 - trajectory_seconds
             final: PolicyEval = evaluate_policy(self.lm, self.eval_items, self._reward, max_new,
                                                 self.config["eval_samples"], float(self.config["eval_temperature"]),
-                                                seed=ctx.seed)
+                                                seed=eval_seed)
         self.lm.model.load_state_dict(self.initial_state)
         retained = final.entropy / self.initial.entropy
         metrics: dict[str, Any] = {
@@ -231,6 +239,7 @@ class EntropyRLEvaluator(Evaluator):
             "initial_accuracy": self.initial.accuracy,
             "initial_greedy_accuracy": self.initial.greedy_accuracy,
             "initial_entropy": self.initial.entropy,
+            "initial_answer_diversity": self.initial.answer_diversity,
             "accuracy_gain": final.accuracy - self.initial.accuracy,
             "response_length": final.response_length,
             "curves": curves(history),
@@ -247,5 +256,6 @@ class EntropyRLEvaluator(Evaluator):
             "device": str(self.lm.device),
         }
         return {"objective": final.accuracy,
-                "measures": {"final_entropy": final.entropy, "entropy_retained": retained},
+                "measures": {"final_entropy": final.entropy, "entropy_retained": retained,
+                             "answer_diversity": final.answer_diversity},
                 "metrics": metrics}

@@ -81,6 +81,9 @@ class PolicyEval:
     entropy: float  # token-mean entropy (nats) of the policy at ``temperature`` on those completions
     greedy_accuracy: float
     response_length: float
+    #: mean over prompts of (distinct completions − 1) / (samples − 1): 0 when every sample
+    #: of a prompt is the same text, 1 when all differ (0 with one sample)
+    answer_diversity: float
     samples: int
     temperature: float
     seconds: float
@@ -369,7 +372,8 @@ def evaluate_policy(lm: LanguageModel, items: Sequence[Item], reward: RewardFn, 
     began = time.perf_counter()
     prompts = [list(item.prompt_ids) for item in items for _ in range(samples)]
     (gen,) = generate(lm, [Request(SamplerConfig(temperature=temperature), prompts, seed)], max_new_tokens)
-    flags = [reward(items[k // samples], lm.decode(out)) for k, out in enumerate(gen.outputs)]
+    texts = [lm.decode(out) for out in gen.outputs]
+    flags = [reward(items[k // samples], text) for k, text in enumerate(texts)]
     n_tok = max(sum(gen.n_tokens), 1)
     greedy_acc = math.nan
     if greedy:
@@ -378,7 +382,17 @@ def evaluate_policy(lm: LanguageModel, items: Sequence[Item], reward: RewardFn, 
         greedy_acc = sum(reward(item, lm.decode(out)) for item, out in zip(items, g.outputs, strict=True)) / len(items)
     return PolicyEval(accuracy=sum(flags) / len(flags), entropy=sum(gen.tempered_entropy_sum) / n_tok,
                       greedy_accuracy=greedy_acc, response_length=sum(gen.n_tokens) / len(gen.n_tokens),
-                      samples=samples, temperature=temperature, seconds=time.perf_counter() - began)
+                      answer_diversity=answer_diversity(texts, samples), samples=samples, temperature=temperature,
+                      seconds=time.perf_counter() - began)
+
+
+def answer_diversity(texts: Sequence[str], samples: int) -> float:
+    """Mean over consecutive groups of ``samples`` texts of (distinct − 1) / (samples − 1):
+    the outcome-level spread of a policy's answers to one prompt (0 with one sample)."""
+    if samples < 2 or not texts:
+        return 0.0
+    groups = [texts[i:i + samples] for i in range(0, len(texts), samples)]
+    return sum((len(set(g)) - 1) / (samples - 1) for g in groups) / len(groups)
 
 
 def curves(history: Sequence[StepStats]) -> dict[str, list[Any]]:
