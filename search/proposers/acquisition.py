@@ -19,7 +19,10 @@ A parameter that a combination switches off is held at 0.5 by :class:`Conditiona
 which lets restarts of different combinations share one optimiser although different
 coordinates are fixed in each.
 
-q > 1 is sequential greedy: each chosen point becomes pending for the next.
+q > 1 is sequential greedy: each chosen point becomes pending for the next, and the next
+point's restarts start where the previous point's ended (at local optima of an
+acquisition that differs only near the chosen point), not from fresh raw samples: they
+converge in a few iterations instead of tens.
 
 The budget is fixed: at most ``ACQF_MAXITER`` L-BFGS-B iterations per restart and
 ``ACQF_MAXLS`` line-search steps per iteration, a stop at a relative improvement below
@@ -136,11 +139,20 @@ def maximise(acqf: AcquisitionFunction, encoder: Encoder, q: int, rng: np.random
         per_combination, raw_per_combination = restarts_per_combination(num_restarts, raw_samples, len(fixed))
         wrapped = ConditionalInputs(acqf, encoder.cat_dims, combinations, inactive)
         by_restart = combinations.repeat_interleave(per_combination, dim=0)  # (C·k) × m
-        cand, _ = optimize_acqf(
-            wrapped, bounds=bounds, q=q, num_restarts=len(by_restart), raw_samples=raw_per_combination,
-            options=options, sequential=q > 1, retry_on_optimization_warning=False,
-            fixed_features={d: by_restart[:, i] for i, d in enumerate(encoder.cat_dims)},
-            ic_generator=combination_starts, cat_dims=encoder.cat_dims, combinations=combinations,
-            per_combination=per_combination)
-        cand = wrapped.project(cand.detach())
+        fixed_by_restart = {d: by_restart[:, i] for i, d in enumerate(encoder.cat_dims)}
+        base_pending = acqf.X_pending
+        chosen: list[torch.Tensor] = []
+        starts = None  # the first point's from raw samples, the next ones' where the previous restarts ended
+        for _ in range(q):
+            ends, values = optimize_acqf(
+                wrapped, bounds=bounds, q=1, num_restarts=len(by_restart), raw_samples=raw_per_combination,
+                options=options, retry_on_optimization_warning=False, fixed_features=fixed_by_restart,
+                batch_initial_conditions=starts, return_best_only=False, ic_generator=combination_starts,
+                cat_dims=encoder.cat_dims, combinations=combinations, per_combination=per_combination)
+            ends = ends.detach()
+            chosen.append(wrapped.project(ends[values.argmax()]))
+            starts = ends
+            wrapped.set_X_pending(torch.cat([p for p in (base_pending, *chosen) if p is not None]))
+        acqf.set_X_pending(base_pending)
+        cand = torch.cat(chosen)
     return encoder.from_model(cand.cpu().numpy())
