@@ -125,7 +125,9 @@ def combination_starts(acq_function: AcquisitionFunction, bounds: torch.Tensor, 
 
 def maximise(acqf: AcquisitionFunction, encoder: Encoder, q: int, rng: np.random.Generator, dev: torch.device,
              num_restarts: int, raw_samples: int) -> np.ndarray:
-    """The q points (unit cube) that maximise ``acqf`` (see the module docstring)."""
+    """The q points (unit cube) that maximise ``acqf`` (see the module docstring). In a mixed
+    space ``acqf`` is left with the points chosen before the last one added to its pending
+    points (it is built for one ask: resetting would cost qLogNEHVI a box decomposition)."""
     bounds = encoder.bounds(dev)
     options = {"maxiter": ACQF_MAXITER, "maxls": ACQF_MAXLS, "ftol": ACQF_FTOL, "factr": None}
     with warnings.catch_warnings():
@@ -144,6 +146,8 @@ def maximise(acqf: AcquisitionFunction, encoder: Encoder, q: int, rng: np.random
         chosen: list[torch.Tensor] = []
         starts = None  # the first point's from raw samples, the next ones' where the previous restarts ended
         for _ in range(q):
+            if chosen:  # the points chosen so far are pending for the next
+                wrapped.set_X_pending(torch.cat([p for p in (base_pending, *chosen) if p is not None]))
             ends, values = optimize_acqf(
                 wrapped, bounds=bounds, q=1, num_restarts=len(by_restart), raw_samples=raw_per_combination,
                 options=options, retry_on_optimization_warning=False, fixed_features=fixed_by_restart,
@@ -152,7 +156,5 @@ def maximise(acqf: AcquisitionFunction, encoder: Encoder, q: int, rng: np.random
             ends = ends.detach()
             chosen.append(wrapped.project(ends[values.argmax()]))
             starts = ends
-            wrapped.set_X_pending(torch.cat([p for p in (base_pending, *chosen) if p is not None]))
-        acqf.set_X_pending(base_pending)
         cand = torch.cat(chosen)
     return encoder.from_model(cand.cpu().numpy())
