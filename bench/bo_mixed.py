@@ -9,16 +9,20 @@ active under one choice only, a log-scaled ``lr`` and an int ``depth``. The obje
 
 Both sides see the same space and budget, batch 2 (Optuna: two ``ask``s, then the two
 ``tell``s; the default ``TPESampler`` with the seed). Ours runs the whole campaign loop
-(SQLite, inline executor); its time per proposal is timed separately, one ``ask(2)``
-after n = 50, 100 and 200 observations.
+(SQLite, inline executor). Time per proposal is timed apart, for both: after n = 50, 100
+and 200 random observations, ``--asks`` proposals of a batch, each batch told before the
+next; median and max, wall and this process's CPU seconds (the wall time depends on what
+else runs on the cores: the load average is printed before and after). ``bo``'s first ask
+after the n observations fits cold, as after a start or resume, and is reported apart.
 
-    python bench/bo_mixed.py [--seeds 5] [--budget 60] [--batch 2] [--timing-only]
+    python bench/bo_mixed.py [--seeds 5] [--budget 60] [--batch 2] [--asks 8] [--timing-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -91,10 +95,24 @@ def tpe(seed: int, budget: int, batch: int) -> tuple[float, float]:
     return float(study.best_value), time.perf_counter() - start
 
 
-def proposal_seconds(n_obs: int, batch: int, seed: int = 0) -> tuple[float, float]:
-    """Seconds of ``bo``'s ``ask(batch)`` after ``n_obs`` random observations: the first
-    ask (a cold fit), then the next one, after the first's points are told (warm-started,
-    as every ask of a running campaign but its first after a start or a resume)."""
+class Clock:
+    """Wall and CPU (this process's) seconds of the block, appended to ``into``."""
+
+    def __init__(self, into: list[tuple[float, float]]) -> None:
+        self.into = into
+
+    def __enter__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def __exit__(self, *exc: object) -> None:
+        self.into.append((time.perf_counter() - self.wall, time.process_time() - self.cpu))
+
+
+def bo_proposal_times(n_obs: int, batch: int, asks: int, seed: int = 0) -> tuple[tuple[float, float],
+                                                                                 list[tuple[float, float]]]:
+    """(wall, CPU) seconds of ``bo``'s ``ask(batch)`` after ``n_obs`` random observations: the
+    first ask (a cold fit, as after a start or resume), then ``asks`` more, each after the
+    previous batch is told (warm-started, as every other ask of a running campaign)."""
     from search.api import as_spec
     from search.campaigns import layout_for
     from search.proposers import build_proposer
@@ -116,13 +134,59 @@ def proposal_seconds(n_obs: int, batch: int, seed: int = 0) -> tuple[float, floa
         return out
 
     proposer.tell(observe(list(rng.random((n_obs, space.dim))), 0))
-    start = time.perf_counter()
-    first = proposer.ask(batch)
-    cold = time.perf_counter() - start
-    proposer.tell(observe([p.x for p in first], n_obs))
-    start = time.perf_counter()
-    proposer.ask(batch)
-    return cold, time.perf_counter() - start
+    times: list[tuple[float, float]] = []
+    told = n_obs
+    for _ in range(asks + 1):
+        with Clock(times):
+            proposals = proposer.ask(batch)
+        proposer.tell(observe([p.x for p in proposals], told))
+        told += len(proposals)
+    return times[0], times[1:]
+
+
+def tpe_proposal_times(n_obs: int, batch: int, asks: int, seed: int = 0) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds of Optuna TPE proposing ``batch`` points (``batch`` asks and the four
+    suggests each) after ``n_obs`` random trials, ``asks`` times, each batch told before the next."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    rng = np.random.default_rng(seed)
+    for _ in range(n_obs):
+        kernel = str(rng.choice(["linear", "rbf", "poly"]))
+        params: dict[str, Any] = {"kernel": kernel, "lr": float(10 ** rng.uniform(-5, -1)),
+                                  "depth": int(rng.integers(1, 13))}
+        dists: dict[str, Any] = {"kernel": CategoricalDistribution(["linear", "rbf", "poly"]),
+                                 "lr": FloatDistribution(1e-5, 1e-1, log=True), "depth": IntDistribution(1, 12)}
+        if kernel == "rbf":
+            params["gamma"], dists["gamma"] = float(rng.random()), FloatDistribution(0.0, 1.0)
+        value = score(kernel, params.get("gamma"), params["lr"], params["depth"])
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=value))
+    times: list[tuple[float, float]] = []
+    for _ in range(asks):
+        with Clock(times):
+            trials = [study.ask() for _ in range(batch)]
+            points = []
+            for trial in trials:
+                kernel = trial.suggest_categorical("kernel", ["linear", "rbf", "poly"])
+                gamma = trial.suggest_float("gamma", 0.0, 1.0) if kernel == "rbf" else None
+                points.append((kernel, gamma, trial.suggest_float("lr", 1e-5, 1e-1, log=True),
+                               trial.suggest_int("depth", 1, 12)))
+        for trial, point in zip(trials, points, strict=True):
+            study.tell(trial, score(*point))
+    return times
+
+
+def summary(times: list[tuple[float, float]]) -> str:
+    """Median and max of the wall seconds, then of the CPU seconds."""
+    wall, cpu = [t[0] for t in times], [t[1] for t in times]
+    return (f"wall median {statistics.median(wall):.2f} max {max(wall):.2f} s, "
+            f"CPU median {statistics.median(cpu):.2f} max {max(cpu):.2f} s")
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def main() -> None:
@@ -130,14 +194,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=int, default=60)
     parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--asks", type=int, default=8, help="timed asks per n (after the first, cold one)")
     parser.add_argument("--timing-only", action="store_true")
     args = parser.parse_args()
     print(f"CPU: {_common.cpu_name()}")
-    proposal_seconds(20, args.batch)  # imports and first calls, not timed
+    print(f"before: {load()}")
+    bo_proposal_times(20, args.batch, 1)  # imports and first calls, not timed
+    tpe_proposal_times(20, args.batch, 1)
     for n in (50, 100, 200):
-        cold, warm = proposal_seconds(n, args.batch)
-        print(f"bo, ask({args.batch}) after n = {n:<3} observations: {warm:.2f} s "
-              f"(the first after a start or resume, a cold fit: {cold:.2f} s)", flush=True)
+        cold, steady = bo_proposal_times(n, args.batch, args.asks)
+        print(f"n = {n:<3} bo  ask({args.batch}) x {len(steady)}: {summary(steady)}; first (cold fit) "
+              f"{cold[0]:.2f} s, CPU {cold[1]:.2f} s", flush=True)
+        tpe_times = tpe_proposal_times(n, args.batch, args.asks)
+        print(f"n = {n:<3} tpe ask({args.batch}) x {args.asks}: {summary(tpe_times)}", flush=True)
+    print(f"after: {load()}")
     if args.timing_only:
         return
     rows: dict[str, list[tuple[float, float]]] = {"bo": [], "tpe": []}

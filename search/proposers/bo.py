@@ -22,7 +22,7 @@ from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from botorch.sampling.normal import SobolQMCNormalSampler
 from torch.quasirandom import SobolEngine
 
-from search.proposers import checkpoint, gp
+from search.proposers import acquisition, checkpoint, gp
 from search.proposers.base import History, Observation, Proposal, Proposer, ProposerContext, rows_so_far
 from search.proposers.checkpoint import Checkpoint
 
@@ -89,7 +89,8 @@ class BoProposer(Proposer):
             self.sobol_drawn += n
             source = "sobol"
         else:
-            xs = self.suggest(n, rng)
+            with gp.torch_threads():
+                xs = self.suggest(n, rng)
             source = self.name
         proposals = []
         for x in xs:
@@ -107,7 +108,7 @@ class BoProposer(Proposer):
         pending = gp.tensor(self.encoder.to_model(avoid), dev) if len(avoid) else None
         acqf = qLogNoisyExpectedImprovement(model, X_baseline=x, X_pending=pending, prune_baseline=True,
                                             sampler=SobolQMCNormalSampler(torch.Size([MC_SAMPLES])))
-        return gp.maximise(acqf, self.encoder, n, rng, dev, self.num_restarts, self.raw_samples)
+        return acquisition.maximise(acqf, self.encoder, n, rng, dev, self.num_restarts, self.raw_samples)
 
     def tell(self, observations: list[Observation]) -> None:
         for o in observations:

@@ -7,10 +7,11 @@ construction; categorical coordinates are turned into choice indices 0 … n−1
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,6 @@ import torch
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import MixedSingleTaskGP, ModelListGP, SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
-from botorch.optim import optimize_acqf, optimize_acqf_mixed
 from gpytorch.mlls import ExactMarginalLogLikelihood, SumMarginalLogLikelihood
 
 from search.params import CategoricalParam
@@ -28,9 +28,26 @@ MAX_CATEGORY_COMBOS = 24
 FIT_MAXITER = 100
 """L-BFGS iterations of a hyperparameter fit: the mixed kernel's fit otherwise runs to
 thousands (28 s at n = 60 on one core) for a log-likelihood within 0.01 of this one's."""
-WARM_FIT_MAXITER = 40  # a fit warm-started from the previous ask's optimum
+WARM_FIT_MAXITER = 20  # a fit warm-started from the previous ask's optimum
 FIT_ATTEMPTS = 2  # botorch retries a failed fit from resampled priors; 5 by default
-ACQF_MAXITER = 50
+
+
+CPU_THREADS = 1
+"""Torch threads for a fit and an acquisition on the CPU. Their matrices are small
+(n ≤ a few hundred): a second thread saves little, and on cores shared with other work
+OpenMP's spinning threads made single asks 10–20× slower (18–31 s instead of 1–2 s at
+n = 50–200 on 2 busy cores). One thread also makes results independent of the core count."""
+
+
+@contextlib.contextmanager
+def torch_threads(count: int = CPU_THREADS) -> Iterator[None]:
+    """``torch.set_num_threads(count)`` for the duration, the previous count restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def device() -> torch.device:
@@ -196,22 +213,3 @@ def fit_model_list(x: torch.Tensor, ys: torch.Tensor, cat_dims: list[int]) -> Si
     _fit(SumMarginalLogLikelihood(model.likelihood, model))
     return model
 
-
-def maximise(acqf: Any, encoder: Encoder, q: int, rng: np.random.Generator, dev: torch.device,
-             num_restarts: int, raw_samples: int) -> np.ndarray:
-    """The q points (unit cube) that maximise ``acqf``; categoricals by enumeration."""
-    bounds = encoder.bounds(dev)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if encoder.cats:
-            # the restarts and raw samples are shared out over the combinations: each
-            # combination is a subspace of lower dimension, and the total work stays that of
-            # one continuous optimisation instead of growing with the number of combinations
-            fixed = encoder.fixed_features(rng)
-            cand, _ = optimize_acqf_mixed(acqf, bounds=bounds, q=q, num_restarts=max(2, -(-num_restarts // len(fixed))),
-                                          raw_samples=max(32, raw_samples // len(fixed)), fixed_features_list=fixed,
-                                          options={"maxiter": ACQF_MAXITER})
-        else:
-            cand, _ = optimize_acqf(acqf, bounds=bounds, q=q, num_restarts=num_restarts, raw_samples=raw_samples,
-                                    options={"maxiter": ACQF_MAXITER})
-    return encoder.from_model(cand.detach().cpu().numpy())

@@ -19,7 +19,7 @@ from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolu
 from botorch.sampling import SobolQMCNormalSampler
 from botorch.utils.multi_objective.hypervolume import infer_reference_point
 
-from search.proposers import gp
+from search.proposers import acquisition, gp
 from search.proposers.base import Observation, ProposerContext
 from search.proposers.bo import BoProposer
 
@@ -61,4 +61,4 @@ class MoBoProposer(BoProposer):
         acqf = qLogNoisyExpectedHypervolumeImprovement(model, ref_point=ref.tolist(), X_baseline=x,
                                                        X_pending=pending, prune_baseline=True,
                                                        sampler=SobolQMCNormalSampler(torch.Size([self.mc_samples])))
-        return gp.maximise(acqf, self.encoder, n, rng, dev, self.num_restarts, self.raw_samples)
+        return acquisition.maximise(acqf, self.encoder, n, rng, dev, self.num_restarts, self.raw_samples)
