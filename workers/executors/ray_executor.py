@@ -77,6 +77,8 @@ class _Call:
 
 
 class RayExecutor(Executor):
+    reports_starts_late = True  # a call starts on its actor before the driver learns of it
+
     def __init__(self, config: ExecutorConfig, address: str | None = None) -> None:
         super().__init__(config)
         self.address = address
