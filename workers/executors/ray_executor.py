@@ -2,7 +2,8 @@
 
 - Each actor reserves ``num_cpus``/``num_gpus`` and calls ``setup`` once, so a model
   loads once per worker. The pool has min(max_in_flight, what the cluster can hold)
-  actors; each gets up to ``PIPELINE`` calls queued so it never waits on the driver.
+  actors; each gets up to ``PIPELINE`` calls queued so it never waits on the driver
+  (tasks go breadth-first: every actor gets one before any gets a second).
 - A call that runs past ``timeout_s`` × its batch length is failed as a timeout, its
   actor is killed and replaced; the calls queued behind it go back to the queue.
 - An actor that dies (a crash, out of memory, a lost node) reports its tasks ``lost``;
@@ -188,12 +189,17 @@ class RayExecutor(Executor):
         return len(self._queue) + sum(len(c.tasks) for c in self._calls.values())
 
     def _dispatch(self) -> None:
+        """Hand queued tasks to ready actors breadth-first (each gets a call before any gets
+        a second), up to ``PIPELINE`` calls an actor, so that an actor's next call is
+        already there when its current one ends."""
         now = time.time()
-        for index, actor in enumerate(self._actors):
-            calls = self._actor_calls[index]
-            if self._queue and not self._is_ready(index):
-                continue
-            while self._queue and len(calls) < PIPELINE:
+        for depth in range(1, PIPELINE + 1):
+            for index, actor in enumerate(self._actors):
+                if not self._queue:
+                    break
+                calls = self._actor_calls[index]
+                if len(calls) >= depth or not self._is_ready(index):
+                    continue
                 batch = [self._queue.popleft() for _ in range(min(self._chunk, len(self._queue)))]
                 call = _Call(actor.run.remote(batch), batch, index, started=None if calls else now)
                 calls.append(call)
@@ -204,6 +210,9 @@ class RayExecutor(Executor):
         self._started = []
 
     def poll(self, timeout: float) -> list[Outcome]:
+        """Outcomes of every call that has ended, waiting up to ``timeout`` for the first
+        (one ``ray.wait`` on all of them); with none under way, waits as long for an actor
+        to come up when work is queued for one."""
         self._dispatch()
         outcomes: list[Outcome] = []
         if self._calls:
@@ -215,6 +224,11 @@ class RayExecutor(Executor):
                 call = self._calls.pop(ref, None)
                 if call is not None:  # None: requeued when its actor was replaced just now
                     outcomes += self._collect(call)
+        elif self._queue:
+            coming = [ref for ref in self._ready if ref is not None]
+            if coming:
+                with contextlib.suppress(RayError):
+                    ray.wait(coming, num_returns=1, timeout=timeout)
         outcomes += self._enforce_timeouts()
         self._dispatch()
         return outcomes
