@@ -15,11 +15,14 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 
 from archive.errors import LeaseConflict
 from archive.models import Campaign
 from archive.retry import reconnecting
+
+_HOLDER = select(Campaign.__table__.c.lease_holder).where(Campaign.__table__.c.id == bindparam("cid"))
+_HOLDER_PG = _HOLDER.with_for_update(read=True)  # built once: every write of a run checks it
 
 
 class LeaseStore:
@@ -86,10 +89,8 @@ class LeaseStore:
         (``None``: an unfenced write, for tools and tests)."""
         if holder is None:
             return
-        query = select(Campaign.lease_holder).where(Campaign.id == campaign_id)
-        if self.dialect == "postgresql":
-            query = query.with_for_update(read=True)
-        current = conn.execute(query).scalar_one()
+        current = conn.execute(_HOLDER_PG if self.dialect == "postgresql" else _HOLDER,
+                               {"cid": campaign_id}).scalar_one()
         if current != holder:
             raise LeaseConflict(f"the campaign's lease is held by {current or 'nobody'}, not this scheduler")
 

@@ -21,7 +21,7 @@ import dataclasses
 import math
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -160,39 +160,40 @@ class Store(LeaseStore):
 
     def _add_pending(self, campaign_id: int, rows: Sequence[NewEvaluation], checkpoint: tuple[str, bytes] | None,
                      calls: Sequence[dict[str, Any]], holder: str | None) -> list[int]:
-        now = time.time()
-        table = Evaluation.__table__
-        ids: list[int] = []
         with self.write() as conn:
             self._check_holder(conn, campaign_id, holder)
-            if calls:
-                conn.execute(ProposerCall.__table__.insert(),
-                             [{"campaign_id": campaign_id, "created_at": now, **c} for c in calls])
-            if rows:
-                if self._rows_exist(conn, campaign_id, rows):
-                    return self._ids_of(conn, campaign_id, rows)  # an earlier attempt committed them
-                result = conn.execute(
-                    table.insert().returning(table.c.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "campaign_id": campaign_id, "seq": r.seq, "params": r.params, "x": r.x,
-                            "proposer": r.proposer, "proposal": r.proposal, "status": "pending",
-                            "attempts": 0, "created_at": now,
-                        }
-                        for r in rows
-                    ],
-                )
-                ids = [row[0] for row in result]
+            ids = self._insert_pending(conn, campaign_id, rows, calls)
             if checkpoint is not None:
                 self._save_checkpoint(conn, campaign_id, *checkpoint)
         return ids
 
-    @staticmethod
-    def _rows_exist(conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation]) -> bool:
-        return conn.execute(
-            select(func.count()).select_from(Evaluation)
-            .where(Evaluation.campaign_id == campaign_id, Evaluation.seq == rows[0].seq)
-        ).scalar_one() > 0
+    def _insert_pending(self, conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation],
+                        calls: Sequence[dict[str, Any]]) -> list[int]:
+        """Inside a write: the proposer calls and the ``pending`` rows; the rows' ids (those
+        an earlier attempt of the same write committed, when it did)."""
+        now = time.time()
+        if calls:
+            conn.execute(ProposerCall.__table__.insert(),
+                         [{"campaign_id": campaign_id, "created_at": now, **c} for c in calls])
+        if not rows:
+            return []
+        if self._rows_exist(conn, campaign_id, rows):
+            return self._ids_of(conn, campaign_id, rows)  # an earlier attempt committed them
+        result = conn.execute(
+            self._insert_stmt,
+            [
+                {
+                    "campaign_id": campaign_id, "seq": r.seq, "params": r.params, "x": r.x,
+                    "proposer": r.proposer, "proposal": r.proposal, "status": "pending",
+                    "attempts": 0, "created_at": now,
+                }
+                for r in rows
+            ],
+        )
+        return [row[0] for row in result]
+
+    def _rows_exist(self, conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation]) -> bool:
+        return conn.execute(self._seq_taken, {"cid": campaign_id, "seq": rows[0].seq}).first() is not None
 
     @staticmethod
     def _ids_of(conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation]) -> list[int]:
@@ -271,54 +272,78 @@ class Store(LeaseStore):
         """
         if not results:
             return []
-        for r in results:
-            if r.status == "done" and (r.objective is None or not math.isfinite(r.objective) or r.cell is None):
-                raise ValueError(f"evaluation {r.evaluation_id}: a done result needs a finite objective and a cell")
-        now = time.time()
-        ids = [r.evaluation_id for r in results]
+        _check_results(results)
         with self.write() as conn:
             self._check_holder(conn, campaign_id, holder)
-            open_query = select(Evaluation.id).where(
-                Evaluation.campaign_id == campaign_id, Evaluation.id.in_(ids),
-                Evaluation.status.in_(("pending", "running")),
-            )
-            if self.dialect == "postgresql":
-                open_query = open_query.with_for_update()
-            open_ids = set(conn.execute(open_query).scalars())
-            last = conn.execute(
-                select(func.coalesce(func.max(Evaluation.finished_seq), 0))
-                .where(Evaluation.campaign_id == campaign_id)
-            ).scalar_one()
-            rows, best_in_cell, recorded, seen = [], {}, [], set()
-            for r in results:
-                ok = r.evaluation_id in open_ids and r.evaluation_id not in seen
-                recorded.append(ok)
-                if not ok:
-                    continue
-                seen.add(r.evaluation_id)
-                last += 1
-                done = r.status == "done"
-                rows.append({
-                    "eid": r.evaluation_id, "status": r.status,
-                    "objective": r.objective if done else None, "measures": r.measures,
-                    "metrics": r.metrics, "cell": r.cell if done else None, "error": r.error,
-                    "worker": r.worker, "finished_at": now, "finished_seq": last,
-                })
-                if done:
-                    assert r.objective is not None and r.cell is not None
-                    fitness = sign * r.objective
-                    held = best_in_cell.get(r.cell)
-                    if held is None or fitness > held["fitness"]:
-                        best_in_cell[r.cell] = {
-                            "campaign_id": campaign_id, "cell": r.cell, "evaluation_id": r.evaluation_id,
-                            "objective": r.objective, "fitness": fitness,
-                        }
-            if rows:
-                conn.execute(self._record_stmt, rows)
-            if best_in_cell:
-                conn.execute(self._elite_stmt, list(best_in_cell.values()))
+            recorded = self._record_in(conn, campaign_id, results, sign)
             if checkpoint is not None:
                 self._save_checkpoint(conn, campaign_id, *checkpoint)
+        return recorded
+
+    @reconnecting
+    def step(self, campaign_id: int, *, started: Mapping[int, float] | None = None, results: Sequence[Result] = (),
+             sign: float = 1.0, rows: Sequence[NewEvaluation] = (), calls: Sequence[dict[str, Any]] = (),
+             checkpoint: tuple[str, bytes] | None = None, holder: str | None = None) -> list[int]:
+        """One turn of the scheduler's loop in one transaction: charge the ``started``
+        evaluations (id → when it started) an attempt (as :meth:`mark_running`), record ``results`` with their
+        elites (as :meth:`record_results`), then write the new ``pending`` ``rows`` and the
+        proposer's ``calls`` (as :meth:`add_pending`) and its ``checkpoint``. Returns the new
+        rows' ids. All of it is written, or (a crash, a lost lease) none of it."""
+        if not (started or results or rows or calls or checkpoint is not None):
+            return []
+        _check_results(results)
+        try:
+            with self.write() as conn:
+                self._check_holder(conn, campaign_id, holder)
+                if started:
+                    conn.execute(self._running_stmt, [{"eid": int(i), "now": t, "worker": None}
+                                                      for i, t in started.items()])
+                if results:
+                    self._record_in(conn, campaign_id, results, sign)
+                ids = self._insert_pending(conn, campaign_id, rows, calls)
+                if checkpoint is not None:
+                    self._save_checkpoint(conn, campaign_id, *checkpoint)
+        except IntegrityError as exc:
+            raise LeaseConflict(f"evaluation sequence numbers {rows[0].seq if rows else '?'}… were written by "
+                                f"another scheduler ({first_line(exc)})") from None
+        return ids
+
+    def _record_in(self, conn: Connection, campaign_id: int, results: Sequence[Result], sign: float) -> list[bool]:
+        """Inside a write: record ``results`` once each and upsert their cells' elites;
+        whether each was recorded."""
+        now = time.time()
+        ids = [r.evaluation_id for r in results]
+        open_query = self._open_ids_pg if self.dialect == "postgresql" else self._open_ids
+        open_ids = set(conn.execute(open_query, {"cid": campaign_id, "ids": ids}).scalars())
+        last = conn.execute(self._last_finished, {"cid": campaign_id}).scalar_one()
+        rows, best_in_cell, recorded, seen = [], {}, [], set()
+        for r in results:
+            ok = r.evaluation_id in open_ids and r.evaluation_id not in seen
+            recorded.append(ok)
+            if not ok:
+                continue
+            seen.add(r.evaluation_id)
+            last += 1
+            done = r.status == "done"
+            rows.append({
+                "eid": r.evaluation_id, "status": r.status,
+                "objective": r.objective if done else None, "measures": r.measures,
+                "metrics": r.metrics, "cell": r.cell if done else None, "error": r.error,
+                "worker": r.worker, "finished_at": now, "finished_seq": last,
+            })
+            if done:
+                assert r.objective is not None and r.cell is not None
+                fitness = sign * r.objective
+                held = best_in_cell.get(r.cell)
+                if held is None or fitness > held["fitness"]:
+                    best_in_cell[r.cell] = {
+                        "campaign_id": campaign_id, "cell": r.cell, "evaluation_id": r.evaluation_id,
+                        "objective": r.objective, "fitness": fitness,
+                    }
+        if rows:
+            conn.execute(self._record_stmt, rows)
+        if best_in_cell:
+            conn.execute(self._elite_stmt, list(best_in_cell.values()))
         return recorded
 
     def _prepare_statements(self) -> None:
@@ -337,6 +362,24 @@ class Store(LeaseStore):
                 "status", "objective", "measures", "metrics", "cell", "error", "worker",
                 "finished_at", "finished_seq")})
         )
+        self._seq_taken = select(table.c.id).where(table.c.campaign_id == bindparam("cid"),
+                                                   table.c.seq == bindparam("seq")).limit(1)
+        self._insert_stmt = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+        self._open_ids = (
+            select(table.c.id)
+            .where(table.c.campaign_id == bindparam("cid"), table.c.id.in_(bindparam("ids", expanding=True)),
+                   table.c.status.in_(("pending", "running")))
+        )
+        self._open_ids_pg = self._open_ids.with_for_update()
+        self._last_finished = (
+            select(func.coalesce(func.max(table.c.finished_seq), 0)).where(table.c.campaign_id == bindparam("cid"))
+        )
+        checkpoints = Checkpoint.__table__
+        ins = pg_insert(checkpoints) if self.dialect == "postgresql" else sqlite_insert(checkpoints)
+        self._checkpoint_stmt = ins.on_conflict_do_update(
+            index_elements=[checkpoints.c.campaign_id, checkpoints.c.proposer],
+            set_={"state": ins.excluded.state, "created_at": ins.excluded.created_at},
+        )
         elites = Elite.__table__
         upsert = pg_insert(elites) if self.dialect == "postgresql" else sqlite_insert(elites)
         self._elite_stmt = upsert.on_conflict_do_update(
@@ -351,13 +394,8 @@ class Store(LeaseStore):
 
     # -- checkpoints ---------------------------------------------------------
     def _save_checkpoint(self, conn: Connection, campaign_id: int, proposer: str, state: bytes) -> None:
-        table = Checkpoint.__table__
-        ins = pg_insert(table) if self.dialect == "postgresql" else sqlite_insert(table)
-        ins = ins.values(campaign_id=campaign_id, proposer=proposer, state=state, created_at=time.time())
-        conn.execute(ins.on_conflict_do_update(
-            index_elements=[table.c.campaign_id, table.c.proposer],
-            set_={"state": ins.excluded.state, "created_at": ins.excluded.created_at},
-        ))
+        conn.execute(self._checkpoint_stmt,
+                     {"campaign_id": campaign_id, "proposer": proposer, "state": state, "created_at": time.time()})
 
     @reconnecting
     def load_checkpoint(self, campaign_id: int, proposer: str) -> bytes | None:
@@ -587,6 +625,12 @@ class Store(LeaseStore):
                       for t in children}
             counts["campaigns"] = conn.execute(campaigns.delete().where(campaigns.c.id == campaign_id)).rowcount
         return counts
+
+
+def _check_results(results: Sequence[Result]) -> None:
+    for r in results:
+        if r.status == "done" and (r.objective is None or not math.isfinite(r.objective) or r.cell is None):
+            raise ValueError(f"evaluation {r.evaluation_id}: a done result needs a finite objective and a cell")
 
 
 def _to_campaign(row: Any) -> CampaignRecord | None:

@@ -76,10 +76,13 @@ class PreparedRun:
         return self.setup.committed(commit_campaign(store, self.plan))
 
 
-def checked_executor(spec: CampaignSpec, executor: str, address: str | None) -> Executor:
+def checked_executor(spec: CampaignSpec, executor: str | Executor, address: str | None) -> Executor:
     """The checks that need no storage: the evaluator (:func:`check_evaluator`) and the
-    executor, which is returned (not started)."""
+    executor, which is returned (not started). ``executor`` is a name (``ray``, ``inline``)
+    or an executor already built (a simulated pool in benchmarks and tests)."""
     check_evaluator(spec)
+    if isinstance(executor, Executor):
+        return executor
     return make_executor(executor, executor_config(spec), address=address)
 
 
@@ -101,7 +104,7 @@ def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Sta
 
 
 def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str | None = None,
-        executor: str = "ray", address: str | None = None, name: str | None = None,
+        executor: str | Executor = "ray", address: str | None = None, name: str | None = None,
         budget: int | None = None, progress: Callable[[Stats], None] | None = None) -> Stats:
     """Create the campaign (or continue it if the same spec exists) and run it to budget."""
     spec = as_spec(spec_or_path)
@@ -115,7 +118,7 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
         store.close()
 
 
-def resume(name: str, storage: str | None = None, executor: str = "ray", address: str | None = None,
+def resume(name: str, storage: str | None = None, executor: str | Executor = "ray", address: str | None = None,
            budget: int | None = None, progress: Callable[[Stats], None] | None = None) -> Stats:
     """Continue a stopped or killed campaign from what its storage holds."""
     store = Store(storage or default_storage())

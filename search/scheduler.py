@@ -1,17 +1,21 @@
 """The scheduler: an asynchronous steady-state loop from proposer to workers to archive.
 
-Up to ``max_in_flight`` evaluations run at once; whenever a batch worth of slots is
-free (or what is left of the budget), the proposer is asked, the rows are written
-``pending`` with the proposer's checkpoint in one transaction, and only then dispatched.
-Results are told to the proposer as they arrive and recorded, elites updated and the
-checkpoint saved, in one transaction. ``budget`` counts rows, across resumes.
+Up to ``max_in_flight`` evaluations run at once. Each turn of the loop takes every
+outcome that came back (tells the proposer), asks the proposer for every batch worth of
+free slots (or what is left of the budget), and writes it all in one transaction: the
+results with their elites, the new rows ``pending``, the starts reported since the last
+turn and the proposer's checkpoint. Only then are the new rows dispatched, so a row
+exists before its work does, and a scheduler killed between turns loses no result it
+wrote. ``budget`` counts rows, across resumes.
 
 Faults: an evaluator error, a non-finite or missing value, or a timeout fails that
 evaluation (kept with its error, never an elite); a lost worker's evaluation is
 dispatched again while ``attempts <= max_retries``. ``attempts`` counts starts: a row is
 marked ``running`` (attempts + 1) when a worker starts it, not when it is queued, so a
-row that never started is not charged. A scheduler that dies leaves rows
-``pending``/``running``; the next scheduler dispatches them again.
+row that never started is not charged. The inline executor waits on that charge;
+workers that start on their own (Ray, whose queued call starts as the one before it
+ends) have their starts charged with the loop's next write. A scheduler that dies
+leaves rows ``pending``/``running``; the next scheduler dispatches them again.
 
 Failing fast: an evaluator that cannot be set up stops the run at once
 (:class:`EvaluatorSetupFailed`; its rows go back to ``pending`` uncharged), and a run
@@ -153,7 +157,8 @@ class Scheduler:
         self._run_done = 0
         self._run_failed = 0
         self._first_error: str | None = None
-        self._started_here: set[int] = set()  # evaluations this run charged an attempt
+        self._charged: set[int] = set()  # evaluations this run charged an attempt, durably
+        self._to_charge: dict[int, float] = {}  # starts reported late (id → when), charged with the next write
         executor.on_start = self._started
 
     @property
@@ -185,11 +190,12 @@ class Scheduler:
             self.created = self.store.count_created(self.cid)
             self.next_seq = self.store.next_seq(self.cid)
             self._adopt_unfinished()
+            outcomes: list[Outcome] = []
             while True:
-                self._fill()
+                self._turn(outcomes)
                 if not self.inflight and self.created >= self.spec.search.budget:
                     break
-                self._handle(self.executor.poll(self.poll_s))
+                outcomes = self.executor.poll(self.poll_s)
                 self._heartbeat()
                 self._report()
             status = "finished"
@@ -212,7 +218,7 @@ class Scheduler:
     def _adopt_unfinished(self) -> None:
         """Dispatch again what an earlier scheduler wrote but never finished."""
         rows = self.store.unfinished(self.cid)
-        given_up: list[tuple[_InFlight, Outcome]] = []
+        given_up: list[Outcome] = []
         again: list[_InFlight] = []
         for row in rows:
             item = _InFlight(row["id"], row["seq"], row["params"], np.asarray(row["x"], dtype=float),
@@ -221,63 +227,91 @@ class Scheduler:
             if item.attempts > self.spec.resources.max_retries:
                 error = (f"gave up after {item.attempts} attempts: its worker or scheduler "
                          f"was lost each time")
-                given_up.append((item, Outcome(item.evaluation_id, "failed", error=error)))
+                given_up.append(Outcome(item.evaluation_id, "failed", error=error))
             else:
                 again.append(item)
         if given_up:
-            self._record([o for _, o in given_up])
+            results = self._results(given_up)
+            self.store.step(self.cid, results=results, sign=self.sign,
+                            checkpoint=(self.proposer.name, self.proposer.state()), holder=self.holder)
+            self._check_fail_fast(given_up)
         self._dispatch(again)
 
-    def _fill(self) -> None:
+    def _turn(self, outcomes: list[Outcome]) -> None:
+        """One turn of the loop: settle what came back (told to the proposer), ask for what
+        there is room for, write both in one transaction (:meth:`Store.step`, with the
+        starts not yet charged and the proposer's checkpoint), then dispatch the new rows."""
+        final = self._settle(outcomes)
+        results = self._results(final)
+        failing = self._fail_fast_tripped(final)
+        rows, calls, stuck = ([], [], False) if failing else self._plan()
+        started = self._to_charge
+        if results or rows or calls or started:
+            changed = bool(results or rows or calls)
+            self._to_charge = {}
+            ids = self.store.step(
+                self.cid, started=started, results=results, sign=self.sign, rows=rows, calls=calls,
+                checkpoint=(self.proposer.name, self.proposer.state()) if changed else None, holder=self.holder,
+            )
+            self._charged.update(started)
+        else:
+            ids = []
+        self._check_fail_fast(final)
+        if stuck:
+            raise RuntimeError(f"proposer {self.proposer.name} proposed nothing with nothing in flight")
+        items = [_InFlight(eid, r.seq, r.params, np.asarray(r.x), r.proposal, r.proposer, 0)
+                 for eid, r in zip(ids, rows, strict=True)]
+        for item in items:
+            self.inflight[item.evaluation_id] = item
+        self.created += len(rows)
+        self.next_seq += len(rows)
+        self._dispatch(items)
+
+    def _plan(self) -> tuple[list[NewEvaluation], list[dict[str, Any]], bool]:
+        """Ask the proposer for every batch there is room for (``batch_size`` at a time, or
+        what is left of the budget): the new rows, the proposer's calls, and whether it
+        proposed nothing with nothing in flight (the run cannot go on)."""
         budget = self.spec.search.budget
         max_in_flight = self.spec.search.max_in_flight
-        while self.created < budget:
-            target = min(self.campaign_run.batch_size, budget - self.created, max_in_flight)
-            if max_in_flight - len(self.inflight) < target:
-                return
-            proposals = self._initial_points(target) or self.proposer.ask(target)
-            calls = self.proposer.take_calls()
+        rows: list[NewEvaluation] = []
+        calls: list[dict[str, Any]] = []
+        while self.created + len(rows) < budget:
+            created = self.created + len(rows)
+            target = min(self.campaign_run.batch_size, budget - created, max_in_flight)
+            if max_in_flight - len(self.inflight) - len(rows) < target:
+                break
+            proposals = self._initial_points(created, target) or self.proposer.ask(target)
+            calls += self.proposer.take_calls()
             if not proposals:
-                if calls:
-                    self.store.add_pending(self.cid, [], checkpoint=(self.proposer.name, self.proposer.state()),
-                                           calls=calls, holder=self.holder)
-                if not self.inflight:
-                    raise RuntimeError(f"proposer {self.proposer.name} proposed nothing with nothing in flight")
-                return
-            rows = []
+                return rows, calls, not self.inflight and not rows
+            seq = self.next_seq + len(rows)
             for i, p in enumerate(proposals[:target]):
                 params = p.params if p.params is not None else self.space.decode(p.x)
                 rows.append(NewEvaluation(
-                    seq=self.next_seq + i, params=params, x=[float(v) for v in p.x],
+                    seq=seq + i, params=params, x=[float(v) for v in p.x],
                     proposer=p.proposer or self.proposer.name, proposal=p.meta,
                 ))
-            ids = self.store.add_pending(self.cid, rows, checkpoint=(self.proposer.name, self.proposer.state()),
-                                         calls=calls, holder=self.holder)
-            items = [
-                _InFlight(eid, r.seq, r.params, np.asarray(r.x), r.proposal, r.proposer, 0)
-                for eid, r in zip(ids, rows, strict=True)
-            ]
-            for item in items:
-                self.inflight[item.evaluation_id] = item
-            self.created += len(rows)
-            self.next_seq += len(rows)
-            self._dispatch(items)
+        return rows, calls, False
 
-    def _initial_points(self, n: int) -> list[Proposal]:
+    def _initial_points(self, created: int, n: int) -> list[Proposal]:
         points = self.spec.search.initial_points
-        if self.created >= len(points):
+        if created >= len(points):
             return []
         out = []
-        for point in points[self.created : self.created + n]:
+        for point in points[created : created + n]:
             params, _ = self.space.coerce(point)
             out.append(Proposal(self.space.encode(params), params=params,
                                 meta={"source": "initial"}, proposer="initial"))
         return out
 
     def _started(self, evaluation_ids: list[int]) -> None:
-        """The executor's word that workers started these: charge each an attempt."""
+        """The executor's word that workers started these: charge each an attempt, at once
+        when the evaluation waits on the charge (inline), else with the loop's next write."""
+        if self.executor.reports_starts_late:
+            self._to_charge.update(dict.fromkeys(evaluation_ids, time.time()))
+            return
         self.store.mark_running(evaluation_ids)
-        self._started_here.update(evaluation_ids)
+        self._charged.update(evaluation_ids)
 
     def _dispatch(self, items: list[_InFlight]) -> None:
         if not items:
@@ -290,10 +324,13 @@ class Scheduler:
             for i in items
         ])
 
-    def _handle(self, outcomes: list[Outcome]) -> None:
+    def _settle(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """The outcomes to record; a lost worker's evaluations go back to ``pending`` and
+        out again while retries are left; a failed setup stops the run."""
         setup = [o for o in outcomes if o.setup_failed]
         if setup:  # the run stops: what was in flight goes back uncharged (its workers are ended unfinished)
-            self.store.requeue([i for i in self.inflight if i in self._started_here], uncharge=True)
+            self._to_charge = {}
+            self.store.requeue([i for i in self.inflight if i in self._charged], uncharge=True)
             raise EvaluatorSetupFailed(f"campaign {self.campaign.name!r}: {setup[0].error}; nothing was "
                                        f"charged, fix the evaluator and `atlas resume {self.campaign.name}`")
         final: list[Outcome] = []
@@ -310,12 +347,18 @@ class Scheduler:
                                         error=f"{o.error} (gave up after {item.attempts} attempts)")
             final.append(o)
         if retry:
+            if self._to_charge:  # their starts first, so that the requeue is the last word on them
+                self.store.step(self.cid, started=self._to_charge, holder=self.holder)
+                self._charged.update(self._to_charge)
+                self._to_charge = {}
             self.store.requeue([i.evaluation_id for i in retry])
             self._dispatch(retry)
-        if final:
-            self._record(final)
+        return final
 
-    def _record(self, outcomes: list[Outcome]) -> None:
+    def _results(self, outcomes: list[Outcome]) -> list[Result]:
+        """Settle ``outcomes``: their cells, the proposer told, out of flight; the results to write."""
+        if not outcomes:
+            return []
         names = self.layout.measure_names
         done = [o for o in outcomes if o.status == "done"]
         cells: dict[int, int] = {}
@@ -339,9 +382,13 @@ class Scheduler:
                 cell=cells.get(o.evaluation_id), meta=item.meta, proposer=item.proposer,
             ))
         self.proposer.tell(observations)
-        self.store.record_results(self.cid, results, self.sign,
-                                  checkpoint=(self.proposer.name, self.proposer.state()), holder=self.holder)
-        self._check_fail_fast(outcomes)
+        return results
+
+    def _fail_fast_tripped(self, outcomes: list[Outcome]) -> bool:
+        """Whether, with ``outcomes``, this run's first ``fail_fast`` evaluations have all failed."""
+        done = self._run_done + sum(o.status == "done" for o in outcomes)
+        failed = self._run_failed + sum(o.status != "done" for o in outcomes)
+        return bool(self.fail_fast) and done == 0 and failed >= self.fail_fast
 
     def _check_fail_fast(self, outcomes: list[Outcome]) -> None:
         """Stop when this run's first ``fail_fast`` evaluations have all failed."""

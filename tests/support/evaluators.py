@@ -141,3 +141,16 @@ class BrokenSetup(Evaluator):
 
     def evaluate(self, params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:  # pragma: no cover
         return quadratic(params, ctx)
+
+
+class Marking(Evaluator):
+    """Leaves a file ``<marker_dir>/<seed>`` for each evaluation it finishes (seen from
+    outside the worker without asking the driver)."""
+
+    def setup(self, config: dict[str, Any], ctx: EvalContext) -> None:
+        self.marker_dir = Path(config["marker_dir"])
+
+    def evaluate(self, params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+        out = quadratic(params, ctx)
+        (self.marker_dir / str(ctx.seed)).touch()
+        return out

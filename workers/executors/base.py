@@ -42,7 +42,14 @@ class Executor(abc.ABC):
 
     ``lost`` outcomes mean the worker died; the caller decides whether to retry. An
     executor calls ``on_start`` with the ids of evaluations as workers start them.
+
+    ``reports_starts_late``: ``False`` (inline) means an evaluation starts only after
+    ``on_start`` returns, so a charge must be durable by then; ``True`` (Ray, simulated)
+    means workers may have started it already when ``on_start`` is told, so the caller
+    may persist the charge with its next write.
     """
+
+    reports_starts_late: bool = False
 
     def __init__(self, config: ExecutorConfig) -> None:
         self.config = config

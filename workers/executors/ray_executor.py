@@ -1,12 +1,19 @@
-"""The Ray executor: a pool of actors, each holding one set-up evaluator.
+"""The Ray executor: a pool of actors, each holding one set-up evaluator and a queue.
 
 - Each actor reserves ``num_cpus``/``num_gpus`` and calls ``setup`` once, so a model
   loads once per worker. The pool has min(max_in_flight, what the cluster can hold)
-  actors; each gets up to ``PIPELINE`` calls queued so it never waits on the driver.
-- A call that runs past ``timeout_s`` × its batch length is failed as a timeout, its
-  actor is killed and replaced; the calls queued behind it go back to the queue.
-- An actor that dies (a crash, out of memory, a lost node) reports its tasks ``lost``;
-  the scheduler retries them up to ``max_retries``. A replacement actor is started.
+  actors. Work is pushed into an actor's own queue (:mod:`workers.executors.ray_actor`),
+  up to ``PIPELINE`` batches an actor, breadth-first (every actor gets one before any
+  gets a second); the actor starts the next the moment the last ends, so it never waits
+  on the driver. One long-polling ``results`` call per busy actor brings outcomes back
+  (and carries the batches pushed as it is made), and the driver waits on all of them
+  with one ``ray.wait``.
+- A batch is known started when it is pushed to an idle actor, or when the batch before
+  it comes back; one that runs past ``timeout_s`` × its length is failed as a timeout,
+  its actor killed and replaced, and the batches queued behind it go back to the queue.
+- An actor that dies (a crash, out of memory, a lost node) reports its running batch
+  ``lost`` (the scheduler retries it up to ``max_retries``); the batches queued behind
+  it, never started, go back to the queue. A replacement actor is started.
 - Actors also reserve the campaign's custom resources, and with ``memory_mb`` Ray's
   ``memory`` resource; their allocations past it fail as ``MemoryError`` (see
   :func:`workers.limits.cap_memory_growth`).
@@ -22,77 +29,51 @@ import time
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
+from ray.exceptions import RayError
 
 from workers import registry
-from workers.contract import EvalContext
 from workers.executors import reaper
 from workers.executors.base import Executor, ExecutorConfig, ExecutorError
-from workers.limits import cap_memory_growth
-from workers.runner import EvaluationTask, Outcome, run_tasks, setup_failure, worker_name
+from workers.executors.ray_actor import EvaluatorActor
+from workers.runner import EvaluationTask, Outcome
 
-PIPELINE = 2
-
-
-class _EvaluatorActor:
-    """Holds an evaluator between calls (decorated with ``ray.remote`` at start)."""
-
-    def __init__(self, config: ExecutorConfig) -> None:
-        self.config = config
-        self.evaluator: Any = None
-        self.setup_error: str | None = None
-        device = "cpu"
-        if config.num_gpus > 0:
-            try:
-                import torch
-
-                if torch.cuda.is_available():
-                    device = "cuda:0"
-            except ImportError:
-                pass
-        self.ctx = EvalContext(device=device, campaign=config.campaign)
-
-    def ready(self) -> str:
-        return worker_name()
-
-    def run(self, tasks: list[EvaluationTask]) -> list[Outcome]:
-        if self.evaluator is None:
-            try:
-                evaluator = registry.build(self.config.kind, self.config.config, self.config.target)
-                evaluator.setup(self.config.config, self.ctx)
-                self.evaluator = evaluator
-                if self.config.memory_mb is not None:
-                    cap_memory_growth(self.config.memory_mb)
-            except (Exception, SystemExit) as exc:
-                return setup_failure(tasks, exc)
-        return run_tasks(self.evaluator, tasks, self.config.measure_names, self.ctx)
+PIPELINE = 2  # batches an actor holds: the one it runs and the next
+LONG_POLL_S = 5.0  # how long an actor's `results` call waits for an outcome before answering empty
 
 
 @dataclasses.dataclass
-class _Call:
-    ref: Any
+class _Batch:
     tasks: list[EvaluationTask]
-    actor_index: int
-    started: float | None = None
+    started: float | None = None  # driver time it was known started
+
+
+@dataclasses.dataclass
+class _Slot:
+    """One actor as the driver sees it: its batches in order, and its calls under way."""
+
+    actor: Any
+    ready: Any  # its pending `ready` call, None once placed
+    held: collections.deque[_Batch] = dataclasses.field(default_factory=collections.deque)
+    results: Any = None  # its pending `results` call
+    pushed: int = 0  # batches pushed to it so far (the actor runs them in this order)
 
 
 class RayExecutor(Executor):
+    reports_starts_late = True  # an actor starts a queued batch before the driver learns of it
+
     def __init__(self, config: ExecutorConfig, address: str | None = None) -> None:
         super().__init__(config)
         self.address = address
         self._started_ray = False
-        self._actors: list[Any] = []
-        self._ready: list[Any] = []  # per actor: its pending `ready` call, None once placed
-        self._actor_calls: list[collections.deque[_Call]] = []
+        self._slots: list[_Slot] = []
         self._queue: collections.deque[EvaluationTask] = collections.deque()
-        self._calls: dict[Any, _Call] = {}
         self._chunk = 1
         self._remote: Any = None
-        self._started: list[int] = []  # evaluation ids whose call reached the head of its actor
+        self._started: list[int] = []  # evaluation ids known started since the last report
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
-        if self._actors:
+        if self._slots:
             return
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True,
@@ -106,15 +87,15 @@ class RayExecutor(Executor):
             self._started_ray = True
         cls = registry.build(self.config.kind, self.config.config, self.config.target)
         self._chunk = max(1, int(getattr(cls, "max_batch_size", 1) or 1))
-        self._remote = ray.remote(_EvaluatorActor).options(
+        self._remote = ray.remote(EvaluatorActor).options(
             num_cpus=self.config.num_cpus, num_gpus=self.config.num_gpus, memory=self.config.memory_bytes,
-            resources=dict(self.config.custom_resources) or None, max_restarts=0, max_concurrency=1,
+            resources=dict(self.config.custom_resources) or None, max_restarts=0, max_concurrency=4,
         )
         for _ in range(self._pool_size()):
-            self._add_actor()
+            self._slots.append(self._new_slot())
         if self._started_ray:
             with contextlib.suppress(RayError):  # agents start with the head; actors once placed
-                ray.wait([ref for ref in self._ready if ref is not None], num_returns=len(self._ready), timeout=30)
+                ray.wait([s.ready for s in self._slots], num_returns=len(self._slots), timeout=30)
             reaper.watch()  # a kill -9 of this process leaves none of its Ray's processes behind
 
     def _pool_size(self) -> int:
@@ -134,45 +115,35 @@ class RayExecutor(Executor):
             limits.append(int(resources.get(name, 0) // amount))
         return max(1, min(limits))
 
-    def _add_actor(self, index: int | None = None) -> None:
+    def _new_slot(self) -> _Slot:
         actor = self._remote.remote(self.config)
-        if index is None:
-            self._actors.append(actor)
-            self._ready.append(actor.ready.remote())
-            self._actor_calls.append(collections.deque())
-        else:
-            self._actors[index] = actor
-            self._ready[index] = actor.ready.remote()
-            self._actor_calls[index] = collections.deque()
+        return _Slot(actor, actor.ready.remote())
 
     def _is_ready(self, index: int) -> bool:
         """Whether actor ``index`` is placed and running; work waits in the queue until it is
         (a replacement may wait for a node with the resources it needs)."""
-        ref = self._ready[index]
-        if ref is None:
+        slot = self._slots[index]
+        if slot.ready is None:
             return True
-        done, _ = ray.wait([ref], timeout=0)
+        done, _ = ray.wait([slot.ready], timeout=0)
         if not done:
             return False
         try:
-            ray.get(ref)
+            ray.get(slot.ready)
         except RayError:
-            self._replace_actor(index, requeue=True)
+            self._replace_actor(index)
             return False
-        self._ready[index] = None
+        slot.ready = None
         return True
 
     def capacity(self) -> int:
-        return max(1, len(self._actors)) * self._chunk
+        return max(1, len(self._slots)) * self._chunk
 
     def shutdown(self) -> None:
-        for actor in self._actors:
+        for slot in self._slots:
             with contextlib.suppress(Exception):
-                ray.kill(actor)
-        self._actors.clear()
-        self._ready.clear()
-        self._actor_calls.clear()
-        self._calls.clear()
+                ray.kill(slot.actor)
+        self._slots.clear()
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
             self._started_ray = False
@@ -183,88 +154,107 @@ class RayExecutor(Executor):
         self._dispatch()
 
     def in_flight(self) -> int:
-        return len(self._queue) + sum(len(c.tasks) for c in self._calls.values())
+        return len(self._queue) + sum(len(b.tasks) for s in self._slots for b in s.held)
 
     def _dispatch(self) -> None:
+        """Push queued tasks to ready actors breadth-first, up to ``PIPELINE`` batches an
+        actor, and keep one ``results`` call under way for every actor holding work."""
         now = time.time()
-        for index, actor in enumerate(self._actors):
-            calls = self._actor_calls[index]
-            if self._queue and not self._is_ready(index):
-                continue
-            while self._queue and len(calls) < PIPELINE:
-                batch = [self._queue.popleft() for _ in range(min(self._chunk, len(self._queue)))]
-                call = _Call(actor.run.remote(batch), batch, index, started=None if calls else now)
-                calls.append(call)
-                self._calls[call.ref] = call
-                if call.started is not None:
-                    self._started.extend(t.evaluation_id for t in batch)
+        pushes: dict[int, list[tuple[int, list[EvaluationTask]]]] = {}
+        for depth in range(1, PIPELINE + 1):
+            for index, slot in enumerate(self._slots):
+                if not self._queue:
+                    break
+                if len(slot.held) >= depth or not self._is_ready(index):
+                    continue
+                batch = _Batch([self._queue.popleft() for _ in range(min(self._chunk, len(self._queue)))])
+                if not slot.held:
+                    batch.started = now
+                    self._started.extend(t.evaluation_id for t in batch.tasks)
+                slot.held.append(batch)
+                pushes.setdefault(index, []).append((slot.pushed, batch.tasks))
+                slot.pushed += 1
+        for index, slot in enumerate(self._slots):  # one call an actor: its pushes ride on its next `results`
+            batches = pushes.get(index, [])
+            if slot.held and slot.results is None:
+                slot.results = slot.actor.results.remote(LONG_POLL_S, batches)
+            elif batches:
+                slot.actor.push.remote(batches)
         self._report_started(self._started)
         self._started = []
 
     def poll(self, timeout: float) -> list[Outcome]:
+        """Outcomes that came back, waiting up to ``timeout`` for the first (one ``ray.wait``
+        on every busy actor's ``results`` call); with no actor busy, waits as long for an
+        actor to come up when work is queued for one."""
         self._dispatch()
         outcomes: list[Outcome] = []
-        if self._calls:
-            refs = list(self._calls)
+        waiting = {s.results: i for i, s in enumerate(self._slots) if s.results is not None}
+        if waiting:
+            refs = list(waiting)
             ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
             if ready:
                 ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
             for ref in ready:
-                call = self._calls.pop(ref, None)
-                if call is not None:  # None: requeued when its actor was replaced just now
-                    outcomes += self._collect(call)
+                index = waiting[ref]
+                if self._slots[index].results is ref:  # else its actor was replaced just now
+                    outcomes += self._collect(index)
+        elif self._queue:
+            coming = [s.ready for s in self._slots if s.ready is not None]
+            if coming:
+                with contextlib.suppress(RayError):
+                    ray.wait(coming, num_returns=1, timeout=timeout)
         outcomes += self._enforce_timeouts()
         self._dispatch()
         return outcomes
 
-    def _finish_head(self, call: _Call) -> None:
-        """Drop ``call`` from its actor's queue; the next call there starts now."""
-        calls = self._actor_calls[call.actor_index]
-        if call in calls:
-            calls.remove(call)
-        if calls and calls[0].started is None:
-            calls[0].started = time.time()
-            self._started.extend(t.evaluation_id for t in calls[0].tasks)
-
-    def _collect(self, call: _Call) -> list[Outcome]:
-        self._finish_head(call)
+    def _collect(self, index: int) -> list[Outcome]:
+        """What actor ``index``'s ``results`` call brought: whole batches, in order; the
+        batch after the last one returned has started. A dead actor's running batch is
+        ``lost`` and the rest go back to the queue."""
+        slot = self._slots[index]
+        ref, slot.results = slot.results, None
         try:
-            return ray.get(call.ref, timeout=30)
-        except RayActorError as exc:
-            self._replace_actor(call.actor_index, requeue=True)
-            reason = f"worker lost: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            return [Outcome(t.evaluation_id, "lost", error=reason) for t in call.tasks]
-        except RayTaskError as exc:
-            return [Outcome(t.evaluation_id, "failed", error=f"{type(exc).__name__}: {exc}"[:4000])
-                    for t in call.tasks]
-        except (GetTimeoutError, RayError) as exc:
-            return [Outcome(t.evaluation_id, "lost", error=f"worker lost: {type(exc).__name__}: {exc}")
-                    for t in call.tasks]
+            outcomes: list[Outcome] = ray.get(ref, timeout=30)
+        except RayError as exc:
+            head = slot.held[0] if slot.held and slot.held[0].started is not None else None
+            if head is not None:
+                slot.held.popleft()
+            self._replace_actor(index)
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            reason = f"worker lost: {type(exc).__name__}: {text}"
+            return [Outcome(t.evaluation_id, "lost", error=reason) for t in head.tasks] if head else []
+        returned = {o.evaluation_id for o in outcomes}
+        while slot.held and all(t.evaluation_id in returned for t in slot.held[0].tasks):
+            batch = slot.held.popleft()
+            if batch.started is None:  # it started and ended between two looks
+                self._started.extend(t.evaluation_id for t in batch.tasks)
+        if slot.held and slot.held[0].started is None:
+            slot.held[0].started = time.time()
+            self._started.extend(t.evaluation_id for t in slot.held[0].tasks)
+        return outcomes
 
     def _enforce_timeouts(self) -> list[Outcome]:
         outcomes: list[Outcome] = []
         now = time.time()
-        for index, calls in enumerate(self._actor_calls):
-            if not calls or calls[0].started is None:
+        for index, slot in enumerate(self._slots):
+            if not slot.held or slot.held[0].started is None:
                 continue
-            head = calls[0]
+            head = slot.held[0]
             limit = self.config.timeout_s * len(head.tasks)
             if now - head.started <= limit:
                 continue
-            self._calls.pop(head.ref, None)
-            calls.popleft()
+            slot.held.popleft()
             outcomes += [Outcome(t.evaluation_id, "failed", error=f"timeout: ran past {limit:g} s",
                                  worker=f"actor-{index}", seconds=now - head.started) for t in head.tasks]
-            self._replace_actor(index, requeue=True)
+            self._replace_actor(index)
         return outcomes
 
-    def _replace_actor(self, index: int, requeue: bool) -> None:
-        """Kill and replace actor ``index``; its queued calls go back to the queue."""
-        pending = list(self._actor_calls[index])
-        for call in pending:
-            self._calls.pop(call.ref, None)
-            if requeue:
-                self._queue.extendleft(reversed(call.tasks))
+    def _replace_actor(self, index: int) -> None:
+        """Kill and replace actor ``index``; the batches it still held go back to the queue."""
+        slot = self._slots[index]
+        for batch in reversed(slot.held):
+            self._queue.extendleft(reversed(batch.tasks))
         with contextlib.suppress(Exception):
-            ray.kill(self._actors[index])
-        self._add_actor(index)
+            ray.kill(slot.actor)
+        self._slots[index] = self._new_slot()
