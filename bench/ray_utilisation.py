@@ -15,17 +15,19 @@ from pathlib import Path
 import _common  # noqa: F401
 
 
-def utilisation(sleep_s: float, evals: int, workdir: Path) -> tuple[float, float]:
+def utilisation(sleep_s: float, evals: int, workdir: Path, batch_size: int = 2, max_in_flight: int = 4
+                ) -> tuple[float, float]:
     import archive
     from search import api
 
-    name = f"util-{int(sleep_s * 1000)}ms"
+    name = f"util-{int(sleep_s * 1000)}ms-{batch_size}-{max_in_flight}"
     spec = {
         "name": name,
         "evaluator": {"kind": "python", "target": "bench._common:Sleeper", "config": {"sleep_s": sleep_s}},
         "space": {"a": {"type": "float", "low": 0, "high": 1}, "b": {"type": "float", "low": 0, "high": 1}},
         "measures": [{"name": "ma", "low": 0, "high": 1, "bins": 10}, {"name": "mb", "low": 0, "high": 1, "bins": 10}],
-        "search": {"algorithm": "map-elites", "budget": evals, "batch_size": 2, "max_in_flight": 4, "seed": 0},
+        "search": {"algorithm": "map-elites", "budget": evals, "batch_size": batch_size,
+                   "max_in_flight": max_in_flight, "seed": 0},
         "resources": {"num_cpus": 1},
     }
     url = f"sqlite:///{workdir / 'util.db'}"
@@ -40,6 +42,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--evals", type=int, default=400)
     parser.add_argument("--sleep", type=float, nargs="+", default=[0.05, 0.01])
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--max-in-flight", type=int, nargs="+", default=[4],
+                        help="evaluations in flight over the 2 workers (one run per value)")
     args = parser.parse_args()
     import ray
 
@@ -47,9 +52,11 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for sleep_s in args.sleep:
-                util, rate = utilisation(sleep_s, args.evals, Path(tmp))
-                print(f"{sleep_s * 1000:.0f} ms evaluations, 2 workers: utilisation {util:.1%}, {rate:.1f} evals/s "
-                      f"(ideal {2 / sleep_s:.0f}/s)", flush=True)
+                for in_flight in args.max_in_flight:
+                    util, rate = utilisation(sleep_s, args.evals, Path(tmp), args.batch_size, in_flight)
+                    print(f"{sleep_s * 1000:.0f} ms evaluations, 2 workers, batch {args.batch_size}, "
+                          f"{in_flight} in flight: utilisation {util:.1%}, {rate:.1f} evals/s "
+                          f"(ideal {2 / sleep_s:.0f}/s)", flush=True)
     finally:
         ray.shutdown()
 
