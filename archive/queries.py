@@ -238,6 +238,21 @@ def points_after(store: Store, campaign_id: int, after_id: int, dim: int) -> Poi
                   parse_points([r[2] for r in rows], dim))
 
 
+def latest_points(store: Store, campaign_id: int, proposer: str, limit: int,
+                  skip: int = 0) -> list[tuple[str | None, str | None]]:
+    """``(x, params)`` as the JSON text the database holds, of ``proposer``'s ``limit``
+    evaluations before its latest ``skip`` (every status), in ``seq`` order: one backward
+    range scan of the ``(campaign_id, proposer, seq)`` index (migration 0004), however long
+    the campaign."""
+    e = EVALUATIONS.c
+    query = (select(cast(e.x, Text), cast(e.params, Text))
+             .where(e.campaign_id == campaign_id, e.proposer == proposer)
+             .order_by(e.seq.desc()).limit(max(int(limit), 0)).offset(max(int(skip), 0)))
+    with _reading(store) as conn:
+        rows = conn.execute(query).all()
+    return [(r[0], r[1]) for r in reversed(rows)]
+
+
 def parse_points(texts: Sequence[str | None], dim: int) -> np.ndarray:
     """JSON lists of ``dim`` numbers as an (n, dim) array; NaN rows where a text is not one.
 
