@@ -19,6 +19,7 @@ from rich.table import Table
 
 from archive.records import Stats
 from entropy_atlas.errors import AtlasError
+from search.plain_table import PLAIN_ROWS, plain_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Entropy Atlas: map how entropy settings trade performance against entropy.")
@@ -314,18 +315,23 @@ def elites(
                                  *[_cell_text(r["measures"].get(m), exact=True) for m in measure_names],
                                  *[_cell_text(r["params"].get(p), exact=True) for p in param_names]])
             return
-        console.print(_elites_table(f"elites of {name} ({len(rows)})", rows, camp.objective_name,
-                                    measure_names, param_names))
+        title = f"elites of {name} ({len(rows)})"
+        if len(rows) > PLAIN_ROWS:  # rich's layout would take seconds
+            sys.stdout.write(_elites_plain(title, rows, camp.objective_name, measure_names, param_names))
+            return
+        console.print(_elites_table(title, rows, camp.objective_name, measure_names, param_names))
 
 
-def _exploration(camp: Any) -> dict[str, Any]:
-    """Each proposer's exploration entropy (:func:`archive.stats.exploration_of`: Iron
-    Mind's normalised sampling entropy per run of 20 of its evaluations in ``seq`` order, over
-    the active parameters only; the mean and spread over its runs), the figure the dashboard
-    shows: proposer -> :class:`archive.stats.Exploration`."""
-    from archive.stats import exploration_of
+def _exploration(camp: Any, counts: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """Each proposer's exploration entropy (:func:`archive.exploration.campaign_exploration`:
+    Iron Mind's normalised sampling entropy per run of 20 of its evaluations in ``seq``
+    order, over the active parameters only; the mean and spread over its latest 250 runs at
+    most, with how many runs it has), the figure the dashboard shows: proposer ->
+    :class:`archive.stats.Exploration`. ``counts``: :meth:`CampaignHandle.proposer_counts`,
+    when already read."""
+    from archive.exploration import campaign_exploration
 
-    return exploration_of(camp.evaluations(), camp.settings)
+    return campaign_exploration(camp.store, camp.record.id, camp.settings, counts)
 
 
 def _cell_text(value: Any, exact: bool = False) -> str:
@@ -561,6 +567,7 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
     entropy and the most common failures; else those are ``None``)."""
     s = camp.stats()
     failures = None
+    counts = camp.proposer_counts() if detail else None
     if detail:
         failures = [{"message": m, "count": n} for m, n in camp.failure_summary()] if s.counts["failed"] else []
     return {
@@ -570,18 +577,20 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
         "cells": s.cells, "coverage": s.coverage, "qd_score": s.qd_score,
         "best": s.best_objective, "best_evaluation_id": s.best_evaluation_id,
         "algorithm": camp.settings.algorithm,
-        "proposers": camp.proposer_counts() if detail else None,
-        **_exploration_fields(camp, detail),
+        "proposers": counts,
+        **_exploration_fields(camp, counts),
         "failures": failures,
     }
 
 
-def _exploration_fields(camp: Any, detail: bool) -> dict[str, Any]:
-    """``exploration``: proposer -> ``{mean, std, runs, run_length}``; ``exploration_entropy``:
-    proposer -> the mean alone (what it always held). Both ``None`` without ``detail``."""
-    if not detail:
+def _exploration_fields(camp: Any, counts: dict[str, dict[str, int]] | None) -> dict[str, Any]:
+    """``exploration``: proposer -> ``{mean, std, runs, run_length}`` (``runs``: the runs
+    used), with ``runs_total`` (the runs the proposer has) where only its latest 250 were used;
+    ``exploration_entropy``: proposer -> the mean alone (what it always held). Both ``None``
+    without ``counts`` (the campaigns' list, no detail)."""
+    if counts is None:
         return {"exploration_entropy": None, "exploration": None}
-    found = _exploration(camp)
+    found = _exploration(camp, counts)
     return {"exploration_entropy": {name: e.mean for name, e in found.items()},
             "exploration": {name: e.to_json() for name, e in found.items()}}
 
@@ -730,6 +739,28 @@ def _elites_grid(title: str, rows: list[dict[str, Any]], objective: str, measure
         table.add_row(str(r["cell"]), str(r["evaluation_id"]), f"{r['objective']:.6g}",
                       *[_number(r["measures"].get(m)) for m in measure_names], *map(escape, params))
     return table
+
+
+def _elites_plain(title: str, rows: list[dict[str, Any]], objective: str, measure_names: list[str],
+                  param_names: list[str]) -> str:
+    """:func:`_elites_table`'s columns as plain text (:func:`search.plain_table.plain_table`),
+    for more rows than rich lays out quickly; the parameters share one column unless theirs
+    fit the console."""
+    numbers = ["cell", "eval", objective, *measure_names]
+
+    def cells(r: dict[str, Any], combined: bool) -> list[str]:
+        params = ([_params_text(r["params"])] if combined
+                  else [_cell_text(r["params"].get(p)) for p in param_names])
+        return [str(r["cell"]), str(r["evaluation_id"]), f"{r['objective']:.6g}",
+                *[_number(r["measures"].get(m)) for m in measure_names], *params]
+
+    for combined in (False, True):
+        text = plain_table(title, [*numbers, *(["params"] if combined else param_names)],
+                           [cells(r, combined) for r in rows],
+                           [True] * len(numbers) + [False] * (1 if combined else len(param_names)))
+        if combined or not param_names or len(text.split("\n", 3)[2]) <= console.width:
+            return text
+    raise AssertionError("unreachable")
 
 
 def _refuse_live_lease(camp: Any) -> None:
