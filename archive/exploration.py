@@ -8,7 +8,7 @@ out; each run's normalised sampling entropy over the active parameters; the mean
 spread over the runs.
 
 At scale only the **latest** ``max_runs`` complete runs of each proposer are read
-(:data:`MAX_RUNS`, 250 runs = 5,000 evaluations a proposer): a proposer with ``N``
+(:data:`MAX_RUNS`, 100 runs = 2,000 evaluations a proposer): a proposer with ``N``
 evaluations has ``R = ⌊N / T⌋`` complete runs, its last ``N mod T`` evaluations are the
 short run the definition leaves out, so its runs ``R − max_runs … R − 1`` are the
 ``max_runs · T`` evaluations before those: one backward scan of the
@@ -17,7 +17,10 @@ value is then the mean and spread over those runs, exactly the per-run values th
 computation has for them; ``runs`` says how many runs were used and ``runs_total`` how
 many the proposer has (set only then: :attr:`Exploration.sampled`). A proposer with at
 most ``max_runs`` runs is read whole and gets exactly the full value, ``runs_total``
-unset.
+unset. A hundred runs put the mean's standard error at a tenth of the runs' spread and
+cost a few tenths of a second for four proposers on PostgreSQL at 10⁶ rows; the latest
+rather than a spread-out sample, as a proposer's exploration changes over a campaign and
+what a user watching it asks is how it explores now.
 
 ``N`` counts the proposer's rows; a row whose point is not ``d`` finite numbers (never
 written by the scheduler) is skipped by the computation, as in the full one, so where
@@ -27,23 +30,15 @@ such rows exist the sample's runs may start a few rows off the full computation'
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
-from typing import Any
 
 from archive import queries
+from archive.jsontext import loads_many
 from archive.records import CampaignSettings
 from archive.stats import RUN_LENGTH, Exploration, exploration_of_points
 from archive.store import Store
 
-MAX_RUNS = 250  # the latest runs read of each proposer: 5,000 evaluations at T = 20
-
-
-def _json(text: str | None) -> Any:
-    try:
-        return json.loads(text) if isinstance(text, str) else None
-    except ValueError:
-        return None
+MAX_RUNS = 100  # the latest runs read of each proposer: 2,000 evaluations at T = 20
 
 
 def proposer_exploration(store: Store, campaign_id: int, settings: CampaignSettings, proposer: str, rows: int,
@@ -57,7 +52,7 @@ def proposer_exploration(store: Store, campaign_id: int, settings: CampaignSetti
         limit, skip = rows, 0
     texts = queries.latest_points(store, campaign_id, proposer, limit, skip)
     x = queries.parse_points([t[0] for t in texts], len(settings.coordinate_options))
-    found = exploration_of_points([proposer] * len(texts), x, [_json(t[1]) for t in texts], settings, run_length)
+    found = exploration_of_points([proposer] * len(texts), x, loads_many([t[1] for t in texts]), settings, run_length)
     value = found.get(proposer, Exploration(None, None, 0, int(run_length)))
     return dataclasses.replace(value, runs_total=total) if total > max_runs else value
 

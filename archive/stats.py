@@ -139,7 +139,7 @@ class Exploration:
 
     def text(self) -> str:
         """As ``atlas status`` shows it: ``0.81 ± 0.05 (5 runs of 20)``, or for a sample
-        ``0.81 ± 0.05 (latest 250 of 12,500 runs of 20)``."""
+        ``0.81 ± 0.05 (latest 100 of 12,500 runs of 20)``."""
         if self.mean is None:
             return f"— (fewer than {self.run_length})"
         spread = f" ± {self.std:.2f}" if self.std is not None else ""

@@ -565,7 +565,7 @@ class DashboardData:
     def exploration(self, info: CampaignInfo) -> dict[str, Exploration]:
         """Each proposer's exploration entropy (:func:`archive.exploration.campaign_exploration`,
         the figure ``atlas status NAME`` prints): per run of 20 of its evaluations in ``seq``
-        order, over the active parameters only, its mean and spread over its latest 250 runs
+        order, over the active parameters only, its mean and spread over its latest 100 runs
         at most (a bounded read at any length; ``runs_total`` says how many it has). It is
         recomputed only when a row was added (the last ``seq``)."""
         if not info.settings.coordinate_options:

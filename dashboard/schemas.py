@@ -176,7 +176,7 @@ class ExplorationRuns(BaseModel):
     run_length: int = Field(description="evaluations per run (Iron Mind's T = 20)")
     runs_total: int | None = Field(
         default=None, description="complete runs the proposer has; more than runs when only its latest runs were "
-                                  "read (archive.exploration: 250 at most)")
+                                  "read (archive.exploration: 100 at most)")
 
 
 class ProposerRow(BaseModel):

@@ -325,7 +325,7 @@ def elites(
 def _exploration(camp: Any, counts: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
     """Each proposer's exploration entropy (:func:`archive.exploration.campaign_exploration`:
     Iron Mind's normalised sampling entropy per run of 20 of its evaluations in ``seq``
-    order, over the active parameters only; the mean and spread over its latest 250 runs at
+    order, over the active parameters only; the mean and spread over its latest 100 runs at
     most, with how many runs it has), the figure the dashboard shows: proposer ->
     :class:`archive.stats.Exploration`. ``counts``: :meth:`CampaignHandle.proposer_counts`,
     when already read."""
@@ -585,7 +585,7 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
 
 def _exploration_fields(camp: Any, counts: dict[str, dict[str, int]] | None) -> dict[str, Any]:
     """``exploration``: proposer -> ``{mean, std, runs, run_length}`` (``runs``: the runs
-    used), with ``runs_total`` (the runs the proposer has) where only its latest 250 were used;
+    used), with ``runs_total`` (the runs the proposer has) where only its latest 100 were used;
     ``exploration_entropy``: proposer -> the mean alone (what it always held). Both ``None``
     without ``counts`` (the campaigns' list, no detail)."""
     if counts is None:

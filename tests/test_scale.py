@@ -241,3 +241,23 @@ def test_a_grid_map_needs_no_pyribs(sqlite_url: str, tmp_path: Path) -> None:
     image = mpimg.imread(out)
     assert image.shape[0] > 200 and image.shape[1] > 400
     assert len(np.unique(image.reshape(-1, image.shape[-1])[:, :3].round(2), axis=0)) > 20
+
+
+def test_json_texts_decode_in_one_call_or_one_by_one() -> None:
+    from archive.jsontext import loads_many
+
+    assert loads_many(['{"a": [1, 2.5]}', None, "3", '"x"', "NaN"])[:4] == [{"a": [1, 2.5]}, None, 3, "x"]
+    assert loads_many(['{"a": 1}', "{not json", "[1]"]) == [{"a": 1}, None, [1]]  # one bad text spoils none
+    assert loads_many(["1, 2", "3"]) == [None, 3]  # a text that would split the array is decoded alone
+    assert loads_many([]) == []
+
+
+def test_elites_decode_their_json_columns(filled: tuple[Store, int]) -> None:
+    store, cid = filled
+    elites = store.elites(cid)
+    by_id = {r["id"]: r for r in store.evaluations(cid)}
+    assert elites and [e["cell"] for e in store.elites(cid, top=3)] == [e["cell"] for e in elites[:3]]
+    for e in elites:
+        row = by_id[e["evaluation_id"]]
+        assert (e["measures"], e["params"], e["x"], e["seq"], e["proposer"]) == (
+            row["measures"], row["params"], row["x"], row["seq"], row["proposer"])
