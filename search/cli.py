@@ -36,7 +36,7 @@ AddressOpt = Annotated[
 
 
 def _storage(storage: str | None) -> str:
-    from search.api import default_storage
+    from archive.engine import default_storage  # not search.api's: that imports the scheduler (0.5 s)
 
     return storage or default_storage()
 
@@ -95,8 +95,8 @@ def _default_map(storage: str, name: str) -> Path:
     """Where ``atlas run`` writes the map when ``--map`` is not given: ``atlas-maps/NAME.png``
     for the default storage, else under a folder named after the storage (two storages'
     campaigns of one name never overwrite each other's map)."""
+    from archive.engine import DEFAULT_STORAGE
     from archive.figures import MAPS_DIR, default_map_path
-    from search.api import DEFAULT_STORAGE
 
     return MAPS_DIR / f"{name}.png" if storage == DEFAULT_STORAGE else default_map_path(storage, name)
 
@@ -104,7 +104,7 @@ def _default_map(storage: str, name: str) -> Path:
 def _live_status(record: Any) -> str:
     """The campaign's status, ``stopped`` where its scheduler is gone (lease expired, or
     a process of this host that no longer exists)."""
-    from search.scheduler import holder_is_dead
+    from search.holders import holder_is_dead
 
     status = record.live_status()
     if status == "running" and record.lease_holder and holder_is_dead(record.lease_holder):
@@ -665,10 +665,13 @@ def _campaign_table(r: dict[str, Any]) -> Table:
 
 
 def _proposers_table(r: dict[str, Any]) -> Table:
+    """Each proposer's counts and exploration entropy; on a narrow console the entropy's
+    text (``0.84 ± 0.02 (latest 100 of 12,500 runs of 20)``) wraps, names and counts stay whole."""
     table = _table("evaluations by proposer")
-    table.add_column("proposer", no_wrap=True)
-    for col in ("done", "failed", "in flight", "exploration entropy"):
+    table.add_column("proposer", no_wrap=True, min_width=8)
+    for col in ("done", "failed", "in flight"):
         table.add_column(col, **NUMBER)
+    table.add_column("exploration entropy", justify="right", overflow="fold", ratio=1)
     from archive.stats import Exploration
 
     entropy = r.get("exploration") or {}
