@@ -261,3 +261,30 @@ def test_elites_decode_their_json_columns(filled: tuple[Store, int]) -> None:
         row = by_id[e["evaluation_id"]]
         assert (e["measures"], e["params"], e["x"], e["seq"], e["proposer"]) == (
             row["measures"], row["params"], row["x"], row["seq"], row["proposer"])
+
+
+def test_the_scripts_head_read_without_alembic_is_alembics() -> None:
+    from archive.engine import _scripts, script_head
+
+    assert script_head() == _scripts().get_current_head()
+
+
+def test_a_read_at_head_imports_no_alembic(sqlite_url: str) -> None:
+    """Read commands open an archive at head without importing Alembic; one behind head is
+    still refused with the reason (the full check)."""
+    Store(sqlite_url).close()
+    code = ("import sys, archive\n"
+            f"archive.open({sqlite_url!r}).close()\n"
+            "assert 'alembic' not in sys.modules, 'alembic imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    from sqlalchemy import create_engine
+
+    from archive.errors import StorageError
+
+    engine = create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+    engine.dispose()
+    with pytest.raises(StorageError, match="schema revision 0003"):
+        Store(sqlite_url, readonly=True)
