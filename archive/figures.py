@@ -110,8 +110,9 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
 
 def _grid_heatmap(ax: plt.Axes, layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]],
                   cmap: str, label: str) -> None:
-    """A 2-D grid's heatmap as pyribs' ``grid_archive_heatmap`` draws it (a ``pcolormesh``
-    over the bin edges, the colour range the elites' objectives, a colour bar), without
+    """A 2-D grid's heatmap as pyribs' ``grid_archive_heatmap`` draws it (each cell a
+    rectangle of the colour of its elite's objective, the colour range the elites'
+    objectives, a colour bar; here an image of equal cells rather than pyribs' mesh), without
     importing pyribs (seconds): each elite in the cell its measures fall in
     (:meth:`CellLayout.index_of`, pyribs' rule), the better objective where two share one."""
     nx, ny = layout.dims
@@ -126,12 +127,11 @@ def _grid_heatmap(ax: plt.Axes, layout: CellLayout, settings: CampaignSettings, 
     if low == high:
         low, high = low - 0.1, high + 0.1
     (x0, x1), (y0, y1) = layout.ranges
+    image = ax.imshow(colors, origin="lower", extent=(x0, x1, y0, y1), aspect="auto", interpolation="nearest",
+                      cmap=cmap, vmin=low, vmax=high)  # equal cells: an image, drawn at a fraction of a mesh's cost
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    ax.set_aspect("auto")
-    mesh = ax.pcolormesh(np.linspace(x0, x1, nx + 1), np.linspace(y0, y1, ny + 1), colors, cmap=cmap, vmin=low,
-                         vmax=high)
-    ax.figure.colorbar(mesh, ax=ax, label=label)
+    ax.figure.colorbar(image, ax=ax, label=label)
 
 
 def _facets(layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]], label: str,

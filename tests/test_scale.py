@@ -288,3 +288,24 @@ def test_a_read_at_head_imports_no_alembic(sqlite_url: str) -> None:
     engine.dispose()
     with pytest.raises(StorageError, match="schema revision 0003"):
         Store(sqlite_url, readonly=True)
+
+
+def test_the_map_title_from_the_elites_is_the_stats_title(storage_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    """``map`` takes its title's figures (cells filled, QD-score, best) from the elites it
+    draws instead of counting every row: the same title as from :meth:`stats`."""
+    import archive
+    import archive.figures
+    from archive.figures import map_title
+
+    store = Store(storage_url)
+    try:
+        fill(store, n=300)
+    finally:
+        store.close()
+    seen: list[str] = []
+    monkeypatch.setattr(archive.figures, "elite_map", lambda path, *args: seen.append(args[-1]) or path)
+    with archive.open(storage_url) as handle:
+        camp = handle.campaign("scale")
+        camp.map(tmp_path / "map.png")
+        assert seen == [map_title("scale", camp.stats())]
