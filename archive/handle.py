@@ -52,8 +52,9 @@ class CampaignHandle:
             self.record = record
         return self
 
-    def stats(self) -> Stats:
-        return self.store.stats(self.record.id, self.layout.cells, self.qd_offset)
+    def stats(self, by_proposer: dict[str, dict[str, int]] | None = None) -> Stats:
+        """:meth:`Store.stats` (``by_proposer``: :meth:`proposer_counts`, when read already)."""
+        return self.store.stats(self.record.id, self.layout.cells, self.qd_offset, by_proposer)
 
     def elites(self, top: int | None = None) -> list[dict[str, Any]]:
         return self.store.elites(self.record.id, top=top)

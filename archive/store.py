@@ -482,17 +482,26 @@ class Store(LeaseStore):
                  "seq": r[7], "proposer": r[8]} for i, r in enumerate(rows)]
 
     @reconnecting
-    def stats(self, campaign_id: int, cells: int, qd_offset: float = 0.0) -> Stats:
+    def stats(self, campaign_id: int, cells: int, qd_offset: float = 0.0,
+              by_proposer: dict[str, dict[str, int]] | None = None) -> Stats:
         """Counts by status, best, and the elites' count and fitness sum in SQL, from which
-        :func:`archive.stats.coverage` and :func:`archive.stats.qd_score` make the rest."""
+        :func:`archive.stats.coverage` and :func:`archive.stats.qd_score` make the rest. With
+        ``by_proposer`` (:meth:`proposer_counts`, read already) the counts are its sums: one
+        scan of the campaign's rows fewer (10⁶ index entries)."""
         from archive.stats import coverage, qd_score
 
         with self.read() as conn:
-            counts = dict(conn.execute(
-                select(Evaluation.status, func.count())
-                .where(Evaluation.campaign_id == campaign_id)
-                .group_by(Evaluation.status)
-            ).all())
+            if by_proposer is None:
+                counts = dict(conn.execute(
+                    select(Evaluation.status, func.count())
+                    .where(Evaluation.campaign_id == campaign_id)
+                    .group_by(Evaluation.status)
+                ).all())
+            else:
+                counts = {}
+                for by_status in by_proposer.values():
+                    for status, n in by_status.items():
+                        counts[status] = counts.get(status, 0) + int(n)
             n_elites, fit_sum = conn.execute(
                 select(func.count(), func.coalesce(func.sum(Elite.fitness), 0.0))
                 .where(Elite.campaign_id == campaign_id)

@@ -565,9 +565,9 @@ def _table(title: str, **options: Any) -> Table:
 def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
     """One campaign's line of ``atlas status`` (``detail``: with proposers, exploration
     entropy and the most common failures; else those are ``None``)."""
-    s = camp.stats()
-    failures = None
     counts = camp.proposer_counts() if detail else None
+    s = camp.stats(counts)  # the counts by status are the sums of those by proposer
+    failures = None
     if detail:
         failures = [{"message": m, "count": n} for m, n in camp.failure_summary()] if s.counts["failed"] else []
     return {

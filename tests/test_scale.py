@@ -309,3 +309,8 @@ def test_the_map_title_from_the_elites_is_the_stats_title(storage_url: str, monk
         camp = handle.campaign("scale")
         camp.map(tmp_path / "map.png")
         assert seen == [map_title("scale", camp.stats())]
+
+
+def test_stats_from_counts_by_proposer_are_the_stats(filled: tuple[Store, int]) -> None:
+    store, cid = filled
+    assert store.stats(cid, 16, 0.5, store.proposer_counts(cid)) == store.stats(cid, 16, 0.5)
