@@ -21,20 +21,21 @@ Rules:
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import QueuePool, StaticPool
 
 from archive.errors import StorageError
+
+if TYPE_CHECKING:  # alembic takes a tenth of a second or more to import; read commands need it only off head
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_STORAGE = "sqlite:///atlas.db"  # in the working directory; $ATLAS_STORAGE overrides
@@ -137,12 +138,16 @@ def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
 
 
 def _config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
 
 
 def _scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config())
 
 
@@ -155,6 +160,8 @@ def _known(scripts: ScriptDirectory, revision: str) -> bool:
 
 def schema_revision(engine: Engine, url: str) -> tuple[str | None, list[str]]:
     """The archive's Alembic revision (None: no archive) and the tables the database has."""
+    from alembic.runtime.migration import MigrationContext
+
     try:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
@@ -179,6 +186,10 @@ def check_schema(engine: Engine, url: str, readonly: bool) -> str | None:
     read-only ones must be at head. A newer revision, or another application's tables
     without our revision table, is always refused.
     """
+    if readonly:
+        found = _stored_revision(engine)
+        if found is not None and found == script_head():
+            return found
     current, tables = schema_revision(engine, url)
     shown = shown_url(url)
     scripts = _scripts()
@@ -201,9 +212,43 @@ def check_schema(engine: Engine, url: str, readonly: bool) -> str | None:
     return current
 
 
+_REVISION_LINE = re.compile(r"""^(revision|down_revision)\s*=\s*(?:["']([\w.-]+)["']|None)\s*$""", re.M)
+
+
+def script_head() -> str | None:
+    """The head revision of the migration scripts, read from their ``revision`` and
+    ``down_revision`` lines without importing Alembic; ``None`` unless that makes exactly
+    one head (a merge's tuple of parents, say: :func:`check_schema` then asks Alembic)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = {key: value for key, value in _REVISION_LINE.findall(path.read_text(encoding="utf-8"))}
+        if not found.get("revision") or "down_revision" not in found:
+            return None
+        revisions.add(found["revision"])
+        if found["down_revision"]:
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _stored_revision(engine: Engine) -> str | None:
+    """The one revision in the database's ``alembic_version`` table, or ``None`` when it
+    cannot say (no such table, several rows, no answer): the full check decides then."""
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:
+        return None
+    return str(rows[0]) if len(rows) == 1 else None
+
+
 def migrate(engine: Engine, current: str | None) -> None:
     """Apply Alembic migrations from ``current`` (what :func:`check_schema` found) up to
     head; a no-op when already there."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     cfg = _config()
     if current == ScriptDirectory.from_config(cfg).get_current_head():
         return

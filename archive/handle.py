@@ -52,8 +52,9 @@ class CampaignHandle:
             self.record = record
         return self
 
-    def stats(self) -> Stats:
-        return self.store.stats(self.record.id, self.layout.cells, self.qd_offset)
+    def stats(self, by_proposer: dict[str, dict[str, int]] | None = None) -> Stats:
+        """:meth:`Store.stats` (``by_proposer``: :meth:`proposer_counts`, when read already)."""
+        return self.store.stats(self.record.id, self.layout.cells, self.qd_offset, by_proposer)
 
     def elites(self, top: int | None = None) -> list[dict[str, Any]]:
         return self.store.elites(self.record.id, top=top)
@@ -77,8 +78,15 @@ class CampaignHandle:
     def map(self, path: str | Path) -> Path:
         """The elite map as a figure (:func:`archive.figures.elite_map`)."""
         from archive.figures import elite_map, map_title
+        from archive.stats import coverage, qd_score
 
-        return elite_map(Path(path), self.layout, self.settings, self.elites(), map_title(self.name, self.stats()))
+        elites = self.elites()  # best first; the title's figures come from them, not from counting every row
+        n, cells = len(elites), self.layout.cells
+        stats = Stats(counts={}, created=0, finished=0, elites=n, cells=cells, coverage=coverage(n, cells),
+                      qd_score=qd_score(sum(float(e["fitness"]) for e in elites), n, self.qd_offset),
+                      best_objective=float(elites[0]["objective"]) if elites else None,
+                      best_evaluation_id=int(elites[0]["evaluation_id"]) if elites else None)
+        return elite_map(Path(path), self.layout, self.settings, elites, map_title(self.name, stats))
 
     def front(self, path: str | Path) -> Path:
         """Objective against each measure with its Pareto front (:func:`archive.figures.pareto_front`)."""

@@ -13,10 +13,10 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.spatial import cKDTree
 
-if TYPE_CHECKING:  # ribs takes seconds to import; only proposers and figures need it
+if TYPE_CHECKING:  # ribs takes seconds to import, scipy a third of one: only what needs them imports them
     from ribs.archives import CVTArchive, GridArchive
+    from scipy.spatial import cKDTree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +84,8 @@ class CellLayout:
 
     def _kd_tree(self) -> cKDTree:
         if self._tree is None:
+            from scipy.spatial import cKDTree
+
             self._tree = cKDTree(self.centroids)
         return self._tree
 

@@ -57,6 +57,8 @@ class Evaluation(Base):
         UniqueConstraint("campaign_id", "seq", name="uq_evaluations_campaign_seq"),
         Index("ix_evaluations_campaign_status", "campaign_id", "status"),
         Index("ix_evaluations_campaign_finished", "campaign_id", "finished_seq"),
+        Index("ix_evaluations_campaign_proposer_status", "campaign_id", "proposer", "status"),  # migration 0004
+        Index("ix_evaluations_campaign_proposer_seq", "campaign_id", "proposer", "seq"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -114,21 +114,37 @@ class Exploration:
     """A proposer's exploration entropy over its runs of ``run_length`` evaluations: the
     ``mean`` and sample standard deviation ``std`` (ddof = 1) of the per-run values
     (:func:`exploration_entropy`) over ``runs`` runs; ``mean`` is ``None`` without a complete
-    run, ``std`` without two."""
+    run, ``std`` without two. ``runs_total`` is how many complete runs the proposer has
+    (``None``: the same as ``runs``, every run was used; set, and more, when the value
+    comes from the proposer's latest runs only, :func:`archive.exploration.campaign_exploration`)."""
 
     mean: float | None
     std: float | None
     runs: int
     run_length: int
+    runs_total: int | None = None
+
+    @property
+    def sampled(self) -> bool:
+        """Whether only some of the proposer's runs were used."""
+        return self.runs_total is not None and self.runs_total > self.runs
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """``{mean, std, runs, run_length}`` (``runs``: the runs the mean is over), and
+        ``runs_total`` when it was counted (:class:`Exploration` takes the dict back as keywords)."""
+        out: dict[str, Any] = {"mean": self.mean, "std": self.std, "runs": self.runs, "run_length": self.run_length}
+        if self.runs_total is not None:
+            out["runs_total"] = self.runs_total
+        return out
 
     def text(self) -> str:
-        """As ``atlas status`` shows it: ``0.81 ± 0.05 (5 runs of 20)``."""
+        """As ``atlas status`` shows it: ``0.81 ± 0.05 (5 runs of 20)``, or for a sample
+        ``0.81 ± 0.05 (latest 100 of 12,500 runs of 20)``."""
         if self.mean is None:
             return f"— (fewer than {self.run_length})"
         spread = f" ± {self.std:.2f}" if self.std is not None else ""
+        if self.sampled:
+            return f"{self.mean:.2f}{spread} (latest {self.runs:,} of {self.runs_total:,} runs of {self.run_length})"
         return f"{self.mean:.2f}{spread} ({self.runs} run{'s' if self.runs != 1 else ''} of {self.run_length})"
 
 

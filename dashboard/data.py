@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 
 from archive import queries
+from archive.exploration import campaign_exploration
 from archive.layout import CellLayout
 from archive.queries import CampaignRow, EliteRow
 from archive.records import EXPLORATION_BINS, lease_is_live
 from archive.redact import redact
-from archive.stats import RUN_LENGTH, Exploration, exploration_of_points, non_dominated, replay
+from archive.stats import RUN_LENGTH, Exploration, non_dominated, replay
 from archive.store import Store
 from entropy_atlas.errors import AtlasError
 
@@ -114,6 +115,16 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def _json_column(values: list[Any]) -> list[Any]:
+    """:func:`json_safe` of a column of decoded JSON values, walked only when it holds a
+    non-finite float (one C-level encode finds out: the walk costs ~60 µs an elite)."""
+    try:
+        json.dumps(values, allow_nan=False)
+    except (ValueError, TypeError):
+        return json_safe(values)
+    return values
+
+
 def sample_indices(n: int, points: int) -> np.ndarray:
     """At most ``points`` indices spread evenly over ``range(n)``, first and last included."""
     if n <= 0:
@@ -138,14 +149,6 @@ def pareto_front(measure: np.ndarray, fitness: np.ndarray, measure_higher: bool)
     front = front[np.argsort(measure[front], kind="stable")]
     ranked = measure[front]
     return front[np.concatenate(([True], ranked[1:] != ranked[:-1]))]
-
-
-def _json(text: str | None) -> Any:
-    """A JSON column's text as its value (``None`` for no text or text that is not JSON)."""
-    try:
-        return json.loads(text) if isinstance(text, str) else None
-    except ValueError:
-        return None
 
 
 @dataclasses.dataclass
@@ -442,7 +445,7 @@ class DashboardData:
             "objective": _floats(np.array([r.objective for r in rows], dtype=float)),
             "measures": {m: _floats(np.array([(r.measures or {}).get(m, np.nan) for r in rows], dtype=float))
                          for m in names},
-            "params": {p: json_safe([(r.params or {}).get(p) for r in rows]) for p in param_names},
+            "params": {p: _json_column([(r.params or {}).get(p) for r in rows]) for p in param_names},
             "proposer": [r.proposer for r in rows],
             "seq": [r.seq for r in rows],
         }
@@ -571,11 +574,11 @@ class DashboardData:
         }
 
     def exploration(self, info: CampaignInfo) -> dict[str, Exploration]:
-        """Each proposer's exploration entropy (:func:`archive.stats.exploration_of_points`, the
-        figure ``atlas status NAME`` prints): per run of 20 of its evaluations in ``seq``
-        order, over the active parameters only, its mean and spread over the runs. Rows are
-        never changed once written, so it is recomputed only when a row was added (the last
-        ``seq``)."""
+        """Each proposer's exploration entropy (:func:`archive.exploration.campaign_exploration`,
+        the figure ``atlas status NAME`` prints): per run of 20 of its evaluations in ``seq``
+        order, over the active parameters only, its mean and spread over its latest 100 runs
+        at most (a bounded read at any length; ``runs_total`` says how many it has). It is
+        recomputed only when a row was added (the last ``seq``)."""
         if not info.settings.coordinate_options:
             return {}
         key = (info.id, info.created_at)
@@ -587,10 +590,7 @@ class DashboardData:
         if cached is not None and cached[0] == last_seq:
             return cached[1]
         with self._lock_for(info):
-            texts = self.store.evaluation_texts(info.id, ("proposer", "x", "params"), ("x", "params"))
-            x = queries.parse_points([t[1] for t in texts], len(info.settings.coordinate_options))
-            found = exploration_of_points([str(t[0]) for t in texts], x, [_json(t[2]) for t in texts],
-                                          info.settings)
+            found = campaign_exploration(self.store, info.id, info.settings)
         with self._lock:
             self._points[key] = (last_seq, found)
             while len(self._points) > self._series_size:

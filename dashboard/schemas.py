@@ -174,6 +174,9 @@ class ExplorationRuns(BaseModel):
     std: float | None = Field(description="sample standard deviation over the runs; null with fewer than two")
     runs: int = Field(description="complete runs of run_length consecutive evaluations (a short last run is dropped)")
     run_length: int = Field(description="evaluations per run (Iron Mind's T = 20)")
+    runs_total: int | None = Field(
+        default=None, description="complete runs the proposer has; more than runs when only its latest runs were "
+                                  "read (archive.exploration: 100 at most)")
 
 
 class ProposerRow(BaseModel):

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +43,7 @@ from archive.records import NewEvaluation, Result, Stats
 from archive.store import Store
 from entropy_atlas.errors import AtlasError
 from search.history import ArchiveHistory
+from search.holders import holder_is_dead, lease_holder_id
 from search.proposers.base import Observation, Proposal, Proposer
 from search.proposers.checkpoint import CheckpointError
 from search.run import CampaignRun
@@ -68,38 +67,6 @@ class CampaignFailing(AtlasError, RuntimeError):
 
 class EvaluatorSetupFailed(AtlasError, RuntimeError):
     """The evaluator could not be set up on a worker."""
-
-
-def lease_holder_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def holder_is_dead(holder: str) -> bool:
-    """True when ``holder`` is a scheduler process of this host that no longer exists."""
-    parts = holder.split(":")
-    if len(parts) != 3 or parts[0] != socket.gethostname():
-        return False
-    try:
-        pid = int(parts[1])
-    except ValueError:
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def evaluation_seed(campaign_seed: int, seq: int) -> int:
