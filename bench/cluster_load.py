@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import _common  # noqa: F401
+from _common import best_of
 
 
 def campaign(evals: int, name: str) -> dict:
@@ -27,14 +28,6 @@ def campaign(evals: int, name: str) -> dict:
                    "max_in_flight": 500, "seed": 0},
     }
 
-
-def best_of(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:

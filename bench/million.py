@@ -44,6 +44,7 @@ from typing import Any
 
 import _common  # noqa: F401  (puts the repository on sys.path)
 import numpy as np
+from _common import best_of
 
 NAME = "million"
 PG_SCHEMA = "atlas_million"
@@ -187,14 +188,6 @@ def _elites(conn: Any, campaign_id: int, mark: str) -> None:
 
 
 # -- the timings ------------------------------------------------------------------
-def best_of(fn: Callable[[], Any], repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
 
 def cli(*args: str) -> Callable[[], None]:
     """Run ``python -m search.cli ARGS`` from the repository, its output to a pipe."""

@@ -108,19 +108,10 @@ def storage_url(kind: str, workdir: Path, postgres: str | None) -> Iterator[str]
         return
     if not postgres:
         raise SystemExit("postgresql: give --postgres URL or set ATLAS_TEST_POSTGRES_URL")
-    from sqlalchemy import create_engine, text
+    from archive.engine import scratch_schema
 
-    schema = f"atlas_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(postgres)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in postgres else "?"
-    try:
-        yield f"{postgres}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(postgres, "atlas_bench") as url:
+        yield url
 
 
 def main() -> None:

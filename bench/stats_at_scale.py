@@ -14,6 +14,7 @@ from pathlib import Path
 
 import _common  # noqa: F401
 import numpy as np
+from _common import best_of
 
 
 def fill(url: str, evals: int) -> tuple[object, int]:
@@ -33,14 +34,6 @@ def fill(url: str, evals: int) -> tuple[object, int]:
     return store, cid
 
 
-def timed(fn, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -55,9 +48,9 @@ def main() -> None:
             start = time.perf_counter()
             store, cid = fill(url, args.evals)
             fill_s = time.perf_counter() - start
-            stats_s = timed(functools.partial(store.stats, cid, 10_000))  # type: ignore[attr-defined]
-            top_s = timed(functools.partial(store.elites, cid, top=10))  # type: ignore[attr-defined]
-            all_s = timed(functools.partial(store.elites, cid), repeat=2)  # type: ignore[attr-defined]
+            stats_s = best_of(functools.partial(store.stats, cid, 10_000), repeat=5)  # type: ignore[attr-defined]
+            top_s = best_of(functools.partial(store.elites, cid, top=10), repeat=5)  # type: ignore[attr-defined]
+            all_s = best_of(functools.partial(store.elites, cid), repeat=2)  # type: ignore[attr-defined]
             print(f"{label:<10} {args.evals:,} evaluations written in {fill_s:.1f} s "
                   f"({args.evals / fill_s:,.0f}/s); stats {stats_s * 1000:.1f} ms, top-10 elites "
                   f"{top_s * 1000:.1f} ms, all elites {all_s * 1000:.0f} ms", flush=True)

@@ -12,9 +12,8 @@ import threading
 import time
 from types import FrameType
 
-from workers import registry
-from workers.contract import EvalContext, Evaluator
-from workers.executors.base import Executor, ExecutorConfig
+from workers.executors.base import ExecutorConfig
+from workers.executors.in_process import InProcessExecutor
 from workers.runner import EvaluationTask, Outcome, run_tasks, setup_failure, worker_name
 
 
@@ -22,23 +21,10 @@ class EvaluationTimeout(BaseException):  # escapes the evaluator's own except Ex
     """Raised inside an evaluation that ran past its timeout."""
 
 
-class InlineExecutor(Executor):
+class InlineExecutor(InProcessExecutor):
     def __init__(self, config: ExecutorConfig) -> None:
         super().__init__(config)
         self._queue: collections.deque[EvaluationTask] = collections.deque()
-        self._evaluator: Evaluator | None = None
-        self._setup_error: BaseException | None = None
-        self._ctx = EvalContext(device="cpu", campaign=config.campaign)
-
-    def start(self) -> None:
-        if self._evaluator is not None or self._setup_error is not None:
-            return
-        try:
-            evaluator = registry.build(self.config.kind, self.config.config, self.config.target)
-            evaluator.setup(self.config.config, self._ctx)
-            self._evaluator = evaluator
-        except (Exception, SystemExit) as exc:
-            self._setup_error = exc
 
     def capacity(self) -> int:
         return max(1, getattr(self._evaluator, "max_batch_size", 1) or 1)
@@ -93,10 +79,3 @@ class InlineExecutor(Executor):
             armed[0] = False
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
-
-    def shutdown(self) -> None:
-        if self._evaluator is not None:
-            try:
-                self._evaluator.teardown()
-            finally:
-                self._evaluator = None

@@ -30,9 +30,8 @@ from typing import Protocol
 
 import numpy as np
 
-from workers import registry
-from workers.contract import EvalContext, Evaluator
-from workers.executors.base import Executor, ExecutorConfig
+from workers.executors.base import ExecutorConfig
+from workers.executors.in_process import InProcessExecutor
 from workers.runner import EvaluationTask, Outcome, run_tasks, setup_failure
 
 DISTRIBUTIONS = ("fixed", "exponential", "uniform")
@@ -69,7 +68,7 @@ class SimulatedClock:
         self.t = max(self.t, t)
 
 
-class SimulatedExecutor(Executor):
+class SimulatedExecutor(InProcessExecutor):
     """``workers`` simulated workers of ``depth`` tasks each (see the module's rules)."""
 
     reports_starts_late = True
@@ -92,31 +91,11 @@ class SimulatedExecutor(Executor):
         self._finishing: list[tuple[float, int, int]] = []  # heap of (finish time, order, worker)
         self._order = 0
         self._timed_out: set[int] = set()
-        self._evaluator: Evaluator | None = None
-        self._setup_error: BaseException | None = None
-        self._ctx = EvalContext(device="cpu", campaign=config.campaign)
         self.started = 0
         self.finished = 0
         self.handoffs = 0  # tasks a worker held queued when its previous one finished
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self) -> None:
-        if self._evaluator is not None or self._setup_error is not None:
-            return
-        try:
-            evaluator = registry.build(self.config.kind, self.config.config, self.config.target)
-            evaluator.setup(self.config.config, self._ctx)
-            self._evaluator = evaluator
-        except (Exception, SystemExit) as exc:
-            self._setup_error = exc
-
-    def shutdown(self) -> None:
-        if self._evaluator is not None:
-            try:
-                self._evaluator.teardown()
-            finally:
-                self._evaluator = None
-
     def capacity(self) -> int:
         return self.workers
 

@@ -1,0 +1,37 @@
+"""Executors whose evaluator lives in the scheduler's own process (inline, simulated)."""
+
+from __future__ import annotations
+
+from workers import registry
+from workers.contract import EvalContext, Evaluator
+from workers.executors.base import Executor, ExecutorConfig
+
+
+class InProcessExecutor(Executor):
+    """Builds and sets up the evaluator once, on first use, in this process.
+
+    A setup failure is kept in ``_setup_error`` (not raised): the subclass fails every
+    task with it, as a worker whose setup failed does."""
+
+    def __init__(self, config: ExecutorConfig) -> None:
+        super().__init__(config)
+        self._evaluator: Evaluator | None = None
+        self._setup_error: BaseException | None = None
+        self._ctx = EvalContext(device="cpu", campaign=config.campaign)
+
+    def start(self) -> None:
+        if self._evaluator is not None or self._setup_error is not None:
+            return
+        try:
+            evaluator = registry.build(self.config.kind, self.config.config, self.config.target)
+            evaluator.setup(self.config.config, self._ctx)
+            self._evaluator = evaluator
+        except (Exception, SystemExit) as exc:
+            self._setup_error = exc
+
+    def shutdown(self) -> None:
+        if self._evaluator is not None:
+            try:
+                self._evaluator.teardown()
+            finally:
+                self._evaluator = None
