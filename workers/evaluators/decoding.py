@@ -100,6 +100,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "backend": "hf",
     "vllm_logprobs": 20,
 }
+#: Our dtype names as vLLM's ``dtype`` argument spells them (null: vLLM's "auto").
+VLLM_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+               "float16": "float16", "fp16": "float16"}
 MEASURES = ("mean_entropy", "model_entropy", "tempered_entropy", "kept_set_size", "distinct_1", "distinct_2",
             "repetition_rate", "mean_length", "ead_large_fraction", "ead_compute_saved")
 #: The names a categorical parameter may choose from, and what one of them is called.
@@ -136,8 +139,9 @@ class DecodingEvaluator(Evaluator):
             from workers.decoding.models import model_dir
 
             self.lm = load_model(cfg["model"], "cpu", "float32", seed=int(cfg["model_seed"]))
-            self.engine = vllm_backend.VLLMEngine(str(model_dir(cfg["model"], seed=int(cfg["model_seed"]))),
-                                                  dtype=cfg["dtype"] or "auto", seed=int(cfg["model_seed"]),
+            seed = int(cfg["model_seed"])
+            self.engine = vllm_backend.VLLMEngine(str(model_dir(cfg["model"], seed=seed)),
+                                                  dtype=VLLM_DTYPES.get(cfg["dtype"] or "", "auto"), seed=seed,
                                                   logprobs=int(cfg["vllm_logprobs"]))
         else:
             self.lm = load_model(cfg["model"], ctx.device, cfg["dtype"], seed=int(cfg["model_seed"]))
