@@ -203,6 +203,18 @@ class DecodingConfig(_TaskOptions):
     num_threads: PositiveInt | None = None
     defaults: dict[str, Any] = Field(default_factory=dict)
     batch_configs: bool = True
+    #: who decodes: transformers (the reference) or an in-process vLLM engine
+    #: (``workers.decoding.vllm_backend``; refused at check time where vLLM is not installed)
+    backend: Literal["hf", "vllm"] = "hf"
+    #: backend vllm: the k top log-probabilities per token its entropy bounds use (-1: the whole vocabulary)
+    vllm_logprobs: Annotated[int, Field(ge=-1)] = 20
+
+    @field_validator("vllm_logprobs")
+    @classmethod
+    def _not_zero(cls, k: int) -> int:
+        if k == 0:
+            raise ValueError("must be -1 (the whole vocabulary) or >= 1")
+        return k
 
 
 # --------------------------------------------------------------------------- activation

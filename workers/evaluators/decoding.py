@@ -38,6 +38,8 @@ Config::
     num_threads: null              # torch CPU threads (null: leave as is)
     defaults: {}                   # decoding parameters every evaluation starts from (order: llama.cpp, …)
     batch_configs: true            # decode all configurations of a call in one batch
+    backend: hf                    # hf (transformers, the reference) | vllm (in-process vllm.LLM)
+    vllm_logprobs: 20              # backend vllm: top-k log-probabilities per token (-1: all)
     # task options: digits, reverse_answer (arithmetic); prompt_words (continuation);
     # data, prompt_field, answer_field, match, answer_regex, stop_strings (jsonl)
 
@@ -45,7 +47,16 @@ The config's model is :class:`~workers.evaluators.configs.DecodingConfig` (a tas
 options only with that task; jsonl needs ``data``). :meth:`DecodingEvaluator.check_space`
 refuses a space parameter that is not a decoding parameter, a ``sampler`` (``order``,
 ``top_h_variant``, ``ead_sampler``) choice that is not a known name, ``ead`` without a
-small model, and ``defaults`` that :class:`SamplerConfig` refuses.
+small model, and ``defaults`` that :class:`SamplerConfig` refuses; with ``backend: vllm``,
+a machine without vLLM and the rules that backend refuses (Mirostat, EAD; see
+:mod:`workers.decoding.vllm_backend`).
+
+With ``backend: vllm`` the transformers model still loads, on the CPU (tokenizer, task,
+coherence scoring), and a ``vllm.LLM`` on the worker's device decodes. ``mean_entropy``
+is then the lower bound of the sampling entropy from the top ``vllm_logprobs``
+log-probabilities (exact where the bounds meet; ``metrics.mean_entropy_upper`` and
+``metrics.entropy_exact_fraction`` say how close), ``kept_set_size`` is known only where
+they meet, and ``model_entropy``/``tempered_entropy`` are not measured (null).
 
 ``params`` are decoding parameters (``sampler``, ``temperature``, ``top_k``, ``top_p``,
 ``min_p``, ``typical_p``, ``epsilon_cutoff``, ``eta_cutoff``, ``top_h``,
@@ -86,7 +97,12 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "num_threads": None,
     "defaults": {},
     "batch_configs": True,
+    "backend": "hf",
+    "vllm_logprobs": 20,
 }
+#: Our dtype names as vLLM's ``dtype`` argument spells them (null: vLLM's "auto").
+VLLM_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+               "float16": "float16", "fp16": "float16"}
 MEASURES = ("mean_entropy", "model_entropy", "tempered_entropy", "kept_set_size", "distinct_1", "distinct_2",
             "repetition_rate", "mean_length", "ead_large_fraction", "ead_compute_saved")
 #: The names a categorical parameter may choose from, and what one of them is called.
@@ -117,7 +133,18 @@ class DecodingEvaluator(Evaluator):
         self.defaults = dict(cfg["defaults"])
         SamplerConfig.from_params({}, self.defaults)  # refuse bad defaults now, not per evaluation
         self.device = ctx.device
-        self.lm = load_model(cfg["model"], ctx.device, cfg["dtype"], seed=int(cfg["model_seed"]))
+        self.engine: Any = None
+        if cfg["backend"] == "vllm":
+            from workers.decoding import vllm_backend
+            from workers.decoding.models import model_dir
+
+            self.lm = load_model(cfg["model"], "cpu", "float32", seed=int(cfg["model_seed"]))
+            seed = int(cfg["model_seed"])
+            self.engine = vllm_backend.VLLMEngine(str(model_dir(cfg["model"], seed=seed)),
+                                                  dtype=VLLM_DTYPES.get(cfg["dtype"] or "", "auto"), seed=seed,
+                                                  logprobs=int(cfg["vllm_logprobs"]))
+        else:
+            self.lm = load_model(cfg["model"], ctx.device, cfg["dtype"], seed=int(cfg["model_seed"]))
         options = {k: cfg[k] for k in TASK_KEYS.get(cfg["task"], ()) if k in cfg}
         self.task: Task = build_task(cfg["task"], self.lm, cfg["num_prompts"], int(cfg["prompt_seed"]), options)
         longest = max(len(item.prompt_ids) for item in self.task.items)
@@ -158,6 +185,8 @@ class DecodingEvaluator(Evaluator):
             SamplerConfig.from_params({}, config.get("defaults") or {})
         except (ValueError, TypeError) as exc:
             problems.append(f"evaluator.config.defaults: {exc}")
+        if config.get("backend") == "vllm":
+            problems += vllm_problems(config, space)
         return problems
 
     def teardown(self) -> None:
@@ -186,6 +215,10 @@ class DecodingEvaluator(Evaluator):
         for i, p in enumerate(params):
             try:
                 configs[i] = SamplerConfig.from_params(p, self.defaults)
+                if self.engine is not None:
+                    from workers.decoding.vllm_backend import check_supported
+
+                    check_supported(configs[i])
             except (ValueError, TypeError) as exc:
                 results[i] = _failure(exc)
         # One batch for every non-EAD configuration; each EAD configuration alone, so that
@@ -198,7 +231,10 @@ class DecodingEvaluator(Evaluator):
             requests = [Request(configs[i], self._prompts(), seed) for i, seed in zip(members, seeds, strict=True)]
             try:
                 small = self._small_model() if configs[members[0]].is_ead else None
-                gens = generate(self.lm, requests, self.max_new_tokens, small_model=small)
+                if self.engine is not None:
+                    gens = self.engine.generate(requests, self.max_new_tokens, self.lm.stop_ids)
+                else:
+                    gens = generate(self.lm, requests, self.max_new_tokens, small_model=small)
             except (ValueError, FileNotFoundError) as exc:  # a configuration's own problem: fail its items
                 for i in members:
                     results[i] = _failure(exc)
@@ -240,6 +276,9 @@ class DecodingEvaluator(Evaluator):
             "config": config.to_dict(),
             "device": str(self.lm.device),
         }
+        if gen.sampling_entropy_upper_sum is not None and gen.entropy_exact_tokens is not None:
+            metrics.update({"backend": "vllm", "mean_entropy_upper": sum(gen.sampling_entropy_upper_sum) / n_tok,
+                            "entropy_exact_fraction": sum(gen.entropy_exact_tokens) / n_tok})
         if gen.mirostat_mu is not None:
             metrics["mirostat_mu_final"] = sum(gen.mirostat_mu) / len(gen.mirostat_mu)
         if config.is_ead and small is not None:
@@ -264,7 +303,7 @@ class DecodingEvaluator(Evaluator):
 
     def _coherence(self, config: SamplerConfig, gen: Generation) -> float:
         """Mean log p(token) per generated token (stop token included) under the reference."""
-        if self.reference is None and not config.is_ead:
+        if self.reference is None and not config.is_ead and self.engine is None:
             return sum(gen.logprob_sum) / max(sum(gen.n_tokens), 1)
         ref = self.reference or self.lm
         outputs = [o if stop is None else [*o, stop] for o, stop in zip(gen.outputs, gen.stop_tokens, strict=True)]
@@ -272,6 +311,26 @@ class DecodingEvaluator(Evaluator):
         total = sum(s for s, _ in scored)
         count = sum(n for _, n in scored)
         return total / count if count else float("nan")
+
+
+def vllm_problems(config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
+    """What ``backend: vllm`` cannot do here: vLLM missing on this machine, and a
+    ``sampler`` choice (or the defaults' sampler) that the vLLM backend refuses."""
+    from workers.decoding import vllm_backend
+
+    problems = []
+    reason = vllm_backend.missing_reason()
+    if reason:
+        problems.append(f"evaluator.config.backend: {reason}")
+    param = space.get("sampler") or {}
+    choices = param.get("choices", []) if param.get("type") == "categorical" else []
+    problems += [f"space.sampler.choices: {choice!r} is not available with backend vllm: "
+                 f"{vllm_backend.REFUSED[choice]}" for choice in choices if choice in vllm_backend.REFUSED]
+    default = (config.get("defaults") or {}).get("sampler")
+    if isinstance(default, str) and default in vllm_backend.REFUSED:
+        problems.append(f"evaluator.config.defaults.sampler: {default!r} is not available with backend vllm: "
+                        f"{vllm_backend.REFUSED[default]}")
+    return problems
 
 
 def _failure(exc: BaseException) -> dict[str, Any]:
