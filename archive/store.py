@@ -142,31 +142,17 @@ class Store(LeaseStore):
             conn.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values))
 
     # -- evaluations: writes -------------------------------------------------
-    @reconnecting
     def add_pending(self, campaign_id: int, rows: Sequence[NewEvaluation],
                     checkpoint: tuple[str, bytes] | None = None,
                     calls: Sequence[dict[str, Any]] = (), holder: str | None = None) -> list[int]:
         """Write new ``pending`` rows, the proposer checkpoint and the proposer calls that
-        produced them, in one transaction. Returns the rows' ids.
+        produced them, in one transaction (:meth:`step`). Returns the rows' ids.
 
         With ``holder``, the write happens only while that scheduler holds the lease, and a
         sequence number another scheduler already wrote is a :class:`LeaseConflict`."""
         if not rows and not calls:
             return []
-        try:
-            return self._add_pending(campaign_id, rows, checkpoint, calls, holder)
-        except IntegrityError as exc:
-            raise LeaseConflict(f"evaluation sequence numbers {rows[0].seq}… were written by another "
-                                f"scheduler ({first_line(exc)})") from None
-
-    def _add_pending(self, campaign_id: int, rows: Sequence[NewEvaluation], checkpoint: tuple[str, bytes] | None,
-                     calls: Sequence[dict[str, Any]], holder: str | None) -> list[int]:
-        with self.write() as conn:
-            self._check_holder(conn, campaign_id, holder)
-            ids = self._insert_pending(conn, campaign_id, rows, calls)
-            if checkpoint is not None:
-                self._save_checkpoint(conn, campaign_id, *checkpoint)
-        return ids
+        return self.step(campaign_id, rows=rows, calls=calls, checkpoint=checkpoint, holder=holder)
 
     def _insert_pending(self, conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation],
                         calls: Sequence[dict[str, Any]]) -> list[int]:

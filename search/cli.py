@@ -757,13 +757,15 @@ def _elites_plain(title: str, rows: list[dict[str, Any]], objective: str, measur
         return [str(r["cell"]), str(r["evaluation_id"]), f"{r['objective']:.6g}",
                 *[_number(r["measures"].get(m)) for m in measure_names], *params]
 
-    for combined in (False, True):
-        text = plain_table(title, [*numbers, *(["params"] if combined else param_names)],
+    def table(combined: bool) -> str:
+        return plain_table(title, [*numbers, *(["params"] if combined else param_names)],
                            [cells(r, combined) for r in rows],
                            [True] * len(numbers) + [False] * (1 if combined else len(param_names)))
-        if combined or not param_names or len(text.split("\n", 3)[2]) <= console.width:
-            return text
-    raise AssertionError("unreachable")
+
+    text = table(combined=False)
+    if not param_names or len(text.split("\n", 3)[2]) <= console.width:  # its rule line: the table's width
+        return text
+    return table(combined=True)
 
 
 def _refuse_live_lease(camp: Any) -> None:

@@ -355,6 +355,10 @@ class Scheduler:
         """Whether, with ``outcomes``, this run's first ``fail_fast`` evaluations have all failed."""
         done = self._run_done + sum(o.status == "done" for o in outcomes)
         failed = self._run_failed + sum(o.status != "done" for o in outcomes)
+        return self._all_failed(done, failed)
+
+    def _all_failed(self, done: int, failed: int) -> bool:
+        """The fail-fast rule: none of this run's evaluations done, and ``fail_fast`` failed."""
         return bool(self.fail_fast) and done == 0 and failed >= self.fail_fast
 
     def _check_fail_fast(self, outcomes: list[Outcome]) -> None:
@@ -365,7 +369,7 @@ class Scheduler:
             else:
                 self._run_failed += 1
                 self._first_error = self._first_error or (o.error or "unknown error")
-        if self.fail_fast and self._run_done == 0 and self._run_failed >= self.fail_fast:
+        if self._all_failed(self._run_done, self._run_failed):
             first = (self._first_error or "").strip().splitlines()[0] if self._first_error else "unknown error"
             raise CampaignFailing(
                 f"campaign {self.campaign.name!r}: the first {self._run_failed} evaluations all failed; "

@@ -67,11 +67,11 @@ NATIVE_RULES = ("top_k", "top_p", "min_p")
 #: Rules vLLM lacks, run by this backend as a vLLM logits processor (our own code).
 PROCESSOR_RULES = tuple(r for r in TRUNCATIONS if r not in NATIVE_RULES)
 #: Rules this backend refuses, and why (one line each).
+_MIROSTAT_STATE = ("keeps a per-sequence mu updated from each drawn token, which a vLLM logits processor "
+                   "neither sees nor can carry across batch reorderings")
 REFUSED: dict[str, str] = {
-    "mirostat": "Mirostat keeps a per-sequence mu updated from each drawn token, which a vLLM logits processor "
-                "neither sees nor can carry across batch reorderings",
-    "mirostat_v2": "Mirostat v2 keeps a per-sequence mu updated from each drawn token, which a vLLM logits "
-                   "processor neither sees nor can carry across batch reorderings",
+    "mirostat": f"Mirostat {_MIROSTAT_STATE}",
+    "mirostat_v2": f"Mirostat v2 {_MIROSTAT_STATE}",
     "ead": "EAD switches between two models step by step (a KV cache each), and one vLLM engine serves one model",
 }
 #: The ``SamplingParams.extra_args`` key that carries a configuration to the processor.

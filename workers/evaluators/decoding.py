@@ -76,7 +76,7 @@ from workers.contract import EvalContext, Evaluator
 from workers.decoding import ead
 from workers.decoding.generate import Generation, Request, generate, score
 from workers.decoding.measures import corpus_distinct_n, distinct_n, repetition_rate
-from workers.decoding.models import LanguageModel, load_model
+from workers.decoding.models import DTYPES, LanguageModel, load_model, model_dir
 from workers.decoding.samplers import ORDERS, SAMPLERS, TOP_H_VARIANTS, TRUNCATIONS, SamplerConfig
 from workers.decoding.tasks import TASK_KEYS, Task, build_task
 from workers.evaluators.configs import DecodingConfig, validate_config
@@ -100,9 +100,6 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "backend": "hf",
     "vllm_logprobs": 20,
 }
-#: Our dtype names as vLLM's ``dtype`` argument spells them (null: vLLM's "auto").
-VLLM_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-               "float16": "float16", "fp16": "float16"}
 MEASURES = ("mean_entropy", "model_entropy", "tempered_entropy", "kept_set_size", "distinct_1", "distinct_2",
             "repetition_rate", "mean_length", "ead_large_fraction", "ead_compute_saved")
 #: The names a categorical parameter may choose from, and what one of them is called.
@@ -136,12 +133,12 @@ class DecodingEvaluator(Evaluator):
         self.engine: Any = None
         if cfg["backend"] == "vllm":
             from workers.decoding import vllm_backend
-            from workers.decoding.models import model_dir
 
-            self.lm = load_model(cfg["model"], "cpu", "float32", seed=int(cfg["model_seed"]))
             seed = int(cfg["model_seed"])
-            self.engine = vllm_backend.VLLMEngine(str(model_dir(cfg["model"], seed=seed)),
-                                                  dtype=VLLM_DTYPES.get(cfg["dtype"] or "", "auto"), seed=seed,
+            self.lm = load_model(cfg["model"], "cpu", "float32", seed=seed)
+            # vLLM spells a dtype as torch's name (float32, bfloat16, float16); null: its "auto"
+            dtype = str(DTYPES[cfg["dtype"]]).removeprefix("torch.") if cfg["dtype"] else "auto"
+            self.engine = vllm_backend.VLLMEngine(str(model_dir(cfg["model"], seed=seed)), dtype=dtype, seed=seed,
                                                   logprobs=int(cfg["vllm_logprobs"]))
         else:
             self.lm = load_model(cfg["model"], ctx.device, cfg["dtype"], seed=int(cfg["model_seed"]))
