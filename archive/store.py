@@ -17,9 +17,10 @@ retrying in :mod:`archive.retry`, the records it returns in :mod:`archive.record
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -46,7 +47,7 @@ from archive.records import CampaignRecord, CampaignSettings, NewEvaluation, Res
 from archive.retry import RETRY_WINDOW_S, reconnecting
 
 _RUNNING_SQL = (f"UPDATE {Evaluation.__tablename__} SET status = 'running', attempts = attempts + 1, "
-                "started_at = ?, worker = ? WHERE id = ? AND status IN ('pending', 'running')")
+                "started_at = ?, worker = ? WHERE id = ? AND status IN ('pending', 'running')")  # qmark
 
 __all__ = ["MIGRATIONS", "CampaignRecord", "LeaseConflict", "NewEvaluation", "Result", "Stats", "StorageError",
            "Store", "make_engine", "migrate"]
@@ -64,6 +65,8 @@ class Store(LeaseStore):
         self.retry_s = retry_s
         self.engine = make_engine(url, readonly=readonly)
         self._write_engine = self.engine.execution_options(atlas_write=True)
+        self._charger: Any = None  # a connection held for start charges (see mark_running)
+        self._charger_lock = threading.Lock()
         self._prepare_statements()
         try:
             current = check_schema(self.engine, url, readonly=readonly)
@@ -92,6 +95,10 @@ class Store(LeaseStore):
             yield conn
 
     def close(self) -> None:
+        with self._charger_lock:
+            if self._charger is not None:
+                self._charger.close()
+                self._charger = None
         self.engine.dispose()
 
     # -- campaigns -----------------------------------------------------------
@@ -197,38 +204,68 @@ class Store(LeaseStore):
 
     @reconnecting
     def mark_running(self, ids: Sequence[int], worker: str | None = None) -> None:
-        """Count a start: status ``running``, ``attempts`` + 1. The inline executor calls
-        this before each evaluation it runs, so it is one prepared statement, run for all
-        ``ids`` at once."""
+        """Count a start: status ``running``, ``attempts`` + 1, committed before it returns.
+
+        The inline executor calls this before each evaluation it runs, so it runs on a
+        connection the store holds for charges (no pool checkout, no pre-ping), as one
+        prepared statement for all ``ids``. On PostgreSQL the commit does not wait for the
+        server's WAL flush (``synchronous_commit = off`` on that connection only): the
+        charge is guarded against the scheduler or its evaluator dying, which it survives
+        (the server has it), and only a crash of the database server itself within its
+        WAL writer delay could lose it, leaving the evaluation one attempt short.
+        """
         if not ids:
             return
         now = time.time()
-        if self.dialect == "sqlite":
-            self._mark_running_sqlite([(now, worker, int(i)) for i in ids])
-            return
-        with self.write() as conn:
-            conn.execute(self._running_stmt, [{"eid": i, "now": now, "worker": worker} for i in ids])
-
-    def _mark_running_sqlite(self, rows: list[tuple[float, str | None, int]]) -> None:
-        """:meth:`mark_running` on the DB-API connection: the same UPDATE as
-        ``_running_stmt`` in one ``BEGIN IMMEDIATE`` … ``COMMIT``, at a fifth of the cost of
-        going through a SQLAlchemy transaction (28 µs vs 134 µs a start); a driver error
-        is raised as SQLAlchemy's, so :func:`reconnecting` treats it the same."""
-        with self.engine.connect() as conn:
-            driver = conn.connection.driver_connection
+        rows = [(now, worker, int(i)) for i in ids]
+        sqlite = self.dialect == "sqlite"
+        sql = _RUNNING_SQL if sqlite else _RUNNING_SQL.replace("?", "%s")
+        dbapi = self.engine.dialect.loaded_dbapi
+        with self._charger_lock:
+            if self._charger is None:
+                self._charger = self._open_charger()
+            driver = self._charger.driver_connection
             cursor = driver.cursor()
             try:
-                cursor.execute("BEGIN IMMEDIATE")
+                if sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
                 try:
-                    cursor.executemany(_RUNNING_SQL, rows)
-                    cursor.execute("COMMIT")
+                    if len(rows) == 1:
+                        cursor.execute(sql, rows[0])
+                    else:
+                        cursor.executemany(sql, rows)
+                    if sqlite:
+                        cursor.execute("COMMIT")
+                    else:
+                        driver.commit()
                 except BaseException:
-                    cursor.execute("ROLLBACK")
+                    if sqlite:
+                        cursor.execute("ROLLBACK")
+                    else:
+                        driver.rollback()
                     raise
-            except sqlite3.Error as exc:
-                raise DBAPIError.instance(_RUNNING_SQL, rows, exc, sqlite3.Error) from exc
+            except dbapi.Error as exc:  # the retry opens another connection
+                self._drop_charger()
+                raise DBAPIError.instance(sql, rows, exc, dbapi.Error) from exc
             finally:
-                cursor.close()
+                with contextlib.suppress(dbapi.Error):  # its connection may be gone
+                    cursor.close()
+
+    def _open_charger(self) -> Any:
+        """The DB-API connection for charges: SQLite's in autocommit (``BEGIN IMMEDIATE``
+        is issued per charge); PostgreSQL's with ``synchronous_commit = off`` for its session."""
+        conn = self.engine.raw_connection()
+        if self.dialect != "sqlite":
+            with conn.driver_connection.cursor() as cursor:
+                cursor.execute("SET synchronous_commit TO OFF")
+            conn.driver_connection.commit()
+        return conn
+
+    def _drop_charger(self) -> None:
+        charger, self._charger = self._charger, None
+        if charger is not None:
+            charger.invalidate()
+            charger.close()
 
     @reconnecting
     def requeue(self, ids: Sequence[int], uncharge: bool = False) -> None:

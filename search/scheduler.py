@@ -47,6 +47,7 @@ from search.holders import holder_is_dead, lease_holder_id
 from search.proposers.base import Observation, Proposal, Proposer
 from search.proposers.checkpoint import CheckpointError
 from search.run import CampaignRun
+from search.seeds import evaluation_seeds
 from workers.executors.base import Executor
 from workers.runner import EvaluationTask, Outcome
 
@@ -67,11 +68,6 @@ class CampaignFailing(AtlasError, RuntimeError):
 
 class EvaluatorSetupFailed(AtlasError, RuntimeError):
     """The evaluator could not be set up on a worker."""
-
-
-def evaluation_seed(campaign_seed: int, seq: int) -> int:
-    """A per-evaluation seed, a pure function of the campaign seed and the sequence number."""
-    return int(np.random.SeedSequence([campaign_seed, seq]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
 @dataclasses.dataclass
@@ -252,10 +248,12 @@ class Scheduler:
             if not proposals:
                 return rows, calls, not self.inflight and not rows
             seq = self.next_seq + len(rows)
-            for i, p in enumerate(proposals[:target]):
-                params = p.params if p.params is not None else self.space.decode(p.x)
+            proposals = proposals[:target]
+            xs = np.array([p.x for p in proposals], dtype=float)
+            decoded = iter(self.space.decode_many(xs[[p.params is None for p in proposals]]))
+            for i, (p, x) in enumerate(zip(proposals, xs.tolist(), strict=True)):
                 rows.append(NewEvaluation(
-                    seq=seq + i, params=params, x=[float(v) for v in p.x],
+                    seq=seq + i, params=p.params if p.params is not None else next(decoded), x=x,
                     proposer=p.proposer or self.proposer.name, proposal=p.meta,
                 ))
         return rows, calls, False
@@ -285,11 +283,9 @@ class Scheduler:
             return
         for item in items:
             item.attempts += 1
-        self.executor.submit([
-            EvaluationTask(i.evaluation_id, i.seq, i.params, evaluation_seed(self.campaign_run.seed, i.seq),
-                           i.attempts)
-            for i in items
-        ])
+        seeds = evaluation_seeds(self.campaign_run.seed, [i.seq for i in items])
+        self.executor.submit([EvaluationTask(i.evaluation_id, i.seq, i.params, seed, i.attempts)
+                              for i, seed in zip(items, seeds, strict=True)])
 
     def _settle(self, outcomes: list[Outcome]) -> list[Outcome]:
         """The outcomes to record; a lost worker's evaluations go back to ``pending`` and

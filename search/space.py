@@ -69,16 +69,29 @@ class SearchSpace:
     # -- decoding -------------------------------------------------------------
     def decode(self, x: np.ndarray) -> dict[str, Any]:
         """The params of one cube point (inactive parameters left out)."""
-        x = np.clip(np.asarray(x, dtype=float), 0.0, 1.0)
+        x = np.asarray(x, dtype=float)
         if x.shape != (self.dim,):
             raise ValueError(f"expected a point of dimension {self.dim}, got shape {x.shape}")
-        values: dict[str, Any] = {}
-        for slot in self.slots:
-            if not self.is_active(slot.name, values):
-                continue
-            u = x[slot.start : slot.start + slot.size]
-            values[slot.name] = _decode_one(slot.param, u)
-        return values
+        return self.decode_many(x[None, :])[0]
+
+    def decode_many(self, xs: np.ndarray) -> list[dict[str, Any]]:
+        """The params of each row of ``xs`` (cube points, clipped into [0, 1]), as
+        :meth:`decode` of each: one array operation per float parameter for all rows."""
+        xs = np.clip(np.asarray(xs, dtype=float), 0.0, 1.0)
+        if xs.ndim != 2 or xs.shape[1] != self.dim:
+            raise ValueError(f"expected points of dimension {self.dim}, got shape {xs.shape}")
+        columns = [(slot.name, _decode_column(slot.param, xs[:, slot.start : slot.start + slot.size]))
+                   for slot in self.slots]
+        if not any(slot.param.when for slot in self.slots):
+            return [dict(zip(self.params, row, strict=True)) for row in zip(*(c for _, c in columns), strict=True)]
+        out = []
+        for i in range(len(xs)):
+            values: dict[str, Any] = {}
+            for name, column in columns:
+                if self.is_active(name, values):
+                    values[name] = column[i]
+            out.append(values)
+        return out
 
     # -- encoding -------------------------------------------------------------
     def encode(self, params: Mapping[str, Any]) -> np.ndarray:
@@ -139,6 +152,19 @@ class SearchSpace:
     def describe(self) -> list[dict[str, Any]]:
         """A plain description of every parameter (for prompts, docs and the dashboard)."""
         return [{"name": s.name, **s.param.model_dump(exclude_none=True)} for s in self.slots]
+
+
+def _decode_column(param: Param, u: np.ndarray) -> list[Any]:
+    """The values of one parameter for each row of ``u`` (rows × the parameter's slots)."""
+    if isinstance(param, FloatParam):
+        if param.log:
+            lo, hi = math.log(param.low), math.log(param.high)
+            vals = np.exp(lo + u * (hi - lo))
+        else:
+            vals = param.low + u * (param.high - param.low)
+        vals = np.clip(vals, param.low, param.high)
+        return vals.tolist() if param.size > 1 else vals[:, 0].tolist()
+    return [_decode_one(param, row) for row in u]
 
 
 def _decode_one(param: Param, u: np.ndarray) -> Any:

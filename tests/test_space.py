@@ -80,3 +80,12 @@ def test_inactive_parameter_given_is_a_problem_without_repair() -> None:
     point["min_p"] = 0.1
     _, problems = SPACE.coerce(point)
     assert any(p.startswith("min_p: not active here") for p in problems)
+
+
+@given(st.lists(st.lists(st.floats(-0.5, 1.5), min_size=SPACE.dim, max_size=SPACE.dim), min_size=1, max_size=20))
+@settings(max_examples=100, deadline=None)
+def test_decode_many_is_decode_of_each_row(rows: list[list[float]]) -> None:
+    xs = np.array(rows)
+    assert SPACE.decode_many(xs) == [SPACE.decode(x) for x in xs]
+    inactive = [p for p in SPACE.decode_many(xs) if p["sampler"] != "top_p"]
+    assert all("top_p" not in p for p in inactive)  # conditions hold row by row

@@ -8,6 +8,7 @@ that evaluation ``failed`` with the reason; metrics are made JSON-safe.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import socket
@@ -47,7 +48,13 @@ class Outcome:
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid`` of the process running evaluations."""
+    return _worker_name(os.getpid())
+
+
+@functools.lru_cache(maxsize=4)
+def _worker_name(pid: int) -> str:  # by pid: a forked worker names itself
+    return f"{socket.gethostname()}:{pid}"
 
 
 def overrides_batch(evaluator: Evaluator) -> bool:

@@ -7,10 +7,13 @@ on the main thread of a POSIX process (elsewhere they are not enforced).
 from __future__ import annotations
 
 import collections
+import contextlib
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 from workers.executors.base import ExecutorConfig
 from workers.executors.in_process import InProcessExecutor
@@ -37,7 +40,6 @@ class InlineExecutor(InProcessExecutor):
 
     def poll(self, timeout: float) -> list[Outcome]:
         self.start()
-        outcomes: list[Outcome] = []
         if self._setup_error is not None:
             tasks = list(self._queue)
             self._queue.clear()
@@ -45,37 +47,59 @@ class InlineExecutor(InProcessExecutor):
         assert self._evaluator is not None
         chunk = max(1, getattr(self._evaluator, "max_batch_size", 1) or 1)
         deadline = time.monotonic() + timeout
-        while self._queue and (not outcomes or time.monotonic() < deadline):  # results reach the store often
-            batch = [self._queue.popleft() for _ in range(min(chunk, len(self._queue)))]
-            self._report_started([t.evaluation_id for t in batch])
-            outcomes += self._run_with_timeout(batch)
+        outcomes: list[Outcome] = []
+        with _Alarm() as alarm:
+            while self._queue and (not outcomes or time.monotonic() < deadline):  # results reach the store often
+                batch = [self._queue.popleft() for _ in range(min(chunk, len(self._queue)))]
+                self._report_started([t.evaluation_id for t in batch])
+                outcomes += self._run_with_timeout(batch, alarm)
         return outcomes
 
-    def _run_with_timeout(self, batch: list[EvaluationTask]) -> list[Outcome]:
+    def _run_with_timeout(self, batch: list[EvaluationTask], alarm: _Alarm) -> list[Outcome]:
         assert self._evaluator is not None
         limit = self.config.timeout_s * len(batch)
-        use_alarm = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
-        if not use_alarm:
+        if not alarm.usable:
             return run_tasks(self._evaluator, batch, self.config.measure_names, self._ctx)
-
-        armed = [True]
-
-        def on_alarm(_signum: int, _frame: FrameType | None) -> None:
-            if armed[0]:  # an alarm that lands after the batch returned is ignored
-                raise EvaluationTimeout(f"timed out after {limit:g} s")
-
-        previous = signal.signal(signal.SIGALRM, on_alarm)
         start = time.perf_counter()
         try:
-            signal.setitimer(signal.ITIMER_REAL, limit)
-            outcomes = run_tasks(self._evaluator, batch, self.config.measure_names, self._ctx)
-            armed[0] = False
-            return outcomes
+            with alarm.armed(limit):
+                return run_tasks(self._evaluator, batch, self.config.measure_names, self._ctx)
         except EvaluationTimeout as exc:
             seconds = time.perf_counter() - start
             return [Outcome(t.evaluation_id, "failed", error=f"timeout: {exc}", worker=worker_name(),
                             seconds=seconds) for t in batch]
-        finally:
-            armed[0] = False
+
+
+class _Alarm:
+    """``SIGALRM`` as a per-evaluation timeout: the handler is installed once per poll
+    (and the previous one put back after it), the timer armed around each batch. Usable
+    only on the main thread of a POSIX process."""
+
+    def __init__(self) -> None:
+        self.usable = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+        self._limit: float | None = None  # the armed batch's limit; None: an alarm now is ignored
+        self._previous: Any = None
+
+    def __enter__(self) -> _Alarm:
+        if self.usable:
+            self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.usable:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+            signal.signal(signal.SIGALRM, self._previous)
+
+    def _on_alarm(self, _signum: int, _frame: FrameType | None) -> None:
+        if self._limit is not None:  # an alarm that lands after the batch returned is ignored
+            raise EvaluationTimeout(f"timed out after {self._limit:g} s")
+
+    @contextlib.contextmanager
+    def armed(self, limit: float) -> Iterator[None]:
+        self._limit = limit
+        signal.setitimer(signal.ITIMER_REAL, limit)
+        try:
+            yield
+        finally:
+            self._limit = None
+            signal.setitimer(signal.ITIMER_REAL, 0)
