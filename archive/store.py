@@ -26,11 +26,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Text, bindparam, cast, func, or_, select, update
+from sqlalchemy import Connection, Text, bindparam, cast, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from archive import bulk
 from archive.engine import (
     MIGRATIONS,
     check_schema,
@@ -45,9 +46,6 @@ from archive.leases import LeaseStore
 from archive.models import Campaign, Checkpoint, Elite, Evaluation, ProposerCall
 from archive.records import CampaignRecord, CampaignSettings, NewEvaluation, Result, Stats, lease_is_live
 from archive.retry import RETRY_WINDOW_S, reconnecting
-
-_RUNNING_SQL = (f"UPDATE {Evaluation.__tablename__} SET status = 'running', attempts = attempts + 1, "
-                "started_at = ?, worker = ? WHERE id = ? AND status IN ('pending', 'running')")  # qmark
 
 __all__ = ["MIGRATIONS", "CampaignRecord", "LeaseConflict", "NewEvaluation", "Result", "Stats", "StorageError",
            "Store", "make_engine", "migrate"]
@@ -173,18 +171,7 @@ class Store(LeaseStore):
             return []
         if self._rows_exist(conn, campaign_id, rows):
             return self._ids_of(conn, campaign_id, rows)  # an earlier attempt committed them
-        result = conn.execute(
-            self._insert_stmt,
-            [
-                {
-                    "campaign_id": campaign_id, "seq": r.seq, "params": r.params, "x": r.x,
-                    "proposer": r.proposer, "proposal": r.proposal, "status": "pending",
-                    "attempts": 0, "created_at": now,
-                }
-                for r in rows
-            ],
-        )
-        return [row[0] for row in result]
+        return bulk.insert_pending(conn, campaign_id, rows, now)
 
     def _rows_exist(self, conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation]) -> bool:
         return conn.execute(self._seq_taken, {"cid": campaign_id, "seq": rows[0].seq}).first() is not None
@@ -219,7 +206,7 @@ class Store(LeaseStore):
         now = time.time()
         rows = [(now, worker, int(i)) for i in ids]
         sqlite = self.dialect == "sqlite"
-        sql = _RUNNING_SQL if sqlite else _RUNNING_SQL.replace("?", "%s")
+        sql = bulk.RUNNING_SQL if sqlite else bulk.RUNNING_SQL.replace("?", "%s")
         dbapi = self.engine.dialect.loaded_dbapi
         with self._charger_lock:
             if self._charger is None:
@@ -319,9 +306,7 @@ class Store(LeaseStore):
         try:
             with self.write() as conn:
                 self._check_holder(conn, campaign_id, holder)
-                if started:
-                    conn.execute(self._running_stmt, [{"eid": int(i), "now": t, "worker": None}
-                                                      for i, t in started.items()])
+                bulk.charge(conn, started or {})
                 if results:
                     self._record_in(conn, campaign_id, results, sign)
                 ids = self._insert_pending(conn, campaign_id, rows, calls)
@@ -337,8 +322,9 @@ class Store(LeaseStore):
         whether each was recorded."""
         now = time.time()
         ids = [r.evaluation_id for r in results]
-        open_query = self._open_ids_pg if self.dialect == "postgresql" else self._open_ids
-        open_ids = set(conn.execute(open_query, {"cid": campaign_id, "ids": ids}).scalars())
+        open_ids = bulk.open_ids(conn, campaign_id, ids)
+        if open_ids is None:
+            open_ids = set(conn.execute(self._open_ids, {"cid": campaign_id, "ids": ids}).scalars())
         last = conn.execute(self._last_finished, {"cid": campaign_id}).scalar_one()
         rows, best_in_cell, recorded, seen = [], {}, [], set()
         for r in results:
@@ -364,37 +350,19 @@ class Store(LeaseStore):
                         "campaign_id": campaign_id, "cell": r.cell, "evaluation_id": r.evaluation_id,
                         "objective": r.objective, "fitness": fitness,
                     }
-        if rows:
-            conn.execute(self._record_stmt, rows)
-        if best_in_cell:
-            conn.execute(self._elite_stmt, list(best_in_cell.values()))
+        bulk.record(conn, rows)
+        bulk.upsert_elites(conn, campaign_id, list(best_in_cell.values()))
         return recorded
 
     def _prepare_statements(self) -> None:
         table = Evaluation.__table__
-        self._running_stmt = (
-            update(table)
-            .where(table.c.id == bindparam("eid"), or_(table.c.status == "pending", table.c.status == "running"))
-            .values(status="running", attempts=table.c.attempts + 1, started_at=bindparam("now"),
-                    worker=bindparam("worker"))
-        )
-        self._record_stmt = (
-            update(table)
-            .where(table.c.id == bindparam("eid"),
-                   or_(table.c.status == "pending", table.c.status == "running"))
-            .values({name: bindparam(name) for name in (
-                "status", "objective", "measures", "metrics", "cell", "error", "worker",
-                "finished_at", "finished_seq")})
-        )
         self._seq_taken = select(table.c.id).where(table.c.campaign_id == bindparam("cid"),
                                                    table.c.seq == bindparam("seq")).limit(1)
-        self._insert_stmt = table.insert().returning(table.c.id, sort_by_parameter_order=True)
         self._open_ids = (
             select(table.c.id)
             .where(table.c.campaign_id == bindparam("cid"), table.c.id.in_(bindparam("ids", expanding=True)),
                    table.c.status.in_(("pending", "running")))
         )
-        self._open_ids_pg = self._open_ids.with_for_update()
         self._last_finished = (
             select(func.coalesce(func.max(table.c.finished_seq), 0)).where(table.c.campaign_id == bindparam("cid"))
         )
@@ -403,17 +371,6 @@ class Store(LeaseStore):
         self._checkpoint_stmt = ins.on_conflict_do_update(
             index_elements=[checkpoints.c.campaign_id, checkpoints.c.proposer],
             set_={"state": ins.excluded.state, "created_at": ins.excluded.created_at},
-        )
-        elites = Elite.__table__
-        upsert = pg_insert(elites) if self.dialect == "postgresql" else sqlite_insert(elites)
-        self._elite_stmt = upsert.on_conflict_do_update(
-            index_elements=[elites.c.campaign_id, elites.c.cell],
-            set_={
-                "evaluation_id": upsert.excluded.evaluation_id,
-                "objective": upsert.excluded.objective,
-                "fitness": upsert.excluded.fitness,
-            },
-            where=elites.c.fitness < upsert.excluded.fitness,
         )
 
     # -- checkpoints ---------------------------------------------------------
