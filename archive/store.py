@@ -94,9 +94,7 @@ class Store(LeaseStore):
 
     def close(self) -> None:
         with self._charger_lock:
-            if self._charger is not None:
-                self._charger.close()
-                self._charger = None
+            self._drop_charger()
         self.engine.dispose()
 
     # -- campaigns -----------------------------------------------------------
@@ -205,38 +203,39 @@ class Store(LeaseStore):
             return
         now = time.time()
         rows = [(now, worker, int(i)) for i in ids]
-        sqlite = self.dialect == "sqlite"
-        sql = bulk.RUNNING_SQL if sqlite else bulk.RUNNING_SQL.replace("?", "%s")
+        sql = bulk.RUNNING_SQL if self.dialect == "sqlite" else bulk.RUNNING_SQL.replace("?", "%s")
         dbapi = self.engine.dialect.loaded_dbapi
         with self._charger_lock:
-            if self._charger is None:
-                self._charger = self._open_charger()
-            driver = self._charger.driver_connection
-            cursor = driver.cursor()
             try:
-                if sqlite:
-                    cursor.execute("BEGIN IMMEDIATE")
-                try:
-                    if len(rows) == 1:
-                        cursor.execute(sql, rows[0])
-                    else:
-                        cursor.executemany(sql, rows)
-                    if sqlite:
-                        cursor.execute("COMMIT")
-                    else:
-                        driver.commit()
-                except BaseException:
-                    if sqlite:
-                        cursor.execute("ROLLBACK")
-                    else:
-                        driver.rollback()
-                    raise
+                if self._charger is None:
+                    self._charger = self._open_charger()
+                self._charge_on(self._charger.driver_connection, sql, rows)
             except dbapi.Error as exc:  # the retry opens another connection
                 self._drop_charger()
                 raise DBAPIError.instance(sql, rows, exc, dbapi.Error) from exc
-            finally:
-                with contextlib.suppress(dbapi.Error):  # its connection may be gone
-                    cursor.close()
+
+    def _charge_on(self, driver: Any, sql: str, rows: list[tuple[float, str | None, int]]) -> None:
+        """One charge transaction on a DB-API connection: SQLite's ``BEGIN IMMEDIATE`` …
+        ``COMMIT`` (the connection is in autocommit), PostgreSQL's implicit one."""
+        sqlite = self.dialect == "sqlite"
+        with contextlib.closing(driver.cursor()) as cursor:
+            if sqlite:
+                cursor.execute("BEGIN IMMEDIATE")
+            try:
+                if len(rows) == 1:
+                    cursor.execute(sql, rows[0])
+                else:
+                    cursor.executemany(sql, rows)
+                if sqlite:
+                    cursor.execute("COMMIT")
+                else:
+                    driver.commit()
+            except BaseException:
+                if sqlite:
+                    cursor.execute("ROLLBACK")
+                else:
+                    driver.rollback()
+                raise
 
     def _open_charger(self) -> Any:
         """The DB-API connection for charges: SQLite's in autocommit (``BEGIN IMMEDIATE``
@@ -251,8 +250,9 @@ class Store(LeaseStore):
     def _drop_charger(self) -> None:
         charger, self._charger = self._charger, None
         if charger is not None:
-            charger.invalidate()
-            charger.close()
+            with contextlib.suppress(Exception):  # it may be broken already: that is why it goes
+                charger.invalidate()
+                charger.close()
 
     @reconnecting
     def requeue(self, ids: Sequence[int], uncharge: bool = False) -> None:

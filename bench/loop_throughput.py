@@ -4,25 +4,33 @@ Same trivial objective, same SQLite-file kind of storage, same machine, one run:
 - Entropy Atlas: a no-op ``python`` evaluator, the inline executor, ``random`` and
   ``map-elites`` proposers, every evaluation written pending, then recorded, elites
   updated, proposer checkpointed;
-- Optuna: ``RandomSampler`` with ``RDBStorage`` on a SQLite file, ``study.optimize``.
+- Optuna: ``RandomSampler`` with ``RDBStorage`` on the same kind of storage, ``study.optimize``.
 
-    python bench/loop_throughput.py [--evals 20000] [--optuna-trials 2000]
+    python bench/loop_throughput.py [--evals 20000] [--optuna-trials 2000] [--storage sqlite|postgresql]
+
+On PostgreSQL (``--postgres URL`` or ``ATLAS_TEST_POSTGRES_URL``) both run in fresh schemas
+of that database, dropped afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import _common  # noqa: F401  (sets sys.path)
 
 
-def atlas_rate(evals: int, algorithm: str, batch: int, workdir: Path) -> tuple[float, float]:
-    """(whole-run rate, steady rate): evaluations over the whole ``api.run`` (imports of the
-    proposer's libraries, schema checks and set-up included), and over the span from the
-    first recorded result to the last (the loop alone)."""
+def atlas_rate(evals: int, algorithm: str, batch: int, url: str) -> tuple[float, float, float]:
+    """(whole-run rate, steady rate, steady CPU rate): evaluations over the whole
+    ``api.run`` (imports of the proposer's libraries, schema checks and set-up included);
+    over the span from the first recorded result to the last (the loop alone); and over
+    this process's CPU time in that span (what the loop would reach with a core of its
+    own: on a shared machine the wall-clock rates fall with the load, this one much less)."""
     from search import api
 
     spec = {
@@ -34,23 +42,24 @@ def atlas_rate(evals: int, algorithm: str, batch: int, workdir: Path) -> tuple[f
         "search": {"algorithm": algorithm, "budget": evals, "batch_size": batch, "max_in_flight": batch,
                    "seed": 0},
     }
-    url = f"sqlite:///{workdir / f'atlas-{algorithm}.db'}"
-    marks: list[tuple[float, int]] = []
+    marks: list[tuple[float, float, int]] = []
     start = time.perf_counter()
     stats = api.run(spec, storage=url, executor="inline",
-                    progress=lambda s: marks.append((time.perf_counter(), s.finished)))
+                    progress=lambda s: marks.append((time.perf_counter(), time.process_time(), s.finished)))
     elapsed = time.perf_counter() - start
     assert stats.finished == evals
-    first = next((m for m in marks if m[1] > 0), (start, 0))
-    steady = (evals - first[1]) / max(marks[-1][0] - first[0], 1e-9) if marks else evals / elapsed
-    return evals / elapsed, steady
+    first = next((m for m in marks if m[2] > 0), None)
+    if first is None or marks[-1][2] == first[2]:
+        return evals / elapsed, evals / elapsed, float("nan")
+    done = marks[-1][2] - first[2]
+    return evals / elapsed, done / (marks[-1][0] - first[0]), done / max(marks[-1][1] - first[1], 1e-9)
 
 
-def optuna_rate(trials: int, workdir: Path) -> float:
+def optuna_rate(trials: int, url: str) -> float:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{workdir / 'optuna.db'}")
+    storage = optuna.storages.RDBStorage(url)
     study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
 
     def objective(trial: optuna.Trial) -> float:
@@ -61,21 +70,36 @@ def optuna_rate(trials: int, workdir: Path) -> float:
     return trials / (time.perf_counter() - start)
 
 
+@contextlib.contextmanager
+def storage_urls(kind: str, workdir: Path, postgres: str | None) -> Iterator[tuple[str, str]]:
+    """(Entropy Atlas's URL, Optuna's URL): two SQLite files, or two fresh PostgreSQL schemas."""
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / 'atlas.db'}", f"sqlite:///{workdir / 'optuna.db'}"
+        return
+    if not postgres:
+        raise SystemExit("postgresql: give --postgres URL or set ATLAS_TEST_POSTGRES_URL")
+    from archive.engine import scratch_schema
+
+    with scratch_schema(postgres, "atlas_loop") as ours, scratch_schema(postgres, "optuna_loop") as theirs:
+        yield ours, theirs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--evals", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--optuna-trials", type=int, default=2_000)
+    parser.add_argument("--storage", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--postgres", default=os.environ.get("ATLAS_TEST_POSTGRES_URL"))
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        optuna = optuna_rate(args.optuna_trials, work)
-        print(f"optuna RDB (SQLite file), RandomSampler: {optuna:,.0f} trials/s ({args.optuna_trials} trials)")
+    with tempfile.TemporaryDirectory() as tmp, storage_urls(args.storage, Path(tmp), args.postgres) as (ours, theirs):
+        optuna = optuna_rate(args.optuna_trials, theirs)
+        print(f"optuna RDB ({args.storage}), RandomSampler: {optuna:,.0f} trials/s ({args.optuna_trials} trials)")
         for algorithm in ("random", "map-elites"):
-            rate, steady = atlas_rate(args.evals, algorithm, args.batch, work)
-            print(f"entropy-atlas {algorithm:<10} inline, SQLite file: {rate:,.0f} evals/s whole run, "
-                  f"{steady:,.0f} evals/s from the first result on ({args.evals} evals, batch {args.batch}) "
-                  f"-> {rate / optuna:.0f}x optuna")
+            rate, steady, cpu = atlas_rate(args.evals, algorithm, args.batch, ours)
+            print(f"entropy-atlas {algorithm:<10} inline, {args.storage}: {rate:,.0f} evals/s whole run, "
+                  f"{steady:,.0f} evals/s from the first result on, {cpu:,.0f} per CPU second "
+                  f"({args.evals} evals, batch {args.batch}) -> {rate / optuna:.0f}x optuna")
 
 
 if __name__ == "__main__":

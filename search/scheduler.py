@@ -324,25 +324,25 @@ class Scheduler:
             return []
         names = self.layout.measure_names
         done = [o for o in outcomes if o.status == "done"]
-        cells: dict[int, int] = {}
+        placed: dict[int, tuple[int, np.ndarray]] = {}  # evaluation id → (cell, measure vector)
         if done:
             vectors = np.array([[o.measures[m] for m in names] for o in done], dtype=float)  # type: ignore[index]
-            for o, cell in zip(done, self.layout.index_of(vectors), strict=True):
-                cells[o.evaluation_id] = int(cell)
+            for o, cell, vector in zip(done, self.layout.index_of(vectors).tolist(), vectors, strict=True):
+                placed[o.evaluation_id] = (int(cell), vector)
         results, observations = [], []
         for o in outcomes:
             item = self.inflight.pop(o.evaluation_id)
-            ok = o.status == "done"
+            cell, vector = placed.get(o.evaluation_id, (None, None))
+            ok = cell is not None
             results.append(Result(
                 evaluation_id=o.evaluation_id, status="done" if ok else "failed",
                 objective=o.objective if ok else None, measures=o.measures, metrics=o.metrics,
-                cell=cells.get(o.evaluation_id), error=o.error, worker=o.worker,
+                cell=cell, error=o.error, worker=o.worker,
             ))
             observations.append(Observation(
                 evaluation_id=o.evaluation_id, seq=item.seq, x=item.x, params=item.params,
                 fitness=self.sign * o.objective if ok and o.objective is not None else None,
-                measures=np.array([o.measures[m] for m in names]) if ok and o.measures else None,
-                cell=cells.get(o.evaluation_id), meta=item.meta, proposer=item.proposer,
+                measures=vector, cell=cell, meta=item.meta, proposer=item.proposer,
             ))
         self.proposer.tell(observations)
         return results

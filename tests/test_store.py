@@ -142,3 +142,45 @@ def test_cvt_centroids_survive_json() -> None:
     pts = np.random.default_rng(1).random((200, 2))
     assert np.array_equal(layout.index_of(pts), again.index_of(pts))
     assert again.cells == 16
+
+
+def test_a_turn_written_set_at_a_time_reads_back_exactly(store: Store) -> None:
+    cid = new_campaign(store)
+    rows = [NewEvaluation(i, {"name": f"é{i}", "nested": {"k": [i, 0.5]}}, [0.25 * i, 1e-300], "me",
+                          {"emitter": i % 2, "note": None}) for i in range(5)]
+    ids = store.step(cid, rows=rows)
+    assert len(set(ids)) == 5
+    assert [store.evaluation(cid, e)["params"] for e in ids] == [r.params for r in rows]  # type: ignore[index]
+    store.step(cid, started={ids[0]: 10.0, ids[1]: 11.0, ids[2]: 12.0, ids[3]: 13.0})
+    results = [
+        Result(ids[0], "done", 1.0, {"m": 0.1}, {"tokens": ["a", "ü"]}, cell=7, worker="w:1"),
+        Result(ids[1], "done", 3.0, {"m": 0.1}, {}, cell=7),  # the same cell, better: the elite
+        Result(ids[2], "failed", None, None, None, error="boom\nline 2"),
+        Result(ids[3], "done", 2.0, {"m": 0.9}, {}, cell=9),
+        Result(10_000_000, "done", 9.0, {"m": 0.1}, {}, cell=7),  # no such evaluation: not recorded
+    ]
+    store.step(cid, results=results, sign=1.0)
+    got = {e: store.evaluation(cid, e) for e in ids}
+    assert got[ids[0]]["metrics"] == {"tokens": ["a", "ü"]} and got[ids[0]]["worker"] == "w:1"
+    assert got[ids[0]]["started_at"] == 10.0 and got[ids[0]]["attempts"] == 1
+    assert got[ids[2]]["status"] == "failed" and got[ids[2]]["measures"] is None
+    assert got[ids[2]]["error"] == "boom\nline 2" and got[ids[2]]["cell"] is None
+    assert sorted(got[e]["finished_seq"] for e in ids[:4]) == [1, 2, 3, 4]
+    assert got[ids[4]]["status"] == "pending" and got[ids[4]]["attempts"] == 0
+    assert got[ids[4]]["x"] == [1.0, 1e-300] and got[ids[4]]["proposal"] == {"emitter": 0, "note": None}
+    assert {e["cell"]: e["objective"] for e in store.elites(cid)} == {7: 3.0, 9: 2.0}
+    store.step(cid, results=[Result(ids[4], "done", 2.5, {"m": 0.1}, {}, cell=7)], sign=1.0)
+    assert {e["cell"]: e["objective"] for e in store.elites(cid)} == {7: 3.0, 9: 2.0}  # not strictly better
+
+
+def test_a_start_charge_survives_its_connection_dropping(store: Store) -> None:
+    if store.dialect == "sqlite":
+        pytest.skip("a SQLite file has no connection to drop; its lock waits are the busy timeout's")
+    cid = new_campaign(store)
+    ids = pending(store, cid, 3)
+    store.mark_running(ids[:1])
+    store._charger.driver_connection.close()  # the held connection is gone (a restart, a dropped socket)
+    store.mark_running(ids[1:2])  # retried on a fresh connection
+    rows = {r["id"]: r for r in store.unfinished(cid)}
+    assert [rows[e]["attempts"] for e in ids] == [1, 1, 0]
+    assert [rows[e]["status"] for e in ids] == ["running", "running", "pending"]
