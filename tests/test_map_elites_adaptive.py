@@ -18,7 +18,7 @@ from search.params import FloatParam
 from search.proposers import build_proposer
 from search.proposers.base import Observation, OptionError, ProposerContext
 from search.proposers.checkpoint import CheckpointError, dumps, loads
-from search.proposers.ribs_emitters import ADAPTIVE_SIGMAS, EXPLORE
+from search.proposers.ribs_emitters import ADAPTIVE_SIGMAS, EXPLORE, FILLING_SIGMAS, REFINING_ARMS, SHARPNESS
 from search.space import SearchSpace
 from tests.conftest import quadratic_spec
 from tests.test_checkpoints import Campaign, FakeHistory, context, split_and_resume
@@ -29,8 +29,9 @@ def test_the_default_is_adaptive_and_explicit_options_keep_their_meaning() -> No
     default = build_proposer("map-elites", context({}))
     assert default.adaptive and default.variation == "adaptive"
     assert [type(e) for e in default.emitters] == [IsoLineEmitter] * len(ADAPTIVE_SIGMAS)
-    assert [float(e.iso_sigma) for e in default.emitters] == list(ADAPTIVE_SIGMAS)
-    assert {float(e.line_sigma) for e in default.emitters} == {0.5}
+    arms = [(float(e.iso_sigma), float(e.line_sigma)) for e in default.emitters]
+    assert arms == [(s, 0.5) for s in FILLING_SIGMAS] + list(REFINING_ARMS)
+    assert all(line < 0.5 for _, line in REFINING_ARMS)  # the refining arms take short line steps
     assert default.random_left == 4  # random_init = batch_size, as before
 
     for options in ({"iso_sigma": 0.05}, {"line_sigma": 0.3}, {"variation": "iso_line"}, {"emitters": 2}):
@@ -61,6 +62,20 @@ def test_shares_start_even_keep_a_floor_and_always_sum_to_one() -> None:
     shares = p.shares()
     assert shares.sum() == pytest.approx(1.0) and shares[2] > 0.8
     assert shares[0] == shares[1] >= EXPLORE / 3 - 1e-12
+
+
+def test_shares_grow_with_the_square_of_the_mean_gain() -> None:
+    """An arm of twice the mean gain gets four times the exploiting share, not twice (plain
+    probability matching, which could not move a nearly full map's batch to the arms that
+    refine best)."""
+    assert SHARPNESS == 2.0
+    p = build_proposer("map-elites", context({"sigmas": [0.01, 0.1]}))
+    p.gain[:], p.count[:] = [1e6, 2e6], [1e6, 1e6]  # means ≈ 1 and 2; the pooled prior negligible
+    exploit = p.shares() - EXPLORE / 2
+    assert exploit[1] / exploit[0] == pytest.approx(4.0, rel=1e-4)
+    assert p.shares().sum() == pytest.approx(1.0)
+    p.gain[:] = [1e300, 1e300]  # scaled before the power: no overflow
+    assert np.allclose(p.shares(), 0.5)
 
 
 # -- the bandit follows the gain --------------------------------------------------------
@@ -154,7 +169,7 @@ def test_resume_equivalence_of_the_default_through_the_scheduler(sqlite_url: str
 # -- checkpoint versions ------------------------------------------------------------
 def as_version_1(state: bytes) -> bytes:
     """The checkpoint an earlier Entropy Atlas wrote: version 1, no ``variation``, no bandit."""
-    saved = loads(state, "map-elites", (2,))
+    saved = loads(state, "map-elites", (3,))
     fields = {k: v for k, v in saved.fields.items() if k != "variation"}
     arrays = {k: v for k, v in saved.arrays.items() if not k.startswith("bandit.")}
     return dumps("map-elites", 1, fields, arrays, saved.requires)
@@ -185,6 +200,30 @@ def test_a_version_1_checkpoint_of_the_old_default_resumes_adaptive(caplog: pyte
     assert np.allclose(resumed.shares(), 1 / len(ADAPTIVE_SIGMAS))
     assert len(resumed.ask(4)) == 4
     assert any("single-step map-elites (version 1)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_version_2_checkpoint_of_the_seven_arm_default_resumes_with_the_refining_arms_fresh(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The default before the refining arms: its seven arms come back exactly (generators
+    and bandit), the three new ones start with no gain; other arm counts are refused."""
+    caplog.set_level(logging.WARNING, "entropy_atlas.checkpoint")
+    run = Campaign(build_proposer("map-elites", context({"sigmas": list(FILLING_SIGMAS)})))
+    for _ in range(5):
+        run.step()
+    saved = loads(run.proposer.state(), "map-elites", (3,))
+    old = dumps("map-elites", 2, saved.fields, saved.arrays, saved.requires)
+    resumed = build_proposer("map-elites", context({}))
+    resumed.restore(old, FakeHistory(run.finished, []))
+    seven = len(FILLING_SIGMAS)
+    for name in ("gain", "count", "credit"):
+        assert np.array_equal(getattr(resumed, name)[:seven], getattr(run.proposer, name)), name
+        assert not getattr(resumed, name)[seven:].any(), name
+    for a, b in zip(resumed.emitters[:seven], run.proposer.emitters, strict=True):
+        assert a._rng.bit_generator.state == b._rng.bit_generator.state
+    assert len(resumed.ask(4)) == 4
+    assert any("seven-arm adaptive default" in r.getMessage() for r in caplog.records)
+    with pytest.raises(CheckpointError, match="has 7 emitters"):
+        build_proposer("map-elites", context({"sigmas": [0.01, 0.1]})).restore(old, FakeHistory(run.finished, []))
 
 
 def test_a_checkpoint_of_another_variation_is_refused() -> None:

@@ -48,11 +48,16 @@ def test_each_proposer_runs_to_budget(sqlite_url: str, algorithm: str) -> None:
 
 
 def test_map_elites_beats_random_on_the_same_budget(sqlite_url: str) -> None:
-    common = {"search__budget": 300, "search__batch_size": 20}
-    me = api.run(quadratic_spec(name="me", **common), storage=sqlite_url, executor="inline")
-    rnd = api.run(quadratic_spec(name="rnd", search__algorithm="random", **common),
-                  storage=sqlite_url, executor="inline")
-    assert me.best_objective >= rnd.best_objective - 1e-3
+    """The best objective found, as a mean over four seeds: one seed's best at 300
+    evaluations is luck to within about 2e-3 either way, for both algorithms."""
+    me, rnd = [], []
+    for seed in range(4):
+        common = {"search__budget": 300, "search__batch_size": 20, "search__seed": seed}
+        me.append(api.run(quadratic_spec(name=f"me{seed}", **common), storage=sqlite_url,
+                          executor="inline").best_objective)
+        rnd.append(api.run(quadratic_spec(name=f"rnd{seed}", search__algorithm="random", **common),
+                           storage=sqlite_url, executor="inline").best_objective)
+    assert sum(me) / 4 >= sum(rnd) / 4 - 1e-3
 
 
 def test_failures_are_kept_and_never_elites(sqlite_url: str) -> None:

@@ -5,15 +5,21 @@
   the archive; children clipped to [0, 1]. ``variation``:
 
   - ``adaptive`` (the default, unless ``iso_sigma``, ``line_sigma``, ``sigma`` or
-    ``emitters`` is given): one IsoLineEmitter per σ_iso of ``sigmas`` (default 0.002,
-    0.005, 0.01, 0.02, 0.05, 0.1, 0.2; an entry may be a [σ_iso, σ_line] pair), σ_line
-    ``line_sigma`` (0.5), and a bandit that shares each ask out over these arms: 20 %
-    evenly, 80 % in proportion to each arm's mean gain to the QD-score per child,
-    (g_i + ḡ)/(n_i + 1) (gain: a new cell's objective − ``qd_offset``, an improved
+    ``emitters`` is given): one IsoLineEmitter per entry of ``sigmas``, a σ_iso with
+    σ_line ``line_sigma`` (0.5) or a [σ_iso, σ_line] pair. The default arms are seven
+    *filling* arms, σ_iso 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2 with σ_line 0.5 (long
+    steps along the elites, which reach new cells), and three *refining* arms,
+    [0.002, 0.2], [0.01, 0.05], [0.02, 0.2] (short line steps, which improve elites of a
+    nearly full map). A bandit shares each ask out over the arms: 10 % evenly, 90 % in
+    proportion to the *square* of each arm's mean gain to the QD-score per child,
+    μ_i = (g_i + ḡ)/(n_i + 1) (gain: a new cell's objective − ``qd_offset``, an improved
     elite's improvement, else 0; g_i, n_i the arm's gains and children told, faded by
-    ``discount`` (0.8) per batch_size children; ḡ the pooled mean). Children go one at
-    a time to the arm with the most credit (credit grows by n × share per ask), so asks
-    of any size keep the shares. ``random_init`` (batch_size) uniform samples first.
+    ``discount`` (0.8) per batch_size children; ḡ the pooled mean). Squaring sharpens
+    plain probability matching, which gives an arm twice as good only twice the
+    children, so that once the map is full and every arm's gain is small the batch
+    still moves to the arms that refine best. Children go one at a time to the arm with
+    the most credit (credit grows by n × share per ask), so asks of any size keep the
+    shares. ``random_init`` (batch_size) uniform samples first.
   - ``iso_line`` (``iso_sigma`` 0.02, ``line_sigma`` 0.2) or ``gaussian`` (``sigma``
     0.1): ``emitters`` (1) emitters of that one step, round robin, as before.
 - ``cma-me``: EvolutionStrategyEmitter (CMA-ES) with the two-stage improvement ranker
@@ -32,8 +38,11 @@ threshold archive is proposer state and is checkpointed whole.
 **Checkpoints** (:mod:`search.proposers.checkpoint`, fields and arrays, no pickle). The
 proposer's own counters (``random_left``, ``next_emitter``, ``gen_counter``; ``map-elites``
 version 2 adds ``variation`` and, adaptive, the arrays ``bandit.gain``, ``bandit.count``,
-``bandit.credit``; a version-1 checkpoint is read as before, or, under ``adaptive``, its
-archive, order, generators and counters with the arms on fresh streams and a warning), the
+``bandit.credit``; version 3 is version 2 with the ten default arms: a version-2
+checkpoint of the seven-arm default resumes its seven arms exactly and starts the three
+refining arms fresh, with a warning; a version-1 checkpoint is read as before, or, under
+``adaptive``, its archive, order, generators and counters with the arms on fresh streams
+and a warning), the
 generations in flight (``gens``: each one's solutions and the results told so far) and
 the base generator (``rng``, for the ``random_init`` draws) are plain values. ribs'
 public API gives the rest where it can:
@@ -79,10 +88,13 @@ from search.proposers.checkpoint import Checkpoint, CheckpointError, rng_state, 
 
 FAILED_VALUE = -1e30  # rank of a failed CMA-ES member: below any real improvement value
 SINGLE_STEP_OPTIONS = ("iso_sigma", "line_sigma", "sigma", "emitters")  # one named: variation defaults to iso_line
-ADAPTIVE_SIGMAS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)  # the adaptive arms' σ_iso (unit cube)
+FILLING_SIGMAS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)  # σ_iso of the filling arms (unit cube)
 ADAPTIVE_LINE_SIGMA = 0.5  # and their σ_line
+REFINING_ARMS = ((0.002, 0.2), (0.01, 0.05), (0.02, 0.2))  # (σ_iso, σ_line): short steps that improve elites
+ADAPTIVE_SIGMAS: tuple[float | tuple[float, float], ...] = (*FILLING_SIGMAS, *REFINING_ARMS)  # the default arms
 ADAPTIVE_DISCOUNT = 0.8  # the bandit's memory fades by this per batch_size children
-EXPLORE = 0.2  # the share of each adaptive ask spread evenly over the arms
+EXPLORE = 0.1  # the share of each adaptive ask spread evenly over the arms
+SHARPNESS = 2.0  # shares (beyond EXPLORE) ∝ mean gain ** SHARPNESS
 
 
 class RibsProposer(Proposer):
@@ -124,7 +136,8 @@ class RibsProposer(Proposer):
             self.variation = variation
             self.adaptive = variation == "adaptive"
             if self.adaptive:
-                sigmas = self.option("sigmas", list(ADAPTIVE_SIGMAS), _arms_ok,
+                sigmas = self.option("sigmas", [list(a) if isinstance(a, tuple) else a for a in ADAPTIVE_SIGMAS],
+                                     _arms_ok,
                                      "must be a list of σ_iso > 0, or of [σ_iso, σ_line] pairs of numbers > 0")
                 line_sigma = self.option("line_sigma", ADAPTIVE_LINE_SIGMA, *positive)
                 self.discount = float(self.option("discount", ADAPTIVE_DISCOUNT, lambda v: isinstance(v, int | float)
@@ -222,18 +235,20 @@ class RibsProposer(Proposer):
         return out
 
     def shares(self) -> np.ndarray:
-        """The adaptive arms' shares of the next children: ``EXPLORE`` (0.2) of them spread
-        evenly, the rest in proportion to each arm's mean gain per child,
-        (g_i + ḡ) / (n_i + 1), with g_i its discounted gain, n_i its discounted count of
-        children told and ḡ = Σg / Σn the pooled mean (a prior of one average child); all
-        even while nothing has gained."""
+        """The adaptive arms' shares of the next children: ``EXPLORE`` (0.1) of them spread
+        evenly, the rest in proportion to μ_i ** ``SHARPNESS`` (2), μ_i = (g_i + ḡ) /
+        (n_i + 1) each arm's mean gain per child, with g_i its discounted gain, n_i its
+        discounted count of children told and ḡ = Σg / Σn the pooled mean (a prior of one
+        average child); all even while nothing has gained. The power sharpens probability
+        matching: an arm of twice the mean gain gets four times the children, not twice."""
         k = len(self.emitters)
         total = float(self.count.sum())
         pooled = float(self.gain.sum()) / total if total > 0 else 0.0
         mean = (self.gain + pooled) / (self.count + 1.0)
         if not np.isfinite(mean).all() or mean.sum() <= 0:
             return np.full(k, 1.0 / k)
-        return EXPLORE / k + (1.0 - EXPLORE) * mean / mean.sum()
+        weight = (mean / mean.max()) ** SHARPNESS  # scaled first: no overflow for large gains
+        return EXPLORE / k + (1.0 - EXPLORE) * weight / weight.sum()
 
     def tell(self, observations: list[Observation]) -> None:
         ok = [o for o in observations if o.ok]
@@ -336,15 +351,25 @@ class RibsProposer(Proposer):
         self.random_left = int(fields["random_left"])
         self.next_emitter = int(fields["next_emitter"])
         self.gen_counter = int(fields["gen_counter"])
-        if len(fields["emitters"]) != len(self.emitters):
-            raise CheckpointError(f"the checkpoint of proposer {self.name!r} has {len(fields['emitters'])} "
+        saved_arms = len(fields["emitters"])
+        seven_arm_default = (self.adaptive and saved.version == 2 and "sigmas" not in self.ctx.options
+                             and saved_arms == len(FILLING_SIGMAS))
+        if saved_arms != len(self.emitters) and not seven_arm_default:
+            raise CheckpointError(f"the checkpoint of proposer {self.name!r} has {saved_arms} "
                                   f"emitters, the campaign's options {len(self.emitters)}")
-        for i, (emitter, emitter_fields) in enumerate(zip(self.emitters, fields["emitters"], strict=True)):
+        for i, (emitter, emitter_fields) in enumerate(zip(self.emitters[:saved_arms], fields["emitters"],
+                                                          strict=True)):
             _load_emitter(emitter, emitter_fields, arrays, f"emitter.{i}", self.name)
         self.gens = {int(i): _load_generation(g, arrays, f"gen.{i}") for i, g in fields["gens"].items()}
         if self.adaptive:
-            self.gain, self.count, self.credit = (_arm_array(arrays, f"bandit.{k}", len(self.emitters), self.name)
-                                                  for k in ("gain", "count", "credit"))
+            new = len(self.emitters) - saved_arms  # the refining arms a seven-arm checkpoint lacks: start fresh
+            self.gain, self.count, self.credit = (
+                np.concatenate([_arm_array(arrays, f"bandit.{k}", saved_arms, self.name), np.zeros(new)])
+                for k in ("gain", "count", "credit"))
+            if new:
+                checkpoint.log.warning(
+                    "proposer %s: the checkpoint is of the seven-arm adaptive default (version 2); its arms resume "
+                    "exactly and the %d refining arms start with no gain told", self.name, new)
 
     def _from_single_step(self, fields: dict[str, Any], arrays: dict[str, np.ndarray], history: History) -> None:
         """A version-1 ``map-elites`` checkpoint (one σ: the default before ``adaptive``)
@@ -424,12 +449,14 @@ class RibsProposer(Proposer):
 
 class MapElitesProposer(RibsProposer):
     """MAP-Elites; version 2 of its checkpoint adds ``variation`` and the adaptive bandit
-    (``bandit.gain``, ``bandit.count``, ``bandit.credit``); version 1 is still read."""
+    (``bandit.gain``, ``bandit.count``, ``bandit.credit``); version 3 has the same fields
+    for the ten-arm default (a version-2 checkpoint of the seven-arm default gets the
+    three refining arms added fresh); versions 1 and 2 are still read."""
 
     algorithm = "map-elites"
     option_names = (*RibsProposer.option_names, "sigmas", "discount")
-    checkpoint_version = 2
-    migrates_versions = (1,)
+    checkpoint_version = 3
+    migrates_versions = (1, 2)
 
 
 class CmaMeProposer(RibsProposer):
