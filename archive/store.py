@@ -26,8 +26,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Text, bindparam, cast, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from archive.engine import (
@@ -361,14 +359,18 @@ class Store(LeaseStore):
         self._last_finished = (
             select(func.coalesce(func.max(table.c.finished_seq), 0)).where(table.c.campaign_id == bindparam("cid"))
         )
+        if self.dialect == "postgresql":  # each dialect's package only where it is the storage's
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
         checkpoints = Checkpoint.__table__
-        ins = pg_insert(checkpoints) if self.dialect == "postgresql" else sqlite_insert(checkpoints)
+        ins = insert(checkpoints)
         self._checkpoint_stmt = ins.on_conflict_do_update(
             index_elements=[checkpoints.c.campaign_id, checkpoints.c.proposer],
             set_={"state": ins.excluded.state, "created_at": ins.excluded.created_at},
         )
         elites = Elite.__table__
-        upsert = pg_insert(elites) if self.dialect == "postgresql" else sqlite_insert(elites)
+        upsert = insert(elites)
         self._elite_stmt = upsert.on_conflict_do_update(
             index_elements=[elites.c.campaign_id, elites.c.cell],
             set_={

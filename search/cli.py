@@ -9,17 +9,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from archive.records import Stats
 from entropy_atlas.errors import AtlasError
 from search.plain_table import PLAIN_ROWS, plain_table
+
+if TYPE_CHECKING:  # what a command needs it imports itself: each pays only for its own
+    from archive.records import Stats
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Entropy Atlas: map how entropy settings trade performance against entropy.")
@@ -77,6 +78,8 @@ class _ProgressView:
     """A live bar: evaluations done of the budget, QD-score, coverage and best."""
 
     def __init__(self, budget: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("QD {task.fields[qd]}  cov {task.fields[cov]}  best {task.fields[best]}  "
