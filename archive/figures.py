@@ -82,6 +82,14 @@ def new_figure(**kwargs: Any) -> Figure:
     return fig
 
 
+def tight_layout(fig: Figure) -> None:
+    """``fig.tight_layout()``, then no layout engine: what ``tight_layout`` leaves behind (a
+    placeholder engine) makes ``savefig`` draw the whole figure once more without rendering
+    it, a fifth of a second for an elite map, though the placeholder lays nothing out."""
+    fig.tight_layout()
+    fig.set_layout_engine(None)
+
+
 def map_title(name: str, s: Stats) -> str:
     """The line over an elite map: cells filled, QD-score and best."""
     best = "—" if s.best_objective is None else f"{s.best_objective:.4g}"
@@ -120,7 +128,7 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
         if len(names) == 2:
             ax.set_ylabel(f"{names[1]}  [{layout.axes[1].low:g}, {layout.axes[1].high:g}]")
         ax.set_title(title, fontsize=10)
-        fig.tight_layout()
+        tight_layout(fig)
     fig.savefig(path, dpi=120)
     return path
 
@@ -219,7 +227,7 @@ def pareto_front(path: Path, name: str, settings: CampaignSettings, rows: list[d
         ax.set_ylabel(f"{settings.objective} ({'maximize' if settings.maximize else 'minimize'})")
         ax.legend(fontsize=8)
     fig.suptitle(f"{name}: {settings.objective} against each measure, {len(rows)} evaluations", fontsize=10)
-    fig.tight_layout()
+    tight_layout(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return path

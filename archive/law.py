@@ -355,7 +355,7 @@ def law_warnings(fit: LawFit) -> list[str]:
 
 def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:
     """The points and the fitted curve (down to H = 0, the ceiling marked) as PNG/SVG/PDF."""
-    from archive.figures import new_figure
+    from archive.figures import new_figure, tight_layout
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -374,14 +374,14 @@ def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:
     ax.set_ylabel(fit.objective)
     ax.set_title(title or "entropy-performance law R = −a·exp(H) + b", fontsize=10)
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
+    tight_layout(fig)
     fig.savefig(path, dpi=120)
     return path
 
 
 def runs_figure(reading: LawReading, path: str | Path, title: str | None = None) -> Path:
     """Each run's checkpoints and its fitted curve (the ``per-run`` reading) as PNG/SVG/PDF."""
-    from archive.figures import new_figure
+    from archive.figures import new_figure, tight_layout
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -401,6 +401,6 @@ def runs_figure(reading: LawReading, path: str | Path, title: str | None = None)
                  f"{median['ceiling']:.3g})", fontsize=10)
     if reading.runs:
         ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    tight_layout(fig)
     fig.savefig(path, dpi=120)
     return path

@@ -302,7 +302,7 @@ def elites(
     with _errors(), _read(storage, name) as handle:
         camp = handle.campaign(name)
         rows = [{k: e[k] for k in ("cell", "evaluation_id", "objective", "measures", "params")}
-                for e in camp.elites(top=top)]
+                for e in camp.elites(top=top, fields=("measures", "params"))]
         if fmt == "json":
             sys.stdout.write(json.dumps(rows, indent=1) + "\n")
             return
