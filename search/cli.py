@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from entropy_atlas.errors import AtlasError
-from search.plain_table import PLAIN_ROWS, plain_table
+from search.plain_table import PLAIN_ROWS, plain_table, plain_width
 
 if TYPE_CHECKING:  # what a command needs it imports itself: each pays only for its own
     from archive.records import Stats
@@ -753,22 +753,17 @@ def _elites_plain(title: str, rows: list[dict[str, Any]], objective: str, measur
     for more rows than rich lays out quickly; the parameters share one column unless theirs
     fit the console."""
     numbers = ["cell", "eval", objective, *measure_names]
-
-    def cells(r: dict[str, Any], combined: bool) -> list[str]:
-        params = ([_params_text(r["params"])] if combined
-                  else [_cell_text(r["params"].get(p)) for p in param_names])
-        return [str(r["cell"]), str(r["evaluation_id"]), f"{r['objective']:.6g}",
-                *[_number(r["measures"].get(m)) for m in measure_names], *params]
-
-    def table(combined: bool) -> str:
-        return plain_table(title, [*numbers, *(["params"] if combined else param_names)],
-                           [cells(r, combined) for r in rows],
-                           [True] * len(numbers) + [False] * (1 if combined else len(param_names)))
-
-    text = table(combined=False)
-    if not param_names or len(text.split("\n", 3)[2]) <= console.width:  # its rule line: the table's width
-        return text
-    return table(combined=True)
+    right = [True] * len(numbers)
+    fixed = [[str(r["cell"]), str(r["evaluation_id"]), f"{r['objective']:.6g}",
+              *[_number(r["measures"].get(m)) for m in measure_names]] for r in rows]
+    texts = [{p: _cell_text(v) for p, v in r["params"].items()} for r in rows]  # each value's text, once
+    split = [[*cells, *[t.get(p, "") for p in param_names]] for cells, t in zip(fixed, texts, strict=True)]
+    headers = [*numbers, *param_names]
+    if not param_names or plain_width(headers, split) <= console.width:
+        return plain_table(title, headers, split, right + [False] * len(param_names))
+    combined = [[*cells, ", ".join(f"{p}={v}" for p, v in t.items())]  # _params_text's text
+                for cells, t in zip(fixed, texts, strict=True)]
+    return plain_table(title, [*numbers, "params"], combined, [*right, False])
 
 
 def _refuse_live_lease(camp: Any) -> None:
