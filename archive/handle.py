@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from archive.layout import CellLayout
 from archive.records import CampaignRecord, CampaignSettings, Stats
-from archive.store import Store
+from archive.store import ELITE_FIELDS, Store
 
 
 class CampaignHandle:
@@ -56,8 +57,9 @@ class CampaignHandle:
         """:meth:`Store.stats` (``by_proposer``: :meth:`proposer_counts`, when read already)."""
         return self.store.stats(self.record.id, self.layout.cells, self.qd_offset, by_proposer)
 
-    def elites(self, top: int | None = None) -> list[dict[str, Any]]:
-        return self.store.elites(self.record.id, top=top)
+    def elites(self, top: int | None = None, fields: Sequence[str] = ELITE_FIELDS) -> list[dict[str, Any]]:
+        """:meth:`Store.elites`: best first, with the evaluation's ``fields`` (all by default)."""
+        return self.store.elites(self.record.id, top=top, fields=fields)
 
     def evaluations(self, status: str | None = None) -> list[dict[str, Any]]:
         return self.store.evaluations(self.record.id, status=status)
@@ -80,7 +82,8 @@ class CampaignHandle:
         from archive.figures import elite_map, map_title
         from archive.stats import coverage, qd_score
 
-        elites = self.elites()  # best first; the title's figures come from them, not from counting every row
+        # best first, measures alone; the title's figures come from them, not from counting every row
+        elites = self.elites(fields=("measures",))
         n, cells = len(elites), self.layout.cells
         stats = Stats(counts={}, created=0, finished=0, elites=n, cells=cells, coverage=coverage(n, cells),
                       qd_score=qd_score(sum(float(e["fitness"]) for e in elites), n, self.qd_offset),

@@ -355,15 +355,13 @@ def law_warnings(fit: LawFit) -> list[str]:
 
 def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:
     """The points and the fitted curve (down to H = 0, the ceiling marked) as PNG/SVG/PDF."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from archive.figures import new_figure, tight_layout
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     h = np.asarray(fit.entropy)
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig = new_figure(figsize=(7, 5))
+    ax = fig.subplots()
     ax.scatter(h, fit.performance, s=22, alpha=0.75, label=f"evaluations (n = {fit.n})")
     hi = float(h.max()) if len(h) else 1.0
     grid = np.linspace(0.0, hi * 1.05 if hi > 0 else 1.0, 200)
@@ -376,22 +374,19 @@ def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:
     ax.set_ylabel(fit.objective)
     ax.set_title(title or "entropy-performance law R = −a·exp(H) + b", fontsize=10)
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
+    tight_layout(fig)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
 def runs_figure(reading: LawReading, path: str | Path, title: str | None = None) -> Path:
     """Each run's checkpoints and its fitted curve (the ``per-run`` reading) as PNG/SVG/PDF."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from archive.figures import new_figure, tight_layout
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig = new_figure(figsize=(7, 5))
+    ax = fig.subplots()
     for i, run in enumerate(reading.runs):
         h = np.asarray(run.fit.entropy)
         color = f"C{i % 10}"
@@ -406,7 +401,6 @@ def runs_figure(reading: LawReading, path: str | Path, title: str | None = None)
                  f"{median['ceiling']:.3g})", fontsize=10)
     if reading.runs:
         ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    tight_layout(fig)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

@@ -10,11 +10,12 @@ are stored with the campaign so every resume uses the same cells.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-if TYPE_CHECKING:  # ribs takes seconds to import, scipy a third of one: only what needs them imports them
+if TYPE_CHECKING:  # ribs takes seconds to import, scipy a third of one, NumPy a tenth (`atlas elites` needs
+    # none of them): only what needs them imports them
+    import numpy as np
     from ribs.archives import CVTArchive, GridArchive
     from scipy.spatial import cKDTree
 
@@ -37,7 +38,7 @@ class CellLayout:
             raise ValueError("a CVT layout needs centroids")
         self.kind = kind
         self.axes = axes
-        self.centroids = None if centroids is None else np.asarray(centroids, dtype=float)
+        self.centroids = None if centroids is None else _array(centroids)
         self._tree: cKDTree | None = None
 
     @property
@@ -55,7 +56,7 @@ class CellLayout:
     @property
     def cells(self) -> int:
         if self.kind == "grid":
-            return int(np.prod(self.dims))
+            return int(math.prod(self.dims))
         assert self.centroids is not None
         return len(self.centroids)
 
@@ -69,6 +70,8 @@ class CellLayout:
 
     def index_of(self, measures: np.ndarray) -> np.ndarray:
         """Cell indices of an (n, k) array of measures."""
+        import numpy as np
+
         measures = np.atleast_2d(np.asarray(measures, dtype=float))
         if len(measures) == 0:
             return np.zeros(0, dtype=int)
@@ -91,6 +94,8 @@ class CellLayout:
 
     def cell_bounds(self, cell: int) -> list[tuple[float, float]]:
         """The measure-space box of a grid cell."""
+        import numpy as np
+
         idx = np.unravel_index(cell, tuple(self.dims))
         out = []
         for a, i in zip(self.axes, idx, strict=True):
@@ -111,7 +116,7 @@ class CellLayout:
         return cls(
             data["kind"],
             [MeasureAxis(**a) for a in data["axes"]],
-            None if centroids is None else np.asarray(centroids, dtype=float),
+            None if centroids is None else _array(centroids),
         )
 
     @classmethod
@@ -122,6 +127,7 @@ class CellLayout:
             return cls("grid", axes)
         if not cells:
             raise ValueError("a CVT layout needs a number of cells")
+        import numpy as np
         from ribs.archives import k_means_centroids
 
         ranges = np.array([(a.low, a.high) for a in axes])
@@ -130,4 +136,10 @@ class CellLayout:
         centroids = k_means_centroids(centroids=cells, ranges=ranges, samples=pts, seed=seed)
         if isinstance(centroids, tuple):
             centroids = centroids[0]
-        return cls("cvt", axes, np.asarray(centroids, dtype=float))
+        return cls("cvt", axes, _array(centroids))
+
+
+def _array(values: Any) -> np.ndarray:
+    import numpy as np
+
+    return np.asarray(values, dtype=float)

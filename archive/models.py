@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models of the archive.
+"""The archive's tables, in SQLAlchemy Core.
 
 - ``campaigns``: one row a campaign; the spec, its hash, status, the scheduler's lease,
   and the cell layout (CVT centroids) so a resume uses the same cells.
@@ -8,116 +8,137 @@
 - ``checkpoints``: the proposer's serialised state, one row per campaign and proposer.
 - ``proposer_calls``: each prompt and reply of a model-backed proposer (audit, resume);
   the evaluations it produced carry its ``key`` in ``proposal.call``.
+
+Plain :class:`~sqlalchemy.Table` objects: nothing maps them to classes (no session ever
+loads an object), and importing ``sqlalchemy.orm`` and declaring mapped classes was about
+a sixth of every command's start-up. :class:`Model` keeps the short spelling the readers
+use: ``Evaluation.status`` is the column, ``Evaluation.__table__`` the table.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from sqlalchemy import (
     JSON,
+    Column,
     Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 STATUSES = ("pending", "running", "done", "failed")
 FINISHED = ("done", "failed")
 
-
-class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+metadata = MetaData()
 
 
-class Campaign(Base):
-    __tablename__ = "campaigns"
+class Model:
+    """A table's columns as attributes (``Evaluation.campaign_id``), the table as
+    ``__table__`` and its name as ``__tablename__``; SQLAlchemy takes it wherever it takes
+    the table (``update(Campaign)``, ``select_from(Evaluation)``, ``join(Evaluation, …)``)."""
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    spec_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="created")
-    layout: Mapped[dict[str, Any]] = mapped_column(JSON)
-    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # archive.records.CampaignSettings
-    lease_holder: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True)
-    created_at: Mapped[float] = mapped_column(Float)
-    updated_at: Mapped[float] = mapped_column(Float)
+    def __init__(self, table: Table) -> None:
+        self.__table__ = table
+        self.__tablename__ = table.name
 
+    def __getattr__(self, name: str) -> Column:
+        try:
+            return self.__table__.c[name]
+        except KeyError:
+            raise AttributeError(f"table {self.__tablename__!r} has no column {name!r}") from None
 
-class Evaluation(Base):
-    __tablename__ = "evaluations"
-    __table_args__ = (
-        UniqueConstraint("campaign_id", "seq", name="uq_evaluations_campaign_seq"),
-        Index("ix_evaluations_campaign_status", "campaign_id", "status"),
-        Index("ix_evaluations_campaign_finished", "campaign_id", "finished_seq"),
-        Index("ix_evaluations_campaign_proposer_status", "campaign_id", "proposer", "status"),  # migration 0004
-        Index("ix_evaluations_campaign_proposer_seq", "campaign_id", "proposer", "seq"),
-    )
+    def __clause_element__(self) -> Table:
+        return self.__table__
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    seq: Mapped[int] = mapped_column(Integer)
-    params: Mapped[dict[str, Any]] = mapped_column(JSON)
-    x: Mapped[list[Any]] = mapped_column(JSON)
-    proposer: Mapped[str] = mapped_column(String(64))
-    proposal: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    objective: Mapped[float | None] = mapped_column(Float, nullable=True)
-    measures: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    cell: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    created_at: Mapped[float] = mapped_column(Float)
-    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    finished_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    def __repr__(self) -> str:
+        return f"Model({self.__tablename__})"
 
 
-class Elite(Base):
-    __tablename__ = "elites"
-
-    campaign_id: Mapped[int] = mapped_column(
-        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
-    )
-    cell: Mapped[int] = mapped_column(Integer, primary_key=True)
-    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"))
-    objective: Mapped[float] = mapped_column(Float)
-    fitness: Mapped[float] = mapped_column(Float)
+def _campaign_fk() -> ForeignKey:
+    return ForeignKey("campaigns.id", ondelete="CASCADE")
 
 
-class Checkpoint(Base):
-    __tablename__ = "checkpoints"
-    __table_args__ = (UniqueConstraint("campaign_id", "proposer", name="uq_checkpoints_campaign_proposer"),)
+Campaign = Model(Table(
+    "campaigns", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), unique=True, nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("spec_hash", String(64), nullable=False),
+    Column("status", String(16), default="created", nullable=False),
+    Column("layout", JSON, nullable=False),
+    Column("settings", JSON, nullable=True),  # archive.records.CampaignSettings
+    Column("lease_holder", String(200), nullable=True),
+    Column("lease_expires", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+))
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    proposer: Mapped[str] = mapped_column(String(64))
-    state: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[float] = mapped_column(Float)
+Evaluation = Model(Table(
+    "evaluations", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign_id", Integer, _campaign_fk(), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("x", JSON, nullable=False),
+    Column("proposer", String(64), nullable=False),
+    Column("proposal", JSON, nullable=False),
+    Column("status", String(16), default="pending", nullable=False),
+    Column("attempts", Integer, default=0, nullable=False),
+    Column("objective", Float, nullable=True),
+    Column("measures", JSON, nullable=True),
+    Column("metrics", JSON, nullable=True),
+    Column("cell", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("worker", String(200), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("finished_seq", Integer, nullable=True),
+    UniqueConstraint("campaign_id", "seq", name="uq_evaluations_campaign_seq"),
+    Index("ix_evaluations_campaign_status", "campaign_id", "status"),
+    Index("ix_evaluations_campaign_finished", "campaign_id", "finished_seq"),
+    Index("ix_evaluations_campaign_proposer_status", "campaign_id", "proposer", "status"),  # migration 0004
+    Index("ix_evaluations_campaign_proposer_seq", "campaign_id", "proposer", "seq"),
+))
 
+Elite = Model(Table(
+    "elites", metadata,
+    Column("campaign_id", Integer, _campaign_fk(), primary_key=True),
+    Column("cell", Integer, primary_key=True),
+    Column("evaluation_id", Integer, ForeignKey("evaluations.id", ondelete="CASCADE"), nullable=False),
+    Column("objective", Float, nullable=False),
+    Column("fitness", Float, nullable=False),
+))
 
-class ProposerCall(Base):
-    __tablename__ = "proposer_calls"
-    __table_args__ = (Index("ix_proposer_calls_campaign_key", "campaign_id", "key"),)
+Checkpoint = Model(Table(
+    "checkpoints", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign_id", Integer, _campaign_fk(), nullable=False),
+    Column("proposer", String(64), nullable=False),
+    Column("state", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("campaign_id", "proposer", name="uq_checkpoints_campaign_proposer"),
+))
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    proposer: Mapped[str] = mapped_column(String(64))
-    key: Mapped[str] = mapped_column(String(64))
-    request: Mapped[dict[str, Any]] = mapped_column(JSON)
-    reply: Mapped[str | None] = mapped_column(Text, nullable=True)
-    status: Mapped[str] = mapped_column(String(16))
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    latency_s: Mapped[float | None] = mapped_column(Float, nullable=True)
-    created_at: Mapped[float] = mapped_column(Float)
+ProposerCall = Model(Table(
+    "proposer_calls", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign_id", Integer, _campaign_fk(), nullable=False),
+    Column("proposer", String(64), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("reply", Text, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("usage", JSON, nullable=True),
+    Column("outcome", JSON, nullable=True),
+    Column("latency_s", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_proposer_calls_campaign_key", "campaign_id", "key"),
+))

@@ -9,17 +9,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from archive.records import Stats
 from entropy_atlas.errors import AtlasError
-from search.plain_table import PLAIN_ROWS, plain_table
+from search.plain_table import PLAIN_ROWS, plain_table, plain_width
+
+if TYPE_CHECKING:  # what a command needs it imports itself: each pays only for its own
+    from archive.records import Stats
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Entropy Atlas: map how entropy settings trade performance against entropy.")
@@ -77,6 +78,8 @@ class _ProgressView:
     """A live bar: evaluations done of the budget, QD-score, coverage and best."""
 
     def __init__(self, budget: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("QD {task.fields[qd]}  cov {task.fields[cov]}  best {task.fields[best]}  "
@@ -299,7 +302,7 @@ def elites(
     with _errors(), _read(storage, name) as handle:
         camp = handle.campaign(name)
         rows = [{k: e[k] for k in ("cell", "evaluation_id", "objective", "measures", "params")}
-                for e in camp.elites(top=top)]
+                for e in camp.elites(top=top, fields=("measures", "params"))]
         if fmt == "json":
             sys.stdout.write(json.dumps(rows, indent=1) + "\n")
             return
@@ -750,22 +753,17 @@ def _elites_plain(title: str, rows: list[dict[str, Any]], objective: str, measur
     for more rows than rich lays out quickly; the parameters share one column unless theirs
     fit the console."""
     numbers = ["cell", "eval", objective, *measure_names]
-
-    def cells(r: dict[str, Any], combined: bool) -> list[str]:
-        params = ([_params_text(r["params"])] if combined
-                  else [_cell_text(r["params"].get(p)) for p in param_names])
-        return [str(r["cell"]), str(r["evaluation_id"]), f"{r['objective']:.6g}",
-                *[_number(r["measures"].get(m)) for m in measure_names], *params]
-
-    def table(combined: bool) -> str:
-        return plain_table(title, [*numbers, *(["params"] if combined else param_names)],
-                           [cells(r, combined) for r in rows],
-                           [True] * len(numbers) + [False] * (1 if combined else len(param_names)))
-
-    text = table(combined=False)
-    if not param_names or len(text.split("\n", 3)[2]) <= console.width:  # its rule line: the table's width
-        return text
-    return table(combined=True)
+    right = [True] * len(numbers)
+    fixed = [[str(r["cell"]), str(r["evaluation_id"]), f"{r['objective']:.6g}",
+              *[_number(r["measures"].get(m)) for m in measure_names]] for r in rows]
+    texts = [{p: _cell_text(v) for p, v in r["params"].items()} for r in rows]  # each value's text, once
+    split = [[*cells, *[t.get(p, "") for p in param_names]] for cells, t in zip(fixed, texts, strict=True)]
+    headers = [*numbers, *param_names]
+    if not param_names or plain_width(headers, split) <= console.width:
+        return plain_table(title, headers, split, right + [False] * len(param_names))
+    combined = [[*cells, ", ".join(f"{p}={v}" for p, v in t.items())]  # _params_text's text
+                for cells, t in zip(fixed, texts, strict=True)]
+    return plain_table(title, [*numbers, "params"], combined, [*right, False])
 
 
 def _refuse_live_lease(camp: Any) -> None:

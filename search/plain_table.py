@@ -19,11 +19,7 @@ def plain_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]
                 right: Sequence[bool]) -> str:
     """The table as text lines (ending with a newline): ``headers`` over ``rows`` of cell
     texts, column ``j`` right-aligned where ``right[j]``; trailing spaces trimmed."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for j, cell in enumerate(row):
-            if len(cell) > widths[j]:
-                widths[j] = len(cell)
+    widths = _widths(headers, rows)
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(c.rjust(w) if r else c.ljust(w)
@@ -33,3 +29,20 @@ def plain_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]
     out = [title.center(width).rstrip(), line(headers), "─" * width]
     out += [line(row) for row in rows]
     return "\n".join(out) + "\n"
+
+
+def plain_width(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
+    """The width of :func:`plain_table`'s table of ``headers`` and ``rows`` (its rule line),
+    without laying it out."""
+    widths = _widths(headers, rows)
+    return sum(widths) + 2 * (len(widths) - 1)
+
+
+def _widths(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    """Each column's width: its longest cell or header."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for j, cell in enumerate(row):
+            if len(cell) > widths[j]:
+                widths[j] = len(cell)
+    return widths

@@ -220,9 +220,64 @@ def test_long_elite_tables_are_plain_text(sqlite_url: str, monkeypatch: pytest.M
     assert [line.split() for line in lines[3:]] == [line.split() for line in rich_out.splitlines()[3:]]
 
 
+#: What ``import search.cli`` must not import: every command imports what it needs itself.
+NOT_AT_START = ("ribs", "scipy", "matplotlib", "torch", "botorch", "numpy", "sqlalchemy", "alembic", "pydantic",
+                "yaml", "archive", "search.api", "search.scheduler", "rich.progress")
+#: What no read command imports: SQLAlchemy's ORM (the tables are Core), Alembic (the schema
+#: is read at head with one SELECT), pyplot (figures are drawn on Figure + the Agg canvas),
+#: the spec models, the scheduler and the live progress bar.
+NOT_IN_READS = ("sqlalchemy.orm", "alembic", "matplotlib.pyplot", "ribs", "scipy", "torch", "yaml", "search.api",
+                "search.scheduler", "search.spec", "rich.progress")
+
+
+def imported_by(*args: str) -> set[str]:
+    """The modules in ``sys.modules`` after ``atlas ARGS`` ran in a fresh interpreter."""
+    code = ("import json, sys, search.cli as c\n"
+            "try:\n"
+            f"    c.app({list(args)!r}, standalone_mode=False)\n"
+            "finally:\n"
+            "    sys.stderr.write('\\nMODULES ' + json.dumps(sorted(sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return set(json.loads(done.stderr.rsplit("MODULES ", 1)[1]))
+
+
+def test_cli_start_up_imports_no_command_s_libraries() -> None:
+    """``import search.cli`` is typer and rich alone: no storage, array, figure or spec library
+    (SQLAlchemy, NumPy, matplotlib, pydantic, …); each command imports its own."""
+    code = ("import json, sys, search.cli\n"
+            "print(json.dumps(sorted(sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    modules = set(json.loads(done.stdout))
+    assert {"typer", "rich.console", "rich.table"} <= modules
+    assert not [m for m in NOT_AT_START if m in modules]
+
+
+def test_read_commands_import_only_what_they_use(sqlite_url: str, tmp_path: Path) -> None:
+    """``status``, ``elites`` and ``map`` of a campaign import neither the ORM, Alembic,
+    pyplot, pyribs nor the spec models; ``elites`` not even NumPy, and on SQLite no
+    command imports the PostgreSQL dialect."""
+    store = Store(sqlite_url)
+    try:
+        fill(store, n=300)
+    finally:
+        store.close()
+    reads = {"status": imported_by("status", "scale", "--storage", sqlite_url),
+             "status --json": imported_by("status", "scale", "--json", "--storage", sqlite_url),
+             "elites": imported_by("elites", "scale", "--storage", sqlite_url),
+             "map": imported_by("map", "scale", "--out", str(tmp_path / "map.png"), "--storage", sqlite_url)}
+    for command, modules in reads.items():
+        assert "sqlalchemy" in modules, command
+        assert not [m for m in NOT_IN_READS if m in modules], command
+        assert "sqlalchemy.dialects.postgresql" not in modules, command
+    assert "numpy" not in reads["elites"] and "matplotlib" not in reads["elites"]
+    assert "matplotlib" not in reads["status"] and "matplotlib.figure" in reads["map"]
+
+
 def test_a_grid_map_needs_no_pyribs(sqlite_url: str, tmp_path: Path) -> None:
-    """``atlas map`` of a 2-D grid draws without importing pyribs (seconds to import), and
-    ``import search.cli`` imports none of pyribs, scipy, matplotlib, torch."""
+    """``atlas map`` of a 2-D grid draws without importing pyribs (seconds to import) or
+    pyplot, and ``import search.cli`` imports none of pyribs, scipy, matplotlib, torch."""
     store = Store(sqlite_url)
     try:
         fill(store, n=300)
@@ -233,7 +288,7 @@ def test_a_grid_map_needs_no_pyribs(sqlite_url: str, tmp_path: Path) -> None:
             "heavy = [m for m in ('ribs', 'scipy', 'matplotlib', 'torch', 'botorch') if m in sys.modules]\n"
             "assert not heavy, heavy\n"
             f"c.app(['map', 'scale', '--out', {str(out)!r}, '--storage', {sqlite_url!r}], standalone_mode=False)\n"
-            "assert 'ribs' not in sys.modules\n")
+            "assert 'ribs' not in sys.modules and 'matplotlib.pyplot' not in sys.modules\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     import matplotlib.image as mpimg
@@ -314,3 +369,57 @@ def test_the_map_title_from_the_elites_is_the_stats_title(storage_url: str, monk
 def test_stats_from_counts_by_proposer_are_the_stats(filled: tuple[Store, int]) -> None:
     store, cid = filled
     assert store.stats(cid, 16, 0.5, store.proposer_counts(cid)) == store.stats(cid, 16, 0.5)
+
+
+def test_an_elite_map_is_drawn_once(storage_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``savefig`` draws the map once: ``tight_layout`` leaves no layout engine behind (its
+    placeholder would make ``savefig`` draw the whole figure once more, unrendered)."""
+    from matplotlib.figure import Figure
+
+    import archive
+
+    store = Store(storage_url)
+    try:
+        fill(store, n=300)
+    finally:
+        store.close()
+    draws: list[object] = []
+    draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: draws.append(renderer) or draw(self, renderer))
+    with archive.open(storage_url) as handle:
+        handle.campaign("scale").map(tmp_path / "map.png")
+    assert len(draws) == 1 and (tmp_path / "map.png").stat().st_size > 1000
+
+
+def test_elites_with_fewer_fields_are_the_same_elites(filled: tuple[Store, int]) -> None:
+    """``Store.elites(fields=…)`` reads only those of the evaluation's fields (the map: its
+    measures), the same values in the same order as the full read."""
+    store, cid = filled
+    full = store.elites(cid)
+    keys = ("cell", "evaluation_id", "objective", "fitness")
+    for fields in (("measures",), ("params", "measures"), ("proposer",), ()):
+        lean = store.elites(cid, fields=fields)
+        assert [set(e) for e in lean] == [{*keys, *fields}] * len(full)
+        assert lean == [{k: e[k] for k in (*keys, *fields)} for e in full]
+    assert store.elites(cid, top=3, fields=("x",)) == [{k: e[k] for k in (*keys, "x")} for e in full[:3]]
+    with pytest.raises(ValueError, match="error"):
+        store.elites(cid, fields=("error",))
+
+
+def test_a_narrow_plain_elite_table_shares_one_params_column(sqlite_url: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the row limit on a console too narrow for a column per parameter, the plain table
+    has one ``params`` column of ``name=value`` text, each row's as rich's table has it."""
+    store = Store(sqlite_url)
+    try:
+        cid = fill(store, n=300)
+        elites = store.elites(cid)
+    finally:
+        store.close()
+    monkeypatch.setattr(cli_module, "PLAIN_ROWS", 3)
+    out = CliRunner().invoke(cli_module.app, ["elites", "scale", "--storage", sqlite_url], env={"COLUMNS": "60"},
+                             terminal_width=60, catch_exceptions=False).stdout
+    lines = out.splitlines()
+    assert lines[1].split()[-1] == "params" and len(lines) == 3 + len(elites)
+    start = lines[1].index("params")
+    assert [line[start:] for line in lines[3:]] == [cli_module._params_text(e["params"]) for e in elites]
