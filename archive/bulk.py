@@ -9,16 +9,20 @@ PostgreSQL renders a multi-row ``VALUES`` text that psycopg parses anew for each
 - PostgreSQL: one statement over ``unnest`` of one array per column (one round trip,
   one plan, whatever the batch size).
 
-JSON columns are written as ``json.dumps`` text, as SQLAlchemy's ``JSON`` type writes
-them (``None`` as the JSON ``null``), so every reader sees the same values either way.
+JSON columns are written by orjson (a fifth of ``json.dumps``' time, the largest share
+of a row's cost before), read back by every reader as SQLAlchemy's ``JSON`` type would
+have written them: ``None`` as the JSON ``null``, keys that are not strings as strings,
+NumPy scalars and arrays as numbers and lists. A non-finite float becomes ``null``, as
+:func:`workers.runner.json_safe` already makes it in metrics (and as PostgreSQL's
+``json`` type requires: it refuses ``NaN``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection
 
 from archive.models import Elite, Evaluation
@@ -76,8 +80,11 @@ _OPEN_IDS_PG = (f"SELECT id FROM {_EVALUATIONS} WHERE campaign_id = %(cid)s AND 
                 f"AND status IN {_OPEN} FOR UPDATE")
 
 
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value)
+    return orjson.dumps(value, option=_JSON_OPTIONS).decode()
 
 
 def _columns(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:

@@ -147,7 +147,8 @@ def test_cvt_centroids_survive_json() -> None:
 def test_a_turn_written_set_at_a_time_reads_back_exactly(store: Store) -> None:
     cid = new_campaign(store)
     rows = [NewEvaluation(i, {"name": f"é{i}", "nested": {"k": [i, 0.5]}}, [0.25 * i, 1e-300], "me",
-                          {"emitter": i % 2, "note": None}) for i in range(5)]
+                          {"emitter": i % 2, "note": None, "acq": np.float64(0.5) if i else float("nan")})
+            for i in range(5)]
     ids = store.step(cid, rows=rows)
     assert len(set(ids)) == 5
     assert [store.evaluation(cid, e)["params"] for e in ids] == [r.params for r in rows]  # type: ignore[index]
@@ -167,7 +168,8 @@ def test_a_turn_written_set_at_a_time_reads_back_exactly(store: Store) -> None:
     assert got[ids[2]]["error"] == "boom\nline 2" and got[ids[2]]["cell"] is None
     assert sorted(got[e]["finished_seq"] for e in ids[:4]) == [1, 2, 3, 4]
     assert got[ids[4]]["status"] == "pending" and got[ids[4]]["attempts"] == 0
-    assert got[ids[4]]["x"] == [1.0, 1e-300] and got[ids[4]]["proposal"] == {"emitter": 0, "note": None}
+    assert got[ids[4]]["x"] == [1.0, 1e-300] and got[ids[4]]["proposal"] == {"emitter": 0, "note": None, "acq": 0.5}
+    assert got[ids[0]]["proposal"]["acq"] is None  # a non-finite number is JSON's null (PostgreSQL refuses NaN)
     assert {e["cell"]: e["objective"] for e in store.elites(cid)} == {7: 3.0, 9: 2.0}
     store.step(cid, results=[Result(ids[4], "done", 2.5, {"m": 0.1}, {}, cell=7)], sign=1.0)
     assert {e["cell"]: e["objective"] for e in store.elites(cid)} == {7: 3.0, 9: 2.0}  # not strictly better
