@@ -169,14 +169,7 @@ def _decode_column(param: Param, u: np.ndarray) -> list[Any]:
 
 def _decode_one(param: Param, u: np.ndarray) -> Any:
     if isinstance(param, FloatParam):
-        if param.log:
-            lo, hi = math.log(param.low), math.log(param.high)
-            vals = np.exp(lo + u * (hi - lo))
-        else:
-            vals = param.low + u * (param.high - param.low)
-        vals = np.clip(vals, param.low, param.high)
-        out = [float(v) for v in vals]
-        return out if param.size > 1 else out[0]
+        return _decode_column(param, np.asarray(u, dtype=float)[None, :])[0]
     if isinstance(param, IntParam):
         ui = float(u[0])
         if param.log:

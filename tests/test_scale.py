@@ -66,6 +66,15 @@ def fill(store: Store, n: int = 1237, seed: int = 0) -> int:
     return record.id
 
 
+def fill_and_close(storage_url: str, n: int) -> None:
+    """:func:`fill` a campaign of ``n`` rows into ``storage_url`` and close the store."""
+    store = Store(storage_url)
+    try:
+        fill(store, n=n)
+    finally:
+        store.close()
+
+
 @pytest.fixture
 def filled(storage_url: str) -> Iterator[tuple[Store, int]]:
     store = Store(storage_url)
@@ -353,11 +362,7 @@ def test_the_map_title_from_the_elites_is_the_stats_title(storage_url: str, monk
     import archive.figures
     from archive.figures import map_title
 
-    store = Store(storage_url)
-    try:
-        fill(store, n=300)
-    finally:
-        store.close()
+    fill_and_close(storage_url, n=300)
     seen: list[str] = []
     monkeypatch.setattr(archive.figures, "elite_map", lambda path, *args: seen.append(args[-1]) or path)
     with archive.open(storage_url) as handle:
@@ -378,11 +383,7 @@ def test_an_elite_map_is_drawn_once(storage_url: str, tmp_path: Path, monkeypatc
 
     import archive
 
-    store = Store(storage_url)
-    try:
-        fill(store, n=300)
-    finally:
-        store.close()
+    fill_and_close(storage_url, n=300)
     draws: list[object] = []
     draw = Figure.draw
     monkeypatch.setattr(Figure, "draw", lambda self, renderer: draws.append(renderer) or draw(self, renderer))
