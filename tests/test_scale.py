@@ -66,6 +66,15 @@ def fill(store: Store, n: int = 1237, seed: int = 0) -> int:
     return record.id
 
 
+def filled_elites(storage_url: str) -> list[dict]:
+    """The elites of a 300-row campaign :func:`fill` writes, the store closed again."""
+    store = Store(storage_url)
+    try:
+        return store.elites(fill(store, n=300))
+    finally:
+        store.close()
+
+
 def fill_and_close(storage_url: str, n: int) -> None:
     """:func:`fill` a campaign of ``n`` rows into ``storage_url`` and close the store."""
     store = Store(storage_url)
@@ -208,12 +217,7 @@ def test_sqlite_reads_the_latest_points_by_the_index(sqlite_url: str) -> None:
 def test_long_elite_tables_are_plain_text(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the row limit the elite table is plain text with the same header and one line
     per elite, best first; below it, rich's table, which shows the same cells."""
-    store = Store(sqlite_url)
-    try:
-        cid = fill(store, n=300)
-        elites = store.elites(cid)
-    finally:
-        store.close()
+    elites = filled_elites(sqlite_url)
     runner = CliRunner()
     args = ["elites", "scale", "--storage", sqlite_url]
     rich_out = runner.invoke(cli_module.app, args, env={"COLUMNS": "200"}, terminal_width=200,
@@ -411,12 +415,7 @@ def test_a_narrow_plain_elite_table_shares_one_params_column(sqlite_url: str,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the row limit on a console too narrow for a column per parameter, the plain table
     has one ``params`` column of ``name=value`` text, each row's as rich's table has it."""
-    store = Store(sqlite_url)
-    try:
-        cid = fill(store, n=300)
-        elites = store.elites(cid)
-    finally:
-        store.close()
+    elites = filled_elites(sqlite_url)
     monkeypatch.setattr(cli_module, "PLAIN_ROWS", 3)
     out = CliRunner().invoke(cli_module.app, ["elites", "scale", "--storage", sqlite_url], env={"COLUMNS": "60"},
                              terminal_width=60, catch_exceptions=False).stdout
