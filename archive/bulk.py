@@ -34,6 +34,7 @@ _OPEN = "('pending', 'running')"
 
 RUNNING_SQL = (f"UPDATE {_EVALUATIONS} SET status = 'running', attempts = attempts + 1, started_at = ?, "
                f"worker = ? WHERE id = ? AND status IN {_OPEN}")  # qmark; its parameters: (when, worker, id)
+RUNNING_SQL_FORMAT = RUNNING_SQL.replace("?", "%s")  # the same, in psycopg's paramstyle
 _RUNNING_PG = (
     f"UPDATE {_EVALUATIONS} AS e SET status = 'running', attempts = e.attempts + 1, started_at = v.started_at, "
     "worker = NULL FROM unnest(%(id)s::int[], %(started_at)s::float8[]) AS v(id, started_at) "
@@ -76,6 +77,7 @@ _ELITES_PG = (
     "FROM unnest(%(cell)s::int[], %(evaluation_id)s::int[], %(objective)s::float8[], %(fitness)s::float8[]) "
     f"AS v(cell, evaluation_id, objective, fitness) {_ELITE_SET}"
 )
+_OPEN_IDS_SQLITE = f"SELECT id FROM {_EVALUATIONS} WHERE campaign_id = ? AND status IN {_OPEN}"
 _OPEN_IDS_PG = (f"SELECT id FROM {_EVALUATIONS} WHERE campaign_id = %(cid)s AND id = ANY(%(ids)s::int[]) "
                 f"AND status IN {_OPEN} FOR UPDATE")
 
@@ -122,12 +124,16 @@ def charge(conn: Connection, started: Mapping[int, float]) -> None:
     conn.exec_driver_sql(RUNNING_SQL, [(t, None, int(i)) for i, t in started.items()])
 
 
-def open_ids(conn: Connection, campaign_id: int, ids: Sequence[int]) -> set[int] | None:
-    """PostgreSQL: which of ``ids`` are still open, their rows locked until the transaction
-    ends (``FOR UPDATE``); ``None`` on SQLite, where the write lock covers the database."""
-    if conn.dialect.name != "postgresql":
-        return None
-    return set(conn.exec_driver_sql(_OPEN_IDS_PG, {"cid": campaign_id, "ids": list(ids)}).scalars())
+def open_ids(conn: Connection, campaign_id: int, ids: Sequence[int]) -> set[int]:
+    """Which of ``ids`` are still open (``pending`` or ``running``). On PostgreSQL their rows
+    are locked until the transaction ends (``FOR UPDATE``); on SQLite the write
+    transaction's lock covers the database."""
+    if not ids:
+        return set()
+    if conn.dialect.name == "postgresql":
+        return set(conn.exec_driver_sql(_OPEN_IDS_PG, {"cid": campaign_id, "ids": list(ids)}).scalars())
+    marks = ", ".join("?" * len(ids))
+    return set(conn.exec_driver_sql(f"{_OPEN_IDS_SQLITE} AND id IN ({marks})", (campaign_id, *ids)).scalars())
 
 
 def record(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

@@ -205,7 +205,7 @@ class Store(LeaseStore):
             return
         now = time.time()
         rows = [(now, worker, int(i)) for i in ids]
-        sql = bulk.RUNNING_SQL if self.dialect == "sqlite" else bulk.RUNNING_SQL.replace("?", "%s")
+        sql = bulk.RUNNING_SQL if self.dialect == "sqlite" else bulk.RUNNING_SQL_FORMAT
         dbapi = self.engine.dialect.loaded_dbapi
         with self._charger_lock:
             try:
@@ -216,40 +216,38 @@ class Store(LeaseStore):
                 self._drop_charger()
                 raise DBAPIError.instance(sql, rows, exc, dbapi.Error) from exc
 
-    def _charge_on(self, driver: Any, sql: str, rows: list[tuple[float, str | None, int]]) -> None:
-        """One charge transaction on a DB-API connection: SQLite's ``BEGIN IMMEDIATE`` …
-        ``COMMIT`` (the connection is in autocommit), PostgreSQL's implicit one."""
-        sqlite = self.dialect == "sqlite"
+    @staticmethod
+    def _charge_on(driver: Any, sql: str, rows: list[tuple[float, str | None, int]]) -> None:
+        """One charge transaction on the held DB-API connection, committed (SQLite's opens
+        with ``BEGIN IMMEDIATE``: see :meth:`_open_charger`)."""
         with contextlib.closing(driver.cursor()) as cursor:
-            if sqlite:
-                cursor.execute("BEGIN IMMEDIATE")
             try:
                 if len(rows) == 1:
                     cursor.execute(sql, rows[0])
                 else:
                     cursor.executemany(sql, rows)
-                if sqlite:
-                    cursor.execute("COMMIT")
-                else:
-                    driver.commit()
+                driver.commit()
             except BaseException:
-                if sqlite:
-                    cursor.execute("ROLLBACK")
-                else:
-                    driver.rollback()
+                driver.rollback()
                 raise
 
     def _open_charger(self) -> Any:
-        """The DB-API connection for charges: SQLite's in autocommit (``BEGIN IMMEDIATE``
-        is issued per charge); PostgreSQL's with ``synchronous_commit = off`` for its session."""
+        """The DB-API connection for charges, never handed back to the pool (dropped, it is
+        invalidated): SQLite's opens each charge with ``BEGIN IMMEDIATE`` (the driver's own
+        transaction handling, which the pool's connections have off), PostgreSQL's runs with
+        ``synchronous_commit = off`` for its session."""
         conn = self.engine.raw_connection()
-        if self.dialect != "sqlite":
-            with conn.driver_connection.cursor() as cursor:
+        driver = conn.driver_connection
+        if self.dialect == "sqlite":
+            driver.isolation_level = "IMMEDIATE"
+        else:
+            with driver.cursor() as cursor:
                 cursor.execute("SET synchronous_commit TO OFF")
-            conn.driver_connection.commit()
+            driver.commit()
         return conn
 
     def _drop_charger(self) -> None:
+        """Discard the held charge connection (invalidated: it never goes back to the pool)."""
         charger, self._charger = self._charger, None
         if charger is not None:
             with contextlib.suppress(Exception):  # it may be broken already: that is why it goes
@@ -325,8 +323,6 @@ class Store(LeaseStore):
         now = time.time()
         ids = [r.evaluation_id for r in results]
         open_ids = bulk.open_ids(conn, campaign_id, ids)
-        if open_ids is None:
-            open_ids = set(conn.execute(self._open_ids, {"cid": campaign_id, "ids": ids}).scalars())
         last = conn.execute(self._last_finished, {"cid": campaign_id}).scalar_one()
         rows, best_in_cell, recorded, seen = [], {}, [], set()
         for r in results:
@@ -360,11 +356,6 @@ class Store(LeaseStore):
         table = Evaluation.__table__
         self._seq_taken = select(table.c.id).where(table.c.campaign_id == bindparam("cid"),
                                                    table.c.seq == bindparam("seq")).limit(1)
-        self._open_ids = (
-            select(table.c.id)
-            .where(table.c.campaign_id == bindparam("cid"), table.c.id.in_(bindparam("ids", expanding=True)),
-                   table.c.status.in_(("pending", "running")))
-        )
         self._last_finished = (
             select(func.coalesce(func.max(table.c.finished_seq), 0)).where(table.c.campaign_id == bindparam("cid"))
         )

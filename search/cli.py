@@ -706,7 +706,18 @@ def _failure_row(ev: dict[str, Any]) -> dict[str, Any]:
 
 
 def _params_text(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_cell_text(v)}" for k, v in params.items())
+    return _joined_params({k: _cell_text(v) for k, v in params.items()})
+
+
+def _joined_params(texts: dict[str, str]) -> str:
+    """Parameters' texts in one cell: ``name=text, …``."""
+    return ", ".join(f"{k}={t}" for k, t in texts.items())
+
+
+def _elite_numbers(r: dict[str, Any], measure_names: list[str]) -> list[str]:
+    """An elite row's cell, evaluation id, objective and measures, as the tables show them."""
+    return [str(r["cell"]), str(r["evaluation_id"]), f"{r['objective']:.6g}",
+            *[_number(r["measures"].get(m)) for m in measure_names]]
 
 
 def _failures_table(title: str, failed: list[dict[str, Any]]) -> Table:
@@ -742,8 +753,7 @@ def _elites_grid(title: str, rows: list[dict[str, Any]], objective: str, measure
     for r in rows:
         params = ([_params_text(r["params"])] if combined
                   else [_cell_text(r["params"].get(p)) for p in param_names])
-        table.add_row(str(r["cell"]), str(r["evaluation_id"]), f"{r['objective']:.6g}",
-                      *[_number(r["measures"].get(m)) for m in measure_names], *map(escape, params))
+        table.add_row(*_elite_numbers(r, measure_names), *map(escape, params))
     return table
 
 
@@ -754,15 +764,13 @@ def _elites_plain(title: str, rows: list[dict[str, Any]], objective: str, measur
     fit the console."""
     numbers = ["cell", "eval", objective, *measure_names]
     right = [True] * len(numbers)
-    fixed = [[str(r["cell"]), str(r["evaluation_id"]), f"{r['objective']:.6g}",
-              *[_number(r["measures"].get(m)) for m in measure_names]] for r in rows]
+    fixed = [_elite_numbers(r, measure_names) for r in rows]
     texts = [{p: _cell_text(v) for p, v in r["params"].items()} for r in rows]  # each value's text, once
     split = [[*cells, *[t.get(p, "") for p in param_names]] for cells, t in zip(fixed, texts, strict=True)]
     headers = [*numbers, *param_names]
     if not param_names or plain_width(headers, split) <= console.width:
         return plain_table(title, headers, split, right + [False] * len(param_names))
-    combined = [[*cells, ", ".join(f"{p}={v}" for p, v in t.items())]  # _params_text's text
-                for cells, t in zip(fixed, texts, strict=True)]
+    combined = [[*cells, _joined_params(t)] for cells, t in zip(fixed, texts, strict=True)]
     return plain_table(title, [*numbers, "params"], combined, [*right, False])
 
 

@@ -328,7 +328,7 @@ class Scheduler:
         if done:
             vectors = np.array([[o.measures[m] for m in names] for o in done], dtype=float)  # type: ignore[index]
             for o, cell, vector in zip(done, self.layout.index_of(vectors).tolist(), vectors, strict=True):
-                placed[o.evaluation_id] = (int(cell), vector)
+                placed[o.evaluation_id] = (cell, vector)
         results, observations = [], []
         for o in outcomes:
             item = self.inflight.pop(o.evaluation_id)
