@@ -18,18 +18,26 @@ up to and including its stop token.
 Needs CUDA and vLLM (a GPU machine with the ``vllm`` wheel); without either it says which
 is missing and exits 2. The default model is ``builtin:arith-tiny`` (tiny: the numbers then
 show per-step overhead, not model speed); pass ``--model`` a local HF directory for a real
-model.
+model, or ``--model random-gpt2`` for a GPT-2-small-shaped model (124 M parameters, 50,257
+tokens, randomly initialised here with a word-level tokenizer: nothing is downloaded) whose
+``--prompt-len`` random prompt tokens are followed by ``--tokens`` new ones (default 128).
+``--engine NAME=VALUE`` passes more ``vllm.LLM`` arguments (``attention_backend=TRITON_ATTN``,
+``enforce_eager=true``); ``--json PATH`` also writes the figures.
 
     python bench/vllm_vs_hf.py --sampler top_p --temperature 1.0
-    python bench/vllm_vs_hf.py --model /models/gpt2 --sampler typical --prompts 64 --tokens 128
+    python bench/vllm_vs_hf.py --model random-gpt2 --sampler typical --param typical_p=0.9 --prompts 64
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import _common  # noqa: F401  (puts the repository on sys.path)
 
@@ -47,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--logprobs", type=int, default=20, help="vLLM top-k logprobs (-1: all)")
     parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--prompt-len", type=int, default=16, help="random-gpt2: prompt tokens")
+    parser.add_argument("--engine", action="append", default=[], metavar="NAME=VALUE",
+                        help="another vllm.LLM argument (VALUE read as JSON where it parses), repeatable")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
 
     import torch
@@ -72,11 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     config = SamplerConfig.from_params(params)
     vllm_backend.check_supported(config)
 
-    lm = load_model(args.model, "cuda", args.dtype)
-    task = build_task("arithmetic" if lm.is_builtin_arith else "continuation", lm, args.prompts, 0, {})
-    prompts = [item.prompt_ids for item in task.items for _ in range(args.samples)]
+    engine_kwargs = {name: _json_or_text(value) for name, _, value in (e.partition("=") for e in args.engine)}
+    scratch = tempfile.TemporaryDirectory()
+    model = random_gpt2(Path(scratch.name)) if args.model == "random-gpt2" else args.model
+    lm = load_model(str(model), "cuda", args.dtype)
+    if args.model == "random-gpt2":
+        draw = torch.Generator().manual_seed(0)
+        vocab = int(lm.model.config.vocab_size)
+        prompts = [torch.randint(0, vocab - 1, (args.prompt_len,), generator=draw).tolist()
+                   for _ in range(args.prompts) for _ in range(args.samples)]
+        tokens = args.tokens or 128
+    else:
+        task = build_task("arithmetic" if lm.is_builtin_arith else "continuation", lm, args.prompts, 0, {})
+        prompts = [item.prompt_ids for item in task.items for _ in range(args.samples)]
+        tokens = args.tokens or task.default_max_new_tokens
     longest = max(len(p) for p in prompts)
-    tokens = args.tokens or task.default_max_new_tokens
     if lm.max_positions:
         tokens = min(tokens, lm.max_positions - longest)
 
@@ -96,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
                                                                                        dtype=torch.long))
         return int(first.sum())
 
-    engine = vllm_backend.VLLMEngine(str(model_dir(args.model)), dtype=args.dtype, logprobs=args.logprobs)
+    began = time.perf_counter()
+    engine = vllm_backend.VLLMEngine(str(model_dir(str(model))), dtype=args.dtype, logprobs=args.logprobs,
+                                     **engine_kwargs)
+    engine_start = time.perf_counter() - began
 
     def vllm() -> int:
         (gen,) = engine.generate([Request(config, prompts, 0)], tokens, lm.stop_ids)
@@ -115,14 +140,48 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {"hf (ours, entropies measured)": rate(ours), "hf (transformers generate)": rate(transformers_generate),
                "vllm": rate(vllm)}
+    engine.close()
+    path = "native" if vllm_backend.is_native(config) else "logits processor"
     print(f"model {args.model} on {torch.cuda.get_device_name(0)}, {len(prompts)} sequences, up to {tokens} "
-          f"new tokens, config {config.to_dict()['sampler']} T={config.temperature}, "
-          f"{'native' if vllm_backend.is_native(config) else 'logits processor'} on vLLM")
+          f"new tokens, config {config.to_dict()['sampler']} T={config.temperature}, {path} on vLLM "
+          f"(engine start {engine_start:.1f} s, arguments {engine_kwargs or 'default'})")
     for name, value in results.items():
         print(f"  {name:32s} {value:12.0f} tokens/s")
-    print(f"  ratio vllm / hf (ours)           {results['vllm'] / results['hf (ours, entropies measured)']:12.2f}")
-    print(f"  ratio vllm / transformers        {results['vllm'] / results['hf (transformers generate)']:12.2f}")
+    ratios = {"vllm / hf (ours)": results["vllm"] / results["hf (ours, entropies measured)"],
+              "vllm / transformers": results["vllm"] / results["hf (transformers generate)"]}
+    for name, value in ratios.items():
+        print(f"  ratio {name:26s} {value:12.2f}")
+    if args.json:
+        record = {"model": args.model, "device": torch.cuda.get_device_name(0), "sequences": len(prompts),
+                  "max_new_tokens": tokens, "config": config.to_dict(), "vllm_path": path,
+                  "engine": engine_kwargs, "engine_start_s": engine_start, "tokens_per_s": results, "ratios": ratios}
+        with args.json.open("a") as out:
+            out.write(json.dumps(record) + "\n")
+    scratch.cleanup()
     return 0
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def random_gpt2(path: Path, seed: int = 0) -> Path:
+    """A GPT-2-small-shaped causal LM (12 layers, width 768, 50,257 tokens, 1,024
+    positions) with random weights and a word-level tokenizer (token ``t<i>`` is id i),
+    saved under ``path``: speed figures at a real size without downloading a model."""
+    import torch
+    from tokenizers import Tokenizer, models
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    torch.manual_seed(seed)
+    vocab = 50257
+    GPT2LMHeadModel(GPT2Config(vocab_size=vocab, bos_token_id=vocab - 1, eos_token_id=vocab - 1)).save_pretrained(path)
+    words = Tokenizer(models.WordLevel({f"t{i}": i for i in range(vocab)}, unk_token="t0"))
+    PreTrainedTokenizerFast(tokenizer_object=words, eos_token=f"t{vocab - 1}", unk_token="t0").save_pretrained(path)
+    return path
 
 
 if __name__ == "__main__":

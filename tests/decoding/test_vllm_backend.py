@@ -12,7 +12,9 @@ class into vLLM's interface and HF-vs-vLLM accuracy on the built-in model.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -330,6 +332,20 @@ def test_backend_is_checked_before_anything_runs(without_vllm: None) -> None:
     assert registry.check("decoding", {"backend": "hf"}, None, space) == []
 
 
+def test_vllm_engine_arguments_are_checked_and_the_backends_own_are_refused() -> None:
+    from workers.evaluators.configs import DecodingConfig, config_problems
+
+    engine = {"attention_backend": "TRITON_ATTN", "enforce_eager": True, "gpu_memory_utilization": 0.3}
+    assert config_problems(DecodingConfig, {"backend": "vllm", "vllm_engine": engine}) == []
+    assert DecodingConfig.model_validate({"vllm_engine": engine}).vllm_engine == engine
+    assert config_problems(DecodingConfig, {"vllm_engine": {"seed": 3, "dtype": "float16"}}) == [
+        "evaluator.config.vllm_engine: dtype, seed set by the backend itself (use model, dtype, model_seed, "
+        "vllm_logprobs)"]
+    assert config_problems(DecodingConfig, {"vllm_engine": {"compilation_config": {"mode": 0}}}) == []
+    (problem,) = config_problems(DecodingConfig, {"vllm_engine": ["enforce_eager"]})
+    assert problem.startswith("evaluator.config.vllm_engine: "), problem
+
+
 def test_atlas_run_refuses_a_vllm_campaign_without_vllm(tmp_path: Path, without_vllm: None) -> None:
     from typer.testing import CliRunner
 
@@ -381,10 +397,13 @@ def test_hf_and_vllm_give_the_same_accuracy_within_sampling_noise(params: dict[s
     from workers.evaluators.decoding import DecodingEvaluator
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    # e.g. {"attention_backend": "TRITON_ATTN"} on a machine without vLLM's FlashAttention kernels
+    engine = json.loads(os.environ.get("ATLAS_TEST_VLLM_ENGINE", "{}"))
     accuracy = {}
     for backend in ("hf", "vllm"):
         ev = DecodingEvaluator()
-        ev.setup({"backend": backend, "num_prompts": 64, "samples_per_prompt": 8, "dtype": "float32"},
+        ev.setup({"backend": backend, "num_prompts": 64, "samples_per_prompt": 8, "dtype": "float32",
+                  **({"vllm_engine": engine} if backend == "vllm" else {})},
                  EvalContext(seed=0, device=device))
         (result,) = ev.evaluate_batch([params], EvalContext(seed=1, device=device))
         ev.teardown()

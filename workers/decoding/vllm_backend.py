@@ -51,6 +51,7 @@ Three parts, of which only the last needs vLLM installed:
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib.util
 import math
 import os
@@ -229,11 +230,17 @@ class RowRules:
                 self.rows[int(a)] = second
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
-        """Mask the configured rows of ``logits`` (batch, vocab) in place; the others unchanged."""
+        """Mask the configured rows of ``logits`` (batch, vocab) in place; the others unchanged.
+
+        Rows sharing one configuration are masked together, one chain call per configuration.
+        """
+        groups: dict[SamplerConfig, list[int]] = {}
         for index, config in self.rows.items():
             if index < logits.shape[0]:
-                row = logits[index : index + 1]
-                logits[index : index + 1] = apply_rules(config, row.float()).to(logits.dtype)
+                groups.setdefault(config, []).append(index)
+        for config, indices in groups.items():
+            rows = torch.tensor(indices, device=logits.device)
+            logits[rows] = apply_rules(config, logits[rows].float()).to(logits.dtype)
         return logits
 
 
@@ -331,22 +338,37 @@ class VLLMEngine:
     """An in-process ``vllm.LLM`` over one model, decoding :class:`Request`\\ s.
 
     ``logprobs`` is the k of :func:`entropy_bounds` (``-1``: the whole vocabulary, exact).
-    The engine is built with ``logprobs_mode="processed_logprobs"`` and this module's
-    logits processor. Raises :class:`VLLMNotInstalled` where vLLM is missing.
+    The engine is built with ``logprobs_mode="processed_logprobs"``, this module's logits
+    processor and no tokenizer (requests are token ids, outputs are not detokenized);
+    ``engine_kwargs`` go to ``vllm.LLM`` as they are (``attention_backend``,
+    ``enforce_eager``, ``skip_tokenizer_init=False`` …). A k above the vocabulary is the
+    whole vocabulary. Raises :class:`VLLMNotInstalled` where vLLM is missing.
     """
 
     def __init__(self, model_path: str, dtype: str = "auto", seed: int = 0, logprobs: int = DEFAULT_LOGPROBS,
                  gpu_memory_utilization: float = 0.5, max_model_len: int | None = None,
                  **engine_kwargs: Any) -> None:
         vllm = require_vllm()
-        self.logprobs = int(logprobs)
+        engine_kwargs.setdefault("skip_tokenizer_init", True)
         self.llm = vllm.LLM(model=str(model_path), dtype=dtype, seed=int(seed),
                             gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
                             logprobs_mode="processed_logprobs",
-                            max_logprobs=-1 if self.logprobs < 0 else max(self.logprobs, DEFAULT_LOGPROBS),
+                            max_logprobs=-1 if int(logprobs) < 0 else max(int(logprobs), DEFAULT_LOGPROBS),
                             logits_processors=[PROCESSOR_FQCN], **engine_kwargs)
         self._sampling_params = vllm.SamplingParams
         self.vocab_size = int(self.llm.llm_engine.model_config.get_vocab_size())
+        self.logprobs = -1 if int(logprobs) < 0 else min(int(logprobs), self.vocab_size)
+
+    def close(self) -> None:
+        """Stop the engine's core (its process and GPU memory); idempotent."""
+        llm, self.llm = getattr(self, "llm", None), None
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+        del llm
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def generate(self, requests: Sequence[Any], max_new_tokens: int, stop_ids: Sequence[int]) -> list[Any]:
         """Decode every request's prompts (token ids) and return one

@@ -185,6 +185,10 @@ class _TaskOptions(EvaluatorConfig):
         return self
 
 
+#: ``vllm.LLM`` arguments the vLLM backend sets from the config (not in ``vllm_engine``).
+VLLM_ENGINE_OWN = frozenset({"model", "dtype", "seed", "logprobs_mode", "max_logprobs", "logits_processors"})
+
+
 class DecodingConfig(_TaskOptions):
     """``kind: decoding`` (see :mod:`workers.evaluators.decoding` for each key)."""
 
@@ -208,6 +212,9 @@ class DecodingConfig(_TaskOptions):
     backend: Literal["hf", "vllm"] = "hf"
     #: backend vllm: the k top log-probabilities per token its entropy bounds use (-1: the whole vocabulary)
     vllm_logprobs: Annotated[int, Field(ge=-1)] = 20
+    #: backend vllm: more keyword arguments of ``vllm.LLM`` (``attention_backend: TRITON_ATTN``,
+    #: ``enforce_eager: true``, ``compilation_config: {mode: 0}`` …), passed as they are
+    vllm_engine: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("vllm_logprobs")
     @classmethod
@@ -215,6 +222,15 @@ class DecodingConfig(_TaskOptions):
         if k == 0:
             raise ValueError("must be -1 (the whole vocabulary) or >= 1")
         return k
+
+    @field_validator("vllm_engine")
+    @classmethod
+    def _not_set_by_the_backend(cls, engine: dict[str, Any]) -> dict[str, Any]:
+        taken = sorted(set(engine) & VLLM_ENGINE_OWN)
+        if taken:
+            raise ValueError(f"{', '.join(taken)} set by the backend itself (use model, dtype, model_seed, "
+                             "vllm_logprobs)")
+        return engine
 
 
 # --------------------------------------------------------------------------- activation

@@ -40,6 +40,7 @@ Config::
     batch_configs: true            # decode all configurations of a call in one batch
     backend: hf                    # hf (transformers, the reference) | vllm (in-process vllm.LLM)
     vllm_logprobs: 20              # backend vllm: top-k log-probabilities per token (-1: all)
+    vllm_engine: {}                # backend vllm: more vllm.LLM arguments (attention_backend, enforce_eager, …)
     # task options: digits, reverse_answer (arithmetic); prompt_words (continuation);
     # data, prompt_field, answer_field, match, answer_regex, stop_strings (jsonl)
 
@@ -99,6 +100,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "batch_configs": True,
     "backend": "hf",
     "vllm_logprobs": 20,
+    "vllm_engine": {},
 }
 MEASURES = ("mean_entropy", "model_entropy", "tempered_entropy", "kept_set_size", "distinct_1", "distinct_2",
             "repetition_rate", "mean_length", "ead_large_fraction", "ead_compute_saved")
@@ -139,7 +141,7 @@ class DecodingEvaluator(Evaluator):
             # vLLM spells a dtype as torch's name (float32, bfloat16, float16); null: its "auto"
             dtype = str(DTYPES[cfg["dtype"]]).removeprefix("torch.") if cfg["dtype"] else "auto"
             self.engine = vllm_backend.VLLMEngine(str(model_dir(cfg["model"], seed=seed)), dtype=dtype, seed=seed,
-                                                  logprobs=int(cfg["vllm_logprobs"]))
+                                                  logprobs=int(cfg["vllm_logprobs"]), **cfg["vllm_engine"])
         else:
             self.lm = load_model(cfg["model"], ctx.device, cfg["dtype"], seed=int(cfg["model_seed"]))
         options = {k: cfg[k] for k in TASK_KEYS.get(cfg["task"], ()) if k in cfg}
@@ -187,6 +189,9 @@ class DecodingEvaluator(Evaluator):
         return problems
 
     def teardown(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
         self.lm = self.small = self.reference = None  # type: ignore[assignment]
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
