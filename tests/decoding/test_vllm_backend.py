@@ -17,6 +17,7 @@ import math
 import os
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -288,14 +289,83 @@ def test_top_logprobs_of_a_vllm_position_keeps_the_top_k() -> None:
 
 
 def test_decode_output_counts_like_the_hf_generation() -> None:
-    from types import SimpleNamespace
-
     completion = SimpleNamespace(token_ids=[3, 4, 12], finish_reason="stop", stop_reason=None,
                                  logprobs=[{3: 0.0}, {4: math.log(0.5), 5: math.log(0.5)}, {12: 0.0}])
     row = vb.decode_output(completion, {12}, 14, 2)
     assert row["output"] == [3, 4] and row["stopped"] and row["stop_token"] == 12 and row["n_tokens"] == 3
     assert row["h_lower"] == pytest.approx(math.log(2)) and row["h_upper"] == pytest.approx(math.log(2))
     assert row["exact"] == 3 and row["kept"] == 4
+
+
+class _Logprob:
+    def __init__(self, logprob: float, rank: int) -> None:
+        self.logprob, self.rank = logprob, rank
+
+
+class _FlatLogprobs:
+    """vLLM's FlatLogprobs layout: per position, the sampled token then the top k by rank."""
+
+    def __init__(self, positions: list[list[tuple[int, float, int]]]) -> None:
+        self.start_indices: list[int] = []
+        self.end_indices: list[int] = []
+        self.token_ids: list[int] = []
+        self.logprobs: list[float] = []
+        self.ranks: list[int] = []
+        for entries in positions:
+            self.start_indices.append(len(self.logprobs))
+            for token, logprob, rank in entries:
+                self.token_ids.append(token)
+                self.logprobs.append(logprob)
+                self.ranks.append(rank)
+            self.end_indices.append(len(self.logprobs))
+
+    def __len__(self) -> int:
+        return len(self.start_indices)
+
+    def __getitem__(self, i: int) -> dict[int, _Logprob]:
+        span = range(self.start_indices[i], self.end_indices[i])
+        return {self.token_ids[j]: _Logprob(self.logprobs[j], self.ranks[j]) for j in span}
+
+
+def _positions(k: int, count: int, vocab: int, seed: int) -> list[list[tuple[int, float, int]]]:
+    """``count`` positions of a softmax over ``vocab`` tokens: the sampled token, then the top k."""
+    draw = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(count):
+        logq = torch.log_softmax(torch.randn(vocab, generator=draw) * 2, -1)
+        order = torch.argsort(logq, descending=True)
+        sampled = int(torch.multinomial(logq.exp(), 1, generator=draw))
+        rank = int((order == sampled).nonzero()) + 1
+        out.append([(sampled, float(logq[sampled]), rank)]
+                   + [(int(t), float(logq[t]), r + 1) for r, t in enumerate(order[:k])])
+    return out
+
+
+def test_flat_logprobs_give_the_bounds_of_the_per_position_dicts() -> None:
+    positions = _positions(k=5, count=40, vocab=30, seed=0)
+    flat = vb.top_logprob_rows(_FlatLogprobs(positions), 5)
+    dicts = vb.top_logprob_rows([{t: _Logprob(v, r) for t, v, r in entries} for entries in positions], 5)
+    assert len(flat) == 1 and flat[0].shape == (40, 5)
+    torch.testing.assert_close(flat[0], dicts[0], rtol=0, atol=0)
+    completion = SimpleNamespace(token_ids=[e[0][0] for e in positions], finish_reason="length", stop_reason=None,
+                                 logprobs=_FlatLogprobs(positions))
+    row = vb.decode_output(completion, set(), 30, 5)
+    per_token = [vb.entropy_bounds(torch.tensor([vb.top_logprobs_of({t: _Logprob(v, r) for t, v, r in e}, 5)]), 30)
+                 for e in positions]
+    assert row["h_lower"] == pytest.approx(sum(float(b.lower[0]) for b in per_token))
+    assert row["h_upper"] == pytest.approx(sum(float(b.upper[0]) for b in per_token))
+    assert row["exact"] == 0 and math.isnan(row["kept"]) and row["n_tokens"] == 40
+
+
+def test_a_flat_layout_other_than_sampled_then_ranked_is_read_position_by_position() -> None:
+    positions = _positions(k=3, count=6, vocab=12, seed=1)
+    positions[2] = positions[2][1:]  # one position without the sampled entry
+    positions[4] = [positions[4][0], *reversed(positions[4][1:])]  # one out of rank order
+    rows = vb.top_logprob_rows(_FlatLogprobs(positions), 3)
+    expected = [sorted((v for v, r in {t: (v, r) for t, v, r in e}.values() if r <= 3), reverse=True)
+                for e in positions]
+    assert len(rows) == 1
+    torch.testing.assert_close(rows[0], torch.tensor(expected, dtype=torch.float64))
 
 
 # --------------------------------------------------------------------------- refusals

@@ -59,6 +59,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from workers.decoding.samplers import TRUNCATIONS, Sampler, SamplerConfig
@@ -356,6 +357,8 @@ class VLLMEngine:
                             max_logprobs=-1 if int(logprobs) < 0 else max(int(logprobs), DEFAULT_LOGPROBS),
                             logits_processors=[PROCESSOR_FQCN], **engine_kwargs)
         self._sampling_params = vllm.SamplingParams
+        # FlatLogprobs (vLLM >= 0.11.1): a few lists per sequence instead of a dict of objects per token
+        self._flat = "flat_logprobs" in getattr(vllm.SamplingParams, "__struct_fields__", ())
         self.vocab_size = int(self.llm.llm_engine.model_config.get_vocab_size())
         self.logprobs = -1 if int(logprobs) < 0 else min(int(logprobs), self.vocab_size)
 
@@ -382,6 +385,8 @@ class VLLMEngine:
             for row, prompt in enumerate(request.prompts):
                 kwargs = sampling_params_kwargs(request.config, max_new_tokens, row_seed(request.seed, row),
                                                 stop_ids, self.logprobs)
+                if self._flat:
+                    kwargs["flat_logprobs"] = True
                 prompts.append({"prompt_token_ids": list(prompt)})
                 params.append(self._sampling_params(**kwargs))
         began = time.perf_counter()
@@ -410,10 +415,37 @@ class VLLMEngine:
         return results
 
 
+def top_logprob_rows(logprobs: Any, k: int) -> list[torch.Tensor]:
+    """The k largest log-probabilities of every position of one vLLM completion, as
+    (positions, k) float64 tensors, one per distinct k (positions without any dropped).
+
+    vLLM's ``FlatLogprobs`` (``SamplingParams.flat_logprobs``) stores each position as
+    the sampled token then the top k in rank order: when every position is laid out so,
+    the top k are read as one strided slice. Otherwise (``list[dict]``, or a position
+    laid out differently) each position goes through :func:`top_logprobs_of`.
+    """
+    starts = getattr(logprobs, "start_indices", None)
+    if starts is not None and len(starts):
+        first = np.asarray(starts, dtype=np.int64)
+        width = np.asarray(logprobs.end_indices, dtype=np.int64) - first
+        if (width == k + 1).all():
+            index = first[:, None] + 1 + np.arange(k)
+            ranks = np.asarray(logprobs.ranks, dtype=object)[index]
+            if (ranks == np.arange(1, k + 1)).all():
+                return [torch.from_numpy(np.asarray(logprobs.logprobs, dtype=np.float64)[index])]
+    groups: dict[int, list[list[float]]] = {}
+    for position in logprobs or []:
+        top = top_logprobs_of(position, k) if position else []
+        if top:
+            groups.setdefault(len(top), []).append(top)
+    return [torch.tensor(rows, dtype=torch.float64) for rows in groups.values()]
+
+
 def decode_output(completion: Any, stop_ids: set[int], vocab_size: int, k: int) -> dict[str, Any]:
     """One vLLM ``CompletionOutput`` as this project counts it: the generated ids without
     the stop token, whether and with what it stopped, the token count (stop included) and
-    the entropy bounds summed over its tokens (from its per-token log-probabilities)."""
+    the entropy bounds summed over its tokens (from its per-token log-probabilities; the
+    kept-set size only where every token's bounds are exact, else NaN)."""
     ids = [int(t) for t in completion.token_ids]
     stop_reason = getattr(completion, "stop_reason", None)
     stopped = completion.finish_reason == "stop"
@@ -425,16 +457,12 @@ def decode_output(completion: Any, stop_ids: set[int], vocab_size: int, k: int) 
         stop_token = stop_reason
     h_lower = h_upper = kept = 0.0
     exact = 0
-    width = vocab_size if k < 0 else k
-    for position in completion.logprobs or []:
-        top = top_logprobs_of(position, width)
-        if not top:
-            continue
-        bounds = entropy_bounds(torch.tensor([top], dtype=torch.float64), vocab_size)
-        h_lower += float(bounds.lower[0])
-        h_upper += float(bounds.upper[0])
-        exact += int(bool(bounds.exact[0]))
-        kept += sum(1 for v in top if math.isfinite(v)) if bool(bounds.exact[0]) else math.nan
+    for rows in top_logprob_rows(completion.logprobs, vocab_size if k < 0 else k):
+        bounds = entropy_bounds(rows, vocab_size)
+        h_lower += float(bounds.lower.sum())
+        h_upper += float(bounds.upper.sum())
+        exact += int(bounds.exact.sum())
+        kept += float(torch.isfinite(rows).sum()) if bool(bounds.exact.all()) else math.nan
     n_tokens = len(ids) + (1 if stop_token is not None and (not ids or ids[-1] != stop_token) else 0)
     return {"output": output, "stopped": stopped, "stop_token": stop_token, "n_tokens": n_tokens,
             "h_lower": h_lower, "h_upper": h_upper, "exact": exact, "kept": kept}
