@@ -203,8 +203,8 @@ class RibsProposer(Proposer):
                 self.gens[i] = {"gen": gen, "solutions": take, "results": {},
                                 "truncated": len(take) < len(solutions)}
                 busy_in_a_row = 0
-            out += [Proposal(np.clip(x, 0, 1), meta={"emitter": i, "gen": gen, "index": j})
-                    for j, x in enumerate(take)]
+            out += [Proposal(x, meta={"emitter": i, "gen": gen, "index": j})
+                    for j, x in enumerate(np.clip(take, 0, 1))]
         return out
 
     def _ask_adaptive(self, n: int) -> list[Proposal]:
@@ -227,11 +227,10 @@ class RibsProposer(Proposer):
         self.count *= fade
         out: list[Proposal] = []
         for i in np.flatnonzero(take):
-            solutions = np.asarray(self.emitters[i].ask())[: take[i]]
+            solutions = np.clip(np.asarray(self.emitters[i].ask())[: take[i]], 0, 1)
             gen = self.gen_counter
             self.gen_counter += 1
-            out += [Proposal(np.clip(x, 0, 1), meta={"emitter": int(i), "gen": gen, "index": j})
-                    for j, x in enumerate(solutions)]
+            out += [Proposal(x, meta={"emitter": int(i), "gen": gen, "index": j}) for j, x in enumerate(solutions)]
         return out
 
     def shares(self) -> np.ndarray:
