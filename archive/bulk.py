@@ -53,18 +53,22 @@ _INSERT_PG = (
 )
 _RECORD_COLUMNS = ("status", "objective", "measures", "metrics", "cell", "error", "worker", "finished_at",
                    "finished_seq")
+# a result whose start is charged in the same turn takes its attempt here, in the same UPDATE
 _RECORD_SQLITE = (
     f"UPDATE {_EVALUATIONS} SET " + ", ".join(f"{c} = ?" for c in _RECORD_COLUMNS)
+    + ", attempts = attempts + ?, started_at = coalesce(?, started_at)"
     + f" WHERE id = ? AND status IN {_OPEN}"
 )
 _RECORD_PG = (
     f"UPDATE {_EVALUATIONS} AS e SET status = v.status, objective = v.objective, measures = v.measures::json, "
     "metrics = v.metrics::json, cell = v.cell, error = v.error, worker = v.worker, finished_at = v.finished_at, "
-    "finished_seq = v.finished_seq "
+    "finished_seq = v.finished_seq, attempts = e.attempts + v.charged, "
+    "started_at = coalesce(v.started_at, e.started_at) "
     "FROM unnest(%(id)s::int[], %(status)s::text[], %(objective)s::float8[], %(measures)s::text[], "
     "%(metrics)s::text[], %(cell)s::int[], %(error)s::text[], %(worker)s::text[], %(finished_at)s::float8[], "
-    "%(finished_seq)s::int[]) "
-    "AS v(id, status, objective, measures, metrics, cell, error, worker, finished_at, finished_seq) "
+    "%(finished_seq)s::int[], %(charged)s::int[], %(started_at)s::float8[]) "
+    "AS v(id, status, objective, measures, metrics, cell, error, worker, finished_at, finished_seq, charged, "
+    "started_at) "
     f"WHERE e.id = v.id AND e.status IN {_OPEN}"
 )
 _ELITE_SET = ("ON CONFLICT (campaign_id, cell) DO UPDATE SET evaluation_id = excluded.evaluation_id, "
@@ -136,21 +140,26 @@ def open_ids(conn: Connection, campaign_id: int, ids: Sequence[int]) -> set[int]
     return set(conn.exec_driver_sql(f"{_OPEN_IDS_SQLITE} AND id IN ({marks})", (campaign_id, *ids)).scalars())
 
 
-def record(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+def record(conn: Connection, rows: Sequence[dict[str, Any]], started: Mapping[int, float] | None = None) -> None:
     """Record results: each row's columns (``_RECORD_COLUMNS``) on evaluation ``eid``,
-    where that evaluation is still open."""
+    where that evaluation is still open. An ``eid`` in ``started`` (id → when it started)
+    is also charged its start (``attempts`` + 1, ``started_at``), as :func:`charge` would
+    have in the same transaction: one write of the row instead of two."""
     if not rows:
         return
+    started = started or {}
     if conn.dialect.name == "postgresql":
         params = _columns(rows, _RECORD_COLUMNS)
-        params["id"] = [r["eid"] for r in rows]
+        params["id"] = ids = [r["eid"] for r in rows]
         params["measures"] = [_json(v) for v in params["measures"]]
         params["metrics"] = [_json(v) for v in params["metrics"]]
+        params["charged"] = [int(i in started) for i in ids]
+        params["started_at"] = [started.get(i) for i in ids]
         conn.exec_driver_sql(_RECORD_PG, params)
         return
     conn.exec_driver_sql(_RECORD_SQLITE, [
         (r["status"], r["objective"], _json(r["measures"]), _json(r["metrics"]), r["cell"], r["error"], r["worker"],
-         r["finished_at"], r["finished_seq"], r["eid"])
+         r["finished_at"], r["finished_seq"], int(r["eid"] in started), started.get(r["eid"]), r["eid"])
         for r in rows
     ])
 

@@ -306,9 +306,13 @@ class Store(LeaseStore):
         try:
             with self.write() as conn:
                 self._check_holder(conn, campaign_id, holder)
-                bulk.charge(conn, started or {})
+                # a start whose result came in the same turn is charged by the result's own UPDATE
+                started = dict(started or {})
+                with_result = {r.evaluation_id: started.pop(r.evaluation_id) for r in results
+                               if r.evaluation_id in started}
+                bulk.charge(conn, started)
                 if results:
-                    self._record_in(conn, campaign_id, results, sign)
+                    self._record_in(conn, campaign_id, results, sign, with_result)
                 ids = self._insert_pending(conn, campaign_id, rows, calls)
                 if checkpoint is not None:
                     self._save_checkpoint(conn, campaign_id, *checkpoint)
@@ -317,9 +321,10 @@ class Store(LeaseStore):
                                 f"another scheduler ({first_line(exc)})") from None
         return ids
 
-    def _record_in(self, conn: Connection, campaign_id: int, results: Sequence[Result], sign: float) -> list[bool]:
-        """Inside a write: record ``results`` once each and upsert their cells' elites;
-        whether each was recorded."""
+    def _record_in(self, conn: Connection, campaign_id: int, results: Sequence[Result], sign: float,
+                   started: Mapping[int, float] | None = None) -> list[bool]:
+        """Inside a write: record ``results`` once each (charging the start of those in
+        ``started``, id → when) and upsert their cells' elites; whether each was recorded."""
         now = time.time()
         ids = [r.evaluation_id for r in results]
         open_ids = bulk.open_ids(conn, campaign_id, ids)
@@ -348,7 +353,7 @@ class Store(LeaseStore):
                         "campaign_id": campaign_id, "cell": r.cell, "evaluation_id": r.evaluation_id,
                         "objective": r.objective, "fitness": fitness,
                     }
-        bulk.record(conn, rows)
+        bulk.record(conn, rows, started)
         bulk.upsert_elites(conn, campaign_id, list(best_in_cell.values()))
         return recorded
 

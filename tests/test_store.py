@@ -175,6 +175,25 @@ def test_a_turn_written_set_at_a_time_reads_back_exactly(store: Store) -> None:
     assert {e["cell"]: e["objective"] for e in store.elites(cid)} == {7: 3.0, 9: 2.0}  # not strictly better
 
 
+def test_a_start_and_its_result_in_one_turn_are_one_write_with_the_same_outcome(store: Store) -> None:
+    cid = new_campaign(store)
+    ids = pending(store, cid, 4)
+    store.step(cid, started={ids[3]: 5.0})  # charged in an earlier turn: keeps its start
+    store.step(cid, started={ids[0]: 20.0, ids[1]: 21.0, ids[2]: 22.0},
+               results=[Result(ids[0], "done", 1.0, {"m": 0.1}, {}, cell=1),
+                        Result(ids[0], "done", 5.0, {"m": 0.1}, {}, cell=1),  # a second result: ignored
+                        Result(ids[3], "failed", None, None, None, error="x")], sign=1.0)
+    got = {e: store.evaluation(cid, e) for e in ids}
+    assert (got[ids[0]]["status"], got[ids[0]]["attempts"], got[ids[0]]["started_at"]) == ("done", 1, 20.0)
+    assert got[ids[0]]["objective"] == 1.0
+    assert (got[ids[1]]["status"], got[ids[1]]["attempts"], got[ids[1]]["started_at"]) == ("running", 1, 21.0)
+    assert (got[ids[3]]["status"], got[ids[3]]["attempts"], got[ids[3]]["started_at"]) == ("failed", 1, 5.0)
+    # a start that comes with the result of a finished evaluation charges nothing
+    store.step(cid, started={ids[0]: 30.0}, results=[Result(ids[0], "done", 9.0, {"m": 0.1}, {}, cell=1)], sign=1.0)
+    again = store.evaluation(cid, ids[0])
+    assert (again["attempts"], again["started_at"], again["objective"]) == (1, 20.0, 1.0)
+
+
 def test_a_start_charge_survives_its_connection_dropping(store: Store) -> None:
     if store.dialect == "sqlite":
         pytest.skip("a SQLite file has no connection to drop; its lock waits are the busy timeout's")
