@@ -194,7 +194,7 @@ _FLAG = "status = 'done' AND cell IS NOT NULL AND objective IS NOT NULL"
 
 def _measure_columns(measures: Sequence[str], literal: Callable[[str], str], postgres: bool) -> list[str]:
     """:func:`results_after`'s measure expressions, as SQLAlchemy renders them (NULL as NaN
-    on PostgreSQL, whose binary ``COPY`` is read here as fixed-width rows)."""
+    on PostgreSQL, whose rows are read packed as fixed-width binary)."""
     if postgres:
         return [f"coalesce(CASE WHEN status = 'done' THEN CAST(measures ->> {literal(m)} AS FLOAT) END, 'NaN')"
                 for m in measures]
@@ -208,7 +208,7 @@ def _result_columns(names: Sequence[str], literal: Callable[[str], str], postgre
     codes = " ".join(f"WHEN {literal(n)} THEN {i}" for i, n in enumerate(names))
     proposer = f"CASE proposer {codes} ELSE -1 END" if names else "-1"
     if postgres:
-        return ["finished_seq::int8", "id::int8", f"({_FLAG})::int4", "coalesce(cell, -1)::int8",
+        return ["finished_seq::int8", "id::int8", f"({_FLAG})::int4::int8", "coalesce(cell, -1)::int8",
                 "coalesce(objective, 'NaN')::float8", f"({proposer})::int8"]
     return ["finished_seq", "id", _FLAG, "cell", "objective", proposer]
 
@@ -217,19 +217,17 @@ def _sqlite_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _copy_binary(data: bytes, types: Sequence[str]) -> np.ndarray:
-    """The rows of a ``COPY … TO STDOUT (FORMAT binary)`` whose fields are all fixed-width
-    and never NULL, as a structured array (fields ``f0``, ``f1``, … of ``types``)."""
-    if data[:11] != b"PGCOPY\n\xff\r\n\x00":
-        raise StorageError("COPY sent something that is not PostgreSQL's binary format")
-    start = 19 + int.from_bytes(data[15:19], "big")  # signature, flags, header extension
-    dtype = np.dtype([("count", ">i2")] + [x for i, t in enumerate(types) for x in ((f"l{i}", ">i4"), (f"f{i}", t))])
-    n = (len(data) - start - 2) // dtype.itemsize  # the trailer: -1 as int16
-    rows = np.frombuffer(data, dtype, count=n, offset=start)
-    if (n * dtype.itemsize != len(data) - start - 2 or (rows["count"] != len(types)).any()
-            or any((rows[f"l{i}"] != np.dtype(t).itemsize).any() for i, t in enumerate(types))):
-        raise StorageError("COPY sent rows of another shape than asked")
-    return rows
+#: at most this many results (a ``finished_seq`` range) in one of PostgreSQL's packed reads
+PACKED_CHUNK = 1_000_000
+
+
+def _packed_rows(data: bytes | None, columns: int) -> np.ndarray:
+    """The rows of :func:`_read_columns`' PostgreSQL read: ``columns`` big-endian 8-byte
+    values a row, end to end, as an ``n × columns`` array of big-endian int64."""
+    data = data or b""
+    if len(data) % (8 * columns):
+        raise StorageError("the storage sent rows of another width than asked")
+    return np.frombuffer(data, ">i8").reshape(-1, columns)
 
 
 def _read_columns(url: str, conn: Connection, campaign_id: int, after: int, through: int | None,
@@ -254,19 +252,28 @@ def _read_columns(url: str, conn: Connection, campaign_id: int, after: int, thro
             from psycopg import sql
 
             def literal(value: str) -> str:
-                return sql.Literal(value).as_string(raw)
+                return sql.Literal(value).as_string(raw).replace("%", "%%")  # in a statement with parameters
 
             cols = (_result_columns(names, literal, True) if results else ["finished_seq::int8"])
+            floats = [4] if results else []  # the objective; then the measures
+            floats += range(len(cols), len(cols) + len(measures))
             cols += _measure_columns(measures, literal, True)
-            types = ((">i8", ">i8", ">i4", ">i8", ">f8", ">i8") if results else (">i8",)) + (">f8",) * len(measures)
-            # no ORDER BY: the planner picks an index or a sequential scan, the order is made here
-            statement = (f"SELECT {', '.join(cols)} FROM {EVALUATIONS.name} WHERE campaign_id = {int(campaign_id)} "
-                         f"AND finished_seq > {int(after)} AND finished_seq <= {int(through)}")
-            with cur.copy(f"COPY ({statement}) TO STDOUT (FORMAT binary)") as copy:
-                data = b"".join(bytes(block) for block in copy)
-            rows = _copy_binary(data, types)
-            order = np.argsort(rows["f0"], kind="stable")
-            out = [rows[f"f{i}"][order].astype(t.replace(">", "=")) for i, t in enumerate(types)]
+            # each row packed as binary (8 bytes a value) and all rows into one bytea: one value
+            # to fetch, not a Python object per field; no ORDER BY (the planner picks an index or
+            # a sequential scan): the order is made here
+            packed = " || ".join(f"float8send({c})" if i in floats else f"int8send({c})" for i, c in enumerate(cols))
+            statement = (f"SELECT string_agg({packed}, ''::bytea) FROM {EVALUATIONS.name} "
+                         "WHERE campaign_id = %s AND finished_seq > %s AND finished_seq <= %s")
+            binary = raw.cursor(binary=True)
+            parts = []
+            for lo in range(int(after), int(through), PACKED_CHUNK):
+                binary.execute(statement, (campaign_id, lo, min(lo + PACKED_CHUNK, int(through))))
+                parts.append(_packed_rows(binary.fetchone()[0], len(cols)))
+            binary.close()
+            rows = np.concatenate(parts) if parts else np.zeros((0, len(cols)), ">i8")
+            rows = rows[np.argsort(rows[:, 0], kind="stable")]
+            ints = [rows[:, i].astype(np.int64) for i in range(len(cols))]  # the 8 bytes as an integer...
+            out = [x.view(np.float64) if i in floats else x for i, x in enumerate(ints)]  # ...or a float's bits
         else:
             cols = (_result_columns(names, _sqlite_literal, False) if results else ["finished_seq"])
             cols += _measure_columns(measures, _sqlite_literal, False)
@@ -284,8 +291,9 @@ def _read_columns(url: str, conn: Connection, campaign_id: int, after: int, thro
 
 
 def results_columns(store: Store, campaign_id: int, after: int, measures: Sequence[str]) -> ResultColumns:
-    """:func:`results_after` as NumPy columns, read by the driver itself (no row objects):
-    on PostgreSQL by ``COPY … TO STDOUT (FORMAT binary)`` straight into arrays, on SQLite by
+    """:func:`results_after` as NumPy columns, read by the driver itself (no SQLAlchemy rows):
+    on PostgreSQL packed as binary into one value (``string_agg`` of ``int8send``/``float8send``,
+    a million rows at most) straight into arrays, on SQLite by
     one fixed statement. ``measures`` may be empty (their JSON is most of the read's cost:
     :func:`result_measures` reads them later). The rows end at ``through``, the last result
     recorded when the read began."""

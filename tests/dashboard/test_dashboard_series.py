@@ -11,7 +11,7 @@ from archive import queries
 from dashboard.data import DashboardData, _Series, pareto_front
 from tests.dashboard.synthetic import add_results, synthetic_campaign
 
-PROPOSERS = ("map-elites", "o'brien {0} \\ \"q\"", "random", "bo")  # quotes, braces, a backslash: literals in SQL
+PROPOSERS = ("map-elites", "o'brien {0} 50%s \\ \"q\"", "random", "bo")  # quotes, braces, %, a backslash: in SQL
 
 
 def _equal(a: _Series, b: _Series) -> None:
@@ -107,7 +107,8 @@ def test_measures_are_read_only_for_the_scatter(storage_url: str) -> None:
     add_results(store, record, 150, seed=5, fail_rate=0.1, scale=0.5, proposers=PROPOSERS)
     assert data.history(info)["total"] == 750 and not data.series(info).measured
     scatter = data.scatter(info)  # reads the measures of the 750 now
-    assert data.series(info).measured and not np.isnan(data.series(info).cols["measures"][data.series(info).cols["done"]]).any()
+    cols = data.series(info).cols
+    assert data.series(info).measured and not np.isnan(cols["measures"][cols["done"]]).any()
     add_results(store, record, 90, seed=6, fail_rate=0.1, scale=0.4, proposers=PROPOSERS)
     late = DashboardData(store)
     for panel in ("scatter", "history", "proposers"):  # kept up to date = read from scratch, scatter first or not
@@ -137,16 +138,12 @@ def test_the_prefiltered_pareto_front_is_the_same(higher: bool) -> None:
         assert {(m[i], f[i]) for i in plain} == best and len(plain) == len(best)
 
 
-def test_copy_binary_refuses_another_shape() -> None:
-    header = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
-    row = (2).to_bytes(2, "big") + (8).to_bytes(4, "big") + (7).to_bytes(8, "big") + (8).to_bytes(4, "big") \
-        + np.array([1.5], ">f8").tobytes()
-    rows = queries._copy_binary(header + row * 3 + b"\xff\xff", (">i8", ">f8"))
-    assert rows["f0"].tolist() == [7, 7, 7] and rows["f1"].tolist() == [1.5] * 3
+def test_packed_rows_refuse_another_width() -> None:
+    row = np.array([7], ">i8").tobytes() + np.array([1.5], ">f8").tobytes()
+    rows = queries._packed_rows(row * 3, 2)
+    assert rows[:, 0].tolist() == [7, 7, 7] and rows[:, 1].astype(np.int64).view(np.float64).tolist() == [1.5] * 3
+    assert queries._packed_rows(None, 2).shape == (0, 2)  # no rows: the aggregate is NULL
     with pytest.raises(queries.StorageError):
-        queries._copy_binary(header + row + b"\xff\xff", (">i8", ">i8", ">f8"))
-    null = (2).to_bytes(2, "big") + (8).to_bytes(4, "big") + (7).to_bytes(8, "big") + b"\xff\xff\xff\xff"
+        queries._packed_rows(row * 3, 4)
     with pytest.raises(queries.StorageError):
-        queries._copy_binary(header + null + row + b"\xff\xff", (">i8", ">f8"))
-    with pytest.raises(queries.StorageError):
-        queries._copy_binary(b"not a copy", (">i8",))
+        queries._packed_rows(row + b"\x00", 2)
