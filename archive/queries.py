@@ -271,7 +271,8 @@ def _read_columns(url: str, conn: Connection, campaign_id: int, after: int, thro
                 parts.append(_packed_rows(binary.fetchone()[0], len(cols)))
             binary.close()
             rows = np.concatenate(parts) if parts else np.zeros((0, len(cols)), ">i8")
-            rows = rows[np.argsort(rows[:, 0], kind="stable")]
+            if len(rows) > 1 and not (rows[1:, 0] > rows[:-1, 0]).all():
+                rows = rows[np.argsort(rows[:, 0], kind="stable")]
             ints = [rows[:, i].astype(np.int64) for i in range(len(cols))]  # the 8 bytes as an integer...
             out = [x.view(np.float64) if i in floats else x for i, x in enumerate(ints)]  # ...or a float's bits
         else:
