@@ -283,6 +283,9 @@ def _read_columns(url: str, conn: Connection, campaign_id: int, after: int, thro
     return out, names, through
 
 
+_PACK_BELOW = 2 ** 31  # SQLite: finished_seq and id packed in one integer while both are below this
+
+
 def _sqlite_columns(cur: Any, campaign_id: int, after: int, through: int, measures: Sequence[str],
                     names: Sequence[str] | None) -> list[np.ndarray]:
     """:func:`_read_columns` on SQLite: a Python object per value fetched is most of the
@@ -293,7 +296,7 @@ def _sqlite_columns(cur: Any, campaign_id: int, after: int, through: int, measur
     ints: list[str] = []
     if names is not None:
         max_id = cur.execute(f"SELECT max(id) FROM {EVALUATIONS.name}").fetchone()[0] or 0  # the rowid's end
-        pack = through < 2 ** 31 and max_id < 2 ** 31
+        pack = through < _PACK_BELOW and max_id < _PACK_BELOW
         code = _result_columns(names, _sqlite_literal, False)[5]
         ints = [f"finished_seq * {2 ** 31} + id"] if pack else ["finished_seq", "id"]
         ints += [f"({_FLAG}) + 2 * ({code} + 1)", "ifnull(cell, -1)"]
@@ -321,16 +324,17 @@ def _sqlite_columns(cur: Any, campaign_id: int, after: int, through: int, measur
     return [seq, ids, small & 1, cell, column(len(ints), np.float64), (small >> 1) - 1, *values.T]
 
 
-def results_columns(store: Store, campaign_id: int, after: int, measures: Sequence[str]) -> ResultColumns:
+def results_columns(store: Store, campaign_id: int, after: int, measures: Sequence[str],
+                    through: int | None = None) -> ResultColumns:
     """:func:`results_after` as NumPy columns, read by the driver itself (no SQLAlchemy rows):
     on PostgreSQL packed as binary into one value (``string_agg`` of ``int8send``/``float8send``,
     a million rows at most) straight into arrays, on SQLite by
     one fixed statement. ``measures`` may be empty (their JSON is most of the read's cost:
-    :func:`result_measures` reads them later). The rows end at ``through``, the last result
-    recorded when the read began."""
+    :func:`result_measures` reads them apart). The rows end at ``through``: the last result
+    recorded when the read began, unless given."""
     k = len(measures)
     with _reading(store) as conn:
-        cols, names, through = _read_columns(store.url, conn, campaign_id, after, None, measures, True)
+        cols, names, through = _read_columns(store.url, conn, campaign_id, after, through, measures, True)
     seq, ids, flag, cell, objective, code = cols[:6]
     done = (flag == 1) & np.isfinite(objective) & np.isfinite(cell)
     code = code.astype(np.int64)

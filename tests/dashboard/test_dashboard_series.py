@@ -68,6 +68,22 @@ def test_results_columns_are_results_after(storage_url: str) -> None:
     store.close()
 
 
+def test_results_columns_unpacked_and_in_chunks(storage_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's ids too large to pack, PostgreSQL's reads of many chunks: the same columns."""
+    store, record = _campaign(storage_url, "chunks", 300)
+    expected = queries.results_columns(store, record.id, 20, ["m0", "m1"])
+    monkeypatch.setattr(queries, "_PACK_BELOW", 0)
+    monkeypatch.setattr(queries, "PACKED_CHUNK", 7)
+    got = queries.results_columns(store, record.id, 20, ["m0", "m1"])
+    assert len(got.seq) == 280 and got.names == expected.names and got.through == expected.through
+    for field in ("seq", "id", "done", "cell", "objective", "proposer", "measures"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(expected, field), err_msg=field)
+    seq, values = queries.result_measures(store, record.id, 20, 300, ["m0", "m1"])
+    np.testing.assert_array_equal(seq, expected.seq)
+    np.testing.assert_array_equal(values, expected.measures)
+    store.close()
+
+
 @pytest.mark.parametrize("cuts", [(1,), (137, 138, 400), (300,), (599,)])
 def test_a_series_built_by_parts_is_the_one_built_at_once(storage_url: str, cuts: tuple[int, ...]) -> None:
     store, record = _campaign(storage_url, "parts")
@@ -147,3 +163,26 @@ def test_packed_rows_refuse_another_width() -> None:
         queries._packed_rows(row * 3, 4)
     with pytest.raises(queries.StorageError):
         queries._packed_rows(row + b"\x00", 2)
+
+
+def test_a_first_scatter_reads_measures_alongside_and_falls_back(storage_url: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a cold scatter reads the measures on a second connection; if those rows
+    are not the others (a result came in between), it reads everything again at once."""
+    store, _ = _campaign(storage_url, "alongside", 400)
+    info = DashboardData(store).info("alongside")
+    expected = DashboardData(store).scatter(info)
+    calls = []
+    real = queries.result_measures
+
+    def short(*args, **kwargs):  # the measures of one row fewer than the other read
+        seq, values = real(*args, **kwargs)
+        calls.append(len(seq))
+        return seq[:-1], values[:-1]
+
+    monkeypatch.setattr(queries, "result_measures", short)
+    data = DashboardData(store)
+    assert data.scatter(info) == expected
+    assert calls == ([400] if storage_url.startswith("postgresql") else [])
+    assert data.series(info).measured and len(data.series(info)) == 400
+    store.close()
