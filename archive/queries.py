@@ -5,7 +5,8 @@ records or NumPy arrays. No caller builds SQL; every statement is here.
 They are made for polling a live campaign: each is one indexed lookup or range scan
 (``(campaign_id, status)``, ``(campaign_id, finished_seq)``, the primary keys), and the
 long reads come in increments — the results after a ``finished_seq``
-(:func:`results_after`), the points after an id (:func:`points_after`), the elites made
+(:func:`results_after`; as NumPy columns read by the driver itself, :func:`results_columns`
+and :func:`result_measures`), the points after an id (:func:`points_after`), the elites made
 since a result (:func:`elites_changed`) — so a reader keeps what it has and asks only for
 what is new.
 

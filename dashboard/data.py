@@ -5,8 +5,11 @@ Everything here only reads, and builds no SQL. The heavy views (the QD-score tra
 objective against measures, proposer attribution) come from one *series* per campaign:
 every finished evaluation in the order its result was recorded (``finished_seq``), as
 NumPy columns. A series is loaded once and then extended with only the rows recorded since
-(:func:`archive.queries.results_after`), so a page that polls a running campaign costs one
-indexed range query per new batch.
+(:func:`archive.queries.results_columns`, read by the driver straight into arrays), so a
+page that polls a running campaign costs one indexed range query per new batch. The
+measures (JSON, about half of a first read's cost) are read only once a page shows them
+(the scatter; :func:`archive.queries.result_measures`); extending by parts gives the same
+arrays as one cold build.
 
 The trajectory replays the archive's own rule (:func:`archive.stats.replay`: a cell's elite
 is replaced only by a strictly better fitness), so its last QD-score equals
