@@ -175,6 +175,24 @@ def test_a_turn_written_set_at_a_time_reads_back_exactly(store: Store) -> None:
     assert {e["cell"]: e["objective"] for e in store.elites(cid)} == {7: 3.0, 9: 2.0}  # not strictly better
 
 
+def test_awkward_text_and_extreme_numbers_survive_the_set_at_a_time_writes(store: Store) -> None:
+    cid = new_campaign(store)
+    awkward = 'quote " backslash \\ brace {} comma , tab \t newline \n percent %s ünï ☃'
+    short = 'q"b\\{},%s ü☃'  # proposer and worker names are at most 64 characters
+    tiny, huge = 5e-324, 1.7976931348623157e308
+    rows = [NewEvaluation(0, {awkward: awkward, "n": None}, [tiny, huge, -0.0], short, {awkward: [1, 2]})]
+    (eid,) = store.step(cid, rows=rows)
+    store.step(cid, started={eid: 1.25}, results=[
+        Result(eid, "done", -huge, {"m": tiny}, {awkward: awkward}, cell=3, error=None, worker=short)], sign=-1.0)
+    got = store.evaluation(cid, eid)
+    assert got["params"] == {awkward: awkward, "n": None} and got["proposer"] == short
+    assert got["x"] == [tiny, huge, 0.0] and got["proposal"] == {awkward: [1, 2]}
+    assert got["objective"] == -huge and got["measures"] == {"m": tiny}
+    assert got["metrics"] == {awkward: awkward} and got["worker"] == short
+    assert (got["attempts"], got["started_at"], got["status"]) == (1, 1.25, "done")
+    assert [(e["cell"], e["objective"]) for e in store.elites(cid)] == [(3, -huge)]
+
+
 def test_a_start_and_its_result_in_one_turn_are_one_write_with_the_same_outcome(store: Store) -> None:
     cid = new_campaign(store)
     ids = pending(store, cid, 4)
