@@ -8,6 +8,7 @@ libraries."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -318,6 +319,11 @@ def test_json_texts_decode_in_one_call_or_one_by_one() -> None:
     assert loads_many(['{"a": 1}', "{not json", "[1]"]) == [{"a": 1}, None, [1]]  # one bad text spoils none
     assert loads_many(["1, 2", "3"]) == [None, 3]  # a text that would split the array is decoded alone
     assert loads_many([]) == []
+    big = 2**70  # beyond orjson's integers: json reads the array instead, the same values
+    nan, huge = loads_many(['{"v": NaN}', str(big)])
+    assert math.isnan(nan["v"]) and huge == big
+    texts = ['{"k": [0.1, 1e-300, 1.7976931348623157e308, -0.0, "é\\u00e9"]}', '{"b": true}']
+    assert loads_many(texts) == [json.loads(t) for t in texts]
 
 
 def test_elites_decode_their_json_columns(filled: tuple[Store, int]) -> None:
