@@ -92,12 +92,9 @@ _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def _json(value: Any) -> str:
+    """``value`` as JSON text: a column's value, or (PostgreSQL) a statement's rows as one
+    array of objects for ``json_to_recordset``."""
     return orjson.dumps(value, option=_JSON_OPTIONS).decode()
-
-
-def _document(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The rows as one JSON array of objects, for ``json_to_recordset``."""
-    return orjson.dumps(rows, option=_JSON_OPTIONS).decode()
 
 
 def insert_pending(conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation], now: float) -> list[int]:
@@ -106,7 +103,7 @@ def insert_pending(conn: Connection, campaign_id: int, rows: Sequence[NewEvaluat
         return []
     seqs = [r.seq for r in rows]
     if conn.dialect.name == "postgresql":
-        document = _document([{"seq": r.seq, "params": r.params, "x": r.x, "proposer": r.proposer,
+        document = _json([{"seq": r.seq, "params": r.params, "x": r.x, "proposer": r.proposer,
                                "proposal": r.proposal} for r in rows])
         found = conn.exec_driver_sql(_INSERT_PG, {"cid": campaign_id, "now": now, "rows": document}).all()
     else:
@@ -124,7 +121,7 @@ def charge(conn: Connection, started: Mapping[int, float]) -> None:
     if not started:
         return
     if conn.dialect.name == "postgresql":
-        document = _document([{"id": int(i), "started_at": t} for i, t in started.items()])
+        document = _json([{"id": int(i), "started_at": t} for i, t in started.items()])
         conn.exec_driver_sql(_RUNNING_PG, {"rows": document})
         return
     conn.exec_driver_sql(RUNNING_SQL, [(t, None, int(i)) for i, t in started.items()])
@@ -152,7 +149,7 @@ def record(conn: Connection, rows: Sequence[dict[str, Any]], started: Mapping[in
         return
     started = started or {}
     if conn.dialect.name == "postgresql":
-        document = _document([{**{c: r[c] for c in _RECORD_COLUMNS}, "id": r["eid"],
+        document = _json([{**{c: r[c] for c in _RECORD_COLUMNS}, "id": r["eid"],
                                "charged": int(r["eid"] in started), "started_at": started.get(r["eid"])}
                               for r in rows])
         conn.exec_driver_sql(_RECORD_PG, {"rows": document})
@@ -171,7 +168,7 @@ def upsert_elites(conn: Connection, campaign_id: int, elites: Sequence[dict[str,
         return
     names = ("cell", "evaluation_id", "objective", "fitness")
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_ELITES_PG, {"cid": campaign_id, "rows": _document([{n: e[n] for n in names}
+        conn.exec_driver_sql(_ELITES_PG, {"cid": campaign_id, "rows": _json([{n: e[n] for n in names}
                                                                                   for e in elites])})
         return
     conn.exec_driver_sql(_ELITES_SQLITE, [(campaign_id, *(e[n] for n in names)) for e in elites])

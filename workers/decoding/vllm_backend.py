@@ -350,17 +350,17 @@ class VLLMEngine:
                  gpu_memory_utilization: float = 0.5, max_model_len: int | None = None,
                  **engine_kwargs: Any) -> None:
         vllm = require_vllm()
+        k = int(logprobs)
         engine_kwargs.setdefault("skip_tokenizer_init", True)
         self.llm = vllm.LLM(model=str(model_path), dtype=dtype, seed=int(seed),
                             gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-                            logprobs_mode="processed_logprobs",
-                            max_logprobs=-1 if int(logprobs) < 0 else max(int(logprobs), DEFAULT_LOGPROBS),
+                            logprobs_mode="processed_logprobs", max_logprobs=-1 if k < 0 else max(k, DEFAULT_LOGPROBS),
                             logits_processors=[PROCESSOR_FQCN], **engine_kwargs)
         self._sampling_params = vllm.SamplingParams
         # FlatLogprobs (vLLM >= 0.11.1): a few lists per sequence instead of a dict of objects per token
         self._flat = "flat_logprobs" in getattr(vllm.SamplingParams, "__struct_fields__", ())
         self.vocab_size = int(self.llm.llm_engine.model_config.get_vocab_size())
-        self.logprobs = -1 if int(logprobs) < 0 else min(int(logprobs), self.vocab_size)
+        self.logprobs = -1 if k < 0 else min(k, self.vocab_size)
 
     def close(self) -> None:
         """Stop the engine's core (its process and GPU memory); idempotent."""
