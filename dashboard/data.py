@@ -224,23 +224,6 @@ class _Series:
             self.proposers.append(name)
             return len(self.proposers) - 1
 
-    def extend(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Append rows ``(finished_seq, id, status, cell, objective, proposer, *measures)``
-        (:func:`archive.queries.results_after`'s)."""
-        if not rows:
-            return
-        k = len(self.measures)
-        cols = list(zip(*rows, strict=True))
-        cell_f = np.array(cols[3], dtype=float)  # None -> nan
-        objective = np.array(cols[4], dtype=float)
-        done = (np.array(cols[2]) == "done") & np.isfinite(objective) & np.isfinite(cell_f)
-        names, inverse = np.unique(np.array(cols[5], dtype=object).astype(str), return_inverse=True)
-        measures = np.array(cols[6:6 + k], dtype=float).T.reshape(len(rows), k) if k else np.zeros((len(rows), 0))
-        self.extend_columns(queries.ResultColumns(
-            seq=np.array(cols[0], dtype=np.int64), id=np.array(cols[1], dtype=np.int64), done=done,
-            cell=np.where(done, cell_f, -1).astype(np.int64), objective=np.where(done, objective, np.nan),
-            proposer=inverse.reshape(-1), names=[str(n) for n in names], measures=measures, through=int(cols[0][-1])))
-
     def extend_columns(self, new: queries.ResultColumns, measured: bool = True) -> None:
         """Append the results of :func:`archive.queries.results_columns`, whose measures
         were read only if ``measured`` (else NaN until :meth:`fill_measures`).

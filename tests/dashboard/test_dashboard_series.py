@@ -14,6 +14,25 @@ from tests.dashboard.synthetic import add_results, synthetic_campaign
 PROPOSERS = ("map-elites", "o'brien {0} 50%s \\ \"q\"", "random", "bo")  # quotes, braces, %, a backslash: in SQL
 
 
+def _extend_by_rows(series: _Series, rows: list) -> None:
+    """``series`` extended by :func:`archive.queries.results_after`'s rows (``finished_seq, id,
+    status, cell, objective, proposer, *measures``), turned into columns here: the reference
+    the driver-read columns are checked against."""
+    if not rows:
+        return
+    k = len(series.measures)
+    cols = list(zip(*rows, strict=True))
+    cell = np.array(cols[3], dtype=float)  # None -> nan
+    objective = np.array(cols[4], dtype=float)
+    done = (np.array(cols[2]) == "done") & np.isfinite(objective) & np.isfinite(cell)
+    names, inverse = np.unique(np.array(cols[5], dtype=object).astype(str), return_inverse=True)
+    measures = np.array(cols[6:6 + k], dtype=float).T.reshape(len(rows), k) if k else np.zeros((len(rows), 0))
+    series.extend_columns(queries.ResultColumns(
+        seq=np.array(cols[0], dtype=np.int64), id=np.array(cols[1], dtype=np.int64), done=done,
+        cell=np.where(done, cell, -1).astype(np.int64), objective=np.where(done, objective, np.nan),
+        proposer=inverse.reshape(-1), names=[str(n) for n in names], measures=measures, through=int(cols[0][-1])))
+
+
 def _equal(a: _Series, b: _Series) -> None:
     assert a.last_seq == b.last_seq and len(a) == len(b) and a.measured == b.measured
     # a proposer's code is its place in the order first seen (a batch's names sorted): the names are the same
@@ -99,7 +118,7 @@ def test_a_series_built_by_parts_is_the_one_built_at_once(storage_url: str, cuts
                 s.extend_columns(part._replace(**{f: getattr(part, f)[keep] for f in (
                     "seq", "id", "done", "cell", "objective", "proposer", "measures")}))
             else:
-                s.extend(rows[lo:hi])
+                _extend_by_rows(s, rows[lo:hi])
             s.fronts()  # kept up to date at each step
         return s
 
