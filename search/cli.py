@@ -568,11 +568,20 @@ def _table(title: str, **options: Any) -> Table:
 def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
     """One campaign's line of ``atlas status`` (``detail``: with proposers, exploration
     entropy and the most common failures; else those are ``None``)."""
-    counts = camp.proposer_counts() if detail else None
-    s = camp.stats(counts)  # the counts by status are the sums of those by proposer
-    failures = None
-    if detail:
-        failures = [{"message": m, "count": n} for m, n in camp.failure_summary()] if s.counts["failed"] else []
+    if not detail:
+        counts, s, failures, exploration = None, camp.stats(), None, _exploration_fields(camp, None)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # The failures' query reads other rows (the failed ones' errors) on a connection of its
+        # own while the counts, stats and exploration are read: on PostgreSQL the server runs
+        # both at once, and the scan of the errors no longer adds to the others.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            found = pool.submit(camp.failure_summary)
+            counts = camp.proposer_counts()
+            s = camp.stats(counts)  # the counts by status are the sums of those by proposer
+            exploration = _exploration_fields(camp, counts)
+            failures = [{"message": m, "count": n} for m, n in found.result()]
     return {
         "name": camp.name, "status": _live_status(camp.record), "budget": camp.budget,
         "finished": s.finished, "done": s.counts["done"], "failed": s.counts["failed"],
@@ -581,7 +590,7 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
         "best": s.best_objective, "best_evaluation_id": s.best_evaluation_id,
         "algorithm": camp.settings.algorithm,
         "proposers": counts,
-        **_exploration_fields(camp, counts),
+        **exploration,
         "failures": failures,
     }
 
