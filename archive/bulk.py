@@ -55,6 +55,16 @@ _INSERT_PG = (
     "FROM json_to_recordset(%(rows)s::json) AS v(seq int, params json, x json, proposer text, proposal json) "
     "RETURNING seq, id"
 )
+# the same rows under ids taken beforehand from the table's sequence (Store.reserve_ids)
+_INSERT_WITH_IDS_PG = (
+    f"INSERT INTO {_EVALUATIONS} (id, campaign_id, seq, params, x, proposer, proposal, status, attempts, "
+    f"created_at) SELECT v.id, %(cid)s, v.seq, coalesce(v.params, {_NULL}), coalesce(v.x, {_NULL}), v.proposer, "
+    f"coalesce(v.proposal, {_NULL}), 'pending', 0, %(now)s "
+    "FROM json_to_recordset(%(rows)s::json) AS v(id int, seq int, params json, x json, proposer text, "
+    "proposal json)"
+)
+RESERVE_IDS_PG = (f"SELECT nextval(pg_get_serial_sequence('{_EVALUATIONS}', 'id')) "
+                  "FROM generate_series(1, %(n)s)")
 _RECORD_COLUMNS = ("status", "objective", "measures", "metrics", "cell", "error", "worker", "finished_at",
                    "finished_seq")
 # a result whose start is charged in the same turn takes its attempt here, in the same UPDATE
@@ -97,11 +107,20 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=_JSON_OPTIONS).decode()
 
 
-def insert_pending(conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation], now: float) -> list[int]:
-    """Write ``rows`` as ``pending`` evaluations; their ids, in the order of ``rows``."""
+def insert_pending(conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation], now: float,
+                   ids: Sequence[int] | None = None) -> list[int]:
+    """Write ``rows`` as ``pending`` evaluations; their ids, in the order of ``rows``. With
+    ``ids`` (PostgreSQL: reserved from the table's sequence) the rows take those."""
     if not rows:
         return []
     seqs = [r.seq for r in rows]
+    if ids is not None:
+        if conn.dialect.name != "postgresql" or len(ids) != len(rows):
+            raise ValueError("rows take reserved ids on PostgreSQL only, one id a row")
+        document = _json([{"id": int(i), "seq": r.seq, "params": r.params, "x": r.x, "proposer": r.proposer,
+                           "proposal": r.proposal} for i, r in zip(ids, rows, strict=True)])
+        conn.exec_driver_sql(_INSERT_WITH_IDS_PG, {"cid": campaign_id, "now": now, "rows": document})
+        return [int(i) for i in ids]
     if conn.dialect.name == "postgresql":
         document = _json([{"seq": r.seq, "params": r.params, "x": r.x, "proposer": r.proposer,
                                "proposal": r.proposal} for r in rows])

@@ -160,9 +160,10 @@ class Store(LeaseStore):
         return self.step(campaign_id, rows=rows, calls=calls, checkpoint=checkpoint, holder=holder)
 
     def _insert_pending(self, conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation],
-                        calls: Sequence[dict[str, Any]]) -> list[int]:
-        """Inside a write: the proposer calls and the ``pending`` rows; the rows' ids (those
-        an earlier attempt of the same write committed, when it did)."""
+                        calls: Sequence[dict[str, Any]], ids: Sequence[int] | None = None) -> list[int]:
+        """Inside a write: the proposer calls and the ``pending`` rows (under ``ids`` where
+        given: :meth:`reserve_ids`); the rows' ids (those an earlier attempt of the same
+        write committed, when it did)."""
         now = time.time()
         if calls:
             conn.execute(ProposerCall.__table__.insert(),
@@ -171,7 +172,7 @@ class Store(LeaseStore):
             return []
         if self._rows_exist(conn, campaign_id, rows):
             return self._ids_of(conn, campaign_id, rows)  # an earlier attempt committed them
-        return bulk.insert_pending(conn, campaign_id, rows, now)
+        return bulk.insert_pending(conn, campaign_id, rows, now, ids)
 
     def _rows_exist(self, conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation]) -> bool:
         return conn.execute(self._seq_taken, {"cid": campaign_id, "seq": rows[0].seq}).first() is not None
@@ -188,6 +189,19 @@ class Store(LeaseStore):
         if len(found) != len(seqs) or any(found[r.seq][1] != r.params for r in rows):
             raise IntegrityError("evaluation rows exist with other params", params=None, orig=Exception("seq clash"))
         return [found[q][0] for q in seqs]
+
+    @reconnecting
+    def reserve_ids(self, n: int) -> list[int]:
+        """``n`` evaluation ids taken from the table's sequence (PostgreSQL), for rows that
+        :meth:`step` writes later (``ids``): a scheduler that writes behind its loop hands
+        out new rows before they are written. An id taken and never written is a gap, as
+        after a rolled-back insert."""
+        if self.dialect != "postgresql":
+            raise NotImplementedError("ids are reserved on PostgreSQL only (SQLite has no sequence)")
+        with self._write_engine.connect() as conn:
+            found = conn.exec_driver_sql(bulk.RESERVE_IDS_PG, {"n": int(n)}).scalars().all()
+            conn.commit()
+        return [int(i) for i in found]
 
     @reconnecting
     def mark_running(self, ids: Sequence[int], worker: str | None = None) -> None:
@@ -294,18 +308,22 @@ class Store(LeaseStore):
     @reconnecting
     def step(self, campaign_id: int, *, started: Mapping[int, float] | None = None, results: Sequence[Result] = (),
              sign: float = 1.0, rows: Sequence[NewEvaluation] = (), calls: Sequence[dict[str, Any]] = (),
-             checkpoint: tuple[str, bytes] | None = None, holder: str | None = None) -> list[int]:
+             checkpoint: tuple[str, bytes] | None = None, holder: str | None = None,
+             ids: Sequence[int] | None = None) -> list[int]:
         """One turn of the scheduler's loop in one transaction: charge the ``started``
-        evaluations (id → when it started) an attempt (as :meth:`mark_running`), record ``results`` with their
-        elites (as :meth:`record_results`), then write the new ``pending`` ``rows`` and the
-        proposer's ``calls`` (as :meth:`add_pending`) and its ``checkpoint``. Returns the new
-        rows' ids. All of it is written, or (a crash, a lost lease) none of it."""
+        evaluations (id → when it started) an attempt (as :meth:`mark_running`) and record ``results``
+        with their elites (as :meth:`record_results`), after writing the new ``pending`` ``rows``
+        and the proposer's ``calls`` (as :meth:`add_pending`); then its ``checkpoint``. Returns the new
+        rows' ids (``ids``, where the rows take ids reserved for them: :meth:`reserve_ids`).
+        All of it is written, or (a crash, a lost lease) none of it."""
         if not (started or results or rows or calls or checkpoint is not None):
             return []
         _check_results(results)
         try:
             with self.write() as conn:
                 self._check_holder(conn, campaign_id, holder)
+                # the new rows first: a write of several turns (search.step_writer) may hold results for them
+                ids = self._insert_pending(conn, campaign_id, rows, calls, ids)
                 # a start whose result came in the same turn is charged by the result's own UPDATE
                 started = dict(started or {})
                 with_result = {r.evaluation_id: started.pop(r.evaluation_id) for r in results
@@ -313,7 +331,6 @@ class Store(LeaseStore):
                 bulk.charge(conn, started)
                 if results:
                     self._record_in(conn, campaign_id, results, sign, with_result)
-                ids = self._insert_pending(conn, campaign_id, rows, calls)
                 if checkpoint is not None:
                     self._save_checkpoint(conn, campaign_id, *checkpoint)
         except IntegrityError as exc:

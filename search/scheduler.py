@@ -48,6 +48,7 @@ from search.proposers.base import Observation, Proposal, Proposer
 from search.proposers.checkpoint import CheckpointError
 from search.run import CampaignRun
 from search.seeds import evaluation_seeds
+from search.step_writer import StepWriter
 from workers.executors.base import Executor
 from workers.runner import EvaluationTask, Outcome
 
@@ -122,6 +123,7 @@ class Scheduler:
         self._first_error: str | None = None
         self._charged: set[int] = set()  # evaluations this run charged an attempt, durably
         self._to_charge: dict[int, float] = {}  # starts reported late (id → when), charged with the next write
+        self._writer: StepWriter | None = None  # turns written behind the loop (PostgreSQL, starts reported late)
         executor.on_start = self._started
 
     @property
@@ -153,6 +155,8 @@ class Scheduler:
             self.created = self.store.count_created(self.cid)
             self.next_seq = self.store.next_seq(self.cid)
             self._adopt_unfinished()
+            if self.store.dialect == "postgresql" and self.executor.reports_starts_late:
+                self._writer = StepWriter(self.store)
             outcomes: list[Outcome] = []
             while True:
                 self._turn(outcomes)
@@ -161,6 +165,7 @@ class Scheduler:
                 outcomes = self.executor.poll(self.poll_s)
                 self._heartbeat()
                 self._report()
+            self._flush()
             status = "finished"
         except LeaseConflict as exc:
             raise LeaseLost(f"campaign {self.campaign.name!r}: another scheduler took over ({exc}); "
@@ -170,6 +175,9 @@ class Scheduler:
             raise
         finally:
             try:
+                if self._writer is not None:  # what is queued is written, unless a write failed
+                    self._writer.close()
+                    self._writer = None
                 self.store.finish_run(self.cid, self.holder, status)
             finally:
                 self.executor.shutdown()
@@ -212,10 +220,14 @@ class Scheduler:
         if results or rows or calls or started:
             changed = bool(results or rows or calls)
             self._to_charge = {}
-            ids = self.store.step(
-                self.cid, started=started, results=results, sign=self.sign, rows=rows, calls=calls,
-                checkpoint=(self.proposer.name, self.proposer.state()) if changed else None, holder=self.holder,
-            )
+            step = {"started": started, "results": results, "sign": self.sign, "rows": rows, "calls": calls,
+                    "checkpoint": (self.proposer.name, self.proposer.state()) if changed else None,
+                    "holder": self.holder}
+            if self._writer is not None:
+                ids = self._writer.reserve(len(rows))
+                self._writer.submit(self.cid, ids=ids, **step)
+            else:
+                ids = self.store.step(self.cid, **step)
             self._charged.update(started)
         else:
             ids = []
@@ -278,6 +290,11 @@ class Scheduler:
         self.store.mark_running(evaluation_ids)
         self._charged.update(evaluation_ids)
 
+    def _flush(self) -> None:
+        """Wait for the turns written behind the loop (if it writes so) before a write of its own."""
+        if self._writer is not None:
+            self._writer.flush()
+
     def _dispatch(self, items: list[_InFlight]) -> None:
         if not items:
             return
@@ -293,6 +310,7 @@ class Scheduler:
         setup = [o for o in outcomes if o.setup_failed]
         if setup:  # the run stops: what was in flight goes back uncharged (its workers are ended unfinished)
             self._to_charge = {}
+            self._flush()
             self.store.requeue([i for i in self.inflight if i in self._charged], uncharge=True)
             raise EvaluatorSetupFailed(f"campaign {self.campaign.name!r}: {setup[0].error}; nothing was "
                                        f"charged, fix the evaluator and `atlas resume {self.campaign.name}`")
@@ -310,6 +328,7 @@ class Scheduler:
                                         error=f"{o.error} (gave up after {item.attempts} attempts)")
             final.append(o)
         if retry:
+            self._flush()
             if self._to_charge:  # their starts first, so that the requeue is the last word on them
                 self.store.step(self.cid, started=self._to_charge, holder=self.holder)
                 self._charged.update(self._to_charge)
