@@ -63,7 +63,7 @@ _INSERT_WITH_IDS_PG = (
     "FROM json_to_recordset(%(rows)s::json) AS v(id int, seq int, params json, x json, proposer text, "
     "proposal json)"
 )
-RESERVE_IDS_PG = (f"SELECT nextval(pg_get_serial_sequence('{_EVALUATIONS}', 'id')) "
+RESERVE_IDS_PG = (f"SELECT array_agg(nextval(pg_get_serial_sequence('{_EVALUATIONS}', 'id'))) "
                   "FROM generate_series(1, %(n)s)")
 _RECORD_COLUMNS = ("status", "objective", "measures", "metrics", "cell", "error", "worker", "finished_at",
                    "finished_seq")

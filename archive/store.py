@@ -199,9 +199,9 @@ class Store(LeaseStore):
         if self.dialect != "postgresql":
             raise NotImplementedError("ids are reserved on PostgreSQL only (SQLite has no sequence)")
         with self._write_engine.connect() as conn:
-            found = conn.exec_driver_sql(bulk.RESERVE_IDS_PG, {"n": int(n)}).scalars().all()
+            found = conn.exec_driver_sql(bulk.RESERVE_IDS_PG, {"n": int(n)}).scalar_one()
             conn.commit()
-        return [int(i) for i in found]
+        return [int(i) for i in found or ()]
 
     @reconnecting
     def mark_running(self, ids: Sequence[int], worker: str | None = None) -> None:

@@ -224,7 +224,7 @@ class Scheduler:
                     "checkpoint": (self.proposer.name, self.proposer.state()) if changed else None,
                     "holder": self.holder}
             if self._writer is not None:
-                ids = self._writer.reserve(len(rows))
+                ids = self._writer.reserve(len(rows), ahead=self.spec.search.budget - self.created - len(rows))
                 self._writer.submit(self.cid, ids=ids, **step)
             else:
                 ids = self.store.step(self.cid, **step)

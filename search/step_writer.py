@@ -29,7 +29,7 @@ from typing import Any
 
 from archive.store import Store
 
-RESERVE_AT_ONCE = 4096  # ids taken from the sequence per round trip
+RESERVE_AT_ONCE = 65536  # at most this many ids taken from the sequence per round trip
 
 
 class StepWriter:
@@ -44,10 +44,13 @@ class StepWriter:
         self._thread = threading.Thread(target=self._write, name="atlas-step-writer", daemon=True)
         self._thread.start()
 
-    def reserve(self, n: int) -> list[int]:
-        """``n`` ids for new rows, from a stock refilled :data:`RESERVE_AT_ONCE` at a time."""
-        while len(self._ids) < n:
-            self._ids.extend(self.store.reserve_ids(max(RESERVE_AT_ONCE, n - len(self._ids))))
+    def reserve(self, n: int, ahead: int = 0) -> list[int]:
+        """``n`` ids for new rows, from a stock refilled with what the run may still need
+        (``ahead``: the rows it may write after these), at most :data:`RESERVE_AT_ONCE` at a
+        time: ids are 32-bit, so a run takes no more than it can use."""
+        if len(self._ids) < n:
+            want = n - len(self._ids) + min(max(ahead, 0), RESERVE_AT_ONCE)
+            self._ids.extend(self.store.reserve_ids(want))
         return [self._ids.popleft() for _ in range(n)]
 
     def submit(self, campaign_id: int, **step: Any) -> None:

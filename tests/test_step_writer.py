@@ -153,3 +153,19 @@ def test_a_run_on_postgresql_writes_behind_its_loop(postgres_url: str, monkeypat
     for r in evals:
         best[r["cell"]] = max(best.get(r["cell"], float("-inf")), r["objective"])
     assert {e["cell"]: e["objective"] for e in camp.elites()} == best
+
+
+def test_a_run_reserves_only_the_ids_it_may_use(pg_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids are 32-bit: the stock is refilled with what the run may still write, no more."""
+    asked: list[int] = []
+    reserve_ids = pg_store.reserve_ids
+    monkeypatch.setattr(pg_store, "reserve_ids", lambda n: asked.append(n) or reserve_ids(n))
+    writer = StepWriter(pg_store)
+    try:
+        first = writer.reserve(2, ahead=3)
+        rest = writer.reserve(3, ahead=0)
+        assert asked == [5] and len(set(first + rest)) == 5
+        writer.reserve(1, ahead=10**9)
+        assert asked == [5, 1 + 65536]
+    finally:
+        writer.close()
