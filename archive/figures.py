@@ -21,7 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from archive.layout import CellLayout
-from archive.records import CampaignSettings, Stats
+from archive.records import CampaignSettings, MapData, Stats
 from archive.stats import non_dominated
 
 if TYPE_CHECKING:
@@ -95,6 +95,11 @@ def map_title(name: str, s: Stats) -> str:
     best = "—" if s.best_objective is None else f"{s.best_objective:.4g}"
     return (f"{name}: {s.elites}/{s.cells} cells ({s.coverage:.1%}), "
             f"QD-score {s.qd_score:.4g}, best {best}")
+
+
+def draw_map(path: Path, data: MapData) -> Path:
+    """:func:`elite_map` of a campaign's :class:`~archive.records.MapData`, titled by :func:`map_title`."""
+    return elite_map(path, data.layout, data.settings, data.elites, map_title(data.name, data.stats))
 
 
 def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]],

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from archive.layout import CellLayout
-from archive.records import CampaignRecord, CampaignSettings, Stats
+from archive.records import CampaignRecord, CampaignSettings, MapData, Stats
 from archive.store import ELITE_FIELDS, Store
 
 
@@ -77,9 +77,8 @@ class CampaignHandle:
                               self.store.elite_cells(self.record.id))
             return export_campaign(data, Path(path))
 
-    def map(self, path: str | Path) -> Path:
-        """The elite map as a figure (:func:`archive.figures.elite_map`)."""
-        from archive.figures import elite_map, map_title
+    def map_data(self) -> MapData:
+        """The elite map's data (:class:`archive.records.MapData`), read without drawing."""
         from archive.stats import coverage, qd_score
 
         # best first, measures alone; the title's figures come from them, not from counting every row
@@ -89,7 +88,13 @@ class CampaignHandle:
                       qd_score=qd_score(sum(float(e["fitness"]) for e in elites), n, self.qd_offset),
                       best_objective=float(elites[0]["objective"]) if elites else None,
                       best_evaluation_id=int(elites[0]["evaluation_id"]) if elites else None)
-        return elite_map(Path(path), self.layout, self.settings, elites, map_title(self.name, stats))
+        return MapData(self.name, self.layout, self.settings, elites, stats)
+
+    def map(self, path: str | Path) -> Path:
+        """The elite map as a figure (:func:`archive.figures.draw_map`)."""
+        from archive.figures import draw_map
+
+        return draw_map(Path(path), self.map_data())
 
     def front(self, path: str | Path) -> Path:
         """Objective against each measure with its Pareto front (:func:`archive.figures.pareto_front`)."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from archive.layout import CellLayout
 
 EXPLORATION_BINS = 10  # options of a numeric unit-cube coordinate in the exploration entropy
 
@@ -154,3 +157,16 @@ class Stats:
     qd_score: float
     best_objective: float | None
     best_evaluation_id: int | None
+
+
+@dataclasses.dataclass
+class MapData:
+    """What a campaign's elite map is drawn from (:meth:`archive.handle.CampaignHandle.map_data`):
+    its elites best first (cell, objective, fitness and measures), the layout, the settings and
+    the title's figures. Plain data, so a reader in another process can hand it over."""
+
+    name: str
+    layout: CellLayout
+    settings: CampaignSettings
+    elites: list[dict[str, Any]]
+    stats: Stats

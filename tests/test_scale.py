@@ -282,11 +282,39 @@ def test_read_commands_import_only_what_they_use(sqlite_url: str, tmp_path: Path
              "elites": imported_by("elites", "scale", "--storage", sqlite_url),
              "map": imported_by("map", "scale", "--out", str(tmp_path / "map.png"), "--storage", sqlite_url)}
     for command, modules in reads.items():
-        assert "sqlalchemy" in modules, command
         assert not [m for m in NOT_IN_READS if m in modules], command
         assert "sqlalchemy.dialects.postgresql" not in modules, command
+    assert all("sqlalchemy" in reads[c] for c in ("status", "status --json", "elites"))
+    # map reads in a forked process while this one imports matplotlib (search.cli._beside): the
+    # process that draws imports no SQLAlchemy
+    assert "sqlalchemy" not in reads["map"] and "archive.store" not in reads["map"]
     assert "numpy" not in reads["elites"] and "matplotlib" not in reads["elites"]
     assert "matplotlib" not in reads["status"] and "matplotlib.figure" in reads["map"]
+
+
+def test_a_map_read_beside_its_drawing_says_what_is_wrong_as_one_read_in_process_would(
+        sqlite_url: str, tmp_path: Path) -> None:
+    """The forked reader's errors come back as the command's own one-line errors, and with
+    another thread running (no fork then) the map is read in process, the same figure."""
+    store = Store(sqlite_url)
+    try:
+        fill(store, n=300)
+    finally:
+        store.close()
+    missing = subprocess.run([sys.executable, "-m", "search.cli", "map", "nosuch", "--out", str(tmp_path / "x.png"),
+                              "--storage", sqlite_url], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: no campaign named 'nosuch'")
+    assert not (tmp_path / "x.png").exists()
+    forked, threaded = tmp_path / "forked.png", tmp_path / "threaded.png"
+    code = ("import threading, search.cli as c\n"
+            "stop = threading.Event()\n"
+            "threading.Thread(target=stop.wait, daemon=True).start()\n"
+            f"c.app(['map', 'scale', '--out', {str(threaded)!r}, '--storage', {sqlite_url!r}], standalone_mode=False)\n"
+            "import sys; sys.stderr.write('DRAWN ' + str('archive.store' in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stderr.endswith("DRAWN True"), done.stderr[-3000:]  # read in process
+    imported_by("map", "scale", "--out", str(forked), "--storage", sqlite_url)
+    assert forked.read_bytes() == threaded.read_bytes()
 
 
 def test_a_grid_map_needs_no_pyribs(sqlite_url: str, tmp_path: Path) -> None:
