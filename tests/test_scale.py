@@ -244,6 +244,11 @@ NOT_IN_READS = ("sqlalchemy.orm", "alembic", "matplotlib.pyplot", "ribs", "scipy
                 "search.scheduler", "search.spec", "rich.progress")
 
 
+def python(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a fresh interpreter in the repository, its output captured."""
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
 def imported_by(*args: str) -> set[str]:
     """The modules in ``sys.modules`` after ``atlas ARGS`` ran in a fresh interpreter."""
     code = ("import json, sys, search.cli as c\n"
@@ -251,7 +256,7 @@ def imported_by(*args: str) -> set[str]:
             f"    c.app({list(args)!r}, standalone_mode=False)\n"
             "finally:\n"
             "    sys.stderr.write('\\nMODULES ' + json.dumps(sorted(sys.modules)))\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = python(code)
     assert done.returncode == 0, done.stderr[-3000:]
     return set(json.loads(done.stderr.rsplit("MODULES ", 1)[1]))
 
@@ -311,7 +316,7 @@ def test_a_map_read_beside_its_drawing_says_what_is_wrong_as_one_read_in_process
             "threading.Thread(target=stop.wait, daemon=True).start()\n"
             f"c.app(['map', 'scale', '--out', {str(threaded)!r}, '--storage', {sqlite_url!r}], standalone_mode=False)\n"
             "import sys; sys.stderr.write('DRAWN ' + str('archive.store' in sys.modules))\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = python(code)
     assert done.returncode == 0 and done.stderr.endswith("DRAWN True"), done.stderr[-3000:]  # read in process
     imported_by("map", "scale", "--out", str(forked), "--storage", sqlite_url)
     assert forked.read_bytes() == threaded.read_bytes()
@@ -331,7 +336,7 @@ def test_a_grid_map_needs_no_pyribs(sqlite_url: str, tmp_path: Path) -> None:
             "assert not heavy, heavy\n"
             f"c.app(['map', 'scale', '--out', {str(out)!r}, '--storage', {sqlite_url!r}], standalone_mode=False)\n"
             "assert 'ribs' not in sys.modules and 'matplotlib.pyplot' not in sys.modules\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = python(code)
     assert done.returncode == 0, done.stderr[-3000:]
     import matplotlib.image as mpimg
 
