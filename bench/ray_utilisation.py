@@ -3,19 +3,24 @@
 busy = Σ evaluation seconds (measured inside the worker); wall = 2 workers × (last result
 recorded − first evaluation dispatched). Ray's start-up is outside the window.
 
-    python bench/ray_utilisation.py [--evals 400] [--sleep 0.05 0.01]
+    python bench/ray_utilisation.py [--evals 400] [--sleep 0.05 0.01] [--postgres URL]
+
+With ``--postgres URL`` the campaign lives in a fresh schema of that database (dropped
+afterwards), where the scheduler writes its turns behind its loop (``search/step_writer.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import _common  # noqa: F401
 
 
-def utilisation(sleep_s: float, evals: int, workdir: Path, batch_size: int = 2, max_in_flight: int = 4
+def utilisation(sleep_s: float, evals: int, url: str, batch_size: int = 2, max_in_flight: int = 4
                 ) -> tuple[float, float]:
     import archive
     from search import api
@@ -30,12 +35,24 @@ def utilisation(sleep_s: float, evals: int, workdir: Path, batch_size: int = 2, 
                    "max_in_flight": max_in_flight, "seed": 0},
         "resources": {"num_cpus": 1},
     }
-    url = f"sqlite:///{workdir / 'util.db'}"
     api.run(spec, storage=url, executor="ray")
     rows = archive.open(url).campaign(name).evaluations()
     busy = sum(r["metrics"]["eval_seconds"] for r in rows)
     wall = max(r["finished_at"] for r in rows) - min(r["started_at"] for r in rows)
     return busy / (2 * wall), evals / wall
+
+
+@contextlib.contextmanager
+def storage(postgres: str | None) -> Iterator[str]:
+    """A scratch storage: a SQLite file in a temporary folder, or a fresh PostgreSQL schema."""
+    if postgres:
+        from archive.engine import scratch_schema
+
+        with scratch_schema(postgres, "atlas_util") as url:
+            yield url
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield f"sqlite:///{Path(tmp) / 'util.db'}"
 
 
 def main() -> None:
@@ -45,16 +62,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--max-in-flight", type=int, nargs="+", default=[4],
                         help="evaluations in flight over the 2 workers (one run per value)")
+    parser.add_argument("--postgres", default=None, help="a PostgreSQL URL (default: a SQLite file)")
     args = parser.parse_args()
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with storage(args.postgres) as url:
             for sleep_s in args.sleep:
                 for in_flight in args.max_in_flight:
-                    util, rate = utilisation(sleep_s, args.evals, Path(tmp), args.batch_size, in_flight)
-                    print(f"{sleep_s * 1000:.0f} ms evaluations, 2 workers, batch {args.batch_size}, "
+                    util, rate = utilisation(sleep_s, args.evals, url, args.batch_size, in_flight)
+                    print(f"{'postgresql' if args.postgres else 'sqlite'}: "
+                          f"{sleep_s * 1000:.0f} ms evaluations, 2 workers, batch {args.batch_size}, "
                           f"{in_flight} in flight: utilisation {util:.1%}, {rate:.1f} evals/s "
                           f"(ideal {2 / sleep_s:.0f}/s)", flush=True)
     finally:
