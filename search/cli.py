@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from importlib import import_module
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,8 +24,6 @@ from search.plain_table import PLAIN_ROWS, plain_table, plain_width
 
 if TYPE_CHECKING:  # what a command needs it imports itself: each pays only for its own
     from archive.records import Stats
-
-T = TypeVar("T")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Entropy Atlas: map how entropy settings trade performance against entropy.")
@@ -384,7 +382,10 @@ def map_(
 
     with _errors():
         check_output(out, FIGURE_SUFFIXES)
-        data = _beside(functools.partial(_map_data, storage, name), functools.partial(import_module, "archive.figures"))
+        from search.forked import read_beside
+
+        data = read_beside(functools.partial(_map_data, storage, name),
+                           functools.partial(import_module, "archive.figures"))
         from archive.figures import draw_map
 
         path = draw_map(out, data)
@@ -393,31 +394,10 @@ def map_(
 
 def _map_data(storage: str | None, name: str) -> Any:
     """A campaign's :class:`archive.records.MapData`, read (a function of its own: a forked
-    reader runs it, see :func:`_beside`)."""
+    reader runs it: :func:`search.forked.read_beside`)."""
     with _read(storage, name) as handle:
         return handle.campaign(name).map_data()
 
-
-def _beside(read: Callable[[], T], meanwhile: Callable[[], object]) -> T:
-    """``read()`` in a forked process while ``meanwhile()`` runs in this one; its result,
-    or its error, comes back pickled. A figure command's read (SQLAlchemy, the database
-    driver, the query: about 0.3 s at 10⁶ evaluations) and its figure's imports
-    (matplotlib, about 0.4 s) then overlap on two cores. One after the other where no fork
-    is safe: without ``os.fork`` (Windows), or with other threads running (a fork can catch
-    one of them holding a lock the child then waits on forever)."""
-    import os
-    import threading
-
-    if not hasattr(os, "fork") or threading.active_count() > 1:
-        meanwhile()
-        return read()
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
-        pending = pool.submit(read)
-        meanwhile()
-        return pending.result()
 
 
 @app.command()

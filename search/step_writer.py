@@ -3,14 +3,16 @@
 A turn's write (:meth:`archive.store.Store.step`: starts, results with their elites, new
 rows, the proposer's checkpoint) waits on the database server. Where the server is another
 process (PostgreSQL), that wait can overlap the loop's own work: :class:`StepWriter` takes a
-turn's write and returns at once, and one thread writes the turns in the order given, each
-in its own transaction, as the loop would have. The loop hands out the new rows before they
-are written, under ids reserved from the table's sequence (:meth:`Store.reserve_ids`), so
-nothing it dispatches waits on the write.
+turn's write and returns at once, and one thread writes the turns in the order given; the
+turns that queued up while a write ran go out together, as one transaction (group commit,
+:func:`merged`). The loop hands out the new rows before they are written, under ids reserved
+from the table's sequence (:meth:`Store.reserve_ids`), so nothing it dispatches waits on
+the write.
 
 What a write behind the loop changes, and what it does not:
 
-- each turn is still all or nothing, and turns land in order: a turn's results are written
+- each turn is still all or nothing (with the turns merged into its write), and turns land
+  in order: a turn's results are written
   after the rows they belong to, and a checkpoint never runs ahead of what it was told;
 - the loop learns of a failed write (a lost lease, the database gone for good) at its next
   :meth:`StepWriter.submit` or :meth:`StepWriter.flush`, at most ``depth`` turns later; after
@@ -100,7 +102,8 @@ def merged(turns: list[dict[str, Any]]) -> dict[str, Any]:
     transaction (group commit): rows, calls and results in turn order (so finished order and
     the elites' tie rule are kept; a step writes its rows before its results, which may
     belong to them), the starts of all (a start whose result is among them is charged by the
-    result's write), and the last checkpoint (each one is the proposer's whole state)."""
+    result's write), and the last checkpoint (each one is the proposer's whole state, and a
+    scheduler has one proposer)."""
     if len(turns) == 1:
         return turns[0]
     out = {"campaign_id": turns[0]["campaign_id"], "sign": turns[0]["sign"], "holder": turns[0]["holder"],

@@ -290,7 +290,7 @@ def test_read_commands_import_only_what_they_use(sqlite_url: str, tmp_path: Path
         assert not [m for m in NOT_IN_READS if m in modules], command
         assert "sqlalchemy.dialects.postgresql" not in modules, command
     assert all("sqlalchemy" in reads[c] for c in ("status", "status --json", "elites"))
-    # map reads in a forked process while this one imports matplotlib (search.cli._beside): the
+    # map reads in a forked process while this one imports matplotlib (search.forked.read_beside): the
     # process that draws imports no SQLAlchemy
     assert "sqlalchemy" not in reads["map"] and "archive.store" not in reads["map"]
     assert "numpy" not in reads["elites"] and "matplotlib" not in reads["elites"]
