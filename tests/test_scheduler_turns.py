@@ -65,12 +65,14 @@ def test_each_drained_batch_is_one_transaction_with_the_rows_asked_in_its_place(
 
 @pytest.mark.parametrize("kill_at", [1, 3, 6])
 def test_a_scheduler_stopped_between_turns_loses_nothing_and_records_nothing_twice(
-        sqlite_url: str, kill_at: int) -> None:
+        storage_url: str, kill_at: int) -> None:
+    """On both databases: on PostgreSQL the turns are written behind the loop (search.step_writer),
+    and what was queued when it stopped is written before it ends."""
     ex = Recorder(api.executor_config(spec()), workers=4, latency_s=1.0, clock=SimulatedClock(), kill_at=kill_at)
     with pytest.raises(Killed):
-        api.run(spec(), storage=sqlite_url, executor=ex)
+        api.run(spec(), storage=storage_url, executor=ex)
     returned = {i for p in ex.polls for i in p}
-    camp = archive.open(sqlite_url).campaign("quad")
+    camp = archive.open(storage_url).campaign("quad")
     before = {r["id"]: r for r in camp.evaluations()}
     assert {i for i, r in before.items() if r["status"] == "done"} == returned  # every result it saw, kept
     unfinished = [r for r in before.values() if r["status"] != "done"]
@@ -81,7 +83,7 @@ def test_a_scheduler_stopped_between_turns_loses_nothing_and_records_nothing_twi
     assert all(r["attempts"] in (0, 1) for r in unfinished)
 
     again = SimulatedExecutor(api.executor_config(spec()), workers=4, latency_s=1.0, clock=SimulatedClock())
-    stats = api.resume("quad", storage=sqlite_url, executor=again)
+    stats = api.resume("quad", storage=storage_url, executor=again)
     rows = camp.evaluations()
     assert stats.finished == 40 and sorted(r["seq"] for r in rows) == list(range(40))
     assert all(r["status"] == "done" for r in rows)
