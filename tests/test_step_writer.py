@@ -169,3 +169,40 @@ def test_a_run_reserves_only_the_ids_it_may_use(pg_store: Store, monkeypatch: py
         assert asked == [5, 1 + 65536]
     finally:
         writer.close()
+
+
+class Usurped(SimulatedExecutor):
+    """A simulated pool during whose poll ``at`` another scheduler takes the campaign's lease."""
+
+    def __init__(self, *args: Any, url: str, at: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.url, self.at, self.polls, self.rows_then = url, at, 0, -1
+
+    def poll(self, timeout: float) -> list[Any]:
+        self.polls += 1
+        if self.polls == self.at:
+            store = Store(self.url)
+            try:
+                cid = store.require_campaign("quad").id
+                store.update_campaign(cid, lease_holder="elsewhere:1:deadbeef", lease_expires=4e9, status="running")
+                self.rows_then = len(store.evaluations(cid))
+            finally:
+                store.close()
+        return super().poll(timeout)
+
+
+def test_a_lease_taken_mid_run_stops_the_writer_and_nothing_is_written_after(postgres_url: str) -> None:
+    """The writer's holder check catches the lease moving (the heartbeat is 10 s away): the
+    run stops with ``LeaseLost``, no turn queued or merged past that moment is written, and
+    the new holder's ``running`` stays."""
+    spec = api.as_spec(quadratic_spec(search__budget=2000, search__batch_size=8, search__max_in_flight=32))
+    executor = Usurped(api.executor_config(spec), 16, latency_s=0.002, url=postgres_url, at=5)
+    with pytest.raises(scheduler_module.LeaseLost, match="another scheduler took over"):
+        api.run(spec, storage=postgres_url, executor=executor)
+    store = Store(postgres_url)
+    try:
+        record = store.require_campaign("quad")
+        assert record.lease_holder == "elsewhere:1:deadbeef" and record.status == "running"
+        assert executor.rows_then > 0 and len(store.evaluations(record.id)) == executor.rows_then
+    finally:
+        store.close()
