@@ -20,12 +20,22 @@ is missing and exits 2. The default model is ``builtin:arith-tiny`` (tiny: the n
 show per-step overhead, not model speed); pass ``--model`` a local HF directory for a real
 model, or ``--model random-gpt2`` for a GPT-2-small-shaped model (124 M parameters, 50,257
 tokens, randomly initialised here with a word-level tokenizer: nothing is downloaded) whose
-``--prompt-len`` random prompt tokens are followed by ``--tokens`` new ones (default 128).
+``--prompt-len`` random prompt tokens are followed by ``--tokens`` new ones (default 128);
+``random-gpt2-medium`` and ``random-gpt2-large`` are GPT-2 medium's and large's shapes (355 M
+and 774 M), where each step's GPU work is larger against the engine's per-request CPU work.
 ``--engine NAME=VALUE`` passes more ``vllm.LLM`` arguments (``attention_backend=TRITON_ATTN``,
-``enforce_eager=true``); ``--json PATH`` also writes the figures.
+``enforce_eager=true``); ``--unseeded`` lets vLLM draw from its engine's generator instead of
+one seed per sequence (what the per-sequence seeds cost); ``--json PATH`` also writes the figures.
 
     python bench/vllm_vs_hf.py --sampler top_p --temperature 1.0
     python bench/vllm_vs_hf.py --model random-gpt2 --sampler typical --param typical_p=0.9 --prompts 64
+
+The next lease's check, which tells apart the two candidate causes of vLLM's gap
+(docs/benchmarks.md): the same model seeded and unseeded, then a larger one::
+
+    for a in "" --unseeded; do python bench/vllm_vs_hf.py --model random-gpt2 --param top_p=0.9 \
+        --engine attention_backend=TRITON_ATTN $a; done
+    python bench/vllm_vs_hf.py --model random-gpt2-large --param top_p=0.9 --engine attention_backend=TRITON_ATTN
 """
 
 from __future__ import annotations
@@ -55,9 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--logprobs", type=int, default=20, help="vLLM top-k logprobs (-1: all)")
     parser.add_argument("--dtype", default="bfloat16")
-    parser.add_argument("--prompt-len", type=int, default=16, help="random-gpt2: prompt tokens")
+    parser.add_argument("--prompt-len", type=int, default=16, help="random-gpt2*: prompt tokens")
     parser.add_argument("--engine", action="append", default=[], metavar="NAME=VALUE",
                         help="another vllm.LLM argument (VALUE read as JSON where it parses), repeatable")
+    parser.add_argument("--unseeded", action="store_true",
+                        help="vLLM draws from its engine's generator, not one seed per sequence (what the seeds cost)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
 
@@ -86,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
 
     engine_kwargs = {name: _json_or_text(value) for name, _, value in (e.partition("=") for e in args.engine)}
     scratch = tempfile.TemporaryDirectory()
-    model = random_gpt2(Path(scratch.name)) if args.model == "random-gpt2" else args.model
+    synthetic = args.model in RANDOM_SIZES
+    model = random_gpt2(Path(scratch.name), RANDOM_SIZES[args.model]) if synthetic else args.model
     lm = load_model(str(model), "cuda", args.dtype)
-    if args.model == "random-gpt2":
+    if synthetic:
         draw = torch.Generator().manual_seed(0)
         vocab = int(lm.model.config.vocab_size)
         prompts = [torch.randint(0, vocab - 1, (args.prompt_len,), generator=draw).tolist()
@@ -120,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
     began = time.perf_counter()
     engine = vllm_backend.VLLMEngine(str(model_dir(str(model))), dtype=args.dtype, logprobs=args.logprobs,
-                                     **engine_kwargs)
+                                     seeded=not args.unseeded, **engine_kwargs)
     engine_start = time.perf_counter() - began
 
     def vllm() -> int:
@@ -144,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     path = "native" if vllm_backend.is_native(config) else "logits processor"
     print(f"model {args.model} on {torch.cuda.get_device_name(0)}, {len(prompts)} sequences, up to {tokens} "
           f"new tokens, config {config.to_dict()['sampler']} T={config.temperature}, {path} on vLLM "
-          f"(engine start {engine_start:.1f} s, arguments {engine_kwargs or 'default'})")
+          f"(engine start {engine_start:.1f} s, arguments {engine_kwargs or 'default'}"
+          f"{', unseeded' if args.unseeded else ''})")
     for name, value in results.items():
         print(f"  {name:32s} {value:12.0f} tokens/s")
     ratios = {"vllm / hf (ours)": results["vllm"] / results["hf (ours, entropies measured)"],
@@ -154,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         record = {"model": args.model, "device": torch.cuda.get_device_name(0), "sequences": len(prompts),
                   "max_new_tokens": tokens, "config": config.to_dict(), "vllm_path": path,
-                  "engine": engine_kwargs, "engine_start_s": engine_start, "tokens_per_s": results, "ratios": ratios}
+                  "engine": engine_kwargs, "seeded": not args.unseeded, "engine_start_s": engine_start,
+                  "tokens_per_s": results, "ratios": ratios}
         with args.json.open("a") as out:
             out.write(json.dumps(record) + "\n")
     scratch.cleanup()
@@ -168,8 +183,12 @@ def _json_or_text(value: str) -> Any:
         return value
 
 
-def random_gpt2(path: Path, seed: int = 0) -> Path:
-    """A GPT-2-small-shaped causal LM (12 layers, width 768, 50,257 tokens, 1,024
+# GPT-2's shapes (layers, width, heads): small 124 M parameters, medium 355 M, large 774 M
+RANDOM_SIZES = {"random-gpt2": (12, 768, 12), "random-gpt2-medium": (24, 1024, 16), "random-gpt2-large": (36, 1280, 20)}
+
+
+def random_gpt2(path: Path, shape: tuple[int, int, int] = RANDOM_SIZES["random-gpt2"], seed: int = 0) -> Path:
+    """A GPT-2-shaped causal LM (``shape``: layers, width, heads; 50,257 tokens, 1,024
     positions) with random weights and a word-level tokenizer (token ``t<i>`` is id i),
     saved under ``path``: speed figures at a real size without downloading a model."""
     import torch
@@ -178,7 +197,10 @@ def random_gpt2(path: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     vocab = 50257
-    GPT2LMHeadModel(GPT2Config(vocab_size=vocab, bos_token_id=vocab - 1, eos_token_id=vocab - 1)).save_pretrained(path)
+    layers, width, heads = shape
+    config = GPT2Config(vocab_size=vocab, bos_token_id=vocab - 1, eos_token_id=vocab - 1, n_layer=layers,
+                        n_embd=width, n_head=heads)
+    GPT2LMHeadModel(config).save_pretrained(path)
     words = Tokenizer(models.WordLevel({f"t{i}": i for i in range(vocab)}, unk_token="t0"))
     PreTrainedTokenizerFast(tokenizer_object=words, eos_token=f"t{vocab - 1}", unk_token="t0").save_pretrained(path)
     return path

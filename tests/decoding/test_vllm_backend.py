@@ -485,3 +485,42 @@ def test_hf_and_vllm_give_the_same_accuracy_within_sampling_noise(params: dict[s
     if params.get("temperature") == 0.0:
         assert accuracy["hf"] == accuracy["vllm"]
     assert abs(accuracy["hf"] - accuracy["vllm"]) <= noise, accuracy
+
+
+class _Asked(Exception):
+    """Raised by the stand-in engine once it has the requests (nothing to decode after)."""
+
+
+def _stand_in_vllm(asked: list[Any]) -> SimpleNamespace:
+    """A vLLM with the engine's surface (``LLM``, ``SamplingParams``) that records what
+    the backend asks of it: for the request-building path, which needs no GPU."""
+
+    class LLM:
+        def __init__(self, **kwargs: Any) -> None:
+            self.llm_engine = SimpleNamespace(model_config=SimpleNamespace(get_vocab_size=lambda: 14))
+
+        def generate(self, prompts: list[Any], params: list[Any], use_tqdm: bool = False) -> list[Any]:
+            asked.extend(params)
+            raise _Asked
+
+    return SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: kw)
+
+
+@pytest.mark.parametrize("seeded", [True, False])
+def test_sequences_are_seeded_one_by_one_unless_asked_not_to_be(monkeypatch: pytest.MonkeyPatch,
+                                                                seeded: bool) -> None:
+    from workers.decoding.generate import Request
+    from workers.decoding.samplers import SamplerConfig
+
+    asked: list[Any] = []
+    monkeypatch.setattr(vb, "require_vllm", lambda: _stand_in_vllm(asked))
+    engine = vb.VLLMEngine("unused", seeded=seeded)
+    config = SamplerConfig.from_params({"sampler": "top_p", "top_p": 0.9, "temperature": 1.0})
+    with pytest.raises(_Asked):
+        engine.generate([Request(config, [[1, 2], [3], [4]], seed=7), Request(config, [[5]], seed=8)], 4, [13])
+    seeds = [p["seed"] for p in asked]
+    if seeded:
+        assert seeds == [vb.row_seed(7, 0), vb.row_seed(7, 1), vb.row_seed(7, 2), vb.row_seed(8, 0)]
+        assert len(set(seeds)) == 4
+    else:
+        assert seeds == [None] * 4

@@ -344,12 +344,20 @@ class VLLMEngine:
     ``engine_kwargs`` go to ``vllm.LLM`` as they are (``attention_backend``,
     ``enforce_eager``, ``skip_tokenizer_init=False`` …). A k above the vocabulary is the
     whole vocabulary. Raises :class:`VLLMNotInstalled` where vLLM is missing.
+
+    ``seeded`` (the default) seeds each sequence (:func:`row_seed`), so a request's draws do
+    not depend on what it is batched with; vLLM then draws each seeded request's noise
+    separately, one call per request and step (vLLM 0.24). ``seeded=False`` draws from the
+    engine's own generator instead, reproducible only for the same batch in the same engine
+    state: for measuring what the per-request draws cost (``bench/vllm_vs_hf.py
+    --unseeded``), not for campaigns.
     """
 
     def __init__(self, model_path: str, dtype: str = "auto", seed: int = 0, logprobs: int = DEFAULT_LOGPROBS,
-                 gpu_memory_utilization: float = 0.5, max_model_len: int | None = None,
+                 gpu_memory_utilization: float = 0.5, max_model_len: int | None = None, seeded: bool = True,
                  **engine_kwargs: Any) -> None:
         vllm = require_vllm()
+        self.seeded = bool(seeded)
         k = int(logprobs)
         engine_kwargs.setdefault("skip_tokenizer_init", True)
         self.llm = vllm.LLM(model=str(model_path), dtype=dtype, seed=int(seed),
@@ -383,8 +391,8 @@ class VLLMEngine:
         params: list[Any] = []
         for request in requests:
             for row, prompt in enumerate(request.prompts):
-                kwargs = sampling_params_kwargs(request.config, max_new_tokens, row_seed(request.seed, row),
-                                                stop_ids, self.logprobs)
+                seed = row_seed(request.seed, row) if self.seeded else None
+                kwargs = sampling_params_kwargs(request.config, max_new_tokens, seed, stop_ids, self.logprobs)
                 if self._flat:
                     kwargs["flat_logprobs"] = True
                 prompts.append({"prompt_token_ids": list(prompt)})
