@@ -27,14 +27,21 @@ def fork_is_safe() -> bool:
 def read_beside(read: Callable[[], T], meanwhile: Callable[[], object]) -> T:
     """``read()`` in a forked process while ``meanwhile()`` runs in this one; its result,
     or its error, comes back pickled (so both must pickle: plain records, the project's
-    errors). One after the other, in this process, where no fork is safe (:func:`fork_is_safe`)."""
+    errors). One after the other, in this process, where no fork is safe (:func:`fork_is_safe`),
+    and again in this process if the forked reader died without an answer (killed, out of
+    memory)."""
     if not fork_is_safe():
         meanwhile()
         return read()
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
         pending = pool.submit(read)
         meanwhile()
-        return pending.result()
+        try:
+            return pending.result()
+        except BrokenProcessPool:
+            pass
+    return read()
