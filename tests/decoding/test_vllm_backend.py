@@ -411,6 +411,9 @@ def test_vllm_engine_arguments_are_checked_and_the_backends_own_are_refused() ->
     assert config_problems(DecodingConfig, {"vllm_engine": {"seed": 3, "dtype": "float16"}}) == [
         "evaluator.config.vllm_engine: dtype, seed set by the backend itself (use model, dtype, model_seed, "
         "vllm_logprobs)"]
+    assert config_problems(DecodingConfig, {"vllm_engine": {"seeded": False, "logprobs": 5}}) == [
+        "evaluator.config.vllm_engine: logprobs, seeded set by the backend itself (use model, dtype, model_seed, "
+        "vllm_logprobs)"]  # VLLMEngine's own keywords: a campaign's sequences stay seeded
     assert config_problems(DecodingConfig, {"vllm_engine": {"compilation_config": {"mode": 0}}}) == []
     (problem,) = config_problems(DecodingConfig, {"vllm_engine": ["enforce_eager"]})
     assert problem.startswith("evaluator.config.vllm_engine: "), problem

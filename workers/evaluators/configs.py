@@ -185,8 +185,11 @@ class _TaskOptions(EvaluatorConfig):
         return self
 
 
-#: ``vllm.LLM`` arguments the vLLM backend sets from the config (not in ``vllm_engine``).
-VLLM_ENGINE_OWN = frozenset({"model", "dtype", "seed", "logprobs_mode", "max_logprobs", "logits_processors"})
+#: ``vllm.LLM`` arguments the vLLM backend sets from the config, and ``VLLMEngine``'s own
+#: keywords that are not ``vllm.LLM``'s (``logprobs``; ``seeded``, for benchmarks only): not in
+#: ``vllm_engine``, whose keys ``VLLMEngine`` takes.
+VLLM_ENGINE_OWN = frozenset({"model", "dtype", "seed", "logprobs_mode", "max_logprobs", "logits_processors",
+                             "logprobs", "seeded"})
 
 
 class DecodingConfig(_TaskOptions):
