@@ -48,21 +48,15 @@ _INSERT_SQLITE = (
     "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?)"
 )
 _IDS_SQLITE = f"SELECT seq, id FROM {_EVALUATIONS} WHERE campaign_id = ? AND seq BETWEEN ? AND ?"
-_INSERT_PG = (
-    f"INSERT INTO {_EVALUATIONS} (campaign_id, seq, params, x, proposer, proposal, status, attempts, created_at) "
-    f"SELECT %(cid)s, v.seq, coalesce(v.params, {_NULL}), coalesce(v.x, {_NULL}), v.proposer, "
-    f"coalesce(v.proposal, {_NULL}), 'pending', 0, %(now)s "
-    "FROM json_to_recordset(%(rows)s::json) AS v(seq int, params json, x json, proposer text, proposal json) "
-    "RETURNING seq, id"
-)
+_PENDING_COLUMNS = "campaign_id, seq, params, x, proposer, proposal, status, attempts, created_at"
+_PENDING_VALUES = (f"%(cid)s, v.seq, coalesce(v.params, {_NULL}), coalesce(v.x, {_NULL}), v.proposer, "
+                   f"coalesce(v.proposal, {_NULL}), 'pending', 0, %(now)s")
+_PENDING_RECORD = "seq int, params json, x json, proposer text, proposal json"
+_INSERT_PG = (f"INSERT INTO {_EVALUATIONS} ({_PENDING_COLUMNS}) SELECT {_PENDING_VALUES} "
+              f"FROM json_to_recordset(%(rows)s::json) AS v({_PENDING_RECORD}) RETURNING seq, id")
 # the same rows under ids taken beforehand from the table's sequence (Store.reserve_ids)
-_INSERT_WITH_IDS_PG = (
-    f"INSERT INTO {_EVALUATIONS} (id, campaign_id, seq, params, x, proposer, proposal, status, attempts, "
-    f"created_at) SELECT v.id, %(cid)s, v.seq, coalesce(v.params, {_NULL}), coalesce(v.x, {_NULL}), v.proposer, "
-    f"coalesce(v.proposal, {_NULL}), 'pending', 0, %(now)s "
-    "FROM json_to_recordset(%(rows)s::json) AS v(id int, seq int, params json, x json, proposer text, "
-    "proposal json)"
-)
+_INSERT_WITH_IDS_PG = (f"INSERT INTO {_EVALUATIONS} (id, {_PENDING_COLUMNS}) SELECT v.id, {_PENDING_VALUES} "
+                       f"FROM json_to_recordset(%(rows)s::json) AS v(id int, {_PENDING_RECORD})")
 RESERVE_IDS_PG = (f"SELECT array_agg(nextval(pg_get_serial_sequence('{_EVALUATIONS}', 'id'))) "
                   "FROM generate_series(1, %(n)s)")
 _RECORD_COLUMNS = ("status", "objective", "measures", "metrics", "cell", "error", "worker", "finished_at",
@@ -114,24 +108,23 @@ def insert_pending(conn: Connection, campaign_id: int, rows: Sequence[NewEvaluat
     if not rows:
         return []
     seqs = [r.seq for r in rows]
-    if ids is not None:
-        if conn.dialect.name != "postgresql" or len(ids) != len(rows):
-            raise ValueError("rows take reserved ids on PostgreSQL only, one id a row")
-        document = _json([{"id": int(i), "seq": r.seq, "params": r.params, "x": r.x, "proposer": r.proposer,
-                           "proposal": r.proposal} for i, r in zip(ids, rows, strict=True)])
-        conn.exec_driver_sql(_INSERT_WITH_IDS_PG, {"cid": campaign_id, "now": now, "rows": document})
-        return [int(i) for i in ids]
+    if ids is not None and (conn.dialect.name != "postgresql" or len(ids) != len(rows)):
+        raise ValueError("rows take reserved ids on PostgreSQL only, one id a row")
     if conn.dialect.name == "postgresql":
-        document = _json([{"seq": r.seq, "params": r.params, "x": r.x, "proposer": r.proposer,
-                               "proposal": r.proposal} for r in rows])
-        found = conn.exec_driver_sql(_INSERT_PG, {"cid": campaign_id, "now": now, "rows": document}).all()
+        document = _json([{"seq": r.seq, "params": r.params, "x": r.x, "proposer": r.proposer, "proposal": r.proposal,
+                           **({"id": int(ids[k])} if ids is not None else {})} for k, r in enumerate(rows)])
+        written = conn.exec_driver_sql(_INSERT_PG if ids is None else _INSERT_WITH_IDS_PG,
+                                       {"cid": campaign_id, "now": now, "rows": document})
+        if ids is not None:
+            return [int(i) for i in ids]
+        found = written.all()
     else:
         conn.exec_driver_sql(_INSERT_SQLITE, [
             (campaign_id, r.seq, _json(r.params), _json(r.x), r.proposer, _json(r.proposal), now) for r in rows
         ])
         found = conn.exec_driver_sql(_IDS_SQLITE, (campaign_id, min(seqs), max(seqs))).all()
-    ids = dict(found)  # seq → id: (campaign_id, seq) is unique
-    return [ids[q] for q in seqs]
+    by_seq = dict(found)  # seq → id: (campaign_id, seq) is unique
+    return [by_seq[q] for q in seqs]
 
 
 def charge(conn: Connection, started: Mapping[int, float]) -> None:

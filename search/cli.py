@@ -399,7 +399,6 @@ def _map_data(storage: str | None, name: str) -> Any:
         return handle.campaign(name).map_data()
 
 
-
 @app.command()
 def front(
     name: Annotated[str, typer.Argument(help="the campaign's name")],
