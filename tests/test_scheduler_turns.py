@@ -72,25 +72,26 @@ def test_a_scheduler_stopped_between_turns_loses_nothing_and_records_nothing_twi
     with pytest.raises(Killed):
         api.run(spec(), storage=storage_url, executor=ex)
     returned = {i for p in ex.polls for i in p}
-    camp = archive.open(storage_url).campaign("quad")
-    before = {r["id"]: r for r in camp.evaluations()}
-    assert {i for i, r in before.items() if r["status"] == "done"} == returned  # every result it saw, kept
-    unfinished = [r for r in before.values() if r["status"] != "done"]
-    assert unfinished and all(r["status"] in ("pending", "running") for r in unfinished)
-    # A start is charged with the turn after it was reported: those of the last dispatch
-    # were not yet (they ran on workers that would have died with the scheduler).
-    assert all(r["attempts"] == 1 for r in before.values() if r["status"] == "done")
-    assert all(r["attempts"] in (0, 1) for r in unfinished)
+    with archive.open(storage_url) as handle:
+        camp = handle.campaign("quad")
+        before = {r["id"]: r for r in camp.evaluations()}
+        assert {i for i, r in before.items() if r["status"] == "done"} == returned  # every result it saw, kept
+        unfinished = [r for r in before.values() if r["status"] != "done"]
+        assert unfinished and all(r["status"] in ("pending", "running") for r in unfinished)
+        # A start is charged with the turn after it was reported: those of the last dispatch
+        # were not yet (they ran on workers that would have died with the scheduler).
+        assert all(r["attempts"] == 1 for r in before.values() if r["status"] == "done")
+        assert all(r["attempts"] in (0, 1) for r in unfinished)
 
-    again = SimulatedExecutor(api.executor_config(spec()), workers=4, latency_s=1.0, clock=SimulatedClock())
-    stats = api.resume("quad", storage=storage_url, executor=again)
-    rows = camp.evaluations()
-    assert stats.finished == 40 and sorted(r["seq"] for r in rows) == list(range(40))
-    assert all(r["status"] == "done" for r in rows)
-    for r in rows:
-        if r["id"] in returned:  # recorded before the stop: untouched since
-            assert (r["finished_at"], r["finished_seq"], r["attempts"]) == (
-                before[r["id"]]["finished_at"], before[r["id"]]["finished_seq"], 1)
-        elif r["id"] in before:  # in flight at the stop: run again, charged again
-            assert r["attempts"] == before[r["id"]]["attempts"] + 1
-    assert len({r["finished_seq"] for r in rows}) == 40  # each recorded once
+        again = SimulatedExecutor(api.executor_config(spec()), workers=4, latency_s=1.0, clock=SimulatedClock())
+        stats = api.resume("quad", storage=storage_url, executor=again)
+        rows = camp.evaluations()
+        assert stats.finished == 40 and sorted(r["seq"] for r in rows) == list(range(40))
+        assert all(r["status"] == "done" for r in rows)
+        for r in rows:
+            if r["id"] in returned:  # recorded before the stop: untouched since
+                assert (r["finished_at"], r["finished_seq"], r["attempts"]) == (
+                    before[r["id"]]["finished_at"], before[r["id"]]["finished_seq"], 1)
+            elif r["id"] in before:  # in flight at the stop: run again, charged again
+                assert r["attempts"] == before[r["id"]]["attempts"] + 1
+        assert len({r["finished_seq"] for r in rows}) == 40  # each recorded once

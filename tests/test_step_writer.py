@@ -145,14 +145,15 @@ def test_a_run_on_postgresql_writes_behind_its_loop(postgres_url: str, monkeypat
     stats = api.run(spec, storage=postgres_url, executor=executor)
     assert CountingWriter.submitted >= budget // 32  # every turn went through the writer
     assert stats.finished == budget and stats.counts["done"] == budget
-    camp = archive.open(postgres_url).campaign("quad")
-    evals = camp.evaluations()
-    assert len(evals) == budget and all(r["attempts"] == 1 and r["status"] == "done" for r in evals)
-    assert sorted(r["finished_seq"] for r in evals) == list(range(1, budget + 1))
-    best: dict[int, float] = {}
-    for r in evals:
-        best[r["cell"]] = max(best.get(r["cell"], float("-inf")), r["objective"])
-    assert {e["cell"]: e["objective"] for e in camp.elites()} == best
+    with archive.open(postgres_url) as handle:
+        camp = handle.campaign("quad")
+        evals = camp.evaluations()
+        assert len(evals) == budget and all(r["attempts"] == 1 and r["status"] == "done" for r in evals)
+        assert sorted(r["finished_seq"] for r in evals) == list(range(1, budget + 1))
+        best: dict[int, float] = {}
+        for r in evals:
+            best[r["cell"]] = max(best.get(r["cell"], float("-inf")), r["objective"])
+        assert {e["cell"]: e["objective"] for e in camp.elites()} == best
 
 
 def test_a_run_reserves_only_the_ids_it_may_use(pg_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
