@@ -36,7 +36,10 @@ _OPEN = "('pending', 'running')"
 
 RUNNING_SQL = (f"UPDATE {_EVALUATIONS} SET status = 'running', attempts = attempts + 1, started_at = ?, "
                f"worker = ? WHERE id = ? AND status IN {_OPEN}")  # qmark; its parameters: (when, worker, id)
-RUNNING_SQL_FORMAT = RUNNING_SQL.replace("?", "%s")  # the same, in psycopg's paramstyle
+# PostgreSQL's, for every id at once: one statement, its own transaction on the charge connection
+RUNNING_ONCE_PG = (f"UPDATE {_EVALUATIONS} SET status = 'running', attempts = attempts + 1, "
+                   "started_at = %(when)s, worker = %(worker)s "
+                   f"WHERE id = ANY(%(ids)s::int[]) AND status IN {_OPEN}")
 _RUNNING_PG = (
     f"UPDATE {_EVALUATIONS} AS e SET status = 'running', attempts = e.attempts + 1, started_at = v.started_at, "
     "worker = NULL FROM json_to_recordset(%(rows)s::json) AS v(id int, started_at float8) "

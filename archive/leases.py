@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 
 from sqlalchemy import Connection, bindparam, or_, select, update
 
+from archive import starts
 from archive.errors import LeaseConflict
 from archive.models import Campaign
 from archive.retry import reconnecting
@@ -64,14 +65,17 @@ class LeaseStore:
     @reconnecting
     def finish_run(self, campaign_id: int, holder: str, status: str) -> bool:
         """Write the campaign's ``status`` and release the lease in one statement, only
-        while ``holder`` holds it (a scheduler whose lease was taken over writes nothing).
-        Returns whether it held the lease."""
+        while ``holder`` holds it (a scheduler whose lease was taken over writes nothing),
+        and in the same transaction charge the starts it left in the start log
+        (:func:`archive.starts.fold`). Returns whether it held the lease."""
         now = time.time()
         with self.write() as conn:
             res = conn.execute(
                 update(Campaign).where(Campaign.id == campaign_id, Campaign.lease_holder == holder)
                 .values(status=status, lease_holder=None, lease_expires=None, updated_at=now)
             )
+            if res.rowcount == 1:  # the run's last logged starts are charged on their rows
+                starts.fold(conn, campaign_id=campaign_id)
         return res.rowcount == 1
 
     @reconnecting

@@ -6,6 +6,8 @@
   a result is recorded once (``finished_seq`` numbers results in the order recorded).
 - ``elites``: (campaign, cell) -> the evaluation with the best objective in that cell.
 - ``checkpoints``: the proposer's serialised state, one row per campaign and proposer.
+- ``evaluation_starts``: starts logged before their evaluation runs and not yet charged on
+  its row (:mod:`archive.starts`): while a row is here, its evaluation counts as started.
 - ``proposer_calls``: each prompt and reply of a model-backed proposer (audit, resume);
   the evaluations it produced carry its ``key`` in ``proposal.call``.
 
@@ -105,6 +107,15 @@ Evaluation = Model(Table(
     Index("ix_evaluations_campaign_finished", "campaign_id", "finished_seq"),
     Index("ix_evaluations_campaign_proposer_status", "campaign_id", "proposer", "status"),  # migration 0004
     Index("ix_evaluations_campaign_proposer_seq", "campaign_id", "proposer", "seq"),
+))
+
+EvaluationStart = Model(Table(
+    "evaluation_starts", metadata,  # migration 0005; see archive.starts
+    Column("evaluation_id", Integer, ForeignKey("evaluations.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("campaign_id", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("worker", String(200), nullable=True),
 ))
 
 Elite = Model(Table(

@@ -27,6 +27,7 @@ import numpy as np
 from sqlalchemy import Connection, Text, case, cast, func, select
 from sqlalchemy.exc import DataError, DBAPIError
 
+from archive import starts
 from archive.engine import first_line, shown_url
 from archive.errors import StorageError
 from archive.jsontext import loads_many
@@ -137,6 +138,7 @@ def watermarks(store: Store, campaign_id: int) -> Watermarks:
         unfinished = dict(conn.execute(
             select(e.status, func.count()).where(mine, e.status.in_(("pending", "running"))).group_by(e.status)
         ).all())
+        starts.shift_counts(unfinished, starts.open_logged(conn, campaign_id))
     return Watermarks(last_seq, int(last_result or 0), int(unfinished.get("pending", 0)),
                       int(unfinished.get("running", 0)))
 
@@ -154,7 +156,12 @@ def unfinished_by_proposer(store: Store, campaign_id: int) -> list[tuple[str, st
             select(e.proposer, e.status, func.count())
             .where(e.campaign_id == campaign_id, e.status.in_(("pending", "running"))).group_by(e.proposer, e.status)
         ).all()
-    return [(str(p), str(s), int(n)) for p, s, n in rows]
+        logged = starts.open_logged(conn, campaign_id)
+    by_proposer: dict[str, dict[str, int]] = {}
+    for p, s, n in rows:
+        by_proposer.setdefault(str(p), {})[str(s)] = int(n)
+    starts.shift_proposer_counts(by_proposer, logged)
+    return [(p, s, n) for p, counts in by_proposer.items() for s, n in counts.items() if n]
 
 
 # -- results, in the order recorded ------------------------------------------------
@@ -510,7 +517,7 @@ def evaluation_page(store: Store, campaign_id: int, status: str | None = None, o
     e = EVALUATIONS.c
     where = [e.campaign_id == campaign_id]
     if status is not None:
-        where.append(e.status == status)
+        where.append(starts.status_is(status))
     column = e.finished_seq if order.lstrip("-") == "finished" else e.seq
     ordering = (column.desc(), e.id.desc()) if order.startswith("-") else (column, e.id)
     with _reading(store) as conn:
@@ -520,7 +527,10 @@ def evaluation_page(store: Store, campaign_id: int, status: str | None = None, o
                    e.error, e.worker, e.created_at, e.started_at, e.finished_at, e.finished_seq)
             .where(*where).order_by(*ordering).limit(limit).offset(offset)
         ).mappings().all()
-    return int(total), [dict(r) for r in rows]
+        logged = starts.open_logged(conn, campaign_id) if status in (None, "running") else []
+    out = [dict(r) for r in rows]
+    starts.overlay_rows(out, logged)
+    return int(total), out
 
 
 def evaluation(store: Store, campaign_id: int, evaluation_id: int) -> dict[str, Any] | None:

@@ -29,7 +29,7 @@ every method (a run to budget N makes the same first N evaluations, but for the 
 ask's share-out). pyribs' best is the best mean over its settings per (problem, budget),
 and the ratio is ours / that.
 
-    python bench/qd_small_budget.py [--quick] [--seeds 5] [--dims 4 6 10 20]
+    python bench/qd_small_budget.py [--quick] [--seeds 5] [--first-seed 0] [--dims 4 6 10 20]
                                     [--functions sphere rastrigin] [--budgets 1000 3000 10000]
 
 ``--quick``: 2 seeds, dims 4 and 20, budgets 1,000 and 3,000 (about a minute).
@@ -134,6 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 seeds, dims 4 and 20, budgets 1,000 and 3,000")
     parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed … first-seed + seeds - 1")
     parser.add_argument("--dims", type=int, nargs="+", default=None)
     parser.add_argument("--functions", nargs="+", default=["sphere", "rastrigin"])
     parser.add_argument("--budgets", type=int, nargs="+", default=None)
@@ -142,7 +143,8 @@ def main() -> None:
     dims = args.dims or ([4, 20] if args.quick else [4, 6, 10, 20])
     budgets = sorted(args.budgets or ([1000, 3000] if args.quick else [1000, 3000, 10000]))
     methods = ("ours", *PYRIBS)
-    print(f"batch {BATCH}, grid {BINS}x{BINS}, {seeds} seeds; mean normalised QD-score per method", flush=True)
+    print(f"batch {BATCH}, grid {BINS}x{BINS}, seeds {args.first_seed}-{args.first_seed + seeds - 1}; "
+          "mean normalised QD-score per method", flush=True)
     print(f"{'problem':<16}{'budget':>7} " + " ".join(f"{m:>9}" for m in methods)
           + f" {'pyribs best':>12} {'ratio':>6}", flush=True)
     start = time.perf_counter()
@@ -151,7 +153,7 @@ def main() -> None:
         for fn in args.functions:
             for dim in dims:
                 scores: dict[str, dict[int, list[float]]] = {m: {n: [] for n in budgets} for m in methods}
-                for seed in range(seeds):
+                for seed in range(args.first_seed, args.first_seed + seeds):
                     streams = {"ours": atlas_stream(fn, dim, budgets[-1], seed, Path(tmp))}
                     streams |= {m: pyribs_stream(m, fn, dim, budgets[-1], seed) for m in PYRIBS}
                     for m, (obj, meas) in streams.items():

@@ -12,10 +12,13 @@ Faults: an evaluator error, a non-finite or missing value, or a timeout fails th
 evaluation (kept with its error, never an elite); a lost worker's evaluation is
 dispatched again while ``attempts <= max_retries``. ``attempts`` counts starts: a row is
 marked ``running`` (attempts + 1) when a worker starts it, not when it is queued, so a
-row that never started is not charged. The inline executor waits on that charge;
-workers that start on their own (Ray, whose queued call starts as the one before it
-ends) have their starts charged with the loop's next write. A scheduler that dies
-leaves rows ``pending``/``running``; the next scheduler dispatches them again.
+row that never started is not charged. The inline executor, whose evaluation runs in
+this process, waits on its charge: on the row, or for evaluations under 1 ms in the
+start log (:mod:`archive.starts`), which counts as the charge until the loop's next write
+charges the row. Workers that start on their own (Ray, whose queued call starts as the
+one before it ends) have their starts charged with the loop's next write. A scheduler
+that dies leaves rows ``pending``/``running`` (and its last starts logged); the next
+scheduler charges the log and dispatches those rows again.
 
 Failing fast: an evaluator that cannot be set up stops the run at once
 (:class:`EvaluatorSetupFailed`; its rows go back to ``pending`` uncharged), and a run
@@ -53,6 +56,9 @@ from workers.executors.base import Executor
 from workers.runner import EvaluationTask, Outcome
 
 LEASE_TTL_S = float(os.environ.get("ATLAS_LEASE_TTL", "30"))
+# inline: evaluations that took less than this (the last turn's mean) have their starts
+# logged (archive.starts), where a charge's commit on the row would be a large share of them
+LOG_STARTS_BELOW_S = 0.001
 
 
 class CampaignBusy(AtlasError, RuntimeError):
@@ -122,7 +128,9 @@ class Scheduler:
         self._run_failed = 0
         self._first_error: str | None = None
         self._charged: set[int] = set()  # evaluations this run charged an attempt, durably
-        self._to_charge: dict[int, float] = {}  # starts reported late (id → when), charged with the next write
+        self._to_charge: dict[int, float] = {}  # starts not yet charged on their rows (id → when): next write
+        self._logged: set[int] = set()  # those of them in the start log (inline), unlogged by that write
+        self._eval_s: float | None = None  # the mean time of the evaluations whose results came last
         self._writer: StepWriter | None = None  # turns written behind the loop (PostgreSQL, starts reported late)
         executor.on_start = self._started
 
@@ -146,6 +154,7 @@ class Scheduler:
         status = "stopped"
         try:
             self.store.set_status(self.cid, self.holder, "running")
+            self.store.fold_starts(self.cid, self.holder)  # a dead scheduler's last starts count first
             history = ArchiveHistory(self.store, self.cid, self.layout, self.sign)
             try:
                 self.proposer.restore(self.store.load_checkpoint(self.cid, self.proposer.name), history)
@@ -213,16 +222,19 @@ class Scheduler:
         there is room for, write both in one transaction (:meth:`Store.step`, with the
         starts not yet charged and the proposer's checkpoint), then dispatch the new rows."""
         final = self._settle(outcomes)
+        timed = [o.seconds for o in final if o.seconds > 0]
+        if timed:
+            self._eval_s = sum(timed) / len(timed)
         results = self._results(final)
         failing = self._fail_fast_tripped(final)
         rows, calls, stuck = ([], [], False) if failing else self._plan()
         started = self._to_charge
         if results or rows or calls or started:
             changed = bool(results or rows or calls)
-            self._to_charge = {}
+            started, logged = self._take_starts()
             step = {"started": started, "results": results, "sign": self.sign, "rows": rows, "calls": calls,
                     "checkpoint": (self.proposer.name, self.proposer.state()) if changed else None,
-                    "holder": self.holder}
+                    "holder": self.holder, "logged": logged}
             if self._writer is not None:
                 ids = self._writer.reserve(len(rows), ahead=self.spec.search.budget - self.created - len(rows))
                 self._writer.submit(self.cid, ids=ids, **step)
@@ -282,13 +294,33 @@ class Scheduler:
         return out
 
     def _started(self, evaluation_ids: list[int]) -> None:
-        """The executor's word that workers started these: charge each an attempt, at once
-        when the evaluation waits on the charge (inline), else with the loop's next write."""
+        """The executor's word that workers started these: charge each an attempt.
+
+        Where workers start on their own (Ray), with the loop's next write. Where the
+        evaluation waits on its charge (inline), durably at once: on the row
+        (:meth:`Store.mark_running`), or, while evaluations take less than
+        ``LOG_STARTS_BELOW_S`` (1 ms), in the start log (:meth:`Store.log_starts`, a third of
+        the commit), which the loop's next write charges on the rows. A long evaluation's
+        row reads ``running`` in the table itself while it runs."""
         if self.executor.reports_starts_late:
             self._to_charge.update(dict.fromkeys(evaluation_ids, time.time()))
             return
-        self.store.mark_running(evaluation_ids)
+        if self._eval_s is None or self._eval_s >= LOG_STARTS_BELOW_S:
+            self.store.mark_running(evaluation_ids)
+            self._charged.update(evaluation_ids)
+            return
+        when = self.store.log_starts(self.cid, evaluation_ids)
+        self._to_charge.update(dict.fromkeys(evaluation_ids, when))
+        self._logged.update(evaluation_ids)
         self._charged.update(evaluation_ids)
+
+    def _take_starts(self) -> tuple[dict[int, float], list[int]]:
+        """The starts for the next write to charge on their rows, and which of them it
+        takes out of the start log; none are left to charge after it."""
+        started, self._to_charge = self._to_charge, {}
+        logged = [i for i in started if i in self._logged]
+        self._logged.difference_update(logged)
+        return started, logged
 
     def _flush(self) -> None:
         """Wait for the turns written behind the loop (if it writes so) before a write of its own."""
@@ -309,7 +341,7 @@ class Scheduler:
         out again while retries are left; a failed setup stops the run."""
         setup = [o for o in outcomes if o.setup_failed]
         if setup:  # the run stops: what was in flight goes back uncharged (its workers are ended unfinished)
-            self._to_charge = {}
+            self._take_starts()  # the logged ones are in _charged: the requeue folds and uncharges them
             self._flush()
             self.store.requeue([i for i in self.inflight if i in self._charged], uncharge=True)
             raise EvaluatorSetupFailed(f"campaign {self.campaign.name!r}: {setup[0].error}; nothing was "
@@ -330,9 +362,9 @@ class Scheduler:
         if retry:
             self._flush()
             if self._to_charge:  # their starts first, so that the requeue is the last word on them
-                self.store.step(self.cid, started=self._to_charge, holder=self.holder)
-                self._charged.update(self._to_charge)
-                self._to_charge = {}
+                started, logged = self._take_starts()
+                self.store.step(self.cid, started=started, holder=self.holder, logged=logged)
+                self._charged.update(started)
             self.store.requeue([i.evaluation_id for i in retry])
             self._dispatch(retry)
         return final

@@ -107,10 +107,10 @@ def merged(turns: list[dict[str, Any]]) -> dict[str, Any]:
     if len(turns) == 1:
         return turns[0]
     out = {"campaign_id": turns[0]["campaign_id"], "sign": turns[0]["sign"], "holder": turns[0]["holder"],
-           "started": {}, "results": [], "rows": [], "calls": [], "ids": [], "checkpoint": None}
+           "started": {}, "results": [], "rows": [], "calls": [], "ids": [], "logged": [], "checkpoint": None}
     for turn in turns:
         out["started"].update(turn.get("started") or {})
-        for key in ("results", "rows", "calls", "ids"):
+        for key in ("results", "rows", "calls", "ids", "logged"):
             out[key] += turn.get(key) or []
         if turn.get("checkpoint") is not None:
             out["checkpoint"] = turn["checkpoint"]

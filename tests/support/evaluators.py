@@ -133,6 +133,18 @@ def dies_on_third_call(params: dict[str, Any], ctx: EvalContext) -> dict[str, An
     return quadratic(params, ctx)
 
 
+def dies_once(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    """``os._exit`` on this process's ``ATLAS_TEST_DIE_AT``-th evaluation, until the file
+    ``ATLAS_TEST_DIED`` names exists (it is written just before dying): a resumed scheduler
+    then runs to the end."""
+    marker = Path(os.environ["ATLAS_TEST_DIED"])
+    _calls["n"] += 1
+    if _calls["n"] == int(os.environ["ATLAS_TEST_DIE_AT"]) and not marker.exists():
+        marker.write_text("died")
+        os._exit(9)
+    return quadratic(params, ctx)
+
+
 class BrokenSetup(Evaluator):
     """An evaluator whose ``setup`` always raises (a model that is not there)."""
 
