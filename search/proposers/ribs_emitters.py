@@ -10,7 +10,7 @@
     *filling* arms, σ_iso 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2 with σ_line 0.5 (long
     steps along the elites, which reach new cells), and three *refining* arms,
     [0.002, 0.2], [0.01, 0.05], [0.02, 0.2] (short line steps, which improve elites of a
-    nearly full map). A bandit shares each ask out over the arms: 10 % evenly, 90 % in
+    nearly full map). A bandit shares each ask out over the arms: 5 % evenly, 95 % in
     proportion to the *square* of each arm's mean gain to the QD-score per child,
     μ_i = (g_i + ḡ)/(n_i + 1) (gain: a new cell's objective − ``qd_offset``, an improved
     elite's improvement, else 0; g_i, n_i the arm's gains and children told, faded by
@@ -93,7 +93,7 @@ ADAPTIVE_LINE_SIGMA = 0.5  # and their σ_line
 REFINING_ARMS = ((0.002, 0.2), (0.01, 0.05), (0.02, 0.2))  # (σ_iso, σ_line): short steps that improve elites
 ADAPTIVE_SIGMAS: tuple[float | tuple[float, float], ...] = (*FILLING_SIGMAS, *REFINING_ARMS)  # the default arms
 ADAPTIVE_DISCOUNT = 0.8  # the bandit's memory fades by this per batch_size children
-EXPLORE = 0.1  # the share of each adaptive ask spread evenly over the arms
+EXPLORE = 0.05  # the share of each adaptive ask spread evenly over the arms
 SHARPNESS = 2.0  # shares (beyond EXPLORE) ∝ mean gain ** SHARPNESS
 
 
@@ -234,7 +234,7 @@ class RibsProposer(Proposer):
         return out
 
     def shares(self) -> np.ndarray:
-        """The adaptive arms' shares of the next children: ``EXPLORE`` (0.1) of them spread
+        """The adaptive arms' shares of the next children: ``EXPLORE`` (0.05) of them spread
         evenly, the rest in proportion to μ_i ** ``SHARPNESS`` (2), μ_i = (g_i + ḡ) /
         (n_i + 1) each arm's mean gain per child, with g_i its discounted gain, n_i its
         discounted count of children told and ḡ = Σg / Σn the pooled mean (a prior of one
