@@ -146,7 +146,7 @@ def main() -> None:
     print(f"batch {BATCH}, grid {BINS}x{BINS}, seeds {args.first_seed}-{args.first_seed + seeds - 1}; "
           "mean normalised QD-score per method", flush=True)
     print(f"{'problem':<16}{'budget':>7} " + " ".join(f"{m:>9}" for m in methods)
-          + f" {'pyribs best':>12} {'ratio':>6}", flush=True)
+          + f" {'pyribs best':>12} {'ratio':>7}", flush=True)
     start = time.perf_counter()
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,8 +165,8 @@ def main() -> None:
                     ratio = mean["ours"] / max(mean[best], 1e-12)
                     ratios.append(ratio)
                     print(f"{fn + '-LP d' + str(dim):<16}{n:>7} " + " ".join(f"{mean[m]:>9.3f}" for m in methods)
-                          + f" {best:>12} {ratio:>6.3f}", flush=True)
-    print(f"ratio ours / pyribs best: min {min(ratios):.3f}, mean {np.mean(ratios):.3f}, "
+                          + f" {best:>12} {ratio:>7.4f}", flush=True)
+    print(f"ratio ours / pyribs best: min {min(ratios):.4f}, mean {np.mean(ratios):.3f}, "
           f"{sum(r >= 1.0 for r in ratios)}/{len(ratios)} at >= 1.0; {time.perf_counter() - start:.0f} s", flush=True)
 
 
