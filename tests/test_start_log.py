@@ -238,3 +238,10 @@ def test_migration_0005_adds_the_log_and_its_downgrade_charges_what_it_holds(sto
         started = conn.execute(select(Evaluation.started_at).where(Evaluation.id == a)).scalar_one()
     engine.dispose()
     assert rows[a] == 1 and rows[b] == 1 and started == when
+
+
+def test_deleting_a_campaign_deletes_its_logged_starts(store: Store) -> None:
+    cid, (a, _, _) = campaign_with_rows(store)
+    store.log_starts(cid, [a])
+    assert store.delete_campaign(cid, force=True)["evaluations"] == 3
+    assert log_size(store) == 0
