@@ -207,7 +207,8 @@ class Store(LeaseStore):
     def mark_running(self, ids: Sequence[int], worker: str | None = None) -> None:
         """Count a start on the rows: status ``running``, ``attempts`` + 1, committed before
         it returns, as one prepared statement for all ``ids`` on the held charge connection
-        (:meth:`_on_charger`). The inline executor logs its starts instead (:meth:`log_starts`)."""
+        (:meth:`_on_charger`). The inline executor charges the starts of evaluations of 1 ms or
+        more so, and logs the shorter ones' (:meth:`log_starts`)."""
         if not ids:
             return
         now = time.time()
@@ -288,9 +289,10 @@ class Store(LeaseStore):
         ``running`` with an attempt more at once; the scheduler's next :meth:`step` (``logged``)
         charges them on their rows.
 
-        The inline executor calls this before each evaluation it runs: one page of a small
-        table to the WAL instead of a row's entries in two status indexes (:meth:`mark_running`).
-        It runs on the connection the store holds for charges, as that method does."""
+        The inline executor calls this before each evaluation under 1 ms that it runs: one
+        page of a small table to the WAL instead of a row's entries in two status indexes
+        (:meth:`mark_running`). It runs on the connection the store holds for charges, as
+        that method does; a start logged again for the same evaluation keeps the later time."""
         now = time.time()
         if not ids:
             return now
