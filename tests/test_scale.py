@@ -19,7 +19,6 @@ import pytest
 from sqlalchemy import inspect, text
 from typer.testing import CliRunner
 
-from archive.engine import MIGRATIONS
 from archive.exploration import campaign_exploration
 from archive.stats import active_coordinates, exploration_of, run_entropies
 from archive.store import NewEvaluation, Result, Store
@@ -162,17 +161,11 @@ def _index_columns(url: str) -> dict[str, list[str]]:
 def test_migration_0004_adds_the_proposer_indexes(storage_url: str) -> None:
     """An archive written at revision 0003 gets both indexes when opened for writing; a new
     one has them from the start."""
-    from alembic import command
-    from alembic.config import Config
-
     from archive.engine import make_engine
+    from tests.support.migrations import migrate_to
 
     engine = make_engine(storage_url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0003")
+    migrate_to(engine, "0003")
     with engine.connect() as conn:
         names = {ix["name"] for ix in inspect(conn).get_indexes("evaluations")}
     engine.dispose()

@@ -211,18 +211,13 @@ def test_only_the_starts_of_evaluations_under_a_millisecond_are_logged(
 def test_migration_0005_adds_the_log_and_its_downgrade_charges_what_it_holds(storage_url: str) -> None:
     """An archive at 0004 gets ``evaluation_starts`` when opened for writing; going back to
     0004 charges the logged starts on their rows before the table goes."""
-    from alembic import command
-    from alembic.config import Config
     from sqlalchemy import inspect
 
-    from archive.engine import MIGRATIONS, make_engine
+    from archive.engine import make_engine
+    from tests.support.migrations import migrate_to
 
     engine = make_engine(storage_url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0004")
+    migrate_to(engine, "0004")
     with engine.connect() as conn:
         assert "evaluation_starts" not in inspect(conn).get_table_names()
     store = Store(storage_url)  # migrates to head
@@ -232,9 +227,7 @@ def test_migration_0005_adds_the_log_and_its_downgrade_charges_what_it_holds(sto
         store.mark_running([b])
     finally:
         store.close()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0004")
+    migrate_to(engine, "0004", down=True)
     with engine.connect() as conn:
         assert "evaluation_starts" not in inspect(conn).get_table_names()
         rows = dict(conn.execute(select(Evaluation.id, Evaluation.attempts)).all())
