@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +34,22 @@ class Sleeper:
 
         time.sleep(self.sleep_s)
         return noop(params, ctx)
+
+
+@contextlib.contextmanager
+def scratch_storage(kind: str, workdir: Path, postgres: str | None, name: str) -> Iterator[str]:
+    """A storage URL for one benchmark run: a new SQLite file ``NAME-<hex>.db`` in ``workdir``
+    (``kind`` sqlite), or a fresh schema ``NAME_<hex>`` of the PostgreSQL database at
+    ``postgres`` (``kind`` postgresql), dropped with everything in it afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / f'{name}-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    if not postgres:
+        raise SystemExit("postgresql: give --postgres URL or set ATLAS_TEST_POSTGRES_URL")
+    from archive.engine import scratch_schema
+
+    with scratch_schema(postgres, name) as url:
+        yield url
 
 
 def best_of(fn: Callable[[], object], repeat: int = 3) -> float:

@@ -15,14 +15,13 @@ of that database, dropped afterwards.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import _common  # noqa: F401  (sets sys.path)
+from _common import scratch_storage
 
 
 def atlas_rate(evals: int, algorithm: str, batch: int, url: str) -> tuple[float, float, float]:
@@ -70,20 +69,6 @@ def optuna_rate(trials: int, url: str) -> float:
     return trials / (time.perf_counter() - start)
 
 
-@contextlib.contextmanager
-def storage_urls(kind: str, workdir: Path, postgres: str | None) -> Iterator[tuple[str, str]]:
-    """(Entropy Atlas's URL, Optuna's URL): two SQLite files, or two fresh PostgreSQL schemas."""
-    if kind == "sqlite":
-        yield f"sqlite:///{workdir / 'atlas.db'}", f"sqlite:///{workdir / 'optuna.db'}"
-        return
-    if not postgres:
-        raise SystemExit("postgresql: give --postgres URL or set ATLAS_TEST_POSTGRES_URL")
-    from archive.engine import scratch_schema
-
-    with scratch_schema(postgres, "atlas_loop") as ours, scratch_schema(postgres, "optuna_loop") as theirs:
-        yield ours, theirs
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--evals", type=int, default=20_000)
@@ -92,7 +77,9 @@ def main() -> None:
     parser.add_argument("--storage", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--postgres", default=os.environ.get("ATLAS_TEST_POSTGRES_URL"))
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, storage_urls(args.storage, Path(tmp), args.postgres) as (ours, theirs):
+    with (tempfile.TemporaryDirectory() as tmp,
+          scratch_storage(args.storage, Path(tmp), args.postgres, "atlas_loop") as ours,
+          scratch_storage(args.storage, Path(tmp), args.postgres, "optuna_loop") as theirs):
         optuna = optuna_rate(args.optuna_trials, theirs)
         print(f"optuna RDB ({args.storage}), RandomSampler: {optuna:,.0f} trials/s ({args.optuna_trials} trials)")
         for algorithm in ("random", "map-elites"):

@@ -12,12 +12,11 @@ afterwards), where the scheduler writes its turns behind its loop (``search/step
 from __future__ import annotations
 
 import argparse
-import contextlib
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import _common  # noqa: F401
+from _common import scratch_storage
 
 
 def utilisation(sleep_s: float, evals: int, url: str, batch_size: int = 2, max_in_flight: int = 4
@@ -42,19 +41,6 @@ def utilisation(sleep_s: float, evals: int, url: str, batch_size: int = 2, max_i
     return busy / (2 * wall), evals / wall
 
 
-@contextlib.contextmanager
-def storage(postgres: str | None) -> Iterator[str]:
-    """A scratch storage: a SQLite file in a temporary folder, or a fresh PostgreSQL schema."""
-    if postgres:
-        from archive.engine import scratch_schema
-
-        with scratch_schema(postgres, "atlas_util") as url:
-            yield url
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        yield f"sqlite:///{Path(tmp) / 'util.db'}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--evals", type=int, default=400)
@@ -68,11 +54,12 @@ def main() -> None:
 
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
-        with storage(args.postgres) as url:
+        kind = "postgresql" if args.postgres else "sqlite"
+        with tempfile.TemporaryDirectory() as tmp, scratch_storage(kind, Path(tmp), args.postgres, "atlas_util") as url:
             for sleep_s in args.sleep:
                 for in_flight in args.max_in_flight:
                     util, rate = utilisation(sleep_s, args.evals, url, args.batch_size, in_flight)
-                    print(f"{'postgresql' if args.postgres else 'sqlite'}: "
+                    print(f"{kind}: "
                           f"{sleep_s * 1000:.0f} ms evaluations, 2 workers, batch {args.batch_size}, "
                           f"{in_flight} in flight: utilisation {util:.1%}, {rate:.1f} evals/s "
                           f"(ideal {2 / sleep_s:.0f}/s)", flush=True)

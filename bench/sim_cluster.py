@@ -17,16 +17,14 @@ fresh schema, dropped afterwards.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import _common  # noqa: F401  (sets sys.path)
+from _common import scratch_storage
 
 from workers.executors.simulated import SimulatedExecutor
 
@@ -100,20 +98,6 @@ def run_point(url: str, storage: str, workers: int, latency_s: float, seconds: f
     return Point(storage, workers, latency_s, budget, pool.last[0] - pool.first[0], pool.last[1] - pool.first[1])
 
 
-@contextlib.contextmanager
-def storage_url(kind: str, workdir: Path, postgres: str | None) -> Iterator[str]:
-    if kind == "sqlite":
-        path = workdir / f"sim-{uuid.uuid4().hex[:8]}.db"
-        yield f"sqlite:///{path}"
-        return
-    if not postgres:
-        raise SystemExit("postgresql: give --postgres URL or set ATLAS_TEST_POSTGRES_URL")
-    from archive.engine import scratch_schema
-
-    with scratch_schema(postgres, "atlas_bench") as url:
-        yield url
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 8, 32, 128, 512])
@@ -129,11 +113,12 @@ def main() -> None:
     points: list[Point] = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.storage:
-            with storage_url(kind, Path(tmp), args.postgres) as url:  # warm-up: imports, first SQL compiles
+            # warm-up: imports, first SQL compiles
+            with scratch_storage(kind, Path(tmp), args.postgres, "atlas_bench") as url:
                 run_point(url, kind, 2, 0.001, 0.1, args.batch)
             for latency in args.latency:
                 for workers in args.workers:
-                    with storage_url(kind, Path(tmp), args.postgres) as url:
+                    with scratch_storage(kind, Path(tmp), args.postgres, "atlas_bench") as url:
                         p = run_point(url, kind, workers, latency, args.seconds, args.batch)
                     points.append(p)
                     print(f"{kind:<11}{latency * 1000:>6g}ms{workers:>8}{p.evals:>8}{p.ideal:>10,.0f}{p.rate:>12,.0f}"
