@@ -21,7 +21,7 @@ NumPy scalars and arrays as numbers and lists. A non-finite float becomes ``null
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -36,13 +36,10 @@ _OPEN = "('pending', 'running')"
 
 RUNNING_SQL = (f"UPDATE {_EVALUATIONS} SET status = 'running', attempts = attempts + 1, started_at = ?, "
                f"worker = ? WHERE id = ? AND status IN {_OPEN}")  # qmark; its parameters: (when, worker, id)
-# PostgreSQL's, for every id at once: one statement, its own transaction on the charge connection
-RUNNING_ONCE_PG = (f"UPDATE {_EVALUATIONS} SET status = 'running', attempts = attempts + 1, "
-                   "started_at = %(when)s, worker = %(worker)s "
-                   f"WHERE id = ANY(%(ids)s::int[]) AND status IN {_OPEN}")
-_RUNNING_PG = (
+# PostgreSQL's, every start at once (its parameters: running_params_pg)
+RUNNING_PG = (
     f"UPDATE {_EVALUATIONS} AS e SET status = 'running', attempts = e.attempts + 1, started_at = v.started_at, "
-    "worker = NULL FROM json_to_recordset(%(rows)s::json) AS v(id int, started_at float8) "
+    "worker = v.worker FROM json_to_recordset(%(rows)s::json) AS v(id int, started_at float8, worker text) "
     f"WHERE e.id = v.id AND e.status IN {_OPEN}"
 )
 _NULL = "'null'::json"  # a JSON null that json_to_recordset reads as SQL NULL is written back as JSON null
@@ -104,6 +101,17 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=_JSON_OPTIONS).decode()
 
 
+def int_array(ids: Iterable[int]) -> str:
+    """``ids`` as one PostgreSQL array literal (one text parameter, not a list for psycopg
+    to dump element by element)."""
+    return "{" + ",".join(str(int(i)) for i in ids) + "}"
+
+
+def running_params_pg(started: Mapping[int, float], worker: str | None = None) -> dict[str, str]:
+    """:data:`RUNNING_PG`'s parameters: the starts (id → when) as one JSON document."""
+    return {"rows": _json([{"id": int(i), "started_at": t, "worker": worker} for i, t in started.items()])}
+
+
 def insert_pending(conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation], now: float,
                    ids: Sequence[int] | None = None) -> list[int]:
     """Write ``rows`` as ``pending`` evaluations; their ids, in the order of ``rows``. With
@@ -136,8 +144,7 @@ def charge(conn: Connection, started: Mapping[int, float]) -> None:
     if not started:
         return
     if conn.dialect.name == "postgresql":
-        document = _json([{"id": int(i), "started_at": t} for i, t in started.items()])
-        conn.exec_driver_sql(_RUNNING_PG, {"rows": document})
+        conn.exec_driver_sql(RUNNING_PG, running_params_pg(started))
         return
     conn.exec_driver_sql(RUNNING_SQL, [(t, None, int(i)) for i, t in started.items()])
 
@@ -149,8 +156,7 @@ def open_ids(conn: Connection, campaign_id: int, ids: Sequence[int]) -> set[int]
     if not ids:
         return set()
     if conn.dialect.name == "postgresql":
-        literal = "{" + ",".join(str(int(i)) for i in ids) + "}"  # one text parameter, not a list to dump
-        return set(conn.exec_driver_sql(_OPEN_IDS_PG, {"cid": campaign_id, "ids": literal}).scalars())
+        return set(conn.exec_driver_sql(_OPEN_IDS_PG, {"cid": campaign_id, "ids": int_array(ids)}).scalars())
     marks = ", ".join("?" * len(ids))
     return set(conn.exec_driver_sql(f"{_OPEN_IDS_SQLITE} AND id IN ({marks})", (campaign_id, *ids)).scalars())
 

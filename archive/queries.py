@@ -527,7 +527,7 @@ def evaluation_page(store: Store, campaign_id: int, status: str | None = None, o
                    e.error, e.worker, e.created_at, e.started_at, e.finished_at, e.finished_seq)
             .where(*where).order_by(*ordering).limit(limit).offset(offset)
         ).mappings().all()
-        logged = starts.open_logged(conn, campaign_id) if status in (None, "running") else []
+        logged = starts.open_logged(conn, campaign_id, status)
     out = [dict(r) for r in rows]
     starts.overlay_rows(out, logged)
     return int(total), out

@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, delete, not_, or_, select, update
 
+from archive import bulk
 from archive.models import Evaluation, EvaluationStart
 
 STARTS = EvaluationStart.__table__
@@ -60,17 +61,12 @@ class LoggedStart:
     worker: str | None
 
 
-def int_array(ids: Iterable[int]) -> str:
-    """``ids`` as one PostgreSQL array literal (one text parameter, not a list to dump)."""
-    return "{" + ",".join(str(int(i)) for i in ids) + "}"
-
-
 def unlog(conn: Connection, ids: Sequence[int]) -> None:
     """Inside a write: delete the log rows of ``ids``, whose starts this transaction charged."""
     if not ids:
         return
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_UNLOG_PG, {"ids": int_array(ids)})
+        conn.exec_driver_sql(_UNLOG_PG, {"ids": bulk.int_array(ids)})
     else:
         conn.exec_driver_sql(_UNLOG_SQLITE, [(int(i),) for i in ids])
 
@@ -96,9 +92,12 @@ def fold(conn: Connection, *, campaign_id: int | None = None, ids: Sequence[int]
     conn.execute(delete(STARTS).where(which))
 
 
-def open_logged(conn: Connection, campaign_id: int) -> list[LoggedStart]:
+def open_logged(conn: Connection, campaign_id: int, status: str | None = None) -> list[LoggedStart]:
     """The campaign's logged starts of evaluations still open (a few rows: one scheduler's
-    starts since its last turn, or a dead one's last)."""
+    starts since its last turn, or a dead one's last). With ``status``, those that rows read
+    as that status (:func:`status_is`) can carry: none unless it is ``running``."""
+    if status not in (None, "running"):
+        return []
     s, e = STARTS.c, EVALUATIONS.c
     rows = conn.execute(
         select(s.evaluation_id, e.proposer, e.status, s.started_at, s.worker)

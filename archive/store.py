@@ -215,7 +215,7 @@ class Store(LeaseStore):
         if self.dialect == "sqlite":
             self._on_charger(bulk.RUNNING_SQL, [(now, worker, int(i)) for i in ids])
         else:
-            self._on_charger(bulk.RUNNING_ONCE_PG, {"when": now, "worker": worker, "ids": starts.int_array(ids)})
+            self._on_charger(bulk.RUNNING_PG, bulk.running_params_pg(dict.fromkeys(ids, now), worker))
 
     def _on_charger(self, sql: str, params: list[tuple[Any, ...]] | dict[str, Any]) -> None:
         """Run ``sql`` on the connection the store holds for charges (no pool checkout, no
@@ -300,7 +300,7 @@ class Store(LeaseStore):
             self._on_charger(starts.LOG_SQL, [(int(i), int(campaign_id), now, worker) for i in ids])
         else:
             self._on_charger(starts.LOG_PG, {"cid": int(campaign_id), "when": now, "worker": worker,
-                                             "ids": starts.int_array(ids)})
+                                             "ids": bulk.int_array(ids)})
         return now
 
     @reconnecting
@@ -503,7 +503,7 @@ class Store(LeaseStore):
         query = query.order_by(getattr(Evaluation, order_by), Evaluation.seq)
         with self.read() as conn:
             rows = conn.execute(query).mappings().all()
-            logged = starts.open_logged(conn, campaign_id) if status in (None, "running") else []
+            logged = starts.open_logged(conn, campaign_id, status)
         out = [_evaluation_dict(r) for r in rows]
         starts.overlay_rows(out, logged)
         return out
