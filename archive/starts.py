@@ -42,9 +42,10 @@ OPEN = ("pending", "running")
 _LATER = "ON CONFLICT (evaluation_id) DO UPDATE SET started_at = excluded.started_at, worker = excluded.worker"
 # SQLite's DB-API, a row at a time; parameters (evaluation id, campaign id, when, worker)
 LOG_SQL = f"INSERT INTO evaluation_starts (evaluation_id, campaign_id, started_at, worker) VALUES (?, ?, ?, ?) {_LATER}"
-# PostgreSQL's, every id at once (ids: an int array literal): one statement, its own transaction
+# PostgreSQL's, every id at once: one statement, its own transaction, sent without waiting
+# (archive.charger); parameters as text (campaign id, when, worker, an int array literal of ids)
 LOG_PG = ("INSERT INTO evaluation_starts (evaluation_id, campaign_id, started_at, worker) "
-          f"SELECT v.id, %(cid)s, %(when)s, %(worker)s FROM unnest(%(ids)s::int[]) AS v(id) {_LATER}")
+          f"SELECT v.id, $1::int, $2::float8, $3::text FROM unnest($4::int[]) AS v(id) {_LATER}")
 _UNLOG_SQLITE = "DELETE FROM evaluation_starts WHERE evaluation_id = ?"
 _UNLOG_PG = "DELETE FROM evaluation_starts WHERE evaluation_id = ANY(%(ids)s::int[])"
 

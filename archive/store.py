@@ -17,10 +17,8 @@ retrying in :mod:`archive.retry`, the records it returns in :mod:`archive.record
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,6 +28,7 @@ from sqlalchemy import Connection, Text, bindparam, cast, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from archive import bulk, starts
+from archive.charger import Charger
 from archive.engine import (
     MIGRATIONS,
     check_schema,
@@ -65,8 +64,7 @@ class Store(LeaseStore):
         self.retry_s = retry_s
         self.engine = make_engine(url, readonly=readonly)
         self._write_engine = self.engine.execution_options(atlas_write=True)
-        self._charger: Any = None  # a connection held for start charges (see mark_running)
-        self._charger_lock = threading.Lock()
+        self._charger = Charger(self.engine)  # the connection held for start charges
         self._prepare_statements()
         try:
             current = check_schema(self.engine, url, readonly=readonly)
@@ -85,18 +83,22 @@ class Store(LeaseStore):
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One write transaction (SQLite: BEGIN IMMEDIATE)."""
+        """One write transaction (SQLite: BEGIN IMMEDIATE), after the last start sent
+        (:meth:`log_starts`) is acknowledged, so that it follows that start."""
+        self._charger.settle()
         with self._write_engine.begin() as conn:
             yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        """A connection to read on, after the last start sent (:meth:`log_starts`) is
+        acknowledged, so that it shows that start."""
+        self._charger.settle()
         with self.engine.connect() as conn:
             yield conn
 
     def close(self) -> None:
-        with self._charger_lock:
-            self._drop_charger()
+        self._charger.close()
         self.engine.dispose()
 
     # -- campaigns -----------------------------------------------------------
@@ -207,100 +209,38 @@ class Store(LeaseStore):
     def mark_running(self, ids: Sequence[int], worker: str | None = None) -> None:
         """Count a start on the rows: status ``running``, ``attempts`` + 1, committed before
         it returns, as one prepared statement for all ``ids`` on the held charge connection
-        (:meth:`_on_charger`). The inline executor charges the starts of evaluations of 1 ms or
+        (:class:`archive.charger.Charger`). The inline executor charges the starts of evaluations of 1 ms or
         more so, and logs the shorter ones' (:meth:`log_starts`)."""
         if not ids:
             return
         now = time.time()
         if self.dialect == "sqlite":
-            self._on_charger(bulk.RUNNING_SQL, [(now, worker, int(i)) for i in ids])
+            self._charger.charge(bulk.RUNNING_SQL, [(now, worker, int(i)) for i in ids])
         else:
-            self._on_charger(bulk.RUNNING_PG, bulk.running_params_pg(dict.fromkeys(ids, now), worker))
-
-    def _on_charger(self, sql: str, params: list[tuple[Any, ...]] | dict[str, Any]) -> None:
-        """Run ``sql`` on the connection the store holds for charges (no pool checkout, no
-        pre-ping), committed before it returns: on SQLite once per row of ``params`` in one
-        ``BEGIN IMMEDIATE`` transaction, on PostgreSQL as one statement that is its own
-        transaction (autocommit: one round trip, where a transaction and its ``COMMIT`` were
-        three; 150 µs against 345 here). A DB-API error drops the connection (the retry
-        opens another) and is raised as SQLAlchemy would.
-
-        On PostgreSQL the commit does not wait for the server's WAL flush
-        (``synchronous_commit = off`` on that connection only): a charge is guarded against
-        the scheduler or its evaluator dying, which it survives (the server has it), and only
-        a crash of the database server itself within its WAL writer delay could lose it,
-        leaving the evaluation one attempt short."""
-        dbapi = self.engine.dialect.loaded_dbapi
-        with self._charger_lock:
-            try:
-                if self._charger is None:
-                    self._charger = self._open_charger()
-                self._charge_on(self._charger.driver_connection, sql, params)
-            except dbapi.Error as exc:  # the retry opens another connection
-                self._drop_charger()
-                raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
-
-    @staticmethod
-    def _charge_on(driver: Any, sql: str, params: list[tuple[Any, ...]] | dict[str, Any]) -> None:
-        """One charge on the held DB-API connection, committed (SQLite's transaction opens
-        with ``BEGIN IMMEDIATE``, PostgreSQL's statement commits itself: :meth:`_open_charger`)."""
-        with contextlib.closing(driver.cursor()) as cursor:
-            try:
-                if isinstance(params, dict):
-                    cursor.execute(sql, params)
-                elif len(params) == 1:
-                    cursor.execute(sql, params[0])
-                else:
-                    cursor.executemany(sql, params)
-                if getattr(driver, "autocommit", False) is not True:
-                    driver.commit()
-            except BaseException:
-                driver.rollback()
-                raise
-
-    def _open_charger(self) -> Any:
-        """The DB-API connection for charges, never handed back to the pool (dropped, it is
-        invalidated): SQLite's opens each charge with ``BEGIN IMMEDIATE`` (the driver's own
-        transaction handling, which the pool's connections have off), PostgreSQL's runs with
-        ``synchronous_commit = off`` for its session, in autocommit."""
-        conn = self.engine.raw_connection()
-        driver = conn.driver_connection
-        if self.dialect == "sqlite":
-            driver.isolation_level = "IMMEDIATE"
-        else:
-            with driver.cursor() as cursor:
-                cursor.execute("SET synchronous_commit TO OFF")
-            driver.commit()
-            driver.autocommit = True
-        return conn
-
-    def _drop_charger(self) -> None:
-        """Discard the held charge connection (invalidated: it never goes back to the pool)."""
-        charger, self._charger = self._charger, None
-        if charger is not None:
-            with contextlib.suppress(Exception):  # it may be broken already: that is why it goes
-                charger.invalidate()
-                charger.close()
+            self._charger.charge(bulk.RUNNING_PG, bulk.running_params_pg(dict.fromkeys(ids, now), worker))
 
     @reconnecting
     def log_starts(self, campaign_id: int, ids: Sequence[int], worker: str | None = None) -> float:
-        """Count a start for each of ``ids`` in the start log (:mod:`archive.starts`),
-        committed before it returns; returns the start's time. Readers show the evaluations
-        ``running`` with an attempt more at once; the scheduler's next :meth:`step` (``logged``)
-        charges them on their rows.
+        """Count a start for each of ``ids`` in the start log (:mod:`archive.starts`), safe
+        from this process dying once it returns; returns the start's time. Readers show the
+        evaluations ``running`` with an attempt more at once; the scheduler's next
+        :meth:`step` (``logged``) charges them on their rows.
 
         The inline executor calls this before each evaluation under 1 ms that it runs: one
         page of a small table to the WAL instead of a row's entries in two status indexes
-        (:meth:`mark_running`). It runs on the connection the store holds for charges, as
-        that method does; a start logged again for the same evaluation keeps the later time."""
+        (:meth:`mark_running`), on the connection the store holds for charges. SQLite
+        commits it before returning. PostgreSQL sends it and returns, its round trip
+        running while the evaluation does; at most one is unacknowledged, and every later
+        read or write of this store waits for it first (:class:`archive.charger.Charger`
+        says why a sent start survives the process). A start logged again for the same
+        evaluation keeps the later time."""
         now = time.time()
         if not ids:
             return now
         if self.dialect == "sqlite":
-            self._on_charger(starts.LOG_SQL, [(int(i), int(campaign_id), now, worker) for i in ids])
+            self._charger.charge(starts.LOG_SQL, [(int(i), int(campaign_id), now, worker) for i in ids])
         else:
-            self._on_charger(starts.LOG_PG, {"cid": int(campaign_id), "when": now, "worker": worker,
-                                             "ids": bulk.int_array(ids)})
+            self._charger.send(starts.LOG_PG, (str(int(campaign_id)), repr(now), worker, bulk.int_array(ids)))
         return now
 
     @reconnecting

@@ -218,7 +218,7 @@ def test_a_start_charge_survives_its_connection_dropping(store: Store) -> None:
     cid = new_campaign(store)
     ids = pending(store, cid, 3)
     store.mark_running(ids[:1])
-    store._charger.driver_connection.close()  # the held connection is gone (a restart, a dropped socket)
+    store._charger.connection.close()  # the held connection is gone (a restart, a dropped socket)
     store.mark_running(ids[1:2])  # retried on a fresh connection
     rows = {r["id"]: r for r in store.unfinished(cid)}
     assert [rows[e]["attempts"] for e in ids] == [1, 1, 0]
