@@ -1,8 +1,10 @@
 """The start log: a start counted, durably, before its evaluation runs, in one small write.
 
 The inline executor runs evaluations in the scheduler's own process, so each start must be
-committed before its evaluation begins: a scheduler killed inside an evaluation must find
-exactly the evaluations it started charged (#12). Charging the row itself (``status``
+safe from that process dying before its evaluation begins (committed on SQLite; on
+PostgreSQL sent, which the server commits whether or not the process lives:
+:mod:`archive.charger`): a scheduler killed inside an evaluation must find exactly the
+evaluations it started charged (#12). Charging the row itself (``status``
 ``running``, ``attempts`` + 1) moves its entries in both status indexes, and on SQLite that
 commit writes four to five pages to the WAL (48 µs a start here). A row in
 ``evaluation_starts`` is one page of a table that stays a few rows long (16 µs).

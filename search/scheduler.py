@@ -300,7 +300,8 @@ class Scheduler:
         evaluation waits on its charge (inline), durably at once: on the row
         (:meth:`Store.mark_running`), or, while evaluations take less than
         ``LOG_STARTS_BELOW_S`` (1 ms), in the start log (:meth:`Store.log_starts`, a third of
-        the commit), which the loop's next write charges on the rows. A long evaluation's
+        the commit on SQLite; on PostgreSQL sent, its round trip during the evaluation),
+        which the loop's next write charges on the rows. A long evaluation's
         row reads ``running`` in the table itself while it runs."""
         if self.executor.reports_starts_late:
             self._to_charge.update(dict.fromkeys(evaluation_ids, time.time()))
