@@ -53,6 +53,9 @@ ChargeParams = list[tuple[Any, ...]] | dict[str, Any]
 #: by the reply lost most of that again: the inline loop on PostgreSQL ran 4,000
 #: evaluations/s sleeping at once, 6,500/s polling first.
 SPIN_S = 0.0003
+#: After a reply that took longer than that (a loaded machine, a remote server), this many
+#: waits sleep at once, so that polling does not take CPU the server could use.
+SLEEP_AFTER_OVERRUN = 32
 
 
 class Charger:
@@ -64,6 +67,7 @@ class Charger:
         self._lock = threading.Lock()
         self._prepared: dict[str, bytes] = {}  # statement → its name on the held connection
         self._sent: tuple[str, tuple[str | None, ...]] | None = None  # unacknowledged, to settle
+        self._sleep_at_once = 0  # waits left to sleep without polling (SLEEP_AFTER_OVERRUN)
 
     @property
     def connection(self) -> Any:
@@ -139,10 +143,15 @@ class Charger:
         ok = True
         try:
             pgconn.consume_input()
-            spin_until = time.perf_counter() + SPIN_S
-            while pgconn.is_busy() and time.perf_counter() < spin_until:
-                pgconn.consume_input()
-            while pgconn.is_busy():  # a slow reply: sleep until the socket is readable
+            if self._sleep_at_once:
+                self._sleep_at_once -= 1
+            else:
+                spin_until = time.perf_counter() + SPIN_S
+                while pgconn.is_busy() and time.perf_counter() < spin_until:
+                    pgconn.consume_input()
+                if pgconn.is_busy():  # a slow server: polling would only take its CPU for a while
+                    self._sleep_at_once = SLEEP_AFTER_OVERRUN
+            while pgconn.is_busy():  # sleep until the socket is readable
                 _wait_for(pgconn.socket, selectors.EVENT_READ)
                 pgconn.consume_input()
             while (result := pgconn.get_result()) is not None:
