@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from archive.charger import SLEEP_AFTER_OVERRUN
 from archive.models import EvaluationStart
 from archive.store import NewEvaluation, Result, Store
 
@@ -74,6 +75,7 @@ def test_a_sent_start_returns_before_the_server_has_it_and_a_read_waits_for_it(s
     got = {r["id"]: r for r in rows[0]}
     assert (got[a]["status"], got[a]["attempts"], got[a]["started_at"], got[a]["worker"]) == \
         ("running", 1, when[0], "w")
+    assert store._charger._sleep_at_once == SLEEP_AFTER_OVERRUN  # a slow reply: the next waits do not poll
 
 
 def test_a_write_follows_the_start_sent_before_it(store: Store) -> None:
