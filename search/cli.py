@@ -78,23 +78,45 @@ def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
 
 
 class _ProgressView:
-    """A live bar: evaluations done of the budget, QD-score, coverage and best."""
+    """What ``run`` and ``resume`` show: while the run starts (the storage opened, the
+    proposer built, the workers started) a spinner that leaves nothing behind, so that an
+    error found then stands alone; from the first report on, a live bar of evaluations
+    done of the budget, QD-score, coverage and best."""
 
     def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.starting = console.status("starting: the storage, the proposer, the workers")
+        self.progress: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> _ProgressView:
+        self.starting.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.starting.stop()
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, s: Stats) -> None:
+        if self.progress is None:
+            self._start_bar()
+        best = "—" if s.best_objective is None else f"{s.best_objective:.4g}"
+        self.progress.update(self.task, completed=s.finished, qd=f"{s.qd_score:.4g}",
+                             cov=f"{s.coverage:.1%}", best=best, failed=s.counts["failed"])
+
+    def _start_bar(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        self.starting.stop()
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("QD {task.fields[qd]}  cov {task.fields[cov]}  best {task.fields[best]}  "
                        "failed {task.fields[failed]}"),
             TimeElapsedColumn(), console=console, transient=False,
         )
-        self.task = self.progress.add_task("evaluating", total=budget, qd="—", cov="—", best="—", failed=0)
-
-    def __call__(self, s: Stats) -> None:
-        best = "—" if s.best_objective is None else f"{s.best_objective:.4g}"
-        self.progress.update(self.task, completed=s.finished, qd=f"{s.qd_score:.4g}",
-                             cov=f"{s.coverage:.1%}", best=best, failed=s.counts["failed"])
+        self.task = self.progress.add_task("evaluating", total=self.budget, qd="—", cov="—", best="—", failed=0)
+        self.progress.start()
 
 
 def _default_map(storage: str, name: str) -> Path:
@@ -120,10 +142,9 @@ def _live_status(record: Any) -> str:
 
 def _execute(action: Callable[[Callable[[Stats], None]], Stats], budget: int, name: str,
              storage: str, map_out: Path | None) -> None:
-    view = _ProgressView(budget)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        with view.progress:
+        with _ProgressView(budget) as view:
             stats = action(view)
     except KeyboardInterrupt:
         err.print(f"[yellow]stopped[/]; continue with `atlas resume {name}`")

@@ -72,10 +72,12 @@ def test_a_refused_campaign_writes_nothing_and_the_corrected_file_runs(tmp_path:
     result = invoke("run", str(write(tmp_path / "bad.yaml", bad)), "--storage", f"sqlite:///{db}",
                     "--executor", "inline")
     assert_one_line_errors(result)
+    assert "evaluating" not in result.output  # refused while starting: no progress bar beside the error
     assert campaign_rows(db) == 0
     good = invoke("run", str(write(tmp_path / "good.yaml", spec)), "--storage", f"sqlite:///{db}",
                   "--executor", "inline", "--map", str(tmp_path / "m.png"))
     assert good.exit_code == 0, good.output
+    assert "evaluating" in good.output and "10/10" in good.output
     assert campaign_rows(db) == 1
 
 
