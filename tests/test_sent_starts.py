@@ -15,12 +15,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from archive.charger import SLEEP_AFTER_OVERRUN
-from archive.models import EvaluationStart
-from archive.store import NewEvaluation, Result, Store
+from archive.store import Store
+from tests.support.start_log import campaign_with_rows, done, log_size
 
 WAIT_S = 10.0  # a call that should return does so within this; one that should block, blocks
 
@@ -30,11 +29,6 @@ def store(postgres_url: str) -> Iterator[Store]:
     s = Store(postgres_url)
     yield s
     s.close()
-
-
-def campaign_with_rows(store: Store, n: int = 2) -> tuple[int, list[int]]:
-    cid = store.create_campaign("c", {"search": {"budget": 10}}, "hash", {"kind": "grid"}).id
-    return cid, store.add_pending(cid, [NewEvaluation(i, {"i": i}, [0.5], "test") for i in range(n)])
 
 
 @contextmanager
@@ -57,13 +51,8 @@ def in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
     return thread, out
 
 
-def log_size(store: Store) -> int:
-    with store.read() as conn:
-        return conn.execute(select(func.count()).select_from(EvaluationStart.__table__)).scalar_one()
-
-
 def test_a_sent_start_returns_before_the_server_has_it_and_a_read_waits_for_it(store: Store) -> None:
-    cid, (a, _) = campaign_with_rows(store)
+    cid, (a, _) = campaign_with_rows(store, 2)
     with held_on_the_server(store, cid, a):
         sender, when = in_thread(lambda: store.log_starts(cid, [a], worker="w"))
         sender.join(WAIT_S)
@@ -79,12 +68,10 @@ def test_a_sent_start_returns_before_the_server_has_it_and_a_read_waits_for_it(s
 
 
 def test_a_write_follows_the_start_sent_before_it(store: Store) -> None:
-    cid, (a, _) = campaign_with_rows(store)
+    cid, (a, _) = campaign_with_rows(store, 2)
     with held_on_the_server(store, cid, a):
         when = store.log_starts(cid, [a])
-        turn = Result(evaluation_id=a, status="done", objective=1.0, measures={"m": 0.5}, metrics={},
-                      cell=0, error=None, worker="w")
-        writer, _ = in_thread(lambda: store.step(cid, started={a: when}, results=[turn], logged=[a]))
+        writer, _ = in_thread(lambda: store.step(cid, started={a: when}, results=[done(a)], logged=[a]))
         writer.join(0.5)
         assert writer.is_alive()  # had it run now, the start would land after the turn that unlogs it
     writer.join(WAIT_S)
@@ -95,7 +82,7 @@ def test_a_write_follows_the_start_sent_before_it(store: Store) -> None:
 
 
 def test_a_sent_start_whose_connection_drops_is_run_again(store: Store) -> None:
-    cid, (a, b) = campaign_with_rows(store)
+    cid, (a, b) = campaign_with_rows(store, 2)
     with held_on_the_server(store, cid, a) as other:
         store.log_starts(cid, [a])
         pid = store._charger.connection.info.backend_pid
@@ -108,7 +95,7 @@ def test_a_sent_start_whose_connection_drops_is_run_again(store: Store) -> None:
 
 
 def test_a_sent_start_the_server_refuses_raises_at_the_next_call_and_the_store_goes_on(store: Store) -> None:
-    cid, (a, _) = campaign_with_rows(store)
+    cid, (a, _) = campaign_with_rows(store, 2)
     store.log_starts(cid, [10**9])  # no such evaluation: the log's foreign key refuses it, later
     with pytest.raises(IntegrityError, match="evaluation_starts"):
         store.evaluations(cid)
@@ -127,7 +114,7 @@ os._exit(9)  # dead before anything waited for the start
 
 
 def test_a_sent_start_outlives_the_process_that_sent_it(store: Store, postgres_url: str) -> None:
-    cid, (a, _) = campaign_with_rows(store)
+    cid, (a, _) = campaign_with_rows(store, 2)
     with held_on_the_server(store, cid, a):  # unacknowledged when the process dies, whatever the timing
         died = subprocess.run([sys.executable, "-c", CHILD, postgres_url, str(cid), str(a)], timeout=60)
         assert died.returncode == 9

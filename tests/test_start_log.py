@@ -12,14 +12,15 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from archive import queries
 from archive.errors import LeaseConflict
-from archive.models import Evaluation, EvaluationStart
-from archive.store import NewEvaluation, Result, Store
+from archive.models import Evaluation
+from archive.store import Store
 from search import api
 from tests.conftest import quadratic_spec
+from tests.support.start_log import campaign_with_rows, done, log_size
 
 
 @pytest.fixture
@@ -29,27 +30,11 @@ def store(storage_url: str) -> Store:
     s.close()
 
 
-def campaign_with_rows(store: Store, n: int = 3) -> tuple[int, list[int]]:
-    cid = store.create_campaign("c", {"search": {"budget": 10}}, "hash", {"kind": "grid"}).id
-    ids = store.add_pending(cid, [NewEvaluation(i, {"i": i}, [0.5], "test") for i in range(n)])
-    return cid, ids
-
-
 def raw(store: Store, eid: int) -> tuple[str, int]:
     """The row itself, as the table holds it: (status, attempts)."""
     with store.read() as conn:
         row = conn.execute(select(Evaluation.status, Evaluation.attempts).where(Evaluation.id == eid)).one()
     return row[0], row[1]
-
-
-def log_size(store: Store) -> int:
-    with store.read() as conn:
-        return conn.execute(select(func.count()).select_from(EvaluationStart.__table__)).scalar_one()
-
-
-def done(eid: int, objective: float = 1.0) -> Result:
-    return Result(evaluation_id=eid, status="done", objective=objective, measures={"m": 0.5}, metrics={},
-                  cell=0, error=None, worker="w")
 
 
 def test_a_logged_start_reads_as_its_charge_in_every_reader(store: Store) -> None:
