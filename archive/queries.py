@@ -157,10 +157,7 @@ def unfinished_by_proposer(store: Store, campaign_id: int) -> list[tuple[str, st
             .where(e.campaign_id == campaign_id, e.status.in_(("pending", "running"))).group_by(e.proposer, e.status)
         ).all()
         logged = starts.open_logged(conn, campaign_id)
-    by_proposer: dict[str, dict[str, int]] = {}
-    for p, s, n in rows:
-        by_proposer.setdefault(str(p), {})[str(s)] = int(n)
-    starts.shift_proposer_counts(by_proposer, logged)
+    by_proposer = starts.counts_by_proposer(rows, logged)
     return [(p, s, n) for p, counts in by_proposer.items() for s, n in counts.items() if n]
 
 

@@ -14,7 +14,7 @@ The rules:
 - **A logged start counts as the charge it stands for.** Every reader shows an open
   evaluation with a logged start as ``running``, ``attempts`` + 1, with the log's
   ``started_at`` and ``worker`` (:func:`open_logged`, :func:`overlay_rows`,
-  :func:`shift_counts`); a finished evaluation ignores the log.
+  :func:`shift_counts`, :func:`counts_by_proposer`); a finished evaluation ignores the log.
 - **The scheduler's next turn charges it on the row** (:meth:`Store.step`, ``logged``): in
   the result's own ``UPDATE`` where the result came in that turn, else as a charge; the log
   row is deleted in the same transaction (:func:`unlog`). So a start is counted once, in the
@@ -154,10 +154,16 @@ def shift_counts(counts: MutableMapping[str, int], logged: Iterable[LoggedStart]
             counts["running"] = counts.get("running", 0) + 1
 
 
-def shift_proposer_counts(by_proposer: MutableMapping[str, dict[str, int]], logged: Iterable[LoggedStart]) -> None:
-    """:func:`shift_counts` for counts by proposer, then status (in place)."""
+def counts_by_proposer(rows: Iterable[tuple[Any, Any, Any]],
+                       logged: Iterable[LoggedStart]) -> dict[str, dict[str, int]]:
+    """Counts by proposer, then status, from ``(proposer, status, count)`` rows, with each
+    logged start shifted as in :func:`shift_counts`."""
+    out: dict[str, dict[str, int]] = {}
+    for proposer, status, n in rows:
+        out.setdefault(str(proposer), {})[str(status)] = int(n)
     for start in logged:
-        shift_counts(by_proposer.setdefault(start.proposer, {}), [start])
+        shift_counts(out.setdefault(start.proposer, {}), [start])
+    return out
 
 
 def status_is(status: str) -> ColumnElement[bool]:

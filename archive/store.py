@@ -583,11 +583,7 @@ class Store(LeaseStore):
                 .group_by(Evaluation.proposer, Evaluation.status)
             ).all()
             logged = starts.open_logged(conn, campaign_id)
-        out: dict[str, dict[str, int]] = {}
-        for proposer, status, n in rows:
-            out.setdefault(proposer, {})[status] = int(n)
-        starts.shift_proposer_counts(out, logged)
-        return out
+        return starts.counts_by_proposer(rows, logged)
 
     # -- failures and deletion -------------------------------------------------
     def _error_first_line(self) -> Any:
