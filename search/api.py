@@ -7,7 +7,10 @@
 A run is prepared whole before anything is written: the spec is checked, the evaluator's
 config and target with it (:func:`workers.registry.check`), the cell layout, the search
 space and the proposer are built and the executor chosen. Only then is the campaign row
-created, so a refused campaign leaves no trace in the storage.
+created, so a refused campaign leaves no trace in the storage. :func:`run` does every
+check that needs no storage before it opens the storage at all (the executor, and the
+proposer with each of its options, built on the spec's own layout): a refused campaign
+creates no storage file and no schema either.
 
 Each run builds its space and layout once (:class:`search.run.RunSetup`); the proposer
 is built from that setup, and the scheduler gets the same objects with the campaign's
@@ -24,7 +27,7 @@ from typing import Any
 from archive.engine import DEFAULT_STORAGE, default_storage  # re-exported: the API's default
 from archive.records import Stats
 from archive.store import Store
-from search.campaigns import CampaignPlan, commit_campaign, plan_campaign, stored_spec
+from search.campaigns import CampaignPlan, commit_campaign, layout_for, plan_campaign, stored_spec
 from search.proposers import build_proposer
 from search.proposers.base import Proposer
 from search.run import CampaignRun, RunSetup, setup_run
@@ -33,7 +36,8 @@ from search.spec import CampaignSpec, SpecError, evaluator_problems, load_spec, 
 from workers.executors import ExecutorConfig, make_executor
 from workers.executors.base import Executor
 
-__all__ = ["DEFAULT_STORAGE", "as_spec", "default_storage", "is_complete", "prepare", "resume", "run"]
+__all__ = ["DEFAULT_STORAGE", "as_spec", "checked_proposer", "default_storage", "is_complete", "prepare", "resume",
+           "run"]
 
 
 def as_spec(spec_or_path: CampaignSpec | dict[str, Any] | str | Path) -> CampaignSpec:
@@ -86,20 +90,39 @@ def checked_executor(spec: CampaignSpec, executor: str | Executor, address: str 
     return make_executor(executor, executor_config(spec), address=address)
 
 
+@dataclass(frozen=True)
+class CheckedProposer:
+    """A proposer built before any storage is opened, on the spec's own layout."""
+
+    setup: RunSetup
+    proposer: Proposer
+
+
+def checked_proposer(spec: CampaignSpec) -> CheckedProposer:
+    """The proposer built on the spec's own layout (:func:`layout_for`), which checks each of
+    its options (:class:`~search.proposers.base.OptionError`) with no storage open: a new
+    campaign runs it as built; one that continues is built again on its stored layout."""
+    setup = setup_run(spec, layout_for(spec))
+    return CheckedProposer(setup, build_proposer(spec.search.algorithm, setup.proposer_context()))
+
+
 def prepare(store: Store, spec: CampaignSpec, executor: str, address: str | None) -> PreparedRun:
     """Check and build the whole run without writing (see the module's rule)."""
     return _prepare(store, spec, checked_executor(spec, executor, address))
 
 
-def _prepare(store: Store, spec: CampaignSpec, ex: Executor) -> PreparedRun:
-    plan = plan_campaign(store, spec)
+def _prepare(store: Store, spec: CampaignSpec, ex: Executor, checked: CheckedProposer | None = None) -> PreparedRun:
+    plan = plan_campaign(store, spec, checked.setup.layout if checked else None)
+    if checked is not None and plan.existing is None:
+        return PreparedRun(plan, checked.setup, checked.proposer, ex)
     setup = setup_run(spec, plan.layout)
     proposer = build_proposer(spec.search.algorithm, setup.proposer_context())
     return PreparedRun(plan, setup, proposer, ex)
 
 
-def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Stats], None] | None) -> Stats:
-    prepared = _prepare(store, spec, ex)
+def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Stats], None] | None,
+         checked: CheckedProposer | None = None) -> Stats:
+    prepared = _prepare(store, spec, ex, checked)
     return Scheduler(store, prepared.commit(store), prepared.proposer, prepared.executor, progress=progress).run()
 
 
@@ -111,9 +134,10 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
     if name is not None or budget is not None:
         spec = spec.with_overrides(name=name, budget=budget)
     ex = checked_executor(spec, executor, address)  # before the storage is even opened
+    checked = checked_proposer(spec)  # likewise: a refused option creates no storage
     store = Store(storage or default_storage())
     try:
-        return _run(store, spec, ex, progress)
+        return _run(store, spec, ex, progress, checked)
     finally:
         store.close()
 

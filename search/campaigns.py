@@ -48,18 +48,19 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
     return out
 
 
-def plan_campaign(store: Store, spec: CampaignSpec) -> CampaignPlan:
+def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = None) -> CampaignPlan:
     """Check that ``spec`` may run in ``store`` without writing anything.
 
-    A new name is a new campaign. An existing one continues when the specs agree in
-    everything but the budget (compared after filling defaults, so a field added to the
-    format with a default does not make an old campaign different); lowering the budget
-    below what was already created is refused. Any other difference is a
-    :class:`CampaignConflict`.
+    A new name is a new campaign, on ``layout`` (the spec's own, :func:`layout_for`,
+    where the caller built it already). An existing one continues, on its stored layout,
+    when the specs agree in everything but the budget (compared after filling defaults,
+    so a field added to the format with a default does not make an old campaign
+    different); lowering the budget below what was already created is refused. Any other
+    difference is a :class:`CampaignConflict`.
     """
     existing = store.campaign(spec.name)
     if existing is None:
-        return CampaignPlan(spec, None, layout_for(spec))
+        return CampaignPlan(spec, None, layout or layout_for(spec))
     old = parse_spec(existing.spec, source=f"stored spec of {spec.name}")
     if old.spec_hash() != spec.spec_hash():
         changed = [d for d in _differences(old.model_dump(mode="json"), spec.model_dump(mode="json"))

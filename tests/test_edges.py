@@ -7,6 +7,7 @@ the storage holds afterwards (no campaign row for a refused file).
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 from archive.store import Store
 from search import api
 from search.cli import app
+from search.proposers.base import OptionError
 from tests.conftest import quadratic_spec
 
 runner = CliRunner()
@@ -73,12 +75,39 @@ def test_a_refused_campaign_writes_nothing_and_the_corrected_file_runs(tmp_path:
                     "--executor", "inline")
     assert_one_line_errors(result)
     assert "evaluating" not in result.output  # refused while starting: no progress bar beside the error
-    assert campaign_rows(db) == 0
+    assert not db.exists()  # refused before the storage was opened: no file, no schema
     good = invoke("run", str(write(tmp_path / "good.yaml", spec)), "--storage", f"sqlite:///{db}",
                   "--executor", "inline", "--map", str(tmp_path / "m.png"))
     assert good.exit_code == 0, good.output
     assert "evaluating" in good.output and "10/10" in good.output
     assert campaign_rows(db) == 1
+
+
+def test_a_refused_option_leaves_a_fresh_postgresql_schema_empty(postgres_url: str) -> None:
+    """The proposer's options are checked before the storage is opened: no tables are made."""
+    from sqlalchemy import create_engine, text
+
+    bad = quadratic_spec(search__options={"iso_sigma": -1})
+    with pytest.raises(OptionError, match=re.escape("search.options.iso_sigma: must be > 0")):
+        api.run(bad, storage=postgres_url, executor="inline")
+    engine = create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            tables = conn.execute(text("SELECT count(*) FROM information_schema.tables "
+                                       "WHERE table_schema = current_schema()")).scalar_one()
+    finally:
+        engine.dispose()
+    assert tables == 0
+    assert api.run(quadratic_spec(search__budget=10), storage=postgres_url, executor="inline").finished == 10
+
+
+def test_submit_refuses_a_bad_option_before_it_reaches_for_the_cluster(tmp_path: Path) -> None:
+    """Nothing listens at the address: the option's error, not the connection's, is what a user sees."""
+    bad = write(tmp_path / "bad.yaml", quadratic_spec(search__options={"iso_sigma": "abc"}))
+    result = invoke("submit", str(bad), "--address", "http://127.0.0.1:9", "--storage",
+                    f"sqlite:///{tmp_path / 'atlas.db'}")
+    errors = assert_one_line_errors(result)
+    assert errors == ["error: search.options.iso_sigma: must be > 0 (got 'abc')"]
 
 
 def test_an_unknown_executor_is_refused_before_the_row(tmp_path: Path) -> None:
