@@ -88,7 +88,7 @@ def test_a_refused_option_leaves_a_fresh_postgresql_schema_empty(postgres_url: s
     from sqlalchemy import create_engine, text
 
     bad = quadratic_spec(search__options={"iso_sigma": -1})
-    with pytest.raises(OptionError, match=re.escape("search.options.iso_sigma: must be > 0")):
+    with pytest.raises(OptionError, match=re.escape("search.options.iso_sigma: must be a number > 0")):
         api.run(bad, storage=postgres_url, executor="inline")
     engine = create_engine(postgres_url)
     try:
@@ -107,7 +107,7 @@ def test_submit_refuses_a_bad_option_before_it_reaches_for_the_cluster(tmp_path:
     result = invoke("submit", str(bad), "--address", "http://127.0.0.1:9", "--storage",
                     f"sqlite:///{tmp_path / 'atlas.db'}")
     errors = assert_one_line_errors(result)
-    assert errors == ["error: search.options.iso_sigma: must be > 0 (got 'abc')"]
+    assert errors == ["error: search.options.iso_sigma: must be a number > 0 (got 'abc')"]
 
 
 def test_an_unknown_executor_is_refused_before_the_row(tmp_path: Path) -> None:

@@ -85,10 +85,21 @@ class ProposerContext:
     evaluator_kind: str = ""
     evaluator_config: dict[str, Any] = dataclasses.field(default_factory=dict)
     goal: str = ""
+    options_path: str = "search.options"  # where ``options`` sit in the campaign file, for errors
 
 
 class OptionError(AtlasError, ValueError):
     """A proposer option that is unknown or out of range."""
+
+
+def is_int(value: Any) -> bool:
+    """An integer, not a boolean (YAML's ``true`` is not a count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """An int or a float, not a boolean (non-finite numbers are refused with the file)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class Proposer(abc.ABC):
@@ -111,17 +122,61 @@ class Proposer(abc.ABC):
         unknown = set(ctx.options) - set(self.option_names)
         if unknown:
             raise OptionError(
-                f"search.options: {', '.join(sorted(unknown))} not understood by {self.name} "
+                f"{ctx.options_path}: {', '.join(sorted(unknown))} not understood by {self.name} "
                 f"(known: {', '.join(self.option_names) or 'none'})"
             )
         self.rng = np.random.default_rng(ctx.seed)
 
+    # -- options: each read checked, an out-of-range value an OptionError naming it --
     def option(self, key: str, default: Any, check: Callable[[Any], bool] | None = None,
                rule: str = "") -> Any:
+        """Option ``key`` (``default`` when absent), refused unless ``check`` holds."""
         value = self.ctx.options.get(key, default)
         if check is not None and not check(value):
-            raise OptionError(f"search.options.{key}: {rule} (got {value!r})")
+            raise self.option_error(key, f"{rule} (got {value!r})")
         return value
+
+    def option_error(self, key: str, reason: str) -> OptionError:
+        """The error for option ``key``, named by its path in the campaign file."""
+        return OptionError(f"{self.ctx.options_path}.{key}: {reason}")
+
+    def int_option(self, key: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
+        """An integer in [``minimum``, ``maximum``] (a boolean is not one)."""
+        top = maximum if maximum is not None else float("inf")
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        return self.option(key, default, lambda v: is_int(v) and minimum <= v <= top, f"must be an integer {bound}")
+
+    def number_option(self, key: str, default: float, *, above: float | None = None, minimum: float | None = None,
+                      maximum: float | None = None) -> float:
+        """A number > ``above``, >= ``minimum`` and <= ``maximum`` (those given)."""
+        tests = [(above, ">", float.__gt__), (minimum, ">=", float.__ge__), (maximum, "<=", float.__le__)]
+        bounds = [(float(limit), f"{sign} {limit:g}", holds) for limit, sign, holds in tests if limit is not None]
+        rule = " ".join(["must be a number", " and ".join(text for _, text, _ in bounds)]).rstrip()
+        return float(self.option(key, default, lambda v: is_number(v) and all(
+            holds(float(v), limit) for limit, _, holds in bounds), rule))
+
+    def choice_option(self, key: str, default: Any, choices: tuple[Any, ...]) -> Any:
+        """One of ``choices``."""
+        return self.option(key, default, lambda v: isinstance(v, str | int) and not isinstance(v, bool)
+                           and v in choices, "must be one of " + ", ".join(map(str, choices)))
+
+    def flag_option(self, key: str, default: bool) -> bool:
+        """``true`` or ``false``."""
+        return bool(self.option(key, default, lambda v: isinstance(v, bool), "must be true or false"))
+
+    def measures_option(self, key: str, default: list[str]) -> list[str]:
+        """A non-empty list of the campaign's measure names, each once."""
+        names = self.ctx.layout.measure_names
+        return list(self.option(key, default, lambda v: isinstance(v, list) and len(v) >= 1 and len(set(map(str, v)))
+                                == len(v) and all(m in names for m in v),
+                                f"must be a list of measures, each once, from {', '.join(names)}"))
+
+    def directions_option(self, key: str) -> dict[str, str]:
+        """A mapping from measure names to ``maximize`` or ``minimize`` (absent: maximize)."""
+        names = self.ctx.layout.measure_names
+        return dict(self.option(key, {}, lambda v: isinstance(v, dict) and all(
+            m in names and d in ("maximize", "minimize") for m, d in v.items()),
+            f"must map measures ({', '.join(names)}) to maximize or minimize"))
 
     @abc.abstractmethod
     def ask(self, n: int) -> list[Proposal]:

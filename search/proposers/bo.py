@@ -65,10 +65,9 @@ class BoProposer(Proposer):
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
         dim = ctx.space.dim
-        positive_int = (lambda v: isinstance(v, int) and v >= 1, "must be an int >= 1")
-        self.initial_design = self.option("initial_design", max(2 * (dim + 1), ctx.batch_size), *positive_int)
-        self.num_restarts = self.option("num_restarts", 8, *positive_int)
-        self.raw_samples = self.option("raw_samples", 256, *positive_int)
+        self.initial_design = self.int_option("initial_design", max(2 * (dim + 1), ctx.batch_size))
+        self.num_restarts = self.int_option("num_restarts", 8)
+        self.raw_samples = self.int_option("raw_samples", 256)
         self.encoder = gp.Encoder(ctx.space)
         self.book = ObservationBook(self.ctx.space.dim)
         self.asks = 0

@@ -86,15 +86,24 @@ class LlmProposer(Proposer):
     def __init__(self, ctx: ProposerContext) -> None:
         refuse_inline_secrets(ctx.options)
         super().__init__(ctx)
-        self.backend_kind = self.option("backend", "openai", lambda v: v in ("openai", "hf"), "must be openai or hf")
+        self.backend_kind = self.choice_option("backend", "openai", ("openai", "hf"))
         self.model = self.option("model", None)
-        if not self.model:
-            raise OptionError("search.options.model: required (the served model's name, or a local model "
-                              "directory with backend: hf)")
-        self.max_requests = int(self.option("max_requests", 1000))
-        self.elites_in_prompt = int(self.option("elites_in_prompt", 20))
-        self.targets_in_prompt = int(self.option("targets_in_prompt", 10))
-        self.sigma = float(self.option("mutation_sigma", 0.1))
+        if not self.model or not isinstance(self.model, str):
+            raise self.option_error("model", "required (the served model's name, or a local model directory "
+                                             "with backend: hf)")
+        self.max_requests = self.int_option("max_requests", 1000, minimum=0)
+        self.elites_in_prompt = self.int_option("elites_in_prompt", 20)
+        self.targets_in_prompt = self.int_option("targets_in_prompt", 10, minimum=0)
+        self.sigma = self.number_option("mutation_sigma", 0.1, above=0)
+        text = (lambda v: v is None or (isinstance(v, str) and v != ""), "must be a non-empty string")
+        self.base_url = self.option("base_url", None, *text)
+        self.api_key_env = self.option("api_key_env", None, *text)
+        self.temperature = self.number_option("temperature", 0.7, minimum=0)
+        self.max_tokens = self.int_option("max_tokens", 1024 if self.backend_kind == "hf" else 2048)
+        self.timeout_s = self.number_option("timeout_s", 60, above=0)
+        self.max_retries = self.int_option("max_retries", 4, minimum=0)
+        self.backoff_s = self.number_option("backoff_s", 1.0, minimum=0)
+        self.num_gpus = self.number_option("num_gpus", 0, minimum=0)
         self.requests = 0
         self.asks = 0
         self.discarded: collections.Counter[str] = collections.Counter()
@@ -113,15 +122,12 @@ class LlmProposer(Proposer):
     # -- the model -------------------------------------------------------------
     def backend(self) -> Any:
         if self._backend is None:
-            o = self.ctx.options
             if self.backend_kind == "hf":
-                self._backend = HFBackend(str(self.model), float(o.get("num_gpus", 0)),
-                                          int(o.get("max_tokens", 1024)), float(o.get("temperature", 0.7)))
+                self._backend = HFBackend(self.model, self.num_gpus, self.max_tokens, self.temperature)
             else:
-                self._backend = OpenAIBackend(
-                    o.get("base_url"), str(self.model), o.get("api_key_env"), float(o.get("timeout_s", 60)),
-                    int(o.get("max_retries", 4)), float(o.get("temperature", 0.7)), int(o.get("max_tokens", 2048)),
-                    backoff_s=float(o.get("backoff_s", 1.0)))
+                self._backend = OpenAIBackend(self.base_url, self.model, self.api_key_env, self.timeout_s,
+                                              self.max_retries, self.temperature, self.max_tokens,
+                                              backoff_s=self.backoff_s)
         return self._backend
 
     def _ask_model(self, messages: list[dict[str, str]]) -> tuple[str | None, str]:

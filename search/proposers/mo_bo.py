@@ -31,16 +31,12 @@ class MoBoProposer(BoProposer):
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
         # Hypervolume acquisitions cost more per restart than qLogNEI: lighter defaults.
-        self.num_restarts = self.option("num_restarts", 4)
-        self.raw_samples = self.option("raw_samples", 128)
-        self.mc_samples = self.option("mc_samples", 32, lambda v: isinstance(v, int) and v >= 1,
-                                      "must be an integer >= 1")
+        self.num_restarts = self.int_option("num_restarts", 4)
+        self.raw_samples = self.int_option("raw_samples", 128)
+        self.mc_samples = self.int_option("mc_samples", 32)
         names = ctx.layout.measure_names
-        chosen = self.option("measures", names)
-        directions = self.option("measure_directions", {})
-        unknown = (set(chosen) | set(directions)) - set(names)
-        if unknown:
-            raise ValueError(f"search.options: unknown measures {sorted(unknown)} (measures: {names})")
+        chosen = self.measures_option("measures", list(names))
+        directions = self.directions_option("measure_directions")
         self.indices = [names.index(m) for m in chosen]
         self.signs = np.array([1.0 if directions.get(names[i], "maximize") == "maximize" else -1.0
                                for i in self.indices])

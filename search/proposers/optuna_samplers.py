@@ -37,26 +37,24 @@ class OptunaProposer(Proposer):
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
         self.multi = self.name == "optuna-nsga2"
-        directions = self.option("measure_directions", {})
+        directions = self.directions_option("measure_directions")
         names = ctx.layout.measure_names
-        unknown = set(directions) - set(names)
-        if unknown:
-            raise ValueError(f"search.options.measure_directions: unknown measures {sorted(unknown)}")
+        self.startup = self.int_option("n_startup_trials", 10, minimum=0)
+        self.multivariate = self.flag_option("multivariate", True)
+        self.population_size = self.int_option("population_size", 50, minimum=2)
         self.measure_signs = [1.0 if directions.get(m, "maximize") == "maximize" else -1.0 for m in names]
         self.asks = 0
         self._new_study()
 
     def _sampler(self) -> optuna.samplers.BaseSampler:
-        seed = self.ctx.seed
-        startup = self.option("n_startup_trials", 10)
+        seed, startup = self.ctx.seed, self.startup
         if self.name == "optuna-tpe":
-            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup,
-                                              multivariate=bool(self.option("multivariate", True)))
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=self.multivariate)
         if self.name == "optuna-cmaes":
             return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup, warn_independent_sampling=False)
         if self.name == "optuna-gp":
             return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=self.option("population_size", 50))
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=self.population_size)
 
     def _new_study(self) -> None:
         directions = ["maximize"] * (1 + (len(self.measure_signs) if self.multi else 0))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from search.proposers import checkpoint
-from search.proposers.base import History, Observation, OptionError, Proposal, Proposer, ProposerContext
+from search.proposers.base import History, Observation, Proposal, Proposer, ProposerContext
 from search.proposers.checkpoint import Checkpoint, CheckpointError
 
 DEFAULT_MEMBERS: dict[str, dict[str, Any]] = {"map-elites": {}, "random": {}}
@@ -63,16 +63,20 @@ class PortfolioProposer(Proposer):
 
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
-        from search.proposers import build_proposer
+        from search.proposers import algorithm_problem, build_proposer
 
-        members = self.option("members", DEFAULT_MEMBERS, lambda v: isinstance(v, dict) and len(v) >= 1,
-                              "must map proposer names to their options")
+        members = self.option("members", DEFAULT_MEMBERS, lambda v: isinstance(v, dict) and len(v) >= 1 and all(
+            isinstance(o, dict | None) for o in v.values()), "must map proposer names to their options")
         if "portfolio" in members:
-            raise OptionError("search.options.members: a portfolio cannot contain a portfolio")
-        self.c = float(self.option("c", 1.0))
+            raise self.option_error("members", "a portfolio cannot contain a portfolio")
+        for name in members:
+            if problem := algorithm_problem(str(name)):
+                raise self.option_error(f"members.{name}", problem)
+        self.c = self.number_option("c", 1.0, minimum=0)
         self.members: dict[str, Proposer] = {}
         for i, (name, options) in enumerate(members.items()):
-            sub = ProposerContext(**{**ctx.__dict__, "options": dict(options or {}), "seed": ctx.seed + 1000 * (i + 1)})
+            sub = ProposerContext(**{**ctx.__dict__, "options": dict(options or {}), "seed": ctx.seed + 1000 * (i + 1),
+                                     "options_path": f"{ctx.options_path}.members.{name}"})
             self.members[name] = build_proposer(name, sub)
         self.pulls = {name: 0 for name in self.members}
         self.rewards = {name: 0.0 for name in self.members}

@@ -44,13 +44,12 @@ class QdBoProposer(BoProposer):
 
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
-        self.acquisition = self.option("acquisition", "ejie", lambda v: v in ("ejie", "sail"), "must be ejie or sail")
-        self.n_candidates = int(self.option("candidates", 2048, lambda v: isinstance(v, int) and v >= 16,
-                                            "must be an int >= 16"))
-        self.kappa = float(self.option("kappa", 1.0))
-        self.sail_generations = int(self.option("sail_generations", 50))
-        self.sail_batch = int(self.option("sail_batch", 100))
-        self.mc_samples = int(self.option("mc_samples", 64))
+        self.acquisition = self.choice_option("acquisition", "ejie", ("ejie", "sail"))
+        self.n_candidates = self.int_option("candidates", 2048, minimum=16)
+        self.kappa = self.number_option("kappa", 1.0, minimum=0)
+        self.sail_generations = self.int_option("sail_generations", 50)
+        self.sail_batch = self.int_option("sail_batch", 100)
+        self.mc_samples = self.int_option("mc_samples", 64)
         self.layout = ctx.layout
         k = len(self.layout.axes)
         self.offset = ctx.qd_offset

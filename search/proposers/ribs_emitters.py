@@ -83,7 +83,16 @@ from ribs.emitters import EvolutionStrategyEmitter, GaussianEmitter, IsoLineEmit
 from ribs.emitters.opt import CMAEvolutionStrategy
 
 from search.proposers import checkpoint
-from search.proposers.base import History, Observation, Proposal, Proposer, ProposerContext, rows_so_far
+from search.proposers.base import (
+    History,
+    Observation,
+    Proposal,
+    Proposer,
+    ProposerContext,
+    is_int,
+    is_number,
+    rows_so_far,
+)
 from search.proposers.checkpoint import Checkpoint, CheckpointError, rng_state, set_rng_state
 
 FAILED_VALUE = -1e30  # rank of a failed CMA-ES member: below any real improvement value
@@ -95,6 +104,7 @@ ADAPTIVE_SIGMAS: tuple[float | tuple[float, float], ...] = (*FILLING_SIGMAS, *RE
 ADAPTIVE_DISCOUNT = 0.8  # the bandit's memory fades by this per batch_size children
 EXPLORE = 0.05  # the share of each adaptive ask spread evenly over the arms
 SHARPNESS = 2.0  # shares (beyond EXPLORE) ∝ mean gain ** SHARPNESS
+RANKERS = ("imp", "2imp", "rd", "2rd", "obj", "2obj")  # pyribs' rankers that need nothing more than the archive
 
 
 class RibsProposer(Proposer):
@@ -104,25 +114,22 @@ class RibsProposer(Proposer):
         "emitters", "variation", "sigma", "iso_sigma", "line_sigma", "sigma0", "ranker",
         "selection_rule", "restart_rule", "learning_rate", "threshold_min", "random_init", "x0",
     )
-    algorithm = "map-elites"
+    name = algorithm = "map-elites"
 
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
-        self.name = self.algorithm
         dim = ctx.space.dim
-        positive = (lambda v: isinstance(v, int | float) and v > 0, "must be > 0")
-        n_emitters = self.option("emitters", 1, lambda v: isinstance(v, int) and v >= 1, "must be an int >= 1")
+        n_emitters = self.int_option("emitters", 1)
         emitter_batch = max(1, ctx.batch_size // n_emitters)
-        x0 = np.asarray(self.option("x0", [0.5] * dim), dtype=float)
-        if x0.shape != (dim,) or np.any((x0 < 0) | (x0 > 1)):
-            raise ValueError(f"search.options.x0: must be {dim} numbers in [0, 1] (a point of the unit cube)")
+        x0 = np.asarray(self.option("x0", [0.5] * dim, lambda v: isinstance(v, list) and len(v) == dim and all(
+            is_number(c) and 0 <= c <= 1 for c in v), f"must be {dim} numbers in [0, 1] (a point of the unit cube)"),
+            dtype=float)
         is_mae = self.algorithm == "cma-mae"
         self.adaptive, self.discount = False, 1.0
         archive_kwargs: dict[str, Any] = {"seed": ctx.seed}
         if is_mae:
-            archive_kwargs["learning_rate"] = self.option(
-                "learning_rate", 0.01, lambda v: 0 < v <= 1, "must be in (0, 1]")
-            archive_kwargs["threshold_min"] = float(self.option("threshold_min", ctx.qd_offset))
+            archive_kwargs["learning_rate"] = self.number_option("learning_rate", 0.01, above=0, maximum=1)
+            archive_kwargs["threshold_min"] = self.number_option("threshold_min", ctx.qd_offset)
         self.archive = ctx.layout.make_archive(solution_dim=dim, **archive_kwargs)
         self.keep_archive = is_mae
         seeds = np.random.SeedSequence(ctx.seed).spawn(n_emitters)
@@ -130,18 +137,16 @@ class RibsProposer(Proposer):
         self.emitters: list[Any] = []
         if self.algorithm == "map-elites":
             explicit = any(k in ctx.options for k in SINGLE_STEP_OPTIONS)
-            variation = self.option("variation", "iso_line" if explicit else "adaptive",
-                                    lambda v: v in ("adaptive", "iso_line", "gaussian"),
-                                    "must be adaptive, iso_line or gaussian")
+            variation = self.choice_option("variation", "iso_line" if explicit else "adaptive",
+                                           ("adaptive", "iso_line", "gaussian"))
             self.variation = variation
             self.adaptive = variation == "adaptive"
             if self.adaptive:
                 sigmas = self.option("sigmas", [list(a) if isinstance(a, tuple) else a for a in ADAPTIVE_SIGMAS],
                                      _arms_ok,
                                      "must be a list of σ_iso > 0, or of [σ_iso, σ_line] pairs of numbers > 0")
-                line_sigma = self.option("line_sigma", ADAPTIVE_LINE_SIGMA, *positive)
-                self.discount = float(self.option("discount", ADAPTIVE_DISCOUNT, lambda v: isinstance(v, int | float)
-                                                  and 0 < v <= 1, "must be in (0, 1]"))
+                line_sigma = self.number_option("line_sigma", ADAPTIVE_LINE_SIGMA, above=0)
+                self.discount = self.number_option("discount", ADAPTIVE_DISCOUNT, above=0, maximum=1)
                 arm_seeds = np.random.SeedSequence(ctx.seed).spawn(len(sigmas))
                 for s, arm in zip(arm_seeds, sigmas, strict=True):
                     iso, line = (arm, line_sigma) if isinstance(arm, int | float) else arm
@@ -150,25 +155,27 @@ class RibsProposer(Proposer):
                         batch_size=ctx.batch_size, seed=_int_seed(s)))
             for s in seeds if not self.adaptive else ():
                 if variation == "gaussian":
-                    sigma = self.option("sigma", 0.1, *positive)
+                    sigma = self.number_option("sigma", 0.1, above=0)
                     self.emitters.append(GaussianEmitter(self.archive, sigma=sigma, x0=x0, bounds=bounds,
                                                          batch_size=emitter_batch, seed=_int_seed(s)))
                 else:
                     self.emitters.append(IsoLineEmitter(
-                        self.archive, iso_sigma=self.option("iso_sigma", 0.02, *positive),
-                        line_sigma=self.option("line_sigma", 0.2, *positive), x0=x0,
+                        self.archive, iso_sigma=self.number_option("iso_sigma", 0.02, above=0),
+                        line_sigma=self.number_option("line_sigma", 0.2, above=0), x0=x0,
                         bounds=bounds, batch_size=emitter_batch, seed=_int_seed(s)))
-            self.random_left = int(self.option("random_init", ctx.batch_size))
+            self.random_left = self.int_option("random_init", ctx.batch_size, minimum=0)
         else:
-            ranker = self.option("ranker", "imp" if is_mae else "2imp")
-            selection = self.option("selection_rule", "mu" if is_mae else "filter")
-            restart = self.option("restart_rule", "basic" if is_mae else "no_improvement")
-            sigma0 = self.option("sigma0", 0.15, *positive)
+            ranker = self.choice_option("ranker", "imp" if is_mae else "2imp", RANKERS)
+            selection = self.choice_option("selection_rule", "mu" if is_mae else "filter", ("mu", "filter"))
+            restart = self.option("restart_rule", "basic" if is_mae else "no_improvement",
+                                  lambda v: v in ("no_improvement", "basic") or (is_int(v) and v >= 1),
+                                  "must be no_improvement, basic or a number of generations >= 1")
+            sigma0 = self.number_option("sigma0", 0.15, above=0)
             for s in seeds:
                 self.emitters.append(EvolutionStrategyEmitter(
                     self.archive, x0=x0, sigma0=sigma0, ranker=ranker, selection_rule=selection,
                     restart_rule=restart, bounds=bounds, batch_size=emitter_batch, seed=_int_seed(s)))
-            self.random_left = int(self.option("random_init", 0))
+            self.random_left = self.int_option("random_init", 0, minimum=0)
         self.is_es = self.algorithm != "map-elites"
         k = len(self.emitters)
         # the bandit (adaptive only): discounted gain and count per arm, and each arm's credit
@@ -452,18 +459,18 @@ class MapElitesProposer(RibsProposer):
     for the ten-arm default (a version-2 checkpoint of the seven-arm default gets the
     three refining arms added fresh); versions 1 and 2 are still read."""
 
-    algorithm = "map-elites"
+    name = algorithm = "map-elites"
     option_names = (*RibsProposer.option_names, "sigmas", "discount")
     checkpoint_version = 3
     migrates_versions = (1, 2)
 
 
 class CmaMeProposer(RibsProposer):
-    algorithm = "cma-me"
+    name = algorithm = "cma-me"
 
 
 class CmaMaeProposer(RibsProposer):
-    algorithm = "cma-mae"
+    name = algorithm = "cma-mae"
 
 
 def _arm_array(arrays: dict[str, np.ndarray], name: str, k: int, proposer: str) -> np.ndarray:
@@ -477,7 +484,7 @@ def _arm_array(arrays: dict[str, np.ndarray], name: str, k: int, proposer: str) 
 def _arms_ok(v: Any) -> bool:
     """``sigmas``: a non-empty list of σ_iso > 0, or of [σ_iso, σ_line] pairs > 0."""
     def number(x: Any) -> bool:
-        return isinstance(x, int | float) and not isinstance(x, bool) and x > 0
+        return is_number(x) and x > 0
     return isinstance(v, list | tuple) and len(v) >= 1 and all(
         number(a) or (isinstance(a, list | tuple) and len(a) == 2 and all(number(x) for x in a)) for a in v)
 
