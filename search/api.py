@@ -29,15 +29,15 @@ from archive.records import Stats
 from archive.store import Store
 from search.campaigns import CampaignPlan, commit_campaign, layout_for, plan_campaign, stored_spec
 from search.proposers import build_proposer
-from search.proposers.base import Proposer
+from search.proposers.base import OptionError, Proposer
 from search.run import CampaignRun, RunSetup, setup_run
 from search.scheduler import Scheduler
 from search.spec import CampaignSpec, SpecError, evaluator_problems, load_spec, parse_spec
 from workers.executors import ExecutorConfig, make_executor
 from workers.executors.base import Executor
 
-__all__ = ["DEFAULT_STORAGE", "as_spec", "checked_proposer", "default_storage", "is_complete", "prepare", "resume",
-           "run"]
+__all__ = ["DEFAULT_STORAGE", "as_spec", "check_campaign", "checked_proposer", "default_storage", "is_complete",
+           "prepare", "resume", "run"]
 
 
 def as_spec(spec_or_path: CampaignSpec | dict[str, Any] | str | Path) -> CampaignSpec:
@@ -80,14 +80,18 @@ class PreparedRun:
         return self.setup.committed(commit_campaign(store, self.plan))
 
 
-def checked_executor(spec: CampaignSpec, executor: str | Executor, address: str | None) -> Executor:
-    """The checks that need no storage: the evaluator (:func:`check_evaluator`) and the
-    executor, which is returned (not started). ``executor`` is a name (``ray``, ``inline``)
-    or an executor already built (a simulated pool in benchmarks and tests)."""
-    check_evaluator(spec)
+def built_executor(spec: CampaignSpec, executor: str | Executor, address: str | None) -> Executor:
+    """``executor`` for ``spec``, not started: a name (``ray``, ``inline``; an unknown one is
+    refused) or an executor already built (a simulated pool in benchmarks and tests)."""
     if isinstance(executor, Executor):
         return executor
     return make_executor(executor, executor_config(spec), address=address)
+
+
+def checked_executor(spec: CampaignSpec, executor: str | Executor, address: str | None) -> Executor:
+    """The evaluator checked (:func:`check_evaluator`), then :func:`built_executor`."""
+    check_evaluator(spec)
+    return built_executor(spec, executor, address)
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,22 @@ def checked_proposer(spec: CampaignSpec) -> CheckedProposer:
     campaign runs it as built; one that continues is built again on its stored layout."""
     setup = setup_run(spec, layout_for(spec))
     return CheckedProposer(setup, build_proposer(spec.search.algorithm, setup.proposer_context()))
+
+
+def check_campaign(spec: CampaignSpec, source: str = "campaign", evaluator: bool = True) -> CheckedProposer:
+    """Every check of a parsed campaign that needs no storage, its problems raised together
+    as one :class:`SpecError` naming ``source`` (the file): the evaluator's kind, config and
+    target (unless ``evaluator`` is False: ``atlas submit``, whose evaluator may need
+    packages that only the cluster has), and each of the proposer's options
+    (:func:`checked_proposer`, whose proposer is returned)."""
+    problems = evaluator_problems(spec) if evaluator else []
+    try:
+        checked = checked_proposer(spec)
+    except OptionError as exc:
+        raise SpecError([*problems, str(exc)], source) from None
+    if problems:
+        raise SpecError(problems, source)
+    return checked
 
 
 def prepare(store: Store, spec: CampaignSpec, executor: str, address: str | None) -> PreparedRun:
@@ -128,13 +148,16 @@ def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Sta
 
 def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str | None = None,
         executor: str | Executor = "ray", address: str | None = None, name: str | None = None,
-        budget: int | None = None, progress: Callable[[Stats], None] | None = None) -> Stats:
-    """Create the campaign (or continue it if the same spec exists) and run it to budget."""
+        budget: int | None = None, progress: Callable[[Stats], None] | None = None,
+        source: str | None = None) -> Stats:
+    """Create the campaign (or continue it if the same spec exists) and run it to budget.
+    A refused campaign's errors name ``source`` (default: the file's path, when given one)."""
     spec = as_spec(spec_or_path)
+    source = source or (str(spec_or_path) if isinstance(spec_or_path, str | Path) else "campaign")
     if name is not None or budget is not None:
         spec = spec.with_overrides(name=name, budget=budget)
-    ex = checked_executor(spec, executor, address)  # before the storage is even opened
-    checked = checked_proposer(spec)  # likewise: a refused option creates no storage
+    ex = built_executor(spec, executor, address)  # before the storage is even opened
+    checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
     store = Store(storage or default_storage())
     try:
         return _run(store, spec, ex, progress, checked)

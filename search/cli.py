@@ -193,7 +193,8 @@ def run(
         for warning in spec_warnings(loaded):
             _warn(warning)
         url = _storage(storage)
-        _execute(lambda p: api.run(loaded, storage=url, executor=executor, address=address, progress=p),
+        _execute(lambda p: api.run(loaded, storage=url, executor=executor, address=address, progress=p,
+                                   source=str(spec)),
                  loaded.search.budget, loaded.name, url, map_out)
 
 
@@ -241,7 +242,7 @@ def submit(
         loaded = api.as_spec(spec)
         if name is not None or budget is not None:
             loaded = loaded.with_overrides(name=name, budget=budget)
-        api.checked_proposer(loaded)  # a refused option fails here, not in the job on the cluster
+        api.check_campaign(loaded, str(spec), evaluator=False)  # a refused option fails here, not on the cluster
         url = _storage(storage)
         if url.startswith("sqlite") and "127.0.0.1" not in address and "localhost" not in address:
             err.print("[yellow]warning:[/] a SQLite file is only visible to a scheduler on this machine; "

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from archive.store import Store
 from search import api
 from search.cli import app
-from search.proposers.base import OptionError
+from search.spec import SpecError
 from tests.conftest import quadratic_spec
 
 runner = CliRunner()
@@ -88,7 +88,7 @@ def test_a_refused_option_leaves_a_fresh_postgresql_schema_empty(postgres_url: s
     from sqlalchemy import create_engine, text
 
     bad = quadratic_spec(search__options={"iso_sigma": -1})
-    with pytest.raises(OptionError, match=re.escape("search.options.iso_sigma: must be a number > 0")):
+    with pytest.raises(SpecError, match=re.escape("search.options.iso_sigma: must be a number > 0")):
         api.run(bad, storage=postgres_url, executor="inline")
     engine = create_engine(postgres_url)
     try:
@@ -101,13 +101,24 @@ def test_a_refused_option_leaves_a_fresh_postgresql_schema_empty(postgres_url: s
     assert api.run(quadratic_spec(search__budget=10), storage=postgres_url, executor="inline").finished == 10
 
 
+def test_the_evaluator_and_the_options_are_refused_together_naming_the_file(tmp_path: Path) -> None:
+    bad = write(tmp_path / "bad.yaml", quadratic_spec(
+        evaluator={"kind": "python", "target": "no_such_module_xyz:evaluate"},
+        search__options={"iso_sigma": -1, "discount": 0.5}))
+    db = tmp_path / "atlas.db"
+    errors = assert_one_line_errors(invoke("run", str(bad), "--storage", f"sqlite:///{db}", "--executor", "inline"))
+    assert [e.split(": ")[1:3] for e in errors] == [
+        [str(bad), "evaluator.target"], [str(bad), "search.options.iso_sigma"]], errors
+    assert not db.exists()
+
+
 def test_submit_refuses_a_bad_option_before_it_reaches_for_the_cluster(tmp_path: Path) -> None:
     """Nothing listens at the address: the option's error, not the connection's, is what a user sees."""
     bad = write(tmp_path / "bad.yaml", quadratic_spec(search__options={"iso_sigma": "abc"}))
     result = invoke("submit", str(bad), "--address", "http://127.0.0.1:9", "--storage",
                     f"sqlite:///{tmp_path / 'atlas.db'}")
     errors = assert_one_line_errors(result)
-    assert errors == ["error: search.options.iso_sigma: must be a number > 0 (got 'abc')"]
+    assert errors == [f"error: {bad}: search.options.iso_sigma: must be a number > 0 (got 'abc')"]
 
 
 def test_an_unknown_executor_is_refused_before_the_row(tmp_path: Path) -> None:

@@ -86,5 +86,5 @@ def test_the_command_line_shows_an_option_error_as_one_line_and_creates_nothing(
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert result.stderr.strip().splitlines() == [
-        "error: search.options.x0: must be 2 numbers in [0, 1] (a point of the unit cube) (got [2, 2])"]
+        f"error: {bad}: search.options.x0: must be 2 numbers in [0, 1] (a point of the unit cube) (got [2, 2])"]
     assert not db.exists()
