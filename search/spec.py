@@ -30,6 +30,7 @@ evaluator section can run (its config model, its target, its parameters).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -44,7 +45,7 @@ from pydantic_core import PydanticCustomError
 from entropy_atlas.errors import AtlasError
 from entropy_atlas.validation import FRIENDLY, TYPE_NOUNS, kind_of, message
 from search.params import Param, StrictModel, check_bounds, condition_problem
-from search.proposers import algorithm_problem
+from search.proposers import algorithm_problem, proposer_class
 from search.space import SearchSpace
 
 NAME_PATTERN = r"^[a-z0-9._-]+$"
@@ -478,7 +479,9 @@ def spec_warnings(spec: CampaignSpec) -> list[str]:
     - an initial point given twice (evaluated twice);
     - a batch larger than ``max_in_flight`` or than the budget (it is cut to them);
     - more cells than the budget (coverage cannot pass budget / cells);
-    - a measure of one bin on a grid (an axis that separates nothing).
+    - a measure of one bin on a grid (an axis that separates nothing);
+    - an option the algorithm takes but ignores (a sibling algorithm's:
+      :meth:`~search.proposers.base.Proposer.option_warnings`).
     """
     s = spec.search
     warnings: list[str] = []
@@ -504,6 +507,8 @@ def spec_warnings(spec: CampaignSpec) -> list[str]:
     if spec.archive.type == "grid":
         warnings += [f"measures.{i}.bins: 1 bin; {m.name} separates nothing on the map"
                      for i, m in enumerate(spec.measures) if m.bins == 1]
+    with contextlib.suppress(AtlasError):  # a plug-in that cannot be loaded: the run names it
+        warnings += proposer_class(s.algorithm).option_warnings(s.options)
     return warnings
 
 

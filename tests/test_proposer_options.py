@@ -88,3 +88,31 @@ def test_the_command_line_shows_an_option_error_as_one_line_and_creates_nothing(
     assert result.stderr.strip().splitlines() == [
         f"error: {bad}: search.options.x0: must be 2 numbers in [0, 1] (a point of the unit cube) (got [2, 2])"]
     assert not db.exists()
+
+
+SIBLINGS = [  # an option of a sibling algorithm: taken (never read), with a warning
+    ("map-elites", {"ranker": "imp"}, ["search.options.ranker: map-elites does not use it; it is ignored"]),
+    ("cma-me", {"iso_sigma": "abc", "learning_rate": 0.1},
+     ["search.options.iso_sigma: cma-me does not use it; it is ignored",
+      "search.options.learning_rate: cma-me does not use it; it is ignored"]),
+    ("optuna-cmaes", {"multivariate": "yes"},
+     ["search.options.multivariate: optuna-cmaes does not use it; it is ignored"]),
+    ("optuna-nsga2", {"n_startup_trials": 5},
+     ["search.options.n_startup_trials: optuna-nsga2 does not use it; it is ignored"]),
+    ("portfolio", {"members": {"map-elites": {"sigma0": 1}, "random": {}}},
+     ["search.options.members.map-elites.sigma0: map-elites does not use it; it is ignored"]),
+]
+
+
+@pytest.mark.parametrize(("algorithm", "options", "warnings"), SIBLINGS, ids=[a for a, _, _ in SIBLINGS])
+def test_a_siblings_option_is_taken_with_a_warning(algorithm: str, options: dict, warnings: list[str]) -> None:
+    from search.spec import spec_warnings
+
+    spec = as_spec(quadratic_spec(search__algorithm=algorithm, search__options=options))
+    assert [w for w in spec_warnings(spec) if w.startswith("search.options")] == warnings
+    checked_proposer(spec)  # a stored campaign that names one still resumes
+
+
+def test_an_option_no_sibling_has_is_still_refused() -> None:
+    with pytest.raises(OptionError, match=r"search\.options: ranker not understood by optuna-tpe"):
+        build("optuna-tpe", {"ranker": "imp"})

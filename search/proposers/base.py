@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -114,18 +114,29 @@ class Proposer(abc.ABC):
 
     name: str = "proposer"
     option_names: tuple[str, ...] = ()
+    #: Options this algorithm takes but does not use: its siblings' (one class once took
+    #: them all). Warned about (:func:`search.proposers.ignored_option_warnings`), not
+    #: refused, so that a stored campaign naming one still resumes; never read.
+    ignored_options: tuple[str, ...] = ()
     checkpoint_version: int = 1
     migrates_versions: tuple[int, ...] = ()
 
     def __init__(self, ctx: ProposerContext) -> None:
         self.ctx = ctx
-        unknown = set(ctx.options) - set(self.option_names)
+        unknown = set(ctx.options) - set(self.option_names) - set(self.ignored_options)
         if unknown:
             raise OptionError(
                 f"{ctx.options_path}: {', '.join(sorted(unknown))} not understood by {self.name} "
                 f"(known: {', '.join(self.option_names) or 'none'})"
             )
         self.rng = np.random.default_rng(ctx.seed)
+
+    @classmethod
+    def option_warnings(cls, options: Mapping[str, Any], path: str = "search.options") -> list[str]:
+        """What valid ``options`` ask that is probably not meant, as ``path: reason`` lines:
+        each option this algorithm takes but ignores (:attr:`ignored_options`)."""
+        return [f"{path}.{key}: {cls.name} does not use it; it is ignored" for key in options
+                if key in cls.ignored_options]
 
     # -- options: each read checked, an out-of-range value an OptionError naming it --
     def option(self, key: str, default: Any, check: Callable[[Any], bool] | None = None,

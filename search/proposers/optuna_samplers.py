@@ -16,6 +16,7 @@ from the number of rows.
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import optuna
@@ -31,34 +32,27 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 class OptunaProposer(Proposer):
+    """One of Optuna's samplers (:meth:`make_sampler`, which reads the options it takes; the
+    first study is made when the proposer is built, so a refused option fails there)."""
+
     name = "optuna-tpe"
-    option_names = ("n_startup_trials", "multivariate", "population_size", "measure_directions")
+    multi = False  # the fitness and the measures together (NSGA-II), else the fitness alone
 
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
-        self.multi = self.name == "optuna-nsga2"
-        directions = self.directions_option("measure_directions")
+        directions = self.directions_option("measure_directions") if self.multi else {}
         names = ctx.layout.measure_names
-        self.startup = self.int_option("n_startup_trials", 10, minimum=0)
-        self.multivariate = self.flag_option("multivariate", True)
-        self.population_size = self.int_option("population_size", 50, minimum=2)
         self.measure_signs = [1.0 if directions.get(m, "maximize") == "maximize" else -1.0 for m in names]
         self.asks = 0
         self._new_study()
 
-    def _sampler(self) -> optuna.samplers.BaseSampler:
-        seed, startup = self.ctx.seed, self.startup
-        if self.name == "optuna-tpe":
-            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=self.multivariate)
-        if self.name == "optuna-cmaes":
-            return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup, warn_independent_sampling=False)
-        if self.name == "optuna-gp":
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=self.population_size)
+    @abc.abstractmethod
+    def make_sampler(self) -> optuna.samplers.BaseSampler:
+        """A new sampler, seeded with the campaign's seed."""
 
     def _new_study(self) -> None:
         directions = ["maximize"] * (1 + (len(self.measure_signs) if self.multi else 0))
-        self.study = optuna.create_study(directions=directions, sampler=self._sampler())
+        self.study = optuna.create_study(directions=directions, sampler=self.make_sampler())
         self.running: dict[int, optuna.Trial] = {}
 
     # -- params <-> optuna -------------------------------------------------------
@@ -161,18 +155,43 @@ class OptunaProposer(Proposer):
 
 class TpeProposer(OptunaProposer):
     name = "optuna-tpe"
+    option_names = ("n_startup_trials", "multivariate")
+    ignored_options = ("population_size", "measure_directions")
+
+    def make_sampler(self) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.TPESampler(seed=self.ctx.seed, n_startup_trials=self.int_option(
+            "n_startup_trials", 10, minimum=0), multivariate=self.flag_option("multivariate", True))
 
 
 class CmaEsProposer(OptunaProposer):
     name = "optuna-cmaes"
+    option_names = ("n_startup_trials",)
+    ignored_options = ("multivariate", "population_size", "measure_directions")
+
+    def make_sampler(self) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.CmaEsSampler(seed=self.ctx.seed, n_startup_trials=self.int_option(
+            "n_startup_trials", 10, minimum=0), warn_independent_sampling=False)
 
 
 class GpProposer(OptunaProposer):
     name = "optuna-gp"
+    option_names = ("n_startup_trials",)
+    ignored_options = ("multivariate", "population_size", "measure_directions")
+
+    def make_sampler(self) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.GPSampler(seed=self.ctx.seed, n_startup_trials=self.int_option(
+            "n_startup_trials", 10, minimum=0))
 
 
 class Nsga2Proposer(OptunaProposer):
     name = "optuna-nsga2"
+    multi = True
+    option_names = ("population_size", "measure_directions")
+    ignored_options = ("n_startup_trials", "multivariate")
+
+    def make_sampler(self) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.NSGAIISampler(seed=self.ctx.seed, population_size=self.int_option(
+            "population_size", 50, minimum=2))
 
 
 __all__ = ["CmaEsProposer", "GpProposer", "Nsga2Proposer", "OptunaProposer", "TpeProposer"]

@@ -20,6 +20,7 @@ which is what ``tell`` saw, and each member resumes as from its own legacy pickl
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,18 @@ class PortfolioProposer(Proposer):
         self.pulls = {name: 0 for name in self.members}
         self.rewards = {name: 0.0 for name in self.members}
         self.best: dict[int, float] = {}
+
+    @classmethod
+    def option_warnings(cls, options: Mapping[str, Any], path: str = "search.options") -> list[str]:
+        """The portfolio's own, then each member's (under ``members.NAME``)."""
+        from search.proposers import is_available, proposer_class
+
+        out = super().option_warnings(options, path)
+        members = options.get("members")
+        for name, member in (members.items() if isinstance(members, dict) else ()):
+            if isinstance(member, dict) and is_available(str(name)):
+                out += proposer_class(str(name)).option_warnings(member, f"{path}.members.{name}")
+        return out
 
     def choose(self) -> str:
         untold = [m for m, n in self.pulls.items() if n == 0]

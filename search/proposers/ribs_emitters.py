@@ -110,10 +110,7 @@ RANKERS = ("imp", "2imp", "rd", "2rd", "obj", "2obj")  # pyribs' rankers that ne
 class RibsProposer(Proposer):
     """Emitters of pyribs over a pyribs archive of the campaign's cells."""
 
-    option_names = (
-        "emitters", "variation", "sigma", "iso_sigma", "line_sigma", "sigma0", "ranker",
-        "selection_rule", "restart_rule", "learning_rate", "threshold_min", "random_init", "x0",
-    )
+    option_names = ("emitters", "random_init", "x0")  # and each algorithm's own, below
     name = algorithm = "map-elites"
 
     def __init__(self, ctx: ProposerContext) -> None:
@@ -460,17 +457,22 @@ class MapElitesProposer(RibsProposer):
     three refining arms added fresh); versions 1 and 2 are still read."""
 
     name = algorithm = "map-elites"
-    option_names = (*RibsProposer.option_names, "sigmas", "discount")
+    option_names = (*RibsProposer.option_names, "variation", "sigma", "iso_sigma", "line_sigma", "sigmas", "discount")
+    ignored_options = ("sigma0", "ranker", "selection_rule", "restart_rule", "learning_rate", "threshold_min")
     checkpoint_version = 3
     migrates_versions = (1, 2)
 
 
 class CmaMeProposer(RibsProposer):
     name = algorithm = "cma-me"
+    option_names = (*RibsProposer.option_names, "sigma0", "ranker", "selection_rule", "restart_rule")
+    ignored_options = ("variation", "sigma", "iso_sigma", "line_sigma", "learning_rate", "threshold_min")
 
 
 class CmaMaeProposer(RibsProposer):
     name = algorithm = "cma-mae"
+    option_names = (*CmaMeProposer.option_names, "learning_rate", "threshold_min")
+    ignored_options = ("variation", "sigma", "iso_sigma", "line_sigma")
 
 
 def _arm_array(arrays: dict[str, np.ndarray], name: str, k: int, proposer: str) -> np.ndarray:
