@@ -509,6 +509,8 @@ class Store(LeaseStore):
         unknown = set(fields) - set(ELITE_FIELDS)
         if unknown:
             raise ValueError(f"not a field of an elite: {', '.join(sorted(unknown))}")
+        if top is not None and top < 0:  # SQL's LIMIT would take a negative one as no limit at all
+            raise ValueError(f"top: must be >= 0 (got {top})")
         names = [f for f in ELITE_FIELDS if f in fields]
         texts = [f for f in names if f in ELITE_JSON]
         plain = [f for f in names if f not in ELITE_JSON]

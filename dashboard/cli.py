@@ -82,7 +82,10 @@ def default_allowed_hosts(host: str) -> list[str]:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: any free port)."""
+    """A listening TCP socket on ``host:port`` (port 0: any free port; past 65535 is
+    refused, where the resolver would wrap it round to another port)."""
+    if not 0 <= port <= 65535:
+        raise DashboardError(f"cannot serve the dashboard on port {port}: a port is 1 to 65535 (0: any free port)")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:

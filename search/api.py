@@ -88,9 +88,10 @@ def built_executor(spec: CampaignSpec, executor: str | Executor, address: str | 
     return make_executor(executor, executor_config(spec), address=address)
 
 
-def checked_executor(spec: CampaignSpec, executor: str | Executor, address: str | None) -> Executor:
+def checked_executor(spec: CampaignSpec, executor: str | Executor, address: str | None,
+                     source: str = "campaign") -> Executor:
     """The evaluator checked (:func:`check_evaluator`), then :func:`built_executor`."""
-    check_evaluator(spec)
+    check_evaluator(spec, source)
     return built_executor(spec, executor, address)
 
 
@@ -131,18 +132,22 @@ def prepare(store: Store, spec: CampaignSpec, executor: str, address: str | None
     return _prepare(store, spec, checked_executor(spec, executor, address))
 
 
-def _prepare(store: Store, spec: CampaignSpec, ex: Executor, checked: CheckedProposer | None = None) -> PreparedRun:
-    plan = plan_campaign(store, spec, checked.setup.layout if checked else None)
+def _prepare(store: Store, spec: CampaignSpec, ex: Executor, checked: CheckedProposer | None = None,
+             source: str = "campaign") -> PreparedRun:
+    plan = plan_campaign(store, spec, checked.setup.layout if checked else None, source)
     if checked is not None and plan.existing is None:
         return PreparedRun(plan, checked.setup, checked.proposer, ex)
     setup = setup_run(spec, plan.layout)
-    proposer = build_proposer(spec.search.algorithm, setup.proposer_context())
+    try:
+        proposer = build_proposer(spec.search.algorithm, setup.proposer_context())
+    except OptionError as exc:
+        raise SpecError([str(exc)], source) from None
     return PreparedRun(plan, setup, proposer, ex)
 
 
 def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Stats], None] | None,
-         checked: CheckedProposer | None = None) -> Stats:
-    prepared = _prepare(store, spec, ex, checked)
+         checked: CheckedProposer | None = None, source: str = "campaign") -> Stats:
+    prepared = _prepare(store, spec, ex, checked, source)
     return Scheduler(store, prepared.commit(store), prepared.proposer, prepared.executor, progress=progress).run()
 
 
@@ -155,12 +160,12 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
     spec = as_spec(spec_or_path)
     source = source or (str(spec_or_path) if isinstance(spec_or_path, str | Path) else "campaign")
     if name is not None or budget is not None:
-        spec = spec.with_overrides(name=name, budget=budget)
+        spec = spec.with_overrides(name=name, budget=budget, source=source)
     ex = built_executor(spec, executor, address)  # before the storage is even opened
     checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
     store = Store(storage or default_storage())
     try:
-        return _run(store, spec, ex, progress, checked)
+        return _run(store, spec, ex, progress, checked, source)
     finally:
         store.close()
 
@@ -171,9 +176,10 @@ def resume(name: str, storage: str | None = None, executor: str | Executor = "ra
     store = Store(storage or default_storage())
     try:
         _, spec = stored_spec(store, name)
+        source = f"stored spec of {name}"  # what its errors name, as parsing it does
         if budget is not None:
-            spec = spec.with_overrides(budget=budget)
-        return _run(store, spec, checked_executor(spec, executor, address), progress)
+            spec = spec.with_overrides(budget=budget, source=source)
+        return _run(store, spec, checked_executor(spec, executor, address, source), progress, source=source)
     finally:
         store.close()
 
@@ -184,8 +190,9 @@ def is_complete(storage: str, name: str, budget: int | None = None) -> tuple[boo
     store = Store(storage, readonly=True)
     try:
         record = store.require_campaign(name)
-        total = budget or record.settings.budget
+        total = record.settings.budget if budget is None else budget
         stats = store.stats(record.id, 0)
-        return stats.created >= total and stats.finished == stats.created, stats.finished, total
+        below = budget is not None and budget < stats.created  # not "finished": the run refuses it (plan_campaign)
+        return stats.created >= total and not below and stats.finished == stats.created, stats.finished, total
     finally:
         store.close()

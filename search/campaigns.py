@@ -48,7 +48,8 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
     return out
 
 
-def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = None) -> CampaignPlan:
+def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = None,
+                  source: str = "campaign") -> CampaignPlan:
     """Check that ``spec`` may run in ``store`` without writing anything.
 
     A new name is a new campaign, on ``layout`` (the spec's own, :func:`layout_for`,
@@ -56,7 +57,7 @@ def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = 
     when the specs agree in everything but the budget (compared after filling defaults,
     so a field added to the format with a default does not make an old campaign
     different); lowering the budget below what was already created is refused. Any other
-    difference is a :class:`CampaignConflict`.
+    difference is a :class:`CampaignConflict`. A refused budget names ``source`` (the file).
     """
     existing = store.campaign(spec.name)
     if existing is None:
@@ -73,7 +74,7 @@ def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = 
         created = store.count_created(existing.id)
         if spec.search.budget < created:
             raise SpecError([f"search.budget: {spec.search.budget} is below the {created} evaluations "
-                             f"campaign {spec.name!r} already has"])
+                             f"campaign {spec.name!r} already has"], source)
     return CampaignPlan(spec, existing, CellLayout.from_json(existing.layout))
 
 

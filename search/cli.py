@@ -56,6 +56,14 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+def _at_least(flag: str, value: int | None, minimum: int) -> None:
+    """Refuse ``flag``'s ``value`` below ``minimum`` as one ``error:`` line, exit 2 (what
+    typer's own ``min=`` would draw as a box)."""
+    if value is not None and value < minimum:
+        err.print(f"[bold red]error:[/] {flag} must be >= {minimum}, not {value}", highlight=False)
+        raise typer.Exit(2)
+
+
 def _warn(message: str) -> None:
     err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
@@ -187,7 +195,7 @@ def run(
     with _errors():
         loaded = api.as_spec(spec)
         if name is not None or budget is not None:
-            loaded = loaded.with_overrides(name=name, budget=budget)
+            loaded = loaded.with_overrides(name=name, budget=budget, source=str(spec))
         if map_out is not None:
             check_output(map_out, FIGURE_SUFFIXES)
         for warning in spec_warnings(loaded):
@@ -241,7 +249,7 @@ def submit(
     with _errors():
         loaded = api.as_spec(spec)
         if name is not None or budget is not None:
-            loaded = loaded.with_overrides(name=name, budget=budget)
+            loaded = loaded.with_overrides(name=name, budget=budget, source=str(spec))
         api.check_campaign(loaded, str(spec), evaluator=False)  # a refused option fails here, not on the cluster
         url = _storage(storage)
         if url.startswith("sqlite") and "127.0.0.1" not in address and "localhost" not in address:
@@ -322,6 +330,7 @@ def elites(
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
 ) -> None:
     """The elite table, best first (``csv``: full precision, vectors as JSON lists)."""
+    _at_least("--top", top, 1)
     if fmt not in ("table", "json", "csv"):
         err.print(f"[bold red]error:[/] --format must be table, json or csv, not {fmt!r}")
         raise typer.Exit(2)
@@ -542,11 +551,12 @@ def migrate(storage: StorageOpt = None) -> None:
 def failures(
     name: Annotated[str, typer.Argument(help="the campaign's name")],
     storage: StorageOpt = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="at most K evaluations and K messages")] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="at most K evaluations and K messages")] = 20,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
     """The failed evaluations, latest first (id, seq, attempts, proposer, the error's first
     line, params), and how many failed with each message, most common first."""
+    _at_least("--limit", limit, 1)
     if fmt not in ("table", "json"):
         err.print(f"[bold red]error:[/] --format must be table or json, not {escape(repr(fmt))}")
         raise typer.Exit(2)

@@ -232,13 +232,19 @@ class CampaignSpec(StrictModel):
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def with_overrides(self, name: str | None = None, budget: int | None = None) -> CampaignSpec:
+    def with_overrides(self, name: str | None = None, budget: int | None = None,
+                       source: str = "campaign") -> CampaignSpec:
+        """This spec with another ``name`` or ``budget``; a refused one names ``source`` (the
+        file) and the override: ``bad.yaml with --budget -5: search.budget: must be > 0``."""
         data = self.model_dump(mode="json")
+        given = []
         if name is not None:
             data["name"] = name
+            given.append(f"--name {name}")
         if budget is not None:
             data["search"]["budget"] = budget
-        return parse_spec(data, source="campaign (with overrides)")
+            given.append(f"--budget {budget}")
+        return parse_spec(data, source=f"{source} with {' '.join(given)}" if given else source)
 
 
 def _check_grid_cells(measures: list[MeasureSpec]) -> None:

@@ -112,6 +112,24 @@ def test_the_evaluator_and_the_options_are_refused_together_naming_the_file(tmp_
     assert not db.exists()
 
 
+def test_a_stored_option_that_is_refused_now_names_the_stored_spec(tmp_path: Path) -> None:
+    """A campaign stored by an earlier version with an option this one refuses: its resume
+    says which campaign's stored spec, in one line, and charges nothing."""
+    import json
+
+    db = tmp_path / "atlas.db"
+    api.run(quadratic_spec(search__budget=10), storage=f"sqlite:///{db}", executor="inline")
+    with sqlite3.connect(db) as conn:
+        spec = json.loads(conn.execute("SELECT spec FROM campaigns").fetchone()[0])
+        spec["search"]["options"] = {"random_init": -1}
+        conn.execute("UPDATE campaigns SET spec = ?", (json.dumps(spec),))
+    errors = assert_one_line_errors(invoke("resume", "quad", "--budget", "20", "--storage", f"sqlite:///{db}",
+                                           "--executor", "inline"))
+    assert errors == ["error: stored spec of quad: search.options.random_init: must be an integer >= 0 (got -1)"]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*), sum(attempts) FROM evaluations").fetchone() == (10, 10)
+
+
 def test_submit_refuses_a_bad_option_before_it_reaches_for_the_cluster(tmp_path: Path) -> None:
     """Nothing listens at the address: the option's error, not the connection's, is what a user sees."""
     bad = write(tmp_path / "bad.yaml", quadratic_spec(search__options={"iso_sigma": "abc"}))
@@ -284,6 +302,43 @@ def test_resuming_a_finished_campaign_says_so(tmp_path: Path) -> None:
     api.run(quadratic_spec(search__budget=10), storage=url, executor="inline")
     result = invoke("resume", "quad", "--storage", url)  # the Ray executor: never started
     assert result.exit_code == 0 and "already finished: 10 of 10" in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("resume", "quad", "--budget", "5"), "error: stored spec of quad: search.budget: 5 is below the 10 "
+                                          "evaluations campaign 'quad' already has"),
+    (("resume", "quad", "--budget", "0"), "error: stored spec of quad with --budget 0: search.budget: must be > 0"),
+    (("elites", "quad", "--top", "-3"), "error: --top must be >= 1, not -3"),
+    (("elites", "quad", "--top", "0"), "error: --top must be >= 1, not 0"),
+    (("failures", "quad", "--limit", "0"), "error: --limit must be >= 1, not 0"),
+])
+def test_a_number_out_of_range_on_the_command_line_is_one_line(tmp_path: Path, args: tuple, message: str) -> None:
+    """``--budget`` below what the campaign has was "already finished: 10 of 5", and 0 was
+    taken as no budget given; a negative ``--top`` became SQL's LIMIT -3 (no limit);
+    ``--limit 0`` was typer's boxed usage error."""
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    api.run(quadratic_spec(search__budget=10), storage=url, executor="inline")
+    assert assert_one_line_errors(invoke(*args, "--storage", url, "--executor", "inline")
+                                  if args[0] == "resume" else invoke(*args, "--storage", url)) == [message]
+    with sqlite3.connect(tmp_path / "atlas.db") as conn:
+        assert conn.execute("SELECT count(*), max(attempts) FROM evaluations").fetchone() == (10, 1)
+
+
+def test_an_override_that_is_refused_names_the_file_and_the_override(tmp_path: Path) -> None:
+    spec = write(tmp_path / "c.yaml", quadratic_spec(search__budget=10))
+    errors = assert_one_line_errors(invoke("run", str(spec), "--budget", "-5", "--storage",
+                                           f"sqlite:///{tmp_path / 'atlas.db'}", "--executor", "inline"))
+    assert errors == [f"error: {spec} with --budget -5: search.budget: must be > 0"]
+    assert not (tmp_path / "atlas.db").exists()
+
+
+def test_store_elites_refuses_a_negative_top(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'atlas.db'}")
+    try:
+        with pytest.raises(ValueError, match="top: must be >= 0"):
+            store.elites(1, top=-1)
+    finally:
+        store.close()
 
 
 def test_a_scheduler_that_died_shows_as_stopped_and_unstarted_rows_are_not_charged(tmp_path: Path) -> None:

@@ -159,6 +159,14 @@ def test_a_taken_port_is_a_clear_error(dash_url: str) -> None:
         taken.close()
 
 
+@pytest.mark.parametrize("port", [65536, 99999, -1])
+def test_a_port_out_of_range_is_refused_not_wrapped_round(port: int) -> None:
+    """The resolver takes port 99999 as 99999 − 65536 = 34463: the dashboard would serve on
+    a port nobody asked for."""
+    with pytest.raises(DashboardError, match=f"on port {port}: a port is 1 to 65535"):
+        bind("127.0.0.1", port)
+
+
 def test_binds_loopback_by_default() -> None:
     for fn in (dashboard, make_server):
         params = inspect.signature(fn).parameters
