@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +20,6 @@ from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, InterfaceE
 from archive.engine import first_line, shown_url
 from archive.errors import StorageError
 
-RETRY_WINDOW_S = float(os.environ.get("ATLAS_DB_RETRY_S", "120"))
 log = logging.getLogger("entropy_atlas.store")
 
 # Errors no retry can mend: the file or database refuses this user, not the network.

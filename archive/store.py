@@ -42,7 +42,8 @@ from archive.jsontext import loads_many
 from archive.leases import LeaseStore
 from archive.models import Campaign, Checkpoint, Elite, Evaluation, ProposerCall
 from archive.records import CampaignRecord, CampaignSettings, NewEvaluation, Result, Stats, lease_is_live
-from archive.retry import RETRY_WINDOW_S, reconnecting
+from archive.retry import reconnecting
+from entropy_atlas import settings
 
 #: An elite's fields from its evaluation (:meth:`Store.elites`), the JSON ones decoded.
 ELITE_FIELDS = ("measures", "params", "x", "seq", "proposer")
@@ -56,12 +57,13 @@ __all__ = ["MIGRATIONS", "CampaignRecord", "LeaseConflict", "NewEvaluation", "Re
 class Store(LeaseStore):
     """All reads and writes of the archive for one storage URL."""
 
-    def __init__(self, url: str, retry_s: float = RETRY_WINDOW_S, readonly: bool = False) -> None:
+    def __init__(self, url: str, retry_s: float | None = None, readonly: bool = False) -> None:
         """Open ``url`` for writing (created and migrated as needed) or ``readonly``
-        (nothing created or migrated; see :mod:`archive.engine`)."""
+        (nothing created or migrated; see :mod:`archive.engine`). A transaction is retried
+        for up to ``retry_s`` while the database is unreachable (default ``ATLAS_DB_RETRY_S``)."""
         self.url = url
         self.readonly = readonly
-        self.retry_s = retry_s
+        self.retry_s = settings.db_retry_s() if retry_s is None else retry_s
         self.engine = make_engine(url, readonly=readonly)
         self._write_engine = self.engine.execution_options(atlas_write=True)
         self._charger = Charger(self.engine)  # the connection held for start charges

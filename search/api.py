@@ -27,6 +27,7 @@ from typing import Any
 from archive.engine import DEFAULT_STORAGE, default_storage  # re-exported: the API's default
 from archive.records import Stats
 from archive.store import Store
+from entropy_atlas import settings
 from search.campaigns import CampaignPlan, commit_campaign, layout_for, plan_campaign, stored_spec
 from search.proposers import build_proposer
 from search.proposers.base import OptionError, Proposer
@@ -147,8 +148,10 @@ def _prepare(store: Store, spec: CampaignSpec, ex: Executor, checked: CheckedPro
 
 def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Stats], None] | None,
          checked: CheckedProposer | None = None, source: str = "campaign") -> Stats:
+    lease_ttl_s = settings.lease_ttl_s()  # a malformed ATLAS_LEASE_TTL is refused before the row is written
     prepared = _prepare(store, spec, ex, checked, source)
-    return Scheduler(store, prepared.commit(store), prepared.proposer, prepared.executor, progress=progress).run()
+    return Scheduler(store, prepared.commit(store), prepared.proposer, prepared.executor, progress=progress,
+                     lease_ttl_s=lease_ttl_s).run()
 
 
 def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str | None = None,
@@ -163,6 +166,7 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
         spec = spec.with_overrides(name=name, budget=budget, source=source)
     ex = built_executor(spec, executor, address)  # before the storage is even opened
     checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
+    settings.lease_ttl_s()  # and so does a malformed setting
     store = Store(storage or default_storage())
     try:
         return _run(store, spec, ex, progress, checked, source)

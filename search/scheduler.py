@@ -34,7 +34,6 @@ while this scheduler holds it, and a scheduler that finds its lease taken stops 
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +43,7 @@ import numpy as np
 from archive.errors import LeaseConflict
 from archive.records import NewEvaluation, Result, Stats
 from archive.store import Store
+from entropy_atlas import settings
 from entropy_atlas.errors import AtlasError
 from search.history import ArchiveHistory
 from search.holders import holder_is_dead, lease_holder_id
@@ -55,7 +55,6 @@ from search.step_writer import StepWriter
 from workers.executors.base import Executor
 from workers.runner import EvaluationTask, Outcome
 
-LEASE_TTL_S = float(os.environ.get("ATLAS_LEASE_TTL", "30"))
 # inline: evaluations that took less than this (the last turn's mean) have their starts
 # logged (archive.starts), where a charge's commit on the row would be a large share of them
 LOG_STARTS_BELOW_S = 0.001
@@ -102,7 +101,7 @@ class Scheduler:
         proposer: Proposer,
         executor: Executor,
         progress: Callable[[Stats], None] | None = None,
-        lease_ttl_s: float = LEASE_TTL_S,
+        lease_ttl_s: float | None = None,
         poll_s: float = 0.2,
     ) -> None:
         self.store = store
@@ -112,7 +111,7 @@ class Scheduler:
         self.proposer = proposer
         self.executor = executor
         self.progress = progress
-        self.lease_ttl_s = lease_ttl_s
+        self.lease_ttl_s = settings.lease_ttl_s() if lease_ttl_s is None else lease_ttl_s
         self.poll_s = poll_s
         self.layout = run.layout
         self.space = run.space

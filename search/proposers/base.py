@@ -115,8 +115,8 @@ class Proposer(abc.ABC):
     name: str = "proposer"
     option_names: tuple[str, ...] = ()
     #: Options this algorithm takes but does not use: its siblings' (one class once took
-    #: them all). Warned about (:func:`search.proposers.ignored_option_warnings`), not
-    #: refused, so that a stored campaign naming one still resumes; never read.
+    #: them all). Warned about (:meth:`option_warnings`), not refused, so that a stored
+    #: campaign naming one still resumes; never read.
     ignored_options: tuple[str, ...] = ()
     checkpoint_version: int = 1
     migrates_versions: tuple[int, ...] = ()

@@ -1,0 +1,43 @@
+"""Settings read from the environment, each checked where it is read.
+
+A malformed value is a :class:`SettingError` naming the variable (one ``error:`` line on
+the command line), read when a command needs it rather than when a module is imported, so
+that it never surfaces as a traceback at import, and before anything is written.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from entropy_atlas.errors import AtlasError
+
+
+class SettingError(AtlasError, ValueError):
+    """An environment variable of Entropy Atlas holds a value it cannot use."""
+
+
+def seconds(name: str, default: float, *, positive: bool = False) -> float:
+    """``$name`` as a finite number of seconds, >= 0 (> 0 when ``positive``); ``default``
+    when unset or empty."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    bound = "> 0" if positive else ">= 0"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingError(f"{name}={raw!r}: must be a number of seconds {bound}") from None
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise SettingError(f"{name}={raw}: must be a finite number of seconds {bound}")
+    return value
+
+
+def lease_ttl_s() -> float:
+    """How long a scheduler's lease on its campaign lasts unrenewed (``ATLAS_LEASE_TTL``, 30 s)."""
+    return seconds("ATLAS_LEASE_TTL", 30.0, positive=True)
+
+
+def db_retry_s() -> float:
+    """How long a store retries while its database is unreachable (``ATLAS_DB_RETRY_S``, 120 s)."""
+    return seconds("ATLAS_DB_RETRY_S", 120.0)
