@@ -27,7 +27,8 @@ Each (method, problem, seed) runs once to the largest budget; the score at a sma
 budget is that of its first N evaluations (in the order they were made), the same for
 every method (a run to budget N makes the same first N evaluations, but for the last
 ask's share-out). pyribs' best is the best mean over its settings per (problem, budget),
-and the ratio is ours / that.
+and the ratio is ours / that, with its standard error over the seeds (the two means'
+relative standard errors added in quadrature): a ratio within one s.e. of 1 is a tie.
 
     python bench/qd_small_budget.py [--quick] [--seeds 5] [--first-seed 0] [--dims 4 6 10 20]
                                     [--functions sphere rastrigin] [--budgets 1000 3000 10000]
@@ -64,6 +65,13 @@ def normalised_qd(objective: np.ndarray, measures: np.ndarray, dim: int, n: int)
     best = np.full(BINS * BINS, -np.inf)
     np.maximum.at(best, flat, objective[:n])
     return float(best[np.isfinite(best)].sum()) / (100 * BINS * BINS)
+
+
+def relative_se(scores: list[float]) -> float:
+    """The standard error of the mean of ``scores`` over that mean (0 for one seed)."""
+    if len(scores) < 2:
+        return 0.0
+    return float(np.std(scores, ddof=1) / np.sqrt(len(scores)) / max(abs(np.mean(scores)), 1e-12))
 
 
 def pyribs_stream(setting: str, fn: str, dim: int, budget: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,9 +154,9 @@ def main() -> None:
     print(f"batch {BATCH}, grid {BINS}x{BINS}, seeds {args.first_seed}-{args.first_seed + seeds - 1}; "
           "mean normalised QD-score per method", flush=True)
     print(f"{'problem':<16}{'budget':>7} " + " ".join(f"{m:>9}" for m in methods)
-          + f" {'pyribs best':>12} {'ratio':>7}", flush=True)
+          + f" {'pyribs best':>12} {'ratio':>7} {'s.e.':>7}", flush=True)
     start = time.perf_counter()
-    ratios = []
+    ratios, ties = [], 0
     with tempfile.TemporaryDirectory() as tmp:
         for fn in args.functions:
             for dim in dims:
@@ -163,11 +171,14 @@ def main() -> None:
                     mean = {m: float(np.mean(scores[m][n])) for m in methods}
                     best = max(PYRIBS, key=lambda m: mean[m])
                     ratio = mean["ours"] / max(mean[best], 1e-12)
+                    se = ratio * float(np.hypot(*(relative_se(scores[m][n]) for m in ("ours", best))))
                     ratios.append(ratio)
+                    ties += ratio < 1.0 <= ratio + se
                     print(f"{fn + '-LP d' + str(dim):<16}{n:>7} " + " ".join(f"{mean[m]:>9.3f}" for m in methods)
-                          + f" {best:>12} {ratio:>7.4f}", flush=True)
+                          + f" {best:>12} {ratio:>7.4f} {se:>7.4f}", flush=True)
     print(f"ratio ours / pyribs best: min {min(ratios):.4f}, mean {np.mean(ratios):.3f}, "
-          f"{sum(r >= 1.0 for r in ratios)}/{len(ratios)} at >= 1.0; {time.perf_counter() - start:.0f} s", flush=True)
+          f"{sum(r >= 1.0 for r in ratios)}/{len(ratios)} at >= 1.0 and {ties} under it by less than one s.e.; "
+          f"{time.perf_counter() - start:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
