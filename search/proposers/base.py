@@ -102,6 +102,12 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def formerly_shared(shared: tuple[str, ...], own: tuple[str, ...]) -> tuple[str, ...]:
+    """The options of ``shared`` (a list one class once took for every algorithm of its
+    family) that an algorithm taking ``own`` does not use: its :attr:`Proposer.ignored_options`."""
+    return tuple(o for o in shared if o not in own)
+
+
 class Proposer(abc.ABC):
     """Base class: subclasses implement ``ask`` and ``tell``, and save their state explicitly.
 
@@ -115,8 +121,8 @@ class Proposer(abc.ABC):
     name: str = "proposer"
     option_names: tuple[str, ...] = ()
     #: Options this algorithm takes but does not use: its siblings' (one class once took
-    #: them all). Warned about (:meth:`option_warnings`), not refused, so that a stored
-    #: campaign naming one still resumes; never read.
+    #: them all: :func:`formerly_shared`). Warned about (:meth:`option_warnings`), not
+    #: refused, so that a stored campaign naming one still resumes; never read.
     ignored_options: tuple[str, ...] = ()
     checkpoint_version: int = 1
     migrates_versions: tuple[int, ...] = ()

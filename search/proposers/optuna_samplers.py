@@ -25,10 +25,20 @@ from optuna.trial import TrialState
 
 from search.params import CategoricalParam, FloatParam, IntParam
 from search.proposers import checkpoint
-from search.proposers.base import History, Observation, Proposal, Proposer, ProposerContext, rows_so_far
+from search.proposers.base import (
+    History,
+    Observation,
+    Proposal,
+    Proposer,
+    ProposerContext,
+    formerly_shared,
+    rows_so_far,
+)
 from search.proposers.checkpoint import Checkpoint
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+# the options one class took for all four samplers: each now takes its own, and its siblings' with a warning
+ONCE_SHARED = ("n_startup_trials", "multivariate", "population_size", "measure_directions")
 
 
 class OptunaProposer(Proposer):
@@ -49,6 +59,10 @@ class OptunaProposer(Proposer):
     @abc.abstractmethod
     def make_sampler(self) -> optuna.samplers.BaseSampler:
         """A new sampler, seeded with the campaign's seed."""
+
+    def startup_trials(self) -> int:
+        """``n_startup_trials`` (10): the random trials before the sampler models anything."""
+        return self.int_option("n_startup_trials", 10, minimum=0)
 
     def _new_study(self) -> None:
         directions = ["maximize"] * (1 + (len(self.measure_signs) if self.multi else 0))
@@ -156,38 +170,37 @@ class OptunaProposer(Proposer):
 class TpeProposer(OptunaProposer):
     name = "optuna-tpe"
     option_names = ("n_startup_trials", "multivariate")
-    ignored_options = ("population_size", "measure_directions")
+    ignored_options = formerly_shared(ONCE_SHARED, option_names)
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.TPESampler(seed=self.ctx.seed, n_startup_trials=self.int_option(
-            "n_startup_trials", 10, minimum=0), multivariate=self.flag_option("multivariate", True))
+        return optuna.samplers.TPESampler(seed=self.ctx.seed, n_startup_trials=self.startup_trials(),
+                                          multivariate=self.flag_option("multivariate", True))
 
 
 class CmaEsProposer(OptunaProposer):
     name = "optuna-cmaes"
     option_names = ("n_startup_trials",)
-    ignored_options = ("multivariate", "population_size", "measure_directions")
+    ignored_options = formerly_shared(ONCE_SHARED, option_names)
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.CmaEsSampler(seed=self.ctx.seed, n_startup_trials=self.int_option(
-            "n_startup_trials", 10, minimum=0), warn_independent_sampling=False)
+        return optuna.samplers.CmaEsSampler(seed=self.ctx.seed, n_startup_trials=self.startup_trials(),
+                                            warn_independent_sampling=False)
 
 
 class GpProposer(OptunaProposer):
     name = "optuna-gp"
     option_names = ("n_startup_trials",)
-    ignored_options = ("multivariate", "population_size", "measure_directions")
+    ignored_options = formerly_shared(ONCE_SHARED, option_names)
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.GPSampler(seed=self.ctx.seed, n_startup_trials=self.int_option(
-            "n_startup_trials", 10, minimum=0))
+        return optuna.samplers.GPSampler(seed=self.ctx.seed, n_startup_trials=self.startup_trials())
 
 
 class Nsga2Proposer(OptunaProposer):
     name = "optuna-nsga2"
     multi = True
     option_names = ("population_size", "measure_directions")
-    ignored_options = ("n_startup_trials", "multivariate")
+    ignored_options = formerly_shared(ONCE_SHARED, option_names)
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
         return optuna.samplers.NSGAIISampler(seed=self.ctx.seed, population_size=self.int_option(

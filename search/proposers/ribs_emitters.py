@@ -89,6 +89,7 @@ from search.proposers.base import (
     Proposal,
     Proposer,
     ProposerContext,
+    formerly_shared,
     is_int,
     is_number,
     rows_so_far,
@@ -105,13 +106,16 @@ ADAPTIVE_DISCOUNT = 0.8  # the bandit's memory fades by this per batch_size chil
 EXPLORE = 0.05  # the share of each adaptive ask spread evenly over the arms
 SHARPNESS = 2.0  # shares (beyond EXPLORE) ∝ mean gain ** SHARPNESS
 RANKERS = ("imp", "2imp", "rd", "2rd", "obj", "2obj")  # pyribs' rankers that need nothing more than the archive
+# the options one class took for all three algorithms: each now takes its own, and its siblings' with a warning
+ONCE_SHARED = ("emitters", "variation", "sigma", "iso_sigma", "line_sigma", "sigma0", "ranker", "selection_rule",
+               "restart_rule", "learning_rate", "threshold_min", "random_init", "x0")
 
 
 class RibsProposer(Proposer):
     """Emitters of pyribs over a pyribs archive of the campaign's cells."""
 
     option_names = ("emitters", "random_init", "x0")  # and each algorithm's own, below
-    name = algorithm = "map-elites"
+    name = "map-elites"
 
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
@@ -121,7 +125,7 @@ class RibsProposer(Proposer):
         x0 = np.asarray(self.option("x0", [0.5] * dim, lambda v: isinstance(v, list) and len(v) == dim and all(
             is_number(c) and 0 <= c <= 1 for c in v), f"must be {dim} numbers in [0, 1] (a point of the unit cube)"),
             dtype=float)
-        is_mae = self.algorithm == "cma-mae"
+        is_mae = self.name == "cma-mae"
         self.adaptive, self.discount = False, 1.0
         archive_kwargs: dict[str, Any] = {"seed": ctx.seed}
         if is_mae:
@@ -132,7 +136,7 @@ class RibsProposer(Proposer):
         seeds = np.random.SeedSequence(ctx.seed).spawn(n_emitters)
         bounds = [(0.0, 1.0)] * dim
         self.emitters: list[Any] = []
-        if self.algorithm == "map-elites":
+        if self.name == "map-elites":
             explicit = any(k in ctx.options for k in SINGLE_STEP_OPTIONS)
             variation = self.choice_option("variation", "iso_line" if explicit else "adaptive",
                                            ("adaptive", "iso_line", "gaussian"))
@@ -173,7 +177,7 @@ class RibsProposer(Proposer):
                     self.archive, x0=x0, sigma0=sigma0, ranker=ranker, selection_rule=selection,
                     restart_rule=restart, bounds=bounds, batch_size=emitter_batch, seed=_int_seed(s)))
             self.random_left = self.int_option("random_init", 0, minimum=0)
-        self.is_es = self.algorithm != "map-elites"
+        self.is_es = self.name != "map-elites"
         k = len(self.emitters)
         # the bandit (adaptive only): discounted gain and count per arm, and each arm's credit
         self.gain, self.count, self.credit = np.zeros(k), np.zeros(k), np.zeros(k)
@@ -328,7 +332,7 @@ class RibsProposer(Proposer):
             arrays |= emitter_arrays
         for i, g in self.gens.items():
             arrays |= _generation_arrays(g, f"gen.{i}", self.archive.measure_dim)
-        if self.algorithm == "map-elites":
+        if self.name == "map-elites":
             fields["variation"] = self.variation
             if self.adaptive:
                 arrays |= {"bandit.gain": self.gain, "bandit.count": self.count, "bandit.credit": self.credit}
@@ -339,10 +343,10 @@ class RibsProposer(Proposer):
             self._rebuild_archive(history.elites(), order=None)
             return
         fields, arrays = saved.fields, saved.arrays
-        if self.algorithm == "map-elites" and saved.version < 2 and self.adaptive:
+        if self.name == "map-elites" and saved.version < 2 and self.adaptive:
             self._from_single_step(fields, arrays, history)
             return
-        if self.algorithm == "map-elites" and fields.get("variation", self.variation) != self.variation:
+        if self.name == "map-elites" and fields.get("variation", self.variation) != self.variation:
             raise CheckpointError(f"the checkpoint of proposer {self.name!r} is of variation "
                                   f"{fields.get('variation')!r}, the campaign's options give {self.variation!r}")
         if self.keep_archive:
@@ -456,23 +460,23 @@ class MapElitesProposer(RibsProposer):
     for the ten-arm default (a version-2 checkpoint of the seven-arm default gets the
     three refining arms added fresh); versions 1 and 2 are still read."""
 
-    name = algorithm = "map-elites"
+    name = "map-elites"
     option_names = (*RibsProposer.option_names, "variation", "sigma", "iso_sigma", "line_sigma", "sigmas", "discount")
-    ignored_options = ("sigma0", "ranker", "selection_rule", "restart_rule", "learning_rate", "threshold_min")
+    ignored_options = formerly_shared(ONCE_SHARED, option_names)
     checkpoint_version = 3
     migrates_versions = (1, 2)
 
 
 class CmaMeProposer(RibsProposer):
-    name = algorithm = "cma-me"
+    name = "cma-me"
     option_names = (*RibsProposer.option_names, "sigma0", "ranker", "selection_rule", "restart_rule")
-    ignored_options = ("variation", "sigma", "iso_sigma", "line_sigma", "learning_rate", "threshold_min")
+    ignored_options = formerly_shared(ONCE_SHARED, option_names)
 
 
 class CmaMaeProposer(RibsProposer):
-    name = algorithm = "cma-mae"
+    name = "cma-mae"
     option_names = (*CmaMeProposer.option_names, "learning_rate", "threshold_min")
-    ignored_options = ("variation", "sigma", "iso_sigma", "line_sigma")
+    ignored_options = formerly_shared(ONCE_SHARED, option_names)
 
 
 def _arm_array(arrays: dict[str, np.ndarray], name: str, k: int, proposer: str) -> np.ndarray:
