@@ -147,8 +147,7 @@ def _prepare(store: Store, spec: CampaignSpec, ex: Executor, checked: CheckedPro
 
 
 def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Stats], None] | None,
-         checked: CheckedProposer | None = None, source: str = "campaign") -> Stats:
-    lease_ttl_s = settings.lease_ttl_s()  # a malformed ATLAS_LEASE_TTL is refused before the row is written
+         lease_ttl_s: float, checked: CheckedProposer | None = None, source: str = "campaign") -> Stats:
     prepared = _prepare(store, spec, ex, checked, source)
     return Scheduler(store, prepared.commit(store), prepared.proposer, prepared.executor, progress=progress,
                      lease_ttl_s=lease_ttl_s).run()
@@ -166,10 +165,10 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
         spec = spec.with_overrides(name=name, budget=budget, source=source)
     ex = built_executor(spec, executor, address)  # before the storage is even opened
     checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
-    settings.lease_ttl_s()  # and so does a malformed setting
+    lease_ttl_s = settings.lease_ttl_s()  # and so does a malformed ATLAS_LEASE_TTL
     store = Store(storage or default_storage())
     try:
-        return _run(store, spec, ex, progress, checked, source)
+        return _run(store, spec, ex, progress, lease_ttl_s, checked, source)
     finally:
         store.close()
 
@@ -177,13 +176,15 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
 def resume(name: str, storage: str | None = None, executor: str | Executor = "ray", address: str | None = None,
            budget: int | None = None, progress: Callable[[Stats], None] | None = None) -> Stats:
     """Continue a stopped or killed campaign from what its storage holds."""
+    lease_ttl_s = settings.lease_ttl_s()  # a malformed ATLAS_LEASE_TTL is refused before anything is written
     store = Store(storage or default_storage())
     try:
         _, spec = stored_spec(store, name)
         source = f"stored spec of {name}"  # what its errors name, as parsing it does
         if budget is not None:
             spec = spec.with_overrides(budget=budget, source=source)
-        return _run(store, spec, checked_executor(spec, executor, address, source), progress, source=source)
+        return _run(store, spec, checked_executor(spec, executor, address, source), progress, lease_ttl_s,
+                    source=source)
     finally:
         store.close()
 
