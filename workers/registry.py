@@ -108,13 +108,25 @@ class BatchedFunctionEvaluator(Evaluator):
 
 def _instantiate(obj: Any, batched: bool) -> Evaluator:
     if inspect.isclass(obj):
-        instance = obj()
-        if not hasattr(instance, "evaluate_batch") and not hasattr(instance, "evaluate"):
+        if not hasattr(obj, "evaluate_batch") and not hasattr(obj, "evaluate"):
             raise EvaluatorNotFound(f"{obj.__name__} has neither evaluate nor evaluate_batch")
-        return instance
+        return with_defaults(obj)()
     if callable(obj):
         return BatchedFunctionEvaluator(obj) if batched else FunctionEvaluator(obj)
     raise EvaluatorNotFound(f"{obj!r} is neither a class nor a function")
+
+
+def with_defaults(cls: type) -> type:
+    """A class target as an :class:`Evaluator`: itself where it is one; else a subclass of
+    it and :class:`Evaluator`, so that what it leaves out (``setup``, ``teardown``,
+    ``evaluate_batch``, ``max_batch_size``) has the base's defaults and what it defines
+    is its own."""
+    if issubclass(cls, Evaluator):
+        return cls
+    try:
+        return type(cls.__name__, (cls, Evaluator), {"__module__": cls.__module__, "__doc__": cls.__doc__})
+    except TypeError:  # a layout or metaclass that cannot be combined: used as it is
+        return cls
 
 
 def build(kind: str, config: dict[str, Any] | None = None, target: str | None = None) -> Evaluator:

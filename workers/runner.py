@@ -1,8 +1,11 @@
 """Run an evaluator on a batch of tasks and turn what it returns into outcomes.
 
 The rules of the evaluator contract are enforced here, once, for every executor: an
-exception, a non-dict, a non-finite objective, or a missing or non-finite measure makes
-that evaluation ``failed`` with the reason; metrics are made JSON-safe.
+exception (any but :data:`PASSED_THROUGH`), a non-dict, an objective that is not a finite
+number, or a missing or non-finite measure makes that evaluation ``failed`` with the reason;
+metrics are made JSON-safe and storable (:func:`json_safe`), and so is every error text
+(:func:`storable_text`): what an evaluator returns or raises can fail its evaluation, never
+the scheduler's write.
 """
 
 from __future__ import annotations
@@ -19,6 +22,18 @@ from typing import Any
 import numpy as np
 
 from workers.contract import EvalContext, Evaluator
+
+INT64 = (-(2**63), 2**63 - 1)  # the integers a JSON column stores as they are (orjson, SQLite)
+MAX_MESSAGE_CHARS = 2000  # of an exception's message kept in an evaluation's error (its traceback's tail besides)
+
+
+class EvaluationTimeout(BaseException):  # escapes the evaluator's own except Exception
+    """Raised inside an evaluation that ran past its timeout (the inline executor's alarm)."""
+
+
+#: What an evaluation may raise that is not its own failure: the user's Ctrl-C, and the
+#: executor's timeout, which its executor handles for the whole batch.
+PASSED_THROUGH: tuple[type[BaseException], ...] = (KeyboardInterrupt, GeneratorExit, EvaluationTimeout)
 
 
 @dataclasses.dataclass
@@ -78,7 +93,9 @@ def run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names: 
             if not isinstance(raw, list | tuple) or len(raw) != len(tasks):
                 got = len(raw) if isinstance(raw, list | tuple) else type(raw).__name__
                 raise TypeError(f"evaluate_batch returned {got} results for {len(tasks)} params")
-        except (Exception, SystemExit) as exc:  # the evaluator's own failure fails the whole batch
+        except PASSED_THROUGH:
+            raise
+        except BaseException as exc:  # the evaluator's own failure fails the whole batch
             error = _describe(exc)
             seconds = (time.perf_counter() - start) / len(tasks)
             return [Outcome(t.evaluation_id, "failed", error=error, worker=name, seconds=seconds)
@@ -91,7 +108,9 @@ def run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names: 
         start = time.perf_counter()
         try:
             raw = evaluator.evaluate(task.params, ctx)
-        except (Exception, SystemExit) as exc:  # sys.exit in an evaluator fails it, not the worker
+        except PASSED_THROUGH:
+            raise
+        except BaseException as exc:  # sys.exit (or any BaseException) in an evaluator fails it, not the worker
             outcomes.append(Outcome(task.evaluation_id, "failed", error=_describe(exc), worker=name,
                                     seconds=time.perf_counter() - start))
             continue
@@ -101,7 +120,7 @@ def run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names: 
 
 def setup_failure(tasks: list[EvaluationTask], exc: BaseException) -> list[Outcome]:
     """The outcomes of ``tasks`` whose evaluator could not be set up (none of them ran)."""
-    error = f"evaluator setup failed: {type(exc).__name__}: {exc}"
+    error = storable_text(f"evaluator setup failed: {type(exc).__name__}: {exc}")
     return [Outcome(t.evaluation_id, "failed", error=error, worker=worker_name(), setup_failed=True)
             for t in tasks]
 
@@ -109,8 +128,11 @@ def setup_failure(tasks: list[EvaluationTask], exc: BaseException) -> list[Outco
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"SystemExit: the evaluator called sys.exit({exc.code!r})"
+    message = str(exc)
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = f"{message[:MAX_MESSAGE_CHARS]}… ({len(message) - MAX_MESSAGE_CHARS} more characters)"
     tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
-    return f"{type(exc).__name__}: {exc}\n" + "".join(tb[-3:])[-2000:]
+    return storable_text(f"{type(exc).__name__}: {message}\n" + "".join(tb[-3:])[-2000:])
 
 
 def _outcome(task: EvaluationTask, raw: Any, measure_names: list[str], worker: str,
@@ -146,22 +168,50 @@ def _outcome(task: EvaluationTask, raw: Any, measure_names: list[str], worker: s
 
 
 def _as_float(value: Any) -> float | None:
-    if isinstance(value, bool):
+    """``value`` as a finite float, or None: a bool or a string is not a number, and an
+    integer too large for a float is not a finite one."""
+    if isinstance(value, bool | str | bytes):
         return None
     try:
         out = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return out if math.isfinite(out) else None
 
 
+def storable_text(text: str) -> str:
+    """``text`` as every storage keeps it: a NUL (which PostgreSQL's text and JSON refuse)
+    and a lone surrogate (which no UTF-8 encoder takes) written as backslash escapes."""
+    if "\x00" not in text:
+        try:
+            text.encode("utf-8")
+            return text
+        except UnicodeEncodeError:
+            pass
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 def json_safe(value: Any, depth: int = 0) -> Any:
-    """A JSON-serialisable copy: numpy scalars and arrays become numbers and lists,
-    non-finite floats become None, anything else becomes its repr."""
+    """A JSON-serialisable, storable copy: numpy scalars and arrays become numbers and
+    lists, non-finite floats become None, an integer beyond 64 bits a float (or, past a
+    float's range, its decimal text), strings and keys :func:`storable_text`, anything else
+    its repr."""
     if depth > 20:
-        return repr(value)
-    if value is None or isinstance(value, bool | int | str):
+        return storable_text(repr(value))
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        if INT64[0] <= value <= INT64[1]:
+            return value
+        as_float = _as_float(value)
+        if as_float is not None:
+            return as_float
+        try:
+            return str(value)
+        except ValueError:  # past Python's digit limit for int → str
+            return f"<an integer of {value.bit_length()} bits>"
+    if isinstance(value, str):
+        return storable_text(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, np.generic):
@@ -169,12 +219,12 @@ def json_safe(value: Any, depth: int = 0) -> Any:
     if isinstance(value, np.ndarray):
         return json_safe(value.tolist(), depth + 1)
     if isinstance(value, dict):
-        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
+        return {storable_text(str(k)): json_safe(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v, depth + 1) for v in value]
     if hasattr(value, "item") and callable(value.item):
         try:
             return json_safe(value.item(), depth + 1)
         except Exception:
-            return repr(value)
-    return repr(value)
+            return storable_text(repr(value))
+    return storable_text(repr(value))

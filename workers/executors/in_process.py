@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from workers import registry
 from workers.contract import EvalContext, Evaluator
 from workers.executors.base import Executor, ExecutorConfig
+
+log = logging.getLogger("entropy_atlas.executor")
 
 
 class InProcessExecutor(Executor):
@@ -30,8 +34,12 @@ class InProcessExecutor(Executor):
             self._setup_error = exc
 
     def shutdown(self) -> None:
-        if self._evaluator is not None:
-            try:
-                self._evaluator.teardown()
-            finally:
-                self._evaluator = None
+        """Tear the evaluator down. Its failure is a warning: the run's results are
+        written by then, and a finished run stays finished."""
+        evaluator, self._evaluator = self._evaluator, None
+        if evaluator is None:
+            return
+        try:
+            evaluator.teardown()
+        except Exception as exc:
+            log.warning("the evaluator's teardown failed: %s: %s", type(exc).__name__, exc)

@@ -17,11 +17,7 @@ from typing import Any
 
 from workers.executors.base import ExecutorConfig
 from workers.executors.in_process import InProcessExecutor
-from workers.runner import EvaluationTask, Outcome, run_tasks, setup_failure, worker_name
-
-
-class EvaluationTimeout(BaseException):  # escapes the evaluator's own except Exception
-    """Raised inside an evaluation that ran past its timeout."""
+from workers.runner import EvaluationTask, EvaluationTimeout, Outcome, run_tasks, setup_failure, worker_name
 
 
 class InlineExecutor(InProcessExecutor):

@@ -26,7 +26,7 @@ from workers import registry
 from workers.contract import EvalContext
 from workers.executors.base import ExecutorConfig
 from workers.limits import cap_memory_growth
-from workers.runner import EvaluationTask, Outcome, run_tasks, setup_failure, worker_name
+from workers.runner import EvaluationTask, Outcome, run_tasks, setup_failure, storable_text, worker_name
 
 
 class EvaluatorActor:
@@ -81,7 +81,11 @@ class EvaluatorActor:
             if evaluator is None:
                 outcomes = setup_failure(batch, error)  # type: ignore[arg-type]
             else:
-                outcomes = run_tasks(evaluator, batch, self.config.measure_names, self.ctx)
+                try:
+                    outcomes = run_tasks(evaluator, batch, self.config.measure_names, self.ctx)
+                except Exception as exc:  # a fault outside the evaluator fails the batch; the worker goes on
+                    error = storable_text(f"worker: {type(exc).__name__}: {exc}")
+                    outcomes = [Outcome(t.evaluation_id, "failed", error=error, worker=worker_name()) for t in batch]
             with self._cv:
                 self._done.extend(outcomes)
                 self._cv.notify_all()

@@ -37,6 +37,7 @@ from workers.executors.base import Executor, ExecutorConfig, ExecutorError
 from workers.executors.ray_actor import EvaluatorActor
 from workers.runner import EvaluationTask, Outcome
 
+CONNECT_TIMEOUT_S = 10.0  # how long the check of a cluster's address waits for it to answer
 PIPELINE = 2  # batches an actor holds: the one it runs and the next
 LONG_POLL_S = 5.0  # how long an actor's `results` call waits for an outcome before answering empty
 
@@ -79,6 +80,7 @@ class RayExecutor(Executor):
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True,
                                       "configure_logging": False}
             if self.address:
+                check_reachable(self.address)  # else ray.init retries an address nothing answers for minutes
                 kwargs["address"] = self.address
             else:  # a private local Ray, never a stale or another user's cluster found on this host
                 kwargs["address"] = "local"
@@ -258,3 +260,18 @@ class RayExecutor(Executor):
         with contextlib.suppress(Exception):
             ray.kill(slot.actor)
         self._slots[index] = self._new_slot()
+
+
+def check_reachable(address: str) -> None:
+    """Raise :class:`ExecutorError` (one line) where nothing answers at a cluster's
+    ``host:port`` (``ray://host:port`` too) within :data:`CONNECT_TIMEOUT_S`; other forms
+    (``auto``) are left to Ray."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ExecutorError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None

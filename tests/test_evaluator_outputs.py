@@ -1,0 +1,166 @@
+"""What an evaluator returns or raises fails its evaluation at most, never the run.
+
+Each evaluator below returns or raises something the storage could not keep as it is (an
+integer beyond 64 bits, a NUL, a lone surrogate), something ``float`` overflows on, or a
+``BaseException`` that is not ``Exception``; the run must record every evaluation (done,
+or failed with a message that names the cause) and finish, on SQLite and PostgreSQL. A
+class target need not subclass ``Evaluator``, and its teardown's failure is a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import archive
+from search import api
+from tests.conftest import quadratic_spec
+from workers.contract import EvalContext
+from workers.runner import json_safe, storable_text
+
+MEASURES = {"ma": 0.5, "mb": 0.5}
+
+
+class Custom(BaseException):  # noqa: N818 - a BaseException an evaluator might raise
+    """Not an Exception: escapes an evaluator's own ``except Exception``."""
+
+
+def big_metric(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    return {"objective": 1.0, "measures": MEASURES, "metrics": {"n": 2**64, "huge": 10**5000, 2**70: "key"}}
+
+
+def overflowing_objective(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    return {"objective": 10**400, "measures": MEASURES}
+
+
+def text_objective(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    return {"objective": "0.5", "measures": MEASURES}
+
+
+def surrogate_error(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    raise ValueError("bad \udcff byte")
+
+
+def nul_error(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    raise ValueError("bad\x00byte")
+
+
+def nul_metric(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    return {"objective": 1.0, "measures": MEASURES, "metrics": {"text": "a\x00b", "k\x00": 1, "s": "\ud800"}}
+
+
+def base_exception(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    raise Custom("a BaseException")
+
+
+def huge_message(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    raise RuntimeError("x" * 100_000)
+
+
+# (evaluator, status of every evaluation, what its error says, if failed)
+CASES: dict[str, tuple[str, str | None]] = {
+    "big_metric": ("done", None),
+    "overflowing_objective": ("failed", "objective is missing or not a finite number"),
+    "text_objective": ("failed", "objective is missing or not a finite number: '0.5'"),
+    "surrogate_error": ("failed", "ValueError: bad \\udcff byte"),
+    "nul_error": ("failed", "ValueError: bad\\x00byte"),
+    "nul_metric": ("done", None),
+    "base_exception": ("failed", "Custom: a BaseException"),
+    "huge_message": ("failed", "(98000 more characters)"),
+}
+
+
+def _run(url: str, target: str, budget: int = 4, **overrides: Any) -> list[dict[str, Any]]:
+    spec = quadratic_spec(name=target.replace("_", "-").lower(), search__budget=budget, search__batch_size=2,
+                          search__max_in_flight=2, search__fail_fast=0, **overrides)
+    spec["evaluator"]["target"] = f"tests.test_evaluator_outputs:{target}"
+    stats = api.run(spec, storage=url, executor="inline")
+    assert stats.finished == budget
+    with archive.open(url) as handle:
+        return list(handle.campaign(spec["name"]).evaluations())
+
+
+@pytest.mark.parametrize("target", sorted(CASES))
+def test_every_evaluation_is_recorded_and_the_run_finishes(storage_url: str, target: str) -> None:
+    status, error = CASES[target]
+    rows = _run(storage_url, target)
+    assert [r["status"] for r in rows] == [status] * 4
+    if error is not None:
+        assert all(error in r["error"] for r in rows), rows[0]["error"]
+
+
+def test_unstorable_metrics_are_kept_as_near_as_storage_allows(sqlite_url: str) -> None:
+    metrics = _run(sqlite_url, "big_metric")[0]["metrics"]
+    assert metrics["n"] == float(2**64)  # past 64 bits: a float
+    assert metrics["huge"] == "<an integer of 16610 bits>"  # past a float and Python's digit limit
+    assert metrics[str(2**70)] == "key"
+    text = _run(sqlite_url, "nul_metric")[0]["metrics"]
+    assert (text["text"], text["k\\x00"], text["s"]) == ("a\\x00b", 1, "\\ud800")
+
+
+def test_storable_text_escapes_only_what_storage_refuses() -> None:
+    assert storable_text("plain é ✓") == "plain é ✓"
+    assert storable_text("a\x00b\udcff") == "a\\x00b\\udcff"
+    assert json_safe({"a": [2**63 - 1, -(2**63), 2**63]}) == {"a": [2**63 - 1, -(2**63), float(2**63)]}
+
+
+class PlainClass:
+    """README's class form without subclassing Evaluator: no teardown, no max_batch_size."""
+
+    def setup(self, config: dict[str, Any], ctx: EvalContext) -> None:
+        self.offset = 1.0
+
+    def evaluate_batch(self, params: list[dict[str, Any]], ctx: EvalContext) -> list[dict[str, Any]]:
+        return [{"objective": self.offset - p["a"], "measures": {"ma": p["a"], "mb": p["b"]}} for p in params]
+
+
+class OnlyEvaluate:
+    """No setup, no teardown: evaluate alone."""
+
+    def evaluate(self, params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+        return {"objective": params["a"], "measures": {"ma": params["a"], "mb": params["b"]}}
+
+
+class FailingTeardown(OnlyEvaluate):
+    torn_down = 0
+
+    def teardown(self) -> None:
+        FailingTeardown.torn_down += 1
+        raise RuntimeError("teardown boom")
+
+
+@pytest.mark.parametrize("target", ["PlainClass", "OnlyEvaluate"])
+def test_a_class_target_need_not_subclass_evaluator(sqlite_url: str, target: str) -> None:
+    rows = _run(sqlite_url, target, budget=6)
+    assert [r["status"] for r in rows] == ["done"] * 6
+
+
+def test_a_failing_teardown_is_a_warning_and_the_run_stays_finished(
+        sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="entropy_atlas.executor"):
+        rows = _run(sqlite_url, "FailingTeardown")
+    assert [r["status"] for r in rows] == ["done"] * 4
+    assert FailingTeardown.torn_down == 1
+    assert "teardown failed: RuntimeError: teardown boom" in caplog.text
+    with archive.open(sqlite_url) as handle:
+        assert handle.campaign("failingteardown").record.status == "finished"
+
+
+def test_a_ray_worker_records_an_unstorable_outcome(tmp_path: Path) -> None:
+    """Where the worker once died on an overflowing objective and every evaluation then
+    timed out, each now fails with its own reason (the Ray actor runs the same code)."""
+    pytest.importorskip("ray")
+    from workers.executors.ray_actor import EvaluatorActor
+    from workers.executors.base import ExecutorConfig
+    from workers.runner import EvaluationTask
+
+    config = ExecutorConfig(kind="python", config={}, target="tests.test_evaluator_outputs:overflowing_objective",
+                            measure_names=["ma", "mb"], campaign="c")
+    actor = EvaluatorActor(config)
+    tasks = [EvaluationTask(i, i, {"a": 0.1, "b": 0.2}, seed=i) for i in range(3)]
+    outcomes = actor.results(5.0, [(0, tasks)])
+    assert [o.status for o in outcomes] == ["failed"] * 3
+    assert "objective is missing or not a finite number" in outcomes[0].error
