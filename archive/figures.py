@@ -111,6 +111,8 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
     path.parent.mkdir(parents=True, exist_ok=True)
     if layout.kind == "grid" and len(names) > 2:
         fig = _facets(layout, settings, elites, label, title)
+    elif len(names) > 2:
+        fig = _projections(layout, settings, elites, label, title)
     else:
         fig = new_figure(figsize=(8, 6) if len(names) == 2 else (9, 3))
         ax = fig.subplots()
@@ -206,6 +208,45 @@ def _facets(layout: CellLayout, settings: CampaignSettings, elites: list[dict[st
     assert image is not None
     fig.colorbar(image, ax=axes, label=label, shrink=0.8)
     fig.suptitle(title, fontsize=10)
+    return fig
+
+
+MAX_PROJECTED = 4  # a CVT map of more measures shows the pairs of its first four
+
+
+def _projections(layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]], label: str,
+                 title: str) -> Figure:
+    """A CVT map of three or more measures (which pyribs' heatmap does not draw): each
+    pair of its first :data:`MAX_PROJECTED` measures, every elite a point at its two
+    measures, coloured by its objective, the better drawn over the worse."""
+    axes_of = layout.axes[:MAX_PROJECTED]
+    pairs = list(itertools.combinations(range(len(axes_of)), 2))
+    cols = min(3, len(pairs))
+    rows = -(-len(pairs) // cols)
+    fig = new_figure(figsize=(3.4 * cols + 1.5, 3.0 * rows + 0.8), layout="constrained")
+    grid = fig.subplots(rows, cols, squeeze=False)
+    objective = np.array([e["objective"] for e in elites], dtype=float)
+    measures = np.array([[e["measures"][a.name] for a in axes_of] for e in elites], dtype=float).reshape(
+        len(elites), len(axes_of))
+    order = np.argsort(settings.sign * objective, kind="stable")  # the best drawn last, on top
+    vmin, vmax = (float(objective.min()), float(objective.max())) if elites else (0.0, 1.0)
+    points = None
+    for k, ax in enumerate(grid.flat):
+        if k >= len(pairs):
+            ax.set_visible(False)
+            continue
+        i, j = pairs[k]
+        points = ax.scatter(measures[order, i], measures[order, j], c=objective[order], s=14, vmin=vmin, vmax=vmax,
+                            cmap="viridis" if settings.maximize else "viridis_r")
+        ax.set_xlim(axes_of[i].low, axes_of[i].high)
+        ax.set_ylim(axes_of[j].low, axes_of[j].high)
+        ax.set_xlabel(axes_of[i].name, fontsize=7)
+        ax.set_ylabel(axes_of[j].name, fontsize=7)
+        ax.tick_params(labelsize=6)
+    assert points is not None
+    fig.colorbar(points, ax=grid, label=label, shrink=0.8)
+    shown = "" if len(layout.axes) <= MAX_PROJECTED else f" (pairs of the first {MAX_PROJECTED} measures)"
+    fig.suptitle(f"{title}{shown}", fontsize=10)
     return fig
 
 

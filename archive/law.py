@@ -83,6 +83,9 @@ class LawFit:
         return out
 
 
+MAX_EXP_ARGUMENT = math.log(np.finfo(float).max)  # 709.78: exp of more is inf
+
+
 def _law(h: np.ndarray, a: float, b: float) -> np.ndarray:
     return -a * np.exp(h) + b
 
@@ -103,6 +106,9 @@ def fit_law(entropy: Sequence[float], performance: Sequence[float], measure: str
     if n < MIN_POINTS:
         raise LawFitError(f"the entropy-performance law needs at least {MIN_POINTS} points with a finite "
                           f"{objective} and {measure}; got {n}")
+    if h.max() > MAX_EXP_ARGUMENT:
+        raise LawFitError(f"{measure} reaches {h.max():.6g}, where exp(H) is past a float's range (H <= "
+                          f"{MAX_EXP_ARGUMENT:.0f}); the law is for an entropy in nats: is {measure} one?")
     x = np.exp(h)
     if np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())):
         raise LawFitError(f"every point has the same {measure} ({h[0]:.6g}); the law's slope is undetermined")

@@ -79,9 +79,9 @@ class CellLayout:
             lows = np.array([a.low for a in self.axes])
             highs = np.array([a.high for a in self.axes])
             dims = np.array(self.dims)
-            # ribs' rule: floor((m - low) / (high - low) * bins), clipped into [0, bins - 1].
-            idx = np.floor((measures - lows) / (highs - lows) * dims).astype(np.int64)
-            idx = np.clip(idx, 0, dims - 1)
+            # ribs' rule: floor((m - low) / (high - low) * bins), clipped into [0, bins - 1];
+            # clipped as floats first, so that a measure far outside (1e20) cannot overflow the cast
+            idx = np.clip(np.floor((measures - lows) / (highs - lows) * dims), 0, dims - 1).astype(np.int64)
             return np.ravel_multi_index(tuple(idx.T), tuple(dims)).astype(int)
         return self._kd_tree().query(measures)[1].astype(int)
 

@@ -149,8 +149,13 @@ def _prepare(store: Store, spec: CampaignSpec, ex: Executor, checked: CheckedPro
 def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Stats], None] | None,
          lease_ttl_s: float, checked: CheckedProposer | None = None, source: str = "campaign") -> Stats:
     prepared = _prepare(store, spec, ex, checked, source)
-    return Scheduler(store, prepared.commit(store), prepared.proposer, prepared.executor, progress=progress,
-                     lease_ttl_s=lease_ttl_s).run()
+    prepared.executor.start()  # Ray's address and resources are refused before the campaign is written
+    try:
+        return Scheduler(store, prepared.commit(store), prepared.proposer, prepared.executor, progress=progress,
+                         lease_ttl_s=lease_ttl_s).run()
+    except BaseException:
+        prepared.executor.shutdown()  # where the run did not get to (a busy campaign); a second one does nothing
+        raise
 
 
 def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str | None = None,

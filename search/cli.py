@@ -56,12 +56,14 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _at_least(flag: str, value: int | None, minimum: int) -> None:
-    """Refuse ``flag``'s ``value`` below ``minimum`` as one ``error:`` line, exit 2 (what
-    typer's own ``min=`` would draw as a box)."""
+def _at_least(flag: str, value: int | None, minimum: int) -> int | None:
+    """``flag``'s ``value``: below ``minimum`` refused as one ``error:`` line, exit 2 (what
+    typer's own ``min=`` would draw as a box); past what SQL's LIMIT takes (2**63 - 1),
+    that (it means "all" either way)."""
     if value is not None and value < minimum:
         err.print(f"[bold red]error:[/] {flag} must be >= {minimum}, not {value}", highlight=False)
         raise typer.Exit(2)
+    return None if value is None else min(value, 2**63 - 1)
 
 
 def _warn(message: str) -> None:
@@ -330,7 +332,7 @@ def elites(
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
 ) -> None:
     """The elite table, best first (``csv``: full precision, vectors as JSON lists)."""
-    _at_least("--top", top, 1)
+    top = _at_least("--top", top, 1)
     if fmt not in ("table", "json", "csv"):
         err.print(f"[bold red]error:[/] --format must be table, json or csv, not {fmt!r}")
         raise typer.Exit(2)
@@ -347,7 +349,8 @@ def elites(
             import csv
 
             writer = csv.writer(sys.stdout)
-            writer.writerow(["cell", "evaluation_id", camp.objective_name, *measure_names, *param_names])
+            fixed = ["cell", "evaluation_id", camp.objective_name]
+            writer.writerow([*fixed, *_labels(fixed, measure_names, param_names)])
             for r in rows:
                 writer.writerow([r["cell"], r["evaluation_id"], _cell_text(r["objective"], exact=True),
                                  *[_cell_text(r["measures"].get(m), exact=True) for m in measure_names],
@@ -556,7 +559,7 @@ def failures(
 ) -> None:
     """The failed evaluations, latest first (id, seq, attempts, proposer, the error's first
     line, params), and how many failed with each message, most common first."""
-    _at_least("--limit", limit, 1)
+    limit = _at_least("--limit", limit, 1) or limit
     if fmt not in ("table", "json"):
         err.print(f"[bold red]error:[/] --format must be table or json, not {escape(repr(fmt))}")
         raise typer.Exit(2)
@@ -791,6 +794,16 @@ def _failures_table(title: str, failed: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _labels(fixed: list[str], measure_names: list[str], param_names: list[str]) -> list[str]:
+    """The measures' and parameters' column labels after the ``fixed`` columns: each its
+    name, but a name that two columns would share is written ``measures.NAME`` or
+    ``params.NAME`` (as ``atlas export`` writes every one), so no two columns share a label."""
+    taken = [*fixed, *measure_names, *param_names]
+    shared = {n for n in taken if taken.count(n) > 1}
+    return ([f"measures.{m}" if m in shared else m for m in measure_names]
+            + [f"params.{p}" if p in shared else p for p in param_names])
+
+
 def _elites_table(title: str, rows: list[dict[str, Any]], objective: str, measure_names: list[str],
                   param_names: list[str]) -> Table:
     """The elite table; its parameters get a column each while that fits the console, else
@@ -804,9 +817,11 @@ def _elites_table(title: str, rows: list[dict[str, Any]], objective: str, measur
 def _elites_grid(title: str, rows: list[dict[str, Any]], objective: str, measure_names: list[str],
                  param_names: list[str], combined: bool) -> Table:
     table = _table(title, min_width=min(len(title), console.width))
-    for col in ("cell", "eval", objective, *measure_names):
+    fixed = ["cell", "eval", objective]
+    labels = _labels(fixed, measure_names, param_names)
+    for col in (*fixed, *labels[:len(measure_names)]):
         table.add_column(escape(col), **NUMBER)
-    for col in ["params"] if combined else param_names:
+    for col in ["params"] if combined else labels[len(measure_names):]:
         table.add_column(escape(col), overflow="fold")
     for r in rows:
         params = ([_params_text(r["params"])] if combined
@@ -820,12 +835,13 @@ def _elites_plain(title: str, rows: list[dict[str, Any]], objective: str, measur
     """:func:`_elites_table`'s columns as plain text (:func:`search.plain_table.plain_table`),
     for more rows than rich lays out quickly; the parameters share one column unless theirs
     fit the console."""
-    numbers = ["cell", "eval", objective, *measure_names]
+    labels = _labels(["cell", "eval", objective], measure_names, param_names)
+    numbers = ["cell", "eval", objective, *labels[:len(measure_names)]]
     right = [True] * len(numbers)
     fixed = [_elite_numbers(r, measure_names) for r in rows]
     texts = [{p: _cell_text(v) for p, v in r["params"].items()} for r in rows]  # each value's text, once
     split = [[*cells, *[t.get(p, "") for p in param_names]] for cells, t in zip(fixed, texts, strict=True)]
-    headers = [*numbers, *param_names]
+    headers = [*numbers, *labels[len(measure_names):]]
     if not param_names or plain_width(headers, split) <= console.width:
         return plain_table(title, headers, split, right + [False] * len(param_names))
     combined = [[*cells, _joined_params(t)] for cells, t in zip(fixed, texts, strict=True)]

@@ -106,12 +106,21 @@ Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator=
 def condition_problem(value: Any, parent: FloatParam | IntParam | CategoricalParam) -> str | None:
     """Why ``when: {parent: value}`` can never hold, or None when it can.
 
-    ``value`` is one value or a list of them; on a categorical parent each must be one
-    of its choices. Conditions on numeric parents are not checked.
+    ``value`` is one value or a non-empty list of them; on a categorical parent each must
+    be one of its choices (a boolean only a boolean choice). Values on numeric parents are
+    not checked.
     """
     values = value if isinstance(value, list) else [value]
+    if not values:
+        return "an empty list: the parameter would never be active"
     if isinstance(parent, CategoricalParam):
         for v in values:
-            if v not in parent.choices:
+            if not any(_same(v, c) for c in parent.choices):
                 return f"{v!r} is not one of {parent.choices}"
     return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """``a == b`` where a boolean equals only a boolean (Python's ``True == 1`` would let
+    ``when: {y: true}`` match the choice ``1``)."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b

@@ -9,8 +9,11 @@ Rules beyond the field types:
   ``yaml.safe_load``'s rules, except that a mapping may not repeat a key, at most
   :data:`MAX_ALIASES` aliases may appear and the document, aliases expanded, has at most
   :data:`MAX_NODES` nodes (a "billion laughs" file is refused before it is expanded);
-- NaN and ±inf are refused anywhere in the data, free-form sections included
-  (``archive.qd_offset: must be a finite number``);
+- NaN and ±inf, integers beyond 64 bits and strings with a NUL or a lone surrogate are
+  refused anywhere in the data, free-form sections included
+  (``archive.qd_offset: must be a finite number``): no storage keeps them as they are;
+- numbers are YAML 1.2's: ``1e-5`` and ``1.0e5`` are floats (YAML 1.1, PyYAML's default,
+  reads them as strings);
 - numbers are strict: a boolean is not a number (``budget: true`` is refused), an
   integer field refuses ``2.5`` and ``"2"``; a float field takes integers;
 - the elite map is bounded: a grid has at most :data:`MAX_GRID_CELLS` cells (the product
@@ -297,8 +300,31 @@ def _format_errors(error: ValidationError) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
-def non_finite_problems(data: Any) -> list[str]:
-    """``path: must be a finite number`` for every NaN or ±inf float anywhere in ``data``.
+INT64 = (-(2**63), 2**63 - 1)  # the integers every storage keeps exactly
+
+
+def value_problem(value: Any, what: str = "") -> str | None:
+    """Why a scalar of the file cannot be stored as it is, or None: NaN and ±inf
+    (``must be a finite number``), an integer outside 64 bits, a string with a NUL or a
+    lone surrogate (which PostgreSQL's text and any UTF-8 encoder refuse)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{what}must be a finite number" + (f" (got {value})" if what else "")
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+        return f"{what}must be an integer between -2**63 and 2**63 - 1 (got one of {value.bit_length()} bits)"
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{what}must not contain a NUL character (\\0)"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{what}must not contain a lone surrogate (\\ud800-\\udfff)"
+    return None
+
+
+def value_problems(data: Any) -> list[str]:
+    """``path: …`` for every value anywhere in ``data`` that cannot be stored as it is
+    (:func:`value_problem`: NaN or ±inf, an integer beyond 64 bits, a NUL or a lone
+    surrogate in a string).
 
     Every section is walked, free-form ones included (``evaluator.config``,
     ``search.options``, ``search.initial_points``, categorical ``choices``), mapping keys
@@ -309,33 +335,37 @@ def non_finite_problems(data: Any) -> list[str]:
     stack: list[tuple[str, Any]] = [("", data)]
     while stack:
         path, value = stack.pop()
-        if isinstance(value, float) and not math.isfinite(value):
-            problems.append(f"{path or '(file)'}: must be a finite number")
-        elif isinstance(value, dict | list | tuple) and id(value) not in seen:
+        if isinstance(value, dict | list | tuple):
+            if id(value) in seen:
+                continue
             seen.add(id(value))
             items = value.items() if isinstance(value, dict) else enumerate(value)
             children = []
             for key, child in items:
-                if isinstance(key, float) and not math.isfinite(key):
-                    problems.append(f"{path or '(file)'}: a key must be a finite number (got {key})")
+                if (problem := value_problem(key, "a key ")) is not None:
+                    problems.append(f"{path or '(file)'}: {problem}")
+                    key = repr(key)
                 children.append((f"{path}.{key}" if path else str(key), child))
             stack.extend(reversed(children))
+        elif (problem := value_problem(value)) is not None:
+            problems.append(f"{path or '(file)'}: {problem}")
     return problems
 
 
 def parse_spec(data: Any, source: str = "campaign") -> CampaignSpec:
     """Validate a mapping into a :class:`CampaignSpec`, or raise :class:`SpecError`.
 
-    NaN and ±inf anywhere are problems too (:func:`non_finite_problems`), reported
-    together with the fields' own.
+    A value anywhere that cannot be stored as it is (NaN, ±inf, an integer beyond 64
+    bits, a NUL or lone surrogate in a string: :func:`value_problems`) is a problem too,
+    reported together with the fields' own.
     """
     if not isinstance(data, dict):
         raise SpecError([f"(file): expected a mapping at the top level, got {type(data).__name__}"], source)
-    problems = non_finite_problems(data)
+    problems = value_problems(data)
     try:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
-        # A non-finite value is named once, not again by each type of a union it fails.
+        # A value refused there is named once, not again by each type of a union it fails.
         bad = tuple(p.split(": ", 1)[0] + ": " for p in problems)
         problems += [p for p in _format_errors(exc) if not p.startswith(bad)]
         raise SpecError(problems, source) from None
@@ -434,6 +464,15 @@ class SpecLoader(yaml.SafeLoader):
                 continue
 
 
+# YAML 1.2's floats that YAML 1.1 (PyYAML) reads as strings: an exponent without a dot in
+# the mantissa or without a sign (1e-5, 1e3, 1.0e5, .5e3); the other forms resolve as before.
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def _read_text(path: Path) -> str:
     """The file's text: at most MAX_FILE_BYTES, UTF-8 (a byte-order mark is allowed)."""
     source = str(path)
@@ -472,6 +511,8 @@ def load_yaml(text: str, source: str = "campaign") -> Any:
 def load_spec(path: str | Path) -> CampaignSpec:
     """Read and validate a YAML (or JSON) campaign file (see the module's rules)."""
     path = Path(path)
+    if path.is_dir():
+        raise SpecError([f"(file): a directory, not a campaign file: {path}"], str(path))
     if not path.is_file():
         raise SpecError([f"(file): no such file: {path}"], str(path))
     data = load_yaml(_read_text(path), source=str(path))

@@ -24,7 +24,7 @@ from workers.runner import json_safe, storable_text
 MEASURES = {"ma": 0.5, "mb": 0.5}
 
 
-class Custom(BaseException):  # noqa: N818 - a BaseException an evaluator might raise
+class Custom(BaseException):
     """Not an Exception: escapes an evaluator's own ``except Exception``."""
 
 
@@ -153,8 +153,8 @@ def test_a_ray_worker_records_an_unstorable_outcome(tmp_path: Path) -> None:
     """Where the worker once died on an overflowing objective and every evaluation then
     timed out, each now fails with its own reason (the Ray actor runs the same code)."""
     pytest.importorskip("ray")
-    from workers.executors.ray_actor import EvaluatorActor
     from workers.executors.base import ExecutorConfig
+    from workers.executors.ray_actor import EvaluatorActor
     from workers.runner import EvaluationTask
 
     config = ExecutorConfig(kind="python", config={}, target="tests.test_evaluator_outputs:overflowing_objective",

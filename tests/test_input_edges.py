@@ -1,0 +1,130 @@
+"""Inputs at the edges, found by trying what a user might write: each is taken as meant or
+refused in one line, before anything is written.
+
+- numbers as YAML 1.2 writes them (``1e-5``), which YAML 1.1 reads as strings;
+- values no storage keeps (integers past 64 bits, NUL, lone surrogates) and conditions
+  that can never hold, refused in the file;
+- a measure far outside its range lands in the edge cell;
+- ``--top`` and ``--limit`` past SQL's range mean "all"; a measure and a parameter of one
+  name get distinct columns;
+- the law refuses an "entropy" whose exp overflows, naming it;
+- a Ray cluster that cannot serve the campaign (no such address, no GPU) is refused before
+  the campaign is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from archive.law import LawFitError, fit_law
+from archive.layout import CellLayout, MeasureAxis
+from search import api
+from search.spec import SpecError, load_spec, parse_spec
+from tests.conftest import quadratic_spec
+from tests.test_edges import assert_one_line_errors, campaign_rows, invoke
+
+
+def test_numbers_in_exponent_form_are_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "sci.yaml"
+    text = yaml.safe_dump(quadratic_spec(), sort_keys=False)
+    text = text.replace("timeout_s: 30", "timeout_s: 3e1")
+    text = text.replace("space:\n", "space:\n  lr: {type: float, low: 1e-5, high: 1.0e-2, log: true}\n", 1)
+    path.write_text(text)
+    spec = load_spec(path)
+    assert spec.resources.timeout_s == 30.0
+    lr = spec.space["lr"]
+    assert (lr.low, lr.high) == (1e-5, 1e-2)
+
+
+@pytest.mark.parametrize(("mutate", "line"), [
+    (lambda s: s["space"].update(n={"type": "int", "low": 0, "high": 10**23}),
+     "space.n.high: must be an integer between -2**63 and 2**63 - 1"),
+    (lambda s: s["evaluator"].update(config={"seed": 2**64}), "evaluator.config.seed: must be an integer between"),
+    (lambda s: s["space"].update(c={"type": "categorical", "choices": ["a\x00b", "c"]}),
+     "space.c.choices.0: must not contain a NUL character"),
+    (lambda s: s["space"].update(c={"type": "categorical", "choices": ["\ud800", "c"]}),
+     "space.c.choices.0: must not contain a lone surrogate"),
+    (lambda s: s["space"].update(c={"type": "categorical", "choices": [1, 2]},
+                                 d={"type": "float", "low": 0, "high": 1, "when": {"c": True}}),
+     "space.d.when.c: True is not one of [1, 2]"),
+    (lambda s: s["space"].update(c={"type": "categorical", "choices": ["x", "y"]},
+                                 d={"type": "float", "low": 0, "high": 1, "when": {"c": []}}),
+     "space.d.when.c: an empty list: the parameter would never be active"),
+])
+def test_values_no_storage_keeps_and_conditions_that_never_hold_are_refused(mutate: Any, line: str) -> None:
+    spec = quadratic_spec()
+    mutate(spec)
+    with pytest.raises(SpecError) as info:
+        parse_spec(spec)
+    assert any(p.startswith(line) for p in info.value.problems), info.value.problems
+
+
+def test_a_directory_is_named_as_one(tmp_path: Path) -> None:
+    result = invoke("run", str(tmp_path), "--storage", f"sqlite:///{tmp_path / 'a.db'}")
+    assert "a directory, not a campaign file" in assert_one_line_errors(result)[0]
+
+
+def test_a_measure_far_outside_its_range_lands_in_the_edge_cell() -> None:
+    layout = CellLayout("grid", [MeasureAxis("ma", 0.0, 1.0, 5), MeasureAxis("mb", 0.0, 1.0, 5)])
+    cells = layout.index_of(np.array([[1e20, 1e20], [-1e20, 1e20], [1e18, 0.5], [0.5, -1e300]]))
+    assert cells.tolist() == [24, 4, 22, 10]
+
+
+def test_top_and_limit_past_sqls_range_mean_all(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    api.run(quadratic_spec(search__budget=10), storage=db, executor="inline")
+    huge = str(10**20)
+    elites = invoke("elites", "quad", "--storage", db, "--top", huge, "--format", "json")
+    assert elites.exit_code == 0, elites.output
+    assert len(yaml.safe_load(elites.stdout)) > 0
+    failures = invoke("failures", "quad", "--storage", db, "--limit", huge)
+    assert failures.exit_code == 0, failures.output
+
+
+def same_names(params: dict[str, Any], ctx: object) -> dict[str, Any]:
+    return {"objective": params["a"], "measures": {"a": params["a"], "cell": params["b"]}}
+
+
+def test_a_measure_named_as_a_parameter_or_column_gets_its_own_label(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    spec = quadratic_spec(search__budget=10, measures=[{"name": "a", "low": 0, "high": 1, "bins": 3},
+                                                       {"name": "cell", "low": 0, "high": 1, "bins": 3}])
+    spec["evaluator"]["target"] = "tests.test_input_edges:same_names"
+    api.run(spec, storage=db, executor="inline")
+    result = invoke("elites", "quad", "--storage", db, "--format", "csv")
+    header = next(csv.reader(io.StringIO(result.stdout)))
+    assert header == ["cell", "evaluation_id", "score", "measures.a", "measures.cell", "params.a", "b"]
+    table = invoke("elites", "quad", "--storage", db)
+    assert "measures.a" in table.stdout and "params.a" in table.stdout
+
+
+def test_the_law_names_an_entropy_whose_exp_overflows() -> None:
+    with pytest.raises(LawFitError, match="H reaches 1000, where exp"):
+        fit_law([1.0, 500.0, 1000.0], [1.0, 0.5, 0.0], measure="H")
+
+
+def test_an_address_nothing_answers_at_is_refused_before_writing(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(quadratic_spec(search__budget=4)))
+    result = invoke("run", str(path), "--storage", f"sqlite:///{db}", "--address", "127.0.0.1:1")
+    assert "cannot reach the Ray cluster at 127.0.0.1:1" in assert_one_line_errors(result)[0]
+    assert campaign_rows(db) == 0
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_a_cluster_without_the_resources_asked_for_is_refused_before_writing(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    spec = quadratic_spec(search__budget=4, resources={"timeout_s": 30, "num_gpus": 1})
+    with pytest.raises(Exception, match="ask for 1 of 'GPU' each but the Ray cluster has 0"):
+        api.run(spec, storage=f"sqlite:///{db}", executor="ray")
+    assert campaign_rows(db) == 0
+    spec["resources"]["num_gpus"] = 0  # corrected: the same name runs, no "different spec"
+    assert api.run(spec, storage=f"sqlite:///{db}", executor="ray").finished == 4
