@@ -10,6 +10,7 @@ are stored with the campaign so every resume uses the same cells.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -62,10 +63,10 @@ class CellLayout:
 
     def make_archive(self, solution_dim: int, **kwargs: Any) -> GridArchive | CVTArchive:
         """A fresh ribs archive over these cells (``kwargs`` go to its constructor)."""
-        from ribs.archives import CVTArchive, GridArchive
+        from ribs.archives import CVTArchive
 
         if self.kind == "grid":
-            return GridArchive(solution_dim=solution_dim, dims=self.dims, ranges=self.ranges, **kwargs)
+            return clipped_grid_archive()(solution_dim=solution_dim, dims=self.dims, ranges=self.ranges, **kwargs)
         return CVTArchive(solution_dim=solution_dim, centroids=self.centroids, ranges=self.ranges, **kwargs)
 
     def index_of(self, measures: np.ndarray) -> np.ndarray:
@@ -143,3 +144,23 @@ def _array(values: Any) -> np.ndarray:
     import numpy as np
 
     return np.asarray(values, dtype=float)
+
+
+@functools.cache
+def clipped_grid_archive() -> type[GridArchive]:
+    """pyribs' ``GridArchive`` whose ``index_of`` clips the measures into its ranges first.
+
+    Its own casts the scaled measures to int32 before clipping the indices, so a measure
+    more than 2**31 cells outside the range (1e12 on [0, 1] in 10 bins) wraps round into
+    some other cell, where :meth:`CellLayout.index_of` and the elite table put it in the
+    edge cell. A measure clipped into [low, high] falls in that edge cell by ribs' rule
+    too; one inside the range is not changed.
+    """
+    import numpy as np
+    from ribs.archives import GridArchive
+
+    class ClippedGridArchive(GridArchive):
+        def index_of(self, measures: Any) -> Any:
+            return super().index_of(np.clip(np.asarray(measures, dtype=float), self.lower_bounds, self.upper_bounds))
+
+    return ClippedGridArchive
