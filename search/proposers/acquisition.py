@@ -24,6 +24,13 @@ point's restarts start where the previous point's ended (at local optima of an
 acquisition that differs only near the chosen point), not from fresh raw samples: they
 converge in a few iterations instead of tens.
 
+Spaces of categoricals only: nothing is left to optimise continuously (BoTorch's
+``optimize_acqf`` with every feature fixed takes one point, not a batch of restarts).
+The choices are enumerated instead (all of them, or ``raw_samples`` drawn at random when
+there are more), scored by the acquisition, and the q best taken sequentially greedy
+(:func:`maximise_discrete`), never a point pending or failed (the acquisition's pending
+points) nor one already chosen while any other is left; then repeats are allowed.
+
 The budget is fixed: at most ``ACQF_MAXITER`` L-BFGS-B iterations per restart and
 ``ACQF_MAXLS`` line-search steps per iteration, a stop at a relative improvement below
 ``ACQF_FTOL``, and no second round with fresh initial conditions when L-BFGS-B stops
@@ -32,6 +39,8 @@ abnormally (BoTorch's default retries, doubling the time).
 
 from __future__ import annotations
 
+import itertools
+import math
 import warnings
 from typing import Any
 
@@ -42,7 +51,7 @@ from botorch.optim import optimize_acqf
 from botorch.optim.initializers import initialize_q_batch
 from botorch.utils.sampling import draw_sobol_samples
 
-from search.proposers.gp import Encoder
+from search.proposers.gp import Encoder, tensor
 
 ACQF_MAXITER = 20  # L-BFGS-B iterations per restart
 ACQF_MAXLS = 10  # line-search steps per L-BFGS-B iteration (scipy's default is 20)
@@ -124,10 +133,13 @@ def combination_starts(acq_function: AcquisitionFunction, bounds: torch.Tensor, 
 
 
 def maximise(acqf: AcquisitionFunction, encoder: Encoder, q: int, rng: np.random.Generator, dev: torch.device,
-             num_restarts: int, raw_samples: int) -> np.ndarray:
-    """The q points (unit cube) that maximise ``acqf`` (see the module docstring). In a mixed
-    space ``acqf`` is left with the points chosen before the last one added to its pending
-    points (it is built for one ask: resetting would cost qLogNEHVI a box decomposition)."""
+             num_restarts: int, raw_samples: int, pending: torch.Tensor | None = None) -> np.ndarray:
+    """The q points (unit cube) that maximise ``acqf`` (see the module docstring). ``pending``:
+    the points ``acqf`` was built with as pending (model inputs; None: ``acqf.X_pending``), kept
+    pending while the q points are chosen one by one; they must be passed, as qLogNEI folds
+    them into its baseline and its ``X_pending`` is None. In a space with categoricals
+    ``acqf`` is left with the points chosen before the last one added to its pending points
+    (it is built for one ask: resetting would cost qLogNEHVI a box decomposition)."""
     bounds = encoder.bounds(dev)
     options = {"maxiter": ACQF_MAXITER, "maxls": ACQF_MAXLS, "ftol": ACQF_FTOL, "factr": None}
     with warnings.catch_warnings():
@@ -136,13 +148,17 @@ def maximise(acqf: AcquisitionFunction, encoder: Encoder, q: int, rng: np.random
             cand, _ = optimize_acqf(acqf, bounds=bounds, q=q, num_restarts=num_restarts, raw_samples=raw_samples,
                                     options=options, retry_on_optimization_warning=False)
             return encoder.from_model(cand.detach().cpu().numpy())
+        if len(encoder.cats) == encoder.dim:
+            choices = tensor(encoder.to_model(categorical_choices(encoder, raw_samples, rng)), dev)
+            base = acqf.X_pending if pending is None else pending
+            return encoder.from_model(maximise_discrete(acqf, choices, q, base).cpu().numpy())
         fixed = encoder.fixed_features(rng)
         combinations, inactive = combination_tensors(encoder, fixed, dev)
         per_combination, raw_per_combination = restarts_per_combination(num_restarts, raw_samples, len(fixed))
         wrapped = ConditionalInputs(acqf, encoder.cat_dims, combinations, inactive)
         by_restart = combinations.repeat_interleave(per_combination, dim=0)  # (C·k) × m
         fixed_by_restart = {d: by_restart[:, i] for i, d in enumerate(encoder.cat_dims)}
-        base_pending = acqf.X_pending
+        base_pending = acqf.X_pending if pending is None else pending
         chosen: list[torch.Tensor] = []
         starts = None  # the first point's from raw samples, the next ones' where the previous restarts ended
         for _ in range(q):
@@ -158,3 +174,42 @@ def maximise(acqf: AcquisitionFunction, encoder: Encoder, q: int, rng: np.random
             starts = ends
         cand = torch.cat(chosen)
     return encoder.from_model(cand.cpu().numpy())
+
+
+def categorical_choices(encoder: Encoder, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """The points (unit cube) of a space of categoricals only: every combination of choices
+    when there are at most ``limit``, else ``limit`` drawn at random (duplicates dropped)."""
+    sizes = [n for _, n in encoder.cats]
+    if math.prod(sizes) <= limit:
+        index = np.array(list(itertools.product(*(range(n) for n in sizes))), dtype=float)
+    else:
+        index = np.unique(np.stack([rng.integers(n, size=limit) for n in sizes], axis=1), axis=0).astype(float)
+    return (index + 0.5) / np.array(sizes, dtype=float)
+
+
+def maximise_discrete(acqf: AcquisitionFunction, choices: torch.Tensor, q: int,
+                      base_pending: torch.Tensor | None) -> torch.Tensor:
+    """The q of ``choices`` (model inputs, C × d) that maximise ``acqf``, sequentially greedy:
+    each pick is the choice of highest acquisition with ``base_pending`` (in flight or
+    failed) and the picks before it pending, among the choices neither pending nor picked;
+    when none is left, among all of them (a repeat). Like :func:`maximise` in a mixed space,
+    ``acqf`` is left with the picks but the last added to its pending points (BoTorch's
+    ``optimize_acqf_discrete`` resets them, which costs qLogNEHVI two more box decompositions
+    an ask; it reads the pending points from ``X_pending``, None in qLogNEI, and has no
+    repeats to fall back on)."""
+    choices = torch.unique(choices, dim=0)  # a switched-off categorical collapses combinations
+    taken = torch.zeros(len(choices), dtype=torch.bool, device=choices.device)
+    if base_pending is not None and len(base_pending):
+        taken = (choices.unsqueeze(1) == base_pending.to(choices).unsqueeze(0)).all(dim=-1).any(dim=-1)
+    picks: list[torch.Tensor] = []
+    for _ in range(q):
+        if picks:
+            acqf.set_X_pending(torch.cat([p for p in (base_pending, *picks) if p is not None]))
+        with torch.no_grad():
+            values = torch.cat([acqf(chunk.unsqueeze(-2)) for chunk in choices.split(RAW_BATCH)])
+        if not taken.all():
+            values = values.masked_fill(taken, -math.inf)
+        best = int(values.argmax())
+        taken[best] = True
+        picks.append(choices[best : best + 1])
+    return torch.cat(picks)

@@ -107,7 +107,8 @@ class BoProposer(Proposer):
         pending = gp.tensor(self.encoder.to_model(avoid), dev) if len(avoid) else None
         acqf = qLogNoisyExpectedImprovement(model, X_baseline=x, X_pending=pending, prune_baseline=True,
                                             sampler=SobolQMCNormalSampler(torch.Size([MC_SAMPLES])))
-        return acquisition.maximise(acqf, self.encoder, n, rng, dev, self.num_restarts, self.raw_samples)
+        return acquisition.maximise(acqf, self.encoder, n, rng, dev, self.num_restarts, self.raw_samples,
+                                    pending=pending)
 
     def tell(self, observations: list[Observation]) -> None:
         for o in observations:

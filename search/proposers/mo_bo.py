@@ -57,4 +57,5 @@ class MoBoProposer(BoProposer):
         acqf = qLogNoisyExpectedHypervolumeImprovement(model, ref_point=ref.tolist(), X_baseline=x,
                                                        X_pending=pending, prune_baseline=True,
                                                        sampler=SobolQMCNormalSampler(torch.Size([self.mc_samples])))
-        return acquisition.maximise(acqf, self.encoder, n, rng, dev, self.num_restarts, self.raw_samples)
+        return acquisition.maximise(acqf, self.encoder, n, rng, dev, self.num_restarts, self.raw_samples,
+                                    pending=pending)

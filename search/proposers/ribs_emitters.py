@@ -31,6 +31,15 @@ Each emitter is asked and told on its own, so results may arrive in any order an
 several MAP-Elites generations can be in flight; a CMA-ES emitter proposes its next
 generation only after the previous one is fully told (failed members rank last).
 
+**Restarts on an empty archive.** pyribs restarts a CMA-ES (when it converges, or by
+``restart_rule``) from an elite sampled from the archive, and raises ``IndexError`` when
+the archive is empty. The archive can stay empty for good: CMA-MAE's admits a solution
+only when its objective (the fitness: the objective, negated when minimised) beats its
+cell's threshold, which starts at ``threshold_min``, by default ``archive.qd_offset``
+(0 unless set), above every fitness of a minimised positive loss; and CMA-ME's stays
+empty while every member fails. Such a restart starts from ``x0``, where the emitter
+first started, instead of an elite (:func:`_tell_es`), and a warning says so once.
+
 The ribs archive is a cache: for ``map-elites`` and ``cma-me`` it equals the elite table
 and is rebuilt from SQL on resume; only emitter state is checkpointed. CMA-MAE's
 threshold archive is proposer state and is checkpointed whole.
@@ -61,7 +70,8 @@ and written as private attributes, as arrays or bit-generator states:
 - ``archive._store.add``: CMA-MAE only, to put back the exact thresholds (``add``
   computes a threshold, it cannot be given one);
 - ``GaussianEmitter._rng`` / ``IsoLineEmitter._rng``: the mutation noise;
-- ``EvolutionStrategyEmitter._restarts``, ``._itrs`` (written), ``._ranker._rng``, and
+- ``EvolutionStrategyEmitter._restarts``, ``._itrs`` (written; ``_restarts``, ``_opt.reset`` and
+  ``_ranker.reset`` also to restart from ``x0`` on an empty archive), ``._ranker._rng``, and
   its ``_opt``, a ``CMAEvolutionStrategy``: ``mean``, ``sigma``, ``pc``, ``ps`` (the
   evolution paths), ``current_eval``, ``_rng``, ``_solutions`` (the generation being
   evaluated, which ``tell`` indexes) and ``cov``, its ``DecompMatrix``: ``cov``,
@@ -76,6 +86,7 @@ nothing else), ``cma-me`` and ``cma-mae`` refuse, since CMA-ES state is not in t
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -95,6 +106,8 @@ from search.proposers.base import (
     rows_so_far,
 )
 from search.proposers.checkpoint import Checkpoint, CheckpointError, rng_state, set_rng_state
+
+log = logging.getLogger("entropy_atlas.ribs")
 
 FAILED_VALUE = -1e30  # rank of a failed CMA-ES member: below any real improvement value
 SINGLE_STEP_OPTIONS = ("iso_sigma", "line_sigma", "sigma", "emitters")  # one named: variation defaults to iso_line
@@ -185,6 +198,7 @@ class RibsProposer(Proposer):
         self.gen_counter = 0
         # emitter index -> the generation it waits on (CMA-ES emitters only)
         self.gens: dict[int, dict[str, Any]] = {}
+        self.warned_empty = False  # whether a restart from x0 (empty archive) was warned about
 
     # -- ask/tell ------------------------------------------------------------
     def ask(self, n: int) -> list[Proposal]:
@@ -304,13 +318,20 @@ class RibsProposer(Proposer):
             return  # a partial generation (end of budget) does not update CMA-ES
         order = range(len(state["solutions"]))
         res = [state["results"][j] for j in order]
-        self.emitters[i].tell(
+        restarted_at_x0 = _tell_es(
+            self.emitters[i],
             solution=state["solutions"],
             objective=np.array([r[0] for r in res], dtype=float),
             measures=np.stack([r[1] for r in res]),
             add_info={"status": np.array([r[2] for r in res], dtype=np.int32),
                       "value": np.array([r[3] for r in res], dtype=float)},
         )
+        if restarted_at_x0 and not self.warned_empty:
+            self.warned_empty = True
+            why = (f"no fitness has beaten threshold_min ({self.archive.threshold_min:g}); set "
+                   f"search.options.threshold_min below the fitness reached" if self.name == "cma-mae"
+                   else "every member so far failed")
+            log.warning("proposer %s: CMA-ES restarted from x0, the archive having no elite (%s)", self.name, why)
 
     # -- checkpoints -------------------------------------------------------------
     def to_checkpoint(self) -> Checkpoint:
@@ -525,6 +546,33 @@ def _cma_es(emitter: EvolutionStrategyEmitter) -> CMAEvolutionStrategy:
     if not isinstance(opt, CMAEvolutionStrategy):
         raise CheckpointError(f"a checkpoint saves CMA-ES only, not {type(opt).__name__}")
     return opt
+
+
+def _tell_es(emitter: EvolutionStrategyEmitter, **generation: Any) -> bool:
+    """Tell a CMA-ES emitter one generation; returns whether it restarted from ``x0``.
+
+    pyribs ends ``tell`` with the restart check, and restarts from an elite sampled from
+    the archive: on an empty archive that raises ``IndexError`` after CMA-ES was updated.
+    The restart is then completed as pyribs completes it (CMA-ES reset, ranker reset,
+    ``restarts`` + 1), from ``x0`` instead of an elite. Any other error propagates."""
+    try:
+        emitter.tell(**generation)
+    except IndexError as error:
+        if not (emitter.archive.empty and _raised_in(error, "sample_elites")):
+            raise
+        _cma_es(emitter).reset(emitter.x0)
+        _private(emitter, "_ranker").reset(emitter, emitter.archive)
+        emitter._restarts += 1
+        return True
+    return False
+
+
+def _raised_in(error: BaseException, function: str) -> bool:
+    """Whether ``error`` was raised in (its innermost frame is) a function named ``function``."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_name == function
 
 
 def _increasing_runs(index: np.ndarray) -> list[np.ndarray]:
