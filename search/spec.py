@@ -528,7 +528,9 @@ def spec_warnings(spec: CampaignSpec) -> list[str]:
     - more cells than the budget (coverage cannot pass budget / cells);
     - a measure of one bin on a grid (an axis that separates nothing);
     - an option the algorithm takes but ignores (a sibling algorithm's:
-      :meth:`~search.proposers.base.Proposer.option_warnings`).
+      :meth:`~search.proposers.base.Proposer.option_warnings`);
+    - ``cma-mae`` minimising without ``threshold_min``: its default, ``archive.qd_offset``
+      (0), admits only a negative loss, so the threshold archive may never fill.
     """
     s = spec.search
     warnings: list[str] = []
@@ -554,6 +556,12 @@ def spec_warnings(spec: CampaignSpec) -> list[str]:
     if spec.archive.type == "grid":
         warnings += [f"measures.{i}.bins: 1 bin; {m.name} separates nothing on the map"
                      for i, m in enumerate(spec.measures) if m.bins == 1]
+    if s.algorithm == "cma-mae" and spec.objective.direction == "minimize" and "threshold_min" not in s.options:
+        floor = -spec.archive.qd_offset
+        warnings.append(f"search.options.threshold_min: not set, so cma-mae admits only a fitness above "
+                        f"archive.qd_offset ({spec.archive.qd_offset:g}): a minimised {spec.objective.name} "
+                        f"below {floor:g}; set threshold_min to minus the largest {spec.objective.name} "
+                        f"worth keeping")
     with contextlib.suppress(AtlasError):  # a plug-in that cannot be loaded: the run names it
         warnings += proposer_class(s.algorithm).option_warnings(s.options)
     return warnings

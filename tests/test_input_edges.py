@@ -130,3 +130,15 @@ def test_a_cluster_without_the_resources_asked_for_is_refused_before_writing(tmp
     assert campaign_rows(db) == 0
     spec["resources"]["num_gpus"] = 0  # corrected: the same name runs, no "different spec"
     assert api.run(spec, storage=f"sqlite:///{db}", executor="ray").finished == 4
+
+
+def test_cma_mae_minimising_without_threshold_min_is_warned() -> None:
+    from search.spec import spec_warnings
+
+    def warned(objective: dict[str, str], options: dict[str, Any]) -> bool:
+        spec = parse_spec(quadratic_spec(objective=objective, search__algorithm="cma-mae", search__options=options))
+        return any(w.startswith("search.options.threshold_min: not set") for w in spec_warnings(spec))
+
+    assert warned({"name": "loss", "direction": "minimize"}, {})
+    assert not warned({"name": "loss", "direction": "minimize"}, {"threshold_min": -10.0})
+    assert not warned({"name": "score", "direction": "maximize"}, {})
