@@ -24,6 +24,8 @@ FRIENDLY = {
     "string_too_short": "must not be empty",
     "finite_number": "must be a finite number",
     "literal_error": "must be {expected}",
+    "union_tag_not_found": "must name its {discriminator}",
+    "union_tag_invalid": "{discriminator} must be one of {expected_tags}, not {tag!r}",
 }
 #: Type errors, and the noun of what was expected (joined when a union refuses a value).
 TYPE_NOUNS = {
@@ -32,6 +34,7 @@ TYPE_NOUNS = {
     "bool_type": "a boolean",
     "string_type": "a string",
     "dict_type": "a mapping",
+    "model_type": "a mapping",
     "list_type": "a list",
     "tuple_type": "a list",
 }

@@ -142,3 +142,17 @@ def test_cma_mae_minimising_without_threshold_min_is_warned() -> None:
     assert warned({"name": "loss", "direction": "minimize"}, {})
     assert not warned({"name": "loss", "direction": "minimize"}, {"threshold_min": -10.0})
     assert not warned({"name": "score", "direction": "maximize"}, {})
+
+
+@pytest.mark.parametrize(("mutate", "line"), [
+    (lambda s: s.update(archive=None), "archive: must be a mapping (got null)"),
+    (lambda s: s["space"].update(y={"low": 0, "high": 1}), "space.y: must name its 'type'"),
+    (lambda s: s["space"].update(y={"type": "bool"}),
+     "space.y: 'type' must be one of 'float', 'int', 'categorical', not 'bool'"),
+])
+def test_pydantics_wording_is_the_files(mutate: Any, line: str) -> None:
+    spec = quadratic_spec()
+    mutate(spec)
+    with pytest.raises(SpecError) as info:
+        parse_spec(spec)
+    assert info.value.problems == [line]
