@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from search.api import check_evaluator
 from search.cli import app
-from search.spec import SpecError, parse_spec
+from search.spec import SpecError, load_yaml, parse_spec
 from tests.conftest import quadratic_spec
 from tests.support.spec_mutations import mutations
 
@@ -43,8 +43,10 @@ def malformed(draw: st.DrawFn) -> str:
 
 
 def is_valid(text: str) -> bool:
+    """Whether ``atlas run`` takes the file: read as it reads it (YAML 1.2 numbers, so
+    ``1e12`` is a number), then checked."""
     try:
-        spec = parse_spec(yaml.safe_load(text))
+        spec = parse_spec(load_yaml(text))
         check_evaluator(spec)
     except SpecError:
         return False
