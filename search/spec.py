@@ -464,13 +464,10 @@ class SpecLoader(yaml.SafeLoader):
                 continue
 
 
-# YAML 1.2's floats that YAML 1.1 (PyYAML) reads as strings: an exponent without a dot in
-# the mantissa or without a sign (1e-5, 1e3, 1.0e5, .5e3); the other forms resolve as before.
-SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
+#: YAML 1.2's floats that YAML 1.1 (PyYAML) reads as strings: an exponent without a dot in
+#: the mantissa or without a sign (1e-5, 1e3, 1.0e5, .5e3); the other forms resolve as before.
+YAML12_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+SpecLoader.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_EXPONENT_FLOAT, list("-+0123456789."))
 
 
 def _read_text(path: Path) -> str:

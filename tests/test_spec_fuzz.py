@@ -9,11 +9,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from search.spec import SpecError, load_spec, load_yaml, parse_spec
+from search.spec import YAML12_EXPONENT_FLOAT, SpecError, load_spec, load_yaml, parse_spec
 from tests.conftest import quadratic_spec
 from tests.support.spec_mutations import mutations, paths
 
@@ -103,11 +104,32 @@ YAML_DATA = st.recursive(
 )
 
 
+def exponent_floats(data: Any) -> list[str]:
+    """The strings in ``data`` (keys too) that YAML 1.2 reads as numbers and YAML 1.1 as text."""
+    if isinstance(data, str):
+        return [data] if YAML12_EXPONENT_FLOAT.match(data) else []
+    if isinstance(data, dict):
+        return [s for k, v in data.items() for s in exponent_floats(k) + exponent_floats(v)]
+    if isinstance(data, list):
+        return [s for v in data for s in exponent_floats(v)]
+    return []
+
+
 @given(YAML_DATA, st.booleans())
 @settings(max_examples=100, deadline=None)
 def test_the_loader_reads_what_safe_load_reads(data: Any, flow: bool) -> None:
+    """The same as ``yaml.safe_load``, but for YAML 1.2's exponent floats (below)."""
+    assume(not exponent_floats(data))
     text = yaml.safe_dump(data, default_flow_style=flow)
     assert load_yaml(text) == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize(("text", "number"), [("1e5", 1e5), ("1e-5", 1e-5), ("-2E+2", -200.0), (".5e3", 500.0),
+                                              ("1.0e5", 1e5), ("1_000e1", 10000.0)])
+def test_the_loader_reads_yaml_1_2_exponents_as_numbers(text: str, number: float) -> None:
+    assert yaml.safe_load(f"x: {text}") == {"x": text}  # YAML 1.1: a string
+    assert load_yaml(f"x: {text}") == {"x": number}
+    assert load_yaml(f"x: '{text}'") == {"x": text}  # quoted: still a string
 
 
 def test_yaml_with_python_tags_is_refused(tmp_path: Path) -> None:
