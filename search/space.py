@@ -227,8 +227,12 @@ def _check_number(param: FloatParam | IntParam, value: Any, repair: bool) -> tup
             value = float(value)
         except ValueError:
             return None, f"{value!r} is not a number"
-    if not math.isfinite(value):
-        return None, f"{value!r} is not finite"
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer past a float's range
+        finite = False
+    if not finite:
+        return None, f"{_shown(value)} is not finite"
     if isinstance(param, IntParam) and not float(value).is_integer():
         if not repair:
             return None, f"{value!r} is not an integer"
@@ -238,3 +242,11 @@ def _check_number(param: FloatParam | IntParam, value: Any, repair: bool) -> tup
             return None, f"{value!r} is outside [{param.low}, {param.high}]"
         value = min(max(value, param.low), param.high)
     return (int(value) if isinstance(param, IntParam) else float(value)), None
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a 400-digit integer from a model's reply)."""
+    if isinstance(value, int) and value.bit_length() >= 1000:  # repr would pass Python's digit limit
+        return f"<an integer of {value.bit_length()} bits>"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}…"

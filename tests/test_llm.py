@@ -23,6 +23,7 @@ import yaml
 import archive
 from search import api
 from search.proposers import ProposerContext
+from search.proposers.llm import MAX_REPLY_CHARS
 from search.proposers.llm_prompt import parse_candidates
 from tests.conftest import quadratic_spec
 from tests.support.chat_server import ChatServer
@@ -62,7 +63,8 @@ def test_parser_finds_json_wherever_it_is(reply: str, expected: list) -> None:
     assert parse_candidates(reply) == (expected, None)
 
 
-@pytest.mark.parametrize("reply", ["", "   ", "[{'a': 0.1,", "no json here at all", "```json\n[oops\n```"])
+@pytest.mark.parametrize("reply", ["", "   ", "[{'a': 0.1,", "no json here at all", "```json\n[oops\n```",
+                                   "[" * 100_000 + "]" * 100_000, "x [" * 50_000])
 def test_parser_reports_garbage(reply: str) -> None:
     found, problem = parse_candidates(reply)
     assert found == [] and problem
@@ -105,6 +107,36 @@ def test_every_kind_of_reply_and_the_campaign_finishes(sqlite_url: str, server: 
     retried = [c for c in calls if c["usage"] and c["usage"]["attempts"] == 2]
     assert len(retried) == 2  # the 429 and the timeout, each answered on the second attempt
     assert len(server.requests) == len(calls) + 2
+
+
+def test_replies_that_once_stopped_the_run_fall_back(storage_url: str, server: ChatServer) -> None:
+    """A 400-digit number, JSON nested past the stack, a 200 that is not JSON, a NUL (which
+    PostgreSQL's text refuses), a reply past MAX_REPLY_CHARS: each ask falls back, the run
+    finishes, the replies are stored (escaped, cut)."""
+    huge = "[" + ", ".join(['{"a": 0.5, "b": 0.25}'] * 20_000) + "]"
+    server.script = [
+        ("ok", '[{"a": ' + "1" * 400 + ', "b": 0.2}]'),
+        ("ok", "[" * 100_000 + "]" * 100_000),
+        ("raw", b"not json at all"),
+        ("ok", '[{"a": 0.11, "b": 0.2}] \u0000 trailing'.encode().decode("unicode_escape")),
+        ("ok", huge),
+    ]
+    spec = llm_spec(server, max_retries=0)
+    spec["search"]["budget"] = 20  # five asks of four
+    stats = api.run(spec, storage=storage_url, executor="inline")
+    assert stats.finished == 20 and stats.counts["failed"] == 0
+    camp = archive.open(storage_url).campaign("quad")
+    calls = camp.store.calls(camp.record.id)
+    assert len(calls) == 5
+    bad_json = next(c for c in calls if c["status"] == "error")
+    assert "not a chat completion" in bad_json["error"]
+    nul = next(c for c in calls if c["reply"] and "trailing" in c["reply"])
+    assert "\\x00" in nul["reply"] and "\x00" not in nul["reply"]
+    cut = next(c for c in calls if c["reply"] and c["reply"].startswith('[{"a": 0.5'))
+    assert len(cut["reply"]) == MAX_REPLY_CHARS
+    params = [r["params"] for r in camp.evaluations()]
+    assert {"a": 0.11, "b": 0.2} in params  # the reply with a NUL still gave its candidate
+    assert sum(r["proposer"] == "llm-fallback" for r in camp.evaluations()) >= 8
 
 
 def test_an_endpoint_that_never_answers_falls_back(sqlite_url: str, server: ChatServer) -> None:

@@ -59,6 +59,7 @@ from search.proposers.base import (
 from search.proposers.checkpoint import Checkpoint
 from search.proposers.llm_backends import BackendError, Completion, HFBackend, OpenAIBackend
 from search.proposers.llm_prompt import build_mutate_prompt, build_propose_prompt, parse_candidates
+from workers.runner import storable_text
 
 log = logging.getLogger("entropy_atlas.llm")
 
@@ -75,6 +76,16 @@ def refuse_inline_secrets(options: Mapping[str, Any]) -> None:
         raise OptionError(
             f"search.options.{inline[0]}: a key is not written in the campaign file (the spec is stored in the "
             f"archive); put it in an environment variable and name that variable instead: api_key_env: VAR")
+
+
+MAX_REPLY_CHARS = 200_000  # of a reply read and stored (2,048 tokens, the default cap, are about 8,000)
+
+
+def stored_reply(text: str | None) -> str | None:
+    """A reply as it is read and stored, the same on a resume that reads it back: its first
+    :data:`MAX_REPLY_CHARS` characters, a NUL or lone surrogate (which storage refuses)
+    written as an escape."""
+    return None if text is None else storable_text(text[:MAX_REPLY_CHARS])
 
 
 class LlmProposer(Proposer):
@@ -149,11 +160,12 @@ class LlmProposer(Proposer):
                                 "status": "error", "error": str(exc), "usage": None, "latency_s": None,
                                 "outcome": None})
             return None, key
-        self.cache[key] = done.text or ""
-        self._calls.append({"proposer": self.name, "key": key, "request": request, "reply": done.text,
+        text = stored_reply(done.text)
+        self.cache[key] = text or ""
+        self._calls.append({"proposer": self.name, "key": key, "request": request, "reply": text,
                             "status": "ok", "error": None, "usage": {**done.usage, "attempts": done.attempts},
                             "latency_s": done.latency_s, "outcome": None})
-        return done.text, key
+        return text, key
 
     # -- fallbacks ---------------------------------------------------------------
     def endpoint(self) -> str:

@@ -69,6 +69,10 @@ class OpenAIBackend:
                 if exc.status_code < 500:
                     raise BackendError(f"the model endpoint refused the request: {exc.status_code} {exc}") from None
                 last = exc
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+                # a 200 whose body is not a chat completion (not JSON, another shape): not retried
+                raise BackendError(f"the model endpoint's reply is not a chat completion: "
+                                   f"{type(exc).__name__}: {str(exc)[:200]}") from None
             if attempt <= self.max_retries:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random()))
         raise BackendError(f"no answer after {self.max_retries + 1} attempts: {type(last).__name__}: {last}")
@@ -120,9 +124,9 @@ class HFBackend:
     def complete(self, messages: list[dict[str, str]]) -> Completion:
         import ray
 
-        if not ray.is_initialized():
+        if not ray.is_initialized():  # a private local Ray, never another cluster found on this host
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            ray.init(include_dashboard=False, configure_logging=False)
+            ray.init(address="local", include_dashboard=False, configure_logging=False)
         if self._actor is None:
             device = "cuda:0" if self.num_gpus > 0 else "cpu"
             self._actor = ray.remote(num_gpus=self.num_gpus)(_HFGenerator).remote(

@@ -9,6 +9,7 @@ candidate is then checked against the search space.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
@@ -83,6 +84,9 @@ def _as_candidates(value: Any) -> list[Any] | None:
     return None
 
 
+MAX_DECODE_STARTS = 256  # openings ([ or {) inside prose tried as the start of the JSON
+
+
 def parse_candidates(reply: str | None) -> tuple[list[Any], str | None]:
     """Candidates found in a reply: a JSON array, or an object with a ``candidates`` array
     (or one configuration object), bare, in a code fence, or inside prose.
@@ -96,15 +100,15 @@ def parse_candidates(reply: str | None) -> tuple[list[Any], str | None]:
     for attempt in attempts:
         try:
             found = _as_candidates(json.loads(attempt))
-        except (json.JSONDecodeError, ValueError):
+        except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; nesting past the stack
             continue
         if found is not None:
             return found, None
     decoder = json.JSONDecoder()
-    for match in re.finditer(r"[\[{]", text):
+    for match in itertools.islice(re.finditer(r"[\[{]", text), MAX_DECODE_STARTS):
         try:
             value, _ = decoder.raw_decode(text, match.start())
-        except (json.JSONDecodeError, ValueError):
+        except (ValueError, RecursionError):
             continue
         found = _as_candidates(value)
         if found:

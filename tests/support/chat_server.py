@@ -2,7 +2,8 @@
 protocol's ``POST /v1/chat/completions``; nothing leaves the machine).
 
 Each request takes the next scripted step: ``("ok", text)``, ``("status", code)``,
-``("sleep", seconds)``; when the script runs out it answers with ``default(messages)``.
+``("sleep", seconds)``, ``("raw", body)`` (a 200 whose body is those bytes, as JSON); when
+the script runs out it answers with ``default(messages)``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ class ChatServer:
                 if kind == "sleep":
                     time.sleep(value)
                     kind, value = "ok", None
+                if kind == "raw":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(value)))
+                    self.end_headers()
+                    self.wfile.write(value)
+                    return
                 if kind == "status":
                     self.send_response(value)
                     self.send_header("Content-Type", "application/json")
