@@ -15,7 +15,9 @@ Class form (a model loaded once per worker, batches, GPU state)::
 
 In ``evaluate_batch`` the seed of item ``i`` is ``ctx.seeds[i]`` (``ctx.seed`` is the
 first one). A raised exception, a non-finite objective or measure, or a missing measure
-marks the evaluation ``failed`` with the error kept; the campaign goes on.
+marks the evaluation ``failed`` with the error kept; the campaign goes on. A result may
+fail itself with a reason: no finite objective and ``"error": "why"`` (a batch whose
+items fail one by one), which is kept as the evaluation's error.
 
 Checked before a campaign runs (:func:`workers.registry.check`), a class may declare::
 

@@ -145,6 +145,8 @@ def _outcome(task: EvaluationTask, raw: Any, measure_names: list[str], worker: s
         return fail(f"evaluator returned {type(raw).__name__}, expected a dict with objective and measures")
     objective = _as_float(raw.get("objective"))
     if objective is None:
+        if isinstance(raw.get("error"), str) and raw["error"]:  # the evaluator's own reason for failing
+            return fail(storable_text(raw["error"][:MAX_MESSAGE_CHARS]))
         return fail(f"objective is missing or not a finite number: {raw.get('objective')!r}")
     given = raw.get("measures") or {}
     if not isinstance(given, dict):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,6 +73,42 @@ def test_a_bad_configuration_fails_alone(arith_eval: DecodingEvaluator) -> None:
     results = run(arith_eval, [{"sampler": "top_p", "top_p": 2.0}, {"sampler": "none", "temperature": 0.0}])
     assert math.isnan(results[0]["objective"]) and "top_p must be in" in results[0]["metrics"]["error"]
     assert results[1]["objective"] >= 0.9
+
+
+def test_a_tiny_temperature_is_greedy_and_its_batch_goes_on(arith_eval: DecodingEvaluator) -> None:
+    """T = 1e-40 passed float32's range in scores / T, and the NaN failed every configuration
+    of the batch; now it decodes as greedy does, and the others of the batch are done."""
+    tiny, warm, greedy = run(arith_eval, [{"sampler": "none", "temperature": 1e-40},
+                                          {"sampler": "none", "temperature": 0.7},
+                                          {"sampler": "none", "temperature": 0.0}])
+    assert tiny["objective"] == greedy["objective"] >= 0.9
+    assert tiny["measures"]["mean_entropy"] == pytest.approx(0.0, abs=1e-6)
+    assert math.isfinite(warm["objective"])
+
+
+def test_a_row_that_fails_the_batched_step_fails_alone(arith_eval: DecodingEvaluator,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error torch raises for the whole batch (multinomial on one bad row) is found by
+    running each configuration alone: only its own evaluation fails, with torch's message."""
+    import workers.evaluators.decoding as module
+
+    real = module.generate
+
+    def fails_with_mirostat(model: Any, requests: list[Any], *args: Any, **kwargs: Any) -> Any:
+        if any(r.config.sampler == "mirostat" for r in requests):
+            raise RuntimeError("probability tensor contains either inf, nan or element < 0")
+        return real(model, requests, *args, **kwargs)
+
+    monkeypatch.setattr(module, "generate", fails_with_mirostat)
+    bad, good = run(arith_eval, [{"sampler": "mirostat"}, {"sampler": "none", "temperature": 0.0}])
+    assert math.isnan(bad["objective"]) and "probability tensor" in bad["error"]
+    assert good["objective"] >= 0.9
+
+
+def test_runner_keeps_an_evaluators_reason_for_failing(arith_eval: DecodingEvaluator) -> None:
+    (failed,) = run_tasks(arith_eval, [EvaluationTask(1, 0, {"sampler": "top_p", "top_p": 0.0}, seed=0)],
+                          ["mean_entropy", "distinct_2"], EvalContext())
+    assert failed.status == "failed" and failed.error.startswith("ValueError: top_p must be in")
 
 
 def test_ead_reports_its_fraction_and_savings(arith_eval: DecodingEvaluator) -> None:

@@ -77,6 +77,29 @@ def entropy_bits(scores: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- processors
 
 
+def tempered(scores: torch.Tensor, temperature: float) -> torch.Tensor:
+    """scores / T, where a row that would pass float32's range (+inf: a tiny T such as
+    1e-40, which made softmax NaN and failed every row of the batch) is shifted by its
+    largest score first: softmax((s − max s) / T) = softmax(s / T), and the shifted scores
+    are ≤ 0, so the others go to −inf instead. Other rows are s / T exactly, bit for bit
+    transformers' ``TemperatureLogitsWarper``."""
+    out = scores / temperature
+    over = torch.isposinf(out).any(dim=-1) & torch.isfinite(scores).any(dim=-1)
+    if bool(over.any()):
+        rows = scores[over]
+        top = rows.masked_fill(~torch.isfinite(rows), -torch.inf).amax(dim=-1, keepdim=True)
+        out[over] = (rows - top) / temperature
+    return out
+
+
+class StableTemperatureLogitsWarper(TemperatureLogitsWarper):
+    """transformers' ``TemperatureLogitsWarper`` (scores / T) computed by :func:`tempered`:
+    the same distribution, defined for every T > 0."""
+
+    def __call__(self, input_ids: torch.LongTensor | None, scores: torch.Tensor) -> torch.Tensor:
+        return tempered(scores, self.temperature)
+
+
 class ArgmaxLogitsWarper(LogitsProcessor):
     """Temperature 0: keep only the largest score of each row (the first on ties), the
     limit of softmax(scores / T) as T → 0 and llama.cpp's rule for ``temp <= 0``."""
@@ -129,7 +152,7 @@ class TopHPaperLogitsWarper(LogitsProcessor):
 
     def keep_mask(self, scores: torch.Tensor) -> torch.Tensor:
         """The kept set (bool, like ``scores``) of softmax(scores / T) under the rule above."""
-        scaled = scores.float() if self.temperature == 1.0 else scores.float() / self.temperature
+        scaled = scores.float() if self.temperature == 1.0 else tempered(scores.float(), self.temperature)
         n = min(self.top_n, scaled.shape[-1])
         top_idx = torch.topk(scaled, n, dim=-1, largest=True, sorted=True).indices
         logp = torch.log_softmax(scaled, dim=-1).gather(-1, top_idx)
@@ -474,7 +497,7 @@ class SamplerConfig:
             return ArgmaxLogitsWarper()
         if self.temperature == 1.0:
             return None
-        return TemperatureLogitsWarper(float(self.temperature))
+        return StableTemperatureLogitsWarper(float(self.temperature))
 
     def logits_processors(self) -> LogitsProcessorList:
         """The processor chain of the per-step rule, in this configuration's order.
@@ -579,7 +602,7 @@ class Sampler:
             elif temperature == 0.0:
                 tempered_h = torch.zeros_like(model_h)
             else:
-                tempered_h = entropy_nats(logits / temperature)
+                tempered_h = entropy_nats(tempered(logits, temperature))
             logq = torch.log_softmax(scores, dim=-1).nan_to_num(neginf=0.0)
             sampling_h = -(q * logq).sum(-1)
             kept = torch.isfinite(scores).sum(-1)

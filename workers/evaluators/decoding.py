@@ -228,7 +228,8 @@ class DecodingEvaluator(Evaluator):
         plain = [i for i, c in configs.items() if not c.is_ead]
         groups = [plain] if plain and self.config["batch_configs"] else [[i] for i in plain]
         groups += [[i] for i, c in configs.items() if c.is_ead]
-        for members in groups:
+        while groups:
+            members = groups.pop(0)
             seeds = [ctx.seeds[i] if ctx.seeds else ctx.seed + i for i in members]
             requests = [Request(configs[i], self._prompts(), seed) for i, seed in zip(members, seeds, strict=True)]
             try:
@@ -237,9 +238,11 @@ class DecodingEvaluator(Evaluator):
                     gens = self.engine.generate(requests, self.max_new_tokens, self.lm.stop_ids)
                 else:
                     gens = generate(self.lm, requests, self.max_new_tokens, small_model=small)
-            except (ValueError, FileNotFoundError) as exc:  # a configuration's own problem: fail its items
-                for i in members:
-                    results[i] = _failure(exc)
+            except (ValueError, FileNotFoundError, RuntimeError) as exc:
+                if len(members) > 1:  # one configuration's problem (or torch's on its row): each alone, to find it
+                    groups[:0] = [[i] for i in members]
+                    continue
+                results[members[0]] = _failure(exc)
                 continue
             for i, gen in zip(members, gens, strict=True):
                 results[i] = self._result(configs[i], gen, small, len(members))
