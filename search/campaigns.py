@@ -10,7 +10,7 @@ from archive.layout import CellLayout, MeasureAxis
 from archive.records import CampaignRecord
 from archive.store import Store
 from entropy_atlas.errors import AtlasError
-from search.spec import CampaignSpec, SpecError, parse_spec
+from search.spec import RUN_LIMITS, CampaignSpec, SpecError, parse_spec
 
 __all__ = ["CampaignConflict", "CampaignNotFound", "CampaignPlan", "commit_campaign", "layout_for",
            "plan_campaign", "stored_spec"]
@@ -54,7 +54,8 @@ def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = 
 
     A new name is a new campaign, on ``layout`` (the spec's own, :func:`layout_for`,
     where the caller built it already). An existing one continues, on its stored layout,
-    when the specs agree in everything but the budget (compared after filling defaults,
+    when the specs agree in everything but the run's limits (the budget and ``fail_fast``:
+    :data:`~search.spec.RUN_LIMITS`; compared after filling defaults,
     so a field added to the format with a default does not make an old campaign
     different); lowering the budget below what was already created is refused. Any other
     difference is a :class:`CampaignConflict`. A refused budget names ``source`` (the file).
@@ -64,8 +65,9 @@ def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = 
         return CampaignPlan(spec, None, layout or layout_for(spec))
     old = parse_spec(existing.spec, source=f"stored spec of {spec.name}")
     if old.spec_hash() != spec.spec_hash():
+        limits = {f"search.{key}" for key in RUN_LIMITS}
         changed = [d for d in _differences(old.model_dump(mode="json"), spec.model_dump(mode="json"))
-                   if d != "search.budget"]
+                   if d not in limits]
         raise CampaignConflict(
             f"campaign {spec.name!r} already exists with a different spec (changed: {', '.join(changed)}); "
             f"use another --name, or resume it with `atlas resume {spec.name}`"
@@ -79,12 +81,13 @@ def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = 
 
 
 def commit_campaign(store: Store, plan: CampaignPlan) -> CampaignRecord:
-    """Write the planned campaign: its row when new, the new budget when raised."""
+    """Write the planned campaign: its row when new, its new limits (budget, ``fail_fast``)
+    when changed."""
     spec = plan.spec
     if plan.existing is None:
         return store.create_campaign(spec.name, spec.model_dump(mode="json"), spec.spec_hash(),
                                      plan.layout.to_json())
-    if plan.existing.settings.budget != spec.search.budget:
+    if plan.existing.spec != spec.model_dump(mode="json"):  # a run limit changed (RUN_LIMITS)
         store.update_campaign(plan.existing.id, spec=spec.model_dump(mode="json"))
     return store.require_campaign(spec.name)
 

@@ -344,8 +344,11 @@ class Scheduler:
             self._take_starts()  # the logged ones are in _charged: the requeue folds and uncharges them
             self._flush()
             self.store.requeue([i for i in self.inflight if i in self._charged], uncharge=True)
-            raise EvaluatorSetupFailed(f"campaign {self.campaign.name!r}: {setup[0].error}; nothing was "
-                                       f"charged, fix the evaluator and `atlas resume {self.campaign.name}`")
+            name = self.campaign.name
+            raise EvaluatorSetupFailed(f"campaign {name!r}: {setup[0].error}; nothing was charged: fix what the "
+                                       f"evaluator reads and `atlas resume {name}`, or, where its config must "
+                                       f"change (the stored spec is the campaign's), `atlas delete {name} --yes` "
+                                       f"and run the corrected file")
         final: list[Outcome] = []
         retry: list[_InFlight] = []
         for o in outcomes:

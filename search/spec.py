@@ -70,6 +70,11 @@ MIN_TIMEOUT_S = 0.01
 MAX_TIMEOUT_S = 30 * 24 * 3600.0
 
 
+#: The fields of ``search`` a campaign's later run may change (the file edited, or
+#: ``--budget``): how far it goes and when it gives up, not what it searches.
+RUN_LIMITS = ("budget", "fail_fast")
+
+
 class SpecError(AtlasError, ValueError):
     """A campaign file that cannot be run; ``problems`` holds ``path: reason`` lines."""
 
@@ -229,9 +234,11 @@ class CampaignSpec(StrictModel):
         return self
 
     def spec_hash(self) -> str:
-        """A stable hash of everything but the budget (which a resume may raise)."""
+        """A stable hash of everything but the run's limits (:data:`RUN_LIMITS`: the budget
+        and ``fail_fast``), which a later run of the campaign may change."""
         data = self.model_dump(mode="json")
-        data["search"].pop("budget")
+        for key in RUN_LIMITS:
+            data["search"].pop(key)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

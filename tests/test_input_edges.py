@@ -156,3 +156,24 @@ def test_pydantics_wording_is_the_files(mutate: Any, line: str) -> None:
     with pytest.raises(SpecError) as info:
         parse_spec(spec)
     assert info.value.problems == [line]
+
+
+def test_fail_fast_may_change_when_the_campaign_is_run_again(tmp_path: Path) -> None:
+    """The fail-fast error's advice (`search.fail_fast: 0 turns this check off`) works on the
+    campaign it stopped: fail_fast is a run limit, like the budget, not part of its identity."""
+    from search.scheduler import CampaignFailing
+
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    spec = quadratic_spec(search__budget=12, search__batch_size=2, search__max_in_flight=2, search__fail_fast=3)
+    spec["evaluator"]["target"] = "tests.support.evaluators:always_fails"
+    with pytest.raises(CampaignFailing):
+        api.run(spec, storage=db, executor="inline")
+    spec["search"]["fail_fast"] = 0
+    assert api.run(spec, storage=db, executor="inline").counts["failed"] == 12
+    import archive
+
+    with archive.open(db) as handle:
+        assert handle.campaign("quad").record.spec["search"]["fail_fast"] == 0
+    spec["search"]["seed"] = 4  # anything else still makes it another campaign
+    with pytest.raises(Exception, match=r"different spec \(changed: search.seed\)"):
+        api.run(spec, storage=db, executor="inline")
