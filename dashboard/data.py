@@ -130,12 +130,15 @@ def _json_column(values: list[Any]) -> list[Any]:
 
 
 def sample_indices(n: int, points: int) -> np.ndarray:
-    """At most ``points`` indices spread evenly over ``range(n)``, first and last included."""
-    if n <= 0:
+    """At most ``points`` indices spread evenly over ``range(n)``, first and last included
+    (one point: the last, the latest)."""
+    if n <= 0 or points <= 0:
         return np.zeros(0, dtype=np.int64)
     if n <= points:
         return np.arange(n, dtype=np.int64)
-    return np.unique(np.linspace(0, n - 1, max(points, 2)).round().astype(np.int64))
+    if points == 1:
+        return np.array([n - 1], dtype=np.int64)
+    return np.unique(np.linspace(0, n - 1, points).round().astype(np.int64))
 
 
 def _undominated_by_bins(key: np.ndarray, fitness: np.ndarray, bins: int) -> np.ndarray:

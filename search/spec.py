@@ -223,7 +223,8 @@ class CampaignSpec(StrictModel):
         seen: dict[str, Any] = {}
         for pname, param in self.space.items():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", pname):
-                raise _field_error(f"space.{pname}", "a parameter name is an identifier")
+                raise _field_error(f"space.{pname}", "a parameter name is an ASCII identifier (letters a-z and "
+                                                     "A-Z, digits and _, not starting with a digit)")
             for cname, cvalue in (param.when or {}).items():
                 if cname not in seen:
                     raise _field_error(f"space.{pname}.when", f"{cname!r} must be a parameter defined before it")

@@ -71,6 +71,8 @@ def test_pareto_front_matches_brute_force(higher: bool) -> None:
 def test_sample_indices() -> None:
     assert sample_indices(0, 10).tolist() == []
     assert sample_indices(5, 10).tolist() == [0, 1, 2, 3, 4]
+    assert sample_indices(5, 1).tolist() == [4]  # "at most": one, not first and last
+    assert sample_indices(5, 0).tolist() == []
     idx = sample_indices(100_000, 1000)
     assert idx[0] == 0 and idx[-1] == 99_999 and len(idx) <= 1000 and np.all(np.diff(idx) > 0)
 
