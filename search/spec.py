@@ -46,6 +46,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from entropy_atlas.errors import AtlasError
+from entropy_atlas.storable import INT64
 from entropy_atlas.validation import FRIENDLY, TYPE_NOUNS, kind_of, message
 from search.params import Param, StrictModel, check_bounds, condition_problem
 from search.proposers import algorithm_problem, proposer_class
@@ -306,9 +307,6 @@ def _format_errors(error: ValidationError) -> list[str]:
             message = err["ctx"]["reason"] if err["type"] == "field_problem" else _message(err)
             lines.append(f"{path}: {message}")
     return list(dict.fromkeys(lines))
-
-
-INT64 = (-(2**63), 2**63 - 1)  # the integers every storage keeps exactly
 
 
 def value_problem(value: Any, what: str = "") -> str | None:

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 import archive
+from entropy_atlas.storable import storable_text
 from search import api
 from tests.conftest import quadratic_spec
 from workers.contract import EvalContext
-from workers.runner import json_safe, storable_text
+from workers.runner import json_safe
 
 MEASURES = {"ma": 0.5, "mb": 0.5}
 

@@ -31,6 +31,15 @@ from tests.conftest import quadratic_spec
 from tests.test_edges import assert_one_line_errors, campaign_rows, invoke
 
 
+def refused(mutate: Any) -> list[str]:
+    """The problems of the quadratic campaign changed by ``mutate`` (it must be refused)."""
+    spec = quadratic_spec()
+    mutate(spec)
+    with pytest.raises(SpecError) as info:
+        parse_spec(spec)
+    return info.value.problems
+
+
 def test_numbers_in_exponent_form_are_numbers(tmp_path: Path) -> None:
     path = tmp_path / "sci.yaml"
     text = yaml.safe_dump(quadratic_spec(), sort_keys=False)
@@ -59,11 +68,8 @@ def test_numbers_in_exponent_form_are_numbers(tmp_path: Path) -> None:
      "space.d.when.c: an empty list: the parameter would never be active"),
 ])
 def test_values_no_storage_keeps_and_conditions_that_never_hold_are_refused(mutate: Any, line: str) -> None:
-    spec = quadratic_spec()
-    mutate(spec)
-    with pytest.raises(SpecError) as info:
-        parse_spec(spec)
-    assert any(p.startswith(line) for p in info.value.problems), info.value.problems
+    problems = refused(mutate)
+    assert any(p.startswith(line) for p in problems), problems
 
 
 def test_a_directory_is_named_as_one(tmp_path: Path) -> None:
@@ -151,11 +157,7 @@ def test_cma_mae_minimising_without_threshold_min_is_warned() -> None:
      "space.y: 'type' must be one of 'float', 'int', 'categorical', not 'bool'"),
 ])
 def test_pydantics_wording_is_the_files(mutate: Any, line: str) -> None:
-    spec = quadratic_spec()
-    mutate(spec)
-    with pytest.raises(SpecError) as info:
-        parse_spec(spec)
-    assert info.value.problems == [line]
+    assert refused(mutate) == [line]
 
 
 def test_fail_fast_may_change_when_the_campaign_is_run_again(tmp_path: Path) -> None:

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from entropy_atlas.storable import INT64, storable_text
 from workers.contract import EvalContext, Evaluator
 
-INT64 = (-(2**63), 2**63 - 1)  # the integers a JSON column stores as they are (orjson, SQLite)
 MAX_MESSAGE_CHARS = 2000  # of an exception's message kept in an evaluation's error (its traceback's tail besides)
 
 
@@ -179,18 +179,6 @@ def _as_float(value: Any) -> float | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return out if math.isfinite(out) else None
-
-
-def storable_text(text: str) -> str:
-    """``text`` as every storage keeps it: a NUL (which PostgreSQL's text and JSON refuse)
-    and a lone surrogate (which no UTF-8 encoder takes) written as backslash escapes."""
-    if "\x00" not in text:
-        try:
-            text.encode("utf-8")
-            return text
-        except UnicodeEncodeError:
-            pass
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def json_safe(value: Any, depth: int = 0) -> Any:

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from archive.redact import is_secret_key, redact_url
+from entropy_atlas.storable import storable_text
 from search.proposers import checkpoint
 from search.proposers.base import (
     History,
@@ -59,7 +60,6 @@ from search.proposers.base import (
 from search.proposers.checkpoint import Checkpoint
 from search.proposers.llm_backends import BackendError, Completion, HFBackend, OpenAIBackend
 from search.proposers.llm_prompt import build_mutate_prompt, build_propose_prompt, parse_candidates
-from workers.runner import storable_text
 
 log = logging.getLogger("entropy_atlas.llm")
 

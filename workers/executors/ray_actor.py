@@ -22,11 +22,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from entropy_atlas.storable import storable_text
 from workers import registry
 from workers.contract import EvalContext
 from workers.executors.base import ExecutorConfig
 from workers.limits import cap_memory_growth
-from workers.runner import EvaluationTask, Outcome, run_tasks, setup_failure, storable_text, worker_name
+from workers.runner import EvaluationTask, Outcome, run_tasks, setup_failure, worker_name
 
 
 class EvaluatorActor:
