@@ -117,7 +117,7 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
         fig = new_figure(figsize=(8, 6) if len(names) == 2 else (9, 3))
         ax = fig.subplots()
         cmap = "viridis" if settings.maximize else "viridis_r"
-        if layout.kind == "grid" and len(names) == 2:
+        if layout.kind == "grid":  # one or two measures (pyribs' 1-D heatmap fails on a single elite)
             _grid_heatmap(ax, layout, settings, elites, cmap, label)
         else:
             from ribs.visualize import cvt_archive_heatmap, grid_archive_heatmap  # seconds to import
@@ -142,12 +142,12 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
 
 def _grid_heatmap(ax: Axes, layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]],
                   cmap: str, label: str) -> None:
-    """A 2-D grid's heatmap as pyribs' ``grid_archive_heatmap`` draws it (each cell a
+    """A 1-D or 2-D grid's heatmap as pyribs' ``grid_archive_heatmap`` draws it (each cell a
     rectangle of the colour of its elite's objective, the colour range the elites'
     objectives, a colour bar; here an image of equal cells rather than pyribs' mesh), without
     importing pyribs (seconds): each elite in the cell its measures fall in
     (:meth:`CellLayout.index_of`, pyribs' rule), the better objective where two share one."""
-    nx, ny = layout.dims
+    nx, ny = (*layout.dims, 1)[:2]  # one measure: a strip of one row
     colors = np.full((ny, nx), np.nan)
     objective = np.array([e["objective"] for e in elites], dtype=float)
     if elites:
@@ -158,7 +158,9 @@ def _grid_heatmap(ax: Axes, layout: CellLayout, settings: CampaignSettings, elit
     low, high = (float(objective.min()), float(objective.max())) if elites else (-0.1, 0.1)
     if low == high:
         low, high = low - 0.1, high + 0.1
-    (x0, x1), (y0, y1) = layout.ranges
+    (x0, x1), (y0, y1) = (*layout.ranges, (0.0, 1.0))[:2]
+    if ny == 1 and len(layout.dims) == 1:
+        ax.set_yticks([])
     image = ax.imshow(colors, origin="lower", extent=(x0, x1, y0, y1), aspect="auto", interpolation="nearest",
                       cmap=cmap, vmin=low, vmax=high)  # equal cells: an image, drawn at a fraction of a mesh's cost
     ax.set_xlim(x0, x1)

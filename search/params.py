@@ -9,7 +9,8 @@ Rules:
 - a float or int parameter has finite ``low`` and ``high`` with ``high > low`` (an int
   may have ``high == low``), and a log scale (``log: true``) needs ``low > 0``;
 - a float's ``size`` > 1 makes a vector of that many independent coordinates;
-- a categorical parameter has at least one choice, all distinct;
+- a categorical parameter has at least one choice, all distinct (as values: ``0`` and
+  ``false``, ``1`` and ``1.0`` are one value);
 - ``when`` makes a parameter conditional: it is active only when every named parameter
   equals the value (or one of the list). A condition on a categorical parent must name
   its choices (:func:`condition_problem`).
@@ -96,6 +97,11 @@ class CategoricalParam(_ParamBase):
     def _unique(cls, choices: list[Any]) -> list[Any]:
         if len({json.dumps(c) for c in choices}) != len(choices):
             raise ValueError("choices must be distinct")
+        for i, a in enumerate(choices):  # 0 and false, 1 and 1.0: distinct in the file, one value to Python
+            for b in choices[i + 1:]:
+                if a == b:
+                    raise ValueError(f"choices must be distinct: {a!r} and {b!r} are equal values (keep one, "
+                                     f"or write them as strings)")
         return choices
 
 

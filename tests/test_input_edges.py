@@ -179,3 +179,26 @@ def test_fail_fast_may_change_when_the_campaign_is_run_again(tmp_path: Path) -> 
     spec["search"]["seed"] = 4  # anything else still makes it another campaign
     with pytest.raises(Exception, match=r"different spec \(changed: search.seed\)"):
         api.run(spec, storage=db, executor="inline")
+
+
+def one_cell(params: dict[str, Any], ctx: object) -> dict[str, Any]:
+    return {"objective": params["a"], "measures": {"ma": 0.5}}
+
+
+def test_a_one_measure_map_of_a_single_elite_is_drawn(tmp_path: Path) -> None:
+    """pyribs' 1-D heatmap squeezed a single elite's index to 0-d and raised after the run."""
+    import archive
+
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    spec = quadratic_spec(search__budget=3, search__algorithm="random",
+                          measures=[{"name": "ma", "low": 0, "high": 1, "bins": 4}])
+    spec["evaluator"]["target"] = "tests.test_input_edges:one_cell"
+    api.run(spec, storage=db, executor="inline")
+    with archive.open(db) as handle:
+        assert handle.campaign("quad").map(tmp_path / "m.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("choices", [[0, False], [1, True], [1, 1.0]])
+def test_choices_python_holds_equal_are_refused(choices: list[Any]) -> None:
+    problems = refused(lambda s: s["space"].update(c={"type": "categorical", "choices": choices}))
+    assert problems[0].startswith("space.c.choices: choices must be distinct: ")

@@ -193,7 +193,8 @@ class GpProposer(OptunaProposer):
     ignored_options = formerly_shared(ONCE_SHARED, option_names)
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.GPSampler(seed=self.ctx.seed, n_startup_trials=self.startup_trials())
+        return optuna.samplers.GPSampler(seed=self.ctx.seed, n_startup_trials=self.startup_trials(),
+                                         warn_independent_sampling=False)  # conditional parameters: expected
 
 
 class Nsga2Proposer(OptunaProposer):
