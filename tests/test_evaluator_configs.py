@@ -272,6 +272,28 @@ def test_activation_config_problems() -> None:
         "evaluator.config.seeds: must be a count >= 1 or a non-empty list of integer offsets (got True)"]
 
 
+@pytest.mark.parametrize(("config", "line"), [
+    ({"model": "vit", "dim": 10, "heads": 4}, "evaluator.config.heads: must divide dim (10); 4 does not"),
+    ({"model": "vit", "patch_size": 3}, "evaluator.config.patch_size: must divide the image side of digits (8)"),
+    ({"model": "vit", "patch_size": 16}, "evaluator.config.patch_size: must divide the image side of digits (8)"),
+    ({"dataset": "cifar10"}, "evaluator.config.data_dir: is required by dataset cifar10"),
+    ({"test_size": 0.001}, "evaluator.config.test_size: leaves 2 examples on one side"),
+    ({"test_size": 0.999}, "evaluator.config.test_size: leaves 1 examples on one side"),
+])
+def test_activation_configs_the_data_cannot_serve_are_refused_with_the_file(config: dict, line: str) -> None:
+    """Each once passed the check and then failed every evaluation (heads, patch_size) or the
+    setup after the campaign was written (data_dir, test_size)."""
+    (problem,) = config_problems(ActivationConfig, config)
+    assert problem.startswith(line), problem
+
+
+def test_activation_configs_the_data_can_serve_pass() -> None:
+    for config in ({"model": "vit", "dim": 48, "heads": 4, "patch_size": 4}, {"model": "vit", "patch_size": 8},
+                   {"dataset": "cifar100", "data_dir": "/data", "model": "vit", "patch_size": 16},
+                   {"test_size": 0.01}, {"model": "mlp", "patch_size": 3}):
+        assert config_problems(ActivationConfig, config) == [], config
+
+
 def test_activation_space_is_checked() -> None:
     space = {"activation": {"type": "categorical", "choices": ["relu", "GELU", "relo"]}, "lrr": FLOAT}
     found = registry.check("activation", {"epochs": 2}, None, space)

@@ -22,6 +22,7 @@ source.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -239,6 +240,9 @@ class DecodingConfig(_TaskOptions):
 # --------------------------------------------------------------------------- activation
 
 
+DIGITS_EXAMPLES, DIGITS_CLASSES = 1797, 10  # scikit-learn's bundled digits
+
+
 class ActivationConfig(EvaluatorConfig):
     """``kind: activation`` (see :mod:`workers.evaluators.activation` for each key)."""
 
@@ -265,6 +269,30 @@ class ActivationConfig(EvaluatorConfig):
     hist_bins: int = Field(default=64, ge=2)
     seeds: PositiveInt | list[int] = 1
     num_threads: PositiveInt | None = 1
+
+    @model_validator(mode="after")
+    def _fits_the_data(self) -> ActivationConfig:
+        """What setup or every evaluation would refuse, refused with the file: a CIFAR set
+        without ``data_dir``; a ViT whose ``dim`` the ``heads`` do not divide, or whose
+        ``patch_size`` does not divide the images (digits 8×8, CIFAR 32×32); a digits split
+        that leaves a side with fewer examples than its 10 classes (sklearn's stratified split)."""
+        if self.dataset != "digits" and self.data_dir is None:
+            raise field_problem("data_dir", f"is required by dataset {self.dataset} (a local folder in "
+                                            "torchvision's format; nothing is downloaded)")
+        if self.model == "vit":
+            if self.dim % self.heads:
+                raise field_problem("heads", f"must divide dim ({self.dim}); {self.heads} does not")
+            side = 8 if self.dataset == "digits" else 32
+            if side % self.patch_size:
+                raise field_problem("patch_size", f"must divide the image side of {self.dataset} ({side}); "
+                                                  f"{self.patch_size} does not")
+        if self.dataset == "digits":
+            n_test = math.ceil(self.test_size * DIGITS_EXAMPLES)
+            if min(n_test, DIGITS_EXAMPLES - n_test) < DIGITS_CLASSES:
+                raise field_problem("test_size", f"leaves {min(n_test, DIGITS_EXAMPLES - n_test)} examples on one "
+                                                 f"side of the split of digits' {DIGITS_EXAMPLES}; each side needs "
+                                                 f"at least one per class ({DIGITS_CLASSES})")
+        return self
 
     @field_validator("seeds", mode="before")
     @classmethod
