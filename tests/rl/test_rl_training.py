@@ -99,6 +99,16 @@ def test_zero_steps_is_the_starting_policy(evaluator: EntropyRLEvaluator) -> Non
     assert out["objective"] == out["metrics"]["initial_accuracy"] and out["metrics"]["accuracy_gain"] == 0.0
 
 
+@pytest.mark.parametrize("max_new_tokens", [1, 2, 8])
+def test_zero_steps_is_the_start_at_any_searched_length(evaluator: EntropyRLEvaluator, max_new_tokens: int) -> None:
+    """max_new_tokens as a search parameter: the start is measured at the run's own length
+    (it was measured once at the config's, and an untrained policy at 1 token "retained"
+    1.8 of its entropy and "lost" 0.39 of its accuracy)."""
+    out = evaluator.evaluate({"steps": 0, "max_new_tokens": max_new_tokens}, EvalContext(seed=0))
+    assert out["measures"]["entropy_retained"] == 1.0
+    assert out["metrics"]["accuracy_gain"] == 0.0
+
+
 def test_every_run_is_scored_on_the_starts_draw(evaluator: EntropyRLEvaluator) -> None:
     """Runs with other training seeds are sampled on the held-out prompts with one eval_seed."""
     a = evaluator.evaluate({"steps": 0}, EvalContext(seed=3))

@@ -142,13 +142,8 @@ class EntropyRLEvaluator(Evaluator):
         self.task, self.train_items, self.eval_items = self._build_task(cfg)
         longest = max(len(item.prompt_ids) for item in [*self.train_items, *self.eval_items])
         self.room = self.lm.max_positions - longest if self.lm.max_positions else None
-        with deterministic(self.threads, str(self.lm.device)):
-            self.initial = evaluate_policy(self.lm, self.eval_items, self._reward, self._tokens(base),
-                                           cfg["eval_samples"], float(cfg["eval_temperature"]),
-                                           seed=int(cfg["eval_seed"]))
-        if not self.initial.entropy > 0:
-            raise ValueError(f"the starting policy {cfg['model']} has zero entropy on the held-out prompts; "
-                             "entropy_retained is undefined")
+        self.starts: dict[int, PolicyEval] = {}  # the starting policy measured at each max_new_tokens
+        self.initial = self._start(self._tokens(base))
 
     @classmethod
     def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
@@ -198,6 +193,23 @@ class EntropyRLEvaluator(Evaluator):
             raise ValueError(f"no room to generate: the longest prompt fills {self.config['model']}'s positions")
         return n
 
+    def _start(self, max_new: int) -> PolicyEval:
+        """The starting policy on the held-out prompts, generating ``max_new`` tokens as the
+        run it is compared with does (``max_new_tokens`` may be a search parameter: a start
+        measured at another length made an untrained policy look changed); measured once per
+        length. Refused where its entropy is 0 (``entropy_retained`` would be undefined)."""
+        if max_new not in self.starts:
+            with deterministic(self.threads, str(self.lm.device)):
+                self.lm.model.load_state_dict(self.initial_state)
+                self.starts[max_new] = evaluate_policy(
+                    self.lm, self.eval_items, self._reward, max_new, self.config["eval_samples"],
+                    float(self.config["eval_temperature"]), seed=int(self.config["eval_seed"]))
+        start = self.starts[max_new]
+        if not start.entropy > 0:
+            raise ValueError(f"the starting policy {self.config['model']} has zero entropy on the held-out prompts "
+                             f"at max_new_tokens {max_new}; entropy_retained is undefined")
+        return start
+
     def _reward(self, item: Item, text: str) -> float:
         return 1.0 if self.task.correct(item, text) else 0.0
 
@@ -209,6 +221,7 @@ class EntropyRLEvaluator(Evaluator):
     def evaluate(self, params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
         cfg = GRPOConfig.from_params(params, self.defaults)
         max_new = self._tokens(cfg)
+        initial = self._start(max_new)
         began = time.perf_counter()
         self.lm.model.load_state_dict(self.initial_state)
         self.lm.model.eval()
@@ -232,15 +245,15 @@ class EntropyRLEvaluator(Evaluator):
                                                 self.config["eval_samples"], float(self.config["eval_temperature"]),
                                                 seed=eval_seed)
         self.lm.model.load_state_dict(self.initial_state)
-        retained = final.entropy / self.initial.entropy
+        retained = final.entropy / initial.entropy
         metrics: dict[str, Any] = {
             "accuracy": final.accuracy,
             "greedy_accuracy": final.greedy_accuracy,
-            "initial_accuracy": self.initial.accuracy,
-            "initial_greedy_accuracy": self.initial.greedy_accuracy,
-            "initial_entropy": self.initial.entropy,
-            "initial_answer_diversity": self.initial.answer_diversity,
-            "accuracy_gain": final.accuracy - self.initial.accuracy,
+            "initial_accuracy": initial.accuracy,
+            "initial_greedy_accuracy": initial.greedy_accuracy,
+            "initial_entropy": initial.entropy,
+            "initial_answer_diversity": initial.answer_diversity,
+            "accuracy_gain": final.accuracy - initial.accuracy,
             "response_length": final.response_length,
             "curves": curves(history),
             "trajectory": law,
