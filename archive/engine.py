@@ -245,15 +245,21 @@ def _stored_revision(engine: Engine) -> str | None:
     return str(rows[0]) if len(rows) == 1 else None
 
 
+def head_revision() -> str:
+    """The schema revision this version writes (Alembic's head)."""
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(_config()).get_current_head())
+
+
 def migrate(engine: Engine, current: str | None) -> None:
     """Apply Alembic migrations from ``current`` (what :func:`check_schema` found) up to
     head; a no-op when already there."""
     from alembic import command
-    from alembic.script import ScriptDirectory
 
-    cfg = _config()
-    if current == ScriptDirectory.from_config(cfg).get_current_head():
+    if current == head_revision():
         return
+    cfg = _config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -70,6 +70,7 @@ class Store(LeaseStore):
         self._prepare_statements()
         try:
             current = check_schema(self.engine, url, readonly=readonly)
+            self.found_revision = current  # the schema's revision when opened (None: no schema yet)
             if not readonly:
                 migrate(self.engine, current)
         except DBAPIError as exc:

@@ -542,12 +542,18 @@ def dashboard_(
 @app.command()
 def migrate(storage: StorageOpt = None) -> None:
     """Bring a storage's schema up to this version (read commands never do it themselves)."""
+    from archive.engine import head_revision
     from archive.store import Store
 
     with _errors():
         url = _storage(storage)
-        Store(url).close()
-    console.print(f"{url}: the schema is up to date", highlight=False)
+        store = Store(url)
+        found = store.found_revision
+        store.close()
+    head = head_revision()
+    said = ("the schema created" if found is None else "the schema is up to date" if found == head
+            else f"the schema upgraded from revision {found}")
+    console.print(f"{url}: {said} (revision {head})", highlight=False)
 
 
 @app.command()

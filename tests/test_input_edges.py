@@ -202,3 +202,13 @@ def test_a_one_measure_map_of_a_single_elite_is_drawn(tmp_path: Path) -> None:
 def test_choices_python_holds_equal_are_refused(choices: list[Any]) -> None:
     problems = refused(lambda s: s["space"].update(c={"type": "categorical", "choices": choices}))
     assert problems[0].startswith("space.c.choices: choices must be distinct: ")
+
+
+def test_migrate_says_what_it_did(tmp_path: Path) -> None:
+    """A fresh storage's schema is created, not "up to date"; a second run finds it so."""
+    from archive.engine import head_revision
+
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    first, second = invoke("migrate", "--storage", db), invoke("migrate", "--storage", db)
+    assert first.exit_code == 0 and f"the schema created (revision {head_revision()})" in first.stdout
+    assert f"the schema is up to date (revision {head_revision()})" in second.stdout
