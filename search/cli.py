@@ -553,7 +553,7 @@ def migrate(storage: StorageOpt = None) -> None:
     head = head_revision()
     said = ("the schema created" if found is None else "the schema is up to date" if found == head
             else f"the schema upgraded from revision {found}")
-    console.print(f"{url}: {said} (revision {head})", highlight=False)
+    console.print(f"{url}: {said} (revision {head})", highlight=False, soft_wrap=True)
 
 
 @app.command()
