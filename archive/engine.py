@@ -101,6 +101,10 @@ def make_engine(url: str, readonly: bool = False) -> Engine:
 
 
 def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
+    if parsed.query:  # ?mode=ro was warned about by SQLAlchemy, then ignored: the file was written
+        options = "&".join(f"{k}={v}" for k, v in parsed.query.items())
+        raise StorageError(f"a SQLite storage takes no URL options (got {options}): read commands (status, "
+                           f"elites, export, map, dashboard, …) open it read-only themselves")
     path = sqlite_file(parsed)
     if path is None:
         if readonly:

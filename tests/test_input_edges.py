@@ -212,3 +212,13 @@ def test_migrate_says_what_it_did(tmp_path: Path) -> None:
     first, second = invoke("migrate", "--storage", db), invoke("migrate", "--storage", db)
     assert first.exit_code == 0 and f"the schema created (revision {head_revision()})" in first.stdout
     assert f"the schema is up to date (revision {head_revision()})" in second.stdout
+
+
+def test_sqlite_url_options_are_refused_before_writing(tmp_path: Path) -> None:
+    """`?mode=ro` was warned about by SQLAlchemy, then ignored, and the run wrote the file."""
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(quadratic_spec(search__budget=4)))
+    db = tmp_path / "a.db"
+    result = invoke("run", str(path), "--storage", f"sqlite:///{db}?mode=ro", "--executor", "inline")
+    assert "a SQLite storage takes no URL options (got mode=ro)" in assert_one_line_errors(result)[0]
+    assert not db.exists()
