@@ -120,7 +120,7 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
         if layout.kind == "grid":  # one or two measures (pyribs' 1-D heatmap fails on a single elite)
             _grid_heatmap(ax, layout, settings, elites, cmap, label)
         else:
-            from ribs.visualize import cvt_archive_heatmap, grid_archive_heatmap  # seconds to import
+            from ribs.visualize import cvt_archive_heatmap  # seconds to import
 
             archive = layout.make_archive(solution_dim=1)
             if elites:
@@ -129,8 +129,7 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
                     objective=np.array([e["objective"] for e in elites], dtype=float),
                     measures=np.array([[e["measures"][m] for m in names] for e in elites], dtype=float),
                 )
-            heatmap = grid_archive_heatmap if layout.kind == "grid" else cvt_archive_heatmap
-            heatmap(archive, ax=ax, cmap=cmap, cbar_kwargs={"label": label})
+            cvt_archive_heatmap(archive, ax=ax, cmap=cmap, cbar_kwargs={"label": label})
         ax.set_xlabel(f"{names[0]}  [{layout.axes[0].low:g}, {layout.axes[0].high:g}]")
         if len(names) == 2:
             ax.set_ylabel(f"{names[1]}  [{layout.axes[1].low:g}, {layout.axes[1].high:g}]")
@@ -159,7 +158,7 @@ def _grid_heatmap(ax: Axes, layout: CellLayout, settings: CampaignSettings, elit
     if low == high:
         low, high = low - 0.1, high + 0.1
     (x0, x1), (y0, y1) = (*layout.ranges, (0.0, 1.0))[:2]
-    if ny == 1 and len(layout.dims) == 1:
+    if len(layout.dims) == 1:  # the strip's height measures nothing
         ax.set_yticks([])
     image = ax.imshow(colors, origin="lower", extent=(x0, x1, y0, y1), aspect="auto", interpolation="nearest",
                       cmap=cmap, vmin=low, vmax=high)  # equal cells: an image, drawn at a fraction of a mesh's cost

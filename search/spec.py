@@ -46,7 +46,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from entropy_atlas.errors import AtlasError
-from entropy_atlas.storable import INT64
+from entropy_atlas.storable import INT64, text_problem
 from entropy_atlas.validation import FRIENDLY, TYPE_NOUNS, kind_of, message
 from search.params import Param, StrictModel, check_bounds, condition_problem
 from search.proposers import algorithm_problem, proposer_class
@@ -317,13 +317,8 @@ def value_problem(value: Any, what: str = "") -> str | None:
         return f"{what}must be a finite number" + (f" (got {value})" if what else "")
     if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
         return f"{what}must be an integer between -2**63 and 2**63 - 1 (got one of {value.bit_length()} bits)"
-    if isinstance(value, str):
-        if "\x00" in value:
-            return f"{what}must not contain a NUL character (\\0)"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return f"{what}must not contain a lone surrogate (\\ud800-\\udfff)"
+    if isinstance(value, str) and (problem := text_problem(value)) is not None:
+        return f"{what}must not contain {problem}"
     return None
 
 

@@ -128,11 +128,15 @@ def setup_failure(tasks: list[EvaluationTask], exc: BaseException) -> list[Outco
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"SystemExit: the evaluator called sys.exit({exc.code!r})"
-    message = str(exc)
-    if len(message) > MAX_MESSAGE_CHARS:
-        message = f"{message[:MAX_MESSAGE_CHARS]}… ({len(message) - MAX_MESSAGE_CHARS} more characters)"
     tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
-    return storable_text(f"{type(exc).__name__}: {message}\n" + "".join(tb[-3:])[-2000:])
+    return storable_text(f"{type(exc).__name__}: {_capped(str(exc))}\n" + "".join(tb[-3:])[-2000:])
+
+
+def _capped(message: str) -> str:
+    """``message`` cut to :data:`MAX_MESSAGE_CHARS`, saying how much more there was."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return f"{message[:MAX_MESSAGE_CHARS]}… ({len(message) - MAX_MESSAGE_CHARS} more characters)"
 
 
 def _outcome(task: EvaluationTask, raw: Any, measure_names: list[str], worker: str,
@@ -146,7 +150,7 @@ def _outcome(task: EvaluationTask, raw: Any, measure_names: list[str], worker: s
     objective = _as_float(raw.get("objective"))
     if objective is None:
         if isinstance(raw.get("error"), str) and raw["error"]:  # the evaluator's own reason for failing
-            return fail(storable_text(raw["error"][:MAX_MESSAGE_CHARS]))
+            return fail(storable_text(_capped(raw["error"])))
         return fail(f"objective is missing or not a finite number: {raw.get('objective')!r}")
     given = raw.get("measures") or {}
     if not isinstance(given, dict):
