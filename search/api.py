@@ -6,8 +6,10 @@
 
 A run is prepared whole before anything is written: the spec is checked, the evaluator's
 config and target with it (:func:`workers.registry.check`), the cell layout, the search
-space and the proposer are built and the executor chosen. Only then is the campaign row
-created, so a refused campaign leaves no trace in the storage. :func:`run` does every
+space and the proposer are built and the executor chosen, then started, and the
+evaluator's setup waited on (:meth:`~workers.executors.base.Executor.setup_problem`). Only
+then is the campaign row created, so a refused campaign, or one whose evaluator cannot be
+set up, leaves no trace in the storage. :func:`run` does every
 check that needs no storage before it opens the storage at all (the executor, and the
 proposer with each of its options, built on the spec's own layout): a refused campaign
 creates no storage file and no schema either.
@@ -32,7 +34,7 @@ from search.campaigns import CampaignPlan, commit_campaign, layout_for, plan_cam
 from search.proposers import build_proposer
 from search.proposers.base import OptionError, Proposer
 from search.run import CampaignRun, RunSetup, setup_run
-from search.scheduler import Scheduler
+from search.scheduler import EvaluatorSetupFailed, Scheduler, setup_failed_message
 from search.spec import CampaignSpec, SpecError, evaluator_problems, load_spec, parse_spec
 from workers.executors import ExecutorConfig, make_executor
 from workers.executors.base import Executor
@@ -151,6 +153,10 @@ def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Sta
     prepared = _prepare(store, spec, ex, checked, source)
     prepared.executor.start()  # Ray's address and resources are refused before the campaign is written
     try:
+        problem = prepared.executor.setup_problem()  # and so is a config the evaluator's setup refuses
+        if problem is not None:
+            written = prepared.plan.existing is not None
+            raise EvaluatorSetupFailed(setup_failed_message(spec.name, problem, written=written))
         return Scheduler(store, prepared.commit(store), prepared.proposer, prepared.executor, progress=progress,
                          lease_ttl_s=lease_ttl_s).run()
     except BaseException:

@@ -89,13 +89,13 @@ def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
 
 class _ProgressView:
     """What ``run`` and ``resume`` show: while the run starts (the storage opened, the
-    proposer built, the workers started) a spinner that leaves nothing behind, so that an
+    proposer built, the workers started and their evaluators set up) a spinner that leaves nothing behind, so that an
     error found then stands alone; from the first report on, a live bar of evaluations
     done of the budget, QD-score, coverage and best."""
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
-        self.starting = console.status("starting: the storage, the proposer, the workers")
+        self.starting = console.status("starting: the storage, the proposer, the workers and their setup")
         self.progress: Any = None
         self.task: Any = None
 

@@ -76,6 +76,18 @@ class EvaluatorSetupFailed(AtlasError, RuntimeError):
     """The evaluator could not be set up on a worker."""
 
 
+def setup_failed_message(name: str, error: str, written: bool) -> str:
+    """The one line a failed setup ends a run with: ``error`` and how to go on, for a campaign
+    already written (nothing charged: resume, or delete and rerun where its config must
+    change) or refused before it was (nothing written: run the corrected file)."""
+    if not written:
+        return (f"campaign {name!r}: {error}; nothing was written: correct the evaluator's config, or what it "
+                f"reads, and run the file again")
+    return (f"campaign {name!r}: {error}; nothing was charged: fix what the evaluator reads and "
+            f"`atlas resume {name}`, or, where its config must change (the stored spec is the campaign's), "
+            f"`atlas delete {name} --yes` and run the corrected file")
+
+
 @dataclasses.dataclass
 class _InFlight:
     evaluation_id: int
@@ -344,11 +356,7 @@ class Scheduler:
             self._take_starts()  # the logged ones are in _charged: the requeue folds and uncharges them
             self._flush()
             self.store.requeue([i for i in self.inflight if i in self._charged], uncharge=True)
-            name = self.campaign.name
-            raise EvaluatorSetupFailed(f"campaign {name!r}: {setup[0].error}; nothing was charged: fix what the "
-                                       f"evaluator reads and `atlas resume {name}`, or, where its config must "
-                                       f"change (the stored spec is the campaign's), `atlas delete {name} --yes` "
-                                       f"and run the corrected file")
+            raise EvaluatorSetupFailed(setup_failed_message(self.campaign.name, setup[0].error or "", written=True))
         final: list[Outcome] = []
         retry: list[_InFlight] = []
         for o in outcomes:

@@ -19,8 +19,10 @@ from typer.testing import CliRunner
 from archive.store import Store
 from search import api
 from search.cli import app
+from search.scheduler import EvaluatorSetupFailed
 from search.spec import SpecError
 from tests.conftest import quadratic_spec
+from workers.executors.inline import InlineExecutor
 
 runner = CliRunner()
 
@@ -177,20 +179,90 @@ def test_a_campaign_whose_first_evaluations_all_fail_stops(tmp_path: Path, execu
 
 
 @pytest.mark.parametrize("executor", ["inline", pytest.param("ray", marks=pytest.mark.ray)])
-def test_an_evaluator_that_cannot_be_set_up_stops_at_once_and_charges_nothing(tmp_path: Path, executor: str) -> None:
+def test_an_evaluator_that_cannot_be_set_up_is_refused_before_anything_is_written(tmp_path: Path,
+                                                                                  executor: str) -> None:
     db = tmp_path / "atlas.db"
     spec = quadratic_spec(search__budget=50)
     spec["evaluator"]["target"] = "tests.support.evaluators:BrokenSetup"
-    result = invoke("run", str(write(tmp_path / "c.yaml", spec)), "--storage", f"sqlite:///{db}",
-                    "--executor", executor)
+    path = write(tmp_path / "c.yaml", spec)
+    result = invoke("run", str(path), "--storage", f"sqlite:///{db}", "--executor", executor)
     lines = assert_one_line_errors(result)
     assert "evaluator setup failed: FileNotFoundError: no model at /nowhere/model.bin" in lines[0]
-    store = Store(f"sqlite:///{db}", readonly=True)
+    assert "nothing was written" in lines[0]
+    assert campaign_rows(db) == 0
+    spec["evaluator"]["target"] = "tests.support.evaluators:quadratic"  # the corrected file runs: nothing was stored
+    result = invoke("run", str(write(path, spec)), "--storage", f"sqlite:///{db}", "--executor", executor)
+    assert result.exit_code == 0, result.output
+    assert campaign_rows(db) == 1
+
+
+class _LateSetupCheck(InlineExecutor):
+    """An inline executor whose setup outcome is not known before the campaign is written
+    (as a Ray worker still loading its model when the run's wait ends)."""
+
+    def setup_problem(self, wait_s: float = 0.0) -> str | None:
+        return None
+
+
+def test_a_setup_failing_after_the_campaign_is_written_stops_the_run_and_charges_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    spec = quadratic_spec(search__budget=50)
+    spec["evaluator"]["target"] = "tests.support.evaluators:BrokenSetup"
+    executor = _LateSetupCheck(api.executor_config(api.as_spec(spec)))
+    with pytest.raises(EvaluatorSetupFailed, match=r"nothing was charged: fix what the evaluator reads and "
+                                                   r"`atlas resume quad`, or, .* `atlas delete quad --yes`"):
+        api.run(spec, storage=url, executor=executor)
+    store = Store(url, readonly=True)
     try:
         rows = store.evaluations(store.require_campaign("quad").id)
         assert rows and all(r["status"] == "pending" and r["attempts"] == 0 for r in rows)
     finally:
         store.close()
+
+
+def test_a_resume_whose_setup_fails_changes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "atlas.db"
+    model = tmp_path / "model.bin"
+    model.write_text("weights")
+    spec = quadratic_spec(search__budget=10)
+    spec["evaluator"] = {"kind": "python", "target": "tests.support.evaluators:NeedsFile",
+                         "config": {"path": str(model)}}
+    api.run(spec, storage=f"sqlite:///{db}", executor="inline")
+    model.unlink()
+    result = invoke("resume", "quad", "--storage", f"sqlite:///{db}", "--executor", "inline", "--budget", "20")
+    lines = assert_one_line_errors(result)
+    assert f"no model at {model}" in lines[0] and "nothing was charged" in lines[0]
+    store = Store(f"sqlite:///{db}", readonly=True)
+    try:
+        record = store.require_campaign("quad")
+        assert record.settings.budget == 10  # the new budget was not written either
+        assert store.stats(record.id, 0).counts["done"] == 10 and store.count_created(record.id) == 10
+    finally:
+        store.close()
+    model.write_text("weights")
+    result = invoke("resume", "quad", "--storage", f"sqlite:///{db}", "--executor", "inline", "--budget", "20")
+    assert result.exit_code == 0, result.output
+    store = Store(f"sqlite:///{db}", readonly=True)
+    try:
+        assert store.stats(store.require_campaign("quad").id, 0).counts["done"] == 20
+    finally:
+        store.close()
+
+
+def test_a_decoding_config_the_model_cannot_serve_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    db = tmp_path / "atlas.db"
+    spec = {"name": "too-long",
+            "evaluator": {"kind": "decoding", "config": {"model": "builtin:arith-tiny", "num_prompts": 2,
+                                                         "samples_per_prompt": 1, "max_new_tokens": 100000}},
+            "space": {"temperature": {"type": "float", "low": 0.2, "high": 2.0}},
+            "objective": {"name": "accuracy", "direction": "maximize"},
+            "measures": [{"name": "mean_entropy", "low": 0.0, "high": 4.0, "bins": 4}],
+            "search": {"algorithm": "random", "budget": 4, "batch_size": 2}}
+    result = invoke("run", str(write(tmp_path / "c.yaml", spec)), "--storage", f"sqlite:///{db}",
+                    "--executor", "inline")
+    lines = assert_one_line_errors(result)
+    assert "max_new_tokens 100000 does not fit" in lines[0] and "nothing was written" in lines[0]
+    assert campaign_rows(db) == 0
 
 
 def test_fail_fast_can_be_turned_off(tmp_path: Path) -> None:

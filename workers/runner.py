@@ -118,9 +118,14 @@ def run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names: 
     return outcomes
 
 
+def setup_failure_text(exc: BaseException) -> str:
+    """How an evaluator's failed setup reads, in an outcome and in a refusal."""
+    return storable_text(f"evaluator setup failed: {type(exc).__name__}: {exc}")
+
+
 def setup_failure(tasks: list[EvaluationTask], exc: BaseException) -> list[Outcome]:
     """The outcomes of ``tasks`` whose evaluator could not be set up (none of them ran)."""
-    error = storable_text(f"evaluator setup failed: {type(exc).__name__}: {exc}")
+    error = setup_failure_text(exc)
     return [Outcome(t.evaluation_id, "failed", error=error, worker=worker_name(), setup_failed=True)
             for t in tasks]
 

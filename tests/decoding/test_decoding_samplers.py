@@ -421,6 +421,19 @@ def test_a_tiny_temperature_is_greedy_not_nan(order: str, sampler: str) -> None:
     assert torch.isfinite(out.tempered_entropy).all()
 
 
+@pytest.mark.parametrize("order", ["hf", "llama.cpp"])
+@pytest.mark.parametrize("temperature", [1e-40, 1e-3])
+def test_the_kept_set_counts_the_tokens_that_can_be_drawn(order: str, temperature: float) -> None:
+    """kept = |{i : q_i > 0}|. At T = 1e-3 every score stays finite while q underflows to 0
+    for all but the top token (a gap of 0.5 is 500 nats), so counting finite scores gave the
+    whole vocabulary for what is greedy decoding."""
+    logits = torch.tensor([[2.0, 5.0, 1.0, 4.5], [0.1, 0.0, 3.0, -1.0]])
+    cold = Sampler(SamplerConfig(sampler="none", temperature=temperature, order=order))(logits)
+    assert cold.kept.tolist() == [1, 1]
+    warm = Sampler(SamplerConfig(sampler="none", temperature=1.0, order=order))(logits)
+    assert warm.kept.tolist() == [4, 4]
+
+
 def test_the_stable_temperature_is_transformers_distribution() -> None:
     scores = torch.randn(4, 50, generator=torch.Generator().manual_seed(1)) * 4
     for t in (0.3, 1.7, 25.0):

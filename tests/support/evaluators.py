@@ -155,6 +155,18 @@ class BrokenSetup(Evaluator):
         return quadratic(params, ctx)
 
 
+class NeedsFile(Evaluator):
+    """Sets up only while the file its config names (``path``) exists: a model moved away."""
+
+    def setup(self, config: dict[str, Any], ctx: EvalContext) -> None:
+        path = Path(config["path"])
+        if not path.exists():
+            raise FileNotFoundError(f"no model at {path}")
+
+    def evaluate(self, params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+        return quadratic(params, ctx)
+
+
 class Marking(Evaluator):
     """Leaves a file ``<marker_dir>/<seed>`` for each evaluation it finishes (seen from
     outside the worker without asking the driver)."""

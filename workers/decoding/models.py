@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +159,21 @@ def model_dir(spec: str, seed: int = 0) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Without transformers' "Loading weights" bar: a setup is one step of the run's own
+    display (the spinner of ``atlas run``), and a refused setup's error stands alone."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(spec: str, device: str | torch.device | None = "cpu", dtype: str | torch.dtype | None = None,
                seed: int = 0) -> LanguageModel:
     """Load ``spec`` (``builtin:…`` or a local directory) onto ``device`` in eval mode."""
@@ -172,8 +187,9 @@ def load_model(spec: str, device: str | torch.device | None = "cpu", dtype: str 
         dtype = DTYPES[dtype]
     torch_dtype = dtype or default_dtype(dev)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch_dtype)
+        with _quiet_loading():
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch_dtype)
     except OSError as exc:
         raise ModelNotFoundError(f"cannot load a causal LM from {str(path)!r}: {exc}") from exc
     model.to(dev)

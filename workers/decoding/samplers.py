@@ -543,7 +543,7 @@ class StepOutput:
     tempered_entropy: torch.Tensor
     #: H(q) in nats of the distribution actually sampled from (after the whole chain).
     sampling_entropy: torch.Tensor
-    #: |{i : q_i > 0}|, the kept-set size.
+    #: |{i : q_i > 0}|, the kept-set size (a token whose q underflows to 0 is never drawn: not kept).
     kept: torch.Tensor
     #: log p(token) under the model at temperature 1 (nats).
     logprob: torch.Tensor
@@ -605,7 +605,7 @@ class Sampler:
                 tempered_h = entropy_nats(tempered(logits, temperature))
             logq = torch.log_softmax(scores, dim=-1).nan_to_num(neginf=0.0)
             sampling_h = -(q * logq).sum(-1)
-            kept = torch.isfinite(scores).sum(-1)
+            kept = (q > 0).sum(-1)  # not isfinite(scores): at T → 0 every finite score but one underflows in q
         else:
             model_h = tempered_h = sampling_h = torch.full_like(token_logp, float("nan"))
             kept = torch.zeros_like(tokens)

@@ -10,6 +10,8 @@ from typing import Any
 from entropy_atlas.errors import AtlasError
 from workers.runner import EvaluationTask, Outcome
 
+SETUP_CHECK_S = 30.0  # how long a run waits for its workers' setup before it writes the campaign
+
 
 class ExecutorError(AtlasError, RuntimeError):
     """An executor that cannot be had: an unknown name, or a cluster without the resources asked."""
@@ -64,6 +66,14 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def start(self) -> None:
         """Start workers (idempotent)."""
+
+    def setup_problem(self, wait_s: float = SETUP_CHECK_S) -> str | None:
+        """Why the evaluator could not be set up (``evaluator setup failed: …``), where a
+        worker has said so within ``wait_s`` of :meth:`start`; None when every setup that
+        ended in time succeeded, or none ended. A run asks before it writes the campaign, so
+        that a config the evaluator refuses leaves nothing behind; a setup that ends later
+        fails the run as before (the scheduler stops at its first setup failure)."""
+        return None
 
     @abc.abstractmethod
     def capacity(self) -> int:

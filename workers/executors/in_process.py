@@ -6,7 +6,8 @@ import logging
 
 from workers import registry
 from workers.contract import EvalContext, Evaluator
-from workers.executors.base import Executor, ExecutorConfig
+from workers.executors.base import SETUP_CHECK_S, Executor, ExecutorConfig
+from workers.runner import setup_failure_text
 
 log = logging.getLogger("entropy_atlas.executor")
 
@@ -32,6 +33,11 @@ class InProcessExecutor(Executor):
             self._evaluator = evaluator
         except (Exception, SystemExit) as exc:
             self._setup_error = exc
+
+    def setup_problem(self, wait_s: float = SETUP_CHECK_S) -> str | None:
+        """The setup runs in :meth:`start`, so its outcome is known at once."""
+        self.start()
+        return None if self._setup_error is None else setup_failure_text(self._setup_error)
 
     def shutdown(self) -> None:
         """Tear the evaluator down. Its failure is a warning: the run's results are

@@ -12,8 +12,11 @@ Rules it keeps:
   to ``wait_s`` for the first (a long poll): one call a turn carries both ways.
   A worker that dies just as a batch ends may take that batch's outcomes with it
   before they are fetched: the driver reports the batch lost and it is retried.
-- The evaluator is set up once, on the evaluation thread, before the first batch; when
-  that fails every batch gets setup-failure outcomes (nothing ran). With ``memory_mb``
+- The evaluator is set up once, on the evaluation thread, which starts with the actor (so
+  a model loads while the driver writes the campaign and asks for the first batch); when
+  that fails every batch gets setup-failure outcomes (nothing ran).
+  ``setup_outcome(wait_s)`` says, waiting up to ``wait_s``, whether the setup has ended
+  and how it failed: the run asks it before it writes the campaign. With ``memory_mb``
   the data segment is capped after setup (:func:`workers.limits.cap_memory_growth`).
 """
 
@@ -27,7 +30,7 @@ from workers import registry
 from workers.contract import EvalContext
 from workers.executors.base import ExecutorConfig
 from workers.limits import cap_memory_growth
-from workers.runner import EvaluationTask, Outcome, run_tasks, setup_failure, worker_name
+from workers.runner import EvaluationTask, Outcome, run_tasks, setup_failure, setup_failure_text, worker_name
 
 
 class EvaluatorActor:
@@ -50,10 +53,18 @@ class EvaluatorActor:
         self._next = 0  # the number of the batch to run next
         self._done: list[Outcome] = []
         self._cv = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._set_up = threading.Event()
+        self._setup_error: str | None = None
+        self._thread = threading.Thread(target=self._loop, name="atlas-evaluations", daemon=True)
+        self._thread.start()
 
     def ready(self) -> str:
         return worker_name()
+
+    def setup_outcome(self, wait_s: float) -> tuple[bool, str | None]:
+        """(whether the setup has ended, its failure as text or None), waiting up to ``wait_s``."""
+        ended = self._set_up.wait(wait_s)
+        return ended, self._setup_error
 
     def push(self, batches: list[tuple[int, list[EvaluationTask]]]) -> None:
         if not batches:
@@ -61,9 +72,6 @@ class EvaluatorActor:
         with self._cv:
             self._arrived.update(batches)
             self._cv.notify_all()
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="atlas-evaluations", daemon=True)
-                self._thread.start()
 
     def results(self, wait_s: float, batches: list[tuple[int, list[EvaluationTask]]] | None = None) -> list[Outcome]:
         self.push(batches or [])
@@ -74,6 +82,8 @@ class EvaluatorActor:
 
     def _loop(self) -> None:
         evaluator, error = self._setup()
+        self._setup_error = None if error is None else setup_failure_text(error)
+        self._set_up.set()
         while True:
             with self._cv:
                 self._cv.wait_for(lambda: self._next in self._arrived)

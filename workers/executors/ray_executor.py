@@ -33,7 +33,7 @@ from ray.exceptions import RayError
 
 from workers import registry
 from workers.executors import reaper
-from workers.executors.base import Executor, ExecutorConfig, ExecutorError
+from workers.executors.base import SETUP_CHECK_S, Executor, ExecutorConfig, ExecutorError
 from workers.executors.ray_actor import EvaluatorActor
 from workers.runner import EvaluationTask, Outcome
 
@@ -99,6 +99,24 @@ class RayExecutor(Executor):
             with contextlib.suppress(RayError):  # agents start with the head; actors once placed
                 ray.wait([s.ready for s in self._slots], num_returns=len(self._slots), timeout=30)
             reaper.watch()  # a kill -9 of this process leaves none of its Ray's processes behind
+
+    def setup_problem(self, wait_s: float = SETUP_CHECK_S) -> str | None:
+        """The first setup failure any actor reports within ``wait_s`` (each sets its
+        evaluator up as it is placed); None once every actor's setup has succeeded, or when
+        ``wait_s`` ends first (an actor still loading, or one not placed yet)."""
+        asked = [s.actor.setup_outcome.remote(wait_s) for s in self._slots]
+        deadline = time.monotonic() + wait_s
+        while asked:
+            ready, asked = ray.wait(asked, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return None
+            try:
+                _, error = ray.get(ready[0])
+            except RayError:
+                continue  # an actor that died: the run replaces it, as it would later
+            if error is not None:
+                return error
+        return None
 
     def _pool_size(self) -> int:
         resources = ray.cluster_resources()
