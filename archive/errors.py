@@ -18,3 +18,11 @@ class CampaignNotFound(AtlasError, KeyError, LookupError):
 
 class LeaseConflict(AtlasError, RuntimeError):
     """A write of a scheduler that no longer holds the campaign's lease (another took it)."""
+
+
+class CampaignDeleted(LeaseConflict):
+    """A write of a scheduler whose campaign was deleted under it (``atlas delete --force``)."""
+
+
+class CampaignNameTaken(AtlasError, RuntimeError):
+    """A new campaign's name, written by another run between this one's check and its write."""

@@ -94,11 +94,13 @@ def _fragments(texts: Sequence[str | None]) -> list[orjson.Fragment | None]:
 
 
 def _parsed(texts: Sequence[str | None]) -> list[dict[str, Any]]:
-    """Each stored JSON object decoded (``{}`` for SQL NULL and JSON ``null``)."""
+    """Each stored JSON object decoded (``{}`` for SQL NULL and JSON ``null``); a value that
+    is not an object (metrics a list, from a version that stored them) as ``{"value": v}``."""
     try:
-        return [_EMPTY if t is None else orjson.loads(t) or _EMPTY for t in texts]
+        decoded = [None if t is None else orjson.loads(t) for t in texts]
     except orjson.JSONDecodeError:  # NaN/Infinity written by Python's json
-        return [_EMPTY if t is None else orjson.loads(_valid_json(t)) or _EMPTY for t in texts]
+        decoded = [None if t is None else orjson.loads(_valid_json(t)) for t in texts]
+    return [_EMPTY if v is None or v == {} else v if isinstance(v, dict) else {"value": v} for v in decoded]
 
 
 def _columns(data: ExportData) -> list[Sequence[Any]]:

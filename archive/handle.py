@@ -71,7 +71,7 @@ class CampaignHandle:
         """All evaluations and elites to ``.json``, ``.csv`` or ``.parquet`` (:mod:`archive.export`)."""
         from archive.export import EVALUATION_FIELDS, JSON_FIELDS, ExportData, export_campaign, gc_paused
 
-        with gc_paused():
+        with gc_paused(), self.store.snapshot():  # the rows and the elites of one moment
             data = ExportData(self.name, self.spec, self.record.status,
                               self.store.evaluation_texts(self.record.id, EVALUATION_FIELDS, JSON_FIELDS),
                               self.store.elite_cells(self.record.id))

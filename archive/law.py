@@ -149,7 +149,7 @@ def campaign_points(name: str, settings: CampaignSettings, done: list[dict[str, 
     for ev in done:
         value = (ev.get("measures") or {}).get(measure)
         if value is None:
-            value = (ev.get("metrics") or {}).get(measure)
+            value = _metrics(ev).get(measure)
         if value is not None:
             seen = True
         try:
@@ -263,7 +263,7 @@ class LawReading:
 def _run_fits(done: list[dict[str, Any]]) -> tuple[list[RunLaw], list[tuple[int, str]]]:
     runs, skipped = [], []
     for ev in done:
-        raw = (ev.get("metrics") or {}).get(TRAJECTORY)
+        raw = _metrics(ev).get(TRAJECTORY)
         ident = int(ev.get("id", -1))
         if raw is None:
             skipped.append((ident, "no trajectory"))
@@ -281,7 +281,7 @@ def _run_fits(done: list[dict[str, Any]]) -> tuple[list[RunLaw], list[tuple[int,
 
 def has_trajectories(done: list[dict[str, Any]]) -> bool:
     """Whether some evaluation has a trajectory with at least :data:`MIN_POINTS` points."""
-    return any(len(trajectory_points((ev.get("metrics") or {}).get(TRAJECTORY))[0]) >= MIN_POINTS
+    return any(len(trajectory_points(_metrics(ev).get(TRAJECTORY))[0]) >= MIN_POINTS
                for ev in done)
 
 
@@ -312,7 +312,7 @@ def campaign_law(name: str, settings: CampaignSettings, done: list[dict[str, Any
     rs: list[float] = []
     used = 0
     for ev in done:
-        h, r = trajectory_points((ev.get("metrics") or {}).get(TRAJECTORY))
+        h, r = trajectory_points(_metrics(ev).get(TRAJECTORY))
         used += bool(h)
         hs += h
         rs += r
@@ -410,3 +410,9 @@ def runs_figure(reading: LawReading, path: str | Path, title: str | None = None)
     tight_layout(fig)
     fig.savefig(path, dpi=120)
     return path
+
+
+def _metrics(ev: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation's metrics, ``{}`` where none or not an object (stored by an older version)."""
+    metrics = ev.get("metrics")
+    return metrics if isinstance(metrics, dict) else {}

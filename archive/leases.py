@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from sqlalchemy import Connection, bindparam, or_, select, update
 
 from archive import starts
-from archive.errors import LeaseConflict
+from archive.errors import CampaignDeleted, LeaseConflict
 from archive.models import Campaign
 from archive.retry import reconnecting
 
@@ -93,8 +93,10 @@ class LeaseStore:
         (``None``: an unfenced write, for tools and tests)."""
         if holder is None:
             return
-        current = conn.execute(_HOLDER_PG if self.dialect == "postgresql" else _HOLDER,
-                               {"cid": campaign_id}).scalar_one()
+        row = conn.execute(_HOLDER_PG if self.dialect == "postgresql" else _HOLDER, {"cid": campaign_id}).first()
+        if row is None:
+            raise CampaignDeleted("the campaign was deleted")
+        current = row[0]
         if current != holder:
             raise LeaseConflict(f"the campaign's lease is held by {current or 'nobody'}, not this scheduler")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ from archive.engine import (
     migrate,
     shown_url,
 )
-from archive.errors import CampaignNotFound, LeaseConflict, StorageError
+from archive.errors import CampaignNameTaken, CampaignNotFound, LeaseConflict, StorageError
 from archive.jsontext import loads_many
 from archive.leases import LeaseStore
 from archive.models import Campaign, Checkpoint, Elite, Evaluation, ProposerCall
@@ -67,6 +68,7 @@ class Store(LeaseStore):
         self.engine = make_engine(url, readonly=readonly)
         self._write_engine = self.engine.execution_options(atlas_write=True)
         self._charger = Charger(self.engine)  # the connection held for start charges
+        self._snapshot = threading.local()  # the connection of a snapshot() open on this thread
         self._prepare_statements()
         try:
             current = check_schema(self.engine, url, readonly=readonly)
@@ -95,10 +97,35 @@ class Store(LeaseStore):
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection to read on, after the last start sent (:meth:`log_starts`) is
-        acknowledged, so that it shows that start."""
+        acknowledged, so that it shows that start; inside :meth:`snapshot`, the snapshot's."""
+        held = getattr(self._snapshot, "conn", None)
+        if held is not None:
+            yield held
+            return
         self._charger.settle()
         with self.engine.connect() as conn:
             yield conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read of this thread inside it sees one moment of the database: one read
+        transaction (PostgreSQL: ``REPEATABLE READ``, whose snapshot is taken at its first
+        statement; SQLite: a WAL read transaction, likewise). An export reads the rows and
+        then the elites: without it, an elite written between the two could name a row the
+        export shows still running."""
+        if getattr(self._snapshot, "conn", None) is not None:
+            yield
+            return
+        self._charger.settle()
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                self._snapshot.conn = conn
+                try:
+                    yield
+                finally:
+                    self._snapshot.conn = None
 
     def close(self) -> None:
         self._charger.close()
@@ -111,13 +138,16 @@ class Store(LeaseStore):
         """Write a new campaign row with its :class:`CampaignSettings`, taken from ``spec``
         (the validated spec's JSON form)."""
         now = time.time()
-        with self.write() as conn:
-            conn.execute(
-                Campaign.__table__.insert().values(
-                    name=name, spec=spec, spec_hash=spec_hash, status="created", layout=layout,
-                    settings=CampaignSettings.from_spec(spec).to_json(), created_at=now, updated_at=now,
+        try:
+            with self.write() as conn:
+                conn.execute(
+                    Campaign.__table__.insert().values(
+                        name=name, spec=spec, spec_hash=spec_hash, status="created", layout=layout,
+                        settings=CampaignSettings.from_spec(spec).to_json(), created_at=now, updated_at=now,
+                    )
                 )
-            )
+        except IntegrityError:  # the name is the only unique key a new row can collide on
+            raise CampaignNameTaken(f"campaign {name!r} was created by another run meanwhile") from None
         campaign = self.campaign(name)
         assert campaign is not None
         return campaign

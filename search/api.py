@@ -79,8 +79,9 @@ class PreparedRun:
     executor: Executor
 
     def commit(self, store: Store) -> CampaignRun:
-        """Write the planned campaign (:func:`commit_campaign`) and return the run of it."""
-        return self.setup.committed(commit_campaign(store, self.plan))
+        """Write the planned campaign (:func:`commit_campaign`; its new run limits are the
+        scheduler's to write, once it holds the lease) and return the run of it."""
+        return self.setup.committed(commit_campaign(store, self.plan, limits=False))  # the run writes them
 
 
 def built_executor(spec: CampaignSpec, executor: str | Executor, address: str | None) -> Executor:

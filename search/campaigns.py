@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from archive.errors import CampaignNotFound
+from archive.errors import CampaignNameTaken, CampaignNotFound
 from archive.layout import CellLayout, MeasureAxis
 from archive.records import CampaignRecord
 from archive.store import Store
@@ -80,16 +80,29 @@ def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = 
     return CampaignPlan(spec, existing, CellLayout.from_json(existing.layout))
 
 
-def commit_campaign(store: Store, plan: CampaignPlan) -> CampaignRecord:
+def commit_campaign(store: Store, plan: CampaignPlan, limits: bool = True) -> CampaignRecord:
     """Write the planned campaign: its row when new, its new limits (budget, ``fail_fast``)
-    when changed."""
+    when changed (unless ``limits`` is False: a run writes them once it holds the lease,
+    :func:`write_limits`, so that a run refused as busy changes nothing). A new name that
+    another run wrote first is a :class:`CampaignConflict`."""
     spec = plan.spec
     if plan.existing is None:
-        return store.create_campaign(spec.name, spec.model_dump(mode="json"), spec.spec_hash(),
-                                     plan.layout.to_json())
-    if plan.existing.spec != spec.model_dump(mode="json"):  # a run limit changed (RUN_LIMITS)
-        store.update_campaign(plan.existing.id, spec=spec.model_dump(mode="json"))
+        try:
+            return store.create_campaign(spec.name, spec.model_dump(mode="json"), spec.spec_hash(),
+                                         plan.layout.to_json())
+        except CampaignNameTaken:
+            raise CampaignConflict(f"campaign {spec.name!r} was created by another run while this one started; "
+                                   f"that run has it: `atlas status {spec.name}`, and `atlas resume {spec.name}` "
+                                   f"once it stops") from None
+    if limits:
+        write_limits(store, plan.existing, spec)
     return store.require_campaign(spec.name)
+
+
+def write_limits(store: Store, record: CampaignRecord, spec: CampaignSpec) -> None:
+    """Store ``spec``'s run limits (:data:`~search.spec.RUN_LIMITS`) where they changed."""
+    if record.spec != spec.model_dump(mode="json"):
+        store.update_campaign(record.id, spec=spec.model_dump(mode="json"))
 
 
 def open_campaign(store: Store, spec: CampaignSpec) -> CampaignRecord:

@@ -40,13 +40,16 @@ from typing import Any
 
 import numpy as np
 
-from archive.errors import LeaseConflict
+from archive.engine import parse_storage_url, sqlite_file
+from archive.errors import CampaignDeleted, LeaseConflict
 from archive.records import NewEvaluation, Result, Stats
 from archive.store import Store
 from entropy_atlas import settings
 from entropy_atlas.errors import AtlasError
+from search.campaigns import write_limits
 from search.history import ArchiveHistory
 from search.holders import holder_is_dead, lease_holder_id
+from search.lease_keeper import LeaseKeeper
 from search.proposers.base import Observation, Proposal, Proposer
 from search.proposers.checkpoint import CheckpointError
 from search.run import CampaignRun
@@ -143,6 +146,7 @@ class Scheduler:
         self._logged: set[int] = set()  # those of them in the start log (inline), unlogged by that write
         self._eval_s: float | None = None  # the mean time of the evaluations whose results came last
         self._writer: StepWriter | None = None  # turns written behind the loop (PostgreSQL, starts reported late)
+        self._keeper: LeaseKeeper | None = None  # renews the lease while an inline evaluation holds the thread
         executor.on_start = self._started
 
     @property
@@ -164,6 +168,9 @@ class Scheduler:
         self._last_renew = time.time()
         status = "stopped"
         try:
+            if self.executor.blocks_loop and self._keeps_lease_apart():
+                self._keeper = LeaseKeeper(self.store.url, self.cid, self.holder, self.lease_ttl_s)
+            write_limits(self.store, self.campaign, self.spec)  # a new budget, only once the run holds the lease
             self.store.set_status(self.cid, self.holder, "running")
             self.store.fold_starts(self.cid, self.holder)  # a dead scheduler's last starts count first
             history = ArchiveHistory(self.store, self.cid, self.layout, self.sign)
@@ -187,6 +194,8 @@ class Scheduler:
                 self._report()
             self._flush()
             status = "finished"
+        except CampaignDeleted:
+            raise LeaseLost(self._deleted()) from None
         except LeaseConflict as exc:
             raise LeaseLost(f"campaign {self.campaign.name!r}: another scheduler took over ({exc}); "
                             f"this one stopped without writing more") from None
@@ -195,6 +204,9 @@ class Scheduler:
             raise
         finally:
             try:
+                if self._keeper is not None:
+                    self._keeper.stop()
+                    self._keeper = None
                 if self._writer is not None:  # what is queued is written, unless a write failed
                     self._writer.close()
                     self._writer = None
@@ -435,14 +447,30 @@ class Scheduler:
                 f"search.fail_fast: 0 turns this check off)")
 
     def _heartbeat(self) -> None:
+        if self._keeper is not None:  # it renews; the loop only hears whether the lease is gone
+            if self._keeper.lost:
+                self._lease_lost()
+            return
         now = time.time()
         if now - self._last_renew < self.lease_ttl_s / 3:
             return
         if not self.store.renew_lease(self.cid, self.holder, self.lease_ttl_s):
-            raise LeaseLost(
-                f"campaign {self.campaign.name!r}: this scheduler's lease was taken over; stopping"
-            )
+            self._lease_lost()
         self._last_renew = now
+
+    def _lease_lost(self) -> None:
+        """Raise :class:`LeaseLost`: the campaign deleted under the run, or its lease taken over."""
+        if self.store.campaign(self.campaign.name) is None:
+            raise LeaseLost(self._deleted())
+        raise LeaseLost(f"campaign {self.campaign.name!r}: this scheduler's lease was taken over; stopping")
+
+    def _deleted(self) -> str:
+        return (f"campaign {self.campaign.name!r} was deleted while this run held it (`atlas delete --force`); "
+                f"this run stopped without writing more")
+
+    def _keeps_lease_apart(self) -> bool:
+        """Whether a second store can reach this run's database (not an in-memory SQLite)."""
+        return self.store.dialect != "sqlite" or sqlite_file(parse_storage_url(self.store.url)) is not None
 
     def _report(self) -> None:
         if self.progress is None:

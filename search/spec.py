@@ -52,7 +52,7 @@ from search.params import Param, StrictModel, check_bounds, condition_problem
 from search.proposers import algorithm_problem, proposer_class
 from search.space import SearchSpace
 
-NAME_PATTERN = r"^[a-z0-9._-]+$"
+NAME_PATTERN = r"^[a-z0-9_][a-z0-9._-]*$"
 
 #: The largest campaign file read, in bytes.
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -205,7 +205,7 @@ class ResourcesSpec(StrictModel):
 class CampaignSpec(StrictModel):
     """A whole campaign: what to evaluate, over which space, mapped by which measures."""
 
-    name: str = Field(pattern=NAME_PATTERN, max_length=200)
+    name: str = Field(max_length=200)
     evaluator: EvaluatorSpec
     space: dict[str, Param] = Field(min_length=1)
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
@@ -213,6 +213,17 @@ class CampaignSpec(StrictModel):
     archive: ArchiveSpec = Field(default_factory=ArchiveSpec)
     search: SearchSpec
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _name_rule(cls, value: str) -> str:
+        """Lower-case letters, digits, ``.``, ``_`` and ``-``, not starting with ``.`` or ``-``:
+        a name is also a file name (the map's) and a command-line argument, where ``..`` is
+        a parent folder and ``-x`` an option."""
+        if not re.fullmatch(NAME_PATTERN, value):
+            raise ValueError(f"must match {NAME_PATTERN}: lower-case letters, digits, '.', '_' and '-', starting "
+                             f"with a letter, digit or '_' (got {value!r})")
+        return value
 
     @model_validator(mode="after")
     def _cross_checks(self) -> CampaignSpec:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import archive
+from entropy_atlas.errors import AtlasError
 from entropy_atlas.storable import storable_text
 from search import api
 from tests.conftest import quadratic_spec
@@ -61,6 +62,14 @@ def huge_message(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
     raise RuntimeError("x" * 100_000)
 
 
+def list_metrics(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    return {"objective": 1.0, "measures": MEASURES, "metrics": [1, 2, 3]}
+
+
+def error_beside_objective(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    return {"objective": 1.0, "measures": MEASURES, "error": "fell back to the default model"}
+
+
 # (evaluator, status of every evaluation, what its error says, if failed)
 CASES: dict[str, tuple[str, str | None]] = {
     "big_metric": ("done", None),
@@ -71,6 +80,8 @@ CASES: dict[str, tuple[str, str | None]] = {
     "nul_metric": ("done", None),
     "base_exception": ("failed", "Custom: a BaseException"),
     "huge_message": ("failed", "(98000 more characters)"),
+    "list_metrics": ("failed", "metrics must be a dict, got list"),
+    "error_beside_objective": ("done", None),
 }
 
 
@@ -100,6 +111,33 @@ def test_unstorable_metrics_are_kept_as_near_as_storage_allows(sqlite_url: str) 
     assert metrics[str(2**70)] == "key"
     text = _run(sqlite_url, "nul_metric")[0]["metrics"]
     assert (text["text"], text["k\\x00"], text["s"]) == ("a\\x00b", 1, "\\ud800")
+
+
+def test_an_error_beside_an_objective_is_kept_in_the_metrics(sqlite_url: str) -> None:
+    row = _run(sqlite_url, "error_beside_objective")[0]
+    assert row["status"] == "done" and row["metrics"]["error"] == "fell back to the default model"
+
+
+def test_readers_take_metrics_that_are_not_an_object(sqlite_url: str, tmp_path: Path) -> None:
+    """Rows an earlier version stored with metrics ``[1, 2, 3]``: the CSV and Parquet
+    exports show them as ``metrics.value`` and ``law`` reads no metric from them."""
+    import json
+
+    import pyarrow.parquet as pq
+    from sqlalchemy import update
+
+    from archive.models import Evaluation
+
+    _run(sqlite_url, "PlainClass")
+    with archive.open(sqlite_url, readonly=False) as handle:
+        with handle.store.write() as conn:
+            conn.execute(update(Evaluation).values(metrics=[1, 2, 3]))
+        camp = handle.campaign("plainclass")
+        camp.export(tmp_path / "e.csv")
+        table = pq.read_table(camp.export(tmp_path / "e.parquet"))
+        assert table.column("metrics.value").to_pylist() == [json.dumps([1, 2, 3]).replace(" ", "")] * 4
+        with pytest.raises(AtlasError, match="no measure or metric named 'nope'"):  # not AttributeError
+            camp.law("nope", "cross-configuration")
 
 
 def test_storable_text_escapes_only_what_storage_refuses() -> None:

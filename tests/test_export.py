@@ -204,3 +204,33 @@ def test_an_unknown_export_suffix_is_a_user_error_and_writes_nothing(sqlite_url:
     with pytest.raises(AtlasError, match=r"use \.json, \.csv or \.parquet"):
         camp.export(tmp_path / "new-dir" / "run.xlsx")
     assert not (tmp_path / "new-dir").exists()
+
+
+def test_a_snapshot_reads_one_moment_of_the_database(storage_url: str) -> None:
+    """Inside ``Store.snapshot`` every read sees the database as at its first: what an
+    export reads (rows, then elites) cannot mix two moments of a running campaign."""
+    from archive.records import NewEvaluation
+    from archive.store import Store
+    from search.campaigns import open_campaign
+    from search.spec import parse_spec
+    from tests.conftest import quadratic_spec
+
+    writer = Store(storage_url)
+    reader = Store(storage_url, readonly=True)
+    try:
+        cid = open_campaign(writer, parse_spec(quadratic_spec())).id
+
+        def add(seq: int) -> None:
+            writer.add_pending(cid, [NewEvaluation(seq=seq, params={"a": 0.1, "b": 0.2}, x=[0.1, 0.2],
+                                                   proposer="test")])
+
+        add(0)
+        with reader.snapshot():
+            before = len(reader.evaluations(cid))
+            add(1)
+            assert len(reader.evaluations(cid)) == before == 1
+            assert len(reader.evaluation_texts(cid, ["id"], [])) == 1
+        assert len(reader.evaluations(cid)) == 2
+    finally:
+        reader.close()
+        writer.close()

@@ -114,3 +114,11 @@ def test_spec_hash_ignores_budget_only() -> None:
     base = parse_spec(quadratic_spec())
     assert base.spec_hash() == parse_spec(quadratic_spec(search__budget=999)).spec_hash()
     assert base.spec_hash() != parse_spec(quadratic_spec(search__seed=4)).spec_hash()
+
+
+@pytest.mark.parametrize("name", [".", "..", "...", ".hidden", "-x"])
+def test_a_name_may_not_start_with_a_dot_or_a_dash(name: str) -> None:
+    """A name is a file name too (the map's: ``..`` is a parent folder, and matplotlib took
+    ``...png`` for a name without a suffix) and an argument (``atlas resume -x`` is an option)."""
+    assert any(p.startswith("name: must match") and repr(name) in p for p in problems(quadratic_spec(name=name)))
+    assert parse_spec(quadratic_spec(name="a..b-c_d.e")).name == "a..b-c_d.e"

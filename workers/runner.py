@@ -147,8 +147,9 @@ def _capped(message: str) -> str:
 def _outcome(task: EvaluationTask, raw: Any, measure_names: list[str], worker: str,
              seconds: float) -> Outcome:
     def fail(reason: str) -> Outcome:
+        kept = json_safe(raw.get("metrics")) if isinstance(raw, dict) else None
         return Outcome(task.evaluation_id, "failed", error=reason, worker=worker, seconds=seconds,
-                       metrics=json_safe(raw.get("metrics")) if isinstance(raw, dict) else None)
+                       metrics=kept if isinstance(kept, dict) else None)
 
     if not isinstance(raw, dict):
         return fail(f"evaluator returned {type(raw).__name__}, expected a dict with objective and measures")
@@ -172,8 +173,11 @@ def _outcome(task: EvaluationTask, raw: Any, measure_names: list[str], worker: s
         if extra not in measures and (v := _as_float(value)) is not None:
             measures[extra] = v
     metrics = json_safe(raw.get("metrics") or {})
-    if isinstance(metrics, dict):
-        metrics.setdefault("eval_seconds", seconds)
+    if not isinstance(metrics, dict):  # every reader takes metrics by name
+        return fail(f"metrics must be a dict, got {type(raw.get('metrics')).__name__}")
+    metrics.setdefault("eval_seconds", seconds)
+    if isinstance(raw.get("error"), str) and raw["error"]:  # an error beside an objective: kept, not dropped
+        metrics.setdefault("error", storable_text(_capped(raw["error"])))
     return Outcome(task.evaluation_id, "done", objective=objective, measures=measures,
                    metrics=metrics, worker=worker, seconds=seconds)
 

@@ -1,0 +1,52 @@
+"""A run's lease kept while the loop's own thread is busy in an evaluation.
+
+The scheduler renews its lease between polls, every third of its TTL. The inline
+executor runs each evaluation on the scheduler's own thread, so one evaluation longer
+than the TTL (30 s by default) let the lease expire while the process was alive:
+``atlas status`` read ``stopped``, a plain ``atlas delete`` went through, and another
+``atlas resume`` could take the campaign over. The keeper renews on a thread of its
+own, every third of the TTL, over a store of its own (the run's store holds a
+connection for start charges that only the loop's thread may use); the loop reads at
+its own heartbeat whether a renewal found the lease gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from archive.store import Store
+
+log = logging.getLogger("entropy_atlas.scheduler")
+
+
+class LeaseKeeper:
+    """Renews ``holder``'s lease of campaign ``campaign_id`` in ``url`` until :meth:`stop`,
+    or until a renewal finds it held by another or the campaign gone (``lost``)."""
+
+    def __init__(self, url: str, campaign_id: int, holder: str, ttl_s: float) -> None:
+        self.campaign_id = campaign_id
+        self.holder = holder
+        self.ttl_s = ttl_s
+        self.lost = False
+        self._store = Store(url)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="atlas-lease", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            try:
+                renewed = self._store.renew_lease(self.campaign_id, self.holder, self.ttl_s)
+            except Exception as exc:  # a storage that is briefly away: the next renewal tries again
+                log.warning("could not renew the campaign's lease: %s: %s", type(exc).__name__, exc)
+                continue
+            if not renewed:
+                self.lost = True
+                return
+
+    def stop(self) -> None:
+        """End the renewals (waiting for one under way) and close the keeper's store."""
+        self._stop.set()
+        self._thread.join()
+        self._store.close()

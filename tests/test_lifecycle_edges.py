@@ -1,0 +1,172 @@
+"""A campaign's lifecycle at its edges: deleted under a live run, an inline evaluation
+longer than the lease, a refused run that would have changed the budget, two runs that
+create one new campaign at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from archive.errors import StorageError
+from archive.store import Store
+from search import api
+from search.campaigns import CampaignConflict
+from search.scheduler import CampaignBusy, LeaseLost
+from tests.conftest import quadratic_spec
+
+
+class _Background:
+    """``fn`` on a thread of its own; ``result()`` its return value or its exception."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                self.value = fn()
+            except BaseException as exc:  # handed to the test's thread
+                self.error = exc
+
+        self.thread = threading.Thread(target=target, daemon=True)
+        self.thread.start()
+
+    def result(self, timeout: float = 60.0) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the run did not end"
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def _slow_spec(**overrides: Any) -> dict[str, Any]:
+    spec = quadratic_spec(**overrides)
+    spec["evaluator"]["target"] = "tests.support.evaluators:slow_quadratic"
+    return spec
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _done(url: str, name: str) -> int:
+    try:
+        store = Store(url, readonly=True)
+    except StorageError:  # the run has not made its file yet
+        return 0
+    try:
+        record = store.campaign(name)
+        return 0 if record is None else store.stats(record.id, 0).counts["done"]
+    finally:
+        store.close()
+
+
+def _status(url: str, name: str) -> str | None:
+    try:
+        store = Store(url, readonly=True)
+    except StorageError:
+        return None
+    try:
+        record = store.campaign(name)
+        return None if record is None else record.status
+    finally:
+        store.close()
+
+
+def test_a_campaign_deleted_under_its_run_stops_the_run_with_one_line(storage_url: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATLAS_TEST_SLEEP", "0.02")
+    spec = _slow_spec(search__budget=2000, search__batch_size=4, search__max_in_flight=4)
+    run = _Background(lambda: api.run(spec, storage=storage_url, executor="inline"))
+    _wait_for(lambda: _done(storage_url, "quad") >= 8)
+    store = Store(storage_url)
+    try:
+        store.delete_campaign(store.require_campaign("quad").id, force=True)
+    finally:
+        store.close()
+    with pytest.raises(LeaseLost, match="was deleted while this run held it"):
+        run.result()
+
+
+def test_an_inline_evaluation_longer_than_the_lease_keeps_it(sqlite_url: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """TTL 1 s, evaluations of 2.5 s on the loop's own thread: the lease stays live
+    throughout and another scheduler cannot take it."""
+    monkeypatch.setenv("ATLAS_LEASE_TTL", "1")
+    monkeypatch.setenv("ATLAS_TEST_SLEEP", "2.5")
+    spec = _slow_spec(search__budget=2, search__batch_size=1, search__max_in_flight=1)
+    run = _Background(lambda: api.run(spec, storage=sqlite_url, executor="inline"))
+    _wait_for(lambda: _status(sqlite_url, "quad") == "running")
+    store = Store(sqlite_url)
+    try:
+        cid = store.require_campaign("quad").id
+        taken = []
+        while run.thread.is_alive():
+            record = store.require_campaign("quad")
+            if record.status != "running":
+                break
+            assert record.lease_is_live(), "the lease expired while the run was alive"
+            taken.append(store.acquire_lease(cid, "intruder", ttl_s=60) is None)
+            time.sleep(0.2)
+        assert len(taken) >= 10 and not any(taken)
+    finally:
+        store.close()
+    assert run.result().counts["done"] == 2
+
+
+def test_a_run_refused_as_busy_does_not_change_the_budget(storage_url: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATLAS_TEST_SLEEP", "0.05")
+    spec = _slow_spec(search__budget=40, search__batch_size=2, search__max_in_flight=2)
+    run = _Background(lambda: api.run(spec, storage=storage_url, executor="inline"))
+    _wait_for(lambda: _done(storage_url, "quad") >= 2)
+    with pytest.raises(CampaignBusy, match="is being run by scheduler"):
+        api.run(spec, storage=storage_url, executor="inline", budget=500)
+    with pytest.raises(CampaignBusy):
+        api.resume("quad", storage=storage_url, executor="inline", budget=30)
+    assert run.result().finished == 40
+    store = Store(storage_url, readonly=True)
+    try:
+        record = store.require_campaign("quad")
+        assert record.settings.budget == 40 and record.spec["search"]["budget"] == 40
+    finally:
+        store.close()
+    assert api.resume("quad", storage=storage_url, executor="inline", budget=44).finished == 44  # then it does
+
+
+def test_two_runs_creating_one_campaign_give_one_run_and_one_line(sqlite_url: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second run checks the name while the first sets its evaluator up, and writes it
+    after the first did: refused with one line, not a unique-key traceback."""
+    from workers.executors.inline import InlineExecutor
+
+    ready = threading.Event()
+    go = threading.Event()
+
+    class Held(InlineExecutor):  # the first run waits, set up, until the second has checked the name
+        def setup_problem(self, wait_s: float = 0.0) -> str | None:
+            ready.set()
+            go.wait(30)
+            return super().setup_problem(wait_s)
+
+    spec = quadratic_spec(search__budget=10)
+    first = _Background(lambda: api.run(spec, storage=sqlite_url,
+                                        executor=Held(api.executor_config(api.as_spec(spec)))))
+    assert ready.wait(30)
+
+    class Releasing(InlineExecutor):  # the second lets the first write its row, then writes its own
+        def setup_problem(self, wait_s: float = 0.0) -> str | None:
+            go.set()
+            _wait_for(lambda: _done(sqlite_url, "quad") > 0)
+            return super().setup_problem(wait_s)
+
+    with pytest.raises(CampaignConflict, match="was created by another run while this one started"):
+        api.run(spec, storage=sqlite_url, executor=Releasing(api.executor_config(api.as_spec(spec))))
+    assert first.result().finished == 10
