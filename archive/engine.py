@@ -21,7 +21,6 @@ Rules:
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -31,23 +30,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
-from sqlalchemy.pool import QueuePool, StaticPool
+from sqlalchemy.pool import QueuePool
 
 from archive.errors import StorageError
+from entropy_atlas.settings import DEFAULT_STORAGE, default_storage  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # alembic takes a tenth of a second or more to import; read commands need it only off head
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-DEFAULT_STORAGE = "sqlite:///atlas.db"  # in the working directory; $ATLAS_STORAGE overrides
 URL_FORMS = "sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
 BACKENDS = ("sqlite", "postgresql")
-
-
-def default_storage() -> str:
-    """The storage a command uses when none is given: ``$ATLAS_STORAGE``, else :data:`DEFAULT_STORAGE`."""
-    return os.environ.get("ATLAS_STORAGE", DEFAULT_STORAGE)
 
 
 def shown_url(url: str) -> str:
@@ -67,10 +61,15 @@ def first_line(exc: BaseException) -> str:
 
 def parse_storage_url(url: str) -> URL:
     """The parsed URL; a :class:`StorageError` unless it is SQLite or PostgreSQL."""
+    if "\x00" in url:
+        raise StorageError(f"not a storage URL: {url!r} holds a NUL character")
     try:
         parsed = make_url(url)
-    except ArgumentError:
+        parsed.port  # noqa: B018  (a port that is not a number raises here, not at connect)
+    except (ArgumentError, ValueError):
         raise StorageError(f"not a storage URL: {url!r}; use {URL_FORMS}") from None
+    if "\x00" in str(parsed.database or ""):  # %00, decoded
+        raise StorageError(f"not a storage URL: {url!r} names a database with a NUL character")
     backend = parsed.get_backend_name()
     if backend not in BACKENDS:
         raise StorageError(f"unsupported storage {backend!r} in {shown_url(url)}; use {URL_FORMS}")
@@ -81,7 +80,7 @@ def sqlite_file(parsed: URL) -> Path | None:
     """The file of a SQLite URL, or None for an in-memory database."""
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
-    return Path(parsed.database)
+    return Path(parsed.database).expanduser()
 
 
 def make_engine(url: str, readonly: bool = False) -> Engine:
@@ -109,25 +108,28 @@ def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
     if path is None:
         if readonly:
             raise StorageError(f"{parsed} is an in-memory database: nothing to read")
-        engine = create_engine(parsed, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+        raise StorageError(f"{parsed} is an in-memory database: what a run writes would go with it; name a "
+                           f"file (sqlite:///atlas.db)")
     elif readonly:
         if not path.is_file():
-            raise StorageError(f"cannot open storage {parsed}: the file {path} does not exist")
+            missing = "is not a regular file" if path.exists() else "does not exist"
+            raise StorageError(f"cannot open storage {parsed}: the file {path} {missing}")
         uri = f"file:{path.resolve()}?mode=ro"
         # A pool of its own per thread's use: "sqlite://" would get a SingletonThreadPool, which
         # closes other threads' connections while the dashboard's threads still use them.
         engine = create_engine("sqlite://", poolclass=QueuePool,
                                creator=lambda: sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False))
     else:
+        if path.exists() and not path.is_file():
+            raise StorageError(f"cannot open storage {parsed}: {path} is not a regular file")
         path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(parsed.set(database=str(path)),  # ~ expanded
+                               connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-        cur = dbapi_conn.cursor()
-        if path is not None and not readonly:
-            cur.execute("PRAGMA journal_mode=WAL")
+        cur = dbapi_conn.cursor()  # WAL is set once the file is known to be ours (use_wal)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
@@ -141,6 +143,19 @@ def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def use_wal(engine: Engine) -> None:
+    """Put a SQLite file in WAL mode (persistent: every later connection reads it), once
+    :func:`check_schema` has found it empty or ours; another application's file is refused
+    before its journal mode changes. Nothing for PostgreSQL or an in-memory database."""
+    if engine.dialect.name != "sqlite" or sqlite_file(engine.url) is None:
+        return
+    raw = engine.raw_connection()  # outside a transaction: the journal mode cannot change inside one
+    try:
+        raw.driver_connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        raw.close()
 
 
 def _config() -> Config:
@@ -209,6 +224,10 @@ def check_schema(engine: Engine, url: str, readonly: bool) -> str | None:
             raise StorageError(f"storage {shown} holds another application's tables "
                                f"({', '.join(sorted(tables)[:5])}); give Entropy Atlas a database of its own")
         return None
+    if current != head and not _known(scripts, current) and "campaigns" not in tables:
+        raise StorageError(f"storage {shown} holds another application's database (its schema revision "
+                           f"{current}; tables {', '.join(sorted(tables)[:5])}); give Entropy Atlas a database "
+                           f"of its own")
     if current != head and not _known(scripts, current):
         raise StorageError(f"the archive in {shown} was written by a newer Entropy Atlas (schema revision "
                            f"{current}; this version knows up to {head}); upgrade entropy-atlas to read it")

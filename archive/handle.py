@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from archive.layout import CellLayout
+from archive.outputs import EXPORT_SUFFIXES, FIGURE_SUFFIXES, check_output
 from archive.records import CampaignRecord, CampaignSettings, MapData, Stats
 from archive.store import ELITE_FIELDS, Store
 
@@ -71,6 +72,7 @@ class CampaignHandle:
         """All evaluations and elites to ``.json``, ``.csv`` or ``.parquet`` (:mod:`archive.export`)."""
         from archive.export import EVALUATION_FIELDS, JSON_FIELDS, ExportData, export_campaign, gc_paused
 
+        check_output(Path(path), EXPORT_SUFFIXES, self.store.url)
         with gc_paused(), self.store.snapshot():  # the rows and the elites of one moment
             data = ExportData(self.name, self.spec, self.record.status,
                               self.store.evaluation_texts(self.record.id, EVALUATION_FIELDS, JSON_FIELDS),
@@ -91,15 +93,18 @@ class CampaignHandle:
         return MapData(self.name, self.layout, self.settings, elites, stats)
 
     def map(self, path: str | Path) -> Path:
-        """The elite map as a figure (:func:`archive.figures.draw_map`)."""
+        """The elite map as a figure (:func:`archive.figures.draw_map`); ``path`` checked as
+        the command line checks it (:func:`archive.outputs.check_output`)."""
         from archive.figures import draw_map
 
+        check_output(Path(path), FIGURE_SUFFIXES, self.store.url)
         return draw_map(Path(path), self.map_data())
 
     def front(self, path: str | Path) -> Path:
         """Objective against each measure with its Pareto front (:func:`archive.figures.pareto_front`)."""
         from archive.figures import pareto_front
 
+        check_output(Path(path), FIGURE_SUFFIXES, self.store.url)
         return pareto_front(Path(path), self.name, self.settings, self.evaluations(status="done"))
 
     def law(self, measure: str | None = None, mode: str | None = None) -> Any:

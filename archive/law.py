@@ -291,6 +291,8 @@ def campaign_law(name: str, settings: CampaignSettings, done: list[dict[str, Any
     ``per-run`` when :func:`has_trajectories` and no ``measure`` is named, else
     ``cross-configuration``; ``measure`` is the cross-configuration fit's H only (the
     per-run and pooled fits use each run's training entropy)."""
+    if measure is not None and not measure.strip():
+        raise LawFitError("--measure is empty: name a measure or a metric, or leave it out for the default")
     if mode is None:
         mode = PER_RUN if measure is None and has_trajectories(done) else CROSS
     if mode not in MODES:

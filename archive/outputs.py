@@ -1,15 +1,20 @@
 """Output files: refused before the work that would fill them, never after.
 
-``check_output(path, suffixes)`` raises :class:`~entropy_atlas.errors.OutputPathError`
+``check_output(path, suffixes, storage)`` raises :class:`~entropy_atlas.errors.OutputPathError`
 when the file could not be written: a suffix that is not one of ``suffixes``, a path
-that is a directory, an existing file that is read-only, or a folder that cannot be
-created or written. Missing folders are created when the file is written.
+that is a directory, an existing file that is read-only, a folder that cannot be
+created or written, a path that is not UTF-8 or that the file system refuses, or the
+SQLite file of the ``storage`` being read. Missing folders are created when the file is
+written; :func:`writing` names a file that fails as it is written.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote
 
 from entropy_atlas.errors import OutputPathError
 
@@ -17,9 +22,51 @@ FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 EXPORT_SUFFIXES = (".json", ".csv", ".parquet")
 
 
-def check_output(path: Path, suffixes: tuple[str, ...]) -> Path:
-    """``path`` when a file can be written there (see the module's rule)."""
+def check_output(path: Path, suffixes: tuple[str, ...], storage: str | None = None) -> Path:
+    """``path`` when a file can be written there (see the module's rule), and, given the
+    ``storage`` URL read from, when it is not that storage's own SQLite file (or one of its
+    journals): an export named like the file it reads would have replaced the archive."""
     path = Path(path)
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise OutputPathError(f"{str(path)!a}: the path is not valid UTF-8") from None
+    try:
+        return _writable(path, suffixes, storage)
+    except OutputPathError:
+        raise
+    except OSError as exc:  # a name too long for the file system, and the like
+        raise OutputPathError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Where a file checked writable fails as it is written (``/proc``, a full disk, a
+    folder gone meanwhile): :class:`OutputPathError` naming it, not the OS's traceback."""
+    try:
+        yield
+    except OutputPathError:
+        raise
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _storage_files(storage: str | None) -> set[Path]:
+    """The files of ``storage`` when it is a SQLite file (``sqlite:///PATH``, read here
+    without SQLAlchemy, which ``atlas map``'s drawing process never imports): the database
+    and its journals."""
+    if storage is None or not storage.startswith("sqlite:///"):
+        return set()
+    name = unquote(storage.removeprefix("sqlite:///").partition("?")[0])
+    if not name or name == ":memory:" or "\x00" in name:
+        return set()
+    database = Path(name).expanduser().resolve()
+    return {database, *(database.with_name(database.name + end) for end in ("-wal", "-shm", "-journal"))}
+
+
+def _writable(path: Path, suffixes: tuple[str, ...], storage: str | None) -> Path:
+    if path.resolve() in _storage_files(storage):
+        raise OutputPathError(f"{path} is the storage being read ({storage}); name another file")
     if path.is_dir():
         raise OutputPathError(f"{path} is a directory; name a file")
     if path.suffix.lower() not in suffixes:

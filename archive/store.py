@@ -37,14 +37,16 @@ from archive.engine import (
     make_engine,
     migrate,
     shown_url,
+    use_wal,
 )
 from archive.errors import CampaignNameTaken, CampaignNotFound, LeaseConflict, StorageError
 from archive.jsontext import loads_many
 from archive.leases import LeaseStore
-from archive.models import Campaign, Checkpoint, Elite, Evaluation, ProposerCall
+from archive.models import STATUSES, Campaign, Checkpoint, Elite, Evaluation, ProposerCall
 from archive.records import CampaignRecord, CampaignSettings, NewEvaluation, Result, Stats, lease_is_live
 from archive.retry import reconnecting
 from entropy_atlas import settings
+from entropy_atlas.storable import INT64, text_problem
 
 #: An elite's fields from its evaluation (:meth:`Store.elites`), the JSON ones decoded.
 ELITE_FIELDS = ("measures", "params", "x", "seq", "proposer")
@@ -53,6 +55,19 @@ ELITE_JSON = ("measures", "params", "x")
 __all__ = ["MIGRATIONS", "CampaignRecord", "LeaseConflict", "NewEvaluation", "Result", "Stats", "StorageError",
            "Store", "make_engine", "migrate"]
 
+
+
+def sql_limit(name: str, value: int | None) -> int | None:
+    """A row limit as SQL takes it: ``None`` for all, a negative one refused (SQLite's
+    ``LIMIT -1`` means all, PostgreSQL's is an error), one past 64 bits taken as all."""
+    if value is None:
+        return None
+    if value < 0:
+        raise ValueError(f"{name}: must be >= 0 (got {value})")
+    return min(int(value), INT64[1])
+
+
+SCHEMA_WAIT_S = 30.0  # how long an opening waits for another process's migration of the same SQLite file
 
 
 class Store(LeaseStore):
@@ -71,16 +86,33 @@ class Store(LeaseStore):
         self._snapshot = threading.local()  # the connection of a snapshot() open on this thread
         self._prepare_statements()
         try:
-            current = check_schema(self.engine, url, readonly=readonly)
-            self.found_revision = current  # the schema's revision when opened (None: no schema yet)
-            if not readonly:
-                migrate(self.engine, current)
+            self.found_revision = self._open_schema()  # the schema's revision when opened (None: no schema yet)
         except DBAPIError as exc:
             self.engine.dispose()
             raise StorageError(f"cannot open storage {shown_url(url)}: {first_line(exc)}") from None
         except BaseException:
             self.engine.dispose()
             raise
+
+    def _open_schema(self) -> str | None:
+        """Check the schema (and, for writing, migrate it); the revision found. Two
+        processes opening one new SQLite file at once (two ``atlas run`` into a fresh
+        ``atlas.db``) both find it empty and both migrate: the second's write is refused
+        at once as "database is locked" (a read transaction cannot wait to become a write),
+        so it looks again, for up to :data:`SCHEMA_WAIT_S`, and finds the first's schema."""
+        deadline = time.monotonic() + SCHEMA_WAIT_S
+        while True:
+            try:
+                current = check_schema(self.engine, self.url, readonly=self.readonly)
+                if not self.readonly:
+                    use_wal(self.engine)
+                    migrate(self.engine, current)
+                return current
+            except DBAPIError as exc:
+                locked = self.dialect == "sqlite" and "database is locked" in str(exc.orig)
+                if not locked or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @property
     def dialect(self) -> str:
@@ -154,6 +186,8 @@ class Store(LeaseStore):
 
     @reconnecting
     def campaign(self, name: str) -> CampaignRecord | None:
+        if text_problem(name):  # a NUL or a lone surrogate: no campaign's name, and no database takes it
+            return None
         with self.read() as conn:
             row = conn.execute(select(Campaign.__table__).where(Campaign.name == name)).mappings().first()
         return _to_campaign(row)
@@ -470,6 +504,8 @@ class Store(LeaseStore):
     def evaluations(self, campaign_id: int, status: str | None = None,
                     order_by: str = "seq") -> list[dict[str, Any]]:
         """Evaluation rows as dicts (``order_by``: ``seq`` or ``finished_seq``)."""
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"status: must be one of {', '.join(STATUSES)} (got {status!r})")
         query = select(Evaluation.__table__).where(Evaluation.campaign_id == campaign_id)
         if status is not None:
             query = query.where(starts.status_is(status))
@@ -542,8 +578,7 @@ class Store(LeaseStore):
         unknown = set(fields) - set(ELITE_FIELDS)
         if unknown:
             raise ValueError(f"not a field of an elite: {', '.join(sorted(unknown))}")
-        if top is not None and top < 0:  # SQL's LIMIT would take a negative one as no limit at all
-            raise ValueError(f"top: must be >= 0 (got {top})")
+        top = sql_limit("top", top)
         names = [f for f in ELITE_FIELDS if f in fields]
         texts = [f for f in names if f in ELITE_JSON]
         plain = [f for f in names if f not in ELITE_JSON]
@@ -641,7 +676,7 @@ class Store(LeaseStore):
         n = func.count().label("n")
         query = select(lines.c.message, n).group_by(lines.c.message).order_by(n.desc(), lines.c.message)
         with self.read() as conn:
-            rows = conn.execute(query.limit(limit)).all()
+            rows = conn.execute(query.limit(sql_limit("limit", limit))).all()
         return [(str(message), int(count)) for message, count in rows]
 
     @reconnecting
@@ -651,6 +686,7 @@ class Store(LeaseStore):
         query = (select(Evaluation.__table__)
                  .where(Evaluation.campaign_id == campaign_id, Evaluation.status == "failed")
                  .order_by(Evaluation.seq.desc()))
+        limit = sql_limit("limit", limit)
         if limit is not None:
             query = query.limit(limit)
         with self.read() as conn:

@@ -38,6 +38,7 @@ from archive.redact import redact
 from archive.stats import RUN_LENGTH, Exploration, non_dominated, replay
 from archive.store import Store
 from entropy_atlas.errors import AtlasError
+from entropy_atlas.holders import holder_is_dead
 
 VORONOI_RESOLUTION = 200
 
@@ -85,9 +86,11 @@ class CampaignInfo(CampaignRow):
     @property
     def state(self) -> str:
         """``running`` only while a scheduler holds a live lease; ``interrupted`` when the
-        row says running but its scheduler's lease has lapsed (resume it)."""
+        row says running but its scheduler's lease has lapsed, or its process on this host
+        is gone (``kill -9``: at once, as ``atlas status`` says, not a lease's TTL later)."""
         if self.status == "running":
-            return "running" if lease_is_live(self.lease_holder, self.lease_expires) else "interrupted"
+            live = lease_is_live(self.lease_holder, self.lease_expires)
+            return "running" if live and not holder_is_dead(self.lease_holder or "") else "interrupted"
         return self.status
 
 

@@ -12,9 +12,18 @@ import os
 
 from entropy_atlas.errors import AtlasError
 
+DEFAULT_STORAGE = "sqlite:///atlas.db"  # in the working directory; $ATLAS_STORAGE overrides
+
 
 class SettingError(AtlasError, ValueError):
     """An environment variable of Entropy Atlas holds a value it cannot use."""
+
+
+def default_storage() -> str:
+    """The storage a command uses when none is given: ``$ATLAS_STORAGE``, else
+    :data:`DEFAULT_STORAGE` (set but empty: unset, as the other ``ATLAS_*`` are). Read
+    without SQLAlchemy, which ``atlas map``'s drawing process never imports."""
+    return os.environ.get("ATLAS_STORAGE") or DEFAULT_STORAGE
 
 
 def seconds(name: str, default: float, *, positive: bool = False) -> float:

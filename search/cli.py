@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as markup_escape
 from rich.table import Table
 
 from entropy_atlas.errors import AtlasError
 from search.plain_table import PLAIN_ROWS, plain_table, plain_width
+from search.printable import printable
 
 if TYPE_CHECKING:  # what a command needs it imports itself: each pays only for its own
     from archive.records import Stats
@@ -40,9 +41,16 @@ AddressOpt = Annotated[
 
 
 def _storage(storage: str | None) -> str:
-    from archive.engine import default_storage  # not search.api's: that imports the scheduler (0.5 s)
+    from entropy_atlas.settings import default_storage  # not search.api's: that imports the scheduler (0.5 s)
 
     return storage or default_storage()
+
+
+def escape(text: str) -> str:
+    """``text`` for a rich console: what a terminal would act on as escapes
+    (:func:`search.printable.printable`: an evaluator's error may hold anything), its
+    markup inert."""
+    return markup_escape(printable(text))
 
 
 @contextmanager
@@ -142,7 +150,7 @@ def _default_map(storage: str, name: str) -> Path:
 def _live_status(record: Any) -> str:
     """The campaign's status, ``stopped`` where its scheduler is gone (lease expired, or
     a process of this host that no longer exists)."""
-    from search.holders import holder_is_dead
+    from entropy_atlas.holders import holder_is_dead
 
     status = record.live_status()
     if status == "running" and record.lease_holder and holder_is_dead(record.lease_holder):
@@ -157,11 +165,25 @@ def _execute(action: Callable[[Callable[[Stats], None]], Stats], budget: int, na
         with _ProgressView(budget) as view:
             stats = action(view)
     except KeyboardInterrupt:
-        err.print(f"[yellow]stopped[/]; continue with `atlas resume {name}`")
+        if _holds_campaign(storage, name):
+            err.print(f"[yellow]stopped[/]; continue with `atlas resume {name}`", highlight=False)
+        else:
+            err.print("[yellow]stopped[/] before the campaign was written; nothing to resume", highlight=False)
         raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     _summary(name, stats, storage, map_out)
+
+
+def _holds_campaign(storage: str, name: str) -> bool:
+    """Whether ``storage`` holds campaign ``name`` (False where it cannot be read)."""
+    import archive
+
+    try:
+        with archive.open(storage, readonly=True) as handle:
+            return handle.store.campaign(name) is not None
+    except Exception:
+        return False
 
 
 def _summary(name: str, stats: Stats, storage: str, map_out: Path | None) -> None:
@@ -173,8 +195,10 @@ def _summary(name: str, stats: Stats, storage: str, map_out: Path | None) -> Non
         f"{stats.elites}/{stats.cells} cells filled ({stats.coverage:.1%}), "
         f"QD-score {stats.qd_score:.6g}, best {best}"
     )
+    from archive.outputs import writing
+
     out = map_out or _default_map(storage, name)
-    with archive.open(storage, readonly=True) as handle:
+    with archive.open(storage, readonly=True) as handle, writing(out):
         path = handle.campaign(name).map(out)
     console.print(f"elite map: {path.resolve()}")
 
@@ -198,11 +222,10 @@ def run(
         loaded = api.as_spec(spec)
         if name is not None or budget is not None:
             loaded = loaded.with_overrides(name=name, budget=budget, source=str(spec))
-        if map_out is not None:
-            check_output(map_out, FIGURE_SUFFIXES)
         for warning in spec_warnings(loaded):
             _warn(warning)
         url = _storage(storage)
+        check_output(map_out or _default_map(url, loaded.name), FIGURE_SUFFIXES, url)  # before the run, not after
         _execute(lambda p: api.run(loaded, storage=url, executor=executor, address=address, progress=p,
                                    source=str(spec)),
                  loaded.search.budget, loaded.name, url, map_out)
@@ -223,8 +246,7 @@ def resume(
 
     with _errors():
         url = _storage(storage)
-        if map_out is not None:
-            check_output(map_out, FIGURE_SUFFIXES)
+        check_output(map_out or _default_map(url, name), FIGURE_SUFFIXES, url)
         complete, finished, total = api.is_complete(url, name, budget)
         if complete:
             console.print(f"campaign {name} is already finished: {finished} of {total} evaluations; "
@@ -398,11 +420,12 @@ def export(
     storage: StorageOpt = None,
 ) -> None:
     """All evaluations and elites of a campaign, to JSON, CSV or Parquet."""
-    from archive.outputs import EXPORT_SUFFIXES, check_output
+    from archive.outputs import EXPORT_SUFFIXES, check_output, writing
 
     with _errors(), _read(storage, name) as handle:
-        check_output(out, EXPORT_SUFFIXES)
-        path = handle.campaign(name).export(out)
+        check_output(out, EXPORT_SUFFIXES, _storage(storage))
+        with writing(out):
+            path = handle.campaign(name).export(out)
     console.print(f"wrote {path}")
 
 
@@ -413,17 +436,18 @@ def map_(
     storage: StorageOpt = None,
 ) -> None:
     """The elite map as a heatmap (grid) or Voronoi plot (CVT)."""
-    from archive.outputs import FIGURE_SUFFIXES, check_output
+    from archive.outputs import FIGURE_SUFFIXES, check_output, writing
 
     with _errors():
-        check_output(out, FIGURE_SUFFIXES)
+        check_output(out, FIGURE_SUFFIXES, _storage(storage))
         from search.forked import read_beside
 
         data = read_beside(functools.partial(_map_data, storage, name),
                            functools.partial(import_module, "archive.figures"))
         from archive.figures import draw_map
 
-        path = draw_map(out, data)
+        with writing(out):
+            path = draw_map(out, data)
     console.print(f"wrote {path}")
 
 
@@ -441,12 +465,13 @@ def front(
     storage: StorageOpt = None,
 ) -> None:
     """Objective against each measure with the Pareto front (directions from mo-bo's options)."""
-    from archive.outputs import FIGURE_SUFFIXES, check_output
+    from archive.outputs import FIGURE_SUFFIXES, check_output, writing
 
     with _errors(), _read(storage, name) as handle:
-        check_output(out, FIGURE_SUFFIXES)
+        check_output(out, FIGURE_SUFFIXES, _storage(storage))
         camp = handle.campaign(name)
-        path = camp.front(out)
+        with writing(out):
+            path = camp.front(out)
     console.print(f"wrote {path}")
 
 
@@ -469,18 +494,19 @@ def law(
     configurations, and say which (the table title; ``mode`` in JSON); warn (stderr, and
     ``warnings`` in JSON) when H is not named as an entropy or R² < 0.3."""
     from archive.law import PER_RUN, law_figure, reading_warnings, runs_figure
-    from archive.outputs import FIGURE_SUFFIXES, check_output
+    from archive.outputs import FIGURE_SUFFIXES, check_output, writing
 
     with _errors(), _read(storage, name) as handle:
         if out is not None:
-            check_output(out, FIGURE_SUFFIXES)
+            check_output(out, FIGURE_SUFFIXES, _storage(storage))
         camp = handle.campaign(name)
         reading = camp.law(measure, mode)
         path = None
         if out is not None:
             title = f"{name} ({reading.mode}): R = −a·exp(H) + b"
-            path = (runs_figure(reading, out, title=title) if reading.fit is None
-                    else law_figure(reading.fit, out, title=title))
+            with writing(out):
+                path = (runs_figure(reading, out, title=title) if reading.fit is None
+                        else law_figure(reading.fit, out, title=title))
     warnings = reading_warnings(reading)
     for warning in warnings:
         _warn(warning)
@@ -845,7 +871,7 @@ def _elites_plain(title: str, rows: list[dict[str, Any]], objective: str, measur
     numbers = ["cell", "eval", objective, *labels[:len(measure_names)]]
     right = [True] * len(numbers)
     fixed = [_elite_numbers(r, measure_names) for r in rows]
-    texts = [{p: _cell_text(v) for p, v in r["params"].items()} for r in rows]  # each value's text, once
+    texts = [{p: printable(_cell_text(v)) for p, v in r["params"].items()} for r in rows]  # each value's, once
     split = [[*cells, *[t.get(p, "") for p in param_names]] for cells, t in zip(fixed, texts, strict=True)]
     headers = [*numbers, *labels[len(measure_names):]]
     if not param_names or plain_width(headers, split) <= console.width:
@@ -891,9 +917,30 @@ def main() -> None:  # pragma: no cover - console entry point
     and matplotlib loaded that collection alone took 0.15–0.2 s of every command. ``atexit``
     handlers (Ray's shutdown, temporary directories) still run."""
     try:
-        app()
+        sys.exit(_run_app())
     finally:
         gc.freeze()
+
+
+def _run_app() -> int:
+    """The command's exit code; a usage error (an unknown option, ``--limit abc``) as one
+    ``error:`` line with exit code 2, where typer would draw a box around it."""
+    try:  # typer 0.2x carries its own copy of click
+        from typer._click.exceptions import UsageError
+    except ImportError:  # pragma: no cover - a typer on the released click
+        from click.exceptions import UsageError
+
+    try:
+        code = app(standalone_mode=False)
+    except UsageError as exc:
+        where = f" (`{exc.ctx.command_path} --help` lists what it takes)" if exc.ctx is not None else ""
+        err.print(f"[bold red]error:[/] {escape(exc.format_message())}{escape(where)}", highlight=False,
+                  soft_wrap=True)
+        return 2
+    except typer.Abort:  # Ctrl-C where no command handles it (imports, a prompt)
+        err.print("[yellow]stopped[/]", highlight=False)
+        return 130
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -46,9 +46,9 @@ from archive.records import NewEvaluation, Result, Stats
 from archive.store import Store
 from entropy_atlas import settings
 from entropy_atlas.errors import AtlasError
+from entropy_atlas.holders import holder_is_dead, lease_holder_id
 from search.campaigns import write_limits
 from search.history import ArchiveHistory
-from search.holders import holder_is_dead, lease_holder_id
 from search.lease_keeper import LeaseKeeper
 from search.proposers.base import Observation, Proposal, Proposer
 from search.proposers.checkpoint import CheckpointError
@@ -201,6 +201,7 @@ class Scheduler:
                             f"this one stopped without writing more") from None
         except CampaignFailing:
             status = "failed"
+            self._report(final=True)  # the bar shows the failures that stopped the run, not the last tick's
             raise
         finally:
             try:
@@ -472,10 +473,10 @@ class Scheduler:
         """Whether a second store can reach this run's database (not an in-memory SQLite)."""
         return self.store.dialect != "sqlite" or sqlite_file(parse_storage_url(self.store.url)) is not None
 
-    def _report(self) -> None:
+    def _report(self, final: bool = False) -> None:
         if self.progress is None:
             return
         now = time.time()
-        if now - self._last_report >= 0.3:
+        if final or now - self._last_report >= 0.3:
             self._last_report = now
             self.progress(self.stats())

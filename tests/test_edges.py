@@ -450,3 +450,44 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_work(tmp_path: P
                          (tmp_path / "x.txt", "the file must end in"), (tmp_path, "is a directory")):
         lines = assert_one_line_errors(invoke(*command, "--out", str(out), "--storage", url))
         assert message in lines[0], lines
+
+
+def _small_campaign(tmp_path: Path, db: Path) -> None:
+    result = invoke("run", str(write(tmp_path / "c.yaml", quadratic_spec(search__budget=6))), "--storage",
+                    f"sqlite:///{db}", "--executor", "inline", "--map", str(tmp_path / "m.png"))
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("out", ["store.json", "store.json-wal"])
+def test_an_output_may_not_be_the_storage_being_read(tmp_path: Path, out: str) -> None:
+    """A storage file named like an export: the export would have replaced the archive."""
+    db = tmp_path / "store.json"
+    _small_campaign(tmp_path, db)
+    before = db.read_bytes()
+    result = invoke("export", "quad", "--storage", f"sqlite:///{db}", "--out", str(tmp_path / out))
+    assert "is the storage being read" in assert_one_line_errors(result)[0]
+    assert db.read_bytes() == before and campaign_rows(db) == 1
+
+
+@pytest.mark.parametrize("out", ["a" * 300 + ".png", "/proc/atlas-test.png", "x\udcff.png"])
+def test_an_output_the_file_system_refuses_is_one_line(tmp_path: Path, out: str) -> None:
+    """A name too long for the file system, a place that refuses files as they are written
+    (``/proc``, which a root user's access check passes), a path that is not UTF-8."""
+    db = tmp_path / "atlas.db"
+    _small_campaign(tmp_path, db)
+    path = out if out.startswith("/") else str(tmp_path / out)
+    for command in ("map", "front"):
+        result = invoke(command, "quad", "--storage", f"sqlite:///{db}", "--out", path)
+        assert assert_one_line_errors(result)[0].startswith("error: "), result.stderr
+    result = invoke("export", "quad", "--storage", f"sqlite:///{db}", "--out", path.removesuffix(".png") + ".csv")
+    assert_one_line_errors(result)
+
+
+def test_a_default_map_that_cannot_be_written_is_refused_before_the_run(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "atlas-maps").write_text("")
+    spec = write(tmp_path / "c.yaml", quadratic_spec(search__budget=6))
+    result = invoke("run", str(spec), "--executor", "inline")
+    assert "atlas-maps is a file, not a folder" in assert_one_line_errors(result)[0]
+    assert campaign_rows(tmp_path / "atlas.db") == 0

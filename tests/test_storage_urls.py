@@ -1,0 +1,117 @@
+"""Storage URLs and files at their edges: each refused with one line before anything is
+written, and another application's file left exactly as it was."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from archive.engine import default_storage, parse_storage_url
+from archive.errors import StorageError
+from archive.store import Store
+from search import api
+from tests.conftest import quadratic_spec
+
+
+def test_another_applications_file_is_refused_untouched(tmp_path: Path) -> None:
+    """Refused before its journal mode is switched to WAL (which rewrote its header and
+    left ``-wal``/``-shm`` files beside it)."""
+    path = tmp_path / "theirs.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE foo (a)")
+    before = path.read_bytes()
+    with pytest.raises(StorageError, match=r"holds another application's tables \(foo\)"):
+        Store(f"sqlite:///{path}")
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.db"]
+
+
+def test_another_applications_alembic_database_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "theirs.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        conn.execute("INSERT INTO alembic_version VALUES ('abc123')")
+        conn.execute("CREATE TABLE orders (id INTEGER)")
+    for readonly in (False, True):
+        with pytest.raises(StorageError, match=r"holds another application's database .*revision abc123"):
+            Store(f"sqlite:///{path}", readonly=readonly)
+
+
+def test_a_new_archive_is_in_wal_mode(tmp_path: Path) -> None:
+    Store(f"sqlite:///{tmp_path / 'a.db'}").close()
+    with sqlite3.connect(tmp_path / "a.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_an_in_memory_storage_is_refused_for_a_run(tmp_path: Path) -> None:
+    """It ran the whole campaign, then could not read it back for its summary."""
+    with pytest.raises(StorageError, match="in-memory database: what a run writes would go with it"):
+        api.run(quadratic_spec(search__budget=4), storage="sqlite://", executor="inline")
+
+
+@pytest.mark.parametrize("url", ["sqlite:///%00.db", "sqlite:///a\x00.db",
+                                 "postgresql+psycopg://postgres@[::1:5432/x",
+                                 "postgresql+psycopg://postgres@localhost:port/x"])
+def test_malformed_urls_are_one_line(url: str) -> None:
+    with pytest.raises(StorageError, match="not a storage URL"):
+        parse_storage_url(url)
+
+
+def test_a_tilde_is_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    api.run(quadratic_spec(search__budget=4), storage="sqlite:///~/runs/a.db", executor="inline")
+    assert (tmp_path / "runs" / "a.db").is_file()
+    assert not (tmp_path / "~").exists()
+    store = Store("sqlite:///~/runs/a.db", readonly=True)
+    try:
+        assert store.require_campaign("quad").name == "quad"
+    finally:
+        store.close()
+
+
+def test_a_storage_that_is_not_a_regular_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="/dev/null is not a regular file"):
+        Store("sqlite:////dev/null", readonly=True)
+    (tmp_path / "folder.db").mkdir()
+    with pytest.raises(StorageError, match=r"folder\.db is not a regular file"):
+        Store(f"sqlite:///{tmp_path / 'folder.db'}")
+
+
+def test_an_empty_atlas_storage_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATLAS_STORAGE", "")
+    assert default_storage() == "sqlite:///atlas.db"
+    monkeypatch.setenv("ATLAS_STORAGE", "sqlite:///x.db")
+    assert default_storage() == "sqlite:///x.db"
+
+
+OPEN_AT = """
+import sys, time
+from archive.store import Store
+deadline = float(sys.argv[2])
+while time.time() < deadline:
+    pass
+Store(f"sqlite:///{sys.argv[1]}").close()
+"""
+
+
+def test_processes_opening_one_new_file_at_once_all_open_it(tmp_path: Path) -> None:
+    """Two ``atlas run`` into a fresh ``atlas.db`` at once: one of each pair failed with
+    "database is locked" about half the time (both migrated; the second's read could not
+    become a write). Three processes, released at one instant, three times."""
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    for attempt in range(3):
+        path = tmp_path / f"fresh-{attempt}.db"
+        at = str(time.time() + 3.0)
+        procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT, str(path), at], cwd=root,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], errors
+    store = Store(f"sqlite:///{tmp_path / 'fresh-0.db'}", readonly=True)
+    store.close()
