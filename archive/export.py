@@ -10,7 +10,7 @@ full precision (the shortest text that reads back as the same double, never roun
 CSV writes ``elite`` as ``true``/``false`` and nulls as empty fields. A column whose
 values mix types (a categorical of strings and numbers) is written as text.
 
-The campaign's spec goes out through :func:`archive.redact.redact`: values of secret keys
+The campaign's spec goes out through :func:`archive.redact.redact_spec`: values of secret keys
 (``api_key``, ``password``, ``token``, …) and passwords in URLs are written as ``***``.
 
 Both read the JSON columns as the text the database holds, straight from the DBAPI
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from archive.redact import redact
+from archive.redact import redact_spec
 from entropy_atlas.errors import AtlasError
 
 if TYPE_CHECKING:
@@ -122,20 +122,23 @@ def write_json(data: ExportData, path: Path) -> Path:
              "measures": by_id[eid]["measures"], "params": by_id[eid]["params"]}
             for cell, eid, objective in data.elite_cells
         ]
-        document = {"campaign": {"name": data.name, "spec": redact(data.spec), "status": data.status},
+        document = {"campaign": {"name": data.name, "spec": redact_spec(data.spec), "status": data.status},
                     "evaluations": evaluations, "elites": elites}
         path.write_bytes(orjson.dumps(document, default=str, option=orjson.OPT_INDENT_2))
     return path
 
 
 def _column(values: Sequence[Any]) -> pa.Array:
-    """A pyarrow array of ``values``; text when they mix types."""
+    """A pyarrow array of ``values``; where they mix types that no one column type holds
+    (choices ``1``, ``"1"``, ``false``), each as its JSON text (``1``, ``"1"``, ``false``),
+    which keeps them apart: as ``str()`` both the integer and the string were ``1``."""
     import pyarrow as pa
 
     try:
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+        return pa.array([None if v is None else orjson.dumps(v, default=str).decode() for v in values],
+                        type=pa.string())
 
 
 def _flattened(group: str, texts: Sequence[str | None]) -> dict[str, pa.Array]:

@@ -139,6 +139,23 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
     return path
 
 
+COLOUR_LIMIT = 1e307  # a colour range within ±this: its span stays a finite float
+
+
+def colour_range(values: np.ndarray, empty: tuple[float, float]) -> tuple[float, float]:
+    """The colour bar's (low, high) over ``values``: their least and greatest, held within
+    ±:data:`COLOUR_LIMIT` (objectives of ±1.8e308 made the span infinite, and matplotlib
+    failed to lay out the bar), and widened where they are all one value; ``empty`` when
+    there are none."""
+    if not len(values):
+        return empty
+    low, high = (float(v) for v in np.clip([np.min(values), np.max(values)], -COLOUR_LIMIT, COLOUR_LIMIT))
+    if low == high:
+        pad = max(0.1, abs(low) * 1e-6)
+        low, high = low - pad, high + pad
+    return low, high
+
+
 def _grid_heatmap(ax: Axes, layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]],
                   cmap: str, label: str) -> None:
     """A 1-D or 2-D grid's heatmap as pyribs' ``grid_archive_heatmap`` draws it (each cell a
@@ -154,9 +171,8 @@ def _grid_heatmap(ax: Axes, layout: CellLayout, settings: CampaignSettings, elit
         gx, gy = np.unravel_index(layout.index_of(measures), (nx, ny))
         order = np.argsort(settings.sign * objective, kind="stable")  # the best written last wins
         colors[gy[order], gx[order]] = objective[order]
-    low, high = (float(objective.min()), float(objective.max())) if elites else (-0.1, 0.1)
-    if low == high:
-        low, high = low - 0.1, high + 0.1
+    low, high = colour_range(objective, (-0.1, 0.1))
+    colors = np.clip(colors, low, high)  # what lies past the range is drawn at its end (NaN stays empty)
     (x0, x1), (y0, y1) = (*layout.ranges, (0.0, 1.0))[:2]
     if len(layout.dims) == 1:  # the strip's height measures nothing
         ax.set_yticks([])
@@ -186,7 +202,8 @@ def _facets(layout: CellLayout, settings: CampaignSettings, elites: list[dict[st
     fig = new_figure(figsize=(2.2 * cols + 1.5, 2.2 * rows + 0.8), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     finite = grid[np.isfinite(grid)]
-    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    vmin, vmax = colour_range(finite, (0.0, 1.0))
+    grid = np.clip(grid, vmin, vmax)
     a0, a1 = layout.axes[0], layout.axes[1]
     image = None
     for r, c in itertools.product(range(rows), range(cols)):
@@ -230,7 +247,8 @@ def _projections(layout: CellLayout, settings: CampaignSettings, elites: list[di
     measures = np.array([[e["measures"][a.name] for a in axes_of] for e in elites], dtype=float).reshape(
         len(elites), len(axes_of))
     order = np.argsort(settings.sign * objective, kind="stable")  # the best drawn last, on top
-    vmin, vmax = (float(objective.min()), float(objective.max())) if elites else (0.0, 1.0)
+    vmin, vmax = colour_range(objective, (0.0, 1.0))
+    objective = np.clip(objective, vmin, vmax)
     points = None
     for k, ax in enumerate(grid.flat):
         if k >= len(pairs):
@@ -268,7 +286,9 @@ def pareto_front(path: Path, name: str, settings: CampaignSettings, rows: list[d
         if len(rows):
             mask = non_dominated(np.stack([osign * obj, msign * m], axis=1))
             order = np.argsort(m[mask])
-            ax.step(m[mask][order], obj[mask][order], where="post", color="tab:red", lw=1.5)
+            # the attainment staircase: between two front points the best objective reachable is the
+            # next point's when the measure is maximised (points at or beyond m), the last one's when minimised
+            ax.step(m[mask][order], obj[mask][order], where="pre" if msign > 0 else "post", color="tab:red", lw=1.5)
             ax.scatter(m[mask], obj[mask], s=28, color="tab:red", label=f"Pareto front ({int(mask.sum())})")
         ax.set_xlabel(f"{measure} ({directions.get(measure, 'maximize')})")
         ax.set_ylabel(f"{settings.objective} ({'maximize' if settings.maximize else 'minimize'})")

@@ -2,7 +2,12 @@
 
 Grid: each measure's [low, high] is cut into ``bins`` equal intervals; values outside
 are clipped into the edge cells; cells are numbered in row-major (C) order, exactly as
-``ribs.archives.GridArchive.index_of``. CVT: the cell is the nearest centroid;
+``ribs.archives.GridArchive.index_of``: bin ⌊(bins·(m − low) + ε) / (high − low)⌋ with
+ε = 10⁻⁶, in that order of operations, so that a measure on an interior edge (0.6 of
+[0, 3] in 5 bins) falls in the bin above it, as in the proposers' own pyribs archives.
+Layouts stored before this rule (no ``grid_rule`` in their JSON) keep the one they were
+written with, ⌊(m − low) / (high − low) · bins⌋, which put some such edges a bin lower:
+a campaign's cells never change under it. CVT: the cell is the nearest centroid;
 centroids come from k-means over uniform samples (``ribs``' CVT construction) once, and
 are stored with the campaign so every resume uses the same cells.
 """
@@ -21,6 +26,12 @@ if TYPE_CHECKING:  # ribs takes seconds to import, scipy a third of one, NumPy a
     from scipy.spatial import cKDTree
 
 
+RIBS_RULE = "ribs"  # ⌊(bins·(m − low) + ε) / (high − low)⌋, as GridArchive.index_of
+LEGACY_RULE = "floor"  # ⌊(m − low) / (high − low) · bins⌋, the rule of layouts stored before "ribs"
+GRID_RULES = (RIBS_RULE, LEGACY_RULE)
+RIBS_EPSILON = 1e-6  # GridArchive's default epsilon
+
+
 @dataclasses.dataclass(frozen=True)
 class MeasureAxis:
     name: str
@@ -32,9 +43,13 @@ class MeasureAxis:
 class CellLayout:
     """The cells of an elite map, with the ribs archive that indexes them."""
 
-    def __init__(self, kind: str, axes: list[MeasureAxis], centroids: np.ndarray | None = None) -> None:
+    def __init__(self, kind: str, axes: list[MeasureAxis], centroids: np.ndarray | None = None,
+                 grid_rule: str = RIBS_RULE) -> None:
         if kind not in ("grid", "cvt"):
             raise ValueError(f"unknown archive type {kind!r}")
+        if grid_rule not in GRID_RULES:
+            raise ValueError(f"unknown grid rule {grid_rule!r}")
+        self.grid_rule = grid_rule
         if kind == "cvt" and centroids is None:
             raise ValueError("a CVT layout needs centroids")
         self.kind = kind
@@ -80,9 +95,12 @@ class CellLayout:
             lows = np.array([a.low for a in self.axes])
             highs = np.array([a.high for a in self.axes])
             dims = np.array(self.dims)
-            # ribs' rule: floor((m - low) / (high - low) * bins), clipped into [0, bins - 1];
-            # clipped as floats first, so that a measure far outside (1e20) cannot overflow the cast
-            idx = np.clip(np.floor((measures - lows) / (highs - lows) * dims), 0, dims - 1).astype(np.int64)
+            if self.grid_rule == RIBS_RULE:  # ribs' expression, term for term (see the module's rule)
+                scaled = (dims * (measures - lows) + RIBS_EPSILON) / (highs - lows)
+            else:
+                scaled = (measures - lows) / (highs - lows) * dims
+            # clipped as floats before the cast, so that a measure far outside (1e20) cannot overflow it
+            idx = np.clip(np.floor(scaled), 0, dims - 1).astype(np.int64)
             return np.ravel_multi_index(tuple(idx.T), tuple(dims)).astype(int)
         return self._kd_tree().query(measures)[1].astype(int)
 
@@ -109,6 +127,7 @@ class CellLayout:
             "kind": self.kind,
             "axes": [dataclasses.asdict(a) for a in self.axes],
             "centroids": None if self.centroids is None else self.centroids.tolist(),
+            "grid_rule": self.grid_rule,
         }
 
     @classmethod
@@ -118,6 +137,7 @@ class CellLayout:
             data["kind"],
             [MeasureAxis(**a) for a in data["axes"]],
             None if centroids is None else _array(centroids),
+            grid_rule=data.get("grid_rule", LEGACY_RULE),  # stored before the rule was named: the old one
         )
 
     @classmethod

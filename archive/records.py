@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class CampaignSettings:
             size = int(param.get("size", 1))
             options += [n] * size
             owners += [str(name)] * size
-        directions = (search.get("options") or {}).get("measure_directions") or {}
+        directions = _measure_directions(search.get("options") or {})
         objective = spec.get("objective") or {}
         return cls(objective=str(objective.get("name", "objective")),
                    maximize=objective.get("direction", "maximize") == "maximize",
@@ -89,6 +90,18 @@ class CampaignSettings:
                    measure_directions={str(k): str(v) for k, v in directions.items()},
                    params=tuple(space), coordinate_options=tuple(options),
                    coordinate_params=tuple(owners))
+
+
+def _measure_directions(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``measure_directions`` of the search options, or of the first portfolio member
+    that names them (a portfolio's ``mo-bo`` minimising a measure: the front is drawn so)."""
+    if options.get("measure_directions"):
+        return options["measure_directions"]
+    members = options.get("members")
+    for member in (members.values() if isinstance(members, Mapping) else ()):
+        if isinstance(member, Mapping) and member.get("measure_directions"):
+            return member["measure_directions"]
+    return {}
 
 
 @dataclasses.dataclass
@@ -109,8 +122,11 @@ class CampaignRecord:
 
     def live_status(self, now: float | None = None) -> str:
         """The status as a reader should see it: a ``running`` campaign whose scheduler's
-        lease has expired (it was killed, or exited without a word) is ``stopped``."""
-        if self.status == "running" and not self.lease_is_live(now):
+        lease has expired (it was killed, or exited without a word), or whose scheduler was a
+        process of this host that no longer exists (``kill -9``: at once), is ``stopped``."""
+        from entropy_atlas.holders import holder_is_dead
+
+        if self.status == "running" and (not self.lease_is_live(now) or holder_is_dead(self.lease_holder or "")):
             return "stopped"
         return self.status
 

@@ -80,4 +80,31 @@ def redact(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
-__all__ = ["MASK", "SECRET_WORDS", "is_secret_key", "redact", "redact_url"]
+def _urls_only(value: Any) -> Any:
+    """A deep copy of ``value`` with only the passwords of URLs masked (no key is secret)."""
+    if isinstance(value, Mapping):
+        return {k: _urls_only(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_urls_only(v) for v in value]
+    if isinstance(value, str):
+        return redact_url(value)
+    return copy.deepcopy(value)
+
+
+def redact_spec(spec: Any) -> Any:
+    """:func:`redact` of a campaign spec, where the keys of ``space`` and of each of
+    ``search.initial_points`` are parameter names, not credentials: a parameter called
+    ``pad_token`` or ``sort_key`` keeps its bounds, choices and initial values (masked,
+    the exported spec could not be run again). URLs in them still lose their passwords."""
+    out = redact(spec)
+    if not isinstance(spec, Mapping) or not isinstance(out, dict):
+        return out
+    if "space" in spec:
+        out["space"] = _urls_only(spec["space"])
+    search = spec.get("search")
+    if isinstance(search, Mapping) and "initial_points" in search and isinstance(out.get("search"), dict):
+        out["search"]["initial_points"] = _urls_only(search["initial_points"])
+    return out
+
+
+__all__ = ["MASK", "SECRET_WORDS", "is_secret_key", "redact", "redact_spec", "redact_url"]

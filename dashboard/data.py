@@ -34,7 +34,7 @@ from archive.exploration import campaign_exploration
 from archive.layout import CellLayout
 from archive.queries import CampaignRow, EliteRow
 from archive.records import EXPLORATION_BINS, lease_is_live
-from archive.redact import redact
+from archive.redact import redact_spec
 from archive.stats import RUN_LENGTH, Exploration, non_dominated, replay
 from archive.store import Store
 from entropy_atlas.errors import AtlasError
@@ -420,7 +420,7 @@ class DashboardData:
         return out
 
     def summary(self, info: CampaignInfo) -> dict[str, Any]:
-        """One campaign's status, spec (its secrets masked by :func:`archive.redact.redact`),
+        """One campaign's status, spec (its secrets masked by :func:`archive.redact.redact_spec`),
         map geometry and statistics (the statistics are computed once per version)."""
         layout = self.layout(info)
         version = self.version(info)
@@ -433,7 +433,7 @@ class DashboardData:
             "progress": min(1.0, stats["finished"] / info.budget) if info.budget else 0.0,
             "stats": stats, "lease_holder": info.lease_holder, "lease_expires": info.lease_expires,
             "created_at": info.created_at, "updated_at": info.updated_at,
-            "version": version, "spec": json_safe(redact(info.spec)),
+            "version": version, "spec": json_safe(redact_spec(info.spec)),
         }
 
     # -- the map ---------------------------------------------------------------

@@ -37,6 +37,7 @@ from search.run import CampaignRun, RunSetup, setup_run
 from search.scheduler import EvaluatorSetupFailed, Scheduler, setup_failed_message
 from search.spec import CampaignSpec, SpecError, evaluator_problems, load_spec, parse_spec
 from workers.executors import ExecutorConfig, make_executor
+from workers.executors import base as executor_base
 from workers.executors.base import Executor
 
 __all__ = ["DEFAULT_STORAGE", "as_spec", "check_campaign", "checked_proposer", "default_storage", "is_complete",
@@ -154,7 +155,7 @@ def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Sta
     prepared = _prepare(store, spec, ex, checked, source)
     prepared.executor.start()  # Ray's address and resources are refused before the campaign is written
     try:
-        problem = prepared.executor.setup_problem()  # and so is a config the evaluator's setup refuses
+        problem = prepared.executor.setup_problem(executor_base.SETUP_CHECK_S)  # and a setup that fails
         if problem is not None:
             written = prepared.plan.existing is not None
             raise EvaluatorSetupFailed(setup_failed_message(spec.name, problem, written=written))

@@ -147,16 +147,6 @@ def _default_map(storage: str, name: str) -> Path:
     return MAPS_DIR / f"{name}.png" if storage == DEFAULT_STORAGE else default_map_path(storage, name)
 
 
-def _live_status(record: Any) -> str:
-    """The campaign's status, ``stopped`` where its scheduler is gone (lease expired, or
-    a process of this host that no longer exists)."""
-    from entropy_atlas.holders import holder_is_dead
-
-    status = record.live_status()
-    if status == "running" and record.lease_holder and holder_is_dead(record.lease_holder):
-        return "stopped"
-    return status
-
 
 def _execute(action: Callable[[Callable[[Stats], None]], Stats], budget: int, name: str,
              storage: str, map_out: Path | None) -> None:
@@ -371,7 +361,7 @@ def elites(
             import csv
 
             writer = csv.writer(sys.stdout)
-            fixed = ["cell", "evaluation_id", camp.objective_name]
+            fixed = ["cell", "evaluation_id", _objective_label(camp.objective_name, ("cell", "evaluation_id"))]
             writer.writerow([*fixed, *_labels(fixed, measure_names, param_names)])
             for r in rows:
                 writer.writerow([r["cell"], r["evaluation_id"], _cell_text(r["objective"], exact=True),
@@ -403,6 +393,8 @@ def _cell_text(value: Any, exact: bool = False) -> str:
     a list or mapping as JSON, with every entry."""
     if value is None:
         return ""
+    if exact and isinstance(value, bool):  # as atlas export's CSV and JSON write them
+        return "true" if value else "false"
     if isinstance(value, float):
         return repr(value) if exact else f"{value:.4g}"
     if exact and isinstance(value, list | dict):
@@ -667,7 +659,7 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
             exploration = _exploration_fields(camp, counts)
             failures = [{"message": m, "count": n} for m, n in found.result()]
     return {
-        "name": camp.name, "status": _live_status(camp.record), "budget": camp.budget,
+        "name": camp.name, "status": camp.record.live_status(), "budget": camp.budget,
         "finished": s.finished, "done": s.counts["done"], "failed": s.counts["failed"],
         "running": s.counts["running"] + s.counts["pending"], "elites": s.elites,
         "cells": s.cells, "coverage": s.coverage, "qd_score": s.qd_score,
@@ -826,6 +818,12 @@ def _failures_table(title: str, failed: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _objective_label(objective: str, ids: tuple[str, ...]) -> str:
+    """The objective's column label: its name, or ``objective.NAME`` where the name is one
+    of the id columns' (an objective called ``cell`` gave a CSV two ``cell`` columns)."""
+    return f"objective.{objective}" if objective in ids else objective
+
+
 def _labels(fixed: list[str], measure_names: list[str], param_names: list[str]) -> list[str]:
     """The measures' and parameters' column labels after the ``fixed`` columns: each its
     name, but a name that two columns would share is written ``measures.NAME`` or
@@ -849,7 +847,7 @@ def _elites_table(title: str, rows: list[dict[str, Any]], objective: str, measur
 def _elites_grid(title: str, rows: list[dict[str, Any]], objective: str, measure_names: list[str],
                  param_names: list[str], combined: bool) -> Table:
     table = _table(title, min_width=min(len(title), console.width))
-    fixed = ["cell", "eval", objective]
+    fixed = ["cell", "eval", _objective_label(objective, ("cell", "eval"))]
     labels = _labels(fixed, measure_names, param_names)
     for col in (*fixed, *labels[:len(measure_names)]):
         table.add_column(escape(col), **NUMBER)
@@ -867,6 +865,7 @@ def _elites_plain(title: str, rows: list[dict[str, Any]], objective: str, measur
     """:func:`_elites_table`'s columns as plain text (:func:`search.plain_table.plain_table`),
     for more rows than rich lays out quickly; the parameters share one column unless theirs
     fit the console."""
+    objective = _objective_label(objective, ("cell", "eval"))
     labels = _labels(["cell", "eval", objective], measure_names, param_names)
     numbers = ["cell", "eval", objective, *labels[:len(measure_names)]]
     right = [True] * len(numbers)

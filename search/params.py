@@ -38,11 +38,14 @@ class StrictModel(BaseModel):
 
 def check_bounds(low: float, high: float, log: bool, allow_equal: bool = False) -> None:
     """Raise ``ValueError`` unless ``low`` and ``high`` are finite, ``high > low`` (or
-    equal when ``allow_equal``), and ``low > 0`` on a log scale."""
+    equal when ``allow_equal``), their difference a finite float, and ``low > 0`` on a log
+    scale."""
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError("low and high must be finite")
     if high < low or (high == low and not allow_equal):
         raise ValueError(f"high ({high}) must be > low ({low})")
+    if not math.isfinite(float(high) - float(low)):  # every point is read as low + u (high - low)
+        raise ValueError(f"high - low must be a finite number: {high} - {low} passes the largest float")
     if log and low <= 0:
         raise ValueError(f"log scale needs low > 0 (got {low})")
 

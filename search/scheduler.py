@@ -147,6 +147,7 @@ class Scheduler:
         self._eval_s: float | None = None  # the mean time of the evaluations whose results came last
         self._writer: StepWriter | None = None  # turns written behind the loop (PostgreSQL, starts reported late)
         self._keeper: LeaseKeeper | None = None  # renews the lease while an inline evaluation holds the thread
+        self._setup_failed: list[Outcome] = []  # outcomes of a failed setup: the run stops after this turn
         executor.on_start = self._started
 
     @property
@@ -251,7 +252,7 @@ class Scheduler:
             self._eval_s = sum(timed) / len(timed)
         results = self._results(final)
         failing = self._fail_fast_tripped(final)
-        rows, calls, stuck = ([], [], False) if failing else self._plan()
+        rows, calls, stuck = ([], [], False) if failing or self._setup_failed else self._plan()
         started = self._to_charge
         if results or rows or calls or started:
             changed = bool(results or rows or calls)
@@ -268,6 +269,8 @@ class Scheduler:
         else:
             ids = []
         self._check_fail_fast(final)
+        if self._setup_failed:
+            self._stop_for_setup(self._setup_failed)
         if stuck:
             raise RuntimeError(f"proposer {self.proposer.name} proposed nothing with nothing in flight")
         items = [_InFlight(eid, r.seq, r.params, np.asarray(r.x), r.proposal, r.proposer, 0)
@@ -277,6 +280,18 @@ class Scheduler:
         self.created += len(rows)
         self.next_seq += len(rows)
         self._dispatch(items)
+
+    def _stop_for_setup(self, setup: list[Outcome]) -> None:
+        """Stop the run: the evaluator could not be set up. What failed so never ran and
+        goes back to ``pending`` uncharged; what is still in flight on other workers (ended
+        unfinished with the run) goes back charged, as a killed run's would; the outcomes
+        that came with the failure were written by this turn."""
+        never_ran = {o.evaluation_id for o in setup}
+        self._take_starts()  # the logged ones are in _charged: the requeue folds them
+        self._flush()
+        self.store.requeue([i for i in self.inflight if i in never_ran and i in self._charged], uncharge=True)
+        self.store.requeue([i for i in self.inflight if i not in never_ran])
+        raise EvaluatorSetupFailed(setup_failed_message(self.campaign.name, setup[0].error or "", written=True))
 
     def _plan(self) -> tuple[list[NewEvaluation], list[dict[str, Any]], bool]:
         """Ask the proposer for every batch there is room for (``batch_size`` at a time, or
@@ -365,11 +380,9 @@ class Scheduler:
         """The outcomes to record; a lost worker's evaluations go back to ``pending`` and
         out again while retries are left; a failed setup stops the run."""
         setup = [o for o in outcomes if o.setup_failed]
-        if setup:  # the run stops: what was in flight goes back uncharged (its workers are ended unfinished)
-            self._take_starts()  # the logged ones are in _charged: the requeue folds and uncharges them
-            self._flush()
-            self.store.requeue([i for i in self.inflight if i in self._charged], uncharge=True)
-            raise EvaluatorSetupFailed(setup_failed_message(self.campaign.name, setup[0].error or "", written=True))
+        if setup:  # the run stops once this turn's other outcomes are written (_stop_for_setup)
+            self._setup_failed = self._setup_failed or setup
+            outcomes = [o for o in outcomes if not o.setup_failed]
         final: list[Outcome] = []
         retry: list[_InFlight] = []
         for o in outcomes:
@@ -383,7 +396,7 @@ class Scheduler:
                 o = dataclasses.replace(o, status="failed",
                                         error=f"{o.error} (gave up after {item.attempts} attempts)")
             final.append(o)
-        if retry:
+        if retry and not self._setup_failed:  # a run that stops retries nothing: they stay in flight
             self._flush()
             if self._to_charge:  # their starts first, so that the requeue is the last word on them
                 started, logged = self._take_starts()

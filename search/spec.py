@@ -171,6 +171,20 @@ class SearchSpec(StrictModel):
             raise ValueError(problem)
         return value
 
+    @model_validator(mode="after")
+    def _whole_generations(self) -> SearchSpec:
+        """CMA-ES (``cma-me``, ``cma-mae``, alone or in a portfolio) asks a generation of
+        ``batch_size`` and learns only from whole ones: ``max_in_flight`` below it cuts
+        every generation short, and the search would never adapt its step or shape."""
+        members = self.options.get("members") if self.algorithm == "portfolio" else None
+        named = {self.algorithm, *(members if isinstance(members, dict) else ())}
+        es = sorted(a for a in named if a in ("cma-me", "cma-mae"))
+        if es and self.max_in_flight < self.batch_size:
+            raise _field_error("max_in_flight", f"{es[0]} asks generations of batch_size ({self.batch_size}) and "
+                                                f"learns from whole ones only; {self.max_in_flight} in flight cuts "
+                                                f"each short: set max_in_flight >= batch_size")
+        return self
+
 
 class ResourcesSpec(StrictModel):
     """What each evaluation reserves and how long and how often it may run.

@@ -61,13 +61,18 @@ class BoProposer(Proposer):
     checkpoint_version = 2
     migrates_versions = (1,)  # version 1 had no hyperparameters: the next fit starts cold
     option_names = ("initial_design", "num_restarts", "raw_samples")
+    restarts_default = 8  # the acquisition's optimisation: starts, and the raw samples they are picked from
+    raw_samples_default = 256
 
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
         dim = ctx.space.dim
         self.initial_design = self.int_option("initial_design", max(2 * (dim + 1), ctx.batch_size))
-        self.num_restarts = self.int_option("num_restarts", 8)
-        self.raw_samples = self.int_option("raw_samples", 256)
+        self.num_restarts = self.int_option("num_restarts", self.restarts_default)
+        self.raw_samples = self.int_option("raw_samples", self.raw_samples_default)
+        if self.raw_samples < self.num_restarts:  # BoTorch picks each restart's start among the raw samples
+            raise self.option_error("raw_samples", f"must be >= num_restarts ({self.num_restarts}): each restart "
+                                                   f"starts from one of the raw samples (got {self.raw_samples})")
         self.encoder = gp.Encoder(ctx.space)
         self.book = ObservationBook(self.ctx.space.dim)
         self.asks = 0

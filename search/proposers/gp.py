@@ -24,6 +24,11 @@ from gpytorch.mlls import ExactMarginalLogLikelihood, SumMarginalLogLikelihood
 from search.params import CategoricalParam
 from search.space import SearchSpace
 
+# linear_operator adds a jitter to a covariance that is numerically not positive definite
+# (points that coincide, a categorical-only space) and says so on every posterior: routine,
+# and nothing a campaign's user can act on. Its other warnings are still shown.
+warnings.filterwarnings("ignore", message=r"A not p\.d\., added jitter", category=RuntimeWarning)
+
 MAX_CATEGORY_COMBOS = 24
 FIT_MAXITER = 100
 """L-BFGS iterations of a hyperparameter fit: the mixed kernel's fit otherwise runs to

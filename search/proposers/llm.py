@@ -88,6 +88,10 @@ def stored_reply(text: str | None) -> str | None:
     return None if text is None else storable_text(text[:MAX_REPLY_CHARS])
 
 
+MAX_TEMPERATURE = 10.0  # sampling past a few is noise; OpenAI's own limit is 2
+MAX_TOKENS = 1_000_000  # no model's context holds more
+
+
 class LlmProposer(Proposer):
     name = "llm"
     option_names = ("backend", "base_url", "model", "api_key_env", "temperature", "max_tokens", "timeout_s",
@@ -109,8 +113,10 @@ class LlmProposer(Proposer):
         text = (lambda v: v is None or (isinstance(v, str) and v != ""), "must be a non-empty string")
         self.base_url = self.option("base_url", None, *text)
         self.api_key_env = self.option("api_key_env", None, *text)
-        self.temperature = self.number_option("temperature", 0.7, minimum=0)
-        self.max_tokens = self.int_option("max_tokens", 1024 if self.backend_kind == "hf" else 2048)
+        # bounded where no endpoint's model reads further: 1e308 and 10**15 were sent as given
+        self.temperature = self.number_option("temperature", 0.7, minimum=0, maximum=MAX_TEMPERATURE)
+        self.max_tokens = self.int_option("max_tokens", 1024 if self.backend_kind == "hf" else 2048,
+                                          maximum=MAX_TOKENS)
         self.timeout_s = self.number_option("timeout_s", 60, above=0)
         self.max_retries = self.int_option("max_retries", 4, minimum=0)
         self.backoff_s = self.number_option("backoff_s", 1.0, minimum=0)

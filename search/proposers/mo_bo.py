@@ -28,11 +28,11 @@ class MoBoProposer(BoProposer):
     name = "mo-bo"
     option_names = ("initial_design", "num_restarts", "raw_samples", "mc_samples", "measures", "measure_directions")
 
+    restarts_default = 4  # hypervolume acquisitions cost more per restart than qLogNEI: lighter defaults
+    raw_samples_default = 128
+
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
-        # Hypervolume acquisitions cost more per restart than qLogNEI: lighter defaults.
-        self.num_restarts = self.int_option("num_restarts", 4)
-        self.raw_samples = self.int_option("raw_samples", 128)
         self.mc_samples = self.int_option("mc_samples", 32)
         names = ctx.layout.measure_names
         chosen = self.measures_option("measures", list(names))

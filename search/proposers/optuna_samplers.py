@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
@@ -59,6 +60,14 @@ class OptunaProposer(Proposer):
     @abc.abstractmethod
     def make_sampler(self) -> optuna.samplers.BaseSampler:
         """A new sampler, seeded with the campaign's seed."""
+
+    @property
+    def sampler_seed(self) -> int:
+        """The campaign's seed as Optuna takes one (numpy's legacy ``RandomState``: below
+        2**32): itself when it fits, else 32 bits drawn from it (:class:`numpy.random.SeedSequence`),
+        so that every seed the spec allows (up to 2**63 - 1) runs, and distinct ones differ."""
+        seed = self.ctx.seed
+        return seed if 0 <= seed < 2**32 else int(np.random.SeedSequence(seed).generate_state(1)[0])
 
     def startup_trials(self) -> int:
         """``n_startup_trials`` (10): the random trials before the sampler models anything."""
@@ -173,7 +182,7 @@ class TpeProposer(OptunaProposer):
     ignored_options = formerly_shared(ONCE_SHARED, option_names)
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.TPESampler(seed=self.ctx.seed, n_startup_trials=self.startup_trials(),
+        return optuna.samplers.TPESampler(seed=self.sampler_seed, n_startup_trials=self.startup_trials(),
                                           multivariate=self.flag_option("multivariate", True))
 
 
@@ -183,7 +192,7 @@ class CmaEsProposer(OptunaProposer):
     ignored_options = formerly_shared(ONCE_SHARED, option_names)
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.CmaEsSampler(seed=self.ctx.seed, n_startup_trials=self.startup_trials(),
+        return optuna.samplers.CmaEsSampler(seed=self.sampler_seed, n_startup_trials=self.startup_trials(),
                                             warn_independent_sampling=False)
 
 
@@ -193,7 +202,7 @@ class GpProposer(OptunaProposer):
     ignored_options = formerly_shared(ONCE_SHARED, option_names)
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.GPSampler(seed=self.ctx.seed, n_startup_trials=self.startup_trials(),
+        return optuna.samplers.GPSampler(seed=self.sampler_seed, n_startup_trials=self.startup_trials(),
                                          warn_independent_sampling=False)  # conditional parameters: expected
 
 
@@ -204,7 +213,7 @@ class Nsga2Proposer(OptunaProposer):
     ignored_options = formerly_shared(ONCE_SHARED, option_names)
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.NSGAIISampler(seed=self.ctx.seed, population_size=self.int_option(
+        return optuna.samplers.NSGAIISampler(seed=self.sampler_seed, population_size=self.int_option(
             "population_size", 50, minimum=2))
 
 

@@ -8,10 +8,13 @@ is chosen by
 
     argmax_i  r̄_i + c · sqrt(2 ln N / n_i)
 
-(r̄_i its mean reward, n_i its told proposals, N their sum; members never told go
-first). Which member made each evaluation is stored in the evaluation's ``proposer``.
+(r̄_i its mean reward, 1 until it is told anything; n_i its proposals, told or still in
+flight; N their sum; members never asked go first), so the batches asked in one turn go
+round the members. Which member made each evaluation is stored in the evaluation's
+``proposer``, or the member's own label for it (``llm-fallback``), whose results still
+credit the member.
 
-The checkpoint keeps the bandit's counts (fields ``pulls``, ``rewards``) and each
+The checkpoint keeps the bandit's counts (fields ``pulls``, ``rewards``, ``asked``) and each
 member's own checkpoint, whole, as the byte array ``member.<name>``. From a legacy pickle
 (never read) the counts are replayed from the archive's results in the order recorded,
 which is what ``tell`` saw, and each member resumes as from its own legacy pickle.
@@ -76,11 +79,15 @@ class PortfolioProposer(Proposer):
         self.c = self.number_option("c", 1.0, minimum=0)
         self.members: dict[str, Proposer] = {}
         for i, (name, options) in enumerate(members.items()):
-            sub = ProposerContext(**{**ctx.__dict__, "options": dict(options or {}), "seed": ctx.seed + 1000 * (i + 1),
+            seed = (ctx.seed + 1000 * (i + 1)) % 2**63  # within the seeds a spec allows
+            sub = ProposerContext(**{**ctx.__dict__, "options": dict(options or {}), "seed": seed,
                                      "options_path": f"{ctx.options_path}.members.{name}"})
             self.members[name] = build_proposer(name, sub)
-        self.pulls = {name: 0 for name in self.members}
+        self.pulls = {name: 0 for name in self.members}  # results told, by member
         self.rewards = {name: 0.0 for name in self.members}
+        self.asked = {name: 0 for name in self.members}  # proposals made, by member (told or still out)
+        # a member's own labels for some of its proposals (llm's "llm-fallback"): its results credit the member
+        self.owners = {f"{name}-fallback": name for name in self.members}
         self.best: dict[int, float] = {}
 
     @classmethod
@@ -96,12 +103,17 @@ class PortfolioProposer(Proposer):
         return out
 
     def choose(self) -> str:
-        untold = [m for m, n in self.pulls.items() if n == 0]
-        if untold:
-            return untold[0]
-        total = sum(self.pulls.values())
-        return max(self.members, key=lambda m: self.rewards[m] / self.pulls[m]
-                   + self.c * math.sqrt(2 * math.log(total) / self.pulls[m]))
+        """The member to ask next: one never asked, in order; else by UCB1 over what each
+        has proposed, told or still in flight (``n_i`` = its pulls and its proposals out,
+        a mean of 1 until it is told anything): the batches asked in one turn, before any
+        result comes back, go round the members instead of all to the first."""
+        unasked = [m for m, n in self.asked.items() if n == 0]
+        if unasked:
+            return unasked[0]
+        counts = {m: max(self.pulls[m], self.asked[m]) for m in self.members}
+        total = sum(counts.values())
+        return max(self.members, key=lambda m: (self.rewards[m] / self.pulls[m] if self.pulls[m] else 1.0)
+                   + self.c * math.sqrt(2 * math.log(total) / counts[m]))
 
     def ask(self, n: int) -> list[Proposal]:
         first = self.choose()
@@ -110,7 +122,11 @@ class PortfolioProposer(Proposer):
             proposals = self.members[name].ask(n)
             if proposals:
                 for p in proposals:
-                    p.proposer = name
+                    if p.proposer is None or p.proposer == name:
+                        p.proposer = name
+                    else:  # the member's own label (llm-fallback) stays; its results still credit the member
+                        self.owners[p.proposer] = name
+                self.asked[name] += len(proposals)
                 return proposals
         return []
 
@@ -125,11 +141,12 @@ class PortfolioProposer(Proposer):
 
     def _credit(self, o: Observation) -> None:
         """Count ``o`` for the member that proposed it: reward 1 when it improved the map."""
-        if o.proposer in self.pulls:
+        member = self.owners.get(o.proposer or "", o.proposer)
+        if member in self.pulls:
             improved = o.fitness is not None and o.cell is not None and (
                 o.cell not in self.best or o.fitness > self.best[o.cell])
-            self.pulls[o.proposer] += 1
-            self.rewards[o.proposer] += 1.0 if improved else 0.0
+            self.pulls[member] += 1
+            self.rewards[member] += 1.0 if improved else 0.0
         if o.fitness is not None and o.cell is not None and o.fitness > self.best.get(o.cell, -math.inf):
             self.best[o.cell] = o.fitness
 
@@ -137,13 +154,15 @@ class PortfolioProposer(Proposer):
     def to_checkpoint(self) -> Checkpoint:
         """The bandit's counts and each member's checkpoint (as bytes, its own format)."""
         arrays = {f"member.{name}": np.frombuffer(m.state(), dtype=np.uint8) for name, m in self.members.items()}
-        return Checkpoint(fields={"pulls": self.pulls, "rewards": self.rewards}, arrays=arrays)
+        return Checkpoint(fields={"pulls": self.pulls, "rewards": self.rewards, "asked": self.asked}, arrays=arrays)
 
     def from_checkpoint(self, saved: Checkpoint | None, history: History) -> None:
         if saved is not None:
             self._check_members(saved)
             self.pulls = {m: int(saved.fields["pulls"][m]) for m in self.members}
             self.rewards = {m: float(saved.fields["rewards"][m]) for m in self.members}
+            asked = saved.fields.get("asked") or self.pulls  # a checkpoint from before it was kept: the pulls
+            self.asked = {m: max(int(asked.get(m, 0)), self.pulls[m]) for m in self.members}
         for name, member in self.members.items():
             state = None if saved is None else saved.arrays[f"member.{name}"].tobytes()
             member.restore(state, _MemberHistory(history, name))
@@ -159,6 +178,7 @@ class PortfolioProposer(Proposer):
         self.best = {}
         for o in history.finished():
             self._credit(o)
+        self.asked = dict(self.pulls)
         self._best_from(history)
         checkpoint.warn_legacy(self.name, "the bandit's counts replayed from the results")
 

@@ -25,6 +25,8 @@ acquisition map in cells chosen by a scrambled Sobol sequence over measure space
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
@@ -37,10 +39,18 @@ from search.proposers.bo import BoProposer
 MAX_SCORE_ELEMENTS = 20_000_000  # candidates × cells per scoring pass
 
 
+def sobol_points(dim: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """The first ``n`` points of a scrambled Sobol sequence, drawn as a power of two of
+    them (the same points ``Sobol.random(n)`` gives, without SciPy's warning that a count
+    that is not a power of two loses the sequence's balance)."""
+    return qmc.Sobol(dim, scramble=True, seed=rng).random_base2(max(0, math.ceil(math.log2(max(n, 1)))))[:n]
+
+
 class QdBoProposer(BoProposer):
     name = "qd-bo"
-    option_names = ("initial_design", "num_restarts", "raw_samples", "acquisition", "candidates",
-                    "kappa", "sail_generations", "sail_batch", "mc_samples")
+    option_names = ("initial_design", "acquisition", "candidates", "kappa", "sail_generations", "sail_batch",
+                    "mc_samples")
+    ignored_options = ("num_restarts", "raw_samples")  # bo's: qd-bo scores candidate sets, it optimises nothing
 
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
@@ -126,7 +136,7 @@ class QdBoProposer(BoProposer):
     def _candidates(self, rng: np.random.Generator) -> np.ndarray:
         dim = self.ctx.space.dim
         per_pass = max(16, min(self.n_candidates, MAX_SCORE_ELEMENTS // max(1, self.layout.cells)))
-        sobol = qmc.Sobol(dim, scramble=True, seed=rng).random(per_pass // 2)
+        sobol = sobol_points(dim, per_pass // 2, rng)
         parents = np.stack(self.book.x)[rng.integers(len(self.book.x), size=per_pass - len(sobol))]
         local = np.clip(parents + rng.normal(0, 0.05, parents.shape), 0, 1)
         return np.vstack([sobol, local])
@@ -187,7 +197,7 @@ class QdBoProposer(BoProposer):
         by_cell = dict(zip(cells.tolist(), range(len(cells)), strict=True))
         lows = np.array([a.low for a in self.layout.axes])
         highs = np.array([a.high for a in self.layout.axes])
-        sobol = qmc.Sobol(self.k, scramble=True, seed=rng).random(8 * n)
+        sobol = sobol_points(self.k, 8 * n, rng)
         wanted = self.layout.index_of(lows + sobol * (highs - lows))
         avoid = self.book.avoid()
         taken_tree = cKDTree(avoid) if len(avoid) else None

@@ -87,6 +87,8 @@ nothing else), ``cma-me`` and ``cma-mae`` refuse, since CMA-ES state is not in t
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -97,6 +99,7 @@ from search.proposers import checkpoint
 from search.proposers.base import (
     History,
     Observation,
+    OptionError,
     Proposal,
     Proposer,
     ProposerContext,
@@ -122,6 +125,26 @@ RANKERS = ("imp", "2imp", "rd", "2rd", "obj", "2obj")  # pyribs' rankers that ne
 # the options one class took for all three algorithms: each now takes its own, and its siblings' with a warning
 ONCE_SHARED = ("emitters", "variation", "sigma", "iso_sigma", "line_sigma", "sigma0", "ranker", "selection_rule",
                "restart_rule", "learning_rate", "threshold_min", "random_init", "x0")
+
+
+MAX_RESAMPLES = 1000  # the expected draws per in-bounds solution past which sigma0 is refused
+
+
+def in_cube_probability(sigma: float, x0: np.ndarray) -> float:
+    """P(x ∈ [0, 1]^d) for x ~ N(x0, σ² I): Π_i [Φ((1 − x0_i)/σ) − Φ(−x0_i/σ)]."""
+    def phi(z: float) -> float:
+        return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+    return float(np.prod([phi((1.0 - c) / sigma) - phi(-c / sigma) for c in x0]))
+
+
+def _largest_sigma(x0: np.ndarray) -> float:
+    """The largest σ whose draws land in the cube at least one time in :data:`MAX_RESAMPLES` (bisection)."""
+    low, high = 1e-9, 10.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if in_cube_probability(mid, x0) >= 1 / MAX_RESAMPLES else (low, mid)
+    return low
 
 
 class RibsProposer(Proposer):
@@ -185,6 +208,8 @@ class RibsProposer(Proposer):
                                   lambda v: v in ("no_improvement", "basic") or (is_int(v) and v >= 1),
                                   "must be no_improvement, basic or a number of generations >= 1")
             sigma0 = self.number_option("sigma0", 0.15, above=0)
+            self._check_generation(n_emitters, emitter_batch)
+            self._check_sigma0(sigma0, x0)
             for s in seeds:
                 self.emitters.append(EvolutionStrategyEmitter(
                     self.archive, x0=x0, sigma0=sigma0, ranker=ranker, selection_rule=selection,
@@ -199,6 +224,25 @@ class RibsProposer(Proposer):
         # emitter index -> the generation it waits on (CMA-ES emitters only)
         self.gens: dict[int, dict[str, Any]] = {}
         self.warned_empty = False  # whether a restart from x0 (empty archive) was warned about
+
+    def _check_generation(self, n_emitters: int, emitter_batch: int) -> None:
+        """CMA-ES ranks a generation to update its mean and shape: one of a single member
+        has no parents (pyribs' weights divide by zero)."""
+        if emitter_batch < 2:
+            raise OptionError(f"search.batch_size: {self.name} needs generations of at least 2 per emitter; "
+                              f"batch_size {self.ctx.batch_size} over {n_emitters} emitter(s) gives {emitter_batch}")
+
+    def _check_sigma0(self, sigma0: float, x0: np.ndarray) -> None:
+        """pyribs resamples each solution of CMA-ES until it lies within the bounds (the
+        unit cube), without limit: where a draw of N(x0, sigma0² I) lands in the cube less
+        than one time in :data:`MAX_RESAMPLES`, the first ask would run on for hours."""
+        inside = in_cube_probability(sigma0, x0)
+        if inside < 1 / MAX_RESAMPLES:
+            largest = _largest_sigma(x0)
+            odds = f"one time in {1 / inside:.3g}" if inside > 0 else "never, to double precision"
+            raise self.option_error("sigma0", f"a first-generation solution of N(x0, {sigma0:g}²) lands in the unit "
+                                              f"cube of {len(x0)} dimensions {odds}, and pyribs resamples until "
+                                              f"each does: take sigma0 <= {largest:.3g}")
 
     # -- ask/tell ------------------------------------------------------------
     def ask(self, n: int) -> list[Proposal]:
@@ -486,6 +530,18 @@ class MapElitesProposer(RibsProposer):
     ignored_options = formerly_shared(ONCE_SHARED, option_names)
     checkpoint_version = 3
     migrates_versions = (1, 2)
+
+    @classmethod
+    def option_warnings(cls, options: Mapping[str, Any], path: str = "search.options") -> list[str]:
+        """Also the adaptive variation's own options (``sigmas``, ``discount``) where the
+        variation is another (named, or implied by a single step's option): ignored."""
+        out = super().option_warnings(options, path)
+        explicit = any(k in options for k in SINGLE_STEP_OPTIONS)
+        variation = options.get("variation", "iso_line" if explicit else "adaptive")
+        if variation != "adaptive":
+            out += [f"{path}.{key}: the {variation} variation does not use it (only adaptive does); it is ignored"
+                    for key in ("sigmas", "discount") if key in options]
+        return out
 
 
 class CmaMeProposer(RibsProposer):

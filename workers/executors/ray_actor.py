@@ -15,8 +15,8 @@ Rules it keeps:
 - The evaluator is set up once, on the evaluation thread, which starts with the actor (so
   a model loads while the driver writes the campaign and asks for the first batch); when
   that fails every batch gets setup-failure outcomes (nothing ran).
-  ``setup_outcome(wait_s)`` says, waiting up to ``wait_s``, whether the setup has ended
-  and how it failed: the run asks it before it writes the campaign. With ``memory_mb``
+  ``ready()`` answers once the setup has ended (with its failure, if it failed): the run
+  waits on it before it writes the campaign, and the driver before it pushes any work. With ``memory_mb``
   the data segment is capped after setup (:func:`workers.limits.cap_memory_growth`).
 """
 
@@ -58,13 +58,13 @@ class EvaluatorActor:
         self._thread = threading.Thread(target=self._loop, name="atlas-evaluations", daemon=True)
         self._thread.start()
 
-    def ready(self) -> str:
-        return worker_name()
-
-    def setup_outcome(self, wait_s: float) -> tuple[bool, str | None]:
-        """(whether the setup has ended, its failure as text or None), waiting up to ``wait_s``."""
-        ended = self._set_up.wait(wait_s)
-        return ended, self._setup_error
+    def ready(self) -> str | None:
+        """Answers once the evaluator's setup has ended: None when it succeeded, else its
+        failure as text. The driver pushes work only to an actor that answered, so a batch's
+        time (its timeout) starts after the setup, and nothing is charged to a worker that
+        dies while it sets up (that call then fails)."""
+        self._set_up.wait()
+        return self._setup_error
 
     def push(self, batches: list[tuple[int, list[EvaluationTask]]]) -> None:
         if not batches:

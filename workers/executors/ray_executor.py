@@ -25,6 +25,8 @@ import collections
 import contextlib
 import dataclasses
 import os
+import signal
+import threading
 import time
 from typing import Any
 
@@ -35,11 +37,17 @@ from workers import registry
 from workers.executors import reaper
 from workers.executors.base import SETUP_CHECK_S, Executor, ExecutorConfig, ExecutorError
 from workers.executors.ray_actor import EvaluatorActor
-from workers.runner import EvaluationTask, Outcome
+from workers.runner import EvaluationTask, Outcome, setup_failure
 
 CONNECT_TIMEOUT_S = 10.0  # how long the check of a cluster's address waits for it to answer
 PIPELINE = 2  # batches an actor holds: the one it runs and the next
 LONG_POLL_S = 5.0  # how long an actor's `results` call waits for an outcome before answering empty
+SETUP_DEATHS = 3  # workers dead in their evaluator's setup, one after another, before the run is told it failed
+MIN_SETUP_LIMIT_S = 300.0  # an actor's setup may take max(this, timeout_s) before it counts as failed
+
+
+class WorkerSetupLost(RuntimeError):
+    """Workers died, or hung, while they set the evaluator up: no evaluation can start."""
 
 
 @dataclasses.dataclass
@@ -53,10 +61,12 @@ class _Slot:
     """One actor as the driver sees it: its batches in order, and its calls under way."""
 
     actor: Any
-    ready: Any  # its pending `ready` call, None once placed
+    ready: Any  # its pending `ready` call (it answers once the evaluator is set up), None after
     held: collections.deque[_Batch] = dataclasses.field(default_factory=collections.deque)
     results: Any = None  # its pending `results` call
     pushed: int = 0  # batches pushed to it so far (the actor runs them in this order)
+    solo: bool = False  # it runs one retried evaluation alone: nothing is queued behind it
+    born: float = dataclasses.field(default_factory=time.monotonic)
 
 
 class RayExecutor(Executor):
@@ -68,6 +78,9 @@ class RayExecutor(Executor):
         self._started_ray = False
         self._slots: list[_Slot] = []
         self._queue: collections.deque[EvaluationTask] = collections.deque()
+        self._solo: collections.deque[EvaluationTask] = collections.deque()  # retries: one at a time, alone
+        self._setup_deaths = 0  # workers dead in setup since one last finished it
+        self._setup_lost: str | None = None  # why no worker can be set up (then every task fails so)
         self._chunk = 1
         self._remote: Any = None
         self._started: list[int] = []  # evaluation ids known started since the last report
@@ -85,8 +98,11 @@ class RayExecutor(Executor):
             else:  # a private local Ray, never a stale or another user's cluster found on this host
                 kwargs["address"] = "local"
                 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            handler = signal.getsignal(signal.SIGTERM)
             ray.init(**kwargs)
             self._started_ray = True
+            if callable(handler) and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, handler)  # ray.init put its own in place (exit 1, a C dump)
         cls = registry.build(self.config.kind, self.config.config, self.config.target)
         self._chunk = max(1, int(getattr(cls, "max_batch_size", 1) or 1))
         self._remote = ray.remote(EvaluatorActor).options(
@@ -102,28 +118,29 @@ class RayExecutor(Executor):
 
     def setup_problem(self, wait_s: float = SETUP_CHECK_S) -> str | None:
         """The first setup failure any actor reports within ``wait_s`` (each sets its
-        evaluator up as it is placed); None once every actor's setup has succeeded, or when
-        ``wait_s`` ends first (an actor still loading, or one not placed yet)."""
-        asked = [s.actor.setup_outcome.remote(wait_s) for s in self._slots]
+        evaluator up as it is placed), or a worker that died while it set it up; None once
+        every actor's setup has succeeded, or when ``wait_s`` ends first (an actor still
+        loading, or one not placed yet)."""
+        asked = [s.ready for s in self._slots if s.ready is not None]
         deadline = time.monotonic() + wait_s
         while asked:
             ready, asked = ray.wait(asked, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
             if not ready:
                 return None
             try:
-                _, error = ray.get(ready[0])
-            except RayError:
-                continue  # an actor that died: the run replaces it, as it would later
+                error = ray.get(ready[0])
+            except RayError as exc:
+                return f"evaluator setup failed: the worker died while it set the evaluator up ({_first_line(exc)})"
             if error is not None:
-                return error
+                return str(error)
         return None
 
     def _pool_size(self) -> int:
         resources = ray.cluster_resources()
         limits = [self.config.max_in_flight]
-        if self.config.num_cpus > 0:
-            limits.append(int(resources.get("CPU", 1) // self.config.num_cpus))
         required = dict(self.config.custom_resources)  # each must fit at least one actor
+        if self.config.num_cpus > 0:  # 3 CPUs of a 2-CPU cluster: an actor never placed, a run that never ends
+            required["CPU"] = self.config.num_cpus
         if self.config.num_gpus > 0:
             required["GPU"] = self.config.num_gpus
         if self.config.memory_bytes is not None:
@@ -140,19 +157,31 @@ class RayExecutor(Executor):
         return _Slot(actor, actor.ready.remote())
 
     def _is_ready(self, index: int) -> bool:
-        """Whether actor ``index`` is placed and running; work waits in the queue until it is
-        (a replacement may wait for a node with the resources it needs)."""
+        """Whether actor ``index`` has set its evaluator up (successfully or not: a failed
+        setup fails the work pushed to it, which stops the run); work waits in the queue
+        until it has (a replacement may wait for a node with the resources it needs). A
+        worker that dies in its setup is replaced, up to :data:`SETUP_DEATHS` in a row, and
+        one whose setup runs past max(``timeout_s``, :data:`MIN_SETUP_LIMIT_S`) counts as
+        failed: then every task fails as a setup failure (:class:`WorkerSetupLost`)."""
         slot = self._slots[index]
         if slot.ready is None:
             return True
         done, _ = ray.wait([slot.ready], timeout=0)
         if not done:
+            limit = max(self.config.timeout_s, MIN_SETUP_LIMIT_S)
+            if time.monotonic() - slot.born > limit:
+                self._setup_lost = f"the evaluator's setup on a worker did not end within {limit:g} s"
             return False
         try:
             ray.get(slot.ready)
-        except RayError:
+        except RayError as exc:
+            self._setup_deaths += 1
+            if self._setup_deaths >= SETUP_DEATHS:
+                self._setup_lost = (f"{self._setup_deaths} workers in a row died while they set the evaluator "
+                                    f"up ({_first_line(exc)})")
             self._replace_actor(index)
             return False
+        self._setup_deaths = 0
         slot.ready = None
         return True
 
@@ -170,22 +199,37 @@ class RayExecutor(Executor):
 
     # -- work ----------------------------------------------------------------
     def submit(self, tasks: list[EvaluationTask]) -> None:
-        self._queue.extend(tasks)
+        """Queue ``tasks``; a retried one (``attempt`` > 1: its worker died under it, or an
+        earlier scheduler was killed with it in flight) runs alone, with nothing queued
+        behind it, so that a worker dying under it again is known to have died of it."""
+        for task in tasks:
+            (self._solo if task.attempt > 1 else self._queue).append(task)
         self._dispatch()
 
     def in_flight(self) -> int:
-        return len(self._queue) + sum(len(b.tasks) for s in self._slots for b in s.held)
+        return len(self._queue) + len(self._solo) + sum(len(b.tasks) for s in self._slots for b in s.held)
 
     def _dispatch(self) -> None:
         """Push queued tasks to ready actors breadth-first, up to ``PIPELINE`` batches an
         actor, and keep one ``results`` call under way for every actor holding work."""
         now = time.time()
         pushes: dict[int, list[tuple[int, list[EvaluationTask]]]] = {}
+        for index, slot in enumerate(self._slots):  # retries first, each alone on an idle actor
+            if not self._solo:
+                break
+            if slot.held or not self._is_ready(index):
+                continue
+            batch = _Batch([self._solo.popleft()], started=now)
+            self._started.extend(t.evaluation_id for t in batch.tasks)
+            slot.held.append(batch)
+            slot.solo = True
+            pushes.setdefault(index, []).append((slot.pushed, batch.tasks))
+            slot.pushed += 1
         for depth in range(1, PIPELINE + 1):
             for index, slot in enumerate(self._slots):
                 if not self._queue:
                     break
-                if len(slot.held) >= depth or not self._is_ready(index):
+                if slot.solo or len(slot.held) >= depth or not self._is_ready(index):
                     continue
                 batch = _Batch([self._queue.popleft() for _ in range(min(self._chunk, len(self._queue)))])
                 if not slot.held:
@@ -209,6 +253,12 @@ class RayExecutor(Executor):
         actor to come up when work is queued for one."""
         self._dispatch()
         outcomes: list[Outcome] = []
+        if self._setup_lost is not None:  # no worker can be set up: the queued work fails so, and the run stops
+            tasks = [*self._solo, *self._queue]
+            self._solo.clear()
+            self._queue.clear()
+            if tasks:
+                return setup_failure(tasks, WorkerSetupLost(self._setup_lost))
         waiting = {s.results: i for i, s in enumerate(self._slots) if s.results is not None}
         if waiting:
             refs = list(waiting)
@@ -219,7 +269,7 @@ class RayExecutor(Executor):
                 index = waiting[ref]
                 if self._slots[index].results is ref:  # else its actor was replaced just now
                     outcomes += self._collect(index)
-        elif self._queue:
+        elif self._queue or self._solo:
             coming = [s.ready for s in self._slots if s.ready is not None]
             if coming:
                 with contextlib.suppress(RayError):
@@ -237,16 +287,22 @@ class RayExecutor(Executor):
         try:
             outcomes: list[Outcome] = ray.get(ref, timeout=30)
         except RayError as exc:
-            head = slot.held[0] if slot.held and slot.held[0].started is not None else None
-            if head is not None:
-                slot.held.popleft()
+            # The batch that ran, and the one queued behind it: a worker that died as that one began
+            # may have finished the first (its outcomes lost with the reply), so both count as started,
+            # both are lost, and each evaluation is retried alone (submit): the one that kills its
+            # worker again is then known.
+            lost: list[_Batch] = []
+            while slot.held and len(lost) < PIPELINE and (slot.held[0].started is not None or lost):
+                lost.append(slot.held.popleft())
+            for batch in lost[1:]:
+                self._started.extend(t.evaluation_id for t in batch.tasks)
             self._replace_actor(index)
-            text = str(exc).splitlines()[0] if str(exc) else ""
-            reason = f"worker lost: {type(exc).__name__}: {text}"
-            return [Outcome(t.evaluation_id, "lost", error=reason) for t in head.tasks] if head else []
+            reason = f"worker lost: {type(exc).__name__}: {_first_line(exc)}"
+            return [Outcome(t.evaluation_id, "lost", error=reason) for b in lost for t in b.tasks]
         returned = {o.evaluation_id for o in outcomes}
         while slot.held and all(t.evaluation_id in returned for t in slot.held[0].tasks):
             batch = slot.held.popleft()
+            slot.solo = slot.solo and bool(slot.held)
             if batch.started is None:  # it started and ended between two looks
                 self._started.extend(t.evaluation_id for t in batch.tasks)
         if slot.held and slot.held[0].started is None:
@@ -271,13 +327,20 @@ class RayExecutor(Executor):
         return outcomes
 
     def _replace_actor(self, index: int) -> None:
-        """Kill and replace actor ``index``; the batches it still held go back to the queue."""
+        """Kill and replace actor ``index``; the batches it still held go back to the queue
+        (a retry to the front of the retries)."""
         slot = self._slots[index]
         for batch in reversed(slot.held):
-            self._queue.extendleft(reversed(batch.tasks))
+            for task in reversed(batch.tasks):
+                (self._solo if task.attempt > 1 else self._queue).appendleft(task)
         with contextlib.suppress(Exception):
             ray.kill(slot.actor)
         self._slots[index] = self._new_slot()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def check_reachable(address: str) -> None:
