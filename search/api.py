@@ -179,7 +179,12 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
     ex = built_executor(spec, executor, address)  # before the storage is even opened
     checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
     lease_ttl_s = settings.lease_ttl_s()  # and so does a malformed ATLAS_LEASE_TTL
-    store = Store(storage or default_storage())
+    ex.start()  # and a cluster that cannot serve it (resources, address): Store() below creates the file
+    try:
+        store = Store(storage or default_storage())
+    except BaseException:
+        ex.shutdown()
+        raise
     try:
         return _run(store, spec, ex, progress, lease_ttl_s, checked, source)
     finally:

@@ -133,7 +133,7 @@ def test_a_cluster_without_the_resources_asked_for_is_refused_before_writing(tmp
     spec = quadratic_spec(search__budget=4, resources={"timeout_s": 30, "num_gpus": 1})
     with pytest.raises(Exception, match="ask for 1 of 'GPU' each but the Ray cluster has 0"):
         api.run(spec, storage=f"sqlite:///{db}", executor="ray")
-    assert campaign_rows(db) == 0
+    assert campaign_rows(db) == 0 and not db.exists()  # refused before the storage file was made
     spec["resources"]["num_gpus"] = 0  # corrected: the same name runs, no "different spec"
     assert api.run(spec, storage=f"sqlite:///{db}", executor="ray").finished == 4
 

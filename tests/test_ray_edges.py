@@ -72,6 +72,7 @@ def test_a_worker_that_dies_in_its_setup_is_refused_before_writing(tmp_path: Pat
 def test_more_cpus_than_the_cluster_has_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ExecutorError, match="ask for 3 of 'CPU' each but the Ray cluster has 2"):
         api.run(_spec("crashes_above", num_cpus=3), storage=f"sqlite:///{tmp_path / 'a.db'}", executor="ray")
+    assert not (tmp_path / "a.db").exists()
 
 
 def test_a_batch_time_starts_after_the_setup(sqlite_url: str) -> None:
