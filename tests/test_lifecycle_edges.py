@@ -49,6 +49,14 @@ def _slow_spec(**overrides: Any) -> dict[str, Any]:
     return spec
 
 
+def _run_behind(url: str, monkeypatch: pytest.MonkeyPatch, sleep: float,
+                **search: Any) -> tuple[_Background, dict[str, Any]]:
+    """A run of the slow quadratic (``sleep`` seconds an evaluation) on a thread: it and its spec."""
+    monkeypatch.setenv("ATLAS_TEST_SLEEP", str(sleep))
+    spec = _slow_spec(**{f"search__{key}": value for key, value in search.items()})
+    return _Background(lambda: api.run(spec, storage=url, executor="inline")), spec
+
+
 def _wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -82,9 +90,7 @@ def _status(url: str, name: str) -> str | None:
 
 def test_a_campaign_deleted_under_its_run_stops_the_run_with_one_line(storage_url: str,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ATLAS_TEST_SLEEP", "0.02")
-    spec = _slow_spec(search__budget=2000, search__batch_size=4, search__max_in_flight=4)
-    run = _Background(lambda: api.run(spec, storage=storage_url, executor="inline"))
+    run, _ = _run_behind(storage_url, monkeypatch, 0.02, budget=2000, batch_size=4, max_in_flight=4)
     _wait_for(lambda: _done(storage_url, "quad") >= 8)
     store = Store(storage_url)
     try:
@@ -100,9 +106,7 @@ def test_an_inline_evaluation_longer_than_the_lease_keeps_it(sqlite_url: str,
     """TTL 1 s, evaluations of 2.5 s on the loop's own thread: the lease stays live
     throughout and another scheduler cannot take it."""
     monkeypatch.setenv("ATLAS_LEASE_TTL", "1")
-    monkeypatch.setenv("ATLAS_TEST_SLEEP", "2.5")
-    spec = _slow_spec(search__budget=2, search__batch_size=1, search__max_in_flight=1)
-    run = _Background(lambda: api.run(spec, storage=sqlite_url, executor="inline"))
+    run, _ = _run_behind(sqlite_url, monkeypatch, 2.5, budget=2, batch_size=1, max_in_flight=1)
     _wait_for(lambda: _status(sqlite_url, "quad") == "running")
     store = Store(sqlite_url)
     try:
@@ -123,9 +127,7 @@ def test_an_inline_evaluation_longer_than_the_lease_keeps_it(sqlite_url: str,
 
 def test_a_run_refused_as_busy_does_not_change_the_budget(storage_url: str,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ATLAS_TEST_SLEEP", "0.05")
-    spec = _slow_spec(search__budget=40, search__batch_size=2, search__max_in_flight=2)
-    run = _Background(lambda: api.run(spec, storage=storage_url, executor="inline"))
+    run, spec = _run_behind(storage_url, monkeypatch, 0.05, budget=40, batch_size=2, max_in_flight=2)
     _wait_for(lambda: _done(storage_url, "quad") >= 2)
     with pytest.raises(CampaignBusy, match="is being run by scheduler"):
         api.run(spec, storage=storage_url, executor="inline", budget=500)
