@@ -91,6 +91,11 @@ def setup_failed_message(name: str, error: str, written: bool) -> str:
             f"`atlas delete {name} --yes` and run the corrected file")
 
 
+def _attempts(n: int) -> str:
+    """``1 attempt``, ``3 attempts``."""
+    return f"{n} attempt{'' if n == 1 else 's'}"
+
+
 @dataclasses.dataclass
 class _InFlight:
     evaluation_id: int
@@ -230,7 +235,7 @@ class Scheduler:
                              row["proposal"] or {}, row["proposer"], row["attempts"])
             self.inflight[item.evaluation_id] = item
             if item.attempts > self.spec.resources.max_retries:
-                error = (f"gave up after {item.attempts} attempts: its worker or scheduler "
+                error = (f"gave up after {_attempts(item.attempts)}: its worker or scheduler "
                          f"was lost each time")
                 given_up.append(Outcome(item.evaluation_id, "failed", error=error))
             else:
@@ -394,7 +399,7 @@ class Scheduler:
                     retry.append(item)
                     continue
                 o = dataclasses.replace(o, status="failed",
-                                        error=f"{o.error} (gave up after {item.attempts} attempts)")
+                                        error=f"{o.error} (gave up after {_attempts(item.attempts)})")
             final.append(o)
         if retry and not self._setup_failed:  # a run that stops retries nothing: they stay in flight
             self._flush()

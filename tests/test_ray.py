@@ -70,7 +70,7 @@ def test_worker_lost_every_time_gives_up_after_max_retries(sqlite_url: str, ray_
     )
     stats = api.run(spec, storage=sqlite_url, executor="ray")
     (row,) = archive.open(sqlite_url).campaign("quad").evaluations()
-    assert row["status"] == "failed" and "worker lost" in row["error"] and "gave up after 1" in row["error"]
+    assert row["status"] == "failed" and "worker lost" in row["error"] and "gave up after 1 attempt)" in row["error"]
     assert stats.counts["failed"] == 1
 
 
