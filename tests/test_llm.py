@@ -293,3 +293,18 @@ def test_each_kind_of_fallback_is_reported_once(sqlite_url: str, server: ChatSer
     assert "no candidates in its reply" in garbage and "no JSON" in garbage
     assert "503" in refused
     assert "1 usable" in short and "3 of 4 candidates" in short
+
+
+def test_a_cut_reply_is_named_as_cut(sqlite_url: str, server: ChatServer, caplog: pytest.LogCaptureFixture) -> None:
+    """5,000 valid candidates past MAX_REPLY_CHARS: the cut JSON array does not parse, and
+    the warning said "its reply held 1 candidates" with no word of the cut."""
+    import logging
+
+    server.script = [("ok", "[" + ", ".join(['{"a": 0.5, "b": 0.25}'] * 20_000) + "]")] * 10
+    spec = llm_spec(server, max_retries=0)
+    spec["search"]["budget"] = 4
+    with caplog.at_level(logging.WARNING, logger="entropy_atlas.llm"):
+        api.run(spec, storage=sqlite_url, executor="inline")
+    (warning,) = [w for w in llm_warnings(caplog) if "candidate" in w]
+    assert f"it was cut at {MAX_REPLY_CHARS:,} characters" in warning
+    assert "1 candidates" not in warning

@@ -194,11 +194,13 @@ class LlmProposer(Proposer):
         """The kind and reason of a short batch, from the request's problem or the reply's outcome."""
         if self._problem is not None:
             return self._problem
+        cut = f", as read: it was cut at {MAX_REPLY_CHARS:,} characters" if outcome.get("cut") else ""
         if not outcome["candidates"]:
-            return "reply", f"no candidates in its reply ({problem or 'nothing parsed'})"
+            return "reply", f"no candidates in its reply ({problem or 'nothing parsed'}{cut})"
         discarded = ", ".join(f"{k}: {v}" for k, v in sorted(outcome["discarded"].items())) or "none"
-        return "candidates", (f"its reply held {outcome['candidates']} candidates for {asked} asked, "
-                              f"{outcome['valid']} usable (discarded: {discarded})")
+        held = outcome["candidates"]
+        return "candidates", (f"its reply held {held} candidate{'' if held == 1 else 's'}{cut}, for {asked} "
+                              f"asked, {outcome['valid']} usable (discarded: {discarded})")
 
     # -- prompts ---------------------------------------------------------------
     def _raw_objective(self, fitness: float) -> float:
@@ -246,7 +248,8 @@ class LlmProposer(Proposer):
         self._problem = None
         reply, key = self._ask_model(messages)
         candidates, problem = parse_candidates(reply) if reply is not None else ([], "no reply")
-        outcome: dict[str, Any] = {"candidates": len(candidates), "valid": 0, "discarded": {}, "problem": problem}
+        outcome: dict[str, Any] = {"candidates": len(candidates), "valid": 0, "discarded": {}, "problem": problem,
+                                   "cut": reply is not None and len(reply) >= MAX_REPLY_CHARS}
         proposals: list[Proposal] = []
         for candidate in candidates:
             if len(proposals) == n:
