@@ -84,6 +84,7 @@ def test_a_batch_time_starts_after_the_setup(sqlite_url: str) -> None:
     rows = _rows(sqlite_url)
     slow = [r for r in rows if r["params"]["a"] > 0.8]
     assert slow and all(r["status"] == "failed" and "timeout" in r["error"] for r in slow)
+    assert all(not r["worker"].startswith("actor-") and r["worker"].rsplit(":", 1)[-1].isdigit() for r in slow)
     assert all(r["status"] == "done" for r in rows if r["params"]["a"] <= 0.8), [
         (r["params"]["a"], r["error"]) for r in rows if r["status"] != "done"]
 
@@ -113,3 +114,4 @@ def test_a_worker_dying_as_a_batch_begins_is_charged_to_the_evaluation_that_kill
                                                           if r["status"] != "done"]
     assert all(r["status"] == "failed" and r["attempts"] == 3 and "gave up after 3 attempts" in r["error"]
                for r in crashers), [(r["attempts"], r["error"]) for r in crashers]
+    assert all(r["worker"] and r["worker"].rsplit(":", 1)[-1].isdigit() for r in crashers)  # host:pid of the dead

@@ -58,13 +58,13 @@ class EvaluatorActor:
         self._thread = threading.Thread(target=self._loop, name="atlas-evaluations", daemon=True)
         self._thread.start()
 
-    def ready(self) -> str | None:
-        """Answers once the evaluator's setup has ended: None when it succeeded, else its
-        failure as text. The driver pushes work only to an actor that answered, so a batch's
-        time (its timeout) starts after the setup, and nothing is charged to a worker that
-        dies while it sets up (that call then fails)."""
+    def ready(self) -> tuple[str, str | None]:
+        """Answers once the evaluator's setup has ended: the worker's name (``host:pid``) and
+        None when the setup succeeded, else its failure as text. The driver pushes work only
+        to an actor that answered, so a batch's time (its timeout) starts after the setup,
+        and nothing is charged to a worker that dies while it sets up (that call then fails)."""
         self._set_up.wait()
-        return self._setup_error
+        return worker_name(), self._setup_error
 
     def push(self, batches: list[tuple[int, list[EvaluationTask]]]) -> None:
         if not batches:

@@ -66,6 +66,7 @@ class _Slot:
     results: Any = None  # its pending `results` call
     pushed: int = 0  # batches pushed to it so far (the actor runs them in this order)
     solo: bool = False  # it runs one retried evaluation alone: nothing is queued behind it
+    worker: str | None = None  # its worker's name (host:pid), once it answered ready
     born: float = dataclasses.field(default_factory=time.monotonic)
 
 
@@ -128,7 +129,7 @@ class RayExecutor(Executor):
             if not ready:
                 return None
             try:
-                error = ray.get(ready[0])
+                _, error = ray.get(ready[0])
             except RayError as exc:
                 return f"evaluator setup failed: the worker died while it set the evaluator up ({_first_line(exc)})"
             if error is not None:
@@ -173,7 +174,7 @@ class RayExecutor(Executor):
                 self._setup_lost = f"the evaluator's setup on a worker did not end within {limit:g} s"
             return False
         try:
-            ray.get(slot.ready)
+            slot.worker, _ = ray.get(slot.ready)
         except RayError as exc:
             self._setup_deaths += 1
             if self._setup_deaths >= SETUP_DEATHS:
@@ -298,7 +299,7 @@ class RayExecutor(Executor):
                 self._started.extend(t.evaluation_id for t in batch.tasks)
             self._replace_actor(index)
             reason = f"worker lost: {type(exc).__name__}: {_first_line(exc)}"
-            return [Outcome(t.evaluation_id, "lost", error=reason) for b in lost for t in b.tasks]
+            return [Outcome(t.evaluation_id, "lost", error=reason, worker=slot.worker) for b in lost for t in b.tasks]
         returned = {o.evaluation_id for o in outcomes}
         while slot.held and all(t.evaluation_id in returned for t in slot.held[0].tasks):
             batch = slot.held.popleft()
@@ -322,7 +323,7 @@ class RayExecutor(Executor):
                 continue
             slot.held.popleft()
             outcomes += [Outcome(t.evaluation_id, "failed", error=f"timeout: ran past {limit:g} s",
-                                 worker=f"actor-{index}", seconds=now - head.started) for t in head.tasks]
+                                 worker=slot.worker, seconds=now - head.started) for t in head.tasks]
             self._replace_actor(index)
         return outcomes
 
