@@ -72,14 +72,14 @@ class CampaignHandle:
         """All evaluations and elites to ``.json``, ``.csv`` or ``.parquet`` (:mod:`archive.export`)."""
         from archive.export import EVALUATION_FIELDS, JSON_FIELDS, ExportData, export_campaign, gc_paused
 
-        if Path(path).is_dir() or Path(path).suffix.lower() in EXPORT_SUFFIXES:  # else export_campaign names
-            # the formats
-            check_output(Path(path), EXPORT_SUFFIXES, self.store.url)
+        path = Path(path)
+        if path.is_dir() or path.suffix.lower() in EXPORT_SUFFIXES:  # another suffix: export_campaign names the formats
+            check_output(path, EXPORT_SUFFIXES, self.store.url)
         with gc_paused(), self.store.snapshot():  # the rows and the elites of one moment
             data = ExportData(self.name, self.spec, self.refresh().record.live_status(),
                               self.store.evaluation_texts(self.record.id, EVALUATION_FIELDS, JSON_FIELDS),
                               self.store.elite_cells(self.record.id))
-            return export_campaign(data, Path(path))
+            return export_campaign(data, path)
 
     def map_data(self) -> MapData:
         """The elite map's data (:class:`archive.records.MapData`), read without drawing."""

@@ -21,6 +21,15 @@ def lease_is_live(holder: str | None, expires: float | None, now: float | None =
     return holder is not None and expires is not None and expires >= now
 
 
+def scheduler_is_live(holder: str | None, expires: float | None, now: float | None = None) -> bool:
+    """Whether the campaign's scheduler is alive: its lease is live (:func:`lease_is_live`)
+    and its holder is not a process of this host that no longer exists (``kill -9``: known
+    at once, not a lease's TTL later)."""
+    from entropy_atlas.holders import holder_is_dead
+
+    return lease_is_live(holder, expires, now) and not holder_is_dead(holder or "")
+
+
 @dataclasses.dataclass(frozen=True)
 class CampaignSettings:
     """What every reader of a campaign needs, written once with its row (``campaigns.settings``)
@@ -124,9 +133,7 @@ class CampaignRecord:
         """The status as a reader should see it: a ``running`` campaign whose scheduler's
         lease has expired (it was killed, or exited without a word), or whose scheduler was a
         process of this host that no longer exists (``kill -9``: at once), is ``stopped``."""
-        from entropy_atlas.holders import holder_is_dead
-
-        if self.status == "running" and (not self.lease_is_live(now) or holder_is_dead(self.lease_holder or "")):
+        if self.status == "running" and not scheduler_is_live(self.lease_holder, self.lease_expires, now):
             return "stopped"
         return self.status
 

@@ -68,24 +68,15 @@ def _masked(value: Any) -> Any:
     return MASK
 
 
-def redact(value: Any) -> Any:
+def redact(value: Any, secret_keys: bool = True) -> Any:
     """A deep copy of ``value`` (a spec, or any JSON-like value) with its secrets masked:
-    the values of secret keys, and the passwords of URLs (see the module docstring)."""
+    the values of secret keys (unless ``secret_keys`` is False: keys there are names, not
+    credentials), and the passwords of URLs (see the module docstring)."""
     if isinstance(value, Mapping):
-        return {k: _masked(v) if is_secret_key(k) else redact(v) for k, v in value.items()}
+        return {k: _masked(v) if secret_keys and is_secret_key(k) else redact(v, secret_keys)
+                for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [redact(v) for v in value]
-    if isinstance(value, str):
-        return redact_url(value)
-    return copy.deepcopy(value)
-
-
-def _urls_only(value: Any) -> Any:
-    """A deep copy of ``value`` with only the passwords of URLs masked (no key is secret)."""
-    if isinstance(value, Mapping):
-        return {k: _urls_only(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_urls_only(v) for v in value]
+        return [redact(v, secret_keys) for v in value]
     if isinstance(value, str):
         return redact_url(value)
     return copy.deepcopy(value)
@@ -100,10 +91,10 @@ def redact_spec(spec: Any) -> Any:
     if not isinstance(spec, Mapping) or not isinstance(out, dict):
         return out
     if "space" in spec:
-        out["space"] = _urls_only(spec["space"])
+        out["space"] = redact(spec["space"], secret_keys=False)
     search = spec.get("search")
     if isinstance(search, Mapping) and "initial_points" in search and isinstance(out.get("search"), dict):
-        out["search"]["initial_points"] = _urls_only(search["initial_points"])
+        out["search"]["initial_points"] = redact(search["initial_points"], secret_keys=False)
     return out
 
 

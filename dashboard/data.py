@@ -33,12 +33,11 @@ from archive import queries
 from archive.exploration import campaign_exploration
 from archive.layout import CellLayout
 from archive.queries import CampaignRow, EliteRow
-from archive.records import EXPLORATION_BINS, lease_is_live
+from archive.records import EXPLORATION_BINS, scheduler_is_live
 from archive.redact import redact_spec
 from archive.stats import RUN_LENGTH, Exploration, non_dominated, replay
 from archive.store import Store
 from entropy_atlas.errors import AtlasError
-from entropy_atlas.holders import holder_is_dead
 
 VORONOI_RESOLUTION = 200
 
@@ -89,8 +88,7 @@ class CampaignInfo(CampaignRow):
         row says running but its scheduler's lease has lapsed, or its process on this host
         is gone (``kill -9``: at once, as ``atlas status`` says, not a lease's TTL later)."""
         if self.status == "running":
-            live = lease_is_live(self.lease_holder, self.lease_expires)
-            return "running" if live and not holder_is_dead(self.lease_holder or "") else "interrupted"
+            return "running" if scheduler_is_live(self.lease_holder, self.lease_expires) else "interrupted"
         return self.status
 
 

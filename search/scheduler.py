@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 
-from archive.engine import parse_storage_url, sqlite_file
 from archive.errors import CampaignDeleted, LeaseConflict
 from archive.records import NewEvaluation, Result, Stats
 from archive.store import Store
@@ -174,7 +173,7 @@ class Scheduler:
         self._last_renew = time.time()
         status = "stopped"
         try:
-            if self.executor.blocks_loop and self._keeps_lease_apart():
+            if self.executor.blocks_loop:
                 self._keeper = LeaseKeeper(self.store.url, self.cid, self.holder, self.lease_ttl_s)
             write_limits(self.store, self.campaign, self.spec)  # a new budget, only once the run holds the lease
             self.store.set_status(self.cid, self.holder, "running")
@@ -486,10 +485,6 @@ class Scheduler:
     def _deleted(self) -> str:
         return (f"campaign {self.campaign.name!r} was deleted while this run held it (`atlas delete --force`); "
                 f"this run stopped without writing more")
-
-    def _keeps_lease_apart(self) -> bool:
-        """Whether a second store can reach this run's database (not an in-memory SQLite)."""
-        return self.store.dialect != "sqlite" or sqlite_file(parse_storage_url(self.store.url)) is not None
 
     def _report(self, final: bool = False) -> None:
         if self.progress is None:

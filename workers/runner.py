@@ -154,9 +154,10 @@ def _outcome(task: EvaluationTask, raw: Any, measure_names: list[str], worker: s
     if not isinstance(raw, dict):
         return fail(f"evaluator returned {type(raw).__name__}, expected a dict with objective and measures")
     objective = _as_float(raw.get("objective"))
+    own_error = storable_text(_capped(raw["error"])) if isinstance(raw.get("error"), str) and raw["error"] else None
     if objective is None:
-        if isinstance(raw.get("error"), str) and raw["error"]:  # the evaluator's own reason for failing
-            return fail(storable_text(_capped(raw["error"])))
+        if own_error:  # the evaluator's own reason for failing
+            return fail(own_error)
         return fail(f"objective is missing or not a finite number: {raw.get('objective')!r}")
     given = raw.get("measures") or {}
     if not isinstance(given, dict):
@@ -176,8 +177,8 @@ def _outcome(task: EvaluationTask, raw: Any, measure_names: list[str], worker: s
     if not isinstance(metrics, dict):  # every reader takes metrics by name
         return fail(f"metrics must be a dict, got {type(raw.get('metrics')).__name__}")
     metrics.setdefault("eval_seconds", seconds)
-    if isinstance(raw.get("error"), str) and raw["error"]:  # an error beside an objective: kept, not dropped
-        metrics.setdefault("error", storable_text(_capped(raw["error"])))
+    if own_error:  # an error beside an objective: kept, not dropped
+        metrics.setdefault("error", own_error)
     return Outcome(task.evaluation_id, "done", objective=objective, measures=measures,
                    metrics=metrics, worker=worker, seconds=seconds)
 

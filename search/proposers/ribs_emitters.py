@@ -87,7 +87,6 @@ nothing else), ``cma-me`` and ``cma-mae`` refuse, since CMA-ES state is not in t
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -127,15 +126,21 @@ ONCE_SHARED = ("emitters", "variation", "sigma", "iso_sigma", "line_sigma", "sig
                "restart_rule", "learning_rate", "threshold_min", "random_init", "x0")
 
 
+def default_variation(options: Mapping[str, Any]) -> str:
+    """map-elites' ``variation`` where none is named: ``iso_line`` when a single step's
+    option is (:data:`SINGLE_STEP_OPTIONS`), else ``adaptive``."""
+    return "iso_line" if any(k in options for k in SINGLE_STEP_OPTIONS) else "adaptive"
+
+
 MAX_RESAMPLES = 1000  # the expected draws per in-bounds solution past which sigma0 is refused
 
 
 def in_cube_probability(sigma: float, x0: np.ndarray) -> float:
-    """P(x ∈ [0, 1]^d) for x ~ N(x0, σ² I): Π_i [Φ((1 − x0_i)/σ) − Φ(−x0_i/σ)]."""
-    def phi(z: float) -> float:
-        return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+    """P(x ∈ [0, 1]^d) for x ~ N(x0, σ² I): Π_i [Φ((1 − x0_i)/σ) − Φ(−x0_i/σ)] (Φ: SciPy's ``ndtr``)."""
+    from scipy.special import ndtr
 
-    return float(np.prod([phi((1.0 - c) / sigma) - phi(-c / sigma) for c in x0]))
+    x0 = np.asarray(x0, dtype=float)
+    return float(np.prod(ndtr((1.0 - x0) / sigma) - ndtr(-x0 / sigma)))
 
 
 def _largest_sigma(x0: np.ndarray) -> float:
@@ -173,8 +178,7 @@ class RibsProposer(Proposer):
         bounds = [(0.0, 1.0)] * dim
         self.emitters: list[Any] = []
         if self.name == "map-elites":
-            explicit = any(k in ctx.options for k in SINGLE_STEP_OPTIONS)
-            variation = self.choice_option("variation", "iso_line" if explicit else "adaptive",
+            variation = self.choice_option("variation", default_variation(ctx.options),
                                            ("adaptive", "iso_line", "gaussian"))
             self.variation = variation
             self.adaptive = variation == "adaptive"
@@ -536,8 +540,7 @@ class MapElitesProposer(RibsProposer):
         """Also the adaptive variation's own options (``sigmas``, ``discount``) where the
         variation is another (named, or implied by a single step's option): ignored."""
         out = super().option_warnings(options, path)
-        explicit = any(k in options for k in SINGLE_STEP_OPTIONS)
-        variation = options.get("variation", "iso_line" if explicit else "adaptive")
+        variation = options.get("variation", default_variation(options))
         if variation != "adaptive":
             out += [f"{path}.{key}: the {variation} variation does not use it (only adaptive does); it is ignored"
                     for key in ("sigmas", "discount") if key in options]

@@ -54,6 +54,7 @@ class WorkerSetupLost(RuntimeError):
 class _Batch:
     tasks: list[EvaluationTask]
     started: float | None = None  # driver time it was known started
+    solo: bool = False  # a retried evaluation run alone: nothing is queued behind it
 
 
 @dataclasses.dataclass
@@ -65,9 +66,13 @@ class _Slot:
     held: collections.deque[_Batch] = dataclasses.field(default_factory=collections.deque)
     results: Any = None  # its pending `results` call
     pushed: int = 0  # batches pushed to it so far (the actor runs them in this order)
-    solo: bool = False  # it runs one retried evaluation alone: nothing is queued behind it
     worker: str | None = None  # its worker's name (host:pid), once it answered ready
     born: float = dataclasses.field(default_factory=time.monotonic)
+
+    @property
+    def solo(self) -> bool:
+        """Whether it holds a retried evaluation run alone (then it takes nothing more)."""
+        return any(b.solo for b in self.held)
 
 
 class RayExecutor(Executor):
@@ -204,8 +209,12 @@ class RayExecutor(Executor):
         earlier scheduler was killed with it in flight) runs alone, with nothing queued
         behind it, so that a worker dying under it again is known to have died of it."""
         for task in tasks:
-            (self._solo if task.attempt > 1 else self._queue).append(task)
+            self._queue_of(task).append(task)
         self._dispatch()
+
+    def _queue_of(self, task: EvaluationTask) -> collections.deque[EvaluationTask]:
+        """The retries' queue for a retried task (``attempt`` > 1), else the queue."""
+        return self._solo if task.attempt > 1 else self._queue
 
     def in_flight(self) -> int:
         return len(self._queue) + len(self._solo) + sum(len(b.tasks) for s in self._slots for b in s.held)
@@ -220,10 +229,9 @@ class RayExecutor(Executor):
                 break
             if slot.held or not self._is_ready(index):
                 continue
-            batch = _Batch([self._solo.popleft()], started=now)
+            batch = _Batch([self._solo.popleft()], started=now, solo=True)
             self._started.extend(t.evaluation_id for t in batch.tasks)
             slot.held.append(batch)
-            slot.solo = True
             pushes.setdefault(index, []).append((slot.pushed, batch.tasks))
             slot.pushed += 1
         for depth in range(1, PIPELINE + 1):
@@ -303,7 +311,6 @@ class RayExecutor(Executor):
         returned = {o.evaluation_id for o in outcomes}
         while slot.held and all(t.evaluation_id in returned for t in slot.held[0].tasks):
             batch = slot.held.popleft()
-            slot.solo = slot.solo and bool(slot.held)
             if batch.started is None:  # it started and ended between two looks
                 self._started.extend(t.evaluation_id for t in batch.tasks)
         if slot.held and slot.held[0].started is None:
@@ -333,7 +340,7 @@ class RayExecutor(Executor):
         slot = self._slots[index]
         for batch in reversed(slot.held):
             for task in reversed(batch.tasks):
-                (self._solo if task.attempt > 1 else self._queue).appendleft(task)
+                self._queue_of(task).appendleft(task)
         with contextlib.suppress(Exception):
             ray.kill(slot.actor)
         self._slots[index] = self._new_slot()
