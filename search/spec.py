@@ -65,6 +65,8 @@ MAX_GRID_CELLS = 1_000_000
 #: The most cells, and k-means samples, of a CVT archive.
 MAX_CVT_CELLS = 100_000
 MAX_CVT_SAMPLES = 1_000_000
+#: a batch is asked, and a CMA-ES generation allocated, at once: beyond this no run needs, and 10⁹ exhausts memory
+MAX_BATCH = 1_000_000
 DEFAULT_CVT_SAMPLES = 25_000
 #: The bounds of ``resources.timeout_s`` (10 ms to 30 days: what ``setitimer`` handles).
 MIN_TIMEOUT_S = 0.01
@@ -156,7 +158,7 @@ class SearchSpec(StrictModel):
     algorithm: str = "map-elites"
     options: dict[str, Any] = Field(default_factory=dict)
     budget: int = Field(gt=0)
-    batch_size: int = Field(default=8, gt=0)
+    batch_size: int = Field(default=8, gt=0, le=MAX_BATCH)
     max_in_flight: int = Field(default=16, gt=0)
     seed: int = Field(default=0, ge=0)
     fail_fast: int = Field(default=10, ge=0, description=(

@@ -265,6 +265,15 @@ def test_the_timeout_is_bounded(timeout: float, line: str) -> None:
     assert problems(quadratic_spec(resources={"timeout_s": timeout})) == [line]
 
 
+def test_a_batch_past_a_million_is_refused() -> None:
+    """A batch is asked (and a CMA-ES generation allocated) at once: cma-me with
+    ``batch_size: 10**9`` had hung in its first ask."""
+    search = {"algorithm": "cma-me", "budget": 20, "batch_size": 10**9, "max_in_flight": 10**9}
+    assert problems(quadratic_spec(search=search)) == ["search.batch_size: must be <= 1000000"]
+    search.update(batch_size=10**6, max_in_flight=10**6)
+    assert parse_spec(quadratic_spec(search=search)).search.batch_size == 10**6
+
+
 def test_the_timeout_bounds_themselves_are_fine() -> None:
     assert parse_spec(quadratic_spec(resources={"timeout_s": 0.01})).resources.timeout_s == 0.01
     assert parse_spec(quadratic_spec(resources={"timeout_s": 2_592_000})).resources.timeout_s == 2_592_000
