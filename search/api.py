@@ -126,7 +126,7 @@ def check_campaign(spec: CampaignSpec, source: str = "campaign", evaluator: bool
     try:
         checked = checked_proposer(spec)
     except OptionError as exc:
-        raise SpecError([*problems, str(exc)], source) from None
+        raise SpecError([*problems, *exc.lines], source) from None
     if problems:
         raise SpecError(problems, source)
     return checked
@@ -146,7 +146,7 @@ def _prepare(store: Store, spec: CampaignSpec, ex: Executor, checked: CheckedPro
     try:
         proposer = build_proposer(spec.search.algorithm, setup.proposer_context())
     except OptionError as exc:
-        raise SpecError([str(exc)], source) from None
+        raise SpecError(exc.lines, source) from None
     return PreparedRun(plan, setup, proposer, ex)
 
 

@@ -116,3 +116,49 @@ def test_a_siblings_option_is_taken_with_a_warning(algorithm: str, options: dict
 def test_an_option_no_sibling_has_is_still_refused() -> None:
     with pytest.raises(OptionError, match=r"search\.options: ranker not understood by optuna-tpe"):
         build("optuna-tpe", {"ranker": "imp"})
+
+
+ALL_AT_ONCE = [  # every bad option of one file, each its own line, in the order they are read
+    ("map-elites", {"random_init": -1, "discount": 0, "bogus": 1},
+     ["search.options: bogus not understood by map-elites (known: emitters, random_init, x0, variation, sigma, "
+      "iso_sigma, line_sigma, sigmas, discount)",
+      "search.options.discount: must be a number > 0 and <= 1 (got 0)",
+      "search.options.random_init: must be an integer >= 0 (got -1)"]),
+    ("bo", {"num_restarts": 0, "raw_samples": "many"},
+     ["search.options.num_restarts: must be an integer >= 1 (got 0)",
+      "search.options.raw_samples: must be an integer >= 1 (got 'many')"]),
+    ("portfolio", {"c": "high", "members": {"map-elites": {"iso_sigma": -1}, "bo": {"num_restarts": 0}}},
+     ["search.options.c: must be a number >= 0 (got 'high')",
+      "search.options.members.map-elites.iso_sigma: must be a number > 0 (got -1)",
+      "search.options.members.bo.num_restarts: must be an integer >= 1 (got 0)"]),
+]
+
+
+@pytest.mark.parametrize(("algorithm", "options", "lines"), ALL_AT_ONCE, ids=[a for a, _, _ in ALL_AT_ONCE])
+def test_every_bad_option_is_reported_at_once(algorithm: str, options: dict, lines: list[str]) -> None:
+    with pytest.raises(OptionError) as refused:
+        build(algorithm, options)
+    assert sorted(refused.value.lines) == sorted(lines)
+
+
+def test_a_check_across_options_waits_for_each_option_to_be_right() -> None:
+    """``raw_samples`` below ``num_restarts`` is a check across the two: with ``num_restarts``
+    itself refused, the default standing in for it would make a misleading second line."""
+    with pytest.raises(OptionError) as refused:
+        build("bo", {"num_restarts": -3, "raw_samples": 2})
+    assert refused.value.lines == ["search.options.num_restarts: must be an integer >= 1 (got -3)"]
+    with pytest.raises(OptionError) as refused:
+        build("bo", {"num_restarts": 5, "raw_samples": 2})
+    assert [line.split(":")[0] for line in refused.value.lines] == ["search.options.raw_samples"]
+
+
+def test_the_command_line_shows_every_bad_option_and_creates_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(quadratic_spec(search__options={"x0": [2, 2], "random_init": -1})))
+    db = tmp_path / "atlas.db"
+    result = CliRunner().invoke(app, ["run", str(bad), "--storage", f"sqlite:///{db}", "--executor", "inline"])
+    assert result.exit_code == 2, result.output
+    assert sorted(result.stderr.strip().splitlines()) == [
+        f"error: {bad}: search.options.random_init: must be an integer >= 0 (got -1)",
+        f"error: {bad}: search.options.x0: must be 2 numbers in [0, 1] (a point of the unit cube) (got [2, 2])"]
+    assert not db.exists()

@@ -89,7 +89,37 @@ class ProposerContext:
 
 
 class OptionError(AtlasError, ValueError):
-    """A proposer option that is unknown or out of range."""
+    """Proposer options that are unknown or out of range: one line (``lines``) each."""
+
+    def __init__(self, *lines: str) -> None:
+        self.lines = list(lines)
+        super().__init__("\n".join(lines))
+
+
+class _ChecksEveryOption(abc.ABCMeta):
+    """Building a proposer reports every bad option at once.
+
+    A read that fails its check (:meth:`Proposer.option`) is recorded and reads as the
+    default, so that the constructor reads on to the next one; the construction then
+    raises one :class:`OptionError` with a line for each. A check across options raised
+    by the constructor itself is reported only when no single option was bad (it may
+    have read a default standing in for one); so is any other error it raised then.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        proposer = cls.__new__(cls)
+        proposer.option_problems = []
+        try:
+            proposer.__init__(*args, **kwargs)
+        except Exception as exc:
+            if proposer.option_problems:
+                raise OptionError(*proposer.option_problems) from None
+            if isinstance(exc, OptionError):
+                raise OptionError(*exc.lines) from None
+            raise
+        if proposer.option_problems:
+            raise OptionError(*proposer.option_problems)
+        return proposer
 
 
 def is_int(value: Any) -> bool:
@@ -108,7 +138,7 @@ def formerly_shared(shared: tuple[str, ...], own: tuple[str, ...]) -> tuple[str,
     return tuple(o for o in shared if o not in own)
 
 
-class Proposer(abc.ABC):
+class Proposer(metaclass=_ChecksEveryOption):
     """Base class: subclasses implement ``ask`` and ``tell``, and save their state explicitly.
 
     ``state()`` writes :meth:`to_checkpoint` (named JSON fields and arrays, never a pickle:
@@ -126,12 +156,13 @@ class Proposer(abc.ABC):
     ignored_options: tuple[str, ...] = ()
     checkpoint_version: int = 1
     migrates_versions: tuple[int, ...] = ()
+    option_problems: list[str]  # this construction's bad options, one line each (_ChecksEveryOption)
 
     def __init__(self, ctx: ProposerContext) -> None:
         self.ctx = ctx
         unknown = set(ctx.options) - set(self.option_names) - set(self.ignored_options)
         if unknown:
-            raise OptionError(
+            self.option_problems.append(
                 f"{ctx.options_path}: {', '.join(sorted(unknown))} not understood by {self.name} "
                 f"(known: {', '.join(self.option_names) or 'none'})"
             )
@@ -144,13 +175,15 @@ class Proposer(abc.ABC):
         return [f"{path}.{key}: {cls.name} does not use it; it is ignored" for key in options
                 if key in cls.ignored_options]
 
-    # -- options: each read checked, an out-of-range value an OptionError naming it --
+    # -- options: each read checked, every out-of-range value a line of one OptionError --
     def option(self, key: str, default: Any, check: Callable[[Any], bool] | None = None,
                rule: str = "") -> Any:
-        """Option ``key`` (``default`` when absent), refused unless ``check`` holds."""
+        """Option ``key`` (``default`` when absent), refused unless ``check`` holds: the
+        refusal is recorded (:class:`_ChecksEveryOption`) and the default read instead."""
         value = self.ctx.options.get(key, default)
         if check is not None and not check(value):
-            raise self.option_error(key, f"{rule} (got {value!r})")
+            self.option_problems.append(str(self.option_error(key, f"{rule} (got {value!r})")))
+            return default
         return value
 
     def option_error(self, key: str, reason: str) -> OptionError:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from search.proposers import checkpoint
-from search.proposers.base import History, Observation, Proposal, Proposer, ProposerContext
+from search.proposers.base import History, Observation, OptionError, Proposal, Proposer, ProposerContext
 from search.proposers.checkpoint import Checkpoint, CheckpointError
 
 DEFAULT_MEMBERS: dict[str, dict[str, Any]] = {"map-elites": {}, "random": {}}
@@ -82,7 +82,10 @@ class PortfolioProposer(Proposer):
             seed = (ctx.seed + 1000 * (i + 1)) % 2**63  # within the seeds a spec allows
             sub = ProposerContext(**{**ctx.__dict__, "options": dict(options or {}), "seed": seed,
                                      "options_path": f"{ctx.options_path}.members.{name}"})
-            self.members[name] = build_proposer(name, sub)
+            try:
+                self.members[name] = build_proposer(name, sub)
+            except OptionError as exc:  # reported with the portfolio's own, and the other members'
+                self.option_problems.extend(exc.lines)
         self.pulls = {name: 0 for name in self.members}  # results told, by member
         self.rewards = {name: 0.0 for name in self.members}
         self.asked = {name: 0 for name in self.members}  # proposals made, by member (told or still out)
