@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 EVALUATION_FIELDS = ("id", "seq", "params", "status", "objective", "measures", "metrics", "cell",
                      "proposer", "attempts", "error", "worker", "created_at", "started_at", "finished_at")
 JSON_FIELDS = ("params", "measures", "metrics")
+# the scalar fields' column types, for columns with no value to infer them from (an empty campaign)
+SCALAR_TYPES = {"id": "int64", "seq": "int64", "status": "string", "objective": "float64", "cell": "int64",
+                "proposer": "string", "attempts": "int64", "error": "string", "worker": "string",
+                "created_at": "float64", "started_at": "float64", "finished_at": "float64"}
 _EMPTY: dict[str, Any] = {}
 
 
@@ -174,7 +178,8 @@ def flat_table(data: ExportData) -> pa.Table:
         arrays = {}
         for field, values in columns.items():
             if field not in JSON_FIELDS:
-                arrays[field] = _column(values)
+                known = all(v is None for v in values)  # nothing to infer from: the field's own type
+                arrays[field] = pa.array(values, type=SCALAR_TYPES[field]) if known else _column(values)
             if field == "cell":
                 arrays["elite"] = _elite_flags(data, columns["id"])
         for group in JSON_FIELDS:

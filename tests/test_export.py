@@ -234,3 +234,22 @@ def test_a_snapshot_reads_one_moment_of_the_database(storage_url: str) -> None:
     finally:
         reader.close()
         writer.close()
+
+
+def always_fails(params: dict[str, Any], ctx: object) -> dict[str, Any]:
+    raise ValueError("no result here")
+
+
+def test_parquet_columns_keep_their_types_with_no_value_to_infer_them_from(sqlite_url: str, tmp_path: Path) -> None:
+    """A column of nulls only (no objective where every evaluation failed, no error where
+    none did) keeps its field's type; inferred from nulls it had been typed ``null``."""
+    api.run(quadratic_spec(search__budget=4), storage=sqlite_url, executor="inline")
+    clean = pq.read_schema(archive.open(sqlite_url).campaign("quad").export(tmp_path / "clean.parquet"))
+    assert str(clean.field("error").type) == "string"
+    assert str(clean.field("objective").type) == "double"
+    failing = quadratic_spec(name="failing", search__budget=4, search__fail_fast=0,
+                             evaluator={"kind": "python", "target": "tests.test_export:always_fails"})
+    api.run(failing, storage=sqlite_url, executor="inline")
+    schema = pq.read_schema(archive.open(sqlite_url).campaign("failing").export(tmp_path / "failing.parquet"))
+    assert {name: str(schema.field(name).type) for name in ("objective", "cell", "error", "attempts")} == {
+        "objective": "double", "cell": "int64", "error": "string", "attempts": "int64"}
