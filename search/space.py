@@ -142,11 +142,11 @@ class SearchSpace:
         return values, problems
 
     def check_points(self, points: list[Any], path: str) -> list[str]:
-        """Problems of a list of points, each prefixed by ``path[i]``."""
+        """Problems of a list of points, each prefixed by ``path.i`` (as the file's other fields are named)."""
         problems = []
         for i, point in enumerate(points):
             _, errs = self.coerce(point)
-            problems += [f"{path}[{i}].{e}" for e in errs]
+            problems += [f"{path}.{i}.{e}" for e in errs]
         return problems
 
     def describe(self) -> list[dict[str, Any]]:

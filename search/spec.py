@@ -566,7 +566,7 @@ def spec_warnings(spec: CampaignSpec) -> list[str]:
     for i, point in enumerate(s.initial_points[: s.budget]):
         key = json.dumps(point, sort_keys=True, default=str)
         if key in first:
-            warnings.append(f"search.initial_points[{i}]: the same as search.initial_points[{first[key]}]; "
+            warnings.append(f"search.initial_points.{i}: the same as search.initial_points.{first[key]}; "
                             "it is evaluated twice")
         first.setdefault(key, i)
     if s.batch_size > s.max_in_flight:

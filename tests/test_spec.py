@@ -89,8 +89,8 @@ def test_initial_points_are_checked_against_the_space() -> None:
     data = quadratic_spec()
     data["search"]["initial_points"] = [{"a": 0.5, "b": 2.0}, {"a": 0.1, "c": 1}]
     found = problems(data)
-    assert "search.initial_points[0].b: 2.0 is outside [0.0, 1.0]" in found
-    assert any(p.startswith("search.initial_points[1].c: unknown parameter") for p in found)
+    assert "search.initial_points.0.b: 2.0 is outside [0.0, 1.0]" in found
+    assert any(p.startswith("search.initial_points.1.c: unknown parameter") for p in found)
 
 
 def test_python_kind_needs_a_target() -> None:

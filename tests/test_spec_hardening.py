@@ -302,7 +302,7 @@ def test_doubtful_batches_cells_bins_and_repeated_points_are_warnings() -> None:
         measures=[{"name": "ma", "low": 0.0, "high": 1.0, "bins": 50},
                   {"name": "mb", "low": 0.0, "high": 1.0, "bins": 1}]))
     assert spec_warnings(spec) == [
-        "search.initial_points[2]: the same as search.initial_points[0]; it is evaluated twice",
+        "search.initial_points.2: the same as search.initial_points.0; it is evaluated twice",
         "search.batch_size: 32 but max_in_flight is 16; at most 16 are asked at a time",
         "archive: 50 cells but the budget is 20 evaluations; at most 40% of the map can be filled",
         "measures.1.bins: 1 bin; mb separates nothing on the map",
