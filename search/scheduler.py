@@ -20,6 +20,12 @@ one before it ends) have their starts charged with the loop's next write. A sche
 that dies leaves rows ``pending``/``running`` (and its last starts logged); the next
 scheduler charges the log and dispatches those rows again.
 
+A proposer that raises stops the run with one line (:class:`ProposerFailed`): in ``ask``,
+after writing the turn as far as it got (the results it was told, the rows asked before,
+the checkpoint of the state it is in), so a resume dispatches those rows and loses none;
+in ``tell`` or ``state``, writing nothing of the turn, whose evaluations a resume runs and
+tells again.
+
 Failing fast: an evaluator that cannot be set up stops the run at once
 (:class:`EvaluatorSetupFailed`; its rows go back to ``pending`` uncharged), and a run
 whose first ``search.fail_fast`` evaluations all fail stops (:class:`CampaignFailing`,
@@ -35,7 +41,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -78,6 +86,26 @@ class EvaluatorSetupFailed(AtlasError, RuntimeError):
     """The evaluator could not be set up on a worker."""
 
 
+class ProposerFailed(AtlasError, RuntimeError):
+    """The proposer raised (a bug in it, a plug-in's or ours): the run stops, with what it
+    had settled written where the proposer's state allows (an ``ask``), else run again on
+    resume (a ``tell``, a ``state``)."""
+
+
+def proposer_failed_message(name: str, proposer: str, phase: str, exc: BaseException, kept: str) -> str:
+    """The one line a proposer's error ends a run with: what raised, where, and what of the
+    turn was ``kept``."""
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        where = f" (at {Path(last.filename).name}:{last.lineno}, in {last.name})"
+    lines = str(exc).strip().splitlines()
+    error = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return (f"campaign {name!r}: proposer {proposer} raised in {phase}: {error}{where}; {kept}; "
+            f"fix the proposer (or its options) and `atlas resume {name}`")
+
+
 def setup_failed_message(name: str, error: str, written: bool) -> str:
     """The one line a failed setup ends a run with: ``error`` and how to go on, for a campaign
     already written (nothing charged: resume, or delete and rerun where its config must
@@ -90,9 +118,9 @@ def setup_failed_message(name: str, error: str, written: bool) -> str:
             f"`atlas delete {name} --yes` and run the corrected file")
 
 
-def _attempts(n: int) -> str:
+def _count(n: int, noun: str) -> str:
     """``1 attempt``, ``3 attempts``."""
-    return f"{n} attempt{'' if n == 1 else 's'}"
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @dataclasses.dataclass
@@ -152,6 +180,7 @@ class Scheduler:
         self._writer: StepWriter | None = None  # turns written behind the loop (PostgreSQL, starts reported late)
         self._keeper: LeaseKeeper | None = None  # renews the lease while an inline evaluation holds the thread
         self._setup_failed: list[Outcome] = []  # outcomes of a failed setup: the run stops after this turn
+        self._ask_failed: Exception | None = None  # the proposer's ask raised: the run stops after this turn
         executor.on_start = self._started
 
     @property
@@ -234,7 +263,7 @@ class Scheduler:
                              row["proposal"] or {}, row["proposer"], row["attempts"])
             self.inflight[item.evaluation_id] = item
             if item.attempts > self.spec.resources.max_retries:
-                error = (f"gave up after {_attempts(item.attempts)}: its worker or scheduler "
+                error = (f"gave up after {_count(item.attempts, 'attempt')}: its worker or scheduler "
                          f"was lost each time")
                 given_up.append(Outcome(item.evaluation_id, "failed", error=error))
             else:
@@ -260,10 +289,10 @@ class Scheduler:
         started = self._to_charge
         if results or rows or calls or started:
             changed = bool(results or rows or calls)
+            checkpoint = (self.proposer.name, self._proposer_state(len(results))) if changed else None
             started, logged = self._take_starts()
             step = {"started": started, "results": results, "sign": self.sign, "rows": rows, "calls": calls,
-                    "checkpoint": (self.proposer.name, self.proposer.state()) if changed else None,
-                    "holder": self.holder, "logged": logged}
+                    "checkpoint": checkpoint, "holder": self.holder, "logged": logged}
             if self._writer is not None:
                 ids = self._writer.reserve(len(rows), ahead=self.spec.search.budget - self.created - len(rows))
                 self._writer.submit(self.cid, ids=ids, **step)
@@ -275,6 +304,11 @@ class Scheduler:
         self._check_fail_fast(final)
         if self._setup_failed:
             self._stop_for_setup(self._setup_failed)
+        if self._ask_failed is not None:  # what it asked before is written, for a resume to dispatch
+            self._flush()
+            kept = f"this turn's {_count(len(results), 'result')} and {_count(len(rows), 'new row')} are written"
+            raise ProposerFailed(proposer_failed_message(self.campaign.name, self.proposer.name, "ask",
+                                                         self._ask_failed, kept))
         if stuck:
             raise RuntimeError(f"proposer {self.proposer.name} proposed nothing with nothing in flight")
         items = [_InFlight(eid, r.seq, r.params, np.asarray(r.x), r.proposal, r.proposer, 0)
@@ -310,8 +344,13 @@ class Scheduler:
             target = min(self.campaign_run.batch_size, budget - created, max_in_flight)
             if max_in_flight - len(self.inflight) - len(rows) < target:
                 break
-            proposals = self._initial_points(created, target) or self.proposer.ask(target)
+            try:
+                proposals = self._initial_points(created, target) or self.proposer.ask(target)
+            except Exception as exc:  # the turn is written as far as it got, then the run stops (_turn)
+                self._ask_failed, proposals = exc, []
             calls += self.proposer.take_calls()
+            if self._ask_failed is not None:
+                return rows, calls, False
             if not proposals:
                 return rows, calls, not self.inflight and not rows
             seq = self.next_seq + len(rows)
@@ -398,7 +437,7 @@ class Scheduler:
                     retry.append(item)
                     continue
                 o = dataclasses.replace(o, status="failed",
-                                        error=f"{o.error} (gave up after {_attempts(item.attempts)})")
+                                        error=f"{o.error} (gave up after {_count(item.attempts, 'attempt')})")
             final.append(o)
         if retry and not self._setup_failed:  # a run that stops retries nothing: they stay in flight
             self._flush()
@@ -436,8 +475,22 @@ class Scheduler:
                 fitness=self.sign * o.objective if ok and o.objective is not None else None,
                 measures=vector, cell=cell, meta=item.meta, proposer=item.proposer,
             ))
-        self.proposer.tell(observations)
+        try:
+            self.proposer.tell(observations)
+        except Exception as exc:  # its state may hold part of them: they are run again on resume, and told again
+            raise ProposerFailed(proposer_failed_message(
+                self.campaign.name, self.proposer.name, "tell", exc,
+                f"the {len(results)} results it was told are not written and run again on resume")) from exc
         return results
+
+    def _proposer_state(self, results: int) -> bytes:
+        """The proposer's checkpoint; :class:`ProposerFailed` where it cannot give one."""
+        try:
+            return self.proposer.state()
+        except Exception as exc:
+            raise ProposerFailed(proposer_failed_message(
+                self.campaign.name, self.proposer.name, "state", exc,
+                f"this turn ({results} results) is not written; its evaluations run again on resume")) from exc
 
     def _fail_fast_tripped(self, outcomes: list[Outcome]) -> bool:
         """Whether, with ``outcomes``, this run's first ``fail_fast`` evaluations have all failed."""

@@ -9,6 +9,7 @@ The plug-in here is installed the real way: a ``*.dist-info`` folder with an
 from __future__ import annotations
 
 import importlib.util
+import re
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -115,3 +116,78 @@ def test_the_python_evaluator_entry_point_names_the_class_that_implements_it() -
     assert ep.value == "workers.registry:FunctionEvaluator"
     assert registry.resolve("python") is registry.FunctionEvaluator
     assert importlib.util.find_spec("workers.evaluators.python_target") is None
+
+
+def _done_and_pending(url: str) -> tuple[list[int], int]:
+    store = Store(url)
+    try:
+        rows = store.evaluations(store.require_campaign("quad").id)
+    finally:
+        store.close()
+    return sorted(r["seq"] for r in rows if r["status"] == "done"), sum(r["status"] == "pending" for r in rows)
+
+
+def _run_until_finished(spec: dict, url: str, stops: list[str]) -> None:
+    """Run ``spec`` and resume it after each :class:`ProposerFailed`, its lines in ``stops``."""
+    from search.scheduler import ProposerFailed
+
+    for _ in range(20):
+        try:
+            api.run(spec, storage=url, executor="inline")
+            return
+        except ProposerFailed as exc:
+            stops.append(str(exc))
+    raise AssertionError("the campaign did not finish in 20 runs")
+
+
+def test_a_proposer_that_raises_in_ask_stops_the_run_with_the_turn_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
+    """The results settled in the turn whose ask raised, and the rows asked before it in
+    that turn, are written: a resume dispatches those rows and loses no evaluation."""
+    install_plugin(tmp_path / "site", monkeypatch, "tests.support.proposers:FlakyProposer")
+    spec = quadratic_spec(search__algorithm=PLUGIN, search__options={"fail_ask": 3}, search__budget=24,
+                          search__batch_size=4, search__max_in_flight=8)
+    stops: list[str] = []
+    with pytest.raises(AtlasError) as first:
+        api.run(spec, storage=sqlite_url, executor="inline")
+    assert re.sub(r":\d+,", ":N,", str(first.value)) == (
+        "campaign 'quad': proposer flaky raised in ask: ZeroDivisionError: the step size came out as 0/0 "
+        "(at proposers.py:N, in ask); this turn's 8 results and 0 new rows are written; "
+        "fix the proposer (or its options) and `atlas resume quad`")
+    assert _done_and_pending(sqlite_url) == (list(range(8)), 0)  # the first turn's two batches, both settled
+    _run_until_finished(spec, sqlite_url, stops)
+    assert _done_and_pending(sqlite_url) == (list(range(24)), 0)  # each evaluated once, none lost
+    assert stops and all("raised in ask" in line for line in stops)
+
+
+def test_a_proposer_that_raises_in_tell_stops_the_run_and_its_results_run_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
+    """A tell that raised may have left part of the results in the proposer's state: none of
+    them is written, and a resume runs them again and tells them again."""
+    install_plugin(tmp_path / "site", monkeypatch, "tests.support.proposers:FlakyProposer")
+    spec = quadratic_spec(search__algorithm=PLUGIN, search__options={"fail_tell": 2}, search__budget=16,
+                          search__batch_size=4, search__max_in_flight=4)
+    stops: list[str] = []
+    _run_until_finished(spec, sqlite_url, stops)
+    assert re.sub(r":\d+,", ":N,", stops[0]) == ("campaign 'quad': proposer flaky raised in tell: KeyError: 'emitter' "
+                        "(at proposers.py:N, in tell); the 4 results it was told are not written and run "
+                        "again on resume; fix the proposer (or its options) and `atlas resume quad`")
+    assert _done_and_pending(sqlite_url) == (list(range(16)), 0)
+
+
+def test_the_command_line_shows_a_proposers_error_as_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from search.cli import app
+
+    install_plugin(tmp_path / "site", monkeypatch, "tests.support.proposers:FlakyProposer")
+    spec = tmp_path / "flaky.yaml"
+    spec.write_text(yaml.safe_dump(quadratic_spec(search__algorithm=PLUGIN, search__options={"fail_ask": 2})))
+    result = CliRunner().invoke(app, ["run", str(spec), "--storage", f"sqlite:///{tmp_path / 'a.db'}",
+                                      "--executor", "inline"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: campaign 'quad': proposer flaky raised in ask: ZeroDivisionError")

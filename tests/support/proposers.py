@@ -32,3 +32,29 @@ class GridWalkProposer(Proposer):
 
     def tell(self, observations: list[Observation]) -> None:
         self.told += len(observations)
+
+
+class FlakyProposer(GridWalkProposer):
+    """:class:`GridWalkProposer` that raises in its ``fail_ask``-th ask or its
+    ``fail_tell``-th tell of each run (0: never), as a plug-in with a bug would."""
+
+    name = "flaky"
+    option_names = ("steps", "fail_ask", "fail_tell")
+
+    def __init__(self, ctx: ProposerContext) -> None:
+        super().__init__(ctx)
+        self.fail_ask = self.int_option("fail_ask", 0, minimum=0)
+        self.fail_tell = self.int_option("fail_tell", 0, minimum=0)
+        self.asks = self.tells = 0
+
+    def ask(self, n: int) -> list[Proposal]:
+        self.asks += 1
+        if self.asks == self.fail_ask:
+            raise ZeroDivisionError("the step size came out as 0/0\nsecond line")
+        return super().ask(n)
+
+    def tell(self, observations: list[Observation]) -> None:
+        self.tells += 1
+        if self.tells == self.fail_tell:
+            raise KeyError("emitter")
+        super().tell(observations)
