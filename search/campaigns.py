@@ -68,6 +68,9 @@ def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = 
         limits = {f"search.{key}" for key in RUN_LIMITS}
         changed = [d for d in _differences(old.model_dump(mode="json"), spec.model_dump(mode="json"))
                    if d not in limits]
+        was, now = old.key_orders(), spec.key_orders()
+        changed += [f"{path} (the order: {', '.join(was[path])} → {', '.join(now[path])})" for path in now
+                    if path in was and was[path] != now[path] and set(was[path]) == set(now[path])]
         raise CampaignConflict(
             f"campaign {spec.name!r} already exists with a different spec (changed: {', '.join(changed)}); "
             f"use another --name, or resume it with `atlas resume {spec.name}`"

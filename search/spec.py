@@ -262,12 +262,24 @@ class CampaignSpec(StrictModel):
             seen[pname] = param
         return self
 
+    def key_orders(self) -> dict[str, list[str]]:
+        """The mappings whose order means something, by path, as their lists of keys: the
+        space's parameters (the unit cube's axes, in order) and a portfolio's members (each
+        member's seed and arm follow its place)."""
+        orders = {"space": list(self.space)}
+        members = self.search.options.get("members") if self.search.algorithm == "portfolio" else None
+        if isinstance(members, dict):
+            orders["search.options.members"] = [str(name) for name in members]
+        return orders
+
     def spec_hash(self) -> str:
         """A stable hash of everything but the run's limits (:data:`RUN_LIMITS`: the budget
-        and ``fail_fast``), which a later run of the campaign may change."""
+        and ``fail_fast``), which a later run of the campaign may change; mappings compare
+        as sets of keys, but for :meth:`key_orders`."""
         data = self.model_dump(mode="json")
         for key in RUN_LIMITS:
             data["search"].pop(key)
+        data["key_orders"] = self.key_orders()
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

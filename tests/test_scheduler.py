@@ -129,6 +129,28 @@ def test_same_name_different_spec_is_refused(sqlite_url: str) -> None:
         api.run(quadratic_spec(search__budget=10, search__seed=99), storage=sqlite_url, executor="inline")
 
 
+def test_a_reordered_space_is_a_different_campaign(sqlite_url: str) -> None:
+    """The space's order is the unit cube's axes: a file that lists ``b`` before ``a`` had
+    continued the campaign, and half its rows then read their points the other way."""
+    api.run(quadratic_spec(search__budget=10), storage=sqlite_url, executor="inline")
+    reordered = quadratic_spec(search__budget=20)
+    reordered["space"] = {"b": reordered["space"]["b"], "a": reordered["space"]["a"]}
+    with pytest.raises(CampaignConflict, match=r"changed: space \(the order: a, b → b, a\)"):
+        api.run(reordered, storage=sqlite_url, executor="inline")
+    camp = archive.open(sqlite_url).campaign("quad")
+    assert camp.stats().finished == 10 and list(camp.spec["space"]) == ["a", "b"]
+
+
+def test_reordered_portfolio_members_are_a_different_campaign(sqlite_url: str) -> None:
+    members = {"map-elites": {}, "random": {}}
+    api.run(quadratic_spec(search__budget=10, search__algorithm="portfolio", search__options={"members": members}),
+            storage=sqlite_url, executor="inline")
+    swapped = {"random": {}, "map-elites": {}}
+    with pytest.raises(CampaignConflict, match=r"search\.options\.members \(the order: map-elites, random → "):
+        api.run(quadratic_spec(search__budget=20, search__algorithm="portfolio", search__options={"members": swapped}),
+                storage=sqlite_url, executor="inline")
+
+
 def test_a_second_scheduler_is_refused_while_the_lease_is_held(sqlite_url: str) -> None:
     store = Store(sqlite_url)
     spec = parse_spec(quadratic_spec())
