@@ -199,6 +199,10 @@ def _unreachable(url: str, exc: DBAPIError) -> str:
     return f"cannot open storage {shown_url(url)}: {text}"
 
 
+#: the advisory lock key of :func:`migrate` on PostgreSQL (a database-wide 64-bit key: "atlasmig")
+MIGRATION_LOCK = int.from_bytes(b"atlasmig", "big") - 2**63
+
+
 def check_schema(engine: Engine, url: str, readonly: bool) -> str | None:
     """The archive's schema revision (None: an empty database), or a :class:`StorageError`
     unless the schema is one this version may use.
@@ -277,13 +281,21 @@ def head_revision() -> str:
 
 def migrate(engine: Engine, current: str | None) -> None:
     """Apply Alembic migrations from ``current`` (what :func:`check_schema` found) up to
-    head; a no-op when already there."""
+    head; a no-op when already there.
+
+    On PostgreSQL under a transaction-level advisory lock (:data:`MIGRATION_LOCK`): two
+    processes opening one new database at once (two jobs of a cluster starting) had both
+    created its tables, and the second failed on a duplicate catalog key. The second now
+    waits, and Alembic, reading the revision inside the lock, finds the first's schema at
+    head and does nothing."""
     from alembic import command
 
     if current == head_revision():
         return
     cfg = _config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # one at a time; a later one finds the earlier one's schema
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

@@ -93,7 +93,7 @@ from archive.store import Store
 deadline = float(sys.argv[2])
 while time.time() < deadline:
     pass
-Store(f"sqlite:///{sys.argv[1]}").close()
+Store(sys.argv[1] if "://" in sys.argv[1] else f"sqlite:///{sys.argv[1]}").close()
 """
 
 
@@ -115,3 +115,30 @@ def test_processes_opening_one_new_file_at_once_all_open_it(tmp_path: Path) -> N
         assert [p.returncode for p in procs] == [0, 0, 0], errors
     store = Store(f"sqlite:///{tmp_path / 'fresh-0.db'}", readonly=True)
     store.close()
+
+
+def test_processes_opening_one_new_postgresql_schema_at_once_all_open_it(postgres_url: str) -> None:
+    """Two jobs of a cluster starting on one new database: one of each pair failed with
+    ``duplicate key value violates unique constraint "pg_type_typname_nsp_index"`` (both
+    created the tables) in 3 of 4 rounds. Three processes, released at one instant, twice
+    (the schema dropped and made again between)."""
+    import subprocess
+    import sys
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    root = Path(__file__).resolve().parents[1]
+    schema = postgres_url.rsplit("%3D", 1)[1]
+    for _ in range(2):
+        at = str(time.time() + 3.0)
+        procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT, postgres_url, at], cwd=root,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], errors
+        Store(postgres_url, readonly=True).close()
+        admin = create_engine(postgres_url)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        admin.dispose()
