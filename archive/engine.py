@@ -32,7 +32,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import QueuePool
 
-from archive.errors import StorageError
+from archive.errors import SchemaBehind, StorageError
 from entropy_atlas.settings import DEFAULT_STORAGE, default_storage  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # alembic takes a tenth of a second or more to import; read commands need it only off head
@@ -180,16 +180,22 @@ def _known(scripts: ScriptDirectory, revision: str) -> bool:
 
 
 def schema_revision(engine: Engine, url: str) -> tuple[str | None, list[str]]:
-    """The archive's Alembic revision (None: no archive) and the tables the database has."""
+    """The archive's Alembic revision (None: no archive) and the tables the database has.
+    Several revisions at once (a branched history: our migrations are one line) are
+    another application's database, refused as such."""
     from alembic.runtime.migration import MigrationContext
 
     try:
         with engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
+            heads = MigrationContext.configure(conn).get_current_heads()
             tables = inspect(conn).get_table_names()
     except DBAPIError as exc:
         raise StorageError(_unreachable(url, exc)) from None
-    return current, tables
+    if len(heads) > 1:
+        raise StorageError(f"storage {shown_url(url)} holds another application's database (its schema is at "
+                           f"{len(heads)} revisions at once: {', '.join(sorted(heads))}); give Entropy Atlas a "
+                           f"database of its own")
+    return (heads[0] if heads else None), tables
 
 
 def _unreachable(url: str, exc: DBAPIError) -> str:
@@ -236,7 +242,7 @@ def check_schema(engine: Engine, url: str, readonly: bool) -> str | None:
         raise StorageError(f"the archive in {shown} was written by a newer Entropy Atlas (schema revision "
                            f"{current}; this version knows up to {head}); upgrade entropy-atlas to read it")
     if readonly and current != head:
-        raise StorageError(f"the archive in {shown} is at schema revision {current}, this version reads {head}; "
+        raise SchemaBehind(f"the archive in {shown} is at schema revision {current}, this version reads {head}; "
                            f"upgrade it once with `atlas migrate --storage URL` (read commands never write)")
     return current
 

@@ -9,6 +9,11 @@ class StorageError(AtlasError, RuntimeError):
     """The storage cannot be opened, reached or written."""
 
 
+class SchemaBehind(StorageError):
+    """Opened read-only, the archive is at an older schema revision: a write command brings
+    it up (``atlas run``, ``atlas resume``, ``atlas migrate``); read commands never write."""
+
+
 class CampaignNotFound(AtlasError, KeyError, LookupError):
     """No campaign of that name in the storage."""
 

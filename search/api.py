@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from archive.engine import DEFAULT_STORAGE, default_storage  # re-exported: the API's default
+from archive.errors import SchemaBehind
 from archive.records import Stats
 from archive.store import Store
 from entropy_atlas import settings
@@ -209,8 +210,12 @@ def resume(name: str, storage: str | None = None, executor: str | Executor = "ra
 
 def is_complete(storage: str, name: str, budget: int | None = None) -> tuple[bool, int, int]:
     """Whether campaign ``name`` has nothing left to do at ``budget`` (default: its own):
-    every row created and finished. Returns (complete, finished, budget); opens read-only."""
-    store = Store(storage, readonly=True)
+    every row created and finished. Returns (complete, finished, budget); opens read-only,
+    but for an archive at an older schema revision, which it brings up (a resume writes)."""
+    try:
+        store = Store(storage, readonly=True)
+    except SchemaBehind:
+        store = Store(storage)
     try:
         record = store.require_campaign(name)
         total = record.settings.budget if budget is None else budget

@@ -78,17 +78,25 @@ def _warn(message: str) -> None:
     err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-def _read(storage: str | None, name: str | None = None) -> Any:
+def _read(storage: str | None, name: str | None = None, *, writes: bool = False) -> Any:
     """The storage opened read-only: read commands create, migrate and write nothing. A
-    storage file that does not exist holds no campaign ``name`` either, and says so."""
+    storage file that does not exist holds no campaign ``name`` either, and says so. The
+    first look of a command that ``writes`` (``delete``) brings an archive at an older
+    schema revision up, as its write would."""
     import archive
     from archive.engine import parse_storage_url, sqlite_file
+    from archive.errors import SchemaBehind
 
     url = _storage(storage)
     path = sqlite_file(parse_storage_url(url))
     if name is not None and path is not None and not path.exists():
         raise archive.CampaignNotFound(f"no campaign named {name!r}: the storage file {path} does not exist")
-    return archive.open(url, readonly=True)
+    try:
+        return archive.open(url, readonly=True)
+    except SchemaBehind:
+        if not writes:
+            raise
+        return archive.open(url, readonly=False)
 
 
 def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
@@ -615,7 +623,7 @@ def delete(
     the campaign's lease, unless --force."""
     import archive
 
-    with _errors(), _read(storage, name) as handle:
+    with _errors(), _read(storage, name, writes=True) as handle:
         camp = handle.campaign(name)
         if not force:
             _refuse_live_lease(camp)

@@ -142,3 +142,52 @@ def test_processes_opening_one_new_postgresql_schema_at_once_all_open_it(postgre
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         admin.dispose()
+
+
+def _behind(url: str, revision: str) -> None:
+    """The archive at ``url`` taken down to ``revision``, as an older Entropy Atlas left it."""
+    from sqlalchemy import create_engine
+
+    from tests.support.migrations import migrate_to
+
+    engine = create_engine(url)
+    migrate_to(engine, revision, down=True)
+    engine.dispose()
+
+
+def test_resume_and_delete_bring_an_older_archive_up_as_run_does(tmp_path: Path) -> None:
+    """Both write: their first, read-only look had refused with "read commands never write"."""
+    from typer.testing import CliRunner
+
+    from search.cli import app
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    api.run(quadratic_spec(search__budget=6), storage=url, executor="inline")
+    api.run(quadratic_spec(name="other", search__budget=4), storage=url, executor="inline")
+    _behind(url, "0003")
+    with pytest.raises(StorageError, match="schema revision 0003"):
+        Store(url, readonly=True)
+    resumed = CliRunner().invoke(app, ["resume", "quad", "--budget", "9", "--executor", "inline", "--storage", url,
+                                       "--map", str(tmp_path / "m.png")])
+    assert resumed.exit_code == 0, resumed.output
+    store = Store(url, readonly=True)  # at head again
+    assert store.stats(store.require_campaign("quad").id, 0).finished == 9
+    store.close()
+    _behind(url, "0004")
+    deleted = CliRunner().invoke(app, ["delete", "other", "--yes", "--storage", url])
+    assert deleted.exit_code == 0, deleted.output
+    store = Store(url, readonly=True)
+    assert store.campaign("other") is None and store.campaign("quad") is not None
+    store.close()
+
+
+def test_an_archive_at_two_revisions_at_once_is_another_applications(tmp_path: Path) -> None:
+    """A branched ``alembic_version`` (two rows) had given Alembic's ``CommandError`` as a traceback."""
+    path = tmp_path / "two.db"
+    Store(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO alembic_version VALUES ('0004')")
+    for readonly in (True, False):
+        with pytest.raises(StorageError, match=r"another application's database \(its schema is at 2 revisions at "
+                                               r"once: 0004, 0005\)"):
+            Store(f"sqlite:///{path}", readonly=readonly)
