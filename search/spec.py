@@ -13,7 +13,9 @@ Rules beyond the field types:
   refused anywhere in the data, free-form sections included
   (``archive.qd_offset: must be a finite number``): no storage keeps them as they are;
 - numbers are YAML 1.2's: ``1e-5`` and ``1.0e5`` are floats (YAML 1.1, PyYAML's default,
-  reads them as strings);
+  reads them as strings); so are booleans: only ``true`` and ``false`` (YAML 1.1 also read
+  ``on``, ``off``, ``yes``, ``no``, ``y`` and ``n`` as booleans, so that choices ``[on, off]``
+  had become ``[True, False]``);
 - numbers are strict: a boolean is not a number (``budget: true`` is refused), an
   integer field refuses ``2.5`` and ``"2"``; a float field takes integers;
 - the elite map is bounded: a grid has at most :data:`MAX_GRID_CELLS` cells (the product
@@ -508,6 +510,12 @@ class SpecLoader(yaml.SafeLoader):
 #: the mantissa or without a sign (1e-5, 1e3, 1.0e5, .5e3); the other forms resolve as before.
 YAML12_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
 SpecLoader.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_EXPONENT_FLOAT, list("-+0123456789."))
+#: YAML 1.2's booleans (the core schema): ``on``, ``yes``, ``n`` and the like stay strings
+YAML12_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, rule) for tag, rule in rules if tag != "tag:yaml.org,2002:bool"]
+    for first, rules in SpecLoader.yaml_implicit_resolvers.items()}
+SpecLoader.add_implicit_resolver("tag:yaml.org,2002:bool", YAML12_BOOL, list("tTfF"))
 
 
 def _read_text(path: Path) -> str:

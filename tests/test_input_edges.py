@@ -52,6 +52,21 @@ def test_numbers_in_exponent_form_are_numbers(tmp_path: Path) -> None:
     assert (lr.low, lr.high) == (1e-5, 1e-2)
 
 
+def test_only_true_and_false_are_booleans(tmp_path: Path) -> None:
+    """YAML 1.2's booleans: choices ``[on, off]`` had arrived as ``[True, False]`` (YAML 1.1),
+    and ``when: {mode: on}`` matched ``True``."""
+    path = tmp_path / "modes.yaml"
+    text = yaml.safe_dump(quadratic_spec(), sort_keys=False)
+    text = text.replace("space:\n", "space:\n  mode: {type: categorical, choices: [on, off, yes, no, n]}\n"
+                                     "  gain: {type: float, low: 0, high: 1, when: {mode: on}}\n"
+                                     "  flag: {type: categorical, choices: [true, false]}\n", 1)
+    path.write_text(text)
+    spec = load_spec(path)
+    assert spec.space["mode"].choices == ["on", "off", "yes", "no", "n"]
+    assert spec.space["gain"].when == {"mode": "on"}
+    assert spec.space["flag"].choices == [True, False]
+
+
 @pytest.mark.parametrize(("mutate", "line"), [
     (lambda s: s["space"].update(n={"type": "int", "low": 0, "high": 10**23}),
      "space.n.high: must be an integer between -2**63 and 2**63 - 1"),
