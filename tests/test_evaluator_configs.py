@@ -75,6 +75,11 @@ def test_benchmark_space_must_give_dim_coordinates() -> None:
         "space.x.size: is 2, but evaluator.config.dim is 3"]
     assert registry.check("benchmark", {"dim": 2}, None, {"theta": {**FLOAT, "size": 2}}) == [
         "space: the benchmark needs a float x with size 2 (evaluator.config.dim), or x0 … x1; x0, x1 missing"]
+    mode = {"type": "categorical", "choices": ["on", "off"]}
+    assert registry.check("benchmark", {"dim": 2}, None, {"mode": mode, "x": {**FLOAT, "size": 2, "when": {
+        "mode": "on"}}}) == ["space.x.when: a benchmark coordinate is always needed; it cannot be conditional"]
+    assert registry.check("benchmark", {"dim": 2}, None, {"mode": mode, "x0": FLOAT, "x1": {**FLOAT, "when": {
+        "mode": "on"}}}) == ["space.x1.when: a benchmark coordinate is always needed; it cannot be conditional"]
 
 
 # --------------------------------------------------------------------------- python
@@ -218,7 +223,8 @@ def test_decoding_config_problems() -> None:
 def test_decoding_space_sampler_choices_must_be_known() -> None:
     from workers.decoding.samplers import SAMPLERS
 
-    space = {"sampler": {"type": "categorical", "choices": ["top_p", "foo", "min_p"]}, "top_p": FLOAT}
+    space = {"sampler": {"type": "categorical", "choices": ["top_p", "foo", "min_p"]},
+             "top_p": {**FLOAT, "low": 0.1}}  # top_p 0 is refused (its rule is (0, 1])
     assert registry.check("decoding", {}, None, space) == [
         f"space.sampler.choices: 'foo' is not a known sampler (known: {', '.join(SAMPLERS)})"]
     assert set(SAMPLERS) == {"none", "top_k", "top_p", "min_p", "typical", "epsilon", "eta", "top_h", "mirostat",
@@ -238,6 +244,34 @@ def test_decoding_space_names_defaults_and_ead_are_checked() -> None:
     ]
     assert registry.check("decoding", {"model": "/models/mine", "ead_small_model": "/models/small"}, None,
                           {"sampler": {"type": "categorical", "choices": ["ead"]}}) == []
+
+
+def test_decoding_defaults_are_checked_whatever_the_sampler_they_come_with() -> None:
+    """A default is used by any sampler the space offers: ``top_p: 5.0`` beside the default
+    sampler ``none`` had been taken, and then every ``top_p`` evaluation failed."""
+    space = {"sampler": {"type": "categorical", "choices": ["none", "top_p", "mirostat"]}}
+    assert registry.check("decoding", {"defaults": {"top_p": 5.0, "mirostat_tau": -1, "top_k": 2.0}}, None, space) == [
+        "evaluator.config.defaults: top_p must be in (0, 1], got 5.0",
+        "evaluator.config.defaults: mirostat_tau must be > 0, got -1.0"]
+
+
+def test_decoding_ranges_and_choices_are_checked_against_each_parameters_rule() -> None:
+    """A range reaching past a parameter's rule fails every evaluation drawn past it: it is
+    refused with the file, naming the range and the rule."""
+    space = {"sampler": {"type": "categorical", "choices": ["top_p", "top_k", "ead"]},
+             "top_p": {"type": "float", "low": 0.5, "high": 1.5},
+             "top_k": {"type": "float", "low": 0.0, "high": 1.0},
+             "ead_min_run": {"type": "float", "low": 1e19, "high": 1e20},
+             "temperature": {"type": "categorical", "choices": [0.5, -1.0]},
+             "min_p": {"type": "float", "low": 0.0, "high": 1.0}}
+    assert registry.check("decoding", {}, None, space) == [
+        "space.top_p: the range [0.5, 1.5] reaches values the decoding evaluator refuses (top_p must be in (0, 1], "
+        "got 1.5)",
+        "space.top_k: the range [0.0, 1.0] reaches values the decoding evaluator refuses (top_k must be >= 1, got 0)",
+        "space.ead_min_run: the range [1e+19, 1e+20] reaches values the decoding evaluator refuses (ead_min_run must "
+        "be in [1, 1000000], got 10000000000000000000)",
+        "space.temperature.choices: -1.0 is refused by the decoding evaluator (temperature must be >= 0 (0 = greedy), "
+        "got -1.0)"]
 
 
 def test_a_good_decoding_spec_passes() -> None:

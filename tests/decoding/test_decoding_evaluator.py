@@ -105,6 +105,32 @@ def test_a_row_that_fails_the_batched_step_fails_alone(arith_eval: DecodingEvalu
     assert good["objective"] >= 0.9
 
 
+def test_any_error_of_one_configuration_fails_it_alone(arith_eval: DecodingEvaluator,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ``OverflowError`` or ``TypeError`` (``ead_min_run: 1e20`` rounded past 64 bits had
+    raised one inside ``generate``) escaped the evaluator and failed every configuration of
+    the batch, the plain ones included."""
+    import workers.evaluators.decoding as module
+
+    real = module.generate
+
+    def overflows_on_typical(model: Any, requests: list[Any], *args: Any, **kwargs: Any) -> Any:
+        if any(r.config.sampler == "typical" for r in requests):
+            raise OverflowError("int too big to convert")
+        return real(model, requests, *args, **kwargs)
+
+    monkeypatch.setattr(module, "generate", overflows_on_typical)
+    bad, good = run(arith_eval, [{"sampler": "typical"}, {"sampler": "none", "temperature": 0.0}])
+    assert bad["error"] == "OverflowError: int too big to convert"
+    assert good["objective"] >= 0.9
+
+
+def test_an_ead_run_past_its_bound_fails_alone(arith_eval: DecodingEvaluator) -> None:
+    huge, plain = run(arith_eval, [{"sampler": "ead", "ead_min_run": 1e20}, {"sampler": "none", "temperature": 0.0}])
+    assert huge["error"] == "ValueError: ead_min_run must be in [1, 1000000], got 100000000000000000000"
+    assert plain["objective"] >= 0.9
+
+
 def test_runner_keeps_an_evaluators_reason_for_failing(arith_eval: DecodingEvaluator) -> None:
     (failed,) = run_tasks(arith_eval, [EvaluationTask(1, 0, {"sampler": "top_p", "top_p": 0.0}, seed=0)],
                           ["mean_entropy", "distinct_2"], EvalContext())

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -292,6 +292,44 @@ class MirostatV2LogitsWarper(_MirostatBase):
 # --------------------------------------------------------------------------- configuration
 
 
+#: the longest EAD window or run a configuration may ask for (steps of one generation)
+MAX_EAD_STEPS = 1_000_000
+
+#: Each numeric parameter's own rule, whatever the sampler: a test and what it says.
+#: A configuration checks the rules of the parameters its sampler uses
+#: (:meth:`SamplerConfig.__post_init__`); a campaign's ``defaults`` and the space's ranges
+#: are checked against every rule (:func:`parameter_problem`), since any sampler the space
+#: offers may come to use them.
+PARAMETER_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "temperature": (lambda v: v >= 0, "must be >= 0 (0 = greedy)"),
+    "top_k": (lambda v: v >= 1, "must be >= 1"),
+    "top_p": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    "min_p": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    "typical_p": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    "epsilon_cutoff": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "eta_cutoff": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "top_h": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    "mirostat_tau": (lambda v: v > 0, "must be > 0"),
+    "mirostat_eta": (lambda v: v >= 0, "must be >= 0"),
+    "mirostat_m": (lambda v: v >= 2, "must be >= 2"),
+    "ead_threshold": (lambda v: not math.isnan(v), "must be a number (bits; ±inf allowed)"),
+    "ead_window": (lambda v: 1 <= v <= MAX_EAD_STEPS, f"must be in [1, {MAX_EAD_STEPS}]"),
+    "ead_min_run": (lambda v: 1 <= v <= MAX_EAD_STEPS, f"must be in [1, {MAX_EAD_STEPS}]"),
+    "min_tokens_to_keep": (lambda v: v >= 1, "must be >= 1"),
+}
+#: the parameter each truncation rule reads
+TRUNCATION_PARAMETER = {"typical": "typical_p", "epsilon": "epsilon_cutoff", "eta": "eta_cutoff"}
+
+
+def parameter_problem(name: str, value: float) -> str | None:
+    """``NAME must be …, got VALUE`` where ``value`` breaks parameter ``name``'s own rule
+    (:data:`PARAMETER_RULES`); None where it holds, or ``name`` has no rule."""
+    rule = PARAMETER_RULES.get(name)
+    if rule is None or rule[0](value):
+        return None
+    return f"{name} {rule[1]}, got {value}"
+
+
 def _number(name: str, value: Any, kind: type = float, allow_inf: bool = False) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number, got {value!r}")
@@ -364,41 +402,19 @@ class SamplerConfig:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {self.order!r}")
         if self.top_h_variant not in TOP_H_VARIANTS:
             raise ValueError(f"top_h_variant must be one of {', '.join(TOP_H_VARIANTS)}; got {self.top_h_variant!r}")
-        if not self.temperature >= 0:
-            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
-        if self.min_tokens_to_keep < 1:
-            raise ValueError(f"min_tokens_to_keep must be >= 1, got {self.min_tokens_to_keep}")
+        used = ["temperature", "min_tokens_to_keep"]
         if self.sampler == "ead":
             if self.ead_sampler in ("mirostat", "mirostat_v2", "ead") or self.ead_sampler not in SAMPLERS:
                 raise ValueError(f"ead_sampler must be none or a truncation ({', '.join(TRUNCATIONS)}); "
                                  f"got {self.ead_sampler!r}")
-            if self.ead_window < 1 or self.ead_min_run < 1:
-                raise ValueError(f"ead_window and ead_min_run must be >= 1, got {self.ead_window}, "
-                                 f"{self.ead_min_run}")
-            if math.isnan(self.ead_threshold):
-                raise ValueError("ead_threshold must be a number (bits; ±inf allowed), got nan")
+            used += ["ead_window", "ead_min_run", "ead_threshold"]
             names = self.step_config().truncations
-        checks = {
-            "top_k": (self.top_k >= 1, "top_k must be >= 1"),
-            "top_p": (0.0 < self.top_p <= 1.0, "top_p must be in (0, 1]"),
-            "min_p": (0.0 <= self.min_p <= 1.0, "min_p must be in [0, 1]"),
-            "typical": (0.0 < self.typical_p <= 1.0, "typical_p must be in (0, 1]"),
-            "epsilon": (0.0 <= self.epsilon_cutoff < 1.0, "epsilon_cutoff must be in [0, 1)"),
-            "eta": (0.0 <= self.eta_cutoff < 1.0, "eta_cutoff must be in [0, 1)"),
-            "top_h": (0.0 < self.top_h <= 1.0, "top_h must be in (0, 1]"),
-        }
-        for name in names:
-            ok, message = checks[name]
-            if not ok:
-                value = getattr(self, {"typical": "typical_p", "epsilon": "epsilon_cutoff",
-                                       "eta": "eta_cutoff"}.get(name, name))
-                raise ValueError(f"{message}, got {value}")
+        used += [TRUNCATION_PARAMETER.get(name, name) for name in names]
         if self.sampler in ("mirostat", "mirostat_v2"):
-            if not self.mirostat_tau > 0 or not self.mirostat_eta >= 0:
-                raise ValueError(f"mirostat_tau must be > 0 and mirostat_eta >= 0, got {self.mirostat_tau}, "
-                                 f"{self.mirostat_eta}")
-            if self.mirostat_m < 2:
-                raise ValueError(f"mirostat_m must be >= 2, got {self.mirostat_m}")
+            used += ["mirostat_tau", "mirostat_eta", "mirostat_m"]
+        for name in used:
+            if problem := parameter_problem(name, getattr(self, name)):
+                raise ValueError(problem)
 
     # ------------------------------------------------------------------ construction
 

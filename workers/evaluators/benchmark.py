@@ -80,20 +80,24 @@ class BenchmarkEvaluator(Evaluator):
 
     @classmethod
     def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
-        """The space gives the ``dim`` coordinates: a float ``x`` of ``size: dim``, or ``x0 … x{dim-1}``."""
+        """The space gives the ``dim`` coordinates, always (none under a ``when``): a float
+        ``x`` of ``size: dim``, or ``x0 … x{dim-1}``."""
         dim = BenchmarkConfig.model_validate(config).dim
+        coordinates = ["x"] if "x" in space else [f"x{i}" for i in range(dim)]
+        problems = [f"space.{name}.when: a benchmark coordinate is always needed; it cannot be conditional"
+                    for name in coordinates if (space.get(name) or {}).get("when")]
         if "x" in space:
             x = space["x"]
             if x.get("type") != "float":
                 return [f"space.x: must be a float parameter (it is {x.get('type')})"]
             if x.get("size", 1) != dim:
                 return [f"space.x.size: is {x.get('size', 1)}, but evaluator.config.dim is {dim}"]
-            return []
+            return problems
         missing = [f"x{i}" for i in range(dim) if f"x{i}" not in space]
         if missing:
             return [f"space: the benchmark needs a float x with size {dim} (evaluator.config.dim), or x0 … x{dim - 1}; "
                     f"{', '.join(missing[:5])}{' …' if len(missing) > 5 else ''} missing"]
-        return []
+        return problems
 
     def _matrix(self, params: list[dict[str, Any]]) -> np.ndarray:
         rows = []

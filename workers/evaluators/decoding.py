@@ -78,7 +78,15 @@ from workers.decoding import ead
 from workers.decoding.generate import Generation, Request, generate, score
 from workers.decoding.measures import corpus_distinct_n, distinct_n, repetition_rate
 from workers.decoding.models import DTYPES, LanguageModel, load_model, model_dir
-from workers.decoding.samplers import ORDERS, SAMPLERS, TOP_H_VARIANTS, TRUNCATIONS, SamplerConfig
+from workers.decoding.samplers import (
+    ORDERS,
+    PARAMETER_RULES,
+    SAMPLERS,
+    TOP_H_VARIANTS,
+    TRUNCATIONS,
+    SamplerConfig,
+    parameter_problem,
+)
 from workers.decoding.tasks import TASK_KEYS, Task, build_task
 from workers.evaluators.configs import DecodingConfig, validate_config
 
@@ -165,7 +173,10 @@ class DecodingEvaluator(Evaluator):
     def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
         """Problems of a space for this evaluator: every parameter a decoding parameter,
         every categorical ``sampler``/``order``/``top_h_variant``/``ead_sampler`` choice a
-        known name, ``ead`` only with a small model, and ``defaults`` valid."""
+        known name, ``ead`` only with a small model, ``defaults`` valid, and each numeric
+        default, range end and choice within its parameter's own rule
+        (:data:`~workers.decoding.samplers.PARAMETER_RULES`: any sampler the space offers
+        may use it; a ``top_p`` range reaching 1.5 would fail every evaluation past 1)."""
         known = SamplerConfig.keys()
         problems = [f"space.{name}: is not a decoding parameter (known: {', '.join(sorted(known))})"
                     for name in space if name not in known]
@@ -180,10 +191,15 @@ class DecodingEvaluator(Evaluator):
         if "ead" in samplers and not (config.get("ead_small_model") or DEFAULT_SMALL.get(model)):
             problems.append(f"space.sampler.choices: 'ead' needs evaluator.config.ead_small_model (a model that "
                             f"shares {model}'s tokenizer)")
+        defaults = config.get("defaults") or {}
         try:
-            SamplerConfig.from_params({}, config.get("defaults") or {})
+            SamplerConfig.from_params({}, defaults)
         except (ValueError, TypeError) as exc:
             problems.append(f"evaluator.config.defaults: {exc}")
+        else:
+            problems += [f"evaluator.config.defaults: {problem}" for name, value in defaults.items()
+                         if (problem := _value_problem(name, value))]
+        problems += [problem for name, param in space.items() if (problem := _range_problem(name, param))]
         if config.get("backend") == "vllm":
             problems += vllm_problems(config, space)
         return problems
@@ -238,7 +254,7 @@ class DecodingEvaluator(Evaluator):
                     gens = self.engine.generate(requests, self.max_new_tokens, self.lm.stop_ids)
                 else:
                     gens = generate(self.lm, requests, self.max_new_tokens, small_model=small)
-            except (ValueError, FileNotFoundError, RuntimeError) as exc:
+            except Exception as exc:  # whatever one configuration raised fails it alone
                 if len(members) > 1:  # one configuration's problem (or torch's on its row): each alone, to find it
                     groups[:0] = [[i] for i in members]
                     continue
@@ -342,3 +358,29 @@ def _failure(exc: BaseException) -> dict[str, Any]:
     """A result the runner marks failed, with the reason kept in the metrics."""
     message = f"{type(exc).__name__}: {exc}"
     return {"objective": math.nan, "measures": {}, "metrics": {"error": message}, "error": message}
+
+
+def _value_problem(name: str, value: Any) -> str | None:
+    """The rule ``value`` of decoding parameter ``name`` breaks (an integer parameter's value
+    rounded as a configuration rounds it), or None."""
+    if name not in PARAMETER_RULES or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return parameter_problem(name, round(value) if name in SamplerConfig.INT_FIELDS and math.isfinite(value)
+                             else float(value))
+
+
+def _range_problem(name: str, param: dict[str, Any]) -> str | None:
+    """``space.NAME: …`` where a numeric parameter's range ends (each rule is an interval,
+    so its two ends tell) or one of its choices break the parameter's rule, or None."""
+    if name not in PARAMETER_RULES:
+        return None
+    kind = param.get("type")
+    values = param.get("choices", []) if kind == "categorical" else [param.get("low"), param.get("high")]
+    for value in values:
+        if not (problem := _value_problem(name, value)):
+            continue
+        if kind == "categorical":
+            return f"space.{name}.choices: {value!r} is refused by the decoding evaluator ({problem})"
+        return (f"space.{name}: the range [{param.get('low')}, {param.get('high')}] reaches values the decoding "
+                f"evaluator refuses ({problem})")
+    return None
