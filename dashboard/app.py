@@ -53,8 +53,10 @@ from archive.errors import CampaignNotFound, StorageError
 from archive.queries import QueryValueError
 from archive.store import Store
 from dashboard import schemas
-from dashboard.data import CampaignInfo, DashboardData, EvaluationNotFound, json_safe
+from dashboard.data import CampaignInfo, EvaluationNotFound, json_safe
+from dashboard.options import check_host_patterns, check_poll
 from dashboard.pages import Pages
+from dashboard.storage import FollowedData
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -79,7 +81,18 @@ EvaluationId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="the evalua
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
 SINCE = "only elites made by results after this `finished_seq` (a previous answer's `through`)"
 URI_SAFE = "!~*'()"  # what JavaScript's encodeURIComponent leaves alone, so prefetched URLs match
+NAMES_SHOWN = 50  # campaigns a 404 page lists
 NOT_FOUND = {404: {"model": schemas.ApiError, "description": "no such campaign or evaluation"}}
+
+
+def known_campaigns(names: Sequence[str], shown: int = NAMES_SHOWN) -> str:
+    """The 404 page's hint: the storage's campaigns, the first ``shown`` of them by name and
+    how many more (a storage of thousands would otherwise make every 404 a long page)."""
+    if not names:
+        return "This storage has no campaigns."
+    listed = ", ".join(names[:shown])
+    more = f", and {len(names) - shown:,} more" if len(names) > shown else ""
+    return f"Campaigns in this storage: {listed}{more}."
 
 
 class HeadAsGet:
@@ -184,10 +197,17 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0, allowed_hosts: Sequ
     name; any other is answered ``400``. ``None`` checks nothing, for an app mounted
     inside another that checks hosts itself; the server of ``atlas dashboard`` passes
     the names of the address it binds.
+
+    A ``poll_s`` that is not a finite number from 0.1 s to a day, or a malformed wildcard
+    among ``allowed_hosts``, is a :class:`~dashboard.options.DashboardError` here, before
+    the storage is opened.
     """
+    poll_s = check_poll(poll_s)
+    if allowed_hosts is not None:
+        allowed_hosts = check_host_patterns(allowed_hosts)
     owned = isinstance(storage, str)
     store = Store(storage, readonly=True) if isinstance(storage, str) else storage
-    data = DashboardData(store)
+    data = FollowedData(store, owned)  # the SQLite file as it is now: a removed or replaced one is noticed
     assets = _load_assets()
     # compress plotly.js (4.8 MB) now, off the request path, so the first page load does not wait for it
     threading.Thread(target=assets["plotly.min.js"].gzipped, name="atlas-gzip-plotly", daemon=True).start()
@@ -196,8 +216,7 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0, allowed_hosts: Sequ
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        if owned:
-            store.close()
+        data.close()
 
     app = FastAPI(
         **_no_telemetry(),
@@ -243,8 +262,7 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0, allowed_hosts: Sequ
         asked = [request.path_params.get("name"), request.query_params.get("a"), request.query_params.get("b")]
         name = next((n for n in asked if n and n not in known), None)
         message = f"No campaign named “{name}” in this storage." if name is not None else str(exc)
-        hint = "Campaigns in this storage: " + ", ".join(known) if known else "This storage has no campaigns."
-        return _error(request, 404, message, hint)
+        return _error(request, 404, message, known_campaigns(known))
 
     @app.exception_handler(EvaluationNotFound)
     async def _evaluation_not_found(request: Request, exc: EvaluationNotFound) -> Response:
@@ -286,14 +304,18 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0, allowed_hosts: Sequ
               version: str | None = None) -> Response:
         """A campaign view, cached (encoded, and gzipped once asked) while the campaign's version
         holds; 304 when the client has it already."""
-        version = version or data.version(info)
+        return _cached(request, (info.id, info.created_at, *key), version or data.version(info), build)
+
+    def _cached(request: Request, key: tuple[Any, ...], version: str, build: Callable[[], Any]) -> Response:
+        """``build()``'s JSON, encoded (and gzipped once asked) once per ``version``; 304 when the
+        client has it already."""
         etag = _etag(request, version)
         headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
         if etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
         # gzip level 1: a 100 x 100 map's elites (1.7 MB of JSON) in a fifth of level 6's time, 10 % larger
-        body: _Asset = data.memo(info, key, version,
-                                 lambda: _Asset(encode_json(build()), "application/json", True, level=1))
+        body: _Asset = data.memo_storage(key, version,
+                                         lambda: _Asset(encode_json(build()), "application/json", True, level=1))
         packed = body.gzipped() if "gzip" in request.headers.get("accept-encoding", "") else None
         if packed is not None:
             headers["Content-Encoding"] = "gzip"
@@ -315,9 +337,12 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0, allowed_hosts: Sequ
 
     @app.get("/api/campaigns", tags=["campaigns"], response_model=schemas.CampaignList,
              summary="Every campaign with its status and progress")
-    def campaigns() -> Response:
-        return FastJSON({"storage": shown_url(store.url), "campaigns": data.campaign_list()},
-                        headers={"Cache-Control": "no-cache"})
+    def campaigns(request: Request) -> Response:
+        """Carries an `ETag` that moves only when a campaign's row does or a running campaign's
+        `version`: the index page's polls are `304`s while nothing changes."""
+        infos = data.infos()
+        return _cached(request, ("campaign-list",), data.campaigns_version(infos),
+                       lambda: {"storage": shown_url(store.url), "campaigns": data.campaign_list(infos)})
 
     @app.get("/api/campaigns/{name}", tags=["campaigns"], response_model=schemas.CampaignSummary,
              responses=NOT_FOUND, summary="One campaign: status, spec, map geometry, statistics")

@@ -22,16 +22,14 @@ import uvicorn
 
 from archive.engine import default_storage
 from dashboard.app import create_app
-from entropy_atlas.errors import AtlasError
+from dashboard.options import DashboardError, allowed_hosts, check_poll
+
+__all__ = ["DashboardError", "bind", "default_allowed_hosts", "make_server", "serve", "url_of"]
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 #: What a browser on this machine puts in ``Host`` for a loopback address.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
-
-
-class DashboardError(AtlasError, ValueError):
-    """A problem starting the dashboard that the user can fix (e.g. the port is taken)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -138,12 +136,15 @@ def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8787,
 
     It binds 127.0.0.1 unless told otherwise; the app has no authentication, so another
     host is served only when asked for, with a warning. Requests are answered only for the
-    ``Host`` names of :func:`default_allowed_hosts` and ``allow_hosts``. Raises
-    :class:`~archive.errors.StorageError` when the storage cannot be reached or holds no
-    archive, and :class:`DashboardError` when the address cannot be bound, before serving.
+    ``Host`` names of :func:`default_allowed_hosts` and ``allow_hosts``. Raises, before
+    serving: :class:`DashboardError` for a ``poll_s`` or an ``allow_hosts`` name that cannot
+    work (:mod:`dashboard.options`; checked first, before the storage is opened) or an
+    address that cannot be bound; :class:`~archive.errors.StorageError` when the storage
+    cannot be reached or holds no archive.
     """
     out = out or sys.stderr
-    hosts = list(dict.fromkeys([*default_allowed_hosts(host), *allow_hosts]))
+    poll_s = check_poll(poll_s)
+    hosts = list(dict.fromkeys([*default_allowed_hosts(host), *allowed_hosts(allow_hosts)]))
     try:
         server, sock = make_server(storage or default_storage(), host, port, poll_s=poll_s, log_level=log_level,
                                    allowed_hosts=hosts)

@@ -19,6 +19,7 @@ is replaced only by a strictly better fitness), so its last QD-score equals
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import threading
@@ -189,6 +190,27 @@ def pareto_front(measure: np.ndarray, fitness: np.ndarray, measure_higher: bool,
     return front[np.concatenate(([True], ranked[1:] != ranked[:-1]))]
 
 
+@dataclasses.dataclass(frozen=True)
+class SeriesView:
+    """One consistent reading of a campaign's series, for one view: its columns, proposers
+    and fronts as they were at one moment, under the campaign's lock.
+
+    Rule: a view reads the series once. Another request may extend the live series (a new
+    dict of longer columns, a longer proposer list, fronts over more rows) as soon as the
+    lock is released; a view that read the series twice would mix two lengths (an
+    ``IndexError``). The columns are never changed in place, so a shallow copy holds them."""
+
+    cells: int
+    sign: float
+    measures: list[str]
+    proposers: tuple[str, ...]
+    cols: dict[str, np.ndarray]
+    fronts: dict[tuple[int, bool], np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.cols["seq"])
+
+
 @dataclasses.dataclass
 class _Series:
     """Every finished evaluation of one campaign, in the order recorded, and the map's
@@ -307,6 +329,13 @@ class _Series:
         self._fronts_upto = n
         return self._fronts
 
+    def view(self, fronts: bool = False) -> SeriesView:
+        """The series as it is now (:class:`SeriesView`), with its Pareto fronts if ``fronts``;
+        taken under the campaign's lock. Copies a few references, never an array."""
+        front_rows = dict(self.fronts()) if fronts else {}  # computed first: they index the columns read below
+        return SeriesView(self.cells, self.sign, list(self.measures), tuple(self.proposers), dict(self.cols),
+                          front_rows)
+
 
 @dataclasses.dataclass
 class _EliteCache:
@@ -376,7 +405,11 @@ class DashboardData:
 
     def memo(self, info: CampaignInfo, key: tuple[Any, ...], version: str, build: Callable[[], Any]) -> Any:
         """``build()``, or what it returned last for ``key`` while ``version`` is unchanged."""
-        full = (info.id, info.created_at, *key)
+        return self.memo_storage((info.id, info.created_at, *key), version, build)
+
+    def memo_storage(self, full: tuple[Any, ...], version: str, build: Callable[[], Any]) -> Any:
+        """:meth:`memo` for a view of the whole storage (``full``: a key no campaign's starts
+        with, e.g. ``("campaign-list",)``)."""
         with self._lock:
             hit = self._memo.get(full)
             if hit is not None and hit[0] == version:
@@ -401,10 +434,20 @@ class DashboardData:
     def _axes(self, layout: CellLayout) -> list[dict[str, Any]]:
         return [dataclasses.asdict(a) for a in layout.axes]
 
-    def campaign_list(self) -> list[dict[str, Any]]:
-        """Every campaign with its status and progress."""
+    def campaigns_version(self, infos: Sequence[CampaignInfo]) -> str:
+        """A token that changes whenever :meth:`campaign_list` would: any campaign's row (status,
+        state, budget, lease, last update; one is added or deleted) or, for a campaign whose row
+        says ``running``, its :meth:`version`. Results are recorded only under a running row, so
+        the others' statistics cannot move while their rows stand still: one query and an index
+        lookup per running campaign, not the statistics of every campaign."""
+        rows = [(i.id, i.created_at, i.status, i.state, i.budget, i.updated_at, i.lease_expires) for i in infos]
+        live = [self.version(i) for i in infos if i.status == "running"]
+        return hashlib.sha256(repr((rows, live)).encode()).hexdigest()
+
+    def campaign_list(self, infos: Sequence[CampaignInfo] | None = None) -> list[dict[str, Any]]:
+        """Every campaign (of ``infos``, default all) with its status and progress."""
         out = []
-        for info in self.infos():
+        for info in self.infos() if infos is None else infos:
             layout = self.layout(info)
             stats = self._stats(info, layout.cells)
             out.append({
@@ -506,7 +549,23 @@ class DashboardData:
     def series(self, info: CampaignInfo, measures: bool = False) -> _Series:
         """The campaign's finished evaluations and trajectory, brought up to date; with the
         measures of every row if ``measures`` (their JSON is most of the cost of a first
-        read, and only the scatter shows them: the history and proposers go without)."""
+        read, and only the scatter shows them: the history and proposers go without).
+
+        The series is live: another request may extend it at any time. A view reads it
+        through :meth:`snapshot` instead, once."""
+        with self._lock_for(info):
+            return self._up_to_date(info, measures)
+
+    def snapshot(self, info: CampaignInfo, measures: bool = False, fronts: bool = False) -> SeriesView:
+        """The series brought up to date and read in one go under the campaign's lock
+        (:meth:`_Series.view`): every length and index in it agrees, whatever other requests
+        do to the series meanwhile."""
+        with self._lock_for(info):
+            return self._up_to_date(info, measures or fronts).view(fronts)
+
+    def _up_to_date(self, info: CampaignInfo, measures: bool) -> _Series:
+        """:meth:`series`' work; the caller holds the campaign's lock (so the series taken
+        from the cache is the one extended, never one another thread has just replaced)."""
         layout = self.layout(info)
         key = (info.id, info.created_at)
         with self._lock:
@@ -517,25 +576,24 @@ class DashboardData:
             self._series.move_to_end(key)
             while len(self._series) > self._series_size:
                 self._series.popitem(last=False)
-        with self._lock_for(info):
-            fresh = False
-            if measures and not series.measured:  # read so far without: their measures, all at once
-                seq, values = queries.result_measures(self.store, info.id, 0, series.last_seq, series.measures)
-                fresh = not series.fill_measures(seq, values)
-            if not fresh:
-                # a series with its measures keeps them (a few rows at a time); an empty one
-                # reads them only if asked
-                read = series.measured and (measures or len(series) > 0)
-                new = self._columns_after(info, series, read)
-                # a gap in finished_seq is never expected: start again rather than drift
-                fresh = len(new.seq) > 0 and int(new.seq[0]) != series.last_seq + 1
-            if fresh:
-                series = _Series(layout.cells, info.sign, info.qd_offset, layout.measure_names)
-                read = measures
-                new = self._columns_after(info, series, read)
-                with self._lock:
-                    self._series[key] = series
-            series.extend_columns(new, measured=read)
+        fresh = False
+        if measures and not series.measured:  # read so far without: their measures, all at once
+            seq, values = queries.result_measures(self.store, info.id, 0, series.last_seq, series.measures)
+            fresh = not series.fill_measures(seq, values)
+        if not fresh:
+            # a series with its measures keeps them (a few rows at a time); an empty one
+            # reads them only if asked
+            read = series.measured and (measures or len(series) > 0)
+            new = self._columns_after(info, series, read)
+            # a gap in finished_seq is never expected: start again rather than drift
+            fresh = len(new.seq) > 0 and int(new.seq[0]) != series.last_seq + 1
+        if fresh:
+            series = _Series(layout.cells, info.sign, info.qd_offset, layout.measure_names)
+            read = measures
+            new = self._columns_after(info, series, read)
+            with self._lock:
+                self._series[key] = series
+        series.extend_columns(new, measured=read)
         return series
 
     def _columns_after(self, info: CampaignInfo, series: _Series, measures: bool) -> queries.ResultColumns:
@@ -554,7 +612,7 @@ class DashboardData:
 
     def history(self, info: CampaignInfo, points: int = 1000) -> dict[str, Any]:
         """QD-score, coverage, best objective and failures against evaluations finished."""
-        s = self.series(info)
+        s = self.snapshot(info)
         c = s.cols
         idx = sample_indices(len(s), points)
         cells = max(s.cells, 1)
@@ -572,10 +630,8 @@ class DashboardData:
     def scatter(self, info: CampaignInfo, limit: int = 3000) -> dict[str, Any]:
         """Objective against each measure: a sample of the done evaluations, and for each
         measure its Pareto fronts (measure better higher, and better lower) over all."""
-        s = self.series(info, measures=True)
-        with self._lock_for(info):
-            c = s.cols
-            front_rows = s.fronts()
+        s = self.snapshot(info, measures=True, fronts=True)
+        c, front_rows = s.cols, s.fronts
         done = np.flatnonzero(c["done"])
         cache = self._elite_cache(info)
         with self._lock_for(info):
@@ -609,7 +665,7 @@ class DashboardData:
     def proposers(self, info: CampaignInfo, points: int = 500) -> dict[str, Any]:
         """Which proposer made what: evaluations by status, elites held, improvements,
         QD-score contributed over time, and each proposer's exploration entropy."""
-        s = self.series(info)
+        s = self.snapshot(info)
         c = s.cols
         unfinished = queries.unfinished_by_proposer(self.store, info.id)  # by the (campaign, status) index
         counts: dict[str, dict[str, int]] = {}

@@ -154,7 +154,7 @@
     }
     Atlas.plot($("plot-qd"), line(h.qd_score, "#3b5bdb"), axes("QD-score"));
     Atlas.plot($("plot-coverage"), line(h.coverage, "#2b8a3e"), axes("coverage", {tickformat: ".0%", rangemode: "tozero"}));
-    Atlas.plot($("plot-best"), line(h.best, "#e8590c"), axes(`best ${summary.objective.name}`));
+    Atlas.plot($("plot-best"), line(h.best, "#e8590c"), axes(`best ${Atlas.plotText(summary.objective.name)}`));
   }
 
   // -- objective against measures -------------------------------------------------------
@@ -164,9 +164,10 @@
     const direction = $("front-dir").value;
     $("scatter-caption").textContent = s.total
       ? `${int(s.shown)} of ${int(s.total)} done evaluations shown; fronts over all of them` : "no results yet";
-    const objective = summary.objective.name;
+    const objectiveText = Atlas.plotText(summary.objective.name);
     const better = s.objective_direction === "maximize" ? "higher" : "lower";
     for (const m of s.measure_names) {
+      const measureText = Atlas.plotText(m);
       let node = scatterPlots.get(m);
       if (!node) {
         node = el("div", {class: "plot"});
@@ -178,7 +179,7 @@
       const trace = (idx, label, style) => ({
         type: "scatter", mode: "markers", name: label, x: idx.map((i) => p.measures[m][i]), y: idx.map((i) => p.objective[i]),
         customdata: idx.map((i) => p.evaluation_id[i]), marker: style,
-        hovertemplate: `evaluation %{customdata}<br>${Atlas.esc(objective)}: %{y}<br>${Atlas.esc(m)}: %{x}<extra>${label}</extra>`,
+        hovertemplate: `evaluation %{customdata}<br>${objectiveText}: %{y}<br>${measureText}: %{x}<extra>${label}</extra>`,
       });
       const front = s.fronts[m][direction];
       const traces = [
@@ -187,12 +188,12 @@
         {type: "scatter", mode: "lines+markers", name: "Pareto front", x: front.measure, y: front.objective,
           customdata: front.evaluation_id, line: {shape: direction === "higher" ? "vh" : "hv", color: "#e8590c", width: 2},
           marker: {size: 7, color: "#e8590c"},
-          hovertemplate: `front: evaluation %{customdata}<br>${Atlas.esc(objective)}: %{y}<br>${Atlas.esc(m)}: %{x}<extra></extra>`},
+          hovertemplate: `front: evaluation %{customdata}<br>${objectiveText}: %{y}<br>${measureText}: %{x}<extra></extra>`},
       ];
       Atlas.plot(node, traces, {
-        title: {text: `${objective} against ${m}`, font: {size: 13}},
-        xaxis: {title: {text: `${m} (front: ${direction} is better)`}},
-        yaxis: {title: {text: `${objective} (${better} is better)`}}, uirevision: `${m}:${direction}`,
+        title: {text: `${objectiveText} against ${measureText}`, font: {size: 13}},
+        xaxis: {title: {text: `${measureText} (front: ${direction} is better)`}},
+        yaxis: {title: {text: `${objectiveText} (${better} is better)`}}, uirevision: `${m}:${direction}`,
       }).then(() => {
         if (!node.dataset.bound) {
           node.dataset.bound = "1";
@@ -214,21 +215,22 @@
   async function loadProposers() {
     const p = await getJSON(api(name, "/proposers"));
     const names = p.proposers.map((r) => r.name);
+    const labels = names.map(Atlas.plotText);  // as plotly shows them: ticks, legend, hover
     $("proposer-caption").textContent = names.length === 1 ? "one proposer" : `${names.length} proposers`;
-    const bar = (key, label, colour) => ({type: "bar", name: label, x: names, y: p.proposers.map((r) => r.counts[key]),
+    const bar = (key, label, colour) => ({type: "bar", name: label, x: labels, y: p.proposers.map((r) => r.counts[key]),
       marker: {color: colour}, hovertemplate: `%{x}: %{y} ${label}<extra></extra>`});
-    const inflight = {type: "bar", name: "in flight", x: names,
+    const inflight = {type: "bar", name: "in flight", x: labels,
       y: p.proposers.map((r) => r.counts.pending + r.counts.running), marker: {color: "#adb5bd"}};
     Atlas.plot($("plot-proposer-counts"), [bar("done", "done", "#3b5bdb"), bar("failed", "failed", "#c92a2a"), inflight],
       {title: {text: "evaluations by proposer", font: {size: 13}}, barmode: "stack"});
     const t = p.over_time;
-    Atlas.plot($("plot-proposer-qd"), names.map((n, i) => ({type: "scatter", mode: "lines", name: n, x: t.evaluations,
+    Atlas.plot($("plot-proposer-qd"), names.map((n, i) => ({type: "scatter", mode: "lines", name: labels[i], x: t.evaluations,
       y: t.qd_contribution[n], line: {color: Atlas.colour(i), width: 2}})),
     {title: {text: "QD-score gained, by proposer", font: {size: 13}}, xaxis: {title: {text: "evaluations finished"}}});
     const runs = p.proposers.map((r) => r.exploration || {mean: null, std: null, runs: 0, run_length: p.exploration_run_length});
     const entropyText = (e) => e.mean === null ? `— (fewer than ${e.run_length})`
       : `${e.mean.toFixed(2)}${e.std === null ? "" : ` ± ${e.std.toFixed(2)}`} (${e.runs} run${e.runs === 1 ? "" : "s"} of ${e.run_length})`;
-    Atlas.plot($("plot-exploration"), [{type: "bar", x: names, y: runs.map((e) => e.mean),
+    Atlas.plot($("plot-exploration"), [{type: "bar", x: labels, y: runs.map((e) => e.mean),
       error_y: {type: "data", array: runs.map((e) => e.std || 0), visible: true},
       marker: {color: names.map((_, i) => Atlas.colour(i))}, text: runs.map(entropyText), textposition: "none",
       hovertemplate: "%{x}: %{text}<extra></extra>"}],

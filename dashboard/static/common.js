@@ -48,10 +48,16 @@ const Atlas = (() => {
     return node;
   }
 
-  /** Text safe inside a plotly hover label (which understands a few HTML tags). */
-  function esc(value) {
+  /**
+   * User text (a campaign's, measure's, objective's or proposer's name) for plotly to show as
+   * it is, in titles, axis titles, legends, tick labels and hover templates. Plotly renders a
+   * few HTML tags in all of them (`<b>`, `<a href>`, `<span style>`) and fills in `%{…}` in
+   * hover templates. So `&`, `<`, `>` and `"` become entities, and `%` becomes `&#37;`, which
+   * no template matches; plotly decodes the entities when it draws, and shows the text.
+   */
+  function plotText(value) {
     return String(value).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
-      .replace(/"/g, "&quot;");
+      .replace(/"/g, "&quot;").replace(/%/g, "&#37;");
   }
 
   function num(value, digits = 4) {
@@ -214,6 +220,6 @@ const Atlas = (() => {
     clear(table, pairs.map(([k, v]) => el("tr", {}, el("th", {text: k}), el("td", {}, v instanceof Node ? v : full(v)))));
   }
 
-  return {boot, getJSON, api, campaignUrl, evaluationUrl, el, clear, esc, num, int, pct, short, full, when, ago,
+  return {boot, getJSON, api, campaignUrl, evaluationUrl, el, clear, plotText, num, int, pct, short, full, when, ago,
     duration, badge, card, live, showError, Poller, plot, emptyPlot, colour, kvRows};
 })();

@@ -108,13 +108,13 @@
   function drawHistory() {
     const shown = ["a", "b"].filter((k) => sides[k].history && sides[k].summary);
     const traces = (field) => shown.map((k) => ({
-      type: "scatter", mode: "lines", name: sides[k].name, x: sides[k].history.evaluations, y: sides[k].history[field],
+      type: "scatter", mode: "lines", name: Atlas.plotText(sides[k].name), x: sides[k].history.evaluations, y: sides[k].history[field],
       line: {color: COLOURS[k], width: 2}}));
     const layout = (title, yaxis = {}) => ({title: {text: title, font: {size: 13}}, xaxis: {title: {text: "evaluations finished"}}, yaxis});
     Atlas.plot($("cmp-qd"), traces("qd_score"), layout("QD-score"));
     Atlas.plot($("cmp-coverage"), traces("coverage"), layout("coverage", {tickformat: ".0%", rangemode: "tozero"}));
     const sameObjective = shown.length === 2 && sides.a.summary.objective.name === sides.b.summary.objective.name;
-    Atlas.plot($("cmp-best"), traces("best"), layout(sameObjective ? `best ${sides.a.summary.objective.name}` : "best objective (each its own)"));
+    Atlas.plot($("cmp-best"), traces("best"), layout(sameObjective ? `best ${Atlas.plotText(sides.a.summary.objective.name)}` : "best objective (each its own)"));
   }
 
   function drawTable() {

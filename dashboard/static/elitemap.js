@@ -182,7 +182,7 @@ class EliteMap {
   _colour() {
     const direction = this.sign > 0 ? "higher" : "lower";
     const out = {colorscale: "Viridis", reversescale: this.sign < 0,
-      colorbar: {title: {text: `${Atlas.esc(this.objective)}<br>(${direction} is better)`, side: "right"}, thickness: 14, len: 0.9}};
+      colorbar: {title: {text: `${Atlas.plotText(this.objective)}<br>(${direction} is better)`, side: "right"}, thickness: 14, len: 0.9}};
     if (this.range) { out.zmin = this.range[0]; out.zmax = this.range[1]; out.zauto = false; }
     return out;
   }
@@ -223,8 +223,8 @@ class EliteMap {
       hoverinfo: "none", hoverongaps: false, xgap: small ? 1 : 0, ygap: small ? 1 : 0, ...this._colour(),
     };
     const layout = {
-      xaxis: {title: {text: `${ax.name}`}, range: [ax.low, ax.high], showgrid: false},
-      yaxis: twoD ? {title: {text: `${ay.name}`}, range: [ay.low, ay.high], showgrid: false}
+      xaxis: {title: {text: Atlas.plotText(ax.name)}, range: [ax.low, ax.high], showgrid: false},
+      yaxis: twoD ? {title: {text: Atlas.plotText(ay.name)}, range: [ay.low, ay.high], showgrid: false}
         : {showticklabels: false, showgrid: false},
     };
     return {traces: [trace], layout, filled};
@@ -246,8 +246,8 @@ class EliteMap {
     const [ax, ay] = axes;
     return {
       traces: [heat, dots], filled: byCell.size,
-      layout: {xaxis: {title: {text: ax.name}, range: [ax.low, ax.high], showgrid: false},
-        yaxis: {title: {text: ay.name}, range: [ay.low, ay.high], showgrid: false}},
+      layout: {xaxis: {title: {text: Atlas.plotText(ax.name)}, range: [ax.low, ax.high], showgrid: false},
+        yaxis: {title: {text: Atlas.plotText(ay.name)}, range: [ay.low, ay.high], showgrid: false}},
     };
   }
 
@@ -282,8 +282,9 @@ class EliteMap {
     ];
     return {
       traces, filled: filledCells.size,
-      layout: {xaxis: {title: {text: ax.name}, range: [ax.low, ax.high]},
-        yaxis: twoD ? {title: {text: ay.name}, range: [ay.low, ay.high]} : {title: {text: this.objective}}},
+      layout: {xaxis: {title: {text: Atlas.plotText(ax.name)}, range: [ax.low, ax.high]},
+        yaxis: twoD ? {title: {text: Atlas.plotText(ay.name)}, range: [ay.low, ay.high]}
+          : {title: {text: Atlas.plotText(this.objective)}}},
     };
   }
 
