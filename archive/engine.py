@@ -123,7 +123,7 @@ def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
         if path.exists() and not path.is_file():
             raise StorageError(f"cannot open storage {parsed}: {path} is not a regular file")
         path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed.set(database=str(path)),  # ~ expanded
+        engine = create_engine(parsed.set(database=str(path.resolve())),  # ~ expanded; a later chdir changes nothing
                                connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 import json
+import math
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -97,6 +98,22 @@ def _read(storage: str | None, name: str | None = None, *, writes: bool = False)
         if not writes:
             raise
         return archive.open(url, readonly=False)
+
+
+def strict_json(value: Any, indent: int | None = None) -> str:
+    """``value`` as JSON that every parser reads (RFC 8259): a number past the float range
+    (a QD-score summed to infinity) as ``null``, where ``json.dumps`` wrote ``Infinity``."""
+    return json.dumps(_finite(value), indent=indent, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
@@ -329,7 +346,7 @@ def status(
         camps = [handle.campaign(name)] if name else handle.campaigns()
         rows = [_status_row(camp, detail=name is not None) for camp in camps]
         if as_json:
-            console.print_json(json.dumps(rows))
+            console.print_json(strict_json(rows))
             return
         if not rows:
             console.print("no campaigns in this storage")
@@ -361,7 +378,7 @@ def elites(
         rows = [{k: e[k] for k in ("cell", "evaluation_id", "objective", "measures", "params")}
                 for e in camp.elites(top=top, fields=("measures", "params"))]
         if fmt == "json":
-            sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+            sys.stdout.write(strict_json(rows, indent=1) + "\n")
             return
         measure_names = camp.layout.measure_names
         param_names = sorted({k for r in rows for k in r["params"]})
@@ -511,8 +528,8 @@ def law(
     for warning in warnings:
         _warn(warning)
     if as_json:
-        console.print_json(json.dumps({**reading.to_dict(), "figure": str(path) if path else None,
-                                       "warnings": warnings}))
+        console.print_json(strict_json({**reading.to_dict(), "figure": str(path) if path else None,
+                                        "warnings": warnings}))
         return
     if reading.mode == PER_RUN:
         table = Table(title=f"entropy-performance law of {name}, per-run ({len(reading.runs)} runs, each over "
@@ -602,7 +619,7 @@ def failures(
         failed = [_failure_row(ev) for ev in camp.failed_evaluations(limit)]
     if fmt == "json":
         doc = {"campaign": name, "failed": total, "messages": counts, "evaluations": failed}
-        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+        sys.stdout.write(strict_json(doc, indent=1) + "\n")
         return
     if not total:
         console.print(f"{name}: no failed evaluations", highlight=False)

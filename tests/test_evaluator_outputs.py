@@ -70,8 +70,84 @@ def error_beside_objective(params: dict[str, Any], ctx: EvalContext) -> dict[str
     return {"objective": 1.0, "measures": MEASURES, "error": "fell back to the default model"}
 
 
+def array_measures(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    import numpy as np
+
+    return {"objective": 1.0, "measures": np.array([0.5, 0.5])}
+
+
+def array_metrics(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    import numpy as np
+
+    return {"objective": 1.0, "measures": MEASURES, "metrics": np.array([1, 2])}
+
+
+def mixed_measure_keys(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    return {"objective": 1.0, "measures": {1: 0.5, "mb": 0.5}}
+
+
+def tuple_measure_key(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    return {"objective": 1.0, "measures": {**MEASURES, ("x", 1): 0.3}}
+
+
+def deep_metrics(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    nested: list[Any] = []
+    for _ in range(100_000):
+        nested = [nested]
+    return {"objective": 1.0, "measures": MEASURES, "metrics": {"deep": nested}}
+
+
+class _NoRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def unreadable_objective(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    return {"objective": _NoRepr(), "measures": MEASURES, "metrics": {"odd": _NoRepr()}}
+
+
+class _NoStr(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+def unprintable_exception(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    raise _NoStr()
+
+
+def generator_exit(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    raise GeneratorExit("closed")
+
+
+def huge_measure(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    return {"objective": 1.0, "measures": {"ma": list(range(2_000_000)), "mb": 0.5}}
+
+
+def nul_repr_exit(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    raise SystemExit("a\x00b" + "y" * 1_000_000)
+
+
+def wanders_off(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    import os
+    import tempfile
+
+    os.chdir(tempfile.gettempdir())
+    return {"objective": 1.0, "measures": MEASURES}
+
+
 # (evaluator, status of every evaluation, what its error says, if failed)
 CASES: dict[str, tuple[str, str | None]] = {
+    "array_measures": ("failed", "measures must be a dict, got ndarray"),
+    "array_metrics": ("failed", "metrics must be a dict, got ndarray"),
+    "mixed_measure_keys": ("failed", "measure 'ma' is missing (returned: ['1', 'mb'])"),
+    "tuple_measure_key": ("done", None),
+    "deep_metrics": ("done", None),
+    "unreadable_objective": ("failed", "objective is missing or not a finite number: <_NoRepr instance at"),
+    "unprintable_exception": ("failed", "_NoStr: <its message could not be read"),
+    "generator_exit": ("failed", "GeneratorExit: closed"),
+    "huge_measure": ("failed", "measure 'ma' is not a finite number: [0, 1, 2, 3,"),
+    "nul_repr_exit": ("failed", "SystemExit: the evaluator called sys.exit('a\\x00byyyy"),
+    "wanders_off": ("done", None),
     "big_metric": ("done", None),
     "overflowing_objective": ("failed", "objective is missing or not a finite number"),
     "text_objective": ("failed", "objective is missing or not a finite number: '0.5'"),
@@ -102,6 +178,25 @@ def test_every_evaluation_is_recorded_and_the_run_finishes(storage_url: str, tar
     assert [r["status"] for r in rows] == [status] * 4
     if error is not None:
         assert all(error in r["error"] for r in rows), rows[0]["error"]
+
+
+def test_error_texts_are_bounded(sqlite_url: str) -> None:
+    """A value shown in an error is cut (a 2,000,000-item measure had stored 16.9 MB a row,
+    and ``atlas status`` ran for minutes); so is a ``sys.exit`` code."""
+    for target in ("huge_measure", "nul_repr_exit"):
+        assert max(len(r["error"]) for r in _run(sqlite_url, target)) < 3000
+
+
+def test_an_evaluation_that_changes_directory_leaves_the_run_where_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the storage a relative path: the run ended with `cannot open storage
+    sqlite:///atlas.db: the file atlas.db does not exist` where the evaluator had gone."""
+    monkeypatch.chdir(tmp_path)
+    rows = _run("sqlite:///atlas.db", "wanders_off")
+    assert [r["status"] for r in rows] == ["done"] * 4
+    assert Path.cwd() == tmp_path and (tmp_path / "atlas.db").is_file()
+    with archive.open("sqlite:///atlas.db") as handle:
+        assert handle.campaign("wanders-off").stats().finished == 4
 
 
 def test_unstorable_metrics_are_kept_as_near_as_storage_allows(sqlite_url: str) -> None:
@@ -203,3 +298,26 @@ def test_a_ray_worker_records_an_unstorable_outcome(tmp_path: Path) -> None:
     outcomes = actor.results(5.0, [(0, tasks)])
     assert [o.status for o in outcomes] == ["failed"] * 3
     assert "objective is missing or not a finite number" in outcomes[0].error
+
+
+def near_max_objective(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    return {"objective": 1.7e308, "measures": {"ma": float(params["a"]), "mb": float(params["b"])}}
+
+
+def test_status_json_is_json_when_the_qd_score_passes_the_float_range(sqlite_url: str) -> None:
+    """Elites of 1.7e308 sum past the largest float: ``"qd_score": Infinity`` is not JSON."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from search.cli import app
+
+    _run(sqlite_url, "near_max_objective", budget=8)
+    result = CliRunner().invoke(app, ["status", "near-max-objective", "--json", "--storage", sqlite_url])
+    assert result.exit_code == 0, result.output
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    (row,) = json.loads(result.stdout, parse_constant=refuse)
+    assert row["qd_score"] is None and row["elites"] >= 2

@@ -4,16 +4,21 @@ The rules of the evaluator contract are enforced here, once, for every executor:
 exception (any but :data:`PASSED_THROUGH`), a non-dict, an objective that is not a finite
 number, or a missing or non-finite measure makes that evaluation ``failed`` with the reason;
 metrics are made JSON-safe and storable (:func:`json_safe`), and so is every error text
-(:func:`storable_text`): what an evaluator returns or raises can fail its evaluation, never
-the scheduler's write.
+(:func:`storable_text`, at most :data:`MAX_MESSAGE_CHARS` of a value's text): what an
+evaluator returns or raises can fail its evaluation, never the scheduler's write. A result
+that cannot even be read (an array where a dict was due, keys that do not sort, a value
+whose ``repr`` raises) fails its evaluation too, saying so. An evaluation that changes the
+working directory has it changed back: the scheduler's relative paths stay its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
 import os
+import reprlib
 import socket
 import time
 import traceback
@@ -33,7 +38,24 @@ class EvaluationTimeout(BaseException):  # escapes the evaluator's own except Ex
 
 #: What an evaluation may raise that is not its own failure: the user's Ctrl-C, and the
 #: executor's timeout, which its executor handles for the whole batch.
-PASSED_THROUGH: tuple[type[BaseException], ...] = (KeyboardInterrupt, GeneratorExit, EvaluationTimeout)
+PASSED_THROUGH: tuple[type[BaseException], ...] = (KeyboardInterrupt, EvaluationTimeout)
+
+
+def _short_repr() -> reprlib.Repr:
+    """``repr`` bounded in length and depth, whose value's own ``repr`` may raise (then
+    ``<T instance at 0x…>``): how a returned value is shown in an error."""
+    shown = reprlib.Repr()
+    shown.maxlevel, shown.maxstring, shown.maxother = 4, 200, 200
+    shown.maxlist = shown.maxtuple = shown.maxdict = shown.maxset = 20
+    return shown
+
+
+_SHORT = _short_repr()
+
+
+def shown(value: Any) -> str:
+    """``value`` as an error shows it: a bounded, storable ``repr``."""
+    return storable_text(_SHORT.repr(value))
 
 
 @dataclasses.dataclass
@@ -80,7 +102,30 @@ def overrides_batch(evaluator: Evaluator) -> bool:
 
 def run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names: list[str],
               base: EvalContext) -> list[Outcome]:
-    """Evaluate ``tasks`` (one call for batching evaluators, else one call each)."""
+    """Evaluate ``tasks`` (one call for batching evaluators, else one call each), in the
+    working directory they were given (one an evaluation changes is changed back)."""
+    try:
+        cwd: str | None = os.getcwd()
+    except OSError:  # a working directory removed under this process: nothing to go back to
+        cwd = None
+    try:
+        return _run_tasks(evaluator, tasks, measure_names, base)
+    finally:
+        if cwd is not None:
+            _back_to(cwd)
+
+
+def _back_to(cwd: str) -> None:
+    """Change back to ``cwd`` where an evaluation left it (where it still exists)."""
+    with contextlib.suppress(OSError):  # getcwd: the directory it left may be gone
+        if os.getcwd() == cwd:
+            return
+    with contextlib.suppress(OSError):
+        os.chdir(cwd)
+
+
+def _run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names: list[str],
+               base: EvalContext) -> list[Outcome]:
     name = worker_name()
     if not tasks:
         return []
@@ -132,9 +177,16 @@ def setup_failure(tasks: list[EvaluationTask], exc: BaseException) -> list[Outco
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
-        return f"SystemExit: the evaluator called sys.exit({exc.code!r})"
-    tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
-    return storable_text(f"{type(exc).__name__}: {_capped(str(exc))}\n" + "".join(tb[-3:])[-2000:])
+        return f"SystemExit: the evaluator called sys.exit({shown(exc.code)})"
+    try:
+        message = str(exc)
+    except Exception:  # an exception whose __str__ raises
+        message = f"<its message could not be read: {shown(exc)}>"
+    try:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)[-3:])[-2000:]
+    except Exception:
+        tb = ""
+    return storable_text(f"{type(exc).__name__}: {_capped(message)}\n" + tb)
 
 
 def _capped(message: str) -> str:
@@ -146,10 +198,21 @@ def _capped(message: str) -> str:
 
 def _outcome(task: EvaluationTask, raw: Any, measure_names: list[str], worker: str,
              seconds: float) -> Outcome:
+    """What ``raw`` (an evaluation's return value) comes to: done, or failed with the reason;
+    failed, saying so, where reading it raised."""
+    try:
+        return _read_outcome(task, raw, measure_names, worker, seconds)
+    except Exception as exc:
+        return Outcome(task.evaluation_id, "failed", worker=worker, seconds=seconds,
+                       error=f"the evaluator's result could not be read: {_describe(exc)}")
+
+
+def _read_outcome(task: EvaluationTask, raw: Any, measure_names: list[str], worker: str,
+                  seconds: float) -> Outcome:
     def fail(reason: str) -> Outcome:
         kept = json_safe(raw.get("metrics")) if isinstance(raw, dict) else None
-        return Outcome(task.evaluation_id, "failed", error=reason, worker=worker, seconds=seconds,
-                       metrics=kept if isinstance(kept, dict) else None)
+        return Outcome(task.evaluation_id, "failed", error=storable_text(_capped(reason)), worker=worker,
+                       seconds=seconds, metrics=kept if isinstance(kept, dict) else None)
 
     if not isinstance(raw, dict):
         return fail(f"evaluator returned {type(raw).__name__}, expected a dict with objective and measures")
@@ -158,22 +221,25 @@ def _outcome(task: EvaluationTask, raw: Any, measure_names: list[str], worker: s
     if objective is None:
         if own_error:  # the evaluator's own reason for failing
             return fail(own_error)
-        return fail(f"objective is missing or not a finite number: {raw.get('objective')!r}")
-    given = raw.get("measures") or {}
+        return fail(f"objective is missing or not a finite number: {shown(raw.get('objective'))}")
+    given = raw.get("measures")
+    given = {} if given is None else given  # not `or {}`, which asks an array for its truth
     if not isinstance(given, dict):
         return fail(f"measures must be a dict, got {type(given).__name__}")
     measures: dict[str, float] = {}
     for m in measure_names:
         if m not in given:
-            return fail(f"measure {m!r} is missing (returned: {sorted(given)})")
+            return fail(f"measure {m!r} is missing (returned: {shown(sorted(map(str, given)))})")
         value = _as_float(given[m])
         if value is None:
-            return fail(f"measure {m!r} is not a finite number: {given[m]!r}")
+            return fail(f"measure {m!r} is not a finite number: {shown(given[m])}")
         measures[m] = value
-    for extra, value in given.items():
-        if extra not in measures and (v := _as_float(value)) is not None:
-            measures[extra] = v
-    metrics = json_safe(raw.get("metrics") or {})
+    for extra, value in given.items():  # more measures than the map's, kept by name (as text)
+        key = storable_text(extra if isinstance(extra, str) else str(extra))
+        if key not in measures and (v := _as_float(value)) is not None:
+            measures[key] = v
+    metrics = raw.get("metrics")
+    metrics = json_safe({} if metrics is None else metrics)
     if not isinstance(metrics, dict):  # every reader takes metrics by name
         return fail(f"metrics must be a dict, got {type(raw.get('metrics')).__name__}")
     metrics.setdefault("eval_seconds", seconds)
@@ -201,7 +267,7 @@ def json_safe(value: Any, depth: int = 0) -> Any:
     float's range, its decimal text), strings and keys :func:`storable_text`, anything else
     its repr."""
     if depth > 20:
-        return storable_text(repr(value))
+        return shown(value)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -226,9 +292,14 @@ def json_safe(value: Any, depth: int = 0) -> Any:
         return {storable_text(str(k)): json_safe(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v, depth + 1) for v in value]
+    if callable(getattr(value, "tolist", None)):  # a tensor, a pandas Series: its values
+        try:
+            return json_safe(value.tolist(), depth + 1)
+        except Exception:
+            return shown(value)
     if hasattr(value, "item") and callable(value.item):
         try:
             return json_safe(value.item(), depth + 1)
         except Exception:
-            return storable_text(repr(value))
-    return storable_text(repr(value))
+            return shown(value)
+    return shown(value)
