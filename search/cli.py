@@ -6,6 +6,7 @@ import functools
 import gc
 import json
 import math
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -941,9 +942,40 @@ def main() -> None:  # pragma: no cover - console entry point
     and matplotlib loaded that collection alone took 0.15–0.2 s of every command. ``atexit``
     handlers (Ray's shutdown, temporary directories) still run."""
     try:
-        sys.exit(_run_app())
+        code = _run_app()
+        _leave_threads_behind(code)
+        sys.exit(code)
     finally:
         gc.freeze()
+
+
+def _leave_threads_behind(code: int, grace_s: float = 2.0) -> None:
+    """Exit now with ``code`` where threads that are not daemons outlive the command (an
+    inline evaluator started one and left it running), after ``grace_s`` for them to end
+    and a warning naming them: the interpreter would wait on them for ever. Exit handlers
+    are skipped then (the run has shut its Ray and storage down already)."""
+    import time
+
+    deadline = time.monotonic() + grace_s
+    for thread in _leftover_threads():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    left = _leftover_threads()
+    if not left:
+        return
+    names = ", ".join(t.name for t in left[:5]) + (" …" if len(left) > 5 else "")
+    err.print(f"[yellow]warning:[/] {len(left)} thread{'' if len(left) == 1 else 's'} that Entropy Atlas did not "
+              f"start still running ({escape(names)}); exiting without waiting for "
+              f"{'it' if len(left) == 1 else 'them'}", highlight=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _leftover_threads() -> list[Any]:
+    """Live threads other than the main one that the interpreter would wait for at exit."""
+    import threading
+
+    return [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
 
 
 def _run_app() -> int:

@@ -129,3 +129,17 @@ def test_kill_9_then_resume_finishes_exactly_the_budget(tmp_path: Path) -> None:
     # Evaluations re-run are at most those in flight at the kill (results not yet recorded).
     finished_runs = log.read_text().splitlines()
     assert budget <= len(finished_runs) <= budget + 8
+
+
+def test_a_thread_the_evaluator_left_running_does_not_keep_the_command_alive(tmp_path: Path) -> None:
+    """An inline evaluator that started a thread (not a daemon): the run printed its summary,
+    then the interpreter waited on the thread for ever."""
+    spec = write_spec(tmp_path / "t.yaml", search__budget=2, search__batch_size=1, search__max_in_flight=1,
+                      evaluator={"kind": "python", "target": "tests.support.evaluators:leaves_a_thread"})
+    root = Path(__file__).resolve().parents[1]
+    done = atlas("run", str(spec), "--executor", "inline", "--storage", f"sqlite:///{tmp_path / 'a.db'}",
+                 cwd=tmp_path, env={"PYTHONPATH": str(root)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "quad: 2 evaluations" in done.stdout
+    assert "warning: 2 threads that Entropy Atlas did not start still running (leaky-worker, leaky-worker)" in " ".join(
+        done.stderr.split())

@@ -178,3 +178,12 @@ class Marking(Evaluator):
         out = quadratic(params, ctx)
         (self.marker_dir / str(ctx.seed)).touch()
         return out
+
+
+def leaves_a_thread(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    """:func:`quadratic`, after starting a thread (not a daemon) that sleeps for an hour."""
+    import threading
+    import time
+
+    threading.Thread(target=time.sleep, args=(3600,), name="leaky-worker").start()
+    return quadratic(params, ctx)
