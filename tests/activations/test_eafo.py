@@ -14,7 +14,14 @@ import torch
 from torch.nn import functional as F
 
 from workers.activations import CRReLU, make_activation
-from workers.activations.eafo import BASES, EAFOActivation, WorstActivation, eafo_correction, worst_activation
+from workers.activations.eafo import (
+    BASES,
+    EAFOActivation,
+    WorstActivation,
+    base_and_derivatives,
+    eafo_correction,
+    worst_activation,
+)
 from workers.evaluators.activation import ActivationEvaluator
 
 # an even count keeps 0 (ReLU's and ELU's kink) off the grid
@@ -166,6 +173,36 @@ def test_factory_builds_eafo_and_wafbc_from_search_parameters() -> None:
     wafbc = make_activation({"activation": "wafbc", "wafbc_bound": 2.0, "eafo_sigma": 0.5})
     assert isinstance(wafbc, WorstActivation)
     torch.testing.assert_close(wafbc(X.float()), worst_activation(X.float(), 2.0, 0.5))
+
+
+@pytest.mark.parametrize("tau", [1e-25, 1e-40, 1e-300])
+@pytest.mark.parametrize("base", sorted(BASES))
+def test_a_tiny_floor_gives_a_finite_correction_and_eps_zero_the_base_exactly(base: str, tau: float) -> None:
+    """τ² underflowed to 0 in float32 (τ = 1e-25 and smaller): g'/g² read 0/0 and the module
+    NaN, even at ε = 0. The stable form is finite everywhere, so ε = 0 is the base itself."""
+    x = torch.linspace(-30.0, 30.0, 60001)  # float32, 0 and the kinks on the grid
+    base_values, _, _ = base_and_derivatives(base, x)
+    plain = make_activation({"activation": "eafo", "eafo_base": base, "eafo_tau": tau, "eafo_eps": 0.0})
+    assert torch.equal(plain(x), base_values)
+    kappa = eafo_correction(base, x, 1.0, tau)
+    assert torch.isfinite(kappa).all()
+    x.requires_grad_(True)
+    module = make_activation({"activation": "eafo", "eafo_base": base, "eafo_tau": tau, "eafo_eps": 0.01})
+    out = module(x)
+    assert torch.isfinite(out).all()
+    if tau >= 1e-25:  # below, the true ∂κ/∂x ~ 1/τ near 0 (and Σ κ) pass float32's range themselves
+        out.sum().backward()
+        assert torch.isfinite(x.grad).all() and torch.isfinite(module.eps.grad).all()
+
+
+def test_a_tiny_floor_keeps_the_rule_where_the_value_fits() -> None:
+    """ReLU's branch x < 0 at τ = 1e-25: κ = x e^{−x²/2} / τ, up to 6e24 (finite in float32),
+    and CRReLU's x e^{−x²/2} for x > 0, where g = f' = 1."""
+    x = torch.linspace(-30.0, 30.0, 13)
+    kappa = eafo_correction("relu", x, 1.0, 1e-25)
+    expected = x.double() * torch.exp(-0.5 * x.double() ** 2) / torch.where(x > 0, 1.0, 1e-25).double()
+    torch.testing.assert_close(kappa.double(), expected, rtol=1e-5, atol=1e-30)
+    assert kappa[12 // 2 - 1] < -1e-25  # x = -5: e^{-12.5}·5e25, not 0
 
 
 @pytest.mark.parametrize(

@@ -140,6 +140,32 @@ def test_group_advantages() -> None:
         group_advantages(rewards[:7], 4)
 
 
+@pytest.mark.parametrize("norm_by_std", [True, False])
+def test_an_all_equal_group_has_zero_advantages_whatever_adv_eps(norm_by_std: bool) -> None:
+    """adv_eps = 0 with GRPO's std: an all-equal group is 0 / 0 (it read NaN), and one whose
+    mean is off by a rounding error (three rewards of 0.1, shaped rewards) read ±0.82."""
+    rewards = torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0])
+    adv = group_advantages(rewards, 4, norm_by_std, 0.0)
+    assert adv[:4].tolist() == [0.0, 0.0, 0.0, 0.0]
+    # the informative group is untouched, bit for bit: (r − mean) / std (or r − mean)
+    spread = (rewards[4:].double() - 0.5) / (rewards[4:].double().std() if norm_by_std else 1.0)
+    assert adv[4:].tolist() == spread.float().tolist()
+    shaped = torch.tensor([0.1, 0.1, 0.1, 1.0, 0.1, 0.1], dtype=torch.float64)
+    assert group_advantages(shaped, 3, norm_by_std, 0.0)[:3].tolist() == [0.0, 0.0, 0.0]
+    assert group_advantages(shaped, 3, norm_by_std, 1e-6)[:3].tolist() == [0.0, 0.0, 0.0]
+    assert torch.isfinite(group_advantages(shaped, 3, norm_by_std, 0.0)).all()
+
+
+def test_advantages_of_informative_groups_are_unchanged() -> None:
+    """Only all-equal groups are special-cased: the others are (r − mean) / (std + ε) exactly."""
+    g = torch.Generator().manual_seed(3)
+    rewards = torch.rand(64, generator=g, dtype=torch.float64)
+    for eps in (0.0, 1e-6, 0.5):
+        groups = rewards.view(-1, 8)
+        expected = (groups - groups.mean(1, keepdim=True)) / (groups.std(1, keepdim=True) + eps)
+        assert torch.equal(group_advantages(rewards, 8, True, eps), expected.view(-1))
+
+
 def test_adaptive_coefficient_and_aepo_rules() -> None:
     ctl = AdaptiveEntropyCoef(coef=0.0, target=0.5, delta=0.1, low=0.0, high=0.25)
     assert ctl.update(0.3) == pytest.approx(0.1) and ctl.applies(0.3)

@@ -19,13 +19,19 @@ speed and numerics are the reference ones.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 
 def scalar_parameter(module: nn.Module, name: str, value: float, learnable: bool) -> None:
-    """Give ``module`` a scalar ``name``: an ``nn.Parameter`` when ``learnable``, else a buffer."""
+    """Give ``module`` a scalar ``name``: an ``nn.Parameter`` when ``learnable``, else a buffer.
+    A finite ``value`` beyond the default dtype's range (1e39 in float32) is refused, not stored as inf."""
     tensor = torch.tensor(float(value), dtype=torch.get_default_dtype())
+    if math.isfinite(float(value)) and not bool(torch.isfinite(tensor)):
+        dtype, largest = str(tensor.dtype).removeprefix("torch."), torch.finfo(tensor.dtype).max
+        raise ValueError(f"{name} must be within {dtype}'s range (|x| <= {largest:.4g}), got {value!r}")
     if learnable:
         module.register_parameter(name, nn.Parameter(tensor))
     else:

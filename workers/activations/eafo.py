@@ -123,13 +123,23 @@ def base_and_derivatives(base: str, x: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 def eafo_correction(base: str, x: torch.Tensor, sigma: float = 1.0, tau: float = 1.0) -> torch.Tensor:
-    """``κ_f(x) = e^{−x²/2σ²} (x/g + σ² g'/g²)``, ``g = max(f', τ)``: the entropy gradient of ``f``."""
+    """``κ_f(x) = e^{−x²/2σ²} (x/g + σ² g'/g²)``, ``g = max(f', τ)``: the entropy gradient of ``f``.
+
+    Computed as ``(e^{−x²/2σ²} / g) · (x + σ² g'/g)`` with ``e^{−x²/2σ²} / g = exp(−x²/2σ² − log g)``
+    and ``log τ`` taken in double precision, so that no intermediate is τ² (which underflowed
+    to 0 in float32 for τ ≲ 1e-19: g'/g² read 0/0 = NaN) nor 1/τ times a window that is 0
+    (inf · 0). Where the floor holds, ``g' = 0`` and ``g'/g`` is exactly 0. Where the true
+    value passes the dtype's range (only for a τ near that range's end) it saturates at
+    ±max, so κ is always finite and ``f + 0·κ`` is exactly ``f``.
+    """
     _, d1, d2 = base_and_derivatives(base, x)
     floored = d1 <= tau
-    g = torch.where(floored, torch.full_like(d1, tau), d1)
-    dg = torch.where(floored, torch.zeros_like(d2), d2)
-    window = torch.exp(-0.5 * (x / sigma) ** 2)
-    return window * (x / g + sigma * sigma * dg / (g * g))
+    unfloored = torch.where(floored, torch.ones_like(d1), d1)  # log and division only where g = f' > τ
+    log_g = torch.where(floored, torch.full_like(d1, math.log(tau)), torch.log(unfloored))
+    dg_over_g = torch.where(floored, torch.zeros_like(d2), d2 / unfloored)
+    largest = torch.finfo(x.dtype).max
+    scale = torch.exp(torch.clamp(-0.5 * (x / sigma) ** 2 - log_g, max=math.log(largest)))  # e^{−x²/2σ²} / g
+    return torch.clamp(scale * (x + sigma * sigma * dg_over_g), -largest, largest)
 
 
 def _check_scale(name: str, value: float, low: float, high: float) -> float:

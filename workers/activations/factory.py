@@ -42,6 +42,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
 from workers.activations import baselines
@@ -86,6 +87,13 @@ ACTIVATION_KEYS: frozenset[str] = frozenset(
     }
 )
 _DEFAULT_LEARNABLE = {"crrelu": True, "eafo": True, "prelu": True, "family": False, "swish": False}
+#: The numeric parameters: each becomes a float32 scalar of its module (or a value of its rule).
+NUMBER_KEYS: frozenset[str] = frozenset(
+    {"crrelu_eps", "eafo_eps", "eafo_sigma", "eafo_tau", "wafbc_bound", "leaky_relu_slope", "prelu_init",
+     "elu_alpha", "swish_beta", *FAMILY_KEYS}
+)
+#: float32's largest finite value: a larger magnitude, finite as a Python float, is inf in the network.
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 def _as_bool(value: Any, key: str) -> bool:
@@ -108,7 +116,19 @@ def _as_float(params: Mapping[str, Any], key: str, default: float) -> float:
         raise ValueError(f"{key} must be a number, got {value!r}") from None
     if not math.isfinite(out):
         raise ValueError(f"{key} must be finite, got {value!r}")
+    problem = float32_problem(out)
+    if problem:
+        raise ValueError(f"{key} {problem}")
     return out
+
+
+def float32_problem(value: float) -> str | None:
+    """Why a finite number cannot be a float32 parameter (None: it can): |x| > 3.4028e38
+    rounds to ±inf there, and the run failed as "training diverged" (or a family
+    coefficient as "must be finite", naming the finite number it was given)."""
+    if abs(value) > FLOAT32_MAX:
+        return f"must be within float32's range (|x| <= {FLOAT32_MAX:.4g}), got {value!r}"
+    return None
 
 
 def family_coefficients(params: Mapping[str, Any]) -> list[float]:

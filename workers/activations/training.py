@@ -34,6 +34,19 @@ from workers.activations.data import Dataset
 from workers.activations.measures import attention_entropy, histogram_entropy, predictive_entropy
 from workers.activations.models import MLP, ActivationFactory, TinyViT
 
+#: The largest learning rate AdamW takes in float32: its first step is lr / (1 − β₁) ≈ 10·lr
+#: (β₁ = 0.9), which must not pass float32's 3.4028e38 (above it, torch raised "value cannot
+#: be converted to type float without overflow"); 3.4e37 is that bound rounded down. The
+#: config models repeat it.
+ADAMW_MAX_LR = 3.4e37
+
+
+def adamw_lr_problem(lr: float) -> str | None:
+    """Why AdamW cannot take ``lr`` in float32 (None: it can)."""
+    if lr > ADAMW_MAX_LR:
+        return f"must be <= {ADAMW_MAX_LR:.4g} (AdamW's first step is 10·lr, which float32 must hold), got {lr!r}"
+    return None
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -68,6 +81,8 @@ class TrainConfig:
         self.lr = float(self.lr)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if adamw_lr_problem(self.lr):
+            raise ValueError(f"lr {adamw_lr_problem(self.lr)}")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
@@ -135,10 +150,20 @@ def _activation_params(model: nn.Module) -> dict[str, float | list[float]]:
     return out
 
 
+def _check_trained(model: nn.Module) -> None:
+    """After the last optimizer step: every weight finite (each epoch's loss was, but it
+    is computed before its steps, so the last update is checked here)."""
+    bad = next((name for name, p in model.named_parameters() if not bool(torch.isfinite(p.detach()).all())), None)
+    if bad is not None:
+        raise FloatingPointError(f"training diverged: parameter {bad!r} is not finite after the last step")
+
+
 @torch.no_grad()
 def _evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, chunk: int = 1024) -> dict[str, Any]:
     model.eval()
     logits = torch.cat([model(data.x_test[i : i + chunk]) for i in range(0, len(data.x_test), chunk)])
+    if not bool(torch.isfinite(logits).all()):  # finite weights whose forward pass overflows (lr = 1e30)
+        raise FloatingPointError("training diverged: the trained network's test logits are not finite")
     accuracy = float((logits.argmax(dim=1) == data.y_test).double().mean())
     captured: list[torch.Tensor] = []
     hooks = [
@@ -175,7 +200,10 @@ def train_and_measure(
 ) -> RunResult:
     """Train ``cfg.model`` with ``activation`` on ``data`` (already on ``device``) and measure it.
 
-    Raises :class:`FloatingPointError` when the training loss stops being finite.
+    Raises :class:`FloatingPointError` ("training diverged: …") when the training loss stops
+    being finite, or when the last optimizer step (whose loss was finite: it was computed
+    before the step) left a weight or the test logits non-finite, which the measures had
+    reported as a NaN predictive entropy.
     """
     start = time.perf_counter()
     torch.manual_seed(seed)
@@ -210,6 +238,7 @@ def train_and_measure(
         if not math.isfinite(epoch_loss):
             raise FloatingPointError(f"training diverged: the mean training loss of epoch {epoch + 1} is {epoch_loss}")
         loss_curve.append(epoch_loss)
+    _check_trained(model)
     train_seconds = time.perf_counter() - start
     measured = _evaluate(model, data, cfg)
     return RunResult(

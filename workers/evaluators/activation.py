@@ -43,7 +43,8 @@ Config (all optional)::
 
 The config's model is :class:`~workers.evaluators.configs.ActivationConfig`;
 :meth:`ActivationEvaluator.check_space` refuses a space parameter the evaluator does not
-take and an ``activation`` choice that is not a known activation.
+take, an ``activation`` choice that is not a known activation, and an activation number
+(``crrelu_eps``, ``family_c3``, ``swish_beta`` …) whose range leaves float32's (|x| > 3.4e38).
 
 ``params`` may also set ``lr``, ``weight_decay``, ``epochs`` and ``batch_size`` per
 evaluation. Run ``j`` of an evaluation uses seed ``ctx.seed + offset_j`` (offsets
@@ -64,9 +65,15 @@ import torch
 
 from workers.activations.data import Dataset, load_dataset
 from workers.activations.eafo import BASES
-from workers.activations.factory import ACTIVATION_KEYS, ACTIVATIONS, activation_factory
+from workers.activations.factory import (
+    ACTIVATION_KEYS,
+    ACTIVATIONS,
+    NUMBER_KEYS,
+    activation_factory,
+    float32_problem,
+)
 from workers.activations.symbolic import parse_activation
-from workers.activations.training import TrainConfig, deterministic, train_and_measure
+from workers.activations.training import TrainConfig, adamw_lr_problem, deterministic, train_and_measure
 from workers.contract import EvalContext, Evaluator
 from workers.evaluators.configs import ActivationConfig, validate_config
 
@@ -88,6 +95,30 @@ def _seed_offsets(value: Any) -> list[int]:
     if isinstance(value, list | tuple) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         return list(value)
     raise ValueError(f"config seeds must be a count or a non-empty list of integers, got {value!r}")
+
+
+def _extremes(param: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """The numbers a space parameter reaches at its ends, with the key that sets each:
+    ``low`` and ``high`` of a float or an int, each numeric choice of a categorical."""
+    if param.get("type") == "categorical":
+        return [(f"choices.{i}", c) for i, c in enumerate(param.get("choices") or [])
+                if isinstance(c, int | float) and not isinstance(c, bool)]
+    return [(key, param[key]) for key in ("low", "high")
+            if isinstance(param.get(key), int | float) and not isinstance(param.get(key), bool)]
+
+
+def float32_problems(space: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Numbers the space can reach that float32 cannot hold, one line each, refused with the
+    file rather than failing every such evaluation: an activation number beyond 3.4e38 (inf
+    in the network) and a learning rate beyond AdamW's :data:`ADAMW_MAX_LR`."""
+    rules = {**dict.fromkeys(NUMBER_KEYS, float32_problem), "lr": adamw_lr_problem}
+    problems = []
+    for name in sorted(set(rules) & set(space)):
+        for key, value in _extremes(space[name]):
+            reason = rules[name](float(value))
+            if reason:
+                problems.append(f"space.{name}.{key}: {reason}")
+    return problems
 
 
 def _coerce_train(cfg: dict[str, Any]) -> TrainConfig:
@@ -137,8 +168,9 @@ class ActivationEvaluator(Evaluator):
 
     @classmethod
     def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
-        """Every space parameter is one the evaluator takes (:data:`PARAM_KEYS`), and every
-        categorical ``activation`` (``eafo_base``) choice a known activation (EAFO base)."""
+        """Every space parameter is one the evaluator takes (:data:`PARAM_KEYS`), every
+        categorical ``activation`` (``eafo_base``) choice a known activation (EAFO base), and
+        every activation number the space reaches within float32's range (:func:`float32_problems`)."""
         problems = [f"space.{name}: is not an activation evaluator parameter (known: {', '.join(sorted(PARAM_KEYS))})"
                     for name in space if name not in PARAM_KEYS]
         for name, known, what in (("activation", ACTIVATIONS, "activation"), ("eafo_base", tuple(BASES), "EAFO base")):
@@ -147,7 +179,7 @@ class ActivationEvaluator(Evaluator):
                 problems += [f"space.{name}.choices: {choice!r} is not a known {what} (known: {', '.join(known)})"
                              for choice in param.get("choices", [])
                              if not (isinstance(choice, str) and choice.lower() in known)]
-        return problems
+        return problems + float32_problems(space)
 
     def _data_for(self, device: str) -> Dataset:
         if device.startswith("cuda") and not torch.cuda.is_available():

@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from entropy_atlas.errors import AtlasError
@@ -241,6 +241,16 @@ class DecodingConfig(_TaskOptions):
 
 
 DIGITS_EXAMPLES, DIGITS_CLASSES = 1797, 10  # scikit-learn's bundled digits
+#: ``workers.activations.training.ADAMW_MAX_LR``: AdamW's first step is lr / (1 − β₁) = 10·lr,
+#: which must be a finite float32.
+ADAMW_MAX_LR = 3.4e37
+
+
+def adamw_lr(lr: float | None) -> float | None:
+    """``lr`` where AdamW can take it in float32; a ValueError with the reason where it cannot."""
+    if lr is not None and lr > ADAMW_MAX_LR:
+        raise ValueError(f"must be <= {ADAMW_MAX_LR:.4g} (AdamW's first step is 10·lr, which float32 must hold)")
+    return lr
 
 
 class ActivationConfig(EvaluatorConfig):
@@ -261,7 +271,7 @@ class ActivationConfig(EvaluatorConfig):
     mlp_ratio: float = Field(default=2.0, gt=0)
     epochs: PositiveInt = 20
     batch_size: PositiveInt = 64
-    lr: Annotated[float, Field(gt=0)] | None = None
+    lr: Annotated[float, Field(gt=0), AfterValidator(adamw_lr)] | None = None
     weight_decay: float = Field(default=1e-4, ge=0)
     lr_schedule: Literal["cosine", "constant"] = "cosine"
     grad_clip: Annotated[float, Field(gt=0)] | None = 1.0
@@ -316,7 +326,7 @@ class GRPOFields(EvaluatorConfig):
     steps: int = Field(default=20, ge=0)
     prompts_per_step: PositiveInt = 8
     group_size: int = Field(default=8, ge=2)
-    lr: float = Field(default=5e-5, gt=0)
+    lr: Annotated[float, Field(gt=0), AfterValidator(adamw_lr)] = 5e-5
     weight_decay: float = Field(default=0.0, ge=0)
     ppo_epochs: PositiveInt = 1
     num_minibatches: PositiveInt = 2

@@ -55,8 +55,10 @@ Config::
 
 The config's model is :class:`~workers.evaluators.configs.EntropyRLConfig`;
 :meth:`EntropyRLEvaluator.check_space` refuses a space parameter that is not a GRPO
-parameter, a ``loss_mode`` choice that is not a loss mode, and GRPO defaults that
-:class:`GRPOConfig` refuses.
+parameter, a ``loss_mode`` choice that is not a loss mode, GRPO defaults that
+:class:`GRPOConfig` refuses, and an ``overlong_buffer_len`` (config or space) longer than
+any ``max_new_tokens`` a run can have (config, task default or space):
+:func:`overlong_problems`.
 
 ``params`` are GRPO parameters: ``steps``, ``lr``, ``group_size``, ``prompts_per_step``,
 ``temperature`` (rollout), ``eps_low``, ``eps_high`` (clip-higher; null: the loss mode's
@@ -83,7 +85,7 @@ from workers.contract import EvalContext, Evaluator
 from workers.decoding.models import LanguageModel, load_model
 from workers.decoding.tasks import TASK_KEYS, Item, JsonlTask, Task, build_task
 from workers.evaluators.configs import EntropyRLConfig, validate_config
-from workers.rl.config import AEPO_ENTROPY, LOSS_MODES, GRPOConfig
+from workers.rl.config import ADAMW_MAX_LR, AEPO_ENTROPY, LOSS_MODES, GRPOConfig
 from workers.rl.trainer import GRPOTrainer, PolicyEval, checkpoint_steps, curves, evaluate_policy, trajectory
 
 TASKS = ("arithmetic", "jsonl")
@@ -148,8 +150,9 @@ class EntropyRLEvaluator(Evaluator):
     @classmethod
     def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
         """Every space parameter is a GRPO parameter, every categorical ``loss_mode`` /
-        ``aepo_entropy`` choice a known name, and the config's GRPO defaults are a valid
-        :class:`GRPOConfig`."""
+        ``aepo_entropy`` choice a known name, the config's GRPO defaults are a valid
+        :class:`GRPOConfig`, and DAPO's overlong buffer fits the generation limit
+        (:func:`overlong_problems`)."""
         known = GRPOConfig.field_names()
         problems = [f"space.{name}: is not a GRPO parameter (known: {', '.join(sorted(known))})"
                     for name in space if name not in known]
@@ -162,7 +165,7 @@ class EntropyRLEvaluator(Evaluator):
             GRPOConfig.from_params({}, {k: v for k, v in config.items() if k in known})
         except (ValueError, TypeError) as exc:
             problems.append(f"evaluator.config: {exc}")
-        return problems
+        return problems + overlong_problems(config, space) + lr_problems(space)
 
     def _build_task(self, cfg: dict[str, Any]) -> tuple[Task, list[Item], list[Item]]:
         options = {k: cfg[k] for k in TASK_KEYS[cfg["task"]] if k in cfg}
@@ -272,3 +275,74 @@ class EntropyRLEvaluator(Evaluator):
                 "measures": {"final_entropy": final.entropy, "entropy_retained": retained,
                              "answer_diversity": final.answer_diversity},
                 "metrics": metrics}
+
+
+
+def generation_limit(settings: EntropyRLConfig) -> tuple[int, str]:
+    """The most tokens a run of the config generates, and where that comes from (for a
+    message): ``max_new_tokens``, else the task's default (``workers.decoding.tasks``:
+    digits + 2 for arithmetic, digits 2 by default; 32 for jsonl). The model's positions
+    may cap it further; only a loaded model knows that."""
+    if settings.max_new_tokens is not None:
+        return settings.max_new_tokens, "max_new_tokens of the config"
+    if settings.task == "arithmetic":
+        return (settings.digits or 2) + 2, "the arithmetic task's default, digits + 2"
+    return 32, f"the {settings.task} task's default"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _largest(param: dict[str, Any], unset: float) -> tuple[float, str] | None:
+    """The largest value a space parameter can take and the key that sets it: an int's or a
+    float's ``high``, a categorical's largest choice (``None`` reads as ``unset``, the
+    default); None where the space does not say."""
+    if param.get("type") in ("int", "float") and _number(param.get("high")):
+        return float(param["high"]), "high"
+    if param.get("type") == "categorical":
+        values = [unset if c is None else c for c in param.get("choices") or [] if c is None or _number(c)]
+        if values:
+            return float(max(values)), "choices"
+    return None
+
+
+def _reach(name: str, space: dict[str, dict[str, Any]], configured: float) -> tuple[float, str]:
+    """The largest value parameter ``name`` can have in a run, and the path that sets it:
+    the space's when it searches it (the config's too where a ``when`` may leave it
+    inactive), else the config's (``configured``)."""
+    param = space.get(name) or {}
+    searched = _largest(param, configured)
+    if searched is None:
+        return configured, f"evaluator.config.{name}"
+    if param.get("when") and configured > searched[0]:
+        return configured, f"evaluator.config.{name}"
+    return searched[0], f"space.{name}.{searched[1]}"
+
+
+def overlong_problems(config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
+    """An ``overlong_buffer_len`` (the config's or the space's) that can exceed every
+    ``max_new_tokens`` a run may have (the config's or the task's default, or the largest
+    the space searches): the buffer is the last L_cache tokens before the generation
+    limit, so every such run would fail."""
+    settings: EntropyRLConfig = validate_config(EntropyRLConfig, config)
+    limit, source = generation_limit(settings)
+    buffer, path = _reach("overlong_buffer_len", space, settings.overlong_buffer_len)
+    if "max_new_tokens" in space:
+        limit, tokens_path = _reach("max_new_tokens", space, limit)
+        source = "the largest the space searches" if tokens_path.startswith("space.") else source
+    if buffer <= limit:
+        return []
+    return [f"{path}: must be <= max_new_tokens ({limit:g}, {source}): the buffer is the last L_cache tokens "
+            f"before the generation limit, so every run with more would fail (got {buffer:g})"]
+
+
+def lr_problems(space: dict[str, dict[str, Any]]) -> list[str]:
+    """A searched ``lr`` above AdamW's float32 bound (:data:`~workers.rl.config.ADAMW_MAX_LR`):
+    every run there would fail in the optimizer's first step."""
+    param = space.get("lr") or {}
+    largest = _largest(param, 0.0)
+    if largest is None or largest[0] <= ADAMW_MAX_LR:
+        return []
+    return [f"space.lr.{largest[1]}: must be <= {ADAMW_MAX_LR:.4g} (AdamW's first step is 10·lr, which float32 "
+            f"must hold), got {largest[0]:g}"]

@@ -5,6 +5,10 @@ Units and conventions (see ``docs/entropy_rl.md`` and REFERENCE.md §§5-6):
 - every entropy (``entropy_target``, ``aepo_entropy_target``, the logged curves) is the
   mean per-token Shannon entropy in **nats** of the distribution the loss optimises, the
   policy's logits divided by the rollout ``temperature`` (verl's and TRL's convention);
+- ``temperature`` may be any T > 0, however small: no lower bound, because the loss's
+  log-probabilities are computed stably (:func:`workers.rl.rollout.tempered_logits` shifts a
+  row by its largest logit where z / T would overflow, as the sampler does), so a T of 1e-40
+  is greedy decoding with zero entropy, where z / T had overflowed to NaN and failed the run;
 - ``clip_cov_ratio`` and ``kl_cov_ratio`` are **fractions** of the batch's valid
   tokens (upstream verl's ``clip_cov_ratio`` / ``kl_cov_ratio``), not percentages: the
   PRIME repository's ``k_percent = 0.2`` is ``kl_cov_ratio = 0.002`` here;
@@ -33,6 +37,9 @@ from collections.abc import Mapping
 from typing import Any
 
 LOSS_MODES = ("vanilla", "clip_cov", "kl_cov")
+#: The largest learning rate AdamW can take in float32 (``workers.activations.training.ADAMW_MAX_LR``,
+#: repeated so this module stays torch-free): its first step is lr / (1 − β₁) = 10·lr.
+ADAMW_MAX_LR = 3.4e37
 #: Where AEPO's entropy signal comes from (see :mod:`workers.rl.entropy_control`).
 AEPO_ENTROPY = ("sampled", "exact")
 #: (eps_low, eps_high) when left None: the official scripts' per loss mode (REFERENCE.md §5).
@@ -113,7 +120,8 @@ class GRPOConfig:
         if not isinstance(self.overlong_buffer_len, int) or self.overlong_buffer_len < 0:
             raise ValueError(f"overlong_buffer_len must be an integer >= 0 (tokens), got {self.overlong_buffer_len!r}")
         checks: list[tuple[str, bool, str]] = [
-            ("lr", self.lr > 0, "> 0"),
+            ("lr", 0 < self.lr <= ADAMW_MAX_LR, f"in (0, {ADAMW_MAX_LR:.4g}] (AdamW's first step is 10·lr, "
+                                                 "which float32 must hold)"),
             ("weight_decay", self.weight_decay >= 0, ">= 0"),
             ("temperature", self.temperature > 0, "> 0"),
             ("adv_eps", self.adv_eps >= 0, ">= 0"),

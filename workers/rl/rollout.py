@@ -11,7 +11,8 @@ y_t after context x_<t,
     log π_θ(y_t | x_<t) = log softmax(z_θ(x_<t) / T)[y_t],   H_t = −Σ_v π_v log π_v   (nats)
 
 with T the rollout temperature, so that the first update of a batch is exactly on-policy
-(ratio 1).
+(ratio 1). Both are defined for every T > 0: where z / T would overflow, the row is shifted
+by its largest logit first (:func:`tempered_logits`), and 0 · log 0 counts as 0 in H.
 """
 
 from __future__ import annotations
@@ -131,12 +132,43 @@ def token_logprobs(lm: LanguageModel, batch: TokenBatch, temperature: float, mod
     """(log π_θ(y_i), H_i) over the batch's response tokens, flat, row-major; fp32, with
     gradient when grad mode is on. Only the response positions go through the softmax.
     ``model`` (default ``lm.model``) is the network to score with, e.g. a frozen reference."""
-    position_ids = position_ids_from_mask(batch.attention_mask)
-    out = (model or lm.model)(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=position_ids,
-                   use_cache=False)
-    logits = out.logits[:, :-1, :][batch.target_mask].float() / temperature  # (tokens, vocab)
+    logits = tempered_logits(response_logits(lm, batch, model), temperature)  # (tokens, vocab)
     targets = batch.input_ids[:, 1:][batch.target_mask]
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp, entropy
+    return logp, entropy_of(logp_all)
+
+
+def response_logits(lm: LanguageModel, batch: TokenBatch, model: torch.nn.Module | None = None) -> torch.Tensor:
+    """The untempered fp32 logits that predict the batch's response tokens, (tokens, vocab)."""
+    position_ids = position_ids_from_mask(batch.attention_mask)
+    out = (model or lm.model)(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=position_ids,
+                              use_cache=False)
+    return out.logits[:, :-1, :][batch.target_mask].float()
+
+
+def tempered_logits(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """z / T, computed stably for every T > 0: a row whose largest z / T is not finite (T =
+    1e-40 turned the logits into ±inf, softmax(inf − inf) into NaN and the loss with it) is
+    (z − max z) / T instead, the same softmax (it is shift-invariant) with every entry ≤ 0:
+    the largest is 0 and the others go to −inf at worst. Other rows are z / T bit for bit."""
+    scaled = logits / temperature
+    top = logits.detach().amax(dim=-1, keepdim=True)
+    over = ~torch.isfinite(scaled.detach().amax(dim=-1, keepdim=True)) & torch.isfinite(top)
+    if not bool(over.any()):
+        return scaled
+    return torch.where(over, (logits - top) / temperature, scaled)
+
+
+def entropy_of(logp_all: torch.Tensor) -> torch.Tensor:
+    """H = −Σ_v π_v log π_v over the last axis, with 0 · log 0 = 0: a token of probability 0
+    (log π = −inf, as a near-zero temperature gives) adds nothing, where 0 · (−inf) read NaN."""
+    safe = torch.where(torch.isneginf(logp_all), torch.zeros_like(logp_all), logp_all)
+    return -(safe.exp() * safe).sum(-1)
+
+
+@torch.no_grad()
+def logits_are_finite(lm: LanguageModel, batch: TokenBatch) -> bool:
+    """Whether the policy's logits at the batch's response positions are all finite (a policy
+    whose weights are finite but too large can still overflow in its forward pass)."""
+    return bool(torch.isfinite(response_logits(lm, batch)).all())

@@ -17,6 +17,11 @@ One RL step::
                tokens] − c·H [+ β·KL_k3(π_θ ‖ π_ref)] (workers.rl.losses)
         [adaptive] c follows H toward entropy_target
         AdamW step (gradient norm clipped)
+    [check]  the loss finite before each AdamW step, every weight finite after it, and the
+             updated policy's logits finite after the step's updates; else the run stops with
+             ``FloatingPointError: training diverged at step K: <what> is not finite`` (K
+             1-based), where a huge coefficient or learning rate had surfaced as the next
+             rollout's "probability tensor contains either inf, nan or element < 0"
 
 The model stays in eval mode (no dropout), so that log π_old and the first log π_θ of a
 batch agree exactly. Deterministic on CPU for a seed: every random choice (prompt order,
@@ -42,7 +47,16 @@ from workers.rl.config import GRPOConfig
 from workers.rl.dapo import informative_groups, overlong_penalty
 from workers.rl.entropy_control import AdaptiveEntropyCoef, aepo_prompt_count, aepo_sample_count, aepo_temperature
 from workers.rl.losses import LossOutput, policy_loss, token_covariance
-from workers.rl.rollout import RewardFn, Rollout, TokenBatch, concat, sample, token_batch, token_logprobs
+from workers.rl.rollout import (
+    RewardFn,
+    Rollout,
+    TokenBatch,
+    concat,
+    logits_are_finite,
+    sample,
+    token_batch,
+    token_logprobs,
+)
 
 
 @dataclasses.dataclass
@@ -129,6 +143,17 @@ class _Batch:
 
 def _seed_from(gen: torch.Generator) -> int:
     return int(torch.randint(0, 2**62, (1,), generator=gen))
+
+
+def first_nonfinite_parameter(model: torch.nn.Module) -> str | None:
+    """The name of the first parameter holding a NaN or ±inf (None: all are finite)."""
+    named = [(name, p) for name, p in model.named_parameters()]
+    if not named:
+        return None
+    finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in named])
+    if bool(finite.all()):
+        return None
+    return named[int(torch.nonzero(~finite)[0])][0]
 
 
 def _frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
@@ -284,11 +309,13 @@ class GRPOTrainer:
             perm = torch.randperm(rows, generator=self.gen)
             for chunk in torch.tensor_split(perm, min(cfg.num_minibatches, rows)):
                 out, mb_surprise = self._minibatch_loss(batch, chunk.sort().values, old_by_row, ref_by_row)
+                self._check_loss(out.loss)
                 self.optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
                 if cfg.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(self.lm.model.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
+                self._check_parameters()
                 for key in totals:
                     totals[key] += getattr(out, key)
                 pg.append(out.pg_loss)
@@ -301,6 +328,30 @@ class GRPOTrainer:
 
         return {**totals, "pg_loss": mean(pg), "approx_kl": mean(kl), "ref_kl": mean(ref_kl),
                 "surprise": mean(surprise)}
+
+    def _diverged(self, what: str) -> FloatingPointError:
+        """The error that ends a run whose ``what`` stopped being finite (this step, 1-based)."""
+        return FloatingPointError(f"training diverged at step {self.step_index + 1}: {what} is not finite")
+
+    def _check_loss(self, loss: torch.Tensor) -> None:
+        """Refuse to step on a loss that is NaN or ±inf: its gradient would make every weight NaN."""
+        if not bool(torch.isfinite(loss.detach())):
+            raise self._diverged(f"the loss ({float(loss.detach())})")
+
+    def _check_parameters(self) -> None:
+        """After an optimizer step, every weight must be finite (one device sync for all of them)."""
+        name = first_nonfinite_parameter(self.lm.model)
+        if name is not None:
+            raise self._diverged(f"parameter {name!r}")
+
+    def _check_policy(self, batch: _Batch) -> None:
+        """After a step's updates, the policy's logits on the first sequence of each group must
+        be finite: weights can stay finite yet overflow the forward pass (lr = 1e10), which
+        the next rollout's sampler (or the held-out evaluation) met as an invalid probability
+        tensor."""
+        first = torch.arange(0, len(batch.rollout), self.config.group_size, device=batch.tokens.input_ids.device)
+        if not logits_are_finite(self.lm, batch.tokens.rows(first)):
+            raise self._diverged("a logit of the updated policy")
 
     # ------------------------------------------------------------------ the step
 
@@ -320,6 +371,7 @@ class GRPOTrainer:
             if aepo_n:
                 batch = self._no_grad_pass(merged, adv)
         done = self._update(batch)
+        self._check_policy(batch)
         self.sampled_entropy = done.pop("surprise")
         stats = StepStats(
             step=self.step_index, reward=reward, entropy=entropy, covariance=covariance, tokens=batch.tokens.tokens,
