@@ -372,3 +372,27 @@ def test_entropy_rl_space_is_checked() -> None:
     found = registry.check("entropy_rl", {"steps": 2}, None, space)
     assert found[0].startswith("space.entropy_coeff: is not a GRPO parameter (known: ")
     assert found[1:] == ["space.loss_mode.choices: 'ppo' is not a loss mode (known: vanilla, clip_cov, kl_cov)"]
+
+
+def test_grpo_ranges_and_choices_are_checked_against_each_fields_rule() -> None:
+    """``eps_low`` in [1.5, 2] had been taken: the campaign written, every evaluation failed."""
+    space = {"eps_low": {"type": "float", "low": 1.5, "high": 2.0},
+             "group_size": {"type": "int", "low": 1, "high": 8},
+             "entropy_coef": {"type": "float", "low": -1.0, "high": 1.0},
+             "clip_ratio_c": {"type": "categorical", "choices": [0.5, 3.0]}}
+    assert registry.check("entropy_rl", {}, None, space) == [
+        "space.eps_low: the range [1.5, 2.0] reaches values the entropy_rl evaluator refuses (eps_low must be in "
+        "[0, 1] or null, got 1.5)",
+        "space.group_size: the range [1, 8] reaches values the entropy_rl evaluator refuses (group_size must be >= 2 "
+        "(advantages are relative to the group), got 1)",
+        "space.clip_ratio_c.choices: 0.5 is refused by the entropy_rl evaluator (clip_ratio_c must be > 1, got 0.5)"]
+
+
+def test_symbolic_expression_choices_are_parsed_with_the_file() -> None:
+    """Each choice is parsed (never evaluated): a refused one had been found only when drawn."""
+    space = {"activation": {"type": "categorical", "choices": ["symbolic"]},
+             "expression": {"type": "categorical", "choices": ["x*sigmoid(x)", "__import__('os')", "x/0+", 3]}}
+    found = registry.check("activation", {}, None, space)
+    assert [line.split(":")[0] for line in found] == ["space.expression.choices"] * 3
+    assert "call of '__import__' is not allowed" in found[0] and "invalid syntax" in found[1]
+    assert found[2] == "space.expression.choices: 3 is not an expression (a string in x)"

@@ -72,7 +72,7 @@ from workers.activations.factory import (
     activation_factory,
     float32_problem,
 )
-from workers.activations.symbolic import parse_activation
+from workers.activations.symbolic import parse_activation, validate_expression
 from workers.activations.training import TrainConfig, adamw_lr_problem, deterministic, train_and_measure
 from workers.contract import EvalContext, Evaluator
 from workers.evaluators.configs import ActivationConfig, validate_config
@@ -169,8 +169,9 @@ class ActivationEvaluator(Evaluator):
     @classmethod
     def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
         """Every space parameter is one the evaluator takes (:data:`PARAM_KEYS`), every
-        categorical ``activation`` (``eafo_base``) choice a known activation (EAFO base), and
-        every activation number the space reaches within float32's range (:func:`float32_problems`)."""
+        categorical ``activation`` (``eafo_base``) choice a known activation (EAFO base), every
+        ``expression`` choice in the symbolic grammar (parsed, never evaluated), and every
+        activation number the space reaches within float32's range (:func:`float32_problems`)."""
         problems = [f"space.{name}: is not an activation evaluator parameter (known: {', '.join(sorted(PARAM_KEYS))})"
                     for name in space if name not in PARAM_KEYS]
         for name, known, what in (("activation", ACTIVATIONS, "activation"), ("eafo_base", tuple(BASES), "EAFO base")):
@@ -179,6 +180,10 @@ class ActivationEvaluator(Evaluator):
                 problems += [f"space.{name}.choices: {choice!r} is not a known {what} (known: {', '.join(known)})"
                              for choice in param.get("choices", [])
                              if not (isinstance(choice, str) and choice.lower() in known)]
+        expressions = space.get("expression") or {}
+        if expressions.get("type") == "categorical":
+            problems += [f"space.expression.choices: {problem}" for choice in expressions.get("choices", [])
+                         if (problem := _expression_problem(choice))]
         return problems + float32_problems(space)
 
     def _data_for(self, device: str) -> Dataset:
@@ -247,3 +252,14 @@ class ActivationEvaluator(Evaluator):
             measures["attention_entropy"] = statistics.fmean(per_layer_att)
             metrics["attention_entropy_per_layer"] = per_layer_att
         return {"objective": statistics.fmean(accuracies), "measures": measures, "metrics": metrics}
+
+
+def _expression_problem(choice: Any) -> str | None:
+    """Why ``choice`` is not a symbolic activation (:func:`validate_expression`), or None."""
+    if not isinstance(choice, str):
+        return f"{choice!r} is not an expression (a string in x)"
+    try:
+        validate_expression(choice)
+    except ValueError as exc:
+        return f"{choice!r}: {exc}"
+    return None

@@ -165,7 +165,8 @@ class EntropyRLEvaluator(Evaluator):
             GRPOConfig.from_params({}, {k: v for k, v in config.items() if k in known})
         except (ValueError, TypeError) as exc:
             problems.append(f"evaluator.config: {exc}")
-        return problems + overlong_problems(config, space) + lr_problems(space)
+        defaults = {k: v for k, v in config.items() if k in known}
+        return problems + overlong_problems(config, space) + lr_problems(space) + value_problems(defaults, space)
 
     def _build_task(self, cfg: dict[str, Any]) -> tuple[Task, list[Item], list[Item]]:
         options = {k: cfg[k] for k in TASK_KEYS[cfg["task"]] if k in cfg}
@@ -335,6 +336,33 @@ def overlong_problems(config: dict[str, Any], space: dict[str, dict[str, Any]]) 
         return []
     return [f"{path}: must be <= max_new_tokens ({limit:g}, {source}): the buffer is the last L_cache tokens "
             f"before the generation limit, so every run with more would fail (got {buffer:g})"]
+
+
+def value_problems(defaults: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
+    """Each GRPO parameter's range ends (each field's rule is an interval: its two ends
+    tell) and numeric choices that the parameter's own rule refuses
+    (:meth:`GRPOConfig.from_params` over the config's ``defaults``; only a refusal naming the
+    parameter counts, not one of another field's). ``lr`` is :func:`lr_problems`'."""
+    problems = []
+    for name, param in space.items():
+        if name == "lr" or name not in GRPOConfig.field_names():
+            continue
+        kind = param.get("type")
+        values = param.get("choices", []) if kind == "categorical" else [param.get("low"), param.get("high")]
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            try:
+                GRPOConfig.from_params({name: value}, defaults)
+            except (ValueError, TypeError) as exc:
+                if not str(exc).startswith(name):
+                    continue
+                where = (f"space.{name}.choices: {value!r} is refused by" if kind == "categorical" else
+                         f"space.{name}: the range [{param.get('low')}, {param.get('high')}] reaches values")
+                problems.append(f"{where} the entropy_rl evaluator{'' if kind == 'categorical' else ' refuses'} "
+                                f"({exc})")
+                break
+    return problems
 
 
 def lr_problems(space: dict[str, dict[str, Any]]) -> list[str]:
