@@ -26,7 +26,10 @@ wrapped in :class:`BatchedFunctionEvaluator`) or a class with ``setup`` and
 ``evaluate_batch``. A function target's config is
 :class:`~workers.evaluators.configs.PythonConfig` (``batched``, a boolean; nothing
 else). A class target gets the config in ``setup``; it may declare its own
-``config_model`` and ``check_space``, which :func:`check` then applies. The ``python``
+``config_model`` and ``check_space``, which :func:`check` then applies (with its ``max_batch_size``, which
+must be an integer >= 1). A driver that only needs the class (a Ray scheduler: its
+``max_batch_size``) takes :func:`evaluator_class`, which runs no ``__init__``; instances
+are built (:func:`build`) where the evaluations run. The ``python``
 entry point names :class:`FunctionEvaluator`, so the kind is listed by :func:`available`.
 """
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import numbers
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -106,13 +110,16 @@ class BatchedFunctionEvaluator(Evaluator):
         return list(self.fn(params, ctx))
 
 
-def _instantiate(obj: Any, batched: bool) -> Evaluator:
+def _class_of(obj: Any, batched: bool) -> type:
+    """The evaluator class ``obj`` (a target or a registered entry) stands for: a class as
+    :func:`with_defaults` makes it, a function's wrapper (:class:`FunctionEvaluator`, or
+    :class:`BatchedFunctionEvaluator` when ``batched``)."""
     if inspect.isclass(obj):
         if not hasattr(obj, "evaluate_batch") and not hasattr(obj, "evaluate"):
             raise EvaluatorNotFound(f"{obj.__name__} has neither evaluate nor evaluate_batch")
-        return with_defaults(obj)()
+        return with_defaults(obj)
     if callable(obj):
-        return BatchedFunctionEvaluator(obj) if batched else FunctionEvaluator(obj)
+        return BatchedFunctionEvaluator if batched else FunctionEvaluator
     raise EvaluatorNotFound(f"{obj!r} is neither a class nor a function")
 
 
@@ -129,27 +136,66 @@ def with_defaults(cls: type) -> type:
         return cls
 
 
+def _target(kind: str, config: dict[str, Any] | None, target: str | None) -> tuple[Any, bool]:
+    """What a campaign's ``evaluator`` section names (imported, nothing instantiated) and
+    whether a function target is batched."""
+    if kind != "python":
+        return resolve(kind), False
+    if not target:
+        raise EvaluatorNotFound("kind python needs a target 'package.module:function'")
+    obj = import_target(target)
+    return obj, (False if inspect.isclass(obj) else validate_config(PythonConfig, config or {}).batched)
+
+
+def evaluator_class(kind: str, config: dict[str, Any] | None = None, target: str | None = None) -> type:
+    """The class :func:`build` would instantiate, not instantiated: what a driver needs to
+    know of an evaluator (``max_batch_size``) without running its ``__init__``, which
+    belongs in the worker that evaluates (a model loaded there, not in the scheduler)."""
+    obj, batched = _target(kind, config, target)
+    return _class_of(obj, batched)
+
+
 def build(kind: str, config: dict[str, Any] | None = None, target: str | None = None) -> Evaluator:
-    """A new, not yet set-up evaluator for a campaign's ``evaluator`` section."""
-    config = config or {}
-    if kind == "python":
-        if not target:
-            raise EvaluatorNotFound("kind python needs a target 'package.module:function'")
-        obj = import_target(target)
-        batched = False if inspect.isclass(obj) else validate_config(PythonConfig, config).batched
-        return _instantiate(obj, batched=batched)
-    return _instantiate(resolve(kind), batched=False)
+    """A new, not yet set-up evaluator for a campaign's ``evaluator`` section (a class's
+    ``__init__`` runs here: call it where the evaluations run)."""
+    obj, batched = _target(kind, config, target)
+    cls = _class_of(obj, batched)
+    return cls() if inspect.isclass(obj) else cls(obj)
+
+
+def batch_size_problem(cls: Any) -> str | None:
+    """Why ``cls.max_batch_size`` cannot be used (None: it can): it must be a positive
+    integer, not a bool (a missing one is the base's 1)."""
+    value = getattr(cls, "max_batch_size", 1)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1:
+        return None
+    kind = "" if isinstance(value, numbers.Real) and not isinstance(value, bool) else f" (a {type(value).__name__})"
+    return f"{getattr(cls, '__name__', cls)!s}.max_batch_size must be an integer >= 1, got {value!r:.80}{kind}"
+
+
+def batch_size(evaluator: Any) -> int:
+    """An evaluator's (or its class's) ``max_batch_size`` as an int; :class:`ValueError`
+    where :func:`batch_size_problem` names a problem (:func:`check` refuses such a
+    campaign before anything is written)."""
+    problem = batch_size_problem(evaluator)
+    if problem is not None:
+        raise ValueError(problem)
+    return int(getattr(evaluator, "max_batch_size", 1))
 
 
 def check(kind: str, config: dict[str, Any], target: str | None, space: dict[str, dict[str, Any]]) -> list[str]:
     """The problems of a campaign's evaluator section, as ``path: reason`` lines (none: it can be built).
 
     In order: ``kind`` must be registered (``evaluator.kind: no evaluator named ...``);
-    a ``python`` target must import (``evaluator.target: cannot import ...``) and be a
-    function or an evaluator class; ``config`` must pass the class's ``config_model``
-    when it has one; then the class's ``check_space(config, space)``, when it has one,
-    names what the space asks that the evaluator cannot do. Nothing raises: an error
-    while importing or checking is a problem line too.
+    a ``python`` target must import (``evaluator.target: cannot import ...``; a module
+    that raises or calls ``sys.exit`` while it imports is a problem line too) and be a
+    function or an evaluator class; the class's ``max_batch_size`` must be an integer
+    >= 1 (:func:`batch_size_problem`) and ``config`` must pass its ``config_model`` when
+    it has one; then the class's ``check_space(config, space)``, when it has one,
+    names what the space asks that the evaluator cannot do. Nothing raises but a
+    Ctrl-C (``KeyboardInterrupt``): an error while importing or checking is a problem
+    line too. (A module that calls ``os._exit`` at import ends the process: no
+    in-process check can catch that.)
     """
     if kind == "python":
         evaluator, problems = _python_evaluator(target)
@@ -157,16 +203,33 @@ def check(kind: str, config: dict[str, Any], target: str | None, space: dict[str
         evaluator, problems = _registered(kind)
     if evaluator is None:
         return problems
+    where = "evaluator.target" if kind == "python" else "evaluator.kind"
+    problems = [f"{where}: {p}" for p in [batch_size_problem(evaluator)] if p is not None]
     model = getattr(evaluator, "config_model", None)
     if model is not None:
-        problems = config_problems(model, config)
+        problems += config_problems(model, config)
     hook = getattr(evaluator, "check_space", None)
     if problems or hook is None:
         return problems
     try:
         return [str(line) for line in hook(dict(config), space)]
-    except Exception as exc:  # a third-party check must not take the loader down
-        return [f"evaluator: {evaluator.__name__}.check_space failed: {type(exc).__name__}: {exc}"]
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a third-party check must not take the loader down (sys.exit included)
+        return [f"evaluator: {evaluator.__name__}.check_space failed: {_raised(exc)}"]
+
+
+def _raised(exc: BaseException) -> str:
+    """``Name: message`` of an exception from user code (``sys.exit(5)`` read as such), on
+    one line, even where its ``__str__`` raises."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r:.200})"
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<its message could not be read>"
+    lines = message.strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:500]}" if lines else type(exc).__name__
 
 
 def _registered(kind: str) -> tuple[Any, list[str]]:
@@ -175,8 +238,10 @@ def _registered(kind: str) -> tuple[Any, list[str]]:
         obj = resolve(kind)
     except EvaluatorNotFound as exc:
         return None, [f"evaluator.kind: {exc}"]
-    except Exception as exc:
-        return None, [f"evaluator.kind: evaluator {kind!r} cannot be loaded: {type(exc).__name__}: {exc}"]
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the package raised (or called sys.exit) while importing
+        return None, [f"evaluator.kind: evaluator {kind!r} cannot be loaded: {_raised(exc)}"]
     return (obj if inspect.isclass(obj) else None), []
 
 
@@ -188,8 +253,11 @@ def _python_evaluator(target: str | None) -> tuple[Any, list[str]]:
         obj = import_target(target)
     except EvaluatorNotFound as exc:
         return None, [f"evaluator.target: {exc}"]
-    except Exception as exc:  # the module itself raised while importing
-        return None, [f"evaluator.target: importing {target!r} raised {type(exc).__name__}: {exc}"]
+    except KeyboardInterrupt:  # a Ctrl-C while it imports stops the command
+        raise
+    except BaseException as exc:  # the module itself raised (or called sys.exit: argparse at import) while importing
+        verb = "" if isinstance(exc, SystemExit) else "raised "
+        return None, [f"evaluator.target: importing {target!r} {verb}{_raised(exc)}"]
     if inspect.isclass(obj):
         if not (hasattr(obj, "evaluate_batch") or hasattr(obj, "evaluate")):
             return None, [f"evaluator.target: {obj.__name__} has neither evaluate nor evaluate_batch"]

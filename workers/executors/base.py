@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from entropy_atlas.errors import AtlasError
+from entropy_atlas.storable import storable_text
 from workers.runner import EvaluationTask, Outcome
 
 SETUP_CHECK_S = 30.0  # how long a run waits for its workers' setup before it writes the campaign
@@ -104,3 +105,16 @@ class Executor(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def teardown_failure_text(exc: BaseException, worker: str | None = None) -> str:
+    """The one line a failed ``teardown`` is warned with (``worker``: where it ran)."""
+    where = f" on {worker}" if worker else ""
+    if isinstance(exc, SystemExit):
+        return f"the evaluator's teardown{where} called sys.exit({exc.code!r:.200}); ignored"
+    try:
+        message = str(exc).strip().splitlines()
+    except Exception:  # an exception whose __str__ raises
+        message = ["<its message could not be read>"]
+    said = f": {message[0][:500]}" if message else ""
+    return storable_text(f"the evaluator's teardown{where} failed: {type(exc).__name__}{said}")

@@ -6,7 +6,7 @@ import logging
 
 from workers import registry
 from workers.contract import EvalContext, Evaluator
-from workers.executors.base import SETUP_CHECK_S, Executor, ExecutorConfig
+from workers.executors.base import SETUP_CHECK_S, Executor, ExecutorConfig, teardown_failure_text
 from workers.runner import setup_failure_text
 
 log = logging.getLogger("entropy_atlas.executor")
@@ -16,22 +16,29 @@ class InProcessExecutor(Executor):
     """Builds and sets up the evaluator once, on first use, in this process.
 
     A setup failure is kept in ``_setup_error`` (not raised): the subclass fails every
-    task with it, as a worker whose setup failed does."""
+    task with it, as a worker whose setup failed does. Whatever ``__init__`` or ``setup``
+    raises is such a failure (``sys.exit``, ``GeneratorExit``, any ``BaseException``), but
+    a ``KeyboardInterrupt``: in this process it may be the user's Ctrl-C, which stops the
+    run (before the campaign is written). An unusable ``max_batch_size`` is one too."""
 
     def __init__(self, config: ExecutorConfig) -> None:
         super().__init__(config)
         self._evaluator: Evaluator | None = None
         self._setup_error: BaseException | None = None
         self._ctx = EvalContext(device="cpu", campaign=config.campaign)
+        self._chunk = 1  # the evaluator's max_batch_size, once it is built
 
     def start(self) -> None:
         if self._evaluator is not None or self._setup_error is not None:
             return
         try:
             evaluator = registry.build(self.config.kind, self.config.config, self.config.target)
+            self._chunk = registry.batch_size(evaluator)
             evaluator.setup(self.config.config, self._ctx)
             self._evaluator = evaluator
-        except (Exception, SystemExit) as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # the evaluator's own failure, whatever it raised
             self._setup_error = exc
 
     def setup_problem(self, wait_s: float = SETUP_CHECK_S) -> str | None:
@@ -40,12 +47,16 @@ class InProcessExecutor(Executor):
         return None if self._setup_error is None else setup_failure_text(self._setup_error)
 
     def shutdown(self) -> None:
-        """Tear the evaluator down. Its failure is a warning: the run's results are
-        written by then, and a finished run stays finished."""
+        """Tear the evaluator down. Its failure (an exception, ``sys.exit``, any
+        ``BaseException`` but a Ctrl-C) is a one-line warning: the run's results are
+        written by then, and a finished run stays finished (its summary and map follow)."""
         evaluator, self._evaluator = self._evaluator, None
         if evaluator is None:
             return
         try:
             evaluator.teardown()
-        except Exception as exc:
-            log.warning("the evaluator's teardown failed: %s: %s", type(exc).__name__, exc)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            log.warning("%s", teardown_failure_text(exc))
+

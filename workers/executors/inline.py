@@ -28,7 +28,7 @@ class InlineExecutor(InProcessExecutor):
         self._queue: collections.deque[EvaluationTask] = collections.deque()
 
     def capacity(self) -> int:
-        return max(1, getattr(self._evaluator, "max_batch_size", 1) or 1)
+        return self._chunk if self._evaluator is not None else 1
 
     def submit(self, tasks: list[EvaluationTask]) -> None:
         self._queue.extend(tasks)
@@ -43,7 +43,7 @@ class InlineExecutor(InProcessExecutor):
             self._queue.clear()
             return setup_failure(tasks, self._setup_error)
         assert self._evaluator is not None
-        chunk = max(1, getattr(self._evaluator, "max_batch_size", 1) or 1)
+        chunk = self._chunk
         deadline = time.monotonic() + timeout
         outcomes: list[Outcome] = []
         with _Alarm() as alarm:

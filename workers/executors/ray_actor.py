@@ -12,25 +12,36 @@ Rules it keeps:
   to ``wait_s`` for the first (a long poll): one call a turn carries both ways.
   A worker that dies just as a batch ends may take that batch's outcomes with it
   before they are fetched: the driver reports the batch lost and it is retried.
-- The evaluator is set up once, on the evaluation thread, which starts with the actor (so
-  a model loads while the driver writes the campaign and asks for the first batch); when
-  that fails every batch gets setup-failure outcomes (nothing ran).
+- The evaluator is built (its ``__init__``: only here, never in the driver) and set up
+  once, on the evaluation thread, which starts with the actor (so a model loads while the
+  driver writes the campaign and asks for the first batch); when that fails, whatever it
+  raised (``sys.exit``, ``KeyboardInterrupt``, any ``BaseException``), every batch gets
+  setup-failure outcomes (nothing ran).
   ``ready()`` answers once the setup has ended (with its failure, if it failed): the run
   waits on it before it writes the campaign, and the driver before it pushes any work. With ``memory_mb``
   the data segment is capped after setup (:func:`workers.limits.cap_memory_growth`).
+- Nothing an evaluation raises ends the evaluation thread: what ``run_tasks`` passes
+  through (a ``KeyboardInterrupt``, which inline is the user's Ctrl-C) is here the
+  evaluator's own and fails its evaluation by name; the worker goes on serving.
+- ``close()`` stops the evaluation thread after the batch it runs and calls the
+  evaluator's ``teardown`` on it; it answers with the teardown's failure, if any.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+import traceback
 from typing import Any
 
 from entropy_atlas.storable import storable_text
 from workers import registry
 from workers.contract import EvalContext
-from workers.executors.base import ExecutorConfig
+from workers.executors.base import ExecutorConfig, teardown_failure_text
 from workers.limits import cap_memory_growth
-from workers.runner import EvaluationTask, Outcome, run_tasks, setup_failure, setup_failure_text, worker_name
+from workers.runner import EvaluationTask, Outcome, overrides_batch, run_tasks, setup_failure_text, worker_name
+
+MESSAGE_CHARS = 2000  # of an exception's message kept in an error
 
 
 class EvaluatorActor:
@@ -55,6 +66,8 @@ class EvaluatorActor:
         self._cv = threading.Condition()
         self._set_up = threading.Event()
         self._setup_error: str | None = None
+        self._closing = False  # close() was called: the thread stops and tears the evaluator down
+        self._teardown_error: str | None = None
         self._thread = threading.Thread(target=self._loop, name="atlas-evaluations", daemon=True)
         self._thread.start()
 
@@ -80,33 +93,114 @@ class EvaluatorActor:
             done, self._done = self._done, []
         return done
 
+    def close(self) -> str | None:
+        """Stop the evaluation thread and tear the evaluator down on it, once the batch it
+        runs has ended (the batches queued behind it are dropped); the teardown's failure
+        as one line, None where it succeeded or there was nothing to tear down. The driver
+        waits a bounded time for the answer, then kills the actor."""
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
+        self._thread.join()
+        return self._teardown_error
+
     def _loop(self) -> None:
-        evaluator, error = self._setup()
-        self._setup_error = None if error is None else setup_failure_text(error)
-        self._set_up.set()
+        """Set the evaluator up, then run batches in order until :meth:`close`; nothing an
+        evaluator raises ends this thread (it would leave the actor alive and deaf)."""
+        evaluator = None
+        try:
+            evaluator, error = self._setup()
+            self._setup_error = None if error is None else _setup_text(error)
+        finally:
+            self._set_up.set()
         while True:
             with self._cv:
-                self._cv.wait_for(lambda: self._next in self._arrived)
+                self._cv.wait_for(lambda: self._next in self._arrived or self._closing)
+                if self._closing:
+                    break
                 batch = self._arrived.pop(self._next)
                 self._next += 1
             if evaluator is None:
-                outcomes = setup_failure(batch, error)  # type: ignore[arg-type]
+                outcomes = _setup_failed(batch, self._setup_error or "evaluator setup failed")
             else:
-                try:
-                    outcomes = run_tasks(evaluator, batch, self.config.measure_names, self.ctx)
-                except Exception as exc:  # a fault outside the evaluator fails the batch; the worker goes on
-                    error = storable_text(f"worker: {type(exc).__name__}: {exc}")
-                    outcomes = [Outcome(t.evaluation_id, "failed", error=error, worker=worker_name()) for t in batch]
+                outcomes = self._evaluate(evaluator, batch)
             with self._cv:
                 self._done.extend(outcomes)
                 self._cv.notify_all()
+        if evaluator is not None:
+            self._teardown_error = _teardown(evaluator)
+
+    def _evaluate(self, evaluator: Any, batch: list[EvaluationTask]) -> list[Outcome]:
+        """The batch's outcomes: one ``run_tasks`` call for a batching evaluator, one per
+        task otherwise, so that what escapes ``run_tasks`` fails only the call it came from.
+        A ``KeyboardInterrupt`` there is the evaluator's own (no Ctrl-C reaches this
+        thread): it fails its evaluation by its name, and the worker goes on."""
+        outcomes: list[Outcome] = []
+        for group in [batch] if overrides_batch(evaluator) else [[t] for t in batch]:
+            start = time.perf_counter()
+            try:
+                outcomes += run_tasks(evaluator, group, self.config.measure_names, self.ctx)
+            except Exception as exc:  # a fault outside the evaluator fails the batch; the worker goes on
+                outcomes += _failed(group, f"worker: {_raised(exc)}", time.perf_counter() - start)
+            except BaseException as exc:  # passed through by run_tasks (a Ctrl-C inline): here the evaluator's
+                outcomes += _failed(group, _raised(exc, by_evaluator=True), time.perf_counter() - start)
+        return outcomes
 
     def _setup(self) -> tuple[Any, BaseException | None]:
+        """The evaluator built (its ``__init__`` runs here, in the worker) and set up, or
+        what either raised, whatever it was (``sys.exit``, ``KeyboardInterrupt``, any
+        ``BaseException``: this thread must answer ``ready``); an unusable
+        ``max_batch_size`` fails it too."""
         try:
             evaluator = registry.build(self.config.kind, self.config.config, self.config.target)
+            registry.batch_size(evaluator)
             evaluator.setup(self.config.config, self.ctx)
             if self.config.memory_mb is not None:
                 cap_memory_growth(self.config.memory_mb)
             return evaluator, None
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:
             return None, exc
+
+
+def _raised(exc: BaseException, by_evaluator: bool = False) -> str:
+    """``Name: message`` of what an evaluation raised, storable, even where its
+    ``__str__`` raises; ``by_evaluator``: what the evaluator itself raised, said so (with
+    its traceback's last lines, as ``run_tasks`` keeps them for any other exception)."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<its message could not be read>"
+    text = f"{type(exc).__name__}: {message[:MESSAGE_CHARS]}" if message else type(exc).__name__
+    if by_evaluator:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)[-3:])[-2000:]
+        text = f"{text} (raised by the evaluator)\n{tb}"
+    return storable_text(text)
+
+
+def _failed(tasks: list[EvaluationTask], error: str, seconds: float) -> list[Outcome]:
+    """``tasks`` failed with ``error`` on this worker, ``seconds`` spent between them."""
+    each = seconds / max(1, len(tasks))
+    return [Outcome(t.evaluation_id, "failed", error=error, worker=worker_name(), seconds=each) for t in tasks]
+
+
+def _setup_text(exc: BaseException) -> str:
+    """How a failed setup reads (:func:`setup_failure_text`), even where the exception's
+    ``__str__`` raises."""
+    try:
+        return setup_failure_text(exc)
+    except Exception:
+        return storable_text(f"evaluator setup failed: {type(exc).__name__}")
+
+
+def _setup_failed(tasks: list[EvaluationTask], error: str) -> list[Outcome]:
+    """The outcomes of ``tasks`` on a worker whose setup failed with ``error`` (none ran)."""
+    return [Outcome(t.evaluation_id, "failed", error=error, worker=worker_name(), setup_failed=True) for t in tasks]
+
+
+def _teardown(evaluator: Any) -> str | None:
+    """Call the evaluator's ``teardown``; its failure (any ``BaseException``) as one line."""
+    try:
+        evaluator.teardown()
+    except BaseException as exc:
+        return teardown_failure_text(exc, worker_name())
+    return None

@@ -1,8 +1,9 @@
 """The Ray executor: a pool of actors, each holding one set-up evaluator and a queue.
 
-- Each actor reserves ``num_cpus``/``num_gpus`` and calls ``setup`` once, so a model
-  loads once per worker. The pool has min(max_in_flight, what the cluster can hold)
-  actors. Work is pushed into an actor's own queue (:mod:`workers.executors.ray_actor`),
+- Each actor reserves ``num_cpus``/``num_gpus``, builds the evaluator and calls ``setup``
+  once, so a model loads once per worker and never in the driver, which only reads the
+  evaluator's class (its ``max_batch_size``). The pool has min(max_in_flight, what the
+  cluster can hold) actors. Work is pushed into an actor's own queue (:mod:`workers.executors.ray_actor`),
   up to ``PIPELINE`` batches an actor, breadth-first (every actor gets one before any
   gets a second); the actor starts the next the moment the last ends, so it never waits
   on the driver. One long-polling ``results`` call per busy actor brings outcomes back
@@ -14,6 +15,8 @@
 - An actor that dies (a crash, out of memory, a lost node) reports its running batch
   ``lost`` (the scheduler retries it up to ``max_retries``); the batches queued behind
   it, never started, go back to the queue. A replacement actor is started.
+- :meth:`RayExecutor.shutdown` has every idle actor call its evaluator's ``teardown``,
+  waits up to ``TEARDOWN_S`` for them (a failure is a one-line warning), then kills all.
 - Actors also reserve the campaign's custom resources, and with ``memory_mb`` Ray's
   ``memory`` resource; their allocations past it fail as ``MemoryError`` (see
   :func:`workers.limits.cap_memory_growth`).
@@ -24,6 +27,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import logging
 import os
 import signal
 import threading
@@ -39,11 +43,14 @@ from workers.executors.base import SETUP_CHECK_S, Executor, ExecutorConfig, Exec
 from workers.executors.ray_actor import EvaluatorActor
 from workers.runner import EvaluationTask, Outcome, setup_failure
 
+log = logging.getLogger("entropy_atlas.executor")
+
 CONNECT_TIMEOUT_S = 10.0  # how long the check of a cluster's address waits for it to answer
 PIPELINE = 2  # batches an actor holds: the one it runs and the next
 LONG_POLL_S = 5.0  # how long an actor's `results` call waits for an outcome before answering empty
 SETUP_DEATHS = 3  # workers dead in their evaluator's setup, one after another, before the run is told it failed
 MIN_SETUP_LIMIT_S = 300.0  # an actor's setup may take max(this, timeout_s) before it counts as failed
+TEARDOWN_S = 5.0  # how long shutdown waits for the workers' teardowns before it kills them
 
 
 class WorkerSetupLost(RuntimeError):
@@ -109,8 +116,7 @@ class RayExecutor(Executor):
             self._started_ray = True
             if callable(handler) and threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, handler)  # ray.init put its own in place (exit 1, a C dump)
-        cls = registry.build(self.config.kind, self.config.config, self.config.target)
-        self._chunk = max(1, int(getattr(cls, "max_batch_size", 1) or 1))
+        self._chunk = self._batch_size()
         self._remote = ray.remote(EvaluatorActor).options(
             num_cpus=self.config.num_cpus, num_gpus=self.config.num_gpus, memory=self.config.memory_bytes,
             resources=dict(self.config.custom_resources) or None, max_restarts=0, max_concurrency=4,
@@ -140,6 +146,17 @@ class RayExecutor(Executor):
             if error is not None:
                 return str(error)
         return None
+
+    def _batch_size(self) -> int:
+        """The evaluator's ``max_batch_size``, read off its class: no instance is made in the
+        driver (its ``__init__`` runs in the workers, where a failure is a setup failure).
+        One that cannot be used (refused by the campaign's check before this) counts as 1
+        here; each worker's setup fails on it."""
+        cls = registry.evaluator_class(self.config.kind, self.config.config, self.config.target)
+        try:
+            return registry.batch_size(cls)
+        except ValueError:
+            return 1
 
     def _pool_size(self) -> int:
         resources = ray.cluster_resources()
@@ -195,13 +212,40 @@ class RayExecutor(Executor):
         return max(1, len(self._slots)) * self._chunk
 
     def shutdown(self) -> None:
-        for slot in self._slots:
-            with contextlib.suppress(Exception):
-                ray.kill(slot.actor)
-        self._slots.clear()
+        """Tear the workers' evaluators down (:meth:`_close_idle`), then kill every actor
+        and stop the Ray this executor started."""
+        try:
+            self._close_idle()
+        except Exception:  # whatever Ray says now, the actors are killed below
+            pass
+        finally:  # a Ctrl-C during the teardowns too
+            for slot in self._slots:
+                with contextlib.suppress(Exception):
+                    ray.kill(slot.actor)
+            self._slots.clear()
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
             self._started_ray = False
+
+    def _close_idle(self) -> None:
+        """Ask every idle actor whose setup has ended to call its evaluator's ``teardown``
+        (:meth:`EvaluatorActor.close`), and wait up to :data:`TEARDOWN_S` for all of them;
+        a failed teardown is a one-line warning, a run's outcome stays as it was. An actor
+        still evaluating, or still setting up, is killed without one (a stopped run does not
+        wait for its batch), as is one that has not answered in time."""
+        idle = [s for s in self._slots if not s.held and s.ready is None]
+        setting_up = [s for s in self._slots if not s.held and s.ready is not None]
+        if setting_up:
+            ended, _ = ray.wait([s.ready for s in setting_up], num_returns=len(setting_up), timeout=0)
+            idle += [s for s in setting_up if s.ready in ended]
+        if not idle:
+            return
+        calls = [s.actor.close.remote() for s in idle]
+        answered, _ = ray.wait(calls, num_returns=len(calls), timeout=TEARDOWN_S)
+        for ref in answered:
+            with contextlib.suppress(RayError):
+                if (problem := ray.get(ref)) is not None:
+                    log.warning("%s", problem)
 
     # -- work ----------------------------------------------------------------
     def submit(self, tasks: list[EvaluationTask]) -> None:
