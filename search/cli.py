@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 import json
+import logging
 import math
 import os
 import signal
@@ -941,12 +942,33 @@ def main() -> None:  # pragma: no cover - console entry point
     command's objects are garbage the process's end frees anyway, and with SQLAlchemy, NumPy
     and matplotlib loaded that collection alone took 0.15–0.2 s of every command. ``atexit``
     handlers (Ray's shutdown, temporary directories) still run."""
+    _show_library_warnings()
     try:
         code = _run_app()
         _leave_threads_behind(code)
         sys.exit(code)
     finally:
         gc.freeze()
+
+
+class _WarningLines(logging.Handler):
+    """Entropy Atlas' own loggers' warnings (an LLM's fallback, a worker's failed teardown)
+    as the command's other warnings read: ``warning: …``, one line, printable; Python's
+    last-resort handler had printed the bare message."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _warn(printable(record.getMessage()))
+        except Exception:
+            self.handleError(record)
+
+
+def _show_library_warnings() -> None:
+    """Route WARNING and above of the ``entropy_atlas`` loggers to :class:`_WarningLines`."""
+    logger = logging.getLogger("entropy_atlas")
+    if not any(isinstance(h, _WarningLines) for h in logger.handlers):
+        handler = _WarningLines(logging.WARNING)
+        logger.addHandler(handler)
 
 
 def _leave_threads_behind(code: int, grace_s: float = 2.0) -> None:

@@ -322,3 +322,24 @@ def test_status_shows_exploration_per_run_of_20(flaky_url: str, narrow: None) ->
     shown = atlas("status", LONG, "--storage", flaky_url).stdout
     for e in expected.values():
         assert Exploration(**e.to_json()).text() in shown
+
+
+def test_library_warnings_read_as_the_commands_own(capsys: pytest.CaptureFixture[str]) -> None:
+    """A warning logged by Entropy Atlas (an LLM's fallback, a worker's failed teardown)
+    had been printed bare by Python's last-resort handler, escape codes and all."""
+    import logging
+
+    from search import cli
+
+    logger = logging.getLogger("entropy_atlas")
+    cli._show_library_warnings()
+    cli._show_library_warnings()  # once only
+    try:
+        logging.getLogger("entropy_atlas.llm").warning("endpoint %s gave \x1b[31mred\x1b[0m", "x")
+        logging.getLogger("entropy_atlas.llm").info("not shown")
+    finally:
+        handlers = [h for h in logger.handlers if isinstance(h, cli._WarningLines)]
+        for handler in handlers:
+            logger.removeHandler(handler)
+    assert len(handlers) == 1
+    assert capsys.readouterr().err.splitlines() == ["warning: endpoint x gave \\x1b[31mred\\x1b[0m"]
