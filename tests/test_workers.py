@@ -84,3 +84,18 @@ def test_benchmark_evaluator_reads_vectors_or_coordinates() -> None:
     assert a == b and a["objective"] == pytest.approx(100.0)
     with pytest.raises(ValueError, match="sphere, rastrigin or arm"):
         ev.setup({"function": "ackley"}, EvalContext())
+
+
+def test_a_setup_failure_reads_well_whatever_the_exception() -> None:
+    """An exception with no message had read ``GeneratorExit: ``; one whose ``__str__``
+    raises had raised again, out of the refusal."""
+    from workers.runner import setup_failure_text
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+    assert setup_failure_text(GeneratorExit()) == "evaluator setup failed: GeneratorExit"
+    assert setup_failure_text(ValueError("bad")) == "evaluator setup failed: ValueError: bad"
+    assert setup_failure_text(Unprintable()).startswith("evaluator setup failed: Unprintable: <its message could not")
+    assert len(setup_failure_text(ValueError("x" * 10**6))) < 2200

@@ -165,7 +165,18 @@ def _run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names:
 
 def setup_failure_text(exc: BaseException) -> str:
     """How an evaluator's failed setup reads, in an outcome and in a refusal."""
-    return storable_text(f"evaluator setup failed: {type(exc).__name__}: {exc}")
+    return storable_text(f"evaluator setup failed: {headline(exc)}")
+
+
+def headline(exc: BaseException) -> str:
+    """``Type: message``, or ``Type`` alone where it has no message; the message capped
+    (:func:`_capped`), and one whose ``__str__`` raises saying so."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = f"<its message could not be read: {shown(exc)}>"
+    message = _capped(message)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def setup_failure(tasks: list[EvaluationTask], exc: BaseException) -> list[Outcome]:
@@ -179,14 +190,10 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"SystemExit: the evaluator called sys.exit({shown(exc.code)})"
     try:
-        message = str(exc)
-    except Exception:  # an exception whose __str__ raises
-        message = f"<its message could not be read: {shown(exc)}>"
-    try:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)[-3:])[-2000:]
     except Exception:
         tb = ""
-    return storable_text(f"{type(exc).__name__}: {_capped(message)}\n" + tb)
+    return storable_text(f"{headline(exc)}\n" + tb)
 
 
 def _capped(message: str) -> str:
