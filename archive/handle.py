@@ -8,7 +8,7 @@ from typing import Any
 
 from archive.layout import CellLayout
 from archive.outputs import EXPORT_SUFFIXES, FIGURE_SUFFIXES, check_output
-from archive.records import CampaignRecord, CampaignSettings, MapData, Stats
+from archive.records import CampaignRecord, CampaignSettings, MapData, Stats, scheduler_is_live
 from archive.store import ELITE_FIELDS, Store
 
 
@@ -131,8 +131,9 @@ class CampaignHandle:
         return self.store.failed_evaluations(self.record.id, limit=limit)
 
     def lease_is_live(self, now: float | None = None) -> bool:
-        """Whether a scheduler holds the campaign's lease and it has not expired."""
-        return self.record.lease_is_live(now)
+        """Whether a scheduler holds the campaign's lease, it has not expired, and its holder
+        is not a process of this host that is gone (:func:`~archive.records.scheduler_is_live`)."""
+        return scheduler_is_live(self.record.lease_holder, self.record.lease_expires, now)
 
     def delete(self, force: bool = False) -> dict[str, int]:
         """Delete the campaign and all its rows (refused while its lease is live, unless

@@ -43,9 +43,17 @@ from archive.errors import CampaignNameTaken, CampaignNotFound, LeaseConflict, S
 from archive.jsontext import loads_many
 from archive.leases import LeaseStore
 from archive.models import STATUSES, Campaign, Checkpoint, Elite, Evaluation, ProposerCall
-from archive.records import CampaignRecord, CampaignSettings, NewEvaluation, Result, Stats, lease_is_live
+from archive.records import (
+    CampaignRecord,
+    CampaignSettings,
+    NewEvaluation,
+    Result,
+    Stats,
+    scheduler_is_live,
+)
 from archive.retry import reconnecting
 from entropy_atlas import settings
+from entropy_atlas.interrupts import held_interrupts
 from entropy_atlas.storable import INT64, text_problem
 
 #: An elite's fields from its evaluation (:meth:`Store.elites`), the JSON ones decoded.
@@ -121,10 +129,13 @@ class Store(LeaseStore):
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction (SQLite: BEGIN IMMEDIATE), after the last start sent
-        (:meth:`log_starts`) is acknowledged, so that it follows that start."""
-        self._charger.settle()
-        with self._write_engine.begin() as conn:
-            yield conn
+        (:meth:`log_starts`) is acknowledged, so that it follows that start. A Ctrl-C or
+        SIGTERM waits for the transaction to end (:func:`held_interrupts`): one interrupted
+        half-way had left SQLite's write lock with a connection nothing would close."""
+        with held_interrupts():
+            self._charger.settle()
+            with self._write_engine.begin() as conn:
+                yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -699,7 +710,9 @@ class Store(LeaseStore):
         ``evaluations``, ``campaigns``).
 
         While a scheduler holds a live lease (``lease_holder`` set, ``lease_expires`` in the
-        future) this is a :class:`LeaseConflict` and nothing is deleted, unless ``force``.
+        future, and the holder not a process of this host that is gone:
+        :func:`~archive.records.scheduler_is_live`) this is a :class:`LeaseConflict` and
+        nothing is deleted, unless ``force``.
         The lease is read inside the write transaction (PostgreSQL: the row locked; SQLite:
         the write lock taken at ``BEGIN``), so no scheduler can take it in between. Rows go
         children first (elites refer to evaluations), so foreign keys hold at every step."""
@@ -713,7 +726,7 @@ class Store(LeaseStore):
             row = conn.execute(query).first()
             if row is None:
                 raise CampaignNotFound(f"no campaign with id {campaign_id} in {shown_url(self.url)}")
-            if not force and lease_is_live(row.lease_holder, row.lease_expires):
+            if not force and scheduler_is_live(row.lease_holder, row.lease_expires):  # a killed one: at once
                 left = row.lease_expires - time.time()
                 raise LeaseConflict(f"campaign {row.name!r} is being run by {row.lease_holder} "
                                     f"(its lease runs {left:.0f} s more)")

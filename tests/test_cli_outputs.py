@@ -225,6 +225,19 @@ def test_atlas_delete_refuses_a_live_scheduler_unless_forced(flaky_url: str) -> 
     assert forced.exit_code == 0 and "deleted campaign clean: 10 evaluations" in forced.stdout
 
 
+def test_atlas_delete_takes_a_killed_schedulers_campaign_at_once(flaky_url: str) -> None:
+    """Right after a ``kill -9``, `atlas status` said `stopped` but `atlas delete` refused
+    for up to 30 s (the lease's TTL), naming the dead process as the one running it."""
+    import socket
+
+    dead = f"{socket.gethostname()}:999999999:deadbeef"  # a process of this host that does not exist
+    with opened(flaky_url) as s:
+        assert s.acquire_lease(s.campaign("clean").id, dead, ttl_s=300) is None
+    deleted = atlas("delete", "clean", "--storage", flaky_url, "--yes")
+    assert deleted.exit_code == 0, deleted.stderr
+    assert "deleted campaign clean: 10 evaluations" in deleted.stdout
+
+
 # -- elites as CSV: exact values ------------------------------------------------------------
 def test_elites_csv_keeps_full_precision_and_whole_vectors(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'atlas.db'}"
