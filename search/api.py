@@ -210,8 +210,10 @@ def resume(name: str, storage: str | None = None, executor: str | Executor = "ra
 
 def is_complete(storage: str, name: str, budget: int | None = None) -> tuple[bool, int, int]:
     """Whether campaign ``name`` has nothing left to do at ``budget`` (default: its own):
-    every row created and finished. Returns (complete, finished, budget); opens read-only,
-    but for an archive at an older schema revision, which it brings up (a resume writes)."""
+    every row created and finished, and the campaign recorded ``finished`` (a run killed
+    after its last result but before that has its record to finish). Returns (complete,
+    finished, budget); opens read-only, but for an archive at an older schema revision,
+    which it brings up (a resume writes)."""
     try:
         store = Store(storage, readonly=True)
     except SchemaBehind:
@@ -221,6 +223,7 @@ def is_complete(storage: str, name: str, budget: int | None = None) -> tuple[boo
         total = record.settings.budget if budget is None else budget
         stats = store.stats(record.id, 0)
         below = budget is not None and budget < stats.created  # not "finished": the run refuses it (plan_campaign)
-        return stats.created >= total and not below and stats.finished == stats.created, stats.finished, total
+        done = stats.created >= total and not below and stats.finished == stats.created
+        return done and record.status == "finished", stats.finished, total
     finally:
         store.close()

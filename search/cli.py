@@ -182,7 +182,11 @@ def _execute(action: Callable[[Callable[[Stats], None]], Stats], budget: int, na
         with _ProgressView(budget) as view:
             stats = action(view)
     except KeyboardInterrupt:
-        if _holds_campaign(storage, name):
+        status = _campaign_status(storage, name)
+        if status == "finished":  # the interrupt came after the run's last write: only the summary was cut
+            err.print(f"[yellow]stopped[/] after the campaign finished; `atlas status {name}` and "
+                      f"`atlas map {name} --out FILE` show it", highlight=False)
+        elif status is not None:
             err.print(f"[yellow]stopped[/]; continue with `atlas resume {name}`", highlight=False)
         else:
             err.print("[yellow]stopped[/] before the campaign was written; nothing to resume", highlight=False)
@@ -192,15 +196,17 @@ def _execute(action: Callable[[Callable[[Stats], None]], Stats], budget: int, na
     _summary(name, stats, storage, map_out)
 
 
-def _holds_campaign(storage: str, name: str) -> bool:
-    """Whether ``storage`` holds campaign ``name`` (False where it cannot be read)."""
+def _campaign_status(storage: str, name: str) -> str | None:
+    """Campaign ``name``'s recorded status in ``storage`` (None: it holds no such campaign,
+    or cannot be read)."""
     import archive
 
     try:
         with archive.open(storage, readonly=True) as handle:
-            return handle.store.campaign(name) is not None
+            record = handle.store.campaign(name)
+            return None if record is None else record.status
     except Exception:
-        return False
+        return None
 
 
 def _summary(name: str, stats: Stats, storage: str, map_out: Path | None) -> None:

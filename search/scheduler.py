@@ -118,6 +118,19 @@ def setup_failed_message(name: str, error: str, written: bool) -> str:
             f"`atlas delete {name} --yes` and run the corrected file")
 
 
+def _raise_if_interrupted(exc: BaseException) -> None:
+    """Raise :class:`KeyboardInterrupt` where ``exc`` came of one: a Ctrl-C that landed in
+    compiled code (numba, which pyribs' CMA-ES calls) comes back as a ``SystemError`` whose
+    context is the interrupt. It is the user's stop, not the proposer's failure."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            raise KeyboardInterrupt from exc
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+
+
 def _count(n: int, noun: str) -> str:
     """``1 attempt``, ``3 attempts``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -268,11 +281,10 @@ class Scheduler:
                 given_up.append(Outcome(item.evaluation_id, "failed", error=error))
             else:
                 again.append(item)
-        if given_up:
+        if given_up:  # an earlier run's losses: not this run's evaluations, so not its fail-fast's
             results = self._results(given_up)
             self.store.step(self.cid, results=results, sign=self.sign,
                             checkpoint=(self.proposer.name, self.proposer.state()), holder=self.holder)
-            self._check_fail_fast(given_up)
         self._dispatch(again)
 
     def _turn(self, outcomes: list[Outcome]) -> None:
@@ -347,6 +359,7 @@ class Scheduler:
             try:
                 proposals = self._initial_points(created, target) or self.proposer.ask(target)
             except Exception as exc:  # the turn is written as far as it got, then the run stops (_turn)
+                _raise_if_interrupted(exc)
                 self._ask_failed, proposals = exc, []
             calls += self.proposer.take_calls()
             if self._ask_failed is not None:
@@ -478,6 +491,7 @@ class Scheduler:
         try:
             self.proposer.tell(observations)
         except Exception as exc:  # its state may hold part of them: they are run again on resume, and told again
+            _raise_if_interrupted(exc)
             raise ProposerFailed(proposer_failed_message(
                 self.campaign.name, self.proposer.name, "tell", exc,
                 f"the {len(results)} results it was told are not written and run again on resume")) from exc
@@ -488,6 +502,7 @@ class Scheduler:
         try:
             return self.proposer.state()
         except Exception as exc:
+            _raise_if_interrupted(exc)
             raise ProposerFailed(proposer_failed_message(
                 self.campaign.name, self.proposer.name, "state", exc,
                 f"this turn ({results} results) is not written; its evaluations run again on resume")) from exc

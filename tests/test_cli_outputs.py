@@ -356,3 +356,24 @@ def test_library_warnings_read_as_the_commands_own(capsys: pytest.CaptureFixture
             logger.removeHandler(handler)
     assert len(handlers) == 1
     assert capsys.readouterr().err.splitlines() == ["warning: endpoint x gave \\x1b[31mred\\x1b[0m"]
+
+
+def test_an_interrupt_after_the_campaign_finished_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A Ctrl-C that lands after the run's last write (while the summary or map is drawn) had
+    said "stopped; continue with `atlas resume quad`", whose resume then said "already finished"."""
+    import typer
+
+    from search import cli
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    api.run(quadratic_spec(search__budget=6), storage=url, executor="inline")
+
+    def interrupted(_view: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(typer.Exit) as stopped:
+        cli._execute(interrupted, 6, "quad", url, None)
+    assert stopped.value.exit_code == 130
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("stopped after the campaign finished; `atlas status quad`")
+    assert "atlas resume" not in err

@@ -172,3 +172,65 @@ def test_two_runs_creating_one_campaign_give_one_run_and_one_line(sqlite_url: st
     with pytest.raises(CampaignConflict, match="was created by another run while this one started"):
         api.run(spec, storage=sqlite_url, executor=Releasing(api.executor_config(api.as_spec(spec))))
     assert first.result().finished == 10
+
+
+def _as_killed_at_the_end(url: str, name: str) -> None:
+    """The campaign as a run killed after its last result, before it recorded ``finished``,
+    leaves it: ``running``, under the lease of a process that is gone."""
+    import socket
+
+    from sqlalchemy import update
+
+    from archive.models import Campaign
+
+    store = Store(url)
+    table = Campaign.__table__
+    with store.write() as conn:
+        conn.execute(update(table).where(table.c.name == name).values(
+            status="running", lease_holder=f"{socket.gethostname()}:999999999:deadbeef",
+            lease_expires=time.time() + 300))
+    store.close()
+
+
+def test_a_run_killed_after_its_last_result_is_finished_by_resume(storage_url: str, tmp_path: Any) -> None:
+    """`atlas resume` said "already finished: 12 of 12" and did nothing, for ever: the
+    campaign stayed `running` (status read `stopped`), its lease with a dead process, no map."""
+    from typer.testing import CliRunner
+
+    from search.cli import app
+
+    api.run(quadratic_spec(search__budget=12), storage=storage_url, executor="inline")
+    _as_killed_at_the_end(storage_url, "quad")
+    result = CliRunner().invoke(app, ["resume", "quad", "--executor", "inline", "--storage", storage_url,
+                                      "--map", str(tmp_path / "m.png")])
+    assert result.exit_code == 0, result.output
+    assert "quad: 12 evaluations" in result.stdout and (tmp_path / "m.png").is_file()
+    store = Store(storage_url, readonly=True)
+    record = store.require_campaign("quad")
+    store.close()
+    assert record.status == "finished" and record.lease_holder is None
+    again = CliRunner().invoke(app, ["resume", "quad", "--executor", "inline", "--storage", storage_url])
+    assert "already finished: 12 of 12" in again.stdout
+
+
+def test_rows_an_earlier_run_gave_up_on_do_not_trip_this_runs_fail_fast(sqlite_url: str) -> None:
+    """Three kills during a slow ask had left 12 rows charged past ``max_retries``: the resume
+    failed them ("gave up after 3 attempts") and then stopped, `the first 12 evaluations all
+    failed`, with the campaign `failed`, though none of its own evaluations had run."""
+    from sqlalchemy import update
+
+    from archive.models import Evaluation
+
+    spec = quadratic_spec(search__budget=24, search__fail_fast=4, resources={"timeout_s": 30, "max_retries": 1})
+    api.run({**spec, "search": {**spec["search"], "budget": 12}}, storage=sqlite_url, executor="inline")
+    store = Store(sqlite_url)
+    cid = store.require_campaign("quad").id
+    table = Evaluation.__table__
+    with store.write() as conn:  # as the kills left them: open, charged twice
+        conn.execute(update(table).where(table.c.campaign_id == cid).values(status="running", attempts=2))
+    store.close()
+    stats = api.run(spec, storage=sqlite_url, executor="inline")
+    assert stats.finished == 24 and stats.counts["failed"] == 12
+    store = Store(sqlite_url, readonly=True)
+    assert store.require_campaign("quad").status == "finished"
+    store.close()

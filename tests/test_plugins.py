@@ -191,3 +191,23 @@ def test_the_command_line_shows_a_proposers_error_as_one_line(
     assert "Traceback" not in result.output
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: campaign 'quad': proposer flaky raised in ask: ZeroDivisionError")
+
+
+def test_a_ctrl_c_that_comes_back_from_compiled_code_is_a_stop_not_a_proposer_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
+    """numba hands a Ctrl-C inside cma-me's ask back as a ``SystemError``: the run had ended
+    as "proposer cma-me raised in ask … fix the proposer", with the half-asked state saved."""
+    from search.scheduler import ProposerFailed
+
+    install_plugin(tmp_path / "site", monkeypatch, "tests.support.proposers:InterruptedProposer")
+    spec = quadratic_spec(search__algorithm=PLUGIN, search__budget=12, search__batch_size=4, search__max_in_flight=4)
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            api.run(spec, storage=sqlite_url, executor="inline")
+        except ProposerFailed as exc:
+            raise AssertionError(f"a stop reported as a failure: {exc}") from exc
+    store = Store(sqlite_url)
+    try:
+        assert store.require_campaign("quad").status == "stopped"
+    finally:
+        store.close()

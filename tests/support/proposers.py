@@ -58,3 +58,23 @@ class FlakyProposer(GridWalkProposer):
         if self.tells == self.fail_tell:
             raise KeyError("emitter")
         super().tell(observations)
+
+
+class InterruptedProposer(GridWalkProposer):
+    """:class:`GridWalkProposer` whose second ask meets a Ctrl-C inside compiled code, which
+    hands it back as a ``SystemError`` with the interrupt as its context (as numba does)."""
+
+    name = "interrupted"
+
+    def __init__(self, ctx: ProposerContext) -> None:
+        super().__init__(ctx)
+        self.asks = 0
+
+    def ask(self, n: int) -> list[Proposal]:
+        self.asks += 1
+        if self.asks == 2:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise SystemError("CPUDispatcher(<function _sample>) returned a result with an exception set")  # noqa: B904 - as numba raises it
+        return super().ask(n)
