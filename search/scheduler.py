@@ -18,7 +18,11 @@ start log (:mod:`archive.starts`), which counts as the charge until the loop's n
 charges the row. Workers that start on their own (Ray, whose queued call starts as the
 one before it ends) have their starts charged with the loop's next write. A scheduler
 that dies leaves rows ``pending``/``running`` (and its last starts logged); the next
-scheduler charges the log and dispatches those rows again.
+scheduler charges the log and dispatches those rows again. A clean stop (Ctrl-C,
+SIGTERM) charges nothing: the outcomes finished before it are written, and what it cut
+short goes back ``pending`` with its attempt taken back (:meth:`Scheduler._stop_cleanly`).
+With slow asks (a model's fit) a turn writes its results before it asks, so a kill during
+the ask loses none of them.
 
 A proposer that raises stops the run with one line (:class:`ProposerFailed`): in ``ask``,
 after writing the turn as far as it got (the results it was told, the rows asked before,
@@ -68,6 +72,8 @@ from workers.runner import EvaluationTask, Outcome
 # inline: evaluations that took less than this (the last turn's mean) have their starts
 # logged (archive.starts), where a charge's commit on the row would be a large share of them
 LOG_STARTS_BELOW_S = 0.001
+# asks that took this long (a model's fit) have the turn's results written before the next
+SLOW_ASK_S = 0.25
 
 
 class CampaignBusy(AtlasError, RuntimeError):
@@ -194,6 +200,8 @@ class Scheduler:
         self._keeper: LeaseKeeper | None = None  # renews the lease while an inline evaluation holds the thread
         self._setup_failed: list[Outcome] = []  # outcomes of a failed setup: the run stops after this turn
         self._ask_failed: Exception | None = None  # the proposer's ask raised: the run stops after this turn
+        self._ask_s = 0.0  # how long the last turn's asks took
+        self._interrupted_in_poll = False  # a Ctrl-C came while the executor ran evaluations
         executor.on_start = self._started
 
     @property
@@ -236,7 +244,7 @@ class Scheduler:
                 self._turn(outcomes)
                 if not self.inflight and self.created >= self.spec.search.budget:
                     break
-                outcomes = self.executor.poll(self.poll_s)
+                outcomes = self._poll()
                 self._heartbeat()
                 self._report()
             self._flush()
@@ -249,6 +257,9 @@ class Scheduler:
         except CampaignFailing:
             status = "failed"
             self._report(final=True)  # the bar shows the failures that stopped the run, not the last tick's
+            raise
+        except KeyboardInterrupt:
+            self._stop_cleanly()
             raise
         finally:
             try:
@@ -265,6 +276,14 @@ class Scheduler:
         if self.progress:
             self.progress(stats)
         return stats
+
+    def _poll(self) -> list[Outcome]:
+        """The executor's outcomes within ``poll_s``, noting an interrupt that came meanwhile."""
+        try:
+            return self.executor.poll(self.poll_s)
+        except KeyboardInterrupt:
+            self._interrupted_in_poll = True
+            raise
 
     def _adopt_unfinished(self) -> None:
         """Dispatch again what an earlier scheduler wrote but never finished."""
@@ -290,35 +309,29 @@ class Scheduler:
     def _turn(self, outcomes: list[Outcome]) -> None:
         """One turn of the loop: settle what came back (told to the proposer), ask for what
         there is room for, write both in one transaction (:meth:`Store.step`, with the
-        starts not yet charged and the proposer's checkpoint), then dispatch the new rows."""
+        starts not yet charged and the proposer's checkpoint), then dispatch the new rows.
+        Where the proposer's asks are slow (the last took :data:`SLOW_ASK_S` or more), the
+        results are written first, with the checkpoint of the proposer they were told to,
+        and the new rows after the ask: a scheduler killed during a model's fit loses none."""
         final = self._settle(outcomes)
         timed = [o.seconds for o in final if o.seconds > 0]
         if timed:
             self._eval_s = sum(timed) / len(timed)
         results = self._results(final)
         failing = self._fail_fast_tripped(final)
-        rows, calls, stuck = ([], [], False) if failing or self._setup_failed else self._plan()
-        started = self._to_charge
-        if results or rows or calls or started:
-            changed = bool(results or rows or calls)
-            checkpoint = (self.proposer.name, self._proposer_state(len(results))) if changed else None
-            started, logged = self._take_starts()
-            step = {"started": started, "results": results, "sign": self.sign, "rows": rows, "calls": calls,
-                    "checkpoint": checkpoint, "holder": self.holder, "logged": logged}
-            if self._writer is not None:
-                ids = self._writer.reserve(len(rows), ahead=self.spec.search.budget - self.created - len(rows))
-                self._writer.submit(self.cid, ids=ids, **step)
-            else:
-                ids = self.store.step(self.cid, **step)
-            self._charged.update(started)
-        else:
-            ids = []
+        asks = not (failing or self._setup_failed)
+        written = len(results)
+        if asks and results and self._ask_s >= SLOW_ASK_S:
+            self._write(results, [], [])
+            results = []
+        rows, calls, stuck = self._plan() if asks else ([], [], False)
+        ids = self._write(results, rows, calls)
         self._check_fail_fast(final)
         if self._setup_failed:
             self._stop_for_setup(self._setup_failed)
         if self._ask_failed is not None:  # what it asked before is written, for a resume to dispatch
             self._flush()
-            kept = f"this turn's {_count(len(results), 'result')} and {_count(len(rows), 'new row')} are written"
+            kept = f"this turn's {_count(written, 'result')} and {_count(len(rows), 'new row')} are written"
             raise ProposerFailed(proposer_failed_message(self.campaign.name, self.proposer.name, "ask",
                                                          self._ask_failed, kept))
         if stuck:
@@ -330,6 +343,40 @@ class Scheduler:
         self.created += len(rows)
         self.next_seq += len(rows)
         self._dispatch(items)
+
+    def _write(self, results: list[Result], rows: list[NewEvaluation], calls: list[dict[str, Any]]) -> list[int]:
+        """Write ``results``, new ``rows`` and ``calls`` with the starts not yet charged and,
+        where anything changed, the proposer's checkpoint, in one transaction (behind the
+        loop where it writes so); the new rows' ids."""
+        if not (results or rows or calls or self._to_charge):
+            return []
+        changed = bool(results or rows or calls)
+        checkpoint = (self.proposer.name, self._proposer_state(len(results))) if changed else None
+        started, logged = self._take_starts()
+        step = {"started": started, "results": results, "sign": self.sign, "rows": rows, "calls": calls,
+                "checkpoint": checkpoint, "holder": self.holder, "logged": logged}
+        if self._writer is not None:
+            ids = self._writer.reserve(len(rows), ahead=self.spec.search.budget - self.created - len(rows))
+            self._writer.submit(self.cid, ids=ids, **step)
+        else:
+            ids = self.store.step(self.cid, **step)
+        self._charged.update(started)
+        return ids
+
+    def _stop_cleanly(self) -> None:
+        """A Ctrl-C or SIGTERM stops the run: what finished is kept, what it cut short is not
+        charged. Outcomes the executor had finished when the interrupt came during its poll
+        (the proposer between turns) are written as a turn writes them; every evaluation
+        still in flight goes back to ``pending`` with its attempt taken back: it was stopped,
+        it crashed nothing (``attempts`` counts the starts that may have: a ``kill -9``'s)."""
+        if self._interrupted_in_poll:
+            finished = [o for o in self.executor.take_finished()
+                        if o.evaluation_id in self.inflight and o.status != "lost" and not o.setup_failed]
+            if finished:
+                self._write(self._results(finished), [], [])
+        self._take_starts()  # the logged ones are in _charged: the requeue folds them
+        self._flush()
+        self.store.requeue([i for i in self.inflight if i in self._charged], uncharge=True)
 
     def _stop_for_setup(self, setup: list[Outcome]) -> None:
         """Stop the run: the evaluator could not be set up. What failed so never ran and
@@ -346,7 +393,15 @@ class Scheduler:
     def _plan(self) -> tuple[list[NewEvaluation], list[dict[str, Any]], bool]:
         """Ask the proposer for every batch there is room for (``batch_size`` at a time, or
         what is left of the budget): the new rows, the proposer's calls, and whether it
-        proposed nothing with nothing in flight (the run cannot go on)."""
+        proposed nothing with nothing in flight (the run cannot go on). How long the asks
+        took is kept (``_ask_s``)."""
+        start = time.perf_counter()
+        try:
+            return self._asked()
+        finally:
+            self._ask_s = time.perf_counter() - start
+
+    def _asked(self) -> tuple[list[NewEvaluation], list[dict[str, Any]], bool]:
         budget = self.spec.search.budget
         max_in_flight = self.spec.search.max_in_flight
         rows: list[NewEvaluation] = []

@@ -234,3 +234,51 @@ def test_rows_an_earlier_run_gave_up_on_do_not_trip_this_runs_fail_fast(sqlite_u
     store = Store(sqlite_url, readonly=True)
     assert store.require_campaign("quad").status == "finished"
     store.close()
+
+
+def _rows(url: str) -> list[dict[str, Any]]:
+    store = Store(url, readonly=True)
+    try:
+        return store.evaluations(store.require_campaign("quad").id)
+    finally:
+        store.close()
+
+
+def test_a_ctrl_c_during_an_evaluation_keeps_what_finished_and_charges_nothing(sqlite_url: str) -> None:
+    """The batch's evaluations finished before the Ctrl-C had been lost (run again on
+    resume) and every one in flight charged an attempt: repeated Ctrl-Cs gave good rows up."""
+    from tests.support import evaluators
+
+    spec = quadratic_spec(search__budget=12, search__batch_size=6, search__max_in_flight=6,
+                          evaluator={"kind": "python", "target": "tests.support.evaluators:interrupts_once"})
+    evaluators.INTERRUPT_AT.update(call=4, calls=0)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            api.run(spec, storage=sqlite_url, executor="inline")
+        rows = _rows(sqlite_url)
+        assert [r["status"] for r in rows] == ["done"] * 3 + ["pending"] * 3
+        assert [r["attempts"] for r in rows] == [1] * 3 + [0] * 3
+        assert api.run(spec, storage=sqlite_url, executor="inline").finished == 12
+    finally:
+        evaluators.INTERRUPT_AT.update(call=0, calls=0)
+    rows = _rows(sqlite_url)
+    assert [r["status"] for r in rows] == ["done"] * 12 and all(r["attempts"] == 1 for r in rows)
+
+
+def test_a_ctrl_c_during_a_slow_ask_keeps_the_results_told_before_it(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
+    """With asks as slow as a model's fit, the turn's results are written before its ask:
+    a stop (or a kill) during the ask had lost them, and charged their evaluations."""
+    from tests.test_plugins import PLUGIN, install_plugin
+
+    install_plugin(tmp_path / "site", monkeypatch, "tests.support.proposers:SlowAskProposer")
+    spec = quadratic_spec(search__algorithm=PLUGIN, search__options={"interrupt_at": 3}, search__budget=12,
+                          search__batch_size=4, search__max_in_flight=4)
+    with pytest.raises(KeyboardInterrupt):
+        api.run(spec, storage=sqlite_url, executor="inline")
+    rows = _rows(sqlite_url)
+    assert [r["status"] for r in rows] == ["done"] * 8  # both batches told before the third ask
+    stats = api.run(quadratic_spec(search__algorithm=PLUGIN, search__budget=12, search__batch_size=4,
+                                   search__max_in_flight=4, search__options={"interrupt_at": 3}),
+                    storage=sqlite_url, executor="inline")
+    assert stats.finished == 12 and all(r["attempts"] == 1 for r in _rows(sqlite_url))

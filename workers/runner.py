@@ -36,6 +36,15 @@ class EvaluationTimeout(BaseException):  # escapes the evaluator's own except Ex
     """Raised inside an evaluation that ran past its timeout (the inline executor's alarm)."""
 
 
+class InterruptedBatch(KeyboardInterrupt):
+    """A Ctrl-C during a batch run one task at a time, carrying the outcomes of the tasks
+    that had finished before it (``finished``): a clean stop writes them."""
+
+    def __init__(self, finished: list[Outcome]) -> None:
+        super().__init__()
+        self.finished = finished
+
+
 #: What an evaluation may raise that is not its own failure: the user's Ctrl-C, and the
 #: executor's timeout, which its executor handles for the whole batch.
 PASSED_THROUGH: tuple[type[BaseException], ...] = (KeyboardInterrupt, EvaluationTimeout)
@@ -147,20 +156,30 @@ def _run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names:
                     for t in tasks]
         seconds = (time.perf_counter() - start) / len(tasks)
         return [_outcome(t, r, measure_names, name, seconds) for t, r in zip(tasks, raw, strict=True)]
-    outcomes = []
-    for task in tasks:
-        ctx = dataclasses.replace(base, seed=task.seed, seeds=[task.seed], attempt=task.attempt)
-        start = time.perf_counter()
-        try:
-            raw = evaluator.evaluate(task.params, ctx)
-        except PASSED_THROUGH:
-            raise
-        except BaseException as exc:  # sys.exit (or any BaseException) in an evaluator fails it, not the worker
-            outcomes.append(Outcome(task.evaluation_id, "failed", error=_describe(exc), worker=name,
-                                    seconds=time.perf_counter() - start))
-            continue
-        outcomes.append(_outcome(task, raw, measure_names, name, time.perf_counter() - start))
+    outcomes: list[Outcome] = []
+    try:
+        for task in tasks:
+            outcomes.append(_one(evaluator, task, measure_names, base, name))
+    except InterruptedBatch:
+        raise
+    except KeyboardInterrupt as exc:  # those finished before it go with it
+        raise InterruptedBatch(outcomes) from exc
     return outcomes
+
+
+def _one(evaluator: Evaluator, task: EvaluationTask, measure_names: list[str], base: EvalContext,
+         name: str) -> Outcome:
+    """One task's outcome, evaluated alone."""
+    ctx = dataclasses.replace(base, seed=task.seed, seeds=[task.seed], attempt=task.attempt)
+    start = time.perf_counter()
+    try:
+        raw = evaluator.evaluate(task.params, ctx)
+    except PASSED_THROUGH:
+        raise
+    except BaseException as exc:  # sys.exit (or any BaseException) in an evaluator fails it, not the worker
+        return Outcome(task.evaluation_id, "failed", error=_describe(exc), worker=name,
+                       seconds=time.perf_counter() - start)
+    return _outcome(task, raw, measure_names, name, time.perf_counter() - start)
 
 
 def setup_failure_text(exc: BaseException) -> str:

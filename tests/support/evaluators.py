@@ -187,3 +187,15 @@ def leaves_a_thread(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
 
     threading.Thread(target=time.sleep, args=(3600,), name="leaky-worker").start()
     return quadratic(params, ctx)
+
+
+INTERRUPT_AT = {"call": 0, "calls": 0}  # interrupts_once: the call to stop at (0: never), the calls made
+
+
+def interrupts_once(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    """:func:`quadratic`, but its ``INTERRUPT_AT["call"]``-th call in this process raises
+    :class:`KeyboardInterrupt`, as a Ctrl-C during that evaluation would."""
+    INTERRUPT_AT["calls"] += 1
+    if INTERRUPT_AT["calls"] == INTERRUPT_AT["call"]:
+        raise KeyboardInterrupt
+    return quadratic(params, ctx)

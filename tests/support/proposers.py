@@ -78,3 +78,25 @@ class InterruptedProposer(GridWalkProposer):
             except KeyboardInterrupt:
                 raise SystemError("CPUDispatcher(<function _sample>) returned a result with an exception set")  # noqa: B904 - as numba raises it
         return super().ask(n)
+
+
+class SlowAskProposer(GridWalkProposer):
+    """:class:`GridWalkProposer` whose asks take 0.3 s (a model's fit), and whose
+    ``interrupt_at``-th ask meets a Ctrl-C (0: never)."""
+
+    name = "slow-ask"
+    option_names = ("steps", "interrupt_at")
+
+    def __init__(self, ctx: ProposerContext) -> None:
+        super().__init__(ctx)
+        self.interrupt_at = self.int_option("interrupt_at", 0, minimum=0)
+        self.asks = 0
+
+    def ask(self, n: int) -> list[Proposal]:
+        import time
+
+        self.asks += 1
+        time.sleep(0.3)
+        if self.asks == self.interrupt_at:
+            raise KeyboardInterrupt
+        return super().ask(n)

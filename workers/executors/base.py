@@ -91,6 +91,11 @@ class Executor(abc.ABC):
     def poll(self, timeout: float) -> list[Outcome]:
         """Outcomes that finished, waiting at most ``timeout`` seconds for the first."""
 
+    def take_finished(self) -> list[Outcome]:
+        """Outcomes finished but not returned because a Ctrl-C cut :meth:`poll` short (the
+        inline executor's batch so far); none where every outcome is returned as it comes."""
+        return []
+
     @abc.abstractmethod
     def in_flight(self) -> int:
         """Tasks submitted and not yet reported."""

@@ -26,6 +26,7 @@ class InlineExecutor(InProcessExecutor):
     def __init__(self, config: ExecutorConfig) -> None:
         super().__init__(config)
         self._queue: collections.deque[EvaluationTask] = collections.deque()
+        self._finished: list[Outcome] = []  # outcomes a Ctrl-C cut off from their poll
 
     def capacity(self) -> int:
         return self._chunk if self._evaluator is not None else 1
@@ -46,12 +47,20 @@ class InlineExecutor(InProcessExecutor):
         chunk = self._chunk
         deadline = time.monotonic() + timeout
         outcomes: list[Outcome] = []
-        with _Alarm() as alarm:
-            while self._queue and (not outcomes or time.monotonic() < deadline):  # results reach the store often
-                batch = [self._queue.popleft() for _ in range(min(chunk, len(self._queue)))]
-                self._report_started([t.evaluation_id for t in batch])
-                outcomes += self._run_with_timeout(batch, alarm)
+        try:
+            with _Alarm() as alarm:
+                while self._queue and (not outcomes or time.monotonic() < deadline):  # results reach the store often
+                    batch = [self._queue.popleft() for _ in range(min(chunk, len(self._queue)))]
+                    self._report_started([t.evaluation_id for t in batch])
+                    outcomes += self._run_with_timeout(batch, alarm)
+        except KeyboardInterrupt as exc:  # what finished before the Ctrl-C is kept for the scheduler's stop
+            self._finished = outcomes + list(getattr(exc, "finished", []))
+            raise
         return outcomes
+
+    def take_finished(self) -> list[Outcome]:
+        finished, self._finished = self._finished, []
+        return finished
 
     def _run_with_timeout(self, batch: list[EvaluationTask], alarm: _Alarm) -> list[Outcome]:
         assert self._evaluator is not None
