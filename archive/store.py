@@ -333,8 +333,9 @@ class Store(LeaseStore):
     @reconnecting
     def requeue(self, ids: Sequence[int], uncharge: bool = False) -> None:
         """Put unfinished evaluations back to ``pending`` (their worker was lost); with
-        ``uncharge``, take back the attempt their start counted (they never ran: the
-        evaluator could not be set up)."""
+        ``uncharge``, take back the attempt their start counted (they never ran, the
+        evaluator could not be set up; or a clean stop cut them short: either way they
+        crashed nothing)."""
         if not ids:
             return
         values: dict[str, Any] = {"status": "pending"}

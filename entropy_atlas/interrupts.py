@@ -9,6 +9,11 @@ marked ``running``. So a write holds the first interrupt until its transaction h
 one is held acts at once, for a write that hangs.
 
 Only the main thread receives signals, so elsewhere the block runs as it is.
+
+A Ctrl-C can also be lost: one that lands in a ctypes callback (numba's compiler, which
+pyribs' CMA-ES calls) is printed as "Exception ignored" and dropped, and the run went on.
+:func:`interrupt`, the command's handler, notes the request as well as raising it, and a
+loop that checks :func:`requested` between its steps stops even so.
 """
 
 from __future__ import annotations
@@ -22,6 +27,25 @@ from types import FrameType
 from typing import Any
 
 HELD = (signal.SIGINT, signal.SIGTERM)
+_requested = threading.Event()
+
+
+def interrupt(_signum: int, _frame: FrameType | None) -> None:
+    """A SIGINT and SIGTERM handler: note the request to stop (:func:`requested`), then
+    raise :class:`KeyboardInterrupt` where the main thread is."""
+    _requested.set()
+    raise KeyboardInterrupt
+
+
+def requested() -> bool:
+    """Whether :func:`interrupt` has been called since :func:`clear` (its exception may have
+    been swallowed)."""
+    return _requested.is_set()
+
+
+def clear() -> None:
+    """Forget an earlier request (a new command starts)."""
+    _requested.clear()
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import import_module
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -118,10 +117,6 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 class _ProgressView:
     """What ``run`` and ``resume`` show: while the run starts (the storage opened, the
     proposer built, the workers started and their evaluators set up) a spinner that leaves nothing behind, so that an
@@ -177,7 +172,10 @@ def _default_map(storage: str, name: str) -> Path:
 
 def _execute(action: Callable[[Callable[[Stats], None]], Stats], budget: int, name: str,
              storage: str, map_out: Path | None) -> None:
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    from entropy_atlas import interrupts
+
+    interrupts.clear()
+    previous = {signum: signal.signal(signum, interrupts.interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         with _ProgressView(budget) as view:
             stats = action(view)
@@ -192,7 +190,8 @@ def _execute(action: Callable[[Callable[[Stats], None]], Stats], budget: int, na
             err.print("[yellow]stopped[/] before the campaign was written; nothing to resume", highlight=False)
         raise typer.Exit(130) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     _summary(name, stats, storage, map_out)
 
 

@@ -55,9 +55,10 @@ import numpy as np
 from archive.errors import CampaignDeleted, LeaseConflict
 from archive.records import NewEvaluation, Result, Stats
 from archive.store import Store
-from entropy_atlas import settings
+from entropy_atlas import interrupts, settings
 from entropy_atlas.errors import AtlasError
 from entropy_atlas.holders import holder_is_dead, lease_holder_id
+from entropy_atlas.interrupts import held_interrupts
 from search.campaigns import write_limits
 from search.history import ArchiveHistory
 from search.lease_keeper import LeaseKeeper
@@ -202,6 +203,7 @@ class Scheduler:
         self._ask_failed: Exception | None = None  # the proposer's ask raised: the run stops after this turn
         self._ask_s = 0.0  # how long the last turn's asks took
         self._interrupted_in_poll = False  # a Ctrl-C came while the executor ran evaluations
+        self._unwritten: set[int] = set()  # evaluations settled (out of flight) whose results are not written yet
         executor.on_start = self._started
 
     @property
@@ -242,6 +244,8 @@ class Scheduler:
             outcomes: list[Outcome] = []
             while True:
                 self._turn(outcomes)
+                if interrupts.requested():  # a Ctrl-C that compiled code swallowed
+                    raise KeyboardInterrupt
                 if not self.inflight and self.created >= self.spec.search.budget:
                     break
                 outcomes = self._poll()
@@ -355,12 +359,14 @@ class Scheduler:
         started, logged = self._take_starts()
         step = {"started": started, "results": results, "sign": self.sign, "rows": rows, "calls": calls,
                 "checkpoint": checkpoint, "holder": self.holder, "logged": logged}
-        if self._writer is not None:
-            ids = self._writer.reserve(len(rows), ahead=self.spec.search.budget - self.created - len(rows))
-            self._writer.submit(self.cid, ids=ids, **step)
-        else:
-            ids = self.store.step(self.cid, **step)
-        self._charged.update(started)
+        with held_interrupts():  # the charges written and known here together, for a clean stop to take back
+            if self._writer is not None:
+                ids = self._writer.reserve(len(rows), ahead=self.spec.search.budget - self.created - len(rows))
+                self._writer.submit(self.cid, ids=ids, **step)
+            else:
+                ids = self.store.step(self.cid, **step)
+            self._charged.update(started)
+            self._unwritten.difference_update(r.evaluation_id for r in results)
         return ids
 
     def _stop_cleanly(self) -> None:
@@ -376,7 +382,8 @@ class Scheduler:
                 self._write(self._results(finished), [], [])
         self._take_starts()  # the logged ones are in _charged: the requeue folds them
         self._flush()
-        self.store.requeue([i for i in self.inflight if i in self._charged], uncharge=True)
+        cut_short = [*self.inflight, *self._unwritten]  # the latter finished, but their results were not written
+        self.store.requeue([i for i in cut_short if i in self._charged], uncharge=True)
 
     def _stop_for_setup(self, setup: list[Outcome]) -> None:
         """Stop the run: the evaluator could not be set up. What failed so never ran and
@@ -457,8 +464,9 @@ class Scheduler:
             self._to_charge.update(dict.fromkeys(evaluation_ids, time.time()))
             return
         if self._eval_s is None or self._eval_s >= LOG_STARTS_BELOW_S:
-            self.store.mark_running(evaluation_ids)
-            self._charged.update(evaluation_ids)
+            with held_interrupts():  # charged and known so together (the log's window, below, is a few µs)
+                self.store.mark_running(evaluation_ids)
+                self._charged.update(evaluation_ids)
             return
         when = self.store.log_starts(self.cid, evaluation_ids)
         self._to_charge.update(dict.fromkeys(evaluation_ids, when))
@@ -511,8 +519,9 @@ class Scheduler:
             self._flush()
             if self._to_charge:  # their starts first, so that the requeue is the last word on them
                 started, logged = self._take_starts()
-                self.store.step(self.cid, started=started, holder=self.holder, logged=logged)
-                self._charged.update(started)
+                with held_interrupts():
+                    self.store.step(self.cid, started=started, holder=self.holder, logged=logged)
+                    self._charged.update(started)
             self.store.requeue([i.evaluation_id for i in retry])
             self._dispatch(retry)
         return final
@@ -531,6 +540,7 @@ class Scheduler:
         results, observations = [], []
         for o in outcomes:
             item = self.inflight.pop(o.evaluation_id)
+            self._unwritten.add(o.evaluation_id)
             cell, vector = placed.get(o.evaluation_id, (None, None))
             ok = cell is not None
             results.append(Result(

@@ -282,3 +282,36 @@ def test_a_ctrl_c_during_a_slow_ask_keeps_the_results_told_before_it(
                                    search__max_in_flight=4, search__options={"interrupt_at": 3}),
                     storage=sqlite_url, executor="inline")
     assert stats.finished == 12 and all(r["attempts"] == 1 for r in _rows(sqlite_url))
+
+
+def test_a_ctrl_c_that_compiled_code_swallowed_still_stops_the_run(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
+    """numba's compiler drops a Ctrl-C that lands in a ctypes callback: the run had gone on
+    (about 4 Ctrl-Cs in 50 on a cma-me run); the request noted by the handler stops it."""
+    from entropy_atlas import interrupts
+    from tests.test_plugins import PLUGIN, install_plugin
+
+    install_plugin(tmp_path / "site", monkeypatch, "tests.support.proposers:SwallowsCtrlCProposer")
+    spec = quadratic_spec(search__algorithm=PLUGIN, search__budget=40, search__batch_size=4, search__max_in_flight=4)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            api.run(spec, storage=sqlite_url, executor="inline")
+    finally:
+        interrupts.clear()
+    rows = _rows(sqlite_url)
+    assert len(rows) == 8 and sum(r["status"] == "done" for r in rows) == 4
+    assert all(r["attempts"] == (1 if r["status"] == "done" else 0) for r in rows)
+
+
+def test_a_ctrl_c_in_tell_takes_back_the_attempts_of_results_it_kept_from_the_store(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
+    """Results out of flight but not written when a Ctrl-C came (a CMA-ES update) had stayed
+    charged: a resume ran them again as a second attempt."""
+    from tests.test_plugins import PLUGIN, install_plugin
+
+    install_plugin(tmp_path / "site", monkeypatch, "tests.support.proposers:CtrlCInTellProposer")
+    spec = quadratic_spec(search__algorithm=PLUGIN, search__budget=12, search__batch_size=4, search__max_in_flight=4)
+    with pytest.raises(KeyboardInterrupt):
+        api.run(spec, storage=sqlite_url, executor="inline")
+    rows = _rows(sqlite_url)
+    assert [(r["status"], r["attempts"]) for r in rows] == [("done", 1)] * 4 + [("pending", 0)] * 4

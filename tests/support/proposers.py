@@ -100,3 +100,44 @@ class SlowAskProposer(GridWalkProposer):
         if self.asks == self.interrupt_at:
             raise KeyboardInterrupt
         return super().ask(n)
+
+
+class SwallowsCtrlCProposer(GridWalkProposer):
+    """:class:`GridWalkProposer` whose second ask meets a Ctrl-C that compiled code swallows
+    (a ctypes callback prints "Exception ignored" and drops it): only the request remains."""
+
+    name = "swallows"
+
+    def __init__(self, ctx: ProposerContext) -> None:
+        super().__init__(ctx)
+        self.asks = 0
+
+    def ask(self, n: int) -> list[Proposal]:
+        import signal
+
+        from entropy_atlas import interrupts
+
+        self.asks += 1
+        if self.asks == 2:
+            try:
+                interrupts.interrupt(signal.SIGINT, None)
+            except KeyboardInterrupt:
+                pass
+        return super().ask(n)
+
+
+class CtrlCInTellProposer(GridWalkProposer):
+    """:class:`GridWalkProposer` whose second tell meets a Ctrl-C (a CMA-ES generation's
+    update, after the results left flight and before they were written)."""
+
+    name = "ctrl-c-in-tell"
+
+    def __init__(self, ctx: ProposerContext) -> None:
+        super().__init__(ctx)
+        self.tells = 0
+
+    def tell(self, observations: list[Observation]) -> None:
+        self.tells += 1
+        if self.tells == 2:
+            raise KeyboardInterrupt
+        super().tell(observations)
