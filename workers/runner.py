@@ -7,13 +7,11 @@ metrics are made JSON-safe and storable (:func:`json_safe`), and so is every err
 (:func:`storable_text`, at most :data:`MAX_MESSAGE_CHARS` of a value's text): what an
 evaluator returns or raises can fail its evaluation, never the scheduler's write. A result
 that cannot even be read (an array where a dict was due, keys that do not sort, a value
-whose ``repr`` raises) fails its evaluation too, saying so. An evaluation that changes the
-working directory has it changed back: the scheduler's relative paths stay its own.
+whose ``repr`` raises) fails its evaluation too, saying so.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import math
@@ -111,30 +109,7 @@ def overrides_batch(evaluator: Evaluator) -> bool:
 
 def run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names: list[str],
               base: EvalContext) -> list[Outcome]:
-    """Evaluate ``tasks`` (one call for batching evaluators, else one call each), in the
-    working directory they were given (one an evaluation changes is changed back)."""
-    try:
-        cwd: str | None = os.getcwd()
-    except OSError:  # a working directory removed under this process: nothing to go back to
-        cwd = None
-    try:
-        return _run_tasks(evaluator, tasks, measure_names, base)
-    finally:
-        if cwd is not None:
-            _back_to(cwd)
-
-
-def _back_to(cwd: str) -> None:
-    """Change back to ``cwd`` where an evaluation left it (where it still exists)."""
-    with contextlib.suppress(OSError):  # getcwd: the directory it left may be gone
-        if os.getcwd() == cwd:
-            return
-    with contextlib.suppress(OSError):
-        os.chdir(cwd)
-
-
-def _run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names: list[str],
-               base: EvalContext) -> list[Outcome]:
+    """Evaluate ``tasks`` (one call for batching evaluators, else one call each)."""
     name = worker_name()
     if not tasks:
         return []
@@ -159,27 +134,22 @@ def _run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names:
     outcomes: list[Outcome] = []
     try:
         for task in tasks:
-            outcomes.append(_one(evaluator, task, measure_names, base, name))
+            ctx = dataclasses.replace(base, seed=task.seed, seeds=[task.seed], attempt=task.attempt)
+            start = time.perf_counter()
+            try:
+                raw = evaluator.evaluate(task.params, ctx)
+            except PASSED_THROUGH:
+                raise
+            except BaseException as exc:  # sys.exit (or any BaseException) in an evaluator fails it, not the worker
+                outcomes.append(Outcome(task.evaluation_id, "failed", error=_describe(exc), worker=name,
+                                        seconds=time.perf_counter() - start))
+                continue
+            outcomes.append(_outcome(task, raw, measure_names, name, time.perf_counter() - start))
     except InterruptedBatch:
         raise
     except KeyboardInterrupt as exc:  # those finished before it go with it
         raise InterruptedBatch(outcomes) from exc
     return outcomes
-
-
-def _one(evaluator: Evaluator, task: EvaluationTask, measure_names: list[str], base: EvalContext,
-         name: str) -> Outcome:
-    """One task's outcome, evaluated alone."""
-    ctx = dataclasses.replace(base, seed=task.seed, seeds=[task.seed], attempt=task.attempt)
-    start = time.perf_counter()
-    try:
-        raw = evaluator.evaluate(task.params, ctx)
-    except PASSED_THROUGH:
-        raise
-    except BaseException as exc:  # sys.exit (or any BaseException) in an evaluator fails it, not the worker
-        return Outcome(task.evaluation_id, "failed", error=_describe(exc), worker=name,
-                       seconds=time.perf_counter() - start)
-    return _outcome(task, raw, measure_names, name, time.perf_counter() - start)
 
 
 def setup_failure_text(exc: BaseException) -> str:
@@ -261,6 +231,8 @@ def _read_outcome(task: EvaluationTask, raw: Any, measure_names: list[str], work
             return fail(f"measure {m!r} is not a finite number: {shown(given[m])}")
         measures[m] = value
     for extra, value in given.items():  # more measures than the map's, kept by name (as text)
+        if extra in measures:
+            continue
         key = storable_text(extra if isinstance(extra, str) else str(extra))
         if key not in measures and (v := _as_float(value)) is not None:
             measures[key] = v

@@ -1,13 +1,15 @@
 """The inline executor: evaluations run in the scheduler's own process, in order.
 
 For debugging, fast tests and cheap evaluators. Timeouts use ``SIGALRM`` when running
-on the main thread of a POSIX process (elsewhere they are not enforced).
+on the main thread of a POSIX process (elsewhere they are not enforced). An evaluation
+that changes the working directory has it changed back by the end of the poll.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -48,7 +50,7 @@ class InlineExecutor(InProcessExecutor):
         deadline = time.monotonic() + timeout
         outcomes: list[Outcome] = []
         try:
-            with _Alarm() as alarm:
+            with _Alarm() as alarm, _same_directory():
                 while self._queue and (not outcomes or time.monotonic() < deadline):  # results reach the store often
                     batch = [self._queue.popleft() for _ in range(min(chunk, len(self._queue)))]
                     self._report_started([t.evaluation_id for t in batch])
@@ -75,6 +77,24 @@ class InlineExecutor(InProcessExecutor):
             seconds = time.perf_counter() - start
             return [Outcome(t.evaluation_id, "failed", error=f"timeout: {exc}", worker=worker_name(),
                             seconds=seconds) for t in batch]
+
+
+@contextlib.contextmanager
+def _same_directory() -> Iterator[None]:
+    """Change back to this process's working directory where an evaluation changed it: the
+    scheduler's relative paths (a default ``sqlite:///atlas.db``, the map's folder) stay its
+    own. A working directory already gone is left as it is."""
+    try:
+        cwd: str | None = os.getcwd()
+    except OSError:
+        cwd = None
+    try:
+        yield
+    finally:
+        if cwd is not None:
+            with contextlib.suppress(OSError):
+                if os.getcwd() != cwd:
+                    os.chdir(cwd)
 
 
 class _Alarm:

@@ -39,7 +39,15 @@ from workers import registry
 from workers.contract import EvalContext
 from workers.executors.base import ExecutorConfig, teardown_failure_text
 from workers.limits import cap_memory_growth
-from workers.runner import EvaluationTask, Outcome, overrides_batch, run_tasks, setup_failure_text, worker_name
+from workers.runner import (
+    EvaluationTask,
+    InterruptedBatch,
+    Outcome,
+    overrides_batch,
+    run_tasks,
+    setup_failure_text,
+    worker_name,
+)
 
 MESSAGE_CHARS = 2000  # of an exception's message kept in an error
 
@@ -143,7 +151,8 @@ class EvaluatorActor:
             except Exception as exc:  # a fault outside the evaluator fails the batch; the worker goes on
                 outcomes += _failed(group, f"worker: {_raised(exc)}", time.perf_counter() - start)
             except BaseException as exc:  # passed through by run_tasks (a Ctrl-C inline): here the evaluator's
-                outcomes += _failed(group, _raised(exc, by_evaluator=True), time.perf_counter() - start)
+                raised = exc.__cause__ if isinstance(exc, InterruptedBatch) and exc.__cause__ is not None else exc
+                outcomes += _failed(group, _raised(raised, by_evaluator=True), time.perf_counter() - start)
         return outcomes
 
     def _setup(self) -> tuple[Any, BaseException | None]:
