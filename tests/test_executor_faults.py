@@ -282,17 +282,20 @@ def test_a_module_that_exits_at_import_is_a_problem_line(tmp_path: Path, monkeyp
         f"evaluator.target: importing '{name}:evaluate' {line}"]
 
 
+HEAVY = """
+    class Heavy:
+        max_batch_size = 3
+        def __init__(self):
+            raise RuntimeError("loads a model")
+        def evaluate(self, params, ctx):
+            return {}
+"""  # an evaluator class whose __init__ the driver must not run
+
+
 def test_the_driver_gets_the_class_without_building_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Ray driver built an instance (a model loaded in the scheduler; an __init__ that
     raised was a traceback there)."""
-    name = _write_module(tmp_path, monkeypatch, """
-        class Heavy:
-            max_batch_size = 3
-            def __init__(self):
-                raise RuntimeError("loads a model")
-            def evaluate(self, params, ctx):
-                return {}
-    """)
+    name = _write_module(tmp_path, monkeypatch, HEAVY)
     cls = registry.evaluator_class("python", {}, f"{name}:Heavy")
     assert issubclass(cls, Evaluator) and registry.batch_size(cls) == 3
     assert registry.evaluator_class("python", {"batched": True}, "tests.support.evaluators:quadratic") is (
@@ -304,13 +307,6 @@ def test_the_driver_gets_the_class_without_building_it(tmp_path: Path, monkeypat
 def test_the_ray_driver_reads_the_batch_size_off_the_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from workers.executors.ray_executor import RayExecutor
 
-    name = _write_module(tmp_path, monkeypatch, """
-        class Heavy:
-            max_batch_size = 3
-            def __init__(self):
-                raise RuntimeError("loads a model")
-            def evaluate(self, params, ctx):
-                return {}
-    """)
+    name = _write_module(tmp_path, monkeypatch, HEAVY)
     config = ExecutorConfig(kind="python", config={}, target=f"{name}:Heavy", measure_names=["m"])
     assert RayExecutor(config)._batch_size() == 3

@@ -86,42 +86,28 @@ def test_a_tiny_temperature_is_greedy_and_its_batch_goes_on(arith_eval: Decoding
     assert math.isfinite(warm["objective"])
 
 
-def test_a_row_that_fails_the_batched_step_fails_alone(arith_eval: DecodingEvaluator,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """An error torch raises for the whole batch (multinomial on one bad row) is found by
-    running each configuration alone: only its own evaluation fails, with torch's message."""
+@pytest.mark.parametrize(("sampler", "error"), [
+    ("mirostat", RuntimeError("probability tensor contains either inf, nan or element < 0")),
+    ("typical", OverflowError("int too big to convert")),
+], ids=["torch-error", "overflow"])
+def test_a_row_that_fails_the_batched_step_fails_alone(arith_eval: DecodingEvaluator, monkeypatch: pytest.MonkeyPatch,
+                                                       sampler: str, error: Exception) -> None:
+    """An error raised for the whole batch (torch's multinomial on one bad row) is found by
+    running each configuration alone: only its own evaluation fails, with its message. Any
+    error: an ``OverflowError`` (``ead_min_run: 1e20`` rounded past 64 bits had raised one)
+    escaped the evaluator and failed every configuration of the batch, the plain ones too."""
     import workers.evaluators.decoding as module
 
     real = module.generate
 
-    def fails_with_mirostat(model: Any, requests: list[Any], *args: Any, **kwargs: Any) -> Any:
-        if any(r.config.sampler == "mirostat" for r in requests):
-            raise RuntimeError("probability tensor contains either inf, nan or element < 0")
+    def fails_with(model: Any, requests: list[Any], *args: Any, **kwargs: Any) -> Any:
+        if any(r.config.sampler == sampler for r in requests):
+            raise error
         return real(model, requests, *args, **kwargs)
 
-    monkeypatch.setattr(module, "generate", fails_with_mirostat)
-    bad, good = run(arith_eval, [{"sampler": "mirostat"}, {"sampler": "none", "temperature": 0.0}])
-    assert math.isnan(bad["objective"]) and "probability tensor" in bad["error"]
-    assert good["objective"] >= 0.9
-
-
-def test_any_error_of_one_configuration_fails_it_alone(arith_eval: DecodingEvaluator,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """An ``OverflowError`` or ``TypeError`` (``ead_min_run: 1e20`` rounded past 64 bits had
-    raised one inside ``generate``) escaped the evaluator and failed every configuration of
-    the batch, the plain ones included."""
-    import workers.evaluators.decoding as module
-
-    real = module.generate
-
-    def overflows_on_typical(model: Any, requests: list[Any], *args: Any, **kwargs: Any) -> Any:
-        if any(r.config.sampler == "typical" for r in requests):
-            raise OverflowError("int too big to convert")
-        return real(model, requests, *args, **kwargs)
-
-    monkeypatch.setattr(module, "generate", overflows_on_typical)
-    bad, good = run(arith_eval, [{"sampler": "typical"}, {"sampler": "none", "temperature": 0.0}])
-    assert bad["error"] == "OverflowError: int too big to convert"
+    monkeypatch.setattr(module, "generate", fails_with)
+    bad, good = run(arith_eval, [{"sampler": sampler}, {"sampler": "none", "temperature": 0.0}])
+    assert math.isnan(bad["objective"]) and bad["error"] == f"{type(error).__name__}: {error}"
     assert good["objective"] >= 0.9
 
 

@@ -60,11 +60,9 @@ class FlakyProposer(GridWalkProposer):
         super().tell(observations)
 
 
-class InterruptedProposer(GridWalkProposer):
-    """:class:`GridWalkProposer` whose second ask meets a Ctrl-C inside compiled code, which
-    hands it back as a ``SystemError`` with the interrupt as its context (as numba does)."""
-
-    name = "interrupted"
+class _OnEachAsk(GridWalkProposer):
+    """:class:`GridWalkProposer` that counts its asks (``asks``) and calls :meth:`on_ask`
+    with the count before each."""
 
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
@@ -72,17 +70,30 @@ class InterruptedProposer(GridWalkProposer):
 
     def ask(self, n: int) -> list[Proposal]:
         self.asks += 1
-        if self.asks == 2:
+        self.on_ask(self.asks)
+        return super().ask(n)
+
+    def on_ask(self, k: int) -> None:
+        """Before the ``k``-th ask."""
+
+
+class InterruptedProposer(_OnEachAsk):
+    """Its second ask meets a Ctrl-C inside compiled code, which hands it back as a
+    ``SystemError`` with the interrupt as its context (as numba does)."""
+
+    name = "interrupted"
+
+    def on_ask(self, k: int) -> None:
+        if k == 2:
             try:
                 raise KeyboardInterrupt
             except KeyboardInterrupt:
                 raise SystemError("CPUDispatcher(<function _sample>) returned a result with an exception set")  # noqa: B904 - as numba raises it
-        return super().ask(n)
 
 
-class SlowAskProposer(GridWalkProposer):
-    """:class:`GridWalkProposer` whose asks take 0.3 s (a model's fit), and whose
-    ``interrupt_at``-th ask meets a Ctrl-C (0: never)."""
+class SlowAskProposer(_OnEachAsk):
+    """Its asks take 0.3 s (a model's fit), and its ``interrupt_at``-th ask meets a Ctrl-C
+    (0: never)."""
 
     name = "slow-ask"
     option_names = ("steps", "interrupt_at")
@@ -90,40 +101,30 @@ class SlowAskProposer(GridWalkProposer):
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
         self.interrupt_at = self.int_option("interrupt_at", 0, minimum=0)
-        self.asks = 0
 
-    def ask(self, n: int) -> list[Proposal]:
+    def on_ask(self, k: int) -> None:
         import time
 
-        self.asks += 1
         time.sleep(0.3)
-        if self.asks == self.interrupt_at:
+        if k == self.interrupt_at:
             raise KeyboardInterrupt
-        return super().ask(n)
 
 
-class SwallowsCtrlCProposer(GridWalkProposer):
-    """:class:`GridWalkProposer` whose second ask meets a Ctrl-C that compiled code swallows
-    (a ctypes callback prints "Exception ignored" and drops it): only the request remains."""
+class SwallowsCtrlCProposer(_OnEachAsk):
+    """Its second ask meets a Ctrl-C that compiled code swallows (a ctypes callback prints
+    "Exception ignored" and drops it): only the request remains."""
 
     name = "swallows"
 
-    def __init__(self, ctx: ProposerContext) -> None:
-        super().__init__(ctx)
-        self.asks = 0
-
-    def ask(self, n: int) -> list[Proposal]:
+    def on_ask(self, k: int) -> None:
+        import contextlib
         import signal
 
         from entropy_atlas import interrupts
 
-        self.asks += 1
-        if self.asks == 2:
-            try:
+        if k == 2:
+            with contextlib.suppress(KeyboardInterrupt):
                 interrupts.interrupt(signal.SIGINT, None)
-            except KeyboardInterrupt:
-                pass
-        return super().ask(n)
 
 
 class CtrlCInTellProposer(GridWalkProposer):
