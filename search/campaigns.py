@@ -37,15 +37,20 @@ def layout_for(spec: CampaignSpec) -> CellLayout:
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The paths where ``new`` differs from ``old``, as the file names its fields
+    (``measures.0.bins``): into mappings, and into lists of one length item by item."""
     out = []
     for key in sorted(set(old) | set(new)):
-        path = f"{prefix}{key}"
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, path + ".")
-        elif a != b:
-            out.append(path)
+        out += _changed(f"{prefix}{key}", old.get(key), new.get(key))
     return out
+
+
+def _changed(path: str, a: Any, b: Any) -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return _differences(a, b, path + ".")
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and a != b:
+        return [p for i, (x, y) in enumerate(zip(a, b, strict=True)) for p in _changed(f"{path}.{i}", x, y)]
+    return [path] if a != b else []
 
 
 def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = None,

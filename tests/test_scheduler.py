@@ -129,6 +129,15 @@ def test_same_name_different_spec_is_refused(sqlite_url: str) -> None:
         api.run(quadratic_spec(search__budget=10, search__seed=99), storage=sqlite_url, executor="inline")
 
 
+def test_a_changed_measure_is_named_by_its_field(sqlite_url: str) -> None:
+    """`changed: measures` had not said which measure, nor which of its fields."""
+    api.run(quadratic_spec(search__budget=10), storage=sqlite_url, executor="inline")
+    changed = quadratic_spec(search__budget=20)
+    changed["measures"][1]["bins"] = 7
+    with pytest.raises(CampaignConflict, match=r"changed: measures\.1\.bins\)"):
+        api.run(changed, storage=sqlite_url, executor="inline")
+
+
 def test_a_reordered_space_is_a_different_campaign(sqlite_url: str) -> None:
     """The space's order is the unit cube's axes: a file that lists ``b`` before ``a`` had
     continued the campaign, and half its rows then read their points the other way."""
