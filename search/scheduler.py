@@ -314,9 +314,10 @@ class Scheduler:
         """One turn of the loop: settle what came back (told to the proposer), ask for what
         there is room for, write both in one transaction (:meth:`Store.step`, with the
         starts not yet charged and the proposer's checkpoint), then dispatch the new rows.
-        Where the proposer's asks are slow (the last took :data:`SLOW_ASK_S` or more), the
-        results are written first, with the checkpoint of the proposer they were told to,
-        and the new rows after the ask: a scheduler killed during a model's fit loses none."""
+        Where the proposer's asks are slow (a model's fit: ``asks_are_slow``, or the last
+        took :data:`SLOW_ASK_S` or more), the results are written first, with the checkpoint
+        of the proposer they were told to, and the new rows after the ask: a scheduler
+        killed during the fit loses none."""
         final = self._settle(outcomes)
         timed = [o.seconds for o in final if o.seconds > 0]
         if timed:
@@ -325,7 +326,7 @@ class Scheduler:
         failing = self._fail_fast_tripped(final)
         asks = not (failing or self._setup_failed)
         written = len(results)
-        if asks and results and self._ask_s >= SLOW_ASK_S:
+        if asks and results and (self.proposer.asks_are_slow or self._ask_s >= SLOW_ASK_S):
             self._write(results, [], [])
             results = []
         rows, calls, stuck = self._plan() if asks else ([], [], False)

@@ -315,3 +315,17 @@ def test_a_ctrl_c_in_tell_takes_back_the_attempts_of_results_it_kept_from_the_st
         api.run(spec, storage=sqlite_url, executor="inline")
     rows = _rows(sqlite_url)
     assert [(r["status"], r["attempts"]) for r in rows] == [("done", 1)] * 4 + [("pending", 0)] * 4
+
+
+def test_a_proposer_that_fits_a_model_has_its_results_written_before_its_first_ask(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
+    """Each resume starts with no ask timed: three kills during ``bo``'s first fit of each
+    run had made 12 good evaluations fail. A proposer that says its asks are slow has the
+    turn's results written before every ask."""
+    from tests.test_plugins import PLUGIN, install_plugin
+
+    install_plugin(tmp_path / "site", monkeypatch, "tests.support.proposers:FitsAModelProposer")
+    spec = quadratic_spec(search__algorithm=PLUGIN, search__budget=12, search__batch_size=4, search__max_in_flight=4)
+    with pytest.raises(KeyboardInterrupt):
+        api.run(spec, storage=sqlite_url, executor="inline")
+    assert [(r["status"], r["attempts"]) for r in _rows(sqlite_url)] == [("done", 1)] * 4

@@ -156,6 +156,9 @@ class Proposer(metaclass=_ChecksEveryOption):
     ignored_options: tuple[str, ...] = ()
     checkpoint_version: int = 1
     migrates_versions: tuple[int, ...] = ()
+    #: Its asks fit a model or call one (seconds, not microseconds): the scheduler writes a
+    #: turn's results before it asks, so a stop or a kill during the ask loses none.
+    asks_are_slow: bool = False
     option_problems: list[str]  # this construction's bad options, one line each (_ChecksEveryOption)
 
     def __init__(self, ctx: ProposerContext) -> None:

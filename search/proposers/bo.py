@@ -58,6 +58,7 @@ class ObservationBook:
 
 class BoProposer(Proposer):
     name = "bo"
+    asks_are_slow = True
     checkpoint_version = 2
     migrates_versions = (1,)  # version 1 had no hyperparameters: the next fit starts cold
     option_names = ("initial_design", "num_restarts", "raw_samples")

@@ -94,6 +94,7 @@ MAX_TOKENS = 1_000_000  # no model's context holds more
 
 class LlmProposer(Proposer):
     name = "llm"
+    asks_are_slow = True
     option_names = ("backend", "base_url", "model", "api_key_env", "temperature", "max_tokens", "timeout_s",
                     "max_retries", "backoff_s", "max_requests", "elites_in_prompt", "targets_in_prompt",
                     "mutation_sigma", "num_gpus")

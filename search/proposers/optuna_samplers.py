@@ -198,6 +198,7 @@ class CmaEsProposer(OptunaProposer):
 
 class GpProposer(OptunaProposer):
     name = "optuna-gp"
+    asks_are_slow = True
     option_names = ("n_startup_trials",)
     ignored_options = formerly_shared(ONCE_SHARED, option_names)
 

@@ -86,6 +86,7 @@ class PortfolioProposer(Proposer):
                 self.members[name] = build_proposer(name, sub)
             except OptionError as exc:  # reported with the portfolio's own, and the other members'
                 self.option_problems.extend(exc.lines)
+        self.asks_are_slow = any(m.asks_are_slow for m in self.members.values())
         self.pulls = {name: 0 for name in self.members}  # results told, by member
         self.rewards = {name: 0.0 for name in self.members}
         self.asked = {name: 0 for name in self.members}  # proposals made, by member (told or still out)

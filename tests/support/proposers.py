@@ -142,3 +142,15 @@ class CtrlCInTellProposer(GridWalkProposer):
         if self.tells == 2:
             raise KeyboardInterrupt
         super().tell(observations)
+
+
+class FitsAModelProposer(_OnEachAsk):
+    """Says its asks are slow (``asks_are_slow``, as ``bo``'s fit) and its second ask meets
+    a Ctrl-C at once: the first in a new process, with no slow ask timed yet."""
+
+    name = "fits-a-model"
+    asks_are_slow = True
+
+    def on_ask(self, k: int) -> None:
+        if k == 2:
+            raise KeyboardInterrupt
