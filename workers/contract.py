@@ -31,7 +31,9 @@ Checked before a campaign runs (:func:`workers.registry.check`), a class may dec
 ``config_model``'s problems come back as ``evaluator.config.<field>: reason``;
 ``check_space`` gets the config (already accepted by the model) and the campaign's space
 as plain dicts. :class:`workers.evaluators.configs.EvaluatorConfig` is a base with the
-built-in evaluators' rules (unknown keys refused, strict and finite numbers).
+built-in evaluators' rules (unknown keys refused, strict and finite numbers), and
+:func:`space_value_problems` checks each searched range and numeric choice against a
+parameter's own rule.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +97,26 @@ class Evaluator:
 
     def teardown(self) -> None:
         """Release what ``setup`` holds (GPU memory, files)."""
+
+
+def space_value_problems(evaluator: str, space: dict[str, dict[str, Any]],
+                         problem_of: Callable[[str, float], str | None]) -> list[str]:
+    """One line for each parameter of ``space`` whose range ends or numeric choices break
+    its own rule: ``problem_of(name, value)`` says how (None: the value keeps it, or the
+    parameter has no rule). A rule is an interval, so a range's two ends tell; a range
+    reaching past it fails every evaluation drawn there, so it is refused with the file."""
+    problems = []
+    for name, param in space.items():
+        categorical = param.get("type") == "categorical"
+        values = param.get("choices", []) if categorical else [param.get("low"), param.get("high")]
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if (problem := problem_of(name, value)) is None:
+                continue
+            problems.append(f"space.{name}.choices: {value!r} is refused by the {evaluator} evaluator ({problem})"
+                            if categorical else
+                            f"space.{name}: the range [{param.get('low')}, {param.get('high')}] reaches values the "
+                            f"{evaluator} evaluator refuses ({problem})")
+            break
+    return problems

@@ -73,7 +73,7 @@ from typing import Any
 
 import torch
 
-from workers.contract import EvalContext, Evaluator
+from workers.contract import EvalContext, Evaluator, space_value_problems
 from workers.decoding import ead
 from workers.decoding.generate import Generation, Request, generate, score
 from workers.decoding.measures import corpus_distinct_n, distinct_n, repetition_rate
@@ -199,7 +199,7 @@ class DecodingEvaluator(Evaluator):
         else:
             problems += [f"evaluator.config.defaults: {problem}" for name, value in defaults.items()
                          if (problem := _value_problem(name, value))]
-        problems += [problem for name, param in space.items() if (problem := _range_problem(name, param))]
+        problems += space_value_problems("decoding", space, _value_problem)
         if config.get("backend") == "vllm":
             problems += vllm_problems(config, space)
         return problems
@@ -367,20 +367,3 @@ def _value_problem(name: str, value: Any) -> str | None:
         return None
     return parameter_problem(name, round(value) if name in SamplerConfig.INT_FIELDS and math.isfinite(value)
                              else float(value))
-
-
-def _range_problem(name: str, param: dict[str, Any]) -> str | None:
-    """``space.NAME: …`` where a numeric parameter's range ends (each rule is an interval,
-    so its two ends tell) or one of its choices break the parameter's rule, or None."""
-    if name not in PARAMETER_RULES:
-        return None
-    kind = param.get("type")
-    values = param.get("choices", []) if kind == "categorical" else [param.get("low"), param.get("high")]
-    for value in values:
-        if not (problem := _value_problem(name, value)):
-            continue
-        if kind == "categorical":
-            return f"space.{name}.choices: {value!r} is refused by the decoding evaluator ({problem})"
-        return (f"space.{name}: the range [{param.get('low')}, {param.get('high')}] reaches values the decoding "
-                f"evaluator refuses ({problem})")
-    return None

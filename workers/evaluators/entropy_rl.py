@@ -81,7 +81,7 @@ from typing import Any
 import torch
 
 from workers.activations.training import deterministic
-from workers.contract import EvalContext, Evaluator
+from workers.contract import EvalContext, Evaluator, space_value_problems
 from workers.decoding.models import LanguageModel, load_model
 from workers.decoding.tasks import TASK_KEYS, Item, JsonlTask, Task, build_task
 from workers.evaluators.configs import EntropyRLConfig, validate_config
@@ -339,30 +339,22 @@ def overlong_problems(config: dict[str, Any], space: dict[str, dict[str, Any]]) 
 
 
 def value_problems(defaults: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
-    """Each GRPO parameter's range ends (each field's rule is an interval: its two ends
-    tell) and numeric choices that the parameter's own rule refuses
-    (:meth:`GRPOConfig.from_params` over the config's ``defaults``; only a refusal naming the
-    parameter counts, not one of another field's). ``lr`` is :func:`lr_problems`'."""
-    problems = []
-    for name, param in space.items():
-        if name == "lr" or name not in GRPOConfig.field_names():
-            continue
-        kind = param.get("type")
-        values = param.get("choices", []) if kind == "categorical" else [param.get("low"), param.get("high")]
-        for value in values:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                continue
-            try:
-                GRPOConfig.from_params({name: value}, defaults)
-            except (ValueError, TypeError) as exc:
-                if not str(exc).startswith(name):
-                    continue
-                where = (f"space.{name}.choices: {value!r} is refused by" if kind == "categorical" else
-                         f"space.{name}: the range [{param.get('low')}, {param.get('high')}] reaches values")
-                problems.append(f"{where} the entropy_rl evaluator{'' if kind == 'categorical' else ' refuses'} "
-                                f"({exc})")
-                break
-    return problems
+    """Each GRPO parameter's range ends and numeric choices that the parameter's own rule
+    refuses (:func:`~workers.contract.space_value_problems`; the rule is
+    :meth:`GRPOConfig.from_params` over the config's ``defaults``, and only a refusal naming
+    the parameter counts, not one of another field's). ``lr`` is :func:`lr_problems`'."""
+    fields = GRPOConfig.field_names()
+
+    def problem_of(name: str, value: float) -> str | None:
+        if name == "lr" or name not in fields:
+            return None
+        try:
+            GRPOConfig.from_params({name: value}, defaults)
+        except (ValueError, TypeError) as exc:
+            return str(exc) if str(exc).startswith(name) else None
+        return None
+
+    return space_value_problems("entropy_rl", space, problem_of)
 
 
 def lr_problems(space: dict[str, dict[str, Any]]) -> list[str]:
