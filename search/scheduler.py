@@ -517,12 +517,8 @@ class Scheduler:
                                         error=f"{o.error} (gave up after {_count(item.attempts, 'attempt')})")
             final.append(o)
         if retry and not self._setup_failed:  # a run that stops retries nothing: they stay in flight
+            self._write([], [], [])  # their starts first, so that the requeue is the last word on them
             self._flush()
-            if self._to_charge:  # their starts first, so that the requeue is the last word on them
-                started, logged = self._take_starts()
-                with held_interrupts():
-                    self.store.step(self.cid, started=started, holder=self.holder, logged=logged)
-                    self._charged.update(started)
             self.store.requeue([i.evaluation_id for i in retry])
             self._dispatch(retry)
         return final

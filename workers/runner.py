@@ -178,11 +178,16 @@ def setup_failure(tasks: list[EvaluationTask], exc: BaseException) -> list[Outco
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"SystemExit: the evaluator called sys.exit({shown(exc.code)})"
+    return storable_text(f"{headline(exc)}\n" + traceback_tail(exc))
+
+
+def traceback_tail(exc: BaseException) -> str:
+    """The last lines of ``exc``'s traceback (at most 2,000 characters), kept beside its
+    :func:`headline` in an evaluation's error; empty where they cannot be formatted."""
     try:
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)[-3:])[-2000:]
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)[-3:])[-2000:]
     except Exception:
-        tb = ""
-    return storable_text(f"{headline(exc)}\n" + tb)
+        return ""
 
 
 def _capped(message: str) -> str:

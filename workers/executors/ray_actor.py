@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from typing import Any
 
 from entropy_atlas.storable import storable_text
@@ -43,13 +42,13 @@ from workers.runner import (
     EvaluationTask,
     InterruptedBatch,
     Outcome,
+    headline,
     overrides_batch,
     run_tasks,
     setup_failure_text,
+    traceback_tail,
     worker_name,
 )
-
-MESSAGE_CHARS = 2000  # of an exception's message kept in an error
 
 
 class EvaluatorActor:
@@ -118,7 +117,7 @@ class EvaluatorActor:
         evaluator = None
         try:
             evaluator, error = self._setup()
-            self._setup_error = None if error is None else _setup_text(error)
+            self._setup_error = None if error is None else setup_failure_text(error)
         finally:
             self._set_up.set()
         while True:
@@ -172,17 +171,12 @@ class EvaluatorActor:
 
 
 def _raised(exc: BaseException, by_evaluator: bool = False) -> str:
-    """``Name: message`` of what an evaluation raised, storable, even where its
-    ``__str__`` raises; ``by_evaluator``: what the evaluator itself raised, said so (with
+    """``Name: message`` of what an evaluation raised (:func:`~workers.runner.headline`),
+    storable; ``by_evaluator``: what the evaluator itself raised, said so (with
     its traceback's last lines, as ``run_tasks`` keeps them for any other exception)."""
-    try:
-        message = str(exc)
-    except Exception:
-        message = "<its message could not be read>"
-    text = f"{type(exc).__name__}: {message[:MESSAGE_CHARS]}" if message else type(exc).__name__
+    text = headline(exc)
     if by_evaluator:
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)[-3:])[-2000:]
-        text = f"{text} (raised by the evaluator)\n{tb}"
+        text = f"{text} (raised by the evaluator)\n{traceback_tail(exc)}"
     return storable_text(text)
 
 
@@ -190,15 +184,6 @@ def _failed(tasks: list[EvaluationTask], error: str, seconds: float) -> list[Out
     """``tasks`` failed with ``error`` on this worker, ``seconds`` spent between them."""
     each = seconds / max(1, len(tasks))
     return [Outcome(t.evaluation_id, "failed", error=error, worker=worker_name(), seconds=each) for t in tasks]
-
-
-def _setup_text(exc: BaseException) -> str:
-    """How a failed setup reads (:func:`setup_failure_text`), even where the exception's
-    ``__str__`` raises."""
-    try:
-        return setup_failure_text(exc)
-    except Exception:
-        return storable_text(f"evaluator setup failed: {type(exc).__name__}")
 
 
 def _setup_failed(tasks: list[EvaluationTask], error: str) -> list[Outcome]:
