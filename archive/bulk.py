@@ -34,13 +34,15 @@ _EVALUATIONS = Evaluation.__tablename__
 _ELITES = Elite.__tablename__
 _OPEN = "('pending', 'running')"
 
-RUNNING_SQL = (f"UPDATE {_EVALUATIONS} SET status = 'running', attempts = attempts + 1, started_at = ?, "
-               f"worker = ? WHERE id = ? AND status IN {_OPEN}")  # qmark; its parameters: (when, worker, id)
+# A start is charged once: the row's ``started_at`` already equal to the start's time means
+# an earlier attempt of the same write committed it (its acknowledgement was lost).
+RUNNING_SQL = (f"UPDATE {_EVALUATIONS} SET status = 'running', attempts = attempts + 1, started_at = ?1, "
+               f"worker = ?2 WHERE id = ?3 AND status IN {_OPEN} AND started_at IS NOT ?1")  # (when, worker, id)
 # PostgreSQL's, every start at once (its parameters: running_params_pg)
 RUNNING_PG = (
     f"UPDATE {_EVALUATIONS} AS e SET status = 'running', attempts = e.attempts + 1, started_at = v.started_at, "
     "worker = v.worker FROM json_to_recordset(%(rows)s::json) AS v(id int, started_at float8, worker text) "
-    f"WHERE e.id = v.id AND e.status IN {_OPEN}"
+    f"WHERE e.id = v.id AND e.status IN {_OPEN} AND e.started_at IS DISTINCT FROM v.started_at"
 )
 _NULL = "'null'::json"  # a JSON null that json_to_recordset reads as SQL NULL is written back as JSON null
 _INSERT_SQLITE = (
@@ -140,7 +142,8 @@ def insert_pending(conn: Connection, campaign_id: int, rows: Sequence[NewEvaluat
 
 def charge(conn: Connection, started: Mapping[int, float]) -> None:
     """Count a start for each evaluation in ``started`` (id → when it started): status
-    ``running``, ``attempts`` + 1, where it is still open."""
+    ``running``, ``attempts`` + 1, where it is still open and not charged this very start
+    already (a retried write whose first attempt committed)."""
     if not started:
         return
     if conn.dialect.name == "postgresql":

@@ -245,14 +245,30 @@ class Store(LeaseStore):
         given: :meth:`reserve_ids`); the rows' ids (those an earlier attempt of the same
         write committed, when it did)."""
         now = time.time()
+        calls = self._unwritten_calls(conn, campaign_id, calls, now)
         if calls:
-            conn.execute(ProposerCall.__table__.insert(),
-                         [{"campaign_id": campaign_id, "created_at": now, **c} for c in calls])
+            conn.execute(ProposerCall.__table__.insert(), [{"campaign_id": campaign_id, **c} for c in calls])
         if not rows:
             return []
         if self._rows_exist(conn, campaign_id, rows):
             return self._ids_of(conn, campaign_id, rows)  # an earlier attempt committed them
         return bulk.insert_pending(conn, campaign_id, rows, now, ids)
+
+    @staticmethod
+    def _unwritten_calls(conn: Connection, campaign_id: int, calls: Sequence[dict[str, Any]],
+                         now: float) -> list[dict[str, Any]]:
+        """The ``calls`` not yet in the archive. Each call is stamped with its ``created_at``
+        on the first attempt of its write; a retried write (its first commit's
+        acknowledgement lost) finds the calls it committed by key and that stamp."""
+        if not calls:
+            return []
+        for call in calls:
+            call.setdefault("created_at", now)
+        t = ProposerCall.__table__.c
+        written = set(conn.execute(
+            select(t.key, t.created_at).where(t.campaign_id == campaign_id, t.key.in_({c["key"] for c in calls}))
+        ).tuples())
+        return [c for c in calls if (c["key"], c["created_at"]) not in written]
 
     def _rows_exist(self, conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation]) -> bool:
         return conn.execute(self._seq_taken, {"cid": campaign_id, "seq": rows[0].seq}).first() is not None
@@ -283,15 +299,19 @@ class Store(LeaseStore):
             conn.commit()
         return [int(i) for i in found or ()]
 
-    @reconnecting
     def mark_running(self, ids: Sequence[int], worker: str | None = None) -> None:
         """Count a start on the rows: status ``running``, ``attempts`` + 1, committed before
         it returns, as one prepared statement for all ``ids`` on the held charge connection
         (:class:`archive.charger.Charger`). The inline executor charges the starts of evaluations of 1 ms or
         more so, and logs the shorter ones' (:meth:`log_starts`)."""
-        if not ids:
-            return
-        now = time.time()
+        if ids:
+            self._charge_starts(ids, time.time(), worker)
+
+    @reconnecting
+    def _charge_starts(self, ids: Sequence[int], now: float, worker: str | None) -> None:
+        """:meth:`mark_running`'s write, retried with the start's one time: a retry after a
+        commit whose acknowledgement was lost finds the rows charged at ``now`` and leaves
+        them (:data:`archive.bulk.RUNNING_SQL`)."""
         if self.dialect == "sqlite":
             self._charger.charge(bulk.RUNNING_SQL, [(now, worker, int(i)) for i in ids])
         else:
@@ -339,15 +359,16 @@ class Store(LeaseStore):
         if not ids:
             return
         values: dict[str, Any] = {"status": "pending"}
+        # a charged start is a running row: one back to pending was uncharged already (a
+        # retry of this write whose first commit's acknowledgement was lost)
+        taken = ("running",) if uncharge else ("pending", "running")
         if uncharge:
             values["attempts"] = func.max(Evaluation.attempts - 1, 0) if self.dialect == "sqlite" \
                 else func.greatest(Evaluation.attempts - 1, 0)
         with self.write() as conn:
             starts.fold(conn, ids=list(ids))
             conn.execute(
-                update(Evaluation)
-                .where(Evaluation.id.in_(list(ids)), Evaluation.status.in_(("pending", "running")))
-                .values(**values)
+                update(Evaluation).where(Evaluation.id.in_(list(ids)), Evaluation.status.in_(taken)).values(**values)
             )
 
     @reconnecting

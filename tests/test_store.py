@@ -4,10 +4,13 @@ evaluation, strictly better elites in the same transaction, SQL statistics, leas
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
 
 from archive.layout import CellLayout, MeasureAxis
 from archive.store import NewEvaluation, Result, StorageError, Store
@@ -223,3 +226,64 @@ def test_a_start_charge_survives_its_connection_dropping(store: Store) -> None:
     rows = {r["id"]: r for r in store.unfinished(cid)}
     assert [rows[e]["attempts"] for e in ids] == [1, 1, 0]
     assert [rows[e]["status"] for e in ids] == ["running", "running", "pending"]
+
+
+def lose_acks(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, times: int = 1) -> list[int]:
+    """Make ``owner.name`` commit and then raise as a dropped connection does when the
+    commit's acknowledgement is lost, ``times`` times; how often it did."""
+    real, lost = getattr(owner, name), []
+
+    @contextmanager
+    def committed_then_lost(*args: object, **kwargs: object) -> Iterator[object]:
+        with real(*args, **kwargs) as conn:
+            yield conn
+        if len(lost) < times:
+            lost.append(1)
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+
+    def charged_then_lost(*args: object, **kwargs: object) -> None:
+        real(*args, **kwargs)
+        if len(lost) < times:
+            lost.append(1)
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(owner, name, committed_then_lost if name == "write" else charged_then_lost)
+    return lost
+
+
+def test_a_start_whose_commit_was_not_acknowledged_is_charged_once(store: Store,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    cid = new_campaign(store)
+    ids = pending(store, cid, 3)
+    lost = lose_acks(monkeypatch, store._charger, "charge")
+    store.mark_running(ids[:2])
+    assert lost == [1]
+    assert [r["attempts"] for r in store.unfinished(cid)] == [1, 1, 0]
+
+
+def test_a_turn_whose_commit_was_not_acknowledged_is_written_once(store: Store,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    cid = new_campaign(store)
+    ids = pending(store, cid, 2)
+    calls = [{"proposer": "llm", "key": "k1", "request": {"q": 1}, "reply": "[]", "status": "ok"}]
+    lost = lose_acks(monkeypatch, store, "write")
+    store.step(cid, started={ids[0]: time.time(), ids[1]: time.time()},
+               results=[Result(ids[1], "done", 1.0, {"m": 0.1}, {}, cell=3)],
+               rows=[NewEvaluation(2, {"i": 2}, [0.5], "llm")], calls=calls)
+    assert lost == [1]
+    rows = {r["seq"]: r for r in store.evaluations(cid)}
+    assert [rows[s]["attempts"] for s in (0, 1, 2)] == [1, 1, 0]
+    assert rows[1]["status"] == "done" and rows[1]["finished_seq"] == 1
+    assert [c["key"] for c in store.calls(cid)] == ["k1"]
+
+
+def test_a_requeue_whose_commit_was_not_acknowledged_takes_back_one_attempt(store: Store,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    cid = new_campaign(store)
+    ids = pending(store, cid, 2)
+    store.mark_running(ids)
+    store.mark_running(ids[:1])
+    lost = lose_acks(monkeypatch, store, "write")
+    store.requeue(ids, uncharge=True)
+    assert lost == [1]
+    assert [(r["status"], r["attempts"]) for r in store.unfinished(cid)] == [("pending", 1), ("pending", 0)]
