@@ -241,6 +241,18 @@ def test_aepo_defaults_are_the_official_ones() -> None:
         GRPOConfig(aepo_entropy="mean")
 
 
+def test_aepo_temperatures_the_wrong_way_round_are_refused() -> None:
+    """T_high below T_low would cool a collapsing policy and heat an exploring one."""
+    from workers.evaluators.configs import EntropyRLConfig, config_problems
+
+    with pytest.raises(ValueError, match="aepo_temperature_high must be >= aepo_temperature_low"):
+        GRPOConfig(aepo=True, aepo_temperature_high=0.7, aepo_temperature_low=1.3)
+    assert config_problems(EntropyRLConfig, {"aepo_temperature_high": 0.7}) == [
+        "evaluator.config.aepo_temperature_high: must be >= aepo_temperature_low (0.8): "
+        "the hot temperature raises a low entropy"]
+    GRPOConfig(aepo=True, aepo_temperature_high=1.0, aepo_temperature_low=1.0)  # no regulation: allowed
+
+
 def test_aepo_signal_is_the_last_steps_update_surprise(nano: LanguageModel, monkeypatch: pytest.MonkeyPatch) -> None:
     """Step 1 sees 0 (T_high); step k sees the mean over step k−1's minibatch updates of
     −mean log π_θ over the update batch, the regenerated samples included."""

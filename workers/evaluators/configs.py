@@ -372,6 +372,9 @@ class GRPOFields(EvaluatorConfig):
             raise field_problem("clip_cov_ub", f"must be > clip_cov_lb ({self.clip_cov_lb})")
         if not self.entropy_coef_max >= self.entropy_coef_min:
             raise field_problem("entropy_coef_max", f"must be >= entropy_coef_min ({self.entropy_coef_min})")
+        if not self.aepo_temperature_high >= self.aepo_temperature_low:
+            raise field_problem("aepo_temperature_high", "must be >= aepo_temperature_low "
+                                f"({self.aepo_temperature_low}): the hot temperature raises a low entropy")
         return self
 
 

@@ -139,6 +139,8 @@ class GRPOConfig:
             ("aepo_entropy_target", self.aepo_entropy_target >= 0, ">= 0 (nats)"),
             ("aepo_temperature_high", self.aepo_temperature_high > 0, "> 0"),
             ("aepo_temperature_low", self.aepo_temperature_low > 0, "> 0"),
+            ("aepo_temperature_high", self.aepo_temperature_high >= self.aepo_temperature_low,
+             ">= aepo_temperature_low (the hot temperature raises a low entropy)"),
             ("aepo_sample_num", self.aepo_sample_num >= 0, ">= 0"),
             ("aepo_prompt_fraction", 0 < self.aepo_prompt_fraction <= 1, "in (0, 1]"),
         ]
