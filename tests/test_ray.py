@@ -91,6 +91,25 @@ def test_an_evaluation_that_exhausts_memory_fails_and_the_worker_serves_on(sqlit
     assert stats.finished == 10
 
 
+def test_a_worker_that_leaks_past_its_memory_is_replaced_and_nothing_fails(sqlite_url: str,
+                                                                             ray_cluster: None) -> None:
+    """Each evaluation keeps 40 MiB and a worker may grow by 100: the third on a worker runs
+    out of memory because of what the first two left. That worker is spent: its
+    MemoryError is retried on a fresh worker, where it passes."""
+    spec = quadratic_spec(
+        evaluator={"kind": "python", "target": "tests.support.evaluators:memory_leak"},
+        search__algorithm="random", search__budget=7, search__batch_size=1, search__max_in_flight=1,
+        resources={"memory_mb": 100, "max_retries": 1},
+    )
+    stats, rows, _ = run_on_ray(spec, sqlite_url)
+    assert stats.finished == 7 and stats.counts["failed"] == 0
+    assert all(r["status"] == "done" for r in rows)
+    pids = [r["metrics"]["pid"] for r in sorted(rows, key=lambda r: r["finished_seq"])]
+    assert len(set(pids)) >= 3  # two evaluations a worker, then a fresh one
+    assert max(pids.count(pid) for pid in set(pids)) == 2
+    assert sorted(r["attempts"] for r in rows) == [1, 1, 1, 1, 1, 2, 2]  # the third on each of two workers
+
+
 def test_a_custom_resource_the_cluster_lacks_is_a_clear_error(sqlite_url: str, ray_cluster: None) -> None:
     spec = quadratic_spec(search__budget=4, resources={"custom": {"a100": 1}})
     with pytest.raises(RuntimeError, match="'a100'"):

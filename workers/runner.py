@@ -89,6 +89,7 @@ class Outcome:
     worker: str | None = None
     seconds: float = 0.0
     setup_failed: bool = False  # the evaluator could not be set up: the evaluation never ran
+    worker_spent: bool = False  # its worker holds most of its memory_mb after this batch: the driver replaces it
 
 
 def worker_name() -> str:

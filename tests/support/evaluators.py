@@ -65,6 +65,18 @@ def crash_once(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
     return quadratic(params, ctx)
 
 
+_LEAKED: list[bytearray] = []
+
+
+def memory_leak(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    """Keeps 40 MiB of every evaluation for ever (a leak in its worker); otherwise
+    quadratic, reporting its process id."""
+    _LEAKED.append(bytearray(40 * 2**20))
+    out = quadratic(params, ctx)
+    out["metrics"]["pid"] = os.getpid()
+    return out
+
+
 def memory_hog(params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
     """Fills 3 GiB of memory when a > 0.9 (an evaluation that exhausts its worker's memory);
     otherwise quadratic, reporting its process id."""

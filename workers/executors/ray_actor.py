@@ -25,10 +25,19 @@ Rules it keeps:
   evaluator's own and fails its evaluation by name; the worker goes on serving.
 - ``close()`` stops the evaluation thread after the batch it runs and calls the
   evaluator's ``teardown`` on it; it answers with the teardown's failure, if any.
+- With ``memory_mb``, a worker that keeps what its evaluations allocated (a leak, a cache
+  that only grows) is spent: after a batch that leaves it holding over
+  :data:`SPENT_HELD` of its allowance past its size after setup, or one with a
+  ``MemoryError`` while it held over :data:`LEAK_HELD`, it tears its evaluator down and
+  takes no more work, and the batch's outcomes say so (``worker_spent``) for the driver to
+  start a fresh worker. That batch's ``MemoryError`` failures were the worker's, not their
+  configurations': they come back ``lost``, and are retried on the fresh worker.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import threading
 import time
 from typing import Any
@@ -37,7 +46,7 @@ from entropy_atlas.storable import storable_text
 from workers import registry
 from workers.contract import EvalContext
 from workers.executors.base import ExecutorConfig, teardown_failure_text
-from workers.limits import cap_memory_growth
+from workers.limits import cap_memory_growth, data_segment_bytes
 from workers.runner import (
     EvaluationTask,
     InterruptedBatch,
@@ -49,6 +58,9 @@ from workers.runner import (
     traceback_tail,
     worker_name,
 )
+
+SPENT_HELD = 0.9  # a worker holding this much of its memory allowance after a batch is spent
+LEAK_HELD = 0.5  # ... and one holding this much when an evaluation ran out of memory
 
 
 class EvaluatorActor:
@@ -75,6 +87,7 @@ class EvaluatorActor:
         self._setup_error: str | None = None
         self._closing = False  # close() was called: the thread stops and tears the evaluator down
         self._teardown_error: str | None = None
+        self._memory_floor: int | None = None  # with memory_mb: the data segment's size after setup
         self._thread = threading.Thread(target=self._loop, name="atlas-evaluations", daemon=True)
         self._thread.start()
 
@@ -127,15 +140,46 @@ class EvaluatorActor:
                     break
                 batch = self._arrived.pop(self._next)
                 self._next += 1
+            spent = None
             if evaluator is None:
                 outcomes = _setup_failed(batch, self._setup_error or "evaluator setup failed")
             else:
                 outcomes = self._evaluate(evaluator, batch)
+                spent = self._spent(outcomes)
+            if spent is not None:  # torn down before the driver hears of it: it kills this actor then
+                self._teardown_error = _teardown(evaluator)
+                evaluator = None
+                outcomes = _marked_spent(outcomes, spent)
             with self._cv:
                 self._done.extend(outcomes)
                 self._cv.notify_all()
+            if spent is not None:
+                return
         if evaluator is not None:
             self._teardown_error = _teardown(evaluator)
+
+    def _spent(self, outcomes: list[Outcome]) -> str | None:
+        """Why this worker is spent after a batch with ``outcomes`` (see the module's
+        rules), or None. The data segment is read once a batch; only past a threshold
+        does a collection confirm the memory is held."""
+        if self._memory_floor is None or self.config.memory_mb is None:
+            return None
+        allowance = self.config.memory_mb * 2**20
+        ran_out = any(_ran_out_of_memory(o) for o in outcomes)
+        threshold = LEAK_HELD if ran_out else SPENT_HELD
+
+        def held() -> float:
+            now = data_segment_bytes()
+            return 0.0 if now is None else (now - self._memory_floor) / allowance
+
+        if held() <= threshold:
+            return None
+        gc.collect()
+        fraction = held()
+        if fraction <= threshold:
+            return None
+        return (f"worker spent: it holds {fraction:.0%} of its memory_mb ({self.config.memory_mb:g} MiB) "
+                "after its evaluations; a fresh worker takes over")
 
     def _evaluate(self, evaluator: Any, batch: list[EvaluationTask]) -> list[Outcome]:
         """The batch's outcomes: one ``run_tasks`` call for a batching evaluator, one per
@@ -163,8 +207,8 @@ class EvaluatorActor:
             evaluator = registry.build(self.config.kind, self.config.config, self.config.target)
             registry.batch_size(evaluator)
             evaluator.setup(self.config.config, self.ctx)
-            if self.config.memory_mb is not None:
-                cap_memory_growth(self.config.memory_mb)
+            if self.config.memory_mb is not None and cap_memory_growth(self.config.memory_mb) is not None:
+                self._memory_floor = data_segment_bytes()
             return evaluator, None
         except BaseException as exc:
             return None, exc
@@ -184,6 +228,18 @@ def _failed(tasks: list[EvaluationTask], error: str, seconds: float) -> list[Out
     """``tasks`` failed with ``error`` on this worker, ``seconds`` spent between them."""
     each = seconds / max(1, len(tasks))
     return [Outcome(t.evaluation_id, "failed", error=error, worker=worker_name(), seconds=each) for t in tasks]
+
+
+def _ran_out_of_memory(outcome: Outcome) -> bool:
+    return outcome.status == "failed" and (outcome.error or "").startswith("MemoryError")
+
+
+def _marked_spent(outcomes: list[Outcome], reason: str) -> list[Outcome]:
+    """A spent worker's last batch: each marked ``worker_spent``, its ``MemoryError``
+    failures ``lost`` (the worker's memory, not the configuration's: run again)."""
+    return [dataclasses.replace(o, worker_spent=True, **({"status": "lost", "error": f"{reason} ({o.error})"}
+                                                          if _ran_out_of_memory(o) else {}))
+            for o in outcomes]
 
 
 def _setup_failed(tasks: list[EvaluationTask], error: str) -> list[Outcome]:

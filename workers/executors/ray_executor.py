@@ -19,7 +19,9 @@
   waits up to ``TEARDOWN_S`` for them (a failure is a one-line warning), then kills all.
 - Actors also reserve the campaign's custom resources, and with ``memory_mb`` Ray's
   ``memory`` resource; their allocations past it fail as ``MemoryError`` (see
-  :func:`workers.limits.cap_memory_growth`).
+  :func:`workers.limits.cap_memory_growth`). An actor that reports itself spent (it holds
+  most of that memory after a batch: :mod:`workers.executors.ray_actor`) is replaced, and
+  the batch queued behind it, which it did not start, goes back to the queue.
 """
 
 from __future__ import annotations
@@ -357,6 +359,9 @@ class RayExecutor(Executor):
             batch = slot.held.popleft()
             if batch.started is None:  # it started and ended between two looks
                 self._started.extend(t.evaluation_id for t in batch.tasks)
+        if any(o.worker_spent for o in outcomes):  # it started nothing after that batch: the rest go back
+            self._replace_actor(index)
+            return outcomes
         if slot.held and slot.held[0].started is None:
             slot.held[0].started = time.time()
             self._started.extend(t.evaluation_id for t in slot.held[0].tasks)
