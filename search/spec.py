@@ -126,7 +126,13 @@ class MeasureSpec(StrictModel):
 
     @model_validator(mode="after")
     def _bounds(self) -> MeasureSpec:
+        """The range's ends as a parameter's, and ``bins · (high − low)`` a finite float: a
+        grid's cell is ``⌊bins · (m − low) / (high − low)⌋``, multiplied first as pyribs
+        does (:meth:`archive.layout.CellLayout.index_of`)."""
         check_bounds(self.low, self.high, log=False)
+        if not math.isfinite(self.bins * (self.high - self.low)):
+            raise ValueError(f"bins × (high - low) must be a finite number: {self.bins} × ({self.high} - {self.low}) "
+                             "passes the largest float (a cell is found as bins·(m - low) / (high - low))")
         return self
 
 

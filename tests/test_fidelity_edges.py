@@ -171,3 +171,14 @@ def test_a_range_wider_than_the_largest_float_is_refused() -> None:
     spec["space"]["a"] = {"type": "float", "low": -1e308, "high": 1e308}
     with pytest.raises(SpecError, match="high - low must be a finite number"):
         parse_spec(spec)
+
+
+def test_a_measure_range_whose_cells_pass_the_largest_float_is_refused() -> None:
+    """[0, 1e308] in 10 bins put 3e307 and 5e307 both in the last cell (10 · 5e307 is inf),
+    where the better of the two took the other's place."""
+    spec = quadratic_spec()
+    spec["measures"][0] = {**spec["measures"][0], "low": 0.0, "high": 1e308, "bins": 10}
+    with pytest.raises(SpecError, match=r"measures\.0: .*bins × \(high - low\) must be a finite number"):
+        parse_spec(spec)
+    spec["measures"][0]["bins"] = 1
+    parse_spec(spec)
