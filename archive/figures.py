@@ -1,6 +1,11 @@
 """The elite map as a figure: a heatmap (grid, 1-D or 2-D measures; facets for more) or a
 Voronoi plot (CVT), coloured by each cell's elite objective, with a colour bar.
 
+Every name a user gives (campaign, objective, measures) is drawn as written
+(:func:`plain_text`), and objectives and measures near the largest float are drawn at
+±:data:`COLOUR_LIMIT` (:func:`colour_range`, :func:`drawable`), so that no axis, colour
+bar or label makes matplotlib fail.
+
 Figures are drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas attached
 (:func:`new_figure`), never through ``pyplot``: nothing here needs a window, a figure
 manager or a GUI backend, importing the module sets no backend for its caller, and a
@@ -90,6 +95,14 @@ def tight_layout(fig: Figure) -> None:
     fig.set_layout_engine(None)
 
 
+def plain_text(text: str) -> str:
+    """``text`` as matplotlib draws it as written: every ``$`` escaped as ``\\$``, so that
+    no pair of them starts mathtext (``$\\frac{$`` failed to parse, ``$x$`` lost its
+    dollars). Every user-given text a figure draws (titles, axis, colour bar and facet
+    labels) passes through it."""
+    return text.replace("$", r"\$")
+
+
 def map_title(name: str, s: Stats) -> str:
     """The line over an elite map: cells filled, QD-score and best."""
     best = "—" if s.best_objective is None else f"{s.best_objective:.4g}"
@@ -105,9 +118,11 @@ def draw_map(path: Path, data: MapData) -> Path:
 def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]],
               title: str) -> Path:
     """Write the elite map of ``elites`` (rows with cell, objective and measures) over
-    ``layout`` to ``path`` (PNG, SVG or PDF by suffix)."""
-    names = layout.measure_names
-    label = f"{settings.objective} ({'higher' if settings.maximize else 'lower'} is better)"
+    ``layout`` to ``path`` (PNG, SVG or PDF by suffix); ``title`` and every name drawn as
+    written (:func:`plain_text`)."""
+    names = [plain_text(n) for n in layout.measure_names]
+    label = plain_text(f"{settings.objective} ({'higher' if settings.maximize else 'lower'} is better)")
+    title = plain_text(title)
     path.parent.mkdir(parents=True, exist_ok=True)
     if layout.kind == "grid" and len(names) > 2:
         fig = _facets(layout, settings, elites, label, title)
@@ -120,16 +135,7 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
         if layout.kind == "grid":  # one or two measures (pyribs' 1-D heatmap fails on a single elite)
             _grid_heatmap(ax, layout, settings, elites, cmap, label)
         else:
-            from ribs.visualize import cvt_archive_heatmap  # seconds to import
-
-            archive = layout.make_archive(solution_dim=1)
-            if elites:
-                archive.add(
-                    solution=np.zeros((len(elites), 1)),
-                    objective=np.array([e["objective"] for e in elites], dtype=float),
-                    measures=np.array([[e["measures"][m] for m in names] for e in elites], dtype=float),
-                )
-            cvt_archive_heatmap(archive, ax=ax, cmap=cmap, cbar_kwargs={"label": label})
+            _cvt_heatmap(ax, layout, elites, cmap, label)
         ax.set_xlabel(f"{names[0]}  [{layout.axes[0].low:g}, {layout.axes[0].high:g}]")
         if len(names) == 2:
             ax.set_ylabel(f"{names[1]}  [{layout.axes[1].low:g}, {layout.axes[1].high:g}]")
@@ -139,7 +145,7 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
     return path
 
 
-COLOUR_LIMIT = 1e307  # a colour range within ±this: its span stays a finite float
+COLOUR_LIMIT = 1e307  # a colour range or an axis within ±this: its span stays a finite float
 
 
 def colour_range(values: np.ndarray, empty: tuple[float, float]) -> tuple[float, float]:
@@ -154,6 +160,31 @@ def colour_range(values: np.ndarray, empty: tuple[float, float]) -> tuple[float,
         pad = max(0.1, abs(low) * 1e-6)
         low, high = low - pad, high + pad
     return low, high
+
+
+def drawable(values: np.ndarray) -> np.ndarray:
+    """``values`` held within ±:data:`COLOUR_LIMIT` for drawing on an axis: one past it is
+    drawn at its end, so that the axis' span and margins stay finite floats (points at
+    ±1.7e308 made them infinite, and laying out the ticks failed); NaN stays NaN."""
+    return np.clip(values, -COLOUR_LIMIT, COLOUR_LIMIT)
+
+
+def _cvt_heatmap(ax: Axes, layout: CellLayout, elites: list[dict[str, Any]], cmap: str, label: str) -> None:
+    """A 1-D or 2-D CVT map, pyribs' ``cvt_archive_heatmap`` of the elites, with the colour
+    range :func:`colour_range` of their objectives and each objective held within it
+    (pyribs' own range, their least and greatest, was infinite at ±1.7e308)."""
+    from ribs.visualize import cvt_archive_heatmap  # seconds to import
+
+    objective = np.array([e["objective"] for e in elites], dtype=float)
+    low, high = colour_range(objective, (-0.1, 0.1))
+    archive = layout.make_archive(solution_dim=1)
+    if elites:
+        archive.add(
+            solution=np.zeros((len(elites), 1)),
+            objective=np.clip(objective, low, high),
+            measures=np.array([[e["measures"][m] for m in layout.measure_names] for e in elites], dtype=float),
+        )
+    cvt_archive_heatmap(archive, ax=ax, cmap=cmap, vmin=low, vmax=high, cbar_kwargs={"label": label})
 
 
 def _grid_heatmap(ax: Axes, layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]],
@@ -214,14 +245,14 @@ def _facets(layout: CellLayout, settings: CampaignSettings, elites: list[dict[st
                           cmap="viridis" if settings.maximize else "viridis_r")
         lo, hi = layout.axes[2].low, layout.axes[2].high
         w = (hi - lo) / dims[2]
-        panel_title = f"{layout.axes[2].name} ∈ [{lo + c * w:.3g}, {lo + (c + 1) * w:.3g})"
+        panel_title = f"{plain_text(layout.axes[2].name)} ∈ [{lo + c * w:.3g}, {lo + (c + 1) * w:.3g})"
         if grid.ndim == 4:
             lo3, hi3 = layout.axes[3].low, layout.axes[3].high
             w3 = (hi3 - lo3) / dims[3]
-            panel_title += f"\n{layout.axes[3].name} ∈ [{lo3 + r * w3:.3g}, {lo3 + (r + 1) * w3:.3g})"
+            panel_title += f"\n{plain_text(layout.axes[3].name)} ∈ [{lo3 + r * w3:.3g}, {lo3 + (r + 1) * w3:.3g})"
         ax.set_title(panel_title, fontsize=7)
-        ax.set_xlabel(a0.name, fontsize=7)
-        ax.set_ylabel(a1.name, fontsize=7)
+        ax.set_xlabel(plain_text(a0.name), fontsize=7)
+        ax.set_ylabel(plain_text(a1.name), fontsize=7)
         ax.tick_params(labelsize=6)
     assert image is not None
     fig.colorbar(image, ax=axes, label=label, shrink=0.8)
@@ -259,8 +290,8 @@ def _projections(layout: CellLayout, settings: CampaignSettings, elites: list[di
                             cmap="viridis" if settings.maximize else "viridis_r")
         ax.set_xlim(axes_of[i].low, axes_of[i].high)
         ax.set_ylim(axes_of[j].low, axes_of[j].high)
-        ax.set_xlabel(axes_of[i].name, fontsize=7)
-        ax.set_ylabel(axes_of[j].name, fontsize=7)
+        ax.set_xlabel(plain_text(axes_of[i].name), fontsize=7)
+        ax.set_ylabel(plain_text(axes_of[j].name), fontsize=7)
         ax.tick_params(labelsize=6)
     assert points is not None
     fig.colorbar(points, ax=grid, label=label, shrink=0.8)
@@ -272,7 +303,9 @@ def _projections(layout: CellLayout, settings: CampaignSettings, elites: list[di
 def pareto_front(path: Path, name: str, settings: CampaignSettings, rows: list[dict[str, Any]]) -> Path:
     """Objective against each measure, every done evaluation in ``rows`` as a point, and
     the two-objective Pareto front (objective and that measure, each in its direction:
-    ``settings.measure_directions``, maximise by default) drawn as a step line."""
+    ``settings.measure_directions``, maximise by default) drawn as a step line; values
+    past ±:data:`COLOUR_LIMIT` drawn at it (:func:`drawable`), names as written
+    (:func:`plain_text`)."""
     directions = settings.measure_directions
     names = list(settings.measures)
     fig = new_figure(figsize=(5.5 * len(names), 4.5))
@@ -282,18 +315,20 @@ def pareto_front(path: Path, name: str, settings: CampaignSettings, rows: list[d
     for ax, measure in zip(axes[0], names, strict=True):
         m = np.array([r["measures"][measure] for r in rows], dtype=float)
         msign = 1.0 if directions.get(measure, "maximize") == "maximize" else -1.0
-        ax.scatter(m, obj, s=10, alpha=0.35, color="tab:gray", label="evaluations")
+        ax.scatter(drawable(m), drawable(obj), s=10, alpha=0.35, color="tab:gray", label="evaluations")
         if len(rows):
             mask = non_dominated(np.stack([osign * obj, msign * m], axis=1))
             order = np.argsort(m[mask])
+            fm, fo = drawable(m[mask]), drawable(obj[mask])
             # the attainment staircase: between two front points the best objective reachable is the
             # next point's when the measure is maximised (points at or beyond m), the last one's when minimised
-            ax.step(m[mask][order], obj[mask][order], where="pre" if msign > 0 else "post", color="tab:red", lw=1.5)
-            ax.scatter(m[mask], obj[mask], s=28, color="tab:red", label=f"Pareto front ({int(mask.sum())})")
-        ax.set_xlabel(f"{measure} ({directions.get(measure, 'maximize')})")
-        ax.set_ylabel(f"{settings.objective} ({'maximize' if settings.maximize else 'minimize'})")
+            ax.step(fm[order], fo[order], where="pre" if msign > 0 else "post", color="tab:red", lw=1.5)
+            ax.scatter(fm, fo, s=28, color="tab:red", label=f"Pareto front ({int(mask.sum())})")
+        ax.set_xlabel(plain_text(f"{measure} ({directions.get(measure, 'maximize')})"))
+        ax.set_ylabel(plain_text(f"{settings.objective} ({'maximize' if settings.maximize else 'minimize'})"))
         ax.legend(fontsize=8)
-    fig.suptitle(f"{name}: {settings.objective} against each measure, {len(rows)} evaluations", fontsize=10)
+    fig.suptitle(plain_text(f"{name}: {settings.objective} against each measure, {len(rows)} evaluations"),
+                 fontsize=10)
     tight_layout(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -8,8 +8,13 @@ the 95 % confidence intervals are ``estimate ± t_{0.975, n−2} · standard err
 the parameters' covariance, and the ceiling's interval uses
 Var(−a + b) = Var(a) + Var(b) − 2 Cov(a, b). R² = 1 − SS_res / SS_tot.
 
+A fit whose estimates, intervals or R² are not finite floats (values too large to
+square, such as objectives of ±1e200) is refused with :class:`LawFitError`, as too few
+points are.
+
 Over a campaign: every ``done`` evaluation with a finite objective and a finite value of
-the entropy measure (looked up in its measures, then its metrics) is one point. The
+the entropy measure (looked up in its measures, then its metrics) is one point; only real
+numbers count (:func:`real_number`: ``"1"`` or ``False`` is no value). The
 default measure is ``final_entropy`` (the ``entropy_rl`` evaluator's) when the campaign
 has it, else the campaign's first measure.
 
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -92,34 +98,55 @@ def _law(h: np.ndarray, a: float, b: float) -> np.ndarray:
 
 def fit_law(entropy: Sequence[float], performance: Sequence[float], measure: str = "entropy",
             objective: str = "objective") -> LawFit:
-    """Fit R = −a·exp(H) + b to paired (H, R) values."""
-    from scipy import stats
-    from scipy.optimize import curve_fit
+    """Fit R = −a·exp(H) + b to paired (H, R) values: the finite pairs, at least
+    :data:`MIN_POINTS`, with exp(H) within a float's range and not all one value; a fit
+    whose results are not all finite is refused. Each refusal is a :class:`LawFitError`;
+    NumPy's overflow warnings on the way are not shown (the refusal says it)."""
+    h, r = _fit_points(entropy, performance, measure, objective)
+    with np.errstate(all="ignore"):
+        fit = _least_squares(h, r, measure, objective)
+    _require_finite(fit)
+    return fit
 
+
+def _fit_points(entropy: Sequence[float], performance: Sequence[float], measure: str,
+                objective: str) -> tuple[np.ndarray, np.ndarray]:
+    """The finite (H, R) pairs :func:`fit_law` fits, or the :class:`LawFitError` of why they cannot be fitted."""
     h = np.asarray(entropy, dtype=float)
     r = np.asarray(performance, dtype=float)
     if h.shape != r.shape or h.ndim != 1:
         raise LawFitError(f"entropy and performance must be paired lists, got shapes {h.shape} and {r.shape}")
     keep = np.isfinite(h) & np.isfinite(r)
     h, r = h[keep], r[keep]
-    n = len(h)
-    if n < MIN_POINTS:
+    if len(h) < MIN_POINTS:
         raise LawFitError(f"the entropy-performance law needs at least {MIN_POINTS} points with a finite "
-                          f"{objective} and {measure}; got {n}")
+                          f"{objective} and {measure}; got {len(h)}")
     if h.max() > MAX_EXP_ARGUMENT:
         raise LawFitError(f"{measure} reaches {h.max():.6g}, where exp(H) is past a float's range (H <= "
                           f"{MAX_EXP_ARGUMENT:.0f}); the law is for an entropy in nats: is {measure} one?")
     x = np.exp(h)
     if np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())):
         raise LawFitError(f"every point has the same {measure} ({h[0]:.6g}); the law's slope is undetermined")
-    slope, intercept = np.polyfit(x, r, 1)
+    return h, r
+
+
+def _least_squares(h: np.ndarray, r: np.ndarray, measure: str, objective: str) -> LawFit:
+    """The least-squares fit of R = −a·exp(H) + b with its 95 % intervals and R² (see the
+    module docstring), not checked for being finite."""
+    from scipy import stats
+    from scipy.optimize import curve_fit
+
+    n = len(h)
+    slope, intercept = np.polyfit(np.exp(h), r, 1)
+    if not np.isfinite([slope, intercept]).all():
+        return _not_finite(n, measure, objective)
     (a, b), pcov = curve_fit(_law, h, r, p0=(-slope, intercept))
     dof = n - 2
     if dof > 0 and np.all(np.isfinite(pcov)):
         t = float(stats.t.ppf(0.975, dof))
         se_a, se_b = math.sqrt(max(pcov[0, 0], 0.0)), math.sqrt(max(pcov[1, 1], 0.0))
         se_c = math.sqrt(max(pcov[0, 0] + pcov[1, 1] - 2 * pcov[0, 1], 0.0))
-    else:  # pragma: no cover - n >= 3 gives dof >= 1
+    else:
         t, se_a, se_b, se_c = math.inf, math.inf, math.inf, math.inf
     resid = r - _law(h, a, b)
     ss_res = float(resid @ resid)
@@ -129,6 +156,22 @@ def fit_law(entropy: Sequence[float], performance: Sequence[float], measure: str
     return LawFit(a=float(a), b=float(b), a_ci=(a - t * se_a, a + t * se_a), b_ci=(b - t * se_b, b + t * se_b),
                   ceiling=float(ceiling), ceiling_ci=(ceiling - t * se_c, ceiling + t * se_c), r2=r2, n=n,
                   measure=measure, objective=objective, entropy=h.tolist(), performance=r.tolist())
+
+
+def _not_finite(n: int, measure: str, objective: str) -> LawFit:
+    """A fit of ``n`` points whose every result is NaN, for :func:`_require_finite` to refuse."""
+    nan = (math.nan, math.nan)
+    return LawFit(a=math.nan, b=math.nan, a_ci=nan, b_ci=nan, ceiling=math.nan, ceiling_ci=nan, r2=math.nan,
+                  n=n, measure=measure, objective=objective)
+
+
+def _require_finite(fit: LawFit) -> None:
+    """A :class:`LawFitError` unless a, b, the ceiling, their intervals and R² are all finite."""
+    values = (fit.a, fit.b, fit.ceiling, fit.r2, *fit.a_ci, *fit.b_ci, *fit.ceiling_ci)
+    if not all(math.isfinite(v) for v in values):
+        raise LawFitError(f"the entropy-performance law cannot be fitted to these {fit.n} points: the fit of "
+                          f"{fit.objective} on exp({fit.measure}) is not finite (a {fit.a:.6g}, b {fit.b:.6g}, "
+                          f"R² {fit.r2:.3g}); its values are too large for a float's range")
 
 
 def default_measure(settings: CampaignSettings) -> str:
@@ -142,7 +185,7 @@ def default_measure(settings: CampaignSettings) -> str:
 def campaign_points(name: str, settings: CampaignSettings, done: list[dict[str, Any]],
                     measure: str | None = None) -> tuple[str, list[float], list[float]]:
     """(measure, entropies, objectives) of a campaign's ``done`` evaluations (H from the
-    evaluation's measures, else its metrics)."""
+    evaluation's measures, else its metrics): the pairs where both are :func:`real_number`."""
     measure = measure or default_measure(settings)
     hs, rs = [], []
     seen = False
@@ -152,11 +195,8 @@ def campaign_points(name: str, settings: CampaignSettings, done: list[dict[str, 
             value = _metrics(ev).get(measure)
         if value is not None:
             seen = True
-        try:
-            h, r = float(value), float(ev["objective"])
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(h) and math.isfinite(r):
+        h, r = real_number(value), real_number(ev.get("objective"))
+        if h is not None and r is not None:
             hs.append(h)
             rs.append(r)
     if not seen and done:
@@ -164,6 +204,19 @@ def campaign_points(name: str, settings: CampaignSettings, done: list[dict[str, 
         raise LawFitError(f"campaign {name!r} has no measure or metric named {measure!r} "
                           f"(measures: {', '.join(known) or 'none'})")
     return measure, hs, rs
+
+
+def real_number(value: Any) -> float | None:
+    """``value`` as a float where it is a real number (an ``int`` or ``float``, NumPy's
+    too; not a ``bool``) with a finite float value; ``None`` for anything else (``"1"``,
+    ``False``, ``None``, NaN, ±inf, an integer past a float's range)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def cross_configuration_law(name: str, settings: CampaignSettings, done: list[dict[str, Any]],
@@ -183,7 +236,7 @@ def trajectory_points(trajectory: Any) -> tuple[list[float], list[float]]:
     """(training entropies, validation accuracies) of a run's trajectory: columns
     ``{"train_entropy": [...], "val_accuracy": [...]}`` (the ``entropy_rl`` evaluator's
     ``metrics["trajectory"]``) or a list of ``{"train_entropy": H, "val_accuracy": R}``
-    checkpoints. Anything else gives no points."""
+    checkpoints; a checkpoint counts where both are :func:`real_number`. Anything else gives no points."""
     if isinstance(trajectory, Mapping):
         hs, rs = trajectory.get(TRAIN_ENTROPY), trajectory.get(VAL_ACCURACY)
         if not isinstance(hs, list) or not isinstance(rs, list) or len(hs) != len(rs):
@@ -195,11 +248,8 @@ def trajectory_points(trajectory: Any) -> tuple[list[float], list[float]]:
         return [], []
     out_h, out_r = [], []
     for h, r in zip(hs, rs, strict=True):
-        try:
-            h, r = float(h), float(r)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(h) and math.isfinite(r):
+        h, r = real_number(h), real_number(r)
+        if h is not None and r is not None:
             out_h.append(h)
             out_r.append(r)
     return out_h, out_r
@@ -362,8 +412,9 @@ def law_warnings(fit: LawFit) -> list[str]:
 
 
 def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:
-    """The points and the fitted curve (down to H = 0, the ceiling marked) as PNG/SVG/PDF."""
-    from archive.figures import new_figure, tight_layout
+    """The points and the fitted curve (down to H = 0, the ceiling marked) as PNG/SVG/PDF;
+    names and ``title`` drawn as written (:func:`archive.figures.plain_text`)."""
+    from archive.figures import new_figure, plain_text, tight_layout
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -378,9 +429,9 @@ def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:
     ax.axhline(fit.ceiling, color="C3", ls=":", lw=1)
     ax.scatter([0.0], [fit.ceiling], marker="*", s=140, color="C3", zorder=3,
                label=f"ceiling −a + b = {fit.ceiling:.3g} [{fit.ceiling_ci[0]:.3g}, {fit.ceiling_ci[1]:.3g}]")
-    ax.set_xlabel(f"{fit.measure} (H, nats)")
-    ax.set_ylabel(fit.objective)
-    ax.set_title(title or "entropy-performance law R = −a·exp(H) + b", fontsize=10)
+    ax.set_xlabel(plain_text(f"{fit.measure} (H, nats)"))
+    ax.set_ylabel(plain_text(fit.objective))
+    ax.set_title(plain_text(title or "entropy-performance law R = −a·exp(H) + b"), fontsize=10)
     ax.legend(fontsize=8, loc="best")
     tight_layout(fig)
     fig.savefig(path, dpi=120)
@@ -388,8 +439,9 @@ def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:
 
 
 def runs_figure(reading: LawReading, path: str | Path, title: str | None = None) -> Path:
-    """Each run's checkpoints and its fitted curve (the ``per-run`` reading) as PNG/SVG/PDF."""
-    from archive.figures import new_figure, tight_layout
+    """Each run's checkpoints and its fitted curve (the ``per-run`` reading) as PNG/SVG/PDF;
+    names and ``title`` drawn as written (:func:`archive.figures.plain_text`)."""
+    from archive.figures import new_figure, plain_text, tight_layout
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -403,10 +455,10 @@ def runs_figure(reading: LawReading, path: str | Path, title: str | None = None)
         ax.plot(grid, run.fit.predict(grid), color=color, lw=1,
                 label=f"#{run.evaluation_id}: R² = {run.fit.r2:.2f}" if i < 12 else None)
     median = reading.median()
-    ax.set_xlabel(f"{reading.measure} (H, nats)")
-    ax.set_ylabel(reading.objective)
-    ax.set_title(title or f"per-run law R = −a·exp(H) + b ({len(reading.runs)} runs; median ceiling "
-                 f"{median['ceiling']:.3g})", fontsize=10)
+    ax.set_xlabel(plain_text(f"{reading.measure} (H, nats)"))
+    ax.set_ylabel(plain_text(reading.objective))
+    ax.set_title(plain_text(title or f"per-run law R = −a·exp(H) + b ({len(reading.runs)} runs; median ceiling "
+                            f"{median['ceiling']:.3g})"), fontsize=10)
     if reading.runs:
         ax.legend(fontsize=7, loc="best")
     tight_layout(fig)
