@@ -116,20 +116,32 @@ def condition_problem(value: Any, parent: FloatParam | IntParam | CategoricalPar
     """Why ``when: {parent: value}`` can never hold, or None when it can.
 
     ``value`` is one value or a non-empty list of them; on a categorical parent each must
-    be one of its choices (a boolean only a boolean choice). Values on numeric parents are
-    not checked.
+    be one of its choices (a boolean only a boolean choice), on an int parent an integer
+    in its range. A float parent (or a vector) takes a value exactly with probability
+    zero: no condition on it ever holds.
     """
     values = value if isinstance(value, list) else [value]
     if not values:
         return "an empty list: the parameter would never be active"
     if isinstance(parent, CategoricalParam):
         for v in values:
-            if not any(_same(v, c) for c in parent.choices):
+            if not any(same_value(v, c) for c in parent.choices):
                 return f"{v!r} is not one of {parent.choices}"
+    elif isinstance(parent, IntParam):
+        for v in values:
+            if not _is_integer(v) or not parent.low <= v <= parent.high:
+                return f"{v!r} is not an integer in [{parent.low}, {parent.high}]"
+    else:
+        return "a float parameter is continuous and never equals one value: condition on an int or a categorical"
     return None
 
 
-def _same(a: Any, b: Any) -> bool:
+def _is_integer(value: Any) -> bool:
+    """An int or an integral float, never a boolean."""
+    return not isinstance(value, bool) and (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+
+
+def same_value(a: Any, b: Any) -> bool:
     """``a == b`` where a boolean equals only a boolean (Python's ``True == 1`` would let
     ``when: {y: true}`` match the choice ``1``)."""
     return isinstance(a, bool) == isinstance(b, bool) and a == b

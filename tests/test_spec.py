@@ -77,6 +77,25 @@ def test_condition_must_name_an_earlier_parameter_and_a_real_choice() -> None:
     assert any("'top_k' is not one of" in p for p in problems(data))
 
 
+def test_a_condition_on_a_numeric_parent_must_be_able_to_hold() -> None:
+    """An int parent's value an integer in its range (``true`` is not 1); no condition on
+    a float or a vector, which never equals one value."""
+    data = quadratic_spec()
+    cases = {
+        "true": ({"type": "int", "low": 0, "high": 1}, True, "True is not an integer in [0, 1]"),
+        "out of range": ({"type": "int", "low": 0, "high": 1}, 7, "7 is not an integer in [0, 1]"),
+        "a fraction": ({"type": "int", "low": 0, "high": 3}, [1, 2.5], "2.5 is not an integer in [0, 3]"),
+        "a float": ({"type": "float", "low": 0.0, "high": 1.0}, 0.5, "a float parameter is continuous"),
+        "a vector": ({"type": "float", "low": 0.0, "high": 1.0, "size": 2}, 0.5, "a float parameter is continuous"),
+    }
+    for case, (parent, value, reason) in cases.items():
+        data["space"] = {"n": parent, "y": {"type": "float", "low": 0.0, "high": 1.0, "when": {"n": value}}}
+        assert any(p.startswith("space.y.when.n") and reason in p for p in problems(data)), case
+    data["space"] = {"n": {"type": "int", "low": 0, "high": 3}, "y": {"type": "float", "low": 0.0, "high": 1.0,
+                                                                      "when": {"n": [1, 2.0]}}}
+    parse_spec(data)
+
+
 def test_unknown_algorithm_and_cvt_without_cells() -> None:
     data = quadratic_spec(archive={"type": "cvt"})
     data["search"]["algorithm"] = "hill-climb"
