@@ -351,11 +351,14 @@ class Store(LeaseStore):
             starts.fold(conn, campaign_id=campaign_id)
 
     @reconnecting
-    def requeue(self, ids: Sequence[int], uncharge: bool = False) -> None:
+    def requeue(self, ids: Sequence[int], uncharge: bool = False, *, campaign_id: int | None = None,
+                holder: str | None = None) -> None:
         """Put unfinished evaluations back to ``pending`` (their worker was lost); with
         ``uncharge``, take back the attempt their start counted (they never ran, the
         evaluator could not be set up; or a clean stop cut them short: either way they
-        crashed nothing)."""
+        crashed nothing). With ``holder``, only while that scheduler holds the lease of
+        ``campaign_id`` (:class:`LeaseConflict` else): a scheduler stopped after another
+        took its campaign over must not put the new holder's running rows back."""
         if not ids:
             return
         values: dict[str, Any] = {"status": "pending"}
@@ -366,6 +369,10 @@ class Store(LeaseStore):
             values["attempts"] = func.max(Evaluation.attempts - 1, 0) if self.dialect == "sqlite" \
                 else func.greatest(Evaluation.attempts - 1, 0)
         with self.write() as conn:
+            if holder is not None:
+                if campaign_id is None:
+                    raise ValueError("a requeue fenced by a holder names its campaign")
+                self._check_holder(conn, campaign_id, holder)
             starts.fold(conn, ids=list(ids))
             conn.execute(
                 update(Evaluation).where(Evaluation.id.in_(list(ids)), Evaluation.status.in_(taken)).values(**values)

@@ -81,10 +81,7 @@ def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = 
             f"use another --name, or resume it with `atlas resume {spec.name}`"
         )
     if old.search.budget != spec.search.budget:
-        created = store.count_created(existing.id)
-        if spec.search.budget < created:
-            raise SpecError([f"search.budget: {spec.search.budget} is below the {created} evaluations "
-                             f"campaign {spec.name!r} already has"], source)
+        check_budget(store, existing.id, spec, source)
     return CampaignPlan(spec, existing, CellLayout.from_json(existing.layout))
 
 
@@ -107,9 +104,22 @@ def commit_campaign(store: Store, plan: CampaignPlan, limits: bool = True) -> Ca
     return store.require_campaign(spec.name)
 
 
+def check_budget(store: Store, campaign_id: int, spec: CampaignSpec, source: str = "campaign") -> None:
+    """Raise :class:`SpecError` when ``spec``'s budget is below the evaluations the
+    campaign already has."""
+    created = store.count_created(campaign_id)
+    if spec.search.budget < created:
+        raise SpecError([f"search.budget: {spec.search.budget} is below the {created} evaluations "
+                         f"campaign {spec.name!r} already has"], source)
+
+
 def write_limits(store: Store, record: CampaignRecord, spec: CampaignSpec) -> None:
-    """Store ``spec``'s run limits (:data:`~search.spec.RUN_LIMITS`) where they changed."""
+    """Store ``spec``'s run limits (:data:`~search.spec.RUN_LIMITS`) where they changed. A
+    new budget is checked again here, under the run's lease: the evaluations counted when
+    the run was planned may have grown since, by the run that held the campaign then."""
     if record.spec != spec.model_dump(mode="json"):
+        if record.spec["search"]["budget"] != spec.search.budget:
+            check_budget(store, record.id, spec)
         store.update_campaign(record.id, spec=spec.model_dump(mode="json"))
 
 

@@ -1,13 +1,14 @@
-"""A run's lease kept while the loop's own thread is busy in an evaluation.
+"""A run's lease, renewed on a thread of its own for as long as the run lives.
 
-The scheduler renews its lease between polls, every third of its TTL. The inline
-executor runs each evaluation on the scheduler's own thread, so one evaluation longer
-than the TTL (30 s by default) let the lease expire while the process was alive:
-``atlas status`` read ``stopped``, a plain ``atlas delete`` went through, and another
-``atlas resume`` could take the campaign over. The keeper renews on a thread of its
-own, every third of the TTL, over a store of its own (the run's store holds a
-connection for start charges that only the loop's thread may use); the loop reads at
-its own heartbeat whether a renewal found the lease gone.
+The scheduler's thread is busy for long stretches that have nothing to do with the lease:
+an inline evaluation runs on it, and so does the proposer's ask (a model's reply under
+its own timeout and retries, a slow fit). Renewed between polls, one of them longer than
+the TTL (30 s by default) let the lease expire while the process was alive: ``atlas
+status`` read ``stopped``, a plain ``atlas delete`` went through, and another ``atlas
+resume`` took the campaign over. The keeper renews every third of the TTL, over a store
+of its own (the run's store holds a connection for start charges that only the loop's
+thread may use); the loop reads at its own heartbeat whether a renewal found the lease
+gone.
 """
 
 from __future__ import annotations

@@ -99,6 +99,10 @@ class ProposerFailed(AtlasError, RuntimeError):
     resume (a ``tell``, a ``state``)."""
 
 
+class ProposerStuck(AtlasError, RuntimeError):
+    """The proposer proposed nothing while nothing was in flight: the run cannot go on."""
+
+
 def proposer_failed_message(name: str, proposer: str, phase: str, exc: BaseException, kept: str) -> str:
     """The one line a proposer's error ends a run with: what raised, where, and what of the
     turn was ``kept``."""
@@ -187,7 +191,6 @@ class Scheduler:
         self.inflight: dict[int, _InFlight] = {}
         self.created = 0
         self.next_seq = 0
-        self._last_renew = 0.0
         self._last_report = 0.0
         self.fail_fast = run.spec.search.fail_fast
         self._run_done = 0
@@ -198,7 +201,7 @@ class Scheduler:
         self._logged: set[int] = set()  # those of them in the start log (inline), unlogged by that write
         self._eval_s: float | None = None  # the mean time of the evaluations whose results came last
         self._writer: StepWriter | None = None  # turns written behind the loop (PostgreSQL, starts reported late)
-        self._keeper: LeaseKeeper | None = None  # renews the lease while an inline evaluation holds the thread
+        self._keeper: LeaseKeeper | None = None  # renews the lease on a thread of its own while the run lives
         self._setup_failed: list[Outcome] = []  # outcomes of a failed setup: the run stops after this turn
         self._ask_failed: Exception | None = None  # the proposer's ask raised: the run stops after this turn
         self._ask_s = 0.0  # how long the last turn's asks took
@@ -222,11 +225,9 @@ class Scheduler:
                 f"wait for it to finish, or for its lease to expire if it died "
                 f"(at most {self.lease_ttl_s:g} s), then `atlas resume {self.campaign.name}`"
             )
-        self._last_renew = time.time()
         status = "stopped"
         try:
-            if self.executor.blocks_loop:
-                self._keeper = LeaseKeeper(self.store.url, self.cid, self.holder, self.lease_ttl_s)
+            self._keeper = LeaseKeeper(self.store.url, self.cid, self.holder, self.lease_ttl_s)
             write_limits(self.store, self.campaign, self.spec)  # a new budget, only once the run holds the lease
             self.store.set_status(self.cid, self.holder, "running")
             self.store.fold_starts(self.cid, self.holder)  # a dead scheduler's last starts count first
@@ -263,7 +264,13 @@ class Scheduler:
             self._report(final=True)  # the bar shows the failures that stopped the run, not the last tick's
             raise
         except KeyboardInterrupt:
-            self._stop_cleanly()
+            try:
+                self._stop_cleanly()
+            except CampaignDeleted:
+                raise LeaseLost(self._deleted()) from None
+            except LeaseConflict:
+                raise LeaseLost(f"campaign {self.campaign.name!r}: another scheduler took over while this one "
+                                "was stopped; it stopped without writing more") from None
             raise
         finally:
             try:
@@ -340,7 +347,11 @@ class Scheduler:
             raise ProposerFailed(proposer_failed_message(self.campaign.name, self.proposer.name, "ask",
                                                          self._ask_failed, kept))
         if stuck:
-            raise RuntimeError(f"proposer {self.proposer.name} proposed nothing with nothing in flight")
+            raise ProposerStuck(
+                f"campaign {self.campaign.name!r}: proposer {self.proposer.name} proposed nothing with nothing in "
+                f"flight, at {self.created} of {self.spec.search.budget} evaluations; the run cannot go on (a small "
+                f"discrete space may be used up: lower the budget with `atlas resume {self.campaign.name} --budget "
+                f"{self.created}`, or widen the space)")
         items = [_InFlight(eid, r.seq, r.params, np.asarray(r.x), r.proposal, r.proposer, 0)
                  for eid, r in zip(ids, rows, strict=True)]
         for item in items:
@@ -384,7 +395,11 @@ class Scheduler:
         self._take_starts()  # the logged ones are in _charged: the requeue folds them
         self._flush()
         cut_short = [*self.inflight, *self._unwritten]  # the latter finished, but their results were not written
-        self.store.requeue([i for i in cut_short if i in self._charged], uncharge=True)
+        self._requeue([i for i in cut_short if i in self._charged], uncharge=True)
+
+    def _requeue(self, ids: list[int], uncharge: bool = False) -> None:
+        """Put ``ids`` back to ``pending`` (:meth:`Store.requeue`) while this run holds the lease."""
+        self.store.requeue(ids, uncharge, campaign_id=self.cid, holder=self.holder)
 
     def _stop_for_setup(self, setup: list[Outcome]) -> None:
         """Stop the run: the evaluator could not be set up. What failed so never ran and
@@ -394,8 +409,8 @@ class Scheduler:
         never_ran = {o.evaluation_id for o in setup}
         self._take_starts()  # the logged ones are in _charged: the requeue folds them
         self._flush()
-        self.store.requeue([i for i in self.inflight if i in never_ran and i in self._charged], uncharge=True)
-        self.store.requeue([i for i in self.inflight if i not in never_ran])
+        self._requeue([i for i in self.inflight if i in never_ran and i in self._charged], uncharge=True)
+        self._requeue([i for i in self.inflight if i not in never_ran])
         raise EvaluatorSetupFailed(setup_failed_message(self.campaign.name, setup[0].error or "", written=True))
 
     def _plan(self) -> tuple[list[NewEvaluation], list[dict[str, Any]], bool]:
@@ -519,7 +534,7 @@ class Scheduler:
         if retry and not self._setup_failed:  # a run that stops retries nothing: they stay in flight
             self._write([], [], [])  # their starts first, so that the requeue is the last word on them
             self._flush()
-            self.store.requeue([i.evaluation_id for i in retry])
+            self._requeue([i.evaluation_id for i in retry])
             self._dispatch(retry)
         return final
 
@@ -595,16 +610,11 @@ class Scheduler:
                 f"search.fail_fast: 0 turns this check off)")
 
     def _heartbeat(self) -> None:
-        if self._keeper is not None:  # it renews; the loop only hears whether the lease is gone
-            if self._keeper.lost:
-                self._lease_lost()
-            return
-        now = time.time()
-        if now - self._last_renew < self.lease_ttl_s / 3:
-            return
-        if not self.store.renew_lease(self.cid, self.holder, self.lease_ttl_s):
+        """Stop (:class:`LeaseLost`) once the keeper found the lease gone. The keeper renews
+        it on its own thread, so that neither an inline evaluation nor a proposer's ask
+        longer than the lease's TTL (a model's reply, a slow fit) lets it lapse."""
+        if self._keeper is not None and self._keeper.lost:
             self._lease_lost()
-        self._last_renew = now
 
     def _lease_lost(self) -> None:
         """Raise :class:`LeaseLost`: the campaign deleted under the run, or its lease taken over."""

@@ -329,3 +329,101 @@ def test_a_proposer_that_fits_a_model_has_its_results_written_before_its_first_a
     with pytest.raises(KeyboardInterrupt):
         api.run(spec, storage=sqlite_url, executor="inline")
     assert [(r["status"], r["attempts"]) for r in _rows(sqlite_url)] == [("done", 1)] * 4
+
+
+def test_a_proposer_ask_longer_than_the_lease_keeps_it_on_any_executor(sqlite_url: str) -> None:
+    """TTL 1 s, an ask of 2.5 s (a model's reply) with a pool of workers that does not run
+    evaluations on the loop's thread: the lease stays live throughout the ask."""
+    from search.campaigns import open_campaign
+    from search.scheduler import Scheduler
+    from search.spec import parse_spec
+    from workers.executors.simulated import SimulatedExecutor
+
+    spec = parse_spec(quadratic_spec(search__algorithm="random", search__budget=8, search__batch_size=4,
+                                     search__max_in_flight=4))
+    store = Store(sqlite_url)
+    try:
+        campaign = open_campaign(store, spec)
+        prepared = api.prepare(store, spec, "inline", None)
+        ask, asks = prepared.proposer.ask, []
+
+        def slow_ask(n: int) -> Any:
+            asks.append(n)
+            if len(asks) == 2:
+                time.sleep(2.5)
+            return ask(n)
+
+        prepared.proposer.ask = slow_ask  # type: ignore[method-assign]
+        executor = SimulatedExecutor(api.executor_config(spec), workers=4, latency_s=0.01)
+        scheduler = Scheduler(store, prepared.setup.committed(campaign), prepared.proposer, executor,
+                              lease_ttl_s=1.0)
+        run = _Background(scheduler.run)
+        _wait_for(lambda: len(asks) >= 2)
+        watcher = Store(sqlite_url)
+        try:
+            seen = []
+            while run.thread.is_alive() and len(asks) == 2:
+                seen.append(watcher.require_campaign("quad").lease_is_live())
+                time.sleep(0.1)
+        finally:
+            watcher.close()
+        assert len(seen) >= 10 and all(seen), "the lease expired during the ask"
+        assert run.result().finished == 8
+    finally:
+        store.close()
+
+
+def test_a_run_stopped_after_its_campaign_was_taken_over_writes_nothing(sqlite_url: str) -> None:
+    """A Ctrl-C reaches a run whose lease another scheduler took meanwhile: the rows it
+    had in flight are the new holder's now, and stay as they are (not put back to
+    ``pending`` with an attempt taken back); the run says it was taken over."""
+    from search.campaigns import open_campaign
+    from search.scheduler import Scheduler
+    from search.spec import parse_spec
+    from workers.executors import make_executor
+
+    spec = parse_spec(quadratic_spec(search__budget=40, search__batch_size=4, search__max_in_flight=4))
+    store = Store(sqlite_url)
+    try:
+        campaign = open_campaign(store, spec)
+        prepared = api.prepare(store, spec, "inline", None)
+        seen: dict[int, tuple[str, int]] = {}
+
+        def progress(_stats: object) -> None:
+            if store.stats(campaign.id, 0).counts["done"] < 8:
+                return
+            Store(sqlite_url).update_campaign(campaign.id, lease_holder="elsewhere:1:beef", lease_expires=4e9)
+            seen.update({r["id"]: (r["status"], r["attempts"]) for r in store.unfinished(campaign.id)})
+            raise KeyboardInterrupt
+
+        scheduler = Scheduler(store, prepared.setup.committed(campaign), prepared.proposer,
+                              make_executor("inline", api.executor_config(spec)), progress=progress)
+        scheduler._report = lambda final=False: scheduler.progress(scheduler.stats())  # type: ignore[method-assign]
+        with pytest.raises(LeaseLost, match="another scheduler took over while this one was stopped"):
+            scheduler.run()
+        assert any(status == "running" for status, _ in seen.values())
+        assert {r["id"]: (r["status"], r["attempts"]) for r in store.unfinished(campaign.id)} == seen
+        assert store.require_campaign("quad").lease_holder == "elsewhere:1:beef"
+    finally:
+        store.close()
+
+
+def test_a_budget_checked_before_the_lease_is_checked_again_under_it(sqlite_url: str) -> None:
+    """A resume planned with budget 30 while the campaign had 20 evaluations; the run that
+    held it then wrote 40 before this one took the lease: the budget is refused, not
+    written as "40 of 30"."""
+    from archive.records import NewEvaluation
+    from search.campaigns import open_campaign, write_limits
+    from search.spec import SpecError, parse_spec
+
+    spec = parse_spec(quadratic_spec(search__budget=40))
+    store = Store(sqlite_url)
+    try:
+        campaign = open_campaign(store, spec)
+        store.add_pending(campaign.id, [NewEvaluation(i, {"a": 0.5, "b": 0.5}, [0.5, 0.5], "t") for i in range(40)])
+        smaller = parse_spec(quadratic_spec(search__budget=30))
+        with pytest.raises(SpecError, match="search.budget: 30 is below the 40 evaluations"):
+            write_limits(store, store.require_campaign("quad"), smaller)
+        assert store.require_campaign("quad").spec["search"]["budget"] == 40
+    finally:
+        store.close()

@@ -8,6 +8,7 @@ import pytest
 
 import archive
 from archive.store import Store
+from entropy_atlas.errors import AtlasError
 from search import api
 from search.campaigns import CampaignConflict, open_campaign
 from search.scheduler import CampaignBusy, Scheduler, lease_holder_id
@@ -208,6 +209,6 @@ def test_scheduler_refuses_a_proposer_that_proposes_nothing(sqlite_url: str) -> 
     setup = prepare(store, spec, "inline", None).setup
     proposer = Mute(setup.proposer_context())
     scheduler = Scheduler(store, setup.committed(campaign), proposer, make_executor("inline", executor_config(spec)))
-    with pytest.raises(RuntimeError, match="proposed nothing"):
+    with pytest.raises(AtlasError, match=r"proposer random proposed nothing with nothing in flight, at 0 of 60"):
         scheduler.run()
     assert store.campaign("quad").status == "stopped"

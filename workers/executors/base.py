@@ -53,9 +53,6 @@ class Executor(abc.ABC):
     """
 
     reports_starts_late: bool = False
-    #: whether ``poll`` runs evaluations on the caller's thread (inline), which then cannot
-    #: renew its campaign's lease while one runs (the scheduler keeps it on another thread)
-    blocks_loop: bool = False
 
     def __init__(self, config: ExecutorConfig) -> None:
         self.config = config

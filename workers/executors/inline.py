@@ -23,8 +23,6 @@ from workers.runner import EvaluationTask, EvaluationTimeout, Outcome, run_tasks
 
 
 class InlineExecutor(InProcessExecutor):
-    blocks_loop = True
-
     def __init__(self, config: ExecutorConfig) -> None:
         super().__init__(config)
         self._queue: collections.deque[EvaluationTask] = collections.deque()
