@@ -8,11 +8,19 @@ the prompt holds one parent elite and a neighbouring empty cell, and the model a
 with modified children.
 
 Each candidate is checked against the space: repairable ones are repaired (clipped,
-cast, inactive parameters dropped), the rest discarded with the reason counted;
-duplicates of past or pending evaluations are dropped. When a reply yields fewer valid
-candidates than asked (garbage, an empty reply, an error after every retry, the request
-cap reached), Gaussian mutations of elites fill the batch under the proposer name
-``<name>-fallback``, so a campaign never stalls.
+cast, inactive parameters dropped), the rest discarded with the reason counted. A
+candidate that names no parameter of the space (``{}``, ``{"error": …}``,
+``{"candidates": 5}``) is discarded (``names no parameter of the space``), not repaired
+into the centre of the space. Duplicates of past or pending evaluations are dropped. When
+a reply yields fewer valid candidates than asked (garbage, an empty reply, an error after
+every retry, the request cap reached), the fallback fills the batch under the proposer
+name ``<name>-fallback``: Gaussian mutations of elites, then uniform samples of the space,
+then the untried points of a finite space (one of integer and categorical parameters,
+listed up to :data:`MAX_LISTED_POINTS` combinations), so every point of such a space is
+reached. Once every point of a finite space is evaluated or pending, the model's valid
+candidates are taken as repeats and the fallback proposes repeats (mutations of elites),
+as ``random`` and ``map-elites`` do, so a campaign whose budget exceeds the space still
+reaches it: it never stalls.
 
 Every prompt and reply is written to the archive's ``proposer_calls`` with the rows it
 produced (their ``proposal.call`` is its key). Prompts are a pure function of the
@@ -37,16 +45,20 @@ variable that holds the key.
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
+import itertools
 import json
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from archive.redact import is_secret_key, redact_url
 from entropy_atlas.storable import storable_text
+from search.params import CategoricalParam, IntParam
 from search.proposers import checkpoint
 from search.proposers.base import (
     History,
@@ -60,6 +72,7 @@ from search.proposers.base import (
 from search.proposers.checkpoint import Checkpoint
 from search.proposers.llm_backends import BackendError, Completion, HFBackend, OpenAIBackend
 from search.proposers.llm_prompt import build_mutate_prompt, build_propose_prompt, parse_candidates
+from search.space import SearchSpace
 
 log = logging.getLogger("entropy_atlas.llm")
 
@@ -86,6 +99,34 @@ def stored_reply(text: str | None) -> str | None:
     :data:`MAX_REPLY_CHARS` characters, a NUL or lone surrogate (which storage refuses)
     written as an escape."""
     return None if text is None else storable_text(text[:MAX_REPLY_CHARS])
+
+
+MAX_LISTED_POINTS = 10_000  # a finite space up to this many combinations is listed for the fallback
+NAMES_NO_PARAMETER = "names no parameter of the space"
+
+
+def finite_points(space: SearchSpace) -> list[dict[str, Any]] | None:
+    """Every point of a space of integer and categorical parameters (a conditional one left
+    out where its condition does not hold), each once, in a fixed order; None for a space
+    with a float parameter or more than :data:`MAX_LISTED_POINTS` combinations."""
+    options: list[Sequence[Any]] = []
+    for slot in space.slots:
+        if isinstance(slot.param, CategoricalParam):
+            options.append(list(slot.param.choices))
+        elif isinstance(slot.param, IntParam):
+            options.append(range(slot.param.low, slot.param.high + 1))
+        else:
+            return None
+    if math.prod(len(o) for o in options) > MAX_LISTED_POINTS:
+        return None
+    points: dict[str, dict[str, Any]] = {}
+    for combination in itertools.product(*options):
+        values: dict[str, Any] = {}
+        for slot, value in zip(space.slots, combination, strict=True):
+            if space.is_active(slot.name, values):
+                values[slot.name] = value
+        points.setdefault(params_key(values), values)
+    return list(points.values())
 
 
 MAX_TEMPERATURE = 10.0  # sampling past a few is noise; OpenAI's own limit is 2
@@ -187,8 +228,9 @@ class LlmProposer(Proposer):
         if kind in self._warned:
             return
         self._warned.add(kind)
-        log.warning("%s proposer: %s: %s; %d of %d candidates of the batch are mutations of elites "
-                    "(proposer %s-fallback). This is reported once per kind of cause.",
+        log.warning("%s proposer: %s: %s; %d of %d candidates of the batch come from the fallback (mutations "
+                    "of elites or new points of the space, proposer %s-fallback). This is reported once per "
+                    "kind of cause.",
                     self.name, self.endpoint(), redact_url(reason), missing, asked, self.name)
 
     def _fallback_cause(self, problem: str | None, outcome: dict[str, Any], asked: int) -> tuple[str, str]:
@@ -251,24 +293,7 @@ class LlmProposer(Proposer):
         candidates, problem = parse_candidates(reply) if reply is not None else ([], "no reply")
         outcome: dict[str, Any] = {"candidates": len(candidates), "valid": 0, "discarded": {}, "problem": problem,
                                    "cut": reply is not None and len(reply) >= MAX_REPLY_CHARS}
-        proposals: list[Proposal] = []
-        for candidate in candidates:
-            if len(proposals) == n:
-                break
-            params, problems = self.ctx.space.coerce(candidate, repair=True)
-            if problems:
-                reason = problems[0].split(":", 1)[-1].strip()
-                outcome["discarded"][reason] = outcome["discarded"].get(reason, 0) + 1
-                self.discarded["invalid"] += 1
-                continue
-            k = params_key(params)
-            if k in self.seen:
-                outcome["discarded"]["duplicate"] = outcome["discarded"].get("duplicate", 0) + 1
-                self.discarded["duplicate"] += 1
-                continue
-            self.seen.add(k)
-            proposals.append(Proposal(self.ctx.space.encode(params), params=params, meta={"call": key},
-                                      proposer=self.name))
+        proposals = self._usable(candidates, n, key, outcome)
         outcome["valid"] = len(proposals)
         for call in self._calls:
             if call["key"] == key and call["outcome"] is None:
@@ -278,24 +303,100 @@ class LlmProposer(Proposer):
             proposals += self._fallback(n - len(proposals), rng)
         return proposals
 
-    def _fallback(self, n: int, rng: np.random.Generator) -> list[Proposal]:
-        """Gaussian mutations of random elites (uniform samples while there are none)."""
-        parents = list(self.elites.values())
-        out: list[Proposal] = []
-        for _ in range(20 * n):
-            if len(out) == n:
+    def _usable(self, candidates: list[Any], n: int, key: str, outcome: dict[str, Any]) -> list[Proposal]:
+        """Up to ``n`` proposals from the reply's candidates, in order; the rest discarded
+        and counted in ``outcome``. A duplicate of an evaluated or pending point is
+        discarded, unless every point of the (finite) space is taken: then it is a repeat."""
+        proposals: list[Proposal] = []
+        for candidate in candidates:
+            if len(proposals) == n:
                 break
-            if parents:
-                x = np.clip(parents[rng.integers(len(parents))].x + rng.normal(0, self.sigma, self.ctx.space.dim), 0, 1)
-            else:
-                x = rng.random(self.ctx.space.dim)
-            params = self.ctx.space.decode(x)
-            k = params_key(params)
-            if k in self.seen:
+            params, reason = self._checked(candidate)
+            if reason is not None:
+                self._discard(outcome, reason, "invalid")
                 continue
+            k = params_key(params)
+            if k in self.seen and not self._exhausted():
+                self._discard(outcome, "duplicate", "duplicate")
+                continue
+            if k in self.seen:
+                outcome["repeats"] = outcome.get("repeats", 0) + 1
             self.seen.add(k)
-            out.append(Proposal(x, params=params, meta={"source": "fallback"}, proposer=f"{self.name}-fallback"))
+            proposals.append(Proposal(self.ctx.space.encode(params), params=params, meta={"call": key},
+                                      proposer=self.name))
+        return proposals
+
+    def _checked(self, candidate: Any) -> tuple[dict[str, Any], str | None]:
+        """A candidate repaired against the space, or why it is discarded: it is not a
+        mapping, it names no parameter of the space (``{}``, ``{"error": …}``: repair
+        would make it the centre of the space), or a value cannot be repaired."""
+        if isinstance(candidate, Mapping) and not any(name in candidate for name in self.ctx.space.params):
+            return {}, NAMES_NO_PARAMETER
+        params, problems = self.ctx.space.coerce(candidate, repair=True)
+        return params, problems[0].split(":", 1)[-1].strip() if problems else None
+
+    def _discard(self, outcome: dict[str, Any], reason: str, kind: str) -> None:
+        """Count a discarded candidate: by ``reason`` in the call's outcome, by ``kind``
+        (``invalid`` or ``duplicate``) in the proposer's checkpointed counts."""
+        outcome["discarded"][reason] = outcome["discarded"].get(reason, 0) + 1
+        self.discarded[kind] += 1
+
+    def _fallback(self, n: int, rng: np.random.Generator) -> list[Proposal]:
+        """``n`` proposals, each the first of these that gives one: Gaussian mutations of
+        random elites (uniform samples while there are none), then uniform samples (20·n
+        draws each), then the untried points of a finite space in random order; when
+        none is left untried (or a space too large to list gave nothing new), repeats."""
+        space = self.ctx.space
+        out: list[Proposal] = []
+        for draw in (self._mutations, lambda k, g: g.random((k, space.dim))):
+            out += self._new_points(draw(20 * (n - len(out)), rng), n - len(out))
+        out += self._untried(n - len(out), rng)
+        return out + [self._fallback_proposal(x, space.decode(x), "repeat")
+                      for x in self._mutations(n - len(out), rng)]
+
+    def _mutations(self, k: int, rng: np.random.Generator) -> np.ndarray:
+        """``k`` Gaussian mutations (σ ``mutation_sigma``) of random elites, clipped to
+        the cube; uniform points while there are no elites."""
+        parents = list(self.elites.values())
+        if not parents:
+            return rng.random((k, self.ctx.space.dim))
+        xs = np.array([parents[i].x for i in rng.integers(len(parents), size=k)]).reshape(k, self.ctx.space.dim)
+        return np.clip(xs + rng.normal(0, self.sigma, xs.shape), 0, 1)
+
+    def _new_points(self, xs: np.ndarray, n: int) -> list[Proposal]:
+        """The first ``n`` of the points ``xs`` whose params are neither evaluated nor pending."""
+        out: list[Proposal] = []
+        if n <= 0 or not len(xs):
+            return out
+        for x, params in zip(xs, self.ctx.space.decode_many(xs), strict=True):
+            k = params_key(params)
+            if len(out) < n and k not in self.seen:
+                self.seen.add(k)
+                out.append(self._fallback_proposal(x, params, "fallback"))
         return out
+
+    def _untried(self, n: int, rng: np.random.Generator) -> list[Proposal]:
+        """Up to ``n`` points of a finite space (:func:`finite_points`) not yet evaluated
+        or pending, in random order."""
+        untried = [p for p in self.space_points or [] if params_key(p) not in self.seen] if n > 0 else []
+        picks = [untried[i] for i in rng.permutation(len(untried))[:n]]
+        self.seen.update(params_key(p) for p in picks)
+        return [self._fallback_proposal(self.ctx.space.encode(p), p, "untried") for p in picks]
+
+    def _exhausted(self) -> bool:
+        """Whether the space is finite and every point of it is evaluated or pending."""
+        return self.space_points is not None and all(params_key(p) in self.seen for p in self.space_points)
+
+    @functools.cached_property
+    def space_points(self) -> list[dict[str, Any]] | None:
+        """The space's points when it is finite and small enough to list (:func:`finite_points`)."""
+        return finite_points(self.ctx.space)
+
+    def _fallback_proposal(self, x: np.ndarray, params: dict[str, Any], source: str) -> Proposal:
+        """A proposal of the fallback: proposer ``<name>-fallback``, ``source`` (``fallback``:
+        a new point by mutation or uniform sample, ``untried``, ``repeat``) in its meta."""
+        return Proposal(np.asarray(x, dtype=float), params=params, meta={"source": source},
+                        proposer=f"{self.name}-fallback")
 
     def tell(self, observations: list[Observation]) -> None:
         for o in observations:

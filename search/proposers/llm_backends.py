@@ -2,19 +2,31 @@
 
 - ``openai``: any OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp's server,
   Ollama, hosted APIs) through the official ``openai`` client. The key is read from the
-  environment variable named by ``api_key_env`` and never stored. Each request has a
-  timeout; 429s, 5xx and timeouts are retried with exponential backoff and jitter.
+  environment variable named by ``api_key_env`` and never stored. ``timeout_s`` is a
+  total deadline for each attempt: connecting, sending, waiting and reading the whole
+  reply. The attempt runs on an event loop of its own (:func:`run_with_deadline`) and is
+  cancelled at the deadline, which closes its connection, so a server that trickles its
+  reply a byte at a time holds it no longer than one that says nothing. 429s, 5xx and
+  timeouts are retried with exponential backoff and jitter.
+- A reply that is not a chat completion (not JSON, another shape, a ``message.content``
+  that is not a string or null) is an error of the request, not retried: the proposer
+  records the call as failed and falls back.
 - ``hf``: a local Hugging Face causal LM (a directory), held in a Ray actor so it loads
   once, on a GPU when ``num_gpus`` > 0.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import dataclasses
 import os
 import random
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -30,19 +42,38 @@ class BackendError(RuntimeError):
 
 
 class OpenAIBackend:
-    """Chat completions over HTTP with retries on 429, 5xx and timeouts."""
+    """Chat completions over HTTP: each attempt ends by ``timeout_s``; 429, 5xx and
+    timeouts are retried."""
 
     def __init__(self, base_url: str | None, model: str, api_key_env: str | None, timeout_s: float,
                  max_retries: int, temperature: float, max_tokens: int, backoff_s: float = 1.0) -> None:
-        from openai import OpenAI
-
         key = os.environ.get(api_key_env, "") if api_key_env else ""
-        self.client = OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=timeout_s, max_retries=0)
+        # the client's own timeout bounds each read; run_with_deadline bounds the attempt
+        self.client_options: dict[str, Any] = {"base_url": base_url, "api_key": key or "not-needed",
+                                               "timeout": timeout_s, "max_retries": 0}
         self.model = model
+        self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.backoff_s = backoff_s
+
+    async def _request(self, messages: list[dict[str, str]]) -> Any:
+        """One request on a client of its own (closed with it, also when cancelled)."""
+        from openai import AsyncOpenAI
+
+        async with AsyncOpenAI(**self.client_options) as client:
+            return await client.chat.completions.create(
+                model=self.model, messages=messages,  # type: ignore[arg-type]
+                temperature=self.temperature, max_tokens=self.max_tokens,
+            )
+
+    def _attempt(self, messages: list[dict[str, str]]) -> Any:
+        """The response to one request; :class:`AttemptTimeout` when it is not complete by ``timeout_s``."""
+        try:
+            return run_with_deadline(lambda: self._request(messages), self.timeout_s)
+        except TimeoutError:
+            raise AttemptTimeout(f"no complete reply within timeout_s ({self.timeout_s:g} s)") from None
 
     def complete(self, messages: list[dict[str, str]]) -> Completion:
         import openai
@@ -51,19 +82,11 @@ class OpenAIBackend:
         last: Exception | None = None
         for attempt in range(1, self.max_retries + 2):
             try:
-                response = self.client.chat.completions.create(
-                    model=self.model, messages=messages,  # type: ignore[arg-type]
-                    temperature=self.temperature, max_tokens=self.max_tokens,
-                )
-                usage = response.usage
-                return Completion(
-                    text=response.choices[0].message.content if response.choices else None,
-                    usage={"prompt_tokens": getattr(usage, "prompt_tokens", 0) or 0,
-                           "completion_tokens": getattr(usage, "completion_tokens", 0) or 0},
-                    latency_s=time.perf_counter() - start, attempts=attempt,
-                )
+                response = self._attempt(messages)
+                return Completion(text=reply_text(response), usage=reply_usage(response),
+                                  latency_s=time.perf_counter() - start, attempts=attempt)
             except (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError,
-                    openai.InternalServerError) as exc:
+                    openai.InternalServerError, AttemptTimeout) as exc:
                 last = exc
             except openai.APIStatusError as exc:
                 if exc.status_code < 500:
@@ -76,6 +99,47 @@ class OpenAIBackend:
             if attempt <= self.max_retries:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random()))
         raise BackendError(f"no answer after {self.max_retries + 1} attempts: {type(last).__name__}: {last}")
+
+
+class AttemptTimeout(Exception):
+    """An attempt that was not complete by its deadline (retried like a timeout)."""
+
+
+def run_with_deadline(make: Callable[[], Awaitable[T]], seconds: float) -> T:
+    """Await ``make()`` on an event loop of its own, cancelled after ``seconds`` (then
+    :class:`TimeoutError`); the cancellation closes what it opened. Where this thread
+    already runs a loop (a notebook), the loop runs in a thread of its own."""
+
+    async def bounded() -> T:
+        return await asyncio.wait_for(make(), seconds)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(bounded())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, bounded()).result()
+
+
+def reply_text(response: Any) -> str | None:
+    """The first choice's ``message.content``: a string, or None (no choice, no content).
+    Anything else (an object, a number, a list) is not a chat completion: TypeError."""
+    content = response.choices[0].message.content if response.choices else None
+    if content is not None and not isinstance(content, str):
+        raise TypeError(f"message.content is a {type(content).__name__}, not a string: {repr(content)[:120]}")
+    return content
+
+
+def reply_usage(response: Any) -> dict[str, int]:
+    """Prompt and completion tokens as the reply counts them (0 where it gives no count)."""
+    usage = getattr(response, "usage", None)
+    return {name: count if is_count(count := getattr(usage, name, 0)) else 0
+            for name in ("prompt_tokens", "completion_tokens")}
+
+
+def is_count(value: Any) -> bool:
+    """A non-negative integer, not a boolean."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class _HFGenerator:
