@@ -14,6 +14,11 @@ Rules:
   and an archive at an older or newer revision are each refused with the reason, and
   every connection is made unable to write (SQLite ``mode=ro`` and ``PRAGMA query_only``,
   PostgreSQL ``default_transaction_read_only``).
+- An ``alembic_version`` at this version's head is not enough: another application's
+  Alembic database may be at a revision of the same name (``0005``). Either way, at head
+  the tables and columns this version reads must be there (:func:`check_tables`, one
+  ``SELECT`` of no rows); where one is missing the database is refused as another
+  application's, at once, before anything is written.
 - SQLite runs in WAL mode with a busy timeout; write transactions begin with
   ``BEGIN IMMEDIATE`` (execution option ``atlas_write``), so a read never has to upgrade.
 """
@@ -220,6 +225,7 @@ def check_schema(engine: Engine, url: str, readonly: bool) -> str | None:
     if readonly:
         found = _stored_revision(engine)
         if found is not None and found == script_head():
+            check_tables(engine, url, found)
             return found
     current, tables = schema_revision(engine, url)
     shown = shown_url(url)
@@ -244,7 +250,38 @@ def check_schema(engine: Engine, url: str, readonly: bool) -> str | None:
     if readonly and current != head:
         raise SchemaBehind(f"the archive in {shown} is at schema revision {current}, this version reads {head}; "
                            f"upgrade it once with `atlas migrate --storage URL` (read commands never write)")
+    if current == head:
+        check_tables(engine, url, current)
     return current
+
+
+#: what a database's error says when a table or column it was asked for is not there
+#: (SQLite: ``no such table``/``no such column``; PostgreSQL: ``relation … does not exist``,
+#: ``column … does not exist``)
+_MISSING = ("no such table", "no such column", "does not exist")
+
+
+def check_tables(engine: Engine, url: str, revision: str) -> None:
+    """A :class:`StorageError` naming the database as another application's unless every
+    table and column of :mod:`archive.models` (the schema at head) is there: one ``SELECT``
+    of no rows from each, in one statement (a millisecond; no reflection). An error that
+    is not a missing table or column (the database went away) is raised as it is."""
+    from sqlalchemy import literal, select, union_all
+
+    from archive.models import metadata
+
+    probes = [select(literal(1)).select_from(select(*table.columns).limit(0).subquery())
+              for table in metadata.sorted_tables]
+    try:
+        with engine.connect() as conn:
+            conn.execute(union_all(*probes)).all()
+    except DBAPIError as exc:
+        missing = first_line(exc)
+        if not any(marker in missing.lower() for marker in _MISSING):
+            raise
+        raise StorageError(f"storage {shown_url(url)} holds another application's database (its alembic_version "
+                           f"says {revision}, but its tables are not an Entropy Atlas archive's: {missing}); give "
+                           f"Entropy Atlas a database of its own") from None
 
 
 _REVISION_LINE = re.compile(r"""^(revision|down_revision)\s*=\s*(?:["']([\w.-]+)["']|None)\s*$""", re.M)

@@ -8,7 +8,12 @@ evaluation that holds its cell in the elite map, false for every other) right af
 vector parameter, a metric curve) are kept whole as JSON text, and floats are written to
 full precision (the shortest text that reads back as the same double, never rounded);
 CSV writes ``elite`` as ``true``/``false`` and nulls as empty fields. A column whose
-values mix types (a categorical of strings and numbers) is written as text.
+values mix kinds (:func:`json_column`: a categorical of strings and numbers, a metric that
+is a list on one row and a string on another) is written as text, every value as its JSON
+text, encoded once (``"1"``, ``1``, ``false``, ``[1,2]``, ``"text"``): each reads back
+with a JSON parser as the value it was. A metric column with no value to type it (always
+NaN or null) is ``double``; a stored infinity (a diverged metric) stays one there, and a
+NaN is null, as in the JSON export.
 
 The campaign's spec goes out through :func:`archive.redact.redact_spec`: values of secret keys
 (``api_key``, ``password``, ``token``, …) and passwords in URLs are written as ``***``.
@@ -26,7 +31,8 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from operator import methodcaller
@@ -97,13 +103,21 @@ def _fragments(texts: Sequence[str | None]) -> list[orjson.Fragment | None]:
     return [None if t is None else orjson.Fragment(t) for t in texts]
 
 
+def _constant(name: str) -> float | None:
+    """What a flat export makes of the constants Python's ``json`` wrote: ``Infinity`` and
+    ``-Infinity`` the floats (a double column holds them), ``NaN`` null."""
+    return None if name == "NaN" else float(name)
+
+
 def _parsed(texts: Sequence[str | None]) -> list[dict[str, Any]]:
     """Each stored JSON object decoded (``{}`` for SQL NULL and JSON ``null``); a value that
-    is not an object (metrics a list, from a version that stored them) as ``{"value": v}``."""
+    is not an object (metrics a list, from a version that stored them) as ``{"value": v}``.
+    ``NaN``/``Infinity`` written by Python's ``json`` (which orjson refuses) are read by it
+    as :func:`_constant` says."""
     try:
         decoded = [None if t is None else orjson.loads(t) for t in texts]
-    except orjson.JSONDecodeError:  # NaN/Infinity written by Python's json
-        decoded = [None if t is None else orjson.loads(_valid_json(t)) for t in texts]
+    except orjson.JSONDecodeError:
+        decoded = [None if t is None else json.loads(t, parse_constant=_constant) for t in texts]
     return [_EMPTY if v is None or v == {} else v if isinstance(v, dict) else {"value": v} for v in decoded]
 
 
@@ -132,30 +146,59 @@ def write_json(data: ExportData, path: Path) -> Path:
     return path
 
 
+#: the kind of a column's value that decides its column type (one double column holds an
+#: integer and a float; a list and an object are both written as JSON text); any other type is its own kind
+_KINDS: dict[type, str] = {bool: "bool", int: "number", float: "number", list: "nested", dict: "nested"}
+
+
+def _kinds(values: Iterable[Any]) -> set[Any]:
+    """The kinds (:data:`_KINDS`) of ``values``, nulls aside (a C-speed pass over their types)."""
+    return {_KINDS.get(t, t) for t in set(map(type, values)) if t is not type(None)}
+
+
+def json_column(values: Iterable[Any]) -> bool:
+    """Whether a column of ``values`` is written as JSON text, each value's own
+    (:func:`json_text`): where they are nested (lists, objects) or, nulls aside, of more than
+    one kind (:data:`_KINDS`: the choices ``1``, ``"1"``, ``false``; a metric ``{"a": 1}``
+    on one row and ``5`` on another). Text alone keeps those apart: as ``str()`` the
+    integer ``1`` and the string ``"1"`` were both ``1``. ``atlas elites --format csv``
+    keeps its columns by the same rule."""
+    kinds = _kinds(values)
+    return len(kinds) > 1 or kinds == {"nested"}
+
+
+def json_text(value: Any) -> str | None:
+    """``value`` as compact JSON text, once (``None``, and a float JSON cannot hold, as
+    ``None``: a null)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except (orjson.JSONEncodeError, TypeError):  # an integer past 64 bits, say
+        return json.dumps(value, default=str)
+
+
 def _column(values: Sequence[Any]) -> pa.Array:
-    """A pyarrow array of ``values``; where they mix types that no one column type holds
-    (choices ``1``, ``"1"``, ``false``), each as its JSON text (``1``, ``"1"``, ``false``),
-    which keeps them apart: as ``str()`` both the integer and the string were ``1``."""
+    """A pyarrow array of ``values``: JSON text where :func:`json_column` says so, else the
+    type they share; ``double`` where no value types them (a metric always NaN or null)."""
     import pyarrow as pa
 
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([None if v is None else orjson.dumps(v, default=str).decode() for v in values],
-                        type=pa.string())
+    if not _kinds(values):
+        return pa.array(values, type=pa.float64())
+    if not json_column(values):
+        try:
+            return pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # what one kind still cannot hold (2**64 and 1)
+            pass
+    return pa.array([json_text(v) for v in values], type=pa.string())
 
 
 def _flattened(group: str, texts: Sequence[str | None]) -> dict[str, pa.Array]:
     """``group.key`` -> array for every key of the stored JSON objects, in order of first
-    appearance (null where a row lacks the key); list and object values as JSON text."""
+    appearance (null where a row lacks the key); see :func:`_column`."""
     objects = _parsed(texts)
-    arrays = {}
-    for key in dict.fromkeys(chain.from_iterable(objects)):
-        values = list(map(methodcaller("get", key), objects))
-        if set(map(type, values)) & {dict, list}:
-            values = [orjson.dumps(v).decode() if isinstance(v, dict | list) else v for v in values]
-        arrays[f"{group}.{key}"] = _column(values)
-    return arrays
+    return {f"{group}.{key}": _column(list(map(methodcaller("get", key), objects)))
+            for key in dict.fromkeys(chain.from_iterable(objects))}
 
 
 def _elite_flags(data: ExportData, ids: Sequence[int]) -> pa.Array:

@@ -82,16 +82,14 @@ class CampaignHandle:
             return export_campaign(data, path)
 
     def map_data(self) -> MapData:
-        """The elite map's data (:class:`archive.records.MapData`), read without drawing."""
-        from archive.stats import coverage, qd_score
-
-        # best first, measures alone; the title's figures come from them, not from counting every row
-        elites = self.elites(fields=("measures",))
-        n, cells = len(elites), self.layout.cells
-        stats = Stats(counts={}, created=0, finished=0, elites=n, cells=cells, coverage=coverage(n, cells),
-                      qd_score=qd_score(sum(float(e["fitness"]) for e in elites), n, self.qd_offset),
-                      best_objective=float(elites[0]["objective"]) if elites else None,
-                      best_evaluation_id=int(elites[0]["evaluation_id"]) if elites else None)
+        """The elite map's data (:class:`archive.records.MapData`), read without drawing: the
+        elites best first, measures alone, and the title's figures (cells filled, QD-score,
+        best) from :meth:`Store.stats` over the elites table alone (no evaluation counted;
+        its exactly rounded fitness sum: a plain ``sum`` here had said 0 where 1e308 and
+        -1e308 cancel), both read at one moment."""
+        with self.store.snapshot():
+            elites = self.elites(fields=("measures",))
+            stats = self.store.stats(self.record.id, self.layout.cells, self.qd_offset, by_proposer={})
         return MapData(self.name, self.layout, self.settings, elites, stats)
 
     def map(self, path: str | Path) -> Path:

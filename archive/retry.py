@@ -3,7 +3,7 @@
 A whole transaction is retried with backoff (0.2 s doubling to 5 s) for up to the store's
 ``retry_s`` (``ATLAS_DB_RETRY_S``, 120 s by default) while the database restarts, drops a
 connection or keeps a SQLite file locked. Errors no retry can mend (:data:`PERMANENT`: a
-read-only file, a refused user, a missing schema) are raised at once as
+read-only file, a refused user, a missing schema, table or column) are raised at once as
 :class:`~archive.errors.StorageError`.
 """
 
@@ -24,7 +24,7 @@ log = logging.getLogger("entropy_atlas.store")
 
 # Errors no retry can mend: the file or database refuses this user, not the network.
 PERMANENT = ("readonly database", "read-only", "permission denied", "unable to open database file",
-             "file is not a database", "malformed", "no such table", "does not exist",
+             "file is not a database", "malformed", "no such table", "no such column", "does not exist",
              "password authentication failed", "authentication failed")
 
 

@@ -642,10 +642,18 @@ class Store(LeaseStore):
     @reconnecting
     def stats(self, campaign_id: int, cells: int, qd_offset: float = 0.0,
               by_proposer: dict[str, dict[str, int]] | None = None) -> Stats:
-        """Counts by status, best, and the elites' count and fitness sum in SQL, from which
-        :func:`archive.stats.coverage` and :func:`archive.stats.qd_score` make the rest. With
-        ``by_proposer`` (:meth:`proposer_counts`, read already) the counts are its sums: one
-        scan of the campaign's rows fewer (10⁶ index entries)."""
+        """Counts by status in SQL, the best elite, and the elites' count and fitness sum, from
+        which :func:`archive.stats.coverage` and :func:`archive.stats.qd_score` make the rest.
+        With ``by_proposer`` (:meth:`proposer_counts`, read already) the counts are its sums:
+        one scan of the campaign's rows fewer (10⁶ index entries); ``{}`` reads none (the
+        map's title needs none).
+
+        The fitness sum is exactly rounded (``math.fsum`` over the elites' fitnesses: as many
+        as the cells filled, never the evaluations): SQL's ``SUM`` adds in order, and
+        elites of 1e308 and -1e308 beside 123456789.1 summed to 0 on SQLite. A sum past the
+        float range is ±inf (``fsum`` refuses partial sums that overflow even where the sum
+        does not: then each fitness as an exact integer multiple of 2⁻¹⁰⁷⁴, the smallest
+        float, summed and divided back, which rounds once)."""
         from archive.stats import coverage, qd_score
 
         with self.read() as conn:
@@ -661,24 +669,30 @@ class Store(LeaseStore):
                 for by_status in by_proposer.values():
                     for status, n in by_status.items():
                         counts[status] = counts.get(status, 0) + int(n)
-            n_elites, fit_sum = conn.execute(
-                select(func.count(), func.coalesce(func.sum(Elite.fitness), 0.0))
-                .where(Elite.campaign_id == campaign_id)
-            ).one()
+            fitness = [float(f) for f in conn.execute(
+                select(Elite.fitness).where(Elite.campaign_id == campaign_id)).scalars()]
             best = conn.execute(
                 select(Elite.objective, Elite.evaluation_id)
                 .where(Elite.campaign_id == campaign_id)
                 .order_by(Elite.fitness.desc()).limit(1)
             ).first()
+        try:
+            fit_sum = math.fsum(fitness)
+        except OverflowError:  # a partial sum past the float range
+            units = sum(n * (2**1074 // d) for n, d in map(float.as_integer_ratio, fitness))
+            try:
+                fit_sum = units / 2**1074  # int / int: correctly rounded
+            except OverflowError:
+                fit_sum = math.inf if units > 0 else -math.inf
         counts = {s: int(counts.get(s, 0)) for s in ("pending", "running", "done", "failed")}
         return Stats(
             counts=counts,
             created=sum(counts.values()),
             finished=counts["done"] + counts["failed"],
-            elites=int(n_elites),
+            elites=len(fitness),
             cells=cells,
-            coverage=coverage(int(n_elites), cells),
-            qd_score=qd_score(float(fit_sum), int(n_elites), qd_offset),
+            coverage=coverage(len(fitness), cells),
+            qd_score=qd_score(fit_sum, len(fitness), qd_offset),
             best_objective=None if best is None else float(best[0]),
             best_evaluation_id=None if best is None else int(best[1]),
         )

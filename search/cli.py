@@ -22,7 +22,7 @@ from rich.markup import escape as markup_escape
 from rich.table import Table
 
 from entropy_atlas.errors import AtlasError
-from search.plain_table import PLAIN_ROWS, plain_table, plain_width
+from search.plain_table import PLAIN_ROWS, plain_table
 from search.printable import printable
 
 if TYPE_CHECKING:  # what a command needs it imports itself: each pays only for its own
@@ -390,21 +390,37 @@ def elites(
         measure_names = camp.layout.measure_names
         param_names = sorted({k for r in rows for k in r["params"]})
         if fmt == "csv":
-            import csv
+            _elites_csv(rows, camp.objective_name, measure_names, param_names)
+            return
+        shown = _elites_table(f"elites of {name} ({len(rows)})", rows, camp.objective_name, measure_names,
+                              param_names)
+        if isinstance(shown, str):
+            sys.stdout.write(shown)
+        else:
+            console.print(shown)
 
-            writer = csv.writer(sys.stdout)
-            fixed = ["cell", "evaluation_id", _objective_label(camp.objective_name, ("cell", "evaluation_id"))]
-            writer.writerow([*fixed, *_labels(fixed, measure_names, param_names)])
-            for r in rows:
-                writer.writerow([r["cell"], r["evaluation_id"], _cell_text(r["objective"], exact=True),
-                                 *[_cell_text(r["measures"].get(m), exact=True) for m in measure_names],
-                                 *[_cell_text(r["params"].get(p), exact=True) for p in param_names]])
-            return
-        title = f"elites of {name} ({len(rows)})"
-        if len(rows) > PLAIN_ROWS:  # rich's layout would take seconds
-            sys.stdout.write(_elites_plain(title, rows, camp.objective_name, measure_names, param_names))
-            return
-        console.print(_elites_table(title, rows, camp.objective_name, measure_names, param_names))
+
+def _elites_csv(rows: list[dict[str, Any]], objective: str, measure_names: list[str], param_names: list[str]) -> None:
+    """The elites as CSV on stdout, every digit: a parameter's column as ``atlas export``
+    writes it (:func:`archive.export.json_column`: where its values mix kinds, such as the
+    choices ``"1"``, ``1`` and ``false``, or are lists, each value's JSON text; else each
+    value exact, :func:`_cell_text`), so every value parses back as the value it was."""
+    import csv
+
+    from archive.export import json_column, json_text
+
+    columns = []
+    for p in param_names:
+        values = [r["params"].get(p) for r in rows]
+        columns.append([json_text(v) or "" for v in values] if json_column(values)
+                       else [_cell_text(v, exact=True) for v in values])
+    writer = csv.writer(sys.stdout)
+    fixed = ["cell", "evaluation_id", _objective_label(objective, ("cell", "evaluation_id"))]
+    writer.writerow([*fixed, *_labels(fixed, measure_names, param_names)])
+    for i, r in enumerate(rows):
+        writer.writerow([r["cell"], r["evaluation_id"], _cell_text(r["objective"], exact=True),
+                         *[_cell_text(r["measures"].get(m), exact=True) for m in measure_names],
+                         *[column[i] for column in columns]])
 
 
 def _exploration(camp: Any, counts: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
@@ -867,48 +883,77 @@ def _labels(fixed: list[str], measure_names: list[str], param_names: list[str]) 
 
 
 def _elites_table(title: str, rows: list[dict[str, Any]], objective: str, measure_names: list[str],
-                  param_names: list[str]) -> Table:
-    """The elite table; its parameters get a column each while that fits the console, else
-    they share one ``params`` column of ``name=value`` text."""
-    table = _elites_grid(title, rows, objective, measure_names, param_names, combined=False)
-    if param_names and not _fits(table):
-        table = _elites_grid(title, rows, objective, measure_names, param_names, combined=True)
-    return table
+                  param_names: list[str]) -> Table | str:
+    """The elite table, laid out to fit the console without cutting a name or a number. The
+    first layout that fits: a column per parameter (each cell whole on one line); one
+    ``params`` column of ``name=value`` text, whole; that column wrapped at its spaces (rich's
+    table only). In each, headers too wide for the console (long measure names) fold onto
+    more lines (:func:`search.plain_table.fold_to_fit`), never narrower than the numbers
+    under them, which stay whole. A rich table; plain text
+    (:func:`search.plain_table.plain_table`) for more than :data:`PLAIN_ROWS` rows, or where
+    no layout fits even with the narrowest folding (its lines then run past the console:
+    nothing is cut, where rich had squeezed the cell, eval and objective columns to nothing;
+    the headers fold as far as the numbers alone need)."""
+    from search.plain_table import cell_widths, column_widths, fold_to_fit, table_width
 
-
-def _elites_grid(title: str, rows: list[dict[str, Any]], objective: str, measure_names: list[str],
-                 param_names: list[str], combined: bool) -> Table:
-    table = _table(title, min_width=min(len(title), console.width))
-    fixed = ["cell", "eval", _objective_label(objective, ("cell", "eval"))]
-    labels = _labels(fixed, measure_names, param_names)
-    for col in (*fixed, *labels[:len(measure_names)]):
-        table.add_column(escape(col), **NUMBER)
-    for col in ["params"] if combined else labels[len(measure_names):]:
-        table.add_column(escape(col), overflow="fold")
-    for r in rows:
-        params = ([_params_text(r["params"])] if combined
-                  else [_cell_text(r["params"].get(p)) for p in param_names])
-        table.add_row(*_elite_numbers(r, measure_names), *map(escape, params))
-    return table
-
-
-def _elites_plain(title: str, rows: list[dict[str, Any]], objective: str, measure_names: list[str],
-                  param_names: list[str]) -> str:
-    """:func:`_elites_table`'s columns as plain text (:func:`search.plain_table.plain_table`),
-    for more rows than rich lays out quickly; the parameters share one column unless theirs
-    fit the console."""
-    objective = _objective_label(objective, ("cell", "eval"))
-    labels = _labels(["cell", "eval", objective], measure_names, param_names)
-    numbers = ["cell", "eval", objective, *labels[:len(measure_names)]]
-    right = [True] * len(numbers)
-    fixed = [_elite_numbers(r, measure_names) for r in rows]
+    plain = len(rows) > PLAIN_ROWS  # rich's layout would take seconds
+    numbers = [_elite_numbers(r, measure_names) for r in rows]
     texts = [{p: printable(_cell_text(v)) for p, v in r["params"].items()} for r in rows]  # each value's, once
-    split = [[*cells, *[t.get(p, "") for p in param_names]] for cells, t in zip(fixed, texts, strict=True)]
-    headers = [*numbers, *labels[len(measure_names):]]
-    if not param_names or plain_width(headers, split) <= console.width:
-        return plain_table(title, headers, split, right + [False] * len(param_names))
-    combined = [[*cells, _joined_params(t)] for cells, t in zip(fixed, texts, strict=True)]
-    return plain_table(title, [*numbers, "params"], combined, [*right, False])
+    objective = _objective_label(objective, ("cell", "eval"))
+    labels = [printable(label) for label in _labels(["cell", "eval", objective], measure_names, param_names)]
+    heads = ["cell", "eval", printable(objective), *labels[:len(measure_names)]]
+    split = [[*cells, *[t.get(p, "") for p in param_names]] for cells, t in zip(numbers, texts, strict=True)]
+    layouts = [([*heads, *labels[len(measure_names):]], split, [True] * len(heads) + [False] * len(param_names),
+                cell_widths(split, len(heads) + len(param_names)))]
+    if param_names:
+        layouts += _shared_params_layouts(heads, numbers, texts, wraps=not plain)
+    for headers, cells, right, widths in layouts:
+        fold = fold_to_fit(headers, widths, console.width)
+        if table_width(column_widths(headers, widths, fold)) <= console.width:
+            return plain_table(title, headers, cells, right, fold) if plain else _elites_grid(
+                title, headers, cells, right, fold)
+    if not right[-1]:  # the parameters' text runs past the console: the headers fold for the numbers alone
+        widths = [*widths[:-1], 0]
+    return plain_table(title, headers, cells, right, fold_to_fit(headers, widths, console.width))
+
+
+#: a table's layout: its headers, each row's cell texts, which columns are right-aligned
+#: (numbers) and each column's width as its cells need it
+_Layout = tuple[list[str], list[list[str]], list[bool], list[int]]
+
+
+def _shared_params_layouts(heads: list[str], numbers: list[list[str]], texts: list[dict[str, str]],
+                           wraps: bool) -> list[_Layout]:
+    """The layouts with the parameters in one ``params`` column after the numbers: its text
+    whole, then (``wraps``: rich's table) as narrow as its longest word."""
+    from search.plain_table import cell_widths
+
+    joined = [[*cells, _joined_params(t)] for cells, t in zip(numbers, texts, strict=True)]
+    headers, right, widths = [*heads, "params"], [True] * len(heads) + [False], cell_widths(numbers, len(heads))
+    whole = max(len(row[-1]) for row in joined)
+    layouts = [(headers, joined, right, [*widths, whole])]
+    if wraps:
+        layouts.append((headers, joined, right, [*widths, max((len(w) for row in joined for w in row[-1].split()),
+                                                             default=0)]))
+    return layouts
+
+
+def _elites_grid(title: str, headers: list[str], rows: list[list[str]], right: list[bool],
+                 fold: int | None) -> Table:
+    """A rich table of the elites' printable ``headers`` (folded at ``fold``, as
+    :func:`search.plain_table.plain_table` folds them) and cell texts: ``right`` columns
+    (the numbers) never wrap, the others fold."""
+    from rich.text import Text
+
+    from search.plain_table import cell_widths, column_widths, folded
+
+    table = _table(title, min_width=min(len(title), console.width))
+    widths = column_widths(headers, cell_widths(rows, len(headers)), fold)
+    for header, width, numeric in zip(headers, widths, right, strict=True):
+        table.add_column(Text("\n".join(folded(header, width))), **(NUMBER if numeric else {"overflow": "fold"}))
+    for row in rows:
+        table.add_row(*[cell if numeric else markup_escape(cell) for cell, numeric in zip(row, right, strict=True)])
+    return table
 
 
 def _refuse_live_lease(camp: Any) -> None:

@@ -1,4 +1,5 @@
-"""Long tables as plain aligned text: what ``atlas elites`` prints for thousands of rows.
+"""Long tables as plain aligned text: what ``atlas elites`` prints for thousands of rows,
+and the arithmetic of a table's width that both it and rich's tables are laid out by.
 
 rich lays a table out cell by cell (measuring, wrapping, styling), about half a
 millisecond a row: ten seconds for the elites of a 100 × 100 map. A table of more rows
@@ -6,6 +7,13 @@ than :data:`PLAIN_ROWS` is written instead as the same columns in the same look 
 centred over the table, the header, a rule, one line a row, two spaces between columns,
 numbers right-aligned), each row on one line, nothing wrapped or cut: linear time, a few
 milliseconds a thousand rows.
+
+Headers are never cut, but may **fold**: with ``fold`` = ``k`` a header longer than its
+column's cells and than ``k`` characters is written on several lines, each as wide as the
+column (its widest cell, or ``k``), so a column of short numbers under a long name
+(``mean_token_entropy_over_all_generated_continuations_nats``) is as narrow as ``k``.
+:func:`fold_to_fit` finds the widest fold at which a table fits a console, never
+narrower than :data:`MIN_FOLD`.
 """
 
 from __future__ import annotations
@@ -13,36 +21,69 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 PLAIN_ROWS = 500  # above this many rows, tables are plain text
+MIN_FOLD = 8  # headers fold onto lines of at least this many characters (``cell``, ``eval`` never fold)
+GAP = 2  # characters between two columns
 
 
 def plain_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
-                right: Sequence[bool]) -> str:
-    """The table as text lines (ending with a newline): ``headers`` over ``rows`` of cell
-    texts, column ``j`` right-aligned where ``right[j]``; trailing spaces trimmed."""
-    widths = _widths(headers, rows)
+                right: Sequence[bool], fold: int | None = None) -> str:
+    """The table as text lines (ending with a newline): ``headers`` (folded at ``fold``
+    characters, see the module) over ``rows`` of cell texts, column ``j`` right-aligned where
+    ``right[j]``; trailing spaces trimmed."""
+    widths = column_widths(headers, cell_widths(rows, len(headers)), fold)
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if r else c.ljust(w)
-                         for c, w, r in zip(cells, widths, right, strict=True)).rstrip()
+        return (" " * GAP).join(c.rjust(w) if r else c.ljust(w)
+                                for c, w, r in zip(cells, widths, right, strict=True)).rstrip()
 
-    width = sum(widths) + 2 * (len(widths) - 1)
-    out = [title.center(width).rstrip(), line(headers), "─" * width]
+    width = table_width(widths)
+    out = [title.center(width).rstrip(), *map(line, header_lines(headers, widths)), "─" * width]
     out += [line(row) for row in rows]
     return "\n".join(out) + "\n"
 
 
-def plain_width(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
-    """The width of :func:`plain_table`'s table of ``headers`` and ``rows`` (its rule line),
-    without laying it out."""
-    widths = _widths(headers, rows)
-    return sum(widths) + 2 * (len(widths) - 1)
-
-
-def _widths(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
-    """Each column's width: its longest cell or header."""
-    widths = [len(h) for h in headers]
+def cell_widths(rows: Sequence[Sequence[str]], columns: int) -> list[int]:
+    """Each of ``columns`` columns' widest cell in ``rows``."""
+    widths = [0] * columns
     for row in rows:
         for j, cell in enumerate(row):
             if len(cell) > widths[j]:
                 widths[j] = len(cell)
     return widths
+
+
+def column_widths(headers: Sequence[str], cells: Sequence[int], fold: int | None = None) -> list[int]:
+    """Each column's width: its widest cell (``cells``) or its header, where wider; with
+    ``fold``, a header counts as at most ``fold`` characters (the rest goes on more lines)."""
+    return [max(c, len(h) if fold is None else min(len(h), fold)) for h, c in zip(headers, cells, strict=True)]
+
+
+def table_width(widths: Sequence[int]) -> int:
+    """The width of a table of columns ``widths`` wide, :data:`GAP` between two."""
+    return sum(widths) + GAP * (len(widths) - 1)
+
+
+def fold_to_fit(headers: Sequence[str], cells: Sequence[int], width: int) -> int | None:
+    """The widest fold (see the module) at which columns of cells ``cells`` wide under
+    ``headers`` make a table at most ``width`` wide: ``None`` where no header needs folding,
+    :data:`MIN_FOLD` where even that is too wide (the caller checks with :func:`table_width`)."""
+    if table_width(column_widths(headers, cells)) <= width:
+        return None
+    for fold in range(max(map(len, headers)) - 1, MIN_FOLD, -1):
+        if table_width(column_widths(headers, cells, fold)) <= width:
+            return fold
+    return MIN_FOLD
+
+
+def header_lines(headers: Sequence[str], widths: Sequence[int]) -> list[list[str]]:
+    """The header's lines: each header cut into pieces of its column's width, bottom-aligned
+    on the rule as rich aligns a header (a shorter header's upper lines empty)."""
+    pieces = [folded(h, w) for h, w in zip(headers, widths, strict=True)]
+    depth = max(map(len, pieces), default=1)
+    return [[p[i - depth + len(p)] if i >= depth - len(p) else "" for p in pieces] for i in range(depth)]
+
+
+def folded(text: str, width: int) -> list[str]:
+    """``text`` as lines of ``width`` characters (the last may be shorter): cut, nothing lost."""
+    width = max(width, 1)
+    return [text[i:i + width] for i in range(0, len(text), width)] or [""]

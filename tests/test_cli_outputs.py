@@ -277,6 +277,136 @@ def test_elite_parameters_share_a_column_when_narrow(tmp_path: Path, narrow: Non
     assert max(map(len, shown.splitlines())) <= 80 and "…" not in shown
 
 
+ENTROPY = "mean_token_entropy_over_all_generated_continuations_nats"
+DISTINCT = "distinct_2_over_all_generated_continuations"
+HUGE = "entropy_of_" + "x" * 289  # a 300-character measure name
+
+
+def named_measures(params: dict[str, Any], first: str) -> dict[str, Any]:
+    """The quadratic's objective over measures ``first`` and :data:`DISTINCT`: (a, b)."""
+    a, b = float(params["a"]), float(params["b"])
+    return {"objective": 1 - (a - 0.3) ** 2 - (b - 0.6) ** 2, "measures": {first: a, DISTINCT: b}}
+
+
+def long_measures(params: dict[str, Any], ctx: object) -> dict[str, Any]:
+    return named_measures(params, ENTROPY)
+
+
+def huge_measures(params: dict[str, Any], ctx: object) -> dict[str, Any]:
+    return named_measures(params, HUGE)
+
+
+def long_measure_campaign(url: str, name: str, first: str, target: str) -> None:
+    spec = quadratic_spec(name=name, search__budget=30,
+                          evaluator={"kind": "python", "target": f"tests.test_cli_outputs:{target}"},
+                          measures=[{"name": first, "low": 0.0, "high": 1.0, "bins": 4},
+                                    {"name": DISTINCT, "low": 0.0, "high": 1.0, "bins": 4}])
+    api.run(spec, storage=url, executor="inline")
+
+
+def header_of(lines: list[str], rule: int, end: int) -> str:
+    """The header of the right-aligned column that ends at ``end``: its folded pieces above
+    the rule (line ``rule``), top to bottom, joined."""
+    pieces = []
+    for line in lines[:rule]:
+        token = line[:end].rsplit(" ", 1)[-1] if len(line) >= end and line[end:end + 1] in ("", " ") else ""
+        pieces.append(token)
+    return "".join(pieces)
+
+
+def shown_elites(out: str) -> tuple[list[str], int, list[list[str]]]:
+    """The output's lines, the index of the rule under the header, and each row's cells (a
+    line of fewer than five, the rest of a ``params`` cell that wrapped, joined to its row's)."""
+    lines = out.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line and set(line) == {"─"})
+    rows: list[list[str]] = []
+    for line in lines[rule + 1:]:
+        cells = line.split()
+        if len(cells) >= 5:
+            rows.append(cells)
+        elif cells:
+            rows[-1] += cells
+    return lines, rule, rows
+
+
+@pytest.mark.parametrize("plain", [False, True], ids=["rich", "plain"])
+@pytest.mark.parametrize("first, target", [(ENTROPY, "long_measures"), (HUGE, "huge_measures")],
+                         ids=["long", "300-characters"])
+def test_long_measure_names_fold_and_every_number_stays_whole_at_80_columns(
+        tmp_path: Path, narrow: None, monkeypatch: pytest.MonkeyPatch, plain: bool, first: str, target: str) -> None:
+    """Measures named at length had left, at 80 columns, only the two measure columns (cell,
+    eval, objective and the parameters squeezed to nothing by rich), and a 300-character name
+    an objective of ``0.…`` under ``co…``. Headers now fold onto more lines; every number of
+    every row is whole, in rich's table and in the plain one (past ``PLAIN_ROWS`` rows)."""
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    long_measure_campaign(url, "longm", first, target)
+    if plain:
+        monkeypatch.setattr(cli_module, "PLAIN_ROWS", 2)
+    exact = json.loads(atlas("elites", "longm", "--storage", url, "--top", "3", "--format", "json").stdout)
+    shown = atlas("elites", "longm", "--storage", url, "--top", "3")
+    assert shown.exit_code == 0, shown.stderr
+    lines, rule, rows = shown_elites(shown.stdout)
+    assert max(map(len, lines)) <= 80 and "…" not in shown.stdout
+    assert len(rows) == len(exact) == 3
+    for cells, want in zip(rows, exact, strict=True):
+        assert cells[:5] == [str(want["cell"]), str(want["evaluation_id"]), f"{want['objective']:.6g}",
+                             f"{want['measures'][first]:.4g}", f"{want['measures'][DISTINCT]:.4g}"]
+        assert " ".join(cells[5:]) in (f"{want['params']['a']:.4g} {want['params']['b']:.4g}",
+                                       f"a={want['params']['a']:.4g}, b={want['params']['b']:.4g}")
+    data = lines[rule + 1]
+    ends = [data.index(cell, start) + len(cell) for cell, start in
+            zip(rows[0][:5], [0, *[data.index(c) + len(c) for c in rows[0][:4]]], strict=True)]
+    assert [header_of(lines, rule, end) for end in ends] == ["cell", "eval", "score", first, DISTINCT]
+
+
+def test_a_table_no_folding_fits_runs_past_the_console_with_nothing_cut(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 30 columns not even headers folded to 8 characters fit: the rows run past the
+    console, whole, rather than rich squeezing the numbers to nothing."""
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    long_measure_campaign(url, "longm", ENTROPY, "long_measures")
+    monkeypatch.setattr(cli_module.console, "_width", 30)
+    exact = json.loads(atlas("elites", "longm", "--storage", url, "--top", "2", "--format", "json").stdout)
+    _, _, rows = shown_elites(atlas("elites", "longm", "--storage", url, "--top", "2").stdout)
+    assert [cells[:3] for cells in rows] == [[str(e["cell"]), str(e["evaluation_id"]), f"{e['objective']:.6g}"]
+                                             for e in exact]
+
+
+CHOICES = ["a", "1", 1, 2.5, False, "false"]
+
+
+def each_choice(params: dict[str, Any], ctx: object) -> dict[str, Any]:
+    """Each of :data:`CHOICES` in a cell of its own (``1`` and ``"1"`` apart)."""
+    i = next(j for j, v in enumerate(CHOICES) if type(v) is type(params["c"]) and v == params["c"])
+    return {"objective": float(i), "measures": {"ma": i / 6 + 0.01, "mb": 0.5}}
+
+
+def test_elites_csv_keeps_choices_of_mixed_types_apart_as_export_does(tmp_path: Path) -> None:
+    """``"1"`` and ``1``, ``"false"`` and ``false`` had been written alike (``1``, ``false``):
+    a column that mixes kinds is each value's JSON text, by ``atlas export``'s own rule, and
+    parses back to the values stored."""
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    spec = quadratic_spec(name="cat", search__budget=6, search__batch_size=6,
+                          search__initial_points=[{"c": c} for c in CHOICES],
+                          evaluator={"kind": "python", "target": "tests.test_cli_outputs:each_choice"},
+                          space={"c": {"type": "categorical", "choices": CHOICES}},
+                          measures=[{"name": "ma", "low": 0.0, "high": 1.0, "bins": 6},
+                                    {"name": "mb", "low": 0.0, "high": 1.0, "bins": 5}])
+    api.run(spec, storage=url, executor="inline")
+    exact = json.loads(atlas("elites", "cat", "--storage", url, "--format", "json").stdout)
+    table = list(csv.DictReader(io.StringIO(atlas("elites", "cat", "--storage", url, "--format", "csv").stdout)))
+    got = [json.loads(row["c"]) for row in table]
+    assert [(type(v), v) for v in got] == [(type(e["params"]["c"]), e["params"]["c"]) for e in exact]
+    assert sorted(map(repr, got)) == sorted(map(repr, CHOICES))
+    import archive
+
+    with archive.open(url) as handle:
+        path = handle.campaign("cat").export(tmp_path / "run.csv")
+    with path.open(newline="") as fh:
+        exported = {int(r["id"]): r["params.c"] for r in csv.DictReader(fh)}
+    assert [row["c"] for row in table] == [exported[int(row["evaluation_id"])] for row in table]
+
+
 # -- atlas law warnings -----------------------------------------------------------------------
 def test_law_warnings_name_a_non_entropy_measure_and_a_weak_fit() -> None:
     rng = np.random.default_rng(0)

@@ -36,6 +36,14 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _flat_value(value: Any) -> Any:
+    """``value`` as a flat export holds it: a NaN as None, an infinity kept (a double column
+    holds it), and within a nested value (JSON text) both as None."""
+    if isinstance(value, float) and math.isinf(value):
+        return value
+    return _finite(value)
+
+
 def _flat(evaluation: dict[str, Any], columns: list[str], elite_ids: set[int]) -> dict[str, Any]:
     """The flat row an export must write for one stored evaluation (nested values as JSON)."""
     row = {f: evaluation[f] for f in SCALARS if f != "elite"}
@@ -44,7 +52,7 @@ def _flat(evaluation: dict[str, Any], columns: list[str], elite_ids: set[int]) -
         group, _, key = name.partition(".")
         if key:
             value = (evaluation[group] or {}).get(key)
-            row[name] = _finite(value)
+            row[name] = _flat_value(value)
     return row
 
 
@@ -253,3 +261,69 @@ def test_parquet_columns_keep_their_types_with_no_value_to_infer_them_from(sqlit
     schema = pq.read_schema(archive.open(sqlite_url).campaign("failing").export(tmp_path / "failing.parquet"))
     assert {name: str(schema.field(name).type) for name in ("objective", "cell", "error", "attempts")} == {
         "objective": "double", "cell": "int64", "error": "string", "attempts": "int64"}
+
+
+def nested_or_not(params: dict[str, Any], ctx: object) -> dict[str, Any]:
+    """Metrics of two kinds by row: an object or a number, a list or a string."""
+    a, b = float(params["a"]), float(params["b"])
+    low = a < 0.5
+    return {"objective": a, "measures": {"ma": a, "mb": b},
+            "metrics": {"k": {"a": 1} if low else 5, "v": [1, 2] if low else "text", "s": "plain"}}
+
+
+def test_a_mixed_column_holds_each_values_json_text_once(storage_url: str, tmp_path: Path) -> None:
+    """A metric ``{"a": 1}`` on one row and ``5`` on another had come out as
+    ``"{\\"a\\":1}"`` (JSON text of JSON text), and ``[1, 2]`` beside ``"text"`` as
+    ``[1,2]`` and ``text``, which no reader can tell apart. Every cell of a mixed column is
+    now its value's JSON text, encoded once; a column of one kind is as before."""
+    spec = quadratic_spec(search__budget=2, search__batch_size=2,
+                          search__initial_points=[{"a": 0.1, "b": 0.1}, {"a": 0.9, "b": 0.9}],
+                          evaluator={"kind": "python", "target": "tests.test_export:nested_or_not"})
+    api.run(spec, storage=storage_url, executor="inline")
+    camp = archive.open(storage_url).campaign("quad")
+    stored = {e["id"]: e["metrics"] for e in camp.evaluations()}
+    assert {json.dumps(m["k"]) for m in stored.values()} == {'{"a": 1}', "5"}
+    with camp.export(tmp_path / "run.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    table = pq.read_table(camp.export(tmp_path / "run.parquet"))
+    assert str(table.schema.field("metrics.k").type) == str(table.schema.field("metrics.v").type) == "string"
+    for got in (rows, table.to_pylist()):
+        assert len(got) == 2
+        for row in got:
+            want = stored[int(row["id"])]
+            assert json.loads(row["metrics.k"]) == want["k"] and json.loads(row["metrics.v"]) == want["v"]
+            assert row["metrics.s"] == "plain"  # one kind: the string itself
+    assert sorted(r["metrics.v"] for r in rows) == ['"text"', "[1,2]"]
+
+
+def no_number(params: dict[str, Any], ctx: object) -> dict[str, Any]:
+    """Metrics that never hold a number: always null, always NaN (stored as null)."""
+    a, b = float(params["a"]), float(params["b"])
+    return {"objective": a, "measures": {"ma": a, "mb": b}, "metrics": {"none": None, "nan": math.nan}}
+
+
+def test_a_metric_with_no_number_is_a_double_column_and_keeps_its_infinities(storage_url: str,
+                                                                              tmp_path: Path) -> None:
+    """A metric always NaN, infinite or null had a ``null``-typed Parquet column (only the
+    fixed fields were typed), and an infinity written by Python's json came out as null.
+    Such a column is ``double`` now, and an infinity stays one (NaN is null, as in JSON)."""
+    api.run(quadratic_spec(search__budget=4, evaluator={"kind": "python", "target": "tests.test_export:no_number"}),
+            storage=storage_url, executor="inline")
+    infinite = storage_url.startswith("sqlite")
+    if infinite:  # Python's json wrote them itself (PostgreSQL's json refuses them)
+        store = Store(storage_url)
+        with store.write() as conn:
+            conn.execute(text("""update evaluations set metrics = '{"none": null, "nan": NaN, "inf": Infinity,
+                                 "neg": -Infinity}'"""))
+        store.close()
+    camp = archive.open(storage_url).campaign("quad")
+    table = pq.read_table(camp.export(tmp_path / "run.parquet"))
+    names = ["metrics.none", "metrics.nan", *(["metrics.inf", "metrics.neg"] if infinite else [])]
+    assert {name: str(table.schema.field(name).type) for name in names} == dict.fromkeys(names, "double")
+    rows = table.to_pylist()
+    assert all(r["metrics.none"] is None and r["metrics.nan"] is None for r in rows)
+    if infinite:
+        assert [(r["metrics.inf"], r["metrics.neg"]) for r in rows] == [(math.inf, -math.inf)] * 4
+        with camp.export(tmp_path / "run.csv").open(newline="") as fh:
+            assert {(float(r["metrics.inf"]), float(r["metrics.neg"])) for r in csv.DictReader(fh)} == {
+                (math.inf, -math.inf)}

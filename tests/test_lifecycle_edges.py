@@ -422,7 +422,7 @@ def test_a_budget_checked_before_the_lease_is_checked_again_under_it(sqlite_url:
         campaign = open_campaign(store, spec)
         store.add_pending(campaign.id, [NewEvaluation(i, {"a": 0.5, "b": 0.5}, [0.5, 0.5], "t") for i in range(40)])
         smaller = parse_spec(quadratic_spec(search__budget=30))
-        with pytest.raises(SpecError, match="search.budget: 30 is below the 40 evaluations"):
+        with pytest.raises(SpecError, match=r"search\.budget: 30 is below the 40 evaluations"):
             write_limits(store, store.require_campaign("quad"), smaller)
         assert store.require_campaign("quad").spec["search"]["budget"] == 40
     finally:

@@ -3,6 +3,7 @@ written, and another application's file left exactly as it was."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -191,3 +192,78 @@ def test_an_archive_at_two_revisions_at_once_is_another_applications(tmp_path: P
         with pytest.raises(StorageError, match=r"another application's database \(its schema is at 2 revisions at "
                                                r"once: 0004, 0005\)"):
             Store(f"sqlite:///{path}", readonly=readonly)
+
+
+def foreign_alembic_file(path: Path, campaigns: bool) -> bytes:
+    """Another application's SQLite file whose ``alembic_version`` is at this version's head
+    revision (``0005``), with (``campaigns``) a ``campaigns`` table of its own: its bytes."""
+    from archive.engine import script_head
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES (?)", (script_head(),))
+        if campaigns:
+            conn.execute("CREATE TABLE campaigns (id INT, title TEXT)")
+    conn.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("campaigns", [True, False], ids=["its-campaigns", "no-campaigns"])
+def test_another_alembic_database_at_our_head_revision_is_refused_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, campaigns: bool) -> None:
+    """``alembic_version`` at ``0005`` alone had let read commands in: ``atlas status`` then
+    retried ``no such column: campaigns.name`` for 120 s and said "lost the storage" (or,
+    with no campaigns table, ``no such table: campaigns``). Now one ``error:`` line naming
+    another application's database, exit 2, at once, for reads and runs, the file as it was."""
+    import time
+
+    from typer.testing import CliRunner
+
+    from search.cli import app
+
+    monkeypatch.setenv("ATLAS_DB_RETRY_S", "3")  # the old code's retries, bounded
+    path = tmp_path / "alem2.db"
+    before = foreign_alembic_file(path, campaigns)
+    url = f"sqlite:///{path}"
+    spec = tmp_path / "quad.yaml"
+    spec.write_text(json.dumps(quadratic_spec(search__budget=4)))
+    for args in (["status"], ["status", "quad"], ["elites", "quad"],
+                 ["export", "quad", "--out", str(tmp_path / "x.csv")], ["run", str(spec), "--executor", "inline"]):
+        started = time.monotonic()
+        done = CliRunner().invoke(app, [*args, "--storage", url])
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert time.monotonic() - started < 2.5, args
+        assert done.exit_code == 2 and done.stdout == "", (args, done.output)
+        assert [line for line in lines if not line.startswith("warning:")] == [lines[-1]], args
+        assert lines[-1].startswith("error: ") and "another application's database" in lines[-1], args
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alem2.db", "quad.yaml"]
+
+
+def test_another_alembic_schema_at_our_head_revision_is_refused_on_postgresql(postgres_url: str) -> None:
+    """PostgreSQL refused it at once before, but as ``column campaigns.name does not exist``."""
+    from sqlalchemy import create_engine, inspect, text
+
+    from archive.engine import script_head
+
+    engine = create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": script_head()})
+        conn.execute(text("CREATE TABLE campaigns (id INT, title TEXT)"))
+    for readonly in (True, False):
+        with pytest.raises(StorageError, match=r"holds another application's database .*campaigns.*does not exist"):
+            Store(postgres_url, readonly=readonly)
+    with engine.connect() as conn:
+        assert sorted(inspect(conn).get_table_names()) == ["alembic_version", "campaigns"]
+    engine.dispose()
+
+
+def test_a_missing_column_is_permanent() -> None:
+    """``no such column`` (SQLite) cannot be mended by waiting: it had been retried for 120 s."""
+    from sqlalchemy.exc import OperationalError
+
+    from archive.retry import is_permanent
+
+    assert is_permanent(OperationalError("SELECT", {}, sqlite3.OperationalError("no such column: campaigns.name")))
+    assert not is_permanent(OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked")))
