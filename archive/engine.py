@@ -21,6 +21,11 @@ Rules:
   application's, at once, before anything is written.
 - SQLite runs in WAL mode with a busy timeout; write transactions begin with
   ``BEGIN IMMEDIATE`` (execution option ``atlas_write``), so a read never has to upgrade.
+  PostgreSQL statements wait at most ``ATLAS_DB_LOCK_TIMEOUT_S`` (15 s) for a lock
+  (``lock_timeout``, unless the URL's ``options`` set one): a table another session
+  holds locked fails the statement, and the store retries it as it retries an unreachable
+  database, for up to ``ATLAS_DB_RETRY_S``, then stops with one error, where it had
+  waited silently for as long as the lock was held.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import QueuePool
 
 from archive.errors import SchemaBehind, StorageError
+from entropy_atlas import settings
 from entropy_atlas.settings import DEFAULT_STORAGE, default_storage  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # alembic takes a tenth of a second or more to import; read commands need it only off head
@@ -94,11 +100,15 @@ def make_engine(url: str, readonly: bool = False) -> Engine:
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed, readonly)
-        connect_args: dict[str, Any] = {"connect_timeout": 5}
+        given = parsed.query.get("options")
+        given = " ".join(given) if isinstance(given, tuple) else given
+        options = [given]
+        if "lock_timeout" not in (given or ""):
+            options.append(f"-c lock_timeout={round(settings.db_lock_timeout_s() * 1000)}")
         if readonly:
-            connect_args["options"] = " ".join(
-                filter(None, [parsed.query.get("options"), "-c default_transaction_read_only=on"]))
-            parsed = parsed.difference_update_query(["options"])
+            options.append("-c default_transaction_read_only=on")
+        connect_args: dict[str, Any] = {"connect_timeout": 5, "options": " ".join(filter(None, options))}
+        parsed = parsed.difference_update_query(["options"])
         return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     except (NoSuchModuleError, ImportError) as exc:
         raise StorageError(f"cannot open storage {shown_url(url)}: {exc}") from None

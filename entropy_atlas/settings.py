@@ -50,3 +50,9 @@ def lease_ttl_s() -> float:
 def db_retry_s() -> float:
     """How long a store retries while its database is unreachable (``ATLAS_DB_RETRY_S``, 120 s)."""
     return seconds("ATLAS_DB_RETRY_S", 120.0)
+
+
+def db_lock_timeout_s() -> float:
+    """How long one PostgreSQL statement waits for a lock before it fails and its
+    transaction is retried as an unreachable database's is (``ATLAS_DB_LOCK_TIMEOUT_S``, 15 s)."""
+    return seconds("ATLAS_DB_LOCK_TIMEOUT_S", 15.0, positive=True)

@@ -94,3 +94,27 @@ def test_wrong_credentials_fail_fast() -> None:
     with pytest.raises(StorageError, match="cannot open storage"):
         Store(bad)
     assert time.time() - start < 10
+
+
+def test_a_table_held_locked_ends_in_one_error_after_the_retries(postgres_url: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another session holds ``campaigns`` locked: each statement waits at most the lock
+    timeout, is retried as an unreachable database's, and the store stops with one error
+    after ``retry_s``, where it had waited for as long as the lock was held."""
+    from archive.store import StorageError, Store
+
+    monkeypatch.setenv("ATLAS_DB_LOCK_TIMEOUT_S", "0.3")
+    store = Store(postgres_url, retry_s=1.0)
+    admin = create_engine(postgres_url)
+    try:
+        store.create_campaign("quad", {"search": {"budget": 10}}, "hash", {"kind": "grid"})
+        with admin.begin() as conn:
+            conn.execute(text("LOCK TABLE campaigns IN ACCESS EXCLUSIVE MODE"))
+            start = time.monotonic()
+            with pytest.raises(StorageError, match=r"lost the storage for 1 s: .*lock timeout"):
+                store.campaign("quad")
+            assert time.monotonic() - start < 10
+        assert store.campaign("quad") is not None  # the lock gone, the store goes on
+    finally:
+        store.close()
+        admin.dispose()
