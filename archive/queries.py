@@ -32,6 +32,7 @@ from archive.engine import first_line, shown_url
 from archive.errors import StorageError
 from archive.jsontext import loads_many
 from archive.layout import CellLayout
+from archive.leases import lease_columns_here
 from archive.models import Campaign, Elite, Evaluation
 from archive.records import CampaignSettings, Stats
 from archive.store import Store
@@ -96,7 +97,8 @@ def campaign_names(store: Store) -> list[str]:
 def campaign_rows(store: Store) -> list[CampaignRow]:
     """Every campaign, oldest first."""
     with _reading(store) as conn:
-        rows = conn.execute(select(*_CAMPAIGN_COLUMNS).order_by(CAMPAIGNS.c.id)).mappings().all()
+        columns = lease_columns_here(_CAMPAIGN_COLUMNS, store.dialect)
+        rows = conn.execute(select(*columns).order_by(CAMPAIGNS.c.id)).mappings().all()
     return [_campaign_row(r) for r in rows]
 
 
@@ -104,7 +106,8 @@ def campaign_row(store: Store, name: str) -> CampaignRow:
     """The campaign called ``name``; :class:`~archive.errors.CampaignNotFound` (naming the
     campaigns there are) when there is none."""
     with _reading(store) as conn:
-        row = conn.execute(select(*_CAMPAIGN_COLUMNS).where(CAMPAIGNS.c.name == name)).mappings().first()
+        columns = lease_columns_here(_CAMPAIGN_COLUMNS, store.dialect)
+        row = conn.execute(select(*columns).where(CAMPAIGNS.c.name == name)).mappings().first()
     if row is None:  # the store's own error (or the campaign, if it was created just now)
         record = store.require_campaign(name)
         return CampaignRow(**{f.name: getattr(record, f.name) for f in dataclasses.fields(CampaignRow)})

@@ -16,15 +16,19 @@ EXPLORATION_BINS = 10  # options of a numeric unit-cube coordinate in the explor
 def lease_is_live(holder: str | None, expires: float | None, now: float | None = None) -> bool:
     """Whether a scheduler holds a campaign's lease now: someone holds it and it has not
     expired (``expires >= now``; :meth:`archive.store.Store.acquire_lease` takes a lease
-    whose ``expires < now``)."""
+    whose ``expires < now``). ``expires`` and ``now`` are on one clock: this process's, with
+    ``expires`` read by :func:`archive.leases.lease_expires_here` (on PostgreSQL the lease's
+    time left on the server's clock, so that this machine's clock being off does not matter)."""
     now = time.time() if now is None else now
     return holder is not None and expires is not None and expires >= now
 
 
 def scheduler_is_live(holder: str | None, expires: float | None, now: float | None = None) -> bool:
     """Whether the campaign's scheduler is alive: its lease is live (:func:`lease_is_live`)
-    and its holder is not a process of this host that no longer exists (``kill -9``: known
-    at once, not a lease's TTL later)."""
+    and its holder is not known dead: a process of this host's PID namespace that no longer
+    exists (``kill -9``: known at once, not a lease's TTL later;
+    :func:`entropy_atlas.holders.holder_is_dead`). A holder in another PID namespace (a
+    container sharing the host's name) lives until its lease expires."""
     from entropy_atlas.holders import holder_is_dead
 
     return lease_is_live(holder, expires, now) and not holder_is_dead(holder or "")
@@ -124,7 +128,7 @@ class CampaignRecord:
     status: str
     layout: dict[str, Any]
     lease_holder: str | None
-    lease_expires: float | None
+    lease_expires: float | None  # on this process's clock: archive.leases.lease_expires_here
     created_at: float
     updated_at: float
     settings: CampaignSettings
@@ -132,7 +136,8 @@ class CampaignRecord:
     def live_status(self, now: float | None = None) -> str:
         """The status as a reader should see it: a ``running`` campaign whose scheduler's
         lease has expired (it was killed, or exited without a word), or whose scheduler was a
-        process of this host that no longer exists (``kill -9``: at once), is ``stopped``."""
+        process of this host's PID namespace that no longer exists (``kill -9``: at once;
+        :func:`scheduler_is_live`), is ``stopped``."""
         if self.status == "running" and not scheduler_is_live(self.lease_holder, self.lease_expires, now):
             return "stopped"
         return self.status

@@ -41,7 +41,7 @@ from archive.engine import (
 )
 from archive.errors import CampaignNameTaken, CampaignNotFound, LeaseConflict, StorageError
 from archive.jsontext import loads_many
-from archive.leases import LeaseStore
+from archive.leases import LeaseStore, lease_columns_here, lease_expires_here
 from archive.models import STATUSES, Campaign, Checkpoint, Elite, Evaluation, ProposerCall
 from archive.records import (
     CampaignRecord,
@@ -200,7 +200,8 @@ class Store(LeaseStore):
         if text_problem(name):  # a NUL or a lone surrogate: no campaign's name, and no database takes it
             return None
         with self.read() as conn:
-            row = conn.execute(select(Campaign.__table__).where(Campaign.name == name)).mappings().first()
+            query = select(*lease_columns_here(Campaign.__table__.c, self.dialect)).where(Campaign.name == name)
+            row = conn.execute(query).mappings().first()
         return _to_campaign(row)
 
     def require_campaign(self, name: str) -> CampaignRecord:
@@ -214,7 +215,8 @@ class Store(LeaseStore):
     @reconnecting
     def campaigns(self) -> list[CampaignRecord]:
         with self.read() as conn:
-            rows = conn.execute(select(Campaign.__table__).order_by(Campaign.id)).mappings().all()
+            query = select(*lease_columns_here(Campaign.__table__.c, self.dialect)).order_by(Campaign.id)
+            rows = conn.execute(query).mappings().all()
         return [c for r in rows if (c := _to_campaign(r)) is not None]
 
     @reconnecting
@@ -762,7 +764,7 @@ class Store(LeaseStore):
         children = (Elite.__table__, ProposerCall.__table__, Checkpoint.__table__, Evaluation.__table__)
         campaigns = Campaign.__table__
         with self.write() as conn:
-            query = select(campaigns.c.name, campaigns.c.lease_holder, campaigns.c.lease_expires).where(
+            query = select(campaigns.c.name, campaigns.c.lease_holder, lease_expires_here(self.dialect)).where(
                 campaigns.c.id == campaign_id)
             if self.dialect == "postgresql":
                 query = query.with_for_update()

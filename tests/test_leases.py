@@ -1,16 +1,24 @@
 """Leases: one scheduler per campaign, even when many race for it at the same instant, and
-a scheduler that lost its lease writes nothing more (rows, results or status)."""
+a scheduler that lost its lease writes nothing more (rows, results or status). A holder is
+dead only when certain: its process was in this PID namespace, and is gone."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from archive.errors import LeaseConflict
 from archive.records import NewEvaluation
 from archive.store import Store
+from entropy_atlas.holders import holder_is_dead
 from search.campaigns import open_campaign
 from search.scheduler import LeaseLost, Scheduler, lease_holder_id
 from search.spec import parse_spec
@@ -97,5 +105,115 @@ def test_a_scheduler_whose_lease_is_taken_stops_with_lease_lost(sqlite_url: str)
             scheduler.run()
         record = store.require_campaign("quad")
         assert record.lease_holder == usurper and record.status == "running"
+    finally:
+        store.close()
+
+
+# -- who holds it: a process id names a process only in its PID namespace -------------
+def _our_place() -> tuple[str, str]:
+    """This process's boot id (no dashes) and PID namespace inode, read here."""
+    with open("/proc/sys/kernel/random/boot_id") as fh:
+        boot = fh.read().strip().replace("-", "")
+    return boot, os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]")
+
+
+def _gone_pid() -> int:
+    """The id of a process of this namespace that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.fixture
+def on_linux() -> None:
+    if not os.path.exists("/proc/self/ns/pid"):
+        pytest.skip("PID namespaces are Linux's")
+
+
+def test_a_holder_of_another_pid_namespace_or_boot_is_not_dead(on_linux: None) -> None:
+    """``vm:11:…`` from a container sharing the host's name: process 11 is not ours to look for."""
+    host, pid, (boot, pidns) = socket.gethostname(), _gone_pid(), _our_place()
+    assert holder_is_dead(f"{host}:{pid}:deadbeef:{boot}:{pidns}")  # ours, gone
+    assert not holder_is_dead(f"{host}:{pid}:deadbeef:{boot}:{int(pidns) + 1}")  # another namespace
+    assert not holder_is_dead(f"{host}:{pid}:deadbeef:{'0' * len(boot)}:{pidns}")  # another boot
+    assert not holder_is_dead(f"{host}:{pid}:deadbeef:?:?")  # a place its scheduler could not read
+    assert not holder_is_dead(f"elsewhere:{pid}:deadbeef:{boot}:{pidns}")  # another host name
+
+
+def test_a_holder_of_this_pid_namespace_is_dead_only_when_its_process_is(on_linux: None) -> None:
+    ours = lease_holder_id()
+    assert ours.split(":")[3:] == list(_our_place()) and len(ours) <= 200  # the lease_holder column
+    assert not holder_is_dead(ours)
+    alive = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        host, (boot, pidns) = socket.gethostname(), _our_place()
+        assert not holder_is_dead(f"{host}:{alive.pid}:deadbeef:{boot}:{pidns}")
+        assert alive.stdin is not None
+        alive.stdin.close()
+        deadline = time.monotonic() + 30
+        while not holder_is_dead(f"{host}:{alive.pid}:deadbeef:{boot}:{pidns}"):  # a zombie, then reaped
+            assert time.monotonic() < deadline, "the exited process was never taken as dead"
+            time.sleep(0.01)
+    finally:
+        alive.wait()
+    assert holder_is_dead(f"{socket.gethostname()}:{_gone_pid()}:deadbeef")  # a holder id of before: as before
+
+
+def _unshare() -> list[str]:
+    """``unshare`` into a new PID namespace (with its own ``/proc``), where this user may."""
+    base = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"]
+    for command in (base, [*base[:1], "--user", "--map-root-user", *base[1:]]):
+        try:
+            if subprocess.run([*command, "true"], capture_output=True, timeout=30).returncode == 0:
+                return command
+        except (OSError, subprocess.TimeoutExpired):
+            break
+    pytest.skip("no unshare into a new PID namespace here")
+
+
+def test_schedulers_in_two_pid_namespaces_of_one_host_name_are_not_dead_to_each_other(on_linux: None) -> None:
+    """The reproduction: a scheduler under ``unshare --pid --fork --mount-proc`` (as in a
+    container with ``--network host``) and one outside, each alive, each asking about the other."""
+    outside = lease_holder_id()
+    probe = ("import sys\n"
+             "from entropy_atlas.holders import holder_is_dead, lease_holder_id\n"
+             "print(holder_is_dead(sys.argv[1]), lease_holder_id(), flush=True)\n"
+             "sys.stdin.read()\n")
+    inside = subprocess.Popen([*_unshare(), sys.executable, "-c", probe, outside], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert inside.stdout is not None and inside.stdin is not None
+        said_dead, inside_holder = inside.stdout.readline().split()
+        assert said_dead == "False", f"the namespaced scheduler took {outside} (alive) as dead"
+        host, _pid, token, boot, pidns = inside_holder.split(":")
+        assert pidns != _our_place()[1]
+        assert not holder_is_dead(inside_holder)
+        assert not holder_is_dead(f"{host}:{_gone_pid()}:{token}:{boot}:{pidns}")  # no such PID here: still not dead
+        inside.stdin.close()
+    finally:
+        inside.wait(timeout=30)
+
+
+def test_a_campaign_held_from_another_pid_namespace_is_running_until_its_lease_expires(
+        storage_url: str, on_linux: None) -> None:
+    """``atlas status``, ``atlas delete`` and ``atlas resume`` on the host, the scheduler in a
+    container: running, refused, refused. Its namespace's twin with that process gone: stopped."""
+    store = Store(storage_url)
+    try:
+        campaign = open_campaign(store, parse_spec(quadratic_spec()))
+        host, pid, (boot, pidns) = socket.gethostname(), _gone_pid(), _our_place()
+        for place, live in ((f"{boot}:{int(pidns) + 1}", True), (f"{boot}:{pidns}", False)):
+            holder = f"{host}:{pid}:deadbeef:{place}"
+            store.update_campaign(campaign.id, status="running", lease_holder=holder, lease_expires=time.time() + 600)
+            assert store.require_campaign("quad").live_status() == ("running" if live else "stopped")
+            taker = lease_holder_id()
+            assert (store.acquire_lease(campaign.id, taker, 60, holder_is_dead) == holder) is live
+            if live:
+                with pytest.raises(LeaseConflict):
+                    store.delete_campaign(campaign.id)
+            else:
+                store.release_lease(campaign.id, taker)
+                store.update_campaign(campaign.id, lease_holder=holder, lease_expires=time.time() + 600)
+                assert store.delete_campaign(campaign.id)["campaigns"] == 1
     finally:
         store.close()
