@@ -10,6 +10,7 @@ import math
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import import_module
@@ -1014,11 +1015,23 @@ class _WarningLines(logging.Handler):
 
 
 def _show_library_warnings() -> None:
-    """Route WARNING and above of the ``entropy_atlas`` loggers to :class:`_WarningLines`."""
+    """Route WARNING and above of the ``entropy_atlas`` loggers to :class:`_WarningLines`,
+    and Python's warnings (NumPy's overflow, pyribs', BoTorch's, Optuna's) to
+    :func:`_python_warning_line`: each one line as the command's own, where Python printed
+    the file, the line and its source over several."""
     logger = logging.getLogger("entropy_atlas")
     if not any(isinstance(h, _WarningLines) for h in logger.handlers):
         handler = _WarningLines(logging.WARNING)
         logger.addHandler(handler)
+    warnings.showwarning = _python_warning_line
+
+
+def _python_warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                         file: Any = None, line: str | None = None) -> None:
+    """``warning: Category: message (file.py:line)``, printable, on one line (Python's
+    filters still decide which warnings show, and how often)."""
+    text = " ".join(str(message).split())
+    _warn(printable(f"{category.__name__}: {text} ({Path(filename).name}:{lineno})"))
 
 
 def _leave_threads_behind(code: int, grace_s: float = 2.0) -> None:

@@ -488,6 +488,22 @@ def test_library_warnings_read_as_the_commands_own(capsys: pytest.CaptureFixture
     assert capsys.readouterr().err.splitlines() == ["warning: endpoint x gave \\x1b[31mred\\x1b[0m"]
 
 
+def test_python_warnings_read_as_the_commands_own(capsys: pytest.CaptureFixture[str]) -> None:
+    """NumPy's, pyribs', BoTorch's warnings had printed as Python prints them: the file,
+    the line, the category, then the source line, over several lines."""
+    import warnings
+
+    from search import cli
+
+    with warnings.catch_warnings():  # puts Python's own showwarning back
+        warnings.simplefilter("always")
+        cli._show_library_warnings()
+        warnings.warn("overflow encountered\nin multiply", RuntimeWarning, stacklevel=1)
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: RuntimeWarning: overflow encountered in multiply (test_cli_outputs.py:"
+        f"{test_python_warnings_read_as_the_commands_own.__code__.co_firstlineno + 10})"]
+
+
 def test_an_interrupt_after_the_campaign_finished_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A Ctrl-C that lands after the run's last write (while the summary or map is drawn) had
     said "stopped; continue with `atlas resume quad`", whose resume then said "already finished"."""
