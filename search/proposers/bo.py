@@ -4,7 +4,16 @@ A scrambled Sobol design of ``initial_design`` points, then, each ask, a GP of t
 fitness (``SingleTaskGP``, or ``MixedSingleTaskGP`` when the space has categoricals;
 outcomes standardised) and q = batch-size candidates maximising
 qLogNoisyExpectedImprovement. Evaluations in flight are passed as pending points, and
-so are failed ones: they are left out of the fit and never proposed again.
+so are failed ones: they are left out of the fit and never proposed again; no proposal
+repeats a point evaluated, pending or proposed earlier in its batch
+(:func:`search.proposers.acquisition.maximise`).
+
+Outcomes of any finite magnitude are fitted (:func:`search.proposers.gp.standardise`). An
+ask whose model still cannot be fitted or maximised (a numerical error of torch, GPyTorch
+or BoTorch: ``MODEL_ERRORS``) proposes the next Sobol points instead, with one warning on
+the ``entropy_atlas.bo`` logger naming the error, and the warnings the failed attempt
+raised dropped: a campaign never stops, nor becomes unresumable, because a GP could not
+be fitted; the next ask tries the model again.
 
 State: everything is rebuilt from SQL on resume (observations in the order they were
 recorded, pending points in proposal order); the checkpoint keeps only how many asks
@@ -16,9 +25,13 @@ an upper bound, so no Sobol point and no ask seed is used twice.
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import numpy as np
 import torch
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+from botorch.exceptions.errors import BotorchError, ModelFittingError
 from botorch.sampling.normal import SobolQMCNormalSampler
 from torch.quasirandom import SobolEngine
 
@@ -27,6 +40,11 @@ from search.proposers.base import History, Observation, Proposal, Proposer, Prop
 from search.proposers.checkpoint import Checkpoint
 
 MC_SAMPLES = 64  # quasi-MC draws of qLogNEI (botorch's default is 128)
+MODEL_ERRORS = (RuntimeError, ValueError, ArithmeticError, BotorchError, ModelFittingError)
+"""What a fit or an acquisition raises on data it cannot model (torch's ``_LinAlgError`` and
+linear_operator's ``NotPSDError`` are ``RuntimeError``): the ask falls back to Sobol points."""
+
+log = logging.getLogger("entropy_atlas.bo")
 
 
 class ObservationBook:
@@ -89,32 +107,67 @@ class BoProposer(Proposer):
         self.asks += 1
         torch.manual_seed(int(np.random.SeedSequence([self.ctx.seed, self.asks]).generate_state(1)[0]))
         rng = np.random.default_rng([self.ctx.seed, self.asks])
+        meta: dict[str, object] = {"source": self.name, "ask": self.asks}
         if len(self.book.x) + len(self.book.pending) < self.initial_design or len(self.book.x) < 2:
-            xs = self._sobol.draw(n).double().numpy()
-            self.sobol_drawn += n
-            source = "sobol"
+            xs = self._draw_sobol(n)
+            meta["source"] = "sobol"
         else:
-            with gp.torch_threads():
-                xs = self.suggest(n, rng)
-            source = self.name
+            xs, failure = self._suggest_or_none(n, rng)
+            if xs is None:
+                xs = self._draw_sobol(n)
+                meta.update(source="sobol", fallback=failure)
         proposals = []
         for x in xs:
             self.book.propose(x)
-            proposals.append(Proposal(x, meta={"source": source, "ask": self.asks}))
+            proposals.append(Proposal(x, meta=dict(meta)))
         return proposals
+
+    def _draw_sobol(self, n: int) -> np.ndarray:
+        """The next ``n`` points of the scrambled Sobol sequence (counted in the checkpoint)."""
+        self.sobol_drawn += n
+        return self._sobol.draw(n).double().numpy()
+
+    def _suggest_or_none(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray | None, str]:
+        """:meth:`suggest`'s points and "", or None and the error's type when the model raised
+        one of ``MODEL_ERRORS``: then one warning is logged (:meth:`_warn_fallback`) and the
+        warnings of the attempt are dropped; else they are shown as usual."""
+        failure: Exception | None = None
+        with warnings.catch_warnings(record=True) as caught:
+            gp.hide_jitter_warnings()
+            try:
+                with gp.torch_threads():
+                    xs = self.suggest(n, rng)
+            except MODEL_ERRORS as exc:
+                failure = exc
+        if failure is not None:
+            self._warn_fallback(failure, n)
+            return None, type(failure).__name__
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        return xs, ""
+
+    def _warn_fallback(self, exc: Exception, n: int) -> None:
+        """The one warning of an ask that fell back to Sobol points: the error's type and first line."""
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        log.warning("proposer %s: ask %d: the model could not be fitted or maximised (%s: %s); this ask "
+                    "proposes %d Sobol points instead", self.name, self.asks, type(exc).__name__, reason, n)
 
     def suggest(self, n: int, rng: np.random.Generator) -> np.ndarray:
         dev = gp.device()
         x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)), dev)
-        y = gp.tensor(np.stack(self.book.y), dev)
-        model = gp.fit_gp(x, y[:, :1], self.encoder.cat_dims, start=self.hyper)
+        z, _ = gp.standardise(np.stack(self.book.y)[:, :1])
+        model = gp.fit_gp(x, gp.tensor(z, dev), self.encoder.cat_dims, start=self.hyper)
         self.hyper = gp.hyperparameters(model)
-        avoid = self.book.avoid()
-        pending = gp.tensor(self.encoder.to_model(avoid), dev) if len(avoid) else None
+        pending = self.pending_inputs(dev)
         acqf = qLogNoisyExpectedImprovement(model, X_baseline=x, X_pending=pending, prune_baseline=True,
                                             sampler=SobolQMCNormalSampler(torch.Size([MC_SAMPLES])))
         return acquisition.maximise(acqf, self.encoder, n, rng, dev, self.num_restarts, self.raw_samples,
-                                    pending=pending)
+                                    pending=pending, evaluated=np.stack(self.book.x))
+
+    def pending_inputs(self, dev: torch.device) -> torch.Tensor | None:
+        """The points in flight and failed as model inputs (None when there are none)."""
+        avoid = self.book.avoid()
+        return gp.tensor(self.encoder.to_model(avoid), dev) if len(avoid) else None
 
     def tell(self, observations: list[Observation]) -> None:
         for o in observations:

@@ -2,12 +2,20 @@
 
 Inputs are the unit cube of :class:`search.space.SearchSpace`, normalised by
 construction; categorical coordinates are turned into choice indices 0 … n−1 so that a
-``MixedSingleTaskGP`` gives them a categorical kernel. Outcomes are standardised.
+``MixedSingleTaskGP`` gives them a categorical kernel.
+
+Outcomes are standardised before the model sees them (:func:`standardise`), per column in
+float64: divided by their largest magnitude first, so that a mean and a standard deviation
+of objectives of any finite magnitude (1e300, 1e-300) neither overflow nor vanish (BoTorch's
+``Standardize`` alone squared 1e300 to infinity and the fit failed in ``linalg.eigh``); a
+column that does not vary is centred to zeros. The models keep BoTorch's ``Standardize``
+(a no-op on standardised data) so that a warm start reads the same hyperparameters.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 import warnings
@@ -16,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from botorch.exceptions.warnings import InputDataWarning
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import MixedSingleTaskGP, ModelListGP, SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
@@ -27,7 +36,16 @@ from search.space import SearchSpace
 # linear_operator adds a jitter to a covariance that is numerically not positive definite
 # (points that coincide, a categorical-only space) and says so on every posterior: routine,
 # and nothing a campaign's user can act on. Its other warnings are still shown.
-warnings.filterwarnings("ignore", message=r"A not p\.d\., added jitter", category=RuntimeWarning)
+JITTER_WARNING = r"A not p\.d\., added jitter"
+
+
+def hide_jitter_warnings() -> None:
+    """Ignore linear_operator's jitter warning (set at import, and again inside a
+    ``catch_warnings`` block whose filters started without it, as under pytest)."""
+    warnings.filterwarnings("ignore", message=JITTER_WARNING, category=RuntimeWarning)
+
+
+hide_jitter_warnings()
 
 MAX_CATEGORY_COMBOS = 24
 FIT_MAXITER = 100
@@ -159,21 +177,68 @@ class Encoder:
         return fixed
 
 
+CONSTANT_STD = 1e-12
+"""A column whose standard deviation, divided by its largest magnitude, is below this does
+not vary: it is centred, not scaled (float64 resolves 2e-16 of the magnitude)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OutcomeScale:
+    """Per column, y = (z · std + mean) · scale: z is what the model is fitted on."""
+
+    scale: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    def mean_of(self, z_mean: np.ndarray) -> np.ndarray:
+        """A posterior mean of z in the outcomes' units."""
+        return (z_mean * self.std + self.mean) * self.scale
+
+    def std_of(self, z_std: np.ndarray) -> np.ndarray:
+        """A posterior standard deviation of z in the outcomes' units (never squared: no overflow)."""
+        return z_std * (self.std * self.scale)
+
+
+def standardise(y: np.ndarray) -> tuple[np.ndarray, OutcomeScale]:
+    """Outcomes (n × k, finite) standardised per column, and the map back: each column is
+    divided by its largest magnitude (1 if all zero), then centred on its mean and divided
+    by its standard deviation (1 where it is below ``CONSTANT_STD``), all in float64."""
+    y = np.asarray(y, dtype=np.float64)
+    scale = np.max(np.abs(y), axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    unit = y / scale
+    mean = unit.mean(axis=0)
+    std = unit.std(axis=0, ddof=1) if len(unit) > 1 else np.zeros(unit.shape[1])
+    std = np.where(std >= CONSTANT_STD, std, 1.0)
+    return (unit - mean) / std, OutcomeScale(scale, mean, std)
+
+
+@contextlib.contextmanager
+def quiet_inputs() -> Iterator[None]:
+    """BoTorch's ``InputDataWarning`` silenced while a model is built: a constant outcome
+    (a measure that never varies) is standardised to zeros, which its check calls
+    "not standardized" on every ask."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputDataWarning)
+        yield
+
+
 def tensor(x: Any, dev: torch.device) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x, dtype=float), dtype=torch.double, device=dev)
 
 
 def fit_gp(x: torch.Tensor, y: torch.Tensor, cat_dims: list[int],
            start: Mapping[str, np.ndarray] | None = None) -> SingleTaskGP:
-    """An exact GP of one outcome (y: n × 1), hyperparameters by marginal likelihood.
+    """An exact GP of one outcome (y: n × 1, through :func:`standardise`), hyperparameters by marginal likelihood.
 
     ``start`` (what :func:`hyperparameters` returned for the previous fit) warm-starts the
     optimiser: one more observation moves the optimum little, so it converges in a few
     iterations instead of a hundred."""
-    if cat_dims:
-        model = MixedSingleTaskGP(x, y, cat_dims=cat_dims, outcome_transform=Standardize(m=1))
-    else:
-        model = SingleTaskGP(x, y, outcome_transform=Standardize(m=1))
+    with quiet_inputs():
+        if cat_dims:
+            model = MixedSingleTaskGP(x, y, cat_dims=cat_dims, outcome_transform=Standardize(m=1))
+        else:
+            model = SingleTaskGP(x, y, outcome_transform=Standardize(m=1))
     warm = bool(start) and _load_hyperparameters(model, start) > 0
     _fit(ExactMarginalLogLikelihood(model.likelihood, model), WARM_FIT_MAXITER if warm else FIT_MAXITER)
     return model
@@ -205,15 +270,17 @@ def _load_hyperparameters(model: torch.nn.Module, values: Mapping[str, np.ndarra
 
 
 def fit_model_list(x: torch.Tensor, ys: torch.Tensor, cat_dims: list[int]) -> SingleTaskGP | ModelListGP:
-    """Independent GPs of each column of ``ys`` (n × k): one batched multi-output
+    """Independent GPs of each column of ``ys`` (n × k, through :func:`standardise`): one batched multi-output
     ``SingleTaskGP`` for continuous spaces (its outputs are independent GPs with their
     own hyperparameters), a ``ModelListGP`` of mixed GPs when there are categoricals."""
     if not cat_dims:
-        batched = SingleTaskGP(x, ys, outcome_transform=Standardize(m=ys.shape[1]))
+        with quiet_inputs():
+            batched = SingleTaskGP(x, ys, outcome_transform=Standardize(m=ys.shape[1]))
         _fit(ExactMarginalLogLikelihood(batched.likelihood, batched))
         return batched
-    models = [MixedSingleTaskGP(x, ys[:, i : i + 1], cat_dims=cat_dims, outcome_transform=Standardize(m=1))
-              for i in range(ys.shape[1])]
+    with quiet_inputs():
+        models = [MixedSingleTaskGP(x, ys[:, i : i + 1], cat_dims=cat_dims, outcome_transform=Standardize(m=1))
+                  for i in range(ys.shape[1])]
     model = ModelListGP(*models)
     _fit(SumMarginalLogLikelihood(model.likelihood, model))
     return model

@@ -7,8 +7,11 @@ inferred from the observed outcomes (BoTorch's ``infer_reference_point``). The n
 hypervolume is integrated over ``mc_samples`` quasi-MC posterior draws (default 32): each
 draw needs its own box decomposition of the Pareto front, recomputed whenever the pending
 points change (q + 1 times per ask in a mixed space), so the cost of an ask grows linearly
-with it — BoTorch's default of 128 made a three-outcome ask about 5× slower on 2 CPU cores. Everything
-else — Sobol design, pending and failed points, resume — is :class:`BoProposer`'s.
+with it — BoTorch's default of 128 made a three-outcome ask about 5× slower on 2 CPU cores.
+The outcomes are standardised per column (:func:`search.proposers.gp.standardise`: any
+finite magnitude), which maps each by a positive affine function: the same Pareto front,
+the reference point inferred from them. Everything else — Sobol design, pending and failed
+points, no repeated proposals, the Sobol fallback of a failed fit, resume — is :class:`BoProposer`'s.
 """
 
 from __future__ import annotations
@@ -49,13 +52,13 @@ class MoBoProposer(BoProposer):
     def suggest(self, n: int, rng: np.random.Generator) -> np.ndarray:
         dev = gp.device()
         x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)), dev)
-        y = gp.tensor(np.stack(self.book.y), dev)
+        z, _ = gp.standardise(np.stack(self.book.y))  # a positive affine map per outcome: the same front
+        y = gp.tensor(z, dev)
         model = gp.fit_model_list(x, y, self.encoder.cat_dims)
-        avoid = self.book.avoid()
-        pending = gp.tensor(self.encoder.to_model(avoid), dev) if len(avoid) else None
+        pending = self.pending_inputs(dev)
         ref = infer_reference_point(y)
         acqf = qLogNoisyExpectedHypervolumeImprovement(model, ref_point=ref.tolist(), X_baseline=x,
                                                        X_pending=pending, prune_baseline=True,
                                                        sampler=SobolQMCNormalSampler(torch.Size([self.mc_samples])))
         return acquisition.maximise(acqf, self.encoder, n, rng, dev, self.num_restarts, self.raw_samples,
-                                    pending=pending)
+                                    pending=pending, evaluated=np.stack(self.book.x))

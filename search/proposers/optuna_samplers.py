@@ -7,6 +7,16 @@ performance-vs-entropy front. Parameters are suggested define-by-run in the spac
 order, so conditional ones appear only when active; a vector parameter ``w`` becomes
 ``w[0]``, ``w[1]``, …
 
+An ``int`` of more than ``max_int_values`` values (``optuna-gp``: ``GP_MAX_INT_VALUES``; the
+others: no limit) is handed to the sampler as a float on the same range and scale
+(``FloatDistribution``) and rounded to the nearest integer in range: Optuna's GPSampler
+enumerates every value of an integer parameter in each ask (``np.arange(low, high + 1)``),
+so [0, 10^7] cost ~80 MB and 36 s an ask and [1, 4·10^18] raised "array is too big" in
+every ask, after the campaign was written. Rounding a float loses nothing the sampler could
+use at that width (neighbouring values are under 1/65,536 of the range apart), and the
+space stays valid for every proposer, so the campaign file is not refused. Values past
+2^53 are integers a float can hold (512 apart near 4·10^18).
+
 On resume the study is rebuilt from every finished evaluation (``add_trial``), and a
 result whose trial this study never asked is added the same way, so nothing is lost.
 The checkpoint keeps only the ask count (field ``asks``); a legacy pickle, which held no
@@ -42,12 +52,18 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 ONCE_SHARED = ("n_startup_trials", "multivariate", "population_size", "measure_directions")
 
 
+GP_MAX_INT_VALUES = 2**16
+"""The most values an ``int`` parameter may have to reach ``optuna-gp`` as an integer (its
+sampler enumerates them all in each ask); a wider one reaches it as a float, rounded."""
+
+
 class OptunaProposer(Proposer):
     """One of Optuna's samplers (:meth:`make_sampler`, which reads the options it takes; the
     first study is made when the proposer is built, so a refused option fails there)."""
 
     name = "optuna-tpe"
     multi = False  # the fitness and the measures together (NSGA-II), else the fitness alone
+    max_int_values: int | None = None  # a wider int reaches the sampler as a float, rounded (None: none is)
 
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
@@ -88,6 +104,8 @@ class OptunaProposer(Proposer):
             p = slot.param
             if isinstance(p, CategoricalParam):
                 values[slot.name] = trial.suggest_categorical(slot.name, p.choices)
+            elif isinstance(p, IntParam) and self.int_as_float(p):
+                values[slot.name] = round_into(trial.suggest_float(slot.name, p.low, p.high, log=p.log), p)
             elif isinstance(p, IntParam):
                 values[slot.name] = trial.suggest_int(slot.name, p.low, p.high, log=p.log)
             elif p.size > 1:
@@ -96,6 +114,10 @@ class OptunaProposer(Proposer):
             else:
                 values[slot.name] = trial.suggest_float(slot.name, p.low, p.high, log=p.log)
         return values
+
+    def int_as_float(self, p: IntParam) -> bool:
+        """Whether ``p`` reaches the sampler as a float: it has more than ``max_int_values`` values."""
+        return self.max_int_values is not None and p.high - p.low + 1 > self.max_int_values
 
     def _flat(self, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
         flat: dict[str, Any] = {}
@@ -106,6 +128,8 @@ class OptunaProposer(Proposer):
             p, v = slot.param, params[slot.name]
             if isinstance(p, CategoricalParam):
                 flat[slot.name], dists[slot.name] = v, CategoricalDistribution(p.choices)
+            elif isinstance(p, IntParam) and self.int_as_float(p):
+                flat[slot.name], dists[slot.name] = float(v), FloatDistribution(p.low, p.high, log=p.log)
             elif isinstance(p, IntParam):
                 flat[slot.name], dists[slot.name] = int(v), IntDistribution(p.low, p.high, log=p.log)
             elif isinstance(p, FloatParam) and p.size > 1:
@@ -176,6 +200,11 @@ class OptunaProposer(Proposer):
             self._add(o.params, self._values(o))
 
 
+def round_into(value: float, p: IntParam) -> int:
+    """The integer nearest ``value`` in [``p.low``, ``p.high``]."""
+    return min(max(round(value), p.low), p.high)
+
+
 class TpeProposer(OptunaProposer):
     name = "optuna-tpe"
     option_names = ("n_startup_trials", "multivariate")
@@ -199,6 +228,7 @@ class CmaEsProposer(OptunaProposer):
 class GpProposer(OptunaProposer):
     name = "optuna-gp"
     asks_are_slow = True
+    max_int_values = GP_MAX_INT_VALUES
     option_names = ("n_startup_trials",)
     ignored_options = formerly_shared(ONCE_SHARED, option_names)
 

@@ -14,13 +14,24 @@ cells); for a CVT it is estimated from posterior samples of the measures assigne
 their nearest centroid. Candidates: scrambled Sobol points plus Gaussian perturbations
 of elites, then a few rounds of local refinement around the best. A batch is chosen
 greedily: after each pick (and for each evaluation in flight) the elite fitness of the
-cells it will probably land in is raised to its predicted mean ("kriging believer"), and
-nearby candidates are dropped. Failed points are never proposed again.
+cells it will probably land in is raised to its predicted mean ("kriging believer").
+
+No proposal repeats a point evaluated, in flight, failed or picked earlier in its batch
+(:func:`search.proposers.acquisition.duplicates`: within ``DUPLICATE_TOL`` in every
+coordinate of the unit cube; perturbations clipped to the cube's edge land on the same
+point): such candidates, refined ones included, are never picked, and when none is left,
+a fresh scrambled Sobol point is (:func:`search.proposers.acquisition.fresh_points`).
 
 **SAIL** (``acquisition: sail``, Gaier et al.): illuminate the upper confidence bound
 μ_f + κ σ_f over the predicted measures with MAP-Elites on the surrogate (pyribs
 iso+line emitters), seeded with every evaluated point; then evaluate elites of that
-acquisition map in cells chosen by a scrambled Sobol sequence over measure space.
+acquisition map in cells chosen by a scrambled Sobol sequence over measure space (an elite
+that repeats a point is skipped; a batch short of elites is topped up with other elites of
+the map, then fresh Sobol points).
+
+The GPs are fitted on standardised outcomes (:func:`search.proposers.gp.standardise`, any
+finite magnitude); their posteriors are mapped back to the outcomes' units, in which the
+elite fitnesses and the cell edges are.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from scipy.spatial import cKDTree
 from scipy.stats import qmc
 
 from search.proposers import gp
+from search.proposers.acquisition import canonical, duplicates, fresh_points
 from search.proposers.base import Observation, ProposerContext
 from search.proposers.bo import BoProposer
 
@@ -67,6 +79,7 @@ class QdBoProposer(BoProposer):
             self.edges = [np.concatenate(([-np.inf], np.linspace(a.low, a.high, a.bins + 1)[1:-1], [np.inf]))
                           for a in self.layout.axes]
         self.k = k
+        self.outcome_scale: gp.OutcomeScale | None = None  # this ask's: the models' outcomes -> the outcomes' units
 
     def outcome(self, o: Observation) -> np.ndarray | None:
         if o.fitness is None or o.measures is None:
@@ -91,7 +104,9 @@ class QdBoProposer(BoProposer):
             post = model.posterior(gp.tensor(self.encoder.to_model(x), dev))  # type: ignore[attr-defined]
             mean = post.mean.detach().cpu().numpy()
             std = post.variance.clamp_min(1e-12).sqrt().detach().cpu().numpy()
-        return mean, std
+        if self.outcome_scale is None:
+            return mean, std
+        return self.outcome_scale.mean_of(mean), self.outcome_scale.std_of(std)
 
     def _cell_probabilities(self, mean: np.ndarray, std: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """P(x ∈ c) for every candidate (rows) and cell (columns)."""
@@ -127,8 +142,8 @@ class QdBoProposer(BoProposer):
     def suggest(self, n: int, rng: np.random.Generator) -> np.ndarray:
         dev = gp.device()
         x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)), dev)
-        y = gp.tensor(np.stack(self.book.y), dev)
-        model = gp.fit_model_list(x, y, self.encoder.cat_dims)
+        z, self.outcome_scale = gp.standardise(np.stack(self.book.y))
+        model = gp.fit_model_list(x, gp.tensor(z, dev), self.encoder.cat_dims)
         if self.acquisition == "sail":
             return self._sail(model, n, rng)
         return self._ejie_batch(model, n, rng)
@@ -141,41 +156,57 @@ class QdBoProposer(BoProposer):
         local = np.clip(parents + rng.normal(0, 0.05, parents.shape), 0, 1)
         return np.vstack([sobol, local])
 
+    def _taken(self) -> np.ndarray:
+        """The points no proposal may repeat: evaluated, in flight and failed (unit cube, canonical)."""
+        return canonical(self.encoder, np.vstack([np.stack(self.book.x), self.book.avoid()]))
+
+    def _believe(self, model: object, points: np.ndarray, best: np.ndarray, rng: np.random.Generator) -> None:
+        """Kriging believer: raise f*_c of the cells each of ``points`` probably lands in to its predicted mean."""
+        mean, std = self._posterior(model, points)
+        probs = self._cell_probabilities(mean[:, 1:], std[:, 1:], rng)
+        for row, likely in zip(mean, probs, strict=True):
+            cells = likely > 0.2
+            best[cells] = np.maximum(best[cells], row[0])
+
     def _ejie_batch(self, model: object, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n picks, greedily: each the best candidate (:meth:`_refine`) that repeats nothing
+        taken or picked, then believed to fill its cells."""
         best = self._elite_fitness()
         believe = list(self.book.pending.values())
         if believe:  # evaluations in flight will probably fill their cells: believe the mean
-            mean, std = self._posterior(model, np.stack(believe))
-            probs = self._cell_probabilities(mean[:, 1:], std[:, 1:], rng)
-            for row, likely in zip(mean, probs, strict=True):
-                cells = likely > 0.2
-                best[cells] = np.maximum(best[cells], row[0])
-        cand = self._candidates(rng)
-        avoid = self.book.avoid()
+            self._believe(model, np.stack(believe), best, rng)
+        cand = canonical(self.encoder, self._candidates(rng))
+        taken = self._taken()
         chosen: list[np.ndarray] = []
         for _ in range(n):
+            blocked = np.vstack([taken, *chosen])
             mean, std = self._posterior(model, cand)
-            score, probs = self._ejie(mean, std, best, rng)
-            taken = np.vstack([avoid, *chosen])
-            if len(taken):
-                near = cKDTree(taken).query(cand)[0] < 1e-3
-                score[near] = -np.inf
-            top = cand[np.argsort(score)[-8:]]
-            # local refinement around the best candidates (a small pattern search)
-            for scale in (0.02, 0.005):
-                local = np.clip(np.repeat(top, 16, axis=0) + rng.normal(0, scale, (len(top) * 16, cand.shape[1])),
-                                0, 1)
-                lm, ls = self._posterior(model, local)
-                lscore, _ = self._ejie(lm, ls, best, rng)
-                pool = np.vstack([top, local])
-                pool_score = np.concatenate([np.sort(score)[-8:], lscore])
-                top = pool[np.argsort(pool_score)[-8:]]
-            pick = top[-1]
-            chosen.append(self.encoder.from_model(self.encoder.to_model(pick)))
-            pm, ps = self._posterior(model, pick[None, :])
-            likely = self._cell_probabilities(pm[:, 1:], ps[:, 1:], rng)[0] > 0.2
-            best[likely] = np.maximum(best[likely], pm[0, 0])
+            score, _ = self._ejie(mean, std, best, rng)
+            score[duplicates(cand, blocked)] = -np.inf
+            pick = self._refine(model, cand, score, best, blocked, rng)
+            chosen.append(pick)
+            self._believe(model, pick[None, :], best, rng)
         return np.stack(chosen)
+
+    def _refine(self, model: object, cand: np.ndarray, score: np.ndarray, best: np.ndarray, blocked: np.ndarray,
+                rng: np.random.Generator) -> np.ndarray:
+        """The best of the eight best candidates and two rounds of perturbations around the
+        best eight (a small pattern search), none repeating a row of ``blocked``; a fresh
+        Sobol point when every one does."""
+        order = np.argsort(score)[-8:]
+        top, top_score = cand[order], score[order]
+        for scale in (0.02, 0.005):
+            noise = rng.normal(0, scale, (len(top) * 16, cand.shape[1]))
+            local = canonical(self.encoder, np.clip(np.repeat(top, 16, axis=0) + noise, 0, 1))
+            lm, ls = self._posterior(model, local)
+            lscore, _ = self._ejie(lm, ls, best, rng)
+            lscore[duplicates(local, blocked)] = -np.inf
+            pool, pool_score = np.vstack([top, local]), np.concatenate([top_score, lscore])
+            keep = np.argsort(pool_score)[-8:]
+            top, top_score = pool[keep], pool_score[keep]
+        if not np.isfinite(top_score[-1]):
+            return fresh_points(self.encoder, 1, blocked, rng)[0]
+        return top[-1]
 
     def _sail(self, model: object, n: int, rng: np.random.Generator) -> np.ndarray:
         from ribs.emitters import IsoLineEmitter
@@ -199,21 +230,20 @@ class QdBoProposer(BoProposer):
         highs = np.array([a.high for a in self.layout.axes])
         sobol = sobol_points(self.k, 8 * n, rng)
         wanted = self.layout.index_of(lows + sobol * (highs - lows))
-        avoid = self.book.avoid()
-        taken_tree = cKDTree(avoid) if len(avoid) else None
+        in_wanted = [elites[by_cell[int(c)]] for c in wanted if int(c) in by_cell]
+        others = elites[rng.permutation(len(elites))]  # a sparse acquisition map: top up with other elites
+        return self._fresh_picks(np.vstack([np.zeros((0, dim)), *in_wanted, others]), n, rng)
+
+    def _fresh_picks(self, ranked: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """The first n of ``ranked`` (canonical) that repeat no point taken nor each other,
+        topped up with fresh Sobol points."""
+        taken = self._taken()
         picks: list[np.ndarray] = []
-        for cell in wanted:
+        for x in canonical(self.encoder, ranked):
             if len(picks) == n:
                 break
-            i = by_cell.get(int(cell))
-            if i is None:
-                continue
-            x = elites[i]
-            if taken_tree is not None and taken_tree.query(x)[0] < 1e-6:
-                continue
-            if any(np.allclose(x, p) for p in picks):
-                continue
-            picks.append(x)
-        while len(picks) < n:  # a sparse acquisition map: top up with random elites
-            picks.append(elites[rng.integers(len(elites))] if len(elites) else rng.random(dim))
-        return self.encoder.from_model(self.encoder.to_model(np.stack(picks)))
+            if not duplicates(x[None], np.vstack([taken, *picks]))[0]:
+                picks.append(x)
+        if len(picks) < n:
+            picks += list(fresh_points(self.encoder, n - len(picks), np.vstack([taken, *picks]), rng))
+        return np.stack(picks)

@@ -1,0 +1,208 @@
+"""Edges of the Bayesian proposers found by a bug hunt:
+
+- no proposal of ``bo``, ``mo-bo`` or ``qd-bo`` repeats a point evaluated, in flight, or
+  chosen earlier in its batch (within ``DUPLICATE_TOL`` in the unit cube), and when every
+  candidate does, a fresh Sobol point is proposed;
+- ``bo`` passes a batch's earlier points to the acquisition as pending (``set_X_pending``)
+  in a continuous space too;
+- objectives of any finite magnitude (1e300) are fitted, and an ask whose fit still fails
+  proposes Sobol points with one logged warning instead of stopping the campaign;
+- ``optuna-gp`` takes an ``int`` too wide for its sampler's enumeration as a float, rounded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+
+import archive
+from archive.layout import CellLayout, MeasureAxis
+from search import api
+from search.params import FloatParam, IntParam
+from search.proposers import acquisition, build_proposer, gp, qd_bo
+from search.proposers.base import Observation, Proposer, ProposerContext
+from search.space import SearchSpace
+from tests.test_checkpoints import FakeHistory
+
+LAYOUT = CellLayout.build("grid", [MeasureAxis("m0", 0.0, 1.0, 5), MeasureAxis("m1", 0.0, 1.0, 5)])
+LINE = SearchSpace({"x": FloatParam(type="float", low=0.0, high=1.0)})
+HUGE = SearchSpace({"h": FloatParam(type="float", low=1.0, high=1.0e300, log=True)})
+WIDE = SearchSpace({"k": IntParam(type="int", low=1, high=4_000_000_000_000_000_000, log=True)})
+Outcome = Callable[[dict[str, Any]], tuple[float, list[float]]]
+
+
+def proposer(algorithm: str, space: SearchSpace, options: dict[str, Any] | None = None,
+             batch_size: int = 4) -> Proposer:
+    ctx = ProposerContext(space=space, layout=LAYOUT, options=options or {}, batch_size=batch_size, seed=0)
+    return build_proposer(algorithm, ctx)
+
+
+def minus_x(params: dict[str, Any]) -> tuple[float, list[float]]:
+    """Objective −x, measures (x, 0.5): the best point is a corner of the cube."""
+    return -params["x"], [params["x"], 0.5]
+
+
+def campaign(p: Proposer, outcome: Outcome, budget: int) -> list[Observation]:
+    """Ask batches of ``batch_size`` and tell each before the next, as the scheduler does
+    with ``max_in_flight`` = batch; every observation, in order."""
+    space, seen = p.ctx.space, []
+    while len(seen) < budget:
+        told = []
+        for proposal in p.ask(min(p.ctx.batch_size, budget - len(seen))):
+            x = np.asarray(proposal.x, dtype=float)
+            params = proposal.params or space.decode(x)
+            fitness, measures = outcome(params)
+            told.append(Observation(len(seen) + len(told), len(seen) + len(told), x, params, fitness,
+                                    np.array(measures), int(LAYOUT.index_of(np.array([measures]))[0]),
+                                    dict(proposal.meta), p.name))
+        p.tell(told)
+        seen += told
+    return seen
+
+
+def repeats(points: list[np.ndarray], tol: float = 1e-4) -> list[int]:
+    """The indices of the points that repeat an earlier one: within ``tol`` in every coordinate."""
+    xs = np.stack(points)
+    return [i for i in range(1, len(xs)) if (np.abs(xs[:i] - xs[i]).max(axis=1) <= tol).any()]
+
+
+# -- no repeated proposals ----------------------------------------------------------------
+@pytest.mark.parametrize(("algorithm", "options"), [
+    ("qd-bo", {}),
+    ("qd-bo", {"acquisition": "sail", "sail_generations": 5}),
+    ("bo", {}),
+    ("mo-bo", {}),
+], ids=["qd-bo-ejie", "qd-bo-sail", "bo", "mo-bo"])
+def test_no_proposal_repeats_a_point_evaluated_or_in_its_batch(algorithm: str, options: dict[str, Any]) -> None:
+    """Objective −x over x in [0, 1], budget 16, batch 4: every model proposal was x = 0
+    (qd-bo), or two or three of a batch were (bo)."""
+    seen = campaign(proposer(algorithm, LINE, options), minus_x, 16)
+    assert acquisition.DUPLICATE_TOL == 1e-4 and repeats([o.x for o in seen]) == []
+    assert sum(o.meta["source"] == algorithm for o in seen) == 12  # the model's, after 4 Sobol points
+
+
+def test_a_batch_point_that_every_restart_repeats_is_a_fresh_sobol_point() -> None:
+    encoder = gp.Encoder(LINE)
+    taken = np.array([[0.0], [0.5]])
+    ends = np.array([[0.0], [0.5 + acquisition.DUPLICATE_TOL / 2], [0.0]])
+    point = acquisition.pick(ends, np.array([3.0, 2.0, 1.0]), taken, encoder, np.random.default_rng(0))
+    assert not acquisition.duplicates(point[None], taken)[0] and 0.0 <= point[0] <= 1.0
+    # one fresh end: the next-best acquisition value, not a Sobol point
+    ends[2, 0] = 0.7
+    assert acquisition.pick(ends, np.array([3.0, 2.0, 1.0]), taken, encoder, np.random.default_rng(0))[0] == 0.7
+
+
+def test_qd_bo_falls_back_to_fresh_points_when_every_candidate_repeats_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    qd = proposer("qd-bo", LINE, {"candidates": 16})
+    campaign(qd, minus_x, 4)
+    monkeypatch.setattr(qd_bo, "duplicates", lambda points, taken: np.ones(len(points), dtype=bool))
+    batch = [p.x for p in qd.ask(4)]  # every candidate and refinement "repeats": Sobol points that do not
+    assert repeats(list(qd.book.x) + batch) == []
+
+
+def test_bo_passes_its_batch_points_as_pending_in_a_continuous_space(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[torch.Tensor] = []
+    real = qLogNoisyExpectedImprovement.set_X_pending
+
+    def record(self: qLogNoisyExpectedImprovement, X_pending: torch.Tensor | None = None) -> None:
+        if X_pending is not None:  # its constructor sets None
+            seen.append(X_pending)
+        real(self, X_pending)
+
+    monkeypatch.setattr(qLogNoisyExpectedImprovement, "set_X_pending", record)
+    bo = proposer("bo", LINE, {"num_restarts": 2, "raw_samples": 32})
+    campaign(bo, minus_x, 4)
+    bo.book.propose(np.array([0.25]))  # in flight
+    batch = [p.x for p in bo.ask(3)]
+    assert len(seen) == 2  # the 2nd and 3rd points': the in-flight one and the points before
+    for k, pending in enumerate(seen):
+        assert len(pending) == k + 2 and pending[0, 0] == 0.25
+        np.testing.assert_allclose(pending[1:, 0].numpy(), np.stack(batch[: k + 1])[:, 0])
+
+
+# -- objectives of any magnitude ---------------------------------------------------------
+def test_outcomes_of_any_finite_magnitude_standardise_and_map_back() -> None:
+    y = np.array([[1.0, 0.5, 1e-300], [1e300, 0.5, 3e-300], [2e299, 0.5, 2e-300]])
+    z, scale = gp.standardise(y)
+    assert np.isfinite(z).all()
+    np.testing.assert_allclose(z[:, [0, 2]].std(axis=0, ddof=1), 1.0)
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-12)
+    assert (z[:, 1] == 0).all()  # a constant column: centred, not scaled
+    np.testing.assert_allclose(scale.mean_of(z) / scale.scale, y / scale.scale, atol=1e-12)  # float64's resolution
+    assert np.isfinite(scale.std_of(np.ones(3))).all()
+
+
+def huge(params: dict[str, Any], ctx: object) -> dict[str, Any]:
+    """The campaign's evaluator: objective h (up to 1e300)."""
+    return {"objective": params["h"], "measures": {"m0": 0.5, "m1": 0.5}}
+
+
+@pytest.mark.parametrize("algorithm", ["bo", "mo-bo"])
+def test_a_campaign_fits_objectives_near_the_largest_float(sqlite_url: str, algorithm: str,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """h over [1, 1e300] (log), objective h: ``bo`` raised _LinAlgError in ``linalg.eigh``
+    in every ask, and on every resume."""
+    spec = {"name": "huge", "evaluator": {"kind": "python", "target": "tests.test_bayes_edges:huge"},
+            "space": {"h": {"type": "float", "low": 1.0, "high": 1.0e300, "log": True}},
+            "objective": {"name": "objective", "direction": "maximize"},
+            "measures": [{"name": "m0", "low": 0.0, "high": 1.0, "bins": 5},
+                         {"name": "m1", "low": 0.0, "high": 1.0, "bins": 5}],
+            "search": {"algorithm": algorithm, "budget": 12, "batch_size": 4, "max_in_flight": 4, "seed": 0,
+                       "options": {"num_restarts": 2, "raw_samples": 32}}}
+    with caplog.at_level(logging.WARNING, logger="entropy_atlas.bo"):
+        stats = api.run(spec, storage=sqlite_url, executor="inline")
+    assert stats.finished == 12 and stats.counts["failed"] == 0
+    with archive.open(sqlite_url) as atlas:
+        rows = atlas.campaign("huge").evaluations()
+    assert sum(r["proposal"]["source"] == algorithm for r in rows) == 8  # fitted, not the fallback
+    assert not caplog.records
+
+
+def test_a_fit_that_fails_falls_back_to_sobol_points_with_one_warning(monkeypatch: pytest.MonkeyPatch,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    bo = proposer("bo", HUGE, {"num_restarts": 2, "raw_samples": 32})
+    campaign(bo, lambda p: (p["h"], [0.5, 0.5]), 4)
+    calls: list[int] = []
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        raise torch._C._LinAlgError("linalg.eigh: The algorithm failed to converge")
+
+    monkeypatch.setattr(gp, "fit_gp", broken)
+    sobol_before = bo.sobol_drawn
+    with caplog.at_level(logging.WARNING, logger="entropy_atlas.bo"):
+        batch = bo.ask(4)
+    assert len(batch) == 4 and all(p.meta["source"] == "sobol" for p in batch)
+    assert batch[0].meta["fallback"] == "_LinAlgError" and bo.sobol_drawn == sobol_before + 4
+    assert len(caplog.records) == 1 and "_LinAlgError" in caplog.records[0].getMessage()
+    bo.ask(4)
+    assert len(calls) == 2  # the next ask tries the model again
+
+
+# -- optuna-gp and wide ints -------------------------------------------------------------
+def test_optuna_gp_takes_an_int_too_wide_to_enumerate_as_a_rounded_float() -> None:
+    """k in [1, 4e18] (log): GPSampler raised "array is too big" in every ask."""
+    options = {"n_startup_trials": 4}
+    gp_sampler = proposer("optuna-gp", WIDE, options)
+    seen = campaign(gp_sampler, lambda p: (-abs(np.log(p["k"]) - 20.0), [0.5, 0.5]), 12)
+    ks = [o.params["k"] for o in seen]
+    assert all(type(k) is int and 1 <= k <= 4_000_000_000_000_000_000 for k in ks)
+    # a resumed study is rebuilt from the archive's ints, and asks on
+    resumed = proposer("optuna-gp", WIDE, options)
+    resumed.restore(gp_sampler.state(), FakeHistory(seen, []))
+    assert len(resumed.study.trials) == 12 and len(resumed.ask(4)) == 4
+
+
+def test_an_int_within_the_limit_stays_an_int_for_every_sampler() -> None:
+    narrow = SearchSpace({"k": IntParam(type="int", low=0, high=2**16 - 1)})
+    for algorithm, space, as_float in (("optuna-gp", narrow, False), ("optuna-gp", WIDE, True),
+                                       ("optuna-tpe", WIDE, False)):
+        p = proposer(algorithm, space)
+        dist = p._flat({"k": 7})[1]["k"]
+        assert type(dist).__name__ == ("FloatDistribution" if as_float else "IntDistribution")
