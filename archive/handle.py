@@ -1,19 +1,87 @@
-"""The archive as a Python API: ``archive.open(storage).campaign(name)``."""
+"""The archive as a Python API: ``archive.open(storage).campaign(name)``.
+
+Rules:
+
+- A storage is a URL (``sqlite:///atlas.db``, ``postgresql+psycopg://…``), or a
+  :class:`pathlib.Path`, taken as a SQLite file's path (:func:`storage_url`); anything
+  else is a ``TypeError`` naming the argument, as is any argument of the wrong type
+  (a campaign's name, ``top``, ``limit``, ``fields``), where it had been a bare error
+  from the internals (``'<' not supported …``, ``fields="params"`` read letter by letter).
+- A :class:`CampaignHandle` reads the campaign it was opened on, or nothing: every read
+  first checks, in the same snapshot as its data, that the campaign row of its id still
+  has its name and creation time. One deleted since raises
+  :class:`~archive.errors.CampaignNotFound` (``campaign 'h1' was deleted``), where it had
+  read empty results, then, once SQLite reused the id, another campaign's rows under its
+  own name.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import numbers
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from archive.errors import CampaignNotFound
 from archive.layout import CellLayout
+from archive.models import Campaign
 from archive.outputs import EXPORT_SUFFIXES, FIGURE_SUFFIXES, check_output
 from archive.records import CampaignRecord, CampaignSettings, MapData, Stats, scheduler_is_live
 from archive.store import ELITE_FIELDS, Store
 
 
+def storage_url(storage: object, argument: str = "storage") -> str:
+    """``storage`` as a URL: a ``str`` as it is, a :class:`pathlib.Path` as the SQLite file
+    it names (``sqlite:///`` and the path); anything else a ``TypeError`` naming ``argument``."""
+    if isinstance(storage, Path):
+        return f"sqlite:///{storage}"
+    if not isinstance(storage, str):
+        raise TypeError(f"{argument}: must be a storage URL (a str: sqlite:///FILE or postgresql+psycopg://"
+                        f"USER@HOST/DB) or a SQLite file's path (a pathlib.Path), got {shown_value(storage)}")
+    return storage
+
+
+def campaign_name(name: object) -> str:
+    """``name`` when it is a str; else a ``TypeError``."""
+    if not isinstance(name, str):
+        raise TypeError(f"name: must be a campaign's name (a str), got {shown_value(name)}")
+    return name
+
+
+def row_limit(argument: str, value: object) -> int | None:
+    """``value`` when it is an integer or None (a bool is neither); else a ``TypeError``
+    naming ``argument`` (a negative one is refused by the store, with a ``ValueError``)."""
+    if value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool)):
+        return None if value is None else int(value)
+    raise TypeError(f"{argument}: must be an integer or None, got {shown_value(value)}")
+
+
+def elite_fields(fields: object) -> tuple[str, ...]:
+    """``fields`` as a tuple of names: a list or tuple (or other sequence) of str, never a
+    str itself (which was read letter by letter); names not of an elite are the store's to refuse."""
+    if isinstance(fields, str | bytes) or not isinstance(fields, Sequence | set | frozenset):
+        hint = f"; for one field: fields=({fields!r},)" if isinstance(fields, str) else ""
+        raise TypeError(f"fields: must be a sequence of field names (of {', '.join(ELITE_FIELDS)}), got "
+                        f"{shown_value(fields)}{hint}")
+    names = tuple(fields)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"fields: each must be a field name (a str), got {shown_value(name)}")
+    return names
+
+
+def shown_value(value: object) -> str:
+    """``value`` as a message shows it: a short repr and its type."""
+    text = repr(value)
+    return f"{text[:60] + '…' if len(text) > 60 else text} (a {type(value).__name__})"
+
+
 class CampaignHandle:
-    """Read one campaign: progress, elites, evaluations, exports and its map."""
+    """Read one campaign: progress, elites, evaluations, exports and its map. Every read
+    raises :class:`CampaignNotFound` once the campaign is deleted (:meth:`reading`)."""
 
     def __init__(self, store: Store, record: CampaignRecord) -> None:
         self.store = store
@@ -48,25 +116,55 @@ class CampaignHandle:
     def qd_offset(self) -> float:
         return self.settings.qd_offset
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """One snapshot of the store (:meth:`Store.snapshot`) in which the campaign is first
+        checked to be this handle's still (:meth:`_check_present`); the reads inside it see
+        the same moment, so none reads the rows of a campaign deleted (or made anew under a
+        reused id) since the check."""
+        with self.store.snapshot():
+            self._check_present()
+            yield
+
+    def _check_present(self) -> None:
+        """Raise :class:`CampaignNotFound` unless the campaign row of this handle's id still
+        has its name and creation time: one primary-key read."""
+        with self.store.read() as conn:
+            row = conn.execute(select(Campaign.name, Campaign.created_at)
+                               .where(Campaign.id == self.record.id)).first()
+        if row is None or row[0] != self.record.name or float(row[1]) != float(self.record.created_at):
+            raise CampaignNotFound(f"campaign {self.name!r} was deleted")
+
     def refresh(self) -> CampaignHandle:
+        """The campaign's row read again (its status, lease, spec); :class:`CampaignNotFound`
+        where it was deleted, even when another campaign now has its name."""
         record = self.store.campaign(self.name)
-        if record is not None:
-            self.record = record
+        if record is None or record.id != self.record.id or record.created_at != self.record.created_at:
+            raise CampaignNotFound(f"campaign {self.name!r} was deleted")
+        self.record = record
         return self
 
     def stats(self, by_proposer: dict[str, dict[str, int]] | None = None) -> Stats:
         """:meth:`Store.stats` (``by_proposer``: :meth:`proposer_counts`, when read already)."""
-        return self.store.stats(self.record.id, self.layout.cells, self.qd_offset, by_proposer)
+        with self.reading():
+            return self.store.stats(self.record.id, self.layout.cells, self.qd_offset, by_proposer)
 
     def elites(self, top: int | None = None, fields: Sequence[str] = ELITE_FIELDS) -> list[dict[str, Any]]:
-        """:meth:`Store.elites`: best first, with the evaluation's ``fields`` (all by default)."""
-        return self.store.elites(self.record.id, top=top, fields=fields)
+        """:meth:`Store.elites`: best first, at most ``top`` (an integer; None: all), with the
+        evaluation's ``fields`` (a sequence of names, all by default)."""
+        top, fields = row_limit("top", top), elite_fields(fields)
+        with self.reading():
+            return self.store.elites(self.record.id, top=top, fields=fields)
 
     def evaluations(self, status: str | None = None) -> list[dict[str, Any]]:
-        return self.store.evaluations(self.record.id, status=status)
+        """The campaign's evaluations in sequence order, those of ``status`` alone if given."""
+        with self.reading():
+            return self.store.evaluations(self.record.id, status=status)
 
     def proposer_counts(self) -> dict[str, dict[str, int]]:
-        return self.store.proposer_counts(self.record.id)
+        """For each proposer, how many of its evaluations are in each status."""
+        with self.reading():
+            return self.store.proposer_counts(self.record.id)
 
     def export(self, path: str | Path) -> Path:
         """All evaluations and elites to ``.json``, ``.csv`` or ``.parquet`` (:mod:`archive.export`)."""
@@ -75,7 +173,7 @@ class CampaignHandle:
         path = Path(path)
         if path.is_dir() or path.suffix.lower() in EXPORT_SUFFIXES:  # another suffix: export_campaign names the formats
             check_output(path, EXPORT_SUFFIXES, self.store.url)
-        with gc_paused(), self.store.snapshot():  # the rows and the elites of one moment
+        with gc_paused(), self.reading():  # the rows and the elites of one moment
             data = ExportData(self.name, self.spec, self.refresh().record.live_status(),
                               self.store.evaluation_texts(self.record.id, EVALUATION_FIELDS, JSON_FIELDS),
                               self.store.elite_cells(self.record.id))
@@ -87,8 +185,8 @@ class CampaignHandle:
         best) from :meth:`Store.stats` over the elites table alone (no evaluation counted;
         its exactly rounded fitness sum: a plain ``sum`` here had said 0 where 1e308 and
         -1e308 cancel), both read at one moment."""
-        with self.store.snapshot():
-            elites = self.elites(fields=("measures",))
+        with self.reading():
+            elites = self.store.elites(self.record.id, fields=("measures",))
             stats = self.store.stats(self.record.id, self.layout.cells, self.qd_offset, by_proposer={})
         return MapData(self.name, self.layout, self.settings, elites, stats)
 
@@ -122,11 +220,15 @@ class CampaignHandle:
     def failure_summary(self, limit: int = 5) -> list[tuple[str, int]]:
         """The ``limit`` most common failure messages (an error's first line) and their
         counts, most common first."""
-        return self.store.failure_summary(self.record.id, limit=limit)
+        limit = row_limit("limit", limit)
+        with self.reading():
+            return self.store.failure_summary(self.record.id, limit=limit)
 
     def failed_evaluations(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Failed evaluations, the latest first, at most ``limit``."""
-        return self.store.failed_evaluations(self.record.id, limit=limit)
+        """Failed evaluations, the latest first, at most ``limit`` (an integer; None: all)."""
+        limit = row_limit("limit", limit)
+        with self.reading():
+            return self.store.failed_evaluations(self.record.id, limit=limit)
 
     def lease_is_live(self, now: float | None = None) -> bool:
         """Whether a scheduler holds the campaign's lease, it has not expired, and its holder
@@ -135,22 +237,29 @@ class CampaignHandle:
 
     def delete(self, force: bool = False) -> dict[str, int]:
         """Delete the campaign and all its rows (refused while its lease is live, unless
-        ``force``); the counts deleted, by table. Needs a storage opened for writing."""
+        ``force``); the counts deleted, by table. Needs a storage opened for writing. A
+        campaign deleted already is :class:`CampaignNotFound`, never another campaign that
+        took its id since (checked just before the delete's own transaction)."""
+        self._check_present()
         return self.store.delete_campaign(self.record.id, force=force)
 
 
 class ArchiveHandle:
     """A storage, opened read-only by default (nothing created, nothing migrated); with
-    ``readonly=False`` it is created and migrated as a campaign run would."""
+    ``readonly=False`` it is created and migrated as a campaign run would. ``storage``: a
+    URL, or a :class:`pathlib.Path` of a SQLite file (:func:`storage_url`)."""
 
-    def __init__(self, storage: str, readonly: bool = True) -> None:
-        self.store = Store(storage, readonly=readonly)
+    def __init__(self, storage: str | Path, readonly: bool = True) -> None:
+        if not isinstance(readonly, bool):
+            raise TypeError(f"readonly: must be True or False, got {shown_value(readonly)}")
+        self.store = Store(storage_url(storage), readonly=readonly)
 
     def campaigns(self) -> list[CampaignHandle]:
         return [CampaignHandle(self.store, r) for r in self.store.campaigns()]
 
     def campaign(self, name: str) -> CampaignHandle:
-        return CampaignHandle(self.store, self.store.require_campaign(name))
+        """The campaign called ``name`` (a str); :class:`CampaignNotFound` naming the known ones."""
+        return CampaignHandle(self.store, self.store.require_campaign(campaign_name(name)))
 
     def close(self) -> None:
         self.store.close()

@@ -14,6 +14,18 @@ check that needs no storage before it opens the storage at all (the executor, an
 proposer with each of its options, built on the spec's own layout): a refused campaign
 creates no storage file and no schema either.
 
+The arguments are checked at the entry, before anything else, each wrong one a
+``TypeError`` naming it and what it takes (``spec_or_path``, ``storage``, ``progress``, …),
+where a bare error had come from the internals, or, for a ``progress`` that is not
+callable, after the campaign was written (its rows left ``running``). A ``storage`` is a
+URL, or a :class:`pathlib.Path` taken as a SQLite file's path
+(:func:`archive.handle.storage_url`). :func:`resume` looks its campaign up before it
+opens the storage for writing: a campaign that is not there creates no storage file.
+
+The executor is started inside the ``try`` that shuts it down: a start refused after it
+has started something (a private Ray, then a cluster without the resources asked for)
+leaves nothing running.
+
 Each run builds its space and layout once (:class:`search.run.RunSetup`); the proposer
 is built from that setup, and the scheduler gets the same objects with the campaign's
 record (:class:`search.run.CampaignRun`).
@@ -26,8 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archive.engine import DEFAULT_STORAGE, default_storage  # re-exported: the API's default
-from archive.errors import SchemaBehind
+from archive.engine import DEFAULT_STORAGE, default_storage, parse_storage_url, sqlite_file  # the default re-exported
+from archive.errors import CampaignNotFound, SchemaBehind
+from archive.handle import campaign_name, shown_value, storage_url
 from archive.records import Stats
 from archive.store import Store
 from entropy_atlas import settings
@@ -41,16 +54,40 @@ from workers.executors import ExecutorConfig, make_executor
 from workers.executors import base as executor_base
 from workers.executors.base import Executor
 
-__all__ = ["DEFAULT_STORAGE", "as_spec", "check_campaign", "checked_proposer", "default_storage", "is_complete",
-           "prepare", "resume", "run"]
+__all__ = ["DEFAULT_STORAGE", "as_spec", "check_campaign", "checked_proposer", "checked_storage", "default_storage",
+           "is_complete", "prepare", "require_stored", "resume", "run"]
 
 
 def as_spec(spec_or_path: CampaignSpec | dict[str, Any] | str | Path) -> CampaignSpec:
+    """A :class:`CampaignSpec` as it is, a dict parsed, a str or :class:`pathlib.Path` read
+    as the campaign file; anything else a ``TypeError``."""
+    if not isinstance(spec_or_path, CampaignSpec | dict | str | Path):
+        raise TypeError(f"spec_or_path: must be a CampaignSpec, a dict, or a campaign file's path (a str or "
+                        f"pathlib.Path), got {shown_value(spec_or_path)}")
     if isinstance(spec_or_path, CampaignSpec):
         return spec_or_path
     if isinstance(spec_or_path, dict):
         return parse_spec(spec_or_path)
     return load_spec(spec_or_path)
+
+
+def checked_storage(storage: object) -> str:
+    """The storage URL: ``storage`` (a URL, or a :class:`pathlib.Path` of a SQLite file), or
+    the default where it is None (or empty); any other type a ``TypeError``."""
+    return default_storage() if storage is None or storage == "" else storage_url(storage)
+
+
+def check_arguments(executor: object, address: object, progress: object) -> None:
+    """A ``TypeError`` for an argument of :func:`run` or :func:`resume` of the wrong type:
+    ``executor`` (a name or an :class:`Executor`), ``address`` (a str or None), ``progress``
+    (a callable or None), each checked before anything is started or written."""
+    if not isinstance(executor, str | Executor):
+        raise TypeError(f"executor: must be an executor's name (ray, inline) or an Executor, "
+                        f"got {shown_value(executor)}")
+    if address is not None and not isinstance(address, str):
+        raise TypeError(f"address: must be a Ray cluster's address (a str) or None, got {shown_value(address)}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress: must be a callable taking the run's Stats, or None, got {shown_value(progress)}")
 
 
 def executor_config(spec: CampaignSpec) -> ExecutorConfig:
@@ -153,26 +190,34 @@ def _prepare(store: Store, spec: CampaignSpec, ex: Executor, checked: CheckedPro
 
 def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Stats], None] | None,
          lease_ttl_s: float, checked: CheckedProposer | None = None, source: str = "campaign") -> Stats:
-    prepared = _prepare(store, spec, ex, checked, source)
-    prepared.executor.start()  # Ray's address and resources are refused before the campaign is written
     try:
-        problem = prepared.executor.setup_problem(executor_base.SETUP_CHECK_S)  # and a setup that fails
+        prepared = _prepare(store, spec, ex, checked, source)
+        ex.start()  # Ray's address and resources are refused before the campaign is written
+        problem = ex.setup_problem(executor_base.SETUP_CHECK_S)  # and a setup that fails
         if problem is not None:
             written = prepared.plan.existing is not None
             raise EvaluatorSetupFailed(setup_failed_message(spec.name, problem, written=written))
-        return Scheduler(store, prepared.commit(store), prepared.proposer, prepared.executor, progress=progress,
+        return Scheduler(store, prepared.commit(store), prepared.proposer, ex, progress=progress,
                          lease_ttl_s=lease_ttl_s).run()
     except BaseException:
-        prepared.executor.shutdown()  # where the run did not get to (a busy campaign); a second one does nothing
+        ex.shutdown()  # where the run did not get to (a busy campaign, a refused start); a second one does nothing
         raise
 
 
-def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str | None = None,
+def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str | Path | None = None,
         executor: str | Executor = "ray", address: str | None = None, name: str | None = None,
         budget: int | None = None, progress: Callable[[Stats], None] | None = None,
         source: str | None = None) -> Stats:
     """Create the campaign (or continue it if the same spec exists) and run it to budget.
-    A refused campaign's errors name ``source`` (default: the file's path, when given one)."""
+
+    ``spec_or_path``: a :class:`CampaignSpec`, a dict, or the campaign file's path (str or
+    :class:`pathlib.Path`); ``storage``: a URL, or a :class:`pathlib.Path` taken as a
+    SQLite file's path (None: the default storage); ``progress``: a callable given the
+    :class:`Stats` as the run goes, or None. A wrong type is a ``TypeError`` before
+    anything is done. A refused campaign's errors name ``source`` (default: the file's
+    path, when given one)."""
+    check_arguments(executor, address, progress)
+    url = checked_storage(storage)
     spec = as_spec(spec_or_path)
     source = source or (str(spec_or_path) if isinstance(spec_or_path, str | Path) else "campaign")
     if name is not None or budget is not None:
@@ -180,11 +225,11 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
     ex = built_executor(spec, executor, address)  # before the storage is even opened
     checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
     lease_ttl_s = settings.lease_ttl_s()  # and so does a malformed ATLAS_LEASE_TTL
-    ex.start()  # and a cluster that cannot serve it (resources, address): Store() below creates the file
     try:
-        store = Store(storage or default_storage())
+        ex.start()  # and a cluster that cannot serve it (resources, address): Store() below creates the file
+        store = Store(url)
     except BaseException:
-        ex.shutdown()
+        ex.shutdown()  # a refused start too: the private Ray it started goes with it
         raise
     try:
         return _run(store, spec, ex, progress, lease_ttl_s, checked, source)
@@ -192,11 +237,19 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
         store.close()
 
 
-def resume(name: str, storage: str | None = None, executor: str | Executor = "ray", address: str | None = None,
-           budget: int | None = None, progress: Callable[[Stats], None] | None = None) -> Stats:
-    """Continue a stopped or killed campaign from what its storage holds."""
+def resume(name: str, storage: str | Path | None = None, executor: str | Executor = "ray",
+           address: str | None = None, budget: int | None = None,
+           progress: Callable[[Stats], None] | None = None) -> Stats:
+    """Continue a stopped or killed campaign from what its storage holds. ``storage`` and
+    ``progress`` as for :func:`run`. The campaign is looked up before the storage is opened
+    for writing (:func:`require_stored`): one that is not there is
+    :class:`~archive.errors.CampaignNotFound` with nothing created."""
+    name = campaign_name(name)
+    check_arguments(executor, address, progress)
+    url = checked_storage(storage)
     lease_ttl_s = settings.lease_ttl_s()  # a malformed ATLAS_LEASE_TTL is refused before anything is written
-    store = Store(storage or default_storage())
+    require_stored(url, name)
+    store = Store(url)
     try:
         _, spec = stored_spec(store, name)
         source = f"stored spec of {name}"  # what its errors name, as parsing it does
@@ -208,12 +261,32 @@ def resume(name: str, storage: str | None = None, executor: str | Executor = "ra
         store.close()
 
 
-def is_complete(storage: str, name: str, budget: int | None = None) -> tuple[bool, int, int]:
+def require_stored(url: str, name: str) -> None:
+    """Raise :class:`~archive.errors.CampaignNotFound` where storage ``url`` holds no
+    campaign ``name``, writing nothing: a SQLite file that does not exist holds none (and
+    is not created), and another storage is opened read-only to look. An archive at an
+    older schema revision is left to the open for writing, which brings it up and looks;
+    a storage that holds no archive is refused as the read commands refuse it."""
+    path = sqlite_file(parse_storage_url(url))
+    if path is not None and not path.exists():
+        raise CampaignNotFound(f"no campaign named {name!r}: the storage file {path} does not exist")
+    try:
+        store = Store(url, readonly=True)
+    except SchemaBehind:
+        return
+    try:
+        store.require_campaign(name)
+    finally:
+        store.close()
+
+
+def is_complete(storage: str | Path, name: str, budget: int | None = None) -> tuple[bool, int, int]:
     """Whether campaign ``name`` has nothing left to do at ``budget`` (default: its own):
     every row created and finished, and the campaign recorded ``finished`` (a run killed
     after its last result but before that has its record to finish). Returns (complete,
     finished, budget); opens read-only, but for an archive at an older schema revision,
-    which it brings up (a resume writes)."""
+    which it brings up (a resume writes). ``storage`` as for :func:`run` (None not taken)."""
+    storage, name = storage_url(storage), campaign_name(name)
     try:
         store = Store(storage, readonly=True)
     except SchemaBehind:

@@ -3,6 +3,7 @@ behind when the scheduler is killed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -78,3 +79,57 @@ def test_kill_9_of_the_scheduler_leaves_no_ray_process_of_its_own(tmp_path: Path
     for pid in left:  # do not leave them to the next test, whatever happened
         os.kill(pid, signal.SIGKILL)
     assert not left, f"{len(left)} of {len(ours)} processes outlived the scheduler"
+
+
+REFUSED_THEN_RUN = """
+import json, os, signal, sys, time
+import ray
+from search import api
+from tests.conftest import quadratic_spec
+from workers.executors.base import ExecutorError
+from workers.executors.reaper import descendants, is_alive
+
+def ours_gone(within):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        alive = [p for p, started in descendants(os.getpid()) if is_alive(p, started)]
+        if not alive:
+            return True
+        time.sleep(0.2)
+    return False
+
+url, out = sys.argv[1], {}
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # not callable: it was left as Ray's own
+spec = quadratic_spec(search__budget=4, search__batch_size=2, search__max_in_flight=2)
+spec["resources"]["num_cpus"] = 1000
+try:
+    api.run(spec, storage=url, executor="ray")
+except ExecutorError as exc:
+    out["refused"] = str(exc)
+out["initialized_after_refusal"] = ray.is_initialized()
+out["sigterm_ignored"] = signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+out["processes_gone_after_refusal"] = ours_gone(30)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a plain script's
+out["finished"] = api.run(quadratic_spec(search__budget=4, search__batch_size=2, search__max_in_flight=2),
+                          storage=url, executor="ray").finished
+out["initialized_after_run"] = ray.is_initialized()
+out["sigterm_default"] = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+out["processes_gone_after_run"] = ours_gone(30)
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_a_refused_start_leaves_no_ray_and_each_run_puts_sigterm_back(tmp_path: Path) -> None:
+    """A private Ray refused at start (5 CPUs an evaluation on a smaller machine) stayed up
+    in the caller's process, and the next run reused it without shutting it down; the
+    SIGTERM handler before ``ray.init`` was put back only when callable (not ``SIG_IGN``,
+    not ``SIG_DFL``). Run in a process of its own: this one's Ray stays untouched."""
+    done = subprocess.run([sys.executable, "-c", REFUSED_THEN_RUN, f"sqlite:///{tmp_path / 'a.db'}"],
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    out = json.loads(lines[-1].removeprefix("RESULT "))
+    assert "ask for 1000 of 'CPU' each" in out["refused"]
+    assert out == {**out, "initialized_after_refusal": False, "sigterm_ignored": True,
+                   "processes_gone_after_refusal": True, "finished": 4, "initialized_after_run": False,
+                   "sigterm_default": True, "processes_gone_after_run": True}

@@ -1,10 +1,11 @@
 """``portfolio``: several proposers at once, a UCB1 bandit choosing who proposes next.
 
 Options: ``{members: {map-elites: {...options}, bo: {...}}, c: 1.0}``. Every member is
-told every result (so archive-based members keep their archive complete); only the
-member that made a proposal sees its bookkeeping. The reward of a proposal is 1 when it
-improved the map (a new cell, or a strictly better elite) and 0 otherwise, and a member
-is chosen by
+told every result (so archive-based members keep their archive complete), each its own
+copy of it (:func:`_told`: a member that changes what it was told changes nothing
+another member holds); only the member that made a proposal sees its bookkeeping. The
+reward of a proposal is 1 when it improved the map (a new cell, or a strictly better
+elite) and 0 otherwise, and a member is chosen by
 
     argmax_i  r̄_i + c · sqrt(2 ln N / n_i)
 
@@ -22,6 +23,7 @@ which is what ``tell`` saw, and each member resumes as from its own legacy pickl
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -56,9 +58,30 @@ class _MemberHistory:
 
 
 def _for_member(o: Observation, member: str) -> Observation:
+    """``o`` as ``member`` reads it from the archive (each read builds its own
+    observations): the bookkeeping (``meta``) empty unless the member proposed it."""
     if o.proposer == member:
         return o
     return Observation(o.evaluation_id, o.seq, o.x, o.params, o.fitness, o.measures, o.cell, {}, o.proposer)
+
+
+def _told(o: Observation, member: str) -> Observation:
+    """``o`` as ``member`` is told it: its own copy (the point and measures copied, the
+    parameters and bookkeeping deep-copied: :func:`_copied`), the bookkeeping empty
+    unless the member proposed it. A member that changes what it was told (``o.x[:] = …``,
+    ``o.params.clear()``) had changed it for every member told after it."""
+    meta = _copied(o.meta) if o.proposer == member else {}
+    return Observation(o.evaluation_id, o.seq, np.array(o.x, copy=True), _copied(o.params), o.fitness,
+                       None if o.measures is None else np.array(o.measures, copy=True), o.cell, meta, o.proposer)
+
+
+_SCALARS = (int, float, str, bool, bytes, type(None))
+
+
+def _copied(values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``values`` that shares nothing mutable: plain scalars as they are (the
+    usual parameters: no ``deepcopy`` call each), anything else deep-copied."""
+    return {k: v if isinstance(v, _SCALARS) else copy.deepcopy(v) for k, v in values.items()}
 
 
 class PortfolioProposer(Proposer):
@@ -141,7 +164,7 @@ class PortfolioProposer(Proposer):
         for o in observations:
             self._credit(o)
         for name, member in self.members.items():
-            member.tell([_for_member(o, name) for o in observations])
+            member.tell([_told(o, name) for o in observations])
 
     def _credit(self, o: Observation) -> None:
         """Count ``o`` for the member that proposed it: reward 1 when it improved the map."""

@@ -1,8 +1,13 @@
 """The inline executor: evaluations run in the scheduler's own process, in order.
 
 For debugging, fast tests and cheap evaluators. Timeouts use ``SIGALRM`` when running
-on the main thread of a POSIX process (elsewhere they are not enforced). An evaluation
-that changes the working directory has it changed back by the end of the poll.
+on the main thread of a POSIX process. Elsewhere (a run started from a
+``threading.Thread``) they cannot be enforced: the run says so once, as a warning on
+``entropy_atlas.executor``, and goes on without them (the Ray executor, or the main
+thread, enforces them). A caller's own ``SIGALRM`` handler and ``ITIMER_REAL`` timer are
+set aside while a poll runs evaluations and put back at its end, the timer with its time
+left less what the poll took (fired at once where that has passed). An evaluation that
+changes the working directory has it changed back by the end of the poll.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from types import FrameType
 from typing import Any
 
 from workers.executors.base import ExecutorConfig
-from workers.executors.in_process import InProcessExecutor
+from workers.executors.in_process import InProcessExecutor, log
 from workers.runner import EvaluationTask, EvaluationTimeout, Outcome, run_tasks, setup_failure, worker_name
 
 
@@ -27,6 +32,7 @@ class InlineExecutor(InProcessExecutor):
         super().__init__(config)
         self._queue: collections.deque[EvaluationTask] = collections.deque()
         self._finished: list[Outcome] = []  # outcomes a Ctrl-C cut off from their poll
+        self._said_unenforced = False  # whether the run was told its timeouts cannot be enforced here
 
     def capacity(self) -> int:
         return self._chunk if self._evaluator is not None else 1
@@ -49,6 +55,7 @@ class InlineExecutor(InProcessExecutor):
         outcomes: list[Outcome] = []
         try:
             with _Alarm() as alarm, _same_directory():
+                self._warn_if_unenforced(alarm)
                 while self._queue and (not outcomes or time.monotonic() < deadline):  # results reach the store often
                     batch = [self._queue.popleft() for _ in range(min(chunk, len(self._queue)))]
                     self._report_started([t.evaluation_id for t in batch])
@@ -57,6 +64,16 @@ class InlineExecutor(InProcessExecutor):
             self._finished = outcomes + list(getattr(exc, "finished", []))
             raise
         return outcomes
+
+    def _warn_if_unenforced(self, alarm: _Alarm) -> None:
+        """One warning a run where ``timeout_s`` cannot be enforced (no ``SIGALRM`` here:
+        not the main thread, or not POSIX), where it had been dropped without a word."""
+        if alarm.usable or self._said_unenforced:
+            return
+        self._said_unenforced = True
+        where = "off the main thread" if hasattr(signal, "setitimer") else "on this platform (no SIGALRM)"
+        log.warning("timeout_s (%g s) cannot be enforced by the inline executor %s: evaluations run to their "
+                    "end; use the Ray executor, or run from the main thread", self.config.timeout_s, where)
 
     def take_finished(self) -> list[Outcome]:
         finished, self._finished = self._finished, []
@@ -98,22 +115,41 @@ def _same_directory() -> Iterator[None]:
 class _Alarm:
     """``SIGALRM`` as a per-evaluation timeout: the handler is installed once per poll
     (and the previous one put back after it), the timer armed around each batch. Usable
-    only on the main thread of a POSIX process."""
+    only on the main thread of a POSIX process.
+
+    A timer the caller had running (``signal.setitimer(ITIMER_REAL, …)``) is set aside
+    with its handler and put back at the end: its time left less the time the poll took,
+    and its interval; one whose time has passed fires at once (in a microsecond), under
+    the caller's own handler."""
 
     def __init__(self) -> None:
         self.usable = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
         self._limit: float | None = None  # the armed batch's limit; None: an alarm now is ignored
         self._previous: Any = None
+        self._timer: tuple[float, float] = (0.0, 0.0)  # the caller's timer when the poll began: (left, interval)
+        self._entered = 0.0
 
     def __enter__(self) -> _Alarm:
         if self.usable:
+            self._timer = signal.setitimer(signal.ITIMER_REAL, 0)  # stopped: the caller's fires after the poll
+            self._entered = time.monotonic()
             self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.usable:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._previous)
+            if self._previous is not None:  # None: a handler not set from Python, which cannot be put back
+                signal.signal(signal.SIGALRM, self._previous)
+            self._restore_timer()
+
+    def _restore_timer(self) -> None:
+        """The caller's timer again, less the time the poll took (at least a microsecond:
+        at once where it has passed); nothing where none was running."""
+        left, interval = self._timer
+        if left <= 0:
+            return
+        signal.setitimer(signal.ITIMER_REAL, max(left - (time.monotonic() - self._entered), 1e-6), interval)
 
     def _on_alarm(self, _signum: int, _frame: FrameType | None) -> None:
         if self._limit is not None:  # an alarm that lands after the batch returned is ignored

@@ -102,22 +102,48 @@ class RayExecutor(Executor):
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
+        """Start (or join) Ray and the pool of actors. Without an ``address`` a private local
+        Ray is started in this process (:meth:`_init_ray`). Whatever fails after that (a
+        cluster without the resources asked for, a Ctrl-C) shuts it down again, with the
+        actors made so far (:meth:`shutdown`): a refused start leaves no Ray behind, and
+        the next run starts (and stops) its own."""
         if self._slots:
             return
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True,
-                                      "configure_logging": False}
-            if self.address:
-                check_reachable(self.address)  # else ray.init retries an address nothing answers for minutes
-                kwargs["address"] = self.address
-            else:  # a private local Ray, never a stale or another user's cluster found on this host
-                kwargs["address"] = "local"
-                os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            handler = signal.getsignal(signal.SIGTERM)
+            self._init_ray()
+        try:
+            self._start_pool()
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def _init_ray(self) -> None:
+        """``ray.init``: at ``address`` (checked first), or a private local Ray, never a stale
+        or another user's cluster found on this host. ``ray.init`` puts its own ``SIGTERM``
+        handler in place (exit 1, a C dump); the one before it is put back, whatever it was
+        (a function, ``SIG_DFL``, ``SIG_IGN``), on the main thread, where one can be set."""
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, "configure_logging": False}
+        if self.address:
+            check_reachable(self.address)  # else ray.init retries an address nothing answers for minutes
+            kwargs["address"] = self.address
+        else:
+            kwargs["address"] = "local"
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        handler = signal.getsignal(signal.SIGTERM)  # None: one not set from Python, which cannot be put back
+        try:
             ray.init(**kwargs)
             self._started_ray = True
-            if callable(handler) and threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGTERM, handler)  # ray.init put its own in place (exit 1, a C dump)
+        except BaseException:  # a Ctrl-C half-way: what it had started goes with it
+            if ray.is_initialized():
+                ray.shutdown()
+            raise
+        finally:
+            if handler is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, handler)
+
+    def _start_pool(self) -> None:
+        """The actors (as many as :meth:`_pool_size` allows), and, in a Ray of our own, a wait
+        for them to be placed and the reaper that stops that Ray if this process is killed."""
         self._chunk = self._batch_size()
         self._remote = ray.remote(EvaluatorActor).options(
             num_cpus=self.config.num_cpus, num_gpus=self.config.num_gpus, memory=self.config.memory_bytes,
