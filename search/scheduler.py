@@ -28,7 +28,16 @@ A proposer that raises stops the run with one line (:class:`ProposerFailed`): in
 after writing the turn as far as it got (the results it was told, the rows asked before,
 the checkpoint of the state it is in), so a resume dispatches those rows and loses none;
 in ``tell`` or ``state``, writing nothing of the turn, whose evaluations a resume runs and
-tells again.
+tells again; in ``restore``, before the run writes anything. What an ask returns is checked
+before it is stored (:class:`search.proposals.ProposalRows`): coordinates outside [0, 1] are
+clipped and params a proposer gives are repaired where the repair is plain
+(:meth:`SearchSpace.repair_proposed`); anything else (not a list of proposals, a point of
+another dimension or with a non-finite coordinate, params the space cannot take, meta JSON
+cannot store) stops the run as an ask that raised does. So is a ``state()`` that is not
+``bytes``, as a ``state`` that raised. No row ever holds params outside the space.
+
+A progress callback that raises stops the run as a Ctrl-C does (the outcomes polled before
+it written), then its exception propagates unchanged.
 
 Failing fast: an evaluator that cannot be set up stops the run at once
 (:class:`EvaluatorSetupFailed`; its rows go back to ``pending`` uncharged), and a run
@@ -62,6 +71,7 @@ from entropy_atlas.interrupts import held_interrupts
 from search.campaigns import write_limits
 from search.history import ArchiveHistory
 from search.lease_keeper import LeaseKeeper
+from search.proposals import BadProposals, ProposalRows
 from search.proposers.base import Observation, Proposal, Proposer
 from search.proposers.checkpoint import CheckpointError
 from search.run import CampaignRun
@@ -103,6 +113,15 @@ class ProposerStuck(AtlasError, RuntimeError):
     """The proposer proposed nothing while nothing was in flight: the run cannot go on."""
 
 
+class _ProgressRaised(Exception):
+    """The progress callback raised ``error`` (not a Ctrl-C): the run stops as a Ctrl-C
+    stops it, then ``error`` propagates unchanged (:meth:`Scheduler.run`)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def proposer_failed_message(name: str, proposer: str, phase: str, exc: BaseException, kept: str) -> str:
     """The one line a proposer's error ends a run with: what raised, where, and what of the
     turn was ``kept``."""
@@ -114,6 +133,13 @@ def proposer_failed_message(name: str, proposer: str, phase: str, exc: BaseExcep
     lines = str(exc).strip().splitlines()
     error = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     return (f"campaign {name!r}: proposer {proposer} raised in {phase}: {error}{where}; {kept}; "
+            f"fix the proposer (or its options) and `atlas resume {name}`")
+
+
+def proposer_output_message(name: str, proposer: str, problem: str, kept: str) -> str:
+    """The one line a proposer's unusable output ends a run with: ``problem`` (what it
+    gave, as :class:`BadProposals` words it) and what of the turn was ``kept``."""
+    return (f"campaign {name!r}: proposer {proposer} {problem}; {kept}; "
             f"fix the proposer (or its options) and `atlas resume {name}`")
 
 
@@ -186,6 +212,7 @@ class Scheduler:
         self.poll_s = poll_s
         self.layout = run.layout
         self.space = run.space
+        self._proposal_rows = ProposalRows(self.space, proposer.name)
         self.sign = run.sign
         self.holder = lease_holder_id()
         self.inflight: dict[int, _InFlight] = {}
@@ -206,6 +233,7 @@ class Scheduler:
         self._ask_failed: Exception | None = None  # the proposer's ask raised: the run stops after this turn
         self._ask_s = 0.0  # how long the last turn's asks took
         self._interrupted_in_poll = False  # a Ctrl-C came while the executor ran evaluations
+        self._polled: list[Outcome] = []  # outcomes polled but not yet written when the progress callback raised
         self._unwritten: set[int] = set()  # evaluations settled (out of flight) whose results are not written yet
         executor.on_start = self._started
 
@@ -226,16 +254,13 @@ class Scheduler:
                 f"(at most {self.lease_ttl_s:g} s), then `atlas resume {self.campaign.name}`"
             )
         status = "stopped"
+        progress_error: Exception | None = None  # the callback's, raised once the run has stopped
         try:
             self._keeper = LeaseKeeper(self.store.url, self.cid, self.holder, self.lease_ttl_s)
+            self._restore()  # first: a proposer that cannot be restored leaves the campaign as it was
             write_limits(self.store, self.campaign, self.spec)  # a new budget, only once the run holds the lease
             self.store.set_status(self.cid, self.holder, "running")
             self.store.fold_starts(self.cid, self.holder)  # a dead scheduler's last starts count first
-            history = ArchiveHistory(self.store, self.cid, self.layout, self.sign)
-            try:
-                self.proposer.restore(self.store.load_checkpoint(self.cid, self.proposer.name), history)
-            except CheckpointError as exc:
-                raise CheckpointError(f"campaign {self.campaign.name!r}: {exc}") from None
             self.executor.start()
             self.created = self.store.count_created(self.cid)
             self.next_seq = self.store.next_seq(self.cid)
@@ -251,7 +276,7 @@ class Scheduler:
                     break
                 outcomes = self._poll()
                 self._heartbeat()
-                self._report()
+                self._report_polled(outcomes)
             self._flush()
             status = "finished"
         except CampaignDeleted:
@@ -264,14 +289,11 @@ class Scheduler:
             self._report(final=True)  # the bar shows the failures that stopped the run, not the last tick's
             raise
         except KeyboardInterrupt:
-            try:
-                self._stop_cleanly()
-            except CampaignDeleted:
-                raise LeaseLost(self._deleted()) from None
-            except LeaseConflict:
-                raise LeaseLost(f"campaign {self.campaign.name!r}: another scheduler took over while this one "
-                                "was stopped; it stopped without writing more") from None
+            self._stop_held()
             raise
+        except _ProgressRaised as stop:
+            self._stop_held()
+            progress_error = stop.error
         finally:
             try:
                 if self._keeper is not None:
@@ -283,10 +305,52 @@ class Scheduler:
                 self.store.finish_run(self.cid, self.holder, status)
             finally:
                 self.executor.shutdown()
+        if progress_error is not None:
+            raise progress_error  # the caller's own exception, outside this handler's context
         stats = self.stats()
         if self.progress:
             self.progress(stats)
         return stats
+
+    def _restore(self) -> None:
+        """Restore the proposer from its checkpoint and the archive. An unreadable checkpoint
+        is a :class:`CheckpointError` naming the campaign; any other error the proposer
+        raises (a plug-in's bug) is :class:`ProposerFailed`: one line, nothing of the run
+        written. The archive's own errors (a lease lost, a campaign deleted) stay themselves."""
+        history = ArchiveHistory(self.store, self.cid, self.layout, self.sign)
+        try:
+            self.proposer.restore(self.store.load_checkpoint(self.cid, self.proposer.name), history)
+        except CheckpointError as exc:
+            raise CheckpointError(f"campaign {self.campaign.name!r}: {exc}") from None
+        except AtlasError:
+            raise
+        except Exception as exc:
+            _raise_if_interrupted(exc)
+            raise ProposerFailed(proposer_failed_message(
+                self.campaign.name, self.proposer.name, "restore", exc, "nothing of the run was written")) from exc
+
+    def _stop_held(self) -> None:
+        """:meth:`_stop_cleanly`, as :class:`LeaseLost` where the lease went meanwhile."""
+        try:
+            self._stop_cleanly()
+        except CampaignDeleted:
+            raise LeaseLost(self._deleted()) from None
+        except LeaseConflict:
+            raise LeaseLost(f"campaign {self.campaign.name!r}: another scheduler took over while this one "
+                            "was stopped; it stopped without writing more") from None
+
+    def _report_polled(self, outcomes: list[Outcome]) -> None:
+        """Report progress between a poll and the turn that writes its ``outcomes``. A
+        callback that raises (a Ctrl-C, or any error: :class:`_ProgressRaised`) stops the
+        run with ``outcomes`` kept for :meth:`_stop_cleanly` to write, so none is lost."""
+        try:
+            self._report()
+        except KeyboardInterrupt:
+            self._polled = outcomes
+            raise
+        except Exception as exc:
+            self._polled = outcomes
+            raise _ProgressRaised(exc) from exc
 
     def _poll(self) -> list[Outcome]:
         """The executor's outcomes within ``poll_s``, noting an interrupt that came meanwhile."""
@@ -314,7 +378,7 @@ class Scheduler:
         if given_up:  # an earlier run's losses: not this run's evaluations, so not its fail-fast's
             results = self._results(given_up)
             self.store.step(self.cid, results=results, sign=self.sign,
-                            checkpoint=(self.proposer.name, self.proposer.state()), holder=self.holder)
+                            checkpoint=(self.proposer.name, self._proposer_state(len(results))), holder=self.holder)
         self._dispatch(again)
 
     def _turn(self, outcomes: list[Outcome]) -> None:
@@ -344,8 +408,7 @@ class Scheduler:
         if self._ask_failed is not None:  # what it asked before is written, for a resume to dispatch
             self._flush()
             kept = f"this turn's {_count(written, 'result')} and {_count(len(rows), 'new row')} are written"
-            raise ProposerFailed(proposer_failed_message(self.campaign.name, self.proposer.name, "ask",
-                                                         self._ask_failed, kept))
+            raise ProposerFailed(self._ask_failed_message(kept))
         if stuck:
             raise ProposerStuck(
                 f"campaign {self.campaign.name!r}: proposer {self.proposer.name} proposed nothing with nothing in "
@@ -359,6 +422,14 @@ class Scheduler:
         self.created += len(rows)
         self.next_seq += len(rows)
         self._dispatch(items)
+
+    def _ask_failed_message(self, kept: str) -> str:
+        """The line the run stops with when an ask raised or returned what cannot be used."""
+        error = self._ask_failed
+        assert error is not None
+        if isinstance(error, BadProposals):
+            return proposer_output_message(self.campaign.name, self.proposer.name, str(error), kept)
+        return proposer_failed_message(self.campaign.name, self.proposer.name, "ask", error, kept)
 
     def _write(self, results: list[Result], rows: list[NewEvaluation], calls: list[dict[str, Any]]) -> list[int]:
         """Write ``results``, new ``rows`` and ``calls`` with the starts not yet charged and,
@@ -382,16 +453,18 @@ class Scheduler:
         return ids
 
     def _stop_cleanly(self) -> None:
-        """A Ctrl-C or SIGTERM stops the run: what finished is kept, what it cut short is not
-        charged. Outcomes the executor had finished when the interrupt came during its poll
-        (the proposer between turns) are written as a turn writes them; every evaluation
-        still in flight goes back to ``pending`` with its attempt taken back: it was stopped,
-        it crashed nothing (``attempts`` counts the starts that may have: a ``kill -9``'s)."""
-        if self._interrupted_in_poll:
-            finished = [o for o in self.executor.take_finished()
-                        if o.evaluation_id in self.inflight and o.status != "lost" and not o.setup_failed]
-            if finished:
-                self._write(self._results(finished), [], [])
+        """A Ctrl-C or SIGTERM (or a progress callback that raised) stops the run: what
+        finished is kept, what it cut short is not charged. Outcomes the executor had
+        finished when the interrupt came during its poll, or that were polled when the
+        callback raised (the proposer between turns), are written as a turn writes them;
+        every evaluation still in flight goes back to ``pending`` with its attempt taken
+        back: it was stopped, it crashed nothing (``attempts`` counts the starts that may
+        have: a ``kill -9``'s)."""
+        polled = [*self._polled, *(self.executor.take_finished() if self._interrupted_in_poll else [])]
+        finished = {o.evaluation_id: o for o in polled
+                    if o.evaluation_id in self.inflight and o.status != "lost" and not o.setup_failed}
+        if finished:
+            self._write(self._results(list(finished.values())), [], [])
         self._take_starts()  # the logged ones are in _charged: the requeue folds them
         self._flush()
         cut_short = [*self.inflight, *self._unwritten]  # the latter finished, but their results were not written
@@ -436,23 +509,16 @@ class Scheduler:
                 break
             try:
                 proposals = self._initial_points(created, target) or self.proposer.ask(target)
+                batch = self._proposal_rows.rows(proposals, target, self.next_seq + len(rows))
             except Exception as exc:  # the turn is written as far as it got, then the run stops (_turn)
                 _raise_if_interrupted(exc)
-                self._ask_failed, proposals = exc, []
+                self._ask_failed, batch = exc, []
             calls += self.proposer.take_calls()
             if self._ask_failed is not None:
                 return rows, calls, False
-            if not proposals:
+            if not batch:
                 return rows, calls, not self.inflight and not rows
-            seq = self.next_seq + len(rows)
-            proposals = proposals[:target]
-            xs = np.array([p.x for p in proposals], dtype=float)
-            decoded = iter(self.space.decode_many(xs[[p.params is None for p in proposals]]))
-            for i, (p, x) in enumerate(zip(proposals, xs.tolist(), strict=True)):
-                rows.append(NewEvaluation(
-                    seq=seq + i, params=p.params if p.params is not None else next(decoded), x=x,
-                    proposer=p.proposer or self.proposer.name, proposal=p.meta,
-                ))
+            rows += batch
         return rows, calls, False
 
     def _initial_points(self, created: int, n: int) -> list[Proposal]:
@@ -575,14 +641,20 @@ class Scheduler:
         return results
 
     def _proposer_state(self, results: int) -> bytes:
-        """The proposer's checkpoint; :class:`ProposerFailed` where it cannot give one."""
+        """The proposer's checkpoint; :class:`ProposerFailed` where it cannot give one: its
+        ``state()`` raised, or returned anything but ``bytes``."""
+        kept = f"this turn ({results} results) is not written; its evaluations run again on resume"
         try:
-            return self.proposer.state()
+            state = self.proposer.state()
         except Exception as exc:
             _raise_if_interrupted(exc)
             raise ProposerFailed(proposer_failed_message(
-                self.campaign.name, self.proposer.name, "state", exc,
-                f"this turn ({results} results) is not written; its evaluations run again on resume")) from exc
+                self.campaign.name, self.proposer.name, "state", exc, kept)) from exc
+        if not isinstance(state, bytes):
+            raise ProposerFailed(proposer_output_message(
+                self.campaign.name, f"{self.proposer.name}:", f"state() returned {type(state).__name__}, not bytes",
+                kept))
+        return state
 
     def _fail_fast_tripped(self, outcomes: list[Outcome]) -> bool:
         """Whether, with ``outcomes``, this run's first ``fail_fast`` evaluations have all failed."""

@@ -141,6 +141,34 @@ class SearchSpace:
                 values[slot.name] = value
         return values, problems
 
+    def repair_proposed(self, point: Any) -> tuple[dict[str, Any], list[str]]:
+        """Check params a proposer gave (``Proposal.params``) against the space: ``(params,
+        problems)``, the params repaired where ``problems`` is empty.
+
+        Repaired, since the proposer's meaning is plain: a key that names no parameter, or
+        one whose condition does not hold, is dropped; a number outside its bounds is
+        clipped to them; a non-integer for an ``int`` is rounded; a NumPy scalar or array is
+        read as the Python number or list. Everything else is a problem, never guessed at:
+        not a mapping, an active parameter missing, a value that is not a number (a string,
+        a boolean, None) or not finite, a categorical value that is not exactly one of the
+        choices, a vector of the wrong length."""
+        if not isinstance(point, Mapping):
+            return {}, [f"expected a mapping of parameter values, got {type(point).__name__}"]
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        for slot in self.slots:
+            if not self.is_active(slot.name, values):
+                continue
+            if slot.name not in point:
+                problems.append(f"{slot.name}: missing")
+                continue
+            value, problem = _repair_value(slot.param, _plain(point[slot.name]))
+            if problem:
+                problems.append(f"{slot.name}: {problem}")
+            else:
+                values[slot.name] = value
+        return values, problems
+
     def check_points(self, points: list[Any], path: str) -> list[str]:
         """Problems of a list of points, each prefixed by ``path.i`` (as the file's other fields are named)."""
         problems = []
@@ -215,6 +243,31 @@ def _check_value(param: Param, value: Any, repair: bool) -> tuple[Any, str | Non
         bad = [p for _, p in checked if p]
         return ([v for v, _ in checked], None) if not bad else (None, bad[0])
     return _check_number(param, value, repair)
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python one, a NumPy array as a list; anything else as it is."""
+    return value.tolist() if isinstance(value, np.generic | np.ndarray) else value
+
+
+def _repair_value(param: Param, value: Any) -> tuple[Any, str | None]:
+    """A proposer's value for ``param``, repaired as :meth:`SearchSpace.repair_proposed` allows."""
+    if isinstance(param, CategoricalParam):
+        return _check_value(param, value, repair=False)
+    if isinstance(param, FloatParam) and param.size > 1:
+        if not isinstance(value, list | tuple) or len(value) != param.size:
+            return None, f"expected a list of {param.size} numbers"
+        checked = [_repair_number(param, v) for v in value]
+        bad = [p for _, p in checked if p]
+        return ([v for v, _ in checked], None) if not bad else (None, bad[0])
+    return _repair_number(param, value)
+
+
+def _repair_number(param: FloatParam | IntParam, value: Any) -> tuple[Any, str | None]:
+    """A number clipped into ``param``'s bounds (rounded for an ``int``); a string is not a number."""
+    if isinstance(value, str):
+        return None, f"{_shown(value)} is not a number"
+    return _check_number(param, value, repair=True)
 
 
 def _check_number(param: FloatParam | IntParam, value: Any, repair: bool) -> tuple[Any, str | None]:

@@ -25,7 +25,16 @@ from search.space import SearchSpace
 
 @dataclasses.dataclass
 class Proposal:
-    """A candidate. ``params`` set means "evaluate exactly these" (else decode ``x``)."""
+    """A candidate. ``params`` set means "evaluate exactly these" (else decode ``x``).
+
+    The scheduler checks every proposal before it stores it (``search/scheduler.py``,
+    :class:`search.proposals.ProposalRows`): ``x`` is a vector of the space's dimension with finite
+    coordinates, clipped into [0, 1] (the clipped ``x`` is stored, decoded and told);
+    ``params``, where given, are repaired as :meth:`SearchSpace.repair_proposed` allows
+    (clipped into bounds, an ``int`` rounded, unknown and inactive keys dropped) and ``x``
+    re-encoded from them unless it decodes to them; ``meta`` is a dict (None: empty) that
+    JSON can store; ``proposer`` a label of at most 64 characters. Anything else stops the
+    run with one line naming the proposer and the problem."""
 
     x: np.ndarray
     params: dict[str, Any] | None = None
@@ -233,7 +242,8 @@ class Proposer(metaclass=_ChecksEveryOption):
 
     @abc.abstractmethod
     def ask(self, n: int) -> list[Proposal]:
-        """Up to ``n`` candidates (fewer, even none, when waiting on results in flight)."""
+        """Up to ``n`` candidates (fewer, even none, when waiting on results in flight), as a
+        list of :class:`Proposal` (a generator or an array is refused)."""
 
     @abc.abstractmethod
     def tell(self, observations: list[Observation]) -> None:
@@ -246,7 +256,8 @@ class Proposer(metaclass=_ChecksEveryOption):
     # -- checkpoints ---------------------------------------------------------
     def state(self) -> bytes:
         """What ``restore`` needs, minus caches that the archive can rebuild: the bytes of
-        :meth:`to_checkpoint` in the checkpoint format (no pickle)."""
+        :meth:`to_checkpoint` in the checkpoint format (no pickle). ``bytes`` only: anything
+        else stops the run, as a ``state`` that raised does."""
         saved = self.to_checkpoint()
         return checkpoint.dumps(self.name, self.checkpoint_version, saved.fields, saved.arrays, saved.requires)
 
@@ -254,7 +265,8 @@ class Proposer(metaclass=_ChecksEveryOption):
         """Load ``state()`` from a checkpoint (None: there is none yet), then rebuild caches
         from the archive. A legacy pickle is never unpickled: :meth:`from_legacy` rebuilds
         from the archive, or refuses; any other unreadable checkpoint is a
-        :class:`~search.proposers.checkpoint.CheckpointError`."""
+        :class:`~search.proposers.checkpoint.CheckpointError`. Any other error stops the
+        run with one line (``proposer NAME raised in restore: …``) before it writes anything."""
         if state is not None and checkpoint.is_legacy_pickle(state):
             self.from_legacy(history)
             return

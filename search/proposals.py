@@ -1,0 +1,172 @@
+"""What a proposer's ask returned, checked before it is stored: the rows of a turn.
+
+Rules (:meth:`ProposalRows.rows`): the result is a list (or tuple) of
+:class:`~search.proposers.base.Proposal`; each ``x`` a vector of the space's dimension with
+finite coordinates, clipped into [0, 1] (the clipped ``x`` is what is stored, decoded and
+told); ``params`` given are repaired or refused by
+:meth:`~search.space.SearchSpace.repair_proposed`, and ``x`` re-encoded from them where it
+does not decode to them; a label is a str that fits the table; ``meta`` a dict JSON can
+store. The first problem is a :class:`BadProposals` whose text follows "proposer NAME".
+A proposal without params keeps its ``x``: a CMA-ES emitter must be told the very
+solutions it sampled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from archive.records import NewEvaluation
+from search.proposers.base import Proposal
+from search.space import SearchSpace
+
+# a proposal's meta is stored as archive.bulk writes JSON columns (orjson, these options)
+_META_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+# the longest proposer label the evaluations table takes (archive.models: String(64))
+LABEL_CHARS = 64
+
+
+class BadProposals(Exception):
+    """An ask returned what the scheduler cannot store or evaluate; the text says what, in
+    words that follow "proposer NAME" (``returned a point of dimension 3, the space has 2``)."""
+
+
+def _kind(value: Any) -> str:
+    """What a value is, as a message names it: ``None``, ``a generator``, ``an ndarray``."""
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' or name.startswith('nd') else 'a'} {name}"
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters."""
+    try:
+        text = repr(value)
+    except Exception:  # a plug-in's object whose repr raises
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+class ProposalRows:
+    """Turns what ``proposer_name``'s asks return into rows of ``space``'s points."""
+
+    def __init__(self, space: SearchSpace, proposer_name: str) -> None:
+        self.space = space
+        self.proposer_name = proposer_name
+
+    def rows(self, result: Any, n: int, seq: int) -> list[NewEvaluation]:
+        """The rows (from ``seq`` on) of the first ``n`` proposals of an ask's ``result``.
+
+        ``result`` must be a list (or tuple) of :class:`Proposal`. Each ``x`` must be a
+        vector of the space's dimension with finite coordinates; coordinates outside
+        [0, 1] are clipped, and the clipped ``x`` is what is stored, decoded and told.
+        ``params`` given are checked as :meth:`SearchSpace.repair_proposed` rules (repaired
+        or refused); ``x`` is kept where it decodes to them, else re-encoded from them. A
+        label (``proposer``) is a str of at most 64 characters, ``meta`` a dict (or None:
+        empty) that JSON can store. A proposal without params keeps its (clipped) ``x``:
+        a CMA-ES emitter must be told the very solutions it sampled."""
+        proposals = self._proposal_list(result, n)
+        if not proposals:
+            return []
+        xs = self._cube_points(proposals)
+        params = self._params_of(proposals, xs)
+        labels = [self._label(i, p) for i, p in enumerate(proposals)]
+        metas = self._metas(proposals)
+        return [NewEvaluation(seq=seq + i, params=pr, x=x, proposer=label, proposal=meta)
+                for i, (pr, x, label, meta) in enumerate(zip(params, xs.tolist(), labels, metas, strict=True))]
+
+    @staticmethod
+    def _proposal_list(result: Any, n: int) -> list[Proposal]:
+        """The first ``n`` items of ``result`` (a list or tuple), each a :class:`Proposal`."""
+        if not isinstance(result, list | tuple):
+            raise BadProposals(f"returned {_kind(result)} from ask, not a list of proposals")
+        proposals = list(result[:n])
+        for i, p in enumerate(proposals):
+            if not isinstance(p, Proposal):
+                raise BadProposals(f"returned {_kind(p)} as proposal {i}, not a Proposal")
+        return proposals
+
+    def _cube_points(self, proposals: list[Proposal]) -> np.ndarray:
+        """The proposals' points as one array (a row each), clipped into the cube; refused
+        where one is not a vector of the space's dimension or has a non-finite coordinate."""
+        try:
+            xs = np.array([p.x for p in proposals])
+        except (ValueError, TypeError):  # ragged: diagnosed one by one below
+            xs = np.empty(0, dtype=object)
+        if xs.dtype.kind not in "iuf" or xs.shape != (len(proposals), self.space.dim):
+            raise BadProposals(self._bad_point(proposals))
+        if not np.isfinite(xs).all():
+            row = int(np.flatnonzero(~np.isfinite(xs).all(axis=1))[0])
+            raise BadProposals(f"proposed a point with a non-finite coordinate ({self._which(row, proposals[row])}: "
+                                f"{_shown(xs[row].tolist())})")
+        return np.clip(xs.astype(float), 0.0, 1.0)
+
+    def _bad_point(self, proposals: list[Proposal]) -> str:
+        """What is wrong with the first proposal whose ``x`` is not a vector of numbers of the
+        space's dimension."""
+        dim = self.space.dim
+        for i, p in enumerate(proposals):
+            try:
+                x = np.asarray(p.x)
+            except (ValueError, TypeError):
+                x = np.empty(0, dtype=object)
+            if x.dtype.kind not in "iuf":
+                return f"returned x={_shown(p.x)} as {self._which(i, p)}'s point, not a vector of numbers"
+            if x.ndim != 1:
+                return f"returned a point of shape {x.shape} as {self._which(i, p)}, not a vector of {dim} coordinates"
+            if x.shape[0] != dim:
+                return f"returned a point of dimension {x.shape[0]}, the space has {dim} ({self._which(i, p)})"
+        return f"returned points that are not vectors of {dim} numbers"
+
+    def _params_of(self, proposals: list[Proposal], xs: np.ndarray) -> list[dict[str, Any]]:
+        """Each proposal's params: ``x`` decoded, or the params it gave, repaired against the
+        space (a row of ``xs`` re-encoded from them where it does not decode to them)."""
+        decoded = self.space.decode_many(xs)
+        for i, p in enumerate(proposals):
+            if p.params is None:
+                continue
+            params, problems = self.space.repair_proposed(p.params)
+            if problems:
+                raise BadProposals(f"proposed params the space cannot take ({self._which(i, p)}): {problems[0]}")
+            if params != decoded[i]:
+                xs[i] = self.space.encode(params)
+                decoded[i] = params
+        return decoded
+
+    def _which(self, i: int, p: Proposal) -> str:
+        """Proposal ``i`` as a message names it, with its label where that is not the proposer's
+        name (a portfolio's member: ``proposal 2, from map-elites``)."""
+        label = p.proposer
+        if isinstance(label, str) and label not in ("", self.proposer_name):
+            return f"proposal {i}, from {label}"
+        return f"proposal {i}"
+
+    def _label(self, i: int, p: Proposal) -> str:
+        """Proposal ``i``'s label: its ``proposer`` (a str that fits the table), else the proposer's name."""
+        if p.proposer is None or p.proposer == "":
+            return self.proposer_name
+        if not isinstance(p.proposer, str):
+            raise BadProposals(f"labelled proposal {i} proposer={_shown(p.proposer)}, not a name (a str)")
+        if len(p.proposer) > LABEL_CHARS:
+            raise BadProposals(f"labelled proposal {i} {_shown(p.proposer)}, longer than {LABEL_CHARS} characters")
+        return p.proposer
+
+    @staticmethod
+    def _metas(proposals: list[Proposal]) -> list[dict[str, Any]]:
+        """Each proposal's ``meta`` (None: empty), refused where it is not a dict JSON can store."""
+        metas = [{} if p.meta is None else p.meta for p in proposals]
+        for i, meta in enumerate(metas):
+            if not isinstance(meta, dict):
+                raise BadProposals(f"returned meta={_shown(meta)} with proposal {i}, not a dict")
+        try:
+            orjson.dumps(metas, option=_META_JSON)
+        except TypeError:
+            for i, meta in enumerate(metas):
+                try:
+                    orjson.dumps(meta, option=_META_JSON)
+                except TypeError as exc:
+                    raise BadProposals(f"returned meta that JSON cannot store with proposal {i}: {exc}") from None
+        return metas
