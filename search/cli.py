@@ -298,30 +298,73 @@ def submit(
         if name is not None or budget is not None:
             loaded = loaded.with_overrides(name=name, budget=budget, source=str(spec))
         api.check_campaign(loaded, str(spec), evaluator=False)  # a refused option fails here, not on the cluster
-        url = _storage(storage)
-        if url.startswith("sqlite") and "127.0.0.1" not in address and "localhost" not in address:
-            err.print("[yellow]warning:[/] a SQLite file is only visible to a scheduler on this machine; "
-                      "use --storage postgresql+psycopg://… on a cluster")
-        env_vars = {}
-        for item in env or []:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                err.print(f"[bold red]error:[/] --env {item!r} is not KEY=VALUE")
-                raise typer.Exit(2)
-            env_vars[key] = value
-        try:
-            job_id = jobs.submit(loaded, address, url, env_vars=env_vars, python=python)
-        except ConnectionError as exc:
-            err.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(2) from None
-        console.print(job_id)
+        env_vars = _job_env(env)
+        url = _job_storage(_storage(storage), address)
+        _warn_unshipped_target(loaded, spec, env_vars)
+        job_id = jobs.submit(loaded, address, url, env_vars=env_vars, python=python, on_retry=_warn)
+        console.print(job_id, markup=False, highlight=False)
         if wait_:
-            final = jobs.wait(address, job_id)
-            console.print(f"job {job_id}: {final}")
-            if final != "SUCCEEDED":
-                for chunk in jobs.logs(address, loaded.name):
-                    err.print(chunk[-4000:], markup=False, highlight=False)
-                raise typer.Exit(1)
+            _wait_for_job(address, job_id)
+
+
+def _job_env(env: list[str] | None) -> dict[str, str]:
+    """``--env KEY=VALUE`` items as a dict; one that is not KEY=VALUE an ``error:`` line, exit 2."""
+    env_vars = {}
+    for item in env or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            err.print(f"[bold red]error:[/] --env {escape(repr(item))} is not KEY=VALUE", highlight=False)
+            raise typer.Exit(2)
+        env_vars[key] = value
+    return env_vars
+
+
+def _local_address(address: str) -> bool:
+    return "127.0.0.1" in address or "localhost" in address
+
+
+def _job_storage(url: str, address: str) -> str:
+    """The storage URL the job gets (:func:`search.jobs.job_storage`: parsed here, a bad one
+    refused; a relative SQLite path made absolute from here), saying which file a SQLite
+    job writes, and warning where that file is on another machine's disk."""
+    from search import jobs
+
+    job_url, path = jobs.job_storage(url)
+    if path is None:
+        return job_url
+    if not _local_address(address):
+        _warn(f"a SQLite file is only visible to a scheduler on this machine; the job writes {path} on the node "
+              "that runs it; use --storage postgresql+psycopg://… on a cluster")
+    elif job_url != url:
+        err.print(f"storage: {escape(job_url)} (the relative path of {escape(url)}, from this directory)",
+                  highlight=False, soft_wrap=True)
+    return job_url
+
+
+def _warn_unshipped_target(loaded: Any, spec: Path, env_vars: dict[str, str]) -> None:
+    """Warn, naming the module, when the python target is importable here from no installed
+    package (a file beside the spec): only the campaign file is uploaded. Not when the job
+    is given a ``PYTHONPATH``."""
+    from search import jobs
+
+    module = None if "PYTHONPATH" in env_vars else jobs.unshipped_module(loaded, [Path.cwd(), spec.parent])
+    if module is not None:
+        _warn(f"evaluator.target: module {module!r} is importable here but is not an installed package; only the "
+              f"campaign file is uploaded, so the cluster must be able to import {module!r} (install it on the "
+              "nodes, or pass --env PYTHONPATH=…)")
+
+
+def _wait_for_job(address: str, job_id: str) -> None:
+    """Wait for the job to end, however long, printing each status it passes through; the
+    log's tail on stderr and exit 1 if it did not succeed."""
+    from search import jobs
+
+    final = jobs.wait(address, job_id, on_status=lambda s: console.print(f"job {job_id}: {s}", markup=False,
+                                                                        highlight=False))
+    console.print(f"job {job_id}: {final}", markup=False, highlight=False)
+    if final != "SUCCEEDED":
+        err.print(jobs.job_log(address, job_id)[-4000:], markup=False, highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -330,16 +373,19 @@ def logs(
     address: Annotated[str, typer.Option("--address", help="the Ray job server, http://HEAD:8265")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="follow until the job ends")] = False,
 ) -> None:
-    """The log of the campaign's latest Ray job."""
+    """The log of the campaign's latest Ray job; with --follow, each line as the job writes it."""
     from search import jobs
 
     try:
-        for chunk in jobs.logs(address, name, follow=follow):
-            sys.stdout.write(chunk)
-            sys.stdout.flush()
-    except (LookupError, ConnectionError) as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        with _errors():
+            for chunk in jobs.logs(address, name, follow=follow):
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+    except LookupError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 @app.command()

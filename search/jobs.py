@@ -6,23 +6,55 @@ uploads it as the job's working directory and starts ``atlas run campaign.yaml
 ``logs`` can find a campaign's latest job. Progress lives in the database, so ``atlas
 status`` works wherever the scheduler runs. The project must be installed on the
 cluster's nodes (see deploy/Dockerfile).
+
+The rules at the edges:
+
+- the storage URL is parsed here (:func:`job_storage`), never opened: a bad one is a
+  :class:`~archive.errors.StorageError` and nothing is submitted; a relative SQLite path
+  is made absolute from the submitter's working directory (the job runs in a temporary
+  package folder of Ray's, where a relative file would be lost);
+- a python target whose module is importable here but from no installed package (a file
+  beside the spec) is named by :func:`unshipped_module`: only ``campaign.yaml`` is uploaded;
+- a submission the job server refuses "try again later" (its agent still starting) is
+  retried with backoff for up to :data:`SUBMIT_PATIENCE_S`; any other failure of the job
+  server is a :class:`JobError` (one ``error:`` line);
+- the upload's temporary folder is removed once the job is submitted, or has failed to be;
+- ``logs(follow=True)`` yields each chunk as the job writes it; ``wait`` waits as long as
+  the job runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shlex
+import sys
+import sysconfig
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from entropy_atlas.errors import AtlasError
 from search.spec import CampaignSpec
 
 METADATA_KEY = "atlas_campaign"
+SUBMIT_PATIENCE_S = 120.0
+"""How long a submission the job server refuses "try again later" is retried."""
+SUBMIT_BACKOFF_S = 0.5
+"""The first wait between those tries; it doubles, up to 8 s."""
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+class JobError(AtlasError, RuntimeError):
+    """The Ray job server refused a request or could not be reached while serving one."""
+
+
+class JobServerUnreachable(JobError, ConnectionError):
+    """No Ray job server answers at the address."""
 
 
 def _client(address: str) -> Any:
@@ -31,61 +63,186 @@ def _client(address: str) -> Any:
     try:
         return JobSubmissionClient(address)
     except Exception as exc:
-        raise ConnectionError(f"cannot reach the Ray job server at {address}: {exc}") from None
+        raise JobServerUnreachable(f"cannot reach the Ray job server at {address}: {exc}") from None
+
+
+def job_storage(url: str, cwd: Path | None = None) -> tuple[str, Path | None]:
+    """``url`` as the job must get it, and its SQLite file (None for PostgreSQL or memory).
+
+    The URL is parsed, not opened (a :class:`~archive.errors.StorageError` for a bad one);
+    a relative SQLite path is made absolute from ``cwd`` (the working directory)."""
+    from archive.engine import parse_storage_url, sqlite_file
+
+    parsed = parse_storage_url(url)
+    path = sqlite_file(parsed)
+    if path is None:
+        return url, None
+    if path.is_absolute() and path == Path(parsed.database or ""):
+        return url, path
+    absolute = (cwd or Path.cwd()) / path
+    return parsed.set(database=str(absolute)).render_as_string(hide_password=False), absolute
+
+
+def unshipped_module(spec: CampaignSpec, search_dirs: list[Path]) -> str | None:
+    """The top-level module of the spec's python target when it is importable here (from
+    ``sys.path`` or ``search_dirs``) but from no installed package, so the cluster, which
+    gets only ``campaign.yaml``, may not import it; otherwise None."""
+    target = spec.evaluator.target
+    if spec.evaluator.kind != "python" or not target:
+        return None
+    top = target.partition(":")[0].split(".")[0]
+    if top in sys.builtin_module_names or top in sys.stdlib_module_names or _distributed(top):
+        return None
+    from importlib.machinery import PathFinder
+
+    found = PathFinder.find_spec(top, [p or str(Path.cwd()) for p in sys.path] + [str(d) for d in search_dirs])
+    where = None if found is None else found.origin or next(iter(found.submodule_search_locations or []), None)
+    return None if where is None or _installed_path(Path(where)) else top
+
+
+def _distributed(top: str) -> bool:
+    """Whether an installed distribution (editable ones too) provides module ``top``."""
+    from importlib.metadata import packages_distributions
+
+    return top in packages_distributions()
+
+
+def _installed_path(path: Path) -> bool:
+    """Whether ``path`` lies in the interpreter's library or site-packages folders."""
+    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return any(path.resolve().is_relative_to(Path(root).resolve()) for root in roots)
 
 
 def submit(spec: CampaignSpec, address: str, storage: str, env_vars: dict[str, str] | None = None,
-           python: str = "python") -> str:
-    """Submit the campaign's scheduler as a Ray job; returns the job id."""
+           python: str = "python", on_retry: Callable[[str], None] | None = None) -> str:
+    """Submit the campaign's scheduler as a Ray job; returns the job id. ``storage`` goes
+    into the entrypoint as given (see :func:`job_storage`); the uploaded folder is removed
+    when this returns or raises."""
     client = _client(address)
-    workdir = Path(tempfile.mkdtemp(prefix="atlas-submit-"))
-    (workdir / "campaign.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
     entrypoint = " ".join(shlex.quote(a) for a in [
         python, "-m", "search.cli", "run", "campaign.yaml", "--storage", storage, "--address", "auto",
         "--map", f"atlas-maps/{spec.name}.png",
     ])
     job_id = f"atlas-{spec.name}-{uuid.uuid4().hex[:8]}"
-    return client.submit_job(
-        entrypoint=entrypoint, submission_id=job_id,
-        runtime_env={"working_dir": str(workdir), "env_vars": {"RAY_AUTH_MODE": "disabled", **(env_vars or {})}},
-        metadata={METADATA_KEY: spec.name},
-    )
+    with tempfile.TemporaryDirectory(prefix="atlas-submit-") as workdir:
+        (Path(workdir) / "campaign.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+        request = {
+            "entrypoint": entrypoint, "submission_id": job_id, "metadata": {METADATA_KEY: spec.name},
+            "runtime_env": {"working_dir": workdir, "env_vars": {"RAY_AUTH_MODE": "disabled", **(env_vars or {})}},
+        }
+        return _submit_patiently(client, address, request, on_retry)
+
+
+def _submit_patiently(client: Any, address: str, request: dict[str, Any],
+                      on_retry: Callable[[str], None] | None) -> str:
+    """``client.submit_job(**request)``, tried again with backoff while the server says to
+    try again later, for up to :data:`SUBMIT_PATIENCE_S`; any other failure a :class:`JobError`."""
+    deadline = time.monotonic() + SUBMIT_PATIENCE_S
+    delay = SUBMIT_BACKOFF_S
+    while True:
+        try:
+            return str(client.submit_job(**request))
+        except Exception as exc:
+            if not _try_again_later(exc) or time.monotonic() + delay > deadline:
+                raise JobError(f"the Ray job server at {address} did not take the job: {exc}") from None
+            if on_retry is not None:
+                on_retry(f"the Ray job server at {address} is not ready ({exc}); trying again for up to "
+                         f"{SUBMIT_PATIENCE_S:g} s")
+                on_retry = None
+        time.sleep(delay)
+        delay = min(delay * 2, 8.0)
+
+
+def _try_again_later(exc: Exception) -> bool:
+    """Whether the job server's refusal is a transient one (its agent still starting)."""
+    text = str(exc).lower()
+    return "try again later" in text or "no available agent" in text
+
+
+def _ask(address: str, what: str, call: Callable[[], Any]) -> Any:
+    """``call()``, a failure of the job server a :class:`JobError` saying ``what`` failed."""
+    try:
+        return call()
+    except AtlasError:
+        raise
+    except Exception as exc:
+        raise JobError(f"{what} from the Ray job server at {address} failed: {exc}") from None
 
 
 def latest_job(address: str, name: str) -> Any:
-    jobs = [j for j in _client(address).list_jobs() if (j.metadata or {}).get(METADATA_KEY) == name]
+    client = _client(address)
+    listed = _ask(address, "listing the jobs", client.list_jobs)
+    jobs = [j for j in listed if (j.metadata or {}).get(METADATA_KEY) == name]
     if not jobs:
         raise LookupError(f"no Ray job for campaign {name!r} at {address}")
     return max(jobs, key=lambda j: j.start_time or 0)
 
 
-def logs(address: str, name: str, follow: bool = False) -> Iterator[str]:
-    """The log of the campaign's latest job: all of it, or followed until the job ends."""
+def job_log(address: str, job_id: str) -> str:
+    """All of job ``job_id``'s log so far."""
     client = _client(address)
+    return str(_ask(address, f"the log of job {job_id}", lambda: client.get_job_logs(job_id)))
+
+
+def logs(address: str, name: str, follow: bool = False) -> Iterator[str]:
+    """The log of the campaign's latest job: all of it, or followed until the job ends,
+    each chunk yielded as soon as the job server sends it."""
     job = latest_job(address, name)
     if not follow:
-        yield client.get_job_logs(job.submission_id)
+        yield job_log(address, job.submission_id)
         return
-    import asyncio
-
-    async def tail() -> list[str]:
-        out = []
-        async for chunk in client.tail_job_logs(job.submission_id):
-            out.append(chunk)
-        return out
-
-    yield from asyncio.run(tail())
-
-
-def wait(address: str, job_id: str, timeout_s: float = 600) -> str:
-    """Block until the job ends; its final status."""
-    from ray.job_submission import JobStatus
-
     client = _client(address)
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        status = client.get_job_status(job_id)
-        if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
-            return str(status.value)
-        time.sleep(1)
-    raise TimeoutError(f"job {job_id} still running after {timeout_s:g} s")
+    try:
+        yield from _each(client.tail_job_logs(job.submission_id))
+    except AtlasError:
+        raise
+    except Exception as exc:
+        raise JobError(f"following the log of job {job.submission_id} at {address} failed: {exc}") from None
+
+
+def _each(chunks: AsyncIterator[str]) -> Iterator[str]:
+    """The async iterator ``chunks`` as a plain one: an event loop of its own runs until
+    each next chunk has come, which is yielded at once. Closed early (Ctrl-C, the consumer
+    stops), its pending task is cancelled and the loop closed."""
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                chunk = loop.run_until_complete(anext(chunks))
+            except StopAsyncIteration:
+                return
+            yield chunk
+    finally:
+        _close(loop)
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what still runs on ``loop`` (a tail cut short), finish its async generators, close it."""
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    try:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    except Exception:  # pragma: no cover - the tail's own clean-up failed; nothing more to do
+        pass
+    finally:
+        loop.close()
+
+
+def wait(address: str, job_id: str, poll_s: float = 1.0,
+         on_status: Callable[[str], None] | None = None) -> str:
+    """Block until the job ends, however long it runs; its final status. ``on_status`` is
+    told each status the job passes through (PENDING, RUNNING) as it changes; a failure of
+    the job server meanwhile is a :class:`JobError`."""
+    client = _client(address)
+    seen = None
+    while True:
+        status = _ask(address, f"the status of job {job_id}", lambda: client.get_job_status(job_id))
+        value = str(getattr(status, "value", status))
+        if value in TERMINAL:
+            return value
+        if value != seen and on_status is not None:
+            on_status(value)
+        seen = value
+        time.sleep(poll_s)

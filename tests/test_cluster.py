@@ -35,7 +35,9 @@ def cluster() -> Iterator[RayCluster]:
 
 
 def test_submit_runs_the_scheduler_as_a_ray_job(tmp_path: Path, cluster: RayCluster) -> None:
-    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    """A relative SQLite URL names the file in the submitter's directory (not in Ray's
+    package folder on the node), so `atlas status` here reads what the job wrote."""
+    url = "sqlite:///atlas.db"
     spec = tmp_path / "c.yaml"
     spec.write_text(yaml.safe_dump(quadratic_spec(name="submitted", search__budget=30)))
     done = atlas("submit", str(spec), "--address", cluster.dashboard, "--storage", url, "--wait",
@@ -43,10 +45,13 @@ def test_submit_runs_the_scheduler_as_a_ray_job(tmp_path: Path, cluster: RayClus
     assert done.returncode == 0, done.stderr
     job_id = done.stdout.split()[0]
     assert job_id.startswith("atlas-submitted-") and "SUCCEEDED" in done.stdout
+    assert f"storage: sqlite:///{tmp_path / 'atlas.db'}" in done.stderr
     status = json.loads(atlas("status", "submitted", "--json", "--storage", url, cwd=tmp_path).stdout)[0]
     assert status["finished"] == 30 and status["status"] == "finished"
     log = atlas("logs", "submitted", "--address", cluster.dashboard, cwd=tmp_path)
     assert log.returncode == 0 and "submitted: 30 evaluations" in log.stdout
+    followed = atlas("logs", "submitted", "--address", cluster.dashboard, "--follow", cwd=tmp_path, timeout=60)
+    assert followed.returncode == 0 and "submitted: 30 evaluations" in followed.stdout
 
 
 def test_bad_file_never_reaches_the_cluster(tmp_path: Path, cluster: RayCluster) -> None:

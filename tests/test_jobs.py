@@ -1,0 +1,244 @@
+"""``atlas submit`` and ``atlas logs`` against a fake Ray job server (``search.jobs._client``
+monkeypatched): the storage URL the job gets, a transient refusal retried, the upload's
+folder removed, a local evaluator module named, ``--wait`` without a deadline, and
+``--follow`` printing each chunk as it comes. The real cluster is ``tests/test_cluster.py``'s."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+from ray.job_submission import JobStatus
+
+from search import cli, jobs
+from tests.conftest import quadratic_spec
+
+AGAIN = "Request failed with status code 500: No available agent to submit job, please try again later."
+
+
+class FakeJobServer:
+    """What ``JobSubmissionClient`` offers ``search.jobs``, scripted by the test."""
+
+    def __init__(self) -> None:
+        self.submitted: list[dict[str, Any]] = []
+        self.refusals: list[Exception] = []
+        self.workdirs: list[Path] = []
+        self.statuses: list[Any] = [JobStatus.SUCCEEDED]
+        self.chunks: list[Any] = []
+
+    def submit_job(self, **request: Any) -> str:
+        workdir = Path(request["runtime_env"]["working_dir"])
+        assert (workdir / "campaign.yaml").exists()  # the upload happens during the call
+        self.workdirs.append(workdir)
+        if self.refusals:
+            raise self.refusals.pop(0)
+        self.submitted.append(request)
+        return str(request["submission_id"])
+
+    def list_jobs(self) -> list[Any]:
+        return [SimpleNamespace(metadata={jobs.METADATA_KEY: r["metadata"][jobs.METADATA_KEY]},
+                                submission_id=r["submission_id"], start_time=1) for r in self.submitted]
+
+    def get_job_logs(self, job_id: str) -> str:
+        return "the whole log\n"
+
+    def get_job_status(self, job_id: str) -> Any:
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        if isinstance(status, Exception):
+            raise status
+        return status
+
+    async def tail_job_logs(self, job_id: str) -> AsyncIterator[str]:
+        for chunk in self.chunks:
+            if callable(chunk):
+                chunk = chunk()
+            await asyncio.sleep(0.05)
+            yield chunk
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> FakeJobServer:
+    fake = FakeJobServer()
+    monkeypatch.setattr(jobs, "_client", lambda address: fake)
+    monkeypatch.setattr(jobs, "SUBMIT_BACKOFF_S", 0.01, raising=False)
+    monkeypatch.delenv("ATLAS_STORAGE", raising=False)
+    return fake
+
+
+def atlas(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``atlas ARGS`` in this process as ``main`` runs it: exit code, stdout, stderr."""
+    monkeypatch.setattr(sys, "argv", ["atlas", *args])
+    code = cli._run_app()
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def spec_file(tmp_path: Path, **overrides: Any) -> Path:
+    """A campaign whose target an installed module holds (``tests`` is not one: it would be warned of)."""
+    path = tmp_path / "c.yaml"
+    overrides.setdefault("evaluator", {"kind": "python", "target": "json:loads"})
+    path.write_text(yaml.safe_dump(quadratic_spec(name="sub", **overrides)))
+    return path
+
+
+LOCAL = "http://127.0.0.1:8265"
+
+
+def test_a_relative_sqlite_path_is_made_absolute_from_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        server: FakeJobServer) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = spec_file(tmp_path)
+    code, _out, err = atlas(monkeypatch, capsys, "submit", str(spec), "--address", LOCAL, "--storage",
+                            "sqlite:///rel.db")
+    assert code == 0, err
+    assert f"--storage sqlite:///{tmp_path / 'rel.db'} " in server.submitted[0]["entrypoint"]
+    assert f"storage: sqlite:///{tmp_path / 'rel.db'}" in err and "warning" not in err
+    code, _out, err = atlas(monkeypatch, capsys, "submit", str(spec), "--address", LOCAL)  # the default, atlas.db
+    assert code == 0 and f"--storage sqlite:///{tmp_path / 'atlas.db'} " in server.submitted[1]["entrypoint"]
+    code, _out, err = atlas(monkeypatch, capsys, "submit", str(spec), "--address", "http://head:8265",
+                           "--storage", "sqlite:///rel.db")
+    assert code == 0 and f"--storage sqlite:///{tmp_path / 'rel.db'} " in server.submitted[2]["entrypoint"]
+    assert err.startswith("warning: a SQLite file is only visible")
+    assert f"writes {tmp_path / 'rel.db'} on the node" in err
+
+
+def test_a_bad_storage_url_is_refused_before_anything_is_submitted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        server: FakeJobServer) -> None:
+    code, out, err = atlas(monkeypatch, capsys, "submit", str(spec_file(tmp_path)), "--address", LOCAL,
+                           "--storage", "sqlit:///x")
+    assert code == 2 and out == ""
+    assert err.splitlines() == [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(err.splitlines()) == 1 and "unsupported storage 'sqlit'" in err
+    assert server.workdirs == [] and server.submitted == []
+
+
+def test_a_submission_refused_try_again_later_is_retried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        server: FakeJobServer) -> None:
+    server.refusals = [RuntimeError(AGAIN), RuntimeError(AGAIN)]
+    code, out, err = atlas(monkeypatch, capsys, "submit", str(spec_file(tmp_path)), "--address", LOCAL,
+                           "--storage", f"sqlite:///{tmp_path / 'a.db'}")
+    assert code == 0, err
+    assert out.split() == [server.submitted[0]["submission_id"]] and len(server.workdirs) == 3
+    assert err.count("warning:") == 1 and "not ready" in err
+
+
+def test_a_submission_refused_otherwise_or_for_too_long_is_one_error_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        server: FakeJobServer) -> None:
+    args = ("submit", str(spec_file(tmp_path)), "--address", LOCAL, "--storage", f"sqlite:///{tmp_path / 'a.db'}")
+    server.refusals = [RuntimeError("Request failed with status code 400: bad runtime_env.")]
+    code, _out, err = atlas(monkeypatch, capsys, *args)
+    assert code == 2 and len(server.workdirs) == 1 and server.submitted == []
+    assert err.splitlines() == [f"error: the Ray job server at {LOCAL} did not take the job: Request failed with "
+                                "status code 400: bad runtime_env."]
+    monkeypatch.setattr(jobs, "SUBMIT_PATIENCE_S", 0.1, raising=False)
+    server.refusals = [RuntimeError(AGAIN)] * 1000
+    code, _out, err = atlas(monkeypatch, capsys, *args)
+    assert code == 2 and server.submitted == [] and "Traceback" not in err
+    assert [line for line in err.splitlines() if not line.startswith("warning:")] == [
+        f"error: the Ray job server at {LOCAL} did not take the job: {AGAIN}"]
+
+
+def test_the_uploaded_folder_is_removed_once_submitted_or_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        server: FakeJobServer) -> None:
+    args = ("submit", str(spec_file(tmp_path)), "--address", LOCAL, "--storage", f"sqlite:///{tmp_path / 'a.db'}")
+    assert atlas(monkeypatch, capsys, *args)[0] == 0
+    assert len(server.workdirs) == 1 and not server.workdirs[0].exists()
+    server.refusals = [RuntimeError("Request failed with status code 400: no.")]
+    assert atlas(monkeypatch, capsys, *args)[0] == 2
+    assert len(server.workdirs) == 2 and not any(w.exists() for w in server.workdirs)
+
+
+def test_a_target_module_beside_the_spec_is_named_before_submitting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        server: FakeJobServer) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "myeval.py").write_text("def evaluate(params):\n    return {}\n")
+    spec = spec_file(tmp_path, evaluator={"kind": "python", "target": "myeval:evaluate"})
+    args = ("submit", str(spec), "--address", LOCAL, "--storage", f"sqlite:///{tmp_path / 'a.db'}")
+    code, _out, err = atlas(monkeypatch, capsys, *args)
+    assert code == 0 and len(server.submitted) == 1
+    (warning,) = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert "'myeval'" in warning and "--env PYTHONPATH=" in warning and "install it on the nodes" in warning
+    code, _out, err = atlas(monkeypatch, capsys, *args, "--env", f"PYTHONPATH={tmp_path}")
+    assert code == 0 and "warning" not in err  # the user said where the cluster finds it
+    installed = spec_file(tmp_path, evaluator={"kind": "python", "target": "yaml:safe_load"})
+    code, _out, err = atlas(monkeypatch, capsys, "submit", str(installed), *args[2:])
+    assert code == 0 and "warning" not in err
+
+
+class FakeTime:
+    """A clock that only ``sleep`` moves."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_wait_waits_as_long_as_the_job_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        server: FakeJobServer) -> None:
+    clock = FakeTime()
+    monkeypatch.setattr(jobs, "time", clock)
+    server.statuses = [JobStatus.PENDING] * 5 + [JobStatus.RUNNING] * 3000 + [JobStatus.SUCCEEDED]
+    code, out, err = atlas(monkeypatch, capsys, "submit", str(spec_file(tmp_path)), "--address", LOCAL,
+                           "--storage", f"sqlite:///{tmp_path / 'a.db'}", "--wait")
+    assert code == 0, err
+    job_id = server.submitted[0]["submission_id"]
+    assert out.splitlines() == [job_id, f"job {job_id}: PENDING", f"job {job_id}: RUNNING", f"job {job_id}: SUCCEEDED"]
+    assert clock.now - 1_000.0 >= 3000
+
+
+def test_a_wait_that_loses_the_job_server_is_one_error_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        server: FakeJobServer) -> None:
+    monkeypatch.setattr(jobs, "time", FakeTime())
+    server.statuses = [JobStatus.RUNNING, ConnectionError("Connection refused")]
+    code, _out, err = atlas(monkeypatch, capsys, "submit", str(spec_file(tmp_path)), "--address", LOCAL,
+                           "--storage", f"sqlite:///{tmp_path / 'a.db'}", "--wait")
+    job_id = server.submitted[0]["submission_id"]
+    assert code == 2
+    assert err.splitlines() == [f"error: the status of job {job_id} from the Ray job server at {LOCAL} failed: "
+                                "Connection refused"]
+
+
+def test_follow_yields_each_chunk_as_the_job_writes_it(server: FakeJobServer, tmp_path: Path) -> None:
+    events: list[str] = []
+    server.submitted = [{"submission_id": "atlas-sub-1", "metadata": {jobs.METADATA_KEY: "sub"}}]
+    server.chunks = [lambda i=i: events.append(f"wrote {i}") or f"line {i}\n" for i in range(3)]
+    for chunk in jobs.logs(LOCAL, "sub", follow=True):
+        events.append(f"read {chunk.strip()}")
+    assert events == ["wrote 0", "read line 0", "wrote 1", "read line 1", "wrote 2", "read line 2"]
+
+
+def test_follow_prints_the_first_lines_before_the_job_ends_and_ctrl_c_exits_130(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server: FakeJobServer) -> None:
+    printed: list[str] = []
+
+    def interrupt() -> str:
+        printed.append(capsys.readouterr().out)
+        raise KeyboardInterrupt
+
+    server.submitted = [{"submission_id": "atlas-sub-1", "metadata": {jobs.METADATA_KEY: "sub"}}]
+    server.chunks = ["scheduler started\n", interrupt]
+    code, _out, err = atlas(monkeypatch, capsys, "logs", "sub", "--address", LOCAL, "--follow")
+    assert printed == ["scheduler started\n"]
+    assert code == 130 and "Traceback" not in err
