@@ -22,6 +22,16 @@
   :func:`workers.limits.cap_memory_growth`). An actor that reports itself spent (it holds
   most of that memory after a batch: :mod:`workers.executors.ray_actor`) is replaced, and
   the batch queued behind it, which it did not start, goes back to the queue.
+- Refs are matched by their id (:func:`_same_ref`), never by identity: under Ray Client
+  (``ray://``) ``ray.wait`` hands back new ``ClientObjectRef`` objects for the same refs.
+- The pool has as many actors as the alive nodes can hold (each node's own resources,
+  summed over nodes, never the cluster's totals: an actor is placed on one node), and a
+  start where no single node can hold one actor is refused (:func:`_node_fits`).
+- ``--address`` is checked before ``ray.init`` (:func:`check_reachable`): an http(s)://
+  address, one without a port, one nothing answers at, and one where something other
+  than a Ray GCS (``HOST:PORT``) or a Ray Client server (``ray://HOST:PORT``) answers are
+  refused within seconds, in one line; whatever ``ray.init`` raises at an address is one
+  line too (:class:`ExecutorError`).
 """
 
 from __future__ import annotations
@@ -48,6 +58,9 @@ from workers.runner import EvaluationTask, Outcome, setup_failure
 log = logging.getLogger("entropy_atlas.executor")
 
 CONNECT_TIMEOUT_S = 10.0  # how long the check of a cluster's address waits for it to answer
+PROBE_S = 5.0  # how long the check waits for a gRPC answer (the GCS's cluster id) once connected
+ADDRESS_FORMS = ("atlas run --address takes a Ray cluster's GCS address HOST:6379, its Ray Client server "
+                 "ray://HOST:10001, or auto; http://HOST:8265 (the dashboard) is for atlas submit and atlas logs")
 PIPELINE = 2  # batches an actor holds: the one it runs and the next
 LONG_POLL_S = 5.0  # how long an actor's `results` call waits for an outcome before answering empty
 SETUP_DEATHS = 3  # workers dead in their evaluator's setup, one after another, before the run is told it failed
@@ -124,7 +137,7 @@ class RayExecutor(Executor):
         (a function, ``SIG_DFL``, ``SIG_IGN``), on the main thread, where one can be set."""
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, "configure_logging": False}
         if self.address:
-            check_reachable(self.address)  # else ray.init retries an address nothing answers for minutes
+            check_reachable(self.address)  # else ray.init retries an address that is no cluster's for minutes
             kwargs["address"] = self.address
         else:
             kwargs["address"] = "local"
@@ -133,6 +146,13 @@ class RayExecutor(Executor):
         try:
             ray.init(**kwargs)
             self._started_ray = True
+        except Exception as exc:  # ValueError, ConnectionError, RuntimeError, TimeoutError ...: one line
+            if ray.is_initialized():
+                ray.shutdown()
+            if not self.address:
+                raise
+            raise ExecutorError(f"cannot join the Ray cluster at {self.address}: {type(exc).__name__}: "
+                                f"{_first_line(exc)}; {ADDRESS_FORMS}") from None
         except BaseException:  # a Ctrl-C half-way: what it had started goes with it
             if ray.is_initialized():
                 ray.shutdown()
@@ -186,22 +206,30 @@ class RayExecutor(Executor):
         except ValueError:
             return 1
 
-    def _pool_size(self) -> int:
-        resources = ray.cluster_resources()
-        limits = [self.config.max_in_flight]
-        required = dict(self.config.custom_resources)  # each must fit at least one actor
-        if self.config.num_cpus > 0:  # 3 CPUs of a 2-CPU cluster: an actor never placed, a run that never ends
+    def _required(self) -> dict[str, float]:
+        """What one actor reserves, by Ray resource name (only what it asks a non-zero amount of)."""
+        required = {name: float(amount) for name, amount in self.config.custom_resources.items() if amount > 0}
+        if self.config.num_cpus > 0:
             required["CPU"] = self.config.num_cpus
         if self.config.num_gpus > 0:
             required["GPU"] = self.config.num_gpus
         if self.config.memory_bytes is not None:
             required["memory"] = self.config.memory_bytes
-        for name, amount in required.items():
-            if resources.get(name, 0) < amount:
-                raise ExecutorError(f"evaluations ask for {amount:g} of {name!r} each but the Ray cluster has "
-                                   f"{resources.get(name, 0):g}")
-            limits.append(int(resources.get(name, 0) // amount))
-        return max(1, min(limits))
+        return required
+
+    def _pool_size(self) -> int:
+        """min(``max_in_flight``, the actors the alive nodes can hold: each node's own count,
+        summed). An actor is placed on one node, so a start where no node can hold one (3
+        CPUs an actor on 2-CPU nodes, whatever their sum) is refused: such an actor is never
+        placed and the run would never end (:class:`ExecutorError`, naming the largest node's)."""
+        required = self._required()
+        nodes = _alive_node_resources()
+        fits = _node_fits(nodes, required)
+        if fits is None:
+            return max(1, self.config.max_in_flight)
+        if fits == 0:
+            raise ExecutorError(_unplaceable(nodes, required))
+        return max(1, min(self.config.max_in_flight, fits))
 
     def _new_slot(self) -> _Slot:
         actor = self._remote.remote(self.config)
@@ -265,7 +293,7 @@ class RayExecutor(Executor):
         setting_up = [s for s in self._slots if not s.held and s.ready is not None]
         if setting_up:
             ended, _ = ray.wait([s.ready for s in setting_up], num_returns=len(setting_up), timeout=0)
-            idle += [s for s in setting_up if s.ready in ended]
+            idle += [s for s in setting_up if any(_same_ref(s.ready, ref) for ref in ended)]
         if not idle:
             return
         calls = [s.actor.close.remote() for s in idle]
@@ -348,7 +376,7 @@ class RayExecutor(Executor):
                 ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
             for ref in ready:
                 index = waiting[ref]
-                if self._slots[index].results is ref:  # else its actor was replaced just now
+                if _same_ref(self._slots[index].results, ref):  # else its actor was replaced just now
                     outcomes += self._collect(index)
         elif self._queue or self._solo:
             coming = [s.ready for s in self._slots if s.ready is not None]
@@ -426,16 +454,126 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _same_ref(a: Any, b: Any) -> bool:
+    """Whether two object refs name the same object: by id, for ``ObjectRef`` and Ray
+    Client's ``ClientObjectRef`` alike (``ray.wait`` under Ray Client hands back new
+    objects, so identity never matches); None is no ref."""
+    return a is not None and b is not None and a.binary() == b.binary()
+
+
+# -- the cluster's nodes ------------------------------------------------------
+def _alive_node_resources() -> list[dict[str, float]]:
+    """Each alive node's total resources (``ray.nodes()``), as Ray counts them."""
+    return [dict(node.get("Resources") or {}) for node in ray.nodes() if node.get("Alive")]
+
+
+def _node_fits(nodes: list[dict[str, float]], required: dict[str, float]) -> int | None:
+    """How many actors each asking ``required`` the ``nodes`` hold together: per node the
+    fewest any one resource allows, summed; None where an actor asks for nothing (no
+    limit but ``max_in_flight``)."""
+    if not required:
+        return None
+    return sum(min(int(node.get(name, 0.0) / amount + 1e-9) for name, amount in required.items())
+               for node in nodes)
+
+
+def _unplaceable(nodes: list[dict[str, float]], required: dict[str, float]) -> str:
+    """Why no node can hold one actor: the first resource no node has enough of, with the
+    largest node's amount (and the cluster's sum, which does not help), else the nodes'
+    own resources where each lacks something else."""
+    for name, amount in required.items():
+        largest = max((node.get(name, 0.0) for node in nodes), default=0.0)
+        if largest < amount:
+            total = sum(node.get(name, 0.0) for node in nodes)
+            return (f"evaluations ask for {_amount(name, amount)} of {name!r} each but the Ray cluster has "
+                    f"{_amount(name, largest)} on its largest node ({_amount(name, total)} over {len(nodes)} "
+                    f"alive node(s)); one evaluation's worker runs on one node")
+    held = "; ".join(", ".join(f"{n} {_amount(n, node.get(n, 0.0))}" for n in required) for node in nodes[:4])
+    asked = ", ".join(f"{n} {_amount(n, a)}" for n, a in required.items())
+    return (f"evaluations ask for {asked} each but no node of the Ray cluster has all of it (its nodes have: "
+            f"{held}{'; ...' if len(nodes) > 4 else ''}); one evaluation's worker runs on one node")
+
+
+def _amount(name: str, value: float) -> str:
+    """A resource amount as said to the user (``memory`` in MiB)."""
+    return f"{value / 2**20:g} MiB" if name == "memory" else f"{value:g}"
+
+
+# -- the address ---------------------------------------------------------------
 def check_reachable(address: str) -> None:
-    """Raise :class:`ExecutorError` (one line) where nothing answers at a cluster's
-    ``host:port`` (``ray://host:port`` too) within :data:`CONNECT_TIMEOUT_S`; other forms
-    (``auto``) are left to Ray."""
+    """Raise :class:`ExecutorError` (one line, naming ``address`` and the forms ``atlas run``
+    takes) unless ``address`` can be a Ray cluster's: an http(s):// address (the dashboard
+    is for ``atlas submit``) or one without a port is refused at once; nothing answering at
+    ``HOST:PORT`` within :data:`CONNECT_TIMEOUT_S` is refused; and once connected, a
+    ``HOST:PORT`` must answer as a Ray GCS, a ``ray://HOST:PORT`` as a gRPC server that is
+    not the GCS (the Ray Client server) within :data:`PROBE_S` (:func:`_probe_gcs`).
+    ``auto`` and ``local`` are left to Ray."""
+    if address in ("auto", "local"):
+        return
+    if address.lower().startswith(("http://", "https://")):
+        raise ExecutorError(f"{address} is an HTTP address, not a Ray cluster's; {ADDRESS_FORMS}")
+    client = address.startswith("ray://")
+    host, port = _host_port(address)
     import socket
 
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        return
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        socket.create_connection((host.strip("[]"), port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:
         raise ExecutorError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+    problem = _probe_gcs(f"{host}:{port}", client)
+    if problem is not None:
+        raise ExecutorError(f"{address} is not a Ray cluster's {'Ray Client server' if client else 'GCS'}: "
+                            f"{problem}; {ADDRESS_FORMS}")
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """``HOST`` and ``PORT`` of ``[ray://]HOST:PORT`` (``ray://HOST`` means Ray Client's
+    10001); any other form is an :class:`ExecutorError` naming the forms."""
+    bare = address.removeprefix("ray://")
+    host, colon, port = bare.rpartition(":")
+    if address.startswith("ray://") and (not colon or bare.endswith("]")):
+        host, port = bare, "10001"
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
+        raise ExecutorError(f"{address!r} is not a Ray cluster's address (HOST:PORT); {ADDRESS_FORMS}")
+    return host, int(port)
+
+
+def _probe_gcs(target: str, client: bool) -> str | None:
+    """Ask ``target`` for its GCS cluster id (one gRPC call, :data:`PROBE_S` at most); what
+    is wrong with it for a plain address (``client`` False: it must answer as the GCS) or a
+    ``ray://`` one (it must answer as a gRPC server that is not the GCS), or None."""
+    import grpc
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    channel = _grpc_channel(target)
+    try:
+        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+        stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=PROBE_S)
+        code, details = grpc.StatusCode.OK, ""
+    except grpc.RpcError as exc:
+        code, details = exc.code(), str(exc.details() or "")
+    finally:
+        channel.close()
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        if "HTTP/2" in details:
+            return "an HTTP server answers there (the dashboard's port?), not Ray's gRPC"
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return f"it accepts connections but gave no gRPC answer within {PROBE_S:g} s"
+        return f"no gRPC answer ({(details.strip().splitlines() or ['?'])[0]})"
+    if client and code == grpc.StatusCode.OK:
+        return "that port is the GCS's; ray:// takes the Ray Client server's port (10001), or drop ray://"
+    if not client and code == grpc.StatusCode.UNIMPLEMENTED:
+        return "a gRPC server other than the GCS answers there (a Ray Client server? then ray://HOST:PORT)"
+    return None
+
+
+def _grpc_channel(target: str) -> Any:
+    """A gRPC channel to ``target`` as Ray's own tools open one (TLS and token auth as
+    this environment says), or a plain one where that helper is missing."""
+    try:
+        from ray._private.grpc_utils import init_grpc_channel
+    except ImportError:
+        import grpc
+
+        return grpc.insecure_channel(target)
+    return init_grpc_channel(target)
