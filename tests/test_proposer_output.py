@@ -325,13 +325,13 @@ def test_meta_none_is_stored_empty(bad: dict, sqlite_url: str) -> None:
     assert all(o.meta == {} for o in TOLD)
 
 
-def test_the_command_line_shows_a_malformed_result_as_one_line(bad: dict, tmp_path: Path) -> None:
+def cli_error_line(tmp_path: Path) -> str:
+    """``atlas run`` of :func:`spec_of` inline: exit 2, no traceback; its one ``error:`` line."""
     import yaml
     from typer.testing import CliRunner
 
     from search.cli import app
 
-    bad["ask"] = with_x([0.5, 0.5, 0.5])
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(spec_of()))
     result = CliRunner().invoke(app, ["run", str(path), "--storage", f"sqlite:///{tmp_path / 'a.db'}",
@@ -339,6 +339,12 @@ def test_the_command_line_shows_a_malformed_result_as_one_line(bad: dict, tmp_pa
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     (line,) = [t for t in result.stderr.strip().splitlines() if not t.startswith("warning:")]
+    return line
+
+
+def test_the_command_line_shows_a_malformed_result_as_one_line(bad: dict, tmp_path: Path) -> None:
+    bad["ask"] = with_x([0.5, 0.5, 0.5])
+    line = cli_error_line(tmp_path)
     assert line.startswith("error: campaign 'quad': proposer bad returned a point of dimension 3, the space has 2")
 
 
@@ -387,19 +393,8 @@ def test_a_restore_that_raises_stops_the_run_with_one_line_and_nothing_written(b
 
 
 def test_the_command_line_shows_a_failed_restore_as_one_line(bad: dict, tmp_path: Path) -> None:
-    import yaml
-    from typer.testing import CliRunner
-
-    from search.cli import app
-
     bad["restore"] = _cannot_restore
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(spec_of()))
-    result = CliRunner().invoke(app, ["run", str(path), "--storage", f"sqlite:///{tmp_path / 'a.db'}",
-                                      "--executor", "inline"])
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    (line,) = [t for t in result.stderr.strip().splitlines() if not t.startswith("warning:")]
+    line = cli_error_line(tmp_path)
     assert line.startswith("error: campaign 'quad': proposer bad raised in restore: RuntimeError: cannot restore")
 
 
