@@ -40,6 +40,22 @@ def qd_score(fitness_sum: float, elites: int, qd_offset: float = 0.0) -> float:
     return float(fitness_sum) - float(qd_offset) * int(elites)
 
 
+def fitness_sum(fitness: Sequence[float]) -> float:
+    """``Σ fitness`` exactly rounded (``math.fsum``): SQL's ``SUM`` adds in order, and elites
+    of 1e308 and −1e308 beside 123456789.1 summed to 0 on SQLite. A sum past the float
+    range is ±inf; ``fsum`` refuses partial sums that overflow even where the sum does not,
+    and then each fitness, an exact integer multiple of 2⁻¹⁰⁷⁴ (the smallest float), is
+    summed as an integer and divided back, which rounds once."""
+    try:
+        return math.fsum(fitness)
+    except OverflowError:
+        units = sum(n * (2**1074 // d) for n, d in map(float.as_integer_ratio, fitness))
+        try:
+            return units / 2**1074  # int / int: correctly rounded
+        except OverflowError:
+            return math.inf if units > 0 else -math.inf
+
+
 def coverage(elites: int, cells: int) -> float:
     """The share of the map's cells that hold an elite, ``elites / cells`` (0 without cells)."""
     return int(elites) / int(cells) if cells else 0.0

@@ -648,15 +648,10 @@ class Store(LeaseStore):
         which :func:`archive.stats.coverage` and :func:`archive.stats.qd_score` make the rest.
         With ``by_proposer`` (:meth:`proposer_counts`, read already) the counts are its sums:
         one scan of the campaign's rows fewer (10⁶ index entries); ``{}`` reads none (the
-        map's title needs none).
-
-        The fitness sum is exactly rounded (``math.fsum`` over the elites' fitnesses: as many
-        as the cells filled, never the evaluations): SQL's ``SUM`` adds in order, and
-        elites of 1e308 and -1e308 beside 123456789.1 summed to 0 on SQLite. A sum past the
-        float range is ±inf (``fsum`` refuses partial sums that overflow even where the sum
-        does not: then each fitness as an exact integer multiple of 2⁻¹⁰⁷⁴, the smallest
-        float, summed and divided back, which rounds once)."""
-        from archive.stats import coverage, qd_score
+        map's title needs none). The fitness sum is exactly rounded
+        (:func:`archive.stats.fitness_sum` over the elites' fitnesses: as many as the cells
+        filled, never the evaluations)."""
+        from archive.stats import coverage, fitness_sum, qd_score
 
         with self.read() as conn:
             if by_proposer is None:
@@ -678,14 +673,7 @@ class Store(LeaseStore):
                 .where(Elite.campaign_id == campaign_id)
                 .order_by(Elite.fitness.desc()).limit(1)
             ).first()
-        try:
-            fit_sum = math.fsum(fitness)
-        except OverflowError:  # a partial sum past the float range
-            units = sum(n * (2**1074 // d) for n, d in map(float.as_integer_ratio, fitness))
-            try:
-                fit_sum = units / 2**1074  # int / int: correctly rounded
-            except OverflowError:
-                fit_sum = math.inf if units > 0 else -math.inf
+        fit_sum = fitness_sum(fitness)
         counts = {s: int(counts.get(s, 0)) for s in ("pending", "running", "done", "failed")}
         return Stats(
             counts=counts,
