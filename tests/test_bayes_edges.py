@@ -77,8 +77,7 @@ def repeats(points: list[np.ndarray], tol: float = 1e-4) -> list[int]:
     ("qd-bo", {}),
     ("qd-bo", {"acquisition": "sail", "sail_generations": 5}),
     ("bo", {}),
-    ("mo-bo", {}),
-], ids=["qd-bo-ejie", "qd-bo-sail", "bo", "mo-bo"])
+], ids=["qd-bo-ejie", "qd-bo-sail", "bo"])
 def test_no_proposal_repeats_a_point_evaluated_or_in_its_batch(algorithm: str, options: dict[str, Any]) -> None:
     """Objective −x over x in [0, 1], budget 16, batch 4: every model proposal was x = 0
     (qd-bo), or two or three of a batch were (bo)."""
