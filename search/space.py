@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -111,6 +111,14 @@ class SearchSpace:
         active ones filled with the centre of their range; ``problems`` then lists only
         what could not be repaired. Without ``repair`` every deviation is a problem.
         """
+        return self._checked(point, repair, lambda param, value: _check_value(param, value, repair), fill=repair)
+
+    def _checked(self, point: Any, repair: bool, value_of: Callable[[Param, Any], tuple[Any, str | None]],
+                 fill: bool) -> tuple[dict[str, Any], list[str]]:
+        """The slot walk of :meth:`coerce` and :meth:`repair_proposed`: each active slot's
+        value by ``value_of``; with ``repair``, unknown and inactive keys dropped, else
+        problems; a missing active one filled with its range's centre where ``fill``, else
+        a problem."""
         problems: list[str] = []
         if not isinstance(point, Mapping):
             return {}, [f"expected a mapping of parameter values, got {type(point).__name__}"]
@@ -129,12 +137,12 @@ class SearchSpace:
                     problems.append(f"{slot.name}: not active here (condition {slot.param.when})")
                 continue
             if not present:
-                if repair:
+                if fill:
                     values[slot.name] = _decode_one(slot.param, np.full(slot.size, 0.5))
                 else:
                     problems.append(f"{slot.name}: missing")
                 continue
-            value, problem = _check_value(slot.param, point[slot.name], repair)
+            value, problem = value_of(slot.param, point[slot.name])
             if problem:
                 problems.append(f"{slot.name}: {problem}")
             else:
@@ -152,22 +160,7 @@ class SearchSpace:
         not a mapping, an active parameter missing, a value that is not a number (a string,
         a boolean, None) or not finite, a categorical value that is not exactly one of the
         choices, a vector of the wrong length."""
-        if not isinstance(point, Mapping):
-            return {}, [f"expected a mapping of parameter values, got {type(point).__name__}"]
-        problems: list[str] = []
-        values: dict[str, Any] = {}
-        for slot in self.slots:
-            if not self.is_active(slot.name, values):
-                continue
-            if slot.name not in point:
-                problems.append(f"{slot.name}: missing")
-                continue
-            value, problem = _repair_value(slot.param, _plain(point[slot.name]))
-            if problem:
-                problems.append(f"{slot.name}: {problem}")
-            else:
-                values[slot.name] = value
-        return values, problems
+        return self._checked(point, True, lambda param, value: _repair_value(param, _plain(value)), fill=False)
 
     def check_points(self, points: list[Any], path: str) -> list[str]:
         """Problems of a list of points, each prefixed by ``path.i`` (as the file's other fields are named)."""
