@@ -20,7 +20,7 @@ import orjson
 
 from archive.records import NewEvaluation
 from search.proposers.base import Proposal
-from search.space import SearchSpace
+from search.space import SearchSpace, short_repr
 
 # a proposal's meta is stored as archive.bulk writes JSON columns (orjson, these options)
 _META_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -39,15 +39,6 @@ def _kind(value: Any) -> str:
         return "None"
     name = type(value).__name__
     return f"{'an' if name[:1].lower() in 'aeiou' or name.startswith('nd') else 'a'} {name}"
-
-
-def _shown(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, cut to ``limit`` characters."""
-    try:
-        text = repr(value)
-    except Exception:  # a plug-in's object whose repr raises
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else f"{text[:limit]}…"
 
 
 class ProposalRows:
@@ -101,7 +92,7 @@ class ProposalRows:
         if not np.isfinite(xs).all():
             row = int(np.flatnonzero(~np.isfinite(xs).all(axis=1))[0])
             raise BadProposals(f"proposed a point with a non-finite coordinate ({self._which(row, proposals[row])}: "
-                                f"{_shown(xs[row].tolist())})")
+                                f"{short_repr(xs[row].tolist(), 60)})")
         return np.clip(xs.astype(float), 0.0, 1.0)
 
     def _bad_point(self, proposals: list[Proposal]) -> str:
@@ -114,7 +105,7 @@ class ProposalRows:
             except (ValueError, TypeError):
                 x = np.empty(0, dtype=object)
             if x.dtype.kind not in "iuf":
-                return f"returned x={_shown(p.x)} as {self._which(i, p)}'s point, not a vector of numbers"
+                return f"returned x={short_repr(p.x, 60)} as {self._which(i, p)}'s point, not a vector of numbers"
             if x.ndim != 1:
                 return f"returned a point of shape {x.shape} as {self._which(i, p)}, not a vector of {dim} coordinates"
             if x.shape[0] != dim:
@@ -149,9 +140,10 @@ class ProposalRows:
         if p.proposer is None or p.proposer == "":
             return self.proposer_name
         if not isinstance(p.proposer, str):
-            raise BadProposals(f"labelled proposal {i} proposer={_shown(p.proposer)}, not a name (a str)")
+            raise BadProposals(f"labelled proposal {i} proposer={short_repr(p.proposer, 60)}, not a name (a str)")
         if len(p.proposer) > LABEL_CHARS:
-            raise BadProposals(f"labelled proposal {i} {_shown(p.proposer)}, longer than {LABEL_CHARS} characters")
+            raise BadProposals(f"labelled proposal {i} {short_repr(p.proposer, 60)}, "
+                               f"longer than {LABEL_CHARS} characters")
         return p.proposer
 
     @staticmethod
@@ -160,7 +152,7 @@ class ProposalRows:
         metas = [{} if p.meta is None else p.meta for p in proposals]
         for i, meta in enumerate(metas):
             if not isinstance(meta, dict):
-                raise BadProposals(f"returned meta={_shown(meta)} with proposal {i}, not a dict")
+                raise BadProposals(f"returned meta={short_repr(meta, 60)} with proposal {i}, not a dict")
         try:
             orjson.dumps(metas, option=_META_JSON)
         except TypeError:

@@ -259,7 +259,7 @@ def _repair_value(param: Param, value: Any) -> tuple[Any, str | None]:
 def _repair_number(param: FloatParam | IntParam, value: Any) -> tuple[Any, str | None]:
     """A number clipped into ``param``'s bounds (rounded for an ``int``); a string is not a number."""
     if isinstance(value, str):
-        return None, f"{_shown(value)} is not a number"
+        return None, f"{short_repr(value)} is not a number"
     return _check_number(param, value, repair=True)
 
 
@@ -278,7 +278,7 @@ def _check_number(param: FloatParam | IntParam, value: Any, repair: bool) -> tup
     except OverflowError:  # an integer past a float's range
         finite = False
     if not finite:
-        return None, f"{_shown(value)} is not finite"
+        return None, f"{short_repr(value)} is not finite"
     if isinstance(param, IntParam) and not float(value).is_integer():
         if not repair:
             return None, f"{value!r} is not an integer"
@@ -290,9 +290,13 @@ def _check_number(param: FloatParam | IntParam, value: Any, repair: bool) -> tup
     return (int(value) if isinstance(param, IntParam) else float(value)), None
 
 
-def _shown(value: Any, limit: int = 40) -> str:
-    """``repr(value)``, cut to ``limit`` characters (a 400-digit integer from a model's reply)."""
+def short_repr(value: Any, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a 400-digit integer from a model's reply;
+    a plug-in's object whose ``repr`` raises is named by its type)."""
     if isinstance(value, int) and value.bit_length() >= 1000:  # repr would pass Python's digit limit
         return f"<an integer of {value.bit_length()} bits>"
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else f"{text[:limit]}…"
