@@ -209,3 +209,56 @@ def test_an_int_within_the_limit_stays_an_int_for_every_sampler() -> None:
         p = proposer(algorithm, space)
         dist = p._flat({"k": 7})[1]["k"]
         assert type(dist).__name__ == ("FloatDistribution" if as_float else "IntDistribution")
+
+
+# -- outcomes that do not vary -----------------------------------------------------------
+def record_acquisitions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of outcomes of each acquisition mo-bo builds from now on: the hypervolume's
+    (its reference point's length), or 1 for qLogNEI."""
+    from search.proposers import bo, mo_bo
+
+    built: list[int] = []
+    hvi, nei = mo_bo.qLogNoisyExpectedHypervolumeImprovement, bo.qLogNoisyExpectedImprovement
+
+    def hypervolume(*args: Any, ref_point: list[float], **kwargs: Any) -> Any:
+        built.append(len(ref_point))
+        return hvi(*args, ref_point=ref_point, **kwargs)
+
+    def improvement(*args: Any, **kwargs: Any) -> Any:
+        built.append(1)
+        return nei(*args, **kwargs)
+
+    monkeypatch.setattr(mo_bo, "qLogNoisyExpectedHypervolumeImprovement", hypervolume)
+    monkeypatch.setattr(bo, "qLogNoisyExpectedImprovement", improvement)
+    return built
+
+
+def measure_constant_until(evaluations: int) -> Outcome:
+    """Objective −(x − 0.3)², measures x and a second one that is 0.5 for the first
+    ``evaluations`` evaluations, then 0.5 + 0.3 sin 5x."""
+    seen = [0]
+
+    def outcome(params: dict[str, Any]) -> tuple[float, list[float]]:
+        x, seen[0] = params["x"], seen[0] + 1
+        return -(x - 0.3) ** 2, [x, 0.5 if seen[0] <= evaluations else 0.5 + 0.3 * math.sin(5 * x)]
+
+    return outcome
+
+
+@pytest.mark.parametrize(("outcome", "built"), [
+    (measure_constant_until(10**9), [2, 2, 2]),
+    (measure_constant_until(6), [2, 2, 3]),
+    (lambda p: (-(p["x"] - 0.3) ** 2, [0.5, 0.5]), [1, 1, 1]),
+    (lambda p: (1.0, [0.5, 0.5]), [1, 1, 1]),
+], ids=["measure-constant", "measure-varies-later", "measures-constant", "all-constant"])
+def test_mo_bo_models_only_the_outcomes_that_vary(monkeypatch: pytest.MonkeyPatch, outcome: Outcome,
+                                                  built: list[int]) -> None:
+    """A measure that every evaluation gave the same value: its reference point was 1e-8
+    below it and its posterior draws ±0.005 around it, so the hypervolume improvement was
+    that noise's, in one more dimension (asks 2–3× slower). Left out until it varies; with
+    one varying outcome left (or none), qLogNEI of it (of the fitness)."""
+    acquisitions = record_acquisitions(monkeypatch)
+    mo = proposer("mo-bo", LINE, {"num_restarts": 2, "raw_samples": 32, "mc_samples": 8}, batch_size=2)
+    seen = campaign(mo, outcome, 10)
+    assert acquisitions == built  # asks at 4, 6 and 8 evaluated: the first two Sobol
+    assert repeats([o.x for o in seen]) == [] and sum(o.meta["source"] == "mo-bo" for o in seen) == 6

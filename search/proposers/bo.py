@@ -153,11 +153,18 @@ class BoProposer(Proposer):
                     "proposes %d Sobol points instead", self.name, self.asks, type(exc).__name__, reason, n)
 
     def suggest(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        z, _ = gp.standardise(np.stack(self.book.y)[:, :1])
+        return self.improve(z, n, rng, warm=True)
+
+    def improve(self, z: np.ndarray, n: int, rng: np.random.Generator, warm: bool) -> np.ndarray:
+        """The n points of highest qLogNEI of one outcome (z: the evaluated points' outcomes,
+        n × 1, through :func:`gp.standardise`), maximised. ``warm``: the fit starts from the
+        last one's hyperparameters and leaves its own for the next (``self.hyper``)."""
         dev = gp.device()
         x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)), dev)
-        z, _ = gp.standardise(np.stack(self.book.y)[:, :1])
-        model = gp.fit_gp(x, gp.tensor(z, dev), self.encoder.cat_dims, start=self.hyper)
-        self.hyper = gp.hyperparameters(model)
+        model = gp.fit_gp(x, gp.tensor(z, dev), self.encoder.cat_dims, start=self.hyper if warm else None)
+        if warm:
+            self.hyper = gp.hyperparameters(model)
         pending = self.pending_inputs(dev)
         acqf = qLogNoisyExpectedImprovement(model, X_baseline=x, X_pending=pending, prune_baseline=True,
                                             sampler=SobolQMCNormalSampler(torch.Size([MC_SAMPLES])))

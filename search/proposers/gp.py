@@ -184,11 +184,13 @@ not vary: it is centred, not scaled (float64 resolves 2e-16 of the magnitude).""
 
 @dataclasses.dataclass(frozen=True)
 class OutcomeScale:
-    """Per column, y = (z · std + mean) · scale: z is what the model is fitted on."""
+    """Per column, y = (z · std + mean) · scale: z is what the model is fitted on;
+    ``constant``: whether the column does not vary (its z all zero)."""
 
     scale: np.ndarray
     mean: np.ndarray
     std: np.ndarray
+    constant: np.ndarray
 
     def mean_of(self, z_mean: np.ndarray) -> np.ndarray:
         """A posterior mean of z in the outcomes' units."""
@@ -202,15 +204,18 @@ class OutcomeScale:
 def standardise(y: np.ndarray) -> tuple[np.ndarray, OutcomeScale]:
     """Outcomes (n × k, finite) standardised per column, and the map back: each column is
     divided by its largest magnitude (1 if all zero), then centred on its mean and divided
-    by its standard deviation (1 where it is below ``CONSTANT_STD``), all in float64."""
+    by its standard deviation, all in float64. A column whose standard deviation is below
+    ``CONSTANT_STD`` is constant: its z is exactly zero, its std 1."""
     y = np.asarray(y, dtype=np.float64)
     scale = np.max(np.abs(y), axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     unit = y / scale
     mean = unit.mean(axis=0)
     std = unit.std(axis=0, ddof=1) if len(unit) > 1 else np.zeros(unit.shape[1])
-    std = np.where(std >= CONSTANT_STD, std, 1.0)
-    return (unit - mean) / std, OutcomeScale(scale, mean, std)
+    constant = ~(std >= CONSTANT_STD)
+    std = np.where(constant, 1.0, std)
+    z = np.where(constant, 0.0, (unit - mean) / std)
+    return z, OutcomeScale(scale, mean, std, constant)
 
 
 @contextlib.contextmanager

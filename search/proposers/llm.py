@@ -182,7 +182,8 @@ class LlmProposer(Proposer):
     def backend(self) -> Any:
         if self._backend is None:
             if self.backend_kind == "hf":
-                self._backend = HFBackend(self.model, self.num_gpus, self.max_tokens, self.temperature)
+                self._backend = HFBackend(self.model, self.num_gpus, self.max_tokens, self.temperature,
+                                           self.timeout_s)
             else:
                 self._backend = OpenAIBackend(self.base_url, self.model, self.api_key_env, self.timeout_s,
                                               self.max_retries, self.temperature, self.max_tokens,

@@ -12,7 +12,12 @@
   that is not a string or null) is an error of the request, not retried: the proposer
   records the call as failed and falls back.
 - ``hf``: a local Hugging Face causal LM (a directory), held in a Ray actor so it loads
-  once, on a GPU when ``num_gpus`` > 0.
+  once, on a GPU when ``num_gpus`` > 0. ``timeout_s`` is a deadline for each request
+  too: the generation stops at it (``generate(max_time=…)``), and a reply that is not
+  complete by then (the generation stopped, or the actor silent ``HF_GRACE_S`` past the
+  deadline) fails the call like an HTTP timeout, not retried: the proposer falls back. A
+  silent actor is killed, and a new one loads the model on the next request. Loading
+  is not part of a request: it has ``HF_LOAD_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -142,6 +147,14 @@ def is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+HF_GRACE_S = 5.0
+"""How long past a request's deadline the actor's reply may still come (the token under
+way, decoding, the transfer) before the call fails and the actor is killed."""
+HF_LOAD_TIMEOUT_S = 600.0
+"""How long a new actor may take to start and load its model directory (a few minutes
+for a large model from a slow disk; a GPU that never frees up waits forever)."""
+
+
 class _HFGenerator:
     """A local causal LM (in a Ray actor): chat template when it has one, else plain text."""
 
@@ -158,9 +171,16 @@ class _HFGenerator:
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
 
-    def complete(self, messages: list[dict[str, str]]) -> tuple[str, dict[str, int]]:
+    def ready(self) -> bool:
+        """True once the model is loaded (the constructor has run)."""
+        return True
+
+    def complete(self, messages: list[dict[str, str]], max_time: float) -> tuple[str, dict[str, int], bool]:
+        """The reply, its token counts, and whether it was cut: the generation still running
+        ``max_time`` seconds after the call began."""
         import torch
 
+        start = time.monotonic()
         if getattr(self.tokenizer, "chat_template", None):
             text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         else:
@@ -169,39 +189,83 @@ class _HFGenerator:
         with torch.no_grad():
             out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=self.temperature > 0,
                                       temperature=max(self.temperature, 1e-5),
+                                      max_time=max(max_time - (time.monotonic() - start), 0.0),
                                       pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+        cut = time.monotonic() - start >= max_time
         new = out[0, inputs["input_ids"].shape[1]:]
         return self.tokenizer.decode(new, skip_special_tokens=True), {
-            "prompt_tokens": int(inputs["input_ids"].shape[1]), "completion_tokens": int(new.shape[0])}
+            "prompt_tokens": int(inputs["input_ids"].shape[1]), "completion_tokens": int(new.shape[0])}, cut
 
 
 class HFBackend:
-    """A local model directory served by one Ray actor (started on first use)."""
+    """A local model directory served by one Ray actor (started on first use, and again
+    after a request it did not answer by ``timeout_s``)."""
 
-    def __init__(self, path: str, num_gpus: float, max_new_tokens: int, temperature: float) -> None:
+    generator: type = _HFGenerator  # the actor's class
+
+    def __init__(self, path: str, num_gpus: float, max_new_tokens: int, temperature: float,
+                 timeout_s: float) -> None:
         self.path = path
         self.num_gpus = num_gpus
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
+        self.timeout_s = timeout_s
         self._actor: Any = None
 
     def complete(self, messages: list[dict[str, str]]) -> Completion:
+        """The reply to ``messages``; :class:`BackendError` when the actor fails, or its reply
+        is not complete by ``timeout_s`` (the generation stopped, or no reply ``HF_GRACE_S``
+        later: the actor is then killed)."""
         import ray
+        from ray.exceptions import GetTimeoutError
+
+        actor = self._ready_actor()
+        start = time.perf_counter()
+        try:
+            text, usage, cut = ray.get(actor.complete.remote(messages, self.timeout_s),
+                                       timeout=self.timeout_s + HF_GRACE_S)
+        except GetTimeoutError:
+            self._kill()
+            raise BackendError(f"local model {self.path}: no reply within timeout_s ({self.timeout_s:g} s); "
+                               f"its actor was killed") from None
+        except Exception as exc:
+            self._actor = None
+            raise BackendError(f"local model {self.path}: {type(exc).__name__}: {exc}") from None
+        if cut:
+            raise BackendError(f"local model {self.path}: no complete reply within timeout_s ({self.timeout_s:g} s): "
+                               f"the generation was stopped after {usage['completion_tokens']} tokens")
+        return Completion(text=text, usage=usage, latency_s=time.perf_counter() - start, attempts=1)
+
+    def _ready_actor(self) -> Any:
+        """The actor, started (in a private local Ray when none is running) and its model
+        loaded, within ``HF_LOAD_TIMEOUT_S``."""
+        import ray
+        from ray.exceptions import GetTimeoutError
 
         if not ray.is_initialized():  # a private local Ray, never another cluster found on this host
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
             ray.init(address="local", include_dashboard=False, configure_logging=False)
         if self._actor is None:
             device = "cuda:0" if self.num_gpus > 0 else "cpu"
-            self._actor = ray.remote(num_gpus=self.num_gpus)(_HFGenerator).remote(
+            self._actor = ray.remote(num_gpus=self.num_gpus)(self.generator).remote(
                 self.path, device, self.max_new_tokens, self.temperature)
-        start = time.perf_counter()
-        try:
-            text, usage = ray.get(self._actor.complete.remote(messages))
-        except Exception as exc:
-            self._actor = None
-            raise BackendError(f"local model {self.path}: {type(exc).__name__}: {exc}") from None
-        return Completion(text=text, usage=usage, latency_s=time.perf_counter() - start, attempts=1)
+            try:
+                ray.get(self._actor.ready.remote(), timeout=HF_LOAD_TIMEOUT_S)
+            except GetTimeoutError:
+                self._kill()
+                raise BackendError(f"local model {self.path}: not loaded within {HF_LOAD_TIMEOUT_S:g} s") from None
+            except Exception as exc:
+                self._actor = None
+                raise BackendError(f"local model {self.path}: {type(exc).__name__}: {exc}") from None
+        return self._actor
+
+    def _kill(self) -> None:
+        """Kill the actor (a request under way with it); the next request starts a new one."""
+        import ray
+
+        actor, self._actor = self._actor, None
+        if actor is not None:
+            ray.kill(actor)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_actor": None}

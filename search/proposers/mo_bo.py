@@ -10,7 +10,18 @@ points change (q + 1 times per ask in a mixed space), so the cost of an ask grow
 with it — BoTorch's default of 128 made a three-outcome ask about 5× slower on 2 CPU cores.
 The outcomes are standardised per column (:func:`search.proposers.gp.standardise`: any
 finite magnitude), which maps each by a positive affine function: the same Pareto front,
-the reference point inferred from them. Everything else — Sobol design, pending and failed
+the reference point inferred from them.
+
+An outcome that has not varied (every evaluation so far gave it the same value:
+``OutcomeScale.constant``) is left out of the model and of the hypervolume: it trades off
+with nothing, and every point's hypervolume would be the others' times one factor. Kept,
+its reference point sat 1e-8 below it while its posterior draws scattered about ±0.005
+(standardised) around it: the improvement was that noise's, and each draw's box
+decomposition had one more dimension and more non-dominated points (the noise splits
+ties). It is modelled again as soon as it varies. With one varying outcome
+left, the hypervolume improvement is that outcome's improvement: qLogNEI of it
+(:meth:`BoProposer.improve`); with none, qLogNEI of the fitness (constant: the
+posterior's spread alone, exploration). Everything else — Sobol design, pending and failed
 points, no repeated proposals, the Sobol fallback of a failed fit, resume — is :class:`BoProposer`'s.
 """
 
@@ -50,10 +61,13 @@ class MoBoProposer(BoProposer):
         return np.concatenate([[o.fitness], self.signs * np.asarray(o.measures, dtype=float)[self.indices]])
 
     def suggest(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        z, scale = gp.standardise(np.stack(self.book.y))  # a positive affine map per outcome: the same front
+        varying = z[:, ~scale.constant]
+        if varying.shape[1] < 2:  # no trade-off left: the improvement of the one outcome (or the fitness)
+            return self.improve(varying if varying.shape[1] else z[:, :1], n, rng, warm=False)
         dev = gp.device()
         x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)), dev)
-        z, _ = gp.standardise(np.stack(self.book.y))  # a positive affine map per outcome: the same front
-        y = gp.tensor(z, dev)
+        y = gp.tensor(varying, dev)
         model = gp.fit_model_list(x, y, self.encoder.cat_dims)
         pending = self.pending_inputs(dev)
         ref = infer_reference_point(y)
