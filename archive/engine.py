@@ -19,6 +19,13 @@ Rules:
   the tables and columns this version reads must be there (:func:`check_tables`, one
   ``SELECT`` of no rows); where one is missing the database is refused as another
   application's, at once, before anything is written.
+- A read-only opening of a SQLite file in WAL mode makes its ``-wal`` and ``-shm`` where none
+  were (SQLite needs them to read), and cannot remove them on closing as the last writer does
+  (that takes a checkpoint, a write): they had stayed after every read command. Its engine
+  removes them once its last connection closes (:func:`remove_side_files`), as that writer
+  would: only while no connection anywhere has the database open (a live run's stay its
+  own), and only where the WAL is empty (a writer's pages not yet copied stay with it). The
+  database file is never written.
 - SQLite runs in WAL mode with a busy timeout; write transactions begin with
   ``BEGIN IMMEDIATE`` (execution option ``atlas_write``), so a read never has to upgrade.
   PostgreSQL statements wait at most ``ATLAS_DB_LOCK_TIMEOUT_S`` (15 s) for a lock
@@ -31,11 +38,17 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sqlite3
+import struct
+import sys
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
@@ -114,6 +127,137 @@ def make_engine(url: str, readonly: bool = False) -> Engine:
         raise StorageError(f"cannot open storage {shown_url(url)}: {exc}") from None
 
 
+# -- the side files of a read-only opening --------------------------------------------------
+#: SQLite's lock bytes in a database file (its unix VFS): PENDING, RESERVED and SHARED's 510. A
+#: connection in WAL mode holds a read lock on SHARED's from its first read until it closes.
+SQLITE_LOCKS = (0x40000000, 512)
+SIDE_SUFFIXES = ("-wal", "-shm")
+_FLOCK = "hhqqi4x"  # struct flock of 64-bit Linux: type, whence, start, length, pid (0 for an OFD lock)
+
+_open_lock = threading.Lock()
+_open: Counter[Path] = Counter()  # database file -> connections made here open on it, in this process
+_parked: list[int] = []  # descriptors never closed: closing one would drop this process's locks on its file
+
+
+def side_files(path: Path) -> list[Path]:
+    """The WAL and shared-memory files SQLite keeps beside ``path`` while it is open in WAL mode."""
+    return [path.with_name(path.name + suffix) for suffix in SIDE_SUFFIXES]
+
+
+def counted_connection(path: Path, tidy: bool) -> type[sqlite3.Connection]:
+    """The :class:`sqlite3.Connection` class of an engine of ``path``: its connections are
+    counted while open (:data:`_open`, all engines of this process). With ``tidy`` (a
+    read-only engine), the last connection to ``path`` to close removes its side files
+    (:func:`remove_side_files`)."""
+
+    class Counted(sqlite3.Connection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            with _open_lock:
+                _open[path] += 1
+            self.counted = True
+            try:
+                super().__init__(*args, **kwargs)
+            except BaseException:
+                self.uncount()
+                raise
+
+        def close(self) -> None:
+            super().close()
+            self.uncount()
+
+        def uncount(self) -> None:
+            if not self.__dict__.pop("counted", False):
+                return
+            with _open_lock:  # no connection of this process opens meanwhile
+                _open[path] -= 1
+                if _open[path] <= 0:
+                    del _open[path]
+                    if tidy:
+                        remove_side_files(path)
+
+    return Counted
+
+
+def remove_side_files(path: Path) -> list[Path]:
+    """Remove ``path``'s side files (:func:`side_files`) as SQLite's last connection to close
+    removes them, which a read-only one cannot (it may not checkpoint): only under a write
+    lock on :data:`SQLITE_LOCKS` (an open file description's: any other connection's lock
+    refuses it, one of this process's too), so only while no connection anywhere has the
+    database open in WAL mode, and none opens it meanwhile; and only where the WAL holds
+    nothing (a writer's pages not yet copied stay for a writer to copy). The database is
+    opened for writing only to take that lock, never written. Nothing is removed where this
+    process holds a lock on it (closing any descriptor of a file drops all its process's
+    locks on it), nor where the lock cannot be had (the file not writable, a system without
+    such locks). The paths removed."""
+    there = [p for p in side_files(path) if p.exists()]
+    if not there or _locked_here(path):
+        return []
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return []
+    if not _lock(fd, write=True):
+        if _locked_here(path):  # taken since the look above: this descriptor must stay open
+            _parked.append(fd)
+        else:
+            os.close(fd)
+        return []
+    try:
+        return [p for p in there if _unlinked(p)] if _wal_empty(path) else []
+    finally:
+        _lock(fd, write=False)
+        os.close(fd)
+
+
+def _lock(fd: int, write: bool) -> bool:
+    """Take (``write``) or release an open file description's write lock on :data:`SQLITE_LOCKS`
+    of ``fd``'s file, without waiting; False where it is refused or no such lock exists here."""
+    if not sys.platform.startswith("linux") or sys.maxsize < 2**32:  # _FLOCK is 64-bit Linux's
+        return False
+    import fcntl
+
+    kind = fcntl.F_WRLCK if write else fcntl.F_UNLCK
+    try:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack(_FLOCK, kind, os.SEEK_SET, *SQLITE_LOCKS, 0))
+    except OSError:
+        return False
+    return True
+
+
+def _locked_here(path: Path) -> bool:
+    """Whether this process holds a lock on ``path``'s file (``/proc/locks``: its pid and
+    inode; the device is left out, which overlay file systems show apart); True where that
+    cannot be read."""
+    try:
+        inode = str(path.stat().st_ino)
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return True
+    pid = str(os.getpid())
+    for line in lines:
+        fields = [f for f in line.split() if f != "->"]  # "->": a lock waited for
+        if len(fields) > 5 and fields[4] == pid and fields[5].rsplit(":", 1)[-1] == inode:
+            return True
+    return False
+
+
+def _wal_empty(path: Path) -> bool:
+    """Whether ``path``'s WAL is missing or of no bytes."""
+    try:
+        return path.with_name(path.name + "-wal").stat().st_size == 0
+    except FileNotFoundError:
+        return True
+
+
+def _unlinked(path: Path) -> bool:
+    """Whether ``path`` was there, and is removed."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
     if parsed.query:  # ?mode=ro was warned about by SQLAlchemy, then ignored: the file was written
         options = "&".join(f"{k}={v}" for k, v in parsed.query.items())
@@ -129,17 +273,22 @@ def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
         if not path.is_file():
             missing = "is not a regular file" if path.exists() else "does not exist"
             raise StorageError(f"cannot open storage {parsed}: the file {path} {missing}")
-        uri = f"file:{path.resolve()}?mode=ro"
+        # escaped: a "#" or "?" in a folder's name ended the path, and the rest (mode=ro with
+        # it) was dropped: the file opened was another, created for writing where missing
+        uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+        counted = counted_connection(path.resolve(), tidy=True)
         # A pool of its own per thread's use: "sqlite://" would get a SingletonThreadPool, which
         # closes other threads' connections while the dashboard's threads still use them.
         engine = create_engine("sqlite://", poolclass=QueuePool,
-                               creator=lambda: sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False))
+                               creator=lambda: sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False,
+                                                               factory=counted))
     else:
         if path.exists() and not path.is_file():
             raise StorageError(f"cannot open storage {parsed}: {path} is not a regular file")
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed.set(database=str(path.resolve())),  # ~ expanded; a later chdir changes nothing
-                               connect_args={"timeout": 30, "check_same_thread": False})
+                               connect_args={"timeout": 30, "check_same_thread": False,
+                                             "factory": counted_connection(path.resolve(), tidy=False)})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

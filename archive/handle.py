@@ -22,6 +22,7 @@ import numbers
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import select
 
@@ -35,9 +36,10 @@ from archive.store import ELITE_FIELDS, Store
 
 def storage_url(storage: object, argument: str = "storage") -> str:
     """``storage`` as a URL: a ``str`` as it is, a :class:`pathlib.Path` as the SQLite file
-    it names (``sqlite:///`` and the path); anything else a ``TypeError`` naming ``argument``."""
+    it names (``sqlite:///`` and the path, escaped: a ``?`` in it had begun the URL's options,
+    a ``%41`` been read as ``A``); anything else a ``TypeError`` naming ``argument``."""
     if isinstance(storage, Path):
-        return f"sqlite:///{storage}"
+        return f"sqlite:///{quote(str(storage))}"
     if not isinstance(storage, str):
         raise TypeError(f"{argument}: must be a storage URL (a str: sqlite:///FILE or postgresql+psycopg://"
                         f"USER@HOST/DB) or a SQLite file's path (a pathlib.Path), got {shown_value(storage)}")

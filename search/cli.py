@@ -482,22 +482,49 @@ def _exploration(camp: Any, counts: dict[str, dict[str, int]] | None = None) -> 
     return campaign_exploration(camp.store, camp.record.id, camp.settings, counts)
 
 
-def _cell_text(value: Any, exact: bool = False) -> str:
+def _cell_text(value: Any, exact: bool = False, quoted: bool = False) -> str:
     """A value as a table shows it (floats to 4 significant digits, vectors to their first
     four entries) or, ``exact``, as a CSV keeps it: a float as its ``repr`` (round-trips),
-    a list or mapping as JSON, with every entry."""
+    a list or mapping as JSON, with every entry. ``quoted`` (a column of values of several
+    kinds, :func:`_quoted_params`): a string, a boolean and a mapping as JSON writes them
+    (``"1"``, ``false``), at the top and in a vector alike, so that none reads as another."""
     if value is None:
         return ""
-    if exact and isinstance(value, bool):  # as atlas export's CSV and JSON write them
+    if (exact or quoted) and isinstance(value, bool):  # as atlas export's CSV and JSON write them
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value) if exact else f"{value:.4g}"
-    if exact and isinstance(value, list | dict):
-        return json.dumps(value)
+    if (exact and isinstance(value, list | dict)) or (quoted and isinstance(value, str | dict)):
+        return json.dumps(value, ensure_ascii=exact)
     if isinstance(value, list):
-        return "[" + ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in value[:4]) + (
-            ", …]" if len(value) > 4 else "]")
+        return "[" + ", ".join(_entry_text(v, quoted) for v in value[:4]) + (", …]" if len(value) > 4 else "]")
     return str(value)
+
+
+def _entry_text(value: Any, quoted: bool) -> str:
+    """An entry of a vector as :func:`_cell_text` shows it: a float to 3 significant digits;
+    anything else as ``str`` writes it or, ``quoted``, as JSON does (``"1"``, ``false``, ``null``)."""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if quoted:
+        return "null" if value is None else _cell_text(value, quoted=True)
+    return str(value)
+
+
+def _quoted_params(rows: list[dict[str, Any]], param_names: list[str]) -> set[str]:
+    """The parameters whose column in the elite table quotes its strings (:func:`_cell_text`):
+    those whose values, nulls aside, are of more than one kind (:func:`archive.export.json_column`'s
+    kinds: a string, a number, a boolean, a list or mapping), such as the choices ``"1"``,
+    ``1``, ``"false"`` and ``false``, which read alike unquoted. A column of one kind (all
+    strings, all numbers, all vectors) is shown as it always was."""
+    from archive.export import json_column
+
+    quoted: set[str] = set()
+    for p in param_names:
+        values = [r["params"].get(p) for r in rows]
+        if json_column(values) and any(v is not None and not isinstance(v, list | dict) for v in values):
+            quoted.add(p)  # more than one kind: nested-only columns are json_column's too
+    return quoted
 
 
 @app.command()
@@ -885,8 +912,9 @@ def _failure_row(ev: dict[str, Any]) -> dict[str, Any]:
             "message": _first_line(ev["error"]), "error": ev["error"], "params": ev["params"]}
 
 
-def _params_text(params: dict[str, Any]) -> str:
-    return _joined_params({k: _cell_text(v) for k, v in params.items()})
+def _params_text(params: dict[str, Any], quoted: set[str] | frozenset[str] = frozenset()) -> str:
+    """``name=value, …``, the values of the parameters ``quoted`` (:func:`_quoted_params`) quoted."""
+    return _joined_params({k: _cell_text(v, quoted=k in quoted) for k, v in params.items()})
 
 
 def _joined_params(texts: dict[str, str]) -> str:
@@ -907,9 +935,10 @@ def _failures_table(title: str, failed: list[dict[str, Any]]) -> Table:
     table.add_column("proposer", overflow="fold")
     table.add_column("error", overflow="fold")
     table.add_column("params", overflow="fold")
+    quoted = _quoted_params(failed, sorted({k for f in failed for k in f["params"]}))
     for f in failed:
         table.add_row(str(f["id"]), str(f["seq"]), str(f["attempts"]), escape(f["proposer"]),
-                      escape(f["message"] or "(no message)"), escape(_params_text(f["params"])))
+                      escape(f["message"] or "(no message)"), escape(_params_text(f["params"], quoted)))
     return table
 
 
@@ -945,7 +974,9 @@ def _elites_table(title: str, rows: list[dict[str, Any]], objective: str, measur
 
     plain = len(rows) > PLAIN_ROWS  # rich's layout would take seconds
     numbers = [_elite_numbers(r, measure_names) for r in rows]
-    texts = [{p: printable(_cell_text(v)) for p, v in r["params"].items()} for r in rows]  # each value's, once
+    quoted = _quoted_params(rows, param_names)
+    texts = [{p: printable(_cell_text(v, quoted=p in quoted)) for p, v in r["params"].items()}
+             for r in rows]  # each value's, once
     objective = _objective_label(objective, ("cell", "eval"))
     labels = [printable(label) for label in _labels(["cell", "eval", objective], measure_names, param_names)]
     heads = ["cell", "eval", printable(objective), *labels[:len(measure_names)]]
