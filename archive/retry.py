@@ -34,6 +34,15 @@ def is_permanent(exc: DBAPIError) -> bool:
     return any(marker in text for marker in PERMANENT)
 
 
+def unique_violation(exc: IntegrityError) -> bool:
+    """Whether ``exc`` is a unique key's violation (PostgreSQL's SQLSTATE 23505, SQLite's
+    ``UNIQUE constraint failed``), not a NOT NULL, foreign key or check constraint's."""
+    orig = getattr(exc, "orig", exc)
+    if getattr(orig, "sqlstate", None) is not None:
+        return orig.sqlstate == "23505"
+    return "unique constraint failed" in str(orig).lower()
+
+
 def reconnecting(method: Callable[..., Any]) -> Callable[..., Any]:
     """Retry a whole transaction while the database is unreachable (a restart, a dropped
     connection, a locked SQLite file), with backoff, for up to ``retry_s`` seconds.

@@ -51,7 +51,7 @@ from archive.records import (
     Stats,
     scheduler_is_live,
 )
-from archive.retry import reconnecting
+from archive.retry import reconnecting, unique_violation
 from entropy_atlas import settings
 from entropy_atlas.interrupts import held_interrupts
 from entropy_atlas.storable import INT64, text_problem
@@ -278,14 +278,16 @@ class Store(LeaseStore):
     @staticmethod
     def _ids_of(conn: Connection, campaign_id: int, rows: Sequence[NewEvaluation]) -> list[int]:
         """The ids of ``rows`` that an earlier attempt of this very write committed; rows
-        under the same sequence numbers with other params were written by someone else."""
+        under the same sequence numbers with other params were written by someone else
+        (:class:`LeaseConflict`)."""
         seqs = [r.seq for r in rows]
         found = {seq: (eid, params) for seq, eid, params in conn.execute(
             select(Evaluation.seq, Evaluation.id, Evaluation.params)
             .where(Evaluation.campaign_id == campaign_id, Evaluation.seq.in_(seqs))
         ).all()}
         if len(found) != len(seqs) or any(found[r.seq][1] != r.params for r in rows):
-            raise IntegrityError("evaluation rows exist with other params", params=None, orig=Exception("seq clash"))
+            raise LeaseConflict(f"evaluation sequence numbers {seqs[0]}… were written by another scheduler "
+                                f"(rows there with other params)")
         return [found[q][0] for q in seqs]
 
     @reconnecting
@@ -431,6 +433,8 @@ class Store(LeaseStore):
                 if checkpoint is not None:
                     self._save_checkpoint(conn, campaign_id, *checkpoint)
         except IntegrityError as exc:
+            if not unique_violation(exc):  # a row the schema refuses: not another scheduler's doing
+                raise StorageError(f"cannot write the turn: {first_line(exc)}") from None
             raise LeaseConflict(f"evaluation sequence numbers {rows[0].seq if rows else '?'}… were written by "
                                 f"another scheduler ({first_line(exc)})") from None
         return ids

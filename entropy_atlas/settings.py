@@ -29,6 +29,12 @@ def default_storage() -> str:
 def seconds(name: str, default: float, *, positive: bool = False) -> float:
     """``$name`` as a finite number of seconds, >= 0 (> 0 when ``positive``); ``default``
     when unset or empty."""
+    return number(name, default, "seconds", positive=positive)
+
+
+def number(name: str, default: float, unit: str, *, positive: bool = False) -> float:
+    """``$name`` as a finite number (of ``unit``), >= 0 (> 0 when ``positive``); ``default``
+    when unset or empty."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -36,9 +42,9 @@ def seconds(name: str, default: float, *, positive: bool = False) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise SettingError(f"{name}={raw!r}: must be a number of seconds {bound}") from None
+        raise SettingError(f"{name}={raw!r}: must be a number of {unit} {bound}") from None
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise SettingError(f"{name}={raw}: must be a finite number of seconds {bound}")
+        raise SettingError(f"{name}={raw}: must be a finite number of {unit} {bound}")
     return value
 
 
@@ -56,3 +62,9 @@ def db_lock_timeout_s() -> float:
     """How long one PostgreSQL statement waits for a lock before it fails and its
     transaction is retried as an unreachable database's is (``ATLAS_DB_LOCK_TIMEOUT_S``, 15 s)."""
     return seconds("ATLAS_DB_LOCK_TIMEOUT_S", 15.0, positive=True)
+
+
+def max_proposer_state_mb() -> float:
+    """The largest proposer checkpoint (``state()``) a run writes, in MB of 2**20 bytes: a
+    larger one stops the run, since it is written every turn (``ATLAS_MAX_PROPOSER_STATE_MB``, 64)."""
+    return number("ATLAS_MAX_PROPOSER_STATE_MB", 64.0, "megabytes", positive=True)

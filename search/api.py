@@ -188,8 +188,22 @@ def _prepare(store: Store, spec: CampaignSpec, ex: Executor, checked: CheckedPro
     return PreparedRun(plan, setup, proposer, ex)
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """The environment's settings a run takes (``ATLAS_LEASE_TTL``,
+    ``ATLAS_MAX_PROPOSER_STATE_MB``), read before anything is written: a malformed one is
+    refused with nothing created."""
+
+    lease_ttl_s: float
+    max_state_mb: float
+
+    @classmethod
+    def read(cls) -> RunSettings:
+        return cls(settings.lease_ttl_s(), settings.max_proposer_state_mb())
+
+
 def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Stats], None] | None,
-         lease_ttl_s: float, checked: CheckedProposer | None = None, source: str = "campaign") -> Stats:
+         run_settings: RunSettings, checked: CheckedProposer | None = None, source: str = "campaign") -> Stats:
     try:
         prepared = _prepare(store, spec, ex, checked, source)
         ex.start()  # Ray's address and resources are refused before the campaign is written
@@ -198,7 +212,7 @@ def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Sta
             written = prepared.plan.existing is not None
             raise EvaluatorSetupFailed(setup_failed_message(spec.name, problem, written=written))
         return Scheduler(store, prepared.commit(store), prepared.proposer, ex, progress=progress,
-                         lease_ttl_s=lease_ttl_s).run()
+                         lease_ttl_s=run_settings.lease_ttl_s, max_state_mb=run_settings.max_state_mb).run()
     except BaseException:
         ex.shutdown()  # where the run did not get to (a busy campaign, a refused start); a second one does nothing
         raise
@@ -224,7 +238,7 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
         spec = spec.with_overrides(name=name, budget=budget, source=source)
     ex = built_executor(spec, executor, address)  # before the storage is even opened
     checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
-    lease_ttl_s = settings.lease_ttl_s()  # and so does a malformed ATLAS_LEASE_TTL
+    run_settings = RunSettings.read()  # and so does a malformed setting (ATLAS_LEASE_TTL, …)
     try:
         ex.start()  # and a cluster that cannot serve it (resources, address): Store() below creates the file
         store = Store(url)
@@ -232,7 +246,7 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
         ex.shutdown()  # a refused start too: the private Ray it started goes with it
         raise
     try:
-        return _run(store, spec, ex, progress, lease_ttl_s, checked, source)
+        return _run(store, spec, ex, progress, run_settings, checked, source)
     finally:
         store.close()
 
@@ -247,7 +261,7 @@ def resume(name: str, storage: str | Path | None = None, executor: str | Executo
     name = campaign_name(name)
     check_arguments(executor, address, progress)
     url = checked_storage(storage)
-    lease_ttl_s = settings.lease_ttl_s()  # a malformed ATLAS_LEASE_TTL is refused before anything is written
+    run_settings = RunSettings.read()  # a malformed setting is refused before anything is written
     require_stored(url, name)
     store = Store(url)
     try:
@@ -255,7 +269,7 @@ def resume(name: str, storage: str | Path | None = None, executor: str | Executo
         source = f"stored spec of {name}"  # what its errors name, as parsing it does
         if budget is not None:
             spec = spec.with_overrides(budget=budget, source=source)
-        return _run(store, spec, checked_executor(spec, executor, address, source), progress, lease_ttl_s,
+        return _run(store, spec, checked_executor(spec, executor, address, source), progress, run_settings,
                     source=source)
     finally:
         store.close()

@@ -9,16 +9,23 @@ does not decode to them; a label is a str that fits the table; ``meta`` a dict J
 store. The first problem is a :class:`BadProposals` whose text follows "proposer NAME".
 A proposal without params keeps its ``x``: a CMA-ES emitter must be told the very
 solutions it sampled.
+
+What a ``take_calls`` returned is checked as :func:`checked_calls` rules: a list (or tuple)
+of dicts, each a row of ``proposer_calls`` (:mod:`archive.models`) with the fields that
+table takes and no other, ``proposer``, ``key``, ``request`` and ``status`` given.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import numpy as np
 import orjson
 
 from archive.records import NewEvaluation
+from entropy_atlas.storable import text_problem
 from search.proposers.base import Proposal
 from search.space import SearchSpace, short_repr
 
@@ -26,11 +33,19 @@ from search.space import SearchSpace, short_repr
 _META_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 # the longest proposer label the evaluations table takes (archive.models: String(64))
 LABEL_CHARS = 64
+# a call's text fields and their widths in the proposer_calls table (archive.models); None: Text, nullable
+CALL_TEXTS: dict[str, int | None] = {"proposer": 64, "key": 64, "status": 16, "reply": None, "error": None}
+# its JSON fields, written by SQLAlchemy's JSON type (json.dumps); PostgreSQL's json refuses NaN
+CALL_JSON = ("request", "usage", "outcome")
+CALL_FIELDS = ("proposer", "key", "request", "reply", "status", "error", "usage", "outcome", "latency_s",
+               "created_at")
+CALL_REQUIRED = ("proposer", "key", "request", "status")
 
 
 class BadProposals(Exception):
-    """An ask returned what the scheduler cannot store or evaluate; the text says what, in
-    words that follow "proposer NAME" (``returned a point of dimension 3, the space has 2``)."""
+    """An ask (or a ``take_calls``) returned what the scheduler cannot store or evaluate; the
+    text says what, in words that follow "proposer NAME" (``returned a point of dimension 3,
+    the space has 2``)."""
 
 
 def _kind(value: Any) -> str:
@@ -162,3 +177,82 @@ class ProposalRows:
                 except TypeError as exc:
                     raise BadProposals(f"returned meta that JSON cannot store with proposal {i}: {exc}") from None
         return metas
+
+
+def checked_calls(result: Any) -> list[dict[str, Any]]:
+    """The calls of a ``take_calls``' ``result``, each a new dict with every field of
+    ``proposer_calls`` but ``created_at`` (None where not given), as the store writes them.
+
+    ``result`` must be a list (or tuple) of dicts. Each holds only the table's fields
+    (:data:`CALL_FIELDS`) and gives ``proposer``, ``key``, ``request`` and ``status``:
+    ``proposer`` and ``key`` a str of at most 64 characters, ``status`` of at most 16,
+    ``reply`` and ``error`` a str or None, none with a NUL or a lone surrogate; ``request``,
+    ``usage`` and ``outcome`` what JSON stores (no NaN); ``latency_s`` a finite number or None,
+    ``created_at`` (where given) a finite number. The first problem is a :class:`BadProposals`."""
+    if not isinstance(result, list | tuple):
+        raise BadProposals(f"returned {_kind(result)} from take_calls, not a list of calls (dicts)")
+    calls = []
+    for i, call in enumerate(result):
+        if not isinstance(call, dict):
+            raise BadProposals(f"returned {_kind(call)} as call {i} from take_calls, not a dict")
+        calls.append(_checked_call(i, call))
+    return calls
+
+
+def _checked_call(i: int, call: dict[Any, Any]) -> dict[str, Any]:
+    """Call ``i`` with every field but ``created_at`` (None where not given), checked as
+    :func:`checked_calls` rules."""
+    where = f"call {i} from take_calls"
+    unknown = [k for k in call if k not in CALL_FIELDS]
+    if unknown:
+        raise BadProposals(f"returned {where} with the field {short_repr(unknown[0], 60)}, which the archive "
+                           f"does not keep (fields: {', '.join(CALL_FIELDS)})")
+    missing = [k for k in CALL_REQUIRED if k not in call]
+    if missing:
+        raise BadProposals(f"returned {where} without {missing[0]!r} (a call gives {', '.join(CALL_REQUIRED)})")
+    for field, width in CALL_TEXTS.items():
+        _check_text(where, field, call.get(field), width)
+    for field in CALL_JSON:
+        _check_json(where, field, call.get(field))
+    _check_seconds(where, "latency_s", call.get("latency_s"), nullable=True)
+    if "created_at" in call:  # else the store stamps it
+        _check_seconds(where, "created_at", call["created_at"], nullable=False)
+    return {**dict.fromkeys(f for f in CALL_FIELDS if f != "created_at"), **call}
+
+
+def _check_text(where: str, field: str, value: Any, width: int | None) -> None:
+    """A call's text ``field``: a str (or None, where the column takes it: ``width`` None)
+    of at most ``width`` characters, without what no storage keeps."""
+    if value is None and width is None:
+        return
+    rule = "a str" if width is None else f"a str of at most {width} characters"
+    if not isinstance(value, str) or (width is not None and len(value) > width):
+        raise BadProposals(f"returned {where} with {field}={short_repr(value, 60)}, not {rule}")
+    problem = text_problem(value)
+    if problem:
+        raise BadProposals(f"returned {where} with a {field} holding {problem}, which storage refuses")
+
+
+def _check_json(where: str, field: str, value: Any) -> None:
+    """A call's JSON ``field``: what the column's encoder (``json.dumps``) writes, without NaN."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise BadProposals(f"returned {where} with {field} that JSON cannot store: {exc}") from None
+
+
+def _check_seconds(where: str, field: str, value: Any, nullable: bool) -> None:
+    """A call's ``field`` of seconds: a finite number (or None, where ``nullable``)."""
+    if value is None and nullable:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+        rule = "a finite number of seconds" + (" or None" if nullable else "")
+        raise BadProposals(f"returned {where} with {field}={short_repr(value, 60)}, not {rule}")
+
+
+def _finite(value: int | float) -> bool:
+    """Whether ``value`` is a finite float (an int beyond a float's range is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False

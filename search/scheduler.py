@@ -24,17 +24,21 @@ short goes back ``pending`` with its attempt taken back (:meth:`Scheduler._stop_
 With slow asks (a model's fit) a turn writes its results before it asks, so a kill during
 the ask loses none of them.
 
-A proposer that raises stops the run with one line (:class:`ProposerFailed`): in ``ask``,
-after writing the turn as far as it got (the results it was told, the rows asked before,
-the checkpoint of the state it is in), so a resume dispatches those rows and loses none;
+A proposer that raises stops the run with one line (:class:`ProposerFailed`): in ``ask``
+(or ``take_calls``, its rows going with the calls that made them), after writing the turn
+as far as it got (the results it was told, the rows asked before with their calls, the
+checkpoint of the state it is in), so a resume dispatches those rows and loses none;
 in ``tell`` or ``state``, writing nothing of the turn, whose evaluations a resume runs and
 tells again; in ``restore``, before the run writes anything. What an ask returns is checked
 before it is stored (:class:`search.proposals.ProposalRows`): coordinates outside [0, 1] are
 clipped and params a proposer gives are repaired where the repair is plain
 (:meth:`SearchSpace.repair_proposed`); anything else (not a list of proposals, a point of
 another dimension or with a non-finite coordinate, params the space cannot take, meta JSON
-cannot store) stops the run as an ask that raised does. So is a ``state()`` that is not
-``bytes``, as a ``state`` that raised. No row ever holds params outside the space.
+cannot store) stops the run as an ask that raised does; so do calls a ``take_calls`` returns
+that ``proposer_calls`` cannot hold (:func:`search.proposals.checked_calls`). A ``state()``
+that is not ``bytes``, or larger than ``ATLAS_MAX_PROPOSER_STATE_MB`` (64 MB: a checkpoint
+is written every turn), stops it as a ``state`` that raised, the last checkpoint kept. No
+row ever holds params outside the space.
 
 A progress callback that raises stops the run as a Ctrl-C does (the outcomes polled before
 it written), then its exception propagates unchanged.
@@ -71,7 +75,7 @@ from entropy_atlas.interrupts import held_interrupts
 from search.campaigns import write_limits
 from search.history import ArchiveHistory
 from search.lease_keeper import LeaseKeeper
-from search.proposals import BadProposals, ProposalRows
+from search.proposals import BadProposals, ProposalRows, checked_calls
 from search.proposers.base import Observation, Proposal, Proposer
 from search.proposers.checkpoint import CheckpointError
 from search.run import CampaignRun
@@ -85,6 +89,7 @@ from workers.runner import EvaluationTask, Outcome
 LOG_STARTS_BELOW_S = 0.001
 # asks that took this long (a model's fit) have the turn's results written before the next
 SLOW_ASK_S = 0.25
+MB = 2**20  # the unit of ATLAS_MAX_PROPOSER_STATE_MB
 
 
 class CampaignBusy(AtlasError, RuntimeError):
@@ -200,6 +205,7 @@ class Scheduler:
         progress: Callable[[Stats], None] | None = None,
         lease_ttl_s: float | None = None,
         poll_s: float = 0.2,
+        max_state_mb: float | None = None,
     ) -> None:
         self.store = store
         self.campaign_run = run
@@ -210,6 +216,7 @@ class Scheduler:
         self.progress = progress
         self.lease_ttl_s = settings.lease_ttl_s() if lease_ttl_s is None else lease_ttl_s
         self.poll_s = poll_s
+        self.max_state_mb = settings.max_proposer_state_mb() if max_state_mb is None else max_state_mb
         self.layout = run.layout
         self.space = run.space
         self._proposal_rows = ProposalRows(self.space, proposer.name)
@@ -230,7 +237,7 @@ class Scheduler:
         self._writer: StepWriter | None = None  # turns written behind the loop (PostgreSQL, starts reported late)
         self._keeper: LeaseKeeper | None = None  # renews the lease on a thread of its own while the run lives
         self._setup_failed: list[Outcome] = []  # outcomes of a failed setup: the run stops after this turn
-        self._ask_failed: Exception | None = None  # the proposer's ask raised: the run stops after this turn
+        self._ask_failed: tuple[str, Exception] | None = None  # (ask or take_calls, its error): the run stops
         self._ask_s = 0.0  # how long the last turn's asks took
         self._interrupted_in_poll = False  # a Ctrl-C came while the executor ran evaluations
         self._polled: list[Outcome] = []  # outcomes polled but not yet written when the progress callback raised
@@ -424,12 +431,13 @@ class Scheduler:
         self._dispatch(items)
 
     def _ask_failed_message(self, kept: str) -> str:
-        """The line the run stops with when an ask raised or returned what cannot be used."""
-        error = self._ask_failed
-        assert error is not None
+        """The line the run stops with when an ask (or a ``take_calls``) raised or returned what
+        cannot be used."""
+        assert self._ask_failed is not None
+        phase, error = self._ask_failed
         if isinstance(error, BadProposals):
             return proposer_output_message(self.campaign.name, self.proposer.name, str(error), kept)
-        return proposer_failed_message(self.campaign.name, self.proposer.name, "ask", error, kept)
+        return proposer_failed_message(self.campaign.name, self.proposer.name, phase, error, kept)
 
     def _write(self, results: list[Result], rows: list[NewEvaluation], calls: list[dict[str, Any]]) -> list[int]:
         """Write ``results``, new ``rows`` and ``calls`` with the starts not yet charged and,
@@ -512,14 +520,26 @@ class Scheduler:
                 batch = self._proposal_rows.rows(proposals, target, self.next_seq + len(rows))
             except Exception as exc:  # the turn is written as far as it got, then the run stops (_turn)
                 _raise_if_interrupted(exc)
-                self._ask_failed, batch = exc, []
-            calls += self.proposer.take_calls()
-            if self._ask_failed is not None:
+                self._ask_failed, batch = ("ask", exc), []
+            calls += self._taken_calls()
+            if self._ask_failed is not None:  # the batch of an ask whose calls are lost goes with them
                 return rows, calls, False
             if not batch:
                 return rows, calls, not self.inflight and not rows
             rows += batch
         return rows, calls, False
+
+    def _taken_calls(self) -> list[dict[str, Any]]:
+        """The calls the proposer made since the last take, checked as
+        :func:`~search.proposals.checked_calls` rules. A ``take_calls`` that raised, or gave
+        what ``proposer_calls`` cannot hold, gives none and stops the run after this turn as
+        an ask that raised does (``_ask_failed``, unless an ask's error came first)."""
+        try:
+            return checked_calls(self.proposer.take_calls())
+        except Exception as exc:
+            _raise_if_interrupted(exc)
+            self._ask_failed = self._ask_failed or ("take_calls", exc)
+            return []
 
     def _initial_points(self, created: int, n: int) -> list[Proposal]:
         points = self.spec.search.initial_points
@@ -642,7 +662,8 @@ class Scheduler:
 
     def _proposer_state(self, results: int) -> bytes:
         """The proposer's checkpoint; :class:`ProposerFailed` where it cannot give one: its
-        ``state()`` raised, or returned anything but ``bytes``."""
+        ``state()`` raised, returned anything but ``bytes``, or more than ``max_state_mb``
+        (``ATLAS_MAX_PROPOSER_STATE_MB``): the turn is not written, the last checkpoint kept."""
         kept = f"this turn ({results} results) is not written; its evaluations run again on resume"
         try:
             state = self.proposer.state()
@@ -654,6 +675,12 @@ class Scheduler:
             raise ProposerFailed(proposer_output_message(
                 self.campaign.name, f"{self.proposer.name}:", f"state() returned {type(state).__name__}, not bytes",
                 kept))
+        if len(state) > self.max_state_mb * MB:
+            raise ProposerFailed(proposer_output_message(
+                self.campaign.name, f"{self.proposer.name}:",
+                f"state() returned {len(state):,} bytes ({len(state) / MB:.3g} MB), over ATLAS_MAX_PROPOSER_STATE_MB="
+                f"{self.max_state_mb:g} (a checkpoint is written every turn; raise it where the state is meant "
+                f"to be this large)", kept))
         return state
 
     def _fail_fast_tripped(self, outcomes: list[Outcome]) -> bool:

@@ -287,3 +287,19 @@ def test_a_requeue_whose_commit_was_not_acknowledged_takes_back_one_attempt(stor
     store.requeue(ids, uncharge=True)
     assert lost == [1]
     assert [(r["status"], r["attempts"]) for r in store.unfinished(cid)] == [("pending", 1), ("pending", 0)]
+
+
+def test_a_turn_the_schema_refuses_is_a_storage_error_not_another_scheduler(store: Store) -> None:
+    """A call without its ``status`` (NOT NULL): the write is refused as the schema's, not
+    reported as "another scheduler" (a unique key's clash, :class:`LeaseConflict`)."""
+    from archive.errors import LeaseConflict
+
+    cid = new_campaign(store)
+    call = {"proposer": "p", "key": "k", "request": {}}
+    with pytest.raises(StorageError, match="cannot write the turn") as err:
+        store.step(cid, rows=[NewEvaluation(0, {"i": 0}, [0.5], "p")], calls=[call])
+    assert not isinstance(err.value, LeaseConflict)
+    assert store.evaluations(cid) == []
+    store.step(cid, rows=[NewEvaluation(0, {"i": 0}, [0.5], "p")])
+    with pytest.raises(LeaseConflict, match="another scheduler"):  # the same seq, other params: a clash
+        store.step(cid, rows=[NewEvaluation(0, {"i": 1}, [0.5], "p")])

@@ -250,7 +250,9 @@ class Proposer(metaclass=_ChecksEveryOption):
         """Results of earlier proposals (and of initial points), in the order recorded."""
 
     def take_calls(self) -> list[dict[str, Any]]:
-        """Calls to an outside model made since the last ask (written with its rows)."""
+        """Calls to an outside model made since the last ask (written with its rows): a list
+        of dicts with ``proposer``, ``key``, ``request`` and ``status`` (the rules of
+        :func:`search.proposals.checked_calls`; anything else stops the run with one line)."""
         return []
 
     # -- checkpoints ---------------------------------------------------------
