@@ -68,3 +68,9 @@ def max_proposer_state_mb() -> float:
     """The largest proposer checkpoint (``state()``) a run writes, in MB of 2**20 bytes: a
     larger one stops the run, since it is written every turn (``ATLAS_MAX_PROPOSER_STATE_MB``, 64)."""
     return number("ATLAS_MAX_PROPOSER_STATE_MB", 64.0, "megabytes", positive=True)
+
+
+def ray_grace_s() -> float:
+    """How long the GCS of the Ray cluster at ``--address`` may stay silent before the run
+    stops with one line (``ATLAS_RAY_GRACE_S``, 30 s); one back within it costs nothing."""
+    return seconds("ATLAS_RAY_GRACE_S", 30.0, positive=True)

@@ -56,6 +56,7 @@ while this scheduler holds it, and a scheduler that finds its lease taken stops 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import traceback
@@ -65,7 +66,7 @@ from typing import Any
 
 import numpy as np
 
-from archive.errors import CampaignDeleted, LeaseConflict
+from archive.errors import CampaignDeleted, LeaseConflict, StorageError
 from archive.records import NewEvaluation, Result, Stats
 from archive.store import Store
 from entropy_atlas import interrupts, settings
@@ -81,7 +82,7 @@ from search.proposers.checkpoint import CheckpointError
 from search.run import CampaignRun
 from search.seeds import evaluation_seeds
 from search.step_writer import StepWriter
-from workers.executors.base import Executor
+from workers.executors.base import Executor, ExecutorError
 from workers.runner import EvaluationTask, Outcome
 
 # inline: evaluations that took less than this (the last turn's mean) have their starts
@@ -298,6 +299,9 @@ class Scheduler:
         except KeyboardInterrupt:
             self._stop_held()
             raise
+        except ExecutorError:
+            self._stop_for_executor()
+            raise
         except _ProgressRaised as stop:
             self._stop_held()
             progress_error = stop.error
@@ -477,6 +481,19 @@ class Scheduler:
         self._flush()
         cut_short = [*self.inflight, *self._unwritten]  # the latter finished, but their results were not written
         self._requeue([i for i in cut_short if i in self._charged], uncharge=True)
+
+    def _stop_for_executor(self) -> None:
+        """The executor stopped the run (:class:`ExecutorError`: its Ray cluster gone). The
+        starts it reported are charged, and every evaluation in flight goes back to
+        ``pending`` charged, as a killed run's would (what ran there may be what brought the
+        cluster down): ``atlas status`` shows none in flight on the stopped campaign, and a
+        resume runs them again. With the lease gone meanwhile nothing is written."""
+        if not (self.inflight or self._unwritten or self._to_charge):
+            return
+        with contextlib.suppress(LeaseConflict, StorageError):  # the executor's error is the one to tell
+            self._write([], [], [])
+            self._flush()
+            self._requeue([*self.inflight, *self._unwritten])
 
     def _requeue(self, ids: list[int], uncharge: bool = False) -> None:
         """Put ``ids`` back to ``pending`` (:meth:`Store.requeue`) while this run holds the lease."""

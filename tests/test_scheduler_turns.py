@@ -95,3 +95,37 @@ def test_a_scheduler_stopped_between_turns_loses_nothing_and_records_nothing_twi
             elif r["id"] in before:  # in flight at the stop: run again, charged again
                 assert r["attempts"] == before[r["id"]]["attempts"] + 1
         assert len({r["finished_seq"] for r in rows}) == 40  # each recorded once
+
+
+class ClusterGone(Recorder):
+    """A simulated pool whose cluster goes at poll ``kill_at``: the executor's own error."""
+
+    def poll(self, timeout: float) -> list[Outcome]:
+        if len(self.polls) == self.kill_at:
+            from workers.executors.base import ExecutorError
+
+            raise ExecutorError("the Ray cluster at 10.0.0.1:6379 stopped answering")
+        return super().poll(timeout)
+
+
+def test_an_executor_that_stops_the_run_leaves_nothing_in_flight_and_every_start_charged(storage_url: str) -> None:
+    """The executor raised (its cluster gone): its error is the run's, the lease is released,
+    no row is left ``running``, and the evaluations in flight, started (reported) or not,
+    go back to ``pending``, the started ones charged; a resume runs exactly the rest."""
+    from workers.executors.base import ExecutorError
+
+    ex = ClusterGone(api.executor_config(spec()), workers=4, latency_s=1.0, clock=SimulatedClock(), kill_at=3)
+    with pytest.raises(ExecutorError, match="stopped answering"):
+        api.run(spec(), storage=storage_url, executor=ex)
+    returned = {i for p in ex.polls for i in p}
+    with archive.open(storage_url) as handle:
+        camp = handle.campaign("quad")
+        assert camp.record.status == "stopped" and camp.record.lease_holder is None
+        rows = camp.evaluations()
+        unfinished = [r for r in rows if r["status"] != "done"]
+        assert {r["id"] for r in rows if r["status"] == "done"} == returned
+        assert unfinished and all(r["status"] == "pending" for r in unfinished)
+        assert sum(r["attempts"] for r in unfinished) == 4  # the last dispatch's, reported and charged
+        stats = api.resume("quad", storage=storage_url, executor=SimulatedExecutor(
+            api.executor_config(spec()), workers=4, latency_s=1.0, clock=SimulatedClock()))
+        assert stats.finished == 40 and all(r["status"] == "done" for r in camp.evaluations())

@@ -32,6 +32,16 @@
   than a Ray GCS (``HOST:PORT``) or a Ray Client server (``ray://HOST:PORT``) answers are
   refused within seconds, in one line; whatever ``ray.init`` raises at an address is one
   line too (:class:`ExecutorError`).
+- A run at ``--address`` asks the cluster's GCS whether it is there (:func:`_probe_gcs`)
+  every ``HEARTBEAT_S``, and at once when a worker's call fails. While it is silent the
+  driver waits and touches nothing: a failed call is read again once the GCS answers (then
+  a worker that did die is lost as ever), so a GCS back within the grace
+  (``ATLAS_RAY_GRACE_S``, 30 s: restarted, Ray reconnected) costs the run nothing. Silent
+  for the grace, the run stops with one line (:class:`ClusterLost`): the scheduler's stop
+  releases the lease, the campaign is ``stopped`` at once, and ``atlas resume`` runs its
+  unfinished evaluations. Ray's own limit (it ends a process whose GCS is silent for 60 s,
+  exit 1, with a line of its own) is raised in this process past the grace
+  (:func:`_reconnect_window`), so the run stops itself first.
 """
 
 from __future__ import annotations
@@ -40,15 +50,18 @@ import collections
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import ray
 from ray.exceptions import RayError
 
+from entropy_atlas import settings
 from workers import registry
 from workers.executors import reaper
 from workers.executors.base import SETUP_CHECK_S, Executor, ExecutorConfig, ExecutorError
@@ -66,10 +79,21 @@ LONG_POLL_S = 5.0  # how long an actor's `results` call waits for an outcome bef
 SETUP_DEATHS = 3  # workers dead in their evaluator's setup, one after another, before the run is told it failed
 MIN_SETUP_LIMIT_S = 300.0  # an actor's setup may take max(this, timeout_s) before it counts as failed
 TEARDOWN_S = 5.0  # how long shutdown waits for the workers' teardowns before it kills them
+HEARTBEAT_S = 10.0  # how often a run at --address asks its GCS whether it is there, while nothing failed
+PROBE_EVERY_S = 2.0  # how often it asks again while the GCS is silent (each ask waits up to PROBE_S)
+FRESH_S = 1.0  # a worker's failed call asks the GCS at once, unless it answered this recently
+RAY_RECONNECT_S = 120  # Ray's own limit on a silent GCS in this process (Ray's default: 60 s), past the grace
+RECONNECT_ENV = "RAY_gcs_rpc_server_reconnect_timeout_s"
 
 
 class WorkerSetupLost(RuntimeError):
     """Workers died, or hung, while they set the evaluator up: no evaluation can start."""
+
+
+class ClusterLost(ExecutorError):
+    """The GCS of the Ray cluster at ``--address`` did not answer for the grace
+    (``ATLAS_RAY_GRACE_S``): the run stops (its lease released, its unfinished evaluations
+    left for ``atlas resume``)."""
 
 
 @dataclasses.dataclass
@@ -97,6 +121,36 @@ class _Slot:
         return any(b.solo for b in self.held)
 
 
+@dataclasses.dataclass
+class _ClusterWatch:
+    """Whether the GCS at ``target`` answers, asked (:func:`_probe_gcs`) no more often than
+    a caller's ``within`` allows; ``silent_since`` is when it first did not, None while it
+    answers."""
+
+    target: str
+    silent_since: float | None = None
+    problem: str = ""  # what the last unanswered ask found
+    asked: float = dataclasses.field(default_factory=time.monotonic)
+
+    def silent(self, within: float) -> bool:
+        """Whether the GCS is silent, asking it again unless its last ask is under ``within`` s old."""
+        if time.monotonic() - self.asked >= within:
+            now = time.monotonic()
+            problem = _probe_gcs(self.target, client=False)
+            self.asked = time.monotonic()
+            if problem is None:
+                self.silent_since = None
+            else:
+                self.problem = problem
+                if self.silent_since is None:
+                    self.silent_since = now
+        return self.silent_since is not None
+
+    def silent_for(self) -> float:
+        """Seconds since the GCS first did not answer (0 while it answers)."""
+        return 0.0 if self.silent_since is None else time.monotonic() - self.silent_since
+
+
 class RayExecutor(Executor):
     reports_starts_late = True  # an actor starts a queued batch before the driver learns of it
 
@@ -112,6 +166,8 @@ class RayExecutor(Executor):
         self._chunk = 1
         self._remote: Any = None
         self._started: list[int] = []  # evaluation ids known started since the last report
+        self._watch: _ClusterWatch | None = None  # the GCS at --address, asked while the run goes (_cluster_silent)
+        self.grace_s = settings.ray_grace_s()  # how long that GCS may be silent (ATLAS_RAY_GRACE_S)
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -132,7 +188,8 @@ class RayExecutor(Executor):
 
     def _init_ray(self) -> None:
         """``ray.init``: at ``address`` (checked first), or a private local Ray, never a stale
-        or another user's cluster found on this host. ``ray.init`` puts its own ``SIGTERM``
+        or another user's cluster found on this host (at an address, with Ray's own limit on a
+        silent GCS raised: :func:`_reconnect_window`). ``ray.init`` puts its own ``SIGTERM``
         handler in place (exit 1, a C dump); the one before it is put back, whatever it was
         (a function, ``SIG_DFL``, ``SIG_IGN``), on the main thread, where one can be set."""
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, "configure_logging": False}
@@ -144,8 +201,10 @@ class RayExecutor(Executor):
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         handler = signal.getsignal(signal.SIGTERM)  # None: one not set from Python, which cannot be put back
         try:
-            ray.init(**kwargs)
+            with _reconnect_window(bool(self.address), self.grace_s):
+                ray.init(**kwargs)
             self._started_ray = True
+            self._watch = _watch_of(self.address)
         except Exception as exc:  # ValueError, ConnectionError, RuntimeError, TimeoutError ...: one line
             if ray.is_initialized():
                 ray.shutdown()
@@ -254,6 +313,8 @@ class RayExecutor(Executor):
         try:
             slot.worker, _ = ray.get(slot.ready)
         except RayError as exc:
+            if self._gcs_silent_now():  # the cluster, not the setup: read again once the GCS answers
+                return False
             self._setup_deaths += 1
             if self._setup_deaths >= SETUP_DEATHS:
                 self._setup_lost = (f"{self._setup_deaths} workers in a row died while they set the evaluator "
@@ -269,19 +330,26 @@ class RayExecutor(Executor):
 
     def shutdown(self) -> None:
         """Tear the workers' evaluators down (:meth:`_close_idle`), then kill every actor
-        and stop the Ray this executor started."""
+        and stop the Ray this executor started. Where the GCS at ``--address`` is silent no
+        teardown is asked and only actors that answered ``ready`` are killed (Ray reaches
+        them directly; killing one whose creation the GCS never answered blocks until Ray's
+        own limit ends the process, :data:`RAY_RECONNECT_S`)."""
+        silent = bool(self._slots) and self._gcs_silent_now()
         try:
-            self._close_idle()
+            if not silent:
+                self._close_idle()
         except Exception:  # whatever Ray says now, the actors are killed below
             pass
         finally:  # a Ctrl-C during the teardowns too
             for slot in self._slots:
-                with contextlib.suppress(Exception):
-                    ray.kill(slot.actor)
+                if not (silent and slot.ready is not None):
+                    with contextlib.suppress(Exception):
+                        ray.kill(slot.actor)
             self._slots.clear()
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
             self._started_ray = False
+            self._watch = None
 
     def _close_idle(self) -> None:
         """Ask every idle actor whose setup has ended to call its evaluator's ``teardown``
@@ -359,7 +427,14 @@ class RayExecutor(Executor):
     def poll(self, timeout: float) -> list[Outcome]:
         """Outcomes that came back, waiting up to ``timeout`` for the first (one ``ray.wait``
         on every busy actor's ``results`` call); with no actor busy, waits as long for an
-        actor to come up when work is queued for one."""
+        actor to come up when work is queued for one. While the GCS at ``--address`` is
+        silent it waits ``timeout`` and touches nothing (:meth:`_cluster_silent`: a worker's
+        failed call is kept to be read once the GCS answers again), and past
+        the grace (``ATLAS_RAY_GRACE_S``) it raises :class:`ClusterLost`, before it takes any
+        outcome."""
+        if self._cluster_silent():
+            time.sleep(timeout)
+            return []
         self._dispatch()
         outcomes: list[Outcome] = []
         if self._setup_lost is not None:  # no worker can be set up: the queued work fails so, and the run stops
@@ -383,6 +458,8 @@ class RayExecutor(Executor):
             if coming:
                 with contextlib.suppress(RayError):
                     ray.wait(coming, num_returns=1, timeout=timeout)
+        if self._watch is not None and self._watch.silent_since is not None:  # found silent by a failed call
+            return outcomes
         outcomes += self._enforce_timeouts()
         self._dispatch()
         return outcomes
@@ -396,6 +473,9 @@ class RayExecutor(Executor):
         try:
             outcomes: list[Outcome] = ray.get(ref, timeout=30)
         except RayError as exc:
+            if self._gcs_silent_now():  # the cluster, not this worker: read again once the GCS answers
+                slot.results = ref
+                return []
             # The batch that ran, and the one queued behind it: a worker that died as that one began
             # may have finished the first (its outcomes lost with the reply), so both count as started,
             # both are lost, and each evaluation is retried alone (submit): the one that kills its
@@ -437,6 +517,28 @@ class RayExecutor(Executor):
             self._replace_actor(index)
         return outcomes
 
+    def _gcs_silent_now(self) -> bool:
+        """Whether the GCS at ``--address`` is silent, asked now (unless it answered within
+        :data:`FRESH_S`): a worker's call failed, and a cluster gone is no worker's loss."""
+        return self._watch is not None and self._watch.silent(FRESH_S)
+
+    def _cluster_silent(self) -> bool:
+        """Whether the GCS at ``--address`` is silent: asked every :data:`HEARTBEAT_S`, and
+        every :data:`PROBE_EVERY_S` once silent (a worker's failed call asks at once:
+        :meth:`_gcs_silent_now`). Silent for the grace (``ATLAS_RAY_GRACE_S``) is
+        :class:`ClusterLost`; one that answers again within it (a GCS restarted, Ray
+        reconnected) lets the run go on."""
+        watch = self._watch
+        if watch is None or not watch.silent(PROBE_EVERY_S if watch.silent_since is not None else HEARTBEAT_S):
+            return False
+        if watch.silent_for() >= self.grace_s:
+            named = watch.target if self.address in ("auto", "local") else self.address
+            raise ClusterLost(f"the Ray cluster at {named} stopped answering (its GCS gave no answer "
+                              f"for {self.grace_s:g} s: {watch.problem}); campaign {self.config.campaign!r} is stopped "
+                              f"and resumes with `atlas resume {self.config.campaign}` (with --address once the "
+                              f"cluster is back)")
+        return True
+
     def _replace_actor(self, index: int) -> None:
         """Kill and replace actor ``index``; the batches it still held go back to the queue
         (a retry to the front of the retries)."""
@@ -447,6 +549,32 @@ class RayExecutor(Executor):
         with contextlib.suppress(Exception):
             ray.kill(slot.actor)
         self._slots[index] = self._new_slot()
+
+
+@contextlib.contextmanager
+def _reconnect_window(joined: bool, grace_s: float) -> Iterator[None]:
+    """Around ``ray.init`` at an address: Ray's limit on a silent GCS in this process raised
+    to :data:`RAY_RECONNECT_S`, or 60 s past ``grace_s`` where that is longer (past it Ray
+    ends the process with a line of its own, exit 1, and at its default of 60 s it could do
+    so before the run stops itself after ``grace_s``), unless the environment sets one. Ray
+    reads it as it connects; the environment is put back after."""
+    if not joined or RECONNECT_ENV in os.environ:
+        yield
+        return
+    os.environ[RECONNECT_ENV] = str(max(RAY_RECONNECT_S, math.ceil(grace_s) + 60))
+    try:
+        yield
+    finally:
+        os.environ.pop(RECONNECT_ENV, None)
+
+
+def _watch_of(address: str | None) -> _ClusterWatch | None:
+    """The watch on the GCS Ray joined at ``address`` (``auto`` resolved); None for a private
+    local Ray (this process's own) and under Ray Client (``ray://``: its server stands
+    between this process and the GCS)."""
+    if not address or address.startswith("ray://"):
+        return None
+    return _ClusterWatch(ray.get_runtime_context().gcs_address)
 
 
 def _first_line(exc: BaseException) -> str:
