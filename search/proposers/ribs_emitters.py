@@ -86,6 +86,7 @@ nothing else), ``cma-me`` and ``cma-mae`` refuse, since CMA-ES state is not in t
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -382,6 +383,16 @@ class RibsProposer(Proposer):
             log.warning("proposer %s: CMA-ES restarted from x0, the archive having no elite (%s)", self.name, why)
 
     # -- checkpoints -------------------------------------------------------------
+    def restore(self, state: bytes | None, history: History) -> None:
+        """:meth:`Proposer.restore`, then :func:`warm_up_archive_add` for this archive's kind
+        (and :func:`warm_up_cma_es` for CMA-ES emitters): the run restores before it
+        dispatches anything, so the first ``tell`` of every run is as quick as the next (a
+        scheduler stopped inside a slow one loses that turn's results)."""
+        super().restore(state, history)
+        warm_up_archive_add(self.archive)
+        if self.is_es:
+            warm_up_cma_es(_cma_es(self.emitters[0]))
+
     def to_checkpoint(self) -> Checkpoint:
         """Counters, generations in flight, every generator and emitter's state, and the
         archive's order (CMA-MAE: the whole threshold archive); see the module docstring."""
@@ -573,6 +584,38 @@ def _arms_ok(v: Any) -> bool:
         return is_number(x) and x > 0
     return isinstance(v, list | tuple) and len(v) >= 1 and all(
         number(a) or (isinstance(a, list | tuple) and len(a) == 2 and all(number(x) for x in a)) for a in v)
+
+
+def warm_up_archive_add(archive: Any) -> None:
+    """Run ``add`` once on a throw-away two-cell archive of ``archive``'s class and threshold
+    settings (never on ``archive``: its cells, thresholds and generator stay as they are). A
+    process's first ``add`` loads numba's compiled code for pyribs' batch insertion
+    (``numpy_groupies``): 0.5–3 s, which had fallen in the first ``tell`` of each run, after
+    the turn's evaluations had finished and before their results were written; a kill or a
+    Ctrl-C landing there lost the results (a kill charged an attempt each: three such kills
+    had failed good evaluations as "gave up after 3 attempts")."""
+    from ribs.archives import GridArchive
+
+    measure_dim = int(archive.measure_dim)
+    kwargs: dict[str, Any] = {"solution_dim": int(archive.solution_dim), "dims": [2] * measure_dim,
+                              "ranges": [(0.0, 1.0)] * measure_dim, "seed": 0}
+    learning_rate = getattr(archive, "learning_rate", 1.0)
+    if learning_rate != 1.0:  # CMA-MAE: the threshold update is its own compiled path
+        kwargs |= {"learning_rate": float(learning_rate), "threshold_min": float(archive.threshold_min)}
+    scratch = GridArchive(**kwargs)
+    above = float(kwargs.get("threshold_min", 0.0)) + 1.0
+    scratch.add(solution=np.zeros((2, kwargs["solution_dim"])), objective=np.array([above, above + 1.0]),
+                measures=np.full((2, measure_dim), 0.25))
+
+
+def warm_up_cma_es(opt: CMAEvolutionStrategy) -> None:
+    """One ``ask`` and ``tell`` on a copy of ``opt`` (``opt`` itself, its generator included,
+    untouched). pyribs' CMA-ES compiles its numba helpers (no cache) on a process's first
+    ``ask`` and ``tell``: 2–16 s, which had fallen in the ``tell`` that completes each run's
+    first generation, its results not yet written (see :func:`warm_up_archive_add`)."""
+    scratch = copy.deepcopy(opt)
+    solutions = scratch.ask()
+    scratch.tell(np.arange(len(solutions)), np.zeros(len(solutions)), num_parents=max(1, len(solutions) // 2))
 
 
 def _int_seed(seq: np.random.SeedSequence) -> int:
