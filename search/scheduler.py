@@ -19,8 +19,11 @@ charges the row. Workers that start on their own (Ray, whose queued call starts 
 one before it ends) have their starts charged with the loop's next write. A scheduler
 that dies leaves rows ``pending``/``running`` (and its last starts logged); the next
 scheduler charges the log and dispatches those rows again. A clean stop (Ctrl-C,
-SIGTERM) charges nothing: the outcomes finished before it are written, and what it cut
-short goes back ``pending`` with its attempt taken back (:meth:`Scheduler._stop_cleanly`).
+SIGTERM) charges nothing: the outcomes polled before it are written (those of a turn it
+cut short, inside the proposer's ``tell`` or ``ask``, are not: its state may hold part of
+them), and what it cut short goes back ``pending`` with its attempt taken back, to run
+again (:meth:`Scheduler._stop_cleanly`). A run stopped by its executor (a Ray cluster gone)
+puts what was in flight back charged (:meth:`Scheduler._stop_for_executor`).
 With slow asks (a model's fit) a turn writes its results before it asks, so a kill during
 the ask loses none of them.
 
