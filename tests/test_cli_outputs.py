@@ -381,11 +381,9 @@ def each_choice(params: dict[str, Any], ctx: object) -> dict[str, Any]:
     return {"objective": float(i), "measures": {"ma": i / 6 + 0.01, "mb": 0.5}}
 
 
-def test_elites_csv_keeps_choices_of_mixed_types_apart_as_export_does(tmp_path: Path) -> None:
-    """``"1"`` and ``1``, ``"false"`` and ``false`` had been written alike (``1``, ``false``):
-    a column that mixes kinds is each value's JSON text, by ``atlas export``'s own rule, and
-    parses back to the values stored."""
-    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+def run_choice_campaign(url: str) -> None:
+    """Campaign ``cat`` into ``url``: one evaluation of each of :data:`CHOICES`, each an elite
+    of a cell of its own (:func:`each_choice`)."""
     spec = quadratic_spec(name="cat", search__budget=6, search__batch_size=6,
                           search__initial_points=[{"c": c} for c in CHOICES],
                           evaluator={"kind": "python", "target": "tests.test_cli_outputs:each_choice"},
@@ -393,6 +391,14 @@ def test_elites_csv_keeps_choices_of_mixed_types_apart_as_export_does(tmp_path: 
                           measures=[{"name": "ma", "low": 0.0, "high": 1.0, "bins": 6},
                                     {"name": "mb", "low": 0.0, "high": 1.0, "bins": 5}])
     api.run(spec, storage=url, executor="inline")
+
+
+def test_elites_csv_keeps_choices_of_mixed_types_apart_as_export_does(tmp_path: Path) -> None:
+    """``"1"`` and ``1``, ``"false"`` and ``false`` had been written alike (``1``, ``false``):
+    a column that mixes kinds is each value's JSON text, by ``atlas export``'s own rule, and
+    parses back to the values stored."""
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    run_choice_campaign(url)
     exact = json.loads(atlas("elites", "cat", "--storage", url, "--format", "json").stdout)
     table = list(csv.DictReader(io.StringIO(atlas("elites", "cat", "--storage", url, "--format", "csv").stdout)))
     got = [json.loads(row["c"]) for row in table]

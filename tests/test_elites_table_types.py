@@ -16,18 +16,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from search import api
 from search import cli as cli_module
 from search.plain_table import PLAIN_ROWS
-from tests.conftest import quadratic_spec
-
-CHOICES = ["a", "1", 1, 2.5, False, "false"]
-
-
-def each_choice(params: dict[str, Any], ctx: object) -> dict[str, Any]:
-    """Each of :data:`CHOICES` in a cell of its own (``1`` and ``"1"`` apart)."""
-    i = next(j for j, v in enumerate(CHOICES) if type(v) is type(params["c"]) and v == params["c"])
-    return {"objective": float(i), "measures": {"ma": i / 6 + 0.01, "mb": 0.5}}
+from tests.test_cli_outputs import run_choice_campaign
 
 
 @pytest.fixture
@@ -67,13 +58,7 @@ def last_cells(lines: list[str]) -> list[str]:
 
 def test_the_table_tells_choices_of_mixed_types_apart_as_the_exports_do(tmp_path: Path, wide: None) -> None:
     url = f"sqlite:///{tmp_path / 'atlas.db'}"
-    spec = quadratic_spec(name="cat", search__budget=6, search__batch_size=6,
-                          search__initial_points=[{"c": c} for c in CHOICES],
-                          evaluator={"kind": "python", "target": "tests.test_elites_table_types:each_choice"},
-                          space={"c": {"type": "categorical", "choices": CHOICES}},
-                          measures=[{"name": "ma", "low": 0.0, "high": 1.0, "bins": 6},
-                                    {"name": "mb", "low": 0.0, "high": 1.0, "bins": 5}])
-    api.run(spec, storage=url, executor="inline")
+    run_choice_campaign(url)
     run = CliRunner().invoke(cli_module.app, ["elites", "cat", "--storage", url], catch_exceptions=False)
     exact = json.loads(CliRunner().invoke(cli_module.app, ["elites", "cat", "--storage", url, "--format", "json"],
                                           catch_exceptions=False).stdout)

@@ -252,19 +252,10 @@ def test_calls_with_different_optional_fields_are_all_written(guarded: dict, sto
 
 
 def test_the_command_line_shows_a_failed_take_calls_as_one_line(guarded: dict, tmp_path: Path) -> None:
-    import yaml
-    from typer.testing import CliRunner
-
-    from search.cli import app
+    from tests.test_proposer_output import cli_error_line
 
     guarded["take_calls"] = after(1, _each(status=DROP))
-    path = tmp_path / "guarded.yaml"
-    path.write_text(yaml.safe_dump(spec_of()))
-    result = CliRunner().invoke(app, ["run", str(path), "--storage", f"sqlite:///{tmp_path / 'a.db'}",
-                                      "--executor", "inline"])
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    (line,) = [t for t in result.stderr.strip().splitlines() if not t.startswith("warning:")]
+    line = cli_error_line(tmp_path, spec_of())
     assert line.startswith("error: campaign 'quad': proposer guarded returned call 0 from take_calls without "
                            "'status'")
 

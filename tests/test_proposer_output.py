@@ -325,15 +325,16 @@ def test_meta_none_is_stored_empty(bad: dict, sqlite_url: str) -> None:
     assert all(o.meta == {} for o in TOLD)
 
 
-def cli_error_line(tmp_path: Path) -> str:
-    """``atlas run`` of :func:`spec_of` inline: exit 2, no traceback; its one ``error:`` line."""
+def cli_error_line(tmp_path: Path, spec: dict[str, Any] | None = None) -> str:
+    """``atlas run`` of ``spec`` (:func:`spec_of`'s by default) inline: exit 2, no traceback;
+    its one ``error:`` line."""
     import yaml
     from typer.testing import CliRunner
 
     from search.cli import app
 
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(spec_of()))
+    path.write_text(yaml.safe_dump(spec or spec_of()))
     result = CliRunner().invoke(app, ["run", str(path), "--storage", f"sqlite:///{tmp_path / 'a.db'}",
                                       "--executor", "inline"])
     assert result.exit_code == 2, result.output
