@@ -31,8 +31,9 @@ BUDGET, BATCH, IN_FLIGHT = 160, 4, 8
 # first result, then past the first turn's write, at a random moment of the run
 SIGNALS = ((signal.SIGKILL, 1), (signal.SIGKILL, IN_FLIGHT + 1), (signal.SIGTERM, IN_FLIGHT + 1),
            (signal.SIGKILL, IN_FLIGHT + 1), (signal.SIGINT, IN_FLIGHT + 1))
-# map-elites alone, and a portfolio of map-elites, optuna-tpe and random (the suite's time:
-# cma-mae and optuna-tpe alone passed the same chaos by hand; cma-mae's first tell is below)
+# map-elites (on PostgreSQL), and on SQLite a portfolio of map-elites, optuna-tpe and random
+# (the suite's time: map-elites, cma-mae and optuna-tpe alone passed the same chaos on SQLite
+# by hand; cma-mae's first tell is below)
 ALGORITHMS: dict[str, dict[str, Any]] = {
     "map-elites": {},
     "portfolio": {"members": {"map-elites": {}, "optuna-tpe": {}, "random": {}}},
@@ -157,9 +158,8 @@ def chaos(camp: Campaign, seed: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
-def test_kills_and_stops_again_and_again_lose_nothing_on_sqlite(tmp_path: Path, algorithm: str) -> None:
-    chaos(Campaign(tmp_path, f"sqlite:///{tmp_path / 'atlas.db'}", algorithm), seed=len(algorithm))
+def test_kills_and_stops_again_and_again_lose_nothing_on_sqlite(tmp_path: Path) -> None:
+    chaos(Campaign(tmp_path, f"sqlite:///{tmp_path / 'atlas.db'}", "portfolio"), seed=9)
 
 
 @pytest.mark.slow

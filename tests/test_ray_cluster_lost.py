@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -153,15 +152,6 @@ class _Head:
     def kill(self) -> None:
         self.node.kill(signal.SIGKILL)
 
-    def signal_gcs(self, sig: int) -> None:
-        """Send ``sig`` to this head's GCS process (found among its session's processes)."""
-        for pid in self.node.session_pids():
-            with contextlib.suppress(OSError):
-                if b"gcs_server" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]:
-                    os.kill(pid, sig)
-                    return
-        raise AssertionError("no gcs_server among the head's processes")
-
     def stop(self) -> None:
         self.node.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -249,27 +239,3 @@ def test_stopping_the_cluster_under_a_run_stops_it_in_one_line_and_it_resumes(tm
     assert done.returncode == 0, done.stderr
     assert f"quad: {budget} evaluations (0 failed)" in done.stdout
     check_archive(url, "quad", budget)
-
-
-@pytest.mark.slow
-def test_a_gcs_silent_for_less_than_the_grace_costs_the_run_nothing(tmp_path: Path, heads: list[_Head]) -> None:
-    """The GCS stopped (SIGSTOP: it accepts connections and answers nothing) for long enough
-    that a heartbeat's ask finds it silent (HEARTBEAT_S + PROBE_S, + 5 s), mid-run (the rest
-    of the budget outlasts it), then let go on within the grace: Ray reconnects, the run
-    waits it out and finishes, exit 0, no evaluation lost or charged twice."""
-    budget = 90
-    url = f"sqlite:///{tmp_path / 'atlas.db'}"
-    heads.append(_Head())
-    proc = _run_until_done(tmp_path, heads[0].address, budget, done=4)
-    try:
-        heads[0].signal_gcs(signal.SIGSTOP)
-        time.sleep(ray_executor.HEARTBEAT_S + ray_executor.PROBE_S + 5)
-        heads[0].signal_gcs(signal.SIGCONT)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, stderr
-    camp = check_archive(url, "quad", budget)
-    assert {r["attempts"] for r in camp.evaluations()} == {1}
