@@ -153,3 +153,13 @@ ProposerCall = Model(Table(
     Column("created_at", Float, nullable=False),
     Index("ix_proposer_calls_campaign_key", "campaign_id", "key"),
 ))
+
+# what a proposer hands over as a call (search.proposals.checked_calls), read off the table:
+# its fields but the id and the campaign; those it must give (created_at the store stamps);
+# its text fields and their widths (None: Text); its JSON fields (json.dumps: no NaN on PostgreSQL)
+_CALL_COLUMNS = [c for c in ProposerCall.__table__.columns if c.name not in ("id", "campaign_id")]
+CALL_FIELDS = tuple(c.name for c in _CALL_COLUMNS)
+CALL_REQUIRED = tuple(c.name for c in _CALL_COLUMNS if not c.nullable and c.name != "created_at")
+CALL_TEXTS: dict[str, int | None] = {c.name: getattr(c.type, "length", None) for c in _CALL_COLUMNS
+                                     if isinstance(c.type, String)}
+CALL_JSON = tuple(c.name for c in _CALL_COLUMNS if isinstance(c.type, JSON))

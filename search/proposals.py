@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from archive.models import CALL_FIELDS, CALL_JSON, CALL_REQUIRED, CALL_TEXTS
 from archive.records import NewEvaluation
 from entropy_atlas.storable import text_problem
 from search.proposers.base import Proposal
@@ -33,13 +34,6 @@ from search.space import SearchSpace, short_repr
 _META_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 # the longest proposer label the evaluations table takes (archive.models: String(64))
 LABEL_CHARS = 64
-# a call's text fields and their widths in the proposer_calls table (archive.models); None: Text, nullable
-CALL_TEXTS: dict[str, int | None] = {"proposer": 64, "key": 64, "status": 16, "reply": None, "error": None}
-# its JSON fields, written by SQLAlchemy's JSON type (json.dumps); PostgreSQL's json refuses NaN
-CALL_JSON = ("request", "usage", "outcome")
-CALL_FIELDS = ("proposer", "key", "request", "reply", "status", "error", "usage", "outcome", "latency_s",
-               "created_at")
-CALL_REQUIRED = ("proposer", "key", "request", "status")
 
 
 class BadProposals(Exception):
