@@ -131,7 +131,8 @@ def test_a_members_own_label_is_kept_and_credits_the_member() -> None:
     with socket.socket() as probe:  # a port nothing listens on: every ask falls back
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    llm = {"model": "m", "base_url": f"http://127.0.0.1:{port}/v1", "api_key_env": "NO_SUCH_KEY_VAR"}
+    llm = {"model": "m", "base_url": f"http://127.0.0.1:{port}/v1", "api_key_env": "NO_SUCH_KEY_VAR",
+           "backoff_s": 0}
     portfolio = build_proposer("portfolio", llm_context({"members": {"llm": llm, "random": {}}}))
     proposals = portfolio.ask(4)
     assert {p.proposer for p in proposals} == {"llm-fallback"}

@@ -216,21 +216,10 @@ class HFBackend:
         """The reply to ``messages``; :class:`BackendError` when the actor fails, or its reply
         is not complete by ``timeout_s`` (the generation stopped, or no reply ``HF_GRACE_S``
         later: the actor is then killed)."""
-        import ray
-        from ray.exceptions import GetTimeoutError
-
         actor = self._ready_actor()
         start = time.perf_counter()
-        try:
-            text, usage, cut = ray.get(actor.complete.remote(messages, self.timeout_s),
-                                       timeout=self.timeout_s + HF_GRACE_S)
-        except GetTimeoutError:
-            self._kill()
-            raise BackendError(f"local model {self.path}: no reply within timeout_s ({self.timeout_s:g} s); "
-                               f"its actor was killed") from None
-        except Exception as exc:
-            self._actor = None
-            raise BackendError(f"local model {self.path}: {type(exc).__name__}: {exc}") from None
+        text, usage, cut = self._get(actor.complete.remote(messages, self.timeout_s), self.timeout_s + HF_GRACE_S,
+                                     f"no reply within timeout_s ({self.timeout_s:g} s); its actor was killed")
         if cut:
             raise BackendError(f"local model {self.path}: no complete reply within timeout_s ({self.timeout_s:g} s): "
                                f"the generation was stopped after {usage['completion_tokens']} tokens")
@@ -240,7 +229,6 @@ class HFBackend:
         """The actor, started (in a private local Ray when none is running) and its model
         loaded, within ``HF_LOAD_TIMEOUT_S``."""
         import ray
-        from ray.exceptions import GetTimeoutError
 
         if not ray.is_initialized():  # a private local Ray, never another cluster found on this host
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -249,15 +237,23 @@ class HFBackend:
             device = "cuda:0" if self.num_gpus > 0 else "cpu"
             self._actor = ray.remote(num_gpus=self.num_gpus)(self.generator).remote(
                 self.path, device, self.max_new_tokens, self.temperature)
-            try:
-                ray.get(self._actor.ready.remote(), timeout=HF_LOAD_TIMEOUT_S)
-            except GetTimeoutError:
-                self._kill()
-                raise BackendError(f"local model {self.path}: not loaded within {HF_LOAD_TIMEOUT_S:g} s") from None
-            except Exception as exc:
-                self._actor = None
-                raise BackendError(f"local model {self.path}: {type(exc).__name__}: {exc}") from None
+            self._get(self._actor.ready.remote(), HF_LOAD_TIMEOUT_S, f"not loaded within {HF_LOAD_TIMEOUT_S:g} s")
         return self._actor
+
+    def _get(self, ref: Any, timeout: float, on_timeout: str) -> Any:
+        """``ray.get(ref)`` within ``timeout`` s; past it the actor is killed, and on any
+        failure it is dropped (the next request starts a new one): :class:`BackendError`."""
+        import ray
+        from ray.exceptions import GetTimeoutError
+
+        try:
+            return ray.get(ref, timeout=timeout)
+        except GetTimeoutError:
+            self._kill()
+            raise BackendError(f"local model {self.path}: {on_timeout}") from None
+        except Exception as exc:
+            self._actor = None
+            raise BackendError(f"local model {self.path}: {type(exc).__name__}: {exc}") from None
 
     def _kill(self) -> None:
         """Kill the actor (a request under way with it); the next request starts a new one."""
