@@ -318,6 +318,8 @@ def use_wal(engine: Engine) -> None:
     raw = engine.raw_connection()  # outside a transaction: the journal mode cannot change inside one
     try:
         raw.driver_connection.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as exc:  # as SQLAlchemy raises it: the opening names it (a full disk had been a traceback)
+        raise DBAPIError.instance("PRAGMA journal_mode=WAL", None, exc, sqlite3.Error) from exc
     finally:
         raw.close()
 

@@ -31,3 +31,17 @@ class CampaignDeleted(LeaseConflict):
 
 class CampaignNameTaken(AtlasError, RuntimeError):
     """A new campaign's name, written by another run between this one's check and its write."""
+
+
+class StorageFull(StorageError):
+    """The storage has no room left: the disk holding a SQLite file (SQLite's ``database or
+    disk is full``), or the PostgreSQL server's (SQLSTATE 53100, ``disk_full``). No retry
+    mends it, so it is raised at once: ``problem`` says what is full, ``where`` where to free
+    space, ``then`` what to do once there is some (a run's is ``atlas resume NAME``)."""
+
+    def __init__(self, problem: str, where: str = "there", then: str = "run again") -> None:
+        super().__init__(problem, where, then)  # args as given: the error pickles (a forked reader's)
+        self.problem, self.where, self.then = problem, where, then
+
+    def __str__(self) -> str:
+        return f"{self.problem}: free space {self.where}, then {self.then}"

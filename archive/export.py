@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from archive.outputs import replacing
 from archive.redact import redact_spec
 from entropy_atlas.errors import AtlasError
 
@@ -236,15 +237,15 @@ def export_campaign(data: ExportData, path: Path) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".json", ".csv", ".parquet"):
         raise ExportError(f"cannot export to {path.name!r}: use .json, .csv or .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".json":
-        return write_json(data, path)
-    if suffix == ".csv":
-        from pyarrow import csv
+    with replacing(path) as temporary:  # whole or not at all: a full disk leaves no partial export
+        if suffix == ".json":
+            write_json(data, temporary)
+        elif suffix == ".csv":
+            from pyarrow import csv
 
-        csv.write_csv(flat_table(data), path)
-        return path
-    import pyarrow.parquet as pq
+            csv.write_csv(flat_table(data), temporary)
+        else:
+            import pyarrow.parquet as pq
 
-    pq.write_table(flat_table(data), path)
+            pq.write_table(flat_table(data), temporary)
     return path

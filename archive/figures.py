@@ -16,6 +16,7 @@ figure is freed with its last reference (no ``plt.close``). The files are the on
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import re
 from pathlib import Path
@@ -26,6 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from archive.layout import CellLayout
+from archive.outputs import replacing
 from archive.records import CampaignSettings, MapData, Stats
 from archive.stats import non_dominated
 
@@ -123,7 +125,6 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
     names = [plain_text(n) for n in layout.measure_names]
     label = plain_text(f"{settings.objective} ({'higher' if settings.maximize else 'lower'} is better)")
     title = plain_text(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if layout.kind == "grid" and len(names) > 2:
         fig = _facets(layout, settings, elites, label, title)
     elif len(names) > 2:
@@ -141,8 +142,19 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
             ax.set_ylabel(f"{names[1]}  [{layout.axes[1].low:g}, {layout.axes[1].high:g}]")
         ax.set_title(title, fontsize=10)
         tight_layout(fig)
-    fig.savefig(path, dpi=120)
+    save(fig, path)
     return path
+
+
+def save(fig: Figure, path: Path) -> None:
+    """Write ``fig`` to ``path`` (its format by the suffix) whole or not at all
+    (:func:`archive.outputs.replacing`): a full disk leaves no partial figure. It is drawn in
+    memory first: matplotlib's PDF writer, failing a write, raised its own ``AttributeError``
+    in its clean-up, and that (not the full disk) was what the command line met."""
+    image = io.BytesIO()
+    fig.savefig(image, format=Path(path).suffix.lstrip(".").lower(), dpi=120)
+    with replacing(path) as temporary:
+        temporary.write_bytes(image.getbuffer())
 
 
 COLOUR_LIMIT = 1e307  # a colour range or an axis within ±this: its span stays a finite float
@@ -330,6 +342,5 @@ def pareto_front(path: Path, name: str, settings: CampaignSettings, rows: list[d
     fig.suptitle(plain_text(f"{name}: {settings.objective} against each measure, {len(rows)} evaluations"),
                  fontsize=10)
     tight_layout(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    save(fig, path)
     return path

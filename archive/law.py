@@ -414,10 +414,9 @@ def law_warnings(fit: LawFit) -> list[str]:
 def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:
     """The points and the fitted curve (down to H = 0, the ceiling marked) as PNG/SVG/PDF;
     names and ``title`` drawn as written (:func:`archive.figures.plain_text`)."""
-    from archive.figures import new_figure, plain_text, tight_layout
+    from archive.figures import new_figure, plain_text, save, tight_layout
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     h = np.asarray(fit.entropy)
     fig = new_figure(figsize=(7, 5))
     ax = fig.subplots()
@@ -434,17 +433,16 @@ def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:
     ax.set_title(plain_text(title or "entropy-performance law R = −a·exp(H) + b"), fontsize=10)
     ax.legend(fontsize=8, loc="best")
     tight_layout(fig)
-    fig.savefig(path, dpi=120)
+    save(fig, path)
     return path
 
 
 def runs_figure(reading: LawReading, path: str | Path, title: str | None = None) -> Path:
     """Each run's checkpoints and its fitted curve (the ``per-run`` reading) as PNG/SVG/PDF;
     names and ``title`` drawn as written (:func:`archive.figures.plain_text`)."""
-    from archive.figures import new_figure, plain_text, tight_layout
+    from archive.figures import new_figure, plain_text, save, tight_layout
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig = new_figure(figsize=(7, 5))
     ax = fig.subplots()
     for i, run in enumerate(reading.runs):
@@ -462,7 +460,7 @@ def runs_figure(reading: LawReading, path: str | Path, title: str | None = None)
     if reading.runs:
         ax.legend(fontsize=7, loc="best")
     tight_layout(fig)
-    fig.savefig(path, dpi=120)
+    save(fig, path)
     return path
 
 

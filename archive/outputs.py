@@ -6,11 +6,19 @@ that is a directory, an existing file that is read-only, a folder that cannot be
 created or written, a path that is not UTF-8 or that the file system refuses, or the
 SQLite file of the ``storage`` being read. Missing folders are created when the file is
 written; :func:`writing` names a file that fails as it is written.
+
+Every output is written whole or not at all (:func:`replacing`): to a temporary file beside
+it, put in its place once complete. A write that fails (a full disk) or is interrupted
+leaves no partial file, and an earlier file of that name as it was; on a full disk a partial
+export or figure had stayed (a 0-byte ``e.json``; an earlier export cut short).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +57,27 @@ def writing(path: Path) -> Iterator[None]:
         raise
     except OSError as exc:
         raise OutputPathError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` (its folder, created where missing, and its suffix,
+    which names the format) to write instead of it, put in its place (``os.replace``) once
+    the block ends; removed where the block raises or is interrupted, ``path`` then as it
+    was. A symbolic link is written through, and an existing file's permissions kept."""
+    path = Path(path)
+    final = path.resolve() if path.is_symlink() else path
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = final.with_name(f".{final.stem[:100]}.{secrets.token_hex(4)}.partial{final.suffix}")
+    try:
+        yield temporary
+        if final.exists():
+            shutil.copymode(final, temporary)
+        os.replace(temporary, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
 
 
 def _storage_files(storage: str | None) -> set[Path]:

@@ -51,7 +51,7 @@ from archive.records import (
     Stats,
     scheduler_is_live,
 )
-from archive.retry import reconnecting, unique_violation
+from archive.retry import full_error, is_full, reconnecting, unique_violation
 from entropy_atlas import settings
 from entropy_atlas.interrupts import held_interrupts
 from entropy_atlas.storable import INT64, text_problem
@@ -97,6 +97,8 @@ class Store(LeaseStore):
             self.found_revision = self._open_schema()  # the schema's revision when opened (None: no schema yet)
         except DBAPIError as exc:
             self.engine.dispose()
+            if is_full(exc):  # the schema's transaction is rolled back: nothing was written
+                raise full_error(url, exc) from None
             raise StorageError(f"cannot open storage {shown_url(url)}: {first_line(exc)}") from None
         except BaseException:
             self.engine.dispose()
@@ -171,8 +173,12 @@ class Store(LeaseStore):
                     self._snapshot.conn = None
 
     def close(self) -> None:
-        self._charger.close()
-        self.engine.dispose()
+        """Close the store's connections, a Ctrl-C or SIGTERM held until they are closed (one
+        inside a connection's close had SQLAlchemy print ``Exception closing connection``
+        with a traceback, and left a SQLite file's side files behind)."""
+        with held_interrupts():
+            self._charger.close()
+            self.engine.dispose()
 
     # -- campaigns -----------------------------------------------------------
     @reconnecting

@@ -5,8 +5,9 @@
     stats = api.resume("quickstart", storage="sqlite:///atlas.db")
 
 A run is prepared whole before anything is written: the spec is checked, the evaluator's
-config and target with it (:func:`workers.registry.check`), the cell layout, the search
-space and the proposer are built and the executor chosen, then started, and the
+config and target with it (:func:`workers.registry.check`; its warnings, such as a space
+parameter the evaluator does not read, are logged on ``entropy_atlas.spec``), the cell
+layout, the search space and the proposer are built and the executor chosen, then started, and the
 evaluator's setup waited on (:meth:`~workers.executors.base.Executor.setup_problem`). Only
 then is the campaign row created, so a refused campaign, or one whose evaluator cannot be
 set up, leaves no trace in the storage. :func:`run` does every
@@ -33,6 +34,7 @@ record (:class:`search.run.CampaignRun`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +51,12 @@ from search.proposers import build_proposer
 from search.proposers.base import OptionError, Proposer
 from search.run import CampaignRun, RunSetup, setup_run
 from search.scheduler import EvaluatorSetupFailed, Scheduler, setup_failed_message
-from search.spec import CampaignSpec, SpecError, evaluator_problems, load_spec, parse_spec
+from search.spec import CampaignSpec, SpecError, evaluator_review, load_spec, parse_spec
 from workers.executors import ExecutorConfig, make_executor
 from workers.executors import base as executor_base
 from workers.executors.base import Executor
+
+log = logging.getLogger("entropy_atlas.spec")
 
 __all__ = ["DEFAULT_STORAGE", "as_spec", "check_campaign", "checked_proposer", "checked_storage", "default_storage",
            "is_complete", "prepare", "require_stored", "resume", "run"]
@@ -101,10 +105,22 @@ def executor_config(spec: CampaignSpec) -> ExecutorConfig:
 
 
 def check_evaluator(spec: CampaignSpec, source: str = "campaign") -> None:
-    """Raise :class:`SpecError` when the evaluator's kind, target or config is wrong."""
-    problems = evaluator_problems(spec)
+    """Raise :class:`SpecError` when the evaluator's kind, target or config is wrong;
+    else log its warnings (:func:`evaluator_checked`)."""
+    problems = evaluator_checked(spec)
     if problems:
         raise SpecError(problems, source)
+
+
+def evaluator_checked(spec: CampaignSpec) -> list[str]:
+    """The evaluator's problems with ``spec`` (:func:`~search.spec.evaluator_review`); where
+    there are none, each of its warnings (a space parameter it does not read) is logged
+    at WARNING on ``entropy_atlas.spec``, which ``atlas run`` and ``atlas resume`` print
+    as ``warning:`` lines."""
+    problems, warnings = evaluator_review(spec)
+    for line in warnings:
+        log.warning("%s", line)
+    return problems
 
 
 @dataclass
@@ -160,7 +176,7 @@ def check_campaign(spec: CampaignSpec, source: str = "campaign", evaluator: bool
     target (unless ``evaluator`` is False: ``atlas submit``, whose evaluator may need
     packages that only the cluster has), and each of the proposer's options
     (:func:`checked_proposer`, whose proposer is returned)."""
-    problems = evaluator_problems(spec) if evaluator else []
+    problems = evaluator_checked(spec) if evaluator else []
     try:
         checked = checked_proposer(spec)
     except OptionError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import json
@@ -22,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape as markup_escape
 from rich.table import Table
 
-from entropy_atlas.errors import AtlasError
+from entropy_atlas.errors import AtlasError, OutputPathError
 from search.plain_table import PLAIN_ROWS, plain_table
 from search.printable import printable
 
@@ -173,38 +174,134 @@ def _default_map(storage: str, name: str) -> Path:
 
 def _execute(action: Callable[[Callable[[Stats], None]], Stats], budget: int, name: str,
              storage: str, map_out: Path | None) -> None:
-    from entropy_atlas import interrupts
-
-    interrupts.clear()
-    previous = {signum: signal.signal(signum, interrupts.interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _stoppable(_RunStop(storage, name, budget)):
         with _ProgressView(budget) as view:
             stats = action(view)
+        _summary(name, stats, storage, map_out)
+
+
+class _Stopped:
+    """Whether this command has said why it stopped (:func:`_stoppable`), for
+    :func:`_run_app` to say it where nothing did."""
+
+    said = False
+
+
+def _say_stopped(detail: str) -> None:
+    """The one line an interrupted command ends with: ``stopped`` and what it kept."""
+    err.print(f"[yellow]stopped[/]{escape(detail)}", highlight=False, soft_wrap=True)
+    _Stopped.said = True
+
+
+@contextmanager
+def _stoppable(kept: Callable[[], str]) -> Iterator[None]:
+    """A Ctrl-C (SIGINT) or SIGTERM anywhere in the block stops the command as the
+    scheduler's loop stops (:mod:`entropy_atlas.interrupts`: each raises
+    :class:`KeyboardInterrupt`, a write held until its transaction ends): one line,
+    ``stopped`` and what ``kept()`` says was kept, exit 130, no traceback. Where typer
+    caught the interrupt it had exited 130 without a word, and a SIGTERM had killed the
+    command without one. An unexpected error that came of the interrupt is the stop too
+    (a ``KeyboardInterrupt`` inside a compiled module's import comes back as ``ImportError:
+    initialization failed``; that had printed a traceback, exit 1); an :class:`AtlasError`
+    stays the error it is. A second interrupt while ``kept()`` looks (it may read the
+    storage) leaves the line without its detail. The handlers before are put back."""
+    from entropy_atlas import interrupts
+
+    outermost = signal.getsignal(signal.SIGINT) is not interrupts.interrupt
+    if outermost:
+        interrupts.clear()
+    previous = {signum: signal.signal(signum, interrupts.interrupt) for signum in interrupts.HELD}
+    try:
+        try:
+            yield
+        except (AtlasError, typer.Exit, typer.Abort):  # said as they are (a takeover found by the stop, ...)
+            raise
+        except Exception:
+            if not interrupts.requested():
+                raise
+            raise KeyboardInterrupt from None
     except KeyboardInterrupt:
-        status = _campaign_status(storage, name)
-        if status == "finished":  # the interrupt came after the run's last write: only the summary was cut
-            err.print(f"[yellow]stopped[/] after the campaign finished; `atlas status {name}` and "
-                      f"`atlas map {name} --out FILE` show it", highlight=False)
-        elif status is not None:
-            err.print(f"[yellow]stopped[/]; continue with `atlas resume {name}`", highlight=False)
-        else:
-            err.print("[yellow]stopped[/] before the campaign was written; nothing to resume", highlight=False)
+        try:
+            detail = kept()
+        except KeyboardInterrupt:
+            detail = ""
+        _say_stopped(detail)
         raise typer.Exit(130) from None
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    _summary(name, stats, storage, map_out)
+        if outermost:  # acted on: not left for a later run in this process (the API's, a test's) to find
+            interrupts.clear()
 
 
-def _campaign_status(storage: str, name: str) -> str | None:
-    """Campaign ``name``'s recorded status in ``storage`` (None: it holds no such campaign,
-    or cannot be read)."""
+NOTHING_WRITTEN = "; nothing was written"
+
+
+class _RunStop:
+    """What an interrupted ``run`` or ``resume`` kept, told by the campaign's record once
+    its name and storage are known: nothing before that; nothing of a campaign that was
+    never written; a campaign that had finished at the ``budget`` this command runs to
+    (the interrupt cut its summary); else a campaign to resume, with ``--budget`` where the
+    raise this command was to write is not stored yet (it had said the campaign finished)."""
+
+    def __init__(self, storage: str | None = None, name: str | None = None, budget: int | None = None) -> None:
+        self.storage = storage
+        self.name = name
+        self.budget = budget  # None: the campaign's own
+
+    def __call__(self) -> str:
+        if self.storage is None or self.name is None:
+            return f" while starting{NOTHING_WRITTEN}"
+        found = _campaign_record(self.storage, self.name)
+        if found is None:
+            return " before the campaign was written; nothing to resume"
+        status, stored_budget = found
+        raise_ = f" --budget {self.budget}" if self.budget is not None and stored_budget < self.budget else ""
+        if status == "finished" and not raise_:  # the interrupt came after the run's last write
+            return (f" after the campaign finished; `atlas status {self.name}` and "
+                    f"`atlas map {self.name} --out FILE` show it")
+        return f"; continue with `atlas resume {self.name}{raise_}`"
+
+
+class _ReadStop:
+    """What an interrupted read command kept: nothing (it opened the storage read-only). An
+    output file it had begun to write (:meth:`writing`) is removed again; one it was
+    rewriting is named, as it may be incomplete."""
+
+    def __init__(self) -> None:
+        self.out: Path | None = None
+        self.existed = False
+
+    @contextmanager
+    def writing(self, out: Path) -> Iterator[None]:
+        """:func:`archive.outputs.writing`, with ``out`` noted for an interrupt meanwhile."""
+        from archive.outputs import writing
+
+        self.out, self.existed = out, out.exists()
+        with writing(out):
+            yield
+        self.out = None
+
+    def __call__(self) -> str:
+        out, self.out = self.out, None
+        if out is None or not out.exists():
+            return NOTHING_WRITTEN
+        if not self.existed:
+            with contextlib.suppress(OSError):
+                out.unlink()
+                return NOTHING_WRITTEN
+        return f"; {out} was being written and may be incomplete"
+
+
+def _campaign_record(storage: str, name: str) -> tuple[str, int] | None:
+    """Campaign ``name``'s recorded status and budget in ``storage`` (None: it holds no
+    such campaign, or cannot be read)."""
     import archive
 
     try:
         with archive.open(storage, readonly=True) as handle:
             record = handle.store.campaign(name)
-            return None if record is None else record.status
+            return None if record is None else (record.status, record.settings.budget)
     except Exception:
         return None
 
@@ -221,8 +318,12 @@ def _summary(name: str, stats: Stats, storage: str, map_out: Path | None) -> Non
     from archive.outputs import writing
 
     out = map_out or _default_map(storage, name)
-    with archive.open(storage, readonly=True) as handle, writing(out):
-        path = handle.campaign(name).map(out)
+    try:  # the run is complete: a map that cannot be written (a full disk) is a warning, exit 0
+        with archive.open(storage, readonly=True) as handle, writing(out):
+            path = handle.campaign(name).map(out)
+    except OutputPathError as exc:
+        _warn(f"{exc}; the run is complete and stored: `atlas map {name} --out FILE` draws its map")
+        return
     console.print(f"elite map: {path.resolve()}")
 
 
@@ -237,17 +338,19 @@ def run(
     map_out: Annotated[Path | None, typer.Option("--map", help="where to write the elite map PNG")] = None,
 ) -> None:
     """Create the campaign (or continue it if the same spec exists) and run it to budget."""
-    from archive.outputs import FIGURE_SUFFIXES, check_output
-    from search import api
-    from search.spec import spec_warnings
+    stop = _RunStop()
+    with _stoppable(stop), _errors():  # from the start: the imports and the spec's checks take seconds
+        from archive.outputs import FIGURE_SUFFIXES, check_output
+        from search import api
+        from search.spec import spec_warnings
 
-    with _errors():
         loaded = api.as_spec(spec)
         if name is not None or budget is not None:
             loaded = loaded.with_overrides(name=name, budget=budget, source=str(spec))
         for warning in spec_warnings(loaded):
             _warn(warning)
         url = _storage(storage)
+        stop.storage, stop.name, stop.budget = url, loaded.name, loaded.search.budget
         check_output(map_out or _default_map(url, loaded.name), FIGURE_SUFFIXES, url)  # before the run, not after
         _execute(lambda p: api.run(loaded, storage=url, executor=executor, address=address, progress=p,
                                    source=str(spec)),
@@ -264,11 +367,13 @@ def resume(
     map_out: Annotated[Path | None, typer.Option("--map", help="where to write the elite map PNG")] = None,
 ) -> None:
     """Continue a stopped or killed campaign: nothing lost, nothing recorded twice."""
-    from archive.outputs import FIGURE_SUFFIXES, check_output
-    from search import api
+    stop = _RunStop()
+    with _stoppable(stop), _errors():
+        from archive.outputs import FIGURE_SUFFIXES, check_output
+        from search import api
 
-    with _errors():
         url = _storage(storage)
+        stop.storage, stop.name, stop.budget = url, name, budget
         check_output(map_out or _default_map(url, name), FIGURE_SUFFIXES, url)
         complete, finished, total = api.is_complete(url, name, budget)
         if complete:
@@ -291,9 +396,10 @@ def submit(
     env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the job's environment")] = None,
 ) -> None:
     """Run the scheduler on a Ray cluster as a Ray job; prints the job id."""
-    from search import api, jobs
+    stop = _SubmitStop(address)
+    with _stoppable(stop), _errors():
+        from search import api, jobs
 
-    with _errors():
         loaded = api.as_spec(spec)
         if name is not None or budget is not None:
             loaded = loaded.with_overrides(name=name, budget=budget, source=str(spec))
@@ -301,10 +407,31 @@ def submit(
         env_vars = _job_env(env)
         url = _job_storage(_storage(storage), address)
         _warn_unshipped_target(loaded, spec, env_vars)
+        stop.name = loaded.name
         job_id = jobs.submit(loaded, address, url, env_vars=env_vars, python=python, on_retry=_warn)
+        stop.job_id = job_id
         console.print(job_id, markup=False, highlight=False)
         if wait_:
             _wait_for_job(address, job_id)
+
+
+class _SubmitStop:
+    """What an interrupted ``atlas submit`` left: nothing before it sent the job; once it
+    had, a job that may run (sent, no answer yet) or runs (its id printed) on the cluster,
+    and how to find it: an interrupt does not stop a job."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.name: str | None = None  # the campaign's, once the job is being sent
+        self.job_id: str | None = None  # once the job server took it
+
+    def __call__(self) -> str:
+        if self.name is None:
+            return "; nothing was submitted"
+        logs = f"`atlas logs {self.name} --address {self.address}`"
+        if self.job_id is None:
+            return f"; the job may have been submitted before the interrupt: {logs} shows it if so"
+        return f"; job {self.job_id} was submitted and goes on running on the cluster: {logs} shows it"
 
 
 def _job_env(env: list[str] | None) -> dict[str, str]:
@@ -377,15 +504,13 @@ def logs(
     from search import jobs
 
     try:
-        with _errors():
+        with _stoppable(lambda: ""), _errors():  # Ctrl-C ends a --follow: exit 130
             for chunk in jobs.logs(address, name, follow=follow):
                 sys.stdout.write(chunk)
                 sys.stdout.flush()
     except LookupError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
 
 
 @app.command()
@@ -396,7 +521,7 @@ def status(
 ) -> None:
     """Campaigns, or one campaign's progress, QD-score, coverage, best, proposers and most
     common failures."""
-    with _errors(), _read(storage, name) as handle:
+    with _stoppable(_ReadStop()), _errors(), _read(storage, name) as handle:
         camps = [handle.campaign(name)] if name else handle.campaigns()
         rows = [_status_row(camp, detail=name is not None) for camp in camps]
         if as_json:
@@ -427,7 +552,7 @@ def elites(
     if fmt not in ("table", "json", "csv"):
         err.print(f"[bold red]error:[/] --format must be table, json or csv, not {fmt!r}")
         raise typer.Exit(2)
-    with _errors(), _read(storage, name) as handle:
+    with _stoppable(_ReadStop()), _errors(), _read(storage, name) as handle:
         camp = handle.campaign(name)
         rows = [{k: e[k] for k in ("cell", "evaluation_id", "objective", "measures", "params")}
                 for e in camp.elites(top=top, fields=("measures", "params"))]
@@ -534,11 +659,12 @@ def export(
     storage: StorageOpt = None,
 ) -> None:
     """All evaluations and elites of a campaign, to JSON, CSV or Parquet."""
-    from archive.outputs import EXPORT_SUFFIXES, check_output, writing
+    from archive.outputs import EXPORT_SUFFIXES, check_output
 
-    with _errors(), _read(storage, name) as handle:
+    stop = _ReadStop()
+    with _stoppable(stop), _errors(), _read(storage, name) as handle:
         check_output(out, EXPORT_SUFFIXES, _storage(storage))
-        with writing(out):
+        with stop.writing(out):
             path = handle.campaign(name).export(out)
     console.print(f"wrote {path}")
 
@@ -550,9 +676,10 @@ def map_(
     storage: StorageOpt = None,
 ) -> None:
     """The elite map as a heatmap (grid) or Voronoi plot (CVT)."""
-    from archive.outputs import FIGURE_SUFFIXES, check_output, writing
+    from archive.outputs import FIGURE_SUFFIXES, check_output
 
-    with _errors():
+    stop = _ReadStop()
+    with _stoppable(stop), _errors():
         check_output(out, FIGURE_SUFFIXES, _storage(storage))
         from search.forked import read_beside
 
@@ -560,7 +687,7 @@ def map_(
                            functools.partial(import_module, "archive.figures"))
         from archive.figures import draw_map
 
-        with writing(out):
+        with stop.writing(out):
             path = draw_map(out, data)
     console.print(f"wrote {path}")
 
@@ -579,12 +706,13 @@ def front(
     storage: StorageOpt = None,
 ) -> None:
     """Objective against each measure with the Pareto front (directions from mo-bo's options)."""
-    from archive.outputs import FIGURE_SUFFIXES, check_output, writing
+    from archive.outputs import FIGURE_SUFFIXES, check_output
 
-    with _errors(), _read(storage, name) as handle:
+    stop = _ReadStop()
+    with _stoppable(stop), _errors(), _read(storage, name) as handle:
         check_output(out, FIGURE_SUFFIXES, _storage(storage))
         camp = handle.campaign(name)
-        with writing(out):
+        with stop.writing(out):
             path = camp.front(out)
     console.print(f"wrote {path}")
 
@@ -607,10 +735,11 @@ def law(
     """Fit the entropy-performance law R = -a*exp(H) + b per run, pooled or across
     configurations, and say which (the table title; ``mode`` in JSON); warn (stderr, and
     ``warnings`` in JSON) when H is not named as an entropy or R² < 0.3."""
-    from archive.law import PER_RUN, law_figure, reading_warnings, runs_figure
-    from archive.outputs import FIGURE_SUFFIXES, check_output, writing
+    stop = _ReadStop()
+    with _stoppable(stop), _errors(), _read(storage, name) as handle:
+        from archive.law import PER_RUN, law_figure, reading_warnings, runs_figure
+        from archive.outputs import FIGURE_SUFFIXES, check_output
 
-    with _errors(), _read(storage, name) as handle:
         if out is not None:
             check_output(out, FIGURE_SUFFIXES, _storage(storage))
         camp = handle.campaign(name)
@@ -618,7 +747,7 @@ def law(
         path = None
         if out is not None:
             title = f"{name} ({reading.mode}): R = −a·exp(H) + b"
-            with writing(out):
+            with stop.writing(out):
                 path = (runs_figure(reading, out, title=title) if reading.fit is None
                         else law_figure(reading.fit, out, title=title))
     warnings = reading_warnings(reading)
@@ -709,7 +838,7 @@ def failures(
     if fmt not in ("table", "json"):
         err.print(f"[bold red]error:[/] --format must be table or json, not {escape(repr(fmt))}")
         raise typer.Exit(2)
-    with _errors(), _read(storage, name) as handle:
+    with _stoppable(_ReadStop()), _errors(), _read(storage, name) as handle:
         camp = handle.campaign(name)
         total = camp.stats().counts["failed"]
         counts = [{"message": m, "count": n} for m, n in camp.failure_summary(limit)]
@@ -734,7 +863,9 @@ def delete(
 ) -> None:
     """Delete a campaign with all its evaluations, elites, checkpoints and proposer calls,
     in one transaction, after asking (unless --yes). Refused while a live scheduler holds
-    the campaign's lease, unless --force."""
+    the campaign's lease, unless --force. Answered no: ``nothing deleted``, exit 1; no
+    answer (standard input closed: a script without --yes) an ``error:`` line, exit 2; a
+    Ctrl-C at the question stops the command as anywhere, exit 130."""
     import archive
 
     with _errors(), _read(storage, name, writes=True) as handle:
@@ -742,8 +873,9 @@ def delete(
         if not force:
             _refuse_live_lease(camp)
         created = camp.stats().created
-    if not yes:
-        typer.confirm(f"delete campaign {name!r} and its {_count(created, 'evaluation')}?", abort=True)
+    if not yes and not _confirmed(f"delete campaign {name!r} and its {_count(created, 'evaluation')}?"):
+        err.print(f"nothing deleted: campaign {escape(name)} is kept", highlight=False)
+        raise typer.Exit(1)
     with _errors(), archive.open(_storage(storage), readonly=False) as handle:
         counts = _delete(handle.campaign(name), force)
     console.print(f"deleted campaign {name}: {_deleted_text(counts)}", highlight=False)
@@ -1034,6 +1166,21 @@ def _elites_grid(title: str, headers: list[str], rows: list[list[str]], right: l
     return table
 
 
+def _confirmed(question: str) -> bool:
+    """The user's answer to ``question``; a closed standard input (click's ``Abort`` of an
+    ``EOFError``) one ``error:`` line, exit 2, where it had read as a Ctrl-C (``stopped``,
+    exit 130)."""
+    try:
+        return typer.confirm(question)
+    except typer.Abort as exc:
+        if not isinstance(exc.__context__, EOFError):
+            raise
+        console.print()  # ends the question's line
+        err.print("[bold red]error:[/] no answer (standard input is closed); nothing deleted; pass --yes to delete "
+                  "without asking", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 def _refuse_live_lease(camp: Any) -> None:
     """A :class:`LeaseConflict` while a scheduler holds the campaign's unexpired lease."""
     from archive.errors import LeaseConflict
@@ -1142,12 +1289,15 @@ def _leftover_threads() -> list[Any]:
 
 def _run_app() -> int:
     """The command's exit code; a usage error (an unknown option, ``--limit abc``) as one
-    ``error:`` line with exit code 2, where typer would draw a box around it."""
+    ``error:`` line with exit code 2, where typer would draw a box around it; a Ctrl-C that
+    no command's :func:`_stoppable` told of (as the arguments are read, at ``delete``'s
+    prompt) as ``stopped``, exit 130, where typer exited 130 without a word."""
     try:  # typer 0.2x carries its own copy of click
         from typer._click.exceptions import UsageError
     except ImportError:  # pragma: no cover - a typer on the released click
         from click.exceptions import UsageError
 
+    _Stopped.said = False
     try:
         code = app(standalone_mode=False)
     except UsageError as exc:
@@ -1155,9 +1305,10 @@ def _run_app() -> int:
         err.print(f"[bold red]error:[/] {escape(exc.format_message())}{escape(where)}", highlight=False,
                   soft_wrap=True)
         return 2
-    except typer.Abort:  # Ctrl-C where no command handles it (imports, a prompt)
-        err.print("[yellow]stopped[/]", highlight=False)
-        return 130
+    except typer.Abort:  # a prompt's Ctrl-C, on a typer that raises it
+        code = 130
+    if code == 130 and not _Stopped.said:  # a Ctrl-C where no command handles it: typer exits 130 without a word
+        _say_stopped("")
     return code if isinstance(code, int) else 0
 
 

@@ -69,7 +69,7 @@ from typing import Any
 
 import numpy as np
 
-from archive.errors import CampaignDeleted, LeaseConflict, StorageError
+from archive.errors import CampaignDeleted, LeaseConflict, StorageError, StorageFull
 from archive.records import NewEvaluation, Result, Stats
 from archive.store import Store
 from entropy_atlas import interrupts, settings
@@ -257,7 +257,11 @@ class Scheduler:
 
     # -- the loop ------------------------------------------------------------
     def run(self) -> Stats:
-        other = self.store.acquire_lease(self.cid, self.holder, self.lease_ttl_s, holder_is_dead)
+        try:
+            other = self.store.acquire_lease(self.cid, self.holder, self.lease_ttl_s, holder_is_dead)
+        except KeyboardInterrupt:  # a write holds an interrupt until it commits: the lease may be taken
+            self.store.release_lease(self.cid, self.holder)  # fenced: only a lease this run holds
+            raise
         if other is not None:
             raise CampaignBusy(
                 f"campaign {self.campaign.name!r} is being run by scheduler {other}; "
@@ -266,6 +270,8 @@ class Scheduler:
             )
         status = "stopped"
         progress_error: Exception | None = None  # the callback's, raised once the run has stopped
+        full: StorageFull | None = None  # the storage's, told once the run has stopped (with the lease's fate)
+        unreleased = False  # the lease could not be released (no space to write it): it lapses
         try:
             self._keeper = LeaseKeeper(self.store.url, self.cid, self.holder, self.lease_ttl_s)
             self._restore()  # first: a proposer that cannot be restored leaves the campaign as it was
@@ -308,6 +314,8 @@ class Scheduler:
         except _ProgressRaised as stop:
             self._stop_held()
             progress_error = stop.error
+        except StorageFull as exc:
+            full = exc
         finally:
             try:
                 if self._keeper is not None:
@@ -316,15 +324,30 @@ class Scheduler:
                 if self._writer is not None:  # what is queued is written, unless a write failed
                     self._writer.close()
                     self._writer = None
-                self.store.finish_run(self.cid, self.holder, status)
+                try:
+                    self.store.finish_run(self.cid, self.holder, status)
+                except StorageFull as exc:
+                    full, unreleased = full or exc, True
             finally:
                 self.executor.shutdown()
+        if full is not None:
+            raise self._full(full, unreleased) from None
         if progress_error is not None:
             raise progress_error  # the caller's own exception, outside this handler's context
         stats = self.stats()
         if self.progress:
             self.progress(stats)
         return stats
+
+    def _full(self, exc: StorageFull, unreleased: bool) -> StorageFull:
+        """The run stopped on a full storage (:class:`StorageFull`: raised at once, not retried):
+        its failed transaction rolled back, what it wrote before kept, and the campaign resumable
+        once there is space. Where the lease's release could not be written either, it lapses."""
+        lease = (f" (its lease could not be released for want of space and lapses within {self.lease_ttl_s:g} s)"
+                 if unreleased else "")
+        name = self.campaign.name
+        return StorageFull(f"{exc.problem}; campaign {name!r} stopped, every evaluation written before kept{lease}",
+                           exc.where, f"`atlas resume {name}`")
 
     def _restore(self) -> None:
         """Restore the proposer from its checkpoint and the archive. An unreadable checkpoint
@@ -567,7 +590,7 @@ class Scheduler:
             return []
         out = []
         for point in points[created : created + n]:
-            params, _ = self.space.coerce(point)
+            params, _ = self.space.complete(point)  # the spec checked it
             out.append(Proposal(self.space.encode(params), params=params,
                                 meta={"source": "initial"}, proposer="initial"))
         return out

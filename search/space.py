@@ -162,11 +162,21 @@ class SearchSpace:
         choices, a vector of the wrong length."""
         return self._checked(point, True, lambda param, value: _repair_value(param, _plain(value)), fill=False)
 
+    def complete(self, point: Any) -> tuple[dict[str, Any], list[str]]:
+        """An initial point (``search.initial_points``) as the params it stands for:
+        ``(params, problems)``. Its values are checked as :meth:`coerce` checks them (no
+        repair: a value out of bounds, an unknown key or an inactive parameter given is a
+        problem); an active parameter it leaves out takes the centre of its range (the
+        unit cube's 1/2): a baseline names only what it fixes (DESIGN.md's
+        ``{temperature: 1.0, sampler: top_p, top_p: 0.9}`` beside a ``layers`` parameter)."""
+        return self._checked(point, False, lambda param, value: _check_value(param, value, False), fill=True)
+
     def check_points(self, points: list[Any], path: str) -> list[str]:
-        """Problems of a list of points, each prefixed by ``path.i`` (as the file's other fields are named)."""
+        """Problems of a list of initial points (:meth:`complete`), each prefixed by
+        ``path.i`` (as the file's other fields are named)."""
         problems = []
         for i, point in enumerate(points):
-            _, errs = self.coerce(point)
+            _, errs = self.complete(point)
             problems += [f"{path}.{i}.{e}" for e in errs]
         return problems
 

@@ -30,7 +30,8 @@ The parameter models of ``space:`` and their rules are :mod:`search.params`.
 
 :func:`spec_warnings` lists what is legal but probably not meant (more initial points
 than the budget); :func:`evaluator_problems` asks the evaluator registry whether the
-evaluator section can run (its config model, its target, its parameters).
+evaluator section can run (its config model, its target, its parameters), and
+:func:`evaluator_review` also what the evaluator warns of (a parameter it does not read).
 """
 
 from __future__ import annotations
@@ -621,7 +622,14 @@ def spec_warnings(spec: CampaignSpec) -> list[str]:
 def evaluator_problems(spec: CampaignSpec) -> list[str]:
     """The evaluator registry's problems with the spec's evaluator section
     (:func:`workers.registry.check`: its kind, config model, target and parameters)."""
+    return evaluator_review(spec)[0]
+
+
+def evaluator_review(spec: CampaignSpec) -> tuple[list[str], list[str]]:
+    """``(problems, warnings)`` of the spec's evaluator section, in one pass
+    (:func:`workers.registry.review`): the warnings are what the evaluator takes but
+    probably not as meant (a space parameter it does not read), none where there is a problem."""
     from workers import registry
 
     space = spec.model_dump(mode="json")["space"]
-    return registry.check(spec.evaluator.kind, dict(spec.evaluator.config), spec.evaluator.target, space)
+    return registry.review(spec.evaluator.kind, dict(spec.evaluator.config), spec.evaluator.target, space)

@@ -156,6 +156,34 @@ def test_a_class_target_brings_its_own_config_model_and_space_check(
     assert registry.check("python", {"anything": [1, 2]}, f"{name}:Free", {"a": FLOAT}) == []
 
 
+def test_a_class_target_may_warn_of_what_its_space_asks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``space_warnings(config, space)`` lines come back as the review's warnings, only for
+    a campaign with no problem; one that raises is a warning saying so (the campaign is valid)."""
+    name = write_module(tmp_path, monkeypatch, """
+        from workers.contract import Evaluator
+
+        class Warns(Evaluator):
+            @classmethod
+            def check_space(cls, config, space):
+                return [f"space.{n}: refused" for n in space if n == "bad"]
+
+            @classmethod
+            def space_warnings(cls, config, space):
+                return [f"space.{n}: unread" for n in space if n != "a"]
+
+        class BrokenWarnings(Evaluator):
+            @classmethod
+            def space_warnings(cls, config, space):
+                raise KeyError("oops")
+    """)
+    assert registry.review("python", {}, f"{name}:Warns", {"a": FLOAT, "b": FLOAT}) == ([], ["space.b: unread"])
+    assert registry.check("python", {}, f"{name}:Warns", {"a": FLOAT, "b": FLOAT}) == []
+    assert registry.warnings("python", {}, f"{name}:Warns", {"a": FLOAT, "b": FLOAT}) == ["space.b: unread"]
+    assert registry.review("python", {}, f"{name}:Warns", {"b": FLOAT, "bad": FLOAT}) == (["space.bad: refused"], [])
+    assert registry.review("python", {}, f"{name}:BrokenWarnings", {"a": FLOAT}) == (
+        [], ["evaluator: BrokenWarnings.space_warnings failed: KeyError: 'oops'"])
+
+
 # --------------------------------------------------------------------------- the registry
 
 
@@ -244,6 +272,27 @@ def test_decoding_space_names_defaults_and_ead_are_checked() -> None:
     ]
     assert registry.check("decoding", {"model": "/models/mine", "ead_small_model": "/models/small"}, None,
                           {"sampler": {"type": "categorical", "choices": ["ead"]}}) == []
+
+
+@pytest.mark.parametrize("name, meant", [("top_pp", "top_p"), ("temprature", "temperature"), ("min_pp", "min_p"),
+                                         ("TopP", "top_p"), ("Temperature", "temperature"),
+                                         ("epsilon", "epsilon_cutoff"), ("typical", "typical_p")])
+def test_a_likely_misspelt_decoding_parameter_is_refused_naming_the_one_meant(name: str, meant: str) -> None:
+    found, warned = registry.review("decoding", {}, None, {name: FLOAT})
+    assert len(found) == 1 and found[0].startswith(f"space.{name}: is not a decoding parameter (known: ")
+    assert found[0].endswith(f"; did you mean {meant}?") and warned == []
+
+
+def test_a_space_parameter_the_decoding_does_not_read_is_taken_with_a_warning() -> None:
+    """DESIGN.md's campaign searches ``layers`` beside the decoding parameters: it was
+    refused (``space.layers: is not a decoding parameter``); it is taken, searched and
+    stored, and the check warns once for each such name that the decoding does not read it."""
+    space = {"temperature": FLOAT, "layers": {"type": "int", "low": 1, "high": 8},
+             "w": {"type": "float", "low": -1.0, "high": 1.0, "size": 16}}
+    assert registry.check("decoding", {"model": "builtin:arith-tiny"}, None, space) == []
+    assert registry.warnings("decoding", {"model": "builtin:arith-tiny"}, None, space) == [
+        f"space.{name}: not a decoding parameter; the decoding evaluator does not read it (it is searched and "
+        "stored, with no effect on decoding)" for name in ("layers", "w")]
 
 
 def test_decoding_defaults_are_checked_whatever_the_sampler_they_come_with() -> None:

@@ -28,10 +28,16 @@ Checked before a campaign runs (:func:`workers.registry.check`), a class may dec
         def check_space(cls, config: dict, space: dict[str, dict]) -> list[str]:
             return ["space.sampler.choices: 'foo' is not a known sampler"]  # path: reason lines
 
+        @classmethod
+        def space_warnings(cls, config: dict, space: dict[str, dict]) -> list[str]:
+            return ["space.layers: not read by this evaluator"]  # taken, but probably not as meant
+
 ``config_model``'s problems come back as ``evaluator.config.<field>: reason``;
 ``check_space`` gets the config (already accepted by the model) and the campaign's space
-as plain dicts. :class:`workers.evaluators.configs.EvaluatorConfig` is a base with the
-built-in evaluators' rules (unknown keys refused, strict and finite numbers), and
+as plain dicts. ``space_warnings`` gets the same, only when there is no problem; its lines
+refuse nothing: ``atlas run`` and ``atlas resume`` print each as a ``warning:`` line.
+:class:`workers.evaluators.configs.EvaluatorConfig` is a base with the built-in
+evaluators' rules (unknown keys refused, strict and finite numbers), and
 :func:`space_value_problems` checks each searched range and numeric choice against a
 parameter's own rule.
 """
@@ -44,6 +50,19 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+
+def device_for(num_gpus: float) -> str:
+    """The device an evaluation is given, by every executor alike: ``cuda:0`` where the
+    campaign asks for GPUs (``resources.num_gpus`` > 0) and torch sees one, else ``cpu``."""
+    if num_gpus > 0:
+        try:
+            import torch
+        except ImportError:
+            return "cpu"
+        if torch.cuda.is_available():
+            return "cuda:0"
+    return "cpu"
 
 
 @dataclasses.dataclass

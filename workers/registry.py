@@ -14,6 +14,11 @@ Checking a campaign before it runs (:func:`check`), an evaluator class may decla
   known sampler (known: ...)``). ``config`` is the plain config mapping, already accepted
   by ``config_model``; ``space`` maps each parameter's name to its plain definition
   (``spec.model_dump(mode="json")["space"]``). It is called only when the config is valid.
+- ``space_warnings(config, space) -> list[str]``, a classmethod: what the space asks that
+  the evaluator takes but probably not as meant, as ``path: reason`` lines
+  (``space.layers: not a decoding parameter; ...``). The run goes on; ``atlas run`` and
+  ``atlas resume`` print each as a ``warning:`` line (:func:`warnings`). Called with the
+  same arguments, only when :func:`check` finds no problem.
 
 Checking imports the evaluator's module (for ``decoding``, ``activation`` and
 ``entropy_rl`` that means torch); the config models themselves are torch-free.
@@ -184,9 +189,22 @@ def batch_size(evaluator: Any) -> int:
 
 
 def check(kind: str, config: dict[str, Any], target: str | None, space: dict[str, dict[str, Any]]) -> list[str]:
-    """The problems of a campaign's evaluator section, as ``path: reason`` lines (none: it can be built).
+    """The problems of a campaign's evaluator section, as ``path: reason`` lines (none: it
+    can be built): :func:`review`'s first list."""
+    return review(kind, config, target, space)[0]
 
-    In order: ``kind`` must be registered (``evaluator.kind: no evaluator named ...``);
+
+def warnings(kind: str, config: dict[str, Any], target: str | None, space: dict[str, dict[str, Any]]) -> list[str]:
+    """What a campaign's evaluator section asks that is legal but probably not meant, as
+    ``path: reason`` lines: :func:`review`'s second list (none where :func:`check` names a problem)."""
+    return review(kind, config, target, space)[1]
+
+
+def review(kind: str, config: dict[str, Any], target: str | None,
+           space: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """``(problems, warnings)`` of a campaign's evaluator section, each as ``path: reason`` lines.
+
+    Problems, in order: ``kind`` must be registered (``evaluator.kind: no evaluator named ...``);
     a ``python`` target must import (``evaluator.target: cannot import ...``; a module
     that raises or calls ``sys.exit`` while it imports is a problem line too) and be a
     function or an evaluator class; the class's ``max_batch_size`` must be an integer
@@ -196,27 +214,43 @@ def check(kind: str, config: dict[str, Any], target: str | None, space: dict[str
     Ctrl-C (``KeyboardInterrupt``): an error while importing or checking is a problem
     line too. (A module that calls ``os._exit`` at import ends the process: no
     in-process check can catch that.)
+
+    Warnings: where there is no problem, the class's ``space_warnings(config, space)``,
+    when it has one (one that raises is a warning line saying so: the campaign is valid).
     """
     if kind == "python":
         evaluator, problems = _python_evaluator(target)
     else:
         evaluator, problems = _registered(kind)
     if evaluator is None:
-        return problems
+        return problems, []
     where = "evaluator.target" if kind == "python" else "evaluator.kind"
     problems = [f"{where}: {p}" for p in [batch_size_problem(evaluator)] if p is not None]
     model = getattr(evaluator, "config_model", None)
     if model is not None:
         problems += config_problems(model, config)
-    hook = getattr(evaluator, "check_space", None)
-    if problems or hook is None:
-        return problems
+    if problems:
+        return problems, []
+    problems, failure = _hook_lines(evaluator, "check_space", config, space)
+    if failure is not None or problems:
+        return ([failure] if failure is not None else problems), []
+    warned, failure = _hook_lines(evaluator, "space_warnings", config, space)
+    return [], (warned if failure is None else [failure])
+
+
+def _hook_lines(evaluator: Any, name: str, config: dict[str, Any],
+                space: dict[str, dict[str, Any]]) -> tuple[list[str], str | None]:
+    """The lines of the class's classmethod ``name(config, space)`` (none where it has no
+    such hook), or the line saying it raised."""
+    hook = getattr(evaluator, name, None)
+    if hook is None:
+        return [], None
     try:
-        return [str(line) for line in hook(dict(config), space)]
+        return [str(line) for line in hook(dict(config), space)], None
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # a third-party check must not take the loader down (sys.exit included)
-        return [f"evaluator: {evaluator.__name__}.check_space failed: {_raised(exc)}"]
+        return [], f"evaluator: {evaluator.__name__}.{name} failed: {_raised(exc)}"
 
 
 def _raised(exc: BaseException) -> str:

@@ -75,6 +75,20 @@ def test_a_bad_configuration_fails_alone(arith_eval: DecodingEvaluator) -> None:
     assert results[1]["objective"] >= 0.9
 
 
+def test_a_campaigns_own_parameter_is_left_unread_and_a_misspelt_one_fails(arith_eval: DecodingEvaluator) -> None:
+    """``layers`` (a space parameter the check took: not a decoding parameter, nor like
+    one) is passed by and leaves the decoding as it was; ``top_pp`` (a misspelling the
+    check refuses) still fails its configuration alone, as an unknown parameter."""
+    params = {"sampler": "top_p", "top_p": 0.9, "temperature": 1.0}
+    with_layers, misspelt, alone = run(arith_eval, [{**params, "layers": 5, "w": [0.0, 1.0]},
+                                                   {**params, "top_pp": 0.5}, params], seeds=[3, 4, 3])
+    assert math.isfinite(with_layers["objective"])
+    assert with_layers["metrics"]["examples"] == alone["metrics"]["examples"]
+    assert with_layers["measures"] == pytest.approx(alone["measures"], rel=1e-6)
+    assert math.isnan(misspelt["objective"])
+    assert "unknown decoding parameter(s) top_pp" in misspelt["metrics"]["error"]
+
+
 def test_a_tiny_temperature_is_greedy_and_its_batch_goes_on(arith_eval: DecodingEvaluator) -> None:
     """T = 1e-40 passed float32's range in scores / T, and the NaN failed every configuration
     of the batch; now it decodes as greedy does, and the others of the batch are done."""

@@ -46,11 +46,15 @@ Config::
 
 The config's model is :class:`~workers.evaluators.configs.DecodingConfig` (a task's
 options only with that task; jsonl needs ``data``). :meth:`DecodingEvaluator.check_space`
-refuses a space parameter that is not a decoding parameter, a ``sampler`` (``order``,
+refuses a space parameter whose name is a likely misspelling of a decoding parameter
+(:func:`meant_parameter`: ``top_pp``, ``temprature``, ``Top-P``, or a sampler's name for
+its parameter, ``epsilon`` for ``epsilon_cutoff``), a ``sampler`` (``order``,
 ``top_h_variant``, ``ead_sampler``) choice that is not a known name, ``ead`` without a
 small model, and ``defaults`` that :class:`SamplerConfig` refuses; with ``backend: vllm``,
 a machine without vLLM and the rules that backend refuses (Mirostat, EAD; see
-:mod:`workers.decoding.vllm_backend`).
+:mod:`workers.decoding.vllm_backend`). Any other space parameter (a campaign's
+``layers``) is taken: it is searched and stored with each evaluation, the decoding does
+not read it, and :meth:`DecodingEvaluator.space_warnings` says so when the campaign is checked.
 
 With ``backend: vllm`` the transformers model still loads, on the CPU (tokenizer, task,
 coherence scoring), and a ``vllm.LLM`` on the worker's device decodes. ``mean_entropy``
@@ -62,13 +66,17 @@ they meet, and ``model_entropy``/``tempered_entropy`` are not measured (null).
 ``params`` are decoding parameters (``sampler``, ``temperature``, ``top_k``, ``top_p``,
 ``min_p``, ``typical_p``, ``epsilon_cutoff``, ``eta_cutoff``, ``top_h``,
 ``top_h_variant``, ``mirostat_tau``, ``mirostat_eta``, ``ead_threshold``,
-``ead_window``, ``ead_min_run``, ``ead_sampler``, ``order``). A configuration with a bad
-parameter fails alone; the others of the call go on.
+``ead_window``, ``ead_min_run``, ``ead_sampler``, ``order``); other names are left
+unread (:func:`decoding_params`), except a likely misspelling of one, which fails that
+configuration as an unknown parameter. A configuration with a bad parameter fails alone;
+the others of the call go on.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -83,6 +91,7 @@ from workers.decoding.samplers import (
     PARAMETER_RULES,
     SAMPLERS,
     TOP_H_VARIANTS,
+    TRUNCATION_PARAMETER,
     TRUNCATIONS,
     SamplerConfig,
     parameter_problem,
@@ -119,6 +128,35 @@ CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
     "top_h_variant": (TOP_H_VARIANTS, "Top-H variant"),
     "ead_sampler": (("none", *TRUNCATIONS), "EAD step sampler"),
 }
+#: How alike (difflib's ratio) a name must be to a decoding parameter's to be read as a misspelling of it.
+MISSPELLING_CUTOFF = 0.8
+#: Samplers' names for the parameter each one reads, where the two differ.
+SAMPLER_PARAMETER = {**TRUNCATION_PARAMETER, "mirostat": "mirostat_tau", "mirostat_v2": "mirostat_tau",
+                     "ead": "ead_threshold"}
+
+
+def meant_parameter(name: str) -> str | None:
+    """The decoding parameter that ``name``, not one itself, was probably meant to be, or
+    None: the parameter of a sampler named so (``epsilon``: ``epsilon_cutoff``), else the
+    closest parameter name at least :data:`MISSPELLING_CUTOFF` alike (difflib's ratio) to
+    ``name`` lowercased with ``-`` as ``_`` (``top_pp``, ``temprature``, ``Top-P``)."""
+    keys = SamplerConfig.keys()
+    if name in keys:
+        return None
+    key = name.casefold().replace("-", "_")
+    if key in SAMPLER_PARAMETER:
+        return SAMPLER_PARAMETER[key]
+    close = difflib.get_close_matches(key, sorted(keys), n=1, cutoff=MISSPELLING_CUTOFF)
+    return close[0] if close else None
+
+
+def decoding_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of one evaluation's ``params`` the decoding reads: every name but those
+    neither a decoding parameter nor a likely misspelling of one (:func:`meant_parameter`),
+    which :meth:`DecodingEvaluator.check_space` took as the campaign's own (``layers``). A
+    misspelling stays, so that :meth:`SamplerConfig.from_params` fails its configuration."""
+    keys = SamplerConfig.keys()
+    return {k: v for k, v in params.items() if k in keys or meant_parameter(k) is not None}
 
 
 class DecodingEvaluator(Evaluator):
@@ -171,15 +209,17 @@ class DecodingEvaluator(Evaluator):
 
     @classmethod
     def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
-        """Problems of a space for this evaluator: every parameter a decoding parameter,
-        every categorical ``sampler``/``order``/``top_h_variant``/``ead_sampler`` choice a
-        known name, ``ead`` only with a small model, ``defaults`` valid, and each numeric
-        default, range end and choice within its parameter's own rule
+        """Problems of a space for this evaluator: no parameter named as a likely
+        misspelling of a decoding parameter (:func:`meant_parameter`; any other name is
+        taken, see :meth:`space_warnings`), every categorical
+        ``sampler``/``order``/``top_h_variant``/``ead_sampler`` choice a known name,
+        ``ead`` only with a small model, ``defaults`` valid, and each numeric default,
+        range end and choice within its parameter's own rule
         (:data:`~workers.decoding.samplers.PARAMETER_RULES`: any sampler the space offers
         may use it; a ``top_p`` range reaching 1.5 would fail every evaluation past 1)."""
-        known = SamplerConfig.keys()
-        problems = [f"space.{name}: is not a decoding parameter (known: {', '.join(sorted(known))})"
-                    for name in space if name not in known]
+        known = ", ".join(sorted(SamplerConfig.keys()))
+        problems = [f"space.{name}: is not a decoding parameter (known: {known}); did you mean {meant}?"
+                    for name in space if (meant := meant_parameter(name)) is not None]
         for name, (names, what) in CHOICES.items():
             param = space.get(name) or {}
             if param.get("type") != "categorical":
@@ -203,6 +243,16 @@ class DecodingEvaluator(Evaluator):
         if config.get("backend") == "vllm":
             problems += vllm_problems(config, space)
         return problems
+
+    @classmethod
+    def space_warnings(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
+        """One line for each space parameter that is not a decoding parameter and that
+        :meth:`check_space` took (not a likely misspelling of one): it is searched and
+        stored, and the decoding does not read it."""
+        keys = SamplerConfig.keys()
+        return [f"space.{name}: not a decoding parameter; the decoding evaluator does not read it (it is searched "
+                "and stored, with no effect on decoding)"
+                for name in space if name not in keys and meant_parameter(name) is None]
 
     def teardown(self) -> None:
         if self.engine is not None:
@@ -232,7 +282,7 @@ class DecodingEvaluator(Evaluator):
         configs: dict[int, SamplerConfig] = {}
         for i, p in enumerate(params):
             try:
-                configs[i] = SamplerConfig.from_params(p, self.defaults)
+                configs[i] = SamplerConfig.from_params(decoding_params(p), self.defaults)
                 if self.engine is not None:
                     from workers.decoding.vllm_backend import check_supported
 

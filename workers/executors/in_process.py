@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from workers import registry
-from workers.contract import EvalContext, Evaluator
+from workers.contract import EvalContext, Evaluator, device_for
 from workers.executors.base import SETUP_CHECK_S, Executor, ExecutorConfig, teardown_failure_text
 from workers.runner import setup_failure_text
 
@@ -25,7 +25,7 @@ class InProcessExecutor(Executor):
         super().__init__(config)
         self._evaluator: Evaluator | None = None
         self._setup_error: BaseException | None = None
-        self._ctx = EvalContext(device="cpu", campaign=config.campaign)
+        self._ctx = EvalContext(device=device_for(config.num_gpus), campaign=config.campaign)
         self._chunk = 1  # the evaluator's max_batch_size, once it is built
 
     def start(self) -> None:

@@ -44,7 +44,7 @@ from typing import Any
 
 from entropy_atlas.storable import storable_text
 from workers import registry
-from workers.contract import EvalContext
+from workers.contract import EvalContext, device_for
 from workers.executors.base import ExecutorConfig, teardown_failure_text
 from workers.limits import cap_memory_growth, data_segment_bytes
 from workers.runner import (
@@ -69,16 +69,7 @@ class EvaluatorActor:
 
     def __init__(self, config: ExecutorConfig) -> None:
         self.config = config
-        device = "cpu"
-        if config.num_gpus > 0:
-            try:
-                import torch
-
-                if torch.cuda.is_available():
-                    device = "cuda:0"
-            except ImportError:
-                pass
-        self.ctx = EvalContext(device=device, campaign=config.campaign)
+        self.ctx = EvalContext(device=device_for(config.num_gpus), campaign=config.campaign)
         self._arrived: dict[int, list[EvaluationTask]] = {}  # batches pushed, by their number
         self._next = 0  # the number of the batch to run next
         self._done: list[Outcome] = []

@@ -62,6 +62,7 @@ import ray
 from ray.exceptions import RayError
 
 from entropy_atlas import settings
+from entropy_atlas.interrupts import held_interrupts
 from workers import registry
 from workers.executors import reaper
 from workers.executors.base import SETUP_CHECK_S, Executor, ExecutorConfig, ExecutorError
@@ -200,25 +201,35 @@ class RayExecutor(Executor):
             kwargs["address"] = "local"
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         handler = signal.getsignal(signal.SIGTERM)  # None: one not set from Python, which cannot be put back
+        before = set() if self.address else set(reaper.descendants(os.getpid()))
         try:
-            with _reconnect_window(bool(self.address), self.grace_s):
+            with _reconnect_window(bool(self.address), self.grace_s), _start_held(not self.address):
                 ray.init(**kwargs)
             self._started_ray = True
             self._watch = _watch_of(self.address)
         except Exception as exc:  # ValueError, ConnectionError, RuntimeError, TimeoutError ...: one line
-            if ray.is_initialized():
-                ray.shutdown()
+            self._undo_init(before)
             if not self.address:
                 raise
             raise ExecutorError(f"cannot join the Ray cluster at {self.address}: {type(exc).__name__}: "
                                 f"{_first_line(exc)}; {ADDRESS_FORMS}") from None
         except BaseException:  # a Ctrl-C half-way: what it had started goes with it
-            if ray.is_initialized():
-                ray.shutdown()
+            self._undo_init(before)
             raise
         finally:
             if handler is not None and threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, handler)
+
+    def _undo_init(self, before: set[tuple[int, int]]) -> None:
+        """End what a ``ray.init`` that raised (a Ctrl-C or SIGTERM in it, most often) had
+        started: Ray's shutdown where it got as far as connecting; and, for a private local
+        Ray, every process below this one not there before (``before``), which a start cut
+        short leaves behind (its GCS and raylet, and their agents, which outlived this
+        process)."""
+        if ray.is_initialized():
+            _shutdown_ray()
+        if not self.address:
+            reaper.end_new_descendants(before)
 
     def _start_pool(self) -> None:
         """The actors (as many as :meth:`_pool_size` allows), and, in a Ray of our own, a wait
@@ -347,7 +358,7 @@ class RayExecutor(Executor):
                         ray.kill(slot.actor)
             self._slots.clear()
         if self._started_ray and ray.is_initialized():
-            ray.shutdown()
+            _shutdown_ray()
             self._started_ray = False
             self._watch = None
 
@@ -566,6 +577,43 @@ def _reconnect_window(joined: bool, grace_s: float) -> Iterator[None]:
         yield
     finally:
         os.environ.pop(RECONNECT_ENV, None)
+
+
+def _shutdown_ray() -> None:
+    """``ray.shutdown``, then this process's SIGTERM handler set again. Ray's shutdown puts
+    the signal's action back to the default beneath Python's handler (which Python still
+    reports as set): after it, a script's own handler or ``SIG_IGN`` no longer held, and a
+    SIGTERM killed the process without a word."""
+    handler = signal.getsignal(signal.SIGTERM)  # None: one not set from Python, which cannot be set again
+    try:
+        ray.shutdown()
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def _start_held(local: bool) -> Iterator[None]:
+    """Around ``ray.init`` starting a private local Ray (``local``): SIGINT and SIGTERM held
+    until it returns (:func:`entropy_atlas.interrupts.held_interrupts`; a second acts at
+    once), and Ray's own SIGTERM handler, which it sets as it begins (``sys.exit(15)`` from
+    wherever the start is), not set. Cut short inside the driver's core worker, the start
+    left a half-made one that crashed the process at exit (SIGSEGV, after the command had
+    said it stopped); held, it ends, and the stop shuts it down whole. A start at an
+    address (which may wait on a far cluster) stays interruptible."""
+    if not local:
+        yield
+        return
+    utils = ray._private.utils
+    set_sigterm_handler = getattr(utils, "set_sigterm_handler", None)  # private: a Ray without it is let be
+    if set_sigterm_handler is not None:
+        utils.set_sigterm_handler = lambda _handler: None
+    try:
+        with held_interrupts():
+            yield
+    finally:
+        if set_sigterm_handler is not None:
+            utils.set_sigterm_handler = set_sigterm_handler
 
 
 def _watch_of(address: str | None) -> _ClusterWatch | None:

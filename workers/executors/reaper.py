@@ -73,6 +73,32 @@ def watch(driver: int | None = None) -> subprocess.Popen[bytes] | None:
                             start_new_session=True, close_fds=True)
 
 
+def end_new_descendants(before: set[tuple[int, int]], wait_s: float = 5.0) -> list[int]:
+    """Kill every process below this one that is not in ``before`` (:func:`descendants`,
+    taken earlier): what a start cut short (a Ctrl-C inside ``ray.init``) had started, which
+    nothing else would end. Each is stopped first (``SIGSTOP``) and the tree read again, so
+    a process one of them started meanwhile is found too, then all are killed, and waited
+    for up to ``wait_s`` (a kill takes effect once the process is next scheduled). The pids
+    killed."""
+    if not PROC.is_dir():
+        return []
+    stopped: set[tuple[int, int]] = set()
+    while new := [t for t in descendants(os.getpid()) if t not in before and t not in stopped]:
+        for pid, started in new:
+            if is_alive(pid, started):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+        stopped.update(new)
+    for pid, started in stopped:
+        if start_time(pid) == started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + wait_s
+    while any(is_alive(pid, started) for pid, started in stopped) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sorted(pid for pid, _ in stopped)
+
+
 def reap(driver: int, driver_started: int, targets: list[tuple[int, int]], poll_s: float = 0.5) -> None:
     """Wait while the driver lives and some target does; then end the targets still alive."""
     while is_alive(driver, driver_started):
