@@ -265,8 +265,10 @@ class _RunStop:
 
 class _ReadStop:
     """What an interrupted read command kept: nothing (it opened the storage read-only). An
-    output file it had begun to write (:meth:`writing`) is removed again; one it was
-    rewriting is named, as it may be incomplete."""
+    output file it had begun to write (:meth:`writing`) is removed again. One it was
+    rewriting is whole either way (outputs are put in place once complete:
+    :func:`archive.outputs.replacing`): the earlier file, or the new one where the
+    interrupt came after it was put in place."""
 
     def __init__(self) -> None:
         self.out: Path | None = None
@@ -290,7 +292,7 @@ class _ReadStop:
             with contextlib.suppress(OSError):
                 out.unlink()
                 return NOTHING_WRITTEN
-        return f"; {out} was being written and may be incomplete"
+        return f"; {out} is whole: the earlier file, or this command's where it was already in place"
 
 
 def _campaign_record(storage: str, name: str) -> tuple[str, int] | None:

@@ -333,3 +333,25 @@ def test_an_interrupt_inside_ray_init_leaves_none_of_its_processes_and_no_crash(
     assert said == ["stopped before the campaign was written; nothing to resume"] * 2
     assert "Traceback" not in done.stderr
     assert not db.exists()
+
+
+def test_an_interrupted_rewrite_of_an_output_leaves_the_earlier_file_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`atlas export --out` over an earlier export, interrupted half-way through its write:
+    the earlier file is kept as it was (outputs are put in place once complete), and the
+    line says so rather than calling it incomplete."""
+    from archive import export as export_module
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    api.run(quadratic_spec(search__budget=6), storage=url, executor="inline")
+    out = tmp_path / "e.json"
+    out.write_text('{"earlier": true}')
+    def half_then_interrupted(data: Any, path: Path) -> None:
+        Path(path).write_text('{"campaign": ')
+        interrupting(signal.SIGINT)()
+
+    monkeypatch.setattr(export_module, "write_json", half_then_interrupted)
+    code, _out, err = atlas(monkeypatch, capsys, "export", "quad", "--storage", url, "--out", str(out))
+    assert code == 130 and err.strip().startswith(f"stopped; {out} is whole: the earlier file"), err
+    assert out.read_text() == '{"earlier": true}'
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".e.")] == []  # no temporary left
