@@ -355,3 +355,33 @@ def test_an_interrupted_rewrite_of_an_output_leaves_the_earlier_file_whole(
     assert code == 130 and err.strip().startswith(f"stopped; {out} is whole: the earlier file"), err
     assert out.read_text() == '{"earlier": true}'
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".e.")] == []  # no temporary left
+
+
+ENTRY_UNDER_A_SIGNAL = """
+import builtins, os, signal, sys, tomllib
+module, _, function = tomllib.load(open("pyproject.toml", "rb"))["project"]["scripts"]["atlas"].partition(":")
+real_import = builtins.__import__
+signum = int(sys.argv[1])
+
+def signalling_import(name, *args, **kwargs):
+    if name == "typer":  # search.cli's libraries, as they load
+        builtins.__import__ = real_import
+        os.kill(os.getpid(), signum)
+    return real_import(name, *args, **kwargs)
+
+builtins.__import__ = signalling_import
+sys.argv = ["atlas", "status"]
+entry = __import__(module, fromlist=[function])
+getattr(entry, function)()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_while_the_command_loads_is_one_line(signum: int) -> None:
+    """The console script (pyproject's ``atlas``) interrupted while :mod:`search.cli`'s
+    libraries load: ``stopped while starting``, exit 130. Before, its entry was
+    ``search.cli:main`` itself: a SIGINT was an import's traceback, a SIGTERM killed it."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", ENTRY_UNDER_A_SIGNAL, str(int(signum))], cwd=root,
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr.strip()) == (130, "stopped while starting; nothing was written")
