@@ -25,7 +25,17 @@ Rules:
   removes them once its last connection closes (:func:`remove_side_files`), as that writer
   would: only while no connection anywhere has the database open (a live run's stay its
   own), and only where the WAL is empty (a writer's pages not yet copied stay with it). The
-  database file is never written.
+  database file is never written. A connection dropped unclosed is closed as it goes, and
+  those still pooled as the process exits are closed then (:func:`_close_at_exit`): the
+  Python API's ``archive.open(url).campaign(name)``, never closed, had left both files after
+  its script ended, and one dropped had kept every later reading of the process from tidying.
+- A writer that closes (the end of ``atlas run``/``resume``/``delete``) copies the WAL into
+  the database file and empties it (:func:`checkpoint_wal`), without waiting on anyone.
+  SQLite does that itself only as the last connection anywhere closes: a run that ended
+  while the dashboard or a read command held the file had left its last results in
+  ``-wal`` beside a stale ``atlas.db`` (the campaign ``running``, hundreds of evaluations
+  short) after every process exited, for a copy of the file alone to lose; and the reader,
+  never writing, could not remove a WAL that held pages.
 - SQLite runs in WAL mode with a busy timeout; write transactions begin with
   ``BEGIN IMMEDIATE`` (execution option ``atlas_write``), so a read never has to upgrade.
   PostgreSQL statements wait at most ``ATLAS_DB_LOCK_TIMEOUT_S`` (15 s) for a lock
@@ -37,6 +47,7 @@ Rules:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
@@ -44,6 +55,8 @@ import sqlite3
 import struct
 import sys
 import threading
+import time
+import weakref
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +79,8 @@ if TYPE_CHECKING:  # alembic takes a tenth of a second or more to import; read c
 MIGRATIONS = Path(__file__).parent / "migrations"
 URL_FORMS = "sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
 BACKENDS = ("sqlite", "postgresql")
+#: How long a statement waits for another connection's lock on a SQLite file.
+BUSY_TIMEOUT_MS = 30_000
 
 
 def shown_url(url: str) -> str:
@@ -139,6 +154,21 @@ _open: Counter[Path] = Counter()  # database file -> connections made here open 
 _parked: list[int] = []  # descriptors never closed: closing one would drop this process's locks on its file
 
 
+#: read-only SQLite engines of this process (their creator's pid: a forked child's are its parent's)
+_readonly_engines: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Close the pooled connections of this process's read-only SQLite engines as it exits,
+    so that the last one tidies the side files (:func:`remove_side_files`): an engine never
+    disposed had its connections dropped by the interpreter without their ``close``. One in
+    use at exit (checked out of its pool) is left as it is."""
+    for engine, pid in list(_readonly_engines.items()):
+        if pid == os.getpid():
+            engine.dispose()
+
+
 def side_files(path: Path) -> list[Path]:
     """The WAL and shared-memory files SQLite keeps beside ``path`` while it is open in WAL mode."""
     return [path.with_name(path.name + suffix) for suffix in SIDE_SUFFIXES]
@@ -164,6 +194,15 @@ def counted_connection(path: Path, tidy: bool) -> type[sqlite3.Connection]:
         def close(self) -> None:
             super().close()
             self.uncount()
+
+        def __del__(self) -> None:
+            # Dropped unclosed (its engine never disposed): closed now, as the interpreter would
+            # close it, but counted out too. Left counted, it kept every later reading of this
+            # process from tidying, a closed one included.
+            try:  # noqa: SIM105  (not contextlib.suppress: module globals may be gone as the interpreter shuts down)
+                self.close()
+            except Exception:  # never initialised, or the interpreter shutting down
+                pass
 
         def uncount(self) -> None:
             if not self.__dict__.pop("counted", False):
@@ -282,6 +321,7 @@ def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
         engine = create_engine("sqlite://", poolclass=QueuePool,
                                creator=lambda: sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False,
                                                                factory=counted))
+        _readonly_engines[engine] = os.getpid()
     else:
         if path.exists() and not path.is_file():
             raise StorageError(f"cannot open storage {parsed}: {path} is not a regular file")
@@ -295,7 +335,7 @@ def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()  # WAL is set once the file is known to be ours (use_wal)
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         if readonly:
             cur.execute("PRAGMA query_only=ON")
@@ -320,6 +360,47 @@ def use_wal(engine: Engine) -> None:
         raw.driver_connection.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error as exc:  # as SQLAlchemy raises it: the opening names it (a full disk had been a traceback)
         raise DBAPIError.instance("PRAGMA journal_mode=WAL", None, exc, sqlite3.Error) from exc
+    finally:
+        raw.close()
+
+
+#: How many times a closing writer tries to empty the WAL (:func:`checkpoint_wal`), and the pause between tries.
+CHECKPOINT_TRIES = 25
+CHECKPOINT_PAUSE_S = 0.02
+
+
+def checkpoint_wal(engine: Engine, tries: int = CHECKPOINT_TRIES) -> bool:
+    """Copy a SQLite file's WAL into the database file and truncate it to nothing
+    (``PRAGMA wal_checkpoint(TRUNCATE)``), as its writer closes; whether it is empty now.
+
+    Each try waits on no one (busy timeout 0): another process's write or a reader's
+    transaction under way makes it a partial checkpoint that holds no lock once it returns,
+    and the next try comes :data:`CHECKPOINT_PAUSE_S` later, so a run sharing the file is
+    never held up for longer than one checkpoint's copying. Where every try finds the file
+    busy, another writer is at work (its own close empties the WAL) or a read outlasted the
+    tries: the WAL stays, whole, for the next writer. Never raises (a full disk, a file gone:
+    the WAL stays as it was); nothing for PostgreSQL or an in-memory database."""
+    if engine.dialect.name != "sqlite" or sqlite_file(engine.url) is None:
+        return False
+    try:
+        raw = engine.raw_connection()
+    except DBAPIError:
+        return False
+    try:
+        conn = raw.driver_connection
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            for attempt in range(tries):
+                if attempt:
+                    time.sleep(CHECKPOINT_PAUSE_S)
+                busy, _frames, _copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy:
+                    return True
+            return False
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    except sqlite3.Error:
+        return False
     finally:
         raw.close()
 

@@ -33,6 +33,7 @@ from archive.charger import Charger
 from archive.engine import (
     MIGRATIONS,
     check_schema,
+    checkpoint_wal,
     first_line,
     make_engine,
     migrate,
@@ -175,9 +176,13 @@ class Store(LeaseStore):
     def close(self) -> None:
         """Close the store's connections, a Ctrl-C or SIGTERM held until they are closed (one
         inside a connection's close had SQLAlchemy print ``Exception closing connection``
-        with a traceback, and left a SQLite file's side files behind)."""
+        with a traceback, and left a SQLite file's side files behind). A writable SQLite
+        store empties its WAL into the database file first (:func:`checkpoint_wal`), so the
+        file holds everything written even while a reader keeps it open."""
         with held_interrupts():
             self._charger.close()
+            if not self.readonly:
+                checkpoint_wal(self.engine)
             self.engine.dispose()
 
     # -- campaigns -----------------------------------------------------------
