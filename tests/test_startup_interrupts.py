@@ -19,17 +19,9 @@ import pytest
 import yaml
 
 from archive.store import Store
-from search import api, cli
+from search import api
 from tests.conftest import quadratic_spec
-from tests.test_jobs import LOCAL, FakeJobServer, server  # noqa: F401  (the fixture)
-
-
-def atlas(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``atlas ARGS`` in this process as ``main`` runs it: exit code, stdout, stderr."""
-    monkeypatch.setattr(sys, "argv", ["atlas", *args])
-    code = cli._run_app()
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.test_jobs import LOCAL, FakeJobServer, atlas, server  # noqa: F401  (the fixture)
 
 
 def spec_file(tmp_path: Path, **overrides: Any) -> Path:
