@@ -8,6 +8,17 @@ so are failed ones: they are left out of the fit and never proposed again; no pr
 repeats a point evaluated, pending or proposed earlier in its batch
 (:func:`search.proposers.acquisition.maximise`).
 
+**A bounded fit.** An exact GP costs O(n³) a fit, and qLogNEI's baseline (the points it
+improves on) is every point fitted: with ``max_fit_points`` (default ``MAX_FIT_POINTS``; 0:
+no bound) the model is fitted on at most that many observations, and the baseline is the
+same ones (pruned by BoTorch as before). Past the bound, :meth:`BoProposer.fit_rows` keeps
+the best observations (:meth:`BoProposer.fit_order`: by the objective here; ``mo-bo``'s
+by Pareto dominance, ``qd-bo``'s every elite first), every one that must be kept and at
+least half the bound of them, and fills the rest with a sample of the others drawn from
+(seed, ask number), so that a resumed campaign fits, and proposes, what an uninterrupted
+one does. Failed and pending points are still all passed as pending, and no proposal
+repeats any point evaluated.
+
 Outcomes of any finite magnitude are fitted (:func:`search.proposers.gp.standardise`). An
 ask whose model still cannot be fitted or maximised (a numerical error of torch, GPyTorch
 or BoTorch: ``MODEL_ERRORS``) proposes the next Sobol points instead, with one warning on
@@ -40,6 +51,12 @@ from search.proposers.base import History, Observation, Proposal, Proposer, Prop
 from search.proposers.checkpoint import Checkpoint
 
 MC_SAMPLES = 64  # quasi-MC draws of qLogNEI (botorch's default is 128)
+MAX_FIT_POINTS = 500
+"""The default of ``max_fit_points``: the most observations a model is fitted on. Fitted on
+every observation, a cold ask took 12–30 s at n = 1000 (``bo``; its warm asks 2–9 s) and
+30–76 s (``mo-bo``, ``qd-bo``, whose fits are all cold), 75–227 s at n = 2000, on one core;
+at 500, 3–18 s, ``bo``'s warm asks 1–3 s (docs/benchmarks.md, "bo at large n")."""
+FIT_SAMPLE_STREAM = 1  # the sample of a bounded fit is drawn from (seed, ask number, this)
 MODEL_ERRORS = (RuntimeError, ValueError, ArithmeticError, BotorchError, ModelFittingError)
 """What a fit or an acquisition raises on data it cannot model (torch's ``_LinAlgError`` and
 linear_operator's ``NotPSDError`` are ``RuntimeError``): the ask falls back to Sobol points."""
@@ -79,7 +96,7 @@ class BoProposer(Proposer):
     asks_are_slow = True
     checkpoint_version = 2
     migrates_versions = (1,)  # version 1 had no hyperparameters: the next fit starts cold
-    option_names = ("initial_design", "num_restarts", "raw_samples")
+    option_names = ("initial_design", "num_restarts", "raw_samples", "max_fit_points")
     restarts_default = 8  # the acquisition's optimisation: starts, and the raw samples they are picked from
     raw_samples_default = 256
 
@@ -89,6 +106,7 @@ class BoProposer(Proposer):
         self.initial_design = self.int_option("initial_design", max(2 * (dim + 1), ctx.batch_size))
         self.num_restarts = self.int_option("num_restarts", self.restarts_default)
         self.raw_samples = self.int_option("raw_samples", self.raw_samples_default)
+        self.max_fit_points = self.int_option("max_fit_points", MAX_FIT_POINTS, minimum=0)  # 0: no bound
         if self.raw_samples < self.num_restarts:  # BoTorch picks each restart's start among the raw samples
             raise self.option_error("raw_samples", f"must be >= num_restarts ({self.num_restarts}): each restart "
                                                    f"starts from one of the raw samples (got {self.raw_samples})")
@@ -158,11 +176,13 @@ class BoProposer(Proposer):
 
     def improve(self, z: np.ndarray, n: int, rng: np.random.Generator, warm: bool) -> np.ndarray:
         """The n points of highest qLogNEI of one outcome (z: the evaluated points' outcomes,
-        n × 1, through :func:`gp.standardise`), maximised. ``warm``: the fit starts from the
+        n × 1, through :func:`gp.standardise`), maximised; fitted on, and improving on, the
+        observations :meth:`fit_rows` keeps. ``warm``: the fit starts from the
         last one's hyperparameters and leaves its own for the next (``self.hyper``)."""
         dev = gp.device()
-        x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)), dev)
-        model = gp.fit_gp(x, gp.tensor(z, dev), self.encoder.cat_dims, start=self.hyper if warm else None)
+        rows = self.fit_rows(z)
+        x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)[rows]), dev)
+        model = gp.fit_gp(x, gp.tensor(z[rows], dev), self.encoder.cat_dims, start=self.hyper if warm else None)
         if warm:
             self.hyper = gp.hyperparameters(model)
         pending = self.pending_inputs(dev)
@@ -170,6 +190,27 @@ class BoProposer(Proposer):
                                             sampler=SobolQMCNormalSampler(torch.Size([MC_SAMPLES])))
         return acquisition.maximise(acqf, self.encoder, n, rng, dev, self.num_restarts, self.raw_samples,
                                     pending=pending, evaluated=np.stack(self.book.x))
+
+    def fit_rows(self, y: np.ndarray) -> np.ndarray:
+        """Which observations (indices of ``self.book.x``, ascending) the model is fitted on,
+        given their outcomes ``y`` (n × k, as modelled). All of them up to ``max_fit_points``
+        (or when it is 0); past it, that many: the first of :meth:`fit_order` — the ones it
+        must keep, and at least half the bound (rounded up) — and a sample of the others
+        without replacement, drawn from (seed, ask number), the same in a resumed campaign."""
+        n, cap = len(y), self.max_fit_points
+        if not cap or n <= cap:
+            return np.arange(n)
+        order, must = self.fit_order(y)
+        kept = min(cap, max(cap - cap // 2, must))
+        rng = np.random.default_rng([self.ctx.seed, self.asks, FIT_SAMPLE_STREAM])
+        sample = rng.choice(order[kept:], size=cap - kept, replace=False)
+        return np.sort(np.concatenate([order[:kept], sample]))
+
+    def fit_order(self, y: np.ndarray) -> tuple[np.ndarray, int]:
+        """The observations, those a bounded fit wants most first, and how many of the first
+        it must keep: here the best first (:func:`gp.best_first`; by Pareto dominance when
+        ``y`` has several columns), the undominated ones kept."""
+        return gp.best_first(y)
 
     def pending_inputs(self, dev: torch.device) -> torch.Tensor | None:
         """The points in flight and failed as model inputs (None when there are none)."""

@@ -218,6 +218,30 @@ def standardise(y: np.ndarray) -> tuple[np.ndarray, OutcomeScale]:
     return z, OutcomeScale(scale, mean, std, constant)
 
 
+DOMINANCE_CHUNK = 4_000_000  # elements (rows × points × outcomes) compared at once by :func:`best_first`
+
+
+def best_first(y: np.ndarray) -> tuple[np.ndarray, int]:
+    """The observations (rows of ``y``, n × k outcomes, all maximised) best first, and how
+    many lead that order undominated. One outcome: by its value, highest first. Several: by
+    how many observations dominate each (at least as good in every outcome, better in one;
+    0 for the non-dominated), then by the first outcome, highest first. Ties keep the
+    observations' order."""
+    y = np.asarray(y, dtype=float)
+    n, k = y.shape
+    if k == 1:
+        order = np.argsort(-y[:, 0], kind="stable")
+        return order, int(np.count_nonzero(y[:, 0] == y[order[0], 0])) if n else 0
+    dominated_by = np.zeros(n, dtype=np.int64)
+    step = max(1, DOMINANCE_CHUNK // max(1, n * k))
+    for start in range(0, n, step):
+        rows = y[start : start + step, None, :]  # rows × 1 × k, against every observation (1 × n × k)
+        dominates = (y[None] >= rows).all(axis=-1) & (y[None] > rows).any(axis=-1)
+        dominated_by[start : start + step] = dominates.sum(axis=1)
+    order = np.lexsort((-y[:, 0], dominated_by))
+    return order, int(np.count_nonzero(dominated_by == 0))
+
+
 @contextlib.contextmanager
 def quiet_inputs() -> Iterator[None]:
     """BoTorch's ``InputDataWarning`` silenced while a model is built: a constant outcome

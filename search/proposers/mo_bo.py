@@ -22,7 +22,10 @@ ties). It is modelled again as soon as it varies. With one varying outcome
 left, the hypervolume improvement is that outcome's improvement: qLogNEI of it
 (:meth:`BoProposer.improve`); with none, qLogNEI of the fitness (constant: the
 posterior's spread alone, exploration). Everything else — Sobol design, pending and failed
-points, no repeated proposals, the Sobol fallback of a failed fit, resume — is :class:`BoProposer`'s.
+points, no repeated proposals, the Sobol fallback of a failed fit, resume, the bounded fit
+(``max_fit_points``: past it, the observations no other dominates in the outcomes modelled
+are kept first, then those dominated by the fewest; the reference point is inferred from
+the observations fitted, the same front while it fits the bound) — is :class:`BoProposer`'s.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from search.proposers.bo import BoProposer
 
 class MoBoProposer(BoProposer):
     name = "mo-bo"
-    option_names = ("initial_design", "num_restarts", "raw_samples", "mc_samples", "measures", "measure_directions")
+    option_names = ("initial_design", "num_restarts", "raw_samples", "max_fit_points", "mc_samples", "measures",
+                    "measure_directions")
 
     restarts_default = 4  # hypervolume acquisitions cost more per restart than qLogNEI: lighter defaults
     raw_samples_default = 128
@@ -66,8 +70,9 @@ class MoBoProposer(BoProposer):
         if varying.shape[1] < 2:  # no trade-off left: the improvement of the one outcome (or the fitness)
             return self.improve(varying if varying.shape[1] else z[:, :1], n, rng, warm=False)
         dev = gp.device()
-        x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)), dev)
-        y = gp.tensor(varying, dev)
+        rows = self.fit_rows(varying)  # a bounded fit keeps the non-dominated first (BoProposer.fit_order)
+        x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)[rows]), dev)
+        y = gp.tensor(varying[rows], dev)
         model = gp.fit_model_list(x, y, self.encoder.cat_dims)
         pending = self.pending_inputs(dev)
         ref = infer_reference_point(y)

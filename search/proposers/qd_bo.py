@@ -1,6 +1,11 @@
 """``qd-bo``: Bayesian optimisation of the whole elite map.
 
-GP models (BoTorch) of the fitness f and of each measure m_j, fitted on every evaluation.
+GP models (BoTorch) of the fitness f and of each measure m_j, fitted on every evaluation
+up to ``max_fit_points`` (:class:`search.proposers.bo.BoProposer`); past it, on every
+current elite (the best first) and at least half the bound of the best others, the rest a
+sample drawn from (seed, ask number) (:meth:`QdBoProposer.fit_order`). The elite
+fitnesses f*_c, the candidates' parents and the points no proposal repeats are still
+taken from every evaluation.
 
 **EJIE** (BOP-Elites, Kent & Branke): the expected joint improvement of elites,
 
@@ -61,7 +66,7 @@ def sobol_points(dim: int, n: int, rng: np.random.Generator) -> np.ndarray:
 class QdBoProposer(BoProposer):
     name = "qd-bo"
     option_names = ("initial_design", "acquisition", "candidates", "kappa", "sail_generations", "sail_batch",
-                    "mc_samples")
+                    "mc_samples", "max_fit_points")
     ignored_options = ("num_restarts", "raw_samples")  # bo's: qd-bo scores candidate sets, it optimises nothing
 
     def __init__(self, ctx: ProposerContext) -> None:
@@ -87,6 +92,21 @@ class QdBoProposer(BoProposer):
         return np.concatenate([[o.fitness], np.asarray(o.measures, dtype=float)])
 
     # -- the model and the map it predicts ------------------------------------
+    def fit_order(self, y: np.ndarray) -> tuple[np.ndarray, int]:
+        """Every current elite first (each cell's, under the archive's replacement rule: its
+        highest fitness, the earliest of equals), the highest fitness first, then the other
+        observations by fitness; the elites are kept. The model must place the map, not one
+        optimum: the elites span it."""
+        fitness = y[:, 0]
+        cells = np.asarray(self.layout.index_of(y[:, 1:]))
+        by_cell = np.lexsort((np.arange(len(y)), -fitness, cells))  # each cell's elite leads its cell
+        leads = np.ones(len(y), dtype=bool)
+        leads[1:] = cells[by_cell][1:] != cells[by_cell][:-1]
+        elite = np.zeros(len(y), dtype=bool)
+        elite[by_cell[leads]] = True
+        ranked = np.argsort(-fitness, kind="stable")
+        return np.concatenate([ranked[elite[ranked]], ranked[~elite[ranked]]]), int(elite.sum())
+
     def _elite_fitness(self) -> np.ndarray:
         """f*_c of every cell: its elite fitness under the archive's replacement rule
         (:func:`archive.stats.elite_fitness`), raised to ``qd_offset`` (an empty cell's)."""
@@ -141,9 +161,11 @@ class QdBoProposer(BoProposer):
     # -- proposals ---------------------------------------------------------------
     def suggest(self, n: int, rng: np.random.Generator) -> np.ndarray:
         dev = gp.device()
-        x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)), dev)
-        z, self.outcome_scale = gp.standardise(np.stack(self.book.y))
-        model = gp.fit_model_list(x, gp.tensor(z, dev), self.encoder.cat_dims)
+        y = np.stack(self.book.y)
+        rows = self.fit_rows(y)
+        x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)[rows]), dev)
+        z, self.outcome_scale = gp.standardise(y)
+        model = gp.fit_model_list(x, gp.tensor(z[rows], dev), self.encoder.cat_dims)
         if self.acquisition == "sail":
             return self._sail(model, n, rng)
         return self._ejie_batch(model, n, rng)
