@@ -9,13 +9,13 @@ from __future__ import annotations
 import signal
 import sys
 
-STOPPED_STARTING = "stopped while starting; nothing was written"
+STOPPED_STARTING = "stopped while starting; nothing was written"  # as search.cli's _RunStop says it
 
 
 def main() -> None:  # pragma: no cover - console entry point (tests/test_startup_interrupts.py runs it)
-    from entropy_atlas.interrupts import interrupt
+    from entropy_atlas.interrupts import HELD, interrupt
 
-    before = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    before = {signum: signal.signal(signum, interrupt) for signum in HELD}
     try:
         from search.cli import main as command
     except KeyboardInterrupt:

@@ -150,13 +150,19 @@ def meant_parameter(name: str) -> str | None:
     return close[0] if close else None
 
 
-def decoding_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of one evaluation's ``params`` the decoding reads: every name but those
-    neither a decoding parameter nor a likely misspelling of one (:func:`meant_parameter`),
-    which :meth:`DecodingEvaluator.check_space` took as the campaign's own (``layers``). A
-    misspelling stays, so that :meth:`SamplerConfig.from_params` fails its configuration."""
+def is_unread(name: str) -> bool:
+    """Whether ``name`` is neither a decoding parameter nor a likely misspelling of one
+    (:func:`meant_parameter`): the campaign's own (``layers``), which
+    :meth:`DecodingEvaluator.check_space` takes and the decoding leaves unread."""
     keys = SamplerConfig.keys()
-    return {k: v for k, v in params.items() if k in keys or meant_parameter(k) is not None}
+    return name not in keys and meant_parameter(name) is None
+
+
+def decoding_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of one evaluation's ``params`` the decoding reads: every name but those it
+    leaves unread (:func:`is_unread`). A misspelling stays, so that
+    :meth:`SamplerConfig.from_params` fails its configuration."""
+    return {k: v for k, v in params.items() if not is_unread(k)}
 
 
 class DecodingEvaluator(Evaluator):
@@ -249,10 +255,9 @@ class DecodingEvaluator(Evaluator):
         """One line for each space parameter that is not a decoding parameter and that
         :meth:`check_space` took (not a likely misspelling of one): it is searched and
         stored, and the decoding does not read it."""
-        keys = SamplerConfig.keys()
         return [f"space.{name}: not a decoding parameter; the decoding evaluator does not read it (it is searched "
                 "and stored, with no effect on decoding)"
-                for name in space if name not in keys and meant_parameter(name) is None]
+                for name in space if is_unread(name)]
 
     def teardown(self) -> None:
         if self.engine is not None:

@@ -200,25 +200,22 @@ class RayExecutor(Executor):
         else:
             kwargs["address"] = "local"
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        handler = signal.getsignal(signal.SIGTERM)  # None: one not set from Python, which cannot be put back
         before = set() if self.address else set(reaper.descendants(os.getpid()))
-        try:
-            with _reconnect_window(bool(self.address), self.grace_s), _start_held(not self.address):
-                ray.init(**kwargs)
-            self._started_ray = True
-            self._watch = _watch_of(self.address)
-        except Exception as exc:  # ValueError, ConnectionError, RuntimeError, TimeoutError ...: one line
-            self._undo_init(before)
-            if not self.address:
+        with _sigterm_kept():
+            try:
+                with _reconnect_window(bool(self.address), self.grace_s), _start_held(not self.address):
+                    ray.init(**kwargs)
+                self._started_ray = True
+                self._watch = _watch_of(self.address)
+            except Exception as exc:  # ValueError, ConnectionError, RuntimeError, TimeoutError ...: one line
+                self._undo_init(before)
+                if not self.address:
+                    raise
+                raise ExecutorError(f"cannot join the Ray cluster at {self.address}: {type(exc).__name__}: "
+                                    f"{_first_line(exc)}; {ADDRESS_FORMS}") from None
+            except BaseException:  # a Ctrl-C half-way: what it had started goes with it
+                self._undo_init(before)
                 raise
-            raise ExecutorError(f"cannot join the Ray cluster at {self.address}: {type(exc).__name__}: "
-                                f"{_first_line(exc)}; {ADDRESS_FORMS}") from None
-        except BaseException:  # a Ctrl-C half-way: what it had started goes with it
-            self._undo_init(before)
-            raise
-        finally:
-            if handler is not None and threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGTERM, handler)
 
     def _undo_init(self, before: set[tuple[int, int]]) -> None:
         """End what a ``ray.init`` that raised (a Ctrl-C or SIGTERM in it, most often) had
@@ -580,13 +577,22 @@ def _reconnect_window(joined: bool, grace_s: float) -> Iterator[None]:
 
 
 def _shutdown_ray() -> None:
-    """``ray.shutdown``, then this process's SIGTERM handler set again. Ray's shutdown puts
-    the signal's action back to the default beneath Python's handler (which Python still
-    reports as set): after it, a script's own handler or ``SIG_IGN`` no longer held, and a
-    SIGTERM killed the process without a word."""
+    """``ray.shutdown``, then this process's SIGTERM handler set again (:func:`_sigterm_kept`).
+    Ray's shutdown puts the signal's action back to the default beneath Python's handler
+    (which Python still reports as set): after it, a script's own handler or ``SIG_IGN`` no
+    longer held, and a SIGTERM killed the process without a word."""
+    with _sigterm_kept():
+        ray.shutdown()
+
+
+@contextlib.contextmanager
+def _sigterm_kept() -> Iterator[None]:
+    """This process's SIGTERM handler set again as the block ends, whatever it was (a
+    function, ``SIG_DFL``, ``SIG_IGN``), on the main thread, where one can be set: ``ray.init``
+    puts its own in place, and ``ray.shutdown`` resets the action beneath Python's."""
     handler = signal.getsignal(signal.SIGTERM)  # None: one not set from Python, which cannot be set again
     try:
-        ray.shutdown()
+        yield
     finally:
         if handler is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, handler)
