@@ -173,15 +173,16 @@ class Store(LeaseStore):
                 finally:
                     self._snapshot.conn = None
 
-    def close(self) -> None:
+    def close(self, empty_wal: bool = True) -> None:
         """Close the store's connections, a Ctrl-C or SIGTERM held until they are closed (one
         inside a connection's close had SQLAlchemy print ``Exception closing connection``
         with a traceback, and left a SQLite file's side files behind). A writable SQLite
         store empties its WAL into the database file first (:func:`checkpoint_wal`), so the
-        file holds everything written even while a reader keeps it open."""
+        file holds everything written even while a reader keeps it open; ``empty_wal=False``
+        leaves that to the store a run closes last (a lease keeper's closes before it)."""
         with held_interrupts():
             self._charger.close()
-            if not self.readonly:
+            if empty_wal and not self.readonly:
                 checkpoint_wal(self.engine)
             self.engine.dispose()
 

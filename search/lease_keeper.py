@@ -47,7 +47,8 @@ class LeaseKeeper:
                 return
 
     def stop(self) -> None:
-        """End the renewals (waiting for one under way) and close the keeper's store."""
+        """End the renewals (waiting for one under way) and close the keeper's store; the
+        run's own store, closed after it, empties the WAL (:meth:`Store.close`)."""
         self._stop.set()
         self._thread.join()
-        self._store.close()
+        self._store.close(empty_wal=False)
