@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from transformers import GenerationConfig
 from transformers.generation.logits_process import (
+    EpsilonLogitsWarper,
+    EtaLogitsWarper,
     MinPLogitsWarper,
     TemperatureLogitsWarper,
     TopHLogitsWarper,
@@ -278,6 +280,48 @@ def test_hf_order_equals_transformers_generate_chain(tiny, sampler: str, field: 
         b = p(None, b)
     assert torch.equal(torch.isfinite(a), torch.isfinite(b))
     torch.testing.assert_close(torch.softmax(a, -1), torch.softmax(b, -1))
+
+
+def hard_rows(vocab: int = 400, seed: int = 0) -> torch.Tensor:
+    """Rows a random draw rarely gives: all tied, nearly flat, one token far ahead, many
+    ties, a third of the vocabulary at −inf, only 5 finite entries."""
+    rng = np.random.default_rng(seed)
+    peaked, masked, few = (rng.standard_normal(vocab) * 3 for _ in range(3))
+    peaked[7] += 30.0
+    masked[rng.choice(vocab, vocab // 3, replace=False)] = -np.inf
+    few[5:] = -np.inf
+    rows = [np.zeros(vocab), rng.standard_normal(vocab) * 0.01, peaked, np.round(rng.standard_normal(vocab) * 2) / 2,
+            masked, few]
+    return torch.tensor(np.stack(rows), dtype=torch.float32)
+
+
+WARPERS = {"top_k": ("top_k", TopKLogitsWarper, "top_k", (1, 5, 50)),
+           "top_p": ("top_p", TopPLogitsWarper, "top_p", (0.05, 0.5, 0.95)),
+           "min_p": ("min_p", MinPLogitsWarper, "min_p", (0.001, 0.1, 0.9)),
+           "typical": ("typical_p", TypicalLogitsWarper, "mass", (0.05, 0.5, 0.95)),
+           "epsilon": ("epsilon_cutoff", EpsilonLogitsWarper, "epsilon", (3e-4, 4e-3, 0.2)),
+           "eta": ("eta_cutoff", EtaLogitsWarper, "epsilon", (3e-4, 4e-3, 0.2))}
+
+
+@pytest.mark.parametrize("sampler", list(WARPERS))
+def test_min_tokens_to_keep_and_hard_rows_equal_transformers_warpers(sampler: str) -> None:
+    """``min_tokens_to_keep`` (1, 3, 10) reaches each transformers warper, and on tied, flat,
+    peaked and −inf rows the hf chain is Temperature → warper built by hand: the same kept set
+    and the same distribution, exactly (REFERENCE.md §3's rules are those classes' own)."""
+    field, cls, arg, values = WARPERS[sampler]
+    logits = hard_rows()
+    for value in values:
+        for t in (0.5, 1.0, 1.7):
+            for keep in (1, 3, 10):
+                ours = Sampler(SamplerConfig(sampler=sampler, temperature=t, min_tokens_to_keep=keep,
+                                             **{field: value})).warp(logits)
+                theirs = TemperatureLogitsWarper(t)(None, logits.clone()) if t != 1.0 else logits.clone()
+                theirs = cls(**{arg: value, "min_tokens_to_keep": keep})(None, theirs)
+                assert torch.equal(torch.isfinite(ours), torch.isfinite(theirs)), (value, t, keep)
+                assert torch.equal(torch.softmax(ours, -1), torch.softmax(theirs, -1)), (value, t, keep)
+                # every row keeps at least min(keep, its finite tokens)
+                finite = torch.isfinite(logits).sum(-1).clamp(max=keep)
+                assert bool((torch.isfinite(ours).sum(-1) >= finite).all()), (value, t, keep)
 
 
 # ----------------------------------------------------------------------- mirostat vs reference

@@ -27,6 +27,41 @@ def ppo_dual_clip(logp: np.ndarray, old: np.ndarray, adv: np.ndarray, eps_low: f
     return total / len(logp)
 
 
+def centred_covariance(logp: np.ndarray, adv: np.ndarray) -> np.ndarray:
+    """PRIME ``compute_policy_loss_clip_cov`` / ``_kl_cov``: per valid token,
+    (A_i − mean A)(log π_θ(y_i) − mean log π_θ), the means over the batch's valid tokens."""
+    return (adv - adv.mean()) * (logp - logp.mean())
+
+
+def clip_cov_all_candidates(logp: np.ndarray, old: np.ndarray, adv: np.ndarray, eps_low: float, eps_high: float,
+                            lb: float, ub: float) -> tuple[float, np.ndarray]:
+    """PRIME ``compute_policy_loss_clip_cov`` when ``clip_num`` covers every candidate (so the
+    random draw takes them all): l_i = max(−A r, −A clip(r, 1 − ε_low, 1 + ε_high)); a token
+    not clipped by PPO (l2 ≤ l1) with lb < Cov_i < ub gets ``corr`` 0; the loss is the
+    token-mean of l_i·corr_i over **all** valid tokens. Returns (loss, dropped mask)."""
+    cov = centred_covariance(logp, adv)
+    total = 0.0
+    dropped = np.zeros(len(logp), dtype=bool)
+    for i, (lp, o, a) in enumerate(zip(logp, old, adv, strict=True)):
+        r = math.exp(lp - o)
+        l1, l2 = -a * r, -a * min(max(r, 1 - eps_low), 1 + eps_high)
+        dropped[i] = not (l2 > l1) and lb < cov[i] < ub
+        total += 0.0 if dropped[i] else max(l1, l2)
+    return total / len(logp), dropped
+
+
+def kl_cov_loss(logp: np.ndarray, old: np.ndarray, adv: np.ndarray, ratio: float, coef: float) -> float:
+    """verl ``compute_policy_loss_kl_cov`` (``kl_cov_ratio`` a fraction): −A r for every token,
+    plus coef·|log π_θ − log π_old| for the max(1, int(N·ratio)) tokens of largest Cov_i; no
+    ratio clipping; token-mean."""
+    cov = centred_covariance(logp, adv)
+    top = set(np.argsort(-cov, kind="stable")[:max(1, int(len(logp) * ratio))].tolist())
+    total = 0.0
+    for i, (lp, o, a) in enumerate(zip(logp, old, adv, strict=True)):
+        total += -a * math.exp(lp - o) + (coef * abs(lp - o) if i in top else 0.0)
+    return total / len(logp)
+
+
 def k3_kl_mean(logp: np.ndarray, ref: np.ndarray) -> float:
     """GRPO's per-token KL estimate (DeepSeekMath eq. 4; TRL ``per_token_kl``), token-mean:
     π_ref/π_θ − log(π_ref/π_θ) − 1."""

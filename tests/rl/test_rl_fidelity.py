@@ -73,6 +73,27 @@ def test_k3_kl_to_the_reference_equals_grpo(seed: int) -> None:
     assert policy_loss(logp, old, adv, ref_logp=ref_logp, ref_kl_coef=0.0).ref_kl == 0.0  # off by default
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_clip_cov_and_kl_cov_loss_values_equal_the_official_rule(seed: int) -> None:
+    """The whole loss, not only which tokens: Clip-Cov's covariance centred over the batch's
+    tokens, its dropped tokens still counted in the token mean (``corr`` = 0, denominator N),
+    and KL-Cov's −A r + β|Δ log π| on the top-Cov tokens, each equal to the float64 rule of
+    the official code (ratio 1 makes Clip-Cov's uniform draw take every candidate)."""
+    logp, old, adv = tokens(500, 40 + seed, spread=0.3)
+    adv = adv * 3  # Cov spans the (1, 5) window
+    loss, dropped = ref.clip_cov_all_candidates(np_(logp), np_(old), np_(adv), 0.2, 0.28, 1.0, 5.0)
+    out = policy_loss(logp, old, adv, loss_mode="clip_cov", eps_low=0.2, eps_high=0.28, clip_cov_ratio=1.0,
+                      clip_cov_lb=1.0, clip_cov_ub=5.0, generator=torch.Generator().manual_seed(seed))
+    assert out.clipped > 0 and out.dropped == int(dropped.sum()) > 0
+    assert float(out.loss.detach()) == pytest.approx(loss, rel=1e-12, abs=1e-15)
+    assert out.covariance == pytest.approx(float(ref.centred_covariance(np_(logp), np_(adv)).mean()), rel=1e-12)
+    beta, ratio = 1.0, 0.02
+    out = policy_loss(logp, old, adv, loss_mode="kl_cov", kl_cov_ratio=ratio, kl_coef=beta)
+    assert out.penalised == int(500 * ratio)
+    assert float(out.loss.detach()) == pytest.approx(ref.kl_cov_loss(np_(logp), np_(old), np_(adv), ratio, beta),
+                                                     rel=1e-12, abs=1e-15)
+
+
 @pytest.mark.parametrize(("n", "ratio"), [(50, 0.2), (51, 0.2), (7, 0.2), (200, 0.05), (64, 0.5)])
 def test_top_entropy_tokens_equal_the_official_mask(n: int, ratio: float) -> None:
     logp, old, adv = tokens(n, n)
