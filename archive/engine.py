@@ -68,7 +68,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import QueuePool
 
-from archive.errors import SchemaBehind, StorageError
+from archive.errors import NoArchive, SchemaBehind, StorageError
 from entropy_atlas import settings
 from entropy_atlas.settings import DEFAULT_STORAGE, default_storage  # noqa: F401  (re-exported)
 
@@ -325,7 +325,14 @@ def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
     else:
         if path.exists() and not path.is_file():
             raise StorageError(f"cannot open storage {parsed}: {path} is not a regular file")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # a file where a folder of the path belongs
+            blocker = next((a for a in reversed(path.parents) if a.exists() and not a.is_dir()), path.parent)
+            raise StorageError(f"cannot open storage {parsed}: {blocker} is a file, not a folder") from None
+        except OSError as exc:
+            raise StorageError(f"cannot open storage {parsed}: cannot make the folder {path.parent}: "
+                               f"{exc.strerror or exc}") from None
         engine = create_engine(parsed.set(database=str(path.resolve())),  # ~ expanded; a later chdir changes nothing
                                connect_args={"timeout": 30, "check_same_thread": False,
                                              "factory": counted_connection(path.resolve(), tidy=False)})
@@ -476,8 +483,8 @@ def check_schema(engine: Engine, url: str, readonly: bool) -> str | None:
     if current is None:
         if readonly:
             held = f" (it holds another application's tables: {', '.join(sorted(tables)[:5])})" if tables else ""
-            raise StorageError(f"storage {shown} holds no Entropy Atlas archive{held}; "
-                               f"run a campaign into it first with `atlas run SPEC --storage URL`")
+            raise NoArchive(f"storage {shown} holds no Entropy Atlas archive{held}; "
+                            f"run a campaign into it first with `atlas run SPEC --storage URL`")
         if tables:
             raise StorageError(f"storage {shown} holds another application's tables "
                                f"({', '.join(sorted(tables)[:5])}); give Entropy Atlas a database of its own")

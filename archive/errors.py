@@ -14,6 +14,11 @@ class SchemaBehind(StorageError):
     it up (``atlas run``, ``atlas resume``, ``atlas migrate``); read commands never write."""
 
 
+class NoArchive(StorageError):
+    """Opened read-only, the database holds no archive: it is empty (a write command creates
+    the schema there), or holds another application's tables."""
+
+
 class CampaignNotFound(AtlasError, KeyError, LookupError):
     """No campaign of that name in the storage."""
 

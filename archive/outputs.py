@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -80,16 +81,23 @@ def replacing(path: Path) -> Iterator[Path]:
         raise
 
 
+#: A SQLite storage URL, with or without a driver (``sqlite:///PATH``, ``sqlite+pysqlite:///PATH``): its path.
+SQLITE_URL = re.compile(r"sqlite(\+\w+)?:///(?P<path>.*)", re.DOTALL)
+
+
 def _storage_files(storage: str | None) -> set[Path]:
-    """The files of ``storage`` when it is a SQLite file (``sqlite:///PATH``, read here
-    without SQLAlchemy, which ``atlas map``'s drawing process never imports): the database
-    and its journals."""
-    if storage is None or not storage.startswith("sqlite:///"):
+    """The files of ``storage`` when it is a SQLite file (``sqlite:///PATH``, or with a
+    driver named, ``sqlite+pysqlite:///PATH``: read here without SQLAlchemy, which ``atlas
+    map``'s drawing process never imports): the database and its journals."""
+    found = SQLITE_URL.fullmatch(storage) if storage is not None else None
+    if found is None:
         return set()
-    name = unquote(storage.removeprefix("sqlite:///").partition("?")[0])
+    name = unquote(found["path"].partition("?")[0])
     if not name or name == ":memory:" or "\x00" in name:
         return set()
     database = Path(name).expanduser().resolve()
+    if not database.name:  # the root folder (sqlite:////): no file, no journals beside it
+        return {database}
     return {database, *(database.with_name(database.name + end) for end in ("-wal", "-shm", "-journal"))}
 
 

@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         kind = "postgresql" if args.postgres else "sqlite"
         with tempfile.TemporaryDirectory() as tmp, scratch_storage(kind, Path(tmp), args.postgres, "atlas_util") as url:

@@ -12,8 +12,9 @@ evaluator's setup waited on (:meth:`~workers.executors.base.Executor.setup_probl
 then is the campaign row created, so a refused campaign, or one whose evaluator cannot be
 set up, leaves no trace in the storage. :func:`run` does every
 check that needs no storage before it opens the storage at all (the executor, and the
-proposer with each of its options, built on the spec's own layout): a refused campaign
-creates no storage file and no schema either.
+proposer with each of its options, built on the spec's own layout; the executor started
+and the evaluator's setup waited on): a refused campaign, a setup that fails and an
+interrupt while it is waited on create no storage file and no schema either.
 
 The arguments are checked at the entry, before anything else, each wrong one a
 ``TypeError`` naming it and what it takes (``spec_or_path``, ``storage``, ``progress``, …),
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from archive.engine import DEFAULT_STORAGE, default_storage, parse_storage_url, sqlite_file  # the default re-exported
-from archive.errors import CampaignNotFound, SchemaBehind
+from archive.errors import CampaignNotFound, NoArchive, SchemaBehind
 from archive.handle import campaign_name, shown_value, storage_url
 from archive.records import Stats
 from archive.store import Store
@@ -219,11 +220,13 @@ class RunSettings:
 
 
 def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Stats], None] | None,
-         run_settings: RunSettings, checked: CheckedProposer | None = None, source: str = "campaign") -> Stats:
+         run_settings: RunSettings, checked: CheckedProposer | None = None, source: str = "campaign",
+         setup_checked: bool = False) -> Stats:
     try:
         prepared = _prepare(store, spec, ex, checked, source)
         ex.start()  # Ray's address and resources are refused before the campaign is written
-        problem = ex.setup_problem(executor_base.SETUP_CHECK_S)  # and a setup that fails
+        # and a setup that fails (:func:`run` waited on it before it opened the storage)
+        problem = None if setup_checked else ex.setup_problem(executor_base.SETUP_CHECK_S)
         if problem is not None:
             written = prepared.plan.existing is not None
             raise EvaluatorSetupFailed(setup_failed_message(spec.name, problem, written=written))
@@ -255,14 +258,46 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
     ex = built_executor(spec, executor, address)  # before the storage is even opened
     checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
     run_settings = RunSettings.read()  # and so does a malformed setting (ATLAS_LEASE_TTL, …)
+    stored = _look_ahead(url, spec, source)  # a changed spec is refused before the workers start
     try:
         ex.start()  # and a cluster that cannot serve it (resources, address): Store() below creates the file
+        # and the evaluator's setup (a failure, or an interrupt while it is waited on, leaves no new file)
+        problem = ex.setup_problem(executor_base.SETUP_CHECK_S)
+        if problem is not None:
+            raise EvaluatorSetupFailed(setup_failed_message(spec.name, problem, written=stored))
         store = Store(url)
     except BaseException:
         ex.shutdown()  # a refused start too: the private Ray it started goes with it
         raise
     try:
-        return _run(store, spec, ex, progress, run_settings, checked, source)
+        return _run(store, spec, ex, progress, run_settings, checked, source, setup_checked=True)
+    finally:
+        store.close()
+
+
+def _look_ahead(url: str, spec: CampaignSpec, source: str) -> bool:
+    """Whether storage ``url`` holds campaign ``spec.name``, read-only and before the workers
+    start: a stored campaign that ``spec`` may not continue (another spec, a budget below
+    what it has) is refused here (:func:`~search.campaigns.plan_campaign`), not after an
+    evaluator's setup that may take minutes; so is a storage the run could not open (not
+    reachable, written by a newer version). A SQLite file that is not there, or a database
+    without an archive, holds nothing; an archive at an older schema revision is taken to
+    hold it (the open for writing brings it up)."""
+    parsed = parse_storage_url(url)
+    path = sqlite_file(parsed)
+    if parsed.get_backend_name() == "sqlite" and (path is None or not path.is_file()):
+        return False  # in memory, or no file yet (or no file at all: the open for writing says what it is)
+    try:
+        store = Store(url, readonly=True)
+    except SchemaBehind:
+        return True
+    except NoArchive:  # the open for writing creates the schema, or refuses another application's tables
+        return False
+    try:
+        if store.campaign(spec.name) is None:
+            return False
+        plan_campaign(store, spec, source=source)
+        return True
     finally:
         store.close()
 

@@ -407,6 +407,7 @@ def submit(
             loaded = loaded.with_overrides(name=name, budget=budget, source=str(spec))
         api.check_campaign(loaded, str(spec), evaluator=False)  # a refused option fails here, not on the cluster
         env_vars = _job_env(env)
+        python = jobs.job_python(python, _local_address(address))
         url = _job_storage(_storage(storage), address)
         _warn_unshipped_target(loaded, spec, env_vars)
         stop.name = loaded.name

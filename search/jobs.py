@@ -13,6 +13,10 @@ The rules at the edges:
   :class:`~archive.errors.StorageError` and nothing is submitted; a relative SQLite path
   is made absolute from the submitter's working directory (the job runs in a temporary
   package folder of Ray's, where a relative file would be lost);
+- ``--python PATH`` (:func:`job_python`): for a job server on this machine, an existing
+  executable file, a relative path made absolute; for another machine's, where it cannot
+  be looked at, a relative path is refused (it would be looked for in the job's temporary
+  folder) and an absolute one taken as given; a command name (``python``) is the node's;
 - a python target whose module is importable here but from no installed package (a file
   beside the spec) is named by :func:`unshipped_module`: only ``campaign.yaml`` is uploaded;
 - a submission the job server refuses "try again later" (its agent still starting) is
@@ -26,7 +30,9 @@ The rules at the edges:
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
+import stat
 import sys
 import sysconfig
 import tempfile
@@ -55,6 +61,47 @@ class JobError(AtlasError, RuntimeError):
 
 class JobServerUnreachable(JobError, ConnectionError):
     """No Ray job server answers at the address."""
+
+
+class BadInterpreter(AtlasError, ValueError):
+    """``--python`` names no interpreter the job can start."""
+
+
+def job_python(python: str, local: bool, cwd: Path | None = None) -> str:
+    """``python`` as the job's entrypoint must name it, checked before anything is submitted.
+
+    Empty, or holding a NUL: refused. A name without ``/`` is a command the job's node
+    finds on its own ``PATH`` (the Ray node's, not this shell's): taken as given. A path,
+    on a job server of this machine (``local``, where the job runs), must be an existing
+    executable file, and a relative one is made absolute from ``cwd`` (the job runs in a
+    temporary folder of Ray's, where it would not be found). On another machine the file
+    cannot be looked at from here: a relative path is refused for that same reason, and an
+    absolute one taken as given."""
+    name = repr(python)
+    if not python.strip() or "\0" in python:
+        raise BadInterpreter(f"--python {name}: name the Python on the cluster that has entropy-atlas installed")
+    if "/" not in python:  # a command, found on the PATH of the job's node (not this shell's)
+        return python
+    path = Path(python)
+    if not local:
+        if not path.is_absolute():
+            raise BadInterpreter(f"--python {name}: a relative path would be looked for in the job's temporary "
+                                 "folder on the cluster; give the interpreter's absolute path on the nodes")
+        return python
+    try:
+        path = (cwd or Path.cwd()) / path.expanduser()
+    except RuntimeError:  # ~user of no such user: the path as written
+        path = (cwd or Path.cwd()) / path
+    where = "" if str(path) == python else f" ({path})"
+    try:
+        found = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise BadInterpreter(f"--python {name}: no such file{where}") from None
+    except OSError as exc:
+        raise BadInterpreter(f"--python {name}: cannot be read{where}: {exc.strerror}") from None
+    if not stat.S_ISREG(found.st_mode) or not os.access(path, os.X_OK):
+        raise BadInterpreter(f"--python {name}: not an executable file{where}")
+    return str(path)
 
 
 def _client(address: str) -> Any:

@@ -48,6 +48,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from archive.layout import RIBS_EPSILON
 from entropy_atlas.errors import AtlasError
 from entropy_atlas.storable import INT64, text_problem
 from entropy_atlas.validation import FRIENDLY, TYPE_NOUNS, kind_of, message
@@ -71,6 +72,9 @@ MAX_CVT_SAMPLES = 1_000_000
 #: a batch is asked, and a CMA-ES generation allocated, at once: beyond this no run needs, and 10⁹ exhausts memory
 MAX_BATCH = 1_000_000
 DEFAULT_CVT_SAMPLES = 25_000
+#: A grid measure's narrowest range (high − low) that pyribs' epsilon (10⁻⁶, added in the measure's own units
+#: before dividing by the range) moves less than 1 % of a cell.
+NARROWEST_GRID_RANGE = 100 * RIBS_EPSILON
 #: The bounds of ``resources.timeout_s`` (10 ms to 30 days: what ``setitimer`` handles).
 MIN_TIMEOUT_S = 0.01
 MAX_TIMEOUT_S = 30 * 24 * 3600.0
@@ -97,6 +101,14 @@ class SpecError(AtlasError, ValueError):
 def _field_error(field: str, reason: str) -> PydanticCustomError:
     """A validator's error that names a field below the model it is raised in."""
     return PydanticCustomError("field_problem", "{field}: {reason}", {"field": field, "reason": reason})
+
+
+def _field_errors(found: list[tuple[str, str]]) -> PydanticCustomError:
+    """A validator's errors, ``(field, reason)`` each, raised at once (a validator raises one
+    error; this one is read back as a line per problem by :func:`_format_errors`)."""
+    if len(found) == 1:
+        return _field_error(*found[0])
+    return PydanticCustomError("field_problems", "{count} problems", {"count": len(found), "problems": found})
 
 
 class EvaluatorSpec(StrictModel):
@@ -196,6 +208,17 @@ class SearchSpec(StrictModel):
                                                 f"each short: set max_in_flight >= batch_size")
         return self
 
+    @model_validator(mode="after")
+    def _bounded_in_flight(self) -> SearchSpec:
+        """A turn asks for every batch there is room for before it writes any: more than
+        :data:`MAX_BATCH` in flight at once (``max_in_flight``, where the budget allows as
+        many) had the first turn asking for ever (10⁹: 1.2 GB and not one row in 30 s). A
+        larger ``max_in_flight`` on a budget within the bound is taken (it is the budget)."""
+        if min(self.max_in_flight, self.budget) > MAX_BATCH:
+            raise _field_error("max_in_flight", f"must be <= {MAX_BATCH} (got {self.max_in_flight}): every "
+                                                "evaluation in flight is asked for and held at once")
+        return self
+
 
 class ResourcesSpec(StrictModel):
     """What each evaluation reserves and how long and how often it may run.
@@ -252,23 +275,28 @@ class CampaignSpec(StrictModel):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> CampaignSpec:
+        """Measures of distinct names, a grid within :data:`MAX_GRID_CELLS`, parameters named
+        as identifiers whose conditions name parameters before them and can hold: every
+        problem at once (they had come one at a time, each fixed before the next showed)."""
+        found: list[tuple[str, str]] = []
         names = [m.name for m in self.measures]
         if len(set(names)) != len(names):
-            raise _field_error("measures", "names must be distinct")
-        if self.archive.type == "grid":
-            _check_grid_cells(self.measures)
+            found.append(("measures", "names must be distinct"))
+        if self.archive.type == "grid" and (cells := _grid_cells_problem(self.measures)) is not None:
+            found.append(("measures", cells))
         seen: dict[str, Any] = {}
         for pname, param in self.space.items():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", pname):
-                raise _field_error(f"space.{pname}", "a parameter name is an ASCII identifier (letters a-z and "
-                                                     "A-Z, digits and _, not starting with a digit)")
+                found.append((f"space.{pname}", "a parameter name is an ASCII identifier (letters a-z and A-Z, "
+                                                "digits and _, not starting with a digit)"))
             for cname, cvalue in (param.when or {}).items():
                 if cname not in seen:
-                    raise _field_error(f"space.{pname}.when", f"{cname!r} must be a parameter defined before it")
-                problem = condition_problem(cvalue, seen[cname])
-                if problem:
-                    raise _field_error(f"space.{pname}.when.{cname}", problem)
+                    found.append((f"space.{pname}.when", f"{cname!r} must be a parameter defined before it"))
+                elif (problem := condition_problem(cvalue, seen[cname])) is not None:
+                    found.append((f"space.{pname}.when.{cname}", problem))
             seen[pname] = param
+        if found:
+            raise _field_errors(found)
         return self
 
     def key_orders(self) -> dict[str, list[str]]:
@@ -307,13 +335,14 @@ class CampaignSpec(StrictModel):
         return parse_spec(data, source=f"{source} with {' '.join(given)}" if given else source)
 
 
-def _check_grid_cells(measures: list[MeasureSpec]) -> None:
+def _grid_cells_problem(measures: list[MeasureSpec]) -> str | None:
     """A grid's cells, the product of the measures' bins, are at most MAX_GRID_CELLS."""
     cells = math.prod(m.bins for m in measures)
-    if cells > MAX_GRID_CELLS:
-        bins = " x ".join(str(m.bins) for m in measures)
-        raise _field_error("measures", f"a grid of {bins} = {cells} cells is too large (the product of the "
-                           f"bins must be <= {MAX_GRID_CELLS}; use fewer bins or a cvt archive)")
+    if cells <= MAX_GRID_CELLS:
+        return None
+    bins = " x ".join(str(m.bins) for m in measures)
+    return (f"a grid of {bins} = {cells} cells is too large (the product of the bins must be <= {MAX_GRID_CELLS}; "
+            "use fewer bins or a cvt archive)")
 
 
 # The spec's own wording where it differs from the shared one.
@@ -341,6 +370,11 @@ def _format_errors(error: ValidationError) -> list[str]:
     found: dict[str, list[Any]] = {}
     for err in error.errors():
         parts = _error_path(err["loc"])
+        if err["type"] == "field_problems":  # several of one validator (_field_errors): a line each
+            for field, reason in err["ctx"]["problems"]:
+                path = ".".join([*parts, *str(field).split(".")])
+                found.setdefault(path, []).append({"type": "field_problem", "ctx": {"reason": reason}})
+            continue
         if err["type"] == "field_problem":
             parts += str(err["ctx"]["field"]).split(".")
         found.setdefault(".".join(parts) or "(file)", []).append(err)
@@ -565,8 +599,9 @@ def load_spec(path: str | Path) -> CampaignSpec:
     path = Path(path)
     if path.is_dir():
         raise SpecError([f"(file): a directory, not a campaign file: {path}"], str(path))
-    if not path.is_file():
-        raise SpecError([f"(file): no such file: {path}"], str(path))
+    if not path.is_file():  # a pipe or a device exists, and may never end: named as what it is
+        what = "not a regular file (a pipe or a device), not a campaign file" if path.exists() else "no such file"
+        raise SpecError([f"(file): {what}: {path}"], str(path))
     data = load_yaml(_read_text(path), source=str(path))
     return parse_spec(data, source=str(path))
 
@@ -579,6 +614,8 @@ def spec_warnings(spec: CampaignSpec) -> list[str]:
     - a batch larger than ``max_in_flight`` or than the budget (it is cut to them);
     - more cells than the budget (coverage cannot pass budget / cells);
     - a measure of one bin on a grid (an axis that separates nothing);
+    - a grid measure's range narrower than :data:`NARROWEST_GRID_RANGE`, where pyribs'
+      epsilon moves 1 % of the points or more up a cell (every point at 10⁻⁶);
     - an option the algorithm takes but ignores (a sibling algorithm's:
       :meth:`~search.proposers.base.Proposer.option_warnings`);
     - ``cma-mae`` minimising without ``threshold_min``: its default, ``archive.qd_offset``
@@ -608,6 +645,11 @@ def spec_warnings(spec: CampaignSpec) -> list[str]:
     if spec.archive.type == "grid":
         warnings += [f"measures.{i}.bins: 1 bin; {m.name} separates nothing on the map"
                      for i, m in enumerate(spec.measures) if m.bins == 1]
+        warnings += [f"measures.{i}: a range of {m.high - m.low:.3g} is too narrow for the grid: its cells are found "
+                     f"as pyribs finds them, ⌊(bins·(m − low) + {RIBS_EPSILON:g}) / (high − low)⌋, which moves "
+                     f"{_moved(RIBS_EPSILON / (m.high - m.low))} up a cell; scale {m.name} (or its range) to a "
+                     f"width of {NARROWEST_GRID_RANGE:g} or more"
+                     for i, m in enumerate(spec.measures) if m.bins > 1 and m.high - m.low < NARROWEST_GRID_RANGE]
     if s.algorithm == "cma-mae" and spec.objective.direction == "minimize" and "threshold_min" not in s.options:
         floor = -spec.archive.qd_offset
         warnings.append(f"search.options.threshold_min: not set, so cma-mae admits only a fitness above "
@@ -617,6 +659,11 @@ def spec_warnings(spec: CampaignSpec) -> list[str]:
     with contextlib.suppress(AtlasError):  # a plug-in that cannot be loaded: the run names it
         warnings += proposer_class(s.algorithm).option_warnings(s.options)
     return warnings
+
+
+def _moved(shift: float) -> str:
+    """Which points an epsilon of ``shift`` cells moves up a cell: that share, or all of them."""
+    return "every point (or more than one cell)" if shift >= 1 else f"{shift:.0%} of the points"
 
 
 def evaluator_problems(spec: CampaignSpec) -> list[str]:

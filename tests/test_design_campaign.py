@@ -87,3 +87,37 @@ def test_the_campaigns_md_example_runs_the_same_way(sqlite_url: str, caplog: pyt
         f"space.layers: {UNREAD}", f"space.w: {UNREAD}"]
     rows = archive.open(sqlite_url).campaign(data["name"]).evaluations()
     assert all(len(r["params"]["w"]) == 16 for r in rows)
+
+
+#: A campaign's own ``layers`` beside each other built-in evaluator's parameters, with the warning it gets.
+OTHER_EVALUATORS = {
+    "activation": ({"kind": "activation", "config": {"hidden": [8], "epochs": 1, "max_train": 200, "max_test": 100}},
+                   {"activation": {"type": "categorical", "choices": ["relu", "elu"]}},
+                   ["post_activation_entropy", "predictive_entropy"],
+                   "not an activation evaluator parameter; the activation evaluator does not read it (it is "
+                   "searched and stored, with no effect on training)"),
+    "entropy_rl": ({"kind": "entropy_rl", "config": {"num_prompts": 8, "num_eval_prompts": 8, "eval_samples": 1,
+                                                      "steps": 0, "law_checkpoints": 0}},
+                   {"temperature": {"type": "float", "low": 0.8, "high": 1.2}},
+                   ["final_entropy", "answer_diversity"],
+                   "not a GRPO parameter; the entropy_rl evaluator does not read it (it is searched and stored, "
+                   "with no effect on training)"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(OTHER_EVALUATORS))
+def test_the_other_built_in_evaluators_take_a_campaigns_own_parameter_as_decoding_does(
+        kind: str, sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """``activation`` and ``entropy_rl`` refused ``space.layers: is not … parameter`` before
+    anything ran; now, as ``decoding``: one warning, every evaluation done, ``layers`` stored."""
+    evaluator, space, measures, line = OTHER_EVALUATORS[kind]
+    data = {"name": f"own-{kind}".replace("_", "-"), "evaluator": evaluator,
+            "space": {**space, "layers": {"type": "int", "low": 1, "high": 8}},
+            "measures": [{"name": m, "low": 0.0, "high": 5.0, "bins": 4} for m in measures],
+            "search": {"algorithm": "random", "budget": 3, "batch_size": 3, "seed": 0}}
+    with caplog.at_level(logging.WARNING, logger="entropy_atlas"):
+        stats = api.run(data, storage=sqlite_url, executor="inline")
+    assert stats.counts["done"] == 3, archive.open(sqlite_url).campaign(data["name"]).failed_evaluations()
+    assert [r.getMessage() for r in caplog.records if r.name == "entropy_atlas.spec"] == [f"space.layers: {line}"]
+    rows = archive.open(sqlite_url).campaign(data["name"]).evaluations()
+    assert all(1 <= r["params"]["layers"] <= 8 for r in rows)

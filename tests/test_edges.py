@@ -189,7 +189,7 @@ def test_an_evaluator_that_cannot_be_set_up_is_refused_before_anything_is_writte
     lines = assert_one_line_errors(result)
     assert "evaluator setup failed: FileNotFoundError: no model at /nowhere/model.bin" in lines[0]
     assert "nothing was written" in lines[0]
-    assert campaign_rows(db) == 0
+    assert not db.exists()  # the setup is waited on before the storage is opened: not even an empty schema
     spec["evaluator"]["target"] = "tests.support.evaluators:quadratic"  # the corrected file runs: nothing was stored
     result = invoke("run", str(write(path, spec)), "--storage", f"sqlite:///{db}", "--executor", executor)
     assert result.exit_code == 0, result.output
@@ -247,6 +247,45 @@ def test_a_resume_whose_setup_fails_changes_nothing(tmp_path: Path) -> None:
         assert store.stats(store.require_campaign("quad").id, 0).counts["done"] == 20
     finally:
         store.close()
+
+
+def test_a_stored_campaign_run_again_whose_setup_fails_is_named_as_written(tmp_path: Path) -> None:
+    """Its setup is waited on before the storage is opened; the line still tells a campaign
+    the storage holds (resume, or delete and rerun) from one never written."""
+    db = tmp_path / "atlas.db"
+    model = tmp_path / "model.bin"
+    model.write_text("weights")
+    spec = quadratic_spec(search__budget=4)
+    spec["evaluator"] = {"kind": "python", "target": "tests.support.evaluators:NeedsFile",
+                         "config": {"path": str(model)}}
+    api.run(spec, storage=f"sqlite:///{db}", executor="inline")
+    model.unlink()
+    result = invoke("run", str(write(tmp_path / "c.yaml", spec)), "--storage", f"sqlite:///{db}", "--executor",
+                    "inline", "--budget", "8")
+    lines = assert_one_line_errors(result)
+    assert f"no model at {model}" in lines[0] and "nothing was charged" in lines[0], lines
+
+
+@pytest.mark.parametrize("change", ["seed", "budget"])
+def test_a_stored_campaign_the_spec_may_not_continue_is_refused_before_the_workers_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """Another spec under a stored name, or a budget below what it has, is refused before
+    the executor starts and its evaluator's setup (a model load, minutes) is waited on."""
+    db = tmp_path / "atlas.db"
+    spec = quadratic_spec(search__budget=6)
+    api.run(spec, storage=f"sqlite:///{db}", executor="inline")
+    started: list[str] = []
+    monkeypatch.setattr(InlineExecutor, "start", lambda self: started.append("start"))
+    monkeypatch.setattr(InlineExecutor, "setup_problem", lambda self, wait_s: started.append("setup"))
+    if change == "seed":
+        spec["search"]["seed"] = 99
+    else:
+        spec["search"]["budget"] = 3
+    result = invoke("run", str(write(tmp_path / "c.yaml", spec)), "--storage", f"sqlite:///{db}", "--executor",
+                    "inline")
+    expected = "different spec (changed: search.seed)" if change == "seed" else "below the 6 evaluations"
+    assert expected in assert_one_line_errors(result)[0]
+    assert started == []
 
 
 def test_a_decoding_config_the_model_cannot_serve_is_refused_before_anything_is_written(tmp_path: Path) -> None:
@@ -458,15 +497,25 @@ def _small_campaign(tmp_path: Path, db: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize("out", ["store.json", "store.json-wal"])
-def test_an_output_may_not_be_the_storage_being_read(tmp_path: Path, out: str) -> None:
-    """A storage file named like an export: the export would have replaced the archive."""
+@pytest.mark.parametrize("scheme, out", [("sqlite", "store.json"), ("sqlite", "store.json-wal"),
+                                         ("sqlite+pysqlite", "store.json")])
+def test_an_output_may_not_be_the_storage_being_read(tmp_path: Path, scheme: str, out: str) -> None:
+    """A storage file named like an export: the export would have replaced the archive (as
+    it did where the URL named SQLite's driver, ``sqlite+pysqlite:///store.json``)."""
     db = tmp_path / "store.json"
     _small_campaign(tmp_path, db)
     before = db.read_bytes()
-    result = invoke("export", "quad", "--storage", f"sqlite:///{db}", "--out", str(tmp_path / out))
+    result = invoke("export", "quad", "--storage", f"{scheme}:///{db}", "--out", str(tmp_path / out))
     assert "is the storage being read" in assert_one_line_errors(result)[0]
     assert db.read_bytes() == before and campaign_rows(db) == 1
+
+
+def test_the_root_folder_as_storage_is_one_line(tmp_path: Path) -> None:
+    """``--storage sqlite:////`` (the folder ``/``): ``ValueError: PosixPath('/') has an empty
+    name`` as a traceback, from the check that the map is not the storage."""
+    result = invoke("run", str(write(tmp_path / "c.yaml", quadratic_spec(search__budget=6))), "--storage",
+                    "sqlite:////", "--executor", "inline", "--map", str(tmp_path / "m.png"))
+    assert assert_one_line_errors(result) == ["error: cannot open storage sqlite:////: / is not a regular file"]
 
 
 @pytest.mark.parametrize("out", ["a" * 300 + ".png", "/proc/atlas-test.png", "x\udcff.png"])

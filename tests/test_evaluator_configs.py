@@ -385,6 +385,37 @@ def test_activation_space_is_checked() -> None:
     assert len(found) == 2
 
 
+@pytest.mark.parametrize("kind, name, meant, what", [
+    ("activation", "lrr", "lr", "an activation evaluator parameter"),
+    ("activation", "swish_betta", "swish_beta", "an activation evaluator parameter"),
+    ("activation", "Learnable", "learnable", "an activation evaluator parameter"),
+    ("entropy_rl", "entropy_coeff", "entropy_coef", "a GRPO parameter"),
+    ("entropy_rl", "Group-Size", "group_size", "a GRPO parameter"),
+    ("entropy_rl", "temprature", "temperature", "a GRPO parameter")])
+def test_a_likely_misspelt_activation_or_grpo_parameter_is_refused_naming_the_one_meant(
+        kind: str, name: str, meant: str, what: str) -> None:
+    """The decoding evaluator's rule (``workers.contract.meant_name``): refused, now naming the one meant."""
+    found, warned = registry.review(kind, {}, None, {name: FLOAT})
+    assert len(found) == 1 and found[0].startswith(f"space.{name}: is not {what} (known: ")
+    assert found[0].endswith(f"; did you mean {meant}?") and warned == []
+
+
+@pytest.mark.parametrize("kind, config, space, line", [
+    ("activation", {"epochs": 1}, {"activation": {"type": "categorical", "choices": ["relu", "gelu"]}},
+     "not an activation evaluator parameter; the activation evaluator does not read it (it is searched and stored, "
+     "with no effect on training)"),
+    ("entropy_rl", {"steps": 1}, {"lr": {"type": "float", "low": 1e-4, "high": 1e-3}},
+     "not a GRPO parameter; the entropy_rl evaluator does not read it (it is searched and stored, with no effect on "
+     "training)")])
+def test_a_space_parameter_the_activation_or_grpo_evaluator_does_not_read_is_taken_with_a_warning(
+        kind: str, config: dict, space: dict, line: str) -> None:
+    """Both refused any name they do not read (``space.layers: is not an activation evaluator
+    parameter``), where the decoding evaluator takes it with a warning: now all three alike."""
+    space = {**space, "layers": {"type": "int", "low": 1, "high": 8},
+             "w": {"type": "float", "low": -1.0, "high": 1.0, "size": 16}}
+    assert registry.review(kind, config, None, space) == ([], [f"space.{name}: {line}" for name in ("layers", "w")])
+
+
 # --------------------------------------------------------------------------- entropy_rl
 
 

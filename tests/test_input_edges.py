@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,17 @@ def test_values_no_storage_keeps_and_conditions_that_never_hold_are_refused(muta
 def test_a_directory_is_named_as_one(tmp_path: Path) -> None:
     result = invoke("run", str(tmp_path), "--storage", f"sqlite:///{tmp_path / 'a.db'}")
     assert "a directory, not a campaign file" in assert_one_line_errors(result)[0]
+
+
+def test_a_pipe_or_a_device_is_named_as_one(tmp_path: Path) -> None:
+    """``atlas run /dev/zero`` or a named pipe said ``no such file``; they are there."""
+    fifo = tmp_path / "c.yaml"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        result = invoke("run", str(path), "--storage", f"sqlite:///{tmp_path / 'a.db'}")
+        assert assert_one_line_errors(result) == [
+            f"error: {path}: (file): not a regular file (a pipe or a device), not a campaign file: {path}"]
+    assert not (tmp_path / "a.db").exists()
 
 
 def test_a_measure_far_outside_its_range_lands_in_the_edge_cell() -> None:

@@ -120,6 +120,44 @@ def test_a_bad_storage_url_is_refused_before_anything_is_submitted(
     assert server.workdirs == [] and server.submitted == []
 
 
+@pytest.mark.parametrize("python, address, line", [
+    ("{tmp}/nope/python", LOCAL, "error: --python '{tmp}/nope/python': no such file"),
+    ("{tmp}/plain.txt", LOCAL, "error: --python '{tmp}/plain.txt': not an executable file"),
+    ("{tmp}", LOCAL, "error: --python '{tmp}': not an executable file"),
+    ("venv/bin/python", LOCAL, "error: --python 'venv/bin/python': no such file ({tmp}/venv/bin/python)"),
+    ("venv/bin/python", "http://head:8265", "error: --python 'venv/bin/python': a relative path would be looked "
+     "for in the job's temporary folder on the cluster; give the interpreter's absolute path on the nodes"),
+    ("", LOCAL, "error: --python '': name the Python on the cluster that has entropy-atlas installed")])
+def test_a_python_the_job_cannot_start_is_refused_before_anything_is_submitted(
+        python: str, address: str, line: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], server: FakeJobServer) -> None:
+    """``--python`` went into the entrypoint unchecked: the job was submitted and failed on
+    the cluster (``/bin/sh: 1: …: not found``)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plain.txt").write_text("not a program")
+    python, line = python.format(tmp=tmp_path), line.format(tmp=tmp_path)
+    code, out, err = atlas(monkeypatch, capsys, "submit", str(spec_file(tmp_path)), "--address", address,
+                           "--python", python)
+    assert (code, out, err.splitlines()) == (2, "", [line])
+    assert server.workdirs == [] and server.submitted == []
+
+
+def test_a_python_path_that_is_there_is_submitted_and_a_relative_one_made_absolute(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        server: FakeJobServer) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "venv" / "bin" / "python").symlink_to(sys.executable)
+    spec = spec_file(tmp_path)
+    for python, address, given in [("venv/bin/python", LOCAL, str(tmp_path / "venv" / "bin" / "python")),
+                                   ("/opt/conda/bin/python", "http://head:8265", "/opt/conda/bin/python"),
+                                   ("python3", "http://head:8265", "python3")]:
+        code, _out, err = atlas(monkeypatch, capsys, "submit", str(spec), "--address", address, "--python", python,
+                                "--storage", "postgresql+psycopg://u@db/atlas")
+        assert code == 0, err
+        assert server.submitted[-1]["entrypoint"].startswith(f"{given} -m search.cli run campaign.yaml ")
+
+
 def test_a_submission_refused_try_again_later_is_retried(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         server: FakeJobServer) -> None:

@@ -96,6 +96,30 @@ def test_a_condition_on_a_numeric_parent_must_be_able_to_hold() -> None:
     parse_spec(data)
 
 
+def test_every_problem_across_the_space_and_the_measures_is_reported_at_once() -> None:
+    """They came one at a time (the first ``when`` naming a later parameter; fixed, the next;
+    then a name that is not an identifier; …), each needing another run to show."""
+    data = quadratic_spec()
+    data["space"] = {"c": {"type": "categorical", "choices": ["x", "y"], "when": {"c": "x"}},
+                     "d": {"type": "float", "low": 0.0, "high": 1.0, "when": {"e": "x"}},
+                     "e": {"type": "categorical", "choices": ["x", "y"], "when": {"d": 0.5}},
+                     "my-x": {"type": "float", "low": 0.0, "high": 1.0}}
+    data["measures"] = [{"name": "m", "low": 0.0, "high": 1.0, "bins": 4000}] * 2
+    assert problems(data) == [
+        "measures: names must be distinct",
+        "measures: a grid of 4000 x 4000 = 16000000 cells is too large (the product of the bins must be <= 1000000; "
+        "use fewer bins or a cvt archive)",
+        "space.c.when: 'c' must be a parameter defined before it",
+        "space.d.when: 'e' must be a parameter defined before it",
+        "space.e.when.d: a float parameter is continuous and never equals one value: condition on an int or a "
+        "categorical",
+        "space.my-x: a parameter name is an ASCII identifier (letters a-z and A-Z, digits and _, not starting with a "
+        "digit)"]
+    data["space"] = {"a": {"type": "float", "low": 0.0, "high": 1.0, "when": {"z": 1}}}
+    data["measures"] = [{"name": "m", "low": 0.0, "high": 1.0, "bins": 4}]
+    assert problems(data) == ["space.a.when: 'z' must be a parameter defined before it"]  # one alone, as before
+
+
 def test_unknown_algorithm_and_cvt_without_cells() -> None:
     data = quadratic_spec(archive={"type": "cvt"})
     data["search"]["algorithm"] = "hill-climb"

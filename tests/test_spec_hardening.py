@@ -274,6 +274,18 @@ def test_a_batch_past_a_million_is_refused() -> None:
     assert parse_spec(quadratic_spec(search=search)).search.batch_size == 10**6
 
 
+def test_more_than_a_million_in_flight_is_refused_where_the_budget_allows_them() -> None:
+    """The first turn asks for ``max_in_flight`` evaluations before it writes one: with
+    ``budget`` and ``max_in_flight`` 10**9 ``atlas run`` held 1.2 GB after 30 s with 0 rows,
+    and went on growing. A budget within the bound bounds it already."""
+    search = {"algorithm": "random", "budget": 10**9, "batch_size": 2, "max_in_flight": 10**9}
+    assert problems(quadratic_spec(search=search)) == [
+        "search.max_in_flight: must be <= 1000000 (got 1000000000): every evaluation in flight is asked for and "
+        "held at once"]
+    for fine in ({"max_in_flight": 10**6}, {"budget": 10**6}, {"budget": 50, "max_in_flight": 2**63 - 1}):
+        assert parse_spec(quadratic_spec(search={**search, **fine})).search.algorithm == "random"
+
+
 def test_the_timeout_bounds_themselves_are_fine() -> None:
     assert parse_spec(quadratic_spec(resources={"timeout_s": 0.01})).resources.timeout_s == 0.01
     assert parse_spec(quadratic_spec(resources={"timeout_s": 2_592_000})).resources.timeout_s == 2_592_000
@@ -284,6 +296,27 @@ def test_the_timeout_bounds_themselves_are_fine() -> None:
 
 def test_a_plain_spec_has_no_warnings() -> None:
     assert spec_warnings(parse_spec(quadratic_spec())) == []
+
+
+@pytest.mark.parametrize("width, moved", [(1e-7, "every point (or more than one cell)"), (2e-5, "5% of the points")])
+def test_a_grid_measure_too_narrow_for_pyribs_epsilon_is_a_warning(width: float, moved: str) -> None:
+    """A measure in [0, 1e-7], 4 bins: every elite landed in the top cell without a word
+    (pyribs adds its epsilon, 1e-6, in the measure's units before dividing by the range)."""
+    from archive.layout import CellLayout, MeasureAxis
+
+    layout = CellLayout("grid", [MeasureAxis("ma", 0.0, width, 4)])
+    if width < 1e-6:
+        assert layout.index_of([[0.0], [width * 0.3], [width * 0.6]]).tolist() == [3, 3, 3]
+    spec = parse_spec(quadratic_spec(measures=[{"name": "ma", "low": 0.0, "high": width, "bins": 4},
+                                               {"name": "mb", "low": 0.0, "high": 1.0, "bins": 4}]))
+    assert [w for w in spec_warnings(spec) if w.startswith("measures.")] == [
+        f"measures.0: a range of {width:.3g} is too narrow for the grid: its cells are found as pyribs finds them, "
+        f"⌊(bins·(m − low) + 1e-06) / (high − low)⌋, which moves {moved} up a cell; scale ma (or its range) to a "
+        "width of 0.0001 or more"]
+    wide = parse_spec(quadratic_spec(measures=[{"name": "ma", "low": 0.0, "high": 1e-4, "bins": 4}]))
+    cvt = parse_spec(quadratic_spec(archive={"type": "cvt", "cells": 4, "samples": 100},
+                                    measures=[{"name": "ma", "low": 0.0, "high": width}]))
+    assert not [w for w in spec_warnings(wide) + spec_warnings(cvt) if w.startswith("measures.")]
 
 
 def test_more_initial_points_than_the_budget_is_a_warning() -> None:

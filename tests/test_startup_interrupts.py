@@ -79,6 +79,22 @@ def test_an_interrupt_while_the_run_starts_says_so_and_writes_nothing(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_while_the_evaluators_setup_is_waited_on_leaves_no_storage_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        sigterm_fails_the_test: None, signum: int) -> None:
+    """The setup was waited on after the storage was opened: the stop said "nothing to
+    resume" and left a new ``a.db`` holding an empty schema. It is waited on first."""
+    from workers.executors.inline import InlineExecutor
+
+    monkeypatch.setattr(InlineExecutor, "setup_problem", interrupting(signum))
+    db = tmp_path / "a.db"
+    code, _out, err = atlas(monkeypatch, capsys, "run", str(spec_file(tmp_path)), "--storage", f"sqlite:///{db}",
+                            "--executor", "inline")
+    assert (code, err.strip()) == (130, "stopped before the campaign was written; nothing to resume")
+    assert not db.exists()
+
+
 def test_an_interrupt_once_the_campaign_is_written_names_the_resume(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A Ctrl-C in the write that takes the campaign's lease acts once that write has

@@ -81,6 +81,17 @@ def test_a_storage_that_is_not_a_regular_file_says_so(tmp_path: Path) -> None:
         Store(f"sqlite:///{tmp_path / 'folder.db'}")
 
 
+@pytest.mark.parametrize("under", ["notes.txt/atlas.db", "notes.txt/runs/atlas.db"])
+def test_a_storage_path_through_a_file_is_one_line(tmp_path: Path, under: str) -> None:
+    """``sqlite:///notes.txt/atlas.db``, ``notes.txt`` a file: ``FileExistsError`` (or
+    ``NotADirectoryError``) from making the folder, as a traceback from ``atlas run``."""
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(StorageError, match=f"^cannot open storage sqlite:///{tmp_path / under}: "
+                                           f"{tmp_path / 'notes.txt'} is a file, not a folder$"):
+        Store(f"sqlite:///{tmp_path / under}")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_an_empty_atlas_storage_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ATLAS_STORAGE", "")
     assert default_storage() == "sqlite:///atlas.db"

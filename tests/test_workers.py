@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import sys
+import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +25,33 @@ def test_entry_points_register_the_builtin_evaluators() -> None:
         registry.build("python", target="no_such_module_xyz:f")
     with pytest.raises(registry.EvaluatorNotFound, match="has no attribute"):
         registry.build("python", target="tests.support.evaluators:missing")
+
+
+def test_a_target_in_the_working_directory_says_to_put_it_on_the_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`atlas` (a console script) does not import from the working directory: a user's
+    my_pkg/evals.py beside the campaign file was "No module named 'my_pkg'" and no more."""
+    pkg = f"walk_pkg_{uuid.uuid4().hex[:8]}"
+    (tmp_path / pkg).mkdir()
+    (tmp_path / pkg / "evals.py").write_text("def evaluate(params, ctx):\n    return {'objective': 1.0}\n")
+    (tmp_path / f"{pkg}_dep.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p and Path(p).resolve() != tmp_path.resolve()])
+    hint = (f"({pkg} is in the working directory, which is not on Python's import path: "
+            "run with PYTHONPATH=. or install it)")
+    assert registry.check("python", {}, f"{pkg}.evals:evaluate", {}) == [
+        f"evaluator.target: cannot import '{pkg}.evals' for target '{pkg}.evals:evaluate': "
+        f"No module named '{pkg}' {hint}"]
+    # a missing dependency of a module that does import from here, or a module that is
+    # nowhere, gets no such hint
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(registry.EvaluatorNotFound) as info:
+        registry.import_target(f"{pkg}_dep:evaluate")
+    assert str(info.value).endswith("No module named 'no_such_dependency_xyz'")
+    with pytest.raises(registry.EvaluatorNotFound) as info:
+        registry.import_target("no_such_module_xyz:f")
+    assert str(info.value).endswith("No module named 'no_such_module_xyz'")
+    assert callable(registry.import_target(f"{pkg}.evals:evaluate"))
 
 
 def test_runner_enforces_the_contract() -> None:

@@ -39,15 +39,19 @@ refuse nothing: ``atlas run`` and ``atlas resume`` print each as a ``warning:`` 
 :class:`workers.evaluators.configs.EvaluatorConfig` is a base with the built-in
 evaluators' rules (unknown keys refused, strict and finite numbers), and
 :func:`space_value_problems` checks each searched range and numeric choice against a
-parameter's own rule.
+parameter's own rule. :func:`meant_name` and :func:`is_unread` are the built-in evaluators'
+one rule for a space name that is not one of their parameters: a likely misspelling of
+one is refused (``; did you mean top_p?``), any other name is taken, searched and stored,
+with a warning that the evaluator does not read it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +120,32 @@ class Evaluator:
 
     def teardown(self) -> None:
         """Release what ``setup`` holds (GPU memory, files)."""
+
+
+#: How alike (difflib's ratio) a name must be to a parameter's to be read as a misspelling of it.
+MISSPELLING_CUTOFF = 0.8
+
+
+def meant_name(name: str, known: Collection[str], aliases: Mapping[str, str] | None = None) -> str | None:
+    """The parameter of ``known`` that ``name``, not one itself, was probably meant to be,
+    or None: ``aliases``' entry for ``name`` lowercased with ``-`` as ``_`` (a sampler's
+    name for its parameter: ``epsilon``, ``epsilon_cutoff``), else the closest known name
+    at least :data:`MISSPELLING_CUTOFF` alike (difflib's ratio) to that form of ``name``
+    (``top_pp``, ``temprature``, ``Top-P``)."""
+    if name in known:
+        return None
+    key = name.casefold().replace("-", "_")
+    if aliases and key in aliases:
+        return aliases[key]
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=MISSPELLING_CUTOFF)
+    return close[0] if close else None
+
+
+def is_unread(name: str, known: Collection[str], aliases: Mapping[str, str] | None = None) -> bool:
+    """Whether ``name`` is neither a parameter of ``known`` nor a likely misspelling of one
+    (:func:`meant_name`): a campaign's own parameter (``layers``), which an evaluator
+    takes, searches and stores, and leaves unread."""
+    return name not in known and meant_name(name, known, aliases) is None
 
 
 def space_value_problems(evaluator: str, space: dict[str, dict[str, Any]],

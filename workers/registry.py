@@ -43,7 +43,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import numbers
+import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from entropy_atlas.errors import AtlasError
@@ -70,12 +72,32 @@ def import_target(target: str) -> Any:
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise EvaluatorNotFound(f"cannot import {module_name!r} for target {target!r}: {exc}") from None
+        raise EvaluatorNotFound(f"cannot import {module_name!r} for target {target!r}: {exc}"
+                                f"{_working_directory_hint(module_name, exc)}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise EvaluatorNotFound(f"{module_name!r} has no attribute {attr!r} (target {target!r})")
         obj = getattr(obj, part)
     return obj
+
+
+def _working_directory_hint(module_name: str, exc: ImportError) -> str:
+    """What to do when the module that is missing is the target's own package (or a
+    parent of it) and sits in the working directory, which is not on the import path:
+    the ``atlas`` command, unlike ``python -m``, does not import from there. Empty
+    otherwise (a missing dependency, a module that is nowhere)."""
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if not missing or not (module_name == missing or module_name.startswith(missing + ".")):
+        return ""
+    cwd = Path.cwd().resolve()
+    top = missing.split(".")[0]
+    if not ((cwd / top).is_dir() or (cwd / f"{top}.py").is_file()):
+        return ""
+    on_path = {Path(p or ".").resolve() for p in sys.path}
+    if cwd in on_path:
+        return ""
+    return (f" ({top} is in the working directory, which is not on Python's import path: "
+            f"run with PYTHONPATH=. or install it)")
 
 
 def resolve(kind: str) -> Any:

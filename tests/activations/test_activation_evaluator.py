@@ -140,7 +140,7 @@ def test_runner_marks_a_diverging_activation_failed_and_the_rest_done(quick: Act
 @pytest.mark.parametrize(
     ("params", "error", "match"),
     [
-        ({"activation": "relu", "temperature": 1.0}, ValueError, "unknown params \\['temperature'\\]"),
+        ({"activation": "relu", "lrr": 1.0}, ValueError, "unknown params \\['lrr'\\]"),
         ({"activation": "relu", "epochs": 0}, ValueError, "epochs must be >= 1"),
         ({"activation": "relu", "lr": -1}, ValueError, "lr must be a positive number"),
         ({"activation": "nope"}, ValueError, "unknown activation"),
@@ -149,6 +149,16 @@ def test_runner_marks_a_diverging_activation_failed_and_the_rest_done(quick: Act
 def test_bad_params_are_refused(quick: ActivationEvaluator, params: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         quick.evaluate(params, EvalContext(seed=0))
+
+
+def test_a_campaigns_own_parameter_is_left_unread_and_a_misspelt_one_fails(quick: ActivationEvaluator) -> None:
+    """``layers`` beside the activation's parameters failed the evaluation (``unknown params
+    ['layers']``); it is left unread, as the decoding evaluator leaves it: the same numbers."""
+    plain = quick.evaluate({"activation": "elu"}, EvalContext(seed=3))
+    extra = quick.evaluate({"activation": "elu", "layers": 4, "w": [0.5, -0.5]}, EvalContext(seed=3))
+    assert extra["objective"] == plain["objective"] and extra["measures"] == plain["measures"]
+    with pytest.raises(ValueError, match="unknown params \\['swish_betta'\\]"):
+        quick.evaluate({"activation": "swish", "swish_betta": 2.0}, EvalContext(seed=3))
 
 
 def test_bad_config_is_refused_at_setup(tmp_path: Path) -> None:

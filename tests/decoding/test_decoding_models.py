@@ -99,6 +99,18 @@ def test_a_local_directory_loads_like_the_builtin(tiny: LanguageModel) -> None:
     assert complete(lm, ["12+34=", "99+99="], SamplerConfig(temperature=0.0), max_new_tokens=4) == ["64", "891"]
 
 
+def test_complete_as_docs_write_it_fits_the_model_positions(tiny: LanguageModel) -> None:
+    """docs/decoding.md's `complete(lm, ["12+34="], SamplerConfig(temperature=0.0))`, with
+    no max_new_tokens, was a ValueError: a default of 32 new tokens after a 6-token prompt
+    passed arith-tiny's 32 positions. The default now leaves room for the longest prompt."""
+    assert tiny.max_positions == 32
+    assert complete(tiny, ["12+34="], SamplerConfig(temperature=0.0)) == ["64"]
+    long_prompt = "1+" * 15                                # 30 tokens: room for 2 at most
+    assert len(complete(tiny, [long_prompt, "12+34="], SamplerConfig(temperature=0.0))) == 2
+    with pytest.raises(ValueError, match="exceeds the model's 32 positions"):
+        complete(tiny, ["12+34="], SamplerConfig(temperature=0.0), max_new_tokens=32)
+
+
 def test_the_kv_cache_goes_by_the_installed_transformers_name(tiny: LanguageModel) -> None:
     """transformers 5.24 takes the KV cache as ``cache`` (``past_key_values`` warns and goes
     in 5.40): the step uses whichever name ``forward`` declares, so cached generation

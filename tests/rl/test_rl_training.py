@@ -109,6 +109,16 @@ def test_zero_steps_is_the_start_at_any_searched_length(evaluator: EntropyRLEval
     assert out["metrics"]["accuracy_gain"] == 0.0
 
 
+def test_a_campaigns_own_parameter_is_left_unread_and_a_misspelt_one_fails(evaluator: EntropyRLEvaluator) -> None:
+    """``layers`` beside the GRPO parameters failed the run (``unknown GRPO parameter(s)
+    layers``); it is left unread, as the decoding evaluator leaves it: the same run."""
+    plain = evaluator.evaluate({"steps": 1}, EvalContext(seed=2))
+    extra = evaluator.evaluate({"steps": 1, "layers": 4, "w": [0.5, -0.5]}, EvalContext(seed=2))
+    assert extra["objective"] == plain["objective"] and extra["measures"] == plain["measures"]
+    with pytest.raises(ValueError, match="unknown GRPO parameter\\(s\\) entropy_coeff"):
+        evaluator.evaluate({"steps": 1, "entropy_coeff": 0.1}, EvalContext(seed=2))
+
+
 def test_every_run_is_scored_on_the_starts_draw(evaluator: EntropyRLEvaluator) -> None:
     """Runs with other training seeds are sampled on the held-out prompts with one eval_seed."""
     a = evaluator.evaluate({"steps": 0}, EvalContext(seed=3))

@@ -45,10 +45,19 @@ from workers.decoding.samplers import (
 
 
 def complete(lm: LanguageModel, prompts: Sequence[str], config: SamplerConfig | None = None,
-             max_new_tokens: int = 32, seed: int = 0, small_model: LanguageModel | None = None) -> list[str]:
+             max_new_tokens: int | None = None, seed: int = 0,
+             small_model: LanguageModel | None = None) -> list[str]:
     """Decode each prompt once with ``config`` (default: temperature-1 sampling) and
-    return the generated texts (stop token removed)."""
-    request = Request(config or SamplerConfig(), [lm.encode(p) for p in prompts], seed)
+    return the generated texts (stop token removed). ``max_new_tokens`` None is 32, or
+    fewer where the model's positions (and the small model's) leave less room after the
+    longest prompt: ``builtin:arith-tiny`` has 32 positions, so a default once refused
+    every prompt there."""
+    encoded = [lm.encode(p) for p in prompts]
+    if max_new_tokens is None:
+        limits = [m.max_positions for m in (lm, small_model) if m is not None and m.max_positions]
+        longest = max((len(p) for p in encoded), default=0)
+        max_new_tokens = min([32] + [max(limit - longest, 1) for limit in limits])
+    request = Request(config or SamplerConfig(), encoded, seed)
     (gen,) = generate(lm, [request], max_new_tokens, small_model=small_model)
     return [lm.decode(o) for o in gen.outputs]
 

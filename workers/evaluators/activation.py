@@ -42,12 +42,17 @@ Config (all optional)::
     num_threads: 1           # torch CPU threads during an evaluation
 
 The config's model is :class:`~workers.evaluators.configs.ActivationConfig`;
-:meth:`ActivationEvaluator.check_space` refuses a space parameter the evaluator does not
-take, an ``activation`` choice that is not a known activation, and an activation number
-(``crrelu_eps``, ``family_c3``, ``swish_beta`` …) whose range leaves float32's (|x| > 3.4e38).
+:meth:`ActivationEvaluator.check_space` refuses a space parameter whose name is a likely
+misspelling of one the evaluator takes (:func:`workers.contract.meant_name`: ``lrr``,
+``swish_betta``; ``; did you mean lr?``), an ``activation`` choice that is not a known
+activation, and an activation number (``crrelu_eps``, ``family_c3``, ``swish_beta`` …)
+whose range leaves float32's (|x| > 3.4e38). Any other space parameter (a campaign's
+``layers``) is taken: searched and stored with each evaluation, left unread by the
+training, and :meth:`ActivationEvaluator.space_warnings` says so when the campaign is checked.
 
 ``params`` may also set ``lr``, ``weight_decay``, ``epochs`` and ``batch_size`` per
-evaluation. Run ``j`` of an evaluation uses seed ``ctx.seed + offset_j`` (offsets
+evaluation; other names are left unread, except a likely misspelling of one, which fails
+that evaluation as an unknown parameter. Run ``j`` of an evaluation uses seed ``ctx.seed + offset_j`` (offsets
 ``0 … seeds−1``), so the same params and seed give the same result: on CPU, bit for bit
 (deterministic algorithms, a fixed thread count).
 """
@@ -74,7 +79,7 @@ from workers.activations.factory import (
 )
 from workers.activations.symbolic import parse_activation, validate_expression
 from workers.activations.training import TrainConfig, adamw_lr_problem, deterministic, train_and_measure
-from workers.contract import EvalContext, Evaluator
+from workers.contract import EvalContext, Evaluator, is_unread, meant_name
 from workers.evaluators.configs import ActivationConfig, validate_config
 
 DATA_KEYS = ("dataset", "data_dir", "test_size", "split_seed", "max_train", "max_test")
@@ -168,12 +173,15 @@ class ActivationEvaluator(Evaluator):
 
     @classmethod
     def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
-        """Every space parameter is one the evaluator takes (:data:`PARAM_KEYS`), every
-        categorical ``activation`` (``eafo_base``) choice a known activation (EAFO base), every
-        ``expression`` choice in the symbolic grammar (parsed, never evaluated), and every
-        activation number the space reaches within float32's range (:func:`float32_problems`)."""
-        problems = [f"space.{name}: is not an activation evaluator parameter (known: {', '.join(sorted(PARAM_KEYS))})"
-                    for name in space if name not in PARAM_KEYS]
+        """No space parameter named as a likely misspelling of one the evaluator takes
+        (:data:`PARAM_KEYS`, :func:`~workers.contract.meant_name`; any other name is taken, see
+        :meth:`space_warnings`), every categorical ``activation`` (``eafo_base``) choice a known
+        activation (EAFO base), every ``expression`` choice in the symbolic grammar (parsed,
+        never evaluated), and every activation number the space reaches within float32's
+        range (:func:`float32_problems`)."""
+        known = ", ".join(sorted(PARAM_KEYS))
+        problems = [f"space.{name}: is not an activation evaluator parameter (known: {known}); did you mean {meant}?"
+                    for name in space if (meant := meant_name(name, PARAM_KEYS)) is not None]
         for name, known, what in (("activation", ACTIVATIONS, "activation"), ("eafo_base", tuple(BASES), "EAFO base")):
             param = space.get(name) or {}
             if param.get("type") == "categorical":
@@ -186,6 +194,15 @@ class ActivationEvaluator(Evaluator):
                          if (problem := _expression_problem(choice))]
         return problems + float32_problems(space)
 
+    @classmethod
+    def space_warnings(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
+        """One line for each space parameter that the evaluator does not take and that
+        :meth:`check_space` took (not a likely misspelling of one): it is searched and
+        stored, and the training does not read it."""
+        return [f"space.{name}: not an activation evaluator parameter; the activation evaluator does not read it "
+                "(it is searched and stored, with no effect on training)"
+                for name in space if is_unread(name, PARAM_KEYS)]
+
     def _data_for(self, device: str) -> Dataset:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError(f"device {device!r} was asked for but CUDA is not available")
@@ -195,6 +212,7 @@ class ActivationEvaluator(Evaluator):
 
     def evaluate(self, params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
         wall_start = time.perf_counter()
+        params = {k: v for k, v in params.items() if not is_unread(k, PARAM_KEYS)}  # a campaign's own: unread
         unknown = sorted(set(params) - PARAM_KEYS)
         if unknown:
             raise ValueError(f"activation evaluator: unknown params {unknown}; known: {sorted(PARAM_KEYS)}")

@@ -74,14 +74,14 @@ the others of the call go on.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from workers.contract import EvalContext, Evaluator, space_value_problems
+from workers.contract import EvalContext, Evaluator, meant_name, space_value_problems
+from workers.contract import is_unread as unread
 from workers.decoding import ead
 from workers.decoding.generate import Generation, Request, generate, score
 from workers.decoding.measures import corpus_distinct_n, distinct_n, repetition_rate
@@ -128,8 +128,6 @@ CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
     "top_h_variant": (TOP_H_VARIANTS, "Top-H variant"),
     "ead_sampler": (("none", *TRUNCATIONS), "EAD step sampler"),
 }
-#: How alike (difflib's ratio) a name must be to a decoding parameter's to be read as a misspelling of it.
-MISSPELLING_CUTOFF = 0.8
 #: Samplers' names for the parameter each one reads, where the two differ.
 SAMPLER_PARAMETER = {**TRUNCATION_PARAMETER, "mirostat": "mirostat_tau", "mirostat_v2": "mirostat_tau",
                      "ead": "ead_threshold"}
@@ -137,25 +135,18 @@ SAMPLER_PARAMETER = {**TRUNCATION_PARAMETER, "mirostat": "mirostat_tau", "mirost
 
 def meant_parameter(name: str) -> str | None:
     """The decoding parameter that ``name``, not one itself, was probably meant to be, or
-    None: the parameter of a sampler named so (``epsilon``: ``epsilon_cutoff``), else the
-    closest parameter name at least :data:`MISSPELLING_CUTOFF` alike (difflib's ratio) to
-    ``name`` lowercased with ``-`` as ``_`` (``top_pp``, ``temprature``, ``Top-P``)."""
-    keys = SamplerConfig.keys()
-    if name in keys:
-        return None
-    key = name.casefold().replace("-", "_")
-    if key in SAMPLER_PARAMETER:
-        return SAMPLER_PARAMETER[key]
-    close = difflib.get_close_matches(key, sorted(keys), n=1, cutoff=MISSPELLING_CUTOFF)
-    return close[0] if close else None
+    None (:func:`workers.contract.meant_name`): the parameter of a sampler named so
+    (``epsilon``: ``epsilon_cutoff``), else the closest parameter name at least
+    :data:`~workers.contract.MISSPELLING_CUTOFF` alike to ``name`` lowercased with ``-`` as ``_`` (``top_pp``,
+    ``temprature``, ``Top-P``)."""
+    return meant_name(name, SamplerConfig.keys(), SAMPLER_PARAMETER)
 
 
 def is_unread(name: str) -> bool:
     """Whether ``name`` is neither a decoding parameter nor a likely misspelling of one
     (:func:`meant_parameter`): the campaign's own (``layers``), which
     :meth:`DecodingEvaluator.check_space` takes and the decoding leaves unread."""
-    keys = SamplerConfig.keys()
-    return name not in keys and meant_parameter(name) is None
+    return unread(name, SamplerConfig.keys(), SAMPLER_PARAMETER)
 
 
 def decoding_params(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -54,11 +54,14 @@ Config::
     #               match, answer_regex, stop_strings (jsonl)
 
 The config's model is :class:`~workers.evaluators.configs.EntropyRLConfig`;
-:meth:`EntropyRLEvaluator.check_space` refuses a space parameter that is not a GRPO
-parameter, a ``loss_mode`` choice that is not a loss mode, GRPO defaults that
+:meth:`EntropyRLEvaluator.check_space` refuses a space parameter whose name is a likely
+misspelling of a GRPO parameter (:func:`workers.contract.meant_name`: ``entropy_coeff``;
+``; did you mean entropy_coef?``), a ``loss_mode`` choice that is not a loss mode, GRPO defaults that
 :class:`GRPOConfig` refuses, and an ``overlong_buffer_len`` (config or space) longer than
 any ``max_new_tokens`` a run can have (config, task default or space):
-:func:`overlong_problems`.
+:func:`overlong_problems`. Any other space parameter (a campaign's ``layers``) is taken:
+searched and stored with each evaluation, left unread by the training, and
+:meth:`EntropyRLEvaluator.space_warnings` says so when the campaign is checked.
 
 ``params`` are GRPO parameters: ``steps``, ``lr``, ``group_size``, ``prompts_per_step``,
 ``temperature`` (rollout), ``eps_low``, ``eps_high`` (clip-higher; null: the loss mode's
@@ -68,7 +71,8 @@ kl_cov), ``clip_cov_ratio``/``clip_cov_lb``/``clip_cov_ub``, ``kl_cov_ratio``/``
 ``dynamic_sampling``/``max_gen_batches``, ``overlong_buffer_len``/``overlong_penalty_factor``
 (DAPO), ``entropy_coef``, ``adaptive_entropy``/``entropy_target``/…,
 ``aepo``/``aepo_entropy``/``aepo_entropy_target``/``aepo_temperature_high``/… (conventions:
-nats, fractions; see ``docs/entropy_rl.md``). On CPU the same params and
+nats, fractions; see ``docs/entropy_rl.md``); other names are left unread, except a likely
+misspelling of one, which fails that evaluation as an unknown parameter. On CPU the same params and
 seed give the same result bit for bit.
 """
 
@@ -81,7 +85,7 @@ from typing import Any
 import torch
 
 from workers.activations.training import deterministic
-from workers.contract import EvalContext, Evaluator, space_value_problems
+from workers.contract import EvalContext, Evaluator, is_unread, meant_name, space_value_problems
 from workers.decoding.models import LanguageModel, load_model
 from workers.decoding.tasks import TASK_KEYS, Item, JsonlTask, Task, build_task
 from workers.evaluators.configs import EntropyRLConfig, validate_config
@@ -149,13 +153,14 @@ class EntropyRLEvaluator(Evaluator):
 
     @classmethod
     def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
-        """Every space parameter is a GRPO parameter, every categorical ``loss_mode`` /
-        ``aepo_entropy`` choice a known name, the config's GRPO defaults are a valid
-        :class:`GRPOConfig`, and DAPO's overlong buffer fits the generation limit
-        (:func:`overlong_problems`)."""
+        """No space parameter named as a likely misspelling of a GRPO parameter
+        (:func:`~workers.contract.meant_name`; any other name is taken, see
+        :meth:`space_warnings`), every categorical ``loss_mode`` / ``aepo_entropy`` choice a
+        known name, the config's GRPO defaults are a valid :class:`GRPOConfig`, and DAPO's
+        overlong buffer fits the generation limit (:func:`overlong_problems`)."""
         known = GRPOConfig.field_names()
-        problems = [f"space.{name}: is not a GRPO parameter (known: {', '.join(sorted(known))})"
-                    for name in space if name not in known]
+        problems = [f"space.{name}: is not a GRPO parameter (known: {', '.join(sorted(known))}); did you mean {meant}?"
+                    for name in space if (meant := meant_name(name, known)) is not None]
         for name, (names, what) in CHOICES.items():
             param = space.get(name) or {}
             if param.get("type") == "categorical":
@@ -167,6 +172,15 @@ class EntropyRLEvaluator(Evaluator):
             problems.append(f"evaluator.config: {exc}")
         defaults = {k: v for k, v in config.items() if k in known}
         return problems + overlong_problems(config, space) + lr_problems(space) + value_problems(defaults, space)
+
+    @classmethod
+    def space_warnings(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
+        """One line for each space parameter that is not a GRPO parameter and that
+        :meth:`check_space` took (not a likely misspelling of one): it is searched and
+        stored, and the training does not read it."""
+        return [f"space.{name}: not a GRPO parameter; the entropy_rl evaluator does not read it (it is searched and "
+                "stored, with no effect on training)"
+                for name in space if is_unread(name, GRPOConfig.field_names())]
 
     def _build_task(self, cfg: dict[str, Any]) -> tuple[Task, list[Item], list[Item]]:
         options = {k: cfg[k] for k in TASK_KEYS[cfg["task"]] if k in cfg}
@@ -223,7 +237,8 @@ class EntropyRLEvaluator(Evaluator):
             torch.cuda.empty_cache()
 
     def evaluate(self, params: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
-        cfg = GRPOConfig.from_params(params, self.defaults)
+        known = GRPOConfig.field_names()  # a campaign's own parameter is left unread; a misspelt one fails
+        cfg = GRPOConfig.from_params({k: v for k, v in params.items() if not is_unread(k, known)}, self.defaults)
         max_new = self._tokens(cfg)
         initial = self._start(max_new)
         began = time.perf_counter()
