@@ -55,6 +55,25 @@ def test_the_default_is_adaptive_and_explicit_options_keep_their_meaning() -> No
         build_proposer("cma-me", context({"sigmas": [0.1]}))  # an adaptive option of map-elites only
 
 
+@pytest.mark.parametrize("variation", [{}, {"variation": "iso_line"}, {"variation": "gaussian"}])
+def test_children_of_an_empty_archive_are_uniform_not_drawn_around_x0(variation: dict[str, Any]) -> None:
+    """Several batches asked before the first result (max_in_flight > batch_size): past the
+    ``random_init`` samples, pyribs' emitters drew every child of the empty archive around
+    ``x0`` (the quickstart's 300 children after its 100 random ones fell in 4 cells). They
+    are uniform until an elite is told; then the emitters take over. A given ``x0`` keeps
+    pyribs' rule: the children of an empty archive are drawn around it."""
+    p = build_proposer("map-elites", context(variation))
+    first = np.stack([q.x for q in p.ask(40)])  # random_init 4, then 36 more before any result
+    assert first.std(axis=0).min() > 0.2  # uniform on [0, 1]: 0.29; around x0 (σ ≤ 0.1): < 0.12
+    assert {q.meta.get("source") for q in p.ask(4)} == {"uniform"}
+    p.tell([Observation(0, 0, first[0], {}, 1.0, np.array([0.5, 0.5]), None, {"source": "uniform"})])
+    assert all("emitter" in q.meta for q in p.ask(8))  # an elite: the emitters again
+
+    centred = build_proposer("map-elites", context({**variation, "x0": [0.5, 0.5]}))
+    later = np.stack([q.x for q in centred.ask(40)][4:])
+    assert later.std(axis=0).max() < 0.15 and np.allclose(later.mean(axis=0), 0.5, atol=0.1)
+
+
 def test_shares_start_even_keep_a_floor_and_always_sum_to_one() -> None:
     p = build_proposer("map-elites", context({"sigmas": [0.01, 0.1, 0.3]}))
     assert np.allclose(p.shares(), 1 / 3)
@@ -127,6 +146,8 @@ def test_small_asks_still_share_the_batch_out() -> None:
     """Asks of one child at a time give every arm its share over time (credit, not
     rounding per ask)."""
     p = build_proposer("map-elites", context({"sigmas": [0.01, 0.1, 0.3], "random_init": 0}))
+    x = np.full(2, 0.5)  # one elite: the children of an empty archive are uniform, not the arms'
+    p.tell([Observation(0, 0, x, {}, 1.0, x, None, {"source": "uniform"})])
     p.gain[:], p.count[:] = [1.0, 2.0, 7.0], [10.0, 10.0, 10.0]
     shares = p.shares()
     p.discount = 1.0  # hold the shares still

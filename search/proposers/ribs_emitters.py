@@ -19,7 +19,11 @@
     children, so that once the map is full and every arm's gain is small the batch
     still moves to the arms that refine best. Children go one at a time to the arm with
     the most credit (credit grows by n × share per ask), so asks of any size keep the
-    shares. ``random_init`` (batch_size) uniform samples first.
+    shares. ``random_init`` (batch_size) uniform samples first, and uniform samples for
+  as long as the archive holds no elite (unless ``x0`` is given): with several batches
+  in flight before the first result, ribs' emitters would draw every later child of an
+  empty archive around ``x0``, the centre (the quickstart's 300 children after its 100
+  random ones fell in 4 cells).
   - ``iso_line`` (``iso_sigma`` 0.02, ``line_sigma`` 0.2) or ``gaussian`` (``sigma``
     0.1): ``emitters`` (1) emitters of that one step, round robin, as before.
 - ``cma-me``: EvolutionStrategyEmitter (CMA-ES) with the two-stage improvement ranker
@@ -206,6 +210,7 @@ class RibsProposer(Proposer):
                         line_sigma=self.number_option("line_sigma", 0.2, above=0), x0=x0,
                         bounds=bounds, batch_size=emitter_batch, seed=_int_seed(s)))
             self.random_left = self.int_option("random_init", ctx.batch_size, minimum=0)
+            self.uniform_while_empty = "x0" not in ctx.options
         else:
             ranker = self.choice_option("ranker", "imp" if is_mae else "2imp", RANKERS)
             selection = self.choice_option("selection_rule", "mu" if is_mae else "filter", ("mu", "filter"))
@@ -220,6 +225,7 @@ class RibsProposer(Proposer):
                     self.archive, x0=x0, sigma0=sigma0, ranker=ranker, selection_rule=selection,
                     restart_rule=restart, bounds=bounds, batch_size=emitter_batch, seed=_int_seed(s)))
             self.random_left = self.int_option("random_init", 0, minimum=0)
+            self.uniform_while_empty = False  # CMA-ES starts from x0 by design
         self.is_es = self.name != "map-elites"
         k = len(self.emitters)
         # the bandit (adaptive only): discounted gain and count per arm, and each arm's credit
@@ -256,6 +262,8 @@ class RibsProposer(Proposer):
             k = min(n, self.random_left)
             out += self.uniform(k)
             self.random_left -= k
+        if self.uniform_while_empty and self.archive.empty:  # ribs' emitters would all draw around x0
+            return out + self.uniform(n - len(out))
         if self.adaptive:
             return out + self._ask_adaptive(n - len(out))
         busy_in_a_row = 0
