@@ -310,7 +310,7 @@ def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
                            f"file (sqlite:///atlas.db)")
     elif readonly:
         if not path.is_file():
-            missing = "is not a regular file" if path.exists() else "does not exist"
+            missing = "is not a regular file" if path.exists() else f"does not exist; {settings.NO_STORAGE_HINT}"
             raise StorageError(f"cannot open storage {parsed}: the file {path} {missing}")
         # escaped: a "#" or "?" in a folder's name ended the path, and the rest (mode=ro with
         # it) was dropped: the file opened was another, created for writing where missing

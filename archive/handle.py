@@ -32,6 +32,7 @@ from archive.models import Campaign
 from archive.outputs import EXPORT_SUFFIXES, FIGURE_SUFFIXES, check_output
 from archive.records import CampaignRecord, CampaignSettings, MapData, Stats, scheduler_is_live
 from archive.store import ELITE_FIELDS, Store
+from entropy_atlas.validation import a_type
 
 
 def storage_url(storage: object, argument: str = "storage") -> str:
@@ -78,7 +79,7 @@ def elite_fields(fields: object) -> tuple[str, ...]:
 def shown_value(value: object) -> str:
     """``value`` as a message shows it: a short repr and its type."""
     text = repr(value)
-    return f"{text[:60] + '…' if len(text) > 60 else text} (a {type(value).__name__})"
+    return f"{text[:60] + '…' if len(text) > 60 else text} ({a_type(value)})"
 
 
 class CampaignHandle:

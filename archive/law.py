@@ -352,7 +352,8 @@ def campaign_law(name: str, settings: CampaignSettings, done: list[dict[str, Any
         return LawReading(CROSS, name, fit.measure, fit.objective, fit=fit)
     if measure is not None:
         raise LawFitError(f"--measure chooses the cross-configuration fit's H; the {mode} fit uses each run's "
-                          f"{TRAIN_ENTROPY} (metrics.{TRAJECTORY})")
+                          f"{TRAIN_ENTROPY} (metrics.{TRAJECTORY}): drop --measure for the {mode} fit, or fit "
+                          f"{measure} across configurations with --mode {CROSS}")
     runs, skipped = _run_fits(done)
     if mode == PER_RUN:
         if not runs:

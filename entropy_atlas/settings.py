@@ -13,6 +13,10 @@ import os
 from entropy_atlas.errors import AtlasError
 
 DEFAULT_STORAGE = "sqlite:///atlas.db"  # in the working directory; $ATLAS_STORAGE overrides
+#: What to do where a read finds no storage file: the end of its one line (a folder where no
+#: campaign has run yet, or a command run away from the storage its campaign wrote).
+NO_STORAGE_HINT = ("run a campaign first (`atlas run SPEC` writes it), or name the storage that holds it "
+                   "(--storage URL, or ATLAS_STORAGE)")
 
 
 class SettingError(AtlasError, ValueError):

@@ -40,6 +40,13 @@ TYPE_NOUNS = {
 }
 
 
+def a_type(value: Any) -> str:
+    """``value``'s type name with its article, as a message reads it: ``an int``, ``a str``
+    (``an`` before a vowel's letter)."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
 def kind_of(value: Any) -> str:
     """How a refused value reads in a message: ``a boolean``, ``a string``, ``null``, ``2.5``."""
     if isinstance(value, bool):
@@ -49,7 +56,7 @@ def kind_of(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     names = {str: "a string", list: "a list", tuple: "a list", dict: "a mapping"}
-    return names.get(type(value), f"a {type(value).__name__}")
+    return names.get(type(value), a_type(value))
 
 
 def message(err: Mapping[str, Any], friendly: Mapping[str, str] = FRIENDLY) -> str:

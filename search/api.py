@@ -36,6 +36,7 @@ record (:class:`search.run.CampaignRun`).
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,10 +83,17 @@ def checked_storage(storage: object) -> str:
     return default_storage() if storage is None or storage == "" else storage_url(storage)
 
 
-def check_arguments(executor: object, address: object, progress: object) -> None:
+def check_arguments(executor: object, address: object, progress: object, *, name: object = None,
+                    budget: object = None) -> None:
     """A ``TypeError`` for an argument of :func:`run` or :func:`resume` of the wrong type:
     ``executor`` (a name or an :class:`Executor`), ``address`` (a str or None), ``progress``
-    (a callable or None), each checked before anything is started or written."""
+    (a callable or None), ``name`` (a str or None), ``budget`` (an integer, not a bool, or
+    None), each checked before anything is started or written. A value of the right type
+    that the spec refuses (``budget=-1``) is the spec's error, as ``--budget -1`` is."""
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name: must be a campaign's name (a str) or None, got {shown_value(name)}")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, numbers.Integral)):
+        raise TypeError(f"budget: must be an integer or None, got {shown_value(budget)}")
     if not isinstance(executor, str | Executor):
         raise TypeError(f"executor: must be an executor's name (ray, inline) or an Executor, "
                         f"got {shown_value(executor)}")
@@ -249,7 +257,8 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
     :class:`Stats` as the run goes, or None. A wrong type is a ``TypeError`` before
     anything is done. A refused campaign's errors name ``source`` (default: the file's
     path, when given one)."""
-    check_arguments(executor, address, progress)
+    check_arguments(executor, address, progress, name=name, budget=budget)
+    budget = None if budget is None else int(budget)  # numpy's integers as well
     url = checked_storage(storage)
     spec = as_spec(spec_or_path)
     source = source or (str(spec_or_path) if isinstance(spec_or_path, str | Path) else "campaign")
@@ -310,7 +319,8 @@ def resume(name: str, storage: str | Path | None = None, executor: str | Executo
     for writing (:func:`require_stored`): one that is not there is
     :class:`~archive.errors.CampaignNotFound` with nothing created."""
     name = campaign_name(name)
-    check_arguments(executor, address, progress)
+    check_arguments(executor, address, progress, budget=budget)
+    budget = None if budget is None else int(budget)  # numpy's integers as well
     url = checked_storage(storage)
     run_settings = RunSettings.read()  # a malformed setting is refused before anything is written
     require_stored(url, name)
@@ -334,7 +344,8 @@ def require_stored(url: str, name: str) -> None:
     a storage that holds no archive is refused as the read commands refuse it."""
     path = sqlite_file(parse_storage_url(url))
     if path is not None and not path.exists():
-        raise CampaignNotFound(f"no campaign named {name!r}: the storage file {path} does not exist")
+        raise CampaignNotFound(f"no campaign named {name!r}: the storage file {path} does not exist; "
+                               f"{settings.NO_STORAGE_HINT}")
     try:
         store = Store(url, readonly=True)
     except SchemaBehind:

@@ -24,6 +24,7 @@ from rich.markup import escape as markup_escape
 from rich.table import Table
 
 from entropy_atlas.errors import AtlasError, OutputPathError
+from entropy_atlas.settings import NO_STORAGE_HINT
 from search.plain_table import PLAIN_ROWS, plain_table
 from search.printable import printable
 
@@ -94,7 +95,8 @@ def _read(storage: str | None, name: str | None = None, *, writes: bool = False)
     url = _storage(storage)
     path = sqlite_file(parse_storage_url(url))
     if name is not None and path is not None and not path.exists():
-        raise archive.CampaignNotFound(f"no campaign named {name!r}: the storage file {path} does not exist")
+        raise archive.CampaignNotFound(f"no campaign named {name!r}: the storage file {path} does not exist; "
+                                       f"{NO_STORAGE_HINT}")
     try:
         return archive.open(url, readonly=True)
     except SchemaBehind:
@@ -915,10 +917,11 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
             s = camp.stats(counts)  # the counts by status are the sums of those by proposer
             exploration = _exploration_fields(camp, counts)
             failures = [{"message": m, "count": n} for m, n in found.result()]
+    status = camp.record.live_status()
     return {
-        "name": camp.name, "status": camp.record.live_status(), "budget": camp.budget,
+        "name": camp.name, "status": status, "budget": camp.budget,
         "finished": s.finished, "done": s.counts["done"], "failed": s.counts["failed"],
-        "running": s.counts["running"] + s.counts["pending"], "elites": s.elites,
+        **_unfinished_fields(s.counts, live=status == "running"), "elites": s.elites,
         "cells": s.cells, "coverage": s.coverage, "qd_score": s.qd_score,
         "best": s.best_objective, "best_evaluation_id": s.best_evaluation_id,
         "algorithm": camp.settings.algorithm,
@@ -926,6 +929,26 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
         **exploration,
         "failures": failures,
     }
+
+
+def _unfinished_fields(counts: dict[str, int], live: bool) -> dict[str, int]:
+    """The evaluations written and not finished, as a reader should see them: while a run
+    holds the campaign (a live lease), ``in_flight`` (dispatched or queued on its workers:
+    the rows pending and running) of which ``running`` are running; with no run holding it
+    (stopped, killed, interrupted), none is in flight or running: all are ``pending``,
+    waiting for ``atlas resume`` (rows a killed run left ``running`` included)."""
+    unfinished = counts.get("pending", 0) + counts.get("running", 0)
+    if live:
+        return {"running": counts.get("running", 0), "in_flight": unfinished, "pending": 0}
+    return {"running": 0, "in_flight": 0, "pending": unfinished}
+
+
+def _unfinished_text(r: dict[str, Any]) -> str:
+    """``3 in flight``, or where no run holds the campaign and some rows wait,
+    ``4 pending (`atlas resume NAME` runs them)``."""
+    if r["pending"]:
+        return f"{r['pending']} pending (`atlas resume {r['name']}` runs them)"
+    return f"{r['in_flight']} in flight"
 
 
 def _exploration_fields(camp: Any, counts: dict[str, dict[str, int]] | None) -> dict[str, Any]:
@@ -956,7 +979,7 @@ CAMPAIGN_COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str], int], ...] =
     ("status", lambda r: r["status"], 0),
     ("evals", lambda r: f"{r['finished']}/{r['budget']}", 0),
     ("failed", lambda r: str(r["failed"]), 0),
-    ("in flight", lambda r: str(r["running"]), 2),
+    ("in flight", lambda r: f"{r['pending']} pending" if r["pending"] else str(r["in_flight"]), 2),
     ("coverage", lambda r: f"{r['coverage']:.1%}", 0),
     ("QD-score", lambda r: _number(r["qd_score"]), 1),
     ("best", lambda r: _number(r["best"]), 0),
@@ -1001,7 +1024,7 @@ def _campaign_table(r: dict[str, Any]) -> Table:
     for field, value in (
         ("name", r["name"]), ("algorithm", r["algorithm"]), ("status", r["status"]),
         ("evaluations", f"{r['finished']} of {r['budget']} finished: {r['done']} done, {r['failed']} failed; "
-                        f"{r['running']} in flight"),
+                        f"{_unfinished_text(r)}"),
         ("cells", f"{r['elites']} of {r['cells']} filled ({r['coverage']:.1%})"),
         ("QD-score", _number(r["qd_score"], 6)), ("best", best),
     ):
@@ -1011,10 +1034,12 @@ def _campaign_table(r: dict[str, Any]) -> Table:
 
 def _proposers_table(r: dict[str, Any]) -> Table:
     """Each proposer's counts and exploration entropy; on a narrow console the entropy's
-    text (``0.84 ± 0.02 (latest 100 of 12,500 runs of 20)``) wraps, names and counts stay whole."""
+    text (``0.84 ± 0.02 (latest 100 of 12,500 runs of 20)``) wraps, names and counts stay whole.
+    Its rows written and not finished are ``in flight`` while a run holds the campaign, else
+    ``pending`` (:func:`_unfinished_fields`)."""
     table = _table("evaluations by proposer")
     table.add_column("proposer", no_wrap=True, min_width=8)
-    for col in ("done", "failed", "in flight"):
+    for col in ("done", "failed", "in flight" if r["status"] == "running" else "pending"):
         table.add_column(col, **NUMBER)
     table.add_column("exploration entropy", justify="right", overflow="fold", ratio=1)
     from archive.stats import Exploration

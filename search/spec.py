@@ -668,15 +668,18 @@ def _moved(shift: float) -> str:
 
 def evaluator_problems(spec: CampaignSpec) -> list[str]:
     """The evaluator registry's problems with the spec's evaluator section
-    (:func:`workers.registry.check`: its kind, config model, target and parameters)."""
+    (:func:`workers.registry.check`: its kind, config model, target, parameters and the
+    measures' names)."""
     return evaluator_review(spec)[0]
 
 
 def evaluator_review(spec: CampaignSpec) -> tuple[list[str], list[str]]:
     """``(problems, warnings)`` of the spec's evaluator section, in one pass
     (:func:`workers.registry.review`): the warnings are what the evaluator takes but
-    probably not as meant (a space parameter it does not read), none where there is a problem."""
+    probably not as meant (a space parameter it does not read), none where there is a problem.
+    The measures' names go with the space: an evaluator whose results never hold one refuses it."""
     from workers import registry
 
     space = spec.model_dump(mode="json")["space"]
-    return registry.review(spec.evaluator.kind, dict(spec.evaluator.config), spec.evaluator.target, space)
+    return registry.review(spec.evaluator.kind, dict(spec.evaluator.config), spec.evaluator.target, space,
+                           [m.name for m in spec.measures])

@@ -20,6 +20,7 @@ from archive.errors import CampaignNotFound
 from search import api
 from search.proposers import build_proposer
 from search.proposers.base import Observation
+from search.spec import SpecError
 from tests.conftest import quadratic_spec
 from tests.test_llm import llm_context
 from workers.executors import InlineExecutor
@@ -190,13 +191,20 @@ def test_a_spec_of_the_wrong_type_is_named(tmp_path: Path, value: Any) -> None:
 @pytest.mark.parametrize("call, match", [
     (lambda db: api.run(small(), storage=5, executor="inline"), "storage: must be a storage URL"),
     (lambda db: api.run(small(), storage=db, executor="inline", progress=5),
-     r"progress: must be a callable.*5 \(a int"),
+     r"progress: must be a callable.*5 \(an int\)"),
     (lambda db: api.run(small(), storage=db, executor=5), "executor: must be an executor's name"),
     (lambda db: api.run(small(), storage=db, executor="ray", address=5), "address: must be"),
     (lambda db: api.resume(5, storage=db, executor="inline"), r"name: must be a campaign's name \(a str\)"),
     (lambda db: api.resume("quad", storage=db, executor="inline", progress="x"), "progress: must be a callable"),
     (lambda db: archive.open(None), r"storage: must be a storage URL.*None \(a NoneType\)"),
     (lambda db: archive.open(db, readonly="no"), "readonly: must be True or False"),
+    (lambda db: api.run(small(), storage=db, executor="inline", budget="x"),
+     r"^budget: must be an integer or None, got 'x' \(a str\)$"),
+    (lambda db: api.run(small(), storage=db, executor="inline", budget=2.5), r"budget: .*got 2\.5 \(a float\)"),
+    (lambda db: api.run(small(), storage=db, executor="inline", budget=True), r"budget: .*got True \(a bool\)"),
+    (lambda db: api.run(small(), storage=db, executor="inline", name=3),
+     r"^name: must be a campaign's name \(a str\) or None, got 3 \(an int\)$"),
+    (lambda db: api.resume("quad", storage=db, executor="inline", budget="9"), r"budget: .*got '9' \(a str\)"),
 ])
 def test_arguments_of_the_wrong_type_are_named_before_anything_is_written(tmp_path: Path, call: Any,
                                                                          match: str) -> None:
@@ -205,6 +213,17 @@ def test_arguments_of_the_wrong_type_are_named_before_anything_is_written(tmp_pa
     with pytest.raises(TypeError, match=match):
         call(f"sqlite:///{tmp_path / 'a.db'}")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_budget_of_numpys_integers_is_taken_and_a_value_the_spec_refuses_is_the_specs_error(
+        tmp_path: Path) -> None:
+    """Before: ``budget="x"`` was a ``SpecError`` naming ``--budget x``, a flag the API has
+    not, where README promises a ``TypeError`` naming the argument; ``np.int64(6)`` was
+    refused as ``must be an integer``. A value of the right type stays the spec's to refuse."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    assert api.run(small(budget=3), storage=url, executor="inline", budget=np.int64(6)).finished == 6
+    with pytest.raises(SpecError, match=r"search\.budget: must be > 0"):
+        api.run(small("other"), storage=url, executor="inline", budget=-1)
 
 
 def test_a_path_is_a_sqlite_files_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -192,6 +192,43 @@ def test_atlas_failures_lists_failed_evaluations_and_counts(flaky_url: str, narr
     assert bad.exit_code == 2 and "--format must be table or json" in bad.stderr
 
 
+# -- rows written and not finished ---------------------------------------------------------------
+def test_a_stopped_campaigns_unfinished_rows_are_pending_not_in_flight(tmp_path: Path, narrow: None) -> None:
+    """After a Ctrl-C, `atlas status NAME` said `4 in flight` and `--json` `"running": 4` for
+    rows `pending` with 0 attempts and no run holding the campaign. Now they are `pending`
+    with what to do; while a live run holds it, the same rows are in flight and `running`
+    counts only the rows running."""
+    import os
+    import socket
+    import time
+
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    api.run(quadratic_spec(search__budget=10, search__batch_size=3, search__max_in_flight=3), storage=url,
+            executor="inline")
+    with opened(url) as s:
+        cid = s.require_campaign("quad").id
+        s.update_campaign(cid, status="stopped")
+        ids = s.add_pending(cid, [NewEvaluation(seq=s.next_seq(cid) + i, params={"a": 0.5, "b": 0.5}, x=[0.5, 0.5],
+                                                proposer="map-elites") for i in range(4)])
+    shown = atlas("status", "quad", "--storage", url)
+    assert shown.exit_code == 0, shown.stderr
+    text = " ".join(shown.stdout.split())  # as read, however the table wraps it
+    assert "0 failed; 4 pending (`atlas resume quad` runs them)" in text and "in flight" not in text
+    (row,) = json.loads(atlas("status", "quad", "--storage", url, "--json").stdout)
+    assert (row["running"], row["in_flight"], row["pending"]) == (0, 0, 4)
+    assert "4 pending" in atlas("status", "--storage", url).stdout
+
+    live = f"{socket.gethostname()}:{os.getpid()}:live"  # this process: a live scheduler
+    with opened(url) as s:
+        s.update_campaign(cid, status="running", lease_holder=live, lease_expires=time.time() + 600)
+        s.mark_running(ids[:1])
+    shown = atlas("status", "quad", "--storage", url)
+    text = " ".join(shown.stdout.split())
+    assert "0 failed; 4 in flight" in text and "pending" not in text
+    (row,) = json.loads(atlas("status", "quad", "--storage", url, "--json").stdout)
+    assert (row["status"], row["running"], row["in_flight"], row["pending"]) == ("running", 1, 4, 0)
+
+
 # -- delete on the command line -------------------------------------------------------------
 def test_atlas_delete_asks_then_deletes_everything_of_the_campaign(flaky_url: str) -> None:
     kept = atlas("delete", LONG, "--storage", flaky_url, input="n\n")

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from archive.errors import CampaignNotFound
 from archive.store import Store
 from search import api
 from search.cli import app
@@ -378,6 +379,23 @@ def test_read_commands_create_nothing(tmp_path: Path) -> None:
         assert "does not exist" in lines[0]
     assert not (tmp_path / "no").exists()
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_folder_with_no_storage_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new user's `atlas status` in a folder where nothing has run: `error: cannot open
+    storage sqlite:///atlas.db: the file atlas.db does not exist` (`no campaign named 'foo':
+    the storage file atlas.db does not exist`) said what was wrong, not what to do."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ATLAS_STORAGE", raising=False)
+    hint = "run a campaign first (`atlas run SPEC` writes it), or name the storage that holds it " \
+           "(--storage URL, or ATLAS_STORAGE)"
+    for args in (("status",), ("status", "foo"), ("elites", "foo"), ("failures", "foo"), ("law", "foo"),
+                 ("export", "foo", "--out", "x.json"), ("map", "foo", "--out", "m.png"), ("resume", "foo")):
+        (line,) = assert_one_line_errors(invoke(*args))
+        assert "atlas.db does not exist; " + hint in line, (args, line)
+    with pytest.raises(CampaignNotFound, match=re.escape(hint)):
+        api.resume("foo", executor="inline")
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_read_only_storage_fails_at_once_not_after_retrying(tmp_path: Path) -> None:

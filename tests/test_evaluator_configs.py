@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from search.spec import evaluator_problems, load_spec, parse_spec
 from tests.conftest import ROOT, quadratic_spec
@@ -38,10 +39,10 @@ FLOAT = {"type": "float", "low": 0.0, "high": 1.0}
 EXAMPLES = ROOT / "examples"
 
 
-def space_of(path: Path) -> tuple[str, dict[str, Any], str | None, dict[str, dict[str, Any]]]:
+def space_of(path: Path) -> tuple[str, dict[str, Any], str | None, dict[str, dict[str, Any]], list[str]]:
     spec = load_spec(path)
     return (spec.evaluator.kind, dict(spec.evaluator.config), spec.evaluator.target,
-            spec.model_dump(mode="json")["space"])
+            spec.model_dump(mode="json")["space"], [m.name for m in spec.measures])
 
 
 # --------------------------------------------------------------------------- benchmark
@@ -83,6 +84,96 @@ def test_benchmark_space_must_give_dim_coordinates() -> None:
 
 
 # --------------------------------------------------------------------------- python
+
+
+def test_a_measure_the_benchmark_never_returns_is_refused_with_the_file(tmp_path: Path) -> None:
+    """Before: `kind: benchmark` with a third measure `m2` was taken, and its first 20
+    evaluations failed with `measure 'm2' is missing (returned: ['m0', 'm1'])`, after the
+    campaign and its storage were written."""
+    from typer.testing import CliRunner
+
+    from search.cli import app
+
+    db = tmp_path / "atlas.db"
+    spec = {"name": "three", "evaluator": {"kind": "benchmark", "config": {"function": "sphere", "dim": 4}},
+            "space": {"x": {"type": "float", "low": -5.0, "high": 5.0, "size": 4}},
+            "measures": [{"name": n, "low": -10.0, "high": 10.0, "bins": 4} for n in ("m0", "M1", "m2")],
+            "search": {"algorithm": "map-elites", "budget": 40, "batch_size": 10}}
+    path = tmp_path / "three.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    done = CliRunner().invoke(app, ["run", str(path), "--executor", "inline", "--storage", f"sqlite:///{db}"],
+                              catch_exceptions=False)
+    assert done.exit_code == 2
+    returns = "it returns two, named by evaluator.config.measure_names: m0, m1"
+    assert [line for line in done.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: {path}: measures.1.name: 'M1' is not a measure the benchmark evaluator returns ({returns}); "
+        "did you mean m1?",
+        f"error: {path}: measures.2.name: 'm2' is not a measure the benchmark evaluator returns ({returns})"]
+    assert not db.exists()
+    space = {"x": {**FLOAT, "size": 2}}
+    assert registry.check("benchmark", {"dim": 2, "measure_names": ["a", "b"]}, None, space, ["b", "a"]) == []
+    assert registry.check("benchmark", {"dim": 2, "measure_names": ["a", "b"]}, None, space, ["a", "m1"]) == [
+        "measures.1.name: 'm1' is not a measure the benchmark evaluator returns (it returns two, named by "
+        "evaluator.config.measure_names: a, b)"]
+
+
+def test_a_measure_a_built_in_evaluator_never_returns_is_refused_naming_the_one_meant() -> None:
+    """The decoding, activation and entropy_rl evaluators return fixed measures; a campaign
+    measure of another name failed every evaluation as missing. Now it is refused with the
+    file, a close name offered (`mean_entropie`); the ViT's `attention_entropy` with the MLP,
+    and with `backend: vllm` the entropies vLLM does not measure, say why."""
+    temperature = {"temperature": {"type": "float", "low": 0.1, "high": 1.5}}
+    assert registry.check("decoding", {}, None, temperature, ["mean_entropy", "distinct_2", "ead_compute_saved"]) == []
+    found = registry.check("decoding", {}, None, temperature, ["mean_entropie", "distinct_2", "accuracy"])
+    assert [line.split(":")[0] for line in found] == ["measures.0.name", "measures.2.name"]
+    assert found[0].startswith("measures.0.name: 'mean_entropie' is not a measure the decoding evaluator returns "
+                               "(it returns mean_entropy, model_entropy, ") and found[0].endswith(
+        "; did you mean mean_entropy?")
+    vllm = registry.check("decoding", {"backend": "vllm"}, None, temperature, ["mean_entropy", "model_entropy"])
+    assert "measures.1.name: 'model_entropy' is not measured by the decoding evaluator here: backend vllm does not " \
+           "measure it (vLLM gives only the top log-probabilities); use backend hf, or mean_entropy" in vllm
+
+    lr = {"lr": {"type": "float", "low": 0.001, "high": 0.01}}
+    assert registry.check("activation", {}, None, lr, ["post_activation_entropy", "predictive_entropy"]) == []
+    assert registry.check("activation", {"model": "vit"}, None, lr, ["attention_entropy", "predictive_entropy"]) == []
+    assert registry.check("activation", {}, None, lr, ["attention_entropy", "Predictive-Entropy"]) == [
+        "measures.0.name: 'attention_entropy' is not measured by the activation evaluator here: the MLP has no "
+        "attention; it is measured with evaluator.config.model: vit",
+        "measures.1.name: 'Predictive-Entropy' is not a measure the activation evaluator returns (it returns "
+        "post_activation_entropy, predictive_entropy, post_activation_sparsity); did you mean predictive_entropy?"]
+
+    coef = {"entropy_coef": {"type": "float", "low": 0.0, "high": 0.01}}
+    assert registry.check("entropy_rl", {}, None, coef, ["final_entropy", "answer_diversity"]) == []
+    assert registry.check("entropy_rl", {}, None, coef, ["final_entropy", "entropy_retaned"]) == [
+        "measures.1.name: 'entropy_retaned' is not a measure the entropy_rl evaluator returns (it returns "
+        "final_entropy, entropy_retained, answer_diversity); did you mean entropy_retained?"]
+
+
+def test_a_class_target_may_check_the_campaigns_measures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``check_measures(config, measures)`` gets the measures' names; its lines come with
+    ``check_space``'s; one that raises is a problem line."""
+    name = write_module(tmp_path, monkeypatch, """
+        from workers.contract import Evaluator, measure_problems
+
+        class Mine(Evaluator):
+            @classmethod
+            def check_space(cls, config, space):
+                return [f"space.{n}: not mine" for n in space if n != "a"]
+
+            @classmethod
+            def check_measures(cls, config, measures):
+                return measure_problems("mine", measures, ("h", "d"))
+
+        class Broken(Evaluator):
+            @classmethod
+            def check_measures(cls, config, measures):
+                raise KeyError("oops")
+    """)
+    assert registry.check("python", {}, f"{name}:Mine", {"a": FLOAT}, ["d", "h"]) == []
+    assert registry.check("python", {}, f"{name}:Mine", {"a": FLOAT, "b": FLOAT}, ["h", "x"]) == [
+        "space.b: not mine", "measures.1.name: 'x' is not a measure the mine evaluator returns (it returns h, d)"]
+    assert registry.check("python", {}, f"{name}:Broken", {"a": FLOAT}, ["h"]) == [
+        "evaluator: Broken.check_measures failed: KeyError: 'oops'"]
 
 
 def test_python_config_is_batched_only() -> None:

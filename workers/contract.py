@@ -29,12 +29,19 @@ Checked before a campaign runs (:func:`workers.registry.check`), a class may dec
             return ["space.sampler.choices: 'foo' is not a known sampler"]  # path: reason lines
 
         @classmethod
+        def check_measures(cls, config: dict, measures: list[str]) -> list[str]:
+            return measure_problems("my", measures, ("mean_entropy", "distinct_2"))  # what its results hold
+
+        @classmethod
         def space_warnings(cls, config: dict, space: dict[str, dict]) -> list[str]:
             return ["space.layers: not read by this evaluator"]  # taken, but probably not as meant
 
 ``config_model``'s problems come back as ``evaluator.config.<field>: reason``;
 ``check_space`` gets the config (already accepted by the model) and the campaign's space
-as plain dicts. ``space_warnings`` gets the same, only when there is no problem; its lines
+as plain dicts; ``check_measures`` gets the config and the campaign's measure names, in
+the spec's order (:func:`measure_problems` refuses a name the evaluator's results never
+hold, which would fail every evaluation as a missing measure). ``space_warnings`` gets
+the config and the space, only when there is no problem; its lines
 refuse nothing: ``atlas run`` and ``atlas resume`` print each as a ``warning:`` line.
 :class:`workers.evaluators.configs.EvaluatorConfig` is a base with the built-in
 evaluators' rules (unknown keys refused, strict and finite numbers), and
@@ -51,7 +58,7 @@ import dataclasses
 import difflib
 import os
 import tempfile
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +146,38 @@ def meant_name(name: str, known: Collection[str], aliases: Mapping[str, str] | N
         return aliases[key]
     close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=MISSPELLING_CUTOFF)
     return close[0] if close else None
+
+
+#: How alike (difflib's ratio) a measure's name must be to one an evaluator returns to be offered
+#: as the one meant (only a hint: a name the evaluator does not return is refused either way).
+MEASURE_HINT_CUTOFF = 0.6
+
+
+def measure_problems(evaluator: str, measures: Sequence[str], returned: Collection[str],
+                     returns: str | None = None, unavailable: Mapping[str, str] | None = None) -> list[str]:
+    """One ``measures.I.name: …`` line for each of a campaign's ``measures`` (names, in the
+    spec's order) that the ``evaluator``'s results never hold: every evaluation would fail
+    with ``measure 'm2' is missing``. ``returned``: the names its results hold under this
+    config; ``returns``: how the line says so (default: the names); ``unavailable``: names it
+    returns only under another config, each with why (``attention_entropy``: ``model: vit``
+    only). A name close to a returned one (difflib's ratio >= :data:`MEASURE_HINT_CUTOFF`,
+    ignoring case and ``-``) ends ``; did you mean NAME?``."""
+    said = returns or f"it returns {', '.join(returned)}"
+    problems = []
+    for i, name in enumerate(measures):
+        if name in returned:
+            continue
+        if unavailable and name in unavailable:
+            problems.append(f"measures.{i}.name: {name!r} is not measured by the {evaluator} evaluator here: "
+                            f"{unavailable[name]}")
+            continue
+        lowered = {n.casefold().replace("-", "_"): n for n in returned}
+        close = difflib.get_close_matches(name.casefold().replace("-", "_"), sorted(lowered), n=1,
+                                          cutoff=MEASURE_HINT_CUTOFF)
+        hint = f"; did you mean {lowered[close[0]]}?" if close else ""
+        problems.append(f"measures.{i}.name: {name!r} is not a measure the {evaluator} evaluator returns "
+                        f"({said}){hint}")
+    return problems
 
 
 def is_unread(name: str, known: Collection[str], aliases: Mapping[str, str] | None = None) -> bool:

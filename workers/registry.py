@@ -14,6 +14,12 @@ Checking a campaign before it runs (:func:`check`), an evaluator class may decla
   known sampler (known: ...)``). ``config`` is the plain config mapping, already accepted
   by ``config_model``; ``space`` maps each parameter's name to its plain definition
   (``spec.model_dump(mode="json")["space"]``). It is called only when the config is valid.
+- ``check_measures(config, measures) -> list[str]``, a classmethod: the problems of the
+  campaign's measures (their names, in the spec's order) for this evaluator: a name its
+  results never hold (``measures.2.name: 'm2' is not a measure the benchmark evaluator
+  returns …``), which would fail every evaluation as a missing measure. The built-in
+  evaluators' measure names are fixed (:func:`workers.contract.measure_problems`). Called
+  with :meth:`check_space`, only when the config is valid; the problems of both come together.
 - ``space_warnings(config, space) -> list[str]``, a classmethod: what the space asks that
   the evaluator takes but probably not as meant, as ``path: reason`` lines
   (``space.layers: not a decoding parameter; ...``). The run goes on; ``atlas run`` and
@@ -44,11 +50,13 @@ import importlib
 import inspect
 import numbers
 import sys
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from entropy_atlas.errors import AtlasError
+from entropy_atlas.validation import a_type
 from workers.contract import EvalContext, Evaluator
 from workers.evaluators.configs import PythonConfig, config_problems, validate_config
 
@@ -196,7 +204,7 @@ def batch_size_problem(cls: Any) -> str | None:
     value = getattr(cls, "max_batch_size", 1)
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1:
         return None
-    kind = "" if isinstance(value, numbers.Real) and not isinstance(value, bool) else f" (a {type(value).__name__})"
+    kind = "" if isinstance(value, numbers.Real) and not isinstance(value, bool) else f" ({a_type(value)})"
     return f"{getattr(cls, '__name__', cls)!s}.max_batch_size must be an integer >= 1, got {value!r:.80}{kind}"
 
 
@@ -210,20 +218,22 @@ def batch_size(evaluator: Any) -> int:
     return int(getattr(evaluator, "max_batch_size", 1))
 
 
-def check(kind: str, config: dict[str, Any], target: str | None, space: dict[str, dict[str, Any]]) -> list[str]:
+def check(kind: str, config: dict[str, Any], target: str | None, space: dict[str, dict[str, Any]],
+          measures: Sequence[str] = ()) -> list[str]:
     """The problems of a campaign's evaluator section, as ``path: reason`` lines (none: it
     can be built): :func:`review`'s first list."""
-    return review(kind, config, target, space)[0]
+    return review(kind, config, target, space, measures)[0]
 
 
-def warnings(kind: str, config: dict[str, Any], target: str | None, space: dict[str, dict[str, Any]]) -> list[str]:
+def warnings(kind: str, config: dict[str, Any], target: str | None, space: dict[str, dict[str, Any]],
+             measures: Sequence[str] = ()) -> list[str]:
     """What a campaign's evaluator section asks that is legal but probably not meant, as
     ``path: reason`` lines: :func:`review`'s second list (none where :func:`check` names a problem)."""
-    return review(kind, config, target, space)[1]
+    return review(kind, config, target, space, measures)[1]
 
 
 def review(kind: str, config: dict[str, Any], target: str | None,
-           space: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
+           space: dict[str, dict[str, Any]], measures: Sequence[str] = ()) -> tuple[list[str], list[str]]:
     """``(problems, warnings)`` of a campaign's evaluator section, each as ``path: reason`` lines.
 
     Problems, in order: ``kind`` must be registered (``evaluator.kind: no evaluator named ...``);
@@ -231,8 +241,10 @@ def review(kind: str, config: dict[str, Any], target: str | None,
     that raises or calls ``sys.exit`` while it imports is a problem line too) and be a
     function or an evaluator class; the class's ``max_batch_size`` must be an integer
     >= 1 (:func:`batch_size_problem`) and ``config`` must pass its ``config_model`` when
-    it has one; then the class's ``check_space(config, space)``, when it has one,
-    names what the space asks that the evaluator cannot do. Nothing raises but a
+    it has one; then the class's ``check_space(config, space)`` and
+    ``check_measures(config, measures)`` (the campaign's measure names), each when it has
+    one, name what the space and the measures ask that the evaluator cannot do (both
+    together). Nothing raises but a
     Ctrl-C (``KeyboardInterrupt``): an error while importing or checking is a problem
     line too. (A module that calls ``os._exit`` at import ends the process: no
     in-process check can catch that.)
@@ -254,21 +266,22 @@ def review(kind: str, config: dict[str, Any], target: str | None,
     if problems:
         return problems, []
     problems, failure = _hook_lines(evaluator, "check_space", config, space)
-    if failure is not None or problems:
-        return ([failure] if failure is not None else problems), []
+    measured, measures_failure = _hook_lines(evaluator, "check_measures", config, list(measures))
+    failures = [f for f in (failure, measures_failure) if f is not None]
+    if failures or problems or measured:
+        return failures or problems + measured, []
     warned, failure = _hook_lines(evaluator, "space_warnings", config, space)
     return [], (warned if failure is None else [failure])
 
 
-def _hook_lines(evaluator: Any, name: str, config: dict[str, Any],
-                space: dict[str, dict[str, Any]]) -> tuple[list[str], str | None]:
-    """The lines of the class's classmethod ``name(config, space)`` (none where it has no
-    such hook), or the line saying it raised."""
+def _hook_lines(evaluator: Any, name: str, config: dict[str, Any], what: Any) -> tuple[list[str], str | None]:
+    """The lines of the class's classmethod ``name(config, what)`` (``what``: the space, or
+    the measures' names; none where it has no such hook), or the line saying it raised."""
     hook = getattr(evaluator, name, None)
     if hook is None:
         return [], None
     try:
-        return [str(line) for line in hook(dict(config), space)], None
+        return [str(line) for line in hook(dict(config), what)], None
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # a third-party check must not take the loader down (sys.exit included)

@@ -29,9 +29,10 @@
     $("compare-link").href = `/compare?a=${encodeURIComponent(s.name)}`;
     const st = s.stats;
     $("progress-bar").style.width = `${(100 * s.progress).toFixed(2)}%`;
-    const inFlight = st.counts.pending + st.counts.running;
+    const waiting = Atlas.unfinished(s.state, st.counts);  // in flight, or pending where no run holds it
+    const resume = waiting.live || !waiting.n ? "" : ` (\`atlas resume ${s.name}\` runs them)`;
     $("progress-text").textContent = `${int(st.finished)} of ${int(s.budget)} evaluations finished` +
-      ` · ${int(inFlight)} in flight · ${int(st.counts.failed)} failed · updated ${Atlas.ago(s.updated_at)}`;
+      ` · ${waiting.text}${resume} · ${int(st.counts.failed)} failed · updated ${Atlas.ago(s.updated_at)}`;
     const best = st.best_evaluation_id ? Atlas.evaluationUrl(name, st.best_evaluation_id) : null;
     clear($("cards"),
       Atlas.card("evaluations", int(st.finished), `of ${int(s.budget)} (${pct(s.progress)})`),
@@ -40,7 +41,7 @@
       Atlas.card(`best ${s.objective.name}`, num(st.best_objective, 6),
         st.best_evaluation_id ? `evaluation ${st.best_evaluation_id}` : "none yet", best),
       Atlas.card("failed", int(st.counts.failed), st.finished ? `${pct(st.counts.failed / st.finished)} of finished` : ""),
-      Atlas.card("in flight", int(inFlight), `${int(st.counts.running)} running`),
+      Atlas.card(waiting.label, int(waiting.n), waiting.live ? `${int(st.counts.running)} running` : "atlas resume runs them"),
     );
     $("spec").textContent = JSON.stringify(s.spec, null, 2);
     document.title = `${s.name} · Entropy Atlas`;
@@ -219,8 +220,9 @@
     $("proposer-caption").textContent = names.length === 1 ? "one proposer" : `${names.length} proposers`;
     const bar = (key, label, colour) => ({type: "bar", name: label, x: labels, y: p.proposers.map((r) => r.counts[key]),
       marker: {color: colour}, hovertemplate: `%{x}: %{y} ${label}<extra></extra>`});
-    const inflight = {type: "bar", name: "in flight", x: labels,
-      y: p.proposers.map((r) => r.counts.pending + r.counts.running), marker: {color: "#adb5bd"}};
+    const live = summary.state === "running";  // else nothing is in flight: the rows wait for `atlas resume`
+    const inflight = {type: "bar", name: live ? "in flight" : "pending", x: labels,
+      y: p.proposers.map((r) => Atlas.unfinished(summary.state, r.counts).n), marker: {color: "#adb5bd"}};
     Atlas.plot($("plot-proposer-counts"), [bar("done", "done", "#3b5bdb"), bar("failed", "failed", "#c92a2a"), inflight],
       {title: {text: "evaluations by proposer", font: {size: 13}}, barmode: "stack"});
     const t = p.over_time;
@@ -237,11 +239,11 @@
     {title: {text: `exploration entropy per run of ${p.exploration_run_length} (0: one option, 1: uniform)`, font: {size: 13}},
       yaxis: {range: [0, 1]},
       showlegend: false});
-    const head = el("tr", {}, ["proposer", "evaluations", "done", "failed", "in flight", "elites held", "improvements",
+    const head = el("tr", {}, ["proposer", "evaluations", "done", "failed", live ? "in flight" : "pending", "elites held", "improvements",
       "QD-score gained", `best ${summary.objective.name}`, "exploration entropy"].map((h, j) => el("th", {class: j ? "num" : "", text: h})));
     const rows = p.proposers.map((r, i) => el("tr", {},
       el("td", {text: r.name}), el("td", {class: "num", text: int(r.evaluations)}), el("td", {class: "num", text: int(r.counts.done)}),
-      el("td", {class: "num", text: int(r.counts.failed)}), el("td", {class: "num", text: int(r.counts.pending + r.counts.running)}),
+      el("td", {class: "num", text: int(r.counts.failed)}), el("td", {class: "num", text: int(Atlas.unfinished(summary.state, r.counts).n)}),
       el("td", {class: "num", text: int(r.elites)}), el("td", {class: "num", text: int(r.improvements)}),
       el("td", {class: "num", text: num(r.qd_contribution, 6)}), el("td", {class: "num", text: num(r.best_objective, 6)}),
       el("td", {class: "num", text: entropyText(runs[i]),

@@ -60,6 +60,19 @@ const Atlas = (() => {
       .replace(/"/g, "&quot;").replace(/%/g, "&#37;");
   }
 
+  /**
+   * A campaign's evaluations written and not finished (`counts.pending + counts.running`), as
+   * `atlas status` shows them: while a run holds the campaign (state `running`, a live lease)
+   * they are `in flight`; with none holding it (stopped, interrupted, killed) none is in
+   * flight: they are `pending`, waiting for `atlas resume`. `text` is the count with its label.
+   */
+  function unfinished(state, counts) {
+    const n = counts.pending + counts.running;
+    const live = state === "running";
+    const label = live ? "in flight" : "pending";
+    return {n, live, label, text: `${Number(n).toLocaleString("en-US")} ${label}`};
+  }
+
   function num(value, digits = 4) {
     if (value === null || value === undefined || Number.isNaN(value)) return "—";
     if (typeof value !== "number") return String(value);
@@ -220,6 +233,6 @@ const Atlas = (() => {
     clear(table, pairs.map(([k, v]) => el("tr", {}, el("th", {text: k}), el("td", {}, v instanceof Node ? v : full(v)))));
   }
 
-  return {boot, getJSON, api, campaignUrl, evaluationUrl, el, clear, plotText, num, int, pct, short, full, when, ago,
-    duration, badge, card, live, showError, Poller, plot, emptyPlot, colour, kvRows};
+  return {boot, getJSON, api, campaignUrl, evaluationUrl, el, clear, plotText, unfinished, num, int, pct, short, full,
+    when, ago, duration, badge, card, live, showError, Poller, plot, emptyPlot, colour, kvRows};
 })();

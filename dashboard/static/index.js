@@ -15,7 +15,7 @@
 
   function row(c) {
     const s = c.stats;
-    const inFlight = s.counts.pending + s.counts.running;
+    const waiting = Atlas.unfinished(c.state, s.counts);  // in flight, or pending where no run holds it
     const box = el("input", {type: "checkbox", "aria-label": `compare ${c.name}`, checked: ticked.has(c.name),
       onchange: (e) => { if (e.target.checked) ticked.add(c.name); else ticked.delete(c.name); updateCompare(); }});
     const bar = el("div", {class: "progress small"}, el("div", {class: "progress-bar", style: `width:${(100 * c.progress).toFixed(2)}%`}));
@@ -28,7 +28,8 @@
       el("td", {}, Atlas.badge(el("span"), c.state)),
       el("td", {}, bar, el("span", {class: "muted", text: `${int(s.finished)} / ${int(c.budget)}`})),
       el("td", {class: "num", text: int(s.counts.failed)}),
-      el("td", {class: "num", text: int(inFlight)}),
+      el("td", {class: "num", text: waiting.live || !waiting.n ? int(waiting.n) : waiting.text,
+        title: waiting.live ? null : "no run holds this campaign: `atlas resume` runs its pending evaluations"}),
       el("td", {class: "num", text: `${pct(s.coverage)} (${int(s.elites)}/${int(s.cells)})`}),
       el("td", {class: "num", text: num(s.qd_score, 6)}),
       el("td", {class: "num"}, best),

@@ -31,6 +31,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from entropy_atlas.validation import a_type
+
 T = TypeVar("T")
 
 
@@ -131,7 +133,7 @@ def reply_text(response: Any) -> str | None:
     Anything else (an object, a number, a list) is not a chat completion: TypeError."""
     content = response.choices[0].message.content if response.choices else None
     if content is not None and not isinstance(content, str):
-        raise TypeError(f"message.content is a {type(content).__name__}, not a string: {repr(content)[:120]}")
+        raise TypeError(f"message.content is {a_type(content)}, not a string: {repr(content)[:120]}")
     return content
 
 

@@ -126,6 +126,17 @@ def test_campaign_readings_and_the_default_mode() -> None:
     assert "is the same (0.25) at every checkpoint" in mixed.skipped[2][1]
 
 
+@pytest.mark.parametrize("mode", [PER_RUN, POOLED])
+def test_a_measure_with_a_run_mode_is_refused_saying_what_to_do(mode: str) -> None:
+    """`atlas law NAME --mode per-run --measure M` said why it is refused, not what to do."""
+    with pytest.raises(LawFitError) as refused:
+        campaign_law("c", settings(), done_evaluations(3), measure="final_entropy", mode=mode)
+    assert str(refused.value) == (
+        f"--measure chooses the cross-configuration fit's H; the {mode} fit uses each run's train_entropy "
+        f"(metrics.trajectory): drop --measure for the {mode} fit, or fit final_entropy across configurations "
+        f"with --mode cross-configuration")
+
+
 def law_spec(name: str, budget: int) -> dict[str, Any]:
     return {
         "name": name,

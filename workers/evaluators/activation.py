@@ -10,7 +10,8 @@ training seed, and returns
   held-out batch, in [0, log hist_bins]), ``predictive_entropy`` (mean entropy of the
   softmax over the test split, in [0, log classes]), ``post_activation_sparsity`` (the
   fraction of exact zeros in those outputs) and, for the ViT, ``attention_entropy``
-  (mean entropy of the attention rows, in [0, log tokens]);
+  (mean entropy of the attention rows, in [0, log tokens]); :meth:`ActivationEvaluator.check_measures`
+  refuses a campaign measure of another name (``attention_entropy`` with the MLP too);
 - ``metrics``: the per-seed accuracies and their spread, the training-loss curve (mean
   per epoch over seeds), the per-layer measures, the learned activation parameters (ε,
   c_k, β, slopes; first seed), the parameter count, training and wall time.
@@ -79,7 +80,7 @@ from workers.activations.factory import (
 )
 from workers.activations.symbolic import parse_activation, validate_expression
 from workers.activations.training import TrainConfig, adamw_lr_problem, deterministic, train_and_measure
-from workers.contract import EvalContext, Evaluator, is_unread, meant_name
+from workers.contract import EvalContext, Evaluator, is_unread, meant_name, measure_problems
 from workers.evaluators.configs import ActivationConfig, validate_config
 
 DATA_KEYS = ("dataset", "data_dir", "test_size", "split_seed", "max_train", "max_test")
@@ -88,6 +89,9 @@ RUN_KEYS = ("seeds", "num_threads")
 CONFIG_KEYS = frozenset((*DATA_KEYS, *TRAIN_KEYS, *RUN_KEYS))
 PARAM_TRAIN_KEYS = frozenset({"lr", "weight_decay", "epochs", "batch_size"})
 PARAM_KEYS = ACTIVATION_KEYS | PARAM_TRAIN_KEYS
+#: The measures every result holds, and the one the ViT's results hold besides.
+MEASURES = ("post_activation_entropy", "predictive_entropy", "post_activation_sparsity")
+VIT_MEASURES = ("attention_entropy",)
 
 
 def _seed_offsets(value: Any) -> list[int]:
@@ -193,6 +197,16 @@ class ActivationEvaluator(Evaluator):
             problems += [f"space.expression.choices: {problem}" for choice in expressions.get("choices", [])
                          if (problem := _expression_problem(choice))]
         return problems + float32_problems(space)
+
+    @classmethod
+    def check_measures(cls, config: dict[str, Any], measures: list[str]) -> list[str]:
+        """Each campaign measure is one the results hold (:data:`MEASURES`, and with
+        ``model: vit`` :data:`VIT_MEASURES`): another fails every evaluation as missing."""
+        vit = ActivationConfig.model_validate(config).model == "vit"
+        returned = MEASURES + VIT_MEASURES if vit else MEASURES
+        later = {} if vit else {"attention_entropy": "the MLP has no attention; it is measured with "
+                                                     "evaluator.config.model: vit"}
+        return measure_problems("activation", measures, returned, unavailable=later)
 
     @classmethod
     def space_warnings(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:

@@ -3,7 +3,9 @@
 Config: ``{function: sphere | rastrigin | arm, dim: 20, measure_names: [m0, m1]}``
 (:class:`~workers.evaluators.configs.BenchmarkConfig`). Params: either one vector
 parameter ``x`` (a float with ``size: dim``) or ``x0 … x{dim-1}``; :meth:`check_space`
-refuses a space that gives neither.
+refuses a space that gives neither. Every result holds the two measures
+``measure_names`` names, and no other: :meth:`check_measures` refuses a campaign measure
+of another name (a third measure ``m2`` failed every evaluation as missing).
 
 - ``sphere``, ``rastrigin``: the linear-projection domains of Fontaine et al. (2020) as
   pyribs' ``examples/sphere.py`` and the CMA-MAE paper define them. With
@@ -26,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from workers.contract import EvalContext, Evaluator
+from workers.contract import EvalContext, Evaluator, measure_problems
 from workers.evaluators.configs import BenchmarkConfig, validate_config
 
 BOUND = 5.12
@@ -98,6 +100,13 @@ class BenchmarkEvaluator(Evaluator):
             return [f"space: the benchmark needs a float x with size {dim} (evaluator.config.dim), or x0 … x{dim - 1}; "
                     f"{', '.join(missing[:5])}{' …' if len(missing) > 5 else ''} missing"]
         return problems
+
+    @classmethod
+    def check_measures(cls, config: dict[str, Any], measures: list[str]) -> list[str]:
+        """Each campaign measure is one of the two the results hold (``measure_names``)."""
+        names = BenchmarkConfig.model_validate(config).measure_names
+        return measure_problems("benchmark", measures, names,
+                                returns=f"it returns two, named by evaluator.config.measure_names: {', '.join(names)}")
 
     def _matrix(self, params: list[dict[str, Any]]) -> np.ndarray:
         rows = []

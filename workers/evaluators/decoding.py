@@ -50,7 +50,9 @@ refuses a space parameter whose name is a likely misspelling of a decoding param
 (:func:`meant_parameter`: ``top_pp``, ``temprature``, ``Top-P``, or a sampler's name for
 its parameter, ``epsilon`` for ``epsilon_cutoff``), a ``sampler`` (``order``,
 ``top_h_variant``, ``ead_sampler``) choice that is not a known name, ``ead`` without a
-small model, and ``defaults`` that :class:`SamplerConfig` refuses; with ``backend: vllm``,
+small model, and ``defaults`` that :class:`SamplerConfig` refuses;
+:meth:`DecodingEvaluator.check_measures` refuses a campaign measure that is not one of
+:data:`MEASURES` (``model_entropy``/``tempered_entropy`` with ``backend: vllm`` too); with ``backend: vllm``,
 a machine without vLLM and the rules that backend refuses (Mirostat, EAD; see
 :mod:`workers.decoding.vllm_backend`). Any other space parameter (a campaign's
 ``layers``) is taken: it is searched and stored with each evaluation, the decoding does
@@ -80,7 +82,7 @@ from typing import Any
 
 import torch
 
-from workers.contract import EvalContext, Evaluator, meant_name, space_value_problems
+from workers.contract import EvalContext, Evaluator, meant_name, measure_problems, space_value_problems
 from workers.contract import is_unread as unread
 from workers.decoding import ead
 from workers.decoding.generate import Generation, Request, generate, score
@@ -121,6 +123,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 }
 MEASURES = ("mean_entropy", "model_entropy", "tempered_entropy", "kept_set_size", "distinct_1", "distinct_2",
             "repetition_rate", "mean_length", "ead_large_fraction", "ead_compute_saved")
+#: The measures ``backend: vllm`` leaves unmeasured (null): vLLM gives only the top log-probabilities.
+VLLM_UNMEASURED = {m: "backend vllm does not measure it (vLLM gives only the top log-probabilities); use "
+                      "backend hf, or mean_entropy" for m in ("model_entropy", "tempered_entropy")}
 #: The names a categorical parameter may choose from, and what one of them is called.
 CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
     "sampler": (SAMPLERS, "sampler"),
@@ -240,6 +245,17 @@ class DecodingEvaluator(Evaluator):
         if config.get("backend") == "vllm":
             problems += vllm_problems(config, space)
         return problems
+
+    @classmethod
+    def check_measures(cls, config: dict[str, Any], measures: list[str]) -> list[str]:
+        """Each campaign measure is one the results hold (:data:`MEASURES`): another fails
+        every evaluation as missing. With ``backend: vllm`` the model's own and tempered
+        entropies are not measured (null, :data:`VLLM_UNMEASURED`), which fails every
+        evaluation as not a number: refused as well."""
+        unmeasured = VLLM_UNMEASURED if config.get("backend") == "vllm" else {}
+        returned = tuple(m for m in MEASURES if m not in unmeasured)
+        return measure_problems("decoding", measures, returned, returns=f"it returns {', '.join(MEASURES)}",
+                                unavailable=unmeasured)
 
     @classmethod
     def space_warnings(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:

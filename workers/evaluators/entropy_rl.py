@@ -85,7 +85,7 @@ from typing import Any
 import torch
 
 from workers.activations.training import deterministic
-from workers.contract import EvalContext, Evaluator, is_unread, meant_name, space_value_problems
+from workers.contract import EvalContext, Evaluator, is_unread, meant_name, measure_problems, space_value_problems
 from workers.decoding.models import LanguageModel, load_model
 from workers.decoding.tasks import TASK_KEYS, Item, JsonlTask, Task, build_task
 from workers.evaluators.configs import EntropyRLConfig, validate_config
@@ -172,6 +172,12 @@ class EntropyRLEvaluator(Evaluator):
             problems.append(f"evaluator.config: {exc}")
         defaults = {k: v for k, v in config.items() if k in known}
         return problems + overlong_problems(config, space) + lr_problems(space) + value_problems(defaults, space)
+
+    @classmethod
+    def check_measures(cls, config: dict[str, Any], measures: list[str]) -> list[str]:
+        """Each campaign measure is one the results hold (:data:`MEASURES`): another fails
+        every evaluation as missing."""
+        return measure_problems("entropy_rl", measures, MEASURES)
 
     @classmethod
     def space_warnings(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
