@@ -187,6 +187,16 @@ def is_unread(name: str, known: Collection[str], aliases: Mapping[str, str] | No
     return name not in known and meant_name(name, known, aliases) is None
 
 
+def unread_warnings(space: Mapping[str, Any], known: Collection[str], evaluator: str, what: str, effect: str,
+                    aliases: Mapping[str, str] | None = None) -> list[str]:
+    """One ``warning:`` line for each name of ``space`` that :func:`is_unread` (not one of
+    ``known``, nor a likely misspelling of one, which ``check_space`` refuses): it is
+    searched and stored, and the evaluator leaves it unread (``what``: "a decoding
+    parameter"; ``effect``: what it has no effect on)."""
+    return [f"space.{name}: not {what}; the {evaluator} evaluator does not read it (it is searched and stored, "
+            f"with no effect on {effect})" for name in space if is_unread(name, known, aliases)]
+
+
 def space_value_problems(evaluator: str, space: dict[str, dict[str, Any]],
                          problem_of: Callable[[str, float], str | None]) -> list[str]:
     """One line for each parameter of ``space`` whose range ends or numeric choices break

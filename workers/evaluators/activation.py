@@ -80,7 +80,7 @@ from workers.activations.factory import (
 )
 from workers.activations.symbolic import parse_activation, validate_expression
 from workers.activations.training import TrainConfig, adamw_lr_problem, deterministic, train_and_measure
-from workers.contract import EvalContext, Evaluator, is_unread, meant_name, measure_problems
+from workers.contract import EvalContext, Evaluator, is_unread, meant_name, measure_problems, unread_warnings
 from workers.evaluators.configs import ActivationConfig, validate_config
 
 DATA_KEYS = ("dataset", "data_dir", "test_size", "split_seed", "max_train", "max_test")
@@ -213,9 +213,7 @@ class ActivationEvaluator(Evaluator):
         """One line for each space parameter that the evaluator does not take and that
         :meth:`check_space` took (not a likely misspelling of one): it is searched and
         stored, and the training does not read it."""
-        return [f"space.{name}: not an activation evaluator parameter; the activation evaluator does not read it "
-                "(it is searched and stored, with no effect on training)"
-                for name in space if is_unread(name, PARAM_KEYS)]
+        return unread_warnings(space, PARAM_KEYS, "activation", "an activation evaluator parameter", "training")
 
     def _data_for(self, device: str) -> Dataset:
         if device.startswith("cuda") and not torch.cuda.is_available():

@@ -82,7 +82,7 @@ from typing import Any
 
 import torch
 
-from workers.contract import EvalContext, Evaluator, meant_name, measure_problems, space_value_problems
+from workers.contract import EvalContext, Evaluator, meant_name, measure_problems, space_value_problems, unread_warnings
 from workers.contract import is_unread as unread
 from workers.decoding import ead
 from workers.decoding.generate import Generation, Request, generate, score
@@ -262,9 +262,8 @@ class DecodingEvaluator(Evaluator):
         """One line for each space parameter that is not a decoding parameter and that
         :meth:`check_space` took (not a likely misspelling of one): it is searched and
         stored, and the decoding does not read it."""
-        return [f"space.{name}: not a decoding parameter; the decoding evaluator does not read it (it is searched "
-                "and stored, with no effect on decoding)"
-                for name in space if is_unread(name)]
+        return unread_warnings(space, SamplerConfig.keys(), "decoding", "a decoding parameter", "decoding",
+                               SAMPLER_PARAMETER)
 
     def teardown(self) -> None:
         if self.engine is not None:

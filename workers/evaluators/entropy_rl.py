@@ -85,7 +85,15 @@ from typing import Any
 import torch
 
 from workers.activations.training import deterministic
-from workers.contract import EvalContext, Evaluator, is_unread, meant_name, measure_problems, space_value_problems
+from workers.contract import (
+    EvalContext,
+    Evaluator,
+    is_unread,
+    meant_name,
+    measure_problems,
+    space_value_problems,
+    unread_warnings,
+)
 from workers.decoding.models import LanguageModel, load_model
 from workers.decoding.tasks import TASK_KEYS, Item, JsonlTask, Task, build_task
 from workers.evaluators.configs import EntropyRLConfig, validate_config
@@ -184,9 +192,7 @@ class EntropyRLEvaluator(Evaluator):
         """One line for each space parameter that is not a GRPO parameter and that
         :meth:`check_space` took (not a likely misspelling of one): it is searched and
         stored, and the training does not read it."""
-        return [f"space.{name}: not a GRPO parameter; the entropy_rl evaluator does not read it (it is searched and "
-                "stored, with no effect on training)"
-                for name in space if is_unread(name, GRPOConfig.field_names())]
+        return unread_warnings(space, GRPOConfig.field_names(), "entropy_rl", "a GRPO parameter", "training")
 
     def _build_task(self, cfg: dict[str, Any]) -> tuple[Task, list[Item], list[Item]]:
         options = {k: cfg[k] for k in TASK_KEYS[cfg["task"]] if k in cfg}
