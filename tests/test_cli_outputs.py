@@ -22,7 +22,7 @@ from archive.figures import default_map_path, storage_tag
 from archive.law import fit_law, law_warnings
 from archive.models import Checkpoint, Elite, Evaluation, ProposerCall
 from archive.store import NewEvaluation, Result, Store
-from search import api
+from search import api, cli_tables
 from search import cli as cli_module
 from tests.conftest import quadratic_spec
 
@@ -378,7 +378,7 @@ def test_long_measure_names_fold_and_every_number_stays_whole_at_80_columns(
     url = f"sqlite:///{tmp_path / 'atlas.db'}"
     long_measure_campaign(url, "longm", first, target)
     if plain:
-        monkeypatch.setattr(cli_module, "PLAIN_ROWS", 2)
+        monkeypatch.setattr(cli_tables, "PLAIN_ROWS", 2)
     exact = json.loads(atlas("elites", "longm", "--storage", url, "--top", "3", "--format", "json").stdout)
     shown = atlas("elites", "longm", "--storage", url, "--top", "3")
     assert shown.exit_code == 0, shown.stderr

@@ -17,6 +17,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from search import cli as cli_module
+from search import cli_tables
 from search.plain_table import PLAIN_ROWS
 from tests.test_cli_outputs import run_choice_campaign
 
@@ -75,11 +76,11 @@ def test_a_mixed_column_is_quoted_in_every_layout(monkeypatch: pytest.MonkeyPatc
     names = sorted(params[0])
     expected = ['"1"', "1", "true", '"true"', "0.5", '[1, "1", null]']  # None: an empty cell
     monkeypatch.setattr(cli_module.console, "_width", 200)
-    assert last_cells(shown(cli_module._elites_table("t", rows_of(params), "score", [], names))) == expected
-    plain = cli_module._elites_table("t", rows_of(params * (PLAIN_ROWS // len(values) + 1)), "score", [], names)
+    assert last_cells(shown(cli_tables.elites_table("t", rows_of(params), "score", [], names))) == expected
+    plain = cli_tables.elites_table("t", rows_of(params * (PLAIN_ROWS // len(values) + 1)), "score", [], names)
     assert isinstance(plain, str) and last_cells(plain.splitlines())[:len(values)] == expected
     monkeypatch.setattr(cli_module.console, "_width", 60)
-    narrow = "\n".join(shown(cli_module._elites_table("t", rows_of(params), "score", [], names)))
+    narrow = "\n".join(shown(cli_tables.elites_table("t", rows_of(params), "score", [], names)))
     assert 'c="1"' in narrow and "c=1" in narrow and "c=true" in narrow and 'c="true"' in narrow
 
 
@@ -87,7 +88,7 @@ def test_a_column_of_one_kind_is_shown_as_before(wide: None) -> None:
     """Strings unquoted, booleans as Python writes them, numbers and vectors unchanged."""
     params = [{"s": "a b", "b": True, "n": 1, "x": 0.123456, "v": ["u", 0.5]},
               {"s": "1", "b": False, "n": 2.5, "x": None, "v": [1, 2, 3, 4, 5]}]
-    lines = shown(cli_module._elites_table("t", rows_of(params), "score", [], ["b", "n", "s", "v", "x"]))
+    lines = shown(cli_tables.elites_table("t", rows_of(params), "score", [], ["b", "n", "s", "v", "x"]))
     cells = [line.split(None, 3)[3] for line in body(lines)]
     assert [" ".join(c.split()) for c in cells] == ["True 1 a b [u, 0.5] 0.1235", "False 2.5 1 [1, 2, 3, 4, …]"]
 
@@ -95,5 +96,5 @@ def test_a_column_of_one_kind_is_shown_as_before(wide: None) -> None:
 def test_atlas_failures_quotes_a_mixed_parameter_as_the_elites_do(wide: None) -> None:
     failed = [{"id": i, "seq": i, "attempts": 1, "proposer": "p", "message": "boom", "error": "boom",
                "params": {"c": c, "s": "x"}} for i, c in enumerate(["1", 1])]
-    text = "\n".join(shown(cli_module._failures_table("failed", failed)))
+    text = "\n".join(shown(cli_tables.failures_table("failed", failed)))
     assert 'c="1", s=x' in text and "c=1, s=x" in text

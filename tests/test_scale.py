@@ -23,6 +23,7 @@ from archive.exploration import campaign_exploration
 from archive.stats import active_coordinates, exploration_of, run_entropies
 from archive.store import NewEvaluation, Result, Store
 from search import cli as cli_module
+from search import cli_tables
 from search.campaigns import commit_campaign, plan_campaign
 from search.spec import parse_spec
 from tests.conftest import ROOT
@@ -216,7 +217,7 @@ def test_long_elite_tables_are_plain_text(sqlite_url: str, monkeypatch: pytest.M
     args = ["elites", "scale", "--storage", sqlite_url]
     rich_out = runner.invoke(cli_module.app, args, env={"COLUMNS": "200"}, terminal_width=200,
                              catch_exceptions=False).stdout
-    monkeypatch.setattr(cli_module, "PLAIN_ROWS", 3)
+    monkeypatch.setattr(cli_tables, "PLAIN_ROWS", 3)
     plain = runner.invoke(cli_module.app, args, env={"COLUMNS": "200"}, terminal_width=200,
                           catch_exceptions=False).stdout
     lines = plain.splitlines()
@@ -448,10 +449,10 @@ def test_a_narrow_plain_elite_table_shares_one_params_column(sqlite_url: str,
     """Past the row limit on a console too narrow for a column per parameter, the plain table
     has one ``params`` column of ``name=value`` text, each row's as rich's table has it."""
     elites = filled_elites(sqlite_url)
-    monkeypatch.setattr(cli_module, "PLAIN_ROWS", 3)
+    monkeypatch.setattr(cli_tables, "PLAIN_ROWS", 3)
     out = CliRunner().invoke(cli_module.app, ["elites", "scale", "--storage", sqlite_url], env={"COLUMNS": "60"},
                              terminal_width=60, catch_exceptions=False).stdout
     lines = out.splitlines()
     assert lines[1].split()[-1] == "params" and len(lines) == 3 + len(elites)
     start = lines[1].index("params")
-    assert [line[start:] for line in lines[3:]] == [cli_module._params_text(e["params"]) for e in elites]
+    assert [line[start:] for line in lines[3:]] == [cli_tables.params_text(e["params"]) for e in elites]

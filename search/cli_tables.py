@@ -1,0 +1,320 @@
+"""The tables the read commands print: ``atlas status`` (the campaigns, one campaign, its
+proposers and most common failures), ``atlas elites`` and ``atlas failures``.
+
+Every text from outside (a parameter's value, an error) goes through
+:func:`search.consoles.escape`; a table of more than :data:`~search.plain_table.PLAIN_ROWS`
+rows is plain aligned text (:func:`search.plain_table.plain_table`). A table wider than
+the console is laid out again narrower (fewer parameter entries, folded headers) before
+rich would wrap its cells.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from rich.markup import escape as markup_escape
+from rich.table import Table
+
+from search.consoles import console, escape
+from search.plain_table import PLAIN_ROWS, plain_table
+from search.printable import printable
+
+
+def cell_text(value: Any, exact: bool = False, quoted: bool = False) -> str:
+    """A value as a table shows it (floats to 4 significant digits, vectors to their first
+    four entries) or, ``exact``, as a CSV keeps it: a float as its ``repr`` (round-trips),
+    a list or mapping as JSON, with every entry. ``quoted`` (a column of values of several
+    kinds, :func:`_quoted_params`): a string, a boolean and a mapping as JSON writes them
+    (``"1"``, ``false``), at the top and in a vector alike, so that none reads as another."""
+    if value is None:
+        return ""
+    if (exact or quoted) and isinstance(value, bool):  # as atlas export's CSV and JSON write them
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if exact else f"{value:.4g}"
+    if (exact and isinstance(value, list | dict)) or (quoted and isinstance(value, str | dict)):
+        return json.dumps(value, ensure_ascii=exact)
+    if isinstance(value, list):
+        return "[" + ", ".join(_entry_text(v, quoted) for v in value[:4]) + (", …]" if len(value) > 4 else "]")
+    return str(value)
+
+
+def _entry_text(value: Any, quoted: bool) -> str:
+    """An entry of a vector as :func:`cell_text` shows it: a float to 3 significant digits;
+    anything else as ``str`` writes it or, ``quoted``, as JSON does (``"1"``, ``false``, ``null``)."""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if quoted:
+        return "null" if value is None else cell_text(value, quoted=True)
+    return str(value)
+
+
+def _quoted_params(rows: list[dict[str, Any]], param_names: list[str]) -> set[str]:
+    """The parameters whose column in the elite table quotes its strings (:func:`cell_text`):
+    those whose values, nulls aside, are of more than one kind (:func:`archive.export.json_column`'s
+    kinds: a string, a number, a boolean, a list or mapping), such as the choices ``"1"``,
+    ``1``, ``"false"`` and ``false``, which read alike unquoted. A column of one kind (all
+    strings, all numbers, all vectors) is shown as it always was."""
+    from archive.export import json_column
+
+    quoted: set[str] = set()
+    for p in param_names:
+        values = [r["params"].get(p) for r in rows]
+        if json_column(values) and any(v is not None and not isinstance(v, list | dict) for v in values):
+            quoted.add(p)  # more than one kind: nested-only columns are json_column's too
+    return quoted
+
+
+# -- helpers of status, elites, failures and delete: tables that stay readable at 80 columns
+NUMBER = {"justify": "right", "no_wrap": True}
+
+
+def _table(title: str, **options: Any) -> Table:
+    """A table with a rule under its header, no borders and two spaces between columns
+    (where a boxed table spends three or four characters a column); ``title`` is plain
+    text, never markup."""
+    from rich import box
+
+    return Table(title=escape(title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                 collapse_padding=True, **options)
+
+
+def _unfinished_text(r: dict[str, Any]) -> str:
+    """``3 in flight``, or where no run holds the campaign and some rows wait,
+    ``4 pending (`atlas resume NAME` runs them)``."""
+    if r["pending"]:
+        return f"{r['pending']} pending (`atlas resume {r['name']}` runs them)"
+    return f"{r['in_flight']} in flight"
+
+
+def _fits(table: Table) -> bool:
+    """Whether ``table`` at its natural width (nothing wrapped or cut) fits the console."""
+    return console.measure(table, options=console.options.update_width(10**6)).maximum <= console.width
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}g}"
+
+
+# (header, the cell of a status row, which columns go first when the console is narrow: 0 never)
+CAMPAIGN_COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str], int], ...] = (
+    ("name", lambda r: r["name"], 0),
+    ("algorithm", lambda r: r["algorithm"], 3),
+    ("status", lambda r: r["status"], 0),
+    ("evals", lambda r: f"{r['finished']}/{r['budget']}", 0),
+    ("failed", lambda r: str(r["failed"]), 0),
+    ("in flight", lambda r: f"{r['pending']} pending" if r["pending"] else str(r["in_flight"]), 2),
+    ("coverage", lambda r: f"{r['coverage']:.1%}", 0),
+    ("QD-score", lambda r: _number(r["qd_score"]), 1),
+    ("best", lambda r: _number(r["best"]), 0),
+)
+
+
+def campaigns_table(rows: list[dict[str, Any]]) -> Table:
+    """``atlas status``: one line per campaign. Names are never cut: while the table is
+    wider than the console, the least needed columns go (algorithm, then in flight, then
+    QD-score; ``atlas status NAME`` shows them all); a name folds only when even the
+    narrowest table cannot hold it."""
+    for drop in (4, 3, 2, 1):
+        table = _campaigns_grid(rows, [c for c in CAMPAIGN_COLUMNS if c[2] < drop], fold_names=False)
+        if _fits(table):
+            return table
+    return _campaigns_grid(rows, [c for c in CAMPAIGN_COLUMNS if c[2] == 0], fold_names=True)
+
+
+def _campaigns_grid(rows: list[dict[str, Any]], columns: list[tuple[str, Callable[[dict[str, Any]], str], int]],
+                    fold_names: bool) -> Table:
+    table = _table("campaigns")
+    for header, _, _ in columns:
+        if header == "name":
+            table.add_column(header, no_wrap=not fold_names, overflow="fold")
+        elif header in ("algorithm", "status"):
+            table.add_column(header, no_wrap=True)
+        else:
+            table.add_column(header, **NUMBER)
+    for r in rows:
+        table.add_row(*[escape(cell(r)) for _, cell, _ in columns])
+    return table
+
+
+def campaign_table(r: dict[str, Any]) -> Table:
+    """``atlas status NAME``: one field a line, so any name and number fits."""
+    table = _table(f"campaign {r['name']}", show_header=False)
+    table.add_column("field", no_wrap=True, style="bold")
+    table.add_column("value", overflow="fold")
+    best = _number(r["best"], 6)
+    if r["best_evaluation_id"] is not None:
+        best += f" (evaluation {r['best_evaluation_id']})"
+    for field, value in (
+        ("name", r["name"]), ("algorithm", r["algorithm"]), ("status", r["status"]),
+        ("evaluations", f"{r['finished']} of {r['budget']} finished: {r['done']} done, {r['failed']} failed; "
+                        f"{_unfinished_text(r)}"),
+        ("cells", f"{r['elites']} of {r['cells']} filled ({r['coverage']:.1%})"),
+        ("QD-score", _number(r["qd_score"], 6)), ("best", best),
+    ):
+        table.add_row(field, escape(value))
+    return table
+
+
+def proposers_table(r: dict[str, Any]) -> Table:
+    """Each proposer's counts and exploration entropy; on a narrow console the entropy's
+    text (``0.84 ± 0.02 (latest 100 of 12,500 runs of 20)``) wraps, names and counts stay whole.
+    Its rows written and not finished are ``in flight`` while a run holds the campaign, else
+    ``pending`` (:func:`_unfinished_fields`)."""
+    table = _table("evaluations by proposer")
+    table.add_column("proposer", no_wrap=True, min_width=8)
+    for col in ("done", "failed", "in flight" if r["status"] == "running" else "pending"):
+        table.add_column(col, **NUMBER)
+    table.add_column("exploration entropy", justify="right", overflow="fold", ratio=1)
+    from archive.stats import Exploration
+
+    entropy = r.get("exploration") or {}
+    for proposer, counts in sorted(r["proposers"].items()):
+        table.add_row(escape(proposer), str(counts.get("done", 0)), str(counts.get("failed", 0)),
+                      str(counts.get("pending", 0) + counts.get("running", 0)),
+                      Exploration(**entropy[proposer]).text() if proposer in entropy else "—")
+    return table
+
+
+def failure_counts_table(counts: list[dict[str, Any]], title: str) -> Table:
+    """Failure messages and how many evaluations failed with each, most common first."""
+    table = _table(title)
+    table.add_column("count", **NUMBER)
+    table.add_column("message", overflow="fold")
+    for c in counts:
+        table.add_row(str(c["count"]), escape(c["message"] or "(no message)"))
+    return table
+
+
+def first_line(error: str | None) -> str:
+    """An error's first line: what a failure is counted by (``Store.failure_summary``)."""
+    return (error or "").split("\n", 1)[0]
+
+
+def failure_row(ev: dict[str, Any]) -> dict[str, Any]:
+    return {"id": ev["id"], "seq": ev["seq"], "attempts": ev["attempts"], "proposer": ev["proposer"],
+            "message": first_line(ev["error"]), "error": ev["error"], "params": ev["params"]}
+
+
+def params_text(params: dict[str, Any], quoted: set[str] | frozenset[str] = frozenset()) -> str:
+    """``name=value, …``, the values of the parameters ``quoted`` (:func:`_quoted_params`) quoted."""
+    return _joined_params({k: cell_text(v, quoted=k in quoted) for k, v in params.items()})
+
+
+def _joined_params(texts: dict[str, str]) -> str:
+    """Parameters' texts in one cell: ``name=text, …``."""
+    return ", ".join(f"{k}={t}" for k, t in texts.items())
+
+
+def _elite_numbers(r: dict[str, Any], measure_names: list[str]) -> list[str]:
+    """An elite row's cell, evaluation id, objective and measures, as the tables show them."""
+    return [str(r["cell"]), str(r["evaluation_id"]), f"{r['objective']:.6g}",
+            *[_number(r["measures"].get(m)) for m in measure_names]]
+
+
+def failures_table(title: str, failed: list[dict[str, Any]]) -> Table:
+    table = _table(title)
+    for col in ("id", "seq", "attempts"):
+        table.add_column(col, **NUMBER)
+    table.add_column("proposer", overflow="fold")
+    table.add_column("error", overflow="fold")
+    table.add_column("params", overflow="fold")
+    quoted = _quoted_params(failed, sorted({k for f in failed for k in f["params"]}))
+    for f in failed:
+        table.add_row(str(f["id"]), str(f["seq"]), str(f["attempts"]), escape(f["proposer"]),
+                      escape(f["message"] or "(no message)"), escape(params_text(f["params"], quoted)))
+    return table
+
+
+def objective_label(objective: str, ids: tuple[str, ...]) -> str:
+    """The objective's column label: its name, or ``objective.NAME`` where the name is one
+    of the id columns' (an objective called ``cell`` gave a CSV two ``cell`` columns)."""
+    return f"objective.{objective}" if objective in ids else objective
+
+
+def column_labels(fixed: list[str], measure_names: list[str], param_names: list[str]) -> list[str]:
+    """The measures' and parameters' column labels after the ``fixed`` columns: each its
+    name, but a name that two columns would share is written ``measures.NAME`` or
+    ``params.NAME`` (as ``atlas export`` writes every one), so no two columns share a label."""
+    taken = [*fixed, *measure_names, *param_names]
+    shared = {n for n in taken if taken.count(n) > 1}
+    return ([f"measures.{m}" if m in shared else m for m in measure_names]
+            + [f"params.{p}" if p in shared else p for p in param_names])
+
+
+def elites_table(title: str, rows: list[dict[str, Any]], objective: str, measure_names: list[str],
+                  param_names: list[str]) -> Table | str:
+    """The elite table, laid out to fit the console without cutting a name or a number. The
+    first layout that fits: a column per parameter (each cell whole on one line); one
+    ``params`` column of ``name=value`` text, whole; that column wrapped at its spaces (rich's
+    table only). In each, headers too wide for the console (long measure names) fold onto
+    more lines (:func:`search.plain_table.fold_to_fit`), never narrower than the numbers
+    under them, which stay whole. A rich table; plain text
+    (:func:`search.plain_table.plain_table`) for more than :data:`PLAIN_ROWS` rows, or where
+    no layout fits even with the narrowest folding (its lines then run past the console:
+    nothing is cut, where rich had squeezed the cell, eval and objective columns to nothing;
+    the headers fold as far as the numbers alone need)."""
+    from search.plain_table import cell_widths, column_widths, fold_to_fit, table_width
+
+    plain = len(rows) > PLAIN_ROWS  # rich's layout would take seconds
+    numbers = [_elite_numbers(r, measure_names) for r in rows]
+    quoted = _quoted_params(rows, param_names)
+    texts = [{p: printable(cell_text(v, quoted=p in quoted)) for p, v in r["params"].items()}
+             for r in rows]  # each value's, once
+    objective = objective_label(objective, ("cell", "eval"))
+    labels = [printable(label) for label in column_labels(["cell", "eval", objective], measure_names, param_names)]
+    heads = ["cell", "eval", printable(objective), *labels[:len(measure_names)]]
+    split = [[*cells, *[t.get(p, "") for p in param_names]] for cells, t in zip(numbers, texts, strict=True)]
+    layouts = [([*heads, *labels[len(measure_names):]], split, [True] * len(heads) + [False] * len(param_names),
+                cell_widths(split, len(heads) + len(param_names)))]
+    if param_names:
+        layouts += _shared_params_layouts(heads, numbers, texts, wraps=not plain)
+    for headers, cells, right, widths in layouts:
+        fold = fold_to_fit(headers, widths, console.width)
+        if table_width(column_widths(headers, widths, fold)) <= console.width:
+            return plain_table(title, headers, cells, right, fold) if plain else _elites_grid(
+                title, headers, cells, right, fold)
+    if not right[-1]:  # the parameters' text runs past the console: the headers fold for the numbers alone
+        widths = [*widths[:-1], 0]
+    return plain_table(title, headers, cells, right, fold_to_fit(headers, widths, console.width))
+
+
+#: a table's layout: its headers, each row's cell texts, which columns are right-aligned
+#: (numbers) and each column's width as its cells need it
+_Layout = tuple[list[str], list[list[str]], list[bool], list[int]]
+
+
+def _shared_params_layouts(heads: list[str], numbers: list[list[str]], texts: list[dict[str, str]],
+                           wraps: bool) -> list[_Layout]:
+    """The layouts with the parameters in one ``params`` column after the numbers: its text
+    whole, then (``wraps``: rich's table) as narrow as its longest word."""
+    from search.plain_table import cell_widths
+
+    joined = [[*cells, _joined_params(t)] for cells, t in zip(numbers, texts, strict=True)]
+    headers, right, widths = [*heads, "params"], [True] * len(heads) + [False], cell_widths(numbers, len(heads))
+    whole = max(len(row[-1]) for row in joined)
+    layouts = [(headers, joined, right, [*widths, whole])]
+    if wraps:
+        layouts.append((headers, joined, right, [*widths, max((len(w) for row in joined for w in row[-1].split()),
+                                                             default=0)]))
+    return layouts
+
+
+def _elites_grid(title: str, headers: list[str], rows: list[list[str]], right: list[bool],
+                 fold: int | None) -> Table:
+    """A rich table of the elites' printable ``headers`` (folded at ``fold``, as
+    :func:`search.plain_table.plain_table` folds them) and cell texts: ``right`` columns
+    (the numbers) never wrap, the others fold."""
+    from rich.text import Text
+
+    from search.plain_table import cell_widths, column_widths, folded
+
+    table = _table(title, min_width=min(len(title), console.width))
+    widths = column_widths(headers, cell_widths(rows, len(headers)), fold)
+    for header, width, numeric in zip(headers, widths, right, strict=True):
+        table.add_column(Text("\n".join(folded(header, width))), **(NUMBER if numeric else {"overflow": "fold"}))
+    for row in rows:
+        table.add_row(*[cell if numeric else markup_escape(cell) for cell, numeric in zip(row, right, strict=True)])
+    return table
