@@ -440,7 +440,9 @@ def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:
 
 def runs_figure(reading: LawReading, path: str | Path, title: str | None = None) -> Path:
     """Each run's checkpoints and its fitted curve (the ``per-run`` reading) as PNG/SVG/PDF;
-    names and ``title`` drawn as written (:func:`archive.figures.plain_text`)."""
+    names and ``title`` drawn as written (:func:`archive.figures.plain_text`). The title says
+    how many runs and their median ceiling, under ``title`` where one is given (``atlas law``
+    gave one, and the count, of which the legend lists at most 12, was lost)."""
     from archive.figures import new_figure, plain_text, save, tight_layout
 
     path = Path(path)
@@ -456,8 +458,8 @@ def runs_figure(reading: LawReading, path: str | Path, title: str | None = None)
     median = reading.median()
     ax.set_xlabel(plain_text(f"{reading.measure} (H, nats)"))
     ax.set_ylabel(plain_text(reading.objective))
-    ax.set_title(plain_text(title or f"per-run law R = −a·exp(H) + b ({len(reading.runs)} runs; median ceiling "
-                            f"{median['ceiling']:.3g})"), fontsize=10)
+    runs = f"{len(reading.runs)} run{'' if len(reading.runs) == 1 else 's'}; median ceiling {median['ceiling']:.3g}"
+    ax.set_title(plain_text(f"{title}\n{runs}" if title else f"per-run law R = −a·exp(H) + b ({runs})"), fontsize=10)
     if reading.runs:
         ax.legend(fontsize=7, loc="best")
     tight_layout(fig)
