@@ -46,7 +46,8 @@ class CampaignSettings:
     active for an evaluation when its parameter is in the evaluation's params, and only
     active coordinates count in the exploration entropy (:mod:`archive.stats`); empty for
     settings written before it (every coordinate then counts). ``measure_directions`` maps a measure to ``maximize`` or
-    ``minimize`` where the search said (``mo-bo``'s fronts).
+    ``minimize`` where the search said (``mo-bo``'s fronts). ``units`` maps the objective's
+    and the measures' names to the ``unit`` the spec gave them (figures' labels only).
     """
 
     objective: str
@@ -59,6 +60,7 @@ class CampaignSettings:
     params: tuple[str, ...]
     coordinate_options: tuple[int, ...]
     coordinate_params: tuple[str, ...] = ()
+    units: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def sign(self) -> float:
@@ -78,7 +80,8 @@ class CampaignSettings:
                    measure_directions=dict(data.get("measure_directions") or {}),
                    params=tuple(data.get("params") or ()),
                    coordinate_options=tuple(int(n) for n in data.get("coordinate_options") or ()),
-                   coordinate_params=tuple(str(p) for p in data.get("coordinate_params") or ()))
+                   coordinate_params=tuple(str(p) for p in data.get("coordinate_params") or ()),
+                   units={str(k): str(v) for k, v in (data.get("units") or {}).items()})
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> CampaignSettings:
@@ -95,6 +98,8 @@ class CampaignSettings:
             owners += [str(name)] * size
         directions = _measure_directions(search.get("options") or {})
         objective = spec.get("objective") or {}
+        named = [objective, *(spec.get("measures") or ())]
+        units = {str(m.get("name", "objective")): str(m["unit"]) for m in named if m.get("unit")}
         return cls(objective=str(objective.get("name", "objective")),
                    maximize=objective.get("direction", "maximize") == "maximize",
                    qd_offset=float((spec.get("archive") or {}).get("qd_offset", 0.0) or 0.0),
@@ -102,7 +107,7 @@ class CampaignSettings:
                    measures=tuple(m["name"] for m in spec.get("measures") or ()),
                    measure_directions={str(k): str(v) for k, v in directions.items()},
                    params=tuple(space), coordinate_options=tuple(options),
-                   coordinate_params=tuple(owners))
+                   coordinate_params=tuple(owners), units=units)
 
 
 def _measure_directions(options: Mapping[str, Any]) -> Mapping[str, Any]:

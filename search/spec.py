@@ -126,9 +126,14 @@ class EvaluatorSpec(StrictModel):
         return self
 
 
+#: ``unit`` of an objective or a measure: a label for the figures (``nats``, ``fraction``), nothing more.
+UNIT_FIELD = Field(default=None, min_length=1, max_length=40)
+
+
 class ObjectiveSpec(StrictModel):
     name: str = Field(default="objective", min_length=1)
     direction: Literal["maximize", "minimize"] = "maximize"
+    unit: str | None = UNIT_FIELD
 
 
 class MeasureSpec(StrictModel):
@@ -136,6 +141,7 @@ class MeasureSpec(StrictModel):
     low: float
     high: float
     bins: int = Field(default=10, ge=1, le=100_000)
+    unit: str | None = UNIT_FIELD
 
     @model_validator(mode="after")
     def _bounds(self) -> MeasureSpec:

@@ -172,3 +172,34 @@ def test_a_per_run_law_titled_by_the_caller_still_says_how_many_runs(tmp_path: P
     law.runs_figure(reading, tmp_path / "runs.png", title="c (per-run): R = −a·exp(H) + b")
     title = drawn[-1].axes[0].get_title()
     assert title.startswith("c (per-run)") and f"14 runs; median ceiling {fit.ceiling:.3g}" in title
+
+
+def test_units_the_spec_gives_label_the_axes_and_the_colour_bar(tmp_path: Path, drawn: list[Figure]) -> None:
+    """``unit`` on a measure or the objective (a label, nothing more) reaches the campaign's
+    settings and the map's axes and colour bar; a spec without units draws names alone and
+    keeps its hash (a stored campaign is the same campaign); an empty unit is refused."""
+    from search.spec import SpecError, parse_spec
+    from tests.conftest import quadratic_spec
+
+    plain = quadratic_spec()
+    spec = quadratic_spec()
+    spec["objective"]["unit"] = "fraction"
+    spec["measures"][0]["unit"] = "nats"
+    parsed = parse_spec(spec)
+    s = CampaignSettings.from_spec(parsed.model_dump(mode="json"))
+    first = spec["measures"][0]["name"]
+    assert s.units == {spec["objective"]["name"]: "fraction", first: "nats"}
+    assert CampaignSettings.from_json(s.to_json()).units == s.units
+    layout = grid(5, 5, names=[m["name"] for m in spec["measures"]])
+    figures.elite_map(tmp_path / "map.png", layout, s, elites(layout, [0.1, 0.5, 0.9]), "t")
+    (ax,) = [a for a in drawn[-1].axes if not hasattr(a, "_colorbar")]
+    assert ax.get_xlabel().startswith(f"{first} (nats)")
+    assert ax.get_ylabel().startswith(spec["measures"][1]["name"] + "  [")  # no unit given: the name alone
+    assert colour_bar(drawn[-1]).ax.get_ylabel() == f"{spec['objective']['name']} (fraction; higher is better)"
+    stored = parse_spec(plain).model_dump(mode="json")  # as a campaign stored before units were in the format
+    for named in (stored["objective"], *stored["measures"]):
+        assert named.pop("unit") is None
+    assert parse_spec(stored).spec_hash() == parse_spec(plain).spec_hash()
+    spec["measures"][0]["unit"] = ""
+    with pytest.raises(SpecError, match=r"measures\.0\.unit"):
+        parse_spec(spec)
