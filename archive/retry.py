@@ -100,6 +100,21 @@ def unique_violation(exc: IntegrityError) -> bool:
     return "unique constraint failed" in str(orig).lower()
 
 
+def gave_up(url: str, retry_s: float, exc: BaseException, waited_s: float) -> StorageError:
+    """The error once retries of ``exc`` ran out (``retry_s``; ``waited_s`` in all): "lost
+    the storage", except a SQLite file whose write lock another process held throughout
+    (``database is locked``), which was not lost: it names the file, how long it waited
+    (each try waits SQLite's busy timeout, 30 s, on top of ``retry_s``), the likely holder
+    (a paused or hung process: a run paused with Ctrl-Z or ``SIGSTOP`` inside its write
+    keeps the lock, and every other writer of the file waits for it) and what to do."""
+    path = sqlite_file(parse_storage_url(url))
+    if path is not None and "database is locked" in str(getattr(exc, "orig", exc)).lower():
+        return StorageError(f"storage {shown_url(url)} stayed locked for {waited_s:.1f} s: another process held its "
+                            "write lock throughout (likely an atlas command paused with Ctrl-Z or SIGSTOP, or hung); "
+                            "continue that process (`fg`, `kill -CONT PID`) or end it, then run again")
+    return StorageError(f"lost the storage for {retry_s:g} s: {first_line(exc)}")
+
+
 def reconnecting(method: Callable[..., Any]) -> Callable[..., Any]:
     """Retry a whole transaction while the database is unreachable (a restart, a dropped
     connection, a locked SQLite file), with backoff, for up to ``retry_s`` seconds.
@@ -113,7 +128,8 @@ def reconnecting(method: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        deadline = time.monotonic() + self.retry_s
+        began = time.monotonic()
+        deadline = began + self.retry_s
         delay = 0.2
         while True:
             try:
@@ -126,7 +142,7 @@ def reconnecting(method: Callable[..., Any]) -> Callable[..., Any]:
                 if is_permanent(exc) or not isinstance(exc, OperationalError | InterfaceError):
                     raise StorageError(f"storage {shown_url(self.url)}: {first_line(exc)}") from None
                 if time.monotonic() + delay > deadline:
-                    raise StorageError(f"lost the storage for {self.retry_s:g} s: {first_line(exc)}") from None
+                    raise gave_up(self.url, self.retry_s, exc, time.monotonic() - began) from None
                 log.warning("storage unavailable (%s); retrying in %.1f s", first_line(exc), delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -78,7 +78,7 @@ from entropy_atlas.holders import holder_is_dead, lease_holder_id
 from entropy_atlas.interrupts import held_interrupts
 from search.campaigns import write_limits
 from search.history import ArchiveHistory
-from search.lease_keeper import LeaseKeeper
+from search.lease_keeper import LeaseKeeper, elapsed_clock
 from search.proposals import BadProposals, ProposalRows, checked_calls
 from search.proposers.base import Observation, Proposal, Proposer
 from search.proposers.checkpoint import CheckpointError
@@ -257,6 +257,7 @@ class Scheduler:
 
     # -- the loop ------------------------------------------------------------
     def run(self) -> Stats:
+        taken_at = elapsed_clock()  # before the take: the lease lasts at least the TTL from here
         try:
             other = self.store.acquire_lease(self.cid, self.holder, self.lease_ttl_s, holder_is_dead)
         except KeyboardInterrupt:  # a write holds an interrupt until it commits: the lease may be taken
@@ -273,7 +274,7 @@ class Scheduler:
         full: StorageFull | None = None  # the storage's, told once the run has stopped (with the lease's fate)
         unreleased = False  # the lease could not be released (no space to write it): it lapses
         try:
-            self._keeper = LeaseKeeper(self.store.url, self.cid, self.holder, self.lease_ttl_s)
+            self._keeper = LeaseKeeper(self.store.url, self.cid, self.holder, self.lease_ttl_s, taken_at)
             self._restore()  # first: a proposer that cannot be restored leaves the campaign as it was
             write_limits(self.store, self.campaign, self.spec)  # a new budget, only once the run holds the lease
             self.store.set_status(self.cid, self.holder, "running")
@@ -604,10 +605,17 @@ class Scheduler:
         ``LOG_STARTS_BELOW_S`` (1 ms), in the start log (:meth:`Store.log_starts`, a third of
         the commit on SQLite; on PostgreSQL sent, its round trip during the evaluation),
         which the loop's next write charges on the rows. A long evaluation's
-        row reads ``running`` in the table itself while it runs."""
+        row reads ``running`` in the table itself while it runs.
+
+        Where the evaluation waits on this (inline), the lease is first known to be this
+        run's (:meth:`LeaseKeeper.holds`): a run that went on after a pause past its lease,
+        its campaign taken over meanwhile, stops here (:class:`LeaseLost`) rather than run
+        an evaluation whose result it could not write and charge the new holder's row."""
         if self.executor.reports_starts_late:
             self._to_charge.update(dict.fromkeys(evaluation_ids, time.time()))
             return
+        if self._keeper is not None and not self._keeper.holds():
+            self._lease_lost()
         if self._eval_s is None or self._eval_s >= LOG_STARTS_BELOW_S:
             with held_interrupts():  # charged and known so together (the log's window, below, is a few µs)
                 self.store.mark_running(evaluation_ids)
@@ -752,17 +760,21 @@ class Scheduler:
                 f"search.fail_fast: 0 turns this check off)")
 
     def _heartbeat(self) -> None:
-        """Stop (:class:`LeaseLost`) once the keeper found the lease gone. The keeper renews
-        it on its own thread, so that neither an inline evaluation nor a proposer's ask
-        longer than the lease's TTL (a model's reply, a slow fit) lets it lapse."""
-        if self._keeper is not None and self._keeper.lost:
+        """Stop (:class:`LeaseLost`) once the lease is known gone (:meth:`LeaseKeeper.holds`:
+        a renewal of the keeper's found it taken, or one made now, after a pause past half
+        the TTL, did). The keeper renews it on its own thread, so that neither an inline
+        evaluation nor a proposer's ask longer than the lease's TTL (a model's reply, a slow
+        fit) lets it lapse."""
+        if self._keeper is not None and not self._keeper.holds():
             self._lease_lost()
 
     def _lease_lost(self) -> None:
         """Raise :class:`LeaseLost`: the campaign deleted under the run, or its lease taken over."""
         if self.store.campaign(self.campaign.name) is None:
             raise LeaseLost(self._deleted())
-        raise LeaseLost(f"campaign {self.campaign.name!r}: this scheduler's lease was taken over; stopping")
+        raise LeaseLost(f"campaign {self.campaign.name!r}: another scheduler took over while this one was paused "
+                        f"or cut off from the storage for longer than the lease ({self.lease_ttl_s:g} s); "
+                        f"it stopped without writing more")
 
     def _deleted(self) -> str:
         return (f"campaign {self.campaign.name!r} was deleted while this run held it (`atlas delete --force`); "
