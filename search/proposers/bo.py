@@ -26,23 +26,39 @@ the ``entropy_atlas.bo`` logger naming the error, and the warnings the failed at
 raised dropped: a campaign never stops, nor becomes unresumable, because a GP could not
 be fitted; the next ask tries the model again.
 
+**Warm fits.** A fit starts from the hyperparameters the previous fit of the same outcome
+left (``self.hyper``), capped at ``gp.WARM_FIT_MAXITER`` L-BFGS iterations instead of
+``gp.FIT_MAXITER``. ``bo``'s one GP: at every ask, by the parameters' names. ``qd-bo``'s
+and ``mo-bo``'s GP per outcome (:meth:`BoProposer.fit_outcomes`): by ``<outcome>.<name>``,
+the outcome being its column of :meth:`BoProposer.outcome`, while the fit has at most
+``gp.WARM_FIT_GROWTH`` times the observations of that outcome's last cold fit
+(``self.cold_fits``); past it, cold again. An outcome never fitted before, or a start that
+does not fit its model (:func:`search.proposers.gp.fit_gp`), is fitted cold; ``mo-bo``'s
+qLogNEI of one outcome, when no other varies, is fitted cold.
+
 State: everything is rebuilt from SQL on resume (observations in the order they were
-recorded, pending points in proposal order); the checkpoint keeps only how many asks
-and Sobol draws were made (fields ``asks``, ``sobol_drawn``). Each ask seeds torch from
-(seed, ask number), so a resumed campaign proposes the same next batch as one never
-interrupted. A legacy pickle is not read: both counts are set to the number of rows,
-an upper bound, so no Sobol point and no ask seed is used twice.
+recorded, pending points in proposal order); the checkpoint keeps how many asks and
+Sobol draws were made (fields ``asks``, ``sobol_drawn``), the last fits' hyperparameters
+(arrays ``hyper.<name>``), the next fits' starts, and the observations of each outcome's
+last cold fit (field ``cold_fits``, where there are any). Each ask seeds torch
+from (seed, ask number), so a resumed campaign proposes the same next batch as one never
+interrupted. A checkpoint without hyperparameters (version 1, or ``qd-bo``'s and
+``mo-bo``'s before their fits were warm-started) is read, and the next fits start cold. A
+legacy pickle is not read: both counts are set to the number of rows, an upper bound, so
+no Sobol point and no ask seed is used twice, and the next fits start cold.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from botorch.exceptions.errors import BotorchError, ModelFittingError
+from botorch.models import ModelListGP
 from botorch.sampling.normal import SobolQMCNormalSampler
 from torch.quasirandom import SobolEngine
 
@@ -114,7 +130,8 @@ class BoProposer(Proposer):
         self.book = ObservationBook(self.ctx.space.dim)
         self.asks = 0
         self.sobol_drawn = 0
-        self.hyper: dict[str, np.ndarray] = {}  # the last fit's, the next fit's start
+        self.hyper: dict[str, np.ndarray] = {}  # the last fits', the next fits' starts
+        self.cold_fits: dict[int, int] = {}  # per outcome of fit_outcomes: the observations of its last cold fit
         self._sobol = SobolEngine(dim, scramble=True, seed=ctx.seed)
 
     # -- outcomes: what the GP models (one column here; subclasses add more) --
@@ -191,6 +208,27 @@ class BoProposer(Proposer):
         return acquisition.maximise(acqf, self.encoder, n, rng, dev, self.num_restarts, self.raw_samples,
                                     pending=pending, evaluated=np.stack(self.book.x))
 
+    def fit_outcomes(self, x: torch.Tensor, z: torch.Tensor, outcomes: Sequence[int]) -> ModelListGP:
+        """Independent GPs of the columns of ``z`` on inputs ``x`` (:func:`gp.fit_model_list`),
+        column j being outcome ``outcomes[j]`` (a column of :meth:`outcome`'s vector). Each
+        starts from that outcome's last fit (``self.hyper``'s ``<outcome>.<name>``) while
+        ``x`` has at most ``gp.WARM_FIT_GROWTH`` times the observations of its last cold fit
+        (``self.cold_fits``), else cold, as one never fitted, or whose start does not fit;
+        each leaves its hyperparameters for the next, and a cold one its observations."""
+        n = len(x)
+        starts: list[dict[str, np.ndarray] | None] = []
+        for i in outcomes:
+            start = {name.removeprefix(f"{i}."): value for name, value in self.hyper.items()
+                     if name.startswith(f"{i}.")}
+            warm = bool(start) and n <= gp.WARM_FIT_GROWTH * self.cold_fits.get(i, 0)
+            starts.append(start if warm else None)
+        model = gp.fit_model_list(x, z, self.encoder.cat_dims, starts=starts)
+        for i, start, fitted in zip(outcomes, starts, model.models, strict=True):
+            if not gp.start_fits(fitted, start):  # fitted cold
+                self.cold_fits[i] = n
+            self.hyper.update({f"{i}.{name}": value for name, value in gp.hyperparameters(fitted).items()})
+        return model
+
     def fit_rows(self, y: np.ndarray) -> np.ndarray:
         """Which observations (indices of ``self.book.x``, ascending) the model is fitted on,
         given their outcomes ``y`` (n × k, as modelled). All of them up to ``max_fit_points``
@@ -223,10 +261,14 @@ class BoProposer(Proposer):
 
     # -- checkpoints -------------------------------------------------------------
     def to_checkpoint(self) -> Checkpoint:
-        """How many asks and Sobol draws were made, and the last fit's hyperparameters
-        (arrays ``hyper.<name>``, the next fit's start); the data is the archive's."""
+        """How many asks and Sobol draws were made, the last fits' hyperparameters (arrays
+        ``hyper.<name>``, the next fits' starts) and each outcome's last cold fit (field
+        ``cold_fits``, when any); the data is the archive's."""
         arrays = {f"hyper.{name}": value for name, value in self.hyper.items()}
-        return Checkpoint(fields={"asks": self.asks, "sobol_drawn": self.sobol_drawn}, arrays=arrays)
+        fields: dict[str, object] = {"asks": self.asks, "sobol_drawn": self.sobol_drawn}
+        if self.cold_fits:
+            fields["cold_fits"] = {str(i): n for i, n in sorted(self.cold_fits.items())}
+        return Checkpoint(fields=fields, arrays=arrays)
 
     def from_checkpoint(self, saved: Checkpoint | None, history: History) -> None:
         self._rebuild_book(history)
@@ -234,6 +276,7 @@ class BoProposer(Proposer):
             self._set_counts(int(saved.fields["asks"]), int(saved.fields["sobol_drawn"]))
             self.hyper = {name.removeprefix("hyper."): value for name, value in saved.arrays.items()
                           if name.startswith("hyper.")}
+            self.cold_fits = {int(i): int(n) for i, n in saved.fields.get("cold_fits", {}).items()}
 
     def from_legacy(self, history: History) -> None:
         """Rebuild from the archive; both counts become the number of rows (an upper bound)."""

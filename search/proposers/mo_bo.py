@@ -2,7 +2,10 @@
 
 The outcomes are the fitness and, for each measure in ``measures`` (default: all),
 ``±measure`` by ``measure_directions`` (default maximize): the performance-vs-entropy
-Pareto front. Independent GPs per outcome (``ModelListGP``); the reference point is
+Pareto front. Independent GPs per outcome (``ModelListGP``), each warm-started from that
+outcome's fit at the previous ask (:meth:`BoProposer.fit_outcomes`: an outcome modelled
+for the first time, or fitted on more than ``gp.WARM_FIT_GROWTH`` times the observations
+of its last cold fit, is fitted cold); the reference point is
 inferred from the observed outcomes (BoTorch's ``infer_reference_point``). The noisy
 hypervolume is integrated over ``mc_samples`` quasi-MC posterior draws (default 32): each
 draw needs its own box decomposition of the Pareto front, recomputed whenever the pending
@@ -20,8 +23,8 @@ its reference point sat 1e-8 below it while its posterior draws scattered about 
 decomposition had one more dimension and more non-dominated points (the noise splits
 ties). It is modelled again as soon as it varies. With one varying outcome
 left, the hypervolume improvement is that outcome's improvement: qLogNEI of it
-(:meth:`BoProposer.improve`); with none, qLogNEI of the fitness (constant: the
-posterior's spread alone, exploration). Everything else — Sobol design, pending and failed
+(:meth:`BoProposer.improve`, fitted cold); with none, qLogNEI of the fitness (constant:
+the posterior's spread alone, exploration). Everything else — Sobol design, pending and failed
 points, no repeated proposals, the Sobol fallback of a failed fit, resume, the bounded fit
 (``max_fit_points``: past it, the observations no other dominates in the outcomes modelled
 are kept first, then those dominated by the fewest; the reference point is inferred from
@@ -66,14 +69,15 @@ class MoBoProposer(BoProposer):
 
     def suggest(self, n: int, rng: np.random.Generator) -> np.ndarray:
         z, scale = gp.standardise(np.stack(self.book.y))  # a positive affine map per outcome: the same front
-        varying = z[:, ~scale.constant]
+        modelled = np.flatnonzero(~scale.constant)  # which outcomes: each GP's warm start is its outcome's
+        varying = z[:, modelled]
         if varying.shape[1] < 2:  # no trade-off left: the improvement of the one outcome (or the fitness)
             return self.improve(varying if varying.shape[1] else z[:, :1], n, rng, warm=False)
         dev = gp.device()
         rows = self.fit_rows(varying)  # a bounded fit keeps the non-dominated first (BoProposer.fit_order)
         x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)[rows]), dev)
         y = gp.tensor(varying[rows], dev)
-        model = gp.fit_model_list(x, y, self.encoder.cat_dims)
+        model = self.fit_outcomes(x, y, modelled.tolist())
         pending = self.pending_inputs(dev)
         ref = infer_reference_point(y)
         acqf = qLogNoisyExpectedHypervolumeImprovement(model, ref_point=ref.tolist(), X_baseline=x,

@@ -1,9 +1,13 @@
 """``qd-bo``: Bayesian optimisation of the whole elite map.
 
-GP models (BoTorch) of the fitness f and of each measure m_j, fitted on every evaluation
-up to ``max_fit_points`` (:class:`search.proposers.bo.BoProposer`); past it, on every
-current elite (the best first) and at least half the bound of the best others, the rest a
-sample drawn from (seed, ask number) (:meth:`QdBoProposer.fit_order`). The elite
+GP models (BoTorch) of the fitness f and of each measure m_j, one per outcome, each
+warm-started from that outcome's fit at the previous ask (:meth:`BoProposer.fit_outcomes
+<search.proposers.bo.BoProposer.fit_outcomes>`: at most ``gp.WARM_FIT_MAXITER`` iterations)
+while it is fitted on at most ``gp.WARM_FIT_GROWTH`` times the observations of the
+outcome's last cold fit, else cold, as is the first; fitted on every
+evaluation up to ``max_fit_points`` (:class:`search.proposers.bo.BoProposer`); past it, on
+every current elite (the best first) and at least half the bound of the best others, the
+rest a sample drawn from (seed, ask number) (:meth:`QdBoProposer.fit_order`). The elite
 fitnesses f*_c, the candidates' parents and the points no proposal repeats are still
 taken from every evaluation.
 
@@ -119,11 +123,16 @@ class QdBoProposer(BoProposer):
         return np.maximum(elite_fitness(cells, y[:, 0], self.layout.cells), self.offset)
 
     def _posterior(self, model: object, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The posterior mean and standard deviation of every outcome at each point of ``x``
+        (rows), in the outcomes' units. Each point is a batch of its own: only the marginals
+        are used, and the joint posterior of m points built their m × m covariance (m = 2048
+        candidates: 3–6× the time at n = 200)."""
         dev = gp.device()
         with torch.no_grad():
-            post = model.posterior(gp.tensor(self.encoder.to_model(x), dev))  # type: ignore[attr-defined]
-            mean = post.mean.detach().cpu().numpy()
-            std = post.variance.clamp_min(1e-12).sqrt().detach().cpu().numpy()
+            points = gp.tensor(self.encoder.to_model(x), dev).unsqueeze(-2)  # m × 1 × d
+            post = model.posterior(points)  # type: ignore[attr-defined]
+            mean = post.mean.squeeze(-2).detach().cpu().numpy()
+            std = post.variance.squeeze(-2).clamp_min(1e-12).sqrt().detach().cpu().numpy()
         if self.outcome_scale is None:
             return mean, std
         return self.outcome_scale.mean_of(mean), self.outcome_scale.std_of(std)
@@ -165,7 +174,7 @@ class QdBoProposer(BoProposer):
         rows = self.fit_rows(y)
         x = gp.tensor(self.encoder.to_model(np.stack(self.book.x)[rows]), dev)
         z, self.outcome_scale = gp.standardise(y)
-        model = gp.fit_model_list(x, gp.tensor(z[rows], dev), self.encoder.cat_dims)
+        model = self.fit_outcomes(x, gp.tensor(z[rows], dev), range(y.shape[1]))  # warm-started per outcome
         if self.acquisition == "sail":
             return self._sail(model, n, rng)
         return self._ejie_batch(model, n, rng)
