@@ -52,15 +52,6 @@ def layout_of(kind: str, names: tuple[str, ...]) -> CellLayout:
     return CellLayout.build(kind, axes, cells=8 if kind == "cvt" else None, samples=400)
 
 
-@pytest.fixture
-def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
-    """The figures saved while the test runs."""
-    saved: list[Figure] = []
-    original = Figure.savefig
-    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (saved.append(self), original(self, *a, **k))[1])
-    return saved
-
-
 def finite_limits(fig: Figure) -> bool:
     return all(np.isfinite([*ax.get_xlim(), *ax.get_ylim()]).all() for ax in fig.axes)
 

@@ -44,15 +44,6 @@ def cvt(dims: int, cells: int = 12) -> CellLayout:
     return CellLayout.build("cvt", [MeasureAxis(f"m{i}", 0.0, 1.0, 0) for i in range(dims)], cells=cells, samples=600)
 
 
-@pytest.fixture
-def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
-    """The figures saved while the test runs."""
-    saved: list[Figure] = []
-    original = Figure.savefig
-    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (saved.append(self), original(self, *a, **k))[1])
-    return saved
-
-
 def draw(tmp_path: Path, drawn: list[Figure], layout: CellLayout, rows: list[dict], **kwargs: object) -> Figure:
     figures.elite_map(tmp_path / "map.png", layout, settings(layout.measure_names, **kwargs), rows, "t")  # type: ignore[arg-type]
     return drawn[-1]
