@@ -176,6 +176,22 @@ def test_the_pool_is_what_the_nodes_hold_one_by_one(monkeypatch: pytest.MonkeyPa
     assert RayExecutor(_config(**config))._pool_size() == size
 
 
+def test_workers_that_reserve_nothing_are_one_per_cpu(monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """``num_cpus: 0`` and nothing else reserved: Ray places any number of actors, and the
+    pool was ``max_in_flight`` of them (1000 processes on two 2-CPU nodes). One per CPU,
+    with a warning naming the fraction that places more; a fraction is still honoured."""
+    _nodes(monkeypatch, {"CPU": 2.0}, {"CPU": 2.0})
+    with caplog.at_level("WARNING", logger="entropy_atlas.executor"):
+        assert RayExecutor(_config(num_cpus=0, max_in_flight=1000))._pool_size() == 4
+    assert "4 workers, one per CPU of the Ray cluster, not max_in_flight's 1000" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="entropy_atlas.executor"):
+        assert RayExecutor(_config(num_cpus=0, max_in_flight=3))._pool_size() == 3
+    assert caplog.text == ""
+    assert RayExecutor(_config(num_cpus=0.25, max_in_flight=1000))._pool_size() == 16
+
+
 # -- last: these share the module's private Ray (``ray_cluster``); the tests above need none
 @pytest.mark.usefixtures("ray_cluster")
 def test_a_real_gcs_passes_and_its_port_under_ray_client_is_named() -> None:

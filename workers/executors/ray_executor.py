@@ -288,12 +288,24 @@ class RayExecutor(Executor):
         """min(``max_in_flight``, the actors the alive nodes can hold: each node's own count,
         summed). An actor is placed on one node, so a start where no node can hold one (3
         CPUs an actor on 2-CPU nodes, whatever their sum) is refused: such an actor is never
-        placed and the run would never end (:class:`ExecutorError`, naming the largest node's)."""
+        placed and the run would never end (:class:`ExecutorError`, naming the largest node's).
+
+        An actor that reserves nothing (``num_cpus: 0`` and no other resource) is one per
+        CPU of the alive nodes at most, with a warning where ``max_in_flight`` asked for
+        more: Ray would place any number, and each is a process of its own (``max_in_flight``
+        1000 started a thousand Python processes, each importing the evaluator). The
+        evaluations beyond queue on them; a fraction (``num_cpus: 0.25``) places more."""
         required = self._required()
         nodes = _alive_node_resources()
         fits = _node_fits(nodes, required)
         if fits is None:
-            return max(1, self.config.max_in_flight)
+            cpus = max(1, int(sum(node.get("CPU", 0.0) for node in nodes)))
+            if self.config.max_in_flight > cpus:
+                log.warning("resources reserve nothing per evaluation (num_cpus: 0): %d workers, one per CPU of the "
+                            "Ray cluster, not max_in_flight's %d; the evaluations beyond queue on them (give "
+                            "resources.num_cpus a fraction, 0.25 for four workers a CPU, to start more)",
+                            cpus, self.config.max_in_flight)
+            return max(1, min(self.config.max_in_flight, cpus))
         if fits == 0:
             raise ExecutorError(_unplaceable(nodes, required))
         return max(1, min(self.config.max_in_flight, fits))
