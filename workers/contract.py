@@ -141,11 +141,22 @@ def meant_name(name: str, known: Collection[str], aliases: Mapping[str, str] | N
     (``top_pp``, ``temprature``, ``Top-P``)."""
     if name in known:
         return None
-    key = name.casefold().replace("-", "_")
-    if aliases and key in aliases:
+    if aliases and (key := _folded(name)) in aliases:
         return aliases[key]
-    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=MISSPELLING_CUTOFF)
-    return close[0] if close else None
+    return closest_name(name, known, MISSPELLING_CUTOFF)
+
+
+def _folded(name: str) -> str:
+    """``name`` as names are compared: lowercased, ``-`` as ``_`` (``Top-P`` is ``top_p``)."""
+    return name.casefold().replace("-", "_")
+
+
+def closest_name(name: str, known: Collection[str], cutoff: float) -> str | None:
+    """The name of ``known`` closest to ``name`` (difflib's ratio at least ``cutoff``, both
+    compared as :func:`_folded` forms them), as ``known`` writes it; None where none is."""
+    folded = {_folded(n): n for n in known}
+    close = difflib.get_close_matches(_folded(name), sorted(folded), n=1, cutoff=cutoff)
+    return folded[close[0]] if close else None
 
 
 #: How alike (difflib's ratio) a measure's name must be to one an evaluator returns to be offered
@@ -171,10 +182,8 @@ def measure_problems(evaluator: str, measures: Sequence[str], returned: Collecti
             problems.append(f"measures.{i}.name: {name!r} is not measured by the {evaluator} evaluator here: "
                             f"{unavailable[name]}")
             continue
-        lowered = {n.casefold().replace("-", "_"): n for n in returned}
-        close = difflib.get_close_matches(name.casefold().replace("-", "_"), sorted(lowered), n=1,
-                                          cutoff=MEASURE_HINT_CUTOFF)
-        hint = f"; did you mean {lowered[close[0]]}?" if close else ""
+        meant = closest_name(name, returned, MEASURE_HINT_CUTOFF)
+        hint = f"; did you mean {meant}?" if meant else ""
         problems.append(f"measures.{i}.name: {name!r} is not a measure the {evaluator} evaluator returns "
                         f"({said}){hint}")
     return problems
@@ -185,6 +194,17 @@ def is_unread(name: str, known: Collection[str], aliases: Mapping[str, str] | No
     (:func:`meant_name`): a campaign's own parameter (``layers``), which an evaluator
     takes, searches and stores, and leaves unread."""
     return name not in known and meant_name(name, known, aliases) is None
+
+
+def misspelling_problems(space: Mapping[str, Any], known: Collection[str], what: str,
+                         aliases: Mapping[str, str] | None = None) -> list[str]:
+    """One line for each name of ``space`` that is a likely misspelling of one of ``known``
+    (:func:`meant_name`), refused by an evaluator's ``check_space``: ``what`` is the kind of
+    name it is not ("a decoding parameter"); the line lists ``known`` and ends with the one
+    meant. The twin of :func:`unread_warnings`, which takes every other name."""
+    shown = ", ".join(sorted(known))
+    return [f"space.{name}: is not {what} (known: {shown}); did you mean {meant}?"
+            for name in space if (meant := meant_name(name, known, aliases)) is not None]
 
 
 def unread_warnings(space: Mapping[str, Any], known: Collection[str], evaluator: str, what: str, effect: str,

@@ -80,7 +80,14 @@ from workers.activations.factory import (
 )
 from workers.activations.symbolic import parse_activation, validate_expression
 from workers.activations.training import TrainConfig, adamw_lr_problem, deterministic, train_and_measure
-from workers.contract import EvalContext, Evaluator, is_unread, meant_name, measure_problems, unread_warnings
+from workers.contract import (
+    EvalContext,
+    Evaluator,
+    is_unread,
+    measure_problems,
+    misspelling_problems,
+    unread_warnings,
+)
 from workers.evaluators.configs import ActivationConfig, validate_config
 
 DATA_KEYS = ("dataset", "data_dir", "test_size", "split_seed", "max_train", "max_test")
@@ -183,9 +190,7 @@ class ActivationEvaluator(Evaluator):
         activation (EAFO base), every ``expression`` choice in the symbolic grammar (parsed,
         never evaluated), and every activation number the space reaches within float32's
         range (:func:`float32_problems`)."""
-        known = ", ".join(sorted(PARAM_KEYS))
-        problems = [f"space.{name}: is not an activation evaluator parameter (known: {known}); did you mean {meant}?"
-                    for name in space if (meant := meant_name(name, PARAM_KEYS)) is not None]
+        problems = misspelling_problems(space, PARAM_KEYS, "an activation evaluator parameter")
         for name, known, what in (("activation", ACTIVATIONS, "activation"), ("eafo_base", tuple(BASES), "EAFO base")):
             param = space.get(name) or {}
             if param.get("type") == "categorical":

@@ -47,8 +47,8 @@ Config::
 The config's model is :class:`~workers.evaluators.configs.DecodingConfig` (a task's
 options only with that task; jsonl needs ``data``). :meth:`DecodingEvaluator.check_space`
 refuses a space parameter whose name is a likely misspelling of a decoding parameter
-(:func:`meant_parameter`: ``top_pp``, ``temprature``, ``Top-P``, or a sampler's name for
-its parameter, ``epsilon`` for ``epsilon_cutoff``), a ``sampler`` (``order``,
+(:func:`workers.contract.meant_name`: ``top_pp``, ``temprature``, ``Top-P``, or a sampler's
+name for its parameter, :data:`SAMPLER_PARAMETER`: ``epsilon`` for ``epsilon_cutoff``), a ``sampler`` (``order``,
 ``top_h_variant``, ``ead_sampler``) choice that is not a known name, ``ead`` without a
 small model, and ``defaults`` that :class:`SamplerConfig` refuses;
 :meth:`DecodingEvaluator.check_measures` refuses a campaign measure that is not one of
@@ -82,7 +82,14 @@ from typing import Any
 
 import torch
 
-from workers.contract import EvalContext, Evaluator, meant_name, measure_problems, space_value_problems, unread_warnings
+from workers.contract import (
+    EvalContext,
+    Evaluator,
+    measure_problems,
+    misspelling_problems,
+    space_value_problems,
+    unread_warnings,
+)
 from workers.contract import is_unread as unread
 from workers.decoding import ead
 from workers.decoding.generate import Generation, Request, generate, score
@@ -138,18 +145,10 @@ SAMPLER_PARAMETER = {**TRUNCATION_PARAMETER, "mirostat": "mirostat_tau", "mirost
                      "ead": "ead_threshold"}
 
 
-def meant_parameter(name: str) -> str | None:
-    """The decoding parameter that ``name``, not one itself, was probably meant to be, or
-    None (:func:`workers.contract.meant_name`): the parameter of a sampler named so
-    (``epsilon``: ``epsilon_cutoff``), else the closest parameter name at least
-    :data:`~workers.contract.MISSPELLING_CUTOFF` alike to ``name`` lowercased with ``-`` as ``_`` (``top_pp``,
-    ``temprature``, ``Top-P``)."""
-    return meant_name(name, SamplerConfig.keys(), SAMPLER_PARAMETER)
-
-
 def is_unread(name: str) -> bool:
     """Whether ``name`` is neither a decoding parameter nor a likely misspelling of one
-    (:func:`meant_parameter`): the campaign's own (``layers``), which
+    (:func:`workers.contract.meant_name`, a sampler's name for its parameter included): the
+    campaign's own (``layers``), which
     :meth:`DecodingEvaluator.check_space` takes and the decoding leaves unread."""
     return unread(name, SamplerConfig.keys(), SAMPLER_PARAMETER)
 
@@ -212,16 +211,14 @@ class DecodingEvaluator(Evaluator):
     @classmethod
     def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
         """Problems of a space for this evaluator: no parameter named as a likely
-        misspelling of a decoding parameter (:func:`meant_parameter`; any other name is
+        misspelling of a decoding parameter (:func:`~workers.contract.meant_name`; any other name is
         taken, see :meth:`space_warnings`), every categorical
         ``sampler``/``order``/``top_h_variant``/``ead_sampler`` choice a known name,
         ``ead`` only with a small model, ``defaults`` valid, and each numeric default,
         range end and choice within its parameter's own rule
         (:data:`~workers.decoding.samplers.PARAMETER_RULES`: any sampler the space offers
         may use it; a ``top_p`` range reaching 1.5 would fail every evaluation past 1)."""
-        known = ", ".join(sorted(SamplerConfig.keys()))
-        problems = [f"space.{name}: is not a decoding parameter (known: {known}); did you mean {meant}?"
-                    for name in space if (meant := meant_parameter(name)) is not None]
+        problems = misspelling_problems(space, SamplerConfig.keys(), "a decoding parameter", SAMPLER_PARAMETER)
         for name, (names, what) in CHOICES.items():
             param = space.get(name) or {}
             if param.get("type") != "categorical":

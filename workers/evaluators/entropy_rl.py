@@ -89,8 +89,8 @@ from workers.contract import (
     EvalContext,
     Evaluator,
     is_unread,
-    meant_name,
     measure_problems,
+    misspelling_problems,
     space_value_problems,
     unread_warnings,
 )
@@ -167,8 +167,7 @@ class EntropyRLEvaluator(Evaluator):
         known name, the config's GRPO defaults are a valid :class:`GRPOConfig`, and DAPO's
         overlong buffer fits the generation limit (:func:`overlong_problems`)."""
         known = GRPOConfig.field_names()
-        problems = [f"space.{name}: is not a GRPO parameter (known: {', '.join(sorted(known))}); did you mean {meant}?"
-                    for name in space if (meant := meant_name(name, known)) is not None]
+        problems = misspelling_problems(space, known, "a GRPO parameter")
         for name, (names, what) in CHOICES.items():
             param = space.get(name) or {}
             if param.get("type") == "categorical":
