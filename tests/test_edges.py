@@ -221,15 +221,22 @@ def test_a_setup_failing_after_the_campaign_is_written_stops_the_run_and_charges
         store.close()
 
 
-def test_a_resume_whose_setup_fails_changes_nothing(tmp_path: Path) -> None:
+def _stored_then_unloadable(tmp_path: Path, budget: int) -> tuple[Path, Path, dict[str, Any]]:
+    """A campaign run to ``budget`` whose evaluator loads ``model.bin`` at setup, then the
+    file removed: the storage file, the model's path and the spec."""
     db = tmp_path / "atlas.db"
     model = tmp_path / "model.bin"
     model.write_text("weights")
-    spec = quadratic_spec(search__budget=10)
+    spec = quadratic_spec(search__budget=budget)
     spec["evaluator"] = {"kind": "python", "target": "tests.support.evaluators:NeedsFile",
                          "config": {"path": str(model)}}
     api.run(spec, storage=f"sqlite:///{db}", executor="inline")
     model.unlink()
+    return db, model, spec
+
+
+def test_a_resume_whose_setup_fails_changes_nothing(tmp_path: Path) -> None:
+    db, model, _ = _stored_then_unloadable(tmp_path, 10)
     result = invoke("resume", "quad", "--storage", f"sqlite:///{db}", "--executor", "inline", "--budget", "20")
     lines = assert_one_line_errors(result)
     assert f"no model at {model}" in lines[0] and "nothing was charged" in lines[0]
@@ -253,14 +260,7 @@ def test_a_resume_whose_setup_fails_changes_nothing(tmp_path: Path) -> None:
 def test_a_stored_campaign_run_again_whose_setup_fails_is_named_as_written(tmp_path: Path) -> None:
     """Its setup is waited on before the storage is opened; the line still tells a campaign
     the storage holds (resume, or delete and rerun) from one never written."""
-    db = tmp_path / "atlas.db"
-    model = tmp_path / "model.bin"
-    model.write_text("weights")
-    spec = quadratic_spec(search__budget=4)
-    spec["evaluator"] = {"kind": "python", "target": "tests.support.evaluators:NeedsFile",
-                         "config": {"path": str(model)}}
-    api.run(spec, storage=f"sqlite:///{db}", executor="inline")
-    model.unlink()
+    db, model, spec = _stored_then_unloadable(tmp_path, 4)
     result = invoke("run", str(write(tmp_path / "c.yaml", spec)), "--storage", f"sqlite:///{db}", "--executor",
                     "inline", "--budget", "8")
     lines = assert_one_line_errors(result)
