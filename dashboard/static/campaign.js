@@ -220,9 +220,9 @@
     $("proposer-caption").textContent = names.length === 1 ? "one proposer" : `${names.length} proposers`;
     const bar = (key, label, colour) => ({type: "bar", name: label, x: labels, y: p.proposers.map((r) => r.counts[key]),
       marker: {color: colour}, hovertemplate: `%{x}: %{y} ${label}<extra></extra>`});
-    const live = summary.state === "running";  // else nothing is in flight: the rows wait for `atlas resume`
-    const inflight = {type: "bar", name: live ? "in flight" : "pending", x: labels,
-      y: p.proposers.map((r) => Atlas.unfinished(summary.state, r.counts).n), marker: {color: "#adb5bd"}};
+    const unfinished = p.proposers.map((r) => Atlas.unfinished(summary.state, r.counts));  // in flight, or pending
+    const waiting = Atlas.unfinished(summary.state, summary.stats.counts).label;
+    const inflight = {type: "bar", name: Atlas.plotText(waiting), x: labels, y: unfinished.map((u) => u.n), marker: {color: "#adb5bd"}};
     Atlas.plot($("plot-proposer-counts"), [bar("done", "done", "#3b5bdb"), bar("failed", "failed", "#c92a2a"), inflight],
       {title: {text: "evaluations by proposer", font: {size: 13}}, barmode: "stack"});
     const t = p.over_time;
@@ -239,11 +239,11 @@
     {title: {text: `exploration entropy per run of ${p.exploration_run_length} (0: one option, 1: uniform)`, font: {size: 13}},
       yaxis: {range: [0, 1]},
       showlegend: false});
-    const head = el("tr", {}, ["proposer", "evaluations", "done", "failed", live ? "in flight" : "pending", "elites held", "improvements",
+    const head = el("tr", {}, ["proposer", "evaluations", "done", "failed", waiting, "elites held", "improvements",
       "QD-score gained", `best ${summary.objective.name}`, "exploration entropy"].map((h, j) => el("th", {class: j ? "num" : "", text: h})));
     const rows = p.proposers.map((r, i) => el("tr", {},
       el("td", {text: r.name}), el("td", {class: "num", text: int(r.evaluations)}), el("td", {class: "num", text: int(r.counts.done)}),
-      el("td", {class: "num", text: int(r.counts.failed)}), el("td", {class: "num", text: int(Atlas.unfinished(summary.state, r.counts).n)}),
+      el("td", {class: "num", text: int(r.counts.failed)}), el("td", {class: "num", text: int(unfinished[i].n)}),
       el("td", {class: "num", text: int(r.elites)}), el("td", {class: "num", text: int(r.improvements)}),
       el("td", {class: "num", text: num(r.qd_contribution, 6)}), el("td", {class: "num", text: num(r.best_objective, 6)}),
       el("td", {class: "num", text: entropyText(runs[i]),
