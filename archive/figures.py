@@ -3,7 +3,7 @@ Voronoi plot (CVT), coloured by each cell's elite objective, with a colour bar.
 
 Every name a user gives (campaign, objective, measures) is drawn as written
 (:func:`plain_text`), and objectives and measures near the largest float are drawn at
-±:data:`COLOUR_LIMIT` (:func:`colour_range`, :func:`drawable`), so that no axis, colour
+±:data:`COLOUR_LIMIT` (:func:`colour_scale`, :func:`drawable`), so that no axis, colour
 bar or label makes matplotlib fail. Cells are coloured on viridis (perceptually uniform,
 colour-blind safe; reversed for a minimised objective, so the better elite is the brighter),
 over :func:`colour_scale`'s range (a few far outliers drawn at its ends), empty cells hatched
@@ -290,12 +290,6 @@ def colour_scale(values: np.ndarray, empty: tuple[float, float]) -> ColourScale:
         pad = max(0.1, abs(low) * 1e-6)
         low, high = low - pad, high + pad
     return ColourScale(low, high, below=int(np.sum(values < low)), above=int(np.sum(values > high)))
-
-
-def colour_range(values: np.ndarray, empty: tuple[float, float]) -> tuple[float, float]:
-    """The colour bar's (low, high) over ``values``: :func:`colour_scale`'s range."""
-    scale = colour_scale(values, empty)
-    return scale.low, scale.high
 
 
 def drawable(values: np.ndarray) -> np.ndarray:

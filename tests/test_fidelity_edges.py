@@ -153,17 +153,17 @@ def test_an_objective_named_like_a_column_gets_its_own_label(sqlite_url: str) ->
 
 
 def test_a_map_of_objectives_near_the_largest_float_is_drawn(sqlite_url: str, tmp_path: Path) -> None:
-    from archive.figures import colour_range
+    from archive.figures import colour_scale
 
     spec = _spec("extreme", {"a": {"type": "float", "low": 0.0, "high": 1.0}},
                  [{"name": "m0", "low": 0.0, "high": 1.0, "bins": 4}], budget=8, algorithm="random")
     api.run(spec, storage=sqlite_url, executor="inline")
     with archive.open(sqlite_url) as handle:
         assert handle.campaign("quad").map(tmp_path / "m.png").stat().st_size > 0
-    low, high = colour_range(np.array([-1.7e308, 1.7e308]), (0.0, 1.0))
-    assert np.isfinite(high - low)
-    low, high = colour_range(np.array([1e308, 1e308]), (0.0, 1.0))
-    assert low < high and np.isfinite(high - low)
+    scale = colour_scale(np.array([-1.7e308, 1.7e308]), (0.0, 1.0))
+    assert np.isfinite(scale.high - scale.low)
+    scale = colour_scale(np.array([1e308, 1e308]), (0.0, 1.0))
+    assert scale.low < scale.high and np.isfinite(scale.high - scale.low)
 
 
 def test_a_range_wider_than_the_largest_float_is_refused() -> None:
