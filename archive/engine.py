@@ -434,13 +434,20 @@ def _known(scripts: ScriptDirectory, revision: str) -> bool:
 
 
 def schema_revision(engine: Engine, url: str) -> tuple[str | None, list[str]]:
-    """The archive's Alembic revision (None: no archive) and the tables the database has.
-    Several revisions at once (a branched history: our migrations are one line) are
-    another application's database, refused as such."""
+    """The archive's Alembic revision (None: no archive) and the tables the database has,
+    read in one snapshot. Several revisions at once (a branched history: our migrations are
+    one line) are another application's database, refused as such.
+
+    On PostgreSQL both reads see one snapshot (``REPEATABLE READ``): each statement of a
+    ``READ COMMITTED`` transaction sees its own, and a process reading as another committed
+    the new database's schema found no revision, then that schema's tables, and refused
+    them as another application's (1 of 3 processes opening one new database at once)."""
     from alembic.runtime.migration import MigrationContext
 
     try:
         with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
             heads = MigrationContext.configure(conn).get_current_heads()
             tables = inspect(conn).get_table_names()
     except DBAPIError as exc:
