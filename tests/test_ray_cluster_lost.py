@@ -116,6 +116,54 @@ def test_a_gcs_back_within_the_grace_loses_nothing_and_a_dead_worker_is_lost_onl
         executor.shutdown()
 
 
+@pytest.mark.usefixtures("ray_cluster")
+def test_a_worker_call_failing_just_after_a_heartbeat_asks_the_gcs_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GCS answered the heartbeat a moment ago, then the cluster stopped and a worker's
+    call failed: the failure asks the GCS again, finds it silent, and holds the evaluation
+    back. Before, an answer under a second old was taken as the GCS's word: the worker was
+    lost and replaced, and killing that replacement later blocked the run past its grace."""
+    monkeypatch.setattr(ray_executor, "HEARTBEAT_S", 3600.0)
+    executor = _executor("tests.support.evaluators:sleepy")
+    try:
+        watch = _watch(executor, NOTHING_THERE)
+        executor.submit([EvaluationTask(0, 0, {"a": 0.95, "b": 0.5}, seed=0)])  # a > 0.9: sleeps for an hour
+        deadline = time.monotonic() + 60
+        while not any(s.held and s.ready is None for s in executor._slots) and time.monotonic() < deadline:
+            executor.poll(0.2)
+        busy = next(s for s in executor._slots if s.held)
+        ray.kill(busy.actor)
+        watch.asked = time.monotonic()  # the heartbeat's answer, just now
+        held_back = [o for _ in range(10) for o in executor.poll(0.2)]
+        assert held_back == [] and watch.silent_since is not None
+        assert busy in executor._slots, "the worker was taken for lost while the GCS was silent"
+    finally:
+        executor.shutdown()
+
+
+@pytest.mark.usefixtures("ray_cluster")
+@pytest.mark.parametrize("gcs_answers", [True, False])
+def test_a_replacement_never_registered_is_killed_only_while_the_gcs_answers(
+        monkeypatch: pytest.MonkeyPatch, gcs_answers: bool) -> None:
+    """Replacing an actor that never answered ``ready``: with the GCS silent it is dropped,
+    not killed (Ray's kill waits for its creation to be registered, which a gone GCS never
+    does: the run blocked until Ray ended it); with the GCS answering it is killed as ever."""
+    monkeypatch.setattr(ray_executor, "HEARTBEAT_S", 3600.0)
+    executor = _executor("tests.support.evaluators:quadratic")
+    killed: list[object] = []
+    try:
+        if not gcs_answers:
+            _watch(executor, NOTHING_THERE)
+        (slot, *_) = executor._slots
+        slot.ready = slot.actor.ready.remote()  # as a replacement whose setup has not answered
+        monkeypatch.setattr(ray_executor.ray, "kill", lambda actor, **_: killed.append(actor))
+        executor._replace_actor(0)
+        assert executor._slots[0] is not slot
+        assert killed == ([slot.actor] if gcs_answers else [])
+    finally:
+        monkeypatch.undo()
+        executor.shutdown()
+
+
 # -- end to end: a cluster of our own, killed by process id --------------------------------
 class _Head:
     """``ray start --head --block`` in a session of its own (no dashboard), on a free port;
@@ -218,6 +266,9 @@ def test_stopping_the_cluster_under_a_run_stops_it_in_one_line_and_it_resumes(tm
         heads[0].kill()
         killed = time.monotonic()
         _, stderr = proc.communicate(timeout=grace + 45)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"the run did not end within {grace + 45:g} s of the kill: {proc.communicate()}") from None
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -82,7 +82,6 @@ MIN_SETUP_LIMIT_S = 300.0  # an actor's setup may take max(this, timeout_s) befo
 TEARDOWN_S = 5.0  # how long shutdown waits for the workers' teardowns before it kills them
 HEARTBEAT_S = 10.0  # how often a run at --address asks its GCS whether it is there, while nothing failed
 PROBE_EVERY_S = 2.0  # how often it asks again while the GCS is silent (each ask waits up to PROBE_S)
-FRESH_S = 1.0  # a worker's failed call asks the GCS at once, unless it answered this recently
 RAY_RECONNECT_S = 120  # Ray's own limit on a silent GCS in this process (Ray's default: 60 s), past the grace
 RECONNECT_ENV = "RAY_gcs_rpc_server_reconnect_timeout_s"
 
@@ -538,9 +537,11 @@ class RayExecutor(Executor):
         return outcomes
 
     def _gcs_silent_now(self) -> bool:
-        """Whether the GCS at ``--address`` is silent, asked now (unless it answered within
-        :data:`FRESH_S`): a worker's call failed, and a cluster gone is no worker's loss."""
-        return self._watch is not None and self._watch.silent(FRESH_S)
+        """Whether the GCS at ``--address`` is silent, asked now: a worker's call failed, and
+        a cluster gone is no worker's loss. Never an earlier answer: the heartbeat's, a moment
+        before the cluster was stopped, had the run take its dead workers for lost and replace
+        them, and killing a replacement the GCS never registered blocks (:meth:`_replace_actor`)."""
+        return self._watch is not None and self._watch.silent(0.0)
 
     def _cluster_silent(self) -> bool:
         """Whether the GCS at ``--address`` is silent: asked every :data:`HEARTBEAT_S`, and
@@ -561,13 +562,18 @@ class RayExecutor(Executor):
 
     def _replace_actor(self, index: int) -> None:
         """Kill and replace actor ``index``; the batches it still held go back to the queue
-        (a retry to the front of the retries)."""
+        (a retry to the front of the retries). One that never answered ``ready`` is killed
+        only while the GCS at ``--address`` answers: Ray waits for such an actor's creation to
+        be registered before it kills it, and with the GCS gone ``ray.kill`` blocked until
+        Ray's own limit ended the process (:data:`RAY_RECONNECT_S`). Dropped, Ray ends it
+        once the GCS answers again (no handle to it is left), or with this process, its owner."""
         slot = self._slots[index]
         for batch in reversed(slot.held):
             for task in reversed(batch.tasks):
                 self._queue_of(task).appendleft(task)
-        with contextlib.suppress(Exception):
-            ray.kill(slot.actor)
+        if slot.ready is None or not self._gcs_silent_now():
+            with contextlib.suppress(Exception):
+                ray.kill(slot.actor)
         self._slots[index] = self._new_slot()
 
 
