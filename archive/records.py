@@ -47,7 +47,8 @@ class CampaignSettings:
     active coordinates count in the exploration entropy (:mod:`archive.stats`); empty for
     settings written before it (every coordinate then counts). ``measure_directions`` maps a measure to ``maximize`` or
     ``minimize`` where the search said (``mo-bo``'s fronts). ``units`` maps the objective's
-    and the measures' names to the ``unit`` the spec gave them (figures' labels only).
+    and the measures' names to their ``unit`` (labels only): the one the spec gave, else the
+    one the evaluator declares (:meth:`from_spec`).
     """
 
     objective: str
@@ -84,9 +85,11 @@ class CampaignSettings:
                    units={str(k): str(v) for k, v in (data.get("units") or {}).items()})
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> CampaignSettings:
+    def from_spec(cls, spec: dict[str, Any], default_units: Mapping[str, str] | None = None) -> CampaignSettings:
         """The settings of a validated spec's JSON form (``CampaignSpec.model_dump(mode="json")``),
-        every default filled in; also how migration 0003 fills the rows written before it."""
+        every default filled in; also how migration 0003 fills the rows written before it.
+        ``default_units``: the units the evaluator declares, by the spec's names
+        (:func:`search.campaigns.evaluator_units`), each taken where the spec gives no ``unit``."""
         search = spec.get("search") or {}
         space = spec.get("space") or {}
         options: list[int] = []
@@ -99,7 +102,8 @@ class CampaignSettings:
         directions = _measure_directions(search.get("options") or {})
         objective = spec.get("objective") or {}
         named = [objective, *(spec.get("measures") or ())]
-        units = {str(m.get("name", "objective")): str(m["unit"]) for m in named if m.get("unit")}
+        given = {str(m.get("name", "objective")): str(m["unit"]) for m in named if m.get("unit")}
+        units = {**(default_units or {}), **given}
         return cls(objective=str(objective.get("name", "objective")),
                    maximize=objective.get("direction", "maximize") == "maximize",
                    qd_offset=float((spec.get("archive") or {}).get("qd_offset", 0.0) or 0.0),

@@ -188,17 +188,19 @@ class Store(LeaseStore):
 
     # -- campaigns -----------------------------------------------------------
     @reconnecting
-    def create_campaign(self, name: str, spec: dict[str, Any], spec_hash: str,
-                        layout: dict[str, Any]) -> CampaignRecord:
+    def create_campaign(self, name: str, spec: dict[str, Any], spec_hash: str, layout: dict[str, Any],
+                        default_units: Mapping[str, str] | None = None) -> CampaignRecord:
         """Write a new campaign row with its :class:`CampaignSettings`, taken from ``spec``
-        (the validated spec's JSON form)."""
+        (the validated spec's JSON form) and the evaluator's ``default_units``
+        (:meth:`CampaignSettings.from_spec`)."""
         now = time.time()
         try:
             with self.write() as conn:
                 conn.execute(
                     Campaign.__table__.insert().values(
                         name=name, spec=spec, spec_hash=spec_hash, status="created", layout=layout,
-                        settings=CampaignSettings.from_spec(spec).to_json(), created_at=now, updated_at=now,
+                        settings=CampaignSettings.from_spec(spec, default_units).to_json(),
+                        created_at=now, updated_at=now,
                     )
                 )
         except IntegrityError:  # the name is the only unique key a new row can collide on
@@ -232,11 +234,13 @@ class Store(LeaseStore):
         return [c for r in rows if (c := _to_campaign(r)) is not None]
 
     @reconnecting
-    def update_campaign(self, campaign_id: int, **values: Any) -> None:
-        """Update the campaign's row; a new ``spec`` brings its settings with it."""
+    def update_campaign(self, campaign_id: int, *, default_units: Mapping[str, str] | None = None,
+                        **values: Any) -> None:
+        """Update the campaign's row; a new ``spec`` brings its settings with it (with the
+        evaluator's ``default_units``, as :meth:`create_campaign`)."""
         values["updated_at"] = time.time()
         if "spec" in values:
-            values["settings"] = CampaignSettings.from_spec(values["spec"]).to_json()
+            values["settings"] = CampaignSettings.from_spec(values["spec"], default_units).to_json()
         with self.write() as conn:
             conn.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values))
 

@@ -12,8 +12,8 @@ from archive.store import Store
 from entropy_atlas.errors import AtlasError
 from search.spec import RUN_LIMITS, CampaignSpec, SpecError, parse_spec
 
-__all__ = ["CampaignConflict", "CampaignNotFound", "CampaignPlan", "commit_campaign", "layout_for",
-           "plan_campaign", "stored_spec"]
+__all__ = ["CampaignConflict", "CampaignNotFound", "CampaignPlan", "commit_campaign", "evaluator_units",
+           "layout_for", "plan_campaign", "stored_spec"]
 
 
 class CampaignConflict(AtlasError, ValueError):
@@ -94,7 +94,7 @@ def commit_campaign(store: Store, plan: CampaignPlan, limits: bool = True) -> Ca
     if plan.existing is None:
         try:
             return store.create_campaign(spec.name, spec.model_dump(mode="json"), spec.spec_hash(),
-                                         plan.layout.to_json())
+                                         plan.layout.to_json(), evaluator_units(spec))
         except CampaignNameTaken:
             raise CampaignConflict(f"campaign {spec.name!r} was created by another run while this one started; "
                                    f"that run has it: `atlas status {spec.name}`, and `atlas resume {spec.name}` "
@@ -120,7 +120,18 @@ def write_limits(store: Store, record: CampaignRecord, spec: CampaignSpec) -> No
     if record.spec != spec.model_dump(mode="json"):
         if record.spec["search"]["budget"] != spec.search.budget:
             check_budget(store, record.id, spec)
-        store.update_campaign(record.id, spec=spec.model_dump(mode="json"))
+        store.update_campaign(record.id, spec=spec.model_dump(mode="json"), default_units=evaluator_units(spec))
+
+
+def evaluator_units(spec: CampaignSpec) -> dict[str, str]:
+    """The units ``spec``'s evaluator declares for its config (:func:`workers.registry.units`;
+    none for ``kind: python``), by the spec's objective's and measures' names: the labels of
+    those the spec gives no ``unit`` (:meth:`archive.records.CampaignSettings.from_spec`).
+    Written with the campaign's settings, which every reader takes; a resume writes the same."""
+    from workers import registry
+
+    declared = registry.units(spec.evaluator.kind, dict(spec.evaluator.config))
+    return declared.labels(spec.objective.name, [m.name for m in spec.measures])
 
 
 def open_campaign(store: Store, spec: CampaignSpec) -> CampaignRecord:

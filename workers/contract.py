@@ -36,6 +36,10 @@ Checked before a campaign runs (:func:`workers.registry.check`), a class may dec
         def space_warnings(cls, config: dict, space: dict[str, dict]) -> list[str]:
             return ["space.layers: not read by this evaluator"]  # taken, but probably not as meant
 
+        @classmethod
+        def units(cls, config: dict) -> Units:
+            return Units(measures={"mean_entropy": "nats"})  # the labels' units where the spec gives none
+
 ``config_model``'s problems come back as ``evaluator.config.<field>: reason``;
 ``check_space`` gets the config (already accepted by the model) and the campaign's space
 as plain dicts; ``check_measures`` gets the config and the campaign's measure names, in
@@ -43,6 +47,10 @@ the spec's order (:func:`measure_problems` refuses a name the evaluator's result
 hold, which would fail every evaluation as a missing measure). ``space_warnings`` gets
 the config and the space, only when there is no problem; its lines
 refuse nothing: ``atlas run`` and ``atlas resume`` print each as a ``warning:`` line.
+``units`` gets the config and gives the :class:`Units` of what the results hold: a
+campaign's labels (``mean_entropy (nats)``) where the spec gives an objective or a
+measure no ``unit`` (:func:`workers.registry.units`; a ``kind: python`` target's are
+not asked).
 :class:`workers.evaluators.configs.EvaluatorConfig` is a base with the built-in
 evaluators' rules (unknown keys refused, strict and finite numbers), and
 :func:`space_value_problems` checks each searched range and numeric choice against a
@@ -127,6 +135,23 @@ class Evaluator:
 
     def teardown(self) -> None:
         """Release what ``setup`` holds (GPU memory, files)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Units:
+    """The units of what an evaluator's results hold, for a campaign's labels
+    (``mean_entropy (nats)``): the ``objective``'s and the ``measures``' by name. One
+    with none (None, or a measure not named) is labelled by its name alone: a fraction,
+    a ratio or a score, where a unit would say nothing true."""
+
+    objective: str | None = None
+    measures: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def labels(self, objective: str, measures: Sequence[str]) -> dict[str, str]:
+        """The units by a campaign's names: its ``objective``'s name (the results' objective)
+        and each of its ``measures`` that has one."""
+        named = {objective: self.objective} if self.objective else {}
+        return {**named, **{m: self.measures[m] for m in measures if m in self.measures}}
 
 
 #: How alike (difflib's ratio) a name must be to a parameter's to be read as a misspelling of it.

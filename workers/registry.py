@@ -25,6 +25,9 @@ Checking a campaign before it runs (:func:`check`), an evaluator class may decla
   (``space.layers: not a decoding parameter; ...``). The run goes on; ``atlas run`` and
   ``atlas resume`` print each as a ``warning:`` line (:func:`warnings`). Called with the
   same arguments, only when :func:`check` finds no problem.
+- ``units(config) -> Units``, a classmethod: the units of the objective and the measures
+  its results hold (:class:`workers.contract.Units`), the labels of a campaign whose spec
+  gives them no ``unit`` (:func:`units`). Not asked of ``kind: python``.
 
 Checking imports the evaluator's module (for ``decoding``, ``activation`` and
 ``entropy_rl`` that means torch); the config models themselves are torch-free.
@@ -57,7 +60,7 @@ from typing import Any
 
 from entropy_atlas.errors import AtlasError
 from entropy_atlas.validation import a_type
-from workers.contract import EvalContext, Evaluator
+from workers.contract import EvalContext, Evaluator, Units
 from workers.evaluators.configs import PythonConfig, config_problems, validate_config
 
 GROUP = "entropy_atlas.evaluators"
@@ -272,6 +275,25 @@ def review(kind: str, config: dict[str, Any], target: str | None,
         return failures or problems + measured, []
     warned, failure = _hook_lines(evaluator, "space_warnings", config, space)
     return [], (warned if failure is None else [failure])
+
+
+def units(kind: str, config: dict[str, Any]) -> Units:
+    """The units a registered evaluator's results hold under ``config`` (its class's
+    ``units(config)``): a campaign's labels where its spec gives no ``unit``
+    (:meth:`archive.records.CampaignSettings.from_spec`). None (``Units()``) for
+    ``kind: python`` (the user's code: only the spec says), for an evaluator that declares
+    none, and where asking fails or gives no :class:`Units` (a label never stops a run)."""
+    evaluator = None if kind == "python" else _registered(kind)[0]
+    hook = getattr(evaluator, "units", None)
+    if hook is None:
+        return Units()
+    try:
+        declared = hook(dict(config))
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # a third-party hook must not take the run down
+        return Units()
+    return declared if isinstance(declared, Units) else Units()
 
 
 def _hook_lines(evaluator: Any, name: str, config: dict[str, Any], what: Any) -> tuple[list[str], str | None]:

@@ -83,6 +83,7 @@ from workers.activations.training import TrainConfig, adamw_lr_problem, determin
 from workers.contract import (
     EvalContext,
     Evaluator,
+    Units,
     is_unread,
     measure_problems,
     misspelling_problems,
@@ -99,6 +100,8 @@ PARAM_KEYS = ACTIVATION_KEYS | PARAM_TRAIN_KEYS
 #: The measures every result holds, and the one the ViT's results hold besides.
 MEASURES = ("post_activation_entropy", "predictive_entropy", "post_activation_sparsity")
 VIT_MEASURES = ("attention_entropy",)
+#: Their units: the entropies' (natural logs) are nats; the sparsity, a fraction, and the accuracy have none.
+UNITS = Units(measures={"post_activation_entropy": "nats", "predictive_entropy": "nats", "attention_entropy": "nats"})
 
 
 def _seed_offsets(value: Any) -> list[int]:
@@ -212,6 +215,11 @@ class ActivationEvaluator(Evaluator):
         later = {} if vit else {"attention_entropy": "the MLP has no attention; it is measured with "
                                                      "evaluator.config.model: vit"}
         return measure_problems("activation", measures, returned, unavailable=later)
+
+    @classmethod
+    def units(cls, config: dict[str, Any]) -> Units:
+        """:data:`UNITS`, whatever the config."""
+        return UNITS
 
     @classmethod
     def space_warnings(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from workers.contract import EvalContext, Evaluator, measure_problems
+from workers.contract import EvalContext, Evaluator, Units, measure_problems
 from workers.evaluators.configs import BenchmarkConfig, validate_config
 
 BOUND = 5.12
@@ -107,6 +107,12 @@ class BenchmarkEvaluator(Evaluator):
         names = BenchmarkConfig.model_validate(config).measure_names
         return measure_problems("benchmark", measures, names,
                                 returns=f"it returns two, named by evaluator.config.measure_names: {', '.join(names)}")
+
+    @classmethod
+    def units(cls, config: dict[str, Any]) -> Units:
+        """None: the domains' objectives (a 0-100 score, −Var(θ)) and measures (sums of
+        clipped coordinates, an end effector in link lengths) are abstract numbers."""
+        return Units()
 
     def _matrix(self, params: list[dict[str, Any]]) -> np.ndarray:
         rows = []

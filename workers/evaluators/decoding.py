@@ -85,6 +85,7 @@ import torch
 from workers.contract import (
     EvalContext,
     Evaluator,
+    Units,
     measure_problems,
     misspelling_problems,
     space_value_problems,
@@ -130,6 +131,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 }
 MEASURES = ("mean_entropy", "model_entropy", "tempered_entropy", "kept_set_size", "distinct_1", "distinct_2",
             "repetition_rate", "mean_length", "ead_large_fraction", "ead_compute_saved")
+#: The units of :data:`MEASURES` (natural logs: nats; counts of tokens); the ratios and fractions have none.
+MEASURE_UNITS = {"mean_entropy": "nats", "model_entropy": "nats", "tempered_entropy": "nats",
+                 "kept_set_size": "tokens", "mean_length": "tokens"}
 #: The measures ``backend: vllm`` leaves unmeasured (null): vLLM gives only the top log-probabilities.
 VLLM_UNMEASURED = {m: "backend vllm does not measure it (vLLM gives only the top log-probabilities); use "
                       "backend hf, or mean_entropy" for m in ("model_entropy", "tempered_entropy")}
@@ -253,6 +257,14 @@ class DecodingEvaluator(Evaluator):
         returned = tuple(m for m in MEASURES if m not in unmeasured)
         return measure_problems("decoding", measures, returned, returns=f"it returns {', '.join(MEASURES)}",
                                 unavailable=unmeasured)
+
+    @classmethod
+    def units(cls, config: dict[str, Any]) -> Units:
+        """:data:`MEASURE_UNITS`; the objective in nats where it is ``coherence`` (a mean
+        natural log-likelihood per token: task ``continuation``), none where it is
+        ``accuracy`` (a fraction)."""
+        coherence = config.get("task", CONFIG_DEFAULTS["task"]) == "continuation"
+        return Units(objective="nats" if coherence else None, measures=MEASURE_UNITS)
 
     @classmethod
     def space_warnings(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:

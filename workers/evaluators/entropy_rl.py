@@ -88,6 +88,7 @@ from workers.activations.training import deterministic
 from workers.contract import (
     EvalContext,
     Evaluator,
+    Units,
     is_unread,
     measure_problems,
     misspelling_problems,
@@ -118,6 +119,8 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "law_eval_prompts": 16,
 }
 MEASURES = ("final_entropy", "entropy_retained", "answer_diversity")
+#: Their units: ``final_entropy``'s (a natural log) is nats; the two ratios and the accuracy have none.
+UNITS = Units(measures={"final_entropy": "nats"})
 #: The names a categorical GRPO parameter may choose from, and what one of them is called.
 CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
     "loss_mode": (LOSS_MODES, "a loss mode"),
@@ -185,6 +188,11 @@ class EntropyRLEvaluator(Evaluator):
         """Each campaign measure is one the results hold (:data:`MEASURES`): another fails
         every evaluation as missing."""
         return measure_problems("entropy_rl", measures, MEASURES)
+
+    @classmethod
+    def units(cls, config: dict[str, Any]) -> Units:
+        """:data:`UNITS`, whatever the config."""
+        return UNITS
 
     @classmethod
     def space_warnings(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
