@@ -36,6 +36,7 @@ from archive.layout import CellLayout, MeasureAxis
 from archive.outputs import replacing
 from archive.records import CampaignSettings, MapData, Stats
 from archive.stats import non_dominated
+from archive.units import with_unit
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -174,16 +175,9 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
     return path
 
 
-def with_unit(name: str, settings: CampaignSettings) -> str:
-    """``name`` as an axis names it: ``mean_entropy (nats)`` where the spec gave the measure
-    (or the objective) a ``unit``, the name alone otherwise."""
-    unit = settings.units.get(name)
-    return f"{name} ({unit})" if unit else name
-
-
 def _axis_label(axis: MeasureAxis, settings: CampaignSettings) -> str:
     """A map's axis: the measure, its unit and its range, ``mean_entropy (nats)  [0, 2]``."""
-    return f"{with_unit(axis.name, settings)}  [{axis.low:g}, {axis.high:g}]"
+    return f"{with_unit(axis.name, settings.units)}  [{axis.low:g}, {axis.high:g}]"
 
 
 EMPTY_FACE, EMPTY_HATCH, EMPTY_EDGE = "#f2f2f2", "/", "#c4c4c4"  # what no colour of the scale is
@@ -395,8 +389,8 @@ def _facets(layout: CellLayout, settings: CampaignSettings, elites: list[dict[st
             panel_title += "\n" + wrapped(f"{layout.axes[3].name} ∈ [{lo3 + r * w3:.3g}, {lo3 + (r + 1) * w3:.3g})",
                                           34)
         ax.set_title(panel_title, fontsize=7)
-        ax.set_xlabel(wrapped(with_unit(a0.name, settings), 34), fontsize=7)
-        ax.set_ylabel(wrapped(with_unit(a1.name, settings), 34), fontsize=7)
+        ax.set_xlabel(wrapped(with_unit(a0.name, settings.units), 34), fontsize=7)
+        ax.set_ylabel(wrapped(with_unit(a1.name, settings.units), 34), fontsize=7)
         ax.tick_params(labelsize=6)
         _bin_edges(ax, layout.axes[:2])
         show_empty_cells(ax, None)
@@ -435,8 +429,8 @@ def _projections(layout: CellLayout, settings: CampaignSettings, elites: list[di
                             vmax=scale.high, cmap="viridis" if settings.maximize else "viridis_r")
         ax.set_xlim(axes_of[i].low, axes_of[i].high)
         ax.set_ylim(axes_of[j].low, axes_of[j].high)
-        ax.set_xlabel(wrapped(with_unit(axes_of[i].name, settings), 44), fontsize=7)
-        ax.set_ylabel(wrapped(with_unit(axes_of[j].name, settings), 40), fontsize=7)
+        ax.set_xlabel(wrapped(with_unit(axes_of[i].name, settings.units), 44), fontsize=7)
+        ax.set_ylabel(wrapped(with_unit(axes_of[j].name, settings.units), 40), fontsize=7)
         ax.tick_params(labelsize=6)
     assert points is not None
     _colorbar(fig, points, wrapped(label, max(28, 20 * rows)), scale, ax=grid, shrink=0.8)
@@ -505,9 +499,9 @@ def pareto_front(path: Path, name: str, settings: CampaignSettings, rows: list[d
             ax.set_xlim(*xw)
         if yw is not None:
             ax.set_ylim(*yw)
-        ax.set_xlabel(wrapped(f"{with_unit(measure, settings)} ({directions.get(measure, 'maximize')})", 60))
+        ax.set_xlabel(wrapped(f"{with_unit(measure, settings.units)} ({directions.get(measure, 'maximize')})", 60))
         way = "maximize" if settings.maximize else "minimize"
-        ax.set_ylabel(wrapped(f"{with_unit(settings.objective, settings)} ({way})", 50))
+        ax.set_ylabel(wrapped(f"{with_unit(settings.objective, settings.units)} ({way})", 50))
         ax.legend(fontsize=8)
     fig.suptitle(wrapped(f"{name}: {settings.objective} against each measure, {len(rows)} evaluations",
                          60 * len(names)), fontsize=10)

@@ -34,7 +34,7 @@ from archive import queries
 from archive.exploration import campaign_exploration
 from archive.layout import CellLayout
 from archive.queries import CampaignRow, EliteRow
-from archive.records import EXPLORATION_BINS, scheduler_is_live
+from archive.records import EXPLORATION_BINS, CampaignSettings, scheduler_is_live
 from archive.redact import redact_spec
 from archive.stats import RUN_LENGTH, Exploration, non_dominated, replay
 from archive.store import Store
@@ -91,6 +91,13 @@ class CampaignInfo(CampaignRow):
         if self.status == "running":
             return "running" if scheduler_is_live(self.lease_holder, self.lease_expires) else "interrupted"
         return self.status
+
+
+def _units(settings: CampaignSettings) -> dict[str, str]:
+    """The units of the campaign's objective and measures, by name (:attr:`CampaignSettings.units`),
+    a name without a unit left out."""
+    named = (settings.objective, *settings.measures)
+    return {name: unit for name, unit in settings.units.items() if unit and name in named}
 
 
 def _finite(value: Any) -> float | None:
@@ -471,6 +478,7 @@ class DashboardData:
             "budget": info.budget,
             "objective": {"name": info.objective_name, "direction": "maximize" if info.maximize else "minimize"},
             "archive": {"kind": layout.kind, "cells": layout.cells, "axes": self._axes(layout)},
+            "units": _units(info.settings),
             "progress": min(1.0, stats["finished"] / info.budget) if info.budget else 0.0,
             "stats": stats, "lease_holder": info.lease_holder, "lease_expires": info.lease_expires,
             "created_at": info.created_at, "updated_at": info.updated_at,

@@ -89,6 +89,10 @@ class CampaignSummary(BaseModel):
     budget: int
     objective: Objective
     archive: Geometry
+    units: dict[str, str] = Field(
+        description="the objective's and measures' units by name (labels only: the spec's `unit`, else the one the "
+                    "evaluator declares); a name without one is absent. Keys are the bare names; an axis or header "
+                    "shows `name (unit)` (archive.units)")
     progress: float
     stats: Stats
     lease_holder: str | None

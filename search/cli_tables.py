@@ -11,7 +11,7 @@ rich would wrap its cells.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rich.markup import escape as markup_escape
@@ -245,8 +245,11 @@ def column_labels(fixed: list[str], measure_names: list[str], param_names: list[
 
 
 def elites_table(title: str, rows: list[dict[str, Any]], objective: str, measure_names: list[str],
-                  param_names: list[str]) -> Table | str:
+                  param_names: list[str], units: Mapping[str, str] | None = None) -> Table | str:
     """The elite table, laid out to fit the console without cutting a name or a number. The
+    objective's and measures' headers carry their ``units`` (the campaign's
+    :attr:`~archive.records.CampaignSettings.units`) as the figures' axes do, ``mean_entropy
+    (nats)`` (:func:`quantity_headers`); a name without a unit is its label alone. The
     first layout that fits: a column per parameter (each cell whole on one line); one
     ``params`` column of ``name=value`` text, whole; that column wrapped at its spaces (rich's
     table only). In each, headers too wide for the console (long measure names) fold onto
@@ -263,9 +266,12 @@ def elites_table(title: str, rows: list[dict[str, Any]], objective: str, measure
     quoted = _quoted_params(rows, param_names)
     texts = [{p: printable(cell_text(v, quoted=p in quoted)) for p, v in r["params"].items()}
              for r in rows]  # each value's, once
-    objective = objective_label(objective, ("cell", "eval"))
-    labels = [printable(label) for label in column_labels(["cell", "eval", objective], measure_names, param_names)]
-    heads = ["cell", "eval", printable(objective), *labels[:len(measure_names)]]
+    objective_column = objective_label(objective, ("cell", "eval"))
+    labels = [printable(label) for label in column_labels(["cell", "eval", objective_column], measure_names,
+                                                          param_names)]
+    heads = ["cell", "eval", *quantity_headers([objective, *measure_names],
+                                               [printable(objective_column), *labels[:len(measure_names)]],
+                                               units or {})]
     split = [[*cells, *[t.get(p, "") for p in param_names]] for cells, t in zip(numbers, texts, strict=True)]
     layouts = [([*heads, *labels[len(measure_names):]], split, [True] * len(heads) + [False] * len(param_names),
                 cell_widths(split, len(heads) + len(param_names)))]
@@ -279,6 +285,16 @@ def elites_table(title: str, rows: list[dict[str, Any]], objective: str, measure
     if not right[-1]:  # the parameters' text runs past the console: the headers fold for the numbers alone
         widths = [*widths[:-1], 0]
     return plain_table(title, headers, cells, right, fold_to_fit(headers, widths, console.width))
+
+
+def quantity_headers(names: list[str], labels: list[str], units: Mapping[str, str]) -> list[str]:
+    """The headers of the columns of the quantities ``names`` (the objective, the measures),
+    each its column's label (:func:`column_labels`: ``measures.NAME`` where a name is shared)
+    with the name's unit in ``units`` as :func:`archive.units.unit_label` writes it, printable."""
+    from archive.units import unit_label
+
+    return [unit_label(label, printable(units[name]) if units.get(name) else None)
+            for name, label in zip(names, labels, strict=True)]
 
 
 #: a table's layout: its headers, each row's cell texts, which columns are right-aligned

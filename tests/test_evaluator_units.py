@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from archive.figures import with_unit
 from archive.store import Store
+from archive.units import with_unit
 from search.campaigns import commit_campaign, open_campaign, plan_campaign
 from search.spec import parse_spec
 from tests.conftest import quadratic_spec
@@ -58,8 +58,8 @@ def test_a_built_in_evaluators_campaign_without_units_is_labelled_with_its_units
     try:
         settings = open_campaign(store, spec).settings
         assert settings.units == expected
-        assert with_unit("mean_entropy", settings) == "mean_entropy (nats)"
-        assert with_unit("distinct_2", settings) == "distinct_2"
+        assert with_unit("mean_entropy", settings.units) == "mean_entropy (nats)"
+        assert with_unit("distinct_2", settings.units) == "distinct_2"
         commit_campaign(store, plan_campaign(store, parse_spec(decoding_spec(task, budget=20))))
     finally:
         store.close()

@@ -107,7 +107,8 @@
       getJSON(api(name, since ? `/elites?since=${since}` : "/elites"))]);
     layout = lay;
     elites = EliteMap.merge(elites, eli) || await getJSON(api(name, "/elites"));
-    map.setData({layout, elites, objective: summary.objective.name, direction: summary.objective.direction, campaign: name});
+    map.setData({layout, elites, objective: summary.objective.name, direction: summary.objective.direction, campaign: name,
+      units: summary.units});
     map.controls($("map-controls"));
     await map.draw();
     renderMapCaption();
@@ -123,8 +124,9 @@
     const order = e.cell.map((_, i) => i).sort((a, b) => sign * (e.objective[b] - e.objective[a]) || e.cell[a] - e.cell[b]);
     $("top-caption").textContent = e.count ? `${shown} of ${int(e.count)}, best first` : "no elites yet";
     const params = e.param_names.slice(0, 6);
-    const head = el("tr", {}, ["#", "evaluation", "cell", summary.objective.name, ...e.measure_names, ...params, "proposer"]
-      .map((h, j) => el("th", {class: j >= 3 && j < 3 + 1 + e.measure_names.length ? "num" : "", text: h})));
+    const quantities = [summary.objective.name, ...e.measure_names].map((q) => Atlas.withUnit(q, summary.units));
+    const head = el("tr", {}, ["#", "evaluation", "cell", ...quantities, ...params, "proposer"]
+      .map((h, j) => el("th", {class: j >= 3 && j < 3 + quantities.length ? "num" : "", text: h})));
     const rows = [];
     for (let rank = 0; rank < shown; rank++) {
       const i = order[rank];
@@ -155,7 +157,8 @@
     }
     Atlas.plot($("plot-qd"), line(h.qd_score, "#3b5bdb"), axes("QD-score"));
     Atlas.plot($("plot-coverage"), line(h.coverage, "#2b8a3e"), axes("coverage", {tickformat: ".0%", rangemode: "tozero"}));
-    Atlas.plot($("plot-best"), line(h.best, "#e8590c"), axes(`best ${Atlas.plotText(summary.objective.name)}`));
+    const bestTitle = Atlas.plotText(Atlas.withUnit(summary.objective.name, summary.units));
+    Atlas.plot($("plot-best"), line(h.best, "#e8590c"), axes(`best ${bestTitle}`));
   }
 
   // -- objective against measures -------------------------------------------------------
@@ -166,9 +169,11 @@
     $("scatter-caption").textContent = s.total
       ? `${int(s.shown)} of ${int(s.total)} done evaluations shown; fronts over all of them` : "no results yet";
     const objectiveText = Atlas.plotText(summary.objective.name);
+    const objectiveTitle = Atlas.plotText(Atlas.withUnit(summary.objective.name, summary.units));
     const better = s.objective_direction === "maximize" ? "higher" : "lower";
     for (const m of s.measure_names) {
       const measureText = Atlas.plotText(m);
+      const measureTitle = Atlas.plotText(Atlas.withUnit(m, summary.units));
       let node = scatterPlots.get(m);
       if (!node) {
         node = el("div", {class: "plot"});
@@ -193,8 +198,8 @@
       ];
       Atlas.plot(node, traces, {
         title: {text: `${objectiveText} against ${measureText}`, font: {size: 13}},
-        xaxis: {title: {text: `${measureText} (front: ${direction} is better)`}},
-        yaxis: {title: {text: `${objectiveText} (${better} is better)`}}, uirevision: `${m}:${direction}`,
+        xaxis: {title: {text: `${measureTitle} (front: ${direction} is better)`}},
+        yaxis: {title: {text: `${objectiveTitle} (${better} is better)`}}, uirevision: `${m}:${direction}`,
       }).then(() => {
         if (!node.dataset.bound) {
           node.dataset.bound = "1";

@@ -61,6 +61,17 @@ const Atlas = (() => {
   }
 
   /**
+   * A measure's or the objective's name as an axis, a colour bar or a column header names the
+   * quantity: `mean_entropy (nats)` where `units` (a campaign summary's `units`: name -> unit)
+   * gives it a unit, the name alone otherwise; archive/units.py's rule, which the figures and
+   * the CLI's tables follow. Plain text: a plotly slot takes it through plotText.
+   */
+  function withUnit(name, units) {
+    const unit = units && Object.prototype.hasOwnProperty.call(units, name) ? units[name] : "";
+    return unit ? `${name} (${unit})` : String(name);
+  }
+
+  /**
    * A campaign's evaluations written and not finished (`counts.pending + counts.running`), as
    * `atlas status` shows them: while a run holds the campaign (state `running`, a live lease)
    * they are `in flight`; with none holding it (stopped, interrupted, killed) none is in
@@ -233,6 +244,6 @@ const Atlas = (() => {
     clear(table, pairs.map(([k, v]) => el("tr", {}, el("th", {text: k}), el("td", {}, v instanceof Node ? v : full(v)))));
   }
 
-  return {boot, getJSON, api, campaignUrl, evaluationUrl, el, clear, plotText, unfinished, num, int, pct, short, full,
-    when, ago, duration, badge, card, live, showError, Poller, plot, emptyPlot, colour, kvRows};
+  return {boot, getJSON, api, campaignUrl, evaluationUrl, el, clear, plotText, withUnit, unfinished, num, int, pct,
+    short, full, when, ago, duration, badge, card, live, showError, Poller, plot, emptyPlot, colour, kvRows};
 })();

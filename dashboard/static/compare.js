@@ -1,4 +1,4 @@
-/* Two campaigns side by side: their maps (on one colour scale when they share an objective),
+/* Two campaigns side by side: their maps (on one colour scale when they share an objective and its unit),
  * their figures, and their QD-score, coverage and best against evaluations on shared axes. */
 "use strict";
 
@@ -83,15 +83,20 @@
     const elites = EliteMap.merge(held, delta) || await getJSON(api(side.name, "/elites"));
     side.layout = layout;
     side.history = hist;
-    side.map.setData({layout, elites, objective: s.objective.name, direction: s.objective.direction, campaign: side.name});
+    side.map.setData({layout, elites, objective: s.objective.name, direction: s.objective.direction, campaign: side.name,
+      units: s.units});
     side.pendingVersion = s.version;
     return true;
   }
 
+  /** The objective as the two campaigns' summaries name it, with its unit: one quantity where they agree. */
+  const objectiveOf = (s) => Atlas.withUnit(s.objective.name, s.units);
+
   function sharedRange() {
     const a = sides.a, b = sides.b;
     if (!$("shared-scale").checked || !a.summary || !b.summary) return null;
-    if (a.summary.objective.name !== b.summary.objective.name || a.summary.objective.direction !== b.summary.objective.direction) return null;
+    if (objectiveOf(a.summary) !== objectiveOf(b.summary)) return null;
+    if (a.summary.objective.direction !== b.summary.objective.direction) return null;
     const ra = a.map.valueRange(), rb = b.map.valueRange();
     if (!ra || !rb) return null;
     return [Math.min(ra[0], rb[0]), Math.max(ra[1], rb[1])];
@@ -113,15 +118,16 @@
     const layout = (title, yaxis = {}) => ({title: {text: title, font: {size: 13}}, xaxis: {title: {text: "evaluations finished"}}, yaxis});
     Atlas.plot($("cmp-qd"), traces("qd_score"), layout("QD-score"));
     Atlas.plot($("cmp-coverage"), traces("coverage"), layout("coverage", {tickformat: ".0%", rangemode: "tozero"}));
-    const sameObjective = shown.length === 2 && sides.a.summary.objective.name === sides.b.summary.objective.name;
-    Atlas.plot($("cmp-best"), traces("best"), layout(sameObjective ? `best ${Atlas.plotText(sides.a.summary.objective.name)}` : "best objective (each its own)"));
+    const sameObjective = shown.length === 2 && objectiveOf(sides.a.summary) === objectiveOf(sides.b.summary);
+    const bestTitle = Atlas.plotText(sameObjective ? objectiveOf(sides.a.summary) : "");
+    Atlas.plot($("cmp-best"), traces("best"), layout(sameObjective ? `best ${bestTitle}` : "best objective (each its own)"));
   }
 
   function drawTable() {
     const shown = ["a", "b"].filter((k) => sides[k].summary);
     const rows = [
       ["algorithm", (s) => s.algorithm], ["status", (s) => s.state],
-      ["objective", (s) => `${s.objective.direction} ${s.objective.name}`],
+      ["objective", (s) => `${s.objective.direction} ${objectiveOf(s)}`],
       ["map", (s) => `${s.archive.kind}, ${int(s.archive.cells)} cells over ${s.archive.axes.map((a) => a.name).join(" × ")}`],
       ["evaluations", (s) => `${int(s.stats.finished)} of ${int(s.budget)}`], ["failed", (s) => int(s.stats.counts.failed)],
       ["coverage", (s) => `${pct(s.stats.coverage)} (${int(s.stats.elites)} cells)`], ["QD-score", (s) => num(s.stats.qd_score, 8)],

@@ -61,12 +61,16 @@ class EliteMap {
     return out.cell.length === delta.count ? out : null;
   }
 
-  /** New data: the layout (from /layout), the elites (from /elites), the objective's name and direction. */
-  setData({layout, elites, objective, direction, campaign}) {
+  /**
+   * New data: the layout (from /layout), the elites (from /elites), the objective's name and
+   * direction, and the units of the objective and measures (the summary's `units`: name -> unit).
+   */
+  setData({layout, elites, objective, direction, campaign, units}) {
     const first = this.layout === null;
     this.layout = layout;
     this.elites = elites;
     this.objective = objective;
+    this.units = units || {};
     this.sign = direction === "minimize" ? -1 : 1;
     this.campaign = campaign;
     if (first && layout.axes.length < 2) this.iy = 0;
@@ -181,8 +185,9 @@ class EliteMap {
 
   _colour() {
     const direction = this.sign > 0 ? "higher" : "lower";
+    const objectiveTitle = Atlas.plotText(Atlas.withUnit(this.objective, this.units));
     const out = {colorscale: "Viridis", reversescale: this.sign < 0,
-      colorbar: {title: {text: `${Atlas.plotText(this.objective)}<br>(${direction} is better)`, side: "right"}, thickness: 14, len: 0.9}};
+      colorbar: {title: {text: `${objectiveTitle}<br>(${direction} is better)`, side: "right"}, thickness: 14, len: 0.9}};
     if (this.range) { out.zmin = this.range[0]; out.zmax = this.range[1]; out.zauto = false; }
     return out;
   }
@@ -222,9 +227,11 @@ class EliteMap {
       type: "heatmap", x: this._centres(ax), y: twoD ? this._centres(ay) : [""], z, customdata: who,
       hoverinfo: "none", hoverongaps: false, xgap: small ? 1 : 0, ygap: small ? 1 : 0, ...this._colour(),
     };
+    const xTitle = Atlas.plotText(Atlas.withUnit(ax.name, this.units));
+    const yTitle = Atlas.plotText(twoD ? Atlas.withUnit(ay.name, this.units) : "");
     const layout = {
-      xaxis: {title: {text: Atlas.plotText(ax.name)}, range: [ax.low, ax.high], showgrid: false},
-      yaxis: twoD ? {title: {text: Atlas.plotText(ay.name)}, range: [ay.low, ay.high], showgrid: false}
+      xaxis: {title: {text: xTitle}, range: [ax.low, ax.high], showgrid: false},
+      yaxis: twoD ? {title: {text: yTitle}, range: [ay.low, ay.high], showgrid: false}
         : {showticklabels: false, showgrid: false},
     };
     return {traces: [trace], layout, filled};
@@ -244,10 +251,12 @@ class EliteMap {
     const dots = {type: "scatter", mode: "markers", x: centroids.map((c) => c[0]), y: centroids.map((c) => c[1]),
       marker: {size: centroids.length > 2000 ? 2 : 3, color: "rgba(30,35,48,0.35)"}, hoverinfo: "skip", showlegend: false};
     const [ax, ay] = axes;
+    const xTitle = Atlas.plotText(Atlas.withUnit(ax.name, this.units));
+    const yTitle = Atlas.plotText(Atlas.withUnit(ay.name, this.units));
     return {
       traces: [heat, dots], filled: byCell.size,
-      layout: {xaxis: {title: {text: Atlas.plotText(ax.name)}, range: [ax.low, ax.high], showgrid: false},
-        yaxis: {title: {text: Atlas.plotText(ay.name)}, range: [ay.low, ay.high], showgrid: false}},
+      layout: {xaxis: {title: {text: xTitle}, range: [ax.low, ax.high], showgrid: false},
+        yaxis: {title: {text: yTitle}, range: [ay.low, ay.high], showgrid: false}},
     };
   }
 
@@ -272,6 +281,9 @@ class EliteMap {
     const colour = this._colour();
     const ax = axes[this.ix];
     const ay = twoD ? axes[this.iy] : null;
+    const xTitle = Atlas.plotText(Atlas.withUnit(ax.name, this.units));
+    // in 1-D the objective is the y axis
+    const yTitle = Atlas.plotText(Atlas.withUnit(twoD ? ay.name : this.objective, this.units));
     const size = centroids.length > 2000 ? 4 : centroids.length > 300 ? 7 : 11;
     const traces = [
       {type: "scatter", mode: "markers", x: empty.map((c) => c[this.ix]), y: empty.map((c) => (twoD ? c[this.iy] : null)),
@@ -282,9 +294,8 @@ class EliteMap {
     ];
     return {
       traces, filled: filledCells.size,
-      layout: {xaxis: {title: {text: Atlas.plotText(ax.name)}, range: [ax.low, ax.high]},
-        yaxis: twoD ? {title: {text: Atlas.plotText(ay.name)}, range: [ay.low, ay.high]}
-          : {title: {text: Atlas.plotText(this.objective)}}},
+      layout: {xaxis: {title: {text: xTitle}, range: [ax.low, ax.high]},
+        yaxis: twoD ? {title: {text: yTitle}, range: [ay.low, ay.high]} : {title: {text: yTitle}}},
     };
   }
 
