@@ -35,7 +35,7 @@ from search.cli_tables import (
     objective_label,
     proposers_table,
 )
-from search.consoles import console, err, escape
+from search.consoles import OutputLost, console, err, escape, guarded_streams, lost_output_code
 from search.printable import printable
 
 if TYPE_CHECKING:  # what a command needs it imports itself: each pays only for its own
@@ -530,7 +530,7 @@ def status(
         camps = [handle.campaign(name)] if name else handle.campaigns()
         rows = [_status_row(camp, detail=name is not None) for camp in camps]
         if as_json:
-            console.print_json(strict_json(rows))
+            console.print_json(strict_json(rows), ensure_ascii=True)
             return
         if not rows:
             console.print("no campaigns in this storage")
@@ -570,7 +570,7 @@ def elites(
             _elites_csv(rows, camp.objective_name, measure_names, param_names)
             return
         shown = elites_table(f"elites of {name} ({len(rows)})", rows, camp.objective_name, measure_names,
-                              param_names)
+                              param_names, units=camp.settings.units)
         if isinstance(shown, str):
             sys.stdout.write(shown)
         else:
@@ -715,7 +715,7 @@ def law(
         _warn(warning)
     if as_json:
         console.print_json(strict_json({**reading.to_dict(), "figure": str(path) if path else None,
-                                        "warnings": warnings}))
+                                        "warnings": warnings}), ensure_ascii=True)
         return
     if reading.mode == PER_RUN:
         table = Table(title=f"entropy-performance law of {name}, per-run ({len(reading.runs)} runs, each over "
@@ -1018,6 +1018,20 @@ def _leftover_threads() -> list[Any]:
 
 
 def _run_app() -> int:
+    """The command's exit code (:func:`_command_code`), where its output was lost (a reader
+    that closed the pipe, a full disk: :func:`search.consoles.lost_output_code`) the loss's,
+    whichever command it was."""
+    with guarded_streams() as streams:
+        try:
+            code = _command_code()
+            sys.stdout.flush()  # what is still buffered is lost here, not at the interpreter's exit
+        except OutputLost:
+            code = 1  # lost_output_code says which
+        lost = lost_output_code(*streams)
+    return code if lost is None else lost
+
+
+def _command_code() -> int:
     """The command's exit code; a usage error (an unknown option, ``--limit abc``) as one
     ``error:`` line with exit code 2, where typer would draw a box around it; a Ctrl-C that
     no command's :func:`_stoppable` told of (as the arguments are read, at ``delete``'s

@@ -81,3 +81,15 @@ def test_json_keys_and_csv_headers_stay_the_bare_names(tmp_path: Any) -> None:
     assert set(exact[0]["measures"]) == {"ma", "mb"}
     head = next(csv.reader(io.StringIO(atlas("elites", "quad", "--storage", url, "--format", "csv").stdout)))
     assert head == ["cell", "evaluation_id", "score", "ma", "mb", "a", "b"]
+
+
+def test_atlas_elites_shows_the_units_in_its_header(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``atlas elites`` (table) names the objective's and measures' columns with the campaign's units."""
+    monkeypatch.setattr(cli_module.console, "_width", 160)
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    spec = quadratic_spec(search__budget=10)
+    spec["objective"]["unit"] = "fraction"
+    spec["measures"][0]["unit"] = "nats"
+    api.run(spec, storage=url, executor="inline")
+    out = atlas("elites", "quad", "--storage", url).stdout
+    assert "score (fraction)" in out and "ma (nats)" in out and "mb (" not in out
