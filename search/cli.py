@@ -411,6 +411,8 @@ def submit(
         env_vars = _job_env(env)
         python = jobs.job_python(python, _local_address(address))
         url = _job_storage(_storage(storage), address)
+        if (warning := jobs.password_warning(url)) is not None:
+            _warn(warning)
         _warn_unshipped_target(loaded, spec, env_vars)
         stop.name = loaded.name
         job_id = jobs.submit(loaded, address, url, env_vars=env_vars, python=python, on_retry=_warn)
@@ -504,17 +506,20 @@ def logs(
     name: Annotated[str, typer.Argument(help="the campaign's name")],
     address: Annotated[str, typer.Option("--address", help="the Ray job server, http://HEAD:8265")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="follow until the job ends")] = False,
+    storage: StorageOpt = None,
 ) -> None:
-    """The log of the campaign's latest Ray job; with --follow, each line as the job writes it."""
+    """The log of the campaign's latest Ray job (with --storage or $ATLAS_STORAGE, its latest
+    job writing that storage); with --follow, each line as the job writes it."""
     from search import jobs
 
+    storage = storage or os.environ.get("ATLAS_STORAGE") or None
     try:
         with _stoppable(lambda: ""), _errors():  # Ctrl-C ends a --follow: exit 130
-            for chunk in jobs.logs(address, name, follow=follow):
+            for chunk in jobs.logs(address, name, follow=follow, storage=storage):
                 sys.stdout.write(chunk)
                 sys.stdout.flush()
     except LookupError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 

@@ -48,6 +48,8 @@ from entropy_atlas.errors import AtlasError
 from search.spec import CampaignSpec
 
 METADATA_KEY = "atlas_campaign"
+STORAGE_KEY = "atlas_storage"
+"""The job's metadata key holding its storage (:func:`job_storage_name`): ``logs --storage`` picks by it."""
 SUBMIT_PATIENCE_S = 120.0
 """How long a submission the job server refuses "try again later" is retried."""
 SUBMIT_BACKOFF_S = 0.5
@@ -174,7 +176,8 @@ def submit(spec: CampaignSpec, address: str, storage: str, env_vars: dict[str, s
     with tempfile.TemporaryDirectory(prefix="atlas-submit-") as workdir:
         (Path(workdir) / "campaign.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
         request = {
-            "entrypoint": entrypoint, "submission_id": job_id, "metadata": {METADATA_KEY: spec.name},
+            "entrypoint": entrypoint, "submission_id": job_id,
+            "metadata": {METADATA_KEY: spec.name, STORAGE_KEY: job_storage_name(storage)},
             "runtime_env": {"working_dir": workdir, "env_vars": {"RAY_AUTH_MODE": "disabled", **(env_vars or {})}},
         }
         return _submit_patiently(client, address, request, on_retry)
@@ -216,12 +219,38 @@ def _ask(address: str, what: str, call: Callable[[], Any]) -> Any:
         raise JobError(f"{what} from the Ray job server at {address} failed: {exc}") from None
 
 
-def latest_job(address: str, name: str) -> Any:
+def job_storage_name(url: str) -> str:
+    """How a job's metadata names its storage: the URL the job gets (:func:`job_storage`: a
+    SQLite path absolute), its password hidden (the job server shows metadata to anyone who
+    can reach it)."""
+    from archive.engine import parse_storage_url
+
+    return parse_storage_url(job_storage(url)[0]).render_as_string(hide_password=True)
+
+
+def password_warning(url: str) -> str | None:
+    """What to say of a storage URL that holds a password (None where it holds none): a job's
+    entrypoint carries the URL, and the job server shows it to anyone who can reach it."""
+    from archive.engine import parse_storage_url
+
+    if not parse_storage_url(url).password:
+        return None
+    return ("the storage URL's password is shown to anyone who can read the Ray job server (the job's "
+            "entrypoint); leave it out of the URL and give it to the cluster's nodes as PGPASSWORD in their "
+            "environment (a Kubernetes Secret, the launcher's config) or in ~/.pgpass")
+
+
+def latest_job(address: str, name: str, storage: str | None = None) -> Any:
+    """The campaign's latest job at ``address``; with ``storage``, the latest that writes that
+    storage (:func:`job_storage_name`), or that names none (submitted before jobs named it)."""
     client = _client(address)
     listed = _ask(address, "listing the jobs", client.list_jobs)
-    jobs = [j for j in listed if (j.metadata or {}).get(METADATA_KEY) == name]
+    wanted = None if storage is None else job_storage_name(storage)
+    jobs = [j for j in listed if (j.metadata or {}).get(METADATA_KEY) == name
+            and (wanted is None or (j.metadata or {}).get(STORAGE_KEY, wanted) == wanted)]
     if not jobs:
-        raise LookupError(f"no Ray job for campaign {name!r} at {address}")
+        raise LookupError(f"no Ray job for campaign {name!r} at {address}"
+                          + ("" if wanted is None else f" that writes {wanted}"))
     return max(jobs, key=lambda j: j.start_time or 0)
 
 
@@ -231,10 +260,11 @@ def job_log(address: str, job_id: str) -> str:
     return str(_ask(address, f"the log of job {job_id}", lambda: client.get_job_logs(job_id)))
 
 
-def logs(address: str, name: str, follow: bool = False) -> Iterator[str]:
-    """The log of the campaign's latest job: all of it, or followed until the job ends,
-    each chunk yielded as soon as the job server sends it."""
-    job = latest_job(address, name)
+def logs(address: str, name: str, follow: bool = False, storage: str | None = None) -> Iterator[str]:
+    """The log of the campaign's latest job (with ``storage``, of those writing it:
+    :func:`latest_job`): all of it, or followed until the job ends, each chunk yielded as
+    soon as the job server sends it."""
+    job = latest_job(address, name, storage)
     if not follow:
         yield job_log(address, job.submission_id)
         return

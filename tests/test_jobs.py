@@ -42,11 +42,11 @@ class FakeJobServer:
         return str(request["submission_id"])
 
     def list_jobs(self) -> list[Any]:
-        return [SimpleNamespace(metadata={jobs.METADATA_KEY: r["metadata"][jobs.METADATA_KEY]},
-                                submission_id=r["submission_id"], start_time=1) for r in self.submitted]
+        return [SimpleNamespace(metadata=dict(r["metadata"]), submission_id=r["submission_id"], start_time=i)
+                for i, r in enumerate(self.submitted)]  # started in the order submitted
 
     def get_job_logs(self, job_id: str) -> str:
-        return "the whole log\n"
+        return f"the whole log of {job_id}\n"
 
     def get_job_status(self, job_id: str) -> Any:
         status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
@@ -280,3 +280,59 @@ def test_follow_prints_the_first_lines_before_the_job_ends_and_ctrl_c_exits_130(
     code, _out, err = atlas(monkeypatch, capsys, "logs", "sub", "--address", LOCAL, "--follow")
     assert printed == ["scheduler started\n"]
     assert code == 130 and "Traceback" not in err
+
+
+def test_a_job_names_its_storage_without_the_password(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server: FakeJobServer,
+        tmp_path: Path) -> None:
+    """The job's metadata names the storage it writes (what ``logs --storage`` picks by), a
+    relative SQLite path made absolute, a PostgreSQL password hidden."""
+    monkeypatch.chdir(tmp_path)
+    assert atlas(monkeypatch, capsys, "submit", str(spec_file(tmp_path)), "--address", LOCAL,
+                 "--storage", "sqlite:///a.db")[0] == 0
+    assert atlas(monkeypatch, capsys, "submit", str(spec_file(tmp_path)), "--address", LOCAL,
+                 "--storage", "postgresql+psycopg://me:secret@db.example:5432/atlas")[0] == 0
+    named = [r["metadata"][jobs.STORAGE_KEY] for r in server.submitted]
+    assert named == [f"sqlite:///{tmp_path / 'a.db'}", "postgresql+psycopg://me:***@db.example:5432/atlas"]
+
+
+def test_logs_with_a_storage_reads_the_latest_job_writing_it(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server: FakeJobServer,
+        tmp_path: Path) -> None:
+    """One campaign name in two storages, each submitted as a job: ``atlas logs NAME`` reads
+    the latest job; with ``--storage`` (or ``$ATLAS_STORAGE``) the latest that writes that
+    storage, a job that names none (submitted before jobs named it) still a candidate; a
+    storage no job writes is one error line naming it."""
+    a, b = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    server.submitted = [
+        {"submission_id": "job-a", "metadata": {jobs.METADATA_KEY: "sub", jobs.STORAGE_KEY: a}},
+        {"submission_id": "job-b", "metadata": {jobs.METADATA_KEY: "sub", jobs.STORAGE_KEY: b}},
+    ]
+    assert atlas(monkeypatch, capsys, "logs", "sub", "--address", LOCAL)[1] == "the whole log of job-b\n"
+    picked = atlas(monkeypatch, capsys, "logs", "sub", "--address", LOCAL, "--storage", a)
+    assert picked[1] == "the whole log of job-a\n"
+    monkeypatch.setenv("ATLAS_STORAGE", a)
+    assert atlas(monkeypatch, capsys, "logs", "sub", "--address", LOCAL)[1] == "the whole log of job-a\n"
+    server.submitted.append({"submission_id": "job-old", "metadata": {jobs.METADATA_KEY: "sub"}})
+    assert atlas(monkeypatch, capsys, "logs", "sub", "--address", LOCAL)[1] == "the whole log of job-old\n"
+    server.submitted.pop()
+    other = f"sqlite:///{tmp_path / 'c.db'}"
+    code, _out, err = atlas(monkeypatch, capsys, "logs", "sub", "--address", LOCAL, "--storage", other)
+    assert code == 2 and err.splitlines() == [f"error: no Ray job for campaign 'sub' at {LOCAL} that writes {other}"]
+
+
+def test_a_storage_url_holding_a_password_is_warned_of_at_submit(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server: FakeJobServer,
+        tmp_path: Path) -> None:
+    """The job's entrypoint carries the storage URL, which the job server shows to anyone who
+    reaches it: a URL with a password is submitted with one warning saying so and what to do
+    instead; one without a password (libpq reads PGPASSWORD or ~/.pgpass on the node) is not."""
+    with_password = "postgresql+psycopg://me:secret@db.example:5432/atlas"
+    code, _out, err = atlas(monkeypatch, capsys, "submit", str(spec_file(tmp_path)), "--address", LOCAL,
+                            "--storage", with_password)
+    (line,) = err.splitlines()
+    assert code == 0 and line.startswith("warning: the storage URL's password is shown to anyone who can read")
+    assert "PGPASSWORD" in line and "secret" not in line
+    code, _out, err = atlas(monkeypatch, capsys, "submit", str(spec_file(tmp_path)), "--address", LOCAL,
+                            "--storage", "postgresql+psycopg://me@db.example:5432/atlas")
+    assert code == 0 and err == ""
