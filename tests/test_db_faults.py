@@ -46,8 +46,12 @@ def private_postgres() -> Iterator[PostgresServer]:
         server.stop()
 
 
-def test_postgres_restarted_twice_mid_campaign(private_postgres: PostgresServer) -> None:
+def test_postgres_restarted_twice_mid_campaign(private_postgres: PostgresServer,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     url = private_postgres.url
+    # 80 evaluations of 0.1 s, one at a time: the campaign outlasts both restarts even where a
+    # restart is slow (at 0.02 s, a loaded machine's first restart outlasted what was left of it)
+    monkeypatch.setenv("ATLAS_TEST_SLEEP", "0.1")
     worker, result = run_in_background(quadratic_spec(**SLOW_SPEC), url)
 
     def restart() -> bool:
