@@ -43,6 +43,15 @@ class DeclaringEvaluator:
         return {"objective": 0.0, "measures": {"ma": 0.0, "mb": 0.0}}
 
 
+def _opened_settings(url: str, data: dict[str, Any]) -> Any:
+    """The settings of the campaign ``data`` opens (created where new) in the storage at ``url``."""
+    store = Store(url)
+    try:
+        return open_campaign(store, parse_spec(data)).settings
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize(("task", "expected"), [
     ("arithmetic", {"mean_entropy": "nats", "kept_set_size": "tokens"}),
     ("continuation", {"coherence": "nats", "mean_entropy": "nats", "kept_set_size": "tokens"}),
@@ -79,11 +88,7 @@ def test_a_unit_the_spec_gives_wins_over_the_evaluators(sqlite_url: str) -> None
     data = decoding_spec()
     data["objective"]["unit"] = "fraction"
     data["measures"][0]["unit"] = "nats per token"
-    store = Store(sqlite_url)
-    try:
-        settings = open_campaign(store, parse_spec(data)).settings
-    finally:
-        store.close()
+    settings = _opened_settings(sqlite_url, data)
     assert settings.units == {"accuracy": "fraction", "mean_entropy": "nats per token", "kept_set_size": "tokens"}
 
 
@@ -97,11 +102,7 @@ def test_a_python_evaluator_gets_no_units_unless_the_spec_gives_them(sqlite_url:
     assert registry.units("python", {}) == Units()
     assert evaluator_units(parse_spec(data)) == {}
     data["measures"][1]["unit"] = "bits"
-    store = Store(sqlite_url)
-    try:
-        settings = open_campaign(store, parse_spec(data)).settings
-    finally:
-        store.close()
+    settings = _opened_settings(sqlite_url, data)
     assert settings.units == {"mb": "bits"}
 
 

@@ -59,6 +59,15 @@ def _poll_until(executor: RayExecutor, done: int, limit_s: float = 60.0) -> list
     return outcomes
 
 
+def _running_an_hour_long_evaluation(executor: RayExecutor) -> ray_executor._Slot:
+    """The slot whose worker runs evaluation 0 (``sleepy`` with a > 0.9: an hour), once it does."""
+    executor.submit([EvaluationTask(0, 0, {"a": 0.95, "b": 0.5}, seed=0)])
+    deadline = time.monotonic() + 60
+    while not any(s.held and s.ready is None for s in executor._slots) and time.monotonic() < deadline:
+        executor.poll(0.2)  # until a worker is set up and runs it
+    return next(s for s in executor._slots if s.held)
+
+
 @pytest.mark.usefixtures("ray_cluster")
 def test_a_silent_gcs_holds_the_outcomes_back_then_stops_the_run_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     """While the GCS is silent, poll waits and hands nothing back (the outcomes stay with the
@@ -97,11 +106,7 @@ def test_a_gcs_back_within_the_grace_loses_nothing_and_a_dead_worker_is_lost_onl
     executor = _executor("tests.support.evaluators:sleepy")
     try:
         watch = _watch(executor, NOTHING_THERE)
-        executor.submit([EvaluationTask(0, 0, {"a": 0.95, "b": 0.5}, seed=0)])  # a > 0.9: sleeps for an hour
-        deadline = time.monotonic() + 60
-        while not any(s.held and s.ready is None for s in executor._slots) and time.monotonic() < deadline:
-            executor.poll(0.2)  # until a worker is set up and runs it
-        busy = next(s for s in executor._slots if s.held)
+        busy = _running_an_hour_long_evaluation(executor)
         ray.kill(busy.actor)
         watch.asked = 0.0  # its last answer is old: the failed call asks it
         held_back = [o for _ in range(10) for o in executor.poll(0.2)]
@@ -126,11 +131,7 @@ def test_a_worker_call_failing_just_after_a_heartbeat_asks_the_gcs_again(monkeyp
     executor = _executor("tests.support.evaluators:sleepy")
     try:
         watch = _watch(executor, NOTHING_THERE)
-        executor.submit([EvaluationTask(0, 0, {"a": 0.95, "b": 0.5}, seed=0)])  # a > 0.9: sleeps for an hour
-        deadline = time.monotonic() + 60
-        while not any(s.held and s.ready is None for s in executor._slots) and time.monotonic() < deadline:
-            executor.poll(0.2)
-        busy = next(s for s in executor._slots if s.held)
+        busy = _running_an_hour_long_evaluation(executor)
         ray.kill(busy.actor)
         watch.asked = time.monotonic()  # the heartbeat's answer, just now
         held_back = [o for _ in range(10) for o in executor.poll(0.2)]
