@@ -9,8 +9,10 @@ numbers right-aligned), each row on one line, nothing wrapped or cut: linear tim
 milliseconds a thousand rows.
 
 Headers are never cut, but may **fold**: with ``fold`` = ``k`` a header longer than its
-column's cells and than ``k`` characters is written on several lines, each as wide as the
-column (its widest cell, or ``k``), so a column of short numbers under a long name
+column's cells and than ``k`` characters is written on several lines, each at most as wide
+as the column (its widest cell, or ``k``), broken after a ``_`` or at a space and never
+inside a unit such as ``(nats)`` (:func:`folded`; only a word wider than the column is
+cut), so a column of short numbers under a long name
 (``mean_token_entropy_over_all_generated_continuations_nats``) is as narrow as ``k``.
 :func:`fold_to_fit` finds the widest fold at which a table fits a console, never
 narrower than :data:`MIN_FOLD`.
@@ -84,6 +86,56 @@ def header_lines(headers: Sequence[str], widths: Sequence[int]) -> list[list[str
 
 
 def folded(text: str, width: int) -> list[str]:
-    """``text`` as lines of ``width`` characters (the last may be shorter): cut, nothing lost."""
+    """``text`` as lines of at most ``width`` characters, nothing lost: broken after a ``_``
+    (kept at the line's end) or at a space (dropped there), never inside a parenthesised
+    unit such as ``(nats)`` or ``(nat / s)``; only a word longer than ``width`` (a unit too,
+    at its spaces first) is cut, into pieces ``width`` wide (:func:`header_words`)."""
     width = max(width, 1)
-    return [text[i:i + width] for i in range(0, len(text), width)] or [""]
+    lines: list[str] = []
+    line = ""
+    for word, spaced in header_words(text, width):
+        joined = f"{line} {word}" if spaced and line else line + word
+        if len(joined) <= width:
+            line = joined
+            continue
+        if line:
+            lines.append(line)
+        line = word
+    return [*lines, line] if line or not lines else lines
+
+
+def header_words(text: str, width: int) -> list[tuple[str, bool]]:
+    """``text``'s words, each with whether a space came before it: the pieces between spaces
+    outside parentheses, each split after its ``_``; a parenthesised group is one word. A word
+    longer than ``width`` is split at its spaces (a long unit's), then cut ``width`` wide."""
+    out: list[tuple[str, bool]] = []
+    for i, chunk in enumerate(_outside_spaces(text)):
+        parts = [chunk] if chunk.startswith("(") else [p for p in _after_underscores(chunk) if p]
+        for j, part in enumerate(parts):
+            spaced = i > 0 and j == 0
+            if len(part) <= width:
+                out.append((part, spaced))
+                continue
+            for k, sub in enumerate(part.split(" ")):
+                pieces = [sub[m:m + width] for m in range(0, len(sub), width)] or [""]
+                out += [(piece, (spaced or k > 0) and m == 0) for m, piece in enumerate(pieces)]
+    return out or [("", False)]
+
+
+def _outside_spaces(text: str) -> list[str]:
+    """``text`` split at its spaces outside parentheses (a unit's spaces stay in it); a run
+    of spaces splits as one."""
+    chunks, depth, current = [], 0, ""
+    for ch in text:
+        depth += (ch == "(") - (ch == ")" and depth > 0)
+        if ch == " " and depth == 0:
+            chunks.append(current)
+            current = ""
+        else:
+            current += ch
+    return [c for c in [*chunks, current] if c] if text.strip() else [text]
+
+
+def _after_underscores(word: str) -> list[str]:
+    """``word`` split after each ``_`` (``post_`` ``activation_`` ``entropy``)."""
+    return [p + "_" for p in word.split("_")[:-1]] + [word.split("_")[-1]]
