@@ -31,10 +31,29 @@ count is that of the calls in the archive, the ask count the number of rows (so 
 prompt seed is used twice) and the discard counts start again.
 
 A fallback is reported on the logger ``entropy_atlas.llm`` at ``WARNING``, naming the
-endpoint and the reason, once per kind of cause and proposer (``error``: the endpoint
-did not answer or refused; ``request-cap``: ``max_requests`` reached; ``reply``: nothing
-usable in the reply; ``candidates``: fewer valid candidates than asked), so a campaign
-against a dead endpoint says so once rather than on every batch.
+endpoint and the reason, once per kind of cause and proposer (``unreachable``: no attempt
+of a call reached the server; ``error``: the endpoint did not answer or refused;
+``request-cap``: ``max_requests`` reached; ``reply``: nothing usable in the reply;
+``candidates``: fewer valid candidates than asked), so a campaign against a dead endpoint
+says so once rather than on every batch.
+
+A server that cannot be reached (every attempt of a call refused, its host name not
+resolved, or its connect timed out: :class:`~search.proposers.llm_backends.Unreachable`)
+is not asked again at once: the asks in between are filled by the fallback without a
+request, so the run goes on at full speed rather than spending each ask on retries
+against nothing (a portfolio gave it half of each batch: 25 calls of five attempts,
+about 15 s each, were 400 s of a 402 s run). It is tried again, one attempt, after
+:data:`UNREACHABLE_FIRST_WAIT_S`, then at intervals that double up to
+:data:`UNREACHABLE_MAX_WAIT_S`, and never sooner than :data:`UNREACHABLE_WAIT_FACTOR` ×
+the last failed attempt's time (a host that drops packets costs a connect timeout each
+time). Not stopped for good, because the usual cause is a server not started yet or
+still loading its model: it is used within about twice its start-up time once it
+listens. Its first answer (a reply or an error) ends the wait; a server that answers
+with an error or garbage is asked on every ask as before (that is the server's answer,
+not its absence). The wait is not checkpointed: a resumed or new run asks the server
+again at once. Each try is recorded in ``proposer_calls`` as any failed call; the
+skipped asks are not calls (no row), and are counted in the discard counts as ``server
+unreachable``. It is said once per run (the kind ``unreachable`` above).
 
 A key is never an option: an option that holds a secret (``api_key``, ``token``,
 ``password``, … as :func:`archive.redact.is_secret_key` decides) is refused when the
@@ -51,7 +70,8 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -70,7 +90,7 @@ from search.proposers.base import (
     rows_so_far,
 )
 from search.proposers.checkpoint import Checkpoint
-from search.proposers.llm_backends import BackendError, Completion, HFBackend, OpenAIBackend
+from search.proposers.llm_backends import BackendError, Completion, HFBackend, OpenAIBackend, Unreachable
 from search.proposers.llm_prompt import build_mutate_prompt, build_propose_prompt, parse_candidates
 from search.space import SearchSpace
 
@@ -129,6 +149,10 @@ def finite_points(space: SearchSpace) -> list[dict[str, Any]] | None:
     return list(points.values())
 
 
+UNREACHABLE_FIRST_WAIT_S = 30.0  # before the first try again after a call that reached no server
+UNREACHABLE_MAX_WAIT_S = 600.0  # the waits double up to this
+UNREACHABLE_WAIT_FACTOR = 10.0  # a wait is at least this × the failed try's own time (≤ 10% of the run on it)
+
 MAX_TEMPERATURE = 10.0  # sampling past a few is noise; OpenAI's own limit is 2
 MAX_TOKENS = 1_000_000  # no model's context holds more
 
@@ -136,6 +160,7 @@ MAX_TOKENS = 1_000_000  # no model's context holds more
 class LlmProposer(Proposer):
     name = "llm"
     asks_are_slow = True
+    clock: Callable[[], float] = staticmethod(time.monotonic)  # when to try an unreachable server again
     option_names = ("backend", "base_url", "model", "api_key_env", "temperature", "max_tokens", "timeout_s",
                     "max_retries", "backoff_s", "max_requests", "elites_in_prompt", "targets_in_prompt",
                     "mutation_sigma", "num_gpus")
@@ -171,6 +196,9 @@ class LlmProposer(Proposer):
         self._calls: list[dict[str, Any]] = []
         self._problem: tuple[str, str] | None = None
         self._warned: set[str] = set()
+        self._retry_at: float | None = None  # while the server is unreachable: when to try it again
+        self._wait_s = 0.0  # the wait before that try
+        self._unreachable_reason = ""  # why the last try failed
 
     def _reset_caches(self) -> None:
         self.cache: dict[str, str] = {}
@@ -200,21 +228,51 @@ class LlmProposer(Proposer):
             self.discarded["request cap reached"] += 1
             self._problem = ("request-cap", f"the request cap is reached (max_requests: {self.max_requests})")
             return None, key
-        self.requests += 1
-        try:
-            done: Completion = self.backend().complete(messages)
-        except (BackendError, FileNotFoundError) as exc:
-            self._problem = ("error", str(exc))
-            self._calls.append({"proposer": self.name, "key": key, "request": request, "reply": None,
-                                "status": "error", "error": str(exc), "usage": None, "latency_s": None,
-                                "outcome": None})
+        if self._retry_at is not None and self.clock() < self._retry_at:
+            self.discarded["server unreachable"] += 1
+            self._problem = ("unreachable", self._unreachable_reason)
             return None, key
+        self.requests += 1
+        try:  # an unreachable server is tried again with one attempt
+            done: Completion = self.backend().complete(messages, **({} if self._retry_at is None else {"retries": 0}))
+        except Unreachable as exc:
+            self._unreachable(exc)
+            self._calls.append(self._failed_call(key, request, str(exc)))
+            return None, key
+        except (BackendError, FileNotFoundError) as exc:
+            self._reached()
+            self._problem = ("error", str(exc))
+            self._calls.append(self._failed_call(key, request, str(exc)))
+            return None, key
+        self._reached()
         text = stored_reply(done.text)
         self.cache[key] = text or ""
         self._calls.append({"proposer": self.name, "key": key, "request": request, "reply": text,
                             "status": "ok", "error": None, "usage": {**done.usage, "attempts": done.attempts},
                             "latency_s": done.latency_s, "outcome": None})
         return text, key
+
+    def _failed_call(self, key: str, request: dict[str, Any], error: str) -> dict[str, Any]:
+        """The ``proposer_calls`` row of a call that got no reply."""
+        return {"proposer": self.name, "key": key, "request": request, "reply": None, "status": "error",
+                "error": error, "usage": None, "latency_s": None, "outcome": None}
+
+    def _unreachable(self, exc: Unreachable) -> None:
+        """Wait before trying the server again: :data:`UNREACHABLE_FIRST_WAIT_S` after the
+        first failed call, double the last wait after each failed try, at most
+        :data:`UNREACHABLE_MAX_WAIT_S`, and at least :data:`UNREACHABLE_WAIT_FACTOR` × the
+        failed attempt's time (a connect timeout)."""
+        doubled = UNREACHABLE_FIRST_WAIT_S if self._retry_at is None else min(2 * self._wait_s, UNREACHABLE_MAX_WAIT_S)
+        self._wait_s = max(doubled, UNREACHABLE_WAIT_FACTOR * exc.attempt_s)
+        self._retry_at = self.clock() + self._wait_s
+        self._unreachable_reason = exc.reason
+        self._problem = ("unreachable", exc.reason)
+
+    def _reached(self) -> None:
+        """The server answered (a reply or an error): it is asked on every ask again."""
+        if self._retry_at is not None:
+            log.info("%s proposer: %s answers again; it is asked again", self.name, self.endpoint())
+            self._retry_at = None
 
     # -- fallbacks ---------------------------------------------------------------
     def endpoint(self) -> str:
@@ -229,6 +287,12 @@ class LlmProposer(Proposer):
         if kind in self._warned:
             return
         self._warned.add(kind)
+        if kind == "unreachable":
+            log.warning("the LLM server at %s cannot be reached (%s); the %s proposer's batches are filled by its "
+                        "fallback (mutations of elites or new points of the space, proposer %s-fallback) until it "
+                        "answers again: it is tried again after %.0f s, then at doubling intervals up to %.0f s",
+                        self.endpoint(), reason, self.name, self.name, self._wait_s, UNREACHABLE_MAX_WAIT_S)
+            return
         log.warning("%s proposer: %s: %s; %d of %d candidates of the batch come from the fallback (mutations "
                     "of elites or new points of the space, proposer %s-fallback). This is reported once per "
                     "kind of cause.",

@@ -7,7 +7,12 @@
   reply. The attempt runs on an event loop of its own (:func:`run_with_deadline`) and is
   cancelled at the deadline, which closes its connection, so a server that trickles its
   reply a byte at a time holds it no longer than one that says nothing. 429s, 5xx and
-  timeouts are retried with exponential backoff and jitter.
+  timeouts are retried with exponential backoff and jitter. Connecting has a deadline of
+  its own, :func:`connect_timeout_s` (``timeout_s`` × 0.9, at most 30 s), so a host that
+  drops the connection reads as a connect timeout, not as a slow reply. A call whose every
+  attempt failed to connect (connection refused, a name that does not resolve, a connect
+  timeout) raises :class:`Unreachable`: the server is not there, which the proposer
+  treats apart from a server that answers with an error.
 - A reply that is not a chat completion (not JSON, another shape, a ``message.content``
   that is not a string or null) is an error of the request, not retried: the proposer
   records the call as failed and falls back.
@@ -27,6 +32,7 @@ import concurrent.futures
 import dataclasses
 import os
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -48,6 +54,51 @@ class BackendError(RuntimeError):
     """The model could not be reached, or refused, after every retry."""
 
 
+class Unreachable(BackendError):
+    """No attempt of the call reached the server: each one's connection was refused, its
+    host name did not resolve, or its connect timed out. ``reason`` says which (the last
+    attempt's), in a few words; ``attempt_s`` is the longest attempt's time (no backoff)."""
+
+    def __init__(self, message: str, reason: str, attempt_s: float) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.attempt_s = attempt_s
+
+
+CONNECT_TIMEOUT_S = 30.0
+"""The most a connect may take: a server that is there accepts within a second or two, so a
+longer wait is a host that drops the connection (long ``timeout_s`` are for slow replies)."""
+
+
+def connect_timeout_s(timeout_s: float) -> float:
+    """The connect deadline of an attempt: 0.9 × ``timeout_s`` (so it fires before the
+    attempt's own deadline and is told apart from a slow reply), at most :data:`CONNECT_TIMEOUT_S`."""
+    return min(0.9 * timeout_s, CONNECT_TIMEOUT_S)
+
+
+def unreachable_reason(exc: BaseException) -> str | None:
+    """Why ``exc`` (an attempt's error) never reached the server, from its chain of causes
+    (the HTTP client's ``ConnectError``/``ConnectTimeout``, whatever its module, and the
+    socket's error under it): ``connection refused``, ``host name not resolved``,
+    ``connect timed out`` or ``connection failed``; None when the server was reached (an
+    HTTP status, a timeout while reading, a reply that is not a completion)."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain and len(chain) < 20:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    names = {type(e).__name__ for e in chain}
+    if not names & {"ConnectError", "ConnectTimeout"}:
+        return None
+    if "ConnectTimeout" in names:
+        return "connect timed out"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection refused"
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return "host name not resolved"
+    return "connection failed"
+
+
 class OpenAIBackend:
     """Chat completions over HTTP: each attempt ends by ``timeout_s``; 429, 5xx and
     timeouts are retried."""
@@ -67,9 +118,10 @@ class OpenAIBackend:
 
     async def _request(self, messages: list[dict[str, str]]) -> Any:
         """One request on a client of its own (closed with it, also when cancelled)."""
-        from openai import AsyncOpenAI
+        from openai import AsyncOpenAI, Timeout
 
-        async with AsyncOpenAI(**self.client_options) as client:
+        timeout = Timeout(self.timeout_s, connect=connect_timeout_s(self.timeout_s))
+        async with AsyncOpenAI(**{**self.client_options, "timeout": timeout}) as client:
             return await client.chat.completions.create(
                 model=self.model, messages=messages,  # type: ignore[arg-type]
                 temperature=self.temperature, max_tokens=self.max_tokens,
@@ -82,12 +134,19 @@ class OpenAIBackend:
         except TimeoutError:
             raise AttemptTimeout(f"no complete reply within timeout_s ({self.timeout_s:g} s)") from None
 
-    def complete(self, messages: list[dict[str, str]]) -> Completion:
+    def complete(self, messages: list[dict[str, str]], retries: int | None = None) -> Completion:
+        """The reply to ``messages``, after up to ``retries`` (default ``max_retries``) retries;
+        :class:`Unreachable` when no attempt reached the server, :class:`BackendError` for
+        any other failure."""
         import openai
 
+        retries = self.max_retries if retries is None else retries
         start = time.perf_counter()
         last: Exception | None = None
-        for attempt in range(1, self.max_retries + 2):
+        unreached: list[str | None] = []
+        attempt_s = 0.0
+        for attempt in range(1, retries + 2):
+            began = time.perf_counter()
             try:
                 response = self._attempt(messages)
                 return Completion(text=reply_text(response), usage=reply_usage(response),
@@ -103,9 +162,14 @@ class OpenAIBackend:
                 # a 200 whose body is not a chat completion (not JSON, another shape): not retried
                 raise BackendError(f"the model endpoint's reply is not a chat completion: "
                                    f"{type(exc).__name__}: {str(exc)[:200]}") from None
-            if attempt <= self.max_retries:
+            unreached.append(unreachable_reason(last))  # a failed attempt that is retried
+            attempt_s = max(attempt_s, time.perf_counter() - began)
+            if attempt <= retries:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random()))
-        raise BackendError(f"no answer after {self.max_retries + 1} attempts: {type(last).__name__}: {last}")
+        message = f"no answer after {retries + 1} attempt{'s' if retries else ''}: {type(last).__name__}: {last}"
+        if all(unreached):
+            raise Unreachable(f"{message} ({unreached[-1]})", str(unreached[-1]), attempt_s)
+        raise BackendError(message)
 
 
 class AttemptTimeout(Exception):
