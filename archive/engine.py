@@ -149,7 +149,10 @@ SQLITE_LOCKS = (0x40000000, 512)
 SIDE_SUFFIXES = ("-wal", "-shm")
 _FLOCK = "hhqqi4x"  # struct flock of 64-bit Linux: type, whence, start, length, pid (0 for an OFD lock)
 
-_open_lock = threading.Lock()
+# Reentrant: a connection dropped unclosed is counted out from its finalizer, which the
+# garbage collector may run inside this lock's block, on the same thread (while another
+# connection is counted in); a plain lock deadlocked there.
+_open_lock = threading.RLock()
 _open: Counter[Path] = Counter()  # database file -> connections made here open on it, in this process
 _parked: list[int] = []  # descriptors never closed: closing one would drop this process's locks on its file
 

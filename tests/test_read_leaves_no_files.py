@@ -260,3 +260,26 @@ def test_a_folder_named_with_uri_characters_is_read_and_nothing_else_made(db: Pa
     with archive.open(copy) as handle:  # a Path: the URL form would read %41 as "A"
         assert [c.name for c in handle.campaigns()] == ["q"]
     assert (seen(copy), sorted(os.listdir(tmp_path))) == before
+
+
+def test_a_connection_dropped_while_another_is_counted_in_does_not_deadlock(tmp_path: Path) -> None:
+    """A connection dropped unclosed is counted out by its finalizer, which the garbage
+    collector may run inside the block where another connection is counted in, on the same
+    thread (seen: a test suite hung in ``Counted.__init__``). Run there, the finalizer ends;
+    with a plain lock it waited on itself for ever."""
+    import threading
+
+    from archive import engine
+
+    path = tmp_path / "a.db"
+    dropped = sqlite3.connect(path, factory=engine.counted_connection(path, tidy=False), check_same_thread=False)
+
+    def finalized_under_the_lock() -> None:
+        with engine._open_lock:  # as in Counted.__init__, when the collector runs the finalizer
+            dropped.__del__()
+
+    thread = threading.Thread(target=finalized_under_the_lock, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive(), "the finalizer deadlocked on the counting lock"
+    assert path not in engine._open
