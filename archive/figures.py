@@ -34,6 +34,7 @@ from matplotlib.figure import Figure
 
 from archive.layout import CellLayout, MeasureAxis
 from archive.outputs import replacing
+from archive.outside import figure_note, outside_axes
 from archive.records import CampaignSettings, MapData, Stats
 from archive.stats import non_dominated
 from archive.units import with_unit
@@ -144,17 +145,21 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
     scale (viridis; reversed for a minimised objective, so the better elite is always the
     brighter one), over the range :func:`colour_scale` gives (elites beyond it drawn at its
     ends, the colour bar's triangles and its label saying how many); a cell with no elite is
-    hatched grey (:func:`show_empty_cells`). Grid maps mark every bin edge with a minor tick."""
+    hatched grey (:func:`show_empty_cells`). Grid maps mark every bin edge with a minor tick.
+    Where elites were measured outside the axes' ranges, a line under the title says how many
+    and where they are drawn (:func:`archive.outside.figure_note`)."""
     objective = np.array([e["objective"] for e in elites], dtype=float)
     scale = colour_scale(objective, (-0.1, 0.1))
     verb = "higher" if settings.maximize else "lower"
     unit = settings.units.get(settings.objective)
     label_text = f"{settings.objective} ({unit + '; ' if unit else ''}{verb} is better){scale.note()}"
     cmap = "viridis" if settings.maximize else "viridis_r"
+    found = outside_axes(layout.axes, elites)
+    note = figure_note(found, layout.kind, projected=layout.kind != "grid" and len(layout.axes) > 2) if found else ""
     if layout.kind == "grid" and len(layout.axes) > 2:
-        fig = _facets(layout, settings, elites, label_text, title, scale)
+        fig = _facets(layout, settings, elites, label_text, title, scale, note)
     elif len(layout.axes) > 2:
-        fig = _projections(layout, settings, elites, label_text, title, scale)
+        fig = _projections(layout, settings, elites, label_text, title, scale, note)
     else:
         two = len(layout.axes) == 2
         fig = new_figure(figsize=(8, 6) if two else (9, 3))
@@ -169,10 +174,15 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
         ax.set_xlabel(wrapped(_axis_label(layout.axes[0], settings), 90))
         if two:
             ax.set_ylabel(wrapped(_axis_label(layout.axes[1], settings), 60))
-        ax.set_title(wrapped(title, 72 if two else 84), fontsize=10)
+        ax.set_title(_heading(title, note, 72 if two else 84), fontsize=10)
         tight_layout(fig)
     save(fig, path)
     return path
+
+
+def _heading(title: str, note: str, width: int) -> str:
+    """``title`` over ``note`` (where there is one), each wrapped at ``width`` characters."""
+    return wrapped(title, width) + (f"\n{wrapped(note, width)}" if note else "")
 
 
 def _axis_label(axis: MeasureAxis, settings: CampaignSettings) -> str:
@@ -353,7 +363,7 @@ def _grid_heatmap(ax: Axes, layout: CellLayout, settings: CampaignSettings, elit
 
 
 def _facets(layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]], label: str,
-            title: str, scale: ColourScale) -> Figure:
+            title: str, scale: ColourScale, note: str = "") -> Figure:
     """One heatmap of the first two measures per bin of the third (and fourth) measure;
     further measures are collapsed, keeping each pixel's best elite. Colours, empty cells
     and bin edges as :func:`elite_map` draws them."""
@@ -396,7 +406,7 @@ def _facets(layout: CellLayout, settings: CampaignSettings, elites: list[dict[st
         show_empty_cells(ax, None)
     assert image is not None
     show_empty_cells(axes[0][0], _colorbar(fig, image, wrapped(label, max(28, 14 * rows)), scale, ax=axes, shrink=0.8))
-    fig.suptitle(wrapped(title, max(60, 14 * cols)), fontsize=10)
+    fig.suptitle(_heading(title, note, max(60, 14 * cols)), fontsize=10)
     return fig
 
 
@@ -404,7 +414,7 @@ MAX_PROJECTED = 4  # a CVT map of more measures shows the pairs of its first fou
 
 
 def _projections(layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]], label: str,
-                 title: str, scale: ColourScale) -> Figure:
+                 title: str, scale: ColourScale, note: str = "") -> Figure:
     """A CVT map of three or more measures (which pyribs' heatmap does not draw): each
     pair of its first :data:`MAX_PROJECTED` measures, every elite a point at its two
     measures, coloured by its objective over ``scale``, the better drawn over the worse."""
@@ -435,7 +445,7 @@ def _projections(layout: CellLayout, settings: CampaignSettings, elites: list[di
     assert points is not None
     _colorbar(fig, points, wrapped(label, max(28, 20 * rows)), scale, ax=grid, shrink=0.8)
     shown = "" if len(layout.axes) <= MAX_PROJECTED else f" (pairs of the first {MAX_PROJECTED} measures)"
-    fig.suptitle(wrapped(f"{title}{shown}", max(60, 24 * cols)), fontsize=10)
+    fig.suptitle(_heading(f"{title}{shown}", note, max(60, 24 * cols)), fontsize=10)
     return fig
 
 

@@ -30,6 +30,7 @@ from archive.errors import CampaignNotFound
 from archive.layout import CellLayout
 from archive.models import Campaign
 from archive.outputs import EXPORT_SUFFIXES, FIGURE_SUFFIXES, check_output
+from archive.outside import Outside, outside_axes
 from archive.records import CampaignRecord, CampaignSettings, MapData, Stats, scheduler_is_live
 from archive.store import ELITE_FIELDS, Store
 from entropy_atlas.validation import a_type
@@ -193,13 +194,21 @@ class CampaignHandle:
             stats = self.store.stats(self.record.id, self.layout.cells, self.qd_offset, by_proposer={})
         return MapData(self.name, self.layout, self.settings, elites, stats)
 
-    def map(self, path: str | Path) -> Path:
-        """The elite map as a figure (:func:`archive.figures.draw_map`); ``path`` checked as
-        the command line checks it (:func:`archive.outputs.check_output`)."""
+    def outside_axes(self) -> Outside:
+        """The elites measured outside the map's axes, per measure (:func:`archive.outside.outside_axes`):
+        read from the elites alone, one row per cell at most."""
+        with self.reading():
+            elites = self.store.elites(self.record.id, fields=("measures",))
+        return outside_axes(self.layout.axes, elites)
+
+    def map(self, path: str | Path, data: MapData | None = None) -> Path:
+        """The elite map as a figure (:func:`archive.figures.draw_map`) of ``data`` (default:
+        :meth:`map_data`, read now); ``path`` checked as the command line checks it
+        (:func:`archive.outputs.check_output`)."""
         from archive.figures import draw_map
 
         check_output(Path(path), FIGURE_SUFFIXES, self.store.url)
-        return draw_map(Path(path), self.map_data())
+        return draw_map(Path(path), self.map_data() if data is None else data)
 
     def front(self, path: str | Path) -> Path:
         """Objective against each measure with its Pareto front (:func:`archive.figures.pareto_front`)."""

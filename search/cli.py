@@ -311,6 +311,8 @@ def _campaign_record(storage: str, name: str) -> tuple[str, int] | None:
 
 
 def _summary(name: str, stats: Stats, storage: str, map_out: Path | None) -> None:
+    """The run's summary line and its map; then, where elites lie outside the map's axes,
+    one warning saying so (:func:`archive.outside.run_warning`), from the map's own elites."""
     import archive
 
     best = "—" if stats.best_objective is None else f"{stats.best_objective:.6g}"
@@ -320,15 +322,22 @@ def _summary(name: str, stats: Stats, storage: str, map_out: Path | None) -> Non
         f"QD-score {stats.qd_score:.6g}, best {best}"
     )
     from archive.outputs import writing
+    from archive.outside import Outside, outside_axes, run_warning
 
     out = map_out or _default_map(storage, name)
+    found, kind = Outside(), "grid"
     try:  # the run is complete: a map that cannot be written (a full disk) is a warning, exit 0
         with archive.open(storage, readonly=True) as handle, writing(out):
-            path = handle.campaign(name).map(out)
+            camp = handle.campaign(name)
+            data = camp.map_data()
+            found, kind = outside_axes(data.layout.axes, data.elites), data.layout.kind
+            path = camp.map(out, data)
     except OutputPathError as exc:
         _warn(f"{exc}; the run is complete and stored: `atlas map {name} --out FILE` draws its map")
-        return
-    console.print(f"elite map: {path.resolve()}")
+    else:
+        console.print(f"elite map: {path.resolve()}")
+    if found:
+        _warn(run_warning(found, kind, name))
 
 
 @app.command()
@@ -543,7 +552,10 @@ def status(
         if name is None:
             console.print(campaigns_table(rows))
             return
-        console.print(campaign_table(rows[0]))
+        table = campaign_table(rows[0])
+        for line in _outside_lines(rows[0], camps[0].layout.kind):
+            table.add_row("outside the map", escape(line))
+        console.print(table)
         if rows[0]["proposers"]:
             console.print(proposers_table(rows[0]))
         if rows[0]["failures"]:
@@ -848,7 +860,8 @@ def delete(
 
 def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
     """One campaign's line of ``atlas status`` (``detail``: with proposers, exploration
-    entropy and the most common failures; else those are ``None``)."""
+    entropy, the most common failures and ``outside_axes``, the elites measured outside the
+    map's axes (:meth:`CampaignHandle.outside_axes`); else those are ``None``)."""
     if not detail:
         counts, s, failures, exploration = None, camp.stats(), None, _exploration_fields(camp, None)
     else:
@@ -864,6 +877,7 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
             exploration = _exploration_fields(camp, counts)
             failures = [{"message": m, "count": n} for m, n in found.result()]
     status = camp.record.live_status()
+    outside = camp.outside_axes().to_json() if detail else None
     return {
         "name": camp.name, "status": status, "budget": camp.budget,
         "finished": s.finished, "done": s.counts["done"], "failed": s.counts["failed"],
@@ -874,7 +888,17 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
         "proposers": counts,
         **exploration,
         "failures": failures,
+        "outside_axes": outside,
     }
+
+
+def _outside_lines(row: dict[str, Any], kind: str) -> list[str]:
+    """``atlas status NAME``'s lines on the elites outside the map's axes, one per measure
+    that has some (:func:`archive.outside.measure_text`), from its row's ``outside_axes``."""
+    from archive.outside import OutsideAxis, measure_text
+
+    found = row.get("outside_axes") or {}
+    return [measure_text(OutsideAxis(**m), kind) for m in found.get("measures", [])]
 
 
 def _unfinished_fields(counts: dict[str, int], live: bool) -> dict[str, int]:
