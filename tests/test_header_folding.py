@@ -5,15 +5,14 @@ were cut every ``width`` characters, and ``atlas elites`` outside a terminal pri
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pytest
-from rich.console import Console
 
 from search import cli as cli_module
 from search import cli_tables
 from search.plain_table import PLAIN_ROWS, folded
+from tests.test_cli_table_units import header
 
 NAME = "post_activation_entropy"
 UNIT = "nat / s"
@@ -46,18 +45,6 @@ def rows(n: int) -> list[dict[str, Any]]:
              "measures": {NAME: 1.25, "distinct_2": 0.5}} for i in range(n)]
 
 
-def printed(table: Any, width: int) -> list[str]:
-    """The header's lines as the console prints the table (rich's) or as written (plain)."""
-    if isinstance(table, str):
-        lines = table.splitlines()
-    else:
-        out = Console(width=width, record=True, file=io.StringIO())
-        out.print(table)
-        lines = out.export_text().splitlines()
-    rule = next(i for i, line in enumerate(lines) if line.strip() and set(line.strip()) <= {"─", " "})
-    return lines[1:rule]
-
-
 @pytest.mark.parametrize("n", [2, PLAIN_ROWS + 1])  # rich's table; plain text past PLAIN_ROWS rows
 def test_atlas_elites_headers_fold_at_word_boundaries_in_a_narrow_console(monkeypatch: pytest.MonkeyPatch,
                                                                          n: int) -> None:
@@ -66,7 +53,7 @@ def test_atlas_elites_headers_fold_at_word_boundaries_in_a_narrow_console(monkey
     monkeypatch.setattr(cli_module.console, "_width", 60)
     table = cli_tables.elites_table("t", rows(n), "accuracy", [NAME, "distinct_2"], ["t"],
                                     units={"accuracy": "fraction", NAME: UNIT})
-    words = [w for line in printed(table, 60) for w in line.split("  ") if w.strip()]
+    words = [w for line in header(table, 60).splitlines() for w in line.split("  ") if w.strip()]
     words = [w.strip() for w in words]
     assert "(nat / s)" in words and "activation_" in words
     assert not any(w.startswith("n_") or w.endswith("(nat") for w in words)
