@@ -28,6 +28,14 @@ from workers.executors.inline import InlineExecutor
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def maps_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The maps a run draws by default go under the test's folder, not the checkout's."""
+    import archive.figures
+
+    monkeypatch.setattr(archive.figures, "MAPS_DIR", tmp_path / "atlas-maps")
+
+
 def invoke(*args: str) -> Any:
     return runner.invoke(app, list(args), catch_exceptions=False)
 
