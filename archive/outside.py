@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from archive.layout import MeasureAxis
+from entropy_atlas.wording import count
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,17 +91,13 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _elites(n: int) -> str:
-    return f"{n} elite" if n == 1 else f"{n} elites"
-
-
 def _sides(m: OutsideAxis, noun: bool = True) -> str:
     """``3 elites below 0 (down to -0.4) and 2 above 2 (up to 2.32)`` (without ``noun``: ``3 below …``)."""
     parts = []
     if m.below:
-        parts.append(f"{_elites(m.below) if noun else m.below} below {m.low:g} (down to {m.least:.4g})")
+        parts.append(f"{count(m.below, 'elite') if noun else m.below} below {m.low:g} (down to {m.least:.4g})")
     if m.above:
-        parts.append(f"{_elites(m.above) if noun and not parts else m.above} above {m.high:g} "
+        parts.append(f"{count(m.above, 'elite') if noun and not parts else m.above} above {m.high:g} "
                      f"(up to {m.greatest:.4g})")
     return " and ".join(parts)
 
@@ -132,7 +129,7 @@ def run_warning(found: Outside, kind: str, name: str) -> str:
     extreme, and where the rest is told."""
     sides = "; ".join(f"{m.measure} {_sides(m, noun=False)}" for m in found.measures)
     where = "drawn in the edge cells" if kind == "grid" else "each drawn in its nearest cell"
-    return (f"{_elites(found.elites)} {_lie(found.elites)} outside the map's axes, {where}: {sides}; "
+    return (f"{count(found.elites, 'elite')} {_lie(found.elites)} outside the map's axes, {where}: {sides}; "
             f"`atlas status {name}` says which bounds to widen")
 
 
@@ -143,7 +140,7 @@ def figure_note(found: Outside, kind: str, projected: bool = False) -> str:
     extremes = ", ".join(f"{m.measure} {_extremes(m)}" for m in found.measures)
     where = ("drawn in the edge cells" if kind == "grid" else "cut off by the panels' frames" if projected
              else "drawn in their nearest cells")
-    return f"{_elites(found.elites)} {_lie(found.elites)} beyond the axes ({extremes}), {where}"
+    return f"{count(found.elites, 'elite')} {_lie(found.elites)} beyond the axes ({extremes}), {where}"
 
 
 def _extremes(m: OutsideAxis) -> str:

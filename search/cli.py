@@ -23,6 +23,7 @@ from rich.table import Table
 
 from entropy_atlas.errors import AtlasError, OutputPathError
 from entropy_atlas.settings import NO_STORAGE_HINT
+from entropy_atlas.wording import count
 from search.cli_tables import (
     campaign_table,
     campaigns_table,
@@ -850,7 +851,7 @@ def delete(
         if not force:
             _refuse_live_lease(camp)
         created = camp.stats().created
-    if not yes and not _confirmed(f"delete campaign {name!r} and its {_count(created, 'evaluation')}?"):
+    if not yes and not _confirmed(f"delete campaign {name!r} and its {count(created, 'evaluation')}?"):
         err.print(f"nothing deleted: campaign {escape(name)} is kept", highlight=False)
         raise typer.Exit(1)
     with _errors(), archive.open(_storage(storage), readonly=False) as handle:
@@ -959,15 +960,11 @@ def _delete(camp: Any, force: bool) -> dict[str, int]:
         raise LeaseConflict(f"{exc}; stop that scheduler first, or pass --force") from None
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def _deleted_text(counts: dict[str, int]) -> str:
     """``60 evaluations, 13 elites, 1 checkpoint, 0 proposer calls``."""
     nouns = {"evaluations": "evaluation", "elites": "elite", "checkpoints": "checkpoint",
              "proposer_calls": "proposer call"}
-    return ", ".join(_count(counts.get(table, 0), noun) for table, noun in nouns.items())
+    return ", ".join(count(counts.get(table, 0), noun) for table, noun in nouns.items())
 
 
 def main() -> None:  # pragma: no cover - console entry point

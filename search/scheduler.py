@@ -76,6 +76,7 @@ from entropy_atlas import interrupts, settings
 from entropy_atlas.errors import AtlasError
 from entropy_atlas.holders import holder_is_dead, lease_holder_id
 from entropy_atlas.interrupts import held_interrupts
+from entropy_atlas.wording import count
 from search.campaigns import write_limits
 from search.history import ArchiveHistory
 from search.lease_keeper import LeaseKeeper, elapsed_clock
@@ -175,11 +176,6 @@ def _raise_if_interrupted(exc: BaseException) -> None:
             raise KeyboardInterrupt from exc
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 attempt``, ``3 attempts``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @dataclasses.dataclass
@@ -408,7 +404,7 @@ class Scheduler:
                              row["proposal"] or {}, row["proposer"], row["attempts"])
             self.inflight[item.evaluation_id] = item
             if item.attempts > self.spec.resources.max_retries:
-                error = (f"gave up after {_count(item.attempts, 'attempt')}: its worker or scheduler "
+                error = (f"gave up after {count(item.attempts, 'attempt')}: its worker or scheduler "
                          f"was lost each time")
                 given_up.append(Outcome(item.evaluation_id, "failed", error=error))
             else:
@@ -445,7 +441,7 @@ class Scheduler:
             self._stop_for_setup(self._setup_failed)
         if self._ask_failed is not None:  # what it asked before is written, for a resume to dispatch
             self._flush()
-            kept = f"this turn's {_count(written, 'result')} and {_count(len(rows), 'new row')} are written"
+            kept = f"this turn's {count(written, 'result')} and {count(len(rows), 'new row')} are written"
             raise ProposerFailed(self._ask_failed_message(kept))
         if stuck:
             raise ProposerStuck(
@@ -666,7 +662,7 @@ class Scheduler:
                     retry.append(item)
                     continue
                 o = dataclasses.replace(o, status="failed",
-                                        error=f"{o.error} (gave up after {_count(item.attempts, 'attempt')})")
+                                        error=f"{o.error} (gave up after {count(item.attempts, 'attempt')})")
             final.append(o)
         if retry and not self._setup_failed:  # a run that stops retries nothing: they stay in flight
             self._write([], [], [])  # their starts first, so that the requeue is the last word on them
