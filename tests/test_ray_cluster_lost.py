@@ -59,13 +59,27 @@ def _poll_until(executor: RayExecutor, done: int, limit_s: float = 60.0) -> list
     return outcomes
 
 
-def _running_an_hour_long_evaluation(executor: RayExecutor) -> ray_executor._Slot:
-    """The slot whose worker runs evaluation 0 (``sleepy`` with a > 0.9: an hour), once it does."""
-    executor.submit([EvaluationTask(0, 0, {"a": 0.95, "b": 0.5}, seed=0)])
-    deadline = time.monotonic() + 60
-    while not any(s.held and s.ready is None for s in executor._slots) and time.monotonic() < deadline:
-        executor.poll(0.2)  # until a worker is set up and runs it
-    return next(s for s in executor._slots if s.held)
+_Killed = tuple[RayExecutor, ray_executor._ClusterWatch, ray_executor._Slot]
+
+
+@contextlib.contextmanager
+def _worker_killed_mid_evaluation(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Killed]:
+    """An executor (no heartbeat) whose watch asks a GCS that is not there, and the slot whose
+    worker ran evaluation 0 (``sleepy`` with a > 0.9: an hour) until it was killed; shut down
+    after the block."""
+    monkeypatch.setattr(ray_executor, "HEARTBEAT_S", 3600.0)
+    executor = _executor("tests.support.evaluators:sleepy")
+    try:
+        watch = _watch(executor, NOTHING_THERE)
+        executor.submit([EvaluationTask(0, 0, {"a": 0.95, "b": 0.5}, seed=0)])
+        deadline = time.monotonic() + 60
+        while not any(s.held and s.ready is None for s in executor._slots) and time.monotonic() < deadline:
+            executor.poll(0.2)  # until a worker is set up and runs it
+        busy = next(s for s in executor._slots if s.held)
+        ray.kill(busy.actor)
+        yield executor, watch, busy
+    finally:
+        executor.shutdown()
 
 
 @pytest.mark.usefixtures("ray_cluster")
@@ -102,12 +116,7 @@ def test_a_gcs_back_within_the_grace_loses_nothing_and_a_dead_worker_is_lost_onl
     """A worker killed while the GCS is silent is not reported lost (the cluster may be what
     went): its failed call is kept; once the GCS answers again (within the grace) it is lost as
     ever, retried, and the run goes on."""
-    monkeypatch.setattr(ray_executor, "HEARTBEAT_S", 3600.0)
-    executor = _executor("tests.support.evaluators:sleepy")
-    try:
-        watch = _watch(executor, NOTHING_THERE)
-        busy = _running_an_hour_long_evaluation(executor)
-        ray.kill(busy.actor)
+    with _worker_killed_mid_evaluation(monkeypatch) as (executor, watch, _):
         watch.asked = 0.0  # its last answer is old: the failed call asks it
         held_back = [o for _ in range(10) for o in executor.poll(0.2)]
         assert held_back == [] and watch.silent_since is not None
@@ -117,8 +126,6 @@ def test_a_gcs_back_within_the_grace_loses_nothing_and_a_dead_worker_is_lost_onl
         assert lost.status == "lost" and lost.evaluation_id == 0 and "worker lost" in (lost.error or "")
         executor.submit([EvaluationTask(1, 1, {"a": 0.2, "b": 0.5}, seed=1)])
         assert [o.status for o in _poll_until(executor, 1)] == ["done"]
-    finally:
-        executor.shutdown()
 
 
 @pytest.mark.usefixtures("ray_cluster")
@@ -127,18 +134,11 @@ def test_a_worker_call_failing_just_after_a_heartbeat_asks_the_gcs_again(monkeyp
     call failed: the failure asks the GCS again, finds it silent, and holds the evaluation
     back. Before, an answer under a second old was taken as the GCS's word: the worker was
     lost and replaced, and killing that replacement later blocked the run past its grace."""
-    monkeypatch.setattr(ray_executor, "HEARTBEAT_S", 3600.0)
-    executor = _executor("tests.support.evaluators:sleepy")
-    try:
-        watch = _watch(executor, NOTHING_THERE)
-        busy = _running_an_hour_long_evaluation(executor)
-        ray.kill(busy.actor)
+    with _worker_killed_mid_evaluation(monkeypatch) as (executor, watch, busy):
         watch.asked = time.monotonic()  # the heartbeat's answer, just now
         held_back = [o for _ in range(10) for o in executor.poll(0.2)]
         assert held_back == [] and watch.silent_since is not None
         assert busy in executor._slots, "the worker was taken for lost while the GCS was silent"
-    finally:
-        executor.shutdown()
 
 
 @pytest.mark.usefixtures("ray_cluster")
