@@ -62,6 +62,7 @@ from entropy_atlas.errors import AtlasError
 from entropy_atlas.validation import a_type
 from workers.contract import EvalContext, Evaluator, Units
 from workers.evaluators.configs import PythonConfig, config_problems, validate_config
+from workers.exit_guard import exit_refused
 
 GROUP = "entropy_atlas.evaluators"
 
@@ -249,12 +250,18 @@ def review(kind: str, config: dict[str, Any], target: str | None,
     one, name what the space and the measures ask that the evaluator cannot do (both
     together). Nothing raises but a
     Ctrl-C (``KeyboardInterrupt``): an error while importing or checking is a problem
-    line too. (A module that calls ``os._exit`` at import ends the process: no
-    in-process check can catch that.)
+    line too, and so is ``os._exit`` called meanwhile (:mod:`workers.exit_guard`: it
+    had ended the command without a word).
 
     Warnings: where there is no problem, the class's ``space_warnings(config, space)``,
     when it has one (one that raises is a warning line saying so: the campaign is valid).
     """
+    with exit_refused():
+        return _review(kind, config, target, space, measures)
+
+
+def _review(kind: str, config: dict[str, Any], target: str | None,
+            space: dict[str, dict[str, Any]], measures: Sequence[str]) -> tuple[list[str], list[str]]:
     if kind == "python":
         evaluator, problems = _python_evaluator(target)
     else:
@@ -283,12 +290,14 @@ def units(kind: str, config: dict[str, Any]) -> Units:
     (:meth:`archive.records.CampaignSettings.from_spec`). None (``Units()``) for
     ``kind: python`` (the user's code: only the spec says), for an evaluator that declares
     none, and where asking fails or gives no :class:`Units` (a label never stops a run)."""
-    evaluator = None if kind == "python" else _registered(kind)[0]
+    with exit_refused():
+        evaluator = None if kind == "python" else _registered(kind)[0]
     hook = getattr(evaluator, "units", None)
     if hook is None:
         return Units()
     try:
-        declared = hook(dict(config))
+        with exit_refused():
+            declared = hook(dict(config))
     except KeyboardInterrupt:
         raise
     except BaseException:  # a third-party hook must not take the run down
@@ -355,4 +364,29 @@ def _python_evaluator(target: str | None) -> tuple[Any, list[str]]:
         return obj, []
     if not callable(obj):
         return None, [f"evaluator.target: {target!r} is neither a class nor a function"]
-    return FunctionEvaluator, []
+    problem = _call_problem(obj, target)
+    return (None, [f"evaluator.target: {problem}"]) if problem else (FunctionEvaluator, [])
+
+
+def _call_problem(fn: Any, target: str) -> str | None:
+    """Why a function target cannot be called as an evaluator is, ``fn(params, ctx)`` (its
+    batched form too: ``fn(list_of_params, ctx)``), or None. Where it cannot take two
+    positional arguments every evaluation had failed with the same ``TypeError``; a
+    signature Python cannot read (some built-ins) is let be."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        return (f"{target!r} takes {_parameters(signature)}, but an evaluator function is called as "
+                f"fn(params, ctx): add the ctx parameter (ctx.seed, ctx.device, ctx.workdir)")
+    return None
+
+
+def _parameters(signature: inspect.Signature) -> str:
+    """A signature's parameters as written, ``(params)``, without annotations or defaults."""
+    names = [("*" if p.kind is p.VAR_POSITIONAL else "**" if p.kind is p.VAR_KEYWORD else "") + p.name
+             for p in signature.parameters.values()]
+    return f"({', '.join(names)})"

@@ -7,6 +7,7 @@ import logging
 from workers import registry
 from workers.contract import EvalContext, Evaluator, device_for
 from workers.executors.base import SETUP_CHECK_S, Executor, ExecutorConfig, teardown_failure_text
+from workers.exit_guard import exit_refused
 from workers.runner import setup_failure_text
 
 log = logging.getLogger("entropy_atlas.executor")
@@ -19,7 +20,8 @@ class InProcessExecutor(Executor):
     task with it, as a worker whose setup failed does. Whatever ``__init__`` or ``setup``
     raises is such a failure (``sys.exit``, ``GeneratorExit``, any ``BaseException``), but
     a ``KeyboardInterrupt``: in this process it may be the user's Ctrl-C, which stops the
-    run (before the campaign is written). An unusable ``max_batch_size`` is one too."""
+    run (before the campaign is written). An unusable ``max_batch_size`` is one too, and so
+    is ``os._exit`` called meanwhile (:mod:`workers.exit_guard`), here and in ``teardown``."""
 
     def __init__(self, config: ExecutorConfig) -> None:
         super().__init__(config)
@@ -32,9 +34,10 @@ class InProcessExecutor(Executor):
         if self._evaluator is not None or self._setup_error is not None:
             return
         try:
-            evaluator = registry.build(self.config.kind, self.config.config, self.config.target)
-            self._chunk = registry.batch_size(evaluator)
-            evaluator.setup(self.config.config, self._ctx)
+            with exit_refused():
+                evaluator = registry.build(self.config.kind, self.config.config, self.config.target)
+                self._chunk = registry.batch_size(evaluator)
+                evaluator.setup(self.config.config, self._ctx)
             self._evaluator = evaluator
         except KeyboardInterrupt:
             raise
@@ -54,7 +57,8 @@ class InProcessExecutor(Executor):
         if evaluator is None:
             return
         try:
-            evaluator.teardown()
+            with exit_refused():
+                evaluator.teardown()
         except KeyboardInterrupt:
             raise
         except BaseException as exc:

@@ -7,7 +7,8 @@ on the main thread of a POSIX process. Elsewhere (a run started from a
 thread, enforces them). A caller's own ``SIGALRM`` handler and ``ITIMER_REAL`` timer are
 set aside while a poll runs evaluations and put back at its end, the timer with its time
 left less what the poll took (fired at once where that has passed). An evaluation that
-changes the working directory has it changed back by the end of the poll.
+changes the working directory has it changed back by the end of the poll. One that calls
+``os._exit`` fails with that as its error (:mod:`workers.exit_guard`); it had ended the run.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from workers.executors.base import ExecutorConfig
 from workers.executors.in_process import InProcessExecutor, log
+from workers.exit_guard import exit_refused
 from workers.runner import EvaluationTask, EvaluationTimeout, Outcome, run_tasks, setup_failure, worker_name
 
 
@@ -54,7 +56,7 @@ class InlineExecutor(InProcessExecutor):
         deadline = time.monotonic() + timeout
         outcomes: list[Outcome] = []
         try:
-            with _Alarm() as alarm, _same_directory():
+            with _Alarm() as alarm, _same_directory(), exit_refused():
                 self._warn_if_unenforced(alarm)
                 while self._queue and (not outcomes or time.monotonic() < deadline):  # results reach the store often
                     batch = [self._queue.popleft() for _ in range(min(chunk, len(self._queue)))]

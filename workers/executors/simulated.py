@@ -32,6 +32,7 @@ import numpy as np
 
 from workers.executors.base import ExecutorConfig
 from workers.executors.in_process import InProcessExecutor
+from workers.exit_guard import exit_refused
 from workers.runner import EvaluationTask, Outcome, run_tasks, setup_failure
 
 DISTRIBUTIONS = ("fixed", "exponential", "uniform")
@@ -172,7 +173,8 @@ class SimulatedExecutor(InProcessExecutor):
         assert self._evaluator is not None
         self.finished += len(tasks)
         ran = [t for t in tasks if t.evaluation_id not in self._timed_out]
-        outcomes = run_tasks(self._evaluator, ran, self.config.measure_names, self._ctx) if ran else []
+        with exit_refused():
+            outcomes = run_tasks(self._evaluator, ran, self.config.measure_names, self._ctx) if ran else []
         for t in tasks:
             if t.evaluation_id in self._timed_out:
                 self._timed_out.discard(t.evaluation_id)
