@@ -120,3 +120,22 @@ def test_a_function_target_that_cannot_take_params_and_ctx_is_refused(tmp_path: 
     assert registry.check("python", {}, "one_arg:h", SPACE) == []
     assert registry.check("python", {}, "one_arg:k", SPACE)[0].startswith(
         "evaluator.target: 'one_arg:k' takes (params, ctx, extra), but")
+
+
+def test_an_evaluator_class_whose_evaluate_cannot_take_params_and_ctx_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "one_arg_class.py").write_text(
+        "from workers.contract import Evaluator\n"
+        "class Short(Evaluator):\n    def evaluate(self, params):\n        return {}\n"
+        "class ShortBatch:\n    def evaluate_batch(self, batch):\n        return []\n"
+        "class Fine(Evaluator):\n    def evaluate(self, params, ctx):\n        return {}\n"
+        "class OnlyBatch(Evaluator):\n    def evaluate_batch(self, batch, ctx):\n        return []\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert registry.check("python", {}, "one_arg_class:Short", SPACE) == [
+        "evaluator.target: Short.evaluate takes (self, params), but it is called as evaluate(self, params, ctx): "
+        "add the ctx parameter (ctx.seed, ctx.device, ctx.workdir)"]
+    assert registry.check("python", {}, "one_arg_class:ShortBatch", SPACE)[0].startswith(
+        "evaluator.target: ShortBatch.evaluate_batch takes (self, batch), but it is called as "
+        "evaluate_batch(self, list_of_params, ctx)")
+    assert registry.check("python", {}, "one_arg_class:Fine", SPACE) == []
+    assert registry.check("python", {}, "one_arg_class:OnlyBatch", SPACE) == []

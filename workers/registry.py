@@ -361,7 +361,9 @@ def _python_evaluator(target: str | None) -> tuple[Any, list[str]]:
     if inspect.isclass(obj):
         if not (hasattr(obj, "evaluate_batch") or hasattr(obj, "evaluate")):
             return None, [f"evaluator.target: {obj.__name__} has neither evaluate nor evaluate_batch"]
-        return obj, []
+        problems = [f"evaluator.target: {problem}" for method in ("evaluate", "evaluate_batch")
+                    if (problem := _method_problem(obj, method)) is not None]
+        return (None, problems) if problems else (obj, [])
     if not callable(obj):
         return None, [f"evaluator.target: {target!r} is neither a class nor a function"]
     problem = _call_problem(obj, target)
@@ -382,6 +384,27 @@ def _call_problem(fn: Any, target: str) -> str | None:
     except TypeError:
         return (f"{target!r} takes {_parameters(signature)}, but an evaluator function is called as "
                 f"fn(params, ctx): add the ctx parameter (ctx.seed, ctx.device, ctx.workdir)")
+    return None
+
+
+def _method_problem(cls: type, method: str) -> str | None:
+    """Why the class's own ``evaluate`` (``evaluate_batch``) cannot be called as
+    ``self.evaluate(params, ctx)``, or None (one it does not define, or inherits from
+    :class:`Evaluator`, is let be)."""
+    fn = getattr(cls, method, None)
+    if fn is None or fn is getattr(Evaluator, method, None) or isinstance(inspect.getattr_static(cls, method),
+                                                                          staticmethod | classmethod):
+        return None
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(None, None, None)
+    except TypeError:
+        what = "params" if method == "evaluate" else "list_of_params"
+        return (f"{cls.__name__}.{method} takes {_parameters(signature)}, but it is called as "
+                f"{method}(self, {what}, ctx): add the ctx parameter (ctx.seed, ctx.device, ctx.workdir)")
     return None
 
 
