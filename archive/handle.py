@@ -170,6 +170,19 @@ class CampaignHandle:
         with self.reading():
             return self.store.proposer_counts(self.record.id)
 
+    def model_calls(self) -> list[dict[str, Any]]:
+        """:meth:`Store.call_summary`: for each proposer that called a model, its calls,
+        answered, failed, tokens, latest error and median latency, by proposer's name;
+        empty where none did."""
+        with self.reading():
+            return self.store.call_summary(self.record.id)
+
+    def checkpoint(self, proposer: str | None = None) -> bytes | None:
+        """The stored checkpoint of ``proposer`` (default: the campaign's algorithm), as
+        bytes (:mod:`search.proposers.checkpoint` reads them); None where there is none."""
+        with self.reading():
+            return self.store.load_checkpoint(self.record.id, proposer or self.settings.algorithm)
+
     def export(self, path: str | Path) -> Path:
         """All evaluations and elites to ``.json``, ``.csv`` or ``.parquet`` (:mod:`archive.export`)."""
         from archive.export import EVALUATION_FIELDS, JSON_FIELDS, ExportData, export_campaign, gc_paused
@@ -217,17 +230,27 @@ class CampaignHandle:
         check_output(Path(path), FIGURE_SUFFIXES, self.store.url)
         return pareto_front(Path(path), self.name, self.settings, self.evaluations(status="done"))
 
-    def law(self, measure: str | None = None, mode: str | None = None) -> Any:
+    def law(self, measure: str | None = None, mode: str | None = None, by: str | None = None) -> Any:
         """The entropy-performance law R = −a·exp(H) + b over the done evaluations, an
         :class:`archive.law.LawReading` in ``mode``: ``per-run`` (each run's fit over its
         checkpoints, training entropy vs validation accuracy: the paper's use), ``pooled``
         (one fit over all runs' checkpoints) or ``cross-configuration`` (one fit over the
         final objective vs ``measure``, default ``final_entropy``; its ``.fit`` is the
         :class:`~archive.law.LawFit`). ``None``: ``per-run`` when trajectories exist and
-        no ``measure`` is named, else ``cross-configuration``."""
+        no ``measure`` is named, else ``cross-configuration``. ``by``, a parameter's name,
+        adds one fit per value of it (``.groups``, :func:`archive.law_groups.grouped_law`; ``pooled``
+        or ``cross-configuration`` only, ``pooled`` the default where ``per-run`` would be);
+        the spec's space names the categorical parameters the mixed-regime warning suggests."""
         from archive.law import campaign_law
+        from archive.law_groups import grouped_law
 
-        return campaign_law(self.name, self.settings, self.evaluations(status="done"), measure, mode)
+        if by is not None and not isinstance(by, str):
+            raise TypeError(f"by: must be a parameter's name (a str) or None, got {shown_value(by)}")
+        space = self.spec.get("space") if isinstance(self.spec, dict) else None
+        done = self.evaluations(status="done")
+        if by is None:
+            return campaign_law(self.name, self.settings, done, measure, mode, space)
+        return grouped_law(self.name, self.settings, done, by, measure, mode, space)
 
     def failure_summary(self, limit: int = 5) -> list[tuple[str, int]]:
         """The ``limit`` most common failure messages (an error's first line) and their

@@ -32,6 +32,22 @@ Three readings of a campaign (:data:`MODES`, :func:`campaign_law`):
 
 The default is ``per-run`` when some done evaluation has a trajectory of at least
 :data:`MIN_POINTS` checkpoints, else ``cross-configuration``.
+
+Grouped readings, one fit per value of a search parameter (``atlas law NAME --by PARAM``),
+are :mod:`archive.law_groups`'; a reading holds them in ``by`` and ``groups``.
+
+Mixed regimes (:func:`mixed_regimes`): with a > 0 the law's highest R for H >= 0 is its
+ceiling, at H = 0, so measured R above the ceiling's 95 % interval is possible under the
+law only by noise. The rule: take the m points with H >= 0 at which the law's own
+prediction lies within the ceiling's 95 % interval (those where it predicts its ceiling,
+give or take its uncertainty); under one law with symmetric noise each lies above the
+interval's upper bound with probability at most 1/2, so the fit is flagged when k of them
+do, k >= :data:`MIN_POINTS`, and the one-sided binomial probability of k or more of m at
+1/2 is below :data:`MIXED_P` (a sign test). The warning suggests ``--by`` with the space's
+categorical parameters. A flat top (R saturating at its maximum for a while as H grows,
+which the law cannot draw) is flagged too: the points then do not follow the law either.
+Two regimes that straddle the ceiling evenly near H = 0 are not caught by this rule (R²
+and ``--by`` are the tools there).
 """
 
 from __future__ import annotations
@@ -40,7 +56,6 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +70,8 @@ MODES = (PER_RUN, POOLED, CROSS)
 TRAJECTORY = "trajectory"  # the metric that holds a run's checkpoints
 TRAIN_ENTROPY, VAL_ACCURACY = "train_entropy", "val_accuracy"  # its H and R columns
 WEAK_R2 = 0.3  # below this, the fitted law explains too little of R to read a ceiling from it
+MIXED_P = 0.005  # :func:`mixed_regimes`' sign test: the one-sided probability below which it flags a fit
+UNSET = "(unset)"  # the group of the evaluations without the ``by`` parameter
 
 
 class LawFitError(AtlasError, ValueError):
@@ -190,9 +207,7 @@ def campaign_points(name: str, settings: CampaignSettings, done: list[dict[str, 
     hs, rs = [], []
     seen = False
     for ev in done:
-        value = (ev.get("measures") or {}).get(measure)
-        if value is None:
-            value = _metrics(ev).get(measure)
+        value = measured_value(ev, measure)
         if value is not None:
             seen = True
         h, r = real_number(value), real_number(ev.get("objective"))
@@ -204,6 +219,12 @@ def campaign_points(name: str, settings: CampaignSettings, done: list[dict[str, 
         raise LawFitError(f"campaign {name!r} has no measure or metric named {measure!r} "
                           f"(measures: {', '.join(known) or 'none'})")
     return measure, hs, rs
+
+
+def measured_value(ev: dict[str, Any], measure: str) -> Any:
+    """An evaluation's value of ``measure``: from its measures, else its metrics (``None`` in neither)."""
+    value = (ev.get("measures") or {}).get(measure)
+    return run_metrics(ev).get(measure) if value is None else value
 
 
 def real_number(value: Any) -> float | None:
@@ -276,10 +297,38 @@ class RunLaw:
 
 
 @dataclasses.dataclass
+class LawGroup:
+    """One value of a grouped reading's parameter: ``value`` (``None`` for :data:`UNSET`),
+    its ``label`` as shown, its ``n`` points and their ``fit``, or ``None`` and the
+    ``reason`` it could not be fitted (fewer than :data:`MIN_POINTS` points, or a
+    :class:`LawFitError`)."""
+
+    value: Any
+    label: str
+    n: int
+    fit: LawFit | None = None
+    reason: str | None = None
+    entropy: list[float] = dataclasses.field(default_factory=list)  # its points, drawn where not fitted
+    performance: list[float] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``value``, ``label``, ``unset``, ``n``, ``fitted``, ``reason`` and the fit's a, b,
+        ceiling, their intervals and R² (``None`` each where not fitted)."""
+        keys = ("a", "b", "a_ci", "b_ci", "ceiling", "ceiling_ci", "r2")
+        fitted = {k: getattr(self.fit, k) for k in keys} if self.fit else dict.fromkeys(keys)
+        return {"value": self.value, "label": self.label, "unset": self.label == UNSET and self.value is None,
+                "n": self.n, "fitted": self.fit is not None, "reason": self.reason, **fitted}
+
+
+@dataclasses.dataclass
 class LawReading:
     """A campaign's law in one of :data:`MODES`. ``fit`` is the single fit (``pooled``,
     ``cross-configuration``); ``runs`` the per-run fits (``per-run``); ``skipped`` the
-    evaluations a per-run or pooled reading could not use, with why."""
+    evaluations a per-run or pooled reading could not use, with why. A grouped reading
+    has its parameter in ``by`` and one :class:`LawGroup` per value in ``groups``, fitted
+    ones first by ceiling (highest first), then the others by label. ``categorical``
+    names the space's categorical parameters (:func:`categorical_params`), for the
+    mixed-regime warning's suggestion."""
 
     mode: str
     name: str
@@ -288,6 +337,9 @@ class LawReading:
     fit: LawFit | None = None
     runs: list[RunLaw] = dataclasses.field(default_factory=list)
     skipped: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+    by: str | None = None
+    groups: list[LawGroup] = dataclasses.field(default_factory=list)
+    categorical: tuple[str, ...] = ()
 
     def median(self) -> dict[str, float]:
         """The medians of the per-run a, b, ceiling −a + b, R² and n (NaN with no runs)."""
@@ -307,13 +359,16 @@ class LawReading:
             out["median"] = self.median()
         if self.mode != CROSS:
             out["skipped"] = [{"evaluation_id": i, "reason": why} for i, why in self.skipped]
+        if self.by is not None:
+            out["by"] = self.by
+            out["groups"] = [g.to_dict() for g in self.groups]
         return out
 
 
 def _run_fits(done: list[dict[str, Any]]) -> tuple[list[RunLaw], list[tuple[int, str]]]:
     runs, skipped = [], []
     for ev in done:
-        raw = _metrics(ev).get(TRAJECTORY)
+        raw = run_metrics(ev).get(TRAJECTORY)
         ident = int(ev.get("id", -1))
         if raw is None:
             skipped.append((ident, "no trajectory"))
@@ -331,22 +386,40 @@ def _run_fits(done: list[dict[str, Any]]) -> tuple[list[RunLaw], list[tuple[int,
 
 def has_trajectories(done: list[dict[str, Any]]) -> bool:
     """Whether some evaluation has a trajectory with at least :data:`MIN_POINTS` points."""
-    return any(len(trajectory_points(_metrics(ev).get(TRAJECTORY))[0]) >= MIN_POINTS
+    return any(len(trajectory_points(run_metrics(ev).get(TRAJECTORY))[0]) >= MIN_POINTS
                for ev in done)
 
 
-def campaign_law(name: str, settings: CampaignSettings, done: list[dict[str, Any]],
-                 measure: str | None = None, mode: str | None = None) -> LawReading:
-    """The campaign's law in ``mode`` (see the module docstring). ``mode=None`` is
-    ``per-run`` when :func:`has_trajectories` and no ``measure`` is named, else
-    ``cross-configuration``; ``measure`` is the cross-configuration fit's H only (the
-    per-run and pooled fits use each run's training entropy)."""
+def resolve_mode(done: list[dict[str, Any]], measure: str | None, mode: str | None,
+                 runs_default: str = PER_RUN) -> str:
+    """The reading's mode: ``mode`` where given (one of :data:`MODES`), else ``runs_default``
+    (``per-run``) when :func:`has_trajectories` and no ``measure`` is named, else
+    ``cross-configuration``. An empty ``measure`` or an unknown ``mode`` is refused."""
     if measure is not None and not measure.strip():
         raise LawFitError("--measure is empty: name a measure or a metric, or leave it out for the default")
     if mode is None:
-        mode = PER_RUN if measure is None and has_trajectories(done) else CROSS
+        mode = runs_default if measure is None and has_trajectories(done) else CROSS
     if mode not in MODES:
         raise LawFitError(f"unknown law mode {mode!r} (known: {', '.join(MODES)})")
+    return mode
+
+
+def campaign_law(name: str, settings: CampaignSettings, done: list[dict[str, Any]],
+                 measure: str | None = None, mode: str | None = None,
+                 space: Mapping[str, Any] | None = None) -> LawReading:
+    """The campaign's law in ``mode`` (see the module docstring; the default by
+    :func:`resolve_mode`); ``measure`` is the cross-configuration fit's H only (the per-run
+    and pooled fits use each run's training entropy). ``space`` is the campaign spec's
+    ``space``, read for :func:`categorical_params`. One fit per value of a parameter:
+    :func:`archive.law_groups.grouped_law`."""
+    reading = _reading(name, settings, done, measure, resolve_mode(done, measure, mode))
+    reading.categorical = categorical_params(space, done)
+    return reading
+
+
+def _reading(name: str, settings: CampaignSettings, done: list[dict[str, Any]], measure: str | None,
+             mode: str) -> LawReading:
+    """The ungrouped reading of :func:`campaign_law` in ``mode`` (a known one)."""
     if mode == CROSS:
         fit = cross_configuration_law(name, settings, done, measure)
         return LawReading(CROSS, name, fit.measure, fit.objective, fit=fit)
@@ -365,7 +438,7 @@ def campaign_law(name: str, settings: CampaignSettings, done: list[dict[str, Any
     rs: list[float] = []
     used = 0
     for ev in done:
-        h, r = trajectory_points(_metrics(ev).get(TRAJECTORY))
+        h, r = trajectory_points(run_metrics(ev).get(TRAJECTORY))
         used += bool(h)
         hs += h
         rs += r
@@ -378,11 +451,84 @@ def campaign_law(name: str, settings: CampaignSettings, done: list[dict[str, Any
                       skipped=[s for s in skipped if s[1] == "no trajectory"])
 
 
+def categorical_params(space: Mapping[str, Any] | None, done: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The categorical parameters, in the space's order: those of ``type: categorical`` in
+    ``space`` (a campaign spec's); without a space, those whose every value over ``done``
+    is a str or a bool."""
+    if isinstance(space, Mapping):
+        return tuple(k for k, p in space.items() if isinstance(p, Mapping) and p.get("type") == "categorical")
+    values: dict[str, list[Any]] = {}
+    for ev in done:
+        for k, v in (ev.get("params") or {}).items():
+            values.setdefault(k, []).append(v)
+    return tuple(k for k, vs in values.items() if all(isinstance(v, str | bool) for v in vs))
+
+
+@dataclasses.dataclass
+class MixedRegimes:
+    """What :func:`mixed_regimes` found: ``near`` points where the law predicts its
+    ceiling, ``above`` of them above the ceiling's 95 % interval, and ``p``, the sign
+    test's one-sided probability of that many or more under one law."""
+
+    near: int
+    above: int
+    p: float
+
+
+def mixed_regimes(fit: LawFit) -> MixedRegimes | None:
+    """The mixed-regime rule (module docstring): with a > 0, the m points with H >= 0 whose
+    predicted R lies within the ceiling's 95 % interval; flagged when k >= :data:`MIN_POINTS`
+    of them lie above its upper bound and P(Binomial(m, 1/2) >= k) < :data:`MIXED_P`;
+    ``None`` where the rule does not fire."""
+    from scipy import stats
+
+    h, r = np.asarray(fit.entropy, dtype=float), np.asarray(fit.performance, dtype=float)
+    if fit.a <= 0 or len(h) != fit.n:
+        return None
+    near = (h >= 0) & (fit.predict(h) >= fit.ceiling_ci[0])
+    top = fit.ceiling_ci[1] + 1e-9 * max(1.0, abs(fit.ceiling))  # not a rounding error's excess
+    m, k = int(near.sum()), int((near & (r > top)).sum())
+    if k < MIN_POINTS:
+        return None
+    p = float(stats.binom.sf(k - 1, m, 0.5))
+    return MixedRegimes(near=m, above=k, p=p) if p < MIXED_P else None
+
+
+def _mixed_warning(fit: LawFit, mixed: MixedRegimes, categorical: Sequence[str]) -> str:
+    """The mixed-regime warning: what :func:`mixed_regimes` found and the ``--by`` to try."""
+    lo, hi = fit.ceiling_ci
+    which = (f"categorical parameters: {', '.join(categorical)}" if categorical
+             else "a parameter that separates them")
+    return (f"the points do not follow one law: {mixed.above} of the {mixed.near} points where the law predicts "
+            f"its ceiling (H near 0) lie above the ceiling −a + b = {fit.ceiling:.3g} and its 95% CI "
+            f"[{lo:.3g}, {hi:.3g}], which one law exceeds only by noise, at most half of them (sign test p = "
+            f"{mixed.p:.2g}); they may mix regimes: fit each apart with --by PARAM ({which})")
+
+
+def _group_warnings(reading: LawReading) -> list[str]:
+    """A grouped reading's warnings: the measure's (once), then each fitted group's
+    :func:`law_warnings` prefixed ``PARAM = VALUE:`` (its mixed-regime suggestion naming
+    the other categorical parameters), and a line when no group could be fitted."""
+    out = _measure_warnings(reading.measure)
+    others = [c for c in reading.categorical if c != reading.by]
+    for group in reading.groups:
+        if group.fit is not None:
+            out += [f"{reading.by} = {group.label}: {w}" for w in _fit_warnings(group.fit, others)]
+    if reading.groups and not any(g.fit for g in reading.groups):
+        out.append(f"no value of {reading.by} has a fittable group of at least {MIN_POINTS} points "
+                   f"({len(reading.groups)} groups): is {reading.by} continuous?")
+    return out
+
+
 def reading_warnings(reading: LawReading) -> list[str]:
-    """:func:`law_warnings` of the single fit; for ``per-run``, the median R² below
-    :data:`WEAK_R2`, how many runs fall below it, and how many evaluations were skipped."""
-    if reading.fit is not None:
-        out = law_warnings(reading.fit)
+    """:func:`law_warnings` of the single fit (with the reading's categorical parameters
+    for the mixed-regime suggestion); for a grouped reading, :func:`_group_warnings` in its
+    place; for ``per-run``, the median R² below :data:`WEAK_R2`, how many runs fall below
+    it, and how many evaluations were skipped."""
+    if reading.by is not None:
+        out = _group_warnings(reading)
+    elif reading.fit is not None:
+        out = law_warnings(reading.fit, reading.categorical)
     else:
         out = []
         weak = sum(r.fit.r2 < WEAK_R2 for r in reading.runs)
@@ -397,168 +543,37 @@ def reading_warnings(reading: LawReading) -> list[str]:
     return out
 
 
-def law_warnings(fit: LawFit) -> list[str]:
+def law_warnings(fit: LawFit, categorical: Sequence[str] = ()) -> list[str]:
     """What a reader of ``fit`` should doubt, one sentence each: a measure whose name does
     not contain "entropy" (the law relates performance to an entropy H, so another measure
-    is probably the wrong axis), and R² below :data:`WEAK_R2` (the curve explains little of
-    the variation of R, so its a, b and ceiling say little)."""
+    is probably the wrong axis), R² below :data:`WEAK_R2` (the curve explains little of
+    the variation of R, so its a, b and ceiling say little), and points that look like
+    mixed regimes (:func:`mixed_regimes`; the warning suggests ``--by`` with the
+    ``categorical`` parameters)."""
+    return [*_measure_warnings(fit.measure), *_fit_warnings(fit, categorical)]
+
+
+def _measure_warnings(measure: str) -> list[str]:
+    """The warning for a measure whose name does not contain "entropy" (none for one that does)."""
+    if "entropy" in measure.lower():
+        return []
+    return [f"the measure {measure!r} does not look like an entropy; the law R = −a·exp(H) + b "
+            f"is about an entropy H (choose one with --measure)"]
+
+
+def _fit_warnings(fit: LawFit, categorical: Sequence[str]) -> list[str]:
+    """The warnings on the fit itself: R² below :data:`WEAK_R2`, and mixed regimes."""
     out = []
-    if "entropy" not in fit.measure.lower():
-        out.append(f"the measure {fit.measure!r} does not look like an entropy; the law R = −a·exp(H) + b "
-                   f"is about an entropy H (choose one with --measure)")
     if fit.r2 < WEAK_R2:
         out.append(f"R² = {fit.r2:.3f} is below {WEAK_R2:g}: the fit explains little of {fit.objective}, "
                    f"so a, b and the ceiling say little")
+    mixed = mixed_regimes(fit)
+    if mixed is not None:
+        out.append(_mixed_warning(fit, mixed, categorical))
     return out
 
 
-def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:
-    """The points and the fitted curve as PNG/SVG/PDF: solid over the points' entropies,
-    dashed beyond them down to H = 0, where the ceiling −a + b is marked (:func:`curve_spans`);
-    names and ``title`` drawn as written (:func:`archive.figures.plain_text`)."""
-    from archive.figures import new_figure, plain_text, save, tight_layout
-
-    path = Path(path)
-    fig = new_figure(figsize=(7, 5))
-    ax = fig.subplots()
-    ax.scatter(fit.entropy, fit.performance, s=22, alpha=0.75, label=f"evaluations (n = {fit.n})")
-    _curve(ax, fit, "C3", label=f"R = −{fit.a:.3g}·exp(H) + {fit.b:.3g}   (R² = {fit.r2:.3f})")
-    ax.axhline(fit.ceiling, color="C3", ls=":", lw=1)
-    ax.scatter([0.0], [fit.ceiling], marker="*", s=140, color="C3", zorder=3,
-               label=f"ceiling −a + b = {fit.ceiling:.3g} [{fit.ceiling_ci[0]:.3g}, {fit.ceiling_ci[1]:.3g}]")
-    ax.plot([], [], color="C3", ls="--", lw=1, label="dashed: the law beyond the points, to H = 0")
-    ax.set_xlabel(plain_text(f"{fit.measure} (H, nats)"))
-    ax.set_ylabel(plain_text(fit.objective))
-    ax.set_title(plain_text(title or "entropy-performance law R = −a·exp(H) + b"), fontsize=10)
-    ax.legend(fontsize=8, loc="best")
-    tight_layout(fig)
-    save(fig, path)
-    return path
-
-
-CURVE_POINTS = 100  # points of each drawn stretch of a fitted curve
-
-
-def curve_spans(entropy: Sequence[float]) -> tuple[tuple[float, float], tuple[float, float] | None]:
-    """Where a fitted curve is drawn: solid over the points' entropies (lowest to highest),
-    and dashed from there to H = 0, the law's ceiling (``None`` where the points reach 0);
-    a fit of no points is drawn solid over [0, 1]."""
-    h = np.asarray(entropy, dtype=float)
-    if not len(h):
-        return (0.0, 1.0), None
-    lo, hi = float(h.min()), float(h.max())
-    if lo > 0:
-        return (lo, hi), (0.0, lo)
-    if hi < 0:
-        return (lo, hi), (hi, 0.0)
-    return (lo, hi), None
-
-
-def _curve(ax: Any, fit: LawFit, color: Any, label: str | None = None, lw: float = 1.5) -> None:
-    """``fit``'s curve on ``ax`` over :func:`curve_spans`: solid over its points, dashed to H = 0."""
-    solid, dashed = curve_spans(fit.entropy)
-    grid = np.linspace(*solid, CURVE_POINTS)
-    ax.plot(grid, fit.predict(grid), color=color, lw=lw, label=label)
-    if dashed is not None:
-        grid = np.linspace(*dashed, CURVE_POINTS)
-        ax.plot(grid, fit.predict(grid), color=color, lw=lw * 0.8, ls="--")
-
-
-MAX_LISTED_RUNS = 10  # the per-run figure's legend names this many runs; more are coloured along a colour bar
-
-
-def run_colours(reading: LawReading) -> tuple[list[RunLaw], list[Any]]:
-    """The runs in order of their ceiling −a + b, highest first, and each one's colour: one
-    of ten distinct colours (``C0``…``C9``) for up to :data:`MAX_LISTED_RUNS` runs; for more,
-    the ``viridis`` colour of its rank (highest ceiling brightest), so no two runs share one."""
-    from matplotlib import colormaps
-
-    ordered = sorted(reading.runs, key=lambda r: (-r.fit.ceiling, r.evaluation_id))
-    n = len(ordered)
-    if n <= MAX_LISTED_RUNS:
-        return ordered, [f"C{i}" for i in range(n)]
-    cmap = colormaps["viridis"]
-    return ordered, [cmap(1.0 - i / (n - 1)) for i in range(n)]
-
-
-def listed_runs(n: int) -> list[int]:
-    """The positions (in :func:`run_colours`' order) of the runs the legend names: every one
-    up to :data:`MAX_LISTED_RUNS`; else the highest and the lowest ceilings, half each."""
-    if n <= MAX_LISTED_RUNS:
-        return list(range(n))
-    top = MAX_LISTED_RUNS - MAX_LISTED_RUNS // 2
-    return [*range(top), *range(n - MAX_LISTED_RUNS // 2, n)]
-
-
-def unlisted_note(ordered: list[RunLaw], listed: list[int]) -> str | None:
-    """The legend's line for the runs it does not name: how many, their ceilings' range and
-    where every run is listed; ``None`` where it names them all."""
-    rest = [r for i, r in enumerate(ordered) if i not in set(listed)]
-    if not rest:
-        return None
-    low, high = min(r.fit.ceiling for r in rest), max(r.fit.ceiling for r in rest)
-    return (f"{len(rest)} more run{'' if len(rest) == 1 else 's'} not listed: ceilings\n{low:.3g} to {high:.3g} "
-            f"(colour bar; atlas law\nlists all {len(ordered)})")
-
-
-def runs_figure(reading: LawReading, path: str | Path, title: str | None = None) -> Path:
-    """Each run's checkpoints and its fitted curve (the ``per-run`` reading) as PNG/SVG/PDF:
-    each curve solid over its checkpoints and dashed beyond them down to H = 0, where its
-    ceiling −a + b is marked. Up to :data:`MAX_LISTED_RUNS` runs have distinct colours and
-    the legend names each (its id, ceiling and R², highest ceiling first); more are coloured
-    by the rank of their ceiling along a colour bar, and the legend names the five highest
-    and five lowest and says how many others it does not name, and their ceilings
-    (:func:`unlisted_note`). Names and ``title`` drawn as written
-    (:func:`archive.figures.plain_text`); the title says how many runs and their median
-    ceiling, under ``title`` where one is given."""
-    from archive.figures import new_figure, plain_text, save, tight_layout
-
-    path = Path(path)
-    ordered, colours = run_colours(reading)
-    listed = listed_runs(len(ordered))
-    fig = new_figure(figsize=(9.5, 5))
-    ax = fig.subplots()
-    for i, (run, colour) in enumerate(zip(ordered, colours, strict=True)):
-        label = f"#{run.evaluation_id}: ceiling {run.fit.ceiling:.3g}, R² {run.fit.r2:.2f}" if i in listed else None
-        ax.scatter(run.fit.entropy, run.fit.performance, s=14, alpha=0.7, color=colour)
-        _curve(ax, run.fit, colour, label=label, lw=1.0)
-        ax.scatter([0.0], [run.fit.ceiling], marker="*", s=50, color=colour, zorder=3)
-    if len(ordered) > MAX_LISTED_RUNS:
-        _rank_colour_bar(fig, ax, ordered)
-    note = unlisted_note(ordered, listed)
-    if note:
-        ax.plot([], [], ls="", label=plain_text(note))
-    if ordered:
-        ax.plot([], [], color="0.4", ls="--", lw=1, label="dashed: the law beyond\nthe checkpoints, to H = 0")
-        ax.scatter([], [], marker="*", color="0.4", label="at H = 0: each run's\nceiling −a + b")
-    median = reading.median()
-    ax.set_xlabel(plain_text(f"{reading.measure} (H, nats)"))
-    ax.set_ylabel(plain_text(reading.objective))
-    runs = f"{len(reading.runs)} run{'' if len(reading.runs) == 1 else 's'}; median ceiling {median['ceiling']:.3g}"
-    ax.set_title(plain_text(f"{title}\n{runs}" if title else f"per-run law R = −a·exp(H) + b ({runs})"), fontsize=10)
-    if ordered:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
-    tight_layout(fig)
-    save(fig, path)
-    return path
-
-
-def _rank_colour_bar(fig: Any, ax: Any, ordered: list[RunLaw]) -> None:
-    """A colour bar under ``ax`` of :func:`run_colours`' ranks, its ticks the ceilings at a few ranks."""
-    from matplotlib import colormaps
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-
-    n = len(ordered)
-    mappable = ScalarMappable(Normalize(0, n - 1), colormaps["viridis"])
-    bar = fig.colorbar(mappable, ax=ax, orientation="horizontal", fraction=0.05, pad=0.14, aspect=40)
-    ticks = sorted({round(k * (n - 1) / 4) for k in range(5)})
-    bar.set_ticks(ticks)
-    bar.set_ticklabels([f"{ordered[n - 1 - t].fit.ceiling:.3g}" for t in ticks], fontsize=7)
-    bar.set_label(f"each run's ceiling −a + b (colour by its rank of {n})", fontsize=8)
-
-
-def _metrics(ev: dict[str, Any]) -> dict[str, Any]:
+def run_metrics(ev: dict[str, Any]) -> dict[str, Any]:
     """An evaluation's metrics, ``{}`` where none or not an object (stored by an older version)."""
     metrics = ev.get("metrics")
     return metrics if isinstance(metrics, dict) else {}

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Text, bindparam, cast, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from archive import bulk, starts
+from archive import calls as call_rows
 from archive.charger import Charger
 from archive.engine import (
     MIGRATIONS,
@@ -530,6 +531,13 @@ class Store(LeaseStore):
             query = query.where(ProposerCall.proposer == proposer)
         with self.read() as conn:
             return [dict(r) for r in conn.execute(query.order_by(ProposerCall.id)).mappings().all()]
+
+    @reconnecting
+    def call_summary(self, campaign_id: int) -> list[dict[str, Any]]:
+        """Per proposer, what its calls came to: calls, answered, failed, tokens, the latest
+        error, the median latency (:func:`archive.calls.summary`: aggregated in SQL)."""
+        with self.read() as conn:
+            return call_rows.summary(conn, self.dialect, campaign_id)
 
     # -- evaluations: reads --------------------------------------------------
     @reconnecting

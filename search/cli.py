@@ -33,6 +33,7 @@ from search.cli_tables import (
     failure_counts_table,
     failure_row,
     failures_table,
+    model_calls_table,
     objective_label,
     proposers_table,
 )
@@ -559,6 +560,8 @@ def status(
         console.print(table)
         if rows[0]["proposers"]:
             console.print(proposers_table(rows[0]))
+        if rows[0]["model_calls"]:
+            console.print(model_calls_table(rows[0]["model_calls"]))
         if rows[0]["failures"]:
             console.print(failure_counts_table(rows[0]["failures"], title="most common failures"))
 
@@ -707,33 +710,50 @@ def law(
                        "evaluations have trajectories, else cross-configuration")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="also draw the points and the curve (PNG, SVG or PDF)")]
     = None,
+    by: Annotated[str | None, typer.Option(
+        "--by", help="fit the law apart for each value of this parameter (e.g. a categorical one), pooled or "
+                     "cross-configuration; evaluations without it form the group (unset)")] = None,
     storage: StorageOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Fit the entropy-performance law R = -a*exp(H) + b per run, pooled or across
     configurations, and say which (the table title; ``mode`` in JSON); warn (stderr, and
-    ``warnings`` in JSON) when H is not named as an entropy or R² < 0.3."""
+    ``warnings`` in JSON) when H is not named as an entropy, R² < 0.3, or the points look
+    like mixed regimes (:func:`archive.law.mixed_regimes`; the warning suggests ``--by``).
+    ``--by PARAM``: one table row per value of PARAM (``groups`` in JSON; a group of
+    fewer than 3 points, or unfittable, listed with why), the ungrouped fit last, and a
+    figure with each group in its own colour (:func:`archive.law_groups.groups_figure`)."""
     stop = _ReadStop()
     with _stoppable(stop), _errors(), _read(storage, name) as handle:
-        from archive.law import PER_RUN, law_figure, reading_warnings, runs_figure
+        from archive.law import PER_RUN, reading_warnings
+        from archive.law_figures import law_figure, runs_figure
+        from archive.law_groups import groups_figure
         from archive.outputs import FIGURE_SUFFIXES, check_output
 
         if out is not None:
             check_output(out, FIGURE_SUFFIXES, _storage(storage))
         camp = handle.campaign(name)
-        reading = camp.law(measure, mode)
+        reading = camp.law(measure, mode, by)
         path = None
         if out is not None:
             title = f"{name} ({reading.mode}): R = −a·exp(H) + b"
             with stop.writing(out):
-                path = (runs_figure(reading, out, title=title) if reading.fit is None
-                        else law_figure(reading.fit, out, title=title))
+                if reading.by is not None:
+                    path = groups_figure(reading, out, title=title)
+                else:
+                    path = (runs_figure(reading, out, title=title) if reading.fit is None
+                            else law_figure(reading.fit, out, title=title))
     warnings = reading_warnings(reading)
     for warning in warnings:
         _warn(warning)
     if as_json:
         console.print_json(strict_json({**reading.to_dict(), "figure": str(path) if path else None,
                                         "warnings": warnings}), ensure_ascii=True)
+        return
+    if reading.by is not None:
+        console.print(_law_groups_table(name, reading))
+        if path is not None:
+            console.print(f"wrote {path}")
         return
     if reading.mode == PER_RUN:
         table = Table(title=f"entropy-performance law of {name}, per-run ({len(reading.runs)} runs, each over "
@@ -768,6 +788,29 @@ def law(
     console.print(table)
     if path is not None:
         console.print(f"wrote {path}")
+
+
+def _law_groups_table(name: str, reading: Any) -> Table:
+    """``atlas law --by``'s table: one row per group (its value, a, b, the ceiling and its
+    95 % CI, R², n; a group not fitted shows its point count and why), then the ungrouped fit."""
+    what = "evaluations" if reading.mode != "pooled" else "checkpoints"
+    table = Table(title=escape(f"entropy-performance law of {name}, {reading.mode}, by {reading.by}: "
+                               f"{reading.objective} = −a·exp({reading.measure}) + b"))
+    for col in (reading.by, "a", "b", "ceiling −a + b", "95% CI", "R²", f"n ({what})", "note"):
+        table.add_column(escape(col), justify="left" if col in (reading.by, "note") else "right")
+    for group in reading.groups:
+        f = group.fit
+        if f is None:
+            table.add_row(escape(group.label), "", "", "", "", "", str(group.n), escape(group.reason or ""))
+            continue
+        table.add_row(escape(group.label), f"{f.a:.4g}", f"{f.b:.4g}", f"{f.ceiling:.4g}",
+                      f"[{f.ceiling_ci[0]:.4g}, {f.ceiling_ci[1]:.4g}]", f"{f.r2:.3f}", str(f.n), "")
+    whole = reading.fit
+    if whole is not None:
+        table.add_section()
+        table.add_row("all (ungrouped)", f"{whole.a:.4g}", f"{whole.b:.4g}", f"{whole.ceiling:.4g}",
+                      f"[{whole.ceiling_ci[0]:.4g}, {whole.ceiling_ci[1]:.4g}]", f"{whole.r2:.3f}", str(whole.n), "")
+    return table
 
 
 @app.command("dashboard")
@@ -861,8 +904,10 @@ def delete(
 
 def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
     """One campaign's line of ``atlas status`` (``detail``: with proposers, exploration
-    entropy, the most common failures and ``outside_axes``, the elites measured outside the
-    map's axes (:meth:`CampaignHandle.outside_axes`); else those are ``None``)."""
+    entropy, the most common failures, ``outside_axes``, the elites measured outside the
+    map's axes (:meth:`CampaignHandle.outside_axes`), and ``model_calls``, what each
+    model-backed proposer's calls came to (:func:`search.model_calls.model_call_rows`, a
+    list, empty where none called a model); else those are ``None``)."""
     if not detail:
         counts, s, failures, exploration = None, camp.stats(), None, _exploration_fields(camp, None)
     else:
@@ -879,6 +924,12 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
             failures = [{"message": m, "count": n} for m, n in found.result()]
     status = camp.record.live_status()
     outside = camp.outside_axes().to_json() if detail else None
+    if detail:
+        from search.model_calls import model_call_rows
+
+        model_calls = model_call_rows(camp)
+    else:
+        model_calls = None
     return {
         "name": camp.name, "status": status, "budget": camp.budget,
         "finished": s.finished, "done": s.counts["done"], "failed": s.counts["failed"],
@@ -890,6 +941,7 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
         **exploration,
         "failures": failures,
         "outside_axes": outside,
+        "model_calls": model_calls,
     }
 
 

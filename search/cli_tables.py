@@ -178,6 +178,36 @@ def proposers_table(r: dict[str, Any]) -> Table:
     return table
 
 
+def model_calls_table(calls: list[dict[str, Any]]) -> Table:
+    """``atlas status NAME``'s model calls, a line per proposer that called a model: its
+    calls, answered, failed, asks that sent no request (``not asked``: ``—`` where not
+    known), tokens (a column only where some reply counted them) and the latest error's
+    first line with when it came; on a narrow console the error wraps, the rest stays whole."""
+    table = _table("model calls")
+    table.add_column("proposer", no_wrap=True, min_width=8)
+    tokens = any(c.get("tokens") is not None for c in calls)
+    for col in ("calls", "answered", "failed", "not asked", *(("tokens",) if tokens else ())):
+        table.add_column(col, **NUMBER)
+    table.add_column("latest error", overflow="fold", ratio=1)
+    for c in calls:
+        not_asked = "—" if c.get("not_asked") is None else str(c["not_asked"])
+        numbers = [str(c["calls"]), str(c["answered"]), str(c["failed"]), not_asked]
+        if tokens:
+            numbers.append("—" if c.get("tokens") is None else f"{c['tokens']:,}")
+        table.add_row(escape(c["proposer"]), *numbers, escape(_latest_error_text(c)))
+    return table
+
+
+def _latest_error_text(c: dict[str, Any]) -> str:
+    """``MESSAGE (at 2025-01-02 10:11:12)`` in local time, or ``—`` where no call failed."""
+    if c.get("latest_error_at") is None:
+        return "—"
+    import time
+
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c["latest_error_at"]))
+    return f"{c['latest_error'] or '(no message)'} (at {when})"
+
+
 def failure_counts_table(counts: list[dict[str, Any]], title: str) -> Table:
     """Failure messages and how many evaluations failed with each, most common first."""
     table = _table(title)

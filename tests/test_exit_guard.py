@@ -78,8 +78,8 @@ def test_an_inline_evaluation_that_calls_os_exit_fails_and_the_run_goes_on(tmp_p
         store.close()
     failed = [r for r in rows if r["status"] == "failed"]
     assert failed and all(r["params"]["x"] > 0.5 for r in failed)
-    assert {r["error"].splitlines()[0] for r in failed} == {"ProcessExit: called os._exit(3), which would have ended the "
-                                            "scheduler's process"}
+    assert {r["error"].splitlines()[0] for r in failed} == {
+        "ProcessExit: called os._exit(3), which would have ended the scheduler's process"}
     assert all(r["params"]["x"] <= 0.5 for r in rows if r["status"] == "done")
 
 

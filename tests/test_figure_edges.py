@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from typer.testing import CliRunner
 
 import archive
-from archive import figures, law
+from archive import figures, law, law_figures
 from archive.layout import CellLayout, MeasureAxis
 from archive.records import CampaignSettings
 from search import api
@@ -106,12 +106,12 @@ def a_fit() -> law.LawFit:
 
 
 def draw_law(path: Path) -> Path:
-    return law.law_figure(a_fit(), path, title=f"{MEASURE} law")
+    return law_figures.law_figure(a_fit(), path, title=f"{MEASURE} law")
 
 
 def draw_runs(path: Path) -> Path:
     reading = law.LawReading(law.PER_RUN, "c", MEASURE, OBJECTIVE, runs=[law.RunLaw(1, 1, a_fit())])
-    return law.runs_figure(reading, path, title=f"{MEASURE} runs")
+    return law_figures.runs_figure(reading, path, title=f"{MEASURE} runs")
 
 
 def draw_front(path: Path) -> Path:

@@ -155,12 +155,12 @@ def test_one_diverged_evaluation_does_not_flatten_the_front(tmp_path: Path, draw
 
 
 def test_a_per_run_law_titled_by_the_caller_still_says_how_many_runs(tmp_path: Path, drawn: list[Figure]) -> None:
-    from archive import law
+    from archive import law, law_figures
 
     fit = law.fit_law([0.2, 0.6, 1.0, 1.4], [0.9, 0.8, 0.6, 0.3], measure="train_entropy", objective="accuracy")
     reading = law.LawReading(law.PER_RUN, "c", "train_entropy", "accuracy",
                              runs=[law.RunLaw(i, 1, fit) for i in range(14)])
-    law.runs_figure(reading, tmp_path / "runs.png", title="c (per-run): R = −a·exp(H) + b")
+    law_figures.runs_figure(reading, tmp_path / "runs.png", title="c (per-run): R = −a·exp(H) + b")
     title = drawn[-1].axes[0].get_title()
     assert title.startswith("c (per-run)") and f"14 runs; median ceiling {fit.ceiling:.3g}" in title
 

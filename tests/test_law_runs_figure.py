@@ -15,7 +15,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from archive import law
+from archive import law, law_figures
 
 
 def reading(n: int) -> law.LawReading:
@@ -31,7 +31,7 @@ def reading(n: int) -> law.LawReading:
 
 def draw(tmp_path: Path, drawn: list[Figure], n: int) -> tuple[law.LawReading, Figure]:
     r = reading(n)
-    law.runs_figure(r, tmp_path / "runs.png", title="c (per-run)")
+    law_figures.runs_figure(r, tmp_path / "runs.png", title="c (per-run)")
     return r, drawn[-1]
 
 
@@ -60,7 +60,7 @@ def test_the_legend_names_every_run_or_says_how_many_it_does_not(tmp_path: Path,
     assert named <= {run.evaluation_id for run in r.runs}
     unnamed = re.search(r"(\d+) more runs? not listed", text)
     assert len(named) + (int(unnamed.group(1)) if unnamed else 0) == n
-    if n <= law.MAX_LISTED_RUNS:
+    if n <= law_figures.MAX_LISTED_RUNS:
         assert unnamed is None
     else:  # the ones named are the highest and lowest ceilings; the colour bar spans them all
         ceilings = sorted((run.fit.ceiling, run.evaluation_id) for run in r.runs)
@@ -86,7 +86,7 @@ def test_each_runs_curve_reaches_h_0_dashed_beyond_its_checkpoints(tmp_path: Pat
 def test_the_cross_configuration_curve_is_solid_over_its_points_and_dashed_to_h_0(
         tmp_path: Path, drawn: list[Figure]) -> None:
     fit = law.fit_law([0.5, 0.9, 1.3, 1.7], [0.8, 0.7, 0.5, 0.2], measure="final_entropy", objective="accuracy")
-    law.law_figure(fit, tmp_path / "law.png")
+    law_figures.law_figure(fit, tmp_path / "law.png")
     lines = curves(drawn[-1])
     solid = [line for line in lines if line.get_linestyle() == "-"]
     dashed = [line for line in lines if line.get_linestyle() == "--"]
@@ -97,7 +97,7 @@ def test_the_cross_configuration_curve_is_solid_over_its_points_and_dashed_to_h_
 
 
 def test_curve_spans_cover_h_0_whatever_side_the_points_are_on() -> None:
-    assert law.curve_spans([0.5, 1.0]) == ((0.5, 1.0), (0.0, 0.5))
-    assert law.curve_spans([0.0, 1.0]) == ((0.0, 1.0), None)
-    assert law.curve_spans([-0.5, 1.0]) == ((-0.5, 1.0), None)
-    assert law.curve_spans([-2.0, -1.0]) == ((-2.0, -1.0), (-1.0, 0.0))
+    assert law_figures.curve_spans([0.5, 1.0]) == ((0.5, 1.0), (0.0, 0.5))
+    assert law_figures.curve_spans([0.0, 1.0]) == ((0.0, 1.0), None)
+    assert law_figures.curve_spans([-0.5, 1.0]) == ((-0.5, 1.0), None)
+    assert law_figures.curve_spans([-2.0, -1.0]) == ((-2.0, -1.0), (-1.0, 0.0))

@@ -125,15 +125,15 @@ def loads(data: bytes, proposer: str, versions: Collection[int]) -> Checkpoint:
     data = bytes(data)
     if is_legacy_pickle(data):
         raise legacy_error(proposer, "this proposer does not rebuild its state from the archive")
-    header, blob = _split(data, proposer)
+    header, blob = split_header(data, proposer)
     _check_header(header, proposer, versions)
     _check_requires(header["requires"], proposer)
-    arrays = _read_arrays(blob, header["arrays"], proposer)
+    arrays = read_arrays(blob, header["arrays"], proposer)
     return Checkpoint(fields=header["fields"], arrays=arrays, requires=header["requires"],
                       version=header["version"])
 
 
-def _split(data: bytes, proposer: str) -> tuple[dict[str, Any], bytes]:
+def split_header(data: bytes, proposer: str) -> tuple[dict[str, Any], bytes]:
     """The JSON header and the npz bytes after it."""
     start = len(MAGIC) + _LENGTH.size
     if not data.startswith(MAGIC) or len(data) < start:
@@ -185,7 +185,7 @@ def _check_requires(requires: dict[str, Any], proposer: str) -> None:
                 f"to resume, or run the spec again under a new name")
 
 
-def _read_arrays(blob: bytes, names: list[Any], proposer: str) -> dict[str, np.ndarray]:
+def read_arrays(blob: bytes, names: list[Any], proposer: str) -> dict[str, np.ndarray]:
     """The named arrays of the npz ``blob``: stored zip members, no pickles, none missing."""
     if not names:
         return {}

@@ -1,0 +1,96 @@
+"""What a model-backed proposer's calls came to, per proposer, aggregated in SQL.
+
+Rules:
+
+- One grouped query over the campaign's ``proposer_calls`` gives, per proposer, the calls,
+  those answered (``status`` ``ok``), those failed (``error``), the tokens its replies
+  counted and the id of its latest failed call; no call row is loaded for it.
+- Tokens are ``usage.prompt_tokens`` and ``usage.completion_tokens`` (what the LLM
+  proposer stores from the reply's usage), summed where they are JSON numbers; anything
+  else there (no usage, a failed call's ``null``, a string a custom proposer wrote) counts
+  nothing, and a proposer none of whose calls holds a count has ``None``, not 0.
+- The latest error is the failed call with the highest id: its first line and when it was
+  written (``created_at``, epoch seconds). One row read per proposer that has one.
+- The median latency is that of the calls with a ``latency_s`` (answered ones): the middle
+  one or two of them, read in latency order with ``OFFSET``, one short query per proposer
+  (SQLite has no median aggregate; calls are bounded by ``max_requests``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Numeric, case, cast, func, select
+
+from archive.models import ProposerCall
+
+TOKEN_FIELDS = ("prompt_tokens", "completion_tokens")
+
+
+def usage_count(dialect: str, name: str) -> Any:
+    """SQL for ``usage[name]`` where it is a JSON number, else NULL (never an error: a
+    string there is not cast)."""
+    usage = ProposerCall.usage
+    if dialect == "postgresql":
+        field = usage.op("->")(name)
+        return case((func.json_typeof(field) == "number", cast(usage.op("->>")(name), Numeric)))
+    path = f"$.{name}"
+    return case((func.json_type(usage, path).in_(("integer", "real")), func.json_extract(usage, path)))
+
+
+def summary(conn: Connection, dialect: str, campaign_id: int) -> list[dict[str, Any]]:
+    """Per proposer, by name: ``calls``, ``answered``, ``failed``, ``prompt_tokens``,
+    ``completion_tokens``, ``tokens`` (their sum; ``None`` where no call counted any),
+    ``latest_error`` (its first line) and ``latest_error_at``, ``median_latency_s``."""
+    t = ProposerCall.__table__.c
+    tokens = [func.sum(usage_count(dialect, name)).label(name) for name in TOKEN_FIELDS]
+    rows = conn.execute(
+        select(t.proposer, func.count().label("calls"),
+               func.coalesce(func.sum(case((t.status == "ok", 1), else_=0)), 0).label("answered"),
+               func.coalesce(func.sum(case((t.status == "error", 1), else_=0)), 0).label("failed"),
+               *tokens,
+               func.max(case((t.status == "error", t.id))).label("last_error_id"),
+               func.count(t.latency_s).label("timed"))
+        .where(t.campaign_id == campaign_id)
+        .group_by(t.proposer).order_by(t.proposer)
+    ).mappings().all()
+    errors = _latest_errors(conn, [r["last_error_id"] for r in rows if r["last_error_id"] is not None])
+    return [_row(conn, campaign_id, r, errors.get(r["last_error_id"])) for r in rows]
+
+
+def _row(conn: Connection, campaign_id: int, r: Any, error: tuple[str, float] | None) -> dict[str, Any]:
+    """One proposer's summary from its grouped row and its latest error."""
+    counts = {name: None if r[name] is None else int(r[name]) for name in TOKEN_FIELDS}
+    found = [v for v in counts.values() if v is not None]
+    return {"proposer": r["proposer"], "calls": int(r["calls"]), "answered": int(r["answered"]),
+            "failed": int(r["failed"]), **counts, "tokens": sum(found) if found else None,
+            "latest_error": None if error is None else error[0],
+            "latest_error_at": None if error is None else error[1],
+            "median_latency_s": _median_latency(conn, campaign_id, r["proposer"], int(r["timed"]))}
+
+
+def _latest_errors(conn: Connection, ids: list[int]) -> dict[int, tuple[str, float]]:
+    """The first line and time of each failed call in ``ids``, by id."""
+    if not ids:
+        return {}
+    t = ProposerCall.__table__.c
+    found = conn.execute(select(t.id, t.error, t.created_at).where(t.id.in_(ids))).all()
+    return {int(i): (first_line(error), float(at)) for i, error, at in found}
+
+
+def first_line(error: str | None) -> str:
+    """An error's first line (``''`` for none)."""
+    return (error or "").strip().split("\n", 1)[0]
+
+
+def _median_latency(conn: Connection, campaign_id: int, proposer: str, n: int) -> float | None:
+    """The median of the proposer's ``n`` latencies: the middle one (odd ``n``) or the mean
+    of the middle two, read in order past the first ``(n - 1) // 2``."""
+    if n == 0:
+        return None
+    t = ProposerCall.__table__.c
+    middle = conn.execute(
+        select(t.latency_s).where(t.campaign_id == campaign_id, t.proposer == proposer, t.latency_s.is_not(None))
+        .order_by(t.latency_s).offset((n - 1) // 2).limit(2 - n % 2)
+    ).scalars().all()
+    return sum(float(v) for v in middle) / len(middle) if middle else None
