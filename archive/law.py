@@ -310,6 +310,7 @@ class LawGroup:
     reason: str | None = None
     entropy: list[float] = dataclasses.field(default_factory=list)  # its points, drawn where not fitted
     performance: list[float] = dataclasses.field(default_factory=list)
+    varying: tuple[str, ...] = ()  # the other categorical parameters that vary within it
 
     def to_dict(self) -> dict[str, Any]:
         """``value``, ``label``, ``unset``, ``n``, ``fitted``, ``reason`` and the fit's a, b,
@@ -508,12 +509,12 @@ def _mixed_warning(fit: LawFit, mixed: MixedRegimes, categorical: Sequence[str])
 def _group_warnings(reading: LawReading) -> list[str]:
     """A grouped reading's warnings: the measure's (once), then each fitted group's
     :func:`law_warnings` prefixed ``PARAM = VALUE:`` (its mixed-regime suggestion naming
-    the other categorical parameters), and a line when no group could be fitted."""
+    the other categorical parameters that vary within the group), and a line when no group
+    could be fitted."""
     out = _measure_warnings(reading.measure)
-    others = [c for c in reading.categorical if c != reading.by]
     for group in reading.groups:
         if group.fit is not None:
-            out += [f"{reading.by} = {group.label}: {w}" for w in _fit_warnings(group.fit, others)]
+            out += [f"{reading.by} = {group.label}: {w}" for w in _fit_warnings(group.fit, group.varying)]
     if reading.groups and not any(g.fit for g in reading.groups):
         out.append(f"no value of {reading.by} has a fittable group of at least {MIN_POINTS} points "
                    f"({len(reading.groups)} groups): is {reading.by} continuous?")

@@ -119,7 +119,8 @@ def law_groups(reading: LawReading, done: list[dict[str, Any]], by: str) -> list
     out = []
     for value, label, evs in group_evaluations(done, by):
         hs, rs = _group_points(reading, evs)
-        group = LawGroup(value, label, len(hs), entropy=hs, performance=rs)
+        group = LawGroup(value, label, len(hs), entropy=hs, performance=rs,
+                         varying=varying_params(evs, [c for c in reading.categorical if c != by]))
         if len(hs) < MIN_POINTS:
             group.reason = f"{len(hs)} point{'' if len(hs) == 1 else 's'}: the law needs at least {MIN_POINTS}"
         else:
@@ -130,6 +131,13 @@ def law_groups(reading: LawReading, done: list[dict[str, Any]], by: str) -> list
         out.append(group)
     fitted = sorted((g for g in out if g.fit), key=lambda g: (-g.fit.ceiling, g.label))  # type: ignore[union-attr]
     return fitted + sorted((g for g in out if not g.fit), key=lambda g: (g.label == UNSET, g.label))
+
+
+def varying_params(evs: list[dict[str, Any]], names: list[str]) -> tuple[str, ...]:
+    """Those of ``names`` that take two values or more over ``evs`` (a group's evaluations):
+    the parameters that could split the group further."""
+    return tuple(name for name in names
+                 if len({group_key(ev["params"][name]) for ev in evs if name in (ev.get("params") or {})}) > 1)
 
 
 def group_colours(n: int) -> list[Any]:

@@ -279,3 +279,19 @@ def test_the_decoding_example_is_flagged_and_its_samplers_fit_apart(sqlite_url: 
                                "--json").stdout)
     ceilings = {g["label"]: g["ceiling"] for g in grouped["groups"] if g["fitted"]}
     assert ceilings["none"] > doc["ceiling_ci"][1] and ceilings["ead"] < ceilings["none"]
+
+
+def test_a_groups_mixed_regime_warning_names_only_the_parameters_that_vary_within_it() -> None:
+    """The ``ead`` group of the decoding example had been told to try ``top_h_variant``, a
+    parameter only ``top_h`` evaluations have."""
+    done = done_evaluations()
+    for ev in done:  # one sampler; the regime follows ``order``; ``variant`` is the same everywhere
+        ev["params"] = {"sampler": "s", "order": ev["params"]["sampler"], "variant": "v", "t": ev["params"]["t"]}
+    space = {"sampler": {"type": "categorical", "choices": ["s"]},
+             "order": {"type": "categorical", "choices": ["good", "capped"]},
+             "variant": {"type": "categorical", "choices": ["v", "w"]},
+             "t": {"type": "float", "low": 0.0, "high": 1.5}}
+    reading = grouped_law("c", settings(params=("sampler", "order", "variant", "t")), done, "sampler", space=space)
+    mixed = [w for w in reading_warnings(reading) if MIXED_TEXT in w]
+    assert len(mixed) == 1 and mixed[0].startswith("sampler = s: ")
+    assert mixed[0].endswith("(categorical parameters: order)")
