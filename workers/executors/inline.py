@@ -155,7 +155,7 @@ class _Alarm:
 
     def _on_alarm(self, _signum: int, _frame: FrameType | None) -> None:
         if self._limit is not None:  # an alarm that lands after the batch returned is ignored
-            raise EvaluationTimeout(f"timed out after {self._limit:g} s")
+            raise EvaluationTimeout(f"ran past {self._limit:g} s")  # the Ray executor's words
 
     @contextlib.contextmanager
     def armed(self, limit: float) -> Iterator[None]:
