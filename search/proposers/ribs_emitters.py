@@ -5,7 +5,7 @@
   the archive; children clipped to [0, 1]. ``variation``:
 
   - ``adaptive`` (the default, unless ``iso_sigma``, ``line_sigma``, ``sigma`` or
-    ``emitters`` is given): one IsoLineEmitter per entry of ``sigmas``, a σ_iso with
+    ``emitters`` is given: below): one IsoLineEmitter per entry of ``sigmas``, a σ_iso with
     σ_line ``line_sigma`` (0.5) or a [σ_iso, σ_line] pair. The default arms are seven
     *filling* arms, σ_iso 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2 with σ_line 0.5 (long
     steps along the elites, which reach new cells), and three *refining* arms,
@@ -26,6 +26,17 @@
   random ones fell in 4 cells).
   - ``iso_line`` (``iso_sigma`` 0.02, ``line_sigma`` 0.2) or ``gaussian`` (``sigma``
     0.1): ``emitters`` (1) emitters of that one step, round robin, as before.
+
+  Where ``variation`` is not named, the step options choose it (:func:`default_variation`):
+  ``iso_sigma`` or ``line_sigma`` gives ``iso_line``; else ``sigma`` (gaussian's step)
+  gives ``gaussian``; else ``emitters`` gives ``iso_line``; else ``adaptive``. Each of
+  these options, and ``sigmas`` and ``discount``, that the variation does not use
+  (:data:`USED_BY`: ``sigma`` beside ``iso_sigma``, ``iso_sigma`` under ``gaussian`` or
+  ``adaptive``, ``emitters`` under ``adaptive``, ...) is taken and ignored with a warning
+  (:meth:`MapElitesProposer.option_warnings`), never read. ``sigma`` alone once selected
+  ``iso_line`` and was dropped: a campaign stored then resumes as ``iso_line``, with a
+  warning, where its checkpoint says ``iso_line`` or is of version 1 or a legacy pickle
+  (whose default that was); with no checkpoint yet it goes on as ``gaussian``.
 - ``cma-me``: EvolutionStrategyEmitter (CMA-ES) with the two-stage improvement ranker
   ("2imp"), ``filter`` selection and ``no_improvement`` restarts, as in pyribs.
 - ``cma-mae``: the same emitters with the "imp" ranker on an archive with a threshold
@@ -117,7 +128,11 @@ from search.proposers.checkpoint import Checkpoint, CheckpointError, rng_state, 
 log = logging.getLogger("entropy_atlas.ribs")
 
 FAILED_VALUE = -1e30  # rank of a failed CMA-ES member: below any real improvement value
-SINGLE_STEP_OPTIONS = ("iso_sigma", "line_sigma", "sigma", "emitters")  # one named: variation defaults to iso_line
+VARIATIONS = ("adaptive", "iso_line", "gaussian")  # map-elites' variation (error messages list them in this order)
+# map-elites' variation options and the variations that use them; every other variation ignores it, with a warning
+USED_BY: dict[str, tuple[str, ...]] = {
+    "sigma": ("gaussian",), "iso_sigma": ("iso_line",), "line_sigma": ("iso_line", "adaptive"),
+    "emitters": ("iso_line", "gaussian"), "sigmas": ("adaptive",), "discount": ("adaptive",)}
 FILLING_SIGMAS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)  # σ_iso of the filling arms (unit cube)
 ADAPTIVE_LINE_SIGMA = 0.5  # and their σ_line
 REFINING_ARMS = ((0.002, 0.2), (0.01, 0.05), (0.02, 0.2))  # (σ_iso, σ_line): short steps that improve elites
@@ -132,9 +147,26 @@ ONCE_SHARED = ("emitters", "variation", "sigma", "iso_sigma", "line_sigma", "sig
 
 
 def default_variation(options: Mapping[str, Any]) -> str:
-    """map-elites' ``variation`` where none is named: ``iso_line`` when a single step's
-    option is (:data:`SINGLE_STEP_OPTIONS`), else ``adaptive``."""
-    return "iso_line" if any(k in options for k in SINGLE_STEP_OPTIONS) else "adaptive"
+    """map-elites' ``variation`` where none is named, from the step options named: ``iso_line``
+    when ``iso_sigma`` or ``line_sigma`` is (``sigma`` with them is ignored, with a warning),
+    else ``gaussian`` when ``sigma`` is (its step), else ``iso_line`` when ``emitters`` is,
+    else ``adaptive``."""
+    if "iso_sigma" in options or "line_sigma" in options:
+        return "iso_line"
+    if "sigma" in options:
+        return "gaussian"
+    return "iso_line" if "emitters" in options else "adaptive"
+
+
+def selected_by_sigma(options: Mapping[str, Any]) -> bool:
+    """Whether ``sigma`` alone chose ``gaussian`` (no ``variation`` named): such a campaign
+    once ran ``iso_line`` at its default steps, ``sigma`` ignored (:meth:`RibsProposer._as_iso_line`)."""
+    return "variation" not in options and default_variation(options) == "gaussian"
+
+
+def unused_by(variation: str, options: Mapping[str, Any]) -> list[str]:
+    """The options of :data:`USED_BY` named in ``options`` that ``variation`` does not use."""
+    return [key for key, users in USED_BY.items() if key in options and variation not in users]
 
 
 MAX_RESAMPLES = 1000  # the expected draws per in-bounds solution past which sigma0 is refused
@@ -183,8 +215,7 @@ class RibsProposer(Proposer):
         bounds = [(0.0, 1.0)] * dim
         self.emitters: list[Any] = []
         if self.name == "map-elites":
-            variation = self.choice_option("variation", default_variation(ctx.options),
-                                           ("adaptive", "iso_line", "gaussian"))
+            variation = self.choice_option("variation", default_variation(ctx.options), VARIATIONS)
             self.variation = variation
             self.adaptive = variation == "adaptive"
             if self.adaptive:
@@ -199,16 +230,9 @@ class RibsProposer(Proposer):
                     self.emitters.append(IsoLineEmitter(
                         self.archive, iso_sigma=float(iso), line_sigma=float(line), x0=x0, bounds=bounds,
                         batch_size=ctx.batch_size, seed=_int_seed(s)))
-            for s in seeds if not self.adaptive else ():
-                if variation == "gaussian":
-                    sigma = self.number_option("sigma", 0.1, above=0)
-                    self.emitters.append(GaussianEmitter(self.archive, sigma=sigma, x0=x0, bounds=bounds,
-                                                         batch_size=emitter_batch, seed=_int_seed(s)))
-                else:
-                    self.emitters.append(IsoLineEmitter(
-                        self.archive, iso_sigma=self.number_option("iso_sigma", 0.02, above=0),
-                        line_sigma=self.number_option("line_sigma", 0.2, above=0), x0=x0,
-                        bounds=bounds, batch_size=emitter_batch, seed=_int_seed(s)))
+            else:
+                self.emitters = self._single_step_emitters(variation, x0, n_emitters)
+            self.x0, self.n_emitters = x0, n_emitters
             self.random_left = self.int_option("random_init", ctx.batch_size, minimum=0)
             self.uniform_while_empty = "x0" not in ctx.options
         else:
@@ -235,6 +259,21 @@ class RibsProposer(Proposer):
         # emitter index -> the generation it waits on (CMA-ES emitters only)
         self.gens: dict[int, dict[str, Any]] = {}
         self.warned_empty = False  # whether a restart from x0 (empty archive) was warned about
+
+    def _single_step_emitters(self, variation: str, x0: np.ndarray, n_emitters: int) -> list[Any]:
+        """``n_emitters`` emitters of one step, each of batch_size // n_emitters children:
+        ``gaussian``, σ ``sigma`` (0.1); ``iso_line``, ``iso_sigma`` (0.02) and ``line_sigma``
+        (0.2). Only the chosen variation's options are read."""
+        batch = max(1, self.ctx.batch_size // n_emitters)
+        bounds = [(0.0, 1.0)] * self.ctx.space.dim
+        if variation == "gaussian":
+            sigma = self.number_option("sigma", 0.1, above=0)
+            return [GaussianEmitter(self.archive, sigma=sigma, x0=x0, bounds=bounds, batch_size=batch,
+                                    seed=_int_seed(s)) for s in np.random.SeedSequence(self.ctx.seed).spawn(n_emitters)]
+        iso = self.number_option("iso_sigma", 0.02, above=0)
+        line = self.number_option("line_sigma", 0.2, above=0)
+        return [IsoLineEmitter(self.archive, iso_sigma=iso, line_sigma=line, x0=x0, bounds=bounds, batch_size=batch,
+                               seed=_int_seed(s)) for s in np.random.SeedSequence(self.ctx.seed).spawn(n_emitters)]
 
     def _check_generation(self, n_emitters: int, emitter_batch: int) -> None:
         """CMA-ES ranks a generation to update its mean and shape: one of a single member
@@ -434,6 +473,9 @@ class RibsProposer(Proposer):
         if self.name == "map-elites" and saved.version < 2 and self.adaptive:
             self._from_single_step(fields, arrays, history)
             return
+        saved_variation = fields.get("variation", self.ctx.options.get("variation", "iso_line"))  # v1: no field
+        if self.name == "map-elites" and saved_variation == "iso_line" and selected_by_sigma(self.ctx.options):
+            self._as_iso_line(f"its checkpoint (version {saved.version}) is of variation iso_line")
         if self.name == "map-elites" and fields.get("variation", self.variation) != self.variation:
             raise CheckpointError(f"the checkpoint of proposer {self.name!r} is of variation "
                                   f"{fields.get('variation')!r}, the campaign's options give {self.variation!r}")
@@ -466,6 +508,16 @@ class RibsProposer(Proposer):
                     "proposer %s: the checkpoint is of the seven-arm adaptive default (version 2); its arms resume "
                     "exactly and the %d refining arms start with no gain told", self.name, new)
 
+    def _as_iso_line(self, why: str) -> None:
+        """A campaign stored when ``sigma`` alone still selected ``iso_line`` (its default
+        steps; ``sigma`` ignored) goes on as it ran: its emitters are rebuilt as iso_line,
+        as a warning says. New campaigns with the same options run ``gaussian``."""
+        self.variation = "iso_line"
+        self.emitters = self._single_step_emitters("iso_line", self.x0, self.n_emitters)
+        checkpoint.log.warning(
+            "proposer %s: %s, which search.options.sigma alone selected before (sigma ignored); resumed as "
+            "iso_line at its default steps; a new campaign with these options runs variation gaussian", self.name, why)
+
     def _from_single_step(self, fields: dict[str, Any], arrays: dict[str, np.ndarray], history: History) -> None:
         """A version-1 ``map-elites`` checkpoint (one σ: the default before ``adaptive``)
         resumed under ``adaptive``: the archive in its saved order, the base and archive
@@ -491,6 +543,8 @@ class RibsProposer(Proposer):
         if self.is_es:
             raise checkpoint.legacy_error(
                 self.name, "its CMA-ES state (mean, covariance, step size, evolution paths) is not in the archive")
+        if selected_by_sigma(self.ctx.options):
+            self._as_iso_line("its checkpoint is a legacy pickle, written when the default was iso_line")
         rows = rows_so_far(history)
         self._rebuild_archive(history.elites(), order=None)
         streams = np.random.SeedSequence([self.ctx.seed, rows]).spawn(len(self.emitters) + 2)
@@ -556,13 +610,18 @@ class MapElitesProposer(RibsProposer):
 
     @classmethod
     def option_warnings(cls, options: Mapping[str, Any], path: str = "search.options") -> list[str]:
-        """Also the adaptive variation's own options (``sigmas``, ``discount``) where the
-        variation is another (named, or implied by a single step's option): ignored."""
+        """Also each variation option (:data:`USED_BY`) that the variation (named, or
+        implied: :func:`default_variation`) does not use: ignored, one line each naming
+        the variations that do (``sigma`` beside ``variation: iso_line``, ``iso_sigma``
+        beside ``gaussian`` or ``adaptive``, ``emitters`` beside ``adaptive``, ...)."""
         out = super().option_warnings(options, path)
         variation = options.get("variation", default_variation(options))
-        if variation != "adaptive":
-            out += [f"{path}.{key}: the {variation} variation does not use it (only adaptive does); it is ignored"
-                    for key in ("sigmas", "discount") if key in options]
+        if variation not in VARIATIONS:
+            return out  # refused when the proposer is built
+        for key in unused_by(variation, options):
+            users = USED_BY[key]
+            who = f"only {users[0]} does" if len(users) == 1 else f"only {' and '.join(users)} do"
+            out.append(f"{path}.{key}: the {variation} variation does not use it ({who}); it is ignored")
         return out
 
 
