@@ -201,8 +201,8 @@ def prepare(store: Store, spec: CampaignSpec, executor: str, address: str | None
 
 
 def _prepare(store: Store, spec: CampaignSpec, ex: Executor, checked: CheckedProposer | None = None,
-             source: str = "campaign") -> PreparedRun:
-    plan = plan_campaign(store, spec, checked.setup.layout if checked else None, source)
+             source: str = "campaign", budget_source: str | None = None) -> PreparedRun:
+    plan = plan_campaign(store, spec, checked.setup.layout if checked else None, source, budget_source)
     if checked is not None and plan.existing is None:
         return PreparedRun(plan, checked.setup, checked.proposer, ex)
     setup = setup_run(spec, plan.layout)
@@ -229,9 +229,9 @@ class RunSettings:
 
 def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Stats], None] | None,
          run_settings: RunSettings, checked: CheckedProposer | None = None, source: str = "campaign",
-         setup_checked: bool = False) -> Stats:
+         setup_checked: bool = False, budget_source: str | None = None) -> Stats:
     try:
-        prepared = _prepare(store, spec, ex, checked, source)
+        prepared = _prepare(store, spec, ex, checked, source, budget_source)
         ex.start()  # Ray's address and resources are refused before the campaign is written
         # and a setup that fails (:func:`run` waited on it before it opened the storage)
         problem = None if setup_checked else ex.setup_problem(executor_base.SETUP_CHECK_S)
@@ -256,7 +256,7 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
     SQLite file's path (None: the default storage); ``progress``: a callable given the
     :class:`Stats` as the run goes, or None. A wrong type is a ``TypeError`` before
     anything is done. A refused campaign's errors name ``source`` (default: the file's
-    path, when given one)."""
+    path, when given one), a refused ``budget`` the override too (``c1.yaml with --budget 200``)."""
     check_arguments(executor, address, progress, name=name, budget=budget)
     budget = None if budget is None else int(budget)  # numpy's integers as well
     url = checked_storage(storage)
@@ -267,7 +267,8 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
     ex = built_executor(spec, executor, address)  # before the storage is even opened
     checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
     run_settings = RunSettings.read()  # and so does a malformed setting (ATLAS_LEASE_TTL, …)
-    stored = _look_ahead(url, spec, source)  # a changed spec is refused before the workers start
+    budget_source = source if budget is None else f"{source} with --budget {budget}"
+    stored = _look_ahead(url, spec, source, budget_source)  # a changed spec is refused before the workers start
     try:
         ex.start()  # and a cluster that cannot serve it (resources, address): Store() below creates the file
         # and the evaluator's setup (a failure, or an interrupt while it is waited on, leaves no new file)
@@ -279,15 +280,17 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
         ex.shutdown()  # a refused start too: the private Ray it started goes with it
         raise
     try:
-        return _run(store, spec, ex, progress, run_settings, checked, source, setup_checked=True)
+        return _run(store, spec, ex, progress, run_settings, checked, source, setup_checked=True,
+                    budget_source=budget_source)
     finally:
         store.close()
 
 
-def _look_ahead(url: str, spec: CampaignSpec, source: str) -> bool:
+def _look_ahead(url: str, spec: CampaignSpec, source: str, budget_source: str | None = None) -> bool:
     """Whether storage ``url`` holds campaign ``spec.name``, read-only and before the workers
     start: a stored campaign that ``spec`` may not continue (another spec, a budget below
-    what it has) is refused here (:func:`~search.campaigns.plan_campaign`), not after an
+    what it has, a failed campaign whose budget is spent) is refused here
+    (:func:`~search.campaigns.plan_campaign`), not after an
     evaluator's setup that may take minutes; so is a storage the run could not open (not
     reachable, written by a newer version). A SQLite file that is not there, or a database
     without an archive, holds nothing; an archive at an older schema revision is taken to
@@ -305,7 +308,7 @@ def _look_ahead(url: str, spec: CampaignSpec, source: str) -> bool:
     try:
         if store.campaign(spec.name) is None:
             return False
-        plan_campaign(store, spec, source=source)
+        plan_campaign(store, spec, source=source, budget_source=budget_source)
         return True
     finally:
         store.close()
@@ -328,10 +331,12 @@ def resume(name: str, storage: str | Path | None = None, executor: str | Executo
     try:
         _, spec = stored_spec(store, name)
         source = f"stored spec of {name}"  # what its errors name, as parsing it does
+        budget_source = source
         if budget is not None:
             spec = spec.with_overrides(budget=budget, source=source)
+            budget_source = f"{source} with --budget {budget}"  # a refused budget names what was typed
         return _run(store, spec, checked_executor(spec, executor, address, source), progress, run_settings,
-                    source=source)
+                    source=source, budget_source=budget_source)
     finally:
         store.close()
 

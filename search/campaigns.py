@@ -12,12 +12,17 @@ from archive.store import Store
 from entropy_atlas.errors import AtlasError
 from search.spec import RUN_LIMITS, CampaignSpec, SpecError, parse_spec
 
-__all__ = ["CampaignConflict", "CampaignNotFound", "CampaignPlan", "commit_campaign", "evaluator_units",
-           "layout_for", "plan_campaign", "stored_spec"]
+__all__ = ["BudgetSpent", "CampaignConflict", "CampaignNotFound", "CampaignPlan", "commit_campaign",
+           "evaluator_units", "layout_for", "plan_campaign", "stored_spec"]
 
 
 class CampaignConflict(AtlasError, ValueError):
     """A campaign of that name exists with a different spec."""
+
+
+class BudgetSpent(AtlasError, ValueError):
+    """A campaign that failed fast has spent its budget: a run at that budget has nothing
+    left to evaluate (it would only have marked the campaign ``finished``)."""
 
 
 @dataclass
@@ -54,7 +59,7 @@ def _changed(path: str, a: Any, b: Any) -> list[str]:
 
 
 def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = None,
-                  source: str = "campaign") -> CampaignPlan:
+                  source: str = "campaign", budget_source: str | None = None) -> CampaignPlan:
     """Check that ``spec`` may run in ``store`` without writing anything.
 
     A new name is a new campaign, on ``layout`` (the spec's own, :func:`layout_for`,
@@ -63,7 +68,10 @@ def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = 
     :data:`~search.spec.RUN_LIMITS`; compared after filling defaults,
     so a field added to the format with a default does not make an old campaign
     different); lowering the budget below what was already created is refused. Any other
-    difference is a :class:`CampaignConflict`. A refused budget names ``source`` (the file).
+    difference is a :class:`CampaignConflict`. A refused budget names ``budget_source``
+    (where the budget came from: ``c1.yaml with --budget 200``; default ``source``, the file).
+    A campaign that failed fast with its budget spent (:func:`check_not_spent`) is
+    :class:`BudgetSpent`: a run would evaluate nothing.
     """
     existing = store.campaign(spec.name)
     if existing is None:
@@ -81,8 +89,27 @@ def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = 
             f"use another --name, or resume it with `atlas resume {spec.name}`"
         )
     if old.search.budget != spec.search.budget:
-        check_budget(store, existing.id, spec, source)
+        check_budget(store, existing.id, spec, budget_source or source, stored=old.search.budget)
+    check_not_spent(store, existing, spec)
     return CampaignPlan(spec, existing, CellLayout.from_json(existing.layout))
+
+
+def check_not_spent(store: Store, existing: CampaignRecord, spec: CampaignSpec) -> None:
+    """Raise :class:`BudgetSpent` where campaign ``existing`` stopped ``failed`` (fail-fast)
+    with every evaluation of ``spec``'s budget created and finished: the run would evaluate
+    nothing and only mark it ``finished``. The line says how many failed and the budget that
+    tries again (the failed ones' number more). Rows left unfinished still run."""
+    if existing.status != "failed":
+        return
+    stats = store.stats(existing.id, 0)
+    budget = spec.search.budget
+    if stats.created < budget or stats.finished < stats.created:
+        return
+    failed = stats.counts["failed"]
+    raise BudgetSpent(
+        f"campaign {spec.name!r} failed with its budget of {budget} spent ({failed} of its {stats.created} "
+        f"evaluations failed): nothing is left to run; to try again, raise the budget: "
+        f"`atlas resume {spec.name} --budget {stats.created + max(failed, 1)}` runs {max(failed, 1)} more")
 
 
 def commit_campaign(store: Store, plan: CampaignPlan, limits: bool = True) -> CampaignRecord:
@@ -104,13 +131,18 @@ def commit_campaign(store: Store, plan: CampaignPlan, limits: bool = True) -> Ca
     return store.require_campaign(spec.name)
 
 
-def check_budget(store: Store, campaign_id: int, spec: CampaignSpec, source: str = "campaign") -> None:
+def check_budget(store: Store, campaign_id: int, spec: CampaignSpec, source: str = "campaign",
+                 stored: int | None = None) -> None:
     """Raise :class:`SpecError` when ``spec``'s budget is below the evaluations the
-    campaign already has."""
+    campaign already has, naming ``source`` (where the budget came from) and how to go on:
+    ``atlas resume`` at the ``stored`` budget (one a ``--budget`` raised past the file's), or
+    a larger ``--budget``."""
     created = store.count_created(campaign_id)
     if spec.search.budget < created:
+        kept = "" if stored is None else f" (its budget is {stored})"
         raise SpecError([f"search.budget: {spec.search.budget} is below the {created} evaluations "
-                         f"campaign {spec.name!r} already has"], source)
+                         f"campaign {spec.name!r} already has; continue it with `atlas resume {spec.name}`{kept}, "
+                         f"or run more with a --budget above {created}"], source)
 
 
 def write_limits(store: Store, record: CampaignRecord, spec: CampaignSpec) -> None:
@@ -119,7 +151,7 @@ def write_limits(store: Store, record: CampaignRecord, spec: CampaignSpec) -> No
     the run was planned may have grown since, by the run that held the campaign then."""
     if record.spec != spec.model_dump(mode="json"):
         if record.spec["search"]["budget"] != spec.search.budget:
-            check_budget(store, record.id, spec)
+            check_budget(store, record.id, spec, stored=record.spec["search"]["budget"])
         store.update_campaign(record.id, spec=spec.model_dump(mode="json"), default_units=evaluator_units(spec))
 
 
