@@ -98,6 +98,24 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(orig).__name__
 
 
+#: the endings of a SQLite file's name that make a bare name (``atlas.db``) read as a file's path
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".db3")
+
+
+def _url_hint(url: str) -> str:
+    """What to use instead of ``url``, which is not a URL: where it reads as a file's path
+    (no ``://``, and a ``/`` in it, a SQLite file's ending or an existing file), that file's
+    SQLite URL, ``sqlite:///`` + the path (``/tmp/x.db`` -> ``sqlite:////tmp/x.db``);
+    else the forms a URL takes (:data:`URL_FORMS`)."""
+    try:
+        a_file = Path(url).is_file()
+    except (OSError, ValueError):  # a name too long for the file system
+        a_file = False
+    if "://" not in url and ("/" in url or Path(url).suffix.lower() in SQLITE_SUFFIXES or a_file):
+        return f"sqlite:///{quote(url, safe='/~')} for that SQLite file"
+    return URL_FORMS
+
+
 def parse_storage_url(url: str) -> URL:
     """The parsed URL; a :class:`StorageError` unless it is SQLite or PostgreSQL."""
     if "\x00" in url:
@@ -106,7 +124,7 @@ def parse_storage_url(url: str) -> URL:
         parsed = make_url(url)
         parsed.port  # noqa: B018  (a port that is not a number raises here, not at connect)
     except (ArgumentError, ValueError):
-        raise StorageError(f"not a storage URL: {url!r}; use {URL_FORMS}") from None
+        raise StorageError(f"not a storage URL: {url!r}; use {_url_hint(url)}") from None
     if "\x00" in str(parsed.database or ""):  # %00, decoded
         raise StorageError(f"not a storage URL: {url!r} names a database with a NUL character")
     backend = parsed.get_backend_name()

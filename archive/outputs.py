@@ -65,7 +65,8 @@ def replacing(path: Path) -> Iterator[Path]:
     """A temporary file beside ``path`` (its folder, created where missing, and its suffix,
     which names the format) to write instead of it, put in its place (``os.replace``) once
     the block ends; removed where the block raises or is interrupted, ``path`` then as it
-    was. A symbolic link is written through, and an existing file's permissions kept."""
+    was. A symbolic link is written through, and an existing file's permissions kept. An
+    ``OSError`` of the write names ``path``, never the temporary file (:func:`_named`)."""
     path = Path(path)
     final = path.resolve() if path.is_symlink() else path
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -75,10 +76,29 @@ def replacing(path: Path) -> Iterator[Path]:
         if final.exists():
             shutil.copymode(final, temporary)
         os.replace(temporary, final)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             temporary.unlink()
+        if isinstance(exc, OSError):
+            raise _named(exc, temporary, path) from None
         raise
+
+
+def _named(exc: OSError, temporary: Path, path: Path) -> OSError:
+    """``exc`` as it would read had it been raised writing ``path`` itself, where it names
+    the temporary file: the OS's reason for its errno, and ``path`` as its file (pyarrow's
+    ``Failed to open local file '/proc/.x.1496e28f.partial.csv'`` is ``No such file or
+    directory``, of ``/proc/x.csv``), or, with no errno, its text naming ``path`` instead.
+    ``exc`` itself where it does not name the temporary file."""
+    text = str(exc)
+    if temporary.name not in text:  # its random name: however the library wrote the folder
+        return exc
+    reason = (os.strerror(exc.errno) if isinstance(exc.errno, int)
+              else text.replace(str(temporary), str(path)).replace(temporary.name, path.name))
+    try:
+        return type(exc)(exc.errno, reason, str(path))
+    except TypeError:  # a subclass with a constructor of its own
+        return OSError(exc.errno, reason, str(path))
 
 
 #: A SQLite storage URL, with or without a driver (``sqlite:///PATH``, ``sqlite+pysqlite:///PATH``): its path.

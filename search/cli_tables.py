@@ -11,7 +11,7 @@ rich would wrap its cells.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.markup import escape as markup_escape
@@ -49,6 +49,22 @@ def _entry_text(value: Any, quoted: bool) -> str:
     if quoted:
         return "null" if value is None else cell_text(value, quoted=True)
     return str(value)
+
+
+def param_columns(space: Sequence[str], rows: Iterable[dict[str, Any]]) -> list[str]:
+    """The parameters a table or CSV of ``rows`` (each with its ``params``) has a column or an
+    entry for, in that order: every parameter of the campaign's ``space`` in the space's
+    order (:attr:`~archive.records.CampaignSettings.params`, as ``atlas export`` and the JSON
+    write them), whichever rows are shown (a conditional parameter none of them has too),
+    then any other name the rows hold, in order of first appearance. The columns had been the
+    names the shown rows held, sorted: ``atlas elites --top 3 --format csv`` dropped a
+    conditional parameter that ``--top 50`` kept."""
+    return list(dict.fromkeys([*space, *(k for r in rows for k in r["params"])]))
+
+
+def _in_order(params: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """``params`` with the names of ``names`` first, in that order, then the others as they were."""
+    return {**{p: params[p] for p in names if p in params}, **params}
 
 
 def _quoted_params(rows: list[dict[str, Any]], param_names: list[str]) -> set[str]:
@@ -244,17 +260,21 @@ def _elite_numbers(r: dict[str, Any], measure_names: list[str]) -> list[str]:
             *[_number(r["measures"].get(m)) for m in measure_names]]
 
 
-def failures_table(title: str, failed: list[dict[str, Any]]) -> Table:
+def failures_table(title: str, failed: list[dict[str, Any]], space: Sequence[str] = ()) -> Table:
+    """The failed evaluations, each row's params as ``name=value`` text in the order of
+    :func:`param_columns` (the campaign's ``space`` first)."""
+    names = param_columns(space, failed)
     table = _table(title)
     for col in ("id", "seq", "attempts"):
         table.add_column(col, **NUMBER)
     table.add_column("proposer", overflow="fold")
     table.add_column("error", overflow="fold")
     table.add_column("params", overflow="fold")
-    quoted = _quoted_params(failed, sorted({k for f in failed for k in f["params"]}))
+    quoted = _quoted_params(failed, names)
     for f in failed:
         table.add_row(str(f["id"]), str(f["seq"]), str(f["attempts"]), escape(f["proposer"]),
-                      escape(f["message"] or "(no message)"), escape(params_text(f["params"], quoted)))
+                      escape(f["message"] or "(no message)"),
+                      escape(params_text(_in_order(f["params"], names), quoted)))
     return table
 
 
@@ -294,8 +314,8 @@ def elites_table(title: str, rows: list[dict[str, Any]], objective: str, measure
     plain = len(rows) > PLAIN_ROWS  # rich's layout would take seconds
     numbers = [_elite_numbers(r, measure_names) for r in rows]
     quoted = _quoted_params(rows, param_names)
-    texts = [{p: printable(cell_text(v, quoted=p in quoted)) for p, v in r["params"].items()}
-             for r in rows]  # each value's, once
+    texts = [{p: printable(cell_text(v, quoted=p in quoted)) for p, v in _in_order(r["params"], param_names).items()}
+             for r in rows]  # each value's, once, in the columns' order
     objective_column = objective_label(objective, ("cell", "eval"))
     labels = [printable(label) for label in column_labels(["cell", "eval", objective_column], measure_names,
                                                           param_names)]

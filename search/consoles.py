@@ -30,7 +30,10 @@ class _Console(Console):
     tables are. rich had cut its cells to ``…`` and dropped a wrapping column whole
     (``COLUMNS=20 atlas status``: no name column). A table of more than
     :data:`MEASURED_ROWS` rows is left to rich: measuring it costs a third of drawing it,
-    and the only such table, ``atlas elites``', is laid out to fit the console already."""
+    and the only such table, ``atlas elites``', is laid out to fit the console already.
+
+    Off a terminal (a pipe, a file) a line of text is never hard-wrapped (:meth:`print`):
+    rich had broken ``atlas run … > o.txt``'s summary and ``elite map: PATH`` at 80 columns."""
 
     _at_least = 0  # the natural width of a table being printed that the console cannot hold
 
@@ -44,6 +47,12 @@ class _Console(Console):
         Console.size.fset(self, new_size)  # type: ignore[attr-defined]
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
+        """rich's print, but: off a terminal, a print of text alone (``str``: a summary, a
+        path, a warning, an error) is soft-wrapped, each line written whole as a script or a
+        grep of a log reads it, unless the call says otherwise; a table is laid out to the
+        console's width as on a terminal."""
+        if not self.is_terminal and "soft_wrap" not in kwargs and all(isinstance(o, str) for o in objects):
+            kwargs["soft_wrap"] = True
         tables = [o for o in objects if isinstance(o, Table) and o.row_count <= MEASURED_ROWS]
         unbounded = self.options.update_width(10**6) if tables else None
         widths = [self.measure(t, options=unbounded) for t in tables]

@@ -609,6 +609,9 @@ def load_spec(path: str | Path) -> CampaignSpec:
         what = "not a regular file (a pipe or a device), not a campaign file" if path.exists() else "no such file"
         raise SpecError([f"(file): {what}: {path}"], str(path))
     data = load_yaml(_read_text(path), source=str(path))
+    if data is None:  # nothing but blanks and comments: YAML's null, which had read "got NoneType"
+        raise SpecError(["(file): the file is empty (nothing but blanks, comments or null); a campaign is a "
+                         "mapping of name, evaluator, space, measures and search"], str(path))
     return parse_spec(data, source=str(path))
 
 
