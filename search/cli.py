@@ -24,6 +24,7 @@ from rich.table import Table
 from entropy_atlas.errors import AtlasError, OutputPathError
 from entropy_atlas.settings import NO_STORAGE_HINT
 from entropy_atlas.wording import count
+from search.cli_help import AtlasTyper
 from search.cli_tables import (
     campaign_table,
     campaigns_table,
@@ -35,6 +36,7 @@ from search.cli_tables import (
     failures_table,
     model_calls_table,
     objective_label,
+    param_columns,
     proposers_table,
 )
 from search.consoles import OutputLost, console, err, escape, guarded_streams, lost_output_code
@@ -43,8 +45,8 @@ from search.printable import printable
 if TYPE_CHECKING:  # what a command needs it imports itself: each pays only for its own
     from archive.records import Stats
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Entropy Atlas: map how entropy settings trade performance against entropy.")
+app = AtlasTyper(add_completion=False, no_args_is_help=True,  # help as users read it: search/cli_help.py
+                 help="Entropy Atlas: map how entropy settings trade performance against entropy.")
 
 StorageOpt = Annotated[
     str | None, typer.Option("--storage", help="SQLAlchemy URL (default: $ATLAS_STORAGE or sqlite:///atlas.db)")
@@ -368,7 +370,7 @@ def run(
         stop.storage, stop.name, stop.budget = url, loaded.name, loaded.search.budget
         check_output(map_out or _default_map(url, loaded.name), FIGURE_SUFFIXES, url)  # before the run, not after
         _execute(lambda p: api.run(loaded, storage=url, executor=executor, address=address, progress=p,
-                                   source=str(spec)),
+                                   budget=budget, source=str(spec)),  # budget: a refused one names --budget
                  loaded.search.budget, loaded.name, url, map_out)
 
 
@@ -519,8 +521,9 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="follow until the job ends")] = False,
     storage: StorageOpt = None,
 ) -> None:
-    """The log of the campaign's latest Ray job (with --storage or $ATLAS_STORAGE, its latest
-    job writing that storage); with --follow, each line as the job writes it."""
+    """The log of the campaign's latest Ray job; with --follow, each line as the job writes it.
+
+    With --storage (or $ATLAS_STORAGE set), the latest of its jobs that writes that storage."""
     from search import jobs
 
     storage = storage or os.environ.get("ATLAS_STORAGE") or None
@@ -573,7 +576,7 @@ def elites(
     top: Annotated[int | None, typer.Option(help="only the K best")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
 ) -> None:
-    """The elite table, best first (``csv``: full precision, vectors as JSON lists)."""
+    """The elite table, best first (--format csv: full precision, vectors as JSON lists)."""
     top = _at_least("--top", top, 1)
     if fmt not in ("table", "json", "csv"):
         err.print(f"[bold red]error:[/] --format must be table, json or csv, not {fmt!r}")
@@ -586,7 +589,7 @@ def elites(
             sys.stdout.write(strict_json(rows, indent=1) + "\n")
             return
         measure_names = camp.layout.measure_names
-        param_names = sorted({k for r in rows for k in r["params"]})
+        param_names = param_columns(camp.settings.params, rows)  # the space's, whatever --top shows
         if fmt == "csv":
             _elites_csv(rows, camp.objective_name, measure_names, param_names)
             return
@@ -716,13 +719,19 @@ def law(
     storage: StorageOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Fit the entropy-performance law R = -a*exp(H) + b per run, pooled or across
-    configurations, and say which (the table title; ``mode`` in JSON); warn (stderr, and
-    ``warnings`` in JSON) when H is not named as an entropy, R² < 0.3, or the points look
-    like mixed regimes (:func:`archive.law.mixed_regimes`; the warning suggests ``--by``).
-    ``--by PARAM``: one table row per value of PARAM (``groups`` in JSON; a group of
-    fewer than 3 points, or unfittable, listed with why), the ungrouped fit last, and a
-    figure with each group in its own colour (:func:`archive.law_groups.groups_figure`)."""
+    """Fit the entropy-performance law R = -a*exp(H) + b per run, pooled or across configurations.
+
+    The table's title says which of the three was fitted. A warning says when H is not named
+    as an entropy, when R² < 0.3, or when the points look like mixed regimes (try --by then).
+    With --by PARAM: one row per value of PARAM (a group of fewer than 3 points, or one that
+    cannot be fitted, listed with why), the ungrouped fit last, and with --out a figure with
+    each group in its own colour.
+
+    \f
+    In JSON: ``mode``, ``warnings`` and, with ``--by``, ``groups``. Mixed regimes are
+    :func:`archive.law.mixed_regimes`'s; the grouped figure is
+    :func:`archive.law_groups.groups_figure`'s. The text above the form feed is the command's
+    ``--help``, in plain words (:mod:`search.cli_help`)."""
     stop = _ReadStop()
     with _stoppable(stop), _errors(), _read(storage, name) as handle:
         from archive.law import PER_RUN, reading_warnings
@@ -853,8 +862,9 @@ def failures(
     limit: Annotated[int, typer.Option("--limit", help="at most K evaluations and K messages")] = 20,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
-    """The failed evaluations, latest first (id, seq, attempts, proposer, the error's first
-    line, params), and how many failed with each message, most common first."""
+    """The failed evaluations, latest first, and how many failed with each message, most common first.
+
+    Each evaluation with its id, seq, attempts, proposer, the error's first line and params."""
     limit = _at_least("--limit", limit, 1) or limit
     if fmt not in ("table", "json"):
         err.print(f"[bold red]error:[/] --format must be table or json, not {escape(repr(fmt))}")
@@ -864,6 +874,7 @@ def failures(
         total = camp.stats().counts["failed"]
         counts = [{"message": m, "count": n} for m, n in camp.failure_summary(limit)]
         failed = [failure_row(ev) for ev in camp.failed_evaluations(limit)]
+        space = camp.settings.params
     if fmt == "json":
         doc = {"campaign": name, "failed": total, "messages": counts, "evaluations": failed}
         sys.stdout.write(strict_json(doc, indent=1) + "\n")
@@ -871,7 +882,7 @@ def failures(
     if not total:
         console.print(f"{name}: no failed evaluations", highlight=False)
         return
-    console.print(failures_table(f"failed evaluations of {name} (latest {len(failed)} of {total})", failed))
+    console.print(failures_table(f"failed evaluations of {name} (latest {len(failed)} of {total})", failed, space))
     console.print(failure_counts_table(counts, title="failures by message"))
 
 
@@ -882,11 +893,12 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     force: Annotated[bool, typer.Option("--force", help="delete even while a scheduler holds its lease")] = False,
 ) -> None:
-    """Delete a campaign with all its evaluations, elites, checkpoints and proposer calls,
-    in one transaction, after asking (unless --yes). Refused while a live scheduler holds
-    the campaign's lease, unless --force. Answered no: ``nothing deleted``, exit 1; no
-    answer (standard input closed: a script without --yes) an ``error:`` line, exit 2; a
-    Ctrl-C at the question stops the command as anywhere, exit 130."""
+    """Delete a campaign with all its evaluations, elites, checkpoints and proposer calls, after asking.
+
+    One transaction; --yes deletes without asking. Refused while a live scheduler holds the
+    campaign's lease, unless --force. Exit status 1 when the answer is no (nothing deleted);
+    2 when there is no answer to read (standard input closed: a script without --yes); 130 on
+    a Ctrl-C at the question."""
     import archive
 
     with _errors(), _read(storage, name, writes=True) as handle:

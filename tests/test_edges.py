@@ -8,6 +8,7 @@ the storage holds afterwards (no campaign row for a refused file).
 from __future__ import annotations
 
 import re
+import signal
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -442,8 +443,10 @@ def test_resuming_a_finished_campaign_says_so(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("resume", "quad", "--budget", "5"), "error: stored spec of quad: search.budget: 5 is below the 10 "
-                                          "evaluations campaign 'quad' already has"),
+    (("resume", "quad", "--budget", "5"), "error: stored spec of quad with --budget 5: search.budget: 5 is below "
+                                          "the 10 evaluations campaign 'quad' already has; continue it with "
+                                          "`atlas resume quad` (its budget is 10), or run more with a --budget "
+                                          "above 10"),
     (("resume", "quad", "--budget", "0"), "error: stored spec of quad with --budget 0: search.budget: must be > 0"),
     (("elites", "quad", "--top", "-3"), "error: --top must be >= 1, not -3"),
     (("elites", "quad", "--top", "0"), "error: --top must be >= 1, not 0"),
@@ -488,7 +491,7 @@ def test_a_scheduler_that_died_shows_as_stopped_and_unstarted_rows_are_not_charg
     path = write(tmp_path / "c.yaml", spec)
     done = subprocess.run([sys.executable, "-m", "search.cli", "run", str(path), "--storage", f"sqlite:///{db}",
                            "--executor", "inline"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 9
+    assert done.returncode == -signal.SIGKILL
     store = Store(f"sqlite:///{db}", readonly=True)
     try:
         record = store.require_campaign("quad")
