@@ -1,5 +1,6 @@
-"""The two rich consoles the command line writes to (``console``: results, on standard
-output; ``err``: errors, warnings and progress, on standard error), :func:`escape`,
+"""The two rich consoles the command line writes to (``console``: results and a run's
+progress, on standard output; ``err``: errors and warnings, on standard error, so that
+standard error holds nothing but them), :func:`escape`,
 which makes text from outside safe to print on them, and :func:`guarded_streams`, the
 one place where a standard stream that cannot be written (a reader that closed the pipe,
 a full disk) becomes the command's exit code."""
