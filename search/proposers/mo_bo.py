@@ -29,12 +29,22 @@ points, no repeated proposals, the Sobol fallback of a failed fit, resume, the b
 (``max_fit_points``: past it, the observations no other dominates in the outcomes modelled
 are kept first, then those dominated by the fewest; the reference point is inferred from
 the observations fitted, the same front while it fits the bound) — is :class:`BoProposer`'s.
+
+**No compiled kernel by default.** BoTorch (0.18) JIT-compiles a fused C++ kernel for the
+hypervolume's inner loop (``-O3 -march=native``) when the first qLogNEHVI of a process is
+built: the first ask of a run took 25–60 s longer (the build; PyTorch's cache under
+``~/.cache/torch_extensions`` was rebuilt by alternate processes), a binary built for one
+node's CPU may crash on another sharing the home folder, and a machine without a compiler
+printed BoTorch's warning on every run. The kernel saved nothing measurable per ask here
+(see docs/benchmarks.md), so it is off unless ``fused_kernel: true``
+(:func:`fused_kernel`); proposals differ between the two only by rounding (~1e-15).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from botorch.acquisition.multi_objective import logei
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.sampling import SobolQMCNormalSampler
 from botorch.utils.multi_objective.hypervolume import infer_reference_point
@@ -44,10 +54,41 @@ from search.proposers.base import Observation, ProposerContext
 from search.proposers.bo import BoProposer
 
 
+class _Kernel:
+    """What :func:`fused_kernel` changed in BoTorch: the kernel it hid, and whether it stopped a load."""
+
+    hidden: object | None = None
+    blocked = False
+
+
+def fused_kernel(enabled: bool) -> None:
+    """Let qLogNEHVI use BoTorch's fused C++ kernel in this process (``enabled``) or not.
+
+    BoTorch has no public switch: ``logei._try_load_fused_kernel`` (called by every
+    qLogNEHVI's constructor) compiles or loads the kernel once a process unless the private
+    ``logei._load_attempted`` is set, and the kernel is used while the private ``logei._C``
+    holds it. Off: the load is marked done (nothing compiled) and a kernel loaded before is
+    hidden; on: a hidden kernel is put back, a load this stopped is allowed again (the next
+    qLogNEHVI compiles it). Called before each qLogNEHVI is built and used (asks run one at a
+    time). If BoTorch renames either attribute this does nothing: its own default holds."""
+    if not (hasattr(logei, "_load_attempted") and hasattr(logei, "_C")):
+        return
+    if enabled:
+        if _Kernel.hidden is not None:
+            logei._C, _Kernel.hidden = _Kernel.hidden, None
+        if _Kernel.blocked and logei._C is None:
+            logei._load_attempted, _Kernel.blocked = False, False
+    else:
+        if not logei._load_attempted:
+            logei._load_attempted, _Kernel.blocked = True, True
+        if logei._C is not None:
+            _Kernel.hidden, logei._C = logei._C, None
+
+
 class MoBoProposer(BoProposer):
     name = "mo-bo"
     option_names = ("initial_design", "num_restarts", "raw_samples", "max_fit_points", "mc_samples", "measures",
-                    "measure_directions")
+                    "measure_directions", "fused_kernel")
 
     restarts_default = 4  # hypervolume acquisitions cost more per restart than qLogNEI: lighter defaults
     raw_samples_default = 128
@@ -55,6 +96,7 @@ class MoBoProposer(BoProposer):
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
         self.mc_samples = self.int_option("mc_samples", 32)
+        self.fused_kernel = self.flag_option("fused_kernel", False)  # BoTorch's C++ kernel: see fused_kernel()
         names = ctx.layout.measure_names
         chosen = self.measures_option("measures", list(names))
         directions = self.directions_option("measure_directions")
@@ -80,6 +122,7 @@ class MoBoProposer(BoProposer):
         model = self.fit_outcomes(x, y, modelled.tolist())
         pending = self.pending_inputs(dev)
         ref = infer_reference_point(y)
+        fused_kernel(self.fused_kernel)
         acqf = qLogNoisyExpectedHypervolumeImprovement(model, ref_point=ref.tolist(), X_baseline=x,
                                                        X_pending=pending, prune_baseline=True,
                                                        sampler=SobolQMCNormalSampler(torch.Size([self.mc_samples])))
