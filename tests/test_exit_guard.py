@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -104,38 +105,37 @@ def test_a_child_forked_inside_the_block_exits_with_its_code() -> None:
     assert os.waitstatus_to_exitcode(status) == 7
 
 
+def _checker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str, source: str) -> Callable[[str], list[str]]:
+    """``registry.check`` of ``module:NAME`` for a ``python`` target, the module written with ``source``."""
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return lambda name: registry.check("python", {}, f"{module}:{name}", SPACE)
+
+
 def test_a_function_target_that_cannot_take_params_and_ctx_is_refused(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Every evaluation had failed with ``TypeError: f() takes 1 positional argument but 2 were given``."""
-    (tmp_path / "one_arg.py").write_text(
-        "def f(params):\n    return {}\n"
-        "def g(params, ctx=None):\n    return {}\n"
-        "def h(*args):\n    return {}\n"
-        "def k(params, ctx, extra):\n    return {}\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert registry.check("python", {}, "one_arg:f", SPACE) == [
+    check = _checker(tmp_path, monkeypatch, "one_arg", "def f(params):\n    return {}\n"
+                     "def g(params, ctx=None):\n    return {}\ndef h(*args):\n    return {}\n"
+                     "def k(params, ctx, extra):\n    return {}\n")
+    assert check("f") == [
         "evaluator.target: 'one_arg:f' takes (params), but an evaluator function is called as fn(params, ctx): "
         "add the ctx parameter (ctx.seed, ctx.device, ctx.workdir)"]
-    assert registry.check("python", {}, "one_arg:g", SPACE) == []
-    assert registry.check("python", {}, "one_arg:h", SPACE) == []
-    assert registry.check("python", {}, "one_arg:k", SPACE)[0].startswith(
-        "evaluator.target: 'one_arg:k' takes (params, ctx, extra), but")
+    assert check("g") == check("h") == []
+    assert check("k")[0].startswith("evaluator.target: 'one_arg:k' takes (params, ctx, extra), but")
 
 
 def test_an_evaluator_class_whose_evaluate_cannot_take_params_and_ctx_is_refused(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "one_arg_class.py").write_text(
-        "from workers.contract import Evaluator\n"
-        "class Short(Evaluator):\n    def evaluate(self, params):\n        return {}\n"
-        "class ShortBatch:\n    def evaluate_batch(self, batch):\n        return []\n"
-        "class Fine(Evaluator):\n    def evaluate(self, params, ctx):\n        return {}\n"
-        "class OnlyBatch(Evaluator):\n    def evaluate_batch(self, batch, ctx):\n        return []\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert registry.check("python", {}, "one_arg_class:Short", SPACE) == [
+    check = _checker(tmp_path, monkeypatch, "one_arg_class", "from workers.contract import Evaluator\n"
+                     "class Short(Evaluator):\n    def evaluate(self, params):\n        return {}\n"
+                     "class ShortBatch:\n    def evaluate_batch(self, batch):\n        return []\n"
+                     "class Fine(Evaluator):\n    def evaluate(self, params, ctx):\n        return {}\n"
+                     "class OnlyBatch(Evaluator):\n    def evaluate_batch(self, batch, ctx):\n        return []\n")
+    assert check("Short") == [
         "evaluator.target: Short.evaluate takes (self, params), but it is called as evaluate(self, params, ctx): "
         "add the ctx parameter (ctx.seed, ctx.device, ctx.workdir)"]
-    assert registry.check("python", {}, "one_arg_class:ShortBatch", SPACE)[0].startswith(
+    assert check("ShortBatch")[0].startswith(
         "evaluator.target: ShortBatch.evaluate_batch takes (self, batch), but it is called as "
         "evaluate_batch(self, list_of_params, ctx)")
-    assert registry.check("python", {}, "one_arg_class:Fine", SPACE) == []
-    assert registry.check("python", {}, "one_arg_class:OnlyBatch", SPACE) == []
+    assert check("Fine") == check("OnlyBatch") == []
