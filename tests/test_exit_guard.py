@@ -1,5 +1,6 @@
 """``os._exit`` called by an evaluator inside the scheduler's process (:mod:`workers.exit_guard`),
-and function targets that cannot be called as ``fn(params, ctx)`` (:func:`workers.registry.check`)."""
+and the check of an evaluator's kind and target (:func:`workers.registry.check`): function
+targets that cannot be called as ``fn(params, ctx)``, a target written as the kind."""
 
 from __future__ import annotations
 
@@ -139,3 +140,12 @@ def test_an_evaluator_class_whose_evaluate_cannot_take_params_and_ctx_is_refused
         "evaluator.target: ShortBatch.evaluate_batch takes (self, batch), but it is called as "
         "evaluate_batch(self, list_of_params, ctx)")
     assert check("Fine") == check("OnlyBatch") == []
+
+
+def test_a_target_written_as_the_kind_is_told_where_it_goes() -> None:
+    """It had read only ``no evaluator named 'mypkg.evals:BatchEval' (registered: …)``."""
+    problems = registry.check("mypkg.evals:BatchEval", {}, None, SPACE)
+    assert len(problems) == 1 and problems[0].startswith("evaluator.kind: no evaluator named 'mypkg.evals:BatchEval'")
+    assert problems[0].endswith("; 'mypkg.evals:BatchEval' reads as a target: write `kind: python` and "
+                                "`target: mypkg.evals:BatchEval`")
+    assert "reads as a target" not in registry.check("benchmrk", {}, None, SPACE)[0]

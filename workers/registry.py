@@ -113,11 +113,15 @@ def _working_directory_hint(module_name: str, exc: ImportError) -> str:
 
 
 def resolve(kind: str) -> Any:
-    """The class or function registered as ``kind``."""
+    """The class or function registered as ``kind``; a kind that is not registered is
+    :class:`EvaluatorNotFound` naming those that are (and, where it is written as a
+    ``module:attribute`` target, saying that one goes in ``target`` under ``kind: python``)."""
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == kind]
     if not matches:
         known = ", ".join(available()) or "none"
-        raise EvaluatorNotFound(f"no evaluator named {kind!r} (registered: {known})")
+        target = (f"; {kind!r} reads as a target: write `kind: python` and `target: {kind}`"
+                  if ":" in kind and "python" in available() else "")
+        raise EvaluatorNotFound(f"no evaluator named {kind!r} (registered: {known}){target}")
     try:
         return matches[0].load()
     except ImportError as exc:
