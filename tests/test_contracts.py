@@ -85,6 +85,23 @@ def test_the_inline_executor_gives_the_gpu_where_gpus_are_asked(monkeypatch: pyt
     assert seen == [device]
 
 
+def test_the_inline_executor_says_when_the_gpus_asked_are_not_there(monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """On Ray such a campaign is refused (no node has a GPU); inline it had run on the CPU without a word."""
+    cuda = types.SimpleNamespace(is_available=lambda: False)
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    config = {"kind": "python", "config": {"seen": []}, "target": "tests.test_contracts:DeviceProbe",
+              "measure_names": ["ma", "mb"]}
+    with caplog.at_level("WARNING", logger="entropy_atlas.executor"):
+        InlineExecutor(ExecutorConfig(**config, num_gpus=0.5))
+        assert [r.getMessage() for r in caplog.records] == [
+            "resources.num_gpus asks for 0.5 GPU per evaluation, but torch sees none here: the evaluations run "
+            "on the CPU (ctx.device 'cpu')"]
+        caplog.clear()
+        InlineExecutor(ExecutorConfig(**config, num_gpus=0.0))
+        assert not caplog.records
+
+
 def atlas_delete(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str,
                  answer: str) -> tuple[int, str, str]:
     """``atlas delete quad`` as ``main`` runs it, ``answer`` on its standard input."""

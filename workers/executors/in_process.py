@@ -28,6 +28,9 @@ class InProcessExecutor(Executor):
         self._evaluator: Evaluator | None = None
         self._setup_error: BaseException | None = None
         self._ctx = EvalContext(device=device_for(config.num_gpus), campaign=config.campaign)
+        if config.num_gpus > 0 and self._ctx.device == "cpu":  # Ray refuses such a campaign; here it runs
+            log.warning("resources.num_gpus asks for %g GPU per evaluation, but torch sees none here: the "
+                        "evaluations run on the CPU (ctx.device 'cpu')", config.num_gpus)
         self._chunk = 1  # the evaluator's max_batch_size, once it is built
 
     def start(self) -> None:
