@@ -53,7 +53,7 @@ from search.proposers import build_proposer
 from search.proposers.base import OptionError, Proposer
 from search.run import CampaignRun, RunSetup, setup_run
 from search.scheduler import EvaluatorSetupFailed, Scheduler, setup_failed_message
-from search.spec import CampaignSpec, SpecError, evaluator_review, load_spec, parse_spec
+from search.spec import CampaignSpec, SpecError, evaluator_review, load_spec, parse_spec, spec_warnings
 from workers.executors import ExecutorConfig, make_executor
 from workers.executors import base as executor_base
 from workers.executors.base import Executor
@@ -256,7 +256,9 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
     SQLite file's path (None: the default storage); ``progress``: a callable given the
     :class:`Stats` as the run goes, or None. A wrong type is a ``TypeError`` before
     anything is done. A refused campaign's errors name ``source`` (default: the file's
-    path, when given one), a refused ``budget`` the override too (``c1.yaml with --budget 200``)."""
+    path, when given one), a refused ``budget`` the override too (``c1.yaml with --budget 200``).
+    The file's warnings (:func:`~search.spec.spec_warnings`) are logged on ``entropy_atlas.spec``
+    once every check that needs no workers has passed, so that a refusal stands alone."""
     check_arguments(executor, address, progress, name=name, budget=budget)
     budget = None if budget is None else int(budget)  # numpy's integers as well
     url = checked_storage(storage)
@@ -269,6 +271,8 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
     run_settings = RunSettings.read()  # and so does a malformed setting (ATLAS_LEASE_TTL, …)
     budget_source = source if budget is None else f"{source} with --budget {budget}"
     stored = _look_ahead(url, spec, source, budget_source)  # a changed spec is refused before the workers start
+    for warning in spec_warnings(spec):  # once every check that needs no workers has passed: a refusal stands alone
+        log.warning("%s", warning)
     try:
         ex.start()  # and a cluster that cannot serve it (resources, address): Store() below creates the file
         # and the evaluator's setup (a failure, or an interrupt while it is waited on, leaves no new file)

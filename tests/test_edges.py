@@ -569,3 +569,23 @@ def test_a_default_map_that_cannot_be_written_is_refused_before_the_run(tmp_path
     result = invoke("run", str(spec), "--executor", "inline")
     assert "atlas-maps is a file, not a folder" in assert_one_line_errors(result)[0]
     assert campaign_rows(tmp_path / "atlas.db") == 0
+
+
+def test_a_refused_run_prints_its_errors_alone_and_a_run_that_starts_its_warnings(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The file's warnings (here: more cells than the budget can fill) had been printed before
+    the refusal that made them moot."""
+    db = tmp_path / "atlas.db"
+    spec = quadratic_spec(search__budget=10)  # 25 cells
+    spec["evaluator"]["target"] = "no_such_module_anywhere:f"
+    refused = invoke("run", str(write(tmp_path / "bad.yaml", spec)), "--storage", f"sqlite:///{db}",
+                     "--executor", "inline")
+    errors = assert_one_line_errors(refused)
+    assert len(errors) == 1 and "cannot import 'no_such_module_anywhere'" in errors[0]
+    assert "warning:" not in refused.stderr
+    spec["evaluator"]["target"] = "tests.support.evaluators:quadratic"
+    good = invoke("run", str(write(tmp_path / "good.yaml", spec)), "--storage", f"sqlite:///{db}",
+                  "--executor", "inline", "--map", str(tmp_path / "m.png"))
+    assert good.exit_code == 0, good.output
+    said = [r.getMessage() for r in caplog.records if r.name == "entropy_atlas.spec"]  # printed as warning: lines
+    assert [m for m in said if m.startswith("archive: 25 cells but the budget is 10 evaluations")]
