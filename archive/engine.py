@@ -318,6 +318,16 @@ def _unlinked(path: Path) -> bool:
     return True
 
 
+def missing_file(url: str, path: Path) -> StorageError | None:
+    """The error of reading SQLite file ``path`` of storage ``url`` where it is no regular
+    file (``cannot open storage URL: the file PATH does not exist; …``); None where it is one.
+    A read-only opening raises it, and so does a read of a handle whose file has vanished since."""
+    if path.is_file():
+        return None
+    missing = "is not a regular file" if path.exists() else f"does not exist; {settings.NO_STORAGE_HINT}"
+    return StorageError(f"cannot open storage {url}: the file {path} {missing}")
+
+
 def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
     if parsed.query:  # ?mode=ro was warned about by SQLAlchemy, then ignored: the file was written
         options = "&".join(f"{k}={v}" for k, v in parsed.query.items())
@@ -330,9 +340,8 @@ def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
         raise StorageError(f"{parsed} is an in-memory database: what a run writes would go with it; name a "
                            f"file (sqlite:///atlas.db)")
     elif readonly:
-        if not path.is_file():
-            missing = "is not a regular file" if path.exists() else f"does not exist; {settings.NO_STORAGE_HINT}"
-            raise StorageError(f"cannot open storage {parsed}: the file {path} {missing}")
+        if (problem := missing_file(str(parsed), path)) is not None:
+            raise problem
         # escaped: a "#" or "?" in a folder's name ended the path, and the rest (mode=ro with
         # it) was dropped: the file opened was another, created for writing where missing
         uri = f"file:{quote(str(path.resolve()))}?mode=ro"

@@ -5,8 +5,18 @@ Rules:
 - A storage is a URL (``sqlite:///atlas.db``, ``postgresql+psycopg://…``), or a
   :class:`pathlib.Path`, taken as a SQLite file's path (:func:`storage_url`); anything
   else is a ``TypeError`` naming the argument, as is any argument of the wrong type
-  (a campaign's name, ``top``, ``limit``, ``fields``), where it had been a bare error
-  from the internals (``'<' not supported …``, ``fields="params"`` read letter by letter).
+  (a campaign's name, ``top``, ``limit``, ``fields``, ``status``, a law's ``measure``,
+  ``mode`` and ``by``, an output's ``path``, ``force``, …), where it had been a bare error
+  from the internals (``'<' not supported …``, ``fields="params"`` read letter by letter,
+  ``'int' object has no attribute 'strip'``, ``expected str, bytes or os.PathLike object``).
+  A str that names nothing known stays the reader's ``ValueError`` (a status) or
+  :class:`~archive.law.LawFitError` (a law's mode).
+- A closed handle (``close()``, or the end of its ``with``) reads nothing: every read of it
+  and of the campaigns opened from it is a :class:`~archive.errors.StorageError` (``the
+  archive handle of … is closed``), where it had opened the pool again and read on. A
+  SQLite file removed under an open handle is the error ``archive.open`` gives for a missing
+  file (``cannot open storage …: the file … does not exist``), where a pooled connection
+  had served the removed file's rows (:func:`check_open`).
 - A :class:`CampaignHandle` reads the campaign it was opened on, or nothing: every read
   first checks, in the same snapshot as its data, that the campaign row of its id still
   has its name and creation time. One deleted since raises
@@ -19,16 +29,19 @@ from __future__ import annotations
 
 import contextlib
 import numbers
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
-from archive.errors import CampaignNotFound
+from archive.engine import first_line, missing_file, shown_url
+from archive.errors import CampaignNotFound, StorageError
 from archive.layout import CellLayout
-from archive.models import Campaign
+from archive.models import STATUSES, Campaign
 from archive.outputs import EXPORT_SUFFIXES, FIGURE_SUFFIXES, check_output
 from archive.outside import Outside, outside_axes
 from archive.records import CampaignRecord, CampaignSettings, MapData, Stats, scheduler_is_live
@@ -75,6 +88,44 @@ def elite_fields(fields: object) -> tuple[str, ...]:
         if not isinstance(name, str):
             raise TypeError(f"fields: each must be a field name (a str), got {shown_value(name)}")
     return names
+
+
+def optional_str(argument: str, value: object, what: str) -> str | None:
+    """``value`` when it is a str or None; else a ``TypeError`` naming ``argument`` as
+    ``what`` (a str that names nothing known is the reader's to refuse, as before)."""
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"{argument}: must be {what} (a str) or None, got {shown_value(value)}")
+
+
+def output_path(value: object, argument: str = "path") -> Path:
+    """``value`` as the :class:`~pathlib.Path` of a file to write: a str or a path-like
+    object (a :class:`pathlib.Path`); else a ``TypeError`` naming ``argument``, where
+    ``Path(3)`` had said ``expected str, bytes or os.PathLike object, not int``."""
+    if isinstance(value, str | os.PathLike):
+        with contextlib.suppress(TypeError):  # a path-like object of bytes: refused below
+            return Path(value)
+    raise TypeError(f"{argument}: must be a file's path (a str or pathlib.Path), got {shown_value(value)}")
+
+
+def flag(argument: str, value: object) -> bool:
+    """``value`` when it is True or False; else a ``TypeError`` naming ``argument`` (a
+    ``force="no"`` had been read as true)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{argument}: must be True or False, got {shown_value(value)}")
+    return value
+
+
+def check_open(store: Store) -> None:
+    """A :class:`StorageError` where ``store`` is closed (its handle's ``close()``: a read had
+    silently opened its pool again), or is a SQLite file no longer at its path (removed
+    since it was opened: a read had served the removed file's rows from a pooled
+    connection, or leaked ``unable to open database file``), as ``archive.open`` says it."""
+    if store.closed:
+        raise StorageError(f"the archive handle of {shown_url(store.url)} is closed; open it again with "
+                           f"archive.open(URL)")
+    if store.file is not None and (problem := missing_file(shown_url(store.url), store.file)) is not None:
+        raise problem
 
 
 def shown_value(value: object) -> str:
@@ -125,14 +176,21 @@ class CampaignHandle:
         """One snapshot of the store (:meth:`Store.snapshot`) in which the campaign is first
         checked to be this handle's still (:meth:`_check_present`); the reads inside it see
         the same moment, so none reads the rows of a campaign deleted (or made anew under a
-        reused id) since the check."""
-        with self.store.snapshot():
-            self._check_present()
-            yield
+        reused id) since the check. A closed handle, or one whose file is gone, reads nothing
+        (:func:`check_open`); a database error on the way is a one-line :class:`StorageError`
+        (it had leaked as SQLAlchemy's ``OperationalError`` with its ``Background on this error``)."""
+        check_open(self.store)
+        try:
+            with self.store.snapshot():
+                self._check_present()
+                yield
+        except DBAPIError as exc:
+            raise StorageError(f"storage {shown_url(self.store.url)}: {first_line(exc)}") from None
 
     def _check_present(self) -> None:
         """Raise :class:`CampaignNotFound` unless the campaign row of this handle's id still
         has its name and creation time: one primary-key read."""
+        check_open(self.store)
         with self.store.read() as conn:
             row = conn.execute(select(Campaign.name, Campaign.created_at)
                                .where(Campaign.id == self.record.id)).first()
@@ -142,6 +200,7 @@ class CampaignHandle:
     def refresh(self) -> CampaignHandle:
         """The campaign's row read again (its status, lease, spec); :class:`CampaignNotFound`
         where it was deleted, even when another campaign now has its name."""
+        check_open(self.store)
         record = self.store.campaign(self.name)
         if record is None or record.id != self.record.id or record.created_at != self.record.created_at:
             raise CampaignNotFound(f"campaign {self.name!r} was deleted")
@@ -150,6 +209,8 @@ class CampaignHandle:
 
     def stats(self, by_proposer: dict[str, dict[str, int]] | None = None) -> Stats:
         """:meth:`Store.stats` (``by_proposer``: :meth:`proposer_counts`, when read already)."""
+        if by_proposer is not None and not isinstance(by_proposer, Mapping):
+            raise TypeError(f"by_proposer: must be proposer_counts()'s mapping or None, got {shown_value(by_proposer)}")
         with self.reading():
             return self.store.stats(self.record.id, self.layout.cells, self.qd_offset, by_proposer)
 
@@ -161,7 +222,9 @@ class CampaignHandle:
             return self.store.elites(self.record.id, top=top, fields=fields)
 
     def evaluations(self, status: str | None = None) -> list[dict[str, Any]]:
-        """The campaign's evaluations in sequence order, those of ``status`` alone if given."""
+        """The campaign's evaluations in sequence order, those of ``status`` alone if given
+        (a str; one that is no status is the store's ``ValueError``)."""
+        status = optional_str("status", status, f"one of {', '.join(STATUSES)}")
         with self.reading():
             return self.store.evaluations(self.record.id, status=status)
 
@@ -180,6 +243,7 @@ class CampaignHandle:
     def checkpoint(self, proposer: str | None = None) -> bytes | None:
         """The stored checkpoint of ``proposer`` (default: the campaign's algorithm), as
         bytes (:mod:`search.proposers.checkpoint` reads them); None where there is none."""
+        proposer = optional_str("proposer", proposer, "a proposer's name")
         with self.reading():
             return self.store.load_checkpoint(self.record.id, proposer or self.settings.algorithm)
 
@@ -187,7 +251,8 @@ class CampaignHandle:
         """All evaluations and elites to ``.json``, ``.csv`` or ``.parquet`` (:mod:`archive.export`)."""
         from archive.export import EVALUATION_FIELDS, JSON_FIELDS, ExportData, export_campaign, gc_paused
 
-        path = Path(path)
+        path = output_path(path)
+        check_open(self.store)  # before any file is written
         if path.is_dir() or path.suffix.lower() in EXPORT_SUFFIXES:  # another suffix: export_campaign names the formats
             check_output(path, EXPORT_SUFFIXES, self.store.url)
         with gc_paused(), self.reading():  # the rows and the elites of one moment
@@ -220,15 +285,19 @@ class CampaignHandle:
         (:func:`archive.outputs.check_output`)."""
         from archive.figures import draw_map
 
-        check_output(Path(path), FIGURE_SUFFIXES, self.store.url)
-        return draw_map(Path(path), self.map_data() if data is None else data)
+        path = output_path(path)
+        if data is not None and not isinstance(data, MapData):
+            raise TypeError(f"data: must be map_data()'s MapData or None, got {shown_value(data)}")
+        check_output(path, FIGURE_SUFFIXES, self.store.url)
+        return draw_map(path, self.map_data() if data is None else data)
 
     def front(self, path: str | Path) -> Path:
         """Objective against each measure with its Pareto front (:func:`archive.figures.pareto_front`)."""
         from archive.figures import pareto_front
 
-        check_output(Path(path), FIGURE_SUFFIXES, self.store.url)
-        return pareto_front(Path(path), self.name, self.settings, self.evaluations(status="done"))
+        path = output_path(path)
+        check_output(path, FIGURE_SUFFIXES, self.store.url)
+        return pareto_front(path, self.name, self.settings, self.evaluations(status="done"))
 
     def law(self, measure: str | None = None, mode: str | None = None, by: str | None = None) -> Any:
         """The entropy-performance law R = −a·exp(H) + b over the done evaluations, an
@@ -240,12 +309,14 @@ class CampaignHandle:
         no ``measure`` is named, else ``cross-configuration``. ``by``, a parameter's name,
         adds one fit per value of it (``.groups``, :func:`archive.law_groups.grouped_law`; ``pooled``
         or ``cross-configuration`` only, ``pooled`` the default where ``per-run`` would be);
-        the spec's space names the categorical parameters the mixed-regime warning suggests."""
-        from archive.law import campaign_law
+        the spec's space names the categorical parameters the mixed-regime warning suggests.
+        Its ``warnings`` are what ``atlas law`` prints (:func:`archive.law.reading_warnings`)."""
+        from archive.law import MODES, campaign_law
         from archive.law_groups import grouped_law
 
-        if by is not None and not isinstance(by, str):
-            raise TypeError(f"by: must be a parameter's name (a str) or None, got {shown_value(by)}")
+        by = optional_str("by", by, "a parameter's name")
+        measure = optional_str("measure", measure, "a measure's name")
+        mode = optional_str("mode", mode, f"one of {', '.join(MODES)}")
         space = self.spec.get("space") if isinstance(self.spec, dict) else None
         done = self.evaluations(status="done")
         if by is None:
@@ -267,7 +338,10 @@ class CampaignHandle:
 
     def lease_is_live(self, now: float | None = None) -> bool:
         """Whether a scheduler holds the campaign's lease, it has not expired, and its holder
-        is not a process of this host that is gone (:func:`~archive.records.scheduler_is_live`)."""
+        is not a process of this host that is gone (:func:`~archive.records.scheduler_is_live`);
+        ``now``: a Unix time (a number), or None for the present."""
+        if now is not None and (isinstance(now, bool) or not isinstance(now, numbers.Real)):
+            raise TypeError(f"now: must be a Unix time (a number) or None, got {shown_value(now)}")
         return scheduler_is_live(self.record.lease_holder, self.record.lease_expires, now)
 
     def delete(self, force: bool = False) -> dict[str, int]:
@@ -275,6 +349,7 @@ class CampaignHandle:
         ``force``); the counts deleted, by table. Needs a storage opened for writing. A
         campaign deleted already is :class:`CampaignNotFound`, never another campaign that
         took its id since (checked just before the delete's own transaction)."""
+        force = flag("force", force)
         self._check_present()
         return self.store.delete_campaign(self.record.id, force=force)
 
@@ -285,18 +360,23 @@ class ArchiveHandle:
     URL, or a :class:`pathlib.Path` of a SQLite file (:func:`storage_url`)."""
 
     def __init__(self, storage: str | Path, readonly: bool = True) -> None:
-        if not isinstance(readonly, bool):
-            raise TypeError(f"readonly: must be True or False, got {shown_value(readonly)}")
+        readonly = flag("readonly", readonly)
         self.store = Store(storage_url(storage), readonly=readonly)
 
     def campaigns(self) -> list[CampaignHandle]:
+        """A handle of each campaign in the storage; a closed handle's is a :class:`StorageError`."""
+        check_open(self.store)
         return [CampaignHandle(self.store, r) for r in self.store.campaigns()]
 
     def campaign(self, name: str) -> CampaignHandle:
         """The campaign called ``name`` (a str); :class:`CampaignNotFound` naming the known ones."""
-        return CampaignHandle(self.store, self.store.require_campaign(campaign_name(name)))
+        name = campaign_name(name)
+        check_open(self.store)
+        return CampaignHandle(self.store, self.store.require_campaign(name))
 
     def close(self) -> None:
+        """Close the storage's connections; every read of this handle, or of a campaign's
+        opened from it, is then a :class:`StorageError` (closing twice does nothing more)."""
         self.store.close()
 
     def __enter__(self) -> ArchiveHandle:

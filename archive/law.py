@@ -48,6 +48,18 @@ categorical parameters. A flat top (R saturating at its maximum for a while as H
 which the law cannot draw) is flagged too: the points then do not follow the law either.
 Two regimes that straddle the ceiling evenly near H = 0 are not caught by this rule (R²
 and ``--by`` are the tools there).
+
+A ceiling outside R's possible range (:func:`ceiling_range_warnings`): where R's unit is
+bounded (:data:`BOUNDED_UNITS`: ``fraction``, [0, 1]; the objective's unit from the
+campaign's settings in ``cross-configuration``, ``fraction`` for the validation accuracy
+of ``per-run`` and ``pooled``), a fit whose ceiling estimate −a + b lies outside that
+range is flagged (the estimate, not its interval: a ceiling of 1.44 [0.95, 1.93] for an
+accuracy is an extrapolation the points cannot support, though its interval reaches
+below 1); ``per-run`` counts the runs whose ceiling does. A reading's warnings are its
+:attr:`LawReading.warnings` (:func:`reading_warnings`), in its ``to_dict()`` too.
+
+Errors name an argument as the Python call and the CLI both spell it: ``measure
+(--measure)``, ``mode (--mode)``, ``by (--by)``.
 """
 
 from __future__ import annotations
@@ -72,6 +84,8 @@ TRAIN_ENTROPY, VAL_ACCURACY = "train_entropy", "val_accuracy"  # its H and R col
 WEAK_R2 = 0.3  # below this, the fitted law explains too little of R to read a ceiling from it
 MIXED_P = 0.005  # :func:`mixed_regimes`' sign test: the one-sided probability below which it flags a fit
 UNSET = "(unset)"  # the group of the evaluations without the ``by`` parameter
+BOUNDED_UNITS = {"fraction": (0.0, 1.0)}  # a unit whose values lie in a range: R's possible values
+VAL_ACCURACY_UNIT = "fraction"  # a trajectory's validation accuracy: the per-run and pooled R
 
 
 class LawFitError(AtlasError, ValueError):
@@ -329,7 +343,8 @@ class LawReading:
     has its parameter in ``by`` and one :class:`LawGroup` per value in ``groups``, fitted
     ones first by ceiling (highest first), then the others by label. ``categorical``
     names the space's categorical parameters (:func:`categorical_params`), for the
-    mixed-regime warning's suggestion."""
+    mixed-regime warning's suggestion; ``unit`` is R's unit (:func:`reading_unit`), for
+    the ceiling-range warning."""
 
     mode: str
     name: str
@@ -341,6 +356,13 @@ class LawReading:
     by: str | None = None
     groups: list[LawGroup] = dataclasses.field(default_factory=list)
     categorical: tuple[str, ...] = ()
+    unit: str | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        """What a reader of this reading should doubt, one sentence each (:func:`reading_warnings`):
+        what ``atlas law`` prints on stderr and in its ``--json`` ``warnings``."""
+        return reading_warnings(self)
 
     def median(self) -> dict[str, float]:
         """The medians of the per-run a, b, ceiling −a + b, R² and n (NaN with no runs)."""
@@ -351,7 +373,8 @@ class LawReading:
 
     def to_dict(self) -> dict[str, Any]:
         """``mode`` and, per mode: the fit's fields (``pooled``, ``cross-configuration``),
-        or ``runs`` and their ``median`` (``per-run``); ``skipped`` runs."""
+        or ``runs`` and their ``median`` (``per-run``); ``skipped`` runs; ``by`` and its
+        ``groups`` where grouped; last, the :attr:`warnings`."""
         out: dict[str, Any] = {"mode": self.mode, "measure": self.measure, "objective": self.objective}
         if self.fit is not None:
             out.update(self.fit.to_dict())
@@ -363,6 +386,7 @@ class LawReading:
         if self.by is not None:
             out["by"] = self.by
             out["groups"] = [g.to_dict() for g in self.groups]
+        out["warnings"] = self.warnings
         return out
 
 
@@ -397,11 +421,11 @@ def resolve_mode(done: list[dict[str, Any]], measure: str | None, mode: str | No
     (``per-run``) when :func:`has_trajectories` and no ``measure`` is named, else
     ``cross-configuration``. An empty ``measure`` or an unknown ``mode`` is refused."""
     if measure is not None and not measure.strip():
-        raise LawFitError("--measure is empty: name a measure or a metric, or leave it out for the default")
+        raise LawFitError("measure (--measure) is empty: name a measure or a metric, or leave it out for the default")
     if mode is None:
         mode = runs_default if measure is None and has_trajectories(done) else CROSS
     if mode not in MODES:
-        raise LawFitError(f"unknown law mode {mode!r} (known: {', '.join(MODES)})")
+        raise LawFitError(f"unknown mode (--mode) {mode!r} (known: {', '.join(MODES)})")
     return mode
 
 
@@ -415,7 +439,14 @@ def campaign_law(name: str, settings: CampaignSettings, done: list[dict[str, Any
     :func:`archive.law_groups.grouped_law`."""
     reading = _reading(name, settings, done, measure, resolve_mode(done, measure, mode))
     reading.categorical = categorical_params(space, done)
+    reading.unit = reading_unit(reading, settings)
     return reading
+
+
+def reading_unit(reading: LawReading, settings: CampaignSettings) -> str | None:
+    """R's unit: the objective's in the settings' ``units`` (``cross-configuration``), else
+    :data:`VAL_ACCURACY_UNIT` (``per-run`` and ``pooled``, whose R is a validation accuracy)."""
+    return settings.units.get(reading.objective) if reading.mode == CROSS else VAL_ACCURACY_UNIT
 
 
 def _reading(name: str, settings: CampaignSettings, done: list[dict[str, Any]], measure: str | None,
@@ -425,15 +456,15 @@ def _reading(name: str, settings: CampaignSettings, done: list[dict[str, Any]], 
         fit = cross_configuration_law(name, settings, done, measure)
         return LawReading(CROSS, name, fit.measure, fit.objective, fit=fit)
     if measure is not None:
-        raise LawFitError(f"--measure chooses the cross-configuration fit's H; the {mode} fit uses each run's "
-                          f"{TRAIN_ENTROPY} (metrics.{TRAJECTORY}): drop --measure for the {mode} fit, or fit "
-                          f"{measure} across configurations with --mode {CROSS}")
+        raise LawFitError(f"measure (--measure) chooses the cross-configuration fit's H; the {mode} fit uses "
+                          f"each run's {TRAIN_ENTROPY} (metrics.{TRAJECTORY}): drop measure (--measure) for the "
+                          f"{mode} fit, or fit {measure} across configurations with mode (--mode) {CROSS}")
     runs, skipped = _run_fits(done)
     if mode == PER_RUN:
         if not runs:
             raise LawFitError(f"campaign {name!r} has no done evaluation with a trajectory of at least "
                               f"{MIN_POINTS} checkpoints ({len(done)} done); fit across configurations "
-                              f"with --mode {CROSS}")
+                              f"with mode (--mode) {CROSS}")
         return LawReading(PER_RUN, name, TRAIN_ENTROPY, VAL_ACCURACY, runs=runs, skipped=skipped)
     hs: list[float] = []
     rs: list[float] = []
@@ -446,7 +477,7 @@ def _reading(name: str, settings: CampaignSettings, done: list[dict[str, Any]], 
     if len(hs) < MIN_POINTS:
         raise LawFitError(f"campaign {name!r} has {len(hs)} trajectory checkpoint(s) over its done evaluations; "
                           f"the pooled law needs at least {MIN_POINTS} (fit across configurations with "
-                          f"--mode {CROSS})")
+                          f"mode (--mode) {CROSS})")
     fit = fit_law(hs, rs, measure=TRAIN_ENTROPY, objective=VAL_ACCURACY)
     return LawReading(POOLED, name, TRAIN_ENTROPY, VAL_ACCURACY, fit=fit,
                       skipped=[s for s in skipped if s[1] == "no trajectory"])
@@ -510,26 +541,45 @@ def _group_warnings(reading: LawReading) -> list[str]:
     """A grouped reading's warnings: the measure's (once), then each fitted group's
     :func:`law_warnings` prefixed ``PARAM = VALUE:`` (its mixed-regime suggestion naming
     the other categorical parameters that vary within the group), and a line when no group
-    could be fitted."""
+    could be fitted (:func:`_no_group_warning`)."""
     out = _measure_warnings(reading.measure)
     for group in reading.groups:
         if group.fit is not None:
-            out += [f"{reading.by} = {group.label}: {w}" for w in _fit_warnings(group.fit, group.varying)]
+            out += [f"{reading.by} = {group.label}: {w}"
+                    for w in _fit_warnings(group.fit, group.varying, reading.unit)]
     if reading.groups and not any(g.fit for g in reading.groups):
-        out.append(f"no value of {reading.by} has a fittable group of at least {MIN_POINTS} points "
-                   f"({len(reading.groups)} groups): is {reading.by} continuous?")
+        out.append(_no_group_warning(reading))
     return out
+
+
+def _no_group_warning(reading: LawReading) -> str:
+    """Why no group of a grouped reading was fitted. For a categorical ``by`` (in the
+    reading's ``categorical``): its groups are too small, the largest has k points, so more
+    evaluations per value are needed (or, where some group has :data:`MIN_POINTS` points,
+    each group's reason says why it was not fitted); for any other parameter, the question
+    whether it is continuous (one value per evaluation makes groups of one)."""
+    by, count = reading.by, len(reading.groups)
+    largest = max(g.n for g in reading.groups)
+    head = f"no value of {by} has a fittable group of at least {MIN_POINTS} points ({count} groups"
+    if by not in reading.categorical:
+        return f"{head}): is {by} continuous?"
+    if largest < MIN_POINTS:
+        return (f"{head}, the largest of {largest} point{'' if largest == 1 else 's'}): the groups of the "
+                f"categorical {by} are too small; fitting the law per value needs more evaluations per value")
+    return f"{head}, the largest of {largest} points): no group of the categorical {by} could be fitted (see each " \
+           f"group's reason)"
 
 
 def reading_warnings(reading: LawReading) -> list[str]:
     """:func:`law_warnings` of the single fit (with the reading's categorical parameters
     for the mixed-regime suggestion); for a grouped reading, :func:`_group_warnings` in its
     place; for ``per-run``, the median R² below :data:`WEAK_R2`, how many runs fall below
-    it, and how many evaluations were skipped."""
+    it, how many runs have a ceiling outside R's range (:func:`_runs_range_warnings`), and
+    how many evaluations were skipped."""
     if reading.by is not None:
         out = _group_warnings(reading)
     elif reading.fit is not None:
-        out = law_warnings(reading.fit, reading.categorical)
+        out = law_warnings(reading.fit, reading.categorical, reading.unit)
     else:
         out = []
         weak = sum(r.fit.r2 < WEAK_R2 for r in reading.runs)
@@ -539,19 +589,66 @@ def reading_warnings(reading: LawReading) -> list[str]:
                        f"of {reading.objective}, so their a, b and ceilings say little")
         elif weak:
             out.append(f"{weak} of {len(reading.runs)} runs have R² below {WEAK_R2:g}")
+        out += _runs_range_warnings(reading)
     if reading.mode != CROSS and reading.skipped:
         out.append(f"{len(reading.skipped)} done evaluation(s) skipped (no usable trajectory)")
     return out
 
 
-def law_warnings(fit: LawFit, categorical: Sequence[str] = ()) -> list[str]:
+def _runs_range_warnings(reading: LawReading) -> list[str]:
+    """A per-run reading's line counting the runs whose ceiling lies outside R's range
+    (:func:`unit_range` of the reading's ``unit``; none where it is unbounded or none does)."""
+    bounds = unit_range(reading.unit)
+    if bounds is None:
+        return []
+    outside = [r for r in reading.runs if _outside(r.fit.ceiling, bounds)]
+    if not outside:
+        return []
+    lo, hi = bounds
+    shown = ", ".join(f"{r.evaluation_id} ({r.fit.ceiling:.3g})" for r in outside[:5])
+    more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+    return [f"{len(outside)} of {len(reading.runs)} runs have a ceiling −a + b outside [{lo:g}, {hi:g}], the range "
+            f"of {reading.objective} (a {reading.unit}): evaluations {shown}{more}; a ceiling no run can reach "
+            f"says their checkpoints are too few or too noisy to pin it down"]
+
+
+def unit_range(unit: str | None) -> tuple[float, float] | None:
+    """The range of values of a quantity in ``unit`` (:data:`BOUNDED_UNITS`, matched
+    ignoring case and surrounding spaces); ``None`` for an unbounded or unknown unit."""
+    return BOUNDED_UNITS.get(unit.strip().lower()) if isinstance(unit, str) else None
+
+
+def _outside(value: float, bounds: tuple[float, float]) -> bool:
+    """Whether ``value`` lies outside ``bounds`` by more than a rounding error (1e-9)."""
+    return value < bounds[0] - 1e-9 or value > bounds[1] + 1e-9
+
+
+def ceiling_range_warnings(fit: LawFit, unit: str | None) -> list[str]:
+    """The warning for a fit whose ceiling estimate −a + b lies outside R's range where R's
+    ``unit`` has one (:func:`unit_range`: a ``fraction``'s [0, 1]); the rule reads the
+    estimate, not its 95 % interval (an interval reaching back into the range does not make
+    an impossible estimate plausible), and says when the whole interval lies outside too."""
+    bounds = unit_range(unit)
+    if bounds is None or not _outside(fit.ceiling, bounds):
+        return []
+    lo, hi = bounds
+    c_lo, c_hi = fit.ceiling_ci
+    side = f"above {hi:g}" if fit.ceiling > hi else f"below {lo:g}"
+    whole = " (its whole 95% CI too)" if c_lo > hi or c_hi < lo else ""
+    return [f"the ceiling −a + b = {fit.ceiling:.3g} [{c_lo:.3g}, {c_hi:.3g}] lies {side}{whole}, outside "
+            f"[{lo:g}, {hi:g}], the range of {fit.objective} (a {unit}): no configuration can reach it, so the "
+            f"points are probably too few or too noisy to pin the ceiling down"]
+
+
+def law_warnings(fit: LawFit, categorical: Sequence[str] = (), unit: str | None = None) -> list[str]:
     """What a reader of ``fit`` should doubt, one sentence each: a measure whose name does
     not contain "entropy" (the law relates performance to an entropy H, so another measure
     is probably the wrong axis), R² below :data:`WEAK_R2` (the curve explains little of
-    the variation of R, so its a, b and ceiling say little), and points that look like
+    the variation of R, so its a, b and ceiling say little), points that look like
     mixed regimes (:func:`mixed_regimes`; the warning suggests ``--by`` with the
-    ``categorical`` parameters)."""
-    return [*_measure_warnings(fit.measure), *_fit_warnings(fit, categorical)]
+    ``categorical`` parameters), and a ceiling outside the range of R's ``unit``
+    (:func:`ceiling_range_warnings`)."""
+    return [*_measure_warnings(fit.measure), *_fit_warnings(fit, categorical, unit)]
 
 
 def _measure_warnings(measure: str) -> list[str]:
@@ -562,8 +659,9 @@ def _measure_warnings(measure: str) -> list[str]:
             f"is about an entropy H (choose one with --measure)"]
 
 
-def _fit_warnings(fit: LawFit, categorical: Sequence[str]) -> list[str]:
-    """The warnings on the fit itself: R² below :data:`WEAK_R2`, and mixed regimes."""
+def _fit_warnings(fit: LawFit, categorical: Sequence[str], unit: str | None = None) -> list[str]:
+    """The warnings on the fit itself: R² below :data:`WEAK_R2`, mixed regimes, and a
+    ceiling outside the range of R's ``unit`` (:func:`ceiling_range_warnings`)."""
     out = []
     if fit.r2 < WEAK_R2:
         out.append(f"R² = {fit.r2:.3f} is below {WEAK_R2:g}: the fit explains little of {fit.objective}, "
@@ -571,7 +669,7 @@ def _fit_warnings(fit: LawFit, categorical: Sequence[str]) -> list[str]:
     mixed = mixed_regimes(fit)
     if mixed is not None:
         out.append(_mixed_warning(fit, mixed, categorical))
-    return out
+    return out + ceiling_range_warnings(fit, unit)
 
 
 def run_metrics(ev: dict[str, Any]) -> dict[str, Any]:

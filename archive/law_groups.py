@@ -63,12 +63,12 @@ def check_by(name: str, settings: CampaignSettings, done: list[dict[str, Any]], 
     known = list(settings.params) or sorted({k for ev in done for k in (ev.get("params") or {})})
     listed = ", ".join(known) or "none"
     if not by.strip():
-        raise LawFitError(f"--by is empty: name a parameter of campaign {name!r} (parameters: {listed})")
+        raise LawFitError(f"by (--by) is empty: name a parameter of campaign {name!r} (parameters: {listed})")
     if by not in known:
         raise LawFitError(f"campaign {name!r} has no parameter named {by!r} to group by (parameters: {listed})")
     if mode == PER_RUN:
-        raise LawFitError(f"--by groups the {POOLED} or {CROSS} fit; the {PER_RUN} fit is one fit per run already: "
-                          f"drop --by, or choose --mode {POOLED} or --mode {CROSS}")
+        raise LawFitError(f"by (--by) groups the {POOLED} or {CROSS} fit; the {PER_RUN} fit is one fit per run "
+                          f"already: drop by (--by), or choose mode (--mode) {POOLED} or {CROSS}")
 
 
 def group_key(value: Any) -> str:

@@ -38,7 +38,9 @@ from archive.engine import (
     first_line,
     make_engine,
     migrate,
+    parse_storage_url,
     shown_url,
+    sqlite_file,
     use_wal,
 )
 from archive.errors import CampaignNameTaken, CampaignNotFound, LeaseConflict, StorageError
@@ -91,6 +93,9 @@ class Store(LeaseStore):
         self.readonly = readonly
         self.retry_s = settings.db_retry_s() if retry_s is None else retry_s
         self.engine = make_engine(url, readonly=readonly)
+        file = sqlite_file(parse_storage_url(url))
+        self.file = None if file is None else file.resolve()  # a SQLite file's path, as opened (None: PostgreSQL)
+        self.closed = False  # set by close(): a handle refuses to read a closed store (it would reopen the pool)
         self._write_engine = self.engine.execution_options(atlas_write=True)
         self._charger = Charger(self.engine)  # the connection held for start charges
         self._snapshot = threading.local()  # the connection of a snapshot() open on this thread
@@ -182,6 +187,7 @@ class Store(LeaseStore):
         file holds everything written even while a reader keeps it open; ``empty_wal=False``
         leaves that to the store a run closes last (a lease keeper's closes before it)."""
         with held_interrupts():
+            self.closed = True
             self._charger.close()
             if empty_wal and not self.readonly:
                 checkpoint_wal(self.engine)

@@ -138,7 +138,7 @@ def test_by_refuses_an_unknown_parameter_an_empty_name_and_the_per_run_mode() ->
     with pytest.raises(LawFitError) as unknown:
         grouped_law("c", settings(), done, "nope")
     assert str(unknown.value) == "campaign 'c' has no parameter named 'nope' to group by (parameters: sampler, t, cap)"
-    with pytest.raises(LawFitError, match="--by is empty"):
+    with pytest.raises(LawFitError, match=r"^by \(--by\) is empty"):
         grouped_law("c", settings(), done, " ")
     with pytest.raises(LawFitError, match="the per-run fit is one fit per run already"):
         grouped_law("c", settings(), done, "sampler", mode="per-run")
@@ -248,7 +248,7 @@ def test_atlas_law_by_table_json_figure_and_refusals(tmp_path: Path, sqlite_url:
     assert unknown.stderr == ("error: campaign 'two' has no parameter named 'nope' to group by "
                               "(parameters: sampler, t, cap)\n")
     per_run = atlas("law", "two", "--storage", sqlite_url, "--by", "sampler", "--mode", "per-run")
-    assert per_run.exit_code == 2 and per_run.stderr.startswith("error: --by groups") \
+    assert per_run.exit_code == 2 and per_run.stderr.startswith("error: by (--by) groups") \
         and per_run.stderr.count("\n") == 1
 
 

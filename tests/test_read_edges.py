@@ -60,7 +60,7 @@ def test_the_api_checks_output_paths_as_the_command_line_does(campaign_url: str,
 
 
 def test_an_empty_law_measure_is_refused(campaign_url: str) -> None:
-    with archive.open(campaign_url) as handle, pytest.raises(LawFitError, match="--measure is empty"):
+    with archive.open(campaign_url) as handle, pytest.raises(LawFitError, match=r"^measure \(--measure\) is empty"):
         handle.campaign("quad").law("", "cross-configuration")
 
 

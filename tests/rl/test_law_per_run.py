@@ -111,7 +111,7 @@ def test_campaign_readings_and_the_default_mode() -> None:
     assert campaign_law("c", s, done, measure="final_entropy").mode == CROSS  # a measure: the cross fit
     assert campaign_law("c", s, done_evaluations(3, with_trajectory=False)).mode == CROSS
 
-    with pytest.raises(LawFitError, match="unknown law mode 'both'"):
+    with pytest.raises(LawFitError, match=r"unknown mode \(--mode\) 'both'"):
         campaign_law("c", s, done, mode="both")
     with pytest.raises(LawFitError, match="uses each run's train_entropy"):
         campaign_law("c", s, done, measure="final_entropy", mode=PER_RUN)
@@ -132,9 +132,9 @@ def test_a_measure_with_a_run_mode_is_refused_saying_what_to_do(mode: str) -> No
     with pytest.raises(LawFitError) as refused:
         campaign_law("c", settings(), done_evaluations(3), measure="final_entropy", mode=mode)
     assert str(refused.value) == (
-        f"--measure chooses the cross-configuration fit's H; the {mode} fit uses each run's train_entropy "
-        f"(metrics.trajectory): drop --measure for the {mode} fit, or fit final_entropy across configurations "
-        f"with --mode cross-configuration")
+        f"measure (--measure) chooses the cross-configuration fit's H; the {mode} fit uses each run's "
+        f"train_entropy (metrics.trajectory): drop measure (--measure) for the {mode} fit, or fit final_entropy "
+        f"across configurations with mode (--mode) cross-configuration")
 
 
 def law_spec(name: str, budget: int) -> dict[str, Any]:
@@ -183,7 +183,7 @@ def test_atlas_law_per_run_pooled_and_cross_configuration(tmp_path: Path) -> Non
     bad = atlas("law", "runs", "--storage", url, "--mode", "per-run", "--measure", "final_entropy")
     assert bad.exit_code == 2 and "cross-configuration fit's H" in bad.stderr
     unknown = atlas("law", "runs", "--storage", url, "--mode", "nope")
-    assert unknown.exit_code == 2 and "unknown law mode 'nope'" in unknown.stderr
+    assert unknown.exit_code == 2 and "error: unknown mode (--mode) 'nope'" in unknown.stderr
 
 
 # --------------------------------------------------------------------------- the evaluator
