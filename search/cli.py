@@ -359,13 +359,10 @@ def run(
     with _stoppable(stop), _errors():  # from the start: the imports and the spec's checks take seconds
         from archive.outputs import FIGURE_SUFFIXES, check_output
         from search import api
-        from search.spec import spec_warnings
 
         loaded = api.as_spec(spec)
         if name is not None or budget is not None:
             loaded = loaded.with_overrides(name=name, budget=budget, source=str(spec))
-        for warning in spec_warnings(loaded):
-            _warn(warning)
         url = _storage(storage)
         stop.storage, stop.name, stop.budget = url, loaded.name, loaded.search.budget
         check_output(map_out or _default_map(url, loaded.name), FIGURE_SUFFIXES, url)  # before the run, not after
@@ -404,7 +401,7 @@ def resume(
 @app.command()
 def submit(
     spec: Annotated[Path, typer.Argument(help="the campaign file (YAML)")],
-    address: Annotated[str, typer.Option("--address", help="the Ray job server, http://HEAD:8265")],
+    address: Annotated[str, typer.Option("--address", help="the job server http://HEAD:8265, or the GCS HEAD:6379")],
     storage: StorageOpt = None,
     name: Annotated[str | None, typer.Option(help="override the file's name")] = None,
     budget: Annotated[int | None, typer.Option(help="override the file's budget")] = None,
@@ -517,7 +514,7 @@ def _wait_for_job(address: str, job_id: str) -> None:
 @app.command()
 def logs(
     name: Annotated[str, typer.Argument(help="the campaign's name")],
-    address: Annotated[str, typer.Option("--address", help="the Ray job server, http://HEAD:8265")],
+    address: Annotated[str, typer.Option("--address", help="the job server http://HEAD:8265, or the GCS HEAD:6379")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="follow until the job ends")] = False,
     storage: StorageOpt = None,
 ) -> None:
@@ -722,7 +719,8 @@ def law(
     """Fit the entropy-performance law R = -a*exp(H) + b per run, pooled or across configurations.
 
     The table's title says which of the three was fitted. A warning says when H is not named
-    as an entropy, when R² < 0.3, or when the points look like mixed regimes (try --by then).
+    as an entropy, when R² < 0.3, when the points look like mixed regimes (try --by then), or when
+    the ceiling of an accuracy (unit fraction) lies outside [0, 1].
     With --by PARAM: one row per value of PARAM (a group of fewer than 3 points, or one that
     cannot be fitted, listed with why), the ungrouped fit last, and with --out a figure with
     each group in its own colour.
@@ -734,7 +732,7 @@ def law(
     ``--help``, in plain words (:mod:`search.cli_help`)."""
     stop = _ReadStop()
     with _stoppable(stop), _errors(), _read(storage, name) as handle:
-        from archive.law import PER_RUN, reading_warnings
+        from archive.law import PER_RUN
         from archive.law_figures import law_figure, runs_figure
         from archive.law_groups import groups_figure
         from archive.outputs import FIGURE_SUFFIXES, check_output
@@ -752,11 +750,12 @@ def law(
                 else:
                     path = (runs_figure(reading, out, title=title) if reading.fit is None
                             else law_figure(reading.fit, out, title=title))
-    warnings = reading_warnings(reading)
+    doc = reading.to_dict()
+    warnings = doc.pop("warnings")  # the reading's own (archive.law.LawReading.warnings), printed and last in JSON
     for warning in warnings:
         _warn(warning)
     if as_json:
-        console.print_json(strict_json({**reading.to_dict(), "figure": str(path) if path else None,
+        console.print_json(strict_json({**doc, "figure": str(path) if path else None,
                                         "warnings": warnings}), ensure_ascii=True)
         return
     if reading.by is not None:

@@ -9,6 +9,10 @@ cluster's nodes (see deploy/Dockerfile).
 
 The rules at the edges:
 
+- ``--address`` is checked before Ray is asked (:func:`job_server_url`): the job server's
+  ``http(s)://HOST:PORT``, or the cluster's GCS ``HOST:PORT`` (Ray's reading of an address
+  without a scheme), whose dashboard address is then the job server; one nothing listens
+  at, or where something other than a GCS answers, is one line within seconds;
 - the storage URL is parsed here (:func:`job_storage`), never opened: a bad one is a
   :class:`~archive.errors.StorageError` and nothing is submitted; a relative SQLite path
   is made absolute from the submitter's working directory (the job runs in a temporary
@@ -55,6 +59,11 @@ SUBMIT_PATIENCE_S = 120.0
 SUBMIT_BACKOFF_S = 0.5
 """The first wait between those tries; it doubles, up to 8 s."""
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+CONNECT_S = 5.0
+"""How long the check of ``--address`` (:func:`job_server_url`) waits for a TCP connection;
+a port nothing listens on is refused at once."""
+JOB_ADDRESS_FORMS = ("submit and logs take the Ray job server http://HEAD:8265 (the dashboard) or the "
+                     "cluster's GCS address HEAD:6379")
 
 
 class JobError(AtlasError, RuntimeError):
@@ -107,12 +116,109 @@ def job_python(python: str, local: bool, cwd: Path | None = None) -> str:
 
 
 def _client(address: str) -> Any:
+    """A Ray job submission client for ``address``, checked first (:func:`job_server_url`)."""
+    url = job_server_url(address)
     from ray.job_submission import JobSubmissionClient
 
+    named = address if url == address else f"{url} (named by the GCS at {address})"
     try:
-        return JobSubmissionClient(address)
+        return JobSubmissionClient(url)
     except Exception as exc:
-        raise JobServerUnreachable(f"cannot reach the Ray job server at {address}: {exc}") from None
+        raise JobServerUnreachable(f"cannot reach the Ray job server at {named}: {exc}") from None
+
+
+def job_server_url(address: str) -> str:
+    """The job server's URL for ``--address``, checked within seconds before Ray is asked
+    (for a GCS nothing answers at, Ray waits 40 s and prints its own C++ log lines):
+
+    - ``http(s)://HOST[:PORT]``: something must accept a TCP connection there
+      (:data:`CONNECT_S`); the address is the URL;
+    - ``HOST:PORT``, no scheme, is the cluster's GCS (as Ray's ``JobSubmissionClient``
+      reads it): something must accept a connection there and answer as a GCS
+      (:func:`~workers.executors.ray_executor._probe_gcs`), and the job server is the
+      dashboard address the GCS holds, which must accept a connection too;
+    - anything else (``ray://``, ``auto``) is left to Ray.
+
+    Each refusal is one line (:class:`JobServerUnreachable`) naming ``address`` and the forms."""
+    if address.lower().startswith(("http://", "https://")):
+        _connect(address, *_url_host_port(address))
+        return address
+    if "://" in address or address in ("auto", "local"):
+        return address
+    host, port = _gcs_host_port(address)
+    _connect(address, host, port, what="the Ray cluster's GCS")
+    from workers.executors.ray_executor import _probe_gcs
+
+    problem = _probe_gcs(address, client=False)
+    if problem is not None and "HTTP server" in problem:
+        raise JobServerUnreachable(f"{address} answers HTTP, not as a Ray GCS: for the job server (the dashboard) "
+                                   f"write http://{address}; {JOB_ADDRESS_FORMS}")
+    if problem is not None:
+        raise JobServerUnreachable(f"{address} is not a Ray cluster's GCS: {problem}; {JOB_ADDRESS_FORMS}")
+    dashboard = _dashboard_address(address)
+    if dashboard is None:
+        raise JobServerUnreachable(f"the Ray cluster at {address} names no job server (is its dashboard running?); "
+                                   f"{JOB_ADDRESS_FORMS}")
+    url = f"http://{dashboard}"
+    _connect(f"{url} (named by the GCS at {address})", *_url_host_port(url))
+    return url
+
+
+def _url_host_port(url: str) -> tuple[str, int]:
+    """``HOST`` and ``PORT`` of an http(s) URL (80 or 443 where it names none); a URL
+    without a host or with a bad port is a :class:`JobServerUnreachable`."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        port = 0
+    if not parts.hostname or not port:
+        raise JobServerUnreachable(f"{url!r} is not a job server's URL (http://HOST:PORT); {JOB_ADDRESS_FORMS}")
+    return parts.hostname, port
+
+
+def _gcs_host_port(address: str) -> tuple[str, int]:
+    """``HOST`` and ``PORT`` of a GCS address ``HOST:PORT``; without a port (Ray takes none
+    there) or with a bad one, a :class:`JobServerUnreachable` naming the forms."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
+        raise JobServerUnreachable(f"{address!r} is neither a job server's URL nor a GCS address; {JOB_ADDRESS_FORMS}")
+    return host.strip("[]"), int(port)
+
+
+def _connect(address: str, host: str, port: int, what: str = "the Ray job server") -> None:
+    """Open and close a TCP connection to ``host:port`` within :data:`CONNECT_S`; nothing
+    listening (refused at once) or nothing answering is a :class:`JobServerUnreachable`
+    naming ``address`` and the forms."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_S).close()
+    except OSError as exc:
+        why = exc.strerror or str(exc) or type(exc).__name__
+        raise JobServerUnreachable(f"cannot reach {what} at {address}: {why}; {JOB_ADDRESS_FORMS}") from None
+
+
+def _dashboard_address(gcs: str) -> str | None:
+    """The dashboard's ``HOST:PORT`` that the GCS at ``gcs`` holds (where Ray's own client
+    looks it up), asked once with a deadline; None where it holds none or gives no answer."""
+    import grpc
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    from workers.executors.ray_executor import PROBE_S, _grpc_channel
+
+    channel = _grpc_channel(gcs)
+    try:
+        stub = gcs_service_pb2_grpc.InternalKVGcsServiceStub(channel)
+        reply = stub.InternalKVGet(gcs_service_pb2.InternalKVGetRequest(key=b"dashboard", namespace=b"dashboard"),
+                                   timeout=PROBE_S)
+    except grpc.RpcError:
+        return None
+    finally:
+        channel.close()
+    return reply.value.decode() if reply.status.code == 0 and reply.value else None
 
 
 def job_storage(url: str, cwd: Path | None = None) -> tuple[str, Path | None]:
