@@ -121,18 +121,18 @@ CAMPAIGN_COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str], int], ...] =
     ("status", lambda r: r["status"], 0),
     ("evals", lambda r: f"{r['finished']}/{r['budget']}", 0),
     ("failed", lambda r: str(r["failed"]), 0),
-    ("in flight", lambda r: f"{r['pending']} pending" if r["pending"] else str(r["in_flight"]), 2),
+    ("in flight", lambda r: f"{r['pending']} pending" if r["pending"] else str(r["in_flight"]), 1),
     ("coverage", lambda r: f"{r['coverage']:.1%}", 0),
-    ("QD-score", lambda r: _number(r["qd_score"]), 1),
+    ("QD-score", lambda r: _number(r["qd_score"]), 2),
     ("best", lambda r: _number(r["best"]), 0),
 )
 
 
 def campaigns_table(rows: list[dict[str, Any]]) -> Table:
     """``atlas status``: one line per campaign. Names are never cut: while the table is
-    wider than the console, the least needed columns go (algorithm, then in flight, then
-    QD-score; ``atlas status NAME`` shows them all); a name folds only when even the
-    narrowest table cannot hold it."""
+    wider than the console, the least needed columns go (algorithm, then QD-score, then in
+    flight, which says what ``atlas resume`` would run: ``400 pending``; ``atlas status NAME``
+    shows them all); a name folds only when even the narrowest table cannot hold it."""
     for drop in (4, 3, 2, 1):
         table = _campaigns_grid(rows, [c for c in CAMPAIGN_COLUMNS if c[2] < drop], fold_names=False)
         if _fits(table):

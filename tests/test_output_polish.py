@@ -189,3 +189,15 @@ def test_atlas_export_into_proc_names_the_path_given(tmp_path: Path, suffix: str
     shown = atlas("export", "quad", "--storage", url, "--out", f"/proc/x{suffix}")
     assert shown.exit_code == 2
     assert shown.stderr == f"error: cannot write /proc/x{suffix}: No such file or directory\n"
+
+
+def test_a_narrow_campaign_list_keeps_what_resume_would_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 80 columns with wide numbers, the list had dropped "in flight" (``400 pending``:
+    what ``atlas resume`` runs) before the QD-score."""
+    monkeypatch.setattr(cli_tables.console, "_width", 80)
+    row = {"name": "decoding-sweep", "algorithm": "map-elites", "status": "stopped", "finished": 82000,
+           "budget": 200000, "failed": 0, "pending": 400, "in_flight": 0, "coverage": 0.4321,
+           "qd_score": 123456.789, "best": 0.987654}
+    table = cli_tables.campaigns_table([row])
+    headers = [str(c.header) for c in table.columns]
+    assert "in flight" in headers and "QD-score" not in headers and "algorithm" not in headers
