@@ -14,7 +14,10 @@ set up, leaves no trace in the storage. :func:`run` does every
 check that needs no storage before it opens the storage at all (the executor, and the
 proposer with each of its options, built on the spec's own layout; the executor started
 and the evaluator's setup waited on): a refused campaign, a setup that fails and an
-interrupt while it is waited on create no storage file and no schema either.
+interrupt while it is waited on create no storage file and no schema either. One look comes
+before all of these: a campaign whose lease a live scheduler holds is refused at once, as
+its take would refuse it (:func:`refuse_busy`, read-only), not after the proposer's imports
+(seconds) and the evaluator's setup; the take of the lease still decides.
 
 The arguments are checked at the entry, before anything else, each wrong one a
 ``TypeError`` naming it and what it takes (``spec_or_path``, ``storage``, ``progress``, …),
@@ -43,16 +46,16 @@ from pathlib import Path
 from typing import Any
 
 from archive.engine import DEFAULT_STORAGE, default_storage, parse_storage_url, sqlite_file  # the default re-exported
-from archive.errors import CampaignNotFound, NoArchive, SchemaBehind
+from archive.errors import CampaignNotFound, NoArchive, SchemaBehind, StorageError
 from archive.handle import campaign_name, shown_value, storage_url
-from archive.records import Stats
+from archive.records import CampaignRecord, Stats, scheduler_is_live
 from archive.store import Store
 from entropy_atlas import settings
 from search.campaigns import CampaignPlan, commit_campaign, layout_for, plan_campaign, stored_spec
 from search.proposers import build_proposer
 from search.proposers.base import OptionError, Proposer
 from search.run import CampaignRun, RunSetup, setup_run
-from search.scheduler import EvaluatorSetupFailed, Scheduler, setup_failed_message
+from search.scheduler import CampaignBusy, EvaluatorSetupFailed, Scheduler, busy_message, setup_failed_message
 from search.spec import CampaignSpec, SpecError, evaluator_review, load_spec, parse_spec, spec_warnings
 from workers.executors import ExecutorConfig, make_executor
 from workers.executors import base as executor_base
@@ -248,7 +251,7 @@ def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Sta
 def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str | Path | None = None,
         executor: str | Executor = "ray", address: str | None = None, name: str | None = None,
         budget: int | None = None, progress: Callable[[Stats], None] | None = None,
-        source: str | None = None) -> Stats:
+        source: str | None = None, on_warning: Callable[[str], None] | None = None) -> Stats:
     """Create the campaign (or continue it if the same spec exists) and run it to budget.
 
     ``spec_or_path``: a :class:`CampaignSpec`, a dict, or the campaign file's path (str or
@@ -257,9 +260,13 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
     :class:`Stats` as the run goes, or None. A wrong type is a ``TypeError`` before
     anything is done. A refused campaign's errors name ``source`` (default: the file's
     path, when given one), a refused ``budget`` the override too (``c1.yaml with --budget 200``).
-    The file's warnings (:func:`~search.spec.spec_warnings`) are logged on ``entropy_atlas.spec``
-    once every check that needs no workers has passed, so that a refusal stands alone."""
+    ``on_warning``, where given, is called with each of the file's warnings
+    (:func:`~search.spec.spec_warnings`) once every check that needs no workers has passed,
+    so that a refusal stands alone (``atlas run`` prints them so)."""
     check_arguments(executor, address, progress, name=name, budget=budget)
+    if on_warning is not None and not callable(on_warning):
+        raise TypeError(f"on_warning: must be a callable taking a warning's text, or None, "
+                        f"got {shown_value(on_warning)}")
     budget = None if budget is None else int(budget)  # numpy's integers as well
     url = checked_storage(storage)
     spec = as_spec(spec_or_path)
@@ -267,12 +274,15 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
     if name is not None or budget is not None:
         spec = spec.with_overrides(name=name, budget=budget, source=source)
     ex = built_executor(spec, executor, address)  # before the storage is even opened
+    run_settings = RunSettings.read()  # a malformed setting (ATLAS_LEASE_TTL, …) creates no storage
+    unreachable = _busy_ahead(url, spec.name, run_settings.lease_ttl_s)  # a busy campaign: before the proposer
     checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
-    run_settings = RunSettings.read()  # and so does a malformed setting (ATLAS_LEASE_TTL, …)
+    if unreachable is not None:  # what the look ahead met, said after the checks that need no storage
+        raise unreachable
     budget_source = source if budget is None else f"{source} with --budget {budget}"
     stored = _look_ahead(url, spec, source, budget_source)  # a changed spec is refused before the workers start
-    for warning in spec_warnings(spec):  # once every check that needs no workers has passed: a refusal stands alone
-        log.warning("%s", warning)
+    for warning in spec_warnings(spec) if on_warning is not None else ():  # once the checks that need no
+        on_warning(warning)  # workers have passed: a refusal stands alone
     try:
         ex.start()  # and a cluster that cannot serve it (resources, address): Store() below creates the file
         # and the evaluator's setup (a failure, or an interrupt while it is waited on, leaves no new file)
@@ -318,6 +328,46 @@ def _look_ahead(url: str, spec: CampaignSpec, source: str, budget_source: str | 
         store.close()
 
 
+def refuse_busy(record: CampaignRecord | None, lease_ttl_s: float) -> None:
+    """Raise :class:`~search.scheduler.CampaignBusy` where a live scheduler holds campaign
+    ``record``'s lease (:func:`~archive.records.scheduler_is_live`: held, not expired, its
+    holder not known dead), with the words the take of the lease refuses it with: a look
+    ahead, so that a busy campaign is refused before the proposer (its imports), the
+    executor and the evaluator's setup are built. The take itself
+    (:meth:`~search.scheduler.Scheduler.run`) still decides: a scheduler that takes the lease
+    after this look still has the later run refused there."""
+    if record is not None and record.lease_holder is not None \
+            and scheduler_is_live(record.lease_holder, record.lease_expires):
+        raise CampaignBusy(busy_message(record.name, record.lease_holder, lease_ttl_s))
+
+
+def _busy_ahead(url: str, name: str, lease_ttl_s: float) -> StorageError | None:
+    """:func:`refuse_busy` for campaign ``name`` of storage ``url``, read-only and before
+    anything is built. A storage it cannot open (not reachable, refused) is returned, not
+    raised: :func:`run` raises it where the storage is first needed, after the checks that
+    need none, so that their errors still come first and the storage is not tried twice (a
+    server that never answers costs one connect timeout). No SQLite file, no archive or an
+    older schema: nothing to look at, left to :func:`_look_ahead`."""
+    parsed = parse_storage_url(url)
+    path = sqlite_file(parsed)
+    if parsed.get_backend_name() == "sqlite" and (path is None or not path.is_file()):
+        return None  # in memory, or no file yet: nobody runs it
+    try:
+        store = Store(url, readonly=True)
+    except (NoArchive, SchemaBehind):
+        return None
+    except StorageError as exc:
+        return exc
+    try:
+        record = store.campaign(name)
+    except StorageError as exc:
+        return exc
+    finally:
+        store.close()
+    refuse_busy(record, lease_ttl_s)
+    return None
+
+
 def resume(name: str, storage: str | Path | None = None, executor: str | Executor = "ray",
            address: str | None = None, budget: int | None = None,
            progress: Callable[[Stats], None] | None = None) -> Stats:
@@ -333,7 +383,8 @@ def resume(name: str, storage: str | Path | None = None, executor: str | Executo
     require_stored(url, name)
     store = Store(url)
     try:
-        _, spec = stored_spec(store, name)
+        record, spec = stored_spec(store, name)
+        refuse_busy(record, run_settings.lease_ttl_s)  # before the evaluator, executor and proposer are built
         source = f"stored spec of {name}"  # what its errors name, as parsing it does
         budget_source = source
         if budget is not None:

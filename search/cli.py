@@ -367,7 +367,7 @@ def run(
         stop.storage, stop.name, stop.budget = url, loaded.name, loaded.search.budget
         check_output(map_out or _default_map(url, loaded.name), FIGURE_SUFFIXES, url)  # before the run, not after
         _execute(lambda p: api.run(loaded, storage=url, executor=executor, address=address, progress=p,
-                                   budget=budget, source=str(spec)),  # budget: a refused one names --budget
+                                   budget=budget, source=str(spec), on_warning=_warn),  # budget: named if refused
                  loaded.search.budget, loaded.name, url, map_out)
 
 

@@ -101,6 +101,14 @@ class CampaignBusy(AtlasError, RuntimeError):
     """Another live scheduler holds the campaign's lease."""
 
 
+def busy_message(name: str, holder: str, lease_ttl_s: float) -> str:
+    """The refusal of a run of campaign ``name`` whose lease live scheduler ``holder`` holds
+    (said alike by the take of the lease and by :mod:`search.api`'s look ahead at it)."""
+    return (f"campaign {name!r} is being run by scheduler {holder}; "
+            f"wait for it to finish, or for its lease to expire if it died "
+            f"(at most {lease_ttl_s:g} s), then `atlas resume {name}`")
+
+
 class LeaseLost(AtlasError, RuntimeError):
     """This scheduler's lease was taken over (it was presumed dead)."""
 
@@ -260,11 +268,7 @@ class Scheduler:
             self.store.release_lease(self.cid, self.holder)  # fenced: only a lease this run holds
             raise
         if other is not None:
-            raise CampaignBusy(
-                f"campaign {self.campaign.name!r} is being run by scheduler {other}; "
-                f"wait for it to finish, or for its lease to expire if it died "
-                f"(at most {self.lease_ttl_s:g} s), then `atlas resume {self.campaign.name}`"
-            )
+            raise CampaignBusy(busy_message(self.campaign.name, other, self.lease_ttl_s))
         status = "stopped"
         progress_error: Exception | None = None  # the callback's, raised once the run has stopped
         full: StorageFull | None = None  # the storage's, told once the run has stopped (with the lease's fate)

@@ -304,5 +304,7 @@
     version = s.version; // only once everything shown is of this version: a failure retries
   }
 
-  new Atlas.Poller(refresh, {isLive: () => summary !== null && summary.state === "running"}).start();
+  // a 404 (the campaign deleted) stops the polling: the storage answered, asking again cannot bring it back
+  new Atlas.Poller(refresh, {isLive: () => summary !== null && summary.state === "running",
+    gone: "campaign gone from this storage · stopped checking"}).start();
 })();

@@ -168,15 +168,27 @@ const Atlas = (() => {
   }
 
   /**
+   * Whether a failed request is final: a `404` is the storage answering that the campaign (or
+   * evaluation) is not there (deleted, or never was), and asking again cannot bring it back.
+   * Any other status (a `5xx`: the storage not answering), or none (the network), may pass.
+   */
+  const isGone = (error) => Boolean(error) && error.status === 404;
+
+  /**
    * Calls `tick()` now and then every `fast` seconds while `isLive()` says the data moves,
-   * every `slow` seconds otherwise; pauses while the tab is hidden; backs off on errors.
+   * every `slow` seconds otherwise; pauses while the tab is hidden. A `5xx` or network error
+   * is retried with backoff (up to 60 s); a `404` (isGone) is final: polling stops, and the
+   * live indicator says `gone` (the page's error line says what the storage answered).
    */
   class Poller {
-    constructor(tick, {fast = boot.poll_s || 2, slow = Math.max(10, 5 * (boot.poll_s || 2)), isLive = () => true} = {}) {
+    constructor(tick, {fast = boot.poll_s || 2, slow = Math.max(10, 5 * (boot.poll_s || 2)), isLive = () => true,
+      gone = "gone from this storage · stopped checking"} = {}) {
       this.tick = tick;
       this.fast = fast;
       this.slow = slow;
       this.isLive = isLive;
+      this.goneText = gone;
+      this.gone = false;
       this.failures = 0;
       this.timer = null;
       this.running = false;
@@ -185,7 +197,7 @@ const Atlas = (() => {
       });
     }
 
-    start() { this.running = true; this.now(); return this; }
+    start() { this.running = true; this.gone = false; this.now(); return this; }
 
     stop() { this.running = false; clearTimeout(this.timer); }
 
@@ -197,8 +209,14 @@ const Atlas = (() => {
         this.failures = 0;
         showError(null);
       } catch (error) {
-        this.failures += 1;
         showError(error);
+        if (isGone(error)) {
+          this.stop();
+          this.gone = true;
+          live("gone", this.goneText);
+          return;
+        }
+        this.failures += 1;
         live("error", "storage not answering; retrying");
       }
       this.schedule();
@@ -245,5 +263,5 @@ const Atlas = (() => {
   }
 
   return {boot, getJSON, api, campaignUrl, evaluationUrl, el, clear, plotText, withUnit, unfinished, num, int, pct,
-    short, full, when, ago, duration, badge, card, live, showError, Poller, plot, emptyPlot, colour, kvRows};
+    short, full, when, ago, duration, badge, card, live, showError, isGone, Poller, plot, emptyPlot, colour, kvRows};
 })();

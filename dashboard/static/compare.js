@@ -11,7 +11,8 @@
     const root = $(`side-${key}`);
     const q = (sel) => root.querySelector(sel);
     const side = {
-      key, root, name: null, summary: null, version: null, layout: null, history: null,
+      key, root, name: null, summary: null, version: null, layout: null, history: null, gone: null,
+      badge: q(".side-state"),  // held: Atlas.badge replaces its classes, so a second query would find nothing
       map: new EliteMap(q(".side-map"), {onClick: (i) => {
         window.location.href = Atlas.evaluationUrl(side.name, side.map.elites.evaluation_id[i]);
       }}),
@@ -22,7 +23,7 @@
       link.textContent = s.name;
       link.href = Atlas.campaignUrl(s.name);
       link.style.color = COLOURS[key];
-      Atlas.badge(q(".side-state"), s.state);
+      Atlas.badge(side.badge, s.state);
       q(".side-progress").style.width = `${(100 * s.progress).toFixed(2)}%`;
       const st = s.stats;
       clear(q(".side-cards"),
@@ -69,9 +70,34 @@
     for (const child of side.root.children) child.hidden = child.classList.contains("side-empty") ? !empty : empty;
   }
 
+  /**
+   * A side whose campaign the storage answered `404` for (deleted since it was picked): its
+   * figures go, the side says so, and it is not asked for again until another is picked.
+   */
+  function markGone(side, error) {
+    side.gone = String(error.message || error);
+    side.summary = null;
+    side.history = null;
+    side.version = null;
+    side.map.reset();
+    Atlas.clear(side.root.querySelector(".side-cards"), el("p", {class: "error-banner side-gone", text: side.gone}));
+    Atlas.badge(side.badge, "gone");
+  }
+
+  /** Load a side; a 404 marks it gone (true: it changed), any other error goes to the poller (retried). */
   async function loadSide(side) {
     showEmpty(side);
-    if (!side.name) return false;
+    if (!side.name || side.gone) return false;
+    try {
+      return await fetchSide(side);
+    } catch (error) {
+      if (!Atlas.isGone(error)) throw error;
+      markGone(side, error);
+      return true;
+    }
+  }
+
+  async function fetchSide(side) {
     const s = await getJSON(api(side.name));
     side.summary = s;
     side.render();
@@ -92,11 +118,38 @@
   /** The objective as the two campaigns' summaries name it, with its unit: one quantity where they agree. */
   const objectiveOf = (s) => Atlas.withUnit(s.objective.name, s.units);
 
+  /**
+   * Why the two maps cannot share a colour scale, or null where they can: their objectives
+   * (names), the objective's units or directions differ; one colour cannot mean one value.
+   */
+  function scaleConflict() {
+    const a = sides.a.summary, b = sides.b.summary;
+    if (!a || !b) return null;
+    if (a.objective.name !== b.objective.name) return "objectives differ";
+    if (objectiveOf(a) !== objectiveOf(b)) return "units differ";
+    if (a.objective.direction !== b.objective.direction) return "directions differ";
+    return null;
+  }
+
+  let wantShared = $("shared-scale").checked;  // the user's choice, kept while the box is disabled
+
+  /** The "same colour scale" box: disabled, unticked and saying why where scaleConflict() forbids it. */
+  function syncScaleBox() {
+    const box = $("shared-scale");
+    const label = box.closest("label");
+    let why = $("shared-scale-why");
+    if (!why) { why = el("span", {id: "shared-scale-why", class: "muted"}); label.append(why); }
+    const conflict = scaleConflict();
+    box.disabled = conflict !== null;
+    box.checked = conflict === null && wantShared;
+    const reason = conflict ? `${conflict}: separate scales` : "";
+    why.textContent = reason ? ` (${reason})` : "";
+    box.title = label.title = reason || "one colour scale for both maps";
+  }
+
   function sharedRange() {
     const a = sides.a, b = sides.b;
-    if (!$("shared-scale").checked || !a.summary || !b.summary) return null;
-    if (objectiveOf(a.summary) !== objectiveOf(b.summary)) return null;
-    if (a.summary.objective.direction !== b.summary.objective.direction) return null;
+    if (!$("shared-scale").checked || !a.summary || !b.summary || scaleConflict() !== null) return null;
     const ra = a.map.valueRange(), rb = b.map.valueRange();
     if (!ra || !rb) return null;
     return [Math.min(ra[0], rb[0]), Math.max(ra[1], rb[1])];
@@ -141,17 +194,27 @@
 
   async function refresh() {
     const changed = await Promise.all([loadSide(sides.a), loadSide(sides.b)]);
+    syncScaleBox();
     if (changed.some(Boolean)) {
       await drawMaps();
       drawHistory();
       for (const k of ["a", "b"]) if (sides[k].pendingVersion) sides[k].version = sides[k].pendingVersion;
     }
     drawTable();
+    const named = ["a", "b"].filter((k) => sides[k].name);
+    const gone = named.filter((k) => sides[k].gone);
+    if (gone.length && gone.length === named.length) {  // nothing left to watch: the poller stops, says gone
+      const error = new Error(sides[gone[0]].gone);
+      error.status = 404;
+      throw error;
+    }
     const running = ["a", "b"].some((k) => sides[k].summary && sides[k].summary.state === "running");
-    Atlas.live(running ? "live" : "idle", running ? `live · polling every ${boot.poll_s} s` : "nothing running");
+    const goneNote = gone.length ? ` · ${gone.map((k) => sides[k].name).join(", ")} gone` : "";
+    Atlas.live(running ? "live" : "idle", (running ? `live · polling every ${boot.poll_s} s` : "nothing running") + goneNote);
   }
 
-  const poller = new Atlas.Poller(refresh, {isLive: () => ["a", "b"].some((k) => sides[k].summary && sides[k].summary.state === "running")});
+  const poller = new Atlas.Poller(refresh, {isLive: () => ["a", "b"].some((k) => sides[k].summary && sides[k].summary.state === "running"),
+    gone: "campaigns gone from this storage · stopped checking"});
 
   for (const key of ["a", "b"]) {
     $(`pick-${key}`).addEventListener("change", (e) => {
@@ -161,13 +224,15 @@
       side.layout = null;
       side.summary = null;
       side.history = null;
+      side.gone = null;
       side.map.reset();
       Atlas.clear(side.root.querySelector(".side-cards"));
       syncUrl();
-      poller.now();
+      syncScaleBox();
+      poller.start();  // polling again, if a 404 had stopped it
     });
   }
-  $("shared-scale").addEventListener("change", () => drawMaps());
+  $("shared-scale").addEventListener("change", (e) => { wantShared = e.target.checked; drawMaps(); });
 
   fillPickers().catch(Atlas.showError).finally(() => poller.start());
 })();

@@ -61,5 +61,7 @@
     render(await getJSON(api(name, `/evaluations/${id}`)));
   }
 
-  new Atlas.Poller(refresh, {isLive: () => status === "pending" || status === "running", slow: 30}).start();
+  // a 404 (its campaign deleted) stops the polling; the error line says which is missing
+  new Atlas.Poller(refresh, {isLive: () => status === "pending" || status === "running", slow: 30,
+    gone: "gone from this storage · stopped checking"}).start();
 })();

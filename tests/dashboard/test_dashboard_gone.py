@@ -1,0 +1,179 @@
+"""In headless Chromium: a campaign deleted under an open page is final, and the compare
+page's "same colour scale" box says when it cannot apply.
+
+- A ``404`` (the storage answered: no such campaign) stops the page's polling and the live
+  indicator says the campaign is gone; before, it read ``storage not answering; retrying``
+  and the page asked again forever (backing off to 60 s). Requests are counted with the
+  page's own resource timing entries.
+- Two campaigns whose objectives (or directions) differ cannot share one colour scale: the
+  box is disabled, unticked, and says why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.dashboard.browser import Chromium, Page, find_chromium
+from tests.dashboard.synthetic import synthetic_campaign
+from tests.dashboard.test_dashboard_browser import serve
+
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="headless Chromium is not installed (Debian: `apt-get install -y chromium`; or set $CHROMIUM)",
+)
+
+INDICATOR = "(n => n.hidden ? '' : n.className + ' | ' + n.textContent)(document.getElementById('live-indicator'))"
+ERROR_LINE = "document.getElementById('page-error').textContent"
+POKE = "document.dispatchEvent(new Event('visibilitychange'))"  # a visible tab's poller asks at once
+
+
+def api_requests(page: Page, name: str) -> int:
+    """How many requests the page has made to the API of campaign ``name``."""
+    return int(page.evaluate(
+        f"performance.getEntriesByType('resource').filter(e => e.name.startsWith("
+        f"location.origin + '/api/campaigns/{name}')).length"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Chromium]:
+    assert CHROMIUM is not None
+    chromium = Chromium(CHROMIUM).start()
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Chromium) -> Iterator[Page]:
+    browser.events.clear()
+    tab = browser.new_page()
+    try:
+        yield tab
+    finally:
+        tab.close()
+
+
+def open_counting(page: Page, url: str) -> None:
+    """Open ``url`` with room for every request in the resource timing buffer."""
+    page.navigate(url)
+    page.evaluate("performance.setResourceTimingBufferSize(100000)")
+
+
+def assert_stopped(page: Page, name: str, wait_s: float) -> None:
+    """No request to ``name``'s API for ``wait_s`` seconds, nor when the tab is shown again."""
+    asked = api_requests(page, name)
+    time.sleep(wait_s)
+    page.evaluate(POKE)
+    time.sleep(0.5)
+    assert api_requests(page, name) == asked, "the page kept polling a campaign the storage said is gone"
+
+
+def test_deleted_campaign_stops_polling_and_says_gone(tmp_path: Path, browser: Chromium, page: Page) -> None:
+    url = f"sqlite:///{tmp_path / 'gone.db'}"
+    store, record = synthetic_campaign(url, "doomed", 200, bins=(8, 8), status="running", seed=21)
+    try:
+        assert store.acquire_lease(record.id, "test:0:live", ttl_s=120) is None  # polled every 0.3 s
+        for base in serve(url, poll_s=0.3):
+            open_counting(page, f"{base}/campaigns/doomed")
+            page.wait_for("document.getElementById('elite-map').dataset.draws", timeout=60)
+            assert "live" in page.evaluate(INDICATOR)
+            store.release_lease(record.id, "test:0:live")
+            store.delete_campaign(record.id)  # what `atlas delete doomed --yes` does
+            indicator = page.wait_for(f"(t => t.includes('gone') && t)({INDICATOR})", timeout=15)
+            assert indicator == "live-indicator gone | campaign gone from this storage · stopped checking"
+            assert page.evaluate(ERROR_LINE) == "No campaign named “doomed” in this storage."
+            assert_stopped(page, "doomed", wait_s=1.5)  # a retry would have come within 0.6 s
+            assert browser.problems() == [] or all("404" in p for p in browser.problems())
+    finally:
+        store.close()
+
+
+def test_deleted_campaign_stops_the_evaluation_page(tmp_path: Path, browser: Chromium, page: Page) -> None:
+    url = f"sqlite:///{tmp_path / 'gone.db'}"
+    store, record = synthetic_campaign(url, "doomed", 50, bins=(4, 4), seed=22, fail_rate=0.0)
+    try:
+        for base in serve(url, poll_s=0.3):
+            open_counting(page, f"{base}/campaigns/doomed/evaluations/1")
+            page.wait_for("document.getElementById('eval-title').textContent === 'Evaluation 1'", timeout=30)
+            store.delete_campaign(record.id)
+            page.evaluate(POKE)
+            indicator = page.wait_for(f"(t => t.includes('gone') && t)({INDICATOR})", timeout=15)
+            assert indicator == "live-indicator gone | gone from this storage · stopped checking"
+            assert "doomed" in page.evaluate(ERROR_LINE)
+            assert_stopped(page, "doomed", wait_s=0.5)
+    finally:
+        store.close()
+
+
+def test_compare_side_deleted_is_gone_the_other_polled(tmp_path: Path, browser: Chromium, page: Page) -> None:
+    url = f"sqlite:///{tmp_path / 'gone.db'}"
+    store, record = synthetic_campaign(url, "doomed", 50, bins=(4, 4), seed=23, fail_rate=0.0)
+    synthetic_campaign(url, "kept", 50, bins=(4, 4), seed=24, fail_rate=0.0, store=store)
+    try:
+        for base in serve(url, poll_s=0.3):
+            open_counting(page, f"{base}/compare?a=doomed&b=kept")
+            page.wait_for("[...document.querySelectorAll('.side-map')].every(m => m.dataset.draws)", timeout=60)
+            store.delete_campaign(record.id)
+            page.evaluate(POKE)
+            gone = page.wait_for("(n => n && n.textContent)(document.querySelector('#side-a .side-gone'))", timeout=15)
+            assert gone == "No campaign named “doomed” in this storage."
+            assert page.evaluate("document.querySelector('#side-a .badge').textContent") == "gone"
+            assert page.evaluate(INDICATOR).endswith("· doomed gone")
+            doomed, kept = api_requests(page, "doomed"), api_requests(page, "kept")
+            page.evaluate(POKE)
+            page.wait_for(f"performance.getEntriesByType('resource').filter(e => e.name.startsWith("
+                          f"location.origin + '/api/campaigns/kept')).length > {kept}", timeout=15)
+            assert api_requests(page, "doomed") == doomed  # the other side is still watched, this one not
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def base(dash_url: str) -> Iterator[str]:
+    yield from serve(dash_url)
+
+
+SCALE_BOX = """(b => ({disabled: b.disabled, checked: b.checked, title: b.title,
+  label: b.closest('label').textContent.trim()}))(document.getElementById('shared-scale'))"""
+
+
+@pytest.mark.parametrize(("a", "b", "why"), [
+    ("quad", "grid", "objectives differ"),  # score against objective
+    ("grid", "low", "directions differ"),  # maximised against minimised
+])
+def test_compare_scale_box_disabled_when_no_shared_range(base: str, page: Page, a: str, b: str, why: str) -> None:
+    page.navigate(f"{base}/compare?a={a}&b={b}")
+    page.wait_for("[...document.querySelectorAll('.side-map')].every(m => m.dataset.draws)", timeout=60)
+    box = page.wait_for(f"(s => s.disabled && s)({SCALE_BOX})", timeout=15)
+    assert box == {"disabled": True, "checked": False, "title": f"{why}: separate scales",
+                   "label": f"same colour scale ({why}: separate scales)"}
+
+
+def test_compare_scale_box_stays_on_for_one_objective(base: str, page: Page) -> None:
+    page.navigate(f"{base}/compare?a=grid&b=cvt")
+    page.wait_for("[...document.querySelectorAll('.side-map')].every(m => m.dataset.draws)", timeout=60)
+    assert page.evaluate(SCALE_BOX) == {"disabled": False, "checked": True, "title": "one colour scale for both maps",
+                                        "label": "same colour scale"}
+
+
+def test_compare_page_polls_again_without_error(base: str, page: Page) -> None:
+    """Each poll redraws the sides' status badges (the first one's badge used to be lost:
+    the second poll failed and the page read `storage not answering`)."""
+    open_counting(page, f"{base}/compare?a=grid&b=cvt")
+    page.wait_for("[...document.querySelectorAll('.side-map')].every(m => m.dataset.draws)", timeout=60)
+    for _ in range(2):
+        asked = api_requests(page, "grid")
+        page.evaluate(POKE)
+        page.wait_for(f"performance.getEntriesByType('resource').filter(e => e.name.startsWith("
+                      f"location.origin + '/api/campaigns/grid')).length > {asked}", timeout=15)
+        time.sleep(0.3)
+    assert page.evaluate(ERROR_LINE) == ""
+    assert page.evaluate(INDICATOR) == "live-indicator idle | nothing running"
+    assert page.evaluate("[...document.querySelectorAll('.side .badge')].map(b => b.textContent)") == [
+        "finished", "finished"]
