@@ -205,6 +205,8 @@ def test_a_spec_of_the_wrong_type_is_named(tmp_path: Path, value: Any) -> None:
     (lambda db: api.run(small(), storage=db, executor="inline", name=3),
      r"^name: must be a campaign's name \(a str\) or None, got 3 \(an int\)$"),
     (lambda db: api.resume("quad", storage=db, executor="inline", budget="9"), r"budget: .*got '9' \(a str\)"),
+    (lambda db: api.run(small(), storage=db, executor="inline", on_warning="print"),
+     r"^on_warning: must be a callable taking a warning's text, or None, got 'print' \(a str\)$"),
 ])
 def test_arguments_of_the_wrong_type_are_named_before_anything_is_written(tmp_path: Path, call: Any,
                                                                          match: str) -> None:
@@ -296,3 +298,10 @@ def test_a_portfolio_member_that_changes_what_it_is_told_changes_nothing_of_the_
         assert np.array_equal(got.x, was.x) and got.params == was.params and got.meta == was.meta
     proposals = elites.ask(8)
     assert all(np.all(np.asarray(p.x) < 0.99) for p in proposals), [p.x for p in proposals]
+
+
+def test_on_warning_is_handed_the_files_warnings_once_the_checks_pass(tmp_path: Path) -> None:
+    """``atlas run`` prints them through it; a caller without one gets none (no log records)."""
+    said: list[str] = []
+    api.run(small(), storage=f"sqlite:///{tmp_path / 'a.db'}", executor="inline", on_warning=said.append)
+    assert said and any(w.startswith("archive: ") for w in said)
