@@ -3,8 +3,10 @@ campaign specs, and one local Ray cluster for the tests that need it."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -93,3 +95,13 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     original = Figure.savefig
     monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (saved.append(self), original(self, *a, **k))[1])
     return saved
+
+
+@pytest.fixture
+def http_port() -> Iterator[int]:
+    """A loopback ``http.server`` (what answers on a dashboard's port)."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()

@@ -6,12 +6,10 @@ its job server is the dashboard address the GCS holds (a fake GCS here: no Ray c
 
 from __future__ import annotations
 
-import http.server
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
@@ -103,14 +101,6 @@ def test_an_address_of_no_form_is_refused_naming_the_forms(address: str) -> None
     assert "\n" not in str(info.value)
 
 
-@pytest.fixture
-def http_port() -> Iterator[int]:
-    """A loopback ``http.server`` (what answers on a dashboard's port)."""
-    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
 
 
 class _FakeGcs(gcs_service_pb2_grpc.NodeInfoGcsServiceServicer, gcs_service_pb2_grpc.InternalKVGcsServiceServicer):

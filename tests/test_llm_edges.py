@@ -27,6 +27,7 @@ from search.space import SearchSpace
 from search.spec import parse_spec
 from tests.conftest import quadratic_spec
 from tests.support.chat_server import ChatServer
+from tests.support.loopback import LoopbackServer
 from tests.test_llm import grid_reply, llm_context, llm_spec, llm_warnings
 
 MESSAGES = [{"role": "user", "content": "propose"}]
@@ -174,41 +175,22 @@ def test_reply_text_takes_a_string_or_nothing() -> None:
 
 
 # -- 3. timeout_s: a deadline for the whole attempt -------------------------------------
-class TrickleServer:
+class TrickleServer(LoopbackServer):
     """An HTTP server on loopback that sends a valid chat completion one byte every
     ``interval`` seconds (``headers``: the status line and headers too; else they come at
     once), and notes when the client closed each connection (a send failed)."""
 
     def __init__(self, interval: float, headers: bool) -> None:
+        super().__init__()
         self.interval, self.headers = interval, headers
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)  # accept wakes up to see the stop
         self.closed: list[float] = []  # when each connection was found closed by the client
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        return f"http://127.0.0.1:{self.port}/v1"
 
-    def __enter__(self) -> TrickleServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
-        self.sock.close()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+    def handle(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
     def _answer(self, conn: socket.socket) -> None:
         with conn:

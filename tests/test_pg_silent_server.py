@@ -6,7 +6,6 @@ for ``atlas status``, two connections seen by the server)."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -14,44 +13,31 @@ import pytest
 
 from archive.errors import NoArchive, StorageError
 from archive.store import Store
+from tests.support.loopback import LoopbackServer
 
 #: one connect timeout (make_engine's 5 s) and room for a loaded machine; two are 10 s and more
 BOUND_S = 9.0
 
 
-class SilentServer:
+class SilentServer(LoopbackServer):
     """A listener on 127.0.0.1 that accepts every connection, holds it, and sends nothing."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
+        super().__init__()
         self.accepted: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted.append(conn)
+    def handle(self, conn: socket.socket) -> None:
+        self.accepted.append(conn)
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        super().close()
         for conn in self.accepted:
             conn.close()
-        self.sock.close()
 
 
 @pytest.fixture
 def silent() -> Iterator[SilentServer]:
-    server = SilentServer()
+    server = SilentServer().start()
     try:
         yield server
     finally:

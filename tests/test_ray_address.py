@@ -3,9 +3,7 @@ refs are matched the same under Ray Client, and the pool fits the nodes one by o
 
 from __future__ import annotations
 
-import http.server
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,14 +24,6 @@ pytestmark = pytest.mark.ray
 FORMS = "HOST:6379"
 
 
-@pytest.fixture
-def http_port() -> Iterator[int]:
-    """A loopback ``http.server`` (what answers on a dashboard's port)."""
-    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from search import api
 from search.campaigns import open_campaign
 from search.spec import parse_spec
 from tests.conftest import quadratic_spec
+from tests.dashboard.browser import Chromium, Page, find_chromium
 from tests.dashboard.synthetic import synthetic_campaign, synthetic_spec
 
 CAMPAIGNS = ("quad", "grid", "cvt", "three", "low", "empty")
@@ -61,3 +62,26 @@ def client(dash_url: str) -> Iterator[TestClient]:
 
     with TestClient(create_app(dash_url)) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Chromium]:
+    """Headless Chromium for one module's tests (those modules are skipped where it is not installed)."""
+    found = find_chromium()
+    assert found is not None
+    chromium = Chromium(found).start()
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Chromium) -> Iterator[Page]:
+    """A new tab of :func:`browser`, closed after the test."""
+    browser.events.clear()
+    tab = browser.new_page()
+    try:
+        yield tab
+    finally:
+        tab.close()

@@ -92,26 +92,6 @@ def base(dash_url: str) -> Iterator[str]:
     yield from serve(dash_url)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Chromium]:
-    assert CHROMIUM is not None
-    chromium = Chromium(CHROMIUM).start()
-    try:
-        yield chromium
-    finally:
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Chromium) -> Iterator[Page]:
-    browser.events.clear()
-    tab = browser.new_page()
-    try:
-        yield tab
-    finally:
-        tab.close()
-
-
 def save(page: Page, tmp_path: Path, name: str) -> Path:
     shot = page.screenshot(tmp_path / name)
     data = shot.read_bytes()

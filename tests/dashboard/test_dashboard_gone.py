@@ -11,9 +11,11 @@ page's "same colour scale" box says when it cannot apply.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,26 +39,6 @@ def api_requests(page: Page, name: str) -> int:
     return int(page.evaluate(
         f"performance.getEntriesByType('resource').filter(e => e.name.startsWith("
         f"location.origin + '/api/campaigns/{name}')).length"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Chromium]:
-    assert CHROMIUM is not None
-    chromium = Chromium(CHROMIUM).start()
-    try:
-        yield chromium
-    finally:
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Chromium) -> Iterator[Page]:
-    browser.events.clear()
-    tab = browser.new_page()
-    try:
-        yield tab
-    finally:
-        tab.close()
 
 
 def open_counting(page: Page, url: str) -> None:
@@ -94,53 +76,58 @@ def test_deleted_campaign_stops_polling_and_says_gone(tmp_path: Path, browser: C
         store.close()
 
 
-def test_deleted_campaign_stops_the_evaluation_page(tmp_path: Path, browser: Chromium, page: Page) -> None:
+@contextlib.contextmanager
+def served(tmp_path: Path, seed: int, *others: tuple[str, int]) -> Iterator[tuple[Any, Any, str]]:
+    """Campaign ``doomed`` (and ``others``, each a name and a seed) of 50 evaluations on a 4×4
+    map in a new SQLite file, served with polls every 0.3 s: the store, doomed's record and
+    the server's address."""
     url = f"sqlite:///{tmp_path / 'gone.db'}"
-    store, record = synthetic_campaign(url, "doomed", 50, bins=(4, 4), seed=22, fail_rate=0.0)
+    store, record = synthetic_campaign(url, "doomed", 50, bins=(4, 4), seed=seed, fail_rate=0.0)
+    for name, other_seed in others:
+        synthetic_campaign(url, name, 50, bins=(4, 4), seed=other_seed, fail_rate=0.0, store=store)
     try:
-        for base in serve(url, poll_s=0.3):
-            open_counting(page, f"{base}/campaigns/doomed/evaluations/1")
-            page.wait_for("document.getElementById('eval-title').textContent === 'Evaluation 1'", timeout=30)
-            store.delete_campaign(record.id)
-            page.evaluate(POKE)
-            indicator = page.wait_for(f"(t => t.includes('gone') && t)({INDICATOR})", timeout=15)
-            assert indicator == "live-indicator gone | gone from this storage · stopped checking"
-            assert "doomed" in page.evaluate(ERROR_LINE)
-            assert_stopped(page, "doomed", wait_s=0.5)
+        for address in serve(url, poll_s=0.3):
+            yield store, record, address
     finally:
         store.close()
+
+
+def test_deleted_campaign_stops_the_evaluation_page(tmp_path: Path, browser: Chromium, page: Page) -> None:
+    with served(tmp_path, 22) as (store, record, address):
+        open_counting(page, f"{address}/campaigns/doomed/evaluations/1")
+        page.wait_for("document.getElementById('eval-title').textContent === 'Evaluation 1'", timeout=30)
+        store.delete_campaign(record.id)
+        page.evaluate(POKE)
+        indicator = page.wait_for(f"(t => t.includes('gone') && t)({INDICATOR})", timeout=15)
+        assert indicator == "live-indicator gone | gone from this storage · stopped checking"
+        assert "doomed" in page.evaluate(ERROR_LINE)
+        assert_stopped(page, "doomed", wait_s=0.5)
 
 
 def test_compare_side_deleted_is_gone_the_other_polled(tmp_path: Path, browser: Chromium, page: Page) -> None:
-    url = f"sqlite:///{tmp_path / 'gone.db'}"
-    store, record = synthetic_campaign(url, "doomed", 50, bins=(4, 4), seed=23, fail_rate=0.0)
-    synthetic_campaign(url, "kept", 50, bins=(4, 4), seed=24, fail_rate=0.0, store=store)
-    try:
-        for base in serve(url, poll_s=0.3):
-            open_counting(page, f"{base}/compare?a=doomed&b=kept")
-            page.wait_for("[...document.querySelectorAll('.side-map')].every(m => m.dataset.draws)", timeout=60)
-            store.delete_campaign(record.id)
-            page.evaluate(POKE)
-            gone = page.wait_for("(n => n && n.textContent)(document.querySelector('#side-a .side-gone'))", timeout=15)
-            assert gone == "No campaign named “doomed” in this storage."
-            assert page.evaluate("document.querySelector('#side-a .badge').textContent") == "gone"
-            assert page.evaluate(INDICATOR).endswith("· doomed gone")
-            doomed, kept = api_requests(page, "doomed"), api_requests(page, "kept")
-            page.evaluate(POKE)
-            page.wait_for(f"performance.getEntriesByType('resource').filter(e => e.name.startsWith("
-                          f"location.origin + '/api/campaigns/kept')).length > {kept}", timeout=15)
-            assert api_requests(page, "doomed") == doomed  # the other side is still watched, this one not
-    finally:
-        store.close()
+    with served(tmp_path, 23, ("kept", 24)) as (store, record, address):
+        open_counting(page, f"{address}/compare?a=doomed&b=kept")
+        page.wait_for("[...document.querySelectorAll('.side-map')].every(m => m.dataset.draws)", timeout=60)
+        store.delete_campaign(record.id)
+        page.evaluate(POKE)
+        gone = page.wait_for("(n => n && n.textContent)(document.querySelector('#side-a .side-gone'))", timeout=15)
+        assert gone == "No campaign named “doomed” in this storage."
+        assert page.evaluate("document.querySelector('#side-a .badge').textContent") == "gone"
+        assert page.evaluate(INDICATOR).endswith("· doomed gone")
+        doomed, kept = api_requests(page, "doomed"), api_requests(page, "kept")
+        page.evaluate(POKE)
+        page.wait_for(f"performance.getEntriesByType('resource').filter(e => e.name.startsWith("
+                      f"location.origin + '/api/campaigns/kept')).length > {kept}", timeout=15)
+        assert api_requests(page, "doomed") == doomed  # the other side is still watched, this one not
+
+
+SCALE_BOX = """(b => ({disabled: b.disabled, checked: b.checked, title: b.title,
+  label: b.closest('label').textContent.trim()}))(document.getElementById('shared-scale'))"""
 
 
 @pytest.fixture(scope="module")
 def base(dash_url: str) -> Iterator[str]:
     yield from serve(dash_url)
-
-
-SCALE_BOX = """(b => ({disabled: b.disabled, checked: b.checked, title: b.title,
-  label: b.closest('label').textContent.trim()}))(document.getElementById('shared-scale'))"""
 
 
 @pytest.mark.parametrize(("a", "b", "why"), [
