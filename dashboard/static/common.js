@@ -168,17 +168,23 @@ const Atlas = (() => {
   }
 
   /**
-   * Whether a failed request is final: a `404` is the storage answering that the campaign (or
-   * evaluation) is not there (deleted, or never was), and asking again cannot bring it back.
-   * Any other status (a `5xx`: the storage not answering), or none (the network), may pass.
+   * Whether a failed request is final: a `4xx` (but 408 and 429) is the storage answering, and asking the same
+   * again gets the same answer (a `422`: a value it cannot hold). A `5xx` (the storage not
+   * answering) or no status (the network) may pass: those are retried.
    */
+  const RETRIED_4XX = [408, 429];  // a timeout or "too many requests" (a proxy's): try again later
+  const isFinal = (error) => Boolean(error) && error.status >= 400 && error.status < 500
+    && !RETRIED_4XX.includes(error.status);
+
+  /** A final answer that says the campaign (or evaluation) is not there: a `404` (deleted, or never was). */
   const isGone = (error) => Boolean(error) && error.status === 404;
 
   /**
    * Calls `tick()` now and then every `fast` seconds while `isLive()` says the data moves,
    * every `slow` seconds otherwise; pauses while the tab is hidden. A `5xx` or network error
-   * is retried with backoff (up to 60 s); a `404` (isGone) is final: polling stops, and the
-   * live indicator says `gone` (the page's error line says what the storage answered).
+   * is retried with backoff (up to 60 s); a `4xx` (isFinal) stops polling: a `404` (isGone)
+   * and the live indicator says `gone`, any other that the storage refused the request. The
+   * page's error line says what the storage answered (its `detail`).
    */
   class Poller {
     constructor(tick, {fast = boot.poll_s || 2, slow = Math.max(10, 5 * (boot.poll_s || 2)), isLive = () => true,
@@ -189,6 +195,7 @@ const Atlas = (() => {
       this.isLive = isLive;
       this.goneText = gone;
       this.gone = false;
+      this.final = null;  // the 4xx that stopped polling, and the indicator's text for it
       this.failures = 0;
       this.timer = null;
       this.running = false;
@@ -197,7 +204,7 @@ const Atlas = (() => {
       });
     }
 
-    start() { this.running = true; this.gone = false; this.now(); return this; }
+    start() { this.running = true; this.gone = false; this.final = null; this.now(); return this; }
 
     stop() { this.running = false; clearTimeout(this.timer); }
 
@@ -206,20 +213,29 @@ const Atlas = (() => {
       if (!this.running) return;
       try {
         await this.tick();
+        if (this.final) return this.showFinal();  // a tick that overlapped a final answer does not undo it
         this.failures = 0;
         showError(null);
       } catch (error) {
-        showError(error);
-        if (isGone(error)) {
+        if (this.final) return this.showFinal();
+        if (isFinal(error)) {
           this.stop();
-          this.gone = true;
-          live("gone", this.goneText);
-          return;
+          this.gone = isGone(error);
+          const text = this.gone ? this.goneText : `storage refused the request (${error.status}) · stopped checking`;
+          this.final = {error, text};
+          return this.showFinal();
         }
+        showError(error);
         this.failures += 1;
         live("error", "storage not answering; retrying");
       }
       this.schedule();
+    }
+
+    /** The final answer on the error line (its `detail`) and in the live indicator. */
+    showFinal() {
+      showError(this.final.error);
+      live("gone", this.final.text);
     }
 
     schedule() {
@@ -263,5 +279,5 @@ const Atlas = (() => {
   }
 
   return {boot, getJSON, api, campaignUrl, evaluationUrl, el, clear, plotText, withUnit, unfinished, num, int, pct,
-    short, full, when, ago, duration, badge, card, live, showError, isGone, Poller, plot, emptyPlot, colour, kvRows};
+    short, full, when, ago, duration, badge, card, live, showError, isFinal, isGone, Poller, plot, emptyPlot, colour, kvRows};
 })();

@@ -71,27 +71,33 @@
   }
 
   /**
-   * A side whose campaign the storage answered `404` for (deleted since it was picked): its
-   * figures go, the side says so, and it is not asked for again until another is picked.
+   * A side the storage answered a `4xx` for (a `404`: its campaign deleted since it was picked):
+   * its figures go, the side says what the storage answered, and it is not asked for again
+   * until another is picked. A deleted campaign leaves both pickers too.
    */
   function markGone(side, error) {
     side.gone = String(error.message || error);
+    side.goneStatus = error.status;
     side.summary = null;
     side.history = null;
     side.version = null;
     side.map.reset();
     Atlas.clear(side.root.querySelector(".side-cards"), el("p", {class: "error-banner side-gone", text: side.gone}));
-    Atlas.badge(side.badge, "gone");
+    Atlas.badge(side.badge, Atlas.isGone(error) ? "gone" : "refused");
+    if (!Atlas.isGone(error)) return;
+    for (const key of ["a", "b"]) {
+      for (const option of [...$(`pick-${key}`).options]) if (option.value === side.name) option.remove();
+    }
   }
 
-  /** Load a side; a 404 marks it gone (true: it changed), any other error goes to the poller (retried). */
+  /** Load a side; a 4xx marks it gone (true: it changed), any other error goes to the poller (retried). */
   async function loadSide(side) {
     showEmpty(side);
     if (!side.name || side.gone) return false;
     try {
       return await fetchSide(side);
     } catch (error) {
-      if (!Atlas.isGone(error)) throw error;
+      if (!Atlas.isFinal(error)) throw error;
       markGone(side, error);
       return true;
     }
@@ -205,11 +211,11 @@
     const gone = named.filter((k) => sides[k].gone);
     if (gone.length && gone.length === named.length) {  // nothing left to watch: the poller stops, says gone
       const error = new Error(sides[gone[0]].gone);
-      error.status = 404;
+      error.status = sides[gone[0]].goneStatus;
       throw error;
     }
     const running = ["a", "b"].some((k) => sides[k].summary && sides[k].summary.state === "running");
-    const goneNote = gone.length ? ` · ${gone.map((k) => sides[k].name).join(", ")} gone` : "";
+    const goneNote = gone.map((k) => ` · ${sides[k].name} ${sides[k].goneStatus === 404 ? "gone" : "refused"}`).join("");
     Atlas.live(running ? "live" : "idle", (running ? `live · polling every ${boot.poll_s} s` : "nothing running") + goneNote);
   }
 

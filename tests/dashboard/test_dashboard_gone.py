@@ -5,6 +5,10 @@ page's "same colour scale" box says when it cannot apply.
   indicator says the campaign is gone; before, it read ``storage not answering; retrying``
   and the page asked again forever (backing off to 60 s). Requests are counted with the
   page's own resource timing entries.
+- Any other ``4xx`` (the storage answered: it cannot serve that request, e.g. a ``422``) is
+  final too: polling stops and the indicator says the storage refused it, the error line
+  shows its ``detail``; before, it read ``storage not answering; retrying`` like a ``5xx``.
+- A compare side found deleted leaves both campaign pickers.
 - Two campaigns whose objectives (or directions) differ cannot share one colour scale: the
   box is disabled, unticked, and says why.
 """
@@ -12,6 +16,8 @@ page's "same colour scale" box says when it cannot apply.
 from __future__ import annotations
 
 import contextlib
+import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from dashboard.cli import make_server, url_of
 from tests.dashboard.browser import Chromium, Page, find_chromium
 from tests.dashboard.synthetic import synthetic_campaign
 from tests.dashboard.test_dashboard_browser import serve
@@ -35,10 +42,11 @@ POKE = "document.dispatchEvent(new Event('visibilitychange'))"  # a visible tab'
 
 
 def api_requests(page: Page, name: str) -> int:
-    """How many requests the page has made to the API of campaign ``name``."""
+    """How many requests the page has made to the API of campaign ``name`` (``""``: the list too)."""
+    prefix = f"/api/campaigns/{name}" if name else "/api/campaigns"
     return int(page.evaluate(
         f"performance.getEntriesByType('resource').filter(e => e.name.startsWith("
-        f"location.origin + '/api/campaigns/{name}')).length"))
+        f"location.origin + '{prefix}')).length"))
 
 
 def open_counting(page: Page, url: str) -> None:
@@ -114,6 +122,8 @@ def test_compare_side_deleted_is_gone_the_other_polled(tmp_path: Path, browser: 
         assert gone == "No campaign named “doomed” in this storage."
         assert page.evaluate("document.querySelector('#side-a .badge').textContent") == "gone"
         assert page.evaluate(INDICATOR).endswith("· doomed gone")
+        assert page.evaluate("['a', 'b'].map(k => [...document.getElementById('pick-' + k).options].map(o => o.value))"
+                             ) == [["", "kept"], ["", "kept"]]  # the deleted campaign left both pickers
         doomed, kept = api_requests(page, "doomed"), api_requests(page, "kept")
         page.evaluate(POKE)
         page.wait_for(f"performance.getEntriesByType('resource').filter(e => e.name.startsWith("
@@ -164,3 +174,87 @@ def test_compare_page_polls_again_without_error(base: str, page: Page) -> None:
     assert page.evaluate(INDICATOR) == "live-indicator idle | nothing running"
     assert page.evaluate("[...document.querySelectorAll('.side .badge')].map(b => b.textContent)") == [
         "finished", "finished"]
+
+
+REFUSAL = "a value in the query is not one the storage can hold: test refusal"
+
+
+def refusing(app: Any, refused: dict[str, int]) -> Any:
+    """ASGI middleware: a request whose path is a key of ``refused`` (changed as the test goes)
+    is answered that status with the app's error body, ``{"detail": REFUSAL}``."""
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        status = refused.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if status is None:
+            await app(scope, receive, send)
+            return
+        body = json.dumps({"detail": REFUSAL}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+    return wrapped
+
+
+@contextlib.contextmanager
+def served_refusing(tmp_path: Path, refused: dict[str, int]) -> Iterator[tuple[Any, str]]:
+    """Campaigns ``doomed`` and ``kept`` served with polls every 0.3 s, the paths of ``refused``
+    answered their ``4xx``: the store and the server's address."""
+    url = f"sqlite:///{tmp_path / 'refused.db'}"
+    store, _ = synthetic_campaign(url, "doomed", 50, bins=(4, 4), seed=25, fail_rate=0.0)
+    synthetic_campaign(url, "kept", 50, bins=(4, 4), seed=26, fail_rate=0.0, store=store)
+    server, sock = make_server(url, "127.0.0.1", 0, poll_s=0.3)
+    server.config.app = refusing(server.config.app, refused)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="dashboard", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the dashboard did not start"
+            time.sleep(0.02)
+        yield store, url_of(sock).rstrip("/")
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+        store.close()
+
+
+@pytest.mark.parametrize(("path", "ready", "refused", "name"), [
+    ("/", "document.querySelectorAll('#campaign-table tbody tr').length === 2", "/api/campaigns", ""),
+    ("/campaigns/doomed", "document.getElementById('elite-map').dataset.draws", "/api/campaigns/doomed", "doomed"),
+    ("/campaigns/doomed/evaluations/1", "document.getElementById('eval-title').textContent === 'Evaluation 1'",
+     "/api/campaigns/doomed/evaluations/1", "doomed"),
+])
+@pytest.mark.parametrize("status", [422, 400])
+def test_a_4xx_stops_polling_and_shows_the_detail(tmp_path: Path, browser: Chromium, page: Page, path: str,
+                                                 ready: str, refused: str, name: str, status: int) -> None:
+    answers: dict[str, int] = {}
+    with served_refusing(tmp_path, answers) as (_store, address):
+        open_counting(page, f"{address}{path}")
+        page.wait_for(ready, timeout=60)
+        answers[refused] = status
+        page.evaluate(POKE)
+        indicator = page.wait_for(f"(t => t.includes('stopped') && t)({INDICATOR})", timeout=15)
+        assert indicator == f"live-indicator gone | storage refused the request ({status}) · stopped checking"
+        assert page.evaluate(ERROR_LINE) == REFUSAL
+        assert_stopped(page, name, wait_s=1.0)  # a retry would have come within 0.6 s
+        assert "not answering" not in page.evaluate(INDICATOR)
+
+
+def test_compare_side_refused_stops_that_side_the_other_polled(tmp_path: Path, browser: Chromium,
+                                                              page: Page) -> None:
+    answers: dict[str, int] = {}
+    with served_refusing(tmp_path, answers) as (_store, address):
+        open_counting(page, f"{address}/compare?a=doomed&b=kept")
+        page.wait_for("[...document.querySelectorAll('.side-map')].every(m => m.dataset.draws)", timeout=60)
+        answers["/api/campaigns/doomed"] = 422
+        page.evaluate(POKE)
+        said = page.wait_for("(n => n && n.textContent)(document.querySelector('#side-a .side-gone'))", timeout=15)
+        assert said == REFUSAL
+        assert page.evaluate("document.querySelector('#side-a .badge').textContent") == "refused"
+        assert page.evaluate(INDICATOR).endswith("· doomed refused")
+        assert "not answering" not in page.evaluate(INDICATOR)
+        doomed, kept = api_requests(page, "doomed"), api_requests(page, "kept")
+        page.evaluate(POKE)
+        page.wait_for(f"performance.getEntriesByType('resource').filter(e => e.name.startsWith("
+                      f"location.origin + '/api/campaigns/kept')).length > {kept}", timeout=15)
+        assert api_requests(page, "doomed") == doomed
