@@ -190,7 +190,6 @@ class CampaignHandle:
     def _check_present(self) -> None:
         """Raise :class:`CampaignNotFound` unless the campaign row of this handle's id still
         has its name and creation time: one primary-key read."""
-        check_open(self.store)
         with self.store.read() as conn:
             row = conn.execute(select(Campaign.name, Campaign.created_at)
                                .where(Campaign.id == self.record.id)).first()
@@ -350,6 +349,7 @@ class CampaignHandle:
         campaign deleted already is :class:`CampaignNotFound`, never another campaign that
         took its id since (checked just before the delete's own transaction)."""
         force = flag("force", force)
+        check_open(self.store)
         self._check_present()
         return self.store.delete_campaign(self.record.id, force=force)
 
