@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Numeric, case, cast, func, select
 
 from archive.models import ProposerCall
+from archive.records import error_message
 
 TOKEN_FIELDS = ("prompt_tokens", "completion_tokens")
 
@@ -75,12 +76,7 @@ def _latest_errors(conn: Connection, ids: list[int]) -> dict[int, tuple[str, flo
         return {}
     t = ProposerCall.__table__.c
     found = conn.execute(select(t.id, t.error, t.created_at).where(t.id.in_(ids))).all()
-    return {int(i): (first_line(error), float(at)) for i, error, at in found}
-
-
-def first_line(error: str | None) -> str:
-    """An error's first line (``''`` for none)."""
-    return (error or "").strip().split("\n", 1)[0]
+    return {int(i): (error_message(error), float(at)) for i, error, at in found}
 
 
 def _median_latency(conn: Connection, campaign_id: int, proposer: str, n: int) -> float | None:

@@ -13,6 +13,13 @@ if TYPE_CHECKING:
 EXPLORATION_BINS = 10  # options of a numeric unit-cube coordinate in the exploration entropy
 
 
+def error_message(error: str | None) -> str:
+    """The message an evaluation's or a model call's error is counted and shown by: its
+    first line, everything before the first newline (``''`` for none), as
+    :meth:`~archive.store.Store.failure_summary` groups failures in SQL."""
+    return (error or "").split("\n", 1)[0]
+
+
 def lease_is_live(holder: str | None, expires: float | None, now: float | None = None) -> bool:
     """Whether a scheduler holds a campaign's lease now: someone holds it and it has not
     expired (``expires >= now``; :meth:`archive.store.Store.acquire_lease` takes a lease

@@ -275,12 +275,13 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
         spec = spec.with_overrides(name=name, budget=budget, source=source)
     ex = built_executor(spec, executor, address)  # before the storage is even opened
     run_settings = RunSettings.read()  # a malformed setting (ATLAS_LEASE_TTL, …) creates no storage
-    unreachable = _busy_ahead(url, spec.name, run_settings.lease_ttl_s)  # a busy campaign: before the proposer
-    checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
-    if unreachable is not None:  # what the look ahead met, said after the checks that need no storage
-        raise unreachable
     budget_source = source if budget is None else f"{source} with --budget {budget}"
-    stored = _look_ahead(url, spec, source, budget_source)  # a changed spec is refused before the workers start
+    with _StorageAhead.open(url) as ahead:  # one read-only look serves the lease and the plan
+        unreachable = ahead.refuse_busy(spec.name, run_settings.lease_ttl_s)  # before the proposer is built
+        checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
+        if unreachable is not None:  # what the look ahead met, said after the checks that need no storage
+            raise unreachable
+        stored = ahead.holds(spec, source, budget_source)  # a changed spec is refused before the workers start
     for warning in spec_warnings(spec) if on_warning is not None else ():  # once the checks that need no
         on_warning(warning)  # workers have passed: a refusal stands alone
     try:
@@ -300,34 +301,6 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str |
         store.close()
 
 
-def _look_ahead(url: str, spec: CampaignSpec, source: str, budget_source: str | None = None) -> bool:
-    """Whether storage ``url`` holds campaign ``spec.name``, read-only and before the workers
-    start: a stored campaign that ``spec`` may not continue (another spec, a budget below
-    what it has, a failed campaign whose budget is spent) is refused here
-    (:func:`~search.campaigns.plan_campaign`), not after an
-    evaluator's setup that may take minutes; so is a storage the run could not open (not
-    reachable, written by a newer version). A SQLite file that is not there, or a database
-    without an archive, holds nothing; an archive at an older schema revision is taken to
-    hold it (the open for writing brings it up)."""
-    parsed = parse_storage_url(url)
-    path = sqlite_file(parsed)
-    if parsed.get_backend_name() == "sqlite" and (path is None or not path.is_file()):
-        return False  # in memory, or no file yet (or no file at all: the open for writing says what it is)
-    try:
-        store = Store(url, readonly=True)
-    except SchemaBehind:
-        return True
-    except NoArchive:  # the open for writing creates the schema, or refuses another application's tables
-        return False
-    try:
-        if store.campaign(spec.name) is None:
-            return False
-        plan_campaign(store, spec, source=source, budget_source=budget_source)
-        return True
-    finally:
-        store.close()
-
-
 def refuse_busy(record: CampaignRecord | None, lease_ttl_s: float) -> None:
     """Raise :class:`~search.scheduler.CampaignBusy` where a live scheduler holds campaign
     ``record``'s lease (:func:`~archive.records.scheduler_is_live`: held, not expired, its
@@ -341,31 +314,70 @@ def refuse_busy(record: CampaignRecord | None, lease_ttl_s: float) -> None:
         raise CampaignBusy(busy_message(record.name, record.lease_holder, lease_ttl_s))
 
 
-def _busy_ahead(url: str, name: str, lease_ttl_s: float) -> StorageError | None:
-    """:func:`refuse_busy` for campaign ``name`` of storage ``url``, read-only and before
-    anything is built. A storage it cannot open (not reachable, refused) is returned, not
-    raised: :func:`run` raises it where the storage is first needed, after the checks that
-    need none, so that their errors still come first and the storage is not tried twice (a
-    server that never answers costs one connect timeout). No SQLite file, no archive or an
-    older schema: nothing to look at, left to :func:`_look_ahead`."""
-    parsed = parse_storage_url(url)
-    path = sqlite_file(parsed)
-    if parsed.get_backend_name() == "sqlite" and (path is None or not path.is_file()):
-        return None  # in memory, or no file yet: nobody runs it
-    try:
-        store = Store(url, readonly=True)
-    except (NoArchive, SchemaBehind):
+@dataclass
+class _StorageAhead:
+    """What :func:`run` reads of its storage before the workers start, read-only and with
+    one open for both looks: whether a live scheduler holds the campaign's lease
+    (:meth:`refuse_busy`, before the proposer is built) and whether the storage holds a
+    campaign this spec may not continue (:meth:`holds`, before an evaluator's setup that
+    may take minutes). A SQLite file that is not there, or a database without an archive,
+    holds nothing (``store`` None); an archive at an older schema revision (``behind``) is
+    taken to hold the campaign, the open for writing bringing it up. A storage that cannot
+    be opened (not reachable, refused) is kept in ``error``, not raised: :func:`run` raises
+    it after the checks that need no storage, so that their errors still come first and
+    the storage is not tried twice (a server that never answers costs one connect timeout)."""
+
+    store: Store | None = None
+    behind: bool = False
+    error: StorageError | None = None
+
+    @classmethod
+    def open(cls, url: str) -> _StorageAhead:
+        parsed = parse_storage_url(url)
+        path = sqlite_file(parsed)
+        if parsed.get_backend_name() == "sqlite" and (path is None or not path.is_file()):
+            return cls()  # in memory, or no file yet (or no file at all: the open for writing says what it is)
+        try:
+            return cls(store=Store(url, readonly=True))
+        except SchemaBehind:
+            return cls(behind=True)
+        except NoArchive:  # the open for writing creates the schema, or refuses another application's tables
+            return cls()
+        except StorageError as exc:
+            return cls(error=exc)
+
+    def __enter__(self) -> _StorageAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    def refuse_busy(self, name: str, lease_ttl_s: float) -> StorageError | None:
+        """:func:`refuse_busy` for campaign ``name``; returns what the storage could not
+        answer (the open's error, or the read's) for :func:`run` to raise later."""
+        if self.store is None:
+            return self.error
+        try:
+            record = self.store.campaign(name)
+        except StorageError as exc:
+            self.error = exc
+            return exc
+        refuse_busy(record, lease_ttl_s)
         return None
-    except StorageError as exc:
-        return exc
-    try:
-        record = store.campaign(name)
-    except StorageError as exc:
-        return exc
-    finally:
-        store.close()
-    refuse_busy(record, lease_ttl_s)
-    return None
+
+    def holds(self, spec: CampaignSpec, source: str, budget_source: str | None = None) -> bool:
+        """Whether the storage holds campaign ``spec.name``; one that ``spec`` may not
+        continue (another spec, a budget below what it has, a failed campaign whose budget
+        is spent) is refused here (:func:`~search.campaigns.plan_campaign`)."""
+        if self.error is not None:
+            raise self.error
+        if self.store is None:
+            return self.behind
+        if self.store.campaign(spec.name) is None:
+            return False
+        plan_campaign(self.store, spec, source=source, budget_source=budget_source)
+        return True
 
 
 def resume(name: str, storage: str | Path | None = None, executor: str | Executor = "ray",

@@ -17,6 +17,7 @@ from typing import Any
 from rich.markup import escape as markup_escape
 from rich.table import Table
 
+from archive.records import error_message
 from search.consoles import console, escape
 from search.plain_table import PLAIN_ROWS, plain_table
 from search.printable import printable
@@ -234,14 +235,9 @@ def failure_counts_table(counts: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
-def first_line(error: str | None) -> str:
-    """An error's first line: what a failure is counted by (``Store.failure_summary``)."""
-    return (error or "").split("\n", 1)[0]
-
-
 def failure_row(ev: dict[str, Any]) -> dict[str, Any]:
     return {"id": ev["id"], "seq": ev["seq"], "attempts": ev["attempts"], "proposer": ev["proposer"],
-            "message": first_line(ev["error"]), "error": ev["error"], "params": ev["params"]}
+            "message": error_message(ev["error"]), "error": ev["error"], "params": ev["params"]}
 
 
 def params_text(params: dict[str, Any], quoted: set[str] | frozenset[str] = frozenset()) -> str:
