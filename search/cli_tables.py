@@ -17,7 +17,6 @@ from typing import Any
 from rich.markup import escape as markup_escape
 from rich.table import Table
 
-from archive.records import error_message
 from search.consoles import console, escape
 from search.plain_table import PLAIN_ROWS, plain_table
 from search.printable import printable
@@ -236,6 +235,8 @@ def failure_counts_table(counts: list[dict[str, Any]], title: str) -> Table:
 
 
 def failure_row(ev: dict[str, Any]) -> dict[str, Any]:
+    from archive.records import error_message  # the rule failures are counted by; the package is not a start-up import
+
     return {"id": ev["id"], "seq": ev["seq"], "attempts": ev["attempts"], "proposer": ev["proposer"],
             "message": error_message(ev["error"]), "error": ev["error"], "params": ev["params"]}
 
