@@ -67,6 +67,7 @@ from workers import registry
 from workers.executors import reaper
 from workers.executors.base import SETUP_CHECK_S, Executor, ExecutorConfig, ExecutorError
 from workers.executors.ray_actor import EvaluatorActor
+from workers.executors.ray_logs import route_worker_deaths
 from workers.runner import EvaluationTask, Outcome, setup_failure
 
 log = logging.getLogger("entropy_atlas.executor")
@@ -205,6 +206,7 @@ class RayExecutor(Executor):
                 with _reconnect_window(bool(self.address), self.grace_s), _start_held(not self.address):
                     ray.init(**kwargs)
                 self._started_ray = True
+                route_worker_deaths()  # one warning line a dead worker, not Ray's paragraph on stdout
                 self._watch = _watch_of(self.address)
             except Exception as exc:  # ValueError, ConnectionError, RuntimeError, TimeoutError ...: one line
                 self._undo_init(before)
