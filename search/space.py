@@ -191,6 +191,7 @@ def _decode_column(param: Param, u: np.ndarray) -> list[Any]:
         if param.log:
             lo, hi = math.log(param.low), math.log(param.high)
             vals = np.exp(lo + u * (hi - lo))
+            vals = np.where(u <= 0, param.low, np.where(u >= 1, param.high, vals))  # exp(ln 0.1) is 0.1 + 2e-17
         else:
             vals = param.low + u * (param.high - param.low)
         vals = np.clip(vals, param.low, param.high)

@@ -89,3 +89,17 @@ def test_decode_many_is_decode_of_each_row(rows: list[list[float]]) -> None:
     assert SPACE.decode_many(xs) == [SPACE.decode(x) for x in xs]
     inactive = [p for p in SPACE.decode_many(xs) if p["sampler"] != "top_p"]
     assert all("top_p" not in p for p in inactive)  # conditions hold row by row
+
+
+def test_a_log_float_at_the_cube_s_faces_is_its_bound_exactly() -> None:
+    """exp(ln 0.1) is 0.10000000000000002: a log float at u = 0 or 1 had a bound's value
+    plus a rounding error, shown and exported so and grouped apart from the bound itself."""
+    data = quadratic_spec()
+    data["space"] = {"temperature": {"type": "float", "low": 0.1, "high": 4.0, "log": True},
+                     "v": {"type": "float", "low": 0.3, "high": 3.0, "log": True, "size": 2}}
+    space = SearchSpace(parse_spec(data).space)
+    low = space.decode(np.zeros(space.dim))
+    high = space.decode(np.ones(space.dim))
+    assert low == {"temperature": 0.1, "v": [0.3, 0.3]}
+    assert high == {"temperature": 4.0, "v": [3.0, 3.0]}
+    assert space.decode_many(np.zeros((2, space.dim))) == [low, low]
