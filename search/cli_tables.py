@@ -132,12 +132,23 @@ def campaigns_table(rows: list[dict[str, Any]]) -> Table:
     """``atlas status``: one line per campaign. Names are never cut: while the table is
     wider than the console, the least needed columns go (algorithm, then QD-score, then in
     flight, which says what ``atlas resume`` would run: ``400 pending``; ``atlas status NAME``
-    shows them all); a name folds only when even the narrowest table cannot hold it."""
+    shows them all); a name folds only when even the narrowest table cannot hold it. The
+    columns left out are named under the table."""
     for drop in (4, 3, 2, 1):
         table = _campaigns_grid(rows, [c for c in CAMPAIGN_COLUMNS if c[2] < drop], fold_names=False)
         if _fits(table):
-            return table
-    return _campaigns_grid(rows, [c for c in CAMPAIGN_COLUMNS if c[2] == 0], fold_names=True)
+            return _name_left_out(table)
+    return _name_left_out(_campaigns_grid(rows, [c for c in CAMPAIGN_COLUMNS if c[2] == 0], fold_names=True))
+
+
+def _name_left_out(table: Table) -> Table:
+    """``table`` with a caption naming the campaign columns it leaves out, if any."""
+    shown = {str(c.header) for c in table.columns}
+    left_out = [header for header, _, _ in CAMPAIGN_COLUMNS if header not in shown]
+    if left_out:
+        table.caption = f"not shown at {console.width} columns: {', '.join(left_out)} (see `atlas status NAME`)"
+        table.caption_justify = "left"
+    return table
 
 
 def _campaigns_grid(rows: list[dict[str, Any]], columns: list[tuple[str, Callable[[dict[str, Any]], str], int]],

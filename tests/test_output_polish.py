@@ -201,3 +201,6 @@ def test_a_narrow_campaign_list_keeps_what_resume_would_run(monkeypatch: pytest.
     table = cli_tables.campaigns_table([row])
     headers = [str(c.header) for c in table.columns]
     assert "in flight" in headers and "QD-score" not in headers and "algorithm" not in headers
+    assert table.caption == "not shown at 80 columns: algorithm, QD-score (see `atlas status NAME`)"  # not unsaid
+    monkeypatch.setattr(cli_tables.console, "_width", 200)
+    assert cli_tables.campaigns_table([row]).caption is None
