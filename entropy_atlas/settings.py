@@ -78,3 +78,9 @@ def ray_grace_s() -> float:
     """How long the GCS of the Ray cluster at ``--address`` may stay silent before the run
     stops with one line (``ATLAS_RAY_GRACE_S``, 30 s); one back within it costs nothing."""
     return seconds("ATLAS_RAY_GRACE_S", 30.0, positive=True)
+
+
+def progress_every_s() -> float:
+    """Off a terminal (a log file, a pipe, a cluster job's output), how often ``atlas run``
+    and ``atlas resume`` write a plain progress line (``ATLAS_PROGRESS_EVERY_S``, 30 s)."""
+    return seconds("ATLAS_PROGRESS_EVERY_S", 30.0, positive=True)

@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -130,13 +131,19 @@ class _ProgressView:
     """What ``run`` and ``resume`` show: while the run starts (the storage opened, the
     proposer built, the workers started and their evaluators set up) a spinner that leaves nothing behind, so that an
     error found then stands alone; from the first report on, a live bar of evaluations
-    done of the budget, QD-score, coverage and best."""
+    done of the budget, QD-score, coverage and best. Off a terminal, where a live bar is
+    drawn once, at the end, the same figures are also written as a plain line every
+    ``ATLAS_PROGRESS_EVERY_S`` (30 s), so that a log shows how a long run goes."""
 
     def __init__(self, budget: int) -> None:
+        from entropy_atlas import settings
+
         self.budget = budget
         self.starting = console.status("starting: the storage, the proposer, the workers and their setup")
         self.progress: Any = None
         self.task: Any = None
+        self.every_s = None if console.is_terminal else settings.progress_every_s()
+        self.began = self.said_at = 0.0  # when the bar started, and when a plain line was last written
 
     def __enter__(self) -> _ProgressView:
         self.starting.start()
@@ -153,6 +160,13 @@ class _ProgressView:
         best = "—" if s.best_objective is None else f"{s.best_objective:.4g}"
         self.progress.update(self.task, completed=s.finished, qd=f"{s.qd_score:.4g}",
                              cov=f"{s.coverage:.1%}", best=best, failed=s.counts["failed"])
+        now = time.monotonic()
+        if self.every_s is not None and now - self.said_at >= self.every_s and s.finished < self.budget:
+            self.said_at = now
+            elapsed = int(now - self.began)
+            console.print(f"evaluating {s.finished}/{self.budget}  QD {s.qd_score:.4g}  cov {s.coverage:.1%}  "
+                          f"best {best}  failed {s.counts['failed']}  "
+                          f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}", highlight=False)
 
     def _start_bar(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -166,6 +180,7 @@ class _ProgressView:
         )
         self.task = self.progress.add_task("evaluating", total=self.budget, qd="—", cov="—", best="—", failed=0)
         self.progress.start()
+        self.began = self.said_at = time.monotonic()
 
 
 def _default_map(storage: str, name: str) -> Path:

@@ -204,3 +204,29 @@ def test_a_narrow_campaign_list_keeps_what_resume_would_run(monkeypatch: pytest.
     assert table.caption == "not shown at 80 columns: algorithm, QD-score (see `atlas status NAME`)"  # not unsaid
     monkeypatch.setattr(cli_tables.console, "_width", 200)
     assert cli_tables.campaigns_table([row]).caption is None
+
+
+def test_a_run_off_a_terminal_writes_a_progress_line_every_so_often(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run logged to a file showed nothing until it ended: rich draws its live bar there
+    once, at the end. It now writes a plain line every ATLAS_PROGRESS_EVERY_S seconds."""
+    spec = tmp_path / "c.yaml"
+    spec.write_text(yaml.safe_dump(quadratic_spec(search__budget=30, search__batch_size=2, search__max_in_flight=2,
+                                                  evaluator={"kind": "python",
+                                                             "target": "tests.support.evaluators:slow_quadratic"})))
+    monkeypatch.setenv("ATLAS_TEST_SLEEP", "0.05")
+    monkeypatch.setenv("ATLAS_PROGRESS_EVERY_S", "0.2")
+    shown = atlas("run", str(spec), "--executor", "inline", "--storage", f"sqlite:///{tmp_path / 'a.db'}",
+                  "--map", str(tmp_path / "m.png"))
+    assert shown.exit_code == 0, shown.stderr
+    lines = [line for line in shown.stdout.splitlines() if line.startswith("evaluating ") and "━" not in line]
+    assert len(lines) >= 3, shown.stdout
+    done = [int(line.split()[1].split("/")[0]) for line in lines]
+    assert done == sorted(done) and all(0 < n < 30 for n in done)
+    assert all(line.split()[1].endswith("/30") and "  QD " in line and "  failed 0  0:00:0" in line for line in lines)
+    assert "quad: 30 evaluations (0 failed)" in shown.stdout
+
+    monkeypatch.setenv("ATLAS_PROGRESS_EVERY_S", "soon")
+    refused = atlas("run", str(spec), "--executor", "inline", "--storage", f"sqlite:///{tmp_path / 'b.db'}")
+    assert refused.exit_code == 2 and "ATLAS_PROGRESS_EVERY_S='soon': must be a number of seconds > 0" in refused.stderr
+    assert not (tmp_path / "b.db").exists()
