@@ -237,6 +237,7 @@ class Scheduler:
         self.fail_fast = run.spec.search.fail_fast
         self._run_done = 0
         self._run_failed = 0
+        self._run_total = self.fail_fast  # how many evaluations this run finishes, once known (run)
         self._first_error: str | None = None
         self._charged: set[int] = set()  # evaluations this run charged an attempt, durably
         self._to_charge: dict[int, float] = {}  # starts not yet charged on their rows (id → when): next write
@@ -283,6 +284,7 @@ class Scheduler:
             self.created = self.store.count_created(self.cid)
             self.next_seq = self.store.next_seq(self.cid)
             self._adopt_unfinished()
+            self._run_total = self.spec.search.budget - self.created + len(self.inflight)  # what this run finishes
             if self.store.dialect == "postgresql" and self.executor.reports_starts_late:
                 self._writer = StepWriter(self.store)
             outcomes: list[Outcome] = []
@@ -741,8 +743,10 @@ class Scheduler:
         return self._all_failed(done, failed)
 
     def _all_failed(self, done: int, failed: int) -> bool:
-        """The fail-fast rule: none of this run's evaluations done, and ``fail_fast`` failed."""
-        return bool(self.fail_fast) and done == 0 and failed >= self.fail_fast
+        """The fail-fast rule: none of this run's evaluations done, and ``fail_fast`` failed,
+        or every one this run finishes, where it finishes fewer (a run of 3 that all fail is
+        refused as one of 10 is, not reported finished)."""
+        return bool(self.fail_fast) and done == 0 and failed >= min(self.fail_fast, max(self._run_total, 1))
 
     def _check_fail_fast(self, outcomes: list[Outcome]) -> None:
         """Stop when this run's first ``fail_fast`` evaluations have all failed."""

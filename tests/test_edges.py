@@ -188,6 +188,33 @@ def test_a_campaign_whose_first_evaluations_all_fail_stops(tmp_path: Path, execu
         store.close()
 
 
+def test_a_run_shorter_than_fail_fast_whose_evaluations_all_fail_stops_too(tmp_path: Path) -> None:
+    """A run of 3 (a budget, or a resume's --budget, below fail_fast) whose evaluations all
+    failed had been reported finished, exit 0; one done among them is a run that works."""
+    db = tmp_path / "atlas.db"
+    spec = quadratic_spec(search__budget=3, search__batch_size=1, search__max_in_flight=1)
+    spec["evaluator"]["target"] = "tests.support.evaluators:always_fails"
+    result = invoke("run", str(write(tmp_path / "c.yaml", spec)), "--storage", f"sqlite:///{db}",
+                    "--executor", "inline")
+    lines = assert_one_line_errors(result)
+    assert "the first 3 evaluations all failed" in lines[0] and "always broken" in lines[0]
+    again = invoke("resume", "quad", "--storage", f"sqlite:///{db}", "--executor", "inline", "--budget", "5")
+    assert "the first 2 evaluations all failed" in assert_one_line_errors(again)[0]  # this run's 2 of 2
+    store = Store(f"sqlite:///{db}", readonly=True)
+    try:
+        record = store.require_campaign("quad")
+        assert record.status == "failed" and store.stats(record.id, 25).counts["failed"] == 5
+    finally:
+        store.close()
+
+    spec["evaluator"]["target"] = "tests.support.evaluators:flaky"  # raises where a < 0.1
+    spec["name"] = "mixed"
+    spec["search"]["initial_points"] = [{"a": 0.05, "b": 0.5}, {"a": 0.5, "b": 0.5}, {"a": 0.6, "b": 0.5}]
+    result = invoke("run", str(write(tmp_path / "m.yaml", spec)), "--storage", f"sqlite:///{db}",
+                    "--executor", "inline")
+    assert result.exit_code == 0, result.stderr
+
+
 @pytest.mark.parametrize("executor", ["inline", pytest.param("ray", marks=pytest.mark.ray)])
 def test_an_evaluator_that_cannot_be_set_up_is_refused_before_anything_is_written(tmp_path: Path,
                                                                                   executor: str) -> None:
