@@ -963,7 +963,8 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
         "cells": s.cells, "coverage": s.coverage, "qd_score": s.qd_score,
         "best": s.best_objective, "best_evaluation_id": s.best_evaluation_id,
         "algorithm": camp.settings.algorithm,
-        "proposers": counts,
+        "proposers": None if counts is None else {  # by the totals' rule: in flight only while a run holds it
+            proposer: {**c, **_unfinished_fields(c, live=status == "running")} for proposer, c in counts.items()},
         **exploration,
         "failures": failures,
         "outside_axes": outside,

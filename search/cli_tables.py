@@ -200,7 +200,7 @@ def proposers_table(r: dict[str, Any]) -> Table:
     entropy = r.get("exploration") or {}
     for proposer, counts in sorted(r["proposers"].items()):
         table.add_row(escape(proposer), str(counts.get("done", 0)), str(counts.get("failed", 0)),
-                      str(counts.get("pending", 0) + counts.get("running", 0)),
+                      str(counts.get("in_flight", 0) + counts.get("pending", 0)),
                       Exploration(**entropy[proposer]).text() if proposer in entropy else "—")
     return table
 

@@ -210,12 +210,15 @@ def test_a_stopped_campaigns_unfinished_rows_are_pending_not_in_flight(tmp_path:
         s.update_campaign(cid, status="stopped")
         ids = s.add_pending(cid, [NewEvaluation(seq=s.next_seq(cid) + i, params={"a": 0.5, "b": 0.5}, x=[0.5, 0.5],
                                                 proposer="map-elites") for i in range(4)])
+        s.mark_running(ids[:1])  # as a killed run leaves it
     shown = atlas("status", "quad", "--storage", url)
     assert shown.exit_code == 0, shown.stderr
     text = " ".join(shown.stdout.split())  # as read, however the table wraps it
     assert "0 failed; 4 pending (`atlas resume quad` runs them)" in text and "in flight" not in text
     (row,) = json.loads(atlas("status", "quad", "--storage", url, "--json").stdout)
     assert (row["running"], row["in_flight"], row["pending"]) == (0, 0, 4)
+    by_proposer = row["proposers"]["map-elites"]  # it had said pending 3, running 1 beside the totals' 4 pending
+    assert (by_proposer["running"], by_proposer["in_flight"], by_proposer["pending"]) == (0, 0, 4)
     assert "4 pending" in atlas("status", "--storage", url).stdout
 
     live = f"{socket.gethostname()}:{os.getpid()}:live"  # this process: a live scheduler
@@ -227,6 +230,9 @@ def test_a_stopped_campaigns_unfinished_rows_are_pending_not_in_flight(tmp_path:
     assert "0 failed; 4 in flight" in text and "pending" not in text
     (row,) = json.loads(atlas("status", "quad", "--storage", url, "--json").stdout)
     assert (row["status"], row["running"], row["in_flight"], row["pending"]) == ("running", 1, 4, 0)
+    by_proposer = row["proposers"]["map-elites"]
+    assert (by_proposer["running"], by_proposer["in_flight"], by_proposer["pending"]) == (1, 4, 0)
+    assert "map-elites 10 0 4" in " ".join(shown.stdout.split())  # the table's in-flight column
 
 
 # -- delete on the command line -------------------------------------------------------------
