@@ -71,7 +71,7 @@ def _errors() -> Iterator[None]:
         yield
     except AtlasError as exc:
         for line in exc.lines():
-            err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(_resumable(line))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -86,7 +86,7 @@ def _at_least(flag: str, value: int | None, minimum: int) -> int | None:
 
 
 def _warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[yellow]warning:[/] {escape(_resumable(message))}", highlight=False, soft_wrap=True)
 
 
 def _read(storage: str | None, name: str | None = None, *, writes: bool = False) -> Any:
@@ -208,9 +208,51 @@ class _Stopped:
     said = False
 
 
+class _ResumeWords:
+    """The options a printed `` `atlas resume NAME` `` needs to find the campaign and run it
+    as the command that printed it did: ``--storage`` where one was given (ATLAS_STORAGE
+    still holds otherwise), ``--executor`` where not Ray, ``--address`` where given. Set by
+    ``run`` and ``resume`` (:func:`_resume_words`) for their own lines; a resume copied from
+    an error had looked in the default storage, or started Ray for an inline campaign."""
+
+    name: str | None = None
+    flags = ""
+
+
+@contextmanager
+def _resume_words() -> Iterator[type[_ResumeWords]]:
+    """:class:`_ResumeWords` for the block (the command), cleared after it."""
+    try:
+        yield _ResumeWords
+    finally:
+        _ResumeWords.name, _ResumeWords.flags = None, ""
+
+
+def _note_resume_flags(name: str, storage: str | None, url: str, executor: str, address: str | None) -> None:
+    """What :class:`_ResumeWords` adds to campaign ``name``'s `` `atlas resume NAME` `` lines."""
+    import shlex
+
+    from archive.engine import shown_url
+
+    flags = [*(("--storage", shown_url(url)) if storage else ()),
+             *(("--executor", executor) if executor != "ray" else ()),
+             *(("--address", address) if address else ())]
+    _ResumeWords.name, _ResumeWords.flags = name, "".join(f" {shlex.quote(str(f))}" for f in flags)
+
+
+def _resumable(text: str) -> str:
+    """``text`` with :class:`_ResumeWords`' options in each `` `atlas resume NAME`` of its campaign."""
+    if not _ResumeWords.flags or _ResumeWords.name is None:
+        return text
+    import re
+
+    return re.sub(rf"`atlas resume {re.escape(_ResumeWords.name)}(?=[`\s])",
+                  lambda m: m.group(0) + _ResumeWords.flags, text)
+
+
 def _say_stopped(detail: str) -> None:
     """The one line an interrupted command ends with: ``stopped`` and what it kept."""
-    err.print(f"[yellow]stopped[/]{escape(detail)}", highlight=False, soft_wrap=True)
+    err.print(f"[yellow]stopped[/]{escape(_resumable(detail))}", highlight=False, soft_wrap=True)
     _Stopped.said = True
 
 
@@ -371,7 +413,7 @@ def run(
 ) -> None:
     """Create the campaign (or continue it if the same spec exists) and run it to budget."""
     stop = _RunStop()
-    with _stoppable(stop), _errors():  # from the start: the imports and the spec's checks take seconds
+    with _resume_words(), _stoppable(stop), _errors():  # from the start: the imports and checks take seconds
         from archive.outputs import FIGURE_SUFFIXES, check_output
         from search import api
 
@@ -380,6 +422,7 @@ def run(
             loaded = loaded.with_overrides(name=name, budget=budget, source=str(spec))
         url = _storage(storage)
         stop.storage, stop.name, stop.budget = url, loaded.name, loaded.search.budget
+        _note_resume_flags(loaded.name, storage, url, executor, address)
         check_output(map_out or _default_map(url, loaded.name), FIGURE_SUFFIXES, url)  # before the run, not after
         _execute(lambda p: api.run(loaded, storage=url, executor=executor, address=address, progress=p,
                                    budget=budget, source=str(spec), on_warning=_warn),  # budget: named if refused
@@ -397,12 +440,13 @@ def resume(
 ) -> None:
     """Continue a stopped or killed campaign: nothing lost, nothing recorded twice."""
     stop = _RunStop()
-    with _stoppable(stop), _errors():
+    with _resume_words(), _stoppable(stop), _errors():
         from archive.outputs import FIGURE_SUFFIXES, check_output
         from search import api
 
         url = _storage(storage)
         stop.storage, stop.name, stop.budget = url, name, budget
+        _note_resume_flags(name, storage, url, executor, address)
         check_output(map_out or _default_map(url, name), FIGURE_SUFFIXES, url)
         complete, finished, total = api.is_complete(url, name, budget)
         if complete:

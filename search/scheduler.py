@@ -273,7 +273,8 @@ class Scheduler:
         status = "stopped"
         progress_error: Exception | None = None  # the callback's, raised once the run has stopped
         full: StorageFull | None = None  # the storage's, told once the run has stopped (with the lease's fate)
-        unreleased = False  # the lease could not be released (no space to write it): it lapses
+        unreleased = False  # the lease could not be released (no space to write it, no storage): it lapses
+        lost: StorageError | None = None  # the storage, gone past its retries: told once the run has stopped
         try:
             self._keeper = LeaseKeeper(self.store.url, self.cid, self.holder, self.lease_ttl_s, taken_at)
             self._restore()  # first: a proposer that cannot be restored leaves the campaign as it was
@@ -319,6 +320,10 @@ class Scheduler:
             progress_error = stop.error
         except StorageFull as exc:
             full = exc
+        except StorageError as exc:  # lost past its retries: said with the way on once the run has stopped
+            if type(exc) is not StorageError:  # a kind with its own words (CampaignNotFound, …)
+                raise
+            lost = exc
         finally:
             try:
                 if self._keeper is not None:
@@ -331,10 +336,16 @@ class Scheduler:
                     self.store.finish_run(self.cid, self.holder, status)
                 except StorageFull as exc:
                     full, unreleased = full or exc, True
+                except StorageError:
+                    if lost is None:
+                        raise
+                    unreleased = True  # still lost: the lease lapses
             finally:
                 self.executor.shutdown()
         if full is not None:
             raise self._full(full, unreleased) from None
+        if lost is not None:
+            raise self._lost(lost, unreleased) from None
         if progress_error is not None:
             raise progress_error  # the caller's own exception, outside this handler's context
         stats = self.stats()
@@ -351,6 +362,15 @@ class Scheduler:
         name = self.campaign.name
         return StorageFull(f"{exc.problem}; campaign {name!r} stopped, every evaluation written before kept{lease}",
                            exc.where, f"`atlas resume {name}`")
+
+    def _lost(self, exc: StorageError, unreleased: bool) -> StorageError:
+        """The run stopped on a storage lost past its retries (``ATLAS_DB_RETRY_S``): what it
+        wrote before is kept, and the campaign resumes once the storage answers; where the
+        lease's release could not be written either, it lapses first."""
+        lease = f" (its lease lapses within {self.lease_ttl_s:g} s)" if unreleased else ""
+        name = self.campaign.name
+        return StorageError(f"{exc}; campaign {name!r} stopped, every evaluation written before kept: "
+                            f"`atlas resume {name}` continues it once the storage answers{lease}")
 
     def _restore(self) -> None:
         """Restore the proposer from its checkpoint and the archive. An unreadable checkpoint

@@ -80,7 +80,7 @@ def test_a_full_disk_mid_run_stops_at_once_in_one_line_and_the_campaign_resumes(
     assert line.startswith(f"error: storage sqlite:///atlas.db is full: database or disk is full (the disk "
                            f"holding {db} has "), line
     assert line.endswith("campaign 'quad' stopped, every evaluation written before kept: free space there, "
-                         "then `atlas resume quad`"), line
+                         "then `atlas resume quad --executor inline`"), line  # as this run was started
     counts, holder = sqlite_rows(db)
     assert 0 < counts["done"] < 300 and holder is None, (counts, holder)
 
@@ -312,3 +312,33 @@ def test_an_output_on_a_full_disk_is_one_error_and_the_earlier_file_stays(
     assert assert_one_line_errors(result) == [f"error: cannot write {out}: No space left on device"]
     assert out.read_bytes() == b"the earlier file"
     assert [p.name for p in full_disk.iterdir()] == [out.name]
+
+
+def test_a_storage_lost_past_its_retries_stops_the_run_with_the_way_on(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage gone for ATLAS_DB_RETRY_S mid-run had ended it with `lost the storage for
+    8 s: …` alone, though the campaign resumes; the release of the lease, retried as long
+    again, then failed too and its error took the place of the first."""
+    db = tmp_path / "atlas.db"
+    monkeypatch.chdir(tmp_path)
+    spec = write(tmp_path / "c.yaml", quadratic_spec(search__budget=60, search__batch_size=4,
+                                                      search__max_in_flight=4))
+    step, turns = Store.step, {"n": 0}
+
+    def lost_after_three_turns(self: Store, *args: Any, **kwargs: Any) -> Any:
+        turns["n"] += 1
+        if turns["n"] > 3:
+            raise StorageError("lost the storage for 8 s: connection failed: the server is gone")
+        return step(self, *args, **kwargs)
+
+    def release_lost(self: Store, *args: Any, **kwargs: Any) -> None:
+        raise StorageError("lost the storage for 8 s: connection failed: still gone")
+
+    monkeypatch.setattr(Store, "step", lost_after_three_turns)
+    monkeypatch.setattr(Store, "finish_run", release_lost)
+    [line] = assert_one_line_errors(invoke("run", str(spec), "--executor", "inline"))
+    assert line == ("error: lost the storage for 8 s: connection failed: the server is gone; campaign 'quad' "
+                    "stopped, every evaluation written before kept: `atlas resume quad --executor inline` "
+                    "continues it once the storage answers (its lease lapses within 30 s)")
+    counts, holder = sqlite_rows(db)
+    assert counts["done"] > 0 and holder is not None  # what the three turns wrote; the lease left to lapse

@@ -472,8 +472,8 @@ def test_resuming_a_finished_campaign_says_so(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (("resume", "quad", "--budget", "5"), "error: stored spec of quad with --budget 5: search.budget: 5 is below "
                                           "the 10 evaluations campaign 'quad' already has; continue it with "
-                                          "`atlas resume quad` (its budget is 10), or run more with a --budget "
-                                          "above 10"),
+                                          "`atlas resume quad --storage URL --executor inline` (its budget is "
+                                          "10), or run more with a --budget above 10"),
     (("resume", "quad", "--budget", "0"), "error: stored spec of quad with --budget 0: search.budget: must be > 0"),
     (("elites", "quad", "--top", "-3"), "error: --top must be >= 1, not -3"),
     (("elites", "quad", "--top", "0"), "error: --top must be >= 1, not 0"),
@@ -486,7 +486,8 @@ def test_a_number_out_of_range_on_the_command_line_is_one_line(tmp_path: Path, a
     url = f"sqlite:///{tmp_path / 'atlas.db'}"
     api.run(quadratic_spec(search__budget=10), storage=url, executor="inline")
     assert assert_one_line_errors(invoke(*args, "--storage", url, "--executor", "inline")
-                                  if args[0] == "resume" else invoke(*args, "--storage", url)) == [message]
+                                  if args[0] == "resume" else invoke(*args, "--storage", url)) == [
+        message.replace("URL", url)]
     with sqlite3.connect(tmp_path / "atlas.db") as conn:
         assert conn.execute("SELECT count(*), max(attempts) FROM evaluations").fetchone() == (10, 1)
 

@@ -280,7 +280,7 @@ def test_stopping_the_cluster_under_a_run_stops_it_in_one_line_and_it_resumes(tm
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and len(stderr.strip().splitlines()) == 1, stderr
     assert f"the Ray cluster at {heads[0].address} stopped answering" in errors[0]
-    assert "`atlas resume quad`" in errors[0] and "Failed to connect to GCS" not in stderr
+    assert f"`atlas resume quad --address {heads[0].address}`" in errors[0] and "Failed to connect to GCS" not in stderr
 
     status = atlas("status", "quad", "--json", cwd=tmp_path)
     (row,) = json.loads(status.stdout)

@@ -8,6 +8,7 @@ or the stored spec, never the ``--budget`` that was typed, and gave no way on.
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,8 @@ def test_a_fail_fast_stop_that_spent_the_budget_is_not_resumed_into_finished(
     db = tmp_path / "atlas.db"
     assert campaign(db) == ("failed", 12, 0, 12, 1)
     expected = ("error: campaign 'quad' failed with its budget of 12 spent (12 of its 12 evaluations failed): "
-                "nothing is left to run; to try again, raise the budget: `atlas resume quad --budget 24` "
-                "runs 12 more")
+                f"nothing is left to run; to try again, raise the budget: `atlas resume quad {shlex.join(where)} "
+                "--budget 24` runs 12 more")
     assert one_error(invoke("resume", "quad", *where)) == expected
     assert one_error(invoke("run", str(path), *where)) == expected
     assert campaign(db) == ("failed", 12, 0, 12, 1)  # nothing retried, nothing marked finished
@@ -145,5 +146,6 @@ def test_a_budget_below_what_the_campaign_has_names_what_was_typed_and_the_way_o
     budget = typed[-1] if "--budget" in typed else "8"
     assert one_error(invoke(*typed, *where)) == (
         f"error: {source.format(file=path)}: search.budget: {budget} is below the 12 evaluations campaign 'quad' "
-        f"already has; continue it with `atlas resume quad` (its budget is 12), or run more with a --budget above 12")
+        f"already has; continue it with `atlas resume quad {shlex.join(where)}` (its budget is 12), or run more with "
+        "a --budget above 12")
     assert campaign(tmp_path / "atlas.db") == ("finished", 12, 12, 0, 1)

@@ -112,7 +112,8 @@ def test_an_interrupt_once_the_campaign_is_written_names_the_resume(
     monkeypatch.setattr(Store, "acquire_lease", taken_then_interrupted)
     code, _out, err = atlas(monkeypatch, capsys, "run", str(spec_file(tmp_path, search__budget=30)), "--storage", url,
                             "--executor", "inline")
-    assert (code, err.strip()) == (130, "stopped; continue with `atlas resume quad`")
+    # the resume as it would find and run the campaign: its storage and executor (the default Ray had started)
+    assert (code, err.strip()) == (130, f"stopped; continue with `atlas resume quad --storage {url} --executor inline`")
     store = Store(url, readonly=True)
     try:
         record = store.campaign("quad")
@@ -129,7 +130,8 @@ def test_an_interrupt_once_the_campaign_is_written_names_the_resume(
     monkeypatch.setattr(api, "checked_executor", interrupting())
     code, _out, err = atlas(monkeypatch, capsys, "resume", "quad", "--budget", "40", "--storage", url,
                             "--executor", "inline")
-    assert (code, err.strip()) == (130, "stopped; continue with `atlas resume quad --budget 40`")
+    assert (code, err.strip()) == (130, f"stopped; continue with `atlas resume quad --storage {url} --executor inline "
+                                        f"--budget 40`")
 
 
 def test_an_error_that_came_of_the_interrupt_is_the_stop(
@@ -402,3 +404,25 @@ def test_an_interrupt_while_the_command_loads_is_one_line(signum: int) -> None:
     done = subprocess.run([sys.executable, "-c", ENTRY_UNDER_A_SIGNAL, str(int(signum))], cwd=root,
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr.strip()) == (130, "stopped while starting; nothing was written")
+
+
+def test_resume_lines_carry_the_options_that_find_and_run_the_campaign() -> None:
+    """Only campaign ``quad``'s `` `atlas resume quad`` gets them, wherever they stand, and
+    nothing once the command is over."""
+    from search import cli
+
+    with cli._resume_words():
+        cli._note_resume_flags("quad", "sqlite:///my dir/a.db", "sqlite:///my dir/a.db", "inline", None)
+        assert cli._resumable("continue with `atlas resume quad`; or `atlas resume quadratic` and "
+                              "`atlas resume quad --budget 9`") == (
+            "continue with `atlas resume quad --storage 'sqlite:///my dir/a.db' --executor inline`; or "
+            "`atlas resume quadratic` and `atlas resume quad --storage 'sqlite:///my dir/a.db' --executor inline "
+            "--budget 9`")
+        cli._note_resume_flags("quad", None, "sqlite:///atlas.db", "ray", "10.0.0.1:6379")
+        assert cli._resumable("`atlas resume quad`") == "`atlas resume quad --address 10.0.0.1:6379`"
+        cli._note_resume_flags("quad", None, "sqlite:///atlas.db", "ray", None)
+        assert cli._resumable("`atlas resume quad`") == "`atlas resume quad`"  # the defaults find it
+        cli._note_resume_flags("quad", "postgresql+psycopg://u:secret@h/db", "postgresql+psycopg://u:secret@h/db",
+                               "ray", None)
+        assert "secret" not in cli._resumable("`atlas resume quad`")
+    assert cli._resumable("`atlas resume quad`") == "`atlas resume quad`"
