@@ -207,18 +207,23 @@ def proposers_table(r: dict[str, Any]) -> Table:
 
 def model_calls_table(calls: list[dict[str, Any]]) -> Table:
     """``atlas status NAME``'s model calls, a line per proposer that called a model: its
-    calls, answered, failed, asks that sent no request (``not asked``: ``—`` where not
-    known), tokens (a column only where some reply counted them) and the latest error's
-    first line with when it came; on a narrow console the error wraps, the rest stays whole."""
+    calls, answered, failed, answered whose reply gave no usable candidate (``unusable``: a
+    column only where some call's did), asks that sent no request (``not asked``: ``—``
+    where not known), tokens (a column only where some reply counted them) and the latest
+    problem's first line with when it came (:func:`_latest_error_text`); on a narrow
+    console the error wraps, the rest stays whole."""
     table = _table("model calls")
     table.add_column("proposer", no_wrap=True, min_width=8)
     tokens = any(c.get("tokens") is not None for c in calls)
-    for col in ("calls", "answered", "failed", "not asked", *(("tokens",) if tokens else ())):
+    unusable = any(c.get("unusable") for c in calls)
+    for col in ("calls", "answered", "failed", *(("unusable",) if unusable else ()), "not asked",
+                *(("tokens",) if tokens else ())):
         table.add_column(col, **NUMBER)
     table.add_column("latest error", overflow="fold", ratio=1)
     for c in calls:
         not_asked = "—" if c.get("not_asked") is None else str(c["not_asked"])
-        numbers = [str(c["calls"]), str(c["answered"]), str(c["failed"]), not_asked]
+        numbers = [str(c["calls"]), str(c["answered"]), str(c["failed"]),
+                   *((str(c.get("unusable") or 0),) if unusable else ()), not_asked]
         if tokens:
             numbers.append("—" if c.get("tokens") is None else f"{c['tokens']:,}")
         table.add_row(escape(c["proposer"]), *numbers, escape(_latest_error_text(c)))
@@ -226,13 +231,19 @@ def model_calls_table(calls: list[dict[str, Any]]) -> Table:
 
 
 def _latest_error_text(c: dict[str, Any]) -> str:
-    """``MESSAGE (at 2025-01-02 10:11:12)`` in local time, or ``—`` where no call failed."""
-    if c.get("latest_error_at") is None:
+    """``MESSAGE (at 2025-01-02 10:11:12)`` in local time: the latest failed call's error,
+    or ``unusable reply: WHY`` where an answered call that gave no usable candidate came
+    later; ``—`` where there is neither."""
+    error_at, unusable_at = c.get("latest_error_at"), c.get("latest_unusable_at")
+    if error_at is None and unusable_at is None:
         return "—"
     import time
 
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c["latest_error_at"]))
-    return f"{c['latest_error'] or '(no message)'} (at {when})"
+    if unusable_at is not None and (error_at is None or unusable_at > error_at):
+        message, at = f"unusable reply: {c.get('latest_unusable') or '(no reason)'}", unusable_at
+    else:
+        message, at = c.get("latest_error") or "(no message)", error_at
+    return f"{message} (at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(at))})"
 
 
 def failure_counts_table(counts: list[dict[str, Any]], title: str) -> Table:

@@ -3,7 +3,9 @@
 Rules:
 
 - The calls' counts, tokens, latest error and median latency are the archive's
-  (:meth:`archive.handle.CampaignHandle.model_calls`, aggregated in SQL).
+  (:meth:`archive.handle.CampaignHandle.model_calls`, aggregated in SQL), and so are the
+  answered calls whose reply gave no usable candidate (``unusable``, the latest one's
+  reason ``latest_unusable``): a campaign whose every call was answered with garbage shows it.
 - ``not_asked`` is how many asks got no request at all, read from the proposer's
   checkpoint (the LLM proposer's ``discarded`` counts of ``server unreachable``: skipped
   while the server could not be reached, and ``request cap reached``); the reasons are in

@@ -76,9 +76,10 @@ def test_the_calls_are_counted_per_proposer_in_sql(store: Store) -> None:
     assert llm["latest_error"] == "no answer after 5 attempts: connection refused"
     assert before <= llm["latest_error_at"] <= time.time()
     assert llm["median_latency_s"] == pytest.approx(3.0)  # of 1, 2, 4, 10
-    assert mutate == {"proposer": "llm-mutate", "calls": 1, "answered": 0, "failed": 1, "prompt_tokens": None,
-                      "completion_tokens": None, "tokens": None, "latest_error": "",
-                      "latest_error_at": mutate["latest_error_at"], "median_latency_s": None}
+    assert mutate == {"proposer": "llm-mutate", "calls": 1, "answered": 0, "failed": 1, "unusable": 0,
+                      "prompt_tokens": None, "completion_tokens": None, "tokens": None, "latest_error": "",
+                      "latest_error_at": mutate["latest_error_at"], "latest_unusable": None,
+                      "latest_unusable_at": None, "median_latency_s": None}
     assert mutate["latest_error_at"] >= llm["latest_error_at"]
 
 
@@ -156,7 +157,7 @@ def test_status_shows_the_model_calls_of_an_unreachable_server(tmp_path: Path, w
         "not_asked_reasons": {"server unreachable": 2}}
     error = calls["latest_error"]
     assert error.startswith("no answer after 1 attempt") and "connection refused" in error
-    assert status["proposers"] == {"llm-fallback": {"done": 12}}  # the keys it had, unchanged
+    assert status["proposers"] == {"llm-fallback": {"done": 12, "running": 0, "in_flight": 0, "pending": 0}}
 
 
 def test_a_campaign_without_calls_prints_no_table_and_an_empty_list(tmp_path: Path, wide: None) -> None:

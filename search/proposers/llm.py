@@ -38,7 +38,8 @@ of a call reached the server; ``error``: the endpoint did not answer or refused;
 says so once rather than on every batch.
 
 A server that cannot be reached (every attempt of a call refused, its host name not
-resolved, or its connect timed out: :class:`~search.proposers.llm_backends.Unreachable`)
+resolved, its connect timed out, or no complete reply by ``timeout_s``: a server that
+accepts the connection and says nothing; :class:`~search.proposers.llm_backends.Unreachable`)
 is not asked again at once: the asks in between are filled by the fallback without a
 request, so the run goes on at full speed rather than spending each ask on retries
 against nothing (a portfolio gave it half of each batch: 25 calls of five attempts,
@@ -46,7 +47,9 @@ about 15 s each, were 400 s of a 402 s run). It is tried again, one attempt, aft
 :data:`UNREACHABLE_FIRST_WAIT_S`, then at intervals that double up to
 :data:`UNREACHABLE_MAX_WAIT_S`, and never sooner than :data:`UNREACHABLE_WAIT_FACTOR` ×
 the last failed attempt's time (a host that drops packets costs a connect timeout each
-time). Not stopped for good, because the usual cause is a server not started yet or
+time, a silent server ``timeout_s``). Before, a server that accepted and never answered was asked on every ask,
+each call ``max_retries`` + 1 timeouts and their backoff: 0 of 24 evaluations in 200 s,
+with no warning. Not stopped for good, because the usual cause is a server not started yet or
 still loading its model: it is used within about twice its start-up time once it
 listens. Its first answer (a reply or an error) ends the wait; a server that answers
 with an error or garbage is asked on every ask as before (that is the server's answer,
@@ -200,6 +203,15 @@ class LlmProposer(Proposer):
         self._wait_s = 0.0  # the wait before that try
         self._unreachable_reason = ""  # why the last try failed
 
+    @classmethod
+    def option_warnings(cls, options: Mapping[str, Any], path: str = "search.options") -> list[str]:
+        """The base's, and a key variable named by ``api_key_env`` that is not set where the
+        endpoint is not on loopback (:func:`search.proposers.llm_key.key_warning`)."""
+        from search.proposers.llm_key import key_warning
+
+        missing = key_warning(options, path)
+        return super().option_warnings(options, path) + ([missing] if missing else [])
+
     def _reset_caches(self) -> None:
         self.cache: dict[str, str] = {}
         self.seen: set[str] = set()
@@ -291,7 +303,8 @@ class LlmProposer(Proposer):
             log.warning("the LLM server at %s cannot be reached (%s); the %s proposer's batches are filled by its "
                         "fallback (mutations of elites or new points of the space, proposer %s-fallback) until it "
                         "answers again: it is tried again after %.0f s, then at doubling intervals up to %.0f s",
-                        self.endpoint(), reason, self.name, self.name, self._wait_s, UNREACHABLE_MAX_WAIT_S)
+                        self.endpoint(), reason, self.name, self.name, self._wait_s,
+                        max(UNREACHABLE_MAX_WAIT_S, self._wait_s))
             return
         log.warning("%s proposer: %s: %s; %d of %d candidates of the batch come from the fallback (mutations "
                     "of elites or new points of the space, proposer %s-fallback). This is reported once per "

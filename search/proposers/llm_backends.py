@@ -7,15 +7,22 @@
   reply. The attempt runs on an event loop of its own (:func:`run_with_deadline`) and is
   cancelled at the deadline, which closes its connection, so a server that trickles its
   reply a byte at a time holds it no longer than one that says nothing. 429s, 5xx and
-  timeouts are retried with exponential backoff and jitter. Connecting has a deadline of
-  its own, :func:`connect_timeout_s` (``timeout_s`` × 0.9, at most 30 s), so a host that
-  drops the connection reads as a connect timeout, not as a slow reply. A call whose every
-  attempt failed to connect (connection refused, a name that does not resolve, a connect
-  timeout) raises :class:`Unreachable`: the server is not there, which the proposer
-  treats apart from a server that answers with an error.
-- A reply that is not a chat completion (not JSON, another shape, a ``message.content``
-  that is not a string or null) is an error of the request, not retried: the proposer
-  records the call as failed and falls back.
+  timeouts are retried with exponential backoff and jitter, up to ``max_retries`` times;
+  but a call makes at most :data:`MAX_TIMED_OUT_ATTEMPTS` attempts that time out (a
+  connect or a reply), so a server that accepts and never answers costs about two
+  ``timeout_s``, not ``max_retries`` + 1 of them and their backoff (with ``timeout_s: 120,
+  max_retries: 4`` one call had blocked over 10 minutes). Connecting has a deadline of its
+  own, :func:`connect_timeout_s` (``timeout_s`` × 0.9, at most 30 s), so a host that drops
+  the connection reads as a connect timeout, not as a slow reply. A call none of whose
+  attempts got an answer (each one's connection refused, its host name not resolved, its
+  connect timed out, or no complete reply by ``timeout_s``) raises :class:`Unreachable`:
+  the server is not there, or says nothing, which the proposer treats apart from a server
+  that answers with an error.
+- A reply that is not a chat completion (a body that is not JSON, another shape, a
+  ``message.content`` that is not a string or null) is an error of the request, not
+  retried: the proposer records the call as failed and falls back. Its message says what
+  the body is, in the user's terms (:func:`body_problem`: ``the body is not JSON
+  (content-type text/html, starts '<html>…')``), not the client's exception.
 - ``hf``: a local Hugging Face causal LM (a directory), held in a Ray actor so it loads
   once, on a GPU when ``num_gpus`` > 0. ``timeout_s`` is a deadline for each request
   too: the generation stops at it (``generate(max_time=…)``), and a reply that is not
@@ -30,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import json
 import os
 import random
 import socket
@@ -55,15 +63,21 @@ class BackendError(RuntimeError):
 
 
 class Unreachable(BackendError):
-    """No attempt of the call reached the server: each one's connection was refused, its
-    host name did not resolve, or its connect timed out. ``reason`` says which (the last
-    attempt's), in a few words; ``attempt_s`` is the longest attempt's time (no backoff)."""
+    """No attempt of the call got an answer: each one's connection was refused, its host
+    name did not resolve, its connect timed out, or no complete reply came by its deadline
+    (a server that accepts and says nothing). ``reason`` says which (the last attempt's),
+    in a few words; ``attempt_s`` is the longest attempt's time (no backoff)."""
 
     def __init__(self, message: str, reason: str, attempt_s: float) -> None:
         super().__init__(message)
         self.reason = reason
         self.attempt_s = attempt_s
 
+
+MAX_TIMED_OUT_ATTEMPTS = 2
+"""The most attempts of one call that may time out (a connect or a reply): a timeout is
+retried once, as a slow server may answer the next time, but a second one ends the call,
+whatever ``max_retries`` allows (that is for 429s and 5xx, which a server answers at once)."""
 
 CONNECT_TIMEOUT_S = 30.0
 """The most a connect may take: a server that is there accepts within a second or two, so a
@@ -99,9 +113,87 @@ def unreachable_reason(exc: BaseException) -> str | None:
     return "connection failed"
 
 
+def timed_out_reason(exc: BaseException, timeout_s: float) -> str | None:
+    """Why an attempt got no answer when it timed out (``exc`` the attempt's deadline, or the
+    HTTP client's timeout): ``connect timed out`` (:func:`unreachable_reason`), else ``no
+    complete reply within timeout_s (N s)``; None when ``exc`` is no timeout."""
+    import openai
+
+    if not isinstance(exc, AttemptTimeout | openai.APITimeoutError):
+        return None
+    return unreachable_reason(exc) or f"no complete reply within timeout_s ({timeout_s:g} s)"
+
+
+MAX_BODY_SHOWN = 60  # characters of a body that is not a chat completion quoted in its message
+
+
+def body_problem(content_type: str | None, body: bytes) -> str | None:
+    """What is wrong with a 200's body as a chat completion, in the user's terms, or None
+    when it is one (a JSON object whose ``choices`` is a list, the first choice's
+    ``message`` an object whose ``content`` is a string or null): ``the body is not JSON
+    (content-type text/html, starts '<html>…')``, ``the body is JSON null, not an object``,
+    ``the body is a JSON object without a "choices" list (its keys: a)``, ``the body is an
+    error: MESSAGE``, ``message.content is a dict, not a string: …``."""
+    kind = f"content-type {content_type}" if content_type else "no content-type"
+    if not body.strip():
+        return f"the body is empty ({kind})"
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return f"the body is not JSON ({kind}, starts {quoted_start(body)})"
+    if not isinstance(value, dict):
+        return f"the body is {json_kind(value)}, not an object: starts {quoted_start(body)}"
+    choices = value.get("choices")
+    if not isinstance(choices, list):
+        error = value.get("error")
+        if error is not None:
+            said = error.get("message", error) if isinstance(error, dict) else error
+            return f"the body is an error: {str(said)[:200]}"
+        if "choices" in value:
+            return f'the body\'s "choices" is {json_kind(choices)}, not a list'
+        keys = ", ".join(sorted(str(k) for k in value)[:10]) or "none"
+        return f'the body is a JSON object without a "choices" list (its keys: {keys})'
+    message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
+    if choices and not isinstance(message, dict):
+        return f'the body\'s choices[0] has no "message" object: {json.dumps(choices[0])[:120]}'
+    content = message.get("content") if isinstance(message, dict) else None
+    if content is not None and not isinstance(content, str):
+        return f"message.content is {a_type(content)}, not a string: {repr(content)[:120]}"
+    return None
+
+
+def json_kind(value: Any) -> str:
+    """A decoded JSON value's kind as JSON names it: ``JSON null``, ``a JSON array``, …"""
+    if value is None:
+        return "JSON null"
+    names = ((bool, "boolean"), (int | float, "number"), (str, "string"), (list, "array"), (dict, "object"))
+    return "a JSON " + next(name for kind, name in names if isinstance(value, kind))
+
+
+def quoted_start(body: bytes) -> str:
+    """The body's first :data:`MAX_BODY_SHOWN` characters, whitespace runs as one space,
+    quoted, with ``…`` where it goes on."""
+    text = " ".join(body.decode("utf-8", "replace").split())
+    return f"'{text[:MAX_BODY_SHOWN]}{'…' if len(text) > MAX_BODY_SHOWN else ''}'"
+
+
+class NotACompletion(ValueError):
+    """A 200 whose body is not a chat completion (:func:`body_problem` says why)."""
+
+
+def read_completion(raw: Any) -> tuple[str | None, dict[str, int]]:
+    """The reply text and token counts of a raw response (the client's ``with_raw_response``:
+    its headers, body and ``parse()``); :class:`NotACompletion` when its body is none."""
+    problem = body_problem(raw.headers.get("content-type"), raw.content)
+    if problem is not None:
+        raise NotACompletion(problem)
+    response = raw.parse()
+    return reply_text(response), reply_usage(response)
+
+
 class OpenAIBackend:
     """Chat completions over HTTP: each attempt ends by ``timeout_s``; 429, 5xx and
-    timeouts are retried."""
+    timeouts are retried (a timeout once: :data:`MAX_TIMED_OUT_ATTEMPTS`)."""
 
     def __init__(self, base_url: str | None, model: str, api_key_env: str | None, timeout_s: float,
                  max_retries: int, temperature: float, max_tokens: int, backoff_s: float = 1.0) -> None:
@@ -117,12 +209,14 @@ class OpenAIBackend:
         self.backoff_s = backoff_s
 
     async def _request(self, messages: list[dict[str, str]]) -> Any:
-        """One request on a client of its own (closed with it, also when cancelled)."""
+        """One request on a client of its own (closed with it, also when cancelled): the raw
+        response (headers, body, ``parse()``), so a body that is no chat completion is told
+        as it is (:func:`read_completion`)."""
         from openai import AsyncOpenAI, Timeout
 
         timeout = Timeout(self.timeout_s, connect=connect_timeout_s(self.timeout_s))
         async with AsyncOpenAI(**{**self.client_options, "timeout": timeout}) as client:
-            return await client.chat.completions.create(
+            return await client.chat.completions.with_raw_response.create(
                 model=self.model, messages=messages,  # type: ignore[arg-type]
                 temperature=self.temperature, max_tokens=self.max_tokens,
             )
@@ -135,22 +229,23 @@ class OpenAIBackend:
             raise AttemptTimeout(f"no complete reply within timeout_s ({self.timeout_s:g} s)") from None
 
     def complete(self, messages: list[dict[str, str]], retries: int | None = None) -> Completion:
-        """The reply to ``messages``, after up to ``retries`` (default ``max_retries``) retries;
-        :class:`Unreachable` when no attempt reached the server, :class:`BackendError` for
-        any other failure."""
+        """The reply to ``messages``, after up to ``retries`` (default ``max_retries``) retries,
+        of which at most one after a timeout (:data:`MAX_TIMED_OUT_ATTEMPTS`);
+        :class:`Unreachable` when no attempt got an answer (none reached the server, or each
+        that did timed out), :class:`BackendError` for any other failure."""
         import openai
 
         retries = self.max_retries if retries is None else retries
         start = time.perf_counter()
         last: Exception | None = None
-        unreached: list[str | None] = []
+        unanswered: list[str | None] = []  # per failed attempt: why it got no answer, None where it got one
         attempt_s = 0.0
+        timeouts = 0
         for attempt in range(1, retries + 2):
             began = time.perf_counter()
             try:
-                response = self._attempt(messages)
-                return Completion(text=reply_text(response), usage=reply_usage(response),
-                                  latency_s=time.perf_counter() - start, attempts=attempt)
+                text, usage = read_completion(self._attempt(messages))
+                return Completion(text=text, usage=usage, latency_s=time.perf_counter() - start, attempts=attempt)
             except (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError,
                     openai.InternalServerError, AttemptTimeout) as exc:
                 last = exc
@@ -158,22 +253,37 @@ class OpenAIBackend:
                 if exc.status_code < 500:
                     raise BackendError(f"the model endpoint refused the request: {exc.status_code} {exc}") from None
                 last = exc
+            except NotACompletion as exc:  # a 200 whose body is not a chat completion: not retried
+                raise BackendError(f"the model endpoint's reply is not a chat completion: {exc}") from None
             except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
-                # a 200 whose body is not a chat completion (not JSON, another shape): not retried
                 raise BackendError(f"the model endpoint's reply is not a chat completion: "
                                    f"{type(exc).__name__}: {str(exc)[:200]}") from None
-            unreached.append(unreachable_reason(last))  # a failed attempt that is retried
+            unanswered.append(unreachable_reason(last) or timed_out_reason(last, self.timeout_s))
             attempt_s = max(attempt_s, time.perf_counter() - began)
-            if attempt <= retries:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random()))
-        message = f"no answer after {retries + 1} attempt{'s' if retries else ''}: {type(last).__name__}: {last}"
-        if all(unreached):
-            raise Unreachable(f"{message} ({unreached[-1]})", str(unreached[-1]), attempt_s)
-        raise BackendError(message)
+            timeouts += isinstance(last, AttemptTimeout | openai.APITimeoutError)
+            if attempt > retries or timeouts >= MAX_TIMED_OUT_ATTEMPTS:
+                break
+            time.sleep(self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random()))
+        raise no_answer(last, unanswered, attempt_s)
+
+
+def no_answer(last: Exception | None, unanswered: list[str | None], attempt_s: float) -> BackendError:
+    """The error of a call whose every attempt failed (``last`` the last one's error,
+    ``unanswered`` why each got no answer): :class:`Unreachable` when none got one (its
+    reason the last attempt's), else :class:`BackendError`."""
+    n = len(unanswered)
+    said = f"{type(last).__name__}: {last}"
+    if isinstance(last, AttemptTimeout) or (unanswered and str(unanswered[-1]).startswith("no complete reply")):
+        said = str(unanswered[-1])  # the deadline, in the options' terms (the client's own says "Request timed out.")
+    message = f"no answer after {n} attempt{'s' if n > 1 else ''}: {said}"
+    if unanswered and all(unanswered):
+        reason = str(unanswered[-1])
+        return Unreachable(message if reason in message else f"{message} ({reason})", reason, attempt_s)
+    return BackendError(message)
 
 
 class AttemptTimeout(Exception):
-    """An attempt that was not complete by its deadline (retried like a timeout)."""
+    """An attempt that was not complete by its deadline (retried like a timeout, once)."""
 
 
 def run_with_deadline(make: Callable[[], Awaitable[T]], seconds: float) -> T:
