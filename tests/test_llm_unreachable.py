@@ -145,9 +145,10 @@ def test_a_connect_that_times_out_is_unreachable(dropping_port: int) -> None:
     backend = OpenAIBackend(f"http://127.0.0.1:{dropping_port}/v1", "m", None, 1.0, 1, 0.7, 10, backoff_s=0)
     with pytest.raises(Unreachable) as caught:
         backend.complete([{"role": "user", "content": "hi"}])
-    assert caught.value.reason == "connect timed out"
     assert "no answer after 2 attempts" in str(caught.value)
-    assert caught.value.attempt_s < 1.0
+    # on a loaded machine the attempt's deadline, 0.1 s later, may come first: unreachable all the same
+    assert caught.value.reason in ("connect timed out", "no complete reply within timeout_s (1 s)"), caught.value
+    assert caught.value.reason != "connect timed out" or caught.value.attempt_s < 1.0
 
 
 @pytest.fixture
