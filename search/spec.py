@@ -441,6 +441,36 @@ def value_problems(data: Any) -> list[str]:
     return problems
 
 
+#: A refused condition's line, ``space.P.when.C: …``: group 1 is the parameter it conditions on.
+_WHEN_LINE = re.compile(r"space\.[A-Za-z_]\w*\.when\.([A-Za-z_]\w*): ")
+
+
+def _choices_first(data: dict[str, Any], problems: list[str]) -> list[str]:
+    """``problems`` with the evaluator's own problems with the choices of each categorical
+    parameter a refused ``when`` conditions on put before the first such ``when`` line
+    (``space.sampler.choices: 'mirostat-v2' is not a known sampler …; did you mean
+    'mirostat_v2'?``, then ``space.mirostat_tau.when.sampler: 'mirostat_v2' is not one of
+    […]``): where the typo is in the choices, the condition is not the one to fix. The
+    evaluator is asked (:func:`workers.registry.check`) only where such a line exists and its
+    section can be read; it adds nothing otherwise."""
+    parents = list(dict.fromkeys(m.group(1) for p in problems if (m := _WHEN_LINE.match(p))))
+    evaluator, space = data.get("evaluator"), data.get("space")
+    if not parents or not isinstance(evaluator, dict) or not isinstance(space, dict):
+        return problems
+    kind, config, target = evaluator.get("kind"), evaluator.get("config") or {}, evaluator.get("target")
+    asked = {name: space[name] for name in parents if isinstance(space.get(name), dict)
+             and space[name].get("type") == "categorical" and isinstance(space[name].get("choices"), list)}
+    if not asked or not isinstance(kind, str) or not isinstance(config, dict) or not isinstance(target, str | None):
+        return problems
+    from workers import registry
+
+    wanted = tuple(f"space.{name}.choices: " for name in asked)
+    lines = [line for line in registry.check(kind, dict(config), target, asked)
+             if line.startswith(wanted) and line not in problems]
+    first = next(i for i, p in enumerate(problems) if _WHEN_LINE.match(p))
+    return [*problems[:first], *lines, *problems[first:]]
+
+
 def parse_spec(data: Any, source: str = "campaign") -> CampaignSpec:
     """Validate a mapping into a :class:`CampaignSpec`, or raise :class:`SpecError`.
 
@@ -457,7 +487,7 @@ def parse_spec(data: Any, source: str = "campaign") -> CampaignSpec:
         # A value refused there is named once, not again by each type of a union it fails.
         bad = tuple(p.split(": ", 1)[0] + ": " for p in problems)
         problems += [p for p in _format_errors(exc) if not p.startswith(bad)]
-        raise SpecError(problems, source) from None
+        raise SpecError(_choices_first(data, problems), source) from None
     except RecursionError:
         raise SpecError(["(file): nested too deeply"], source) from None
     if problems:

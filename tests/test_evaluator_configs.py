@@ -350,18 +350,22 @@ def test_decoding_space_sampler_choices_must_be_known() -> None:
                              "mirostat_v2", "ead"}
 
 
-def test_decoding_space_names_defaults_and_ead_are_checked() -> None:
+def test_decoding_space_names_defaults_and_ead_are_checked(tmp_path: Path) -> None:
+    mine, small = tmp_path / "mine", tmp_path / "small"  # the models must exist (the check looks)
+    for folder in (mine, small):
+        folder.mkdir()
+        (folder / "config.json").write_text("{}")
     space = {"sampler": {"type": "categorical", "choices": ["ead", "top_p"]},
              "order": {"type": "categorical", "choices": ["hf", "sideways"]}, "top_pp": FLOAT}
-    found = registry.check("decoding", {"model": "/models/mine", "defaults": {"temperature": -1.0}}, None, space)
+    found = registry.check("decoding", {"model": str(mine), "defaults": {"temperature": -1.0}}, None, space)
     assert found[0].startswith("space.top_pp: is not a decoding parameter (known: ")
     assert found[1:] == [
         "space.order.choices: 'sideways' is not a known order (known: hf, llama.cpp)",
-        "space.sampler.choices: 'ead' needs evaluator.config.ead_small_model (a model that shares /models/mine's "
+        f"space.sampler.choices: 'ead' needs evaluator.config.ead_small_model (a model that shares {mine}'s "
         "tokenizer)",
         "evaluator.config.defaults: temperature must be >= 0 (0 = greedy), got -1.0",
     ]
-    assert registry.check("decoding", {"model": "/models/mine", "ead_small_model": "/models/small"}, None,
+    assert registry.check("decoding", {"model": str(mine), "ead_small_model": str(small)}, None,
                           {"sampler": {"type": "categorical", "choices": ["ead"]}}) == []
 
 
@@ -398,7 +402,7 @@ def test_decoding_defaults_are_checked_whatever_the_sampler_they_come_with() -> 
 def test_decoding_ranges_and_choices_are_checked_against_each_parameters_rule() -> None:
     """A range reaching past a parameter's rule fails every evaluation drawn past it: it is
     refused with the file, naming the range and the rule."""
-    space = {"sampler": {"type": "categorical", "choices": ["top_p", "top_k", "ead"]},
+    space = {"sampler": {"type": "categorical", "choices": ["top_p", "top_k", "ead", "min_p"]},
              "top_p": {"type": "float", "low": 0.5, "high": 1.5},
              "top_k": {"type": "float", "low": 0.0, "high": 1.0},
              "ead_min_run": {"type": "float", "low": 1e19, "high": 1e20},

@@ -334,6 +334,16 @@ def is_builtin(spec: str) -> bool:
     return spec.startswith(BUILTIN_PREFIX)
 
 
+def builtin_problem(spec: str) -> str | None:
+    """Why ``spec`` (``builtin:NAME``, or ``NAME``) names no built-in model, listing the
+    ones there are; None where it names one. Nothing is trained or read."""
+    name = spec[len(BUILTIN_PREFIX) :] if is_builtin(spec) else spec
+    if name in BUILTIN_MODELS:
+        return None
+    known = ", ".join(BUILTIN_PREFIX + n for n in BUILTIN_MODELS)
+    return f"unknown built-in model {spec!r} (known: {known})"
+
+
 def builtin_dir(spec: str, seed: int = 0, train_if_missing: bool = True) -> Path:
     """The checkpoint directory of ``builtin:arith-tiny`` / ``builtin:arith-nano``.
 
@@ -341,9 +351,8 @@ def builtin_dir(spec: str, seed: int = 0, train_if_missing: bool = True) -> Path
     checked-in copy, comes from the cache, trained there on first use.
     """
     name = spec[len(BUILTIN_PREFIX) :] if is_builtin(spec) else spec
-    if name not in BUILTIN_MODELS:
-        known = ", ".join(BUILTIN_PREFIX + n for n in BUILTIN_MODELS)
-        raise ValueError(f"unknown built-in model {spec!r} (known: {known})")
+    if (problem := builtin_problem(spec)) is not None:
+        raise ValueError(problem)
     packaged = PACKAGED_DATA / name
     if seed == 0 and _complete(packaged):
         return packaged

@@ -149,14 +149,26 @@ def model_dir(spec: str, seed: int = 0) -> Path:
     """
     if arith.is_builtin(spec):
         return arith.builtin_dir(spec, seed=seed)
+    if (problem := model_problem(spec)) is not None:
+        raise ModelNotFoundError(problem)
+    return Path(spec).expanduser()
+
+
+def model_problem(spec: str) -> str | None:
+    """Why ``spec`` names no model here, as :func:`model_dir` would refuse it: a ``builtin:``
+    name that is not one (listing those there are), a local directory that does not exist
+    or holds no ``config.json``; None where it names one. Nothing is loaded or trained:
+    a campaign's check asks it before anything is written."""
+    if arith.is_builtin(spec):
+        return arith.builtin_problem(spec)
     path = Path(spec).expanduser()
     if not path.exists():
-        raise ModelNotFoundError(
-            f"model directory {str(path)!r} does not exist (model: a local Hugging Face causal LM directory, "
-            f"or one of {', '.join(arith.BUILTIN_PREFIX + n for n in arith.BUILTIN_MODELS)}; nothing is downloaded)")
+        return (f"model directory {str(path)!r} does not exist (model: a local Hugging Face causal LM directory, "
+                f"or one of {', '.join(arith.BUILTIN_PREFIX + n for n in arith.BUILTIN_MODELS)}; nothing is "
+                "downloaded)")
     if not path.is_dir() or not (path / "config.json").is_file():
-        raise ModelNotFoundError(f"{str(path)!r} is not a Hugging Face model directory (no config.json in it)")
-    return path
+        return f"{str(path)!r} is not a Hugging Face model directory (no config.json in it)"
+    return None
 
 
 @contextlib.contextmanager

@@ -44,6 +44,8 @@ from transformers.generation.logits_process import (
     TypicalLogitsWarper,
 )
 
+from workers.contract import MISSPELLING_CUTOFF, closest_name
+
 LN2 = math.log(2.0)
 
 #: Samplers that truncate the distribution with a transformers warper (or the paper Top-H).
@@ -319,6 +321,36 @@ PARAMETER_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
 }
 #: the parameter each truncation rule reads
 TRUNCATION_PARAMETER = {"typical": "typical_p", "epsilon": "epsilon_cutoff", "eta": "eta_cutoff"}
+#: The samplers that read each sampler-specific parameter; every other sampler leaves it
+#: unread (its value has no effect). ``temperature`` (read by all) is not here. A truncation's
+#: parameter is read by ``ead`` too where ``ead_sampler`` is that truncation; ``mirostat_m``
+#: by Mirostat v1 only (v2 has no m); ``order`` and ``min_tokens_to_keep`` by the truncations
+#: (``none`` and Mirostat are temperature → rule in both orders). Held to what the chains do by
+#: ``tests/decoding/test_decoding_samplers.py``.
+PARAMETER_READERS: dict[str, tuple[str, ...]] = {
+    **{TRUNCATION_PARAMETER.get(name, name): (name,) for name in TRUNCATIONS},
+    "top_h_variant": ("top_h",),
+    "mirostat_tau": ("mirostat", "mirostat_v2"),
+    "mirostat_eta": ("mirostat", "mirostat_v2"),
+    "mirostat_m": ("mirostat",),
+    **{name: ("ead",) for name in ("ead_threshold", "ead_window", "ead_min_run", "ead_sampler")},
+    "order": TRUNCATIONS,
+    "min_tokens_to_keep": TRUNCATIONS,
+}
+
+
+def meant_hint(value: Any, names: Sequence[str]) -> str:
+    """``; did you mean 'NAME'?`` where a name of ``names`` is close to ``value`` by the rule
+    parameter names' typos are read by (:func:`workers.contract.closest_name` at
+    :data:`~workers.contract.MISSPELLING_CUTOFF`, ignoring case and ``-``: ``mirostat-v2`` is
+    ``mirostat_v2``); empty otherwise."""
+    meant = closest_name(value, names, MISSPELLING_CUTOFF) if isinstance(value, str) else None
+    return f"; did you mean {meant!r}?" if meant else ""
+
+
+def not_one_of(what: str, value: Any, names: Sequence[str]) -> str:
+    """``WHAT must be one of NAMES; got VALUE``, with :func:`meant_hint`'s ending."""
+    return f"{what} must be one of {', '.join(names)}; got {value!r}{meant_hint(value, names)}"
 
 
 def parameter_problem(name: str, value: float) -> str | None:
@@ -393,20 +425,19 @@ class SamplerConfig:
     def __post_init__(self) -> None:
         names = self.truncations if self.sampler not in ("mirostat", "mirostat_v2", "ead") else ()
         if isinstance(self.sampler, str) and self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}; got {self.sampler!r}")
+            raise ValueError(not_one_of("sampler", self.sampler, SAMPLERS))
         if not isinstance(self.sampler, str):
             bad = [s for s in self.sampler if s not in TRUNCATIONS]
             if bad or not self.sampler:
                 raise ValueError(f"a list of samplers may hold only {', '.join(TRUNCATIONS)}; got {self.sampler!r}")
         if self.order not in ORDERS:
-            raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {self.order!r}")
+            raise ValueError(not_one_of("order", self.order, ORDERS))
         if self.top_h_variant not in TOP_H_VARIANTS:
-            raise ValueError(f"top_h_variant must be one of {', '.join(TOP_H_VARIANTS)}; got {self.top_h_variant!r}")
+            raise ValueError(not_one_of("top_h_variant", self.top_h_variant, TOP_H_VARIANTS))
         used = ["temperature", "min_tokens_to_keep"]
         if self.sampler == "ead":
             if self.ead_sampler in ("mirostat", "mirostat_v2", "ead") or self.ead_sampler not in SAMPLERS:
-                raise ValueError(f"ead_sampler must be none or a truncation ({', '.join(TRUNCATIONS)}); "
-                                 f"got {self.ead_sampler!r}")
+                raise ValueError(not_one_of("ead_sampler", self.ead_sampler, ("none", *TRUNCATIONS)))
             used += ["ead_window", "ead_min_run", "ead_threshold"]
             names = self.step_config().truncations
         used += [TRUNCATION_PARAMETER.get(name, name) for name in names]

@@ -46,11 +46,15 @@ Config::
 
 The config's model is :class:`~workers.evaluators.configs.DecodingConfig` (a task's
 options only with that task; jsonl needs ``data``). :meth:`DecodingEvaluator.check_space`
-refuses a space parameter whose name is a likely misspelling of a decoding parameter
+refuses a model the config names that is not there (``evaluator.config.model: unknown
+built-in model …``, first), a space parameter whose name is a likely misspelling of a decoding parameter
 (:func:`workers.contract.meant_name`: ``top_pp``, ``temprature``, ``Top-P``, or a sampler's
 name for its parameter, :data:`SAMPLER_PARAMETER`: ``epsilon`` for ``epsilon_cutoff``), a ``sampler`` (``order``,
-``top_h_variant``, ``ead_sampler``) choice that is not a known name, ``ead`` without a
-small model, and ``defaults`` that :class:`SamplerConfig` refuses;
+``top_h_variant``, ``ead_sampler``) choice that is not a known name (with the close one:
+``did you mean 'mirostat_v2'?``), ``ead`` without a small model, ``defaults`` that
+:class:`SamplerConfig` refuses, and a sampler-specific parameter that no sampler it is
+searched under reads (:mod:`workers.decoding.space_reads`; where its ``when`` names some
+that do, :meth:`DecodingEvaluator.space_warnings` warns instead);
 :meth:`DecodingEvaluator.check_measures` refuses a campaign measure that is not one of
 :data:`MEASURES` (``model_entropy``/``tempered_entropy`` with ``backend: vllm`` too); with ``backend: vllm``,
 a machine without vLLM and the rules that backend refuses (Mirostat, EAD; see
@@ -95,7 +99,7 @@ from workers.contract import is_unread as unread
 from workers.decoding import ead
 from workers.decoding.generate import Generation, Request, generate, score
 from workers.decoding.measures import corpus_distinct_n, distinct_n, repetition_rate
-from workers.decoding.models import DTYPES, LanguageModel, load_model, model_dir
+from workers.decoding.models import DTYPES, LanguageModel, load_model, model_dir, model_problem
 from workers.decoding.samplers import (
     ORDERS,
     PARAMETER_RULES,
@@ -104,8 +108,10 @@ from workers.decoding.samplers import (
     TRUNCATION_PARAMETER,
     TRUNCATIONS,
     SamplerConfig,
+    meant_hint,
     parameter_problem,
 )
+from workers.decoding.space_reads import never_read_problems, partly_read_warnings
 from workers.decoding.tasks import TASK_KEYS, Task, build_task
 from workers.evaluators.configs import DecodingConfig, validate_config
 
@@ -221,17 +227,28 @@ class DecodingEvaluator(Evaluator):
         ``ead`` only with a small model, ``defaults`` valid, and each numeric default,
         range end and choice within its parameter's own rule
         (:data:`~workers.decoding.samplers.PARAMETER_RULES`: any sampler the space offers
-        may use it; a ``top_p`` range reaching 1.5 would fail every evaluation past 1)."""
-        problems = misspelling_problems(space, SamplerConfig.keys(), "a decoding parameter", SAMPLER_PARAMETER)
+        may use it; a ``top_p`` range reaching 1.5 would fail every evaluation past 1).
+
+        First, each model the config names (``model``, ``ead_small_model``,
+        ``reference_model``) must exist here (:func:`~workers.decoding.models.model_problem`:
+        a ``builtin:`` name that is one, a local directory with a ``config.json``); a missing
+        ``model`` is said alone, not as EAD's want of a small model. Last, a sampler-specific
+        parameter that no sampler it is searched under reads is refused
+        (:func:`~workers.decoding.space_reads.never_read_problems`)."""
+        model = config.get("model", CONFIG_DEFAULTS["model"])
+        models = {key: problem for key in ("model", "ead_small_model", "reference_model")
+                  if isinstance(config.get(key), str) and (problem := model_problem(config[key])) is not None}
+        problems = [f"evaluator.config.{key}: {problem}" for key, problem in models.items()]
+        problems += misspelling_problems(space, SamplerConfig.keys(), "a decoding parameter", SAMPLER_PARAMETER)
         for name, (names, what) in CHOICES.items():
             param = space.get(name) or {}
             if param.get("type") != "categorical":
                 continue
             problems += [f"space.{name}.choices: {choice!r} is not a known {what} (known: {', '.join(names)})"
-                         for choice in param.get("choices", []) if choice not in names]
-        model = config.get("model", CONFIG_DEFAULTS["model"])
+                         f"{meant_hint(choice, names)}" for choice in param.get("choices", []) if choice not in names]
         samplers = (space.get("sampler") or {}).get("choices", [])
-        if "ead" in samplers and not (config.get("ead_small_model") or DEFAULT_SMALL.get(model)):
+        if "ead" in samplers and "model" not in models and not (config.get("ead_small_model")
+                                                                 or DEFAULT_SMALL.get(model)):
             problems.append(f"space.sampler.choices: 'ead' needs evaluator.config.ead_small_model (a model that "
                             f"shares {model}'s tokenizer)")
         defaults = config.get("defaults") or {}
@@ -245,6 +262,7 @@ class DecodingEvaluator(Evaluator):
         problems += space_value_problems("decoding", space, _value_problem)
         if config.get("backend") == "vllm":
             problems += vllm_problems(config, space)
+        problems += never_read_problems(space, defaults)
         return problems
 
     @classmethod
@@ -270,9 +288,12 @@ class DecodingEvaluator(Evaluator):
     def space_warnings(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
         """One line for each space parameter that is not a decoding parameter and that
         :meth:`check_space` took (not a likely misspelling of one): it is searched and
-        stored, and the decoding does not read it."""
-        return unread_warnings(space, SamplerConfig.keys(), "decoding", "a decoding parameter", "decoding",
-                               SAMPLER_PARAMETER)
+        stored, and the decoding does not read it. Then one for each sampler-specific
+        parameter whose ``when`` names samplers that do not read it beside some that do
+        (:func:`~workers.decoding.space_reads.partly_read_warnings`)."""
+        return [*unread_warnings(space, SamplerConfig.keys(), "decoding", "a decoding parameter", "decoding",
+                                 SAMPLER_PARAMETER),
+                *partly_read_warnings(space, config.get("defaults") or {})]
 
     def teardown(self) -> None:
         if self.engine is not None:
