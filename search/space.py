@@ -124,7 +124,7 @@ class SearchSpace:
             return {}, [f"expected a mapping of parameter values, got {type(point).__name__}"]
         for key in point:
             if key not in self.params:
-                problems.append(f"{key}: unknown parameter (known: {', '.join(self.params)})")
+                problems.append(f"{key}: unknown parameter (known: {', '.join(self.params)}){self._meant(key)}")
         if problems and not repair:
             return {}, problems
         problems = []
@@ -170,6 +170,15 @@ class SearchSpace:
         unit cube's 1/2): a baseline names only what it fixes (DESIGN.md's
         ``{temperature: 1.0, sampler: top_p, top_p: 0.9}`` beside a ``layers`` parameter)."""
         return self._checked(point, False, lambda param, value: _check_value(param, value, False), fill=True)
+
+    def _meant(self, key: Any) -> str:
+        """``; did you mean NAME?`` where a parameter of the space is close to ``key``
+        (difflib's ratio >= 0.8, as a misspelt space name is told): either may be the misspelt
+        one, an initial point's ``entropy_coef`` beside the space's ``entropy_coeff``."""
+        import difflib
+
+        close = difflib.get_close_matches(str(key), list(self.params), n=1, cutoff=0.8)
+        return f"; did you mean {close[0]}?" if close else ""
 
     def check_points(self, points: list[Any], path: str) -> list[str]:
         """Problems of a list of initial points (:meth:`complete`), each prefixed by

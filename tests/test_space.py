@@ -103,3 +103,16 @@ def test_a_log_float_at_the_cube_s_faces_is_its_bound_exactly() -> None:
     assert low == {"temperature": 0.1, "v": [0.3, 0.3]}
     assert high == {"temperature": 4.0, "v": [3.0, 3.0]}
     assert space.decode_many(np.zeros((2, space.dim))) == [low, low]
+
+
+def test_an_unknown_key_close_to_a_parameter_offers_it() -> None:
+    """A space key misspelt (``entropy_coeff``) left every initial point's ``entropy_coef``
+    refused as unknown with the list alone, pointing nowhere near the typo."""
+    data = quadratic_spec()
+    data["space"] = {"entropy_coeff": {"type": "float", "low": 0.0, "high": 0.01},
+                     "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}
+    space = SearchSpace(parse_spec(data).space)
+    problems = space.check_points([{"entropy_coef": 0.001, "lr": 0.001}], "search.initial_points")
+    assert problems == ["search.initial_points.0.entropy_coef: unknown parameter (known: entropy_coeff, lr); "
+                        "did you mean entropy_coeff?"]
+    assert space.coerce({"zeta": 1, "lr": 0.001})[1] == ["zeta: unknown parameter (known: entropy_coeff, lr)"]
