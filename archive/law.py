@@ -8,9 +8,21 @@ the 95 % confidence intervals are ``estimate ± t_{0.975, n−2} · standard err
 the parameters' covariance, and the ceiling's interval uses
 Var(−a + b) = Var(a) + Var(b) − 2 Cov(a, b). R² = 1 − SS_res / SS_tot.
 
-A fit whose estimates, intervals or R² are not finite floats (values too large to
-square, such as objectives of ±1e200) is refused with :class:`LawFitError`, as too few
-points are.
+Points that cannot determine the law are refused before fitting with
+:class:`LawFitError` (:func:`_fit_points`), one reason each, never numbers: fewer than
+:data:`MIN_POINTS`; fewer than :data:`MIN_POINTS` distinct entropies
+(:func:`distinct_entropies`: values closer than :data:`ENTROPY_TOLERANCE` nats, or than
+:data:`ENTROPY_RELATIVE_TOLERANCE` of the entropies' spread, count as one; a curve of two
+parameters through two entropies always fits, so its a, b and ceiling would say nothing);
+and a performance that is the same at every point (a = 0 and the ceiling is that value).
+A fit whose covariance cannot be estimated is refused too (SciPy's ``OptimizeWarning``
+is not shown), and so is one whose estimates, intervals or R² are not finite floats
+(values too large to square, such as objectives of ±1e200).
+
+The sign of a (:func:`floor_warnings`): with a > 0, R falls as H grows and −a + b is the
+law's highest R, its ceiling; with a < 0, R *rises* with H and −a + b is its lowest R
+for H >= 0, a floor, not a ceiling. :attr:`LawFit.bound` names which, for labels, and a
+fit with a < 0 is warned about.
 
 Over a campaign: every ``done`` evaluation with a finite objective and a finite value of
 the entropy measure (looked up in its measures, then its metrics) is one point; only real
@@ -82,6 +94,8 @@ MODES = (PER_RUN, POOLED, CROSS)
 TRAJECTORY = "trajectory"  # the metric that holds a run's checkpoints
 TRAIN_ENTROPY, VAL_ACCURACY = "train_entropy", "val_accuracy"  # its H and R columns
 WEAK_R2 = 0.3  # below this, the fitted law explains too little of R to read a ceiling from it
+ENTROPY_TOLERANCE = 1e-6  # nats: two entropies closer than this are one value (:func:`distinct_entropies`)
+ENTROPY_RELATIVE_TOLERANCE = 1e-3  # ... or closer than this share of the entropies' spread
 MIXED_P = 0.005  # :func:`mixed_regimes`' sign test: the one-sided probability below which it flags a fit
 UNSET = "(unset)"  # the group of the evaluations without the ``by`` parameter
 BOUNDED_UNITS = {"fraction": (0.0, 1.0)}  # a unit whose values lie in a range: R's possible values
@@ -90,6 +104,11 @@ VAL_ACCURACY_UNIT = "fraction"  # a trajectory's validation accuracy: the per-ru
 
 class LawFitError(AtlasError, ValueError):
     """Too few points, or points that cannot determine the law."""
+
+
+class DegeneratePointsError(LawFitError):
+    """Enough points that still cannot determine the law (:func:`_degenerate`: one entropy,
+    fewer than :data:`MIN_POINTS` distinct ones, or R the same at every point)."""
 
 
 @dataclasses.dataclass
@@ -109,6 +128,12 @@ class LawFit:
     entropy: list[float] = dataclasses.field(default_factory=list)
     performance: list[float] = dataclasses.field(default_factory=list)
 
+    @property
+    def bound(self) -> str:
+        """What −a + b is: ``"ceiling"`` (a >= 0: R falls as H grows, so its value at H = 0
+        is the highest) or ``"floor"`` (a < 0: R rises with H, so it is the lowest for H >= 0)."""
+        return "floor" if self.a < 0 else "ceiling"
+
     def predict(self, entropy: Any) -> Any:
         """R at entropy H (scalar or array)."""
         return -self.a * np.exp(entropy) + self.b
@@ -121,23 +146,57 @@ class LawFit:
 
 
 MAX_EXP_ARGUMENT = math.log(np.finfo(float).max)  # 709.78: exp of more is inf
+HUGE = 1e100  # past this, a value squared (the fit's sums of squares) leaves a float's range
 
 
 def _law(h: np.ndarray, a: float, b: float) -> np.ndarray:
     return -a * np.exp(h) + b
 
 
+def _law_jacobian(h: np.ndarray, a: float, b: float) -> np.ndarray:
+    """The derivatives of :func:`_law` in a and b at each H: (−exp(H), 1). Given to
+    ``curve_fit``, whose finite differences, scaled by the parameter, vanish where a ≈ 0
+    (they made the covariance of a flat fit infinite)."""
+    return np.column_stack([-np.exp(h), np.ones_like(h)])
+
+
 def fit_law(entropy: Sequence[float], performance: Sequence[float], measure: str = "entropy",
             objective: str = "objective") -> LawFit:
     """Fit R = −a·exp(H) + b to paired (H, R) values: the finite pairs, at least
-    :data:`MIN_POINTS`, with exp(H) within a float's range and not all one value; a fit
-    whose results are not all finite is refused. Each refusal is a :class:`LawFitError`;
-    NumPy's overflow warnings on the way are not shown (the refusal says it)."""
+    :data:`MIN_POINTS`, with exp(H) within a float's range, at least :data:`MIN_POINTS`
+    distinct entropies (:func:`distinct_entropies`) and R not the same at every point; a
+    fit whose covariance cannot be estimated or whose results are not all finite is
+    refused. Each refusal is a :class:`LawFitError`; NumPy's overflow warnings and SciPy's
+    ``OptimizeWarning`` on the way are not shown (the refusal says it)."""
     h, r = _fit_points(entropy, performance, measure, objective)
     with np.errstate(all="ignore"):
         fit = _least_squares(h, r, measure, objective)
-    _require_finite(fit)
+    _require_finite(fit, h, r)
     return fit
+
+
+def distinct_entropies(h: Sequence[float]) -> list[list[float]]:
+    """The entropies ``h`` in groups of one value each, lowest first: each group starts at
+    its lowest value and takes every later value within the tolerance of it, the larger of
+    :data:`ENTROPY_TOLERANCE` nats and :data:`ENTROPY_RELATIVE_TOLERANCE` of the spread
+    max(h) − min(h) (so 1e-28 and 0 are one value, and six points at H ≈ 1e-9 beside one
+    at 0.09 are two)."""
+    values = sorted(float(v) for v in h)
+    if not values:
+        return []
+    tol = entropy_tolerance(values)
+    groups = [[values[0]]]
+    for v in values[1:]:
+        if v - groups[-1][0] > tol:
+            groups.append([v])
+        else:
+            groups[-1].append(v)
+    return groups
+
+
+def entropy_tolerance(h: Sequence[float]) -> float:
+    """The distance under which two of the entropies ``h`` are one value (:func:`distinct_entropies`)."""
+    return max(ENTROPY_TOLERANCE, ENTROPY_RELATIVE_TOLERANCE * (max(h) - min(h))) if len(h) else ENTROPY_TOLERANCE
 
 
 def _fit_points(entropy: Sequence[float], performance: Sequence[float], measure: str,
@@ -155,29 +214,61 @@ def _fit_points(entropy: Sequence[float], performance: Sequence[float], measure:
     if h.max() > MAX_EXP_ARGUMENT:
         raise LawFitError(f"{measure} reaches {h.max():.6g}, where exp(H) is past a float's range (H <= "
                           f"{MAX_EXP_ARGUMENT:.0f}); the law is for an entropy in nats: is {measure} one?")
+    problem = _degenerate(h, r, measure, objective)
+    if problem:
+        raise DegeneratePointsError(problem)
+    return h, r
+
+
+def _degenerate(h: np.ndarray, r: np.ndarray, measure: str, objective: str) -> str | None:
+    """Why finite points ``h``, ``r`` cannot determine the law, one sentence (``None`` where
+    they can): one entropy (within :func:`entropy_tolerance`), R the same everywhere (R past
+    :data:`HUGE` is left to :func:`_require_finite`), fewer than :data:`MIN_POINTS` distinct
+    entropies, or exp(H) the same to a float's precision."""
+    groups = distinct_entropies(h)
+    top = float(np.abs(r).max())
+    flat = top <= HUGE and float(r.max() - r.min()) <= 1e-12 * max(1.0, top)  # huge R: refused as not finite
+    span = "" if np.ptp(h) == 0 else f", {h.min():.3g} to {h.max():.3g}: closer than {entropy_tolerance(h):.3g} nats"
+    if len(groups) == 1:
+        both = f" and the same {objective} ({r[0]:.6g}): there is nothing to fit" if flat else \
+            "; the law's slope is undetermined"
+        return f"every point has the same {measure} ({h[0]:.6g}{span}){both}"
+    if flat:
+        return (f"{objective} is the same ({r[0]:.6g}) at every point: it does not change with {measure}, so a = 0 "
+                f"and −a + b is that value, neither a ceiling nor a floor")
+    if len(groups) < MIN_POINTS:
+        shown = ", ".join(f"{g[0]:.3g} ({len(g)} point{'' if len(g) == 1 else 's'})" for g in groups)
+        return (f"the points have only {len(groups)} distinct values of {measure} ({shown}; values closer than "
+                f"{entropy_tolerance(h):.3g} nats count as one): the law's curve passes through two entropies "
+                f"whatever the points, so its a, b and ceiling would say nothing; it needs at least {MIN_POINTS}")
     x = np.exp(h)
     if np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())):
-        raise LawFitError(f"every point has the same {measure} ({h[0]:.6g}); the law's slope is undetermined")
-    return h, r
+        return (f"exp({measure}) is the same at every point to a float's precision ({measure} {h.min():.6g} to "
+                f"{h.max():.6g}); the law's slope is undetermined")
+    return None
 
 
 def _least_squares(h: np.ndarray, r: np.ndarray, measure: str, objective: str) -> LawFit:
     """The least-squares fit of R = −a·exp(H) + b with its 95 % intervals and R² (see the
-    module docstring), not checked for being finite."""
+    module docstring), not checked for being finite: infinite intervals where the
+    parameters' covariance cannot be estimated (SciPy's ``OptimizeWarning``, not shown)."""
+    import warnings
+
     from scipy import stats
-    from scipy.optimize import curve_fit
+    from scipy.optimize import OptimizeWarning, curve_fit
 
     n = len(h)
     slope, intercept = np.polyfit(np.exp(h), r, 1)
     if not np.isfinite([slope, intercept]).all():
         return _not_finite(n, measure, objective)
-    (a, b), pcov = curve_fit(_law, h, r, p0=(-slope, intercept))
-    dof = n - 2
-    if dof > 0 and np.all(np.isfinite(pcov)):
-        t = float(stats.t.ppf(0.975, dof))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OptimizeWarning)
+        (a, b), pcov = curve_fit(_law, h, r, p0=(-slope, intercept), jac=_law_jacobian)
+    if np.all(np.isfinite(pcov)):
+        t = float(stats.t.ppf(0.975, n - 2))
         se_a, se_b = math.sqrt(max(pcov[0, 0], 0.0)), math.sqrt(max(pcov[1, 1], 0.0))
         se_c = math.sqrt(max(pcov[0, 0] + pcov[1, 1] - 2 * pcov[0, 1], 0.0))
-    else:
+    else:  # refused by :func:`_require_finite`
         t, se_a, se_b, se_c = math.inf, math.inf, math.inf, math.inf
     resid = r - _law(h, a, b)
     ss_res = float(resid @ resid)
@@ -196,13 +287,20 @@ def _not_finite(n: int, measure: str, objective: str) -> LawFit:
                   n=n, measure=measure, objective=objective)
 
 
-def _require_finite(fit: LawFit) -> None:
-    """A :class:`LawFitError` unless a, b, the ceiling, their intervals and R² are all finite."""
+def _require_finite(fit: LawFit, h: np.ndarray, r: np.ndarray) -> None:
+    """A :class:`LawFitError` unless a, b, the ceiling, their intervals and R² are all
+    finite; it blames the values' size only where some R or exp(H) of the points ``h``,
+    ``r`` is past :data:`HUGE`."""
     values = (fit.a, fit.b, fit.ceiling, fit.r2, *fit.a_ci, *fit.b_ci, *fit.ceiling_ci)
-    if not all(math.isfinite(v) for v in values):
-        raise LawFitError(f"the entropy-performance law cannot be fitted to these {fit.n} points: the fit of "
-                          f"{fit.objective} on exp({fit.measure}) is not finite (a {fit.a:.6g}, b {fit.b:.6g}, "
-                          f"R² {fit.r2:.3g}); its values are too large for a float's range")
+    if all(math.isfinite(v) for v in values):
+        return
+    with np.errstate(all="ignore"):
+        huge = max(float(np.abs(r).max()), float(np.exp(h).max())) > HUGE
+    why = ("its values are too large for a float's range" if huge
+           else "the points do not determine a and b apart (their covariance cannot be estimated)")
+    raise LawFitError(f"the entropy-performance law cannot be fitted to these {fit.n} points: the fit of "
+                      f"{fit.objective} on exp({fit.measure}) is not finite (a {fit.a:.6g}, b {fit.b:.6g}, "
+                      f"R² {fit.r2:.3g}); {why}")
 
 
 def default_measure(settings: CampaignSettings) -> str:
@@ -229,10 +327,21 @@ def campaign_points(name: str, settings: CampaignSettings, done: list[dict[str, 
             hs.append(h)
             rs.append(r)
     if not seen and done:
-        known = sorted({k for ev in done for k in (ev.get("measures") or {})})
-        raise LawFitError(f"campaign {name!r} has no measure or metric named {measure!r} "
-                          f"(measures: {', '.join(known) or 'none'})")
+        measures = sorted({k for ev in done for k in (ev.get("measures") or {})})
+        metrics = sorted({k for ev in done for k, v in run_metrics(ev).items()
+                          if k not in measures and real_number(v) is not None})
+        raise LawFitError(f"campaign {name!r} has no measure or metric named {measure!r} (measures: "
+                          f"{listed_names(measures)}; metrics with a number: {listed_names(metrics)})")
     return measure, hs, rs
+
+
+MAX_LISTED_NAMES = 12  # an error lists this many names, then says how many more
+
+
+def listed_names(names: Sequence[str]) -> str:
+    """``names`` joined by commas, the first :data:`MAX_LISTED_NAMES` and ``and N more``; ``none`` for none."""
+    more = f" and {len(names) - MAX_LISTED_NAMES} more" if len(names) > MAX_LISTED_NAMES else ""
+    return ", ".join(names[:MAX_LISTED_NAMES]) + more or "none"
 
 
 def measured_value(ev: dict[str, Any], measure: str) -> Any:
@@ -325,6 +434,13 @@ class LawGroup:
     entropy: list[float] = dataclasses.field(default_factory=list)  # its points, drawn where not fitted
     performance: list[float] = dataclasses.field(default_factory=list)
     varying: tuple[str, ...] = ()  # the other categorical parameters that vary within it
+    binned: bool = False  # a range of a continuous parameter's values (``value`` its [low, high]), not one value
+    evaluations: int = 0  # how many evaluations gave it points
+
+    def title(self, by: str) -> str:
+        """How the group is named in warnings and legends: ``PARAM = VALUE``, or
+        ``PARAM in [LOW, HIGH)`` for a range of a continuous parameter."""
+        return f"{by} {'in' if self.binned else '='} {self.label}"
 
     def to_dict(self) -> dict[str, Any]:
         """``value``, ``label``, ``unset``, ``n``, ``fitted``, ``reason`` and the fit's a, b,
@@ -357,6 +473,8 @@ class LawReading:
     groups: list[LawGroup] = dataclasses.field(default_factory=list)
     categorical: tuple[str, ...] = ()
     unit: str | None = None
+    reason: str | None = None  # why a grouped reading has no ungrouped ``fit`` (:class:`DegeneratePointsError`)
+    binned: bool = False  # ``by`` is continuous and its groups are ranges of its values (:mod:`archive.law_groups`)
 
     @property
     def warnings(self) -> list[str]:
@@ -385,6 +503,8 @@ class LawReading:
             out["skipped"] = [{"evaluation_id": i, "reason": why} for i, why in self.skipped]
         if self.by is not None:
             out["by"] = self.by
+            out["binned"] = self.binned
+            out["reason"] = self.reason
             out["groups"] = [g.to_dict() for g in self.groups]
         out["warnings"] = self.warnings
         return out
@@ -409,6 +529,11 @@ def _run_fits(done: list[dict[str, Any]]) -> tuple[list[RunLaw], list[tuple[int,
     return runs, skipped
 
 
+def _untracked(done: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """The evaluations of ``done`` without a trajectory, as a pooled reading's ``skipped``."""
+    return [(int(ev.get("id", -1)), "no trajectory") for ev in done if run_metrics(ev).get(TRAJECTORY) is None]
+
+
 def has_trajectories(done: list[dict[str, Any]]) -> bool:
     """Whether some evaluation has a trajectory with at least :data:`MIN_POINTS` points."""
     return any(len(trajectory_points(run_metrics(ev).get(TRAJECTORY))[0]) >= MIN_POINTS
@@ -431,13 +556,23 @@ def resolve_mode(done: list[dict[str, Any]], measure: str | None, mode: str | No
 
 def campaign_law(name: str, settings: CampaignSettings, done: list[dict[str, Any]],
                  measure: str | None = None, mode: str | None = None,
-                 space: Mapping[str, Any] | None = None) -> LawReading:
+                 space: Mapping[str, Any] | None = None, keep_unfitted: bool = False) -> LawReading:
     """The campaign's law in ``mode`` (see the module docstring; the default by
     :func:`resolve_mode`); ``measure`` is the cross-configuration fit's H only (the per-run
     and pooled fits use each run's training entropy). ``space`` is the campaign spec's
     ``space``, read for :func:`categorical_params`. One fit per value of a parameter:
-    :func:`archive.law_groups.grouped_law`."""
-    reading = _reading(name, settings, done, measure, resolve_mode(done, measure, mode))
+    :func:`archive.law_groups.grouped_law`, which passes ``keep_unfitted``: points the law
+    cannot be fitted to (:class:`DegeneratePointsError`) then give a reading with no
+    ``fit`` and the ``reason``, as its groups may still be fitted, instead of the error."""
+    mode = resolve_mode(done, measure, mode)
+    try:
+        reading = _reading(name, settings, done, measure, mode)
+    except DegeneratePointsError as exc:
+        if not keep_unfitted or mode == PER_RUN:
+            raise
+        reading = LawReading(mode, name, measure or default_measure(settings) if mode == CROSS else TRAIN_ENTROPY,
+                             settings.objective if mode == CROSS else VAL_ACCURACY, reason=str(exc),
+                             skipped=_untracked(done) if mode == POOLED else [])
     reading.categorical = categorical_params(space, done)
     reading.unit = reading_unit(reading, settings)
     return reading
@@ -538,18 +673,36 @@ def _mixed_warning(fit: LawFit, mixed: MixedRegimes, categorical: Sequence[str])
 
 
 def _group_warnings(reading: LawReading) -> list[str]:
-    """A grouped reading's warnings: the measure's (once), then each fitted group's
-    :func:`law_warnings` prefixed ``PARAM = VALUE:`` (its mixed-regime suggestion naming
-    the other categorical parameters that vary within the group), and a line when no group
-    could be fitted (:func:`_no_group_warning`)."""
+    """A grouped reading's warnings: the measure's (once); the ungrouped fit's own
+    :func:`_fit_warnings` prefixed ``all points (ungrouped):``, less its mixed-regime one
+    (grouping is what that one suggests); each fitted group's prefixed with its
+    :meth:`LawGroup.title` (its mixed-regime suggestion naming the other categorical
+    parameters that vary within the group); a line when each fitted group of a pooled
+    reading is one run (:func:`_one_run_groups_warning`); and one when no group could be
+    fitted (:func:`_no_group_warning`)."""
     out = _measure_warnings(reading.measure)
+    if reading.fit is not None:
+        out += [f"all points (ungrouped): {w}"
+                for w in _fit_warnings(reading.fit, reading.categorical, reading.unit, mixed=False)]
     for group in reading.groups:
         if group.fit is not None:
-            out += [f"{reading.by} = {group.label}: {w}"
+            out += [f"{group.title(reading.by or '')}: {w}"
                     for w in _fit_warnings(group.fit, group.varying, reading.unit)]
+    out += _one_run_groups_warning(reading)
     if reading.groups and not any(g.fit for g in reading.groups):
         out.append(_no_group_warning(reading))
     return out
+
+
+def _one_run_groups_warning(reading: LawReading) -> list[str]:
+    """The warning for a pooled grouped reading whose fitted groups, two or more, each
+    hold one run: each group's fit is then that run's per-run law, not a law of the value."""
+    fitted = [g for g in reading.groups if g.fit is not None]
+    if reading.mode != POOLED or len(fitted) < 2 or any(g.evaluations != 1 for g in fitted):
+        return []
+    return [f"each of the {len(fitted)} fitted groups of {reading.by} holds one run: each group's fit is that "
+            f"run's own law over its checkpoints (what --mode per-run reads), not a law shared by the runs of "
+            f"one value of {reading.by}; group by a parameter several runs share"]
 
 
 def _no_group_warning(reading: LawReading) -> str:
@@ -561,6 +714,9 @@ def _no_group_warning(reading: LawReading) -> str:
     by, count = reading.by, len(reading.groups)
     largest = max(g.n for g in reading.groups)
     head = f"no value of {by} has a fittable group of at least {MIN_POINTS} points ({count} groups"
+    if reading.binned:
+        return (f"{head}, ranges of the continuous {by}, the largest of {largest} point"
+                f"{'' if largest == 1 else 's'}): see each group's reason")
     if by not in reading.categorical:
         return f"{head}): is {by} continuous?"
     if largest < MIN_POINTS:
@@ -589,10 +745,24 @@ def reading_warnings(reading: LawReading) -> list[str]:
                        f"of {reading.objective}, so their a, b and ceilings say little")
         elif weak:
             out.append(f"{weak} of {len(reading.runs)} runs have R² below {WEAK_R2:g}")
+        out += _runs_floor_warnings(reading)
         out += _runs_range_warnings(reading)
     if reading.mode != CROSS and reading.skipped:
         out.append(f"{len(reading.skipped)} done evaluation(s) skipped (no usable trajectory)")
     return out
+
+
+def _runs_floor_warnings(reading: LawReading) -> list[str]:
+    """A per-run reading's line counting the runs with a < 0 (:func:`floor_warnings`),
+    naming up to five (evaluation and a); none where no run has."""
+    rising = [r for r in reading.runs if r.fit.bound == "floor"]
+    if not rising:
+        return []
+    shown = ", ".join(f"{r.evaluation_id} (a = {r.fit.a:.3g})" for r in rising[:5])
+    more = f" and {len(rising) - 5} more" if len(rising) > 5 else ""
+    return [f"{len(rising)} of {len(reading.runs)} runs have a < 0: their {reading.objective} rises with "
+            f"{reading.measure}, so their −a + b is the value at H = 0, a floor, not a ceiling (marked floor in "
+            f"the table and the figure): evaluations {shown}{more}"]
 
 
 def _runs_range_warnings(reading: LawReading) -> list[str]:
@@ -605,7 +775,7 @@ def _runs_range_warnings(reading: LawReading) -> list[str]:
     if not outside:
         return []
     lo, hi = bounds
-    shown = ", ".join(f"{r.evaluation_id} ({r.fit.ceiling:.3g})" for r in outside[:5])
+    shown = ", ".join(f"{r.evaluation_id} ({outside_text(r.fit.ceiling, bounds)})" for r in outside[:5])
     more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
     return [f"{len(outside)} of {len(reading.runs)} runs have a ceiling −a + b outside [{lo:g}, {hi:g}], the range "
             f"of {reading.objective} (a {reading.unit}): evaluations {shown}{more}; a ceiling no run can reach "
@@ -623,11 +793,27 @@ def _outside(value: float, bounds: tuple[float, float]) -> bool:
     return value < bounds[0] - 1e-9 or value > bounds[1] + 1e-9
 
 
+def outside_digits(value: float, bounds: tuple[float, float]) -> int:
+    """The significant digits, at least 3, that ``value`` takes to be shown outside
+    ``bounds`` (3 for a value inside them)."""
+    if not _outside(value, bounds):
+        return 3
+    return next((d for d in range(3, 18) if not bounds[0] <= float(f"{value:.{d}g}") <= bounds[1]), 17)
+
+
+def outside_text(value: float, bounds: tuple[float, float]) -> str:
+    """``value`` (outside ``bounds``) with three significant digits, or as many more as it
+    takes for the number shown to lie outside too (1.005, not ``1``, for a value above 1)."""
+    return f"{value:.{outside_digits(value, bounds)}g}"
+
+
 def ceiling_range_warnings(fit: LawFit, unit: str | None) -> list[str]:
     """The warning for a fit whose ceiling estimate −a + b lies outside R's range where R's
     ``unit`` has one (:func:`unit_range`: a ``fraction``'s [0, 1]); the rule reads the
     estimate, not its 95 % interval (an interval reaching back into the range does not make
-    an impossible estimate plausible), and says when the whole interval lies outside too."""
+    an impossible estimate plausible), and says when the whole interval lies outside too.
+    Its numbers have the digits it takes for each one outside the range to show so
+    (:func:`outside_digits`: ``1.0004 [1.0003, 1.0005]``, not ``1 [1, 1]``)."""
     bounds = unit_range(unit)
     if bounds is None or not _outside(fit.ceiling, bounds):
         return []
@@ -635,9 +821,11 @@ def ceiling_range_warnings(fit: LawFit, unit: str | None) -> list[str]:
     c_lo, c_hi = fit.ceiling_ci
     side = f"above {hi:g}" if fit.ceiling > hi else f"below {lo:g}"
     whole = " (its whole 95% CI too)" if c_lo > hi or c_hi < lo else ""
-    return [f"the ceiling −a + b = {fit.ceiling:.3g} [{c_lo:.3g}, {c_hi:.3g}] lies {side}{whole}, outside "
+    d = max(outside_digits(v, bounds) for v in (fit.ceiling, c_lo, c_hi))  # every number shown as outside as it is
+    return [f"the {fit.bound} −a + b = {fit.ceiling:.{d}g} [{c_lo:.{d}g}, {c_hi:.{d}g}] lies {side}"
+            f"{whole}, outside "
             f"[{lo:g}, {hi:g}], the range of {fit.objective} (a {unit}): no configuration can reach it, so the "
-            f"points are probably too few or too noisy to pin the ceiling down"]
+            f"points are probably too few or too noisy to pin the {fit.bound} down"]
 
 
 def law_warnings(fit: LawFit, categorical: Sequence[str] = (), unit: str | None = None) -> list[str]:
@@ -647,7 +835,8 @@ def law_warnings(fit: LawFit, categorical: Sequence[str] = (), unit: str | None 
     the variation of R, so its a, b and ceiling say little), points that look like
     mixed regimes (:func:`mixed_regimes`; the warning suggests ``--by`` with the
     ``categorical`` parameters), and a ceiling outside the range of R's ``unit``
-    (:func:`ceiling_range_warnings`)."""
+    (:func:`ceiling_range_warnings`); first, where a < 0, that −a + b is a floor, not a
+    ceiling (:func:`floor_warnings`)."""
     return [*_measure_warnings(fit.measure), *_fit_warnings(fit, categorical, unit)]
 
 
@@ -659,17 +848,33 @@ def _measure_warnings(measure: str) -> list[str]:
             f"is about an entropy H (choose one with --measure)"]
 
 
-def _fit_warnings(fit: LawFit, categorical: Sequence[str], unit: str | None = None) -> list[str]:
-    """The warnings on the fit itself: R² below :data:`WEAK_R2`, mixed regimes, and a
-    ceiling outside the range of R's ``unit`` (:func:`ceiling_range_warnings`)."""
-    out = []
-    if fit.r2 < WEAK_R2:
+def _fit_warnings(fit: LawFit, categorical: Sequence[str], unit: str | None = None,
+                  mixed: bool = True) -> list[str]:
+    """The warnings on the fit itself: a < 0 (:func:`floor_warnings`), R² below
+    :data:`WEAK_R2` (one warning where both, the first in brackets), mixed regimes (unless
+    ``mixed`` is false), and a ceiling outside the range of R's ``unit``
+    (:func:`ceiling_range_warnings`)."""
+    out = floor_warnings(fit)
+    if fit.r2 < WEAK_R2:  # with a < 0 too, one warning says both
+        floor = f" ({out.pop()})" if out else ""
         out.append(f"R² = {fit.r2:.3f} is below {WEAK_R2:g}: the fit explains little of {fit.objective}, "
-                   f"so a, b and the ceiling say little")
-    mixed = mixed_regimes(fit)
-    if mixed is not None:
-        out.append(_mixed_warning(fit, mixed, categorical))
+                   f"so a, b and the {fit.bound} say little{floor}")
+    found = mixed_regimes(fit) if mixed else None
+    if found is not None:
+        out.append(_mixed_warning(fit, found, categorical))
     return out + ceiling_range_warnings(fit, unit)
+
+
+def floor_warnings(fit: LawFit) -> list[str]:
+    """The warning for a fit with a < 0: R rises with H there, so −a + b, the law's value at
+    H = 0, is its lowest for H >= 0, a floor, not a ceiling (:attr:`LawFit.bound`); it says
+    too when a's 95 % interval reaches 0 or above (the sign itself is then uncertain)."""
+    if fit.bound != "floor":
+        return []
+    lo, hi = fit.a_ci
+    unsure = "; a's 95% CI reaches 0, so the points do not settle whether it rises or falls" if hi >= 0 else ""
+    return [f"a = {fit.a:.3g} [{lo:.3g}, {hi:.3g}] is below 0: {fit.objective} rises with {fit.measure} here, "
+            f"so −a + b = {fit.ceiling:.3g} is its value at H = 0, a floor, not a ceiling{unsure}"]
 
 
 def run_metrics(ev: dict[str, Any]) -> dict[str, Any]:

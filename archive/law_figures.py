@@ -2,7 +2,9 @@
 and a per-run reading's curves, one colour per run.
 
 Each curve is solid over its points' entropies and dashed beyond them down to H = 0, where
-the ceiling −a + b is marked (:func:`curve_spans`). Names and titles are drawn as written
+the ceiling −a + b is marked (:func:`curve_spans`): a star, or, where a < 0 and −a + b is
+the law's floor (:attr:`archive.law.LawFit.bound`), a triangle pointing down, labelled
+floor (:data:`BOUND_MARKERS`). Names and titles are drawn as written
 (:func:`archive.figures.plain_text`).
 """
 
@@ -16,10 +18,14 @@ import numpy as np
 
 from archive.law import LawFit, LawReading, RunLaw
 
+BOUND_MARKERS = {"ceiling": "*", "floor": "v"}  # the marker of −a + b at H = 0, by :attr:`LawFit.bound`
+FLOOR_LEGEND = "at H = 0, a triangle: a floor −a + b\n(a < 0: R rises with H)"
+
 
 def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:
     """The points and the fitted curve as PNG/SVG/PDF: solid over the points' entropies,
-    dashed beyond them down to H = 0, where the ceiling −a + b is marked (:func:`curve_spans`);
+    dashed beyond them down to H = 0, where the ceiling −a + b is marked (:func:`curve_spans`;
+    a floor, where a < 0, labelled so, :data:`BOUND_MARKERS`);
     names and ``title`` drawn as written (:func:`archive.figures.plain_text`)."""
     from archive.figures import new_figure, plain_text, save, tight_layout
 
@@ -29,8 +35,10 @@ def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:
     ax.scatter(fit.entropy, fit.performance, s=22, alpha=0.75, label=f"evaluations (n = {fit.n})")
     draw_curve(ax, fit, "C3", label=f"R = −{fit.a:.3g}·exp(H) + {fit.b:.3g}   (R² = {fit.r2:.3f})")
     ax.axhline(fit.ceiling, color="C3", ls=":", lw=1)
-    ax.scatter([0.0], [fit.ceiling], marker="*", s=140, color="C3", zorder=3,
-               label=f"ceiling −a + b = {fit.ceiling:.3g} [{fit.ceiling_ci[0]:.3g}, {fit.ceiling_ci[1]:.3g}]")
+    rises = " (a < 0: R rises with H)" if fit.bound == "floor" else ""
+    ax.scatter([0.0], [fit.ceiling], marker=BOUND_MARKERS[fit.bound], s=140, color="C3", zorder=3,
+               label=f"{fit.bound} −a + b = {fit.ceiling:.3g} [{fit.ceiling_ci[0]:.3g}, {fit.ceiling_ci[1]:.3g}]"
+                     f"{rises}")
     ax.plot([], [], color="C3", ls="--", lw=1, label="dashed: the law beyond the points, to H = 0")
     ax.set_xlabel(plain_text(f"{fit.measure} (H, nats)"))
     ax.set_ylabel(plain_text(fit.objective))
@@ -109,8 +117,9 @@ def unlisted_note(ordered: list[RunLaw], listed: list[int]) -> str | None:
 def runs_figure(reading: LawReading, path: str | Path, title: str | None = None) -> Path:
     """Each run's checkpoints and its fitted curve (the ``per-run`` reading) as PNG/SVG/PDF:
     each curve solid over its checkpoints and dashed beyond them down to H = 0, where its
-    ceiling −a + b is marked. Up to :data:`MAX_LISTED_RUNS` runs have distinct colours and
-    the legend names each (its id, ceiling and R², highest ceiling first); more are coloured
+    ceiling −a + b is marked (a run with a < 0: its floor, :data:`BOUND_MARKERS`). Up to
+    :data:`MAX_LISTED_RUNS` runs have distinct colours and the legend names each (its id,
+    ceiling or floor, and R², highest −a + b first); more are coloured
     by the rank of their ceiling along a colour bar, and the legend names the five highest
     and five lowest and says how many others it does not name, and their ceilings
     (:func:`unlisted_note`). Names and ``title`` drawn as written
@@ -124,10 +133,11 @@ def runs_figure(reading: LawReading, path: str | Path, title: str | None = None)
     fig = new_figure(figsize=(9.5, 5))
     ax = fig.subplots()
     for i, (run, colour) in enumerate(zip(ordered, colours, strict=True)):
-        label = f"#{run.evaluation_id}: ceiling {run.fit.ceiling:.3g}, R² {run.fit.r2:.2f}" if i in listed else None
-        ax.scatter(run.fit.entropy, run.fit.performance, s=14, alpha=0.7, color=colour)
-        draw_curve(ax, run.fit, colour, label=label, lw=1.0)
-        ax.scatter([0.0], [run.fit.ceiling], marker="*", s=50, color=colour, zorder=3)
+        f = run.fit
+        label = f"#{run.evaluation_id}: {f.bound} {f.ceiling:.3g}, R² {f.r2:.2f}" if i in listed else None
+        ax.scatter(f.entropy, f.performance, s=14, alpha=0.7, color=colour)
+        draw_curve(ax, f, colour, label=label, lw=1.0)
+        ax.scatter([0.0], [f.ceiling], marker=BOUND_MARKERS[f.bound], s=50, color=colour, zorder=3)
     if len(ordered) > MAX_LISTED_RUNS:
         _rank_colour_bar(fig, ax, ordered)
     note = unlisted_note(ordered, listed)
@@ -135,7 +145,10 @@ def runs_figure(reading: LawReading, path: str | Path, title: str | None = None)
         ax.plot([], [], ls="", label=plain_text(note))
     if ordered:
         ax.plot([], [], color="0.4", ls="--", lw=1, label="dashed: the law beyond\nthe checkpoints, to H = 0")
-        ax.scatter([], [], marker="*", color="0.4", label="at H = 0: each run's\nceiling −a + b")
+        if any(r.fit.bound == "ceiling" for r in ordered):
+            ax.scatter([], [], marker="*", color="0.4", label="at H = 0: each run's\nceiling −a + b")
+        if any(r.fit.bound == "floor" for r in ordered):
+            ax.scatter([], [], marker=BOUND_MARKERS["floor"], color="0.4", label=FLOOR_LEGEND)
     median = reading.median()
     ax.set_xlabel(plain_text(f"{reading.measure} (H, nats)"))
     ax.set_ylabel(plain_text(reading.objective))

@@ -771,18 +771,20 @@ def law(
     = None,
     by: Annotated[str | None, typer.Option(
         "--by", help="fit the law apart for each value of this parameter (e.g. a categorical one), pooled or "
-                     "cross-configuration; evaluations without it form the group (unset)")] = None,
+                     "cross-configuration; a float parameter is cut into 2 to 4 ranges of its values; "
+                     "evaluations without it form the group (unset)")] = None,
     storage: StorageOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Fit the entropy-performance law R = -a*exp(H) + b per run, pooled or across configurations.
 
     The table's title says which of the three was fitted. A warning says when H is not named
-    as an entropy, when R² < 0.3, when the points look like mixed regimes (try --by then), or when
-    the ceiling of an accuracy (unit fraction) lies outside [0, 1].
-    With --by PARAM: one row per value of PARAM (a group of fewer than 3 points, or one that
-    cannot be fitted, listed with why), the ungrouped fit last, and with --out a figure with
-    each group in its own colour.
+    as an entropy, when a < 0 (R rises with H, so -a + b is a floor, not a ceiling), when
+    R² < 0.3, when the points look like mixed regimes (try --by then), or when the ceiling of
+    an accuracy (unit fraction) lies outside [0, 1].
+    With --by PARAM: one row per value of PARAM, or per range of a float PARAM's values (a group
+    of fewer than 3 points, or one that cannot be fitted, listed with why), the ungrouped fit
+    last, and with --out a figure with each group in its own colour.
 
     \f
     In JSON: ``mode``, ``warnings`` and, with ``--by``, ``groups``. Mixed regimes are
@@ -829,8 +831,9 @@ def law(
             table.add_column(col, justify="right")
         for run in reading.runs:
             f = run.fit
-            table.add_row(str(run.evaluation_id), f"{f.a:.4g}", f"{f.b:.4g}", f"{f.ceiling:.4g}", f"{f.r2:.3f}",
+            table.add_row(str(run.evaluation_id), f"{f.a:.4g}", f"{f.b:.4g}", _bound_cell(f), f"{f.r2:.3f}",
                           str(f.n))
+        table.caption = _floor_caption([r.fit for r in reading.runs])
         med = reading.median()
         table.add_section()
         table.add_row("median", f"{med['a']:.4g}", f"{med['b']:.4g}", f"{med['ceiling']:.4g}", f"{med['r2']:.3f}",
@@ -848,8 +851,9 @@ def law(
         table.add_column(col, justify="right" if col else "left")
     table.add_row("a", f"{fit.a:.6g}", f"[{fit.a_ci[0]:.4g}, {fit.a_ci[1]:.4g}]")
     table.add_row("b", f"{fit.b:.6g}", f"[{fit.b_ci[0]:.4g}, {fit.b_ci[1]:.4g}]")
-    table.add_row("ceiling −a + b (H = 0)", f"{fit.ceiling:.6g}",
+    table.add_row(f"{fit.bound} −a + b (H = 0{', a < 0' if fit.bound == 'floor' else ''})", f"{fit.ceiling:.6g}",
                   f"[{fit.ceiling_ci[0]:.4g}, {fit.ceiling_ci[1]:.4g}]")
+    table.caption = _floor_caption([fit])
     table.add_row("R²", f"{fit.r2:.4f}", "")
     table.add_row(what, str(fit.n), "")
     console.print(table)
@@ -859,7 +863,8 @@ def law(
 
 def _law_groups_table(name: str, reading: Any) -> Table:
     """``atlas law --by``'s table: one row per group (its value, a, b, the ceiling and its
-    95 % CI, R², n; a group not fitted shows its point count and why), then the ungrouped fit."""
+    95 % CI, R², n; a group not fitted shows its point count and why), then the ungrouped fit;
+    a −a + b that is a floor (a < 0) is marked so (:func:`_bound_cell`, :func:`_floor_caption`)."""
     what = "evaluations" if reading.mode != "pooled" else "checkpoints"
     table = Table(title=escape(f"entropy-performance law of {name}, {reading.mode}, by {reading.by}: "
                                f"{reading.objective} = −a·exp({reading.measure}) + b"))
@@ -870,14 +875,32 @@ def _law_groups_table(name: str, reading: Any) -> Table:
         if f is None:
             table.add_row(escape(group.label), "", "", "", "", "", str(group.n), escape(group.reason or ""))
             continue
-        table.add_row(escape(group.label), f"{f.a:.4g}", f"{f.b:.4g}", f"{f.ceiling:.4g}",
+        table.add_row(escape(group.label), f"{f.a:.4g}", f"{f.b:.4g}", _bound_cell(f),
                       f"[{f.ceiling_ci[0]:.4g}, {f.ceiling_ci[1]:.4g}]", f"{f.r2:.3f}", str(f.n), "")
     whole = reading.fit
+    if whole is None and reading.reason:
+        table.add_section()
+        table.add_row("all (ungrouped)", "", "", "", "", "", "", escape(reading.reason))
     if whole is not None:
         table.add_section()
-        table.add_row("all (ungrouped)", f"{whole.a:.4g}", f"{whole.b:.4g}", f"{whole.ceiling:.4g}",
+        table.add_row("all (ungrouped)", f"{whole.a:.4g}", f"{whole.b:.4g}", _bound_cell(whole),
                       f"[{whole.ceiling_ci[0]:.4g}, {whole.ceiling_ci[1]:.4g}]", f"{whole.r2:.3f}", str(whole.n), "")
+    table.caption = _floor_caption([g.fit for g in reading.groups if g.fit is not None]
+                                   + ([whole] if whole is not None else []))
     return table
+
+
+def _bound_cell(fit: Any) -> str:
+    """A table's −a + b: the number, followed by ``floor`` where a < 0 (it is then the law's lowest value)."""
+    return f"{fit.ceiling:.4g}" + (" floor" if fit.bound == "floor" else "")
+
+
+def _floor_caption(fits: list[Any]) -> str | None:
+    """The line under a law table where some fit has a < 0: what its floor means; ``None`` where none has."""
+    if not any(f.bound == "floor" for f in fits):
+        return None
+    return ("floor: a < 0, so R rises with H and −a + b, its value at H = 0, is the law's lowest (a floor), "
+            "not a ceiling")
 
 
 @app.command("dashboard")

@@ -185,10 +185,16 @@ def test_by_a_categorical_whose_groups_are_big_enough_but_unfittable_points_at_t
     assert "the largest of 3 points" in line and "see each group's reason" in line and "too small" not in line
 
 
-def test_by_a_continuous_parameter_keeps_the_is_it_continuous_hint() -> None:
-    s = settings(params=("activation", "lr"))
-    reading = grouped_law("c", s, by_points(ACTIVATIONS[:8], "activation"), "lr", space=SPACE)
-    assert "no value of lr has a fittable group of at least 3 points (8 groups): is lr continuous?" \
+def test_by_a_parameter_of_one_value_per_evaluation_keeps_the_is_it_continuous_hint() -> None:
+    """An int parameter no two evaluations share (a float one is cut into ranges now:
+    tests/test_law_fixes.py::test_by_a_float_parameter_fits_a_few_ranges_of_it_sorted_and_labelled)."""
+    s = settings(params=("activation", "seed"))
+    done = by_points(ACTIVATIONS[:8], "activation")
+    for i, ev in enumerate(done):
+        ev["params"]["seed"] = 10 + i
+    space = {**SPACE, "seed": {"type": "int", "low": 0, "high": 100}}
+    reading = grouped_law("c", s, done, "seed", space=space)
+    assert "no value of seed has a fittable group of at least 3 points (8 groups): is seed continuous?" \
         in reading.warnings
 
 
