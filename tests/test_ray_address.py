@@ -71,6 +71,49 @@ def test_an_http_server_at_the_address_is_not_a_gcs(http_port: int) -> None:
     assert time.monotonic() - start < 5
 
 
+@pytest.fixture
+def redis_like_port() -> Iterator[int]:
+    """A loopback service that is neither gRPC nor HTTP: it answers each line as Redis does
+    (Redis listens on 6379, Ray's default GCS port)."""
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    if conn.recv(1024):
+                        conn.sendall(b"-ERR unknown command 'PRI', with args beginning with:\r\n")
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    server.close()
+
+
+@pytest.mark.usefixtures("no_ray_init")
+def test_a_service_that_is_not_http_is_not_called_an_http_server(redis_like_port: int) -> None:
+    """Redis on 6379 was "an HTTP server answers there (the dashboard's port?)", and `atlas
+    submit` then advised http://HOST:6379, which failed in turn."""
+    said = _start_refused(f"127.0.0.1:{redis_like_port}")
+    assert "not a Ray cluster's GCS: something other than Ray answers there (it replied \"-ERR unknown command" in said
+    assert "HTTP" not in said
+
+
 @pytest.mark.usefixtures("no_ray_init")
 def test_a_socket_that_never_answers_is_refused_after_the_probe(silent_port: int, monkeypatch) -> None:
     monkeypatch.setattr(ray_executor, "PROBE_S", 1.0)

@@ -757,8 +757,8 @@ def _probe_gcs(target: str, client: bool) -> str | None:
     finally:
         channel.close()
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        if "HTTP/2" in details:
-            return "an HTTP server answers there (the dashboard's port?), not Ray's gRPC"
+        if "HTTP/2" in details:  # it answered, in some other protocol: which, it says itself
+            return _not_grpc(target)
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return f"it accepts connections but gave no gRPC answer within {PROBE_S:g} s"
         return f"no gRPC answer ({(details.strip().splitlines() or ['?'])[0]})"
@@ -767,6 +767,28 @@ def _probe_gcs(target: str, client: bool) -> str | None:
     if not client and code == grpc.StatusCode.UNIMPLEMENTED:
         return "a gRPC server other than the GCS answers there (a Ray Client server? then ray://HOST:PORT)"
     return None
+
+
+def _not_grpc(target: str) -> str:
+    """What answers at ``target`` that is not gRPC, from its reply to a plain HTTP request
+    (one connection, :data:`PROBE_S` at most): an HTTP server (a Ray dashboard, on port
+    8265), or something else, quoted (Redis, which listens on 6379, Ray's default GCS port,
+    replies ``-ERR …`` or closes)."""
+    import socket
+
+    host, _, port = target.rpartition(":")
+    reply = b""
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_S) as conn:
+            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            reply = conn.recv(200)
+    except (OSError, ValueError):
+        pass
+    if reply.startswith(b"HTTP/"):
+        return "an HTTP server answers there (the dashboard's port?), not Ray's gRPC"
+    first = reply.decode("ascii", "replace").strip().splitlines()[0][:60] if reply.strip() else ""
+    said = f"it replied {first!r}" if first else "it closed the connection unanswered"
+    return f"something other than Ray answers there ({said}; another service on that port?), not Ray's gRPC"
 
 
 def _grpc_channel(target: str) -> Any:
