@@ -137,11 +137,23 @@ def job_server_url(address: str) -> str:
       reads it): something must accept a connection there and answer as a GCS
       (:func:`~workers.executors.ray_executor._probe_gcs`), and the job server is the
       dashboard address the GCS holds, which must accept a connection too;
-    - anything else (``ray://``, ``auto``) is left to Ray.
+    - ``ray://HOST[:PORT]``, a Ray Client server: checked as ``atlas run --address`` checks it
+      (:func:`~workers.executors.ray_executor.check_reachable`: something must accept a
+      connection there and answer as a gRPC server that is not the GCS), then left to Ray;
+    - anything else (``auto``) is left to Ray.
 
     Each refusal is one line (:class:`JobServerUnreachable`) naming ``address`` and the forms."""
     if address.lower().startswith(("http://", "https://")):
         _connect(address, *_url_host_port(address))
+        return address
+    if address.startswith("ray://"):
+        from workers.executors.base import ExecutorError
+        from workers.executors.ray_executor import ADDRESS_FORMS, check_reachable
+
+        try:
+            check_reachable(address)  # else Ray Client retries for 40 s and prints its own lines
+        except ExecutorError as exc:
+            raise JobServerUnreachable(f"{str(exc).removesuffix(f'; {ADDRESS_FORMS}')}; {JOB_ADDRESS_FORMS}") from None
         return address
     if "://" in address or address in ("auto", "local"):
         return address
