@@ -131,9 +131,10 @@ class _ProgressView:
     """What ``run`` and ``resume`` show: while the run starts (the storage opened, the
     proposer built, the workers started and their evaluators set up) a spinner that leaves nothing behind, so that an
     error found then stands alone; from the first report on, a live bar of evaluations
-    done of the budget, QD-score, coverage and best. Off a terminal, where a live bar is
-    drawn once, at the end, the same figures are also written as a plain line every
-    ``ATLAS_PROGRESS_EVERY_S`` (30 s), so that a log shows how a long run goes."""
+    done of the budget, QD-score, coverage and best. Off a terminal (a log file, a pipe),
+    where rich would draw that bar once, at the end, cut to 80 columns, the same figures
+    are plain lines: one every ``ATLAS_PROGRESS_EVERY_S`` (30 s), so that a log shows how a
+    long run goes, and the last when the run ends."""
 
     def __init__(self, budget: int) -> None:
         from entropy_atlas import settings
@@ -143,7 +144,8 @@ class _ProgressView:
         self.progress: Any = None
         self.task: Any = None
         self.every_s = None if console.is_terminal else settings.progress_every_s()
-        self.began = self.said_at = 0.0  # when the bar started, and when a plain line was last written
+        self.began = self.said_at = 0.0  # when the first report came, and when a plain line was last written
+        self.last: Stats | None = None  # the latest report, for the plain line the run ends with
 
     def __enter__(self) -> _ProgressView:
         self.starting.start()
@@ -153,25 +155,36 @@ class _ProgressView:
         self.starting.stop()
         if self.progress is not None:
             self.progress.stop()
+        elif self.last is not None:
+            console.print(self._line(self.last), highlight=False)
 
     def __call__(self, s: Stats) -> None:
-        if self.progress is None:
-            self._start_bar()
-        best = "—" if s.best_objective is None else f"{s.best_objective:.4g}"
-        self.progress.update(self.task, completed=s.finished, qd=f"{s.qd_score:.4g}",
-                             cov=f"{s.coverage:.1%}", best=best, failed=s.counts["failed"])
+        if self.last is None and self.progress is None:
+            self.starting.stop()
+            self.began = self.said_at = time.monotonic()
+            if self.every_s is None:
+                self._start_bar()
+        if self.every_s is None:
+            best = "—" if s.best_objective is None else f"{s.best_objective:.4g}"
+            self.progress.update(self.task, completed=s.finished, qd=f"{s.qd_score:.4g}",
+                                 cov=f"{s.coverage:.1%}", best=best, failed=s.counts["failed"])
+            return
+        self.last = s
         now = time.monotonic()
-        if self.every_s is not None and now - self.said_at >= self.every_s and s.finished < self.budget:
+        if now - self.said_at >= self.every_s and s.finished < self.budget:
             self.said_at = now
-            elapsed = int(now - self.began)
-            console.print(f"evaluating {s.finished}/{self.budget}  QD {s.qd_score:.4g}  cov {s.coverage:.1%}  "
-                          f"best {best}  failed {s.counts['failed']}  "
-                          f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}", highlight=False)
+            console.print(self._line(s), highlight=False)
+
+    def _line(self, s: Stats) -> str:
+        """``evaluating 120/400  QD 1234  cov 30.0%  best 0.9  failed 0  0:01:02``."""
+        best = "—" if s.best_objective is None else f"{s.best_objective:.4g}"
+        elapsed = int(time.monotonic() - self.began)
+        return (f"evaluating {s.finished}/{self.budget}  QD {s.qd_score:.4g}  cov {s.coverage:.1%}  best {best}  "
+                f"failed {s.counts['failed']}  {elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}")
 
     def _start_bar(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.starting.stop()
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("QD {task.fields[qd]}  cov {task.fields[cov]}  best {task.fields[best]}  "
@@ -180,7 +193,6 @@ class _ProgressView:
         )
         self.task = self.progress.add_task("evaluating", total=self.budget, qd="—", cov="—", best="—", failed=0)
         self.progress.start()
-        self.began = self.said_at = time.monotonic()
 
 
 def _default_map(storage: str, name: str) -> Path:
