@@ -4,11 +4,22 @@ Rules:
 
 - A storage URL is ``sqlite:///FILE`` or ``postgresql+psycopg://USER@HOST/DB``; anything
   else (a typo such as ``sqlit://``, ``mysql://``) is a :class:`StorageError` naming the
-  two forms, raised before anything is created.
-- Opening **for writing** creates a missing SQLite file (and its folder) and applies the
-  Alembic migrations up to head. It refuses a database that holds another application's
-  tables (no ``alembic_version`` of ours), and one at a schema revision this version does
-  not know (written by a newer Entropy Atlas).
+  two forms, raised before anything is created. Where the backend is a near miss
+  (``postgres+psycopg://``, ``sqlit://``) it names the URL meant; where the URL's driver is
+  not installed (``postgresql+psycopg2://``, or ``postgresql://``, whose default that is) it
+  names the URL of the driver this install has (``postgresql+psycopg://``). These errors
+  about the URL itself are :class:`~archive.errors.StorageURLError`.
+- Opening **for writing** creates a missing SQLite file and applies the Alembic migrations
+  up to head. Its folder must exist: a missing one is refused, named, before anything is
+  made (:func:`new_file_problem`); it had been created, so that a typo in the path
+  (``sqlite:////nonexist/dir/x.db``) made a new, empty archive where nobody would look.
+  Where a SQLite path of three slashes (relative to the working folder) names nothing there
+  but its absolute reading does (``sqlite:///tmp/x.db``: ``/tmp/x.db``), the error names the
+  URL of four slashes (:func:`absolute_hint`). Opening for writing refuses a database that
+  holds another application's tables (no ``alembic_version`` of ours), and one at a schema
+  revision this version does not know (written by a newer Entropy Atlas).
+- Every engine reads ``ATLAS_DB_LOCK_TIMEOUT_S``, SQLite's too (which does not use it): a
+  malformed one is refused on every storage, before anything is made.
 - Opening **read-only** (``status``, ``elites``, ``export``, ``map``, the dashboard)
   creates nothing and migrates nothing: a missing file, a database with no archive in it
   and an archive at an older or newer revision are each refused with the reason, and
@@ -51,6 +62,7 @@ import atexit
 import contextlib
 import os
 import re
+import shlex
 import sqlite3
 import struct
 import sys
@@ -68,7 +80,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import QueuePool
 
-from archive.errors import NoArchive, SchemaBehind, StorageError
+from archive.errors import NoArchive, SchemaBehind, StorageError, StorageURLError
 from entropy_atlas import settings
 from entropy_atlas.settings import DEFAULT_STORAGE, default_storage  # noqa: F401  (re-exported)
 
@@ -89,6 +101,13 @@ def shown_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return url
+
+
+def from_atlas_storage(url: str, message: str) -> str:
+    """``message``, an error about storage URL ``url``, said to come from ``$ATLAS_STORAGE``
+    (its password hidden): where no ``--storage`` is given, the variable is not in sight
+    (``ATLAS_STORAGE=sqlit:///x: unsupported storage 'sqlit' …``)."""
+    return f"ATLAS_STORAGE={shown_url(url)}: {message}"
 
 
 def first_line(exc: BaseException) -> str:
@@ -116,20 +135,48 @@ def _url_hint(url: str) -> str:
     return URL_FORMS
 
 
+#: near misses of a backend's name, and the backend meant (other misspellings: :func:`_meant_backend`)
+BACKEND_ALIASES = {"postgres": "postgresql", "postgre": "postgresql", "pgsql": "postgresql", "psql": "postgresql",
+                   "pg": "postgresql", "sqlite3": "sqlite", "sqllite": "sqlite"}
+#: the scheme of each backend with the driver this install uses, as a URL names it
+DRIVER_URLS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
+
+
+def _meant_backend(backend: str) -> str | None:
+    """The backend of :data:`BACKENDS` that ``backend`` is a near miss of (``postgres``,
+    ``sqlit``), or None (``mysql``)."""
+    import difflib
+
+    if backend in BACKEND_ALIASES:
+        return BACKEND_ALIASES[backend]
+    close = difflib.get_close_matches(backend, BACKENDS, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def with_driver(url: str, backend: str) -> str:
+    """``url`` (its password hidden) with its scheme replaced by ``backend``'s with this
+    install's driver (:data:`DRIVER_URLS`): ``postgres+psycopg2://u@h/db`` ->
+    ``postgresql+psycopg://u@h/db``."""
+    return f"{DRIVER_URLS[backend]}://{shown_url(url).partition('://')[2]}"
+
+
 def parse_storage_url(url: str) -> URL:
-    """The parsed URL; a :class:`StorageError` unless it is SQLite or PostgreSQL."""
+    """The parsed URL; a :class:`StorageURLError` unless it is SQLite or PostgreSQL (naming
+    the URL meant, where the backend is a near miss of one)."""
     if "\x00" in url:
-        raise StorageError(f"not a storage URL: {url!r} holds a NUL character")
+        raise StorageURLError(f"not a storage URL: {url!r} holds a NUL character")
     try:
         parsed = make_url(url)
         parsed.port  # noqa: B018  (a port that is not a number raises here, not at connect)
     except (ArgumentError, ValueError):
-        raise StorageError(f"not a storage URL: {url!r}; use {_url_hint(url)}") from None
+        raise StorageURLError(f"not a storage URL: {url!r}; use {_url_hint(url)}") from None
     if "\x00" in str(parsed.database or ""):  # %00, decoded
-        raise StorageError(f"not a storage URL: {url!r} names a database with a NUL character")
+        raise StorageURLError(f"not a storage URL: {url!r} names a database with a NUL character")
     backend = parsed.get_backend_name()
     if backend not in BACKENDS:
-        raise StorageError(f"unsupported storage {backend!r} in {shown_url(url)}; use {URL_FORMS}")
+        meant = _meant_backend(backend)
+        instead = f"did you mean {with_driver(url, meant)}?" if meant is not None else f"use {URL_FORMS}"
+        raise StorageURLError(f"unsupported storage {backend!r} in {shown_url(url)}; {instead}")
     return parsed
 
 
@@ -143,6 +190,7 @@ def sqlite_file(parsed: URL) -> Path | None:
 def make_engine(url: str, readonly: bool = False) -> Engine:
     """An engine for ``url`` (see the module's rules); nothing is connected yet."""
     parsed = parse_storage_url(url)
+    lock_timeout_s = settings.db_lock_timeout_s()  # on every storage: a malformed one is refused on SQLite too
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed, readonly)
@@ -150,14 +198,28 @@ def make_engine(url: str, readonly: bool = False) -> Engine:
         given = " ".join(given) if isinstance(given, tuple) else given
         options = [given]
         if "lock_timeout" not in (given or ""):
-            options.append(f"-c lock_timeout={round(settings.db_lock_timeout_s() * 1000)}")
+            options.append(f"-c lock_timeout={round(lock_timeout_s * 1000)}")
         if readonly:
             options.append("-c default_transaction_read_only=on")
         connect_args: dict[str, Any] = {"connect_timeout": 5, "options": " ".join(filter(None, options))}
         parsed = parsed.difference_update_query(["options"])
         return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     except (NoSuchModuleError, ImportError) as exc:
-        raise StorageError(f"cannot open storage {shown_url(url)}: {exc}") from None
+        raise driver_missing(url, parsed, exc) from None
+
+
+def driver_missing(url: str, parsed: URL, exc: Exception) -> StorageURLError:
+    """The error of storage ``url`` whose driver cannot be loaded (``postgresql+psycopg2://``,
+    or ``postgresql://``, whose default driver that is): the URL with the driver this install
+    has (where psycopg itself is missing, how to install it too)."""
+    import importlib.util
+
+    backend = parsed.get_backend_name()
+    said = f"cannot open storage {shown_url(url)}: its driver {parsed.get_driver_name()} is not installed ({exc})"
+    if backend == "postgresql" and importlib.util.find_spec("psycopg") is None:
+        return StorageURLError(f"{said}; install psycopg (pip install 'psycopg[binary]') and use "
+                               f"{with_driver(url, backend)}")
+    return StorageURLError(f"{said}; use {with_driver(url, backend)}, the driver this install has")
 
 
 # -- the side files of a read-only opening --------------------------------------------------
@@ -324,21 +386,68 @@ def missing_file(url: str, path: Path) -> StorageError | None:
     A read-only opening raises it, and so does a read of a handle whose file has vanished since."""
     if path.is_file():
         return None
-    missing = "is not a regular file" if path.exists() else f"does not exist; {settings.NO_STORAGE_HINT}"
-    return StorageError(f"cannot open storage {url}: the file {path} {missing}")
+    missing = "is not a regular file" if path.exists() else f"does not exist; {missing_hint(path)}"
+    return StorageURLError(f"cannot open storage {url}: the file {path} {missing}")
+
+
+def missing_hint(path: Path) -> str:
+    """What to do where SQLite file ``path`` is not there to read: its URL of four slashes
+    where it is relative and its absolute reading is a file (:func:`absolute_hint`), else
+    :data:`~entropy_atlas.settings.NO_STORAGE_HINT`."""
+    return absolute_hint(path) or settings.NO_STORAGE_HINT
+
+
+def absolute_hint(path: Path, folder: bool = False) -> str | None:
+    """Where ``path`` (not there) is relative and ``/`` + ``path`` is a file (``folder``: the
+    folder a new file goes in), the URL of four slashes that names it: ``sqlite:///tmp/x.db``
+    read ``tmp/x.db`` in the working folder, where ``/tmp/x.db`` was meant. Else None."""
+    if path.is_absolute():
+        return None
+    absolute = Path("/") / path
+    try:
+        there = absolute.parent.is_dir() if folder else absolute.is_file()
+        here = Path.cwd()
+    except OSError:  # a name too long; a working folder removed
+        return None
+    if not there:
+        return None
+    return (f"three slashes make a path relative to the working folder ({here}); for {absolute} use four: "
+            f"sqlite:///{quote(str(absolute), safe='/~')}")
+
+
+def new_file_problem(url: str, path: Path) -> StorageURLError | None:
+    """Why SQLite file ``path`` of storage ``url`` cannot be opened for writing, found before
+    anything is made: a path there that is no regular file, a file where one of its folders
+    belongs, or its folder missing (never made: a typo in the path had created a new, empty
+    archive where nobody would look; see :func:`absolute_hint`). None where ``path`` is a
+    file, or may be created in its folder."""
+    try:
+        if path.exists():
+            return None if path.is_file() else StorageURLError(f"cannot open storage {url}: {path} is not a "
+                                                               f"regular file")
+        if path.parent.is_dir():
+            return None
+        blocker = next((a for a in reversed(path.parents) if a.exists() and not a.is_dir()), None)
+    except OSError as exc:  # a name too long for the file system, and the like
+        return StorageURLError(f"cannot open storage {url}: {exc.strerror or exc}")
+    if blocker is not None:
+        return StorageURLError(f"cannot open storage {url}: {blocker} is a file, not a folder")
+    hint = (absolute_hint(path, folder=True)
+            or f"create it first (mkdir -p {shlex.quote(str(path.parent))}), or correct the path")
+    return StorageURLError(f"cannot open storage {url}: the folder {path.parent} does not exist; {hint}")
 
 
 def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
     if parsed.query:  # ?mode=ro was warned about by SQLAlchemy, then ignored: the file was written
         options = "&".join(f"{k}={v}" for k, v in parsed.query.items())
-        raise StorageError(f"a SQLite storage takes no URL options (got {options}): read commands (status, "
-                           f"elites, export, map, dashboard, …) open it read-only themselves")
+        raise StorageURLError(f"a SQLite storage takes no URL options (got {options}): read commands (status, "
+                              f"elites, export, map, dashboard, …) open it read-only themselves")
     path = sqlite_file(parsed)
     if path is None:
         if readonly:
-            raise StorageError(f"{parsed} is an in-memory database: nothing to read")
-        raise StorageError(f"{parsed} is an in-memory database: what a run writes would go with it; name a "
-                           f"file (sqlite:///atlas.db)")
+            raise StorageURLError(f"{parsed} is an in-memory database: nothing to read")
+        raise StorageURLError(f"{parsed} is an in-memory database: what a run writes would go with it; name a "
+                              f"file (sqlite:///atlas.db)")
     elif readonly:
         if (problem := missing_file(str(parsed), path)) is not None:
             raise problem
@@ -353,16 +462,8 @@ def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
                                                                factory=counted))
         _readonly_engines[engine] = os.getpid()
     else:
-        if path.exists() and not path.is_file():
-            raise StorageError(f"cannot open storage {parsed}: {path} is not a regular file")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):  # a file where a folder of the path belongs
-            blocker = next((a for a in reversed(path.parents) if a.exists() and not a.is_dir()), path.parent)
-            raise StorageError(f"cannot open storage {parsed}: {blocker} is a file, not a folder") from None
-        except OSError as exc:
-            raise StorageError(f"cannot open storage {parsed}: cannot make the folder {path.parent}: "
-                               f"{exc.strerror or exc}") from None
+        if (problem := new_file_problem(str(parsed), path)) is not None:  # its folder is never made
+            raise problem
         engine = create_engine(parsed.set(database=str(path.resolve())),  # ~ expanded; a later chdir changes nothing
                                connect_args={"timeout": 30, "check_same_thread": False,
                                              "factory": counted_connection(path.resolve(), tidy=False)})

@@ -9,6 +9,13 @@ class StorageError(AtlasError, RuntimeError):
     """The storage cannot be opened, reached or written."""
 
 
+class StorageURLError(StorageError):
+    """The storage URL itself is wrong: not a URL, a backend or driver this install does not
+    have, options or an in-memory database a storage cannot take, or a SQLite path that
+    names no file to read or no folder to create one in. The command line says where the URL
+    came from when it was ``$ATLAS_STORAGE`` (no ``--storage`` given)."""
+
+
 class SchemaBehind(StorageError):
     """Opened read-only, the archive is at an older schema revision: a write command brings
     it up (``atlas run``, ``atlas resume``, ``atlas migrate``); read commands never write."""

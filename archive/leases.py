@@ -30,6 +30,7 @@ from archive import starts
 from archive.errors import CampaignDeleted, LeaseConflict
 from archive.models import Campaign
 from archive.retry import reconnecting
+from entropy_atlas.holders import holder_text
 
 _HOLDER = select(Campaign.__table__.c.lease_holder).where(Campaign.__table__.c.id == bindparam("cid"))
 _HOLDER_PG = _HOLDER.with_for_update(read=True)  # built once: every write of a run checks it
@@ -136,7 +137,8 @@ class LeaseStore:
             raise CampaignDeleted("the campaign was deleted")
         current = row[0]
         if current != holder:
-            raise LeaseConflict(f"the campaign's lease is held by {current or 'nobody'}, not this scheduler")
+            held = holder_text(current) if current else "nobody"
+            raise LeaseConflict(f"the campaign's lease is held by {held}, not this scheduler")
 
     @reconnecting
     def renew_lease(self, campaign_id: int, holder: str, ttl_s: float) -> bool:

@@ -4,8 +4,12 @@
 when the file could not be written: a suffix that is not one of ``suffixes``, a path
 that is a directory, an existing file that is read-only, a folder that cannot be
 created or written, a path that is not UTF-8 or that the file system refuses, or the
-SQLite file of the ``storage`` being read. Missing folders are created when the file is
-written; :func:`writing` names a file that fails as it is written.
+SQLite file of the ``storage`` being read; and a folder that does not exist
+(``--out /nonexistent/x.json``), as a new SQLite storage's missing folder is refused
+(:func:`archive.engine.new_file_problem`): both had been created, a typo in the path writing
+the file somewhere nobody would look. Only a folder of Entropy Atlas's own naming is made
+where missing (``new_folders``: ``atlas run``'s default map, ``atlas-maps/…``).
+:func:`writing` names a file that fails as it is written.
 
 Every output is written whole or not at all (:func:`replacing`): to a temporary file beside
 it, put in its place once complete. A write that fails (a full disk) or is interrupted
@@ -19,6 +23,7 @@ import contextlib
 import os
 import re
 import secrets
+import shlex
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,17 +36,19 @@ FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 EXPORT_SUFFIXES = (".json", ".csv", ".parquet")
 
 
-def check_output(path: Path, suffixes: tuple[str, ...], storage: str | None = None) -> Path:
+def check_output(path: Path, suffixes: tuple[str, ...], storage: str | None = None, *,
+                 new_folders: bool = False) -> Path:
     """``path`` when a file can be written there (see the module's rule), and, given the
     ``storage`` URL read from, when it is not that storage's own SQLite file (or one of its
-    journals): an export named like the file it reads would have replaced the archive."""
+    journals): an export named like the file it reads would have replaced the archive. Its
+    folder must exist, unless ``new_folders`` (a path Entropy Atlas chose itself)."""
     path = Path(path)
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
         raise OutputPathError(f"{str(path)!a}: the path is not valid UTF-8") from None
     try:
-        return _writable(path, suffixes, storage)
+        return _writable(path, suffixes, storage, new_folders)
     except OutputPathError:
         raise
     except OSError as exc:  # a name too long for the file system, and the like
@@ -121,7 +128,7 @@ def _storage_files(storage: str | None) -> set[Path]:
     return {database, *(database.with_name(database.name + end) for end in ("-wal", "-shm", "-journal"))}
 
 
-def _writable(path: Path, suffixes: tuple[str, ...], storage: str | None) -> Path:
+def _writable(path: Path, suffixes: tuple[str, ...], storage: str | None, new_folders: bool) -> Path:
     if path.resolve() in _storage_files(storage):
         raise OutputPathError(f"{path} is the storage being read ({storage}); name another file")
     if path.is_dir():
@@ -135,6 +142,9 @@ def _writable(path: Path, suffixes: tuple[str, ...], storage: str | None) -> Pat
     folder = next((p for p in [path.parent, *path.parent.parents] if p.exists()), Path("."))
     if not folder.is_dir():
         raise OutputPathError(f"cannot write {path}: {folder} is a file, not a folder")
+    if folder != path.parent and not new_folders:
+        raise OutputPathError(f"cannot write {path}: the folder {path.parent} does not exist; create it first "
+                              f"(mkdir -p {shlex.quote(str(path.parent))}), or correct the path")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputPathError(f"cannot write {path}: the folder {folder} is not writable")
     return path

@@ -57,6 +57,7 @@ from archive.records import (
 )
 from archive.retry import full_error, is_full, reconnecting, unique_violation
 from entropy_atlas import settings
+from entropy_atlas.holders import holder_text
 from entropy_atlas.interrupts import held_interrupts
 from entropy_atlas.storable import INT64, text_problem
 
@@ -795,7 +796,7 @@ class Store(LeaseStore):
                 raise CampaignNotFound(f"no campaign with id {campaign_id} in {shown_url(self.url)}")
             if not force and scheduler_is_live(row.lease_holder, row.lease_expires):  # a killed one: at once
                 left = row.lease_expires - time.time()
-                raise LeaseConflict(f"campaign {row.name!r} is being run by {row.lease_holder} "
+                raise LeaseConflict(f"campaign {row.name!r} is being run by {holder_text(row.lease_holder)} "
                                     f"(its lease runs {left:.0f} s more)")
             counts = {t.name: conn.execute(t.delete().where(t.c.campaign_id == campaign_id)).rowcount
                       for t in children}

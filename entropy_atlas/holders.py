@@ -7,7 +7,8 @@ and where that process id names a process: the kernel's boot (``/proc/sys/kernel
 dashes left out) and the PID namespace (the inode of ``/proc/self/ns/pid``). A process id
 means something only in its PID namespace: a scheduler in a container that shares the
 host's name (``docker run --network host``, a Kubernetes ``hostNetwork`` pod, ``unshare
---pid``) is ``vm:11:…`` while no process 11 exists on the host.
+--pid``) is ``vm:11:…`` while no process 11 exists on the host. Messages name a holder as
+a person reads it (:func:`holder_text`: ``scheduler pid 11 on host vm``), never the raw id.
 
 The rule: a holder is dead only when that is certain. Its process was in this process's
 PID namespace (same host name, boot and namespace) and its process id no longer exists
@@ -34,6 +35,17 @@ def lease_holder_id() -> str:
     """This process's holder id, ``HOST:PID:TOKEN:BOOT:PIDNS`` (a new token each call)."""
     boot, pidns = our_place()
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}:{boot}:{pidns}"
+
+
+def holder_text(holder: str) -> str:
+    """A holder id as messages show it to a person: ``scheduler pid 13211 on host vm``, where
+    ``vm:13211:21cef13e:338ea5…:4026531836`` had been shown whole. The id itself stays what
+    is stored, compared and written where a machine reads it (the dashboard's JSON). Text
+    that is no holder id (``another scheduler``) is shown as it is, a scheduler named."""
+    parts = holder.split(":")
+    if len(parts) in (3, 5) and parts[0] and parts[1].isdigit():
+        return f"scheduler pid {parts[1]} on host {parts[0]}"
+    return holder if "scheduler" in holder else f"scheduler {holder}"
 
 
 def holder_is_dead(holder: str) -> bool:

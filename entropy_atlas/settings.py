@@ -3,6 +3,12 @@
 A malformed value is a :class:`SettingError` naming the variable (one ``error:`` line on
 the command line), read when a command needs it rather than when a module is imported, so
 that it never surfaces as a traceback at import, and before anything is written.
+
+A setting with a range (:func:`seconds_within`: ``ATLAS_LEASE_TTL``, 1 s to a day;
+``ATLAS_DB_LOCK_TIMEOUT_S``, 1 ms to a day) refuses a number outside it the same way, naming
+the range and why. Each is read on every storage: a run reads them all before it opens one
+(``search.api.RunSettings``), and every engine reads the lock timeout, which only PostgreSQL
+uses, so that a malformed one is refused on SQLite too rather than taken without a word.
 """
 
 from __future__ import annotations
@@ -52,9 +58,30 @@ def number(name: str, default: float, unit: str, *, positive: bool = False) -> f
     return value
 
 
+def seconds_within(name: str, default: float, low: float, high: float, why: str) -> float:
+    """``$name`` as :func:`seconds` (> 0) reads it, and from ``low`` to ``high`` seconds: one
+    outside is a :class:`SettingError` naming the range and ``why`` it is that."""
+    value = seconds(name, default, positive=True)
+    if not low <= value <= high:
+        raw = os.environ.get(name, "").strip()
+        raise SettingError(f"{name}={raw}: must be from {low:g} to {high:g} seconds ({why})")
+    return value
+
+
+#: The range of ``ATLAS_LEASE_TTL``: renewed every third of it, a lease under a second cannot
+#: be kept (one renewal held up a moment loses it); past a day, a crashed scheduler's campaign
+#: stays locked to every other host that long (a killed one on the same host is known at once).
+LEASE_TTL_RANGE_S = (1.0, 86_400.0)
+#: The range of ``ATLAS_DB_LOCK_TIMEOUT_S``: PostgreSQL's ``lock_timeout`` is whole milliseconds,
+#: and 0 ms turns it off (a value under 1 ms had meant waiting for ever).
+LOCK_TIMEOUT_RANGE_S = (0.001, 86_400.0)
+
+
 def lease_ttl_s() -> float:
-    """How long a scheduler's lease on its campaign lasts unrenewed (``ATLAS_LEASE_TTL``, 30 s)."""
-    return seconds("ATLAS_LEASE_TTL", 30.0, positive=True)
+    """How long a scheduler's lease on its campaign lasts unrenewed (``ATLAS_LEASE_TTL``, 30 s;
+    :data:`LEASE_TTL_RANGE_S`)."""
+    return seconds_within("ATLAS_LEASE_TTL", 30.0, *LEASE_TTL_RANGE_S,
+                          "the lease is renewed every third of it, and outlives a crashed scheduler that long")
 
 
 def db_retry_s() -> float:
@@ -64,8 +91,10 @@ def db_retry_s() -> float:
 
 def db_lock_timeout_s() -> float:
     """How long one PostgreSQL statement waits for a lock before it fails and its
-    transaction is retried as an unreachable database's is (``ATLAS_DB_LOCK_TIMEOUT_S``, 15 s)."""
-    return seconds("ATLAS_DB_LOCK_TIMEOUT_S", 15.0, positive=True)
+    transaction is retried as an unreachable database's is (``ATLAS_DB_LOCK_TIMEOUT_S``, 15 s;
+    :data:`LOCK_TIMEOUT_RANGE_S`)."""
+    return seconds_within("ATLAS_DB_LOCK_TIMEOUT_S", 15.0, *LOCK_TIMEOUT_RANGE_S,
+                          "PostgreSQL's lock timeout, in whole milliseconds")
 
 
 def max_proposer_state_mb() -> float:

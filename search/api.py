@@ -40,13 +40,22 @@ from __future__ import annotations
 
 import logging
 import numbers
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archive.engine import DEFAULT_STORAGE, default_storage, parse_storage_url, sqlite_file  # the default re-exported
-from archive.errors import CampaignNotFound, NoArchive, SchemaBehind, StorageError
+from archive.engine import (  # the default re-exported
+    DEFAULT_STORAGE,
+    default_storage,
+    from_atlas_storage,
+    missing_hint,
+    new_file_problem,
+    parse_storage_url,
+    sqlite_file,
+)
+from archive.errors import CampaignNotFound, NoArchive, SchemaBehind, StorageError, StorageURLError
 from archive.handle import campaign_name, shown_value, storage_url
 from archive.records import CampaignRecord, Stats, scheduler_is_live
 from archive.store import Store
@@ -82,8 +91,18 @@ def as_spec(spec_or_path: CampaignSpec | dict[str, Any] | str | Path) -> Campaig
 
 def checked_storage(storage: object) -> str:
     """The storage URL: ``storage`` (a URL, or a :class:`pathlib.Path` of a SQLite file), or
-    the default where it is None (or empty); any other type a ``TypeError``."""
-    return default_storage() if storage is None or storage == "" else storage_url(storage)
+    the default where it is None (or empty); any other type a ``TypeError``. A default taken
+    from ``$ATLAS_STORAGE`` that is no storage URL is refused here, naming the variable
+    (``ATLAS_STORAGE=sqlit:///x: unsupported storage 'sqlit' …``)."""
+    if storage is not None and storage != "":
+        return storage_url(storage)
+    url = default_storage()
+    if os.environ.get("ATLAS_STORAGE"):
+        try:
+            parse_storage_url(url)
+        except StorageURLError as exc:
+            raise StorageURLError(from_atlas_storage(url, str(exc))) from None
+    return url
 
 
 def check_arguments(executor: object, address: object, progress: object, *, name: object = None,
@@ -220,14 +239,17 @@ def _prepare(store: Store, spec: CampaignSpec, ex: Executor, checked: CheckedPro
 class RunSettings:
     """The environment's settings a run takes (``ATLAS_LEASE_TTL``,
     ``ATLAS_MAX_PROPOSER_STATE_MB``), read before anything is written: a malformed one is
-    refused with nothing created."""
+    refused with nothing created. ``ATLAS_DB_LOCK_TIMEOUT_S`` is read here too, whatever the
+    storage: only PostgreSQL's engines use it, and a malformed one had been refused there
+    and taken without a word on SQLite."""
 
     lease_ttl_s: float
     max_state_mb: float
+    lock_timeout_s: float = 15.0
 
     @classmethod
     def read(cls) -> RunSettings:
-        return cls(settings.lease_ttl_s(), settings.max_proposer_state_mb())
+        return cls(settings.lease_ttl_s(), settings.max_proposer_state_mb(), settings.db_lock_timeout_s())
 
 
 def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Stats], None] | None,
@@ -336,7 +358,9 @@ class _StorageAhead:
         parsed = parse_storage_url(url)
         path = sqlite_file(parsed)
         if parsed.get_backend_name() == "sqlite" and (path is None or not path.is_file()):
-            return cls()  # in memory, or no file yet (or no file at all: the open for writing says what it is)
+            # in memory, or no file yet; a path that cannot be one (its folder missing, a file where a
+            # folder belongs) is said before the workers start, not after their setup
+            return cls(error=None if path is None else new_file_problem(url, path))
         try:
             return cls(store=Store(url, readonly=True))
         except SchemaBehind:
@@ -417,7 +441,7 @@ def require_stored(url: str, name: str) -> None:
     path = sqlite_file(parse_storage_url(url))
     if path is not None and not path.exists():
         raise CampaignNotFound(f"no campaign named {name!r}: the storage file {path} does not exist; "
-                               f"{settings.NO_STORAGE_HINT}")
+                               f"{missing_hint(path)}")
     try:
         store = Store(url, readonly=True)
     except SchemaBehind:

@@ -23,7 +23,6 @@ import typer
 from rich.table import Table
 
 from entropy_atlas.errors import AtlasError, OutputPathError
-from entropy_atlas.settings import NO_STORAGE_HINT
 from entropy_atlas.wording import count
 from search.cli_help import AtlasTyper
 from search.cli_tables import (
@@ -58,10 +57,40 @@ AddressOpt = Annotated[
 ]
 
 
+class _StorageFrom:
+    """Where this command's storage URL came from: ``env`` is it where that was
+    ``$ATLAS_STORAGE`` (no ``--storage`` given), so that :func:`_errors` says so of an error
+    about the URL itself (:class:`~archive.errors.StorageURLError`)."""
+
+    env: str | None = None
+
+
 def _storage(storage: str | None) -> str:
+    """``--storage``, else ``$ATLAS_STORAGE``, else the default. An empty ``--storage ''`` is
+    refused: it had meant the default without a word (``no campaigns in this storage``)."""
     from entropy_atlas.settings import default_storage  # not search.api's: that imports the scheduler (0.5 s)
 
+    _StorageFrom.env = None if storage is not None else (os.environ.get("ATLAS_STORAGE") or None)
+    if storage == "":
+        from archive.errors import StorageURLError
+
+        raise StorageURLError("--storage is empty: give a storage URL (sqlite:///FILE or postgresql+psycopg://"
+                              "USER@HOST/DB), or leave --storage out for the default ($ATLAS_STORAGE, else "
+                              "sqlite:///atlas.db)")
     return storage or default_storage()
+
+
+def _error_lines(exc: AtlasError) -> list[str]:
+    """``exc``'s lines, the first naming ``$ATLAS_STORAGE`` where the error is about the
+    storage URL and that URL came from the variable (:class:`_StorageFrom`)."""
+    from archive.errors import StorageURLError
+
+    lines = exc.lines()
+    if isinstance(exc, StorageURLError) and _StorageFrom.env is not None and not lines[0].startswith("ATLAS_STORAGE="):
+        from archive.engine import from_atlas_storage
+
+        lines[0] = from_atlas_storage(_StorageFrom.env, lines[0])
+    return lines
 
 
 @contextmanager
@@ -70,7 +99,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except AtlasError as exc:
-        for line in exc.lines():
+        for line in _error_lines(exc):
             err.print(f"[bold red]error:[/] {escape(_resumable(line))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
@@ -95,14 +124,14 @@ def _read(storage: str | None, name: str | None = None, *, writes: bool = False)
     first look of a command that ``writes`` (``delete``) brings an archive at an older
     schema revision up, as its write would."""
     import archive
-    from archive.engine import parse_storage_url, sqlite_file
+    from archive.engine import missing_hint, parse_storage_url, sqlite_file
     from archive.errors import SchemaBehind
 
     url = _storage(storage)
     path = sqlite_file(parse_storage_url(url))
     if name is not None and path is not None and not path.exists():
         raise archive.CampaignNotFound(f"no campaign named {name!r}: the storage file {path} does not exist; "
-                                       f"{NO_STORAGE_HINT}")
+                                       f"{missing_hint(path)}")
     try:
         return archive.open(url, readonly=True)
     except SchemaBehind:
@@ -404,6 +433,8 @@ def _summary(name: str, stats: Stats, storage: str, map_out: Path | None) -> Non
             camp = handle.campaign(name)
             data = camp.map_data()
             found, kind = outside_axes(data.layout.axes, data.elites), data.layout.kind
+            if map_out is None:  # atlas-maps/…, a folder of Entropy Atlas's naming, is made (a --map one must exist)
+                out.parent.mkdir(parents=True, exist_ok=True)
             path = camp.map(out, data)
     except OutputPathError as exc:
         _warn(f"{exc}; the run is complete and stored: `atlas map {name} --out FILE` draws its map")
@@ -435,7 +466,8 @@ def run(
         url = _storage(storage)
         stop.storage, stop.name, stop.budget = url, loaded.name, loaded.search.budget
         _note_resume_flags(loaded.name, storage, url, executor, address)
-        check_output(map_out or _default_map(url, loaded.name), FIGURE_SUFFIXES, url)  # before the run, not after
+        check_output(map_out or _default_map(url, loaded.name), FIGURE_SUFFIXES, url,  # before the run, not after
+                     new_folders=map_out is None)  # atlas-maps/… is made; a --map folder must exist
         _execute(lambda p: api.run(loaded, storage=url, executor=executor, address=address, progress=p,
                                    budget=budget, source=str(spec), on_warning=_warn),  # budget: named if refused
                  loaded.search.budget, loaded.name, url, map_out)
@@ -459,7 +491,7 @@ def resume(
         url = _storage(storage)
         stop.storage, stop.name, stop.budget = url, name, budget
         _note_resume_flags(name, storage, url, executor, address)
-        check_output(map_out or _default_map(url, name), FIGURE_SUFFIXES, url)
+        check_output(map_out or _default_map(url, name), FIGURE_SUFFIXES, url, new_folders=map_out is None)
         complete, finished, total = api.is_complete(url, name, budget)
         if complete:
             console.print(f"campaign {name} is already finished: {finished} of {total} evaluations; "
@@ -1085,11 +1117,19 @@ def _exploration_fields(camp: Any, counts: dict[str, dict[str, int]] | None) -> 
 
 
 def _confirmed(question: str) -> bool:
-    """The user's answer to ``question``; a closed standard input (click's ``Abort`` of an
-    ``EOFError``) one ``error:`` line, exit 2, where it had read as a Ctrl-C (``stopped``,
-    exit 130)."""
+    """The user's answer to ``question`` (``[y/N]``: ``y`` or ``yes``; ``n``, ``no`` or just
+    Enter); any other answer is asked again after one line saying what to answer (typer's
+    ``Error: invalid input``, capitalised unlike every other line, had said neither). A closed
+    standard input (click's ``Abort`` of an ``EOFError``) one ``error:`` line, exit 2, where
+    it had read as a Ctrl-C (``stopped``, exit 130)."""
     try:
-        return typer.confirm(question)
+        while True:
+            given = typer.prompt(question, default="n", show_default=False, prompt_suffix=" [y/N]: ").strip()
+            if given.lower() in ("y", "yes"):
+                return True
+            if given.lower() in ("n", "no", ""):
+                return False
+            err.print(f"please answer y (yes) or n (no), not {escape(repr(given))}", highlight=False, soft_wrap=True)
     except typer.Abort as exc:
         if not isinstance(exc.__context__, EOFError):
             raise
@@ -1102,9 +1142,10 @@ def _confirmed(question: str) -> bool:
 def _refuse_live_lease(camp: Any) -> None:
     """A :class:`LeaseConflict` while a scheduler holds the campaign's unexpired lease."""
     from archive.errors import LeaseConflict
+    from entropy_atlas.holders import holder_text
 
     if camp.lease_is_live():
-        raise LeaseConflict(f"campaign {camp.name!r} is being run by {camp.record.lease_holder}; "
+        raise LeaseConflict(f"campaign {camp.name!r} is being run by {holder_text(camp.record.lease_holder)}; "
                             f"stop that scheduler first, or pass --force")
 
 

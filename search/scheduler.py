@@ -74,7 +74,7 @@ from archive.records import NewEvaluation, Result, Stats
 from archive.store import Store
 from entropy_atlas import interrupts, settings
 from entropy_atlas.errors import AtlasError
-from entropy_atlas.holders import holder_is_dead, lease_holder_id
+from entropy_atlas.holders import holder_is_dead, holder_text, lease_holder_id
 from entropy_atlas.interrupts import held_interrupts
 from entropy_atlas.wording import count
 from search.campaigns import write_limits
@@ -103,8 +103,9 @@ class CampaignBusy(AtlasError, RuntimeError):
 
 def busy_message(name: str, holder: str, lease_ttl_s: float) -> str:
     """The refusal of a run of campaign ``name`` whose lease live scheduler ``holder`` holds
-    (said alike by the take of the lease and by :mod:`search.api`'s look ahead at it)."""
-    return (f"campaign {name!r} is being run by scheduler {holder}; "
+    (said alike by the take of the lease and by :mod:`search.api`'s look ahead at it), the
+    holder as a person reads it (:func:`~entropy_atlas.holders.holder_text`)."""
+    return (f"campaign {name!r} is being run by {holder_text(holder)}; "
             f"wait for it to finish, or for its lease to expire if it died "
             f"(at most {lease_ttl_s:g} s), then `atlas resume {name}`")
 

@@ -120,6 +120,7 @@ def test_atlas_run_to_a_file_writes_its_summary_and_map_line_whole(tmp_path: Pat
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     figure = tmp_path / ("a-folder-with-a-long-name-" * 3) / "map.png"
+    figure.parent.mkdir()  # a --map folder must exist (tests/test_storage_folders.py)
     done = atlas("run", str(path), "--executor", "inline", "--storage", f"sqlite:///{tmp_path / 'a.db'}",
                  "--map", str(figure))
     assert done.exit_code == 0, done.stderr

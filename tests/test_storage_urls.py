@@ -63,6 +63,7 @@ def test_malformed_urls_are_one_line(url: str) -> None:
 def test_a_tilde_is_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()  # a storage's folder is never made (tests/test_storage_folders.py)
     api.run(quadratic_spec(search__budget=4), storage="sqlite:///~/runs/a.db", executor="inline")
     assert (tmp_path / "runs" / "a.db").is_file()
     assert not (tmp_path / "~").exists()
