@@ -479,7 +479,8 @@ def resume(
     storage: StorageOpt = None,
     address: AddressOpt = None,
     executor: ExecutorOpt = "ray",
-    budget: Annotated[int | None, typer.Option(help="raise the budget")] = None,
+    budget: Annotated[int | None, typer.Option(help="a new budget: above the stored one to run more, below it "
+                                                   "(not below what was created) to stop sooner")] = None,
     map_out: Annotated[Path | None, typer.Option("--map", help="where to write the elite map PNG")] = None,
 ) -> None:
     """Continue a stopped or killed campaign: nothing lost, nothing recorded twice."""
@@ -497,8 +498,25 @@ def resume(
             console.print(f"campaign {name} is already finished: {finished} of {total} evaluations; "
                           f"raise the budget to go on (`atlas resume {name} --budget N`)", highlight=False)
             return
+        if (lowered := _lowered_budget(url, name, budget)) is not None:
+            _warn(lowered)
         _execute(lambda p: api.resume(name, storage=url, executor=executor, address=address,
                                       budget=budget, progress=p), total, name, url, map_out)
+
+
+def _lowered_budget(storage: str, name: str, budget: int | None) -> str | None:
+    """The warning that ``--budget`` lowers campaign ``name``'s stored budget, where it does
+    and the run takes it (not below the evaluations created: that is refused); else None."""
+    if budget is None:
+        return None
+    import archive
+
+    with archive.open(storage, readonly=True) as handle:
+        camp = handle.campaign(name)
+        stored, created = camp.budget, camp.stats().created
+    if created <= budget < stored:
+        return f"--budget {budget} lowers campaign {name}'s budget from {stored}: it stops at {budget} evaluations"
+    return None
 
 
 @app.command()

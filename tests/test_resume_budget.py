@@ -149,3 +149,33 @@ def test_a_budget_below_what_the_campaign_has_names_what_was_typed_and_the_way_o
         f"already has; continue it with `atlas resume quad {shlex.join(where)}` (its budget is 12), or run more with "
         "a --budget above 12")
     assert campaign(tmp_path / "atlas.db") == ("finished", 12, 12, 0, 1)
+
+
+def test_a_budget_that_lowers_the_stored_one_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`atlas resume quad --budget 30` of a campaign stopped at 8 of 40 lowered its budget
+    to 30 without a word (the option's help said "raise the budget")."""
+    from search import api
+
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    where = ["--storage", url, "--executor", "inline"]
+
+    def stop_at_eight(stats: Any) -> None:
+        if stats.finished >= 8:
+            raise RuntimeError("stopped by the test")
+
+    spec = quadratic_spec(search__budget=40, search__batch_size=4, search__max_in_flight=4,
+                          evaluator={"kind": "python", "target": "tests.support.evaluators:slow_quadratic"})
+    monkeypatch.setenv("ATLAS_TEST_SLEEP", "0.05")  # progress is reported every 0.3 s at most
+    with pytest.raises(RuntimeError, match="stopped by the test"):
+        api.run(spec, storage=url, executor="inline", progress=stop_at_eight)
+    created = campaign(tmp_path / "atlas.db")[1]
+    assert created < 30
+    lowered = invoke("resume", "quad", "--budget", "30", *where)
+    assert lowered.exit_code == 0, lowered.output
+    assert lowered.stderr.splitlines() == [
+        "warning: --budget 30 lowers campaign quad's budget from 40: it stops at 30 evaluations"]
+    assert campaign(tmp_path / "atlas.db")[:2] == ("finished", 30)
+    raised = invoke("resume", "quad", "--budget", "36", *where)
+    assert raised.exit_code == 0 and raised.stderr == ""  # a raise says nothing
+    refused = invoke("resume", "quad", "--budget", "32", *where)  # below what it has: refused, alone
+    assert "is below the 36 evaluations" in one_error(refused) and "warning" not in refused.stderr
