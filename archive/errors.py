@@ -41,6 +41,10 @@ class CampaignDeleted(LeaseConflict):
     """A write of a scheduler whose campaign was deleted under it (``atlas delete --force``)."""
 
 
+class UnknownMeasure(AtlasError, ValueError):
+    """A measure named by a read (``atlas front --minimize M``) that the campaign does not have."""
+
+
 class CampaignNameTaken(AtlasError, RuntimeError):
     """A new campaign's name, written by another run between this one's check and its write."""
 

@@ -28,9 +28,10 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import numbers
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -39,7 +40,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from archive.engine import first_line, missing_file, shown_url
-from archive.errors import CampaignNotFound, StorageError
+from archive.errors import CampaignNotFound, StorageError, UnknownMeasure
 from archive.layout import CellLayout
 from archive.models import STATUSES, Campaign
 from archive.outputs import EXPORT_SUFFIXES, FIGURE_SUFFIXES, check_output
@@ -290,13 +291,24 @@ class CampaignHandle:
         check_output(path, FIGURE_SUFFIXES, self.store.url)
         return draw_map(path, self.map_data() if data is None else data)
 
-    def front(self, path: str | Path) -> Path:
-        """Objective against each measure with its Pareto front (:func:`archive.figures.pareto_front`)."""
+    def front(self, path: str | Path, minimize: Iterable[str] = ()) -> Path:
+        """Objective against each measure with its Pareto front (:func:`archive.figures.pareto_front`),
+        each measure in the direction the search gave it (``mo-bo``'s ``measure_directions``),
+        else maximised; ``minimize`` names measures to minimise in this figure whatever the
+        search said (an entropy where lower is the aim). A name that is not a measure of
+        the campaign is :class:`~archive.errors.UnknownMeasure`, naming the measures."""
         from archive.figures import pareto_front
 
+        minimize = list(minimize)
+        unknown = [m for m in minimize if m not in self.settings.measures]
+        if unknown:
+            raise UnknownMeasure(f"--minimize {unknown[0]}: not a measure of campaign {self.name!r} "
+                                 f"(measures: {', '.join(self.settings.measures)})")
         path = output_path(path)
         check_output(path, FIGURE_SUFFIXES, self.store.url)
-        return pareto_front(path, self.name, self.settings, self.evaluations(status="done"))
+        settings = dataclasses.replace(self.settings, measure_directions={
+            **self.settings.measure_directions, **dict.fromkeys(minimize, "minimize")})
+        return pareto_front(path, self.name, settings, self.evaluations(status="done"))
 
     def law(self, measure: str | None = None, mode: str | None = None, by: str | None = None) -> Any:
         """The entropy-performance law R = −a·exp(H) + b over the done evaluations, an

@@ -806,8 +806,11 @@ def front(
     name: Annotated[str, typer.Argument(help="the campaign's name")],
     out: Annotated[Path, typer.Option("--out", help="the figure (PNG, SVG or PDF)")] = Path("front.png"),
     storage: StorageOpt = None,
+    minimize: Annotated[list[str] | None, typer.Option(
+        "--minimize", help="a measure whose front is drawn minimised (repeat for several); the others as the "
+                           "search gave them (mo-bo's measure_directions), else maximised")] = None,
 ) -> None:
-    """Objective against each measure with the Pareto front (directions from mo-bo's options)."""
+    """Objective against each measure with the Pareto front (directions from mo-bo's options, or --minimize)."""
     from archive.outputs import FIGURE_SUFFIXES, check_output
 
     stop = _ReadStop()
@@ -815,7 +818,7 @@ def front(
         check_output(out, FIGURE_SUFFIXES, _storage(storage))
         camp = handle.campaign(name)
         with stop.writing(out):
-            path = camp.front(out)
+            path = camp.front(out, minimize=minimize or ())
     console.print(f"wrote {path}")
 
 

@@ -182,3 +182,29 @@ def test_a_measure_range_whose_cells_pass_the_largest_float_is_refused() -> None
         parse_spec(spec)
     spec["measures"][0]["bins"] = 1
     parse_spec(spec)
+
+
+def test_atlas_front_minimize_draws_that_measure_s_front_minimised(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A map-elites campaign's front was drawn maximising every measure, "(maximize)" under
+    each axis, with no way to say an entropy is to be kept low."""
+    from matplotlib.axes import Axes
+    from typer.testing import CliRunner
+
+    from search.cli import app
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    api.run(quadratic_spec(search__budget=12), storage=url, executor="inline")
+    labels: list[str] = []
+    original = Axes.set_xlabel
+    monkeypatch.setattr(Axes, "set_xlabel",
+                        lambda self, text, *a, **k: (labels.append(text), original(self, text, *a, **k))[1])
+    shown = CliRunner().invoke(app, ["front", "quad", "--storage", url, "--out", str(tmp_path / "f.png"),
+                                     "--minimize", "mb"])
+    assert shown.exit_code == 0, shown.output
+    assert labels == ["ma (maximize)", "mb (minimize)"]
+    refused = CliRunner().invoke(app, ["front", "quad", "--storage", url, "--out", str(tmp_path / "g.png"),
+                                       "--minimize", "entropy"])
+    assert refused.exit_code == 2
+    assert refused.stderr == "error: --minimize entropy: not a measure of campaign 'quad' (measures: ma, mb)\n"
+    assert not (tmp_path / "g.png").exists()
