@@ -18,9 +18,7 @@ import json
 import logging
 import re
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from search.proposers.llm_backends import BackendError, OpenAIBackend, Unreachab
 from search.spec import parse_spec, spec_warnings
 from tests.conftest import quadratic_spec
 from tests.support.chat_server import ChatServer
+from tests.support.loopback import LoopbackServer
 from tests.test_llm import llm_context, llm_warnings
 
 HI = [{"role": "user", "content": "reply with exactly 2 configurations"}]
@@ -49,44 +48,29 @@ def grid_reply(messages: list[dict[str, str]]) -> str:
     return json.dumps([{"a": round(float(a), 4), "b": round(float(b), 4)} for a, b in rng.random((n, 2))])
 
 
-class SilentServer:
+class SilentServer(LoopbackServer):
     """A loopback server that accepts every connection and never answers (nor closes it);
     ``accepted`` counts the connections, each one an attempt of the client."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.1)
+        super().__init__()
         self.held: list[socket.socket] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        return f"http://127.0.0.1:{self.port}/v1"
 
     @property
     def accepted(self) -> int:
         return len(self.held)
 
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            self.held.append(conn)
+    def handle(self, conn: socket.socket) -> None:
+        self.held.append(conn)
 
-    def __enter__(self) -> SilentServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
-        for s in [*self.held, self.sock]:
-            s.close()
+    def close(self) -> None:
+        super().close()
+        for conn in self.held:
+            conn.close()
 
 
 @pytest.fixture
@@ -260,37 +244,9 @@ def test_the_unusable_reasons_of_each_kind_of_reply(storage_url: str) -> None:
 
 
 # -- 3. a body that is not JSON -------------------------------------------------------------
-class HtmlServer:
-    """A loopback server answering every request with a 200 of ``content_type`` and ``body``."""
-
-    def __init__(self, content_type: str, body: bytes) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return None
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                self.send_response(200)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def __enter__(self) -> HtmlServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+def html_server(content_type: str, body: bytes) -> ChatServer:
+    """A loopback endpoint that answers every request with a 200 of ``body`` as ``content_type``."""
+    return ChatServer(lambda messages: "", fixed=(content_type, body))
 
 
 PAGE = b"<html>\n  <body><h1>502 Bad Gateway</h1><p>nginx</p></body>\n</html>"
@@ -299,7 +255,7 @@ PAGE = b"<html>\n  <body><h1>502 Bad Gateway</h1><p>nginx</p></body>\n</html>"
 def test_a_body_that_is_not_json_is_said_as_it_is(sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """Before: ``AttributeError: 'str' object has no attribute 'choices'``."""
     caplog.set_level(logging.WARNING, logger="entropy_atlas.llm")
-    with HtmlServer("text/html; charset=utf-8", PAGE) as server:
+    with html_server("text/html; charset=utf-8", PAGE) as server:
         spec = quadratic_spec(search__algorithm="llm", search__budget=8, search__batch_size=4,
                               search__max_in_flight=4,
                               search__options={"base_url": server.url, "model": "test-model", "max_retries": 0})
@@ -324,7 +280,7 @@ def test_a_body_that_is_not_json_is_said_as_it_is(sqlite_url: str, caplog: pytes
     ("text/html", b"x" * 100, "the body is not JSON (content-type text/html, starts '" + "x" * 60 + "…')"),
 ])
 def test_a_body_that_is_no_chat_completion_says_what_it_is(content_type: str, body: bytes, said: str) -> None:
-    with HtmlServer(content_type, body) as server:
+    with html_server(content_type, body) as server:
         backend = OpenAIBackend(server.url, "m", None, 5.0, 0, 0.7, 10, backoff_s=0)
         with pytest.raises(BackendError) as caught:
             backend.complete(HI)
@@ -333,7 +289,7 @@ def test_a_body_that_is_no_chat_completion_says_what_it_is(content_type: str, bo
 
 def test_a_completion_with_a_plain_text_content_type_is_still_read() -> None:
     """The body decides, as the client did: JSON sent as text/plain is read."""
-    with HtmlServer("text/plain", completion_body('[{"a": 0.5, "b": 0.5}]')) as server:
+    with html_server("text/plain", completion_body('[{"a": 0.5, "b": 0.5}]')) as server:
         done = OpenAIBackend(server.url, "m", None, 5.0, 0, 0.7, 10, backoff_s=0).complete(HI)
     assert done.text == '[{"a": 0.5, "b": 0.5}]'
 

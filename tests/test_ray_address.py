@@ -3,6 +3,7 @@ refs are matched the same under Ray Client, and the pool fits the nodes one by o
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import ray
 import yaml
 
 from tests.conftest import quadratic_spec
+from tests.support.loopback import LoopbackServer
 from tests.test_edges import assert_one_line_errors, campaign_rows, invoke
 from workers.executors import ray_executor
 from workers.executors.base import ExecutorConfig, ExecutorError
@@ -71,38 +73,22 @@ def test_an_http_server_at_the_address_is_not_a_gcs(http_port: int) -> None:
     assert time.monotonic() - start < 5
 
 
+class RedisLike(LoopbackServer):
+    """A loopback service that is neither gRPC nor HTTP: it answers what it reads as Redis
+    does (Redis listens on 6379, Ray's default GCS port)."""
+
+    def handle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(2)
+            with contextlib.suppress(OSError):
+                if conn.recv(1024):
+                    conn.sendall(b"-ERR unknown command 'PRI', with args beginning with:\r\n")
+
+
 @pytest.fixture
 def redis_like_port() -> Iterator[int]:
-    """A loopback service that is neither gRPC nor HTTP: it answers each line as Redis does
-    (Redis listens on 6379, Ray's default GCS port)."""
-    import threading
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    if conn.recv(1024):
-                        conn.sendall(b"-ERR unknown command 'PRI', with args beginning with:\r\n")
-                except OSError:
-                    pass
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    server.close()
+    with RedisLike() as server:
+        yield server.port
 
 
 @pytest.mark.usefixtures("no_ray_init")

@@ -2,8 +2,9 @@
 protocol's ``POST /v1/chat/completions``; nothing leaves the machine).
 
 Each request takes the next scripted step: ``("ok", text)``, ``("status", code)``,
-``("sleep", seconds)``, ``("raw", body)`` (a 200 whose body is those bytes, as JSON); when
-the script runs out it answers with ``default(messages)``.
+``("sleep", seconds)``, ``("raw", body)`` (a 200 whose body is those bytes, as JSON, or
+``(content_type, body)``); when the script runs out it answers with ``default(messages)``,
+or, where the server was given ``fixed`` (a raw step's value), with that.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 
 class ChatServer:
-    def __init__(self, default: Callable[[list[dict[str, str]]], str]) -> None:
+    def __init__(self, default: Callable[[list[dict[str, str]]], str],
+                 fixed: bytes | tuple[str, bytes] | None = None) -> None:
         self.script: list[tuple[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self.default = default
@@ -32,14 +34,15 @@ class ChatServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with server.lock:
                     server.requests.append(body)
-                    step = server.script.pop(0) if server.script else ("ok", None)
+                    step = server.script.pop(0) if server.script else ("raw", fixed) if fixed else ("ok", None)
                 kind, value = step
                 if kind == "sleep":
                     time.sleep(value)
                     kind, value = "ok", None
                 if kind == "raw":
+                    content_type, value = value if isinstance(value, tuple) else ("application/json", value)
                     self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(value)))
                     self.end_headers()
                     self.wfile.write(value)
