@@ -46,8 +46,11 @@ The config's model is :class:`~workers.evaluators.configs.ActivationConfig`;
 :meth:`ActivationEvaluator.check_space` refuses a space parameter whose name is a likely
 misspelling of one the evaluator takes (:func:`workers.contract.meant_name`: ``lrr``,
 ``swish_betta``; ``; did you mean lr?``), an ``activation`` choice that is not a known
-activation, and an activation number (``crrelu_eps``, ``family_c3``, ``swish_beta`` …)
-whose range leaves float32's (|x| > 3.4e38). Any other space parameter (a campaign's
+activation, an activation number (``crrelu_eps``, ``family_c3``, ``swish_beta`` …)
+whose range leaves float32's (|x| > 3.4e38), ``symbolic`` among the activations with no
+``expression`` to read (:func:`symbolic_problems`), and a range end or a choice its
+parameter's own rule refuses (:func:`value_problems`: ``eafo_tau`` outside (0, 1],
+``gelu_approximate: exact``, a float range for ``epochs``). Any other space parameter (a campaign's
 ``layers``) is taken: searched and stored with each evaluation, left unread by the
 training, and :meth:`ActivationEvaluator.space_warnings` says so when the campaign is checked.
 
@@ -74,6 +77,7 @@ from workers.activations.eafo import BASES
 from workers.activations.factory import (
     ACTIVATION_KEYS,
     ACTIVATIONS,
+    FAMILY_KEYS,
     NUMBER_KEYS,
     activation_factory,
     float32_problem,
@@ -90,6 +94,7 @@ from workers.contract import (
     unread_warnings,
 )
 from workers.evaluators.configs import ActivationConfig, validate_config
+from workers.space_values import Kind, rule_problems
 
 DATA_KEYS = ("dataset", "data_dir", "test_size", "split_seed", "max_train", "max_test")
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -191,8 +196,10 @@ class ActivationEvaluator(Evaluator):
         (:data:`PARAM_KEYS`, :func:`~workers.contract.meant_name`; any other name is taken, see
         :meth:`space_warnings`), every categorical ``activation`` (``eafo_base``) choice a known
         activation (EAFO base), every ``expression`` choice in the symbolic grammar (parsed,
-        never evaluated), and every activation number the space reaches within float32's
-        range (:func:`float32_problems`)."""
+        never evaluated), an ``expression`` parameter wherever ``symbolic`` can be drawn
+        (:func:`symbolic_problems`), every activation number the space reaches within
+        float32's range (:func:`float32_problems`), and every other range end and choice
+        within its parameter's own rule (:func:`value_problems`)."""
         problems = misspelling_problems(space, PARAM_KEYS, "an activation evaluator parameter")
         for name, known, what in (("activation", ACTIVATIONS, "activation"), ("eafo_base", tuple(BASES), "EAFO base")):
             param = space.get(name) or {}
@@ -204,7 +211,7 @@ class ActivationEvaluator(Evaluator):
         if expressions.get("type") == "categorical":
             problems += [f"space.expression.choices: {problem}" for choice in expressions.get("choices", [])
                          if (problem := _expression_problem(choice))]
-        return problems + float32_problems(space)
+        return problems + symbolic_problems(space) + float32_problems(space) + value_problems(config, space)
 
     @classmethod
     def check_measures(cls, config: dict[str, Any], measures: list[str]) -> list[str]:
@@ -306,3 +313,75 @@ def _expression_problem(choice: Any) -> str | None:
     except ValueError as exc:
         return f"{choice!r}: {exc}"
     return None
+
+
+#: The activation that reads each activation parameter: its rule is that activation's
+#: (:func:`~workers.activations.factory.activation_factory`). ``activation``, ``eafo_base`` and
+#: ``expression`` are checked against their known names and grammar instead.
+READ_BY: dict[str, str] = {
+    "crrelu_eps": "crrelu", "eafo_eps": "eafo", "eafo_sigma": "eafo", "eafo_tau": "eafo", "wafbc_bound": "wafbc",
+    "learnable": "relu", "leaky_relu_slope": "leaky_relu", "prelu_init": "prelu", "elu_alpha": "elu",
+    "swish_beta": "swish", "gelu_approximate": "gelu", **dict.fromkeys(FAMILY_KEYS, "family"),
+}
+#: The parameters that take an integer or a boolean (a float range's values are neither).
+PARAM_KINDS: dict[str, Kind] = {"epochs": "int", "batch_size": "int", "learnable": "bool"}
+
+
+def value_problems(config: Mapping[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
+    """Each range end and choice that its parameter's own rule refuses, one line per
+    parameter for numbers (:func:`~workers.contract.space_value_problems`) and one per choice
+    that is not a number (:func:`~workers.space_values.choice_problems`), and a float range for
+    an integer or boolean parameter (:func:`~workers.space_values.float_range_problems`).
+
+    The rule of an activation parameter is the factory's, for the activation that reads it
+    (:data:`READ_BY`: ``eafo_tau`` in (0, 1], ``eafo_sigma`` and ``wafbc_bound`` in (0, 100],
+    ``gelu_approximate`` none or tanh, ``learnable`` a boolean); of ``lr``, ``weight_decay``,
+    ``epochs`` and ``batch_size``, :class:`TrainConfig`'s over the config's training
+    settings. Only a refusal naming the parameter counts, and a number beyond float32's
+    range or AdamW's bound is left to :func:`float32_problems`, which says so once."""
+    defaults = {k: config[k] for k in TRAIN_KEYS if k in config}
+
+    def problem_of(name: str, value: Any) -> str | None:
+        if _number(value) and ((name in NUMBER_KEYS and float32_problem(float(value)))
+                               or (name == "lr" and adamw_lr_problem(float(value)))):
+            return None
+        try:
+            if name in READ_BY:
+                activation_factory({"activation": READ_BY[name], name: value})
+            elif name in PARAM_TRAIN_KEYS:
+                _coerce_train({**defaults, name: value})
+            return None
+        except (ValueError, TypeError) as exc:
+            return str(exc) if str(exc).startswith(name) else None
+
+    return rule_problems("activation", space, problem_of, PARAM_KINDS)
+
+
+def symbolic_problems(space: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """An ``activation`` that can be ``symbolic`` with no ``expression`` to read: none in the
+    space, one whose ``when`` leaves it inactive for ``symbolic``, or one that is not a
+    categorical of expressions. Every evaluation drawing ``symbolic`` had failed with
+    ``activation 'symbolic' needs an 'expression' in x`` (or the expression's own error)."""
+    activation = space.get("activation") or {}
+    choices = activation.get("choices") or [] if activation.get("type") == "categorical" else []
+    if not any(isinstance(c, str) and c.lower() == "symbolic" for c in choices):
+        return []
+    expression = space.get("expression")
+    if expression is None:
+        return ["space.activation.choices: 'symbolic' needs an 'expression' parameter in the space, its expressions "
+                "in x (expression: {type: categorical, choices: ['x*sigmoid(x)'], when: {activation: symbolic}}); "
+                "every evaluation drawing it would fail"]
+    wanted = (expression.get("when") or {}).get("activation")
+    if wanted is not None:
+        allowed = wanted if isinstance(wanted, list) else [wanted]
+        if not any(isinstance(a, str) and a.lower() == "symbolic" for a in allowed):
+            return [f"space.expression.when: leaves expression inactive when activation is 'symbolic' (it is active "
+                    f"for {wanted!r} only), and every evaluation drawing 'symbolic' would fail for want of it"]
+    if expression.get("type") != "categorical":
+        return [f"space.expression.type: must be categorical, its choices expressions in x (a {expression.get('type')} "
+                "parameter draws numbers, which are not expressions)"]
+    return []
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

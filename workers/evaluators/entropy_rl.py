@@ -22,7 +22,9 @@ samples the held-out prompts and returns
   ``gen_batches`` / ``kept_groups`` (DAPO dynamic sampling), ``overlong_penalty``,
   ``response_length``, ``seconds``), greedy accuracy, the starting
   accuracy and entropy, the gain, train / eval / wall seconds, RL steps per second and
-  the configuration used;
+  the configuration used, whose ``eps_low`` / ``eps_high`` are the ratio bounds the loss
+  applied (the loss mode's own where the params leave them null: 1 / 1 for ``clip_cov``),
+  repeated as the metrics ``eps_low`` / ``eps_high``;
 - ``metrics["trajectory"]``: the run's entropy-performance trajectory, the points Cui et
   al. fit their law R = −a·exp(H) + b over (one run, its training checkpoints): at
   ``law_checkpoints`` steps k_i = ⌈i·steps / law_checkpoints⌉, the ``train_entropy``
@@ -54,12 +56,15 @@ Config::
     #               match, answer_regex, stop_strings (jsonl)
 
 The config's model is :class:`~workers.evaluators.configs.EntropyRLConfig`;
-:meth:`EntropyRLEvaluator.check_space` refuses a space parameter whose name is a likely
-misspelling of a GRPO parameter (:func:`workers.contract.meant_name`: ``entropy_coeff``;
-``; did you mean entropy_coef?``), a ``loss_mode`` choice that is not a loss mode, GRPO defaults that
-:class:`GRPOConfig` refuses, and an ``overlong_buffer_len`` (config or space) longer than
-any ``max_new_tokens`` a run can have (config, task default or space):
-:func:`overlong_problems`. Any other space parameter (a campaign's ``layers``) is taken:
+:meth:`EntropyRLEvaluator.check_space` refuses a ``builtin:`` model that does not exist
+(:func:`workers.builtin_models.builtin_model_problem`, naming the one probably meant), a space
+parameter whose name is a likely misspelling of a GRPO parameter
+(:func:`workers.contract.meant_name`: ``entropy_coeff``; ``; did you mean entropy_coef?``), a
+``loss_mode`` choice that is not a loss mode, GRPO defaults that :class:`GRPOConfig` refuses,
+an ``overlong_buffer_len`` (config or space) longer than any ``max_new_tokens`` a run can
+have (config, task default or space): :func:`overlong_problems`, and a range end or a choice
+its parameter refuses (:func:`value_problems`: ``eps_low`` above 1, ``aepo`` choosing
+``"no"``, a float range for ``steps``). Any other space parameter (a campaign's ``layers``) is taken:
 searched and stored with each evaluation, left unread by the training, and
 :meth:`EntropyRLEvaluator.space_warnings` says so when the campaign is checked.
 
@@ -78,6 +83,7 @@ seed give the same result bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any
@@ -85,6 +91,7 @@ from typing import Any
 import torch
 
 from workers.activations.training import deterministic
+from workers.builtin_models import builtin_model_problem
 from workers.contract import (
     EvalContext,
     Evaluator,
@@ -92,7 +99,6 @@ from workers.contract import (
     is_unread,
     measure_problems,
     misspelling_problems,
-    space_value_problems,
     unread_warnings,
 )
 from workers.decoding.models import LanguageModel, load_model
@@ -100,6 +106,7 @@ from workers.decoding.tasks import TASK_KEYS, Item, JsonlTask, Task, build_task
 from workers.evaluators.configs import EntropyRLConfig, validate_config
 from workers.rl.config import ADAMW_MAX_LR, AEPO_ENTROPY, LOSS_MODES, GRPOConfig
 from workers.rl.trainer import GRPOTrainer, PolicyEval, checkpoint_steps, curves, evaluate_policy, trajectory
+from workers.space_values import Kind, rule_problems
 
 TASKS = ("arithmetic", "jsonl")
 CONFIG_DEFAULTS: dict[str, Any] = {
@@ -126,6 +133,9 @@ CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
     "loss_mode": (LOSS_MODES, "a loss mode"),
     "aepo_entropy": (AEPO_ENTROPY, "an AEPO entropy signal"),
 }
+#: The GRPO fields that take an integer or a boolean (a float range's values are neither).
+GRPO_KINDS: dict[str, Kind] = {f.name: ("bool" if str(f.type) == "bool" else "int")
+                               for f in dataclasses.fields(GRPOConfig) if str(f.type).split(" ")[0] in ("int", "bool")}
 
 
 class EntropyRLEvaluator(Evaluator):
@@ -164,13 +174,17 @@ class EntropyRLEvaluator(Evaluator):
 
     @classmethod
     def check_space(cls, config: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
-        """No space parameter named as a likely misspelling of a GRPO parameter
+        """A ``builtin:`` model that exists (:func:`~workers.builtin_models.builtin_model_problem`),
+        no space parameter named as a likely misspelling of a GRPO parameter
         (:func:`~workers.contract.meant_name`; any other name is taken, see
         :meth:`space_warnings`), every categorical ``loss_mode`` / ``aepo_entropy`` choice a
-        known name, the config's GRPO defaults are a valid :class:`GRPOConfig`, and DAPO's
-        overlong buffer fits the generation limit (:func:`overlong_problems`)."""
+        known name, the config's GRPO defaults are a valid :class:`GRPOConfig`, DAPO's
+        overlong buffer fits the generation limit (:func:`overlong_problems`), and every
+        range end and choice keeps its parameter's rule (:func:`value_problems`)."""
         known = GRPOConfig.field_names()
-        problems = misspelling_problems(space, known, "a GRPO parameter")
+        model = builtin_model_problem(str(config.get("model", CONFIG_DEFAULTS["model"])))
+        problems = [f"evaluator.config.model: {model}"] if model else []
+        problems += misspelling_problems(space, known, "a GRPO parameter")
         for name, (names, what) in CHOICES.items():
             param = space.get(name) or {}
             if param.get("type") == "categorical":
@@ -284,6 +298,7 @@ class EntropyRLEvaluator(Evaluator):
                                                 seed=eval_seed)
         self.lm.model.load_state_dict(self.initial_state)
         retained = final.entropy / initial.entropy
+        used = cfg.resolved()
         metrics: dict[str, Any] = {
             "accuracy": final.accuracy,
             "greedy_accuracy": final.greedy_accuracy,
@@ -303,7 +318,9 @@ class EntropyRLEvaluator(Evaluator):
             "train_prompts": len(self.train_items),
             "eval_prompts": len(self.eval_items),
             "max_new_tokens": max_new,
-            "config": cfg.to_dict(),
+            "eps_low": used.eps_low,  # the ratio bounds the loss used: the loss mode's own where unset
+            "eps_high": used.eps_high,
+            "config": used.to_dict(),
             "device": str(self.lm.device),
         }
         return {"objective": final.accuracy,
@@ -373,14 +390,18 @@ def overlong_problems(config: dict[str, Any], space: dict[str, dict[str, Any]]) 
 
 
 def value_problems(defaults: dict[str, Any], space: dict[str, dict[str, Any]]) -> list[str]:
-    """Each GRPO parameter's range ends and numeric choices that the parameter's own rule
-    refuses (:func:`~workers.contract.space_value_problems`; the rule is
-    :meth:`GRPOConfig.from_params` over the config's ``defaults``, and only a refusal naming
-    the parameter counts, not one of another field's). ``lr`` is :func:`lr_problems`'."""
+    """Each GRPO parameter's range ends and choices that the parameter's own rule refuses:
+    numbers (:func:`~workers.contract.space_value_problems`), choices that are not numbers
+    (:func:`~workers.space_values.choice_problems`: ``aepo: {choices: ["no", "yes"]}``; the
+    names of :data:`CHOICES` are checked against their known names instead), and a float
+    range for an integer or boolean field (:func:`~workers.space_values.float_range_problems`).
+    The rule is :meth:`GRPOConfig.from_params` over the config's ``defaults``, and only a
+    refusal naming the parameter counts, not one of another field's. An ``lr`` above AdamW's
+    bound is :func:`lr_problems`' (one line that says why)."""
     fields = GRPOConfig.field_names()
 
-    def problem_of(name: str, value: float) -> str | None:
-        if name == "lr" or name not in fields:
+    def problem_of(name: str, value: Any) -> str | None:
+        if name not in fields or (name == "lr" and _number(value) and value > ADAMW_MAX_LR):  # lr_problems' line
             return None
         try:
             GRPOConfig.from_params({name: value}, defaults)
@@ -388,7 +409,7 @@ def value_problems(defaults: dict[str, Any], space: dict[str, dict[str, Any]]) -
             return str(exc) if str(exc).startswith(name) else None
         return None
 
-    return space_value_problems("entropy_rl", space, problem_of)
+    return rule_problems("entropy_rl", space, problem_of, GRPO_KINDS, skip=CHOICES)
 
 
 def lr_problems(space: dict[str, dict[str, Any]]) -> list[str]:

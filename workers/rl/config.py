@@ -164,6 +164,13 @@ class GRPOConfig:
         low, high = DEFAULT_CLIP[self.loss_mode]
         return (low if self.eps_low is None else self.eps_low, high if self.eps_high is None else self.eps_high)
 
+    def resolved(self) -> GRPOConfig:
+        """This config with ``eps_low`` / ``eps_high`` the bounds the loss uses
+        (:meth:`clip_bounds`), never None: what a run records, so a stored config says which
+        ratio bounds held (``clip_cov``'s 1 / 1, not ``None``) and reruns the same run."""
+        low, high = self.clip_bounds()
+        return dataclasses.replace(self, eps_low=low, eps_high=high)
+
     @classmethod
     def field_names(cls) -> frozenset[str]:
         return frozenset(f.name for f in dataclasses.fields(cls))
