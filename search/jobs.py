@@ -288,7 +288,7 @@ def submit(spec: CampaignSpec, address: str, storage: str, env_vars: dict[str, s
     client = _client(address)
     entrypoint = " ".join(shlex.quote(a) for a in [
         python, "-m", "search.cli", "run", "campaign.yaml", "--storage", storage, "--address", "auto",
-        "--map", f"atlas-maps/{spec.name}.png",
+        "--map", f"{spec.name}.png",  # in the job's own working folder, which exists (an --map folder must)
     ])
     job_id = f"atlas-{spec.name}-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="atlas-submit-") as workdir:

@@ -66,6 +66,7 @@ def test_worker_lost_every_time_gives_up_after_max_retries(sqlite_url: str, ray_
     spec = quadratic_spec(
         evaluator={"kind": "python", "target": "tests.support.evaluators:crash_once"},
         search__algorithm="random", search__budget=1, search__batch_size=1, search__max_in_flight=1,
+        search__fail_fast=0,  # a run whose only evaluation fails stops as failed otherwise: the retries are tested
         search__initial_points=[{"a": 0.8, "b": 0.5}], resources={"timeout_s": 60, "max_retries": 0},
     )
     stats = api.run(spec, storage=sqlite_url, executor="ray")

@@ -83,7 +83,7 @@ def test_missing_checkpoint_is_trained_once_and_cached(tmp_path: Path, monkeypat
 
 
 def test_unknown_builtin_and_missing_directory_are_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown built-in model 'builtin:arith-huge'"):
+    with pytest.raises(ValueError, match="unknown built-in model 'arith-huge'"):
         load_model("builtin:arith-huge")
     missing = tmp_path / "no" / "such-model"
     with pytest.raises(ModelNotFoundError, match=str(missing)):

@@ -183,7 +183,7 @@ def test_a_missing_model_is_named_before_the_ead_check(tmp_path: Path) -> None:
     (missing / "config.json").write_text("{}")
     assert registry.check("decoding", {"model": str(missing), "ead_small_model": "builtin:arith-nano",
                                        "reference_model": "builtin:arith-big"}, None, space) == [
-        f"evaluator.config.reference_model: unknown built-in model 'builtin:arith-big' (known: {BUILTINS})"]
+        f"evaluator.config.reference_model: unknown built-in model 'arith-big' (built-in: {BUILTINS})"]
 
 
 def test_an_unknown_built_in_model_is_refused_with_the_file_before_anything_is_written(tmp_path: Path) -> None:
@@ -192,7 +192,7 @@ def test_an_unknown_built_in_model_is_refused_with_the_file_before_anything_is_w
                         {"temperature": {"type": "float", "low": 0.5, "high": 2.0}}), tmp_path / "atlas.db"
     code, lines = run(path, db)
     assert code == 2 and lines == [f"error: {path}: evaluator.config.model: unknown built-in model "
-                                   f"'builtin:arith-small' (known: {BUILTINS})"]
+                                   f"'arith-small' (built-in: {BUILTINS})"]
     assert not db.exists()
 
 

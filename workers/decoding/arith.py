@@ -335,13 +335,12 @@ def is_builtin(spec: str) -> bool:
 
 
 def builtin_problem(spec: str) -> str | None:
-    """Why ``spec`` (``builtin:NAME``, or ``NAME``) names no built-in model, listing the
-    ones there are; None where it names one. Nothing is trained or read."""
-    name = spec[len(BUILTIN_PREFIX) :] if is_builtin(spec) else spec
-    if name in BUILTIN_MODELS:
-        return None
-    known = ", ".join(BUILTIN_PREFIX + n for n in BUILTIN_MODELS)
-    return f"unknown built-in model {spec!r} (known: {known})"
+    """Why ``spec`` (``builtin:NAME``, or ``NAME``) names no built-in model, in the words
+    every evaluator uses (:func:`workers.builtin_models.builtin_model_problem`: the ones
+    there are, and the one probably meant); None where it names one. Nothing is trained or read."""
+    from workers.builtin_models import builtin_model_problem
+
+    return builtin_model_problem(spec if is_builtin(spec) else BUILTIN_PREFIX + spec)
 
 
 def builtin_dir(spec: str, seed: int = 0, train_if_missing: bool = True) -> Path:
