@@ -26,6 +26,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Numeric, and_, case, cast, func, select
@@ -71,8 +72,10 @@ def summary(conn: Connection, dialect: str, campaign_id: int) -> list[dict[str, 
         .where(t.campaign_id == campaign_id)
         .group_by(t.proposer).order_by(t.proposer)
     ).mappings().all()
-    errors = _latest_errors(conn, [r["last_error_id"] for r in rows if r["last_error_id"] is not None])
-    replies = _latest_unusable(conn, [r["last_unusable_id"] for r in rows if r["last_unusable_id"] is not None])
+    errors = _latest(conn, [r["last_error_id"] for r in rows if r["last_error_id"] is not None], "error",
+                     error_message)
+    replies = _latest(conn, [r["last_unusable_id"] for r in rows if r["last_unusable_id"] is not None], "outcome",
+                      unusable_reason)
     return [_row(conn, campaign_id, r, errors.get(r["last_error_id"]), replies.get(r["last_unusable_id"]))
             for r in rows]
 
@@ -92,22 +95,15 @@ def _row(conn: Connection, campaign_id: int, r: Any, error: tuple[str, float] | 
             "median_latency_s": _median_latency(conn, campaign_id, r["proposer"], int(r["timed"]))}
 
 
-def _latest_errors(conn: Connection, ids: list[int]) -> dict[int, tuple[str, float]]:
-    """The first line and time of each failed call in ``ids``, by id."""
+def _latest(conn: Connection, ids: list[int], column: str,
+            describe: Callable[[Any], str]) -> dict[int, tuple[str, float]]:
+    """``describe`` of each call's ``column`` in ``ids`` and the call's time, by id: a failed
+    call's ``error`` (its first line), an unusable one's ``outcome`` (:func:`unusable_reason`)."""
     if not ids:
         return {}
     t = ProposerCall.__table__.c
-    found = conn.execute(select(t.id, t.error, t.created_at).where(t.id.in_(ids))).all()
-    return {int(i): (error_message(error), float(at)) for i, error, at in found}
-
-
-def _latest_unusable(conn: Connection, ids: list[int]) -> dict[int, tuple[str, float]]:
-    """Why each unusable call in ``ids`` gave nothing (:func:`unusable_reason`) and its time, by id."""
-    if not ids:
-        return {}
-    t = ProposerCall.__table__.c
-    found = conn.execute(select(t.id, t.outcome, t.created_at).where(t.id.in_(ids))).all()
-    return {int(i): (unusable_reason(outcome), float(at)) for i, outcome, at in found}
+    found = conn.execute(select(t.id, t[column], t.created_at).where(t.id.in_(ids))).all()
+    return {int(i): (describe(value), float(at)) for i, value, at in found}
 
 
 def unusable_reason(outcome: Any) -> str:
