@@ -113,6 +113,11 @@ def unreachable_reason(exc: BaseException) -> str | None:
     return "connection failed"
 
 
+def no_reply(timeout_s: float) -> str:
+    """What an attempt that got no complete reply by its deadline is said as, in the options' terms."""
+    return f"no complete reply within timeout_s ({timeout_s:g} s)"
+
+
 def timed_out_reason(exc: BaseException, timeout_s: float) -> str | None:
     """Why an attempt got no answer when it timed out (``exc`` the attempt's deadline, or the
     HTTP client's timeout): ``connect timed out`` (:func:`unreachable_reason`), else ``no
@@ -121,7 +126,7 @@ def timed_out_reason(exc: BaseException, timeout_s: float) -> str | None:
 
     if not isinstance(exc, AttemptTimeout | openai.APITimeoutError):
         return None
-    return unreachable_reason(exc) or f"no complete reply within timeout_s ({timeout_s:g} s)"
+    return unreachable_reason(exc) or no_reply(timeout_s)
 
 
 MAX_BODY_SHOWN = 60  # characters of a body that is not a chat completion quoted in its message
@@ -226,7 +231,7 @@ class OpenAIBackend:
         try:
             return run_with_deadline(lambda: self._request(messages), self.timeout_s)
         except TimeoutError:
-            raise AttemptTimeout(f"no complete reply within timeout_s ({self.timeout_s:g} s)") from None
+            raise AttemptTimeout(no_reply(self.timeout_s)) from None
 
     def complete(self, messages: list[dict[str, str]], retries: int | None = None) -> Completion:
         """The reply to ``messages``, after up to ``retries`` (default ``max_retries``) retries,
@@ -397,7 +402,7 @@ class HFBackend:
         text, usage, cut = self._get(actor.complete.remote(messages, self.timeout_s), self.timeout_s + HF_GRACE_S,
                                      f"no reply within timeout_s ({self.timeout_s:g} s); its actor was killed")
         if cut:
-            raise BackendError(f"local model {self.path}: no complete reply within timeout_s ({self.timeout_s:g} s): "
+            raise BackendError(f"local model {self.path}: {no_reply(self.timeout_s)}: "
                                f"the generation was stopped after {usage['completion_tokens']} tokens")
         return Completion(text=text, usage=usage, latency_s=time.perf_counter() - start, attempts=1)
 
