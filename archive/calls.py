@@ -11,6 +11,8 @@ Rules:
   ``null``, empty, or whose candidates were all discarded. So a campaign whose evaluations
   all came from ``llm-fallback`` shows why even when every call was ``answered``. A call
   with no such number (no outcome, a custom proposer's own) is not counted.
+- The candidates accepted (:func:`accepted`, for the dashboard) are the sum of that number
+  over the answered calls: the proposals taken from the replies.
 - Tokens are ``usage.prompt_tokens`` and ``usage.completion_tokens`` (what the LLM
   proposer stores from the reply's usage), summed where they are JSON numbers; anything
   else there (no usage, a failed call's ``null``, a string a custom proposer wrote) counts
@@ -30,7 +32,10 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Numeric, and_, case, cast, func, select
+from sqlalchemy.exc import DBAPIError
 
+from archive.engine import first_line, shown_url
+from archive.errors import StorageError
 from archive.models import ProposerCall
 from archive.records import error_message
 
@@ -78,6 +83,35 @@ def summary(conn: Connection, dialect: str, campaign_id: int) -> list[dict[str, 
                       unusable_reason)
     return [_row(conn, campaign_id, r, errors.get(r["last_error_id"]), replies.get(r["last_unusable_id"]))
             for r in rows]
+
+
+def accepted(conn: Connection, dialect: str, campaign_id: int) -> dict[str, int]:
+    """Per proposer, the candidates of its answered calls' replies that it used: the sum of
+    their ``outcome.valid`` (what the LLM proposer stores: the proposals it took from the
+    reply) where a JSON number. A failed call's outcome is its ask's, not a reply's, and is
+    not counted. A proposer none of whose answered calls holds such a number (a custom
+    proposer's) is absent. One grouped query; no call row is loaded."""
+    t = ProposerCall.__table__.c
+    rows = conn.execute(
+        select(t.proposer, func.sum(json_number(dialect, ProposerCall.outcome, "valid")))
+        .where(t.campaign_id == campaign_id, t.status == "ok").group_by(t.proposer)
+    ).all()
+    return {str(name): int(total) for name, total in rows if total is not None}
+
+
+def read_summary(store: Any, campaign_id: int) -> list[dict[str, Any]]:
+    """:func:`summary` (the figures of ``atlas status NAME``'s model calls), each proposer's
+    row with ``accepted`` (:func:`accepted`; ``None`` where none of its calls says), read on
+    one connection of ``store`` (an :class:`archive.store.Store`, which imports this module)
+    for a reader that polls, as :mod:`archive.queries` reads: no retry, a storage that does
+    not answer is a :class:`StorageError` at once."""
+    try:
+        with store.read() as conn:
+            rows = summary(conn, store.dialect, campaign_id)
+            used = accepted(conn, store.dialect, campaign_id) if rows else {}
+    except DBAPIError as exc:
+        raise StorageError(f"the storage {shown_url(store.url)} did not answer: {first_line(exc)}") from None
+    return [{**row, "accepted": used.get(row["proposer"])} for row in rows]
 
 
 def _row(conn: Connection, campaign_id: int, r: Any, error: tuple[str, float] | None,

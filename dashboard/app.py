@@ -66,7 +66,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'")
 API_DESCRIPTION = """Read-only JSON views of an Entropy Atlas archive: campaigns, their elite maps,
-trajectories, proposers and failures. Every endpoint answers `GET`; nothing writes.
+trajectories, proposers, model calls and failures. Every endpoint answers `GET`; nothing writes.
 
 Responses carry an `ETag`; send it back as `If-None-Match` to get `304` while the campaign has
 not changed (the dashboard's pages poll this way). Large views are columnar."""
@@ -396,6 +396,16 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0, allowed_hosts: Sequ
                   ) -> Response:
         info = data.info(name)
         return _view(request, info, ("proposers", points), lambda: data.proposers(info, points))
+
+    @app.get("/api/campaigns/{name}/model-calls", tags=["maps"], response_model=schemas.ModelCalls,
+             responses=NOT_FOUND, summary="What each model-backed proposer's calls came to")
+    def model_calls(request: Request, name: Name) -> Response:
+        """Per proposer that called a model (an LLM proposer): calls, answered, failed, unusable
+        replies, candidates accepted, tokens, the latest error: what `atlas status NAME` shows.
+        An empty list where no proposer called one. Calls are written with the evaluations they
+        produced, so the campaign's `version` (the `ETag`) moves with them."""
+        info = data.info(name)
+        return _view(request, info, ("model-calls",), lambda: data.model_calls(info))
 
     # -- API: evaluations ------------------------------------------------------
     @app.get("/api/campaigns/{name}/failures", tags=["evaluations"], response_model=schemas.Failures,

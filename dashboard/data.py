@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from archive import queries
+from archive import calls, queries
 from archive.exploration import campaign_exploration
 from archive.layout import CellLayout
 from archive.queries import CampaignRow, EliteRow
@@ -735,6 +735,16 @@ class DashboardData:
             while len(self._points) > self._series_size:
                 self._points.popitem(last=False)
         return found
+
+    # -- model calls -----------------------------------------------------------
+    def model_calls(self, info: CampaignInfo) -> dict[str, Any]:
+        """What each model-backed proposer's calls came to, by proposer's name: the figures
+        ``atlas status NAME`` prints (:func:`archive.calls.summary`, aggregated in SQL) and
+        the candidates its replies gave that it used (``accepted``), read by
+        :func:`archive.calls.read_summary`; ``model_calls`` is empty where no proposer called
+        a model. ``not_asked`` is not here: it is read from the proposer's checkpoint, by the
+        search package, which the dashboard does not import."""
+        return {"model_calls": json_safe(calls.read_summary(self.store, info.id))}
 
     # -- evaluations -----------------------------------------------------------
     def failures(self, info: CampaignInfo, limit: int = 50, offset: int = 0) -> dict[str, Any]:

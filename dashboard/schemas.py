@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Direction = Literal["maximize", "minimize"]
 
@@ -209,6 +209,34 @@ class Proposers(BaseModel):
     over_time: OverTime
     exploration_bins: int = Field(description="bins per continuous coordinate of the exploration entropy")
     exploration_run_length: int = Field(description="evaluations per run of the exploration entropy")
+
+
+class ModelCallRow(BaseModel):
+    proposer: str = Field(description="the proposer that called a model (its name in proposer_calls)")
+    calls: int = Field(description="calls it made (requests sent)")
+    answered: int = Field(description="calls the model answered")
+    failed: int = Field(description="calls that got no reply (the error is stored)")
+    unusable: int = Field(description="answered calls whose reply gave no usable candidate (prose, not JSON, "
+                                      "empty, every candidate discarded), from the call's stored outcome")
+    accepted: int | None = Field(description="candidates of its replies it used (the sum of the answered calls' "
+                                             "outcome.valid); null where no call says (a custom proposer's)")
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    tokens: int | None = Field(description="prompt + completion tokens its replies counted; null where none did")
+    latest_error: str | None = Field(description="the latest failed call's error, its first line")
+    latest_error_at: float | None
+    latest_unusable: str | None = Field(description="why the latest unusable reply gave no usable candidate")
+    latest_unusable_at: float | None
+    median_latency_s: float | None = Field(description="the median latency of its answered calls")
+
+
+class ModelCalls(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())  # the field is named as atlas status --json names it
+
+    model_calls: list[ModelCallRow] = Field(
+        description="per proposer that called a model, by name, the figures of `atlas status NAME`'s model calls "
+                    "(archive.calls.summary); empty where none did. Without `not_asked`: that is read from the "
+                    "proposer's checkpoint, by the search package")
 
 
 class ErrorGroup(BaseModel):

@@ -1,4 +1,4 @@
-/* One campaign: elite map, progress, objective against measures, proposers, failures.
+/* One campaign: elite map, progress, objective against measures, proposers, model calls, failures.
  * Polls the campaign's summary; when its `version` moves, refetches the views and redraws
  * them in place (no reload, zoom kept). */
 "use strict";
@@ -257,6 +257,42 @@
     clear($("proposer-table"), el("thead", {}, head), el("tbody", {}, rows));
   }
 
+  // -- model calls ------------------------------------------------------------------------
+  // The latest problem, as `atlas status NAME` says it: the latest failed call's error, or the
+  // latest unusable reply's reason where that came later; null where there is neither.
+  function latestProblem(c) {
+    const errorAt = c.latest_error_at, unusableAt = c.latest_unusable_at;
+    if (errorAt === null && unusableAt === null) return null;
+    if (unusableAt !== null && (errorAt === null || unusableAt > errorAt)) {
+      return {text: `unusable reply: ${c.latest_unusable || "(no reason)"}`, at: unusableAt};
+    }
+    return {text: c.latest_error || "(no message)", at: errorAt};
+  }
+
+  async function loadModelCalls() {
+    const rows = (await getJSON(api(name, "/model-calls"))).model_calls;
+    $("calls-empty").hidden = rows.length > 0;
+    $("calls-caption").textContent = !rows.length ? ""
+      : rows.length === 1 ? "one proposer called a model" : `${rows.length} proposers called a model`;
+    if (!rows.length) {
+      clear($("calls-table"));
+      return;
+    }
+    const heads = ["proposer", "calls", "answered", "failed", "unusable replies", "candidates accepted", "tokens",
+      "median latency", "latest error"];
+    const head = el("tr", {}, heads.map((h, j) => el("th", {class: j && j < heads.length - 1 ? "num" : "", text: h})));
+    const body = rows.map((c) => {
+      const problem = latestProblem(c);
+      return el("tr", {},
+        el("td", {text: c.proposer}), el("td", {class: "num", text: int(c.calls)}),
+        el("td", {class: "num", text: int(c.answered)}), el("td", {class: "num", text: int(c.failed)}),
+        el("td", {class: "num", text: int(c.unusable)}), el("td", {class: "num", text: int(c.accepted)}),
+        el("td", {class: "num", text: int(c.tokens)}), el("td", {class: "num", text: Atlas.duration(c.median_latency_s)}),
+        el("td", {}, problem ? [el("code", {text: problem.text}), ` (${Atlas.when(problem.at)})`] : "—"));
+    });
+    clear($("calls-table"), el("thead", {}, head), el("tbody", {}, body));
+  }
+
   // -- failures ---------------------------------------------------------------------------
   async function loadFailures() {
     const f = await getJSON(api(name, `/failures?limit=${failLimit}`));
@@ -298,7 +334,7 @@
     renderSummary(s);
     if (s.version === version) return;
     await loadMap(first);
-    const rest = await Promise.allSettled([loadHistory(), loadScatter(), loadProposers(), loadFailures()]);
+    const rest = await Promise.allSettled([loadHistory(), loadScatter(), loadProposers(), loadModelCalls(), loadFailures()]);
     const failed = rest.find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
     version = s.version; // only once everything shown is of this version: a failure retries
