@@ -23,23 +23,17 @@ import uvicorn
 from archive.engine import default_storage
 from dashboard.app import create_app
 from dashboard.options import DashboardError, allowed_hosts, check_poll
+from entropy_atlas.loopback import is_loopback_host
 
 __all__ = ["DashboardError", "bind", "default_allowed_hosts", "make_server", "serve", "url_of"]
 
-LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+#: Whether a ``--host`` only answers this machine (no warning then): the project's one rule,
+#: :func:`entropy_atlas.loopback.is_loopback_host` (loopback addresses, ``localhost`` and names
+#: under it, ``localhost.localdomain``, ``ip6-localhost``, ``ip6-loopback``).
+is_loopback = is_loopback_host
 #: What a browser on this machine puts in ``Host`` for a loopback address.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only answers this machine (127.0.0.0/8, ::1, localhost)."""
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def host_header_name(host: str) -> str:

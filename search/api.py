@@ -72,8 +72,8 @@ from workers.executors.base import Executor
 
 log = logging.getLogger("entropy_atlas.spec")
 
-__all__ = ["DEFAULT_STORAGE", "as_spec", "check_campaign", "checked_proposer", "checked_storage", "default_storage",
-           "is_complete", "prepare", "require_stored", "resume", "run"]
+__all__ = ["DEFAULT_STORAGE", "Completion", "as_spec", "check_campaign", "checked_proposer", "checked_storage",
+           "completion", "default_storage", "is_complete", "prepare", "require_stored", "resume", "run"]
 
 
 def as_spec(spec_or_path: CampaignSpec | dict[str, Any] | str | Path) -> CampaignSpec:
@@ -336,6 +336,18 @@ def refuse_busy(record: CampaignRecord | None, lease_ttl_s: float) -> None:
         raise CampaignBusy(busy_message(record.name, record.lease_holder, lease_ttl_s))
 
 
+def _open_readonly(url: str) -> Store | None:
+    """Storage ``url`` opened read-only, or None where its archive is at an older schema
+    revision (:class:`~archive.errors.SchemaBehind`): that archive is taken to hold what it
+    held, and only an open for writing (which brings it up) can read it. The one such open
+    of :class:`_StorageAhead`, :func:`require_stored` and :func:`completion`; the other
+    errors (no archive, not reachable) are raised, for each caller to take as it must."""
+    try:
+        return Store(url, readonly=True)
+    except SchemaBehind:
+        return None
+
+
 @dataclass
 class _StorageAhead:
     """What :func:`run` reads of its storage before the workers start, read-only and with
@@ -362,13 +374,12 @@ class _StorageAhead:
             # folder belongs) is said before the workers start, not after their setup
             return cls(error=None if path is None else new_file_problem(url, path))
         try:
-            return cls(store=Store(url, readonly=True))
-        except SchemaBehind:
-            return cls(behind=True)
+            store = _open_readonly(url)
         except NoArchive:  # the open for writing creates the schema, or refuses another application's tables
             return cls()
         except StorageError as exc:
             return cls(error=exc)
+        return cls(behind=True) if store is None else cls(store=store)
 
     def __enter__(self) -> _StorageAhead:
         return self
@@ -442,9 +453,8 @@ def require_stored(url: str, name: str) -> None:
     if path is not None and not path.exists():
         raise CampaignNotFound(f"no campaign named {name!r}: the storage file {path} does not exist; "
                                f"{missing_hint(path)}")
-    try:
-        store = Store(url, readonly=True)
-    except SchemaBehind:
+    store = _open_readonly(url)
+    if store is None:
         return
     try:
         store.require_campaign(name)
@@ -452,23 +462,45 @@ def require_stored(url: str, name: str) -> None:
         store.close()
 
 
-def is_complete(storage: str | Path, name: str, budget: int | None = None) -> tuple[bool, int, int]:
+@dataclass(frozen=True)
+class Completion:
+    """What :func:`completion` read of a campaign, in one read-only open: whether it has
+    nothing left to do (``complete``), its evaluations ``finished`` and ``created``, the
+    ``budget`` judged (the one asked for, else the stored one) and the ``stored_budget``
+    (what ``atlas resume --budget`` says it lowers)."""
+
+    complete: bool
+    finished: int
+    budget: int
+    stored_budget: int
+    created: int
+
+
+def completion(storage: str | Path, name: str, budget: int | None = None) -> Completion:
     """Whether campaign ``name`` has nothing left to do at ``budget`` (default: its own):
     every row created and finished, and the campaign recorded ``finished`` (a run killed
-    after its last result but before that has its record to finish). Returns (complete,
-    finished, budget); opens read-only, but for an archive at an older schema revision,
-    which it brings up (a resume writes). ``storage`` as for :func:`run` (None not taken)."""
+    after its last result but before that has its record to finish); with the counts and
+    budgets read on the way (:class:`Completion`). Opens the storage once, read-only, but for
+    an archive at an older schema revision, which it brings up (a resume writes).
+    ``storage`` as for :func:`run` (None not taken)."""
     storage, name = storage_url(storage), campaign_name(name)
-    try:
-        store = Store(storage, readonly=True)
-    except SchemaBehind:
+    store = _open_readonly(storage)
+    if store is None:  # behind: the open for writing brings it up
         store = Store(storage)
     try:
         record = store.require_campaign(name)
-        total = record.settings.budget if budget is None else budget
+        stored = record.settings.budget
+        total = stored if budget is None else budget
         stats = store.stats(record.id, 0)
         below = budget is not None and budget < stats.created  # not "finished": the run refuses it (plan_campaign)
         done = stats.created >= total and not below and stats.finished == stats.created
-        return done and record.status == "finished", stats.finished, total
+        return Completion(complete=done and record.status == "finished", finished=stats.finished, budget=total,
+                          stored_budget=stored, created=stats.created)
     finally:
         store.close()
+
+
+def is_complete(storage: str | Path, name: str, budget: int | None = None) -> tuple[bool, int, int]:
+    """:func:`completion` as (complete, finished, budget)."""
+    done = completion(storage, name, budget)
+    return done.complete, done.finished, done.budget

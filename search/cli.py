@@ -493,27 +493,24 @@ def resume(
         stop.storage, stop.name, stop.budget = url, name, budget
         _note_resume_flags(name, storage, url, executor, address)
         check_output(map_out or _default_map(url, name), FIGURE_SUFFIXES, url, new_folders=map_out is None)
-        complete, finished, total = api.is_complete(url, name, budget)
-        if complete:
-            console.print(f"campaign {name} is already finished: {finished} of {total} evaluations; "
+        done = api.completion(url, name, budget)  # one read-only open: complete or not, and the stored budget
+        total = done.budget
+        if done.complete:
+            console.print(f"campaign {name} is already finished: {done.finished} of {total} evaluations; "
                           f"raise the budget to go on (`atlas resume {name} --budget N`)", highlight=False)
             return
-        if (lowered := _lowered_budget(url, name, budget)) is not None:
+        if (lowered := _lowered_budget(name, budget, done.stored_budget, done.created)) is not None:
             _warn(lowered)
         _execute(lambda p: api.resume(name, storage=url, executor=executor, address=address,
                                       budget=budget, progress=p), total, name, url, map_out)
 
 
-def _lowered_budget(storage: str, name: str, budget: int | None) -> str | None:
-    """The warning that ``--budget`` lowers campaign ``name``'s stored budget, where it does
-    and the run takes it (not below the evaluations created: that is refused); else None."""
+def _lowered_budget(name: str, budget: int | None, stored: int, created: int) -> str | None:
+    """The warning that ``--budget`` lowers campaign ``name``'s ``stored`` budget, where it
+    does and the run takes it (not below the ``created`` evaluations: that is refused); else
+    None. ``stored`` and ``created`` are what :func:`search.api.completion` read: no second open."""
     if budget is None:
         return None
-    import archive
-
-    with archive.open(storage, readonly=True) as handle:
-        camp = handle.campaign(name)
-        stored, created = camp.budget, camp.stats().created
     if created <= budget < stored:
         return f"--budget {budget} lowers campaign {name}'s budget from {stored}: it stops at {budget} evaluations"
     return None

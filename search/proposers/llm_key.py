@@ -8,7 +8,8 @@ Rules:
   gives one ``warning:`` line naming the variable when the spec is checked (``atlas run``
   prints the spec's warnings before anything is written); it does not refuse the run, as
   the user may mean it.
-- Not for a loopback ``base_url`` (``localhost``, ``127.0.0.0/8``, ``::1``): a local
+- Not for a loopback ``base_url`` (:mod:`entropy_atlas.loopback`: ``localhost`` and names
+  under it, ``localhost.localdomain``, ``ip6-localhost``, ``127.0.0.0/8``, ``::1``): a local
   server (vLLM, Ollama, llama.cpp) usually takes no key, and the example campaign names
   ``OPENAI_API_KEY`` for those who point it elsewhere. Any other host, and no ``base_url``
   (the client's default, a hosted API), is warned about.
@@ -18,30 +19,26 @@ Rules:
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from archive.redact import redact_url
+from entropy_atlas.loopback import is_loopback_host
 
 
 def is_loopback(base_url: str | None) -> bool:
-    """Whether ``base_url``'s host is this machine: ``localhost`` (or a name under it), an
-    address in ``127.0.0.0/8`` or ``::1``; False for no URL, another host or one that does not parse."""
+    """Whether ``base_url``'s host is this machine (:func:`entropy_atlas.loopback.is_loopback_host`:
+    a loopback address, ``localhost`` or a name under it, ``localhost.localdomain``,
+    ``ip6-localhost``, ``ip6-loopback``); False for no URL, another host or one that does not parse."""
     if not base_url:
         return False
     try:
-        host = (urlsplit(base_url).hostname or "").rstrip(".").lower()
+        host = urlsplit(base_url).hostname
     except ValueError:
         return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host is not None and is_loopback_host(host)
 
 
 def key_warning(options: Mapping[str, Any], path: str) -> str | None:
