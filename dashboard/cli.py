@@ -142,7 +142,8 @@ def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8787,
     try:
         server, sock = make_server(storage or default_storage(), host, port, poll_s=poll_s, log_level=log_level,
                                    allowed_hosts=hosts)
-        if not is_loopback(host):
+        # The address bound, not the name asked for: a name that resolved elsewhere is served there.
+        if not is_loopback(str(sock.getsockname()[0])):
             print(f"warning: serving on {host}: anyone who can reach this address can read the archive "
                   f"(the dashboard has no authentication; it never writes); answering Host names: "
                   f"{', '.join(hosts)}", file=out)
