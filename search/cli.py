@@ -26,6 +26,7 @@ from entropy_atlas.errors import AtlasError, OutputPathError
 from entropy_atlas.wording import count
 from search.cli_help import AtlasTyper
 from search.cli_tables import (
+    bound_cell,
     campaign_table,
     campaigns_table,
     cell_text,
@@ -34,6 +35,8 @@ from search.cli_tables import (
     failure_counts_table,
     failure_row,
     failures_table,
+    floor_caption,
+    law_groups_table,
     model_calls_table,
     objective_label,
     param_columns,
@@ -162,14 +165,19 @@ class _ProgressView:
     error found then stands alone; from the first report on, a live bar of evaluations
     done of the budget, QD-score, coverage and best. Off a terminal (a log file, a pipe),
     where rich would draw that bar once, at the end, cut to 80 columns, the same figures
-    are plain lines: one every ``ATLAS_PROGRESS_EVERY_S`` (30 s), so that a log shows how a
-    long run goes, and the last when the run ends."""
+    are plain lines: :data:`STARTING` as the run starts (Ray's start and the evaluators'
+    setup take 10–25 s, of which a log had said nothing), then one every
+    ``ATLAS_PROGRESS_EVERY_S`` (30 s), so that a log shows how a long run goes, and the last
+    when the run ends. A warning printed while the spinner or the bar is shown is a line of
+    its own above it (:class:`search.consoles._Console`)."""
+
+    STARTING = "starting: the storage, the proposer, the workers and their setup"
 
     def __init__(self, budget: int) -> None:
         from entropy_atlas import settings
 
         self.budget = budget
-        self.starting = console.status("starting: the storage, the proposer, the workers and their setup")
+        self.starting = console.status(self.STARTING)
         self.progress: Any = None
         self.task: Any = None
         self.every_s = None if console.is_terminal else settings.progress_every_s()
@@ -177,6 +185,8 @@ class _ProgressView:
         self.last: Stats | None = None  # the latest report, for the plain line the run ends with
 
     def __enter__(self) -> _ProgressView:
+        if self.every_s is not None:  # off a terminal, where the spinner draws nothing
+            console.print(self.STARTING, highlight=False)
         self.starting.start()
         return self
 
@@ -638,13 +648,18 @@ def logs(
 ) -> None:
     """The log of the campaign's latest Ray job; with --follow, each line as the job writes it.
 
-    With --storage (or $ATLAS_STORAGE set), the latest of its jobs that writes that storage."""
+    With --storage (or $ATLAS_STORAGE set), the latest of its jobs that writes that storage.
+
+    \f
+    The storage is :func:`_storage`'s, as every other command's: an empty ``--storage`` is
+    refused, and an error about a URL from ``$ATLAS_STORAGE`` names the variable (it had been
+    read raw here, and its errors did not)."""
     from search import jobs
 
-    storage = storage or os.environ.get("ATLAS_STORAGE") or None
     try:
         with _stoppable(lambda: ""), _errors():  # Ctrl-C ends a --follow: exit 130
-            for chunk in jobs.logs(address, name, follow=follow, storage=storage):
+            url = _storage(storage) if storage is not None or os.environ.get("ATLAS_STORAGE") else None
+            for chunk in jobs.logs(address, name, follow=follow, storage=url):
                 sys.stdout.write(chunk)
                 sys.stdout.flush()
     except LookupError as exc:
@@ -882,7 +897,7 @@ def law(
                                         "warnings": warnings}), ensure_ascii=True)
         return
     if reading.by is not None:
-        console.print(_law_groups_table(name, reading))
+        console.print(law_groups_table(name, reading))
         if path is not None:
             console.print(f"wrote {path}")
         return
@@ -893,9 +908,9 @@ def law(
             table.add_column(col, justify="right")
         for run in reading.runs:
             f = run.fit
-            table.add_row(str(run.evaluation_id), f"{f.a:.4g}", f"{f.b:.4g}", _bound_cell(f), f"{f.r2:.3f}",
+            table.add_row(str(run.evaluation_id), f"{f.a:.4g}", f"{f.b:.4g}", bound_cell(f), f"{f.r2:.3f}",
                           str(f.n))
-        table.caption = _floor_caption([r.fit for r in reading.runs])
+        table.caption = floor_caption([r.fit for r in reading.runs])
         med = reading.median()
         table.add_section()
         table.add_row("median", f"{med['a']:.4g}", f"{med['b']:.4g}", f"{med['ceiling']:.4g}", f"{med['r2']:.3f}",
@@ -915,54 +930,12 @@ def law(
     table.add_row("b", f"{fit.b:.6g}", f"[{fit.b_ci[0]:.4g}, {fit.b_ci[1]:.4g}]")
     table.add_row(f"{fit.bound} −a + b (H = 0{', a < 0' if fit.bound == 'floor' else ''})", f"{fit.ceiling:.6g}",
                   f"[{fit.ceiling_ci[0]:.4g}, {fit.ceiling_ci[1]:.4g}]")
-    table.caption = _floor_caption([fit])
+    table.caption = floor_caption([fit])
     table.add_row("R²", f"{fit.r2:.4f}", "")
     table.add_row(what, str(fit.n), "")
     console.print(table)
     if path is not None:
         console.print(f"wrote {path}")
-
-
-def _law_groups_table(name: str, reading: Any) -> Table:
-    """``atlas law --by``'s table: one row per group (its value, a, b, the ceiling and its
-    95 % CI, R², n; a group not fitted shows its point count and why), then the ungrouped fit;
-    a −a + b that is a floor (a < 0) is marked so (:func:`_bound_cell`, :func:`_floor_caption`)."""
-    what = "evaluations" if reading.mode != "pooled" else "checkpoints"
-    table = Table(title=escape(f"entropy-performance law of {name}, {reading.mode}, by {reading.by}: "
-                               f"{reading.objective} = −a·exp({reading.measure}) + b"))
-    for col in (reading.by, "a", "b", "ceiling −a + b", "95% CI", "R²", f"n ({what})", "note"):
-        table.add_column(escape(col), justify="left" if col in (reading.by, "note") else "right")
-    for group in reading.groups:
-        f = group.fit
-        if f is None:
-            table.add_row(escape(group.label), "", "", "", "", "", str(group.n), escape(group.reason or ""))
-            continue
-        table.add_row(escape(group.label), f"{f.a:.4g}", f"{f.b:.4g}", _bound_cell(f),
-                      f"[{f.ceiling_ci[0]:.4g}, {f.ceiling_ci[1]:.4g}]", f"{f.r2:.3f}", str(f.n), "")
-    whole = reading.fit
-    if whole is None and reading.reason:
-        table.add_section()
-        table.add_row("all (ungrouped)", "", "", "", "", "", "", escape(reading.reason))
-    if whole is not None:
-        table.add_section()
-        table.add_row("all (ungrouped)", f"{whole.a:.4g}", f"{whole.b:.4g}", _bound_cell(whole),
-                      f"[{whole.ceiling_ci[0]:.4g}, {whole.ceiling_ci[1]:.4g}]", f"{whole.r2:.3f}", str(whole.n), "")
-    table.caption = _floor_caption([g.fit for g in reading.groups if g.fit is not None]
-                                   + ([whole] if whole is not None else []))
-    return table
-
-
-def _bound_cell(fit: Any) -> str:
-    """A table's −a + b: the number, followed by ``floor`` where a < 0 (it is then the law's lowest value)."""
-    return f"{fit.ceiling:.4g}" + (" floor" if fit.bound == "floor" else "")
-
-
-def _floor_caption(fits: list[Any]) -> str | None:
-    """The line under a law table where some fit has a < 0: what its floor means; ``None`` where none has."""
-    if not any(f.bound == "floor" for f in fits):
-        return None
-    return ("floor: a < 0, so R rises with H and −a + b, its value at H = 0, is the law's lowest (a floor), "
-            "not a ceiling")
 
 
 @app.command("dashboard")

@@ -1,5 +1,6 @@
 """The tables the read commands print: ``atlas status`` (the campaigns, one campaign, its
-proposers and most common failures), ``atlas elites`` and ``atlas failures``.
+proposers and most common failures), ``atlas elites``, ``atlas failures`` and ``atlas law
+--by``'s groups (with the cells and caption every law table shares).
 
 Every text from outside (a parameter's value, an error) goes through
 :func:`search.consoles.escape`; a table of more than :data:`~search.plain_table.PLAIN_ROWS`
@@ -14,6 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from rich.cells import cell_len
 from rich.markup import escape as markup_escape
 from rich.table import Table
 
@@ -403,3 +405,113 @@ def _elites_grid(title: str, headers: list[str], rows: list[list[str]], right: l
     for row in rows:
         table.add_row(*[cell if numeric else markup_escape(cell) for cell, numeric in zip(row, right, strict=True)])
     return table
+
+
+# -- atlas law: the bound of a fit, and the table of ``--by``'s groups
+def bound_cell(fit: Any) -> str:
+    """A table's −a + b: the number, followed by ``floor`` where a < 0 (it is then the law's lowest value)."""
+    return f"{fit.ceiling:.4g}" + (" floor" if fit.bound == "floor" else "")
+
+
+def floor_caption(fits: list[Any]) -> str | None:
+    """The line under a law table where some fit has a < 0: what its floor means; ``None`` where none has."""
+    if not any(f.bound == "floor" for f in fits):
+        return None
+    return ("floor: a < 0, so R rises with H and −a + b, its value at H = 0, is the law's lowest (a floor), "
+            "not a ceiling")
+
+
+# the columns of ``atlas law --by``'s table: (header, which go first when the console is narrow: 0 never);
+# ``group`` stands for the parameter's name, ``n`` for ``n (evaluations)`` or ``n (checkpoints)``
+LAW_GROUP_COLUMNS: tuple[tuple[str, int], ...] = (
+    ("group", 0), ("a", 2), ("b", 3), ("ceiling −a + b", 0), ("95% CI", 1), ("R²", 0), ("n", 0), ("note", 0))
+NOTE_WIDTH = 20  # the least width a law table's notes keep before its columns go
+
+
+def law_groups_table(name: str, reading: Any) -> Table:
+    """``atlas law --by``'s table: one row per group (its value, a, b, the ceiling and its
+    95 % CI, R², n; a group not fitted shows its point count and why), then the ungrouped fit;
+    a −a + b that is a floor (a < 0) is marked so (:func:`bound_cell`, :func:`floor_caption`).
+
+    Laid out to the console's width as ``atlas status``' campaigns are: numbers and group
+    values are never cut and a note wraps; while the table, its notes :data:`NOTE_WIDTH` wide,
+    is wider than the console, the least needed columns go (b, then a, then the 95 % CI: the
+    ceiling, R² and n stay), named under the table (``--json`` has them all). Where even that
+    is too wide (a long group value, a long word in a note), two headers go on two lines
+    and the values and notes fold to what the console leaves them. It had been laid out at
+    its full width wherever a word was long, each note on one line (294 columns at 100)."""
+    rows = _law_rows(reading)
+    for drop in (4, 3, 2, 1, 0):
+        columns = [c for c, rank in LAW_GROUP_COLUMNS if rank < max(drop, 1)]
+        table = _law_grid(name, reading, columns, rows, fold=drop == 0)
+        if drop == 0:
+            labels = [printable(reading.by), *(r["group"] for r in rows)]
+            _fold_to_console(table, [table.columns[0], table.columns[-1]], [max(cell_len(t) for t in labels)])
+        elif _fits(table):
+            _fold_to_console(table, [table.columns[-1]], [0])  # a note wraps at what the console leaves it
+            break
+    fits = [g.fit for g in reading.groups if g.fit is not None] + ([reading.fit] if reading.fit is not None else [])
+    left_out = [c for c, _ in LAW_GROUP_COLUMNS if c not in columns]
+    lines = [floor_caption(fits) or "",
+             f"not shown at {console.width} columns: {', '.join(left_out)} (see --json)" if left_out else ""]
+    table.caption = "\n".join(line for line in lines if line) or None
+    table.caption_justify = "left"
+    return table
+
+
+def _law_rows(reading: Any) -> list[dict[str, str]]:
+    """The printable texts of ``atlas law --by``'s rows, by column (:data:`LAW_GROUP_COLUMNS`):
+    the groups', then the ungrouped fit's where there is one or a reason why there is none."""
+
+    def row(label: str, f: Any, n: int | None, note: str) -> dict[str, str]:
+        cells = {"group": printable(label), "n": "" if n is None else str(n), "note": printable(note)}
+        if f is not None:
+            cells |= {"a": f"{f.a:.4g}", "b": f"{f.b:.4g}", "ceiling −a + b": bound_cell(f), "R²": f"{f.r2:.3f}",
+                      "95% CI": f"[{f.ceiling_ci[0]:.4g}, {f.ceiling_ci[1]:.4g}]"}
+        return cells
+
+    rows = [row(g.label, g.fit, g.n, "" if g.fit is not None else g.reason or "") for g in reading.groups]
+    whole = reading.fit
+    if whole is not None or reading.reason:
+        rows.append(row("all (ungrouped)", whole, None if whole is None else whole.n,
+                        "" if whole is not None else reading.reason))
+    return rows
+
+
+def _law_grid(name: str, reading: Any, columns: list[str], rows: list[dict[str, str]], fold: bool) -> Table:
+    """The groups' table of ``rows`` (:func:`_law_rows`; an ungrouped row after a rule)
+    with only ``columns``, its notes measured at most
+    :data:`NOTE_WIDTH` wide; ``fold``: the ceiling's and n's headers on two lines
+    (``ceiling`` over ``−a + b``) and the group values may fold (else each stays whole on one line)."""
+    what = "evaluations" if reading.mode != "pooled" else "checkpoints"
+    table = _table(f"entropy-performance law of {name}, {reading.mode}, by {reading.by}: "
+                   f"{reading.objective} = −a·exp({reading.measure}) + b")
+    for col in columns:
+        if col == "group":
+            table.add_column(escape(reading.by), no_wrap=not fold, overflow="fold")
+        elif col == "note":
+            table.add_column(col, overflow="fold", max_width=NOTE_WIDTH)
+        else:
+            header = f"n ({what})" if col == "n" else col
+            table.add_column(header.replace(" ", "\n", 1) if fold and col in ("n", "ceiling −a + b") else header,
+                             **NUMBER)
+    for i, r in enumerate(rows):
+        if i == len(reading.groups):  # the ungrouped row
+            table.add_section()
+        table.add_row(*[markup_escape(r.get(c, "")) for c in columns])
+    return table
+
+
+def _fold_to_console(table: Table, folding: list[Any], natural: list[int]) -> None:
+    """Share what the console's width leaves beside ``table``'s other columns (at their
+    natural widths) among its ``folding`` columns (that wrap or fold), as their widest: each
+    but the last its ``natural`` width, at most an even share of what is left; the last the
+    rest. So no column is measured wider than the console leaves it, and the table is laid
+    out to the console, never at its natural width (:class:`search.consoles._Console`)."""
+    for column in folding:
+        column.max_width = 1
+    room = console.width - console.measure(table, options=console.options.update_width(10**6)).maximum + len(folding)
+    for i, column in enumerate(folding):
+        width = room if i == len(folding) - 1 else min(natural[i], room // (len(folding) - i))
+        column.max_width = max(width, 1)
+        room -= column.max_width

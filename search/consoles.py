@@ -34,9 +34,25 @@ class _Console(Console):
     and the only such table, ``atlas elites``', is laid out to fit the console already.
 
     Off a terminal (a pipe, a file) a line of text is never hard-wrapped (:meth:`print`):
-    rich had broken ``atlas run … > o.txt``'s summary and ``elite map: PATH`` at 80 columns."""
+    rich had broken ``atlas run … > o.txt``'s summary and ``elite map: PATH`` at 80 columns.
+
+    While ``console`` shows a live display on a terminal (``atlas run``'s start-up spinner,
+    its progress bar: :attr:`lives`), what ``err`` prints on that same terminal goes through
+    ``console``, which clears the display, prints the lines whole and draws it again under
+    them, as rich does with what a live display's own program writes to ``sys.stderr``:
+    written to standard error directly, a warning had been glued to the spinner's line."""
 
     _at_least = 0  # the natural width of a table being printed that the console cannot hold
+    lives = 0  # the live displays (a spinner, a progress bar) started on this console and not yet stopped
+
+    def set_live(self, live: Any) -> Any:
+        shown = super().set_live(live)
+        self.lives += 1
+        return shown
+
+    def clear_live(self) -> None:
+        super().clear_live()
+        self.lives -= 1
 
     @property
     def size(self) -> ConsoleDimensions:
@@ -51,7 +67,11 @@ class _Console(Console):
         """rich's print, but: off a terminal, a print of text alone (``str``: a summary, a
         path, a warning, an error) is soft-wrapped, each line written whole as a script or a
         grep of a log reads it, unless the call says otherwise; a table is laid out to the
-        console's width as on a terminal."""
+        console's width as on a terminal. ``err``'s print while ``console`` shows a live
+        display on the terminal is ``console``'s (see the class)."""
+        if self.stderr and self is not console and console.lives and self.is_terminal and console.is_terminal:
+            console.print(*objects, **kwargs)
+            return
         if not self.is_terminal and "soft_wrap" not in kwargs and all(isinstance(o, str) for o in objects):
             kwargs["soft_wrap"] = True
         tables = [o for o in objects if isinstance(o, Table) and o.row_count <= MEASURED_ROWS]

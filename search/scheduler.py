@@ -289,6 +289,8 @@ class Scheduler:
             self._run_total = self.spec.search.budget - self.created + len(self.inflight)  # what this run finishes
             if self.store.dialect == "postgresql" and self.executor.reports_starts_late:
                 self._writer = StepWriter(self.store)
+            self._report_polled([])  # started (workers set up, the proposer restored): the caller's spinner stops
+            # before the first evaluation, which an inline executor runs within the first poll
             outcomes: list[Outcome] = []
             while True:
                 self._turn(outcomes)
