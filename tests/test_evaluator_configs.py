@@ -392,8 +392,9 @@ def test_a_space_parameter_the_decoding_does_not_read_is_taken_with_a_warning() 
 
 def test_decoding_defaults_are_checked_whatever_the_sampler_they_come_with() -> None:
     """A default is used by any sampler the space offers: ``top_p: 5.0`` beside the default
-    sampler ``none`` had been taken, and then every ``top_p`` evaluation failed."""
-    space = {"sampler": {"type": "categorical", "choices": ["none", "top_p", "mirostat"]}}
+    sampler ``none`` had been taken, and then every ``top_p`` evaluation failed. (``top_k``, a
+    good default, is among the choices: a default no sampler reads is refused on its own.)"""
+    space = {"sampler": {"type": "categorical", "choices": ["none", "top_p", "mirostat", "top_k"]}}
     assert registry.check("decoding", {"defaults": {"top_p": 5.0, "mirostat_tau": -1, "top_k": 2.0}}, None, space) == [
         "evaluator.config.defaults: top_p must be in (0, 1], got 5.0",
         "evaluator.config.defaults: mirostat_tau must be > 0, got -1.0"]

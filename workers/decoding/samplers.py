@@ -434,10 +434,11 @@ class SamplerConfig:
             raise ValueError(not_one_of("order", self.order, ORDERS))
         if self.top_h_variant not in TOP_H_VARIANTS:
             raise ValueError(not_one_of("top_h_variant", self.top_h_variant, TOP_H_VARIANTS))
+        # ead_sampler whatever the sampler, as order and top_h_variant: a default serves any sampler the space offers
+        if self.ead_sampler not in ("none", *TRUNCATIONS):
+            raise ValueError(not_one_of("ead_sampler", self.ead_sampler, ("none", *TRUNCATIONS)))
         used = ["temperature", "min_tokens_to_keep"]
         if self.sampler == "ead":
-            if self.ead_sampler in ("mirostat", "mirostat_v2", "ead") or self.ead_sampler not in SAMPLERS:
-                raise ValueError(not_one_of("ead_sampler", self.ead_sampler, ("none", *TRUNCATIONS)))
             used += ["ead_window", "ead_min_run", "ead_threshold"]
             names = self.step_config().truncations
         used += [TRUNCATION_PARAMETER.get(name, name) for name in names]

@@ -20,6 +20,16 @@ The rule:
 - an unconditioned parameter read by some of the ``sampler`` choices is taken silently
   (``order`` beside ``none`` and ``top_p``: it shapes the ``top_p`` rows).
 
+A sampler-specific parameter given a fixed value in ``evaluator.config.defaults`` (and not
+searched by the space, whose value would stand in its place) is used by every evaluation,
+under the samplers the campaign runs: the choices of the space's ``sampler`` (with the
+default sampler too, where that parameter is conditional), else the default sampler. Where
+none of them reads it, it too is refused (:func:`never_read_problems`):
+``evaluator.config.defaults.top_h: read only by sampler top_h, but the space has no sampler
+parameter and every evaluation uses sampler top_p …``. Where some of them read it, it is
+taken silently, as an unconditioned parameter of the space is (``defaults: {top_p: 0.95}``
+beside the choices ``top_p`` and ``top_k`` shapes the ``top_p`` rows).
+
 ``ead`` reads a truncation's parameter where its step sampler (``ead_sampler``: the space's
 choices, or the default) is that truncation. Where the check cannot know (a ``sampler`` that
 is not categorical, a sampler that is not a known name, which the choice check refuses), the
@@ -38,7 +48,9 @@ Space = Mapping[str, Mapping[str, Any]]
 
 def never_read_problems(space: Space, defaults: Mapping[str, Any]) -> list[str]:
     """One ``space.NAME: …`` line for each sampler-specific parameter that no sampler it is
-    searched under reads (it has no effect in any evaluation), saying how to fix it."""
+    searched under reads (it has no effect in any evaluation), saying how to fix it; then one
+    ``evaluator.config.defaults.NAME: …`` line for each sampler-specific default that no
+    sampler the campaign runs reads."""
     problems = []
     for name, param in space.items():
         searched = _searched(name, param, space, defaults)
@@ -63,6 +75,31 @@ def never_read_problems(space: Space, defaults: Mapping[str, Any]) -> list[str]:
             problems.append(f"space.{name}: {readers}, but the space has no sampler parameter and every evaluation "
                             f"uses {_samplers(values)} ({source}): it is never read; set evaluator.config.defaults: "
                             f"{{sampler: {first}}} or add a sampler parameter to the space")
+    return problems + _never_read_defaults(space, defaults)
+
+
+def _never_read_defaults(space: Space, defaults: Mapping[str, Any]) -> list[str]:
+    """One ``evaluator.config.defaults.NAME: …`` line for each sampler-specific default that
+    no sampler the campaign runs reads (a name the space searches is left to its own line)."""
+    problems = []
+    for name in defaults:
+        if name in space or (searched := _searched(name, {}, space, defaults)) is None:
+            continue
+        values, where = searched
+        if any(_reads(v, name, space, defaults) for v in values):
+            continue
+        key, readers = f"evaluator.config.defaults.{name}", _readers(name, "ead" in values)
+        first = PARAMETER_READERS[name][0]
+        if where == "choices":
+            problems.append(f"{key}: {readers}, but the evaluations use only {_samplers(values)} (space.sampler's "
+                            f"choices): it has no effect in any evaluation; add {first} to space.sampler.choices or "
+                            "remove it from evaluator.config.defaults")
+        else:
+            source = ("evaluator.config.defaults.sampler" if "sampler" in defaults
+                      else "the default: evaluator.config.defaults sets no sampler")
+            problems.append(f"{key}: {readers}, but the space has no sampler parameter and every evaluation uses "
+                            f"{_samplers(values)} ({source}): it is never read; remove it, or set "
+                            f"evaluator.config.defaults: {{sampler: {first}}}")
     return problems
 
 
