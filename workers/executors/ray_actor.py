@@ -23,8 +23,14 @@ Rules it keeps:
 - Nothing an evaluation raises ends the evaluation thread: what ``run_tasks`` passes
   through (a ``KeyboardInterrupt``, which inline is the user's Ctrl-C) is here the
   evaluator's own and fails its evaluation by name; the worker goes on serving.
-- ``close()`` stops the evaluation thread after the batch it runs and calls the
-  evaluator's ``teardown`` on it; it answers with the teardown's failure, if any.
+- ``close()`` stops the evaluation thread and calls the evaluator's ``teardown`` on it; it
+  answers with the teardown's failure, if any. It is called as the run ends, when the driver
+  has written off whatever the worker still runs, so the evaluation under way is cut short:
+  :class:`Stopped` is raised in the evaluation thread (where the evaluator runs Python; one
+  blocked in C stops once it returns), the batch's other evaluations are not begun, and
+  the queued batches are dropped. The driver waits a bounded time for the answer, then
+  kills the worker: one whose evaluation swallows :class:`Stopped`, or never returns to
+  Python, is killed without its teardown.
 - With ``memory_mb``, a worker that keeps what its evaluations allocated (a leak, a cache
   that only grows) is spent: after a batch that leaves it holding over
   :data:`SPENT_HELD` of its allowance past its size after setup, or one with a
@@ -36,6 +42,7 @@ Rules it keeps:
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import gc
 import threading
@@ -63,6 +70,12 @@ SPENT_HELD = 0.9  # a worker holding this much of its memory allowance after a b
 LEAK_HELD = 0.5  # ... and one holding this much when an evaluation ran out of memory
 
 
+class Stopped(BaseException):
+    """Raised in a worker's evaluation thread by :meth:`EvaluatorActor.close`: the run has
+    ended, and the evaluation under way is cut short so that the evaluator can be torn down.
+    A ``BaseException``, so that an evaluator's ``except Exception`` lets it through."""
+
+
 class EvaluatorActor:
     """Decorated with ``ray.remote`` (threaded: ``push`` and ``results`` run beside the
     evaluation thread) by :class:`~workers.executors.ray_executor.RayExecutor`."""
@@ -77,6 +90,7 @@ class EvaluatorActor:
         self._set_up = threading.Event()
         self._setup_error: str | None = None
         self._closing = False  # close() was called: the thread stops and tears the evaluator down
+        self._running = False  # a batch is under way on the evaluation thread (close() cuts it short)
         self._teardown_error: str | None = None
         self._memory_floor: int | None = None  # with memory_mb: the data segment's size after setup
         self._thread = threading.Thread(target=self._loop, name="atlas-evaluations", daemon=True)
@@ -105,13 +119,15 @@ class EvaluatorActor:
         return done
 
     def close(self) -> str | None:
-        """Stop the evaluation thread and tear the evaluator down on it, once the batch it
-        runs has ended (the batches queued behind it are dropped); the teardown's failure
-        as one line, None where it succeeded or there was nothing to tear down. The driver
-        waits a bounded time for the answer, then kills the actor."""
+        """Stop the evaluation thread and tear the evaluator down on it: the batch it runs is
+        cut short (:class:`Stopped` raised in it, once), those queued behind it dropped; the
+        teardown's failure as one line, None where it succeeded or there was nothing to tear
+        down. The driver waits a bounded time for the answer, then kills the actor."""
         with self._cv:
             self._closing = True
             self._cv.notify_all()
+            if self._running:
+                _raise_in(self._thread, Stopped)
         self._thread.join()
         return self._teardown_error
 
@@ -124,28 +140,33 @@ class EvaluatorActor:
             self._setup_error = None if error is None else setup_failure_text(error)
         finally:
             self._set_up.set()
-        while True:
-            with self._cv:
-                self._cv.wait_for(lambda: self._next in self._arrived or self._closing)
-                if self._closing:
-                    break
-                batch = self._arrived.pop(self._next)
-                self._next += 1
-            spent = None
-            if evaluator is None:
-                outcomes = _setup_failed(batch, self._setup_error or "evaluator setup failed")
-            else:
-                outcomes = self._evaluate(evaluator, batch)
-                spent = self._spent(outcomes)
-            if spent is not None:  # torn down before the driver hears of it: it kills this actor then
-                self._teardown_error = _teardown(evaluator)
-                evaluator = None
-                outcomes = _marked_spent(outcomes, spent)
-            with self._cv:
-                self._done.extend(outcomes)
-                self._cv.notify_all()
-            if spent is not None:
-                return
+        try:
+            while True:
+                with self._cv:
+                    self._cv.wait_for(lambda: self._next in self._arrived or self._closing)
+                    if self._closing:
+                        break
+                    batch = self._arrived.pop(self._next)
+                    self._next += 1
+                    self._running = True
+                spent = None
+                if evaluator is None:
+                    outcomes = _setup_failed(batch, self._setup_error or "evaluator setup failed")
+                else:
+                    outcomes = self._evaluate(evaluator, batch)
+                    spent = self._spent(outcomes)
+                if spent is not None:  # torn down before the driver hears of it: it kills this actor then
+                    self._teardown_error = _teardown(evaluator)
+                    evaluator = None
+                    outcomes = _marked_spent(outcomes, spent)
+                with self._cv:
+                    self._running = False
+                    self._done.extend(outcomes)
+                    self._cv.notify_all()
+                if spent is not None:
+                    return
+        except Stopped:  # close() landed between two evaluator calls: the batch is written off all the same
+            pass
         if evaluator is not None:
             self._teardown_error = _teardown(evaluator)
 
@@ -176,9 +197,13 @@ class EvaluatorActor:
         """The batch's outcomes: one ``run_tasks`` call for a batching evaluator, one per
         task otherwise, so that what escapes ``run_tasks`` fails only the call it came from.
         A ``KeyboardInterrupt`` there is the evaluator's own (no Ctrl-C reaches this
-        thread): it fails its evaluation by its name, and the worker goes on."""
+        thread): it fails its evaluation by its name, and the worker goes on. After
+        :meth:`close` (its :class:`Stopped` fails the evaluation it cut short, an outcome
+        nobody reads) the rest of the batch is not begun."""
         outcomes: list[Outcome] = []
         for group in [batch] if overrides_batch(evaluator) else [[t] for t in batch]:
+            if self._closing:  # close(): the rest of the batch is not begun
+                break
             start = time.perf_counter()
             try:
                 outcomes += run_tasks(evaluator, group, self.config.measure_names, self.ctx)
@@ -236,6 +261,14 @@ def _marked_spent(outcomes: list[Outcome], reason: str) -> list[Outcome]:
 def _setup_failed(tasks: list[EvaluationTask], error: str) -> list[Outcome]:
     """The outcomes of ``tasks`` on a worker whose setup failed with ``error`` (none ran)."""
     return [Outcome(t.evaluation_id, "failed", error=error, worker=worker_name(), setup_failed=True) for t in tasks]
+
+
+def _raise_in(thread: threading.Thread, exc_type: type[BaseException]) -> bool:
+    """Have ``exc_type`` raised in ``thread`` where it next runs Python (CPython's
+    ``PyThreadState_SetAsyncExc``); whether the thread was found."""
+    if thread.ident is None or not thread.is_alive():
+        return False
+    return ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type)) == 1
 
 
 def _teardown(evaluator: Any) -> str | None:

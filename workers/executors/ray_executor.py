@@ -15,8 +15,14 @@
 - An actor that dies (a crash, out of memory, a lost node) reports its running batch
   ``lost`` (the scheduler retries it up to ``max_retries``); the batches queued behind
   it, never started, go back to the queue. A replacement actor is started.
-- :meth:`RayExecutor.shutdown` has every idle actor call its evaluator's ``teardown``,
-  waits up to ``TEARDOWN_S`` for them (a failure is a one-line warning), then kills all.
+- :meth:`RayExecutor.shutdown` has every actor whose setup has ended call its evaluator's
+  ``teardown``, a busy one once its evaluation is cut short (the run has written it off:
+  :meth:`EvaluatorActor.close`), waits up to ``TEARDOWN_S`` for them (a failure is a
+  one-line warning), then kills all, torn down or not. It holds SIGINT and SIGTERM until
+  Ray is shut down (:func:`entropy_atlas.interrupts.held_interrupts`; a second acts at
+  once), and the driver's core worker runs without Ray's failure signal handler
+  (:func:`_signals_left_to_python`), whose removal in ``ray.shutdown`` had let a SIGTERM
+  kill the process (exit −15) as the run ended.
 - Actors also reserve the campaign's custom resources, and with ``memory_mb`` Ray's
   ``memory`` resource; their allocations past it fail as ``MemoryError`` (see
   :func:`workers.limits.cap_memory_growth`). An actor that reports itself spent (it holds
@@ -192,7 +198,9 @@ class RayExecutor(Executor):
         or another user's cluster found on this host (at an address, with Ray's own limit on a
         silent GCS raised: :func:`_reconnect_window`). ``ray.init`` puts its own ``SIGTERM``
         handler in place (exit 1, a C dump); the one before it is put back, whatever it was
-        (a function, ``SIG_DFL``, ``SIG_IGN``), on the main thread, where one can be set."""
+        (a function, ``SIG_DFL``, ``SIG_IGN``), on the main thread, where one can be set, and
+        Ray's failure signal handler is not installed in this process, so that its removal in
+        ``ray.shutdown`` cannot take that handler away (:func:`_signals_left_to_python`)."""
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, "configure_logging": False}
         if self.address:
             check_reachable(self.address)  # else ray.init retries an address that is no cluster's for minutes
@@ -203,7 +211,8 @@ class RayExecutor(Executor):
         before = set() if self.address else set(reaper.descendants(os.getpid()))
         with _sigterm_kept():
             try:
-                with _reconnect_window(bool(self.address), self.grace_s), _start_held(not self.address):
+                with (_reconnect_window(bool(self.address), self.grace_s), _start_held(not self.address),
+                      _signals_left_to_python()):
                     ray.init(**kwargs)
                 self._started_ray = True
                 route_worker_deaths()  # one warning line a dead worker, not Ray's paragraph on stdout
@@ -350,42 +359,52 @@ class RayExecutor(Executor):
         return max(1, len(self._slots)) * self._chunk
 
     def shutdown(self) -> None:
-        """Tear the workers' evaluators down (:meth:`_close_idle`), then kill every actor
+        """Tear the workers' evaluators down (:meth:`_close_workers`), then kill every actor
         and stop the Ray this executor started. Where the GCS at ``--address`` is silent no
         teardown is asked and only actors that answered ``ready`` are killed (Ray reaches
         them directly; killing one whose creation the GCS never answered blocks until Ray's
-        own limit ends the process, :data:`RAY_RECONNECT_S`)."""
-        silent = bool(self._slots) and self._gcs_silent_now()
-        try:
-            if not silent:
-                self._close_idle()
-        except Exception:  # whatever Ray says now, the actors are killed below
-            pass
-        finally:  # a Ctrl-C during the teardowns too
-            for slot in self._slots:
-                if not (silent and slot.ready is not None):
-                    with contextlib.suppress(Exception):
-                        ray.kill(slot.actor)
-            self._slots.clear()
-        if self._started_ray and ray.is_initialized():
-            _shutdown_ray()
-            self._started_ray = False
-            self._watch = None
+        own limit ends the process, :data:`RAY_RECONNECT_S`).
 
-    def _close_idle(self) -> None:
-        """Ask every idle actor whose setup has ended to call its evaluator's ``teardown``
+        SIGINT and SIGTERM are held throughout (:func:`~entropy_atlas.interrupts.held_interrupts`):
+        the first acts once Ray is shut down (the command then stops as it does for any
+        interrupt: `stopped …`, exit 130, what the run wrote kept), so the shutdown, bounded
+        by :data:`TEARDOWN_S` and Ray's own, is never cut half-way; a second acts at once,
+        and even then the actors are killed and Ray shut down before it goes on."""
+        with held_interrupts():
+            silent = bool(self._slots) and self._gcs_silent_now()
+            try:
+                if not silent:
+                    self._close_workers()
+            except Exception:  # whatever Ray says now, the actors are killed below
+                pass
+            finally:  # a second interrupt during the teardowns too
+                for slot in self._slots:
+                    if not (silent and slot.ready is not None):
+                        with contextlib.suppress(Exception):
+                            ray.kill(slot.actor)
+                self._slots.clear()
+                if self._started_ray and ray.is_initialized():
+                    _shutdown_ray()
+                    self._started_ray = False
+                    self._watch = None
+
+    def _close_workers(self) -> None:
+        """Ask every actor whose setup has ended to call its evaluator's ``teardown``
         (:meth:`EvaluatorActor.close`), and wait up to :data:`TEARDOWN_S` for all of them;
-        a failed teardown is a one-line warning, a run's outcome stays as it was. An actor
-        still evaluating, or still setting up, is killed without one (a stopped run does not
-        wait for its batch), as is one that has not answered in time."""
-        idle = [s for s in self._slots if not s.held and s.ready is None]
-        setting_up = [s for s in self._slots if not s.held and s.ready is not None]
+        a failed teardown is a one-line warning, a run's outcome stays as it was. A busy
+        actor cuts its evaluation short first: the run has already written it off (a
+        stopped run puts it back to ``pending`` uncharged, a failed or lost one as its rule
+        says), and its outcome is never read. One still setting up is killed without a
+        teardown, as is one that has not answered in time (an evaluation that ignores
+        being cut short, or one stuck in C code)."""
+        ended = [s for s in self._slots if s.ready is None]
+        setting_up = [s for s in self._slots if s.ready is not None]
         if setting_up:
-            ended, _ = ray.wait([s.ready for s in setting_up], num_returns=len(setting_up), timeout=0)
-            idle += [s for s in setting_up if any(_same_ref(s.ready, ref) for ref in ended)]
-        if not idle:
+            done, _ = ray.wait([s.ready for s in setting_up], num_returns=len(setting_up), timeout=0)
+            ended += [s for s in setting_up if any(_same_ref(s.ready, ref) for ref in done)]
+        if not ended:
             return
-        calls = [s.actor.close.remote() for s in idle]
+        calls = [s.actor.close.remote() for s in ended]
         answered, _ = ray.wait(calls, num_returns=len(calls), timeout=TEARDOWN_S)
         for ref in answered:
             with contextlib.suppress(RayError):
@@ -616,6 +635,29 @@ def _sigterm_kept() -> Iterator[None]:
     finally:
         if handler is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def _signals_left_to_python() -> Iterator[None]:
+    """Around ``ray.init``: the driver's core worker made without Ray's failure signal
+    handler (absl's, on SIGTERM, SIGSEGV, SIGABRT, …), as ``RAY_DISABLE_FAILURE_SIGNAL_HANDLER``
+    asks, for this process only (its workers keep theirs). This process's SIGTERM handler is
+    set again after ``ray.init`` anyway (:func:`_sigterm_kept`), but Ray's shutdown removes
+    the failure handler, and with it the signal's action, set back to the default beneath
+    Python's handler: a SIGTERM while ``ray.shutdown`` ended Ray's processes (a second or
+    more after the last evaluation) killed the process, exit −15 and no word. A Ray
+    without that setting (it is private) is let be."""
+    constants = getattr(ray._private, "ray_constants", None)
+    name = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
+    if constants is None or not hasattr(constants, name):
+        yield
+        return
+    before = getattr(constants, name)
+    setattr(constants, name, True)
+    try:
+        yield
+    finally:
+        setattr(constants, name, before)
 
 
 @contextlib.contextmanager
