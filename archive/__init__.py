@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from archive.errors import CampaignNotFound, LeaseConflict, StorageError
@@ -16,9 +17,10 @@ if TYPE_CHECKING:
     from archive.store import Store
 
 
-def open(storage: str, readonly: bool = True) -> ArchiveHandle:
-    """Open a storage URL (``sqlite:///atlas.db``, ``postgresql+psycopg://…``) to read it;
-    ``readonly=False`` creates and migrates it as needed."""
+def open(storage: str | os.PathLike[str], readonly: bool = True) -> ArchiveHandle:
+    """Open a storage URL (``sqlite:///atlas.db``, ``postgresql+psycopg://…``), or a SQLite
+    file's path (a :class:`pathlib.Path`), to read it; ``readonly=False`` creates and migrates
+    it as needed, and is what :meth:`CampaignHandle.delete` needs."""
     from archive.handle import ArchiveHandle
 
     return ArchiveHandle(storage, readonly=readonly)

@@ -4,7 +4,9 @@ JSON: ``{"campaign": {name, spec, status}, "evaluations": [...], "elites": [...]
 elites best first, each with its cell, evaluation id, objective, measures and params.
 CSV/Parquet: one row per evaluation: its scalar fields, with ``elite`` (true for the
 evaluation that holds its cell in the elite map, false for every other) right after
-``cell``; then ``params.*``, ``measures.*`` and ``metrics.*`` columns. Nested values (a
+``cell``; then ``params.*`` (in the order of the spec's space), ``measures.*`` (of its
+measures) and ``metrics.*`` columns (a key the spec does not name after those it does, in
+order of first appearance). Nested values (a
 vector parameter, a metric curve) are kept whole as JSON text, and floats are written to
 full precision (the shortest text that reads back as the same double, never rounded);
 CSV writes ``elite`` as ``true``/``false`` and nulls as empty fields. A column whose
@@ -194,12 +196,31 @@ def _column(values: Sequence[Any]) -> pa.Array:
     return pa.array([json_text(v) for v in values], type=pa.string())
 
 
-def _flattened(group: str, texts: Sequence[str | None]) -> dict[str, pa.Array]:
-    """``group.key`` -> array for every key of the stored JSON objects, in order of first
-    appearance (null where a row lacks the key); see :func:`_column`."""
+def _flattened(group: str, texts: Sequence[str | None], order: Sequence[str] = ()) -> dict[str, pa.Array]:
+    """``group.key`` -> array for every key of the stored JSON objects (null where a row
+    lacks the key; see :func:`_column`): first the keys of ``order`` that some row has, in
+    that order, then any other in order of first appearance."""
     objects = _parsed(texts)
-    return {f"{group}.{key}": _column(list(map(methodcaller("get", key), objects)))
-            for key in dict.fromkeys(chain.from_iterable(objects))}
+    seen = dict.fromkeys(chain.from_iterable(objects))
+    named = [key for key in dict.fromkeys(order) if key in seen]
+    keys = [*named, *(key for key in seen if key not in set(named))]
+    return {f"{group}.{key}": _column(list(map(methodcaller("get", key), objects))) for key in keys}
+
+
+def spec_order(spec: Any, group: str) -> list[str]:
+    """The keys of JSON column ``group`` in the order the campaign's ``spec`` names them:
+    ``params`` its space's parameters, ``measures`` its measures (none for ``metrics``, or
+    for a spec that does not hold them as expected)."""
+    if not isinstance(spec, dict):
+        return []
+    if group == "params":
+        space = spec.get("space")
+        return [str(k) for k in space] if isinstance(space, dict) else []
+    if group == "measures":
+        measures = spec.get("measures")
+        if isinstance(measures, list):
+            return [str(m["name"]) for m in measures if isinstance(m, dict) and "name" in m]
+    return []
 
 
 def _elite_flags(data: ExportData, ids: Sequence[int]) -> pa.Array:
@@ -213,8 +234,12 @@ def _elite_flags(data: ExportData, ids: Sequence[int]) -> pa.Array:
 
 def flat_table(data: ExportData) -> pa.Table:
     """One row per evaluation: the scalar fields with ``elite`` after ``cell``, then
-    ``group.key`` for every key of the JSON columns in order of first appearance (absent
-    keys are null)."""
+    ``group.key`` for every key of the JSON columns (absent keys are null): ``params.*`` in
+    the order of the spec's space and ``measures.*`` in that of its measures
+    (:func:`spec_order`), whatever order the first row holds them in, then any key the spec
+    does not name, and ``metrics.*``, in order of first appearance. The columns had followed
+    the first row, so two exports of one space differed (a conditional parameter inactive
+    there came last)."""
     import pyarrow as pa
 
     with gc_paused():
@@ -227,7 +252,7 @@ def flat_table(data: ExportData) -> pa.Table:
             if field == "cell":
                 arrays["elite"] = _elite_flags(data, columns["id"])
         for group in JSON_FIELDS:
-            arrays.update(_flattened(group, columns[group]))
+            arrays.update(_flattened(group, columns[group], spec_order(data.spec, group)))
         return pa.table(arrays)
 
 

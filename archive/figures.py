@@ -10,6 +10,12 @@ over :func:`colour_scale`'s range (a few far outliers drawn at its ends), empty 
 grey with a key (:func:`show_empty_cells`), grid bin edges as minor ticks, long names wrapped
 (:func:`wrapped`).
 
+A figure of no data does not look like one (:func:`empty_note`): a map with no elite draws
+its measures' ranges hatched, no colour bar (it would colour nothing, over a made-up range)
+and says ``no done evaluation (N failed)`` in its axes (or, for a map of several panels,
+under its title); a front of no done evaluation spans each measure's ``[low, high]``, has
+no objective ticks and no legend, and says the same in each panel and its title.
+
 Figures are drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas attached
 (:func:`new_figure`), never through ``pyplot``: nothing here needs a window, a figure
 manager or a GUI backend, importing the module sets no backend for its caller, and a
@@ -25,6 +31,7 @@ import io
 import itertools
 import re
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,12 +138,27 @@ def map_title(name: str, s: Stats) -> str:
 
 
 def draw_map(path: Path, data: MapData) -> Path:
-    """:func:`elite_map` of a campaign's :class:`~archive.records.MapData`, titled by :func:`map_title`."""
-    return elite_map(path, data.layout, data.settings, data.elites, map_title(data.name, data.stats))
+    """:func:`elite_map` of a campaign's :class:`~archive.records.MapData`, titled by
+    :func:`map_title`; a map of no elite says how many evaluations failed where its stats
+    counted them."""
+    return elite_map(path, data.layout, data.settings, data.elites, map_title(data.name, data.stats),
+                     failed=data.stats.counts.get("failed"))
+
+
+def empty_note(failed: int | None = None) -> str:
+    """What a figure with no done evaluation to draw says: ``no done evaluation``, and
+    ``(N failed)`` where N > 0 is known."""
+    return "no done evaluation" + (f" ({failed:,} failed)" if failed else "")
+
+
+def _say_empty(ax: Axes, note: str) -> None:
+    """``note`` in the middle of ``ax``, on a white box (over a map's hatching)."""
+    ax.text(0.5, 0.5, wrapped(note, 40), transform=ax.transAxes, ha="center", va="center", fontsize=11,
+            color="0.25", bbox={"facecolor": "white", "edgecolor": "0.7", "boxstyle": "round,pad=0.4"})
 
 
 def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]],
-              title: str) -> Path:
+              title: str, failed: int | None = None) -> Path:
     """Write the elite map of ``elites`` (rows with cell, objective and measures) over
     ``layout`` to ``path`` (PNG, SVG or PDF by suffix); ``title`` and every name drawn as
     written (:func:`plain_text`), long ones wrapped (:func:`wrapped`).
@@ -147,7 +169,10 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
     ends, the colour bar's triangles and its label saying how many); a cell with no elite is
     hatched grey (:func:`show_empty_cells`). Grid maps mark every bin edge with a minor tick.
     Where elites were measured outside the axes' ranges, a line under the title says how many
-    and where they are drawn (:func:`archive.outside.figure_note`)."""
+    and where they are drawn (:func:`archive.outside.figure_note`). With no elite, there is
+    no colour bar (no colour to read) and the map says :func:`empty_note` (with ``failed``,
+    how many evaluations failed, where given) in its axes, or under the title of a map of
+    several panels; the axes span the measures' ranges as ever."""
     objective = np.array([e["objective"] for e in elites], dtype=float)
     scale = colour_scale(objective, (-0.1, 0.1))
     verb = "higher" if settings.maximize else "lower"
@@ -156,6 +181,9 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
     cmap = "viridis" if settings.maximize else "viridis_r"
     found = outside_axes(layout.axes, elites)
     note = figure_note(found, layout.kind, projected=layout.kind != "grid" and len(layout.axes) > 2) if found else ""
+    empty = empty_note(failed) if not elites else ""
+    if empty and len(layout.axes) > 2:
+        note = empty  # several panels: said once, under the title
     if layout.kind == "grid" and len(layout.axes) > 2:
         fig = _facets(layout, settings, elites, label_text, title, scale, note)
     elif len(layout.axes) > 2:
@@ -171,6 +199,8 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
         else:
             colorbar = _cvt_heatmap(ax, layout, elites, cmap, label, scale)
         show_empty_cells(ax, colorbar)
+        if empty:
+            _say_empty(ax, empty)
         ax.set_xlabel(wrapped(_axis_label(layout.axes[0], settings), 90))
         if two:
             ax.set_ylabel(wrapped(_axis_label(layout.axes[1], settings), 60))
@@ -303,14 +333,18 @@ def drawable(values: np.ndarray) -> np.ndarray:
     return np.clip(values, -COLOUR_LIMIT, COLOUR_LIMIT)
 
 
-def _colorbar(fig: Figure, mappable: Any, label: str, scale: ColourScale, **kwargs: Any) -> Colorbar:
+def _colorbar(fig: Figure, mappable: Any, label: str, scale: ColourScale, elites: Sequence[Any],
+              **kwargs: Any) -> Colorbar | None:
     """The colour bar of ``mappable`` labelled ``label``, with a triangle at each end that
-    values lie beyond (:attr:`ColourScale.extend`)."""
+    values lie beyond (:attr:`ColourScale.extend`); none where there are no ``elites`` to
+    colour (a bar over a made-up range looked like data)."""
+    if not len(elites):
+        return None
     return fig.colorbar(mappable, label=label, extend=scale.extend, **kwargs)
 
 
 def _cvt_heatmap(ax: Axes, layout: CellLayout, elites: list[dict[str, Any]], cmap: str, label: str,
-                 scale: ColourScale) -> Colorbar:
+                 scale: ColourScale) -> Colorbar | None:
     """A 1-D or 2-D CVT map: pyribs' ``cvt_archive_heatmap`` of the elites (each cell its
     Voronoi region, clipped to the measure box), its colours over ``scale`` and each
     objective held within it (pyribs' own range, their least and greatest, was infinite at
@@ -333,11 +367,11 @@ def _cvt_heatmap(ax: Axes, layout: CellLayout, elites: list[dict[str, Any]], cma
     if len(layout.axes) == 1:
         ax.set_yticks([])
     mappable = ScalarMappable(Normalize(scale.low, scale.high), cmap)
-    return _colorbar(ax.figure, mappable, label, scale, ax=ax)
+    return _colorbar(ax.figure, mappable, label, scale, elites, ax=ax)
 
 
 def _grid_heatmap(ax: Axes, layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]],
-                  cmap: str, label: str, scale: ColourScale) -> Colorbar:
+                  cmap: str, label: str, scale: ColourScale) -> Colorbar | None:
     """A 1-D or 2-D grid's heatmap as pyribs' ``grid_archive_heatmap`` draws it (each cell a
     rectangle of the colour of its elite's objective, a colour bar; here an image of equal
     cells rather than pyribs' mesh), without importing pyribs (seconds): each elite in the
@@ -359,7 +393,7 @@ def _grid_heatmap(ax: Axes, layout: CellLayout, settings: CampaignSettings, elit
                       cmap=cmap, vmin=scale.low, vmax=scale.high)  # equal cells: an image, a fraction of a mesh's cost
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    return _colorbar(ax.figure, image, label, scale, ax=ax)
+    return _colorbar(ax.figure, image, label, scale, elites, ax=ax)
 
 
 def _facets(layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]], label: str,
@@ -405,7 +439,8 @@ def _facets(layout: CellLayout, settings: CampaignSettings, elites: list[dict[st
         _bin_edges(ax, layout.axes[:2])
         show_empty_cells(ax, None)
     assert image is not None
-    show_empty_cells(axes[0][0], _colorbar(fig, image, wrapped(label, max(28, 14 * rows)), scale, ax=axes, shrink=0.8))
+    show_empty_cells(axes[0][0], _colorbar(fig, image, wrapped(label, max(28, 14 * rows)), scale, elites, ax=axes,
+                                           shrink=0.8))
     fig.suptitle(_heading(title, note, max(60, 14 * cols)), fontsize=10)
     return fig
 
@@ -443,7 +478,7 @@ def _projections(layout: CellLayout, settings: CampaignSettings, elites: list[di
         ax.set_ylabel(wrapped(with_unit(axes_of[j].name, settings.units), 40), fontsize=7)
         ax.tick_params(labelsize=6)
     assert points is not None
-    _colorbar(fig, points, wrapped(label, max(28, 20 * rows)), scale, ax=grid, shrink=0.8)
+    _colorbar(fig, points, wrapped(label, max(28, 20 * rows)), scale, elites, ax=grid, shrink=0.8)
     shown = "" if len(layout.axes) <= MAX_PROJECTED else f" (pairs of the first {MAX_PROJECTED} measures)"
     fig.suptitle(_heading(f"{title}{shown}", note, max(60, 24 * cols)), fontsize=10)
     return fig
@@ -467,7 +502,8 @@ def _onto(values: np.ndarray, window: tuple[float, float] | None) -> np.ndarray:
 OFF_SCALE_MARKERS = (("^", 1, 1), ("v", 1, -1), (">", 0, 1), ("<", 0, -1))  # marker, axis (0: x), side
 
 
-def pareto_front(path: Path, name: str, settings: CampaignSettings, rows: list[dict[str, Any]]) -> Path:
+def pareto_front(path: Path, name: str, settings: CampaignSettings, rows: list[dict[str, Any]],
+                 measure_axes: Sequence[MeasureAxis] = (), failed: int | None = None) -> Path:
     """Objective against each measure, every done evaluation in ``rows`` as a point, and
     the two-objective Pareto front (objective and that measure, each in its direction:
     ``settings.measure_directions``, maximise by default) drawn as a step line; names as
@@ -477,8 +513,14 @@ def pareto_front(path: Path, name: str, settings: CampaignSettings, rows: list[d
     rule: one diverged run's loss of 1e12 among losses below 1 drew every other point on one
     line) it spans the rest, and those few are drawn at its edge as triangles pointing their
     way, counted in the legend; values past ±:data:`COLOUR_LIMIT` are drawn at it
-    (:func:`drawable`)."""
+    (:func:`drawable`).
+
+    With no row, each panel spans its measure's ``[low, high]`` (of ``measure_axes``, the map's:
+    matplotlib's −0.05..0.05 of no data looked like data; no ticks where none is given), has
+    no objective ticks (the objective has no range to show) and no legend, and says :func:`empty_note` (with
+    ``failed``, how many evaluations failed, where given), as the title does."""
     directions = settings.measure_directions
+    ranges = {a.name: (a.low, a.high) for a in measure_axes}
     names = list(settings.measures)
     fig = new_figure(figsize=(5.5 * len(names), 4.5))
     axes = fig.subplots(1, len(names), squeeze=False)
@@ -491,7 +533,15 @@ def pareto_front(path: Path, name: str, settings: CampaignSettings, rows: list[d
         x, y = _onto(m, xw), _onto(obj, yw)
         sides = np.sign(np.stack([drawable(m) - x, drawable(obj) - y], axis=1))  # 1: past the high end, -1: the low
         off = np.any(sides != 0, axis=1)
-        ax.scatter(x[~off], y[~off], s=10, alpha=0.35, color="tab:gray", label="evaluations")
+        if not len(rows):
+            if measure in ranges:
+                ax.set_xlim(*ranges[measure])
+            else:  # no range known: no ticks of a made-up one
+                ax.set_xticks([])
+            ax.set_yticks([])
+            _say_empty(ax, empty_note(failed))
+        else:
+            ax.scatter(x[~off], y[~off], s=10, alpha=0.35, color="tab:gray", label="evaluations")
         for marker, axis, side in OFF_SCALE_MARKERS:  # off in the objective: ^ or v, else < or >
             these = (sides[:, axis] == side) & ((sides[:, 1] == 0) if axis == 0 else True)
             if these.any():
@@ -512,9 +562,11 @@ def pareto_front(path: Path, name: str, settings: CampaignSettings, rows: list[d
         ax.set_xlabel(wrapped(f"{with_unit(measure, settings.units)} ({directions.get(measure, 'maximize')})", 60))
         way = "maximize" if settings.maximize else "minimize"
         ax.set_ylabel(wrapped(f"{with_unit(settings.objective, settings.units)} ({way})", 50))
-        ax.legend(fontsize=8)
-    fig.suptitle(wrapped(f"{name}: {settings.objective} against each measure, {len(rows)} evaluations",
-                         60 * len(names)), fontsize=10)
+        if len(rows):
+            ax.legend(fontsize=8)
+    shown = f"{len(rows)} evaluations" if len(rows) else empty_note(failed)
+    fig.suptitle(wrapped(f"{name}: {settings.objective} against each measure, {shown}", 60 * len(names)),
+                 fontsize=10)
     tight_layout(fig)
     save(fig, path)
     return path

@@ -45,17 +45,18 @@ from archive.layout import CellLayout
 from archive.models import STATUSES, Campaign
 from archive.outputs import EXPORT_SUFFIXES, FIGURE_SUFFIXES, check_output
 from archive.outside import Outside, outside_axes
-from archive.records import CampaignRecord, CampaignSettings, MapData, Stats, scheduler_is_live
+from archive.records import CampaignRecord, CampaignSettings, MapData, Stats, scheduler_is_live, unfinished_split
 from archive.store import ELITE_FIELDS, Store
 from entropy_atlas.validation import a_type
 
 
 def storage_url(storage: object, argument: str = "storage") -> str:
-    """``storage`` as a URL: a ``str`` as it is, a :class:`pathlib.Path` as the SQLite file
-    it names (``sqlite:///`` and the path, escaped: a ``?`` in it had begun the URL's options,
-    a ``%41`` been read as ``A``); anything else a ``TypeError`` naming ``argument``."""
-    if isinstance(storage, Path):
-        return f"sqlite:///{quote(str(storage))}"
+    """``storage`` as a URL: a ``str`` as it is, a :class:`pathlib.Path` (or another path-like
+    object of a str: ``os.PathLike[str]``) as the SQLite file it names (``sqlite:///`` and the
+    path, escaped: a ``?`` in it had begun the URL's options, a ``%41`` been read as ``A``);
+    anything else a ``TypeError`` naming ``argument``."""
+    if isinstance(storage, os.PathLike) and isinstance(path := os.fspath(storage), str):
+        return f"sqlite:///{quote(path)}"
     if not isinstance(storage, str):
         raise TypeError(f"{argument}: must be a storage URL (a str: sqlite:///FILE or postgresql+psycopg://"
                         f"USER@HOST/DB) or a SQLite file's path (a pathlib.Path), got {shown_value(storage)}")
@@ -88,6 +89,21 @@ def elite_fields(fields: object) -> tuple[str, ...]:
     for name in names:
         if not isinstance(name, str):
             raise TypeError(f"fields: each must be a field name (a str), got {shown_value(name)}")
+    return names
+
+
+def measure_names(argument: str, value: object) -> list[str]:
+    """``value`` as a list of measures' names: a str is one name, an iterable of str several;
+    else a ``TypeError`` naming ``argument`` (names that are no measure are the caller's to refuse)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, bytes) or not isinstance(value, Iterable):
+        raise TypeError(f"{argument}: must be a measure's name (a str) or several (a list of str), "
+                        f"got {shown_value(value)}")
+    names = list(value)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"{argument}: each must be a measure's name (a str), got {shown_value(name)}")
     return names
 
 
@@ -207,8 +223,34 @@ class CampaignHandle:
         self.record = record
         return self
 
+    @property
+    def status(self) -> str:
+        """The campaign's status as ``atlas status`` shows it, read now
+        (:func:`archive.records.live_status`): ``running`` while a live scheduler holds it,
+        ``interrupted`` where the row says ``running`` but its scheduler died without a word
+        (``kill -9``, a crash, a lapsed lease), else the row's own (``stopped``, ``failed``,
+        ``finished``, ``created``). ``record.status`` is the row as written (and as read when
+        the handle was opened): a killed run's stays ``running``."""
+        return self.refresh().record.live_status()
+
+    def unfinished(self) -> dict[str, int]:
+        """The evaluations written and not finished as ``atlas status`` (and its ``--json``)
+        splits them, with the status read at the same moment
+        (:func:`archive.records.unfinished_split`): ``running`` and ``in_flight`` while a
+        scheduler holds the campaign, else all ``pending``, waiting for a resume (the rows a
+        killed run left ``running`` included, which :meth:`stats`' ``counts`` still show as
+        ``running``)."""
+        with self.reading():
+            record = self.store.campaign(self.name)
+            counts = self.store.stats(self.record.id, 0).counts
+        live = record is not None and record.live_status() == "running"
+        return unfinished_split(counts, live)
+
     def stats(self, by_proposer: dict[str, dict[str, int]] | None = None) -> Stats:
-        """:meth:`Store.stats` (``by_proposer``: :meth:`proposer_counts`, when read already)."""
+        """:meth:`Store.stats` (``by_proposer``: :meth:`proposer_counts`, when read already).
+        Its ``counts`` are the rows' statuses as written: rows a killed run left ``running``
+        stay so until a resume; :meth:`unfinished` splits them as ``atlas status`` does, and
+        :attr:`status` says whether a scheduler holds the campaign."""
         if by_proposer is not None and not isinstance(by_proposer, Mapping):
             raise TypeError(f"by_proposer: must be proposer_counts()'s mapping or None, got {shown_value(by_proposer)}")
         with self.reading():
@@ -266,10 +308,12 @@ class CampaignHandle:
         elites best first, measures alone, and the title's figures (cells filled, QD-score,
         best) from :meth:`Store.stats` over the elites table alone (no evaluation counted;
         its exactly rounded fitness sum: a plain ``sum`` here had said 0 where 1e308 and
-        -1e308 cancel), both read at one moment."""
+        -1e308 cancel), both read at one moment. A map of no elite counts the evaluations
+        too, so that it can say how many failed (:func:`archive.figures.empty_note`)."""
         with self.reading():
             elites = self.store.elites(self.record.id, fields=("measures",))
-            stats = self.store.stats(self.record.id, self.layout.cells, self.qd_offset, by_proposer={})
+            stats = self.store.stats(self.record.id, self.layout.cells, self.qd_offset,
+                                     by_proposer={} if elites else None)
         return MapData(self.name, self.layout, self.settings, elites, stats)
 
     def outside_axes(self) -> Outside:
@@ -291,24 +335,31 @@ class CampaignHandle:
         check_output(path, FIGURE_SUFFIXES, self.store.url)
         return draw_map(path, self.map_data() if data is None else data)
 
-    def front(self, path: str | Path, minimize: Iterable[str] = ()) -> Path:
+    def front(self, path: str | Path, minimize: str | Iterable[str] = (), *, cli_words: bool = False) -> Path:
         """Objective against each measure with its Pareto front (:func:`archive.figures.pareto_front`),
         each measure in the direction the search gave it (``mo-bo``'s ``measure_directions``),
         else maximised; ``minimize`` names measures to minimise in this figure whatever the
-        search said (an entropy where lower is the aim). A name that is not a measure of
-        the campaign is :class:`~archive.errors.UnknownMeasure`, naming the measures."""
+        search said (an entropy where lower is the aim): one name (a str, which had been read
+        letter by letter) or several. A name that is not a measure of the campaign is
+        :class:`~archive.errors.UnknownMeasure`, naming the measures and the argument as Python's
+        (``minimize='zz'``; ``cli_words``: as ``atlas front``'s flag, ``--minimize zz``). With no
+        done evaluation, each measure's axis spans its range and the figure says how many
+        failed (:func:`archive.figures.pareto_front`)."""
         from archive.figures import pareto_front
 
-        minimize = list(minimize)
+        minimize = measure_names("minimize", minimize)
         unknown = [m for m in minimize if m not in self.settings.measures]
         if unknown:
-            raise UnknownMeasure(f"--minimize {unknown[0]}: not a measure of campaign {self.name!r} "
+            given = f"--minimize {unknown[0]}" if cli_words else f"minimize={unknown[0]!r}"
+            raise UnknownMeasure(f"{given}: not a measure of campaign {self.name!r} "
                                  f"(measures: {', '.join(self.settings.measures)})")
         path = output_path(path)
         check_output(path, FIGURE_SUFFIXES, self.store.url)
         settings = dataclasses.replace(self.settings, measure_directions={
             **self.settings.measure_directions, **dict.fromkeys(minimize, "minimize")})
-        return pareto_front(path, self.name, settings, self.evaluations(status="done"))
+        rows = self.evaluations(status="done")
+        failed = None if rows else self.stats().counts["failed"]
+        return pareto_front(path, self.name, settings, rows, measure_axes=self.layout.axes, failed=failed)
 
     def law(self, measure: str | None = None, mode: str | None = None, by: str | None = None) -> Any:
         """The entropy-performance law R = −a·exp(H) + b over the done evaluations, an
@@ -357,12 +408,17 @@ class CampaignHandle:
 
     def delete(self, force: bool = False) -> dict[str, int]:
         """Delete the campaign and all its rows (refused while its lease is live, unless
-        ``force``); the counts deleted, by table. Needs a storage opened for writing. A
+        ``force``); the counts deleted, by table. Needs a storage opened for writing
+        (``archive.open(URL, readonly=False)``; a read-only handle's is a :class:`StorageError`
+        saying so, before any write). A
         campaign deleted already is :class:`CampaignNotFound`, never another campaign that
         took its id since (checked just before the delete's own transaction)."""
         force = flag("force", force)
         check_open(self.store)
         self._check_present()
+        if self.store.readonly:  # had been the database's "attempt to write a readonly database"
+            raise StorageError(f"cannot delete campaign {self.name!r}: this handle is read-only; open it with "
+                               f"archive.open({shown_url(self.store.url)!r}, readonly=False)")
         return self.store.delete_campaign(self.record.id, force=force)
 
 
@@ -371,7 +427,7 @@ class ArchiveHandle:
     ``readonly=False`` it is created and migrated as a campaign run would. ``storage``: a
     URL, or a :class:`pathlib.Path` of a SQLite file (:func:`storage_url`)."""
 
-    def __init__(self, storage: str | Path, readonly: bool = True) -> None:
+    def __init__(self, storage: str | os.PathLike[str], readonly: bool = True) -> None:
         readonly = flag("readonly", readonly)
         self.store = Store(storage_url(storage), readonly=readonly)
 

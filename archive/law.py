@@ -24,6 +24,21 @@ law's highest R, its ceiling; with a < 0, R *rises* with H and −a + b is its l
 for H >= 0, a floor, not a ceiling. :attr:`LawFit.bound` names which, for labels, and a
 fit with a < 0 is warned about.
 
+R is a performance, higher is better: the law's ceiling is the best R that entropy
+consumed down to H = 0 leaves reachable, and every reading of it here (the bound's name,
+the mixed-regime test of points above the ceiling, the range of R) rests on that. A
+campaign whose objective is minimised (a loss) is therefore fitted on its fitness,
+R = −objective (:func:`performance_of`, as the archive ranks elites), labelled ``−NAME``
+(:func:`performance_name`), with :attr:`LawFit.negated` and :attr:`LawReading.negated` set
+and a warning that says so and gives the bound in the objective's own terms
+(:func:`negated_warnings`). The fit is the same line either way (least squares is
+unchanged by negating R: a, b, −a + b and their intervals change sign, R² does not), so
+this chooses the reading, not the numbers: fitted on the loss itself, the loss's highest
+value at H = 0, the *worst* bound, would have been called the ceiling, and the paper's
+regime (the loss falls as entropy is consumed) would have been warned about as a floor. So
+a ceiling is always the best bound, for a minimised objective too. The per-run and pooled
+R, a validation accuracy, is a performance already and is never negated.
+
 Over a campaign: every ``done`` evaluation with a finite objective and a finite value of
 the entropy measure (looked up in its measures, then its metrics) is one point; only real
 numbers count (:func:`real_number`: ``"1"`` or ``False`` is no value). The
@@ -124,9 +139,10 @@ class LawFit:
     r2: float
     n: int
     measure: str = "entropy"
-    objective: str = "objective"
+    objective: str = "objective"  # R's name: ``−NAME`` where negated (:func:`performance_name`)
     entropy: list[float] = dataclasses.field(default_factory=list)
     performance: list[float] = dataclasses.field(default_factory=list)
+    negated: bool = False  # R is a minimised objective's negation, its fitness (module docstring)
 
     @property
     def bound(self) -> str:
@@ -139,10 +155,30 @@ class LawFit:
         return -self.a * np.exp(entropy) + self.b
 
     def to_dict(self) -> dict[str, Any]:
+        """The fit's numbers and names, without its points (and ``negated``, which a
+        reading's :meth:`LawReading.to_dict` gives once)."""
         out = dataclasses.asdict(self)
         out.pop("entropy")
         out.pop("performance")
+        out.pop("negated")
         return out
+
+
+NEGATION = "−"  # the sign before a negated objective's name (:func:`performance_name`)
+
+
+def performance_name(objective: str, maximize: bool = True) -> str:
+    """The name of R for an objective: the objective's own where it is maximised, else
+    ``−NAME``, its negation (the module docstring's rule)."""
+    return objective if maximize else f"{NEGATION}{objective}"
+
+
+def performance_of(ev: Mapping[str, Any], maximize: bool = True) -> float | None:
+    """An evaluation's R in the ``cross-configuration`` reading: its objective where it is a
+    :func:`real_number`, negated where the objective is minimised (its fitness); ``None``
+    where it is no number."""
+    value = real_number(ev.get("objective"))
+    return value if value is None or maximize else -value
 
 
 MAX_EXP_ARGUMENT = math.log(np.finfo(float).max)  # 709.78: exp of more is inf
@@ -161,17 +197,20 @@ def _law_jacobian(h: np.ndarray, a: float, b: float) -> np.ndarray:
 
 
 def fit_law(entropy: Sequence[float], performance: Sequence[float], measure: str = "entropy",
-            objective: str = "objective") -> LawFit:
+            objective: str = "objective", negated: bool = False) -> LawFit:
     """Fit R = −a·exp(H) + b to paired (H, R) values: the finite pairs, at least
     :data:`MIN_POINTS`, with exp(H) within a float's range, at least :data:`MIN_POINTS`
     distinct entropies (:func:`distinct_entropies`) and R not the same at every point; a
     fit whose covariance cannot be estimated or whose results are not all finite is
     refused. Each refusal is a :class:`LawFitError`; NumPy's overflow warnings and SciPy's
-    ``OptimizeWarning`` on the way are not shown (the refusal says it)."""
+    ``OptimizeWarning`` on the way are not shown (the refusal says it). ``performance`` is
+    R as given; ``negated`` says that it is a minimised objective's negation
+    (:attr:`LawFit.negated`: R's range is then the negated range of the objective's unit)."""
     h, r = _fit_points(entropy, performance, measure, objective)
     with np.errstate(all="ignore"):
         fit = _least_squares(h, r, measure, objective)
     _require_finite(fit, h, r)
+    fit.negated = negated
     return fit
 
 
@@ -313,8 +352,9 @@ def default_measure(settings: CampaignSettings) -> str:
 
 def campaign_points(name: str, settings: CampaignSettings, done: list[dict[str, Any]],
                     measure: str | None = None) -> tuple[str, list[float], list[float]]:
-    """(measure, entropies, objectives) of a campaign's ``done`` evaluations (H from the
-    evaluation's measures, else its metrics): the pairs where both are :func:`real_number`."""
+    """(measure, entropies, performances) of a campaign's ``done`` evaluations (H from the
+    evaluation's measures, else its metrics; R their :func:`performance_of`: the objective,
+    negated where it is minimised): the pairs where both are :func:`real_number`."""
     measure = measure or default_measure(settings)
     hs, rs = [], []
     seen = False
@@ -322,7 +362,7 @@ def campaign_points(name: str, settings: CampaignSettings, done: list[dict[str, 
         value = measured_value(ev, measure)
         if value is not None:
             seen = True
-        h, r = real_number(value), real_number(ev.get("objective"))
+        h, r = real_number(value), performance_of(ev, settings.maximize)
         if h is not None and r is not None:
             hs.append(h)
             rs.append(r)
@@ -367,13 +407,15 @@ def cross_configuration_law(name: str, settings: CampaignSettings, done: list[di
                             measure: str | None = None) -> LawFit:
     """The ``cross-configuration`` fit: one point per ``done`` evaluation, its final
     objective R against its entropy ``measure`` H, so the fit runs across configurations
-    (not over one run's training, as the paper's per-run law)."""
+    (not over one run's training, as the paper's per-run law). A minimised objective is
+    fitted on its negation, named ``−NAME`` (module docstring)."""
     measure, hs, rs = campaign_points(name, settings, done, measure)
     if len(hs) < MIN_POINTS:
         raise LawFitError(f"campaign {name!r} has {len(hs)} done evaluation(s) with a finite "
                           f"{settings.objective} and {measure}; the entropy-performance law needs at least "
                           f"{MIN_POINTS}")
-    return fit_law(hs, rs, measure=measure, objective=settings.objective)
+    return fit_law(hs, rs, measure=measure, objective=performance_name(settings.objective, settings.maximize),
+                   negated=not settings.maximize)
 
 
 def trajectory_points(trajectory: Any) -> tuple[list[float], list[float]]:
@@ -460,7 +502,8 @@ class LawReading:
     ones first by ceiling (highest first), then the others by label. ``categorical``
     names the space's categorical parameters (:func:`categorical_params`), for the
     mixed-regime warning's suggestion; ``unit`` is R's unit (:func:`reading_unit`), for
-    the ceiling-range warning."""
+    the ceiling-range warning. ``negated``: R is a minimised objective's negation, named
+    ``−NAME`` in ``objective`` (a ``cross-configuration`` reading; module docstring)."""
 
     mode: str
     name: str
@@ -475,6 +518,7 @@ class LawReading:
     unit: str | None = None
     reason: str | None = None  # why a grouped reading has no ungrouped ``fit`` (:class:`DegeneratePointsError`)
     binned: bool = False  # ``by`` is continuous and its groups are ranges of its values (:mod:`archive.law_groups`)
+    negated: bool = False  # R is the minimised objective's negation (:func:`performance_of`)
 
     @property
     def warnings(self) -> list[str]:
@@ -490,10 +534,12 @@ class LawReading:
         return {k: float(np.median([getattr(r.fit, k) for r in self.runs])) for k in keys}
 
     def to_dict(self) -> dict[str, Any]:
-        """``mode`` and, per mode: the fit's fields (``pooled``, ``cross-configuration``),
+        """``mode``, ``measure``, ``objective`` (R's name: ``−NAME`` where ``negated``),
+        ``negated`` and, per mode: the fit's fields (``pooled``, ``cross-configuration``),
         or ``runs`` and their ``median`` (``per-run``); ``skipped`` runs; ``by`` and its
         ``groups`` where grouped; last, the :attr:`warnings`."""
-        out: dict[str, Any] = {"mode": self.mode, "measure": self.measure, "objective": self.objective}
+        out: dict[str, Any] = {"mode": self.mode, "measure": self.measure, "objective": self.objective,
+                               "negated": self.negated}
         if self.fit is not None:
             out.update(self.fit.to_dict())
         if self.mode == PER_RUN:
@@ -571,17 +617,19 @@ def campaign_law(name: str, settings: CampaignSettings, done: list[dict[str, Any
         if not keep_unfitted or mode == PER_RUN:
             raise
         reading = LawReading(mode, name, measure or default_measure(settings) if mode == CROSS else TRAIN_ENTROPY,
-                             settings.objective if mode == CROSS else VAL_ACCURACY, reason=str(exc),
-                             skipped=_untracked(done) if mode == POOLED else [])
+                             performance_name(settings.objective, settings.maximize) if mode == CROSS
+                             else VAL_ACCURACY, reason=str(exc), skipped=_untracked(done) if mode == POOLED else [])
+    reading.negated = mode == CROSS and not settings.maximize
     reading.categorical = categorical_params(space, done)
     reading.unit = reading_unit(reading, settings)
     return reading
 
 
 def reading_unit(reading: LawReading, settings: CampaignSettings) -> str | None:
-    """R's unit: the objective's in the settings' ``units`` (``cross-configuration``), else
+    """R's unit: the objective's in the settings' ``units`` (``cross-configuration``; a
+    negated objective's too, its range negated by :func:`fit_range`), else
     :data:`VAL_ACCURACY_UNIT` (``per-run`` and ``pooled``, whose R is a validation accuracy)."""
-    return settings.units.get(reading.objective) if reading.mode == CROSS else VAL_ACCURACY_UNIT
+    return settings.units.get(settings.objective) if reading.mode == CROSS else VAL_ACCURACY_UNIT
 
 
 def _reading(name: str, settings: CampaignSettings, done: list[dict[str, Any]], measure: str | None,
@@ -749,7 +797,25 @@ def reading_warnings(reading: LawReading) -> list[str]:
         out += _runs_range_warnings(reading)
     if reading.mode != CROSS and reading.skipped:
         out.append(f"{len(reading.skipped)} done evaluation(s) skipped (no usable trajectory)")
-    return out
+    return negated_warnings(reading) + out
+
+
+def negated_warnings(reading: LawReading) -> list[str]:
+    """The line, first of a ``negated`` reading's warnings, that says R is the minimised
+    objective's negation and gives the ungrouped fit's bound in the objective's own terms
+    (none for a reading that is not negated)."""
+    if not reading.negated:
+        return []
+    name = reading.objective.removeprefix(NEGATION)
+    head = (f"{name} is minimised, so the law is fitted to R = {reading.objective} (higher is better, as the "
+            f"law's R): a, b and −a + b are values of {reading.objective}")
+    fit = reading.fit
+    if fit is None:
+        return [f"{head}; a ceiling is the negation of the best {name} the law predicts"]
+    lo, hi = fit.ceiling_ci
+    best = "the best" if fit.bound == "ceiling" else "the worst"
+    return [f"{head}: the {fit.bound} −a + b = {fit.ceiling:.3g} is a {name} of {-fit.ceiling:.3g} "
+            f"[{-hi:.3g}, {-lo:.3g}] at H = 0, {best} the law predicts for H >= 0"]
 
 
 def _runs_floor_warnings(reading: LawReading) -> list[str]:
@@ -788,6 +854,16 @@ def unit_range(unit: str | None) -> tuple[float, float] | None:
     return BOUNDED_UNITS.get(unit.strip().lower()) if isinstance(unit, str) else None
 
 
+def fit_range(fit: LawFit, unit: str | None) -> tuple[float, float] | None:
+    """The range of a fit's R where its ``unit`` has one (:func:`unit_range`): the unit's,
+    or its negation, [−1, 0] for a fraction, where R is a minimised objective's negation
+    (:attr:`LawFit.negated`)."""
+    bounds = unit_range(unit)
+    if bounds is None or not fit.negated:
+        return bounds
+    return -bounds[1] + 0.0, -bounds[0] + 0.0  # + 0.0: 0, not -0
+
+
 def _outside(value: float, bounds: tuple[float, float]) -> bool:
     """Whether ``value`` lies outside ``bounds`` by more than a rounding error (1e-9)."""
     return value < bounds[0] - 1e-9 or value > bounds[1] + 1e-9
@@ -809,12 +885,13 @@ def outside_text(value: float, bounds: tuple[float, float]) -> str:
 
 def ceiling_range_warnings(fit: LawFit, unit: str | None) -> list[str]:
     """The warning for a fit whose ceiling estimate −a + b lies outside R's range where R's
-    ``unit`` has one (:func:`unit_range`: a ``fraction``'s [0, 1]); the rule reads the
+    ``unit`` has one (:func:`fit_range`: a ``fraction``'s [0, 1], [−1, 0] for a negated
+    one); the rule reads the
     estimate, not its 95 % interval (an interval reaching back into the range does not make
     an impossible estimate plausible), and says when the whole interval lies outside too.
     Its numbers have the digits it takes for each one outside the range to show so
     (:func:`outside_digits`: ``1.0004 [1.0003, 1.0005]``, not ``1 [1, 1]``)."""
-    bounds = unit_range(unit)
+    bounds = fit_range(fit, unit)
     if bounds is None or not _outside(fit.ceiling, bounds):
         return []
     lo, hi = bounds
@@ -824,7 +901,8 @@ def ceiling_range_warnings(fit: LawFit, unit: str | None) -> list[str]:
     d = max(outside_digits(v, bounds) for v in (fit.ceiling, c_lo, c_hi))  # every number shown as outside as it is
     return [f"the {fit.bound} −a + b = {fit.ceiling:.{d}g} [{c_lo:.{d}g}, {c_hi:.{d}g}] lies {side}"
             f"{whole}, outside "
-            f"[{lo:g}, {hi:g}], the range of {fit.objective} (a {unit}): no configuration can reach it, so the "
+            f"[{lo:g}, {hi:g}], the range of {fit.objective} ({'the negation of ' if fit.negated else ''}a {unit}): "
+            f"no configuration can reach it, so the "
             f"points are probably too few or too noisy to pin the {fit.bound} down"]
 
 

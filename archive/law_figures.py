@@ -6,6 +6,10 @@ the ceiling −a + b is marked (:func:`curve_spans`): a star, or, where a < 0 an
 the law's floor (:attr:`archive.law.LawFit.bound`), a triangle pointing down, labelled
 floor (:data:`BOUND_MARKERS`). Names and titles are drawn as written
 (:func:`archive.figures.plain_text`).
+
+R is a performance, higher is better: a minimised objective is drawn as the law fitted it,
+negated (``−NAME`` on the R axis, saying that NAME is minimised: :attr:`LawFit.negated`),
+so the star, the ceiling, is always the best bound and the worst is a floor (:mod:`archive.law`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from archive.law import LawFit, LawReading, RunLaw
+from archive.law import NEGATION, LawFit, LawReading, RunLaw
 
 BOUND_MARKERS = {"ceiling": "*", "floor": "v"}  # the marker of −a + b at H = 0, by :attr:`LawFit.bound`
 FLOOR_LEGEND = "at H = 0, a triangle: a floor −a + b\n(a < 0: R rises with H)"
@@ -41,12 +45,20 @@ def law_figure(fit: LawFit, path: str | Path, title: str | None = None) -> Path:
                      f"{rises}")
     ax.plot([], [], color="C3", ls="--", lw=1, label="dashed: the law beyond the points, to H = 0")
     ax.set_xlabel(plain_text(f"{fit.measure} (H, nats)"))
-    ax.set_ylabel(plain_text(fit.objective))
+    ax.set_ylabel(plain_text(performance_label(fit)))
     ax.set_title(plain_text(title or "entropy-performance law R = −a·exp(H) + b"), fontsize=10)
     ax.legend(fontsize=8, loc="best")
     tight_layout(fig)
     save(fig, path)
     return path
+
+
+def performance_label(fit: LawFit) -> str:
+    """The R axis' label: R's name, and where it is a minimised objective's negation
+    (``−NAME``, :attr:`LawFit.negated`), that NAME is minimised."""
+    if not fit.negated:
+        return fit.objective
+    return f"{fit.objective}  ({fit.objective.removeprefix(NEGATION)} is minimised)"
 
 
 CURVE_POINTS = 100  # points of each drawn stretch of a fitted curve

@@ -47,6 +47,7 @@ from archive.law import (
     campaign_law,
     fit_law,
     measured_value,
+    performance_of,
     real_number,
     resolve_mode,
     run_metrics,
@@ -208,13 +209,14 @@ def group_evaluations(done: list[dict[str, Any]], by: str) -> list[tuple[Any, st
 
 
 def _group_points(reading: LawReading, evs: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
-    """A group's (H, R) points in ``reading``'s mode: each evaluation's final objective and
-    measure (``cross-configuration``) or its trajectory's checkpoints (``pooled``)."""
+    """A group's (H, R) points in ``reading``'s mode: each evaluation's measure and final
+    objective, negated where the reading is (:func:`~archive.law.performance_of`: a minimised
+    objective's fitness), in ``cross-configuration``, or its trajectory's checkpoints (``pooled``)."""
     hs: list[float] = []
     rs: list[float] = []
     for ev in evs:
         if reading.mode == CROSS:
-            h, r = real_number(measured_value(ev, reading.measure)), real_number(ev.get("objective"))
+            h, r = real_number(measured_value(ev, reading.measure)), performance_of(ev, not reading.negated)
             pairs = ([h], [r]) if h is not None and r is not None else ([], [])
         else:
             pairs = trajectory_points(run_metrics(ev).get(TRAJECTORY))
@@ -243,7 +245,8 @@ def law_groups(reading: LawReading, done: list[dict[str, Any]], by: str) -> list
             group.reason = f"{len(hs)} point{'' if len(hs) == 1 else 's'}: the law needs at least {MIN_POINTS}"
         else:
             try:
-                group.fit = fit_law(hs, rs, measure=reading.measure, objective=reading.objective)
+                group.fit = fit_law(hs, rs, measure=reading.measure, objective=reading.objective,
+                                    negated=reading.negated)
             except LawFitError as exc:
                 group.reason = str(exc)
         out.append(group)

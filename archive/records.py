@@ -41,6 +41,37 @@ def scheduler_is_live(holder: str | None, expires: float | None, now: float | No
     return lease_is_live(holder, expires, now) and not holder_is_dead(holder or "")
 
 
+INTERRUPTED = "interrupted"  # a ``running`` row whose scheduler died without a word (:func:`live_status`)
+
+
+def live_status(status: str, holder: str | None, expires: float | None, now: float | None = None) -> str:
+    """A campaign's status as every reader shows it (``atlas status``, its ``--json``, an
+    export, the dashboard's ``state``), from its row's ``status`` and lease. The rule: a row
+    that says ``running`` is ``running`` while its scheduler lives (:func:`scheduler_is_live`),
+    else :data:`INTERRUPTED`: the scheduler died without a word (``kill -9``, a crash, a
+    machine gone: its process is gone, or its lease lapsed), so nothing set the row's status.
+    Every other status is the row's own, as the scheduler wrote it: ``stopped`` for an orderly
+    stop (Ctrl-C, SIGTERM, a lost cluster), ``failed`` (fail-fast), ``finished``, ``created``.
+    An interrupted campaign, like a stopped one, is resumed by ``atlas resume``."""
+    if status == "running" and not scheduler_is_live(holder, expires, now):
+        return INTERRUPTED
+    return status
+
+
+def unfinished_split(counts: Mapping[str, int], live: bool) -> dict[str, int]:
+    """The evaluations written and not finished (``counts``: by row status), as every reader
+    shows them (``atlas status`` and its ``--json``, :meth:`archive.handle.CampaignHandle.unfinished`):
+    while a run holds the campaign (``live``: its :func:`live_status` is ``running``),
+    ``in_flight`` (dispatched or queued on its workers: the rows pending and running) of which
+    ``running`` are running; with no run holding it (stopped, killed, interrupted), none is in
+    flight or running: all are ``pending``, waiting for ``atlas resume`` (rows a killed run
+    left ``running`` included)."""
+    unfinished = counts.get("pending", 0) + counts.get("running", 0)
+    if live:
+        return {"running": counts.get("running", 0), "in_flight": unfinished, "pending": 0}
+    return {"running": 0, "in_flight": 0, "pending": unfinished}
+
+
 @dataclasses.dataclass(frozen=True)
 class CampaignSettings:
     """What every reader of a campaign needs, written once with its row (``campaigns.settings``)
@@ -150,13 +181,10 @@ class CampaignRecord:
     settings: CampaignSettings
 
     def live_status(self, now: float | None = None) -> str:
-        """The status as a reader should see it: a ``running`` campaign whose scheduler's
-        lease has expired (it was killed, or exited without a word), or whose scheduler was a
-        process of this host's PID namespace that no longer exists (``kill -9``: at once;
-        :func:`scheduler_is_live`), is ``stopped``."""
-        if self.status == "running" and not scheduler_is_live(self.lease_holder, self.lease_expires, now):
-            return "stopped"
-        return self.status
+        """The status as a reader should see it (:func:`live_status`): a ``running`` campaign
+        whose scheduler's lease has expired, or whose scheduler was a process of this host's
+        PID namespace that no longer exists (``kill -9``: at once), is ``interrupted``."""
+        return live_status(self.status, self.lease_holder, self.lease_expires, now)
 
     def lease_is_live(self, now: float | None = None) -> bool:
         """Whether a scheduler holds this campaign's lease now (:func:`lease_is_live`)."""

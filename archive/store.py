@@ -65,6 +65,21 @@ from entropy_atlas.storable import INT64, text_problem
 ELITE_FIELDS = ("measures", "params", "x", "seq", "proposer")
 ELITE_JSON = ("measures", "params", "x")
 
+#: Where the varying part of a failure's first line starts: atlas's own reasons end in one
+#: ``(got …)`` (``workers.runner.DETAIL_MARK``, the same text), and an exception's message
+#: that reads so is grouped the same way (:func:`failure_group`).
+DETAIL_MARK = " (got "
+
+
+def failure_group(error: str | None) -> str:
+    """What a failure is grouped and counted by: its error's first line (everything before
+    the first newline, ``''`` for none) up to its first :data:`DETAIL_MARK`, so that
+    ``objective is not a finite number (got a str: '0.5')`` and ``(got None)`` are one cause.
+    :meth:`Store.failure_summary` computes the same in SQL; the dashboard groups by this."""
+    first = (error or "").split("\n", 1)[0]
+    return first.split(DETAIL_MARK, 1)[0]
+
+
 __all__ = ["MIGRATIONS", "CampaignRecord", "LeaseConflict", "NewEvaluation", "Result", "Stats", "StorageError",
            "Store", "make_engine", "migrate"]
 
@@ -227,11 +242,12 @@ class Store(LeaseStore):
         return _to_campaign(row)
 
     def require_campaign(self, name: str) -> CampaignRecord:
-        """The campaign called ``name``; :class:`CampaignNotFound` naming the known ones."""
+        """The campaign called ``name``; :class:`CampaignNotFound` suggesting the close names
+        and listing some of the known ones (:func:`known_campaigns_text`)."""
         record = self.campaign(name)
         if record is None:
-            known = ", ".join(c.name for c in self.campaigns()) or "none"
-            raise CampaignNotFound(f"no campaign named {name!r} in {shown_url(self.url)} (campaigns: {known})")
+            known = known_campaigns_text(name, [c.name for c in self.campaigns()])
+            raise CampaignNotFound(f"no campaign named {name!r} in {shown_url(self.url)}{known}")
         return record
 
     @reconnecting
@@ -735,21 +751,25 @@ class Store(LeaseStore):
         return starts.counts_by_proposer(rows, logged)
 
     # -- failures and deletion -------------------------------------------------
-    def _error_first_line(self) -> Any:
-        """SQL for the first line of ``evaluations.error`` (``''`` when there is none):
-        everything before the first newline. SQLite spells the search ``instr``,
-        PostgreSQL ``strpos``; appending a newline makes a one-line error its own first line."""
-        text = func.coalesce(Evaluation.error, "")
+    def _failure_group(self) -> Any:
+        """SQL for :func:`failure_group` of ``evaluations.error``: the text before the first
+        newline (``''`` when there is none), then before the first :data:`DETAIL_MARK`.
+        SQLite spells the search ``instr``, PostgreSQL ``strpos``; appending the newline (the
+        mark) makes a text without one end where it ends."""
         find = func.strpos if self.dialect == "postgresql" else func.instr
-        return func.substr(text, 1, find(text + "\n", "\n") - 1)
+
+        def before(text: Any, mark: str) -> Any:
+            return func.substr(text, 1, find(text + mark, mark) - 1, type_=Text)
+
+        return before(before(func.coalesce(Evaluation.error, ""), "\n"), DETAIL_MARK)
 
     @reconnecting
     def failure_summary(self, campaign_id: int, limit: int = 5) -> list[tuple[str, int]]:
         """The ``limit`` most common messages of the campaign's ``failed`` evaluations as
         ``(message, count)``, most common first (ties: by message). A message is the first
-        line of the error (the exception's type and text; a traceback follows it), grouped
-        and counted in SQL."""
-        lines = (select(self._error_first_line().label("message"))
+        line of the error (the exception's type and text; a traceback follows it) up to a
+        ``(got …)`` that says the value (:func:`failure_group`), grouped and counted in SQL."""
+        lines = (select(self._failure_group().label("message"))
                  .where(Evaluation.campaign_id == campaign_id, Evaluation.status == "failed")
                  .subquery())
         n = func.count().label("n")
@@ -808,6 +828,30 @@ def _check_results(results: Sequence[Result]) -> None:
     for r in results:
         if r.status == "done" and (r.objective is None or not math.isfinite(r.objective) or r.cell is None):
             raise ValueError(f"evaluation {r.evaluation_id}: a done result needs a finite objective and a cell")
+
+
+CAMPAIGNS_LISTED = 10  # a "no campaign named" error lists this many names at most (:func:`known_campaigns_text`)
+CLOSE_CAMPAIGNS = 3  # ... of which at most this many are suggested (``did you mean``)
+CLOSE_CUTOFF = 0.8  # difflib's ratio from which a name is close to the one asked for
+
+
+def known_campaigns_text(name: str, names: Sequence[str]) -> str:
+    """What a "no campaign named ``name``" error adds, from the storage's campaign ``names``
+    (oldest first): ``: did you mean A?`` (or ``A or B?``) where up to :data:`CLOSE_CAMPAIGNS`
+    names are close to it (difflib's ratio >= :data:`CLOSE_CUTOFF`, closest first), then the
+    campaigns in brackets: every one, oldest first, where there are at most
+    :data:`CAMPAIGNS_LISTED`; else that many, the close ones first and then the newest, and
+    how many more (``atlas status`` lists them all). ``(campaigns: none)`` for none. A
+    storage of hundreds of campaigns made the error one line of every name."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(names), n=CLOSE_CAMPAIGNS, cutoff=CLOSE_CUTOFF)
+    meant = f": did you mean {' or '.join(close)}?" if close else ""
+    if len(names) <= CAMPAIGNS_LISTED:
+        return f"{meant} (campaigns: {', '.join(names) or 'none'})"
+    shown = list(dict.fromkeys([*close, *reversed(names)]))[:CAMPAIGNS_LISTED]
+    return (f"{meant} (campaigns: {', '.join(shown)} … and {len(names) - len(shown)} more: "
+            f"`atlas status` lists them)")
 
 
 def _to_campaign(row: Any) -> CampaignRecord | None:

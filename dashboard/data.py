@@ -34,10 +34,10 @@ from archive import calls, queries
 from archive.exploration import campaign_exploration
 from archive.layout import CellLayout
 from archive.queries import CampaignRow, EliteRow
-from archive.records import EXPLORATION_BINS, CampaignSettings, scheduler_is_live
+from archive.records import EXPLORATION_BINS, CampaignSettings, live_status
 from archive.redact import redact_spec
 from archive.stats import RUN_LENGTH, Exploration, non_dominated, replay
-from archive.store import Store
+from archive.store import Store, failure_group
 from entropy_atlas.errors import AtlasError
 
 VORONOI_RESOLUTION = 200
@@ -85,12 +85,12 @@ class CampaignInfo(CampaignRow):
 
     @property
     def state(self) -> str:
-        """``running`` only while a scheduler holds a live lease; ``interrupted`` when the
-        row says running but its scheduler's lease has lapsed, or its process on this host
-        is gone (``kill -9``: at once, as ``atlas status`` says, not a lease's TTL later)."""
-        if self.status == "running":
-            return "running" if scheduler_is_live(self.lease_holder, self.lease_expires) else "interrupted"
-        return self.status
+        """The status as ``atlas status`` says it (:func:`archive.records.live_status`, one
+        rule for both): ``running`` only while a scheduler holds a live lease;
+        ``interrupted`` when the row says running but its scheduler's lease has lapsed, or its
+        process on this host is gone (``kill -9``: at once, not a lease's TTL later); else the
+        row's ``status`` (``stopped`` for an orderly stop). ``status`` stays the row's, as stored."""
+        return live_status(self.status, self.lease_holder, self.lease_expires)
 
 
 def _units(settings: CampaignSettings) -> dict[str, str]:
@@ -748,11 +748,13 @@ class DashboardData:
 
     # -- evaluations -----------------------------------------------------------
     def failures(self, info: CampaignInfo, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-        """Failed evaluations, latest first, and their errors grouped by first line."""
+        """Failed evaluations, latest first, and their errors grouped as ``atlas failures``
+        groups them (:func:`archive.store.failure_group`: the first line, up to a ``(got …)``
+        that says the value), each group with its latest error in full (``example``)."""
         page = queries.failures(self.store, info.id, limit, offset)
         groups: dict[str, dict[str, Any]] = {}
         for error, n, last_id, last_at in page.by_error:
-            head = (error or "").strip().splitlines()[0] if (error or "").strip() else "(no error message)"
+            head = failure_group(error) or "(no error message)"
             g = groups.setdefault(head, {"error": head, "count": 0, "latest_evaluation_id": last_id,
                                          "latest_at": last_at, "example": error})
             g["count"] += int(n)

@@ -57,7 +57,7 @@ class Stats(BaseModel):
 
 class CampaignListItem(BaseModel):
     name: str
-    status: str = Field(description="as stored: created, running, stopped, finished")
+    status: str = Field(description="as stored: created, running, stopped, failed, finished")
     state: str = Field(description="status, except `interrupted` for a running row whose scheduler's lease lapsed")
     algorithm: str
     budget: int
@@ -240,7 +240,7 @@ class ModelCalls(BaseModel):
 
 
 class ErrorGroup(BaseModel):
-    error: str = Field(description="the error's first line")
+    error: str = Field(description="the error's first line, up to a \" (got …)\" that says the value: the group's key")
     count: int
     latest_evaluation_id: int | None
     latest_at: float | None

@@ -55,7 +55,7 @@ def kind_of(value: Any) -> str:
         return "null"
     if isinstance(value, int | float):
         return repr(value)
-    names = {str: "a string", list: "a list", tuple: "a list", dict: "a mapping"}
+    names = {str: "a string", list: "a list", tuple: "a tuple", dict: "a mapping"}
     return names.get(type(value), a_type(value))
 
 

@@ -38,13 +38,19 @@ record (:class:`search.run.CampaignRun`).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import numbers
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
+
+import numpy as np
 
 from archive.engine import (  # the default re-exported
     DEFAULT_STORAGE,
@@ -59,7 +65,7 @@ from archive.errors import CampaignNotFound, NoArchive, SchemaBehind, StorageErr
 from archive.handle import campaign_name, shown_value, storage_url
 from archive.records import CampaignRecord, Stats, scheduler_is_live
 from archive.store import Store
-from entropy_atlas import settings
+from entropy_atlas import interrupts, settings
 from search.campaigns import CampaignPlan, commit_campaign, layout_for, plan_campaign, stored_spec
 from search.proposers import build_proposer
 from search.proposers.base import OptionError, Proposer
@@ -77,16 +83,154 @@ __all__ = ["DEFAULT_STORAGE", "Completion", "as_spec", "check_campaign", "checke
 
 
 def as_spec(spec_or_path: CampaignSpec | dict[str, Any] | str | Path) -> CampaignSpec:
-    """A :class:`CampaignSpec` as it is, a dict parsed, a str or :class:`pathlib.Path` read
-    as the campaign file; anything else a ``TypeError``."""
+    """A :class:`CampaignSpec` as it is, a dict parsed (made plain data first: :func:`plain_data`),
+    a str or :class:`pathlib.Path` read as the campaign file; anything else a ``TypeError``."""
     if not isinstance(spec_or_path, CampaignSpec | dict | str | Path):
         raise TypeError(f"spec_or_path: must be a CampaignSpec, a dict, or a campaign file's path (a str or "
                         f"pathlib.Path), got {shown_value(spec_or_path)}")
     if isinstance(spec_or_path, CampaignSpec):
         return spec_or_path
     if isinstance(spec_or_path, dict):
-        return parse_spec(spec_or_path)
+        try:
+            data = plain_data(spec_or_path)
+        except RecursionError:  # the spec's own words: "(file): nested too deeply"
+            data = spec_or_path
+        return parse_spec(data)
     return load_spec(spec_or_path)
+
+
+def plain_data(value: Any) -> Any:
+    """``value``, a dict spec as a notebook writes it, as the plain data a campaign file
+    holds: NumPy's scalars (``np.int64(10)``, ``np.float32(0.5)``, ``np.bool_(True)``) as the
+    Python values they hold, a NumPy array as a list of them, a tuple as a list, through
+    every dict and list; anything else as it is, for the spec to take or refuse. A spec's
+    ``bins: np.int64(10)`` had been refused (``must be an integer (got an int64)``) and a
+    tuple of measures read ``must be a list (got a list)``; the stored spec is plain JSON."""
+    if isinstance(value, dict):
+        return {plain_data(k): plain_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_data(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def given_words(name: str | None = None, budget: int | None = None, cli_words: bool = False) -> str:
+    """How an error or a warning names the overrides given: as Python's arguments
+    (``name='q2', budget=10``), or, with ``cli_words``, as ``atlas``'s flags
+    (``--name q2 --budget 10``), which the command line passes."""
+    given = []
+    if name is not None:
+        given.append(f"--name {name}" if cli_words else f"name={name!r}")
+    if budget is not None:
+        given.append(f"--budget {budget}" if cli_words else f"budget={budget}")
+    return (" " if cli_words else ", ").join(given)
+
+
+def overridden(spec: CampaignSpec, name: str | None, budget: int | None, source: str,
+               cli_words: bool = False) -> CampaignSpec:
+    """``spec`` with another ``name`` or ``budget`` (:meth:`CampaignSpec.with_overrides`); a
+    refused one names ``source`` and the override in the caller's words (:func:`given_words`):
+    ``campaign with budget=-1 is not valid``, ``c.yaml with --budget -1`` for ``atlas``."""
+    try:
+        return spec.with_overrides(name=name, budget=budget, source=source)
+    except SpecError as exc:
+        if cli_words:
+            raise
+        raise SpecError(exc.problems, f"{source} with {given_words(name, budget)}") from None
+
+
+def lowered_budget_warning(name: str, budget: int | None, stored: int, created: int,
+                           cli_words: bool = False) -> str | None:
+    """The warning that ``budget`` lowers campaign ``name``'s ``stored`` budget, where it
+    does and a resume takes it (not below the ``created`` evaluations: that is refused);
+    else None. The budget named in the caller's words (:func:`given_words`)."""
+    if budget is None or not created <= budget < stored:
+        return None
+    return (f"{given_words(budget=budget, cli_words=cli_words)} lowers campaign {name}'s budget from {stored}: "
+            f"it stops at {budget} evaluations")
+
+
+def _logged(text: str) -> None:
+    """A warning where the caller passed no ``on_warning``: logged at WARNING on
+    ``entropy_atlas.spec``, as the evaluator's warnings are (Python's last-resort handler
+    prints it on standard error where logging is not configured)."""
+    log.warning("%s", text)
+
+
+def checked_warner(on_warning: object) -> Callable[[str], None]:
+    """``on_warning`` when it is callable, :func:`_logged` where it is None; else a ``TypeError``."""
+    if on_warning is None:
+        return _logged
+    if not callable(on_warning):
+        raise TypeError(f"on_warning: must be a callable taking a warning's text, or None, "
+                        f"got {shown_value(on_warning)}")
+    return on_warning  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _sigterm_as_stop() -> Iterator[None]:
+    """A SIGTERM during the block, on the main thread of a process whose SIGTERM handler is
+    the default (``SIG_DFL``: the caller set none), stops the run as a Ctrl-C does
+    (:func:`entropy_atlas.interrupts.interrupt`: a :class:`KeyboardInterrupt` where the main
+    thread is, a storage write finishing first); once the block has ended, the default is
+    put back and the SIGTERM sent again, so that the process ends as a SIGTERM ends it (exit
+    143, ``-15`` to its parent), with nothing charged. A second SIGTERM meanwhile ends it at
+    once. A handler of the caller's own (or ``SIG_IGN``), or a thread other than the main
+    one, is left as it is. It had killed the process at once: the campaign left ``running``
+    with its rows ``running``, charged again on resume."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    received: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        if received:  # a second: the caller insists
+            _end_by_sigterm()
+        received.append(signum)
+        interrupts.interrupt(signum, frame)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is stop:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if received:
+            interrupts.clear()  # acted on: not left for a later run of this process to find
+            _end_by_sigterm()
+
+
+def _end_by_sigterm() -> None:
+    """End this process as SIGTERM's default action does (no exit handlers: as before)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _stops_cleanly(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``function`` (:func:`run`, :func:`resume`) with a SIGTERM taken as a clean stop
+    (:func:`_sigterm_as_stop`) and an interrupt raised as a plain :class:`KeyboardInterrupt`:
+    the scheduler's internal ``InterruptedBatch`` (a subclass, with an empty message) had
+    come out of the API."""
+
+    @functools.wraps(function)
+    def stoppable(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _sigterm_as_stop():
+            try:
+                return function(*args, **kwargs)
+            except KeyboardInterrupt as exc:
+                if type(exc) is KeyboardInterrupt:
+                    raise
+                raise KeyboardInterrupt().with_traceback(exc.__traceback__) from None
+
+    return stoppable
 
 
 def checked_storage(storage: object) -> str:
@@ -131,7 +275,7 @@ def executor_config(spec: CampaignSpec) -> ExecutorConfig:
         measure_names=[m.name for m in spec.measures], campaign=spec.name,
         num_cpus=spec.resources.num_cpus, num_gpus=spec.resources.num_gpus,
         timeout_s=spec.resources.timeout_s, max_in_flight=spec.search.max_in_flight,
-        custom_resources=dict(spec.resources.custom), memory_mb=spec.resources.memory_mb,
+        custom_resources=dict(spec.resources.custom), memory_mb=spec.resources.memory_mb, seed=spec.search.seed,
     )
 
 
@@ -227,9 +371,10 @@ def _prepare(store: Store, spec: CampaignSpec, ex: Executor, checked: CheckedPro
     plan = plan_campaign(store, spec, checked.setup.layout if checked else None, source, budget_source)
     if checked is not None and plan.existing is None:
         return PreparedRun(plan, checked.setup, checked.proposer, ex)
-    setup = setup_run(spec, plan.layout)
+    # The plan's spec: a campaign continued by an equivalent file (defaults written out) runs as stored.
+    setup = setup_run(plan.spec, plan.layout)
     try:
-        proposer = build_proposer(spec.search.algorithm, setup.proposer_context())
+        proposer = build_proposer(plan.spec.search.algorithm, setup.proposer_context())
     except OptionError as exc:
         raise SpecError(exc.lines, source) from None
     return PreparedRun(plan, setup, proposer, ex)
@@ -254,9 +399,12 @@ class RunSettings:
 
 def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Stats], None] | None,
          run_settings: RunSettings, checked: CheckedProposer | None = None, source: str = "campaign",
-         setup_checked: bool = False, budget_source: str | None = None) -> Stats:
+         setup_checked: bool = False, budget_source: str | None = None, warning: str | None = None,
+         on_warning: Callable[[str], None] = _logged) -> Stats:
     try:
         prepared = _prepare(store, spec, ex, checked, source, budget_source)
+        if warning is not None:  # once the plan is taken: a refusal stands alone
+            on_warning(warning)
         ex.start()  # Ray's address and resources are refused before the campaign is written
         # and a setup that fails (:func:`run` waited on it before it opened the storage)
         problem = None if setup_checked else ex.setup_problem(executor_base.SETUP_CHECK_S)
@@ -270,42 +418,53 @@ def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Sta
         raise
 
 
-def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str | Path | None = None,
-        executor: str | Executor = "ray", address: str | None = None, name: str | None = None,
-        budget: int | None = None, progress: Callable[[Stats], None] | None = None,
-        source: str | None = None, on_warning: Callable[[str], None] | None = None) -> Stats:
+@_stops_cleanly
+def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path,
+        storage: str | os.PathLike[str] | None = None, executor: str | Executor = "ray",
+        address: str | None = None, name: str | None = None, budget: int | None = None,
+        progress: Callable[[Stats], None] | None = None, source: str | None = None,
+        on_warning: Callable[[str], None] | None = None, *, cli_words: bool = False) -> Stats:
     """Create the campaign (or continue it if the same spec exists) and run it to budget.
 
-    ``spec_or_path``: a :class:`CampaignSpec`, a dict, or the campaign file's path (str or
+    ``spec_or_path``: a :class:`CampaignSpec`, a dict (NumPy's numbers and tuples in it
+    taken as plain numbers and lists: :func:`plain_data`), or the campaign file's path (str or
     :class:`pathlib.Path`); ``storage``: a URL, or a :class:`pathlib.Path` taken as a
     SQLite file's path (None: the default storage); ``progress``: a callable given the
     :class:`Stats` as the run goes, or None. A wrong type is a ``TypeError`` before
     anything is done. A refused campaign's errors name ``source`` (default: the file's
-    path, when given one), a refused ``budget`` the override too (``c1.yaml with --budget 200``).
-    ``on_warning``, where given, is called with each of the file's warnings
-    (:func:`~search.spec.spec_warnings`) once every check that needs no workers has passed,
-    so that a refusal stands alone (``atlas run`` prints them so)."""
+    path, when given one), a refused ``name`` or ``budget`` the override too, as Python's
+    argument (``c1.yaml with budget=200``; ``cli_words``: as ``atlas``'s flag, ``c1.yaml
+    with --budget 200``, which the command line passes). Each of the file's warnings
+    (:func:`~search.spec.spec_warnings`: ``search.batch_size: 10 is more than the budget (3)``)
+    is given once every check that needs no workers has passed, so that a refusal stands
+    alone: to ``on_warning``, where given (``atlas run`` prints them so), else logged at
+    WARNING on ``entropy_atlas.spec``, as the evaluator's warnings are.
+
+    Stopping: a Ctrl-C stops the run cleanly (what finished is written, what it cut short
+    requeued uncharged) and raises a plain :class:`KeyboardInterrupt`. On the main thread of
+    a process whose SIGTERM handler is the default (the caller set none), a SIGTERM stops it
+    the same way; then the default is put back and the SIGTERM sent again, so the process
+    still ends by it (exit 143), nothing charged. A SIGTERM handler of the caller's own is
+    left alone (:func:`_sigterm_as_stop`)."""
     check_arguments(executor, address, progress, name=name, budget=budget)
-    if on_warning is not None and not callable(on_warning):
-        raise TypeError(f"on_warning: must be a callable taking a warning's text, or None, "
-                        f"got {shown_value(on_warning)}")
+    warn = checked_warner(on_warning)
     budget = None if budget is None else int(budget)  # numpy's integers as well
     url = checked_storage(storage)
     spec = as_spec(spec_or_path)
     source = source or (str(spec_or_path) if isinstance(spec_or_path, str | Path) else "campaign")
     if name is not None or budget is not None:
-        spec = spec.with_overrides(name=name, budget=budget, source=source)
+        spec = overridden(spec, name, budget, source, cli_words)
     ex = built_executor(spec, executor, address)  # before the storage is even opened
     run_settings = RunSettings.read()  # a malformed setting (ATLAS_LEASE_TTL, …) creates no storage
-    budget_source = source if budget is None else f"{source} with --budget {budget}"
+    budget_source = source if budget is None else f"{source} with {given_words(budget=budget, cli_words=cli_words)}"
     with _StorageAhead.open(url) as ahead:  # one read-only look serves the lease and the plan
         unreachable = ahead.refuse_busy(spec.name, run_settings.lease_ttl_s)  # before the proposer is built
         checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
         if unreachable is not None:  # what the look ahead met, said after the checks that need no storage
             raise unreachable
         stored = ahead.holds(spec, source, budget_source)  # a changed spec is refused before the workers start
-    for warning in spec_warnings(spec) if on_warning is not None else ():  # once the checks that need no
-        on_warning(warning)  # workers have passed: a refusal stands alone
+    for warning in spec_warnings(spec):  # once the checks that need no workers have passed: a refusal
+        warn(warning)  # stands alone
     try:
         ex.start()  # and a cluster that cannot serve it (resources, address): Store() below creates the file
         # and the evaluator's setup (a failure, or an interrupt while it is waited on, leaves no new file)
@@ -415,15 +574,22 @@ class _StorageAhead:
         return True
 
 
-def resume(name: str, storage: str | Path | None = None, executor: str | Executor = "ray",
+@_stops_cleanly
+def resume(name: str, storage: str | os.PathLike[str] | None = None, executor: str | Executor = "ray",
            address: str | None = None, budget: int | None = None,
-           progress: Callable[[Stats], None] | None = None) -> Stats:
-    """Continue a stopped or killed campaign from what its storage holds. ``storage`` and
-    ``progress`` as for :func:`run`. The campaign is looked up before the storage is opened
-    for writing (:func:`require_stored`): one that is not there is
-    :class:`~archive.errors.CampaignNotFound` with nothing created."""
+           progress: Callable[[Stats], None] | None = None, on_warning: Callable[[str], None] | None = None,
+           *, cli_words: bool = False) -> Stats:
+    """Continue a stopped or killed campaign from what its storage holds. ``storage``,
+    ``progress``, ``on_warning``, ``cli_words`` and stopping (Ctrl-C, SIGTERM) as for
+    :func:`run`. A ``budget`` below the stored one (and not below the evaluations created:
+    that is refused) is a warning, once the resume's checks have passed: ``budget=40 lowers
+    campaign NAME's budget from 200: it stops at 40 evaluations`` (:func:`lowered_budget_warning`).
+    The campaign is looked up before the storage is opened for writing
+    (:func:`require_stored`): one that is not there is :class:`~archive.errors.CampaignNotFound`
+    with nothing created."""
     name = campaign_name(name)
     check_arguments(executor, address, progress, budget=budget)
+    warn = checked_warner(on_warning)
     budget = None if budget is None else int(budget)  # numpy's integers as well
     url = checked_storage(storage)
     run_settings = RunSettings.read()  # a malformed setting is refused before anything is written
@@ -433,12 +599,14 @@ def resume(name: str, storage: str | Path | None = None, executor: str | Executo
         record, spec = stored_spec(store, name)
         refuse_busy(record, run_settings.lease_ttl_s)  # before the evaluator, executor and proposer are built
         source = f"stored spec of {name}"  # what its errors name, as parsing it does
-        budget_source = source
+        budget_source, lowered = source, None
         if budget is not None:
-            spec = spec.with_overrides(budget=budget, source=source)
-            budget_source = f"{source} with --budget {budget}"  # a refused budget names what was typed
+            spec = overridden(spec, None, budget, source, cli_words)
+            budget_source = f"{source} with {given_words(budget=budget, cli_words=cli_words)}"  # as it was given
+            lowered = lowered_budget_warning(name, budget, record.settings.budget, store.count_created(record.id),
+                                             cli_words)
         return _run(store, spec, checked_executor(spec, executor, address, source), progress, run_settings,
-                    source=source, budget_source=budget_source)
+                    source=source, budget_source=budget_source, warning=lowered, on_warning=warn)
     finally:
         store.close()
 

@@ -38,11 +38,12 @@ from search.cli_tables import (
     floor_caption,
     law_groups_table,
     model_calls_table,
-    objective_label,
     param_columns,
     proposers_table,
+    qd_offset_warning,
+    qd_text,
 )
-from search.consoles import OutputLost, console, err, escape, guarded_streams, lost_output_code
+from search.consoles import HintWords, OutputLost, console, err, escape, guarded_streams, hinted, lost_output_code
 from search.printable import printable
 
 if TYPE_CHECKING:  # what a command needs it imports itself: each pays only for its own
@@ -205,7 +206,7 @@ class _ProgressView:
                 self._start_bar()
         if self.every_s is None:
             best = "—" if s.best_objective is None else f"{s.best_objective:.4g}"
-            self.progress.update(self.task, completed=s.finished, qd=f"{s.qd_score:.4g}",
+            self.progress.update(self.task, completed=s.finished, qd=qd_text(s.qd_score),
                                  cov=f"{s.coverage:.1%}", best=best, failed=s.counts["failed"])
             return
         self.last = s
@@ -218,7 +219,7 @@ class _ProgressView:
         """``evaluating 120/400  QD 1234  cov 30.0%  best 0.9  failed 0  0:01:02``."""
         best = "—" if s.best_objective is None else f"{s.best_objective:.4g}"
         elapsed = int(time.monotonic() - self.began)
-        return (f"evaluating {s.finished}/{self.budget}  QD {s.qd_score:.4g}  cov {s.coverage:.1%}  best {best}  "
+        return (f"evaluating {s.finished}/{self.budget}  QD {qd_text(s.qd_score)}  cov {s.coverage:.1%}  best {best}  "
                 f"failed {s.counts['failed']}  {elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}")
 
     def _start_bar(self) -> None:
@@ -259,46 +260,54 @@ class _Stopped:
     said = False
 
 
-class _ResumeWords:
-    """The options a printed `` `atlas resume NAME` `` needs to find the campaign and run it
-    as the command that printed it did: ``--storage`` where one was given (ATLAS_STORAGE
-    still holds otherwise), ``--executor`` where not Ray, ``--address`` where given. Set by
-    ``run`` and ``resume`` (:func:`_resume_words`) for their own lines; a resume copied from
-    an error had looked in the default storage, or started Ray for an inline campaign."""
-
-    name: str | None = None
-    flags = ""
+_ResumeWords = HintWords  # the options printed hints carry (search.consoles.hinted)
 
 
 @contextmanager
-def _resume_words() -> Iterator[type[_ResumeWords]]:
-    """:class:`_ResumeWords` for the block (the command), cleared after it."""
+def _resume_words(name: str | None = None, storage: str | None = None) -> Iterator[type[HintWords]]:
+    """:class:`~search.consoles.HintWords` for the block (the command), cleared after it:
+    with ``name``, a read command's campaign and its ``--storage`` (:func:`_note_storage_words`)."""
     try:
-        yield _ResumeWords
+        if name is not None or storage:
+            _note_storage_words(name, storage)
+        yield HintWords
     finally:
-        _ResumeWords.name, _ResumeWords.flags = None, ""
+        HintWords.clear()
 
 
-def _note_resume_flags(name: str, storage: str | None, url: str, executor: str, address: str | None) -> None:
-    """What :class:`_ResumeWords` adds to campaign ``name``'s `` `atlas resume NAME` `` lines."""
+def _storage_words(storage: str | None) -> str:
+    """`` --storage URL`` (its password hidden) where a ``--storage`` was given, else ``""``."""
+    if not storage:
+        return ""
     import shlex
 
     from archive.engine import shown_url
 
-    flags = [*(("--storage", shown_url(url)) if storage else ()),
-             *(("--executor", executor) if executor != "ray" else ()),
-             *(("--address", address) if address else ())]
-    _ResumeWords.name, _ResumeWords.flags = name, "".join(f" {shlex.quote(str(f))}" for f in flags)
+    return f" --storage {shlex.quote(shown_url(storage))}"
+
+
+def _note_storage_words(name: str | None, storage: str | None) -> None:
+    """What :class:`~search.consoles.HintWords` adds to each printed `` `atlas COMMAND NAME` ``
+    of campaign ``name`` where a read command was given ``storage``."""
+    HintWords.name, HintWords.storage, HintWords.run_flags = name, _storage_words(storage), ""
+
+
+def _note_resume_flags(name: str, storage: str | None, url: str, executor: str, address: str | None) -> None:
+    """What :class:`~search.consoles.HintWords` adds to campaign ``name``'s printed hints:
+    ``--storage`` (where one was given) to each `` `atlas COMMAND NAME` ``, and ``--executor``
+    where not Ray and ``--address`` where given to its `` `atlas resume NAME` `` lines, so that
+    a resume copied from an error runs as the command that printed it did."""
+    import shlex
+
+    flags = [*(("--executor", executor) if executor != "ray" else ()), *(("--address", address) if address else ())]
+    HintWords.name, HintWords.storage = name, _storage_words(url if storage else None)
+    HintWords.run_flags = "".join(f" {shlex.quote(str(f))}" for f in flags)
 
 
 def _resumable(text: str) -> str:
-    """``text`` with :class:`_ResumeWords`' options in each `` `atlas resume NAME`` of its campaign."""
-    if not _ResumeWords.flags or _ResumeWords.name is None:
-        return text
-    import re
-
-    return re.sub(rf"`atlas resume {re.escape(_ResumeWords.name)}(?=[`\s])",
-                  lambda m: m.group(0) + _ResumeWords.flags, text)
+    """``text`` with :class:`~search.consoles.HintWords`' options in each `` `atlas COMMAND NAME``
+    of its campaign (:func:`search.consoles.hinted`)."""
+    return hinted(text)
 
 
 def _say_stopped(detail: str) -> None:
@@ -355,8 +364,11 @@ class _RunStop:
     """What an interrupted ``run`` or ``resume`` kept, told by the campaign's record once
     its name and storage are known: nothing before that; nothing of a campaign that was
     never written; a campaign that had finished at the ``budget`` this command runs to
-    (the interrupt cut its summary); else a campaign to resume, with ``--budget`` where the
-    raise this command was to write is not stored yet (it had said the campaign finished)."""
+    (the interrupt cut its summary); else a campaign to resume, with how many evaluations
+    it kept of how many and how many written ones the resume runs again (``stopped after 10
+    of 100 evaluations (2 to run again)``, read from the storage once the run stopped: the
+    progress line above it may show an earlier count), and ``--budget`` where the raise this
+    command was to write is not stored yet (it had said the campaign finished)."""
 
     def __init__(self, storage: str | None = None, name: str | None = None, budget: int | None = None) -> None:
         self.storage = storage
@@ -369,12 +381,14 @@ class _RunStop:
         found = _campaign_record(self.storage, self.name)
         if found is None:
             return " before the campaign was written; nothing to resume"
-        status, stored_budget = found
+        status, stored_budget, finished, unfinished = found
         raise_ = f" --budget {self.budget}" if self.budget is not None and stored_budget < self.budget else ""
         if status == "finished" and not raise_:  # the interrupt came after the run's last write
             return (f" after the campaign finished; `atlas status {self.name}` and "
                     f"`atlas map {self.name} --out FILE` show it")
-        return f"; continue with `atlas resume {self.name}{raise_}`"
+        kept = f" after {finished} of {count(self.budget if raise_ else stored_budget, 'evaluation')}"
+        again = f" ({unfinished} to run again)" if unfinished else ""
+        return f"{kept}{again}; continue with `atlas resume {self.name}{raise_}`"
 
 
 class _ReadStop:
@@ -409,15 +423,20 @@ class _ReadStop:
         return f"; {out} is whole: the earlier file, or this command's where it was already in place"
 
 
-def _campaign_record(storage: str, name: str) -> tuple[str, int] | None:
-    """Campaign ``name``'s recorded status and budget in ``storage`` (None: it holds no
-    such campaign, or cannot be read)."""
+def _campaign_record(storage: str, name: str) -> tuple[str, int, int, int] | None:
+    """Campaign ``name``'s recorded status and budget in ``storage``, with its evaluations
+    finished and those written and not finished (None: it holds no such campaign, or cannot
+    be read)."""
     import archive
 
     try:
         with archive.open(storage, readonly=True) as handle:
             record = handle.store.campaign(name)
-            return None if record is None else (record.status, record.settings.budget)
+            if record is None:
+                return None
+            s = handle.campaign(name).stats()
+            return (record.status, record.settings.budget, s.finished,
+                    s.counts.get("pending", 0) + s.counts.get("running", 0))
     except Exception:
         return None
 
@@ -431,13 +450,13 @@ def _summary(name: str, stats: Stats, storage: str, map_out: Path | None) -> Non
     console.print(
         f"[bold green]{name}[/]: {stats.finished} evaluations ({stats.counts['failed']} failed), "
         f"{stats.elites}/{stats.cells} cells filled ({stats.coverage:.1%}), "
-        f"QD-score {stats.qd_score:.6g}, best {best}"
+        f"QD-score {qd_text(stats.qd_score)}, best {best}"
     )
     from archive.outputs import writing
     from archive.outside import Outside, outside_axes, run_warning
 
     out = map_out or _default_map(storage, name)
-    found, kind = Outside(), "grid"
+    found, kind, data = Outside(), "grid", None
     try:  # the run is complete: a map that cannot be written (a full disk) is a warning, exit 0
         with archive.open(storage, readonly=True) as handle, writing(out):
             camp = handle.campaign(name)
@@ -452,6 +471,8 @@ def _summary(name: str, stats: Stats, storage: str, map_out: Path | None) -> Non
         console.print(f"elite map: {path.resolve()}")
     if found:
         _warn(run_warning(found, kind, name))
+    if data is not None and (below := qd_offset_warning([e["fitness"] for e in data.elites], data.settings)):
+        _warn(below)
 
 
 @app.command()
@@ -470,16 +491,23 @@ def run(
         from archive.outputs import FIGURE_SUFFIXES, check_output
         from search import api
 
-        loaded = api.as_spec(spec)
+        try:
+            loaded = api.as_spec(spec)
+        except AtlasError as exc:
+            raise _name_for_file(exc, spec, storage, executor, address) from None
         if name is not None or budget is not None:
             loaded = loaded.with_overrides(name=name, budget=budget, source=str(spec))
         url = _storage(storage)
         stop.storage, stop.name, stop.budget = url, loaded.name, loaded.search.budget
         _note_resume_flags(loaded.name, storage, url, executor, address)
+        if (finished := _finished_as_planned(url, loaded, str(spec), budget)) is not None:
+            _say_finished(loaded.name, finished)  # as resume says it: nothing to run, no Ray, no map drawn again
+            return
         check_output(map_out or _default_map(url, loaded.name), FIGURE_SUFFIXES, url,  # before the run, not after
                      new_folders=map_out is None)  # atlas-maps/… is made; a --map folder must exist
         _execute(lambda p: api.run(loaded, storage=url, executor=executor, address=address, progress=p,
-                                   budget=budget, source=str(spec), on_warning=_warn),  # budget: named if refused
+                                   budget=budget, source=str(spec), on_warning=_warn,  # budget: named if refused
+                                   cli_words=True),
                  loaded.search.budget, loaded.name, url, map_out)
 
 
@@ -503,27 +531,93 @@ def resume(
         stop.storage, stop.name, stop.budget = url, name, budget
         _note_resume_flags(name, storage, url, executor, address)
         check_output(map_out or _default_map(url, name), FIGURE_SUFFIXES, url, new_folders=map_out is None)
-        done = api.completion(url, name, budget)  # one read-only open: complete or not, and the stored budget
+        try:
+            done = api.completion(url, name, budget)  # one read-only open: complete or not, and the stored budget
+        except AtlasError as exc:
+            raise _file_for_name(exc, name, storage, url, executor, address) from None
         total = done.budget
         if done.complete:
-            console.print(f"campaign {name} is already finished: {done.finished} of {total} evaluations; "
-                          f"raise the budget to go on (`atlas resume {name} --budget N`)", highlight=False)
+            _say_finished(name, done)
             return
-        if (lowered := _lowered_budget(name, budget, done.stored_budget, done.created)) is not None:
-            _warn(lowered)
-        _execute(lambda p: api.resume(name, storage=url, executor=executor, address=address,
-                                      budget=budget, progress=p), total, name, url, map_out)
+        _execute(lambda p: api.resume(name, storage=url, executor=executor, address=address, budget=budget,
+                                      progress=p, on_warning=_warn, cli_words=True),  # a lowered budget: warned
+                 total, name, url, map_out)
 
 
-def _lowered_budget(name: str, budget: int | None, stored: int, created: int) -> str | None:
-    """The warning that ``--budget`` lowers campaign ``name``'s ``stored`` budget, where it
-    does and the run takes it (not below the ``created`` evaluations: that is refused); else
-    None. ``stored`` and ``created`` are what :func:`search.api.completion` read: no second open."""
-    if budget is None:
+def _name_for_file(exc: AtlasError, spec: Path, storage: str | None, executor: str,
+                   address: str | None) -> AtlasError:
+    """``atlas run NAME``'s error where ``spec`` is no file but a campaign of that name is in
+    the storage: ``exc`` with ``a campaign named NAME exists: `atlas resume NAME` `` added
+    (one read-only look); else ``exc`` as it is. It had said ``no such file`` alone."""
+    from search.spec import SpecError
+
+    if spec.exists() or not isinstance(exc, SpecError) or len(exc.problems) != 1:
+        return exc
+    try:
+        url = _storage(storage)
+    except AtlasError:
+        return exc
+    if _campaign_record(url, str(spec)) is None:
+        return exc
+    _note_resume_flags(str(spec), storage, url, executor, address)
+    return SpecError([f"{exc.problems[0]}; a campaign named {spec} exists: `atlas resume {spec}`"], exc.source)
+
+
+def _file_for_name(exc: AtlasError, name: str, storage: str | None, url: str, executor: str,
+                   address: str | None) -> AtlasError:
+    """``atlas resume FILE``'s error where ``name`` is no campaign of the storage but a
+    campaign file (or names one: ``….yaml``): which campaign the file holds and the resume
+    that runs it, or that resume takes a campaign's name; else ``exc`` as it is. It had said
+    ``no campaign named 'bo.yaml'`` and listed the others. Read-only, no workers."""
+    from archive.errors import CampaignNotFound
+
+    path = Path(name)
+    if not isinstance(exc, CampaignNotFound) or not (path.is_file() or path.suffix in (".yaml", ".yml", ".json")):
+        return exc
+    run_it = f"`atlas run {name}{_storage_words(url if storage else None)}` runs "
+    try:
+        from search import api
+
+        campaign = api.as_spec(path).name if path.is_file() else None
+    except AtlasError:
+        campaign = None
+    if campaign is None:
+        return CampaignNotFound(f"{exc.lines()[0]}; resume takes a campaign's NAME ({run_it}a campaign file)")
+    _note_resume_flags(campaign, storage, url, executor, address)
+    if _campaign_record(url, campaign) is None:
+        return CampaignNotFound(f"{name} is a campaign file; its campaign {campaign} is not in this storage: "
+                                f"{run_it}it")
+    return CampaignNotFound(f"{name} is a campaign file; its campaign is {campaign}: `atlas resume {campaign}`")
+
+
+def _say_finished(name: str, done: Any) -> None:
+    """The line ``run`` and ``resume`` say of a campaign finished at the budget they run
+    to (``done``: :class:`search.api.Completion`), with what raises it; exit 0."""
+    console.print(escape(hinted(f"campaign {name} is already finished: {done.finished} of {done.budget} evaluations; "
+                                f"raise the budget to go on (`atlas resume {name} --budget N`)")), highlight=False)
+
+
+def _finished_as_planned(url: str, loaded: Any, source: str, budget: int | None) -> Any:
+    """Where storage ``url`` holds campaign ``loaded.name`` finished at the budget ``atlas
+    run`` runs it to, and the file may continue it (:func:`search.campaigns.plan_campaign`
+    agrees), what :func:`search.api.completion` read of it; else None, for the run to go on
+    (and refuse what it refuses, as it always did). A look of its own, read-only: ``run`` of
+    a finished campaign had started Ray, shown ``evaluating 300/300`` and drawn its map again,
+    where ``resume`` said it was finished."""
+    import archive
+    from search import api
+    from search.campaigns import plan_campaign
+
+    try:
+        with archive.open(url, readonly=True) as handle:
+            if handle.store.campaign(loaded.name) is None:
+                return None
+            plan_campaign(handle.store, loaded, source=source,
+                          budget_source=source if budget is None else f"{source} with --budget {budget}")
+        done = api.completion(url, loaded.name, loaded.search.budget)
+    except Exception:  # the run says what is wrong, as it did
         return None
-    if created <= budget < stored:
-        return f"--budget {budget} lowers campaign {name}'s budget from {stored}: it stops at {budget} evaluations"
-    return None
+    return done if done.complete else None
 
 
 @app.command()
@@ -675,11 +769,14 @@ def status(
 ) -> None:
     """Campaigns, or one campaign's progress, QD-score, coverage, best, proposers and most
     common failures."""
-    with _stoppable(_ReadStop()), _errors(), _read(storage, name) as handle:
+    with _resume_words(name, storage), _stoppable(_ReadStop()), _errors(), _read(storage, name) as handle:
         camps = [handle.campaign(name)] if name else handle.campaigns()
         rows = [_status_row(camp, detail=name is not None) for camp in camps]
-        if as_json:
-            console.print_json(strict_json(rows), ensure_ascii=True)
+        if name and (below := qd_offset_warning([e["fitness"] for e in camps[0].elites(fields=())],
+                                                camps[0].settings)):
+            _warn(below)
+        if as_json:  # one campaign's an object, as law's and failures' are; the list's a list
+            console.print_json(strict_json(rows[0] if name else rows), ensure_ascii=True)
             return
         if not rows:
             console.print("no campaigns in this storage")
@@ -711,17 +808,20 @@ def elites(
     if fmt not in ("table", "json", "csv"):
         err.print(f"[bold red]error:[/] --format must be table, json or csv, not {fmt!r}")
         raise typer.Exit(2)
-    with _stoppable(_ReadStop()), _errors(), _read(storage, name) as handle:
+    with _resume_words(name, storage), _stoppable(_ReadStop()), _errors(), _read(storage, name) as handle:
         camp = handle.campaign(name)
         rows = [{k: e[k] for k in ("cell", "evaluation_id", "objective", "measures", "params")}
                 for e in camp.elites(top=top, fields=("measures", "params"))]
         if fmt == "json":
-            sys.stdout.write(strict_json(rows, indent=1) + "\n")
+            sys.stdout.write(strict_json(rows, indent=2) + "\n")
+            return
+        if not rows and fmt == "table":
+            console.print(escape(_no_elites_text(name, camp.stats())), highlight=False)
             return
         measure_names = camp.layout.measure_names
         param_names = param_columns(camp.settings.params, rows)  # the space's, whatever --top shows
         if fmt == "csv":
-            _elites_csv(rows, camp.objective_name, measure_names, param_names)
+            _elites_csv(rows, measure_names, param_names)
             return
         shown = elites_table(f"elites of {name} ({len(rows)})", rows, camp.objective_name, measure_names,
                               param_names, units=camp.settings.units)
@@ -731,11 +831,30 @@ def elites(
             console.print(shown)
 
 
-def _elites_csv(rows: list[dict[str, Any]], objective: str, measure_names: list[str], param_names: list[str]) -> None:
-    """The elites as CSV on stdout, every digit: a parameter's column as ``atlas export``
-    writes it (:func:`archive.export.json_column`: where its values mix kinds, such as the
-    choices ``"1"``, ``1`` and ``false``, or are lists, each value's JSON text; else each
-    value exact, :func:`cell_text`), so every value parses back as the value it was."""
+def _no_elites_text(name: str, s: Stats) -> str:
+    """``atlas elites NAME``'s one line where the campaign has no elite, saying why:
+    ``NAME: no elites (24 evaluations, all failed: see `atlas failures NAME`)``, or none
+    finished yet. Its table had been laid out from no rows: a traceback, exit 1."""
+    failed = s.counts["failed"]
+    if not s.finished:
+        why = "no evaluation finished yet"
+    elif failed == s.finished:
+        why = f"{count(s.finished, 'evaluation')}, all failed: see `atlas failures {name}`"
+    else:
+        why = f"{count(s.finished, 'evaluation')}, {failed} failed" + (
+            f": see `atlas failures {name}`" if failed else "")
+    return hinted(f"{name}: no elites ({why})")
+
+
+def _elites_csv(rows: list[dict[str, Any]], measure_names: list[str], param_names: list[str]) -> None:
+    """The elites as CSV on stdout, every digit, under the names ``--format json`` and
+    ``atlas export`` give them: ``cell,evaluation_id,objective`` (the objective's column had
+    been headed by its name, ``score``), then the measures and parameters (a name two
+    columns share written ``measures.NAME``/``params.NAME``: :func:`column_labels`); a
+    parameter's column as ``atlas export`` writes it (:func:`archive.export.json_column`:
+    where its values mix kinds, such as the choices ``"1"``, ``1`` and ``false``, or are
+    lists, each value's JSON text; else each value exact, :func:`cell_text`), so every
+    value parses back as the value it was."""
     import csv
 
     from archive.export import json_column, json_text
@@ -746,7 +865,7 @@ def _elites_csv(rows: list[dict[str, Any]], objective: str, measure_names: list[
         columns.append([json_text(v) or "" for v in values] if json_column(values)
                        else [cell_text(v, exact=True) for v in values])
     writer = csv.writer(sys.stdout)
-    fixed = ["cell", "evaluation_id", objective_label(objective, ("cell", "evaluation_id"))]
+    fixed = ["cell", "evaluation_id", "objective"]
     writer.writerow([*fixed, *column_labels(fixed, measure_names, param_names)])
     for i, r in enumerate(rows):
         writer.writerow([r["cell"], r["evaluation_id"], cell_text(r["objective"], exact=True),
@@ -830,7 +949,7 @@ def front(
         check_output(out, FIGURE_SUFFIXES, _storage(storage))
         camp = handle.campaign(name)
         with stop.writing(out):
-            path = camp.front(out, minimize=minimize or ())
+            path = camp.front(out, minimize=minimize or (), cli_words=True)
     console.print(f"wrote {path}")
 
 
@@ -993,7 +1112,7 @@ def failures(
         space = camp.settings.params
     if fmt == "json":
         doc = {"campaign": name, "failed": total, "messages": counts, "evaluations": failed}
-        sys.stdout.write(strict_json(doc, indent=1) + "\n")
+        sys.stdout.write(strict_json(doc, indent=2) + "\n")
         return
     if not total:
         console.print(f"{name}: no failed evaluations", highlight=False)
@@ -1084,15 +1203,12 @@ def _outside_lines(row: dict[str, Any], kind: str) -> list[str]:
 
 
 def _unfinished_fields(counts: dict[str, int], live: bool) -> dict[str, int]:
-    """The evaluations written and not finished, as a reader should see them: while a run
-    holds the campaign (a live lease), ``in_flight`` (dispatched or queued on its workers:
-    the rows pending and running) of which ``running`` are running; with no run holding it
-    (stopped, killed, interrupted), none is in flight or running: all are ``pending``,
-    waiting for ``atlas resume`` (rows a killed run left ``running`` included)."""
-    unfinished = counts.get("pending", 0) + counts.get("running", 0)
-    if live:
-        return {"running": counts.get("running", 0), "in_flight": unfinished, "pending": 0}
-    return {"running": 0, "in_flight": 0, "pending": unfinished}
+    """The evaluations written and not finished, as a reader should see them
+    (:func:`archive.records.unfinished_split`, the one rule the handle's ``unfinished()``
+    follows too): in flight only while a run holds the campaign, else all ``pending``."""
+    from archive.records import unfinished_split
+
+    return unfinished_split(counts, live)
 
 
 def _exploration_fields(camp: Any, counts: dict[str, dict[str, int]] | None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from rich.cells import cell_len
 from rich.markup import escape as markup_escape
 from rich.table import Table
 
-from search.consoles import console, escape
+from search.consoles import console, escape, hinted
 from search.plain_table import PLAIN_ROWS, plain_table
 from search.printable import printable
 
@@ -85,6 +85,26 @@ def _quoted_params(rows: list[dict[str, Any]], param_names: list[str]) -> set[st
     return quoted
 
 
+def qd_offset_warning(fitness: Sequence[float], settings: Any) -> str | None:
+    """The warning where elites lie below the QD-score's zero, ``archive.qd_offset``: the
+    score counts each elite's fitness − qd_offset (:func:`archive.stats.qd_score`; fitness is
+    the objective maximised, minus it minimised), so each such elite lowers it, and a map
+    with more cells can score less than one with fewer (all objectives negative at the
+    default offset 0: a search that filled 44 cells scored −75, one that filled 38 −63).
+    ``fitness``: the elites'; ``settings``: the campaign's
+    :class:`~archive.records.CampaignSettings`. None where no elite lies below it."""
+    offset = float(settings.qd_offset)
+    below = [f for f in fitness if f < offset]
+    if not below:
+        return None
+    lowest, name = min(below), settings.objective
+    counted, least = (name, f"the lowest {name}") if settings.maximize else (
+        f"−{name} ({name} is minimised)", f"minus the highest {name}")
+    return (f"QD-score counts each elite's {counted} − archive.qd_offset ({offset:g}); {len(below)} of "
+            f"{len(fitness)} elites lie below it, so each such cell lowers the score and a map with more cells can "
+            f"score less: set archive.qd_offset below {least} ({lowest:.6g}) to rank maps by it")
+
+
 # -- helpers of status, elites, failures and delete: tables that stay readable at 80 columns
 NUMBER = {"justify": "right", "no_wrap": True}
 
@@ -103,7 +123,7 @@ def _unfinished_text(r: dict[str, Any]) -> str:
     """``3 in flight``, or where no run holds the campaign and some rows wait,
     ``4 pending (`atlas resume NAME` runs them)``."""
     if r["pending"]:
-        return f"{r['pending']} pending (`atlas resume {r['name']}` runs them)"
+        return hinted(f"{r['pending']} pending (`atlas resume {r['name']}` runs them)")
     return f"{r['in_flight']} in flight"
 
 
@@ -116,6 +136,13 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}g}"
 
 
+def qd_text(value: float | None) -> str:
+    """A QD-score as every line of the command line shows it (the run's progress and
+    summary, ``atlas status`` and ``atlas status NAME``): 6 significant digits, ``18579.6``,
+    where the list and the progress bar had shown ``1.858e+04`` of the same score."""
+    return _number(value, 6)
+
+
 # (header, the cell of a status row, which columns go first when the console is narrow: 0 never)
 CAMPAIGN_COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str], int], ...] = (
     ("name", lambda r: r["name"], 0),
@@ -125,7 +152,7 @@ CAMPAIGN_COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str], int], ...] =
     ("failed", lambda r: str(r["failed"]), 0),
     ("in flight", lambda r: f"{r['pending']} pending" if r["pending"] else str(r["in_flight"]), 1),
     ("coverage", lambda r: f"{r['coverage']:.1%}", 0),
-    ("QD-score", lambda r: _number(r["qd_score"]), 2),
+    ("QD-score", lambda r: qd_text(r["qd_score"]), 2),
     ("best", lambda r: _number(r["best"]), 0),
 )
 
@@ -148,7 +175,8 @@ def _name_left_out(table: Table) -> Table:
     shown = {str(c.header) for c in table.columns}
     left_out = [header for header, _, _ in CAMPAIGN_COLUMNS if header not in shown]
     if left_out:
-        table.caption = f"not shown at {console.width} columns: {', '.join(left_out)} (see `atlas status NAME`)"
+        table.caption = escape(hinted(f"not shown at {console.width} columns: {', '.join(left_out)} "
+                                      f"(see `atlas status NAME`)"))
         table.caption_justify = "left"
     return table
 
@@ -181,7 +209,7 @@ def campaign_table(r: dict[str, Any]) -> Table:
         ("evaluations", f"{r['finished']} of {r['budget']} finished: {r['done']} done, {r['failed']} failed; "
                         f"{_unfinished_text(r)}"),
         ("cells", f"{r['elites']} of {r['cells']} filled ({r['coverage']:.1%})"),
-        ("QD-score", _number(r["qd_score"], 6)), ("best", best),
+        ("QD-score", qd_text(r["qd_score"])), ("best", best),
     ):
         table.add_row(field, escape(value))
     return table
@@ -381,7 +409,7 @@ def _shared_params_layouts(heads: list[str], numbers: list[list[str]], texts: li
 
     joined = [[*cells, _joined_params(t)] for cells, t in zip(numbers, texts, strict=True)]
     headers, right, widths = [*heads, "params"], [True] * len(heads) + [False], cell_widths(numbers, len(heads))
-    whole = max(len(row[-1]) for row in joined)
+    whole = max((len(row[-1]) for row in joined), default=0)  # no rows: the header alone
     layouts = [(headers, joined, right, [*widths, whole])]
     if wraps:
         layouts.append((headers, joined, right, [*widths, max((len(w) for row in joined for w in row[-1].split()),

@@ -182,3 +182,39 @@ def lost_output_code(out: GuardedStream, error: GuardedStream) -> int | None:
             err.print(f"[bold red]error:[/] cannot write standard output ({escape(lost.strerror or str(lost))}): "
                       "the output is cut short; send it where it can be written", highlight=False, soft_wrap=True)
     return 2
+
+
+class HintWords:
+    """What a `` `atlas COMMAND NAME` `` that this command prints needs to be followed
+    literally (:func:`hinted`): ``storage``, `` --storage URL`` (its password hidden) where
+    the command was given a ``--storage`` (``$ATLAS_STORAGE`` still holds otherwise);
+    ``run_flags``, `` --executor …``/`` --address …`` as the command that printed it ran,
+    for `` `atlas resume NAME` `` alone. ``name`` is the campaign they are for (the literal
+    ``NAME`` of a hint for any campaign takes the storage too). Set by the commands that
+    print such hints (``search.cli._resume_words``), cleared after each. A hint without
+    them had read another storage: the default one, or another campaign of that name there."""
+
+    name: str | None = None
+    storage = ""
+    run_flags = ""
+
+    @classmethod
+    def clear(cls) -> None:
+        cls.name, cls.storage, cls.run_flags = None, "", ""
+
+
+def hinted(text: str) -> str:
+    """``text`` with :class:`HintWords`' options after each `` `atlas COMMAND NAME`` of its
+    campaign (and each placeholder `` `atlas COMMAND NAME``): ``--storage`` in all,
+    ``--executor``/``--address`` in `` `atlas resume NAME`` alone."""
+    if not (HintWords.storage or HintWords.run_flags):
+        return text
+    import re
+
+    names = "|".join(re.escape(n) for n in dict.fromkeys([*([HintWords.name] if HintWords.name else []), "NAME"]))
+
+    def flags(m: re.Match[str]) -> str:
+        added = HintWords.storage + (HintWords.run_flags if m.group(1) == "resume" else "")
+        return m.group(0) if text.startswith(added, m.end()) else m.group(0) + added  # not twice
+
+    return re.sub(rf"`atlas ([a-z]+) (?:{names})(?=[`\s])", flags, text)

@@ -10,9 +10,11 @@ milliseconds a thousand rows.
 
 Headers are never cut, but may **fold**: with ``fold`` = ``k`` a header longer than its
 column's cells and than ``k`` characters is written on several lines, each at most as wide
-as the column (its widest cell, or ``k``), broken after a ``_`` or at a space and never
-inside a unit such as ``(nats)`` (:func:`folded`; only a word wider than the column is
-cut), so a column of short numbers under a long name
+as the column (its widest cell, or ``k``, or the header's longest word:
+:func:`longest_word`), broken after a ``_`` or a ``.`` or at a space and never inside a
+unit such as ``(nats)`` (:func:`folded`; a table's header is cut inside a word only where
+the word is longer than :data:`WHOLE_WORD`), so
+a column of short numbers under a long name
 (``mean_token_entropy_over_all_generated_continuations_nats``) is as narrow as ``k``.
 :func:`fold_to_fit` finds the widest fold at which a table fits a console, never
 narrower than :data:`MIN_FOLD`.
@@ -20,11 +22,13 @@ narrower than :data:`MIN_FOLD`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 PLAIN_ROWS = 500  # above this many rows, tables are plain text
 MIN_FOLD = 8  # headers fold onto lines of at least this many characters (``cell``, ``eval`` never fold)
 GAP = 2  # characters between two columns
+WHOLE_WORD = 24  # a header's word up to this long is never cut when it folds (a longer one is, to fit a console)
 
 
 def plain_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
@@ -57,7 +61,19 @@ def cell_widths(rows: Sequence[Sequence[str]], columns: int) -> list[int]:
 def column_widths(headers: Sequence[str], cells: Sequence[int], fold: int | None = None) -> list[int]:
     """Each column's width: its widest cell (``cells``) or its header, where wider; with
     ``fold``, a header counts as at most ``fold`` characters (the rest goes on more lines)."""
-    return [max(c, len(h) if fold is None else min(len(h), fold)) for h, c in zip(headers, cells, strict=True)]
+    return [max(c, len(h) if fold is None else min(len(h), max(fold, min(longest_word(h), WHOLE_WORD))))
+            for h, c in zip(headers, cells, strict=True)]
+
+
+def longest_word(header: str) -> int:
+    """The length of ``header``'s longest piece that :func:`folded` keeps whole: a word
+    between spaces, ``_`` and ``.`` (``measures.`` ``width``), a unit's words. A column is
+    never narrower than it (up to :data:`WHOLE_WORD`: a 300-character name is still cut to
+    fit), so a header folds at those places or not at all, never inside a word
+    (``measures.wid`` over ``th`` had been a header)."""
+    pieces = [sub for chunk in _outside_spaces(header) for part in _after_underscores(chunk)
+              for sub in (part.split(" ") if part.startswith("(") else [part])]
+    return max(map(len, pieces), default=0)
 
 
 def table_width(widths: Sequence[int]) -> int:
@@ -137,5 +153,8 @@ def _outside_spaces(text: str) -> list[str]:
 
 
 def _after_underscores(word: str) -> list[str]:
-    """``word`` split after each ``_`` (``post_`` ``activation_`` ``entropy``)."""
-    return [p + "_" for p in word.split("_")[:-1]] + [word.split("_")[-1]]
+    """``word`` split after each ``_`` and ``.`` (``post_`` ``activation_`` ``entropy``,
+    ``measures.`` ``width``); a parenthesised unit is kept whole."""
+    if word.startswith("("):
+        return [word]
+    return [p for p in re.split(r"(?<=[_.])", word) if p] or [word]

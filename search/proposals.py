@@ -10,6 +10,15 @@ store. The first problem is a :class:`BadProposals` whose text follows "proposer
 A proposal without params keeps its ``x``: a CMA-ES emitter must be told the very
 solutions it sampled.
 
+What is taken but not as proposed is said, once a run (one :class:`ProposalRows`): a
+proposal outside the space (a coordinate of ``x`` outside [0, 1], or a value of ``params``
+outside its bounds) is clipped, stored with ``clipped: true`` in its proposal dict (its
+``meta``), and the first one of each label is a warning on the ``entropy_atlas.proposals``
+logger (``proposer NAME proposed points outside the space (x: 99 > high 5); they are
+clipped to its bounds``), which ``atlas`` prints as a ``warning:`` line; an ask that
+returns more than the ``n`` asked has the rest dropped, with one warning
+(``proposer NAME returned 20 proposals for 10 asked; the extra are dropped``).
+
 What a ``take_calls`` returned is checked as :func:`checked_calls` rules: a list (or tuple)
 of dicts, each a row of ``proposer_calls`` (:mod:`archive.models`) with the fields that
 table takes and no other, ``proposer``, ``key``, ``request`` and ``status`` given.
@@ -18,6 +27,7 @@ table takes and no other, ``proposer``, ``key``, ``request`` and ``status`` give
 from __future__ import annotations
 
 import json
+import logging
 import math
 from typing import Any
 
@@ -27,8 +37,11 @@ import orjson
 from archive.models import CALL_FIELDS, CALL_JSON, CALL_REQUIRED, CALL_TEXTS
 from archive.records import NewEvaluation
 from entropy_atlas.storable import text_problem
+from search.params import FloatParam
 from search.proposers.base import Proposal
 from search.space import SearchSpace, short_repr
+
+log = logging.getLogger("entropy_atlas.proposals")
 
 # a proposal's meta is stored as archive.bulk writes JSON columns (orjson, these options)
 _META_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -56,6 +69,7 @@ class ProposalRows:
     def __init__(self, space: SearchSpace, proposer_name: str) -> None:
         self.space = space
         self.proposer_name = proposer_name
+        self._warned: set[str] = set()  # what this run has warned of: "extra", "clipped:<label>"
 
     def rows(self, result: Any, n: int, seq: int) -> list[NewEvaluation]:
         """The rows (from ``seq`` on) of the first ``n`` proposals of an ask's ``result``.
@@ -67,14 +81,28 @@ class ProposalRows:
         or refused); ``x`` is kept where it decodes to them, else re-encoded from them. A
         label (``proposer``) is a str of at most 64 characters, ``meta`` a dict (or None:
         empty) that JSON can store. A proposal without params keeps its (clipped) ``x``:
-        a CMA-ES emitter must be told the very solutions it sampled."""
+        a CMA-ES emitter must be told the very solutions it sampled.
+
+        A proposal clipped (its ``x`` outside the cube, or its ``params`` outside their
+        bounds) is stored with ``clipped: true`` in its proposal dict, and warned of once a
+        run for each label; proposals past the ``n`` asked are dropped, warned of once a run
+        (the module's rules). Nothing is warned of for an ask that is refused."""
         proposals = self._proposal_list(result, n)
         if not proposals:
             return []
-        xs = self._cube_points(proposals)
-        params = self._params_of(proposals, xs)
+        xs, outside = self._cube_points(proposals)
+        notes: list[str | None] = [self._cube_note(row) if row is not None else None for row in outside]
+        params = self._params_of(proposals, xs, notes)
         labels = [self._label(i, p) for i, p in enumerate(proposals)]
         metas = self._metas(proposals)
+        if isinstance(result, list | tuple) and len(result) > n:
+            self._warn_once("extra", f"proposer {self.proposer_name} returned {len(result)} proposals for {n} asked; "
+                                     "the extra are dropped")
+        for i, note in enumerate(notes):
+            if note is not None:
+                metas[i] = {**metas[i], "clipped": True}
+                self._warn_once(f"clipped:{labels[i]}", f"proposer {self._named(labels[i])} proposed points outside "
+                                                        f"the space ({note}); they are clipped to its bounds")
         return [NewEvaluation(seq=seq + i, params=pr, x=x, proposer=label, proposal=meta)
                 for i, (pr, x, label, meta) in enumerate(zip(params, xs.tolist(), labels, metas, strict=True))]
 
@@ -89,9 +117,30 @@ class ProposalRows:
                 raise BadProposals(f"returned {_kind(p)} as proposal {i}, not a Proposal")
         return proposals
 
-    def _cube_points(self, proposals: list[Proposal]) -> np.ndarray:
-        """The proposals' points as one array (a row each), clipped into the cube; refused
-        where one is not a vector of the space's dimension or has a non-finite coordinate."""
+    def _warn_once(self, key: str, text: str) -> None:
+        """Warn ``text`` unless this run has warned of ``key`` already."""
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("%s", text)
+
+    def _named(self, label: str) -> str:
+        """A proposal's label as a warning names its proposer: the proposer's name, with the
+        label where it differs (a portfolio's member: ``portfolio (from map-elites)``)."""
+        return self.proposer_name if label == self.proposer_name else f"{self.proposer_name} (from {label})"
+
+    def _cube_note(self, row: np.ndarray) -> str:
+        """What a point's first coordinate outside [0, 1] was (``row``: the unclipped point),
+        by the parameter it belongs to: ``x[1]: 1.8 > 1 in the unit cube``."""
+        c = int(np.flatnonzero((row < 0.0) | (row > 1.0))[0])
+        slot = next(s for s in self.space.slots if s.start <= c < s.start + s.size)
+        at = f"{slot.name}[{c - slot.start}]" if isinstance(slot.param, FloatParam) and slot.size > 1 else slot.name
+        value = float(row[c])
+        return f"{at}: {value:.12g} {'> 1' if value > 1.0 else '< 0'} in the unit cube"
+
+    def _cube_points(self, proposals: list[Proposal]) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """The proposals' points as one array (a row each), clipped into the cube, and each
+        point as proposed where it lay outside the cube (else None); refused where one is
+        not a vector of the space's dimension or has a non-finite coordinate."""
         try:
             xs = np.array([p.x for p in proposals])
         except (ValueError, TypeError):  # ragged: diagnosed one by one below
@@ -102,7 +151,10 @@ class ProposalRows:
             row = int(np.flatnonzero(~np.isfinite(xs).all(axis=1))[0])
             raise BadProposals(f"proposed a point with a non-finite coordinate ({self._which(row, proposals[row])}: "
                                 f"{short_repr(xs[row].tolist(), 60)})")
-        return np.clip(xs.astype(float), 0.0, 1.0)
+        xs = xs.astype(float)
+        outside = ((xs < 0.0) | (xs > 1.0)).any(axis=1)
+        rows: list[np.ndarray | None] = [xs[i].copy() if out else None for i, out in enumerate(outside.tolist())]
+        return np.clip(xs, 0.0, 1.0), rows
 
     def _bad_point(self, proposals: list[Proposal]) -> str:
         """What is wrong with the first proposal whose ``x`` is not a vector of numbers of the
@@ -121,14 +173,18 @@ class ProposalRows:
                 return f"returned a point of dimension {x.shape[0]}, the space has {dim} ({self._which(i, p)})"
         return f"returned points that are not vectors of {dim} numbers"
 
-    def _params_of(self, proposals: list[Proposal], xs: np.ndarray) -> list[dict[str, Any]]:
+    def _params_of(self, proposals: list[Proposal], xs: np.ndarray, notes: list[str | None]) -> list[dict[str, Any]]:
         """Each proposal's params: ``x`` decoded, or the params it gave, repaired against the
-        space (a row of ``xs`` re-encoded from them where it does not decode to them)."""
+        space (a row of ``xs`` re-encoded from them where it does not decode to them). A
+        value clipped into its bounds is the proposal's note in ``notes`` (before its ``x``'s)."""
         decoded = self.space.decode_many(xs)
         for i, p in enumerate(proposals):
             if p.params is None:
                 continue
-            params, problems = self.space.repair_proposed(p.params)
+            clipped: list[str] = []
+            params, problems = self.space.repair_proposed(p.params, clipped)
+            if clipped:  # what the proposer meant says more than its x
+                notes[i] = clipped[0]
             if problems:
                 raise BadProposals(f"proposed params the space cannot take ({self._which(i, p)}): {problems[0]}")
             if params != decoded[i]:

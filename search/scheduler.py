@@ -32,7 +32,10 @@ A proposer that raises stops the run with one line (:class:`ProposerFailed`): in
 as far as it got (the results it was told, the rows asked before with their calls, the
 checkpoint of the state it is in), so a resume dispatches those rows and loses none;
 in ``tell`` or ``state``, writing nothing of the turn, whose evaluations a resume runs and
-tells again; in ``restore``, before the run writes anything. What an ask returns is checked
+tells again; in ``restore``, before the run writes anything. Each is a stop as clean as a
+Ctrl-C's: the evaluations it cut short (in flight, or settled with their results unwritten)
+go back ``pending`` with their attempt taken back, since a proposer's bug crashed none of
+them (with ``max_retries: 0`` a resume runs them, not marks them given up). What an ask returns is checked
 before it is stored (:class:`search.proposals.ProposalRows`): coordinates outside [0, 1] are
 clipped and params a proposer gives are repaired where the repair is plain
 (:meth:`SearchSpace.repair_proposed`); anything else (not a list of proposals, a point of
@@ -62,9 +65,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,7 +82,7 @@ from search.campaigns import write_limits
 from search.history import ArchiveHistory
 from search.lease_keeper import LeaseKeeper, elapsed_clock
 from search.proposals import BadProposals, ProposalRows, checked_calls
-from search.proposers.base import Observation, Proposal, Proposer
+from search.proposers.base import Observation, Proposal, Proposer, ProposerFailed, raised_error
 from search.proposers.checkpoint import CheckpointError
 from search.run import CampaignRun
 from search.seeds import evaluation_seeds
@@ -122,12 +123,6 @@ class EvaluatorSetupFailed(AtlasError, RuntimeError):
     """The evaluator could not be set up on a worker."""
 
 
-class ProposerFailed(AtlasError, RuntimeError):
-    """The proposer raised (a bug in it, a plug-in's or ours): the run stops, with what it
-    had settled written where the proposer's state allows (an ``ask``), else run again on
-    resume (a ``tell``, a ``state``)."""
-
-
 class ProposerStuck(AtlasError, RuntimeError):
     """The proposer proposed nothing while nothing was in flight: the run cannot go on."""
 
@@ -144,14 +139,7 @@ class _ProgressRaised(Exception):
 def proposer_failed_message(name: str, proposer: str, phase: str, exc: BaseException, kept: str) -> str:
     """The one line a proposer's error ends a run with: what raised, where, and what of the
     turn was ``kept``."""
-    where = ""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if frames:
-        last = frames[-1]
-        where = f" (at {Path(last.filename).name}:{last.lineno}, in {last.name})"
-    lines = str(exc).strip().splitlines()
-    error = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-    return (f"campaign {name!r}: proposer {proposer} raised in {phase}: {error}{where}; {kept}; "
+    return (f"campaign {name!r}: proposer {proposer} raised in {phase}: {raised_error(exc)}; {kept}; "
             f"fix the proposer (or its options) and `atlas resume {name}`")
 
 
@@ -311,6 +299,9 @@ class Scheduler:
         except CampaignFailing:
             status = "failed"
             self._report(final=True)  # the bar shows the failures that stopped the run, not the last tick's
+            raise
+        except ProposerFailed:  # a stop as clean as a Ctrl-C's: what it cut short goes back pending, uncharged
+            self._stop_held()
             raise
         except KeyboardInterrupt:
             self._stop_held()
@@ -473,11 +464,7 @@ class Scheduler:
             kept = f"this turn's {count(written, 'result')} and {count(len(rows), 'new row')} are written"
             raise ProposerFailed(self._ask_failed_message(kept))
         if stuck:
-            raise ProposerStuck(
-                f"campaign {self.campaign.name!r}: proposer {self.proposer.name} proposed nothing with nothing in "
-                f"flight, at {self.created} of {self.spec.search.budget} evaluations; the run cannot go on (a small "
-                f"discrete space may be used up: lower the budget with `atlas resume {self.campaign.name} --budget "
-                f"{self.created}`, or widen the space)")
+            raise ProposerStuck(self._stuck_message())
         items = [_InFlight(eid, r.seq, r.params, np.asarray(r.x), r.proposal, r.proposer, 0)
                  for eid, r in zip(ids, rows, strict=True)]
         for item in items:
@@ -485,6 +472,20 @@ class Scheduler:
         self.created += len(rows)
         self.next_seq += len(rows)
         self._dispatch(items)
+
+    def _stuck_message(self) -> str:
+        """The line a run whose proposer proposed nothing, with nothing in flight, stops with:
+        after some evaluations a small discrete space may be used up (lower the budget to
+        them); before any, nothing was used up, and no budget is that low (it is > 0)."""
+        name = self.campaign.name
+        at = (f"campaign {name!r}: proposer {self.proposer.name} proposed nothing with nothing in flight, "
+              f"at {self.created} of {self.spec.search.budget} evaluations")
+        if self.created == 0:
+            return (f"{at}; the run cannot start (no space is used up before its first evaluation): fix the "
+                    f"proposer (or its options) and `atlas resume {name}`, or `atlas delete {name} --yes` and "
+                    f"run the corrected file")
+        return (f"{at}; the run cannot go on (a small discrete space may be used up: lower the budget with "
+                f"`atlas resume {name} --budget {self.created}`, or widen the space)")
 
     def _ask_failed_message(self, kept: str) -> str:
         """The line the run stops with when an ask (or a ``take_calls``) raised or returned what
@@ -528,7 +529,17 @@ class Scheduler:
         finished = {o.evaluation_id: o for o in polled
                     if o.evaluation_id in self.inflight and o.status != "lost" and not o.setup_failed}
         if finished:
-            self._write(self._results(list(finished.values())), [], [])
+            try:
+                self._write(self._results(list(finished.values())), [], [])
+            except (ProposerFailed, KeyboardInterrupt):  # its tell or state raised on them (read as the
+                self._requeue_cut_short()  # Ctrl-C's own where that stops the run): they go back too
+                raise
+        self._requeue_cut_short()
+
+    def _requeue_cut_short(self) -> None:
+        """Put what a stop cut short back to ``pending`` with its attempt taken back: every
+        evaluation still in flight, and those settled whose results were not written (a
+        ``tell`` or a ``state`` that raised on them)."""
         self._take_starts()  # the logged ones are in _charged: the requeue folds them
         self._flush()
         cut_short = [*self.inflight, *self._unwritten]  # the latter finished, but their results were not written

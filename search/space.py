@@ -111,14 +111,14 @@ class SearchSpace:
         active ones filled with the centre of their range; ``problems`` then lists only
         what could not be repaired. Without ``repair`` every deviation is a problem.
         """
-        return self._checked(point, repair, lambda param, value: _check_value(param, value, repair), fill=repair)
+        return self._checked(point, repair, lambda _, param, value: _check_value(param, value, repair), fill=repair)
 
-    def _checked(self, point: Any, repair: bool, value_of: Callable[[Param, Any], tuple[Any, str | None]],
+    def _checked(self, point: Any, repair: bool, value_of: Callable[[str, Param, Any], tuple[Any, str | None]],
                  fill: bool) -> tuple[dict[str, Any], list[str]]:
         """The slot walk of :meth:`coerce` and :meth:`repair_proposed`: each active slot's
-        value by ``value_of``; with ``repair``, unknown and inactive keys dropped, else
-        problems; a missing active one filled with its range's centre where ``fill``, else
-        a problem."""
+        value by ``value_of(name, param, value)``; with ``repair``, unknown and inactive
+        keys dropped, else problems; a missing active one filled with its range's centre
+        where ``fill``, else a problem."""
         problems: list[str] = []
         if not isinstance(point, Mapping):
             return {}, [f"expected a mapping of parameter values, got {type(point).__name__}"]
@@ -142,16 +142,18 @@ class SearchSpace:
                 else:
                     problems.append(f"{slot.name}: missing")
                 continue
-            value, problem = value_of(slot.param, point[slot.name])
+            value, problem = value_of(slot.name, slot.param, point[slot.name])
             if problem:
                 problems.append(f"{slot.name}: {problem}")
             else:
                 values[slot.name] = value
         return values, problems
 
-    def repair_proposed(self, point: Any) -> tuple[dict[str, Any], list[str]]:
+    def repair_proposed(self, point: Any, clipped: list[str] | None = None) -> tuple[dict[str, Any], list[str]]:
         """Check params a proposer gave (``Proposal.params``) against the space: ``(params,
-        problems)``, the params repaired where ``problems`` is empty.
+        problems)``, the params repaired where ``problems`` is empty. ``clipped``, where
+        given, gets a line for each value repaired that lay outside its bounds (``x[0]: 99 >
+        high 5``; :func:`outside_note`): the proposer's scheduler warns of them.
 
         Repaired, since the proposer's meaning is plain: a key that names no parameter, or
         one whose condition does not hold, is dropped; a number outside its bounds is
@@ -160,7 +162,14 @@ class SearchSpace:
         not a mapping, an active parameter missing, a value that is not a number (a string,
         a boolean, None) or not finite, a categorical value that is not exactly one of the
         choices, a vector of the wrong length."""
-        return self._checked(point, True, lambda param, value: _repair_value(param, _plain(value)), fill=False)
+        def value_of(name: str, param: Param, value: Any) -> tuple[Any, str | None]:
+            value = _plain(value)
+            repaired = _repair_value(param, value)
+            if clipped is not None and repaired[1] is None and (note := outside_note(name, param, value)):
+                clipped.append(note)
+            return repaired
+
+        return self._checked(point, True, value_of, fill=False)
 
     def complete(self, point: Any) -> tuple[dict[str, Any], list[str]]:
         """An initial point (``search.initial_points``) as the params it stands for:
@@ -169,7 +178,7 @@ class SearchSpace:
         problem); an active parameter it leaves out takes the centre of its range (the
         unit cube's 1/2): a baseline names only what it fixes (DESIGN.md's
         ``{temperature: 1.0, sampler: top_p, top_p: 0.9}`` beside a ``layers`` parameter)."""
-        return self._checked(point, False, lambda param, value: _check_value(param, value, False), fill=True)
+        return self._checked(point, False, lambda _, param, value: _check_value(param, value, False), fill=True)
 
     def _meant(self, key: Any) -> str:
         """``; did you mean NAME?`` where a parameter of the space is close to ``key``
@@ -274,6 +283,30 @@ def _repair_value(param: Param, value: Any) -> tuple[Any, str | None]:
         bad = [p for _, p in checked if p]
         return ([v for v, _ in checked], None) if not bad else (None, bad[0])
     return _repair_number(param, value)
+
+
+def outside_note(name: str, param: Param, value: Any) -> str | None:
+    """``name: 99 > high 5`` (``x[1]: …`` for coordinate 1 of a vector) where the number
+    ``value`` (a vector's first such coordinate) lies outside ``param``'s bounds, an ``int``'s
+    once rounded; None where it lies within them, or is no number (a categorical's value)."""
+    if isinstance(param, CategoricalParam):
+        return None
+    values = value if isinstance(value, list | tuple) else [value]
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        at = f"{name}[{i}]" if isinstance(value, list | tuple) else name
+        kept = round(v) if isinstance(param, IntParam) and math.isfinite(v) else v
+        if kept > param.high:
+            return f"{at}: {_number(v)} > high {_number(param.high)}"
+        if kept < param.low:
+            return f"{at}: {_number(v)} < low {_number(param.low)}"
+    return None
+
+
+def _number(value: float) -> str:
+    """A number as a note shows it: ``99``, ``0.25``, ``1e+300`` (12 significant digits)."""
+    return f"{value:.12g}"
 
 
 def _repair_number(param: FloatParam | IntParam, value: Any) -> tuple[Any, str | None]:

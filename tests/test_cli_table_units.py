@@ -80,7 +80,7 @@ def test_json_keys_and_csv_headers_stay_the_bare_names(tmp_path: Any) -> None:
     assert set(exact[0]) == {"cell", "evaluation_id", "objective", "measures", "params"}
     assert set(exact[0]["measures"]) == {"ma", "mb"}
     head = next(csv.reader(io.StringIO(atlas("elites", "quad", "--storage", url, "--format", "csv").stdout)))
-    assert head == ["cell", "evaluation_id", "score", "ma", "mb", "a", "b"]
+    assert head == ["cell", "evaluation_id", "objective", "ma", "mb", "a", "b"]
 
 
 def test_atlas_elites_shows_the_units_in_its_header(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:

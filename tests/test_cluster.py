@@ -46,7 +46,7 @@ def test_submit_runs_the_scheduler_as_a_ray_job(tmp_path: Path, cluster: RayClus
     job_id = done.stdout.split()[0]
     assert job_id.startswith("atlas-submitted-") and "SUCCEEDED" in done.stdout
     assert f"storage: sqlite:///{tmp_path / 'atlas.db'}" in done.stderr
-    status = json.loads(atlas("status", "submitted", "--json", "--storage", url, cwd=tmp_path).stdout)[0]
+    status = json.loads(atlas("status", "submitted", "--json", "--storage", url, cwd=tmp_path).stdout)
     assert status["finished"] == 30 and status["status"] == "finished"
     log = atlas("logs", "submitted", "--address", cluster.dashboard, cwd=tmp_path)
     assert log.returncode == 0 and "submitted: 30 evaluations" in log.stdout

@@ -80,9 +80,11 @@ def test_designs_campaign_file_runs_to_its_budget_with_every_evaluation_done(tmp
 def test_the_campaigns_md_example_runs_the_same_way(sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
     data = load_yaml(campaigns_md_example())
     assert set(data["space"]) >= {"layers", "w"}
+    spec_said: list[str] = []  # the file's own warnings (else logged on entropy_atlas.spec too)
     with caplog.at_level(logging.WARNING, logger="entropy_atlas"):
-        stats = api.run(data, storage=sqlite_url, executor="inline", budget=BUDGET)
+        stats = api.run(data, storage=sqlite_url, executor="inline", budget=BUDGET, on_warning=spec_said.append)
     assert stats.finished == BUDGET and stats.counts["done"] == BUDGET
+    assert [w.split(":")[0] for w in spec_said] == ["archive"]  # 400 cells, a budget of 8
     assert [r.getMessage() for r in caplog.records if r.name == "entropy_atlas.spec"] == [
         f"space.layers: {UNREAD}", f"space.w: {UNREAD}"]
     rows = archive.open(sqlite_url).campaign(data["name"]).evaluations()
@@ -115,9 +117,11 @@ def test_the_other_built_in_evaluators_take_a_campaigns_own_parameter_as_decodin
             "space": {**space, "layers": {"type": "int", "low": 1, "high": 8}},
             "measures": [{"name": m, "low": 0.0, "high": 5.0, "bins": 4} for m in measures],
             "search": {"algorithm": "random", "budget": 3, "batch_size": 3, "seed": 0}}
+    spec_said: list[str] = []  # the file's own warnings (else logged on entropy_atlas.spec too)
     with caplog.at_level(logging.WARNING, logger="entropy_atlas"):
-        stats = api.run(data, storage=sqlite_url, executor="inline")
+        stats = api.run(data, storage=sqlite_url, executor="inline", on_warning=spec_said.append)
     assert stats.counts["done"] == 3, archive.open(sqlite_url).campaign(data["name"]).failed_evaluations()
+    assert [w.split(":")[0] for w in spec_said] == ["archive"]  # 16 cells, a budget of 3
     assert [r.getMessage() for r in caplog.records if r.name == "entropy_atlas.spec"] == [f"space.layers: {line}"]
     rows = archive.open(sqlite_url).campaign(data["name"]).evaluations()
     assert all(1 <= r["params"]["layers"] <= 8 for r in rows)

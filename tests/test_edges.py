@@ -7,6 +7,7 @@ the storage holds afterwards (no campaign row for a refused file).
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import sqlite3
@@ -509,7 +510,7 @@ def test_store_elites_refuses_a_negative_top(tmp_path: Path) -> None:
         store.close()
 
 
-def test_a_scheduler_that_died_shows_as_stopped_and_unstarted_rows_are_not_charged(tmp_path: Path) -> None:
+def test_a_scheduler_that_died_shows_as_interrupted_and_unstarted_rows_are_not_charged(tmp_path: Path) -> None:
     import subprocess
     import sys
 
@@ -526,13 +527,13 @@ def test_a_scheduler_that_died_shows_as_stopped_and_unstarted_rows_are_not_charg
         rows = store.evaluations(record.id)
     finally:
         store.close()
-    assert record.status == "running" and record.live_status(now=record.lease_expires + 1) == "stopped"
+    assert record.status == "running" and record.live_status(now=record.lease_expires + 1) == "interrupted"
     started = [r for r in rows if r["attempts"] > 0]
     assert len(started) == 3 and all(r["status"] == "running" and r["attempts"] == 1 for r in started)
     unstarted = [r for r in rows if r not in started]
     assert len(unstarted) == 7 and all(r["status"] == "pending" and r["attempts"] == 0 for r in unstarted)
     status = invoke("status", "quad", "--storage", f"sqlite:///{db}", "--json")
-    assert status.exit_code == 0 and '"stopped"' in status.stdout
+    assert status.exit_code == 0 and json.loads(status.stdout)["status"] == "interrupted"
 
 
 @pytest.mark.parametrize("command", [("map", "quad"), ("front", "quad"), ("law", "quad"),

@@ -184,7 +184,7 @@ def test_python_config_is_batched_only() -> None:
     assert registry.check("python", {"batched": "yes"}, target, {"a": FLOAT}) == [
         "evaluator.config.batched: must be a boolean (got a string)"]
     assert registry.check("python", {"batch": True}, target, {"a": FLOAT}) == [
-        "evaluator.config.batch: is not a known field"]
+        "evaluator.config.batch: is not a known field; did you mean 'batched'?"]
     with pytest.raises(ConfigError, match="batched: must be a boolean"):
         registry.build("python", {"batched": 1}, target)
 
@@ -210,7 +210,8 @@ def write_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str) -
 def test_a_target_module_that_raises_is_a_problem_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     name = write_module(tmp_path, monkeypatch, "raise RuntimeError('needs a GPU driver')\n")
     assert registry.check("python", {}, f"{name}:evaluate", {}) == [
-        f"evaluator.target: importing '{name}:evaluate' raised RuntimeError: needs a GPU driver"]
+        f"evaluator.target: importing '{name}:evaluate' raised RuntimeError: needs a GPU driver "
+        f"({tmp_path / name}.py, line 1)"]
 
 
 def test_a_class_target_brings_its_own_config_model_and_space_check(

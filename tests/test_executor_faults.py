@@ -276,10 +276,11 @@ def test_a_usable_max_batch_size_passes_the_check(tmp_path: Path, monkeypatch: p
 ])
 def test_a_module_that_exits_at_import_is_a_problem_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          source: str, line: str) -> None:
-    """``sys.exit(5)`` at import (argparse at module level) ended `atlas run` with 5, no message."""
+    """``sys.exit(5)`` at import (argparse at module level) ended `atlas run` with 5, no message;
+    the line names where the module's own code did it."""
     name = _write_module(tmp_path, monkeypatch, source)
     assert registry.check("python", {}, f"{name}:evaluate", {}) == [
-        f"evaluator.target: importing '{name}:evaluate' {line}"]
+        f"evaluator.target: importing '{name}:evaluate' {line} ({tmp_path / name}.py, line 2)"]
 
 
 HEAVY = """

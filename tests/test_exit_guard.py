@@ -54,7 +54,7 @@ def test_a_target_that_calls_os_exit_as_it_imports_is_refused_in_one_line(tmp_pa
     assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {campaign}: evaluator.target: importing 'exits_on_import:f' raised ProcessExit: "
-                      "called os._exit(0), which would have ended the scheduler's process"]
+                      "called os._exit(0), which would have ended the scheduler's process (exits_on_import.py, line 3)"]
     assert not (tmp_path / "x.db").exists()
 
 

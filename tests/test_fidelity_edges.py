@@ -125,7 +125,7 @@ def test_the_front_staircase_steps_at_the_points_it_can_reach(tmp_path: Path, mo
     assert steps[0] == where
 
 
-def test_a_killed_runs_export_says_stopped(sqlite_url: str, tmp_path: Path) -> None:
+def test_a_killed_runs_export_says_interrupted(sqlite_url: str, tmp_path: Path) -> None:
     api.run(quadratic_spec(search__budget=4), storage=sqlite_url, executor="inline")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -138,7 +138,7 @@ def test_a_killed_runs_export_says_stopped(sqlite_url: str, tmp_path: Path) -> N
         store.close()
     with archive.open(sqlite_url) as handle:
         document = json.loads(handle.campaign("quad").export(tmp_path / "e.json").read_text())
-    assert document["campaign"]["status"] == "stopped"
+    assert document["campaign"]["status"] == "interrupted"
 
 
 def test_an_objective_named_like_a_column_gets_its_own_label(sqlite_url: str) -> None:
@@ -149,7 +149,7 @@ def test_an_objective_named_like_a_column_gets_its_own_label(sqlite_url: str) ->
     result = CliRunner().invoke(app, ["elites", "quad", "--storage", sqlite_url, "--format", "csv"],
                                 catch_exceptions=False)
     header = result.stdout.splitlines()[0].split(",")
-    assert header[:3] == ["cell", "evaluation_id", "objective.cell"] and len(set(header)) == len(header)
+    assert header[:3] == ["cell", "evaluation_id", "objective"] and len(set(header)) == len(header)
 
 
 def test_a_map_of_objectives_near_the_largest_float_is_drawn(sqlite_url: str, tmp_path: Path) -> None:

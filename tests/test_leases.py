@@ -197,7 +197,7 @@ def test_schedulers_in_two_pid_namespaces_of_one_host_name_are_not_dead_to_each_
 def test_a_campaign_held_from_another_pid_namespace_is_running_until_its_lease_expires(
         storage_url: str, on_linux: None) -> None:
     """``atlas status``, ``atlas delete`` and ``atlas resume`` on the host, the scheduler in a
-    container: running, refused, refused. Its namespace's twin with that process gone: stopped."""
+    container: running, refused, refused. Its namespace's twin with that process gone: interrupted."""
     store = Store(storage_url)
     try:
         campaign = open_campaign(store, parse_spec(quadratic_spec()))
@@ -205,7 +205,7 @@ def test_a_campaign_held_from_another_pid_namespace_is_running_until_its_lease_e
         for place, live in ((f"{boot}:{int(pidns) + 1}", True), (f"{boot}:{pidns}", False)):
             holder = f"{host}:{pid}:deadbeef:{place}"
             store.update_campaign(campaign.id, status="running", lease_holder=holder, lease_expires=time.time() + 600)
-            assert store.require_campaign("quad").live_status() == ("running" if live else "stopped")
+            assert store.require_campaign("quad").live_status() == ("running" if live else "interrupted")
             taker = lease_holder_id()
             assert (store.acquire_lease(campaign.id, taker, 60, holder_is_dead) == holder) is live
             if live:

@@ -192,7 +192,7 @@ def test_status_shows_exploration_entropy(tmp_path: Path, server: ChatServer) ->
     url = f"sqlite:///{tmp_path / 'atlas.db'}"
     api.run(llm_spec(server), storage=url, executor="inline")
     out = atlas("status", "quad", "--json", "--storage", url, cwd=tmp_path)
-    (row,) = json.loads(out.stdout)
+    row = json.loads(out.stdout)
     assert 0 < row["exploration_entropy"]["llm"] <= 1
 
 

@@ -113,7 +113,7 @@ def test_a_silent_server_is_unreachable_said_once_and_the_run_finishes_from_the_
     (call,) = camp.store.calls(camp.record.id)
     assert call["status"] == "error"
     assert call["error"] == "no answer after 2 attempts: no complete reply within timeout_s (0.5 s)"
-    (status,) = json.loads(atlas("status", "quad", "--storage", sqlite_url, "--json").stdout)
+    status = json.loads(atlas("status", "quad", "--storage", sqlite_url, "--json").stdout)
     (row,) = status["model_calls"]
     assert (row["calls"], row["failed"], row["not_asked"]) == (1, 1, 3)
 
@@ -197,7 +197,7 @@ def test_status_tells_answered_calls_that_gave_nothing_usable(tmp_path: Path,
                               search__max_in_flight=4,
                               search__options={"base_url": server.url, "model": "test-model", "max_retries": 0})
         assert api.run(spec, storage=url, executor="inline").finished == 20
-    (status,) = json.loads(atlas("status", "quad", "--storage", url, "--json").stdout)
+    status = json.loads(atlas("status", "quad", "--storage", url, "--json").stdout)
     (calls,) = status["model_calls"]
     assert {k: calls[k] for k in ("calls", "answered", "failed", "unusable", "latest_error")} == {
         "calls": 5, "answered": 5, "failed": 0, "unusable": 5, "latest_error": None}

@@ -73,7 +73,7 @@ def test_a_campaign_past_its_axes_is_told_in_status_json_run_and_map(tmp_path: P
     assert done.stderr.rstrip().splitlines()[-1] == warnings[0]  # at the end
     assert "elite map:" in done.stdout  # the summary as it was
 
-    (row,) = json.loads(atlas("status", "past", "--storage", url, "--json").stdout)
+    row = json.loads(atlas("status", "past", "--storage", url, "--json").stdout)
     found = row["outside_axes"]
     (ma, mb) = found["measures"]
     assert (ma["measure"], ma["index"], ma["below"], ma["least"]) == ("ma", 0, 0, None)
@@ -94,7 +94,7 @@ def test_a_campaign_past_its_axes_is_told_in_status_json_run_and_map(tmp_path: P
 def test_a_campaign_within_its_axes_is_told_nothing(tmp_path: Path, drawn: list[Any]) -> None:
     done, url = run_campaign(tmp_path, "inside")
     assert "warning:" not in done.stderr
-    (row,) = json.loads(atlas("status", "inside", "--storage", url, "--json").stdout)
+    row = json.loads(atlas("status", "inside", "--storage", url, "--json").stdout)
     assert row["outside_axes"] == {"elites": 0, "measures": []}
     assert "outside the map" not in atlas("status", "inside", "--storage", url).stdout
     assert "beyond the axes" not in drawn[-1].axes[0].get_title()

@@ -283,7 +283,7 @@ def test_stopping_the_cluster_under_a_run_stops_it_in_one_line_and_it_resumes(tm
     assert f"`atlas resume quad --address {heads[0].address}`" in errors[0] and "Failed to connect to GCS" not in stderr
 
     status = atlas("status", "quad", "--json", cwd=tmp_path)
-    (row,) = json.loads(status.stdout)
+    row = json.loads(status.stdout)
     assert row["status"] == "stopped" and 4 <= row["finished"] < budget, row
 
     heads.append(_Head())

@@ -54,7 +54,7 @@ def status_of(url: str, name: str) -> tuple[dict[str, Any], str]:
     as_json = runner.invoke(app, ["status", name, "--json", "--storage", url], catch_exceptions=False)
     table = runner.invoke(app, ["status", name, "--storage", url], catch_exceptions=False)
     assert as_json.exit_code == table.exit_code == 0, (as_json.output, table.output)
-    return json.loads(as_json.stdout)[0], table.stdout
+    return json.loads(as_json.stdout), table.stdout
 
 
 def test_the_qd_score_is_exactly_rounded_where_large_fitnesses_cancel(storage_url: str) -> None:

@@ -142,7 +142,7 @@ def test_status_json_reports_runs_used_and_total(filled: tuple[Store, int], stor
     runner = CliRunner()
     out = runner.invoke(cli_module.app, ["status", "scale", "--storage", storage_url, "--json"],
                         catch_exceptions=False)
-    (row,) = json.loads(out.stdout)
+    row = json.loads(out.stdout)
     for name, e in row["exploration"].items():
         assert e["runs"] == 4 and e["runs_total"] == sum(counts[name].values()) // 20
     shown = runner.invoke(cli_module.app, ["status", "scale", "--storage", storage_url], env={"COLUMNS": "160"},
@@ -401,7 +401,7 @@ def test_the_map_title_from_the_elites_is_the_stats_title(storage_url: str, monk
 
     fill_and_close(storage_url, n=300)
     seen: list[str] = []
-    monkeypatch.setattr(archive.figures, "elite_map", lambda path, *args: seen.append(args[-1]) or path)
+    monkeypatch.setattr(archive.figures, "elite_map", lambda path, *args, **kwargs: seen.append(args[-1]) or path)
     with archive.open(storage_url) as handle:
         camp = handle.campaign("scale")
         camp.map(tmp_path / "map.png")

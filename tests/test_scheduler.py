@@ -75,7 +75,7 @@ def test_failures_are_kept_and_never_elites(sqlite_url: str) -> None:
             assert "boom" in r["error"]
             reasons["exception"] += 1
         elif a < 0.2:
-            assert "objective is missing or not a finite number" in r["error"]
+            assert "objective is not a finite number (got a float: nan)" in r["error"]
             reasons["nan"] += 1
         else:
             assert "measure 'mb' is missing" in r["error"]

@@ -138,7 +138,8 @@ def test_initial_points_are_checked_against_the_space() -> None:
 
 def test_python_kind_needs_a_target() -> None:
     data = quadratic_spec(evaluator={"kind": "python"})
-    assert any(p.startswith("evaluator") and "needs target" in p for p in problems(data))
+    assert problems(data) == ["evaluator.target: kind python needs a target 'package.module:function' (a module on "
+                              "PYTHONPATH, ':', then the function or class it defines)"]
 
 
 def test_files_bad_yaml_and_missing(tmp_path: Path) -> None:

@@ -113,7 +113,8 @@ def test_an_interrupt_once_the_campaign_is_written_names_the_resume(
     code, _out, err = atlas(monkeypatch, capsys, "run", str(spec_file(tmp_path, search__budget=30)), "--storage", url,
                             "--executor", "inline")
     # the resume as it would find and run the campaign: its storage and executor (the default Ray had started)
-    assert (code, err.strip()) == (130, f"stopped; continue with `atlas resume quad --storage {url} --executor inline`")
+    assert (code, err.strip()) == (130, f"stopped after 0 of 30 evaluations; continue with `atlas resume quad "
+                                        f"--storage {url} --executor inline`")
     store = Store(url, readonly=True)
     try:
         record = store.campaign("quad")
@@ -130,8 +131,8 @@ def test_an_interrupt_once_the_campaign_is_written_names_the_resume(
     monkeypatch.setattr(api, "checked_executor", interrupting())
     code, _out, err = atlas(monkeypatch, capsys, "resume", "quad", "--budget", "40", "--storage", url,
                             "--executor", "inline")
-    assert (code, err.strip()) == (130, f"stopped; continue with `atlas resume quad --storage {url} --executor inline "
-                                        f"--budget 40`")
+    assert (code, err.strip()) == (130, f"stopped after 30 of 40 evaluations; continue with `atlas resume quad "
+                                        f"--storage {url} --executor inline --budget 40`")
 
 
 def test_an_error_that_came_of_the_interrupt_is_the_stop(
@@ -149,6 +150,7 @@ def test_an_error_that_came_of_the_interrupt_is_the_stop(
 
     db = tmp_path / "a.db"
     api.run(quadratic_spec(search__budget=6), storage=f"sqlite:///{db}", executor="inline")
+    capsys.readouterr()  # the set-up run's warnings (a batch and a map larger than its budget) aside
     interrupts.clear()
     monkeypatch.setattr("archive.figures.draw_map", import_cut_short)
     code, _out, err = atlas(monkeypatch, capsys, "map", "quad", "--storage", f"sqlite:///{db}",
@@ -167,6 +169,7 @@ def test_an_interrupted_read_command_says_so_and_removes_the_file_it_began(
 
     url = f"sqlite:///{tmp_path / 'a.db'}"
     api.run(quadratic_spec(search__budget=6), storage=url, executor="inline")
+    capsys.readouterr()  # the set-up run's warnings (a batch and a map larger than its budget) aside
     monkeypatch.setattr(CampaignHandle, "stats", interrupting(signum))
     code, _out, err = atlas(monkeypatch, capsys, "status", "quad", "--storage", url)
     assert (code, err.strip()) == (130, "stopped; nothing was written")
@@ -363,6 +366,7 @@ def test_an_interrupted_rewrite_of_an_output_leaves_the_earlier_file_whole(
 
     url = f"sqlite:///{tmp_path / 'a.db'}"
     api.run(quadratic_spec(search__budget=6), storage=url, executor="inline")
+    capsys.readouterr()  # the set-up run's warnings (a batch and a map larger than its budget) aside
     out = tmp_path / "e.json"
     out.write_text('{"earlier": true}')
     def half_then_interrupted(data: Any, path: Path) -> None:

@@ -150,7 +150,7 @@ def test_status_shows_the_model_calls_of_an_unreachable_server(tmp_path: Path, w
     row = lines[title + 3]
     assert row.split()[:5] == ["llm", "1", "0", "1", "2"]
     assert "connection refused" in row and " (at 20" in row
-    (status,) = json.loads(atlas("status", "quad", "--storage", url, "--json").stdout)
+    status = json.loads(atlas("status", "quad", "--storage", url, "--json").stdout)
     (calls,) = status["model_calls"]
     assert {k: calls[k] for k in ("proposer", "calls", "answered", "failed", "not_asked", "not_asked_reasons")} == {
         "proposer": "llm", "calls": 1, "answered": 0, "failed": 1, "not_asked": 2,
@@ -166,7 +166,7 @@ def test_a_campaign_without_calls_prints_no_table_and_an_empty_list(tmp_path: Pa
     api.run(quadratic_spec(search__budget=10), storage=url, executor="inline")
     shown = atlas("status", "quad", "--storage", url)
     assert shown.exit_code == 0 and "model calls" not in shown.stdout and "evaluations by proposer" in shown.stdout
-    (status,) = json.loads(atlas("status", "quad", "--storage", url, "--json").stdout)
+    status = json.loads(atlas("status", "quad", "--storage", url, "--json").stdout)
     assert status["model_calls"] == []
     (listed,) = json.loads(atlas("status", "--storage", url, "--json").stdout)
     assert listed["model_calls"] is None and listed["proposers"] is None

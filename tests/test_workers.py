@@ -70,7 +70,8 @@ def test_runner_enforces_the_contract() -> None:
     tasks = [EvaluationTask(i, i, {"kind": k}, seed=i) for i, k in enumerate(["list", "inf", "bool", "ok"])]
     out = run_tasks(Weird(), tasks, ["m"], EvalContext())
     assert [o.status for o in out] == ["failed", "failed", "failed", "done"]
-    assert "expected a dict" in out[0].error and "'m' is not a finite number" in out[1].error
+    assert out[0].error == "the evaluator must return a dict with objective and measures (got a list: [1])"
+    assert out[1].error == "measure 'm' is not a finite number (got a float: inf)"
     ok = out[3]
     assert ok.objective == 2.5 and ok.measures == {"m": 3.0}
     assert ok.metrics["arr"] == [0, 1, 2] and ok.metrics["nan"] is None and ok.metrics["obj"].startswith("<object")

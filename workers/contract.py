@@ -14,10 +14,15 @@ Class form (a model loaded once per worker, batches, GPU state)::
         def evaluate_batch(self, params: list[dict], ctx: EvalContext) -> list[dict]: ...
 
 In ``evaluate_batch`` the seed of item ``i`` is ``ctx.seeds[i]`` (``ctx.seed`` is the
-first one). A raised exception, a non-finite objective or measure, or a missing measure
-marks the evaluation ``failed`` with the error kept; the campaign goes on. A result may
-fail itself with a reason: no finite objective and ``"error": "why"`` (a batch whose
-items fail one by one), which is kept as the evaluation's error.
+first one); it returns one result per params, in order, as a list or any iterable (a
+generator, an ndarray). In ``setup`` ``ctx.seed`` is the worker's :func:`setup_seed`,
+from ``search.seed`` and the worker's place in its pool. ``setup(config, ctx)``,
+``evaluate(params, ctx)`` and ``evaluate_batch(params, ctx)`` that cannot take ``ctx``, or a
+``teardown`` that cannot be called with no argument, are refused before the run
+(:func:`workers.registry.check`). A raised exception, a non-finite objective or measure,
+or a missing measure marks the evaluation ``failed`` with the error kept; the campaign
+goes on. A result may fail itself with a reason: no finite objective and ``"error":
+"why"`` (a batch whose items fail one by one), which is kept as the evaluation's error.
 
 Checked before a campaign runs (:func:`workers.registry.check`), a class may declare::
 
@@ -70,6 +75,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def device_for(num_gpus: float) -> str:
     """The device an evaluation is given, by every executor alike: ``cuda:0`` where the
@@ -84,9 +91,34 @@ def device_for(num_gpus: float) -> str:
     return "cpu"
 
 
+def setup_seed(campaign_seed: int, worker: int = 0) -> int:
+    """The ``ctx.seed`` an evaluator's ``setup`` gets on worker ``worker`` of a campaign whose
+    ``search.seed`` is ``campaign_seed``: ``SeedSequence(campaign_seed).spawn(worker + 1)[worker]``'s
+    first word, as a non-negative 31-bit int (``& 0x7FFFFFFF``, as the evaluations' seeds).
+
+    A pure function of the two: the same campaign seed gives the same setup (a model's
+    initial weights) on every rerun, another seed another one; the inline executor's one
+    worker is worker 0, a Ray pool's workers are numbered by their place in it (0, 1, …; a
+    worker that replaces a dead one takes its place's number), so workers differ, reproducibly.
+    A spawned child, not ``SeedSequence([campaign_seed, n])``, so it is none of the
+    evaluations' seeds."""
+    state = np.random.SeedSequence(campaign_seed, spawn_key=(worker,)).generate_state(1)[0]
+    return int(state & 0x7FFFFFFF)
+
+
 @dataclasses.dataclass
 class EvalContext:
-    """What an evaluation may know about where and how it runs."""
+    """What an evaluation may know about where and how it runs.
+
+    ``seed``: in ``evaluate`` (and ``evaluate_batch``, whose item ``i`` has ``seeds[i]``)
+    the evaluation's own seed, a pure function of ``search.seed`` and the evaluation's
+    sequence number (so a rerun, or a retry, gets the same one); in ``setup``, the worker's
+    :func:`setup_seed` (``search.seed`` and the worker's place in its pool: the inline
+    executor's is 0), with ``seeds`` ``[seed]``, so that what ``setup`` draws (a model's
+    initial weights) follows ``search.seed``. ``device``: ``cuda:0`` where the campaign asks
+    for GPUs and torch sees one, else ``cpu`` (:func:`device_for`). ``workdir``: a scratch
+    directory of this worker's. ``attempt``: 1, then 2, … where the evaluation is retried
+    (a batch's: the most of its items'). ``campaign``: the campaign's name."""
 
     seed: int = 0
     device: str = "cpu"

@@ -52,6 +52,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import numbers
+import re
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -60,7 +61,7 @@ from typing import Any
 
 from entropy_atlas.errors import AtlasError
 from entropy_atlas.validation import a_type
-from workers.contract import EvalContext, Evaluator, Units
+from workers.contract import MISSPELLING_CUTOFF, EvalContext, Evaluator, Units, closest_name
 from workers.evaluators.configs import PythonConfig, config_problems, validate_config
 from workers.exit_guard import exit_refused
 
@@ -76,11 +77,30 @@ def available() -> list[str]:
     return sorted({ep.name for ep in entry_points(group=GROUP)})
 
 
+#: The form of a ``kind: python`` target: a module's dotted name, ``:``, an attribute's.
+TARGET_FORM = re.compile(r"[\w.]+:[\w.]+")
+
+
+def target_problem(target: str) -> str | None:
+    """Why ``target`` is not of the form ``package.module:function`` (:data:`TARGET_FORM`), with
+    the fix where it can be read (``'myeval.evaluate' has no ':'; write 'myeval:evaluate'``,
+    the last dot as the colon); None where it is of that form."""
+    if TARGET_FORM.fullmatch(target):
+        return None
+    if ":" not in target:
+        module, dot, attr = target.rpartition(".")
+        if dot and module and attr and re.fullmatch(r"[\w.]+", target):
+            return f"{target!r} has no ':'; write '{module}:{attr}'"
+        return f"{target!r} has no ':'; write 'package.module:function' (a module on PYTHONPATH, then what it defines)"
+    return f"{target!r} is not 'package.module:function' (the module on PYTHONPATH, ':', then what it defines)"
+
+
 def import_target(target: str) -> Any:
-    """Import ``package.module:attribute`` (attribute may be dotted)."""
+    """Import ``package.module:attribute`` (attribute may be dotted). An attribute the object
+    lacks is named with the closest one it has (``; did you mean 'evaluate'?``)."""
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
-        raise EvaluatorNotFound(f"target {target!r} is not 'package.module:attribute'")
+        raise EvaluatorNotFound(target_problem(target) or f"target {target!r} is not 'package.module:attribute'")
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
@@ -88,7 +108,10 @@ def import_target(target: str) -> Any:
                                 f"{_working_directory_hint(module_name, exc)}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise EvaluatorNotFound(f"{module_name!r} has no attribute {attr!r} (target {target!r})")
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            meant = closest_name(part, names, MISSPELLING_CUTOFF)
+            hint = f"; did you mean {meant!r}?" if meant else ""
+            raise EvaluatorNotFound(f"{module_name!r} has no attribute {attr!r} (target {target!r}){hint}")
         obj = getattr(obj, part)
     return obj
 
@@ -115,12 +138,14 @@ def _working_directory_hint(module_name: str, exc: ImportError) -> str:
 def resolve(kind: str) -> Any:
     """The class or function registered as ``kind``; a kind that is not registered is
     :class:`EvaluatorNotFound` naming those that are (and, where it is written as a
-    ``module:attribute`` target, saying that one goes in ``target`` under ``kind: python``)."""
+    ``module:attribute`` target, saying that one goes in ``target`` under ``kind: python``;
+    else the registered one it is close to: ``; did you mean 'benchmark'?``)."""
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == kind]
     if not matches:
         known = ", ".join(available()) or "none"
+        meant = closest_name(kind, available(), MISSPELLING_CUTOFF)
         target = (f"; {kind!r} reads as a target: write `kind: python` and `target: {kind}`"
-                  if ":" in kind and "python" in available() else "")
+                  if ":" in kind and "python" in available() else f"; did you mean {meant!r}?" if meant else "")
         raise EvaluatorNotFound(f"no evaluator named {kind!r} (registered: {known}){target}")
     try:
         return matches[0].load()
@@ -141,7 +166,9 @@ class FunctionEvaluator(Evaluator):
 
 
 class BatchedFunctionEvaluator(Evaluator):
-    """A batched function, ``fn(list_of_params, ctx) -> list_of_results``."""
+    """A batched function, ``fn(list_of_params, ctx) -> results``: what it returns is read
+    as a class's ``evaluate_batch``'s is (:func:`workers.runner.batch_results`: any
+    iterable of one result per params)."""
 
     max_batch_size = 64
     config_model = PythonConfig
@@ -149,8 +176,8 @@ class BatchedFunctionEvaluator(Evaluator):
     def __init__(self, fn: Any) -> None:
         self.fn = fn
 
-    def evaluate_batch(self, params: list[dict[str, Any]], ctx: EvalContext) -> list[dict[str, Any]]:
-        return list(self.fn(params, ctx))
+    def evaluate_batch(self, params: list[dict[str, Any]], ctx: EvalContext) -> Any:
+        return self.fn(params, ctx)
 
 
 def _class_of(obj: Any, batched: bool) -> type:
@@ -247,7 +274,10 @@ def review(kind: str, config: dict[str, Any], target: str | None,
     Problems, in order: ``kind`` must be registered (``evaluator.kind: no evaluator named ...``);
     a ``python`` target must import (``evaluator.target: cannot import ...``; a module
     that raises or calls ``sys.exit`` while it imports is a problem line too) and be a
-    function or an evaluator class; the class's ``max_batch_size`` must be an integer
+    function that takes ``(params, ctx)`` or an evaluator class whose own ``setup``,
+    ``evaluate``, ``evaluate_batch`` and ``teardown`` take what the contract passes them
+    (``(config, ctx)``, ``(params, ctx)``, ``(list_of_params, ctx)``, nothing; so must a
+    registered kind's class); the class's ``max_batch_size`` must be an integer
     >= 1 (:func:`batch_size_problem`) and ``config`` must pass its ``config_model`` when
     it has one; then the class's ``check_space(config, space)`` and
     ``check_measures(config, measures)`` (the campaign's measure names), each when it has
@@ -276,7 +306,8 @@ def _review(kind: str, config: dict[str, Any], target: str | None,
     problems = [f"{where}: {p}" for p in [batch_size_problem(evaluator)] if p is not None]
     model = getattr(evaluator, "config_model", None)
     if model is not None:
-        problems += config_problems(model, config)
+        found = config_problems(model, config)
+        problems += _function_config_rule(found) if evaluator is FunctionEvaluator else found
     if problems:
         return problems, []
     problems, failure = _hook_lines(evaluator, "check_space", config, space)
@@ -346,7 +377,54 @@ def _registered(kind: str) -> tuple[Any, list[str]]:
         raise
     except BaseException as exc:  # the package raised (or called sys.exit) while importing
         return None, [f"evaluator.kind: evaluator {kind!r} cannot be loaded: {_raised(exc)}"]
-    return (obj if inspect.isclass(obj) else None), []
+    if not inspect.isclass(obj):
+        return None, []
+    problems = [f"evaluator.kind: {problem}" for problem in _methods_problems(obj)]
+    return (None, problems) if problems else (obj, [])
+
+
+def _function_config_rule(lines: list[str]) -> list[str]:
+    """A function target's config problems with the rule an unknown key breaks: a function
+    evaluator's config takes only :class:`~workers.evaluators.configs.PythonConfig`'s fields
+    (``batched``), and settings reach the user's code only through a class target, whose
+    ``setup(config, ctx)`` gets the config (DESIGN.md's evaluator contract). A key close to
+    a field (``batch``) is named as its misspelling instead."""
+    fields = list(PythonConfig.model_fields)
+    ruled = []
+    for line in lines:
+        unknown = re.fullmatch(r"evaluator\.config\.(.+): is not a known field", line)
+        if unknown is not None:
+            meant = closest_name(unknown.group(1), fields, MISSPELLING_CUTOFF)
+            line += (f"; did you mean {meant!r}?" if meant else
+                     f"; a function target's config takes only {', '.join(fields)} (true: it is called with a list "
+                     "of params); to give your code settings, make target a class: its setup(config, ctx) gets "
+                     "the config")
+        ruled.append(line)
+    return ruled
+
+
+def _where_raised(exc: BaseException, module_name: str) -> str:
+    """`` (brokenmod.py, line 3)``: the innermost frame of ``exc``'s traceback that runs the
+    target's own code (its module's, or a module of its top package), its file relative to
+    the working directory where it lies below it; empty where there is none (a
+    ``SyntaxError`` names its own place)."""
+    top = module_name.split(".")[0]
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_globals.get("__name__")
+        if isinstance(name, str) and (name == top or name.startswith(top + ".")):
+            where = f" ({_shown_path(tb.tb_frame.f_code.co_filename)}, line {tb.tb_lineno})"
+        tb = tb.tb_next
+    return where
+
+
+def _shown_path(filename: str) -> str:
+    """``filename`` relative to the working directory where it lies below it, else as it is."""
+    try:
+        return str(Path(filename).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return filename
 
 
 def _python_evaluator(target: str | None) -> tuple[Any, list[str]]:
@@ -361,12 +439,12 @@ def _python_evaluator(target: str | None) -> tuple[Any, list[str]]:
         raise
     except BaseException as exc:  # the module itself raised (or called sys.exit: argparse at import) while importing
         verb = "" if isinstance(exc, SystemExit) else "raised "
-        return None, [f"evaluator.target: importing {target!r} {verb}{_raised(exc)}"]
+        where = _where_raised(exc, target.partition(":")[0])
+        return None, [f"evaluator.target: importing {target!r} {verb}{_raised(exc)}{where}"]
     if inspect.isclass(obj):
         if not (hasattr(obj, "evaluate_batch") or hasattr(obj, "evaluate")):
             return None, [f"evaluator.target: {obj.__name__} has neither evaluate nor evaluate_batch"]
-        problems = [f"evaluator.target: {problem}" for method in ("evaluate", "evaluate_batch")
-                    if (problem := _method_problem(obj, method)) is not None]
+        problems = [f"evaluator.target: {problem}" for problem in _methods_problems(obj)]
         return (None, problems) if problems else (obj, [])
     if not callable(obj):
         return None, [f"evaluator.target: {target!r} is neither a class nor a function"]
@@ -391,10 +469,29 @@ def _call_problem(fn: Any, target: str) -> str | None:
     return None
 
 
+#: How the contract calls each method of a class evaluator (after ``self``), and what to do
+#: where one cannot be called so: checked before the run (:func:`_methods_problems`).
+_CALLED_AS: dict[str, tuple[tuple[str, ...], str]] = {
+    "setup": (("config", "ctx"), "add the ctx parameter (ctx.seed, ctx.device, ctx.workdir)"),
+    "evaluate": (("params", "ctx"), "add the ctx parameter (ctx.seed, ctx.device, ctx.workdir)"),
+    "evaluate_batch": (("list_of_params", "ctx"), "add the ctx parameter (ctx.seed, ctx.device, ctx.workdir)"),
+    "teardown": ((), "it gets no argument: give its other parameters defaults"),
+}
+
+
+def _methods_problems(cls: type) -> list[str]:
+    """Why the class's own ``setup``, ``evaluate``, ``evaluate_batch`` or ``teardown``
+    cannot be called as the contract calls it (:data:`_CALLED_AS`): one line each, in that
+    order. Caught before the run: an ``evaluate`` without ``ctx`` had failed every
+    evaluation, a ``setup`` without it had failed the run at its first worker."""
+    return [problem for method in _CALLED_AS if (problem := _method_problem(cls, method)) is not None]
+
+
 def _method_problem(cls: type, method: str) -> str | None:
-    """Why the class's own ``evaluate`` (``evaluate_batch``) cannot be called as
-    ``self.evaluate(params, ctx)``, or None (one it does not define, or inherits from
-    :class:`Evaluator`, is let be)."""
+    """Why the class's own ``method`` cannot be called as :data:`_CALLED_AS` says
+    (``self.evaluate(params, ctx)``, ``self.setup(config, ctx)``, ``self.teardown()``), or
+    None (one it does not define, inherits from :class:`Evaluator`, or whose signature
+    Python cannot read, is let be)."""
     fn = getattr(cls, method, None)
     if fn is None or fn is getattr(Evaluator, method, None) or isinstance(inspect.getattr_static(cls, method),
                                                                           staticmethod | classmethod):
@@ -403,12 +500,12 @@ def _method_problem(cls: type, method: str) -> str | None:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
         return None
+    arguments, fix = _CALLED_AS[method]
     try:
-        signature.bind(None, None, None)
+        signature.bind(None, *(None for _ in arguments))
     except TypeError:
-        what = "params" if method == "evaluate" else "list_of_params"
         return (f"{cls.__name__}.{method} takes {_parameters(signature)}, but it is called as "
-                f"{method}(self, {what}, ctx): add the ctx parameter (ctx.seed, ctx.device, ctx.workdir)")
+                f"{method}({', '.join(('self', *arguments))}): {fix}")
     return None
 
 

@@ -8,12 +8,18 @@ metrics are made JSON-safe and storable (:func:`json_safe`), and so is every err
 evaluator returns or raises can fail its evaluation, never the scheduler's write. A result
 that cannot even be read (an array where a dict was due, keys that do not sort, a value
 whose ``repr`` raises) fails its evaluation too, saying so.
+
+Atlas's own reasons name the cause first and the value that varies last, in one trailing
+``(got …)`` (:data:`DETAIL_MARK`): ``objective is not a finite number (got a str: '0.5')``.
+Failures are grouped by the text before it (:func:`archive.store.failure_group`), so one cause
+is one group however its values differ, and each evaluation's line still shows its value.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 import os
 import reprlib
@@ -28,6 +34,10 @@ from entropy_atlas.storable import INT64, storable_text
 from workers.contract import EvalContext, Evaluator
 
 MAX_MESSAGE_CHARS = 2000  # of an exception's message kept in an evaluation's error (its traceback's tail besides)
+
+#: Where the varying part of atlas's own failure reasons starts: failures are grouped by
+#: the first line's text before it (``archive.store.failure_group``, which spells it too).
+DETAIL_MARK = " (got "
 
 
 class EvaluationTimeout(BaseException):  # escapes the evaluator's own except Exception
@@ -63,6 +73,21 @@ _SHORT = _short_repr()
 def shown(value: Any) -> str:
     """``value`` as an error shows it: a bounded, storable ``repr``."""
     return storable_text(_SHORT.repr(value))
+
+
+def got(value: Any) -> str:
+    """What a reason's trailing detail says a value was: ``got None``, else its type and
+    value, ``got a str: '0.5'``, ``got an int: 3``."""
+    if value is None:
+        return "got None"
+    kind = storable_text(type(value).__name__)
+    return f"got {'an' if kind[:1].lower() in 'aeiou' or kind.startswith('nd') else 'a'} {kind}: {shown(value)}"
+
+
+def with_detail(cause: str, detail: str) -> str:
+    """``cause (detail)``: a failure reason whose ``cause`` is what it is grouped by and
+    ``detail`` (beginning ``got``) what varies between evaluations (:data:`DETAIL_MARK`)."""
+    return f"{cause} ({detail})"
 
 
 @dataclasses.dataclass
@@ -119,10 +144,7 @@ def run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names: 
                                   attempt=max(t.attempt for t in tasks))
         start = time.perf_counter()
         try:
-            raw = evaluator.evaluate_batch([t.params for t in tasks], ctx)
-            if not isinstance(raw, list | tuple) or len(raw) != len(tasks):
-                got = len(raw) if isinstance(raw, list | tuple) else type(raw).__name__
-                raise TypeError(f"evaluate_batch returned {got} results for {len(tasks)} params")
+            raw = batch_results(evaluator.evaluate_batch([t.params for t in tasks], ctx), len(tasks))
         except PASSED_THROUGH:
             raise
         except BaseException as exc:  # the evaluator's own failure fails the whole batch
@@ -151,6 +173,35 @@ def run_tasks(evaluator: Evaluator, tasks: list[EvaluationTask], measure_names: 
     except KeyboardInterrupt as exc:  # those finished before it go with it
         raise InterruptedBatch(outcomes) from exc
     return outcomes
+
+
+#: The one rule a batch's results break, what :func:`batch_results` refuses them with (its detail follows).
+BATCH_RESULTS_RULE = "evaluate_batch must return a list (or any iterable) of one result per params"
+
+
+def batch_results(returned: Any, n: int) -> list[Any]:
+    """What an ``evaluate_batch`` called with ``n`` params ``returned``, as a list of its
+    ``n`` results: any iterable of them (a list, a tuple, a generator, an ndarray) is
+    read, at most ``n + 1`` items (an endless generator ends there). A :class:`TypeError`
+    (:data:`BATCH_RESULTS_RULE`) fails the batch where it is not an iterable, or is a
+    dict, a str or bytes (one result, or text, not results), or holds another number of
+    results (``got 3 results for 4 params``). What iterating it raises is the evaluator's
+    own failure."""
+    if returned is None or isinstance(returned, dict | str | bytes | bytearray):
+        raise TypeError(with_detail(BATCH_RESULTS_RULE, got(returned)))
+    if isinstance(returned, list | tuple):
+        results = list(returned)
+    else:
+        try:
+            items = iter(returned)
+        except TypeError:
+            raise TypeError(with_detail(BATCH_RESULTS_RULE, got(returned))) from None
+        results = list(itertools.islice(items, n + 1))
+        if len(results) > n:
+            raise TypeError(with_detail(BATCH_RESULTS_RULE, f"got more than {n} results for {n} params"))
+    if len(results) != n:
+        raise TypeError(with_detail(BATCH_RESULTS_RULE, f"got {len(results)} results for {n} params"))
+    return results
 
 
 def setup_failure_text(exc: BaseException) -> str:
@@ -217,24 +268,24 @@ def _read_outcome(task: EvaluationTask, raw: Any, measure_names: list[str], work
                        seconds=seconds, metrics=kept if isinstance(kept, dict) else None)
 
     if not isinstance(raw, dict):
-        return fail(f"evaluator returned {type(raw).__name__}, expected a dict with objective and measures")
+        return fail(with_detail("the evaluator must return a dict with objective and measures", got(raw)))
     objective = _as_float(raw.get("objective"))
     own_error = storable_text(_capped(raw["error"])) if isinstance(raw.get("error"), str) and raw["error"] else None
     if objective is None:
         if own_error:  # the evaluator's own reason for failing
             return fail(own_error)
-        return fail(f"objective is missing or not a finite number: {shown(raw.get('objective'))}")
+        return fail(_objective_problem(raw))
     given = raw.get("measures")
     given = {} if given is None else given  # not `or {}`, which asks an array for its truth
     if not isinstance(given, dict):
-        return fail(f"measures must be a dict, got {type(given).__name__}")
+        return fail(with_detail("measures must be a dict of name to number", got(given)))
     measures: dict[str, float] = {}
     for m in measure_names:
         if m not in given:
-            return fail(f"measure {m!r} is missing (returned: {shown(sorted(map(str, given)))})")
+            return fail(with_detail(f"measure {m!r} is missing", f"got measures: {shown(sorted(map(str, given)))}"))
         value = _as_float(given[m])
         if value is None:
-            return fail(f"measure {m!r} is not a finite number: {shown(given[m])}")
+            return fail(with_detail(f"measure {m!r} is not a finite number", got(given[m])))
         measures[m] = value
     for extra, value in given.items():  # more measures than the map's, kept by name (as text)
         if extra in measures:
@@ -245,12 +296,23 @@ def _read_outcome(task: EvaluationTask, raw: Any, measure_names: list[str], work
     metrics = raw.get("metrics")
     metrics = json_safe({} if metrics is None else metrics)
     if not isinstance(metrics, dict):  # every reader takes metrics by name
-        return fail(f"metrics must be a dict, got {type(raw.get('metrics')).__name__}")
+        return fail(with_detail("metrics must be a dict", got(raw.get("metrics"))))
     metrics.setdefault("eval_seconds", seconds)
     if own_error:  # an error beside an objective: kept, not dropped
         metrics.setdefault("error", own_error)
     return Outcome(task.evaluation_id, "done", objective=objective, measures=measures,
                    metrics=metrics, worker=worker, seconds=seconds)
+
+
+def _objective_problem(raw: dict[Any, Any]) -> str:
+    """Why ``raw`` (a dict) has no objective: no ``objective`` key, saying which keys it has
+    and that the spec's ``objective.name`` only labels the value returned as ``objective``;
+    or one that is not a finite number, saying what it is."""
+    if "objective" in raw:
+        return with_detail("objective is not a finite number", got(raw["objective"]))
+    keys = f"got keys: {shown([str(k) for k in raw])}" if raw else "got an empty dict"
+    return with_detail("the result has no 'objective' key: return it as {'objective': …}; the spec's "
+                       "objective.name only labels it", keys)
 
 
 def _as_float(value: Any) -> float | None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import traceback
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -95,6 +97,33 @@ class ProposerContext:
     evaluator_config: dict[str, Any] = dataclasses.field(default_factory=dict)
     goal: str = ""
     options_path: str = "search.options"  # where ``options`` sit in the campaign file, for errors
+
+
+class ProposerFailed(AtlasError, RuntimeError):
+    """The proposer raised (a bug in it, a plug-in's or ours): one line naming it, the phase
+    (``__init__``, ``restore``, ``ask``, ``tell``, ``state``…) and where it raised. Its
+    constructor's, before anything is written (:func:`search.proposers.build_proposer`); the
+    scheduler's phases stop the run as cleanly as a Ctrl-C (:mod:`search.scheduler`)."""
+
+
+def raised_error(exc: BaseException) -> str:
+    """``exc`` as one line: its type, the first line of its message, and where it was raised
+    (``KeyError: 'needed' (at hill_climb.py:12, in __init__)``)."""
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        where = f" (at {Path(last.filename).name}:{last.lineno}, in {last.name})"
+    lines = str(exc).strip().splitlines()
+    return (f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__) + where
+
+
+def construction_failed(proposer: str, campaign: str, exc: Exception) -> ProposerFailed:
+    """The error of a proposer's constructor that raised anything but an :class:`OptionError`
+    (a plug-in's bug): one line, raised before anything of the campaign is written."""
+    named = f"campaign {campaign!r}: " if campaign else ""
+    return ProposerFailed(f"{named}proposer {proposer} raised in __init__: {raised_error(exc)}; nothing was "
+                          f"written; fix the proposer (or its options), then run the campaign again")
 
 
 class OptionError(AtlasError, ValueError):

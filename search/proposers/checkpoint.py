@@ -39,6 +39,7 @@ import importlib.metadata
 import io
 import json
 import logging
+import math
 import re
 import struct
 import zipfile
@@ -80,7 +81,8 @@ def dumps(proposer: str, version: int, fields: Mapping[str, Any],
     """The checkpoint bytes of ``proposer``'s state (see the module docstring for the layout).
 
     Raises ``TypeError``/``ValueError`` (a bug in the proposer, not the user's input) for a
-    field that is not plain, finite JSON, an array of Python objects or a bad array name."""
+    field that is not plain, finite JSON (naming its path: ``fields.told: a NumPy int64 is not
+    JSON; convert it with int()``), an array of Python objects or a bad array name."""
     arrays = dict(arrays or {})
     for name, arr in arrays.items():
         if not _ARRAY_NAME.fullmatch(name):
@@ -89,10 +91,54 @@ def dumps(proposer: str, version: int, fields: Mapping[str, Any],
             raise TypeError(f"checkpoint array {name!r} holds Python objects; only numeric arrays are saved")
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "proposer": proposer, "version": int(version),
               "requires": dict(requires or {}), "fields": dict(fields), "arrays": sorted(arrays)}
-    text = json.dumps(header, allow_nan=False, separators=(",", ":"), sort_keys=True).encode()
+    try:
+        text = json.dumps(header, allow_nan=False, separators=(",", ":"), sort_keys=True).encode()
+    except (TypeError, ValueError) as exc:  # the value at fault, by its path, rather than the encoder's words
+        problem = _json_problem(header["fields"], "fields") or _json_problem(header["requires"], "requires")
+        if problem is None:
+            raise
+        raise type(exc)(problem) from None
     buf = io.BytesIO()
     np.savez(buf, allow_pickle=False, **{k: np.asarray(v) for k, v in arrays.items()})
     return MAGIC + _LENGTH.pack(len(text)) + text + buf.getvalue()
+
+
+def _an(kind: str) -> str:
+    return f"{'an' if kind[:1] in 'aeio' else 'a'} {kind}"
+
+
+def _json_problem(value: Any, path: str) -> str | None:
+    """Why the value at ``path`` is not plain, finite JSON, as ``path: reason; what to do``
+    (the first such value, depth first); None when it is. A NumPy scalar is refused rather
+    than converted: it would load back as another type (a Python ``int`` for an ``int64``),
+    and a resumed proposer must get back what it saved."""
+    if value is None or isinstance(value, bool | str | int):
+        return None
+    if isinstance(value, float):  # NumPy's float64 too: JSON keeps it bit for bit, and loads a float back equal
+        if math.isfinite(value):
+            return None
+        return f"{path}: {float(value)!r} is not finite JSON; put it in the checkpoint's arrays"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                return f"{path}: the key {key!r} is {_an(type(key).__name__)}; a field's keys are strings"
+            problem = _json_problem(item, f"{path}.{key}")
+            if problem is not None:
+                return problem
+        if len({type(key) for key in value}) > 1:
+            return f"{path}: its keys are of several types; a field's keys are strings"
+        return None
+    if isinstance(value, list | tuple):
+        return next((p for i, item in enumerate(value) if (p := _json_problem(item, f"{path}.{i}")) is not None),
+                    None)
+    kind = type(value).__name__
+    if isinstance(value, np.ndarray):
+        return f"{path}: an array is not JSON; put it in the checkpoint's arrays"
+    if isinstance(value, np.generic):
+        convert = {"b": "bool()", "i": "int()", "u": "int()", "f": "float()"}.get(value.dtype.kind)
+        how = f"convert it with {convert}" if convert else "put it in the checkpoint's arrays"
+        return f"{path}: a NumPy {kind} is not JSON; {how}"
+    return f"{path}: {_an(kind)} is not JSON; a field holds numbers, strings, lists and dicts of them"
 
 
 # -- reading -------------------------------------------------------------------

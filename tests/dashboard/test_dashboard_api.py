@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 import archive
+from archive.store import failure_group
 from dashboard import schemas
 from tests.dashboard.conftest import CAMPAIGNS
 
@@ -168,7 +169,7 @@ def test_failures_are_grouped_with_their_errors(client: TestClient, dash_url: st
         failed = handle.campaign("quad").evaluations(status="failed")
     assert body["total"] == len(failed) > 0
     assert sum(g["count"] for g in body["groups"]) == len(failed)
-    expected = Counter(r["error"].splitlines()[0] for r in failed)
+    expected = Counter(failure_group(r["error"]) for r in failed)
     assert {g["error"]: g["count"] for g in body["groups"]} == expected
     assert [g["count"] for g in body["groups"]] == sorted(expected.values(), reverse=True)
     assert any(h.startswith("RuntimeError: boom") for h in expected)  # the flaky evaluator's raise

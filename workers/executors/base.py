@@ -20,7 +20,9 @@ class ExecutorError(AtlasError, RuntimeError):
 
 @dataclasses.dataclass
 class ExecutorConfig:
-    """Plain values an executor needs (no campaign objects cross into workers/)."""
+    """Plain values an executor needs (no campaign objects cross into workers/). ``seed``:
+    the campaign's ``search.seed``, from which each worker's ``setup`` seed is derived
+    (:func:`workers.contract.setup_seed`)."""
 
     kind: str
     config: dict[str, Any]
@@ -33,6 +35,7 @@ class ExecutorConfig:
     max_in_flight: int = 16
     custom_resources: dict[str, float] = dataclasses.field(default_factory=dict)
     memory_mb: float | None = None
+    seed: int = 0
 
     @property
     def memory_bytes(self) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from workers import registry
-from workers.contract import EvalContext, Evaluator, device_for
+from workers.contract import EvalContext, Evaluator, device_for, setup_seed
 from workers.executors.base import SETUP_CHECK_S, Executor, ExecutorConfig, teardown_failure_text
 from workers.exit_guard import exit_refused
 from workers.runner import setup_failure_text
@@ -21,13 +21,17 @@ class InProcessExecutor(Executor):
     raises is such a failure (``sys.exit``, ``GeneratorExit``, any ``BaseException``), but
     a ``KeyboardInterrupt``: in this process it may be the user's Ctrl-C, which stops the
     run (before the campaign is written). An unusable ``max_batch_size`` is one too, and so
-    is ``os._exit`` called meanwhile (:mod:`workers.exit_guard`), here and in ``teardown``."""
+    is ``os._exit`` called meanwhile (:mod:`workers.exit_guard`), here and in ``teardown``.
+
+    ``setup`` gets ``ctx.seed`` = :func:`~workers.contract.setup_seed` of the campaign's seed
+    (``config.seed``) for worker 0; each evaluation its own seed (:func:`~workers.runner.run_tasks`)."""
 
     def __init__(self, config: ExecutorConfig) -> None:
         super().__init__(config)
         self._evaluator: Evaluator | None = None
         self._setup_error: BaseException | None = None
-        self._ctx = EvalContext(device=device_for(config.num_gpus), campaign=config.campaign)
+        seed = setup_seed(config.seed)  # the inline executor's one worker is worker 0
+        self._ctx = EvalContext(seed=seed, seeds=[seed], device=device_for(config.num_gpus), campaign=config.campaign)
         if config.num_gpus > 0 and self._ctx.device == "cpu":  # Ray refuses such a campaign; here it runs
             log.warning("resources.num_gpus asks for %g GPU per evaluation, but torch sees none here: the "
                         "evaluations run on the CPU (ctx.device 'cpu')", config.num_gpus)

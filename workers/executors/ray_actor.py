@@ -51,7 +51,7 @@ from typing import Any
 
 from entropy_atlas.storable import storable_text
 from workers import registry
-from workers.contract import EvalContext, device_for
+from workers.contract import EvalContext, device_for, setup_seed
 from workers.executors.base import ExecutorConfig, teardown_failure_text
 from workers.limits import cap_memory_growth, data_segment_bytes
 from workers.runner import (
@@ -78,11 +78,15 @@ class Stopped(BaseException):
 
 class EvaluatorActor:
     """Decorated with ``ray.remote`` (threaded: ``push`` and ``results`` run beside the
-    evaluation thread) by :class:`~workers.executors.ray_executor.RayExecutor`."""
+    evaluation thread) by :class:`~workers.executors.ray_executor.RayExecutor`. ``worker``:
+    the actor's place in the pool (0, 1, …; a replacement takes the place of the worker it
+    replaces), from which, with the campaign's seed, its ``setup``'s ``ctx.seed`` is derived
+    (:func:`~workers.contract.setup_seed`)."""
 
-    def __init__(self, config: ExecutorConfig) -> None:
+    def __init__(self, config: ExecutorConfig, worker: int = 0) -> None:
         self.config = config
-        self.ctx = EvalContext(device=device_for(config.num_gpus), campaign=config.campaign)
+        seed = setup_seed(config.seed, worker)  # setup's; each evaluation gets its own (run_tasks)
+        self.ctx = EvalContext(seed=seed, seeds=[seed], device=device_for(config.num_gpus), campaign=config.campaign)
         self._arrived: dict[int, list[EvaluationTask]] = {}  # batches pushed, by their number
         self._next = 0  # the number of the batch to run next
         self._done: list[Outcome] = []

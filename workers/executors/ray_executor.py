@@ -246,8 +246,8 @@ class RayExecutor(Executor):
             num_cpus=self.config.num_cpus, num_gpus=self.config.num_gpus, memory=self.config.memory_bytes,
             resources=dict(self.config.custom_resources) or None, max_restarts=0, max_concurrency=4,
         )
-        for _ in range(self._pool_size()):
-            self._slots.append(self._new_slot())
+        for place in range(self._pool_size()):
+            self._slots.append(self._new_slot(place))
         if self._started_ray:
             with contextlib.suppress(RayError):  # agents start with the head; actors once placed
                 ray.wait([s.ready for s in self._slots], num_returns=len(self._slots), timeout=30)
@@ -320,8 +320,9 @@ class RayExecutor(Executor):
             raise ExecutorError(_unplaceable(nodes, required))
         return max(1, min(self.config.max_in_flight, fits))
 
-    def _new_slot(self) -> _Slot:
-        actor = self._remote.remote(self.config)
+    def _new_slot(self, place: int) -> _Slot:
+        """An actor for the pool's place ``place`` (its setup seed follows it)."""
+        actor = self._remote.remote(self.config, place)
         return _Slot(actor, actor.ready.remote())
 
     def _is_ready(self, index: int) -> bool:
@@ -595,7 +596,7 @@ class RayExecutor(Executor):
         if slot.ready is None or not self._gcs_silent_now():
             with contextlib.suppress(Exception):
                 ray.kill(slot.actor)
-        self._slots[index] = self._new_slot()
+        self._slots[index] = self._new_slot(index)
 
 
 @contextlib.contextmanager
