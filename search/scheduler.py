@@ -38,7 +38,8 @@ go back ``pending`` with their attempt taken back, since a proposer's bug crashe
 them (with ``max_retries: 0`` a resume runs them, not marks them given up). What an ask returns is checked
 before it is stored (:class:`search.proposals.ProposalRows`): coordinates outside [0, 1] are
 clipped and params a proposer gives are repaired where the repair is plain
-(:meth:`SearchSpace.repair_proposed`); anything else (not a list of proposals, a point of
+(:meth:`SearchSpace.repair_proposed`; a clipped point marked ``clipped``, one warning a run);
+anything else (not a list of proposals, a point of
 another dimension or with a non-finite coordinate, params the space cannot take, meta JSON
 cannot store) stops the run as an ask that raised does; so do calls a ``take_calls`` returns
 that ``proposer_calls`` cannot hold (:func:`search.proposals.checked_calls`). A ``state()``

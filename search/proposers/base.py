@@ -35,8 +35,9 @@ class Proposal:
     ``params``, where given, are repaired as :meth:`SearchSpace.repair_proposed` allows
     (clipped into bounds, an ``int`` rounded, unknown and inactive keys dropped) and ``x``
     re-encoded from them unless it decodes to them; ``meta`` is a dict (None: empty) that
-    JSON can store; ``proposer`` a label of at most 64 characters. Anything else stops the
-    run with one line naming the proposer and the problem."""
+    JSON can store; ``proposer`` a label of at most 64 characters. A clipped point is stored
+    with ``clipped: true`` in its proposal, and the first of a run is one warning. Anything
+    else stops the run with one line naming the proposer and the problem."""
 
     x: np.ndarray
     params: dict[str, Any] | None = None
