@@ -293,7 +293,8 @@ def test_the_runs_own_map_on_a_full_disk_is_a_warning_and_leaves_no_file(tmp_pat
     assert len(lines) == 1, result.stderr
     line = lines[0]
     assert line == (f"warning: cannot write {full_disk / 'm.png'}: No space left on device; the run is complete and "
-                    f"stored: `atlas map quad --out FILE` draws its map"), line
+                    f"stored: `atlas map quad --storage sqlite:///{tmp_path / 'atlas.db'} --out FILE` draws its "
+                    "map"), line
     assert list(full_disk.iterdir()) == []
 
 

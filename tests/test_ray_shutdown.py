@@ -119,8 +119,9 @@ def test_a_sigterm_while_ray_shuts_down_at_the_end_of_a_run_is_the_commands_stop
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines and json.loads(lines[-1].removeprefix("RESULT ")) == {"code": 130, "signalled": True, "gone": True}
     said = [line for line in done.stderr.splitlines() if line.startswith("stopped")]
-    assert said == ["stopped after the campaign finished; `atlas status quad` and `atlas map quad --out FILE` "
-                    "show it"], done.stderr[-3000:]
+    on = f"--storage sqlite:///{db}"  # the hints name the storage the run was given
+    assert said == [f"stopped after the campaign finished; `atlas status quad {on}` and `atlas map quad {on} "
+                    "--out FILE` show it"], done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     with archive.open(f"sqlite:///{db}") as handle:
         campaign = handle.campaign("quad")
