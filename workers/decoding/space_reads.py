@@ -70,12 +70,18 @@ def never_read_problems(space: Space, defaults: Mapping[str, Any]) -> list[str]:
                             f"choices): it has no effect in any evaluation; add {first} to space.sampler.choices "
                             "or remove it")
         else:
-            source = ("evaluator.config.defaults.sampler" if "sampler" in defaults
-                      else "the default: evaluator.config.defaults sets no sampler")
+            source = _sampler_source(defaults)
             problems.append(f"space.{name}: {readers}, but the space has no sampler parameter and every evaluation "
                             f"uses {_samplers(values)} ({source}): it is never read; set evaluator.config.defaults: "
                             f"{{sampler: {first}}} or add a sampler parameter to the space")
     return problems + _never_read_defaults(space, defaults)
+
+
+def _sampler_source(defaults: Mapping[str, Any]) -> str:
+    """Where every evaluation's sampler comes from, when the space has no ``sampler``."""
+    if "sampler" in defaults:
+        return "evaluator.config.defaults.sampler"
+    return "the default: evaluator.config.defaults sets no sampler"
 
 
 def _never_read_defaults(space: Space, defaults: Mapping[str, Any]) -> list[str]:
@@ -95,8 +101,7 @@ def _never_read_defaults(space: Space, defaults: Mapping[str, Any]) -> list[str]
                             f"choices): it has no effect in any evaluation; add {first} to space.sampler.choices or "
                             "remove it from evaluator.config.defaults")
         else:
-            source = ("evaluator.config.defaults.sampler" if "sampler" in defaults
-                      else "the default: evaluator.config.defaults sets no sampler")
+            source = _sampler_source(defaults)
             problems.append(f"{key}: {readers}, but the space has no sampler parameter and every evaluation uses "
                             f"{_samplers(values)} ({source}): it is never read; remove it, or set "
                             f"evaluator.config.defaults: {{sampler: {first}}}")
