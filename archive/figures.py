@@ -20,7 +20,11 @@ Figures are drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas att
 (:func:`new_figure`), never through ``pyplot``: nothing here needs a window, a figure
 manager or a GUI backend, importing the module sets no backend for its caller, and a
 figure is freed with its last reference (no ``plt.close``). The files are the ones
-``pyplot`` with ``MPLBACKEND=Agg`` writes.
+``pyplot`` with ``MPLBACKEND=Agg`` writes. Each figure is built by a function that returns
+it (:func:`map_figure`, :func:`elite_map_figure`, :func:`pareto_front_figure`: what
+:meth:`archive.handle.CampaignHandle.map_figure` gives a notebook, which shows it) and
+written by one that builds it, then saves it (:func:`draw_map`, :func:`elite_map`,
+:func:`pareto_front`: what ``atlas`` writes).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from archive.outside import figure_note, outside_axes
 from archive.records import CampaignSettings, MapData, Stats
 from archive.stats import non_dominated
 from archive.units import with_unit
+from entropy_atlas.scores import qd_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -131,18 +136,26 @@ def wrapped(text: str, width: int) -> str:
 
 
 def map_title(name: str, s: Stats) -> str:
-    """The line over an elite map: cells filled, QD-score and best."""
+    """The line over an elite map: cells filled, QD-score (as the command line shows it,
+    :func:`entropy_atlas.scores.qd_text`: ``18579.6``, where the map had said ``1.858e+04``)
+    and best."""
     best = "—" if s.best_objective is None else f"{s.best_objective:.4g}"
     return (f"{name}: {s.elites}/{s.cells} cells ({s.coverage:.1%}), "
-            f"QD-score {s.qd_score:.4g}, best {best}")
+            f"QD-score {qd_text(s.qd_score)}, best {best}")
 
 
 def draw_map(path: Path, data: MapData) -> Path:
-    """:func:`elite_map` of a campaign's :class:`~archive.records.MapData`, titled by
+    """Write :func:`map_figure` of ``data`` to ``path`` (PNG, SVG or PDF by suffix: :func:`save`)."""
+    save(map_figure(data), path)
+    return path
+
+
+def map_figure(data: MapData) -> Figure:
+    """:func:`elite_map_figure` of a campaign's :class:`~archive.records.MapData`, titled by
     :func:`map_title`; a map of no elite says how many evaluations failed where its stats
     counted them."""
-    return elite_map(path, data.layout, data.settings, data.elites, map_title(data.name, data.stats),
-                     failed=data.stats.counts.get("failed"))
+    return elite_map_figure(data.layout, data.settings, data.elites, map_title(data.name, data.stats),
+                            failed=data.stats.counts.get("failed"))
 
 
 def empty_note(failed: int | None = None) -> str:
@@ -159,9 +172,17 @@ def _say_empty(ax: Axes, note: str) -> None:
 
 def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]],
               title: str, failed: int | None = None) -> Path:
-    """Write the elite map of ``elites`` (rows with cell, objective and measures) over
-    ``layout`` to ``path`` (PNG, SVG or PDF by suffix); ``title`` and every name drawn as
-    written (:func:`plain_text`), long ones wrapped (:func:`wrapped`).
+    """Write :func:`elite_map_figure` to ``path`` (PNG, SVG or PDF by suffix: :func:`save`)."""
+    save(elite_map_figure(layout, settings, elites, title, failed), path)
+    return path
+
+
+def elite_map_figure(layout: CellLayout, settings: CampaignSettings, elites: list[dict[str, Any]],
+                     title: str, failed: int | None = None) -> Figure:
+    """The elite map of ``elites`` (rows with cell, objective and measures) over ``layout``,
+    a :class:`~matplotlib.figure.Figure` on the Agg canvas (:func:`new_figure`, no ``pyplot``
+    state); ``title`` and every name drawn as written (:func:`plain_text`), long ones
+    wrapped (:func:`wrapped`).
 
     Cells: coloured by their elite's objective on a perceptually uniform, colour-blind safe
     scale (viridis; reversed for a minimised objective, so the better elite is always the
@@ -206,8 +227,7 @@ def elite_map(path: Path, layout: CellLayout, settings: CampaignSettings, elites
             ax.set_ylabel(wrapped(_axis_label(layout.axes[1], settings), 60))
         ax.set_title(_heading(title, note, 72 if two else 84), fontsize=10)
         tight_layout(fig)
-    save(fig, path)
-    return path
+    return fig
 
 
 def _heading(title: str, note: str, width: int) -> str:
@@ -504,7 +524,15 @@ OFF_SCALE_MARKERS = (("^", 1, 1), ("v", 1, -1), (">", 0, 1), ("<", 0, -1))  # ma
 
 def pareto_front(path: Path, name: str, settings: CampaignSettings, rows: list[dict[str, Any]],
                  measure_axes: Sequence[MeasureAxis] = (), failed: int | None = None) -> Path:
-    """Objective against each measure, every done evaluation in ``rows`` as a point, and
+    """Write :func:`pareto_front_figure` to ``path`` (PNG, SVG or PDF by suffix: :func:`save`)."""
+    save(pareto_front_figure(name, settings, rows, measure_axes, failed), path)
+    return path
+
+
+def pareto_front_figure(name: str, settings: CampaignSettings, rows: list[dict[str, Any]],
+                        measure_axes: Sequence[MeasureAxis] = (), failed: int | None = None) -> Figure:
+    """A :class:`~matplotlib.figure.Figure` on the Agg canvas (:func:`new_figure`, no
+    ``pyplot`` state) of the objective against each measure, every done evaluation in ``rows`` as a point, and
     the two-objective Pareto front (objective and that measure, each in its direction:
     ``settings.measure_directions``, maximise by default) drawn as a step line; names as
     written (:func:`plain_text`), long ones wrapped (:func:`wrapped`).
@@ -568,5 +596,4 @@ def pareto_front(path: Path, name: str, settings: CampaignSettings, rows: list[d
     fig.suptitle(wrapped(f"{name}: {settings.objective} against each measure, {shown}", 60 * len(names)),
                  fontsize=10)
     tight_layout(fig)
-    save(fig, path)
-    return path
+    return fig

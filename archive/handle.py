@@ -33,7 +33,7 @@ import numbers
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from sqlalchemy import select
@@ -48,6 +48,9 @@ from archive.outside import Outside, outside_axes
 from archive.records import CampaignRecord, CampaignSettings, MapData, Stats, scheduler_is_live, unfinished_split
 from archive.store import ELITE_FIELDS, Store
 from entropy_atlas.validation import a_type
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def storage_url(storage: object, argument: str = "storage") -> str:
@@ -143,6 +146,12 @@ def check_open(store: Store) -> None:
                            f"archive.open(URL)")
     if store.file is not None and (problem := missing_file(shown_url(store.url), store.file)) is not None:
         raise problem
+
+
+def _check_map_data(data: object) -> None:
+    """A ``TypeError`` where ``data`` (of :meth:`CampaignHandle.map`) is neither None nor a :class:`MapData`."""
+    if data is not None and not isinstance(data, MapData):
+        raise TypeError(f"data: must be map_data()'s MapData or None, got {shown_value(data)}")
 
 
 def shown_value(value: object) -> str:
@@ -324,19 +333,46 @@ class CampaignHandle:
         return outside_axes(self.layout.axes, elites)
 
     def map(self, path: str | Path, data: MapData | None = None) -> Path:
-        """The elite map as a figure (:func:`archive.figures.draw_map`) of ``data`` (default:
-        :meth:`map_data`, read now); ``path`` checked as the command line checks it
-        (:func:`archive.outputs.check_output`)."""
-        from archive.figures import draw_map
+        """Write the elite map (:meth:`map_figure`) of ``data`` (default: :meth:`map_data`,
+        read now) to ``path``, PNG, SVG or PDF by its suffix; ``path`` checked as the command
+        line checks it (:func:`archive.outputs.check_output`). Returns ``path``."""
+        from archive.figures import save
 
         path = output_path(path)
-        if data is not None and not isinstance(data, MapData):
-            raise TypeError(f"data: must be map_data()'s MapData or None, got {shown_value(data)}")
+        _check_map_data(data)
         check_output(path, FIGURE_SUFFIXES, self.store.url)
-        return draw_map(path, self.map_data() if data is None else data)
+        save(self.map_figure(data), path)
+        return path
+
+    def map_figure(self, data: MapData | None = None) -> Figure:
+        """The elite map (:func:`archive.figures.map_figure`) of ``data`` (default:
+        :meth:`map_data`, read now) as a :class:`matplotlib.figure.Figure`, written nowhere:
+        a notebook shows it as a cell's last value (``camp.map_figure()``), and
+        ``fig.savefig(...)`` writes it. It is drawn on matplotlib's object API (the Agg
+        canvas, never ``pyplot``): no figure is added to ``pyplot``'s figures, no backend
+        is set, and it is freed with its last reference. :meth:`map` writes the same figure
+        to a file."""
+        from archive.figures import map_figure
+
+        _check_map_data(data)
+        return map_figure(self.map_data() if data is None else data)
 
     def front(self, path: str | Path, minimize: str | Iterable[str] = (), *, cli_words: bool = False) -> Path:
-        """Objective against each measure with its Pareto front (:func:`archive.figures.pareto_front`),
+        """Write :meth:`front_figure` (``minimize`` and ``cli_words`` as there) to ``path``,
+        PNG, SVG or PDF by its suffix, checked as the command line checks it
+        (:func:`archive.outputs.check_output`) once ``minimize`` is. Returns ``path``."""
+        from archive.figures import save
+
+        settings = self._front_settings(minimize, cli_words)
+        path = output_path(path)
+        check_output(path, FIGURE_SUFFIXES, self.store.url)
+        save(self._front_figure(settings), path)
+        return path
+
+    def front_figure(self, minimize: str | Iterable[str] = (), *, cli_words: bool = False) -> Figure:
+        """Objective against each measure with its Pareto front (:func:`archive.figures.pareto_front_figure`)
+        as a :class:`matplotlib.figure.Figure`, written nowhere (drawn as :meth:`map_figure`
+        is: no ``pyplot`` state; :meth:`front` writes it to a file),
         each measure in the direction the search gave it (``mo-bo``'s ``measure_directions``),
         else maximised; ``minimize`` names measures to minimise in this figure whatever the
         search said (an entropy where lower is the aim): one name (a str, which had been read
@@ -344,22 +380,27 @@ class CampaignHandle:
         :class:`~archive.errors.UnknownMeasure`, naming the measures and the argument as Python's
         (``minimize='zz'``; ``cli_words``: as ``atlas front``'s flag, ``--minimize zz``). With no
         done evaluation, each measure's axis spans its range and the figure says how many
-        failed (:func:`archive.figures.pareto_front`)."""
-        from archive.figures import pareto_front
+        failed."""
+        return self._front_figure(self._front_settings(minimize, cli_words))
 
+    def _front_settings(self, minimize: str | Iterable[str], cli_words: bool) -> CampaignSettings:
+        """The campaign's settings with the measures ``minimize`` names minimised (checked:
+        :meth:`front_figure`)."""
         minimize = measure_names("minimize", minimize)
         unknown = [m for m in minimize if m not in self.settings.measures]
         if unknown:
             given = f"--minimize {unknown[0]}" if cli_words else f"minimize={unknown[0]!r}"
             raise UnknownMeasure(f"{given}: not a measure of campaign {self.name!r} "
                                  f"(measures: {', '.join(self.settings.measures)})")
-        path = output_path(path)
-        check_output(path, FIGURE_SUFFIXES, self.store.url)
-        settings = dataclasses.replace(self.settings, measure_directions={
+        return dataclasses.replace(self.settings, measure_directions={
             **self.settings.measure_directions, **dict.fromkeys(minimize, "minimize")})
+
+    def _front_figure(self, settings: CampaignSettings) -> Figure:
+        from archive.figures import pareto_front_figure
+
         rows = self.evaluations(status="done")
         failed = None if rows else self.stats().counts["failed"]
-        return pareto_front(path, self.name, settings, rows, measure_axes=self.layout.axes, failed=failed)
+        return pareto_front_figure(self.name, settings, rows, measure_axes=self.layout.axes, failed=failed)
 
     def law(self, measure: str | None = None, mode: str | None = None, by: str | None = None) -> Any:
         """The entropy-performance law R = −a·exp(H) + b over the done evaluations, an

@@ -367,8 +367,8 @@ def prepare(store: Store, spec: CampaignSpec, executor: str, address: str | None
 
 
 def _prepare(store: Store, spec: CampaignSpec, ex: Executor, checked: CheckedProposer | None = None,
-             source: str = "campaign", budget_source: str | None = None) -> PreparedRun:
-    plan = plan_campaign(store, spec, checked.setup.layout if checked else None, source, budget_source)
+             source: str = "campaign", budget_source: str | None = None, cli_words: bool = False) -> PreparedRun:
+    plan = plan_campaign(store, spec, checked.setup.layout if checked else None, source, budget_source, cli_words)
     if checked is not None and plan.existing is None:
         return PreparedRun(plan, checked.setup, checked.proposer, ex)
     # The plan's spec: a campaign continued by an equivalent file (defaults written out) runs as stored.
@@ -400,9 +400,9 @@ class RunSettings:
 def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Stats], None] | None,
          run_settings: RunSettings, checked: CheckedProposer | None = None, source: str = "campaign",
          setup_checked: bool = False, budget_source: str | None = None, warning: str | None = None,
-         on_warning: Callable[[str], None] = _logged) -> Stats:
+         on_warning: Callable[[str], None] = _logged, cli_words: bool = False) -> Stats:
     try:
-        prepared = _prepare(store, spec, ex, checked, source, budget_source)
+        prepared = _prepare(store, spec, ex, checked, source, budget_source, cli_words)
         if warning is not None:  # once the plan is taken: a refusal stands alone
             on_warning(warning)
         ex.start()  # Ray's address and resources are refused before the campaign is written
@@ -434,7 +434,10 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path,
     anything is done. A refused campaign's errors name ``source`` (default: the file's
     path, when given one), a refused ``name`` or ``budget`` the override too, as Python's
     argument (``c1.yaml with budget=200``; ``cli_words``: as ``atlas``'s flag, ``c1.yaml
-    with --budget 200``, which the command line passes). Each of the file's warnings
+    with --budget 200``, which the command line passes), and so does the way on that a
+    refusal gives: ``use another name=…, or resume it with `api.resume('c1', …)```, ``run
+    more with budget= above 12`` (``cli_words``: ``--name``, ``atlas resume c1``, ``--budget``:
+    :func:`~search.campaigns.plan_campaign`). Each of the file's warnings
     (:func:`~search.spec.spec_warnings`: ``search.batch_size: 10 is more than the budget (3)``)
     is given once every check that needs no workers has passed, so that a refusal stands
     alone: to ``on_warning``, where given (``atlas run`` prints them so), else logged at
@@ -462,7 +465,7 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path,
         checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
         if unreachable is not None:  # what the look ahead met, said after the checks that need no storage
             raise unreachable
-        stored = ahead.holds(spec, source, budget_source)  # a changed spec is refused before the workers start
+        stored = ahead.holds(spec, source, budget_source, cli_words)  # a changed spec: refused before the workers start
     for warning in spec_warnings(spec):  # once the checks that need no workers have passed: a refusal
         warn(warning)  # stands alone
     try:
@@ -477,7 +480,7 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path,
         raise
     try:
         return _run(store, spec, ex, progress, run_settings, checked, source, setup_checked=True,
-                    budget_source=budget_source)
+                    budget_source=budget_source, cli_words=cli_words)
     finally:
         store.close()
 
@@ -560,17 +563,19 @@ class _StorageAhead:
         refuse_busy(record, lease_ttl_s)
         return None
 
-    def holds(self, spec: CampaignSpec, source: str, budget_source: str | None = None) -> bool:
+    def holds(self, spec: CampaignSpec, source: str, budget_source: str | None = None,
+              cli_words: bool = False) -> bool:
         """Whether the storage holds campaign ``spec.name``; one that ``spec`` may not
         continue (another spec, a budget below what it has, a failed campaign whose budget
-        is spent) is refused here (:func:`~search.campaigns.plan_campaign`)."""
+        is spent) is refused here (:func:`~search.campaigns.plan_campaign`), in the caller's
+        words (``cli_words``)."""
         if self.error is not None:
             raise self.error
         if self.store is None:
             return self.behind
         if self.store.campaign(spec.name) is None:
             return False
-        plan_campaign(self.store, spec, source=source, budget_source=budget_source)
+        plan_campaign(self.store, spec, source=source, budget_source=budget_source, cli_words=cli_words)
         return True
 
 
@@ -606,7 +611,8 @@ def resume(name: str, storage: str | os.PathLike[str] | None = None, executor: s
             lowered = lowered_budget_warning(name, budget, record.settings.budget, store.count_created(record.id),
                                              cli_words)
         return _run(store, spec, checked_executor(spec, executor, address, source), progress, run_settings,
-                    source=source, budget_source=budget_source, warning=lowered, on_warning=warn)
+                    source=source, budget_source=budget_source, warning=lowered, on_warning=warn,
+                    cli_words=cli_words)
     finally:
         store.close()
 

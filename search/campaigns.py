@@ -154,8 +154,19 @@ def _options_filled(algorithm: str, ctx: ProposerContext) -> dict[str, Any]:
     return filled
 
 
+def resume_words(name: str, budget: int | None = None, cli_words: bool = False) -> str:
+    """How a refusal tells the caller to resume campaign ``name`` (at ``budget``): as a call
+    of the Python API (``api.resume('quad', budget=13, …)``, the ``…`` its storage and
+    executor), or, with ``cli_words``, as the command (``atlas resume quad --budget 13``),
+    which ``atlas`` completes with its storage and executor."""
+    if cli_words:
+        return f"atlas resume {name}" + ("" if budget is None else f" --budget {budget}")
+    return f"api.resume({name!r}" + ("" if budget is None else f", budget={budget}") + ", …)"
+
+
 def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = None,
-                  source: str = "campaign", budget_source: str | None = None) -> CampaignPlan:
+                  source: str = "campaign", budget_source: str | None = None,
+                  cli_words: bool = False) -> CampaignPlan:
     """Check that ``spec`` may run in ``store`` without writing anything.
 
     A new name is a new campaign, on ``layout`` (the spec's own, :func:`layout_for`,
@@ -171,7 +182,10 @@ def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = 
     is compared, not the hash stored with it. A refused budget names ``budget_source``
     (where the budget came from: ``c1.yaml with --budget 200``; default ``source``, the file).
     A campaign that failed fast with its budget spent (:func:`check_not_spent`) is
-    :class:`BudgetSpent`: a run would evaluate nothing.
+    :class:`BudgetSpent`: a run would evaluate nothing. Each refusal says the way on in the
+    caller's words: Python's (``use another name=…``, ``api.resume('quad', …)``, ``budget=``),
+    or, with ``cli_words`` (``atlas``), the command line's (``--name``, ``atlas resume quad``,
+    ``--budget``).
     """
     existing = store.campaign(spec.name)
     if existing is None:
@@ -184,22 +198,24 @@ def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = 
         if old.spec_hash(was) != spec.spec_hash(now):
             raise CampaignConflict(
                 f"campaign {spec.name!r} already exists with a different spec (changed: "
-                f"{', '.join(_changes(old, spec, was, now))}); use another --name, or resume it with "
-                f"`atlas resume {spec.name}`"
+                f"{', '.join(_changes(old, spec, was, now))}); use another {'--name' if cli_words else 'name=…'}, "
+                f"or resume it with `{resume_words(spec.name, cli_words=cli_words)}`"
             )
         spec = old.model_copy(update={"search": old.search.model_copy(
             update={key: getattr(spec.search, key) for key in RUN_LIMITS})})
     if old.search.budget != spec.search.budget:
-        check_budget(store, existing.id, spec, budget_source or source, stored=old.search.budget)
-    check_not_spent(store, existing, spec)
+        check_budget(store, existing.id, spec, budget_source or source, stored=old.search.budget,
+                     cli_words=cli_words)
+    check_not_spent(store, existing, spec, cli_words)
     return CampaignPlan(spec, existing, stored_layout)
 
 
-def check_not_spent(store: Store, existing: CampaignRecord, spec: CampaignSpec) -> None:
+def check_not_spent(store: Store, existing: CampaignRecord, spec: CampaignSpec, cli_words: bool = False) -> None:
     """Raise :class:`BudgetSpent` where campaign ``existing`` stopped ``failed`` (fail-fast)
     with every evaluation of ``spec``'s budget created and finished: the run would evaluate
     nothing and only mark it ``finished``. The line says how many failed and the budget that
-    tries again (the failed ones' number more). Rows left unfinished still run."""
+    tries again (the failed ones' number more), as a call of :func:`search.api.resume` or,
+    with ``cli_words``, as ``atlas resume`` (:func:`resume_words`). Rows left unfinished still run."""
     if existing.status != "failed":
         return
     stats = store.stats(existing.id, 0)
@@ -210,7 +226,7 @@ def check_not_spent(store: Store, existing: CampaignRecord, spec: CampaignSpec) 
     raise BudgetSpent(
         f"campaign {spec.name!r} failed with its budget of {budget} spent ({failed} of its {stats.created} "
         f"evaluations failed): nothing is left to run; to try again, raise the budget: "
-        f"`atlas resume {spec.name} --budget {stats.created + max(failed, 1)}` runs {max(failed, 1)} more")
+        f"`{resume_words(spec.name, stats.created + max(failed, 1), cli_words)}` runs {max(failed, 1)} more")
 
 
 def commit_campaign(store: Store, plan: CampaignPlan, limits: bool = True) -> CampaignRecord:
@@ -233,17 +249,19 @@ def commit_campaign(store: Store, plan: CampaignPlan, limits: bool = True) -> Ca
 
 
 def check_budget(store: Store, campaign_id: int, spec: CampaignSpec, source: str = "campaign",
-                 stored: int | None = None) -> None:
+                 stored: int | None = None, cli_words: bool = False) -> None:
     """Raise :class:`SpecError` when ``spec``'s budget is below the evaluations the
-    campaign already has, naming ``source`` (where the budget came from) and how to go on:
-    ``atlas resume`` at the ``stored`` budget (one a ``--budget`` raised past the file's), or
-    a larger ``--budget``."""
+    campaign already has, naming ``source`` (where the budget came from) and how to go on,
+    in the caller's words: a resume at the ``stored`` budget (one a larger budget raised
+    past the file's), or a larger budget: ``api.resume('quad', …)`` and ``budget=``, or,
+    with ``cli_words``, ``atlas resume quad`` and ``--budget``."""
     created = store.count_created(campaign_id)
     if spec.search.budget < created:
         kept = "" if stored is None else f" (its budget is {stored})"
         raise SpecError([f"search.budget: {spec.search.budget} is below the {created} evaluations "
-                         f"campaign {spec.name!r} already has; continue it with `atlas resume {spec.name}`{kept}, "
-                         f"or run more with a --budget above {created}"], source)
+                         f"campaign {spec.name!r} already has; continue it with "
+                         f"`{resume_words(spec.name, cli_words=cli_words)}`{kept}, or run more with "
+                         f"{'a --budget' if cli_words else 'budget='} above {created}"], source)
 
 
 def write_limits(store: Store, record: CampaignRecord, spec: CampaignSpec) -> None:
@@ -251,12 +269,13 @@ def write_limits(store: Store, record: CampaignRecord, spec: CampaignSpec) -> No
     the stored spec; the rest of it stays as it was written (``spec`` may say the same run
     in other words: :func:`plan_campaign`). A new budget is checked again here, under the
     run's lease: the evaluations counted when the run was planned may have grown since, by
-    the run that held the campaign then."""
+    the run that held the campaign then. Its refusal keeps ``atlas``'s words (the scheduler
+    that calls it does not know its caller's)."""
     stored = record.spec
     limits = {key: getattr(spec.search, key) for key in RUN_LIMITS}
     if any(stored["search"].get(key, _MISSING) != value for key, value in limits.items()):
         if stored["search"].get("budget") != spec.search.budget:
-            check_budget(store, record.id, spec, stored=stored["search"]["budget"])
+            check_budget(store, record.id, spec, stored=stored["search"]["budget"], cli_words=True)
         written = {**stored, "search": {**stored["search"], **limits}}
         store.update_campaign(record.id, spec=written, default_units=evaluator_units(spec))
 

@@ -19,6 +19,7 @@ from rich.cells import cell_len
 from rich.markup import escape as markup_escape
 from rich.table import Table
 
+from entropy_atlas.scores import qd_text  # the run's lines, `atlas status`, the elite map's title
 from search.consoles import console, escape, hinted
 from search.plain_table import PLAIN_ROWS, plain_table
 from search.printable import printable
@@ -134,13 +135,6 @@ def _fits(table: Table) -> bool:
 
 def _number(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}g}"
-
-
-def qd_text(value: float | None) -> str:
-    """A QD-score as every line of the command line shows it (the run's progress and
-    summary, ``atlas status`` and ``atlas status NAME``): 6 significant digits, ``18579.6``,
-    where the list and the progress bar had shown ``1.858e+04`` of the same score."""
-    return _number(value, 6)
 
 
 # (header, the cell of a status row, which columns go first when the console is narrow: 0 never)

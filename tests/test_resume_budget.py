@@ -118,7 +118,7 @@ def test_the_python_api_refuses_a_spent_failed_campaign_too(tmp_path: Path, monk
     url = f"sqlite:///{tmp_path / 'atlas.db'}"
     with pytest.raises(BudgetSpent, match=r"budget of 12 spent"):
         api.resume("quad", storage=url, executor="inline")
-    with pytest.raises(BudgetSpent, match=r"--budget 24"):
+    with pytest.raises(BudgetSpent, match=r"`api\.resume\('quad', budget=24, …\)`"):
         api.run(path, storage=url, executor="inline")
     store = Store(url, readonly=True)
     try:
