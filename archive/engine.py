@@ -415,6 +415,33 @@ def absolute_hint(path: Path, folder: bool = False) -> str | None:
             f"sqlite:///{quote(str(absolute), safe='/~')}")
 
 
+def host_and_file_problem(parsed: URL) -> str:
+    """SQLite URL ``parsed`` with a host and a file (``sqlite://tmp/x.db``: two slashes make
+    ``tmp`` a host, which SQLite ignores, and would open ``x.db`` in the working folder): the
+    refusal, with the URLs of the path meant, absolute and relative."""
+    meant = f"{parsed.host}/{parsed.database}"
+    return (f"{parsed} names a host ({parsed.host}), which SQLite ignores: it would open {parsed.database} in the "
+            f"working folder; for the file {meant} write {parsed.drivername}:///{meant} (relative to the working "
+            f"folder) or {parsed.drivername}:////{meant} (absolute)")
+
+
+def two_slashes_hint(parsed: URL) -> str | None:
+    """Where SQLite URL ``parsed`` names a host and no file (``sqlite://x.db``: two slashes
+    make ``x.db`` a host, which SQLite ignores, and the database in-memory), the URLs of
+    three and four slashes that name it as a file: ``sqlite:///x.db`` relative to the
+    working folder, ``sqlite:////abs/x.db`` absolute. Else None."""
+    if not parsed.host or sqlite_file(parsed) is not None:
+        return None
+    name = quote(parsed.host, safe="/~")
+    try:
+        here = f" ({Path.cwd()})"
+    except OSError:  # the working folder removed
+        here = ""
+    return (f"two slashes read {parsed.host} as a host, not a file; use three for a file relative to the working "
+            f"folder{here}, {parsed.drivername}:///{name}, or four for an absolute path, "
+            f"{parsed.drivername}:////abs/{name}")
+
+
 def new_file_problem(url: str, path: Path) -> StorageURLError | None:
     """Why SQLite file ``path`` of storage ``url`` cannot be opened for writing, found before
     anything is made: a path there that is no regular file, a file where one of its folders
@@ -443,7 +470,11 @@ def _sqlite_engine(parsed: URL, readonly: bool) -> Engine:
         raise StorageURLError(f"a SQLite storage takes no URL options (got {options}): read commands (status, "
                               f"elites, export, map, dashboard, …) open it read-only themselves")
     path = sqlite_file(parsed)
+    if path is not None and parsed.host:
+        raise StorageURLError(host_and_file_problem(parsed))
     if path is None:
+        if (slashes := two_slashes_hint(parsed)) is not None:
+            raise StorageURLError(f"{parsed} is an in-memory database: {slashes}")
         if readonly:
             raise StorageURLError(f"{parsed} is an in-memory database: nothing to read")
         raise StorageURLError(f"{parsed} is an in-memory database: what a run writes would go with it; name a "

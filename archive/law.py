@@ -86,7 +86,10 @@ below 1); ``per-run`` counts the runs whose ceiling does. A reading's warnings a
 :attr:`LawReading.warnings` (:func:`reading_warnings`), in its ``to_dict()`` too.
 
 Errors name an argument as the Python call and the CLI both spell it: ``measure
-(--measure)``, ``mode (--mode)``, ``by (--by)``.
+(--measure)``, ``mode (--mode)``, ``by (--by)``; a value to give it as the command line
+types it, then the call: ``--mode cross-configuration (mode='cross-configuration' from
+Python)`` (:data:`CROSS_WORDS`), where ``mode (--mode) cross-configuration`` had read as
+neither.
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ DEFAULT_MEASURE = "final_entropy"
 MIN_POINTS = 3
 PER_RUN, POOLED, CROSS = "per-run", "pooled", "cross-configuration"
 MODES = (PER_RUN, POOLED, CROSS)
+CROSS_WORDS = f"--mode {CROSS} (mode={CROSS!r} from Python)"  # how an error says to fit across configurations
 TRAJECTORY = "trajectory"  # the metric that holds a run's checkpoints
 TRAIN_ENTROPY, VAL_ACCURACY = "train_entropy", "val_accuracy"  # its H and R columns
 WEAK_R2 = 0.3  # below this, the fitted law explains too little of R to read a ceiling from it
@@ -641,13 +645,13 @@ def _reading(name: str, settings: CampaignSettings, done: list[dict[str, Any]], 
     if measure is not None:
         raise LawFitError(f"measure (--measure) chooses the cross-configuration fit's H; the {mode} fit uses "
                           f"each run's {TRAIN_ENTROPY} (metrics.{TRAJECTORY}): drop measure (--measure) for the "
-                          f"{mode} fit, or fit {measure} across configurations with mode (--mode) {CROSS}")
+                          f"{mode} fit, or fit {measure} across configurations with {CROSS_WORDS}")
     runs, skipped = _run_fits(done)
     if mode == PER_RUN:
         if not runs:
             raise LawFitError(f"campaign {name!r} has no done evaluation with a trajectory of at least "
                               f"{MIN_POINTS} checkpoints ({len(done)} done); fit across configurations "
-                              f"with mode (--mode) {CROSS}")
+                              f"with {CROSS_WORDS}")
         return LawReading(PER_RUN, name, TRAIN_ENTROPY, VAL_ACCURACY, runs=runs, skipped=skipped)
     hs: list[float] = []
     rs: list[float] = []
@@ -659,8 +663,8 @@ def _reading(name: str, settings: CampaignSettings, done: list[dict[str, Any]], 
         rs += r
     if len(hs) < MIN_POINTS:
         raise LawFitError(f"campaign {name!r} has {len(hs)} trajectory checkpoint(s) over its done evaluations; "
-                          f"the pooled law needs at least {MIN_POINTS} (fit across configurations with "
-                          f"mode (--mode) {CROSS})")
+                          f"the pooled law needs at least {MIN_POINTS}; fit across configurations with "
+                          f"{CROSS_WORDS}")
     fit = fit_law(hs, rs, measure=TRAIN_ENTROPY, objective=VAL_ACCURACY)
     return LawReading(POOLED, name, TRAIN_ENTROPY, VAL_ACCURACY, fit=fit,
                       skipped=[s for s in skipped if s[1] == "no trajectory"])

@@ -181,7 +181,8 @@ def check_by(name: str, settings: CampaignSettings, done: list[dict[str, Any]], 
         raise LawFitError(f"campaign {name!r} has no parameter named {by!r} to group by (parameters: {listed})")
     if mode == PER_RUN:
         raise LawFitError(f"by (--by) groups the {POOLED} or {CROSS} fit; the {PER_RUN} fit is one fit per run "
-                          f"already: drop by (--by), or choose mode (--mode) {POOLED} or {CROSS}")
+                          f"already: drop by (--by), or choose --mode {POOLED} or {CROSS} "
+                          f"(mode={POOLED!r} or {CROSS!r} from Python)")
 
 
 def group_key(value: Any) -> str:

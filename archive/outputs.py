@@ -37,18 +37,21 @@ EXPORT_SUFFIXES = (".json", ".csv", ".parquet")
 
 
 def check_output(path: Path, suffixes: tuple[str, ...], storage: str | None = None, *,
-                 new_folders: bool = False) -> Path:
+                 new_folders: bool = False, what: str | None = None) -> Path:
     """``path`` when a file can be written there (see the module's rule), and, given the
     ``storage`` URL read from, when it is not that storage's own SQLite file (or one of its
     journals): an export named like the file it reads would have replaced the archive. Its
-    folder must exist, unless ``new_folders`` (a path Entropy Atlas chose itself)."""
+    folder must exist, unless ``new_folders`` (a path Entropy Atlas chose itself). ``what``
+    is the option that gave ``path`` (``--out``, ``--map``): an error about the path itself
+    (its suffix, a directory, read-only, the storage) names it, ``--out bo.xlsx: …``, where
+    the path alone had not said which argument was wrong."""
     path = Path(path)
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
-        raise OutputPathError(f"{str(path)!a}: the path is not valid UTF-8") from None
+        raise OutputPathError(f"{_given(ascii(str(path)), what)}: the path is not valid UTF-8") from None
     try:
-        return _writable(path, suffixes, storage, new_folders)
+        return _writable(path, suffixes, storage, new_folders, what)
     except OutputPathError:
         raise
     except OSError as exc:  # a name too long for the file system, and the like
@@ -128,16 +131,23 @@ def _storage_files(storage: str | None) -> set[Path]:
     return {database, *(database.with_name(database.name + end) for end in ("-wal", "-shm", "-journal"))}
 
 
-def _writable(path: Path, suffixes: tuple[str, ...], storage: str | None, new_folders: bool) -> Path:
+def _given(path: str, what: str | None) -> str:
+    """``path`` as the error names it: after its option, ``--out bo.xlsx``, where ``what`` says which."""
+    return f"{what} {path}" if what else path
+
+
+def _writable(path: Path, suffixes: tuple[str, ...], storage: str | None, new_folders: bool,
+              what: str | None = None) -> Path:
+    given = _given(str(path), what)
     if path.resolve() in _storage_files(storage):
-        raise OutputPathError(f"{path} is the storage being read ({storage}); name another file")
+        raise OutputPathError(f"{given} is the storage being read ({storage}); name another file")
     if path.is_dir():
-        raise OutputPathError(f"{path} is a directory; name a file")
+        raise OutputPathError(f"{given} is a directory; name a file")
     if path.suffix.lower() not in suffixes:
-        raise OutputPathError(f"{path}: the file must end in {', '.join(suffixes)}")
+        raise OutputPathError(f"{given}: the file must end in {', '.join(suffixes)}")
     if path.exists():
         if not os.access(path, os.W_OK):
-            raise OutputPathError(f"{path} exists and is read-only")
+            raise OutputPathError(f"{given} exists and is read-only")
         return path
     folder = next((p for p in [path.parent, *path.parent.parents] if p.exists()), Path("."))
     if not folder.is_dir():

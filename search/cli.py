@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from entropy_atlas.errors import AtlasError, OutputPathError
 from entropy_atlas.wording import count
@@ -37,6 +36,7 @@ from search.cli_tables import (
     failures_table,
     floor_caption,
     law_groups_table,
+    law_table,
     model_calls_table,
     param_columns,
     proposers_table,
@@ -441,17 +441,44 @@ def _campaign_record(storage: str, name: str) -> tuple[str, int, int, int] | Non
         return None
 
 
+def _say_summary(name: str, stats: Stats) -> None:
+    """The run's summary line, ``NAME: 30 evaluations (0 failed), 30/100 cells filled
+    (30.0%), QD-score -62.5599, best 3.2``. On a terminal narrower than the line it is
+    broken only after a ``, `` (:func:`_lines_at_commas`): rich had broken it at any space,
+    ``QD-score`` at one line's end and its value on the next. Off a terminal, one line."""
+    from rich.cells import cell_len
+
+    best = "—" if stats.best_objective is None else f"{stats.best_objective:.6g}"
+    parts = [f"{name}: {stats.finished} evaluations ({stats.counts['failed']} failed)",
+             f"{stats.elites}/{stats.cells} cells filled ({stats.coverage:.1%})",
+             f"QD-score {qd_text(stats.qd_score)}", f"best {best}"]
+    lines = [escape(line) for line in _lines_at_commas([printable(p) for p in parts],
+                                                        console.width if console.is_terminal else None, cell_len)]
+    shown = escape(name)  # the first line's start: the name, in colour
+    console.print(f"[bold green]{shown}[/]{lines[0][len(shown):]}", *lines[1:], sep="\n", highlight=False,
+                  soft_wrap=True)
+
+
+def _lines_at_commas(parts: list[str], width: int | None, measure: Callable[[str], int] = len) -> list[str]:
+    """``parts`` joined by ``, ``, as lines of at most ``width`` cells (``measure``'s) where
+    they fit, each broken after a comma; a part wider than ``width`` is a line of its own
+    (the terminal wraps it). ``width`` None: one line."""
+    lines: list[str] = []
+    for i, part in enumerate(parts):
+        ends = "," if i < len(parts) - 1 else ""  # the comma a line ends with where another part follows
+        if lines and (width is None or measure(f"{lines[-1]} {part}{ends}") <= width):
+            lines[-1] += f" {part}{ends}"
+        else:
+            lines.append(part + ends)
+    return lines
+
+
 def _summary(name: str, stats: Stats, storage: str, map_out: Path | None) -> None:
     """The run's summary line and its map; then, where elites lie outside the map's axes,
     one warning saying so (:func:`archive.outside.run_warning`), from the map's own elites."""
     import archive
 
-    best = "—" if stats.best_objective is None else f"{stats.best_objective:.6g}"
-    console.print(
-        f"[bold green]{name}[/]: {stats.finished} evaluations ({stats.counts['failed']} failed), "
-        f"{stats.elites}/{stats.cells} cells filled ({stats.coverage:.1%}), "
-        f"QD-score {qd_text(stats.qd_score)}, best {best}"
-    )
+    _say_summary(name, stats)
     from archive.outputs import writing
     from archive.outside import Outside, outside_axes, run_warning
 
@@ -504,7 +531,8 @@ def run(
             _say_finished(loaded.name, finished)  # as resume says it: nothing to run, no Ray, no map drawn again
             return
         check_output(map_out or _default_map(url, loaded.name), FIGURE_SUFFIXES, url,  # before the run, not after
-                     new_folders=map_out is None)  # atlas-maps/… is made; a --map folder must exist
+                     new_folders=map_out is None,  # atlas-maps/… is made; a --map folder must exist
+                     what=None if map_out is None else "--map")
         _execute(lambda p: api.run(loaded, storage=url, executor=executor, address=address, progress=p,
                                    budget=budget, source=str(spec), on_warning=_warn,  # budget: named if refused
                                    cli_words=True),
@@ -530,7 +558,8 @@ def resume(
         url = _storage(storage)
         stop.storage, stop.name, stop.budget = url, name, budget
         _note_resume_flags(name, storage, url, executor, address)
-        check_output(map_out or _default_map(url, name), FIGURE_SUFFIXES, url, new_folders=map_out is None)
+        check_output(map_out or _default_map(url, name), FIGURE_SUFFIXES, url, new_folders=map_out is None,
+                     what=None if map_out is None else "--map")
         try:
             done = api.completion(url, name, budget)  # one read-only open: complete or not, and the stored budget
         except AtlasError as exc:
@@ -896,7 +925,7 @@ def export(
 
     stop = _ReadStop()
     with _stoppable(stop), _errors(), _read(storage, name) as handle:
-        check_output(out, EXPORT_SUFFIXES, _storage(storage))
+        check_output(out, EXPORT_SUFFIXES, _storage(storage), what="--out")
         with stop.writing(out):
             path = handle.campaign(name).export(out)
     console.print(f"wrote {path}")
@@ -913,7 +942,7 @@ def map_(
 
     stop = _ReadStop()
     with _stoppable(stop), _errors():
-        check_output(out, FIGURE_SUFFIXES, _storage(storage))
+        check_output(out, FIGURE_SUFFIXES, _storage(storage), what="--out")
         from search.forked import read_beside
 
         data = read_beside(functools.partial(_map_data, storage, name),
@@ -946,7 +975,7 @@ def front(
 
     stop = _ReadStop()
     with _stoppable(stop), _errors(), _read(storage, name) as handle:
-        check_output(out, FIGURE_SUFFIXES, _storage(storage))
+        check_output(out, FIGURE_SUFFIXES, _storage(storage), what="--out")
         camp = handle.campaign(name)
         with stop.writing(out):
             path = camp.front(out, minimize=minimize or (), cli_words=True)
@@ -995,7 +1024,7 @@ def law(
         from archive.outputs import FIGURE_SUFFIXES, check_output
 
         if out is not None:
-            check_output(out, FIGURE_SUFFIXES, _storage(storage))
+            check_output(out, FIGURE_SUFFIXES, _storage(storage), what="--out")
         camp = handle.campaign(name)
         reading = camp.law(measure, mode, by)
         path = None
@@ -1021,8 +1050,8 @@ def law(
             console.print(f"wrote {path}")
         return
     if reading.mode == PER_RUN:
-        table = Table(title=f"entropy-performance law of {name}, per-run ({len(reading.runs)} runs, each over "
-                            f"its checkpoints): {reading.objective} = −a·exp({reading.measure}) + b")
+        table = law_table(f"entropy-performance law of {name}, per-run ({len(reading.runs)} runs, each over "
+                          f"its checkpoints): {reading.objective} = −a·exp({reading.measure}) + b")
         for col in ("evaluation", "a", "b", "ceiling −a + b", "R²", "n"):
             table.add_column(col, justify="right")
         for run in reading.runs:
@@ -1041,8 +1070,8 @@ def law(
     fit = reading.fit
     assert fit is not None
     what = "evaluations" if reading.mode != "pooled" else "checkpoints"
-    table = Table(title=f"entropy-performance law of {name}, {reading.mode}: "
-                        f"{fit.objective} = −a·exp({fit.measure}) + b")
+    table = law_table(f"entropy-performance law of {name}, {reading.mode}: "
+                      f"{fit.objective} = −a·exp({fit.measure}) + b")
     for col in ("", "estimate", "95% CI"):
         table.add_column(col, justify="right" if col else "left")
     table.add_row("a", f"{fit.a:.6g}", f"[{fit.a_ci[0]:.4g}, {fit.a_ci[1]:.4g}]")

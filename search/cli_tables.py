@@ -86,6 +86,19 @@ def _quoted_params(rows: list[dict[str, Any]], param_names: list[str]) -> set[st
     return quoted
 
 
+def _numeric_params(rows: list[dict[str, Any]], param_names: list[str]) -> set[str]:
+    """The parameters whose column in the elite table is right-aligned as the numbers before
+    it are: those whose values, the rows without one aside, are all numbers (not booleans);
+    a column of strings, vectors or several kinds stays left-aligned. Every parameter's column
+    had been left-aligned, ``0.001046`` under ``0.000628`` read as text."""
+    numeric: set[str] = set()
+    for p in param_names:
+        values = [r["params"][p] for r in rows if r["params"].get(p) is not None]
+        if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            numeric.add(p)
+    return numeric
+
+
 def qd_offset_warning(fitness: Sequence[float], settings: Any) -> str | None:
     """The warning where elites lie below the QD-score's zero, ``archive.qd_offset``: the
     score counts each elite's fitness − qd_offset (:func:`archive.stats.qd_score`; fitness is
@@ -118,6 +131,12 @@ def _table(title: str, **options: Any) -> Table:
 
     return Table(title=escape(title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
                  collapse_padding=True, **options)
+
+
+def law_table(title: str) -> Table:
+    """A table of ``atlas law``'s default or per-run reading: borderless, as every other
+    command's (:func:`_table`), where it had drawn heavy boxes; ``title`` plain text."""
+    return _table(title)
 
 
 def _unfinished_text(r: dict[str, Any]) -> str:
@@ -366,7 +385,9 @@ def elites_table(title: str, rows: list[dict[str, Any]], objective: str, measure
                                                [printable(objective_column), *labels[:len(measure_names)]],
                                                units or {})]
     split = [[*cells, *[t.get(p, "") for p in param_names]] for cells, t in zip(numbers, texts, strict=True)]
-    layouts = [([*heads, *labels[len(measure_names):]], split, [True] * len(heads) + [False] * len(param_names),
+    numeric = _numeric_params(rows, param_names)
+    aligned = [True] * len(heads) + [p in numeric for p in param_names]  # right: the numbers, parameters' too
+    layouts = [([*heads, *labels[len(measure_names):]], split, aligned,
                 cell_widths(split, len(heads) + len(param_names)))]
     if param_names:
         layouts += _shared_params_layouts(heads, numbers, texts, wraps=not plain)

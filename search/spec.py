@@ -103,9 +103,16 @@ class SpecError(AtlasError, ValueError):
     def lines(self) -> list[str]:
         """One line per problem, each naming the file: ``bad.yaml: search.budget: must be > 0``; a
         problem at a place in the text (``2:12: not valid YAML: …``) as compilers name one,
-        ``bad.yaml:2:12: not valid YAML: …``."""
-        return [f"{self.source}{':' if _AT_LINE.match(p) else ': '}{' '.join(p.split())}" for p in self.problems]
+        ``bad.yaml:2:12: not valid YAML: …``; a file not there as ``gone.yaml: no such file``
+        (its problem, ``(file): no such file: gone.yaml``, had named it twice)."""
+        missing = f"{_NO_SUCH_FILE}{self.source}"
+        return [f"{self.source}{':' if _AT_LINE.match(p) else ': '}"
+                f"{' '.join(('no such file' + p[len(missing):] if p.startswith(missing) else p).split())}"
+                for p in self.problems]
 
+
+#: The problem of a campaign file that is not there, before its path.
+_NO_SUCH_FILE = "(file): no such file: "
 
 #: A problem that starts with where in the text it is, ``LINE:COLUMN: ``.
 _AT_LINE = re.compile(r"\d+:\d+: ")
@@ -871,8 +878,9 @@ def load_spec(path: str | Path) -> CampaignSpec:
     if path.is_dir():
         raise SpecError([f"(file): a directory, not a campaign file: {path}"], str(path))
     if not path.is_file():  # a pipe or a device exists, and may never end: named as what it is
-        what = "not a regular file (a pipe or a device), not a campaign file" if path.exists() else "no such file"
-        raise SpecError([f"(file): {what}: {path}"], str(path))
+        if not path.exists():
+            raise SpecError([f"{_NO_SUCH_FILE}{path}"], str(path))
+        raise SpecError([f"(file): not a regular file (a pipe or a device), not a campaign file: {path}"], str(path))
     data = load_yaml(_read_text(path), source=str(path))
     if data is None:  # nothing but blanks and comments: YAML's null, which had read "got NoneType"
         raise SpecError(["(file): the file is empty (nothing but blanks, comments or null); a campaign is a "

@@ -246,10 +246,10 @@ def test_run_of_a_campaigns_name_says_that_campaign_exists(walked: str, tmp_path
     monkeypatch.chdir(tmp_path)
     done = atlas("run", "quad", "--storage", walked)
     assert (done.exit_code, done.stderr.strip()) == (
-        2, f"error: quad: (file): no such file: quad; a campaign named quad exists: "
+        2, f"error: quad: no such file; a campaign named quad exists: "
            f"`atlas resume quad --storage {walked}`")
     assert atlas("run", "nothing", "--storage", walked).stderr.strip() == \
-        "error: nothing: (file): no such file: nothing"
+        "error: nothing: no such file"
 
 
 # -- 8. the elites' CSV, JSON and headers; one QD-score format

@@ -134,7 +134,7 @@ def test_a_measure_with_a_run_mode_is_refused_saying_what_to_do(mode: str) -> No
     assert str(refused.value) == (
         f"measure (--measure) chooses the cross-configuration fit's H; the {mode} fit uses each run's "
         f"train_entropy (metrics.trajectory): drop measure (--measure) for the {mode} fit, or fit final_entropy "
-        f"across configurations with mode (--mode) cross-configuration")
+        f"across configurations with --mode cross-configuration (mode='cross-configuration' from Python)")
 
 
 def law_spec(name: str, budget: int) -> dict[str, Any]:
