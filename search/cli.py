@@ -589,7 +589,8 @@ def _name_for_file(exc: AtlasError, spec: Path, storage: str | None, executor: s
     if _campaign_record(url, str(spec)) is None:
         return exc
     _note_resume_flags(str(spec), storage, url, executor, address)
-    return SpecError([f"{exc.problems[0]}; a campaign named {spec} exists: `atlas resume {spec}`"], exc.source)
+    return SpecError([f"{exc.said_once(exc.problems[0])}; a campaign named {spec} exists: `atlas resume {spec}`"],
+                     exc.source)
 
 
 def _file_for_name(exc: AtlasError, name: str, storage: str | None, url: str, executor: str,

@@ -103,16 +103,22 @@ class SpecError(AtlasError, ValueError):
     def lines(self) -> list[str]:
         """One line per problem, each naming the file: ``bad.yaml: search.budget: must be > 0``; a
         problem at a place in the text (``2:12: not valid YAML: …``) as compilers name one,
-        ``bad.yaml:2:12: not valid YAML: …``; a file not there as ``gone.yaml: no such file``
-        (its problem, ``(file): no such file: gone.yaml``, had named it twice)."""
-        missing = f"{_NO_SUCH_FILE}{self.source}"
-        return [f"{self.source}{':' if _AT_LINE.match(p) else ': '}"
-                f"{' '.join(('no such file' + p[len(missing):] if p.startswith(missing) else p).split())}"
+        ``bad.yaml:2:12: not valid YAML: …``; a problem of the file itself that ends with its
+        path (``(file): no such file: gone.yaml``, ``(file): a directory, not a campaign file:
+        dir``) names it once: ``gone.yaml: no such file`` (:meth:`said_once`)."""
+        return [f"{self.source}{':' if _AT_LINE.match(p) else ': '}{' '.join(self.said_once(p).split())}"
                 for p in self.problems]
 
+    def said_once(self, problem: str) -> str:
+        """``problem`` without its ``(file): `` and the file's path at its end, where it has both."""
+        tail = f": {self.source}"
+        if problem.startswith(_FILE) and problem.endswith(tail) and len(problem) > len(_FILE) + len(tail):
+            return problem[len(_FILE):-len(tail)]
+        return problem
 
-#: The problem of a campaign file that is not there, before its path.
-_NO_SUCH_FILE = "(file): no such file: "
+
+#: How a problem of the campaign file itself (not of a field) begins.
+_FILE = "(file): "
 
 #: A problem that starts with where in the text it is, ``LINE:COLUMN: ``.
 _AT_LINE = re.compile(r"\d+:\d+: ")
@@ -879,7 +885,7 @@ def load_spec(path: str | Path) -> CampaignSpec:
         raise SpecError([f"(file): a directory, not a campaign file: {path}"], str(path))
     if not path.is_file():  # a pipe or a device exists, and may never end: named as what it is
         if not path.exists():
-            raise SpecError([f"{_NO_SUCH_FILE}{path}"], str(path))
+            raise SpecError([f"{_FILE}no such file: {path}"], str(path))
         raise SpecError([f"(file): not a regular file (a pipe or a device), not a campaign file: {path}"], str(path))
     data = load_yaml(_read_text(path), source=str(path))
     if data is None:  # nothing but blanks and comments: YAML's null, which had read "got NoneType"
