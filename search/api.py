@@ -412,7 +412,8 @@ def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Sta
             written = prepared.plan.existing is not None
             raise EvaluatorSetupFailed(setup_failed_message(spec.name, problem, written=written))
         return Scheduler(store, prepared.commit(store), prepared.proposer, ex, progress=progress,
-                         lease_ttl_s=run_settings.lease_ttl_s, max_state_mb=run_settings.max_state_mb).run()
+                         lease_ttl_s=run_settings.lease_ttl_s, max_state_mb=run_settings.max_state_mb,
+                         cli_words=cli_words).run()
     except BaseException:
         ex.shutdown()  # where the run did not get to (a busy campaign, a refused start); a second one does nothing
         raise

@@ -264,18 +264,18 @@ def check_budget(store: Store, campaign_id: int, spec: CampaignSpec, source: str
                          f"{'a --budget' if cli_words else 'budget='} above {created}"], source)
 
 
-def write_limits(store: Store, record: CampaignRecord, spec: CampaignSpec) -> None:
+def write_limits(store: Store, record: CampaignRecord, spec: CampaignSpec, cli_words: bool = True) -> None:
     """Store ``spec``'s run limits (:data:`~search.spec.RUN_LIMITS`) where they changed, in
     the stored spec; the rest of it stays as it was written (``spec`` may say the same run
     in other words: :func:`plan_campaign`). A new budget is checked again here, under the
     run's lease: the evaluations counted when the run was planned may have grown since, by
-    the run that held the campaign then. Its refusal keeps ``atlas``'s words (the scheduler
-    that calls it does not know its caller's)."""
+    the run that held the campaign then. Its refusal is in ``atlas``'s words, or with
+    ``cli_words`` False in Python's (the scheduler passes its caller's: :func:`check_budget`)."""
     stored = record.spec
     limits = {key: getattr(spec.search, key) for key in RUN_LIMITS}
     if any(stored["search"].get(key, _MISSING) != value for key, value in limits.items()):
         if stored["search"].get("budget") != spec.search.budget:
-            check_budget(store, record.id, spec, stored=stored["search"]["budget"], cli_words=True)
+            check_budget(store, record.id, spec, stored=stored["search"]["budget"], cli_words=cli_words)
         written = {**stored, "search": {**stored["search"], **limits}}
         store.update_campaign(record.id, spec=written, default_units=evaluator_units(spec))
 

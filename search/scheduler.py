@@ -204,8 +204,10 @@ class Scheduler:
         lease_ttl_s: float | None = None,
         poll_s: float = 0.2,
         max_state_mb: float | None = None,
+        cli_words: bool = True,
     ) -> None:
         self.store = store
+        self.cli_words = cli_words  # how a budget refused under the lease names the way on: atlas's or Python's
         self.campaign_run = run
         self.campaign = run.record
         self.spec = run.spec
@@ -268,7 +270,7 @@ class Scheduler:
         try:
             self._keeper = LeaseKeeper(self.store.url, self.cid, self.holder, self.lease_ttl_s, taken_at)
             self._restore()  # first: a proposer that cannot be restored leaves the campaign as it was
-            write_limits(self.store, self.campaign, self.spec)  # a new budget, only once the run holds the lease
+            write_limits(self.store, self.campaign, self.spec, self.cli_words)  # a new budget, under the lease
             self.store.set_status(self.cid, self.holder, "running")
             self.store.fold_starts(self.cid, self.holder)  # a dead scheduler's last starts count first
             self.executor.start()

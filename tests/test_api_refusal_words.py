@@ -68,3 +68,33 @@ def test_a_spent_budget_says_api_resume_with_the_budget(tmp_path: Path, monkeypa
     with pytest.raises(BudgetSpent) as ran:
         api.run(yaml.safe_load(path.read_text()), storage=url, executor="inline")
     assert str(resumed.value) == str(ran.value) == expected
+
+
+def test_the_budget_checked_again_under_the_lease_says_the_callers_words(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The re-check of a new budget under the run's lease (:func:`search.campaigns.write_limits`:
+    the evaluations may have grown since the run was planned) had kept ``atlas``'s words for a
+    Python caller: the scheduler did not know its caller's. It is told them now."""
+    import archive
+    from search import scheduler
+    from search.campaigns import write_limits
+
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    spec = quadratic_spec(search__budget=8, search__batch_size=4)
+    api.run(spec, storage=url, executor="inline")
+    lowered = api.as_spec(quadratic_spec(search__budget=5, search__batch_size=4))
+    with archive.open(url) as handle:
+        record = handle.store.campaign("quad")
+        with pytest.raises(SpecError) as python:
+            write_limits(handle.store, record, lowered, cli_words=False)
+        with pytest.raises(SpecError) as command_line:
+            write_limits(handle.store, record, lowered)
+    assert "`api.resume('quad', …)`" in str(python.value) and "budget= above 8" in str(python.value)
+    assert "`atlas resume quad`" in str(command_line.value) and "a --budget above 8" in str(command_line.value)
+
+    told: list[bool] = []
+    real = scheduler.write_limits
+    monkeypatch.setattr(scheduler, "write_limits", lambda *args: (told.append(args[3]), real(*args))[1])
+    api.run(spec, storage=url, executor="inline", budget=10)
+    api.resume("quad", storage=url, executor="inline", budget=12, cli_words=True)
+    assert told == [False, True]
