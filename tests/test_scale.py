@@ -401,7 +401,10 @@ def test_the_map_title_from_the_elites_is_the_stats_title(storage_url: str, monk
 
     fill_and_close(storage_url, n=300)
     seen: list[str] = []
-    monkeypatch.setattr(archive.figures, "elite_map", lambda path, *args, **kwargs: seen.append(args[-1]) or path)
+    real = archive.figures.elite_map_figure
+    monkeypatch.setattr(archive.figures, "elite_map_figure",
+                        lambda layout, settings, elites, title, *args, **kwargs: seen.append(title) or real(
+                            layout, settings, elites, title, *args, **kwargs))
     with archive.open(storage_url) as handle:
         camp = handle.campaign("scale")
         camp.map(tmp_path / "map.png")
