@@ -663,16 +663,21 @@ def completion(storage: str | Path, name: str, budget: int | None = None) -> Com
     if store is None:  # behind: the open for writing brings it up
         store = Store(storage)
     try:
-        record = store.require_campaign(name)
-        stored = record.settings.budget
-        total = stored if budget is None else budget
-        stats = store.stats(record.id, 0)
-        below = budget is not None and budget < stats.created  # not "finished": the run refuses it (plan_campaign)
-        done = stats.created >= total and not below and stats.finished == stats.created
-        return Completion(complete=done and record.status == "finished", finished=stats.finished, budget=total,
-                          stored_budget=stored, created=stats.created)
+        return completion_in(store, name, budget)
     finally:
         store.close()
+
+
+def completion_in(store: Store, name: str, budget: int | None = None) -> Completion:
+    """:func:`completion` read from an open ``store`` (a caller that holds one opens none)."""
+    record = store.require_campaign(name)
+    stored = record.settings.budget
+    total = stored if budget is None else budget
+    stats = store.stats(record.id, 0)
+    below = budget is not None and budget < stats.created  # not "finished": the run refuses it (plan_campaign)
+    done = stats.created >= total and not below and stats.finished == stats.created
+    return Completion(complete=done and record.status == "finished", finished=stats.finished, budget=total,
+                      stored_budget=stored, created=stats.created)
 
 
 def is_complete(storage: str | Path, name: str, budget: int | None = None) -> tuple[bool, int, int]:

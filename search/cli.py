@@ -104,7 +104,7 @@ def _errors() -> Iterator[None]:
         yield
     except AtlasError as exc:
         for line in _error_lines(exc):
-            err.print(f"[bold red]error:[/] {escape(_resumable(line))}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(hinted(line))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -119,7 +119,7 @@ def _at_least(flag: str, value: int | None, minimum: int) -> int | None:
 
 
 def _warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {escape(_resumable(message))}", highlight=False, soft_wrap=True)
+    err.print(f"[yellow]warning:[/] {escape(hinted(message))}", highlight=False, soft_wrap=True)
 
 
 def _read(storage: str | None, name: str | None = None, *, writes: bool = False) -> Any:
@@ -260,7 +260,6 @@ class _Stopped:
     said = False
 
 
-_ResumeWords = HintWords  # the options printed hints carry (search.consoles.hinted)
 
 
 @contextmanager
@@ -304,15 +303,9 @@ def _note_resume_flags(name: str, storage: str | None, url: str, executor: str, 
     HintWords.run_flags = "".join(f" {shlex.quote(str(f))}" for f in flags)
 
 
-def _resumable(text: str) -> str:
-    """``text`` with :class:`~search.consoles.HintWords`' options in each `` `atlas COMMAND NAME``
-    of its campaign (:func:`search.consoles.hinted`)."""
-    return hinted(text)
-
-
 def _say_stopped(detail: str) -> None:
     """The one line an interrupted command ends with: ``stopped`` and what it kept."""
-    err.print(f"[yellow]stopped[/]{escape(_resumable(detail))}", highlight=False, soft_wrap=True)
+    err.print(f"[yellow]stopped[/]{escape(hinted(detail))}", highlight=False, soft_wrap=True)
     _Stopped.said = True
 
 
@@ -630,8 +623,9 @@ def _say_finished(name: str, done: Any) -> None:
 def _finished_as_planned(url: str, loaded: Any, source: str, budget: int | None) -> Any:
     """Where storage ``url`` holds campaign ``loaded.name`` finished at the budget ``atlas
     run`` runs it to, and the file may continue it (:func:`search.campaigns.plan_campaign`
-    agrees), what :func:`search.api.completion` read of it; else None, for the run to go on
-    (and refuse what it refuses, as it always did). A look of its own, read-only: ``run`` of
+    agrees), what :func:`search.api.completion_in` read of it; else None, for the run to go on
+    (and refuse what it refuses, as it always did). A look of its own, one read-only open;
+    the plan (which may build the proposer) only for a campaign found finished: ``run`` of
     a finished campaign had started Ray, shown ``evaluating 300/300`` and drawn its map again,
     where ``resume`` said it was finished."""
     import archive
@@ -642,12 +636,14 @@ def _finished_as_planned(url: str, loaded: Any, source: str, budget: int | None)
         with archive.open(url, readonly=True) as handle:
             if handle.store.campaign(loaded.name) is None:
                 return None
+            done = api.completion_in(handle.store, loaded.name, loaded.search.budget)
+            if not done.complete:
+                return None
             plan_campaign(handle.store, loaded, source=source,
                           budget_source=source if budget is None else f"{source} with --budget {budget}")
-        done = api.completion(url, loaded.name, loaded.search.budget)
     except Exception:  # the run says what is wrong, as it did
         return None
-    return done if done.complete else None
+    return done
 
 
 @app.command()

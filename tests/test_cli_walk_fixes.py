@@ -91,19 +91,19 @@ def test_every_hint_names_the_storage_it_was_printed_for() -> None:
     cli = cli_module
     with cli._resume_words():
         cli._note_resume_flags("quad", "sqlite:///x.db", "sqlite:///x.db", "inline", None)
-        assert cli._resumable("(see `atlas failures quad`; or `atlas status quad` says which bounds to widen; "
+        assert cli.hinted("(see `atlas failures quad`; or `atlas status quad` says which bounds to widen; "
                               "`atlas map quad --out FILE`; `atlas status NAME`; `atlas status quadratic`)") == (
             "(see `atlas failures quad --storage sqlite:///x.db`; or `atlas status quad --storage sqlite:///x.db` "
             "says which bounds to widen; `atlas map quad --storage sqlite:///x.db --out FILE`; "
             "`atlas status NAME --storage sqlite:///x.db`; `atlas status quadratic`)")
-        assert cli._resumable("`atlas resume quad`") == "`atlas resume quad --storage sqlite:///x.db --executor inline`"
-        once = cli._resumable("`atlas failures quad`")
-        assert cli._resumable(once) == once
+        assert cli.hinted("`atlas resume quad`") == "`atlas resume quad --storage sqlite:///x.db --executor inline`"
+        once = cli.hinted("`atlas failures quad`")
+        assert cli.hinted(once) == once
         cli._note_resume_flags("quad", "postgresql+psycopg://u:secret@h/db", "postgresql+psycopg://u:secret@h/db",
                                "ray", None)
-        assert "secret" not in cli._resumable("`atlas status quad`") and "--storage" in cli._resumable(
+        assert "secret" not in cli.hinted("`atlas status quad`") and "--storage" in cli.hinted(
             "`atlas status quad`")
-    assert cli._resumable("`atlas failures quad`") == "`atlas failures quad`"
+    assert cli.hinted("`atlas failures quad`") == "`atlas failures quad`"
 
 
 def test_a_read_commands_hints_name_its_storage(walked: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -417,16 +417,16 @@ def test_resume_lines_carry_the_options_that_find_and_run_the_campaign() -> None
 
     with cli._resume_words():
         cli._note_resume_flags("quad", "sqlite:///my dir/a.db", "sqlite:///my dir/a.db", "inline", None)
-        assert cli._resumable("continue with `atlas resume quad`; or `atlas resume quadratic` and "
+        assert cli.hinted("continue with `atlas resume quad`; or `atlas resume quadratic` and "
                               "`atlas resume quad --budget 9`") == (
             "continue with `atlas resume quad --storage 'sqlite:///my dir/a.db' --executor inline`; or "
             "`atlas resume quadratic` and `atlas resume quad --storage 'sqlite:///my dir/a.db' --executor inline "
             "--budget 9`")
         cli._note_resume_flags("quad", None, "sqlite:///atlas.db", "ray", "10.0.0.1:6379")
-        assert cli._resumable("`atlas resume quad`") == "`atlas resume quad --address 10.0.0.1:6379`"
+        assert cli.hinted("`atlas resume quad`") == "`atlas resume quad --address 10.0.0.1:6379`"
         cli._note_resume_flags("quad", None, "sqlite:///atlas.db", "ray", None)
-        assert cli._resumable("`atlas resume quad`") == "`atlas resume quad`"  # the defaults find it
+        assert cli.hinted("`atlas resume quad`") == "`atlas resume quad`"  # the defaults find it
         cli._note_resume_flags("quad", "postgresql+psycopg://u:secret@h/db", "postgresql+psycopg://u:secret@h/db",
                                "ray", None)
-        assert "secret" not in cli._resumable("`atlas resume quad`")
-    assert cli._resumable("`atlas resume quad`") == "`atlas resume quad`"
+        assert "secret" not in cli.hinted("`atlas resume quad`")
+    assert cli.hinted("`atlas resume quad`") == "`atlas resume quad`"
