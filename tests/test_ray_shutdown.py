@@ -153,6 +153,25 @@ def _shut_down(executor: Any, within: float = 120.0) -> None:
     assert not failure, failure
 
 
+def _shut_down_busy(executor: Any, tmp_path: Path) -> int:
+    """Start ``executor``, give it one evaluation and shut it down while that runs: the worker's pid."""
+    executor.start()
+    try:
+        executor.submit([EvaluationTask(1, 0, {"a": 0.5, "b": 0.5}, seed=0)])
+        pid = _started(tmp_path, executor)
+    finally:
+        _shut_down(executor)
+    return pid
+
+
+def _gone(pid: int, within_s: float = 30) -> bool:
+    """Whether process ``pid`` has ended, waiting up to ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not is_alive(pid)
+
+
 @pytest.mark.usefixtures("ray_cluster")
 def test_a_worker_busy_at_shutdown_tears_its_evaluator_down(tmp_path: Path) -> None:
     """A worker mid-evaluation at the end of a run was killed without its ``teardown``
@@ -161,17 +180,9 @@ def test_a_worker_busy_at_shutdown_tears_its_evaluator_down(tmp_path: Path) -> N
     from workers.executors.ray_executor import RayExecutor
 
     executor = RayExecutor(_config(tmp_path))
-    executor.start()
-    try:
-        executor.submit([EvaluationTask(1, 0, {"a": 0.5, "b": 0.5}, seed=0)])
-        pid = _started(tmp_path, executor)
-    finally:
-        _shut_down(executor)
+    pid = _shut_down_busy(executor, tmp_path)
     assert (tmp_path / f"teardown-{pid}").exists()
-    deadline = time.monotonic() + 30
-    while is_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not is_alive(pid)
+    assert _gone(pid)
 
 
 @pytest.mark.usefixtures("ray_cluster")
@@ -183,16 +194,8 @@ def test_a_worker_that_does_not_stop_is_killed_after_the_grace(
 
     monkeypatch.setattr(ray_executor, "TEARDOWN_S", 1.0)
     executor = ray_executor.RayExecutor(_config(tmp_path, deaf=True))
-    executor.start()
-    try:
-        executor.submit([EvaluationTask(1, 0, {"a": 0.5, "b": 0.5}, seed=0)])
-        pid = _started(tmp_path, executor)
-    finally:
-        _shut_down(executor)
-    deadline = time.monotonic() + 30
-    while is_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not is_alive(pid)
+    pid = _shut_down_busy(executor, tmp_path)
+    assert _gone(pid)
     assert not (tmp_path / f"teardown-{pid}").exists()  # it never got that far
 
 
