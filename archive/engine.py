@@ -82,6 +82,7 @@ from sqlalchemy.pool import QueuePool
 
 from archive.errors import NoArchive, SchemaBehind, StorageError, StorageURLError
 from entropy_atlas import settings
+from entropy_atlas.names import closest_name
 from entropy_atlas.settings import DEFAULT_STORAGE, default_storage  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # alembic takes a tenth of a second or more to import; read commands need it only off head
@@ -145,12 +146,9 @@ DRIVER_URLS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 def _meant_backend(backend: str) -> str | None:
     """The backend of :data:`BACKENDS` that ``backend`` is a near miss of (``postgres``,
     ``sqlit``), or None (``mysql``)."""
-    import difflib
-
     if backend in BACKEND_ALIASES:
         return BACKEND_ALIASES[backend]
-    close = difflib.get_close_matches(backend, BACKENDS, n=1, cutoff=0.75)
-    return close[0] if close else None
+    return closest_name(backend, BACKENDS, cutoff=0.75)
 
 
 def with_driver(url: str, backend: str) -> str:

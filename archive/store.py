@@ -59,6 +59,7 @@ from archive.retry import full_error, is_full, reconnecting, unique_violation
 from entropy_atlas import settings
 from entropy_atlas.holders import holder_text
 from entropy_atlas.interrupts import held_interrupts
+from entropy_atlas.names import close_names
 from entropy_atlas.storable import INT64, text_problem
 
 #: An elite's fields from its evaluation (:meth:`Store.elites`), the JSON ones decoded.
@@ -832,20 +833,17 @@ def _check_results(results: Sequence[Result]) -> None:
 
 CAMPAIGNS_LISTED = 10  # a "no campaign named" error lists this many names at most (:func:`known_campaigns_text`)
 CLOSE_CAMPAIGNS = 3  # ... of which at most this many are suggested (``did you mean``)
-CLOSE_CUTOFF = 0.8  # difflib's ratio from which a name is close to the one asked for
 
 
 def known_campaigns_text(name: str, names: Sequence[str]) -> str:
     """What a "no campaign named ``name``" error adds, from the storage's campaign ``names``
     (oldest first): ``: did you mean A?`` (or ``A or B?``) where up to :data:`CLOSE_CAMPAIGNS`
-    names are close to it (difflib's ratio >= :data:`CLOSE_CUTOFF`, closest first), then the
+    names are close to it (:func:`entropy_atlas.names.close_names`, closest first), then the
     campaigns in brackets: every one, oldest first, where there are at most
     :data:`CAMPAIGNS_LISTED`; else that many, the close ones first and then the newest, and
     how many more (``atlas status`` lists them all). ``(campaigns: none)`` for none. A
     storage of hundreds of campaigns made the error one line of every name."""
-    import difflib
-
-    close = difflib.get_close_matches(name, list(names), n=CLOSE_CAMPAIGNS, cutoff=CLOSE_CUTOFF)
+    close = close_names(name, names, CLOSE_CAMPAIGNS)
     meant = f": did you mean {' or '.join(close)}?" if close else ""
     if len(names) <= CAMPAIGNS_LISTED:
         return f"{meant} (campaigns: {', '.join(names) or 'none'})"

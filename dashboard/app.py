@@ -51,12 +51,13 @@ from archive import queries
 from archive.engine import shown_url
 from archive.errors import CampaignNotFound, StorageError
 from archive.queries import QueryValueError
-from archive.store import Store
+from archive.store import CLOSE_CAMPAIGNS, Store
 from dashboard import schemas
 from dashboard.data import CampaignInfo, EvaluationNotFound, json_safe
 from dashboard.options import check_host_patterns, check_poll
 from dashboard.pages import Pages
 from dashboard.storage import FollowedData
+from entropy_atlas.names import close_names
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -85,14 +86,18 @@ NAMES_SHOWN = 50  # campaigns a 404 page lists
 NOT_FOUND = {404: {"model": schemas.ApiError, "description": "no such campaign or evaluation"}}
 
 
-def known_campaigns(names: Sequence[str], shown: int = NAMES_SHOWN) -> str:
-    """The 404 page's hint: the storage's campaigns, the first ``shown`` of them by name and
-    how many more (a storage of thousands would otherwise make every 404 a long page)."""
+def known_campaigns(names: Sequence[str], shown: int = NAMES_SHOWN, asked: str | None = None) -> str:
+    """The 404 page's hint: ``Did you mean “A” or “B”?`` where campaigns are close to the
+    name ``asked`` (the CLI's rule, :func:`archive.store.known_campaigns_text`), then the
+    storage's campaigns, the first ``shown`` of them by name and how many more (a storage of
+    thousands would otherwise make every 404 a long page)."""
     if not names:
         return "This storage has no campaigns."
+    close = close_names(asked, names, CLOSE_CAMPAIGNS) if asked else []
+    meant = f"Did you mean {' or '.join(f'“{n}”' for n in close)}? " if close else ""
     listed = ", ".join(names[:shown])
     more = f", and {len(names) - shown:,} more" if len(names) > shown else ""
-    return f"Campaigns in this storage: {listed}{more}."
+    return f"{meant}Campaigns in this storage: {listed}{more}."
 
 
 class HeadAsGet:
@@ -262,7 +267,7 @@ def create_app(storage: str | Store, *, poll_s: float = 2.0, allowed_hosts: Sequ
         asked = [request.path_params.get("name"), request.query_params.get("a"), request.query_params.get("b")]
         name = next((n for n in asked if n and n not in known), None)
         message = f"No campaign named “{name}” in this storage." if name is not None else str(exc)
-        return _error(request, 404, message, known_campaigns(known))
+        return _error(request, 404, message, known_campaigns(known, asked=name))
 
     @app.exception_handler(EvaluationNotFound)
     async def _evaluation_not_found(request: Request, exc: EvaluationNotFound) -> Response:

@@ -79,7 +79,7 @@ from workers.executors.base import Executor
 log = logging.getLogger("entropy_atlas.spec")
 
 __all__ = ["DEFAULT_STORAGE", "Completion", "as_spec", "check_campaign", "checked_proposer", "checked_storage",
-           "completion", "default_storage", "is_complete", "prepare", "require_stored", "resume", "run"]
+           "completion", "default_storage", "prepare", "require_stored", "resume", "run"]
 
 
 def as_spec(spec_or_path: CampaignSpec | dict[str, Any] | str | Path) -> CampaignSpec:
@@ -678,9 +678,3 @@ def completion_in(store: Store, name: str, budget: int | None = None) -> Complet
     done = stats.created >= total and not below and stats.finished == stats.created
     return Completion(complete=done and record.status == "finished", finished=stats.finished, budget=total,
                       stored_budget=stored, created=stats.created)
-
-
-def is_complete(storage: str | Path, name: str, budget: int | None = None) -> tuple[bool, int, int]:
-    """:func:`completion` as (complete, finished, budget)."""
-    done = completion(storage, name, budget)
-    return done.complete, done.finished, done.budget

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from entropy_atlas.names import closest_name
 from search.params import CategoricalParam, FloatParam, IntParam, Param
 
 
@@ -182,12 +183,10 @@ class SearchSpace:
 
     def _meant(self, key: Any) -> str:
         """``; did you mean NAME?`` where a parameter of the space is close to ``key``
-        (difflib's ratio >= 0.8, as a misspelt space name is told): either may be the misspelt
-        one, an initial point's ``entropy_coef`` beside the space's ``entropy_coeff``."""
-        import difflib
-
-        close = difflib.get_close_matches(str(key), list(self.params), n=1, cutoff=0.8)
-        return f"; did you mean {close[0]}?" if close else ""
+        (:func:`entropy_atlas.names.closest_name`, as a misspelt space name is told): either may
+        be the misspelt one, an initial point's ``entropy_coef`` beside the space's ``entropy_coeff``."""
+        meant = closest_name(str(key), self.params)
+        return f"; did you mean {meant}?" if meant is not None else ""
 
     def check_points(self, points: list[Any], path: str) -> list[str]:
         """Problems of a list of initial points (:meth:`complete`), each prefixed by

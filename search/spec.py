@@ -56,12 +56,12 @@ from pydantic_core import PydanticCustomError
 
 from archive.layout import RIBS_EPSILON
 from entropy_atlas.errors import AtlasError
+from entropy_atlas.names import closest_name, did_you_mean
 from entropy_atlas.storable import INT64, text_problem
 from entropy_atlas.validation import FRIENDLY, TYPE_NOUNS, kind_of, message
 from search.params import Param, StrictModel, check_bounds, condition_problem
 from search.proposers import algorithm_problem, available, proposer_class
 from search.space import SearchSpace
-from workers.contract import MISSPELLING_CUTOFF, closest_name
 
 NAME_PATTERN = r"^[a-z0-9_][a-z0-9._-]*$"
 
@@ -127,15 +127,6 @@ _AT_LINE = re.compile(r"\d+:\d+: ")
 def _field_error(field: str, reason: str) -> PydanticCustomError:
     """A validator's error that names a field below the model it is raised in."""
     return PydanticCustomError("field_problem", "{field}: {reason}", {"field": field, "reason": reason})
-
-
-def did_you_mean(name: str, known: list[str]) -> str:
-    """``; did you mean 'NAME'?`` where a name of ``known`` is close to ``name`` by the rule
-    misspelt parameter names are read by (:func:`workers.contract.closest_name` at
-    :data:`~workers.contract.MISSPELLING_CUTOFF`, ignoring case and ``-``: ``batch-size`` is
-    ``batch_size``); empty otherwise."""
-    meant = closest_name(name, known, MISSPELLING_CUTOFF)
-    return f"; did you mean {meant!r}?" if meant is not None and meant != name else ""
 
 
 def _field_errors(found: list[tuple[str, str]]) -> PydanticCustomError:
@@ -546,7 +537,7 @@ def _misspelt_fields(errors: list[Any], data: Any) -> dict[tuple[Any, ...], str]
         if model is None:
             continue
         known = [f for f in model.model_fields if not (isinstance(given, dict) and f in given)]
-        if (name := closest_name(str(loc[-1]), known, MISSPELLING_CUTOFF)) is not None:
+        if (name := closest_name(str(loc[-1]), known)) is not None:
             meant[loc] = name
     return meant
 

@@ -80,7 +80,8 @@ def test_the_three_read_only_looks_open_once_each_through_one_helper(sqlite_url:
     api.require_stored(sqlite_url, "quad")
     with pytest.raises(CampaignNotFound, match="'nope'"):
         api.require_stored(sqlite_url, "nope")
-    assert api.is_complete(sqlite_url, "quad") == (True, 6, 6)
+    done = api.completion(sqlite_url, "quad")
+    assert (done.complete, done.finished, done.budget) == (True, 6, 6)
     assert helper_calls == [sqlite_url] * 4
     assert opens == [(sqlite_url, True)] * 4  # one open each, read-only
 
@@ -111,7 +112,8 @@ def test_completion_gives_the_stored_budget_and_the_count_created(sqlite_url: st
                                                                    stored_budget=6, created=6)
     below = api.completion(sqlite_url, "quad", 4)  # below what it has: not finished, the run refuses it
     assert (below.complete, below.budget, below.stored_budget, below.created) == (False, 4, 6, 6)
-    assert api.is_complete(sqlite_url, "quad", 9) == (False, 6, 9)
+    more = api.completion(sqlite_url, "quad", 9)
+    assert (more.complete, more.finished, more.budget) == (False, 6, 9)
 
 
 def test_resume_with_a_budget_opens_the_storage_once_before_the_run(tmp_path: Path,
@@ -126,4 +128,5 @@ def test_resume_with_a_budget_opens_the_storage_once_before_the_run(tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert result.stderr == ""  # a raise says nothing
     assert opens.index(("resume", False)) == 1 and opens[0] == (url, True), opens
-    assert api.is_complete(url, "quad") == (True, 9, 9)
+    done = api.completion(url, "quad")
+    assert (done.complete, done.finished, done.budget) == (True, 9, 9)

@@ -11,7 +11,7 @@ imports neither torch nor the model code; the tests hold the two equal.
 
 from __future__ import annotations
 
-from workers.contract import MISSPELLING_CUTOFF, closest_name
+from entropy_atlas.names import closest_name
 
 PREFIX = "builtin:"
 #: ``workers.decoding.arith.BUILTIN_MODELS``' names, in its order.
@@ -30,6 +30,6 @@ def builtin_model_problem(spec: str) -> str | None:
     if name in BUILTIN_NAMES:
         return None
     known = ", ".join(PREFIX + n for n in BUILTIN_NAMES)
-    meant = closest_name(name, BUILTIN_NAMES, MISSPELLING_CUTOFF)
+    meant = closest_name(name, BUILTIN_NAMES)
     hint = f"; did you mean {PREFIX}{meant}?" if meant else ""
     return f"unknown built-in model {name!r} (built-in: {known}{hint})"

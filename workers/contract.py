@@ -68,7 +68,6 @@ with a warning that the evaluator does not read it.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -76,6 +75,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from entropy_atlas.names import closest_name, folded
 
 
 def device_for(num_gpus: float) -> str:
@@ -186,34 +187,17 @@ class Units:
         return {**named, **{m: self.measures[m] for m in measures if m in self.measures}}
 
 
-#: How alike (difflib's ratio) a name must be to a parameter's to be read as a misspelling of it.
-MISSPELLING_CUTOFF = 0.8
-
-
 def meant_name(name: str, known: Collection[str], aliases: Mapping[str, str] | None = None) -> str | None:
     """The parameter of ``known`` that ``name``, not one itself, was probably meant to be,
     or None: ``aliases``' entry for ``name`` lowercased with ``-`` as ``_`` (a sampler's
     name for its parameter: ``epsilon``, ``epsilon_cutoff``), else the closest known name
-    at least :data:`MISSPELLING_CUTOFF` alike (difflib's ratio) to that form of ``name``
+    (:func:`entropy_atlas.names.closest_name`)
     (``top_pp``, ``temprature``, ``Top-P``)."""
     if name in known:
         return None
-    if aliases and (key := _folded(name)) in aliases:
+    if aliases and (key := folded(name)) in aliases:
         return aliases[key]
-    return closest_name(name, known, MISSPELLING_CUTOFF)
-
-
-def _folded(name: str) -> str:
-    """``name`` as names are compared: lowercased, ``-`` as ``_`` (``Top-P`` is ``top_p``)."""
-    return name.casefold().replace("-", "_")
-
-
-def closest_name(name: str, known: Collection[str], cutoff: float) -> str | None:
-    """The name of ``known`` closest to ``name`` (difflib's ratio at least ``cutoff``, both
-    compared as :func:`_folded` forms them), as ``known`` writes it; None where none is."""
-    folded = {_folded(n): n for n in known}
-    close = difflib.get_close_matches(_folded(name), sorted(folded), n=1, cutoff=cutoff)
-    return folded[close[0]] if close else None
+    return closest_name(name, known)
 
 
 #: How alike (difflib's ratio) a measure's name must be to one an evaluator returns to be offered

@@ -60,8 +60,9 @@ from pathlib import Path
 from typing import Any
 
 from entropy_atlas.errors import AtlasError
+from entropy_atlas.names import did_you_mean
 from entropy_atlas.validation import a_type
-from workers.contract import MISSPELLING_CUTOFF, EvalContext, Evaluator, Units, closest_name
+from workers.contract import EvalContext, Evaluator, Units
 from workers.evaluators.configs import PythonConfig, config_problems, validate_config
 from workers.exit_guard import exit_refused
 
@@ -109,9 +110,8 @@ def import_target(target: str) -> Any:
     for part in attr.split("."):
         if not hasattr(obj, part):
             names = [n for n in dir(obj) if not n.startswith("_")]
-            meant = closest_name(part, names, MISSPELLING_CUTOFF)
-            hint = f"; did you mean {meant!r}?" if meant else ""
-            raise EvaluatorNotFound(f"{module_name!r} has no attribute {attr!r} (target {target!r}){hint}")
+            raise EvaluatorNotFound(f"{module_name!r} has no attribute {attr!r} (target {target!r})"
+                                    f"{did_you_mean(part, names)}")
         obj = getattr(obj, part)
     return obj
 
@@ -143,9 +143,8 @@ def resolve(kind: str) -> Any:
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == kind]
     if not matches:
         known = ", ".join(available()) or "none"
-        meant = closest_name(kind, available(), MISSPELLING_CUTOFF)
         target = (f"; {kind!r} reads as a target: write `kind: python` and `target: {kind}`"
-                  if ":" in kind and "python" in available() else f"; did you mean {meant!r}?" if meant else "")
+                  if ":" in kind and "python" in available() else did_you_mean(kind, available()))
         raise EvaluatorNotFound(f"no evaluator named {kind!r} (registered: {known}){target}")
     try:
         return matches[0].load()
@@ -394,8 +393,7 @@ def _function_config_rule(lines: list[str]) -> list[str]:
     for line in lines:
         unknown = re.fullmatch(r"evaluator\.config\.(.+): is not a known field", line)
         if unknown is not None:
-            meant = closest_name(unknown.group(1), fields, MISSPELLING_CUTOFF)
-            line += (f"; did you mean {meant!r}?" if meant else
+            line += (did_you_mean(unknown.group(1), fields) or
                      f"; a function target's config takes only {', '.join(fields)} (true: it is called with a list "
                      "of params); to give your code settings, make target a class: its setup(config, ctx) gets "
                      "the config")

@@ -232,7 +232,9 @@ def test_unknown_campaign_is_a_404_that_says_so(client: TestClient) -> None:
     assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
     text = re.sub(r"\s+", " ", page.text)
     assert "No campaign named “no-such-thing” in this storage." in text
-    assert "Campaigns in this storage: quad, grid" in text
+    assert "Campaigns in this storage: quad, grid" in text and "Did you mean" not in text
+    misspelt = re.sub(r"\s+", " ", client.get("/campaigns/quadd").text)
+    assert "Did you mean “quad”? Campaigns in this storage: quad, grid" in misspelt
     assert client.get("/campaigns/quad/evaluations/999999").status_code == 404
     assert client.get("/compare?a=quad&b=no-such-thing").status_code == 404
     assert client.get("/nowhere").status_code == 404

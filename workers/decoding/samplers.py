@@ -44,7 +44,7 @@ from transformers.generation.logits_process import (
     TypicalLogitsWarper,
 )
 
-from workers.contract import MISSPELLING_CUTOFF, closest_name
+from entropy_atlas.names import did_you_mean
 
 LN2 = math.log(2.0)
 
@@ -339,18 +339,9 @@ PARAMETER_READERS: dict[str, tuple[str, ...]] = {
 }
 
 
-def meant_hint(value: Any, names: Sequence[str]) -> str:
-    """``; did you mean 'NAME'?`` where a name of ``names`` is close to ``value`` by the rule
-    parameter names' typos are read by (:func:`workers.contract.closest_name` at
-    :data:`~workers.contract.MISSPELLING_CUTOFF`, ignoring case and ``-``: ``mirostat-v2`` is
-    ``mirostat_v2``); empty otherwise."""
-    meant = closest_name(value, names, MISSPELLING_CUTOFF) if isinstance(value, str) else None
-    return f"; did you mean {meant!r}?" if meant else ""
-
-
 def not_one_of(what: str, value: Any, names: Sequence[str]) -> str:
-    """``WHAT must be one of NAMES; got VALUE``, with :func:`meant_hint`'s ending."""
-    return f"{what} must be one of {', '.join(names)}; got {value!r}{meant_hint(value, names)}"
+    """``WHAT must be one of NAMES; got VALUE``, with :func:`did_you_mean`'s ending."""
+    return f"{what} must be one of {', '.join(names)}; got {value!r}{did_you_mean(value, names)}"
 
 
 def parameter_problem(name: str, value: float) -> str | None:

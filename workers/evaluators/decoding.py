@@ -86,6 +86,7 @@ from typing import Any
 
 import torch
 
+from entropy_atlas.names import did_you_mean
 from workers.contract import (
     EvalContext,
     Evaluator,
@@ -108,7 +109,6 @@ from workers.decoding.samplers import (
     TRUNCATION_PARAMETER,
     TRUNCATIONS,
     SamplerConfig,
-    meant_hint,
     parameter_problem,
 )
 from workers.decoding.space_reads import never_read_problems, partly_read_warnings
@@ -245,7 +245,7 @@ class DecodingEvaluator(Evaluator):
             if param.get("type") != "categorical":
                 continue
             problems += [f"space.{name}.choices: {choice!r} is not a known {what} (known: {', '.join(names)})"
-                         f"{meant_hint(choice, names)}" for choice in param.get("choices", []) if choice not in names]
+                         f"{did_you_mean(choice, names)}" for choice in param.get("choices", []) if choice not in names]
         samplers = (space.get("sampler") or {}).get("choices", [])
         if "ead" in samplers and "model" not in models and not (config.get("ead_small_model")
                                                                  or DEFAULT_SMALL.get(model)):
