@@ -930,7 +930,7 @@ def spec_warnings(spec: CampaignSpec) -> list[str]:
                      f"width of {NARROWEST_GRID_RANGE:g} or more"
                      for i, m in enumerate(spec.measures) if m.bins > 1 and m.high - m.low < NARROWEST_GRID_RANGE]
     if s.algorithm == "cma-mae" and spec.objective.direction == "minimize" and "threshold_min" not in s.options:
-        floor = -spec.archive.qd_offset
+        floor = 0.0 - spec.archive.qd_offset  # 0.0 - 0.0 is 0.0, where -0.0 reads "-0"
         warnings.append(f"search.options.threshold_min: not set, so cma-mae admits only a fitness above "
                         f"archive.qd_offset ({spec.archive.qd_offset:g}): a minimised {spec.objective.name} "
                         f"below {floor:g}; set threshold_min to minus the largest {spec.objective.name} "

@@ -175,6 +175,10 @@ def test_cma_mae_minimising_without_threshold_min_is_warned() -> None:
     assert warned({"name": "loss", "direction": "minimize"}, {})
     assert not warned({"name": "loss", "direction": "minimize"}, {"threshold_min": -10.0})
     assert not warned({"name": "score", "direction": "maximize"}, {})
+    spec = parse_spec(quadratic_spec(objective={"name": "loss", "direction": "minimize"},
+                                     search__algorithm="cma-mae"))
+    (line,) = [w for w in spec_warnings(spec) if w.startswith("search.options.threshold_min")]
+    assert "a minimised loss below 0;" in line  # not "below -0" (minus the default offset 0.0)
 
 
 @pytest.mark.parametrize(("mutate", "line"), [
