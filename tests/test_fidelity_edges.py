@@ -67,6 +67,26 @@ def test_a_measure_on_an_interior_bin_edge_falls_in_the_bin_above_as_in_pyribs(s
     assert sorted((e["cell"], e["objective"]) for e in elites) == [(0, 3.0), (1, 1.0), (2, 2.0), (4, 4.0)]
 
 
+def test_a_measure_within_pyribs_epsilon_below_an_edge_falls_in_the_bin_above_as_in_pyribs() -> None:
+    """archive/layout.py's rule (pyribs' ``GridArchive.index_of``): bin ⌊(bins·(m − low) + ε) / (high − low)⌋,
+    ε = 10⁻⁶. On [0, 1] in 10 bins, 0.3 − 5·10⁻⁸ (bins·(m − low) = 3 − 5·10⁻⁷, within ε of the edge) goes
+    up to bin 3; 0.3 − 2·10⁻⁷ (3 − 2·10⁻⁶, beyond ε) stays in bin 2."""
+    from ribs.archives import GridArchive
+
+    layout = CellLayout("grid", [MeasureAxis("m0", 0.0, 1.0, 10)])
+    points = np.array([[0.3 - 5e-8], [0.3 - 2e-7]])
+    ribs = GridArchive(solution_dim=1, dims=[10], ranges=[(0.0, 1.0)])
+    assert layout.index_of(points).tolist() == ribs.index_of(points).tolist() == [3, 2]
+
+
+def test_a_legacy_layout_puts_an_exact_interior_edge_in_the_bin_above() -> None:
+    """The legacy rule (layouts stored before ``grid_rule``), ⌊(m − low) / (high − low) · bins⌋: a floor, so a
+    measure exactly on an interior edge belongs to the bin above; low is bin 0 and high the last bin."""
+    old = CellLayout("grid", [MeasureAxis("m0", 0.0, 4.0, 4)], grid_rule=LEGACY_RULE)
+    points = np.array([[1.0], [2.0], [3.0], [0.0], [4.0], [1.5]])
+    assert old.index_of(points).tolist() == [1, 2, 3, 0, 3, 1]
+
+
 def test_a_layout_stored_before_the_rule_keeps_its_cells() -> None:
     stored = CellLayout("grid", [MeasureAxis("m0", 0.0, 3.0, 5)]).to_json()
     assert stored["grid_rule"] == "ribs"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from archive.errors import LeaseConflict
-from archive.records import NewEvaluation
+from archive.records import NewEvaluation, lease_is_live
 from archive.store import Store
 from entropy_atlas.holders import holder_is_dead
 from search.campaigns import open_campaign
@@ -74,6 +74,34 @@ def test_a_scheduler_that_lost_its_lease_writes_nothing(storage_url: str) -> Non
         with pytest.raises(LeaseConflict, match="written by another scheduler"):
             store.add_pending(campaign.id, [NewEvaluation(seq=0, params={"a": 0.5, "b": 0.5}, x=[0.5, 0.5],
                                                           proposer="test")], holder=new)
+    finally:
+        store.close()
+
+
+def test_a_lease_is_live_until_its_expiry_and_not_after() -> None:
+    """``archive.records.lease_is_live``: live while ``expires >= now`` (the expiry instant
+    itself included), dead as soon as ``now`` passes it, as ``Store.acquire_lease`` takes a
+    lease whose ``expires < now``; no grace period."""
+    assert lease_is_live("elsewhere:1:x", 100.0, now=100.0)
+    assert lease_is_live("elsewhere:1:x", 100.0, now=99.5)
+    assert not lease_is_live("elsewhere:1:x", 100.0, now=100.001)
+    assert not lease_is_live("elsewhere:1:x", 100.0, now=100.5)
+    assert not lease_is_live(None, 100.0, now=0.0) and not lease_is_live("elsewhere:1:x", None, now=0.0)
+
+
+def test_a_lease_expired_half_a_second_ago_reads_interrupted_and_is_taken(storage_url: str) -> None:
+    """A ``running`` campaign whose scheduler (another host's, so never known dead) let its
+    lease lapse 0.5 s ago: every reader says ``interrupted`` (``archive.records.live_status``)
+    and a new scheduler takes the lease, by one rule (``expires < now``); 30 s ahead it is running."""
+    store = Store(storage_url)
+    try:
+        campaign = open_campaign(store, parse_spec(quadratic_spec()))
+        holder = "elsewhere:1:deadbeef"
+        store.update_campaign(campaign.id, status="running", lease_holder=holder, lease_expires=time.time() + 30)
+        assert store.require_campaign("quad").live_status() == "running"
+        store.update_campaign(campaign.id, lease_expires=time.time() - 0.5)
+        assert store.require_campaign("quad").live_status() == "interrupted"
+        assert store.acquire_lease(campaign.id, lease_holder_id(), 60, holder_is_dead) is None
     finally:
         store.close()
 

@@ -53,6 +53,26 @@ def test_conditions_leave_inactive_parameters_out() -> None:
     assert "top_p" not in params and "min_p" not in params
 
 
+def test_a_child_of_an_inactive_parent_is_inactive() -> None:
+    """``SearchSpace.is_active``: a parameter is active when every condition's parent is
+    active and matches (docs/campaigns.md, conditions). In a chain a → b (when a = x) → c
+    (when b = u), a = y leaves b out, and so c, though c's own condition names only b."""
+    data = quadratic_spec()
+    data["space"] = {
+        "a": {"type": "categorical", "choices": ["x", "y"]},
+        "b": {"type": "categorical", "choices": ["u", "v"], "when": {"a": "x"}},
+        "c": {"type": "float", "low": 0.0, "high": 1.0, "when": {"b": "u"}},
+    }
+    space = SearchSpace(parse_spec(data).space)
+    assert not space.is_active("c", {"a": "y"})
+    assert space.is_active("c", {"a": "x", "b": "u"})
+    rows = space.decode_many(np.random.default_rng(0).uniform(size=(200, space.dim)))
+    assert any(row["a"] == "y" for row in rows) and any("c" in row for row in rows)
+    assert all(("b" in row) == (row["a"] == "x") and ("c" in row) == (row.get("b") == "u") for row in rows)
+    _, problems = space.coerce({"a": "y", "c": 0.5})
+    assert any(p.startswith("c: not active here") for p in problems)
+
+
 def test_every_integer_gets_an_equal_share_of_the_cube() -> None:
     slot = next(s for s in SPACE.slots if s.name == "layers")
     x = np.full(SPACE.dim, 0.5)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from search.cli import app
 from search.spec import SpecError, load_spec, parse_spec
 from tests.conftest import quadratic_spec
 
@@ -61,6 +63,36 @@ def test_high_must_exceed_low() -> None:
     data = quadratic_spec()
     data["space"]["a"] = {"type": "float", "low": 1.0, "high": 0.5}
     assert any(p.startswith("space.a") and "must be > low" in p for p in problems(data))
+
+
+def test_a_float_range_or_a_measure_range_of_zero_width_is_refused() -> None:
+    """``search.params.check_bounds``: a float's and a measure's range need high > low,
+    strictly (a float low + u (high − low) of width 0 is a constant; a measure's cell
+    ⌊bins·(m − low) / (high − low)⌋ would divide by 0), named by its field; an int's
+    low == high is one value, allowed."""
+    data = quadratic_spec()
+    data["space"]["a"] = {"type": "float", "low": 1.0, "high": 1.0}
+    assert problems(data) == ["space.a: high (1.0) must be > low (1.0)"]
+    data = quadratic_spec()
+    data["measures"][1].update(low=2.0, high=2.0)
+    assert problems(data) == ["measures.1: high (2.0) must be > low (2.0)"]
+    data = quadratic_spec()
+    data["space"]["a"] = {"type": "int", "low": 3, "high": 3}
+    assert parse_spec(data).space["a"].low == 3
+
+
+def test_a_measure_of_zero_width_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """``atlas run`` with a measure whose low == high: one line naming the field, exit 2, and
+    no storage file is created."""
+    data = quadratic_spec()
+    data["measures"][0].update(low=1.0, high=1.0)
+    spec = tmp_path / "zero.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    db = tmp_path / "atlas.db"
+    result = CliRunner().invoke(app, ["run", str(spec), "--storage", f"sqlite:///{db}"])
+    assert result.exit_code == 2
+    assert "measures.0: high (1.0) must be > low (1.0)" in result.output
+    assert not db.exists()
 
 
 def test_condition_must_name_an_earlier_parameter_and_a_real_choice() -> None:

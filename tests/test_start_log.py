@@ -69,6 +69,21 @@ def test_a_logged_start_reads_as_its_charge_in_every_reader(store: Store) -> Non
     assert [tuple(t) for t in texts] == [(a, "running", 1, when), (b, "running", 1, when), (c, "pending", 0, None)]
 
 
+def test_a_logged_start_of_a_row_already_running_moves_no_count(store: Store) -> None:
+    """archive/starts.py's rule: a logged start reads as the charge it stands for, so only the
+    start of a ``pending`` row moves a count (pending − 1, running + 1); one of a row already
+    ``running`` from an earlier start is still one running row (:func:`archive.starts.shift_counts`)."""
+    cid, (a, b, _) = campaign_with_rows(store)
+    store.mark_running([a])  # an earlier start
+    store.log_starts(cid, [a, b])
+    stats = store.stats(cid, cells=25)
+    assert (stats.counts["pending"], stats.counts["running"]) == (1, 2)
+    assert store.proposer_counts(cid) == {"test": {"pending": 1, "running": 2}}
+    marks = queries.watermarks(store, cid)
+    assert (marks.pending, marks.running) == (1, 2)
+    assert [r["id"] for r in store.evaluations(cid, status="running")] == [a, b]
+
+
 def test_the_next_step_charges_each_logged_start_once_and_empties_the_log(store: Store) -> None:
     cid, (a, b, c) = campaign_with_rows(store)
     when = store.log_starts(cid, [a, b])

@@ -73,6 +73,18 @@ def test_elite_replaced_only_by_strictly_better(store: Store) -> None:
     assert len(elites) == 1 and elites[0]["evaluation_id"] == c
 
 
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_equal_results_in_one_batch_leave_the_first_as_elite(store: Store, sign: float) -> None:
+    """REFERENCE.md §7 (MAP-Elites): an elite is replaced only if f' > f, strictly. Two equal
+    results for one cell in one ``record_results`` call: the first recorded is the elite, as
+    if they had come in two calls (maximising or minimising)."""
+    cid = new_campaign(store)
+    a, b = pending(store, cid, 2)
+    store.record_results(cid, [Result(a, "done", 1.0, {}, {}, cell=0), Result(b, "done", 1.0, {}, {}, cell=0)], sign)
+    elites = store.elites(cid)
+    assert len(elites) == 1 and elites[0]["evaluation_id"] == a
+
+
 def test_minimising_keeps_the_lowest(store: Store) -> None:
     cid = new_campaign(store)
     a, b = pending(store, cid, 2)

@@ -144,6 +144,18 @@ def test_ead_minimum_run_delays_a_switch() -> None:
     assert after == [False, False, True, True, True, False, False]
 
 
+def test_ead_a_mean_equal_to_the_threshold_selects_the_small_model() -> None:
+    """REFERENCE.md §4: M_L only if H̄ > τ, strictly; H̄ ≤ τ (equality included) is M_S. A row
+    on the large model with H̄ = τ switches to the small one; a row on the small one stays."""
+    ctl = ead.EADController(2, threshold_bits=1.0, window=1, min_run=1)
+    ctl.use_large = torch.tensor([True, False])
+    ctl.observe(torch.tensor([1.0, 1.0]))
+    assert ctl.use_large.tolist() == [False, False]
+    assert ctl.switches.tolist() == [1, 0]
+    ctl.observe(torch.tensor([1.0 + 2 ** -20, 1.0]))  # just above τ: the large model
+    assert ctl.use_large.tolist() == [True, False]
+
+
 def test_ead_rows_are_independent_and_inactive_rows_frozen() -> None:
     ctl = ead.EADController(3, 1.0, window=2, min_run=1)
     ctl.observe(torch.tensor([5.0, 0.0, 5.0]), active=torch.tensor([True, True, False]))

@@ -76,6 +76,21 @@ def test_clip_cov_drops_exactly_max_int_r_n_1_tokens_within_the_bounds() -> None
     assert int(zero.sum()) == out.clipped + out.dropped  # the dropped tokens are not among the clipped ones
 
 
+def test_clip_cov_count_floors_r_times_n() -> None:
+    """REFERENCE.md §5 (verl): ``clip_num = max(int(r · N), 1)``, a floor: r·N = 2.9 drops 2
+    (not 3), 2.5 drops 2, 1.9 drops 1 and 0.4 still drops 1; N is every token, here 10 in bounds."""
+    cov = torch.linspace(1.5, 4.5, 10, dtype=torch.float64)
+    eligible = torch.ones(10, dtype=torch.bool)
+    for ratio, expected in ((0.29, 2), (0.25, 2), (0.19, 1), (0.04, 1)):
+        mask = clip_cov_select(cov, eligible, ratio=ratio, lb=1.0, ub=5.0, generator=torch.Generator().manual_seed(0))
+        assert int(mask.sum()) == expected, ratio
+    # through the loss, on 2000 tokens: r·N = 27.6 drops 27
+    logp, old, adv = tokens(2000)
+    out = policy_loss(logp, old, adv, loss_mode="clip_cov", clip_cov_ratio=0.0138, clip_cov_lb=1.0, clip_cov_ub=5.0,
+                      generator=torch.Generator().manual_seed(1))
+    assert out.dropped == 27 == int((grad_of(out.loss, logp) == 0).sum())
+
+
 def test_clip_cov_takes_all_candidates_when_fewer_and_draws_them_uniformly() -> None:
     cov = torch.tensor([0.5, 2.0, 3.0, 6.0, 4.0, -1.0])
     eligible = torch.ones(6, dtype=torch.bool)
