@@ -308,10 +308,12 @@ class PreparedRun:
     proposer: Proposer
     executor: Executor
 
-    def commit(self, store: Store) -> CampaignRun:
+    def commit(self, store: Store, cli_words: bool = True) -> CampaignRun:
         """Write the planned campaign (:func:`commit_campaign`; its new run limits are the
-        scheduler's to write, once it holds the lease) and return the run of it."""
-        return self.setup.committed(commit_campaign(store, self.plan, limits=False))  # the run writes them
+        scheduler's to write, once it holds the lease) and return the run of it; a name taken
+        meanwhile is refused in the caller's words (``cli_words``)."""
+        return self.setup.committed(commit_campaign(store, self.plan, limits=False,  # the run writes them
+                                                    cli_words=cli_words))
 
 
 def built_executor(spec: CampaignSpec, executor: str | Executor, address: str | None) -> Executor:
@@ -410,8 +412,8 @@ def _run(store: Store, spec: CampaignSpec, ex: Executor, progress: Callable[[Sta
         problem = None if setup_checked else ex.setup_problem(executor_base.SETUP_CHECK_S)
         if problem is not None:
             written = prepared.plan.existing is not None
-            raise EvaluatorSetupFailed(setup_failed_message(spec.name, problem, written=written))
-        return Scheduler(store, prepared.commit(store), prepared.proposer, ex, progress=progress,
+            raise EvaluatorSetupFailed(setup_failed_message(spec.name, problem, written=written, cli_words=cli_words))
+        return Scheduler(store, prepared.commit(store, cli_words), prepared.proposer, ex, progress=progress,
                          lease_ttl_s=run_settings.lease_ttl_s, max_state_mb=run_settings.max_state_mb,
                          cli_words=cli_words).run()
     except BaseException:
@@ -438,7 +440,10 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path,
     with --budget 200``, which the command line passes), and so does the way on that a
     refusal gives: ``use another name=…, or resume it with `api.resume('c1', …)```, ``run
     more with budget= above 12`` (``cli_words``: ``--name``, ``atlas resume c1``, ``--budget``:
-    :func:`~search.campaigns.plan_campaign`). Each of the file's warnings
+    :func:`~search.campaigns.plan_campaign`), and so does each stop of the run (a busy campaign,
+    a proposer's error, a failed setup, a full or lost storage): ``api.resume('c1', …)``,
+    ``archive.open(…, readonly=False).campaign('c1').delete()`` (``cli_words``: ``atlas resume
+    c1``, ``atlas delete c1 --yes``: :class:`~search.scheduler.Scheduler`). Each of the file's warnings
     (:func:`~search.spec.spec_warnings`: ``search.batch_size: 10 is more than the budget (3)``)
     is given once every check that needs no workers has passed, so that a refusal stands
     alone: to ``on_warning``, where given (``atlas run`` prints them so), else logged at
@@ -462,7 +467,7 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path,
     run_settings = RunSettings.read()  # a malformed setting (ATLAS_LEASE_TTL, …) creates no storage
     budget_source = source if budget is None else f"{source} with {given_words(budget=budget, cli_words=cli_words)}"
     with _StorageAhead.open(url) as ahead:  # one read-only look serves the lease and the plan
-        unreachable = ahead.refuse_busy(spec.name, run_settings.lease_ttl_s)  # before the proposer is built
+        unreachable = ahead.refuse_busy(spec.name, run_settings.lease_ttl_s, cli_words)  # before the proposer
         checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
         if unreachable is not None:  # what the look ahead met, said after the checks that need no storage
             raise unreachable
@@ -474,7 +479,7 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path,
         # and the evaluator's setup (a failure, or an interrupt while it is waited on, leaves no new file)
         problem = ex.setup_problem(executor_base.SETUP_CHECK_S)
         if problem is not None:
-            raise EvaluatorSetupFailed(setup_failed_message(spec.name, problem, written=stored))
+            raise EvaluatorSetupFailed(setup_failed_message(spec.name, problem, written=stored, cli_words=cli_words))
         store = Store(url)
     except BaseException:
         ex.shutdown()  # a refused start too: the private Ray it started goes with it
@@ -486,17 +491,18 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path,
         store.close()
 
 
-def refuse_busy(record: CampaignRecord | None, lease_ttl_s: float) -> None:
+def refuse_busy(record: CampaignRecord | None, lease_ttl_s: float, cli_words: bool = True) -> None:
     """Raise :class:`~search.scheduler.CampaignBusy` where a live scheduler holds campaign
     ``record``'s lease (:func:`~archive.records.scheduler_is_live`: held, not expired, its
-    holder not known dead), with the words the take of the lease refuses it with: a look
+    holder not known dead), with the words the take of the lease refuses it with (its way on
+    in ``atlas``'s words, or with ``cli_words`` False in Python's): a look
     ahead, so that a busy campaign is refused before the proposer (its imports), the
     executor and the evaluator's setup are built. The take itself
     (:meth:`~search.scheduler.Scheduler.run`) still decides: a scheduler that takes the lease
     after this look still has the later run refused there."""
     if record is not None and record.lease_holder is not None \
             and scheduler_is_live(record.lease_holder, record.lease_expires):
-        raise CampaignBusy(busy_message(record.name, record.lease_holder, lease_ttl_s))
+        raise CampaignBusy(busy_message(record.name, record.lease_holder, lease_ttl_s, cli_words))
 
 
 def _open_readonly(url: str) -> Store | None:
@@ -551,9 +557,10 @@ class _StorageAhead:
         if self.store is not None:
             self.store.close()
 
-    def refuse_busy(self, name: str, lease_ttl_s: float) -> StorageError | None:
-        """:func:`refuse_busy` for campaign ``name``; returns what the storage could not
-        answer (the open's error, or the read's) for :func:`run` to raise later."""
+    def refuse_busy(self, name: str, lease_ttl_s: float, cli_words: bool = True) -> StorageError | None:
+        """:func:`refuse_busy` for campaign ``name`` (in the caller's words: ``cli_words``);
+        returns what the storage could not answer (the open's error, or the read's) for
+        :func:`run` to raise later."""
         if self.store is None:
             return self.error
         try:
@@ -561,7 +568,7 @@ class _StorageAhead:
         except StorageError as exc:
             self.error = exc
             return exc
-        refuse_busy(record, lease_ttl_s)
+        refuse_busy(record, lease_ttl_s, cli_words)
         return None
 
     def holds(self, spec: CampaignSpec, source: str, budget_source: str | None = None,
@@ -603,7 +610,7 @@ def resume(name: str, storage: str | os.PathLike[str] | None = None, executor: s
     store = Store(url)
     try:
         record, spec = stored_spec(store, name)
-        refuse_busy(record, run_settings.lease_ttl_s)  # before the evaluator, executor and proposer are built
+        refuse_busy(record, run_settings.lease_ttl_s, cli_words)  # before the evaluator, executor and proposer
         source = f"stored spec of {name}"  # what its errors name, as parsing it does
         budget_source, lowered = source, None
         if budget is not None:

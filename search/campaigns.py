@@ -164,6 +164,18 @@ def resume_words(name: str, budget: int | None = None, cli_words: bool = False) 
     return f"api.resume({name!r}" + ("" if budget is None else f", budget={budget}") + ", …)"
 
 
+def delete_words(name: str, cli_words: bool = False, force: bool = False) -> str:
+    """How a message tells the caller to delete campaign ``name`` (``force``: even while a
+    scheduler holds its lease): as Python that does it
+    (``archive.open(…, readonly=False).campaign('quad').delete()``, the ``…`` its storage:
+    :meth:`archive.handle.CampaignHandle.delete` needs a handle that writes), or, with
+    ``cli_words``, as the command (``atlas delete quad --yes``, or ``--force``), which
+    ``atlas`` completes with its storage."""
+    if cli_words:
+        return f"atlas delete {name} " + ("--force" if force else "--yes")
+    return f"archive.open(…, readonly=False).campaign({name!r}).delete(" + ("force=True" if force else "") + ")"
+
+
 def plan_campaign(store: Store, spec: CampaignSpec, layout: CellLayout | None = None,
                   source: str = "campaign", budget_source: str | None = None,
                   cli_words: bool = False) -> CampaignPlan:
@@ -229,19 +241,22 @@ def check_not_spent(store: Store, existing: CampaignRecord, spec: CampaignSpec, 
         f"`{resume_words(spec.name, stats.created + max(failed, 1), cli_words)}` runs {max(failed, 1)} more")
 
 
-def commit_campaign(store: Store, plan: CampaignPlan, limits: bool = True) -> CampaignRecord:
+def commit_campaign(store: Store, plan: CampaignPlan, limits: bool = True, cli_words: bool = True) -> CampaignRecord:
     """Write the planned campaign: its row when new, its new limits (budget, ``fail_fast``)
     when changed (unless ``limits`` is False: a run writes them once it holds the lease,
     :func:`write_limits`, so that a run refused as busy changes nothing). A new name that
-    another run wrote first is a :class:`CampaignConflict`."""
+    another run wrote first is a :class:`CampaignConflict`, its way on in ``atlas``'s words
+    (``atlas status quad``, ``atlas resume quad``), or with ``cli_words`` False in Python's
+    (``api.resume('quad', …)``: :func:`resume_words`)."""
     spec = plan.spec
     if plan.existing is None:
         try:
             return store.create_campaign(spec.name, spec.model_dump(mode="json"), spec.spec_hash(),
                                          plan.layout.to_json(), evaluator_units(spec))
         except CampaignNameTaken:
+            status = f"`atlas status {spec.name}`, and " if cli_words else ""
             raise CampaignConflict(f"campaign {spec.name!r} was created by another run while this one started; "
-                                   f"that run has it: `atlas status {spec.name}`, and `atlas resume {spec.name}` "
+                                   f"that run has it: {status}`{resume_words(spec.name, cli_words=cli_words)}` "
                                    f"once it stops") from None
     if limits:
         write_limits(store, plan.existing, spec)

@@ -79,7 +79,7 @@ from entropy_atlas.errors import AtlasError
 from entropy_atlas.holders import holder_is_dead, holder_text, lease_holder_id
 from entropy_atlas.interrupts import held_interrupts
 from entropy_atlas.wording import count
-from search.campaigns import write_limits
+from search.campaigns import delete_words, resume_words, write_limits
 from search.history import ArchiveHistory
 from search.lease_keeper import LeaseKeeper, elapsed_clock
 from search.proposals import BadProposals, ProposalRows, checked_calls
@@ -103,13 +103,14 @@ class CampaignBusy(AtlasError, RuntimeError):
     """Another live scheduler holds the campaign's lease."""
 
 
-def busy_message(name: str, holder: str, lease_ttl_s: float) -> str:
+def busy_message(name: str, holder: str, lease_ttl_s: float, cli_words: bool = True) -> str:
     """The refusal of a run of campaign ``name`` whose lease live scheduler ``holder`` holds
     (said alike by the take of the lease and by :mod:`search.api`'s look ahead at it), the
-    holder as a person reads it (:func:`~entropy_atlas.holders.holder_text`)."""
+    holder as a person reads it (:func:`~entropy_atlas.holders.holder_text`), and the resume
+    after it in ``atlas``'s words, or with ``cli_words`` False in Python's (:func:`resume_words`)."""
     return (f"campaign {name!r} is being run by {holder_text(holder)}; "
             f"wait for it to finish, or for its lease to expire if it died "
-            f"(at most {lease_ttl_s:g} s), then `atlas resume {name}`")
+            f"(at most {lease_ttl_s:g} s), then `{resume_words(name, cli_words=cli_words)}`")
 
 
 class LeaseLost(AtlasError, RuntimeError):
@@ -137,30 +138,42 @@ class _ProgressRaised(Exception):
         self.error = error
 
 
-def proposer_failed_message(name: str, proposer: str, phase: str, exc: BaseException, kept: str) -> str:
-    """The one line a proposer's error ends a run with: what raised, where, and what of the
-    turn was ``kept``."""
+def proposer_failed_message(name: str, proposer: str, phase: str, exc: BaseException, kept: str,
+                            cli_words: bool = True) -> str:
+    """The one line a proposer's error ends a run with: what raised, where, what of the turn
+    was ``kept``, and the resume after the fix in ``atlas``'s words, or with ``cli_words``
+    False in Python's (:func:`resume_words`: a proposer registered in a script is unknown to
+    ``atlas``)."""
     return (f"campaign {name!r}: proposer {proposer} raised in {phase}: {raised_error(exc)}; {kept}; "
-            f"fix the proposer (or its options) and `atlas resume {name}`")
+            f"fix the proposer (or its options) and `{resume_words(name, cli_words=cli_words)}`")
 
 
-def proposer_output_message(name: str, proposer: str, problem: str, kept: str) -> str:
+def proposer_output_message(name: str, proposer: str, problem: str, kept: str, cli_words: bool = True) -> str:
     """The one line a proposer's unusable output ends a run with: ``problem`` (what it
-    gave, as :class:`BadProposals` words it) and what of the turn was ``kept``."""
+    gave, as :class:`BadProposals` words it), what of the turn was ``kept``, and the resume
+    in the caller's words (as :func:`proposer_failed_message`)."""
     return (f"campaign {name!r}: proposer {proposer} {problem}; {kept}; "
-            f"fix the proposer (or its options) and `atlas resume {name}`")
+            f"fix the proposer (or its options) and `{resume_words(name, cli_words=cli_words)}`")
 
 
-def setup_failed_message(name: str, error: str, written: bool) -> str:
+def rerun_words(name: str, cli_words: bool = True) -> str:
+    """The way on of a campaign whose stored spec must change: delete it and run the corrected
+    one, in ``atlas``'s words (`` `atlas delete quad --yes` and run the corrected file``), or
+    with ``cli_words`` False in Python's (:func:`delete_words`, and the corrected spec)."""
+    return f"`{delete_words(name, cli_words)}` and run the corrected {'file' if cli_words else 'spec'}"
+
+
+def setup_failed_message(name: str, error: str, written: bool, cli_words: bool = True) -> str:
     """The one line a failed setup ends a run with: ``error`` and how to go on, for a campaign
     already written (nothing charged: resume, or delete and rerun where its config must
-    change) or refused before it was (nothing written: run the corrected file)."""
+    change: :func:`rerun_words`) or refused before it was (nothing written: run the corrected
+    file), the way on in ``atlas``'s words, or with ``cli_words`` False in Python's."""
     if not written:
         return (f"campaign {name!r}: {error}; nothing was written: correct the evaluator's config, or what it "
                 f"reads, and run the file again")
     return (f"campaign {name!r}: {error}; nothing was charged: fix what the evaluator reads and "
-            f"`atlas resume {name}`, or, where its config must change (the stored spec is the campaign's), "
-            f"`atlas delete {name} --yes` and run the corrected file")
+            f"`{resume_words(name, cli_words=cli_words)}`, or, where its config must change (the stored spec is "
+            f"the campaign's), {rerun_words(name, cli_words)}")
 
 
 def _raise_if_interrupted(exc: BaseException) -> None:
@@ -207,7 +220,7 @@ class Scheduler:
         cli_words: bool = True,
     ) -> None:
         self.store = store
-        self.cli_words = cli_words  # how a budget refused under the lease names the way on: atlas's or Python's
+        self.cli_words = cli_words  # how each stop and refusal names the way on: atlas's or Python's
         self.campaign_run = run
         self.campaign = run.record
         self.spec = run.spec
@@ -261,7 +274,7 @@ class Scheduler:
             self.store.release_lease(self.cid, self.holder)  # fenced: only a lease this run holds
             raise
         if other is not None:
-            raise CampaignBusy(busy_message(self.campaign.name, other, self.lease_ttl_s))
+            raise CampaignBusy(busy_message(self.campaign.name, other, self.lease_ttl_s, self.cli_words))
         status = "stopped"
         progress_error: Exception | None = None  # the callback's, raised once the run has stopped
         full: StorageFull | None = None  # the storage's, told once the run has stopped (with the lease's fate)
@@ -358,7 +371,7 @@ class Scheduler:
                  if unreleased else "")
         name = self.campaign.name
         return StorageFull(f"{exc.problem}; campaign {name!r} stopped, every evaluation written before kept{lease}",
-                           exc.where, f"`atlas resume {name}`")
+                           exc.where, f"`{self._resume_words()}`")
 
     def _lost(self, exc: StorageError, unreleased: bool) -> StorageError:
         """The run stopped on a storage lost past its retries (``ATLAS_DB_RETRY_S``): what it
@@ -367,7 +380,11 @@ class Scheduler:
         lease = f" (its lease lapses within {self.lease_ttl_s:g} s)" if unreleased else ""
         name = self.campaign.name
         return StorageError(f"{exc}; campaign {name!r} stopped, every evaluation written before kept: "
-                            f"`atlas resume {name}` continues it once the storage answers{lease}")
+                            f"`{self._resume_words()}` continues it once the storage answers{lease}")
+
+    def _resume_words(self, budget: int | None = None) -> str:
+        """The resume of this campaign (at ``budget``) in the caller's words (:func:`resume_words`)."""
+        return resume_words(self.campaign.name, budget, self.cli_words)
 
     def _restore(self) -> None:
         """Restore the proposer from its checkpoint and the archive. An unreadable checkpoint
@@ -384,7 +401,8 @@ class Scheduler:
         except Exception as exc:
             _raise_if_interrupted(exc)
             raise ProposerFailed(proposer_failed_message(
-                self.campaign.name, self.proposer.name, "restore", exc, "nothing of the run was written")) from exc
+                self.campaign.name, self.proposer.name, "restore", exc, "nothing of the run was written",
+                self.cli_words)) from exc
 
     def _stop_held(self) -> None:
         """:meth:`_stop_cleanly`, as :class:`LeaseLost` where the lease went meanwhile."""
@@ -485,10 +503,10 @@ class Scheduler:
               f"at {self.created} of {self.spec.search.budget} evaluations")
         if self.created == 0:
             return (f"{at}; the run cannot start (no space is used up before its first evaluation): fix the "
-                    f"proposer (or its options) and `atlas resume {name}`, or `atlas delete {name} --yes` and "
-                    f"run the corrected file")
+                    f"proposer (or its options) and `{self._resume_words()}`, or "
+                    f"{rerun_words(name, self.cli_words)}")
         return (f"{at}; the run cannot go on (a small discrete space may be used up: lower the budget with "
-                f"`atlas resume {name} --budget {self.created}`, or widen the space)")
+                f"`{self._resume_words(self.created)}`, or widen the space)")
 
     def _ask_failed_message(self, kept: str) -> str:
         """The line the run stops with when an ask (or a ``take_calls``) raised or returned what
@@ -496,8 +514,8 @@ class Scheduler:
         assert self._ask_failed is not None
         phase, error = self._ask_failed
         if isinstance(error, BadProposals):
-            return proposer_output_message(self.campaign.name, self.proposer.name, str(error), kept)
-        return proposer_failed_message(self.campaign.name, self.proposer.name, phase, error, kept)
+            return proposer_output_message(self.campaign.name, self.proposer.name, str(error), kept, self.cli_words)
+        return proposer_failed_message(self.campaign.name, self.proposer.name, phase, error, kept, self.cli_words)
 
     def _write(self, results: list[Result], rows: list[NewEvaluation], calls: list[dict[str, Any]]) -> list[int]:
         """Write ``results``, new ``rows`` and ``calls`` with the starts not yet charged and,
@@ -575,7 +593,8 @@ class Scheduler:
         self._flush()
         self._requeue([i for i in self.inflight if i in never_ran and i in self._charged], uncharge=True)
         self._requeue([i for i in self.inflight if i not in never_ran])
-        raise EvaluatorSetupFailed(setup_failed_message(self.campaign.name, setup[0].error or "", written=True))
+        raise EvaluatorSetupFailed(setup_failed_message(self.campaign.name, setup[0].error or "", written=True,
+                                                        cli_words=self.cli_words))
 
     def _plan(self) -> tuple[list[NewEvaluation], list[dict[str, Any]], bool]:
         """Ask the proposer for every batch there is room for (``batch_size`` at a time, or
@@ -747,7 +766,8 @@ class Scheduler:
             _raise_if_interrupted(exc)
             raise ProposerFailed(proposer_failed_message(
                 self.campaign.name, self.proposer.name, "tell", exc,
-                f"the {len(results)} results it was told are not written and run again on resume")) from exc
+                f"the {len(results)} results it was told are not written and run again on resume",
+                self.cli_words)) from exc
         return results
 
     def _proposer_state(self, results: int) -> bytes:
@@ -760,17 +780,17 @@ class Scheduler:
         except Exception as exc:
             _raise_if_interrupted(exc)
             raise ProposerFailed(proposer_failed_message(
-                self.campaign.name, self.proposer.name, "state", exc, kept)) from exc
+                self.campaign.name, self.proposer.name, "state", exc, kept, self.cli_words)) from exc
         if not isinstance(state, bytes):
             raise ProposerFailed(proposer_output_message(
                 self.campaign.name, f"{self.proposer.name}:", f"state() returned {type(state).__name__}, not bytes",
-                kept))
+                kept, self.cli_words))
         if len(state) > self.max_state_mb * MB:
             raise ProposerFailed(proposer_output_message(
                 self.campaign.name, f"{self.proposer.name}:",
                 f"state() returned {len(state):,} bytes ({len(state) / MB:.3g} MB), over ATLAS_MAX_PROPOSER_STATE_MB="
                 f"{self.max_state_mb:g} (a checkpoint is written every turn; raise it where the state is meant "
-                f"to be this large)", kept))
+                f"to be this large)", kept, self.cli_words))
         return state
 
     def _fail_fast_tripped(self, outcomes: list[Outcome]) -> bool:
@@ -797,8 +817,14 @@ class Scheduler:
             first = (self._first_error or "").strip().splitlines()[0] if self._first_error else "unknown error"
             raise CampaignFailing(
                 f"campaign {self.campaign.name!r}: the first {self._run_failed} evaluations all failed; "
-                f"the first error: {first} (see `atlas failures {self.campaign.name}`; "
+                f"the first error: {first} (see `{self._failures_words()}`; "
                 f"search.fail_fast: 0 turns this check off)")
+
+    def _failures_words(self) -> str:
+        """Where this campaign's failures are read, in the caller's words: ``atlas failures
+        quad``, or the handle's ``failure_summary()`` (what that command groups)."""
+        name = self.campaign.name
+        return f"atlas failures {name}" if self.cli_words else f"archive.open(…).campaign({name!r}).failure_summary()"
 
     def _heartbeat(self) -> None:
         """Stop (:class:`LeaseLost`) once the lease is known gone (:meth:`LeaseKeeper.holds`:
@@ -818,7 +844,10 @@ class Scheduler:
                         f"it stopped without writing more")
 
     def _deleted(self) -> str:
-        return (f"campaign {self.campaign.name!r} was deleted while this run held it (`atlas delete --force`); "
+        """The line a run whose campaign was deleted under it (a forced delete) stops with, the
+        delete named in the caller's words (``atlas delete --force``, or the handle's)."""
+        forced = "atlas delete --force" if self.cli_words else delete_words(self.campaign.name, force=True)
+        return (f"campaign {self.campaign.name!r} was deleted while this run held it (`{forced}`); "
                 f"this run stopped without writing more")
 
     def _report(self, final: bool = False) -> None:

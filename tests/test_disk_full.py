@@ -108,7 +108,7 @@ def test_a_lease_whose_release_cannot_be_written_is_said_to_lapse(
     message = str(raised.value)
     assert "is full: database or disk is full" in message
     assert ("campaign 'quad' stopped, every evaluation written before kept (its lease could not be released for "
-            "want of space and lapses within 30 s): free space there, then `atlas resume quad`") in message
+            "want of space and lapses within 30 s): free space there, then `api.resume('quad', …)`") in message
 
 
 def test_a_full_disk_as_the_schema_is_made_is_one_line_and_writes_nothing(
@@ -209,7 +209,7 @@ def test_postgresql_disk_full_mid_run_stops_in_one_line_and_resumes(postgres_url
     spec = quadratic_spec(search__budget=60)
     with pytest.raises(StorageError, match=r"is full: .*\(the database server's disk\); campaign 'quad' stopped, "
                                            r"every evaluation written before kept: free space on the database "
-                                           r"server, then `atlas resume quad`$"):
+                                           r"server, then `api\.resume\('quad', …\)`$"):
         api.run(spec, storage=postgres_url, executor="inline")
     camp = archive.open(postgres_url).campaign("quad")
     assert camp.record.status == "stopped" and camp.record.lease_holder is None

@@ -248,7 +248,8 @@ def test_a_setup_failing_after_the_campaign_is_written_stops_the_run_and_charges
     spec["evaluator"]["target"] = "tests.support.evaluators:BrokenSetup"
     executor = _LateSetupCheck(api.executor_config(api.as_spec(spec)))
     with pytest.raises(EvaluatorSetupFailed, match=r"nothing was charged: fix what the evaluator reads and "
-                                                   r"`atlas resume quad`, or, .* `atlas delete quad --yes`"):
+                                                   r"`api\.resume\('quad', …\)`, or, .* `archive\.open\(…, "
+                                                   r"readonly=False\)\.campaign\('quad'\)\.delete\(\)`"):
         api.run(spec, storage=url, executor=executor)
     store = Store(url, readonly=True)
     try:

@@ -153,7 +153,7 @@ def test_a_proposer_that_raises_in_ask_stops_the_run_with_the_turn_written(
     assert re.sub(r":\d+,", ":N,", str(first.value)) == (
         "campaign 'quad': proposer flaky raised in ask: ZeroDivisionError: the step size came out as 0/0 "
         "(at proposers.py:N, in ask); this turn's 8 results and 0 new rows are written; "
-        "fix the proposer (or its options) and `atlas resume quad`")
+        "fix the proposer (or its options) and `api.resume('quad', …)`")
     assert _done_and_pending(sqlite_url) == (list(range(8)), 0)  # the first turn's two batches, both settled
     _run_until_finished(spec, sqlite_url, stops)
     assert _done_and_pending(sqlite_url) == (list(range(24)), 0)  # each evaluated once, none lost
@@ -171,7 +171,7 @@ def test_a_proposer_that_raises_in_tell_stops_the_run_and_its_results_run_again(
     _run_until_finished(spec, sqlite_url, stops)
     assert re.sub(r":\d+,", ":N,", stops[0]) == ("campaign 'quad': proposer flaky raised in tell: KeyError: 'emitter' "
                         "(at proposers.py:N, in tell); the 4 results it was told are not written and run "
-                        "again on resume; fix the proposer (or its options) and `atlas resume quad`")
+                        "again on resume; fix the proposer (or its options) and `api.resume('quad', …)`")
     assert _done_and_pending(sqlite_url) == (list(range(16)), 0)
 
 

@@ -147,7 +147,7 @@ def test_a_take_calls_that_raises_stops_the_run_with_one_line_and_the_turn_writt
     assert re.sub(r":\d+,", ":N,", line) == (
         "campaign 'quad': proposer guarded raised in take_calls: RuntimeError: the model client is gone "
         "(at test_proposer_guards.py:N, in _raises); this turn's 0 results and 4 new rows are written; "
-        "fix the proposer (or its options) and `atlas resume quad`")
+        "fix the proposer (or its options) and `api.resume('quad', …)`")
 
 
 def test_after_a_stop_in_take_calls_only_the_batches_with_their_calls_are_written(
@@ -228,7 +228,7 @@ def test_calls_the_archive_cannot_hold_stop_the_run_with_one_line(guarded: dict,
     assert line.startswith("campaign 'quad': proposer guarded returned "), line
     assert problem in line, line
     assert line.endswith("; this turn's 0 results and 4 new rows are written; fix the proposer (or its options) "
-                         "and `atlas resume quad`"), line
+                         "and `api.resume('quad', …)`"), line
 
 
 def test_calls_with_different_optional_fields_are_all_written(guarded: dict, storage_url: str) -> None:

@@ -187,7 +187,7 @@ def test_params_that_cannot_be_repaired_stop_the_run(bad: dict, sqlite_url: str,
     stop = stop_then_finish(spec_of(), sqlite_url, "proposed params the space cannot take")
     assert str(stop).startswith(f"campaign 'quad': proposer bad proposed params the space cannot take "
                                 f"(proposal 0): {problem}")
-    assert str(stop).endswith("fix the proposer (or its options) and `atlas resume quad`")
+    assert str(stop).endswith("fix the proposer (or its options) and `api.resume('quad', …)`")
 
 
 def test_a_categorical_value_not_among_the_choices_stops_the_run(bad: dict, sqlite_url: str) -> None:

@@ -241,7 +241,8 @@ def test_a_proposer_stuck_at_no_evaluation_is_not_told_to_lower_the_budget_to_0(
     assert str(err.value) == (
         "campaign 'quad': proposer asks-nothing proposed nothing with nothing in flight, at 0 of 8 evaluations; "
         "the run cannot start (no space is used up before its first evaluation): fix the proposer (or its "
-        "options) and `atlas resume quad`, or `atlas delete quad --yes` and run the corrected file")
+        "options) and `api.resume('quad', …)`, or `archive.open(…, readonly=False).campaign('quad').delete()` "
+        "and run the corrected spec")
 
 
 # -- a checkpoint field that is not JSON ---------------------------------------------------
