@@ -276,6 +276,7 @@ def executor_config(spec: CampaignSpec) -> ExecutorConfig:
         num_cpus=spec.resources.num_cpus, num_gpus=spec.resources.num_gpus,
         timeout_s=spec.resources.timeout_s, max_in_flight=spec.search.max_in_flight,
         custom_resources=dict(spec.resources.custom), memory_mb=spec.resources.memory_mb, seed=spec.search.seed,
+        whole_batches=spec.search.reproducible,
     )
 
 

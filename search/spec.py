@@ -88,8 +88,9 @@ MAX_TIMEOUT_S = 30 * 24 * 3600.0
 
 
 #: The fields of ``search`` a campaign's later run may change (the file edited, or
-#: ``--budget``): how far it goes and when it gives up, not what it searches.
-RUN_LIMITS = ("budget", "fail_fast")
+#: ``--budget``): how far it goes, when it gives up and whether its turns are made
+#: reproducible (``reproducible``), not what it searches.
+RUN_LIMITS = ("budget", "fail_fast", "reproducible")
 
 
 class SpecError(AtlasError, ValueError):
@@ -224,6 +225,9 @@ class SearchSpec(StrictModel):
     seed: int = Field(default=0, ge=0)
     fail_fast: int = Field(default=10, ge=0, description=(
         "stop the run when its first this-many evaluations all fail (0: never stop early)"))
+    reproducible: bool = Field(default=False, description=(
+        "the inline executor runs one asked batch a turn, whatever the evaluations' times, so the same file gives "
+        "the same run (docs/campaigns.md, Reproducibility)"))
     initial_points: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("algorithm")
@@ -335,8 +339,8 @@ class CampaignSpec(StrictModel):
         return key_orders_of(self.model_dump(mode="json"))
 
     def spec_hash(self, filled: dict[str, Any] | None = None) -> str:
-        """A stable hash of everything but the run's limits (:data:`RUN_LIMITS`: the budget
-        and ``fail_fast``), which a later run of the campaign may change; mappings compare
+        """A stable hash of everything but the run's limits (:data:`RUN_LIMITS`: the budget,
+        ``fail_fast``, ``reproducible``), which a later run of the campaign may change; mappings compare
         as sets of keys, but for the orders that mean something (:func:`key_orders_of`).
 
         Of the spec as it is written, or, given ``filled``, of this spec's JSON with the

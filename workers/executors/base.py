@@ -22,7 +22,9 @@ class ExecutorError(AtlasError, RuntimeError):
 class ExecutorConfig:
     """Plain values an executor needs (no campaign objects cross into workers/). ``seed``:
     the campaign's ``search.seed``, from which each worker's ``setup`` seed is derived
-    (:func:`workers.contract.setup_seed`)."""
+    (:func:`workers.contract.setup_seed`). ``whole_batches``: the campaign's
+    ``search.reproducible``; the inline executor then hands back exactly one submitted batch
+    a poll, whatever the evaluations' times (:class:`~workers.executors.inline.InlineExecutor`)."""
 
     kind: str
     config: dict[str, Any]
@@ -36,6 +38,7 @@ class ExecutorConfig:
     custom_resources: dict[str, float] = dataclasses.field(default_factory=dict)
     memory_mb: float | None = None
     seed: int = 0
+    whole_batches: bool = False
 
     @property
     def memory_bytes(self) -> int | None:

@@ -9,6 +9,14 @@ set aside while a poll runs evaluations and put back at its end, the timer with 
 left less what the poll took (fired at once where that has passed). An evaluation that
 changes the working directory has it changed back by the end of the poll. One that calls
 ``os._exit`` fails with that as its error (:mod:`workers.exit_guard`); it had ended the run.
+
+A poll runs evaluations until ``timeout`` has passed (at least one chunk), so results reach
+the store often; how many a poll hands back then follows the evaluations' times, and so do
+the groups the proposer is told them in. With ``whole_batches`` (``search.reproducible``) a
+poll runs exactly the oldest batch submitted, whatever the time, and hands back it alone:
+the proposer is told batch by batch and asked after each, the same sequence on every run of
+the same file (an instant evaluator, a slow one, a loaded machine), at the cost of a write a
+batch rather than one every ``timeout``.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ class InlineExecutor(InProcessExecutor):
     def __init__(self, config: ExecutorConfig) -> None:
         super().__init__(config)
         self._queue: collections.deque[EvaluationTask] = collections.deque()
+        self._batches: collections.deque[int] = collections.deque()  # the queue's batches' sizes, oldest first
+        self._batch_ended = False  # whether this poll has run a batch's last task
         self._finished: list[Outcome] = []  # outcomes a Ctrl-C cut off from their poll
         self._said_unenforced = False  # whether the run was told its timeouts cannot be enforced here
 
@@ -41,6 +51,8 @@ class InlineExecutor(InProcessExecutor):
 
     def submit(self, tasks: list[EvaluationTask]) -> None:
         self._queue.extend(tasks)
+        if tasks:
+            self._batches.append(len(tasks))
 
     def in_flight(self) -> int:
         return len(self._queue)
@@ -50,22 +62,49 @@ class InlineExecutor(InProcessExecutor):
         if self._setup_error is not None:
             tasks = list(self._queue)
             self._queue.clear()
+            self._batches.clear()
             return setup_failure(tasks, self._setup_error)
         assert self._evaluator is not None
         chunk = self._chunk
         deadline = time.monotonic() + timeout
         outcomes: list[Outcome] = []
+        self._batch_ended = False
         try:
             with _Alarm() as alarm, _same_directory(), exit_refused():
                 self._warn_if_unenforced(alarm)
-                while self._queue and (not outcomes or time.monotonic() < deadline):  # results reach the store often
-                    batch = [self._queue.popleft() for _ in range(min(chunk, len(self._queue)))]
+                while self._queue and not self._poll_done(outcomes, deadline):
+                    batch = [self._queue.popleft() for _ in range(self._next_chunk(chunk))]
                     self._report_started([t.evaluation_id for t in batch])
                     outcomes += self._run_with_timeout(batch, alarm)
         except KeyboardInterrupt as exc:  # what finished before the Ctrl-C is kept for the scheduler's stop
             self._finished = outcomes + list(getattr(exc, "finished", []))
             raise
         return outcomes
+
+    def _poll_done(self, outcomes: list[Outcome], deadline: float) -> bool:
+        """Whether a poll hands back what it ran: with ``whole_batches``, once a batch has
+        run in full (and not before, whatever the time); else once ``deadline`` has passed
+        after at least one chunk (results reach the store often)."""
+        if self.config.whole_batches:
+            return self._batch_ended
+        return bool(outcomes) and time.monotonic() >= deadline
+
+    def _next_chunk(self, chunk: int) -> int:
+        """How many queued tasks run next: ``chunk`` (the evaluator's batch) at most and,
+        with ``whole_batches``, no more than the oldest batch has left, so that a batch ends
+        a poll on its own (``_batch_ended``). Counts them off the queue's batch sizes."""
+        n = min(chunk, len(self._queue))
+        if self.config.whole_batches and self._batches:
+            n = min(n, self._batches[0])
+        left = n
+        while left and self._batches:
+            taken = min(left, self._batches[0])
+            left -= taken
+            self._batches[0] -= taken
+            if self._batches[0] == 0:
+                self._batches.popleft()
+                self._batch_ended = True
+        return n
 
     def _warn_if_unenforced(self, alarm: _Alarm) -> None:
         """One warning a run where ``timeout_s`` cannot be enforced (no ``SIGALRM`` here:
