@@ -17,11 +17,19 @@ from search import api
 from search.params import FloatParam
 from search.proposers import build_proposer
 from search.proposers.base import Observation, OptionError, ProposerContext
-from search.proposers.checkpoint import CheckpointError, dumps, loads
-from search.proposers.ribs_emitters import ADAPTIVE_SIGMAS, EXPLORE, FILLING_SIGMAS, REFINING_ARMS, SHARPNESS
+from search.proposers.checkpoint import CheckpointError
+from search.proposers.ribs_emitters import (
+    ADAPTIVE_SIGMAS,
+    EXPLORE,
+    FILLING_SIGMAS,
+    ISO_SIGMA_BEFORE_V4,
+    REFINING_ARMS,
+    SHARPNESS,
+)
 from search.space import SearchSpace
 from tests.conftest import quadratic_spec
 from tests.test_checkpoints import Campaign, FakeHistory, context, split_and_resume
+from tests.test_iso_line_resume import as_version
 
 
 # -- what the options build ---------------------------------------------------------
@@ -37,7 +45,7 @@ def test_the_default_is_adaptive_and_explicit_options_keep_their_meaning() -> No
     for options in ({"iso_sigma": 0.05}, {"line_sigma": 0.3}, {"variation": "iso_line"}, {"emitters": 2}):
         single = build_proposer("map-elites", context(options))
         assert not single.adaptive and single.variation == "iso_line", options
-        expected = [options.get("iso_sigma", 0.02)] * options.get("emitters", 1)
+        expected = [options.get("iso_sigma", 0.01)] * options.get("emitters", 1)
         assert [float(e.iso_sigma) for e in single.emitters] == expected
         assert {float(e.line_sigma) for e in single.emitters} == {options.get("line_sigma", 0.2)}
     gauss = build_proposer("map-elites", context({"variation": "gaussian", "sigma": 0.07}))
@@ -190,15 +198,12 @@ def test_resume_equivalence_of_the_default_through_the_scheduler(sqlite_url: str
 # -- checkpoint versions ------------------------------------------------------------
 def as_version_1(state: bytes) -> bytes:
     """The checkpoint an earlier Entropy Atlas wrote: version 1, no ``variation``, no bandit."""
-    saved = loads(state, "map-elites", (3,))
-    fields = {k: v for k, v in saved.fields.items() if k != "variation"}
-    arrays = {k: v for k, v in saved.arrays.items() if not k.startswith("bandit.")}
-    return dumps("map-elites", 1, fields, arrays, saved.requires)
+    return as_version(state, 1)
 
 
 def test_a_version_1_checkpoint_of_a_single_step_campaign_resumes_exactly() -> None:
     options = {"variation": "iso_line"}
-    run = Campaign(build_proposer("map-elites", context(options)))
+    run = Campaign(build_proposer("map-elites", context({**options, "iso_sigma": ISO_SIGMA_BEFORE_V4})))
     for _ in range(5):
         run.step()
     old = as_version_1(run.proposer.state())
@@ -231,8 +236,7 @@ def test_a_version_2_checkpoint_of_the_seven_arm_default_resumes_with_the_refini
     run = Campaign(build_proposer("map-elites", context({"sigmas": list(FILLING_SIGMAS)})))
     for _ in range(5):
         run.step()
-    saved = loads(run.proposer.state(), "map-elites", (3,))
-    old = dumps("map-elites", 2, saved.fields, saved.arrays, saved.requires)
+    old = as_version(run.proposer.state(), 2)
     resumed = build_proposer("map-elites", context({}))
     resumed.restore(old, FakeHistory(run.finished, []))
     seven = len(FILLING_SIGMAS)

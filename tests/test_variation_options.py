@@ -13,11 +13,11 @@ from ribs.emitters import GaussianEmitter, IsoLineEmitter
 
 from search.proposers import build_proposer
 from search.proposers.checkpoint import loads
-from search.proposers.ribs_emitters import MapElitesProposer, default_variation
+from search.proposers.ribs_emitters import ISO_SIGMA_BEFORE_V4, MapElitesProposer, default_variation
 from search.spec import parse_spec, spec_warnings
 from tests.conftest import quadratic_spec
 from tests.test_checkpoints import Campaign, FakeHistory, context, legacy, split_and_resume
-from tests.test_map_elites_adaptive import as_version_1
+from tests.test_iso_line_resume import as_version, go_on_together
 
 
 def children(options: dict[str, Any], steps: int = 3) -> list[list[float]]:
@@ -39,6 +39,20 @@ def test_the_step_options_select_the_variation_whose_step_they_are(options: dict
     if "variation" not in options:
         assert default_variation(options) == variation
     assert build_proposer("map-elites", context(options)).variation == variation
+
+
+@pytest.mark.parametrize("options", [{"variation": "iso_line"}, {"emitters": 2}])
+def test_iso_line_without_step_options_takes_the_reference_steps(options: dict[str, Any]) -> None:
+    """../shared/REFERENCE.md §7 (Iso+LineDD): σ_iso = 0.01, σ_line = 0.2, the defaults of
+    pymap_elites and of pyribs' IsoLineEmitter: single-step ``iso_line`` with neither
+    ``iso_sigma`` nor ``line_sigma`` builds every emitter with those two steps."""
+    import inspect
+
+    p = build_proposer("map-elites", context(options))
+    assert p.variation == "iso_line" and [type(e) for e in p.emitters] == [IsoLineEmitter] * options.get("emitters", 1)
+    assert {(float(e.iso_sigma), float(e.line_sigma)) for e in p.emitters} == {(0.01, 0.2)}
+    pyribs = inspect.signature(IsoLineEmitter).parameters
+    assert (pyribs["iso_sigma"].default, pyribs["line_sigma"].default) == (0.01, 0.2)
 
 
 def test_sigma_alone_is_gaussians_step_and_changes_the_children() -> None:
@@ -104,8 +118,9 @@ def test_cma_me_and_cma_mae_warn_about_map_elites_step_options() -> None:
 
 # -- stored campaigns resume --------------------------------------------------------------
 def _old_sigma_campaign(steps: int = 4) -> Campaign:
-    """A ``{sigma: 0.5}`` campaign as the code before wrote it: iso_line at its defaults."""
-    run = Campaign(build_proposer("map-elites", context({"variation": "iso_line"})))
+    """A ``{sigma: 0.5}`` campaign as the code before wrote it: iso_line at its defaults then
+    (σ_iso 0.02, :data:`ISO_SIGMA_BEFORE_V4`; its checkpoint of version 3 or older)."""
+    run = Campaign(build_proposer("map-elites", context({"variation": "iso_line", "iso_sigma": ISO_SIGMA_BEFORE_V4})))
     for _ in range(steps):
         run.step()
     return run
@@ -115,22 +130,24 @@ def _old_sigma_campaign(steps: int = 4) -> Campaign:
 def test_a_checkpoint_of_sigma_alone_under_iso_line_resumes_as_iso_line(
         version: int, caplog: pytest.LogCaptureFixture) -> None:
     """Its checkpoint says iso_line (version 1: the default then): it goes on exactly as the
-    uninterrupted iso_line run, with a warning, not refused as another variation."""
+    uninterrupted iso_line run, at the steps it ran with (σ_iso 0.02), with a warning, not
+    refused as another variation."""
     caplog.set_level(logging.WARNING, "entropy_atlas.checkpoint")
     run = _old_sigma_campaign()
-    state = run.proposer.state()
-    assert loads(state, "map-elites", (3,)).fields["variation"] == "iso_line"
+    assert loads(run.proposer.state(), "map-elites", (4,)).fields["variation"] == "iso_line"
+    state = as_version(run.proposer.state(), version)
     resumed = build_proposer("map-elites", context({"sigma": 0.5}))
-    resumed.restore(state if version == 3 else as_version_1(state), FakeHistory(run.finished, []))
+    resumed.restore(state, FakeHistory(run.finished, []))
     assert resumed.variation == "iso_line" and [type(e) for e in resumed.emitters] == [IsoLineEmitter]
-    for _ in range(2):
-        a, b = run.proposer.ask(4), resumed.ask(4)
-        assert [p.x.tolist() for p in a] == [p.x.tolist() for p in b]
-        obs = run.evaluate(a)
-        run.proposer.tell(obs)
-        resumed.tell(obs)
-    assert loads(resumed.state(), "map-elites", (3,)).fields["variation"] == "iso_line"
-    assert any("resumed as iso_line" in r.getMessage() for r in caplog.records)
+    assert float(resumed.emitters[0].iso_sigma) == ISO_SIGMA_BEFORE_V4
+    go_on_together(run, resumed)
+    assert loads(resumed.state(), "map-elites", (4,)).fields["variation"] == "iso_line"
+    again = build_proposer("map-elites", context({"sigma": 0.5}))  # from the version-4 checkpoint it wrote
+    again.restore(resumed.state(), FakeHistory(run.finished, []))
+    assert again.variation == "iso_line" and float(again.emitters[0].iso_sigma) == ISO_SIGMA_BEFORE_V4
+    go_on_together(run, again)
+    assert any("resumed as iso_line at its default steps (iso_sigma 0.02, line_sigma 0.2)" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_a_legacy_pickle_of_sigma_alone_resumes_as_iso_line(caplog: pytest.LogCaptureFixture) -> None:
@@ -139,7 +156,7 @@ def test_a_legacy_pickle_of_sigma_alone_resumes_as_iso_line(caplog: pytest.LogCa
     resumed = build_proposer("map-elites", context({"sigma": 0.5}))
     resumed.restore(legacy(random_left=0), FakeHistory(run.finished, []))
     assert resumed.variation == "iso_line" and [type(e) for e in resumed.emitters] == [IsoLineEmitter]
-    assert len(resumed.ask(4)) == 4
+    assert float(resumed.emitters[0].iso_sigma) == ISO_SIGMA_BEFORE_V4 and len(resumed.ask(4)) == 4
     assert any("resumed as iso_line" in r.getMessage() for r in caplog.records)
 
 

@@ -24,8 +24,10 @@
   in flight before the first result, ribs' emitters would draw every later child of an
   empty archive around ``x0``, the centre (the quickstart's 300 children after its 100
   random ones fell in 4 cells).
-  - ``iso_line`` (``iso_sigma`` 0.02, ``line_sigma`` 0.2) or ``gaussian`` (``sigma``
-    0.1): ``emitters`` (1) emitters of that one step, round robin, as before.
+  - ``iso_line`` (``iso_sigma`` 0.01, ``line_sigma`` 0.2: the Iso+LineDD paper's and
+    pyribs' IsoLineEmitter defaults, ../shared/REFERENCE.md §7; a campaign stored before
+    checkpoint version 4 keeps the ``iso_sigma`` default it ran under, 0.02) or ``gaussian``
+    (``sigma`` 0.1): ``emitters`` (1) emitters of that one step, round robin, as before.
 
   Where ``variation`` is not named, the step options choose it (:func:`default_variation`):
   ``iso_sigma`` or ``line_sigma`` gives ``iso_line``; else ``sigma`` (gaussian's step)
@@ -64,9 +66,13 @@ proposer's own counters (``random_left``, ``next_emitter``, ``gen_counter``; ``m
 version 2 adds ``variation`` and, adaptive, the arrays ``bandit.gain``, ``bandit.count``,
 ``bandit.credit``; version 3 is version 2 with the ten default arms: a version-2
 checkpoint of the seven-arm default resumes its seven arms exactly and starts the three
-refining arms fresh, with a warning; a version-1 checkpoint is read as before, or, under
-``adaptive``, its archive, order, generators and counters with the arms on fresh streams
-and a warning), the
+refining arms fresh, with a warning; version 4 adds, under ``iso_line``,
+``iso_sigma_default``: the σ_iso the campaign takes where its options give no
+``iso_sigma``, 0.01 for a campaign begun under version 4; a checkpoint of version 3 or
+older (or a legacy pickle), written when that default was 0.02, resumes at 0.02
+(:data:`ISO_SIGMA_BEFORE_V4`), and says so in the field of every checkpoint after; a
+version-1 checkpoint is read as before, or, under ``adaptive``, its archive, order,
+generators and counters with the arms on fresh streams and a warning), the
 generations in flight (``gens``: each one's solutions and the results told so far) and
 the base generator (``rng``, for the ``random_init`` draws) are plain values. ribs'
 public API gives the rest where it can:
@@ -138,6 +144,10 @@ ADAPTIVE_LINE_SIGMA = 0.5  # and their σ_line
 REFINING_ARMS = ((0.002, 0.2), (0.01, 0.05), (0.02, 0.2))  # (σ_iso, σ_line): short steps that improve elites
 ADAPTIVE_SIGMAS: tuple[float | tuple[float, float], ...] = (*FILLING_SIGMAS, *REFINING_ARMS)  # the default arms
 ADAPTIVE_DISCOUNT = 0.8  # the bandit's memory fades by this per batch_size children
+ISO_LINE_STEPS = (0.01, 0.2)  # single-step iso_line's (σ_iso, σ_line): REFERENCE §7, pymap_elites' and pyribs' defaults
+# single-step iso_line's σ_iso default before checkpoint version 4: a campaign stored then (checkpoint version <= 3, or
+# a legacy pickle) with no iso_sigma option ran at it, and resumes at it (RibsProposer._keep_iso_sigma_default)
+ISO_SIGMA_BEFORE_V4 = 0.02
 EXPLORE = 0.05  # the share of each adaptive ask spread evenly over the arms
 SHARPNESS = 2.0  # shares (beyond EXPLORE) ∝ mean gain ** SHARPNESS
 RANKERS = ("imp", "2imp", "rd", "2rd", "obj", "2obj")  # pyribs' rankers that need nothing more than the archive
@@ -217,6 +227,7 @@ class RibsProposer(Proposer):
         if self.name == "map-elites":
             variation = self.choice_option("variation", default_variation(ctx.options), VARIATIONS)
             self.variation = variation
+            self.iso_sigma_default = ISO_LINE_STEPS[0]  # σ_iso without an iso_sigma option; older campaigns keep theirs
             self.adaptive = variation == "adaptive"
             if self.adaptive:
                 sigmas = self.option("sigmas", [list(a) if isinstance(a, tuple) else a for a in ADAPTIVE_SIGMAS],
@@ -262,16 +273,17 @@ class RibsProposer(Proposer):
 
     def _single_step_emitters(self, variation: str, x0: np.ndarray, n_emitters: int) -> list[Any]:
         """``n_emitters`` emitters of one step, each of batch_size // n_emitters children:
-        ``gaussian``, σ ``sigma`` (0.1); ``iso_line``, ``iso_sigma`` (0.02) and ``line_sigma``
-        (0.2). Only the chosen variation's options are read."""
+        ``gaussian``, σ ``sigma`` (0.1); ``iso_line``, ``iso_sigma`` (``iso_sigma_default``: 0.01,
+        or 0.02 for a campaign stored before checkpoint version 4) and ``line_sigma`` (0.2),
+        :data:`ISO_LINE_STEPS`. Only the chosen variation's options are read."""
         batch = max(1, self.ctx.batch_size // n_emitters)
         bounds = [(0.0, 1.0)] * self.ctx.space.dim
         if variation == "gaussian":
             sigma = self.number_option("sigma", 0.1, above=0)
             return [GaussianEmitter(self.archive, sigma=sigma, x0=x0, bounds=bounds, batch_size=batch,
                                     seed=_int_seed(s)) for s in np.random.SeedSequence(self.ctx.seed).spawn(n_emitters)]
-        iso = self.number_option("iso_sigma", 0.02, above=0)
-        line = self.number_option("line_sigma", 0.2, above=0)
+        iso = self.number_option("iso_sigma", self.iso_sigma_default, above=0)
+        line = self.number_option("line_sigma", ISO_LINE_STEPS[1], above=0)
         return [IsoLineEmitter(self.archive, iso_sigma=iso, line_sigma=line, x0=x0, bounds=bounds, batch_size=batch,
                                seed=_int_seed(s)) for s in np.random.SeedSequence(self.ctx.seed).spawn(n_emitters)]
 
@@ -461,6 +473,8 @@ class RibsProposer(Proposer):
             arrays |= _generation_arrays(g, f"gen.{i}", self.archive.measure_dim)
         if self.name == "map-elites":
             fields["variation"] = self.variation
+            if self.variation == "iso_line":
+                fields["iso_sigma_default"] = self.iso_sigma_default
             if self.adaptive:
                 arrays |= {"bandit.gain": self.gain, "bandit.count": self.count, "bandit.credit": self.credit}
         return Checkpoint(fields=fields, arrays=arrays, requires={"ribs": _ribs_version()})
@@ -473,6 +487,8 @@ class RibsProposer(Proposer):
         if self.name == "map-elites" and saved.version < 2 and self.adaptive:
             self._from_single_step(fields, arrays, history)
             return
+        if self.name == "map-elites":
+            self._keep_iso_sigma_default(_iso_sigma_default_of(saved, self.name))
         saved_variation = fields.get("variation", self.ctx.options.get("variation", "iso_line"))  # v1: no field
         if self.name == "map-elites" and saved_variation == "iso_line" and selected_by_sigma(self.ctx.options):
             self._as_iso_line(f"its checkpoint (version {saved.version}) is of variation iso_line")
@@ -508,6 +524,18 @@ class RibsProposer(Proposer):
                     "proposer %s: the checkpoint is of the seven-arm adaptive default (version 2); its arms resume "
                     "exactly and the %d refining arms start with no gain told", self.name, new)
 
+    def _keep_iso_sigma_default(self, default: float) -> None:
+        """A stored campaign keeps the σ_iso default it ran under (:func:`_iso_sigma_default_of`;
+        a legacy pickle: :data:`ISO_SIGMA_BEFORE_V4`), which single-step ``iso_line`` takes
+        where the options give no ``iso_sigma``: its emitters, built from the options at
+        0.01, are rebuilt with it before their generators are loaded. No warning: the
+        campaign goes on as it ran."""
+        if default == self.iso_sigma_default:
+            return
+        self.iso_sigma_default = default
+        if self.variation == "iso_line":
+            self.emitters = self._single_step_emitters("iso_line", self.x0, self.n_emitters)
+
     def _as_iso_line(self, why: str) -> None:
         """A campaign stored when ``sigma`` alone still selected ``iso_line`` (its default
         steps; ``sigma`` ignored) goes on as it ran: its emitters are rebuilt as iso_line,
@@ -516,7 +544,8 @@ class RibsProposer(Proposer):
         self.emitters = self._single_step_emitters("iso_line", self.x0, self.n_emitters)
         checkpoint.log.warning(
             "proposer %s: %s, which search.options.sigma alone selected before (sigma ignored); resumed as "
-            "iso_line at its default steps; a new campaign with these options runs variation gaussian", self.name, why)
+            "iso_line at its default steps (iso_sigma %g, line_sigma %g); a new campaign with these options runs "
+            "variation gaussian", self.name, why, self.iso_sigma_default, ISO_LINE_STEPS[1])
 
     def _from_single_step(self, fields: dict[str, Any], arrays: dict[str, np.ndarray], history: History) -> None:
         """A version-1 ``map-elites`` checkpoint (one σ: the default before ``adaptive``)
@@ -543,6 +572,7 @@ class RibsProposer(Proposer):
         if self.is_es:
             raise checkpoint.legacy_error(
                 self.name, "its CMA-ES state (mean, covariance, step size, evolution paths) is not in the archive")
+        self._keep_iso_sigma_default(ISO_SIGMA_BEFORE_V4)
         if selected_by_sigma(self.ctx.options):
             self._as_iso_line("its checkpoint is a legacy pickle, written when the default was iso_line")
         rows = rows_so_far(history)
@@ -600,13 +630,15 @@ class MapElitesProposer(RibsProposer):
     """MAP-Elites; version 2 of its checkpoint adds ``variation`` and the adaptive bandit
     (``bandit.gain``, ``bandit.count``, ``bandit.credit``); version 3 has the same fields
     for the ten-arm default (a version-2 checkpoint of the seven-arm default gets the
-    three refining arms added fresh); versions 1 and 2 are still read."""
+    three refining arms added fresh); version 4 adds ``iso_sigma_default`` under
+    ``iso_line`` (0.01 from version 4; versions 1 to 3 ran at 0.02 and resume at it);
+    versions 1, 2 and 3 are still read."""
 
     name = "map-elites"
     option_names = (*RibsProposer.option_names, "variation", "sigma", "iso_sigma", "line_sigma", "sigmas", "discount")
     ignored_options = formerly_shared(ONCE_SHARED, option_names)
-    checkpoint_version = 3
-    migrates_versions = (1, 2)
+    checkpoint_version = 4
+    migrates_versions = (1, 2, 3)
 
     @classmethod
     def option_warnings(cls, options: Mapping[str, Any], path: str = "search.options") -> list[str]:
@@ -635,6 +667,19 @@ class CmaMaeProposer(RibsProposer):
     name = "cma-mae"
     option_names = (*CmaMeProposer.option_names, "learning_rate", "threshold_min")
     ignored_options = formerly_shared(ONCE_SHARED, option_names)
+
+
+def _iso_sigma_default_of(saved: Checkpoint, proposer: str) -> float:
+    """The σ_iso default a stored ``map-elites`` campaign ran under: :data:`ISO_SIGMA_BEFORE_V4`
+    (0.02) for a checkpoint of version 3 or older; from version 4 its ``iso_sigma_default``
+    field (written under ``iso_line``; absent, the current default, ``ISO_LINE_STEPS[0]``)."""
+    if saved.version <= 3:
+        return ISO_SIGMA_BEFORE_V4
+    value = saved.fields.get("iso_sigma_default", ISO_LINE_STEPS[0])
+    if not is_number(value) or not value > 0:
+        raise CheckpointError(f"the checkpoint of proposer {proposer!r} has iso_sigma_default {value!r}, "
+                              f"not a number > 0")
+    return float(value)
 
 
 def _arm_array(arrays: dict[str, np.ndarray], name: str, k: int, proposer: str) -> np.ndarray:
