@@ -1,7 +1,9 @@
 """Exports of a campaign: ``.json`` (one object), ``.csv`` and ``.parquet`` (flat evaluations).
 
 JSON: ``{"campaign": {name, spec, status}, "evaluations": [...], "elites": [...]}``, the
-elites best first, each with its cell, evaluation id, objective, measures and params.
+elites best first, each with its cell, evaluation id, objective, measures, params, then
+the evaluation's ``seq`` and ``proposer`` (the fields ``camp.elites()`` and the dashboard
+give them, so a reader joins them by either).
 CSV/Parquet: one row per evaluation: its scalar fields, with ``elite`` (true for the
 evaluation that holds its cell in the elite map, false for every other) right after
 ``cell``; then ``params.*`` (in the order of the spec's space), ``measures.*`` (of its
@@ -15,7 +17,26 @@ is a list on one row and a string on another) is written as text, every value as
 text, encoded once (``"1"``, ``1``, ``false``, ``[1,2]``, ``"text"``): each reads back
 with a JSON parser as the value it was. A metric column with no value to type it (always
 NaN or null) is ``double``; a stored infinity (a diverged metric) stays one there, and a
-NaN is null, as in the JSON export.
+NaN is null, as in the JSON export. ``created_at``, ``started_at`` and ``finished_at``
+are seconds since the Unix epoch (UTC), as doubles.
+
+Parquet holds what a reader needs beyond the rows (CSV cannot; its reader takes them from
+the JSON export or from the Parquet file):
+
+- the campaign under the schema metadata key :data:`METADATA_KEY` (``b"entropy_atlas"``,
+  JSON, :func:`campaign_metadata`): name, status, the spec as stored (redacted), its
+  objective (name, direction), measures (name, low, high, bins) and archive (``qd_offset``),
+  the QD-score's rule, the timestamps' unit and the schema revision, so the QD-score and a
+  grid's cells are rebuilt from the file alone (``pq.read_schema(path).metadata[b"entropy_atlas"]``;
+  a CVT map's centroids are not in it: ``cell`` is);
+- pandas' metadata (``b"pandas"``, :func:`pandas_metadata`) naming the nullable dtype of
+  every integer and boolean column that may hold a null (``cell``, null on a failed row,
+  and those of ``params.*``, ``measures.*``, ``metrics.*``): ``pd.read_parquet`` reads
+  them as ``Int64`` / ``boolean``, not as ``float64`` with NaN (or ``object``);
+- a parameter's column whose every value is a list of numbers, of strings or of booleans
+  (a vector parameter; nulls aside) as a Parquet list column, not JSON text
+  (:func:`_list_column`); CSV keeps JSON text, and so does every ``metrics.*`` column (an
+  evaluator's metrics are typed by no spec: a curve may be ragged, mixed or an object).
 
 The campaign's spec goes out through :func:`archive.redact.redact_spec`: values of secret keys
 (``api_key``, ``password``, ``token``, …) and passwords in URLs are written as ``***``.
@@ -58,6 +79,11 @@ SCALAR_TYPES = {"id": "int64", "seq": "int64", "status": "string", "objective": 
                 "proposer": "string", "attempts": "int64", "error": "string", "worker": "string",
                 "created_at": "float64", "started_at": "float64", "finished_at": "float64"}
 _EMPTY: dict[str, Any] = {}
+#: the Parquet schema metadata key of the campaign's metadata (:func:`campaign_metadata`)
+METADATA_KEY = b"entropy_atlas"
+#: the columns never null (pandas keeps its plain dtypes for them; :func:`pandas_metadata`)
+NEVER_NULL = frozenset({"id", "seq", "attempts", "elite"})
+TIMESTAMP_UNIT = "seconds since the Unix epoch, UTC"
 
 
 class ExportError(AtlasError, ValueError):
@@ -140,7 +166,8 @@ def write_json(data: ExportData, path: Path) -> Path:
         by_id = {doc["id"]: doc for doc in evaluations}
         elites = [
             {"cell": cell, "evaluation_id": eid, "objective": objective,
-             "measures": by_id[eid]["measures"], "params": by_id[eid]["params"]}
+             "measures": by_id[eid]["measures"], "params": by_id[eid]["params"],
+             "seq": by_id[eid]["seq"], "proposer": by_id[eid]["proposer"]}
             for cell, eid, objective in data.elite_cells
         ]
         document = {"campaign": {"name": data.name, "spec": redact_spec(data.spec), "status": data.status},
@@ -181,13 +208,45 @@ def json_text(value: Any) -> str | None:
         return json.dumps(value, default=str)
 
 
-def _column(values: Sequence[Any]) -> pa.Array:
-    """A pyarrow array of ``values``: JSON text where :func:`json_column` says so, else the
-    type they share; ``double`` where no value types them (a metric always NaN or null)."""
+def _plain_list(kind: pa.DataType) -> bool:
+    """Whether ``kind`` is a list (of lists …) of numbers, of strings or of booleans."""
     import pyarrow as pa
 
-    if not _kinds(values):
+    if not pa.types.is_list(kind):
+        return False
+    while pa.types.is_list(kind):
+        kind = kind.value_type
+    return any(test(kind) for test in (pa.types.is_integer, pa.types.is_floating, pa.types.is_string,
+                                       pa.types.is_boolean))
+
+
+def _list_column(values: Sequence[Any]) -> pa.Array | None:
+    """``values`` as a list column where every one is, nulls aside, a list (of lists …) of
+    numbers, of strings or of booleans that pyarrow holds as one type (integers and floats
+    together are doubles); else ``None`` (:func:`_column` writes JSON text): a list of
+    objects, of mixed kinds, of no typed value at all (``[]`` alone), or an integer past 64 bits."""
+    import pyarrow as pa
+
+    if set(map(type, values)) - {list, type(None)}:  # an object (or a subclass) among them
+        return None
+    try:
+        column = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+    return column if _plain_list(column.type) else None
+
+
+def _column(values: Sequence[Any], lists: bool = False) -> pa.Array:
+    """A pyarrow array of ``values``: with ``lists`` (Parquet), a list column where
+    :func:`_list_column` makes one; else JSON text where :func:`json_column` says so, else
+    the type they share; ``double`` where no value types them (a metric always NaN or null)."""
+    import pyarrow as pa
+
+    kinds = _kinds(values)
+    if not kinds:
         return pa.array(values, type=pa.float64())
+    if lists and kinds == {"nested"} and (column := _list_column(values)) is not None:
+        return column
     if not json_column(values):
         try:
             return pa.array(values)
@@ -196,15 +255,16 @@ def _column(values: Sequence[Any]) -> pa.Array:
     return pa.array([json_text(v) for v in values], type=pa.string())
 
 
-def _flattened(group: str, texts: Sequence[str | None], order: Sequence[str] = ()) -> dict[str, pa.Array]:
+def _flattened(group: str, texts: Sequence[str | None], order: Sequence[str] = (),
+               lists: bool = False) -> dict[str, pa.Array]:
     """``group.key`` -> array for every key of the stored JSON objects (null where a row
-    lacks the key; see :func:`_column`): first the keys of ``order`` that some row has, in
-    that order, then any other in order of first appearance."""
+    lacks the key; see :func:`_column`, ``lists`` passed on): first the keys of ``order``
+    that some row has, in that order, then any other in order of first appearance."""
     objects = _parsed(texts)
     seen = dict.fromkeys(chain.from_iterable(objects))
     named = [key for key in dict.fromkeys(order) if key in seen]
     keys = [*named, *(key for key in seen if key not in set(named))]
-    return {f"{group}.{key}": _column(list(map(methodcaller("get", key), objects))) for key in keys}
+    return {f"{group}.{key}": _column(list(map(methodcaller("get", key), objects)), lists) for key in keys}
 
 
 def spec_order(spec: Any, group: str) -> list[str]:
@@ -232,14 +292,15 @@ def _elite_flags(data: ExportData, ids: Sequence[int]) -> pa.Array:
     return pc.is_in(pa.array(ids, type=pa.int64()), value_set=pa.array(elite_ids, type=pa.int64()))
 
 
-def flat_table(data: ExportData) -> pa.Table:
+def flat_table(data: ExportData, lists: bool = False) -> pa.Table:
     """One row per evaluation: the scalar fields with ``elite`` after ``cell``, then
     ``group.key`` for every key of the JSON columns (absent keys are null): ``params.*`` in
     the order of the spec's space and ``measures.*`` in that of its measures
     (:func:`spec_order`), whatever order the first row holds them in, then any key the spec
     does not name, and ``metrics.*``, in order of first appearance. The columns had followed
     the first row, so two exports of one space differed (a conditional parameter inactive
-    there came last)."""
+    there came last). ``lists`` (Parquet's table): a ``params.*`` column of lists as a list
+    column where :func:`_list_column` makes one, not JSON text (``metrics.*`` stay text)."""
     import pyarrow as pa
 
     with gc_paused():
@@ -252,8 +313,65 @@ def flat_table(data: ExportData) -> pa.Table:
             if field == "cell":
                 arrays["elite"] = _elite_flags(data, columns["id"])
         for group in JSON_FIELDS:
-            arrays.update(_flattened(group, columns[group], spec_order(data.spec, group)))
+            arrays.update(_flattened(group, columns[group], spec_order(data.spec, group), lists and group == "params"))
         return pa.table(arrays)
+
+
+def _spec_part(spec: Any, key: str) -> Any:
+    """``spec[key]`` where ``spec`` is a mapping (``None`` where not: an archive's odd spec)."""
+    return spec.get(key) if isinstance(spec, dict) else None
+
+
+def campaign_metadata(data: ExportData) -> dict[str, Any]:
+    """What a Parquet export says of its campaign beyond the rows (:data:`METADATA_KEY`):
+    its name and status, the spec as stored (secrets redacted, :func:`redact_spec`), that
+    spec's ``objective`` (name, direction), ``measures`` (name, low, high, bins) and
+    ``archive`` (``qd_offset``) again at the top for a reader who wants those alone, the
+    QD-score's rule, the timestamps' unit and the schema revision of the archive it came
+    from (:func:`archive.engine.script_head`: the one this version reads and writes)."""
+    from archive.engine import script_head
+
+    spec = redact_spec(data.spec)
+    return {"campaign": {"name": data.name, "status": data.status, "spec": spec},
+            "objective": _spec_part(spec, "objective"), "measures": _spec_part(spec, "measures"),
+            "archive": _spec_part(spec, "archive"),
+            "qd_score": "sum over the elites of (fitness - archive.qd_offset); fitness = objective when "
+                        "maximising, -objective when minimising",
+            "timestamps": {"columns": ["created_at", "started_at", "finished_at"], "unit": TIMESTAMP_UNIT},
+            "schema_revision": script_head()}
+
+
+def pandas_metadata(table: pa.Table) -> dict[str, Any]:
+    """pandas' schema metadata for ``table``: the nullable dtype (``Int64``, ``boolean``) of
+    each integer and boolean column but those never null (:data:`NEVER_NULL`), whether or
+    not this export holds a null there, so that one campaign's exports read alike; pandas
+    had read an integer column with a null (``cell`` of a failed row, a metric it did not
+    report) as ``float64``. Other columns are left to pyarrow's own conversion."""
+    import pyarrow as pa
+
+    columns = []
+    for field in table.schema:
+        if field.name in NEVER_NULL:
+            continue
+        if pa.types.is_integer(field.type):
+            dtype = ("int64", "Int64")
+        elif pa.types.is_boolean(field.type):
+            dtype = ("bool", "boolean")
+        else:
+            continue
+        columns.append({"name": field.name, "field_name": field.name, "pandas_type": dtype[0],
+                        "numpy_type": dtype[1], "metadata": None})
+    return {"index_columns": [], "column_indexes": [], "columns": columns}
+
+
+def parquet_table(data: ExportData) -> pa.Table:
+    """The Parquet export's table: :func:`flat_table` with list columns, its schema
+    metadata the campaign's (:func:`campaign_metadata`) and pandas' (:func:`pandas_metadata`)."""
+    table = flat_table(data, lists=True)
+    return table.replace_schema_metadata({
+        METADATA_KEY: orjson.dumps(campaign_metadata(data), default=str),
+        b"pandas": orjson.dumps(pandas_metadata(table)),
+    })
 
 
 def export_campaign(data: ExportData, path: Path) -> Path:
@@ -272,5 +390,5 @@ def export_campaign(data: ExportData, path: Path) -> Path:
         else:
             import pyarrow.parquet as pq
 
-            pq.write_table(flat_table(data), temporary)
+            pq.write_table(parquet_table(data), temporary)
     return path

@@ -822,6 +822,12 @@ def status(
             console.print(failure_counts_table(rows[0]["failures"], title="most common failures"))
 
 
+#: an elite's keys in ``atlas elites --format json`` (and CSV's columns, measures and
+#: parameters spread out), in this order: those of ``atlas export``'s elites; ``seq`` and
+#: ``proposer``, as ``camp.elites()`` and the dashboard give them, after the rest
+ELITE_KEYS = ("cell", "evaluation_id", "objective", "measures", "params", "seq", "proposer")
+
+
 @app.command()
 def elites(
     name: Annotated[str, typer.Argument(help="the campaign's name")],
@@ -836,8 +842,7 @@ def elites(
         raise typer.Exit(2)
     with _resume_words(name, storage), _stoppable(_ReadStop()), _errors(), _read(storage, name) as handle:
         camp = handle.campaign(name)
-        rows = [{k: e[k] for k in ("cell", "evaluation_id", "objective", "measures", "params")}
-                for e in camp.elites(top=top, fields=("measures", "params"))]
+        rows = [{k: e[k] for k in ELITE_KEYS} for e in camp.elites(top=top, fields=ELITE_KEYS[3:])]
         if fmt == "json":
             sys.stdout.write(strict_json(rows, indent=2) + "\n")
             return
@@ -876,8 +881,8 @@ def _elites_csv(rows: list[dict[str, Any]], measure_names: list[str], param_name
     """The elites as CSV on stdout, every digit, under the names ``--format json`` and
     ``atlas export`` give them: ``cell,evaluation_id,objective`` (the objective's column had
     been headed by its name, ``score``), then the measures and parameters (a name two
-    columns share written ``measures.NAME``/``params.NAME``: :func:`column_labels`); a
-    parameter's column as ``atlas export`` writes it (:func:`archive.export.json_column`:
+    columns share written ``measures.NAME``/``params.NAME``: :func:`column_labels`), then
+    ``seq,proposer``; a parameter's column as ``atlas export`` writes it (:func:`archive.export.json_column`:
     where its values mix kinds, such as the choices ``"1"``, ``1`` and ``false``, or are
     lists, each value's JSON text; else each value exact, :func:`cell_text`), so every
     value parses back as the value it was."""
@@ -891,12 +896,12 @@ def _elites_csv(rows: list[dict[str, Any]], measure_names: list[str], param_name
         columns.append([json_text(v) or "" for v in values] if json_column(values)
                        else [cell_text(v, exact=True) for v in values])
     writer = csv.writer(sys.stdout)
-    fixed = ["cell", "evaluation_id", "objective"]
-    writer.writerow([*fixed, *column_labels(fixed, measure_names, param_names)])
+    fixed, last = ["cell", "evaluation_id", "objective"], ["seq", "proposer"]
+    writer.writerow([*fixed, *column_labels([*fixed, *last], measure_names, param_names), *last])
     for i, r in enumerate(rows):
         writer.writerow([r["cell"], r["evaluation_id"], cell_text(r["objective"], exact=True),
                          *[cell_text(r["measures"].get(m), exact=True) for m in measure_names],
-                         *[column[i] for column in columns]])
+                         *[column[i] for column in columns], r["seq"], r["proposer"]])
 
 
 def _exploration(camp: Any, counts: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
@@ -1211,7 +1216,7 @@ def _status_row(camp: Any, detail: bool) -> dict[str, Any]:
         "best": s.best_objective, "best_evaluation_id": s.best_evaluation_id,
         "algorithm": camp.settings.algorithm,
         "proposers": None if counts is None else {  # by the totals' rule: in flight only while a run holds it
-            proposer: {**c, **_unfinished_fields(c, live=status == "running")} for proposer, c in counts.items()},
+            proposer: _proposer_fields(c, live=status == "running") for proposer, c in counts.items()},
         **exploration,
         "failures": failures,
         "outside_axes": outside,
@@ -1226,6 +1231,14 @@ def _outside_lines(row: dict[str, Any], kind: str) -> list[str]:
 
     found = row.get("outside_axes") or {}
     return [measure_text(OutsideAxis(**m), kind) for m in found.get("measures", [])]
+
+
+def _proposer_fields(counts: dict[str, int], live: bool) -> dict[str, int]:
+    """One proposer's counts in ``atlas status NAME --json``, every key present (0 where it
+    has none), as the campaign's own: ``done``, ``failed`` and :func:`_unfinished_fields`'s;
+    a proposer with no failure had had no ``failed`` key (jq read ``null``), though
+    ``running`` and ``pending`` were there at 0."""
+    return {"done": counts.get("done", 0), "failed": counts.get("failed", 0), **_unfinished_fields(counts, live)}
 
 
 def _unfinished_fields(counts: dict[str, int], live: bool) -> dict[str, int]:

@@ -170,17 +170,31 @@ CAMPAIGN_COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str], int], ...] =
 )
 
 
+#: the rank of "in flight" where no campaign has a row in flight or pending: it goes first
+IDLE_RANK = 4
+
+
+def _ranked_columns(rows: list[dict[str, Any]]) -> list[tuple[str, Callable[[dict[str, Any]], str], int]]:
+    """:data:`CAMPAIGN_COLUMNS` for ``rows``: "in flight" ranked :data:`IDLE_RANK` (the
+    first to go) where every row's is 0 with nothing pending, since such a column says
+    nothing; at 80 columns it had outlasted the QD-score, the figure that compares campaigns."""
+    idle = not any(r["pending"] or r["in_flight"] for r in rows)
+    return [(header, cell, IDLE_RANK if idle and header == "in flight" else rank)
+            for header, cell, rank in CAMPAIGN_COLUMNS]
+
+
 def campaigns_table(rows: list[dict[str, Any]]) -> Table:
     """``atlas status``: one line per campaign. Names are never cut: while the table is
-    wider than the console, the least needed columns go (algorithm, then QD-score, then in
-    flight, which says what ``atlas resume`` would run: ``400 pending``; ``atlas status NAME``
-    shows them all); a name folds only when even the narrowest table cannot hold it. The
-    columns left out are named under the table."""
-    for drop in (4, 3, 2, 1):
-        table = _campaigns_grid(rows, [c for c in CAMPAIGN_COLUMNS if c[2] < drop], fold_names=False)
+    wider than the console, the least needed columns go (in flight where every row's is 0,
+    then algorithm, then QD-score, then in flight, which says what ``atlas resume`` would
+    run: ``400 pending``; ``atlas status NAME`` shows them all); a name folds only when even
+    the narrowest table cannot hold it. The columns left out are named under the table."""
+    columns = _ranked_columns(rows)
+    for drop in range(max(rank for _, _, rank in columns) + 1, 0, -1):
+        table = _campaigns_grid(rows, [c for c in columns if c[2] < drop], fold_names=False)
         if _fits(table):
             return _name_left_out(table)
-    return _name_left_out(_campaigns_grid(rows, [c for c in CAMPAIGN_COLUMNS if c[2] == 0], fold_names=True))
+    return _name_left_out(_campaigns_grid(rows, [c for c in columns if c[2] == 0], fold_names=True))
 
 
 def _name_left_out(table: Table) -> Table:

@@ -58,7 +58,7 @@ def test_run_on_local_ray_then_inspect(tmp_path: Path) -> None:
     first = doc["evaluations"][0]
     assert {"id", "seq", "params", "status", "objective", "measures", "metrics", "cell", "proposer",
             "attempts", "error"} <= set(first)
-    assert {"cell", "evaluation_id", "objective", "measures", "params"} == set(doc["elites"][0])
+    assert list(doc["elites"][0]) == ["cell", "evaluation_id", "objective", "measures", "params", "seq", "proposer"]
     flat = pd.read_parquet(tmp_path / "run.parquet")
     assert {"params.a", "measures.ma", "metrics.seed"} <= set(flat.columns) and len(flat) == 40
     assert len(pd.read_csv(tmp_path / "run.csv")) == 40

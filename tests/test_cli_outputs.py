@@ -291,7 +291,7 @@ def test_elites_csv_keeps_full_precision_and_whole_vectors(tmp_path: Path) -> No
     api.run(quadratic_spec(name="vec", space=space, search__budget=20), storage=url, executor="inline")
     exact = json.loads(atlas("elites", "vec", "--storage", url, "--format", "json").stdout)
     table = list(csv.DictReader(io.StringIO(atlas("elites", "vec", "--storage", url, "--format", "csv").stdout)))
-    assert list(table[0]) == ["cell", "evaluation_id", "objective", "ma", "mb", "a", "b", "v"]
+    assert list(table[0]) == ["cell", "evaluation_id", "objective", "ma", "mb", "a", "b", "v", "seq", "proposer"]
     assert len(table) == len(exact) > 0
     for row, want in zip(table, exact, strict=True):
         assert float(row["objective"]) == want["objective"]

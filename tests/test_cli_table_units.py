@@ -77,10 +77,10 @@ def test_json_keys_and_csv_headers_stay_the_bare_names(tmp_path: Any) -> None:
     spec["measures"][0]["unit"] = "nats"
     api.run(spec, storage=url, executor="inline")
     exact = json.loads(atlas("elites", "quad", "--storage", url, "--format", "json").stdout)
-    assert set(exact[0]) == {"cell", "evaluation_id", "objective", "measures", "params"}
+    assert list(exact[0]) == ["cell", "evaluation_id", "objective", "measures", "params", "seq", "proposer"]
     assert set(exact[0]["measures"]) == {"ma", "mb"}
     head = next(csv.reader(io.StringIO(atlas("elites", "quad", "--storage", url, "--format", "csv").stdout)))
-    assert head == ["cell", "evaluation_id", "objective", "ma", "mb", "a", "b"]
+    assert head == ["cell", "evaluation_id", "objective", "ma", "mb", "a", "b", "seq", "proposer"]
 
 
 def test_atlas_elites_shows_the_units_in_its_header(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -257,7 +257,7 @@ def test_the_elites_csv_heads_the_objective_objective_as_json_and_export_do(walk
     """The CSV had headed it with the objective's name (``score``) where ``--format json``
     and ``atlas export`` (DESIGN.md's contract) say ``objective``."""
     header = atlas("elites", "quad", "--storage", walked, "--format", "csv").stdout.splitlines()[0]
-    assert header == "cell,evaluation_id,objective,ma,mb,a,b"
+    assert header == "cell,evaluation_id,objective,ma,mb,a,b,seq,proposer"
     assert set(json.loads(atlas("elites", "quad", "--storage", walked, "--format", "json").stdout)[0]) >= {
         "objective"}
 

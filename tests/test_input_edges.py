@@ -135,7 +135,8 @@ def test_a_measure_named_as_a_parameter_or_column_gets_its_own_label(tmp_path: P
     api.run(spec, storage=db, executor="inline")
     result = invoke("elites", "quad", "--storage", db, "--format", "csv")
     header = next(csv.reader(io.StringIO(result.stdout)))
-    assert header == ["cell", "evaluation_id", "objective", "measures.a", "measures.cell", "params.a", "b"]
+    assert header == ["cell", "evaluation_id", "objective", "measures.a", "measures.cell", "params.a", "b", "seq",
+                      "proposer"]
     table = invoke("elites", "quad", "--storage", db)
     assert "measures.a" in table.stdout and "params.a" in table.stdout
 

@@ -67,7 +67,7 @@ def csv_header(url: str, top: int) -> list[str]:
 def test_elites_csv_has_every_parameter_in_the_space_order_whatever_top(conditional: str) -> None:
     """``--top 3`` (no elite with ``beta``) and ``--top 6`` have the same columns, the
     space's order: before, ``alpha,kind,n,x,y`` and ``alpha,beta,kind,n,x,y``."""
-    expected = ["cell", "evaluation_id", "objective", "ma", "mb", *ORDER]
+    expected = ["cell", "evaluation_id", "objective", "ma", "mb", *ORDER, "seq", "proposer"]
     assert csv_header(conditional, 3) == expected
     assert csv_header(conditional, 6) == expected
 

@@ -157,7 +157,8 @@ def test_status_shows_the_model_calls_of_an_unreachable_server(tmp_path: Path, w
         "not_asked_reasons": {"server unreachable": 2}}
     error = calls["latest_error"]
     assert error.startswith("no answer after 1 attempt") and "connection refused" in error
-    assert status["proposers"] == {"llm-fallback": {"done": 12, "running": 0, "in_flight": 0, "pending": 0}}
+    assert status["proposers"] == {"llm-fallback": {"done": 12, "failed": 0, "running": 0, "in_flight": 0,
+                                                    "pending": 0}}
 
 
 def test_a_campaign_without_calls_prints_no_table_and_an_empty_list(tmp_path: Path, wide: None) -> None:
