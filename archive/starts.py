@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, delete, not_, or_, select, update
 
 from archive import bulk
-from archive.models import Evaluation, EvaluationStart
+from archive.models import STATUSES, Evaluation, EvaluationStart
 
 STARTS = EvaluationStart.__table__
 EVALUATIONS = Evaluation.__table__
@@ -157,12 +157,14 @@ def shift_counts(counts: MutableMapping[str, int], logged: Iterable[LoggedStart]
 def counts_by_proposer(rows: Iterable[tuple[Any, Any, Any]],
                        logged: Iterable[LoggedStart]) -> dict[str, dict[str, int]]:
     """Counts by proposer, then status, from ``(proposer, status, count)`` rows, with each
-    logged start shifted as in :func:`shift_counts`."""
+    logged start shifted as in :func:`shift_counts`; every status of
+    :data:`~archive.models.STATUSES` is a key of each proposer's counts, 0 where it has none
+    (``failed: 0`` read as no key had made one proposer's counts unlike another's)."""
     out: dict[str, dict[str, int]] = {}
     for proposer, status, n in rows:
-        out.setdefault(str(proposer), {})[str(status)] = int(n)
+        out.setdefault(str(proposer), dict.fromkeys(STATUSES, 0))[str(status)] = int(n)
     for start in logged:
-        shift_counts(out.setdefault(start.proposer, {}), [start])
+        shift_counts(out.setdefault(start.proposer, dict.fromkeys(STATUSES, 0)), [start])
     return out
 
 

@@ -57,7 +57,7 @@ def test_a_logged_start_reads_as_its_charge_in_every_reader(store: Store) -> Non
 
     stats = store.stats(cid, cells=25)
     assert (stats.counts["pending"], stats.counts["running"], stats.created) == (1, 2, 3)
-    assert store.proposer_counts(cid) == {"test": {"pending": 1, "running": 2}}
+    assert store.proposer_counts(cid) == {"test": {"pending": 1, "running": 2, "done": 0, "failed": 0}}
     marks = queries.watermarks(store, cid)
     assert (marks.pending, marks.running) == (1, 2)
     assert sorted(queries.unfinished_by_proposer(store, cid)) == [("test", "pending", 1), ("test", "running", 2)]
@@ -78,7 +78,7 @@ def test_a_logged_start_of_a_row_already_running_moves_no_count(store: Store) ->
     store.log_starts(cid, [a, b])
     stats = store.stats(cid, cells=25)
     assert (stats.counts["pending"], stats.counts["running"]) == (1, 2)
-    assert store.proposer_counts(cid) == {"test": {"pending": 1, "running": 2}}
+    assert store.proposer_counts(cid) == {"test": {"pending": 1, "running": 2, "done": 0, "failed": 0}}
     marks = queries.watermarks(store, cid)
     assert (marks.pending, marks.running) == (1, 2)
     assert [r["id"] for r in store.evaluations(cid, status="running")] == [a, b]

@@ -109,7 +109,7 @@ def test_stats_come_from_sql(store: Store) -> None:
     assert s.elites == 2 and s.coverage == pytest.approx(0.2)
     assert s.qd_score == pytest.approx((2 + 1) + (3 + 1))
     assert s.best_objective == 3.0 and s.best_evaluation_id == ids[1]
-    assert store.proposer_counts(cid) == {"test": {"running": 2, "done": 3, "failed": 1}}
+    assert store.proposer_counts(cid) == {"test": {"pending": 0, "running": 2, "done": 3, "failed": 1}}
 
 
 def test_checkpoint_is_written_with_the_rows(store: Store) -> None:

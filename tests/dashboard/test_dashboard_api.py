@@ -149,7 +149,8 @@ def test_proposers_account_for_every_evaluation_and_the_qd_score(client: TestCli
     rows = {r["name"]: r for r in body["proposers"]}
     assert set(rows) == set(counts) == {"map-elites", "random"}
     for name, row in rows.items():
-        assert {k: v for k, v in row["counts"].items() if v} == counts[name]
+        assert set(counts[name]) == {"pending", "running", "done", "failed"}  # every status, 0 where none
+        assert {k: row["counts"][k] for k in counts[name]} == counts[name]
         assert row["elites"] == sum(1 for e in elites if e["proposer"] == name)
     assert sum(r["evaluations"] for r in rows.values()) == s.created
     assert sum(r["qd_contribution"] for r in rows.values()) == pytest.approx(s.qd_score)
