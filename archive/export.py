@@ -26,9 +26,9 @@ the JSON export or from the Parquet file):
 - the campaign under the schema metadata key :data:`METADATA_KEY` (``b"entropy_atlas"``,
   JSON, :func:`campaign_metadata`): name, status, the spec as stored (redacted), its
   objective (name, direction), measures (name, low, high, bins) and archive (``qd_offset``),
-  the QD-score's rule, the timestamps' unit and the schema revision, so the QD-score and a
-  grid's cells are rebuilt from the file alone (``pq.read_schema(path).metadata[b"entropy_atlas"]``;
-  a CVT map's centroids are not in it: ``cell`` is);
+  the QD-score's rule, the timestamps' unit, the schema revision and the stored cell
+  layout (``layout``: a grid's axes, a CVT's centroids), so the QD-score and every cell are
+  rebuilt from the file alone (``pq.read_schema(path).metadata[b"entropy_atlas"]``);
 - pandas' metadata (``b"pandas"``, :func:`pandas_metadata`) naming the nullable dtype of
   every integer and boolean column that may hold a null (``cell``, null on a failed row,
   and those of ``params.*``, ``measures.*``, ``metrics.*``): ``pd.read_parquet`` reads
@@ -95,13 +95,16 @@ class ExportData:
     """What an export writes: the campaign (name, spec, status), its evaluation rows as
     :meth:`~archive.store.Store.evaluation_texts` returns them for ``EVALUATION_FIELDS``
     (the ``JSON_FIELDS`` as stored text), and its elites as ``(cell, evaluation_id,
-    objective)`` best first."""
+    objective)`` best first; ``layout``: the stored cell layout
+    (:meth:`archive.layout.CellLayout.to_json`: a grid's axes, a CVT's centroids), which a
+    Parquet export carries in its metadata."""
 
     name: str
     spec: dict[str, Any]
     status: str
     rows: Sequence[Sequence[Any]]
     elite_cells: Sequence[tuple[int, int, float]]
+    layout: dict[str, Any] | None = None
 
 
 @contextmanager
@@ -327,8 +330,9 @@ def campaign_metadata(data: ExportData) -> dict[str, Any]:
     its name and status, the spec as stored (secrets redacted, :func:`redact_spec`), that
     spec's ``objective`` (name, direction), ``measures`` (name, low, high, bins) and
     ``archive`` (``qd_offset``) again at the top for a reader who wants those alone, the
-    QD-score's rule, the timestamps' unit and the schema revision of the archive it came
-    from (:func:`archive.engine.script_head`: the one this version reads and writes)."""
+    QD-score's rule, the timestamps' unit, the schema revision of the archive it came from
+    (:func:`archive.engine.script_head`: the one this version reads and writes) and the
+    stored cell ``layout`` (None where the caller gave none)."""
     from archive.engine import script_head
 
     spec = redact_spec(data.spec)
@@ -338,7 +342,7 @@ def campaign_metadata(data: ExportData) -> dict[str, Any]:
             "qd_score": "sum over the elites of (fitness - archive.qd_offset); fitness = objective when "
                         "maximising, -objective when minimising",
             "timestamps": {"columns": ["created_at", "started_at", "finished_at"], "unit": TIMESTAMP_UNIT},
-            "schema_revision": script_head()}
+            "schema_revision": script_head(), "layout": data.layout}
 
 
 def pandas_metadata(table: pa.Table) -> dict[str, Any]:

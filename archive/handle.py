@@ -309,7 +309,7 @@ class CampaignHandle:
         with gc_paused(), self.reading():  # the rows and the elites of one moment
             data = ExportData(self.name, self.spec, self.refresh().record.live_status(),
                               self.store.evaluation_texts(self.record.id, EVALUATION_FIELDS, JSON_FIELDS),
-                              self.store.elite_cells(self.record.id))
+                              self.store.elite_cells(self.record.id), self.record.layout)
             return export_campaign(data, path)
 
     def map_data(self) -> MapData:

@@ -64,11 +64,24 @@ def test_parquet_holds_the_campaign_s_metadata(vectors: archive.CampaignHandle, 
     assert meta["archive"]["qd_offset"] == -5.0
     assert meta["timestamps"]["unit"] == "seconds since the Unix epoch, UTC"
     assert meta["schema_revision"] == script_head()
+    assert meta["layout"] == vectors.record.layout and meta["layout"]["kind"] == "grid"
     # the QD-score rebuilt from the file alone, by the rule it states
     table = pq.read_table(path).to_pylist()
     sign = 1.0 if meta["objective"]["direction"] == "maximize" else -1.0
     rebuilt = math.fsum(sign * r["objective"] - meta["archive"]["qd_offset"] for r in table if r["elite"])
     assert rebuilt == pytest.approx(vectors.stats().qd_score, rel=1e-12)
+
+
+def test_a_cvt_export_carries_its_centroids(sqlite_url: str, tmp_path: Path) -> None:
+    """A CVT map's cells follow centroids drawn once and stored; the Parquet file had not
+    held them, so its ``cell`` column could not be placed on the map from the file alone."""
+    spec = quadratic_spec(search__budget=12, archive={"type": "cvt", "cells": 6, "samples": 200})
+    api.run(spec, storage=sqlite_url, executor="inline")
+    camp = archive.open(sqlite_url).campaign("quad")
+    meta = json.loads(pq.read_schema(camp.export(tmp_path / "cvt.parquet")).metadata[METADATA_KEY])
+    centroids = meta["layout"]["centroids"]
+    assert meta["layout"]["kind"] == "cvt" and len(centroids) == 6 and all(len(c) == 2 for c in centroids)
+    assert centroids == camp.record.layout["centroids"]
 
 
 def test_pandas_reads_integer_columns_as_nullable_integers(vectors: archive.CampaignHandle, tmp_path: Path) -> None:
