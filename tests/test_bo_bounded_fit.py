@@ -106,6 +106,22 @@ def test_bo_keeps_the_best_observations(fits: dict[str, list[Any]]) -> None:
     assert rows_of(np.stack([o.x for o in by_fitness[:8]]), inputs)  # the better half of the bound
 
 
+@pytest.mark.parametrize("cap, n", [(5, 100), (16, 1000)])
+def test_a_bounded_fit_keeps_the_better_half_rounded_up_then_a_sample_of_the_others(cap: int, n: int) -> None:
+    """Past ``max_fit_points``, at least half the bound of the best, rounded up, then a
+    sample of the others without replacement (docs/proposers.md, Bayesian details: a
+    bounded fit; ``BoProposer.fit_rows``): of 100 ranked observations a bound of 5 keeps
+    the 3 best and 2 of the other 97, not the 4th and 5th; a bound of 16 of 1000 the 8
+    best and 8 from anywhere in the rest."""
+    p = build("bo", {**LIGHT, "max_fit_points": cap})
+    rows = p.fit_rows(-np.arange(float(n))[:, None]).tolist()  # observation i is the (i + 1)-th best
+    best = -(-cap // 2)
+    assert len(rows) == cap == len(set(rows)) and rows == sorted(rows)
+    assert rows[:best] == list(range(best))
+    assert rows != list(range(cap))  # the others are a sample, not the next best
+    assert max(rows) > n // 10  # drawn from the whole rest
+
+
 def test_mo_bo_keeps_every_non_dominated_observation(fits: dict[str, list[Any]]) -> None:
     p, run = fed("mo-bo", {**LIGHT, "measures": ["ma"], "max_fit_points": 16}, 60)
     p.ask(2)

@@ -312,6 +312,20 @@ def test_long_names_are_whole_at_80_columns(flaky_url: str, narrow: None) -> Non
     assert all(word in listing for word in ("status", "failed", "coverage", "best"))
 
 
+def test_atlas_status_shows_coverage_to_one_decimal(tmp_path: Path) -> None:
+    """``atlas status`` (the list) and ``atlas status NAME`` show coverage as a percentage
+    with one decimal (``32.0%``, not ``32%``). No doc states the format; this pins the
+    one the command prints (``search.cli_tables``: the list's coverage column and the
+    campaign's ``cells`` line), which tells 12.5% from 12%."""
+    url = f"sqlite:///{tmp_path / 'atlas.db'}"
+    stats = api.run(quadratic_spec(search__budget=10), storage=url, executor="inline")
+    shown = f"{stats.coverage:.1%}"
+    assert 0 < stats.coverage < 1 and shown.endswith(".0%")  # 25 cells: a whole percentage, still one decimal
+    listing = atlas("status", "--storage", url).stdout
+    assert shown in listing.split()
+    assert f"{stats.elites} of {stats.cells} filled ({shown})" in atlas("status", "quad", "--storage", url).stdout
+
+
 def test_elite_parameters_share_a_column_when_narrow(tmp_path: Path, narrow: None) -> None:
     url = f"sqlite:///{tmp_path / 'atlas.db'}"
     space = {f"p{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(12)}

@@ -206,6 +206,19 @@ def test_the_mixed_regime_warning_stays_quiet_on_an_exact_law_and_a_rising_one()
     assert mixed_regimes(fit_law(h, 0.3 * np.exp(h) + 0.1 + 0.2 * (h < 0.2))) is None  # a < 0: no ceiling
 
 
+def test_points_below_zero_entropy_are_no_evidence_of_mixed_regimes() -> None:
+    """The sign test takes only the points with H >= 0 (docs/entropy_rl.md, mixed regimes;
+    law.py's module docstring): with a > 0 the law itself puts R above its ceiling at every
+    H < 0, so one law plus small noise over H in [−3, 2] (a measure that goes below 0, as
+    ``atlas law --measure`` allows) is not flagged."""
+    rng = np.random.default_rng(0)
+    h = np.concatenate([np.linspace(-3.0, -0.5, 30), np.linspace(0.0, 2.0, 30)])
+    fit = fit_law(h.tolist(), (-0.3 * np.exp(h) + 1.0 + rng.normal(0, 0.005, h.size)).tolist(), measure="m")
+    assert fit.a > 0
+    assert sum(fit.predict(h[:30]) > fit.ceiling_ci[1]) == 30  # every point at H < 0 lies above the ceiling's CI
+    assert mixed_regimes(fit) is None
+
+
 def test_categorical_params_from_the_space_else_from_the_values() -> None:
     assert categorical_params(spec("c")["space"], []) == ("sampler",)
     done = [{"params": {"s": "x", "flag": True, "t": 0.5}}, {"params": {"s": "y", "flag": False, "t": 1}}]

@@ -241,6 +241,21 @@ def test_per_run_counts_the_runs_whose_ceiling_is_outside() -> None:
     assert "evaluations 101 (1.1)" in line
 
 
+def test_per_run_counts_the_runs_whose_r2_is_below_0_3() -> None:
+    """A per-run reading whose median R² is above 0.3 says how many runs fall below 0.3
+    (law.py's ``reading_warnings`` and ``WEAK_R2``; docs/entropy_rl.md: "8 of 16 below
+    0.3"): four runs, one of R² 0.2 (its checkpoints ± 0.3 about the law), say "1 of 4";
+    the four on the law say nothing."""
+    runs = trajectory_runs(4)
+    hs = runs[2]["metrics"]["trajectory"]["train_entropy"]
+    runs[2]["metrics"]["trajectory"]["val_accuracy"] = [-0.3 * math.exp(h) + 0.9 + 0.3 * (-1) ** k
+                                                        for k, h in enumerate(hs)]
+    reading = campaign_law("c", settings(), runs)
+    assert reading.mode == PER_RUN and 0 < reading.runs[2].fit.r2 < 0.3
+    assert "1 of 4 runs have R² below 0.3" in reading.warnings
+    assert not [w for w in campaign_law("c", settings(), trajectory_runs(4)).warnings if "R² below" in w]
+
+
 def test_a_grouped_reading_flags_each_group_whose_ceiling_is_outside() -> None:
     high = accuracy_points()
     low = law_points(0.3, 1.2, HS)

@@ -63,6 +63,14 @@ def test_parser_finds_json_wherever_it_is(reply: str, expected: list) -> None:
     assert parse_candidates(reply) == (expected, None)
 
 
+@pytest.mark.parametrize("key", ["candidates", "configurations", "configs", "proposals"])
+def test_the_parser_takes_the_list_under_any_of_its_four_keys(key: str) -> None:
+    """A reply object may hold its list under ``candidates``, ``configurations``, ``configs``
+    or ``proposals`` (models vary; llm_prompt.py's docstring, docs/llm.md "What is done with
+    the reply", step 1)."""
+    assert parse_candidates(f'{{"{key}": [{{"a": 0.1, "b": 0.2}}]}}') == ([{"a": 0.1, "b": 0.2}], None)
+
+
 @pytest.mark.parametrize("reply", ["", "   ", "[{'a': 0.1,", "no json here at all", "```json\n[oops\n```",
                                    "[" * 100_000 + "]" * 100_000, "x [" * 50_000])
 def test_parser_reports_garbage(reply: str) -> None:
@@ -151,6 +159,19 @@ def test_an_endpoint_that_never_answers_falls_back(sqlite_url: str, server: Chat
 
 def test_request_cap(sqlite_url: str, server: ChatServer) -> None:
     api.run(llm_spec(server, max_requests=2), storage=sqlite_url, executor="inline")
+    assert len(server.requests) == 2
+
+
+def test_the_request_cap_counts_the_requests_made_before_a_resume(sqlite_url: str, server: ChatServer) -> None:
+    """``max_requests`` caps the calls of a campaign across resumes (docs/llm.md, options
+    table; llm.py docstring: the checkpoint keeps the request count): a run that used its
+    two requests makes none after a resume with a larger budget."""
+    spec = llm_spec(server, max_requests=2)
+    spec["search"]["budget"] = 12
+    api.run(spec, storage=sqlite_url, executor="inline")
+    assert len(server.requests) == 2
+    stats = api.resume("quad", storage=sqlite_url, executor="inline", budget=24)
+    assert stats.finished == 24
     assert len(server.requests) == 2
 
 
@@ -308,3 +329,21 @@ def test_a_cut_reply_is_named_as_cut(sqlite_url: str, server: ChatServer, caplog
     (warning,) = [w for w in llm_warnings(caplog) if "candidate" in w]
     assert f"it was cut at {MAX_REPLY_CHARS:,} characters" in warning
     assert "1 candidates" not in warning
+
+
+def test_the_prompt_shows_each_cells_best_result_whatever_order_results_come_in(server: ChatServer) -> None:
+    """The prompt holds the best elites (llm.py docstring; docs/llm.md "What the model sees"):
+    of three results told in one cell, 0.5, 0.9 and 0.7, the prompt's ``best_so_far`` holds
+    the 0.9 one only."""
+    from search.proposers import Observation, build_proposer
+
+    def told(i: int, fitness: float) -> Observation:
+        return Observation(evaluation_id=i, seq=i, x=np.array([0.1 * i, 0.5]), params={"a": 0.1 * i, "b": 0.5},
+                           fitness=fitness, measures=np.array([0.1, 0.1]), cell=0, meta={})
+
+    proposer = build_proposer("llm", llm_context({"base_url": server.url, "model": "m"}))
+    proposer.tell([told(1, 0.5), told(2, 0.9), told(3, 0.7)])
+    proposer.ask(4)
+    prompt = server.requests[-1]["messages"][-1]["content"]
+    data = json.loads(prompt[prompt.index("<data>") + 6 : prompt.index("</data>")])
+    assert [(row["params"], row["objective"]) for row in data["best_so_far"]] == [({"a": 0.2, "b": 0.5}, 0.9)]

@@ -175,6 +175,24 @@ def test_reply_text_takes_a_string_or_nothing() -> None:
 
 
 # -- 3. timeout_s: a deadline for the whole attempt -------------------------------------
+def test_retries_back_off_from_backoff_s_doubling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """429s and 5xx are retried with exponential backoff and jitter (docs/llm.md, options
+    table: "about 15 s at the defaults", 1 + 2 + 4 + 8 s for ``backoff_s`` 1 and four
+    retries; llm_backends.py: ``backoff_s`` × 2^(attempt − 1) × U[0.5, 1.5)): with the
+    jitter's draw at 0.5 (a factor of exactly 1), three 503s wait 1, 2 and 4 s."""
+    from search.proposers import llm_backends
+
+    slept: list[float] = []
+    monkeypatch.setattr(llm_backends.time, "sleep", slept.append)
+    monkeypatch.setattr(llm_backends.random, "random", lambda: 0.5)
+    with ChatServer(grid_reply) as server:
+        server.script = [("status", 503), ("status", 503), ("status", 503)]
+        backend = OpenAIBackend(server.url, "m", None, 2.0, 3, 0.7, 64, backoff_s=1.0)
+        done = backend.complete([{"role": "user", "content": "exactly 1"}])
+    assert done.attempts == 4
+    assert slept == [1.0, 2.0, 4.0]
+
+
 class TrickleServer(LoopbackServer):
     """An HTTP server on loopback that sends a valid chat completion one byte every
     ``interval`` seconds (``headers``: the status line and headers too; else they come at

@@ -108,6 +108,48 @@ def test_the_server_is_tried_again_at_doubling_intervals_until_it_answers(attemp
         assert len(server.requests) == 2
 
 
+def test_the_wait_before_trying_an_unreachable_server_again_stops_doubling_at_600_s(attempts: list[str]) -> None:
+    """The waits double up to 10 minutes (docs/llm.md, the unreachable server; llm.py's
+    UNREACHABLE_MAX_WAIT_S): 30, 60, 120, 240, 480 s, then 600 s, not 960 s."""
+    port = closed_port()
+    proposer = build_proposer("llm", llm_context({"base_url": f"http://127.0.0.1:{port}/v1", "model": "m",
+                                                  "timeout_s": 2, "max_retries": 0, "backoff_s": 0}))
+    now = [0.0]
+    proposer.clock = lambda: now[0]
+
+    def ask_at(t: float) -> int:
+        """Ask at time ``t``; the attempts it made."""
+        now[0] = t
+        before = len(attempts)
+        assert len(proposer.ask(4)) == 4
+        return len(attempts) - before
+
+    assert [ask_at(t) for t in (0, 30, 90, 210, 450, 930, 1529, 1530)] == [1, 1, 1, 1, 1, 1, 0, 1]
+
+
+def test_a_slow_failed_attempt_waits_ten_times_its_own_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server is tried again never sooner than 10 × the failed attempt's time (docs/llm.md,
+    the unreachable server; llm.py's UNREACHABLE_WAIT_FACTOR): after a call whose attempt
+    took 5 s (a connect timeout), the first wait is 50 s, not 30 s. The backend's
+    ``complete`` is replaced on the proposer's own backend, so no 5 s is spent."""
+    proposer = build_proposer("llm", llm_context({"base_url": "http://127.0.0.1:9/v1", "model": "m"}))
+    calls = []
+
+    def dead(messages: list[dict[str, str]], retries: int | None = None) -> Any:
+        calls.append(retries)
+        raise Unreachable("no answer after 1 attempt", "connect timed out", attempt_s=5.0)
+
+    monkeypatch.setattr(proposer.backend(), "complete", dead)
+    now = [0.0]
+    proposer.clock = lambda: now[0]
+    made = []
+    for t in (0.0, 49.0, 50.0):
+        now[0] = t
+        assert len(proposer.ask(4)) == 4
+        made.append(len(calls))
+    assert made == [1, 1, 2]
+
+
 def test_a_resumed_run_asks_the_server_again(sqlite_url: str, attempts: list[str]) -> None:
     """The wait is not checkpointed: the resumed run's first ask tries the server."""
     port = closed_port()

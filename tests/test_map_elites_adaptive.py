@@ -163,6 +163,55 @@ def test_small_asks_still_share_the_batch_out() -> None:
     assert np.allclose(np.bincount(arms, minlength=3) / 300, shares, atol=0.01)
 
 
+def test_shares_are_five_percent_even_and_the_rest_by_the_squared_mean_gain_with_the_pooled_prior() -> None:
+    """share_i = 0.05 / k + 0.95 · m_i² / Σ m², m_i = (g_i + ḡ) / (n_i + 1), ḡ = Σg / Σn
+    (docs/proposers.md, MAP-Elites; ribs_emitters.py's docstring), written here with the
+    documented numbers, not the module's constants. The gains and counts are set directly
+    (as the tests above do): reaching exact values through ask/tell is not practical."""
+    p = build_proposer("map-elites", context({"sigmas": [0.01, 0.1, 0.3]}))
+    g, n = np.array([0.0, 1.0, 9.0]), np.array([10.0, 10.0, 10.0])
+    p.gain[:], p.count[:] = g, n
+    m = (g + g.sum() / n.sum()) / (n + 1.0)
+    assert p.shares() == pytest.approx(0.05 / 3 + 0.95 * m**2 / (m**2).sum(), rel=1e-12)
+    assert p.shares()[0] > 0.05 / 3  # the pooled prior: an arm that never gained still has a mean above 0
+
+
+def one_batch_told(options: dict[str, Any], qd_offset: float = 0.0) -> Any:
+    """The corner problem's two arms with ``options`` and ``qd_offset``, after one batch of
+    20 children asked and told, each of fitness 1."""
+    space = SearchSpace({"x": FloatParam(type="float", low=0.0, high=1.0, size=2)})
+    layout = CellLayout.build("grid", [MeasureAxis("m0", 0.0, 1.0, 20), MeasureAxis("m1", 0.0, 1.0, 20)])
+    ctx = ProposerContext(space=space, layout=layout, batch_size=20, seed=1, qd_offset=qd_offset,
+                          options={"sigmas": [[1e-5, 1e-5], [0.08, 0.2]], "random_init": 0, "x0": [0.05, 0.05],
+                                   **options})
+    proposer = build_proposer("map-elites", ctx)
+    drive(proposer, layout, 1, lambda x, meta: 1.0)
+    return proposer
+
+
+@pytest.mark.parametrize("options,fade", [({}, 0.8), ({"discount": 0.5}, 0.5)])
+def test_the_bandits_memory_fades_by_discount_per_batch_size_children(options: dict[str, Any], fade: float) -> None:
+    """The gains and counts fade by ``discount``, 0.8 by default, per batch_size children
+    asked (docs/proposers.md: the map-elites row and MAP-Elites): of 20 children told, an
+    ask of a batch (20) leaves 20 × discount, and an ask of half a batch √discount of that."""
+    p = one_batch_told(options)
+    assert p.count.sum() == pytest.approx(20.0)
+    p.ask(20)
+    assert p.count.sum() == pytest.approx(20.0 * fade)
+    p.ask(10)
+    assert p.count.sum() == pytest.approx(20.0 * fade**1.5)
+
+
+def test_a_new_cells_gain_is_its_objective_less_the_qd_offset_floored_at_0() -> None:
+    """A new cell gains its objective − ``qd_offset``, floored at 0 (docs/proposers.md,
+    MAP-Elites; ribs_emitters.py's docstring): a first batch of fitness 1 (every child
+    added to a new cell) gains half as much at an offset of 0.5 as at 0, and nothing at 5."""
+    gained = one_batch_told({}).gain.sum()
+    assert gained > 0
+    assert one_batch_told({}, qd_offset=0.5).gain.sum() == pytest.approx(gained / 2)
+    assert one_batch_told({}, qd_offset=5.0).gain.sum() == 0.0
+
+
 # -- exact resume ---------------------------------------------------------------------
 @pytest.mark.parametrize("options", [{}, {"sigmas": [0.01, [0.1, 0.3]], "discount": 0.5, "random_init": 2}])
 def test_the_adaptive_default_resumes_exactly(options: dict[str, Any]) -> None:

@@ -142,6 +142,54 @@ def test_a_members_own_label_is_kept_and_credits_the_member() -> None:
     assert portfolio.ask(4)[0].proposer == "random"  # the member never asked goes next
 
 
+def portfolio_told(asked: dict[str, int], results: dict[str, list[tuple[int, float]]]) -> Any:
+    """A portfolio of ``random`` and ``map-elites`` (in that order) on the 5 × 5 grid, each
+    asked once for ``asked[name]`` proposals, then told ``results[name]``, (cell, fitness)
+    pairs, ``random``'s first."""
+    portfolio = build_proposer("portfolio", llm_context({"members": {"random": {}, "map-elites": {}}}))
+    for name in ("random", "map-elites"):
+        if asked.get(name):
+            assert {q.proposer for q in portfolio.ask(asked[name])} == {name}
+    layout = portfolio.ctx.layout
+    told = [(name, cell, fitness) for name in ("random", "map-elites") for cell, fitness in results.get(name, [])]
+    portfolio.tell([Observation(evaluation_id=i, seq=i, x=np.full(2, 0.5), params={}, fitness=fitness,
+                                measures=np.array([(lo + hi) / 2 for lo, hi in layout.cell_bounds(cell)]), cell=cell,
+                                meta={}, proposer=name) for i, (name, cell, fitness) in enumerate(told)])
+    return portfolio
+
+
+@pytest.mark.parametrize("improved, chosen", [(8, "map-elites"), (9, "random")])
+def test_the_portfolio_chooses_by_ucb1_with_two_ln_n(improved: int, chosen: str) -> None:
+    """A member is chosen by argmax r̄_i + c · sqrt(2 ln N / n_i) (portfolio.py's docstring;
+    docs/proposers.md, the portfolio row: UCB1, ``c`` 1). ``random`` improved the map
+    ``improved`` times in 10, ``map-elites`` 0 in 2 (N = 12): 0.8 + 0.705 < 0 + 1.576, so
+    map-elites; 0.9 + 0.705 > 1.576, so random. With sqrt(ln N / n_i) random won both."""
+    worse = [(0, 0.5)] * (10 - improved)  # below the cell's elite: no improvement
+    portfolio = portfolio_told({"random": 10, "map-elites": 2},
+                               {"random": [(c, 1.0) for c in range(improved)] + worse,
+                                "map-elites": [(1, 0.5), (2, 0.5)]})
+    assert portfolio.pulls == {"random": 10, "map-elites": 2}
+    assert portfolio.rewards == {"random": float(improved), "map-elites": 0.0}
+    assert portfolio.ask(4)[0].proposer == chosen
+
+
+def test_a_tie_with_the_cells_elite_is_no_improvement() -> None:
+    """The reward is 1 for a new cell or a strictly better elite (portfolio.py's docstring):
+    two equal results in one cell earn 1 between them."""
+    portfolio = portfolio_told({"random": 2}, {"random": [(0, 1.0), (0, 1.0)]})
+    assert portfolio.pulls["random"] == 2 and portfolio.rewards["random"] == 1.0
+
+
+def test_a_member_told_nothing_yet_has_a_mean_reward_of_one() -> None:
+    """r̄_i is 1 until the member is told anything (portfolio.py's docstring): ``random``
+    improved the map 3 times in 4, ``map-elites`` has 4 in flight and no result, so
+    map-elites goes next (1 + sqrt(2 ln 8 / 4) against 0.75 + the same)."""
+    portfolio = portfolio_told({"random": 4, "map-elites": 4},
+                               {"random": [(0, 1.0), (1, 1.0), (2, 1.0), (0, 0.5)]})
+    assert portfolio.pulls == {"random": 4, "map-elites": 0}
+    assert portfolio.ask(4)[0].proposer == "map-elites"
+
+
 @pytest.mark.parametrize("algorithm, options, warning", [
     ("map-elites", {"iso_sigma": 0.1, "discount": 0.5},
      "search.options.discount: the iso_line variation does not use it (only adaptive does); it is ignored"),

@@ -84,6 +84,16 @@ def test_every_integer_gets_an_equal_share_of_the_cube() -> None:
     assert len(counts) == 8 and counts.min() >= 990
 
 
+def test_an_integer_encodes_to_the_centre_of_its_share() -> None:
+    """u(v) = (v − low + 1/2) / n for a linear int (search/space.py's module docstring):
+    1 … 4 encode to 0.125, 0.375, 0.625 and 0.875, the centres of their quarters, not
+    their edges (which decode to the same integers, so a round trip cannot tell)."""
+    from search.params import IntParam
+
+    space = SearchSpace({"k": IntParam(type="int", low=1, high=4)})
+    assert [float(space.encode({"k": v})[0]) for v in (1, 2, 3, 4)] == [0.125, 0.375, 0.625, 0.875]
+
+
 def test_coerce_repairs_or_reports() -> None:
     point = {"temperature": "1.5", "sampler": "TOP_P", "top_p": 3.0, "layers": 2.6, "width": 64,
              "w": [0, 0, 0], "bogus": 1}

@@ -5,6 +5,11 @@ goes into the prompt as JSON inside a marked data block, and the instructions sa
 the block is data: a parameter value that reads like an instruction stays a quoted
 string. Nothing a model writes is ever executed: replies are parsed as JSON, and each
 candidate is then checked against the search space.
+
+The parser is lenient about the reply's shape, since models vary: a JSON array of
+configurations, or an object holding that array under ``candidates``, ``configurations``,
+``configs`` or ``proposals`` (the first of these keys whose value is a list), or a single
+configuration object; bare, in a code fence, or inside prose.
 """
 
 from __future__ import annotations
@@ -88,8 +93,9 @@ MAX_DECODE_STARTS = 256  # openings ([ or {) inside prose tried as the start of 
 
 
 def parse_candidates(reply: str | None) -> tuple[list[Any], str | None]:
-    """Candidates found in a reply: a JSON array, or an object with a ``candidates`` array
-    (or one configuration object), bare, in a code fence, or inside prose.
+    """Candidates found in a reply: a JSON array, or an object with a ``candidates``,
+    ``configurations``, ``configs`` or ``proposals`` array (or one configuration object),
+    bare, in a code fence, or inside prose.
 
     Returns ``(candidates, problem)``; ``problem`` says why nothing was found.
     """
