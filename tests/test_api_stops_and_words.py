@@ -332,3 +332,12 @@ def test_a_tuple_is_named_a_tuple() -> None:
     assert kind_of((1, 2)) == "a tuple"
     with pytest.raises(SpecError, match=r"objective: must be a mapping \(got a tuple\)"):
         parse_spec(quadratic_spec(objective=("score", "maximize")))
+
+
+def test_a_type_takes_an_before_a_vowel() -> None:
+    """entropy_atlas/validation.py a_type: the type's name with its article (``an int``)."""
+    from entropy_atlas.validation import a_type
+
+    assert a_type(3) == "an int"
+    assert a_type("s") == "a str"
+    assert a_type(object()) == "an object"

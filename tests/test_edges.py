@@ -350,6 +350,18 @@ def test_fail_fast_can_be_turned_off(tmp_path: Path) -> None:
     assert stats.counts["failed"] == 30
 
 
+def test_one_done_evaluation_keeps_fail_fast_from_stopping_the_run(tmp_path: Path) -> None:
+    """search/scheduler.py: fail-fast stops a run whose first ``fail_fast`` evaluations *all*
+    failed (``_all_failed``: none of this run's evaluations done). A run whose first evaluation is
+    done and whose next 10 fail goes on to its budget."""
+    points = [{"a": 0.5, "b": 0.5}] + [{"a": 0.05, "b": 0.05 + 0.08 * i} for i in range(10)]
+    spec = quadratic_spec(search__algorithm="random", search__budget=11, search__batch_size=1,
+                          search__max_in_flight=1, search__initial_points=points)
+    spec["evaluator"]["target"] = "tests.support.evaluators:flaky"  # raises where a < 0.1
+    stats = api.run(spec, storage=f"sqlite:///{tmp_path / 'a.db'}", executor="inline")
+    assert stats.counts["done"] == 1 and stats.counts["failed"] == 10
+
+
 def test_sys_exit_in_an_evaluator_fails_that_evaluation_only(tmp_path: Path) -> None:
     spec = quadratic_spec(search__budget=40)
     spec["evaluator"]["target"] = "tests.support.evaluators:exits_when_a_is_high"

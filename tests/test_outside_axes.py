@@ -50,6 +50,14 @@ def test_outside_axes_counts_each_side_and_its_extreme() -> None:
     assert not outside_axes(axes, [{"measures": {"h": 1.0, "d": 0.5}}])
 
 
+def test_the_extreme_below_an_axis_is_its_lowest_value() -> None:
+    """archive/outside.py: each side's extreme; below the axis, "down to" the lowest value."""
+    found = outside_axes([MeasureAxis("h", 0.0, 2.0, 10)],
+                         [{"measures": {"h": -0.1}}, {"measures": {"h": -0.4}}, {"measures": {"h": -0.2}}])
+    (axis,) = found.measures
+    assert (axis.below, axis.least) == (3, -0.4)
+
+
 def test_the_texts_name_the_side_the_extreme_and_the_bound_to_widen() -> None:
     h = OutsideAxis("mean_entropy", 0, 0.0, 2.0, 0, 3, None, 2.32)
     assert measure_text(h, "grid") == ("mean_entropy: 3 elites above 2 (up to 2.32), drawn in its last bin; "

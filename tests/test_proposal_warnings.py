@@ -65,6 +65,16 @@ def test_a_point_outside_the_cube_is_marked_and_warned_of_once(caplog: pytest.Lo
     assert again[0].proposal == {"clipped": True}
 
 
+def test_a_point_on_the_cubes_faces_is_not_clipped(caplog: pytest.LogCaptureFixture) -> None:
+    """search/proposals.py ProposalRows.rows: only an ``x`` outside [0, 1] is clipped, marked and
+    warned of; 0 and 1 themselves are inside."""
+    rows = ProposalRows(VECTOR, "hill-climb")
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        (row,) = rows.rows([Proposal(np.array([0.0, 1.0, 0.0, 1.0, 0.0]))], 1, 0)
+    assert "clipped" not in row.proposal
+    assert _warnings(caplog) == []
+
+
 def test_params_outside_their_bounds_are_named_in_the_space_s_units(caplog: pytest.LogCaptureFixture) -> None:
     rows = ProposalRows(VECTOR, "hill-climb")
     with caplog.at_level(logging.WARNING, logger=LOGGER):
@@ -98,6 +108,16 @@ def test_more_proposals_than_asked_are_dropped_with_one_warning(caplog: pytest.L
         rows.rows([Proposal(np.full(5, 0.5)) for _ in range(2)], 2, 12)
     assert len(made) == 10
     assert _warnings(caplog) == ["proposer hill-climb returned 20 proposals for 10 asked; the extra are dropped"]
+
+
+def test_a_single_proposal_past_those_asked_is_dropped_and_warned_of(caplog: pytest.LogCaptureFixture) -> None:
+    """search/proposals.py ProposalRows.rows: "proposals past the n asked are dropped, warned of
+    once a run", the first one past them too."""
+    rows = ProposalRows(VECTOR, "hill-climb")
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        made = rows.rows([Proposal(np.full(5, 0.5)), Proposal(np.full(5, 0.25))], 1, 0)
+    assert len(made) == 1
+    assert _warnings(caplog) == ["proposer hill-climb returned 2 proposals for 1 asked; the extra are dropped"]
 
 
 def test_a_refused_ask_warns_of_nothing(caplog: pytest.LogCaptureFixture) -> None:

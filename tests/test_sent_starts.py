@@ -94,6 +94,21 @@ def test_a_sent_start_whose_connection_drops_is_run_again(store: Store) -> None:
     assert store.evaluation(cid, b)["attempts"] == 1
 
 
+def test_a_start_whose_send_fails_is_charged_on_a_fresh_connection(store: Store) -> None:
+    """archive/charger.py: a statement that cannot be sent is run "now, as a plain charge on a
+    fresh connection", so that a start is never lost. Here the send itself fails: the charger's
+    memo of prepared statements (private) is cleared, so its PREPARE of a name the held connection
+    already has is refused."""
+    cid, (a, b) = campaign_with_rows(store, 2)
+    store.log_starts(cid, [a])
+    assert store.evaluation(cid, a)["attempts"] == 1  # settled, its statement prepared
+    held = store._charger.connection
+    store._charger._prepared.clear()
+    store.log_starts(cid, [b])
+    assert store.evaluation(cid, b)["attempts"] == 1
+    assert store._charger.connection is not held
+
+
 def test_a_sent_start_the_server_refuses_raises_at_the_next_call_and_the_store_goes_on(store: Store) -> None:
     cid, (a, _) = campaign_with_rows(store, 2)
     store.log_starts(cid, [10**9])  # no such evaluation: the log's foreign key refuses it, later

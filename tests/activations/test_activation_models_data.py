@@ -163,6 +163,15 @@ def test_histogram_entropy() -> None:
         histogram_entropy(torch.tensor([0.0, float("nan")]))
 
 
+def test_values_outside_the_quantile_range_count_in_the_edge_bins() -> None:
+    """workers/activations/measures.py: values outside [q, 1−q] "are counted in the edge bins",
+    not dropped: 8 zeros, 8 ones and 4 outliers at 1000 (quantiles 0.25 / 0.75 are 0 and 1)
+    fill two bins with 8 and 8 + 4, not 8 and 8."""
+    values = torch.tensor([0.0] * 8 + [1.0] * 8 + [1000.0] * 4)
+    expected = -(0.4 * math.log(0.4) + 0.6 * math.log(0.6))
+    assert histogram_entropy(values, bins=2, quantile=0.25) == pytest.approx(expected, rel=1e-12)
+
+
 def test_predictive_and_attention_entropy() -> None:
     assert predictive_entropy(torch.zeros(7, 10)) == pytest.approx(math.log(10))
     assert predictive_entropy(torch.tensor([[100.0, 0.0, 0.0]])) == pytest.approx(0.0, abs=1e-30)
@@ -172,3 +181,10 @@ def test_predictive_and_attention_entropy() -> None:
     assert attention_entropy(uniform) == pytest.approx(math.log(5))
     one_hot = torch.eye(4).expand(1, 1, 4, 4)
     assert attention_entropy(one_hot) == 0.0
+
+
+def test_attention_entropy_is_taken_over_each_rows_keys() -> None:
+    """workers/activations/measures.py: the entropy of each attention row, −Σ_j a_ij log a_ij over
+    the keys j, averaged: rows [1, 0, 0] and [1/3, 1/3, 1/3] give ln 3 / 2."""
+    attention = torch.tensor([[[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]]], dtype=torch.float64)  # heads, queries, keys
+    assert attention_entropy(attention) == pytest.approx(math.log(3) / 2, rel=1e-12)

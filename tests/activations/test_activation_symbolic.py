@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from torch.nn import functional as F
 
 from workers.activations import parse_activation, validate_expression
-from workers.activations.symbolic import MAX_LENGTH, UNARY_FUNCTIONS
+from workers.activations.symbolic import MAX_LENGTH, MAX_NODES, UNARY_FUNCTIONS
 
 X = torch.linspace(-4.0, 4.0, 161, dtype=torch.float64)
 XP = torch.linspace(0.05, 4.0, 80, dtype=torch.float64)  # for log and sqrt
@@ -241,6 +241,32 @@ def test_accepted_at_the_limits() -> None:
     torch.testing.assert_close(parse_activation("(" * 200 + "x" + ")" * 200)(X), X)  # parentheses add no depth
     nested = "tanh(" * 20 + "x" + ")" * 20
     torch.testing.assert_close(parse_activation(nested)(X), _nest(torch.tanh, 20)(X))
+
+
+def _balanced_sum(leaves: list[str]) -> str:
+    """The leaves summed as a balanced tree, so that the depth stays far below its limit."""
+    while len(leaves) > 1:
+        right = leaves[1::2] + [""] * (len(leaves) % 2)
+        leaves = [f"({a}+{b})" if b else a for a, b in zip(leaves[::2], right, strict=True)]
+    return leaves[0]
+
+
+def test_the_node_limit_is_exactly_128_syntax_nodes() -> None:
+    """workers/activations/symbolic.py docstring: "at most 512 characters, 128 syntax nodes"."""
+    at = _balanced_sum(["x"] * 31 + ["1"] * 2)
+    over = _balanced_sum(["x"] * 32 + ["1"])
+    assert sum(1 for _ in ast.walk(ast.parse(at, mode="eval"))) - 1 == MAX_NODES == 128  # less the Expression
+    assert sum(1 for _ in ast.walk(ast.parse(over, mode="eval"))) - 1 == 129
+    validate_expression(at)
+    with pytest.raises(ValueError, match="too large"):
+        validate_expression(over)
+
+
+def test_the_depth_limit_is_exactly_24_levels() -> None:
+    """workers/activations/symbolic.py docstring: "nesting depth 24"."""
+    validate_expression("tanh(" * 24 + "x" + ")" * 24)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        validate_expression("tanh(" * 25 + "x" + ")" * 25)
 
 
 def _nest(fn: Ref, depth: int) -> Ref:

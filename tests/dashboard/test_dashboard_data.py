@@ -146,6 +146,22 @@ def test_version_moves_with_every_result(sqlite_url: str) -> None:
     store.close()
 
 
+def test_elites_since_a_cursor_leave_out_the_result_at_it(sqlite_url: str) -> None:
+    """dashboard/data.py DashboardData.elites: with ``since``, only the elites "made by results
+    recorded after that finished_seq" (``through`` is a poll's next cursor: the elite of the result
+    at it is not sent again). The newest elite's finished_seq is read from the private elite cache."""
+    store, _ = synthetic_campaign(sqlite_url, "live", 200, bins=(10, 10), status="running")
+    try:
+        data = DashboardData(store)
+        info = data.info("live")
+        data.elites(info)
+        newest = max(data._elite_cache(info).rows.values(), key=lambda r: r.finished_seq)
+        assert data.elites(info, since=newest.finished_seq)["cell"] == []
+        assert newest.cell in data.elites(info, since=newest.finished_seq - 1)["cell"]
+    finally:
+        store.close()
+
+
 def test_exploration_entropy_extremes() -> None:
     rng = np.random.default_rng(0)
     assert exploration_entropy(rng.random((20_000, 3)), [10, 10, 4]) == pytest.approx(1.0, abs=0.01)

@@ -12,8 +12,10 @@ import pytest
 
 from workers.contract import EvalContext
 from workers.decoding import arith
+from workers.decoding.generate import Generation
 from workers.decoding.measures import corpus_distinct_n, distinct_n, repetition_rate
-from workers.decoding.tasks import extract_number, pydoc_paragraphs
+from workers.decoding.models import load_model
+from workers.decoding.tasks import ArithmeticTask, Item, extract_number, pydoc_paragraphs
 from workers.evaluators.decoding import MEASURES, DecodingEvaluator
 from workers.runner import EvaluationTask, run_tasks
 
@@ -256,3 +258,60 @@ def test_repetition_rate_counts_repeated_ngrams_within_a_sequence() -> None:
     assert repetition_rate([[1, 2, 1, 2, 1, 2]], n=2) == pytest.approx(3 / 5)  # 12 21 12 21 12
     assert repetition_rate([[1, 2, 3, 4]], n=2) == 0.0
     assert repetition_rate([[1, 1, 1], [5]], n=1) == pytest.approx(2 / 4)
+
+
+def test_repetition_rate_does_not_count_an_ngram_seen_in_another_sequence() -> None:
+    """workers/decoding/measures.py: seq-rep-n counts the n-grams "that repeat an earlier n-gram
+    of the same sequence"; the same n-gram in another sample is no repeat."""
+    assert repetition_rate([[1, 2], [1, 2]], n=1) == 0.0
+    assert repetition_rate([[7, 8, 9], [9, 8, 7], [7]], n=2) == 0.0
+
+
+def scripted_generation() -> Generation:
+    """Four rows (2 prompts x 2 samples) with known tokens, entropies and large-model tokens;
+    ``n_tokens`` counts the stop token where a row stopped (the last one did not): 19 in all."""
+    outputs = [[1, 2, 1, 2, 1], [1, 2, 1, 2, 1], [3, 4, 5], [5, 4, 3]]
+    n_tokens = [6, 6, 4, 3]
+    return Generation(
+        outputs=outputs, stopped=[True, True, True, False], stop_tokens=[arith.EOS_ID] * 3 + [None],
+        n_tokens=n_tokens, model_entropy_sum=[1.0] * 4, tempered_entropy_sum=[2.0] * 4,
+        sampling_entropy_sum=[0.6, 1.2, 0.4, 0.7], kept_sum=[6.0, 6.0, 4.0, 3.0], logprob_sum=[-1.0] * 4,
+        large_tokens=[6, 3, 4, 0], from_large=[[True] * n for n in n_tokens], switches=[0] * 4,
+        work_large=[0] * 4, work_small=[0] * 4, mirostat_mu=None, seconds=1.0, batch_tokens=19)
+
+
+def test_the_reported_measures_are_token_weighted_nats_with_the_configs_repetition_n(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """workers/evaluators/decoding.py module docstring and docs/decoding.md: the measures are
+    token-weighted means over every generated token (stop token included), ``mean_entropy`` in
+    nats; ``distinct_2`` within each prompt's samples; ``repetition_rate`` is seq-rep-n with the
+    config's ``repetition_n``; the metrics hold corpus-level distinct-1 and distinct-2.
+
+    The module's ``generate`` is replaced by one scripted :class:`Generation` (a seam of the
+    evaluator module), so that every value is known exactly."""
+    import workers.evaluators.decoding as evaluator_module
+
+    ev = DecodingEvaluator()
+    ev.setup({"model": "builtin:arith-tiny", "task": "arithmetic", "num_prompts": 2, "samples_per_prompt": 2,
+              "repetition_n": 3}, EvalContext())
+    monkeypatch.setattr(evaluator_module, "generate", lambda *a, **k: [scripted_generation()])
+    (result,) = run(ev, [{"sampler": "none", "temperature": 1.0}])
+    m, metrics = result["measures"], result["metrics"]
+    assert m["mean_entropy"] == pytest.approx(2.9 / 19)  # nats per token, not bits
+    assert m["ead_large_fraction"] == pytest.approx(13 / 19)
+    assert m["distinct_2"] == pytest.approx((2 / 8 + 4 / 4) / 2)
+    # trigrams: rows 0 and 1 ("121 212 121") repeat one of 3 each, rows 2-3 none: 2 of 8 (n = 2 gives 4/10)
+    assert m["repetition_rate"] == pytest.approx(2 / 8)
+    # bigrams over all outputs: 12 21 (x8 in rows 0-1), 34 45 54 43: 6 distinct of 12 (unigrams give 5/16)
+    assert metrics["corpus_distinct_2"] == pytest.approx(6 / 12)
+    assert metrics["corpus_distinct_1"] == pytest.approx(5 / 16)
+
+
+def test_an_arithmetic_answer_is_cut_at_its_first_newline() -> None:
+    """workers/decoding/tasks.py: the output "is cut at its first newline and stripped before the
+    comparison" (the built-in vocabulary has no newline; a Hugging Face model's has)."""
+    lm = load_model("builtin:arith-nano", "cpu")
+    task = ArithmeticTask(lm, 2, reverse_answer=False)
+    item = Item("12+30=", lm.encode("12+30="), "42")
+    assert task.correct(item, " 42 \nand more")
+    assert not task.correct(item, "4\n2")

@@ -231,3 +231,32 @@ def test_ead_needs_a_small_model_with_the_same_vocabulary(tiny: LanguageModel, c
 
 def test_entropy_unit_of_ead_is_bits() -> None:
     assert pytest.approx(math.log(2)) == LN2
+
+
+def test_ead_is_fed_the_models_entropy_in_bits(tiny: LanguageModel, nano: LanguageModel,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """REFERENCE.md §4 ("Entropy in bits") and the ead.py docstring: EAD's rolling entropy is in
+    bits, so each value the controller observes is the model entropy the sampler measured (nats)
+    divided by ln 2. Spies on ``EADController.observe`` and ``Sampler.__call__`` (internal seams)."""
+    observed: list[torch.Tensor] = []
+    measured: list[torch.Tensor] = []
+    observe, call = ead.EADController.observe, Sampler.__call__
+
+    def spy_observe(self: ead.EADController, entropy_bits: torch.Tensor, active: torch.Tensor | None = None) -> None:
+        observed.append(entropy_bits.detach().clone())
+        observe(self, entropy_bits, active)
+
+    def spy_call(self: Sampler, *args: object, **kwargs: object) -> object:
+        out = call(self, *args, **kwargs)
+        measured.append(out.model_entropy.detach().clone())
+        return out
+
+    monkeypatch.setattr(ead.EADController, "observe", spy_observe)
+    monkeypatch.setattr(Sampler, "__call__", spy_call)
+    config = SamplerConfig.from_params({"sampler": "ead", "ead_threshold": 0.5, "ead_window": 1, "ead_min_run": 1,
+                                        "temperature": 1.0}, {})
+    generate(tiny, [Request(config, [tiny.encode("12+30="), tiny.encode("45+11=")], 0)], 4, small_model=nano)
+    assert observed and len(observed) == len(measured)
+    assert any(float(m.max()) > 0.01 for m in measured)
+    for bits, nats in zip(observed, measured, strict=True):
+        torch.testing.assert_close(bits.double(), nats.double() / LN2, rtol=1e-6, atol=1e-9)

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.decoding.conftest import build_char_model
 from workers.contract import EvalContext
@@ -183,3 +184,65 @@ def test_sharper_policy_gives_fewer_distinct_answers(evaluator: EntropyRLEvaluat
     assert cold.answer_diversity < hot.answer_diversity
     out = evaluator.evaluate({"steps": 0}, EvalContext(seed=0))
     assert out["measures"]["answer_diversity"] == out["metrics"]["initial_answer_diversity"] > 0
+
+
+def test_the_policy_entropy_is_measured_at_the_evaluation_temperature() -> None:
+    """workers/rl/trainer.py evaluate_policy: "the policy's token-mean entropy (nats, at that
+    temperature)"; entropy_rl's ``final_entropy`` is "at eval_temperature", not the T = 1 model entropy."""
+    lm = load_model("builtin:arith-nano", dtype="float32")
+    task = ArithmeticTask(lm, 16)
+    cool = evaluate_policy(lm, task.items, task.correct, 4, samples=2, temperature=0.5, greedy=False)
+    hot = evaluate_policy(lm, task.items, task.correct, 4, samples=2, temperature=3.0, greedy=False)
+    assert hot.entropy > 2.0 * cool.entropy
+
+
+def one_step_trainer(**overrides: object) -> GRPOTrainer:
+    """A GRPO trainer on arith-nano for one small step (4 prompts x 4 samples, 2 minibatches)."""
+    lm = load_model("builtin:arith-nano", dtype="float32")
+    task = ArithmeticTask(lm, 16)
+    config = GRPOConfig(**{"steps": 1, "lr": 1e-3, "ppo_epochs": 1, "num_minibatches": 2, "prompts_per_step": 4,
+                           "group_size": 4, **overrides})
+    return GRPOTrainer(lm, task.items, task.correct, config, max_new_tokens=4, seed=0)
+
+
+def test_the_steps_entropy_is_a_token_mean_over_the_rollout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """workers/rl/trainer.py StepStats.entropy: the "token-mean entropy of the tempered policy on the
+    rollout" (verl's actor/entropy, token-mean), not a mean of per-sequence means. Spies on the
+    trainer module's ``token_logprobs`` (an internal seam) to read the rollout's per-token entropies."""
+    import workers.rl.trainer as trainer_module
+
+    rollouts: list[tuple[torch.Tensor, torch.Tensor]] = []
+    real = trainer_module.token_logprobs
+
+    def spy(lm: object, batch: object, temperature: float, model: object = None) -> object:
+        logp, ent = real(lm, batch, temperature, model)
+        if not torch.is_grad_enabled():  # the rollout's pass, not a minibatch's
+            rollouts.append((ent.detach().clone(), batch.target_mask.sum(-1)))
+        return logp, ent
+
+    monkeypatch.setattr(trainer_module, "token_logprobs", spy)
+    stats = one_step_trainer().step()
+    ent, lengths = rollouts[0]
+    per_row = torch.stack([e.mean() for e in torch.split(ent, lengths.tolist())])
+    assert len(set(lengths.tolist())) > 1  # rows of different lengths: the two means differ
+    assert abs(float(per_row.mean()) - float(ent.mean())) > 1e-4
+    assert stats.entropy == pytest.approx(float(ent.mean()), rel=1e-9)
+
+
+def test_the_adaptive_bonus_enters_the_loss_only_at_or_below_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    """workers/rl/entropy_control.py: the bonus −c·H "enters that step's loss only when H ≤ H_target",
+    while c itself still moves by δ per update. Spies on the trainer module's ``policy_loss`` (an
+    internal seam) for the coefficient each minibatch's loss is given."""
+    import workers.rl.trainer as trainer_module
+
+    coefs: list[float] = []
+    real = trainer_module.policy_loss
+
+    def spy(*args: object, **kwargs: object) -> object:
+        coefs.append(float(kwargs["entropy_coef"]))  # type: ignore[arg-type]
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "policy_loss", spy)
+    stats = one_step_trainer(adaptive_entropy=True, entropy_coef=0.5, entropy_target=0.0).step()
+    assert coefs and all(c == 0.0 for c in coefs)  # every minibatch's H > 0 = the target
+    assert stats.entropy_coef == pytest.approx(0.5 - 0.005 * len(coefs))
