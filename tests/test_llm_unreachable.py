@@ -9,7 +9,7 @@ import logging
 import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -79,22 +79,28 @@ def test_an_unreachable_server_is_asked_once_and_said_once(sqlite_url: str, atte
     assert "connection refused" in call["error"] and call["reply"] is None
 
 
-def test_the_server_is_tried_again_at_doubling_intervals_until_it_answers(attempts: list[str]) -> None:
-    """30 s after the failed call one attempt, then 60 s after that, …; once it answers it
-    is asked on every ask again."""
+def _unreachable_on_a_clock(attempts: list[str], max_retries: int) -> tuple[Any, list[float], Callable[[float], int]]:
+    """An llm proposer whose server's port is closed, on a clock the test sets (``now[0]``),
+    and ``ask_at(t)``: ask for 4 at time ``t`` and return the attempts that made."""
     port = closed_port()
     proposer = build_proposer("llm", llm_context({"base_url": f"http://127.0.0.1:{port}/v1", "model": "m",
-                                                  "timeout_s": 2, "max_retries": 1, "backoff_s": 0}))
+                                                  "timeout_s": 2, "max_retries": max_retries, "backoff_s": 0}))
     now = [0.0]
     proposer.clock = lambda: now[0]
 
     def ask_at(t: float) -> int:
-        """Ask at time ``t``; the attempts it made."""
         now[0] = t
         before = len(attempts)
         assert len(proposer.ask(4)) == 4
         return len(attempts) - before
 
+    return proposer, now, ask_at
+
+
+def test_the_server_is_tried_again_at_doubling_intervals_until_it_answers(attempts: list[str]) -> None:
+    """30 s after the failed call one attempt, then 60 s after that, …; once it answers it
+    is asked on every ask again."""
+    proposer, now, ask_at = _unreachable_on_a_clock(attempts, max_retries=1)
     assert [ask_at(t) for t in (0, 29, 30, 89, 90, 209)] == [2, 0, 1, 0, 1, 0]
     assert proposer.discarded["server unreachable"] == 3
     failed = proposer.take_calls()
@@ -111,19 +117,7 @@ def test_the_server_is_tried_again_at_doubling_intervals_until_it_answers(attemp
 def test_the_wait_before_trying_an_unreachable_server_again_stops_doubling_at_600_s(attempts: list[str]) -> None:
     """The waits double up to 10 minutes (docs/llm.md, the unreachable server; llm.py's
     UNREACHABLE_MAX_WAIT_S): 30, 60, 120, 240, 480 s, then 600 s, not 960 s."""
-    port = closed_port()
-    proposer = build_proposer("llm", llm_context({"base_url": f"http://127.0.0.1:{port}/v1", "model": "m",
-                                                  "timeout_s": 2, "max_retries": 0, "backoff_s": 0}))
-    now = [0.0]
-    proposer.clock = lambda: now[0]
-
-    def ask_at(t: float) -> int:
-        """Ask at time ``t``; the attempts it made."""
-        now[0] = t
-        before = len(attempts)
-        assert len(proposer.ask(4)) == 4
-        return len(attempts) - before
-
+    _, _, ask_at = _unreachable_on_a_clock(attempts, max_retries=0)
     assert [ask_at(t) for t in (0, 30, 90, 210, 450, 930, 1529, 1530)] == [1, 1, 1, 1, 1, 1, 0, 1]
 
 

@@ -23,7 +23,7 @@ from search.proposers import build_proposer
 from search.proposers.base import Observation
 from search.proposers.checkpoint import dumps
 from tests.conftest import quadratic_spec
-from tests.test_checkpoints import Campaign, FakeHistory, context
+from tests.test_checkpoints import Campaign, FakeHistory, context, split_and_resume
 
 MIXED_SPACE = {
     "a": {"type": "float", "low": 0.0, "high": 1.0},
@@ -130,22 +130,10 @@ def test_version_1_generations_are_rebuilt_as_asked_batch_by_batch() -> None:
     assert [t.system_attrs["NSGAIISampler:generation"] for t in resumed.study.trials[-2:]] == [3, 3]
 
 
-def _resumed_with_two_in_flight(algorithm: str, options: dict[str, Any], steps: int) -> tuple[Any, Any, Any]:
-    """A campaign of ``steps`` whole batches and one more whose last two results are still
-    in flight at the checkpoint, and a proposer restored from that checkpoint."""
-    run = Campaign(build_proposer(algorithm, context(options)))
-    for _ in range(steps):
-        run.step()
-    in_flight = run.step(keep_in_flight=2)
-    resumed = build_proposer(algorithm, context(options))
-    resumed.restore(run.proposer.state(), FakeHistory(run.finished, in_flight))
-    return run, in_flight, resumed
-
-
 def test_a_result_asked_before_the_resume_is_not_told_to_the_trial_that_took_its_number() -> None:
     """Two results in flight at the checkpoint; the resumed study asks first, and its new
     trials get the numbers the old ones had. Each result goes to the trial of its params."""
-    run, in_flight, resumed = _resumed_with_two_in_flight("optuna-tpe", {"n_startup_trials": 3}, steps=3)
+    run, resumed, in_flight = split_and_resume("optuna-tpe", {"n_startup_trials": 3}, steps=3)
     fresh = run.evaluate(resumed.ask(2))
     assert [o.meta["trial"] for o in fresh] == [o.meta["trial"] for o in in_flight]  # the same numbers
     resumed.tell(in_flight)
@@ -157,7 +145,7 @@ def test_a_result_asked_before_the_resume_is_not_told_to_the_trial_that_took_its
 
 
 def test_results_in_flight_at_the_checkpoint_keep_their_generation_and_the_run_continues_exactly() -> None:
-    run, in_flight, resumed = _resumed_with_two_in_flight("optuna-nsga2", {"population_size": 6}, steps=5)
+    run, resumed, in_flight = split_and_resume("optuna-nsga2", {"population_size": 6}, steps=5)
     original = run.proposer
     for proposer in (original, resumed):
         proposer.tell(in_flight)
