@@ -1234,11 +1234,10 @@ def _outside_lines(row: dict[str, Any], kind: str) -> list[str]:
 
 
 def _proposer_fields(counts: dict[str, int], live: bool) -> dict[str, int]:
-    """One proposer's counts in ``atlas status NAME --json``, every key present (0 where it
-    has none), as the campaign's own: ``done``, ``failed`` and :func:`_unfinished_fields`'s;
-    a proposer with no failure had had no ``failed`` key (jq read ``null``), though
-    ``running`` and ``pending`` were there at 0."""
-    return {"done": counts.get("done", 0), "failed": counts.get("failed", 0), **_unfinished_fields(counts, live)}
+    """One proposer's counts in ``atlas status NAME --json`` (every status a key of them,
+    0 where it has none: :func:`archive.starts.counts_by_proposer`), as the campaign's own:
+    ``done``, ``failed`` and :func:`_unfinished_fields`'s."""
+    return {"done": counts["done"], "failed": counts["failed"], **_unfinished_fields(counts, live)}
 
 
 def _unfinished_fields(counts: dict[str, int], live: bool) -> dict[str, int]:

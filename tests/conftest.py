@@ -48,6 +48,17 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+def finished_quadratic(folder: Path, budget: int, batch: int) -> Path:
+    """A SQLite file in ``folder`` holding campaign ``q`` (:func:`quadratic_spec`) run to
+    ``budget`` on the inline executor, ``batch`` asked and in flight at a time."""
+    from search import api
+
+    path = folder / "made.db"
+    spec = quadratic_spec(name="q", search__budget=budget, search__batch_size=batch, search__max_in_flight=batch)
+    api.run(spec, storage=f"sqlite:///{path}", executor="inline")
+    return path
+
+
 def quadratic_spec(**overrides: Any) -> dict[str, Any]:
     """A small campaign over (a, b) in [0, 1]^2 with a 5x5 map."""
     spec: dict[str, Any] = {

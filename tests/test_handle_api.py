@@ -16,17 +16,13 @@ from sqlalchemy.exc import OperationalError
 import archive
 from archive.errors import StorageError
 from archive.law import LawFitError
-from search import api
-from tests.conftest import quadratic_spec
+from tests.conftest import finished_quadratic
 
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One small finished campaign ``q`` in a SQLite file, written once for the module."""
-    path = tmp_path_factory.mktemp("handle") / "made.db"
-    spec = quadratic_spec(name="q", search__budget=6, search__batch_size=3, search__max_in_flight=3)
-    api.run(spec, storage=f"sqlite:///{path}", executor="inline")
-    return path
+    return finished_quadratic(tmp_path_factory.mktemp("handle"), budget=6, batch=3)
 
 
 @pytest.fixture

@@ -17,17 +17,13 @@ from matplotlib.figure import Figure
 import archive
 from archive.errors import UnknownMeasure
 from archive.figures import map_title
-from search import api
 from search.cli_tables import qd_text
-from tests.conftest import quadratic_spec
+from tests.conftest import finished_quadratic
 
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("figures") / "made.db"
-    spec = quadratic_spec(name="q", search__budget=12, search__batch_size=4, search__max_in_flight=4)
-    api.run(spec, storage=f"sqlite:///{path}", executor="inline")
-    return path
+    return finished_quadratic(tmp_path_factory.mktemp("figures"), budget=12, batch=4)
 
 
 @pytest.fixture
