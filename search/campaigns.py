@@ -164,6 +164,13 @@ def resume_words(name: str, budget: int | None = None, cli_words: bool = False) 
     return f"api.resume({name!r}" + ("" if budget is None else f", budget={budget}") + ", …)"
 
 
+def rename_words(cli_words: bool = False) -> str:
+    """How a message tells the caller to run a campaign's spec again as a new campaign: as a
+    call of the Python API (``api.run(spec, name='NEW', …)``), or, with ``cli_words``, as
+    the command (``atlas run SPEC --name NEW``)."""
+    return "atlas run SPEC --name NEW" if cli_words else "api.run(spec, name='NEW', …)"
+
+
 def delete_words(name: str, cli_words: bool = False, force: bool = False) -> str:
     """How a message tells the caller to delete campaign ``name`` (``force``: even while a
     scheduler holds its lease): as Python that does it

@@ -79,7 +79,7 @@ from entropy_atlas.errors import AtlasError
 from entropy_atlas.holders import holder_is_dead, holder_text, lease_holder_id
 from entropy_atlas.interrupts import held_interrupts
 from entropy_atlas.wording import count
-from search.campaigns import delete_words, resume_words, write_limits
+from search.campaigns import delete_words, rename_words, resume_words, write_limits
 from search.history import ArchiveHistory
 from search.lease_keeper import LeaseKeeper, elapsed_clock
 from search.proposals import BadProposals, ProposalRows, checked_calls
@@ -322,8 +322,12 @@ class Scheduler:
         except KeyboardInterrupt:
             self._stop_held()
             raise
-        except ExecutorError:
+        except ExecutorError as exc:
             self._stop_for_executor()
+            if exc.resumes_when_back:
+                address = "--address" if self.cli_words else "address="
+                raise type(exc)(f"{exc} and resumes with `{self._resume_words()}` (with {address} once the "
+                                "cluster is back)") from None
             raise
         except _ProgressRaised as stop:
             self._stop_held()
@@ -388,14 +392,16 @@ class Scheduler:
 
     def _restore(self) -> None:
         """Restore the proposer from its checkpoint and the archive. An unreadable checkpoint
-        is a :class:`CheckpointError` naming the campaign; any other error the proposer
+        is a :class:`CheckpointError` naming the campaign (and, where only a new campaign can
+        go on, how to run one in the caller's words); any other error the proposer
         raises (a plug-in's bug) is :class:`ProposerFailed`: one line, nothing of the run
         written. The archive's own errors (a lease lost, a campaign deleted) stay themselves."""
         history = ArchiveHistory(self.store, self.cid, self.layout, self.sign)
         try:
             self.proposer.restore(self.store.load_checkpoint(self.cid, self.proposer.name), history)
         except CheckpointError as exc:
-            raise CheckpointError(f"campaign {self.campaign.name!r}: {exc}") from None
+            way = f" (`{rename_words(self.cli_words)}`)" if exc.rerun else ""
+            raise CheckpointError(f"campaign {self.campaign.name!r}: {exc}{way}") from None
         except AtlasError:
             raise
         except Exception as exc:

@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 import archive
 from archive.layout import CellLayout, MeasureAxis
 from archive.store import Store
 from search import api
+from search.cli import app
 from search.proposers import build_proposer
 from search.proposers.base import Observation, Proposal, Proposer, ProposerContext
 from search.proposers.checkpoint import MAGIC, CheckpointError, dumps, loads
@@ -332,9 +334,16 @@ def test_resuming_a_campaign_with_a_legacy_pickle(sqlite_url: str) -> None:
             conn.execute("UPDATE checkpoints SET state = ? WHERE campaign_id = ? AND proposer = ?",
                          (legacy(random_left=0), cid, algorithm))
         if algorithm == "cma-me":
-            with pytest.raises(CheckpointError, match="proposer 'cma-me' was written by an older Entropy Atlas"):
+            with pytest.raises(CheckpointError, match="proposer 'cma-me' was written by an older Entropy Atlas") as e:
                 api.resume(algorithm, storage=sqlite_url, executor="inline", budget=30)
+            assert str(e.value).endswith("under a new name (`api.run(spec, name='NEW', …)`)")  # Python's words
+            assert "atlas run" not in str(e.value)
             assert store.count_created(cid) == 20  # refused before anything was written
+            said = CliRunner().invoke(app, ["resume", algorithm, "--budget", "30", "--storage", sqlite_url,
+                                            "--executor", "inline"])
+            assert said.exit_code == 2 and said.stderr.count("\n") == 1, said.stderr
+            assert said.stderr.rstrip().endswith("under a new name (`atlas run SPEC --name NEW`)")  # atlas's
+            assert store.count_created(cid) == 20
         else:
             assert api.resume(algorithm, storage=sqlite_url, executor="inline", budget=30).finished == 30
             assert store.load_checkpoint(cid, algorithm).startswith(MAGIC)  # now in the new format

@@ -107,7 +107,7 @@ def test_a_silent_gcs_holds_the_outcomes_back_then_stops_the_run_in_one_line(mon
         assert time.monotonic() - begun < 10
     (line,) = info.value.lines()
     assert line.startswith("the Ray cluster at 127.0.0.1:6379 stopped answering (its GCS gave no answer for 1.5 s")
-    assert "campaign 'quad' is stopped and resumes with `atlas resume quad`" in line
+    assert line.endswith("campaign 'quad' is stopped")  # the scheduler adds the resume in its caller's words
 
 
 @pytest.mark.usefixtures("ray_cluster")

@@ -98,13 +98,16 @@ def test_a_scheduler_stopped_between_turns_loses_nothing_and_records_nothing_twi
 
 
 class ClusterGone(Recorder):
-    """A simulated pool whose cluster goes at poll ``kill_at``: the executor's own error."""
+    """A simulated pool whose cluster goes at poll ``kill_at``: the executor's own error
+    (``error``, a plain :class:`ExecutorError` unless given)."""
+
+    error: type[Exception] | None = None
 
     def poll(self, timeout: float) -> list[Outcome]:
         if len(self.polls) == self.kill_at:
             from workers.executors.base import ExecutorError
 
-            raise ExecutorError("the Ray cluster at 10.0.0.1:6379 stopped answering")
+            raise (self.error or ExecutorError)("the Ray cluster at 10.0.0.1:6379 stopped answering")
         return super().poll(timeout)
 
 
@@ -115,8 +118,9 @@ def test_an_executor_that_stops_the_run_leaves_nothing_in_flight_and_every_start
     from workers.executors.base import ExecutorError
 
     ex = ClusterGone(api.executor_config(spec()), workers=4, latency_s=1.0, clock=SimulatedClock(), kill_at=3)
-    with pytest.raises(ExecutorError, match="stopped answering"):
+    with pytest.raises(ExecutorError, match="stopped answering") as info:
         api.run(spec(), storage=storage_url, executor=ex)
+    assert str(info.value) == "the Ray cluster at 10.0.0.1:6379 stopped answering"  # no resume it did not ask for
     returned = {i for p in ex.polls for i in p}
     with archive.open(storage_url) as handle:
         camp = handle.campaign("quad")
@@ -129,3 +133,23 @@ def test_an_executor_that_stops_the_run_leaves_nothing_in_flight_and_every_start
         stats = api.resume("quad", storage=storage_url, executor=SimulatedExecutor(
             api.executor_config(spec()), workers=4, latency_s=1.0, clock=SimulatedClock()))
         assert stats.finished == 40 and all(r["status"] == "done" for r in camp.evaluations())
+
+
+@pytest.mark.parametrize("cli_words", [False, True])
+def test_a_lost_clusters_error_ends_with_the_resume_in_the_callers_words(storage_url: str, cli_words: bool) -> None:
+    """An executor error that stops the run because its cluster went (``resumes_when_back``,
+    as Ray's ``ClusterLost``) keeps its class and gains the resume: ``api.resume('quad', …)``
+    and ``address=`` for Python, ``atlas resume quad`` and ``--address`` for ``atlas`` (a
+    script cannot run ``atlas resume`` on a proposer it registered)."""
+    from workers.executors.base import ExecutorError
+
+    class Lost(ExecutorError):
+        resumes_when_back = True
+
+    ex = ClusterGone(api.executor_config(spec()), workers=4, latency_s=1.0, clock=SimulatedClock(), kill_at=3)
+    ex.error = Lost
+    with pytest.raises(Lost) as info:
+        api.run(spec(), storage=storage_url, executor=ex, cli_words=cli_words)
+    resume, address = ("atlas resume quad", "--address") if cli_words else ("api.resume('quad', …)", "address=")
+    assert str(info.value) == (f"the Ray cluster at 10.0.0.1:6379 stopped answering and resumes with `{resume}` "
+                               f"(with {address} once the cluster is back)")

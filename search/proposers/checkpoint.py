@@ -60,7 +60,13 @@ log = logging.getLogger("entropy_atlas.checkpoint")
 
 
 class CheckpointError(AtlasError, ValueError):
-    """A stored proposer checkpoint that this Entropy Atlas cannot (or will not) read."""
+    """A stored proposer checkpoint that this Entropy Atlas cannot (or will not) read.
+    ``rerun``: the campaign cannot go on here, only run again under a new name, which the
+    scheduler says in its caller's words (``atlas run SPEC --name NEW`` or ``api.run``)."""
+
+    def __init__(self, message: str, rerun: bool = False) -> None:
+        super().__init__(message)
+        self.rerun = rerun
 
 
 @dataclasses.dataclass
@@ -152,8 +158,8 @@ def legacy_error(proposer: str, why: str) -> CheckpointError:
     return CheckpointError(
         f"the checkpoint of proposer {proposer!r} was written by an older Entropy Atlas (a pickle); it is not "
         f"loaded, because unpickling data from a shared database can run any code, and {why}. Finish the "
-        f"campaign with the Entropy Atlas version that started it, or run its spec again under a new name "
-        f"(atlas run SPEC --name NEW)")
+        f"campaign with the Entropy Atlas version that started it, or run its spec again under a new name",
+        rerun=True)
 
 
 def warn_legacy(proposer: str, how: str) -> None:
@@ -206,7 +212,7 @@ def _check_header(header: dict[str, Any], proposer: str, versions: Collection[in
     if header.get("proposer") != proposer:
         raise CheckpointError(
             f"the checkpoint was written by proposer {header.get('proposer')!r}, not {proposer!r}: resume the "
-            f"campaign with the algorithm that wrote it, or run its spec again under a new name")
+            f"campaign with the algorithm that wrote it, or run its spec again under a new name", rerun=True)
     version = header.get("version")
     if version not in versions:
         known = ", ".join(str(v) for v in sorted(versions))
@@ -228,7 +234,7 @@ def _check_requires(requires: dict[str, Any], proposer: str) -> None:
                 f"the checkpoint of proposer {proposer!r} was written with {dist} {wanted} and {dist} "
                 f"{installed or '(none)'} is installed; it holds state read from {dist}'s internals, which "
                 f"change between releases, so it is read only under {dist} {wanted}: install {dist}=={wanted} "
-                f"to resume, or run the spec again under a new name")
+                f"to resume, or run the spec again under a new name", rerun=True)
 
 
 def read_arrays(blob: bytes, names: list[Any], proposer: str) -> dict[str, np.ndarray]:

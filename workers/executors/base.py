@@ -15,7 +15,11 @@ SETUP_CHECK_S = 30.0  # how long a run waits for its workers' setup before it wr
 
 
 class ExecutorError(AtlasError, RuntimeError):
-    """An executor that cannot be had: an unknown name, or a cluster without the resources asked."""
+    """An executor that cannot be had: an unknown name, or a cluster without the resources asked.
+    ``resumes_when_back``: the run stopped because its cluster went; the scheduler adds the
+    resume in its caller's words."""
+
+    resumes_when_back = False
 
 
 @dataclasses.dataclass

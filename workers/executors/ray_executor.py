@@ -100,7 +100,9 @@ class WorkerSetupLost(RuntimeError):
 class ClusterLost(ExecutorError):
     """The GCS of the Ray cluster at ``--address`` did not answer for the grace
     (``ATLAS_RAY_GRACE_S``): the run stops (its lease released, its unfinished evaluations
-    left for ``atlas resume``)."""
+    left for a resume, which the scheduler names in its caller's words)."""
+
+    resumes_when_back = True
 
 
 @dataclasses.dataclass
@@ -577,9 +579,7 @@ class RayExecutor(Executor):
         if watch.silent_for() >= self.grace_s:
             named = watch.target if self.address in ("auto", "local") else self.address
             raise ClusterLost(f"the Ray cluster at {named} stopped answering (its GCS gave no answer "
-                              f"for {self.grace_s:g} s: {watch.problem}); campaign {self.config.campaign!r} is stopped "
-                              f"and resumes with `atlas resume {self.config.campaign}` (with --address once the "
-                              f"cluster is back)")
+                              f"for {self.grace_s:g} s: {watch.problem}); campaign {self.config.campaign!r} is stopped")
         return True
 
     def _replace_actor(self, index: int) -> None:
