@@ -411,7 +411,9 @@ class RibsProposer(Proposer):
         """Each child told counts for its arm, with its gain to the QD-score: a new cell's
         objective − ``qd_offset``, an improved elite's improvement, else (not added,
         failed) 0 (gains are floored at 0), as pyribs' batch ``add`` reports each child:
-        children of one batch in the same empty cell are each a new cell there."""
+        children of one batch in the same empty cell are each a new cell there. (Crediting
+        each cell's best child alone was measured worse: docs/benchmarks.md, "The bandit's
+        credit, per child or per cell".)"""
         for o in observations:
             i = o.meta.get("emitter")
             if not isinstance(i, int) or "gen" not in o.meta or not 0 <= i < len(self.emitters):
