@@ -309,7 +309,7 @@ class PreparedRun:
     proposer: Proposer
     executor: Executor
 
-    def commit(self, store: Store, cli_words: bool = True) -> CampaignRun:
+    def commit(self, store: Store, cli_words: bool = False) -> CampaignRun:
         """Write the planned campaign (:func:`commit_campaign`; its new run limits are the
         scheduler's to write, once it holds the lease) and return the run of it; a name taken
         meanwhile is refused in the caller's words (``cli_words``)."""
@@ -492,11 +492,11 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path,
         store.close()
 
 
-def refuse_busy(record: CampaignRecord | None, lease_ttl_s: float, cli_words: bool = True) -> None:
+def refuse_busy(record: CampaignRecord | None, lease_ttl_s: float, cli_words: bool = False) -> None:
     """Raise :class:`~search.scheduler.CampaignBusy` where a live scheduler holds campaign
     ``record``'s lease (:func:`~archive.records.scheduler_is_live`: held, not expired, its
     holder not known dead), with the words the take of the lease refuses it with (its way on
-    in ``atlas``'s words, or with ``cli_words`` False in Python's): a look
+    in Python's words, or with ``cli_words`` in ``atlas``'s): a look
     ahead, so that a busy campaign is refused before the proposer (its imports), the
     executor and the evaluator's setup are built. The take itself
     (:meth:`~search.scheduler.Scheduler.run`) still decides: a scheduler that takes the lease
@@ -558,7 +558,7 @@ class _StorageAhead:
         if self.store is not None:
             self.store.close()
 
-    def refuse_busy(self, name: str, lease_ttl_s: float, cli_words: bool = True) -> StorageError | None:
+    def refuse_busy(self, name: str, lease_ttl_s: float, cli_words: bool = False) -> StorageError | None:
         """:func:`refuse_busy` for campaign ``name`` (in the caller's words: ``cli_words``);
         returns what the storage could not answer (the open's error, or the read's) for
         :func:`run` to raise later."""

@@ -248,13 +248,13 @@ def check_not_spent(store: Store, existing: CampaignRecord, spec: CampaignSpec, 
         f"`{resume_words(spec.name, stats.created + max(failed, 1), cli_words)}` runs {max(failed, 1)} more")
 
 
-def commit_campaign(store: Store, plan: CampaignPlan, limits: bool = True, cli_words: bool = True) -> CampaignRecord:
+def commit_campaign(store: Store, plan: CampaignPlan, limits: bool = True, cli_words: bool = False) -> CampaignRecord:
     """Write the planned campaign: its row when new, its new limits (budget, ``fail_fast``)
     when changed (unless ``limits`` is False: a run writes them once it holds the lease,
     :func:`write_limits`, so that a run refused as busy changes nothing). A new name that
-    another run wrote first is a :class:`CampaignConflict`, its way on in ``atlas``'s words
-    (``atlas status quad``, ``atlas resume quad``), or with ``cli_words`` False in Python's
-    (``api.resume('quad', …)``: :func:`resume_words`)."""
+    another run wrote first is a :class:`CampaignConflict`, its way on in Python's words
+    (``api.resume('quad', …)``: :func:`resume_words`), or with ``cli_words`` in ``atlas``'s
+    (``atlas status quad``, ``atlas resume quad``); the limits' refusal likewise."""
     spec = plan.spec
     if plan.existing is None:
         try:
@@ -266,7 +266,7 @@ def commit_campaign(store: Store, plan: CampaignPlan, limits: bool = True, cli_w
                                    f"that run has it: {status}`{resume_words(spec.name, cli_words=cli_words)}` "
                                    f"once it stops") from None
     if limits:
-        write_limits(store, plan.existing, spec)
+        write_limits(store, plan.existing, spec, cli_words)
     return store.require_campaign(spec.name)
 
 
@@ -286,13 +286,13 @@ def check_budget(store: Store, campaign_id: int, spec: CampaignSpec, source: str
                          f"{'a --budget' if cli_words else 'budget='} above {created}"], source)
 
 
-def write_limits(store: Store, record: CampaignRecord, spec: CampaignSpec, cli_words: bool = True) -> None:
+def write_limits(store: Store, record: CampaignRecord, spec: CampaignSpec, cli_words: bool = False) -> None:
     """Store ``spec``'s run limits (:data:`~search.spec.RUN_LIMITS`) where they changed, in
     the stored spec; the rest of it stays as it was written (``spec`` may say the same run
     in other words: :func:`plan_campaign`). A new budget is checked again here, under the
     run's lease: the evaluations counted when the run was planned may have grown since, by
-    the run that held the campaign then. Its refusal is in ``atlas``'s words, or with
-    ``cli_words`` False in Python's (the scheduler passes its caller's: :func:`check_budget`)."""
+    the run that held the campaign then. Its refusal is in Python's words, or with
+    ``cli_words`` in ``atlas``'s (the scheduler passes its caller's: :func:`check_budget`)."""
     stored = record.spec
     limits = {key: getattr(spec.search, key) for key in RUN_LIMITS}
     if any(stored["search"].get(key, _MISSING) != value for key, value in limits.items()):

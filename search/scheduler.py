@@ -103,11 +103,11 @@ class CampaignBusy(AtlasError, RuntimeError):
     """Another live scheduler holds the campaign's lease."""
 
 
-def busy_message(name: str, holder: str, lease_ttl_s: float, cli_words: bool = True) -> str:
+def busy_message(name: str, holder: str, lease_ttl_s: float, cli_words: bool = False) -> str:
     """The refusal of a run of campaign ``name`` whose lease live scheduler ``holder`` holds
     (said alike by the take of the lease and by :mod:`search.api`'s look ahead at it), the
     holder as a person reads it (:func:`~entropy_atlas.holders.holder_text`), and the resume
-    after it in ``atlas``'s words, or with ``cli_words`` False in Python's (:func:`resume_words`)."""
+    after it in Python's words, or with ``cli_words`` in ``atlas``'s (:func:`resume_words`)."""
     return (f"campaign {name!r} is being run by {holder_text(holder)}; "
             f"wait for it to finish, or for its lease to expire if it died "
             f"(at most {lease_ttl_s:g} s), then `{resume_words(name, cli_words=cli_words)}`")
@@ -139,16 +139,16 @@ class _ProgressRaised(Exception):
 
 
 def proposer_failed_message(name: str, proposer: str, phase: str, exc: BaseException, kept: str,
-                            cli_words: bool = True) -> str:
+                            cli_words: bool = False) -> str:
     """The one line a proposer's error ends a run with: what raised, where, what of the turn
-    was ``kept``, and the resume after the fix in ``atlas``'s words, or with ``cli_words``
-    False in Python's (:func:`resume_words`: a proposer registered in a script is unknown to
-    ``atlas``)."""
+    was ``kept``, and the resume after the fix in Python's words (:func:`resume_words`: a
+    proposer registered in a script is unknown to ``atlas``), or with ``cli_words`` in
+    ``atlas``'s."""
     return (f"campaign {name!r}: proposer {proposer} raised in {phase}: {raised_error(exc)}; {kept}; "
             f"fix the proposer (or its options) and `{resume_words(name, cli_words=cli_words)}`")
 
 
-def proposer_output_message(name: str, proposer: str, problem: str, kept: str, cli_words: bool = True) -> str:
+def proposer_output_message(name: str, proposer: str, problem: str, kept: str, cli_words: bool = False) -> str:
     """The one line a proposer's unusable output ends a run with: ``problem`` (what it
     gave, as :class:`BadProposals` words it), what of the turn was ``kept``, and the resume
     in the caller's words (as :func:`proposer_failed_message`)."""
@@ -156,18 +156,18 @@ def proposer_output_message(name: str, proposer: str, problem: str, kept: str, c
             f"fix the proposer (or its options) and `{resume_words(name, cli_words=cli_words)}`")
 
 
-def rerun_words(name: str, cli_words: bool = True) -> str:
+def rerun_words(name: str, cli_words: bool = False) -> str:
     """The way on of a campaign whose stored spec must change: delete it and run the corrected
-    one, in ``atlas``'s words (`` `atlas delete quad --yes` and run the corrected file``), or
-    with ``cli_words`` False in Python's (:func:`delete_words`, and the corrected spec)."""
+    one, in Python's words (:func:`delete_words`, and the corrected spec), or with
+    ``cli_words`` in ``atlas``'s (`` `atlas delete quad --yes` and run the corrected file``)."""
     return f"`{delete_words(name, cli_words)}` and run the corrected {'file' if cli_words else 'spec'}"
 
 
-def setup_failed_message(name: str, error: str, written: bool, cli_words: bool = True) -> str:
+def setup_failed_message(name: str, error: str, written: bool, cli_words: bool = False) -> str:
     """The one line a failed setup ends a run with: ``error`` and how to go on, for a campaign
     already written (nothing charged: resume, or delete and rerun where its config must
     change: :func:`rerun_words`) or refused before it was (nothing written: run the corrected
-    file), the way on in ``atlas``'s words, or with ``cli_words`` False in Python's."""
+    file), the way on in Python's words, or with ``cli_words`` in ``atlas``'s."""
     if not written:
         return (f"campaign {name!r}: {error}; nothing was written: correct the evaluator's config, or what it "
                 f"reads, and run the file again")
@@ -217,7 +217,7 @@ class Scheduler:
         lease_ttl_s: float | None = None,
         poll_s: float = 0.2,
         max_state_mb: float | None = None,
-        cli_words: bool = True,
+        cli_words: bool = False,
     ) -> None:
         self.store = store
         self.cli_words = cli_words  # how each stop and refusal names the way on: atlas's or Python's

@@ -86,9 +86,9 @@ def test_the_budget_checked_again_under_the_lease_says_the_callers_words(tmp_pat
     with archive.open(url) as handle:
         record = handle.store.campaign("quad")
         with pytest.raises(SpecError) as python:
-            write_limits(handle.store, record, lowered, cli_words=False)
+            write_limits(handle.store, record, lowered)  # Python's words unless told otherwise
         with pytest.raises(SpecError) as command_line:
-            write_limits(handle.store, record, lowered)
+            write_limits(handle.store, record, lowered, cli_words=True)
     assert "`api.resume('quad', …)`" in str(python.value) and "budget= above 8" in str(python.value)
     assert "`atlas resume quad`" in str(command_line.value) and "a --budget above 8" in str(command_line.value)
 

@@ -11,6 +11,7 @@ still says its own, with its ``--storage``/``--executor`` added (:func:`search.c
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from search.scheduler import (
     ProposerStuck,
     lease_holder_id,
 )
-from search.spec import parse_spec
+from search.spec import SpecError, parse_spec
 from tests.conftest import quadratic_spec
 from tests.support.proposers import GridWalkProposer
 from workers.executors.inline import InlineExecutor
@@ -271,9 +272,9 @@ def test_a_name_taken_meanwhile_says_api_resume(tmp_path: Path) -> None:
         plan = plan_campaign(store, parse_spec(quadratic_spec()))
         commit_campaign(store, plan_campaign(store, parse_spec(quadratic_spec())))  # another run, first
         with pytest.raises(CampaignConflict) as python:
-            commit_campaign(store, plan, cli_words=False)
+            commit_campaign(store, plan)  # Python's words unless told otherwise
         with pytest.raises(CampaignConflict) as command_line:
-            commit_campaign(store, plan)
+            commit_campaign(store, plan, cli_words=True)
     finally:
         store.close()
     assert str(python.value).endswith(f"that run has it: {RESUME} once it stops"), python.value
@@ -286,3 +287,42 @@ def test_delete_words() -> None:
 
     assert delete_words("quad", cli_words=True) == "atlas delete quad --yes"
     assert delete_words("quad", cli_words=False) == "archive.open(…, readonly=False).campaign('quad').delete()"
+
+
+def test_every_message_function_speaks_python_unless_told_atlas() -> None:
+    """One rule for the default of ``cli_words``: a library function says the way on in
+    Python's words; only ``atlas`` (and what it calls) passes ``cli_words=True``. Stop 35 left
+    five defaults at True and four at False, so a caller that forgot the flag got either."""
+    import inspect
+
+    from search import api, campaigns, scheduler
+
+    functions = [scheduler.busy_message, scheduler.proposer_failed_message, scheduler.proposer_output_message,
+                 scheduler.rerun_words, scheduler.setup_failed_message, scheduler.Scheduler.__init__,
+                 campaigns.commit_campaign, campaigns.write_limits, campaigns.check_budget, campaigns.plan_campaign,
+                 campaigns.check_not_spent, campaigns.resume_words, campaigns.delete_words, campaigns.rename_words,
+                 api.refuse_busy, api.run, api.resume, api.given_words]
+    defaults = {f.__qualname__: inspect.signature(f).parameters["cli_words"].default for f in functions}
+    assert defaults == dict.fromkeys(defaults, False)
+    assert "api.resume('k1', …)" in scheduler.busy_message("k1", "vm:1:a:b:c", 30)
+
+
+def test_a_new_limit_refused_inside_commit_campaign_says_the_callers_words(tmp_path: Path) -> None:
+    """``commit_campaign`` with ``limits`` writes the new budget itself; its refusal (the
+    budget below what the campaign has) had always said ``atlas resume``: the caller's words
+    were not passed on to :func:`write_limits`."""
+    url = _url(tmp_path)
+    api.run(quadratic_spec(search__budget=8, search__batch_size=4), storage=url, executor="inline")
+    store = Store(url)
+    try:
+        plan = plan_campaign(store, api.as_spec(quadratic_spec(search__budget=8, search__batch_size=4)))
+        lowered = api.as_spec(quadratic_spec(search__budget=5, search__batch_size=4))  # after the plan was made
+        said = {}
+        for cli_words in (False, True):
+            with pytest.raises(SpecError) as refused:
+                commit_campaign(store, dataclasses.replace(plan, spec=lowered), cli_words=cli_words)
+            said[cli_words] = str(refused.value)
+    finally:
+        store.close()
+    assert "`api.resume('quad', …)`" in said[False] and "atlas" not in said[False], said[False]
+    assert "`atlas resume quad`" in said[True], said[True]
