@@ -19,11 +19,13 @@ charges the row. Workers that start on their own (Ray, whose queued call starts 
 one before it ends) have their starts charged with the loop's next write. A scheduler
 that dies leaves rows ``pending``/``running`` (and its last starts logged); the next
 scheduler charges the log and dispatches those rows again. A clean stop (Ctrl-C,
-SIGTERM) charges nothing: the outcomes polled before it are written (those of a turn it
+SIGTERM) charges nothing: the outcomes polled before it, and those its executor holds
+finished (:meth:`Executor.take_finished`), are written (those of a turn it
 cut short, inside the proposer's ``tell`` or ``ask``, are not: its state may hold part of
 them), and what it cut short goes back ``pending`` with its attempt taken back, to run
 again (:meth:`Scheduler._stop_cleanly`). A run stopped by its executor (a Ray cluster gone)
-puts what was in flight back charged (:meth:`Scheduler._stop_for_executor`).
+puts what was in flight back charged (:meth:`Scheduler._stop_for_executor`), after writing
+what finished that its executor still held.
 With slow asks (a model's fit) a turn writes its results before it asks, so a kill during
 the ask loses none of them.
 
@@ -253,7 +255,6 @@ class Scheduler:
         self._setup_failed: list[Outcome] = []  # outcomes of a failed setup: the run stops after this turn
         self._ask_failed: tuple[str, Exception] | None = None  # (ask or take_calls, its error): the run stops
         self._ask_s = 0.0  # how long the last turn's asks took
-        self._interrupted_in_poll = False  # a Ctrl-C came while the executor ran evaluations
         self._polled: list[Outcome] = []  # outcomes polled but not yet written when the progress callback raised
         self._unwritten: set[int] = set()  # evaluations settled (out of flight) whose results are not written yet
         executor.on_start = self._started
@@ -317,7 +318,7 @@ class Scheduler:
             self._report(final=True)  # the bar shows the failures that stopped the run, not the last tick's
             raise
         except ProposerFailed:  # a stop as clean as a Ctrl-C's: what it cut short goes back pending, uncharged
-            self._stop_held()
+            self._stop_held(told=False)
             raise
         except KeyboardInterrupt:
             self._stop_held()
@@ -410,10 +411,10 @@ class Scheduler:
                 self.campaign.name, self.proposer.name, "restore", exc, "nothing of the run was written",
                 self.cli_words)) from exc
 
-    def _stop_held(self) -> None:
+    def _stop_held(self, told: bool = True) -> None:
         """:meth:`_stop_cleanly`, as :class:`LeaseLost` where the lease went meanwhile."""
         try:
-            self._stop_cleanly()
+            self._stop_cleanly(told)
         except CampaignDeleted:
             raise LeaseLost(self._deleted()) from None
         except LeaseConflict:
@@ -434,12 +435,8 @@ class Scheduler:
             raise _ProgressRaised(exc) from exc
 
     def _poll(self) -> list[Outcome]:
-        """The executor's outcomes within ``poll_s``, noting an interrupt that came meanwhile."""
-        try:
-            return self.executor.poll(self.poll_s)
-        except KeyboardInterrupt:
-            self._interrupted_in_poll = True
-            raise
+        """The executor's outcomes within ``poll_s``."""
+        return self.executor.poll(self.poll_s)
 
     def _adopt_unfinished(self) -> None:
         """Dispatch again what an earlier scheduler wrote but never finished."""
@@ -544,24 +541,32 @@ class Scheduler:
             self._unwritten.difference_update(r.evaluation_id for r in results)
         return ids
 
-    def _stop_cleanly(self) -> None:
+    def _stop_cleanly(self, told: bool = True) -> None:
         """A Ctrl-C or SIGTERM (or a progress callback that raised) stops the run: what
-        finished is kept, what it cut short is not charged. Outcomes the executor had
-        finished when the interrupt came during its poll, or that were polled when the
-        callback raised (the proposer between turns), are written as a turn writes them;
+        finished is kept, what it cut short is not charged. Outcomes the executor holds
+        finished (:meth:`Executor.take_finished`: the inline executor's when the interrupt
+        came during its poll, those :class:`~workers.executors.ordered.OrderedBatches` held
+        back for their batch), and those polled when the callback raised (the proposer
+        between turns), are written as a turn writes them, unless the proposer failed
+        (``told`` False: its state may hold part of a turn, so it is told nothing more);
         every evaluation still in flight goes back to ``pending`` with its attempt taken
         back: it was stopped, it crashed nothing (``attempts`` counts the starts that may
         have: a ``kill -9``'s)."""
-        polled = [*self._polled, *(self.executor.take_finished() if self._interrupted_in_poll else [])]
-        finished = {o.evaluation_id: o for o in polled
-                    if o.evaluation_id in self.inflight and o.status != "lost" and not o.setup_failed}
+        finished = self._finished([*self._polled, *(self.executor.take_finished() if told else [])])
         if finished:
             try:
-                self._write(self._results(list(finished.values())), [], [])
+                self._write(self._results(finished), [], [])
             except (ProposerFailed, KeyboardInterrupt):  # its tell or state raised on them (read as the
                 self._requeue_cut_short()  # Ctrl-C's own where that stops the run): they go back too
                 raise
         self._requeue_cut_short()
+
+    def _finished(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """Of ``outcomes`` a stop took, those to write: of evaluations in flight, once each,
+        neither ``lost`` nor of a failed setup (those never ran to an end)."""
+        finished = {o.evaluation_id: o for o in outcomes
+                    if o.evaluation_id in self.inflight and o.status != "lost" and not o.setup_failed}
+        return list(finished.values())
 
     def _requeue_cut_short(self) -> None:
         """Put what a stop cut short back to ``pending`` with its attempt taken back: every
@@ -577,11 +582,17 @@ class Scheduler:
         starts it reported are charged, and every evaluation in flight goes back to
         ``pending`` charged, as a killed run's would (what ran there may be what brought the
         cluster down): ``atlas status`` shows none in flight on the stopped campaign, and a
-        resume runs them again. With the lease gone meanwhile nothing is written."""
+        resume runs them again. What had finished that the executor still held (its
+        :meth:`~Executor.take_finished`) is written first, as a turn writes it; where the
+        proposer's ``tell`` raises on it, it goes back with the rest. With the lease gone
+        meanwhile nothing is written."""
         if not (self.inflight or self._unwritten or self._to_charge):
             return
         with contextlib.suppress(LeaseConflict, StorageError):  # the executor's error is the one to tell
-            self._write([], [], [])
+            try:
+                self._write(self._results(self._finished(self.executor.take_finished())), [], [])
+            except ProposerFailed:  # its tell or state raised on them: they go back with the rest (_unwritten)
+                self._write([], [], [])
             self._flush()
             self._requeue([*self.inflight, *self._unwritten])
 

@@ -226,8 +226,9 @@ class SearchSpec(StrictModel):
     fail_fast: int = Field(default=10, ge=0, description=(
         "stop the run when its first this-many evaluations all fail (0: never stop early)"))
     reproducible: bool = Field(default=False, description=(
-        "the inline executor runs one asked batch a turn, whatever the evaluations' times, so the same file gives "
-        "the same run (docs/campaigns.md, Reproducibility)"))
+        "results are told to the proposer one asked batch a turn, in the order asked, whatever the evaluations' "
+        "times (the inline executor runs one batch a turn; Ray's results wait for their batch's), so the same "
+        "file gives the same run (docs/campaigns.md, Reproducibility)"))
     initial_points: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("algorithm")

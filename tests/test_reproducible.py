@@ -1,7 +1,8 @@
 """``search.reproducible``: the inline executor runs one asked batch a turn, whatever the
 evaluations' times, so the same file gives the same run (docs/campaigns.md,
-Reproducibility). By default a turn takes what finished within 0.2 s, and a run whose
-evaluations take other times is told its results in other groups, and parts from there."""
+Reproducibility; on Ray: tests/test_reproducible_ray.py). By default a turn takes what
+finished within 0.2 s, and a run whose evaluations take other times is told its results in
+other groups, and parts from there."""
 
 from __future__ import annotations
 
@@ -10,12 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import archive
 from search import api
 from tests.conftest import quadratic_spec
-from workers.executors import ExecutorConfig, ExecutorError, make_executor
 
 SLOW_CALLS: set[int] = set()  # the calls of :func:`evaluate` that take 0.25 s, past a turn's 0.2 s
 _calls = [0]
@@ -72,13 +70,3 @@ def test_reproducible_may_change_between_runs_of_a_campaign(tmp_path: Path) -> N
     assert stats.finished == 32
     with archive.open(f"sqlite:///{db}") as store:
         assert store.campaign("quad").spec["search"]["reproducible"] is True
-
-
-def test_reproducible_with_ray_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    config = ExecutorConfig(kind="python", config={}, target=None, measure_names=[], whole_batches=True)
-    with pytest.raises(ExecutorError, match=r"search\.reproducible: true needs the inline executor"):
-        make_executor("ray", config)
-    db = tmp_path / "r.db"
-    with pytest.raises(ExecutorError, match="needs the inline executor"):
-        api.run(_spec("quad", True), storage=f"sqlite:///{db}", executor="ray")
-    assert not db.exists()

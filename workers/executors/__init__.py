@@ -2,22 +2,21 @@
 
 from workers.executors.base import Executor, ExecutorConfig, ExecutorError
 from workers.executors.inline import InlineExecutor
+from workers.executors.ordered import OrderedBatches
 
 
 def make_executor(kind: str, config: ExecutorConfig, address: str | None = None) -> Executor:
     """An executor by name: ``inline`` or ``ray`` (``address``: an existing cluster).
-    ``config.whole_batches`` (``search.reproducible``) is the inline executor's alone: Ray's
-    results come back in the order its workers finish them, which no setting makes the same."""
-    if config.whole_batches and kind == "ray":
-        raise ExecutorError("search.reproducible: true needs the inline executor (Ray's results come back in the "
-                            "order its workers finish them, so two Ray runs part where that order differs); run "
-                            "with the inline executor, or set it false")
+    ``config.whole_batches`` (``search.reproducible``): the inline executor runs one batch a
+    poll itself; Ray's results, which come back in the order its workers finish them, are
+    handed back a whole batch a poll in submit order (:class:`~workers.executors.ordered.OrderedBatches`)."""
     if kind == "inline":
         return InlineExecutor(config)
     if kind == "ray":
         from workers.executors.ray_executor import RayExecutor
 
-        return RayExecutor(config, address=address)
+        ray_executor = RayExecutor(config, address=address)
+        return OrderedBatches(ray_executor) if config.whole_batches else ray_executor
     raise ExecutorError(f"unknown executor {kind!r}: use ray or inline")
 
 

@@ -28,7 +28,8 @@ class ExecutorConfig:
     the campaign's ``search.seed``, from which each worker's ``setup`` seed is derived
     (:func:`workers.contract.setup_seed`). ``whole_batches``: the campaign's
     ``search.reproducible``; the inline executor then hands back exactly one submitted batch
-    a poll, whatever the evaluations' times (:class:`~workers.executors.inline.InlineExecutor`)."""
+    a poll, whatever the evaluations' times (:class:`~workers.executors.inline.InlineExecutor`),
+    and Ray's outcomes are held for their batch (:class:`~workers.executors.ordered.OrderedBatches`)."""
 
     kind: str
     config: dict[str, Any]
