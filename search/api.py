@@ -27,6 +27,11 @@ URL, or a :class:`pathlib.Path` taken as a SQLite file's path
 (:func:`archive.handle.storage_url`). :func:`resume` looks its campaign up before it
 opens the storage for writing: a campaign that is not there creates no storage file.
 
+:func:`check` runs the same checks, in the same order, through the same functions
+(:meth:`_StorageAhead.look`), and says what the run would do (:class:`CheckReport`),
+writing nothing and starting no workers (``setup=True``: the evaluator's setup, once, in
+this process).
+
 The executor is started inside the ``try`` that shuts it down: a start refused after it
 has started something (a private Ray, then a cluster without the resources asked for)
 leaves nothing running.
@@ -59,6 +64,7 @@ from archive.engine import (  # the default re-exported
     missing_hint,
     new_file_problem,
     parse_storage_url,
+    shown_url,
     sqlite_file,
 )
 from archive.errors import CampaignNotFound, NoArchive, SchemaBehind, StorageError, StorageURLError
@@ -66,6 +72,7 @@ from archive.handle import campaign_name, shown_value, storage_url
 from archive.records import CampaignRecord, Stats, scheduler_is_live
 from archive.store import Store
 from entropy_atlas import interrupts, settings
+from entropy_atlas.holders import holder_text
 from search.campaigns import CampaignPlan, commit_campaign, layout_for, plan_campaign, stored_spec
 from search.proposers import build_proposer
 from search.proposers.base import OptionError, Proposer
@@ -78,8 +85,8 @@ from workers.executors.base import Executor
 
 log = logging.getLogger("entropy_atlas.spec")
 
-__all__ = ["DEFAULT_STORAGE", "Completion", "as_spec", "check_campaign", "checked_proposer", "checked_storage",
-           "completion", "default_storage", "prepare", "require_stored", "resume", "run"]
+__all__ = ["DEFAULT_STORAGE", "CheckReport", "Completion", "as_spec", "check", "check_campaign", "checked_proposer",
+           "checked_storage", "completion", "default_storage", "prepare", "require_stored", "resume", "run"]
 
 
 def as_spec(spec_or_path: CampaignSpec | dict[str, Any] | str | Path) -> CampaignSpec:
@@ -466,21 +473,15 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path,
         spec = overridden(spec, name, budget, source, cli_words)
     ex = built_executor(spec, executor, address)  # before the storage is even opened
     run_settings = RunSettings.read()  # a malformed setting (ATLAS_LEASE_TTL, …) creates no storage
-    budget_source = source if budget is None else f"{source} with {given_words(budget=budget, cli_words=cli_words)}"
+    budget_source = _budget_source(source, budget, cli_words)
     with _StorageAhead.open(url) as ahead:  # one read-only look serves the lease and the plan
-        unreachable = ahead.refuse_busy(spec.name, run_settings.lease_ttl_s, cli_words)  # before the proposer
-        checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
-        if unreachable is not None:  # what the look ahead met, said after the checks that need no storage
-            raise unreachable
-        stored = ahead.holds(spec, source, budget_source, cli_words)  # a changed spec: refused before the workers start
+        checked, stored = ahead.look(spec, source, budget_source, run_settings.lease_ttl_s, cli_words)
     for warning in spec_warnings(spec):  # once the checks that need no workers have passed: a refusal
         warn(warning)  # stands alone
     try:
-        ex.start()  # and a cluster that cannot serve it (resources, address): Store() below creates the file
-        # and the evaluator's setup (a failure, or an interrupt while it is waited on, leaves no new file)
-        problem = ex.setup_problem(executor_base.SETUP_CHECK_S)
-        if problem is not None:
-            raise EvaluatorSetupFailed(setup_failed_message(spec.name, problem, written=stored, cli_words=cli_words))
+        # a cluster that cannot serve it (resources, address): Store() below creates the file; and the
+        # evaluator's setup (a failure, or an interrupt while it is waited on, leaves no new file)
+        _set_up(ex, spec.name, written=stored, cli_words=cli_words)
         store = Store(url)
     except BaseException:
         ex.shutdown()  # a refused start too: the private Ray it started goes with it
@@ -490,6 +491,22 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path,
                     budget_source=budget_source, cli_words=cli_words)
     finally:
         store.close()
+
+
+def _budget_source(source: str, budget: int | None, cli_words: bool = False) -> str:
+    """Where a run's budget came from, as a refused budget names it: the file (``source``), or
+    the file with the override in the caller's words (``c1.yaml with --budget 200``)."""
+    return source if budget is None else f"{source} with {given_words(budget=budget, cli_words=cli_words)}"
+
+
+def _set_up(ex: Executor, name: str, written: bool, cli_words: bool = False) -> None:
+    """Start ``ex`` and wait on the evaluator's setup (:meth:`~workers.executors.base.Executor.setup_problem`);
+    a setup that fails is :class:`~search.scheduler.EvaluatorSetupFailed` with the run's words
+    for campaign ``name`` (``written``: the storage holds it already). The caller shuts ``ex`` down."""
+    ex.start()
+    problem = ex.setup_problem(executor_base.SETUP_CHECK_S)
+    if problem is not None:
+        raise EvaluatorSetupFailed(setup_failed_message(name, problem, written=written, cli_words=cli_words))
 
 
 def refuse_busy(record: CampaignRecord | None, lease_ttl_s: float, cli_words: bool = False) -> None:
@@ -534,6 +551,9 @@ class _StorageAhead:
     store: Store | None = None
     behind: bool = False
     error: StorageError | None = None
+    record: CampaignRecord | None = None  # the campaign's, as :meth:`refuse_busy` read it
+    plan: CampaignPlan | None = None  # what :meth:`holds` planned for a campaign the storage holds
+    busy: bool = False  # a live scheduler holds the campaign's lease (:meth:`look`, ``busy_ok``)
 
     @classmethod
     def open(cls, url: str) -> _StorageAhead:
@@ -565,26 +585,45 @@ class _StorageAhead:
         if self.store is None:
             return self.error
         try:
-            record = self.store.campaign(name)
+            self.record = self.store.campaign(name)
         except StorageError as exc:
             self.error = exc
             return exc
-        refuse_busy(record, lease_ttl_s, cli_words)
+        refuse_busy(self.record, lease_ttl_s, cli_words)
         return None
+
+    def look(self, spec: CampaignSpec, source: str, budget_source: str, lease_ttl_s: float,
+             cli_words: bool = False, busy_ok: bool = False) -> tuple[CheckedProposer, bool]:
+        """Every check of :func:`run` before its workers start, in its order: the lease
+        (:meth:`refuse_busy`, before the proposer's imports), the checks that need no storage
+        (:func:`check_campaign`), what the storage could not answer, then the campaign it holds
+        (:meth:`holds`). Returns the proposer checked and whether the storage holds the
+        campaign. ``busy_ok`` (:func:`check`): a campaign a live scheduler holds is noted
+        (``busy``), not refused, and the checks go on."""
+        try:
+            unreachable = self.refuse_busy(spec.name, lease_ttl_s, cli_words)  # before the proposer
+        except CampaignBusy:
+            if not busy_ok:
+                raise
+            unreachable, self.busy = None, True
+        checked = check_campaign(spec, source)  # likewise: a refused campaign creates no storage
+        if unreachable is not None:  # what the look ahead met, said after the checks that need no storage
+            raise unreachable
+        return checked, self.holds(spec, source, budget_source, cli_words)  # a changed spec: refused here
 
     def holds(self, spec: CampaignSpec, source: str, budget_source: str | None = None,
               cli_words: bool = False) -> bool:
         """Whether the storage holds campaign ``spec.name``; one that ``spec`` may not
         continue (another spec, a budget below what it has, a failed campaign whose budget
         is spent) is refused here (:func:`~search.campaigns.plan_campaign`), in the caller's
-        words (``cli_words``)."""
+        words (``cli_words``); one it may, planned (kept as ``plan``)."""
         if self.error is not None:
             raise self.error
         if self.store is None:
             return self.behind
         if self.store.campaign(spec.name) is None:
             return False
-        plan_campaign(self.store, spec, source=source, budget_source=budget_source, cli_words=cli_words)
+        self.plan = plan_campaign(self.store, spec, source=source, budget_source=budget_source, cli_words=cli_words)
         return True
 
 
@@ -686,3 +725,144 @@ def completion_in(store: Store, name: str, budget: int | None = None) -> Complet
     done = stats.created >= total and not below and stats.finished == stats.created
     return Completion(complete=done and record.status == "finished", finished=stats.finished, budget=total,
                       stored_budget=stored, created=stats.created)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What :func:`check` found a run of a campaign file would do: the campaign (``name``,
+    its ``algorithm``, ``budget``, ``batch_size``, ``max_in_flight``, its map's ``archive``
+    type, ``cells`` and ``measures``, its ``evaluator``: the kind, and a ``python`` target
+    after it) and, in ``storage`` (the URL, its password hidden), the ``campaign`` it is
+    there: ``"new"``, one it ``"continues"``, or one ``"finished"`` at this budget, with the
+    evaluations ``done`` and those it would run (``to_run``); ``held_by`` the scheduler that
+    runs it now (a run now would be refused as busy), else None; the file's ``warnings``
+    (the evaluator's, then the spec's: :func:`~search.spec.spec_warnings`), as ``atlas run``
+    prints them; ``setup``: whether the evaluator's setup was run, and succeeded."""
+
+    name: str
+    algorithm: str
+    budget: int
+    batch_size: int
+    max_in_flight: int
+    archive: str
+    cells: int
+    measures: tuple[str, ...]
+    evaluator: str
+    storage: str
+    campaign: str
+    done: int
+    to_run: int
+    held_by: str | None
+    warnings: tuple[str, ...]
+    setup: bool = False
+
+
+def check(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str | os.PathLike[str] | None = None,
+          name: str | None = None, budget: int | None = None, setup: bool = False, *, source: str | None = None,
+          on_warning: Callable[[str], None] | None = None, cli_words: bool = False) -> CheckReport:
+    """Check a campaign as :func:`run` would, against the storage it would run on, and say
+    what the run would do (:class:`CheckReport`); write nothing, start no workers.
+
+    Arguments as :func:`run`'s. Each refusal of :func:`run` before its workers start is
+    raised here with its words, by the run's own checks in its order: the arguments' types,
+    the storage URL, the file, the ``name`` and ``budget`` overrides, the environment's
+    settings (:class:`RunSettings`), the evaluator's kind, config and target and the
+    proposer's options (:func:`check_campaign`), a storage that cannot be opened, and the
+    campaign it holds (:meth:`_StorageAhead.look`: another spec, a budget below what it has,
+    a spent fail-fast budget). A campaign a live scheduler holds is no refusal here: its
+    holder is ``held_by``. A storage is only read: a SQLite file that is not there is not
+    created, and an archive at an older schema revision is refused as the read commands
+    refuse it (:class:`~archive.errors.SchemaBehind`: ``atlas migrate``), not brought up.
+
+    ``setup``: the evaluator's setup is also run once, in this process (the inline
+    executor's start and :meth:`~workers.executors.base.Executor.setup_problem`, then its
+    shutdown): one that fails is the run's :class:`~search.scheduler.EvaluatorSetupFailed`.
+    The warnings (the evaluator's, not logged meanwhile, then the file's) are in the report
+    and each is given to ``on_warning`` where given, before the setup (``atlas check`` prints
+    them so)."""
+    check_arguments("inline", None, None, name=name, budget=budget)  # name's and budget's types, as run's
+    if not isinstance(setup, bool):
+        raise TypeError(f"setup: must be True or False, got {shown_value(setup)}")
+    warn = checked_warner(on_warning) if on_warning is not None else None
+    budget = None if budget is None else int(budget)  # numpy's integers as well
+    url = checked_storage(storage)
+    spec = as_spec(spec_or_path)
+    source = source or (str(spec_or_path) if isinstance(spec_or_path, str | Path) else "campaign")
+    if name is not None or budget is not None:
+        spec = overridden(spec, name, budget, source, cli_words)
+    run_settings = RunSettings.read()
+    with _kept_warnings() as said, _StorageAhead.open(url) as ahead:
+        checked, stored = ahead.look(spec, source, _budget_source(source, budget, cli_words),
+                                     run_settings.lease_ttl_s, cli_words, busy_ok=True)
+        if ahead.behind:
+            raise _schema_behind(url)
+        campaign, done, to_run = _campaign_state(ahead, spec)
+        held_by = holder_text(ahead.record.lease_holder) if ahead.busy and ahead.record else None
+    warnings = (*said, *spec_warnings(spec))
+    if warn is not None:
+        for warning in warnings:
+            warn(warning)
+    if setup:
+        ex = make_executor("inline", executor_config(spec))
+        try:
+            _set_up(ex, spec.name, written=stored, cli_words=cli_words)
+        finally:
+            ex.shutdown()
+    planned = spec if ahead.plan is None else ahead.plan.spec
+    layout = checked.setup.layout if ahead.plan is None else ahead.plan.layout
+    evaluator = planned.evaluator
+    return CheckReport(
+        name=planned.name, algorithm=planned.search.algorithm, budget=planned.search.budget,
+        batch_size=planned.search.batch_size, max_in_flight=planned.search.max_in_flight, archive=layout.kind,
+        cells=layout.cells, measures=tuple(layout.measure_names),
+        evaluator=evaluator.kind if evaluator.target is None else f"{evaluator.kind} {evaluator.target}",
+        storage=shown_url(url), campaign=campaign, done=done, to_run=to_run, held_by=held_by, warnings=warnings,
+        setup=setup)
+
+
+def _campaign_state(ahead: _StorageAhead, spec: CampaignSpec) -> tuple[str, int, int]:
+    """``(campaign, done, to_run)`` of :class:`CheckReport` for ``spec`` in the storage
+    ``ahead`` looked at: ``new`` where it holds no such campaign; else ``finished`` where it
+    has nothing left to do at ``spec``'s budget (:func:`completion_in`, as ``atlas run``
+    judges it), or ``continues``, its finished evaluations done and the rest of the budget
+    to run."""
+    if ahead.plan is None or ahead.store is None:
+        return "new", 0, spec.search.budget
+    done = completion_in(ahead.store, spec.name, spec.search.budget)
+    if done.complete:
+        return "finished", done.finished, 0
+    return "continues", done.finished, max(done.budget - done.finished, 0)
+
+
+def _schema_behind(url: str) -> StorageError:
+    """The error the read commands give for storage ``url``, whose archive is at an older
+    schema revision (:class:`~archive.errors.SchemaBehind`: ``atlas migrate`` brings it up),
+    from a read-only open of its own; where the archive was brought up meanwhile, a line
+    that says so."""
+    try:
+        Store(url, readonly=True).close()
+    except SchemaBehind as exc:
+        return exc
+    return SchemaBehind(f"the archive in {shown_url(url)} was brought up to this version while it was checked; "
+                        f"check again")
+
+
+@contextlib.contextmanager
+def _kept_warnings() -> Iterator[list[str]]:
+    """The warnings this thread logs on ``entropy_atlas.spec`` during the block (the
+    evaluator's: :func:`evaluator_checked`), kept in the list yielded and not logged; those
+    of other threads (another run's) are logged as ever."""
+    kept: list[str] = []
+    thread = threading.get_ident()
+
+    def keep(record: logging.LogRecord) -> bool:
+        if record.thread != thread or record.levelno != logging.WARNING:
+            return True
+        kept.append(record.getMessage())
+        return False
+
+    log.addFilter(keep)
+    try:
+        yield kept
+    finally:
+        log.removeFilter(keep)

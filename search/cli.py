@@ -616,8 +616,13 @@ def _file_for_name(exc: AtlasError, name: str, storage: str | None, url: str, ex
 def _say_finished(name: str, done: Any) -> None:
     """The line ``run`` and ``resume`` say of a campaign finished at the budget they run
     to (``done``: :class:`search.api.Completion`), with what raises it; exit 0."""
-    console.print(escape(hinted(f"campaign {name} is already finished: {done.finished} of {done.budget} evaluations; "
-                                f"raise the budget to go on (`atlas resume {name} --budget N`)")), highlight=False)
+    console.print(escape(hinted(_finished_text(name, done.finished, done.budget))), highlight=False)
+
+
+def _finished_text(name: str, finished: int, budget: int) -> str:
+    """What ``run``, ``resume`` and ``check`` say of campaign ``name`` finished at ``budget``."""
+    return (f"campaign {name} is already finished: {finished} of {budget} evaluations; "
+            f"raise the budget to go on (`atlas resume {name} --budget N`)")
 
 
 def _finished_as_planned(url: str, loaded: Any, source: str, budget: int | None) -> Any:
@@ -644,6 +649,83 @@ def _finished_as_planned(url: str, loaded: Any, source: str, budget: int | None)
     except Exception:  # the run says what is wrong, as it did
         return None
     return done
+
+
+@app.command()
+def check(
+    spec: Annotated[Path, typer.Argument(help="the campaign file (YAML)")],
+    storage: StorageOpt = None,
+    name: Annotated[str | None, typer.Option(help="override the file's name")] = None,
+    budget: Annotated[int | None, typer.Option(help="override the file's budget")] = None,
+    setup: Annotated[bool, typer.Option("--setup", help="also set the evaluator up once, here (a model that "
+                                                        "cannot be loaded); it may take seconds")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Check a campaign file as atlas run would, against the storage it would run on, and say what the run would
+    do: it writes nothing and starts no workers.
+
+    Exit 0 where the run would start (a campaign another scheduler is running now is said in a line); exit 2, with
+    the run's own error lines, where it would be refused.
+
+    \f
+    The checks are :func:`search.api.check`'s, :func:`search.api.run`'s own, in its order,
+    after the file is read as ``run`` reads it (a campaign's name given for the file says
+    so: :func:`_name_for_file`); then, for a campaign not finished, the elite map's default
+    path, as ``run`` checks it. The warnings are ``warning:`` lines, as ``run`` prints them."""
+    with _resume_words(), _stoppable(lambda: NOTHING_WRITTEN), _errors():
+        from archive.outputs import FIGURE_SUFFIXES, check_output
+        from search import api
+
+        try:
+            loaded = api.as_spec(spec)
+        except AtlasError as exc:
+            raise _name_for_file(exc, spec, storage, "ray", None) from None
+        if name is not None or budget is not None:
+            loaded = loaded.with_overrides(name=name, budget=budget, source=str(spec))
+        url = _storage(storage)
+        _note_resume_flags(loaded.name, storage, url, "ray", None)
+        report = api.check(loaded, storage=url, budget=budget, setup=setup, source=str(spec), on_warning=_warn,
+                           cli_words=True)
+        if report.campaign != "finished":  # where run draws the map
+            check_output(_default_map(url, loaded.name), FIGURE_SUFFIXES, url, new_folders=True)
+        if as_json:
+            import dataclasses
+
+            console.print_json(strict_json(dataclasses.asdict(report)), ensure_ascii=True)
+            return
+        for line in _check_lines(report, _new_file(url)):
+            console.print(escape(hinted(line)), highlight=False)
+
+
+def _new_file(url: str) -> bool:
+    """Whether ``url`` is a SQLite file that is not there yet (a run creates it)."""
+    from archive.engine import parse_storage_url, sqlite_file
+
+    path = sqlite_file(parse_storage_url(url))
+    return path is not None and not path.exists()
+
+
+def _check_lines(report: Any, new_file: bool = False) -> list[str]:
+    """``atlas check``'s summary of ``report`` (:class:`search.api.CheckReport`): the
+    campaign, its map and evaluator; the storage and what the run does there (``new_file``:
+    a SQLite file it creates); who runs it now, where a scheduler does; the setup, where run."""
+    r = report
+    kind = "grid" if r.archive == "grid" else "CVT"
+    lines = [f"{r.name}: {r.algorithm}, {count(r.budget, 'evaluation')} in batches of {r.batch_size} "
+             f"({r.max_in_flight} in flight)",
+             f"{count(r.cells, f'{kind} cell')} over {' × '.join(r.measures)}, evaluator {r.evaluator}"]
+    if r.campaign == "new":
+        state = "a new campaign" + ("; the run creates the file" if new_file else "")
+    elif r.campaign == "continues":
+        state = f"continues campaign {r.name}: {r.done} of {r.budget} evaluations done, {r.to_run} to run"
+    else:
+        state = _finished_text(r.name, r.done, r.budget)
+    lines.append(f"{r.storage}: {state}")
+    if r.held_by is not None:
+        lines.append(f"campaign {r.name} is being run now by {r.held_by}; a run is refused until it stops")
+    if r.setup:
+        lines.append("the evaluator's setup succeeded")
+    return lines
 
 
 @app.command()
