@@ -31,7 +31,7 @@ from typing import Any
 
 from archive.store import Store
 
-RESERVE_AT_ONCE = 65536  # at most this many ids taken from the sequence per round trip
+RESERVE_AT_ONCE = 65536  # at most this many ids taken ahead of those asked for, per round trip
 
 
 class StepWriter:
@@ -47,9 +47,9 @@ class StepWriter:
         self._thread.start()
 
     def reserve(self, n: int, ahead: int = 0) -> list[int]:
-        """``n`` ids for new rows, from a stock refilled with what the run may still need
-        (``ahead``: the rows it may write after these), at most :data:`RESERVE_AT_ONCE` at a
-        time: ids are 32-bit, so a run takes no more than it can use."""
+        """``n`` ids for new rows, from a stock refilled, when short, with the ``n`` and what
+        the run may still need after them (``ahead``, at most :data:`RESERVE_AT_ONCE` of it:
+        ids are 32-bit, so a run takes no more than it can use), in one round trip."""
         if len(self._ids) < n:
             want = n - len(self._ids) + min(max(ahead, 0), RESERVE_AT_ONCE)
             self._ids.extend(self.store.reserve_ids(want))
