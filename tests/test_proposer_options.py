@@ -121,6 +121,21 @@ def test_an_option_no_sibling_has_is_still_refused() -> None:
         build("optuna-tpe", {"ranker": "imp"})
 
 
+def test_a_misspelt_option_says_the_option_meant() -> None:
+    """An unknown option close to a known one names it, by the one "did you mean" rule
+    (:mod:`entropy_atlas.names`: case and ``-``/``_`` ignored); several, each with its own;
+    one close to none, none (``bogus`` below)."""
+    with pytest.raises(OptionError) as one:
+        build("map-elites", {"Iso-Sigma": 0.1})
+    assert str(one.value).endswith("discount); did you mean 'iso_sigma'?"), one.value
+    with pytest.raises(OptionError) as two:
+        build("map-elites", {"sigmaa": 0.1, "iso_sigm": 0.02, "bogus": 1})
+    assert str(two.value).endswith("discount); did you mean 'iso_sigma' for iso_sigm, 'sigma' for sigmaa?"), two.value
+    with pytest.raises(OptionError) as other:
+        build("bo", {"num_restart": 5})
+    assert "did you mean 'num_restarts'?" in str(other.value)
+
+
 ALL_AT_ONCE = [  # every bad option of one file, each its own line, in the order they are read
     ("map-elites", {"random_init": -1, "discount": 0, "bogus": 1},
      ["search.options: bogus not understood by map-elites (known: emitters, random_init, x0, variation, sigma, "

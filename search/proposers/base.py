@@ -20,6 +20,7 @@ import numpy as np
 
 from archive.layout import CellLayout
 from entropy_atlas.errors import AtlasError
+from entropy_atlas.names import closest_name, did_you_mean
 from search.proposers import checkpoint
 from search.proposers.checkpoint import Checkpoint
 from search.space import SearchSpace
@@ -206,7 +207,7 @@ class Proposer(metaclass=_ChecksEveryOption):
         if unknown:
             self.option_problems.append(
                 f"{ctx.options_path}: {', '.join(sorted(unknown))} not understood by {self.name} "
-                f"(known: {', '.join(self.option_names) or 'none'})"
+                f"(known: {', '.join(self.option_names) or 'none'}){_meant(sorted(unknown), self.option_names)}"
             )
         self.rng = np.random.default_rng(ctx.seed)
 
@@ -330,3 +331,14 @@ def rows_so_far(history: History) -> int:
     """Evaluations in the archive, finished or not: an upper bound on the draws, asks and
     generations a proposer made, used to pick fresh streams when resuming a legacy pickle."""
     return len(history.finished()) + len(history.pending_x())
+
+
+def _meant(unknown: list[str], known: tuple[str, ...] | list[str]) -> str:
+    """The "did you mean" of unknown option names (:mod:`entropy_atlas.names`' rule): one
+    name's ``; did you mean 'sigma'?``, several names' ``; did you mean 'iso_sigma' for
+    iso_sigm, 'sigma' for sigmaa?`` (those with a close known name), else empty."""
+    if len(unknown) == 1:
+        return did_you_mean(unknown[0], known)
+    meant = [(name, closest_name(name, known)) for name in unknown]
+    pairs = [f"{close!r} for {name}" for name, close in meant if close is not None and close != name]
+    return f"; did you mean {', '.join(pairs)}?" if pairs else ""
