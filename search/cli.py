@@ -670,8 +670,12 @@ def check(
     \f
     The checks are :func:`search.api.check`'s, :func:`search.api.run`'s own, in its order,
     after the file is read as ``run`` reads it (a campaign's name given for the file says
-    so: :func:`_name_for_file`); then, for a campaign not finished, the elite map's default
-    path, as ``run`` checks it. The warnings are ``warning:`` lines, as ``run`` prints them."""
+    so: :func:`_name_for_file`). The elite map's default path is checked where ``run``
+    checks it: after the look for a campaign finished at this budget
+    (:func:`_finished_as_planned`), before the storage's campaign and the file's warnings,
+    so a path that cannot be written is the run's one line. The warnings are ``warning:``
+    lines, as ``run`` prints them (for a finished campaign as well, where ``run`` says only
+    that it is finished)."""
     with _resume_words(), _stoppable(lambda: NOTHING_WRITTEN), _errors():
         from archive.outputs import FIGURE_SUFFIXES, check_output
         from search import api
@@ -684,10 +688,10 @@ def check(
             loaded = loaded.with_overrides(name=name, budget=budget, source=str(spec))
         url = _storage(storage)
         _note_resume_flags(loaded.name, storage, url, "ray", None)
+        if _finished_as_planned(url, loaded, str(spec), budget) is None:  # run checks the map here, and only then
+            check_output(_default_map(url, loaded.name), FIGURE_SUFFIXES, url, new_folders=True)
         report = api.check(loaded, storage=url, budget=budget, setup=setup, source=str(spec), on_warning=_warn,
                            cli_words=True)
-        if report.campaign != "finished":  # where run draws the map
-            check_output(_default_map(url, loaded.name), FIGURE_SUFFIXES, url, new_folders=True)
         if as_json:
             import dataclasses
 

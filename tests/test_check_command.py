@@ -241,3 +241,22 @@ def test_the_api_keeps_the_evaluator_s_warnings_in_the_report(tmp_path: Path, mo
     assert report.warnings == ("space.a: not read", "search.batch_size: 30 but max_in_flight is 20; at most 20 "
                                "are asked at a time")
     assert said == list(report.warnings) and caplog.records == []
+
+
+@pytest.mark.parametrize("stored_too", [False, True], ids=["new", "refused-stored"])
+def test_an_unwritable_map_path_is_checked_where_the_run_checks_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    stored: str, stored_too: bool) -> None:
+    """The default map path (``atlas-maps/…``, here a file where its folder goes) is checked
+    where ``atlas run`` checks it: before the storage's campaign and before the file's
+    warnings are printed, so check's lines are run's, a file's warning not among them, and a
+    stored campaign the file may not continue is not said first."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "atlas-maps").write_text("not a folder")
+    url = stored if stored_too else f"sqlite:///{tmp_path / 'new.db'}"
+    spec = _file(tmp_path, search__batch_size=30, search__budget=10, search__max_in_flight=40)  # warns; stored: changed
+    checked = _atlas("check", str(spec), "--storage", url)
+    ran = _atlas("run", str(spec), "--storage", url, "--executor", "inline")
+    assert checked.exit_code == ran.exit_code == 2, (checked.output, ran.output)
+    assert len(_lines(checked.stderr)) == 1 and "atlas-maps is a file, not a folder" in checked.stderr
+    assert _lines(checked.stderr) == _lines(ran.stderr)
+    assert not (tmp_path / "new.db").exists()
