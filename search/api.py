@@ -734,7 +734,9 @@ class CheckReport:
     type, ``cells`` and ``measures``, its ``evaluator``: the kind, and a ``python`` target
     after it) and, in ``storage`` (the URL, its password hidden), the ``campaign`` it is
     there: ``"new"``, one it ``"continues"``, or one ``"finished"`` at this budget, with the
-    evaluations ``done`` and those it would run (``to_run``); ``held_by`` the scheduler that
+    evaluations ``done`` and those it would run (``to_run``), or ``"unknown"`` (``done`` and
+    ``to_run`` None) in an archive at an older schema revision, which the run brings up
+    before it reads the campaign there (``behind``); ``held_by`` the scheduler that
     runs it now (a run now would be refused as busy), else None; the file's ``warnings``
     (the evaluator's, then the spec's: :func:`~search.spec.spec_warnings`), as ``atlas run``
     prints them; ``setup``: whether the evaluator's setup was run, and succeeded."""
@@ -750,11 +752,12 @@ class CheckReport:
     evaluator: str
     storage: str
     campaign: str
-    done: int
-    to_run: int
+    done: int | None
+    to_run: int | None
     held_by: str | None
     warnings: tuple[str, ...]
     setup: bool = False
+    behind: bool = False
 
 
 def check(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str | os.PathLike[str] | None = None,
@@ -771,8 +774,10 @@ def check(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str
     campaign it holds (:meth:`_StorageAhead.look`: another spec, a budget below what it has,
     a spent fail-fast budget). A campaign a live scheduler holds is no refusal here: its
     holder is ``held_by``. A storage is only read: a SQLite file that is not there is not
-    created, and an archive at an older schema revision is refused as the read commands
-    refuse it (:class:`~archive.errors.SchemaBehind`: ``atlas migrate``), not brought up.
+    created, and an archive at an older schema revision is not brought up, as the run would
+    bring it up before it reads the campaign there: the report says so (``behind``, the
+    campaign ``"unknown"``), and what the archive holds is checked by a check after ``atlas
+    migrate``, or by the run.
 
     ``setup``: the evaluator's setup is also run once, in this process (the inline
     executor's start and :meth:`~workers.executors.base.Executor.setup_problem`, then its
@@ -794,9 +799,7 @@ def check(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str
     with _kept_warnings() as said, _StorageAhead.open(url) as ahead:
         checked, stored = ahead.look(spec, source, _budget_source(source, budget, cli_words),
                                      run_settings.lease_ttl_s, cli_words, busy_ok=True)
-        if ahead.behind:
-            raise _schema_behind(url)
-        campaign, done, to_run = _campaign_state(ahead, spec)
+        campaign, done, to_run = ("unknown", None, None) if ahead.behind else _campaign_state(ahead, spec)
         held_by = holder_text(ahead.record.lease_holder) if ahead.busy and ahead.record else None
     warnings = (*said, *spec_warnings(spec))
     if warn is not None:
@@ -817,7 +820,7 @@ def check(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str
         cells=layout.cells, measures=tuple(layout.measure_names),
         evaluator=evaluator.kind if evaluator.target is None else f"{evaluator.kind} {evaluator.target}",
         storage=shown_url(url), campaign=campaign, done=done, to_run=to_run, held_by=held_by, warnings=warnings,
-        setup=setup)
+        setup=setup, behind=ahead.behind)
 
 
 def _campaign_state(ahead: _StorageAhead, spec: CampaignSpec) -> tuple[str, int, int]:
@@ -832,19 +835,6 @@ def _campaign_state(ahead: _StorageAhead, spec: CampaignSpec) -> tuple[str, int,
     if done.complete:
         return "finished", done.finished, 0
     return "continues", done.finished, max(done.budget - done.finished, 0)
-
-
-def _schema_behind(url: str) -> StorageError:
-    """The error the read commands give for storage ``url``, whose archive is at an older
-    schema revision (:class:`~archive.errors.SchemaBehind`: ``atlas migrate`` brings it up),
-    from a read-only open of its own; where the archive was brought up meanwhile, a line
-    that says so."""
-    try:
-        Store(url, readonly=True).close()
-    except SchemaBehind as exc:
-        return exc
-    return SchemaBehind(f"the archive in {shown_url(url)} was brought up to this version while it was checked; "
-                        f"check again")
 
 
 @contextlib.contextmanager

@@ -722,6 +722,9 @@ def _check_lines(report: Any, new_file: bool = False) -> list[str]:
         state = "a new campaign" + ("; the run creates the file" if new_file else "")
     elif r.campaign == "continues":
         state = f"continues campaign {r.name}: {r.done} of {r.budget} evaluations done, {r.to_run} to run"
+    elif r.campaign == "unknown":
+        state = ("an archive at an older schema revision, which the run brings up to this version first "
+                 "(`atlas migrate --storage URL` does it alone); check again after that for the campaign it may hold")
     else:
         state = _finished_text(r.name, r.done, r.budget)
     lines.append(f"{r.storage}: {state}")
