@@ -541,10 +541,11 @@ class _StorageAhead:
     one open for both looks: whether a live scheduler holds the campaign's lease
     (:meth:`refuse_busy`, before the proposer is built) and whether the storage holds a
     campaign this spec may not continue (:meth:`holds`, before an evaluator's setup that
-    may take minutes). A SQLite file that is not there, or a database without an archive,
-    holds nothing (``store`` None); an archive at an older schema revision (``behind``) is
-    taken to hold the campaign, the open for writing bringing it up. A storage that cannot
-    be opened (not reachable, refused) is kept in ``error``, not raised: :func:`run` raises
+    may take minutes). A SQLite file that is not there, or an empty database, holds nothing
+    (``store`` None); an archive at an older schema revision (``behind``) is taken to hold
+    the campaign, the open for writing bringing it up. A storage that cannot be opened (not
+    reachable, refused), or that holds another application's tables (which the open for
+    writing refuses), is kept in ``error``, not raised: :func:`run` raises
     it after the checks that need no storage, so that their errors still come first and
     the storage is not tried twice (a server that never answers costs one connect timeout)."""
 
@@ -565,8 +566,9 @@ class _StorageAhead:
             return cls(error=None if path is None else new_file_problem(url, path))
         try:
             store = _open_readonly(url)
-        except NoArchive:  # the open for writing creates the schema, or refuses another application's tables
-            return cls()
+        except NoArchive as exc:  # empty: the open for writing creates the schema there
+            # another application's tables: refused as the open for writing refuses them, before the workers start
+            return cls() if exc.foreign is None else cls(error=exc.foreign)
         except StorageError as exc:
             return cls(error=exc)
         return cls(behind=True) if store is None else cls(store=store)

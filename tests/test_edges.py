@@ -411,6 +411,26 @@ def test_another_applications_sqlite_file_is_left_alone(tmp_path: Path) -> None:
     assert tables == {"users"}
 
 
+def test_another_applications_database_is_refused_alone_before_the_run_starts(tmp_path: Path) -> None:
+    """Another application's tables were refused only when the run opened the storage for
+    writing, after its checks had passed: the file's warnings came first (a refusal stands
+    alone), and ``atlas check`` read the database as holding no campaign. The look ahead
+    refuses it now, with the same line, and ``check`` with it."""
+    other = tmp_path / "app.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    spec = write(tmp_path / "c.yaml", quadratic_spec(search__budget=5))  # 25 cells, 5 evaluations: a warning
+    said = {}
+    for command in ("run", "check"):
+        result = invoke(command, str(spec), "--storage", f"sqlite:///{other}",
+                        *(("--executor", "inline") if command == "run" else ()))
+        assert result.exit_code == 2, result.output
+        said[command] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert said["run"] == said["check"], said
+    assert len(said["run"]) == 1 and said["run"][0].startswith(f"error: storage sqlite:///{other} holds another "
+                                                                "application's tables (users)"), said
+
+
 def test_an_archive_of_a_newer_version_is_named(tmp_path: Path) -> None:
     db = tmp_path / "atlas.db"
     Store(f"sqlite:///{db}").close()
