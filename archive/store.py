@@ -18,6 +18,7 @@ retrying in :mod:`archive.retry`, the records it returns in :mod:`archive.record
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import threading
 import time
@@ -25,7 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Text, bindparam, cast, func, select, update
+from sqlalchemy import Connection, Text, bindparam, cast, delete, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from archive import bulk, starts
@@ -70,6 +71,20 @@ ELITE_JSON = ("measures", "params", "x")
 #: ``(got …)`` (``workers.runner.DETAIL_MARK``, the same text), and an exception's message
 #: that reads so is grouped the same way (:func:`failure_group`).
 DETAIL_MARK = " (got "
+
+#: The checkpoints row beside a proposer's that lists the finished evaluations its state
+#: was not told (:meth:`Store.load_untold`), under a name no proposer of the campaign has.
+UNTOLD_ROW = "(untold)"
+
+#: A proposer's checkpoint as a write takes it: ``(proposer, state)``, or ``(proposer, state,
+#: untold)`` with the ids of the finished evaluations that state was not told (empty: none).
+CheckpointWrite = tuple[str, bytes] | tuple[str, bytes, Sequence[int]]
+
+
+def untold_key(proposer: str) -> str:
+    """The name of the row that holds what ``proposer``'s checkpoint was not told: :data:`UNTOLD_ROW`,
+    or, for a proposer of that very name, another (a campaign has one proposer)."""
+    return UNTOLD_ROW if proposer != UNTOLD_ROW else f"{UNTOLD_ROW}'"
 
 
 def failure_group(error: str | None) -> str:
@@ -425,7 +440,7 @@ class Store(LeaseStore):
 
     @reconnecting
     def record_results(self, campaign_id: int, results: Sequence[Result], sign: float,
-                       checkpoint: tuple[str, bytes] | None = None, holder: str | None = None) -> list[bool]:
+                       checkpoint: CheckpointWrite | None = None, holder: str | None = None) -> list[bool]:
         """Record results and update elites in one transaction.
 
         Returns, for each result, whether it was recorded (``False``: the evaluation
@@ -445,12 +460,13 @@ class Store(LeaseStore):
     @reconnecting
     def step(self, campaign_id: int, *, started: Mapping[int, float] | None = None, results: Sequence[Result] = (),
              sign: float = 1.0, rows: Sequence[NewEvaluation] = (), calls: Sequence[dict[str, Any]] = (),
-             checkpoint: tuple[str, bytes] | None = None, holder: str | None = None,
+             checkpoint: CheckpointWrite | None = None, holder: str | None = None,
              ids: Sequence[int] | None = None, logged: Sequence[int] = ()) -> list[int]:
         """One turn of the scheduler's loop in one transaction: charge the ``started``
         evaluations (id → when it started) an attempt (as :meth:`mark_running`) and record ``results``
         with their elites (as :meth:`record_results`), after writing the new ``pending`` ``rows``
-        and the proposer's ``calls`` (as :meth:`add_pending`); then its ``checkpoint``. Returns the new
+        and the proposer's ``calls`` (as :meth:`add_pending`); then its ``checkpoint`` (with what
+        it was not told, where the checkpoint says: :data:`CheckpointWrite`). Returns the new
         rows' ids (``ids``, where the rows take ids reserved for them: :meth:`reserve_ids`).
         The ``logged`` ids (of ``started``) had their starts in the start log
         (:meth:`log_starts`): their log rows go, as their charges are written.
@@ -535,9 +551,23 @@ class Store(LeaseStore):
         )
 
     # -- checkpoints ---------------------------------------------------------
-    def _save_checkpoint(self, conn: Connection, campaign_id: int, proposer: str, state: bytes) -> None:
-        conn.execute(self._checkpoint_stmt,
-                     {"campaign_id": campaign_id, "proposer": proposer, "state": state, "created_at": time.time()})
+    def _save_checkpoint(self, conn: Connection, campaign_id: int, proposer: str, state: bytes,
+                         untold: Sequence[int] | None = None) -> None:
+        """Upsert ``proposer``'s ``state``; where ``untold`` is given, the ids of the finished
+        evaluations that state was not told, in the row beside it (:func:`untold_key`), or,
+        where there are none, no such row."""
+        now = time.time()
+        conn.execute(self._checkpoint_stmt, {"campaign_id": campaign_id, "proposer": proposer, "state": state,
+                                             "created_at": now})
+        if untold is None:
+            return
+        key = untold_key(proposer)
+        if untold:
+            conn.execute(self._checkpoint_stmt, {"campaign_id": campaign_id, "proposer": key, "created_at": now,
+                                                 "state": json.dumps([int(i) for i in untold]).encode()})
+        else:
+            conn.execute(delete(Checkpoint.__table__).where(Checkpoint.campaign_id == campaign_id,
+                                                            Checkpoint.proposer == key))
 
     @reconnecting
     def load_checkpoint(self, campaign_id: int, proposer: str) -> bytes | None:
@@ -546,6 +576,12 @@ class Store(LeaseStore):
                 select(Checkpoint.state)
                 .where(Checkpoint.campaign_id == campaign_id, Checkpoint.proposer == proposer)
             ).scalar_one_or_none()
+
+    def load_untold(self, campaign_id: int, proposer: str) -> list[int]:
+        """The ids of the finished evaluations ``proposer``'s checkpoint was not told, in the
+        order it is to be told them (none where the row is absent: every result was told)."""
+        raw = self.load_checkpoint(campaign_id, untold_key(proposer))
+        return [] if raw is None else [int(i) for i in json.loads(raw)]
 
     @reconnecting
     def calls(self, campaign_id: int, proposer: str | None = None) -> list[dict[str, Any]]:

@@ -8,6 +8,14 @@ turn and the proposer's checkpoint. Only then are the new rows dispatched, so a 
 exists before its work does, and a scheduler killed between turns loses no result it
 wrote. ``budget`` counts rows, across resumes.
 
+With ``search.reproducible``, a turn whose asks the budget cut short (room left for more)
+has the results of what it asked written but not told: the uninterrupted run asks the rest
+of that turn before it tells them. The checkpoint stays the one of that ask, with the
+untold ids beside it (:meth:`Store.load_untold`); a resume restores the proposer from the
+archive as it knew it (:class:`ArchiveHistory`: the untold still in flight), asks what
+room they leave, and tells them with the results of those asks (alone, where it can ask
+none), so a run stopped at a whole batch resumes as the uninterrupted run, seq by seq.
+
 Faults: an evaluator error, a non-finite or missing value, or a timeout fails that
 evaluation (kept with its error, never an elite); a lost worker's evaluation is
 dispatched again while ``attempts <= max_retries``. ``attempts`` counts starts: a row is
@@ -75,7 +83,7 @@ import numpy as np
 
 from archive.errors import CampaignDeleted, LeaseConflict, StorageError, StorageFull
 from archive.records import NewEvaluation, Result, Stats
-from archive.store import Store
+from archive.store import CheckpointWrite, Store
 from entropy_atlas import interrupts, settings
 from entropy_atlas.errors import AtlasError
 from entropy_atlas.holders import holder_is_dead, holder_text, lease_holder_id
@@ -257,6 +265,9 @@ class Scheduler:
         self._ask_s = 0.0  # how long the last turn's asks took
         self._polled: list[Outcome] = []  # outcomes polled but not yet written when the progress callback raised
         self._unwritten: set[int] = set()  # evaluations settled (out of flight) whose results are not written yet
+        self._untold: list[Observation] = []  # results written but not told to the proposer, in ask order (_results)
+        self._marking = False  # whether checkpoints are written with the untold ids (some were untold: _checkpoint)
+        self._group_cut = False  # reproducible: an ask the budget cut short, with room for more (_asked)
         executor.on_start = self._started
 
     @property
@@ -397,7 +408,8 @@ class Scheduler:
         go on, how to run one in the caller's words); any other error the proposer
         raises (a plug-in's bug) is :class:`ProposerFailed`: one line, nothing of the run
         written. The archive's own errors (a lease lost, a campaign deleted) stay themselves."""
-        history = ArchiveHistory(self.store, self.cid, self.layout, self.sign)
+        untold = self.store.load_untold(self.cid, self.proposer.name)
+        history = ArchiveHistory(self.store, self.cid, self.layout, self.sign, untold)
         try:
             self.proposer.restore(self.store.load_checkpoint(self.cid, self.proposer.name), history)
         except CheckpointError as exc:
@@ -410,6 +422,8 @@ class Scheduler:
             raise ProposerFailed(proposer_failed_message(
                 self.campaign.name, self.proposer.name, "restore", exc, "nothing of the run was written",
                 self.cli_words)) from exc
+        self._untold = history.untold_observations()  # told with the next results (_results), or alone (_asked)
+        self._marking = bool(self._untold)
 
     def _stop_held(self, told: bool = True) -> None:
         """:meth:`_stop_cleanly`, as :class:`LeaseLost` where the lease went meanwhile."""
@@ -455,8 +469,8 @@ class Scheduler:
                 again.append(item)
         if given_up:  # an earlier run's losses: not this run's evaluations, so not its fail-fast's
             results = self._results(given_up)
-            self.store.step(self.cid, results=results, sign=self.sign,
-                            checkpoint=(self.proposer.name, self._proposer_state(len(results))), holder=self.holder)
+            self.store.step(self.cid, results=results, sign=self.sign, checkpoint=self._checkpoint(len(results)),
+                            holder=self.holder)
         self._dispatch(again)
 
     def _turn(self, outcomes: list[Outcome]) -> None:
@@ -527,7 +541,7 @@ class Scheduler:
         if not (results or rows or calls or self._to_charge):
             return []
         changed = bool(results or rows or calls)
-        checkpoint = (self.proposer.name, self._proposer_state(len(results))) if changed else None
+        checkpoint = self._checkpoint(len(results)) if changed else None
         started, logged = self._take_starts()
         step = {"started": started, "results": results, "sign": self.sign, "rows": rows, "calls": calls,
                 "checkpoint": checkpoint, "holder": self.holder, "logged": logged}
@@ -632,7 +646,9 @@ class Scheduler:
         while self.created + len(rows) < budget:
             created = self.created + len(rows)
             target = min(self.campaign_run.batch_size, budget - created, max_in_flight)
-            if max_in_flight - len(self.inflight) - len(rows) < target:
+            if self._room(rows) < target:
+                if self._told_untold(rows):
+                    continue
                 break
             try:
                 proposals = self._initial_points(created, target) or self.proposer.ask(target)
@@ -644,9 +660,30 @@ class Scheduler:
             if self._ask_failed is not None:  # the batch of an ask whose calls are lost goes with them
                 return rows, calls, False
             if not batch:
+                if self._told_untold(rows):
+                    continue
                 return rows, calls, not self.inflight and not rows
             rows += batch
+        if self.spec.search.reproducible and rows and self._room(rows) > 0:
+            self._group_cut = True  # its results are not told (_results): a resume asks the rest first
         return rows, calls, False
+
+    def _room(self, rows: list[NewEvaluation]) -> int:
+        """The room left for asks: ``max_in_flight`` less what is in flight, the results not
+        told yet (in flight, as the proposer knows them) and the ``rows`` asked this turn."""
+        return self.spec.search.max_in_flight - len(self.inflight) - len(self._untold) - len(rows)
+
+    def _told_untold(self, rows: list[NewEvaluation]) -> bool:
+        """Tell the proposer the results a resume found untold, where their group is whole:
+        nothing in flight and nothing asked this turn, so no room to ask before them, or an ask
+        that gave nothing (the uninterrupted run, with them in flight, told them then and
+        asked again); whether it did. Its checkpoint is the turn's."""
+        if not self._untold or self.inflight or rows:
+            return False
+        self._tell(self._untold, f"the {count(len(self._untold), 'result')} it was told are written and "
+                                 f"told again on resume")
+        self._untold = []
+        return True
 
     def _taken_calls(self) -> list[dict[str, Any]]:
         """The calls the proposer made since the last take, checked as
@@ -777,15 +814,33 @@ class Scheduler:
                 fitness=self.sign * o.objective if ok and o.objective is not None else None,
                 measures=vector, cell=cell, meta=item.meta, proposer=item.proposer,
             ))
+        if self._group_cut:  # written, not told: the uninterrupted run asks more before it tells them
+            self._untold += observations
+            self._marking = True
+            return results
+        # its state may hold part of them: they are run again on resume, and told again
+        self._tell([*self._untold, *observations],
+                   f"the {len(results)} results it was told are not written and run again on resume")
+        self._untold = []
+        return results
+
+    def _tell(self, observations: list[Observation], kept: str) -> None:
+        """Tell the proposer ``observations``; :class:`ProposerFailed` saying what was ``kept`` where it raised."""
         try:
             self.proposer.tell(observations)
-        except Exception as exc:  # its state may hold part of them: they are run again on resume, and told again
+        except Exception as exc:
             _raise_if_interrupted(exc)
             raise ProposerFailed(proposer_failed_message(
-                self.campaign.name, self.proposer.name, "tell", exc,
-                f"the {len(results)} results it was told are not written and run again on resume",
-                self.cli_words)) from exc
-        return results
+                self.campaign.name, self.proposer.name, "tell", exc, kept, self.cli_words)) from exc
+
+    def _checkpoint(self, results: int) -> CheckpointWrite:
+        """The proposer's checkpoint for a write (:meth:`_proposer_state`), with the ids of the
+        results it was not told once this run or its checkpoint had any (:meth:`Store.step`
+        keeps their row, or drops it once they are told)."""
+        state = self._proposer_state(results)
+        if not self._marking:
+            return (self.proposer.name, state)
+        return (self.proposer.name, state, [o.evaluation_id for o in self._untold])
 
     def _proposer_state(self, results: int) -> bytes:
         """The proposer's checkpoint; :class:`ProposerFailed` where it cannot give one: its
