@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -19,6 +20,11 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# A suite started in the background by a non-interactive shell (`make test &`, nohup) inherits
+# SIGINT ignored, and Python then installs no KeyboardInterrupt handler: the tests of Ctrl-C
+# (and the processes they start, which inherit it too) need the handler a terminal's run has.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 POSTGRES_URL = os.environ.get("ATLAS_TEST_POSTGRES_URL")
 POSTGRES_SKIP = "ATLAS_TEST_POSTGRES_URL is not set (.ci/run sets it to the local PostgreSQL server)"
