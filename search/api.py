@@ -465,12 +465,7 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path,
     left alone (:func:`_sigterm_as_stop`)."""
     check_arguments(executor, address, progress, name=name, budget=budget)
     warn = checked_warner(on_warning)
-    budget = None if budget is None else int(budget)  # numpy's integers as well
-    url = checked_storage(storage)
-    spec = as_spec(spec_or_path)
-    source = source or (str(spec_or_path) if isinstance(spec_or_path, str | Path) else "campaign")
-    if name is not None or budget is not None:
-        spec = overridden(spec, name, budget, source, cli_words)
+    url, spec, source, budget = _given(spec_or_path, storage, name, budget, source, cli_words)
     ex = built_executor(spec, executor, address)  # before the storage is even opened
     run_settings = RunSettings.read()  # a malformed setting (ATLAS_LEASE_TTL, …) creates no storage
     budget_source = _budget_source(source, budget, cli_words)
@@ -491,6 +486,22 @@ def run(spec_or_path: CampaignSpec | dict[str, Any] | str | Path,
                     budget_source=budget_source, cli_words=cli_words)
     finally:
         store.close()
+
+
+def _given(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str | os.PathLike[str] | None,
+           name: str | None, budget: int | None, source: str | None,
+           cli_words: bool = False) -> tuple[str, CampaignSpec, str, int | None]:
+    """What :func:`run` and :func:`check` are given, checked in the run's order: the storage
+    URL, the spec with the ``name`` and ``budget`` overrides, where it came from (``source``,
+    default: the file's path, else ``campaign``), and the budget override as an int (NumPy's
+    integers as well)."""
+    budget = None if budget is None else int(budget)
+    url = checked_storage(storage)
+    spec = as_spec(spec_or_path)
+    source = source or (str(spec_or_path) if isinstance(spec_or_path, str | Path) else "campaign")
+    if name is not None or budget is not None:
+        spec = overridden(spec, name, budget, source, cli_words)
+    return url, spec, source, budget
 
 
 def _budget_source(source: str, budget: int | None, cli_words: bool = False) -> str:
@@ -791,12 +802,7 @@ def check(spec_or_path: CampaignSpec | dict[str, Any] | str | Path, storage: str
     if not isinstance(setup, bool):
         raise TypeError(f"setup: must be True or False, got {shown_value(setup)}")
     warn = checked_warner(on_warning) if on_warning is not None else None
-    budget = None if budget is None else int(budget)  # numpy's integers as well
-    url = checked_storage(storage)
-    spec = as_spec(spec_or_path)
-    source = source or (str(spec_or_path) if isinstance(spec_or_path, str | Path) else "campaign")
-    if name is not None or budget is not None:
-        spec = overridden(spec, name, budget, source, cli_words)
+    url, spec, source, budget = _given(spec_or_path, storage, name, budget, source, cli_words)
     run_settings = RunSettings.read()
     with _kept_warnings() as said, _StorageAhead.open(url) as ahead:
         checked, stored = ahead.look(spec, source, _budget_source(source, budget, cli_words),
