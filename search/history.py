@@ -84,6 +84,17 @@ class ArchiveHistory:
             for r in rows
         ]
 
+    def in_flight(self) -> list[Observation]:
+        """The evaluations in flight, by ``seq`` (those unfinished, and the untold ones), each
+        with its ``x``, ``params``, proposal (``meta``) and ``proposer``; no result: ``fitness``,
+        ``measures`` and ``cell`` are None (a proposer rebuilding what it asked: the Optuna ones)."""
+        rows = [Observation(evaluation_id=r["id"], seq=r["seq"], x=np.asarray(r["x"], dtype=float),
+                            params=r["params"], fitness=None, measures=None, cell=None, meta=r["proposal"] or {},
+                            proposer=r["proposer"])
+                for r in self.store.unfinished(self.campaign_id)]
+        rows += [dataclasses.replace(o, fitness=None, measures=None, cell=None) for o in self.untold_observations()]
+        return sorted(rows, key=lambda o: o.seq)
+
     def pending_x(self) -> np.ndarray:
         """The points in flight, by ``seq``: those unfinished, and the untold ones."""
         points = [(r["seq"], r["x"]) for r in self.store.unfinished(self.campaign_id)]

@@ -74,6 +74,13 @@ class History(Protocol):
 
     def pending_x(self) -> np.ndarray: ...
 
+    def in_flight(self) -> list[Observation]:
+        """The evaluations in flight (as :meth:`pending_x`, by ``seq``) with their params,
+        proposal (``meta``) and proposer, and no result (``fitness``, ``measures``, ``cell``
+        None): what a proposer rebuilding its asks needs (the Optuna ones). Added after the
+        others: a history written before it may lack it, so a proposer reads it with ``getattr``."""
+        ...
+
     def calls(self, proposer: str) -> list[dict[str, Any]]: ...
 
 

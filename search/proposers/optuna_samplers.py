@@ -22,8 +22,8 @@ evaluations (``add_trial``), and a result whose trial this study never asked is 
 same way, so nothing is lost. The checkpoint (version 2) holds what the archive does not:
 
 - ``trials``: the ``seq`` of the row each trial of the study holds, by trial number, so the
-  rebuilt study has the same trials in the same order (a trial still running is left out,
-  and the numbers after it close up);
+  rebuilt study has the same trials in the same order (-1: a trial still running, rebuilt
+  running from its row in flight, :meth:`History.in_flight`, whose proposal names its number);
 - ``trial_attrs``: the trials' integer system attributes (NSGA-II's and CMA-ES's
   generations), and ``study_attrs``: the study's lists of trial numbers (NSGA-II's parents
   of its last two generations);
@@ -34,16 +34,22 @@ same way, so nothing is lost. The checkpoint (version 2) holds what the archive 
   (:meth:`CmaEsProposer.rebuilt_attrs`), never a pickle read from the database.
 
 So a run stopped where no evaluation is in flight (``--budget`` at a multiple of
-``batch_size``) and resumed proposes exactly what the uninterrupted run does, under the
+``batch_size``), or a reproducible one stopped at a whole batch with several in flight
+(their rows in flight, told with the rest of their turn), and resumed proposes exactly what
+the uninterrupted run does, under the
 Optuna that wrote the checkpoint (recorded as ``optuna``: the state sits in Optuna's
 private attributes, but it is NumPy's RNG state and plain numbers, so another Optuna is
 warned about rather than refused: a path it lacks starts from the seed, and its draws may
-differ). An evaluation in flight at the stop is added when it finishes, with the
-attributes its trial had (NSGA-II's generation): when those in flight were the last
-trials asked and are told before the next ask, the run still continues exactly; else
-their trials come later than they did and the run differs from there. Its bookkeeping
-names a trial number of the old study, which a new trial may hold: a result goes to the
-running trial of that number only if their parameters match.
+differ). An evaluation in flight at the stop is its trial again, running, at its number
+(the samplers read running trials, GP's as points already asked, and the trials' order and
+numbers: TPE and NSGA-II go by trial number, CMA-ES seeds each ask from it), and its result
+is told to it in place. Where the history has no row for such a trial (one written before
+:meth:`History.in_flight`), it is left out, the numbers after it close up, and its result
+is added when it finishes, with the attributes its trial had (NSGA-II's generation): the
+run continues exactly only where those were the last trials asked and are told before the
+next ask. A row's bookkeeping may then name a trial number of the old study, which a new
+trial may hold: a result goes to the running trial of that number only if their parameters
+match.
 An ``int`` handed to GPSampler as a float keeps the float drawn in the proposal's
 ``unrounded``, so the rebuilt trial holds what the sampler drew, not the rounded value.
 
@@ -141,7 +147,7 @@ class OptunaProposer(Proposer):
     def _new_study(self) -> None:
         directions = ["maximize"] * (1 + (len(self.measure_signs) if self.multi else 0))
         self.study = optuna.create_study(directions=directions, sampler=self.make_sampler())
-        self.running: dict[int, tuple[optuna.Trial, dict[str, Any]]] = {}  # number → (trial, params proposed)
+        self.running: dict[int, dict[str, Any]] = {}  # a running trial's number → the params proposed
         self.trial_seqs: list[int] = []  # the seq of the row each trial holds, by trial number (-1: not told yet)
         self.stale_attrs: dict[int, dict[str, Any]] = {}  # a trial in flight at the checkpoint: its attributes
 
@@ -215,7 +221,7 @@ class OptunaProposer(Proposer):
         for _ in range(n):
             trial = self.study.ask()
             params = self._suggest(trial)
-            self.running[trial.number] = (trial, params)
+            self.running[trial.number] = params
             self.trial_seqs.append(-1)
             self.asked(trial)
             out.append(Proposal(self.ctx.space.encode(params), params=params, meta=self._meta(trial)))
@@ -238,26 +244,27 @@ class OptunaProposer(Proposer):
     def tell(self, observations: list[Observation]) -> None:
         for o in observations:
             values = self._values(o)
-            trial = self._running_trial(o)
-            if trial is None:
+            number = self._running_trial(o)
+            if number is None:
                 self._add(o, values)
             else:
                 if values is None:
-                    self.study.tell(trial, state=TrialState.FAIL)
+                    self.study.tell(number, state=TrialState.FAIL)
                 else:
-                    self.study.tell(trial, values if self.multi else values[0])
-                self.trial_seqs[trial.number] = o.seq
+                    self.study.tell(number, values if self.multi else values[0])
+                self.trial_seqs[number] = o.seq
 
-    def _running_trial(self, o: Observation) -> optuna.Trial | None:
-        """The running trial this study asked for ``o``: the number in its bookkeeping, with
-        the same parameters. A row asked before a resume names a number of the old study,
-        which a trial asked since may hold: its parameters differ, and it is added instead."""
+    def _running_trial(self, o: Observation) -> int | None:
+        """The number of the running trial this study asked for ``o``: the number in its
+        bookkeeping, with the same parameters. A row asked before a resume may name a number
+        of an older study (whose trials in flight a resume left out), which a trial asked since
+        may hold: its parameters differ, and it is added instead."""
         number = o.meta.get("trial", -1) if o.proposer == self.name else -1
-        entry = self.running.get(number)
-        if entry is None or self._flat(entry[1])[0] != self._flat(o.params)[0]:
+        params = self.running.get(number)
+        if params is None or self._flat(params)[0] != self._flat(o.params)[0]:
             return None
         del self.running[number]
-        return entry[0]
+        return number
 
     def _add(self, o: Observation, values: list[float] | None, system_attrs: dict[str, Any] | None = None) -> None:
         """``o`` as a new finished trial; one in flight at the checkpoint gets back the
@@ -343,19 +350,25 @@ class OptunaProposer(Proposer):
                         "so it does not continue as an uninterrupted run would", self.name, why)
 
     def _rebuild_exactly(self, saved: Checkpoint, history: History) -> None:
-        """The study as it was at the checkpoint: the saved trials in their order (a trial
-        without a finished row, in flight then, is left out and the numbers after it close
-        up), each with its integer attributes and :meth:`rebuilt_attrs`; a finished row that
-        no saved trial holds after them; then the study's lists and the random states."""
+        """The study as it was at the checkpoint: the saved trials in their order, each with
+        its integer attributes and :meth:`rebuilt_attrs`: a trial in flight then, running
+        again with the params of its row in flight (:meth:`_in_flight_rows`), else left out
+        (the numbers after it close up); a finished row that no saved trial holds after them;
+        then the study's lists and the random states."""
         seqs, attrs, lists = parsed_fields(saved, self.name)
         self._new_study()
         finished = history.finished()
         by_seq = {o.seq: o for o in finished}
         held = [by_seq.get(seq) if seq >= 0 else None for seq in seqs]
+        asked = self._in_flight_rows(history, seqs)
         extra = self.rebuilt_attrs(saved, held)
         renumbered: dict[int, int] = {}
         for number, o in enumerate(held):
             system = {key: values[number] for key, values in attrs.items() if values[number] is not None}
+            if o is None and number in asked and number == len(self.trial_seqs):
+                renumbered[number] = number
+                self._add_running(number, asked[number], {**system, **extra.get(number, {})})
+                continue
             if o is None:
                 self.stale_attrs[number] = system
                 continue
@@ -376,6 +389,31 @@ class OptunaProposer(Proposer):
                         "resumed, but it may not propose what an uninterrupted run would", self.name, written,
                         optuna.__version__, f" (no place for the random state of {', '.join(missing)})"
                         if missing else "")
+
+
+    def _in_flight_rows(self, history: History, seqs: list[int]) -> dict[int, Observation]:
+        """The rows in flight (:meth:`History.in_flight`) of the saved trials that were
+        running (seq -1), by trial number: the latest of this proposer's rows naming it in its
+        proposal (an older one names a number of a study before a resume that left it out).
+        None where the history cannot say (one written before :meth:`History.in_flight`)."""
+        read = getattr(history, "in_flight", None)
+        rows: dict[int, Observation] = {}
+        for o in read() if read is not None else []:  # by seq: a later row of the same number wins
+            number = o.meta.get("trial") if o.proposer == self.name else None
+            if is_int(number) and 0 <= number < len(seqs) and seqs[number] < 0:
+                rows[number] = o
+        return rows
+
+    def _add_running(self, number: int, o: Observation, system_attrs: dict[str, Any]) -> None:
+        """``o``, in flight at the checkpoint, as the running trial ``number`` it was (the
+        params drawn, its attributes), told in place when its result comes (:meth:`tell`):
+        the samplers read running trials (GP's, TPE's with ``constant_liar``) and the trials'
+        order and numbers (TPE's weights, CMA-ES's seeds)."""
+        flat, dists = self._flat_of(o)
+        self.study.add_trial(optuna.trial.create_trial(params=flat, distributions=dists, state=TrialState.RUNNING,
+                                                       system_attrs=system_attrs))
+        self.running[number] = o.params
+        self.trial_seqs.append(-1)
 
 
 def round_into(value: float, p: IntParam) -> int:
