@@ -267,7 +267,9 @@ class Scheduler:
         self._unwritten: set[int] = set()  # evaluations settled (out of flight) whose results are not written yet
         self._untold: list[Observation] = []  # results written but not told to the proposer, in ask order (_results)
         self._marking = False  # whether checkpoints are written with the untold ids (some were untold: _checkpoint)
-        self._group_cut = False  # reproducible: an ask the budget cut short, with room for more (_asked)
+        # reproducible: a turn's asks stopped with room left (the budget reached, or less room than a batch:
+        # then the untold are told once nothing is in flight, before the next ask, as before): _asked
+        self._group_cut = False
         executor.on_start = self._started
 
     @property
