@@ -653,21 +653,55 @@ def _finished_as_planned(url: str, loaded: Any, source: str, budget: int | None)
 
 @app.command()
 def check(
-    spec: Annotated[Path, typer.Argument(help="the campaign file (YAML)")],
+    specs: Annotated[list[Path], typer.Argument(help="the campaign files (YAML), one or more")],
     storage: StorageOpt = None,
-    name: Annotated[str | None, typer.Option(help="override the file's name")] = None,
-    budget: Annotated[int | None, typer.Option(help="override the file's budget")] = None,
+    name: Annotated[str | None, typer.Option(help="override the file's name (one file only)")] = None,
+    budget: Annotated[int | None, typer.Option(help="override the files' budget")] = None,
     setup: Annotated[bool, typer.Option("--setup", help="also set the evaluator up once, here (a model that "
                                                         "cannot be loaded); it may take seconds")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Check a campaign file as atlas run would, against the storage it would run on, and say what the run would
+    """Check campaign files as atlas run would, against the storage they would run on, and say what each run would
     do: it writes nothing and starts no workers.
 
-    Exit 0 where the run would start (a campaign another scheduler is running now is said in a line); exit 2, with
-    the run's own error lines, where it would be refused.
+    Exit 0 where every run would start (a campaign another scheduler is running now is said in a line); exit 2, with
+    each refused run's own error lines, where any would be refused.
 
     \f
+    Each file is checked on its own, in the order given, by :func:`_check_one`; the
+    summaries of several are separated by a blank line (``--json``: a list of the reports of
+    the files that passed, one object where one file is given). ``--name`` names one
+    campaign: it is refused with several files."""
+    if name is not None and len(specs) > 1:
+        err.print(f"[bold red]error:[/] --name names one campaign, and {len(specs)} files were given", highlight=False)
+        raise typer.Exit(2)
+    reports: list[dict[str, Any]] = []
+    refused = False
+    for spec in specs:
+        try:
+            report = _check_one(spec, storage, name, budget, setup)
+        except typer.Exit as exc:
+            if exc.exit_code != 2:  # an interrupt stops them all
+                raise
+            refused = True
+            continue
+        if reports and not as_json:
+            console.print()  # a blank line between two files' summaries
+        reports.append(report)
+        if not as_json:
+            for line in report["lines"]:
+                console.print(escape(line), highlight=False)
+    if as_json and reports:
+        shown = [{k: v for k, v in r.items() if k != "lines"} for r in reports]
+        console.print_json(strict_json(shown if len(specs) > 1 else shown[0]), ensure_ascii=True)
+    if refused:
+        raise typer.Exit(2)
+
+
+def _check_one(spec: Path, storage: str | None, name: str | None, budget: int | None, setup: bool) -> dict[str, Any]:
+    """One file of ``atlas check``: its report as a dict (the file as given in ``file``, the
+    summary's ``lines``), its warnings and refusal printed as ``run`` prints them (exit 2).
+
     The checks are :func:`search.api.check`'s, :func:`search.api.run`'s own, in its order,
     after the file is read as ``run`` reads it (a campaign's name given for the file says
     so: :func:`_name_for_file`). The elite map's default path is checked where ``run``
@@ -677,6 +711,8 @@ def check(
     lines, as ``run`` prints them (for a finished campaign as well, where ``run`` says only
     that it is finished)."""
     with _resume_words(), _stoppable(lambda: NOTHING_WRITTEN), _errors():
+        import dataclasses
+
         from archive.outputs import FIGURE_SUFFIXES, check_output
         from search import api
 
@@ -692,13 +728,8 @@ def check(
             check_output(_default_map(url, loaded.name), FIGURE_SUFFIXES, url, new_folders=True)
         report = api.check(loaded, storage=url, budget=budget, setup=setup, source=str(spec), on_warning=_warn,
                            cli_words=True)
-        if as_json:
-            import dataclasses
-
-            console.print_json(strict_json(dataclasses.asdict(report)), ensure_ascii=True)
-            return
-        for line in _check_lines(report, _new_file(url)):
-            console.print(escape(hinted(line)), highlight=False)
+        lines = [hinted(line) for line in _check_lines(report, _new_file(url))]
+        return {"file": str(spec), **dataclasses.asdict(report), "lines": lines}
 
 
 def _new_file(url: str) -> bool:

@@ -264,3 +264,34 @@ def test_an_unwritable_map_path_is_checked_where_the_run_checks_it(tmp_path: Pat
     assert len(_lines(checked.stderr)) == 1 and "atlas-maps is a file, not a folder" in checked.stderr
     assert _lines(checked.stderr) == _lines(ran.stderr)
     assert not (tmp_path / "new.db").exists()
+
+
+def test_several_files_are_checked_each_on_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``atlas check a.yaml b.yaml c.yaml`` (a folder of campaigns in CI): every file is
+    checked, whatever the others; each refused one prints the run's lines, the others their
+    summaries (a blank line between two), and the exit is 2 where any was refused; ``--json``
+    gives the list of the reports that passed, each naming its ``file``; ``--name`` names one
+    campaign, so several files with it are refused."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ATLAS_STORAGE", raising=False)
+    def named_file(file: str, **overrides: Any) -> Path:
+        (tmp_path / file).write_text(yaml.safe_dump(quadratic_spec(**overrides), sort_keys=False))
+        return tmp_path / file
+
+    first = named_file("a.yaml", name="qa")
+    bad = named_file("b.yaml", name="qb", search__budget=0)
+    last = named_file("c.yaml", name="qc", search__budget=30)
+    result = _atlas("check", str(first), str(bad), str(last))
+    assert result.exit_code == 2, result.output
+    assert result.stderr == _atlas("check", str(bad)).stderr  # the refused file's own lines, as alone
+    blocks = result.stdout.strip().split("\n\n")
+    assert [b.splitlines()[0].split(":")[0] for b in blocks] == ["qa", "qc"]
+    assert blocks[1] == _atlas("check", str(last)).stdout.strip()  # each summary as alone
+    said = json.loads(_atlas("check", str(first), str(last), "--json").stdout)
+    assert [(r["file"], r["name"], r["budget"]) for r in said] == [(str(first), "qa", 60), (str(last), "qc", 30)]
+    one = json.loads(_atlas("check", str(first), "--json").stdout)
+    assert isinstance(one, dict) and one["file"] == str(first)  # one file: one object, as before
+    named = _atlas("check", str(first), str(last), "--name", "other")
+    assert named.exit_code == 2 and _lines(named.stderr) == [
+        "error: --name names one campaign, and 2 files were given"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.yaml", "b.yaml", "c.yaml"]  # nothing created
