@@ -649,13 +649,13 @@ def check_schema(engine: Engine, url: str, readonly: bool) -> str | None:
     head = scripts.get_current_head()
     if current is None:
         foreign = StorageError(f"storage {shown} holds another application's tables "
-                               f"({', '.join(sorted(tables)[:5])}); give Entropy Atlas a database of its own")
+                               f"({', '.join(sorted(tables)[:5])}); give Entropy Atlas a database of its own"
+                               ) if tables else None
         if readonly:
             held = f" (it holds another application's tables: {', '.join(sorted(tables)[:5])})" if tables else ""
             raise NoArchive(f"storage {shown} holds no Entropy Atlas archive{held}; "
-                            f"run a campaign into it first with `atlas run SPEC --storage URL`",
-                            tables=tables, foreign=foreign if tables else None)
-        if tables:
+                            f"run a campaign into it first with `atlas run SPEC --storage URL`", foreign=foreign)
+        if foreign is not None:
             raise foreign
         return None
     if current != head and not _known(scripts, current) and "campaigns" not in tables:

@@ -23,12 +23,11 @@ class SchemaBehind(StorageError):
 
 class NoArchive(StorageError):
     """Opened read-only, the database holds no archive: it is empty (a write command creates
-    the schema there), or holds another application's tables (``tables``, which a write
-    command refuses: ``foreign``, its error)."""
+    the schema there), or holds another application's tables (``foreign``: the error a
+    write command refuses them with)."""
 
-    def __init__(self, message: str, tables: list[str] | None = None, foreign: StorageError | None = None) -> None:
+    def __init__(self, message: str, foreign: StorageError | None = None) -> None:
         super().__init__(message)
-        self.tables = tables or []
         self.foreign = foreign
 
 
