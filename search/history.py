@@ -28,6 +28,7 @@ class ArchiveHistory:
         self.layout = layout
         self.sign = sign
         self.untold = frozenset(untold)
+        self._untold_read: list[Observation] | None = None  # their observations, read once (finished: they stay)
 
     def _measures(self, measures: dict[str, Any] | None) -> np.ndarray | None:
         if not measures:
@@ -68,7 +69,10 @@ class ArchiveHistory:
         """The untold evaluations' observations (as the scheduler tells them), by ``seq``: their ask order."""
         if not self.untold:
             return []
-        return sorted((o for o in self._finished_rows() if o.evaluation_id in self.untold), key=lambda o: o.seq)
+        if self._untold_read is None:
+            self._untold_read = sorted((o for o in self._finished_rows() if o.evaluation_id in self.untold),
+                                       key=lambda o: o.seq)
+        return list(self._untold_read)
 
     def _finished_rows(self) -> list[Observation]:
         """Every done and failed evaluation, in the order their results were recorded."""
@@ -96,12 +100,9 @@ class ArchiveHistory:
         return sorted(rows, key=lambda o: o.seq)
 
     def pending_x(self) -> np.ndarray:
-        """The points in flight, by ``seq``: those unfinished, and the untold ones."""
-        points = [(r["seq"], r["x"]) for r in self.store.unfinished(self.campaign_id)]
-        points += [(o.seq, o.x) for o in self.untold_observations()]
-        if not points:
-            return np.zeros((0, 0))
-        return np.array([x for _, x in sorted(points, key=lambda p: p[0])], dtype=float)
+        """The points in flight (:meth:`in_flight`'s), by ``seq``."""
+        points = [o.x for o in self.in_flight()]
+        return np.array(points, dtype=float) if points else np.zeros((0, 0))
 
     def calls(self, proposer: str) -> list[dict[str, Any]]:
         """Calls a model-backed proposer made, oldest first (prompt key, reply, status)."""
