@@ -53,6 +53,10 @@ class _MemberHistory:
     def pending_x(self) -> Any:
         return self.history.pending_x()
 
+    def in_flight(self) -> list[Observation]:
+        read = getattr(self.history, "in_flight", None)  # History.in_flight: a history may lack it
+        return [] if read is None else [_for_member(o, self.member) for o in read()]
+
     def calls(self, proposer: str) -> list[dict[str, Any]]:
         return self.history.calls(proposer)
 
