@@ -30,6 +30,7 @@ RIBS_RULE = "ribs"  # ⌊(bins·(m − low) + ε) / (high − low)⌋, as GridAr
 LEGACY_RULE = "floor"  # ⌊(m − low) / (high − low) · bins⌋, the rule of layouts stored before "ribs"
 GRID_RULES = (RIBS_RULE, LEGACY_RULE)
 RIBS_EPSILON = 1e-6  # GridArchive's default epsilon
+NEIGHBOUR_TABLE_MAX = 4_000_000  # neighbour-table entries kept (32 MB); larger layouts work them out per call
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,7 @@ class CellLayout:
         self.axes = axes
         self.centroids = None if centroids is None else _array(centroids)
         self._tree: cKDTree | None = None
+        self._neighbour_table: np.ndarray | None = None
 
     @property
     def measure_names(self) -> list[str]:
@@ -110,6 +112,51 @@ class CellLayout:
 
             self._tree = cKDTree(self.centroids)
         return self._tree
+
+    @property
+    def neighbour_count(self) -> int:
+        """How many neighbours :meth:`neighbours` gives a cell: 3^m − 1 for m ≤ 3 measures
+        (the cells around it), else 2m (one each way along each axis); a CVT layout at most
+        its other cells."""
+        m = len(self.axes)
+        k = 3**m - 1 if m <= 3 else 2 * m
+        return k if self.kind == "grid" else min(k, self.cells - 1)
+
+    def neighbours(self, cells: np.ndarray) -> np.ndarray:
+        """The neighbours of each of ``cells``, an (n, :attr:`neighbour_count`) array of cell
+        indices, −1 where a grid cell at the edge has none that way. Grid: the cells whose
+        bins differ by at most one on every axis (for more than 3 measures, by one on one
+        axis); CVT: the nearest centroids to the cell's own. Worked out once for every cell
+        where that table holds at most :data:`NEIGHBOUR_TABLE_MAX` entries, else per call."""
+        import numpy as np
+
+        cells = np.asarray(cells, dtype=np.int64)
+        if len(cells) == 0 or self.neighbour_count == 0:  # a CVT layout of one cell has none
+            return np.zeros((len(cells), self.neighbour_count), dtype=np.int64)
+        if self.cells * self.neighbour_count <= NEIGHBOUR_TABLE_MAX:
+            if self._neighbour_table is None:
+                self._neighbour_table = self._neighbours_of(np.arange(self.cells))
+            return self._neighbour_table[cells]
+        return self._neighbours_of(cells)
+
+    def _neighbours_of(self, cells: np.ndarray) -> np.ndarray:
+        import itertools
+
+        import numpy as np
+
+        if self.kind == "cvt":
+            assert self.centroids is not None
+            return self._kd_tree().query(self.centroids[cells], k=self.neighbour_count + 1)[1][:, 1:].astype(np.int64)
+        dims = np.array(self.dims)
+        m = len(dims)
+        if m <= 3:
+            steps = np.array([s for s in itertools.product((-1, 0, 1), repeat=m) if any(s)])
+        else:
+            steps = np.concatenate([np.eye(m, dtype=int), -np.eye(m, dtype=int)])
+        bins = np.stack(np.unravel_index(cells, tuple(dims)), axis=1)[:, None, :] + steps[None]
+        inside = ((bins >= 0) & (bins < dims)).all(axis=2)
+        flat = np.ravel_multi_index(tuple(np.clip(bins, 0, dims - 1).transpose(2, 0, 1)), tuple(dims))
+        return np.where(inside, flat, -1).astype(np.int64)
 
     def cell_bounds(self, cell: int) -> list[tuple[float, float]]:
         """The measure-space box of a grid cell."""

@@ -14,20 +14,24 @@ import pytest
 from search.proposers import build_proposer
 from search.proposers.base import Proposer
 from search.proposers.checkpoint import CheckpointError, dumps, loads
-from search.proposers.ribs_emitters import ISO_SIGMA_BEFORE_V4, MapElitesProposer
+from search.proposers.ribs_emitters import GUIDED_SINCE, ISO_SIGMA_BEFORE_V4, MapElitesProposer
 from tests.test_checkpoints import Campaign, FakeHistory, context, legacy
 
-NEW_FIELDS = {4: ("iso_sigma_default",)}  # the fields each version added since 3 (versions 1-3: the tests above)
+NEW_FIELDS = {4: ("iso_sigma_default",), 5: ("guided",)}  # the fields each version added since 3 (1-3: above)
+CURRENT = (MapElitesProposer.checkpoint_version,)  # the version this Entropy Atlas writes
 
 
 def as_version(state: bytes, version: int) -> bytes:
     """``state`` (this Entropy Atlas' ``map-elites`` checkpoint) as an earlier one wrote it:
     ``version``'s fields only (version 1: no ``variation`` and no bandit either)."""
-    saved = loads(state, "map-elites", (MapElitesProposer.checkpoint_version,))
+    saved = loads(state, "map-elites", CURRENT)
     newer = {f for v, added in NEW_FIELDS.items() if v > version for f in added}
     if version < 2:
         newer.add("variation")
     fields = {k: v for k, v in saved.fields.items() if k not in newer}
+    if version < GUIDED_SINCE:  # before version 5 every arm was pyribs' IsoLineEmitter
+        fields["emitters"] = [{**e, "kind": "IsoLineEmitter"} if "LineEmitter" in e["kind"] else e
+                              for e in fields["emitters"]]
     arrays = {k: v for k, v in saved.arrays.items() if version >= 2 or not k.startswith("bandit.")}
     return dumps("map-elites", version, fields, arrays, saved.requires)
 
@@ -77,8 +81,8 @@ def test_a_campaign_stored_before_version_4_resumes_at_the_step_it_ran_with(opti
     run, resumed = run_then_resume({**options, "iso_sigma": ISO_SIGMA_BEFORE_V4}, options, version)
     assert iso_sigmas(resumed) == [0.02] * options.get("emitters", 1)
     go_on_together(run, resumed)
-    saved = loads(resumed.state(), "map-elites", (4,))
-    assert saved.version == 4 and saved.fields["iso_sigma_default"] == 0.02
+    saved = loads(resumed.state(), "map-elites", CURRENT)
+    assert saved.version == MapElitesProposer.checkpoint_version and saved.fields["iso_sigma_default"] == 0.02
     again = resume_again(run, resumed, options)
     assert iso_sigmas(again) == [0.02] * options.get("emitters", 1)
     go_on_together(run, again)
@@ -91,14 +95,14 @@ def test_a_legacy_pickle_of_iso_line_resumes_at_the_step_it_ran_with() -> None:
     resumed = build_proposer("map-elites", context({"variation": "iso_line"}))
     resumed.restore(legacy(random_left=0), FakeHistory(run.finished, []))
     assert iso_sigmas(resumed) == [0.02] and len(resumed.ask(4)) == 4
-    assert loads(resumed.state(), "map-elites", (4,)).fields["iso_sigma_default"] == 0.02
+    assert loads(resumed.state(), "map-elites", CURRENT).fields["iso_sigma_default"] == 0.02
 
 
 @pytest.mark.parametrize("options", [{"variation": "iso_line"}, {"emitters": 2}])
 def test_a_campaign_begun_under_version_4_runs_and_resumes_at_the_reference_step(options: dict[str, Any]) -> None:
     run, resumed = run_then_resume(options, options, None)
     assert iso_sigmas(run.proposer) == iso_sigmas(resumed) == [0.01] * options.get("emitters", 1)
-    assert loads(run.proposer.state(), "map-elites", (4,)).fields["iso_sigma_default"] == 0.01
+    assert loads(run.proposer.state(), "map-elites", CURRENT).fields["iso_sigma_default"] == 0.01
     go_on_together(run, resumed)
     again = resume_again(run, resumed, options)
     assert iso_sigmas(again) == [0.01] * options.get("emitters", 1)
@@ -116,8 +120,9 @@ def test_an_iso_sigma_option_is_what_it_says_whatever_the_checkpoint(version: in
 
 def test_other_variations_write_no_iso_sigma_default_and_resume_as_before() -> None:
     for options in ({}, {"variation": "gaussian"}):
-        run, resumed = run_then_resume(options, options, 3)
-        assert "iso_sigma_default" not in loads(run.proposer.state(), "map-elites", (4,)).fields
+        ran = options or {"guided": False}  # the adaptive arms of a version-3 campaign ran unguided
+        run, resumed = run_then_resume(ran, options, 3)
+        assert "iso_sigma_default" not in loads(run.proposer.state(), "map-elites", CURRENT).fields
         go_on_together(run, resumed)
 
 
@@ -125,7 +130,7 @@ def test_other_variations_write_no_iso_sigma_default_and_resume_as_before() -> N
 def test_an_unreadable_iso_sigma_default_is_refused(bad: Any) -> None:
     run = Campaign(build_proposer("map-elites", context({"variation": "iso_line"})))
     run.step()
-    saved = loads(run.proposer.state(), "map-elites", (4,))
+    saved = loads(run.proposer.state(), "map-elites", CURRENT)
     state = dumps("map-elites", 4, {**saved.fields, "iso_sigma_default": bad}, saved.arrays, saved.requires)
     with pytest.raises(CheckpointError, match=r"has iso_sigma_default .*, not a number > 0"):
         build_proposer("map-elites", context({"variation": "iso_line"})).restore(state, FakeHistory(run.finished, []))

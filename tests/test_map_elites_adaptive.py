@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from ribs.emitters import GaussianEmitter, IsoLineEmitter
+from ribs.emitters import GaussianEmitter
 
 import archive
 from archive.layout import CellLayout, MeasureAxis
@@ -18,6 +18,7 @@ from search.params import FloatParam
 from search.proposers import build_proposer
 from search.proposers.base import Observation, OptionError, ProposerContext
 from search.proposers.checkpoint import CheckpointError
+from search.proposers.guided_lines import BetterNeighbourLineEmitter, FrontierLineEmitter
 from search.proposers.ribs_emitters import (
     ADAPTIVE_SIGMAS,
     EXPLORE,
@@ -36,7 +37,8 @@ from tests.test_iso_line_resume import as_version
 def test_the_default_is_adaptive_and_explicit_options_keep_their_meaning() -> None:
     default = build_proposer("map-elites", context({}))
     assert default.adaptive and default.variation == "adaptive"
-    assert [type(e) for e in default.emitters] == [IsoLineEmitter] * len(ADAPTIVE_SIGMAS)
+    assert [type(e) for e in default.emitters] == ([FrontierLineEmitter] * len(FILLING_SIGMAS)
+                                                   + [BetterNeighbourLineEmitter] * len(REFINING_ARMS))
     arms = [(float(e.iso_sigma), float(e.line_sigma)) for e in default.emitters]
     assert arms == [(s, 0.5) for s in FILLING_SIGMAS] + list(REFINING_ARMS)
     assert all(line < 0.5 for _, line in REFINING_ARMS)  # the refining arms take short line steps

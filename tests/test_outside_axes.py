@@ -92,7 +92,8 @@ def test_a_campaign_past_its_axes_is_told_in_status_json_run_and_map(tmp_path: P
     shown = atlas("status", "past", "--storage", url).stdout
     lines = [line for line in shown.splitlines() if "outside the map" in line]
     assert len(lines) == 2, shown
-    assert f"ma: {ma['above']} elites above 0.5 (up to {ma['greatest']:.4g}), drawn in its last bin" in lines[0]
+    elites = "elite" if ma["above"] == 1 else "elites"
+    assert f"ma: {ma['above']} {elites} above 0.5 (up to {ma['greatest']:.4g}), drawn in its last bin" in lines[0]
     assert "widen measures.0 (high >= " in lines[0] and "mb: " in lines[1] and "measures.1 (low <= " in lines[1]
 
     title = drawn[-1].axes[0].get_title()

@@ -127,10 +127,10 @@ def test_a_misspelt_option_says_the_option_meant() -> None:
     one close to none, none (``bogus`` below)."""
     with pytest.raises(OptionError) as one:
         build("map-elites", {"Iso-Sigma": 0.1})
-    assert str(one.value).endswith("discount); did you mean 'iso_sigma'?"), one.value
+    assert str(one.value).endswith("guided); did you mean 'iso_sigma'?"), one.value
     with pytest.raises(OptionError) as two:
         build("map-elites", {"sigmaa": 0.1, "iso_sigm": 0.02, "bogus": 1})
-    assert str(two.value).endswith("discount); did you mean 'iso_sigma' for iso_sigm, 'sigma' for sigmaa?"), two.value
+    assert str(two.value).endswith("guided); did you mean 'iso_sigma' for iso_sigm, 'sigma' for sigmaa?"), two.value
     with pytest.raises(OptionError) as other:
         build("bo", {"num_restart": 5})
     assert "did you mean 'num_restarts'?" in str(other.value)
@@ -139,7 +139,7 @@ def test_a_misspelt_option_says_the_option_meant() -> None:
 ALL_AT_ONCE = [  # every bad option of one file, each its own line, in the order they are read
     ("map-elites", {"random_init": -1, "discount": 0, "bogus": 1},
      ["search.options: bogus not understood by map-elites (known: emitters, random_init, x0, variation, sigma, "
-      "iso_sigma, line_sigma, sigmas, discount)",
+      "iso_sigma, line_sigma, sigmas, discount, guided)",
       "search.options.discount: must be a number > 0 and <= 1 (got 0)",
       "search.options.random_init: must be an integer >= 0 (got -1)"]),
     ("bo", {"num_restarts": 0, "raw_samples": "many"},

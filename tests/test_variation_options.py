@@ -17,7 +17,7 @@ from search.proposers.ribs_emitters import ISO_SIGMA_BEFORE_V4, MapElitesPropose
 from search.spec import parse_spec, spec_warnings
 from tests.conftest import quadratic_spec
 from tests.test_checkpoints import Campaign, FakeHistory, context, legacy, split_and_resume
-from tests.test_iso_line_resume import as_version, go_on_together
+from tests.test_iso_line_resume import CURRENT, as_version, go_on_together
 
 
 def children(options: dict[str, Any], steps: int = 3) -> list[list[float]]:
@@ -134,14 +134,14 @@ def test_a_checkpoint_of_sigma_alone_under_iso_line_resumes_as_iso_line(
     refused as another variation."""
     caplog.set_level(logging.WARNING, "entropy_atlas.checkpoint")
     run = _old_sigma_campaign()
-    assert loads(run.proposer.state(), "map-elites", (4,)).fields["variation"] == "iso_line"
+    assert loads(run.proposer.state(), "map-elites", CURRENT).fields["variation"] == "iso_line"
     state = as_version(run.proposer.state(), version)
     resumed = build_proposer("map-elites", context({"sigma": 0.5}))
     resumed.restore(state, FakeHistory(run.finished, []))
     assert resumed.variation == "iso_line" and [type(e) for e in resumed.emitters] == [IsoLineEmitter]
     assert float(resumed.emitters[0].iso_sigma) == ISO_SIGMA_BEFORE_V4
     go_on_together(run, resumed)
-    assert loads(resumed.state(), "map-elites", (4,)).fields["variation"] == "iso_line"
+    assert loads(resumed.state(), "map-elites", CURRENT).fields["variation"] == "iso_line"
     again = build_proposer("map-elites", context({"sigma": 0.5}))  # from the version-4 checkpoint it wrote
     again.restore(resumed.state(), FakeHistory(run.finished, []))
     assert again.variation == "iso_line" and float(again.emitters[0].iso_sigma) == ISO_SIGMA_BEFORE_V4

@@ -10,7 +10,10 @@
     *filling* arms, σ_iso 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2 with σ_line 0.5 (long
     steps along the elites, which reach new cells), and three *refining* arms,
     [0.002, 0.2], [0.01, 0.05], [0.02, 0.2] (short line steps, which improve elites of a
-    nearly full map). A bandit shares each ask out over the arms: 5 % evenly, 95 % in
+    nearly full map). ``guided`` (true): a filling arm (a σ_iso alone) draws parents
+    beside empty cells more often, a refining arm (a pair) steps toward the elite of a
+    better neighbouring cell (:mod:`search.proposers.guided_lines`); false: pyribs'
+    IsoLineEmitter for every arm. A bandit shares each ask out over the arms: 5 % evenly, 95 % in
     proportion to the *square* of each arm's mean gain to the QD-score per child,
     μ_i = (g_i + ḡ)/(n_i + 1) (gain: a new cell's objective − ``qd_offset``, an improved
     elite's improvement, else 0; g_i, n_i the arm's gains and children told, faded by
@@ -70,7 +73,10 @@ refining arms fresh, with a warning; version 4 adds, under ``iso_line``,
 ``iso_sigma_default``: the σ_iso the campaign takes where its options give no
 ``iso_sigma``, 0.01 for a campaign begun under version 4; a checkpoint of version 3 or
 older (or a legacy pickle), written when that default was 0.02, resumes at 0.02
-(:data:`ISO_SIGMA_BEFORE_V4`), and says so in the field of every checkpoint after; a
+(:data:`ISO_SIGMA_BEFORE_V4`), and says so in the field of every checkpoint after;
+version 5 adds, under ``adaptive``, ``guided``: a checkpoint of version 4 or older (or a
+legacy pickle) ran unguided arms and resumes unguided, and says so (``guided`` false) in
+every checkpoint after; a
 version-1 checkpoint is read as before, or, under ``adaptive``, its archive, order,
 generators and counters with the arms on fresh streams and a warning), the
 generations in flight (``gens``: each one's solutions and the results told so far) and
@@ -130,6 +136,7 @@ from search.proposers.base import (
     rows_so_far,
 )
 from search.proposers.checkpoint import Checkpoint, CheckpointError, rng_state, set_rng_state
+from search.proposers.guided_lines import ArchiveCells, BetterNeighbourLineEmitter, FrontierLineEmitter
 
 log = logging.getLogger("entropy_atlas.ribs")
 
@@ -138,7 +145,8 @@ VARIATIONS = ("adaptive", "iso_line", "gaussian")  # map-elites' variation (erro
 # map-elites' variation options and the variations that use them; every other variation ignores it, with a warning
 USED_BY: dict[str, tuple[str, ...]] = {
     "sigma": ("gaussian",), "iso_sigma": ("iso_line",), "line_sigma": ("iso_line", "adaptive"),
-    "emitters": ("iso_line", "gaussian"), "sigmas": ("adaptive",), "discount": ("adaptive",)}
+    "emitters": ("iso_line", "gaussian"), "sigmas": ("adaptive",), "discount": ("adaptive",),
+    "guided": ("adaptive",)}
 FILLING_SIGMAS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)  # σ_iso of the filling arms (unit cube)
 ADAPTIVE_LINE_SIGMA = 0.5  # and their σ_line
 REFINING_ARMS = ((0.002, 0.2), (0.01, 0.05), (0.02, 0.2))  # (σ_iso, σ_line): short steps that improve elites
@@ -148,6 +156,7 @@ ISO_LINE_STEPS = (0.01, 0.2)  # single-step iso_line's (σ_iso, σ_line): REFERE
 # single-step iso_line's σ_iso default before checkpoint version 4: a campaign stored then (checkpoint version <= 3, or
 # a legacy pickle) with no iso_sigma option ran at it, and resumes at it (RibsProposer._keep_iso_sigma_default)
 ISO_SIGMA_BEFORE_V4 = 0.02
+GUIDED_SINCE = 5  # map-elites' checkpoint version from which the adaptive arms are guided; before: unguided
 EXPLORE = 0.05  # the share of each adaptive ask spread evenly over the arms
 SHARPNESS = 2.0  # shares (beyond EXPLORE) ∝ mean gain ** SHARPNESS
 RANKERS = ("imp", "2imp", "rd", "2rd", "obj", "2obj")  # pyribs' rankers that need nothing more than the archive
@@ -215,6 +224,8 @@ class RibsProposer(Proposer):
             dtype=float)
         is_mae = self.name == "cma-mae"
         self.adaptive, self.discount = False, 1.0
+        self.guided, self.arms = False, []
+        self.cells: ArchiveCells | None = None  # the guided arms' shared view of the archive
         archive_kwargs: dict[str, Any] = {"seed": ctx.seed}
         if is_mae:
             archive_kwargs["learning_rate"] = self.number_option("learning_rate", 0.01, above=0, maximum=1)
@@ -235,12 +246,10 @@ class RibsProposer(Proposer):
                                      "must be a list of σ_iso > 0, or of [σ_iso, σ_line] pairs of numbers > 0")
                 line_sigma = self.number_option("line_sigma", ADAPTIVE_LINE_SIGMA, above=0)
                 self.discount = self.number_option("discount", ADAPTIVE_DISCOUNT, above=0, maximum=1)
-                arm_seeds = np.random.SeedSequence(ctx.seed).spawn(len(sigmas))
-                for s, arm in zip(arm_seeds, sigmas, strict=True):
-                    iso, line = (arm, line_sigma) if isinstance(arm, int | float) else arm
-                    self.emitters.append(IsoLineEmitter(
-                        self.archive, iso_sigma=float(iso), line_sigma=float(line), x0=x0, bounds=bounds,
-                        batch_size=ctx.batch_size, seed=_int_seed(s)))
+                self.arms = [(float(a), line_sigma, FrontierLineEmitter) if isinstance(a, int | float)
+                             else (float(a[0]), float(a[1]), BetterNeighbourLineEmitter) for a in sigmas]
+                self.guided = self.flag_option("guided", True)
+                self._build_arms(x0)
             else:
                 self.emitters = self._single_step_emitters(variation, x0, n_emitters)
             self.x0, self.n_emitters = x0, n_emitters
@@ -270,6 +279,21 @@ class RibsProposer(Proposer):
         # emitter index -> the generation it waits on (CMA-ES emitters only)
         self.gens: dict[int, dict[str, Any]] = {}
         self.warned_empty = False  # whether a restart from x0 (empty archive) was warned about
+
+    def _build_arms(self, x0: np.ndarray) -> None:
+        """The adaptive arms, one emitter each on its own stream of the seed: guided (the
+        default), a σ_iso given alone is a filling arm (:class:`FrontierLineEmitter`) and a
+        [σ_iso, σ_line] pair a refining arm (:class:`BetterNeighbourLineEmitter`); unguided,
+        each is pyribs' IsoLineEmitter."""
+        seeds = np.random.SeedSequence(self.ctx.seed).spawn(len(self.arms))
+        common = {"x0": x0, "bounds": [(0.0, 1.0)] * self.ctx.space.dim, "batch_size": self.ctx.batch_size}
+        self.cells = ArchiveCells(self.archive, self.ctx.layout) if self.guided else None
+        self.emitters = [
+            kind(self.archive, layout=self.ctx.layout, cells=self.cells, iso_sigma=iso, line_sigma=line,
+                 seed=_int_seed(s), **common)
+            if self.guided else IsoLineEmitter(self.archive, iso_sigma=iso, line_sigma=line, seed=_int_seed(s),
+                                               **common)
+            for s, (iso, line, kind) in zip(seeds, self.arms, strict=True)]
 
     def _single_step_emitters(self, variation: str, x0: np.ndarray, n_emitters: int) -> list[Any]:
         """``n_emitters`` emitters of one step, each of batch_size // n_emitters children:
@@ -346,6 +370,8 @@ class RibsProposer(Proposer):
         ``discount`` ** (n / batch_size)."""
         if n <= 0:
             return []
+        if self.cells is not None:
+            self.cells.expire()  # the archive may have changed since the last ask: the guided arms read it again
         self.credit += n * self.shares()
         take = np.zeros(len(self.emitters), dtype=int)
         for _ in range(n):
@@ -479,6 +505,7 @@ class RibsProposer(Proposer):
             if self.variation == "iso_line":
                 fields["iso_sigma_default"] = self.iso_sigma_default
             if self.adaptive:
+                fields["guided"] = self.guided
                 arrays |= {"bandit.gain": self.gain, "bandit.count": self.count, "bandit.credit": self.credit}
         return Checkpoint(fields=fields, arrays=arrays, requires={"ribs": _ribs_version()})
 
@@ -487,6 +514,8 @@ class RibsProposer(Proposer):
             self._rebuild_archive(history.elites(), order=None)
             return
         fields, arrays = saved.fields, saved.arrays
+        if saved.version < GUIDED_SINCE or fields.get("guided") is False:
+            self._keep_unguided()
         if self.name == "map-elites" and saved.version < 2 and self.adaptive:
             self._from_single_step(fields, arrays, history)
             return
@@ -526,6 +555,15 @@ class RibsProposer(Proposer):
                 checkpoint.log.warning(
                     "proposer %s: the checkpoint is of the seven-arm adaptive default (version 2); its arms resume "
                     "exactly and the %d refining arms start with no gain told", self.name, new)
+
+    def _keep_unguided(self) -> None:
+        """A campaign stored before checkpoint version :data:`GUIDED_SINCE` (5), or as a
+        legacy pickle, ran its adaptive arms unguided (pyribs' IsoLineEmitter) and goes on
+        so, as its later checkpoints say (``guided`` false): the arms are rebuilt unguided
+        before their generators are loaded. No warning: the campaign goes on as it ran."""
+        if self.adaptive and self.guided:
+            self.guided = False
+            self._build_arms(self.x0)
 
     def _keep_iso_sigma_default(self, default: float) -> None:
         """A stored campaign keeps the σ_iso default it ran under (:func:`_iso_sigma_default_of`;
@@ -576,6 +614,7 @@ class RibsProposer(Proposer):
             raise checkpoint.legacy_error(
                 self.name, "its CMA-ES state (mean, covariance, step size, evolution paths) is not in the archive")
         self._keep_iso_sigma_default(ISO_SIGMA_BEFORE_V4)
+        self._keep_unguided()
         if selected_by_sigma(self.ctx.options):
             self._as_iso_line("its checkpoint is a legacy pickle, written when the default was iso_line")
         rows = rows_so_far(history)
@@ -635,13 +674,15 @@ class MapElitesProposer(RibsProposer):
     for the ten-arm default (a version-2 checkpoint of the seven-arm default gets the
     three refining arms added fresh); version 4 adds ``iso_sigma_default`` under
     ``iso_line`` (0.01 from version 4; versions 1 to 3 ran at 0.02 and resume at it);
-    versions 1, 2 and 3 are still read."""
+    version 5 adds ``guided`` under ``adaptive`` (versions 1 to 4 ran unguided and resume
+    so); versions 1 to 4 are still read."""
 
     name = "map-elites"
-    option_names = (*RibsProposer.option_names, "variation", "sigma", "iso_sigma", "line_sigma", "sigmas", "discount")
+    option_names = (*RibsProposer.option_names, "variation", "sigma", "iso_sigma", "line_sigma", "sigmas", "discount",
+                    "guided")
     ignored_options = formerly_shared(ONCE_SHARED, option_names)
-    checkpoint_version = 4
-    migrates_versions = (1, 2, 3)
+    checkpoint_version = GUIDED_SINCE
+    migrates_versions = (1, 2, 3, 4)
 
     @classmethod
     def option_warnings(cls, options: Mapping[str, Any], path: str = "search.options") -> list[str]:
