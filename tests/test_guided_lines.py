@@ -189,3 +189,14 @@ def test_the_guided_arms_run_on_cvt_cells() -> None:
     assert {type(e) for e in proposer.emitters} == {FrontierLineEmitter, BetterNeighbourLineEmitter}
     assert len(proposer.archive) > 5 and proposer.count[:len(FILLING_SIGMAS)].sum() > 0
     assert proposer.count[len(FILLING_SIGMAS):].sum() > 0  # the refining arms asked and were told too
+
+
+@pytest.mark.parametrize("bins", [(7, 9), (4, 3, 5), (3, 3, 3, 3)])
+def test_layouts_too_large_for_the_table_give_the_same_neighbours_per_call(
+        bins: tuple[int, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    cells = np.arange(int(np.prod(bins)))
+    tabled = grid(*bins).neighbours(cells)
+    monkeypatch.setattr("archive.layout.NEIGHBOUR_TABLE_MAX", 10)
+    large = grid(*bins)
+    assert np.array_equal(large.neighbours(cells[::-1]), tabled[::-1])
+    assert large._neighbour_table is None  # worked out per call, never kept
