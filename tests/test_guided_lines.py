@@ -200,3 +200,15 @@ def test_layouts_too_large_for_the_table_give_the_same_neighbours_per_call(
     large = grid(*bins)
     assert np.array_equal(large.neighbours(cells[::-1]), tabled[::-1])
     assert large._neighbour_table is None  # worked out per call, never kept
+
+
+def test_a_refining_arm_on_a_layout_of_one_cell_takes_pyribs_step() -> None:
+    """No neighbours at all (a CVT of one cell, below what a campaign file allows): the
+    arm still asks, along the pair of its one elite, instead of failing."""
+    one = CellLayout("cvt", [MeasureAxis("a", 0.0, 1.0, 2)], np.array([[0.5]]))
+    archive = one.make_archive(solution_dim=2, seed=0)
+    archive.add(solution=np.array([[0.3, 0.6]]), objective=np.array([1.0]), measures=np.array([[0.4]]))
+    arm = BetterNeighbourLineEmitter(archive, layout=one, iso_sigma=0.01, line_sigma=0.2, x0=[0.5, 0.5],
+                                     bounds=[(0.0, 1.0)] * 2, batch_size=50, seed=1)
+    children = arm.ask()
+    assert children.shape == (50, 2) and np.abs(children - [0.3, 0.6]).max() < 0.1

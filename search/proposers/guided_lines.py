@@ -120,8 +120,8 @@ class BetterNeighbourLineEmitter(_CellGuidedLine):
         rows = neighbour_rows[i]  # (batch, neighbours): the neighbours' elite rows, −1 where empty or none
         better = (rows >= 0) & (objective[np.maximum(rows, 0)] > objective[i][:, None])
         key = np.where(better, self._rng.random(rows.shape), -1.0)  # a uniform choice among the better ones
-        toward = rows[np.arange(self.batch_size), key.argmax(axis=1)]
-        guided = better.any(axis=1)
+        guided = better.any(axis=1)  # none in a layout of one cell, whose rows have no neighbours at all
+        toward = rows[np.arange(self.batch_size), key.argmax(axis=1)] if rows.shape[1] else np.zeros_like(i)
         j = np.where(guided, toward, self._rng.integers(n, size=self.batch_size))
         scale = self._rng.normal(scale=self.line_sigma, size=self.batch_size)
         scale = np.where(guided, np.abs(scale), scale)
