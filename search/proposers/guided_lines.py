@@ -44,7 +44,8 @@ FRONTIER_WEIGHT = 1.0  # a filling arm's parent weight: 1 + this × its cell's e
 class ArchiveCells:
     """The archive's elites as the guided arms read them: solutions and objectives in the
     archive's order, each one's neighbouring cells as elite rows (−1: empty or none), and
-    each one's count of empty neighbouring cells. Computed once after :meth:`expire` and
+    the filling arms' parent weights 1 + :data:`FRONTIER_WEIGHT` × (empty neighbouring
+    cells), cumulated. Computed once after :meth:`expire` and
     shared by every arm of a proposer, which expires it before each ask (an ask adds
     nothing to the archive): one pass over the elites per ask, not one per arm."""
 
@@ -56,7 +57,7 @@ class ArchiveCells:
         self._current = None
 
     def current(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(solutions, objectives, neighbour rows, empty-neighbour counts), one row per elite."""
+        """(solutions, objectives, neighbour rows, cumulative parent weights), one row per elite."""
         if self._current is None:
             data = self.archive.data(["index", "objective", "solution"])
             index = np.asarray(data["index"])
@@ -65,7 +66,9 @@ class ArchiveCells:
             row_of[index] = np.arange(len(index))
             rows = row_of[nbrs]
             empty = ((nbrs >= 0) & (rows < 0)).sum(axis=1)
-            self._current = (np.asarray(data["solution"]), np.asarray(data["objective"], dtype=float), rows, empty)
+            cumulative = np.cumsum(1.0 + FRONTIER_WEIGHT * empty)
+            self._current = (np.asarray(data["solution"]), np.asarray(data["objective"], dtype=float), rows,
+                             cumulative)
         return self._current
 
 
@@ -76,7 +79,6 @@ class _CellGuidedLine(IsoLineEmitter):
     def __init__(self, archive: Any, *, layout: CellLayout, cells: ArchiveCells | None = None,
                  **kwargs: Any) -> None:
         super().__init__(archive, **kwargs)
-        self.layout = layout
         self._shared = cells is not None
         self.cells = cells if cells is not None else ArchiveCells(archive, layout)
 
@@ -97,8 +99,7 @@ class FrontierLineEmitter(_CellGuidedLine):
     def ask(self) -> np.ndarray:
         if self.archive.empty:
             return super().ask()
-        solution, _, _, empty = self._elites()
-        cumulative = np.cumsum(1.0 + FRONTIER_WEIGHT * empty)
+        solution, _, _, cumulative = self._elites()
         n = len(cumulative)
         i = np.minimum(np.searchsorted(cumulative, self._rng.random(self.batch_size) * cumulative[-1], side="right"),
                        n - 1)
